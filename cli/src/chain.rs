@@ -1,0 +1,362 @@
+//! Chain commands: `generate`, `export`, `verify`, `demo` and `bench`.
+
+use std::fs;
+use std::io::{BufReader, BufWriter, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use credence_ledger::block::CertifiedBlock;
+use credence_ledger::demo::ChainBuilder;
+use credence_ledger::export::{ExportReader, ExportWriter};
+use credence_ledger::genesis::Genesis;
+use credence_ledger::store::{RedbStore, Store};
+use credence_ledger::verify::{self, ChainContext, Failure, Summary, VerifyError};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+const GENESIS_FILE: &str = "genesis.toml";
+const STORE_FILE: &str = "ledger.redb";
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// Attestations to generate.
+    #[arg(long)]
+    records: u64,
+    /// Directory to write genesis.toml, keys/ and ledger.redb into (must not hold a ledger yet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed for keys and data: the same seed gives the same chain.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Attestations per block (at most the genesis block_records_max, 1000).
+    #[arg(long, default_value_t = 1000)]
+    block_records: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A data directory holding genesis.toml and ledger.redb.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The export file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Verify the store in this data directory (with its genesis.toml).
+    #[arg(long, conflicts_with = "file")]
+    data_dir: Option<PathBuf>,
+    /// Verify this export file instead (needs --genesis).
+    #[arg(long, requires = "genesis")]
+    file: Option<PathBuf>,
+    /// The genesis file the chain must start from.
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where to put the demo data (replaced if it exists).
+    #[arg(long, default_value = ".credence-demo")]
+    dir: PathBuf,
+    /// Attestations in the demo chain.
+    #[arg(long, default_value_t = 20_000)]
+    records: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Verify a chain and compare its rate with ed25519-dalek's batch-verification ceiling on the same cores.
+    Verify {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Seconds spent measuring the ceiling.
+        #[arg(long, default_value_t = 10.0)]
+        ceiling_seconds: f64,
+    },
+    /// Commit pre-built blocks into a fresh redb store, one durable transaction per block.
+    Store {
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        #[arg(long, default_value_t = 1000)]
+        block_records: usize,
+        /// Directory for the store (a temporary one by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(&format!("{what} {{bar:40}} {{pos}}/{{len}} {{per_sec}} eta {{eta}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Builds a demo chain into `out`; returns (genesis, records per second of the whole build).
+fn generate_into(out: &Path, records: u64, seed: u64, block_records: usize) -> Result<Genesis> {
+    if out.join(STORE_FILE).exists() {
+        bail!("--out: {} already holds a ledger; choose an empty directory", out.display());
+    }
+    if block_records == 0 || block_records > 1000 {
+        bail!("--block-records: must be between 1 and 1000 (the genesis block_records_max)");
+    }
+    fs::create_dir_all(out.join("keys")).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut builder = ChainBuilder::new(seed, now_ms().saturating_sub(records / block_records as u64 * 2000 + 3_600_000))?;
+    let genesis = builder.genesis().clone();
+    fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
+    for (m, k) in genesis.members.iter().zip(builder.keys()) {
+        let text = format!("# Credence demo key (test fixture, derived from seed {seed}): {}\n{}\n", m.name, hex::encode(k.seed()));
+        write_private(&out.join("keys").join(format!("{}.key", m.name)), &text)?;
+    }
+    let mut store = RedbStore::open(&out.join(STORE_FILE), &genesis)?;
+    let bar = progress_bar(records, "generate");
+    let started = Instant::now();
+    builder.build(records, block_records, |vb| {
+        store.commit(&vb).map_err(|e| e.to_string())?;
+        bar.inc(vb.certified().block.leaves.len() as u64);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "generated {records} attestations in {} blocks in {secs:.1} s ({:.0}/s) into {}",
+        builder.tip().height,
+        records as f64 / secs,
+        out.display()
+    );
+    Ok(genesis)
+}
+
+pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
+    generate_into(&a.out, a.records, a.seed, a.block_records)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
+    let genesis = Genesis::load(&dir.join(GENESIS_FILE))?;
+    let path = dir.join(STORE_FILE);
+    if !path.exists() {
+        bail!("--data-dir: {} has no {STORE_FILE}", dir.display());
+    }
+    let store = RedbStore::open(&path, &genesis)?;
+    Ok((genesis, store))
+}
+
+/// Blocks 1..=head of a store, as a stream for the verification core.
+fn store_blocks(store: &RedbStore) -> Result<impl Iterator<Item = Result<CertifiedBlock, VerifyError>> + '_> {
+    let head = store.head()?.map_or(0, |h| h.height);
+    Ok((1..=head).map(move |h| match store.block(h) {
+        Ok(Some(cb)) => Ok(cb),
+        Ok(None) => Err(VerifyError::at(h, Failure::Source("block missing from the store".into()))),
+        Err(e) => Err(VerifyError::at(h, Failure::Source(e.to_string()))),
+    }))
+}
+
+pub fn export(a: &ExportArgs) -> Result<ExitCode> {
+    let (genesis, store) = load_data_dir(&a.data_dir)?;
+    let tmp = a.out.with_extension("partial");
+    let file = fs::File::create(&tmp).with_context(|| format!("--out: cannot create {}", tmp.display()))?;
+    let mut w = ExportWriter::new(BufWriter::new(file), &genesis.hash())?;
+    let head = store.head()?.map_or(0, |h| h.height);
+    let bar = progress_bar(head, "export");
+    for h in 1..=head {
+        let cb = store.block(h)?.with_context(|| format!("store: block {h} is missing"))?;
+        w.write_block(&cb)?;
+        bar.inc(1);
+    }
+    let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    fs::rename(&tmp, &a.out)?;
+    bar.finish_and_clear();
+    eprintln!("exported {head} blocks to {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(summary: &Summary, failure: Option<&VerifyError>, json: bool) -> ExitCode {
+    if json {
+        let mut v = json!({
+            "ok": failure.is_none(),
+            "blocks": summary.blocks,
+            "attestations": summary.attestations,
+            "seconds": summary.seconds,
+            "attestations_per_second": summary.attestations_per_second(),
+        });
+        if let Some((height, hash, size, root)) = summary.head {
+            v["head"] = json!({"height": height, "block_hash": hash.to_hex(), "tree_size": size, "root": root.to_hex()});
+        }
+        if let Some(f) = failure {
+            v["height"] = json!(f.height);
+            v["record"] = json!(f.record);
+            v["reason"] = json!(f.reason.to_string());
+        }
+        println!("{v}");
+    } else {
+        match failure {
+            None => println!(
+                "OK: {} blocks, {} attestations verified in {:.2} s ({:.0} attestations/s)",
+                summary.blocks,
+                summary.attestations,
+                summary.seconds,
+                summary.attestations_per_second()
+            ),
+            Some(f) => println!("FAILED at {f}\n({} blocks before it verified)", summary.blocks),
+        }
+    }
+    if failure.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+fn run_verify(ctx: &ChainContext, blocks: impl Iterator<Item = Result<CertifiedBlock, VerifyError>>, total: u64) -> (Summary, Option<VerifyError>) {
+    let bar = progress_bar(total, "verify");
+    let result = verify::verify_chain(ctx, blocks, |s| bar.set_position(s.blocks));
+    bar.finish_and_clear();
+    result
+}
+
+pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    if let Some(dir) = &a.data_dir {
+        let (genesis, store) = load_data_dir(dir)?;
+        if let Some(g) = &a.genesis {
+            let given = Genesis::load(g)?;
+            if given.hash() != genesis.hash() {
+                bail!("--genesis: {} differs from the data directory's genesis.toml", g.display());
+            }
+        }
+        let total = store.head()?.map_or(0, |h| h.height);
+        let ctx = ChainContext::new(genesis);
+        let (summary, failure) = run_verify(&ctx, store_blocks(&store)?, total);
+        return Ok(report(&summary, failure.as_ref(), a.json));
+    }
+    let (Some(file), Some(genesis)) = (&a.file, &a.genesis) else {
+        bail!("give --data-dir DIR, or --file FILE with --genesis GENESIS");
+    };
+    let genesis = Genesis::load(genesis)?;
+    let f = fs::File::open(file).with_context(|| format!("--file: cannot open {}", file.display()))?;
+    let ctx = ChainContext::new(genesis);
+    let (summary, failure) = match ExportReader::new(BufReader::with_capacity(1 << 20, f), &ctx.genesis) {
+        Ok(reader) => run_verify(&ctx, reader, 0),
+        Err(e) => (Summary::default(), Some(e)),
+    };
+    Ok(report(&summary, failure.as_ref(), a.json))
+}
+
+pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
+    if a.dir.exists() {
+        fs::remove_dir_all(&a.dir).with_context(|| format!("cannot clear {}", a.dir.display()))?;
+    }
+    let genesis = generate_into(&a.dir, a.records, 1, 1000)?;
+    let (_, store) = load_data_dir(&a.dir)?;
+    let total = store.head()?.map_or(0, |h| h.height);
+    let ctx = ChainContext::new(genesis);
+    let (summary, failure) = run_verify(&ctx, store_blocks(&store)?, total);
+    let code = report(&summary, failure.as_ref(), false);
+    let d = a.dir.display();
+    println!("\nDemo data is in {d}. Try:\n  credence verify --data-dir {d} --json\n  credence export --data-dir {d} --out {d}/chain.export\n  credence verify --file {d}/chain.export --genesis {d}/genesis.toml");
+    Ok(code)
+}
+
+pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
+    match b {
+        BenchCommand::Verify { data_dir, ceiling_seconds } => {
+            let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
+            let (genesis, store) = load_data_dir(data_dir)?;
+            let total = store.head()?.map_or(0, |h| h.height);
+            let ctx = ChainContext::new(genesis);
+            let (summary, failure) = run_verify(&ctx, store_blocks(&store)?, total);
+            if let Some(f) = failure {
+                bail!("the chain does not verify: {f}");
+            }
+            let rate = summary.attestations_per_second();
+            println!(
+                "{}",
+                json!({
+                    "threads": ctx.threads,
+                    "ceiling_signatures_per_second": ceiling,
+                    "verify_attestations": summary.attestations,
+                    "verify_seconds": summary.seconds,
+                    "verify_attestations_per_second": rate,
+                    "ratio": rate / ceiling,
+                })
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Store { records, block_records, dir } => {
+            let tmp;
+            let dir = match dir {
+                Some(d) => d.clone(),
+                None => {
+                    tmp = std::env::temp_dir().join(format!("credence-bench-store-{}", std::process::id()));
+                    tmp.clone()
+                }
+            };
+            fs::create_dir_all(&dir)?;
+            let path = dir.join(STORE_FILE);
+            if path.exists() {
+                bail!("--dir: {} already holds a ledger", dir.display());
+            }
+            let mut builder = ChainBuilder::new(7, 1_600_000_000_000)?;
+            let mut blocks = Vec::new();
+            builder.build(*records, *block_records, |vb| {
+                blocks.push(vb);
+                Ok(())
+            })?;
+            let mut store = RedbStore::open(&path, builder.genesis())?;
+            let started = Instant::now();
+            let mut last = Instant::now();
+            let mut done = 0u64;
+            for vb in &blocks {
+                store.commit(vb)?;
+                done += vb.certified().block.leaves.len() as u64;
+                if last.elapsed().as_secs() >= 5 {
+                    eprintln!("{done} committed, {:.0}/s overall", done as f64 / started.elapsed().as_secs_f64());
+                    last = Instant::now();
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            drop(store);
+            let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "{}",
+                json!({"records": done, "blocks": blocks.len(), "seconds": secs, "records_per_second": done as f64 / secs, "store_bytes": bytes})
+            );
+            if a_temp(&dir) {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn a_temp(dir: &Path) -> bool {
+    dir.starts_with(std::env::temp_dir()) && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("credence-bench-store-"))
+}

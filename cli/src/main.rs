@@ -1,0 +1,48 @@
+//! The `credence` command line: generate, export and verify chains (node, attester and auditor commands join as they land).
+
+mod ceiling;
+mod chain;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "credence", version, about = "Credence: a permissioned ledger for tech-finance credit facts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a genesis and a store holding a realistic signed demo chain.
+    Generate(chain::GenerateArgs),
+    /// Write a node's whole chain to one export file (with a checksum trailer).
+    Export(chain::ExportArgs),
+    /// Verify a whole chain offline: links, Merkle roots, certificates, every signature, the rules.
+    Verify(chain::VerifyArgs),
+    /// Generate a demo chain into a local directory and verify it (the README's first command).
+    Demo(chain::DemoArgs),
+    /// Benchmarks (results go in docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(chain::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(a) => chain::generate(&a),
+        Command::Export(a) => chain::export(&a),
+        Command::Verify(a) => chain::verify(&a),
+        Command::Demo(a) => chain::demo(&a),
+        Command::Bench(b) => chain::bench(&b),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation).
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, DecodeError};
+use crate::hash::{Hash, HashOf};
+use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
+use crate::sig::{Domain, SecretKey, Signature};
+
+/// Largest canonical encoding of one attestation (signature included).
+pub const ATTESTATION_BYTES_MAX: usize = 2048;
+/// Longest pledge term accepted, in months (50 years).
+pub const PLEDGE_TERM_MONTHS_MAX: u16 = 600;
+
+/// An attestation's identifier: SHA-256 of its canonical *body* bytes.
+///
+/// The signature is left out on purpose, so that the id names the content and
+/// cannot be changed by re-encoding a signature.
+pub type AttestationId = HashOf<AttestationBody>;
+
+/// What is signed: who says what, in which order, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationBody {
+    /// The member (by genesis name) making the statement.
+    pub attester: MemberName,
+    /// Per-attester sequence number, starting at 1, with no gaps: replay protection.
+    pub sequence: u64,
+    /// When the attester signed, in milliseconds since the Unix epoch (UTC).
+    pub issued_at_ms: u64,
+    pub claim: Claim,
+}
+
+/// The statement itself. Variant order is part of the format (its index is the tag).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Claim {
+    RdSpend(RdSpend),
+    PatentValuation(PatentValuation),
+    PatentPledge(PatentPledge),
+    PledgeRelease(PledgeRelease),
+    Revocation(Revocation),
+}
+
+/// Audited research-and-development spend of an enterprise over a period.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RdSpend {
+    pub enterprise: Uscc,
+    pub period: Period,
+    pub amount: Money,
+    pub category: RdCategory,
+    /// SHA-256 of the evidence document (e.g. the audit report), kept off-ledger.
+    pub evidence: Hash,
+}
+
+/// Cost categories of R&D spend, after the categories of China's R&D expense
+/// super-deduction rules; `Total` is the whole spend of the period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RdCategory {
+    Total,
+    Personnel,
+    DirectInputs,
+    Depreciation,
+    Amortization,
+    NewProductDesign,
+    Commissioned,
+    Other,
+}
+
+/// An appraiser's valuation of a patent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatentValuation {
+    pub patent: PatentNumber,
+    /// The enterprise owning the patent.
+    pub owner: Uscc,
+    pub value: Money,
+    pub method: ValuationMethod,
+    pub valuation_date: Date,
+    /// Last day on which the valuation may be relied upon (inclusive).
+    pub valid_until: Date,
+    pub evidence: Hash,
+}
+
+/// Valuation approaches recognised by asset-appraisal standards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ValuationMethod {
+    Income,
+    Market,
+    Cost,
+}
+
+/// A patent pledged to a bank as security for a loan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatentPledge {
+    pub patent: PatentNumber,
+    /// The enterprise pledging the patent.
+    pub pledgor: Uscc,
+    /// The member bank the patent is pledged to; only it may release the pledge.
+    pub pledgee: MemberName,
+    pub secured: Money,
+    pub start: Date,
+    pub term_months: u16,
+    pub evidence: Hash,
+}
+
+/// The pledgee bank releases a pledge it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PledgeRelease {
+    pub pledge: AttestationId,
+}
+
+/// The original attester withdraws an earlier attestation, optionally naming
+/// the attestation (its own, already committed, same kind) that supersedes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub target: AttestationId,
+    pub superseded_by: Option<AttestationId>,
+}
+
+/// The kind of a claim, as used by roles and indexes. The discriminant is stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum ClaimKind {
+    RdSpend = 0,
+    PatentValuation = 1,
+    PatentPledge = 2,
+    PledgeRelease = 3,
+    Revocation = 4,
+}
+
+impl ClaimKind {
+    pub const ALL: [ClaimKind; 5] = [
+        ClaimKind::RdSpend,
+        ClaimKind::PatentValuation,
+        ClaimKind::PatentPledge,
+        ClaimKind::PledgeRelease,
+        ClaimKind::Revocation,
+    ];
+
+    /// The name used on the command line, in JSON and in docs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ClaimKind::RdSpend => "rd-spend",
+            ClaimKind::PatentValuation => "patent-valuation",
+            ClaimKind::PatentPledge => "pledge",
+            ClaimKind::PledgeRelease => "release",
+            ClaimKind::Revocation => "revoke",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<ClaimKind> {
+        ClaimKind::ALL.get(usize::from(v)).copied()
+    }
+}
+
+/// A field of a claim that breaks a rule no identifier parser can see.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[error("{field}: {rule}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub rule: String,
+}
+
+impl Claim {
+    pub fn kind(&self) -> ClaimKind {
+        match self {
+            Claim::RdSpend(_) => ClaimKind::RdSpend,
+            Claim::PatentValuation(_) => ClaimKind::PatentValuation,
+            Claim::PatentPledge(_) => ClaimKind::PatentPledge,
+            Claim::PledgeRelease(_) => ClaimKind::PledgeRelease,
+            Claim::Revocation(_) => ClaimKind::Revocation,
+        }
+    }
+
+    /// The enterprise a claim is about, if it names one directly.
+    pub fn enterprise(&self) -> Option<&Uscc> {
+        match self {
+            Claim::RdSpend(c) => Some(&c.enterprise),
+            Claim::PatentValuation(c) => Some(&c.owner),
+            Claim::PatentPledge(c) => Some(&c.pledgor),
+            Claim::PledgeRelease(_) | Claim::Revocation(_) => None,
+        }
+    }
+
+    /// The patent a claim is about, if it names one directly.
+    pub fn patent(&self) -> Option<&PatentNumber> {
+        match self {
+            Claim::PatentValuation(c) => Some(&c.patent),
+            Claim::PatentPledge(c) => Some(&c.patent),
+            Claim::RdSpend(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) => None,
+        }
+    }
+
+    /// Checks the rules between fields that the identifier types cannot check alone.
+    pub fn check_fields(&self) -> Result<(), FieldError> {
+        let err = |field, rule: &str| Err(FieldError { field, rule: rule.to_string() });
+        match self {
+            Claim::RdSpend(c) if c.amount.fen == 0 => err("amount", "must be greater than zero"),
+            Claim::PatentValuation(c) if c.value.fen == 0 => err("value", "must be greater than zero"),
+            Claim::PatentValuation(c) if c.valid_until < c.valuation_date => {
+                err("valid_until", "must not be before valuation_date")
+            }
+            Claim::PatentPledge(c) if c.secured.fen == 0 => err("secured", "must be greater than zero"),
+            Claim::PatentPledge(c) if c.term_months == 0 || c.term_months > PLEDGE_TERM_MONTHS_MAX => {
+                err("term_months", "must be between 1 and 600")
+            }
+            Claim::Revocation(c) if c.superseded_by == Some(c.target) => {
+                err("superseded_by", "an attestation cannot supersede itself")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl AttestationBody {
+    /// The canonical bytes that are hashed into the id and signed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    pub fn id(&self) -> AttestationId {
+        HashOf::from_hash(Hash::digest(&[&self.to_bytes()]))
+    }
+
+    /// Signs this body for the chain whose genesis hash is `chain_id`.
+    pub fn sign(self, key: &SecretKey, chain_id: &Hash) -> Attestation {
+        let signature = key.sign(Domain::Attestation, &chain_id.0, &self.to_bytes());
+        Attestation { body: self, signature }
+    }
+}
+
+/// A signed attestation: the leaf data of the ledger's Merkle tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    pub body: AttestationBody,
+    pub signature: Signature,
+}
+
+impl Attestation {
+    pub fn id(&self) -> AttestationId {
+        self.body.id()
+    }
+
+    /// Canonical bytes: the exact Merkle leaf data.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// Decodes one attestation (bounded by [`ATTESTATION_BYTES_MAX`]) and checks its fields.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Attestation, AttestationDecodeError> {
+        let a: Attestation = codec::decode("attestation", bytes, ATTESTATION_BYTES_MAX)?;
+        a.body.claim.check_fields()?;
+        Ok(a)
+    }
+}
+
+/// Why bytes are not a valid attestation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum AttestationDecodeError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("attestation: {0}")]
+    Field(#[from] FieldError),
+}

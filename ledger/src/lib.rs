@@ -1,0 +1,19 @@
+//! Credence's pure core: records and their canonical encoding, identifiers, signatures, the Merkle log, blocks, checkpoints, ledger rules, storage and the verification core.
+//!
+//! This crate never depends on an async runtime or the network; its only I/O
+//! is the store (behind [`store::Store`]) and the export file reader.
+
+pub mod attestation;
+pub mod block;
+pub mod checkpoint;
+pub mod codec;
+pub mod demo;
+pub mod export;
+pub mod genesis;
+pub mod hash;
+pub mod ids;
+pub mod merkle;
+pub mod rules;
+pub mod sig;
+pub mod store;
+pub mod verify;

@@ -1,0 +1,398 @@
+//! Ledger rules: a pure function from (state, block) to a state change or a numbered rejection.
+//!
+//! The state is derived entirely from the chain, so any node or auditor can
+//! rebuild it by replaying blocks. Rules see it only through [`StateView`],
+//! which the in-memory state and the durable store both implement.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::attestation::{Attestation, AttestationId, Claim, ClaimKind, FieldError};
+use crate::genesis::{Genesis, Role};
+use crate::ids::PatentNumber;
+
+/// How far an attestation's `issued_at_ms` may run ahead of its block's time
+/// (clock skew between an attester and the proposer).
+pub const ISSUED_AT_SKEW_MS: u64 = 60_000;
+
+/// What the rules remember about each committed attestation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    /// Index of the attester in the genesis member list.
+    pub attester: u16,
+    pub kind: ClaimKind,
+    pub status: RecordStatus,
+    /// For pledges: the patent and the pledgee's member index.
+    pub pledge: Option<(PatentNumber, u16)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordStatus {
+    Active,
+    Revoked,
+    /// A pledge its pledgee released.
+    Released,
+}
+
+/// Read access to the derived state, as of the end of the previous block.
+pub trait StateView {
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// The sequence number the member at `attester` must use next (1 for a new attester).
+    fn next_sequence(&self, attester: u16) -> Result<u64, Self::Error>;
+    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, Self::Error>;
+    /// The id of the active pledge on `patent`, if any.
+    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error>;
+}
+
+/// The change one block makes to the state. Applied atomically with the block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateDelta {
+    /// New next-sequence per member index.
+    pub sequences: Vec<(u16, u64)>,
+    /// New or changed records.
+    pub records: Vec<(AttestationId, RecordMeta)>,
+    /// Pledge slots set (`Some`) or cleared (`None`).
+    pub pledges: Vec<(PatentNumber, Option<AttestationId>)>,
+}
+
+/// A numbered, stable reason to refuse an attestation or a block.
+/// The numbers never change meaning; new ones are appended.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum Rejection {
+    #[error("R001 attester: '{0}' is not a member of this consortium")]
+    UnknownAttester(String),
+    #[error("R002 attester: '{attester}' has no role that allows attesting {kind}")]
+    RoleNotPermitted { attester: String, kind: &'static str },
+    #[error("R003 sequence: {got} was already used by this attester (next is {expected}); replays are refused")]
+    SequenceReplay { expected: u64, got: u64 },
+    #[error("R004 sequence: {got} skips ahead (next is {expected}); sequences have no gaps")]
+    SequenceGap { expected: u64, got: u64 },
+    #[error("R005 attestation: {0} is already on the ledger")]
+    Duplicate(AttestationId),
+    #[error("R006 issued_at_ms: {issued_at_ms} is more than {ISSUED_AT_SKEW_MS} ms after the block time {block_time_ms}")]
+    IssuedInFuture { issued_at_ms: u64, block_time_ms: u64 },
+    #[error("R007 {0}")]
+    Field(FieldError),
+    #[error("R008 patent: {patent} already has an active pledge {active}")]
+    PatentAlreadyPledged { patent: String, active: AttestationId },
+    #[error("R009 pledgee: '{0}' is not a member with the bank role")]
+    PledgeeNotBank(String),
+    #[error("R010 pledge: {0} is not on the ledger")]
+    ReleaseTargetUnknown(AttestationId),
+    #[error("R011 pledge: {0} is not a pledge")]
+    ReleaseTargetNotPledge(AttestationId),
+    #[error("R012 attester: only the pledgee '{pledgee}' may release pledge {pledge}")]
+    ReleaseByNonPledgee { pledgee: String, pledge: AttestationId },
+    #[error("R013 pledge: {0} is not active (already released or revoked)")]
+    PledgeNotActive(AttestationId),
+    #[error("R014 target: {0} is not on the ledger")]
+    RevokeTargetUnknown(AttestationId),
+    #[error("R015 attester: only the original attester may revoke {0}")]
+    RevokeByNonAttester(AttestationId),
+    #[error("R016 target: {0} is already revoked or released")]
+    AlreadyInactive(AttestationId),
+    #[error("R017 target: {id} is a {kind}; only rd-spend, patent-valuation and pledge can be revoked")]
+    NotRevocable { id: AttestationId, kind: &'static str },
+    #[error("R018 superseded_by: {0} must be an active attestation of the same kind by the same attester")]
+    BadSupersession(AttestationId),
+    #[error("R019 time_ms: block time {time_ms} must be later than the previous block's {prev_ms}")]
+    BlockTimeNotIncreasing { time_ms: u64, prev_ms: u64 },
+    #[error("R020 attestations: {count} records exceed block_records_max {max}")]
+    TooManyRecords { count: usize, max: u32 },
+    #[error("R021 attestations: {bytes} bytes exceed block_bytes_max {max}")]
+    TooManyBytes { bytes: usize, max: u32 },
+    #[error("R022 signature: {0}")]
+    BadSignature(String),
+}
+
+impl Rejection {
+    /// The stable numeric code (the number after `R` in the message).
+    pub fn code(&self) -> u16 {
+        match self {
+            Rejection::UnknownAttester(_) => 1,
+            Rejection::RoleNotPermitted { .. } => 2,
+            Rejection::SequenceReplay { .. } => 3,
+            Rejection::SequenceGap { .. } => 4,
+            Rejection::Duplicate(_) => 5,
+            Rejection::IssuedInFuture { .. } => 6,
+            Rejection::Field(_) => 7,
+            Rejection::PatentAlreadyPledged { .. } => 8,
+            Rejection::PledgeeNotBank(_) => 9,
+            Rejection::ReleaseTargetUnknown(_) => 10,
+            Rejection::ReleaseTargetNotPledge(_) => 11,
+            Rejection::ReleaseByNonPledgee { .. } => 12,
+            Rejection::PledgeNotActive(_) => 13,
+            Rejection::RevokeTargetUnknown(_) => 14,
+            Rejection::RevokeByNonAttester(_) => 15,
+            Rejection::AlreadyInactive(_) => 16,
+            Rejection::NotRevocable { .. } => 17,
+            Rejection::BadSupersession(_) => 18,
+            Rejection::BlockTimeNotIncreasing { .. } => 19,
+            Rejection::TooManyRecords { .. } => 20,
+            Rejection::TooManyBytes { .. } => 21,
+            Rejection::BadSignature(_) => 22,
+        }
+    }
+}
+
+/// Why a block was refused: the rejection and, for a record, its index in the block.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum RuleError<E: std::error::Error + 'static> {
+    #[error("record {index}: {rejection}")]
+    Record { index: usize, rejection: Rejection },
+    #[error("block: {0}")]
+    Block(Rejection),
+    #[error("state: {0}")]
+    State(#[source] E),
+}
+
+/// The state as the block being applied sees it: the committed view plus the
+/// block's own earlier records.
+struct Overlay<'a, V: StateView> {
+    view: &'a V,
+    delta: StateDelta,
+    sequences: HashMap<u16, u64>,
+    records: HashMap<AttestationId, RecordMeta>,
+    pledges: HashMap<PatentNumber, Option<AttestationId>>,
+}
+
+impl<V: StateView> Overlay<'_, V> {
+    fn next_sequence(&self, m: u16) -> Result<u64, V::Error> {
+        match self.sequences.get(&m) {
+            Some(s) => Ok(*s),
+            None => self.view.next_sequence(m),
+        }
+    }
+    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, V::Error> {
+        match self.records.get(id) {
+            Some(r) => Ok(Some(*r)),
+            None => self.view.record(id),
+        }
+    }
+    fn active_pledge(&self, p: &PatentNumber) -> Result<Option<AttestationId>, V::Error> {
+        match self.pledges.get(p) {
+            Some(r) => Ok(*r),
+            None => self.view.active_pledge(p),
+        }
+    }
+    fn set_record(&mut self, id: AttestationId, meta: RecordMeta) {
+        self.records.insert(id, meta);
+        self.delta.records.push((id, meta));
+    }
+    fn set_pledge(&mut self, p: PatentNumber, id: Option<AttestationId>) {
+        self.pledges.insert(p, id);
+        self.delta.pledges.push((p, id));
+    }
+    fn finish(mut self) -> StateDelta {
+        let mut seqs: Vec<(u16, u64)> = self.sequences.into_iter().collect();
+        seqs.sort_unstable();
+        self.delta.sequences = seqs;
+        self.delta
+    }
+}
+
+/// Applies the ledger rules to a block's attestations (in order), given the
+/// committed state and the block time. Signatures are checked by the caller
+/// (batched); this checks everything else. On success returns the block's
+/// state change; nothing is applied on failure.
+pub fn apply_block<V: StateView>(
+    genesis: &Genesis,
+    view: &V,
+    prev_time_ms: u64,
+    time_ms: u64,
+    records: &[(AttestationId, &Attestation)],
+    records_bytes: usize,
+) -> Result<StateDelta, RuleError<V::Error>> {
+    if time_ms <= prev_time_ms {
+        return Err(RuleError::Block(Rejection::BlockTimeNotIncreasing { time_ms, prev_ms: prev_time_ms }));
+    }
+    let params = &genesis.consensus;
+    if records.len() > params.block_records_max as usize {
+        return Err(RuleError::Block(Rejection::TooManyRecords { count: records.len(), max: params.block_records_max }));
+    }
+    if records_bytes > params.block_bytes_max as usize {
+        return Err(RuleError::Block(Rejection::TooManyBytes { bytes: records_bytes, max: params.block_bytes_max }));
+    }
+    let mut overlay = Overlay {
+        view,
+        delta: StateDelta::default(),
+        sequences: HashMap::new(),
+        records: HashMap::with_capacity(records.len()),
+        pledges: HashMap::new(),
+    };
+    for (index, (id, a)) in records.iter().enumerate() {
+        match apply_one(genesis, &mut overlay, time_ms, id, a) {
+            Ok(Ok(())) => {}
+            Ok(Err(rejection)) => return Err(RuleError::Record { index, rejection }),
+            Err(e) => return Err(RuleError::State(e)),
+        }
+    }
+    Ok(overlay.finish())
+}
+
+/// Checks one attestation against the state as if it were the next record
+/// (used by the mempool); returns the change it would make.
+pub fn check_attestation<V: StateView>(
+    genesis: &Genesis,
+    view: &V,
+    now_ms: u64,
+    id: &AttestationId,
+    a: &Attestation,
+) -> Result<StateDelta, RuleError<V::Error>> {
+    let mut overlay = Overlay {
+        view,
+        delta: StateDelta::default(),
+        sequences: HashMap::new(),
+        records: HashMap::new(),
+        pledges: HashMap::new(),
+    };
+    match apply_one(genesis, &mut overlay, now_ms, id, a) {
+        Ok(Ok(())) => Ok(overlay.finish()),
+        Ok(Err(rejection)) => Err(RuleError::Record { index: 0, rejection }),
+        Err(e) => Err(RuleError::State(e)),
+    }
+}
+
+/// The rules for one record. Outer error: the state could not be read; inner: the record is refused.
+fn apply_one<V: StateView>(
+    genesis: &Genesis,
+    st: &mut Overlay<'_, V>,
+    time_ms: u64,
+    id: &AttestationId,
+    a: &Attestation,
+) -> Result<Result<(), Rejection>, V::Error> {
+    let body = &a.body;
+    let kind = body.claim.kind();
+    let Some(attester) = genesis.member_index(&body.attester) else {
+        return Ok(Err(Rejection::UnknownAttester(body.attester.to_string())));
+    };
+    let member = &genesis.members[usize::from(attester)];
+    if !member.may_attest(kind) {
+        return Ok(Err(Rejection::RoleNotPermitted { attester: body.attester.to_string(), kind: kind.name() }));
+    }
+    let expected = st.next_sequence(attester)?;
+    if body.sequence < expected {
+        return Ok(Err(Rejection::SequenceReplay { expected, got: body.sequence }));
+    }
+    if body.sequence > expected {
+        return Ok(Err(Rejection::SequenceGap { expected, got: body.sequence }));
+    }
+    if body.issued_at_ms > time_ms.saturating_add(ISSUED_AT_SKEW_MS) {
+        return Ok(Err(Rejection::IssuedInFuture { issued_at_ms: body.issued_at_ms, block_time_ms: time_ms }));
+    }
+    if let Err(e) = body.claim.check_fields() {
+        return Ok(Err(Rejection::Field(e)));
+    }
+    // Ids hash the body, which includes (attester, sequence): a duplicate id is
+    // also a sequence replay, so this is a defensive check that must never fire.
+    if st.record(id)?.is_some() {
+        return Ok(Err(Rejection::Duplicate(*id)));
+    }
+    let mut meta = RecordMeta { attester, kind, status: RecordStatus::Active, pledge: None };
+    match &body.claim {
+        Claim::RdSpend(_) | Claim::PatentValuation(_) => {}
+        Claim::PatentPledge(p) => {
+            if let Some(active) = st.active_pledge(&p.patent)? {
+                return Ok(Err(Rejection::PatentAlreadyPledged { patent: p.patent.to_string(), active }));
+            }
+            let pledgee = genesis
+                .member_index(&p.pledgee)
+                .filter(|i| genesis.members[usize::from(*i)].roles.contains(&Role::Bank));
+            let Some(pledgee) = pledgee else {
+                return Ok(Err(Rejection::PledgeeNotBank(p.pledgee.to_string())));
+            };
+            meta.pledge = Some((p.patent, pledgee));
+            st.set_pledge(p.patent, Some(*id));
+        }
+        Claim::PledgeRelease(r) => {
+            let Some(mut target) = st.record(&r.pledge)? else {
+                return Ok(Err(Rejection::ReleaseTargetUnknown(r.pledge)));
+            };
+            let Some((patent, pledgee)) = target.pledge else {
+                return Ok(Err(Rejection::ReleaseTargetNotPledge(r.pledge)));
+            };
+            if pledgee != attester {
+                let pledgee = genesis.members[usize::from(pledgee)].name.to_string();
+                return Ok(Err(Rejection::ReleaseByNonPledgee { pledgee, pledge: r.pledge }));
+            }
+            if target.status != RecordStatus::Active {
+                return Ok(Err(Rejection::PledgeNotActive(r.pledge)));
+            }
+            debug_assert_eq!(st.active_pledge(&patent)?, Some(r.pledge), "an active pledge holds its patent's slot");
+            target.status = RecordStatus::Released;
+            st.set_record(r.pledge, target);
+            st.set_pledge(patent, None);
+        }
+        Claim::Revocation(r) => {
+            let Some(mut target) = st.record(&r.target)? else {
+                return Ok(Err(Rejection::RevokeTargetUnknown(r.target)));
+            };
+            if target.attester != attester {
+                return Ok(Err(Rejection::RevokeByNonAttester(r.target)));
+            }
+            if matches!(target.kind, ClaimKind::PledgeRelease | ClaimKind::Revocation) {
+                return Ok(Err(Rejection::NotRevocable { id: r.target, kind: target.kind.name() }));
+            }
+            if target.status != RecordStatus::Active {
+                return Ok(Err(Rejection::AlreadyInactive(r.target)));
+            }
+            if let Some(by) = r.superseded_by {
+                let ok = st
+                    .record(&by)?
+                    .is_some_and(|s| s.attester == attester && s.kind == target.kind && s.status == RecordStatus::Active);
+                if !ok {
+                    return Ok(Err(Rejection::BadSupersession(by)));
+                }
+            }
+            if let Some((patent, _)) = target.pledge {
+                st.set_pledge(patent, None);
+            }
+            target.status = RecordStatus::Revoked;
+            st.set_record(r.target, target);
+        }
+    }
+    st.set_record(*id, meta);
+    st.sequences.insert(attester, expected + 1);
+    Ok(Ok(()))
+}
+
+/// The whole derived state in memory: used by the offline verifier, the
+/// in-memory store and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemState {
+    pub sequences: HashMap<u16, u64>,
+    pub records: HashMap<AttestationId, RecordMeta>,
+    pub pledges: HashMap<PatentNumber, AttestationId>,
+}
+
+impl MemState {
+    pub fn apply(&mut self, delta: &StateDelta) {
+        for (m, s) in &delta.sequences {
+            let old = self.sequences.insert(*m, *s);
+            debug_assert!(old.is_none_or(|o| o < *s), "sequences only grow");
+        }
+        for (id, meta) in &delta.records {
+            self.records.insert(*id, *meta);
+        }
+        for (patent, id) in &delta.pledges {
+            match id {
+                Some(id) => self.pledges.insert(*patent, *id),
+                None => self.pledges.remove(patent),
+            };
+        }
+    }
+}
+
+impl StateView for MemState {
+    type Error = std::convert::Infallible;
+    fn next_sequence(&self, attester: u16) -> Result<u64, Self::Error> {
+        Ok(self.sequences.get(&attester).copied().unwrap_or(1))
+    }
+    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, Self::Error> {
+        Ok(self.records.get(id).copied())
+    }
+    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error> {
+        Ok(self.pledges.get(patent).copied())
+    }
+}

@@ -1,0 +1,78 @@
+//! Storage: the small `Store` trait the ledger is kept behind, with a durable redb backend and an in-memory one.
+//!
+//! Invariant: a store holds a verified prefix of one chain. `commit` takes only
+//! a [`ValidBlock`] for the next height, and writes the block, its certificate,
+//! its Merkle nodes, every index and the state change in one atomic transaction.
+
+mod memory;
+mod redb_store;
+
+pub use memory::MemStore;
+pub use redb_store::RedbStore;
+
+use crate::attestation::AttestationId;
+use crate::block::{BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
+use crate::checkpoint::Checkpoint;
+use crate::hash::Hash;
+use crate::ids::{PatentNumber, Uscc};
+use crate::merkle::NodeReader;
+use crate::rules::StateView;
+
+/// Most leaf indexes one index query returns.
+pub const QUERY_LIMIT_MAX: usize = 1000;
+
+/// The last committed block, as a store knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub height: u64,
+    pub hash: BlockHash,
+    pub time_ms: u64,
+    pub tree_size: u64,
+    pub tree_root: Hash,
+}
+
+/// Where a committed attestation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub height: u64,
+    pub leaf_index: u64,
+}
+
+/// A secondary index over leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexKey<'a> {
+    Enterprise(&'a Uscc),
+    Patent(&'a PatentNumber),
+    /// Member index in genesis order.
+    Attester(u16),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Backend(String),
+    #[error("store: corrupt data at {place}: {reason}")]
+    Corrupt { place: String, reason: String },
+    #[error("store: was created for genesis {stored}, not {given}")]
+    WrongGenesis { stored: Hash, given: Hash },
+    #[error("store: block {got} is not the next height (head is {head})")]
+    NotNext { head: u64, got: u64 },
+    #[error("store: block {height}'s prev does not match the stored head")]
+    BrokenLink { height: u64 },
+}
+
+/// The ledger's storage. Reads see only committed blocks.
+pub trait Store: StateView<Error = StoreError> + NodeReader {
+    /// The genesis hash this store was created for.
+    fn genesis_hash(&self) -> Hash;
+    fn head(&self) -> Result<Option<Head>, StoreError>;
+    /// Writes `block` and everything derived from it atomically and durably.
+    fn commit(&mut self, block: &ValidBlock) -> Result<(), StoreError>;
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError>;
+    fn certificate(&self, height: u64) -> Result<Option<Checkpoint>, StoreError>;
+    fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, StoreError>;
+    fn leaf(&self, index: u64) -> Result<Option<Leaf>, StoreError>;
+    fn locate(&self, id: &AttestationId) -> Result<Option<Location>, StoreError>;
+    /// Leaf indexes under `key`, ascending, strictly after `after`, at most `limit` (≤ [`QUERY_LIMIT_MAX`]).
+    fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError>;
+}

@@ -1,0 +1,1137 @@
+//! The durable store: one redb file, one fsynced write transaction per committed block.
+//!
+//! # Tables
+//!
+//! Integer keys are redb `u64`/`u16` keys (compared numerically); composite keys are
+//! fixed-width byte arrays with big-endian integers, so byte order is key order and
+//! one key's entries are adjacent.
+//!
+//! | table                 | key                                  | value                                      |
+//! |-----------------------|--------------------------------------|--------------------------------------------|
+//! | `meta`                | `"genesis"`                          | genesis hash (32)                          |
+//! |                       | `"format"`                           | format version, u32 BE                     |
+//! |                       | `"head"`                             | [`Head`]: height, hash, time, size, root (88) |
+//! |                       | `"merged"`                           | height, tree size the index tables cover (16) |
+//! | `headers`             | height u64                           | canonical header bytes                     |
+//! | `certs`               | height u64                           | the certificate's signed note              |
+//! | `block_by_first_leaf` | first leaf index u64 (non-empty blocks) | height u64                              |
+//! | `leaves`              | leaf index u64                       | canonical attestation bytes                |
+//! | `merkle`              | level u8 ‖ index u64 BE (levels ≥ 1) | node hash (32)                             |
+//! | `sequences`           | member index u16                     | next sequence u64                          |
+//! | `staged_deltas`       | height u64 (blocks after `merged`)   | the block's record and pledge changes      |
+//! | `ids`                 | id\[..8\] ‖ leaf index u64 BE (16)   | [`RecordMeta`] (20)                        |
+//! | `index_enterprise`    | USCC (18) ‖ leaf index u64 BE        | ()                                         |
+//! | `index_patent`        | patent (13) ‖ leaf index u64 BE      | ()                                         |
+//! | `index_attester`      | member index u16 BE ‖ leaf index u64 BE | ()                                      |
+//! | `pledges`             | patent (13)                          | id of its active pledge (32)               |
+//!
+//! Level-0 Merkle nodes are not stored: `node(0, i)` hashes leaf `i`, which costs one
+//! leaf read and one SHA-256, and saves 41 bytes and a B-tree insert per attestation.
+//!
+//! # Staged indexes
+//!
+//! `ids`, the three secondary indexes and `pledges` are keyed by hashes or by
+//! identifiers that arrive in random order. Inserting a block's 1,000 entries into a
+//! large B-tree touches about 1,000 leaf pages, each copied and written, then fsynced:
+//! on this project's reference machine that alone holds commits to about 20,000
+//! attestations per second. So these tables hold the chain only up to the `merged`
+//! point. For later blocks (at most [`RedbOptions::stage_leaves_max`] leaves), the
+//! index entries are derived from the `leaves` table and the record and pledge
+//! changes are logged per block in `staged_deltas` (a sequential append); both are
+//! held in memory and consulted first by every read. When the staged leaves reach the
+//! limit, the committing transaction merges everything, sorted, into the index
+//! tables, so the random writes of tens of blocks share pages. Opening a store
+//! rebuilds the staged part by decoding at most that many leaves.
+//!
+//! Record ids are keyed by their first 8 bytes and the leaf index, which keeps entries
+//! small; ids sharing a prefix (which a member can produce on purpose with about
+//! 2^32 work) are told apart by hashing the candidate leaves.
+//!
+//! Beyond about 16 million attestations the `ids` table has more pages than a merge
+//! has entries, and merges approach one page write per entry again; a second staging
+//! level would then be the next step.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::ops::Deref;
+use std::path::Path;
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    WriteTransaction,
+};
+
+use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
+use crate::attestation::{AttestationId, ClaimKind};
+use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
+use crate::checkpoint::Checkpoint;
+use crate::genesis::Genesis;
+use crate::hash::{Hash, HashOf};
+use crate::ids::{PatentNumber, Uscc};
+use crate::merkle::{MerkleError, NodeHash, NodeReader};
+use crate::rules::{RecordMeta, RecordStatus, StateDelta, StateView};
+
+/// Version of the table layout above. A store of another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+/// Default for [`RedbOptions::stage_leaves_max`].
+pub const STAGE_LEAVES_DEFAULT: u64 = 65_536;
+/// Default for [`RedbOptions::cache_bytes`].
+pub const CACHE_BYTES_DEFAULT: usize = 512 * 1024 * 1024;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
+const CERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("certs");
+const FIRST_LEAF: TableDefinition<u64, u64> = TableDefinition::new("block_by_first_leaf");
+const LEAVES: TableDefinition<u64, &[u8]> = TableDefinition::new("leaves");
+const MERKLE: TableDefinition<&[u8; 9], &[u8; 32]> = TableDefinition::new("merkle");
+const SEQUENCES: TableDefinition<u16, u64> = TableDefinition::new("sequences");
+const STAGED: TableDefinition<u64, &[u8]> = TableDefinition::new("staged_deltas");
+const IDS: TableDefinition<&[u8; 16], &[u8; 20]> = TableDefinition::new("ids");
+const ENTERPRISE: TableDefinition<&[u8; 26], ()> = TableDefinition::new("index_enterprise");
+const PATENT: TableDefinition<&[u8; 21], ()> = TableDefinition::new("index_patent");
+const ATTESTER: TableDefinition<&[u8; 10], ()> = TableDefinition::new("index_attester");
+const PLEDGES: TableDefinition<&[u8; 13], &[u8; 32]> = TableDefinition::new("pledges");
+
+const KEY_GENESIS: &str = "genesis";
+const KEY_FORMAT: &str = "format";
+const KEY_HEAD: &str = "head";
+const KEY_MERGED: &str = "merged";
+
+const HEAD_BYTES: usize = 88;
+const META_BYTES: usize = 20;
+
+type IdKey = [u8; 16];
+type MetaBytes = [u8; META_BYTES];
+
+/// Tuning of a [`RedbStore`]; the defaults suit a node.
+#[derive(Clone, Copy, Debug)]
+pub struct RedbOptions {
+    /// Most leaves whose index entries wait in memory (and in `staged_deltas`) before
+    /// being merged into the index tables. 0 merges at every commit.
+    pub stage_leaves_max: u64,
+    /// Bytes of redb's page cache.
+    pub cache_bytes: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions { stage_leaves_max: STAGE_LEAVES_DEFAULT, cache_bytes: CACHE_BYTES_DEFAULT }
+    }
+}
+
+/// The durable [`Store`] on redb. See the module documentation for the layout.
+pub struct RedbStore {
+    db: Database,
+    genesis: Genesis,
+    genesis_hash: Hash,
+    options: RedbOptions,
+    head: Option<Head>,
+    merged: Merged,
+    staged: Staged,
+    /// Snapshot of the last commit, shared by reads; `None` if it could not be renewed.
+    read: Option<ReadTransaction>,
+    /// Set when a commit failed inside redb: memory may then disagree with the file.
+    poisoned: bool,
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("genesis_hash", &self.genesis_hash)
+            .field("head", &self.head)
+            .field("merged", &self.merged)
+            .field("staged_leaves", &self.staged.leaves)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The point up to which the index tables are complete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Merged {
+    height: u64,
+    tree_size: u64,
+}
+
+/// Index entries and state changes of the blocks after [`Merged`], in memory.
+#[derive(Debug, Default)]
+struct Staged {
+    leaves: u64,
+    ids: HashMap<AttestationId, u64>,
+    records: HashMap<AttestationId, RecordMeta>,
+    pledges: HashMap<PatentNumber, Option<AttestationId>>,
+    enterprise: BTreeSet<(Uscc, u64)>,
+    patent: BTreeSet<(PatentNumber, u64)>,
+    attester: BTreeSet<(u16, u64)>,
+}
+
+/// The index entries of one block's leaves.
+#[derive(Debug, Default)]
+struct Entries {
+    ids: Vec<(AttestationId, u64)>,
+    enterprise: Vec<(Uscc, u64)>,
+    patent: Vec<(PatentNumber, u64)>,
+    attester: Vec<(u16, u64)>,
+}
+
+impl Entries {
+    fn push(&mut self, genesis: &Genesis, leaf: &Leaf, index: u64) {
+        self.ids.push((leaf.id, index));
+        let body = &leaf.attestation.body;
+        if let Some(e) = body.claim.enterprise() {
+            self.enterprise.push((*e, index));
+        }
+        if let Some(p) = body.claim.patent() {
+            self.patent.push((*p, index));
+        }
+        if let Some(m) = genesis.member_index(&body.attester) {
+            self.attester.push((m, index));
+        }
+    }
+}
+
+impl Staged {
+    fn absorb(&mut self, entries: Entries, leaves: u64, delta: &StateDelta) {
+        self.leaves += leaves;
+        self.ids.extend(entries.ids);
+        self.enterprise.extend(entries.enterprise);
+        self.patent.extend(entries.patent);
+        self.attester.extend(entries.attester);
+        self.apply(&delta.records, &delta.pledges);
+    }
+
+    fn apply(&mut self, records: &[(AttestationId, RecordMeta)], pledges: &[(PatentNumber, Option<AttestationId>)]) {
+        self.records.extend(records.iter().copied());
+        self.pledges.extend(pledges.iter().copied());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and encodings
+// ---------------------------------------------------------------------------------------------
+
+fn backend(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Corrupted(reason) => StoreError::Corrupt { place: "redb file".into(), reason },
+        e => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn corrupt(place: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt { place: place.into(), reason: reason.into() }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("a commit failed inside the database; reopen the store".into())
+}
+
+fn place(table: &str, key: impl fmt::Display) -> String {
+    format!("table {table}, key {key}")
+}
+
+/// Maps a failure to open `table` for reading: a missing table means a damaged store.
+fn open_err(table: &'static str) -> impl Fn(redb::TableError) -> StoreError {
+    move |e| match e {
+        redb::TableError::TableDoesNotExist(_) => corrupt(format!("table {table}"), "missing"),
+        e => backend(e),
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(a)
+}
+
+fn hash_at(b: &[u8], at: usize) -> Hash {
+    let mut a = [0u8; 32];
+    a.copy_from_slice(&b[at..at + 32]);
+    Hash(a)
+}
+
+fn encode_head(h: &Head) -> [u8; HEAD_BYTES] {
+    let mut out = [0u8; HEAD_BYTES];
+    out[0..8].copy_from_slice(&h.height.to_be_bytes());
+    out[8..40].copy_from_slice(h.hash.bytes());
+    out[40..48].copy_from_slice(&h.time_ms.to_be_bytes());
+    out[48..56].copy_from_slice(&h.tree_size.to_be_bytes());
+    out[56..88].copy_from_slice(&h.tree_root.0);
+    out
+}
+
+fn decode_head(b: &[u8]) -> Result<Head, StoreError> {
+    if b.len() != HEAD_BYTES {
+        return Err(corrupt(place("meta", KEY_HEAD), format!("{} bytes, expected {HEAD_BYTES}", b.len())));
+    }
+    Ok(Head {
+        height: u64_at(b, 0),
+        hash: HashOf::from_hash(hash_at(b, 8)),
+        time_ms: u64_at(b, 40),
+        tree_size: u64_at(b, 48),
+        tree_root: hash_at(b, 56),
+    })
+}
+
+fn head_of(h: &BlockHeader) -> Head {
+    Head { height: h.height, hash: h.hash(), time_ms: h.time_ms, tree_size: h.tree_size, tree_root: h.tree_root }
+}
+
+fn encode_merged(m: Merged) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&m.height.to_be_bytes());
+    out[8..].copy_from_slice(&m.tree_size.to_be_bytes());
+    out
+}
+
+fn status_byte(s: RecordStatus) -> u8 {
+    match s {
+        RecordStatus::Active => 0,
+        RecordStatus::Revoked => 1,
+        RecordStatus::Released => 2,
+    }
+}
+
+/// `attester u16 BE ‖ kind ‖ status ‖ has pledge ‖ patent (13) ‖ pledgee u16 BE`.
+fn encode_meta(m: &RecordMeta) -> MetaBytes {
+    let mut out = [0u8; META_BYTES];
+    out[0..2].copy_from_slice(&m.attester.to_be_bytes());
+    out[2] = m.kind as u8;
+    out[3] = status_byte(m.status);
+    if let Some((patent, pledgee)) = m.pledge {
+        out[4] = 1;
+        out[5..18].copy_from_slice(&<[u8; 13]>::from(patent));
+        out[18..20].copy_from_slice(&pledgee.to_be_bytes());
+    }
+    out
+}
+
+fn decode_meta(b: &[u8], at: &dyn Fn() -> String) -> Result<RecordMeta, StoreError> {
+    let Ok(b) = <&MetaBytes>::try_from(b) else {
+        return Err(corrupt(at(), format!("record metadata of {} bytes, expected {META_BYTES}", b.len())));
+    };
+    let kind = ClaimKind::from_u8(b[2]).ok_or_else(|| corrupt(at(), format!("unknown claim kind {}", b[2])))?;
+    let status = match b[3] {
+        0 => RecordStatus::Active,
+        1 => RecordStatus::Revoked,
+        2 => RecordStatus::Released,
+        s => return Err(corrupt(at(), format!("unknown record status {s}"))),
+    };
+    let mut patent = [0u8; 13];
+    patent.copy_from_slice(&b[5..18]);
+    let pledge = match b[4] {
+        0 if patent == [0; 13] && b[18..20] == [0, 0] => None,
+        1 => {
+            let p = PatentNumber::try_from(patent).map_err(|e| corrupt(at(), e.to_string()))?;
+            Some((p, u16::from_be_bytes([b[18], b[19]])))
+        }
+        _ => return Err(corrupt(at(), "malformed pledge field")),
+    };
+    Ok(RecordMeta { attester: u16::from_be_bytes([b[0], b[1]]), kind, status, pledge })
+}
+
+/// A block's record and pledge changes: `n u32 BE, n × (id ‖ meta)`, `m u32 BE, m × (patent ‖ flag ‖ id)`.
+fn encode_delta(d: &StateDelta) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + d.records.len() * 52 + d.pledges.len() * 46);
+    out.extend_from_slice(&(d.records.len() as u32).to_be_bytes());
+    for (id, meta) in &d.records {
+        out.extend_from_slice(id.bytes());
+        out.extend_from_slice(&encode_meta(meta));
+    }
+    out.extend_from_slice(&(d.pledges.len() as u32).to_be_bytes());
+    for (patent, id) in &d.pledges {
+        out.extend_from_slice(&<[u8; 13]>::from(*patent));
+        match id {
+            Some(id) => {
+                out.push(1);
+                out.extend_from_slice(id.bytes());
+            }
+            None => out.extend_from_slice(&[0; 33]),
+        }
+    }
+    out
+}
+
+type Changes = (Vec<(AttestationId, RecordMeta)>, Vec<(PatentNumber, Option<AttestationId>)>);
+
+fn decode_delta(b: &[u8], height: u64) -> Result<Changes, StoreError> {
+    let at = || place("staged_deltas", height);
+    let mut rest = b;
+    let mut take = |n: usize| -> Result<&[u8], StoreError> {
+        let Some((head, tail)) = rest.split_at_checked(n) else {
+            return Err(corrupt(at(), "truncated"));
+        };
+        rest = tail;
+        Ok(head)
+    };
+    let count = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let n = count(take(4)?);
+    let mut records = Vec::with_capacity(n.min(b.len() / 52));
+    for _ in 0..n {
+        let id = HashOf::from_hash(hash_at(take(32)?, 0));
+        records.push((id, decode_meta(take(META_BYTES)?, &at)?));
+    }
+    let m = count(take(4)?);
+    let mut pledges = Vec::with_capacity(m.min(b.len() / 46));
+    for _ in 0..m {
+        let mut p = [0u8; 13];
+        p.copy_from_slice(take(13)?);
+        let patent = PatentNumber::try_from(p).map_err(|e| corrupt(at(), e.to_string()))?;
+        let flag = take(1)?[0];
+        let id = hash_at(take(32)?, 0);
+        let id = match flag {
+            0 if id == Hash([0; 32]) => None,
+            1 => Some(HashOf::from_hash(id)),
+            _ => return Err(corrupt(at(), "malformed pledge change")),
+        };
+        pledges.push((patent, id));
+    }
+    if !rest.is_empty() {
+        return Err(corrupt(at(), format!("{} trailing bytes", rest.len())));
+    }
+    Ok((records, pledges))
+}
+
+fn id_key(id: &AttestationId, leaf: u64) -> IdKey {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&id.bytes()[..8]);
+    k[8..].copy_from_slice(&leaf.to_be_bytes());
+    k
+}
+
+fn merkle_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = level;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn keyed<const N: usize, const P: usize>(prefix: &[u8; P], leaf: u64) -> [u8; N] {
+    debug_assert_eq!(N, P + 8);
+    let mut k = [0u8; N];
+    k[..P].copy_from_slice(prefix);
+    k[P..].copy_from_slice(&leaf.to_be_bytes());
+    k
+}
+
+fn enterprise_key(u: &Uscc, leaf: u64) -> [u8; 26] {
+    keyed(u.as_bytes(), leaf)
+}
+fn patent_key(p: &PatentNumber, leaf: u64) -> [u8; 21] {
+    keyed(&<[u8; 13]>::from(*p), leaf)
+}
+fn attester_key(m: u16, leaf: u64) -> [u8; 10] {
+    keyed(&m.to_be_bytes(), leaf)
+}
+
+fn decode_header(b: &[u8], height: u64) -> Result<BlockHeader, StoreError> {
+    let h = BlockHeader::from_bytes(b).map_err(|e| corrupt(place("headers", height), e.to_string()))?;
+    if h.height != height {
+        return Err(corrupt(place("headers", height), format!("holds the header of height {}", h.height)));
+    }
+    Ok(h)
+}
+
+fn decode_cert(b: &[u8], height: u64) -> Result<Checkpoint, StoreError> {
+    let c = Checkpoint::parse_note_bytes(b).map_err(|e| corrupt(place("certs", height), e.to_string()))?;
+    if c.body.height != height {
+        return Err(corrupt(place("certs", height), format!("certifies height {}", c.body.height)));
+    }
+    Ok(c)
+}
+
+fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
+    Leaf::from_bytes(b.to_vec()).map_err(|e| corrupt(place("leaves", index), e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups shared by reads and commits
+// ---------------------------------------------------------------------------------------------
+
+/// The leaf index and metadata of `id` in the `ids` table, confirming prefix matches
+/// against the leaves.
+fn find_id(
+    ids: &impl ReadableTable<&'static IdKey, &'static MetaBytes>,
+    leaves: &impl ReadableTable<u64, &'static [u8]>,
+    id: &AttestationId,
+) -> Result<Option<(u64, RecordMeta)>, StoreError> {
+    let lo = id_key(id, 0);
+    let hi = id_key(id, u64::MAX);
+    for entry in ids.range::<&IdKey>(&lo..=&hi).map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        let leaf = u64_at(k.value(), 8);
+        let bytes = leaves.get(leaf).map_err(backend)?;
+        let Some(bytes) = bytes else {
+            return Err(corrupt(place("ids", hex::encode(k.value())), format!("leaf {leaf} is missing")));
+        };
+        if decode_leaf(bytes.value(), leaf)?.id == *id {
+            let at = || place("ids", hex::encode(k.value()));
+            return Ok(Some((leaf, decode_meta(v.value(), &at)?)));
+        }
+    }
+    Ok(None)
+}
+
+/// Leaf indexes of `prefix` in a composite-key index, strictly after `start - 1`, at most `limit`.
+fn index_range<const N: usize, const P: usize>(
+    t: &impl ReadableTable<&'static [u8; N], ()>,
+    prefix: &[u8; P],
+    start: u64,
+    limit: usize,
+    out: &mut Vec<u64>,
+) -> Result<(), StoreError> {
+    let lo: [u8; N] = keyed(prefix, start);
+    let hi: [u8; N] = keyed(prefix, u64::MAX);
+    for entry in t.range::<&[u8; N]>(&lo..=&hi).map_err(backend)?.take(limit) {
+        let (k, _) = entry.map_err(backend)?;
+        out.push(u64_at(k.value(), P));
+    }
+    Ok(())
+}
+
+/// A snapshot to read from: the shared one, or a fresh one if it could not be renewed.
+enum Snapshot<'a> {
+    Shared(&'a ReadTransaction),
+    Own(ReadTransaction),
+}
+
+impl Deref for Snapshot<'_> {
+    type Target = ReadTransaction;
+    fn deref(&self) -> &ReadTransaction {
+        match self {
+            Snapshot::Shared(r) => r,
+            Snapshot::Own(r) => r,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------------------------
+
+impl RedbStore {
+    /// Opens the store at `path` for the chain of `genesis`, creating it if missing.
+    pub fn open(path: &Path, genesis: &Genesis) -> Result<RedbStore, StoreError> {
+        RedbStore::open_with(path, genesis, RedbOptions::default())
+    }
+
+    /// [`RedbStore::open`] with explicit tuning.
+    pub fn open_with(path: &Path, genesis: &Genesis, options: RedbOptions) -> Result<RedbStore, StoreError> {
+        let db = Database::builder().set_cache_size(options.cache_bytes).create(path).map_err(backend)?;
+        let given = genesis.hash();
+        let stored = {
+            let r = db.begin_read().map_err(backend)?;
+            match r.open_table(META) {
+                Ok(meta) => meta.get(KEY_GENESIS).map_err(backend)?.map(|v| v.value().to_vec()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(backend(e)),
+            }
+        };
+        match stored {
+            None => initialise(&db, &given)?,
+            Some(b) => {
+                let Ok(stored) = <[u8; 32]>::try_from(b.as_slice()) else {
+                    return Err(corrupt(place("meta", KEY_GENESIS), format!("{} bytes, expected 32", b.len())));
+                };
+                if stored != given.0 {
+                    return Err(StoreError::WrongGenesis { stored: Hash(stored), given });
+                }
+            }
+        }
+        let read = db.begin_read().map_err(backend)?;
+        let (head, merged) = check_head(&read)?;
+        let mut store = RedbStore {
+            db,
+            genesis: genesis.clone(),
+            genesis_hash: given,
+            options,
+            head,
+            merged,
+            staged: Staged::default(),
+            read: Some(read),
+            poisoned: false,
+        };
+        store.check_tree()?;
+        store.load_staged()?;
+        Ok(store)
+    }
+
+    /// Rebuilds the in-memory staged part from `staged_deltas` and the staged leaves.
+    fn load_staged(&mut self) -> Result<(), StoreError> {
+        let r = self.snapshot()?;
+        let deltas = r.open_table(STAGED).map_err(open_err("staged_deltas"))?;
+        let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        let head = self.head.map_or(0, |h| h.height);
+        let tree_size = self.head.map_or(0, |h| h.tree_size);
+        let mut staged = Staged::default();
+        for height in self.merged.height + 1..=head {
+            let Some(b) = deltas.get(height).map_err(backend)? else {
+                return Err(corrupt(place("staged_deltas", height), "missing"));
+            };
+            let (records, pledges) = decode_delta(b.value(), height)?;
+            staged.apply(&records, &pledges);
+        }
+        let mut entries = Entries::default();
+        for item in leaves.range(self.merged.tree_size..tree_size).map_err(backend)? {
+            let (k, v) = item.map_err(backend)?;
+            entries.push(&self.genesis, &decode_leaf(v.value(), k.value())?, k.value());
+        }
+        let n = entries.ids.len() as u64;
+        if n != tree_size - self.merged.tree_size {
+            return Err(corrupt("table leaves", format!("{n} staged leaves, expected {}", tree_size - self.merged.tree_size)));
+        }
+        for (id, _) in &entries.ids {
+            if !staged.records.contains_key(id) {
+                return Err(corrupt("table staged_deltas", format!("no record for staged attestation {id}")));
+            }
+        }
+        staged.leaves = n;
+        staged.ids.extend(entries.ids);
+        staged.enterprise.extend(entries.enterprise);
+        staged.patent.extend(entries.patent);
+        staged.attester.extend(entries.attester);
+        drop((deltas, leaves, r));
+        self.staged = staged;
+        Ok(())
+    }
+
+    /// The leaves, Merkle nodes and root agree with the head.
+    fn check_tree(&self) -> Result<(), StoreError> {
+        let Some(head) = self.head else { return Ok(()) };
+        let r = self.snapshot()?;
+        let merkle = r.open_table(MERKLE).map_err(open_err("merkle"))?;
+        let n = head.tree_size;
+        let expected = n - u64::from(n.count_ones());
+        let got = merkle.len().map_err(backend)?;
+        if got != expected {
+            return Err(corrupt("table merkle", format!("{got} nodes, a tree of {n} leaves has {expected} above its leaves")));
+        }
+        drop(merkle);
+        let root = crate::merkle::root_at(n, self).map_err(|e| corrupt("table merkle", e.to_string()))?;
+        if root != head.tree_root.0 {
+            return Err(corrupt("table merkle", format!("the stored nodes give a root other than block {}'s", head.height)));
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Snapshot<'_>, StoreError> {
+        if self.poisoned {
+            return Err(poisoned());
+        }
+        match &self.read {
+            Some(r) => Ok(Snapshot::Shared(r)),
+            None => Ok(Snapshot::Own(self.db.begin_read().map_err(backend)?)),
+        }
+    }
+
+    /// The options this store was opened with.
+    pub fn options(&self) -> RedbOptions {
+        self.options
+    }
+
+    /// Leaves whose index entries are held in memory, not yet merged into the index tables.
+    pub fn staged_leaves(&self) -> u64 {
+        self.staged.leaves
+    }
+}
+
+/// Creates the tables of a new store and records its genesis and format.
+fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
+    let w = db.begin_write().map_err(backend)?;
+    {
+        let mut meta = w.open_table(META).map_err(backend)?;
+        if !meta.is_empty().map_err(backend)? {
+            return Err(corrupt(place("meta", KEY_GENESIS), "missing"));
+        }
+        let lens = [
+            w.open_table(HEADERS).map_err(backend)?.len(),
+            w.open_table(CERTS).map_err(backend)?.len(),
+            w.open_table(FIRST_LEAF).map_err(backend)?.len(),
+            w.open_table(LEAVES).map_err(backend)?.len(),
+            w.open_table(MERKLE).map_err(backend)?.len(),
+            w.open_table(SEQUENCES).map_err(backend)?.len(),
+            w.open_table(STAGED).map_err(backend)?.len(),
+            w.open_table(IDS).map_err(backend)?.len(),
+            w.open_table(ENTERPRISE).map_err(backend)?.len(),
+            w.open_table(PATENT).map_err(backend)?.len(),
+            w.open_table(ATTESTER).map_err(backend)?.len(),
+            w.open_table(PLEDGES).map_err(backend)?.len(),
+        ];
+        for len in lens {
+            if len.map_err(backend)? != 0 {
+                return Err(corrupt(place("meta", KEY_GENESIS), "missing from a store that holds data"));
+            }
+        }
+        meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
+        meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
+        meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
+    }
+    w.commit().map_err(backend)
+}
+
+/// Reads the head and merge point and checks that the tables agree with them:
+/// the head's header and certificate are present and match, nothing lies beyond the
+/// head, the leaves are exactly `0..tree_size`, and the staged log covers exactly the
+/// blocks after the merge point.
+fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged), StoreError> {
+    let meta = r.open_table(META).map_err(open_err("meta"))?;
+    let format = meta.get(KEY_FORMAT).map_err(backend)?.map(|v| v.value().to_vec());
+    if format.as_deref() != Some(FORMAT_VERSION.to_be_bytes().as_slice()) {
+        return Err(corrupt(place("meta", KEY_FORMAT), format!("{format:?} is not format version {FORMAT_VERSION}")));
+    }
+    let head = match meta.get(KEY_HEAD).map_err(backend)? {
+        Some(v) => Some(decode_head(v.value())?),
+        None => None,
+    };
+    let merged = match meta.get(KEY_MERGED).map_err(backend)? {
+        Some(v) if v.value().len() == 16 => Merged { height: u64_at(v.value(), 0), tree_size: u64_at(v.value(), 8) },
+        Some(v) => return Err(corrupt(place("meta", KEY_MERGED), format!("{} bytes, expected 16", v.value().len()))),
+        None => return Err(corrupt(place("meta", KEY_MERGED), "missing")),
+    };
+    let headers = r.open_table(HEADERS).map_err(open_err("headers"))?;
+    let certs = r.open_table(CERTS).map_err(open_err("certs"))?;
+    let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+    let staged = r.open_table(STAGED).map_err(open_err("staged_deltas"))?;
+    let ids = r.open_table(IDS).map_err(open_err("ids"))?;
+    let attester = r.open_table(ATTESTER).map_err(open_err("index_attester"))?;
+    r.open_table(FIRST_LEAF).map_err(open_err("block_by_first_leaf"))?;
+    r.open_table(SEQUENCES).map_err(open_err("sequences"))?;
+    r.open_table(ENTERPRISE).map_err(open_err("index_enterprise"))?;
+    r.open_table(PATENT).map_err(open_err("index_patent"))?;
+    r.open_table(PLEDGES).map_err(open_err("pledges"))?;
+    let height = head.map_or(0, |h| h.height);
+    let tree_size = head.map_or(0, |h| h.tree_size);
+    let last = |t: &redb::ReadOnlyTable<u64, &[u8]>| -> Result<Option<u64>, StoreError> {
+        Ok(t.last().map_err(backend)?.map(|(k, _)| k.value()))
+    };
+    if let Some(k) = last(&headers)?.filter(|k| *k != height) {
+        return Err(corrupt(place("headers", k), format!("the last header is not the head's (height {height})")));
+    }
+    if let Some(k) = last(&certs)?.filter(|k| *k != height) {
+        return Err(corrupt(place("certs", k), format!("the last certificate is not the head's (height {height})")));
+    }
+    if let Some(head) = head {
+        let Some(b) = headers.get(head.height).map_err(backend)? else {
+            return Err(corrupt(place("headers", head.height), "the head's header is missing"));
+        };
+        let header = decode_header(b.value(), head.height)?;
+        if head_of(&header) != head {
+            return Err(corrupt(place("headers", head.height), "does not match the head in table meta"));
+        }
+        let Some(b) = certs.get(head.height).map_err(backend)? else {
+            return Err(corrupt(place("certs", head.height), "the head's certificate is missing"));
+        };
+        let cert = decode_cert(b.value(), head.height)?;
+        if cert.body.block_hash != *head.hash.bytes() || cert.body.tree_size != head.tree_size {
+            return Err(corrupt(place("certs", head.height), "does not certify the head"));
+        }
+    }
+    let n = leaves.len().map_err(backend)?;
+    if n != tree_size {
+        return Err(corrupt("table leaves", format!("{n} leaves, the head's tree size is {tree_size}")));
+    }
+    if let Some(k) = last(&leaves)?.filter(|k| k.checked_add(1) != Some(tree_size)) {
+        return Err(corrupt(place("leaves", k), format!("beyond the head's tree size {tree_size}")));
+    }
+    if merged.height > height || merged.tree_size > tree_size {
+        return Err(corrupt(place("meta", KEY_MERGED), format!("{merged:?} is beyond the head")));
+    }
+    let merged_size = match merged.height {
+        0 => 0,
+        h => match headers.get(h).map_err(backend)? {
+            Some(b) => decode_header(b.value(), h)?.tree_size,
+            None => return Err(corrupt(place("headers", h), "the merge point's header is missing")),
+        },
+    };
+    if merged_size != merged.tree_size {
+        return Err(corrupt(place("meta", KEY_MERGED), format!("tree size {} is not block {}'s", merged.tree_size, merged.height)));
+    }
+    let staged_n = staged.len().map_err(backend)?;
+    let first = staged.first().map_err(backend)?.map(|(k, _)| k.value());
+    let last_staged = last(&staged)?;
+    let expected = (merged.height < height).then_some((merged.height + 1, height));
+    if staged_n != height - merged.height || first.zip(last_staged) != expected {
+        return Err(corrupt("table staged_deltas", format!("does not hold exactly blocks {} to {height}", merged.height + 1)));
+    }
+    for (table, len) in [("ids", ids.len()), ("index_attester", attester.len())] {
+        let len = len.map_err(backend)?;
+        if len != merged.tree_size {
+            return Err(corrupt(format!("table {table}"), format!("{len} entries for {} merged leaves", merged.tree_size)));
+        }
+    }
+    Ok((head, merged))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Committing
+// ---------------------------------------------------------------------------------------------
+
+/// The tables a commit writes, opened once.
+struct Tables<'t> {
+    meta: Table<'t, &'static str, &'static [u8]>,
+    headers: Table<'t, u64, &'static [u8]>,
+    certs: Table<'t, u64, &'static [u8]>,
+    first_leaf: Table<'t, u64, u64>,
+    leaves: Table<'t, u64, &'static [u8]>,
+    merkle: Table<'t, &'static [u8; 9], &'static [u8; 32]>,
+    sequences: Table<'t, u16, u64>,
+    staged: Table<'t, u64, &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(w: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            meta: w.open_table(META).map_err(backend)?,
+            headers: w.open_table(HEADERS).map_err(backend)?,
+            certs: w.open_table(CERTS).map_err(backend)?,
+            first_leaf: w.open_table(FIRST_LEAF).map_err(backend)?,
+            leaves: w.open_table(LEAVES).map_err(backend)?,
+            merkle: w.open_table(MERKLE).map_err(backend)?,
+            sequences: w.open_table(SEQUENCES).map_err(backend)?,
+            staged: w.open_table(STAGED).map_err(backend)?,
+        })
+    }
+}
+
+impl RedbStore {
+    /// Writes the block's own data: header, certificate, leaves, Merkle nodes, sequences, head.
+    fn write_block(&self, t: &mut Tables<'_>, vb: &ValidBlock, first: u64) -> Result<(), StoreError> {
+        let header = vb.header();
+        let height = header.height;
+        let leaves = &vb.certified().block.leaves;
+        t.headers.insert(height, header.to_bytes().as_slice()).map_err(backend)?;
+        t.certs.insert(height, vb.certified().certificate.to_note().as_bytes()).map_err(backend)?;
+        if !leaves.is_empty() {
+            t.first_leaf.insert(first, height).map_err(backend)?;
+        }
+        for (offset, leaf) in leaves.iter().enumerate() {
+            t.leaves.insert(first + offset as u64, leaf.bytes.as_slice()).map_err(backend)?;
+        }
+        let mut above = 0u64;
+        for (level, index, hash) in vb.merkle_nodes() {
+            if *level == 0 {
+                debug_assert!(
+                    index.checked_sub(first).and_then(|o| leaves.get(o as usize)).is_some_and(|l| l.leaf_hash() == *hash),
+                    "level-0 node {index} is the hash of its leaf"
+                );
+                continue;
+            }
+            above += 1;
+            t.merkle.insert(&merkle_key(*level, *index), hash).map_err(backend)?;
+        }
+        let old = first - u64::from(first.count_ones());
+        let new = header.tree_size - u64::from(header.tree_size.count_ones());
+        debug_assert_eq!(old + above, new, "a block completes exactly the nodes the new size adds");
+        for (member, next) in &vb.delta().sequences {
+            t.sequences.insert(*member, *next).map_err(backend)?;
+        }
+        t.meta.insert(KEY_HEAD, encode_head(&head_of(header)).as_slice()).map_err(backend)?;
+        Ok(())
+    }
+
+    /// Merges the staged part and this block's entries and changes into the index tables.
+    fn write_merge(
+        &self,
+        w: &WriteTransaction,
+        t: &mut Tables<'_>,
+        vb: &ValidBlock,
+        entries: &Entries,
+    ) -> Result<(), StoreError> {
+        let header = vb.header();
+        let delta = vb.delta();
+        // Newest change wins: staged blocks first, then this block in order.
+        let mut records = self.staged.records.clone();
+        records.extend(delta.records.iter().copied());
+        let mut pledges = self.staged.pledges.clone();
+        pledges.extend(delta.pledges.iter().copied());
+
+        let mut ids = w.open_table(IDS).map_err(backend)?;
+        let mut inserts: Vec<(IdKey, MetaBytes)> = Vec::with_capacity(records.len());
+        let new_ids = self.staged.ids.iter().map(|(id, leaf)| (id, *leaf)).chain(entries.ids.iter().map(|(id, leaf)| (id, *leaf)));
+        let mut new_count = 0usize;
+        for (id, leaf) in new_ids {
+            let Some(meta) = records.remove(id) else {
+                return Err(corrupt("table staged_deltas", format!("no record for new attestation {id}")));
+            };
+            inserts.push((id_key(id, leaf), encode_meta(&meta)));
+            new_count += 1;
+        }
+        // What remains changes records merged earlier.
+        for (id, meta) in &records {
+            let Some((leaf, _)) = find_id(&ids, &t.leaves, id)? else {
+                return Err(corrupt("table ids", format!("a change for attestation {id}, which is not on the ledger")));
+            };
+            inserts.push((id_key(id, leaf), encode_meta(meta)));
+        }
+        inserts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in &inserts {
+            ids.insert(k, v).map_err(backend)?;
+        }
+        debug_assert_eq!(ids.len().ok(), Some(header.tree_size), "one ids entry per leaf after {new_count} new");
+
+        let mut table = w.open_table(PLEDGES).map_err(backend)?;
+        let mut pledges: Vec<_> = pledges.into_iter().collect();
+        pledges.sort_unstable_by_key(|(p, _)| *p);
+        for (patent, id) in pledges {
+            let k = <[u8; 13]>::from(patent);
+            match id {
+                Some(id) => table.insert(&k, id.bytes()).map(drop),
+                None => table.remove(&k).map(drop),
+            }
+            .map_err(backend)?;
+        }
+
+        let mut keys: Vec<[u8; 26]> = self.staged.enterprise.iter().chain(&entries.enterprise).map(|(u, l)| enterprise_key(u, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(ENTERPRISE).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
+        let mut keys: Vec<[u8; 21]> = self.staged.patent.iter().chain(&entries.patent).map(|(p, l)| patent_key(p, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(PATENT).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
+        let mut keys: Vec<[u8; 10]> = self.staged.attester.iter().chain(&entries.attester).map(|(m, l)| attester_key(*m, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(ATTESTER).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
+
+        for height in self.merged.height + 1..header.height {
+            t.staged.remove(height).map_err(backend)?;
+        }
+        debug_assert_eq!(t.staged.len().ok(), Some(0));
+        let merged = Merged { height: header.height, tree_size: header.tree_size };
+        t.meta.insert(KEY_MERGED, encode_merged(merged).as_slice()).map_err(backend)?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Store
+// ---------------------------------------------------------------------------------------------
+
+impl NodeReader for RedbStore {
+    fn node(&self, level: u8, index: u64) -> Result<NodeHash, MerkleError> {
+        let missing = MerkleError::MissingNode { level, index };
+        // MerkleError has no variant for a failing store; an unreadable node is a missing one.
+        let found = (|| -> Result<Option<NodeHash>, StoreError> {
+            let r = self.snapshot()?;
+            if level == 0 {
+                let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+                let v = leaves.get(index).map_err(backend)?;
+                return Ok(v.map(|v| crate::merkle::leaf_hash(v.value())));
+            }
+            let merkle = r.open_table(MERKLE).map_err(open_err("merkle"))?;
+            let v = merkle.get(&merkle_key(level, index)).map_err(backend)?;
+            Ok(v.map(|v| *v.value()))
+        })();
+        found.ok().flatten().ok_or(missing)
+    }
+}
+
+impl StateView for RedbStore {
+    type Error = StoreError;
+
+    fn next_sequence(&self, attester: u16) -> Result<u64, StoreError> {
+        let r = self.snapshot()?;
+        let t = r.open_table(SEQUENCES).map_err(open_err("sequences"))?;
+        Ok(t.get(attester).map_err(backend)?.map_or(1, |v| v.value()))
+    }
+
+    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, StoreError> {
+        if let Some(meta) = self.staged.records.get(id) {
+            return Ok(Some(*meta));
+        }
+        let r = self.snapshot()?;
+        let ids = r.open_table(IDS).map_err(open_err("ids"))?;
+        let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        Ok(find_id(&ids, &leaves, id)?.map(|(_, meta)| meta))
+    }
+
+    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
+        if let Some(slot) = self.staged.pledges.get(patent) {
+            return Ok(*slot);
+        }
+        let r = self.snapshot()?;
+        let t = r.open_table(PLEDGES).map_err(open_err("pledges"))?;
+        Ok(t.get(&<[u8; 13]>::from(*patent)).map_err(backend)?.map(|v| HashOf::from_hash(Hash(*v.value()))))
+    }
+}
+
+impl Store for RedbStore {
+    fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    fn head(&self) -> Result<Option<Head>, StoreError> {
+        if self.poisoned {
+            return Err(poisoned());
+        }
+        Ok(self.head)
+    }
+
+    fn commit(&mut self, vb: &ValidBlock) -> Result<(), StoreError> {
+        let header = vb.header();
+        let head_height = self.head.map_or(0, |h| h.height);
+        if header.height != head_height + 1 {
+            return Err(StoreError::NotNext { head: head_height, got: header.height });
+        }
+        let expected_prev = self.head.map_or(self.genesis_hash, |h| *h.hash.hash());
+        if *header.prev.hash() != expected_prev {
+            return Err(StoreError::BrokenLink { height: header.height });
+        }
+        self.snapshot()?;
+        let leaves = &vb.certified().block.leaves;
+        let first = self.head.map_or(0, |h| h.tree_size);
+        let n = leaves.len() as u64;
+        debug_assert_eq!(first + n, header.tree_size, "the head's tree size plus the block's leaves is the new size");
+        debug_assert_eq!(self.merged.tree_size + self.staged.leaves, first);
+        let mut entries = Entries::default();
+        for (offset, leaf) in leaves.iter().enumerate() {
+            entries.push(&self.genesis, leaf, first + offset as u64);
+        }
+        let merge = self.staged.leaves + n >= self.options.stage_leaves_max;
+
+        let w = self.db.begin_write().map_err(backend)?;
+        {
+            let mut t = Tables::open(&w)?;
+            self.write_block(&mut t, vb, first)?;
+            if merge {
+                self.write_merge(&w, &mut t, vb, &entries)?;
+            } else {
+                t.staged.insert(header.height, encode_delta(vb.delta()).as_slice()).map_err(backend)?;
+            }
+            debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size));
+            debug_assert_eq!(t.headers.len().ok(), Some(header.height));
+        }
+        // The snapshot pins the old state's pages; release it before they are freed.
+        self.read = None;
+        if let Err(e) = w.commit() {
+            self.poisoned = true;
+            return Err(backend(e));
+        }
+        self.head = Some(head_of(header));
+        if merge {
+            self.staged = Staged::default();
+            self.merged = Merged { height: header.height, tree_size: header.tree_size };
+        } else {
+            self.staged.absorb(entries, n, vb.delta());
+        }
+        self.read = Some(self.db.begin_read().map_err(backend)?);
+        Ok(())
+    }
+
+    fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        let r = self.snapshot()?;
+        let t = r.open_table(HEADERS).map_err(open_err("headers"))?;
+        match t.get(height).map_err(backend)? {
+            Some(v) => Ok(Some(decode_header(v.value(), height)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn certificate(&self, height: u64) -> Result<Option<Checkpoint>, StoreError> {
+        let r = self.snapshot()?;
+        let t = r.open_table(CERTS).map_err(open_err("certs"))?;
+        match t.get(height).map_err(backend)? {
+            Some(v) => Ok(Some(decode_cert(v.value(), height)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, StoreError> {
+        let Some(header) = self.header(height)? else { return Ok(None) };
+        let Some(certificate) = self.certificate(height)? else {
+            return Err(corrupt(place("certs", height), "missing for a stored header"));
+        };
+        let first = match height - 1 {
+            0 => 0,
+            prev => match self.header(prev)? {
+                Some(h) => h.tree_size,
+                None => return Err(corrupt(place("headers", prev), "missing below a stored header")),
+            },
+        };
+        let Some(count) = header.tree_size.checked_sub(first) else {
+            return Err(corrupt(place("headers", height), format!("tree size {} below block {}'s", header.tree_size, height - 1)));
+        };
+        let r = self.snapshot()?;
+        let t = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        let mut leaves = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 16));
+        for (expected, item) in (first..).zip(t.range(first..header.tree_size).map_err(backend)?) {
+            let (k, v) = item.map_err(backend)?;
+            if k.value() != expected {
+                return Err(corrupt(place("leaves", expected), "missing"));
+            }
+            leaves.push(decode_leaf(v.value(), expected)?);
+        }
+        if leaves.len() as u64 != count {
+            return Err(corrupt(place("leaves", first + leaves.len() as u64), "missing"));
+        }
+        Ok(Some(CertifiedBlock { block: Block { header, leaves }, certificate }))
+    }
+
+    fn leaf(&self, index: u64) -> Result<Option<Leaf>, StoreError> {
+        let r = self.snapshot()?;
+        let t = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        match t.get(index).map_err(backend)? {
+            Some(v) => Ok(Some(decode_leaf(v.value(), index)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn locate(&self, id: &AttestationId) -> Result<Option<Location>, StoreError> {
+        let r = self.snapshot()?;
+        let leaf_index = match self.staged.ids.get(id) {
+            Some(leaf) => *leaf,
+            None => {
+                let ids = r.open_table(IDS).map_err(open_err("ids"))?;
+                let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+                match find_id(&ids, &leaves, id)? {
+                    Some((leaf, _)) => leaf,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let t = r.open_table(FIRST_LEAF).map_err(open_err("block_by_first_leaf"))?;
+        let found = t.range(..=leaf_index).map_err(backend)?.next_back().transpose().map_err(backend)?;
+        let Some((_, height)) = found else {
+            return Err(corrupt("table block_by_first_leaf", format!("no block holds leaf {leaf_index}")));
+        };
+        Ok(Some(Location { height: height.value(), leaf_index }))
+    }
+
+    fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let limit = limit.min(QUERY_LIMIT_MAX);
+        if after == Some(u64::MAX) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let start = after.map_or(0, |a| a + 1);
+        let r = self.snapshot()?;
+        let mut out = Vec::new();
+        // Merged leaves all precede staged ones: the index table first, then memory.
+        match key {
+            IndexKey::Enterprise(e) => {
+                let t = r.open_table(ENTERPRISE).map_err(open_err("index_enterprise"))?;
+                index_range(&t, e.as_bytes(), start, limit, &mut out)?;
+                let rest = limit - out.len();
+                out.extend(self.staged.enterprise.range((*e, start)..=(*e, u64::MAX)).take(rest).map(|k| k.1));
+            }
+            IndexKey::Patent(p) => {
+                let t = r.open_table(PATENT).map_err(open_err("index_patent"))?;
+                index_range(&t, &<[u8; 13]>::from(*p), start, limit, &mut out)?;
+                let rest = limit - out.len();
+                out.extend(self.staged.patent.range((*p, start)..=(*p, u64::MAX)).take(rest).map(|k| k.1));
+            }
+            IndexKey::Attester(m) => {
+                let t = r.open_table(ATTESTER).map_err(open_err("index_attester"))?;
+                index_range(&t, &m.to_be_bytes(), start, limit, &mut out)?;
+                let rest = limit - out.len();
+                out.extend(self.staged.attester.range((m, start)..=(m, u64::MAX)).take(rest).map(|k| k.1));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,428 @@
+//! The verification core: one streaming verifier used by block validation, sync and `credence verify`.
+//!
+//! For each block it checks, in order: height and hash link, validator set and
+//! proposer, tree size and RFC 9162 root (rebuilt incrementally), the
+//! certificate (a C2SP checkpoint for exactly this header, signed by more than
+//! 2/3 of the validators), the ledger rules, and every attestation signature
+//! (batched, on all cores). It stops at the first failure and names its
+//! height, record and reason.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::block::{BlockHash, CertifiedBlock, ValidBlock};
+use crate::checkpoint::{self, VerifierKey};
+use crate::genesis::Genesis;
+use crate::hash::{Hash, HashOf};
+use crate::merkle::{Frontier, NodeHash};
+use crate::rules::{self, MemState, RuleError, StateView};
+use crate::sig::{self, BatchItem, Domain, SigError, VerifyingKey};
+
+/// Most signatures one worker checks as one batch.
+pub const SIGNATURE_JOB_ITEMS_MAX: usize = 512;
+/// Most blocks whose signatures may be in flight behind the rule checks.
+pub const BLOCKS_IN_FLIGHT_MAX: usize = 8;
+
+/// Everything about a chain that does not change from block to block.
+#[derive(Debug)]
+pub struct ChainContext {
+    pub genesis: Genesis,
+    /// The genesis hash: what every signature is bound to.
+    pub chain_id: Hash,
+    keys: Vec<VerifyingKey>,
+    verifier_keys: Vec<VerifierKey>,
+    validator_set: Hash,
+    /// Threads for signature batches.
+    pub threads: usize,
+}
+
+impl ChainContext {
+    pub fn new(genesis: Genesis) -> ChainContext {
+        ChainContext {
+            chain_id: genesis.hash(),
+            keys: genesis.verifying_keys(),
+            verifier_keys: genesis.verifier_keys(),
+            validator_set: genesis.validator_set_hash(),
+            threads: sig::available_threads(),
+            genesis,
+        }
+    }
+
+    pub fn verifier_keys(&self) -> &[VerifierKey] {
+        &self.verifier_keys
+    }
+
+    pub fn validator_set_hash(&self) -> Hash {
+        self.validator_set
+    }
+}
+
+/// The end of the verified chain: what the next block must extend.
+#[derive(Clone, Debug)]
+pub struct Tip {
+    pub height: u64,
+    pub hash: BlockHash,
+    pub time_ms: u64,
+    pub frontier: Frontier,
+}
+
+impl Tip {
+    /// The tip before block 1.
+    pub fn genesis(ctx: &ChainContext) -> Tip {
+        Tip {
+            height: 0,
+            hash: HashOf::from_hash(ctx.chain_id),
+            time_ms: ctx.genesis.genesis_time_ms,
+            frontier: Frontier::new(),
+        }
+    }
+
+    /// Moves the tip past a block the core accepted.
+    pub fn advance(&mut self, vb: &ValidBlock) {
+        let h = vb.header();
+        debug_assert_eq!(h.height, self.height + 1);
+        debug_assert_eq!(vb.frontier.size(), h.tree_size);
+        self.height = h.height;
+        self.hash = h.hash();
+        self.time_ms = h.time_ms;
+        self.frontier = vb.frontier.clone();
+    }
+}
+
+/// What went wrong in a block.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum Failure {
+    #[error("cannot read the chain: {0}")]
+    Source(String),
+    #[error("height: expected {expected}, got {got} (a block is missing or out of order)")]
+    Height { expected: u64, got: u64 },
+    #[error("prev: does not match the hash of block {height} (the chain is not linked)")]
+    PrevMismatch { height: u64 },
+    #[error("validator_set: does not match the genesis validator set")]
+    ValidatorSet,
+    #[error("proposer: '{0}' is not a validator")]
+    ProposerNotValidator(String),
+    #[error("tree_size: expected {expected} after this block's records, header says {got}")]
+    TreeSize { expected: u64, got: u64 },
+    #[error("tree_root: the RFC 9162 root of the records does not match the header")]
+    TreeRoot,
+    #[error("certificate: {0}")]
+    Certificate(String),
+    #[error("certificate: its {field} does not match the block header")]
+    CertificateMismatch { field: &'static str },
+    #[error("{0}")]
+    Rule(rules::Rejection),
+    #[error("signature: {0}")]
+    Signature(SigError),
+    #[error("state: {0}")]
+    State(String),
+}
+
+/// The first failure found: where, and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[error("height {height}{}: {reason}", record.map(|r| format!(", record {r}")).unwrap_or_default())]
+pub struct VerifyError {
+    pub height: u64,
+    /// Index of the record within the block, when the failure is about one record.
+    pub record: Option<usize>,
+    pub reason: Failure,
+}
+
+impl VerifyError {
+    pub fn at(height: u64, reason: Failure) -> VerifyError {
+        VerifyError { height, record: None, reason }
+    }
+}
+
+/// Checks everything about `cb` except the attestation signatures, against
+/// `tip` and the committed state `view`. Returns the block's Merkle nodes,
+/// state change and the tip's new frontier.
+fn check_without_signatures<V: StateView>(
+    ctx: &ChainContext,
+    tip: &Tip,
+    view: &V,
+    cb: &CertifiedBlock,
+) -> Result<(Vec<(u8, u64, NodeHash)>, rules::StateDelta, Frontier), VerifyError> {
+    let h = &cb.block.header;
+    let expected = tip.height + 1;
+    let fail = |reason| VerifyError::at(h.height, reason);
+    if h.height != expected {
+        return Err(VerifyError::at(expected, Failure::Height { expected, got: h.height }));
+    }
+    if h.prev != tip.hash {
+        return Err(fail(Failure::PrevMismatch { height: tip.height }));
+    }
+    if h.validator_set != ctx.validator_set {
+        return Err(fail(Failure::ValidatorSet));
+    }
+    if !ctx.genesis.member(&h.proposer).is_some_and(|m| m.validator) {
+        return Err(fail(Failure::ProposerNotValidator(h.proposer.to_string())));
+    }
+    let leaves = &cb.block.leaves;
+    let expected_size = tip.frontier.size() + leaves.len() as u64;
+    if h.tree_size != expected_size {
+        return Err(fail(Failure::TreeSize { expected: expected_size, got: h.tree_size }));
+    }
+    let mut frontier = tip.frontier.clone();
+    let mut nodes = Vec::with_capacity(leaves.len() * 2);
+    for leaf in leaves {
+        frontier
+            .push_leaf_hash(leaf.leaf_hash(), &mut nodes)
+            .map_err(|_| fail(Failure::TreeSize { expected: u64::MAX, got: h.tree_size }))?;
+    }
+    if frontier.root() != h.tree_root.0 {
+        return Err(fail(Failure::TreeRoot));
+    }
+    check_certificate(ctx, cb).map_err(fail)?;
+    let records: Vec<_> = leaves.iter().map(|l| (l.id, &l.attestation)).collect();
+    let delta = rules::apply_block(&ctx.genesis, view, tip.time_ms, h.time_ms, &records, cb.block.records_bytes())
+        .map_err(|e| match e {
+            RuleError::Record { index, rejection } => {
+                VerifyError { height: h.height, record: Some(index), reason: Failure::Rule(rejection) }
+            }
+            RuleError::Block(rejection) => fail(Failure::Rule(rejection)),
+            RuleError::State(e) => fail(Failure::State(e.to_string())),
+        })?;
+    Ok((nodes, delta, frontier))
+}
+
+/// The certificate must be a checkpoint of exactly this header, with a quorum.
+fn check_certificate(ctx: &ChainContext, cb: &CertifiedBlock) -> Result<(), Failure> {
+    let h = &cb.block.header;
+    let body = &cb.certificate.body;
+    let mismatch = |field| Err(Failure::CertificateMismatch { field });
+    if body.origin != ctx.genesis.checkpoint_origin {
+        return mismatch("origin");
+    }
+    if body.tree_size != h.tree_size {
+        return mismatch("tree size");
+    }
+    if body.root != h.tree_root.0 {
+        return mismatch("root");
+    }
+    if body.height != h.height {
+        return mismatch("height");
+    }
+    if body.block_hash != *h.hash().bytes() {
+        return mismatch("block hash");
+    }
+    checkpoint::verify_quorum(&cb.certificate, &ctx.verifier_keys).map_err(|e| Failure::Certificate(e.to_string()))?;
+    Ok(())
+}
+
+/// Signature batch items for leaves `range` of a block whose rules already passed
+/// (so every attester is a member).
+fn signature_items<'a>(ctx: &'a ChainContext, cb: &'a CertifiedBlock, range: std::ops::Range<usize>) -> Vec<BatchItem<'a>> {
+    cb.block.leaves[range]
+        .iter()
+        .filter_map(|leaf| {
+            let i = ctx.genesis.member_index(&leaf.attestation.body.attester)?;
+            Some(BatchItem {
+                key: ctx.keys.get(usize::from(i))?,
+                domain: Domain::Attestation,
+                chain_id: &ctx.chain_id.0,
+                body: leaf.body_bytes(),
+                sig: &leaf.attestation.signature,
+            })
+        })
+        .collect()
+}
+
+/// The first bad signature in `verdicts`, as (index from `offset`, error).
+fn first_bad(verdicts: &[Result<(), SigError>], offset: usize) -> Option<(usize, SigError)> {
+    verdicts.iter().enumerate().find_map(|(i, v)| v.err().map(|e| (offset + i, e)))
+}
+
+/// Verifies one certified block completely (signatures batched over
+/// `ctx.threads`). This is how a node validates a block from consensus or sync.
+pub fn verify_block<V: StateView>(
+    ctx: &ChainContext,
+    tip: &Tip,
+    view: &V,
+    cb: CertifiedBlock,
+) -> Result<ValidBlock, VerifyError> {
+    let (merkle_nodes, delta, frontier) = check_without_signatures(ctx, tip, view, &cb)?;
+    let items = signature_items(ctx, &cb, 0..cb.block.leaves.len());
+    debug_assert_eq!(items.len(), cb.block.leaves.len(), "rules admitted only members");
+    let verdicts = sig::verify_batch(&items, ctx.threads);
+    if let Some((index, e)) = first_bad(&verdicts, 0) {
+        return Err(VerifyError { height: cb.block.header.height, record: Some(index), reason: Failure::Signature(e) });
+    }
+    Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
+}
+
+/// Progress and result figures of a streaming verification.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Blocks that passed every check.
+    pub blocks: u64,
+    /// Attestations in those blocks.
+    pub attestations: u64,
+    pub seconds: f64,
+    /// Head of the verified prefix: (height, block hash, tree size, root).
+    pub head: Option<(u64, Hash, u64, Hash)>,
+}
+
+impl Summary {
+    pub fn attestations_per_second(&self) -> f64 {
+        if self.seconds > 0.0 { self.attestations as f64 / self.seconds } else { 0.0 }
+    }
+}
+
+/// A signature job: leaves `range` of the block numbered `seq` in the stream.
+struct Job {
+    seq: u64,
+    block: Arc<CertifiedBlock>,
+    range: std::ops::Range<usize>,
+}
+
+/// A block whose rules passed, waiting for its signature verdicts.
+struct Pending {
+    block: Arc<CertifiedBlock>,
+    jobs_left: usize,
+    first_bad: Option<(usize, SigError)>,
+}
+
+/// Blocks in stream order whose signatures are still being checked.
+struct Window {
+    pending: VecDeque<Pending>,
+    /// Stream number of `pending[0]`.
+    front_seq: u64,
+}
+
+impl Window {
+    fn record(&mut self, seq: u64, bad: Option<(usize, SigError)>) {
+        let i = usize::try_from(seq - self.front_seq).unwrap_or(usize::MAX);
+        let Some(p) = self.pending.get_mut(i) else { return };
+        debug_assert!(p.jobs_left > 0);
+        p.jobs_left -= 1;
+        if let Some((index, e)) = bad {
+            if p.first_bad.is_none_or(|(old, _)| index < old) {
+                p.first_bad = Some((index, e));
+            }
+        }
+    }
+
+    /// Retires finished blocks from the front, in order; the first bad one is an error.
+    fn retire(&mut self, summary: &mut Summary, started: Instant, progress: &mut impl FnMut(&Summary)) -> Result<(), VerifyError> {
+        while self.pending.front().is_some_and(|p| p.jobs_left == 0) {
+            let Some(p) = self.pending.pop_front() else { break };
+            self.front_seq += 1;
+            let h = &p.block.block.header;
+            if let Some((index, e)) = p.first_bad {
+                return Err(VerifyError { height: h.height, record: Some(index), reason: Failure::Signature(e) });
+            }
+            summary.blocks += 1;
+            summary.attestations += p.block.block.leaves.len() as u64;
+            summary.head = Some((h.height, *h.hash().hash(), h.tree_size, h.tree_root));
+            summary.seconds = started.elapsed().as_secs_f64();
+            progress(summary);
+        }
+        Ok(())
+    }
+}
+
+/// Verifies a whole chain from genesis, streaming: blocks are checked in
+/// order on this thread while their signatures are verified by `ctx.threads`
+/// workers, at most [`BLOCKS_IN_FLIGHT_MAX`] blocks behind. Memory is bounded by
+/// the derived state plus that window. Returns the verified prefix's summary,
+/// and the first failure if there is one. `progress` is called after each block
+/// that passed every check, signatures included.
+pub fn verify_chain<I>(ctx: &ChainContext, blocks: I, mut progress: impl FnMut(&Summary)) -> (Summary, Option<VerifyError>)
+where
+    I: IntoIterator<Item = Result<CertifiedBlock, VerifyError>>,
+{
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let threads = ctx.threads.max(1);
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
+    let job_rx = Mutex::new(job_rx);
+    let (result_tx, result_rx) = mpsc::channel::<(u64, Option<(usize, SigError)>)>();
+
+    let failure = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let result_tx = result_tx.clone();
+            let job_rx = &job_rx;
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let items = signature_items(ctx, &job.block, job.range.clone());
+                    let verdicts = sig::verify_batch(&items, 1);
+                    if result_tx.send((job.seq, first_bad(&verdicts, job.range.start))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(result_tx);
+
+        let mut window = Window { pending: VecDeque::new(), front_seq: 0 };
+        let mut tip = Tip::genesis(ctx);
+        let mut state = MemState::default();
+        let mut seq = 0u64;
+        // The first failure of the in-order checks; a signature failure in an
+        // earlier block still outranks it, so the window is drained first.
+        let mut rule_failure: Option<VerifyError> = None;
+        'blocks: for item in blocks {
+            while window.pending.len() >= BLOCKS_IN_FLIGHT_MAX {
+                let Ok((s, bad)) = result_rx.recv() else { break 'blocks };
+                window.record(s, bad);
+                if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+                    return Some(e);
+                }
+            }
+            while let Ok((s, bad)) = result_rx.try_recv() {
+                window.record(s, bad);
+            }
+            if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+                return Some(e);
+            }
+            let checked = item.and_then(|cb| check_without_signatures(ctx, &tip, &state, &cb).map(|c| (cb, c)));
+            let (cb, (nodes, delta, frontier)) = match checked {
+                Ok(x) => x,
+                Err(e) => {
+                    rule_failure = Some(e);
+                    break;
+                }
+            };
+            state.apply(&delta);
+            let h = &cb.block.header;
+            debug_assert_eq!(frontier.size(), h.tree_size);
+            debug_assert!(!nodes.is_empty() || cb.block.leaves.is_empty());
+            tip = Tip { height: h.height, hash: h.hash(), time_ms: h.time_ms, frontier };
+            let cb = Arc::new(cb);
+            let n = cb.block.leaves.len();
+            let jobs = n.div_ceil(SIGNATURE_JOB_ITEMS_MAX);
+            window.pending.push_back(Pending { block: Arc::clone(&cb), jobs_left: jobs, first_bad: None });
+            for j in 0..jobs {
+                let range = j * SIGNATURE_JOB_ITEMS_MAX..((j + 1) * SIGNATURE_JOB_ITEMS_MAX).min(n);
+                if job_tx.send(Job { seq, block: Arc::clone(&cb), range }).is_err() {
+                    break 'blocks;
+                }
+            }
+            seq += 1;
+        }
+        drop(job_tx);
+        while !window.pending.is_empty() {
+            if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+                return Some(e);
+            }
+            match result_rx.recv() {
+                Ok((s, bad)) => window.record(s, bad),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+            return Some(e);
+        }
+        rule_failure
+    });
+    summary.seconds = started.elapsed().as_secs_f64();
+    (summary, failure)
+}
