@@ -34,6 +34,9 @@ pub struct GenerateArgs {
     /// Attestations per block (at most the genesis block_records_max, 1000).
     #[arg(long, default_value_t = 1000)]
     block_records: usize,
+    /// Genesis time in Unix milliseconds (default: early enough that every block time is in the past).
+    #[arg(long)]
+    genesis_time_ms: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -124,7 +127,13 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
 }
 
 /// Builds a demo chain into `out`; returns (genesis, records per second of the whole build).
-fn generate_into(out: &Path, records: u64, seed: u64, block_records: usize) -> Result<Genesis> {
+fn generate_into(
+    out: &Path,
+    records: u64,
+    seed: u64,
+    block_records: usize,
+    genesis_time_ms: Option<u64>,
+) -> Result<Genesis> {
     if out.join(STORE_FILE).exists() {
         bail!("--out: {} already holds a ledger; choose an empty directory", out.display());
     }
@@ -132,11 +141,18 @@ fn generate_into(out: &Path, records: u64, seed: u64, block_records: usize) -> R
         bail!("--block-records: must be between 1 and 1000 (the genesis block_records_max)");
     }
     fs::create_dir_all(out.join("keys")).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut builder = ChainBuilder::new(seed, now_ms().saturating_sub(records / block_records as u64 * 2000 + 3_600_000))?;
+    // Blocks are about 1.25 s apart: start early enough that the last one is not in the future.
+    let start =
+        genesis_time_ms.unwrap_or_else(|| now_ms().saturating_sub(records / block_records as u64 * 2000 + 3_600_000));
+    let mut builder = ChainBuilder::new(seed, start)?;
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {
-        let text = format!("# Credence demo key (test fixture, derived from seed {seed}): {}\n{}\n", m.name, hex::encode(k.seed()));
+        let text = format!(
+            "# Credence demo key (test fixture, derived from seed {seed}): {}\n{}\n",
+            m.name,
+            hex::encode(k.seed())
+        );
         write_private(&out.join("keys").join(format!("{}.key", m.name)), &text)?;
     }
     let mut store = RedbStore::open(&out.join(STORE_FILE), &genesis)?;
@@ -159,7 +175,7 @@ fn generate_into(out: &Path, records: u64, seed: u64, block_records: usize) -> R
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
-    generate_into(&a.out, a.records, a.seed, a.block_records)?;
+    generate_into(&a.out, a.records, a.seed, a.block_records, a.genesis_time_ms)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -213,7 +229,8 @@ fn report(summary: &Summary, failure: Option<&VerifyError>, json: bool) -> ExitC
             "attestations_per_second": summary.attestations_per_second(),
         });
         if let Some((height, hash, size, root)) = summary.head {
-            v["head"] = json!({"height": height, "block_hash": hash.to_hex(), "tree_size": size, "root": root.to_hex()});
+            v["head"] =
+                json!({"height": height, "block_hash": hash.to_hex(), "tree_size": size, "root": root.to_hex()});
         }
         if let Some(f) = failure {
             v["height"] = json!(f.height);
@@ -236,7 +253,11 @@ fn report(summary: &Summary, failure: Option<&VerifyError>, json: bool) -> ExitC
     if failure.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn run_verify(ctx: &ChainContext, blocks: impl Iterator<Item = Result<CertifiedBlock, VerifyError>>, total: u64) -> (Summary, Option<VerifyError>) {
+fn run_verify(
+    ctx: &ChainContext,
+    blocks: impl Iterator<Item = Result<CertifiedBlock, VerifyError>>,
+    total: u64,
+) -> (Summary, Option<VerifyError>) {
     let bar = progress_bar(total, "verify");
     let result = verify::verify_chain(ctx, blocks, |s| bar.set_position(s.blocks));
     bar.finish_and_clear();
@@ -274,14 +295,16 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     if a.dir.exists() {
         fs::remove_dir_all(&a.dir).with_context(|| format!("cannot clear {}", a.dir.display()))?;
     }
-    let genesis = generate_into(&a.dir, a.records, 1, 1000)?;
+    let genesis = generate_into(&a.dir, a.records, 1, 1000, None)?;
     let (_, store) = load_data_dir(&a.dir)?;
     let total = store.head()?.map_or(0, |h| h.height);
     let ctx = ChainContext::new(genesis);
     let (summary, failure) = run_verify(&ctx, store_blocks(&store)?, total);
     let code = report(&summary, failure.as_ref(), false);
     let d = a.dir.display();
-    println!("\nDemo data is in {d}. Try:\n  credence verify --data-dir {d} --json\n  credence export --data-dir {d} --out {d}/chain.export\n  credence verify --file {d}/chain.export --genesis {d}/genesis.toml");
+    println!(
+        "\nDemo data is in {d}. Try:\n  credence verify --data-dir {d} --json\n  credence export --data-dir {d} --out {d}/chain.export\n  credence verify --file {d}/chain.export --genesis {d}/genesis.toml"
+    );
     Ok(code)
 }
 
@@ -358,5 +381,6 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
 }
 
 fn a_temp(dir: &Path) -> bool {
-    dir.starts_with(std::env::temp_dir()) && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("credence-bench-store-"))
+    dir.starts_with(std::env::temp_dir())
+        && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("credence-bench-store-"))
 }

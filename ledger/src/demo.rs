@@ -27,6 +27,9 @@ const MEMBERS: &[(&str, &[&str], bool)] = &[
     ("hz-tech-finance-centre", &["service-centre"], false),
 ];
 
+/// Genesis time of `configs/genesis.toml` (2025-01-01T00:00:00Z).
+pub const EXAMPLE_GENESIS_TIME_MS: u64 = 1_735_689_600_000;
+
 /// Real unified social credit codes, used alongside generated ones.
 pub const REAL_USCCS: [&str; 3] = ["914403001922038216", "91440300708461136T", "91330100716105852F"];
 
@@ -61,7 +64,14 @@ impl DemoRng {
 
 /// The secret key of demo member `name` for `seed`.
 pub fn member_key(seed: u64, name: &str) -> SecretKey {
-    SecretKey::from_seed(Sha256::new().chain_update(b"credence demo key").chain_update(seed.to_le_bytes()).chain_update(name).finalize().into())
+    SecretKey::from_seed(
+        Sha256::new()
+            .chain_update(b"credence demo key")
+            .chain_update(seed.to_le_bytes())
+            .chain_update(name)
+            .finalize()
+            .into(),
+    )
 }
 
 /// A demo genesis with its members' secret keys (in member order).
@@ -217,8 +227,9 @@ impl ChainBuilder {
                 let who = centres[self.rng.below(centres.len() as u64) as usize];
                 let year = 2019 + self.rng.below(6) as u16;
                 let quarter = self.rng.below(5) as u8;
-                let category = [RdCategory::Total, RdCategory::Personnel, RdCategory::DirectInputs, RdCategory::NewProductDesign]
-                    [self.rng.below(4) as usize];
+                let category =
+                    [RdCategory::Total, RdCategory::Personnel, RdCategory::DirectInputs, RdCategory::NewProductDesign]
+                        [self.rng.below(4) as usize];
                 let claim = Claim::RdSpend(RdSpend {
                     enterprise,
                     period: Period::new("period", year, quarter).unwrap_or_else(|e| unreachable!("{e}")),
@@ -233,9 +244,11 @@ impl ChainBuilder {
                 let who = appraisers[self.rng.below(appraisers.len() as u64) as usize];
                 let patent = self.patents[self.rng.below(self.patents.len() as u64) as usize];
                 let valuation_date = self.date(2023);
-                let valid_until = Date::new("valid_until", valuation_date.year() + 1, valuation_date.month(), valuation_date.day())
-                    .unwrap_or(valuation_date);
-                let method = [ValuationMethod::Income, ValuationMethod::Market, ValuationMethod::Cost][self.rng.below(3) as usize];
+                let valid_until =
+                    Date::new("valid_until", valuation_date.year() + 1, valuation_date.month(), valuation_date.day())
+                        .unwrap_or(valuation_date);
+                let method = [ValuationMethod::Income, ValuationMethod::Market, ValuationMethod::Cost]
+                    [self.rng.below(3) as usize];
                 let claim = Claim::PatentValuation(PatentValuation {
                     patent,
                     owner: enterprise,

@@ -82,16 +82,12 @@ impl PublicKey {
     /// True if the key does not decompress or has small order (8·A = identity).
     /// ZIP-215 accepts signatures under such keys, so they must never be members.
     pub fn is_weak(&self) -> bool {
-        CompressedEdwardsY(self.0)
-            .decompress()
-            .is_none_or(|p| p.is_small_order())
+        CompressedEdwardsY(self.0).decompress().is_none_or(|p| p.is_small_order())
     }
 
     /// True if the key decompresses and is the canonical encoding of its point.
     pub fn is_canonical(&self) -> bool {
-        CompressedEdwardsY(self.0)
-            .decompress()
-            .is_some_and(|p| p.compress().0 == self.0)
+        CompressedEdwardsY(self.0).decompress().is_some_and(|p| p.compress().0 == self.0)
     }
 }
 
@@ -148,9 +144,7 @@ impl<'de> Deserialize<'de> for Signature {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, byte) in out.iter_mut().enumerate() {
-                    *byte = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                    *byte = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(i, &self))?;
                 }
                 Ok(Signature(out))
             }
@@ -193,11 +187,7 @@ impl SecretKey {
 
     /// Signs `tag || chain_id || body` without concatenating it.
     pub fn sign(&self, domain: Domain, chain_id: &[u8; 32], body: &[u8]) -> Signature {
-        Signature(
-            self.0
-                .multipart_sign(&[domain.tag(), chain_id, body])
-                .to_bytes(),
-        )
+        Signature(self.0.multipart_sign(&[domain.tag(), chain_id, body]).to_bytes())
     }
 
     /// Signs `msg` as is (C2SP signed notes); never use it for binary messages.
@@ -259,9 +249,7 @@ pub struct VerifyingKey {
 
 impl VerifyingKey {
     pub fn new(pk: &PublicKey) -> Result<Self, SigError> {
-        let point = CompressedEdwardsY(pk.0)
-            .decompress()
-            .ok_or(SigError::BadPublicKey)?;
+        let point = CompressedEdwardsY(pk.0).decompress().ok_or(SigError::BadPublicKey)?;
         Ok(Self { bytes: pk.0, point })
     }
 
@@ -270,13 +258,7 @@ impl VerifyingKey {
     }
 
     /// [`verify`] with this cached key.
-    pub fn verify(
-        &self,
-        domain: Domain,
-        chain_id: &[u8; 32],
-        body: &[u8],
-        sig: &Signature,
-    ) -> Result<(), SigError> {
+    pub fn verify(&self, domain: Domain, chain_id: &[u8; 32], body: &[u8], sig: &Signature) -> Result<(), SigError> {
         verify_single(self, [domain.tag(), chain_id, body], sig)
     }
 
@@ -361,12 +343,9 @@ struct Prepared {
 
 /// Steps 1–3 of the rule, shared by the single and batch paths.
 fn prepare(key: &VerifyingKey, msg: [&[u8]; 3], sig: &Signature) -> Result<Prepared, SigError> {
-    let s =
-        Option::from(Scalar::from_canonical_bytes(sig.s_bytes())).ok_or(SigError::NonCanonicalS)?;
+    let s = Option::from(Scalar::from_canonical_bytes(sig.s_bytes())).ok_or(SigError::NonCanonicalS)?;
     let r_bytes = sig.r_bytes();
-    let r = CompressedEdwardsY(r_bytes)
-        .decompress()
-        .ok_or(SigError::BadR)?;
+    let r = CompressedEdwardsY(r_bytes).decompress().ok_or(SigError::BadR)?;
     let mut h = Sha512::new();
     h.update(r_bytes);
     h.update(key.bytes);
@@ -383,11 +362,7 @@ fn equation_holds(key: &VerifyingKey, p: &Prepared) -> bool {
 
 fn verify_single(key: &VerifyingKey, msg: [&[u8]; 3], sig: &Signature) -> Result<(), SigError> {
     let p = prepare(key, msg, sig)?;
-    if equation_holds(key, &p) {
-        Ok(())
-    } else {
-        Err(SigError::Mismatch)
-    }
+    if equation_holds(key, &p) { Ok(()) } else { Err(SigError::Mismatch) }
 }
 
 fn verify_items<T: Signed + Sync>(items: &[T], threads: usize) -> Vec<Result<(), SigError>> {
@@ -397,10 +372,7 @@ fn verify_items<T: Signed + Sync>(items: &[T], threads: usize) -> Vec<Result<(),
         return out;
     }
     let threads = threads.max(1);
-    let chunk = items
-        .len()
-        .div_ceil(threads)
-        .clamp(MIN_ITEMS_PER_THREAD, BATCH_ITEMS_MAX);
+    let chunk = items.len().div_ceil(threads).clamp(MIN_ITEMS_PER_THREAD, BATCH_ITEMS_MAX);
     let workers = threads.min(items.len().div_ceil(chunk));
     // Chunks are handed out on demand so a chunk that falls back to single checks does
     // not leave the other threads idle.
@@ -445,11 +417,7 @@ fn verify_chunk<T: Signed>(items: &[T], out: &mut [Result<(), SigError>]) {
         return;
     }
     for (i, p) in &prepared {
-        out[*i] = if equation_holds(items[*i].key(), p) {
-            Ok(())
-        } else {
-            Err(SigError::Mismatch)
-        };
+        out[*i] = if equation_holds(items[*i].key(), p) { Ok(()) } else { Err(SigError::Mismatch) };
     }
 }
 
@@ -483,9 +451,7 @@ fn batch_equation_holds<T: Signed>(items: &[T], prepared: &[(usize, Prepared)]) 
     points.extend(key_points);
     debug_assert_eq!(scalars.len(), points.len());
     debug_assert_eq!(scalars.len(), prepared.len() + key_slot.len() + 1);
-    EdwardsPoint::vartime_multiscalar_mul(&scalars, &points)
-        .mul_by_cofactor()
-        .is_identity()
+    EdwardsPoint::vartime_multiscalar_mul(&scalars, &points).mul_by_cofactor().is_identity()
 }
 
 /// Nonzero 128-bit coefficients zᵢ, one per prepared item. They come from a hash of OS
@@ -510,14 +476,8 @@ fn batch_coefficients<T: Signed>(items: &[T], prepared: &[(usize, Prepared)]) ->
     // Each SHA-512 output gives four 128-bit coefficients.
     (0u64..)
         .flat_map(|block| {
-            let out: [u8; 64] = Sha512::new()
-                .chain_update(root)
-                .chain_update(block.to_le_bytes())
-                .finalize()
-                .into();
-            std::array::from_fn::<u128, 4, _>(|j| {
-                u128::from_le_bytes(std::array::from_fn(|b| out[16 * j + b]))
-            })
+            let out: [u8; 64] = Sha512::new().chain_update(root).chain_update(block.to_le_bytes()).finalize().into();
+            std::array::from_fn::<u128, 4, _>(|j| u128::from_le_bytes(std::array::from_fn(|b| out[16 * j + b])))
         })
         .take(prepared.len())
         // z = 0 would drop an item from the equation; max(1) costs nothing.
@@ -534,8 +494,8 @@ mod tests {
     const OTHER_CHAIN: [u8; 32] = [8; 32];
     /// The group order ℓ, little-endian.
     const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
     ];
     /// A point of order 8 (C2SP CCTV low-order list).
     const T8: &str = "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a";
@@ -576,10 +536,7 @@ mod tests {
     }
     /// k computed independently of `prepare`: over the concatenated message.
     fn k_of(r: &[u8; 32], a: &[u8; 32], msg: &[u8]) -> Scalar {
-        let h = Sha512::new()
-            .chain_update(r)
-            .chain_update(a)
-            .chain_update(msg);
+        let h = Sha512::new().chain_update(r).chain_update(a).chain_update(msg);
         Scalar::from_bytes_mod_order_wide(&h.finalize().into())
     }
     fn bytes_not_a_point() -> [u8; 32] {
@@ -607,13 +564,7 @@ mod tests {
 
     /// The single verdict, after asserting the batch path gives the same one (item at
     /// index 3 of 12, the rest valid, threads 1 and 2).
-    fn both(
-        pk: &PublicKey,
-        domain: Domain,
-        chain: &[u8; 32],
-        body: &[u8],
-        sig: &Signature,
-    ) -> Result<(), SigError> {
+    fn both(pk: &PublicKey, domain: Domain, chain: &[u8; 32], body: &[u8], sig: &Signature) -> Result<(), SigError> {
         let single = verify(pk, domain, chain, body, sig);
         let Ok(vk) = VerifyingKey::new(pk) else {
             assert_eq!(single, Err(SigError::BadPublicKey));
@@ -623,24 +574,9 @@ mod tests {
         let h = honest(11);
         let mut items: Vec<BatchItem> = h
             .iter()
-            .map(|(key, body, sig)| BatchItem {
-                key,
-                domain: Domain::Vote,
-                chain_id: &CHAIN,
-                body,
-                sig,
-            })
+            .map(|(key, body, sig)| BatchItem { key, domain: Domain::Vote, chain_id: &CHAIN, body, sig })
             .collect();
-        items.insert(
-            3,
-            BatchItem {
-                key: &vk,
-                domain,
-                chain_id: chain,
-                body,
-                sig,
-            },
-        );
+        items.insert(3, BatchItem { key: &vk, domain, chain_id: chain, body, sig });
         for threads in [1, 2] {
             let verdicts = verify_batch(&items, threads);
             assert_eq!(verdicts[3], single, "batch disagrees, threads={threads}");
@@ -677,28 +613,13 @@ mod tests {
         };
         let sk = SecretKey::from_seed([9; 32]);
         let vk = VerifyingKey::new(&sk.public()).unwrap();
-        let mut items: Vec<RawItem> = (0..11)
-            .map(|_| RawItem {
-                key: vk,
-                msg: b"note text\n",
-                sig: sk.sign_raw(b"note text\n"),
-            })
-            .collect();
-        items.insert(
-            3,
-            RawItem {
-                key,
-                msg,
-                sig: *sig,
-            },
-        );
+        let mut items: Vec<RawItem> =
+            (0..11).map(|_| RawItem { key: vk, msg: b"note text\n", sig: sk.sign_raw(b"note text\n") }).collect();
+        items.insert(3, RawItem { key, msg, sig: *sig });
         for threads in [1, 2] {
             let verdicts = verify_items(&items, threads);
             assert_eq!(verdicts[3], single, "batch disagrees, threads={threads}");
-            assert_eq!(
-                verdicts.iter().filter(|v| v.is_ok()).count(),
-                11 + single.is_ok() as usize
-            );
+            assert_eq!(verdicts.iter().filter(|v| v.is_ok()).count(), 11 + single.is_ok() as usize);
         }
         single
     }
@@ -708,19 +629,10 @@ mod tests {
         let sk = SecretKey::from_seed([1; 32]);
         let pk = sk.public();
         let sig = sk.sign(Domain::Attestation, &CHAIN, b"block 1");
-        assert_eq!(
-            both(&pk, Domain::Attestation, &CHAIN, b"block 1", &sig),
-            Ok(())
-        );
-        assert_eq!(
-            both(&pk, Domain::Attestation, &CHAIN, b"block 2", &sig),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(both(&pk, Domain::Attestation, &CHAIN, b"block 1", &sig), Ok(()));
+        assert_eq!(both(&pk, Domain::Attestation, &CHAIN, b"block 2", &sig), Err(SigError::Mismatch));
         let other = SecretKey::from_seed([2; 32]).public();
-        assert_eq!(
-            both(&other, Domain::Attestation, &CHAIN, b"block 1", &sig),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(both(&other, Domain::Attestation, &CHAIN, b"block 1", &sig), Err(SigError::Mismatch));
         // The signed bytes are exactly tag || chain_id || body.
         let msg = signing_message(Domain::Attestation, &CHAIN, b"block 1");
         assert_eq!(sk.sign_raw(&msg), sig);
@@ -741,10 +653,7 @@ mod tests {
         assert_eq!(flip(63, 7), Err(SigError::NonCanonicalS), "S >= 2^255");
         assert_eq!(flip(31, 7), Err(SigError::Mismatch), "R sign bit: -R");
         for bit in 0..8 {
-            assert!(matches!(
-                flip(0, bit),
-                Err(SigError::Mismatch | SigError::BadR)
-            ));
+            assert!(matches!(flip(0, bit), Err(SigError::Mismatch | SigError::BadR)));
         }
     }
 
@@ -761,10 +670,7 @@ mod tests {
             carry = v >> 8;
         }
         assert_eq!(carry, 0);
-        assert_eq!(
-            both(&sk.public(), Domain::Proposal, &CHAIN, b"p", &s),
-            Err(SigError::NonCanonicalS)
-        );
+        assert_eq!(both(&sk.public(), Domain::Proposal, &CHAIN, b"p", &s), Err(SigError::NonCanonicalS));
     }
 
     #[test]
@@ -782,34 +688,20 @@ mod tests {
             let pk = PublicKey(h32(a));
             assert!(pk.is_weak());
             for r in LOW_ORDER {
-                assert_eq!(
-                    verify(&pk, Domain::Vote, &CHAIN, b"m", &sig_of(h32(r), [0; 32])),
-                    Ok(())
-                );
+                assert_eq!(verify(&pk, Domain::Vote, &CHAIN, b"m", &sig_of(h32(r), [0; 32])), Ok(()));
                 let mut one = [0u8; 32];
                 one[0] = 1;
-                assert_eq!(
-                    verify(&pk, Domain::Vote, &CHAIN, b"m", &sig_of(h32(r), one)),
-                    Err(SigError::Mismatch)
-                );
+                assert_eq!(verify(&pk, Domain::Vote, &CHAIN, b"m", &sig_of(h32(r), one)), Err(SigError::Mismatch));
             }
         }
         // And the batch path agrees on all 196 at once.
-        let keys: Vec<VerifyingKey> = LOW_ORDER
-            .iter()
-            .map(|a| VerifyingKey::new(&PublicKey(h32(a))).unwrap())
-            .collect();
+        let keys: Vec<VerifyingKey> =
+            LOW_ORDER.iter().map(|a| VerifyingKey::new(&PublicKey(h32(a))).unwrap()).collect();
         let sigs: Vec<Signature> = LOW_ORDER.iter().map(|r| sig_of(h32(r), [0; 32])).collect();
         let items: Vec<BatchItem> = keys
             .iter()
             .flat_map(|key| {
-                sigs.iter().map(move |sig| BatchItem {
-                    key,
-                    domain: Domain::Vote,
-                    chain_id: &CHAIN,
-                    body: b"m",
-                    sig,
-                })
+                sigs.iter().map(move |sig| BatchItem { key, domain: Domain::Vote, chain_id: &CHAIN, body: b"m", sig })
             })
             .collect();
         assert!(verify_batch(&items, 2).iter().all(Result::is_ok));
@@ -838,27 +730,14 @@ mod tests {
         // This is the disagreement the rule removes: dalek's cofactorless check says no.
         use ed25519_dalek::Verifier;
         let dalek = ed25519_dalek::VerifyingKey::from_bytes(&pk.0).unwrap();
-        assert!(
-            dalek
-                .verify(&msg, &ed25519_dalek::Signature::from_bytes(&sig.0))
-                .is_err()
-        );
+        assert!(dalek.verify(&msg, &ed25519_dalek::Signature::from_bytes(&sig.0)).is_err());
 
         // Mixed-order key A = aB + T: 8·k·T vanishes too.
         let pk = PublicKey((a_pt + point(T8)).compress().0);
         assert!(!pk.is_weak());
         let r_bytes = (r * ED25519_BASEPOINT_POINT).compress().0;
         let s = r + k_of(&r_bytes, &pk.0, &msg) * a;
-        assert_eq!(
-            both(
-                &pk,
-                Domain::Vote,
-                &CHAIN,
-                b"mixed",
-                &sig_of(r_bytes, s.to_bytes())
-            ),
-            Ok(())
-        );
+        assert_eq!(both(&pk, Domain::Vote, &CHAIN, b"mixed", &sig_of(r_bytes, s.to_bytes())), Ok(()));
     }
 
     #[test]
@@ -869,16 +748,7 @@ mod tests {
         let weak = PublicKey(h32(IDENTITY_Y_P1));
         assert!(weak.is_weak() && !weak.is_canonical());
         let r_bytes = (r * ED25519_BASEPOINT_POINT).compress().0;
-        assert_eq!(
-            both(
-                &weak,
-                Domain::Attestation,
-                &CHAIN,
-                b"nc",
-                &sig_of(r_bytes, r.to_bytes())
-            ),
-            Ok(())
-        );
+        assert_eq!(both(&weak, Domain::Attestation, &CHAIN, b"nc", &sig_of(r_bytes, r.to_bytes())), Ok(()));
         // R = identity encoded with y = p + 1 under an honest key: k over R as given
         // verifies; k over the canonical re-encoding of R must not.
         let pk = PublicKey((a * ED25519_BASEPOINT_POINT).compress().0);
@@ -887,36 +757,12 @@ mod tests {
         assert_ne!(r_nc, r_canon);
         let s_given = k_of(&r_nc, &pk.0, &msg) * a;
         let s_reenc = k_of(&r_canon, &pk.0, &msg) * a;
+        assert_eq!(both(&pk, Domain::Attestation, &CHAIN, b"nc", &sig_of(r_nc, s_given.to_bytes())), Ok(()));
         assert_eq!(
-            both(
-                &pk,
-                Domain::Attestation,
-                &CHAIN,
-                b"nc",
-                &sig_of(r_nc, s_given.to_bytes())
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            both(
-                &pk,
-                Domain::Attestation,
-                &CHAIN,
-                b"nc",
-                &sig_of(r_nc, s_reenc.to_bytes())
-            ),
+            both(&pk, Domain::Attestation, &CHAIN, b"nc", &sig_of(r_nc, s_reenc.to_bytes())),
             Err(SigError::Mismatch)
         );
-        assert_eq!(
-            both(
-                &pk,
-                Domain::Attestation,
-                &CHAIN,
-                b"nc",
-                &sig_of(r_canon, s_reenc.to_bytes())
-            ),
-            Ok(())
-        );
+        assert_eq!(both(&pk, Domain::Attestation, &CHAIN, b"nc", &sig_of(r_canon, s_reenc.to_bytes())), Ok(()));
     }
 
     #[test]
@@ -925,22 +771,10 @@ mod tests {
         let sig = sk.sign(Domain::Vote, &CHAIN, b"x");
         let bad = bytes_not_a_point();
         let bad_r = sig_of(bad, sig.s_bytes());
-        assert_eq!(
-            both(&sk.public(), Domain::Vote, &CHAIN, b"x", &bad_r),
-            Err(SigError::BadR)
-        );
-        assert_eq!(
-            both(&PublicKey(bad), Domain::Vote, &CHAIN, b"x", &sig),
-            Err(SigError::BadPublicKey)
-        );
-        assert_eq!(
-            VerifyingKey::new(&PublicKey(bad)).unwrap_err(),
-            SigError::BadPublicKey
-        );
-        assert_eq!(
-            verify_raw(&PublicKey(bad), b"x", &sig),
-            Err(SigError::BadPublicKey)
-        );
+        assert_eq!(both(&sk.public(), Domain::Vote, &CHAIN, b"x", &bad_r), Err(SigError::BadR));
+        assert_eq!(both(&PublicKey(bad), Domain::Vote, &CHAIN, b"x", &sig), Err(SigError::BadPublicKey));
+        assert_eq!(VerifyingKey::new(&PublicKey(bad)).unwrap_err(), SigError::BadPublicKey);
+        assert_eq!(verify_raw(&PublicKey(bad), b"x", &sig), Err(SigError::BadPublicKey));
     }
 
     #[test]
@@ -948,31 +782,15 @@ mod tests {
         let sk = SecretKey::from_seed([6; 32]);
         let pk = sk.public();
         let sig = sk.sign(Domain::Attestation, &CHAIN, b"same body");
-        assert_eq!(
-            both(&pk, Domain::Attestation, &CHAIN, b"same body", &sig),
-            Ok(())
-        );
-        assert_eq!(
-            both(&pk, Domain::Vote, &CHAIN, b"same body", &sig),
-            Err(SigError::Mismatch)
-        );
-        assert_eq!(
-            both(&pk, Domain::Proposal, &CHAIN, b"same body", &sig),
-            Err(SigError::Mismatch)
-        );
-        assert_eq!(
-            both(&pk, Domain::Attestation, &OTHER_CHAIN, b"same body", &sig),
-            Err(SigError::Mismatch)
-        );
+        assert_eq!(both(&pk, Domain::Attestation, &CHAIN, b"same body", &sig), Ok(()));
+        assert_eq!(both(&pk, Domain::Vote, &CHAIN, b"same body", &sig), Err(SigError::Mismatch));
+        assert_eq!(both(&pk, Domain::Proposal, &CHAIN, b"same body", &sig), Err(SigError::Mismatch));
+        assert_eq!(both(&pk, Domain::Attestation, &OTHER_CHAIN, b"same body", &sig), Err(SigError::Mismatch));
         assert_eq!(verify_raw(&pk, b"same body", &sig), Err(SigError::Mismatch));
         let tags = [Domain::Attestation, Domain::Vote, Domain::Proposal].map(Domain::tag);
         for (i, t) in tags.iter().enumerate() {
             assert!(t.starts_with(b"credence/"));
-            assert_eq!(
-                t.iter().position(|&b| b == 0),
-                Some(t.len() - 1),
-                "one NUL, last"
-            );
+            assert_eq!(t.iter().position(|&b| b == 0), Some(t.len() - 1), "one NUL, last");
             for (j, u) in tags.iter().enumerate() {
                 assert!(i == j || !u.starts_with(t), "tags must be prefix-free");
             }
@@ -996,11 +814,7 @@ mod tests {
             ),
         ];
         for (seed, pk, msg, sig) in cases {
-            let (pk, msg, sig) = (
-                PublicKey(h32(pk)),
-                hex::decode(msg).unwrap(),
-                Signature(h64(sig)),
-            );
+            let (pk, msg, sig) = (PublicKey(h32(pk)), hex::decode(msg).unwrap(), Signature(h64(sig)));
             let sk = SecretKey::from_seed(h32(seed));
             assert_eq!(sk.public(), pk);
             assert_eq!(sk.sign_raw(&msg), sig);
@@ -1131,11 +945,7 @@ mod tests {
             ),
         ];
         for (number, key, sig, msg, accept) in cases {
-            let expected = if accept {
-                Ok(())
-            } else {
-                Err(SigError::Mismatch)
-            };
+            let expected = if accept { Ok(()) } else { Err(SigError::Mismatch) };
             let got = both_raw(&PublicKey(h32(key)), msg.as_bytes(), &Signature(h64(sig)));
             assert_eq!(got, expected, "CCTV vector {number}");
         }
@@ -1145,14 +955,9 @@ mod tests {
     fn large_batch_over_several_chunks_matches_single() {
         let n = 2 * BATCH_ITEMS_MAX + 5;
         let keys: Vec<SecretKey> = (0..16u8).map(|i| SecretKey::from_seed([i; 32])).collect();
-        let vks: Vec<VerifyingKey> = keys
-            .iter()
-            .map(|k| VerifyingKey::new(&k.public()).unwrap())
-            .collect();
+        let vks: Vec<VerifyingKey> = keys.iter().map(|k| VerifyingKey::new(&k.public()).unwrap()).collect();
         let bodies: Vec<Vec<u8>> = (0..n).map(|i| (i as u64).to_le_bytes().to_vec()).collect();
-        let mut sigs: Vec<Signature> = (0..n)
-            .map(|i| keys[i % 16].sign(Domain::Vote, &CHAIN, &bodies[i]))
-            .collect();
+        let mut sigs: Vec<Signature> = (0..n).map(|i| keys[i % 16].sign(Domain::Vote, &CHAIN, &bodies[i])).collect();
         let bad = [5, BATCH_ITEMS_MAX + 1, n - 1];
         for &i in &bad {
             sigs[i].0[40] ^= 1;
@@ -1169,11 +974,7 @@ mod tests {
         for threads in [1, 2, 3] {
             let verdicts = verify_batch(&items, threads);
             for (i, v) in verdicts.iter().enumerate() {
-                let expected = if bad.contains(&i) {
-                    Err(SigError::Mismatch)
-                } else {
-                    Ok(())
-                };
+                let expected = if bad.contains(&i) { Err(SigError::Mismatch) } else { Ok(()) };
                 assert_eq!(*v, expected, "item {i}, threads {threads}");
             }
         }
@@ -1187,10 +988,7 @@ mod tests {
         let sk = SecretKey::from_seed([11; 32]);
         let vk = VerifyingKey::new(&sk.public()).unwrap();
         let bodies: Vec<Vec<u8>> = (0..16u8).map(|i| vec![i]).collect();
-        let mut sigs: Vec<Signature> = bodies
-            .iter()
-            .map(|b| sk.sign(Domain::Vote, &CHAIN, b))
-            .collect();
+        let mut sigs: Vec<Signature> = bodies.iter().map(|b| sk.sign(Domain::Vote, &CHAIN, b)).collect();
         let shift = |sig: &mut Signature, d: Scalar| {
             let s = Scalar::from_canonical_bytes(sig.s_bytes()).unwrap() + d;
             sig.0[32..].copy_from_slice(s.as_bytes());
@@ -1198,13 +996,7 @@ mod tests {
         shift(&mut sigs[2], Scalar::ONE);
         shift(&mut sigs[9], -Scalar::ONE);
         let items: Vec<BatchItem> = (0..16)
-            .map(|i| BatchItem {
-                key: &vk,
-                domain: Domain::Vote,
-                chain_id: &CHAIN,
-                body: &bodies[i],
-                sig: &sigs[i],
-            })
+            .map(|i| BatchItem { key: &vk, domain: Domain::Vote, chain_id: &CHAIN, body: &bodies[i], sig: &sigs[i] })
             .collect();
         let verdicts = verify_batch(&items, 1);
         for (i, v) in verdicts.iter().enumerate() {
@@ -1225,26 +1017,14 @@ mod tests {
             .iter()
             .map(|b| {
                 let msg = signing_message(Domain::Vote, &CHAIN, b);
-                sig_of(
-                    r_bytes,
-                    (r + k_of(&r_bytes, &vk.bytes, &msg) * a).to_bytes(),
-                )
+                sig_of(r_bytes, (r + k_of(&r_bytes, &vk.bytes, &msg) * a).to_bytes())
             })
             .collect();
         let items: Vec<BatchItem> = (0..8)
-            .map(|i| BatchItem {
-                key: &vk,
-                domain: Domain::Vote,
-                chain_id: &CHAIN,
-                body: &bodies[i],
-                sig: &sigs[i],
-            })
+            .map(|i| BatchItem { key: &vk, domain: Domain::Vote, chain_id: &CHAIN, body: &bodies[i], sig: &sigs[i] })
             .collect();
-        let prepared: Vec<(usize, Prepared)> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (i, prepare(it.key(), it.msg(), it.sig()).unwrap()))
-            .collect();
+        let prepared: Vec<(usize, Prepared)> =
+            items.iter().enumerate().map(|(i, it)| (i, prepare(it.key(), it.msg(), it.sig()).unwrap())).collect();
         // A cofactorless equation would pass only when Σzᵢ·(torsion) happens to vanish.
         for _ in 0..4 {
             assert!(batch_equation_holds(&items, &prepared));
@@ -1258,11 +1038,7 @@ mod tests {
         let sk = SecretKey::from_seed(seed);
         let shown = format!("{sk:?} {sk:#?}");
         assert_eq!(format!("{sk:?}"), "SecretKey(<redacted>)");
-        assert!(
-            !shown.contains(&hex::encode(seed))
-                && !shown.contains("ab, ab")
-                && !shown.contains("171")
-        );
+        assert!(!shown.contains(&hex::encode(seed)) && !shown.contains("ab, ab") && !shown.contains("171"));
         assert_eq!(sk.seed(), seed);
         assert_ne!(SecretKey::generate().seed(), SecretKey::generate().seed());
     }
@@ -1278,10 +1054,7 @@ mod tests {
         assert_eq!(crate::codec::decode::<PublicKey>("t", &pk_bytes, 64).unwrap(), pk);
         assert_eq!(crate::codec::decode::<Signature>("t", &sig_bytes, 64).unwrap(), sig);
         assert!(crate::codec::decode::<Signature>("t", &sig_bytes[..63], 64).is_err());
-        assert_eq!(
-            format!("{pk:?}"),
-            format!("PublicKey({})", hex::encode(pk.0))
-        );
+        assert_eq!(format!("{pk:?}"), format!("PublicKey({})", hex::encode(pk.0)));
     }
 
     proptest! {

@@ -1,0 +1,124 @@
+//! Genesis files: read raw with unknown keys refused, validated with errors that name the key and the rule.
+
+use credence_ledger::genesis::{Genesis, GenesisError, Role};
+use credence_ledger::sig::SecretKey;
+
+fn pk(n: u8) -> String {
+    hex::encode(SecretKey::from_seed([n; 32]).public().0)
+}
+
+fn base(members: &str) -> String {
+    format!(
+        "chain_id = \"t\"\ncheckpoint_origin = \"credence.example/t\"\ngenesis_time_ms = 0\n\n[consensus]\nblock_records_max = 1000\nblock_bytes_max = 1048576\ntimeout_propose_ms = 1000\ntimeout_prevote_ms = 500\ntimeout_precommit_ms = 500\ntimeout_delta_ms = 250\n{members}"
+    )
+}
+
+fn member(name: &str, key: &str, roles: &str, validator: bool) -> String {
+    format!("\n[[members]]\nname = \"{name}\"\npublic_key = \"{key}\"\nroles = [{roles}]\nvalidator = {validator}\n")
+}
+
+fn invalid(text: &str) -> (String, String) {
+    match Genesis::from_toml(text) {
+        Err(GenesisError::Invalid { key, rule }) => (key, rule),
+        other => panic!("expected an invalid-value error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_valid_genesis_round_trips_and_sorts_members() {
+    let text =
+        base(&(member("zeta", &pk(1), "\"bank\"", true) + &member("alpha", &pk(2), "\"appraiser\", \"bank\"", false)));
+    let g = Genesis::from_toml(&text).unwrap();
+    assert_eq!(g.members[0].name.as_str(), "alpha");
+    assert_eq!(g.members[0].roles, vec![Role::Bank, Role::Appraiser]);
+    assert_eq!(g.validators().count(), 1);
+    assert_eq!(Genesis::from_toml(&g.to_toml()).unwrap(), g);
+    // The hash is of the validated value: member order in the file does not matter.
+    let swapped =
+        base(&(member("alpha", &pk(2), "\"bank\", \"appraiser\"", false) + &member("zeta", &pk(1), "\"bank\"", true)));
+    assert_eq!(Genesis::from_toml(&swapped).unwrap().hash(), g.hash());
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_place() {
+    let text = base(&member("a", &pk(1), "\"bank\"", true)).replace("chain_id", "chain_idd");
+    let Err(GenesisError::Toml(msg)) = Genesis::from_toml(&text) else { panic!("expected a TOML error") };
+    assert!(msg.contains("chain_idd"), "{msg}");
+    let text = base(&member("a", &pk(1), "\"bank\"", true)) + "colour = \"red\"\n";
+    let Err(GenesisError::Toml(msg)) = Genesis::from_toml(&text) else { panic!("expected a TOML error") };
+    assert!(msg.contains("colour"), "{msg}");
+}
+
+#[test]
+fn duplicate_members_and_keys() {
+    let text = base(&(member("a", &pk(1), "\"bank\"", true) + &member("a", &pk(2), "\"bank\"", true)));
+    assert_eq!(invalid(&text), ("members[1].name".into(), "duplicate member name 'a'".into()));
+    let text = base(&(member("a", &pk(1), "\"bank\"", true) + &member("b", &pk(1), "\"bank\"", true)));
+    assert_eq!(invalid(&text).0, "members[1].public_key");
+}
+
+#[test]
+fn bad_and_weak_keys_are_refused() {
+    let (key, rule) = invalid(&base(&member("a", "abcd", "\"bank\"", true)));
+    assert_eq!(key, "members[0].public_key");
+    assert!(rule.contains("64 hexadecimal digits"), "{rule}");
+    // The identity point: a small-order (weak) key.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let (key, rule) = invalid(&base(&member("a", &hex::encode(identity), "\"bank\"", true)));
+    assert_eq!(key, "members[0].public_key");
+    assert!(rule.contains("weak"), "{rule}");
+    // A non-canonical encoding (y = p + 1 encodes the identity again).
+    let mut noncanon = [0xffu8; 32];
+    noncanon[0] = 0xee;
+    noncanon[31] = 0x7f;
+    let (key, _) = invalid(&base(&member("a", &hex::encode(noncanon), "\"bank\"", true)));
+    assert_eq!(key, "members[0].public_key");
+    // Not a point at all: find a y with no x.
+    let not_a_point = (0u8..=255)
+        .map(|b| [b; 32])
+        .find(|k| {
+            !credence_ledger::sig::PublicKey(*k).is_canonical()
+                || credence_ledger::sig::VerifyingKey::new(&credence_ledger::sig::PublicKey(*k)).is_err()
+        })
+        .unwrap();
+    assert_eq!(invalid(&base(&member("a", &hex::encode(not_a_point), "\"bank\"", true))).0, "members[0].public_key");
+}
+
+#[test]
+fn every_field_rule_names_its_key() {
+    let ok = member("a", &pk(1), "\"bank\"", true);
+    let cases: Vec<(String, &str)> = vec![
+        (base(&ok).replace("chain_id = \"t\"", "chain_id = \"\""), "chain_id"),
+        (base(&ok).replace("credence.example/t", "has space"), "checkpoint_origin"),
+        (base(&ok).replace("block_records_max = 1000", "block_records_max = 0"), "consensus.block_records_max"),
+        (base(&ok).replace("block_bytes_max = 1048576", "block_bytes_max = 100"), "consensus.block_bytes_max"),
+        (base(&ok).replace("timeout_prevote_ms = 500", "timeout_prevote_ms = 1"), "consensus.timeout_prevote_ms"),
+        (base(&member("A", &pk(1), "\"bank\"", true)), "members[0].name"),
+        (base(&member("a", &pk(1), "\"banker\"", true)), "members[0].roles[0]"),
+        (base(&member("a", &pk(1), "\"bank\", \"bank\"", true)), "members[0].roles[1]"),
+        (base(&member("a", &pk(1), "\"bank\"", false)), "members"),
+        (base(""), "members"),
+    ];
+    for (text, key) in cases {
+        assert_eq!(invalid(&text).0, key, "for {key}");
+    }
+}
+
+#[test]
+fn oversized_files_are_refused() {
+    let text = base(&member("a", &pk(1), "\"bank\"", true)) + &"# padding\n".repeat(30_000);
+    assert!(matches!(Genesis::from_toml(&text), Err(GenesisError::TooLarge { .. })));
+}
+
+#[test]
+fn the_example_config_is_the_documented_fixture() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/genesis.toml");
+    let g = Genesis::load(&path).unwrap();
+    assert_eq!(g.validators().count(), 4);
+    let (fixture, _) = credence_ledger::demo::genesis(1, credence_ledger::demo::EXAMPLE_GENESIS_TIME_MS).unwrap();
+    assert_eq!(
+        g, fixture,
+        "configs/genesis.toml must equal `credence generate --seed 1`'s genesis at the example time"
+    );
+}
