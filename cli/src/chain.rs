@@ -17,6 +17,8 @@ use credence_ledger::verify::{self, ChainContext, Failure, Summary, VerifyError}
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::keys::{key_file_text, write_private};
+
 const GENESIS_FILE: &str = "genesis.toml";
 const STORE_FILE: &str = "ledger.redb";
 
@@ -112,19 +114,6 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
 
 /// Builds a demo chain into `out`; returns (genesis, records per second of the whole build).
 fn generate_into(
@@ -148,11 +137,7 @@ fn generate_into(
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {
-        let text = format!(
-            "# Credence demo key (test fixture, derived from seed {seed}): {}\n{}\n",
-            m.name,
-            hex::encode(k.seed())
-        );
+        let text = key_file_text(&format!("Credence demo key of {} (TEST FIXTURE derived from seed {seed})", m.name), k);
         write_private(&out.join("keys").join(format!("{}.key", m.name)), &text)?;
     }
     let mut store = RedbStore::open(&out.join(STORE_FILE), &genesis)?;

@@ -2,6 +2,7 @@
 
 mod ceiling;
 mod chain;
+mod keys;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,9 @@ enum Command {
     Verify(chain::VerifyArgs),
     /// Generate a demo chain into a local directory and verify it (the README's first command).
     Demo(chain::DemoArgs),
+    /// Generate and inspect member keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Benchmarks (results go in docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(chain::BenchCommand),
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => chain::verify(&a),
         Command::Demo(a) => chain::demo(&a),
         Command::Bench(b) => chain::bench(&b),
+        Command::Keys(k) => keys::run(&k),
     };
     match result {
         Ok(code) => code,
