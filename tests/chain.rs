@@ -47,7 +47,14 @@ fn damaged_export_files_fail_at_the_right_place() {
     let damaged = dir.path().join("damaged.export");
     let check = |bytes: &[u8]| {
         std::fs::write(&damaged, bytes).unwrap();
-        let out = credence(&["verify", "--file", damaged.to_str().unwrap(), "--genesis", genesis.to_str().unwrap(), "--json"]);
+        let out = credence(&[
+            "verify",
+            "--file",
+            damaged.to_str().unwrap(),
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--json",
+        ]);
         assert_eq!(out.status.code(), Some(1), "a damaged file must fail with exit code 1");
         let v = json(&out);
         assert_eq!(v["ok"], false);
@@ -99,4 +106,38 @@ fn verify_refuses_a_different_genesis() {
     let v = json(&out);
     assert_eq!(v["ok"], false);
     assert!(v["reason"].as_str().unwrap().contains("genesis"), "{v}");
+}
+
+#[test]
+fn keys_are_private_and_show_their_verifier_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("bank-x.key");
+    let out = credence(&["keys", "generate", "--out", key.to_str().unwrap()]);
+    assert!(out.status.success());
+    let public = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(public.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let v = json(&credence(&["keys", "show", key.to_str().unwrap(), "--json"]));
+    assert_eq!(v["public_key"], public.as_str());
+    assert_eq!(v["name"], "bank-x");
+    assert!(v["verifier_key"].as_str().unwrap().starts_with("bank-x+"), "{v}");
+    // Never overwrite a key.
+    assert!(!credence(&["keys", "generate", "--out", key.to_str().unwrap()]).status.success());
+    // A key file others can read is refused, and the secret is not echoed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = credence(&["keys", "show", key.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("chmod 600"), "{err}");
+        let secret = std::fs::read_to_string(&key).unwrap();
+        let seed_line = secret.lines().last().unwrap();
+        assert!(!err.contains(seed_line));
+    }
 }

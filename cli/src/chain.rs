@@ -114,7 +114,6 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-
 /// Builds a demo chain into `out`; returns (genesis, records per second of the whole build).
 fn generate_into(
     out: &Path,
@@ -137,7 +136,8 @@ fn generate_into(
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {
-        let text = key_file_text(&format!("Credence demo key of {} (TEST FIXTURE derived from seed {seed})", m.name), k);
+        let text =
+            key_file_text(&format!("Credence demo key of {} (TEST FIXTURE derived from seed {seed})", m.name), k);
         write_private(&out.join("keys").join(format!("{}.key", m.name)), &text)?;
     }
     let mut store = RedbStore::open(&out.join(STORE_FILE), &genesis)?;

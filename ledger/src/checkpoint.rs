@@ -66,9 +66,7 @@ pub enum CheckpointError {
     #[error("checkpoint: note is not valid UTF-8 (at byte {offset})")]
     NotUtf8 { offset: usize },
     /// signed-note §Format: no ASCII control characters other than newline (this also rejects CRLF).
-    #[error(
-        "checkpoint: control character U+{code:04X} at byte {offset}; only newline (U+000A) is allowed"
-    )]
+    #[error("checkpoint: control character U+{code:04X} at byte {offset}; only newline (U+000A) is allowed")]
     ControlChar { offset: usize, code: u32 },
     /// signed-note §Format: the text is followed by a blank line, then the signatures.
     #[error("checkpoint: no blank line separating the note text from the signature lines")]
@@ -87,11 +85,7 @@ pub enum CheckpointError {
     TooManySignatures { count: usize, max: usize },
     /// A body line (origin, tree size, root hash, extension) breaks a rule.
     #[error("checkpoint line {line} ({field}): {rule}")]
-    Field {
-        line: usize,
-        field: &'static str,
-        rule: String,
-    },
+    Field { line: usize, field: &'static str, rule: String },
     /// A signature line is malformed.
     #[error("checkpoint: signature line {line}: {rule}")]
     SignatureLine { line: usize, rule: String },
@@ -102,9 +96,7 @@ pub enum CheckpointError {
     #[error("checkpoint: validator set: {rule}")]
     ValidatorSet { rule: String },
     /// A line from a known validator key (name and key ID match) did not verify.
-    #[error(
-        "checkpoint: signature line {line}: invalid signature from validator '{name}' (key id {key_id}): {reason}"
-    )]
+    #[error("checkpoint: signature line {line}: invalid signature from validator '{name}' (key id {key_id}): {reason}")]
     InvalidSignature {
         line: usize,
         name: String,
@@ -119,14 +111,8 @@ pub enum CheckpointError {
     #[error("checkpoint: signature line {line}: key name '{name}' is not a validator")]
     UnknownSigner { line: usize, name: String },
     /// Not enough distinct validators signed.
-    #[error(
-        "checkpoint: {signed} of {validators} validators signed; more than 2/3 ({needed}) required"
-    )]
-    NoQuorum {
-        signed: usize,
-        needed: usize,
-        validators: usize,
-    },
+    #[error("checkpoint: {signed} of {validators} validators signed; more than 2/3 ({needed}) required")]
+    NoQuorum { signed: usize, needed: usize, validators: usize },
 }
 
 /// The signed text of a commit certificate (tlog-checkpoint §Note text plus one extension line).
@@ -168,10 +154,7 @@ impl CheckpointBody {
     /// Parses exactly the text produced by [`CheckpointBody::to_text`] (strict and canonical).
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
         if text.len() > CHECKPOINT_BYTES_MAX {
-            return Err(CheckpointError::TooLarge {
-                len: text.len(),
-                max: CHECKPOINT_BYTES_MAX,
-            });
+            return Err(CheckpointError::TooLarge { len: text.len(), max: CHECKPOINT_BYTES_MAX });
         }
         check_no_controls(text)?;
         let Some(content) = text.strip_suffix('\n') else {
@@ -187,53 +170,29 @@ impl CheckpointBody {
         }
 
         // Item 2: ASCII decimal, no leading zeroes (unless the tree is empty).
-        let size_line = lines
-            .next()
-            .ok_or_else(|| field(2, "tree size", "missing"))?;
+        let size_line = lines.next().ok_or_else(|| field(2, "tree size", "missing"))?;
         let tree_size = parse_decimal(size_line).map_err(|rule| field(2, "tree size", rule))?;
 
         // Item 3: base64 of the root hash. The engine requires canonical padding and zero
         // trailing bits, so each root has exactly one accepted encoding.
-        let root_line = lines
-            .next()
-            .ok_or_else(|| field(3, "root hash", "missing"))?;
-        let root_bytes = B64
-            .decode(root_line)
-            .map_err(|_| field(3, "root hash", "not valid padded standard base64"))?;
+        let root_line = lines.next().ok_or_else(|| field(3, "root hash", "missing"))?;
+        let root_bytes =
+            B64.decode(root_line).map_err(|_| field(3, "root hash", "not valid padded standard base64"))?;
         let root: [u8; 32] = root_bytes.as_slice().try_into().map_err(|_| {
-            field(
-                3,
-                "root hash",
-                format!("decodes to {} bytes; exactly 32 required", root_bytes.len()),
-            )
+            field(3, "root hash", format!("decodes to {} bytes; exactly 32 required", root_bytes.len()))
         })?;
 
         // Item 4: extension lines are optional in general; Credence requires exactly one,
         // beginning "credence " (and non-empty, as the spec requires of all extension lines).
         let ext = lines.next().ok_or_else(|| {
-            field(
-                4,
-                "extension",
-                "missing; exactly one line 'credence height=.. round=.. block=..' is required",
-            )
+            field(4, "extension", "missing; exactly one line 'credence height=.. round=.. block=..' is required")
         })?;
         let (height, round, block_hash) = parse_extension(ext)?;
         if lines.next().is_some() {
-            return Err(field(
-                5,
-                "extension",
-                "unexpected extra line; exactly one extension line is allowed",
-            ));
+            return Err(field(5, "extension", "unexpected extra line; exactly one extension line is allowed"));
         }
 
-        let body = CheckpointBody {
-            origin: origin.to_owned(),
-            tree_size,
-            root,
-            height,
-            round,
-            block_hash,
-        };
+        let body = CheckpointBody { origin: origin.to_owned(), tree_size, root, height, round, block_hash };
         // Defence in depth: the rules above are canonical, so this always holds; it guarantees
         // that signatures verified over `to_text()` are signatures over the text we received.
         if body.to_text() != text {
@@ -281,11 +240,7 @@ impl Checkpoint {
     pub fn to_note(&self) -> String {
         let mut sigs: Vec<&NoteSignature> = self.signatures.iter().collect();
         sigs.sort_by(|a, b| {
-            (a.key_name.as_str(), a.key_id, a.signature.0).cmp(&(
-                b.key_name.as_str(),
-                b.key_id,
-                b.signature.0,
-            ))
+            (a.key_name.as_str(), a.key_id, a.signature.0).cmp(&(b.key_name.as_str(), b.key_id, b.signature.0))
         });
         let mut out = self.body.to_text();
         out.push('\n');
@@ -346,43 +301,27 @@ impl VerifierKey {
     pub fn parse(s: &str) -> Result<Self, CheckpointError> {
         let bad = |rule: String| CheckpointError::VerifierKey { rule };
         let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad(
-                "expected '<name>+<8 hex key id>+<base64 key>'".to_owned()
-            ));
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("expected '<name>+<8 hex key id>+<base64 key>'".to_owned()));
         };
         check_key_name(name).map_err(|rule| bad(rule.to_owned()))?;
-        let id = decode_hex::<4>(id_hex)
-            .ok_or_else(|| bad(format!("key id '{id_hex}' is not 8 lowercase hex digits")))?;
-        let raw = B64
-            .decode(key_b64)
-            .map_err(|_| bad("key is not valid padded standard base64".to_owned()))?;
+        let id =
+            decode_hex::<4>(id_hex).ok_or_else(|| bad(format!("key id '{id_hex}' is not 8 lowercase hex digits")))?;
+        let raw = B64.decode(key_b64).map_err(|_| bad("key is not valid padded standard base64".to_owned()))?;
         match raw.split_first() {
             None => return Err(bad("key is empty".to_owned())),
             Some((&ALG_ED25519, _)) => {}
             Some((alg, _)) => {
-                return Err(bad(format!(
-                    "unsupported signature type 0x{alg:02x}; only Ed25519 (0x01) is accepted"
-                )));
+                return Err(bad(format!("unsupported signature type 0x{alg:02x}; only Ed25519 (0x01) is accepted")));
             }
         }
-        let pk: [u8; 32] = raw[1..].try_into().map_err(|_| {
-            bad(format!(
-                "Ed25519 key is {} bytes; exactly 32 required",
-                raw.len() - 1
-            ))
-        })?;
-        let vk = VerifierKey {
-            name: name.to_owned(),
-            key: PublicKey(pk),
-        };
+        let pk: [u8; 32] = raw[1..]
+            .try_into()
+            .map_err(|_| bad(format!("Ed25519 key is {} bytes; exactly 32 required", raw.len() - 1)))?;
+        let vk = VerifierKey { name: name.to_owned(), key: PublicKey(pk) };
         let expected = vk.key_id();
         if expected != id {
-            return Err(bad(format!(
-                "key id {id_hex} does not match name and key (expected {})",
-                hex(&expected)
-            )));
+            return Err(bad(format!("key id {id_hex} does not match name and key (expected {})", hex(&expected))));
         }
         Ok(vk)
     }
@@ -428,27 +367,17 @@ pub fn quorum_threshold(n: usize) -> usize {
 /// [`CheckpointError::InvalidSignature`] (the spec's SHOULD, and Go's `note.Open` behaviour).
 ///
 /// The validator set must have distinct, valid names and distinct public keys.
-pub fn verify_quorum(
-    cp: &Checkpoint,
-    validators: &[VerifierKey],
-) -> Result<QuorumReport, CheckpointError> {
+pub fn verify_quorum(cp: &Checkpoint, validators: &[VerifierKey]) -> Result<QuorumReport, CheckpointError> {
     verify(cp, validators, false)
 }
 
 /// Like [`verify_quorum`], but every signature line must come from a validator: a line whose
 /// name is unknown, or whose key ID does not match the named validator, is an error.
-pub fn verify_quorum_strict(
-    cp: &Checkpoint,
-    validators: &[VerifierKey],
-) -> Result<QuorumReport, CheckpointError> {
+pub fn verify_quorum_strict(cp: &Checkpoint, validators: &[VerifierKey]) -> Result<QuorumReport, CheckpointError> {
     verify(cp, validators, true)
 }
 
-fn verify(
-    cp: &Checkpoint,
-    validators: &[VerifierKey],
-    strict: bool,
-) -> Result<QuorumReport, CheckpointError> {
+fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<QuorumReport, CheckpointError> {
     let set_err = |rule: String| CheckpointError::ValidatorSet { rule };
     let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(validators.len());
     let mut keys: HashSet<PublicKey> = HashSet::with_capacity(validators.len());
@@ -458,10 +387,7 @@ fn verify(
             return Err(set_err(format!("duplicate validator name '{}'", v.name)));
         }
         if !keys.insert(v.key) {
-            return Err(set_err(format!(
-                "validator '{}' reuses another validator's public key",
-                v.name
-            )));
+            return Err(set_err(format!("validator '{}' reuses another validator's public key", v.name)));
         }
     }
     let ids: Vec<[u8; 4]> = validators.iter().map(VerifierKey::key_id).collect();
@@ -472,10 +398,7 @@ fn verify(
         return Err(field(1, "text", "body does not round-trip"));
     }
     if cp.signatures.len() > SIGNATURES_MAX {
-        return Err(CheckpointError::TooManySignatures {
-            count: cp.signatures.len(),
-            max: SIGNATURES_MAX,
-        });
+        return Err(CheckpointError::TooManySignatures { count: cp.signatures.len(), max: SIGNATURES_MAX });
     }
 
     let mut signed = vec![false; validators.len()];
@@ -483,87 +406,49 @@ fn verify(
         let line = i + 1;
         match by_name.get(s.key_name.as_str()) {
             Some(&vi) if ids[vi] == s.key_id => {
-                verify_raw(&validators[vi].key, text.as_bytes(), &s.signature).map_err(
-                    |reason| CheckpointError::InvalidSignature {
-                        line,
-                        name: s.key_name.clone(),
-                        key_id: hex(&s.key_id),
-                        reason,
-                    },
-                )?;
+                verify_raw(&validators[vi].key, text.as_bytes(), &s.signature).map_err(|reason| {
+                    CheckpointError::InvalidSignature { line, name: s.key_name.clone(), key_id: hex(&s.key_id), reason }
+                })?;
                 signed[vi] = true;
             }
             // Same name, other key ID: an unknown key (signed-note §Signatures).
             Some(_) if strict => {
-                return Err(CheckpointError::KeyIdMismatch {
-                    line,
-                    name: s.key_name.clone(),
-                });
+                return Err(CheckpointError::KeyIdMismatch { line, name: s.key_name.clone() });
             }
             None if strict => {
-                return Err(CheckpointError::UnknownSigner {
-                    line,
-                    name: s.key_name.clone(),
-                });
+                return Err(CheckpointError::UnknownSigner { line, name: s.key_name.clone() });
             }
             _ => {}
         }
     }
 
     let needed = quorum_threshold(validators.len());
-    let signers: Vec<String> = validators
-        .iter()
-        .zip(&signed)
-        .filter(|(_, s)| **s)
-        .map(|(v, _)| v.name.clone())
-        .collect();
+    let signers: Vec<String> =
+        validators.iter().zip(&signed).filter(|(_, s)| **s).map(|(v, _)| v.name.clone()).collect();
     if signers.len() < needed {
-        return Err(CheckpointError::NoQuorum {
-            signed: signers.len(),
-            needed,
-            validators: validators.len(),
-        });
+        return Err(CheckpointError::NoQuorum { signed: signers.len(), needed, validators: validators.len() });
     }
-    Ok(QuorumReport {
-        signers,
-        needed,
-        validators: validators.len(),
-    })
+    Ok(QuorumReport { signers, needed, validators: validators.len() })
 }
 
 /// Splits and checks a signed note (signed-note §Format), then parses the checkpoint body.
-fn parse_note_with_limits(
-    bytes: &[u8],
-    max_bytes: usize,
-    max_sigs: usize,
-) -> Result<Checkpoint, CheckpointError> {
+fn parse_note_with_limits(bytes: &[u8], max_bytes: usize, max_sigs: usize) -> Result<Checkpoint, CheckpointError> {
     let (text, signatures) = open_note(bytes, max_bytes, max_sigs)?;
     let body = CheckpointBody::parse(text)?;
     Ok(Checkpoint { body, signatures })
 }
 
 /// The generic signed-note layer: returns the note text and the parsed signature lines.
-fn open_note(
-    bytes: &[u8],
-    max_bytes: usize,
-    max_sigs: usize,
-) -> Result<(&str, Vec<NoteSignature>), CheckpointError> {
+fn open_note(bytes: &[u8], max_bytes: usize, max_sigs: usize) -> Result<(&str, Vec<NoteSignature>), CheckpointError> {
     if bytes.len() > max_bytes {
-        return Err(CheckpointError::TooLarge {
-            len: bytes.len(),
-            max: max_bytes,
-        });
+        return Err(CheckpointError::TooLarge { len: bytes.len(), max: max_bytes });
     }
     // §Format: valid UTF-8, no control characters other than newline.
-    let note = std::str::from_utf8(bytes).map_err(|e| CheckpointError::NotUtf8 {
-        offset: e.valid_up_to(),
-    })?;
+    let note = std::str::from_utf8(bytes).map_err(|e| CheckpointError::NotUtf8 { offset: e.valid_up_to() })?;
     check_no_controls(note)?;
 
     // §Format: "the text is separated from the signatures by the last empty line in the note".
-    let split = note
-        .rfind("\n\n")
-        .ok_or(CheckpointError::MissingBlankLine)?;
+    let split = note.rfind("\n\n").ok_or(CheckpointError::MissingBlankLine)?;
     let (text, block) = (&note[..split + 1], &note[split + 2..]);
     if block.is_empty() {
         return Err(CheckpointError::NoSignatures);
@@ -573,10 +458,7 @@ fn open_note(
     };
     let count = block.split('\n').count();
     if count > max_sigs {
-        return Err(CheckpointError::TooManySignatures {
-            count,
-            max: max_sigs,
-        });
+        return Err(CheckpointError::TooManySignatures { count, max: max_sigs });
     }
     let signatures = block
         .split('\n')
@@ -589,16 +471,12 @@ fn open_note(
 /// signed-note §Signatures: `— <key name> base64(32-bit key ID || signature)` (no newline).
 fn parse_signature_line(line: &str, n: usize) -> Result<NoteSignature, CheckpointError> {
     let bad = |rule: String| CheckpointError::SignatureLine { line: n, rule };
-    let rest = line
-        .strip_prefix(SIG_PREFIX)
-        .ok_or_else(|| bad("must begin with U+2014 EM DASH and a space".to_owned()))?;
-    let (name, b64) = rest
-        .split_once(' ')
-        .ok_or_else(|| bad("missing space between key name and signature".to_owned()))?;
+    let rest =
+        line.strip_prefix(SIG_PREFIX).ok_or_else(|| bad("must begin with U+2014 EM DASH and a space".to_owned()))?;
+    let (name, b64) =
+        rest.split_once(' ').ok_or_else(|| bad("missing space between key name and signature".to_owned()))?;
     check_key_name(name).map_err(|rule| bad(rule.to_owned()))?;
-    let raw = B64
-        .decode(b64)
-        .map_err(|_| bad("signature is not valid padded standard base64".to_owned()))?;
+    let raw = B64.decode(b64).map_err(|_| bad("signature is not valid padded standard base64".to_owned()))?;
     // Only Ed25519 (signed-note §Ed25519 signatures) is representable in `NoteSignature`.
     let raw: [u8; ED25519_LINE_BYTES] = raw.as_slice().try_into().map_err(|_| {
         bad(format!(
@@ -610,11 +488,7 @@ fn parse_signature_line(line: &str, n: usize) -> Result<NoteSignature, Checkpoin
     key_id.copy_from_slice(&raw[..4]);
     let mut signature = [0u8; 64];
     signature.copy_from_slice(&raw[4..]);
-    Ok(NoteSignature {
-        key_name: name.to_owned(),
-        key_id,
-        signature: Signature(signature),
-    })
+    Ok(NoteSignature { key_name: name.to_owned(), key_id, signature: Signature(signature) })
 }
 
 /// signed-note §Format: key names are non-empty with no Unicode spaces and no '+'.
@@ -634,14 +508,8 @@ fn check_key_name(name: &str) -> Result<(), &'static str> {
 
 /// signed-note §Format: no ASCII control characters (below U+0020) other than newline.
 fn check_no_controls(s: &str) -> Result<(), CheckpointError> {
-    match s
-        .char_indices()
-        .find(|&(_, c)| (c as u32) < 0x20 && c != '\n')
-    {
-        Some((offset, c)) => Err(CheckpointError::ControlChar {
-            offset,
-            code: c as u32,
-        }),
+    match s.char_indices().find(|&(_, c)| (c as u32) < 0x20 && c != '\n') {
+        Some((offset, c)) => Err(CheckpointError::ControlChar { offset, code: c as u32 }),
         None => Ok(()),
     }
 }
@@ -649,23 +517,18 @@ fn check_no_controls(s: &str) -> Result<(), CheckpointError> {
 /// `credence height=<u64> round=<u32> block=<64 lowercase hex>`, single spaces, nothing else.
 fn parse_extension(line: &str) -> Result<(u64, u32, [u8; 32]), CheckpointError> {
     let ext = |rule: String| field(4, "extension", rule);
-    let rest = line
-        .strip_prefix(EXTENSION_PREFIX)
-        .ok_or_else(|| ext(format!("must begin with '{EXTENSION_PREFIX}'")))?;
+    let rest =
+        line.strip_prefix(EXTENSION_PREFIX).ok_or_else(|| ext(format!("must begin with '{EXTENSION_PREFIX}'")))?;
     let mut parts = rest.split(' ');
     let mut next = |key: &str| {
-        parts
-            .next()
-            .and_then(|p| p.strip_prefix(key))
-            .ok_or_else(|| ext(format!("expected '{key}..' field")))
+        parts.next().and_then(|p| p.strip_prefix(key)).ok_or_else(|| ext(format!("expected '{key}..' field")))
     };
     let height = parse_decimal(next("height=")?).map_err(|r| ext(format!("height: {r}")))?;
     let round_u64 = parse_decimal(next("round=")?).map_err(|r| ext(format!("round: {r}")))?;
-    let round =
-        u32::try_from(round_u64).map_err(|_| ext("round: does not fit in 32 bits".to_owned()))?;
+    let round = u32::try_from(round_u64).map_err(|_| ext("round: does not fit in 32 bits".to_owned()))?;
     let block_hex = next("block=")?;
-    let block_hash = decode_hex::<32>(block_hex)
-        .ok_or_else(|| ext("block: must be 64 lowercase hex digits".to_owned()))?;
+    let block_hash =
+        decode_hex::<32>(block_hex).ok_or_else(|| ext("block: must be 64 lowercase hex digits".to_owned()))?;
     if parts.next().is_some() {
         return Err(ext("unexpected text after the block field".to_owned()));
     }
@@ -683,16 +546,11 @@ fn parse_decimal(s: &str) -> Result<u64, String> {
     if s.len() > 1 && s.starts_with('0') {
         return Err("leading zero not allowed".to_owned());
     }
-    s.parse::<u64>()
-        .map_err(|_| "does not fit in 64 bits".to_owned())
+    s.parse::<u64>().map_err(|_| "does not fit in 64 bits".to_owned())
 }
 
 fn field(line: usize, field: &'static str, rule: impl Into<String>) -> CheckpointError {
-    CheckpointError::Field {
-        line,
-        field,
-        rule: rule.into(),
-    }
+    CheckpointError::Field { line, field, rule: rule.into() }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -732,10 +590,8 @@ mod tests {
 
     // ---- Go reference vectors: golang.org/x/mod/sumdb/note, note_test.go (TestNewVerifier,
     // TestSign, TestVerifierList, TestOpen). ----
-    const GO_PETER_VKEY: &str =
-        "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-    const GO_PETER_SKEY: &str =
-        "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+    const GO_PETER_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+    const GO_PETER_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
     const GO_ENOCH_VKEY: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
     const GO_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
                            then you don't know what your problem is.\n";
@@ -743,23 +599,13 @@ mod tests {
     const GO_ENOCH_SIG: &str = "\u{2014} EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n";
 
     fn names() -> [&'static str; 7] {
-        [
-            "bank-a", "bank-b", "bank-c", "bank-d", "bank-e", "bank-f", "bank-g",
-        ]
+        ["bank-a", "bank-b", "bank-c", "bank-d", "bank-e", "bank-f", "bank-g"]
     }
 
     fn keys(n: usize) -> (Vec<SecretKey>, Vec<VerifierKey>) {
-        let sks: Vec<SecretKey> = (0..n)
-            .map(|i| SecretKey::from_seed([i as u8 + 1; 32]))
-            .collect();
-        let vks = sks
-            .iter()
-            .zip(names())
-            .map(|(sk, name)| VerifierKey {
-                name: name.to_owned(),
-                key: sk.public(),
-            })
-            .collect();
+        let sks: Vec<SecretKey> = (0..n).map(|i| SecretKey::from_seed([i as u8 + 1; 32])).collect();
+        let vks =
+            sks.iter().zip(names()).map(|(sk, name)| VerifierKey { name: name.to_owned(), key: sk.public() }).collect();
         (sks, vks)
     }
 
@@ -775,13 +621,7 @@ mod tests {
     }
 
     fn cert(body: &CheckpointBody, sks: &[SecretKey], which: &[usize]) -> Checkpoint {
-        Checkpoint {
-            body: body.clone(),
-            signatures: which
-                .iter()
-                .map(|&i| sign(body, names()[i], &sks[i]))
-                .collect(),
-        }
+        Checkpoint { body: body.clone(), signatures: which.iter().map(|&i| sign(body, names()[i], &sks[i])).collect() }
     }
 
     fn err_note(note: &str) -> String {
@@ -830,10 +670,8 @@ mod tests {
             let s = String::from_utf8(m).expect("ascii");
             assert!(VerifierKey::parse(&s).is_err(), "accepted {s:?}");
         }
-        let e = VerifierKey::parse(
-            "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==",
-        )
-        .expect_err("wrong length");
+        let e = VerifierKey::parse("PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY==")
+            .expect_err("wrong length");
         // Go's decoder ignores the non-zero trailing bits of "EY=="; ours rejects them first.
         assert!(matches!(e, CheckpointError::VerifierKey { .. }), "{e}");
         let mut raw = vec![ALG_ED25519];
@@ -841,14 +679,9 @@ mod tests {
         let long = format!("PeterNeumann+c74f20a3+{}", B64.encode(raw));
         let e = VerifierKey::parse(&long).expect_err("33-byte key");
         assert!(e.to_string().contains("exactly 32 required"), "{e}");
-        let e = VerifierKey::parse(
-            "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-        )
-        .expect_err("unknown algorithm");
-        assert!(
-            e.to_string().contains("unsupported signature type 0x65"),
-            "{e}"
-        );
+        let e = VerifierKey::parse("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+            .expect_err("unknown algorithm");
+        assert!(e.to_string().contains("unsupported signature type 0x65"), "{e}");
         // Uppercase hex key id is not accepted (we write and read lowercase only).
         let upper = GO_PETER_VKEY.replace("c74f20a3", "C74F20A3");
         assert!(VerifierKey::parse(&upper).is_err());
@@ -858,8 +691,7 @@ mod tests {
     fn go_signed_note_verifies_with_verify_raw() {
         // Go's TestOpen note with two signatures, through our generic signed-note layer.
         let note = format!("{GO_TEXT}\n{GO_PETER_SIG}{GO_ENOCH_SIG}");
-        let (text, sigs) =
-            open_note(note.as_bytes(), CHECKPOINT_BYTES_MAX, SIGNATURES_MAX).expect("opens");
+        let (text, sigs) = open_note(note.as_bytes(), CHECKPOINT_BYTES_MAX, SIGNATURES_MAX).expect("opens");
         assert_eq!(text, GO_TEXT);
         assert_eq!(sigs.len(), 2);
         for (sig, vkey) in sigs.iter().zip([GO_PETER_VKEY, GO_ENOCH_VKEY]) {
@@ -868,14 +700,7 @@ mod tests {
             assert_eq!(sig.key_id, vk.key_id());
             verify_raw(&vk.key, text.as_bytes(), &sig.signature).expect("Go signature verifies");
             assert!(verify_raw(&vk.key, b"other text\n", &sig.signature).is_err());
-            assert_eq!(
-                sig.to_line().as_str(),
-                if vk.name == "PeterNeumann" {
-                    GO_PETER_SIG
-                } else {
-                    GO_ENOCH_SIG
-                }
-            );
+            assert_eq!(sig.to_line().as_str(), if vk.name == "PeterNeumann" { GO_PETER_SIG } else { GO_ENOCH_SIG });
         }
     }
 
@@ -913,10 +738,7 @@ mod tests {
             format!("{GO_TEXT}\n{GO_PETER_SIG}Unexpected line.\n"),
         ];
         for msg in &bad {
-            assert!(
-                open_note(msg.as_bytes(), CHECKPOINT_BYTES_MAX, SIGNATURES_MAX).is_err(),
-                "accepted {msg:?}"
-            );
+            assert!(open_note(msg.as_bytes(), CHECKPOINT_BYTES_MAX, SIGNATURES_MAX).is_err(), "accepted {msg:?}");
         }
         let mut ff = vec![0xff];
         ff.extend_from_slice(format!("{GO_TEXT}\n{GO_PETER_SIG}").as_bytes());
@@ -930,15 +752,12 @@ mod tests {
     fn c2sp_checkpoint_example_needs_credence_extension() {
         // The example from c2sp.org/tlog-checkpoint: a valid signed note, but no extension line.
         let note = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n\u{2014} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n";
-        let (_, sigs) = open_note(note.as_bytes(), CHECKPOINT_BYTES_MAX, SIGNATURES_MAX)
-            .expect("generic note layer accepts");
+        let (_, sigs) =
+            open_note(note.as_bytes(), CHECKPOINT_BYTES_MAX, SIGNATURES_MAX).expect("generic note layer accepts");
         assert_eq!(sigs[0].key_name, "example.com/behind-the-sofa");
         assert_eq!(sigs[0].key_id, [0x03, 0x3d, 0xe0, 0xae]);
         let e = err_note(note);
-        assert!(
-            e.starts_with("checkpoint line 4 (extension): missing"),
-            "{e}"
-        );
+        assert!(e.starts_with("checkpoint line 4 (extension): missing"), "{e}");
     }
 
     #[test]
@@ -968,13 +787,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         );
         // The golden note parses back and verifies.
         let parsed = Checkpoint::parse_note(golden).expect("golden parses");
-        assert_eq!(
-            verify_quorum(&parsed, &vks)
-                .expect("verifies")
-                .signers
-                .len(),
-            4
-        );
+        assert_eq!(verify_quorum(&parsed, &vks).expect("verifies").signers.len(), 4);
     }
 
     #[test]
@@ -986,10 +799,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         cp.signatures.sort_by(|a, b| a.key_name.cmp(&b.key_name));
         assert_eq!(parsed, cp);
         assert_eq!(parsed.to_note(), note);
-        assert_eq!(
-            Checkpoint::parse_note_bytes(note.as_bytes()).expect("bytes"),
-            cp
-        );
+        assert_eq!(Checkpoint::parse_note_bytes(note.as_bytes()).expect("bytes"), cp);
         verify_quorum(&parsed, &vks).expect("3 of 4 verify");
         for vk in &vks {
             assert_eq!(&VerifierKey::parse(&vk.to_vkey_string()).expect("vkey"), vk);
@@ -1028,27 +838,14 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
 
     #[test]
     fn quorum_threshold_is_smallest_k_with_3k_gt_2n() {
-        for (n, k) in [
-            (0, 1),
-            (1, 1),
-            (2, 2),
-            (3, 3),
-            (4, 3),
-            (5, 4),
-            (6, 5),
-            (7, 5),
-            (10, 7),
-        ] {
+        for (n, k) in [(0, 1), (1, 1), (2, 2), (3, 3), (4, 3), (5, 4), (6, 5), (7, 5), (10, 7)] {
             assert_eq!(quorum_threshold(n), k, "n = {n}");
         }
         for n in 0..2000usize {
             let brute = (0..=n + 1).find(|k| 3 * k > 2 * n).expect("exists");
             assert_eq!(quorum_threshold(n), brute, "n = {n}");
         }
-        assert_eq!(
-            quorum_threshold(usize::MAX),
-            usize::MAX - usize::MAX / 3 + 1
-        );
+        assert_eq!(quorum_threshold(usize::MAX), usize::MAX - usize::MAX / 3 + 1);
     }
 
     #[test]
@@ -1057,19 +854,15 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
             let (sks, vks) = keys(n);
             let needed = quorum_threshold(n);
             let all: Vec<usize> = (0..n).collect();
-            let report = verify_quorum(&cert(&body(), &sks, &all[..needed]), &vks)
-                .expect("threshold signatures suffice");
+            let report =
+                verify_quorum(&cert(&body(), &sks, &all[..needed]), &vks).expect("threshold signatures suffice");
             assert_eq!(report.needed, needed);
             assert_eq!(report.validators, n);
             assert_eq!(report.signers, names()[..needed].to_vec());
-            let e = verify_quorum(&cert(&body(), &sks, &all[..needed - 1]), &vks)
-                .expect_err("one fewer fails");
+            let e = verify_quorum(&cert(&body(), &sks, &all[..needed - 1]), &vks).expect_err("one fewer fails");
             assert_eq!(
                 e.to_string(),
-                format!(
-                    "checkpoint: {} of {n} validators signed; more than 2/3 ({needed}) required",
-                    needed - 1
-                )
+                format!("checkpoint: {} of {n} validators signed; more than 2/3 ({needed}) required", needed - 1)
             );
         }
     }
@@ -1080,10 +873,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let mut cp = cert(&body(), &sks, &[0, 1, 1, 1]);
         cp.signatures.push(cp.signatures[0].clone());
         let e = verify_quorum(&cp, &vks).expect_err("2 distinct of 4");
-        assert_eq!(
-            e.to_string(),
-            "checkpoint: 2 of 4 validators signed; more than 2/3 (3) required"
-        );
+        assert_eq!(e.to_string(), "checkpoint: 2 of 4 validators signed; more than 2/3 (3) required");
         // Duplicates also survive encoding and still count once.
         let reparsed = Checkpoint::parse_note(&cp.to_note()).expect("parses");
         assert_eq!(reparsed.signatures.len(), 5);
@@ -1101,10 +891,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let e = verify_quorum(&cp, &vks).expect_err("outsider ignored");
         assert!(e.to_string().contains("2 of 4 validators signed"), "{e}");
         let e = verify_quorum_strict(&cp, &vks).expect_err("strict rejects");
-        assert_eq!(
-            e.to_string(),
-            "checkpoint: signature line 3: key name 'outsider' is not a validator"
-        );
+        assert_eq!(e.to_string(), "checkpoint: signature line 3: key name 'outsider' is not a validator");
         // With quorum present, the unknown line is ignored (and kept) by the lenient check.
         cp.signatures.push(sign(&body(), "bank-c", &sks[2]));
         let reparsed = Checkpoint::parse_note(&cp.to_note()).expect("parses");
@@ -1129,10 +916,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let e = verify_quorum(&cp, &vks).expect_err("impostor not counted");
         assert!(e.to_string().contains("2 of 4"), "{e}");
         let e = verify_quorum_strict(&cp, &vks).expect_err("strict rejects");
-        assert_eq!(
-            e.to_string(),
-            "checkpoint: signature line 3: key id does not match name 'bank-a'"
-        );
+        assert_eq!(e.to_string(), "checkpoint: signature line 3: key id does not match name 'bank-a'");
     }
 
     #[test]
@@ -1152,10 +936,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
             let mut cp = good.clone();
             t(&mut cp.body);
             let e = verify_quorum(&cp, &vks).expect_err("tampered body");
-            assert!(
-                matches!(e, CheckpointError::InvalidSignature { line: 1, .. }),
-                "{e}"
-            );
+            assert!(matches!(e, CheckpointError::InvalidSignature { line: 1, .. }), "{e}");
             // Same through the text form.
             let reparsed = Checkpoint::parse_note(&cp.to_note()).expect("parses");
             assert!(verify_quorum(&reparsed, &vks).is_err());
@@ -1169,27 +950,20 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         cp.signatures[2].signature.0[0] ^= 1;
         let e = verify_quorum(&cp, &vks).expect_err("bad known signature");
         assert!(
-            e.to_string().starts_with(
-                "checkpoint: signature line 3: invalid signature from validator 'bank-c' (key id "
-            ),
+            e.to_string()
+                .starts_with("checkpoint: signature line 3: invalid signature from validator 'bank-c' (key id "),
             "{e}"
         );
         // Even a bad duplicate after a good line from the same key rejects (stricter than Go).
         let mut cp = cert(&body(), &sks, &[0, 1, 2, 3, 3]);
         cp.signatures[4].signature.0[10] ^= 1;
-        assert!(matches!(
-            verify_quorum(&cp, &vks),
-            Err(CheckpointError::InvalidSignature { line: 5, .. })
-        ));
+        assert!(matches!(verify_quorum(&cp, &vks), Err(CheckpointError::InvalidSignature { line: 5, .. })));
         // A known key's signature over a different body.
         let mut other = body();
         other.height = 8;
         let mut cp = cert(&body(), &sks, &[0, 1, 2]);
         cp.signatures.push(sign(&other, "bank-d", &sks[3]));
-        assert!(matches!(
-            verify_quorum(&cp, &vks),
-            Err(CheckpointError::InvalidSignature { line: 4, .. })
-        ));
+        assert!(matches!(verify_quorum(&cp, &vks), Err(CheckpointError::InvalidSignature { line: 4, .. })));
     }
 
     #[test]
@@ -1213,10 +987,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
                 .contains("reuses another validator's public key")
         );
         vks[1].name = "bank b".to_owned();
-        assert!(matches!(
-            verify_quorum(&cp, &vks),
-            Err(CheckpointError::ValidatorSet { .. })
-        ));
+        assert!(matches!(verify_quorum(&cp, &vks), Err(CheckpointError::ValidatorSet { .. })));
         let e = verify_quorum(&cp, &[]).expect_err("empty set");
         assert!(e.to_string().contains("0 of 0 validators"), "{e}");
     }
@@ -1244,29 +1015,17 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         );
         // Trailing garbage, with and without newline.
         assert!(err_note(&format!("{note}garbage\n")).contains("must begin with U+2014"));
-        assert_eq!(
-            err_note(&format!("{note}garbage")),
-            "checkpoint: last signature line does not end with a newline"
-        );
+        assert_eq!(err_note(&format!("{note}garbage")), "checkpoint: last signature line does not end with a newline");
         // A trailing blank line makes it the separator (§Format: the LAST empty line).
-        assert_eq!(
-            err_note(&format!("{note}\n")),
-            "checkpoint: no signature lines after the blank line"
-        );
+        assert_eq!(err_note(&format!("{note}\n")), "checkpoint: no signature lines after the blank line");
         // No signatures.
-        assert_eq!(
-            err_note(&format!("{text}\n")),
-            "checkpoint: no signature lines after the blank line"
-        );
+        assert_eq!(err_note(&format!("{text}\n")), "checkpoint: no signature lines after the blank line");
         // CRLF line endings.
         assert!(err_note(&note.replace('\n', "\r\n")).contains("U+000D"));
         // Non-UTF-8.
         let mut bytes = note.clone().into_bytes();
         bytes[3] = 0xff;
-        assert!(matches!(
-            Checkpoint::parse_note_bytes(&bytes),
-            Err(CheckpointError::NotUtf8 { offset: 3 })
-        ));
+        assert!(matches!(Checkpoint::parse_note_bytes(&bytes), Err(CheckpointError::NotUtf8 { offset: 3 })));
         // Empty origin and control character in origin.
         assert_eq!(
             err_note(&format!("\n{}", note.split_once('\n').expect("line").1)),
@@ -1296,15 +1055,9 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
             ("99999999999999999999999", "does not fit in 64 bits"),
         ] {
             let e = err_note(&replace_line(&note, 2, bad));
-            assert!(
-                e.starts_with("checkpoint line 2 (tree size): ") && e.contains(rule),
-                "{bad:?}: {e}"
-            );
+            assert!(e.starts_with("checkpoint line 2 (tree size): ") && e.contains(rule), "{bad:?}: {e}");
         }
-        assert_eq!(
-            err_note(&replace_line(&note, 2, "042")),
-            "checkpoint line 2 (tree size): leading zero not allowed"
-        );
+        assert_eq!(err_note(&replace_line(&note, 2, "042")), "checkpoint line 2 (tree size): leading zero not allowed");
         // Boundary values parse (signatures then fail, as the body changed).
         for ok in ["0", "18446744073709551615"] {
             let cp = Checkpoint::parse_note(&replace_line(&note, 2, ok)).expect("parses");
@@ -1322,24 +1075,15 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let non_canonical = String::from_utf8(non_canonical).expect("ascii");
         for (bad, rule) in [
             ("!!!!", "not valid padded standard base64"),
-            (
-                root_b64.trim_end_matches('='),
-                "not valid padded standard base64",
-            ),
+            (root_b64.trim_end_matches('='), "not valid padded standard base64"),
             (non_canonical.as_str(), "not valid padded standard base64"),
             (&B64.encode([0u8; 31]), "decodes to 31 bytes"),
             (&B64.encode([0u8; 33]), "decodes to 33 bytes"),
             ("", "decodes to 0 bytes"),
-            (
-                &B64.encode([0u8; 32]).replace('A', "-"),
-                "not valid padded standard base64",
-            ),
+            (&B64.encode([0u8; 32]).replace('A', "-"), "not valid padded standard base64"),
         ] {
             let e = err_note(&replace_line(&note, 3, bad));
-            assert!(
-                e.starts_with("checkpoint line 3 (root hash): ") && e.contains(rule),
-                "{bad:?}: {e}"
-            );
+            assert!(e.starts_with("checkpoint line 3 (root hash): ") && e.contains(rule), "{bad:?}: {e}");
         }
         Checkpoint::parse_note(&replace_line(&note, 3, &root_b64)).expect("canonical zero root");
     }
@@ -1351,70 +1095,25 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         for (bad, rule) in [
             ("credence height=7 round=3", "expected 'block=..' field"),
             ("credence height=7 block=00", "expected 'round=..' field"),
-            (
-                "credenc height=7 round=3 block=00",
-                "must begin with 'credence '",
-            ),
+            ("credenc height=7 round=3 block=00", "must begin with 'credence '"),
             ("ledger height=7", "must begin with 'credence '"),
             ("credence", "must begin with 'credence '"),
-            (
-                &format!("credence height=07 round=3 block={hash}"),
-                "height: leading zero",
-            ),
-            (
-                &format!("credence height=7 round=03 block={hash}"),
-                "round: leading zero",
-            ),
-            (
-                &format!("credence height=7 round=4294967296 block={hash}"),
-                "round: does not fit in 32 bits",
-            ),
-            (
-                &format!("credence height=18446744073709551616 round=3 block={hash}"),
-                "height: does not fit in 64 bits",
-            ),
-            (
-                &format!("credence height=-7 round=3 block={hash}"),
-                "height: '-7' is not a decimal",
-            ),
-            (
-                &format!("credence round=3 height=7 block={hash}"),
-                "expected 'height=..' field",
-            ),
-            (
-                &format!("credence height=7  round=3 block={hash}"),
-                "expected 'round=..' field",
-            ),
-            (
-                &format!("credence height=7 round=3 block={}", "AB".repeat(32)),
-                "block: must be 64 lowercase hex",
-            ),
-            (
-                &format!("credence height=7 round=3 block={}", "0g".repeat(32)),
-                "block: must be 64 lowercase hex",
-            ),
-            (
-                &format!("credence height=7 round=3 block={}", &hash[2..]),
-                "block: must be 64 lowercase hex",
-            ),
-            (
-                &format!("credence height=7 round=3 block={hash}0"),
-                "block: must be 64 lowercase hex",
-            ),
-            (
-                &format!("credence height=7 round=3 block={hash} extra=1"),
-                "unexpected text after the block field",
-            ),
-            (
-                &format!("credence height=7 round=3 block={hash} "),
-                "unexpected text after the block field",
-            ),
+            (&format!("credence height=07 round=3 block={hash}"), "height: leading zero"),
+            (&format!("credence height=7 round=03 block={hash}"), "round: leading zero"),
+            (&format!("credence height=7 round=4294967296 block={hash}"), "round: does not fit in 32 bits"),
+            (&format!("credence height=18446744073709551616 round=3 block={hash}"), "height: does not fit in 64 bits"),
+            (&format!("credence height=-7 round=3 block={hash}"), "height: '-7' is not a decimal"),
+            (&format!("credence round=3 height=7 block={hash}"), "expected 'height=..' field"),
+            (&format!("credence height=7  round=3 block={hash}"), "expected 'round=..' field"),
+            (&format!("credence height=7 round=3 block={}", "AB".repeat(32)), "block: must be 64 lowercase hex"),
+            (&format!("credence height=7 round=3 block={}", "0g".repeat(32)), "block: must be 64 lowercase hex"),
+            (&format!("credence height=7 round=3 block={}", &hash[2..]), "block: must be 64 lowercase hex"),
+            (&format!("credence height=7 round=3 block={hash}0"), "block: must be 64 lowercase hex"),
+            (&format!("credence height=7 round=3 block={hash} extra=1"), "unexpected text after the block field"),
+            (&format!("credence height=7 round=3 block={hash} "), "unexpected text after the block field"),
         ] {
             let e = err_note(&replace_line(&note, 4, bad));
-            assert!(
-                e.starts_with("checkpoint line 4 (extension): ") && e.contains(rule),
-                "{bad:?}: {e}"
-            );
+            assert!(e.starts_with("checkpoint line 4 (extension): ") && e.contains(rule), "{bad:?}: {e}");
         }
         // Missing extension line entirely.
         let without: String = {
@@ -1427,10 +1126,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let ext = note.split('\n').nth(3).expect("line 4").to_owned();
         for extra in ["example.com/other-extension", ext.as_str()] {
             let e = err_note(&note.replacen(&format!("{ext}\n"), &format!("{ext}\n{extra}\n"), 1));
-            assert!(
-                e.starts_with("checkpoint line 5 (extension): unexpected extra line"),
-                "{e}"
-            );
+            assert!(e.starts_with("checkpoint line 5 (extension): unexpected extra line"), "{e}");
         }
     }
 
@@ -1439,49 +1135,22 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let note = good_note();
         let (text, sigs) = note.split_once("\n\n").expect("blank line");
         let first = sigs.lines().next().expect("a line");
-        let (name, b64) = first
-            .strip_prefix(SIG_PREFIX)
-            .and_then(|r| r.split_once(' '))
-            .expect("well-formed");
+        let (name, b64) = first.strip_prefix(SIG_PREFIX).and_then(|r| r.split_once(' ')).expect("well-formed");
         let short = B64.encode([0u8; 36]);
         for (line, rule) in [
-            (
-                format!("-- {name} {b64}"),
-                "must begin with U+2014 EM DASH and a space",
-            ),
-            (
-                format!("\u{2014}{name} {b64}"),
-                "must begin with U+2014 EM DASH and a space",
-            ),
-            (
-                format!("\u{2014} {name}"),
-                "missing space between key name and signature",
-            ),
+            (format!("-- {name} {b64}"), "must begin with U+2014 EM DASH and a space"),
+            (format!("\u{2014}{name} {b64}"), "must begin with U+2014 EM DASH and a space"),
+            (format!("\u{2014} {name}"), "missing space between key name and signature"),
             (format!("\u{2014} {name} "), "signature decodes to 0 bytes"),
             (format!("\u{2014} bank+a {b64}"), "key name contains '+'"),
-            (
-                format!("\u{2014} bank\u{a0}a {b64}"),
-                "key name contains whitespace",
-            ),
+            (format!("\u{2014} bank\u{a0}a {b64}"), "key name contains whitespace"),
             (format!("\u{2014}  {b64}"), "key name is empty"),
-            (
-                format!("\u{2014} {name} {b64} extra"),
-                "signature is not valid padded standard base64",
-            ),
-            (
-                format!("\u{2014} {name} {}", b64.trim_end_matches('=')),
-                "signature is not valid padded standard base64",
-            ),
-            (
-                format!("\u{2014} {name} {short}"),
-                "signature decodes to 36 bytes",
-            ),
+            (format!("\u{2014} {name} {b64} extra"), "signature is not valid padded standard base64"),
+            (format!("\u{2014} {name} {}", b64.trim_end_matches('=')), "signature is not valid padded standard base64"),
+            (format!("\u{2014} {name} {short}"), "signature decodes to 36 bytes"),
         ] {
             let e = err_note(&format!("{text}\n\n{sigs}{line}\n"));
-            assert!(
-                e.starts_with(&format!("checkpoint: signature line 5: {rule}")),
-                "{line:?}: {e}"
-            );
+            assert!(e.starts_with(&format!("checkpoint: signature line 5: {rule}")), "{line:?}: {e}");
         }
     }
 
@@ -1508,12 +1177,9 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let cp = parse_note_with_limits(many(SIGNATURES_MAX).as_bytes(), big, SIGNATURES_MAX)
             .expect("SIGNATURES_MAX lines accepted");
         assert_eq!(cp.signatures.len(), SIGNATURES_MAX);
-        let e = parse_note_with_limits(many(SIGNATURES_MAX + 1).as_bytes(), big, SIGNATURES_MAX)
-            .expect_err("one too many");
-        assert_eq!(
-            e.to_string(),
-            "checkpoint: 257 signature lines; at most 256 allowed"
-        );
+        let e =
+            parse_note_with_limits(many(SIGNATURES_MAX + 1).as_bytes(), big, SIGNATURES_MAX).expect_err("one too many");
+        assert_eq!(e.to_string(), "checkpoint: 257 signature lines; at most 256 allowed");
         // Through the public entry point, too many lines are rejected (by size first).
         assert!(Checkpoint::parse_note(&many(SIGNATURES_MAX + 1)).is_err());
         // And a programmatic checkpoint with too many signatures is not verified.
@@ -1521,10 +1187,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
         let mut cp = cert(&body(), &sks4, &[0, 1, 2, 3]);
         let extra = cp.signatures[0].clone();
         cp.signatures.resize(SIGNATURES_MAX + 1, extra);
-        assert!(matches!(
-            verify_quorum(&cp, &vks4),
-            Err(CheckpointError::TooManySignatures { .. })
-        ));
+        assert!(matches!(verify_quorum(&cp, &vks4), Err(CheckpointError::TooManySignatures { .. })));
     }
 
     // ---- Property tests. ----
@@ -1541,10 +1204,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
     }
 
     fn interesting_byte() -> impl Strategy<Value = u8> {
-        prop_oneof![
-            any::<u8>(),
-            prop::sample::select(b"0123456789\n =+/-abcdefABZ\r\xe2\x80\x94".to_vec()),
-        ]
+        prop_oneof![any::<u8>(), prop::sample::select(b"0123456789\n =+/-abcdefABZ\r\xe2\x80\x94".to_vec()),]
     }
 
     fn mutation() -> impl Strategy<Value = Mutation> {
@@ -1575,8 +1235,7 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
             }
             Mutation::Truncate(i) => bytes.truncate(i % len),
             Mutation::DeleteLine(_) | Mutation::DuplicateLine(_) | Mutation::SwapLines(..) => {
-                let mut lines: Vec<Vec<u8>> =
-                    bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+                let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
                 let n = lines.len();
                 match *m {
                     Mutation::DeleteLine(i) => {
@@ -1603,15 +1262,13 @@ credence height=7 round=3 block=010101010101010101010101010101010101010101010101
             any::<u32>(),
             any::<[u8; 32]>(),
         )
-            .prop_map(|(origin, tree_size, root, height, round, block_hash)| {
-                CheckpointBody {
-                    origin,
-                    tree_size,
-                    root,
-                    height,
-                    round,
-                    block_hash,
-                }
+            .prop_map(|(origin, tree_size, root, height, round, block_hash)| CheckpointBody {
+                origin,
+                tree_size,
+                root,
+                height,
+                round,
+                block_hash,
             })
     }
 

@@ -49,11 +49,7 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 
 /// Decodes exactly one `T` from `bytes`, which must be at most `bytes_max`
 /// long and hold nothing after the value.
-pub fn decode<T: DeserializeOwned>(
-    what: &'static str,
-    bytes: &[u8],
-    bytes_max: usize,
-) -> Result<T, DecodeError> {
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8], bytes_max: usize) -> Result<T, DecodeError> {
     let max = bytes_max.min(DECODE_BYTES_MAX);
     if bytes.len() > max {
         return Err(DecodeError::TooLarge { what, len: bytes.len(), max });
@@ -66,10 +62,7 @@ pub fn decode<T: DeserializeOwned>(
 }
 
 /// Decodes one `T` from the front of `bytes`, returning it and the bytes read.
-pub fn decode_prefix<T: DeserializeOwned>(
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<(T, usize), DecodeError> {
+pub fn decode_prefix<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<(T, usize), DecodeError> {
     bincode::serde::decode_from_slice(bytes, config())
         .map_err(|e| DecodeError::Malformed { what, reason: e.to_string() })
 }

@@ -102,7 +102,13 @@ impl<R: BufRead> ExportReader<R> {
         }
         let hash = genesis.hash();
         if head[8..] != hash.0 {
-            return Err(file_error(1, format!("file header: exported from genesis {}, not {hash}", Hash(head[8..].try_into().unwrap_or_default()))));
+            return Err(file_error(
+                1,
+                format!(
+                    "file header: exported from genesis {}, not {hash}",
+                    Hash(head[8..].try_into().unwrap_or_default())
+                ),
+            ));
         }
         let mut hasher = Sha256::new();
         hasher.update(head);
@@ -127,17 +133,25 @@ impl<R: BufRead> ExportReader<R> {
         match tag[0] {
             FRAME_BLOCK => {
                 let mut len = [0u8; 4];
-                self.input.read_exact(&mut len).map_err(|_| file_error(h, format!("file truncated in block {h}'s frame length")))?;
+                self.input
+                    .read_exact(&mut len)
+                    .map_err(|_| file_error(h, format!("file truncated in block {h}'s frame length")))?;
                 let len_usize = u32::from_le_bytes(len) as usize;
                 if len_usize > self.frame_max {
-                    return Err(file_error(h, format!("block frame of {len_usize} bytes exceeds the limit of {} bytes", self.frame_max)));
+                    return Err(file_error(
+                        h,
+                        format!("block frame of {len_usize} bytes exceeds the limit of {} bytes", self.frame_max),
+                    ));
                 }
                 self.buf.resize(len_usize, 0);
-                self.input.read_exact(&mut self.buf).map_err(|_| file_error(h, format!("file truncated inside block {h}")))?;
+                self.input
+                    .read_exact(&mut self.buf)
+                    .map_err(|_| file_error(h, format!("file truncated inside block {h}")))?;
                 self.hasher.update(tag);
                 self.hasher.update(len);
                 self.hasher.update(&self.buf);
-                let cb = block::decode_certified_exact(&self.buf, self.records_max).map_err(|e| file_error(h, e.to_string()))?;
+                let cb = block::decode_certified_exact(&self.buf, self.records_max)
+                    .map_err(|e| file_error(h, e.to_string()))?;
                 self.next_height += 1;
                 self.attestations += cb.block.leaves.len() as u64;
                 Ok(Some(cb))
@@ -149,11 +163,14 @@ impl<R: BufRead> ExportReader<R> {
                 let blocks = u64::from_le_bytes(t[..8].try_into().unwrap_or_default());
                 let attestations = u64::from_le_bytes(t[8..16].try_into().unwrap_or_default());
                 if blocks != h - 1 || attestations != self.attestations {
-                    return Err(file_error(h, format!(
-                        "trailer: says {blocks} blocks and {attestations} attestations, file holds {} and {}",
-                        h - 1,
-                        self.attestations
-                    )));
+                    return Err(file_error(
+                        h,
+                        format!(
+                            "trailer: says {blocks} blocks and {attestations} attestations, file holds {} and {}",
+                            h - 1,
+                            self.attestations
+                        ),
+                    ));
                 }
                 if t[16..] != digest {
                     return Err(file_error(h, "trailer: checksum does not match the file's contents".into()));
@@ -164,7 +181,9 @@ impl<R: BufRead> ExportReader<R> {
                 }
                 Ok(None)
             }
-            other => Err(file_error(h, format!("unknown frame tag 0x{other:02x} (expected 0x01 block or 0xff trailer)"))),
+            other => {
+                Err(file_error(h, format!("unknown frame tag 0x{other:02x} (expected 0x01 block or 0xff trailer)")))
+            }
         }
     }
 }

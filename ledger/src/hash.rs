@@ -29,10 +29,7 @@ impl Hash {
     /// Parses 64 hex digits; `field` names the input in the error.
     pub fn from_hex(field: &'static str, s: &str) -> Result<Hash, HashParseError> {
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| HashParseError {
-            field,
-            got_chars: s.chars().count(),
-        })?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| HashParseError { field, got_chars: s.chars().count() })?;
         Ok(Hash(out))
     }
 }

@@ -36,32 +36,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     /// The input contains whitespace; inputs are never trimmed.
-    #[error(
-        "{field}: {what} must not contain whitespace (found at position {position}); input is not trimmed"
-    )]
-    Whitespace {
-        field: &'static str,
-        what: &'static str,
-        position: usize,
-    },
+    #[error("{field}: {what} must not contain whitespace (found at position {position}); input is not trimmed")]
+    Whitespace { field: &'static str, what: &'static str, position: usize },
     /// A stored (decoded) value contains a non-ASCII byte.
     #[error("{field}: stored {what} has invalid byte 0x{byte:02X} at position {position}")]
-    InvalidByte {
-        field: &'static str,
-        what: &'static str,
-        byte: u8,
-        position: usize,
-    },
+    InvalidByte { field: &'static str, what: &'static str, byte: u8, position: usize },
     /// A stored (decoded) value is valid only after normalisation; the stored
     /// form must be canonical.
-    #[error(
-        "{field}: stored {what} is not in canonical form (lower-case letter at position {position})"
-    )]
-    NotCanonical {
-        field: &'static str,
-        what: &'static str,
-        position: usize,
-    },
+    #[error("{field}: stored {what} is not in canonical form (lower-case letter at position {position})")]
+    NotCanonical { field: &'static str, what: &'static str, position: usize },
 
     /// Unified social credit code of the wrong length.
     #[error("{field}: unified social credit code must be 18 characters, got {got}")]
@@ -70,27 +53,15 @@ pub enum IdError {
     #[error(
         "{field}: character {ch:?} at position {position} is not allowed in a unified social credit code (allowed: 0-9 and A-Z except I, O, Z, S, V)"
     )]
-    UsccChar {
-        field: &'static str,
-        ch: char,
-        position: usize,
-    },
+    UsccChar { field: &'static str, ch: char, position: usize },
     /// Non-digit in the administrative division code (positions 3-8).
     #[error(
         "{field}: character {ch:?} at position {position} must be a digit (positions 3-8 are the administrative division code)"
     )]
-    UsccDivision {
-        field: &'static str,
-        ch: char,
-        position: usize,
-    },
+    UsccDivision { field: &'static str, ch: char, position: usize },
     /// Check character (position 18) does not match.
     #[error("{field}: check character is {found:?} but should be {expected:?}")]
-    UsccCheck {
-        field: &'static str,
-        found: char,
-        expected: char,
-    },
+    UsccCheck { field: &'static str, found: char, expected: char },
 
     /// Patent number with a prefix other than `CN`.
     #[error(
@@ -103,31 +74,21 @@ pub enum IdError {
     )]
     PatentLegacyFormat { field: &'static str },
     /// Wrong number of digits before the check digit.
-    #[error(
-        "{field}: patent application number must have 12 digits before the check digit, got {got}"
-    )]
+    #[error("{field}: patent application number must have 12 digits before the check digit, got {got}")]
     PatentDigitCount { field: &'static str, got: usize },
     /// Non-digit among the 12 digits.
     #[error(
         "{field}: character {ch:?} at position {position} is not allowed in a patent application number (expected a digit)"
     )]
-    PatentChar {
-        field: &'static str,
-        ch: char,
-        position: usize,
-    },
+    PatentChar { field: &'static str, ch: char, position: usize },
     /// Not exactly one check character after the 12 digits.
-    #[error(
-        "{field}: expected exactly 1 check digit (0-9 or X) after the 12 digits, got {got} characters"
-    )]
+    #[error("{field}: expected exactly 1 check digit (0-9 or X) after the 12 digits, got {got} characters")]
     PatentCheckLength { field: &'static str, got: usize },
     /// Check character is not `0-9` or `X`.
     #[error("{field}: check digit {ch:?} is not valid (must be 0-9 or X)")]
     PatentCheckChar { field: &'static str, ch: char },
     /// Filing year outside 2003..=2100.
-    #[error(
-        "{field}: year {year} is out of range 2003..=2100 for a 12-digit patent application number"
-    )]
+    #[error("{field}: year {year} is out of range 2003..=2100 for a 12-digit patent application number")]
     PatentYear { field: &'static str, year: u16 },
     /// Unknown application type digit (position 5 of the 12 digits).
     #[error(
@@ -136,11 +97,7 @@ pub enum IdError {
     PatentType { field: &'static str, ch: char },
     /// Check digit does not match.
     #[error("{field}: check digit is {found:?} but should be {expected:?}")]
-    PatentCheck {
-        field: &'static str,
-        found: char,
-        expected: char,
-    },
+    PatentCheck { field: &'static str, found: char, expected: char },
 
     /// Currency code of the wrong length.
     #[error("{field}: currency code must be 3 letters (ISO 4217), got {got} characters")]
@@ -149,11 +106,7 @@ pub enum IdError {
     #[error(
         "{field}: character {ch:?} at position {position} is not allowed in a currency code (ISO 4217 alphabetic codes use A-Z)"
     )]
-    CurrencyChar {
-        field: &'static str,
-        ch: char,
-        position: usize,
-    },
+    CurrencyChar { field: &'static str, ch: char, position: usize },
 
     /// Empty amount.
     #[error("{field}: amount must not be empty")]
@@ -171,11 +124,7 @@ pub enum IdError {
     #[error(
         "{field}: character {ch:?} at position {position} is not allowed in an amount (allowed: digits 0-9 and one '.')"
     )]
-    AmountChar {
-        field: &'static str,
-        ch: char,
-        position: usize,
-    },
+    AmountChar { field: &'static str, ch: char, position: usize },
     /// Amount starting with the decimal point.
     #[error("{field}: amount needs a digit before the decimal point (write 0.5, not .5)")]
     AmountNoIntegerDigits { field: &'static str },
@@ -200,13 +149,7 @@ pub enum IdError {
     MonthRange { field: &'static str, month: u32 },
     /// Day outside the month.
     #[error("{field}: day {day} is out of range for {year:04}-{month:02} (1..={max})")]
-    DayRange {
-        field: &'static str,
-        year: u32,
-        month: u32,
-        day: u32,
-        max: u32,
-    },
+    DayRange { field: &'static str, year: u32, month: u32, day: u32, max: u32 },
     /// Unix timestamp after 9999-12-31.
     #[error("{field}: timestamp {ms} ms is after 9999-12-31")]
     TimestampRange { field: &'static str, ms: u64 },
@@ -215,9 +158,7 @@ pub enum IdError {
     #[error("{field}: period must be written as YYYY, YYYYQn or YYYY-Qn, e.g. 2024Q3")]
     PeriodFormat { field: &'static str },
     /// Quarter outside 1..=4 (0 in the stored form means the whole year).
-    #[error(
-        "{field}: quarter {quarter} is out of range 1..=4 (a whole-year period is written as just the year)"
-    )]
+    #[error("{field}: quarter {quarter} is out of range 1..=4 (a whole-year period is written as just the year)")]
     PeriodQuarter { field: &'static str, quarter: u8 },
 
     /// Member name of the wrong length.
@@ -227,11 +168,7 @@ pub enum IdError {
     #[error(
         "{field}: character {ch:?} at position {position} is not allowed in a member name (allowed: a-z, 0-9 and '-')"
     )]
-    MemberNameChar {
-        field: &'static str,
-        ch: char,
-        position: usize,
-    },
+    MemberNameChar { field: &'static str, ch: char, position: usize },
     /// Member name starting or ending with `-`.
     #[error("{field}: member name must not start or end with '-'")]
     MemberNameHyphen { field: &'static str },
@@ -285,38 +222,21 @@ impl IdError {
 /// Rejects any whitespace in `s` (inputs are never trimmed).
 fn reject_whitespace(field: &'static str, what: &'static str, s: &str) -> Result<(), IdError> {
     match s.chars().position(char::is_whitespace) {
-        Some(i) => Err(IdError::Whitespace {
-            field,
-            what,
-            position: i.saturating_add(1),
-        }),
+        Some(i) => Err(IdError::Whitespace { field, what, position: i.saturating_add(1) }),
         None => Ok(()),
     }
 }
 
 /// Checks that stored bytes are ASCII and contain no lower-case letters
 /// (stored codes must be in canonical upper-case form).
-fn check_stored_upper(
-    field: &'static str,
-    what: &'static str,
-    bytes: &[u8],
-) -> Result<(), IdError> {
+fn check_stored_upper(field: &'static str, what: &'static str, bytes: &[u8]) -> Result<(), IdError> {
     for (i, &byte) in bytes.iter().enumerate() {
         let position = i.saturating_add(1);
         if !byte.is_ascii() {
-            return Err(IdError::InvalidByte {
-                field,
-                what,
-                byte,
-                position,
-            });
+            return Err(IdError::InvalidByte { field, what, byte, position });
         }
         if byte.is_ascii_lowercase() {
-            return Err(IdError::NotCanonical {
-                field,
-                what,
-                position,
-            });
+            return Err(IdError::NotCanonical { field, what, position });
         }
     }
     Ok(())
@@ -324,11 +244,7 @@ fn check_stored_upper(
 
 /// Value of an ASCII digit byte (0 for anything else; callers validate first).
 fn digit_value(b: u8) -> u32 {
-    if b.is_ascii_digit() {
-        u32::from(b.wrapping_sub(b'0'))
-    } else {
-        0
-    }
+    if b.is_ascii_digit() { u32::from(b.wrapping_sub(b'0')) } else { 0 }
 }
 
 // ---------------------------------------------------------------------------
@@ -340,15 +256,10 @@ const USCC_FIELD: &str = "uscc";
 /// GB 32100-2015 character set; a character's value is its index (0..=30).
 const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// GB 32100-2015 weights for positions 1..=17: 3^(i-1) mod 31.
-const USCC_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 fn uscc_value(b: u8) -> Option<u32> {
-    USCC_CHARSET
-        .iter()
-        .position(|&c| c == b)
-        .and_then(|p| u32::try_from(p).ok())
+    USCC_CHARSET.iter().position(|&c| c == b).and_then(|p| u32::try_from(p).ok())
 }
 
 /// Computes the GB 32100-2015 check character for the first 17 characters.
@@ -360,11 +271,7 @@ fn uscc_check_char(first17: &[u8; 17]) -> u8 {
         .map(|(&b, w)| uscc_value(b).unwrap_or(0).saturating_mul(w))
         .fold(0u32, u32::saturating_add);
     let value = (31 - sum % 31) % 31;
-    usize::try_from(value)
-        .ok()
-        .and_then(|v| USCC_CHARSET.get(v))
-        .copied()
-        .unwrap_or(b'0')
+    usize::try_from(value).ok().and_then(|v| USCC_CHARSET.get(v)).copied().unwrap_or(b'0')
 }
 
 /// A unified social credit code (统一社会信用代码) as defined by
@@ -403,11 +310,7 @@ impl Uscc {
             match u8::try_from(ch.to_ascii_uppercase()) {
                 Ok(b) if uscc_value(b).is_some() => *slot = b,
                 _ => {
-                    return Err(IdError::UsccChar {
-                        field,
-                        ch,
-                        position: i.saturating_add(1),
-                    });
+                    return Err(IdError::UsccChar { field, ch, position: i.saturating_add(1) });
                 }
             }
         }
@@ -418,30 +321,18 @@ impl Uscc {
     fn from_canonical(field: &'static str, bytes: [u8; 18]) -> Result<Self, IdError> {
         for (i, &b) in bytes.iter().enumerate() {
             if uscc_value(b).is_none() {
-                return Err(IdError::UsccChar {
-                    field,
-                    ch: char::from(b),
-                    position: i.saturating_add(1),
-                });
+                return Err(IdError::UsccChar { field, ch: char::from(b), position: i.saturating_add(1) });
             }
         }
         for (i, &b) in bytes.iter().enumerate().take(8).skip(2) {
             if !b.is_ascii_digit() {
-                return Err(IdError::UsccDivision {
-                    field,
-                    ch: char::from(b),
-                    position: i.saturating_add(1),
-                });
+                return Err(IdError::UsccDivision { field, ch: char::from(b), position: i.saturating_add(1) });
             }
         }
         let [first17 @ .., check] = bytes;
         let expected = uscc_check_char(&first17);
         if check != expected {
-            return Err(IdError::UsccCheck {
-                field,
-                found: char::from(check),
-                expected: char::from(expected),
-            });
+            return Err(IdError::UsccCheck { field, found: char::from(check), expected: char::from(expected) });
         }
         Ok(Self(bytes))
     }
@@ -527,11 +418,7 @@ fn patent_check_char(digits: &[u8; 12]) -> u8 {
         .zip(PATENT_WEIGHTS)
         .map(|(&b, w)| digit_value(b).saturating_mul(w))
         .fold(0u32, u32::saturating_add);
-    usize::try_from(sum % 11)
-        .ok()
-        .and_then(|i| b"0123456789X".get(i))
-        .copied()
-        .unwrap_or(b'X')
+    usize::try_from(sum % 11).ok().and_then(|i| b"0123456789X".get(i)).copied().unwrap_or(b'X')
 }
 
 /// Application type, digit 5 of a 12-digit CN patent application number.
@@ -606,10 +493,7 @@ impl PatentNumber {
             if prefix.eq_ignore_ascii_case("CN") {
                 2
             } else {
-                return Err(IdError::PatentPrefix {
-                    field,
-                    prefix: chars.iter().take(prefix_len.min(8)).collect(),
-                });
+                return Err(IdError::PatentPrefix { field, prefix: chars.iter().take(prefix_len.min(8)).collect() });
             }
         };
         let rest = chars.get(start..).unwrap_or_default();
@@ -619,20 +503,13 @@ impl PatentNumber {
         for (i, &c) in rest.iter().enumerate() {
             if c == '.' {
                 if dot.is_some() {
-                    return Err(IdError::PatentChar {
-                        field,
-                        ch: c,
-                        position: position(i),
-                    });
+                    return Err(IdError::PatentChar { field, ch: c, position: position(i) });
                 }
                 dot = Some(i);
             }
         }
         let (body, check_part): (&[char], &[char]) = match dot {
-            Some(i) => (
-                rest.get(..i).unwrap_or_default(),
-                rest.get(i.saturating_add(1)..).unwrap_or_default(),
-            ),
+            Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i.saturating_add(1)..).unwrap_or_default()),
             // Without '.', the last character is the check digit.
             None => match rest.split_last() {
                 Some((last, body)) => (body, core::slice::from_ref(last)),
@@ -642,11 +519,7 @@ impl PatentNumber {
 
         for (i, &c) in body.iter().enumerate() {
             if !c.is_ascii_digit() {
-                return Err(IdError::PatentChar {
-                    field,
-                    ch: c,
-                    position: position(i),
-                });
+                return Err(IdError::PatentChar { field, ch: c, position: position(i) });
             }
         }
         if body.len() == 8 {
@@ -654,10 +527,7 @@ impl PatentNumber {
         }
         let mut digits = [0u8; 12];
         if body.len() != digits.len() {
-            return Err(IdError::PatentDigitCount {
-                field,
-                got: body.len(),
-            });
+            return Err(IdError::PatentDigitCount { field, got: body.len() });
         }
         for (slot, &c) in digits.iter_mut().zip(body) {
             *slot = u8::try_from(c).unwrap_or(b'0');
@@ -668,10 +538,7 @@ impl PatentNumber {
                 _ => return Err(IdError::PatentCheckChar { field, ch: *c }),
             },
             other => {
-                return Err(IdError::PatentCheckLength {
-                    field,
-                    got: other.len(),
-                });
+                return Err(IdError::PatentCheckLength { field, got: other.len() });
             }
         };
         Self::from_canonical(field, digits, check)
@@ -681,40 +548,24 @@ impl PatentNumber {
     fn from_canonical(field: &'static str, digits: [u8; 12], check: u8) -> Result<Self, IdError> {
         for (i, &b) in digits.iter().enumerate() {
             if !b.is_ascii_digit() {
-                return Err(IdError::PatentChar {
-                    field,
-                    ch: char::from(b),
-                    position: i.saturating_add(1),
-                });
+                return Err(IdError::PatentChar { field, ch: char::from(b), position: i.saturating_add(1) });
             }
         }
         if !(check.is_ascii_digit() || check == b'X') {
-            return Err(IdError::PatentCheckChar {
-                field,
-                ch: char::from(check),
-            });
+            return Err(IdError::PatentCheckChar { field, ch: char::from(check) });
         }
         let [y0, y1, y2, y3, kind, ..] = digits;
-        let year = [y0, y1, y2, y3].iter().fold(0u32, |acc, &b| {
-            acc.saturating_mul(10).saturating_add(digit_value(b))
-        });
+        let year = [y0, y1, y2, y3].iter().fold(0u32, |acc, &b| acc.saturating_mul(10).saturating_add(digit_value(b)));
         let year = u16::try_from(year).unwrap_or(u16::MAX);
         if !(2003..=2100).contains(&year) {
             return Err(IdError::PatentYear { field, year });
         }
         if PatentKind::from_digit(kind).is_none() {
-            return Err(IdError::PatentType {
-                field,
-                ch: char::from(kind),
-            });
+            return Err(IdError::PatentType { field, ch: char::from(kind) });
         }
         let expected = patent_check_char(&digits);
         if check != expected {
-            return Err(IdError::PatentCheck {
-                field,
-                found: char::from(check),
-                expected: char::from(expected),
-            });
+            return Err(IdError::PatentCheck { field, found: char::from(check), expected: char::from(expected) });
         }
         Ok(Self { digits, check })
     }
@@ -733,9 +584,7 @@ impl PatentNumber {
     /// Filing year (digits 1-4).
     pub fn year(&self) -> u16 {
         let [y0, y1, y2, y3, ..] = self.digits;
-        let year = [y0, y1, y2, y3].iter().fold(0u32, |acc, &b| {
-            acc.saturating_mul(10).saturating_add(digit_value(b))
-        });
+        let year = [y0, y1, y2, y3].iter().fold(0u32, |acc, &b| acc.saturating_mul(10).saturating_add(digit_value(b)));
         u16::try_from(year).unwrap_or(u16::MAX)
     }
 
@@ -815,11 +664,7 @@ impl Currency {
         let mut bytes = [0u8; 3];
         for (i, (slot, ch)) in bytes.iter_mut().zip(s.chars()).enumerate() {
             if !ch.is_ascii_alphabetic() {
-                return Err(IdError::CurrencyChar {
-                    field,
-                    ch,
-                    position: i.saturating_add(1),
-                });
+                return Err(IdError::CurrencyChar { field, ch, position: i.saturating_add(1) });
             }
             *slot = u8::try_from(ch.to_ascii_uppercase()).unwrap_or(b'A');
         }
@@ -829,11 +674,7 @@ impl Currency {
     fn from_canonical(field: &'static str, bytes: [u8; 3]) -> Result<Self, IdError> {
         for (i, &b) in bytes.iter().enumerate() {
             if !b.is_ascii_uppercase() {
-                return Err(IdError::CurrencyChar {
-                    field,
-                    ch: char::from(b),
-                    position: i.saturating_add(1),
-                });
+                return Err(IdError::CurrencyChar { field, ch: char::from(b), position: i.saturating_add(1) });
             }
         }
         Ok(Self(bytes))
@@ -900,11 +741,7 @@ impl Money {
     /// exponent notation, thousands separators, a bare `.` at either end
     /// (`".5"`, `"5."`), more than two fractional digits, non-ASCII digits,
     /// and amounts above `u64::MAX` fen (184467440737095516.15).
-    pub fn parse_decimal(
-        field: &'static str,
-        s: &str,
-        currency: Currency,
-    ) -> Result<Self, IdError> {
+    pub fn parse_decimal(field: &'static str, s: &str, currency: Currency) -> Result<Self, IdError> {
         if s.is_empty() {
             return Err(IdError::AmountEmpty { field });
         }
@@ -918,11 +755,7 @@ impl Money {
                 'e' | 'E' => return Err(IdError::AmountExponent { field, ch }),
                 ',' | '，' | '_' | '\'' => return Err(IdError::AmountSeparator { field, ch }),
                 _ => {
-                    return Err(IdError::AmountChar {
-                        field,
-                        ch,
-                        position: i.saturating_add(1),
-                    });
+                    return Err(IdError::AmountChar { field, ch, position: i.saturating_add(1) });
                 }
             }
         }
@@ -940,28 +773,20 @@ impl Money {
             None => (s, ""),
         };
         if frac_part.len() > 2 {
-            return Err(IdError::AmountTooManyDecimals {
-                field,
-                got: frac_part.len(),
-            });
+            return Err(IdError::AmountTooManyDecimals { field, got: frac_part.len() });
         }
         let overflow = || IdError::AmountOverflow { field };
         let mut major: u64 = 0;
         for b in int_part.bytes() {
-            major = major
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(u64::from(digit_value(b))))
-                .ok_or_else(overflow)?;
+            major =
+                major.checked_mul(10).and_then(|m| m.checked_add(u64::from(digit_value(b)))).ok_or_else(overflow)?;
         }
         let mut minor: u64 = 0;
         for i in 0..2 {
             let d = frac_part.as_bytes().get(i).map_or(0, |&b| digit_value(b));
             minor = minor * 10 + u64::from(d);
         }
-        let fen = major
-            .checked_mul(100)
-            .and_then(|m| m.checked_add(minor))
-            .ok_or_else(overflow)?;
+        let fen = major.checked_mul(100).and_then(|m| m.checked_add(minor)).ok_or_else(overflow)?;
         Ok(Self { fen, currency })
     }
 
@@ -1069,13 +894,7 @@ impl Date {
         }
         let max = days_in_month(year, month);
         if !(1..=max).contains(&day) {
-            return Err(IdError::DayRange {
-                field,
-                year,
-                month,
-                day,
-                max,
-            });
+            return Err(IdError::DayRange { field, year, month, day, max });
         }
         Ok(Self(year * 10_000 + month * 100 + day))
     }
@@ -1093,10 +912,7 @@ impl Date {
             return Err(IdError::DateFormat { field });
         }
         let num = |r: core::ops::Range<usize>| {
-            b.get(r)
-                .unwrap_or_default()
-                .iter()
-                .fold(0u32, |acc, &c| acc * 10 + digit_value(c))
+            b.get(r).unwrap_or_default().iter().fold(0u32, |acc, &c| acc * 10 + digit_value(c))
         };
         Self::validate(field, num(0..4), num(5..7), num(8..10))
     }
@@ -1105,10 +921,7 @@ impl Date {
     /// (milliseconds since 1970-01-01T00:00:00Z). Errors (field `timestamp`)
     /// if the date would be after 9999-12-31.
     pub fn from_unix_ms(ms: u64) -> Result<Self, IdError> {
-        let too_late = IdError::TimestampRange {
-            field: "timestamp",
-            ms,
-        };
+        let too_late = IdError::TimestampRange { field: "timestamp", ms };
         let days = i64::try_from(ms / MS_PER_DAY).map_err(|_| too_late.clone())?;
         if days > MAX_EPOCH_DAY {
             return Err(too_late);
@@ -1160,13 +973,7 @@ impl From<Date> for u32 {
 
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            self.year(),
-            self.month(),
-            self.day()
-        )
+        write!(f, "{:04}-{:02}-{:02}", self.year(), self.month(), self.day())
     }
 }
 
@@ -1203,10 +1010,7 @@ impl Period {
     /// Builds a validated period (`quarter` 0 = whole year).
     pub fn new(field: &'static str, year: u16, quarter: u8) -> Result<Self, IdError> {
         if !(1900..=9999).contains(&year) {
-            return Err(IdError::YearRange {
-                field,
-                year: year.into(),
-            });
+            return Err(IdError::YearRange { field, year: year.into() });
         }
         if quarter > 4 {
             return Err(IdError::PeriodQuarter { field, quarter });
@@ -1232,9 +1036,7 @@ impl Period {
         if year_part.len() != 4 || !year_part.iter().all(u8::is_ascii_digit) {
             return Err(format);
         }
-        let year = year_part
-            .iter()
-            .fold(0u16, |acc, &c| acc * 10 + u16::from(c.wrapping_sub(b'0')));
+        let year = year_part.iter().fold(0u16, |acc, &c| acc * 10 + u16::from(c.wrapping_sub(b'0')));
         let quarter = match quarter_digit {
             None => 0,
             Some(n) if n.is_ascii_digit() => {
@@ -1295,11 +1097,7 @@ impl From<Period> for (u16, u8) {
 
 impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.quarter == 0 {
-            write!(f, "{:04}", self.year)
-        } else {
-            write!(f, "{:04}Q{}", self.year, self.quarter)
-        }
+        if self.quarter == 0 { write!(f, "{:04}", self.year) } else { write!(f, "{:04}Q{}", self.year, self.quarter) }
     }
 }
 
@@ -1337,11 +1135,7 @@ impl MemberName {
         }
         for (i, ch) in s.chars().enumerate() {
             if !(ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-') {
-                return Err(IdError::MemberNameChar {
-                    field,
-                    ch,
-                    position: i.saturating_add(1),
-                });
+                return Err(IdError::MemberNameChar { field, ch, position: i.saturating_add(1) });
             }
         }
         if s.starts_with('-') || s.ends_with('-') {
@@ -1409,17 +1203,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const REAL_USCCS: [&str; 3] = [
-        "914403001922038216",
-        "91440300708461136T",
-        "91330100716105852F",
-    ];
+    const REAL_USCCS: [&str; 3] = ["914403001922038216", "91440300708461136T", "91330100716105852F"];
 
-    fn cfg() -> bincode::config::Configuration<
-        bincode::config::LittleEndian,
-        bincode::config::Fixint,
-        bincode::config::NoLimit,
-    > {
+    fn cfg()
+    -> bincode::config::Configuration<bincode::config::LittleEndian, bincode::config::Fixint, bincode::config::NoLimit>
+    {
         bincode::config::legacy()
     }
 
@@ -1500,18 +1288,8 @@ mod tests {
 
     #[test]
     fn uscc_wrong_length() {
-        for (s, got) in [
-            ("", 0),
-            ("91440300192203821", 17),
-            ("9144030019220382160", 19),
-        ] {
-            assert_eq!(
-                Uscc::parse("enterprise", s),
-                Err(IdError::UsccLength {
-                    field: "enterprise",
-                    got
-                })
-            );
+        for (s, got) in [("", 0), ("91440300192203821", 17), ("9144030019220382160", 19)] {
+            assert_eq!(Uscc::parse("enterprise", s), Err(IdError::UsccLength { field: "enterprise", got }));
         }
         assert_eq!(
             err_msg(Uscc::parse("enterprise", "91440300192203821")),
@@ -1528,11 +1306,7 @@ mod tests {
             let s: String = s.into_iter().collect();
             assert_eq!(
                 Uscc::parse("enterprise", &s),
-                Err(IdError::UsccChar {
-                    field: "enterprise",
-                    ch: bad,
-                    position: 9
-                }),
+                Err(IdError::UsccChar { field: "enterprise", ch: bad, position: 9 }),
                 "{s}"
             );
         }
@@ -1549,11 +1323,7 @@ mod tests {
         // Lower-case forbidden letters are still forbidden.
         assert_eq!(
             Uscc::parse("enterprise", "91440300i08461136T"),
-            Err(IdError::UsccChar {
-                field: "enterprise",
-                ch: 'i',
-                position: 9
-            })
+            Err(IdError::UsccChar { field: "enterprise", ch: 'i', position: 9 })
         );
     }
 
@@ -1562,11 +1332,7 @@ mod tests {
         // Full-width digit nine: one character, so length is 18.
         assert_eq!(
             Uscc::parse("enterprise", "９14403001922038216"),
-            Err(IdError::UsccChar {
-                field: "enterprise",
-                ch: '９',
-                position: 1
-            })
+            Err(IdError::UsccChar { field: "enterprise", ch: '９', position: 1 })
         );
         for (s, position) in [
             (" 914403001922038216", 1),
@@ -1576,11 +1342,7 @@ mod tests {
         ] {
             assert_eq!(
                 Uscc::parse("enterprise", s),
-                Err(IdError::Whitespace {
-                    field: "enterprise",
-                    what: "unified social credit code",
-                    position
-                }),
+                Err(IdError::Whitespace { field: "enterprise", what: "unified social credit code", position }),
                 "{s:?}"
             );
         }
@@ -1601,16 +1363,9 @@ mod tests {
         s.push(char::from(check));
         assert_eq!(
             Uscc::parse("enterprise", &s),
-            Err(IdError::UsccDivision {
-                field: "enterprise",
-                ch: 'A',
-                position: 3
-            })
+            Err(IdError::UsccDivision { field: "enterprise", ch: 'A', position: 3 })
         );
-        assert!(
-            err_msg(Uscc::parse("enterprise", &s))
-                .contains("positions 3-8 are the administrative division code")
-        );
+        assert!(err_msg(Uscc::parse("enterprise", &s)).contains("positions 3-8 are the administrative division code"));
     }
 
     #[test]
@@ -1629,16 +1384,14 @@ mod tests {
         );
         assert_eq!(
             decode::<Uscc>(b"91440300708461136t"),
-            Err("uscc: stored unified social credit code is not in canonical form (lower-case letter at position 18)".to_owned())
+            Err("uscc: stored unified social credit code is not in canonical form (lower-case letter at position 18)"
+                .to_owned())
         );
         let mut non_ascii = *b"914403001922038216";
         non_ascii[0] = 0xFF;
         assert_eq!(
             decode::<Uscc>(&non_ascii),
-            Err(
-                "uscc: stored unified social credit code has invalid byte 0xFF at position 1"
-                    .to_owned()
-            )
+            Err("uscc: stored unified social credit code has invalid byte 0xFF at position 1".to_owned())
         );
         assert!(decode::<Uscc>(b"91440300192203821").is_err(), "too short");
     }
@@ -1760,10 +1513,7 @@ mod tests {
             err_msg(PatentNumber::parse("patent", "CN202310123402.0")),
             "patent: check digit is '0' but should be 'X'"
         );
-        assert_eq!(
-            encode(&PatentNumber::parse("patent", "CN202310123402.X").unwrap()),
-            b"202310123402X".to_vec()
-        );
+        assert_eq!(encode(&PatentNumber::parse("patent", "CN202310123402.X").unwrap()), b"202310123402X".to_vec());
     }
 
     #[test]
@@ -1774,10 +1524,7 @@ mod tests {
         );
         assert_eq!(
             PatentNumber::parse("patent", "CN200310102344.A"),
-            Err(IdError::PatentCheckChar {
-                field: "patent",
-                ch: 'A'
-            })
+            Err(IdError::PatentCheckChar { field: "patent", ch: 'A' })
         );
     }
 
@@ -1791,42 +1538,26 @@ mod tests {
         ] {
             assert_eq!(
                 PatentNumber::parse("patent", s),
-                Err(IdError::PatentPrefix {
-                    field: "patent",
-                    prefix: prefix.to_owned()
-                }),
+                Err(IdError::PatentPrefix { field: "patent", prefix: prefix.to_owned() }),
                 "{s}"
             );
         }
-        assert!(
-            err_msg(PatentNumber::parse("patent", "ZL200310102344.5"))
-                .contains("starts with \"CN\"")
-        );
+        assert!(err_msg(PatentNumber::parse("patent", "ZL200310102344.5")).contains("starts with \"CN\""));
     }
 
     #[test]
     fn patent_year_and_type() {
         // Check digits are correct so that only the year/type rule fires.
         let with_check = |body: &[u8; 12]| {
-            format!(
-                "{}.{}",
-                String::from_utf8(body.to_vec()).unwrap(),
-                char::from(patent_check_char(body))
-            )
+            format!("{}.{}", String::from_utf8(body.to_vec()).unwrap(), char::from(patent_check_char(body)))
         };
         assert_eq!(
             PatentNumber::parse("patent", &with_check(b"200210102344")),
-            Err(IdError::PatentYear {
-                field: "patent",
-                year: 2002
-            })
+            Err(IdError::PatentYear { field: "patent", year: 2002 })
         );
         assert_eq!(
             PatentNumber::parse("patent", &with_check(b"210110102344")),
-            Err(IdError::PatentYear {
-                field: "patent",
-                year: 2101
-            })
+            Err(IdError::PatentYear { field: "patent", year: 2101 })
         );
         assert!(PatentNumber::parse("patent", &with_check(b"210010102344")).is_ok());
         for t in [b'0', b'4', b'5', b'6', b'7'] {
@@ -1834,10 +1565,7 @@ mod tests {
             body[4] = t;
             assert_eq!(
                 PatentNumber::parse("patent", &with_check(&body)),
-                Err(IdError::PatentType {
-                    field: "patent",
-                    ch: char::from(t)
-                })
+                Err(IdError::PatentType { field: "patent", ch: char::from(t) })
             );
         }
         for (t, kind) in [
@@ -1849,96 +1577,25 @@ mod tests {
         ] {
             let mut body = *b"200310102344";
             body[4] = t;
-            assert_eq!(
-                PatentNumber::parse("patent", &with_check(&body))
-                    .unwrap()
-                    .kind(),
-                kind
-            );
+            assert_eq!(PatentNumber::parse("patent", &with_check(&body)).unwrap().kind(), kind);
         }
     }
 
     #[test]
     fn patent_shape_errors() {
         let p = |s| PatentNumber::parse("patent", s);
-        assert_eq!(
-            p("CN20031010234.5"),
-            Err(IdError::PatentDigitCount {
-                field: "patent",
-                got: 11
-            })
-        );
-        assert_eq!(
-            p("CN2003101023444.5"),
-            Err(IdError::PatentDigitCount {
-                field: "patent",
-                got: 13
-            })
-        );
-        assert_eq!(
-            p("CN200310102344."),
-            Err(IdError::PatentCheckLength {
-                field: "patent",
-                got: 0
-            })
-        );
-        assert_eq!(
-            p("CN200310102344.55"),
-            Err(IdError::PatentCheckLength {
-                field: "patent",
-                got: 2
-            })
-        );
-        assert_eq!(
-            p("CN89100002.X"),
-            Err(IdError::PatentLegacyFormat { field: "patent" })
-        );
-        assert_eq!(
-            p("891000021"),
-            Err(IdError::PatentLegacyFormat { field: "patent" })
-        );
-        assert_eq!(
-            p("CN2003-10102344.5"),
-            Err(IdError::PatentChar {
-                field: "patent",
-                ch: '-',
-                position: 7
-            })
-        );
-        assert_eq!(
-            p("CN200310102344..5"),
-            Err(IdError::PatentChar {
-                field: "patent",
-                ch: '.',
-                position: 16
-            })
-        );
-        assert_eq!(
-            p("CN２00310102344.5"),
-            Err(IdError::PatentChar {
-                field: "patent",
-                ch: '２',
-                position: 3
-            })
-        );
-        assert_eq!(
-            p(""),
-            Err(IdError::PatentDigitCount {
-                field: "patent",
-                got: 0
-            })
-        );
-        assert_eq!(
-            p("CN"),
-            Err(IdError::PatentDigitCount {
-                field: "patent",
-                got: 0
-            })
-        );
-        assert!(matches!(
-            p(" CN200310102344.5"),
-            Err(IdError::Whitespace { position: 1, .. })
-        ));
+        assert_eq!(p("CN20031010234.5"), Err(IdError::PatentDigitCount { field: "patent", got: 11 }));
+        assert_eq!(p("CN2003101023444.5"), Err(IdError::PatentDigitCount { field: "patent", got: 13 }));
+        assert_eq!(p("CN200310102344."), Err(IdError::PatentCheckLength { field: "patent", got: 0 }));
+        assert_eq!(p("CN200310102344.55"), Err(IdError::PatentCheckLength { field: "patent", got: 2 }));
+        assert_eq!(p("CN89100002.X"), Err(IdError::PatentLegacyFormat { field: "patent" }));
+        assert_eq!(p("891000021"), Err(IdError::PatentLegacyFormat { field: "patent" }));
+        assert_eq!(p("CN2003-10102344.5"), Err(IdError::PatentChar { field: "patent", ch: '-', position: 7 }));
+        assert_eq!(p("CN200310102344..5"), Err(IdError::PatentChar { field: "patent", ch: '.', position: 16 }));
+        assert_eq!(p("CN２00310102344.5"), Err(IdError::PatentChar { field: "patent", ch: '２', position: 3 }));
+        assert_eq!(p(""), Err(IdError::PatentDigitCount { field: "patent", got: 0 }));
+        assert_eq!(p("CN"), Err(IdError::PatentDigitCount { field: "patent", got: 0 }));
+        assert!(matches!(p(" CN200310102344.5"), Err(IdError::Whitespace { position: 1, .. })));
     }
 
     #[test]
@@ -1971,24 +1628,13 @@ mod tests {
         );
         assert_eq!(
             Currency::parse("currency", "C1Y"),
-            Err(IdError::CurrencyChar {
-                field: "currency",
-                ch: '1',
-                position: 2
-            })
+            Err(IdError::CurrencyChar { field: "currency", ch: '1', position: 2 })
         );
         assert_eq!(
             Currency::parse("currency", "CNÝ"),
-            Err(IdError::CurrencyChar {
-                field: "currency",
-                ch: 'Ý',
-                position: 3
-            })
+            Err(IdError::CurrencyChar { field: "currency", ch: 'Ý', position: 3 })
         );
-        assert!(matches!(
-            Currency::parse("currency", "CNY "),
-            Err(IdError::Whitespace { .. })
-        ));
+        assert!(matches!(Currency::parse("currency", "CNY "), Err(IdError::Whitespace { .. })));
         assert_eq!(encode(&Currency::CNY), b"CNY".to_vec());
         assert_eq!(decode::<Currency>(b"USD"), Ok(Currency::USD));
         assert!(decode::<Currency>(b"usd").is_err());
@@ -2016,10 +1662,7 @@ mod tests {
         ] {
             assert_eq!(
                 Money::parse_decimal("amount", s, Currency::CNY),
-                Ok(Money {
-                    fen,
-                    currency: Currency::CNY
-                }),
+                Ok(Money { fen, currency: Currency::CNY }),
                 "{s}"
             );
         }
@@ -2037,64 +1680,19 @@ mod tests {
             ("1,000", IdError::AmountSeparator { field: f, ch: ',' }),
             ("1_000", IdError::AmountSeparator { field: f, ch: '_' }),
             ("1.234", IdError::AmountTooManyDecimals { field: f, got: 3 }),
-            (
-                " 1",
-                IdError::Whitespace {
-                    field: f,
-                    what: "amount",
-                    position: 1,
-                },
-            ),
-            (
-                "1 ",
-                IdError::Whitespace {
-                    field: f,
-                    what: "amount",
-                    position: 2,
-                },
-            ),
-            (
-                "１",
-                IdError::AmountChar {
-                    field: f,
-                    ch: '１',
-                    position: 1,
-                },
-            ),
-            (
-                "1.2.3",
-                IdError::AmountChar {
-                    field: f,
-                    ch: '.',
-                    position: 4,
-                },
-            ),
-            (
-                "¥1",
-                IdError::AmountChar {
-                    field: f,
-                    ch: '¥',
-                    position: 1,
-                },
-            ),
+            (" 1", IdError::Whitespace { field: f, what: "amount", position: 1 }),
+            ("1 ", IdError::Whitespace { field: f, what: "amount", position: 2 }),
+            ("１", IdError::AmountChar { field: f, ch: '１', position: 1 }),
+            ("1.2.3", IdError::AmountChar { field: f, ch: '.', position: 4 }),
+            ("¥1", IdError::AmountChar { field: f, ch: '¥', position: 1 }),
             (".5", IdError::AmountNoIntegerDigits { field: f }),
             (".", IdError::AmountNoIntegerDigits { field: f }),
             ("5.", IdError::AmountNoFractionDigits { field: f }),
-            (
-                "184467440737095516.16",
-                IdError::AmountOverflow { field: f },
-            ),
+            ("184467440737095516.16", IdError::AmountOverflow { field: f }),
             ("184467440737095517", IdError::AmountOverflow { field: f }),
-            (
-                "99999999999999999999999999",
-                IdError::AmountOverflow { field: f },
-            ),
+            ("99999999999999999999999999", IdError::AmountOverflow { field: f }),
         ] {
-            assert_eq!(
-                Money::parse_decimal(f, s, Currency::CNY),
-                Err(expected),
-                "{s:?}"
-            );
+            assert_eq!(Money::parse_decimal(f, s, Currency::CNY), Err(expected), "{s:?}");
         }
         assert_eq!(
             err_msg(Money::parse_decimal(f, "1.234", Currency::CNY)),
@@ -2108,10 +1706,7 @@ mod tests {
 
     #[test]
     fn money_display() {
-        let m = |fen| Money {
-            fen,
-            currency: Currency::CNY,
-        };
+        let m = |fen| Money { fen, currency: Currency::CNY };
         assert_eq!(m(125_000_000).to_string(), "1,250,000.00 CNY");
         assert_eq!(m(125_000_000).to_decimal_string(), "1250000.00");
         assert_eq!(m(0).to_string(), "0.00 CNY");
@@ -2126,10 +1721,7 @@ mod tests {
     fn money_bincode_golden() {
         let m = Money::parse_decimal("amount", "1250000.00", Currency::CNY).unwrap();
         let bytes = encode(&m);
-        assert_eq!(
-            bytes,
-            vec![0x40, 0x59, 0x73, 0x07, 0, 0, 0, 0, b'C', b'N', b'Y']
-        );
+        assert_eq!(bytes, vec![0x40, 0x59, 0x73, 0x07, 0, 0, 0, 0, b'C', b'N', b'Y']);
         assert_eq!(decode::<Money>(&bytes), Ok(m));
         assert_eq!(
             decode::<Money>(&[0x40, 0x59, 0x73, 0x07, 0, 0, 0, 0, b'C', b'N', b'1']),
@@ -2146,45 +1738,19 @@ mod tests {
         assert_eq!(d.to_string(), "2024-02-29");
         assert_eq!(d.yyyymmdd(), 20_240_229);
         assert!(Date::parse("date", "2000-02-29").is_ok());
-        assert_eq!(
-            err_msg(Date::parse("date", "2023-02-29")),
-            "date: day 29 is out of range for 2023-02 (1..=28)"
-        );
-        assert!(
-            Date::parse("date", "1900-02-29").is_err(),
-            "1900 is not a leap year"
-        );
-        assert_eq!(
-            err_msg(Date::parse("date", "2024-13-01")),
-            "date: month 13 is out of range 1..=12"
-        );
+        assert_eq!(err_msg(Date::parse("date", "2023-02-29")), "date: day 29 is out of range for 2023-02 (1..=28)");
+        assert!(Date::parse("date", "1900-02-29").is_err(), "1900 is not a leap year");
+        assert_eq!(err_msg(Date::parse("date", "2024-13-01")), "date: month 13 is out of range 1..=12");
         assert!(Date::parse("date", "2024-00-10").is_err());
         assert!(Date::parse("date", "2024-04-31").is_err());
         assert!(Date::parse("date", "2024-04-00").is_err());
-        assert_eq!(
-            err_msg(Date::parse("date", "1899-12-31")),
-            "date: year 1899 is out of range 1900..=9999"
-        );
+        assert_eq!(err_msg(Date::parse("date", "1899-12-31")), "date: year 1899 is out of range 1900..=9999");
         assert!(Date::parse("date", "1900-01-01").is_ok());
         assert!(Date::parse("date", "9999-12-31").is_ok());
-        for bad in [
-            "2024-2-29",
-            "20240229",
-            "2024/02/29",
-            "2024-02-29T00:00",
-            "",
-            "２０24-02-29",
-        ] {
-            assert_eq!(
-                Date::parse("date", bad),
-                Err(IdError::DateFormat { field: "date" }),
-                "{bad}"
-            );
+        for bad in ["2024-2-29", "20240229", "2024/02/29", "2024-02-29T00:00", "", "２０24-02-29"] {
+            assert_eq!(Date::parse("date", bad), Err(IdError::DateFormat { field: "date" }), "{bad}");
         }
-        assert!(matches!(
-            Date::parse("date", "2024-02-29 "),
-            Err(IdError::Whitespace { position: 11, .. })
-        ));
+        assert!(matches!(Date::parse("date", "2024-02-29 "), Err(IdError::Whitespace { position: 11, .. })));
         assert_eq!(Date::new("date", 2024, 2, 29), Ok(d));
         assert!(Date::new("date", 2023, 2, 29).is_err());
     }
@@ -2201,20 +1767,11 @@ mod tests {
         assert_eq!(p("9999-12-31").days_since_epoch(), 2_932_896);
         assert_eq!(Date::from_unix_ms(0), Ok(p("1970-01-01")));
         assert_eq!(Date::from_unix_ms(19_782 * 86_400_000), Ok(p("2024-02-29")));
-        assert_eq!(
-            Date::from_unix_ms(19_783 * 86_400_000 - 1),
-            Ok(p("2024-02-29"))
-        );
-        assert_eq!(
-            Date::from_unix_ms(2_932_897 * 86_400_000 - 1),
-            Ok(p("9999-12-31"))
-        );
+        assert_eq!(Date::from_unix_ms(19_783 * 86_400_000 - 1), Ok(p("2024-02-29")));
+        assert_eq!(Date::from_unix_ms(2_932_897 * 86_400_000 - 1), Ok(p("9999-12-31")));
         assert_eq!(
             Date::from_unix_ms(2_932_897 * 86_400_000),
-            Err(IdError::TimestampRange {
-                field: "timestamp",
-                ms: 2_932_897 * 86_400_000
-            })
+            Err(IdError::TimestampRange { field: "timestamp", ms: 2_932_897 * 86_400_000 })
         );
         assert!(Date::from_unix_ms(u64::MAX).is_err());
     }
@@ -2248,26 +1805,12 @@ mod tests {
             err_msg(p("2024Q5")),
             "period: quarter 5 is out of range 1..=4 (a whole-year period is written as just the year)"
         );
-        assert_eq!(
-            p("2024Q0"),
-            Err(IdError::PeriodQuarter {
-                field: "period",
-                quarter: 0
-            })
-        );
-        for bad in [
-            "", "24", "2024Q", "2024Q10", "2024--Q3", "2024-3", "Q3", "2024 Q3", "2024QQ",
-        ] {
+        assert_eq!(p("2024Q0"), Err(IdError::PeriodQuarter { field: "period", quarter: 0 }));
+        for bad in ["", "24", "2024Q", "2024Q10", "2024--Q3", "2024-3", "Q3", "2024 Q3", "2024QQ"] {
             assert!(p(bad).is_err(), "{bad}");
         }
         assert_eq!(p("2024Q"), Err(IdError::PeriodFormat { field: "period" }));
-        assert_eq!(
-            p("1899"),
-            Err(IdError::YearRange {
-                field: "period",
-                year: 1899
-            })
-        );
+        assert_eq!(p("1899"), Err(IdError::YearRange { field: "period", year: 1899 }));
         assert!(p("2024").unwrap() < p("2024Q1").unwrap());
         assert!(p("2024Q4").unwrap() < p("2025").unwrap());
         let d = |s| Date::parse("date", s).unwrap();
@@ -2284,10 +1827,7 @@ mod tests {
         let bytes = encode(&p);
         assert_eq!(bytes, vec![0xE8, 0x07, 3]);
         assert_eq!(decode::<Period>(&bytes), Ok(p));
-        assert_eq!(
-            encode(&Period::whole_year("period", 2024).unwrap()),
-            vec![0xE8, 0x07, 0]
-        );
+        assert_eq!(encode(&Period::whole_year("period", 2024).unwrap()), vec![0xE8, 0x07, 0]);
         assert_eq!(
             decode::<Period>(&[0xE8, 0x07, 5]),
             Err("period: quarter 5 is out of range 1..=4 (a whole-year period is written as just the year)".to_owned())
@@ -2300,22 +1840,10 @@ mod tests {
     #[test]
     fn member_name_rules() {
         let p = |s| MemberName::parse("member", s);
-        for ok in [
-            "a",
-            "bank-a",
-            "0",
-            "a--b",
-            "abcdefghijklmnopqrstuvwxyz012345",
-        ] {
+        for ok in ["a", "bank-a", "0", "a--b", "abcdefghijklmnopqrstuvwxyz012345"] {
             assert_eq!(p(ok).map(|m| m.as_str().to_owned()), Ok(ok.to_owned()));
         }
-        assert_eq!(
-            p(""),
-            Err(IdError::MemberNameLength {
-                field: "member",
-                got: 0
-            })
-        );
+        assert_eq!(p(""), Err(IdError::MemberNameLength { field: "member", got: 0 }));
         assert_eq!(
             err_msg(p("abcdefghijklmnopqrstuvwxyz0123456")),
             "member: member name must be 1 to 32 characters, got 33"
@@ -2323,22 +1851,12 @@ mod tests {
         assert_eq!(p("-a"), Err(IdError::MemberNameHyphen { field: "member" }));
         assert_eq!(p("a-"), Err(IdError::MemberNameHyphen { field: "member" }));
         assert_eq!(p("-"), Err(IdError::MemberNameHyphen { field: "member" }));
-        assert_eq!(
-            p("Bank"),
-            Err(IdError::MemberNameChar {
-                field: "member",
-                ch: 'B',
-                position: 1
-            })
-        );
+        assert_eq!(p("Bank"), Err(IdError::MemberNameChar { field: "member", ch: 'B', position: 1 }));
         assert_eq!(
             err_msg(p("bank_a")),
             "member: character '_' at position 5 is not allowed in a member name (allowed: a-z, 0-9 and '-')"
         );
-        assert!(matches!(
-            p("bank a"),
-            Err(IdError::Whitespace { position: 5, .. })
-        ));
+        assert!(matches!(p("bank a"), Err(IdError::Whitespace { position: 5, .. })));
         assert!(p("bänk").is_err());
     }
 
@@ -2360,16 +1878,8 @@ mod tests {
 
     #[test]
     fn error_field_accessor() {
-        assert_eq!(
-            Uscc::parse("enterprise", "").unwrap_err().field(),
-            "enterprise"
-        );
-        assert_eq!(
-            Money::parse_decimal("fee", "1.234", Currency::CNY)
-                .unwrap_err()
-                .field(),
-            "fee"
-        );
+        assert_eq!(Uscc::parse("enterprise", "").unwrap_err().field(), "enterprise");
+        assert_eq!(Money::parse_decimal("fee", "1.234", Currency::CNY).unwrap_err().field(), "fee");
         assert_eq!(Date::try_from(0).unwrap_err().field(), "date");
     }
 
@@ -2378,11 +1888,7 @@ mod tests {
         // JSON is not the record format, but derive-based decoding still
         // re-validates in any serde format.
         let bad: Result<Date, _> = serde_json::from_str("20230229");
-        assert!(
-            bad.unwrap_err()
-                .to_string()
-                .contains("day 29 is out of range")
-        );
+        assert!(bad.unwrap_err().to_string().contains("day 29 is out of range"));
         let ok: Date = serde_json::from_str("20240229").unwrap();
         assert_eq!(ok.to_string(), "2024-02-29");
     }

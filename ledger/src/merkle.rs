@@ -48,14 +48,10 @@ pub enum MerkleError {
     #[error("tree size {size} is beyond the stored tree: it must be <= {tree_size}")]
     SizeBeyondTree { size: u64, tree_size: u64 },
     /// Consistency proofs need `0 < m <= n` (RFC 9162 §2.1.4).
-    #[error(
-        "consistency range m = {m}, n = {n} is invalid: it must satisfy 0 < m <= n (RFC 9162 §2.1.4)"
-    )]
+    #[error("consistency range m = {m}, n = {n} is invalid: it must satisfy 0 < m <= n (RFC 9162 §2.1.4)")]
     BadConsistencyRange { m: u64, n: u64 },
     /// The proof does not have the exact length the tree sizes determine.
-    #[error(
-        "proof has {got} hashes but the index/sizes require exactly {expected} (RFC 9162 §2.1.3.2 / §2.1.4.2)"
-    )]
+    #[error("proof has {got} hashes but the index/sizes require exactly {expected} (RFC 9162 §2.1.3.2 / §2.1.4.2)")]
     ProofLength { expected: usize, got: usize },
     /// The root recomputed from the proof differs from the expected root.
     #[error("root recomputed from the proof does not match the expected root hash")]
@@ -202,12 +198,7 @@ fn range_hash(start: u64, end: u64, r: &impl NodeReader) -> Result<NodeHash, Mer
 
 /// Hash of node `(level, index)` in the tree of size `size`: the stored hash when the subtree is
 /// complete, otherwise the MTH of its non-empty part `[index * 2^level, size)`.
-fn subtree_hash(
-    level: u32,
-    index: u64,
-    size: u64,
-    r: &impl NodeReader,
-) -> Result<NodeHash, MerkleError> {
+fn subtree_hash(level: u32, index: u64, size: u64, r: &impl NodeReader) -> Result<NodeHash, MerkleError> {
     let start = u128::from(index) << level;
     let end = start + (1u128 << level);
     if end <= u128::from(size) {
@@ -216,10 +207,7 @@ fn subtree_hash(
     match u64::try_from(start) {
         Ok(start) if start < size => range_hash(start, size, r),
         // Unreachable by construction: callers only ask for nodes overlapping [0, size).
-        _ => Err(MerkleError::MissingNode {
-            level: level_u8(level),
-            index,
-        }),
+        _ => Err(MerkleError::MissingNode { level: level_u8(level), index }),
     }
 }
 
@@ -272,11 +260,7 @@ pub fn root_at(size: u64, r: &impl NodeReader) -> Result<NodeHash, MerkleError> 
 
 /// Inclusion proof (audit path, RFC 9162 §2.1.3.1 PATH order: leaf level first) of leaf `index`
 /// in the tree of the first `size` leaves. Reads at most `2 * ceil(log2 size) - 1` stored nodes.
-pub fn inclusion_proof(
-    index: u64,
-    size: u64,
-    r: &impl NodeReader,
-) -> Result<Vec<NodeHash>, MerkleError> {
+pub fn inclusion_proof(index: u64, size: u64, r: &impl NodeReader) -> Result<Vec<NodeHash>, MerkleError> {
     if index >= size {
         return Err(MerkleError::IndexOutOfRange { index, size });
     }
@@ -291,11 +275,7 @@ pub fn inclusion_proof(
 /// Consistency proof between the trees of the first `m` and first `n` leaves (RFC 9162 §2.1.4.1
 /// PROOF order). Requires `0 < m <= n`; `m == n` gives the empty proof. Reads at most
 /// `2 * ceil(log2 n)` stored nodes.
-pub fn consistency_proof(
-    m: u64,
-    n: u64,
-    r: &impl NodeReader,
-) -> Result<Vec<NodeHash>, MerkleError> {
+pub fn consistency_proof(m: u64, n: u64, r: &impl NodeReader) -> Result<Vec<NodeHash>, MerkleError> {
     if m == 0 || m > n {
         return Err(MerkleError::BadConsistencyRange { m, n });
     }
@@ -339,10 +319,7 @@ pub fn verify_inclusion(
     }
     let expected = inclusion_proof_len(index, size);
     if proof.len() != expected {
-        return Err(MerkleError::ProofLength {
-            expected,
-            got: proof.len(),
-        });
+        return Err(MerkleError::ProofLength { expected, got: proof.len() });
     }
     rfc9162_verify_inclusion(leaf_hash, index, size, proof, root)
 }
@@ -356,10 +333,7 @@ fn rfc9162_verify_inclusion(
     root: &NodeHash,
 ) -> Result<(), MerkleError> {
     debug_assert!(index < size);
-    let length_err = || MerkleError::ProofLength {
-        expected: inclusion_proof_len(index, size),
-        got: proof.len(),
-    };
+    let length_err = || MerkleError::ProofLength { expected: inclusion_proof_len(index, size), got: proof.len() };
     // Step 2: fn = leaf_index, sn = tree_size - 1.
     let (mut fnode, mut snode) = (index, size - 1);
     // Step 3: r = hash.
@@ -416,24 +390,14 @@ pub fn verify_consistency(
     }
     if m == 0 || m == n {
         if !proof.is_empty() {
-            return Err(MerkleError::ProofLength {
-                expected: 0,
-                got: proof.len(),
-            });
+            return Err(MerkleError::ProofLength { expected: 0, got: proof.len() });
         }
         let want = if m == 0 { empty_root() } else { *root_n };
-        return if *root_m == want {
-            Ok(())
-        } else {
-            Err(MerkleError::RootMismatch)
-        };
+        return if *root_m == want { Ok(()) } else { Err(MerkleError::RootMismatch) };
     }
     let expected = consistency_proof_len(m, n);
     if proof.len() != expected {
-        return Err(MerkleError::ProofLength {
-            expected,
-            got: proof.len(),
-        });
+        return Err(MerkleError::ProofLength { expected, got: proof.len() });
     }
     rfc9162_verify_consistency(m, n, proof, root_m, root_n)
 }
@@ -447,20 +411,13 @@ fn rfc9162_verify_consistency(
     root_n: &NodeHash,
 ) -> Result<(), MerkleError> {
     debug_assert!(0 < m && m < n);
-    let length_err = || MerkleError::ProofLength {
-        expected: consistency_proof_len(m, n),
-        got: proof.len(),
-    };
+    let length_err = || MerkleError::ProofLength { expected: consistency_proof_len(m, n), got: proof.len() };
     // Step 1: an empty path fails.
     let Some((head, tail)) = proof.split_first() else {
         return Err(length_err());
     };
     // Step 2: if m is an exact power of two, root_m is prepended to the path.
-    let (seed, rest) = if m.is_power_of_two() {
-        (root_m, proof)
-    } else {
-        (head, tail)
-    };
+    let (seed, rest) = if m.is_power_of_two() { (root_m, proof) } else { (head, tail) };
     // Step 3.
     let (mut fnode, mut snode) = (m - 1, n - 1);
     // Step 4: right-shift both while LSB(fn) is set.
@@ -570,18 +527,11 @@ impl Frontier {
     /// Appends one leaf hash, pushing every newly completed node `(level, index, hash)` (the leaf
     /// itself first, then each parent it completes) to `out`. Fails only when the size would
     /// overflow u64, in which case nothing changes.
-    pub fn push_leaf_hash(
-        &mut self,
-        h: NodeHash,
-        out: &mut Vec<(u8, u64, NodeHash)>,
-    ) -> Result<(), MerkleError> {
+    pub fn push_leaf_hash(&mut self, h: NodeHash, out: &mut Vec<(u8, u64, NodeHash)>) -> Result<(), MerkleError> {
         self.check_invariant();
         let index = self.size;
         if index == u64::MAX {
-            return Err(MerkleError::TreeFull {
-                size: index,
-                extra: 1,
-            });
+            return Err(MerkleError::TreeFull { size: index, extra: 1 });
         }
         out.push((0, index, h));
         let mut acc = h;
@@ -590,10 +540,7 @@ impl Frontier {
         while (index >> level) & 1 == 1 {
             let Some(left) = self.hashes.pop() else {
                 debug_assert!(false, "frontier shorter than popcount(size)");
-                return Err(MerkleError::MissingNode {
-                    level: level_u8(level),
-                    index: (index >> level) - 1,
-                });
+                return Err(MerkleError::MissingNode { level: level_u8(level), index: (index >> level) - 1 });
             };
             acc = node_hash(&left, &acc);
             level += 1;
@@ -610,20 +557,13 @@ impl Frontier {
     pub fn append_leaf_hashes(&mut self, hashes: &[NodeHash]) -> Result<Append, MerkleError> {
         let extra = u64::try_from(hashes.len()).unwrap_or(u64::MAX);
         if self.size.checked_add(extra).is_none() {
-            return Err(MerkleError::TreeFull {
-                size: self.size,
-                extra,
-            });
+            return Err(MerkleError::TreeFull { size: self.size, extra });
         }
         let mut nodes = Vec::with_capacity(hashes.len().saturating_mul(2));
         for h in hashes {
             self.push_leaf_hash(*h, &mut nodes)?;
         }
-        Ok(Append {
-            nodes,
-            size: self.size,
-            root: self.root(),
-        })
+        Ok(Append { nodes, size: self.size, root: self.root() })
     }
 
     /// Rebuilds the frontier of the first `size` leaves from stored nodes (e.g. after a restart).
@@ -674,21 +614,14 @@ impl MemTree {
         for h in hashes {
             self.push(*h, &mut nodes);
         }
-        Append {
-            nodes,
-            size: self.size(),
-            root: self.root(),
-        }
+        Append { nodes, size: self.size(), root: self.root() }
     }
 
     fn push(&mut self, h: NodeHash, out: &mut Vec<(u8, u64, NodeHash)>) {
         let before = out.len();
         // A Vec cannot hold u64::MAX leaves, so the frontier can never be full here.
         let pushed = self.frontier.push_leaf_hash(h, out);
-        debug_assert!(
-            pushed.is_ok(),
-            "in-memory tree cannot reach u64::MAX leaves"
-        );
+        debug_assert!(pushed.is_ok(), "in-memory tree cannot reach u64::MAX leaves");
         for &(level, index, hash) in out.get(before..).unwrap_or_default() {
             let l = usize::from(level);
             while self.levels.len() <= l {
@@ -784,10 +717,7 @@ mod tests {
 
     /// The published 8-leaf tree (RFC 6962 test tree).
     fn published_tree() -> (Vec<NodeHash>, MemTree) {
-        let leaves: Vec<NodeHash> = vectors::LEAF_INPUTS
-            .iter()
-            .map(|s| leaf_hash(&hex::decode(s).unwrap()))
-            .collect();
+        let leaves: Vec<NodeHash> = vectors::LEAF_INPUTS.iter().map(|s| leaf_hash(&hex::decode(s).unwrap())).collect();
         let tree = tree_of(&leaves);
         (leaves, tree)
     }
@@ -872,10 +802,7 @@ mod tests {
 
     impl<'a> Recording<'a> {
         fn new(inner: &'a MemTree) -> Self {
-            Self {
-                inner,
-                reads: RefCell::new(Vec::new()),
-            }
+            Self { inner, reads: RefCell::new(Vec::new()) }
         }
         fn take(&self) -> Vec<(u8, u64)> {
             std::mem::take(&mut *self.reads.borrow_mut())
@@ -992,20 +919,11 @@ mod tests {
         assert_eq!(t.root(), h(vectors::ROOTS[0]));
         for (i, leaf) in leaves.iter().enumerate() {
             t.append_leaf_hash(*leaf);
-            assert_eq!(
-                t.root(),
-                h(vectors::ROOTS[i + 1]),
-                "root after {} leaves",
-                i + 1
-            );
+            assert_eq!(t.root(), h(vectors::ROOTS[i + 1]), "root after {} leaves", i + 1);
         }
         for (level, row) in vectors::NODE_HASHES.iter().enumerate() {
             for (index, want) in row.iter().enumerate() {
-                assert_eq!(
-                    t.node(level as u8, index as u64).unwrap(),
-                    h(want),
-                    "node ({level},{index})"
-                );
+                assert_eq!(t.node(level as u8, index as u64).unwrap(), h(want), "node ({level},{index})");
             }
             // Nothing beyond the complete subtrees is stored.
             assert!(t.node(level as u8, row.len() as u64).is_err());
@@ -1022,17 +940,10 @@ mod tests {
         let mut f = Frontier::new();
         let mut sink = Vec::new();
         for (size, ids) in vectors::FRONTIERS.iter().enumerate() {
-            let want: Vec<NodeHash> = ids
-                .iter()
-                .map(|&(l, i)| h(vectors::NODE_HASHES[l][i]))
-                .collect();
+            let want: Vec<NodeHash> = ids.iter().map(|&(l, i)| h(vectors::NODE_HASHES[l][i])).collect();
             assert_eq!(f.hashes(), &want[..], "frontier at size {size}");
             assert_eq!(Frontier::from_reader(size as u64, &tree).unwrap(), f);
-            let addrs: Vec<(usize, usize)> = f
-                .nodes()
-                .iter()
-                .map(|&(l, i, _)| (l as usize, i as usize))
-                .collect();
+            let addrs: Vec<(usize, usize)> = f.nodes().iter().map(|&(l, i, _)| (l as usize, i as usize)).collect();
             assert_eq!(&addrs[..], *ids);
             assert_eq!(f.root(), h(vectors::ROOTS[size]));
             if let Some(leaf) = leaves.get(size) {
@@ -1052,67 +963,18 @@ mod tests {
         let some = h("abacaba000000000000000000000000000000000000000000060061e00123456");
         let p = proof.to_vec();
         let mut out = vec![
-            (
-                "index - 1".into(),
-                index.wrapping_sub(1),
-                size,
-                p.clone(),
-                root,
-                leaf,
-            ),
+            ("index - 1".into(), index.wrapping_sub(1), size, p.clone(), root, leaf),
             ("index + 1".into(), index + 1, size, p.clone(), root, leaf),
             ("index ^ 2".into(), index ^ 2, size, p.clone(), root, leaf),
             ("size * 2".into(), index, size * 2, p.clone(), root, leaf),
             ("size / 2".into(), index, size / 2, p.clone(), root, leaf),
-            (
-                "wrong leaf".into(),
-                index,
-                size,
-                p.clone(),
-                root,
-                leaf_hash(b"WrongLeaf"),
-            ),
-            (
-                "empty root".into(),
-                index,
-                size,
-                p.clone(),
-                empty_root(),
-                leaf,
-            ),
+            ("wrong leaf".into(), index, size, p.clone(), root, leaf_hash(b"WrongLeaf")),
+            ("empty root".into(), index, size, p.clone(), empty_root(), leaf),
             ("random root".into(), index, size, p.clone(), some, leaf),
-            (
-                "trailing garbage".into(),
-                index,
-                size,
-                [p.clone(), vec![[0; 32]]].concat(),
-                root,
-                leaf,
-            ),
-            (
-                "trailing root".into(),
-                index,
-                size,
-                [p.clone(), vec![root]].concat(),
-                root,
-                leaf,
-            ),
-            (
-                "preceding garbage".into(),
-                index,
-                size,
-                [vec![[0; 32]], p.clone()].concat(),
-                root,
-                leaf,
-            ),
-            (
-                "preceding root".into(),
-                index,
-                size,
-                [vec![root], p.clone()].concat(),
-                root,
-                leaf,
-            ),
+            ("trailing garbage".into(), index, size, [p.clone(), vec![[0; 32]]].concat(), root, leaf),
+            ("trailing root".into(), index, size, [p.clone(), vec![root]].concat(), root, leaf),
+            ("preceding garbage".into(), index, size, [vec![[0; 32]], p.clone()].concat(), root, leaf),
+            ("preceding root".into(), index, size, [vec![root], p.clone()].concat(), root, leaf),
         ];
         for i in 0..p.len() {
             for bit in 0..256 {
@@ -1122,44 +984,16 @@ mod tests {
             }
         }
         if !p.is_empty() {
-            out.push((
-                "removed last".into(),
-                index,
-                size,
-                p[..p.len() - 1].to_vec(),
-                root,
-                leaf,
-            ));
-            out.push((
-                "removed first".into(),
-                index,
-                size,
-                p[1..].to_vec(),
-                root,
-                leaf,
-            ));
+            out.push(("removed last".into(), index, size, p[..p.len() - 1].to_vec(), root, leaf));
+            out.push(("removed first".into(), index, size, p[1..].to_vec(), root, leaf));
         }
         if p.len() > 1 {
             let q = [vec![p[0], some], p[1..].to_vec()].concat();
             out.push(("inserted component".into(), index, size, q, root, leaf));
         }
         for bit in 0..256 {
-            out.push((
-                format!("root bit {bit}"),
-                index,
-                size,
-                p.clone(),
-                flip(root, bit),
-                leaf,
-            ));
-            out.push((
-                format!("leaf bit {bit}"),
-                index,
-                size,
-                p.clone(),
-                root,
-                flip(leaf, bit),
-            ));
+            out.push((format!("root bit {bit}"), index, size, p.clone(), flip(root, bit), leaf));
+            out.push((format!("leaf bit {bit}"), index, size, p.clone(), root, flip(leaf, bit)));
         }
         out
     }
@@ -1175,10 +1009,7 @@ mod tests {
             let leaf = leaves[index as usize];
             verify_inclusion(&leaf, index, size, &want, &root).unwrap();
             for (desc, i, s, p, r, l) in inclusion_probes(index, size, &want, root, leaf) {
-                assert!(
-                    verify_inclusion(&l, i, s, &p, &r).is_err(),
-                    "probe '{desc}' accepted for ({index}, {size})"
-                );
+                assert!(verify_inclusion(&l, i, s, &p, &r).is_err(), "probe '{desc}' accepted for ({index}, {size})");
             }
         }
     }
@@ -1189,11 +1020,7 @@ mod tests {
         let some = h("abacaba000000000000000000000000000000000000000000060061e00123456");
         for &(m, n, want) in vectors::CONSISTENCY {
             let want = hs(want);
-            assert_eq!(
-                consistency_proof(m, n, &tree).unwrap(),
-                want,
-                "consistency ({m}, {n})"
-            );
+            assert_eq!(consistency_proof(m, n, &tree).unwrap(), want, "consistency ({m}, {n})");
             let (r1, r2) = (h(vectors::ROOTS[m as usize]), h(vectors::ROOTS[n as usize]));
             verify_consistency(m, n, &want, &r1, &r2).unwrap();
             if want.is_empty() {
@@ -1210,62 +1037,13 @@ mod tests {
                 ("wrong root2".into(), m, n, p.clone(), r1, some),
                 ("swapped roots".into(), m, n, p.clone(), r2, r1),
                 ("empty proof".into(), m, n, vec![], r1, r2),
-                (
-                    "trailing garbage".into(),
-                    m,
-                    n,
-                    [p.clone(), vec![[0; 32]]].concat(),
-                    r1,
-                    r2,
-                ),
-                (
-                    "trailing root1".into(),
-                    m,
-                    n,
-                    [p.clone(), vec![r1]].concat(),
-                    r1,
-                    r2,
-                ),
-                (
-                    "trailing root2".into(),
-                    m,
-                    n,
-                    [p.clone(), vec![r2]].concat(),
-                    r1,
-                    r2,
-                ),
-                (
-                    "preceding garbage".into(),
-                    m,
-                    n,
-                    [vec![[0; 32]], p.clone()].concat(),
-                    r1,
-                    r2,
-                ),
-                (
-                    "preceding root1".into(),
-                    m,
-                    n,
-                    [vec![r1], p.clone()].concat(),
-                    r1,
-                    r2,
-                ),
-                (
-                    "preceding root2".into(),
-                    m,
-                    n,
-                    [vec![r2], p.clone()].concat(),
-                    r1,
-                    r2,
-                ),
-                (
-                    "preceding proof[0]".into(),
-                    m,
-                    n,
-                    [vec![p[0]], p.clone()].concat(),
-                    r1,
-                    r2,
-                ),
+                ("trailing garbage".into(), m, n, [p.clone(), vec![[0; 32]]].concat(), r1, r2),
+                ("trailing root1".into(), m, n, [p.clone(), vec![r1]].concat(), r1, r2),
+                ("trailing root2".into(), m, n, [p.clone(), vec![r2]].concat(), r1, r2),
+                ("preceding garbage".into(), m, n, [vec![[0; 32]], p.clone()].concat(), r1, r2),
+                ("preceding root1".into(), m, n, [vec![r1], p.clone()].concat(), r1, r2),
+                ("preceding root2".into(), m, n, [vec![r2], p.clone()].concat(), r1, r2),
+                ("preceding proof[0]".into(), m, n, [vec![p[0]], p.clone()].concat(), r1, r2),
                 ("truncated".into(), m, n, p[..p.len() - 1].to_vec(), r1, r2),
                 ("removed first".into(), m, n, p[1..].to_vec(), r1, r2),
             ];
@@ -1277,28 +1055,11 @@ mod tests {
                 }
             }
             for bit in 0..256 {
-                probes.push((
-                    format!("root1 bit {bit}"),
-                    m,
-                    n,
-                    p.clone(),
-                    flip(r1, bit),
-                    r2,
-                ));
-                probes.push((
-                    format!("root2 bit {bit}"),
-                    m,
-                    n,
-                    p.clone(),
-                    r1,
-                    flip(r2, bit),
-                ));
+                probes.push((format!("root1 bit {bit}"), m, n, p.clone(), flip(r1, bit), r2));
+                probes.push((format!("root2 bit {bit}"), m, n, p.clone(), r1, flip(r2, bit)));
             }
             for (desc, a, b, q, x, y) in probes {
-                assert!(
-                    verify_consistency(a, b, &q, &x, &y).is_err(),
-                    "probe '{desc}' accepted for ({m}, {n})"
-                );
+                assert!(verify_consistency(a, b, &q, &x, &y).is_err(), "probe '{desc}' accepted for ({m}, {n})");
             }
         }
     }
@@ -1357,11 +1118,7 @@ mod tests {
     fn root_at_every_prefix_matches_reference() {
         let (leaves, tree) = big();
         for n in 0..=1100u64 {
-            assert_eq!(
-                root_at(n, tree).unwrap(),
-                ref_mth(&leaves[..n as usize]),
-                "root {n}"
-            );
+            assert_eq!(root_at(n, tree).unwrap(), ref_mth(&leaves[..n as usize]), "root {n}");
         }
     }
 
@@ -1621,9 +1378,7 @@ mod tests {
             let a = t.append_leaves(std::slice::from_ref(leaf));
             let s = i as u64 + 1;
             // Exactly the perfect subtrees ending at leaf s - 1: one per trailing zero of s, plus the leaf.
-            let want: Vec<(u8, u64)> = (0..=s.trailing_zeros() as u8)
-                .map(|l| (l, (s >> l) - 1))
-                .collect();
+            let want: Vec<(u8, u64)> = (0..=s.trailing_zeros() as u8).map(|l| (l, (s >> l) - 1)).collect();
             let got: Vec<(u8, u64)> = a.nodes.iter().map(|&(l, i, _)| (l, i)).collect();
             assert_eq!(got, want, "size {s}");
             for &(l, idx, hash) in &a.nodes {
@@ -1636,10 +1391,7 @@ mod tests {
             assert_eq!(a.size, s);
             assert_eq!(a.root, t.root());
         }
-        assert_eq!(
-            big().1.stored_node_count(),
-            2 * BIG - u64::from(BIG.count_ones())
-        );
+        assert_eq!(big().1.stored_node_count(), 2 * BIG - u64::from(BIG.count_ones()));
     }
 
     #[test]
@@ -1678,34 +1430,12 @@ mod tests {
         assert_eq!(Frontier::from_reader(0, &t).unwrap(), Frontier::new());
         assert_eq!(t.size(), 0);
         assert_eq!(t.stored_node_count(), 0);
-        assert_eq!(
-            inclusion_proof(0, 0, &t),
-            Err(MerkleError::IndexOutOfRange { index: 0, size: 0 })
-        );
-        assert_eq!(
-            consistency_proof(0, 0, &t),
-            Err(MerkleError::BadConsistencyRange { m: 0, n: 0 })
-        );
-        assert_eq!(
-            verify_inclusion(&e, 0, 0, &[], &e),
-            Err(MerkleError::IndexOutOfRange { index: 0, size: 0 })
-        );
-        assert_eq!(
-            root_at(1, &t),
-            Err(MerkleError::SizeBeyondTree {
-                size: 1,
-                tree_size: 0
-            })
-        );
+        assert_eq!(inclusion_proof(0, 0, &t), Err(MerkleError::IndexOutOfRange { index: 0, size: 0 }));
+        assert_eq!(consistency_proof(0, 0, &t), Err(MerkleError::BadConsistencyRange { m: 0, n: 0 }));
+        assert_eq!(verify_inclusion(&e, 0, 0, &[], &e), Err(MerkleError::IndexOutOfRange { index: 0, size: 0 }));
+        assert_eq!(root_at(1, &t), Err(MerkleError::SizeBeyondTree { size: 1, tree_size: 0 }));
         let a = MemTree::new().append_leaves(&[]);
-        assert_eq!(
-            a,
-            Append {
-                nodes: vec![],
-                size: 0,
-                root: e
-            }
-        );
+        assert_eq!(a, Append { nodes: vec![], size: 0, root: e });
     }
 
     #[test]
@@ -1719,19 +1449,10 @@ mod tests {
         verify_inclusion(&leaf, 0, 1, &p, &leaf).unwrap();
         assert_eq!(
             verify_inclusion(&leaf, 0, 1, &[leaf], &leaf),
-            Err(MerkleError::ProofLength {
-                expected: 0,
-                got: 1
-            })
+            Err(MerkleError::ProofLength { expected: 0, got: 1 })
         );
-        assert_eq!(
-            verify_inclusion(&leaf, 0, 1, &[], &empty_root()),
-            Err(MerkleError::RootMismatch)
-        );
-        assert_eq!(
-            verify_inclusion(&leaf, 1, 1, &[], &leaf),
-            Err(MerkleError::IndexOutOfRange { index: 1, size: 1 })
-        );
+        assert_eq!(verify_inclusion(&leaf, 0, 1, &[], &empty_root()), Err(MerkleError::RootMismatch));
+        assert_eq!(verify_inclusion(&leaf, 1, 1, &[], &leaf), Err(MerkleError::IndexOutOfRange { index: 1, size: 1 }));
         assert_eq!(consistency_proof(1, 1, &t).unwrap(), Vec::<NodeHash>::new());
     }
 
@@ -1740,51 +1461,24 @@ mod tests {
         let (r1, r2) = (leaf_hash(b"1"), leaf_hash(b"2"));
         // m == n: empty proof and equal roots only.
         verify_consistency(5, 5, &[], &r1, &r1).unwrap();
-        assert_eq!(
-            verify_consistency(5, 5, &[], &r1, &r2),
-            Err(MerkleError::RootMismatch)
-        );
-        assert_eq!(
-            verify_consistency(5, 5, &[r1], &r1, &r1),
-            Err(MerkleError::ProofLength {
-                expected: 0,
-                got: 1
-            })
-        );
+        assert_eq!(verify_consistency(5, 5, &[], &r1, &r2), Err(MerkleError::RootMismatch));
+        assert_eq!(verify_consistency(5, 5, &[r1], &r1, &r1), Err(MerkleError::ProofLength { expected: 0, got: 1 }));
         verify_consistency(u64::MAX, u64::MAX, &[], &r1, &r1).unwrap();
         // m == 0: the empty tree is a prefix of every tree, but only with the empty root and proof.
         verify_consistency(0, 7, &[], &empty_root(), &r2).unwrap();
         verify_consistency(0, 0, &[], &empty_root(), &empty_root()).unwrap();
-        assert_eq!(
-            verify_consistency(0, 7, &[], &r1, &r2),
-            Err(MerkleError::RootMismatch)
-        );
+        assert_eq!(verify_consistency(0, 7, &[], &r1, &r2), Err(MerkleError::RootMismatch));
         assert_eq!(
             verify_consistency(0, 7, &[empty_root()], &empty_root(), &r2),
-            Err(MerkleError::ProofLength {
-                expected: 0,
-                got: 1
-            })
+            Err(MerkleError::ProofLength { expected: 0, got: 1 })
         );
         // m > n.
-        assert_eq!(
-            verify_consistency(8, 7, &[], &r1, &r1),
-            Err(MerkleError::BadConsistencyRange { m: 8, n: 7 })
-        );
+        assert_eq!(verify_consistency(8, 7, &[], &r1, &r1), Err(MerkleError::BadConsistencyRange { m: 8, n: 7 }));
         // 0 < m < n with an empty proof (RFC 9162 §2.1.4.2 step 1).
-        assert!(matches!(
-            verify_consistency(1, 2, &[], &r1, &r2),
-            Err(MerkleError::ProofLength { got: 0, .. })
-        ));
+        assert!(matches!(verify_consistency(1, 2, &[], &r1, &r2), Err(MerkleError::ProofLength { got: 0, .. })));
         let t = &big().1;
-        assert_eq!(
-            consistency_proof(0, 3, t),
-            Err(MerkleError::BadConsistencyRange { m: 0, n: 3 })
-        );
-        assert_eq!(
-            consistency_proof(4, 3, t),
-            Err(MerkleError::BadConsistencyRange { m: 4, n: 3 })
-        );
+        assert_eq!(consistency_proof(0, 3, t), Err(MerkleError::BadConsistencyRange { m: 0, n: 3 }));
+        assert_eq!(consistency_proof(4, 3, t), Err(MerkleError::BadConsistencyRange { m: 4, n: 3 }));
         for n in [1, 2, 3, 4, 1000, BIG] {
             assert!(consistency_proof(n, n, t).unwrap().is_empty());
         }
@@ -1798,29 +1492,17 @@ mod tests {
             let p = inclusion_proof(i, size, t).unwrap();
             verify_inclusion(&leaves[i as usize], i, size, &p, &root_at(size, t).unwrap()).unwrap();
         }
-        let beyond = MerkleError::SizeBeyondTree {
-            size: BIG + 1,
-            tree_size: BIG,
-        };
+        let beyond = MerkleError::SizeBeyondTree { size: BIG + 1, tree_size: BIG };
         assert_eq!(inclusion_proof(0, BIG + 1, t), Err(beyond.clone()));
         assert_eq!(consistency_proof(1, BIG + 1, t), Err(beyond.clone()));
         assert_eq!(root_at(BIG + 1, t), Err(beyond.clone()));
         assert_eq!(Frontier::from_reader(BIG + 1, t), Err(beyond));
         assert_eq!(
             inclusion_proof(u64::MAX, u64::MAX, t),
-            Err(MerkleError::IndexOutOfRange {
-                index: u64::MAX,
-                size: u64::MAX
-            })
+            Err(MerkleError::IndexOutOfRange { index: u64::MAX, size: u64::MAX })
         );
-        assert!(matches!(
-            inclusion_proof(u64::MAX - 1, u64::MAX, t),
-            Err(MerkleError::SizeBeyondTree { .. })
-        ));
-        assert!(matches!(
-            root_at(u64::MAX, t),
-            Err(MerkleError::SizeBeyondTree { .. })
-        ));
+        assert!(matches!(inclusion_proof(u64::MAX - 1, u64::MAX, t), Err(MerkleError::SizeBeyondTree { .. })));
+        assert!(matches!(root_at(u64::MAX, t), Err(MerkleError::SizeBeyondTree { .. })));
         assert!(t.node(63, u64::MAX).is_err());
         assert!(t.node(u8::MAX, 0).is_err());
     }
@@ -1828,54 +1510,23 @@ mod tests {
     #[test]
     fn missing_nodes_surface_as_errors() {
         let t = &big().1;
-        let holey = Holey {
-            inner: t,
-            hole: (2, 1),
-        };
+        let holey = Holey { inner: t, hole: (2, 1) };
         // Size 7 index 0 needs node (1,1); size 8 index 0 needs (2,1).
-        assert_eq!(
-            inclusion_proof(0, 8, &holey),
-            Err(MerkleError::MissingNode { level: 2, index: 1 })
-        );
+        assert_eq!(inclusion_proof(0, 8, &holey), Err(MerkleError::MissingNode { level: 2, index: 1 }));
         inclusion_proof(0, 7, &holey).unwrap();
         assert!(root_at(12, &holey).is_ok()); // (3,0) + (2,2)
-        assert_eq!(
-            consistency_proof(4, 8, &holey),
-            Err(MerkleError::MissingNode { level: 2, index: 1 })
-        );
-        let hole0 = Holey {
-            inner: t,
-            hole: (3, 0),
-        };
-        assert_eq!(
-            Frontier::from_reader(9, &hole0),
-            Err(MerkleError::MissingNode { level: 3, index: 0 })
-        );
+        assert_eq!(consistency_proof(4, 8, &holey), Err(MerkleError::MissingNode { level: 2, index: 1 }));
+        let hole0 = Holey { inner: t, hole: (3, 0) };
+        assert_eq!(Frontier::from_reader(9, &hole0), Err(MerkleError::MissingNode { level: 3, index: 0 }));
         // Without a known size, sizes beyond the store surface as missing nodes, not panics.
-        assert!(matches!(
-            root_at(u64::MAX, &hole0),
-            Err(MerkleError::MissingNode { .. })
-        ));
-        assert!(matches!(
-            inclusion_proof(3, u64::MAX, &hole0),
-            Err(MerkleError::MissingNode { .. })
-        ));
+        assert!(matches!(root_at(u64::MAX, &hole0), Err(MerkleError::MissingNode { .. })));
+        assert!(matches!(inclusion_proof(3, u64::MAX, &hole0), Err(MerkleError::MissingNode { .. })));
     }
 
     #[test]
     fn extreme_sizes_with_uniform_tree() {
         let u = Uniform::new();
-        let sizes = [
-            1u64,
-            2,
-            3,
-            (1 << 32) + 1,
-            (1 << 63) - 1,
-            1 << 63,
-            (1 << 63) + 1,
-            u64::MAX - 1,
-            u64::MAX,
-        ];
+        let sizes = [1u64, 2, 3, (1 << 32) + 1, (1 << 63) - 1, 1 << 63, (1 << 63) + 1, u64::MAX - 1, u64::MAX];
         for size in sizes {
             let root = root_at(size, &u).unwrap();
             assert_eq!(Frontier::from_reader(size, &u).unwrap().root(), root);
@@ -1907,18 +1558,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             full.push_leaf_hash(u.perfect[0], &mut out),
-            Err(MerkleError::TreeFull {
-                size: u64::MAX,
-                extra: 1
-            })
+            Err(MerkleError::TreeFull { size: u64::MAX, extra: 1 })
         );
-        assert_eq!(
-            full.append_leaf_hashes(&[u.perfect[0]]),
-            Err(MerkleError::TreeFull {
-                size: u64::MAX,
-                extra: 1
-            })
-        );
+        assert_eq!(full.append_leaf_hashes(&[u.perfect[0]]), Err(MerkleError::TreeFull { size: u64::MAX, extra: 1 }));
         assert_eq!(full, before);
         assert!(out.is_empty());
         // One below the limit: the final leaf (even index u64::MAX - 1) completes only itself.
@@ -1935,28 +1577,16 @@ mod tests {
         let junk: Vec<NodeHash> = (0..66u8).map(|i| leaf_hash(&[i])).collect();
         assert_eq!(
             verify_inclusion(&x, u64::MAX, u64::MAX, &[], &x),
-            Err(MerkleError::IndexOutOfRange {
-                index: u64::MAX,
-                size: u64::MAX
-            })
+            Err(MerkleError::IndexOutOfRange { index: u64::MAX, size: u64::MAX })
         );
         assert_eq!(
             verify_inclusion(&x, u64::MAX - 1, u64::MAX, &[], &x),
-            Err(MerkleError::ProofLength {
-                expected: 63,
-                got: 0
-            })
+            Err(MerkleError::ProofLength { expected: 63, got: 0 })
         );
-        assert_eq!(
-            verify_inclusion(&x, 0, u64::MAX, &junk[..64], &x),
-            Err(MerkleError::RootMismatch)
-        );
+        assert_eq!(verify_inclusion(&x, 0, u64::MAX, &junk[..64], &x), Err(MerkleError::RootMismatch));
         assert_eq!(
             verify_inclusion(&x, 0, u64::MAX, &junk, &x),
-            Err(MerkleError::ProofLength {
-                expected: 64,
-                got: 66
-            })
+            Err(MerkleError::ProofLength { expected: 64, got: 66 })
         );
         assert_eq!(
             verify_consistency(u64::MAX, 1, &[], &x, &x),
@@ -1964,21 +1594,10 @@ mod tests {
         );
         assert_eq!(
             verify_consistency(u64::MAX - 1, u64::MAX, &junk[..2], &x, &x),
-            Err(MerkleError::ProofLength {
-                expected: 64,
-                got: 2
-            })
+            Err(MerkleError::ProofLength { expected: 64, got: 2 })
         );
-        assert_eq!(
-            verify_consistency(u64::MAX - 1, u64::MAX, &junk[..64], &x, &x),
-            Err(MerkleError::RootMismatch)
-        );
-        for (m, n) in [
-            (1, u64::MAX),
-            (1 << 63, u64::MAX),
-            (u64::MAX - 1, u64::MAX),
-            (3, 1 << 63),
-        ] {
+        assert_eq!(verify_consistency(u64::MAX - 1, u64::MAX, &junk[..64], &x, &x), Err(MerkleError::RootMismatch));
+        for (m, n) in [(1, u64::MAX), (1 << 63, u64::MAX), (u64::MAX - 1, u64::MAX), (3, 1 << 63)] {
             for len in 0..junk.len() {
                 assert!(verify_consistency(m, n, &junk[..len], &x, &x).is_err());
             }
@@ -2049,10 +1668,7 @@ mod tests {
         assert!(e.to_string().contains("must be < tree size 3"));
         let e = MerkleError::BadConsistencyRange { m: 0, n: 3 };
         assert!(e.to_string().contains("0 < m <= n"));
-        let e = MerkleError::ProofLength {
-            expected: 3,
-            got: 4,
-        };
+        let e = MerkleError::ProofLength { expected: 3, got: 4 };
         assert!(e.to_string().contains("exactly 3"));
     }
 }

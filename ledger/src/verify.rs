@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::block::{BlockHash, CertifiedBlock, ValidBlock};
-use crate::checkpoint::{self, VerifierKey};
+use crate::block::{Block, BlockHash, BlockHeader, CertifiedBlock, ValidBlock};
+use crate::checkpoint::{self, Checkpoint, VerifierKey};
 use crate::genesis::Genesis;
 use crate::hash::{Hash, HashOf};
 use crate::merkle::{Frontier, NodeHash};
@@ -144,15 +144,16 @@ struct Checked {
     frontier: Frontier,
 }
 
-/// Checks everything about `cb` except the attestation signatures, against
-/// `tip` and the committed state `view`.
+/// Checks everything about `block` except the attestation signatures, against
+/// `tip` and the committed state `view`; and its certificate, if given.
 fn check_without_signatures<V: StateView>(
     ctx: &ChainContext,
     tip: &Tip,
     view: &V,
-    cb: &CertifiedBlock,
+    block: &Block,
+    certificate: Option<&Checkpoint>,
 ) -> Result<Checked, VerifyError> {
-    let h = &cb.block.header;
+    let h = &block.header;
     let expected = tip.height + 1;
     let fail = |reason| VerifyError::at(h.height, reason);
     if h.height != expected {
@@ -167,7 +168,7 @@ fn check_without_signatures<V: StateView>(
     if !ctx.genesis.member(&h.proposer).is_some_and(|m| m.validator) {
         return Err(fail(Failure::ProposerNotValidator(h.proposer.to_string())));
     }
-    let leaves = &cb.block.leaves;
+    let leaves = &block.leaves;
     let expected_size = tip.frontier.size() + leaves.len() as u64;
     if h.tree_size != expected_size {
         return Err(fail(Failure::TreeSize { expected: expected_size, got: h.tree_size }));
@@ -182,9 +183,11 @@ fn check_without_signatures<V: StateView>(
     if frontier.root() != h.tree_root.0 {
         return Err(fail(Failure::TreeRoot));
     }
-    check_certificate(ctx, cb).map_err(fail)?;
+    if let Some(certificate) = certificate {
+        check_certificate(ctx, h, certificate).map_err(fail)?;
+    }
     let records: Vec<_> = leaves.iter().map(|l| (l.id, &l.attestation)).collect();
-    let delta = rules::apply_block(&ctx.genesis, view, tip.time_ms, h.time_ms, &records, cb.block.records_bytes())
+    let delta = rules::apply_block(&ctx.genesis, view, tip.time_ms, h.time_ms, &records, block.records_bytes())
         .map_err(|e| match e {
             RuleError::Record { index, rejection } => {
                 VerifyError { height: h.height, record: Some(index), reason: Failure::Rule(rejection) }
@@ -196,9 +199,8 @@ fn check_without_signatures<V: StateView>(
 }
 
 /// The certificate must be a checkpoint of exactly this header, with a quorum.
-fn check_certificate(ctx: &ChainContext, cb: &CertifiedBlock) -> Result<(), Failure> {
-    let h = &cb.block.header;
-    let body = &cb.certificate.body;
+fn check_certificate(ctx: &ChainContext, h: &BlockHeader, certificate: &Checkpoint) -> Result<(), Failure> {
+    let body = &certificate.body;
     let mismatch = |field| Err(Failure::CertificateMismatch { field });
     if body.origin != ctx.genesis.checkpoint_origin {
         return mismatch("origin");
@@ -215,18 +217,14 @@ fn check_certificate(ctx: &ChainContext, cb: &CertifiedBlock) -> Result<(), Fail
     if body.block_hash != *h.hash().bytes() {
         return mismatch("block hash");
     }
-    checkpoint::verify_quorum(&cb.certificate, &ctx.verifier_keys).map_err(|e| Failure::Certificate(e.to_string()))?;
+    checkpoint::verify_quorum(certificate, &ctx.verifier_keys).map_err(|e| Failure::Certificate(e.to_string()))?;
     Ok(())
 }
 
 /// Signature batch items for leaves `range` of a block whose rules already passed
 /// (so every attester is a member).
-fn signature_items<'a>(
-    ctx: &'a ChainContext,
-    cb: &'a CertifiedBlock,
-    range: std::ops::Range<usize>,
-) -> Vec<BatchItem<'a>> {
-    cb.block.leaves[range]
+fn signature_items<'a>(ctx: &'a ChainContext, block: &'a Block, range: std::ops::Range<usize>) -> Vec<BatchItem<'a>> {
+    block.leaves[range]
         .iter()
         .filter_map(|leaf| {
             let i = ctx.genesis.member_index(&leaf.attestation.body.attester)?;
@@ -254,14 +252,33 @@ pub fn verify_block<V: StateView>(
     view: &V,
     cb: CertifiedBlock,
 ) -> Result<ValidBlock, VerifyError> {
-    let Checked { merkle_nodes, delta, frontier } = check_without_signatures(ctx, tip, view, &cb)?;
-    let items = signature_items(ctx, &cb, 0..cb.block.leaves.len());
+    let Checked { merkle_nodes, delta, frontier } =
+        check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate))?;
+    let items = signature_items(ctx, &cb.block, 0..cb.block.leaves.len());
     debug_assert_eq!(items.len(), cb.block.leaves.len(), "rules admitted only members");
     let verdicts = sig::verify_batch(&items, ctx.threads);
     if let Some((index, e)) = first_bad(&verdicts, 0) {
         return Err(VerifyError { height: cb.block.header.height, record: Some(index), reason: Failure::Signature(e) });
     }
     Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
+}
+
+/// Checks a proposed block that has no certificate yet: everything [`verify_block`]
+/// checks except the certificate. This is consensus's `valid(v)`.
+pub fn verify_proposal<V: StateView>(
+    ctx: &ChainContext,
+    tip: &Tip,
+    view: &V,
+    block: &Block,
+) -> Result<(), VerifyError> {
+    check_without_signatures(ctx, tip, view, block, None)?;
+    let items = signature_items(ctx, block, 0..block.leaves.len());
+    debug_assert_eq!(items.len(), block.leaves.len(), "rules admitted only members");
+    let verdicts = sig::verify_batch(&items, ctx.threads);
+    if let Some((index, e)) = first_bad(&verdicts, 0) {
+        return Err(VerifyError { height: block.header.height, record: Some(index), reason: Failure::Signature(e) });
+    }
+    Ok(())
 }
 
 /// Progress and result figures of a streaming verification.
@@ -372,7 +389,7 @@ where
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let items = signature_items(ctx, &job.block, job.range.clone());
+                    let items = signature_items(ctx, &job.block.block, job.range.clone());
                     let verdicts = sig::verify_batch(&items, 1);
                     if result_tx.send((job.seq, first_bad(&verdicts, job.range.start))).is_err() {
                         return;
@@ -402,7 +419,9 @@ where
             if let Err(e) = window.retire(&mut summary, started, &mut progress) {
                 return Some(e);
             }
-            let checked = item.and_then(|cb| check_without_signatures(ctx, &tip, &state, &cb).map(|c| (cb, c)));
+            let checked = item.and_then(|cb| {
+                check_without_signatures(ctx, &tip, &state, &cb.block, Some(&cb.certificate)).map(|c| (cb, c))
+            });
             let (cb, Checked { merkle_nodes, delta, frontier }) = match checked {
                 Ok(x) => x,
                 Err(e) => {

@@ -83,7 +83,13 @@ impl Store for MemStore {
     fn head(&self) -> Result<Option<Head>, StoreError> {
         Ok(self.blocks.last().map(|cb| {
             let h = &cb.block.header;
-            Head { height: h.height, hash: h.hash(), time_ms: h.time_ms, tree_size: h.tree_size, tree_root: h.tree_root }
+            Head {
+                height: h.height,
+                hash: h.hash(),
+                time_ms: h.time_ms,
+                tree_size: h.tree_size,
+                tree_root: h.tree_root,
+            }
         }))
     }
 
@@ -152,7 +158,9 @@ impl Store for MemStore {
             return Ok(Vec::new());
         }
         Ok(match key {
-            IndexKey::Enterprise(e) => self.enterprise.range((*e, start)..=(*e, u64::MAX)).take(limit).map(|k| k.1).collect(),
+            IndexKey::Enterprise(e) => {
+                self.enterprise.range((*e, start)..=(*e, u64::MAX)).take(limit).map(|k| k.1).collect()
+            }
             IndexKey::Patent(p) => self.patent.range((*p, start)..=(*p, u64::MAX)).take(limit).map(|k| k.1).collect(),
             IndexKey::Attester(m) => self.attester.range((m, start)..=(m, u64::MAX)).take(limit).map(|k| k.1).collect(),
         })

@@ -8,7 +8,7 @@ mod memory;
 mod redb_store;
 
 pub use memory::MemStore;
-pub use redb_store::RedbStore;
+pub use redb_store::{RedbOptions, RedbStore};
 
 use crate::attestation::AttestationId;
 use crate::block::{BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};

@@ -1,0 +1,287 @@
+//! Model-based test of the redb store: random commits, reads of every kind, refused commits and reopenings, each checked against `MemStore` as the model.
+//!
+//! Every seed picks a staging limit (0 merges at every commit; small limits merge
+//! often; the default rarely), so reads cross the merged/staged boundary in every way.
+
+use std::fmt::Debug;
+use std::path::Path;
+
+use credence_ledger::attestation::AttestationId;
+use credence_ledger::block::ValidBlock;
+use credence_ledger::demo::{self, ChainBuilder, DemoRng};
+use credence_ledger::genesis::Genesis;
+use credence_ledger::hash::HashOf;
+use credence_ledger::ids::{PatentNumber, Uscc};
+use credence_ledger::merkle::NodeReader;
+use credence_ledger::rules::StateView;
+use credence_ledger::store::{IndexKey, MemStore, QUERY_LIMIT_MAX, RedbOptions, RedbStore, Store, StoreError};
+
+const SEEDS: u64 = 48;
+const OPS: usize = 300;
+const GENESIS_TIME_MS: u64 = 1_600_000_000_000;
+
+/// A staging limit: merging at every commit, often, or rarely (the default).
+fn stage_limit(rng: &mut DemoRng) -> u64 {
+    [0, 1, 5, 37, 120, 600, RedbOptions::default().stage_leaves_max][rng.below(7) as usize]
+}
+
+/// What the chain so far holds, to aim reads at (plus a few things it does not hold).
+#[derive(Default)]
+struct Known {
+    ids: Vec<AttestationId>,
+    usccs: Vec<Uscc>,
+    patents: Vec<PatentNumber>,
+    members: u16,
+    height: u64,
+    tree_size: u64,
+}
+
+impl Known {
+    fn add(&mut self, vb: &ValidBlock) {
+        for leaf in &vb.certified().block.leaves {
+            self.ids.push(leaf.id);
+            let claim = &leaf.attestation.body.claim;
+            if let Some(e) = claim.enterprise() {
+                self.usccs.push(*e);
+            }
+            if let Some(p) = claim.patent() {
+                self.patents.push(*p);
+            }
+        }
+        self.height = vb.header().height;
+        self.tree_size = vb.header().tree_size;
+    }
+}
+
+fn pick<T: Copy>(rng: &mut DemoRng, items: &[T]) -> Option<T> {
+    (!items.is_empty()).then(|| items[rng.below(items.len() as u64) as usize])
+}
+
+fn same<T: PartialEq + Debug>(ctx: &str, redb: Result<T, StoreError>, mem: Result<T, StoreError>) {
+    match (redb, mem) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{ctx}: redb (left) differs from the model (right)"),
+        (a, b) => panic!("{ctx}: redb {a:?}, model {b:?}"),
+    }
+}
+
+fn open(path: &Path, genesis: &Genesis, stage: u64) -> RedbStore {
+    RedbStore::open_with(path, genesis, RedbOptions { stage_leaves_max: stage, ..RedbOptions::default() })
+        .unwrap_or_else(|e| panic!("open with stage limit {stage}: {e}"))
+}
+
+/// One random read of each kind, compared.
+fn read(ctx: &str, rng: &mut DemoRng, k: &Known, redb: &RedbStore, mem: &MemStore) {
+    let around = |rng: &mut DemoRng, n: u64| rng.below(n + 3);
+    match rng.below(11) {
+        0 => same(ctx, redb.head(), mem.head()),
+        1 => {
+            let h = around(rng, k.height);
+            same(&format!("{ctx} header({h})"), redb.header(h), mem.header(h));
+        }
+        2 => {
+            let h = around(rng, k.height);
+            same(&format!("{ctx} certificate({h})"), redb.certificate(h), mem.certificate(h));
+        }
+        3 => {
+            let h = around(rng, k.height);
+            same(&format!("{ctx} block({h})"), redb.block(h), mem.block(h));
+        }
+        4 => {
+            let i = if rng.below(20) == 0 { u64::MAX } else { around(rng, k.tree_size) };
+            same(&format!("{ctx} leaf({i})"), redb.leaf(i), mem.leaf(i));
+        }
+        5 => {
+            let id = pick(rng, &k.ids).filter(|_| rng.below(5) != 0).unwrap_or_else(|| HashOf::from_hash(rng.hash()));
+            same(&format!("{ctx} locate({id})"), redb.locate(&id), mem.locate(&id));
+        }
+        6 => {
+            let uscc = pick(rng, &k.usccs).unwrap_or_else(|| demo::enterprises(rng, 1)[0]);
+            let patent = pick(rng, &k.patents).unwrap_or_else(|| demo::patents(rng, 1)[0]);
+            let member = rng.below(u64::from(k.members) + 2) as u16;
+            let key = match rng.below(3) {
+                0 => IndexKey::Enterprise(&uscc),
+                1 => IndexKey::Patent(&patent),
+                _ => IndexKey::Attester(member),
+            };
+            // Aim `after` at the key's own leaves (and just before them) as well as anywhere.
+            let hits = mem.query(key, None, QUERY_LIMIT_MAX).expect("model query");
+            let after = match rng.below(8) {
+                0 => None,
+                1 => Some(u64::MAX),
+                2..=4 => pick(rng, &hits).map(|h| h.saturating_sub(rng.below(2))),
+                _ => Some(around(rng, k.tree_size)),
+            };
+            let limit = match rng.below(6) {
+                0 => QUERY_LIMIT_MAX,
+                1 => QUERY_LIMIT_MAX + 1 + rng.below(5000) as usize,
+                2 | 3 => rng.below(4) as usize,
+                _ => rng.below(25) as usize,
+            };
+            same(
+                &format!("{ctx} query({key:?}, {after:?}, {limit})"),
+                redb.query(key, after, limit),
+                mem.query(key, after, limit),
+            );
+        }
+        7 => {
+            let m = rng.below(u64::from(k.members) + 2) as u16;
+            same(&format!("{ctx} next_sequence({m})"), redb.next_sequence(m), mem.next_sequence(m));
+        }
+        8 => {
+            let id = pick(rng, &k.ids).filter(|_| rng.below(5) != 0).unwrap_or_else(|| HashOf::from_hash(rng.hash()));
+            same(&format!("{ctx} record({id})"), redb.record(&id), mem.record(&id));
+        }
+        9 => {
+            let p = pick(rng, &k.patents).filter(|_| rng.below(5) != 0).unwrap_or_else(|| demo::patents(rng, 1)[0]);
+            same(&format!("{ctx} active_pledge({p})"), redb.active_pledge(&p), mem.active_pledge(&p));
+        }
+        _ => {
+            let top = 64 - k.tree_size.leading_zeros() as u64;
+            let level = rng.below(top + 2) as u8;
+            let index = around(rng, k.tree_size >> level.min(63));
+            assert_eq!(redb.node(level, index), mem.node(level, index), "{ctx} node({level}, {index})");
+        }
+    }
+}
+
+/// Everything the stores hold, compared exhaustively.
+fn sweep(ctx: &str, k: &Known, redb: &RedbStore, mem: &MemStore) {
+    same(ctx, redb.head(), mem.head());
+    for h in 0..=k.height + 1 {
+        same(&format!("{ctx} block({h})"), redb.block(h), mem.block(h));
+    }
+    for i in 0..=k.tree_size {
+        same(&format!("{ctx} leaf({i})"), redb.leaf(i), mem.leaf(i));
+    }
+    for id in &k.ids {
+        same(&format!("{ctx} locate({id})"), redb.locate(id), mem.locate(id));
+        same(&format!("{ctx} record({id})"), redb.record(id), mem.record(id));
+    }
+    for p in &k.patents {
+        same(&format!("{ctx} active_pledge({p})"), redb.active_pledge(p), mem.active_pledge(p));
+    }
+    for m in 0..k.members + 1 {
+        same(&format!("{ctx} next_sequence({m})"), redb.next_sequence(m), mem.next_sequence(m));
+    }
+    let mut keys: Vec<IndexKey<'_>> = (0..k.members + 1).map(IndexKey::Attester).collect();
+    keys.extend(k.usccs.iter().map(IndexKey::Enterprise));
+    keys.extend(k.patents.iter().map(IndexKey::Patent));
+    for key in keys {
+        // Every page of every size up to 3, then all at once.
+        for limit in [1, 2, 3, QUERY_LIMIT_MAX] {
+            let mut after = None;
+            loop {
+                let page = redb.query(key, after, limit).unwrap_or_else(|e| panic!("{ctx} query({key:?}): {e}"));
+                same(
+                    &format!("{ctx} query({key:?}, {after:?}, {limit})"),
+                    Ok(page.clone()),
+                    mem.query(key, after, limit),
+                );
+                match page.last() {
+                    Some(l) if page.len() == limit => after = Some(*l),
+                    _ => break,
+                }
+            }
+        }
+    }
+    for level in 0..=(64 - k.tree_size.leading_zeros()) as u8 {
+        for index in 0..=k.tree_size >> level {
+            assert_eq!(redb.node(level, index), mem.node(level, index), "{ctx} node({level}, {index})");
+        }
+    }
+}
+
+fn run(seed: u64) {
+    let mut builder = ChainBuilder::new(seed, GENESIS_TIME_MS).expect("builder");
+    // Another chain, kept one block ahead, for blocks that do not link to ours.
+    let mut other = ChainBuilder::new(seed + 10_000, GENESIS_TIME_MS).expect("other builder");
+    let mut other_next = other.next_block(0).expect("other block");
+    let genesis = builder.genesis().clone();
+    let mut rng = DemoRng::new(seed ^ 0x5eed_5eed);
+    let mut stage = stage_limit(&mut rng);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ledger.redb");
+    let mut redb = open(&path, &genesis, stage);
+    let mut mem = MemStore::new(&genesis);
+    let mut known = Known { members: genesis.members.len() as u16, ..Known::default() };
+    let mut last: Option<ValidBlock> = None;
+    let (mut merges, mut reopens, mut reads) = (0u32, 0u32, 0u32);
+
+    for op in 0..OPS {
+        if op == OPS / 2 {
+            sweep(&format!("seed {seed} op {op}, midway"), &known, &redb, &mem);
+        }
+        let ctx = format!("seed {seed} op {op} (stage limit {stage}, head {})", known.height);
+        match rng.below(100) {
+            0..=13 => {
+                let n = match rng.below(10) {
+                    0 => 0,
+                    1 => 60 + rng.below(60) as usize,
+                    _ => 1 + rng.below(30) as usize,
+                };
+                let vb = builder.next_block(n).expect("next block");
+                let staged = redb.staged_leaves();
+                same(&format!("{ctx} commit"), redb.commit(&vb), mem.commit(&vb));
+                merges += u32::from(redb.staged_leaves() < staged + n as u64);
+                known.add(&vb);
+                other_next = other.next_block(0).expect("other block");
+                last = Some(vb);
+            }
+            14..=16 => {
+                drop(redb);
+                if rng.below(2) == 0 {
+                    stage = stage_limit(&mut rng);
+                }
+                redb = open(&path, &genesis, stage);
+                reopens += 1;
+                same(&format!("{ctx} head after reopening"), redb.head(), mem.head());
+            }
+            17 => {
+                if let Some(vb) = &last {
+                    let (a, b) = (redb.commit(vb), mem.commit(vb));
+                    let want = known.height;
+                    assert!(
+                        matches!(a, Err(StoreError::NotNext { head, got }) if head == want && got == want),
+                        "{ctx}: {a:?}"
+                    );
+                    assert!(matches!(b, Err(StoreError::NotNext { .. })), "{ctx}: model {b:?}");
+                }
+                let (a, b) = (redb.commit(&other_next), mem.commit(&other_next));
+                let want = known.height + 1;
+                assert!(matches!(a, Err(StoreError::BrokenLink { height }) if height == want), "{ctx}: {a:?}");
+                assert!(matches!(b, Err(StoreError::BrokenLink { .. })), "{ctx}: model {b:?}");
+            }
+            18 => {
+                drop(redb);
+                let wrong = RedbStore::open(&path, other.genesis());
+                assert!(
+                    matches!(&wrong, Err(StoreError::WrongGenesis { stored, given })
+                        if *stored == genesis.hash() && *given == other.genesis().hash()),
+                    "{ctx}: {wrong:?}"
+                );
+                drop(wrong);
+                redb = open(&path, &genesis, stage);
+            }
+            _ => {
+                read(&ctx, &mut rng, &known, &redb, &mem);
+                reads += 1;
+            }
+        }
+    }
+    eprintln!(
+        "seed {seed}: {} blocks, {} attestations, {merges} merges, {reopens} reopenings, {reads} random reads",
+        known.height, known.tree_size
+    );
+    sweep(&format!("seed {seed} final"), &known, &redb, &mem);
+    drop(redb);
+    let redb = open(&path, &genesis, stage);
+    sweep(&format!("seed {seed} final, reopened"), &known, &redb, &mem);
+}
+
+#[test]
+fn redb_store_matches_the_in_memory_model() {
+    let base = std::env::var("CREDENCE_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    for seed in base..base + SEEDS {
+        run(seed);
+    }
+}
