@@ -12,7 +12,7 @@ use credence_ledger::block::CertifiedBlock;
 use credence_ledger::demo::ChainBuilder;
 use credence_ledger::export::{ExportReader, ExportWriter};
 use credence_ledger::genesis::Genesis;
-use credence_ledger::store::{RedbStore, Store};
+use credence_ledger::store::{RedbOptions, RedbStore, Store};
 use credence_ledger::verify::{self, ChainContext, Failure, Summary, VerifyError};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -21,6 +21,8 @@ use crate::keys::{key_file_text, write_private};
 
 const GENESIS_FILE: &str = "genesis.toml";
 const STORE_FILE: &str = "ledger.redb";
+/// redb page cache when only reading a store front to back (verify, export).
+const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
@@ -170,7 +172,9 @@ fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
     if !path.exists() {
         bail!("--data-dir: {} has no {STORE_FILE}", dir.display());
     }
-    let store = RedbStore::open(&path, &genesis)?;
+    // Readers stream blocks in order: a small page cache is enough and keeps memory bounded.
+    let options = RedbOptions { cache_bytes: READ_CACHE_BYTES, ..RedbOptions::default() };
+    let store = RedbStore::open_with(&path, &genesis, options)?;
     Ok((genesis, store))
 }
 

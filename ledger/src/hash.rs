@@ -98,10 +98,75 @@ impl<T> Ord for HashOf<T> {
     }
 }
 impl<T> std::hash::Hash for HashOf<T> {
+    /// A SHA-256 output is already uniform: eight of its bytes are enough for a
+    /// hash map (whose hasher is keyed, see [`DigestKeyed`]).
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.hash.hash(state)
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.hash.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
     }
 }
+
+/// A fast keyed hasher for maps whose keys are (or lead with) digests and
+/// other short fixed-size values: one 64×64→128-bit multiply by a secret
+/// odd key per word, folded. The key is random per map builder, so a member
+/// who grinds attestation ids cannot aim them at one bucket.
+#[derive(Clone, Copy, Debug)]
+pub struct DigestKeyed {
+    key: u64,
+}
+
+impl Default for DigestKeyed {
+    fn default() -> Self {
+        let mut k = [0u8; 8];
+        // Without OS randomness fall back to the address of a stack value (ASLR): still
+        // unknown to a remote attester, and never a reason to fail.
+        if getrandom::fill(&mut k).is_err() {
+            k = (&k as *const _ as u64).to_le_bytes();
+        }
+        DigestKeyed { key: u64::from_le_bytes(k) | 1 }
+    }
+}
+
+impl std::hash::BuildHasher for DigestKeyed {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher { key: self.key, state: self.key.rotate_left(17) }
+    }
+}
+
+/// The hasher [`DigestKeyed`] builds.
+#[derive(Debug)]
+pub struct DigestHasher {
+    key: u64,
+    state: u64,
+}
+
+impl DigestHasher {
+    fn mix(&mut self, word: u64) {
+        let m = u128::from(self.state ^ word) * u128::from(self.key);
+        self.state = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(w) ^ ((chunk.len() as u64) << 56));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+    fn finish(&self) -> u64 {
+        self.state
+    }
+}
+
+/// A hash map with the [`DigestKeyed`] hasher.
+pub type DigestMap<K, V> = std::collections::HashMap<K, V, DigestKeyed>;
 impl<T> fmt::Debug for HashOf<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.hash)
