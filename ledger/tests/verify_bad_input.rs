@@ -199,3 +199,52 @@ fn export_round_trip_and_damage() {
     extra.push(0);
     assert!(read(&extra).1.is_some());
 }
+
+#[test]
+fn decoders_never_panic_on_mutated_blocks() {
+    use credence_ledger::block::{decode_certified_exact, encode_certified};
+    let (b, blocks) = chain(2, 20);
+    let mut bytes = Vec::new();
+    encode_certified(&blocks[1], &mut bytes);
+    let records_max = b.genesis().consensus.block_records_max as usize;
+    assert_eq!(decode_certified_exact(&bytes, records_max).as_ref(), Ok(&blocks[1]));
+    let mut rng = credence_ledger::demo::DemoRng::new(5);
+    let mut rejected = 0;
+    for _ in 0..3000 {
+        let mut m = bytes.clone();
+        match rng.below(4) {
+            0 => {
+                let i = rng.below(m.len() as u64) as usize;
+                m[i] ^= 1 << rng.below(8);
+            }
+            1 => m.truncate(rng.below(m.len() as u64) as usize),
+            2 => {
+                let i = rng.below(m.len() as u64) as usize;
+                m.insert(i, rng.next_u64() as u8);
+            }
+            _ => {
+                let i = rng.below(m.len() as u64 - 8) as usize;
+                m[i..i + 4].copy_from_slice(&(rng.next_u64() as u32).to_le_bytes());
+            }
+        }
+        match decode_certified_exact(&m, records_max) {
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                rejected += 1;
+            }
+            // A mutation that still decodes (e.g. inside a signature or an evidence hash)
+            // must then fail verification or be the same block.
+            Ok(cb) if cb == blocks[1] => {}
+            Ok(cb) => {
+                let ctx = ctx_of(&b);
+                let (_, failure) = verify::verify_chain(&ctx, [Ok(blocks[0].clone()), Ok(cb.clone())], |_| {});
+                let Some(failure) = failure else {
+                    let same_block = cb.block == blocks[1].block;
+                    panic!("a changed block verified; block part same: {same_block}\n{}\nvs\n{}", cb.certificate.to_note(), blocks[1].certificate.to_note());
+                };
+                assert_eq!(failure.height, 2, "{failure}");
+            }
+        }
+    }
+    assert!(rejected > 1000, "most mutations break the encoding ({rejected} of 3000)");
+}
