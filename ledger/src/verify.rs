@@ -217,7 +217,11 @@ fn check_certificate(ctx: &ChainContext, h: &BlockHeader, certificate: &Checkpoi
     if body.block_hash != *h.hash().bytes() {
         return mismatch("block hash");
     }
-    checkpoint::verify_quorum(certificate, &ctx.verifier_keys).map_err(|e| Failure::Certificate(e.to_string()))?;
+    // Strict: a Credence certificate carries validators' signatures only. (Generic
+    // C2SP verifiers ignore unknown lines; the ledger refuses them, so a stored
+    // certificate has one form and nothing rides along unverified.)
+    checkpoint::verify_quorum_strict(certificate, &ctx.verifier_keys)
+        .map_err(|e| Failure::Certificate(e.to_string()))?;
     Ok(())
 }
 
