@@ -1,7 +1,9 @@
 //! The `credence` command line: generate, export and verify chains (node, attester and auditor commands join as they land).
 
+mod attest;
 mod ceiling;
 mod chain;
+mod http;
 mod keys;
 
 use std::process::ExitCode;
@@ -25,6 +27,8 @@ enum Command {
     Verify(chain::VerifyArgs),
     /// Generate a demo chain into a local directory and verify it (the README's first command).
     Demo(chain::DemoArgs),
+    /// Build, sign and submit (or print) an attestation.
+    Attest(attest::AttestArgs),
     /// Generate and inspect member keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => chain::demo(&a),
         Command::Bench(b) => chain::bench(&b),
         Command::Keys(k) => keys::run(&k),
+        Command::Attest(a) => attest::run(&a),
     };
     match result {
         Ok(code) => code,

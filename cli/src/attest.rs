@@ -1,0 +1,324 @@
+//! `credence attest`: build, sign and submit (or print) an attestation; amounts are decimal yuan parsed exactly into fen.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::{Args, Subcommand};
+use credence_ledger::attestation::{
+    Attestation, AttestationBody, AttestationId, Claim, PatentPledge, PatentValuation, PledgeRelease, RdCategory,
+    RdSpend, Revocation, ValuationMethod,
+};
+use credence_ledger::genesis::Genesis;
+use credence_ledger::hash::{Hash, HashOf};
+use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Period, Uscc};
+use serde_json::json;
+
+use crate::http;
+
+/// How long `--wait` waits for a commit.
+const WAIT_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Args, Debug)]
+pub struct AttestArgs {
+    #[command(subcommand)]
+    kind: Kind,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// The attester's key file.
+    #[arg(long, global = true)]
+    key: Option<PathBuf>,
+    /// The node's API.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    node: String,
+    /// The chain's genesis file (default: fetched from the node).
+    #[arg(long, global = true)]
+    genesis: Option<PathBuf>,
+    /// Sequence number (default: the node's next for this attester, counting pending ones).
+    #[arg(long, global = true)]
+    sequence: Option<u64>,
+    /// Print the signed attestation instead of submitting it.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    /// Wait until the attestation is committed, and print its height and leaf index.
+    #[arg(long, global = true)]
+    wait: bool,
+    /// Print one JSON object.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// Evidence: the SHA-256 of a document kept off-ledger.
+#[derive(Args, Debug)]
+struct Evidence {
+    /// SHA-256 of the evidence document, 64 hex digits.
+    #[arg(long, conflicts_with = "evidence_file")]
+    evidence: Option<String>,
+    /// A file whose SHA-256 is recorded as evidence.
+    #[arg(long)]
+    evidence_file: Option<PathBuf>,
+}
+
+impl Evidence {
+    /// The evidence hash; all zeros when none is given.
+    fn hash(&self) -> Result<Hash> {
+        if let Some(h) = &self.evidence {
+            return Ok(Hash::from_hex("--evidence", h)?);
+        }
+        if let Some(f) = &self.evidence_file {
+            let bytes = std::fs::read(f).with_context(|| format!("--evidence-file: cannot read {}", f.display()))?;
+            return Ok(Hash::digest(&[&bytes]));
+        }
+        Ok(Hash::ZERO)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Kind {
+    /// Audited R&D spend of an enterprise for a year (2024) or quarter (2024Q3).
+    RdSpend {
+        #[arg(long)]
+        enterprise: String,
+        #[arg(long)]
+        period: String,
+        /// Decimal yuan, e.g. 1250000.00
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "CNY")]
+        currency: String,
+        /// total, personnel, direct-inputs, depreciation, amortization, new-product-design, commissioned, other
+        #[arg(long, default_value = "total")]
+        category: String,
+        #[command(flatten)]
+        evidence: Evidence,
+    },
+    /// An appraiser's valuation of a patent.
+    PatentValuation {
+        #[arg(long)]
+        patent: String,
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        value: String,
+        #[arg(long, default_value = "CNY")]
+        currency: String,
+        /// income, market or cost
+        #[arg(long)]
+        method: String,
+        /// YYYY-MM-DD
+        #[arg(long)]
+        valuation_date: String,
+        /// YYYY-MM-DD (inclusive)
+        #[arg(long)]
+        valid_until: String,
+        #[command(flatten)]
+        evidence: Evidence,
+    },
+    /// A patent pledged to a bank (the pledgee, by default the attester).
+    Pledge {
+        #[arg(long)]
+        patent: String,
+        #[arg(long)]
+        pledgor: String,
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "CNY")]
+        currency: String,
+        #[arg(long)]
+        term_months: u16,
+        #[arg(long)]
+        pledgee: Option<String>,
+        /// YYYY-MM-DD (default: today, UTC)
+        #[arg(long)]
+        start: Option<String>,
+        #[command(flatten)]
+        evidence: Evidence,
+    },
+    /// The pledgee releases a pledge.
+    Release {
+        /// Id of the pledge attestation.
+        #[arg(long)]
+        pledge: String,
+    },
+    /// Revoke one of your own attestations, optionally naming the one that supersedes it.
+    Revoke {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        superseded_by: Option<String>,
+    },
+}
+
+fn id(field: &'static str, s: &str) -> Result<AttestationId> {
+    Ok(HashOf::from_hash(Hash::from_hex(field, s)?))
+}
+
+fn category(s: &str) -> Result<RdCategory> {
+    Ok(match s {
+        "total" => RdCategory::Total,
+        "personnel" => RdCategory::Personnel,
+        "direct-inputs" => RdCategory::DirectInputs,
+        "depreciation" => RdCategory::Depreciation,
+        "amortization" => RdCategory::Amortization,
+        "new-product-design" => RdCategory::NewProductDesign,
+        "commissioned" => RdCategory::Commissioned,
+        "other" => RdCategory::Other,
+        _ => bail!(
+            "--category: '{s}' is not one of total, personnel, direct-inputs, depreciation, amortization, new-product-design, commissioned, other"
+        ),
+    })
+}
+
+fn method(s: &str) -> Result<ValuationMethod> {
+    Ok(match s {
+        "income" => ValuationMethod::Income,
+        "market" => ValuationMethod::Market,
+        "cost" => ValuationMethod::Cost,
+        _ => bail!("--method: '{s}' is not one of income, market, cost"),
+    })
+}
+
+fn money(field: &'static str, amount: &str, currency: &str) -> Result<Money> {
+    let currency = Currency::parse("--currency", currency)?;
+    Ok(Money::parse_decimal(field, amount, currency)?)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Builds the claim from the command line; `me` is the attester (default pledgee).
+fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
+    Ok(match kind {
+        Kind::RdSpend { enterprise, period, amount, currency, category: c, evidence } => Claim::RdSpend(RdSpend {
+            enterprise: Uscc::parse("--enterprise", enterprise)?,
+            period: Period::parse("--period", period)?,
+            amount: money("--amount", amount, currency)?,
+            category: category(c)?,
+            evidence: evidence.hash()?,
+        }),
+        Kind::PatentValuation { patent, owner, value, currency, method: m, valuation_date, valid_until, evidence } => {
+            Claim::PatentValuation(PatentValuation {
+                patent: PatentNumber::parse("--patent", patent)?,
+                owner: Uscc::parse("--owner", owner)?,
+                value: money("--value", value, currency)?,
+                method: method(m)?,
+                valuation_date: Date::parse("--valuation-date", valuation_date)?,
+                valid_until: Date::parse("--valid-until", valid_until)?,
+                evidence: evidence.hash()?,
+            })
+        }
+        Kind::Pledge { patent, pledgor, amount, currency, term_months, pledgee, start, evidence } => {
+            Claim::PatentPledge(PatentPledge {
+                patent: PatentNumber::parse("--patent", patent)?,
+                pledgor: Uscc::parse("--pledgor", pledgor)?,
+                pledgee: match pledgee {
+                    Some(p) => MemberName::parse("--pledgee", p)?,
+                    None => me.clone(),
+                },
+                secured: money("--amount", amount, currency)?,
+                start: match start {
+                    Some(s) => Date::parse("--start", s)?,
+                    None => Date::from_unix_ms(now_ms())?,
+                },
+                term_months: *term_months,
+                evidence: evidence.hash()?,
+            })
+        }
+        Kind::Release { pledge } => Claim::PledgeRelease(PledgeRelease { pledge: id("--pledge", pledge)? }),
+        Kind::Revoke { target, superseded_by } => Claim::Revocation(Revocation {
+            target: id("--target", target)?,
+            superseded_by: superseded_by.as_deref().map(|s| id("--superseded-by", s)).transpose()?,
+        }),
+    })
+}
+
+fn genesis(common: &Common) -> Result<Genesis> {
+    if let Some(path) = &common.genesis {
+        return Ok(Genesis::load(path)?);
+    }
+    let r = http::get(&common.node, "/v1/genesis")?;
+    if r.status != 200 {
+        bail!("the node did not give its genesis (HTTP {}): {}", r.status, r.text());
+    }
+    Ok(Genesis::from_toml(&r.text())?)
+}
+
+/// The signed attestation as `--dry-run` prints it and `POST /v1/attestations` takes it.
+pub fn wire_json(a: &Attestation) -> serde_json::Value {
+    json!({"attestation": B64.encode(a.to_bytes()), "id": a.id().to_string()})
+}
+
+pub fn run(args: &AttestArgs) -> Result<ExitCode> {
+    let c = &args.common;
+    let key_path = c.key.as_ref().context("--key: the attester's key file is required")?;
+    let key = crate::keys::read_key(key_path)?;
+    let genesis = genesis(c)?;
+    let me = genesis
+        .members
+        .iter()
+        .find(|m| m.public_key == key.public())
+        .map(|m| m.name.clone())
+        .context("--key: this key belongs to no member of the chain's genesis")?;
+    let claim = claim(&args.kind, &me)?;
+    claim.check_fields()?;
+    let sequence = match c.sequence {
+        Some(s) => s,
+        None if c.dry_run && c.genesis.is_some() => {
+            bail!("--sequence: required with --dry-run and --genesis (no node to ask)")
+        }
+        None => {
+            let r = http::get(&c.node, &format!("/v1/attesters/{me}/next-sequence"))?;
+            let v = r.json()?;
+            v["next_sequence"]
+                .as_u64()
+                .with_context(|| format!("the node did not give a next sequence: {}", r.text()))?
+        }
+    };
+    let body = AttestationBody { attester: me, sequence, issued_at_ms: now_ms(), claim };
+    let a = body.sign(&key, &genesis.hash());
+    let id = a.id();
+    if c.dry_run {
+        println!("{}", wire_json(&a));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = http::post_json(&c.node, "/v1/attestations", &wire_json(&a))?;
+    if r.status != 202 {
+        bail!("the node refused the attestation (HTTP {}): {}", r.status, r.text());
+    }
+    let mut out = json!({"id": id.to_string(), "sequence": sequence});
+    if c.wait {
+        let started = Instant::now();
+        loop {
+            let r = http::get(&c.node, &format!("/v1/attestations/{id}"))?;
+            if r.status == 200 {
+                let v = r.json()?;
+                if v["status"] == "committed" {
+                    out["height"] = v["height"].clone();
+                    out["leaf_index"] = v["leaf_index"].clone();
+                    break;
+                }
+            }
+            if started.elapsed() > WAIT_MAX {
+                bail!("--wait: {id} was not committed within {} s", WAIT_MAX.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    if c.json {
+        println!("{out}");
+    } else {
+        println!("id          {id}");
+        if c.wait {
+            println!("height      {}\nleaf_index  {}", out["height"], out["leaf_index"]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

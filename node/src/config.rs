@@ -1,0 +1,201 @@
+//! Node configuration (`node.toml`): read raw with unknown keys refused, then validated into typed values with errors that name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Largest config file read.
+pub const CONFIG_BYTES_MAX: usize = 64 * 1024;
+/// Most bootstrap peers listed.
+pub const PEERS_MAX: usize = 256;
+
+/// A validated node configuration. Paths are absolute (resolved against the
+/// config file's directory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub genesis: PathBuf,
+    pub key: PathBuf,
+    /// TCP address the p2p transport listens on.
+    pub p2p_listen: SocketAddr,
+    /// p2p addresses of other members to dial at start.
+    pub peers: Vec<SocketAddr>,
+    /// HTTP API address (loopback by default).
+    pub api_listen: SocketAddr,
+    pub mempool: MempoolConfig,
+    /// Most simultaneous p2p connections.
+    pub connections_max: u32,
+}
+
+/// Mempool bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MempoolConfig {
+    /// Most pending attestations.
+    pub records_max: u32,
+    /// Most bytes of pending attestations.
+    pub bytes_max: u64,
+    /// How far ahead of the next expected sequence an attestation may be held.
+    pub ahead_max: u32,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig { records_max: 200_000, bytes_max: 128 * 1024 * 1024, ahead_max: 4096 }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: String,
+    genesis: String,
+    key: String,
+    p2p_listen: String,
+    #[serde(default)]
+    peers: Vec<String>,
+    #[serde(default = "default_api")]
+    api_listen: String,
+    #[serde(default)]
+    mempool: Option<MempoolConfig>,
+    #[serde(default = "default_connections")]
+    connections_max: u32,
+}
+
+fn default_api() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_connections() -> u32 {
+    64
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("config: cannot read {path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("config: {len} bytes exceed the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("config: not valid TOML for a node config: {0}")]
+    Toml(String),
+    #[error("config: {key}: {rule}")]
+    Invalid { key: String, rule: String },
+}
+
+fn invalid(key: impl Into<String>, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), rule: rule.into() }
+}
+
+fn addr(key: &str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|_| invalid(key, format!("'{s}' is not an IP address and port, e.g. 127.0.0.1:7001")))
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let io = |e: std::io::Error| ConfigError::Io { path: path.display().to_string(), reason: e.to_string() };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > CONFIG_BYTES_MAX as u64 {
+            return Err(ConfigError::TooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max: CONFIG_BYTES_MAX,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        NodeConfig::from_toml(&text, base)
+    }
+
+    /// Parses a config whose relative paths are relative to `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<NodeConfig, ConfigError> {
+        if text.len() > CONFIG_BYTES_MAX {
+            return Err(ConfigError::TooLarge { len: text.len(), max: CONFIG_BYTES_MAX });
+        }
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        let path = |key: &str, s: &str| {
+            if s.is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+            Ok(base.join(s))
+        };
+        if raw.peers.len() > PEERS_MAX {
+            return Err(invalid("peers", format!("at most {PEERS_MAX} peers")));
+        }
+        let peers =
+            raw.peers.iter().enumerate().map(|(i, p)| addr(&format!("peers[{i}]"), p)).collect::<Result<_, _>>()?;
+        let mempool = raw.mempool.unwrap_or_default();
+        if mempool.records_max == 0 || mempool.bytes_max < 64 * 1024 {
+            return Err(invalid("mempool", "records_max must be at least 1 and bytes_max at least 65536"));
+        }
+        if raw.connections_max == 0 || raw.connections_max > 1024 {
+            return Err(invalid("connections_max", "must be between 1 and 1024"));
+        }
+        Ok(NodeConfig {
+            data_dir: path("data_dir", &raw.data_dir)?,
+            genesis: path("genesis", &raw.genesis)?,
+            key: path("key", &raw.key)?,
+            p2p_listen: addr("p2p_listen", &raw.p2p_listen)?,
+            peers,
+            api_listen: addr("api_listen", &raw.api_listen)?,
+            mempool,
+            connections_max: raw.connections_max,
+        })
+    }
+
+    /// The file form, with paths written as given (relative paths stay relative to the file).
+    pub fn to_toml(&self, base: &Path) -> String {
+        let rel = |p: &Path| p.strip_prefix(base).unwrap_or(p).display().to_string();
+        let raw = RawConfig {
+            data_dir: rel(&self.data_dir),
+            genesis: rel(&self.genesis),
+            key: rel(&self.key),
+            p2p_listen: self.p2p_listen.to_string(),
+            peers: self.peers.iter().map(|p| p.to_string()).collect(),
+            api_listen: self.api_listen.to_string(),
+            mempool: Some(self.mempool),
+            connections_max: self.connections_max,
+        };
+        match toml::to_string(&raw) {
+            Ok(s) => s,
+            Err(e) => unreachable!("a validated config always serializes: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = "data_dir = \"data\"\ngenesis = \"genesis.toml\"\nkey = \"keys/a.key\"\np2p_listen = \"127.0.0.1:7001\"\npeers = [\"127.0.0.1:7002\"]\n";
+
+    #[test]
+    fn valid_config_resolves_paths_and_round_trips() {
+        let base = Path::new("/etc/credence");
+        let c = NodeConfig::from_toml(OK, base).unwrap();
+        assert_eq!(c.data_dir, Path::new("/etc/credence/data"));
+        assert_eq!(c.api_listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.mempool, MempoolConfig::default());
+        assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let base = Path::new("/");
+        let cases = [
+            (OK.replace("127.0.0.1:7001", "localhost"), "p2p_listen"),
+            (OK.replace("127.0.0.1:7002", "x"), "peers[0]"),
+            (OK.replace("\"data\"", "\"\""), "data_dir"),
+            (format!("{OK}connections_max = 0\n"), "connections_max"),
+            (format!("{OK}[mempool]\nrecords_max = 0\nbytes_max = 1\nahead_max = 1\n"), "mempool"),
+        ];
+        for (text, key) in cases {
+            match NodeConfig::from_toml(&text, base) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        let Err(ConfigError::Toml(msg)) = NodeConfig::from_toml(&format!("{OK}colour = 1\n"), base) else {
+            panic!("unknown keys must be refused")
+        };
+        assert!(msg.contains("colour"), "{msg}");
+    }
+}
