@@ -251,9 +251,20 @@ fn genesis(common: &Common) -> Result<Genesis> {
     Ok(Genesis::from_toml(&r.text())?)
 }
 
-/// The signed attestation as `--dry-run` prints it and `POST /v1/attestations` takes it.
+/// The signed attestation as `--dry-run` prints it and `POST /v1/attestations` takes it:
+/// the canonical bytes are authoritative; `decoded` is for humans and ignored by the node.
 pub fn wire_json(a: &Attestation) -> serde_json::Value {
-    json!({"attestation": B64.encode(a.to_bytes()), "id": a.id().to_string()})
+    let b = &a.body;
+    json!({
+        "attestation": B64.encode(a.to_bytes()),
+        "decoded": {
+            "id": a.id().to_string(),
+            "attester": b.attester.as_str(),
+            "sequence": b.sequence,
+            "issued_at_ms": b.issued_at_ms,
+            "kind": b.claim.kind().name(),
+        },
+    })
 }
 
 pub fn run(args: &AttestArgs) -> Result<ExitCode> {

@@ -1,22 +1,16 @@
 //! Key files: `credence keys generate` and `credence keys show`.
 //!
-//! A key file is text: `#` comment lines, then one line of 64 hex digits (the
-//! Ed25519 seed). It is created with mode 0600 and refused when group- or
-//! world-readable, so a secret is never read from a file others can read.
+//! The file format and its permission checks are in `credence_node::keyfile`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 use credence_ledger::checkpoint::VerifierKey;
 use credence_ledger::ids::MemberName;
 use credence_ledger::sig::SecretKey;
 use serde_json::json;
-
-/// Largest key file read (it holds one line of hex and a few comments).
-const KEY_FILE_BYTES_MAX: u64 = 4096;
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
@@ -36,50 +30,11 @@ pub enum KeysCommand {
     },
 }
 
-/// Writes `contents` to a new file readable only by its owner.
-pub fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    Ok(())
-}
+pub use credence_node::keyfile::{text as key_file_text, write_private};
 
-/// Text of a key file for `key`, with a comment line.
-pub fn key_file_text(comment: &str, key: &SecretKey) -> String {
-    format!("# {comment}\n{}\n", hex::encode(key.seed()))
-}
-
-/// Reads a key file, refusing one that others can read.
+/// Reads a key file (refused when others can read it).
 pub fn read_key(path: &Path) -> Result<SecretKey> {
-    let meta = fs::metadata(path).with_context(|| format!("key file {}: cannot read", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            bail!("key file {}: mode {mode:o} lets others read it; run `chmod 600 {}`", path.display(), path.display());
-        }
-    }
-    if meta.len() > KEY_FILE_BYTES_MAX {
-        bail!("key file {}: {} bytes exceed the limit of {KEY_FILE_BYTES_MAX}", path.display(), meta.len());
-    }
-    let text = fs::read_to_string(path).with_context(|| format!("key file {}: cannot read", path.display()))?;
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
-    let (Some(line), None) = (lines.next(), lines.next()) else {
-        bail!("key file {}: must hold exactly one line of 64 hexadecimal digits (besides # comments)", path.display());
-    };
-    let mut seed = [0u8; 32];
-    // The error must not echo the line: it is (part of) a secret.
-    hex::decode_to_slice(line, &mut seed)
-        .map_err(|_| anyhow::anyhow!("key file {}: the key line is not 64 hexadecimal digits", path.display()))?;
-    Ok(SecretKey::from_seed(seed))
+    Ok(credence_node::keyfile::read(path)?)
 }
 
 pub fn run(cmd: &KeysCommand) -> Result<ExitCode> {

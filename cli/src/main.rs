@@ -5,6 +5,7 @@ mod ceiling;
 mod chain;
 mod http;
 mod keys;
+mod node;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,14 @@ enum Command {
     Verify(chain::VerifyArgs),
     /// Generate a demo chain into a local directory and verify it (the README's first command).
     Demo(chain::DemoArgs),
+    /// Prepare a data directory to run a node for a member.
+    Init(node::InitArgs),
+    /// Run a node (stops gracefully on SIGINT/SIGTERM).
+    Node(node::NodeArgs),
+    /// One validator on embedded defaults with demo data, for trying Credence locally.
+    Dev(node::DevArgs),
+    /// Write (and optionally run) a local network of validators.
+    Testnet(node::TestnetArgs),
     /// Build, sign and submit (or print) an attestation.
     Attest(attest::AttestArgs),
     /// Generate and inspect member keys.
@@ -47,6 +56,10 @@ fn main() -> ExitCode {
         Command::Bench(b) => chain::bench(&b),
         Command::Keys(k) => keys::run(&k),
         Command::Attest(a) => attest::run(&a),
+        Command::Init(a) => node::init(&a),
+        Command::Node(a) => node::node(&a),
+        Command::Dev(a) => node::dev(&a),
+        Command::Testnet(a) => node::testnet(&a),
     };
     match result {
         Ok(code) => code,

@@ -157,14 +157,20 @@ pub fn encode_certified(cb: &CertifiedBlock, out: &mut Vec<u8>) {
     let note = cb.certificate.to_note();
     put_chunk(out, &header);
     put_chunk(out, note.as_bytes());
-    let count = u32::try_from(cb.block.leaves.len()).unwrap_or(u32::MAX);
+    encode_leaves(&cb.block.leaves, out);
+}
+
+/// Appends `count u32 ‖ chunk(leaf bytes) × count`.
+pub fn encode_leaves(leaves: &[Leaf], out: &mut Vec<u8>) {
+    let count = u32::try_from(leaves.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&count.to_le_bytes());
-    for leaf in &cb.block.leaves {
+    for leaf in leaves {
         put_chunk(out, &leaf.bytes);
     }
 }
 
-fn put_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
+/// Appends `length u32 ‖ bytes`.
+pub fn put_chunk(out: &mut Vec<u8>, bytes: &[u8]) {
     let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(bytes);
@@ -190,7 +196,7 @@ pub enum BlockDecodeError {
 }
 
 /// Reads one length-prefixed chunk from the front of `input`.
-fn take_chunk<'a>(input: &mut &'a [u8], what: &'static str, max: usize) -> Result<&'a [u8], BlockDecodeError> {
+pub fn take_chunk<'a>(input: &mut &'a [u8], what: &'static str, max: usize) -> Result<&'a [u8], BlockDecodeError> {
     let len = take_u32(input, what)? as usize;
     if len > max {
         return Err(BlockDecodeError::ChunkTooLarge { what, len, max });
@@ -202,7 +208,7 @@ fn take_chunk<'a>(input: &mut &'a [u8], what: &'static str, max: usize) -> Resul
     Ok(chunk)
 }
 
-fn take_u32(input: &mut &[u8], what: &'static str) -> Result<u32, BlockDecodeError> {
+pub fn take_u32(input: &mut &[u8], what: &'static str) -> Result<u32, BlockDecodeError> {
     let Some((n, rest)) = input.split_first_chunk::<4>() else {
         return Err(BlockDecodeError::Truncated { what, needed: 4 - input.len() });
     };
@@ -217,6 +223,12 @@ pub fn decode_certified(input: &mut &[u8], records_max: usize) -> Result<Certifi
     let header = BlockHeader::from_bytes(header).map_err(BlockDecodeError::Header)?;
     let note = take_chunk(input, "certificate", crate::checkpoint::CHECKPOINT_BYTES_MAX)?;
     let certificate = Checkpoint::parse_note_bytes(note).map_err(|e| BlockDecodeError::Certificate(e.to_string()))?;
+    let leaves = decode_leaves(input, records_max)?;
+    Ok(CertifiedBlock { block: Block { header, leaves }, certificate })
+}
+
+/// Reads what [`encode_leaves`] wrote, at most `records_max` leaves, each decoded and checked.
+pub fn decode_leaves(input: &mut &[u8], records_max: usize) -> Result<Vec<Leaf>, BlockDecodeError> {
     let count = take_u32(input, "record count")? as usize;
     if count > records_max {
         return Err(BlockDecodeError::TooManyRecords { count, max: records_max });
@@ -227,7 +239,7 @@ pub fn decode_certified(input: &mut &[u8], records_max: usize) -> Result<Certifi
         let leaf = Leaf::from_bytes(bytes.to_vec()).map_err(|source| BlockDecodeError::Record { index, source })?;
         leaves.push(leaf);
     }
-    Ok(CertifiedBlock { block: Block { header, leaves }, certificate })
+    Ok(leaves)
 }
 
 /// Decodes exactly one certified block.

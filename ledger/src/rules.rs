@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::hash::{DigestKeyed, DigestMap};
+
 use serde::{Deserialize, Serialize};
 
 use crate::attestation::{Attestation, AttestationId, Claim, ClaimKind, FieldError};
@@ -107,6 +109,8 @@ pub enum Rejection {
     TooManyBytes { bytes: usize, max: u32 },
     #[error("R022 signature: {0}")]
     BadSignature(String),
+    #[error("R023 evidence: {0}")]
+    Evidence(crate::vote::EvidenceError),
 }
 
 impl Rejection {
@@ -135,6 +139,7 @@ impl Rejection {
             Rejection::TooManyRecords { .. } => 20,
             Rejection::TooManyBytes { .. } => 21,
             Rejection::BadSignature(_) => 22,
+            Rejection::Evidence(_) => 23,
         }
     }
 }
@@ -152,15 +157,15 @@ pub enum RuleError<E: std::error::Error + 'static> {
 
 /// The state as the block being applied sees it: the committed view plus the
 /// block's own earlier records.
-struct Overlay<'a, V: StateView> {
+struct Overlay<'a, V: StateView + ?Sized> {
     view: &'a V,
     delta: StateDelta,
     sequences: HashMap<u16, u64>,
-    records: HashMap<AttestationId, RecordMeta>,
-    pledges: HashMap<PatentNumber, Option<AttestationId>>,
+    records: DigestMap<AttestationId, RecordMeta>,
+    pledges: DigestMap<PatentNumber, Option<AttestationId>>,
 }
 
-impl<V: StateView> Overlay<'_, V> {
+impl<V: StateView + ?Sized> Overlay<'_, V> {
     fn next_sequence(&self, m: u16) -> Result<u64, V::Error> {
         match self.sequences.get(&m) {
             Some(s) => Ok(*s),
@@ -199,7 +204,7 @@ impl<V: StateView> Overlay<'_, V> {
 /// committed state and the block time. Signatures are checked by the caller
 /// (batched); this checks everything else. On success returns the block's
 /// state change; nothing is applied on failure.
-pub fn apply_block<V: StateView>(
+pub fn apply_block<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
     prev_time_ms: u64,
@@ -224,8 +229,8 @@ pub fn apply_block<V: StateView>(
         view,
         delta: StateDelta::default(),
         sequences: HashMap::new(),
-        records: HashMap::with_capacity(records.len()),
-        pledges: HashMap::new(),
+        records: DigestMap::with_capacity_and_hasher(records.len(), DigestKeyed::default()),
+        pledges: DigestMap::default(),
     };
     for (index, (id, a)) in records.iter().enumerate() {
         match apply_one(genesis, &mut overlay, time_ms, id, a) {
@@ -239,7 +244,7 @@ pub fn apply_block<V: StateView>(
 
 /// Checks one attestation against the state as if it were the next record
 /// (used by the mempool); returns the change it would make.
-pub fn check_attestation<V: StateView>(
+pub fn check_attestation<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
     now_ms: u64,
@@ -250,8 +255,8 @@ pub fn check_attestation<V: StateView>(
         view,
         delta: StateDelta::default(),
         sequences: HashMap::new(),
-        records: HashMap::new(),
-        pledges: HashMap::new(),
+        records: DigestMap::default(),
+        pledges: DigestMap::default(),
     };
     match apply_one(genesis, &mut overlay, now_ms, id, a) {
         Ok(Ok(())) => Ok(overlay.finish()),
@@ -261,7 +266,7 @@ pub fn check_attestation<V: StateView>(
 }
 
 /// The rules for one record. Outer error: the state could not be read; inner: the record is refused.
-fn apply_one<V: StateView>(
+fn apply_one<V: StateView + ?Sized>(
     genesis: &Genesis,
     st: &mut Overlay<'_, V>,
     time_ms: u64,
@@ -297,6 +302,13 @@ fn apply_one<V: StateView>(
     let mut meta = RecordMeta { attester, kind, status: RecordStatus::Active, pledge: None };
     match &body.claim {
         Claim::RdSpend(_) | Claim::PatentValuation(_) => {}
+        Claim::Equivocation(e) => {
+            // Both signatures must be the accused validator's; checked here, not batched,
+            // as evidence is rare. The chain id is derived only when evidence appears.
+            if let Err(err) = e.check(genesis, &genesis.hash()) {
+                return Ok(Err(Rejection::Evidence(err)));
+            }
+        }
         Claim::PatentPledge(p) => {
             if let Some(active) = st.active_pledge(&p.patent)? {
                 return Ok(Err(Rejection::PatentAlreadyPledged { patent: p.patent.to_string(), active }));
@@ -336,7 +348,7 @@ fn apply_one<V: StateView>(
             if target.attester != attester {
                 return Ok(Err(Rejection::RevokeByNonAttester(r.target)));
             }
-            if matches!(target.kind, ClaimKind::PledgeRelease | ClaimKind::Revocation) {
+            if matches!(target.kind, ClaimKind::PledgeRelease | ClaimKind::Revocation | ClaimKind::Equivocation) {
                 return Ok(Err(Rejection::NotRevocable { id: r.target, kind: target.kind.name() }));
             }
             if target.status != RecordStatus::Active {
@@ -367,8 +379,8 @@ fn apply_one<V: StateView>(
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemState {
     pub sequences: HashMap<u16, u64>,
-    pub records: HashMap<AttestationId, RecordMeta>,
-    pub pledges: HashMap<PatentNumber, AttestationId>,
+    pub records: DigestMap<AttestationId, RecordMeta>,
+    pub pledges: DigestMap<PatentNumber, AttestationId>,
 }
 
 impl MemState {

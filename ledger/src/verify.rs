@@ -146,7 +146,7 @@ struct Checked {
 
 /// Checks everything about `block` except the attestation signatures, against
 /// `tip` and the committed state `view`; and its certificate, if given.
-fn check_without_signatures<V: StateView>(
+fn check_without_signatures<V: StateView + ?Sized>(
     ctx: &ChainContext,
     tip: &Tip,
     view: &V,
@@ -250,7 +250,7 @@ fn first_bad(verdicts: &[Result<(), SigError>], offset: usize) -> Option<(usize,
 
 /// Verifies one certified block completely (signatures batched over
 /// `ctx.threads`). This is how a node validates a block from consensus or sync.
-pub fn verify_block<V: StateView>(
+pub fn verify_block<V: StateView + ?Sized>(
     ctx: &ChainContext,
     tip: &Tip,
     view: &V,
@@ -269,7 +269,7 @@ pub fn verify_block<V: StateView>(
 
 /// Checks a proposed block that has no certificate yet: everything [`verify_block`]
 /// checks except the certificate. This is consensus's `valid(v)`.
-pub fn verify_proposal<V: StateView>(
+pub fn verify_proposal<V: StateView + ?Sized>(
     ctx: &ChainContext,
     tip: &Tip,
     view: &V,

@@ -1,0 +1,379 @@
+//! Node commands: `init`, `node`, `dev` and `testnet`.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use credence_ledger::attestation::{
+    AttestationBody, Claim, PatentPledge, PatentValuation, RdCategory, RdSpend, ValuationMethod,
+};
+use credence_ledger::genesis::{ConsensusParams, Genesis};
+use credence_ledger::hash::Hash;
+use credence_ledger::ids::{Currency, Date, Money, Period};
+use credence_ledger::sig::SecretKey;
+use credence_node::config::{MempoolConfig, NodeConfig};
+use credence_node::keyfile;
+use serde_json::json;
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The chain's genesis file (copied into the data directory).
+    #[arg(long)]
+    genesis: PathBuf,
+    /// This member's key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Directory for the node's store, config and copy of the genesis.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// p2p listen address.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    p2p: SocketAddr,
+    /// HTTP API listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    api: SocketAddr,
+    /// Other members' p2p addresses (repeatable).
+    #[arg(long = "peer")]
+    peers: Vec<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node's config file (written by `credence init` or `credence testnet`).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Local directory for the dev chain (kept between runs).
+    #[arg(long, default_value = ".credence-dev")]
+    dir: PathBuf,
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    api: SocketAddr,
+    /// Demo attestations submitted at start (on a fresh dev chain).
+    #[arg(long, default_value_t = 300)]
+    demo_records: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct TestnetArgs {
+    /// Number of validators.
+    #[arg(long)]
+    validators: usize,
+    /// Directory for keys, genesis, configs and testnet.json.
+    #[arg(long)]
+    dir: PathBuf,
+    /// First p2p port; node i uses base+i for p2p and base+1000+i for the API.
+    #[arg(long, default_value_t = 17000)]
+    base_port: u16,
+    /// Also run the nodes as separate processes until SIGINT/SIGTERM.
+    #[arg(long)]
+    start: bool,
+}
+
+fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    fs::write(path, config.to_toml(base)).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn init(a: &InitArgs) -> Result<ExitCode> {
+    let genesis = Genesis::load(&a.genesis)?;
+    let key = keyfile::read(&a.key)?;
+    let Some(me) = genesis.members.iter().find(|m| m.public_key == key.public()) else {
+        bail!("--key: this key belongs to no member of {}", a.genesis.display());
+    };
+    fs::create_dir_all(&a.data_dir)?;
+    let data_dir = fs::canonicalize(&a.data_dir)?;
+    let config_path = data_dir.join("node.toml");
+    if config_path.exists() {
+        bail!("--data-dir: {} already holds a node.toml", data_dir.display());
+    }
+    fs::write(data_dir.join("genesis.toml"), genesis.to_toml())?;
+    let config = NodeConfig {
+        data_dir: data_dir.clone(),
+        genesis: data_dir.join("genesis.toml"),
+        key: fs::canonicalize(&a.key)?,
+        p2p_listen: a.p2p,
+        peers: a.peers.clone(),
+        api_listen: a.api,
+        mempool: MempoolConfig::default(),
+        connections_max: 64,
+    };
+    write_config(&config_path, &config)?;
+    println!(
+        "initialised {} as {} ({}); run: credence node --config {}",
+        data_dir.display(),
+        me.name,
+        if me.validator { "validator" } else { "observer" },
+        config_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_gossipsub=error"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+pub fn node(a: &NodeArgs) -> Result<ExitCode> {
+    init_logging();
+    let config = NodeConfig::load(&a.config)?;
+    runtime()?.block_on(credence_node::runtime::run(config, stop_signal(), None))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A single-validator consortium whose one member holds every role.
+fn dev_genesis(key: &SecretKey) -> Result<Genesis> {
+    let c = ConsensusParams::default();
+    let text = format!(
+        "chain_id = \"credence-dev\"\ncheckpoint_origin = \"credence.example/dev\"\ngenesis_time_ms = 1735689600000\n\n[consensus]\nblock_records_max = {}\nblock_bytes_max = {}\ntimeout_propose_ms = {}\ntimeout_prevote_ms = {}\ntimeout_precommit_ms = {}\ntimeout_delta_ms = {}\n\n[[members]]\nname = \"dev\"\npublic_key = \"{}\"\nroles = [\"bank\", \"service-centre\", \"appraiser\"]\nvalidator = true\n",
+        c.block_records_max,
+        c.block_bytes_max,
+        c.timeout_propose_ms,
+        c.timeout_prevote_ms,
+        c.timeout_precommit_ms,
+        c.timeout_delta_ms,
+        hex::encode(key.public().0)
+    );
+    Ok(Genesis::from_toml(&text)?)
+}
+
+/// Demo attestations by the dev member: R&D spend, valuations and pledges of the real demo enterprises.
+fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence_ledger::attestation::Attestation> {
+    let mut rng = credence_ledger::demo::DemoRng::new(42);
+    let enterprises = credence_ledger::demo::enterprises(&mut rng, 20);
+    let patents = credence_ledger::demo::patents(&mut rng, (n as usize).max(1));
+    let me = genesis.members[0].name.clone();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let cny = |fen| Money { fen, currency: Currency::CNY };
+    (0..n)
+        .filter_map(|i| {
+            let e = enterprises[(i as usize) % enterprises.len()];
+            let p = patents[i as usize];
+            let claim = match i % 3 {
+                0 => Claim::RdSpend(RdSpend {
+                    enterprise: e,
+                    period: Period::new("period", 2021 + (i % 4) as u16, 0).ok()?,
+                    amount: cny(100_000_00 + rng.below(50_000_000_00)),
+                    category: RdCategory::Total,
+                    evidence: rng.hash(),
+                }),
+                1 => Claim::PatentValuation(PatentValuation {
+                    patent: p,
+                    owner: e,
+                    value: cny(500_000_00 + rng.below(80_000_000_00)),
+                    method: ValuationMethod::Income,
+                    valuation_date: Date::new("d", 2025, 1, 15).ok()?,
+                    valid_until: Date::new("d", 2026, 1, 14).ok()?,
+                    evidence: rng.hash(),
+                }),
+                _ => Claim::PatentPledge(PatentPledge {
+                    patent: p,
+                    pledgor: e,
+                    pledgee: me.clone(),
+                    secured: cny(1_000_000_00 + rng.below(20_000_000_00)),
+                    start: Date::new("d", 2025, 3, 1).ok()?,
+                    term_months: 24,
+                    evidence: Hash::ZERO,
+                }),
+            };
+            let body = AttestationBody { attester: me.clone(), sequence: i + 1, issued_at_ms: now, claim };
+            Some(body.sign(key, &genesis.hash()))
+        })
+        .collect()
+}
+
+pub fn dev(a: &DevArgs) -> Result<ExitCode> {
+    init_logging();
+    let dir = &a.dir;
+    let fresh = !dir.join("node.toml").exists();
+    if fresh {
+        fs::create_dir_all(dir.join("keys"))?;
+        let key = SecretKey::generate();
+        keyfile::write_private(
+            &dir.join("keys/dev.key"),
+            &keyfile::text("Credence dev key (local dev chain only)", &key),
+        )?;
+        let genesis = dev_genesis(&key)?;
+        fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
+        let abs = fs::canonicalize(dir)?;
+        let config = NodeConfig {
+            data_dir: abs.join("data"),
+            genesis: abs.join("genesis.toml"),
+            key: abs.join("keys/dev.key"),
+            p2p_listen: "127.0.0.1:0".parse()?,
+            peers: Vec::new(),
+            api_listen: a.api,
+            mempool: MempoolConfig::default(),
+            connections_max: 16,
+        };
+        write_config(&dir.join("node.toml"), &config)?;
+    }
+    let config = NodeConfig::load(&dir.join("node.toml"))?;
+    let genesis = Genesis::load(&config.genesis)?;
+    let key = keyfile::read(&config.key)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let node = tokio::spawn(credence_node::runtime::run(config.clone(), stop_signal(), Some(ready_tx)));
+        let running = ready_rx.await.context("the node stopped before it was ready")?;
+        let url = format!("http://{}", running.api);
+        if fresh && a.demo_records > 0 {
+            let records = demo_attestations(&genesis, &key, a.demo_records);
+            let url2 = url.clone();
+            let submitted = tokio::task::spawn_blocking(move || {
+                records
+                    .iter()
+                    .filter(|r| crate::http::post_json(&url2, "/v1/attestations", &crate::attest::wire_json(r)).is_ok_and(|r| r.status == 202))
+                    .count()
+            })
+            .await?;
+            eprintln!("submitted {submitted} demo attestations");
+        }
+        let d = dir.display();
+        println!(
+            "Credence dev node: one validator, API at {url}\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
+        );
+        node.await??;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
+    if a.validators == 0 || a.validators > 32 {
+        bail!("--validators: must be between 1 and 32");
+    }
+    if usize::from(a.base_port) + 1000 + a.validators > usize::from(u16::MAX) {
+        bail!("--base-port: too high for {} nodes", a.validators);
+    }
+    let dir = &a.dir;
+    if dir.join("testnet.json").exists() {
+        bail!("--dir: {} already holds a testnet", dir.display());
+    }
+    fs::create_dir_all(dir.join("keys"))?;
+    let dir = fs::canonicalize(dir)?;
+    let names: Vec<String> = (0..a.validators).map(|i| format!("validator-{i}")).collect();
+    let mut members = String::new();
+    for name in &names {
+        let key = SecretKey::generate();
+        keyfile::write_private(
+            &dir.join(format!("keys/{name}.key")),
+            &keyfile::text(&format!("Credence testnet key of {name}"), &key),
+        )?;
+        members.push_str(&format!(
+            "\n[[members]]\nname = \"{name}\"\npublic_key = \"{}\"\nroles = [\"bank\", \"service-centre\", \"appraiser\"]\nvalidator = true\n",
+            hex::encode(key.public().0)
+        ));
+    }
+    let c = ConsensusParams::default();
+    let genesis_text = format!(
+        "chain_id = \"credence-testnet\"\ncheckpoint_origin = \"credence.example/testnet\"\ngenesis_time_ms = 1735689600000\n\n[consensus]\nblock_records_max = {}\nblock_bytes_max = {}\ntimeout_propose_ms = {}\ntimeout_prevote_ms = {}\ntimeout_precommit_ms = {}\ntimeout_delta_ms = {}\n{members}",
+        c.block_records_max,
+        c.block_bytes_max,
+        c.timeout_propose_ms,
+        c.timeout_prevote_ms,
+        c.timeout_precommit_ms,
+        c.timeout_delta_ms
+    );
+    let genesis = Genesis::from_toml(&genesis_text)?;
+    fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
+    let p2p = |i: usize| SocketAddr::from(([127, 0, 0, 1], a.base_port + i as u16));
+    let mut nodes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let node_dir = dir.join(name);
+        fs::create_dir_all(&node_dir)?;
+        let config = NodeConfig {
+            data_dir: node_dir.join("data"),
+            genesis: dir.join("genesis.toml"),
+            key: dir.join(format!("keys/{name}.key")),
+            p2p_listen: p2p(i),
+            peers: (0..a.validators).filter(|j| *j != i).map(p2p).collect(),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], a.base_port + 1000 + i as u16)),
+            mempool: MempoolConfig::default(),
+            connections_max: 64,
+        };
+        let config_path = node_dir.join("node.toml");
+        write_config(&config_path, &config)?;
+        nodes.push(json!({
+            "name": name,
+            "api": format!("http://{}", config.api_listen),
+            "p2p": config.p2p_listen.to_string(),
+            "config": config_path,
+            "key": config.key,
+            "data_dir": config.data_dir,
+        }));
+    }
+    let mut manifest = json!({"genesis": dir.join("genesis.toml"), "nodes": nodes});
+    let manifest_path = dir.join("testnet.json");
+    fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)?)?;
+    println!("testnet of {} validators in {} (see testnet.json)", a.validators, dir.display());
+    if !a.start {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let log = fs::File::create(dir.join(name).join("node.log"))?;
+        let child = std::process::Command::new(&exe)
+            .args(["node", "--config"])
+            .arg(dir.join(name).join("node.toml"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        manifest["nodes"][i]["pid"] = json!(child.id());
+        children.push(child);
+    }
+    fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)?)?;
+    println!("started {} nodes; stop with Ctrl-C (logs in <dir>/<name>/node.log)", children.len());
+    runtime()?.block_on(stop_signal());
+    for child in &children {
+        #[cfg(unix)]
+        {
+            // SIGTERM: each node stops gracefully.
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for child in &mut children {
+        while child.try_wait()?.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if child.try_wait()?.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

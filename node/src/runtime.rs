@@ -1,0 +1,704 @@
+//! The node's driver: runs the pure consensus machine with real timers, the libp2p network, the durable store, the mempool, block sync and the HTTP API.
+//!
+//! Everything here is I/O and plumbing; every decision about blocks and votes is
+//! made by [`crate::consensus::Consensus`] and every check by the ledger's
+//! verification core. One task owns the machine, the tip and the store's write
+//! side; the API reads the store and admits into the mempool under short locks.
+//!
+//! Invariant: a [`Effect::PersistSignState`] is on disk (fsynced, renamed into
+//! place) before any later effect of the same step runs, so a vote never leaves
+//! before the record that forbids signing a conflicting one.
+//! Invariant: a block reaches the store only through `verify::verify_block`,
+//! whether it was decided here or fetched by sync.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use credence_ledger::attestation::{AttestationBody, Claim};
+use credence_ledger::block::{self, Block, BlockHeader, CertifiedBlock, Leaf};
+use credence_ledger::genesis::Genesis;
+use credence_ledger::hash::Hash;
+use credence_ledger::ids::MemberName;
+use credence_ledger::rules::{self, RuleError};
+use credence_ledger::sig::SecretKey;
+use credence_ledger::store::{RedbStore, Store};
+use credence_ledger::verify::{self, ChainContext, Tip};
+use credence_ledger::vote::Equivocation;
+use libp2p::Multiaddr;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
+use crate::config::NodeConfig;
+use crate::consensus::{self, Consensus, Effect, Input, Message, MessageError, SignState, Signer, Timeout};
+use crate::evidence::EvidencePool;
+use crate::mempool::{Mempool, MempoolLimits, Verifier};
+use crate::metrics::Metrics;
+use crate::net::{self, NetConfig, NetEvent, NetHandle, SyncRequest, SyncResponse, Topic, Validation};
+use crate::{keyfile, wire};
+
+/// File (in the data directory) holding what this validator last signed.
+pub const SIGN_STATE_FILE: &str = "sign_state.bin";
+/// File (in the data directory) of the ledger store.
+pub const STORE_FILE: &str = "ledger.redb";
+/// Attestations admitted through the API waiting to be gossiped.
+pub const GOSSIP_QUEUE_MAX: usize = 4096;
+/// How often a node checks whether it is behind its peers.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(1000);
+/// A proposer with an empty mempool waits this long (bounded by half the propose
+/// timeout) for attestations before proposing an empty block.
+pub const EMPTY_BLOCK_WAIT: Duration = Duration::from_millis(1000);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Genesis(#[from] credence_ledger::genesis::GenesisError),
+    #[error(transparent)]
+    Key(#[from] keyfile::KeyFileError),
+    #[error(transparent)]
+    Store(#[from] credence_ledger::store::StoreError),
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error("sign state {path}: {reason}")]
+    SignState { path: String, reason: String },
+    #[error("api: {0}")]
+    Api(std::io::Error),
+    #[error("data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("the stored chain does not verify at {0}; re-sync from peers (see docs/OPERATIONS.md)")]
+    Chain(verify::VerifyError),
+}
+
+/// Addresses a running node listens on (known once it is up).
+#[derive(Clone, Debug)]
+pub struct Running {
+    pub api: std::net::SocketAddr,
+    pub p2p: Vec<Multiaddr>,
+}
+
+fn multiaddr(a: std::net::SocketAddr) -> Multiaddr {
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(v4) => libp2p::multiaddr::Protocol::Ip4(v4),
+        std::net::IpAddr::V6(v6) => libp2p::multiaddr::Protocol::Ip6(v6),
+    };
+    Multiaddr::empty().with(ip).with(libp2p::multiaddr::Protocol::Tcp(a.port()))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes the sign state durably: temp file, fsync, rename, fsync the directory.
+fn persist_sign_state(path: &Path, state: &SignState) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&state.to_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn load_sign_state(path: &Path) -> Result<Option<SignState>, NodeError> {
+    let err = |reason: String| NodeError::SignState { path: path.display().to_string(), reason };
+    match std::fs::read(path) {
+        Ok(bytes) => SignState::from_bytes(&bytes).map(Some).map_err(|e| err(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// Starts a node from `config` and runs it until `shutdown` completes. `ready`
+/// receives the listening addresses once the API and p2p transport are up.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<tokio::sync::oneshot::Sender<Running>>,
+) -> Result<(), NodeError> {
+    let genesis = Genesis::load(&config.genesis)?;
+    let key = keyfile::read(&config.key)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| NodeError::DataDir { path: config.data_dir.display().to_string(), reason: e.to_string() })?;
+    let me = genesis.members.iter().find(|m| m.public_key == key.public()).cloned();
+    let ctx = Arc::new(ChainContext::new(genesis.clone()));
+    let store = RedbStore::open(&config.data_dir.join(STORE_FILE), &genesis)?;
+    let tip = tip_of(&ctx, &store)?;
+    info!(height = tip.height, member = ?me.as_ref().map(|m| m.name.to_string()), "store opened");
+    let store: SharedStore = Arc::new(RwLock::new(store));
+
+    let limits = MempoolLimits {
+        records_max: config.mempool.records_max as usize,
+        bytes_max: usize::try_from(config.mempool.bytes_max).unwrap_or(usize::MAX),
+        ahead_max: u64::from(config.mempool.ahead_max),
+    };
+    let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), limits)));
+    let metrics = Arc::new(Metrics::new());
+    let (status_tx, status_rx) = watch::channel(NodeStatus {
+        member: me.as_ref().map(|m| m.name.to_string()),
+        validator: me.as_ref().is_some_and(|m| m.validator),
+        syncing: true,
+        ..NodeStatus::default()
+    });
+
+    let net_config = NetConfig {
+        listen: multiaddr(config.p2p_listen),
+        bootstrap: config.peers.iter().copied().map(multiaddr).collect(),
+        genesis: Arc::new(genesis.clone()),
+        connections_max: config.connections_max,
+    };
+    let (net, net_events) = net::spawn(net_config, &key).await?;
+
+    let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_MAX);
+    let api_config = ApiConfig { listen: config.api_listen, ..ApiConfig::default() };
+    let listener = api::bind(&api_config).await.map_err(NodeError::Api)?;
+    let api_addr = listener.local_addr().map_err(NodeError::Api)?;
+    let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())
+        .with_gossip(gossip_tx)
+        .with_config(api_config);
+    let (stop_api_tx, stop_api_rx) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(api::serve(listener, api_state, async move {
+        let _ = stop_api_rx.await;
+    }));
+    info!(api = %api_addr, "HTTP API listening");
+    if let Some(ready) = ready {
+        let _ = ready.send(Running { api: api_addr, p2p: net.listen_addrs() });
+    }
+
+    let cctx = Arc::new(consensus::Context::new(&genesis));
+    let sign_state_path = config.data_dir.join(SIGN_STATE_FILE);
+    let consensus = match &me {
+        Some(m) if m.validator => {
+            let index = cctx.index_of(&m.name).unwrap_or_else(|| unreachable!("a validator has an index"));
+            let signer = Signer { index, key: SecretKey::from_seed(key.seed()) };
+            Some(Consensus::new(cctx.clone(), Some(signer), tip.height + 1, load_sign_state(&sign_state_path)?))
+        }
+        _ => None,
+    };
+    let mut driver = Driver {
+        verifier: Verifier::new(ctx.clone()),
+        ctx,
+        me: me.map(|m| m.name),
+        key,
+        store,
+        tip,
+        mempool,
+        net,
+        consensus,
+        timers: BTreeMap::new(),
+        timer_seq: 0,
+        sign_state_path,
+        status_tx,
+        metrics,
+        evidence: EvidencePool::default(),
+        last_commit: Instant::now(),
+        last_step: Instant::now(),
+        resend_counter: 0,
+        sync_in_flight: false,
+        pending_build: None,
+    };
+    let result = driver.run(net_events, gossip_rx, shutdown).await;
+    let _ = stop_api_tx.send(());
+    let _ = api_task.await;
+    result
+}
+
+/// The verified tip of a store (its head, with the Merkle frontier rebuilt from stored nodes).
+fn tip_of(ctx: &ChainContext, store: &RedbStore) -> Result<Tip, NodeError> {
+    let Some(head) = store.head()? else { return Ok(Tip::genesis(ctx)) };
+    let frontier = credence_ledger::merkle::Frontier::from_reader(head.tree_size, store).map_err(|e| {
+        NodeError::Store(credence_ledger::store::StoreError::Corrupt {
+            place: "merkle frontier".into(),
+            reason: e.to_string(),
+        })
+    })?;
+    if frontier.root() != head.tree_root.0 {
+        return Err(NodeError::Chain(verify::VerifyError::at(head.height, verify::Failure::TreeRoot)));
+    }
+    Ok(Tip { height: head.height, hash: head.hash, time_ms: head.time_ms, frontier })
+}
+
+/// A block the proposer owes the machine, built once attestations arrive or the wait ends.
+#[derive(Debug, Clone, Copy)]
+struct PendingBuild {
+    height: u64,
+    round: u32,
+    deadline: Instant,
+}
+
+struct Driver {
+    ctx: Arc<ChainContext>,
+    me: Option<MemberName>,
+    key: SecretKey,
+    store: SharedStore,
+    tip: Tip,
+    mempool: Arc<Mutex<Mempool>>,
+    verifier: Verifier,
+    net: NetHandle,
+    consensus: Option<Consensus>,
+    /// Pending timeouts by due time (ties broken by a counter).
+    timers: BTreeMap<(Instant, u64), Timeout>,
+    timer_seq: u64,
+    sign_state_path: PathBuf,
+    status_tx: watch::Sender<NodeStatus>,
+    metrics: Arc<Metrics>,
+    evidence: EvidencePool,
+    last_commit: Instant,
+    last_step: Instant,
+    /// Distinguishes re-sent consensus messages from the originals (gossip dedupes by content).
+    resend_counter: u64,
+    sync_in_flight: bool,
+    pending_build: Option<PendingBuild>,
+}
+
+/// What a sync request task reports back.
+type SyncResult = (MemberName, Result<SyncResponse, net::NetError>);
+
+impl Driver {
+    async fn run(
+        &mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        mut gossip: mpsc::Receiver<Leaf>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        let (sync_tx, mut sync_rx) = mpsc::channel::<SyncResult>(4);
+        if let Some(c) = self.consensus.as_mut() {
+            let effects = c.start();
+            self.apply(effects).await?;
+        }
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut sync_tick = tokio::time::interval(SYNC_INTERVAL);
+        loop {
+            let next_timer = self.timers.keys().next().map(|(t, _)| *t);
+            let build_due = self.pending_build.map(|b| b.deadline);
+            let wake = [next_timer, build_due].into_iter().flatten().min();
+            let sleep = tokio::time::sleep_until(wake.map_or_else(
+                || tokio::time::Instant::now() + Duration::from_secs(3600),
+                tokio::time::Instant::from_std,
+            ));
+            tokio::select! {
+                () = &mut shutdown => {
+                    info!("shutting down");
+                    return Ok(());
+                }
+                event = events.recv() => match event {
+                    Some(e) => self.on_net_event(e, &sync_tx).await?,
+                    None => {
+                        warn!("network task stopped");
+                        return Ok(());
+                    }
+                },
+                Some(leaf) = gossip.recv() => {
+                    if let Err(e) = self.net.publish(Topic::Attestations, leaf.bytes).await {
+                        debug!(error = %e, "attestation gossip not sent");
+                    }
+                }
+                Some((peer, result)) = sync_rx.recv() => {
+                    self.sync_in_flight = false;
+                    self.on_sync_response(peer, result).await?;
+                }
+                _ = sync_tick.tick() => {
+                    self.maybe_sync(&sync_tx);
+                    self.maybe_resend().await;
+                    self.publish_status();
+                }
+                () = sleep => self.on_wake().await?,
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let peers = self.net.peers().len();
+        self.metrics.peers.set(peers as u64);
+        let syncing = self.is_behind();
+        self.metrics.syncing.set(u64::from(syncing));
+        self.status_tx.send_modify(|s| {
+            s.peers = peers;
+            s.syncing = syncing;
+            s.round = self.consensus.as_ref().map(Consensus::round);
+        });
+    }
+
+    /// No block for two full rounds: probably behind (or the network is stalled).
+    fn is_behind(&self) -> bool {
+        let p = &self.ctx.genesis.consensus;
+        let round_ms = p.timeout_propose_ms + p.timeout_prevote_ms + p.timeout_precommit_ms;
+        self.last_commit.elapsed() > Duration::from_millis(2 * round_ms)
+    }
+
+    async fn on_wake(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        if let Some(b) = self.pending_build
+            && b.deadline <= now
+        {
+            self.pending_build = None;
+            self.build(b.height, b.round).await?;
+        }
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timeout = entry.remove();
+            let _stale = self.step(Input::Timeout(timeout)).await?;
+        }
+        Ok(())
+    }
+
+    /// Feeds one input to the machine and carries out its effects.
+    async fn step(&mut self, input: Input) -> Result<Result<(), MessageError>, NodeError> {
+        let Some(c) = self.consensus.as_mut() else { return Ok(Ok(())) };
+        match c.step(input) {
+            Ok(effects) => {
+                self.last_step = Instant::now();
+                self.apply(effects).await?;
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// Carries out effects in order (boxed: a commit can lead to further steps).
+    fn apply(
+        &mut self,
+        effects: Vec<Effect>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), NodeError>> + Send + '_>> {
+        Box::pin(async move {
+            for effect in effects {
+                match effect {
+                    Effect::PersistSignState(state) => {
+                        persist_sign_state(&self.sign_state_path, &state).map_err(|e| NodeError::SignState {
+                            path: self.sign_state_path.display().to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    }
+                    Effect::Broadcast(m) => self.broadcast(&m, 0).await,
+                    Effect::ScheduleTimeout { timeout, after_ms } => {
+                        self.timer_seq += 1;
+                        self.timers.insert((Instant::now() + Duration::from_millis(after_ms), self.timer_seq), timeout);
+                    }
+                    Effect::BuildBlock { height, round } => {
+                        let empty = self.mempool.lock().map(|m| m.is_empty()).unwrap_or(true);
+                        if empty {
+                            let half_propose = Duration::from_millis(self.ctx.genesis.consensus.timeout_propose_ms / 2);
+                            let wait = EMPTY_BLOCK_WAIT.min(half_propose);
+                            self.pending_build = Some(PendingBuild { height, round, deadline: Instant::now() + wait });
+                        } else {
+                            self.build(height, round).await?;
+                        }
+                    }
+                    Effect::ValidateBlock { height, id, block } => {
+                        let valid = {
+                            let store = self.read_store();
+                            verify::verify_proposal(&self.ctx, &self.tip, &*store, &block)
+                        };
+                        if let Err(e) = &valid {
+                            warn!(height, error = %e, "proposed block is invalid");
+                        }
+                        self.step(Input::BlockValidated { height, id, valid: valid.is_ok() })
+                            .await?
+                            .unwrap_or_default();
+                    }
+                    Effect::Commit(cb) => self.commit(*cb).await?,
+                    Effect::Evidence(e) => self.on_evidence(*e).await,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn read_store(&self) -> std::sync::RwLockReadGuard<'_, dyn Store + Send + Sync> {
+        self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn broadcast(&mut self, m: &Message, resend: u64) {
+        // Gossip dedupes by content: an 8-byte resend counter in front makes a re-send new.
+        let mut data = resend.to_le_bytes().to_vec();
+        data.extend_from_slice(&wire::encode(m));
+        if let Err(e) = self.net.publish(Topic::Consensus, data).await {
+            debug!(error = %e, "consensus message not sent (no peers yet?)");
+        }
+    }
+
+    /// The paper assumes gossip delivers everything eventually; a node that restarted
+    /// or was cut off missed messages, so after a quiet spell everything known is re-sent.
+    async fn maybe_resend(&mut self) {
+        let quiet = Duration::from_millis(self.ctx.genesis.consensus.timeout_propose_ms);
+        if self.last_step.elapsed() < quiet {
+            return;
+        }
+        let Some(c) = self.consensus.as_ref() else { return };
+        let messages = c.known_messages();
+        self.resend_counter += 1;
+        for m in &messages {
+            self.broadcast(m, self.resend_counter).await;
+        }
+        self.last_step = Instant::now();
+    }
+
+    /// Builds this proposer's block from the mempool on the committed chain.
+    async fn build(&mut self, height: u64, round: u32) -> Result<(), NodeError> {
+        if height != self.tip.height + 1 {
+            return Ok(()); // The chain moved on (sync); the machine moved with it.
+        }
+        let Some(proposer) = self.me.clone() else { return Ok(()) };
+        let params = &self.ctx.genesis.consensus;
+        let mut leaves = match self.mempool.lock() {
+            Ok(m) => m.take(params.block_records_max as usize, params.block_bytes_max as usize),
+            Err(_) => Vec::new(),
+        };
+        let time_ms = now_ms().max(self.tip.time_ms + 1);
+        // The mempool orders records so the rules accept them; should one still be
+        // refused (a race with a commit), leave it and everything after it out.
+        {
+            let store = self.read_store();
+            let records: Vec<_> = leaves.iter().map(|l| (l.id, &l.attestation)).collect();
+            let bytes = leaves.iter().map(|l| l.bytes.len()).sum();
+            if let Err(RuleError::Record { index, rejection }) =
+                rules::apply_block(&self.ctx.genesis, &*store, self.tip.time_ms, time_ms, &records, bytes)
+            {
+                warn!(index, %rejection, "mempool record refused while building; proposing the records before it");
+                leaves.truncate(index);
+            }
+        }
+        let mut frontier = self.tip.frontier.clone();
+        let mut scratch = Vec::new();
+        for l in &leaves {
+            if frontier.push_leaf_hash(l.leaf_hash(), &mut scratch).is_err() {
+                return Ok(());
+            }
+        }
+        let header = BlockHeader {
+            height,
+            prev: self.tip.hash,
+            time_ms,
+            proposer,
+            tree_size: frontier.size(),
+            tree_root: Hash(frontier.root()),
+            validator_set: self.ctx.validator_set_hash(),
+        };
+        self.step(Input::BlockBuilt { height, round, block: Block { header, leaves } }).await?.unwrap_or_default();
+        Ok(())
+    }
+
+    /// Verifies and stores a decided block, then updates mempool, evidence and metrics.
+    async fn commit(&mut self, cb: CertifiedBlock) -> Result<(), NodeError> {
+        let started = Instant::now();
+        let height = cb.block.header.height;
+        if height != self.tip.height + 1 {
+            return Ok(()); // Already stored by sync.
+        }
+        let vb = {
+            let store = self.read_store();
+            match verify::verify_block(&self.ctx, &self.tip, &*store, cb) {
+                Ok(vb) => vb,
+                Err(e) => {
+                    warn!(error = %e, "decided block does not verify; it will be fetched by sync");
+                    return Ok(());
+                }
+            }
+        };
+        self.store_block(&vb, started)?;
+        debug!(height, records = vb.certified().block.leaves.len(), "committed");
+        Ok(())
+    }
+
+    /// Stores a verified block and brings the tip, mempool, evidence and metrics up to it.
+    fn store_block(&mut self, vb: &credence_ledger::block::ValidBlock, started: Instant) -> Result<(), NodeError> {
+        self.store.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(vb)?;
+        self.tip.advance(vb);
+        let leaves = &vb.certified().block.leaves;
+        let store = Arc::clone(&self.store);
+        let store = store.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Ok(mut m) = self.mempool.lock() {
+            if let Err(e) = m.on_commit(&*store, leaves) {
+                warn!(error = %e, "mempool emptied after a state read error");
+            }
+            let stats = m.stats();
+            self.metrics.mempool_records.set(stats.records as u64);
+        }
+        self.evidence.on_commit(&vb.certified().block);
+        self.metrics.observe_commit(vb.header().height, self.tip.frontier.size(), leaves.len(), started.elapsed());
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Records an equivocation as an attestation of this validator, for a later block.
+    async fn on_evidence(&mut self, e: Equivocation) {
+        if !self.evidence.add(e.clone()) {
+            return;
+        }
+        let Some(me) = self.me.clone() else { return };
+        let Ok(mut pool) = self.mempool.lock() else { return };
+        let store = self.read_store();
+        let Some(index) = self.ctx.genesis.member_index(&me) else { return };
+        let Ok(sequence) = pool.next_sequence(&*store, index) else { return };
+        let body = AttestationBody { attester: me, sequence, issued_at_ms: now_ms(), claim: Claim::Equivocation(e) };
+        let leaf = Leaf::new(body.sign(&self.key, &self.ctx.chain_id));
+        match self.verifier.verify_leaf(leaf) {
+            Ok(v) => {
+                if let Err(err) = pool.admit(&*store, v, now_ms()) {
+                    warn!(error = %err, "equivocation evidence not admitted");
+                }
+            }
+            Err(err) => warn!(error = %err, "equivocation evidence does not verify"),
+        }
+    }
+
+    async fn on_net_event(&mut self, event: NetEvent, sync_tx: &mpsc::Sender<SyncResult>) -> Result<(), NodeError> {
+        match event {
+            NetEvent::Gossip { topic: Topic::Attestations, id, data, .. } => {
+                let verdict = match self.verifier.verify(data) {
+                    Err(_) => Validation::Reject,
+                    Ok(v) => {
+                        let store = self.read_store();
+                        match self.mempool.lock().map(|mut m| m.admit(&*store, v, now_ms())) {
+                            Ok(Ok(_)) => Validation::Accept,
+                            _ => Validation::Ignore,
+                        }
+                    }
+                };
+                self.net.report(id, verdict);
+            }
+            NetEvent::Gossip { topic: Topic::Consensus, id, data, from } => {
+                let decoded = data.get(8..).map(|m| wire::decode(m, &self.ctx.genesis));
+                let input = match decoded {
+                    Some(Ok(Message::Proposal(p))) => Input::Proposal(p),
+                    Some(Ok(Message::Vote(v))) => Input::Vote(v),
+                    _ => {
+                        debug!(%from, "malformed consensus message");
+                        self.net.report(id, Validation::Reject);
+                        return Ok(());
+                    }
+                };
+                let verdict = match self.step(input).await? {
+                    Ok(()) => Validation::Accept,
+                    Err(MessageError::FutureHeight { .. }) => {
+                        self.maybe_sync(sync_tx);
+                        Validation::Ignore
+                    }
+                    Err(
+                        MessageError::BadSignature(_)
+                        | MessageError::NotValidator(_)
+                        | MessageError::BlockMismatch
+                        | MessageError::BadValidRound { .. },
+                    ) => Validation::Reject,
+                    Err(_) => Validation::Ignore,
+                };
+                self.net.report(id, verdict);
+            }
+            NetEvent::SyncRequest { request, reply, .. } => {
+                let response = self.serve_sync(request);
+                self.net.respond(reply, response);
+            }
+            NetEvent::PeerConnected(peer) => {
+                info!(%peer, "peer connected");
+                self.publish_status();
+            }
+            NetEvent::PeerDisconnected(peer) => {
+                info!(%peer, "peer disconnected");
+                self.publish_status();
+            }
+            NetEvent::PeerRefused { peer, address } => {
+                warn!(%peer, %address, "refused a peer that is not a genesis member")
+            }
+            NetEvent::Listening(addr) => info!(%addr, "p2p listening"),
+        }
+        Ok(())
+    }
+
+    /// Answers a sync request from the store, within the response bounds.
+    fn serve_sync(&self, request: SyncRequest) -> SyncResponse {
+        let bounds = self.net.bounds();
+        let store = self.read_store();
+        let mut blocks = Vec::new();
+        // The response frame: a count, then each block with a length prefix.
+        let mut bytes = 4usize;
+        let count = u64::from(request.max_blocks.min(net::SYNC_BLOCKS_MAX));
+        for h in request.from_height.max(1)..request.from_height.max(1).saturating_add(count) {
+            let Ok(Some(cb)) = store.block(h) else { break };
+            let mut buf = Vec::new();
+            block::encode_certified(&cb, &mut buf);
+            if bytes + 4 + buf.len() > bounds.sync.response_bytes_max {
+                break;
+            }
+            bytes += 4 + buf.len();
+            blocks.push(buf);
+        }
+        SyncResponse { blocks }
+    }
+
+    /// Asks a peer for the blocks after our head when we look behind.
+    fn maybe_sync(&mut self, sync_tx: &mpsc::Sender<SyncResult>) {
+        if self.sync_in_flight || (self.consensus.is_some() && !self.is_behind()) {
+            return;
+        }
+        let peers = self.net.peers();
+        if peers.is_empty() {
+            return;
+        }
+        // Rotate through peers so a silent one does not stall us.
+        let peer = peers[(self.tip.height as usize + self.resend_counter as usize) % peers.len()].clone();
+        self.resend_counter += 1;
+        let request = SyncRequest { from_height: self.tip.height + 1, max_blocks: net::SYNC_BLOCKS_MAX };
+        let net = self.net.clone();
+        let tx = sync_tx.clone();
+        self.sync_in_flight = true;
+        tokio::spawn(async move {
+            let result = net.request_blocks(peer.clone(), request).await;
+            let _ = tx.send((peer, result)).await;
+        });
+    }
+
+    async fn on_sync_response(
+        &mut self,
+        peer: MemberName,
+        result: Result<SyncResponse, net::NetError>,
+    ) -> Result<(), NodeError> {
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(%peer, error = %e, "sync request failed");
+                return Ok(());
+            }
+        };
+        let records_max = self.ctx.genesis.consensus.block_records_max as usize;
+        let before = self.tip.height;
+        for bytes in response.blocks {
+            let cb = match block::decode_certified_exact(&bytes, records_max) {
+                Ok(cb) => cb,
+                Err(e) => {
+                    warn!(%peer, error = %e, "peer sent a malformed block");
+                    break;
+                }
+            };
+            if cb.block.header.height <= self.tip.height {
+                continue;
+            }
+            let vb = {
+                let store = self.read_store();
+                match verify::verify_block(&self.ctx, &self.tip, &*store, cb) {
+                    Ok(vb) => vb,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "peer sent a block that does not verify");
+                        break;
+                    }
+                }
+            };
+            self.store_block(&vb, Instant::now())?;
+        }
+        if self.tip.height > before {
+            info!(from = before + 1, to = self.tip.height, %peer, "synced");
+            self.pending_build = None;
+            self.timers.clear();
+            self.step(Input::Synced { height: self.tip.height }).await?.unwrap_or_default();
+        }
+        Ok(())
+    }
+}
