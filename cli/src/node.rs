@@ -69,6 +69,9 @@ pub struct TestnetArgs {
     /// Directory for keys, genesis, configs and testnet.json.
     #[arg(long)]
     dir: PathBuf,
+    /// Non-validating members (observers) to add; their nodes follow the chain by sync.
+    #[arg(long, default_value_t = 0)]
+    observers: usize,
     /// First p2p port; node i uses base+i for p2p and base+1000+i for the API.
     #[arg(long, default_value_t = 17000)]
     base_port: u16,
@@ -273,7 +276,11 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
     if a.validators == 0 || a.validators > 32 {
         bail!("--validators: must be between 1 and 32");
     }
-    if usize::from(a.base_port) + 1000 + a.validators > usize::from(u16::MAX) {
+    if a.observers > 32 {
+        bail!("--observers: at most 32");
+    }
+    let total = a.validators + a.observers;
+    if usize::from(a.base_port) + 1000 + total > usize::from(u16::MAX) {
         bail!("--base-port: too high for {} nodes", a.validators);
     }
     let dir = &a.dir;
@@ -282,16 +289,20 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
     }
     fs::create_dir_all(dir.join("keys"))?;
     let dir = fs::canonicalize(dir)?;
-    let names: Vec<String> = (0..a.validators).map(|i| format!("validator-{i}")).collect();
+    let names: Vec<String> = (0..a.validators)
+        .map(|i| format!("validator-{i}"))
+        .chain((0..a.observers).map(|i| format!("observer-{i}")))
+        .collect();
     let mut members = String::new();
-    for name in &names {
+    for (i, name) in names.iter().enumerate() {
         let key = SecretKey::generate();
-        keyfile::write_private(
-            &dir.join(format!("keys/{name}.key")),
-            &keyfile::text(&format!("Credence testnet key of {name}"), &key),
-        )?;
+        let comment = format!("Credence testnet key of {name}");
+        keyfile::write_private(&dir.join(format!("keys/{name}.key")), &keyfile::text(&comment, &key))?;
+        // Every validator may attest every kind; observers attest nothing.
+        let (roles, validator) =
+            if i < a.validators { ("\"bank\", \"service-centre\", \"appraiser\"", true) } else { ("", false) };
         members.push_str(&format!(
-            "\n[[members]]\nname = \"{name}\"\npublic_key = \"{}\"\nroles = [\"bank\", \"service-centre\", \"appraiser\"]\nvalidator = true\n",
+            "\n[[members]]\nname = \"{name}\"\npublic_key = \"{}\"\nroles = [{roles}]\nvalidator = {validator}\n",
             hex::encode(key.public().0)
         ));
     }
@@ -311,13 +322,15 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let node_dir = dir.join(name);
-        fs::create_dir_all(&node_dir)?;
+        fs::create_dir_all(node_dir.join("data"))?;
+        // A copy of the genesis in each data directory, so `credence verify --data-dir` works on it.
+        fs::write(node_dir.join("data/genesis.toml"), genesis.to_toml())?;
         let config = NodeConfig {
             data_dir: node_dir.join("data"),
-            genesis: dir.join("genesis.toml"),
+            genesis: node_dir.join("data/genesis.toml"),
             key: dir.join(format!("keys/{name}.key")),
             p2p_listen: p2p(i),
-            peers: (0..a.validators).filter(|j| *j != i).map(p2p).collect(),
+            peers: (0..total).filter(|j| *j != i).map(p2p).collect(),
             api_listen: SocketAddr::from(([127, 0, 0, 1], a.base_port + 1000 + i as u16)),
             mempool: MempoolConfig::default(),
             connections_max: 64,
@@ -326,6 +339,7 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
         write_config(&config_path, &config)?;
         nodes.push(json!({
             "name": name,
+            "validator": i < a.validators,
             "api": format!("http://{}", config.api_listen),
             "p2p": config.p2p_listen.to_string(),
             "config": config_path,
@@ -336,7 +350,12 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
     let mut manifest = json!({"genesis": dir.join("genesis.toml"), "nodes": nodes});
     let manifest_path = dir.join("testnet.json");
     fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)?)?;
-    println!("testnet of {} validators in {} (see testnet.json)", a.validators, dir.display());
+    println!(
+        "testnet of {} validators and {} observers in {} (see testnet.json)",
+        a.validators,
+        a.observers,
+        dir.display()
+    );
     if !a.start {
         return Ok(ExitCode::SUCCESS);
     }

@@ -6,6 +6,7 @@ use crate::codec::{self, DecodeError};
 use crate::hash::{Hash, HashOf};
 use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
 use crate::sig::{Domain, SecretKey, Signature};
+use crate::vote::Equivocation;
 
 /// Largest canonical encoding of one attestation (signature included).
 pub const ATTESTATION_BYTES_MAX: usize = 2048;
@@ -38,6 +39,9 @@ pub enum Claim {
     PatentPledge(PatentPledge),
     PledgeRelease(PledgeRelease),
     Revocation(Revocation),
+    /// A validator's proof that another validator signed two conflicting consensus
+    /// statements (appended last: index 5).
+    Equivocation(Equivocation),
 }
 
 /// Audited research-and-development spend of an enterprise over a period.
@@ -124,15 +128,17 @@ pub enum ClaimKind {
     PatentPledge = 2,
     PledgeRelease = 3,
     Revocation = 4,
+    Equivocation = 5,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 5] = [
+    pub const ALL: [ClaimKind; 6] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
         ClaimKind::PledgeRelease,
         ClaimKind::Revocation,
+        ClaimKind::Equivocation,
     ];
 
     /// The name used on the command line, in JSON and in docs.
@@ -143,6 +149,7 @@ impl ClaimKind {
             ClaimKind::PatentPledge => "pledge",
             ClaimKind::PledgeRelease => "release",
             ClaimKind::Revocation => "revoke",
+            ClaimKind::Equivocation => "equivocation",
         }
     }
 
@@ -167,6 +174,7 @@ impl Claim {
             Claim::PatentPledge(_) => ClaimKind::PatentPledge,
             Claim::PledgeRelease(_) => ClaimKind::PledgeRelease,
             Claim::Revocation(_) => ClaimKind::Revocation,
+            Claim::Equivocation(_) => ClaimKind::Equivocation,
         }
     }
 
@@ -176,7 +184,7 @@ impl Claim {
             Claim::RdSpend(c) => Some(&c.enterprise),
             Claim::PatentValuation(c) => Some(&c.owner),
             Claim::PatentPledge(c) => Some(&c.pledgor),
-            Claim::PledgeRelease(_) | Claim::Revocation(_) => None,
+            Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
         }
     }
 
@@ -185,7 +193,7 @@ impl Claim {
         match self {
             Claim::PatentValuation(c) => Some(&c.patent),
             Claim::PatentPledge(c) => Some(&c.patent),
-            Claim::RdSpend(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) => None,
+            Claim::RdSpend(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
         }
     }
 

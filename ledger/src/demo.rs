@@ -322,7 +322,11 @@ impl ChainBuilder {
                     pending_pledges.push((leaf.id, who, p.patent));
                 }
                 // Revocations target only rd-spend and valuations (see `own`).
-                Claim::Revocation(_) | Claim::RdSpend(_) | Claim::PatentValuation(_) | Claim::PledgeRelease(_) => {}
+                Claim::Revocation(_)
+                | Claim::RdSpend(_)
+                | Claim::PatentValuation(_)
+                | Claim::PledgeRelease(_)
+                | Claim::Equivocation(_) => {}
             }
             leaves.push(leaf);
         }

@@ -56,6 +56,8 @@ impl Role {
             ClaimKind::PatentValuation => self == Role::Appraiser,
             ClaimKind::PatentPledge | ClaimKind::PledgeRelease => self == Role::Bank,
             ClaimKind::Revocation => true,
+            // Reported by validators whatever their roles (see `Member::may_attest`).
+            ClaimKind::Equivocation => false,
         }
     }
 }
@@ -100,7 +102,8 @@ pub struct Member {
 
 impl Member {
     pub fn may_attest(&self, kind: ClaimKind) -> bool {
-        self.roles.iter().any(|r| r.allows(kind))
+        // Validators see consensus messages, so they report equivocation evidence.
+        (kind == ClaimKind::Equivocation && self.validator) || self.roles.iter().any(|r| r.allows(kind))
     }
 }
 
@@ -179,7 +182,10 @@ impl Genesis {
         let io = |e: std::io::Error| GenesisError::Io { path: path.display().to_string(), reason: e.to_string() };
         let len = std::fs::metadata(path).map_err(io)?.len();
         if len > GENESIS_BYTES_MAX as u64 {
-            return Err(GenesisError::TooLarge { len: usize::try_from(len).unwrap_or(usize::MAX), max: GENESIS_BYTES_MAX });
+            return Err(GenesisError::TooLarge {
+                len: usize::try_from(len).unwrap_or(usize::MAX),
+                max: GENESIS_BYTES_MAX,
+            });
         }
         Genesis::from_toml(&std::fs::read_to_string(path).map_err(io)?)
     }
@@ -197,7 +203,10 @@ impl Genesis {
         check_text("checkpoint_origin", &raw.checkpoint_origin)?;
         let c = &raw.consensus;
         if !(1..=BLOCK_RECORDS_MAX_LIMIT).contains(&c.block_records_max) {
-            return Err(invalid("consensus.block_records_max", format!("must be between 1 and {BLOCK_RECORDS_MAX_LIMIT}")));
+            return Err(invalid(
+                "consensus.block_records_max",
+                format!("must be between 1 and {BLOCK_RECORDS_MAX_LIMIT}"),
+            ));
         }
         let bytes_min = crate::attestation::ATTESTATION_BYTES_MAX as u32;
         if !(bytes_min..=BLOCK_BYTES_MAX_LIMIT).contains(&c.block_bytes_max) {
@@ -233,7 +242,10 @@ impl Genesis {
                 return Err(invalid(key("public_key"), "is not a canonical Ed25519 point encoding"));
             }
             if public_key.is_weak() {
-                return Err(invalid(key("public_key"), "is a weak key (a point of small order) and can be forged against"));
+                return Err(invalid(
+                    key("public_key"),
+                    "is a weak key (a point of small order) and can be forged against",
+                ));
             }
             if !keys.insert(pk) {
                 return Err(invalid(key("public_key"), "duplicate public key: another member already uses it"));
@@ -241,7 +253,10 @@ impl Genesis {
             let mut roles = Vec::new();
             for (j, r) in m.roles.iter().enumerate() {
                 let role = Role::parse(r).ok_or_else(|| {
-                    invalid(format!("members[{i}].roles[{j}]"), format!("unknown role '{r}' (expected bank, service-centre or appraiser)"))
+                    invalid(
+                        format!("members[{i}].roles[{j}]"),
+                        format!("unknown role '{r}' (expected bank, service-centre or appraiser)"),
+                    )
                 })?;
                 if roles.contains(&role) {
                     return Err(invalid(format!("members[{i}].roles[{j}]"), format!("duplicate role '{r}'")));

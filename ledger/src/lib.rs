@@ -17,3 +17,4 @@ pub mod rules;
 pub mod sig;
 pub mod store;
 pub mod verify;
+pub mod vote;

@@ -10,6 +10,7 @@ use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Period, Uscc};
 use credence_ledger::sig::SecretKey;
+use credence_ledger::vote::{BlockId, Equivocation, Proposal, SignedStatement, Statement, Vote, VoteKind};
 
 const GENESIS: &str = r#"
 chain_id = "golden"
@@ -120,7 +121,35 @@ fn bodies() -> Vec<(&'static str, AttestationBody)> {
             "revoke",
             body("centre-b", 3, Claim::Revocation(Revocation { target: id(0x22), superseded_by: Some(id(0x33)) })),
         ),
+        ("equivocation", body("bank-a", 3, Claim::Equivocation(vote_equivocation()))),
+        ("equivocation-proposal", body("bank-a", 4, Claim::Equivocation(proposal_equivocation()))),
     ]
+}
+
+fn block_id(n: u8) -> BlockId {
+    BlockId { hash: HashOf::from_hash(Hash([n; 32])), tree_size: 1, root: Hash([n + 1; 32]) }
+}
+
+/// `centre-b` prevoted nil and for a block at height 1, round 0 (signed under the golden genesis).
+fn vote_equivocation() -> Equivocation {
+    let g = genesis();
+    let nil = Vote { height: 1, round: 0, kind: VoteKind::Prevote, value: None };
+    let block = Vote { value: Some(block_id(0x44)), ..nil };
+    let signed = |v: Vote| SignedStatement {
+        statement: Statement::Vote(v),
+        signature: v.sign(&g.checkpoint_origin, &g.hash(), "centre-b", &key(2)),
+    };
+    Equivocation::new(name("centre-b"), signed(nil), signed(block)).unwrap()
+}
+
+/// `centre-b` proposed two blocks at height 2, round 1.
+fn proposal_equivocation() -> Equivocation {
+    let g = genesis();
+    let a = Proposal { height: 2, round: 1, block: block_id(0x66), valid_round: None };
+    let b = Proposal { block: block_id(0x77), valid_round: Some(0), ..a };
+    let signed =
+        |p: Proposal| SignedStatement { statement: Statement::Proposal(p), signature: p.sign(&g.hash(), &key(2)) };
+    Equivocation::new(name("centre-b"), signed(a), signed(b)).unwrap()
 }
 
 /// Expected (name, hex of body bytes, id, hex of signature) — from docs/encoding.md.
@@ -155,6 +184,18 @@ const EXPECTED: &[(&str, &str, &str, &str)] = &[
         "de85df1c814ac51d6ae045573f98f5a21df10b0fce878e1fce3fd463608f8706",
         "17c6410bc0418d52d04c97dfa7bc3cf8aca27047df6080fe51722c37fafb2413109c081a0967e7ec08a09ffdafa4e593bff1b239e119152806435dd3a6a92005",
     ),
+    (
+        "equivocation",
+        "060000000000000062616e6b2d610300000000000000404ae7cf8b01000005000000080000000000000063656e7472652d62000000000100000000000000000000000000000000496f1a1ede2754dd5ddc6009491921c4034327496cb657c5b4eefc52ae78eb0d2222d3822343e6aca8591c4ede8668b4a63499abd18346d09bb527b5393b9907000000000100000000000000000000000000000001444444444444444444444444444444444444444444444444444444444444444401000000000000004545454545454545454545454545454545454545454545454545454545454545bff7623561f7a9ff4d62fef050bb1933484e10dac8262c4a5f5aa072038848adc0e64c3b2fa9b5b8f28bd68b13808c7b6cd7ad9541ce5c6a8e9072cd4e77c10c",
+        "2cfcbcb710eadc28019c217b57258ac0e0dd43430d0f02443d42268b9204d172",
+        "c2979253c5ee6125bc6fc7d8bd25e426eb0d418e104b18ef52afebc87db4d39ae6a54e19dd19528c523f029467ce9b36ee878ea92ee9b763353a8afcc86fdf0a",
+    ),
+    (
+        "equivocation-proposal",
+        "060000000000000062616e6b2d610400000000000000404ae7cf8b01000005000000080000000000000063656e7472652d6201000000020000000000000001000000666666666666666666666666666666666666666666666666666666666666666601000000000000006767676767676767676767676767676767676767676767676767676767676767005484d6d40ce5c1e7a3ba4b7bce98ee278556865120e5487ef3c7475f47d6f2812fdac2fd5296613b8f7b3c20d9bcbd1d9ee8f45bd2af353e9789f5b0b2ce2802010000000200000000000000010000007777777777777777777777777777777777777777777777777777777777777777010000000000000078787878787878787878787878787878787878787878787878787878787878780100000000352d033c7c03dbd88bba838d4872fe3c3ca449523a3ba40c22f0e0dcad888942bf6e2a7929c6a164eeed91bf12ec1bcc1226222fb4c125bc4e414d08d9549a05",
+        "7ee626f6390e05e0117463f70d6bca037e3cc7e6dadcb48fa09536fc7d53b076",
+        "9215050b3f65bf78be5642b1f3234e343ee78cf4765d95b97e8f67e8fced1180772b44002f61d0ba28248ca03f85d447220f53078df3f9e9b5c430aeb656cf00",
+    ),
 ];
 const GENESIS_HASH: &str = "866e96d5868ab8ba4ae0efb11a728a0b32be66dbcd7a2ec93bc0dff74c3dad40";
 const VALIDATOR_SET_HASH: &str = "ada49822d04a961ee4eb020298866bd31f2fd14724c7737df9ae01df311d6dbe";
@@ -178,6 +219,9 @@ fn golden_vectors() {
         assert_eq!(leaf.id, b.id());
         assert_eq!(leaf.body_bytes(), b.to_bytes());
     }
+    // The evidence vectors prove real offences under the golden genesis.
+    assert_eq!(vote_equivocation().check(&g, &chain), Ok(()));
+    assert_eq!(proposal_equivocation().check(&g, &chain), Ok(()));
     let rd = Leaf::new(bodies()[0].1.clone().sign(&key(2), &chain));
     let header = BlockHeader {
         height: 1,

@@ -240,7 +240,11 @@ fn decoders_never_panic_on_mutated_blocks() {
                 let (_, failure) = verify::verify_chain(&ctx, [Ok(blocks[0].clone()), Ok(cb.clone())], |_| {});
                 let Some(failure) = failure else {
                     let same_block = cb.block == blocks[1].block;
-                    panic!("a changed block verified; block part same: {same_block}\n{}\nvs\n{}", cb.certificate.to_note(), blocks[1].certificate.to_note());
+                    panic!(
+                        "a changed block verified; block part same: {same_block}\n{}\nvs\n{}",
+                        cb.certificate.to_note(),
+                        blocks[1].certificate.to_note()
+                    );
                 };
                 assert_eq!(failure.height, 2, "{failure}");
             }

@@ -1,0 +1,661 @@
+//! The route handlers, each with its OpenAPI description.
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi as _};
+
+use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId};
+use credence_ledger::block::Leaf;
+use credence_ledger::hash::{Hash, HashOf};
+use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
+use credence_ledger::merkle::{self, NodeHash, NodeReader};
+use credence_ledger::rules::Rejection;
+use credence_ledger::store::{IndexKey, Store, StoreError};
+
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::views::{
+    AttestationPage, AttestationView, BlockView, Committed, ConsistencyProofView, ErrorBody, HealthView,
+    InclusionProofView, MempoolView, NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
+};
+use super::{ApiDoc, ApiState, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
+use crate::mempool::{AdmitError, Admitted};
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+/// Runs store reads and admission on the blocking pool; a panic there becomes a 500.
+async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn parse_id(field: &'static str, s: &str) -> Result<AttestationId, ApiError> {
+    Hash::from_hex(field, s).map(HashOf::from_hash).map_err(|e| ApiError::from_id(e, field))
+}
+
+fn parse_u64(field: &'static str, s: &str) -> Result<u64, ApiError> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(field, "must be a decimal integer (0 to 18446744073709551615)"));
+    }
+    s.parse().map_err(|_| ApiError::bad_request(field, "must be a decimal integer (0 to 18446744073709551615)"))
+}
+
+fn parse_opt_u64(field: &'static str, s: Option<&str>) -> Result<Option<u64>, ApiError> {
+    s.map(|s| parse_u64(field, s)).transpose()
+}
+
+/// A member name in a path, resolved to its genesis index.
+fn parse_member(st: &ApiState, s: &str) -> Result<(MemberName, u16), ApiError> {
+    let name = MemberName::parse("member", s).map_err(|e| ApiError::from_id(e, "member"))?;
+    match st.ctx.genesis.member_index(&name) {
+        Some(i) => Ok((name, i)),
+        None => Err(ApiError::not_found("member", format!("'{name}' is not a member of this consortium"))),
+    }
+}
+
+fn b64(h: &NodeHash) -> String {
+    B64.encode(h)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Submission
+// ---------------------------------------------------------------------------------------------
+
+/// Submit a signed attestation.
+///
+/// The body's `attestation` (base64 of the canonical bytes) is authoritative; any
+/// `decoded` rendering alongside it is ignored. The node decodes it, checks fields,
+/// membership, the signature (bound to this chain's genesis hash) and the ledger rules
+/// against the committed state plus the pending attestations, then admits it to the
+/// mempool and gossips it. A sequence up to 256 past the attester's next one is held
+/// until the gap fills.
+#[utoipa::path(
+    post,
+    path = "/v1/attestations",
+    tag = "attestations",
+    request_body = SubmitRequest,
+    responses(
+        (status = 202, description = "Admitted to the mempool (pending)", body = SubmitResponse),
+        (status = 400, description = "Malformed body, base64 or attestation encoding", body = ErrorBody),
+        (status = 409, description = "Already pending, or the sequence is taken by a held attestation", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Content type is not application/json", body = ErrorBody),
+        (status = 422, description = "A ledger rule refuses it (code R001..R023: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
+        (status = 503, description = "Mempool full; retry later", body = ErrorBody),
+    )
+)]
+pub async fn submit_attestation(
+    State(st): State<ApiState>,
+    ApiJson(req): ApiJson<SubmitRequest>,
+) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    // Base64 of the largest attestation, with padding; anything longer cannot be one.
+    let b64_max = ATTESTATION_BYTES_MAX.div_ceil(3) * 4;
+    if req.attestation.len() > b64_max {
+        let e = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "attestation",
+            format!("longer than the base64 of the largest attestation ({ATTESTATION_BYTES_MAX} bytes)"),
+        );
+        st.metrics.refused("malformed");
+        return Err(e);
+    }
+    let bytes = match B64.decode(req.attestation.as_bytes()) {
+        Ok(b) => b,
+        Err(e) => {
+            st.metrics.refused("malformed");
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "attestation",
+                format!("not standard padded base64: {e}"),
+            ));
+        }
+    };
+    let state = st.clone();
+    let (admitted, leaf) = blocking(move || admit(&state, bytes)).await?;
+    if let (Some(tx), Some(leaf)) = (&st.on_admit, leaf)
+        && tx.try_send(leaf).is_err()
+    {
+        tracing::warn!(id = %admitted.id, "api: gossip queue full or closed; attestation stays pending locally");
+    }
+    let body = SubmitResponse {
+        id: admitted.id.to_string(),
+        status: "pending".into(),
+        waiting_for_sequence: admitted.held_for,
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// Verifies (no lock held) and admits (store, then mempool lock).
+fn admit(st: &ApiState, bytes: Vec<u8>) -> Result<(Admitted, Option<Leaf>), ApiError> {
+    let refuse = |e: AdmitError| {
+        st.metrics.refused(&e.code());
+        ApiError::from(e)
+    };
+    let verified = match st.verifier.verify(bytes) {
+        Ok(v) => {
+            st.metrics.signatures_verified.inc();
+            v
+        }
+        Err(e) => {
+            if matches!(e, AdmitError::Rule(Rejection::BadSignature(_))) {
+                st.metrics.signatures_invalid.inc();
+            }
+            return Err(refuse(e));
+        }
+    };
+    let leaf = st.on_admit.as_ref().map(|_| verified.leaf().clone());
+    let result = {
+        let store = st.read_store()?;
+        let mut pool = st.lock_mempool()?;
+        let r = pool.admit(&*store, verified, now_ms());
+        let stats = pool.stats();
+        st.metrics.mempool_records.set(stats.records as u64);
+        st.metrics.mempool_bytes.set(stats.bytes as u64);
+        st.metrics.mempool_held.set(stats.held as u64);
+        r
+    };
+    match result {
+        Ok(a) => {
+            st.metrics.attestations_admitted.inc();
+            st.metrics.mempool_evicted.add(a.evicted.len() as u64);
+            for (id, why) in &a.evicted {
+                tracing::info!(%id, reason = %why, "mempool: held attestation dropped at its turn");
+            }
+            Ok((a, leaf))
+        }
+        Err(e) => Err(refuse(e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attestations
+// ---------------------------------------------------------------------------------------------
+
+/// One attestation by id: committed (with height, leaf index and current status) or pending.
+#[utoipa::path(
+    get,
+    path = "/v1/attestations/{id}",
+    tag = "attestations",
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits")),
+    responses(
+        (status = 200, description = "The attestation", body = AttestationView),
+        (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 404, description = "Neither committed nor pending here", body = ErrorBody),
+    )
+)]
+pub async fn get_attestation(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<AttestationView>, ApiError> {
+    let id = parse_id("id", &id)?;
+    let view = blocking(move || {
+        {
+            let store = st.read_store()?;
+            if let Some(view) = committed_view(&*store, &id)? {
+                return Ok(view);
+            }
+        }
+        let pool = st.lock_mempool()?;
+        match pool.get(&id) {
+            Some(p) => Ok(AttestationView::pending(p.leaf, p.held)),
+            None => Err(ApiError::not_found("id", format!("attestation {id} is neither committed nor pending here"))),
+        }
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+fn committed_view(store: &(dyn Store + Send + Sync), id: &AttestationId) -> Result<Option<AttestationView>, ApiError> {
+    let Some(loc) = store.locate(id)? else { return Ok(None) };
+    let Some(leaf) = store.leaf(loc.leaf_index)? else {
+        return Err(ApiError::internal(format!("store: leaf {} of {id} is missing", loc.leaf_index)));
+    };
+    let record_status = store.record(id)?.map(|m| m.status);
+    let at = Committed { height: loc.height, leaf_index: loc.leaf_index, record_status };
+    Ok(Some(AttestationView::committed(&leaf, at)))
+}
+
+/// Paging parameters of the attestation lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Most items, 1 to 1000 (default 100); larger values are refused.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// Return only attestations with a leaf index greater than this (the previous page's `next_after`).
+    #[param(value_type = Option<u64>)]
+    pub after: Option<String>,
+}
+
+/// An index key that owns its value (moved to the blocking pool).
+enum Key {
+    Enterprise(Uscc),
+    Patent(PatentNumber),
+    Attester(u16),
+}
+
+async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPage>, ApiError> {
+    let limit = match parse_opt_u64("limit", q.limit.as_deref())? {
+        None => PAGE_LIMIT_DEFAULT,
+        Some(n) if n >= 1 && n <= PAGE_LIMIT_MAX as u64 => n as usize,
+        Some(_) => return Err(ApiError::bad_request("limit", format!("must be between 1 and {PAGE_LIMIT_MAX}"))),
+    };
+    let after = parse_opt_u64("after", q.after.as_deref())?;
+    let page = blocking(move || {
+        let store = st.read_store()?;
+        let key = match &key {
+            Key::Enterprise(u) => IndexKey::Enterprise(u),
+            Key::Patent(p) => IndexKey::Patent(p),
+            Key::Attester(m) => IndexKey::Attester(*m),
+        };
+        let indexes = store.query(key, after, limit)?;
+        let mut items = Vec::with_capacity(indexes.len());
+        for index in &indexes {
+            let Some(leaf) = store.leaf(*index)? else {
+                return Err(ApiError::internal(format!("store: indexed leaf {index} is missing")));
+            };
+            let Some(loc) = store.locate(&leaf.id)? else {
+                return Err(ApiError::internal(format!("store: leaf {index} has no location")));
+            };
+            let record_status = store.record(&leaf.id)?.map(|m| m.status);
+            items.push(AttestationView::committed(
+                &leaf,
+                Committed { height: loc.height, leaf_index: *index, record_status },
+            ));
+        }
+        let next_after = if indexes.len() == limit { indexes.last().copied() } else { None };
+        Ok(AttestationPage { items, next_after })
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+/// Committed attestations about an enterprise (R&D spend, valuations of its patents, its pledges).
+#[utoipa::path(
+    get,
+    path = "/v1/enterprises/{uscc}/attestations",
+    tag = "queries",
+    params(("uscc" = String, Path, description = "Unified social credit code (18 characters, GB 32100-2015)"), PageQuery),
+    responses(
+        (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
+        (status = 400, description = "Bad code or paging parameter", body = ErrorBody),
+    )
+)]
+pub async fn enterprise_attestations(
+    State(st): State<ApiState>,
+    ApiPath(uscc): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AttestationPage>, ApiError> {
+    let uscc = Uscc::parse("uscc", &uscc).map_err(|e| ApiError::from_id(e, "uscc"))?;
+    page(st, Key::Enterprise(uscc), q).await
+}
+
+/// Committed attestations about a patent (valuations and pledges).
+#[utoipa::path(
+    get,
+    path = "/v1/patents/{number}/attestations",
+    tag = "queries",
+    params(("number" = String, Path, description = "CN application number, e.g. CN202310123456.7"), PageQuery),
+    responses(
+        (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
+        (status = 400, description = "Bad number or paging parameter", body = ErrorBody),
+    )
+)]
+pub async fn patent_attestations(
+    State(st): State<ApiState>,
+    ApiPath(number): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AttestationPage>, ApiError> {
+    let patent = PatentNumber::parse("number", &number).map_err(|e| ApiError::from_id(e, "number"))?;
+    page(st, Key::Patent(patent), q).await
+}
+
+/// Committed attestations signed by a member.
+#[utoipa::path(
+    get,
+    path = "/v1/attesters/{member}/attestations",
+    tag = "queries",
+    params(("member" = String, Path, description = "Member name from genesis"), PageQuery),
+    responses(
+        (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
+        (status = 400, description = "Bad name or paging parameter", body = ErrorBody),
+        (status = 404, description = "Not a member", body = ErrorBody),
+    )
+)]
+pub async fn attester_attestations(
+    State(st): State<ApiState>,
+    ApiPath(member): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AttestationPage>, ApiError> {
+    let (_, index) = parse_member(&st, &member)?;
+    page(st, Key::Attester(index), q).await
+}
+
+/// The sequence number a member must sign next (committed plus pending), for `credence attest`.
+#[utoipa::path(
+    get,
+    path = "/v1/attesters/{member}/next-sequence",
+    tag = "attestations",
+    params(("member" = String, Path, description = "Member name from genesis")),
+    responses(
+        (status = 200, description = "Next sequence", body = NextSequenceView),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        (status = 404, description = "Not a member", body = ErrorBody),
+    )
+)]
+pub async fn next_sequence(
+    State(st): State<ApiState>,
+    ApiPath(member): ApiPath<String>,
+) -> Result<Json<NextSequenceView>, ApiError> {
+    let (name, index) = parse_member(&st, &member)?;
+    let view = blocking(move || {
+        let store = st.read_store()?;
+        let committed_next = store.next_sequence(index)?;
+        let pool = st.lock_mempool()?;
+        let next_sequence = pool.next_sequence(&*store, index)?;
+        let held = pool.held_sequences(index);
+        Ok(NextSequenceView { attester: name.to_string(), next_sequence, committed_next, held })
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocks, status, checkpoint
+// ---------------------------------------------------------------------------------------------
+
+/// A committed block: header, certificate and attestation ids.
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/{height}",
+    tag = "chain",
+    params(("height" = u64, Path, description = "Block height, from 1")),
+    responses(
+        (status = 200, description = "The block", body = BlockView),
+        (status = 400, description = "Not a height", body = ErrorBody),
+        (status = 404, description = "No such block yet", body = ErrorBody),
+    )
+)]
+pub async fn get_block(
+    State(st): State<ApiState>,
+    ApiPath(height): ApiPath<String>,
+) -> Result<Json<BlockView>, ApiError> {
+    let height = parse_u64("height", &height)?;
+    let view = blocking(move || {
+        let store = st.read_store()?;
+        let Some(cb) = store.block(height)? else {
+            let head = store.head()?.map_or(0, |h| h.height);
+            return Err(ApiError::not_found("height", format!("no block {height}; blocks are 1 to {head}")));
+        };
+        let ids = cb.block.leaves.iter().map(|l| l.id.to_string()).collect();
+        Ok(BlockView::new(&cb.block.header, cb.certificate.to_note(), ids))
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// The node's view of the chain and itself.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "node",
+    responses((status = 200, description = "Status", body = StatusView))
+)]
+pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
+    let node = st.status.borrow().clone();
+    let view = blocking(move || {
+        let head = st.read_store()?.head()?;
+        let stats = st.lock_mempool()?.stats();
+        Ok(StatusView {
+            chain_id: st.ctx.chain_id.to_hex(),
+            origin: st.ctx.genesis.checkpoint_origin.clone(),
+            height: head.map_or(0, |h| h.height),
+            tree_size: head.map_or(0, |h| h.tree_size),
+            tree_root: b64(&head.map_or_else(merkle::empty_root, |h| h.tree_root.0)),
+            block_hash: head.map(|h| h.hash.to_string()),
+            time_ms: head.map_or(st.ctx.genesis.genesis_time_ms, |h| h.time_ms),
+            peers: node.peers,
+            syncing: node.syncing,
+            validator: node.validator,
+            member: node.member,
+            round: node.round,
+            mempool: MempoolView {
+                records: stats.records,
+                bytes: stats.bytes,
+                held: stats.held,
+                records_max: stats.limits.records_max,
+                bytes_max: stats.limits.bytes_max,
+            },
+        })
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// The latest commit certificate: a C2SP tlog-checkpoint signed note cosigned by the validators.
+#[utoipa::path(
+    get,
+    path = "/v1/checkpoint",
+    tag = "chain",
+    responses(
+        (status = 200, description = "The signed note", body = String, content_type = "text/plain"),
+        (status = 404, description = "No block committed yet", body = ErrorBody),
+    )
+)]
+pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let note = blocking(move || {
+        let store = st.read_store()?;
+        let Some(head) = store.head()? else {
+            return Err(ApiError::not_found("checkpoint", "no block is committed yet"));
+        };
+        match store.certificate(head.height)? {
+            Some(c) => Ok(c.to_note()),
+            None => Err(ApiError::internal(format!("store: certificate of head {} is missing", head.height))),
+        }
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proofs
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionQuery {
+    /// Tree size to prove against (default: the head's); a checkpoint's size gives a root its validators signed.
+    #[param(value_type = Option<u64>)]
+    pub tree_size: Option<String>,
+}
+
+/// RFC 9162 inclusion proof of a committed attestation.
+#[utoipa::path(
+    get,
+    path = "/v1/proofs/inclusion/{id}",
+    tag = "proofs",
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits"), InclusionQuery),
+    responses(
+        (status = 200, description = "The proof", body = InclusionProofView),
+        (status = 400, description = "Bad id or tree size", body = ErrorBody),
+        (status = 404, description = "Not committed", body = ErrorBody),
+    )
+)]
+pub async fn inclusion_proof(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
+) -> Result<Json<InclusionProofView>, ApiError> {
+    let id = parse_id("id", &id)?;
+    let tree_size = parse_opt_u64("tree_size", q.tree_size.as_deref())?;
+    let view = blocking(move || {
+        let store = st.read_store()?;
+        let Some(loc) = store.locate(&id)? else {
+            return Err(ApiError::not_found("id", format!("attestation {id} is not committed")));
+        };
+        let head_size = store.head()?.map_or(0, |h| h.tree_size);
+        let size = tree_size.unwrap_or(head_size);
+        if size <= loc.leaf_index {
+            return Err(ApiError::bad_request(
+                "tree_size",
+                format!("must be greater than the attestation's leaf index {}", loc.leaf_index),
+            ));
+        }
+        if size > head_size {
+            return Err(ApiError::bad_request("tree_size", format!("must not exceed the tree size {head_size}")));
+        }
+        let nodes = StoreView(&*store);
+        let proof = merkle::inclusion_proof(loc.leaf_index, size, &nodes).map_err(ApiError::internal)?;
+        let root = merkle::root_at(size, &nodes).map_err(ApiError::internal)?;
+        let leaf_hash = nodes.node(0, loc.leaf_index).map_err(ApiError::internal)?;
+        Ok(InclusionProofView {
+            id: id.to_string(),
+            leaf_index: loc.leaf_index,
+            tree_size: size,
+            leaf_hash: b64(&leaf_hash),
+            root: b64(&root),
+            proof: proof.iter().map(b64).collect(),
+        })
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The older tree size, at least 1.
+    #[param(value_type = u64, minimum = 1)]
+    pub from: Option<String>,
+    /// The newer tree size (default: the head's).
+    #[param(value_type = Option<u64>)]
+    pub to: Option<String>,
+}
+
+/// RFC 9162 consistency proof between two tree sizes.
+#[utoipa::path(
+    get,
+    path = "/v1/proofs/consistency",
+    tag = "proofs",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProofView),
+        (status = 400, description = "Bad sizes", body = ErrorBody),
+    )
+)]
+pub async fn consistency_proof(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ConsistencyProofView>, ApiError> {
+    let Some(from) = parse_opt_u64("from", q.from.as_deref())? else {
+        return Err(ApiError::bad_request("from", "is required (the older tree size)"));
+    };
+    let to = parse_opt_u64("to", q.to.as_deref())?;
+    let view = blocking(move || {
+        let store = st.read_store()?;
+        let head_size = store.head()?.map_or(0, |h| h.tree_size);
+        let to = to.unwrap_or(head_size);
+        if to > head_size {
+            return Err(ApiError::bad_request("to", format!("must not exceed the tree size {head_size}")));
+        }
+        if from == 0 || from > to {
+            return Err(ApiError::bad_request("from", format!("must be between 1 and to ({to})")));
+        }
+        let nodes = StoreView(&*store);
+        let proof = merkle::consistency_proof(from, to, &nodes).map_err(ApiError::internal)?;
+        let root_from = merkle::root_at(from, &nodes).map_err(ApiError::internal)?;
+        let root_to = merkle::root_at(to, &nodes).map_err(ApiError::internal)?;
+        Ok(ConsistencyProofView {
+            from,
+            to,
+            root_from: b64(&root_from),
+            root_to: b64(&root_to),
+            proof: proof.iter().map(b64).collect(),
+        })
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------
+
+/// Liveness: answers while the node's HTTP server runs.
+#[utoipa::path(get, path = "/healthz", tag = "node", responses((status = 200, description = "Alive", body = HealthView)))]
+pub async fn healthz() -> Json<HealthView> {
+    Json(HealthView { status: "ok".into() })
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "node",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let node = st.status.borrow().clone();
+    st.metrics.peers.set(node.peers as u64);
+    st.metrics.syncing.set(u64::from(node.syncing));
+    let state = st.clone();
+    blocking(move || {
+        if let Some(head) = state.read_store()?.head()? {
+            state.metrics.height.set(head.height);
+            state.metrics.tree_size.set(head.tree_size);
+        }
+        let stats = state.lock_mempool()?.stats();
+        state.metrics.mempool_records.set(stats.records as u64);
+        state.metrics.mempool_bytes.set(stats.bytes as u64);
+        state.metrics.mempool_held.set(stats.held as u64);
+        Ok(())
+    })
+    .await?;
+    let text = st.metrics.render();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "node",
+    responses((status = 200, description = "OpenAPI 3 document", body = Object, content_type = "application/json"))
+)]
+pub async fn openapi() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| match ApiDoc::openapi().to_json() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "api: cannot serialize the OpenAPI document");
+            String::from("{}")
+        }
+    });
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+}

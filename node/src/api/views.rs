@@ -1,0 +1,411 @@
+//! JSON shapes of the API (requests, responses, errors), with their OpenAPI schemas, and their construction from ledger types.
+//!
+//! Conventions: attestation ids and block hashes are 64 lowercase hex digits (as in
+//! checkpoints); Merkle roots and proof hashes are standard padded base64 (as in C2SP
+//! checkpoints); money is integer fen plus the ISO currency code, never a float.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use credence_ledger::attestation::{Claim, RdCategory, ValuationMethod};
+use credence_ledger::block::{BlockHeader, Leaf};
+use credence_ledger::ids::Money;
+use credence_ledger::rules::RecordStatus;
+use credence_ledger::vote::Slot;
+
+/// `POST /v1/attestations` body.
+///
+/// `attestation` is authoritative: the node decodes, checks and stores exactly these
+/// bytes. `decoded` may carry a human-readable rendering for logs and reviewers; the
+/// node never reads it, and it cannot change what is attested.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// Standard padded base64 of the canonical attestation bytes (body ‖ 64-byte signature), at most 2,048 bytes decoded.
+    pub attestation: String,
+    /// Optional, ignored: a decoded rendering for humans.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub decoded: Option<serde_json::Value>,
+}
+
+/// `202 Accepted` answer to a submission.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    /// The attestation id (SHA-256 of the body), hex.
+    pub id: String,
+    /// Always `pending`.
+    pub status: String,
+    /// Set when the attestation is held: the attester's sequence the pool is waiting for first.
+    pub waiting_for_sequence: Option<u64>,
+}
+
+/// An error answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `R001`…`R023` for ledger rules (stable, see the ledger's rejection codes), else a word:
+    /// `bad_request`, `malformed`, `duplicate`, `sequence_taken`, `mempool_full`, `not_found`,
+    /// `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `timeout`, `internal`.
+    pub code: String,
+    /// The request field, attestation field or parameter at fault.
+    pub field: String,
+    /// The rule it breaks.
+    pub rule: String,
+    /// `field: rule`.
+    pub message: String,
+}
+
+/// An amount of money in integer minor units.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MoneyView {
+    /// Minor units (1/100 of the major unit).
+    pub fen: u64,
+    /// ISO 4217 alphabetic code.
+    pub currency: String,
+    /// The same amount in major units with two decimals, e.g. `1250000.00`.
+    pub amount: String,
+}
+
+impl From<&Money> for MoneyView {
+    fn from(m: &Money) -> Self {
+        MoneyView { fen: m.fen, currency: m.currency.as_str().to_string(), amount: m.to_decimal_string() }
+    }
+}
+
+/// The statement of an attestation; `kind` selects the fields.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ClaimView {
+    /// Audited R&D spend of an enterprise over a period.
+    RdSpend {
+        /// Unified social credit code.
+        enterprise: String,
+        /// `YYYY` (whole year) or `YYYYQn`.
+        period: String,
+        amount: MoneyView,
+        /// total, personnel, direct-inputs, depreciation, amortization, new-product-design, commissioned, other.
+        category: String,
+        /// SHA-256 of the evidence document, hex.
+        evidence: String,
+    },
+    /// An appraiser's valuation of a patent.
+    PatentValuation {
+        /// CN application number, e.g. `CN202310123456.7`.
+        patent: String,
+        owner: String,
+        value: MoneyView,
+        /// income, market or cost.
+        method: String,
+        /// `YYYY-MM-DD`.
+        valuation_date: String,
+        valid_until: String,
+        evidence: String,
+    },
+    /// A patent pledged to a member bank.
+    Pledge {
+        patent: String,
+        pledgor: String,
+        pledgee: String,
+        secured: MoneyView,
+        start: String,
+        term_months: u16,
+        evidence: String,
+    },
+    /// The pledgee releases a pledge.
+    Release {
+        /// Id of the pledge attestation.
+        pledge: String,
+    },
+    /// The original attester withdraws an attestation.
+    Revoke { target: String, superseded_by: Option<String> },
+    /// Evidence that a validator signed two conflicting consensus statements.
+    Equivocation { validator: String, height: u64, round: u32, step: String },
+}
+
+impl From<&Claim> for ClaimView {
+    fn from(c: &Claim) -> Self {
+        match c {
+            Claim::RdSpend(c) => ClaimView::RdSpend {
+                enterprise: c.enterprise.to_string(),
+                period: c.period.to_string(),
+                amount: (&c.amount).into(),
+                category: category_name(c.category).to_string(),
+                evidence: c.evidence.to_hex(),
+            },
+            Claim::PatentValuation(c) => ClaimView::PatentValuation {
+                patent: c.patent.to_string(),
+                owner: c.owner.to_string(),
+                value: (&c.value).into(),
+                method: method_name(c.method).to_string(),
+                valuation_date: c.valuation_date.to_string(),
+                valid_until: c.valid_until.to_string(),
+                evidence: c.evidence.to_hex(),
+            },
+            Claim::PatentPledge(c) => ClaimView::Pledge {
+                patent: c.patent.to_string(),
+                pledgor: c.pledgor.to_string(),
+                pledgee: c.pledgee.to_string(),
+                secured: (&c.secured).into(),
+                start: c.start.to_string(),
+                term_months: c.term_months,
+                evidence: c.evidence.to_hex(),
+            },
+            Claim::PledgeRelease(c) => ClaimView::Release { pledge: c.pledge.to_string() },
+            Claim::Revocation(c) => ClaimView::Revoke {
+                target: c.target.to_string(),
+                superseded_by: c.superseded_by.map(|s| s.to_string()),
+            },
+            Claim::Equivocation(e) => {
+                let (height, round, slot) = e.first.statement.slot();
+                let step = match slot {
+                    Slot::Proposal => "proposal",
+                    Slot::Prevote => "prevote",
+                    Slot::Precommit => "precommit",
+                };
+                ClaimView::Equivocation { validator: e.validator.to_string(), height, round, step: step.to_string() }
+            }
+        }
+    }
+}
+
+fn category_name(c: RdCategory) -> &'static str {
+    match c {
+        RdCategory::Total => "total",
+        RdCategory::Personnel => "personnel",
+        RdCategory::DirectInputs => "direct-inputs",
+        RdCategory::Depreciation => "depreciation",
+        RdCategory::Amortization => "amortization",
+        RdCategory::NewProductDesign => "new-product-design",
+        RdCategory::Commissioned => "commissioned",
+        RdCategory::Other => "other",
+    }
+}
+
+fn method_name(m: ValuationMethod) -> &'static str {
+    match m {
+        ValuationMethod::Income => "income",
+        ValuationMethod::Market => "market",
+        ValuationMethod::Cost => "cost",
+    }
+}
+
+/// One attestation, decoded, with where it is.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttestationView {
+    /// SHA-256 of the body, hex.
+    pub id: String,
+    /// `pending` (in this node's mempool) or `committed`.
+    pub status: String,
+    /// Pending only: true while waiting for an earlier sequence of its attester.
+    pub held: Option<bool>,
+    /// Committed only: height of the block holding it.
+    pub height: Option<u64>,
+    /// Committed only: its index in the ledger's Merkle tree.
+    pub leaf_index: Option<u64>,
+    /// Committed only: `active`, `revoked` or `released` (pledges), as of the head.
+    pub record_status: Option<String>,
+    pub attester: String,
+    pub sequence: u64,
+    /// Unix epoch milliseconds, UTC.
+    pub issued_at_ms: u64,
+    pub claim: ClaimView,
+    /// The 64-byte Ed25519 signature, base64.
+    pub signature: String,
+    /// The canonical attestation bytes (the Merkle leaf data), base64.
+    pub attestation: String,
+}
+
+/// Where a committed attestation is and what became of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Committed {
+    pub height: u64,
+    pub leaf_index: u64,
+    pub record_status: Option<RecordStatus>,
+}
+
+impl AttestationView {
+    pub fn pending(leaf: &Leaf, held: bool) -> AttestationView {
+        let mut v = AttestationView::base(leaf, "pending");
+        v.held = Some(held);
+        v
+    }
+
+    pub fn committed(leaf: &Leaf, at: Committed) -> AttestationView {
+        let mut v = AttestationView::base(leaf, "committed");
+        v.height = Some(at.height);
+        v.leaf_index = Some(at.leaf_index);
+        v.record_status = at.record_status.map(|s| {
+            match s {
+                RecordStatus::Active => "active",
+                RecordStatus::Revoked => "revoked",
+                RecordStatus::Released => "released",
+            }
+            .to_string()
+        });
+        v
+    }
+
+    fn base(leaf: &Leaf, status: &str) -> AttestationView {
+        let body = &leaf.attestation.body;
+        AttestationView {
+            id: leaf.id.to_string(),
+            status: status.to_string(),
+            held: None,
+            height: None,
+            leaf_index: None,
+            record_status: None,
+            attester: body.attester.to_string(),
+            sequence: body.sequence,
+            issued_at_ms: body.issued_at_ms,
+            claim: (&body.claim).into(),
+            signature: B64.encode(leaf.attestation.signature.0),
+            attestation: B64.encode(&leaf.bytes),
+        }
+    }
+}
+
+/// One page of committed attestations, ascending by leaf index.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttestationPage {
+    pub items: Vec<AttestationView>,
+    /// Pass as `after` for the next page; `null` when this page is the last. A full
+    /// page may be followed by an empty one.
+    pub next_after: Option<u64>,
+}
+
+/// A committed block.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BlockView {
+    pub height: u64,
+    /// Block hash (SHA-256 of the header), hex.
+    pub hash: String,
+    /// Previous block hash (block 1: the genesis hash), hex.
+    pub prev: String,
+    /// Proposer's clock, Unix epoch milliseconds.
+    pub time_ms: u64,
+    pub proposer: String,
+    /// Leaves in the tree after this block.
+    pub tree_size: u64,
+    /// RFC 9162 root after this block, base64.
+    pub tree_root: String,
+    /// Validator-set hash, hex.
+    pub validator_set: String,
+    /// Leaf index of the block's first attestation (its attestations are `[first_leaf_index, tree_size)`).
+    pub first_leaf_index: u64,
+    /// The commit certificate: a C2SP signed note (tlog-checkpoint) cosigned by the validators.
+    pub certificate: String,
+    /// Ids of the block's attestations in order, hex.
+    pub attestations: Vec<String>,
+}
+
+impl BlockView {
+    pub fn new(h: &BlockHeader, certificate: String, ids: Vec<String>) -> BlockView {
+        BlockView {
+            height: h.height,
+            hash: h.hash().to_string(),
+            prev: h.prev.to_string(),
+            time_ms: h.time_ms,
+            proposer: h.proposer.to_string(),
+            tree_size: h.tree_size,
+            tree_root: B64.encode(h.tree_root.0),
+            validator_set: h.validator_set.to_hex(),
+            first_leaf_index: h.tree_size.saturating_sub(ids.len() as u64),
+            certificate,
+            attestations: ids,
+        }
+    }
+}
+
+/// Mempool occupancy and bounds.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MempoolView {
+    /// Pending attestations (ready + held).
+    pub records: usize,
+    pub bytes: usize,
+    /// Pending attestations waiting for an earlier sequence.
+    pub held: usize,
+    pub records_max: usize,
+    pub bytes_max: usize,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatusView {
+    /// The genesis hash (what every signature is bound to), hex.
+    pub chain_id: String,
+    /// The checkpoint origin line.
+    pub origin: String,
+    /// Height of the last committed block (0 before block 1).
+    pub height: u64,
+    pub tree_size: u64,
+    /// Root at `tree_size`, base64.
+    pub tree_root: String,
+    /// Hash of the last committed block, hex (`null` before block 1).
+    pub block_hash: Option<String>,
+    /// Time of the last committed block (genesis time before block 1).
+    pub time_ms: u64,
+    /// Connected peers.
+    pub peers: usize,
+    /// True while catching up by block sync.
+    pub syncing: bool,
+    /// True if this node is a validator.
+    pub validator: bool,
+    /// This node's member name, if it has one.
+    pub member: Option<String>,
+    /// Current consensus round, if taking part in consensus.
+    pub round: Option<u32>,
+    pub mempool: MempoolView,
+}
+
+/// An RFC 9162 §2.1.3 inclusion proof.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProofView {
+    pub id: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// SHA-256(0x00 ‖ attestation bytes), base64.
+    pub leaf_hash: String,
+    /// Root of the tree of `tree_size` leaves, base64.
+    pub root: String,
+    /// Audit path, leaf level first (RFC 9162 §2.1.3.1 order), base64 each.
+    pub proof: Vec<String>,
+}
+
+/// An RFC 9162 §2.1.4 consistency proof.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProofView {
+    pub from: u64,
+    pub to: u64,
+    /// Root of the first `from` leaves, base64.
+    pub root_from: String,
+    /// Root of the first `to` leaves, base64.
+    pub root_to: String,
+    /// RFC 9162 §2.1.4.1 order, base64 each.
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/attesters/{member}/next-sequence`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NextSequenceView {
+    pub attester: String,
+    /// The sequence to sign next: after the committed and the ready pending attestations.
+    pub next_sequence: u64,
+    /// Next sequence counting committed attestations only.
+    pub committed_next: u64,
+    /// Held sequences (waiting for `next_sequence` to arrive), ascending.
+    pub held: Vec<u64>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthView {
+    /// Always `ok` when the node answers.
+    pub status: String,
+}

@@ -1,0 +1,712 @@
+//! The Tendermint state machine (arXiv 1807.04938, Algorithm 1); comments `Lnn` cite the paper's line numbers.
+//!
+//! Deviations from the pseudo-code, each safe:
+//! * `valid(v)` is asked of the driver ([`Effect::ValidateBlock`]) and rules that need it
+//!   wait for the answer; `getValue()` likewise ([`Effect::BuildBlock`]).
+//! * The proposer also schedules `timeoutPropose` (L21), so a driver that never answers
+//!   `BuildBlock` cannot stall it in the propose step.
+//! * L49 accepts the block from any proposal of the height with the same id, not only the
+//!   proposal of round r: the id fixes the block, and liveness improves.
+//! * L55 is bounded as in [`super::votes`]; among qualifying rounds the highest is taken.
+//! * Before signing, the double-sign guard ([`SignState`]) must allow it; a refused
+//!   signature is simply not sent (as if lost), the step still advances.
+//! * Up to two proposals per round and two votes per validator and slot are kept
+//!   (see [`super::votes`]); a third conflicting statement is dropped.
+//!
+//! The paper assumes gossip: whatever one correct process receives, all eventually
+//! receive. A driver provides it by re-sending [`Consensus::known_messages`] when no
+//! step was taken for a while.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use credence_ledger::block::{Block, CertifiedBlock};
+use credence_ledger::checkpoint::{Checkpoint, NoteSignature};
+use credence_ledger::vote::{BlockId, Equivocation, Proposal, SignedStatement, Slot, Statement, Vote, VoteKind};
+
+use super::guard::{SIGNED_VOTES_MAX, SignState};
+use super::types::{
+    Context, Effect, Input, Message, MessageError, SignedProposal, SignedVote, Signer, Step, Timeout, ValidatorIndex,
+};
+use super::votes::{Added, VoteBook, VoteRecord};
+
+/// Verified messages for the next height kept per validator until we get there.
+pub const FUTURE_MESSAGES_PER_VALIDATOR: usize = 4;
+/// Proposals kept per round: the first, and one conflicting (an equivocation).
+pub const PROPOSALS_PER_ROUND_MAX: usize = 2;
+
+#[derive(Debug)]
+struct BlockEntry {
+    block: Arc<Block>,
+    /// `valid(v)`: `None` while the driver checks it.
+    valid: Option<bool>,
+}
+
+/// One validator's (or observer's) consensus state. Pure: inputs in, effects out.
+#[derive(Debug)]
+pub struct Consensus {
+    ctx: Arc<Context>,
+    signer: Option<Signer>,
+    /// L2–L9.
+    height: u64,
+    round: u32,
+    step: Step,
+    locked: Option<(u32, BlockId)>,
+    valid: Option<(u32, BlockId)>,
+    /// The durable guard; `None` if this validator never signed.
+    sign_state: Option<SignState>,
+    /// Blocks of this height by id, each from a proposal (bounded like the proposals).
+    blocks: BTreeMap<BlockId, BlockEntry>,
+    /// Correctly signed proposals of each round, in arrival order (at most two).
+    proposals: BTreeMap<u32, Vec<SignedProposal>>,
+    votes: VoteBook,
+    /// "For the first time" guards of the current round: L34, L36, L47.
+    prevote_timeout_armed: bool,
+    polka_seen: bool,
+    precommit_timeout_armed: bool,
+    /// Waiting for `BlockBuilt` in the current round.
+    awaiting_block: bool,
+    /// Verified messages for `height + 1`, with their sender.
+    future: Vec<(ValidatorIndex, Message)>,
+    /// Offences already reported at this height.
+    reported: BTreeSet<(ValidatorIndex, u32, Slot)>,
+    refused: u64,
+}
+
+impl Consensus {
+    /// A machine at `height` (the one after the last stored block). `sign_state` is
+    /// the durable record of the last run, if any: at the same height it restores
+    /// the lock and the round, and re-sends the votes signed there. Call
+    /// [`Consensus::start`] next.
+    pub fn new(ctx: Arc<Context>, signer: Option<Signer>, height: u64, sign_state: Option<SignState>) -> Consensus {
+        assert!(height >= 1, "height 0 is genesis");
+        if let Some(s) = &signer {
+            assert!(usize::from(s.index) < ctx.n(), "signer is a validator");
+            assert_eq!(
+                ctx.validators[usize::from(s.index)].key.public(),
+                s.key.public(),
+                "signer key is its genesis key"
+            );
+        }
+        let n = ctx.n();
+        Consensus {
+            ctx,
+            signer,
+            height,
+            round: 0,
+            step: Step::Propose,
+            locked: None,
+            valid: None,
+            sign_state,
+            blocks: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            votes: VoteBook::new(n),
+            prevote_timeout_armed: false,
+            polka_seen: false,
+            precommit_timeout_armed: false,
+            awaiting_block: false,
+            future: Vec::new(),
+            reported: BTreeSet::new(),
+            refused: 0,
+        }
+    }
+
+    /// L10: upon start do StartRound(0) (or the restored round).
+    pub fn start(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.enter_height(self.height, &mut out);
+        self.progress(&mut out);
+        out
+    }
+
+    /// Feeds one input; returns what the driver must do, in order. A message that is
+    /// not counted is an error (the driver may score its sender); an equivocation is
+    /// not an error but yields [`Effect::Evidence`].
+    pub fn step(&mut self, input: Input) -> Result<Vec<Effect>, MessageError> {
+        let mut out = Vec::new();
+        match input {
+            Input::Proposal(p) => self.on_message(Message::Proposal(p), &mut out)?,
+            Input::Vote(v) => self.on_message(Message::Vote(v), &mut out)?,
+            Input::Timeout(t) => self.on_timeout(t, &mut out),
+            Input::BlockBuilt { height, round, block } => self.on_block_built(height, round, block, &mut out),
+            Input::BlockValidated { height, id, valid } => {
+                if height == self.height
+                    && let Some(e) = self.blocks.get_mut(&id)
+                    && e.valid.is_none()
+                {
+                    e.valid = Some(valid);
+                }
+            }
+            Input::Synced { height } => {
+                if height >= self.height {
+                    self.enter_height(height + 1, &mut out);
+                }
+            }
+        }
+        self.progress(&mut out);
+        Ok(out)
+    }
+
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+    pub fn current_step(&self) -> Step {
+        self.step
+    }
+    pub fn locked(&self) -> Option<(u32, BlockId)> {
+        self.locked
+    }
+    pub fn sign_state(&self) -> Option<&SignState> {
+        self.sign_state.as_ref()
+    }
+    /// Signatures the guard refused (after a restart), since creation.
+    pub fn refused_signatures(&self) -> u64 {
+        self.refused
+    }
+
+    /// Every proposal and vote kept at the current height (ours included): what a
+    /// driver re-sends when no step was taken for a while, as gossip would.
+    pub fn known_messages(&self) -> Vec<Message> {
+        let mut out: Vec<Message> = self.proposals.values().flatten().map(|p| Message::Proposal(p.clone())).collect();
+        for (round, rv) in self.votes.rounds() {
+            for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                for (v, rec) in rv.all(kind) {
+                    let vote = Vote { height: self.height, round: *round, kind, value: rec.value };
+                    let validator = v as ValidatorIndex;
+                    out.push(Message::Vote(SignedVote { vote, validator, signature: rec.signature }));
+                }
+            }
+        }
+        out
+    }
+
+    /// The validator that signed `msg`: the vote's signer, or the proposer of the proposal's round.
+    pub fn signer_of(&self, msg: &Message) -> ValidatorIndex {
+        match msg {
+            Message::Proposal(p) => self.ctx.proposer(p.proposal.height, p.proposal.round),
+            Message::Vote(v) => v.validator,
+        }
+    }
+
+    // ---- inputs -------------------------------------------------------------------
+
+    fn on_message(&mut self, msg: Message, out: &mut Vec<Effect>) -> Result<(), MessageError> {
+        let (got, current) = (msg.height(), self.height);
+        if got < current {
+            return Err(MessageError::PastHeight { got, current });
+        }
+        if got > current + 1 {
+            return Err(MessageError::FutureHeight { got, current });
+        }
+        if got == current + 1 {
+            return self.buffer(msg);
+        }
+        match msg {
+            Message::Proposal(p) => self.on_proposal(p, false, out),
+            Message::Vote(v) => self.on_vote(v, false, out),
+        }
+    }
+
+    /// Keeps a verified next-height message, at most [`FUTURE_MESSAGES_PER_VALIDATOR`] per sender.
+    fn buffer(&mut self, msg: Message) -> Result<(), MessageError> {
+        if self.future.iter().any(|(_, m)| *m == msg) {
+            return Err(MessageError::Duplicate);
+        }
+        let sender = match &msg {
+            Message::Proposal(p) => {
+                let proposer = self.check_proposal_shape(p)?;
+                self.verify_proposal(proposer, p)?;
+                proposer
+            }
+            Message::Vote(v) => {
+                self.verify_vote(v)?;
+                v.validator
+            }
+        };
+        if self.future.iter().filter(|(s, _)| *s == sender).count() >= FUTURE_MESSAGES_PER_VALIDATOR {
+            return Err(MessageError::BufferFull(sender));
+        }
+        self.future.push((sender, msg));
+        Ok(())
+    }
+
+    fn on_proposal(&mut self, sp: SignedProposal, verified: bool, out: &mut Vec<Effect>) -> Result<(), MessageError> {
+        let p = sp.proposal;
+        debug_assert_eq!(p.height, self.height);
+        let kept = self.proposals.get(&p.round).map_or(&[][..], Vec::as_slice);
+        if kept.iter().any(|e| e.proposal == p) {
+            return Err(MessageError::Duplicate);
+        }
+        if kept.len() >= PROPOSALS_PER_ROUND_MAX {
+            return Err(MessageError::SlotFull);
+        }
+        let first = kept
+            .first()
+            .map(|e| SignedStatement { statement: Statement::Proposal(e.proposal), signature: e.signature });
+        let proposer = self.check_proposal_shape(&sp)?;
+        if !self.votes.admits(p.round, proposer, self.round) {
+            return Err(MessageError::RoundOutOfWindow { round: p.round, current: self.round, validator: proposer });
+        }
+        if !verified {
+            self.verify_proposal(proposer, &sp)?;
+        }
+        if let Some(first) = first {
+            let second = SignedStatement { statement: Statement::Proposal(p), signature: sp.signature };
+            self.report(proposer, first, second, out);
+        }
+        self.votes.mark_sender(p.round, proposer);
+        if !self.blocks.contains_key(&p.block) {
+            self.blocks.insert(p.block, BlockEntry { block: Arc::clone(&sp.block), valid: None });
+            out.push(Effect::ValidateBlock { height: self.height, id: p.block, block: Arc::clone(&sp.block) });
+        }
+        self.proposals.entry(p.round).or_default().push(sp);
+        Ok(())
+    }
+
+    fn on_vote(&mut self, sv: SignedVote, verified: bool, out: &mut Vec<Effect>) -> Result<(), MessageError> {
+        let v = sv.vote;
+        debug_assert_eq!(v.height, self.height);
+        if usize::from(sv.validator) >= self.ctx.n() {
+            return Err(MessageError::NotValidator(sv.validator));
+        }
+        if !self.votes.admits(v.round, sv.validator, self.round) {
+            return Err(MessageError::RoundOutOfWindow {
+                round: v.round,
+                current: self.round,
+                validator: sv.validator,
+            });
+        }
+        if self.votes.has(v.round, v.kind, sv.validator, &v.value) {
+            return Err(MessageError::Duplicate);
+        }
+        if self.votes.slot_full(v.round, v.kind, sv.validator) {
+            return Err(MessageError::SlotFull);
+        }
+        if !verified {
+            self.verify_vote(&sv)?;
+        }
+        let record = VoteRecord { value: v.value, signature: sv.signature };
+        if let Added::Conflict(e) = self.votes.add(v.round, v.kind, sv.validator, record) {
+            let first =
+                SignedStatement { statement: Statement::Vote(Vote { value: e.value, ..v }), signature: e.signature };
+            let second = SignedStatement { statement: Statement::Vote(v), signature: sv.signature };
+            self.report(sv.validator, first, second, out);
+        }
+        Ok(())
+    }
+
+    /// L57–L67.
+    fn on_timeout(&mut self, t: Timeout, out: &mut Vec<Effect>) {
+        // L58, L62, L66: only for the current height and round.
+        if t.height != self.height || t.round != self.round {
+            return;
+        }
+        match t.step {
+            // L57–L60: OnTimeoutPropose.
+            Step::Propose if self.step == Step::Propose => {
+                self.vote(VoteKind::Prevote, None, out); // L59
+                self.set_step(Step::Prevote); // L60
+            }
+            // L61–L64: OnTimeoutPrevote.
+            Step::Prevote if self.step == Step::Prevote => {
+                self.vote(VoteKind::Precommit, None, out); // L63
+                self.set_step(Step::Precommit); // L64
+            }
+            // L65–L67: OnTimeoutPrecommit.
+            Step::Precommit => {
+                if let Some(next) = self.round.checked_add(1) {
+                    self.start_round(next, out); // L67
+                }
+            }
+            Step::Propose | Step::Prevote => {}
+        }
+    }
+
+    /// The answer to `getValue()` (L18); L19 proposes it with validRound −1.
+    fn on_block_built(&mut self, height: u64, round: u32, block: Block, out: &mut Vec<Effect>) {
+        if height != self.height || round != self.round || !self.awaiting_block || self.step != Step::Propose {
+            return; // stale: the round moved on
+        }
+        self.awaiting_block = false;
+        debug_assert_eq!(block.header.height, height, "driver built a block for the asked height");
+        let id = BlockId::of(&block.header);
+        self.propose(id, Arc::new(block), None, out);
+    }
+
+    // ---- the upon rules ---------------------------------------------------------
+
+    /// Fires enabled rules until none is: every rule changes the state so that it
+    /// cannot fire again (a step, a flag, the round or the height advances).
+    fn progress(&mut self, out: &mut Vec<Effect>) {
+        loop {
+            let fired = self.rule_decide(out)
+                || self.rule_skip_round(out)
+                || self.rule_proposal(out)
+                || self.rule_prevote_timeout(out)
+                || self.rule_polka(out)
+                || self.rule_nil_polka(out)
+                || self.rule_precommit_timeout(out);
+            self.check_invariants();
+            if !fired {
+                break;
+            }
+        }
+    }
+
+    /// L49–L54: a proposal of round r with 2f+1 precommits for its id, valid: decide.
+    fn rule_decide(&mut self, out: &mut Vec<Effect>) -> bool {
+        let q = self.ctx.quorum;
+        let found = self.votes.rounds().find_map(|(r, rv)| {
+            let id = rv.quorum_value(VoteKind::Precommit, q)?;
+            self.blocks.get(&id).is_some_and(|e| e.valid == Some(true)).then_some((*r, id)) // L50
+        });
+        let Some((round, id)) = found else { return false };
+        let block = Arc::clone(&self.blocks[&id].block);
+        let body = id.checkpoint_body(&self.ctx.origin, self.height, round);
+        let signatures: Vec<NoteSignature> = self
+            .votes
+            .round(round)
+            .into_iter()
+            .flat_map(|rv| rv.voters(VoteKind::Precommit, Some(id)))
+            .map(|(i, rec)| {
+                let v = &self.ctx.validators[i];
+                NoteSignature { key_name: v.name.to_string(), key_id: v.key_id, signature: rec.signature }
+            })
+            .collect();
+        assert!(signatures.len() >= q, "a decision carries a quorum of precommits");
+        let certificate = Checkpoint { body, signatures };
+        out.push(Effect::Commit(Box::new(CertifiedBlock { block: (*block).clone(), certificate }))); // L51
+        self.enter_height(self.height + 1, out); // L52–L54
+        true
+    }
+
+    /// L55–L56: f+1 validators sent messages for a round above ours: go there.
+    fn rule_skip_round(&mut self, out: &mut Vec<Effect>) -> bool {
+        let current = self.round;
+        let target = self
+            .votes
+            .rounds()
+            .rev()
+            .take_while(|(r, _)| **r > current)
+            .find(|(_, rv)| rv.sender_count() >= self.ctx.skip)
+            .map(|(r, _)| *r);
+        match target {
+            Some(r) => {
+                self.start_round(r, out); // L56
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// L22–L33: a proposal of our round while in the propose step.
+    fn rule_proposal(&mut self, out: &mut Vec<Effect>) -> bool {
+        if self.step != Step::Propose {
+            return false;
+        }
+        let value =
+            self.proposals.get(&self.round).into_iter().flatten().find_map(|p| self.proposal_prevote(&p.proposal));
+        let Some(value) = value else { return false };
+        self.vote(VoteKind::Prevote, value, out); // L24/L26, L30/L32
+        self.set_step(Step::Prevote); // L27, L33
+        true
+    }
+
+    /// The prevote L22–L32 give for proposal `p` of our round, or `None` if no rule applies yet.
+    fn proposal_prevote(&self, p: &Proposal) -> Option<Option<BlockId>> {
+        let valid = self.blocks.get(&p.block).and_then(|e| e.valid)?; // wait for valid(v)
+        match p.valid_round {
+            // L22–L26.
+            None => {
+                let free = self.locked.is_none_or(|(_, v)| v == p.block); // L23
+                Some((valid && free).then_some(p.block))
+            }
+            // L28–L32: needs 2f+1 prevotes for id(v) in round vr < round_p.
+            Some(vr) if vr < self.round => {
+                let polka = self.votes.round(vr).map_or(0, |rv| rv.count(VoteKind::Prevote, &Some(p.block)));
+                if polka < self.ctx.quorum {
+                    return None;
+                }
+                let free = self.locked.is_none_or(|(lr, v)| lr <= vr || v == p.block); // L29
+                Some((valid && free).then_some(p.block))
+            }
+            Some(_) => None, // no rule matches; timeoutPropose will
+        }
+    }
+
+    /// L34–L35: 2f+1 prevotes for anything, first time in this round.
+    fn rule_prevote_timeout(&mut self, out: &mut Vec<Effect>) -> bool {
+        if self.step != Step::Prevote || self.prevote_timeout_armed {
+            return false;
+        }
+        if self.votes.round(self.round).map_or(0, |rv| rv.total(VoteKind::Prevote)) < self.ctx.quorum {
+            return false;
+        }
+        self.prevote_timeout_armed = true;
+        self.schedule(Step::Prevote, out);
+        true
+    }
+
+    /// L36–L43: a proposal of our round with 2f+1 prevotes for its id, valid, step ≥ prevote, first time.
+    fn rule_polka(&mut self, out: &mut Vec<Effect>) -> bool {
+        if self.step < Step::Prevote || self.polka_seen {
+            return false;
+        }
+        let Some(rv) = self.votes.round(self.round) else { return false };
+        let polka = self.proposals.get(&self.round).into_iter().flatten().map(|p| p.proposal.block).find(|id| {
+            self.blocks.get(id).and_then(|e| e.valid) == Some(true)
+                && rv.count(VoteKind::Prevote, &Some(*id)) >= self.ctx.quorum
+        });
+        let Some(id) = polka else { return false };
+        self.polka_seen = true;
+        if self.step == Step::Prevote {
+            self.locked = Some((self.round, id)); // L38–L39
+            self.vote(VoteKind::Precommit, Some(id), out); // L40
+            self.set_step(Step::Precommit); // L41
+        }
+        self.valid = Some((self.round, id)); // L42–L43
+        true
+    }
+
+    /// L44–L46: 2f+1 nil prevotes.
+    fn rule_nil_polka(&mut self, out: &mut Vec<Effect>) -> bool {
+        if self.step != Step::Prevote {
+            return false;
+        }
+        if self.votes.round(self.round).map_or(0, |rv| rv.count(VoteKind::Prevote, &None)) < self.ctx.quorum {
+            return false;
+        }
+        self.vote(VoteKind::Precommit, None, out); // L45
+        self.set_step(Step::Precommit); // L46
+        true
+    }
+
+    /// L47–L48: 2f+1 precommits for anything, first time in this round.
+    fn rule_precommit_timeout(&mut self, out: &mut Vec<Effect>) -> bool {
+        if self.precommit_timeout_armed {
+            return false;
+        }
+        if self.votes.round(self.round).map_or(0, |rv| rv.total(VoteKind::Precommit)) < self.ctx.quorum {
+            return false;
+        }
+        self.precommit_timeout_armed = true;
+        self.schedule(Step::Precommit, out);
+        true
+    }
+
+    // ---- actions --------------------------------------------------------------------
+
+    /// L11–L21: StartRound(round).
+    fn start_round(&mut self, round: u32, out: &mut Vec<Effect>) {
+        assert!(round >= self.round, "rounds only increase within a height");
+        self.round = round; // L12
+        self.step = Step::Propose; // L13
+        self.prevote_timeout_armed = false;
+        self.polka_seen = false;
+        self.precommit_timeout_armed = false;
+        self.awaiting_block = false;
+        if self.signer.as_ref().is_some_and(|s| s.index == self.ctx.proposer(self.height, round)) {
+            // L14
+            match self.valid {
+                Some((vr, id)) if self.blocks.contains_key(&id) => {
+                    let block = Arc::clone(&self.blocks[&id].block);
+                    self.propose(id, block, Some(vr), out); // L15–L16, L19
+                }
+                _ => {
+                    self.awaiting_block = true; // L18: getValue()
+                    out.push(Effect::BuildBlock { height: self.height, round });
+                }
+            }
+        }
+        self.schedule(Step::Propose, out); // L21
+    }
+
+    /// L52–L54 (and start-up): a new height, reset, replay its buffered messages.
+    fn enter_height(&mut self, height: u64, out: &mut Vec<Effect>) {
+        assert!(height >= self.height, "heights only increase");
+        self.height = height;
+        self.locked = None;
+        self.valid = None;
+        self.blocks.clear();
+        self.proposals.clear();
+        self.votes = VoteBook::new(self.ctx.n());
+        self.reported.clear();
+        self.round = 0;
+        self.step = Step::Propose;
+        let mut round = 0;
+        let mut resend = Vec::new();
+        // After a restart: keep the lock and the round we last signed in, and re-send
+        // the votes we signed at this height (identical bytes: signatures are deterministic).
+        if let Some(s) = &self.sign_state
+            && s.height == height
+        {
+            self.locked = s.locked;
+            round = s.round;
+            resend.clone_from(&s.votes);
+        }
+        for (r, kind, value) in resend {
+            let Some(signer) = &self.signer else { break };
+            let vote = Vote { height, round: r, kind, value };
+            let name = self.ctx.validators[usize::from(signer.index)].name.as_str();
+            let signature = vote.sign(&self.ctx.origin, &self.ctx.chain_id, name, &signer.key);
+            let sv = SignedVote { vote, validator: signer.index, signature };
+            self.votes.add(r, kind, sv.validator, VoteRecord { value, signature });
+            out.push(Effect::Broadcast(Message::Vote(sv)));
+        }
+        let buffered = std::mem::take(&mut self.future);
+        self.start_round(round, out);
+        for (_, msg) in buffered {
+            if msg.height() != height {
+                continue;
+            }
+            // Already verified when buffered; errors here are only duplicates or rounds out of window.
+            let _ = match msg {
+                Message::Proposal(p) => self.on_proposal(p, true, out),
+                Message::Vote(v) => self.on_vote(v, true, out),
+            };
+        }
+    }
+
+    /// L19: broadcast ⟨PROPOSAL, h_p, round_p, proposal, validRound_p⟩.
+    fn propose(&mut self, id: BlockId, block: Arc<Block>, valid_round: Option<u32>, out: &mut Vec<Effect>) {
+        if !self.authorize(Step::Propose, Some(id), out) {
+            return;
+        }
+        let Some(signer) = &self.signer else { return };
+        let proposal = Proposal { height: self.height, round: self.round, block: id, valid_round };
+        let signature = proposal.sign(&self.ctx.chain_id, &signer.key);
+        let index = signer.index;
+        // Our own block (or validValue) is valid: the driver built it on the committed chain.
+        self.blocks.entry(id).or_insert_with(|| BlockEntry { block: Arc::clone(&block), valid: Some(true) });
+        let sp = SignedProposal { proposal, signature, block };
+        self.votes.mark_sender(self.round, index);
+        let kept = self.proposals.entry(self.round).or_default();
+        if kept.len() < PROPOSALS_PER_ROUND_MAX {
+            kept.push(sp.clone());
+        }
+        out.push(Effect::Broadcast(Message::Proposal(sp)));
+    }
+
+    /// Signs and broadcasts our prevote or precommit, counting it ourselves.
+    fn vote(&mut self, kind: VoteKind, value: Option<BlockId>, out: &mut Vec<Effect>) {
+        if self.signer.is_none() {
+            return;
+        }
+        let step = match kind {
+            VoteKind::Prevote => Step::Prevote,
+            VoteKind::Precommit => Step::Precommit,
+        };
+        if !self.authorize(step, value, out) {
+            return;
+        }
+        let Some(signer) = &self.signer else { return };
+        let vote = Vote { height: self.height, round: self.round, kind, value };
+        let name = self.ctx.validators[usize::from(signer.index)].name.as_str();
+        let signature = vote.sign(&self.ctx.origin, &self.ctx.chain_id, name, &signer.key);
+        let sv = SignedVote { vote, validator: signer.index, signature };
+        self.votes.add(self.round, kind, sv.validator, VoteRecord { value, signature });
+        out.push(Effect::Broadcast(Message::Vote(sv)));
+    }
+
+    /// The guard: may we sign at (height, round, step)? If so, the new record is
+    /// persisted first (the effect precedes the broadcast).
+    fn authorize(&mut self, step: Step, value: Option<BlockId>, out: &mut Vec<Effect>) -> bool {
+        if let Some(s) = &self.sign_state
+            && !s.permits(self.height, self.round, step, value)
+        {
+            self.refused += 1;
+            return false;
+        }
+        let mut votes = match self.sign_state.take() {
+            Some(s) if s.height == self.height => s.votes,
+            _ => Vec::new(),
+        };
+        let kind = match step {
+            Step::Propose => None,
+            Step::Prevote => Some(VoteKind::Prevote),
+            Step::Precommit => Some(VoteKind::Precommit),
+        };
+        if let Some(kind) = kind
+            && !votes.contains(&(self.round, kind, value))
+        {
+            if votes.len() == SIGNED_VOTES_MAX {
+                votes.remove(0);
+            }
+            votes.push((self.round, kind, value));
+        }
+        let s = SignState { height: self.height, round: self.round, step, value, locked: self.locked, votes };
+        self.sign_state = Some(s.clone());
+        out.push(Effect::PersistSignState(s));
+        true
+    }
+
+    fn schedule(&self, step: Step, out: &mut Vec<Effect>) {
+        let timeout = Timeout { height: self.height, round: self.round, step };
+        out.push(Effect::ScheduleTimeout { timeout, after_ms: self.ctx.timeout_ms(step, self.round) });
+    }
+
+    fn set_step(&mut self, step: Step) {
+        assert!(step > self.step, "steps only advance within a round");
+        self.step = step;
+    }
+
+    fn report(&mut self, validator: ValidatorIndex, a: SignedStatement, b: SignedStatement, out: &mut Vec<Effect>) {
+        let (_, round, slot) = a.statement.slot();
+        if !self.reported.insert((validator, round, slot)) {
+            return;
+        }
+        let name = self.ctx.validators[usize::from(validator)].name.clone();
+        if let Some(e) = Equivocation::new(name, a, b) {
+            out.push(Effect::Evidence(Box::new(e)));
+        }
+    }
+
+    // ---- checks -----------------------------------------------------------------------
+
+    /// The block matches the signed id and height, the valid round is below the round;
+    /// returns the proposer the rotation names for (height, round).
+    fn check_proposal_shape(&self, sp: &SignedProposal) -> Result<ValidatorIndex, MessageError> {
+        let p = &sp.proposal;
+        if sp.block.header.height != p.height || BlockId::of(&sp.block.header) != p.block {
+            return Err(MessageError::BlockMismatch);
+        }
+        if let Some(vr) = p.valid_round
+            && vr >= p.round
+        {
+            return Err(MessageError::BadValidRound { valid_round: vr, round: p.round });
+        }
+        Ok(self.ctx.proposer(p.height, p.round))
+    }
+
+    fn verify_proposal(&self, proposer: ValidatorIndex, sp: &SignedProposal) -> Result<(), MessageError> {
+        let key = &self.ctx.validators[usize::from(proposer)].key;
+        sp.proposal.verify(&self.ctx.chain_id, key, &sp.signature).map_err(MessageError::BadSignature)
+    }
+
+    fn verify_vote(&self, sv: &SignedVote) -> Result<(), MessageError> {
+        let info =
+            self.ctx.validators.get(usize::from(sv.validator)).ok_or(MessageError::NotValidator(sv.validator))?;
+        sv.vote
+            .verify(&self.ctx.origin, &self.ctx.chain_id, &info.key, &sv.signature)
+            .map_err(MessageError::BadSignature)
+    }
+
+    fn check_invariants(&self) {
+        if let Some((lr, _)) = self.locked {
+            assert!(lr <= self.round, "locked round ≤ round");
+            if let Some((vr, _)) = self.valid {
+                assert!(vr >= lr, "valid round ≥ locked round");
+            }
+        }
+        if let Some((vr, _)) = self.valid {
+            assert!(vr <= self.round, "valid round ≤ round");
+        }
+        assert!(self.future.len() <= FUTURE_MESSAGES_PER_VALIDATOR * self.ctx.n());
+        assert!(self.proposals.values().all(|p| p.len() <= PROPOSALS_PER_ROUND_MAX));
+        let proposals: usize = self.proposals.values().map(Vec::len).sum();
+        assert!(self.blocks.len() <= proposals + 1, "one block per proposal, plus our own");
+    }
+}

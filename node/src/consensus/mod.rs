@@ -1,0 +1,26 @@
+//! Tendermint BFT consensus (arXiv 1807.04938, Algorithm 1) as a pure state machine: `step(input) -> effects`.
+//!
+//! Nothing here touches a socket, a clock, a disk or randomness (a tidy test
+//! enforces it): time arrives as [`Input::Timeout`], the network as messages, and
+//! everything else leaves as an [`Effect`] the driver carries out in order.
+//!
+//! * Votes are domain-separated signatures bound to the genesis hash; a non-nil
+//!   precommit is the validator's C2SP checkpoint signature, so 2f+1 precommits are
+//!   the block's certificate ([`credence_ledger::vote`]).
+//! * [`SignState`] is the durable double-sign guard: persisted before every signature
+//!   leaves, it keeps a restarted validator from signing a conflicting statement.
+//! * Vote bookkeeping keeps one vote per validator, round and kind; a second,
+//!   different one is an equivocation and becomes [`Effect::Evidence`].
+
+mod guard;
+mod machine;
+mod types;
+mod votes;
+
+pub use guard::{SIGN_STATE_BYTES_MAX, SIGNED_VOTES_MAX, SignState};
+pub use machine::{Consensus, FUTURE_MESSAGES_PER_VALIDATOR, PROPOSALS_PER_ROUND_MAX};
+pub use types::{
+    Context, Effect, Input, Message, MessageError, SignedProposal, SignedVote, Signer, Step, Timeout, ValidatorIndex,
+    ValidatorInfo,
+};
+pub use votes::{CATCHUP_ROUNDS_PER_VALIDATOR, VOTES_PER_SLOT_MAX};

@@ -1,0 +1,654 @@
+//! The mempool: signed attestations admitted after full checks against the committed state plus the pending records, waiting for a block.
+//!
+//! Admission runs in two steps so that no lock is held while a signature is checked:
+//!
+//! 1. [`Verifier::verify`] (needs only the genesis): decode with `Leaf::from_bytes`
+//!    (size bound, canonical encoding, field rules), the attester is a member, and
+//!    the ed25519 signature over the body, bound to the genesis hash
+//!    (`Domain::Attestation`, the ledger's one ZIP-215 rule). Its output, [`Verified`],
+//!    can be made no other way.
+//! 2. [`Mempool::admit`] (under the caller's lock): dedupe by id, then the ledger rules
+//!    through [`rules::check_attestation`] against a view that overlays the pending
+//!    records on the committed store, so that two pending pledges on one patent, or a
+//!    release of a pending pledge by the wrong bank, are refused at the door.
+//!
+//! # Ordering
+//! Each attester's records must reach a block in sequence order with no gaps. A record
+//! whose sequence is the next expected one (committed next, advanced by the pending
+//! ones) is *ready*. A later sequence, at most [`MempoolLimits::ahead_max`] ahead, is
+//! *held* (only its role and issue time are checked) until the gap fills, then checked in
+//! full and promoted; further ahead is refused. [`Mempool::take`] returns ready records
+//! in the order they became ready, which keeps every attester's sequence order, and
+//! because each was checked against the committed state plus everything before it, any
+//! prefix of that order passes `rules::apply_block` against the committed state.
+//!
+//! # Bounds
+//! Ready and held records together are bounded by count ([`MempoolLimits::records_max`])
+//! and by canonical bytes ([`MempoolLimits::bytes_max`]); each record is at most
+//! `ATTESTATION_BYTES_MAX` (2,048) bytes. A full pool refuses with [`AdmitError::Full`]
+//! and never evicts an admitted record to make room.
+//!
+//! # Commits
+//! [`Mempool::on_commit`] drops the committed records. When the block was a prefix of the
+//! ready order (the usual case) the rest stays valid as it is; otherwise it re-checks
+//! every remaining ready record, in order, against the new committed state (at most
+//! `records_max` rule checks, no signature checks): a record a block made
+//! invalid (e.g. a pending pledge on a patent a committed block pledged) is evicted, and
+//! the records of its attester behind it go back to held (a new record for the freed
+//! sequence can fill the gap). Nothing here reads a clock, a socket or a disk: the
+//! caller passes the committed state (a [`StateView`]) and the time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use credence_ledger::attestation::{AttestationDecodeError, AttestationId};
+use credence_ledger::block::Leaf;
+use credence_ledger::hash::DigestMap;
+use credence_ledger::ids::PatentNumber;
+use credence_ledger::rules::{self, ISSUED_AT_SKEW_MS, RecordMeta, Rejection, RuleError, StateDelta, StateView};
+use credence_ledger::sig::{Domain, VerifyingKey};
+use credence_ledger::verify::ChainContext;
+
+/// Default [`MempoolLimits::records_max`]: ten blocks of the default 1,000 records.
+pub const RECORDS_MAX_DEFAULT: usize = 10_000;
+/// Default [`MempoolLimits::bytes_max`]: 16 MiB (sixteen default-sized blocks).
+pub const BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default [`MempoolLimits::ahead_max`].
+pub const AHEAD_MAX_DEFAULT: u64 = 256;
+
+/// The mempool's bounds. Ready and held records both count against `records_max` and `bytes_max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MempoolLimits {
+    /// Most records (ready + held).
+    pub records_max: usize,
+    /// Most canonical attestation bytes (ready + held).
+    pub bytes_max: usize,
+    /// How far past an attester's next expected sequence a record may be held.
+    pub ahead_max: u64,
+}
+
+impl Default for MempoolLimits {
+    fn default() -> Self {
+        MempoolLimits { records_max: RECORDS_MAX_DEFAULT, bytes_max: BYTES_MAX_DEFAULT, ahead_max: AHEAD_MAX_DEFAULT }
+    }
+}
+
+/// Why an attestation was not admitted. Every variant names the field and the rule;
+/// those that are ledger rules carry the rules' stable [`Rejection`] (and its `R` code).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AdmitError {
+    /// The bytes are not a canonical attestation (size, encoding, identifiers, trailing bytes).
+    #[error("{field}: {rule}")]
+    Malformed { field: &'static str, rule: String },
+    /// A ledger rule refuses it (unknown attester, role, sequence replay, pledge conflicts,
+    /// field rules, bad signature as R022, ...).
+    #[error("{0}")]
+    Rule(Rejection),
+    /// The same attestation (same id) is already pending.
+    #[error("attestation: {0} is already pending; an attestation is admitted once")]
+    Duplicate(AttestationId),
+    /// The sequence is too far past the next expected one to be held.
+    #[error(
+        "sequence: {got} is more than {ahead_max} ahead of the next expected sequence {expected}; submit the missing sequences first"
+    )]
+    TooFarAhead { expected: u64, got: u64, ahead_max: u64 },
+    /// Another attestation by this attester with the same sequence is already held.
+    #[error("sequence: {sequence} is already taken by held attestation {held}; a sequence is used once")]
+    SequenceTaken { sequence: u64, held: AttestationId },
+    /// The pool is at its bound; the record was valid and may be retried later.
+    #[error("mempool full: the limit of {limit} {what} is reached; retry later")]
+    Full { what: &'static str, limit: usize },
+    /// The committed state could not be read.
+    #[error("state: {0}")]
+    State(String),
+}
+
+impl AdmitError {
+    /// A stable machine-readable code: the rules' `R0nn` for ledger rules, else a word.
+    pub fn code(&self) -> String {
+        match self {
+            AdmitError::Rule(r) => format!("R{:03}", r.code()),
+            AdmitError::TooFarAhead { .. } => format!("R{:03}", Rejection::SequenceGap { expected: 0, got: 0 }.code()),
+            AdmitError::Malformed { .. } => "malformed".into(),
+            AdmitError::Duplicate(_) => "duplicate".into(),
+            AdmitError::SequenceTaken { .. } => "sequence_taken".into(),
+            AdmitError::Full { .. } => "mempool_full".into(),
+            AdmitError::State(_) => "state".into(),
+        }
+    }
+
+    /// The field of the attestation (or request) at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            AdmitError::Malformed { field, .. } => field,
+            AdmitError::Rule(r) => rejection_field(r),
+            AdmitError::Duplicate(_) | AdmitError::Full { .. } => "attestation",
+            AdmitError::TooFarAhead { .. } | AdmitError::SequenceTaken { .. } => "sequence",
+            AdmitError::State(_) => "state",
+        }
+    }
+
+    /// The rule broken, in words (the message without its code and field).
+    pub fn rule(&self) -> String {
+        let text = self.to_string();
+        let code = self.code();
+        let field = self.field();
+        let text = text.strip_prefix(&format!("{code} ")).unwrap_or(&text);
+        text.strip_prefix(&format!("{field}: ")).unwrap_or(text).to_string()
+    }
+
+    /// The ledger rejection, when the refusal is a ledger rule.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            AdmitError::Rule(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// The field a ledger rejection is about (the word after its `R` code).
+pub fn rejection_field(r: &Rejection) -> &'static str {
+    match r {
+        Rejection::UnknownAttester(_)
+        | Rejection::RoleNotPermitted { .. }
+        | Rejection::ReleaseByNonPledgee { .. }
+        | Rejection::RevokeByNonAttester(_) => "attester",
+        Rejection::SequenceReplay { .. } | Rejection::SequenceGap { .. } => "sequence",
+        Rejection::Duplicate(_) => "attestation",
+        Rejection::IssuedInFuture { .. } => "issued_at_ms",
+        Rejection::Field(e) => e.field,
+        Rejection::PatentAlreadyPledged { .. } => "patent",
+        Rejection::PledgeeNotBank(_) => "pledgee",
+        Rejection::ReleaseTargetUnknown(_) | Rejection::ReleaseTargetNotPledge(_) | Rejection::PledgeNotActive(_) => {
+            "pledge"
+        }
+        Rejection::RevokeTargetUnknown(_) | Rejection::AlreadyInactive(_) | Rejection::NotRevocable { .. } => "target",
+        Rejection::BadSupersession(_) => "superseded_by",
+        Rejection::BlockTimeNotIncreasing { .. } => "time_ms",
+        Rejection::TooManyRecords { .. } | Rejection::TooManyBytes { .. } => "attestations",
+        Rejection::BadSignature(_) => "signature",
+        Rejection::Evidence(_) => "evidence",
+    }
+}
+
+/// An attestation that decoded canonically, passed the field rules, names a member and
+/// carries that member's valid signature. Only [`Verifier::verify`] makes one.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    leaf: Leaf,
+    attester: u16,
+}
+
+impl Verified {
+    pub fn leaf(&self) -> &Leaf {
+        &self.leaf
+    }
+    pub fn id(&self) -> AttestationId {
+        self.leaf.id
+    }
+    pub fn into_leaf(self) -> Leaf {
+        self.leaf
+    }
+}
+
+/// The lock-free half of admission: everything that needs only the genesis.
+#[derive(Debug)]
+pub struct Verifier {
+    ctx: Arc<ChainContext>,
+    /// Decompressed keys of every member, in genesis order.
+    keys: Vec<VerifyingKey>,
+}
+
+impl Verifier {
+    pub fn new(ctx: Arc<ChainContext>) -> Verifier {
+        let keys = ctx.genesis.verifying_keys();
+        Verifier { ctx, keys }
+    }
+
+    /// Decodes `bytes` and checks fields, membership and the signature.
+    pub fn verify(&self, bytes: Vec<u8>) -> Result<Verified, AdmitError> {
+        let leaf = Leaf::from_bytes(bytes).map_err(|e| match e {
+            AttestationDecodeError::Field(f) => AdmitError::Rule(Rejection::Field(f)),
+            AttestationDecodeError::Decode(d) => AdmitError::Malformed { field: "attestation", rule: d.to_string() },
+        })?;
+        self.verify_leaf(leaf)
+    }
+
+    /// [`Verifier::verify`] for an already decoded leaf (e.g. from gossip).
+    pub fn verify_leaf(&self, leaf: Leaf) -> Result<Verified, AdmitError> {
+        let body = &leaf.attestation.body;
+        let Some(attester) = self.ctx.genesis.member_index(&body.attester) else {
+            return Err(AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string())));
+        };
+        let Some(key) = self.keys.get(usize::from(attester)) else {
+            return Err(AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string())));
+        };
+        key.verify(Domain::Attestation, &self.ctx.chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
+            .map_err(|e| AdmitError::Rule(Rejection::BadSignature(e.to_string())))?;
+        Ok(Verified { leaf, attester })
+    }
+}
+
+/// What [`Mempool::admit`] did with an attestation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    pub id: AttestationId,
+    /// `Some(next expected sequence)` if the record is held waiting for a gap to fill.
+    pub held_for: Option<u64>,
+    /// Held records of the same attester that this one let through, in order.
+    pub promoted: Vec<AttestationId>,
+    /// Held records that failed their full check when their turn came, and were dropped.
+    pub evicted: Vec<(AttestationId, AdmitError)>,
+}
+
+/// What [`Mempool::on_commit`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Pending records the block contained.
+    pub removed: usize,
+    /// Records the new state made invalid, with the reason.
+    pub evicted: Vec<(AttestationId, AdmitError)>,
+    /// Ready records sent back to held because an earlier record of their attester was evicted.
+    pub demoted: usize,
+    /// Held records the commit let through.
+    pub promoted: usize,
+}
+
+/// Counts for status pages and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MempoolStats {
+    /// Ready + held records.
+    pub records: usize,
+    /// Ready + held canonical bytes.
+    pub bytes: usize,
+    /// Held records (a subset of `records`).
+    pub held: usize,
+    pub limits: MempoolLimits,
+}
+
+/// A pending record as the pool reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct Pending<'a> {
+    pub leaf: &'a Leaf,
+    /// True if waiting for an earlier sequence of its attester.
+    pub held: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Ready, with its position in the FIFO order.
+    Ready(u64),
+    Held,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    leaf: Leaf,
+    attester: u16,
+    slot: Slot,
+}
+
+/// The state changes of the ready records, on top of the committed state.
+#[derive(Debug, Default)]
+struct Overlay {
+    sequences: HashMap<u16, u64>,
+    records: DigestMap<AttestationId, RecordMeta>,
+    pledges: DigestMap<PatentNumber, Option<AttestationId>>,
+}
+
+impl Overlay {
+    fn apply(&mut self, d: &StateDelta) {
+        self.sequences.extend(d.sequences.iter().copied());
+        self.records.extend(d.records.iter().copied());
+        self.pledges.extend(d.pledges.iter().copied());
+    }
+}
+
+/// The committed state seen through the pending records.
+struct PendingView<'a, V: ?Sized> {
+    base: &'a V,
+    overlay: &'a Overlay,
+}
+
+impl<V: StateView + ?Sized> StateView for PendingView<'_, V> {
+    type Error = V::Error;
+    fn next_sequence(&self, attester: u16) -> Result<u64, V::Error> {
+        match self.overlay.sequences.get(&attester) {
+            Some(s) => Ok(*s),
+            None => self.base.next_sequence(attester),
+        }
+    }
+    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, V::Error> {
+        match self.overlay.records.get(id) {
+            Some(m) => Ok(Some(*m)),
+            None => self.base.record(id),
+        }
+    }
+    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, V::Error> {
+        match self.overlay.pledges.get(patent) {
+            Some(p) => Ok(*p),
+            None => self.base.active_pledge(patent),
+        }
+    }
+}
+
+fn state_err(e: impl std::fmt::Display) -> AdmitError {
+    AdmitError::State(e.to_string())
+}
+
+/// A rules error about the one record checked, as an admission error.
+fn rule_err<E: std::error::Error>(e: RuleError<E>) -> AdmitError {
+    match e {
+        RuleError::Record { rejection, .. } | RuleError::Block(rejection) => AdmitError::Rule(rejection),
+        RuleError::State(e) => state_err(e),
+    }
+}
+
+/// Pending attestations. See the module documentation.
+#[derive(Debug)]
+pub struct Mempool {
+    ctx: Arc<ChainContext>,
+    limits: MempoolLimits,
+    entries: DigestMap<AttestationId, Entry>,
+    /// Ready records in the order they became ready.
+    ready: BTreeMap<u64, AttestationId>,
+    /// Held records by (attester, sequence).
+    held: BTreeMap<(u16, u64), AttestationId>,
+    overlay: Overlay,
+    next_order: u64,
+    bytes: usize,
+}
+
+impl Mempool {
+    pub fn new(ctx: Arc<ChainContext>, limits: MempoolLimits) -> Mempool {
+        Mempool {
+            ctx,
+            limits,
+            entries: DigestMap::default(),
+            ready: BTreeMap::new(),
+            held: BTreeMap::new(),
+            overlay: Overlay::default(),
+            next_order: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn limits(&self) -> MempoolLimits {
+        self.limits
+    }
+
+    /// Ready + held records.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn stats(&self) -> MempoolStats {
+        MempoolStats { records: self.entries.len(), bytes: self.bytes, held: self.held.len(), limits: self.limits }
+    }
+
+    /// A pending (ready or held) record.
+    pub fn get(&self, id: &AttestationId) -> Option<Pending<'_>> {
+        self.entries.get(id).map(|e| Pending { leaf: &e.leaf, held: e.slot == Slot::Held })
+    }
+
+    pub fn contains(&self, id: &AttestationId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// The sequence the member at `attester` must use next: after its committed and its
+    /// ready pending records (held records wait for exactly this sequence).
+    pub fn next_sequence<V: StateView + ?Sized>(&self, view: &V, attester: u16) -> Result<u64, V::Error> {
+        PendingView { base: view, overlay: &self.overlay }.next_sequence(attester)
+    }
+
+    /// Sequences of the member's held records, ascending.
+    pub fn held_sequences(&self, attester: u16) -> Vec<u64> {
+        self.held.range((attester, 0)..=(attester, u64::MAX)).map(|((_, s), _)| *s).collect()
+    }
+
+    /// Admits a verified attestation, checked against `view` (the committed state) plus
+    /// the pending records, at the caller's time `now_ms` (for the issue-time rule).
+    pub fn admit<V: StateView + ?Sized>(&mut self, view: &V, v: Verified, now_ms: u64) -> Result<Admitted, AdmitError> {
+        let Verified { leaf, attester } = v;
+        let id = leaf.id;
+        if self.entries.contains_key(&id) {
+            return Err(AdmitError::Duplicate(id));
+        }
+        let body = &leaf.attestation.body;
+        let expected = self.next_sequence(view, attester).map_err(state_err)?;
+        if body.sequence > expected {
+            let ahead_max = self.limits.ahead_max;
+            if body.sequence - expected > ahead_max {
+                return Err(AdmitError::TooFarAhead { expected, got: body.sequence, ahead_max });
+            }
+            if let Some(held) = self.held.get(&(attester, body.sequence)) {
+                return Err(AdmitError::SequenceTaken { sequence: body.sequence, held: *held });
+            }
+            self.precheck_held(attester, &leaf, now_ms)?;
+            self.check_room(leaf.bytes.len())?;
+            self.held.insert((attester, body.sequence), id);
+            self.insert(Entry { leaf, attester, slot: Slot::Held });
+            return Ok(Admitted { id, held_for: Some(expected), promoted: Vec::new(), evicted: Vec::new() });
+        }
+        let pending = PendingView { base: view, overlay: &self.overlay };
+        let delta =
+            rules::check_attestation(&self.ctx.genesis, &pending, now_ms, &id, &leaf.attestation).map_err(rule_err)?;
+        self.check_room(leaf.bytes.len())?;
+        self.make_ready(Entry { leaf, attester, slot: Slot::Held }, &delta);
+        let (promoted, evicted) = self.promote(view, attester, now_ms)?;
+        Ok(Admitted { id, held_for: None, promoted, evicted })
+    }
+
+    /// The checks a held record can pass before its turn: role and issue time.
+    fn precheck_held(&self, attester: u16, leaf: &Leaf, now_ms: u64) -> Result<(), AdmitError> {
+        let body = &leaf.attestation.body;
+        let kind = body.claim.kind();
+        let member = self.ctx.genesis.members.get(usize::from(attester));
+        if !member.is_some_and(|m| m.may_attest(kind)) {
+            return Err(AdmitError::Rule(Rejection::RoleNotPermitted {
+                attester: body.attester.to_string(),
+                kind: kind.name(),
+            }));
+        }
+        if body.issued_at_ms > now_ms.saturating_add(ISSUED_AT_SKEW_MS) {
+            return Err(AdmitError::Rule(Rejection::IssuedInFuture {
+                issued_at_ms: body.issued_at_ms,
+                block_time_ms: now_ms,
+            }));
+        }
+        Ok(())
+    }
+
+    fn check_room(&self, bytes: usize) -> Result<(), AdmitError> {
+        if self.entries.len() >= self.limits.records_max {
+            return Err(AdmitError::Full { what: "records", limit: self.limits.records_max });
+        }
+        if self.bytes.saturating_add(bytes) > self.limits.bytes_max {
+            return Err(AdmitError::Full { what: "bytes", limit: self.limits.bytes_max });
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, e: Entry) {
+        self.bytes += e.leaf.bytes.len();
+        self.entries.insert(e.leaf.id, e);
+    }
+
+    /// Marks `e` (not in the pool) ready at the end of the FIFO order and applies its state change.
+    fn make_ready(&mut self, mut e: Entry, delta: &StateDelta) {
+        let order = self.next_order;
+        self.next_order += 1;
+        e.slot = Slot::Ready(order);
+        self.ready.insert(order, e.leaf.id);
+        self.overlay.apply(delta);
+        self.insert(e);
+    }
+
+    fn remove(&mut self, id: &AttestationId) -> Option<Entry> {
+        let e = self.entries.remove(id)?;
+        self.bytes -= e.leaf.bytes.len();
+        match e.slot {
+            Slot::Ready(order) => {
+                self.ready.remove(&order);
+            }
+            Slot::Held => {
+                self.held.remove(&(e.attester, e.leaf.attestation.body.sequence));
+            }
+        }
+        Some(e)
+    }
+
+    /// Promotes the attester's held records while the next one is held; drops held
+    /// records its sequence has passed. Returns (promoted, evicted).
+    #[allow(clippy::type_complexity)]
+    fn promote<V: StateView + ?Sized>(
+        &mut self,
+        view: &V,
+        attester: u16,
+        now_ms: u64,
+    ) -> Result<(Vec<AttestationId>, Vec<(AttestationId, AdmitError)>), AdmitError> {
+        let mut promoted = Vec::new();
+        let mut evicted = Vec::new();
+        loop {
+            let next = self.next_sequence(view, attester).map_err(state_err)?;
+            // Held records at or below a sequence already used can never be valid.
+            let stale: Vec<(u64, AttestationId)> =
+                self.held.range((attester, 0)..(attester, next)).map(|((_, s), id)| (*s, *id)).collect();
+            for (s, id) in stale {
+                self.remove(&id);
+                evicted.push((id, AdmitError::Rule(Rejection::SequenceReplay { expected: next, got: s })));
+            }
+            let Some(id) = self.held.get(&(attester, next)).copied() else { break };
+            let Some(e) = self.remove(&id) else { break };
+            let pending = PendingView { base: view, overlay: &self.overlay };
+            match rules::check_attestation(&self.ctx.genesis, &pending, now_ms, &id, &e.leaf.attestation) {
+                Ok(delta) => {
+                    self.make_ready(e, &delta);
+                    promoted.push(id);
+                }
+                Err(RuleError::State(err)) => {
+                    // Put it back as it was; the state could not be read.
+                    self.held.insert((attester, next), id);
+                    self.insert(e);
+                    return Err(state_err(err));
+                }
+                Err(err) => {
+                    evicted.push((id, rule_err(err)));
+                    break;
+                }
+            }
+        }
+        Ok((promoted, evicted))
+    }
+
+    /// Ready records for a block, in an order `rules::apply_block` accepts against the
+    /// committed state: the longest prefix of the ready order within `records_max` records
+    /// and `bytes_max` bytes. Records stay in the pool until [`Mempool::on_commit`]
+    /// removes them (a proposal may not commit).
+    pub fn take(&self, records_max: usize, bytes_max: usize) -> Vec<Leaf> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for id in self.ready.values() {
+            let Some(e) = self.entries.get(id) else { continue };
+            let len = e.leaf.bytes.len();
+            if out.len() >= records_max || bytes.saturating_add(len) > bytes_max {
+                break;
+            }
+            bytes += len;
+            out.push(e.leaf.clone());
+        }
+        out
+    }
+
+    /// Removes the records of a committed block (`committed`, its leaves) and re-checks
+    /// the rest against `view`, which must already include that block. On a state read
+    /// error the pool is emptied (its records can be resubmitted) and the error returned.
+    pub fn on_commit<V: StateView + ?Sized>(
+        &mut self,
+        view: &V,
+        committed: &[Leaf],
+    ) -> Result<CommitOutcome, AdmitError> {
+        let mut out = CommitOutcome::default();
+        // Common case: the block is a prefix of the ready order (e.g. this node's own
+        // proposal). Every remaining record was checked against exactly that prefix on
+        // top of the old state, which is the new state, and the overlay's entries already
+        // agree with it: nothing to re-check.
+        let prefix =
+            committed.len() <= self.ready.len() && self.ready.values().zip(committed).all(|(id, l)| *id == l.id);
+        if prefix {
+            for leaf in committed {
+                self.remove(&leaf.id);
+            }
+            out.removed = committed.len();
+            return Ok(out);
+        }
+        for leaf in committed {
+            if self.remove(&leaf.id).is_some() {
+                out.removed += 1;
+            }
+        }
+        match self.revalidate(view, &mut out) {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.entries.clear();
+                self.ready.clear();
+                self.held.clear();
+                self.overlay = Overlay::default();
+                self.bytes = 0;
+                Err(e)
+            }
+        }
+    }
+
+    fn revalidate<V: StateView + ?Sized>(&mut self, view: &V, out: &mut CommitOutcome) -> Result<(), AdmitError> {
+        // Issue times were checked at admission against the admitting node's clock; a
+        // re-check must not evict a record for a clock it no longer has.
+        let no_clock = u64::MAX;
+        let order: Vec<(u64, AttestationId)> = std::mem::take(&mut self.ready).into_iter().collect();
+        self.overlay = Overlay::default();
+        for (pos, id) in order {
+            let Some(e) = self.entries.get(&id) else { continue };
+            let pending = PendingView { base: view, overlay: &self.overlay };
+            match rules::check_attestation(&self.ctx.genesis, &pending, no_clock, &id, &e.leaf.attestation) {
+                Ok(delta) => {
+                    self.ready.insert(pos, id);
+                    self.overlay.apply(&delta);
+                }
+                Err(RuleError::State(err)) => return Err(state_err(err)),
+                Err(RuleError::Record { rejection: Rejection::SequenceGap { expected, got }, .. })
+                    if got - expected <= self.limits.ahead_max
+                        && !self.held.contains_key(&(e.attester, e.leaf.attestation.body.sequence)) =>
+                {
+                    let key = (e.attester, got);
+                    if let Some(e) = self.entries.get_mut(&id) {
+                        e.slot = Slot::Held;
+                    }
+                    self.held.insert(key, id);
+                    out.demoted += 1;
+                }
+                Err(err) => {
+                    let err = rule_err(err);
+                    if let Some(e) = self.entries.remove(&id) {
+                        self.bytes -= e.leaf.bytes.len();
+                    }
+                    out.evicted.push((id, err));
+                }
+            }
+        }
+        let attesters: Vec<u16> = {
+            let mut a: Vec<u16> = self.held.keys().map(|(a, _)| *a).collect();
+            a.dedup();
+            a
+        };
+        for a in attesters {
+            let (promoted, evicted) = self.promote(view, a, no_clock)?;
+            out.promoted += promoted.len();
+            out.evicted.extend(evicted);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The simulator's invariant checker: it sees every message sent and every block committed, and records violations.
+//!
+//! * Agreement: no two honest nodes commit different blocks at one height.
+//! * No conflicting certificates: no two values get a quorum of precommits at one
+//!   height, across all rounds and all validators (byzantine ones included).
+//! * Validity: every block an honest node decides or syncs passes
+//!   `verify::verify_block` (reported by the driver through [`Observer::invalid`]).
+//! * No double signing by honest validators, across crashes and restarts; no
+//!   committed evidence accuses an honest validator.
+//! * Progress: checked by the run loop (stall and final deadline).
+
+use std::collections::BTreeMap;
+
+use credence_ledger::attestation::Claim;
+use credence_ledger::block::{BlockHash, CertifiedBlock};
+use credence_ledger::codec;
+use credence_ledger::hash::Hash;
+use credence_ledger::vote::{BlockId, Slot, Statement, Vote, VoteKind};
+
+use crate::consensus::{Context, Message, ValidatorIndex};
+
+/// Most violations of each kind kept in a report (the first is what matters).
+const VIOLATIONS_KEPT: usize = 16;
+
+#[derive(Debug)]
+pub struct Observer {
+    honest: Vec<bool>,
+    names: Vec<String>,
+    quorum: usize,
+    /// Height → block committed by the first honest node that got there.
+    committed: BTreeMap<u64, BlockHash>,
+    /// Statement digest per (validator, height, round, slot), honest validators only.
+    signed: BTreeMap<(ValidatorIndex, u64, u32, Slot), Hash>,
+    /// Precommit signers per (height, round, value).
+    precommits: BTreeMap<(u64, u32, BlockId), Vec<bool>>,
+    /// Height → the value that got a precommit quorum there.
+    certified: BTreeMap<u64, BlockId>,
+    pub safety: Vec<String>,
+    pub evidence_committed: u64,
+    /// Highest height any honest node committed, and when it first did.
+    pub best_height: u64,
+    pub best_at_ms: u64,
+}
+
+impl Observer {
+    pub fn new(honest: Vec<bool>, ctx: &Context) -> Observer {
+        Observer {
+            honest,
+            names: ctx.validators.iter().map(|v| v.name.to_string()).collect(),
+            quorum: ctx.quorum,
+            committed: BTreeMap::new(),
+            signed: BTreeMap::new(),
+            precommits: BTreeMap::new(),
+            certified: BTreeMap::new(),
+            safety: Vec::new(),
+            evidence_committed: 0,
+            best_height: 0,
+            best_at_ms: 0,
+        }
+    }
+
+    fn violation(&mut self, what: String) {
+        if self.safety.len() < VIOLATIONS_KEPT {
+            self.safety.push(what);
+        }
+    }
+
+    /// A message leaves validator `from` (its own statement, or a byzantine variant).
+    pub fn on_send(&mut self, from: ValidatorIndex, msg: &Message) {
+        let (statement, signer) = match msg {
+            Message::Proposal(p) => (Statement::Proposal(p.proposal), from),
+            Message::Vote(v) => (Statement::Vote(v.vote), v.validator),
+        };
+        let (height, round, slot) = statement.slot();
+        if self.honest[usize::from(signer)] {
+            let digest = Hash::digest(&[&codec::encode(&statement)]);
+            match self.signed.get(&(signer, height, round, slot)) {
+                Some(d) if *d != digest => self.violation(format!(
+                    "double signing: honest validator {signer} signed two different {slot:?} statements at height {height} round {round}"
+                )),
+                Some(_) => {}
+                None => {
+                    self.signed.insert((signer, height, round, slot), digest);
+                }
+            }
+        }
+        if let Statement::Vote(Vote { kind: VoteKind::Precommit, value: Some(id), .. }) = statement {
+            let n = self.honest.len();
+            let signers = self.precommits.entry((height, round, id)).or_insert_with(|| vec![false; n]);
+            signers[usize::from(signer)] = true;
+            if signers.iter().filter(|s| **s).count() >= self.quorum {
+                match self.certified.get(&height) {
+                    Some(other) if *other != id => self.violation(format!(
+                        "conflicting certificates at height {height}: quorums of precommits for blocks {} and {}",
+                        other.hash, id.hash
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.certified.insert(height, id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// An honest node stored `cb` (decided or synced) at virtual time `now_ms`.
+    pub fn on_commit(&mut self, node: ValidatorIndex, cb: &CertifiedBlock, now_ms: u64) {
+        let h = &cb.block.header;
+        let hash = h.hash();
+        match self.committed.get(&h.height) {
+            Some(other) if *other != hash => self.violation(format!(
+                "agreement: node {node} committed block {hash} at height {}, another honest node committed {other}",
+                h.height
+            )),
+            Some(_) => {}
+            None => {
+                self.committed.insert(h.height, hash);
+                for leaf in &cb.block.leaves {
+                    if let Claim::Equivocation(e) = &leaf.attestation.body.claim {
+                        self.evidence_committed += 1;
+                        let accused = self.names.iter().position(|n| n == e.validator.as_str());
+                        if accused.is_some_and(|i| self.honest[i]) {
+                            self.violation(format!(
+                                "evidence at height {} accuses honest validator {}",
+                                h.height, e.validator
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if h.height > self.best_height {
+            self.best_height = h.height;
+            self.best_at_ms = now_ms;
+        }
+    }
+
+    /// An honest node decided or received a block that fails the verification core.
+    pub fn invalid(&mut self, node: ValidatorIndex, height: u64, reason: String) {
+        self.violation(format!("validity: node {node}'s block at height {height} fails verification: {reason}"));
+    }
+
+    /// Commits in height order, for the final state hash.
+    pub fn chain(&self) -> impl Iterator<Item = (&u64, &BlockHash)> {
+        self.committed.iter()
+    }
+
+    /// Forgets per-height bookkeeping below `height` (bounded memory on long runs).
+    pub fn prune_below(&mut self, height: u64) {
+        self.signed.retain(|(_, h, _, _), _| *h >= height);
+        self.precommits = self.precommits.split_off(&(height, 0, BlockId::MIN));
+        self.certified = self.certified.split_off(&height);
+    }
+}
+
+/// The smallest block id, for range bounds.
+trait MinId {
+    const MIN: BlockId;
+}
+
+impl MinId for BlockId {
+    const MIN: BlockId =
+        BlockId { hash: credence_ledger::hash::HashOf::from_hash(Hash::ZERO), tree_size: 0, root: Hash::ZERO };
+}

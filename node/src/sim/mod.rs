@@ -1,0 +1,490 @@
+//! The deterministic simulator: n consensus machines on a seeded, faulty virtual network, with invariants checked on every run.
+//!
+//! One seed fixes everything: the network's character (latency, drops, duplicates,
+//! slow links that reorder), the fault plan (partitions that heal, crashes and
+//! restarts, crashes right after a sign state is persisted), which validators are
+//! byzantine and how (equivocating, proposing invalid blocks, silent), and every
+//! random choice after that. Time is virtual; the run is a loop over a queue of
+//! timed events ordered by (time, insertion number), so the same seed gives the
+//! same run, message for message, and the same [`SimReport::final_state_hash`].
+//!
+//! A run has a chaos phase (faults injected) then a calm one (partitions healed,
+//! every honest node up, few drops). It checks, besides the invariants in
+//! [`check`]: progress whenever a quorum of honest nodes is up and connected
+//! (no stall longer than [`STALL_MS`]), and that every honest node reaches the
+//! target height within a deadline after the chaos ends.
+
+pub mod chain;
+pub mod check;
+pub mod instant;
+pub mod node;
+pub mod rng;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use credence_ledger::hash::Hash;
+use credence_ledger::store::{MemStore, Store};
+
+use crate::consensus::{Timeout, ValidatorIndex};
+use chain::{ChainError, SIM_GENESIS_TIME_MS, SimChain, Workload};
+use check::Observer;
+use node::{Behaviour, NetMsg, SimNode};
+use rng::Rng;
+
+/// A quorum of honest nodes up and connected for this long must commit a new height.
+pub const STALL_MS: u64 = 30_000;
+/// After the chaos ends, each missing height gets this much virtual time, plus [`DEADLINE_SLACK_MS`].
+pub const DEADLINE_PER_HEIGHT_MS: u64 = 2_000;
+pub const DEADLINE_SLACK_MS: u64 = 30_000;
+/// Re-send own messages and check for sync this often.
+pub const TICK_MS: u64 = 600;
+
+/// One simulation's parameters.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub validators: usize,
+    /// Every honest node must store this many blocks.
+    pub heights: u64,
+    /// Byzantine validators, at most f = (n − 1) / 3.
+    pub byzantine: usize,
+}
+
+/// What a run found.
+#[derive(Clone, Debug)]
+pub struct SimReport {
+    pub seed: u64,
+    pub validators: usize,
+    pub byzantine: Vec<&'static str>,
+    pub heights_target: u64,
+    /// The lowest height stored by an honest node at the end.
+    pub heights_committed: u64,
+    pub safety_violations: Vec<String>,
+    pub liveness_failures: Vec<String>,
+    /// SHA-256 over every node's head and sign state and the agreed chain.
+    pub final_state_hash: Hash,
+    pub virtual_ms: u64,
+    pub events: u64,
+    pub stats: Stats,
+}
+
+impl SimReport {
+    pub fn ok(&self) -> bool {
+        self.safety_violations.is_empty() && self.liveness_failures.is_empty()
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub messages_sent: u64,
+    pub messages_dropped: u64,
+    pub rejected: u64,
+    pub validations: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub sync_requests: u64,
+    pub blocks_synced: u64,
+    pub evidence_reported: u64,
+    pub evidence_committed: u64,
+    pub refused_signatures: u64,
+    pub max_round: u32,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("byzantine validators must be at most f = {f} for {n} validators, got {got}")]
+    TooManyByzantine { got: usize, f: usize, n: usize },
+    #[error("heights must be at least 1")]
+    NoHeights,
+}
+
+/// The network's character for one seed (per mille probabilities, milliseconds).
+#[derive(Clone, Debug)]
+struct NetParams {
+    latency_max: u64,
+    drop_chaos: u64,
+    drop_calm: u64,
+    duplicate: u64,
+    slow: u64,
+    slow_max: u64,
+    chaos_ms: u64,
+    fault_every_ms: u64,
+}
+
+impl NetParams {
+    fn draw(rng: &mut Rng) -> NetParams {
+        NetParams {
+            latency_max: rng.range(2, 60),
+            drop_chaos: rng.range(0, 150),
+            drop_calm: rng.range(0, 10),
+            duplicate: rng.range(0, 50),
+            slow: rng.range(0, 80),
+            slow_max: rng.range(100, 1_500),
+            chaos_ms: rng.range(2_000, 15_000),
+            fault_every_ms: rng.range(300, 3_000),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver { to: ValidatorIndex, from: ValidatorIndex, msg: NetMsg },
+    Timer { node: ValidatorIndex, incarnation: u64, timeout: Timeout },
+    Tick { node: ValidatorIndex, incarnation: u64 },
+    Build { node: ValidatorIndex, incarnation: u64, height: u64, round: u32 },
+    Restart { node: ValidatorIndex },
+    Fault,
+    Heal,
+    ChaosEnd,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// Everything a node driver may touch besides itself.
+#[derive(Debug)]
+pub struct Env {
+    pub now: u64,
+    pub rng: Rng,
+    pub chain: Arc<SimChain>,
+    pub workload: Workload,
+    pub observer: Observer,
+    pub stats: Stats,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    seq: u64,
+    net: NetParams,
+    chaos: bool,
+    /// Partition side of each node, while a partition lasts.
+    partition: Option<Vec<bool>>,
+    crash_after_persist: Vec<bool>,
+    /// Nodes that crashed since the run loop last looked.
+    crashed: Vec<ValidatorIndex>,
+}
+
+impl Env {
+    fn push(&mut self, at: u64, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled { at, seq: self.seq, event }));
+    }
+
+    /// Puts a message on the wire: maybe dropped, maybe duplicated, delayed (sometimes a lot).
+    pub fn send(&mut self, from: ValidatorIndex, to: ValidatorIndex, msg: NetMsg) {
+        self.stats.messages_sent += 1;
+        let drop = if self.chaos { self.net.drop_chaos } else { self.net.drop_calm };
+        if self.rng.chance(drop) {
+            self.stats.messages_dropped += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.net.duplicate) { 2 } else { 1 };
+        for _ in 0..copies {
+            let mut delay = self.rng.range(1, self.net.latency_max);
+            if self.rng.chance(self.net.slow) {
+                delay += self.rng.range(50, self.net.slow_max);
+            }
+            self.push(self.now + delay, Event::Deliver { to, from, msg: msg.clone() });
+        }
+    }
+
+    pub fn schedule_timer(&mut self, node: ValidatorIndex, incarnation: u64, timeout: Timeout, after_ms: u64) {
+        self.stats.max_round = self.stats.max_round.max(timeout.round);
+        self.push(self.now + after_ms, Event::Timer { node, incarnation, timeout });
+    }
+
+    /// `getValue()` answers after a short, random delay.
+    pub fn schedule_build(&mut self, node: ValidatorIndex, incarnation: u64, height: u64, round: u32) {
+        let at = self.now + self.rng.range(1, 5);
+        self.push(at, Event::Build { node, incarnation, height, round });
+    }
+
+    pub fn schedule_tick(&mut self, node: ValidatorIndex, incarnation: u64) {
+        self.push(self.now + TICK_MS, Event::Tick { node, incarnation });
+    }
+
+    /// Whether `node` must crash right after persisting its sign state (armed by the fault plan).
+    pub fn take_crash_after_persist(&mut self, node: ValidatorIndex) -> bool {
+        std::mem::take(&mut self.crash_after_persist[usize::from(node)])
+    }
+
+    fn on_crash(&mut self, node: ValidatorIndex) {
+        self.crashed.push(node);
+    }
+}
+
+/// Runs one simulation to the target height (or its deadline) and reports.
+pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
+    let n = cfg.validators;
+    let chain = Arc::new(SimChain::new(cfg.seed, n)?);
+    let f = (n - 1) / 3;
+    if cfg.byzantine > f {
+        return Err(SimError::TooManyByzantine { got: cfg.byzantine, f, n });
+    }
+    if cfg.heights == 0 {
+        return Err(SimError::NoHeights);
+    }
+    let mut rng = Rng::new(cfg.seed);
+    let net = NetParams::draw(&mut rng);
+    let mut behaviours = vec![Behaviour::Honest; n];
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    for &i in order.iter().take(cfg.byzantine) {
+        behaviours[i] = [Behaviour::Equivocator, Behaviour::InvalidProposer, Behaviour::Silent][rng.below(3) as usize];
+    }
+    let honest: Vec<bool> = behaviours.iter().map(|b| *b == Behaviour::Honest).collect();
+    let mut nodes: Vec<SimNode> =
+        (0..n).map(|i| SimNode::new(i as ValidatorIndex, behaviours[i], MemStore::new(chain.genesis()))).collect();
+    let mut env = Env {
+        now: SIM_GENESIS_TIME_MS + 1_000,
+        workload: Workload::new(cfg.seed, &chain),
+        observer: Observer::new(honest.clone(), &chain.consensus),
+        stats: Stats::default(),
+        queue: BinaryHeap::new(),
+        seq: 0,
+        chaos: true,
+        partition: None,
+        crash_after_persist: vec![false; n],
+        crashed: Vec::new(),
+        rng: rng.fork(),
+        chain: Arc::clone(&chain),
+        net,
+    };
+    let start = env.now;
+    let chaos_end = start + env.net.chaos_ms;
+    env.push(chaos_end, Event::ChaosEnd);
+    let first_fault = start + env.rng.range(0, env.net.fault_every_ms);
+    env.push(first_fault, Event::Fault);
+    for node in &mut nodes {
+        node.start(&mut env);
+    }
+
+    let quorum = chain.consensus.quorum;
+    let event_budget = 100_000 + 20_000 * cfg.heights * n as u64;
+    let mut events = 0u64;
+    let mut deadline = u64::MAX;
+    let mut connected_since: Option<u64> = None;
+    let mut liveness = Vec::new();
+    let mut pruned_to = 0;
+    let min_honest =
+        |nodes: &[SimNode]| nodes.iter().filter(|x| honest[usize::from(x.index)]).map(SimNode::height).min();
+    loop {
+        if min_honest(&nodes).is_none_or(|h| h >= cfg.heights) {
+            break;
+        }
+        let Some(Reverse(Scheduled { at, event, .. })) = env.queue.pop() else {
+            liveness.push("no more events: every node is idle".to_owned());
+            break;
+        };
+        env.now = at;
+        events += 1;
+        let mut topology_changed = false;
+        match event {
+            Event::Deliver { to, from, msg } => {
+                let cut = env.partition.as_ref().is_some_and(|s| s[usize::from(from)] != s[usize::from(to)]);
+                if cut {
+                    env.stats.messages_dropped += 1;
+                } else {
+                    nodes[usize::from(to)].on_deliver(&mut env, from, msg);
+                }
+            }
+            Event::Timer { node, incarnation, timeout } => {
+                nodes[usize::from(node)].on_timer(&mut env, incarnation, timeout);
+            }
+            Event::Tick { node, incarnation } => nodes[usize::from(node)].on_tick(&mut env, incarnation),
+            Event::Build { node, incarnation, height, round } => {
+                nodes[usize::from(node)].on_build(&mut env, incarnation, height, round);
+            }
+            Event::Restart { node } => {
+                nodes[usize::from(node)].start(&mut env);
+                topology_changed = true;
+            }
+            Event::Fault => {
+                if env.chaos {
+                    inject_fault(&mut env, &mut nodes, &honest);
+                    let next = env.now + env.rng.range(1, 2 * env.net.fault_every_ms);
+                    env.push(next, Event::Fault);
+                    topology_changed = true;
+                }
+            }
+            Event::Heal => {
+                env.partition = None;
+                topology_changed = true;
+            }
+            Event::ChaosEnd => {
+                env.chaos = false;
+                env.partition = None;
+                env.crash_after_persist.iter_mut().for_each(|c| *c = false);
+                for node in &mut nodes {
+                    node.start(&mut env);
+                }
+                let missing = cfg.heights - min_honest(&nodes).unwrap_or(0).min(cfg.heights);
+                deadline = env.now + missing * DEADLINE_PER_HEIGHT_MS + DEADLINE_SLACK_MS;
+                topology_changed = true;
+            }
+        }
+        // Crashes by the fault plan (restart later) or right after a persist.
+        for node in std::mem::take(&mut env.crashed) {
+            let down = env.rng.range(50, 4_000);
+            env.push(env.now + down, Event::Restart { node });
+            topology_changed = true;
+        }
+        if topology_changed {
+            let up = quorum_connected(&env, &nodes, &honest, quorum);
+            connected_since = match (up, connected_since) {
+                (true, None) => Some(env.now),
+                (true, since) => since,
+                (false, _) => None,
+            };
+        }
+        if let Some(since) = connected_since
+            && env.now.saturating_sub(since.max(env.observer.best_at_ms)) > STALL_MS
+            && liveness.is_empty()
+        {
+            liveness.push(format!(
+                "stall: a quorum of honest nodes was up and connected for {} ms without a new height (best {}): {}",
+                STALL_MS,
+                env.observer.best_height,
+                describe(&nodes)
+            ));
+            break;
+        }
+        if env.now > deadline {
+            liveness.push(format!(
+                "deadline: {} ms after the chaos ended, below the target {}: {}",
+                env.now - chaos_end,
+                cfg.heights,
+                describe(&nodes)
+            ));
+            break;
+        }
+        if events >= event_budget {
+            liveness
+                .push(format!("event budget of {event_budget} exhausted at heights {:?}", heights(&nodes, &honest)));
+            break;
+        }
+        let low = min_honest(&nodes).unwrap_or(0);
+        if low >= pruned_to + 16 {
+            pruned_to = low.saturating_sub(2);
+            env.observer.prune_below(pruned_to);
+        }
+    }
+
+    let heights_committed = min_honest(&nodes).unwrap_or(0);
+    if heights_committed < cfg.heights && liveness.is_empty() {
+        liveness.push(format!("honest nodes stopped at heights {:?}", heights(&nodes, &honest)));
+    }
+    env.stats.evidence_committed = env.observer.evidence_committed;
+    env.stats.refused_signatures = nodes.iter().map(SimNode::refused_total).sum();
+    let final_state_hash = state_hash(cfg, &nodes, &env, events);
+    Ok(SimReport {
+        seed: cfg.seed,
+        validators: n,
+        byzantine: behaviours.iter().filter(|b| **b != Behaviour::Honest).map(|b| b.name()).collect(),
+        heights_target: cfg.heights,
+        heights_committed,
+        safety_violations: env.observer.safety.clone(),
+        liveness_failures: liveness,
+        final_state_hash,
+        virtual_ms: env.now - start,
+        events,
+        stats: env.stats,
+    })
+}
+
+fn describe(nodes: &[SimNode]) -> String {
+    nodes.iter().map(SimNode::describe).collect::<Vec<_>>().join("; ")
+}
+
+fn heights(nodes: &[SimNode], honest: &[bool]) -> Vec<u64> {
+    nodes.iter().filter(|x| honest[usize::from(x.index)]).map(SimNode::height).collect()
+}
+
+/// Whether some partition side holds a quorum of honest nodes that are up.
+fn quorum_connected(env: &Env, nodes: &[SimNode], honest: &[bool], quorum: usize) -> bool {
+    let side = |i: usize| env.partition.as_ref().is_some_and(|s| s[i]);
+    let count = |s: bool| nodes.iter().enumerate().filter(|(i, x)| honest[*i] && x.is_up() && side(*i) == s).count();
+    count(false) >= quorum || count(true) >= quorum
+}
+
+/// One random fault: a partition (healed later), a crash (restarted later), or a
+/// crash armed to happen right after the node's next sign-state write.
+fn inject_fault(env: &mut Env, nodes: &mut [SimNode], honest: &[bool]) {
+    let n = nodes.len();
+    match env.rng.below(3) {
+        0 if n > 1 && env.partition.is_none() => {
+            let mut sides: Vec<bool> = (0..n).map(|_| env.rng.chance(500)).collect();
+            if sides.iter().all(|s| *s) || sides.iter().all(|s| !*s) {
+                let i = env.rng.below(n as u64) as usize;
+                sides[i] = !sides[i];
+            }
+            env.partition = Some(sides);
+            env.stats.partitions += 1;
+            let heal = env.now + env.rng.range(200, 5_000);
+            env.push(heal, Event::Heal);
+        }
+        1 => {
+            let i = env.rng.below(n as u64) as usize;
+            if honest[i] && nodes[i].is_up() {
+                nodes[i].crash(env);
+            }
+        }
+        _ => {
+            let i = env.rng.below(n as u64) as usize;
+            if honest[i] {
+                env.crash_after_persist[i] = true;
+            }
+        }
+    }
+}
+
+/// Every node's stored head and sign state, and the chain the observer saw, hashed.
+fn state_hash(cfg: &SimConfig, nodes: &[SimNode], env: &Env, events: u64) -> Hash {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&cfg.seed.to_le_bytes());
+    for node in nodes {
+        bytes.extend_from_slice(&node.index.to_le_bytes());
+        bytes.extend_from_slice(node.behaviour.name().as_bytes());
+        if let Ok(Some(h)) = node.store.head() {
+            bytes.extend_from_slice(&h.height.to_le_bytes());
+            bytes.extend_from_slice(h.hash.bytes());
+            bytes.extend_from_slice(&h.tree_root.0);
+        }
+        if let Some(s) = &node.sign_state {
+            bytes.extend_from_slice(&s.to_bytes());
+        }
+    }
+    for (h, hash) in env.observer.chain() {
+        bytes.extend_from_slice(&h.to_le_bytes());
+        bytes.extend_from_slice(hash.bytes());
+    }
+    bytes.extend_from_slice(&env.now.to_le_bytes());
+    bytes.extend_from_slice(&events.to_le_bytes());
+    Hash::digest(&[&bytes])
+}

@@ -1,0 +1,620 @@
+//! HTTP API tests against a real server on 127.0.0.1 over a committed demo chain in a redb store, using a minimal HTTP/1.1 client.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use credence_ledger::attestation::{AttestationBody, Claim, RdCategory, RdSpend};
+use credence_ledger::block::Leaf;
+use credence_ledger::checkpoint::Checkpoint;
+use credence_ledger::demo::{self, ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+use credence_ledger::hash::Hash;
+use credence_ledger::ids::{Currency, MemberName, Money, Period, Uscc};
+use credence_ledger::merkle::{self, NodeHash};
+use credence_ledger::sig::SecretKey;
+use credence_ledger::store::{IndexKey, RedbStore, Store};
+use credence_ledger::verify::ChainContext;
+use credence_node::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
+use credence_node::mempool::{Mempool, MempoolLimits};
+use credence_node::metrics::{METRIC_NAMES, Metrics};
+
+const BLOCKS: usize = 4;
+const PER_BLOCK: usize = 30;
+const CENTRE: &str = "sz-tech-finance-centre";
+
+/// A running API over a committed chain.
+struct Node {
+    addr: SocketAddr,
+    ctx: Arc<ChainContext>,
+    keys: Vec<SecretKey>,
+    store: SharedStore,
+    gossip: mpsc::Receiver<Leaf>,
+    stop: Option<oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Node {
+    start_with(ApiConfig { request_timeout: Duration::from_secs(5), ..ApiConfig::default() }).await
+}
+
+async fn start_with(config: ApiConfig) -> Node {
+    let mut builder = ChainBuilder::new(11, EXAMPLE_GENESIS_TIME_MS).expect("demo chain");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = RedbStore::open(&dir.path().join("ledger.redb"), builder.genesis()).expect("store");
+    for _ in 0..BLOCKS {
+        let vb = builder.next_block(PER_BLOCK).expect("block");
+        store.commit(&vb).expect("commit");
+    }
+    let ctx = Arc::new(ChainContext::new(builder.genesis().clone()));
+    let keys = builder.genesis().members.iter().map(|m| demo::member_key(11, m.name.as_str())).collect();
+    let store: SharedStore = Arc::new(RwLock::new(store));
+    let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), MempoolLimits::default())));
+    let status =
+        NodeStatus { peers: 3, syncing: false, member: Some("bank-icbc-sz".into()), validator: true, round: Some(0) };
+    let (_status_tx, status_rx) = watch::channel(status);
+    let (gossip_tx, gossip) = mpsc::channel(16);
+    let state = ApiState::new(ctx.clone(), store.clone(), mempool, status_rx, Arc::new(Metrics::new()))
+        .with_gossip(gossip_tx)
+        .with_config(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    Node { addr, ctx, keys, store, gossip, stop: Some(stop), server, _dir: dir }
+}
+
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf-8")
+    }
+    /// `(code, field)` of an error body.
+    fn error(&self) -> (String, String) {
+        let v = self.json();
+        let e = &v["error"];
+        assert!(e["rule"].as_str().is_some_and(|r| !r.is_empty()), "error names a rule: {v}");
+        assert!(e["message"].is_string(), "{v}");
+        (e["code"].as_str().unwrap_or_default().to_string(), e["field"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`).
+async fn request(addr: SocketAddr, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    if method == "POST" || !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.expect("write");
+    // A server may answer (e.g. 413) before reading the whole body; ignore a reset then.
+    let _ = s.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let mut content_type = String::new();
+    let mut chunked = false;
+    for l in lines {
+        let (k, v) = l.split_once(':').expect("header");
+        match k.to_ascii_lowercase().as_str() {
+            "content-type" => content_type = v.trim().to_string(),
+            "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
+            _ => {}
+        }
+    }
+    let mut body = raw[split + 4..].to_vec();
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let end = rest.windows(2).position(|w| w == b"\r\n").expect("chunk size");
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..end]).expect("hex").trim(), 16).expect("hex");
+            rest = &rest[end + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = out;
+    }
+    Reply { status, content_type, body }
+}
+
+async fn get(n: &Node, path: &str) -> Reply {
+    request(n.addr, "GET", path, None, b"").await
+}
+
+async fn post_json(n: &Node, path: &str, v: &Value) -> Reply {
+    request(n.addr, "POST", path, Some("application/json"), v.to_string().as_bytes()).await
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn rd(n: u64) -> Claim {
+    Claim::RdSpend(RdSpend {
+        enterprise: Uscc::parse("enterprise", demo::REAL_USCCS[2]).expect("uscc"),
+        period: Period::new("period", 2024, 0).expect("period"),
+        amount: Money { fen: 1_000_000 + n, currency: Currency::CNY },
+        category: RdCategory::Total,
+        evidence: Hash([7; 32]),
+    })
+}
+
+impl Node {
+    fn sign_as(&self, key_of: &str, attester: &str, sequence: u64, claim: Claim) -> Vec<u8> {
+        let name = MemberName::parse("attester", key_of).expect("name");
+        let i = self.ctx.genesis.member_index(&name).expect("member");
+        let attester = MemberName::parse("attester", attester).expect("name");
+        let body = AttestationBody { attester, sequence, issued_at_ms: now_ms() - 1000, claim };
+        body.sign(&self.keys[usize::from(i)], &self.ctx.chain_id).to_bytes()
+    }
+    fn sign(&self, attester: &str, sequence: u64, claim: Claim) -> Vec<u8> {
+        self.sign_as(attester, attester, sequence, claim)
+    }
+    async fn next_sequence(&self, member: &str) -> u64 {
+        let r = get(self, &format!("/v1/attesters/{member}/next-sequence")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["next_sequence"].as_u64().expect("number")
+    }
+    async fn submit(&self, bytes: &[u8]) -> Reply {
+        post_json(self, "/v1/attestations", &json!({ "attestation": B64.encode(bytes) })).await
+    }
+    fn leaf(&self, index: u64) -> Leaf {
+        self.store.read().expect("lock").leaf(index).expect("store").expect("leaf")
+    }
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let done = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        assert!(matches!(done, Ok(Ok(Ok(())))), "server stops cleanly: {done:?}");
+    }
+}
+
+fn unb64(s: &Value) -> NodeHash {
+    let v = B64.decode(s.as_str().expect("string")).expect("base64");
+    v.try_into().expect("32 bytes")
+}
+
+#[tokio::test]
+async fn submit_valid_is_pending_and_advances_next_sequence() {
+    let mut n = start().await;
+    let seq = n.next_sequence(CENTRE).await;
+    let bytes = n.sign(CENTRE, seq, rd(1));
+    let r = post_json(
+        &n,
+        "/v1/attestations",
+        &json!({ "attestation": B64.encode(&bytes), "decoded": {"note": "ignored"} }),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().expect("id").to_string();
+    assert_eq!(id, Leaf::from_bytes(bytes.clone()).expect("leaf").id.to_string());
+
+    let r = get(&n, &format!("/v1/attestations/{id}")).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["held"], false);
+    assert_eq!(v["attester"], CENTRE);
+    assert_eq!(v["sequence"], seq);
+    assert_eq!(v["claim"]["kind"], "rd-spend");
+    assert_eq!(v["claim"]["enterprise"], demo::REAL_USCCS[2]);
+    assert_eq!(v["claim"]["amount"]["fen"], 1_000_001);
+    assert_eq!(v["claim"]["amount"]["amount"], "10000.01");
+    assert_eq!(B64.decode(v["attestation"].as_str().expect("b64")).expect("b64"), bytes);
+    assert_eq!(n.next_sequence(CENTRE).await, seq + 1);
+
+    let gossiped = n.gossip.recv().await.expect("gossiped");
+    assert_eq!(gossiped.bytes, bytes);
+
+    // A held record reports what it waits for.
+    let r = n.submit(&n.sign(CENTRE, seq + 2, rd(2))).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["waiting_for_sequence"], seq + 1);
+    let r = get(&n, &format!("/v1/attesters/{CENTRE}/next-sequence")).await.json();
+    assert_eq!(r["held"], json!([seq + 2]));
+    assert_eq!(r["committed_next"], seq);
+
+    let status = get(&n, "/v1/status").await.json();
+    assert_eq!(status["mempool"]["records"], 2);
+    assert_eq!(status["mempool"]["held"], 1);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_name_the_field_and_rule() {
+    let n = start().await;
+    let seq = n.next_sequence(CENTRE).await;
+    let cases: Vec<(Reply, u16, &str, &str)> = vec![
+        (
+            post_json(&n, "/v1/attestations", &json!({"attestation": "%%%not base64"})).await,
+            400,
+            "malformed",
+            "attestation",
+        ),
+        (n.submit(&[0u8; 40]).await, 400, "malformed", "attestation"),
+        (
+            request(n.addr, "POST", "/v1/attestations", Some("application/json"), b"{\"attestation\": ").await,
+            400,
+            "bad_request",
+            "body",
+        ),
+        (post_json(&n, "/v1/attestations", &json!({"attestation": 5})).await, 400, "bad_request", "body"),
+        (post_json(&n, "/v1/attestations", &json!({"attestation": "", "extra": 1})).await, 400, "bad_request", "body"),
+        (request(n.addr, "POST", "/v1/attestations", None, b"{}").await, 415, "unsupported_media_type", "content-type"),
+        // Signed by another member's key.
+        (n.submit(&n.sign_as("bank-icbc-sz", CENTRE, seq, rd(3))).await, 422, "R022", "signature"),
+        // Not a member.
+        (n.submit(&n.sign_as(CENTRE, "centre-nobody", 1, rd(4))).await, 422, "R001", "attester"),
+        // Sequence far past the next one.
+        (n.submit(&n.sign(CENTRE, seq + 300, rd(5))).await, 422, "R004", "sequence"),
+        // A committed record sent again.
+        (n.submit(&n.leaf(7).bytes).await, 422, "R003", "sequence"),
+    ];
+    for (i, (r, status, code, field)) in cases.into_iter().enumerate() {
+        assert_eq!(r.status, status, "case {i}: {}", r.text());
+        assert!(r.content_type.starts_with("application/json"), "case {i}: {}", r.content_type);
+        assert_eq!(r.error(), (code.to_string(), field.to_string()), "case {i}: {}", r.text());
+    }
+    let ok = n.sign(CENTRE, seq, rd(6));
+    assert_eq!(n.submit(&ok).await.status, 202);
+    let dup = n.submit(&ok).await;
+    assert_eq!((dup.status, dup.error().0.as_str()), (409, "duplicate"));
+    let wrong_sequence = n.submit(&n.sign(CENTRE, seq, rd(7))).await;
+    assert_eq!(wrong_sequence.status, 422);
+    assert_eq!(wrong_sequence.error(), ("R003".into(), "sequence".into()));
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let n = start().await;
+    let big = json!({ "attestation": "A".repeat(70 * 1024) });
+    let r = post_json(&n, "/v1/attestations", &big).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.error(), ("payload_too_large".into(), "body".into()));
+    // Under the body limit but longer than any attestation.
+    let r = post_json(&n, "/v1/attestations", &json!({ "attestation": "A".repeat(4000) })).await;
+    assert_eq!((r.status, r.error().0.as_str()), (400, "malformed"));
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn every_get_endpoint_on_committed_data() {
+    let n = start().await;
+    let leaf = n.leaf(33);
+    let r = get(&n, &format!("/v1/attestations/{}", leaf.id)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["status"], "committed");
+    assert_eq!(v["leaf_index"], 33);
+    assert_eq!(v["height"], 2);
+    assert!(["active", "revoked", "released"].contains(&v["record_status"].as_str().expect("status")));
+    assert!(v["claim"]["kind"].is_string());
+
+    let b = get(&n, "/v1/blocks/2").await.json();
+    assert_eq!(b["height"], 2);
+    assert_eq!(b["tree_size"], 2 * PER_BLOCK);
+    assert_eq!(b["first_leaf_index"], PER_BLOCK);
+    assert_eq!(b["attestations"].as_array().expect("ids").len(), PER_BLOCK);
+    assert_eq!(b["attestations"][3], leaf.id.to_string());
+    let cert = Checkpoint::parse_note(b["certificate"].as_str().expect("note")).expect("C2SP note");
+    assert_eq!(cert.body.height, 2);
+    assert_eq!(hex_of(&cert.body.block_hash), b["hash"].as_str().expect("hash"));
+    assert_eq!(unb64(&b["tree_root"]), cert.body.root);
+
+    let s = get(&n, "/v1/status").await.json();
+    assert_eq!(s["height"], BLOCKS);
+    assert_eq!(s["tree_size"], BLOCKS * PER_BLOCK);
+    assert_eq!(s["peers"], 3);
+    assert_eq!(s["syncing"], false);
+    assert_eq!(s["validator"], true);
+    assert_eq!(s["chain_id"], n.ctx.chain_id.to_hex());
+
+    let c = get(&n, "/v1/checkpoint").await;
+    assert_eq!(c.status, 200);
+    assert!(c.content_type.starts_with("text/plain"), "{}", c.content_type);
+    let cp = Checkpoint::parse_note(&c.text()).expect("C2SP note");
+    assert_eq!(cp.body.tree_size, (BLOCKS * PER_BLOCK) as u64);
+    assert_eq!(cp.body.height, BLOCKS as u64);
+
+    let h = get(&n, "/healthz").await;
+    assert_eq!((h.status, h.json()["status"].as_str()), (200, Some("ok")));
+
+    let member = n.ctx.genesis.members[0].name.to_string();
+    let ns = get(&n, &format!("/v1/attesters/{member}/next-sequence")).await.json();
+    assert!(ns["next_sequence"].as_u64().expect("n") >= 1);
+
+    // Not found and bad parameters.
+    let missing = "ab".repeat(32);
+    for (path, status, field) in [
+        (format!("/v1/attestations/{missing}"), 404, "id"),
+        ("/v1/attestations/xyz".to_string(), 400, "id"),
+        (format!("/v1/attestations/{}", "a".repeat(5000)), 400, "id"),
+        ("/v1/blocks/99".to_string(), 404, "height"),
+        ("/v1/blocks/0".to_string(), 404, "height"),
+        ("/v1/blocks/-1".to_string(), 400, "height"),
+        ("/v1/blocks/99999999999999999999999".to_string(), 400, "height"),
+        ("/v1/attesters/Not_A_Name/next-sequence".to_string(), 400, "member"),
+        ("/v1/attesters/bank-nobody/next-sequence".to_string(), 404, "member"),
+        ("/v1/nothing/here".to_string(), 404, "path"),
+    ] {
+        let r = get(&n, &path).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert_eq!(r.error().1, field, "{path}: {}", r.text());
+    }
+    let r = request(n.addr, "DELETE", "/v1/status", None, b"").await;
+    assert_eq!((r.status, r.error().0.as_str()), (405, "method_not_allowed"));
+    n.stop().await;
+}
+
+fn hex_of(b: &[u8; 32]) -> String {
+    Hash(*b).to_hex()
+}
+
+/// Pages through `path` with `limit`, returning the leaf indexes seen.
+async fn all_pages(n: &Node, path: &str, limit: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut after: Option<u64> = None;
+    for _ in 0..1000 {
+        let q = match after {
+            Some(a) => format!("{path}?limit={limit}&after={a}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let r = get(n, &q).await;
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
+        let v = r.json();
+        let items = v["items"].as_array().expect("items");
+        assert!(items.len() <= limit);
+        out.extend(items.iter().map(|i| i["leaf_index"].as_u64().expect("index")));
+        match v["next_after"].as_u64() {
+            Some(a) => after = Some(a),
+            None => return out,
+        }
+    }
+    panic!("paging did not end");
+}
+
+#[tokio::test]
+async fn paging_by_enterprise_patent_and_attester() {
+    let n = start().await;
+    // The busiest enterprise, patent and attester of the chain.
+    let (uscc, patent) = {
+        let store = n.store.read().expect("lock");
+        let mut best_e = (0, None);
+        let mut best_p = (0, None);
+        for i in 0..(BLOCKS * PER_BLOCK) as u64 {
+            let leaf = store.leaf(i).expect("store").expect("leaf");
+            if let Some(e) = leaf.attestation.body.claim.enterprise() {
+                let c = store.query(IndexKey::Enterprise(e), None, 1000).expect("query").len();
+                if c > best_e.0 {
+                    best_e = (c, Some(*e));
+                }
+            }
+            if let Some(p) = leaf.attestation.body.claim.patent() {
+                let c = store.query(IndexKey::Patent(p), None, 1000).expect("query").len();
+                if c > best_p.0 {
+                    best_p = (c, Some(*p));
+                }
+            }
+        }
+        (best_e.1.expect("enterprise"), best_p.1.expect("patent"))
+    };
+    let attester = CENTRE;
+    let index = n.ctx.genesis.member_index(&MemberName::parse("m", attester).expect("name")).expect("member");
+    let expected = |key: IndexKey<'_>| n.store.read().expect("lock").query(key, None, 1000).expect("query");
+
+    let want = expected(IndexKey::Enterprise(&uscc));
+    assert!(want.len() >= 2, "a busy enterprise");
+    assert_eq!(all_pages(&n, &format!("/v1/enterprises/{uscc}/attestations"), 1).await, want);
+    assert_eq!(all_pages(&n, &format!("/v1/enterprises/{uscc}/attestations"), 2).await, want);
+    let want = expected(IndexKey::Patent(&patent));
+    assert_eq!(all_pages(&n, &format!("/v1/patents/{patent}/attestations"), 1).await, want);
+    let want = expected(IndexKey::Attester(index));
+    assert!(want.len() > 10);
+    assert_eq!(all_pages(&n, &format!("/v1/attesters/{attester}/attestations"), 7).await, want);
+
+    // Default limit, and the items are the attester's.
+    let v = get(&n, &format!("/v1/attesters/{attester}/attestations")).await.json();
+    let items = v["items"].as_array().expect("items");
+    assert_eq!(items.len(), want.len().min(100));
+    assert!(items.iter().all(|i| i["attester"] == attester && i["status"] == "committed"));
+
+    for (q, field) in [
+        ("?limit=0", "limit"),
+        ("?limit=1001", "limit"),
+        ("?limit=abc", "limit"),
+        ("?limit=99999999999999999999999", "limit"),
+        ("?after=-3", "after"),
+        ("?colour=blue", "query"),
+    ] {
+        let r = get(&n, &format!("/v1/enterprises/{uscc}/attestations{q}")).await;
+        assert_eq!(r.status, 400, "{q}: {}", r.text());
+        assert_eq!(r.error().1, field, "{q}");
+    }
+    let r = get(&n, "/v1/enterprises/914403001922038217/attestations").await;
+    assert_eq!((r.status, r.error().1.as_str()), (400, "uscc"));
+    assert!(r.json()["error"]["rule"].as_str().expect("rule").contains("check"), "{}", r.text());
+    let r = get(&n, "/v1/patents/CN202310123456.0/attestations").await;
+    assert_eq!((r.status, r.error().1.as_str()), (400, "number"));
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn proofs_verify_against_cosigned_checkpoints() {
+    let n = start().await;
+    let head = Checkpoint::parse_note(&get(&n, "/v1/checkpoint").await.text()).expect("note");
+    let leaf = n.leaf(45);
+    let p = get(&n, &format!("/v1/proofs/inclusion/{}", leaf.id)).await;
+    assert_eq!(p.status, 200, "{}", p.text());
+    let v = p.json();
+    assert_eq!(v["leaf_index"], 45);
+    assert_eq!(v["tree_size"], head.body.tree_size);
+    assert_eq!(unb64(&v["root"]), head.body.root);
+    assert_eq!(unb64(&v["leaf_hash"]), merkle::leaf_hash(&leaf.bytes));
+    let proof: Vec<NodeHash> = v["proof"].as_array().expect("proof").iter().map(unb64).collect();
+    merkle::verify_inclusion(&merkle::leaf_hash(&leaf.bytes), 45, head.body.tree_size, &proof, &head.body.root)
+        .expect("inclusion proof verifies against the checkpoint root");
+
+    // Against an older cosigned checkpoint (block 2's certificate).
+    let b2 = get(&n, "/v1/blocks/2").await.json();
+    let old = Checkpoint::parse_note(b2["certificate"].as_str().expect("note")).expect("note");
+    let v = get(&n, &format!("/v1/proofs/inclusion/{}?tree_size={}", leaf.id, old.body.tree_size)).await.json();
+    let proof: Vec<NodeHash> = v["proof"].as_array().expect("proof").iter().map(unb64).collect();
+    merkle::verify_inclusion(&merkle::leaf_hash(&leaf.bytes), 45, old.body.tree_size, &proof, &old.body.root)
+        .expect("verifies against block 2's root");
+
+    let v = get(&n, &format!("/v1/proofs/consistency?from={}", old.body.tree_size)).await.json();
+    assert_eq!(v["to"], head.body.tree_size);
+    assert_eq!(unb64(&v["root_from"]), old.body.root);
+    assert_eq!(unb64(&v["root_to"]), head.body.root);
+    let proof: Vec<NodeHash> = v["proof"].as_array().expect("proof").iter().map(unb64).collect();
+    merkle::verify_consistency(old.body.tree_size, head.body.tree_size, &proof, &old.body.root, &head.body.root)
+        .expect("consistency proof verifies between the two checkpoints");
+    let v = get(&n, &format!("/v1/proofs/consistency?from=3&to={}", old.body.tree_size)).await.json();
+    let proof: Vec<NodeHash> = v["proof"].as_array().expect("proof").iter().map(unb64).collect();
+    merkle::verify_consistency(3, old.body.tree_size, &proof, &unb64(&v["root_from"]), &old.body.root)
+        .expect("any older size");
+
+    let size = head.body.tree_size;
+    for (path, status, field) in [
+        (format!("/v1/proofs/inclusion/{}?tree_size=45", leaf.id), 400, "tree_size"),
+        (format!("/v1/proofs/inclusion/{}?tree_size={}", leaf.id, size + 1), 400, "tree_size"),
+        (format!("/v1/proofs/inclusion/{}", "cd".repeat(32)), 404, "id"),
+        ("/v1/proofs/consistency".to_string(), 400, "from"),
+        ("/v1/proofs/consistency?from=0".to_string(), 400, "from"),
+        (format!("/v1/proofs/consistency?from=5&to={}", size + 1), 400, "to"),
+        ("/v1/proofs/consistency?from=9&to=8".to_string(), 400, "from"),
+    ] {
+        let r = get(&n, &path).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert_eq!(r.error().1, field, "{path}");
+    }
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_lists_every_path() {
+    let n = start().await;
+    let r = get(&n, "/openapi.json").await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."), "{}", doc["openapi"]);
+    let paths: BTreeSet<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
+    let routes: BTreeSet<&str> = api::ROUTES.iter().copied().collect();
+    assert_eq!(paths, routes);
+    assert!(doc["paths"]["/v1/attestations"]["post"]["responses"]["202"].is_object());
+    assert!(doc["components"]["schemas"]["AttestationView"].is_object());
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_text_contains_the_documented_names() {
+    let n = start().await;
+    assert_eq!(get(&n, "/v1/status").await.status, 200);
+    assert_eq!(n.submit(&[1, 2, 3]).await.status, 400);
+    let seq = n.next_sequence(CENTRE).await;
+    assert_eq!(n.submit(&n.sign(CENTRE, seq, rd(1))).await.status, 202);
+    let r = get(&n, "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert!(r.content_type.starts_with("text/plain"), "{}", r.content_type);
+    let text = r.text();
+    for name in METRIC_NAMES {
+        assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
+    }
+    for line in [
+        format!("credence_height {BLOCKS}"),
+        format!("credence_tree_size {}", BLOCKS * PER_BLOCK),
+        "credence_peers 3".to_string(),
+        "credence_mempool_records 1".to_string(),
+        "credence_signatures_verified_total 1".to_string(),
+        "credence_attestations_admitted_total 1".to_string(),
+        "credence_attestations_refused_total{code=\"malformed\"} 1".to_string(),
+        "credence_http_requests_total{method=\"GET\",route=\"/v1/status\",status=\"200\"} 1".to_string(),
+        "credence_http_requests_total{method=\"POST\",route=\"/v1/attestations\",status=\"400\"} 1".to_string(),
+        "credence_commit_latency_seconds_bucket{le=\"+Inf\"} 0".to_string(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_requests_do_not_break_the_server() {
+    let n = start().await;
+    // Garbage instead of HTTP, a truncated request and an invalid percent-encoding.
+    for raw in
+        [&b"\x00\x01\x02 garbage\r\n\r\n"[..], b"GET /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab"]
+    {
+        let mut s = TcpStream::connect(n.addr).await.expect("connect");
+        let _ = s.write_all(raw).await;
+        let _ = s.shutdown().await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut sink)).await;
+    }
+    let r = get(&n, "/v1/attestations/%ZZ%00").await;
+    assert!(r.status == 400 || r.status == 404, "{}", r.status);
+    let r = get(&n, "/v1/enterprises/%E4%BD%A0%E5%A5%BD/attestations").await;
+    assert_eq!((r.status, r.error().1.as_str()), (400, "uscc"));
+    let r = request(n.addr, "POST", "/v1/attestations", Some("application/json"), b"[1,2,3]").await;
+    assert_eq!(r.status, 400);
+    let r = request(n.addr, "POST", "/v1/attestations", Some("application/json"), &[0xff, 0xfe, b'{']).await;
+    assert_eq!(r.status, 400);
+    // Still serving.
+    assert_eq!(get(&n, "/healthz").await.status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn connections_are_capped_and_idle_ones_closed() {
+    let config = ApiConfig { connections_max: 1, idle_timeout: Duration::from_millis(600), ..ApiConfig::default() };
+    let n = start_with(config).await;
+    // An idle connection takes the only slot ...
+    let mut idle = TcpStream::connect(n.addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = n.addr;
+    let waiting = tokio::spawn(async move { request(addr, "GET", "/healthz", None, b"").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "a second connection waits while the slot is taken");
+    // ... until it is closed for idling, and the waiting request is served.
+    let r = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("served").expect("task");
+    assert_eq!(r.status, 200);
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), idle.read_to_end(&mut sink)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the idle connection was closed: {closed:?}");
+    n.stop().await;
+}

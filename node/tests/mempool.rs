@@ -1,0 +1,403 @@
+//! Mempool tests: admission checks, dedupe, bounds, held sequences, take() order against the ledger rules, and eviction on commit.
+
+use std::sync::Arc;
+
+use credence_ledger::attestation::{
+    AttestationBody, AttestationId, Claim, PatentPledge, PledgeRelease, RdCategory, RdSpend,
+};
+use credence_ledger::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
+use credence_ledger::demo::{self, ChainBuilder, DemoRng, EXAMPLE_GENESIS_TIME_MS};
+use credence_ledger::hash::Hash;
+use credence_ledger::ids::{Currency, Date, Money, PatentNumber, Period, Uscc};
+use credence_ledger::merkle::Frontier;
+use credence_ledger::rules::{self, StateView};
+use credence_ledger::store::{MemStore, Store};
+use credence_ledger::verify::{self, ChainContext, Tip};
+use credence_node::mempool::{AdmitError, Mempool, MempoolLimits, Verifier};
+
+const NOW: u64 = EXAMPLE_GENESIS_TIME_MS + 30 * 24 * 3600 * 1000;
+
+/// A committed demo chain in a store, and the means to sign and commit more.
+struct Fixture {
+    builder: ChainBuilder,
+    ctx: Arc<ChainContext>,
+    store: MemStore,
+    tip: Tip,
+    verifier: Verifier,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let mut builder = ChainBuilder::new(7, EXAMPLE_GENESIS_TIME_MS).expect("demo chain");
+        let mut store = MemStore::new(builder.genesis());
+        for _ in 0..3 {
+            let vb = builder.next_block(20).expect("demo block");
+            store.commit(&vb).expect("commit");
+        }
+        let ctx = Arc::new(ChainContext::new(builder.genesis().clone()));
+        let tip = builder.tip().clone();
+        let verifier = Verifier::new(ctx.clone());
+        Fixture { builder, ctx, store, tip, verifier }
+    }
+
+    fn pool(&self, limits: MempoolLimits) -> Mempool {
+        Mempool::new(self.ctx.clone(), limits)
+    }
+
+    fn index(&self, name: &str) -> u16 {
+        let name = name.parse_member();
+        self.ctx.genesis.member_index(&name).expect("member")
+    }
+
+    fn next(&self, name: &str) -> u64 {
+        self.store.next_sequence(self.index(name)).expect("state")
+    }
+
+    /// The canonical bytes of `claim` signed by member `name` with `sequence`.
+    fn sign(&self, name: &str, sequence: u64, claim: Claim) -> Vec<u8> {
+        let i = usize::from(self.index(name));
+        let body = AttestationBody { attester: name.parse_member(), sequence, issued_at_ms: NOW - 1000, claim };
+        body.sign(&self.builder.keys()[i], &self.ctx.chain_id).to_bytes()
+    }
+
+    fn admit(&self, pool: &mut Mempool, bytes: Vec<u8>) -> Result<credence_node::mempool::Admitted, AdmitError> {
+        let v = self.verifier.verify(bytes)?;
+        pool.admit(&self.store, v, NOW)
+    }
+
+    /// Certifies, verifies and commits a block of `leaves` on top of the store.
+    fn commit(&mut self, leaves: Vec<Leaf>) -> ValidBlock {
+        let mut frontier: Frontier = self.tip.frontier.clone();
+        let mut scratch = Vec::new();
+        for l in &leaves {
+            frontier.push_leaf_hash(l.leaf_hash(), &mut scratch).expect("tree");
+        }
+        let proposer = self.ctx.genesis.validators().next().expect("validator").name.clone();
+        let header = BlockHeader {
+            height: self.tip.height + 1,
+            prev: self.tip.hash,
+            time_ms: NOW.max(self.tip.time_ms + 1),
+            proposer,
+            tree_size: frontier.size(),
+            tree_root: Hash(frontier.root()),
+            validator_set: self.ctx.validator_set_hash(),
+        };
+        let certificate = self.builder.certify(&header);
+        let cb = CertifiedBlock { block: Block { header, leaves }, certificate };
+        let vb = verify::verify_block(&self.ctx, &self.tip, &self.store, cb).expect("valid block");
+        self.store.commit(&vb).expect("commit");
+        self.tip.advance(&vb);
+        vb
+    }
+}
+
+trait ParseMember {
+    fn parse_member(&self) -> credence_ledger::ids::MemberName;
+}
+
+impl ParseMember for str {
+    fn parse_member(&self) -> credence_ledger::ids::MemberName {
+        credence_ledger::ids::MemberName::parse("attester", self).expect("member name")
+    }
+}
+
+const CENTRE: &str = "sz-tech-finance-centre";
+const CENTRE2: &str = "hz-tech-finance-centre";
+const BANK_A: &str = "bank-icbc-sz";
+const BANK_B: &str = "bank-ccb-hz";
+
+fn rd(n: u64) -> Claim {
+    Claim::RdSpend(RdSpend {
+        enterprise: Uscc::parse("enterprise", demo::REAL_USCCS[0]).expect("uscc"),
+        period: Period::new("period", 2024, 3).expect("period"),
+        amount: Money { fen: 100_000 + n, currency: Currency::CNY },
+        category: RdCategory::Personnel,
+        evidence: Hash([n as u8; 32]),
+    })
+}
+
+/// Patents nobody in the demo chain pledged.
+fn free_patents(f: &Fixture, n: usize) -> Vec<PatentNumber> {
+    demo::patents(&mut DemoRng::new(424242), 50)
+        .into_iter()
+        .filter(|p| f.store.active_pledge(p).expect("state").is_none())
+        .take(n)
+        .collect()
+}
+
+fn pledge(patent: PatentNumber, pledgee: &str) -> Claim {
+    Claim::PatentPledge(PatentPledge {
+        patent,
+        pledgor: Uscc::parse("pledgor", demo::REAL_USCCS[1]).expect("uscc"),
+        pledgee: pledgee.parse_member(),
+        secured: Money { fen: 500_000_000, currency: Currency::CNY },
+        start: Date::new("start", 2025, 2, 1).expect("date"),
+        term_months: 24,
+        evidence: Hash([9; 32]),
+    })
+}
+
+fn release(pledge: AttestationId) -> Claim {
+    Claim::PledgeRelease(PledgeRelease { pledge })
+}
+
+fn id_of(bytes: &[u8]) -> AttestationId {
+    Leaf::from_bytes(bytes.to_vec()).expect("leaf").id
+}
+
+fn code(r: Result<credence_node::mempool::Admitted, AdmitError>) -> (String, &'static str) {
+    let e = r.expect_err("must be refused");
+    (e.code(), e.field())
+}
+
+#[test]
+fn admits_once_and_dedupes_by_id() {
+    let f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let n = f.next(CENTRE);
+    let a = f.sign(CENTRE, n, rd(1));
+    let admitted = f.admit(&mut pool, a.clone()).expect("admitted");
+    assert_eq!(admitted.held_for, None);
+    assert_eq!(pool.len(), 1);
+    assert_eq!(pool.next_sequence(&f.store, f.index(CENTRE)).expect("state"), n + 1);
+    let e = f.admit(&mut pool, a).expect_err("duplicate");
+    assert!(matches!(e, AdmitError::Duplicate(_)), "{e:?}");
+    assert_eq!((e.code().as_str(), e.field()), ("duplicate", "attestation"));
+    assert_eq!(pool.len(), 1);
+}
+
+#[test]
+fn full_by_count_and_by_bytes() {
+    let f = Fixture::new();
+    let n = f.next(CENTRE);
+    let records: Vec<Vec<u8>> = (0..4).map(|i| f.sign(CENTRE, n + i, rd(i))).collect();
+
+    let mut pool = f.pool(MempoolLimits { records_max: 3, ..MempoolLimits::default() });
+    for r in &records[..3] {
+        f.admit(&mut pool, r.clone()).expect("room");
+    }
+    let e = f.admit(&mut pool, records[3].clone()).expect_err("full");
+    assert_eq!(e, AdmitError::Full { what: "records", limit: 3 });
+    assert_eq!(e.code(), "mempool_full");
+    assert!(e.to_string().contains("mempool full"), "{e}");
+
+    let two = records[0].len() + records[1].len();
+    let mut pool = f.pool(MempoolLimits { bytes_max: two + records[2].len() - 1, ..MempoolLimits::default() });
+    f.admit(&mut pool, records[0].clone()).expect("room");
+    f.admit(&mut pool, records[1].clone()).expect("room");
+    let e = f.admit(&mut pool, records[2].clone()).expect_err("full");
+    assert!(matches!(e, AdmitError::Full { what: "bytes", .. }), "{e:?}");
+    assert_eq!(pool.stats().bytes, two);
+}
+
+#[test]
+fn held_sequences_are_promoted_when_the_gap_fills() {
+    let f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let who = f.index(CENTRE);
+    let n = f.next(CENTRE);
+    let [a, b, c] = [0, 1, 2].map(|i| f.sign(CENTRE, n + i, rd(10 + i)));
+    assert_eq!(f.admit(&mut pool, c.clone()).expect("held").held_for, Some(n));
+    assert_eq!(f.admit(&mut pool, b.clone()).expect("held").held_for, Some(n));
+    assert_eq!(pool.stats().held, 2);
+    assert_eq!(pool.held_sequences(who), vec![n + 1, n + 2]);
+    assert_eq!(pool.next_sequence(&f.store, who).expect("state"), n);
+    assert!(pool.take(100, 1 << 20).is_empty(), "held records are not proposed");
+    // Another attestation for a held sequence is refused.
+    let other = f.sign(CENTRE, n + 2, rd(99));
+    assert_eq!(code(f.admit(&mut pool, other)), ("sequence_taken".to_string(), "sequence"));
+
+    let admitted = f.admit(&mut pool, a.clone()).expect("fills the gap");
+    assert_eq!(admitted.promoted, vec![id_of(&b), id_of(&c)]);
+    assert_eq!(pool.stats().held, 0);
+    assert_eq!(pool.next_sequence(&f.store, who).expect("state"), n + 3);
+    let taken: Vec<AttestationId> = pool.take(100, 1 << 20).iter().map(|l| l.id).collect();
+    assert_eq!(taken, vec![id_of(&a), id_of(&b), id_of(&c)]);
+}
+
+#[test]
+fn too_far_ahead_is_refused() {
+    let f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits { ahead_max: 8, ..MempoolLimits::default() });
+    let n = f.next(CENTRE);
+    f.admit(&mut pool, f.sign(CENTRE, n + 8, rd(1))).expect("8 ahead is held");
+    let e = f.admit(&mut pool, f.sign(CENTRE, n + 9, rd(2))).expect_err("too far");
+    assert_eq!(e, AdmitError::TooFarAhead { expected: n, got: n + 9, ahead_max: 8 });
+    assert_eq!((e.code().as_str(), e.field()), ("R004", "sequence"));
+    assert!(e.rule().contains("more than 8 ahead"), "{}", e.rule());
+}
+
+#[test]
+fn bad_signature_unknown_signer_and_role() {
+    let f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let n = f.next(CENTRE);
+    let mut bad = f.sign(CENTRE, n, rd(1));
+    let last = bad.len() - 40;
+    bad[last] ^= 1;
+    assert_eq!(code(f.admit(&mut pool, bad)), ("R022".to_string(), "signature"));
+
+    // A well-formed name that is not a member, signed by a member's key.
+    let body = AttestationBody { attester: "bank-nobody".parse_member(), sequence: 1, issued_at_ms: NOW, claim: rd(2) };
+    let stranger = body.sign(&f.builder.keys()[0], &f.ctx.chain_id).to_bytes();
+    let e = f.verifier.verify(stranger).expect_err("unknown signer");
+    assert_eq!((e.code().as_str(), e.field()), ("R001", "attester"));
+
+    // A member signing for another member.
+    let i = usize::from(f.index(BANK_A));
+    let body = AttestationBody { attester: CENTRE.parse_member(), sequence: n, issued_at_ms: NOW, claim: rd(3) };
+    let forged = body.sign(&f.builder.keys()[i], &f.ctx.chain_id).to_bytes();
+    assert_eq!(code(f.admit(&mut pool, forged)), ("R022".to_string(), "signature"));
+
+    // A service centre may not pledge (checked for held records too).
+    let patent = free_patents(&f, 1)[0];
+    let wrong_role = f.sign(CENTRE, n, pledge(patent, BANK_A));
+    assert_eq!(code(f.admit(&mut pool, wrong_role)), ("R002".to_string(), "attester"));
+    let wrong_role_held = f.sign(CENTRE, n + 3, pledge(patent, BANK_A));
+    assert_eq!(code(f.admit(&mut pool, wrong_role_held)), ("R002".to_string(), "attester"));
+
+    // Not an attestation at all.
+    let e = f.verifier.verify(vec![1, 2, 3]).expect_err("garbage");
+    assert_eq!((e.code().as_str(), e.field()), ("malformed", "attestation"));
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn replay_of_a_committed_record_is_refused() {
+    let f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let committed = f.store.leaf(5).expect("store").expect("leaf");
+    let e = f.admit(&mut pool, committed.bytes.clone()).expect_err("replay");
+    assert_eq!((e.code().as_str(), e.field()), ("R003", "sequence"));
+    assert!(pool.is_empty());
+}
+
+#[test]
+fn pending_pledges_conflict_and_only_the_pledgee_releases() {
+    let f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let patent = free_patents(&f, 1)[0];
+    let (na, nb) = (f.next(BANK_A), f.next(BANK_B));
+    let p = f.sign(BANK_A, na, pledge(patent, BANK_A));
+    f.admit(&mut pool, p.clone()).expect("first pledge");
+    // A second pending pledge on the same patent.
+    let e = f.admit(&mut pool, f.sign(BANK_B, nb, pledge(patent, BANK_B))).expect_err("conflict");
+    assert_eq!((e.code().as_str(), e.field()), ("R008", "patent"));
+    // A release of the pending pledge by a bank that is not its pledgee.
+    let e = f.admit(&mut pool, f.sign(BANK_B, nb, release(id_of(&p)))).expect_err("not pledgee");
+    assert_eq!((e.code().as_str(), e.field()), ("R012", "attester"));
+    // The pledgee may release it while both are pending, and then the patent is free again.
+    f.admit(&mut pool, f.sign(BANK_A, na + 1, release(id_of(&p)))).expect("release");
+    f.admit(&mut pool, f.sign(BANK_B, nb, pledge(patent, BANK_B))).expect("pledge again");
+    assert_eq!(pool.len(), 3);
+}
+
+#[test]
+fn take_passes_apply_block_and_commit_empties_the_pool() {
+    let mut f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let patents = free_patents(&f, 2);
+    let (nc, nc2, na, nb) = (f.next(CENTRE), f.next(CENTRE2), f.next(BANK_A), f.next(BANK_B));
+    let p = f.sign(BANK_A, na, pledge(patents[0], BANK_A));
+    let batch = vec![
+        f.sign(CENTRE, nc + 1, rd(1)), // held, promoted below
+        f.sign(BANK_A, na + 1, release(id_of(&p))),
+        f.sign(CENTRE2, nc2, rd(2)),
+        p.clone(),
+        f.sign(CENTRE, nc, rd(3)),
+        f.sign(BANK_B, nb, pledge(patents[1], BANK_B)),
+        f.sign(BANK_B, nb + 1, pledge(patents[0], BANK_B)),
+    ];
+    for b in batch {
+        f.admit(&mut pool, b).expect("admitted");
+    }
+    assert_eq!(pool.stats().held, 0);
+    let all = pool.take(1000, 1 << 20);
+    assert_eq!(all.len(), 7);
+    let genesis = &f.ctx.genesis;
+    for n in 0..=all.len() {
+        let prefix = &all[..n];
+        let records: Vec<_> = prefix.iter().map(|l| (l.id, &l.attestation)).collect();
+        let bytes = prefix.iter().map(|l| l.bytes.len()).sum();
+        rules::apply_block(genesis, &f.store, f.tip.time_ms, NOW, &records, bytes)
+            .unwrap_or_else(|e| panic!("prefix {n} refused: {e}"));
+    }
+    assert_eq!(pool.take(3, 1 << 20).len(), 3);
+    assert_eq!(pool.take(100, all[0].bytes.len() + all[1].bytes.len()).len(), 2);
+
+    let vb = f.commit(all.clone());
+    let outcome = pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    assert_eq!(outcome.removed, 7);
+    assert!(outcome.evicted.is_empty());
+    assert!(pool.is_empty());
+    assert_eq!(pool.stats().bytes, 0);
+    assert_eq!(pool.next_sequence(&f.store, f.index(CENTRE)).expect("state"), nc + 2);
+}
+
+#[test]
+fn on_commit_evicts_what_the_block_made_invalid() {
+    let mut f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let ps = free_patents(&f, 3);
+    let patent = ps[0];
+    let (na, nb, nc) = (f.next(BANK_A), f.next(BANK_B), f.next(CENTRE));
+    // Pending here: bank A pledges the patent, then attests something else.
+    let mine = f.sign(BANK_A, na, pledge(patent, BANK_A));
+    let after = f.sign(BANK_A, na + 1, pledge(ps[1], BANK_A));
+    let unrelated = f.sign(CENTRE, nc, rd(5));
+    for b in [mine.clone(), after.clone(), unrelated.clone()] {
+        f.admit(&mut pool, b).expect("admitted");
+    }
+    // Meanwhile a block from elsewhere pledges the same patent to bank B.
+    let theirs = Leaf::from_bytes(f.sign(BANK_B, nb, pledge(patent, BANK_B))).expect("leaf");
+    let vb = f.commit(vec![theirs]);
+    let outcome = pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    assert_eq!(outcome.removed, 0);
+    assert_eq!(outcome.evicted.len(), 1);
+    assert_eq!(outcome.evicted[0].0, id_of(&mine));
+    assert_eq!(outcome.evicted[0].1.code(), "R008");
+    // Bank A's next record waits for a new record with the freed sequence.
+    assert_eq!(outcome.demoted, 1);
+    assert_eq!(pool.get(&id_of(&after)).map(|p| p.held), Some(true));
+    assert_eq!(pool.get(&id_of(&unrelated)).map(|p| p.held), Some(false));
+    assert_eq!(pool.next_sequence(&f.store, f.index(BANK_A)).expect("state"), na);
+    let replacement = f.sign(BANK_A, na, pledge(ps[2], BANK_A));
+    let admitted = f.admit(&mut pool, replacement).expect("fills the gap");
+    assert_eq!(admitted.promoted, vec![id_of(&after)]);
+    let taken = pool.take(100, 1 << 20);
+    assert_eq!(taken.len(), 3);
+    let records: Vec<_> = taken.iter().map(|l| (l.id, &l.attestation)).collect();
+    let bytes = taken.iter().map(|l| l.bytes.len()).sum();
+    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes).expect("valid");
+}
+
+#[test]
+fn commits_of_a_prefix_or_of_another_order_keep_the_rest() {
+    let mut f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let patents = free_patents(&f, 2);
+    let (nc, na) = (f.next(CENTRE), f.next(BANK_A));
+    let a = f.sign(CENTRE, nc, rd(1));
+    let b = f.sign(BANK_A, na, pledge(patents[0], BANK_A));
+    let c = f.sign(CENTRE, nc + 1, rd(2));
+    let d = f.sign(BANK_A, na + 1, pledge(patents[1], BANK_A));
+    for r in [&a, &b, &c, &d] {
+        f.admit(&mut pool, r.clone()).expect("admitted");
+    }
+    // A prefix of the ready order: the rest is kept as is.
+    let vb = f.commit(pool.take(1, 1 << 20));
+    let out = pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    assert_eq!((out.removed, out.evicted.len(), out.demoted), (1, 0, 0));
+    assert_eq!(pool.len(), 3);
+    // Another proposer's order: the bank's record only. The rest is re-checked and stays.
+    let vb = f.commit(vec![Leaf::from_bytes(b.clone()).expect("leaf")]);
+    let out = pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    assert_eq!((out.removed, out.evicted.len(), out.demoted), (1, 0, 0));
+    let left: Vec<AttestationId> = pool.take(100, 1 << 20).iter().map(|l| l.id).collect();
+    assert_eq!(left, vec![id_of(&c), id_of(&d)]);
+    assert_eq!(pool.next_sequence(&f.store, f.index(BANK_A)).expect("state"), na + 2);
+    let taken = pool.take(100, 1 << 20);
+    let records: Vec<_> = taken.iter().map(|l| (l.id, &l.attestation)).collect();
+    let bytes = taken.iter().map(|l| l.bytes.len()).sum();
+    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes).expect("valid");
+}
