@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::block::{Block, BlockHash, BlockHeader, CertifiedBlock, ValidBlock};
+use crate::block::{Block, BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::{self, Checkpoint, VerifierKey};
 use crate::genesis::Genesis;
 use crate::hash::{Hash, HashOf};
@@ -248,6 +248,21 @@ fn first_bad(verdicts: &[Result<(), SigError>], offset: usize) -> Option<(usize,
     verdicts.iter().enumerate().find_map(|(i, v)| v.err().map(|e| (offset + i, e)))
 }
 
+/// Checks the signatures of `block`'s leaves, batched over `ctx.threads`,
+/// except those `known_valid` vouches for (exact leaf bytes this node already
+/// verified, e.g. in its mempool).
+fn check_signatures(ctx: &ChainContext, block: &Block, known_valid: &dyn Fn(&Leaf) -> bool) -> Result<(), VerifyError> {
+    let unknown: Vec<usize> = (0..block.leaves.len()).filter(|i| !known_valid(&block.leaves[*i])).collect();
+    let items: Vec<BatchItem<'_>> = unknown.iter().flat_map(|i| signature_items(ctx, block, *i..*i + 1)).collect();
+    debug_assert_eq!(items.len(), unknown.len(), "rules admitted only members");
+    let verdicts = sig::verify_batch(&items, ctx.threads);
+    if let Some((k, e)) = first_bad(&verdicts, 0) {
+        let index = unknown.get(k).copied();
+        return Err(VerifyError { height: block.header.height, record: index, reason: Failure::Signature(e) });
+    }
+    Ok(())
+}
+
 /// Verifies one certified block completely (signatures batched over
 /// `ctx.threads`). This is how a node validates a block from consensus or sync.
 pub fn verify_block<V: StateView + ?Sized>(
@@ -256,33 +271,36 @@ pub fn verify_block<V: StateView + ?Sized>(
     view: &V,
     cb: CertifiedBlock,
 ) -> Result<ValidBlock, VerifyError> {
+    verify_block_with(ctx, tip, view, cb, &|_| false)
+}
+
+/// [`verify_block`], trusting the signatures of leaves `known_valid` vouches for:
+/// a node that validated the proposal checks each signature once.
+pub fn verify_block_with<V: StateView + ?Sized>(
+    ctx: &ChainContext,
+    tip: &Tip,
+    view: &V,
+    cb: CertifiedBlock,
+    known_valid: &dyn Fn(&Leaf) -> bool,
+) -> Result<ValidBlock, VerifyError> {
     let Checked { merkle_nodes, delta, frontier } =
         check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate))?;
-    let items = signature_items(ctx, &cb.block, 0..cb.block.leaves.len());
-    debug_assert_eq!(items.len(), cb.block.leaves.len(), "rules admitted only members");
-    let verdicts = sig::verify_batch(&items, ctx.threads);
-    if let Some((index, e)) = first_bad(&verdicts, 0) {
-        return Err(VerifyError { height: cb.block.header.height, record: Some(index), reason: Failure::Signature(e) });
-    }
+    check_signatures(ctx, &cb.block, known_valid)?;
     Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
 }
 
 /// Checks a proposed block that has no certificate yet: everything [`verify_block`]
-/// checks except the certificate. This is consensus's `valid(v)`.
+/// checks except the certificate. This is consensus's `valid(v)`. Signatures of
+/// leaves `known_valid` vouches for are not checked again.
 pub fn verify_proposal<V: StateView + ?Sized>(
     ctx: &ChainContext,
     tip: &Tip,
     view: &V,
     block: &Block,
+    known_valid: &dyn Fn(&Leaf) -> bool,
 ) -> Result<(), VerifyError> {
     check_without_signatures(ctx, tip, view, block, None)?;
-    let items = signature_items(ctx, block, 0..block.leaves.len());
-    debug_assert_eq!(items.len(), block.leaves.len(), "rules admitted only members");
-    let verdicts = sig::verify_batch(&items, ctx.threads);
-    if let Some((index, e)) = first_bad(&verdicts, 0) {
-        return Err(VerifyError { height: block.header.height, record: Some(index), reason: Failure::Signature(e) });
-    }
-    Ok(())
+    check_signatures(ctx, block, known_valid)
 }
 
 /// Progress and result figures of a streaming verification.

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use credence_ledger::attestation::{AttestationBody, Claim};
-use credence_ledger::block::{self, Block, BlockHeader, CertifiedBlock, Leaf};
+use credence_ledger::block::{self, Block, BlockHash, BlockHeader, CertifiedBlock, Leaf};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::MemberName;
@@ -46,6 +46,8 @@ pub const SIGN_STATE_FILE: &str = "sign_state.bin";
 pub const STORE_FILE: &str = "ledger.redb";
 /// Attestations admitted through the API waiting to be gossiped.
 pub const GOSSIP_QUEUE_MAX: usize = 4096;
+/// Validated proposals remembered so their commit skips the signature checks.
+pub const VALIDATED_BLOCKS_MAX: usize = 16;
 /// How often a node checks whether it is behind its peers.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(1000);
 /// A proposer with an empty mempool waits this long (bounded by half the propose
@@ -203,6 +205,7 @@ pub async fn run(
         resend_counter: 0,
         sync_in_flight: false,
         pending_build: None,
+        validated: Vec::new(),
     };
     let result = driver.run(net_events, gossip_rx, shutdown).await;
     let _ = stop_api_tx.send(());
@@ -256,6 +259,8 @@ struct Driver {
     resend_counter: u64,
     sync_in_flight: bool,
     pending_build: Option<PendingBuild>,
+    /// Hashes of recently validated proposals (at most [`VALIDATED_BLOCKS_MAX`]).
+    validated: Vec<BlockHash>,
 }
 
 /// What a sync request task reports back.
@@ -396,10 +401,16 @@ impl Driver {
                     Effect::ValidateBlock { height, id, block } => {
                         let valid = {
                             let store = self.read_store();
-                            verify::verify_proposal(&self.ctx, &self.tip, &*store, &block)
+                            // Leaves byte-identical to mempool entries were verified at admission.
+                            let pool = self.mempool.lock().ok();
+                            let known = |leaf: &Leaf| {
+                                pool.as_ref().and_then(|p| p.get(&leaf.id)).is_some_and(|p| p.leaf.bytes == leaf.bytes)
+                            };
+                            verify::verify_proposal(&self.ctx, &self.tip, &*store, &block, &known)
                         };
-                        if let Err(e) = &valid {
-                            warn!(height, error = %e, "proposed block is invalid");
+                        match &valid {
+                            Ok(()) => self.remember_valid(id.hash),
+                            Err(e) => warn!(height, error = %e, "proposed block is invalid"),
                         }
                         self.step(Input::BlockValidated { height, id, valid: valid.is_ok() })
                             .await?
@@ -411,6 +422,14 @@ impl Driver {
             }
             Ok(())
         })
+    }
+
+    /// Remembers a block whose proposal passed every check, signatures included.
+    fn remember_valid(&mut self, hash: BlockHash) {
+        if self.validated.len() >= VALIDATED_BLOCKS_MAX {
+            self.validated.remove(0);
+        }
+        self.validated.push(hash);
     }
 
     fn read_store(&self) -> std::sync::RwLockReadGuard<'_, dyn Store + Send + Sync> {
@@ -483,6 +502,8 @@ impl Driver {
             tree_root: Hash(frontier.root()),
             validator_set: self.ctx.validator_set_hash(),
         };
+        // Its leaves come from the mempool, whose signatures were checked at admission.
+        self.remember_valid(header.hash());
         self.step(Input::BlockBuilt { height, round, block: Block { header, leaves } }).await?.unwrap_or_default();
         Ok(())
     }
@@ -494,9 +515,11 @@ impl Driver {
         if height != self.tip.height + 1 {
             return Ok(()); // Already stored by sync.
         }
+        // A block whose proposal this node validated has had every signature checked.
+        let checked = self.validated.contains(&cb.block.header.hash());
         let vb = {
             let store = self.read_store();
-            match verify::verify_block(&self.ctx, &self.tip, &*store, cb) {
+            match verify::verify_block_with(&self.ctx, &self.tip, &*store, cb, &|_| checked) {
                 Ok(vb) => vb,
                 Err(e) => {
                     warn!(error = %e, "decided block does not verify; it will be fetched by sync");

@@ -385,7 +385,7 @@ impl SimNode {
         let Some(l) = &self.live else { return false };
         env.stats.validations += 1;
         block.header.time_ms <= env.now + BLOCK_TIME_SKEW_MAX_MS
-            && verify::verify_proposal(&env.chain.ledger, &l.tip, &self.store, block).is_ok()
+            && verify::verify_proposal(&env.chain.ledger, &l.tip, &self.store, block, &|_| false).is_ok()
     }
 
     /// `getValue()`: evidence from the pool, then the workload's next records, on the tip.
