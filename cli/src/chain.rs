@@ -99,6 +99,8 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Run a local network of validator processes and measure committed attestations/s, latency and memory under load.
+    Load(crate::load::LoadArgs),
 }
 
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -299,6 +301,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
 
 pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
     match b {
+        BenchCommand::Load(a) => crate::load::run(a),
         BenchCommand::Verify { data_dir, ceiling_seconds } => {
             let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
             let (genesis, store) = load_data_dir(data_dir)?;

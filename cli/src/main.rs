@@ -5,7 +5,9 @@ mod ceiling;
 mod chain;
 mod http;
 mod keys;
+mod load;
 mod node;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -44,6 +46,8 @@ enum Command {
     /// Benchmarks (results go in docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(chain::BenchCommand),
+    /// Run the deterministic consensus simulator over many seeds; exit 1 on any violation.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Node(a) => node::node(&a),
         Command::Dev(a) => node::dev(&a),
         Command::Testnet(a) => node::testnet(&a),
+        Command::Sim(a) => sim::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -272,26 +272,39 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
-    if a.validators == 0 || a.validators > 32 {
+/// A local network's files, written by [`write_testnet`].
+#[derive(Debug)]
+pub struct TestnetLayout {
+    /// The testnet directory (absolute): genesis.toml, keys/, one directory per node, testnet.json.
+    pub dir: PathBuf,
+    /// Node names, validators first (`validator-i`, then `observer-i`); node `name` lives in `dir/name`.
+    pub names: Vec<String>,
+    /// What testnet.json holds: the genesis path and, per node, name, validator, api, p2p, config, key, data_dir.
+    pub manifest: serde_json::Value,
+}
+
+/// Writes keys, genesis, node configs and testnet.json for a local network of
+/// `validators` validators (every role) and `observers` observers into `dir`. Node i
+/// listens on `base_port + i` (p2p) and `base_port + 1000 + i` (API).
+pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port: u16) -> Result<TestnetLayout> {
+    if validators == 0 || validators > 32 {
         bail!("--validators: must be between 1 and 32");
     }
-    if a.observers > 32 {
+    if observers > 32 {
         bail!("--observers: at most 32");
     }
-    let total = a.validators + a.observers;
-    if usize::from(a.base_port) + 1000 + total > usize::from(u16::MAX) {
-        bail!("--base-port: too high for {} nodes", a.validators);
+    let total = validators + observers;
+    if usize::from(base_port) + 1000 + total > usize::from(u16::MAX) {
+        bail!("--base-port: too high for {total} nodes");
     }
-    let dir = &a.dir;
     if dir.join("testnet.json").exists() {
         bail!("--dir: {} already holds a testnet", dir.display());
     }
     fs::create_dir_all(dir.join("keys"))?;
     let dir = fs::canonicalize(dir)?;
-    let names: Vec<String> = (0..a.validators)
+    let names: Vec<String> = (0..validators)
         .map(|i| format!("validator-{i}"))
-        .chain((0..a.observers).map(|i| format!("observer-{i}")))
+        .chain((0..observers).map(|i| format!("observer-{i}")))
         .collect();
     let mut members = String::new();
     for (i, name) in names.iter().enumerate() {
@@ -300,7 +313,7 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
         keyfile::write_private(&dir.join(format!("keys/{name}.key")), &keyfile::text(&comment, &key))?;
         // Every validator may attest every kind; observers attest nothing.
         let (roles, validator) =
-            if i < a.validators { ("\"bank\", \"service-centre\", \"appraiser\"", true) } else { ("", false) };
+            if i < validators { ("\"bank\", \"service-centre\", \"appraiser\"", true) } else { ("", false) };
         members.push_str(&format!(
             "\n[[members]]\nname = \"{name}\"\npublic_key = \"{}\"\nroles = [{roles}]\nvalidator = {validator}\n",
             hex::encode(key.public().0)
@@ -318,7 +331,7 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
     );
     let genesis = Genesis::from_toml(&genesis_text)?;
     fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
-    let p2p = |i: usize| SocketAddr::from(([127, 0, 0, 1], a.base_port + i as u16));
+    let p2p = |i: usize| SocketAddr::from(([127, 0, 0, 1], base_port + i as u16));
     let mut nodes = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let node_dir = dir.join(name);
@@ -331,7 +344,7 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
             key: dir.join(format!("keys/{name}.key")),
             p2p_listen: p2p(i),
             peers: (0..total).filter(|j| *j != i).map(p2p).collect(),
-            api_listen: SocketAddr::from(([127, 0, 0, 1], a.base_port + 1000 + i as u16)),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], base_port + 1000 + i as u16)),
             mempool: MempoolConfig::default(),
             connections_max: 64,
         };
@@ -339,7 +352,7 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
         write_config(&config_path, &config)?;
         nodes.push(json!({
             "name": name,
-            "validator": i < a.validators,
+            "validator": i < validators,
             "api": format!("http://{}", config.api_listen),
             "p2p": config.p2p_listen.to_string(),
             "config": config_path,
@@ -347,52 +360,84 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
             "data_dir": config.data_dir,
         }));
     }
-    let mut manifest = json!({"genesis": dir.join("genesis.toml"), "nodes": nodes});
-    let manifest_path = dir.join("testnet.json");
-    fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)?)?;
-    println!(
-        "testnet of {} validators and {} observers in {} (see testnet.json)",
-        a.validators,
-        a.observers,
-        dir.display()
-    );
-    if !a.start {
-        return Ok(ExitCode::SUCCESS);
-    }
+    let manifest = json!({"genesis": dir.join("genesis.toml"), "nodes": nodes});
+    fs::write(dir.join("testnet.json"), serde_json::to_string_pretty(&manifest)?)?;
+    Ok(TestnetLayout { dir, names, manifest })
+}
+
+/// Starts every node of `layout` as a separate `credence node` process (logs in
+/// `<dir>/<name>/node.log`). If one cannot be started, those already started are stopped.
+pub fn start_nodes(layout: &TestnetLayout) -> Result<Vec<std::process::Child>> {
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let log = fs::File::create(dir.join(name).join("node.log"))?;
-        let child = std::process::Command::new(&exe)
-            .args(["node", "--config"])
-            .arg(dir.join(name).join("node.toml"))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        manifest["nodes"][i]["pid"] = json!(child.id());
-        children.push(child);
+    for name in &layout.names {
+        let started = fs::File::create(layout.dir.join(name).join("node.log")).and_then(|log| {
+            std::process::Command::new(&exe)
+                .args(["node", "--config"])
+                .arg(layout.dir.join(name).join("node.toml"))
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+        });
+        match started {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                stop_nodes(&mut children);
+                return Err(e).with_context(|| format!("cannot start {name}"));
+            }
+        }
     }
-    fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)?)?;
-    println!("started {} nodes; stop with Ctrl-C (logs in <dir>/<name>/node.log)", children.len());
-    runtime()?.block_on(stop_signal());
-    for child in &children {
+    Ok(children)
+}
+
+/// Stops node processes: SIGTERM (each stops gracefully), then SIGKILL for any still
+/// running after 10 s. Every child is waited for.
+pub fn stop_nodes(children: &mut [std::process::Child]) {
+    for child in children.iter() {
         #[cfg(unix)]
         {
-            // SIGTERM: each node stops gracefully.
             let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    for child in &mut children {
-        while child.try_wait()?.is_none() && std::time::Instant::now() < deadline {
+    for child in children.iter_mut() {
+        while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if child.try_wait()?.is_none() {
+        if !matches!(child.try_wait(), Ok(Some(_))) {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
+}
+
+pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
+    let layout = write_testnet(&a.dir, a.validators, a.observers, a.base_port)?;
+    println!(
+        "testnet of {} validators and {} observers in {} (see testnet.json)",
+        a.validators,
+        a.observers,
+        layout.dir.display()
+    );
+    if !a.start {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut children = start_nodes(&layout)?;
+    let mut manifest = layout.manifest.clone();
+    for (i, child) in children.iter().enumerate() {
+        manifest["nodes"][i]["pid"] = json!(child.id());
+    }
+    let written = serde_json::to_string_pretty(&manifest)
+        .map_err(anyhow::Error::from)
+        .and_then(|text| Ok(fs::write(layout.dir.join("testnet.json"), text)?));
+    if let Err(e) = written {
+        stop_nodes(&mut children);
+        return Err(e);
+    }
+    println!("started {} nodes; stop with Ctrl-C (logs in <dir>/<name>/node.log)", children.len());
+    let waited = runtime().map(|rt| rt.block_on(stop_signal()));
+    stop_nodes(&mut children);
+    waited?;
     println!("stopped");
     Ok(ExitCode::SUCCESS)
 }

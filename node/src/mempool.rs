@@ -5,8 +5,9 @@
 //! 1. [`Verifier::verify`] (needs only the genesis): decode with `Leaf::from_bytes`
 //!    (size bound, canonical encoding, field rules), the attester is a member, and
 //!    the ed25519 signature over the body, bound to the genesis hash
-//!    (`Domain::Attestation`, the ledger's one ZIP-215 rule). Its output, [`Verified`],
-//!    can be made no other way.
+//!    (`Domain::Attestation`, the ledger's one ZIP-215 rule); [`Verifier::verify_batch`]
+//!    does the same for many at once with one batched signature check. Its output,
+//!    [`Verified`], can be made no other way.
 //! 2. [`Mempool::admit`] (under the caller's lock): dedupe by id, then the ledger rules
 //!    through [`rules::check_attestation`] against a view that overlays the pending
 //!    records on the committed store, so that two pending pledges on one patent, or a
@@ -46,7 +47,7 @@ use credence_ledger::block::Leaf;
 use credence_ledger::hash::DigestMap;
 use credence_ledger::ids::PatentNumber;
 use credence_ledger::rules::{self, ISSUED_AT_SKEW_MS, RecordMeta, Rejection, RuleError, StateDelta, StateView};
-use credence_ledger::sig::{Domain, VerifyingKey};
+use credence_ledger::sig::{self, BatchItem, Domain, SigError, VerifyingKey};
 use credence_ledger::verify::ChainContext;
 
 /// Default [`MempoolLimits::records_max`]: ten blocks of the default 1,000 records.
@@ -207,26 +208,78 @@ impl Verifier {
 
     /// Decodes `bytes` and checks fields, membership and the signature.
     pub fn verify(&self, bytes: Vec<u8>) -> Result<Verified, AdmitError> {
-        let leaf = Leaf::from_bytes(bytes).map_err(|e| match e {
-            AttestationDecodeError::Field(f) => AdmitError::Rule(Rejection::Field(f)),
-            AttestationDecodeError::Decode(d) => AdmitError::Malformed { field: "attestation", rule: d.to_string() },
-        })?;
-        self.verify_leaf(leaf)
+        self.verify_leaf(decode(bytes)?)
     }
 
     /// [`Verifier::verify`] for an already decoded leaf (e.g. from gossip).
     pub fn verify_leaf(&self, leaf: Leaf) -> Result<Verified, AdmitError> {
-        let body = &leaf.attestation.body;
-        let Some(attester) = self.ctx.genesis.member_index(&body.attester) else {
-            return Err(AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string())));
-        };
-        let Some(key) = self.keys.get(usize::from(attester)) else {
-            return Err(AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string())));
-        };
+        let (attester, key) = self.signer(&leaf)?;
         key.verify(Domain::Attestation, &self.ctx.chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
-            .map_err(|e| AdmitError::Rule(Rejection::BadSignature(e.to_string())))?;
+            .map_err(bad_signature)?;
         Ok(Verified { leaf, attester })
     }
+
+    /// [`Verifier::verify`] for many attestations: every signature is checked in one
+    /// `sig::verify_batch` call on `ChainContext::threads` threads (the ZIP-215 batch,
+    /// whose verdicts are those of single checks). One verdict per input, in order.
+    pub fn verify_batch(&self, items: Vec<Vec<u8>>) -> Vec<Result<Verified, AdmitError>> {
+        let checked: Vec<Result<(Leaf, u16, &VerifyingKey), AdmitError>> = items
+            .into_iter()
+            .map(|bytes| {
+                let leaf = decode(bytes)?;
+                let (attester, key) = self.signer(&leaf)?;
+                Ok((leaf, attester, key))
+            })
+            .collect();
+        let chain_id = &self.ctx.chain_id.0;
+        let batch: Vec<BatchItem<'_>> = checked
+            .iter()
+            .flatten()
+            .map(|(leaf, _, key)| BatchItem {
+                key,
+                domain: Domain::Attestation,
+                chain_id,
+                body: leaf.body_bytes(),
+                sig: &leaf.attestation.signature,
+            })
+            .collect();
+        let verdicts = sig::verify_batch(&batch, self.ctx.threads);
+        drop(batch);
+        let mut verdicts = verdicts.into_iter();
+        checked
+            .into_iter()
+            .map(|c| {
+                let (leaf, attester, _) = c?;
+                // One verdict per decoded item; a missing one fails closed.
+                match verdicts.next() {
+                    Some(Ok(())) => Ok(Verified { leaf, attester }),
+                    Some(Err(e)) => Err(bad_signature(e)),
+                    None => Err(bad_signature(SigError::Mismatch)),
+                }
+            })
+            .collect()
+    }
+
+    /// The attester's genesis index and verifying key.
+    fn signer(&self, leaf: &Leaf) -> Result<(u16, &VerifyingKey), AdmitError> {
+        let body = &leaf.attestation.body;
+        let unknown = || AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string()));
+        let attester = self.ctx.genesis.member_index(&body.attester).ok_or_else(unknown)?;
+        let key = self.keys.get(usize::from(attester)).ok_or_else(unknown)?;
+        Ok((attester, key))
+    }
+}
+
+/// Canonical decoding with the field rules.
+fn decode(bytes: Vec<u8>) -> Result<Leaf, AdmitError> {
+    Leaf::from_bytes(bytes).map_err(|e| match e {
+        AttestationDecodeError::Field(f) => AdmitError::Rule(Rejection::Field(f)),
+        AttestationDecodeError::Decode(d) => AdmitError::Malformed { field: "attestation", rule: d.to_string() },
+    })
+}
+
+fn bad_signature(e: SigError) -> AdmitError {
+    AdmitError::Rule(Rejection::BadSignature(e.to_string()))
 }
 
 /// What [`Mempool::admit`] did with an attestation.

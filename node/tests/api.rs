@@ -538,6 +538,9 @@ async fn openapi_lists_every_path() {
     let routes: BTreeSet<&str> = api::ROUTES.iter().copied().collect();
     assert_eq!(paths, routes);
     assert!(doc["paths"]["/v1/attestations"]["post"]["responses"]["202"].is_object());
+    assert!(doc["paths"]["/v1/attestations/batch"]["post"]["responses"]["200"].is_object());
+    assert!(doc["paths"]["/v1/genesis"]["get"]["responses"]["200"].is_object());
+    assert!(doc["components"]["schemas"]["BatchSubmitResponse"].is_object());
     assert!(doc["components"]["schemas"]["AttestationView"].is_object());
     n.stop().await;
 }
@@ -616,5 +619,157 @@ async fn connections_are_capped_and_idle_ones_closed() {
     let mut sink = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(1), idle.read_to_end(&mut sink)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the idle connection was closed: {closed:?}");
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn genesis_is_the_chains() {
+    let n = start().await;
+    let r = get(&n, "/v1/genesis").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.content_type, "text/plain; charset=utf-8");
+    assert_eq!(r.text(), n.ctx.genesis.to_toml());
+    let genesis = credence_ledger::genesis::Genesis::from_toml(&r.text()).expect("a valid genesis");
+    assert_eq!(genesis.hash(), n.ctx.chain_id);
+    assert_eq!(get(&n, "/v1/status").await.json()["chain_id"], genesis.hash().to_hex());
+    n.stop().await;
+}
+
+async fn post_batch(n: &Node, items: &[String]) -> Reply {
+    post_json(n, "/v1/attestations/batch", &json!({ "attestations": items })).await
+}
+
+#[tokio::test]
+async fn batch_gives_one_result_per_item_in_order() {
+    let mut n = start().await;
+    let seq = n.next_sequence(CENTRE).await;
+    let good = n.sign(CENTRE, seq, rd(1));
+    let items = vec![
+        B64.encode(&good),
+        // Signed with another member's key.
+        B64.encode(n.sign_as("bank-icbc-sz", CENTRE, seq + 1, rd(2))),
+        // The same attestation again: admitted once.
+        B64.encode(&good),
+        "%%% not base64".to_string(),
+        B64.encode([0u8; 40]),
+        // The next sequence, after the refused items: admitted in order.
+        B64.encode(n.sign(CENTRE, seq + 1, rd(3))),
+        // A gap: held.
+        B64.encode(n.sign(CENTRE, seq + 3, rd(4))),
+        // Already committed.
+        B64.encode(&n.leaf(7).bytes),
+    ];
+    let r = post_batch(&n, &items).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), items.len(), "{v}");
+    let outcome = |i: usize| -> (String, String) {
+        let item = &results[i];
+        match item["error"].as_object() {
+            Some(e) => {
+                assert!(e["rule"].as_str().is_some_and(|r| !r.is_empty()) && e["message"].is_string(), "{item}");
+                (e["code"].as_str().expect("code").into(), e["field"].as_str().expect("field").into())
+            }
+            None => (item["status"].as_str().expect("status").into(), item["id"].as_str().expect("id").into()),
+        }
+    };
+    let good_id = Leaf::from_bytes(good.clone()).expect("leaf").id.to_string();
+    assert_eq!(outcome(0), ("pending".into(), good_id));
+    assert_eq!(results[0]["waiting_for_sequence"], Value::Null);
+    assert_eq!(outcome(1), ("R022".into(), "signature".into()));
+    assert_eq!(outcome(2), ("duplicate".into(), "attestation".into()));
+    assert_eq!(outcome(3), ("malformed".into(), "attestation".into()));
+    assert_eq!(outcome(4), ("malformed".into(), "attestation".into()));
+    assert_eq!(outcome(5).0, "pending");
+    assert_eq!(outcome(6).0, "pending");
+    assert_eq!(results[6]["waiting_for_sequence"], seq + 2);
+    assert_eq!(outcome(7), ("R003".into(), "sequence".into()));
+
+    // The mempool holds exactly the admitted three, and they were offered for gossip in order.
+    assert_eq!(n.next_sequence(CENTRE).await, seq + 2);
+    let status = get(&n, "/v1/status").await.json();
+    assert_eq!((status["mempool"]["records"].as_u64(), status["mempool"]["held"].as_u64()), (Some(3), Some(1)));
+    for i in [0, 5, 6] {
+        let gossiped = n.gossip.recv().await.expect("gossiped");
+        assert_eq!(gossiped.bytes, B64.decode(&items[i]).expect("b64"), "item {i}");
+    }
+    assert!(n.gossip.try_recv().is_err(), "refused items are not gossiped");
+
+    // Same verdicts as the single route: a batch of one is the single path.
+    let r = post_batch(&n, &[B64.encode(n.sign(CENTRE, seq + 2, rd(5)))]).await.json();
+    assert_eq!(r["results"][0]["status"], "pending", "{r}");
+    assert_eq!(n.next_sequence(CENTRE).await, seq + 4, "the held record was promoted");
+    let r = post_batch(&n, &[]).await;
+    assert_eq!((r.status, r.json()["results"].as_array().map(Vec::len)), (200, Some(0)));
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn batch_bounds_name_the_field_and_rule() {
+    let n = start().await;
+    // 1,001 items: refused without admitting any.
+    let items = vec!["AAAA".to_string(); 1001];
+    let r = post_batch(&n, &items).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.error(), ("payload_too_large".into(), "attestations".into()));
+    assert!(r.json()["error"]["rule"].as_str().expect("rule").contains("1000"), "{}", r.text());
+    assert_eq!(get(&n, "/v1/status").await.json()["mempool"]["records"], 0);
+
+    // 1,000 items far above the single route's 64 KiB body limit are read (this route has its own).
+    let items = vec!["A".repeat(300); 1000];
+    let r = post_batch(&n, &items).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1000);
+    assert!(results.iter().all(|i| i["error"]["code"] == "malformed"), "{}", results[0]);
+
+    // Over the batch body limit (4 MiB).
+    let items = vec!["A".repeat(4500); 1000];
+    let r = post_batch(&n, &items).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.error(), ("payload_too_large".into(), "body".into()));
+
+    for (body, field) in [
+        (json!({ "attestations": "AAAA" }), "body"),
+        (json!({ "attestations": [1, 2] }), "body"),
+        (json!({ "attestations": [], "more": 1 }), "body"),
+        (json!({}), "body"),
+    ] {
+        let r = post_json(&n, "/v1/attestations/batch", &body).await;
+        assert_eq!((r.status, r.error().1.as_str()), (400, field), "{body}: {}", r.text());
+    }
+    let r = request(n.addr, "POST", "/v1/attestations/batch", None, b"{}").await;
+    assert_eq!(r.status, 415);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn batch_verdicts_equal_single_verdicts() {
+    let n = start().await;
+    let verifier = credence_node::mempool::Verifier::new(n.ctx.clone());
+    let mut tampered = n.sign(CENTRE, 50, rd(9));
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let items: Vec<Vec<u8>> = vec![
+        n.sign(CENTRE, 50, rd(1)),
+        n.sign_as("bank-icbc-sz", CENTRE, 51, rd(2)),
+        tampered,
+        vec![0u8; 40],
+        n.sign_as(CENTRE, "centre-nobody", 1, rd(3)),
+        n.sign("bank-icbc-sz", 9, rd(4)),
+    ];
+    let batch = verifier.verify_batch(items.clone());
+    assert_eq!(batch.len(), items.len());
+    for (i, (b, bytes)) in batch.iter().zip(items).enumerate() {
+        let single = verifier.verify(bytes);
+        match (b, &single) {
+            (Ok(b), Ok(s)) => assert_eq!(b.id(), s.id(), "item {i}"),
+            (Err(b), Err(s)) => assert_eq!(b, s, "item {i}"),
+            _ => panic!("item {i}: batch {b:?} vs single {single:?}"),
+        }
+    }
+    assert_eq!(batch.iter().filter(|r| r.is_ok()).count(), 2);
     n.stop().await;
 }

@@ -64,11 +64,18 @@ impl From<AdmitError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON error this refusal answers with (also one item's result in a batch).
+    pub fn into_body(self) -> ErrorBody {
+        let message = format!("{}: {}", self.field, self.rule);
+        ErrorBody { error: ErrorDetail { code: self.code, field: self.field, rule: self.rule, message } }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = format!("{}: {}", self.field, self.rule);
-        let body = ErrorBody { error: ErrorDetail { code: self.code, field: self.field, rule: self.rule, message } };
-        (self.status, Json(body)).into_response()
+        let status = self.status;
+        (status, Json(self.into_body())).into_response()
     }
 }
 

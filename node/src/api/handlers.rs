@@ -1,15 +1,17 @@
 //! The route handlers, each with its OpenAPI description.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
+use tokio::sync::mpsc::error::TrySendError;
 use utoipa::{IntoParams, OpenApi as _};
 
 use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId};
@@ -22,11 +24,12 @@ use credence_ledger::store::{IndexKey, Store, StoreError};
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use super::views::{
-    AttestationPage, AttestationView, BlockView, Committed, ConsistencyProofView, ErrorBody, HealthView,
-    InclusionProofView, MempoolView, NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
+    AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
+    ConsistencyProofView, ErrorBody, HealthView, InclusionProofView, MempoolView, NextSequenceView, StatusView,
+    SubmitRequest, SubmitResponse,
 };
-use super::{ApiDoc, ApiState, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
-use crate::mempool::{AdmitError, Admitted};
+use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
+use crate::mempool::{AdmitError, Admitted, Verified};
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
@@ -109,84 +112,185 @@ pub async fn submit_attestation(
     State(st): State<ApiState>,
     ApiJson(req): ApiJson<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    // Base64 of the largest attestation, with padding; anything longer cannot be one.
-    let b64_max = ATTESTATION_BYTES_MAX.div_ceil(3) * 4;
-    if req.attestation.len() > b64_max {
-        let e = ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "attestation",
-            format!("longer than the base64 of the largest attestation ({ATTESTATION_BYTES_MAX} bytes)"),
-        );
-        st.metrics.refused("malformed");
-        return Err(e);
-    }
-    let bytes = match B64.decode(req.attestation.as_bytes()) {
-        Ok(b) => b,
-        Err(e) => {
-            st.metrics.refused("malformed");
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                "attestation",
-                format!("not standard padded base64: {e}"),
-            ));
-        }
-    };
-    let state = st.clone();
-    let (admitted, leaf) = blocking(move || admit(&state, bytes)).await?;
-    if let (Some(tx), Some(leaf)) = (&st.on_admit, leaf)
-        && tx.try_send(leaf).is_err()
-    {
-        tracing::warn!(id = %admitted.id, "api: gossip queue full or closed; attestation stays pending locally");
-    }
-    let body = SubmitResponse {
-        id: admitted.id.to_string(),
-        status: "pending".into(),
-        waiting_for_sequence: admitted.held_for,
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    let bytes = decode_item(&st, &req.attestation)?;
+    let outcome = submit(&st, vec![Ok(bytes)]).await?.pop();
+    let admitted = outcome.unwrap_or_else(|| Err(ApiError::internal("submission gave no outcome")))?;
+    Ok((StatusCode::ACCEPTED, Json(pending(&admitted))))
 }
 
-/// Verifies (no lock held) and admits (store, then mempool lock).
-fn admit(st: &ApiState, bytes: Vec<u8>) -> Result<(Admitted, Option<Leaf>), ApiError> {
+/// Submit up to 1,000 signed attestations at once.
+///
+/// Each item is what `POST /v1/attestations` takes as `attestation` and gets the same
+/// checks; the signatures of the whole batch are verified together (one batched check,
+/// same verdicts as single checks), then the items are admitted in input order, so one
+/// attester's consecutive sequences may share a batch. The answer lists one result per
+/// item, in order: `{"id", "status": "pending", "waiting_for_sequence"}` or the
+/// `{"error": ...}` the single route would give. At most 4 batches are processed at once;
+/// further requests wait for a slot.
+#[utoipa::path(
+    post,
+    path = "/v1/attestations/batch",
+    tag = "attestations",
+    request_body = BatchSubmitRequest,
+    responses(
+        (status = 200, description = "One result per item, in input order", body = BatchSubmitResponse),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 413, description = "More than 1,000 items (field `attestations`), or body over 4 MiB", body = ErrorBody),
+        (status = 415, description = "Content type is not application/json", body = ErrorBody),
+    )
+)]
+pub async fn submit_batch(State(st): State<ApiState>, req: Request) -> Result<Json<BatchSubmitResponse>, ApiError> {
+    // Taken before the body is read: at most `batches_max` batch bodies are in memory.
+    let _slot = st.batch_slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
+    let ApiJson(body) = ApiJson::<BatchSubmitRequest>::from_request(req, &st).await?;
+    let items = body.attestations;
+    if items.total > BATCH_ITEMS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "attestations",
+            format!("at most {BATCH_ITEMS_MAX} items per batch; got {}", items.total),
+        ));
+    }
+    let decoded = items.items.iter().map(|item| decode_item(&st, item)).collect();
+    let results = submit(&st, decoded)
+        .await?
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(a) => BatchItemResult::Pending(pending(&a)),
+            Err(e) => BatchItemResult::Refused(e.into_body()),
+        })
+        .collect();
+    Ok(Json(BatchSubmitResponse { results }))
+}
+
+fn pending(a: &Admitted) -> SubmitResponse {
+    SubmitResponse { id: a.id.to_string(), status: "pending".into(), waiting_for_sequence: a.held_for }
+}
+
+/// Base64 of the largest attestation, with padding; anything longer cannot be one.
+const ATTESTATION_B64_MAX: usize = ATTESTATION_BYTES_MAX.div_ceil(3) * 4;
+
+/// One submitted item's bytes, or its `malformed` refusal.
+fn decode_item(st: &ApiState, item: &str) -> Result<Vec<u8>, ApiError> {
+    let malformed = |rule: String| {
+        st.metrics.refused("malformed");
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed", "attestation", rule)
+    };
+    if item.len() > ATTESTATION_B64_MAX {
+        return Err(malformed(format!(
+            "longer than the base64 of the largest attestation ({ATTESTATION_BYTES_MAX} bytes)"
+        )));
+    }
+    B64.decode(item.as_bytes()).map_err(|e| malformed(format!("not standard padded base64: {e}")))
+}
+
+/// What became of one submitted item.
+type Outcome = Result<Admitted, ApiError>;
+
+/// The one submission path: verifies, admits (see [`admit_all`]) and offers the admitted
+/// attestations for gossip. One outcome per item, in input order.
+async fn submit(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<Vec<Outcome>, ApiError> {
+    let state = st.clone();
+    let (outcomes, admitted) = blocking(move || admit_all(&state, items)).await?;
+    offer_for_gossip(st, admitted);
+    Ok(outcomes)
+}
+
+/// Checks every decoded item's signature in one batch (no lock held), then admits the
+/// verified ones in order under one store read lock and one mempool lock. Returns the
+/// outcomes and, when gossip is on, the admitted leaves.
+fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Vec<Outcome>, Vec<Leaf>), ApiError> {
     let refuse = |e: AdmitError| {
         st.metrics.refused(&e.code());
         ApiError::from(e)
     };
-    let verified = match st.verifier.verify(bytes) {
-        Ok(v) => {
-            st.metrics.signatures_verified.inc();
-            v
-        }
-        Err(e) => {
-            if matches!(e, AdmitError::Rule(Rejection::BadSignature(_))) {
-                st.metrics.signatures_invalid.inc();
+    let mut bytes = Vec::with_capacity(items.len());
+    let decode_errors: Vec<Option<ApiError>> = items
+        .into_iter()
+        .map(|item| match item {
+            Ok(b) => {
+                bytes.push(b);
+                None
             }
-            return Err(refuse(e));
-        }
-    };
-    let leaf = st.on_admit.as_ref().map(|_| verified.leaf().clone());
-    let result = {
+            Err(e) => Some(e),
+        })
+        .collect();
+    let mut verdicts = st.verifier.verify_batch(bytes).into_iter();
+    let checked: Vec<Result<Verified, ApiError>> = decode_errors
+        .into_iter()
+        .map(|error| {
+            if let Some(e) = error {
+                return Err(e);
+            }
+            match verdicts.next() {
+                Some(Ok(v)) => {
+                    st.metrics.signatures_verified.inc();
+                    Ok(v)
+                }
+                Some(Err(e)) => {
+                    if matches!(e, AdmitError::Rule(Rejection::BadSignature(_))) {
+                        st.metrics.signatures_invalid.inc();
+                    }
+                    Err(refuse(e))
+                }
+                None => Err(ApiError::internal("verifier gave fewer verdicts than items")),
+            }
+        })
+        .collect();
+    let now = now_ms();
+    let mut leaves = Vec::new();
+    let outcomes: Vec<Outcome> = {
         let store = st.read_store()?;
         let mut pool = st.lock_mempool()?;
-        let r = pool.admit(&*store, verified, now_ms());
+        let outcomes = checked
+            .into_iter()
+            .map(|v| {
+                let a = pool.admit(&*store, v?, now).map_err(refuse)?;
+                if st.on_admit.is_some()
+                    && let Some(p) = pool.get(&a.id)
+                {
+                    leaves.push(p.leaf.clone());
+                }
+                Ok(a)
+            })
+            .collect();
         let stats = pool.stats();
         st.metrics.mempool_records.set(stats.records as u64);
         st.metrics.mempool_bytes.set(stats.bytes as u64);
         st.metrics.mempool_held.set(stats.held as u64);
-        r
+        outcomes
     };
-    match result {
-        Ok(a) => {
-            st.metrics.attestations_admitted.inc();
-            st.metrics.mempool_evicted.add(a.evicted.len() as u64);
-            for (id, why) in &a.evicted {
-                tracing::info!(%id, reason = %why, "mempool: held attestation dropped at its turn");
-            }
-            Ok((a, leaf))
+    for a in outcomes.iter().flatten() {
+        st.metrics.attestations_admitted.inc();
+        st.metrics.mempool_evicted.add(a.evicted.len() as u64);
+        for (id, why) in &a.evicted {
+            tracing::info!(%id, reason = %why, "mempool: held attestation dropped at its turn");
         }
-        Err(e) => Err(refuse(e)),
+    }
+    Ok((outcomes, leaves))
+}
+
+/// Offers admitted attestations to the gossip queue without waiting. When it is full the
+/// rest stay pending here only (this node still proposes them); warns at most once a second.
+fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
+    static LAST_WARNED_MS: AtomicU64 = AtomicU64::new(0);
+    let Some(tx) = &st.on_admit else { return };
+    let offered = leaves.len();
+    let mut dropped = 0usize;
+    for leaf in leaves {
+        match tx.try_send(leaf) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => dropped += 1,
+            Err(TrySendError::Closed(_)) => {
+                dropped = offered;
+                break;
+            }
+        }
+    }
+    let now = now_ms();
+    if dropped > 0 && now.saturating_sub(LAST_WARNED_MS.swap(now, Ordering::Relaxed)) >= 1000 {
+        tracing::warn!(dropped, offered, "api: gossip queue full or closed; attestations stay pending locally");
     }
 }
 
@@ -479,6 +583,19 @@ pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// The chain's genesis file (TOML), as `credence attest` fetches it when not given one.
+/// Its hash (SHA-256 of its canonical encoding, docs/encoding.md) is the chain id every
+/// signature is bound to: check it against a chain id obtained out of band before trusting it.
+#[utoipa::path(
+    get,
+    path = "/v1/genesis",
+    tag = "chain",
+    responses((status = 200, description = "The genesis, canonical TOML", body = String, content_type = "text/plain"))
+)]
+pub async fn genesis(State(st): State<ApiState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], st.genesis_toml.clone()).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,8 +5,13 @@
 //! [`ApiConfig`]) and runs [`serve`]. Every route is listed in [`ROUTES`] and described
 //! by `GET /openapi.json`.
 //!
-//! # Bounds (all in [`ApiConfig`])
+//! # Bounds (in [`ApiConfig`] unless a constant is named)
 //! * request body ≤ 64 KiB (413 above); an attestation is ≤ 2,048 bytes anyway;
+//! * `POST /v1/attestations/batch`: body ≤ 4 MiB (its own limit: 1,000 of the largest
+//!   attestations in base64 fit), ≤ [`BATCH_ITEMS_MAX`] (1,000) items (413 above; items past
+//!   the bound are counted, never stored), and ≤ 4 batch requests read and processed at
+//!   once (others wait for a slot within the request timeout), so batch bodies hold at most
+//!   16 MiB;
 //! * each request is answered within 10 s (504 `timeout` otherwise);
 //! * ≤ 256 connections at once (further connections wait in the kernel backlog), and a
 //!   connection on which no byte moves for 30 s is closed;
@@ -16,6 +21,9 @@
 //! # Concurrency
 //! Store reads and admission (signature check, rules) run on tokio's blocking pool, so
 //! a slow disk never stalls the runtime that also drives consensus and networking.
+//! Submission, single or batched, is one path: decode every item, check all signatures
+//! with one batched ZIP-215 call and no lock held, then admit in input order under one
+//! store read lock and one mempool lock.
 //! Locks are `std` locks held only inside those synchronous sections, never across an
 //! `.await`; when both are needed, the store lock is taken before the mempool lock.
 
@@ -33,6 +41,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -111,10 +120,18 @@ pub const SHUTDOWN_GRACE_DEFAULT: Duration = Duration::from_secs(5);
 pub const PAGE_LIMIT_MAX: usize = credence_ledger::store::QUERY_LIMIT_MAX;
 /// `limit` of a paged query when none is given.
 pub const PAGE_LIMIT_DEFAULT: usize = 100;
+/// Most attestations in one `POST /v1/attestations/batch`.
+pub const BATCH_ITEMS_MAX: usize = 1000;
+/// Default [`ApiConfig::batch_body_bytes_max`]: 1,000 base64 attestations of the largest
+/// size (2,732 characters each) plus JSON punctuation fit.
+pub const BATCH_BODY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+/// Default [`ApiConfig::batches_max`].
+pub const BATCHES_MAX_DEFAULT: usize = 4;
 
 /// Every route the API serves (axum path syntax). Metrics label requests by these.
 pub const ROUTES: &[&str] = &[
     "/v1/attestations",
+    "/v1/attestations/batch",
     "/v1/attestations/{id}",
     "/v1/enterprises/{uscc}/attestations",
     "/v1/patents/{number}/attestations",
@@ -123,6 +140,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/blocks/{height}",
     "/v1/status",
     "/v1/checkpoint",
+    "/v1/genesis",
     "/v1/proofs/inclusion/{id}",
     "/v1/proofs/consistency",
     "/healthz",
@@ -136,6 +154,10 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Largest request body; larger bodies get 413.
     pub body_bytes_max: usize,
+    /// Largest body of `POST /v1/attestations/batch` (its own limit); larger bodies get 413.
+    pub batch_body_bytes_max: usize,
+    /// Most batch requests read and processed at once; further ones wait for a slot.
+    pub batches_max: usize,
     /// Longest time to answer one request (body read included); then 504.
     pub request_timeout: Duration,
     /// Most connections served at once; further ones wait to be accepted.
@@ -152,6 +174,8 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: LISTEN_DEFAULT,
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
+            batch_body_bytes_max: BATCH_BODY_BYTES_MAX_DEFAULT,
+            batches_max: BATCHES_MAX_DEFAULT,
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
@@ -190,6 +214,10 @@ pub struct ApiState {
     pub on_admit: Option<mpsc::Sender<Leaf>>,
     pub config: ApiConfig,
     verifier: Arc<Verifier>,
+    /// Slots for batch requests ([`ApiConfig::batches_max`]).
+    batch_slots: Arc<Semaphore>,
+    /// `GET /v1/genesis`, rendered once.
+    genesis_toml: Bytes,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -211,7 +239,10 @@ impl ApiState {
         metrics: Arc<Metrics>,
     ) -> ApiState {
         let verifier = Arc::new(Verifier::new(ctx.clone()));
-        ApiState { ctx, store, mempool, status, metrics, on_admit: None, config: ApiConfig::default(), verifier }
+        let config = ApiConfig::default();
+        let batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
+        let genesis_toml = Bytes::from(ctx.genesis.to_toml());
+        ApiState { ctx, store, mempool, status, metrics, on_admit: None, config, verifier, batch_slots, genesis_toml }
     }
 
     /// Offers every admitted attestation to `tx` (for gossip).
@@ -222,6 +253,7 @@ impl ApiState {
 
     pub fn with_config(mut self, config: ApiConfig) -> ApiState {
         self.config = config;
+        self.batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
         self
     }
 
@@ -242,8 +274,11 @@ pub async fn bind(config: &ApiConfig) -> io::Result<TcpListener> {
 /// The API's routes with their bounds and middleware, ready to serve.
 pub fn router(state: ApiState) -> Router {
     let body_max = state.config.body_bytes_max;
+    let batch_body_max = state.config.batch_body_bytes_max;
     Router::new()
         .route("/v1/attestations", post(handlers::submit_attestation))
+        // The inner limit replaces the router-wide one for this route.
+        .route("/v1/attestations/batch", post(handlers::submit_batch).layer(DefaultBodyLimit::max(batch_body_max)))
         .route("/v1/attestations/{id}", get(handlers::get_attestation))
         .route("/v1/enterprises/{uscc}/attestations", get(handlers::enterprise_attestations))
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
@@ -252,6 +287,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/blocks/{height}", get(handlers::get_block))
         .route("/v1/status", get(handlers::status))
         .route("/v1/checkpoint", get(handlers::checkpoint))
+        .route("/v1/genesis", get(handlers::genesis))
         .route("/v1/proofs/inclusion/{id}", get(handlers::inclusion_proof))
         .route("/v1/proofs/consistency", get(handlers::consistency_proof))
         .route("/healthz", get(handlers::healthz))

@@ -4,8 +4,9 @@ use utoipa::OpenApi;
 
 use super::handlers;
 use super::views::{
-    AttestationPage, AttestationView, BlockView, ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, HealthView,
-    InclusionProofView, MempoolView, MoneyView, NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
+    AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
+    ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
+    NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
 };
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
@@ -19,6 +20,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
     ),
     paths(
         handlers::submit_attestation,
+        handlers::submit_batch,
         handlers::get_attestation,
         handlers::enterprise_attestations,
         handlers::patent_attestations,
@@ -27,6 +29,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::get_block,
         handlers::status,
         handlers::checkpoint,
+        handlers::genesis,
         handlers::inclusion_proof,
         handlers::consistency_proof,
         handlers::healthz,
@@ -36,6 +39,9 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
     components(schemas(
         SubmitRequest,
         SubmitResponse,
+        BatchSubmitRequest,
+        BatchSubmitResponse,
+        BatchItemResult,
         ErrorBody,
         ErrorDetail,
         AttestationView,
@@ -53,7 +59,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
     tags(
         (name = "attestations", description = "Submit and look up attestations"),
         (name = "queries", description = "Committed attestations by enterprise, patent or attester"),
-        (name = "chain", description = "Blocks and checkpoints"),
+        (name = "chain", description = "Genesis, blocks and checkpoints"),
         (name = "proofs", description = "RFC 9162 inclusion and consistency proofs"),
         (name = "node", description = "Status, health, metrics"),
     )

@@ -4,9 +4,12 @@
 //! checkpoints); Merkle roots and proof hashes are standard padded base64 (as in C2SP
 //! checkpoints); money is integer fen plus the ISO currency code, never a float.
 
+use std::fmt;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Serialize};
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use credence_ledger::attestation::{Claim, RdCategory, ValuationMethod};
@@ -14,6 +17,8 @@ use credence_ledger::block::{BlockHeader, Leaf};
 use credence_ledger::ids::Money;
 use credence_ledger::rules::RecordStatus;
 use credence_ledger::vote::Slot;
+
+use super::BATCH_ITEMS_MAX;
 
 /// `POST /v1/attestations` body.
 ///
@@ -40,6 +45,69 @@ pub struct SubmitResponse {
     pub status: String,
     /// Set when the attestation is held: the attester's sequence the pool is waiting for first.
     pub waiting_for_sequence: Option<u64>,
+}
+
+/// `POST /v1/attestations/batch` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSubmitRequest {
+    /// Standard padded base64 of canonical attestations, as in `POST /v1/attestations`; at most 1,000.
+    #[schema(value_type = Vec<String>, max_items = 1000)]
+    pub attestations: BoundedItems,
+}
+
+/// A JSON array of strings that keeps at most [`BATCH_ITEMS_MAX`] of them: further items
+/// are counted in `total` and skipped without being stored, so an over-long list is
+/// refused without holding it in memory.
+#[derive(Debug, Default)]
+pub struct BoundedItems {
+    /// The first items, at most [`BATCH_ITEMS_MAX`].
+    pub items: Vec<String>,
+    /// How many items the array held.
+    pub total: usize,
+}
+
+impl<'de> Deserialize<'de> for BoundedItems {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> Visitor<'de> for Items {
+            type Value = BoundedItems;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of base64 strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BoundedItems, A::Error> {
+                let capacity = seq.size_hint().unwrap_or(0).min(BATCH_ITEMS_MAX);
+                let mut out = BoundedItems { items: Vec::with_capacity(capacity), total: 0 };
+                while out.items.len() < BATCH_ITEMS_MAX {
+                    match seq.next_element::<String>()? {
+                        Some(item) => out.items.push(item),
+                        None => break,
+                    }
+                }
+                out.total = out.items.len();
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    out.total += 1;
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Items)
+    }
+}
+
+/// `200 OK` answer to a batch: one result per submitted item, in input order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchSubmitResponse {
+    pub results: Vec<BatchItemResult>,
+}
+
+/// One item's result: admitted (as `POST /v1/attestations` answers with 202) or refused
+/// (the error that route would give it).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchItemResult {
+    Pending(SubmitResponse),
+    Refused(ErrorBody),
 }
 
 /// An error answer.
