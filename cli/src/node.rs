@@ -177,7 +177,8 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
     let patents = credence_ledger::demo::patents(&mut rng, (n as usize).max(1));
     let me = genesis.members[0].name.clone();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let cny = |fen| Money { fen, currency: Currency::CNY };
+    // Amounts in whole yuan, stored in fen.
+    let cny = |yuan: u64| Money { fen: yuan * 100, currency: Currency::CNY };
     (0..n)
         .filter_map(|i| {
             let e = enterprises[(i as usize) % enterprises.len()];
@@ -186,14 +187,14 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
                 0 => Claim::RdSpend(RdSpend {
                     enterprise: e,
                     period: Period::new("period", 2021 + (i % 4) as u16, 0).ok()?,
-                    amount: cny(100_000_00 + rng.below(50_000_000_00)),
+                    amount: cny(100_000 + rng.below(50_000_000)),
                     category: RdCategory::Total,
                     evidence: rng.hash(),
                 }),
                 1 => Claim::PatentValuation(PatentValuation {
                     patent: p,
                     owner: e,
-                    value: cny(500_000_00 + rng.below(80_000_000_00)),
+                    value: cny(500_000 + rng.below(80_000_000)),
                     method: ValuationMethod::Income,
                     valuation_date: Date::new("d", 2025, 1, 15).ok()?,
                     valid_until: Date::new("d", 2026, 1, 14).ok()?,
@@ -203,7 +204,7 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
                     patent: p,
                     pledgor: e,
                     pledgee: me.clone(),
-                    secured: cny(1_000_000_00 + rng.below(20_000_000_00)),
+                    secured: cny(1_000_000 + rng.below(20_000_000)),
                     start: Date::new("d", 2025, 3, 1).ok()?,
                     term_months: 24,
                     evidence: Hash::ZERO,
