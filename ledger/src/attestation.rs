@@ -41,7 +41,8 @@ pub enum Claim {
     Revocation(Revocation),
     /// A validator's proof that another validator signed two conflicting consensus
     /// statements (appended last: index 5).
-    Equivocation(Equivocation),
+    /// Boxed: it is by far the largest claim (two signed statements).
+    Equivocation(Box<Equivocation>),
 }
 
 /// Audited research-and-development spend of an enterprise over a period.

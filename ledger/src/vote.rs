@@ -354,8 +354,13 @@ mod tests {
         let state = MemState::default();
         let record = |attester: usize, e: Equivocation| -> Attestation {
             let (name, key) = f.member(attester);
-            AttestationBody { attester: name.clone(), sequence: 1, issued_at_ms: 1, claim: Claim::Equivocation(e) }
-                .sign(key, &chain)
+            AttestationBody {
+                attester: name.clone(),
+                sequence: 1,
+                issued_at_ms: 1,
+                claim: Claim::Equivocation(Box::new(e)),
+            }
+            .sign(key, &chain)
         };
         let v = f.validator();
         let reporter = f.genesis.members.iter().rposition(|m| m.validator).unwrap();

@@ -121,8 +121,8 @@ fn bodies() -> Vec<(&'static str, AttestationBody)> {
             "revoke",
             body("centre-b", 3, Claim::Revocation(Revocation { target: id(0x22), superseded_by: Some(id(0x33)) })),
         ),
-        ("equivocation", body("bank-a", 3, Claim::Equivocation(vote_equivocation()))),
-        ("equivocation-proposal", body("bank-a", 4, Claim::Equivocation(proposal_equivocation()))),
+        ("equivocation", body("bank-a", 3, Claim::Equivocation(Box::new(vote_equivocation())))),
+        ("equivocation-proposal", body("bank-a", 4, Claim::Equivocation(Box::new(proposal_equivocation())))),
     ]
 }
 

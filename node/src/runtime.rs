@@ -562,7 +562,8 @@ impl Driver {
         let store = self.read_store();
         let Some(index) = self.ctx.genesis.member_index(&me) else { return };
         let Ok(sequence) = pool.next_sequence(&*store, index) else { return };
-        let body = AttestationBody { attester: me, sequence, issued_at_ms: now_ms(), claim: Claim::Equivocation(e) };
+        let body =
+            AttestationBody { attester: me, sequence, issued_at_ms: now_ms(), claim: Claim::Equivocation(Box::new(e)) };
         let leaf = Leaf::new(body.sign(&self.key, &self.ctx.chain_id));
         match self.verifier.verify_leaf(leaf) {
             Ok(v) => {

@@ -1,46 +1,122 @@
-//! Simulator tests: determinism, each byzantine behaviour, and the CI campaign of many seeds.
+//! Simulator tests: determinism, each byzantine behaviour, crashes and restarts, and the CI campaign of 1,000 seeds.
 
-use credence_node::sim::{self, SimConfig};
+use std::time::{Duration, Instant};
 
-fn cfg(seed: u64, validators: usize, byzantine: usize, heights: u64) -> SimConfig {
-    SimConfig { seed, validators, heights, byzantine }
+use credence_node::sim::{self, Behaviour, SimConfig, SimReport};
+
+/// How to reproduce a failing run exactly.
+fn repro(r: &SimReport) -> String {
+    format!(
+        "seed {} failed: {:?} {:?}\n  reproduce: credence sim --seed {} --validators {} --heights {} --byzantine {}",
+        r.seed,
+        r.safety_violations,
+        r.liveness_failures,
+        r.seed,
+        r.validators,
+        r.heights_target,
+        r.byzantine.len()
+    )
+}
+
+fn run(cfg: &SimConfig) -> SimReport {
+    let r = sim::run(cfg).unwrap();
+    assert!(r.ok(), "{}", repro(&r));
+    assert!(r.heights_committed >= cfg.heights);
+    r
 }
 
 #[test]
-fn smoke() {
-    for (n, b) in [(1, 0), (4, 1), (7, 2)] {
-        for seed in 0..3 {
-            let t = std::time::Instant::now();
-            let r = sim::run(&cfg(seed, n, b, 20)).unwrap();
-            println!(
-                "n={n} b={b} seed={seed} {:?} ok={} h={} t={:?} events={} vms={} {:?} {:?} {:?}",
-                r.byzantine,
-                r.ok(),
-                r.heights_committed,
-                t.elapsed(),
-                r.events,
-                r.virtual_ms,
-                r.stats,
-                r.safety_violations,
-                r.liveness_failures
-            );
-        }
+fn the_same_seed_gives_the_same_final_state() {
+    for (n, b) in [(4, 1), (7, 2)] {
+        let a = run(&SimConfig::new(42, n, 20, b));
+        let again = run(&SimConfig::new(42, n, 20, b));
+        assert_eq!(a.final_state_hash, again.final_state_hash);
+        assert_eq!((a.events, a.virtual_ms), (again.events, again.virtual_ms));
+        let other = run(&SimConfig::new(43, n, 20, b));
+        assert_ne!(a.final_state_hash, other.final_state_hash);
     }
 }
 
 #[test]
-fn mini_campaign() {
-    let t = std::time::Instant::now();
-    let mut per_n = [std::time::Duration::ZERO; 3];
-    for seed in 0..60u64 {
-        let (n, b) = [(1, 0), (4, 1), (7, 2)][(seed % 3) as usize];
-        let b = if (seed / 3) % 2 == 0 { b } else { 0 };
-        let t0 = std::time::Instant::now();
-        let r = sim::run(&cfg(seed, n, b, 50)).unwrap();
-        per_n[(seed % 3) as usize] += t0.elapsed();
-        if !r.ok() {
-            println!("seed {seed} n={n} FAILED {:?} {:?}", r.safety_violations, r.liveness_failures);
+fn each_byzantine_behaviour_is_survived() {
+    for kind in [Behaviour::Equivocator, Behaviour::InvalidProposer, Behaviour::Silent] {
+        let mut evidence = 0;
+        let mut rejected = 0;
+        for seed in 0..8 {
+            for (n, b) in [(4, 1), (7, 2)] {
+                let cfg = SimConfig { kinds: vec![kind], ..SimConfig::new(1_000 + seed, n, 20, b) };
+                let r = run(&cfg);
+                assert!(r.byzantine.iter().all(|k| *k == kind.name()));
+                evidence += r.stats.evidence_committed;
+                rejected += r.stats.rejected;
+            }
         }
+        match kind {
+            Behaviour::Equivocator => assert!(evidence > 0, "equivocation evidence reaches the chain"),
+            _ => assert_eq!(evidence, 0, "{kind:?} signs nothing twice"),
+        }
+        assert!(rejected > 0);
     }
-    println!("total {:?} per n {:?}", t.elapsed(), per_n);
+}
+
+#[test]
+fn crashes_and_restarts_never_double_sign() {
+    let (mut crashes, mut refused) = (0, 0);
+    for seed in 0..40 {
+        let r = run(&SimConfig::new(2_000 + seed, 4, 20, 0));
+        crashes += r.stats.crashes;
+        refused += r.stats.refused_signatures;
+    }
+    // The observer checks every honest signature; the guard was actually exercised.
+    assert!(crashes > 0 && refused > 0, "crashes {crashes}, refused signatures {refused}");
+}
+
+#[test]
+fn configuration_errors_are_reported() {
+    assert!(sim::run(&SimConfig::new(1, 4, 10, 2)).is_err(), "f = 1 for n = 4");
+    assert!(sim::run(&SimConfig::new(1, 0, 10, 0)).is_err());
+    assert!(sim::run(&SimConfig::new(1, 4, 0, 0)).is_err());
+    assert!(sim::run(&SimConfig { kinds: vec![Behaviour::Honest], ..SimConfig::new(1, 4, 5, 1) }).is_err());
+}
+
+/// The CI campaign: 1,000 seeds × 50 heights over n ∈ {1, 4, 7}, with f byzantine
+/// validators in half the runs of n = 4 and n = 7, on every core. Any failure names
+/// its seed and the command that reproduces it.
+#[test]
+fn campaign_1000_seeds_50_heights() {
+    const SEEDS: u64 = 1_000;
+    const HEIGHTS: u64 = 50;
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) as u64;
+    let results: Vec<(Vec<SimReport>, Duration)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let t0 = Instant::now();
+                    let reports = (0..SEEDS)
+                        .filter(|seed| seed % threads == t)
+                        .map(|seed| {
+                            let n = [1, 4, 7][(seed % 3) as usize];
+                            let byzantine = if (seed / 3) % 2 == 0 { (n - 1) / 3 } else { 0 };
+                            sim::run(&SimConfig::new(seed, n, HEIGHTS, byzantine)).unwrap()
+                        })
+                        .collect();
+                    (reports, t0.elapsed())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let reports: Vec<&SimReport> = results.iter().flat_map(|(r, _)| r).collect();
+    let failures: Vec<String> = reports.iter().filter(|r| !r.ok()).map(|r| repro(r)).collect();
+    let heights: u64 = reports.iter().map(|r| r.heights_committed).sum();
+    let evidence: u64 = reports.iter().map(|r| r.stats.evidence_committed).sum();
+    let crashes: u64 = reports.iter().map(|r| r.stats.crashes).sum();
+    println!(
+        "campaign: {} seeds, {heights} heights, {evidence} evidence records, {crashes} crashes, {:.1} s on {threads} threads",
+        reports.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(reports.len() as u64, SEEDS);
+    assert!(failures.is_empty(), "{} of {SEEDS} seeds failed:\n{}", failures.len(), failures.join("\n"));
 }

@@ -17,6 +17,7 @@
 //! receive. A driver provides it by re-sending [`Consensus::known_messages`] when no
 //! step was taken for a while.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -258,8 +259,8 @@ impl Consensus {
             self.report(proposer, first, second, out);
         }
         self.votes.mark_sender(p.round, proposer);
-        if !self.blocks.contains_key(&p.block) {
-            self.blocks.insert(p.block, BlockEntry { block: Arc::clone(&sp.block), valid: None });
+        if let Entry::Vacant(slot) = self.blocks.entry(p.block) {
+            slot.insert(BlockEntry { block: Arc::clone(&sp.block), valid: None });
             out.push(Effect::ValidateBlock { height: self.height, id: p.block, block: Arc::clone(&sp.block) });
         }
         self.proposals.entry(p.round).or_default().push(sp);
@@ -511,7 +512,7 @@ impl Consensus {
         if self.signer.as_ref().is_some_and(|s| s.index == self.ctx.proposer(self.height, round)) {
             // L14
             match self.valid {
-                Some((vr, id)) if self.blocks.contains_key(&id) => {
+                Some((vr, id)) if vr < round && self.blocks.contains_key(&id) => {
                     let block = Arc::clone(&self.blocks[&id].block);
                     self.propose(id, block, Some(vr), out); // L15–L16, L19
                 }
@@ -538,14 +539,20 @@ impl Consensus {
         self.step = Step::Propose;
         let mut round = 0;
         let mut resend = Vec::new();
-        // After a restart: keep the lock and the round we last signed in, and re-send
-        // the votes we signed at this height (identical bytes: signatures are deterministic).
+        // After a restart: keep the lock (with its block, also as validValue, which is
+        // never older than the lock) and the round we last signed in, and re-send the votes
+        // we signed at this height (identical bytes: signatures are deterministic).
         if let Some(s) = &self.sign_state
             && s.height == height
         {
             self.locked = s.locked;
+            self.valid = s.locked;
             round = s.round;
             resend.clone_from(&s.votes);
+            if let (Some((_, id)), Some(block)) = (s.locked, &s.locked_block) {
+                self.blocks.insert(id, BlockEntry { block: Arc::clone(block), valid: None });
+                out.push(Effect::ValidateBlock { height, id, block: Arc::clone(block) });
+            }
         }
         for (r, kind, value) in resend {
             let Some(signer) = &self.signer else { break };
@@ -637,7 +644,9 @@ impl Consensus {
             }
             votes.push((self.round, kind, value));
         }
-        let s = SignState { height: self.height, round: self.round, step, value, locked: self.locked, votes };
+        let locked_block = self.locked.and_then(|(_, id)| self.blocks.get(&id)).map(|e| Arc::clone(&e.block));
+        let s =
+            SignState { height: self.height, round: self.round, step, value, locked: self.locked, votes, locked_block };
         self.sign_state = Some(s.clone());
         out.push(Effect::PersistSignState(s));
         true
@@ -707,6 +716,6 @@ impl Consensus {
         assert!(self.future.len() <= FUTURE_MESSAGES_PER_VALIDATOR * self.ctx.n());
         assert!(self.proposals.values().all(|p| p.len() <= PROPOSALS_PER_ROUND_MAX));
         let proposals: usize = self.proposals.values().map(Vec::len).sum();
-        assert!(self.blocks.len() <= proposals + 1, "one block per proposal, plus our own");
+        assert!(self.blocks.len() <= proposals + 2, "one block per proposal, plus our own and a restored lock");
     }
 }

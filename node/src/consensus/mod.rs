@@ -17,7 +17,7 @@ mod machine;
 mod types;
 mod votes;
 
-pub use guard::{SIGN_STATE_BYTES_MAX, SIGNED_VOTES_MAX, SignState};
+pub use guard::{SIGN_STATE_BYTES_MAX, SIGNED_VOTES_MAX, SignState, SignStateError};
 pub use machine::{Consensus, FUTURE_MESSAGES_PER_VALIDATOR, PROPOSALS_PER_ROUND_MAX};
 pub use types::{
     Context, Effect, Input, Message, MessageError, SignedProposal, SignedVote, Signer, Step, Timeout, ValidatorIndex,

@@ -30,13 +30,14 @@ use credence_ledger::store::{MemStore, Store};
 use crate::consensus::{Timeout, ValidatorIndex};
 use chain::{ChainError, SIM_GENESIS_TIME_MS, SimChain, Workload};
 use check::Observer;
-use node::{Behaviour, NetMsg, SimNode};
+pub use node::Behaviour;
+use node::{NetMsg, SimNode};
 use rng::Rng;
 
 /// A quorum of honest nodes up and connected for this long must commit a new height.
 pub const STALL_MS: u64 = 30_000;
 /// After the chaos ends, each missing height gets this much virtual time, plus [`DEADLINE_SLACK_MS`].
-pub const DEADLINE_PER_HEIGHT_MS: u64 = 2_000;
+pub const DEADLINE_PER_HEIGHT_MS: u64 = 5_000;
 pub const DEADLINE_SLACK_MS: u64 = 30_000;
 /// Re-send own messages and check for sync this often.
 pub const TICK_MS: u64 = 600;
@@ -50,6 +51,33 @@ pub struct SimConfig {
     pub heights: u64,
     /// Byzantine validators, at most f = (n − 1) / 3.
     pub byzantine: usize,
+    /// Their behaviours, cycled; empty: drawn from the seed.
+    pub kinds: Vec<Behaviour>,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64, validators: usize, heights: u64, byzantine: usize) -> SimConfig {
+        SimConfig { seed, validators, heights, byzantine, kinds: Vec::new() }
+    }
+
+    /// The errors [`run`] would report, without running.
+    pub fn check(&self) -> Result<(), SimError> {
+        let n = self.validators;
+        if !(1..=credence_ledger::genesis::VALIDATORS_MAX).contains(&n) {
+            return Err(SimError::Chain(ChainError::Validators(n)));
+        }
+        let f = (n - 1) / 3;
+        if self.byzantine > f {
+            return Err(SimError::TooManyByzantine { got: self.byzantine, f, n });
+        }
+        if self.heights == 0 {
+            return Err(SimError::NoHeights);
+        }
+        if self.kinds.contains(&Behaviour::Honest) {
+            return Err(SimError::HonestKind);
+        }
+        Ok(())
+    }
 }
 
 /// What a run found.
@@ -102,6 +130,8 @@ pub enum SimError {
     TooManyByzantine { got: usize, f: usize, n: usize },
     #[error("heights must be at least 1")]
     NoHeights,
+    #[error("byzantine kinds must be byzantine, not honest")]
+    HonestKind,
 }
 
 /// The network's character for one seed (per mille probabilities, milliseconds).
@@ -239,15 +269,9 @@ impl Env {
 
 /// Runs one simulation to the target height (or its deadline) and reports.
 pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
+    cfg.check()?;
     let n = cfg.validators;
     let chain = Arc::new(SimChain::new(cfg.seed, n)?);
-    let f = (n - 1) / 3;
-    if cfg.byzantine > f {
-        return Err(SimError::TooManyByzantine { got: cfg.byzantine, f, n });
-    }
-    if cfg.heights == 0 {
-        return Err(SimError::NoHeights);
-    }
     let mut rng = Rng::new(cfg.seed);
     let net = NetParams::draw(&mut rng);
     let mut behaviours = vec![Behaviour::Honest; n];
@@ -255,8 +279,10 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     for i in (1..n).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
     }
-    for &i in order.iter().take(cfg.byzantine) {
-        behaviours[i] = [Behaviour::Equivocator, Behaviour::InvalidProposer, Behaviour::Silent][rng.below(3) as usize];
+    const KINDS: [Behaviour; 3] = [Behaviour::Equivocator, Behaviour::InvalidProposer, Behaviour::Silent];
+    for (k, &i) in order.iter().take(cfg.byzantine).enumerate() {
+        let drawn = KINDS[rng.below(3) as usize];
+        behaviours[i] = if cfg.kinds.is_empty() { drawn } else { cfg.kinds[k % cfg.kinds.len()] };
     }
     let honest: Vec<bool> = behaviours.iter().map(|b| *b == Behaviour::Honest).collect();
     let mut nodes: Vec<SimNode> =

@@ -400,17 +400,16 @@ impl SimNode {
         let name = chain.consensus.validators[me].name.clone();
         let time_ms = env.now.max(l.tip.time_ms + 1);
         let mut leaves = Vec::new();
-        let mut seq = self.store.next_sequence(member).ok()?;
+        let first = self.store.next_sequence(member).ok()?;
         let key = chain.validator_key(me);
-        for e in l.evidence.pending().take(EVIDENCE_PER_BLOCK_MAX) {
+        for (sequence, e) in (first..).zip(l.evidence.pending().take(EVIDENCE_PER_BLOCK_MAX)) {
             let body = AttestationBody {
                 attester: name.clone(),
-                sequence: seq,
+                sequence,
                 issued_at_ms: time_ms,
-                claim: Claim::Equivocation(e.clone()),
+                claim: Claim::Equivocation(Box::new(e.clone())),
             };
             leaves.push(Leaf::new(body.sign(&key, &chain.chain_id())));
-            seq += 1;
         }
         for (a, member, count) in env.workload.per_block(height) {
             let next = self.store.next_sequence(member).ok()?;
