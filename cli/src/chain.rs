@@ -364,7 +364,7 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
                 "{}",
                 json!({"records": done, "blocks": blocks.len(), "seconds": secs, "records_per_second": done as f64 / secs, "store_bytes": bytes})
             );
-            if a_temp(&dir) {
+            if is_bench_temp_dir(&dir) {
                 let _ = fs::remove_dir_all(&dir);
             }
             Ok(ExitCode::SUCCESS)
@@ -372,7 +372,8 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
     }
 }
 
-fn a_temp(dir: &Path) -> bool {
+/// Whether `dir` is the temporary directory `bench store` made (and may delete).
+fn is_bench_temp_dir(dir: &Path) -> bool {
     dir.starts_with(std::env::temp_dir())
         && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("credence-bench-store-"))
 }
