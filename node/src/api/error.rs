@@ -1,7 +1,7 @@
 //! API errors as JSON bodies `{"error": {"code", "field", "rule", "message"}}`, and extractors whose rejections use that shape.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -134,10 +134,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(v)) => Ok(ApiQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::bad_request("query", e.body_text()))
-            }
-            Err(other) => Err(ApiError::bad_request("query", other.body_text())),
+            Err(e) => Err(ApiError::bad_request("query", e.body_text())),
         }
     }
 }
