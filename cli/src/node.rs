@@ -11,12 +11,13 @@ use clap::Args;
 use credence_ledger::attestation::{
     AttestationBody, Claim, PatentPledge, PatentValuation, RdCategory, RdSpend, ValuationMethod,
 };
-use credence_ledger::genesis::{ConsensusParams, Genesis};
+use credence_ledger::genesis::{ConsensusParams, Genesis, MemberSpec, Role};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::{Currency, Date, Money, Period};
 use credence_ledger::sig::SecretKey;
 use credence_node::config::{MempoolConfig, NodeConfig};
 use credence_node::keyfile;
+use credence_node::runtime::now_ms;
 use serde_json::json;
 
 #[derive(Args, Debug)]
@@ -154,20 +155,14 @@ pub fn node(a: &NodeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Genesis time of dev and testnet chains (2025-01-01T00:00:00Z).
+const LOCAL_GENESIS_TIME_MS: u64 = 1_735_689_600_000;
+
 /// A single-validator consortium whose one member holds every role.
 fn dev_genesis(key: &SecretKey) -> Result<Genesis> {
-    let c = ConsensusParams::default();
-    let text = format!(
-        "chain_id = \"credence-dev\"\ncheckpoint_origin = \"credence.example/dev\"\ngenesis_time_ms = 1735689600000\n\n[consensus]\nblock_records_max = {}\nblock_bytes_max = {}\ntimeout_propose_ms = {}\ntimeout_prevote_ms = {}\ntimeout_precommit_ms = {}\ntimeout_delta_ms = {}\n\n[[members]]\nname = \"dev\"\npublic_key = \"{}\"\nroles = [\"bank\", \"service-centre\", \"appraiser\"]\nvalidator = true\n",
-        c.block_records_max,
-        c.block_bytes_max,
-        c.timeout_propose_ms,
-        c.timeout_prevote_ms,
-        c.timeout_precommit_ms,
-        c.timeout_delta_ms,
-        hex::encode(key.public().0)
-    );
-    Ok(Genesis::from_toml(&text)?)
+    let dev = MemberSpec { name: "dev".into(), public_key: key.public(), roles: Role::ALL.to_vec(), validator: true };
+    let origin = "credence.example/dev";
+    Ok(Genesis::new("credence-dev", origin, LOCAL_GENESIS_TIME_MS, ConsensusParams::default(), [dev])?)
 }
 
 /// Demo attestations by the dev member: R&D spend, valuations and pledges of the real demo enterprises.
@@ -176,7 +171,7 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
     let enterprises = credence_ledger::demo::enterprises(&mut rng, 20);
     let patents = credence_ledger::demo::patents(&mut rng, (n as usize).max(1));
     let me = genesis.members[0].name.clone();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now = now_ms();
     // Amounts in whole yuan, stored in fen.
     let cny = |yuan: u64| Money { fen: yuan * 100, currency: Currency::CNY };
     (0..n)
@@ -307,30 +302,18 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
         .map(|i| format!("validator-{i}"))
         .chain((0..observers).map(|i| format!("observer-{i}")))
         .collect();
-    let mut members = String::new();
+    let mut members = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let key = SecretKey::generate();
         let comment = format!("Credence testnet key of {name}");
         keyfile::write_private(&dir.join(format!("keys/{name}.key")), &keyfile::text(&comment, &key))?;
         // Every validator may attest every kind; observers attest nothing.
-        let (roles, validator) =
-            if i < validators { ("\"bank\", \"service-centre\", \"appraiser\"", true) } else { ("", false) };
-        members.push_str(&format!(
-            "\n[[members]]\nname = \"{name}\"\npublic_key = \"{}\"\nroles = [{roles}]\nvalidator = {validator}\n",
-            hex::encode(key.public().0)
-        ));
+        let validator = i < validators;
+        let roles = if validator { Role::ALL.to_vec() } else { Vec::new() };
+        members.push(MemberSpec { name: name.clone(), public_key: key.public(), roles, validator });
     }
-    let c = ConsensusParams::default();
-    let genesis_text = format!(
-        "chain_id = \"credence-testnet\"\ncheckpoint_origin = \"credence.example/testnet\"\ngenesis_time_ms = 1735689600000\n\n[consensus]\nblock_records_max = {}\nblock_bytes_max = {}\ntimeout_propose_ms = {}\ntimeout_prevote_ms = {}\ntimeout_precommit_ms = {}\ntimeout_delta_ms = {}\n{members}",
-        c.block_records_max,
-        c.block_bytes_max,
-        c.timeout_propose_ms,
-        c.timeout_prevote_ms,
-        c.timeout_precommit_ms,
-        c.timeout_delta_ms
-    );
-    let genesis = Genesis::from_toml(&genesis_text)?;
+    let origin = "credence.example/testnet";
+    let genesis = Genesis::new("credence-testnet", origin, LOCAL_GENESIS_TIME_MS, ConsensusParams::default(), members)?;
     fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
     let p2p = |i: usize| SocketAddr::from(([127, 0, 0, 1], base_port + i as u16));
     let mut nodes = Vec::new();

@@ -11,20 +11,20 @@ use crate::attestation::{
 };
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf};
 use crate::checkpoint::{self, Checkpoint};
-use crate::genesis::{ConsensusParams, Genesis, GenesisError};
+use crate::genesis::{ConsensusParams, Genesis, GenesisError, MemberSpec, Role};
 use crate::hash::Hash;
 use crate::ids::{Currency, Date, Money, PatentNumber, Period, Uscc};
 use crate::sig::SecretKey;
 use crate::verify::{ChainContext, Tip};
 
 /// The demo consortium: (name, roles, validator).
-const MEMBERS: &[(&str, &[&str], bool)] = &[
-    ("bank-icbc-sz", &["bank"], true),
-    ("bank-ccb-hz", &["bank"], true),
-    ("sz-tech-finance-centre", &["service-centre"], true),
-    ("zhonghe-appraisal", &["appraiser"], true),
-    ("bank-cmb-sz", &["bank"], false),
-    ("hz-tech-finance-centre", &["service-centre"], false),
+const MEMBERS: &[(&str, &[Role], bool)] = &[
+    ("bank-icbc-sz", &[Role::Bank], true),
+    ("bank-ccb-hz", &[Role::Bank], true),
+    ("sz-tech-finance-centre", &[Role::ServiceCentre], true),
+    ("zhonghe-appraisal", &[Role::Appraiser], true),
+    ("bank-cmb-sz", &[Role::Bank], false),
+    ("hz-tech-finance-centre", &[Role::ServiceCentre], false),
 ];
 
 /// Genesis time of `configs/genesis.toml` (2025-01-01T00:00:00Z).
@@ -76,24 +76,19 @@ pub fn member_key(seed: u64, name: &str) -> SecretKey {
 
 /// A demo genesis with its members' secret keys (in member order).
 pub fn genesis(seed: u64, genesis_time_ms: u64) -> Result<(Genesis, Vec<SecretKey>), GenesisError> {
-    let mut toml = format!(
-        "chain_id = \"credence-demo-{seed}\"\ncheckpoint_origin = \"credence.example/demo-{seed}\"\ngenesis_time_ms = {genesis_time_ms}\n\n[consensus]\n"
-    );
-    let c = ConsensusParams::default();
-    toml.push_str(&format!(
-        "block_records_max = {}\nblock_bytes_max = {}\ntimeout_propose_ms = {}\ntimeout_prevote_ms = {}\ntimeout_precommit_ms = {}\ntimeout_delta_ms = {}\n",
-        c.block_records_max, c.block_bytes_max, c.timeout_propose_ms, c.timeout_prevote_ms, c.timeout_precommit_ms, c.timeout_delta_ms
-    ));
-    for (name, roles, validator) in MEMBERS {
-        let pk = member_key(seed, name).public();
-        let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
-        toml.push_str(&format!(
-            "\n[[members]]\nname = \"{name}\"\npublic_key = \"{}\"\nroles = [{}]\nvalidator = {validator}\n",
-            hex::encode(pk.0),
-            roles.join(", ")
-        ));
-    }
-    let g = Genesis::from_toml(&toml)?;
+    let members = MEMBERS.iter().map(|(name, roles, validator)| MemberSpec {
+        name: (*name).to_owned(),
+        public_key: member_key(seed, name).public(),
+        roles: roles.to_vec(),
+        validator: *validator,
+    });
+    let g = Genesis::new(
+        &format!("credence-demo-{seed}"),
+        &format!("credence.example/demo-{seed}"),
+        genesis_time_ms,
+        ConsensusParams::default(),
+        members,
+    )?;
     let keys = g.members.iter().map(|m| member_key(seed, m.name.as_str())).collect();
     Ok((g, keys))
 }

@@ -143,6 +143,26 @@ struct RawMember {
     validator: bool,
 }
 
+/// A member as given to [`Genesis::new`], before validation.
+#[derive(Clone, Debug)]
+pub struct MemberSpec {
+    pub name: String,
+    pub public_key: PublicKey,
+    pub roles: Vec<Role>,
+    pub validator: bool,
+}
+
+impl MemberSpec {
+    fn into_raw(self) -> RawMember {
+        RawMember {
+            name: self.name,
+            public_key: hex::encode(self.public_key.0),
+            roles: self.roles.iter().map(|r| r.name().to_string()).collect(),
+            validator: self.validator,
+        }
+    }
+}
+
 /// A genesis file that cannot be used. `key` is the TOML path of the bad value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GenesisError {
@@ -283,6 +303,24 @@ impl Genesis {
         })
     }
 
+    /// Builds a genesis from typed values, with exactly the checks a file gets
+    /// (errors name the key, e.g. `members[2].public_key`).
+    pub fn new(
+        chain_id: &str,
+        checkpoint_origin: &str,
+        genesis_time_ms: u64,
+        consensus: ConsensusParams,
+        members: impl IntoIterator<Item = MemberSpec>,
+    ) -> Result<Genesis, GenesisError> {
+        Genesis::validate(RawGenesis {
+            chain_id: chain_id.to_owned(),
+            checkpoint_origin: checkpoint_origin.to_owned(),
+            genesis_time_ms,
+            consensus,
+            members: members.into_iter().map(MemberSpec::into_raw).collect(),
+        })
+    }
+
     /// The file form. `Genesis::from_toml(&g.to_toml()) == Ok(g)`.
     pub fn to_toml(&self) -> String {
         let raw = RawGenesis {
@@ -293,11 +331,14 @@ impl Genesis {
             members: self
                 .members
                 .iter()
-                .map(|m| RawMember {
-                    name: m.name.to_string(),
-                    public_key: hex::encode(m.public_key.0),
-                    roles: m.roles.iter().map(|r| r.name().to_string()).collect(),
-                    validator: m.validator,
+                .map(|m| {
+                    MemberSpec {
+                        name: m.name.to_string(),
+                        public_key: m.public_key,
+                        roles: m.roles.clone(),
+                        validator: m.validator,
+                    }
+                    .into_raw()
                 })
                 .collect(),
         };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use credence_ledger::attestation::{AttestationBody, Claim, PatentValuation, RdCategory, RdSpend, ValuationMethod};
 use credence_ledger::block::Leaf;
 use credence_ledger::demo::{self, DemoRng};
-use credence_ledger::genesis::{Genesis, GenesisError, VALIDATORS_MAX};
+use credence_ledger::genesis::{ConsensusParams, Genesis, GenesisError, MemberSpec, Role, VALIDATORS_MAX};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Period, Uscc};
 use credence_ledger::sig::SecretKey;
@@ -26,29 +26,34 @@ pub fn validator_name(i: usize) -> String {
     format!("val-{i:02}")
 }
 
-/// A genesis TOML for `n` validators (no roles) and two attesters: a service centre
+/// A genesis for `n` validators (no roles) and two attesters: a service centre
 /// and an appraiser. Keys come from `seed` through [`demo::member_key`].
-pub fn genesis_toml(seed: u64, n: usize) -> String {
-    let mut t = format!(
-        "chain_id = \"credence-sim-{seed}\"\ncheckpoint_origin = \"credence.example/sim-{seed}\"\ngenesis_time_ms = {SIM_GENESIS_TIME_MS}\n\n[consensus]\nblock_records_max = 1000\nblock_bytes_max = 1048576\ntimeout_propose_ms = {TIMEOUT_PROPOSE_MS}\ntimeout_prevote_ms = {TIMEOUT_VOTE_MS}\ntimeout_precommit_ms = {TIMEOUT_VOTE_MS}\ntimeout_delta_ms = {TIMEOUT_DELTA_MS}\n"
-    );
-    let mut member = |name: &str, roles: &str, validator: bool| {
-        let pk = demo::member_key(seed, name).public();
-        t.push_str(&format!(
-            "\n[[members]]\nname = \"{name}\"\npublic_key = \"{}\"\nroles = [{roles}]\nvalidator = {validator}\n",
-            hex_encode(&pk.0)
-        ));
+pub fn genesis(seed: u64, n: usize) -> Result<Genesis, GenesisError> {
+    let member = |name: String, roles: Vec<Role>, validator: bool| MemberSpec {
+        public_key: demo::member_key(seed, &name).public(),
+        name,
+        roles,
+        validator,
     };
-    for i in 0..n {
-        member(&validator_name(i), "", true);
-    }
-    member(ATTESTERS[0], "\"service-centre\"", false);
-    member(ATTESTERS[1], "\"appraiser\"", false);
-    t
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let members = (0..n).map(|i| member(validator_name(i), Vec::new(), true)).chain([
+        member(ATTESTERS[0].to_owned(), vec![Role::ServiceCentre], false),
+        member(ATTESTERS[1].to_owned(), vec![Role::Appraiser], false),
+    ]);
+    let consensus = ConsensusParams {
+        block_records_max: 1000,
+        block_bytes_max: 1_048_576,
+        timeout_propose_ms: TIMEOUT_PROPOSE_MS,
+        timeout_prevote_ms: TIMEOUT_VOTE_MS,
+        timeout_precommit_ms: TIMEOUT_VOTE_MS,
+        timeout_delta_ms: TIMEOUT_DELTA_MS,
+    };
+    Genesis::new(
+        &format!("credence-sim-{seed}"),
+        &format!("credence.example/sim-{seed}"),
+        SIM_GENESIS_TIME_MS,
+        consensus,
+        members,
+    )
 }
 
 /// The two non-validator attesters: R&D spend, then patent valuations.
@@ -79,7 +84,7 @@ impl SimChain {
         if !(1..=VALIDATORS_MAX).contains(&n) {
             return Err(ChainError::Validators(n));
         }
-        let genesis = Genesis::from_toml(&genesis_toml(seed, n))?;
+        let genesis = genesis(seed, n)?;
         let consensus = Arc::new(Context::new(&genesis));
         let validator_seeds = (0..n).map(|i| demo::member_key(seed, &validator_name(i)).seed()).collect();
         let validator_members = consensus
