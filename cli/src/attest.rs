@@ -15,6 +15,7 @@ use credence_ledger::attestation::{
 use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Period, Uscc};
+use credence_node::runtime::now_ms;
 use serde_json::json;
 
 use crate::http;
@@ -188,10 +189,6 @@ fn method(s: &str) -> Result<ValuationMethod> {
 fn money(field: &'static str, amount: &str, currency: &str) -> Result<Money> {
     let currency = Currency::parse("--currency", currency)?;
     Ok(Money::parse_decimal(field, amount, currency)?)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Builds the claim from the command line; `me` is the attester (default pledgee).

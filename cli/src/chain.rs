@@ -14,6 +14,7 @@ use credence_ledger::export::{ExportReader, ExportWriter};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::store::{RedbOptions, RedbStore, Store};
 use credence_ledger::verify::{self, ChainContext, Failure, Summary, VerifyError};
+use credence_node::runtime::now_ms;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -112,10 +113,6 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Builds a demo chain into `out`; returns (genesis, records per second of the whole build).

@@ -37,7 +37,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use credence_node::runtime::now_ms;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -628,10 +630,6 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
 // ---------------------------------------------------------------------------------------------
 // The report
 // ---------------------------------------------------------------------------------------------
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// The `p`-th percentile (0..=100) of sorted values, nearest rank.
 fn percentile(sorted: &[u64], p: f64) -> Option<u64> {

@@ -225,6 +225,16 @@ pub fn apply_block<V: StateView + ?Sized>(
     if records_bytes > params.block_bytes_max as usize {
         return Err(RuleError::Block(Rejection::TooManyBytes { bytes: records_bytes, max: params.block_bytes_max }));
     }
+    apply_records(genesis, view, time_ms, records)
+}
+
+/// Applies `records` in order on top of `view` at `time_ms`; the first refusal wins.
+fn apply_records<V: StateView + ?Sized>(
+    genesis: &Genesis,
+    view: &V,
+    time_ms: u64,
+    records: &[(AttestationId, &Attestation)],
+) -> Result<StateDelta, RuleError<V::Error>> {
     let mut overlay = Overlay {
         view,
         delta: StateDelta::default(),
@@ -251,18 +261,7 @@ pub fn check_attestation<V: StateView + ?Sized>(
     id: &AttestationId,
     a: &Attestation,
 ) -> Result<StateDelta, RuleError<V::Error>> {
-    let mut overlay = Overlay {
-        view,
-        delta: StateDelta::default(),
-        sequences: HashMap::new(),
-        records: DigestMap::default(),
-        pledges: DigestMap::default(),
-    };
-    match apply_one(genesis, &mut overlay, now_ms, id, a) {
-        Ok(Ok(())) => Ok(overlay.finish()),
-        Ok(Err(rejection)) => Err(RuleError::Record { index: 0, rejection }),
-        Err(e) => Err(RuleError::State(e)),
-    }
+    apply_records(genesis, view, now_ms, &[(*id, a)])
 }
 
 /// The rules for one record. Outer error: the state could not be read; inner: the record is refused.

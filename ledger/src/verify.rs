@@ -225,11 +225,10 @@ fn check_certificate(ctx: &ChainContext, h: &BlockHeader, certificate: &Checkpoi
     Ok(())
 }
 
-/// Signature batch items for leaves `range` of a block whose rules already passed
+/// Signature batch items for `leaves` of a block whose rules already passed
 /// (so every attester is a member).
-fn signature_items<'a>(ctx: &'a ChainContext, block: &'a Block, range: std::ops::Range<usize>) -> Vec<BatchItem<'a>> {
-    block.leaves[range]
-        .iter()
+fn signature_items<'a>(ctx: &'a ChainContext, leaves: impl Iterator<Item = &'a Leaf>) -> Vec<BatchItem<'a>> {
+    leaves
         .filter_map(|leaf| {
             let i = ctx.genesis.member_index(&leaf.attestation.body.attester)?;
             Some(BatchItem {
@@ -253,7 +252,7 @@ fn first_bad(verdicts: &[Result<(), SigError>], offset: usize) -> Option<(usize,
 /// verified, e.g. in its mempool).
 fn check_signatures(ctx: &ChainContext, block: &Block, known_valid: &dyn Fn(&Leaf) -> bool) -> Result<(), VerifyError> {
     let unknown: Vec<usize> = (0..block.leaves.len()).filter(|i| !known_valid(&block.leaves[*i])).collect();
-    let items: Vec<BatchItem<'_>> = unknown.iter().flat_map(|i| signature_items(ctx, block, *i..*i + 1)).collect();
+    let items = signature_items(ctx, unknown.iter().map(|i| &block.leaves[*i]));
     debug_assert_eq!(items.len(), unknown.len(), "rules admitted only members");
     let verdicts = sig::verify_batch(&items, ctx.threads);
     if let Some((k, e)) = first_bad(&verdicts, 0) {
@@ -411,7 +410,7 @@ where
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let items = signature_items(ctx, &job.block.block, job.range.clone());
+                    let items = signature_items(ctx, job.block.block.leaves[job.range.clone()].iter());
                     let verdicts = sig::verify_batch(&items, 1);
                     if result_tx.send((job.seq, first_bad(&verdicts, job.range.start))).is_err() {
                         return;

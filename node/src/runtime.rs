@@ -89,8 +89,12 @@ fn multiaddr(a: std::net::SocketAddr) -> Multiaddr {
     Multiaddr::empty().with(ip).with(libp2p::multiaddr::Protocol::Tcp(a.port()))
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+/// The wall clock in milliseconds since the Unix epoch (0 before 1970, saturating).
+/// Only the driver, the API and the CLI read it; consensus and the rules are given time.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Writes the sign state durably: temp file, fsync, rename, fsync the directory.

@@ -2,7 +2,6 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{FromRequest, Request, State};
@@ -30,6 +29,7 @@ use super::views::{
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
 use crate::mempool::{AdmitError, Admitted, Verified};
+use crate::runtime::now_ms;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
@@ -47,10 +47,6 @@ where
         Ok(r) => r,
         Err(e) => Err(ApiError::internal(e)),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn parse_id(field: &'static str, s: &str) -> Result<AttestationId, ApiError> {
