@@ -46,12 +46,18 @@ pub struct GenerateArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// A data directory holding genesis.toml and ledger.redb.
+    /// Export from this data directory (genesis.toml and ledger.redb; the node must be stopped).
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<PathBuf>,
+    /// Export from a running node's API (default http://127.0.0.1:8080 when no --data-dir is given).
     #[arg(long)]
-    data_dir: PathBuf,
-    /// The export file to write.
+    node: Option<String>,
+    /// The file to write.
     #[arg(long)]
     out: PathBuf,
+    /// Write the attestations as CSV (one row each, columns in docs/AUDITING.md) instead of an export file.
+    #[arg(long)]
+    csv: bool,
 }
 
 #[derive(Args, Debug)]
@@ -187,23 +193,88 @@ fn store_blocks(store: &RedbStore) -> Result<impl Iterator<Item = Result<Certifi
     }))
 }
 
+/// Where `export` reads blocks from.
+enum BlockSource {
+    Store(Box<RedbStore>),
+    Node(crate::http::Conn),
+}
+
+impl BlockSource {
+    fn open(a: &ExportArgs) -> Result<(Genesis, BlockSource, u64)> {
+        if let Some(dir) = &a.data_dir {
+            let (genesis, store) = load_data_dir(dir)?;
+            let head = store.head()?.map_or(0, |h| h.height);
+            return Ok((genesis, BlockSource::Store(Box::new(store)), head));
+        }
+        let mut conn = crate::http::Conn::new(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
+        let r = conn.get("/v1/genesis")?;
+        if r.status != 200 {
+            bail!("{}", crate::query::node_error(r.status, &r.body));
+        }
+        let genesis = Genesis::from_toml(&r.text()).context("the node's genesis")?;
+        let status: credence_node::api::views::StatusView = crate::query::get_json(&mut conn, "/v1/status")?;
+        Ok((genesis, BlockSource::Node(conn), status.height))
+    }
+
+    fn block(&mut self, genesis: &Genesis, h: u64) -> Result<CertifiedBlock> {
+        match self {
+            BlockSource::Store(store) => store.block(h)?.with_context(|| format!("store: block {h} is missing")),
+            BlockSource::Node(conn) => {
+                let r = conn.get(&format!("/v1/blocks/{h}/certified"))?;
+                if r.status != 200 {
+                    bail!("block {h}: {}", crate::query::node_error(r.status, &r.body));
+                }
+                let records_max = genesis.consensus.block_records_max as usize;
+                let cb = credence_ledger::block::decode_certified_exact(&r.body, records_max)
+                    .with_context(|| format!("block {h} from the node"))?;
+                if cb.block.header.height != h {
+                    bail!("block {h} from the node: it is block {}", cb.block.header.height);
+                }
+                Ok(cb)
+            }
+        }
+    }
+}
+
+/// Writes blocks 1..=head (as of the start) to an export file, or their attestations to CSV.
+/// Either way the output goes to a temporary file renamed into place when complete.
 pub fn export(a: &ExportArgs) -> Result<ExitCode> {
-    let (genesis, store) = load_data_dir(&a.data_dir)?;
+    let (genesis, mut source, head) = BlockSource::open(a)?;
     let tmp = a.out.with_extension("partial");
     let file = fs::File::create(&tmp).with_context(|| format!("--out: cannot create {}", tmp.display()))?;
-    let mut w = ExportWriter::new(BufWriter::new(file), &genesis.hash())?;
-    let head = store.head()?.map_or(0, |h| h.height);
     let bar = progress_bar(head, "export");
-    for h in 1..=head {
-        let cb = store.block(h)?.with_context(|| format!("store: block {h} is missing"))?;
-        w.write_block(&cb)?;
-        bar.inc(1);
-    }
-    let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+    let mut rows = 0u64;
+    let file = if a.csv {
+        use crate::query::{Row, write_csv_line};
+        use credence_node::api::views::{AttestationView, Committed};
+        let mut w = BufWriter::new(file);
+        write_csv_line(&mut w, &Row::HEADER.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        for h in 1..=head {
+            let cb = source.block(&genesis, h)?;
+            let first = cb.block.header.tree_size - cb.block.leaves.len() as u64;
+            for (i, leaf) in cb.block.leaves.iter().enumerate() {
+                let at = Committed { height: h, leaf_index: first + i as u64, record_status: None };
+                write_csv_line(&mut w, &Row::of(&AttestationView::committed(leaf, at)).cells())?;
+                rows += 1;
+            }
+            bar.inc(1);
+        }
+        w.into_inner().map_err(|e| e.into_error())?
+    } else {
+        let mut w = ExportWriter::new(BufWriter::new(file), &genesis.hash())?;
+        for h in 1..=head {
+            let cb = source.block(&genesis, h)?;
+            rows += cb.block.leaves.len() as u64;
+            w.write_block(&cb)?;
+            bar.inc(1);
+        }
+        w.finish()?.into_inner().map_err(|e| e.into_error())?
+    };
     file.sync_all()?;
     fs::rename(&tmp, &a.out)?;
     bar.finish_and_clear();
-    eprintln!("exported {head} blocks to {}", a.out.display());
+    let what = if a.csv { "CSV rows" } else { "attestations" };
+    eprintln!("exported {head} blocks ({rows} {what}) to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 

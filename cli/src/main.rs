@@ -1,12 +1,15 @@
-//! The `credence` command line: generate, export and verify chains (node, attester and auditor commands join as they land).
+//! The `credence` command line: run nodes, attest, query and audit the ledger, and verify chains, proofs and bundles offline.
 
 mod attest;
+mod audit;
 mod ceiling;
 mod chain;
 mod http;
 mod keys;
 mod load;
 mod node;
+mod profile;
+mod query;
 mod sim;
 
 use std::process::ExitCode;
@@ -48,9 +51,23 @@ enum Command {
     Bench(chain::BenchCommand),
     /// Run the deterministic consensus simulator over many seeds; exit 1 on any violation.
     Sim(sim::SimArgs),
+    /// Query the ledger through a node: attestations by enterprise, patent or attester; a block; an attestation.
+    #[command(subcommand)]
+    Query(query::QueryCommand),
+    /// What the ledger says about one enterprise: R&D spend, patents and their value, pledges, flagged records.
+    Profile(profile::ProfileArgs),
+    /// Fetch the latest cosigned checkpoint, check its signatures, and optionally keep it for a later audit.
+    Checkpoint(audit::CheckpointArgs),
+    /// Check that the ledger only grew since a saved checkpoint (a consistency proof, verified locally).
+    Audit(audit::AuditArgs),
+    /// Write a self-contained proof bundle for one committed attestation.
+    Prove(audit::ProveArgs),
+    /// Verify a proof bundle offline against a genesis file.
+    VerifyBundle(audit::VerifyBundleArgs),
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(a) => chain::generate(&a),
@@ -65,6 +82,12 @@ fn main() -> ExitCode {
         Command::Dev(a) => node::dev(&a),
         Command::Testnet(a) => node::testnet(&a),
         Command::Sim(a) => sim::run(&a),
+        Command::Query(q) => query::run(&q),
+        Command::Profile(a) => profile::run(&a),
+        Command::Checkpoint(a) => audit::checkpoint(&a),
+        Command::Audit(a) => audit::audit(&a),
+        Command::Prove(a) => audit::prove(&a),
+        Command::VerifyBundle(a) => audit::verify_bundle(&a),
     };
     match result {
         Ok(code) => code,
@@ -73,4 +96,22 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `credence query ... | head` closes stdout early; Rust's `println!` then panics with
+/// "failed printing to stdout". End quietly instead, as other command-line tools do.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

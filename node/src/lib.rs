@@ -8,6 +8,7 @@
 //! * [`evidence`] keeps equivocation evidence until a block records it.
 
 pub mod api;
+pub mod bundle;
 pub mod config;
 pub mod consensus;
 pub mod evidence;

@@ -391,9 +391,10 @@ async fn all_pages(n: &Node, path: &str, limit: usize) -> Vec<u64> {
     let mut out = Vec::new();
     let mut after: Option<u64> = None;
     for _ in 0..1000 {
+        let sep = if path.contains('?') { '&' } else { '?' };
         let q = match after {
-            Some(a) => format!("{path}?limit={limit}&after={a}"),
-            None => format!("{path}?limit={limit}"),
+            Some(a) => format!("{path}{sep}limit={limit}&after={a}"),
+            None => format!("{path}{sep}limit={limit}"),
         };
         let r = get(n, &q).await;
         assert_eq!(r.status, 200, "{q}: {}", r.text());
@@ -471,6 +472,60 @@ async fn paging_by_enterprise_patent_and_attester() {
     assert!(r.json()["error"]["rule"].as_str().expect("rule").contains("check"), "{}", r.text());
     let r = get(&n, "/v1/patents/CN202310123456.0/attestations").await;
     assert_eq!((r.status, r.error().1.as_str()), (400, "number"));
+    n.stop().await;
+}
+
+/// `from_height`/`to_height`/`since_ms`/`until_ms` select whole blocks, also across pages.
+#[tokio::test]
+async fn height_and_time_ranges_select_whole_blocks() {
+    let n = start().await;
+    let attester = CENTRE;
+    let path = format!("/v1/attesters/{attester}/attestations");
+    let (all, headers) = {
+        let store = n.store.read().expect("lock");
+        let index = n.ctx.genesis.member_index(&MemberName::parse("m", attester).expect("name")).expect("member");
+        let all = store.query(IndexKey::Attester(index), None, 1000).expect("query");
+        let headers: Vec<_> = (1..=BLOCKS as u64).map(|h| store.header(h).expect("store").expect("header")).collect();
+        (all, headers)
+    };
+    // Leaves of blocks `first..=last`.
+    let leaves = |first: usize, last: usize| -> Vec<u64> {
+        let lo = if first == 1 { 0 } else { headers[first - 2].tree_size };
+        let hi = headers[last - 1].tree_size;
+        all.iter().copied().filter(|i| (lo..hi).contains(i)).collect()
+    };
+    let t = |h: usize| headers[h - 1].time_ms;
+    assert!(!leaves(2, 3).is_empty() && leaves(2, 3).len() < all.len(), "the attester spans several blocks");
+    for (query, want) in [
+        ("from_height=2&to_height=3".to_string(), leaves(2, 3)),
+        ("from_height=3".to_string(), leaves(3, BLOCKS)),
+        ("to_height=1".to_string(), leaves(1, 1)),
+        (format!("since_ms={}", t(2)), leaves(2, BLOCKS)),
+        (format!("since_ms={}&until_ms={}", t(2) + 1, t(3)), leaves(3, 3)),
+        (format!("until_ms={}", t(1) - 1), vec![]),
+        ("from_height=3&to_height=2".to_string(), vec![]),
+        ("from_height=99".to_string(), vec![]),
+    ] {
+        assert!(want.len() <= all.len());
+        assert_eq!(all_pages(&n, &format!("{path}?{query}"), 3).await, want, "{query}");
+    }
+    let r = get(&n, &format!("{path}?since_ms=soon")).await;
+    assert_eq!((r.status, r.error().1.as_str()), (400, "since_ms"));
+    n.stop().await;
+}
+
+/// `GET /v1/blocks/{h}/certified` is the block's canonical encoding.
+#[tokio::test]
+async fn certified_blocks_are_served_in_canonical_encoding() {
+    let n = start().await;
+    let r = get(&n, "/v1/blocks/2/certified").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type, "application/octet-stream");
+    let want = n.store.read().expect("lock").block(2).expect("store").expect("block");
+    let got = credence_ledger::block::decode_certified_exact(&r.body, 10_000).expect("decodes");
+    assert_eq!(got, want);
+    let r = get(&n, &format!("/v1/blocks/{}/certified", BLOCKS + 1)).await;
+    assert_eq!((r.status, r.error().1.as_str()), (404, "height"));
     n.stop().await;
 }
 

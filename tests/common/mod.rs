@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests: running the real `credence` binary.
 
+pub mod net;
+
 use std::process::{Command, Output};
 
 /// Runs the `credence` binary cargo built for this test run.

@@ -338,7 +338,9 @@ fn committed_view(store: &(dyn Store + Send + Sync), id: &AttestationId) -> Resu
     Ok(Some(AttestationView::committed(&leaf, at)))
 }
 
-/// Paging parameters of the attestation lists.
+/// Paging and range parameters of the attestation lists. Heights and times select whole
+/// blocks: `from_height`/`to_height` are inclusive; `since_ms`/`until_ms` compare with the
+/// block time (the proposer's clock, strictly increasing along the chain, rule R019).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -349,6 +351,18 @@ pub struct PageQuery {
     /// Return only attestations with a leaf index greater than this (the previous page's `next_after`).
     #[param(value_type = Option<u64>)]
     pub after: Option<String>,
+    /// Only attestations in blocks at this height or later.
+    #[param(value_type = Option<u64>)]
+    pub from_height: Option<String>,
+    /// Only attestations in blocks at this height or earlier.
+    #[param(value_type = Option<u64>)]
+    pub to_height: Option<String>,
+    /// Only attestations in blocks whose time is at or after this (Unix epoch milliseconds).
+    #[param(value_type = Option<u64>)]
+    pub since_ms: Option<String>,
+    /// Only attestations in blocks whose time is at or before this (Unix epoch milliseconds).
+    #[param(value_type = Option<u64>)]
+    pub until_ms: Option<String>,
 }
 
 /// An index key that owns its value (moved to the blocking pool).
@@ -358,6 +372,74 @@ enum Key {
     Attester(u16),
 }
 
+/// The block range a [`PageQuery`] selects, as given (before it is resolved against the store).
+#[derive(Clone, Copy, Debug, Default)]
+struct BlockRange {
+    from_height: Option<u64>,
+    to_height: Option<u64>,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+}
+
+impl BlockRange {
+    fn parse(q: &PageQuery) -> Result<BlockRange, ApiError> {
+        Ok(BlockRange {
+            from_height: parse_opt_u64("from_height", q.from_height.as_deref())?,
+            to_height: parse_opt_u64("to_height", q.to_height.as_deref())?,
+            since_ms: parse_opt_u64("since_ms", q.since_ms.as_deref())?,
+            until_ms: parse_opt_u64("until_ms", q.until_ms.as_deref())?,
+        })
+    }
+
+    /// The leaf indexes `[lo, hi)` of the selected blocks, or `None` if no block is selected.
+    fn leaves(&self, store: &(dyn Store + Send + Sync)) -> Result<Option<(u64, u64)>, ApiError> {
+        let Some(head) = store.head()? else { return Ok(None) };
+        let mut first = self.from_height.unwrap_or(1).max(1);
+        let mut last = self.to_height.unwrap_or(head.height).min(head.height);
+        if let Some(t) = self.since_ms {
+            // The first height whose time is >= t (head.height + 1 if none).
+            first = first.max(first_height_where(store, head.height, |time| time >= t)?);
+        }
+        if let Some(t) = self.until_ms {
+            // The last height whose time is <= t (0 if none).
+            last = last.min(first_height_where(store, head.height, |time| time > t)? - 1);
+        }
+        if first > last {
+            return Ok(None);
+        }
+        Ok(Some((tree_size_at(store, first - 1)?, tree_size_at(store, last)?)))
+    }
+}
+
+/// The smallest height in `1..=head` whose block time satisfies `pred` (monotone: false
+/// then true along the chain), or `head + 1`. Binary search: O(log head) header reads.
+fn first_height_where(
+    store: &(dyn Store + Send + Sync),
+    head: u64,
+    pred: impl Fn(u64) -> bool,
+) -> Result<u64, ApiError> {
+    let (mut lo, mut hi) = (1u64, head + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let Some(h) = store.header(mid)? else {
+            return Err(ApiError::internal(format!("store: header {mid} is missing")));
+        };
+        if pred(h.time_ms) { hi = mid } else { lo = mid + 1 }
+    }
+    Ok(lo)
+}
+
+/// Leaves in the tree after block `height` (0 for height 0).
+fn tree_size_at(store: &(dyn Store + Send + Sync), height: u64) -> Result<u64, ApiError> {
+    if height == 0 {
+        return Ok(0);
+    }
+    match store.header(height)? {
+        Some(h) => Ok(h.tree_size),
+        None => Err(ApiError::internal(format!("store: header {height} is missing"))),
+    }
+}
+
 async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPage>, ApiError> {
     let limit = match parse_opt_u64("limit", q.limit.as_deref())? {
         None => PAGE_LIMIT_DEFAULT,
@@ -365,6 +447,7 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
         Some(_) => return Err(ApiError::bad_request("limit", format!("must be between 1 and {PAGE_LIMIT_MAX}"))),
     };
     let after = parse_opt_u64("after", q.after.as_deref())?;
+    let range = BlockRange::parse(&q)?;
     let page = blocking(move || {
         let store = st.read_store()?;
         let key = match &key {
@@ -372,7 +455,17 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
             Key::Patent(p) => IndexKey::Patent(p),
             Key::Attester(m) => IndexKey::Attester(*m),
         };
-        let indexes = store.query(key, after, limit)?;
+        let Some((lo, hi)) = range.leaves(&*store)? else {
+            return Ok(AttestationPage { items: Vec::new(), next_after: None });
+        };
+        // Start at leaf `lo` at the earliest; stop before leaf `hi`.
+        let after = match (after, lo.checked_sub(1)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let mut indexes = store.query(key, after, limit)?;
+        let full = indexes.len() == limit;
+        indexes.retain(|&i| i < hi);
         let mut items = Vec::with_capacity(indexes.len());
         for index in &indexes {
             let Some(leaf) = store.leaf(*index)? else {
@@ -387,7 +480,7 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
                 Committed { height: loc.height, leaf_index: *index, record_status },
             ));
         }
-        let next_after = if indexes.len() == limit { indexes.last().copied() } else { None };
+        let next_after = if full && indexes.len() == limit { indexes.last().copied() } else { None };
         Ok(AttestationPage { items, next_after })
     })
     .await?;
@@ -516,6 +609,39 @@ pub async fn get_block(
     })
     .await?;
     Ok(Json(view))
+}
+
+/// A committed block in its canonical binary encoding (docs/encoding.md: header, leaves and
+/// certificate, as `block::encode_certified` writes them and as export files frame them), for
+/// offline tools that check it themselves (`credence export --node`).
+#[utoipa::path(
+    get,
+    path = "/v1/blocks/{height}/certified",
+    tag = "chain",
+    params(("height" = u64, Path, description = "Block height, from 1")),
+    responses(
+        (status = 200, description = "The certified block", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "Not a height", body = ErrorBody),
+        (status = 404, description = "No such block yet", body = ErrorBody),
+    )
+)]
+pub async fn get_certified_block(
+    State(st): State<ApiState>,
+    ApiPath(height): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let height = parse_u64("height", &height)?;
+    let bytes = blocking(move || {
+        let store = st.read_store()?;
+        let Some(cb) = store.block(height)? else {
+            let head = store.head()?.map_or(0, |h| h.height);
+            return Err(ApiError::not_found("height", format!("no block {height}; blocks are 1 to {head}")));
+        };
+        let mut out = Vec::new();
+        credence_ledger::block::encode_certified(&cb, &mut out);
+        Ok(out)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 /// The node's view of the chain and itself.

@@ -138,6 +138,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/attesters/{member}/attestations",
     "/v1/attesters/{member}/next-sequence",
     "/v1/blocks/{height}",
+    "/v1/blocks/{height}/certified",
     "/v1/status",
     "/v1/checkpoint",
     "/v1/genesis",
@@ -285,6 +286,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/attesters/{member}/attestations", get(handlers::attester_attestations))
         .route("/v1/attesters/{member}/next-sequence", get(handlers::next_sequence))
         .route("/v1/blocks/{height}", get(handlers::get_block))
+        .route("/v1/blocks/{height}/certified", get(handlers::get_certified_block))
         .route("/v1/status", get(handlers::status))
         .route("/v1/checkpoint", get(handlers::checkpoint))
         .route("/v1/genesis", get(handlers::genesis))

@@ -27,6 +27,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::attester_attestations,
         handlers::next_sequence,
         handlers::get_block,
+        handlers::get_certified_block,
         handlers::status,
         handlers::checkpoint,
         handlers::genesis,

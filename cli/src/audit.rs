@@ -1,0 +1,388 @@
+//! Auditor commands: `checkpoint` (fetch and keep a cosigned checkpoint), `audit` (was history only appended to?), `prove` (write a proof bundle) and `verify-bundle` (check one offline).
+//!
+//! Exit codes: 0 when the check passed, 1 when it found a problem (a forged or under-signed
+//! checkpoint, a rewritten history, an invalid bundle), 2 when it could not be carried out
+//! (bad arguments, an unreachable node, an unreadable file).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::Args;
+use credence_ledger::checkpoint::{self, CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
+use credence_ledger::genesis::Genesis;
+use credence_ledger::merkle::{self, NodeHash};
+use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView};
+use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle};
+use serde_json::json;
+
+use crate::http::Conn;
+use crate::query::{self, get_json, node_error};
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    /// The node's API.
+    #[arg(long, default_value = query::NODE_DEFAULT)]
+    node: String,
+    /// Also write the checkpoint (the signed note, exactly as served) to this file, for a later `credence audit --since`.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Check the signatures against this genesis (default: the node's own genesis, which only
+    /// shows the node is self-consistent).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// A checkpoint saved earlier by `credence checkpoint --save`.
+    #[arg(long)]
+    since: PathBuf,
+    /// The chain's genesis file, obtained out of band: the validators whose signatures count.
+    #[arg(long)]
+    genesis: PathBuf,
+    /// The node's API.
+    #[arg(long, default_value = query::NODE_DEFAULT)]
+    node: String,
+    /// After a successful audit, replace the --since file with the node's current checkpoint.
+    #[arg(long)]
+    update: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ProveArgs {
+    /// Attestation id: 64 hex digits.
+    id: String,
+    /// Where to write the bundle (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// The node's API.
+    #[arg(long, default_value = query::NODE_DEFAULT)]
+    node: String,
+    /// Check the bundle against this genesis before writing it (default: the node's genesis).
+    #[arg(long)]
+    genesis: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyBundleArgs {
+    /// The bundle file.
+    file: PathBuf,
+    /// The chain's genesis file, obtained out of band.
+    #[arg(long)]
+    genesis: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The genesis from `path`, or the node's own (`GET /v1/genesis`).
+fn genesis_from(path: Option<&Path>, conn: &mut Conn) -> Result<Genesis> {
+    if let Some(p) = path {
+        return Genesis::load(p).with_context(|| format!("--genesis: {}", p.display()));
+    }
+    let r = conn.get("/v1/genesis")?;
+    if r.status != 200 {
+        bail!("{}", node_error(r.status, &r.body));
+    }
+    Genesis::from_toml(&r.text()).context("the node's genesis")
+}
+
+/// The node's latest checkpoint note, as served.
+fn fetch_note(conn: &mut Conn) -> Result<String> {
+    let r = conn.get("/v1/checkpoint")?;
+    if r.status != 200 {
+        bail!("{}", node_error(r.status, &r.body));
+    }
+    Ok(r.text())
+}
+
+/// Checks a checkpoint note against a genesis: this chain's origin, and signatures of more
+/// than 2/3 of its validators with no line from anyone else. The error says what is wrong.
+pub fn check_checkpoint(note: &str, genesis: &Genesis) -> Result<(Checkpoint, QuorumReport), String> {
+    let cp = Checkpoint::parse_note(note).map_err(|e| e.to_string())?;
+    if cp.body.origin != genesis.checkpoint_origin {
+        return Err(format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin));
+    }
+    let q = checkpoint::verify_quorum_strict(&cp, &genesis.verifier_keys()).map_err(|e| e.to_string())?;
+    Ok((cp, q))
+}
+
+fn checkpoint_json(cp: &Checkpoint, q: &QuorumReport) -> serde_json::Value {
+    json!({
+        "origin": cp.body.origin,
+        "tree_size": cp.body.tree_size,
+        "root": B64.encode(cp.body.root),
+        "height": cp.body.height,
+        "round": cp.body.round,
+        "block_hash": hex::encode(cp.body.block_hash),
+        "signers": q.signers,
+        "needed": q.needed,
+        "validators": q.validators,
+    })
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so a crash leaves the old file or the new one.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a file of at most `max` bytes.
+fn read_bounded(path: &Path, max: usize, what: &str) -> Result<Vec<u8>> {
+    let len = fs::metadata(path).with_context(|| format!("{what}: cannot read {}", path.display()))?.len();
+    if len > max as u64 {
+        bail!("{what}: {} is {len} bytes; at most {max} allowed", path.display());
+    }
+    fs::read(path).with_context(|| format!("{what}: cannot read {}", path.display()))
+}
+
+pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
+    let mut conn = Conn::new(&a.node)?;
+    let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
+    let note = fetch_note(&mut conn)?;
+    let (cp, q) = match check_checkpoint(&note, &genesis) {
+        Ok(v) => v,
+        Err(reason) => {
+            if a.json {
+                println!("{}", json!({"valid": false, "reason": reason}));
+            } else {
+                println!("INVALID checkpoint from {}: {reason}", a.node);
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Some(path) = &a.save {
+        write_atomic(path, &note)?;
+    }
+    if a.json {
+        let mut v = checkpoint_json(&cp, &q);
+        v["valid"] = json!(true);
+        v["note"] = json!(note);
+        println!("{v}");
+    } else {
+        print!("{note}");
+        println!(
+            "\nvalid: tree size {} at height {}, signed by {} of {} validators ({} needed): {}",
+            cp.body.tree_size,
+            cp.body.height,
+            q.signers.len(),
+            q.validators,
+            q.needed,
+            q.signers.join(", ")
+        );
+        if a.genesis.is_none() {
+            println!("(checked against the node's own genesis; pass --genesis for an independent check)");
+        }
+        if let Some(path) = &a.save {
+            println!("saved to {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What an audit concluded.
+enum Verdict {
+    AppendOnly,
+    /// A checkpoint (the saved one or the node's) is forged, under-signed or not this chain's.
+    BadCheckpoint(String),
+    /// History is not an extension of the saved checkpoint.
+    Violation(String),
+}
+
+fn decode_hashes(field: &str, items: &[String]) -> Result<Vec<NodeHash>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let raw = B64.decode(h).with_context(|| format!("{field}[{i}]: not base64"))?;
+            raw.try_into().map_err(|_| anyhow::anyhow!("{field}[{i}]: must be 32 bytes"))
+        })
+        .collect()
+}
+
+pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
+    let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
+    let old_note = String::from_utf8(read_bounded(&a.since, CHECKPOINT_BYTES_MAX, "--since")?)
+        .with_context(|| format!("--since: {} is not UTF-8 text", a.since.display()))?;
+    let mut conn = Conn::new(&a.node)?;
+    let new_note = fetch_note(&mut conn)?;
+
+    let mut report = json!({"since": a.since.display().to_string(), "node": a.node});
+    let verdict = (|| -> Result<Verdict> {
+        let (old, old_q) = match check_checkpoint(&old_note, &genesis) {
+            Ok(v) => v,
+            Err(r) => return Ok(Verdict::BadCheckpoint(format!("the saved checkpoint is not valid: {r}"))),
+        };
+        report["from"] = checkpoint_json(&old, &old_q);
+        let (new, new_q) = match check_checkpoint(&new_note, &genesis) {
+            Ok(v) => v,
+            Err(r) => {
+                return Ok(Verdict::BadCheckpoint(format!("the node's current checkpoint is not valid: {r}")));
+            }
+        };
+        report["to"] = checkpoint_json(&new, &new_q);
+        let (m, n) = (old.body.tree_size, new.body.tree_size);
+        if n < m {
+            return Ok(Verdict::Violation(format!(
+                "the ledger shrank: the saved checkpoint has {m} attestations, the node's has {n}"
+            )));
+        }
+        if new.body.height < old.body.height {
+            return Ok(Verdict::Violation(format!(
+                "the height went back from {} to {}",
+                old.body.height, new.body.height
+            )));
+        }
+        if m == n && old.body.height == new.body.height && old.body.block_hash != new.body.block_hash {
+            return Ok(Verdict::Violation(format!(
+                "two different blocks were certified at height {}",
+                old.body.height
+            )));
+        }
+        let proof = if m == n || m == 0 {
+            Vec::new()
+        } else {
+            let view: ConsistencyProofView = get_json(&mut conn, &format!("/v1/proofs/consistency?from={m}&to={n}"))?;
+            decode_hashes("proof", &view.proof)?
+        };
+        report["proof_hashes"] = json!(proof.len());
+        // The roots come from the signed checkpoints, never from the node's answer.
+        match merkle::verify_consistency(m, n, &proof, &old.body.root, &new.body.root) {
+            Ok(()) => Ok(Verdict::AppendOnly),
+            Err(e) => Ok(Verdict::Violation(format!(
+                "the ledger at {n} attestations does not extend the saved one at {m}: history was rewritten ({e})"
+            ))),
+        }
+    })()?;
+
+    let ok = matches!(verdict, Verdict::AppendOnly);
+    report["append_only"] = json!(ok);
+    if let Verdict::Violation(reason) | Verdict::BadCheckpoint(reason) = &verdict {
+        report["reason"] = json!(reason);
+    }
+    if ok && a.update {
+        write_atomic(&a.since, &new_note)?;
+        report["updated"] = json!(true);
+    }
+    if a.json {
+        println!("{report}");
+    } else {
+        match &verdict {
+            Verdict::AppendOnly => {
+                let f = &report["from"];
+                let t = &report["to"];
+                println!(
+                    "APPEND-ONLY: the ledger at tree size {} (height {}) extends the saved checkpoint at tree size {} (height {}).",
+                    t["tree_size"], t["height"], f["tree_size"], f["height"]
+                );
+                println!(
+                    "Both checkpoints carry valid signatures of more than 2/3 of the genesis validators ({} and {} of {}); the consistency proof ({} hashes) was checked locally.",
+                    f["signers"].as_array().map_or(0, Vec::len),
+                    t["signers"].as_array().map_or(0, Vec::len),
+                    t["validators"],
+                    report["proof_hashes"]
+                );
+                if a.update {
+                    println!("{} now holds the current checkpoint.", a.since.display());
+                }
+            }
+            Verdict::Violation(reason) => println!("NOT APPEND-ONLY: {reason}"),
+            Verdict::BadCheckpoint(reason) => println!("CHECKPOINT REFUSED: {reason}"),
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
+    let mut conn = Conn::new(&a.node)?;
+    let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
+    let id = query::seg(&a.id);
+    // The attestation first, then the checkpoint: the checkpoint then covers it.
+    let view: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{id}"))?;
+    let Some(leaf_index) = view.leaf_index.filter(|_| view.status == "committed") else {
+        bail!("attestation {} is pending, not committed yet; try again after the next block", a.id);
+    };
+    let note = fetch_note(&mut conn)?;
+    let cp = Checkpoint::parse_note(&note).context("the node's checkpoint")?;
+    let proof: InclusionProofView =
+        get_json(&mut conn, &format!("/v1/proofs/inclusion/{id}?tree_size={}", cp.body.tree_size))?;
+    if proof.leaf_index != leaf_index || proof.tree_size != cp.body.tree_size {
+        bail!(
+            "the node's proof is for leaf {} of {}, not leaf {leaf_index} of {}",
+            proof.leaf_index,
+            proof.tree_size,
+            cp.body.tree_size
+        );
+    }
+    let bytes = B64.decode(&view.attestation).context("the node's attestation bytes")?;
+    let path = decode_hashes("proof", &proof.proof)?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp)?;
+    // Never hand out a bundle that would not verify.
+    let report = bundle::verify(&b, &genesis).context("the node's data does not make a valid bundle")?;
+    write_atomic(&a.out, &b.to_json())?;
+    println!(
+        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators",
+        a.out.display(),
+        report.id,
+        report.leaf_index,
+        report.tree_size,
+        report.checkpoint_height,
+        report.signers.len(),
+        report.validators
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
+    let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
+    let bytes = read_bounded(&a.file, BUNDLE_BYTES_MAX, "bundle")?;
+    let result = Bundle::parse(&bytes).and_then(|b| bundle::verify(&b, &genesis));
+    match result {
+        Ok(r) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"valid": true, "id": r.id, "attester": r.attester, "leaf_index": r.leaf_index,
+                           "tree_size": r.tree_size, "checkpoint_height": r.checkpoint_height,
+                           "signers": r.signers, "needed": r.needed, "validators": r.validators})
+                );
+            } else {
+                println!(
+                    "VALID: attestation {} by {} is leaf {} of the ledger's first {} attestations, \
+                     under a checkpoint (height {}) signed by {} of {} validators ({} needed): {}",
+                    r.id,
+                    r.attester,
+                    r.leaf_index,
+                    r.tree_size,
+                    r.checkpoint_height,
+                    r.signers.len(),
+                    r.validators,
+                    r.needed,
+                    r.signers.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if a.json {
+                println!("{}", json!({"valid": false, "field": e.field, "reason": e.rule}));
+            } else {
+                println!("INVALID: {e}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}

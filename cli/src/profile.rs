@@ -1,0 +1,631 @@
+//! `credence profile <USCC>`: what the ledger says about one enterprise — R&D spend and who agrees, patent portfolio and its value, active pledges, flagged records.
+//!
+//! [`Profile::build`] is a pure function of the enterprise's committed attestations (as the
+//! API lists them) and an "as of" date; the rules it applies are written out in
+//! docs/AUDITING.md so a loan officer can check them by hand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use credence_ledger::ids::Date;
+use credence_node::api::views::{AttestationView, ClaimView, MoneyView, StatusView};
+use credence_node::runtime::now_ms;
+use serde::Serialize;
+
+use crate::http::Conn;
+use crate::query::{self, ListArgs, OutArgs, get_json, print_table};
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    /// Unified social credit code (18 characters).
+    uscc: String,
+    /// The node's API.
+    #[arg(long, default_value = query::NODE_DEFAULT)]
+    node: String,
+    /// Judge expiry (valuations, pledge terms) as of this date, YYYY-MM-DD (default: today, UTC).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Print one JSON object (fields in docs/AUDITING.md).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Amounts in one currency, summed in fen.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Total {
+    pub currency: String,
+    pub fen: u64,
+    pub amount: String,
+}
+
+/// One institution's figure for one period and category.
+#[derive(Debug, Serialize)]
+pub struct Figure {
+    pub attester: String,
+    pub fen: u64,
+    pub currency: String,
+    pub amount: String,
+    pub id: String,
+    pub height: Option<u64>,
+}
+
+/// Attested R&D spend for one period and category, from current (not revoked, not superseded) figures.
+#[derive(Debug, Serialize)]
+pub struct RdLine {
+    pub period: String,
+    pub category: String,
+    /// Distinct institutions with a current figure.
+    pub institutions: usize,
+    /// True when every current figure is the same amount in the same currency.
+    pub agree: bool,
+    pub figures: Vec<Figure>,
+}
+
+/// A patent of the enterprise with its latest unexpired valuation, if any.
+#[derive(Debug, Serialize)]
+pub struct PatentLine {
+    pub patent: String,
+    /// `None` when every valuation of it has expired (or was revoked).
+    pub valuation: Option<Valuation>,
+    /// True while an active pledge on it is recorded.
+    pub pledged: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Valuation {
+    pub fen: u64,
+    pub currency: String,
+    pub amount: String,
+    pub method: String,
+    pub valuation_date: String,
+    pub valid_until: String,
+    pub appraiser: String,
+    pub id: String,
+}
+
+/// An active (not released, not revoked) pledge by the enterprise.
+#[derive(Debug, Serialize)]
+pub struct PledgeLine {
+    pub patent: String,
+    pub pledgee: String,
+    pub fen: u64,
+    pub currency: String,
+    pub amount: String,
+    pub start: String,
+    pub term_months: u16,
+    /// The day the term ends (start plus the term).
+    pub ends: String,
+    /// True when `ends` is before the as-of date but no release is recorded.
+    pub past_term: bool,
+    pub id: String,
+}
+
+/// A record a reader should not rely on, and why.
+#[derive(Debug, Serialize)]
+pub struct Flag {
+    pub id: String,
+    pub kind: String,
+    pub attester: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Profile {
+    pub enterprise: String,
+    pub as_of: String,
+    /// The ledger this profile was read from (`None` when built offline).
+    pub height: Option<u64>,
+    pub tree_size: Option<u64>,
+    /// Committed attestations about the enterprise that were read.
+    pub attestations: usize,
+    pub rd_spend: Vec<RdLine>,
+    pub patents: Vec<PatentLine>,
+    /// Sum of the current valuations.
+    pub portfolio_total: Vec<Total>,
+    pub pledges: Vec<PledgeLine>,
+    pub secured_total: Vec<Total>,
+    /// Pledges released by their bank.
+    pub released_pledges: usize,
+    pub flagged: Vec<Flag>,
+}
+
+fn totals<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> Vec<Total> {
+    let mut by: BTreeMap<&str, u64> = BTreeMap::new();
+    for (c, fen) in items {
+        let t = by.entry(c).or_default();
+        *t = t.saturating_add(fen);
+    }
+    by.into_iter().map(|(c, fen)| Total { currency: c.to_string(), fen, amount: decimal(fen) }).collect()
+}
+
+/// `fen` as a decimal amount with two places.
+fn decimal(fen: u64) -> String {
+    format!("{}.{:02}", fen / 100, fen % 100)
+}
+
+/// `1234567.89` → `1,234,567.89`.
+fn grouped(amount: &str) -> String {
+    let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
+    let mut out = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if frac.is_empty() { out } else { format!("{out}.{frac}") }
+}
+
+fn money(m: &MoneyView) -> String {
+    format!("{} {}", grouped(&m.amount), m.currency)
+}
+
+/// `start` plus `months` (day clamped to the end of the month), as YYYY-MM-DD.
+fn add_months(start: &str, months: u16) -> Option<Date> {
+    let d = Date::parse("start", start).ok()?;
+    let total = u32::from(d.year()) * 12 + u32::from(d.month()) - 1 + u32::from(months);
+    let (year, month) = (u16::try_from(total / 12).ok()?, (total % 12) as u8 + 1);
+    (1..=d.day()).rev().find_map(|day| Date::new("end", year, month, day).ok())
+}
+
+fn active(a: &AttestationView) -> bool {
+    a.record_status.as_deref().is_none_or(|s| s == "active")
+}
+
+impl Profile {
+    /// Builds the profile of `enterprise` from its committed attestations (any order).
+    pub fn build(enterprise: &str, items: &[AttestationView], as_of: Date) -> Profile {
+        let mut items: Vec<&AttestationView> = items.iter().filter(|a| a.status == "committed").collect();
+        items.sort_by_key(|a| a.leaf_index);
+        let as_of_s = as_of.to_string();
+        let mut flagged = Vec::new();
+        let flag = |flagged: &mut Vec<Flag>, a: &AttestationView, kind: &str, reason: String| {
+            flagged.push(Flag { id: a.id.clone(), kind: kind.to_string(), attester: a.attester.clone(), reason });
+        };
+
+        // R&D spend: the latest figure of each (attester, period, category) is current;
+        // earlier ones from the same attester are superseded.
+        let mut latest: BTreeMap<(String, String, String), &AttestationView> = BTreeMap::new();
+        for a in &items {
+            if let ClaimView::RdSpend { enterprise: e, period, category, .. } = &a.claim {
+                if e != enterprise {
+                    continue;
+                }
+                if !active(a) {
+                    flag(&mut flagged, a, "rd-spend", format!("revoked by {}", a.attester));
+                    continue;
+                }
+                if let Some(old) = latest.insert((period.clone(), category.clone(), a.attester.clone()), a) {
+                    flag(
+                        &mut flagged,
+                        old,
+                        "rd-spend",
+                        format!("superseded by a later figure from {} ({})", a.attester, a.id),
+                    );
+                }
+            }
+        }
+        let mut rd: BTreeMap<(String, String), Vec<Figure>> = BTreeMap::new();
+        for ((period, category, attester), a) in latest {
+            if let ClaimView::RdSpend { amount, .. } = &a.claim {
+                rd.entry((period, category)).or_default().push(Figure {
+                    attester,
+                    fen: amount.fen,
+                    currency: amount.currency.clone(),
+                    amount: amount.amount.clone(),
+                    id: a.id.clone(),
+                    height: a.height,
+                });
+            }
+        }
+        // Newest period first.
+        let rd_spend: Vec<RdLine> = rd
+            .into_iter()
+            .rev()
+            .map(|((period, category), figures)| {
+                let agree = figures.windows(2).all(|w| w[0].fen == w[1].fen && w[0].currency == w[1].currency);
+                let institutions = figures.iter().map(|f| &f.attester).collect::<BTreeSet<_>>().len();
+                RdLine { period, category, institutions, agree, figures }
+            })
+            .collect();
+
+        // Pledges by the enterprise.
+        let mut pledges = Vec::new();
+        let mut pledged = BTreeSet::new();
+        let mut released_pledges = 0;
+        for a in &items {
+            if let ClaimView::Pledge { patent, pledgor, pledgee, secured, start, term_months, .. } = &a.claim {
+                if pledgor != enterprise {
+                    continue;
+                }
+                match a.record_status.as_deref() {
+                    Some("released") => released_pledges += 1,
+                    Some("revoked") => flag(&mut flagged, a, "pledge", format!("revoked by {}", a.attester)),
+                    _ => {
+                        let ends = add_months(start, *term_months);
+                        pledged.insert(patent.clone());
+                        pledges.push(PledgeLine {
+                            patent: patent.clone(),
+                            pledgee: pledgee.clone(),
+                            fen: secured.fen,
+                            currency: secured.currency.clone(),
+                            amount: secured.amount.clone(),
+                            start: start.clone(),
+                            term_months: *term_months,
+                            ends: ends.map(|d| d.to_string()).unwrap_or_default(),
+                            past_term: ends.is_some_and(|e| e < as_of),
+                            id: a.id.clone(),
+                        });
+                    }
+                }
+            }
+        }
+
+        // Patent portfolio: per patent owned by the enterprise, the latest (by valuation
+        // date, then ledger order) active valuation that has not expired.
+        let mut portfolio: BTreeMap<String, Option<&AttestationView>> = BTreeMap::new();
+        for a in &items {
+            if let ClaimView::PatentValuation { patent, owner, valid_until, valuation_date, .. } = &a.claim {
+                if owner != enterprise {
+                    continue;
+                }
+                let slot = portfolio.entry(patent.clone()).or_default();
+                if !active(a) {
+                    flag(&mut flagged, a, "patent-valuation", format!("revoked by {}", a.attester));
+                    continue;
+                }
+                let expired = Date::parse("valid_until", valid_until).map_or(true, |d| d < as_of);
+                if expired {
+                    continue;
+                }
+                let newer = match slot.map(|old| &old.claim) {
+                    Some(ClaimView::PatentValuation { valuation_date: old, .. }) => valuation_date >= old,
+                    _ => true,
+                };
+                if newer {
+                    if let Some(old) = slot.replace(a) {
+                        flag(
+                            &mut flagged,
+                            old,
+                            "patent-valuation",
+                            format!("superseded by a newer valuation ({})", a.id),
+                        );
+                    }
+                } else {
+                    flag(&mut flagged, a, "patent-valuation", "superseded by a newer valuation".to_string());
+                }
+            }
+        }
+        let patents: Vec<PatentLine> = portfolio
+            .into_iter()
+            .map(|(patent, v)| PatentLine {
+                pledged: pledged.contains(&patent),
+                valuation: v.and_then(|a| match &a.claim {
+                    ClaimView::PatentValuation { value, method, valuation_date, valid_until, .. } => Some(Valuation {
+                        fen: value.fen,
+                        currency: value.currency.clone(),
+                        amount: value.amount.clone(),
+                        method: method.clone(),
+                        valuation_date: valuation_date.clone(),
+                        valid_until: valid_until.clone(),
+                        appraiser: a.attester.clone(),
+                        id: a.id.clone(),
+                    }),
+                    _ => None,
+                }),
+                patent,
+            })
+            .collect();
+        let portfolio_total =
+            totals(patents.iter().filter_map(|p| p.valuation.as_ref()).map(|v| (v.currency.as_str(), v.fen)));
+        let secured_total = totals(pledges.iter().map(|p| (p.currency.as_str(), p.fen)));
+        Profile {
+            enterprise: enterprise.to_string(),
+            as_of: as_of_s,
+            height: None,
+            tree_size: None,
+            attestations: items.len(),
+            rd_spend,
+            patents,
+            portfolio_total,
+            pledges,
+            secured_total,
+            released_pledges,
+            flagged,
+        }
+    }
+}
+
+fn money_of(fen: u64, currency: &str, amount: &str) -> String {
+    money(&MoneyView { fen, currency: currency.to_string(), amount: amount.to_string() })
+}
+
+fn total_text(t: &[Total]) -> String {
+    if t.is_empty() {
+        return "0.00".into();
+    }
+    t.iter().map(|t| money_of(t.fen, &t.currency, &t.amount)).collect::<Vec<_>>().join(" + ")
+}
+
+fn print_human(p: &Profile) {
+    let at = match (p.height, p.tree_size) {
+        (Some(h), Some(n)) => format!("ledger height {h}, {n} attestations in all; "),
+        _ => String::new(),
+    };
+    println!("Credit profile of enterprise {}", p.enterprise);
+    println!("({at}as of {}; {} attestations about this enterprise)", p.as_of, p.attestations);
+
+    println!("\nR&D spend, as attested by member institutions");
+    if p.rd_spend.is_empty() {
+        println!("  none attested");
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .rd_spend
+            .iter()
+            .map(|l| {
+                let figures = if l.agree {
+                    money_of(l.figures[0].fen, &l.figures[0].currency, &l.figures[0].amount)
+                } else {
+                    l.figures
+                        .iter()
+                        .map(|f| format!("{}: {}", f.attester, money_of(f.fen, &f.currency, &f.amount)))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                let verdict = match (l.institutions, l.agree) {
+                    (1, _) => "single source".to_string(),
+                    (n, true) => format!("{n} agree"),
+                    (n, false) => format!("{n} DISAGREE"),
+                };
+                let who = l.figures.iter().map(|f| f.attester.as_str()).collect::<Vec<_>>().join(", ");
+                vec![l.period.clone(), l.category.clone(), figures, verdict, who]
+            })
+            .collect();
+        indent_table(&["period", "category", "amount", "institutions", "attested by"], &rows);
+    }
+
+    println!("\nPatent portfolio (latest unexpired valuation per patent)");
+    if p.patents.is_empty() {
+        println!("  no valuations recorded");
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .patents
+            .iter()
+            .map(|l| match &l.valuation {
+                Some(v) => vec![
+                    l.patent.clone(),
+                    money_of(v.fen, &v.currency, &v.amount),
+                    v.method.clone(),
+                    v.valuation_date.clone(),
+                    v.valid_until.clone(),
+                    v.appraiser.clone(),
+                    if l.pledged { "PLEDGED".into() } else { String::new() },
+                ],
+                None => vec![
+                    l.patent.clone(),
+                    "no current valuation".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    if l.pledged { "PLEDGED".into() } else { String::new() },
+                ],
+            })
+            .collect();
+        indent_table(&["patent", "value", "method", "valued on", "valid until", "appraiser", "pledge"], &rows);
+        let valued = p.patents.iter().filter(|l| l.valuation.is_some()).count();
+        println!(
+            "  total: {} ({valued} of {} patents with a current valuation)",
+            total_text(&p.portfolio_total),
+            p.patents.len()
+        );
+    }
+
+    println!("\nActive pledges");
+    if p.pledges.is_empty() {
+        println!("  none");
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .pledges
+            .iter()
+            .map(|l| {
+                vec![
+                    l.patent.clone(),
+                    l.pledgee.clone(),
+                    money_of(l.fen, &l.currency, &l.amount),
+                    l.start.clone(),
+                    format!("{} months", l.term_months),
+                    if l.past_term { format!("{} (PAST TERM, not released)", l.ends) } else { l.ends.clone() },
+                ]
+            })
+            .collect();
+        indent_table(&["patent", "bank", "secured", "start", "term", "ends"], &rows);
+        println!("  total secured: {}", total_text(&p.secured_total));
+    }
+    if p.released_pledges > 0 {
+        println!("  ({} earlier pledge(s) released)", p.released_pledges);
+    }
+
+    println!("\nFlagged records (revoked or superseded: do not rely on these)");
+    if p.flagged.is_empty() {
+        println!("  none");
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .flagged
+            .iter()
+            .map(|f| vec![f.id[..16].to_string(), f.kind.clone(), f.attester.clone(), f.reason.clone()])
+            .collect();
+        indent_table(&["id", "kind", "attester", "reason"], &rows);
+    }
+}
+
+fn indent_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut h = vec![" "];
+    h.extend_from_slice(header);
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![String::new()];
+            v.extend(r.iter().cloned());
+            v
+        })
+        .collect();
+    print_table(&h, &rows);
+}
+
+pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
+    let as_of = match &a.as_of {
+        Some(s) => Date::parse("--as-of", s)?,
+        None => Date::from_unix_ms(now_ms())?,
+    };
+    let mut conn = Conn::new(&a.node)?;
+    let status: StatusView = get_json(&mut conn, "/v1/status")?;
+    let list = ListArgs {
+        out: OutArgs { node: a.node.clone(), json: false, csv: false },
+        // Read only up to the head seen above, so the profile is of one ledger state.
+        to_height: Some(status.height),
+        from_height: None,
+        since: None,
+        until: None,
+        limit: 0,
+        all: true,
+        after: None,
+    };
+    let (items, _) =
+        query::fetch_list(&mut conn, &format!("/v1/enterprises/{}/attestations", query::seg(&a.uscc)), &list)?;
+    let mut p = Profile::build(&a.uscc, &items, as_of);
+    p.height = Some(status.height);
+    p.tree_size = Some(status.tree_size);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        print_human(&p);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const E: &str = "914403001922038216";
+
+    fn money(fen: u64) -> MoneyView {
+        MoneyView { fen, currency: "CNY".into(), amount: decimal(fen) }
+    }
+
+    fn view(leaf: u64, attester: &str, status: &str, claim: ClaimView) -> AttestationView {
+        AttestationView {
+            id: format!("{leaf:064x}"),
+            status: "committed".into(),
+            held: None,
+            height: Some(leaf + 1),
+            leaf_index: Some(leaf),
+            record_status: Some(status.into()),
+            attester: attester.into(),
+            sequence: leaf + 1,
+            issued_at_ms: 0,
+            claim,
+            signature: String::new(),
+            attestation: String::new(),
+        }
+    }
+
+    fn rd(period: &str, fen: u64) -> ClaimView {
+        ClaimView::RdSpend {
+            enterprise: E.into(),
+            period: period.into(),
+            amount: money(fen),
+            category: "total".into(),
+            evidence: String::new(),
+        }
+    }
+
+    fn valuation(patent: &str, fen: u64, date: &str, until: &str) -> ClaimView {
+        ClaimView::PatentValuation {
+            patent: patent.into(),
+            owner: E.into(),
+            value: money(fen),
+            method: "income".into(),
+            valuation_date: date.into(),
+            valid_until: until.into(),
+            evidence: String::new(),
+        }
+    }
+
+    fn pledge(patent: &str, fen: u64, start: &str, months: u16) -> ClaimView {
+        ClaimView::Pledge {
+            patent: patent.into(),
+            pledgor: E.into(),
+            pledgee: "bank-b".into(),
+            secured: money(fen),
+            start: start.into(),
+            term_months: months,
+            evidence: String::new(),
+        }
+    }
+
+    #[test]
+    fn agreement_supersession_portfolio_and_pledges() {
+        let items = vec![
+            view(0, "audit-a", "active", rd("2024", 100_00)),
+            view(1, "audit-b", "active", rd("2024", 100_00)),
+            view(2, "audit-a", "active", rd("2023", 50_00)),
+            view(3, "audit-b", "active", rd("2023", 60_00)),
+            // audit-a corrects its 2023 figure: the old one is superseded, the two now agree.
+            view(4, "audit-a", "active", rd("2023", 60_00)),
+            view(5, "audit-c", "revoked", rd("2022", 1)),
+            view(6, "appraiser", "active", valuation("CN1", 1_000_00, "2025-01-01", "2026-12-31")),
+            view(7, "appraiser", "active", valuation("CN1", 2_000_00, "2025-06-01", "2026-12-31")),
+            view(8, "appraiser", "active", valuation("CN2", 5_000_00, "2024-01-01", "2025-01-01")),
+            view(9, "bank-b", "active", pledge("CN1", 700_00, "2025-01-31", 13)),
+            view(10, "bank-b", "released", pledge("CN2", 1, "2024-01-01", 12)),
+        ];
+        let as_of = Date::parse("as_of", "2026-03-01").unwrap();
+        let p = Profile::build(E, &items, as_of);
+
+        assert_eq!(p.rd_spend.len(), 2);
+        let y2024 = &p.rd_spend[0];
+        assert_eq!((y2024.period.as_str(), y2024.institutions, y2024.agree), ("2024", 2, true));
+        let y2023 = &p.rd_spend[1];
+        assert_eq!((y2023.period.as_str(), y2023.institutions, y2023.agree), ("2023", 2, true));
+        assert!(y2023.figures.iter().all(|f| f.fen == 60_00));
+
+        // CN1: the newer valuation counts; CN2: expired, so no current valuation.
+        assert_eq!(p.patents.len(), 2);
+        assert_eq!(p.patents[0].valuation.as_ref().map(|v| v.fen), Some(2_000_00));
+        assert!(p.patents[0].pledged);
+        assert!(p.patents[1].valuation.is_none());
+        assert_eq!(p.portfolio_total, vec![Total { currency: "CNY".into(), fen: 2_000_00, amount: "2000.00".into() }]);
+
+        // One active pledge, ending on the last day of February 2026: past its term on 2026-03-01.
+        assert_eq!(p.pledges.len(), 1);
+        assert_eq!(p.pledges[0].ends, "2026-02-28");
+        assert!(p.pledges[0].past_term);
+        assert_eq!(p.released_pledges, 1);
+
+        let reasons: Vec<(&str, &str)> = p.flagged.iter().map(|f| (f.id.as_str(), f.reason.as_str())).collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons.iter().any(|(id, r)| id.ends_with("02") && r.starts_with("superseded")));
+        assert!(reasons.iter().any(|(id, r)| id.ends_with("05") && r.starts_with("revoked")));
+        assert!(reasons.iter().any(|(id, r)| id.ends_with("06") && r.starts_with("superseded by a newer valuation")));
+    }
+
+    #[test]
+    fn disagreeing_institutions_are_reported() {
+        let items =
+            vec![view(0, "audit-a", "active", rd("2024", 100_00)), view(1, "audit-b", "active", rd("2024", 90_00))];
+        let p = Profile::build(E, &items, Date::parse("as_of", "2025-01-01").unwrap());
+        assert!(!p.rd_spend[0].agree);
+        assert_eq!(p.rd_spend[0].institutions, 2);
+    }
+
+    #[test]
+    fn amounts_are_grouped_by_thousands() {
+        assert_eq!(grouped("1250000.00"), "1,250,000.00");
+        assert_eq!(grouped("999.50"), "999.50");
+        assert_eq!(grouped("1000"), "1,000");
+    }
+}

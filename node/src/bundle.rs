@@ -1,0 +1,343 @@
+//! Proof bundles: one committed attestation with everything needed to check it offline (format in docs/AUDITING.md).
+//!
+//! A bundle is a JSON object holding the attestation's canonical bytes (the exact Merkle
+//! leaf data), its RFC 9162 inclusion path up to a tree size, the C2SP checkpoint the
+//! validators cosigned at that size, the validators' C2SP verifier keys, and a decoded copy
+//! for people. [`verify`] trusts nothing in the bundle: everything is checked against a
+//! genesis the auditor already holds.
+//!
+//! Invariant: [`verify`] accepts a bundle only if every field is exactly what [`Bundle::new`]
+//! would produce for the same committed attestation and checkpoint; any other value of any
+//! field is refused with a [`BundleError`] naming that field.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use credence_ledger::attestation::Attestation;
+use credence_ledger::checkpoint::{self, Checkpoint, VerifierKey};
+use credence_ledger::genesis::Genesis;
+use credence_ledger::merkle::{self, NodeHash};
+use credence_ledger::sig::{self, Domain};
+
+use crate::api::views::ClaimView;
+
+/// The `format` value of this version.
+pub const FORMAT: &str = "credence-proof-bundle/v1";
+/// Largest bundle file accepted: a 64-hash path, a 16 KiB checkpoint and 100 verifier keys fit many times over.
+pub const BUNDLE_BYTES_MAX: usize = 1024 * 1024;
+/// Longest inclusion path (a tree of 2^64 leaves).
+pub const PATH_HASHES_MAX: usize = 64;
+
+/// The bundle as stored (JSON). Field names are part of the format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The chain id (genesis hash), hex: the chain the attestation's signature is bound to.
+    pub chain_id: String,
+    /// The attestation id (SHA-256 of the attestation body), hex.
+    pub id: String,
+    /// Standard padded base64 of the canonical attestation bytes: the Merkle leaf data.
+    pub attestation: String,
+    /// The attestation's index in the ledger's Merkle tree.
+    pub leaf_index: u64,
+    /// The tree size the path and the checkpoint are for.
+    pub tree_size: u64,
+    /// The RFC 9162 §2.1.3.1 inclusion path, leaf level first, base64 each.
+    pub inclusion_path: Vec<String>,
+    /// The C2SP signed note (tlog-checkpoint) for `tree_size`, as the validators cosigned it.
+    pub checkpoint: String,
+    /// C2SP verifier keys (`name+keyid+base64`) of the chain's validators, in genesis order.
+    pub verifier_keys: Vec<String>,
+    /// A human-readable copy of the attestation; must equal the decoding of `attestation`.
+    pub decoded: Decoded,
+}
+
+/// The decoded copy inside a bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decoded {
+    pub attester: String,
+    pub sequence: u64,
+    /// Unix epoch milliseconds, UTC.
+    pub issued_at_ms: u64,
+    /// The claim in the API's JSON shape (`kind` selects the fields).
+    pub claim: serde_json::Value,
+    /// The 64-byte Ed25519 signature, base64.
+    pub signature: String,
+}
+
+impl Decoded {
+    fn of(a: &Attestation) -> Decoded {
+        let claim = serde_json::to_value(ClaimView::from(&a.body.claim)).unwrap_or(serde_json::Value::Null);
+        Decoded {
+            attester: a.body.attester.to_string(),
+            sequence: a.body.sequence,
+            issued_at_ms: a.body.issued_at_ms,
+            claim,
+            signature: B64.encode(a.signature.0),
+        }
+    }
+}
+
+/// Why a bundle was refused: the field at fault and the rule it breaks.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{field}: {rule}")]
+pub struct BundleError {
+    pub field: &'static str,
+    pub rule: String,
+}
+
+fn err(field: &'static str, rule: impl Into<String>) -> BundleError {
+    BundleError { field, rule: rule.into() }
+}
+
+/// What a verified bundle proves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub id: String,
+    pub attester: String,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Height of the block the checkpoint certifies.
+    pub checkpoint_height: u64,
+    /// Validators whose checkpoint signatures verified, and how many were needed.
+    pub signers: Vec<String>,
+    pub needed: usize,
+    pub validators: usize,
+}
+
+impl Bundle {
+    /// Assembles a bundle from what a node serves. Does not check it: call [`verify`].
+    pub fn new(
+        genesis: &Genesis,
+        attestation_bytes: &[u8],
+        leaf_index: u64,
+        inclusion_path: &[NodeHash],
+        checkpoint: &Checkpoint,
+    ) -> Result<Bundle, BundleError> {
+        let a = Attestation::from_bytes(attestation_bytes).map_err(|e| err("attestation", e.to_string()))?;
+        Ok(Bundle {
+            format: FORMAT.to_string(),
+            chain_id: genesis.hash().to_hex(),
+            id: a.id().to_string(),
+            attestation: B64.encode(attestation_bytes),
+            leaf_index,
+            tree_size: checkpoint.body.tree_size,
+            inclusion_path: inclusion_path.iter().map(|h| B64.encode(h)).collect(),
+            checkpoint: checkpoint.to_note(),
+            verifier_keys: genesis.verifier_keys().iter().map(VerifierKey::to_vkey_string).collect(),
+            decoded: Decoded::of(&a),
+        })
+    }
+
+    /// Pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Parses a bundle file (bounded by [`BUNDLE_BYTES_MAX`], no unknown fields).
+    pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        if bytes.len() > BUNDLE_BYTES_MAX {
+            return Err(err("bundle", format!("is {} bytes; at most {BUNDLE_BYTES_MAX} allowed", bytes.len())));
+        }
+        serde_json::from_slice(bytes).map_err(|e| err("bundle", format!("not a bundle: {e}")))
+    }
+}
+
+/// Checks a bundle against `genesis` alone, every field, with no network access:
+/// 1. `format` and `chain_id` (the genesis hash);
+/// 2. `verifier_keys` are exactly the genesis validators' keys, in order;
+/// 3. `checkpoint` is for this chain's origin and carries valid signatures of more than 2/3
+///    of the validators, and no other signature lines; `tree_size` is its size;
+/// 4. `attestation` decodes canonically, `id` is its id, its attester is a member allowed to
+///    make this kind of claim, and its signature verifies under that member's key for this chain;
+/// 5. `inclusion_path` proves leaf `leaf_index` (the RFC 9162 hash of the attestation bytes) in
+///    the checkpoint's root;
+/// 6. `decoded` equals the decoding of `attestation`.
+pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
+    if b.format != FORMAT {
+        return Err(err("format", format!("must be '{FORMAT}', not '{}'", b.format)));
+    }
+    let chain_id = genesis.hash();
+    if b.chain_id != chain_id.to_hex() {
+        return Err(err("chain_id", format!("is not this genesis's hash {chain_id}")));
+    }
+
+    let validators = genesis.verifier_keys();
+    let expected: Vec<String> = validators.iter().map(VerifierKey::to_vkey_string).collect();
+    if b.verifier_keys != expected {
+        return Err(err("verifier_keys", "must list exactly the genesis validators' verifier keys, in genesis order"));
+    }
+
+    let cp = Checkpoint::parse_note(&b.checkpoint).map_err(|e| err("checkpoint", e.to_string()))?;
+    if cp.body.origin != genesis.checkpoint_origin {
+        return Err(err(
+            "checkpoint",
+            format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin),
+        ));
+    }
+    let quorum = checkpoint::verify_quorum_strict(&cp, &validators).map_err(|e| err("checkpoint", e.to_string()))?;
+    if b.tree_size != cp.body.tree_size {
+        return Err(err("tree_size", format!("is {} but the checkpoint is for {}", b.tree_size, cp.body.tree_size)));
+    }
+
+    let bytes =
+        B64.decode(&b.attestation).map_err(|e| err("attestation", format!("not standard padded base64: {e}")))?;
+    let a = Attestation::from_bytes(&bytes).map_err(|e| err("attestation", e.to_string()))?;
+    if a.to_bytes() != bytes {
+        return Err(err("attestation", "is not the canonical encoding"));
+    }
+    let member = genesis
+        .member(&a.body.attester)
+        .ok_or_else(|| err("attestation", format!("attester '{}' is not a member of this chain", a.body.attester)))?;
+    let kind = a.body.claim.kind();
+    if !member.may_attest(kind) {
+        return Err(err("attestation", format!("member '{}' may not attest {kind:?} claims", member.name)));
+    }
+    sig::verify(&member.public_key, Domain::Attestation, &chain_id.0, &a.body.to_bytes(), &a.signature)
+        .map_err(|e| err("attestation", format!("signature of '{}' does not verify: {e}", member.name)))?;
+    let id = a.id();
+    if b.id != id.to_string() {
+        return Err(err("id", format!("is not the attestation's id {id}")));
+    }
+
+    if b.inclusion_path.len() > PATH_HASHES_MAX {
+        return Err(err("inclusion_path", format!("has {} hashes; at most {PATH_HASHES_MAX}", b.inclusion_path.len())));
+    }
+    let mut path = Vec::with_capacity(b.inclusion_path.len());
+    for (i, h) in b.inclusion_path.iter().enumerate() {
+        let raw =
+            B64.decode(h).map_err(|e| err("inclusion_path", format!("hash {i}: not standard padded base64: {e}")))?;
+        let hash: NodeHash =
+            raw.try_into().map_err(|_| err("inclusion_path", format!("hash {i}: must decode to 32 bytes")))?;
+        path.push(hash);
+    }
+    merkle::verify_inclusion(&merkle::leaf_hash(&bytes), b.leaf_index, b.tree_size, &path, &cp.body.root).map_err(
+        |e| err("inclusion_path", format!("does not prove leaf {} in the checkpoint's root: {e}", b.leaf_index)),
+    )?;
+
+    if b.decoded != Decoded::of(&a) {
+        return Err(err("decoded", "does not match the attestation bytes"));
+    }
+    Ok(Report {
+        id: id.to_string(),
+        attester: a.body.attester.to_string(),
+        leaf_index: b.leaf_index,
+        tree_size: b.tree_size,
+        checkpoint_height: cp.body.height,
+        signers: quorum.signers,
+        needed: quorum.needed,
+        validators: quorum.validators,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::StoreView;
+    use credence_ledger::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use credence_ledger::store::{MemStore, Store};
+
+    /// A bundle for leaf 5 of a three-block demo chain, and the chain's genesis.
+    fn fixture() -> (Bundle, Genesis) {
+        let mut chain = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        let mut store = MemStore::new(chain.genesis());
+        for _ in 0..3 {
+            let vb = chain.next_block(4).unwrap();
+            store.commit(&vb).unwrap();
+        }
+        let head = store.head().unwrap().unwrap();
+        let cp = store.certificate(head.height).unwrap().unwrap();
+        let leaf = store.leaf(5).unwrap().unwrap();
+        let view = StoreView(&store);
+        let path = merkle::inclusion_proof(5, cp.body.tree_size, &view).unwrap();
+        let bundle = Bundle::new(chain.genesis(), &leaf.bytes, 5, &path, &cp).unwrap();
+        (bundle, chain.genesis().clone())
+    }
+
+    #[test]
+    fn a_fresh_bundle_verifies_and_round_trips_through_json() {
+        let (b, g) = fixture();
+        let report = verify(&b, &g).unwrap();
+        assert_eq!(report.leaf_index, 5);
+        assert_eq!(report.tree_size, b.tree_size);
+        assert!(report.signers.len() >= report.needed);
+        let parsed = Bundle::parse(b.to_json().as_bytes()).unwrap();
+        assert_eq!(parsed, b);
+        assert_eq!(verify(&parsed, &g).unwrap(), report);
+    }
+
+    /// Each field changed to another plausible value is refused, naming that field.
+    #[test]
+    fn every_mutated_field_is_refused_by_name() {
+        let (b, g) = fixture();
+        let flip_b64 = |s: &str| {
+            let mut raw = B64.decode(s).unwrap();
+            let i = raw.len() / 2;
+            raw[i] ^= 1;
+            B64.encode(raw)
+        };
+        type Mutation = (&'static str, Box<dyn Fn(&mut Bundle)>);
+        let flip = flip_b64;
+        let cases: Vec<Mutation> = vec![
+            ("format", Box::new(|b| b.format = "credence-proof-bundle/v2".into())),
+            ("chain_id", Box::new(|b| b.chain_id = "00".repeat(32))),
+            ("id", Box::new(|b| b.id = "ab".repeat(32))),
+            ("attestation", Box::new(move |b| b.attestation = flip(&b.attestation))),
+            ("attestation", Box::new(|b| b.attestation.push('A'))),
+            ("leaf_index", Box::new(|b| b.leaf_index += 1)),
+            ("leaf_index", Box::new(|b| b.leaf_index = b.tree_size)),
+            ("tree_size", Box::new(|b| b.tree_size -= 1)),
+            ("inclusion_path", Box::new(move |b| b.inclusion_path[0] = flip(&b.inclusion_path[0]))),
+            ("inclusion_path", Box::new(|b| b.inclusion_path.pop().map(drop).unwrap_or(()))),
+            ("inclusion_path", Box::new(|b| b.inclusion_path.push(B64.encode([0u8; 32])))),
+            ("inclusion_path", Box::new(|b| b.inclusion_path.swap(0, 1))),
+            ("checkpoint", Box::new(|b| b.checkpoint = b.checkpoint.replacen('\n', "x\n", 1))),
+            (
+                "checkpoint",
+                Box::new(|b| {
+                    // Drop every signature line but the first: too few signers.
+                    let (text, sigs) = b.checkpoint.split_once("\n\n").unwrap();
+                    let first = sigs.lines().next().unwrap();
+                    b.checkpoint = format!("{text}\n\n{first}\n");
+                }),
+            ),
+            ("verifier_keys", Box::new(|b| b.verifier_keys.reverse())),
+            ("verifier_keys", Box::new(|b| drop(b.verifier_keys.pop()))),
+            ("decoded", Box::new(|b| b.decoded.sequence += 1)),
+            ("decoded", Box::new(|b| b.decoded.attester = "other-bank".into())),
+            ("decoded", Box::new(|b| b.decoded.claim["kind"] = "release".into())),
+        ];
+        for (field, mutate) in cases {
+            let mut m = b.clone();
+            mutate(&mut m);
+            assert_ne!(m, b, "mutation of {field} changed nothing");
+            let e = verify(&m, &g).expect_err(field);
+            // A changed leaf index or size is caught either by the field itself or by the path.
+            let ok = e.field == field || (matches!(field, "leaf_index" | "tree_size") && e.field == "inclusion_path");
+            assert!(ok, "{field} mutated but refused for {e}");
+        }
+    }
+
+    #[test]
+    fn a_bundle_is_refused_under_another_genesis() {
+        let (b, _) = fixture();
+        let other = ChainBuilder::new(4, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        assert_eq!(verify(&b, other.genesis()).unwrap_err().field, "chain_id");
+    }
+
+    #[test]
+    fn oversized_or_unknown_fields_are_refused_at_parse() {
+        let (b, _) = fixture();
+        let mut v = serde_json::to_value(&b).unwrap();
+        v["extra"] = 1.into();
+        assert_eq!(Bundle::parse(v.to_string().as_bytes()).unwrap_err().field, "bundle");
+        let big = vec![b' '; BUNDLE_BYTES_MAX + 1];
+        assert!(Bundle::parse(&big).unwrap_err().rule.contains("at most"));
+    }
+}

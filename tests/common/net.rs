@@ -1,0 +1,161 @@
+//! Running real `credence` node processes on loopback for the end-to-end tests: testnets, node processes, polling their API.
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{credence, json};
+
+/// A running node process, killed when dropped.
+pub struct NodeProc {
+    child: Child,
+}
+
+impl NodeProc {
+    pub fn start(config: &Path, log: &Path) -> NodeProc {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_credence"))
+            .args(["node", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        NodeProc { child }
+    }
+
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "node exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node did not stop on SIGTERM");
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn get(url: &str, path: &str) -> Option<serde_json::Value> {
+    let o = credence_http_get(url, path)?;
+    serde_json::from_str(&o).ok()
+}
+
+/// GET with the system's curl-free path: a raw HTTP/1.1 request.
+pub fn credence_http_get(url: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let host = url.strip_prefix("http://")?;
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}
+
+pub fn status(url: &str) -> Option<serde_json::Value> {
+    get(url, "/v1/status")
+}
+
+pub fn height(url: &str) -> u64 {
+    status(url).and_then(|s| s["height"].as_u64()).unwrap_or(0)
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn port_base(slot: u16) -> u16 {
+    20_000 + (std::process::id() % 200) as u16 * 200 + slot * 50
+}
+
+pub struct Testnet {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<serde_json::Value>,
+}
+
+impl Testnet {
+    /// `slot` separates the port ranges of tests running at once in this process.
+    pub fn new(slot: u16, validators: usize, observers: usize) -> Testnet {
+        let dir = tempfile::tempdir().unwrap();
+        // Ports from the process id, so parallel test binaries do not collide.
+        let base = port_base(slot);
+        let out = credence(&[
+            "testnet",
+            "--validators",
+            &validators.to_string(),
+            "--observers",
+            &observers.to_string(),
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--base-port",
+            &base.to_string(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("testnet.json")).unwrap()).unwrap();
+        Testnet { nodes: manifest["nodes"].as_array().unwrap().clone(), dir }
+    }
+    pub fn config(&self, i: usize) -> PathBuf {
+        PathBuf::from(self.nodes[i]["config"].as_str().unwrap())
+    }
+    pub fn api(&self, i: usize) -> String {
+        self.nodes[i]["api"].as_str().unwrap().to_string()
+    }
+    pub fn key(&self, i: usize) -> String {
+        self.nodes[i]["key"].as_str().unwrap().to_string()
+    }
+    pub fn start(&self, i: usize) -> NodeProc {
+        NodeProc::start(&self.config(i), &self.dir.path().join(format!("node{i}.log")))
+    }
+    pub fn genesis(&self) -> String {
+        self.dir.path().join("genesis.toml").to_str().unwrap().to_string()
+    }
+    /// Submits an R&D attestation by member `i` through node `via`, waiting for its commit.
+    pub fn attest(&self, i: usize, via: usize, period: &str) -> serde_json::Value {
+        let out = credence(&[
+            "attest",
+            "rd-spend",
+            "--enterprise",
+            "914403001922038216",
+            "--period",
+            period,
+            "--amount",
+            "1250000.00",
+            "--key",
+            &self.key(i),
+            "--genesis",
+            &self.genesis(),
+            "--node",
+            &self.api(via),
+            "--wait",
+            "--json",
+        ]);
+        assert!(out.status.success(), "attest failed: {}", String::from_utf8_lossy(&out.stderr));
+        json(&out)
+    }
+}
