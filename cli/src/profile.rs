@@ -512,6 +512,11 @@ mod tests {
 
     const E: &str = "914403001922038216";
 
+    /// Whole yuan in fen.
+    fn yuan(n: u64) -> u64 {
+        n * 100
+    }
+
     fn money(fen: u64) -> MoneyView {
         MoneyView { fen, currency: "CNY".into(), amount: decimal(fen) }
     }
@@ -570,17 +575,17 @@ mod tests {
     #[test]
     fn agreement_supersession_portfolio_and_pledges() {
         let items = vec![
-            view(0, "audit-a", "active", rd("2024", 100_00)),
-            view(1, "audit-b", "active", rd("2024", 100_00)),
-            view(2, "audit-a", "active", rd("2023", 50_00)),
-            view(3, "audit-b", "active", rd("2023", 60_00)),
+            view(0, "audit-a", "active", rd("2024", yuan(100))),
+            view(1, "audit-b", "active", rd("2024", yuan(100))),
+            view(2, "audit-a", "active", rd("2023", yuan(50))),
+            view(3, "audit-b", "active", rd("2023", yuan(60))),
             // audit-a corrects its 2023 figure: the old one is superseded, the two now agree.
-            view(4, "audit-a", "active", rd("2023", 60_00)),
+            view(4, "audit-a", "active", rd("2023", yuan(60))),
             view(5, "audit-c", "revoked", rd("2022", 1)),
-            view(6, "appraiser", "active", valuation("CN1", 1_000_00, "2025-01-01", "2026-12-31")),
-            view(7, "appraiser", "active", valuation("CN1", 2_000_00, "2025-06-01", "2026-12-31")),
-            view(8, "appraiser", "active", valuation("CN2", 5_000_00, "2024-01-01", "2025-01-01")),
-            view(9, "bank-b", "active", pledge("CN1", 700_00, "2025-01-31", 13)),
+            view(6, "appraiser", "active", valuation("CN1", yuan(1_000), "2025-01-01", "2026-12-31")),
+            view(7, "appraiser", "active", valuation("CN1", yuan(2_000), "2025-06-01", "2026-12-31")),
+            view(8, "appraiser", "active", valuation("CN2", yuan(5_000), "2024-01-01", "2025-01-01")),
+            view(9, "bank-b", "active", pledge("CN1", yuan(700), "2025-01-31", 13)),
             view(10, "bank-b", "released", pledge("CN2", 1, "2024-01-01", 12)),
         ];
         let as_of = Date::parse("as_of", "2026-03-01").unwrap();
@@ -591,14 +596,17 @@ mod tests {
         assert_eq!((y2024.period.as_str(), y2024.institutions, y2024.agree), ("2024", 2, true));
         let y2023 = &p.rd_spend[1];
         assert_eq!((y2023.period.as_str(), y2023.institutions, y2023.agree), ("2023", 2, true));
-        assert!(y2023.figures.iter().all(|f| f.fen == 60_00));
+        assert!(y2023.figures.iter().all(|f| f.fen == yuan(60)));
 
         // CN1: the newer valuation counts; CN2: expired, so no current valuation.
         assert_eq!(p.patents.len(), 2);
-        assert_eq!(p.patents[0].valuation.as_ref().map(|v| v.fen), Some(2_000_00));
+        assert_eq!(p.patents[0].valuation.as_ref().map(|v| v.fen), Some(yuan(2_000)));
         assert!(p.patents[0].pledged);
         assert!(p.patents[1].valuation.is_none());
-        assert_eq!(p.portfolio_total, vec![Total { currency: "CNY".into(), fen: 2_000_00, amount: "2000.00".into() }]);
+        assert_eq!(
+            p.portfolio_total,
+            vec![Total { currency: "CNY".into(), fen: yuan(2_000), amount: "2000.00".into() }]
+        );
 
         // One active pledge, ending on the last day of February 2026: past its term on 2026-03-01.
         assert_eq!(p.pledges.len(), 1);
@@ -615,8 +623,10 @@ mod tests {
 
     #[test]
     fn disagreeing_institutions_are_reported() {
-        let items =
-            vec![view(0, "audit-a", "active", rd("2024", 100_00)), view(1, "audit-b", "active", rd("2024", 90_00))];
+        let items = vec![
+            view(0, "audit-a", "active", rd("2024", yuan(100))),
+            view(1, "audit-b", "active", rd("2024", yuan(90))),
+        ];
         let p = Profile::build(E, &items, Date::parse("as_of", "2025-01-01").unwrap());
         assert!(!p.rd_spend[0].agree);
         assert_eq!(p.rd_spend[0].institutions, 2);
