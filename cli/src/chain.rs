@@ -108,6 +108,8 @@ pub enum BenchCommand {
     },
     /// Run a local network of validator processes and measure committed attestations/s, latency and memory under load.
     Load(crate::load::LoadArgs),
+    /// Latency of enterprise listings and inclusion proofs over HTTP, and of `verify-bundle`, on a stored ledger.
+    Audit(crate::bench_audit::AuditBenchArgs),
 }
 
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -370,6 +372,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
 pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
     match b {
         BenchCommand::Load(a) => crate::load::run(a),
+        BenchCommand::Audit(a) => crate::bench_audit::run(a),
         BenchCommand::Verify { data_dir, ceiling_seconds } => {
             let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
             let (genesis, store) = load_data_dir(data_dir)?;

@@ -2,6 +2,7 @@
 
 mod attest;
 mod audit;
+mod bench_audit;
 mod ceiling;
 mod chain;
 mod http;

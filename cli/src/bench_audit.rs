@@ -1,0 +1,172 @@
+//! `credence bench audit`: latency of the auditor's reads on a stored ledger — enterprise listings and inclusion proofs over HTTP, and `credence verify-bundle` as a whole process.
+//!
+//! Method (results in docs/BENCHMARKS.md): the store of `--data-dir` is served by the node's
+//! own API code (`credence_node::api::serve`, default bounds, default redb cache) on a
+//! loopback port inside this process; one client on one keep-alive connection sends the
+//! requests one after another, so each latency is one request's full HTTP round trip.
+//! Subjects are drawn from random leaves of the ledger (seeded, so runs are comparable):
+//! the enterprise a leaf is about (busy enterprises are drawn as often as they occur), and
+//! the leaf's own id for the proof. Bundles are written for random leaves, then
+//! `credence verify-bundle` is started once per bundle and timed from spawn to exit.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use credence_ledger::demo::DemoRng;
+use credence_ledger::genesis::Genesis;
+use credence_ledger::merkle;
+use credence_ledger::store::{RedbOptions, RedbStore, Store};
+use credence_ledger::verify::ChainContext;
+use credence_node::api::{self, ApiState, NodeStatus, SharedStore, StoreView};
+use credence_node::bundle::Bundle;
+use credence_node::mempool::{Mempool, MempoolLimits};
+use credence_node::metrics::Metrics;
+use serde_json::json;
+
+use crate::http::Conn;
+
+#[derive(Args, Debug)]
+pub struct AuditBenchArgs {
+    /// A data directory holding genesis.toml and ledger.redb (e.g. from `credence generate`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Requests per endpoint.
+    #[arg(long, default_value_t = 2000)]
+    requests: usize,
+    /// `verify-bundle` processes to time.
+    #[arg(long, default_value_t = 50)]
+    bundles: usize,
+    /// Seed for the random leaves.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+/// p50, p90, p99 and max of `samples` (milliseconds), as JSON.
+fn summary(mut samples: Vec<f64>) -> serde_json::Value {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    json!({
+        "n": samples.len(),
+        "p50_ms": (at(0.50) * 100.0).round() / 100.0,
+        "p90_ms": (at(0.90) * 100.0).round() / 100.0,
+        "p99_ms": (at(0.99) * 100.0).round() / 100.0,
+        "max_ms": (at(1.0) * 100.0).round() / 100.0,
+    })
+}
+
+/// Times `paths` one after another on one connection; every answer must be 200.
+fn time_gets(conn: &mut Conn, paths: &[String]) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        let t = Instant::now();
+        let r = conn.get(p)?;
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+        if r.status != 200 {
+            bail!("GET {p}: HTTP {}: {}", r.status, r.text());
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(a: &AuditBenchArgs) -> Result<ExitCode> {
+    if a.requests == 0 || a.bundles == 0 {
+        bail!("--requests and --bundles: must be at least 1");
+    }
+    let genesis_path = a.data_dir.join("genesis.toml");
+    let genesis = Genesis::load(&genesis_path)?;
+    let store = RedbStore::open_with(&a.data_dir.join("ledger.redb"), &genesis, RedbOptions::default())
+        .with_context(|| format!("--data-dir: {}", a.data_dir.display()))?;
+    let Some(head) = store.head()? else { bail!("--data-dir: the ledger is empty") };
+
+    // Subjects from random leaves.
+    let mut rng = DemoRng::new(a.seed);
+    let mut enterprise_paths = Vec::with_capacity(a.requests);
+    let mut proof_paths = Vec::with_capacity(a.requests);
+    while enterprise_paths.len() < a.requests || proof_paths.len() < a.requests {
+        let index = rng.below(head.tree_size);
+        let leaf = store.leaf(index)?.with_context(|| format!("store: leaf {index} is missing"))?;
+        if let (Some(e), true) = (leaf.attestation.body.claim.enterprise(), enterprise_paths.len() < a.requests) {
+            enterprise_paths.push(format!("/v1/enterprises/{e}/attestations"));
+        }
+        if proof_paths.len() < a.requests {
+            proof_paths.push(format!("/v1/proofs/inclusion/{}", leaf.id));
+        }
+    }
+
+    // Bundles for random leaves, against the head's checkpoint.
+    let dir = tempfile_dir()?;
+    let cp = store.certificate(head.height)?.context("store: head certificate is missing")?;
+    let mut bundle_files = Vec::with_capacity(a.bundles);
+    for i in 0..a.bundles {
+        let index = rng.below(head.tree_size);
+        let leaf = store.leaf(index)?.with_context(|| format!("store: leaf {index} is missing"))?;
+        let path = merkle::inclusion_proof(index, head.tree_size, &StoreView(&store))?;
+        let b = Bundle::new(&genesis, &leaf.bytes, index, &path, &cp)?;
+        let f = dir.join(format!("bundle-{i}.json"));
+        std::fs::write(&f, b.to_json())?;
+        bundle_files.push(f);
+    }
+
+    let ctx = Arc::new(ChainContext::new(genesis));
+    let store: SharedStore = Arc::new(RwLock::new(store));
+    let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), MempoolLimits::default())));
+    let (_status_tx, status_rx) = tokio::sync::watch::channel(NodeStatus::default());
+    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new()));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(api::serve(listener, state, async move {
+            let _ = stop_rx.await;
+        }));
+        Ok::<_, std::io::Error>(addr)
+    })?;
+
+    let mut conn = Conn::new(&format!("http://{addr}"))?;
+    // Warm-up: the first requests pay for connection setup and cold caches.
+    time_gets(&mut conn, &enterprise_paths[..enterprise_paths.len().min(50)])?;
+    let enterprise = time_gets(&mut conn, &enterprise_paths)?;
+    let proofs = time_gets(&mut conn, &proof_paths)?;
+    let _ = stop_tx.send(());
+    drop(rt);
+
+    let exe = std::env::current_exe()?;
+    let mut verify = Vec::with_capacity(bundle_files.len());
+    for f in &bundle_files {
+        let t = Instant::now();
+        let status = Command::new(&exe)
+            .arg("verify-bundle")
+            .arg(f)
+            .arg("--genesis")
+            .arg(&genesis_path)
+            .stdout(Stdio::null())
+            .status()?;
+        verify.push(t.elapsed().as_secs_f64() * 1e3);
+        if !status.success() {
+            bail!("verify-bundle {} failed: {status}", f.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "ledger": {"height": head.height, "tree_size": head.tree_size},
+            "enterprise_attestations": {"page_items": api::PAGE_LIMIT_DEFAULT, "latency": summary(enterprise), "target_p99_ms": 20},
+            "inclusion_proof": {"latency": summary(proofs), "target_p99_ms": 5},
+            "verify_bundle_process": {"latency": summary(verify), "target_ms": 50},
+        }))?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("credence-bench-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
