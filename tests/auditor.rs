@@ -184,6 +184,20 @@ fn an_audit_across_a_rewritten_history_is_detected() {
         node.stop();
     }
     let data = net.config(0).parent().unwrap().join("data");
+
+    // With the node stopped, its data directory answers the same commands offline.
+    let d = p(&data);
+    let v = json(&ok(credence(&["query", "enterprise", ENTERPRISE, "--data-dir", d, "--json"])));
+    assert_eq!(v["items"].as_array().unwrap().len(), 2, "{v}");
+    let id = v["items"][1]["id"].as_str().unwrap().to_string();
+    let bundle = dir.path().join("offline.json");
+    ok(credence(&["prove", &id, "--data-dir", d, "--genesis", &genesis, "--out", p(&bundle)]));
+    ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis]));
+    let o = ok(credence(&["audit", "--since", p(&cp), "--genesis", &genesis, "--data-dir", d]));
+    assert!(stdout(&o).starts_with("APPEND-ONLY"), "{}", stdout(&o));
+    let v = json(&ok(credence(&["profile", ENTERPRISE, "--data-dir", d, "--json"])));
+    assert_eq!(v["rd_spend"].as_array().unwrap().len(), 2, "{v}");
+
     std::fs::remove_file(data.join("ledger.redb")).unwrap();
     std::fs::remove_file(data.join("sign_state.bin")).unwrap();
     let _node = net.start(0);

@@ -27,6 +27,9 @@ pub struct CheckpointArgs {
     /// The node's API.
     #[arg(long, default_value = query::NODE_DEFAULT)]
     node: String,
+    /// Use this data directory offline instead of a node (a stopped node's).
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<PathBuf>,
     /// Also write the checkpoint (the signed note, exactly as served) to this file, for a later `credence audit --since`.
     #[arg(long)]
     save: Option<PathBuf>,
@@ -50,6 +53,9 @@ pub struct AuditArgs {
     /// The node's API.
     #[arg(long, default_value = query::NODE_DEFAULT)]
     node: String,
+    /// Use this data directory offline instead of a node (a stopped node's).
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<PathBuf>,
     /// After a successful audit, replace the --since file with the node's current checkpoint.
     #[arg(long)]
     update: bool,
@@ -68,6 +74,9 @@ pub struct ProveArgs {
     /// The node's API.
     #[arg(long, default_value = query::NODE_DEFAULT)]
     node: String,
+    /// Use this data directory offline instead of a node (a stopped node's).
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<PathBuf>,
     /// Check the bundle against this genesis before writing it (default: the node's genesis).
     #[arg(long)]
     genesis: Option<PathBuf>,
@@ -95,6 +104,11 @@ fn genesis_from(path: Option<&Path>, conn: &mut Conn) -> Result<Genesis> {
         bail!("{}", node_error(r.status, &r.body));
     }
     Genesis::from_toml(&r.text()).context("the node's genesis")
+}
+
+/// What was audited, for messages: the data directory, or the node's URL.
+fn source(node: &str, data_dir: Option<&Path>) -> String {
+    data_dir.map_or_else(|| node.to_string(), |d| d.display().to_string())
 }
 
 /// The node's latest checkpoint note, as served.
@@ -150,7 +164,8 @@ fn read_bounded(path: &Path, max: usize, what: &str) -> Result<Vec<u8>> {
 }
 
 pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
-    let mut conn = Conn::new(&a.node)?;
+    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+    let mut conn = Conn::new(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
     let note = fetch_note(&mut conn)?;
     let (cp, q) = match check_checkpoint(&note, &genesis) {
@@ -159,7 +174,7 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
             if a.json {
                 println!("{}", json!({"valid": false, "reason": reason}));
             } else {
-                println!("INVALID checkpoint from {}: {reason}", a.node);
+                println!("INVALID checkpoint from {}: {reason}", source(&a.node, a.data_dir.as_deref()));
             }
             return Ok(ExitCode::from(1));
         }
@@ -217,10 +232,11 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
     let old_note = String::from_utf8(read_bounded(&a.since, CHECKPOINT_BYTES_MAX, "--since")?)
         .with_context(|| format!("--since: {} is not UTF-8 text", a.since.display()))?;
-    let mut conn = Conn::new(&a.node)?;
+    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+    let mut conn = Conn::new(&url)?;
     let new_note = fetch_note(&mut conn)?;
 
-    let mut report = json!({"since": a.since.display().to_string(), "node": a.node});
+    let mut report = json!({"since": a.since.display().to_string(), "node": source(&a.node, a.data_dir.as_deref())});
     let verdict = (|| -> Result<Verdict> {
         let (old, old_q) = match check_checkpoint(&old_note, &genesis) {
             Ok(v) => v,
@@ -307,7 +323,8 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
 }
 
 pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
-    let mut conn = Conn::new(&a.node)?;
+    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+    let mut conn = Conn::new(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
     let id = query::seg(&a.id);
     // The attestation first, then the checkpoint: the checkpoint then covers it.

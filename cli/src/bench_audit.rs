@@ -1,8 +1,8 @@
 //! `credence bench audit`: latency of the auditor's reads on a stored ledger — enterprise listings and inclusion proofs over HTTP, and `credence verify-bundle` as a whole process.
 //!
 //! Method (results in docs/BENCHMARKS.md): the store of `--data-dir` is served by the node's
-//! own API code (`credence_node::api::serve`, default bounds, default redb cache) on a
-//! loopback port inside this process; one client on one keep-alive connection sends the
+//! own API code (`credence_node::api::serve` through [`crate::local`], default bounds,
+//! default redb cache) on a loopback port inside this process; one client on one keep-alive connection sends the
 //! requests one after another, so each latency is one request's full HTTP round trip.
 //! Subjects are drawn from random leaves of the ledger (seeded, so runs are comparable):
 //! the enterprise a leaf is about (busy enterprises are drawn as often as they occur), and
@@ -11,7 +11,6 @@
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -20,11 +19,8 @@ use credence_ledger::demo::DemoRng;
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle;
 use credence_ledger::store::{RedbOptions, RedbStore, Store};
-use credence_ledger::verify::ChainContext;
-use credence_node::api::{self, ApiState, NodeStatus, SharedStore, StoreView};
+use credence_node::api::{self, StoreView};
 use credence_node::bundle::Bundle;
-use credence_node::mempool::{Mempool, MempoolLimits};
-use credence_node::metrics::Metrics;
 use serde_json::json;
 
 use crate::http::Conn;
@@ -111,29 +107,13 @@ pub fn run(a: &AuditBenchArgs) -> Result<ExitCode> {
         bundle_files.push(f);
     }
 
-    let ctx = Arc::new(ChainContext::new(genesis));
-    let store: SharedStore = Arc::new(RwLock::new(store));
-    let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), MempoolLimits::default())));
-    let (_status_tx, status_rx) = tokio::sync::watch::channel(NodeStatus::default());
-    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new()));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(api::serve(listener, state, async move {
-            let _ = stop_rx.await;
-        }));
-        Ok::<_, std::io::Error>(addr)
-    })?;
-
-    let mut conn = Conn::new(&format!("http://{addr}"))?;
+    let local = crate::local::serve_store(genesis, store)?;
+    let mut conn = Conn::new(&local.url)?;
     // Warm-up: the first requests pay for connection setup and cold caches.
     time_gets(&mut conn, &enterprise_paths[..enterprise_paths.len().min(50)])?;
     let enterprise = time_gets(&mut conn, &enterprise_paths)?;
     let proofs = time_gets(&mut conn, &proof_paths)?;
-    let _ = stop_tx.send(());
-    drop(rt);
+    drop(local);
 
     let exe = std::env::current_exe()?;
     let mut verify = Vec::with_capacity(bundle_files.len());

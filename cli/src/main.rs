@@ -8,6 +8,7 @@ mod chain;
 mod http;
 mod keys;
 mod load;
+mod local;
 mod node;
 mod profile;
 mod query;

@@ -24,6 +24,9 @@ pub struct ProfileArgs {
     /// The node's API.
     #[arg(long, default_value = query::NODE_DEFAULT)]
     node: String,
+    /// Read this data directory offline instead (a stopped node's).
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<std::path::PathBuf>,
     /// Judge expiry (valuations, pledge terms) as of this date, YYYY-MM-DD (default: today, UTC).
     #[arg(long)]
     as_of: Option<String>,
@@ -480,10 +483,11 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
         Some(s) => Date::parse("--as-of", s)?,
         None => Date::from_unix_ms(now_ms())?,
     };
-    let mut conn = Conn::new(&a.node)?;
+    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+    let mut conn = Conn::new(&url)?;
     let status: StatusView = get_json(&mut conn, "/v1/status")?;
     let list = ListArgs {
-        out: OutArgs { node: a.node.clone(), json: false, csv: false },
+        out: OutArgs { node: url.clone(), data_dir: None, json: false, csv: false },
         // Read only up to the head seen above, so the profile is of one ledger state.
         to_height: Some(status.height),
         from_height: None,

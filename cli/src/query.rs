@@ -1,6 +1,7 @@
 //! `credence query ...`: attestations by enterprise, patent or attester, one block, one attestation — tables for people, `--json` and `--csv` for programs (fields in docs/AUDITING.md).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -59,6 +60,9 @@ pub struct OutArgs {
     /// The node's API.
     #[arg(long, default_value = NODE_DEFAULT)]
     pub node: String,
+    /// Query this data directory offline instead (a stopped node's, or one from `credence generate`).
+    #[arg(long, conflicts_with = "node")]
+    pub data_dir: Option<PathBuf>,
     /// Print JSON (the API's objects) instead of a table.
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
@@ -166,6 +170,12 @@ pub fn fetch_list(conn: &mut Conn, path: &str, args: &ListArgs) -> Result<(Vec<A
     }
 }
 
+/// A connection to the API `out` names (keep the guard alive while using it).
+fn connect(out: &OutArgs) -> Result<(Conn, Option<crate::local::LocalApi>)> {
+    let (url, local) = crate::local::endpoint(&out.node, out.data_dir.as_deref())?;
+    Ok((Conn::new(&url)?, local))
+}
+
 pub fn run(cmd: &QueryCommand) -> Result<ExitCode> {
     match cmd {
         QueryCommand::Enterprise { uscc, list } => {
@@ -176,13 +186,13 @@ pub fn run(cmd: &QueryCommand) -> Result<ExitCode> {
             list_cmd(&format!("/v1/attesters/{}/attestations", seg(member)), list)
         }
         QueryCommand::Block { height, out } => {
-            let mut conn = Conn::new(&out.node)?;
+            let (mut conn, _local) = connect(out)?;
             let b: BlockView = get_json(&mut conn, &format!("/v1/blocks/{height}"))?;
             print_block(&b, out)?;
             Ok(ExitCode::SUCCESS)
         }
         QueryCommand::Attestation { id, out } => {
-            let mut conn = Conn::new(&out.node)?;
+            let (mut conn, _local) = connect(out)?;
             let a: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{}", seg(id)))?;
             if out.json {
                 println!("{}", serde_json::to_string_pretty(&a)?);
@@ -209,7 +219,7 @@ pub fn seg(s: &str) -> String {
 }
 
 fn list_cmd(path: &str, args: &ListArgs) -> Result<ExitCode> {
-    let mut conn = Conn::new(&args.out.node)?;
+    let (mut conn, _local) = connect(&args.out)?;
     let (items, next_after) = fetch_list(&mut conn, path, args)?;
     if args.out.json {
         let page = AttestationPage { items, next_after };
