@@ -13,7 +13,7 @@ use credence_ledger::demo::ChainBuilder;
 use credence_ledger::export::{ExportReader, ExportWriter};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::store::{RedbOptions, RedbStore, Store};
-use credence_ledger::verify::{self, ChainContext, Failure, Summary, VerifyError};
+use credence_ledger::verify::{self, ChainContext, Summary, VerifyError};
 use credence_node::runtime::now_ms;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -185,16 +185,6 @@ fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
     Ok((genesis, store))
 }
 
-/// Blocks 1..=head of a store, as a stream for the verification core.
-fn store_blocks(store: &RedbStore) -> Result<impl Iterator<Item = Result<CertifiedBlock, VerifyError>> + '_> {
-    let head = store.head()?.map_or(0, |h| h.height);
-    Ok((1..=head).map(move |h| match store.block(h) {
-        Ok(Some(cb)) => Ok(cb),
-        Ok(None) => Err(VerifyError::at(h, Failure::Source("block missing from the store".into()))),
-        Err(e) => Err(VerifyError::at(h, Failure::Source(e.to_string()))),
-    }))
-}
-
 /// Where `export` reads blocks from.
 enum BlockSource {
     Store(Box<RedbStore>),
@@ -314,15 +304,12 @@ fn report(summary: &Summary, failure: Option<&VerifyError>, json: bool) -> ExitC
     if failure.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-fn run_verify(
-    ctx: &ChainContext,
-    blocks: impl Iterator<Item = Result<CertifiedBlock, VerifyError>>,
-    total: u64,
-) -> (Summary, Option<VerifyError>) {
-    let bar = progress_bar(total, "verify");
-    let result = verify::verify_chain(ctx, blocks, |s| bar.set_position(s.blocks));
+/// Verifies blocks 1..=head of `store` with a progress bar.
+fn run_verify_store(ctx: &ChainContext, store: &RedbStore) -> Result<(Summary, Option<VerifyError>)> {
+    let bar = progress_bar(store.head()?.map_or(0, |h| h.height), "verify");
+    let result = verify::verify_store(ctx, store, |s| bar.set_position(s.blocks));
     bar.finish_and_clear();
-    result
+    Ok(result)
 }
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
@@ -334,9 +321,8 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
                 bail!("--genesis: {} differs from the data directory's genesis.toml", g.display());
             }
         }
-        let total = store.head()?.map_or(0, |h| h.height);
         let ctx = ChainContext::new(genesis);
-        let (summary, failure) = run_verify(&ctx, store_blocks(&store)?, total);
+        let (summary, failure) = run_verify_store(&ctx, &store)?;
         return Ok(report(&summary, failure.as_ref(), a.json));
     }
     let (Some(file), Some(genesis)) = (&a.file, &a.genesis) else {
@@ -346,7 +332,12 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     let f = fs::File::open(file).with_context(|| format!("--file: cannot open {}", file.display()))?;
     let ctx = ChainContext::new(genesis);
     let (summary, failure) = match ExportReader::new(BufReader::with_capacity(1 << 20, f), &ctx.genesis) {
-        Ok(reader) => run_verify(&ctx, reader, 0),
+        Ok(reader) => {
+            let bar = progress_bar(0, "verify");
+            let result = verify::verify_chain(&ctx, reader, |s| bar.set_position(s.blocks));
+            bar.finish_and_clear();
+            result
+        }
         Err(e) => (Summary::default(), Some(e)),
     };
     Ok(report(&summary, failure.as_ref(), a.json))
@@ -358,9 +349,8 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     }
     let genesis = generate_into(&a.dir, a.records, 1, 1000, None)?;
     let (_, store) = load_data_dir(&a.dir)?;
-    let total = store.head()?.map_or(0, |h| h.height);
     let ctx = ChainContext::new(genesis);
-    let (summary, failure) = run_verify(&ctx, store_blocks(&store)?, total);
+    let (summary, failure) = run_verify_store(&ctx, &store)?;
     let code = report(&summary, failure.as_ref(), false);
     let d = a.dir.display();
     println!(
@@ -376,9 +366,8 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Verify { data_dir, ceiling_seconds } => {
             let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
             let (genesis, store) = load_data_dir(data_dir)?;
-            let total = store.head()?.map_or(0, |h| h.height);
             let ctx = ChainContext::new(genesis);
-            let (summary, failure) = run_verify(&ctx, store_blocks(&store)?, total);
+            let (summary, failure) = run_verify_store(&ctx, &store)?;
             if let Some(f) = failure {
                 bail!("the chain does not verify: {f}");
             }

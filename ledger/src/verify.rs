@@ -378,6 +378,31 @@ impl Window {
     }
 }
 
+/// [`verify_chain`] over blocks 1..=head of a store: what `credence verify --data-dir` and a
+/// node's start-up check run. A block the store cannot read is a failure at its height.
+pub fn verify_store<S: crate::store::Store + ?Sized>(
+    ctx: &ChainContext,
+    store: &S,
+    progress: impl FnMut(&Summary),
+) -> (Summary, Option<VerifyError>) {
+    let head = match store.head() {
+        Ok(h) => h.map_or(0, |h| h.height),
+        Err(e) => return (Summary::default(), Some(VerifyError::at(1, Failure::Source(e.to_string())))),
+    };
+    // A damaged file can make the storage engine panic instead of erring: that is a failure here.
+    let read = |h| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.block(h)));
+    let blocks = (1..=head).map(move |h| match read(h) {
+        Ok(Ok(Some(cb))) => Ok(cb),
+        Ok(Ok(None)) => Err(VerifyError::at(h, Failure::Source("block missing from the store".into()))),
+        Ok(Err(e)) => Err(VerifyError::at(h, Failure::Source(e.to_string()))),
+        Err(panic) => Err(VerifyError::at(
+            h,
+            Failure::Source(format!("the storage engine failed reading it: {}", crate::store::panic_message(&*panic))),
+        )),
+    });
+    verify_chain(ctx, blocks, progress)
+}
+
 /// Verifies a whole chain from genesis, streaming: blocks are checked in
 /// order on this thread while their signatures are verified by `ctx.threads`
 /// workers, at most [`BLOCKS_IN_FLIGHT_MAX`] blocks behind. Memory is bounded by

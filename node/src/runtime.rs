@@ -24,7 +24,7 @@ use credence_ledger::hash::Hash;
 use credence_ledger::ids::MemberName;
 use credence_ledger::rules::{self, RuleError};
 use credence_ledger::sig::SecretKey;
-use credence_ledger::store::{RedbStore, Store};
+use credence_ledger::store::{RedbStore, Store, StoreError};
 use credence_ledger::verify::{self, ChainContext, Tip};
 use credence_ledger::vote::Equivocation;
 use libp2p::Multiaddr;
@@ -61,7 +61,7 @@ pub enum NodeError {
     #[error(transparent)]
     Key(#[from] keyfile::KeyFileError),
     #[error(transparent)]
-    Store(#[from] credence_ledger::store::StoreError),
+    Store(#[from] StoreError),
     #[error(transparent)]
     Net(#[from] net::NetError),
     #[error("sign state {path}: {reason}")]
@@ -70,8 +70,12 @@ pub enum NodeError {
     Api(std::io::Error),
     #[error("data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
-    #[error("the stored chain does not verify at {0}; re-sync from peers (see docs/OPERATIONS.md)")]
-    Chain(verify::VerifyError),
+    #[error(
+        "the stored chain in {store} is damaged: {reason}. The node will not serve or extend it. To recover, \
+         move that file aside (keep sign_state.bin) and start the node again: it re-syncs the chain from its \
+         peers and verifies every block (docs/OPERATIONS.md, \"Corruption and recovery\")"
+    )]
+    Damaged { store: String, reason: String },
 }
 
 /// Addresses a running node listens on (known once it is up).
@@ -135,8 +139,24 @@ pub async fn run(
         .map_err(|e| NodeError::DataDir { path: config.data_dir.display().to_string(), reason: e.to_string() })?;
     let me = genesis.members.iter().find(|m| m.public_key == key.public()).cloned();
     let ctx = Arc::new(ChainContext::new(genesis.clone()));
-    let store = RedbStore::open(&config.data_dir.join(STORE_FILE), &genesis)?;
-    let tip = tip_of(&ctx, &store)?;
+    let store_path = config.data_dir.join(STORE_FILE);
+    let damaged = |reason: String| NodeError::Damaged { store: store_path.display().to_string(), reason };
+    let store = match RedbStore::open(&store_path, &genesis) {
+        Err(e @ StoreError::Corrupt { .. }) => return Err(damaged(e.to_string())),
+        r => r?,
+    };
+    // Never serve or extend a damaged chain: re-verify what is stored (docs/OPERATIONS.md).
+    let (checked, failure) = verify::verify_store(&ctx, &store, |_| {});
+    if let Some(f) = failure {
+        return Err(damaged(f.to_string()));
+    }
+    info!(
+        blocks = checked.blocks,
+        attestations = checked.attestations,
+        seconds = checked.seconds,
+        "stored chain verified"
+    );
+    let tip = tip_of(&ctx, &store).map_err(damaged)?;
     info!(height = tip.height, member = ?me.as_ref().map(|m| m.name.to_string()), "store opened");
     let store: SharedStore = Arc::new(RwLock::new(store));
 
@@ -217,17 +237,14 @@ pub async fn run(
     result
 }
 
-/// The verified tip of a store (its head, with the Merkle frontier rebuilt from stored nodes).
-fn tip_of(ctx: &ChainContext, store: &RedbStore) -> Result<Tip, NodeError> {
-    let Some(head) = store.head()? else { return Ok(Tip::genesis(ctx)) };
-    let frontier = credence_ledger::merkle::Frontier::from_reader(head.tree_size, store).map_err(|e| {
-        NodeError::Store(credence_ledger::store::StoreError::Corrupt {
-            place: "merkle frontier".into(),
-            reason: e.to_string(),
-        })
-    })?;
+/// The verified tip of a store (its head, with the Merkle frontier rebuilt from stored
+/// nodes); the error says what is inconsistent.
+fn tip_of(ctx: &ChainContext, store: &RedbStore) -> Result<Tip, String> {
+    let Some(head) = store.head().map_err(|e| e.to_string())? else { return Ok(Tip::genesis(ctx)) };
+    let frontier = credence_ledger::merkle::Frontier::from_reader(head.tree_size, store)
+        .map_err(|e| format!("merkle frontier: {e}"))?;
     if frontier.root() != head.tree_root.0 {
-        return Err(NodeError::Chain(verify::VerifyError::at(head.height, verify::Failure::TreeRoot)));
+        return Err(format!("merkle frontier: the stored nodes give a root other than block {}'s", head.height));
     }
     Ok(Tip { height: head.height, hash: head.hash, time_ms: head.time_ms, frontier })
 }

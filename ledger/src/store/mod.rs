@@ -76,3 +76,12 @@ pub trait Store: StateView<Error = StoreError> + NodeReader {
     /// Leaf indexes under `key`, ascending, strictly after `after`, at most `limit` (≤ [`QUERY_LIMIT_MAX`]).
     fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError>;
 }
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
+}

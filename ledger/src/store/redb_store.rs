@@ -530,6 +530,19 @@ impl RedbStore {
 
     /// [`RedbStore::open`] with explicit tuning.
     pub fn open_with(path: &Path, genesis: &Genesis, options: RedbOptions) -> Result<RedbStore, StoreError> {
+        // redb trusts its own pages: some damage makes it panic (an index out of bounds)
+        // instead of returning an error. Opening reads and checks every table, so damage is
+        // met here first; it is reported as corruption of the file, like any other.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::open_checked(path, genesis, options)))
+            .unwrap_or_else(|panic| {
+                Err(corrupt(
+                    "redb file",
+                    format!("the storage engine failed reading it: {}", super::panic_message(&*panic)),
+                ))
+            })
+    }
+
+    fn open_checked(path: &Path, genesis: &Genesis, options: RedbOptions) -> Result<RedbStore, StoreError> {
         let given = genesis.hash();
         if !path.try_exists().map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))? {
             create(path, &given)?;
