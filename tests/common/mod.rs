@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: running the real `credence` binary.
 
 pub mod net;
+pub mod proxy;
 
 use std::process::{Command, Output};
 

@@ -471,9 +471,23 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
             let Some(leaf) = store.leaf(*index)? else {
                 return Err(ApiError::internal(format!("store: indexed leaf {index} is missing")));
             };
+            // The index is derived data the start-up verification does not cover: never serve
+            // a leaf it points to by mistake.
+            let claim = &leaf.attestation.body.claim;
+            let matches = match &key {
+                IndexKey::Enterprise(u) => claim.enterprise() == Some(*u),
+                IndexKey::Patent(p) => claim.patent() == Some(*p),
+                IndexKey::Attester(m) => st.ctx.genesis.member_index(&leaf.attestation.body.attester) == Some(*m),
+            };
+            if !matches {
+                return Err(ApiError::internal(format!("store: corrupt index: leaf {index} is not about this key")));
+            }
             let Some(loc) = store.locate(&leaf.id)? else {
                 return Err(ApiError::internal(format!("store: leaf {index} has no location")));
             };
+            if loc.leaf_index != *index {
+                return Err(ApiError::internal(format!("store: corrupt location of leaf {index}")));
+            }
             let record_status = store.record(&leaf.id)?.map(|m| m.status);
             items.push(AttestationView::committed(
                 &leaf,
