@@ -7,15 +7,18 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+/// A directed link: (from node, to node).
+type Link = (usize, usize);
+
 /// Links between `n` nodes; node `i` reaches node `j` through the proxy listening on
 /// `listen(i, j)`, which forwards to `targets[j]`.
 pub struct Links {
     base_port: u16,
     n: usize,
     /// Cut directed links.
-    cut: Arc<Mutex<HashSet<(usize, usize)>>>,
+    cut: Arc<Mutex<HashSet<Link>>>,
     /// Open proxied connections per directed link (both sockets), to sever on a cut.
-    live: Arc<Mutex<Vec<((usize, usize), TcpStream)>>>,
+    live: Arc<Mutex<Vec<(Link, TcpStream)>>>,
 }
 
 impl Links {
