@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod bundle;
+pub mod byzantine;
 pub mod config;
 pub mod consensus;
 pub mod evidence;
