@@ -10,28 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::net::{Testnet, get, height, wait_until};
-use common::{credence, json, stdout};
+use common::{Rng, credence, json, stdout};
 
 const KILLS: usize = 50;
 const ENTERPRISE: &str = "914403001922038216";
-
-/// xorshift64*: the kill schedule and each attester's choice of node.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.below(hi - lo))
-    }
-}
 
 /// An attestation the API acknowledged as committed: (id, height, leaf index).
 type Acked = (String, u64, u64);
@@ -51,7 +33,7 @@ fn fifty_kills_under_load_lose_nothing_and_fork_nothing() {
         .map(|m| {
             let (net, stop, acked) = (net.clone(), stop.clone(), acked.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(seed.wrapping_mul(31).wrapping_add(m as u64 + 1) | 1);
+                let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(m as u64 + 1));
                 let mut tries = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     tries += 1;
@@ -96,7 +78,7 @@ fn fifty_kills_under_load_lose_nothing_and_fork_nothing() {
         .collect();
 
     // The kill schedule: one validator down at a time, killed and restarted at random moments.
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     for _ in 0..KILLS {
         std::thread::sleep(rng.millis(100, 1500));
         let victim = rng.below(4) as usize;

@@ -7,22 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::net::{Testnet, get, height, wait_until};
-use common::{credence, stdout};
-
-/// A small deterministic generator (xorshift64*), so a failing fault reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use common::{Rng, credence, stdout};
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -32,22 +17,22 @@ enum Fault {
 }
 
 fn damage(pristine: &[u8], fault: Fault, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(seed);
     let mut b = pristine.to_vec();
     match fault {
         Fault::Flips => {
             for _ in 0..16 {
-                let i = rng.below(b.len());
+                let i = rng.below(b.len() as u64) as usize;
                 b[i] ^= 1 << rng.below(8);
             }
         }
         Fault::Overwrite => {
-            let i = rng.below(b.len() - 256);
+            let i = rng.below(b.len() as u64 - 256) as usize;
             for x in &mut b[i..i + 256] {
                 *x = rng.next() as u8;
             }
         }
-        Fault::Truncate => b.truncate(rng.below(b.len())),
+        Fault::Truncate => b.truncate(rng.below(b.len() as u64) as usize),
     }
     b
 }

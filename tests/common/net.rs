@@ -1,6 +1,4 @@
 //! Running real `credence` node processes on loopback for the end-to-end tests: testnets, node processes, polling their API.
-// Each test binary uses its own subset of these helpers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

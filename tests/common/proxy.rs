@@ -1,5 +1,4 @@
 //! A loopback TCP proxy per directed link between test nodes, so a test can cut and heal links (network partitions) without touching the nodes.
-#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::io::{Read, Write};

@@ -14,7 +14,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use utoipa::{IntoParams, OpenApi as _};
 
 use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId};
-use credence_ledger::block::Leaf;
+use credence_ledger::block::{CertifiedBlock, Leaf};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
 use credence_ledger::merkle::{self, NodeHash, NodeReader};
@@ -613,16 +613,23 @@ pub async fn get_block(
 ) -> Result<Json<BlockView>, ApiError> {
     let height = parse_u64("height", &height)?;
     let view = blocking(move || {
-        let store = st.read_store()?;
-        let Some(cb) = store.block(height)? else {
-            let head = store.head()?.map_or(0, |h| h.height);
-            return Err(ApiError::not_found("height", format!("no block {height}; blocks are 1 to {head}")));
-        };
+        let cb = stored_block(&*st.read_store()?, height)?;
         let ids = cb.block.leaves.iter().map(|l| l.id.to_string()).collect();
         Ok(BlockView::new(&cb.block.header, cb.certificate.to_note(), ids))
     })
     .await?;
     Ok(Json(view))
+}
+
+/// Block `height`, or a 404 naming the heights there are.
+fn stored_block(store: &(dyn Store + Send + Sync), height: u64) -> Result<CertifiedBlock, ApiError> {
+    match store.block(height)? {
+        Some(cb) => Ok(cb),
+        None => {
+            let head = store.head()?.map_or(0, |h| h.height);
+            Err(ApiError::not_found("height", format!("no block {height}; blocks are 1 to {head}")))
+        }
+    }
 }
 
 /// A committed block in its canonical binary encoding (docs/encoding.md: header, leaves and
@@ -645,11 +652,7 @@ pub async fn get_certified_block(
 ) -> Result<Response, ApiError> {
     let height = parse_u64("height", &height)?;
     let bytes = blocking(move || {
-        let store = st.read_store()?;
-        let Some(cb) = store.block(height)? else {
-            let head = store.head()?.map_or(0, |h| h.height);
-            return Err(ApiError::not_found("height", format!("no block {height}; blocks are 1 to {head}")));
-        };
+        let cb = stored_block(&*st.read_store()?, height)?;
         let mut out = Vec::new();
         credence_ledger::block::encode_certified(&cb, &mut out);
         Ok(out)
