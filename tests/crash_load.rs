@@ -80,12 +80,12 @@ fn fifty_kills_under_load_lose_nothing_and_fork_nothing() {
     // The kill schedule: one validator down at a time, killed and restarted at random moments.
     let mut rng = Rng::new(seed);
     for _ in 0..KILLS {
-        std::thread::sleep(rng.millis(100, 1500));
+        std::thread::sleep(rng.millis(100, 1000));
         let victim = rng.below(4) as usize;
         nodes[victim].sigkill();
-        std::thread::sleep(rng.millis(50, 1000));
+        std::thread::sleep(rng.millis(50, 600));
         nodes[victim] = net.start(victim);
-        std::thread::sleep(rng.millis(200, 1500));
+        std::thread::sleep(rng.millis(200, 1000));
     }
     stop.store(true, Ordering::Relaxed);
     for a in attesters {
