@@ -108,6 +108,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         api_listen: a.api,
         mempool: MempoolConfig::default(),
         connections_max: 64,
+        byzantine: None,
     };
     write_config(&config_path, &config)?;
     println!(
@@ -234,6 +235,7 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             api_listen: a.api,
             mempool: MempoolConfig::default(),
             connections_max: 16,
+            byzantine: None,
         };
         write_config(&dir.join("node.toml"), &config)?;
     }
@@ -331,6 +333,7 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
             api_listen: SocketAddr::from(([127, 0, 0, 1], base_port + 1000 + i as u16)),
             mempool: MempoolConfig::default(),
             connections_max: 64,
+            byzantine: None,
         };
         let config_path = node_dir.join("node.toml");
         write_config(&config_path, &config)?;

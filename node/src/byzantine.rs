@@ -35,6 +35,14 @@ pub enum Mode {
 impl Mode {
     pub const NAMES: &'static [&'static str] = &["equivocate", "invalid-blocks", "replay"];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Equivocate => "equivocate",
+            Mode::InvalidBlocks => "invalid-blocks",
+            Mode::Replay => "replay",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Mode> {
         match s {
             "equivocate" => Some(Mode::Equivocate),

@@ -26,6 +26,8 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Most simultaneous p2p connections.
     pub connections_max: u32,
+    /// Test-only misbehaviour ([`crate::byzantine`]); refused at start on any chain but a testnet.
+    pub byzantine: Option<crate::byzantine::Mode>,
 }
 
 /// Mempool bounds.
@@ -61,6 +63,8 @@ struct RawConfig {
     mempool: Option<MempoolConfig>,
     #[serde(default = "default_connections")]
     connections_max: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    byzantine: Option<String>,
 }
 
 fn default_api() -> String {
@@ -129,6 +133,12 @@ impl NodeConfig {
         if raw.connections_max == 0 || raw.connections_max > 1024 {
             return Err(invalid("connections_max", "must be between 1 and 1024"));
         }
+        let byzantine = match raw.byzantine.as_deref() {
+            None => None,
+            Some(name) => Some(crate::byzantine::Mode::parse(name).ok_or_else(|| {
+                invalid("byzantine", format!("test-only; must be one of {}", crate::byzantine::Mode::NAMES.join(", ")))
+            })?),
+        };
         Ok(NodeConfig {
             data_dir: path("data_dir", &raw.data_dir)?,
             genesis: path("genesis", &raw.genesis)?,
@@ -138,6 +148,7 @@ impl NodeConfig {
             api_listen: addr("api_listen", &raw.api_listen)?,
             mempool,
             connections_max: raw.connections_max,
+            byzantine,
         })
     }
 
@@ -153,6 +164,7 @@ impl NodeConfig {
             api_listen: self.api_listen.to_string(),
             mempool: Some(self.mempool),
             connections_max: self.connections_max,
+            byzantine: self.byzantine.map(|m| m.name().to_string()),
         };
         match toml::to_string(&raw) {
             Ok(s) => s,

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
+use crate::byzantine::{self, Byzantine};
 use crate::config::NodeConfig;
 use crate::consensus::{self, Consensus, Effect, Input, Message, MessageError, SignState, Signer, Timeout};
 use crate::evidence::EvidencePool;
@@ -70,6 +71,8 @@ pub enum NodeError {
     Api(std::io::Error),
     #[error("data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
+    #[error("byzantine: {0}")]
+    Byzantine(String),
     #[error(
         "the stored chain in {store} is damaged: {reason}. The node will not serve or extend it. To recover, \
          move that file aside (keep sign_state.bin) and start the node again: it re-syncs the chain from its \
@@ -198,6 +201,21 @@ pub async fn run(
         let _ = ready.send(Running { api: api_addr, p2p: net.listen_addrs() });
     }
 
+    let byzantine = match (config.byzantine, &me) {
+        (None, _) => None,
+        (Some(_), _) if !genesis.chain_id.starts_with(byzantine::TEST_CHAIN_PREFIX) => {
+            return Err(NodeError::Byzantine(format!(
+                "test-only; refused on chain '{}' (only on chains named {}*)",
+                genesis.chain_id,
+                byzantine::TEST_CHAIN_PREFIX
+            )));
+        }
+        (Some(mode), Some(m)) if m.validator => {
+            warn!(mode = mode.name(), "BYZANTINE TEST MODE: this validator misbehaves on purpose");
+            Some(Byzantine::new(mode, m.name.to_string(), SecretKey::from_seed(key.seed())))
+        }
+        (Some(_), _) => return Err(NodeError::Byzantine("only a validator can misbehave in consensus".into())),
+    };
     let cctx = Arc::new(consensus::Context::new(&genesis));
     let sign_state_path = config.data_dir.join(SIGN_STATE_FILE);
     let consensus = match &me {
@@ -230,6 +248,7 @@ pub async fn run(
         sync_in_flight: false,
         pending_build: None,
         validated: Vec::new(),
+        byzantine,
     };
     let result = driver.run(net_events, gossip_rx, shutdown).await;
     let _ = stop_api_tx.send(());
@@ -282,6 +301,8 @@ struct Driver {
     pending_build: Option<PendingBuild>,
     /// Hashes of recently validated proposals (at most [`VALIDATED_BLOCKS_MAX`]).
     validated: Vec<BlockHash>,
+    /// Test-only: rewrites what this validator broadcasts ([`crate::byzantine`]).
+    byzantine: Option<Byzantine>,
 }
 
 /// What a sync request task reports back.
@@ -458,11 +479,17 @@ impl Driver {
     }
 
     async fn broadcast(&mut self, m: &Message, resend: u64) {
-        // Gossip dedupes by content: an 8-byte resend counter in front makes a re-send new.
-        let mut data = resend.to_le_bytes().to_vec();
-        data.extend_from_slice(&wire::encode(m));
-        if let Err(e) = self.net.publish(Topic::Consensus, data).await {
-            debug!(error = %e, "consensus message not sent (no peers yet?)");
+        let out = match self.byzantine.as_mut() {
+            Some(b) => b.outgoing(&self.ctx, m),
+            None => vec![m.clone()],
+        };
+        for m in &out {
+            // Gossip dedupes by content: an 8-byte resend counter in front makes a re-send new.
+            let mut data = resend.to_le_bytes().to_vec();
+            data.extend_from_slice(&wire::encode(m));
+            if let Err(e) = self.net.publish(Topic::Consensus, data).await {
+                debug!(error = %e, "consensus message not sent (no peers yet?)");
+            }
         }
     }
 
