@@ -210,4 +210,18 @@ mod tests {
         };
         assert!(msg.contains("colour"), "{msg}");
     }
+
+    #[test]
+    fn byzantine_mode_is_a_known_name_and_round_trips() {
+        let base = Path::new("/etc/credence");
+        let c = NodeConfig::from_toml(&format!("byzantine = \"replay\"\n{OK}"), base).unwrap();
+        assert_eq!(c.byzantine, Some(crate::byzantine::Mode::Replay));
+        assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
+        assert!(!NodeConfig::from_toml(OK, base).unwrap().to_toml(base).contains("byzantine"));
+        let e = NodeConfig::from_toml(&format!("byzantine = \"evil\"\n{OK}"), base).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { key, rule } if key == "byzantine" && rule.contains("equivocate")),
+            "{e}"
+        );
+    }
 }
