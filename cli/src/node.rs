@@ -108,6 +108,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         api_listen: a.api,
         mempool: MempoolConfig::default(),
         connections_max: 64,
+        key_passphrase: None,
     };
     write_config(&config_path, &config)?;
     println!(
@@ -234,12 +235,13 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             api_listen: a.api,
             mempool: MempoolConfig::default(),
             connections_max: 16,
+            key_passphrase: None,
         };
         write_config(&dir.join("node.toml"), &config)?;
     }
     let config = NodeConfig::load(&dir.join("node.toml"))?;
     let genesis = Genesis::load(&config.genesis)?;
-    let key = keyfile::read(&config.key)?;
+    let key = keyfile::read_node_key(&config)?;
     let rt = runtime()?;
     rt.block_on(async {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -331,6 +333,7 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
             api_listen: SocketAddr::from(([127, 0, 0, 1], base_port + 1000 + i as u16)),
             mempool: MempoolConfig::default(),
             connections_max: 64,
+            key_passphrase: None,
         };
         let config_path = node_dir.join("node.toml");
         write_config(&config_path, &config)?;

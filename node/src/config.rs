@@ -26,6 +26,19 @@ pub struct NodeConfig {
     pub mempool: MempoolConfig,
     /// Most simultaneous p2p connections.
     pub connections_max: u32,
+    /// Where the passphrase of an encrypted key file comes from (`key_passphrase_env` or
+    /// `key_passphrase_file`); `None` for a plain key file.
+    pub key_passphrase: Option<PassphraseSource>,
+}
+
+/// Where a key file's passphrase is read from (see `keyfile`). Holds no secret: a variable
+/// name or a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PassphraseSource {
+    /// An environment variable's value.
+    Env(String),
+    /// A file's contents less one trailing newline (the file must be 0600 like a key file).
+    File(PathBuf),
 }
 
 /// Mempool bounds.
@@ -61,6 +74,10 @@ struct RawConfig {
     mempool: Option<MempoolConfig>,
     #[serde(default = "default_connections")]
     connections_max: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_passphrase_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_passphrase_file: Option<String>,
 }
 
 fn default_api() -> String {
@@ -129,7 +146,24 @@ impl NodeConfig {
         if raw.connections_max == 0 || raw.connections_max > 1024 {
             return Err(invalid("connections_max", "must be between 1 and 1024"));
         }
+        let key_passphrase = match (&raw.key_passphrase_env, &raw.key_passphrase_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("key_passphrase_env", "give key_passphrase_env or key_passphrase_file, not both"));
+            }
+            (Some(var), None) => {
+                if var.is_empty() || var.contains('=') || var.contains('\0') {
+                    return Err(invalid(
+                        "key_passphrase_env",
+                        "must be an environment variable name (non-empty, no '=')",
+                    ));
+                }
+                Some(PassphraseSource::Env(var.clone()))
+            }
+            (None, Some(file)) => Some(PassphraseSource::File(path("key_passphrase_file", file)?)),
+            (None, None) => None,
+        };
         Ok(NodeConfig {
+            key_passphrase,
             data_dir: path("data_dir", &raw.data_dir)?,
             genesis: path("genesis", &raw.genesis)?,
             key: path("key", &raw.key)?,
@@ -153,6 +187,14 @@ impl NodeConfig {
             api_listen: self.api_listen.to_string(),
             mempool: Some(self.mempool),
             connections_max: self.connections_max,
+            key_passphrase_env: match &self.key_passphrase {
+                Some(PassphraseSource::Env(v)) => Some(v.clone()),
+                _ => None,
+            },
+            key_passphrase_file: match &self.key_passphrase {
+                Some(PassphraseSource::File(p)) => Some(rel(p)),
+                _ => None,
+            },
         };
         match toml::to_string(&raw) {
             Ok(s) => s,
@@ -175,6 +217,15 @@ mod tests {
         assert_eq!(c.api_listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.mempool, MempoolConfig::default());
         assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
+        assert_eq!(c.key_passphrase, None);
+        for (line, want) in [
+            ("key_passphrase_env = \"CREDENCE_PASS\"\n", PassphraseSource::Env("CREDENCE_PASS".into())),
+            ("key_passphrase_file = \"keys/pass\"\n", PassphraseSource::File("/etc/credence/keys/pass".into())),
+        ] {
+            let c = NodeConfig::from_toml(&format!("{OK}{line}"), base).unwrap();
+            assert_eq!(c.key_passphrase, Some(want));
+            assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
+        }
     }
 
     #[test]
@@ -185,6 +236,9 @@ mod tests {
             (OK.replace("127.0.0.1:7002", "x"), "peers[0]"),
             (OK.replace("\"data\"", "\"\""), "data_dir"),
             (format!("{OK}connections_max = 0\n"), "connections_max"),
+            (format!("{OK}key_passphrase_env = \"\"\n"), "key_passphrase_env"),
+            (format!("{OK}key_passphrase_env = \"A\"\nkey_passphrase_file = \"p\"\n"), "key_passphrase_env"),
+            (format!("{OK}key_passphrase_file = \"\"\n"), "key_passphrase_file"),
             (format!("{OK}[mempool]\nrecords_max = 0\nbytes_max = 1\nahead_max = 1\n"), "mempool"),
         ];
         for (text, key) in cases {

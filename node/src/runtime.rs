@@ -130,7 +130,7 @@ pub async fn run(
     ready: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), NodeError> {
     let genesis = Genesis::load(&config.genesis)?;
-    let key = keyfile::read(&config.key)?;
+    let key = keyfile::read_node_key(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| NodeError::DataDir { path: config.data_dir.display().to_string(), reason: e.to_string() })?;
     let me = genesis.members.iter().find(|m| m.public_key == key.public()).cloned();
