@@ -109,6 +109,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         mempool: MempoolConfig::default(),
         connections_max: 64,
         key_passphrase: None,
+        api: Default::default(),
     };
     write_config(&config_path, &config)?;
     println!(
@@ -236,6 +237,7 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             mempool: MempoolConfig::default(),
             connections_max: 16,
             key_passphrase: None,
+            api: Default::default(),
         };
         write_config(&dir.join("node.toml"), &config)?;
     }
@@ -334,6 +336,7 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
             mempool: MempoolConfig::default(),
             connections_max: 64,
             key_passphrase: None,
+            api: Default::default(),
         };
         let config_path = node_dir.join("node.toml");
         write_config(&config_path, &config)?;

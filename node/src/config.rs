@@ -29,6 +29,34 @@ pub struct NodeConfig {
     /// Where the passphrase of an encrypted key file comes from (`key_passphrase_env` or
     /// `key_passphrase_file`); `None` for a plain key file.
     pub key_passphrase: Option<PassphraseSource>,
+    /// HTTP API limits (`[api]`).
+    pub api: ApiLimitsConfig,
+}
+
+/// Most requests per second a client may be allowed (`[api] rate_per_second`).
+pub const API_RATE_PER_SECOND_MAX: u32 = 1_000_000;
+
+/// `[api]`: the per-client request rate of the HTTP API (see `api::RateLimit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiLimitsConfig {
+    /// Requests per second one client (IPv4 address or IPv6 /64) may make on average.
+    pub rate_per_second: u32,
+    /// Requests one client may make at once before the rate applies.
+    pub rate_burst: u32,
+}
+
+impl Default for ApiLimitsConfig {
+    fn default() -> Self {
+        let d = crate::api::RATE_DEFAULT;
+        ApiLimitsConfig { rate_per_second: d.per_second, rate_burst: d.burst }
+    }
+}
+
+impl ApiLimitsConfig {
+    pub fn rate(&self) -> crate::api::RateLimit {
+        crate::api::RateLimit { per_second: self.rate_per_second, burst: self.rate_burst }
+    }
 }
 
 /// Where a key file's passphrase is read from (see `keyfile`). Holds no secret: a variable
@@ -78,6 +106,8 @@ struct RawConfig {
     key_passphrase_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key_passphrase_file: Option<String>,
+    #[serde(default)]
+    api: Option<ApiLimitsConfig>,
 }
 
 fn default_api() -> String {
@@ -162,7 +192,15 @@ impl NodeConfig {
             (None, Some(file)) => Some(PassphraseSource::File(path("key_passphrase_file", file)?)),
             (None, None) => None,
         };
+        let api = raw.api.unwrap_or_default();
+        if api.rate_per_second == 0 || api.rate_per_second > API_RATE_PER_SECOND_MAX {
+            return Err(invalid("api.rate_per_second", format!("must be between 1 and {API_RATE_PER_SECOND_MAX}")));
+        }
+        if api.rate_burst < 1 || api.rate_burst > API_RATE_PER_SECOND_MAX {
+            return Err(invalid("api.rate_burst", format!("must be between 1 and {API_RATE_PER_SECOND_MAX}")));
+        }
         Ok(NodeConfig {
+            api,
             key_passphrase,
             data_dir: path("data_dir", &raw.data_dir)?,
             genesis: path("genesis", &raw.genesis)?,
@@ -187,6 +225,7 @@ impl NodeConfig {
             api_listen: self.api_listen.to_string(),
             mempool: Some(self.mempool),
             connections_max: self.connections_max,
+            api: Some(self.api),
             key_passphrase_env: match &self.key_passphrase {
                 Some(PassphraseSource::Env(v)) => Some(v.clone()),
                 _ => None,
@@ -218,6 +257,11 @@ mod tests {
         assert_eq!(c.mempool, MempoolConfig::default());
         assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
         assert_eq!(c.key_passphrase, None);
+        assert_eq!(c.api, ApiLimitsConfig::default());
+        let limited =
+            NodeConfig::from_toml(&format!("{OK}[api]\nrate_per_second = 5\nrate_burst = 10\n"), base).unwrap();
+        assert_eq!(limited.api.rate(), crate::api::RateLimit { per_second: 5, burst: 10 });
+        assert_eq!(NodeConfig::from_toml(&limited.to_toml(base), base).unwrap(), limited);
         for (line, want) in [
             ("key_passphrase_env = \"CREDENCE_PASS\"\n", PassphraseSource::Env("CREDENCE_PASS".into())),
             ("key_passphrase_file = \"keys/pass\"\n", PassphraseSource::File("/etc/credence/keys/pass".into())),
@@ -239,6 +283,8 @@ mod tests {
             (format!("{OK}key_passphrase_env = \"\"\n"), "key_passphrase_env"),
             (format!("{OK}key_passphrase_env = \"A\"\nkey_passphrase_file = \"p\"\n"), "key_passphrase_env"),
             (format!("{OK}key_passphrase_file = \"\"\n"), "key_passphrase_file"),
+            (format!("{OK}[api]\nrate_per_second = 0\nrate_burst = 1\n"), "api.rate_per_second"),
+            (format!("{OK}[api]\nrate_per_second = 5\nrate_burst = 0\n"), "api.rate_burst"),
             (format!("{OK}[mempool]\nrecords_max = 0\nbytes_max = 1\nahead_max = 1\n"), "mempool"),
         ];
         for (text, key) in cases {

@@ -163,7 +163,7 @@ pub async fn run(
     let (net, net_events) = net::spawn(net_config, &key).await?;
 
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_MAX);
-    let api_config = ApiConfig { listen: config.api_listen, ..ApiConfig::default() };
+    let api_config = ApiConfig { listen: config.api_listen, rate: config.api.rate(), ..ApiConfig::default() };
     let listener = api::bind(&api_config).await.map_err(NodeError::Api)?;
     let api_addr = listener.local_addr().map_err(NodeError::Api)?;
     let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())
