@@ -89,6 +89,7 @@ fn main() -> std::io::Result<()> {
     )
     .map_err(std::io::Error::other)?;
     write("config", "full", full.to_toml(Path::new("/etc/credence")).as_bytes())?;
+    write("config", "passphrase", format!("{minimal}key_passphrase_file = \"keys/pass\"\n").as_bytes())?;
 
     // Merkle targets read their choices from the bytes: a few spread-out starting points.
     for (i, seed) in
