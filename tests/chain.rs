@@ -141,3 +141,41 @@ fn keys_are_private_and_show_their_verifier_key() {
         assert!(!err.contains(seed_line));
     }
 }
+
+#[test]
+fn keys_can_be_encrypted_with_a_passphrase_from_env_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("bank-y.key");
+    let bin = env!("CARGO_BIN_EXE_credence");
+    let run = |args: &[&str], pass: Option<&str>| {
+        let mut c = std::process::Command::new(bin);
+        c.args(args).env_remove("CREDENCE_TEST_PASS");
+        if let Some(p) = pass {
+            c.env("CREDENCE_TEST_PASS", p);
+        }
+        c.output().unwrap()
+    };
+    let k = key.to_str().unwrap();
+    let out = run(&["keys", "generate", "--out", k, "--passphrase-env", "CREDENCE_TEST_PASS"], Some("s3cret pass"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let public = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.contains("credence-encrypted-key-v1 argon2id"), "{text}");
+    // Without the passphrase: a clear refusal.
+    let out = run(&["keys", "show", k], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("encrypted with a passphrase"), "{err}");
+    // Unset variable: named.
+    let out = run(&["keys", "show", k, "--passphrase-env", "CREDENCE_TEST_PASS"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CREDENCE_TEST_PASS"), "{out:?}");
+    // Wrong passphrase: refused, and neither passphrase is echoed.
+    let out = run(&["keys", "show", k, "--passphrase-env", "CREDENCE_TEST_PASS"], Some("guess"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("wrong passphrase") && !err.contains("guess"), "{err}");
+    // Right passphrase, from a 0600 file this time.
+    let pass = dir.path().join("pass");
+    credence_node::keyfile::write_private(&pass, "s3cret pass\n").unwrap();
+    let v = json(&run(&["keys", "show", k, "--json", "--passphrase-file", pass.to_str().unwrap()], None));
+    assert_eq!(v["public_key"], public.as_str());
+}

@@ -1,23 +1,29 @@
-//! Key files: `credence keys generate` and `credence keys show`.
+//! Key files: `credence keys generate` and `credence keys show`, plain or passphrase-encrypted.
 //!
-//! The file format and its permission checks are in `credence_node::keyfile`.
+//! The file format, its encryption and its permission checks are in `credence_node::keyfile`.
+//! A passphrase is read from an environment variable (`--passphrase-env VAR`) or a 0600 file
+//! (`--passphrase-file PATH`), never from the command line itself (it would show in `ps`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use credence_ledger::checkpoint::VerifierKey;
 use credence_ledger::ids::MemberName;
 use credence_ledger::sig::SecretKey;
+use credence_node::config::PassphraseSource;
+use credence_node::keyfile::{self, KdfParams, Passphrase};
 use serde_json::json;
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
-    /// Generate a new Ed25519 key into a new file (mode 0600).
+    /// Generate a new Ed25519 key into a new file (mode 0600), encrypted if a passphrase is given.
     Generate {
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
     /// Print a key file's public key and its C2SP verifier key.
     Show {
@@ -27,26 +33,62 @@ pub enum KeysCommand {
         name: Option<String>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
+}
+
+/// Where a key file's passphrase comes from.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from this environment variable (encrypts / decrypts the key file).
+    #[arg(long, value_name = "VAR", conflicts_with = "passphrase_file")]
+    pub passphrase_env: Option<String>,
+    /// Read the passphrase from this file (mode 0600; one trailing newline is ignored).
+    #[arg(long, value_name = "PATH")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl PassphraseArgs {
+    pub fn source(&self) -> Option<PassphraseSource> {
+        match (&self.passphrase_env, &self.passphrase_file) {
+            (Some(var), _) => Some(PassphraseSource::Env(var.clone())),
+            (None, Some(path)) => Some(PassphraseSource::File(path.clone())),
+            (None, None) => None,
+        }
+    }
+
+    pub fn read(&self) -> Result<Option<Passphrase>> {
+        Ok(self.source().map(|s| s.read()).transpose()?)
+    }
 }
 
 pub use credence_node::keyfile::{text as key_file_text, write_private};
 
-/// Reads a key file (refused when others can read it).
+/// Reads a plain key file (refused when others can read it).
 pub fn read_key(path: &Path) -> Result<SecretKey> {
-    Ok(credence_node::keyfile::read(path)?)
+    Ok(keyfile::read(path)?)
 }
 
 pub fn run(cmd: &KeysCommand) -> Result<ExitCode> {
     match cmd {
-        KeysCommand::Generate { out } => {
+        KeysCommand::Generate { out, passphrase } => {
             let key = SecretKey::generate();
-            write_private(out, &key_file_text("Credence member key. Keep secret; mode 0600.", &key))?;
+            let text = match passphrase.read()? {
+                Some(p) => keyfile::encrypted_text(
+                    "Credence member key, encrypted with a passphrase (Argon2id, XChaCha20-Poly1305). Keep secret; mode 0600.",
+                    &key,
+                    &p,
+                    KdfParams::default(),
+                )?,
+                None => key_file_text("Credence member key. Keep secret; mode 0600.", &key),
+            };
+            write_private(out, &text)?;
             println!("{}", hex::encode(key.public().0));
             Ok(ExitCode::SUCCESS)
         }
-        KeysCommand::Show { file, name, json } => {
-            let key = read_key(file)?;
+        KeysCommand::Show { file, name, json, passphrase } => {
+            let key = keyfile::read_with(file, passphrase.read()?.as_ref())?;
             let name = match name {
                 Some(n) => n.clone(),
                 None => file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),

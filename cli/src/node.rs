@@ -109,6 +109,8 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         mempool: MempoolConfig::default(),
         connections_max: 64,
         byzantine: None,
+        key_passphrase: None,
+        api: Default::default(),
     };
     write_config(&config_path, &config)?;
     println!(
@@ -236,12 +238,14 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             mempool: MempoolConfig::default(),
             connections_max: 16,
             byzantine: None,
+            key_passphrase: None,
+            api: Default::default(),
         };
         write_config(&dir.join("node.toml"), &config)?;
     }
     let config = NodeConfig::load(&dir.join("node.toml"))?;
     let genesis = Genesis::load(&config.genesis)?;
-    let key = keyfile::read(&config.key)?;
+    let key = keyfile::read_node_key(&config)?;
     let rt = runtime()?;
     rt.block_on(async {
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
@@ -334,6 +338,8 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
             mempool: MempoolConfig::default(),
             connections_max: 64,
             byzantine: None,
+            key_passphrase: None,
+            api: Default::default(),
         };
         let config_path = node_dir.join("node.toml");
         write_config(&config_path, &config)?;

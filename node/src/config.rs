@@ -28,6 +28,47 @@ pub struct NodeConfig {
     pub connections_max: u32,
     /// Test-only misbehaviour ([`crate::byzantine`]); refused at start on any chain but a testnet.
     pub byzantine: Option<crate::byzantine::Mode>,
+    /// Where the passphrase of an encrypted key file comes from (`key_passphrase_env` or
+    /// `key_passphrase_file`); `None` for a plain key file.
+    pub key_passphrase: Option<PassphraseSource>,
+    /// HTTP API limits (`[api]`).
+    pub api: ApiLimitsConfig,
+}
+
+/// Most requests per second a client may be allowed (`[api] rate_per_second`).
+pub const API_RATE_PER_SECOND_MAX: u32 = 1_000_000;
+
+/// `[api]`: the per-client request rate of the HTTP API (see `api::RateLimit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiLimitsConfig {
+    /// Requests per second one client (IPv4 address or IPv6 /64) may make on average.
+    pub rate_per_second: u32,
+    /// Requests one client may make at once before the rate applies.
+    pub rate_burst: u32,
+}
+
+impl Default for ApiLimitsConfig {
+    fn default() -> Self {
+        let d = crate::api::RATE_DEFAULT;
+        ApiLimitsConfig { rate_per_second: d.per_second, rate_burst: d.burst }
+    }
+}
+
+impl ApiLimitsConfig {
+    pub fn rate(&self) -> crate::api::RateLimit {
+        crate::api::RateLimit { per_second: self.rate_per_second, burst: self.rate_burst }
+    }
+}
+
+/// Where a key file's passphrase is read from (see `keyfile`). Holds no secret: a variable
+/// name or a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PassphraseSource {
+    /// An environment variable's value.
+    Env(String),
+    /// A file's contents less one trailing newline (the file must be 0600 like a key file).
+    File(PathBuf),
 }
 
 /// Mempool bounds.
@@ -65,6 +106,12 @@ struct RawConfig {
     connections_max: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     byzantine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_passphrase_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_passphrase_file: Option<String>,
+    #[serde(default)]
+    api: Option<ApiLimitsConfig>,
 }
 
 fn default_api() -> String {
@@ -139,7 +186,32 @@ impl NodeConfig {
                 invalid("byzantine", format!("test-only; must be one of {}", crate::byzantine::Mode::NAMES.join(", ")))
             })?),
         };
+        let key_passphrase = match (&raw.key_passphrase_env, &raw.key_passphrase_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("key_passphrase_env", "give key_passphrase_env or key_passphrase_file, not both"));
+            }
+            (Some(var), None) => {
+                if var.is_empty() || var.contains('=') || var.contains('\0') {
+                    return Err(invalid(
+                        "key_passphrase_env",
+                        "must be an environment variable name (non-empty, no '=')",
+                    ));
+                }
+                Some(PassphraseSource::Env(var.clone()))
+            }
+            (None, Some(file)) => Some(PassphraseSource::File(path("key_passphrase_file", file)?)),
+            (None, None) => None,
+        };
+        let api = raw.api.unwrap_or_default();
+        if api.rate_per_second == 0 || api.rate_per_second > API_RATE_PER_SECOND_MAX {
+            return Err(invalid("api.rate_per_second", format!("must be between 1 and {API_RATE_PER_SECOND_MAX}")));
+        }
+        if api.rate_burst < 1 || api.rate_burst > API_RATE_PER_SECOND_MAX {
+            return Err(invalid("api.rate_burst", format!("must be between 1 and {API_RATE_PER_SECOND_MAX}")));
+        }
         Ok(NodeConfig {
+            api,
+            key_passphrase,
             data_dir: path("data_dir", &raw.data_dir)?,
             genesis: path("genesis", &raw.genesis)?,
             key: path("key", &raw.key)?,
@@ -165,6 +237,15 @@ impl NodeConfig {
             mempool: Some(self.mempool),
             connections_max: self.connections_max,
             byzantine: self.byzantine.map(|m| m.name().to_string()),
+            api: Some(self.api),
+            key_passphrase_env: match &self.key_passphrase {
+                Some(PassphraseSource::Env(v)) => Some(v.clone()),
+                _ => None,
+            },
+            key_passphrase_file: match &self.key_passphrase {
+                Some(PassphraseSource::File(p)) => Some(rel(p)),
+                _ => None,
+            },
         };
         match toml::to_string(&raw) {
             Ok(s) => s,
@@ -187,6 +268,20 @@ mod tests {
         assert_eq!(c.api_listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.mempool, MempoolConfig::default());
         assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
+        assert_eq!(c.key_passphrase, None);
+        assert_eq!(c.api, ApiLimitsConfig::default());
+        let limited =
+            NodeConfig::from_toml(&format!("{OK}[api]\nrate_per_second = 5\nrate_burst = 10\n"), base).unwrap();
+        assert_eq!(limited.api.rate(), crate::api::RateLimit { per_second: 5, burst: 10 });
+        assert_eq!(NodeConfig::from_toml(&limited.to_toml(base), base).unwrap(), limited);
+        for (line, want) in [
+            ("key_passphrase_env = \"CREDENCE_PASS\"\n", PassphraseSource::Env("CREDENCE_PASS".into())),
+            ("key_passphrase_file = \"keys/pass\"\n", PassphraseSource::File("/etc/credence/keys/pass".into())),
+        ] {
+            let c = NodeConfig::from_toml(&format!("{OK}{line}"), base).unwrap();
+            assert_eq!(c.key_passphrase, Some(want));
+            assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
+        }
     }
 
     #[test]
@@ -197,6 +292,11 @@ mod tests {
             (OK.replace("127.0.0.1:7002", "x"), "peers[0]"),
             (OK.replace("\"data\"", "\"\""), "data_dir"),
             (format!("{OK}connections_max = 0\n"), "connections_max"),
+            (format!("{OK}key_passphrase_env = \"\"\n"), "key_passphrase_env"),
+            (format!("{OK}key_passphrase_env = \"A\"\nkey_passphrase_file = \"p\"\n"), "key_passphrase_env"),
+            (format!("{OK}key_passphrase_file = \"\"\n"), "key_passphrase_file"),
+            (format!("{OK}[api]\nrate_per_second = 0\nrate_burst = 1\n"), "api.rate_per_second"),
+            (format!("{OK}[api]\nrate_per_second = 5\nrate_burst = 0\n"), "api.rate_burst"),
             (format!("{OK}[mempool]\nrecords_max = 0\nbytes_max = 1\nahead_max = 1\n"), "mempool"),
         ];
         for (text, key) in cases {

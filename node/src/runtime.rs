@@ -137,7 +137,7 @@ pub async fn run(
     ready: Option<tokio::sync::oneshot::Sender<Running>>,
 ) -> Result<(), NodeError> {
     let genesis = Genesis::load(&config.genesis)?;
-    let key = keyfile::read(&config.key)?;
+    let key = keyfile::read_node_key(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| NodeError::DataDir { path: config.data_dir.display().to_string(), reason: e.to_string() })?;
     let me = genesis.members.iter().find(|m| m.public_key == key.public()).cloned();
@@ -186,7 +186,7 @@ pub async fn run(
     let (net, net_events) = net::spawn(net_config, &key).await?;
 
     let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE_MAX);
-    let api_config = ApiConfig { listen: config.api_listen, ..ApiConfig::default() };
+    let api_config = ApiConfig { listen: config.api_listen, rate: config.api.rate(), ..ApiConfig::default() };
     let listener = api::bind(&api_config).await.map_err(NodeError::Api)?;
     let api_addr = listener.local_addr().map_err(NodeError::Api)?;
     let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())

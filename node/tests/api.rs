@@ -77,6 +77,7 @@ async fn start_with(config: ApiConfig) -> Node {
 struct Reply {
     status: u16,
     content_type: String,
+    retry_after: Option<String>,
     body: Vec<u8>,
 }
 
@@ -123,11 +124,13 @@ fn parse_reply(raw: &[u8]) -> Reply {
     let mut lines = head.split("\r\n");
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
     let mut content_type = String::new();
+    let mut retry_after = None;
     let mut chunked = false;
     for l in lines {
         let (k, v) = l.split_once(':').expect("header");
         match k.to_ascii_lowercase().as_str() {
             "content-type" => content_type = v.trim().to_string(),
+            "retry-after" => retry_after = Some(v.trim().to_string()),
             "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
             _ => {}
         }
@@ -148,7 +151,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
         }
         body = out;
     }
-    Reply { status, content_type, body }
+    Reply { status, content_type, retry_after, body }
 }
 
 async fn get(n: &Node, path: &str) -> Reply {
@@ -826,5 +829,96 @@ async fn batch_verdicts_equal_single_verdicts() {
         }
     }
     assert_eq!(batch.iter().filter(|r| r.is_ok()).count(), 2);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_naming_the_rule_and_others_are_served() {
+    let rate = api::RateLimit { per_second: 2, burst: 3 };
+    let n = start_with(ApiConfig { rate, ..ApiConfig::default() }).await;
+    for _ in 0..3 {
+        assert_eq!(get(&n, "/v1/status").await.status, 200);
+    }
+    let r = get(&n, "/v1/status").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.error(), ("rate_limited".to_string(), "client".to_string()));
+    let rule = r.json()["error"]["rule"].as_str().unwrap_or_default().to_string();
+    assert!(
+        rule.contains("2 requests per second") && rule.contains("bursts of 3") && rule.contains("127.0.0.1"),
+        "{rule}"
+    );
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    // A refused POST is refused before its body is read or admitted.
+    let r = request(n.addr, "POST", "/v1/attestations", Some("application/json"), b"{}").await;
+    assert_eq!(r.status, 429);
+    // Health and metrics stay reachable for the limited client.
+    assert_eq!(get(&n, "/healthz").await.status, 200);
+    let metrics = get(&n, "/metrics").await.text();
+    assert!(metrics.contains("status=\"429\""), "429s are counted: {metrics}");
+    // The bucket refills at the stated rate.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(get(&n, "/v1/status").await.status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off_by_the_header_read_timeout() {
+    let config = ApiConfig { header_read_timeout: Duration::from_millis(400), ..ApiConfig::default() };
+    let n = start_with(config).await;
+    let mut slow = TcpStream::connect(n.addr).await.expect("connect");
+    slow.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    // Trickle a header byte every 100 ms: enough to defeat the 30 s idle timeout, not this one.
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if slow.write_all(b"X").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {
+                closed = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(closed, "a client that never finishes its headers is disconnected");
+    assert!(started.elapsed() < Duration::from_secs(2), "within the timeout: {:?}", started.elapsed());
+    assert_eq!(get(&n, "/healthz").await.status, 200);
+    // An oversized head is refused with 431 (the read buffer is the bound).
+    let big =
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(64 * 1024));
+    let mut s = TcpStream::connect(n.addr).await.expect("connect");
+    let _ = s.write_all(big.as_bytes()).await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut raw)).await;
+    let head = String::from_utf8_lossy(&raw);
+    assert!(head.is_empty() || head.starts_with("HTTP/1.1 431"), "{head}");
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn connections_per_client_are_capped_with_a_429() {
+    let config = ApiConfig { connections_per_client_max: 2, ..ApiConfig::default() };
+    let n = start_with(config).await;
+    let _a = TcpStream::connect(n.addr).await.expect("connect");
+    let _b = TcpStream::connect(n.addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(n.addr).await.expect("connect");
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), third.read_to_end(&mut raw)).await;
+    let r = parse_reply(&raw);
+    assert_eq!(r.status, 429);
+    assert_eq!(r.error(), ("too_many_connections".to_string(), "client".to_string()));
+    drop((_a, _b));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(get(&n, "/healthz").await.status, 200, "slots are given back");
     n.stop().await;
 }

@@ -12,9 +12,18 @@
 //!   the bound are counted, never stored), and ≤ 4 batch requests read and processed at
 //!   once (others wait for a slot within the request timeout), so batch bodies hold at most
 //!   16 MiB;
-//! * each request is answered within 10 s (504 `timeout` otherwise);
-//! * ≤ 256 connections at once (further connections wait in the kernel backlog), and a
-//!   connection on which no byte moves for 30 s is closed;
+//! * each request is answered within 10 s, body read included (504 `timeout` otherwise);
+//! * a request's head (request line and headers) must arrive within 5 s of its first byte
+//!   and fit in 16 KiB ([`HEADER_READ_TIMEOUT_DEFAULT`], [`HEADER_BUF_BYTES`]; the connection is
+//!   closed, or 431 for an oversized head), so a slow-header client holds a slot for 5 s at most;
+//! * ≤ 256 connections at once (further connections wait in the kernel backlog), ≤ 32 of them
+//!   from one client (429 `too_many_connections` above), and a connection on which no byte
+//!   moves for 30 s is closed;
+//! * each client (IPv4 address or IPv6 /64) may make 100 requests per second on average, in
+//!   bursts of up to 200 ([`RateLimit`]; `[api]` in node.toml); above that 429 `rate_limited`
+//!   with `Retry-After`, before the body is read. `/healthz` and `/metrics` are not limited, so
+//!   a limited client's monitoring still works. The limiter keeps ≤ [`limits::CLIENTS_MAX`]
+//!   clients (see `limits.rs`);
 //! * query pages ≤ 1,000 items (`limit` above is refused, not clamped);
 //! * on shutdown, connections get 5 s to finish.
 //!
@@ -29,6 +38,7 @@
 
 mod error;
 mod handlers;
+pub mod limits;
 mod openapi;
 pub mod views;
 
@@ -42,12 +52,14 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Sleep;
@@ -61,7 +73,10 @@ use credence_ledger::store::{Store, StoreError};
 use credence_ledger::verify::ChainContext;
 
 pub use error::ApiError;
+pub use limits::RateLimit;
 pub use openapi::ApiDoc;
+
+use limits::{ConnectionCounter, RateLimiter};
 
 use crate::mempool::{Mempool, Verifier};
 use crate::metrics::Metrics;
@@ -127,6 +142,14 @@ pub const BATCH_ITEMS_MAX: usize = 1000;
 pub const BATCH_BODY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 /// Default [`ApiConfig::batches_max`].
 pub const BATCHES_MAX_DEFAULT: usize = 4;
+/// Default [`ApiConfig::rate`]: per client, 100 requests per second in bursts of up to 200.
+pub const RATE_DEFAULT: RateLimit = RateLimit { per_second: 100, burst: 200 };
+/// Default [`ApiConfig::header_read_timeout`].
+pub const HEADER_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Default [`ApiConfig::connections_per_client_max`].
+pub const CONNECTIONS_PER_CLIENT_MAX_DEFAULT: usize = 32;
+/// Read buffer of a connection, which bounds a request's head (hyper answers 431 above it).
+pub const HEADER_BUF_BYTES: usize = 16 * 1024;
 
 /// Every route the API serves (axum path syntax). Metrics label requests by these.
 pub const ROUTES: &[&str] = &[
@@ -168,6 +191,13 @@ pub struct ApiConfig {
     pub idle_timeout: Duration,
     /// How long open connections may take to finish after shutdown is asked for.
     pub shutdown_grace: Duration,
+    /// Per-client request rate (429 `rate_limited` above it).
+    pub rate: RateLimit,
+    /// Longest time from a request's first byte to the end of its headers; then the
+    /// connection is closed (slow-header clients).
+    pub header_read_timeout: Duration,
+    /// Most connections from one client at once (429 `too_many_connections` above).
+    pub connections_per_client_max: usize,
 }
 
 impl Default for ApiConfig {
@@ -181,6 +211,9 @@ impl Default for ApiConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             shutdown_grace: SHUTDOWN_GRACE_DEFAULT,
+            rate: RATE_DEFAULT,
+            header_read_timeout: HEADER_READ_TIMEOUT_DEFAULT,
+            connections_per_client_max: CONNECTIONS_PER_CLIENT_MAX_DEFAULT,
         }
     }
 }
@@ -217,6 +250,8 @@ pub struct ApiState {
     verifier: Arc<Verifier>,
     /// Slots for batch requests ([`ApiConfig::batches_max`]).
     batch_slots: Arc<Semaphore>,
+    /// Per-client request rate ([`ApiConfig::rate`]).
+    limiter: Arc<RateLimiter>,
     /// `GET /v1/genesis`, rendered once.
     genesis_toml: Bytes,
 }
@@ -243,7 +278,20 @@ impl ApiState {
         let config = ApiConfig::default();
         let batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
         let genesis_toml = Bytes::from(ctx.genesis.to_toml());
-        ApiState { ctx, store, mempool, status, metrics, on_admit: None, config, verifier, batch_slots, genesis_toml }
+        let limiter = Arc::new(RateLimiter::new(config.rate));
+        ApiState {
+            ctx,
+            store,
+            mempool,
+            status,
+            metrics,
+            on_admit: None,
+            config,
+            verifier,
+            batch_slots,
+            limiter,
+            genesis_toml,
+        }
     }
 
     /// Offers every admitted attestation to `tx` (for gossip).
@@ -255,6 +303,7 @@ impl ApiState {
     pub fn with_config(mut self, config: ApiConfig) -> ApiState {
         self.config = config;
         self.batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
+        self.limiter = Arc::new(RateLimiter::new(config.rate));
         self
     }
 
@@ -297,6 +346,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(handlers::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)
@@ -314,6 +364,40 @@ async fn method_not_allowed(req: Request) -> ApiError {
         "method",
         format!("{} is not allowed on this route; see /openapi.json", req.method()),
     )
+}
+
+/// The per-client request rate ([`ApiConfig::rate`]), checked before the body is read.
+/// Requests without a peer address (the router used without [`serve`]) are not limited.
+async fn rate_limit(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/healthz" || path == "/metrics" {
+        return next.run(req).await;
+    }
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return next.run(req).await;
+    };
+    match state.limiter.check(peer.ip(), Instant::now()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            let limit = state.limiter.limit();
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "client",
+                format!(
+                    "more than {} requests per second (bursts of {}) from {}; retry after {} ms",
+                    limit.per_second,
+                    limit.burst,
+                    peer.ip(),
+                    wait.as_millis().max(1)
+                ),
+            )
+            .into_response();
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            response
+        }
+    }
 }
 
 /// Per-request timeout and metrics (by route template, so label values stay bounded).
@@ -341,47 +425,126 @@ async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Respo
 
 /// Serves the API on `listener` until `shutdown` completes, then lets open connections
 /// finish for at most [`ApiConfig::shutdown_grace`].
+///
+/// The accept loop is ours rather than `axum::serve` because hyper's header-read timeout
+/// needs a timer that `axum::serve` does not set. Each connection is HTTP/1.1 with a
+/// [`HEADER_BUF_BYTES`] read buffer and [`ApiConfig::header_read_timeout`]; the loop takes a
+/// connection permit before accepting (so at most [`ApiConfig::connections_max`] are served and
+/// the rest wait in the kernel backlog) and refuses a client's connection beyond
+/// [`ApiConfig::connections_per_client_max`] with a 429.
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let config = state.config;
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let listener = BoundedListener {
-        inner: listener,
-        permits: Arc::new(Semaphore::new(config.connections_max.max(1))),
-        idle_timeout: config.idle_timeout,
-    };
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        })
-        .into_future();
-    let mut server = std::pin::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown => {}
+    let app = router(state);
+    let permits = Arc::new(Semaphore::new(config.connections_max.max(1)));
+    let per_client = Arc::new(ConnectionCounter::new(config.connections_per_client_max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection task holds a receiver; `closed()` resolves when the last one ends.
+    let (open_tx, open_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.ok(),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = accept(&listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = per_client.open(peer.ip()) else {
+            tokio::spawn(refuse_connection(stream, peer, config.connections_per_client_max));
+            continue;
+        };
+        let io = TokioIo::new(BoundedIo::new(stream, config.idle_timeout, permit));
+        let service = PeerService { router: app.clone(), peer };
+        let mut stop = stop_rx.clone();
+        let open = open_rx.clone();
+        tokio::spawn(async move {
+            let (_slot, _open) = (slot, open);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(config.header_read_timeout)
+                .max_buf_size(HEADER_BUF_BYTES);
+            let mut conn = std::pin::pin!(builder.serve_connection(io, service));
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.wait_for(|stop| *stop) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.as_mut().await;
+        });
     }
+    drop(listener);
     let _ = stop_tx.send(true);
-    match tokio::time::timeout(config.shutdown_grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = config.shutdown_grace.as_millis() as u64,
-                "api: connections still open at shutdown"
-            );
-            Ok(())
+    drop(open_rx);
+    if tokio::time::timeout(config.shutdown_grace, open_tx.closed()).await.is_err() {
+        tracing::warn!(grace_ms = config.shutdown_grace.as_millis() as u64, "api: connections still open at shutdown");
+    }
+    Ok(())
+}
+
+/// The router for one connection: every request carries the peer's address.
+#[derive(Clone)]
+struct PeerService {
+    router: Router,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for PeerService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = axum::routing::future::RouteFuture<std::convert::Infallible>;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let mut router = self.router.clone();
+        tower_service::Service::call(&mut router, req)
+    }
+}
+
+/// Accepts one connection, skipping per-connection errors and backing off on others.
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                return (stream, addr);
+            }
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "api: accept failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
     }
 }
 
-/// A TCP listener that serves at most a fixed number of connections at once: it does
-/// not accept while all permits are taken.
-struct BoundedListener {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
-    idle_timeout: Duration,
+/// Answers a connection over the per-client cap with a 429 and closes it (within 1 s).
+async fn refuse_connection(mut stream: TcpStream, peer: SocketAddr, max: usize) {
+    let body = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections",
+        "client",
+        format!("more than {max} open connections from {}", peer.ip()),
+    )
+    .into_body();
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let head = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n",
+        json.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&json).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
 /// A connection holding its permit until dropped, closed when no byte moves for the idle timeout.
@@ -410,34 +573,6 @@ impl BoundedIo {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle too long"))),
             Poll::Pending => Poll::Pending,
         }
-    }
-}
-
-impl axum::serve::Listener for BoundedListener {
-    type Io = BoundedIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (BoundedIo, SocketAddr) {
-        // The semaphore is never closed, so this waits for a permit.
-        let permit = self.permits.clone().acquire_owned().await.ok();
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (BoundedIo::new(stream, self.idle_timeout, permit), addr);
-                }
-                Err(e) if is_connection_error(&e) => {}
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "api: accept failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
     }
 }
 
