@@ -746,10 +746,10 @@ impl Mempool {
     /// The fast path after another proposer's block when the block and every ready
     /// record are simple: per attester of the block, evicts ready replays of its now
     /// committed sequences and promotes its held records. One state read per attester
-    /// plus the rule checks of promoted records. Returns false (nothing changed yet
-    /// beyond evictions that a full re-check would also make) if an attester's ready
+    /// plus the rule checks of promoted records. Returns false if an attester's ready
     /// records would not start at its committed next sequence, which the ready order's
-    /// invariants exclude; the caller then re-checks everything.
+    /// invariants exclude; the caller then re-checks everything, which rebuilds the
+    /// overlay and the ready order from scratch whatever this changed.
     fn settle_simple<V: StateView + ?Sized>(
         &mut self,
         view: &V,

@@ -714,7 +714,7 @@ impl Driver {
         match event {
             NetEvent::Gossip { topic: Topic::Attestations, id, .. } => {
                 // Attestations arrive at the ingest task (`spawn_split`), never here.
-                debug_assert!(false, "attestation gossip on the driver's channel");
+                warn!("attestation gossip on the driver's channel; ignored");
                 self.net.report(id, Validation::Ignore);
             }
             NetEvent::Gossip { topic: Topic::Consensus, id, data, from } => {
@@ -851,5 +851,121 @@ impl Driver {
             self.step(Input::Synced { height: self.tip.height }).await?.unwrap_or_default();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credence_ledger::attestation::{RdCategory, RdSpend};
+    use credence_ledger::demo::{self, ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use credence_ledger::hash::Hash;
+    use credence_ledger::ids::{Currency, Money, Period, Uscc};
+    use credence_ledger::store::MemStore;
+
+    struct Fixture {
+        builder: ChainBuilder,
+        ctx: Arc<ChainContext>,
+        store: SharedStore,
+        mempool: Arc<Mutex<Mempool>>,
+        verifier: Verifier,
+        metrics: Metrics,
+    }
+
+    fn fixture() -> Fixture {
+        let builder = ChainBuilder::new(5, EXAMPLE_GENESIS_TIME_MS).expect("demo chain");
+        let ctx = Arc::new(ChainContext::new(builder.genesis().clone()));
+        let store: SharedStore = Arc::new(RwLock::new(MemStore::new(builder.genesis())));
+        let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), MempoolLimits::default())));
+        let verifier = Verifier::new(ctx.clone());
+        Fixture { builder, ctx, store, mempool, verifier, metrics: Metrics::new() }
+    }
+
+    impl Fixture {
+        /// `n` rd-spend attestations of the first service centre, from its next sequence.
+        fn records(&self, n: u64, salt: u8) -> Vec<Vec<u8>> {
+            let g = &self.ctx.genesis;
+            let index = g.members.iter().position(|m| m.name.as_str() == "sz-tech-finance-centre").expect("centre");
+            let attester = g.members[index].name.clone();
+            let first = {
+                let store = self.store.read().expect("store");
+                store.next_sequence(index as u16).expect("state")
+            };
+            (0..n)
+                .map(|i| {
+                    let claim = Claim::RdSpend(RdSpend {
+                        enterprise: Uscc::parse("enterprise", demo::REAL_USCCS[0]).expect("uscc"),
+                        period: Period::new("period", 2024, 3).expect("period"),
+                        amount: Money { fen: 100_000 + i, currency: Currency::CNY },
+                        category: RdCategory::Personnel,
+                        evidence: Hash([salt; 32]),
+                    });
+                    let body = AttestationBody {
+                        attester: attester.clone(),
+                        sequence: first + i,
+                        issued_at_ms: now_ms() - 1000,
+                        claim,
+                    };
+                    body.sign(&self.builder.keys()[index], &self.ctx.chain_id).to_bytes()
+                })
+                .collect()
+        }
+
+        fn ingest(&self, items: &[Vec<u8>]) -> Validation {
+            let data = wire::encode_attestations(items.iter().map(Vec::as_slice));
+            admit_gossiped(&self.verifier, &self.store, &self.mempool, &self.metrics, &data)
+        }
+
+        fn pending(&self) -> usize {
+            self.mempool.lock().expect("mempool").len()
+        }
+    }
+
+    #[test]
+    fn a_gossiped_batch_is_verified_once_and_admitted_whole() {
+        let f = fixture();
+        let batch = f.records(50, 1);
+        assert_eq!(f.ingest(&batch), Validation::Accept);
+        assert_eq!(f.pending(), 50);
+        assert_eq!(f.metrics.signatures_verified.get(), 50, "one check per attestation");
+        assert_eq!(f.metrics.attestations_admitted.get(), 50);
+        // The same records again (another peer's copy): nothing new, no blame.
+        assert_eq!(f.ingest(&batch), Validation::Ignore);
+        assert_eq!(f.pending(), 50);
+    }
+
+    #[test]
+    fn a_batch_with_a_forged_or_malformed_item_is_rejected_and_its_valid_items_kept() {
+        let f = fixture();
+        let mut batch = f.records(10, 2);
+        let last = batch[3].len() - 40;
+        batch[3][last] ^= 1;
+        assert_eq!(f.ingest(&batch), Validation::Reject, "a bad signature");
+        assert_eq!(f.metrics.signatures_invalid.get(), 1);
+        // Records before the forged one are admitted; those after wait for its sequence.
+        assert_eq!(f.pending(), 9);
+
+        let f = fixture();
+        let mut batch = f.records(3, 3);
+        batch.push(vec![1, 2, 3]);
+        assert_eq!(f.ingest(&batch), Validation::Reject, "not an attestation");
+        assert_eq!(f.pending(), 3);
+
+        let f = fixture();
+        for garbage in [vec![], vec![0x03], vec![0x03, 5, 0, 0, 0, 1], vec![0x01; 64], vec![0x03, 0, 0, 0, 0]] {
+            assert_eq!(admit_gossiped(&f.verifier, &f.store, &f.mempool, &f.metrics, &garbage), Validation::Reject);
+        }
+        assert_eq!(f.pending(), 0);
+    }
+
+    #[test]
+    fn a_full_pool_ignores_a_valid_batch() {
+        let f = fixture();
+        *f.mempool.lock().expect("mempool") =
+            Mempool::new(f.ctx.clone(), MempoolLimits { records_max: 5, ..MempoolLimits::default() });
+        assert_eq!(f.ingest(&f.records(5, 4)), Validation::Accept);
+        let more = f.records(3, 5);
+        assert_eq!(f.ingest(&more), Validation::Ignore, "valid, but no room: not forwarded, no blame");
+        assert_eq!(f.pending(), 5);
     }
 }
