@@ -71,6 +71,13 @@ pub enum PassphraseSource {
     File(PathBuf),
 }
 
+/// Default `[mempool] records_max`: a few blocks' worth (six of a local testnet's
+/// 5,000-record blocks), so that overload turns into early `503 mempool_full` refusals
+/// rather than an ever longer queue; admitted records are never evicted for room.
+pub const RECORDS_MAX_DEFAULT: u32 = 30_000;
+/// Default `[mempool] bytes_max`: 32 MiB (30,000 typical records take about 10 MiB).
+pub const BYTES_MAX_DEFAULT: u64 = 32 * 1024 * 1024;
+
 /// Mempool bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +92,7 @@ pub struct MempoolConfig {
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { records_max: 200_000, bytes_max: 128 * 1024 * 1024, ahead_max: 4096 }
+        MempoolConfig { records_max: RECORDS_MAX_DEFAULT, bytes_max: BYTES_MAX_DEFAULT, ahead_max: 4096 }
     }
 }
 

@@ -30,19 +30,32 @@
 //! and never evicts an admitted record to make room.
 //!
 //! # Commits
-//! [`Mempool::on_commit`] drops the committed records. When the block was a prefix of the
-//! ready order (the usual case) the rest stays valid as it is; otherwise it re-checks
-//! every remaining ready record, in order, against the new committed state (at most
-//! `records_max` rule checks, no signature checks): a record a block made
-//! invalid (e.g. a pending pledge on a patent a committed block pledged) is evicted, and
-//! the records of its attester behind it go back to held (a new record for the freed
-//! sequence can fill the gap). Nothing here reads a clock, a socket or a disk: the
-//! caller passes the committed state (a [`StateView`]) and the time.
+//! [`Mempool::on_commit`] drops the committed records and costs work in proportion to the
+//! block, not to the pool, in the two common cases:
+//!
+//! * the block is a prefix of the ready order (this node's own proposal): the rest stays
+//!   valid as it is;
+//! * the block and every ready record are *simple* (rd-spend, valuation, evidence: claims
+//!   that read and write nothing but their attester's sequence and their own id): only the
+//!   block's attesters are looked at. For each, one state read gives the committed next
+//!   sequence; its ready records below it are replays of committed sequences and are
+//!   evicted, the rest keep their contiguous sequences, and its held records are promoted.
+//!
+//! Otherwise (a pledge, release or revocation on either side, whose effects reach other
+//! records through patents and targets) every remaining ready record is re-checked, in
+//! order, against the new committed state (at most `records_max` rule checks, no
+//! signature checks): a record a block made invalid (e.g. a pending pledge on a patent a
+//! committed block pledged) is evicted, and the records of its attester behind it go back
+//! to held (a new record for the freed sequence can fill the gap). The overlay of pending
+//! state changes is trimmed of committed entries on the fast paths and rebuilt by a full
+//! re-check when it outgrows the pool ([`OVERLAY_SLACK`]), so it stays bounded too.
+//! Nothing here reads a clock, a socket or a disk: the caller passes the committed state
+//! (a [`StateView`]) and the time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use credence_ledger::attestation::{AttestationDecodeError, AttestationId};
+use credence_ledger::attestation::{AttestationDecodeError, AttestationId, Claim};
 use credence_ledger::block::Leaf;
 use credence_ledger::hash::DigestMap;
 use credence_ledger::ids::PatentNumber;
@@ -56,6 +69,19 @@ pub const RECORDS_MAX_DEFAULT: usize = 10_000;
 pub const BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 /// Default [`MempoolLimits::ahead_max`].
 pub const AHEAD_MAX_DEFAULT: u64 = 256;
+/// The overlay of pending state changes may hold this many entries beyond twice the
+/// ready records before a commit rebuilds it (a full re-check, amortised over the
+/// commits that let it grow).
+pub const OVERLAY_SLACK: usize = 4096;
+
+/// True for claims whose rules read and write only the attester's sequence and the
+/// record's own id (no patent slot, no other record): see the module's "Commits".
+fn is_simple(claim: &Claim) -> bool {
+    match claim {
+        Claim::RdSpend(_) | Claim::PatentValuation(_) | Claim::Equivocation(_) => true,
+        Claim::PatentPledge(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) => false,
+    }
+}
 
 /// The mempool's bounds. Ready and held records both count against `records_max` and `bytes_max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -407,6 +433,10 @@ pub struct Mempool {
     ready: BTreeMap<u64, AttestationId>,
     /// Held records by (attester, sequence).
     held: BTreeMap<(u16, u64), AttestationId>,
+    /// Ready records by (attester, sequence): the same set as `ready`.
+    ready_seq: BTreeMap<(u16, u64), AttestationId>,
+    /// Ready records whose claims are not simple ([`is_simple`]).
+    complex_ready: usize,
     overlay: Overlay,
     next_order: u64,
     bytes: usize,
@@ -420,6 +450,8 @@ impl Mempool {
             entries: DigestMap::default(),
             ready: BTreeMap::new(),
             held: BTreeMap::new(),
+            ready_seq: BTreeMap::new(),
+            complex_ready: 0,
             overlay: Overlay::default(),
             next_order: 0,
             bytes: 0,
@@ -537,8 +569,19 @@ impl Mempool {
         self.next_order += 1;
         e.slot = Slot::Ready(order);
         self.ready.insert(order, e.leaf.id);
+        self.index_ready(e.attester, &e.leaf);
         self.overlay.apply(delta);
         self.insert(e);
+    }
+
+    /// Adds a ready entry to `ready_seq` and `complex_ready`.
+    fn index_ready(&mut self, attester: u16, leaf: &Leaf) {
+        let body = &leaf.attestation.body;
+        let old = self.ready_seq.insert((attester, body.sequence), leaf.id);
+        assert!(old.is_none(), "two ready records of one attester share sequence {}", body.sequence);
+        if !is_simple(&body.claim) {
+            self.complex_ready += 1;
+        }
     }
 
     fn remove(&mut self, id: &AttestationId) -> Option<Entry> {
@@ -547,6 +590,11 @@ impl Mempool {
         match e.slot {
             Slot::Ready(order) => {
                 self.ready.remove(&order);
+                let body = &e.leaf.attestation.body;
+                self.ready_seq.remove(&(e.attester, body.sequence));
+                if !is_simple(&body.claim) {
+                    self.complex_ready -= 1;
+                }
             }
             Slot::Held => {
                 self.held.remove(&(e.attester, e.leaf.attestation.body.sequence));
@@ -618,38 +666,26 @@ impl Mempool {
     }
 
     /// Removes the records of a committed block (`committed`, its leaves) and re-checks
-    /// the rest against `view`, which must already include that block. On a state read
-    /// error the pool is emptied (its records can be resubmitted) and the error returned.
+    /// what the block may have made invalid against `view`, which must already include
+    /// that block (see the module's "Commits" for how much is re-checked). On a state
+    /// read error the pool is emptied (its records can be resubmitted) and the error
+    /// returned.
     pub fn on_commit<V: StateView + ?Sized>(
         &mut self,
         view: &V,
         committed: &[Leaf],
     ) -> Result<CommitOutcome, AdmitError> {
         let mut out = CommitOutcome::default();
-        // Common case: the block is a prefix of the ready order (e.g. this node's own
-        // proposal). Every remaining record was checked against exactly that prefix on
-        // top of the old state, which is the new state, and the overlay's entries already
-        // agree with it: nothing to re-check.
-        let prefix =
-            committed.len() <= self.ready.len() && self.ready.values().zip(committed).all(|(id, l)| *id == l.id);
-        if prefix {
-            for leaf in committed {
-                self.remove(&leaf.id);
-            }
-            out.removed = committed.len();
-            return Ok(out);
-        }
-        for leaf in committed {
-            if self.remove(&leaf.id).is_some() {
-                out.removed += 1;
-            }
-        }
-        match self.revalidate(view, &mut out) {
+        let result = self.settle(view, committed, &mut out);
+        self.check_invariants();
+        match result {
             Ok(()) => Ok(out),
             Err(e) => {
                 self.entries.clear();
                 self.ready.clear();
                 self.held.clear();
+                self.ready_seq.clear();
+                self.complex_ready = 0;
                 self.overlay = Overlay::default();
                 self.bytes = 0;
                 Err(e)
@@ -657,11 +693,112 @@ impl Mempool {
         }
     }
 
+    fn settle<V: StateView + ?Sized>(
+        &mut self,
+        view: &V,
+        committed: &[Leaf],
+        out: &mut CommitOutcome,
+    ) -> Result<(), AdmitError> {
+        // Common case: the block is a prefix of the ready order (e.g. this node's own
+        // proposal). Every remaining record was checked against exactly that prefix on
+        // top of the old state, which is the new state, and the overlay's entries already
+        // agree with it: nothing to re-check.
+        let prefix =
+            committed.len() <= self.ready.len() && self.ready.values().zip(committed).all(|(id, l)| *id == l.id);
+        for leaf in committed {
+            if self.remove(&leaf.id).is_some() {
+                out.removed += 1;
+            }
+        }
+        let simple = self.complex_ready == 0 && committed.iter().all(|l| is_simple(&l.attestation.body.claim));
+        if prefix {
+            if simple {
+                self.forget_committed(committed);
+            }
+        } else if !(simple && self.settle_simple(view, committed, out)?) {
+            return self.revalidate(view, out);
+        }
+        if self.overlay.records.len() > 2 * self.ready.len() + OVERLAY_SLACK {
+            return self.revalidate(view, out);
+        }
+        Ok(())
+    }
+
+    /// With no complex record on either side, the committed records' overlay entries
+    /// are the committed state now: drops them (what keeps the overlay bounded).
+    fn forget_committed(&mut self, committed: &[Leaf]) {
+        debug_assert_eq!(self.complex_ready, 0);
+        for leaf in committed {
+            self.overlay.records.remove(&leaf.id);
+        }
+        for a in self.attesters_of(committed) {
+            if self.ready_seq.range((a, 0)..=(a, u64::MAX)).next().is_none() {
+                self.overlay.sequences.remove(&a);
+            }
+        }
+    }
+
+    /// Genesis indexes of the attesters of `leaves` (a committed block names members only).
+    fn attesters_of(&self, leaves: &[Leaf]) -> BTreeSet<u16> {
+        leaves.iter().filter_map(|l| self.ctx.genesis.member_index(&l.attestation.body.attester)).collect()
+    }
+
+    /// The fast path after another proposer's block when the block and every ready
+    /// record are simple: per attester of the block, evicts ready replays of its now
+    /// committed sequences and promotes its held records. One state read per attester
+    /// plus the rule checks of promoted records. Returns false if an attester's ready
+    /// records would not start at its committed next sequence, which the ready order's
+    /// invariants exclude; the caller then re-checks everything, which rebuilds the
+    /// overlay and the ready order from scratch whatever this changed.
+    fn settle_simple<V: StateView + ?Sized>(
+        &mut self,
+        view: &V,
+        committed: &[Leaf],
+        out: &mut CommitOutcome,
+    ) -> Result<bool, AdmitError> {
+        debug_assert_eq!(self.complex_ready, 0);
+        // Held records' issue times were checked at admission (see `revalidate`).
+        let no_clock = u64::MAX;
+        for leaf in committed {
+            self.overlay.records.remove(&leaf.id);
+        }
+        for a in self.attesters_of(committed) {
+            let next = view.next_sequence(a).map_err(state_err)?;
+            let replays: Vec<(u64, AttestationId)> =
+                self.ready_seq.range((a, 0)..(a, next)).map(|((_, s), id)| (*s, *id)).collect();
+            for (s, id) in replays {
+                self.remove(&id);
+                self.overlay.records.remove(&id);
+                out.evicted.push((id, AdmitError::Rule(Rejection::SequenceReplay { expected: next, got: s })));
+            }
+            match self.ready_seq.range((a, 0)..=(a, u64::MAX)).next() {
+                None => {
+                    self.overlay.sequences.remove(&a);
+                }
+                Some(((_, first), _)) if *first == next => {}
+                Some(_) => return Ok(false),
+            }
+            let (promoted, evicted) = self.promote(view, a, no_clock)?;
+            out.promoted += promoted.len();
+            out.evicted.extend(evicted);
+        }
+        Ok(true)
+    }
+
+    /// The bookkeeping agrees with itself (cheap counts; run after every commit).
+    fn check_invariants(&self) {
+        assert_eq!(self.ready.len() + self.held.len(), self.entries.len(), "every record is ready or held");
+        assert_eq!(self.ready.len(), self.ready_seq.len(), "ready records are indexed by sequence");
+        assert!(self.complex_ready <= self.ready.len(), "complex ready records are ready records");
+    }
+
     fn revalidate<V: StateView + ?Sized>(&mut self, view: &V, out: &mut CommitOutcome) -> Result<(), AdmitError> {
         // Issue times were checked at admission against the admitting node's clock; a
         // re-check must not evict a record for a clock it no longer has.
         let no_clock = u64::MAX;
         let order: Vec<(u64, AttestationId)> = std::mem::take(&mut self.ready).into_iter().collect();
+        self.ready_seq.clear();
+        self.complex_ready = 0;
         self.overlay = Overlay::default();
         for (pos, id) in order {
             let Some(e) = self.entries.get(&id) else { continue };
@@ -669,6 +806,10 @@ impl Mempool {
             match rules::check_attestation(&self.ctx.genesis, &pending, no_clock, &id, &e.leaf.attestation) {
                 Ok(delta) => {
                     self.ready.insert(pos, id);
+                    let body = &e.leaf.attestation.body;
+                    let old = self.ready_seq.insert((e.attester, body.sequence), id);
+                    assert!(old.is_none(), "two ready records of one attester share sequence {}", body.sequence);
+                    self.complex_ready += usize::from(!is_simple(&body.claim));
                     self.overlay.apply(&delta);
                 }
                 Err(RuleError::State(err)) => return Err(state_err(err)),

@@ -1,14 +1,17 @@
-//! Wire encoding of consensus messages for gossip: proposals (with their blocks) and votes, bounded and strictly decoded.
+//! Wire encoding of gossip payloads: consensus messages (proposals with their blocks, and votes) and batches of attestations, bounded and strictly decoded.
 //!
 //! ```text
 //! message  = 01 ‖ chunk(Proposal) ‖ signature (64) ‖ chunk(block header) ‖ leaves
 //!          | 02 ‖ chunk(Vote) ‖ validator u16 ‖ signature (64)
+//! batch    = 03 ‖ leaves                       (attestation topic; 1 to ATTESTATION_BATCH_MAX)
 //! chunk(x) = length u32 ‖ x          leaves = count u32 ‖ chunk(attestation) × count
 //! ```
-//! `Proposal`, `Vote` and the header use the canonical encoding of docs/encoding.md.
+//! `Proposal`, `Vote` and the header use the canonical encoding of docs/encoding.md;
+//! each attestation chunk is at most `ATTESTATION_BYTES_MAX` bytes.
 
 use std::sync::Arc;
 
+use credence_ledger::attestation::ATTESTATION_BYTES_MAX;
 use credence_ledger::block::{self, Block, BlockDecodeError, BlockHeader, HEADER_BYTES_MAX};
 use credence_ledger::codec::{self, DecodeError};
 use credence_ledger::genesis::Genesis;
@@ -19,6 +22,11 @@ use crate::consensus::{Message, SignedProposal, SignedVote};
 
 const TAG_PROPOSAL: u8 = 0x01;
 const TAG_VOTE: u8 = 0x02;
+const TAG_ATTESTATIONS: u8 = 0x03;
+/// Most attestations in one gossiped batch (the API's batch bound).
+pub const ATTESTATION_BATCH_MAX: usize = 1000;
+/// Most bytes of one gossiped batch of attestations (tag, count, and chunks).
+pub const ATTESTATION_BATCH_BYTES_MAX: usize = 512 * 1024;
 /// Most bytes of an encoded `Proposal` or `Vote` statement.
 const STATEMENT_BYTES_MAX: usize = 512;
 
@@ -53,6 +61,46 @@ pub enum WireError {
     Truncated(&'static str),
     #[error("consensus message: {0} trailing bytes")]
     TrailingBytes(usize),
+    #[error("attestation batch: {0}")]
+    Batch(String),
+}
+
+/// Encodes a batch of attestations (their canonical bytes) for the attestation topic.
+/// The caller keeps within [`ATTESTATION_BATCH_MAX`] and [`ATTESTATION_BATCH_BYTES_MAX`].
+pub fn encode_attestations<'a>(items: impl ExactSizeIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let count = u32::try_from(items.len()).unwrap_or(u32::MAX);
+    let mut out = vec![TAG_ATTESTATIONS];
+    out.extend_from_slice(&count.to_le_bytes());
+    for bytes in items {
+        block::put_chunk(&mut out, bytes);
+    }
+    out
+}
+
+/// Splits a gossiped batch into the attestations' bytes (not decoded or checked here:
+/// the mempool's verifier does that). Refuses more than [`ATTESTATION_BATCH_MAX`] items,
+/// [`ATTESTATION_BATCH_BYTES_MAX`] bytes, an empty batch, an oversized item and trailing bytes.
+pub fn decode_attestations(bytes: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
+    if bytes.len() > ATTESTATION_BATCH_BYTES_MAX {
+        return Err(WireError::TooLarge { len: bytes.len(), max: ATTESTATION_BATCH_BYTES_MAX });
+    }
+    let (&tag, mut input) = bytes.split_first().ok_or(WireError::Empty)?;
+    if tag != TAG_ATTESTATIONS {
+        return Err(WireError::UnknownTag(tag));
+    }
+    let count = block::take_u32(&mut input, "record count").map_err(WireError::Block)? as usize;
+    if count == 0 || count > ATTESTATION_BATCH_MAX {
+        return Err(WireError::Batch(format!("{count} attestations; between 1 and {ATTESTATION_BATCH_MAX} allowed")));
+    }
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        let chunk = block::take_chunk(&mut input, "record", ATTESTATION_BYTES_MAX).map_err(WireError::Block)?;
+        items.push(chunk.to_vec());
+    }
+    if !input.is_empty() {
+        return Err(WireError::TrailingBytes(input.len()));
+    }
+    Ok(items)
 }
 
 pub fn encode(m: &Message) -> Vec<u8> {
@@ -116,4 +164,34 @@ pub fn decode(bytes: &[u8], genesis: &Genesis) -> Result<Message, WireError> {
         return Err(WireError::TrailingBytes(input.len()));
     }
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attestation_batches_round_trip_and_bounds_hold() {
+        let items: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
+        let bytes = encode_attestations(items.iter().map(Vec::as_slice));
+        assert_eq!(decode_attestations(&bytes), Ok(items.clone()));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(decode_attestations(&trailing), Err(WireError::TrailingBytes(1)));
+        assert!(matches!(decode_attestations(&bytes[..bytes.len() - 1]), Err(WireError::Block(_))));
+        assert_eq!(decode_attestations(&[]), Err(WireError::Empty));
+        assert_eq!(decode_attestations(&[TAG_VOTE, 0, 0, 0, 0]), Err(WireError::UnknownTag(TAG_VOTE)));
+        let empty = encode_attestations(std::iter::empty());
+        assert!(matches!(decode_attestations(&empty), Err(WireError::Batch(_))));
+        let mut too_many = vec![TAG_ATTESTATIONS];
+        too_many.extend_from_slice(&(ATTESTATION_BATCH_MAX as u32 + 1).to_le_bytes());
+        assert!(matches!(decode_attestations(&too_many), Err(WireError::Batch(_))));
+        let big = vec![0u8; ATTESTATION_BYTES_MAX + 1];
+        assert!(matches!(
+            decode_attestations(&encode_attestations([big.as_slice()].into_iter())),
+            Err(WireError::Block(_))
+        ));
+        let huge = vec![0u8; ATTESTATION_BATCH_BYTES_MAX + 1];
+        assert!(matches!(decode_attestations(&huge), Err(WireError::TooLarge { .. })));
+    }
 }

@@ -401,3 +401,129 @@ fn commits_of_a_prefix_or_of_another_order_keep_the_rest() {
     let bytes = taken.iter().map(|l| l.bytes.len()).sum();
     rules::apply_block(&f.ctx.genesis, &f.store, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes).expect("valid");
 }
+
+/// A state view that counts its reads (each one a store lookup on a real node).
+struct Counting<'a> {
+    inner: &'a MemStore,
+    reads: std::cell::Cell<usize>,
+}
+
+impl StateView for Counting<'_> {
+    type Error = <MemStore as StateView>::Error;
+    fn next_sequence(&self, attester: u16) -> Result<u64, Self::Error> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.next_sequence(attester)
+    }
+    fn record(&self, id: &AttestationId) -> Result<Option<rules::RecordMeta>, Self::Error> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.record(id)
+    }
+    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.active_pledge(patent)
+    }
+}
+
+/// Admits `per` rd-spend records for each of `who`, interleaved, and returns them by attester.
+fn fill_rd(f: &Fixture, pool: &mut Mempool, who: &[&str], per: u64) -> Vec<Vec<Vec<u8>>> {
+    let starts: Vec<u64> = who.iter().map(|w| f.next(w)).collect();
+    let mut out = vec![Vec::new(); who.len()];
+    for i in 0..per {
+        for (k, w) in who.iter().enumerate() {
+            let r = f.sign(w, starts[k] + i, rd(1000 * k as u64 + i));
+            f.admit(pool, r.clone()).expect("admitted");
+            out[k].push(r);
+        }
+    }
+    out
+}
+
+fn assert_take_applies(f: &Fixture, pool: &Mempool) {
+    let taken = pool.take(100_000, 1 << 30);
+    let records: Vec<_> = taken.iter().map(|l| (l.id, &l.attestation)).collect();
+    let bytes = taken.iter().map(|l| l.bytes.len()).sum();
+    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes)
+        .expect("the rest of the pool is a valid block");
+}
+
+#[test]
+fn another_proposers_simple_block_costs_reads_per_attester_not_per_pending_record() {
+    let mut f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let by = fill_rd(&f, &mut pool, &[CENTRE, CENTRE2], 300);
+    assert_eq!(pool.len(), 600);
+    // Another proposer's order: two attesters' first records, not a prefix of ours.
+    let block =
+        vec![Leaf::from_bytes(by[1][0].clone()).expect("leaf"), Leaf::from_bytes(by[0][0].clone()).expect("leaf")];
+    let vb = f.commit(block);
+    let view = Counting { inner: &f.store, reads: std::cell::Cell::new(0) };
+    let out = pool.on_commit(&view, &vb.certified().block.leaves).expect("state");
+    assert_eq!((out.removed, out.evicted.len(), out.demoted), (2, 0, 0));
+    assert!(view.reads.get() <= 2, "one read per attester of the block, not per pending record: {}", view.reads.get());
+    assert_eq!(pool.len(), 598);
+    assert_eq!(pool.next_sequence(&f.store, f.index(CENTRE)).expect("state"), f.next(CENTRE) + 299);
+    assert_take_applies(&f, &pool);
+
+    // With a pledge pending, the block's effects can reach other records: everything is re-checked.
+    let patent = free_patents(&f, 1)[0];
+    f.admit(&mut pool, f.sign(BANK_B, f.next(BANK_B), pledge(patent, BANK_B))).expect("pledge");
+    let vb = f.commit(vec![Leaf::from_bytes(by[1][1].clone()).expect("leaf")]);
+    let view = Counting { inner: &f.store, reads: std::cell::Cell::new(0) };
+    pool.on_commit(&view, &vb.certified().block.leaves).expect("state");
+    assert!(view.reads.get() >= pool.len(), "full re-check: {} reads for {}", view.reads.get(), pool.len());
+    assert_take_applies(&f, &pool);
+}
+
+#[test]
+fn another_proposers_record_for_a_pending_sequence_evicts_the_replay_only() {
+    let mut f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let n = f.next(CENTRE);
+    let by = fill_rd(&f, &mut pool, &[CENTRE, CENTRE2], 5);
+    // Held records of the attester wait behind the pending ones.
+    let held = f.sign(CENTRE, n + 6, rd(77));
+    assert!(f.admit(&mut pool, held.clone()).expect("held").held_for.is_some());
+    // A block from elsewhere commits a different record at CENTRE's first pending sequence.
+    let theirs = Leaf::from_bytes(f.sign(CENTRE, n, rd(555))).expect("leaf");
+    let vb = f.commit(vec![theirs]);
+    let view = Counting { inner: &f.store, reads: std::cell::Cell::new(0) };
+    let out = pool.on_commit(&view, &vb.certified().block.leaves).expect("state");
+    assert!(view.reads.get() <= 1, "{} reads", view.reads.get());
+    assert_eq!(out.removed, 0);
+    assert_eq!(out.evicted.len(), 1);
+    assert_eq!(out.evicted[0].0, id_of(&by[0][0]));
+    assert_eq!(out.evicted[0].1.code(), "R003");
+    assert_eq!(pool.len(), 10);
+    assert_eq!(pool.get(&id_of(&held)).map(|p| p.held), Some(true), "still waiting for sequence n + 5");
+    // The gap fills and the held record is promoted.
+    f.admit(&mut pool, f.sign(CENTRE, n + 5, rd(78))).expect("fills the gap");
+    assert_eq!(pool.stats().held, 0);
+    assert_take_applies(&f, &pool);
+    // Everything of CENTRE committed by another proposer empties its part of the pool.
+    let rest: Vec<Leaf> =
+        pool.take(100, 1 << 20).into_iter().filter(|l| l.attestation.body.attester.as_str() == CENTRE).collect();
+    let vb = f.commit(rest);
+    pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    assert_eq!(pool.len(), 5);
+    assert_eq!(pool.next_sequence(&f.store, f.index(CENTRE)).expect("state"), n + 7);
+    assert_take_applies(&f, &pool);
+}
+
+#[test]
+fn a_full_pool_answers_503_mempool_full_until_a_commit_makes_room() {
+    let mut f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits { records_max: 10, ..MempoolLimits::default() });
+    let n = f.next(CENTRE);
+    let by = fill_rd(&f, &mut pool, &[CENTRE], 10);
+    let next = f.sign(CENTRE, n + 10, rd(99));
+    let e = f.admit(&mut pool, next.clone()).expect_err("full");
+    let answer = credence_node::api::ApiError::from(e);
+    assert_eq!((answer.status.as_u16(), answer.code.as_str()), (503, "mempool_full"));
+    assert_eq!(pool.len(), 10, "a full pool evicts nothing to make room");
+    // A block of three of them frees three places.
+    let block: Vec<Leaf> = by[0][..3].iter().map(|b| Leaf::from_bytes(b.clone()).expect("leaf")).collect();
+    let vb = f.commit(block);
+    pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    assert_eq!(pool.len(), 7);
+    f.admit(&mut pool, next).expect("room again");
+}

@@ -13,10 +13,16 @@
 //!   [`NetEvent::PeerRefused`]. Connections are limited in total
 //!   ([`NetConfig::connections_max`]) and per peer ([`CONNECTIONS_PER_PEER_MAX`]).
 //! * **Gossip.** Two topics, `credence/<genesis-hash-prefix>/attestations` and
-//!   `…/consensus`. Messages are signed by their author (strict validation
-//!   mode), identified by a hash of their content (duplicates are dropped), and
-//!   held back until the application reports [`Validation::Accept`]: nothing
-//!   unverified is forwarded.
+//!   `…/consensus`. Messages carry no libp2p author or signature (anonymous
+//!   mode): every payload holds its own signatures (attestations, proposals,
+//!   votes), which the application checks, and every peer is a member
+//!   authenticated by Noise, so a libp2p signature per message would only cost a
+//!   signing and a check. Messages are identified by a hash of their content
+//!   (duplicates are dropped) and held back until the application reports
+//!   [`Validation::Accept`]: nothing unverified is forwarded.
+//! * **Channels.** [`spawn_split`] hands attestation gossip to the application on
+//!   a channel of its own ([`ATTESTATION_EVENTS_MAX`]), so a backlog of
+//!   attestations never delays a consensus message or a sync request.
 //! * **Sync.** `/credence/sync/1` (see [`sync`]): a request names a start height
 //!   and a block count (≤ [`SYNC_BLOCKS_MAX`]); the answer is that many encoded
 //!   certified blocks at most, within [`Bounds::sync`].
@@ -52,6 +58,11 @@ pub const COMMANDS_MAX: usize = 1024;
 /// Events from the network task to the application. When full, new events
 /// are dropped and counted rather than blocking the swarm.
 pub const EVENTS_MAX: usize = 1024;
+/// Attestation gossip messages (batches of up to `wire::ATTESTATION_BATCH_MAX`)
+/// waiting for the application when it takes them separately ([`spawn_split`]).
+/// When full, new ones are dropped and reported `Ignore` (counted in
+/// [`NetStats::gossip_dropped`]); their records stay pending at their origin.
+pub const ATTESTATION_EVENTS_MAX: usize = 64;
 /// Sync requests this node has outstanding at once; more fail with [`NetError::Busy`].
 pub const SYNC_PENDING_OUTBOUND_MAX: usize = 8;
 /// Inbound sync requests waiting for the application's answer; more are refused
@@ -94,7 +105,8 @@ pub struct Bounds {
     /// chunks, the record count, and `block_records_max` length-prefixed records
     /// totalling at most `block_bytes_max` (docs/encoding.md §8).
     pub certified_block_bytes_max: usize,
-    /// Most bytes of a gossip payload (a consensus proposal carries a whole block).
+    /// Most bytes of a gossip payload (a consensus proposal carries a whole block; an
+    /// attestation batch is at most `wire::ATTESTATION_BATCH_BYTES_MAX`).
     pub gossip_data_max: usize,
     /// gossipsub's `max_transmit_size`: one payload plus the envelope. Frames
     /// larger than this are refused in both directions.
@@ -112,7 +124,9 @@ impl Bounds {
             + 4
             + 4 * c.block_records_max as usize
             + c.block_bytes_max as usize;
-        let gossip_data_max = certified_block_bytes_max + GOSSIP_MESSAGE_OVERHEAD;
+        // A consensus proposal carries a whole block; an attestation batch has its own bound.
+        let gossip_data_max =
+            (certified_block_bytes_max + GOSSIP_MESSAGE_OVERHEAD).max(crate::wire::ATTESTATION_BATCH_BYTES_MAX);
         Bounds {
             certified_block_bytes_max,
             gossip_data_max,
@@ -403,7 +417,19 @@ pub fn peer_id_of(key: &PublicKey) -> Result<PeerId, NetError> {
 /// address), dials the bootstrap addresses, and returns the handle and the
 /// event stream. Must run inside a tokio runtime. `key` must be a genesis member's key.
 pub async fn spawn(config: NetConfig, key: &SecretKey) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
-    task::spawn(config, key).await
+    let (handle, events, _) = task::spawn(config, key, false).await?;
+    Ok((handle, events))
+}
+
+/// Like [`spawn`], but attestation gossip arrives on the second receiver (bounded by
+/// [`ATTESTATION_EVENTS_MAX`]) and everything else on the first.
+pub async fn spawn_split(
+    config: NetConfig,
+    key: &SecretKey,
+) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, mpsc::Receiver<NetEvent>), NetError> {
+    let (handle, events, attestations) = task::spawn(config, key, true).await?;
+    let attestations = attestations.ok_or(NetError::Closed)?;
+    Ok((handle, events, attestations))
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use tracing::Instrument;
 
 use super::sync::{SYNC_PROTOCOL, SyncCodec, response_len};
 use super::{
-    Bounds, COMMANDS_MAX, CONNECTIONS_PER_PEER_MAX, Command, EVENTS_MAX, GOSSIP_QUEUE_MAX, GossipId,
-    IDLE_CONNECTION_TIMEOUT, LISTEN_TIMEOUT, NetConfig, NetError, NetEvent, NetHandle, REDIAL_DELAY_MAX,
+    ATTESTATION_EVENTS_MAX, Bounds, COMMANDS_MAX, CONNECTIONS_PER_PEER_MAX, Command, EVENTS_MAX, GOSSIP_QUEUE_MAX,
+    GossipId, IDLE_CONNECTION_TIMEOUT, LISTEN_TIMEOUT, NetConfig, NetError, NetEvent, NetHandle, REDIAL_DELAY_MAX,
     REDIAL_DELAY_MIN, SYNC_BLOCKS_MAX, SYNC_PENDING_INBOUND_MAX, SYNC_PENDING_OUTBOUND_MAX, SYNC_STREAMS_MAX,
     SYNC_TIMEOUT, Shared, SyncReplyToken, SyncRequest, SyncResponse, Topic, Validation, bump, chain_prefix, lock,
     peer_id_of, topic_name,
@@ -51,8 +51,12 @@ fn protocol_version(genesis: &Genesis) -> String {
 
 fn gossip_config(bounds: &Bounds) -> Result<gossipsub::Config, NetError> {
     gossipsub::ConfigBuilder::default()
-        // Authors sign; unsigned messages are refused.
-        .validation_mode(gossipsub::ValidationMode::Strict)
+        // No libp2p author, sequence number or signature: every payload carries its own
+        // signatures (attestations, proposals, votes), checked by the application before
+        // it reports Accept, and every peer is a genesis member authenticated by Noise.
+        // Signing each message with the libp2p key would add one signing per publish and
+        // one check per receipt for nothing; messages that carry those fields are refused.
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
         // Nothing is forwarded before the application accepts it.
         .validate_messages()
         .max_transmit_size(bounds.gossip_transmit_max)
@@ -79,9 +83,8 @@ impl Behaviour {
                 .with_max_pending_incoming(Some(config.connections_max))
                 .with_max_pending_outgoing(Some(config.connections_max)),
         );
-        let gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config(bounds)?)
-                .map_err(|e| NetError::Transport(format!("gossipsub: {e}")))?;
+        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config(bounds)?)
+            .map_err(|e| NetError::Transport(format!("gossipsub: {e}")))?;
         let sync = request_response::Behaviour::with_codec(
             SyncCodec { limits: bounds.sync },
             [(SYNC_PROTOCOL, ProtocolSupport::Full)],
@@ -112,6 +115,8 @@ struct Task {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
+    /// Attestation gossip, when the application takes it on a channel of its own.
+    attestations: Option<mpsc::Sender<NetEvent>>,
     shared: Arc<Shared>,
     bounds: Bounds,
     members: HashMap<PeerId, MemberName>,
@@ -132,7 +137,8 @@ struct Task {
 pub(super) async fn spawn(
     config: NetConfig,
     key: &SecretKey,
-) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
+    split: bool,
+) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, Option<mpsc::Receiver<NetEvent>>), NetError> {
     let genesis = Arc::clone(&config.genesis);
     let public = key.public();
     let Some(me) = genesis.members.iter().find(|m| m.public_key == public).map(|m| m.name.clone()) else {
@@ -181,6 +187,12 @@ pub(super) async fn spawn(
     lock(&shared.listen).push(first.clone());
     let (commands_tx, commands) = mpsc::channel(COMMANDS_MAX);
     let (events, events_rx) = mpsc::channel(EVENTS_MAX);
+    let (attestations, attestations_rx) = if split {
+        let (tx, rx) = mpsc::channel(ATTESTATION_EVENTS_MAX);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let _ = events.try_send(NetEvent::Listening(first));
 
     let members = genesis
@@ -205,6 +217,7 @@ pub(super) async fn spawn(
         swarm,
         commands,
         events,
+        attestations,
         shared: Arc::clone(&shared),
         bounds,
         members,
@@ -221,7 +234,7 @@ pub(super) async fn spawn(
     task.dial_bootstrap();
     let span = tracing::info_span!("net", member = %me);
     tokio::spawn(task.run().instrument(span));
-    Ok((NetHandle { commands: commands_tx, shared, bounds, local }, events_rx))
+    Ok((NetHandle { commands: commands_tx, shared, bounds, local }, events_rx, attestations_rx))
 }
 
 impl Task {
@@ -374,14 +387,17 @@ impl Task {
         let id = GossipId { message_id, source: propagation_source };
         let from = self.members.get(&propagation_source).cloned();
         let topic = self.topics.get(&message.topic).copied();
-        // Strict mode checked the author's signature; the author must be a member too.
-        let author_ok = message.source.is_some_and(|a| self.members.contains_key(&a));
-        let (Some(from), Some(topic), true) = (from, topic, author_ok) else {
-            tracing::debug!(source = %propagation_source, author = ?message.source, "net: gossip from a non-member author");
+        // The allow-list admits members only; anonymous mode refused authored messages.
+        let (Some(from), Some(topic)) = (from, topic) else {
+            tracing::debug!(source = %propagation_source, "net: gossip from a non-member or on an unknown topic");
             self.validate(&id, MessageAcceptance::Reject);
             return;
         };
-        match self.events.try_send(NetEvent::Gossip { topic, from, id: id.clone(), data: message.data }) {
+        let channel = match (topic, &self.attestations) {
+            (Topic::Attestations, Some(tx)) => tx,
+            _ => &self.events,
+        };
+        match channel.try_send(NetEvent::Gossip { topic, from, id: id.clone(), data: message.data }) {
             Ok(()) => {}
             Err(e) => {
                 if matches!(e, mpsc::error::TrySendError::Full(_)) {
