@@ -120,8 +120,8 @@ fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
     // A low per-client rate, so the flood below crosses it quickly.
     let text = std::fs::read_to_string(&config).unwrap();
     let limited = text
-        .replace("rate_per_second = 100", &format!("rate_per_second = {RATE}"))
-        .replace("rate_burst = 200", &format!("rate_burst = {BURST}"));
+        .replace("rate_per_second = 10000", &format!("rate_per_second = {RATE}"))
+        .replace("rate_burst = 20000", &format!("rate_burst = {BURST}"));
     assert_ne!(limited, text, "the generated node.toml states the [api] defaults: {text}");
     std::fs::write(&config, limited).unwrap();
     let api_url = node["api"].as_str().unwrap().to_string();

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::store::{RedbOptions, RedbStore};
 use credence_ledger::verify::ChainContext;
-use credence_node::api::{self, ApiState, NodeStatus, SharedStore};
+use credence_node::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
 use credence_node::mempool::{Mempool, MempoolLimits};
 use credence_node::metrics::Metrics;
 use tokio::runtime::Runtime;
@@ -49,7 +49,10 @@ pub fn serve_store(genesis: Genesis, store: RedbStore) -> Result<LocalApi> {
     let store: SharedStore = Arc::new(RwLock::new(store));
     let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), MempoolLimits::default())));
     let (_status_tx, status_rx) = tokio::sync::watch::channel(NodeStatus::default());
-    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new()));
+    // The only client is this process: no per-client rate limit to speak of.
+    let max = credence_node::config::API_RATE_PER_SECOND_MAX;
+    let config = ApiConfig { rate: api::RateLimit { per_second: max, burst: max }, ..ApiConfig::default() };
+    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new())).with_config(config);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let addr = rt.block_on(async {

@@ -15,10 +15,15 @@ use credence_ledger::genesis::{ConsensusParams, Genesis, MemberSpec, Role};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::{Currency, Date, Money, Period};
 use credence_ledger::sig::SecretKey;
-use credence_node::config::{MempoolConfig, NodeConfig};
+use credence_node::config::{ApiLimitsConfig, MempoolConfig, NodeConfig};
 use credence_node::keyfile;
 use credence_node::runtime::now_ms;
 use serde_json::json;
+
+/// Per-client API rate of `credence dev` and `credence testnet` nodes: every client of a
+/// local chain is on this machine (tests, `bench load`), so the limit is 100 times the
+/// default a member's node gets from `credence init` (`[api]` in node.toml; docs/OPERATIONS.md).
+pub const LOCAL_API_LIMITS: ApiLimitsConfig = ApiLimitsConfig { rate_per_second: 10_000, rate_burst: 20_000 };
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
@@ -239,7 +244,7 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             connections_max: 16,
             byzantine: None,
             key_passphrase: None,
-            api: Default::default(),
+            api: LOCAL_API_LIMITS,
         };
         write_config(&dir.join("node.toml"), &config)?;
     }
@@ -346,7 +351,7 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
             connections_max: 64,
             byzantine: None,
             key_passphrase: None,
-            api: Default::default(),
+            api: LOCAL_API_LIMITS,
         };
         let config_path = node_dir.join("node.toml");
         write_config(&config_path, &config)?;
