@@ -164,7 +164,7 @@ impl Consensus {
     /// same verdict per message — except for how signatures are checked. Every message
     /// that would reach its signature check in the state before the first one is
     /// checked up front, all together ([`check::verify_all`]: one batch equation for
-    /// two or more, several times cheaper per signature than one by one). A message that
+    /// two or more; five cost about half of five single checks). A message that
     /// then is not counted after all (say, the height was decided by an earlier one)
     /// was checked for nothing; one that was not checked up front but becomes
     /// admissible on the way is checked alone. Either way, a message is counted only
