@@ -52,9 +52,10 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::VartimeEdwardsPrecomputation;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
 use ed25519_dalek::ed25519::signature::MultipartSigner;
 use ed25519_dalek::{Signer, SigningKey};
 use serde::de::{self, SeqAccess, Visitor};
@@ -276,6 +277,221 @@ impl fmt::Debug for VerifyingKey {
     }
 }
 
+/// A verifying key with precomputed tables for a key that checks many signatures (a
+/// genesis validator's): width-8 NAF tables of `B` and `−A`, so step 4 is one
+/// precomputed multiscalar multiplication `[S]B + [k](−A)` instead of building a table
+/// of `A` per signature. Steps 1–3 are the same code as [`verify`]'s and step 4 is the
+/// same cofactored equation, so every verdict equals [`VerifyingKey::verify`]'s (the
+/// tests assert it on every edge-case vector). About 20 KiB per key.
+pub struct PrecomputedKey {
+    key: VerifyingKey,
+    /// Tables of `[B, −A]`, in that order.
+    tables: VartimeEdwardsPrecomputation,
+}
+
+impl PrecomputedKey {
+    pub fn new(key: &VerifyingKey) -> Self {
+        let tables = VartimeEdwardsPrecomputation::new([ED25519_BASEPOINT_POINT, -key.point]);
+        assert_eq!(tables.len(), 2, "tables of B and -A");
+        Self { key: *key, tables }
+    }
+
+    pub fn key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// [`VerifyingKey::verify`] through the tables.
+    pub fn verify(&self, domain: Domain, chain_id: &[u8; 32], body: &[u8], sig: &Signature) -> Result<(), SigError> {
+        self.verify_parts([domain.tag(), chain_id, body], sig)
+    }
+
+    /// [`VerifyingKey::verify_raw`] through the tables.
+    pub fn verify_raw(&self, msg: &[u8], sig: &Signature) -> Result<(), SigError> {
+        self.verify_parts([msg, &[], &[]], sig)
+    }
+
+    fn verify_parts(&self, msg: [&[u8]; 3], sig: &Signature) -> Result<(), SigError> {
+        let p = prepare(&self.key, msg, sig)?;
+        if self.equation_holds(&p) { Ok(()) } else { Err(SigError::Mismatch) }
+    }
+
+    /// Step 4 as in [`equation_holds`]: `[8]([S]B + [k](−A) − R) = identity`.
+    fn equation_holds(&self, p: &Prepared) -> bool {
+        let sb_minus_ka = self.tables.vartime_multiscalar_mul([&p.s, &p.k]);
+        (sb_minus_ka - p.r).mul_by_cofactor().is_identity()
+    }
+}
+
+impl fmt::Debug for PrecomputedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrecomputedKey(")?;
+        write_hex(f, &self.key.bytes)?;
+        f.write_str(")")
+    }
+}
+
+/// The bytes a signature covers, as [`KeySet::verify_many`] takes them.
+#[derive(Clone, Copy, Debug)]
+pub enum SignedBytes<'a> {
+    /// `tag || chain_id || body`, as [`SecretKey::sign`] signs.
+    Binary { domain: Domain, chain_id: &'a [u8; 32], body: &'a [u8] },
+    /// The message as is, as [`SecretKey::sign_raw`] signs (C2SP note text).
+    Raw(&'a [u8]),
+}
+
+impl<'a> SignedBytes<'a> {
+    fn parts(&self) -> [&'a [u8]; 3] {
+        match *self {
+            SignedBytes::Binary { domain, chain_id, body } => [domain.tag(), chain_id, body],
+            SignedBytes::Raw(msg) => [msg, &[], &[]],
+        }
+    }
+}
+
+/// One signature by member `signer` (its index in the [`KeySet`]).
+#[derive(Clone, Copy, Debug)]
+pub struct KeySetItem<'a> {
+    pub signer: usize,
+    pub msg: SignedBytes<'a>,
+    pub sig: &'a Signature,
+}
+
+/// A fixed, known set of keys (a genesis validator set) with precomputed tables, for
+/// checking the many small groups of signatures consensus receives.
+///
+/// * One signature: [`PrecomputedKey`]'s path.
+/// * Several: the batch equation of [`verify_batch`] with the key terms taken from one
+///   precomputed table of `[B, A₀, …, Aₙ₋₁]`, falling back to single checks if it fails.
+///   Its coefficients are derived from the batch alone (no OS randomness), so the check
+///   is a pure function — usable inside the consensus state machine, and every node
+///   gets the same answer for the same batch. They still bind every S, key, R and
+///   message (through k): whoever signs the items cannot choose them after seeing the
+///   coefficients, and a batch with an invalid item passes with probability about 2⁻¹²⁸
+///   per attempt, infeasible to grind for.
+///
+/// Every verdict equals [`VerifyingKey::verify`]'s on the same signature (the tests
+/// assert it on every edge-case vector and on random mixes). About 20 KiB per key.
+pub struct KeySet {
+    keys: Vec<PrecomputedKey>,
+    /// Tables of `[B, A₀, …, Aₙ₋₁]`, in that order.
+    tables: VartimeEdwardsPrecomputation,
+}
+
+impl KeySet {
+    pub fn new(keys: &[VerifyingKey]) -> Self {
+        let points = std::iter::once(ED25519_BASEPOINT_POINT).chain(keys.iter().map(|k| k.point));
+        let tables = VartimeEdwardsPrecomputation::new(points);
+        assert_eq!(tables.len(), keys.len() + 1, "tables of B and every key");
+        Self { keys: keys.iter().map(PrecomputedKey::new).collect(), tables }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Member `i`'s key with its tables.
+    pub fn get(&self, i: usize) -> Option<&PrecomputedKey> {
+        self.keys.get(i)
+    }
+
+    /// One verdict per item, each equal to [`VerifyingKey::verify`]'s, on this thread
+    /// (chunks of at most [`BATCH_ITEMS_MAX`] items).
+    ///
+    /// # Panics
+    /// If an item names a signer outside the set (the caller maps senders to members).
+    pub fn verify_many(&self, items: &[KeySetItem<'_>]) -> Vec<Result<(), SigError>> {
+        let signed: Vec<SetSigned<'_>> = items
+            .iter()
+            .map(|it| {
+                let key = self
+                    .keys
+                    .get(it.signer)
+                    .unwrap_or_else(|| panic!("signer {} is not in the key set of {}", it.signer, self.keys.len()));
+                SetSigned { signer: it.signer, key, msg: it.msg.parts(), sig: it.sig }
+            })
+            .collect();
+        let mut out = vec![Err(SigError::Mismatch); items.len()];
+        for (items, out) in signed.chunks(BATCH_ITEMS_MAX).zip(out.chunks_mut(BATCH_ITEMS_MAX)) {
+            self.verify_set_chunk(items, out);
+        }
+        out
+    }
+
+    fn verify_set_chunk(&self, items: &[SetSigned<'_>], out: &mut [Result<(), SigError>]) {
+        debug_assert_eq!(items.len(), out.len());
+        let mut prepared = Vec::with_capacity(items.len());
+        for (i, (item, slot)) in items.iter().zip(out.iter_mut()).enumerate() {
+            match prepare(&item.key.key, item.msg, item.sig) {
+                Ok(p) => prepared.push((i, p)),
+                Err(e) => *slot = Err(e),
+            }
+        }
+        if prepared.len() > 1 && self.set_equation_holds(items, &prepared) {
+            for (i, _) in &prepared {
+                out[*i] = Ok(());
+            }
+            return;
+        }
+        for (i, p) in &prepared {
+            out[*i] = if items[*i].key.equation_holds(p) { Ok(()) } else { Err(SigError::Mismatch) };
+        }
+    }
+
+    /// The batch equation of [`batch_equation_holds`], `[8](−(Σ zᵢSᵢ)B + Σ_j (Σ_{i: signer j}
+    /// zᵢkᵢ)A_j + Σ zᵢRᵢ) = identity`, with B and the keys from the precomputed table and
+    /// transcript-only coefficients. Members after the last signer of the batch get no
+    /// term (the table is used up to that member).
+    fn set_equation_holds(&self, items: &[SetSigned<'_>], prepared: &[(usize, Prepared)]) -> bool {
+        let z = coefficients_from([0u8; 32], items, prepared);
+        let last = prepared.iter().map(|(i, _)| items[*i].signer).max().unwrap_or(0);
+        // Index 0 is B; member j is at j + 1.
+        let mut static_scalars = vec![Scalar::ZERO; last + 2];
+        let mut r_scalars = Vec::with_capacity(prepared.len());
+        let mut r_points = Vec::with_capacity(prepared.len());
+        for ((i, p), z) in prepared.iter().zip(z) {
+            static_scalars[0] -= z * p.s;
+            static_scalars[items[*i].signer + 1] += z * p.k;
+            r_scalars.push(z);
+            r_points.push(p.r);
+        }
+        debug_assert!(static_scalars.len() <= self.tables.len());
+        self.tables
+            .vartime_mixed_multiscalar_mul(&static_scalars, &r_scalars, &r_points)
+            .mul_by_cofactor()
+            .is_identity()
+    }
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.keys).finish()
+    }
+}
+
+/// A [`KeySetItem`] with its key resolved.
+struct SetSigned<'a> {
+    signer: usize,
+    key: &'a PrecomputedKey,
+    msg: [&'a [u8]; 3],
+    sig: &'a Signature,
+}
+
+impl Signed for SetSigned<'_> {
+    fn key(&self) -> &VerifyingKey {
+        &self.key.key
+    }
+    fn msg(&self) -> [&[u8]; 3] {
+        self.msg
+    }
+    fn sig(&self) -> &Signature {
+        self.sig
+    }
+}
+
 /// Verifies a binary message signed with [`SecretKey::sign`].
 pub fn verify(
     pk: &PublicKey,
@@ -464,6 +680,11 @@ fn batch_coefficients<T: Signed>(items: &[T], prepared: &[(usize, Prepared)]) ->
     if getrandom::fill(&mut seed).is_err() {
         seed = [0u8; 32];
     }
+    coefficients_from(seed, items, prepared)
+}
+
+/// The coefficients for `seed` and the batch transcript (see [`batch_coefficients`]).
+fn coefficients_from<T: Signed>(seed: [u8; 32], items: &[T], prepared: &[(usize, Prepared)]) -> Vec<Scalar> {
     let mut transcript = Sha512::new();
     transcript.update(BATCH_Z_TAG);
     transcript.update(seed);
@@ -571,6 +792,9 @@ mod tests {
             return single;
         };
         assert_eq!(vk.verify(domain, chain, body, sig), single);
+        assert_eq!(PrecomputedKey::new(&vk).verify(domain, chain, body, sig), single, "precomputed key disagrees");
+        let in_set = key_set_verdict(&vk, SignedBytes::Binary { domain, chain_id: chain, body }, sig);
+        assert_eq!(in_set, single, "key set disagrees");
         let h = honest(11);
         let mut items: Vec<BatchItem> = h
             .iter()
@@ -585,6 +809,39 @@ mod tests {
             }
         }
         single
+    }
+
+    /// The keys of `honest`, in seed order (item i is signed by key i % 3).
+    fn honest_keys() -> Vec<VerifyingKey> {
+        (1..=3u8).map(|s| VerifyingKey::new(&SecretKey::from_seed([s; 32]).public()).unwrap()).collect()
+    }
+
+    /// The verdict of a [`KeySet`] on one signature under `vk` (member 1 of 4): alone, in
+    /// a pair and at index 3 of 12 beside honest items, asserting the three agree and
+    /// every honest item passes.
+    fn key_set_verdict(vk: &VerifyingKey, msg: SignedBytes<'_>, sig: &Signature) -> Result<(), SigError> {
+        let hk = honest_keys();
+        let set = KeySet::new(&[hk[0], *vk, hk[1], hk[2]]);
+        assert_eq!(set.len(), 4);
+        let member = [0, 2, 3];
+        let h = honest(11);
+        let mut items: Vec<KeySetItem> = h
+            .iter()
+            .enumerate()
+            .map(|(i, (_, body, sig))| KeySetItem {
+                signer: member[i % 3],
+                msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body },
+                sig,
+            })
+            .collect();
+        items.insert(3, KeySetItem { signer: 1, msg, sig });
+        let all = set.verify_many(&items);
+        for (i, v) in all.iter().enumerate() {
+            assert!(i == 3 || v.is_ok(), "honest item {i} rejected by the key set");
+        }
+        assert_eq!(set.verify_many(&items[3..4]), vec![all[3]], "alone");
+        assert_eq!(set.verify_many(&items[2..4]), vec![Ok(()), all[3]], "in a pair");
+        all[3]
     }
 
     struct RawItem<'a> {
@@ -611,6 +868,8 @@ mod tests {
             assert_eq!(single, Err(SigError::BadPublicKey));
             return single;
         };
+        assert_eq!(PrecomputedKey::new(&key).verify_raw(msg, sig), single, "precomputed key disagrees");
+        assert_eq!(key_set_verdict(&key, SignedBytes::Raw(msg), sig), single, "key set disagrees");
         let sk = SecretKey::from_seed([9; 32]);
         let vk = VerifyingKey::new(&sk.public()).unwrap();
         let mut items: Vec<RawItem> =
@@ -688,10 +947,15 @@ mod tests {
             let pk = PublicKey(h32(a));
             assert!(pk.is_weak());
             for r in LOW_ORDER {
-                assert_eq!(verify(&pk, Domain::Vote, &CHAIN, b"m", &sig_of(h32(r), [0; 32])), Ok(()));
+                let pre = PrecomputedKey::new(&VerifyingKey::new(&pk).unwrap());
+                let zero = sig_of(h32(r), [0; 32]);
+                assert_eq!(verify(&pk, Domain::Vote, &CHAIN, b"m", &zero), Ok(()));
+                assert_eq!(pre.verify(Domain::Vote, &CHAIN, b"m", &zero), Ok(()));
                 let mut one = [0u8; 32];
                 one[0] = 1;
-                assert_eq!(verify(&pk, Domain::Vote, &CHAIN, b"m", &sig_of(h32(r), one)), Err(SigError::Mismatch));
+                let one = sig_of(h32(r), one);
+                assert_eq!(verify(&pk, Domain::Vote, &CHAIN, b"m", &one), Err(SigError::Mismatch));
+                assert_eq!(pre.verify(Domain::Vote, &CHAIN, b"m", &one), Err(SigError::Mismatch));
             }
         }
         // And the batch path agrees on all 196 at once.
@@ -705,6 +969,27 @@ mod tests {
             })
             .collect();
         assert!(verify_batch(&items, 2).iter().all(Result::is_ok));
+        // The key-set batch equation too, without falling back.
+        let set = KeySet::new(&keys);
+        let set_items: Vec<KeySetItem> = (0..keys.len())
+            .flat_map(|signer| {
+                let msg = SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body: b"m" };
+                sigs.iter().map(move |sig| KeySetItem { signer, msg, sig })
+            })
+            .collect();
+        assert!(set.verify_many(&set_items).iter().all(Result::is_ok));
+        let (signed, prepared) = set_prepared(&set, &set_items);
+        assert!(set.set_equation_holds(&signed, &prepared));
+    }
+
+    /// A key set's items resolved and prepared, as its batch equation takes them.
+    fn set_prepared<'a>(set: &'a KeySet, items: &[KeySetItem<'a>]) -> (Vec<SetSigned<'a>>, Vec<(usize, Prepared)>) {
+        let signed: Vec<SetSigned> = items
+            .iter()
+            .map(|it| SetSigned { signer: it.signer, key: &set.keys[it.signer], msg: it.msg.parts(), sig: it.sig })
+            .collect();
+        let prepared = signed.iter().enumerate().map(|(i, s)| (i, prepare(s.key(), s.msg, s.sig).unwrap())).collect();
+        (signed, prepared)
     }
 
     #[test]
@@ -1032,6 +1317,76 @@ mod tests {
         assert!(verify_batch(&items, 1).iter().all(Result::is_ok));
     }
 
+    /// The key set's batch equation catches errors crafted to cancel, accepts torsion
+    /// components without falling back, and is deterministic (transcript-only coefficients).
+    #[test]
+    fn key_set_batch_equation() {
+        let sk = SecretKey::from_seed([11; 32]);
+        let (a, r) = (Scalar::from(99u64), Scalar::from(1234u64));
+        let torsion_key =
+            VerifyingKey::new(&PublicKey((a * ED25519_BASEPOINT_POINT + point(T8)).compress().0)).unwrap();
+        let set = KeySet::new(&[VerifyingKey::new(&sk.public()).unwrap(), torsion_key]);
+        let bodies: Vec<Vec<u8>> = (0..16u8).map(|i| vec![i]).collect();
+        let r_bytes = (r * ED25519_BASEPOINT_POINT + point(T8)).compress().0;
+        let mut sigs: Vec<Signature> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if i % 2 == 0 {
+                    sk.sign(Domain::Vote, &CHAIN, b)
+                } else {
+                    let msg = signing_message(Domain::Vote, &CHAIN, b);
+                    sig_of(r_bytes, (r + k_of(&r_bytes, &torsion_key.bytes, &msg) * a).to_bytes())
+                }
+            })
+            .collect();
+        let items_of = |sigs: &[Signature]| -> Vec<(usize, Vec<u8>, Signature)> {
+            (0..16).map(|i| (i % 2, bodies[i].clone(), sigs[i])).collect()
+        };
+        let check = |owned: &[(usize, Vec<u8>, Signature)]| {
+            let items: Vec<KeySetItem> = owned
+                .iter()
+                .map(|(signer, body, sig)| KeySetItem {
+                    signer: *signer,
+                    msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body },
+                    sig,
+                })
+                .collect();
+            let (signed, prepared) = set_prepared(&set, &items);
+            (set.verify_many(&items), set.set_equation_holds(&signed, &prepared))
+        };
+        let (verdicts, holds) = check(&items_of(&sigs));
+        assert!(holds, "valid items with torsion components pass the equation itself");
+        assert!(verdicts.iter().all(Result::is_ok));
+        let shift = |sig: &mut Signature, d: Scalar| {
+            let s = Scalar::from_canonical_bytes(sig.s_bytes()).unwrap() + d;
+            sig.0[32..].copy_from_slice(s.as_bytes());
+        };
+        shift(&mut sigs[2], Scalar::ONE);
+        shift(&mut sigs[8], -Scalar::ONE);
+        for _ in 0..2 {
+            let (verdicts, holds) = check(&items_of(&sigs));
+            assert!(!holds, "cancelling errors fail the equation");
+            for (i, v) in verdicts.iter().enumerate() {
+                assert_eq!(*v, if i == 2 || i == 8 { Err(SigError::Mismatch) } else { Ok(()) }, "item {i}");
+            }
+        }
+        let (signed, prepared) = set_prepared(&set, &[]);
+        assert!(signed.is_empty() && prepared.is_empty());
+        assert!(set.verify_many(&[]).is_empty());
+        assert_eq!(format!("{set:?}").matches("PrecomputedKey(").count(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "not in the key set")]
+    fn key_set_refuses_unknown_signer() {
+        let sk = SecretKey::from_seed([1; 32]);
+        let set = KeySet::new(&[VerifyingKey::new(&sk.public()).unwrap()]);
+        let sig = sk.sign(Domain::Vote, &CHAIN, b"x");
+        let msg = SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body: b"x" };
+        let _ = set.verify_many(&[KeySetItem { signer: 1, msg, sig: &sig }]);
+    }
+
     #[test]
     fn secret_key_debug_is_redacted() {
         let seed = [0xab; 32];
@@ -1093,6 +1448,19 @@ mod tests {
             }
             prop_assert_eq!(&verify_batch(&items, 1), &single);
             prop_assert_eq!(&verify_batch(&items, 2), &single);
+            let set = KeySet::new(&vks);
+            let set_items: Vec<KeySetItem> = (0..n)
+                .map(|i| KeySetItem {
+                    signer: i % signers,
+                    msg: SignedBytes::Binary { domain: domains[i % 3], chain_id: &CHAIN, body: &bodies[i] },
+                    sig: &sigs[i],
+                })
+                .collect();
+            prop_assert_eq!(&set.verify_many(&set_items), &single);
+            for (i, v) in single.iter().enumerate() {
+                let pre = set.get(i % signers).unwrap();
+                prop_assert_eq!(&pre.verify(domains[i % 3], &CHAIN, &bodies[i], &sigs[i]), v);
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 //! * Vote bookkeeping keeps one vote per validator, round and kind; a second,
 //!   different one is an equivocation and becomes [`Effect::Evidence`].
 
+mod check;
 mod guard;
 mod machine;
 mod types;

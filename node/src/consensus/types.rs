@@ -7,7 +7,7 @@ use credence_ledger::checkpoint::{self, key_id};
 use credence_ledger::genesis::{ConsensusParams, Genesis};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::MemberName;
-use credence_ledger::sig::{SecretKey, Signature, VerifyingKey};
+use credence_ledger::sig::{KeySet, SecretKey, Signature, VerifyingKey};
 use credence_ledger::vote::{BlockId, Equivocation, Proposal, Vote};
 
 use super::guard::SignState;
@@ -159,6 +159,8 @@ pub struct Context {
     pub origin: String,
     pub params: ConsensusParams,
     pub validators: Vec<ValidatorInfo>,
+    /// The validators' keys (same order) with precomputed tables, for checking messages.
+    pub keys: KeySet,
     /// Votes needed for a quorum: more than 2/3 (`2f + 1` when n = 3f + 1).
     pub quorum: usize,
     /// Validators needed to skip to a higher round: at least one is honest (`f + 1`).
@@ -179,11 +181,14 @@ impl Context {
         let n = validators.len();
         assert!((1..=usize::from(u16::MAX)).contains(&n), "genesis has 1..=100 validators");
         let quorum = checkpoint::quorum_threshold(n);
+        let keys = KeySet::new(&validators.iter().map(|v| v.key).collect::<Vec<_>>());
+        assert_eq!(keys.len(), n, "one key per validator");
         Context {
             chain_id: genesis.hash(),
             origin: genesis.checkpoint_origin.clone(),
             params: genesis.consensus.clone(),
             validators,
+            keys,
             quorum,
             skip: n - quorum + 1,
         }

@@ -4,6 +4,11 @@
 //! either empty and trusted ([`Ledger::Off`]: the consensus logic alone, signing and
 //! verifying every vote) or real ([`Ledger::On`]: workload attestations, proposals
 //! checked by `verify_proposal`, decisions stored through `verify_block`).
+//!
+//! Messages reach a member one per step ([`Delivery::OneByOne`], the default) or, as a
+//! driver draining its inbox would hand them over, all those queued for it up to its
+//! next other input at once ([`Delivery::Inbox`], `Consensus::step_messages`: their
+//! signatures checked as one batch).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -36,12 +41,26 @@ struct Member {
     decided: u64,
 }
 
+/// How queued messages are handed to a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// One `Consensus::step` per message.
+    OneByOne,
+    /// Every message queued for the member, up to its next other input and at most
+    /// [`INBOX_MAX`], in one `Consensus::step_messages`, in queue order.
+    Inbox,
+}
+
+/// Most messages handed over at once with [`Delivery::Inbox`] (a driver's bound).
+pub const INBOX_MAX: usize = 64;
+
 /// n validators wired to each other with no latency.
 #[derive(Debug)]
 pub struct InstantCluster {
     chain: Arc<SimChain>,
     workload: Workload,
     ledger: Ledger,
+    delivery: Delivery,
     members: Vec<Member>,
     queue: VecDeque<(usize, Input)>,
     timers: BTreeMap<(u64, u64), (usize, Timeout)>,
@@ -72,6 +91,7 @@ impl InstantCluster {
             chain,
             workload,
             ledger,
+            delivery: Delivery::OneByOne,
             members,
             queue: VecDeque::new(),
             timers: BTreeMap::new(),
@@ -84,6 +104,12 @@ impl InstantCluster {
             c.apply(i, effects);
         }
         c
+    }
+
+    /// Hands messages over as `delivery` says from now on.
+    pub fn with_delivery(mut self, delivery: Delivery) -> InstantCluster {
+        self.delivery = delivery;
+        self
     }
 
     pub fn chain(&self) -> &SimChain {
@@ -103,7 +129,14 @@ impl InstantCluster {
             steps += 1;
             assert!(steps < 1_000 * heights * self.members.len() as u64 + 10_000, "no progress");
             if let Some((to, input)) = self.queue.pop_front() {
-                if let Ok(effects) = self.members[to].consensus.step(input) {
+                let inbox = self.delivery == Delivery::Inbox && matches!(input, Input::Proposal(_) | Input::Vote(_));
+                let result = if inbox {
+                    let msgs = self.drain_inbox(to, input);
+                    Ok(self.members[to].consensus.step_messages(msgs).0)
+                } else {
+                    self.members[to].consensus.step(input)
+                };
+                if let Ok(effects) = result {
                     self.apply(to, effects);
                 }
             } else if let Some(((at, _), (to, t))) = self.timers.pop_first() {
@@ -115,6 +148,26 @@ impl InstantCluster {
                 panic!("idle: no message and no timer");
             }
         }
+    }
+
+    /// `first` and the messages queued for `to` after it, up to `to`'s next other input
+    /// (which must come after them) and at most [`INBOX_MAX`]; taken out of the queue.
+    fn drain_inbox(&mut self, to: usize, first: Input) -> Vec<Message> {
+        let mut msgs = vec![message_of(first).unwrap_or_else(|_| unreachable!("a message input"))];
+        let mut i = 0;
+        while i < self.queue.len() && msgs.len() < INBOX_MAX {
+            if self.queue[i].0 != to {
+                i += 1;
+                continue;
+            }
+            if !matches!(self.queue[i].1, Input::Proposal(_) | Input::Vote(_)) {
+                break;
+            }
+            let (_, input) = self.queue.remove(i).unwrap_or_else(|| unreachable!("index {i} is in the queue"));
+            msgs.push(message_of(input).unwrap_or_else(|_| unreachable!("a message input")));
+        }
+        assert!((1..=INBOX_MAX).contains(&msgs.len()));
+        msgs
     }
 
     fn apply(&mut self, from: usize, effects: Vec<Effect>) {
@@ -211,5 +264,72 @@ impl InstantCluster {
                 Block { header, leaves }
             }
         }
+    }
+}
+
+/// The message an input carries, or the input back if it is not a message.
+fn message_of(input: Input) -> Result<Message, Box<Input>> {
+    match input {
+        Input::Proposal(p) => Ok(Message::Proposal(p)),
+        Input::Vote(v) => Ok(Message::Vote(v)),
+        other => Err(Box::new(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use credence_ledger::checkpoint;
+
+    use super::*;
+
+    /// Inbox delivery (signatures checked in batches) decides the same blocks as one
+    /// message per step (the certificates may hold a different quorum of precommits:
+    /// they arrive in another order), and every certificate verifies.
+    #[test]
+    fn inbox_delivery_decides_what_one_by_one_decides() {
+        for n in [1, 4, 7] {
+            let mut one = InstantCluster::new(3, n, Ledger::Off);
+            let mut inbox = InstantCluster::new(3, n, Ledger::Off).with_delivery(Delivery::Inbox);
+            one.run_heights(12);
+            inbox.run_heights(12);
+            assert_eq!(inbox.decided.len(), 12, "n = {n}");
+            let blocks = |c: &InstantCluster| c.decided.iter().map(|cb| cb.block.header.hash()).collect::<Vec<_>>();
+            assert!(blocks(&inbox) == blocks(&one), "n = {n}: the same blocks");
+            for cb in &inbox.decided {
+                let report = checkpoint::verify_quorum_strict(&cb.certificate, inbox.chain.ledger.verifier_keys());
+                assert!(report.is_ok_and(|r| r.signers.len() >= inbox.chain.consensus.quorum));
+            }
+        }
+    }
+
+    #[test]
+    fn inbox_takes_a_members_messages_up_to_its_next_other_input() {
+        let mut c = InstantCluster::new(3, 4, Ledger::Off).with_delivery(Delivery::Inbox);
+        // After start: member 0 (the proposer) was asked to build; nothing else queued for it.
+        let m = |c: &InstantCluster, to: usize| c.queue.iter().filter(|(t, _)| *t == to).count();
+        assert_eq!(m(&c, 0), 1);
+        let vote = |c: &InstantCluster, by: usize| {
+            let v = credence_ledger::vote::Vote {
+                height: 1,
+                round: 0,
+                kind: credence_ledger::vote::VoteKind::Prevote,
+                value: None,
+            };
+            let name = c.chain.consensus.validators[by].name.as_str();
+            let signature =
+                v.sign(&c.chain.consensus.origin, &c.chain.consensus.chain_id, name, &c.chain.validator_key(by));
+            Input::Vote(crate::consensus::SignedVote { vote: v, validator: by as u16, signature })
+        };
+        let (v1, v2, v3) = (vote(&c, 1), vote(&c, 2), vote(&c, 3));
+        c.queue.push_back((1, v1.clone()));
+        c.queue.push_back((2, v2.clone()));
+        c.queue.push_back((2, v3.clone()));
+        c.queue.push_back((2, Input::Synced { height: 0 }));
+        c.queue.push_back((2, v1.clone()));
+        let first = vote(&c, 1);
+        let msgs = c.drain_inbox(2, first);
+        assert_eq!(msgs.len(), 3, "the first, then v2 and v3, stopping at the Synced input");
+        assert_eq!(m(&c, 2), 2, "the Synced input and the vote after it stay queued");
+        assert_eq!(m(&c, 1), 1, "other members' messages stay queued");
     }
 }
