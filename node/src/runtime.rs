@@ -14,7 +14,9 @@
 //! batch's signatures with one `verify_batch` on the blocking pool and admits it
 //! under one lock, as `POST /v1/attestations/batch` does. The driver polls its
 //! inputs in a fixed order (`biased`): shutdown, consensus messages and other
-//! network events, sync answers, timers, then the periodic tick.
+//! network events, sync answers, timers, then the periodic tick. Consensus messages
+//! waiting together (up to [`CONSENSUS_DRAIN_MAX`]) are stepped as one batch, so
+//! their signatures are checked with one batch equation ([`Consensus::step_messages`]).
 //!
 //! Invariant: a [`Effect::PersistSignState`] is on disk (fsynced, renamed into
 //! place) before any later effect of the same step runs, so a vote never leaves
@@ -70,6 +72,9 @@ pub const GOSSIP_BATCH_WAIT: Duration = Duration::from_millis(20);
 pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Validated proposals remembered so their commit skips the signature checks.
 pub const VALIDATED_BLOCKS_MAX: usize = 16;
+/// Most consensus messages taken from the inbox at once and stepped together
+/// ([`Consensus::step_messages`]: their signatures are checked as one batch).
+pub const CONSENSUS_DRAIN_MAX: usize = 64;
 /// How often a node checks whether it is behind its peers.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(1000);
 /// A proposer with an empty mempool waits this long (bounded by half the propose
@@ -440,6 +445,11 @@ struct Driver {
     byzantine: Option<Byzantine>,
 }
 
+/// A consensus message from gossip.
+fn is_consensus(e: &NetEvent) -> bool {
+    matches!(e, NetEvent::Gossip { topic: Topic::Consensus, .. })
+}
+
 /// What a sync request task reports back.
 type SyncResult = (MemberName, Result<SyncResponse, net::NetError>);
 
@@ -472,6 +482,26 @@ impl Driver {
                     return Ok(());
                 }
                 event = events.recv() => match event {
+                    Some(e) if is_consensus(&e) => {
+                        // Whatever else consensus has waiting is stepped with it, up to a bound;
+                        // the first other event is handled right after, in order.
+                        let mut batch = vec![e];
+                        let mut other = None;
+                        while batch.len() < CONSENSUS_DRAIN_MAX {
+                            match events.try_recv() {
+                                Ok(e) if is_consensus(&e) => batch.push(e),
+                                Ok(e) => {
+                                    other = Some(e);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.on_consensus_messages(batch, &sync_tx).await?;
+                        if let Some(e) = other {
+                            self.on_net_event(e, &sync_tx).await?;
+                        }
+                    }
                     Some(e) => self.on_net_event(e, &sync_tx).await?,
                     None => {
                         warn!("network task stopped");
@@ -754,6 +784,62 @@ impl Driver {
         }
     }
 
+    /// Consensus gossip that arrived together: decoded, stepped as one batch (signatures
+    /// checked together), each message's verdict reported to gossip validation.
+    async fn on_consensus_messages(
+        &mut self,
+        events: Vec<NetEvent>,
+        sync_tx: &mpsc::Sender<SyncResult>,
+    ) -> Result<(), NodeError> {
+        debug_assert!(events.len() <= CONSENSUS_DRAIN_MAX);
+        let mut ids = Vec::with_capacity(events.len());
+        let mut msgs = Vec::with_capacity(events.len());
+        for event in events {
+            let NetEvent::Gossip { topic: Topic::Consensus, id, data, from } = event else { continue };
+            match data.get(8..).map(|m| wire::decode(m, &self.ctx.genesis)) {
+                Some(Ok(m)) => {
+                    ids.push(id);
+                    msgs.push(m);
+                }
+                _ => {
+                    debug!(%from, "malformed consensus message");
+                    self.net.report(id, Validation::Reject);
+                }
+            }
+        }
+        let Some(c) = self.consensus.as_mut() else {
+            // An observer relays what decodes; validators check it.
+            for id in ids {
+                self.net.report(id, Validation::Accept);
+            }
+            return Ok(());
+        };
+        let (effects, verdicts) = c.step_messages(msgs);
+        debug_assert_eq!(verdicts.len(), ids.len());
+        if verdicts.iter().any(Result::is_ok) {
+            self.last_step = Instant::now();
+        }
+        self.apply(effects).await?;
+        for (id, verdict) in ids.into_iter().zip(verdicts) {
+            let verdict = match verdict {
+                Ok(()) => Validation::Accept,
+                Err(MessageError::FutureHeight { .. }) => {
+                    self.maybe_sync(sync_tx);
+                    Validation::Ignore
+                }
+                Err(
+                    MessageError::BadSignature(_)
+                    | MessageError::NotValidator(_)
+                    | MessageError::BlockMismatch
+                    | MessageError::BadValidRound { .. },
+                ) => Validation::Reject,
+                Err(_) => Validation::Ignore,
+            };
+            self.net.report(id, verdict);
+        }
+        Ok(())
+    }
+
     async fn on_net_event(&mut self, event: NetEvent, sync_tx: &mpsc::Sender<SyncResult>) -> Result<(), NodeError> {
         match event {
             NetEvent::Gossip { topic: Topic::Attestations, id, .. } => {
@@ -761,32 +847,8 @@ impl Driver {
                 warn!("attestation gossip on the driver's channel; ignored");
                 self.net.report(id, Validation::Ignore);
             }
-            NetEvent::Gossip { topic: Topic::Consensus, id, data, from } => {
-                let decoded = data.get(8..).map(|m| wire::decode(m, &self.ctx.genesis));
-                let input = match decoded {
-                    Some(Ok(Message::Proposal(p))) => Input::Proposal(p),
-                    Some(Ok(Message::Vote(v))) => Input::Vote(v),
-                    _ => {
-                        debug!(%from, "malformed consensus message");
-                        self.net.report(id, Validation::Reject);
-                        return Ok(());
-                    }
-                };
-                let verdict = match self.step(input).await? {
-                    Ok(()) => Validation::Accept,
-                    Err(MessageError::FutureHeight { .. }) => {
-                        self.maybe_sync(sync_tx);
-                        Validation::Ignore
-                    }
-                    Err(
-                        MessageError::BadSignature(_)
-                        | MessageError::NotValidator(_)
-                        | MessageError::BlockMismatch
-                        | MessageError::BadValidRound { .. },
-                    ) => Validation::Reject,
-                    Err(_) => Validation::Ignore,
-                };
-                self.net.report(id, verdict);
+            NetEvent::Gossip { topic: Topic::Consensus, .. } => {
+                self.on_consensus_messages(vec![event], sync_tx).await?
             }
             NetEvent::SyncRequest { request, reply, .. } => {
                 let response = self.serve_sync(request);
