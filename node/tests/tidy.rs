@@ -22,7 +22,7 @@ const FORBIDDEN: &[&str] = &[
     "getrandom",
     "thread_rng",
     "redb",
-    "verify_batch", // batch coefficients come from OS randomness
+    "verify_batch", // batch coefficients come from OS randomness (KeySet::verify_many derives them from the batch)
     "crate::sim",
     "crate::net",
     "crate::runtime",
