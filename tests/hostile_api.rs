@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::net::wait_until;
 use common::{credence, json};
 
 /// Requests per second one client may make in this test's node config (`[api]`).
@@ -74,17 +75,6 @@ fn get(addr: &str, path: &str) -> Option<Reply> {
 
 fn height(addr: &str) -> u64 {
     get(addr, "/v1/status").filter(|r| r.status == 200).and_then(|r| r.json()["height"].as_u64()).unwrap_or(0)
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Resident memory of a process, in KiB.
