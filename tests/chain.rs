@@ -178,4 +178,38 @@ fn keys_can_be_encrypted_with_a_passphrase_from_env_or_file() {
     credence_node::keyfile::write_private(&pass, "s3cret pass\n").unwrap();
     let v = json(&run(&["keys", "show", k, "--json", "--passphrase-file", pass.to_str().unwrap()], None));
     assert_eq!(v["public_key"], public.as_str());
+
+    // The encrypted key signs attestations and prepares a node: a one-validator testnet's
+    // genesis with this key in place of its validator's.
+    let net = dir.path().join("net");
+    let out = run(&["testnet", "--validators", "1", "--dir", net.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plain = std::fs::read_to_string(net.join("genesis.toml")).unwrap();
+    let old = plain.lines().find_map(|l| l.strip_prefix("public_key = \"")).unwrap().trim_end_matches('"').to_string();
+    let genesis = dir.path().join("genesis.toml");
+    std::fs::write(&genesis, plain.replace(&old, &public)).unwrap();
+    let g = genesis.to_str().unwrap();
+    let attest = ["attest", "rd-spend", "--enterprise", "914403001922038216", "--period", "2024", "--amount", "1.00"];
+    let tail = ["--key", k, "--genesis", g, "--sequence", "1", "--dry-run"];
+    let out = run(&[&attest[..], &tail[..]].concat(), None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("encrypted with a passphrase"), "{out:?}");
+    let with_pass = [&attest[..], &tail[..], &["--passphrase-file", pass.to_str().unwrap()]].concat();
+    let v = json(&run(&with_pass, None));
+    assert!(v["attestation"].is_string(), "{v}");
+    let data = dir.path().join("data");
+    let init = [
+        "init",
+        "--genesis",
+        g,
+        "--key",
+        k,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--passphrase-env",
+        "CREDENCE_TEST_PASS",
+    ];
+    let out = run(&init, Some("s3cret pass"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = std::fs::read_to_string(data.join("node.toml")).unwrap();
+    assert!(config.contains("key_passphrase_env = \"CREDENCE_TEST_PASS\""), "{config}");
 }

@@ -36,6 +36,12 @@ struct Common {
     /// The attester's key file.
     #[arg(long, global = true)]
     key: Option<PathBuf>,
+    /// For an encrypted key file: read its passphrase from this environment variable.
+    #[arg(long, global = true, value_name = "VAR", conflicts_with = "passphrase_file")]
+    passphrase_env: Option<String>,
+    /// For an encrypted key file: read its passphrase from this file (mode 0600).
+    #[arg(long, global = true, value_name = "PATH")]
+    passphrase_file: Option<PathBuf>,
     /// The node's API.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     node: String,
@@ -267,7 +273,11 @@ pub fn wire_json(a: &Attestation) -> serde_json::Value {
 pub fn run(args: &AttestArgs) -> Result<ExitCode> {
     let c = &args.common;
     let key_path = c.key.as_ref().context("--key: the attester's key file is required")?;
-    let key = crate::keys::read_key(key_path)?;
+    let passphrase = crate::keys::PassphraseArgs {
+        passphrase_env: c.passphrase_env.clone(),
+        passphrase_file: c.passphrase_file.clone(),
+    };
+    let key = crate::keys::read_key(key_path, &passphrase)?;
     let genesis = genesis(c)?;
     let me = genesis
         .members

@@ -65,9 +65,9 @@ impl PassphraseArgs {
 
 pub use credence_node::keyfile::{text as key_file_text, write_private};
 
-/// Reads a plain key file (refused when others can read it).
-pub fn read_key(path: &Path) -> Result<SecretKey> {
-    Ok(keyfile::read(path)?)
+/// Reads a key file, plain or (with a passphrase source) encrypted; refused when others can read it.
+pub fn read_key(path: &Path, passphrase: &PassphraseArgs) -> Result<SecretKey> {
+    Ok(keyfile::read_with(path, passphrase.read()?.as_ref())?)
 }
 
 pub fn run(cmd: &KeysCommand) -> Result<ExitCode> {
@@ -88,7 +88,7 @@ pub fn run(cmd: &KeysCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Show { file, name, json, passphrase } => {
-            let key = keyfile::read_with(file, passphrase.read()?.as_ref())?;
+            let key = read_key(file, passphrase)?;
             let name = match name {
                 Some(n) => n.clone(),
                 None => file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -33,6 +33,9 @@ pub struct InitArgs {
     /// This member's key file.
     #[arg(long)]
     key: PathBuf,
+    /// For an encrypted key file: where the node reads its passphrase (written into node.toml).
+    #[command(flatten)]
+    passphrase: crate::keys::PassphraseArgs,
     /// Directory for the node's store, config and copy of the genesis.
     #[arg(long)]
     data_dir: PathBuf,
@@ -93,7 +96,7 @@ fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
 
 pub fn init(a: &InitArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis)?;
-    let key = keyfile::read(&a.key)?;
+    let key = crate::keys::read_key(&a.key, &a.passphrase)?;
     let Some(me) = genesis.members.iter().find(|m| m.public_key == key.public()) else {
         bail!("--key: this key belongs to no member of {}", a.genesis.display());
     };
@@ -114,7 +117,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         mempool: MempoolConfig::default(),
         connections_max: 64,
         byzantine: None,
-        key_passphrase: None,
+        key_passphrase: a.passphrase.source(),
         api: Default::default(),
     };
     write_config(&config_path, &config)?;
