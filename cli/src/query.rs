@@ -16,6 +16,8 @@ use crate::http::Conn;
 pub const NODE_DEFAULT: &str = "http://127.0.0.1:8080";
 /// Items per request when paging (the API's largest page).
 const PAGE_ITEMS_MAX: u64 = 1000;
+/// Most attestations one listing (or a profile) holds in memory: about 200 MB of views.
+pub const LIST_ITEMS_MAX: usize = 200_000;
 
 #[derive(Subcommand, Debug)]
 pub enum QueryCommand {
@@ -163,6 +165,12 @@ pub fn fetch_list(conn: &mut Conn, path: &str, args: &ListArgs) -> Result<(Vec<A
         }
         let page: AttestationPage = get_json(conn, &q)?;
         items.extend(page.items);
+        if items.len() > LIST_ITEMS_MAX {
+            bail!(
+                "more than {LIST_ITEMS_MAX} attestations match: narrow the range (--from-height, --to-height, \
+                 --since, --until), page with --limit and --after, or use `credence export --csv`"
+            );
+        }
         match page.next_after {
             Some(n) => after = Some(n),
             None => return Ok((items, None)),
