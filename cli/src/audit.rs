@@ -209,6 +209,7 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
 }
 
 /// What an audit concluded.
+#[derive(Debug)]
 enum Verdict {
     AppendOnly,
     /// A checkpoint (the saved one or the node's) is forged, under-signed or not this chain's.
@@ -226,6 +227,37 @@ fn decode_hashes(field: &str, items: &[String]) -> Result<Vec<NodeHash>> {
             raw.try_into().map_err(|_| anyhow::anyhow!("{field}[{i}]: must be 32 bytes"))
         })
         .collect()
+}
+
+/// Whether the ledger of checkpoint `new` extends that of `old` (both already verified):
+/// not smaller, not lower, no other block at the same height, and a consistency proof
+/// (from `fetch_proof(m, n)`, asked only when needed) that verifies against the two
+/// signed roots.
+fn judge(
+    old: &Checkpoint,
+    new: &Checkpoint,
+    fetch_proof: impl FnOnce(u64, u64) -> Result<Vec<NodeHash>>,
+) -> Result<Verdict> {
+    let (m, n) = (old.body.tree_size, new.body.tree_size);
+    if n < m {
+        return Ok(Verdict::Violation(format!(
+            "the ledger shrank: the saved checkpoint has {m} attestations, the node's has {n}"
+        )));
+    }
+    if new.body.height < old.body.height {
+        return Ok(Verdict::Violation(format!("the height went back from {} to {}", old.body.height, new.body.height)));
+    }
+    if old.body.height == new.body.height && old.body.block_hash != new.body.block_hash {
+        return Ok(Verdict::Violation(format!("two different blocks were certified at height {}", old.body.height)));
+    }
+    let proof = if m == n || m == 0 { Vec::new() } else { fetch_proof(m, n)? };
+    // The roots come from the signed checkpoints, never from the node's answer.
+    match merkle::verify_consistency(m, n, &proof, &old.body.root, &new.body.root) {
+        Ok(()) => Ok(Verdict::AppendOnly),
+        Err(e) => Ok(Verdict::Violation(format!(
+            "the ledger at {n} attestations does not extend the saved one at {m}: history was rewritten ({e})"
+        ))),
+    }
 }
 
 pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
@@ -250,38 +282,15 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
             }
         };
         report["to"] = checkpoint_json(&new, &new_q);
-        let (m, n) = (old.body.tree_size, new.body.tree_size);
-        if n < m {
-            return Ok(Verdict::Violation(format!(
-                "the ledger shrank: the saved checkpoint has {m} attestations, the node's has {n}"
-            )));
-        }
-        if new.body.height < old.body.height {
-            return Ok(Verdict::Violation(format!(
-                "the height went back from {} to {}",
-                old.body.height, new.body.height
-            )));
-        }
-        if m == n && old.body.height == new.body.height && old.body.block_hash != new.body.block_hash {
-            return Ok(Verdict::Violation(format!(
-                "two different blocks were certified at height {}",
-                old.body.height
-            )));
-        }
-        let proof = if m == n || m == 0 {
-            Vec::new()
-        } else {
+        let proof_hashes = std::cell::Cell::new(0usize);
+        let verdict = judge(&old, &new, |m, n| {
             let view: ConsistencyProofView = get_json(&mut conn, &format!("/v1/proofs/consistency?from={m}&to={n}"))?;
-            decode_hashes("proof", &view.proof)?
-        };
-        report["proof_hashes"] = json!(proof.len());
-        // The roots come from the signed checkpoints, never from the node's answer.
-        match merkle::verify_consistency(m, n, &proof, &old.body.root, &new.body.root) {
-            Ok(()) => Ok(Verdict::AppendOnly),
-            Err(e) => Ok(Verdict::Violation(format!(
-                "the ledger at {n} attestations does not extend the saved one at {m}: history was rewritten ({e})"
-            ))),
-        }
+            let proof = decode_hashes("proof", &view.proof)?;
+            proof_hashes.set(proof.len());
+            Ok(proof)
+        })?;
+        report["proof_hashes"] = json!(proof_hashes.get());
+        Ok(verdict)
     })()?;
 
     let ok = matches!(verdict, Verdict::AppendOnly);
@@ -401,5 +410,64 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
             }
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credence_ledger::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use credence_ledger::store::{MemStore, Store};
+    use credence_node::api::StoreView;
+
+    /// A chain of three blocks of `per_block` attestations from the demo genesis of seed 3.
+    fn chain(per_block: usize) -> MemStore {
+        let mut b = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        let mut store = MemStore::new(b.genesis());
+        for _ in 0..3 {
+            store.commit(&b.next_block(per_block).unwrap()).unwrap();
+        }
+        store
+    }
+
+    fn cp(store: &MemStore, height: u64) -> Checkpoint {
+        store.certificate(height).unwrap().unwrap()
+    }
+
+    fn proof_from(store: &MemStore) -> impl FnOnce(u64, u64) -> Result<Vec<NodeHash>> + '_ {
+        move |m, n| Ok(merkle::consistency_proof(m, n, &StoreView(store))?)
+    }
+
+    fn violation(v: Verdict) -> String {
+        match v {
+            Verdict::Violation(reason) => reason,
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn growth_is_append_only_and_every_other_history_is_named() {
+        let a = chain(4);
+        // The same genesis and validators, another history (five records a block).
+        let b = chain(5);
+        assert!(matches!(judge(&cp(&a, 1), &cp(&a, 3), proof_from(&a)).unwrap(), Verdict::AppendOnly));
+        assert!(matches!(judge(&cp(&a, 2), &cp(&a, 2), proof_from(&a)).unwrap(), Verdict::AppendOnly));
+        assert!(violation(judge(&cp(&a, 3), &cp(&a, 1), proof_from(&a)).unwrap()).contains("shrank"));
+        assert!(violation(judge(&cp(&a, 2), &cp(&b, 2), proof_from(&b)).unwrap()).contains("two different blocks"));
+        assert!(violation(judge(&cp(&a, 2), &cp(&b, 3), proof_from(&b)).unwrap()).contains("rewritten"));
+        // A node answering with a proof of its own making cannot pass it off either.
+        let forged = |_, _| Ok(vec![[7u8; 32]; 3]);
+        assert!(violation(judge(&cp(&a, 1), &cp(&a, 3), forged).unwrap()).contains("rewritten"));
+    }
+
+    #[test]
+    fn a_height_that_goes_back_is_refused() {
+        // Empty blocks: the tree does not grow, the height does.
+        let mut b = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        let mut store = MemStore::new(b.genesis());
+        store.commit(&b.next_block(4).unwrap()).unwrap();
+        store.commit(&b.next_block(0).unwrap()).unwrap();
+        let reason = violation(judge(&cp(&store, 2), &cp(&store, 1), proof_from(&store)).unwrap());
+        assert!(reason.contains("height went back"), "{reason}");
     }
 }
