@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::net::wait_until;
+use common::net::{port_base, wait_until};
 use common::{credence, json};
 
 /// Requests per second one client may make in this test's node config (`[api]`).
@@ -90,7 +90,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
     let dir = tempfile::tempdir().unwrap();
-    let base = 20_000 + (std::process::id() % 200) as u16 * 200 + 150;
+    let base = port_base(11);
     let out = credence(&[
         "testnet",
         "--validators",
