@@ -4,28 +4,16 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::net::{port_base, wait_until};
-use common::{credence, json};
+use common::net::{Testnet, wait_until};
 
 /// Requests per second one client may make in this test's node config (`[api]`).
 const RATE: u32 = 20;
 /// Burst of this test's node config.
 const BURST: u32 = 40;
-
-struct NodeProc(Child);
-
-impl Drop for NodeProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct Reply {
     status: u16,
@@ -89,24 +77,8 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = port_base(11);
-    let out = credence(&[
-        "testnet",
-        "--validators",
-        "1",
-        "--observers",
-        "0",
-        "--dir",
-        dir.path().to_str().unwrap(),
-        "--base-port",
-        &base.to_string(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("testnet.json")).unwrap()).unwrap();
-    let node = &manifest["nodes"][0];
-    let config = PathBuf::from(node["config"].as_str().unwrap());
+    let net = Testnet::new(11, 1, 0);
+    let config = net.config(0);
     // A low per-client rate, so the flood below crosses it quickly.
     let text = std::fs::read_to_string(&config).unwrap();
     let limited = text
@@ -114,19 +86,10 @@ fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
         .replace("rate_burst = 20000", &format!("rate_burst = {BURST}"));
     assert_ne!(limited, text, "the generated node.toml states the [api] defaults: {text}");
     std::fs::write(&config, limited).unwrap();
-    let api_url = node["api"].as_str().unwrap().to_string();
+    let api_url = net.api(0);
     let addr = api_url.strip_prefix("http://").unwrap().to_string();
-
-    let log = std::fs::File::create(dir.path().join("node.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_credence"))
-        .args(["node", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let _node = NodeProc(child);
+    let node = net.start(0);
+    let pid = node.pid();
     wait_until("the node to commit blocks", Duration::from_secs(60), || height(&addr) >= 2);
     // Spend the requests below slowly enough to stay under the rate.
     let pace = || std::thread::sleep(Duration::from_millis(1000 / u64::from(RATE) + 5));
@@ -245,24 +208,6 @@ fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
     assert_eq!(get(&addr, "/healthz").map(|r| r.status), Some(200));
     std::thread::sleep(Duration::from_millis(u64::from(BURST) * 1000 / u64::from(RATE)));
     wait_until("new blocks after the flood", Duration::from_secs(30), || height(&addr) > height_before);
-    let out = credence(&[
-        "attest",
-        "rd-spend",
-        "--enterprise",
-        "914403001922038216",
-        "--period",
-        "2024",
-        "--amount",
-        "1250000.00",
-        "--key",
-        node["key"].as_str().unwrap(),
-        "--genesis",
-        dir.path().join("genesis.toml").to_str().unwrap(),
-        "--node",
-        &api_url,
-        "--wait",
-        "--json",
-    ]);
-    assert!(out.status.success(), "attest after the flood: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(json(&out)["height"].as_u64().unwrap() > height_before);
+    let r = net.attest(0, 0, "2024");
+    assert!(r["height"].as_u64().unwrap() > height_before, "attest after the flood: {r}");
 }

@@ -12,6 +12,10 @@ pub struct NodeProc {
 }
 
 impl NodeProc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(config: &Path, log: &Path) -> NodeProc {
         let log = std::fs::File::create(log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_credence"))
