@@ -247,11 +247,7 @@ fn genesis(common: &Common) -> Result<Genesis> {
     if let Some(path) = &common.genesis {
         return Ok(Genesis::load(path)?);
     }
-    let r = http::get(&common.node, "/v1/genesis")?;
-    if r.status != 200 {
-        bail!("the node did not give its genesis (HTTP {}): {}", r.status, r.text());
-    }
-    Ok(Genesis::from_toml(&r.text())?)
+    crate::query::node_genesis(&mut http::Conn::new(&common.node)?)
 }
 
 /// The signed attestation as `--dry-run` prints it and `POST /v1/attestations` takes it:

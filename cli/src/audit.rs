@@ -12,11 +12,11 @@ use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
-use credence_ledger::checkpoint::{self, CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
+use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
 use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView};
-use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle};
+use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle, check_checkpoint, decode_hashes};
 use serde_json::json;
 
 use crate::http::Conn;
@@ -94,16 +94,12 @@ pub struct VerifyBundleArgs {
     json: bool,
 }
 
-/// The genesis from `path`, or the node's own (`GET /v1/genesis`).
+/// The genesis from `path`, or the node's own.
 fn genesis_from(path: Option<&Path>, conn: &mut Conn) -> Result<Genesis> {
-    if let Some(p) = path {
-        return Genesis::load(p).with_context(|| format!("--genesis: {}", p.display()));
+    match path {
+        Some(p) => Genesis::load(p).with_context(|| format!("--genesis: {}", p.display())),
+        None => query::node_genesis(conn),
     }
-    let r = conn.get("/v1/genesis")?;
-    if r.status != 200 {
-        bail!("{}", node_error(r.status, &r.body));
-    }
-    Genesis::from_toml(&r.text()).context("the node's genesis")
 }
 
 /// What was audited, for messages: the data directory, or the node's URL.
@@ -118,17 +114,6 @@ fn fetch_note(conn: &mut Conn) -> Result<String> {
         bail!("{}", node_error(r.status, &r.body));
     }
     Ok(r.text())
-}
-
-/// Checks a checkpoint note against a genesis: this chain's origin, and signatures of more
-/// than 2/3 of its validators with no line from anyone else. The error says what is wrong.
-pub fn check_checkpoint(note: &str, genesis: &Genesis) -> Result<(Checkpoint, QuorumReport), String> {
-    let cp = Checkpoint::parse_note(note).map_err(|e| e.to_string())?;
-    if cp.body.origin != genesis.checkpoint_origin {
-        return Err(format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin));
-    }
-    let q = checkpoint::verify_quorum_strict(&cp, &genesis.verifier_keys()).map_err(|e| e.to_string())?;
-    Ok((cp, q))
 }
 
 fn checkpoint_json(cp: &Checkpoint, q: &QuorumReport) -> serde_json::Value {
@@ -216,17 +201,6 @@ enum Verdict {
     BadCheckpoint(String),
     /// History is not an extension of the saved checkpoint.
     Violation(String),
-}
-
-fn decode_hashes(field: &str, items: &[String]) -> Result<Vec<NodeHash>> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let raw = B64.decode(h).with_context(|| format!("{field}[{i}]: not base64"))?;
-            raw.try_into().map_err(|_| anyhow::anyhow!("{field}[{i}]: must be 32 bytes"))
-        })
-        .collect()
 }
 
 /// Whether the ledger of checkpoint `new` extends that of `old` (both already verified):

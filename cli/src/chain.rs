@@ -199,11 +199,7 @@ impl BlockSource {
             return Ok((genesis, BlockSource::Store(Box::new(store)), head));
         }
         let mut conn = crate::http::Conn::new(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
-        let r = conn.get("/v1/genesis")?;
-        if r.status != 200 {
-            bail!("{}", crate::query::node_error(r.status, &r.body));
-        }
-        let genesis = Genesis::from_toml(&r.text()).context("the node's genesis")?;
+        let genesis = crate::query::node_genesis(&mut conn)?;
         let status: credence_node::api::views::StatusView = crate::query::get_json(&mut conn, "/v1/status")?;
         Ok((genesis, BlockSource::Node(conn), status.height))
     }

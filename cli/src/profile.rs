@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use credence_ledger::ids::Date;
-use credence_node::api::views::{AttestationView, ClaimView, MoneyView, StatusView};
+use credence_node::api::views::{AttestationView, ClaimView, StatusView};
 use credence_node::runtime::now_ms;
 use serde::Serialize;
 
@@ -161,8 +161,9 @@ fn grouped(amount: &str) -> String {
     if frac.is_empty() { out } else { format!("{out}.{frac}") }
 }
 
-fn money(m: &MoneyView) -> String {
-    format!("{} {}", grouped(&m.amount), m.currency)
+/// A decimal amount for people: `1,250,000.00 CNY`.
+fn money(amount: &str, currency: &str) -> String {
+    format!("{} {currency}", grouped(amount))
 }
 
 /// `start` plus `months` (day clamped to the end of the month), as YYYY-MM-DD.
@@ -341,15 +342,11 @@ impl Profile {
     }
 }
 
-fn money_of(fen: u64, currency: &str, amount: &str) -> String {
-    money(&MoneyView { fen, currency: currency.to_string(), amount: amount.to_string() })
-}
-
 fn total_text(t: &[Total]) -> String {
     if t.is_empty() {
         return "0.00".into();
     }
-    t.iter().map(|t| money_of(t.fen, &t.currency, &t.amount)).collect::<Vec<_>>().join(" + ")
+    t.iter().map(|t| money(&t.amount, &t.currency)).collect::<Vec<_>>().join(" + ")
 }
 
 fn print_human(p: &Profile) {
@@ -369,11 +366,11 @@ fn print_human(p: &Profile) {
             .iter()
             .map(|l| {
                 let figures = if l.agree {
-                    money_of(l.figures[0].fen, &l.figures[0].currency, &l.figures[0].amount)
+                    money(&l.figures[0].amount, &l.figures[0].currency)
                 } else {
                     l.figures
                         .iter()
-                        .map(|f| format!("{}: {}", f.attester, money_of(f.fen, &f.currency, &f.amount)))
+                        .map(|f| format!("{}: {}", f.attester, money(&f.amount, &f.currency)))
                         .collect::<Vec<_>>()
                         .join("; ")
                 };
@@ -399,7 +396,7 @@ fn print_human(p: &Profile) {
             .map(|l| match &l.valuation {
                 Some(v) => vec![
                     l.patent.clone(),
-                    money_of(v.fen, &v.currency, &v.amount),
+                    money(&v.amount, &v.currency),
                     v.method.clone(),
                     v.valuation_date.clone(),
                     v.valid_until.clone(),
@@ -437,7 +434,7 @@ fn print_human(p: &Profile) {
                 vec![
                     l.patent.clone(),
                     l.pledgee.clone(),
-                    money_of(l.fen, &l.currency, &l.amount),
+                    money(&l.amount, &l.currency),
                     l.start.clone(),
                     format!("{} months", l.term_months),
                     if l.past_term { format!("{} (PAST TERM, not released)", l.ends) } else { l.ends.clone() },
@@ -513,6 +510,7 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use credence_node::api::views::MoneyView;
 
     const E: &str = "914403001922038216";
 

@@ -128,6 +128,16 @@ pub fn get_json<T: serde::de::DeserializeOwned>(conn: &mut Conn, path: &str) -> 
     serde_json::from_slice(&r.body).with_context(|| format!("GET {path}: unexpected answer"))
 }
 
+/// The node's genesis (`GET /v1/genesis`). Trust it only as far as the node: an auditor
+/// passes the genesis obtained out of band instead.
+pub fn node_genesis(conn: &mut Conn) -> Result<credence_ledger::genesis::Genesis> {
+    let r = conn.get("/v1/genesis")?;
+    if r.status != 200 {
+        bail!("{}", node_error(r.status, &r.body));
+    }
+    credence_ledger::genesis::Genesis::from_toml(&r.text()).context("the node's genesis")
+}
+
 /// The node's error answer (`{"error": {"message": ...}}`) as one line.
 pub fn node_error(status: u16, body: &[u8]) -> String {
     let message = serde_json::from_slice::<serde_json::Value>(body)

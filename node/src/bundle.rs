@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use credence_ledger::attestation::Attestation;
-use credence_ledger::checkpoint::{self, Checkpoint, VerifierKey};
+use credence_ledger::checkpoint::{self, Checkpoint, QuorumReport, VerifierKey};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::sig::{self, Domain};
@@ -149,6 +149,30 @@ impl Bundle {
     }
 }
 
+/// Checks a C2SP checkpoint note against a genesis: this chain's origin, and valid
+/// signatures of more than 2/3 of its validators with no line from anyone else. The error
+/// is the rule it breaks.
+pub fn check_checkpoint(note: &str, genesis: &Genesis) -> Result<(Checkpoint, QuorumReport), String> {
+    let cp = Checkpoint::parse_note(note).map_err(|e| e.to_string())?;
+    if cp.body.origin != genesis.checkpoint_origin {
+        return Err(format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin));
+    }
+    let quorum = checkpoint::verify_quorum_strict(&cp, &genesis.verifier_keys()).map_err(|e| e.to_string())?;
+    Ok((cp, quorum))
+}
+
+/// Standard padded base64 tree hashes (proofs as the API and bundles carry them), each 32 bytes.
+pub fn decode_hashes(field: &'static str, items: &[String]) -> Result<Vec<NodeHash>, BundleError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let raw = B64.decode(h).map_err(|e| err(field, format!("hash {i}: not standard padded base64: {e}")))?;
+            raw.try_into().map_err(|_| err(field, format!("hash {i}: must decode to 32 bytes")))
+        })
+        .collect()
+}
+
 /// Checks a bundle against `genesis` alone, every field, with no network access:
 /// 1. `format` and `chain_id` (the genesis hash);
 /// 2. `verifier_keys` are exactly the genesis validators' keys, in order;
@@ -168,20 +192,12 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
         return Err(err("chain_id", format!("is not this genesis's hash {chain_id}")));
     }
 
-    let validators = genesis.verifier_keys();
-    let expected: Vec<String> = validators.iter().map(VerifierKey::to_vkey_string).collect();
+    let expected: Vec<String> = genesis.verifier_keys().iter().map(VerifierKey::to_vkey_string).collect();
     if b.verifier_keys != expected {
         return Err(err("verifier_keys", "must list exactly the genesis validators' verifier keys, in genesis order"));
     }
 
-    let cp = Checkpoint::parse_note(&b.checkpoint).map_err(|e| err("checkpoint", e.to_string()))?;
-    if cp.body.origin != genesis.checkpoint_origin {
-        return Err(err(
-            "checkpoint",
-            format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin),
-        ));
-    }
-    let quorum = checkpoint::verify_quorum_strict(&cp, &validators).map_err(|e| err("checkpoint", e.to_string()))?;
+    let (cp, quorum) = check_checkpoint(&b.checkpoint, genesis).map_err(|rule| err("checkpoint", rule))?;
     if b.tree_size != cp.body.tree_size {
         return Err(err("tree_size", format!("is {} but the checkpoint is for {}", b.tree_size, cp.body.tree_size)));
     }
@@ -209,14 +225,7 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
     if b.inclusion_path.len() > PATH_HASHES_MAX {
         return Err(err("inclusion_path", format!("has {} hashes; at most {PATH_HASHES_MAX}", b.inclusion_path.len())));
     }
-    let mut path = Vec::with_capacity(b.inclusion_path.len());
-    for (i, h) in b.inclusion_path.iter().enumerate() {
-        let raw =
-            B64.decode(h).map_err(|e| err("inclusion_path", format!("hash {i}: not standard padded base64: {e}")))?;
-        let hash: NodeHash =
-            raw.try_into().map_err(|_| err("inclusion_path", format!("hash {i}: must decode to 32 bytes")))?;
-        path.push(hash);
-    }
+    let path = decode_hashes("inclusion_path", &b.inclusion_path)?;
     merkle::verify_inclusion(&merkle::leaf_hash(&bytes), b.leaf_index, b.tree_size, &path, &cp.body.root).map_err(
         |e| err("inclusion_path", format!("does not prove leaf {} in the checkpoint's root: {e}", b.leaf_index)),
     )?;
