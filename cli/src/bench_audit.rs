@@ -41,26 +41,20 @@ pub struct AuditBenchArgs {
     seed: u64,
 }
 
-/// p50, p90, p99 and max of `samples` (milliseconds), as JSON.
-fn summary(mut samples: Vec<f64>) -> serde_json::Value {
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    json!({
-        "n": samples.len(),
-        "p50_ms": (at(0.50) * 100.0).round() / 100.0,
-        "p90_ms": (at(0.90) * 100.0).round() / 100.0,
-        "p99_ms": (at(0.99) * 100.0).round() / 100.0,
-        "max_ms": (at(1.0) * 100.0).round() / 100.0,
-    })
+/// p50, p90, p99 and max of `samples_us` (microseconds), in milliseconds with two decimals.
+fn summary(mut samples_us: Vec<u64>) -> serde_json::Value {
+    samples_us.sort_unstable();
+    let ms = |p: f64| crate::load::percentile(&samples_us, p).map(|us| (us as f64 / 10.0).round() / 100.0);
+    json!({ "n": samples_us.len(), "p50_ms": ms(50.0), "p90_ms": ms(90.0), "p99_ms": ms(99.0), "max_ms": ms(100.0) })
 }
 
 /// Times `paths` one after another on one connection; every answer must be 200.
-fn time_gets(conn: &mut Conn, paths: &[String]) -> Result<Vec<f64>> {
+fn time_gets(conn: &mut Conn, paths: &[String]) -> Result<Vec<u64>> {
     let mut out = Vec::with_capacity(paths.len());
     for p in paths {
         let t = Instant::now();
         let r = conn.get(p)?;
-        out.push(t.elapsed().as_secs_f64() * 1e3);
+        out.push(t.elapsed().as_micros() as u64);
         if r.status != 200 {
             bail!("GET {p}: HTTP {}: {}", r.status, r.text());
         }
@@ -126,7 +120,7 @@ pub fn run(a: &AuditBenchArgs) -> Result<ExitCode> {
             .arg(&genesis_path)
             .stdout(Stdio::null())
             .status()?;
-        verify.push(t.elapsed().as_secs_f64() * 1e3);
+        verify.push(t.elapsed().as_micros() as u64);
         if !status.success() {
             bail!("verify-bundle {} failed: {status}", f.display());
         }

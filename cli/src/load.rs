@@ -632,7 +632,7 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
 // ---------------------------------------------------------------------------------------------
 
 /// The `p`-th percentile (0..=100) of sorted values, nearest rank.
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }
