@@ -1,22 +1,17 @@
-//! Credence node runtime: the pure Tendermint consensus state machine and the deterministic simulator that proves it.
+//! Credence node runtime: the tokio driver that hosts the replica core of [`credence_consensus`], with libp2p, the HTTP API and metrics.
 //!
-//! * [`consensus`] is Algorithm 1 of arXiv 1807.04938 as `step(input) -> effects`,
-//!   with no I/O, clock or randomness: a driver feeds it messages, timeouts and
-//!   block-validation results and carries out what it asks for.
-//! * [`sim`] drives many such machines over a seeded simulated network with faults,
-//!   crashes and byzantine validators, and checks agreement, validity and progress.
-//! * [`evidence`] keeps equivocation evidence until a block records it.
+//! Every decision about blocks, votes, sync and the mempool is made by the
+//! replica core in `credence-consensus`, the same code the deterministic
+//! simulator runs; this crate carries out its effects with real I/O.
 
 pub mod api;
 pub mod bundle;
 pub mod byzantine;
 pub mod config;
-pub mod consensus;
-pub mod evidence;
 pub mod keyfile;
-pub mod mempool;
 pub mod metrics;
 pub mod net;
 pub mod runtime;
-pub mod sim;
 pub mod wire;
+
+pub use credence_consensus::{self as consensus, evidence, mempool, sim};

@@ -20,7 +20,7 @@ use credence_ledger::verify::{self, Tip};
 use credence_ledger::vote::{BlockId, Proposal, Vote};
 
 use super::Env;
-use crate::consensus::{
+use crate::{
     Consensus, Effect, Input, Message, SignState, SignedProposal, SignedVote, Signer, Step, Timeout, ValidatorIndex,
 };
 use crate::evidence::EvidencePool;

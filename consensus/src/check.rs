@@ -129,7 +129,7 @@ mod tests {
     use credence_ledger::vote::{BlockId, Proposal, Vote, VoteKind};
 
     use super::*;
-    use crate::consensus::types::{SignedProposal, SignedVote};
+    use crate::types::{SignedProposal, SignedVote};
 
     /// Every kind of consensus message by each validator, with its signer.
     fn messages(ctx: &Context, keys: &[SecretKey]) -> Vec<(ValidatorIndex, Message)> {

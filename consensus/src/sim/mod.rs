@@ -27,7 +27,7 @@ use std::sync::Arc;
 use credence_ledger::hash::Hash;
 use credence_ledger::store::{MemStore, Store};
 
-use crate::consensus::{Timeout, ValidatorIndex};
+use crate::{Timeout, ValidatorIndex};
 use chain::{ChainError, SIM_GENESIS_TIME_MS, SimChain, Workload};
 use check::Observer;
 pub use node::Behaviour;

@@ -11,7 +11,7 @@ use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Peri
 use credence_ledger::sig::SecretKey;
 use credence_ledger::verify::ChainContext;
 
-use crate::consensus::Context;
+use crate::Context;
 
 /// Genesis time of every simulated chain.
 pub const SIM_GENESIS_TIME_MS: u64 = 1_735_689_600_000;

@@ -13,7 +13,7 @@ use credence_ledger::merkle::Frontier;
 use credence_ledger::rules::{self, StateView};
 use credence_ledger::store::{MemStore, Store};
 use credence_ledger::verify::{self, ChainContext, Tip};
-use credence_node::mempool::{AdmitError, Mempool, MempoolLimits, Verifier};
+use credence_consensus::mempool::{AdmitError, Mempool, MempoolLimits, Verifier};
 
 const NOW: u64 = EXAMPLE_GENESIS_TIME_MS + 30 * 24 * 3600 * 1000;
 
@@ -60,7 +60,7 @@ impl Fixture {
         body.sign(&self.builder.keys()[i], &self.ctx.chain_id).to_bytes()
     }
 
-    fn admit(&self, pool: &mut Mempool, bytes: Vec<u8>) -> Result<credence_node::mempool::Admitted, AdmitError> {
+    fn admit(&self, pool: &mut Mempool, bytes: Vec<u8>) -> Result<credence_consensus::mempool::Admitted, AdmitError> {
         let v = self.verifier.verify(bytes)?;
         pool.admit(&self.store, v, NOW)
     }
@@ -145,7 +145,7 @@ fn id_of(bytes: &[u8]) -> AttestationId {
     Leaf::from_bytes(bytes.to_vec()).expect("leaf").id
 }
 
-fn code(r: Result<credence_node::mempool::Admitted, AdmitError>) -> (String, &'static str) {
+fn code(r: Result<credence_consensus::mempool::Admitted, AdmitError>) -> (String, &'static str) {
     let e = r.expect_err("must be refused");
     (e.code(), e.field())
 }
@@ -510,15 +510,15 @@ fn another_proposers_record_for_a_pending_sequence_evicts_the_replay_only() {
 }
 
 #[test]
-fn a_full_pool_answers_503_mempool_full_until_a_commit_makes_room() {
+fn a_full_pool_refuses_with_mempool_full_until_a_commit_makes_room() {
     let mut f = Fixture::new();
     let mut pool = f.pool(MempoolLimits { records_max: 10, ..MempoolLimits::default() });
     let n = f.next(CENTRE);
     let by = fill_rd(&f, &mut pool, &[CENTRE], 10);
     let next = f.sign(CENTRE, n + 10, rd(99));
     let e = f.admit(&mut pool, next.clone()).expect_err("full");
-    let answer = credence_node::api::ApiError::from(e);
-    assert_eq!((answer.status.as_u16(), answer.code.as_str()), (503, "mempool_full"));
+    assert!(matches!(e, AdmitError::Full { what: "records", limit: 10 }), "{e}");
+    assert_eq!(e.code(), "mempool_full");
     assert_eq!(pool.len(), 10, "a full pool evicts nothing to make room");
     // A block of three of them frees three places.
     let block: Vec<Leaf> = by[0][..3].iter().map(|b| Leaf::from_bytes(b.clone()).expect("leaf")).collect();

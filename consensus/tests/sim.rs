@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use credence_node::sim::{self, Behaviour, SimConfig, SimReport};
+use credence_consensus::sim::{self, Behaviour, SimConfig, SimReport};
 
 /// How to reproduce a failing run exactly.
 fn repro(r: &SimReport) -> String {

@@ -9,11 +9,11 @@ use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::merkle;
 use credence_ledger::rules::{self, MemState};
 use credence_ledger::vote::{BlockId, Proposal, Statement, Vote, VoteKind};
-use credence_node::consensus::{
+use credence_consensus::{
     Consensus, Effect, Input, Message, MessageError, SignState, SignedProposal, SignedVote, Signer, Step, Timeout,
 };
-use credence_node::sim::chain::SimChain;
-use credence_node::sim::instant::{InstantCluster, Ledger};
+use credence_consensus::sim::chain::SimChain;
+use credence_consensus::sim::instant::{InstantCluster, Ledger};
 
 const SEED: u64 = 11;
 

@@ -21,7 +21,7 @@ use credence_ledger::store::{MemStore, Store};
 use credence_ledger::verify::{self, Tip};
 
 use super::chain::{SIM_GENESIS_TIME_MS, SimChain, Workload};
-use crate::consensus::{Consensus, Effect, Input, Message, SignState, Signer, Timeout};
+use crate::{Consensus, Effect, Input, Message, SignState, Signer, Timeout};
 
 /// Whether blocks are real and checked by the verification core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,7 +318,7 @@ mod tests {
             let name = c.chain.consensus.validators[by].name.as_str();
             let signature =
                 v.sign(&c.chain.consensus.origin, &c.chain.consensus.chain_id, name, &c.chain.validator_key(by));
-            Input::Vote(crate::consensus::SignedVote { vote: v, validator: by as u16, signature })
+            Input::Vote(crate::SignedVote { vote: v, validator: by as u16, signature })
         };
         let (v1, v2, v3) = (vote(&c, 1), vote(&c, 2), vote(&c, 3));
         c.queue.push_back((1, v1.clone()));

@@ -804,7 +804,7 @@ mod tests {
     use credence_ledger::sig::SecretKey;
 
     use super::*;
-    use crate::consensus::check::demo_context;
+    use crate::check::demo_context;
 
     struct Fixture {
         ctx: Arc<Context>,

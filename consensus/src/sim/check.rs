@@ -17,7 +17,7 @@ use credence_ledger::codec;
 use credence_ledger::hash::Hash;
 use credence_ledger::vote::{BlockId, Slot, Statement, Vote, VoteKind};
 
-use crate::consensus::{Context, Message, ValidatorIndex};
+use crate::{Context, Message, ValidatorIndex};
 
 /// Most violations of each kind kept in a report (the first is what matters).
 const VIOLATIONS_KEPT: usize = 16;

@@ -10,7 +10,7 @@
 //! `verify_proposal` and each decision stored through `verify_block` into a MemStore.
 //! `consensus-cpu-time`: the 4-validator logic lines timed by CPU time, not wall time.
 
-use credence_node::sim::instant::{Delivery, InstantCluster, Ledger};
+use credence_consensus::sim::instant::{Delivery, InstantCluster, Ledger};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
