@@ -90,6 +90,76 @@ impl Default for ConsensusParams {
     }
 }
 
+/// Block time and idle-chain parameters (the `[time]` table), identical on every node.
+///
+/// Block time is BFT time as in CometBFT's proposer-based timestamps (PBTS):
+/// a validator prevotes a fresh proposal only if, by its own clock at receipt,
+/// the block time is no more than `precision_ms` in the future and no more than
+/// `message_delay(round) + precision_ms` in the past, where `message_delay`
+/// starts at `message_delay_ms` and grows by a tenth per round (docs/TIME.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeParams {
+    /// Largest difference between two honest validators' clocks.
+    pub precision_ms: u64,
+    /// Longest time a proposal takes to reach every validator in round 0.
+    pub message_delay_ms: u64,
+    /// An idle chain makes one empty block this often; 0: a block as soon as the last one commits.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for TimeParams {
+    fn default() -> Self {
+        TimeParams { precision_ms: 500, message_delay_ms: 3_000, heartbeat_ms: 60_000 }
+    }
+}
+
+/// Bounds on [`TimeParams`].
+pub const PRECISION_MS_MAX: u64 = 60_000;
+pub const MESSAGE_DELAY_MS_MAX: u64 = 600_000;
+pub const HEARTBEAT_MS_MIN: u64 = 1_000;
+pub const HEARTBEAT_MS_MAX: u64 = 86_400_000;
+/// Rounds after which the PBTS message delay stops growing (1.1^64 ≈ 445).
+pub const MESSAGE_DELAY_ROUNDS_MAX: u32 = 64;
+
+impl TimeParams {
+    /// The PBTS message delay of `round`: `message_delay_ms` grown by a tenth per
+    /// round, integer and saturating, constant from [`MESSAGE_DELAY_ROUNDS_MAX`] on.
+    pub fn message_delay_ms(&self, round: u32) -> u64 {
+        let mut delay = self.message_delay_ms;
+        for _ in 0..round.min(MESSAGE_DELAY_ROUNDS_MAX) {
+            delay = delay.saturating_add(delay.div_ceil(10));
+        }
+        delay
+    }
+
+    /// PBTS: whether a proposal whose block time is `block_ms`, received at
+    /// `received_ms` by the receiver's clock in `round`, is timely. Checked arithmetic:
+    /// any overflow (a saturated clock on either side) is untimely.
+    pub fn timely(&self, block_ms: u64, received_ms: u64, round: u32) -> bool {
+        let not_too_early = block_ms.checked_sub(self.precision_ms).is_none_or(|low| received_ms >= low);
+        let late = self.message_delay_ms(round).checked_add(self.precision_ms);
+        let not_too_late = late.and_then(|l| block_ms.checked_add(l)).is_some_and(|high| received_ms <= high);
+        not_too_early && not_too_late
+    }
+
+    fn check(&self) -> Result<(), GenesisError> {
+        if !(1..=PRECISION_MS_MAX).contains(&self.precision_ms) {
+            return Err(invalid("time.precision_ms", format!("must be between 1 and {PRECISION_MS_MAX}")));
+        }
+        if !(1..=MESSAGE_DELAY_MS_MAX).contains(&self.message_delay_ms) {
+            return Err(invalid("time.message_delay_ms", format!("must be between 1 and {MESSAGE_DELAY_MS_MAX}")));
+        }
+        if self.heartbeat_ms != 0 && !(HEARTBEAT_MS_MIN..=HEARTBEAT_MS_MAX).contains(&self.heartbeat_ms) {
+            return Err(invalid(
+                "time.heartbeat_ms",
+                format!("must be 0 (no idle wait) or between {HEARTBEAT_MS_MIN} and {HEARTBEAT_MS_MAX}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A consortium member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -118,6 +188,13 @@ pub struct Genesis {
     pub genesis_time_ms: u64,
     pub consensus: ConsensusParams,
     pub members: Vec<Member>,
+    /// Block time and heartbeat ([`TimeParams::default`] unless the file has a `[time]` table).
+    /// Not in the canonical encoding above: it is hashed after it, only when stated
+    /// (see [`Genesis::hash`]), so a genesis written before it keeps its hash.
+    #[serde(skip)]
+    pub time: TimeParams,
+    #[serde(skip)]
+    time_stated: bool,
 }
 
 /// The genesis file as written, before validation.
@@ -128,6 +205,8 @@ struct RawGenesis {
     checkpoint_origin: String,
     genesis_time_ms: u64,
     consensus: ConsensusParams,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<TimeParams>,
     #[serde(default)]
     members: Vec<RawMember>,
 }
@@ -294,12 +373,17 @@ impl Genesis {
             return Err(invalid("members", format!("at most {VALIDATORS_MAX} validators")));
         }
         members.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(t) = &raw.time {
+            t.check()?;
+        }
         Ok(Genesis {
             chain_id: raw.chain_id,
             checkpoint_origin: raw.checkpoint_origin,
             genesis_time_ms: raw.genesis_time_ms,
             consensus: raw.consensus,
             members,
+            time: raw.time.unwrap_or_default(),
+            time_stated: raw.time.is_some(),
         })
     }
 
@@ -317,8 +401,17 @@ impl Genesis {
             checkpoint_origin: checkpoint_origin.to_owned(),
             genesis_time_ms,
             consensus,
+            time: None,
             members: members.into_iter().map(MemberSpec::into_raw).collect(),
         })
+    }
+
+    /// This genesis with a stated `[time]` table (checked as a file's would be).
+    pub fn with_time(mut self, time: TimeParams) -> Result<Genesis, GenesisError> {
+        time.check()?;
+        self.time = time;
+        self.time_stated = true;
+        Ok(self)
     }
 
     /// The file form. `Genesis::from_toml(&g.to_toml()) == Ok(g)`.
@@ -328,6 +421,7 @@ impl Genesis {
             checkpoint_origin: self.checkpoint_origin.clone(),
             genesis_time_ms: self.genesis_time_ms,
             consensus: self.consensus.clone(),
+            time: self.time_stated.then_some(self.time),
             members: self
                 .members
                 .iter()
@@ -350,8 +444,16 @@ impl Genesis {
 
     /// SHA-256 of the canonical encoding: the chain id every signature is bound to,
     /// and the `prev` of block 1.
+    ///
+    /// A stated `[time]` table is encoded after the original fields (three u64,
+    /// little-endian, as bincode's legacy config writes them); a genesis without
+    /// one hashes exactly as before the table existed (docs/encoding.md).
     pub fn hash(&self) -> Hash {
-        Hash::digest(&[&codec::encode(self)])
+        if self.time_stated {
+            Hash::digest(&[&codec::encode(self), &codec::encode(&self.time)])
+        } else {
+            Hash::digest(&[&codec::encode(self)])
+        }
     }
 
     pub fn member(&self, name: &MemberName) -> Option<&Member> {

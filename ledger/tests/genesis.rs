@@ -122,3 +122,49 @@ fn the_example_config_is_the_documented_fixture() {
         "configs/genesis.toml must equal `credence generate --seed 1`'s genesis at the example time"
     );
 }
+
+/// The `[time]` table: defaults when absent (and the old hash), stated values hashed
+/// after the original encoding, each key's bounds named.
+#[test]
+fn the_time_table_is_optional_bounded_and_hashed_only_when_stated() {
+    let members = member("val", &pk(1), "\"bank\"", true);
+    let plain = Genesis::from_toml(&base(&members)).unwrap();
+    assert_eq!(plain.time, credence_ledger::genesis::TimeParams::default());
+    assert!(!plain.to_toml().contains("[time]"), "an unstated table is not written");
+    let with = |t: &str| base(&format!("\n[time]\n{t}\n{members}"));
+    let stated = Genesis::from_toml(&with("precision_ms = 500\nmessage_delay_ms = 3000\nheartbeat_ms = 60000")).unwrap();
+    assert_eq!(stated.time, plain.time, "the defaults, stated");
+    assert_ne!(stated.hash(), plain.hash(), "a stated table is part of the chain's identity");
+    assert_eq!(Genesis::from_toml(&stated.to_toml()).unwrap(), stated);
+    assert_eq!(Genesis::from_toml(&stated.to_toml()).unwrap().hash(), stated.hash());
+    let other = Genesis::from_toml(&with("precision_ms = 500\nmessage_delay_ms = 3000\nheartbeat_ms = 0")).unwrap();
+    assert_ne!(other.hash(), stated.hash());
+    for (t, key) in [
+        ("precision_ms = 0\nmessage_delay_ms = 3000\nheartbeat_ms = 0", "time.precision_ms"),
+        ("precision_ms = 5\nmessage_delay_ms = 0\nheartbeat_ms = 0", "time.message_delay_ms"),
+        ("precision_ms = 5\nmessage_delay_ms = 5\nheartbeat_ms = 999", "time.heartbeat_ms"),
+    ] {
+        assert_eq!(invalid(&with(t)).0, key);
+    }
+    assert!(matches!(Genesis::from_toml(&with("precision_ms = 5")), Err(GenesisError::Toml(_))), "all three keys");
+}
+
+/// PBTS timeliness, with overflow on either side refused.
+#[test]
+fn timeliness_follows_precision_and_the_growing_message_delay() {
+    let t = credence_ledger::genesis::TimeParams { precision_ms: 100, message_delay_ms: 1000, heartbeat_ms: 0 };
+    assert_eq!(t.message_delay_ms(0), 1000);
+    assert_eq!(t.message_delay_ms(1), 1100);
+    assert_eq!(t.message_delay_ms(2), 1210);
+    assert_eq!(t.message_delay_ms(u32::MAX), t.message_delay_ms(64));
+    let block = 1_000_000;
+    assert!(t.timely(block, block, 0));
+    assert!(t.timely(block, block - 100, 0), "at most precision early");
+    assert!(!t.timely(block, block - 101, 0));
+    assert!(t.timely(block, block + 1100, 0), "at most delay + precision late");
+    assert!(!t.timely(block, block + 1101, 0));
+    assert!(t.timely(block, block + 1200, 1), "the delay grows with the round");
+    assert!(!t.timely(u64::MAX, block, 0), "a saturated proposer clock");
+    assert!(!t.timely(block, u64::MAX, 0), "a saturated receiver clock");
+    assert!(t.timely(0, 50, 0), "no underflow at time zero");
+}
