@@ -138,21 +138,38 @@ impl VerifyError {
 }
 
 /// What checking a block (signatures aside) derives from it.
+#[derive(Debug)]
 struct Checked {
     merkle_nodes: Vec<(u8, u64, NodeHash)>,
     delta: rules::StateDelta,
     frontier: Frontier,
 }
 
-/// Checks everything about `block` except the attestation signatures, against
-/// `tip` and the committed state `view`; and its certificate, if given.
-fn check_without_signatures<V: StateView + ?Sized>(
-    ctx: &ChainContext,
-    tip: &Tip,
-    view: &V,
-    block: &Block,
-    certificate: Option<&Checkpoint>,
-) -> Result<Checked, VerifyError> {
+/// A block whose leaves were checked against its header on a tip: the size and the
+/// root they give are the header's. Built only by [`check_leaves`]; carries the
+/// Merkle work to [`verify_proposal`] so the root is computed once per proposal.
+///
+/// Since the header commits to the root, leaves that match it are the leaves the
+/// header's signer meant: a relay cannot drop or swap one without failing here.
+#[derive(Debug, Clone)]
+pub struct LeavesMatch {
+    hash: BlockHash,
+    prev: BlockHash,
+    merkle_nodes: Vec<(u8, u64, NodeHash)>,
+    frontier: Frontier,
+}
+
+impl LeavesMatch {
+    /// The hash of the header these leaves match.
+    pub fn block_hash(&self) -> BlockHash {
+        self.hash
+    }
+}
+
+/// Checks that `block` extends `tip` (height, prev) and that its leaves give the
+/// header's tree size and root. The first check made on a proposal: nothing is
+/// cached, forwarded or validated before it passes.
+pub fn check_leaves(tip: &Tip, block: &Block) -> Result<LeavesMatch, VerifyError> {
     let h = &block.header;
     let expected = tip.height + 1;
     let fail = |reason| VerifyError::at(h.height, reason);
@@ -162,31 +179,51 @@ fn check_without_signatures<V: StateView + ?Sized>(
     if h.prev != tip.hash {
         return Err(fail(Failure::PrevMismatch { height: tip.height }));
     }
+    let leaves = &block.leaves;
+    let expected_size = tip.frontier.size().checked_add(leaves.len() as u64);
+    if expected_size != Some(h.tree_size) {
+        return Err(fail(Failure::TreeSize { expected: expected_size.unwrap_or(u64::MAX), got: h.tree_size }));
+    }
+    let mut frontier = tip.frontier.clone();
+    let mut merkle_nodes = Vec::with_capacity(leaves.len() * 2);
+    for leaf in leaves {
+        frontier
+            .push_leaf_hash(leaf.leaf_hash(), &mut merkle_nodes)
+            .map_err(|_| fail(Failure::TreeSize { expected: u64::MAX, got: h.tree_size }))?;
+    }
+    if frontier.root() != h.tree_root.0 {
+        return Err(fail(Failure::TreeRoot));
+    }
+    Ok(LeavesMatch { hash: h.hash(), prev: tip.hash, merkle_nodes, frontier })
+}
+
+/// Checks everything about `block` except the attestation signatures, against
+/// `tip` and the committed state `view`; and its certificate, if given. `leaves`
+/// is the block's [`check_leaves`] on this tip, if already made.
+fn check_without_signatures<V: StateView + ?Sized>(
+    ctx: &ChainContext,
+    tip: &Tip,
+    view: &V,
+    block: &Block,
+    certificate: Option<&Checkpoint>,
+    leaves: Option<LeavesMatch>,
+) -> Result<Checked, VerifyError> {
+    let h = &block.header;
+    let fail = |reason| VerifyError::at(h.height, reason);
+    let matched = match leaves {
+        Some(m) if m.prev == tip.hash && m.hash == h.hash() => m,
+        _ => check_leaves(tip, block)?,
+    };
     if h.validator_set != ctx.validator_set {
         return Err(fail(Failure::ValidatorSet));
     }
     if !ctx.genesis.member(&h.proposer).is_some_and(|m| m.validator) {
         return Err(fail(Failure::ProposerNotValidator(h.proposer.to_string())));
     }
-    let leaves = &block.leaves;
-    let expected_size = tip.frontier.size() + leaves.len() as u64;
-    if h.tree_size != expected_size {
-        return Err(fail(Failure::TreeSize { expected: expected_size, got: h.tree_size }));
-    }
-    let mut frontier = tip.frontier.clone();
-    let mut nodes = Vec::with_capacity(leaves.len() * 2);
-    for leaf in leaves {
-        frontier
-            .push_leaf_hash(leaf.leaf_hash(), &mut nodes)
-            .map_err(|_| fail(Failure::TreeSize { expected: u64::MAX, got: h.tree_size }))?;
-    }
-    if frontier.root() != h.tree_root.0 {
-        return Err(fail(Failure::TreeRoot));
-    }
     if let Some(certificate) = certificate {
         check_certificate(ctx, h, certificate).map_err(fail)?;
     }
-    let records: Vec<_> = leaves.iter().map(|l| (l.id, &l.attestation)).collect();
+    let records: Vec<_> = block.leaves.iter().map(|l| (l.id, &l.attestation)).collect();
     let delta = rules::apply_block(&ctx.genesis, view, tip.time_ms, h.time_ms, &records, block.records_bytes())
         .map_err(|e| match e {
             RuleError::Record { index, rejection } => {
@@ -195,7 +232,7 @@ fn check_without_signatures<V: StateView + ?Sized>(
             RuleError::Block(rejection) => fail(Failure::Rule(rejection)),
             RuleError::State(e) => fail(Failure::State(e.to_string())),
         })?;
-    Ok(Checked { merkle_nodes: nodes, delta, frontier })
+    Ok(Checked { merkle_nodes: matched.merkle_nodes, delta, frontier: matched.frontier })
 }
 
 /// The certificate must be a checkpoint of exactly this header, with a quorum.
@@ -283,23 +320,61 @@ pub fn verify_block_with<V: StateView + ?Sized>(
     known_valid: &dyn Fn(&Leaf) -> bool,
 ) -> Result<ValidBlock, VerifyError> {
     let Checked { merkle_nodes, delta, frontier } =
-        check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate))?;
+        check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate), None)?;
     check_signatures(ctx, &cb.block, known_valid)?;
     Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
+}
+
+/// A proposed block that passed every check but the certificate, on the tip it
+/// extends: consensus's `valid(v)`. Built only by [`verify_proposal`]; carries the
+/// rules' state change and the Merkle work to commit, so when the block is decided
+/// only its certificate is checked ([`ValidProposal::certify`]).
+#[derive(Debug)]
+pub struct ValidProposal {
+    hash: BlockHash,
+    prev: BlockHash,
+    checked: Checked,
+}
+
+impl ValidProposal {
+    pub fn block_hash(&self) -> BlockHash {
+        self.hash
+    }
+
+    /// The decided block with its certificate: checks that `cb` is this block on
+    /// `tip` and that its certificate names this header with a quorum, and nothing
+    /// else (rules, root and signatures passed in [`verify_proposal`]).
+    pub fn certify(self, ctx: &ChainContext, tip: &Tip, cb: CertifiedBlock) -> Result<ValidBlock, VerifyError> {
+        let h = &cb.block.header;
+        if h.height != tip.height + 1 || self.prev != tip.hash {
+            return Err(VerifyError::at(h.height, Failure::PrevMismatch { height: tip.height }));
+        }
+        if h.hash() != self.hash || self.checked.frontier.size() != h.tree_size {
+            return Err(VerifyError::at(h.height, Failure::CertificateMismatch { field: "block hash" }));
+        }
+        check_certificate(ctx, h, &cb.certificate).map_err(|r| VerifyError::at(h.height, r))?;
+        let Checked { merkle_nodes, delta, frontier } = self.checked;
+        Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
+    }
 }
 
 /// Checks a proposed block that has no certificate yet: everything [`verify_block`]
 /// checks except the certificate. This is consensus's `valid(v)`. Signatures of
 /// leaves `known_valid` vouches for are not checked again.
+///
+/// `leaves` is the block's [`check_leaves`] on `tip` if the caller already made it
+/// (then the Merkle root is not computed again).
 pub fn verify_proposal<V: StateView + ?Sized>(
     ctx: &ChainContext,
     tip: &Tip,
     view: &V,
     block: &Block,
+    leaves: Option<LeavesMatch>,
     known_valid: &dyn Fn(&Leaf) -> bool,
-) -> Result<(), VerifyError> {
-    check_without_signatures(ctx, tip, view, block, None)?;
-    check_signatures(ctx, block, known_valid)
+) -> Result<ValidProposal, VerifyError> {
+    let checked = check_without_signatures(ctx, tip, view, block, None, leaves)?;
+    check_signatures(ctx, block, known_valid)?;
+    Ok(ValidProposal { hash: block.header.hash(), prev: tip.hash, checked })
 }
 
 /// Progress and result figures of a streaming verification.
@@ -466,7 +541,7 @@ where
                 return Some(e);
             }
             let checked = item.and_then(|cb| {
-                check_without_signatures(ctx, &tip, &state, &cb.block, Some(&cb.certificate)).map(|c| (cb, c))
+                check_without_signatures(ctx, &tip, &state, &cb.block, Some(&cb.certificate), None).map(|c| (cb, c))
             });
             let (cb, Checked { merkle_nodes, delta, frontier }) = match checked {
                 Ok(x) => x,
