@@ -18,7 +18,9 @@ pub mod evidence;
 mod guard;
 mod machine;
 pub mod mempool;
+pub mod replica;
 pub mod sim;
+pub mod sync;
 mod types;
 mod votes;
 

@@ -78,8 +78,16 @@ pub struct Consensus {
     precommit_timeout_armed: bool,
     /// Waiting for `BlockBuilt` in the current round.
     awaiting_block: bool,
-    /// Verified messages for `height + 1`, with their sender.
-    future: Vec<(ValidatorIndex, Message)>,
+    /// Verified messages for `height + 1`, with their sender and the clock when they came.
+    future: Vec<(ValidatorIndex, Message, u64)>,
+    /// The validator's wall clock (ms), as last given ([`Consensus::set_time`]).
+    now_ms: u64,
+    /// Proposals (round, block) that were timely when they arrived (PBTS).
+    timely: BTreeSet<(u32, BlockId)>,
+    /// Whether the height's round 0 started. With a heartbeat (idle chains make no
+    /// blocks), a height waits until there is work ([`Consensus::start_height`]) or
+    /// a counted message shows that another validator started it.
+    started: bool,
     /// Offences already reported at this height.
     reported: BTreeSet<(ValidatorIndex, u32, Slot)>,
     refused: u64,
@@ -118,8 +126,38 @@ impl Consensus {
             precommit_timeout_armed: false,
             awaiting_block: false,
             future: Vec::new(),
+            now_ms: 0,
+            timely: BTreeSet::new(),
+            started: false,
             reported: BTreeSet::new(),
             refused: 0,
+        }
+    }
+
+    /// The validator's wall clock, in ms since the Unix epoch: the receive time of
+    /// the proposals that follow (PBTS timeliness). The machine never reads a clock.
+    pub fn set_time(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Whether the current height started (see [`Consensus::start_height`]).
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Starts round 0 of a height that waits for work (an idle chain with a
+    /// heartbeat): the driver has records to propose, or the heartbeat is due.
+    pub fn start_height(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.ensure_started(&mut out);
+        self.progress(&mut out);
+        out
+    }
+
+    fn ensure_started(&mut self, out: &mut Vec<Effect>) {
+        if !self.started {
+            self.started = true;
+            self.start_round(self.round, out);
         }
     }
 
@@ -266,10 +304,14 @@ impl Consensus {
         if got == current + 1 {
             return self.buffer(msg, checked);
         }
+        let received = self.now_ms;
         match msg {
-            Message::Proposal(p) => self.on_proposal(p, checked, out),
+            Message::Proposal(p) => self.on_proposal(p, checked, received, out),
             Message::Vote(v) => self.on_vote(v, checked, out),
-        }
+        }?;
+        // Another validator is at work on this height: join it.
+        self.ensure_started(out);
+        Ok(())
     }
 
     /// The signature's verdict: the one already `checked`, or else `verify()`'s.
@@ -287,7 +329,7 @@ impl Consensus {
 
     /// What [`Consensus::buffer`] checks before the signature; returns the signer.
     fn buffer_gate(&self, msg: &Message) -> Result<ValidatorIndex, MessageError> {
-        if self.future.iter().any(|(_, m)| m == msg) {
+        if self.future.iter().any(|(_, m, _)| m == msg) {
             return Err(MessageError::Duplicate);
         }
         match msg {
@@ -304,10 +346,10 @@ impl Consensus {
             Message::Proposal(p) => check::verify_proposal(&self.ctx, sender, p),
             Message::Vote(v) => check::verify_vote(&self.ctx, v),
         })?;
-        if self.future.iter().filter(|(s, _)| *s == sender).count() >= FUTURE_MESSAGES_PER_VALIDATOR {
+        if self.future.iter().filter(|(s, _, _)| *s == sender).count() >= FUTURE_MESSAGES_PER_VALIDATOR {
             return Err(MessageError::BufferFull(sender));
         }
-        self.future.push((sender, msg));
+        self.future.push((sender, msg, self.now_ms));
         Ok(())
     }
 
@@ -328,7 +370,14 @@ impl Consensus {
         Ok(proposer)
     }
 
-    fn on_proposal(&mut self, sp: SignedProposal, checked: Checked, out: &mut Vec<Effect>) -> Result<(), MessageError> {
+    /// A proposal of this height, `received_ms` by our clock.
+    fn on_proposal(
+        &mut self,
+        sp: SignedProposal,
+        checked: Checked,
+        received_ms: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), MessageError> {
         let p = sp.proposal;
         debug_assert_eq!(p.height, self.height);
         let proposer = self.proposal_gate(&sp)?;
@@ -343,6 +392,9 @@ impl Consensus {
             self.report(proposer, first, second, out);
         }
         self.votes.mark_sender(p.round, proposer);
+        if self.ctx.time.timely(sp.block.header.time_ms, received_ms, p.round) {
+            self.timely.insert((p.round, p.block));
+        }
         if let Entry::Vacant(slot) = self.blocks.entry(p.block) {
             slot.insert(BlockEntry { block: Arc::clone(&sp.block), valid: None });
             out.push(Effect::ValidateBlock { height: self.height, id: p.block, block: Arc::clone(&sp.block) });
@@ -509,10 +561,11 @@ impl Consensus {
     fn proposal_prevote(&self, p: &Proposal) -> Option<Option<BlockId>> {
         let valid = self.blocks.get(&p.block).and_then(|e| e.valid)?; // wait for valid(v)
         match p.valid_round {
-            // L22–L26.
+            // L22–L26, with PBTS: a fresh proposal must also have been timely.
             None => {
                 let free = self.locked.is_none_or(|(_, v)| v == p.block); // L23
-                Some((valid && free).then_some(p.block))
+                let timely = self.timely.contains(&(p.round, p.block));
+                Some((valid && free && timely).then_some(p.block))
             }
             // L28–L32: needs 2f+1 prevotes for id(v) in round vr < round_p.
             Some(vr) if vr < self.round => {
@@ -622,6 +675,7 @@ impl Consensus {
         self.valid = None;
         self.blocks.clear();
         self.proposals.clear();
+        self.timely.clear();
         self.votes = VoteBook::new(self.ctx.n());
         self.reported.clear();
         self.round = 0;
@@ -643,6 +697,7 @@ impl Consensus {
                 out.push(Effect::ValidateBlock { height, id, block: Arc::clone(block) });
             }
         }
+        let restored = !resend.is_empty();
         for (r, kind, value) in resend {
             let Some(signer) = &self.signer else { break };
             let vote = Vote { height, round: r, kind, value };
@@ -653,14 +708,21 @@ impl Consensus {
             out.push(Effect::Broadcast(Message::Vote(sv)));
         }
         let buffered = std::mem::take(&mut self.future);
-        self.start_round(round, out);
-        for (_, msg) in buffered {
+        self.round = round;
+        // An idle chain's height waits for work, unless we signed here before a restart
+        // or another validator's messages for it are already in.
+        self.started = false;
+        let waits = self.ctx.time.heartbeat_ms != 0 && !restored && self.locked.is_none();
+        if !waits || buffered.iter().any(|(_, m, _)| m.height() == height) {
+            self.ensure_started(out);
+        }
+        for (_, msg, received) in buffered {
             if msg.height() != height {
                 continue;
             }
             // Already verified when buffered; errors here are only duplicates or rounds out of window.
             let _ = match msg {
-                Message::Proposal(p) => self.on_proposal(p, Checked::Done(Ok(())), out),
+                Message::Proposal(p) => self.on_proposal(p, Checked::Done(Ok(())), received, out),
                 Message::Vote(v) => self.on_vote(v, Checked::Done(Ok(())), out),
             };
         }
@@ -677,6 +739,7 @@ impl Consensus {
         let index = signer.index;
         // Our own block (or validValue) is valid: the driver built it on the committed chain.
         self.blocks.entry(id).or_insert_with(|| BlockEntry { block: Arc::clone(&block), valid: Some(true) });
+        self.timely.insert((self.round, id));
         let sp = SignedProposal { proposal, signature, block };
         self.votes.mark_sender(self.round, index);
         let kept = self.proposals.entry(self.round).or_default();
@@ -776,7 +839,17 @@ impl Consensus {
         {
             return Err(MessageError::BadValidRound { valid_round: vr, round: p.round });
         }
-        Ok(self.ctx.proposer(p.height, p.round))
+        let proposer = self.ctx.proposer(p.height, p.round);
+        // A fresh block names the proposer of its round; a re-proposed one (a POL) keeps
+        // the name of the round it was first proposed in, which 2f+1 prevotes vouch for.
+        let expected = &self.ctx.validators[usize::from(proposer)].name;
+        if p.valid_round.is_none() && sp.block.header.proposer != *expected {
+            return Err(MessageError::WrongProposer {
+                expected: expected.to_string(),
+                got: sp.block.header.proposer.to_string(),
+            });
+        }
+        Ok(proposer)
     }
 
     fn check_invariants(&self) {

@@ -846,3 +846,58 @@ impl Mempool {
         Ok(())
     }
 }
+
+/// What [`admit_batch`] did with each item, in input order.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub results: Vec<Result<Admitted, AdmitError>>,
+    /// Admitted leaves (for gossip), in order.
+    pub leaves: Vec<Leaf>,
+    /// Items that did not decode or whose signature is bad: an honest relay forwards none.
+    pub invalid: usize,
+    /// Items whose signature was checked and valid.
+    pub verified: usize,
+}
+
+impl BatchOutcome {
+    pub fn admitted(&self) -> usize {
+        self.results.iter().filter(|r| r.is_ok()).count()
+    }
+}
+
+/// The one admission path, for API batches, gossiped batches and the simulator's
+/// clients: every item's signature in one batch check (no lock held), then admission
+/// in input order under one mempool lock, reading the committed state through `view`.
+/// Lock order: the mempool, then the store (see ARCHITECTURE.md, "Locks").
+pub fn admit_batch<V: StateView + ?Sized>(
+    verifier: &Verifier,
+    view: &V,
+    pool: &std::sync::Mutex<Mempool>,
+    items: Vec<Vec<u8>>,
+    now_ms: u64,
+) -> BatchOutcome {
+    let verdicts = verifier.verify_batch(items);
+    let mut out = BatchOutcome { results: Vec::with_capacity(verdicts.len()), ..BatchOutcome::default() };
+    let mut pool = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for v in verdicts {
+        let result = match v {
+            Ok(v) => {
+                out.verified += 1;
+                pool.admit(view, v, now_ms)
+            }
+            Err(e) => {
+                if matches!(e, AdmitError::Malformed { .. } | AdmitError::Rule(Rejection::BadSignature(_) | Rejection::Field(_))) {
+                    out.invalid += 1;
+                }
+                Err(e)
+            }
+        };
+        if let Ok(a) = &result
+            && let Some(p) = pool.get(&a.id)
+        {
+            out.leaves.push(p.leaf.clone());
+        }
+        out.results.push(result);
+    }
+    out
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use credence_ledger::block::{Block, CertifiedBlock};
 use credence_ledger::checkpoint::{self, key_id};
-use credence_ledger::genesis::{ConsensusParams, Genesis};
+use credence_ledger::genesis::{ConsensusParams, Genesis, TimeParams};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::MemberName;
 use credence_ledger::sig::{KeySet, SecretKey, Signature, VerifyingKey};
@@ -140,6 +140,10 @@ pub enum MessageError {
     BlockMismatch,
     #[error("proposal: valid round {valid_round} is not below round {round}")]
     BadValidRound { valid_round: u32, round: u32 },
+    #[error("proposal: the header names proposer {got}, the rotation names {expected}")]
+    WrongProposer { expected: String, got: String },
+    #[error("proposal: the block's leaves do not match its header ({0})")]
+    LeavesMismatch(String),
 }
 
 /// One validator as consensus sees it.
@@ -158,6 +162,8 @@ pub struct Context {
     pub chain_id: Hash,
     pub origin: String,
     pub params: ConsensusParams,
+    /// PBTS and heartbeat parameters.
+    pub time: TimeParams,
     pub validators: Vec<ValidatorInfo>,
     /// The validators' keys (same order) with precomputed tables, for checking messages.
     pub keys: KeySet,
@@ -187,6 +193,7 @@ impl Context {
             chain_id: genesis.hash(),
             origin: genesis.checkpoint_origin.clone(),
             params: genesis.consensus.clone(),
+            time: genesis.time,
             validators,
             keys,
             quorum,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use credence_ledger::attestation::{AttestationBody, Claim, PatentValuation, RdCategory, RdSpend, ValuationMethod};
 use credence_ledger::block::Leaf;
 use credence_ledger::demo::{self, DemoRng};
-use credence_ledger::genesis::{ConsensusParams, Genesis, GenesisError, MemberSpec, Role, VALIDATORS_MAX};
+use credence_ledger::genesis::{ConsensusParams, Genesis, GenesisError, MemberSpec, Role, TimeParams, VALIDATORS_MAX};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Period, Uscc};
 use credence_ledger::sig::SecretKey;
@@ -29,6 +29,15 @@ pub fn validator_name(i: usize) -> String {
 /// A genesis for `n` validators (no roles) and two attesters: a service centre
 /// and an appraiser. Keys come from `seed` through [`demo::member_key`].
 pub fn genesis(seed: u64, n: usize) -> Result<Genesis, GenesisError> {
+    genesis_with_time(
+        seed,
+        n,
+        TimeParams { precision_ms: PRECISION_MS, message_delay_ms: MESSAGE_DELAY_MS, heartbeat_ms: HEARTBEAT_MS },
+    )
+}
+
+/// [`genesis`] with other time parameters.
+pub fn genesis_with_time(seed: u64, n: usize, time: TimeParams) -> Result<Genesis, GenesisError> {
     let member = |name: String, roles: Vec<Role>, validator: bool| MemberSpec {
         public_key: demo::member_key(seed, &name).public(),
         name,
@@ -53,8 +62,16 @@ pub fn genesis(seed: u64, n: usize) -> Result<Genesis, GenesisError> {
         SIM_GENESIS_TIME_MS,
         consensus,
         members,
-    )
+    )?
+    .with_time(time)
 }
+
+/// PBTS in the simulator: honest clocks drift by less than half of this.
+pub const PRECISION_MS: u64 = 500;
+/// Above the simulated network's worst latency in calm (a slow link: 60 + 1,500 ms).
+pub const MESSAGE_DELAY_MS: u64 = 2_000;
+/// An idle simulated chain makes a block this often.
+pub const HEARTBEAT_MS: u64 = 2_000;
 
 /// The two non-validator attesters: R&D spend, then patent valuations.
 const ATTESTERS: [&str; 2] = ["centre-sim", "appraiser-sim"];
@@ -81,10 +98,23 @@ pub enum ChainError {
 
 impl SimChain {
     pub fn new(seed: u64, n: usize) -> Result<SimChain, ChainError> {
+        SimChain::with_genesis(seed, n, |seed, n| genesis(seed, n))
+    }
+
+    /// A chain whose genesis has `time` as its time parameters.
+    pub fn with_time(seed: u64, n: usize, time: TimeParams) -> Result<SimChain, ChainError> {
+        SimChain::with_genesis(seed, n, |seed, n| genesis_with_time(seed, n, time))
+    }
+
+    fn with_genesis(
+        seed: u64,
+        n: usize,
+        make: impl FnOnce(u64, usize) -> Result<Genesis, GenesisError>,
+    ) -> Result<SimChain, ChainError> {
         if !(1..=VALIDATORS_MAX).contains(&n) {
             return Err(ChainError::Validators(n));
         }
-        let genesis = genesis(seed, n)?;
+        let genesis = make(seed, n)?;
         let consensus = Arc::new(Context::new(&genesis));
         let validator_seeds = (0..n).map(|i| demo::member_key(seed, &validator_name(i)).seed()).collect();
         let validator_members = consensus
@@ -149,8 +179,9 @@ impl Workload {
     }
 
     /// Genesis member indexes of the attesters, with how many records each puts in a block at `height`.
-    pub fn per_block(&self, height: u64) -> Vec<(usize, u16, u64)> {
-        self.attesters.iter().enumerate().map(|(a, (_, member, _))| (a, *member, 1 + (height + a as u64) % 2)).collect()
+    /// Each attester's position and member index.
+    pub fn attesters(&self) -> Vec<(usize, u16)> {
+        self.attesters.iter().enumerate().map(|(a, (_, member, _))| (a, *member)).collect()
     }
 
     /// Attestation `seq` (from 1) of attester `a`.

@@ -40,11 +40,21 @@ pub struct Observer {
     /// Highest height any honest node committed, and when it first did.
     pub best_height: u64,
     pub best_at_ms: u64,
+    /// Highest round any message was sent in.
+    pub max_round: u32,
+    /// PBTS: a committed block's time is at most this far after the real time (the
+    /// honest clocks' largest drift plus the precision)...
+    time_ahead_max_ms: u64,
+    /// ...and at most this far before it.
+    time_lag_max_ms: u64,
 }
 
 impl Observer {
-    pub fn new(honest: Vec<bool>, ctx: &Context) -> Observer {
+    pub fn new(honest: Vec<bool>, ctx: &Context, time_lag_max_ms: u64) -> Observer {
         Observer {
+            max_round: 0,
+            time_ahead_max_ms: ctx.time.precision_ms / 2 + ctx.time.precision_ms,
+            time_lag_max_ms,
             honest,
             names: ctx.validators.iter().map(|v| v.name.to_string()).collect(),
             quorum: ctx.quorum,
@@ -72,6 +82,7 @@ impl Observer {
             Message::Vote(v) => (Statement::Vote(v.vote), v.validator),
         };
         let (height, round, slot) = statement.slot();
+        self.max_round = self.max_round.max(round);
         if self.honest[usize::from(signer)] {
             let digest = Hash::digest(&[&codec::encode(&statement)]);
             match self.signed.get(&(signer, height, round, slot)) {
@@ -115,6 +126,14 @@ impl Observer {
             Some(_) => {}
             None => {
                 self.committed.insert(h.height, hash);
+                if h.time_ms > now_ms.saturating_add(self.time_ahead_max_ms)
+                    || h.time_ms.saturating_add(self.time_lag_max_ms) < now_ms
+                {
+                    self.violation(format!(
+                        "block time: height {} has time {} at real time {now_ms}, outside the PBTS bound of the honest clocks (-{} ms, +{} ms)",
+                        h.height, h.time_ms, self.time_lag_max_ms, self.time_ahead_max_ms
+                    ));
+                }
                 for leaf in &cb.block.leaves {
                     if let Claim::Equivocation(e) = &leaf.attestation.body.claim {
                         self.evidence_committed += 1;

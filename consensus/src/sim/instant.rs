@@ -1,112 +1,103 @@
-//! A zero-latency cluster: n consensus machines whose messages arrive instantly and in order, for the benchmark and focused tests.
+//! A zero-latency cluster: n production replicas ([`Replica`]) whose messages arrive instantly and in order, for the consensus benchmark and focused tests.
 //!
-//! Timeouts fire only when no message is in flight (earliest first). Blocks are
-//! either empty and trusted ([`Ledger::Off`]: the consensus logic alone, signing and
-//! verifying every vote) or real ([`Ledger::On`]: workload attestations, proposals
-//! checked by `verify_proposal`, decisions stored through `verify_block`).
+//! Time advances only when no message is in flight, to the earliest moment a
+//! replica asked to be woken. The genesis has no heartbeat, so a height starts as
+//! soon as the last one commits. Blocks are empty ([`Ledger::Off`]: consensus,
+//! block building, validation and commit with nothing in them) or carry workload
+//! records submitted to every mempool ([`Ledger::On`]).
 //!
-//! Messages reach a member one per step ([`Delivery::OneByOne`], the default) or, as a
-//! driver draining its inbox would hand them over, all those queued for it up to its
-//! next other input at once ([`Delivery::Inbox`], `Consensus::step_messages`: their
-//! signatures checked as one batch).
+//! Messages reach a member one per step ([`Delivery::OneByOne`], the default) or, as
+//! the node's driver drains its inbox, all those queued for it at once up to
+//! [`INBOX_MAX`] ([`Delivery::Inbox`]: their signatures checked as one batch).
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
-use credence_ledger::block::{Block, BlockHeader, CertifiedBlock};
-use credence_ledger::hash::{Hash, HashOf};
-use credence_ledger::merkle;
-use credence_ledger::rules::StateView;
+use credence_ledger::block::CertifiedBlock;
+use credence_ledger::genesis::TimeParams;
 use credence_ledger::store::{MemStore, Store};
-use credence_ledger::verify::{self, Tip};
 
 use super::chain::{SIM_GENESIS_TIME_MS, SimChain, Workload};
-use crate::{Consensus, Effect, Input, Message, SignState, Signer, Timeout};
+use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
+use crate::replica::{Action, Clock, Identity, Replica};
+use crate::Message;
 
-/// Whether blocks are real and checked by the verification core.
+/// Whether blocks carry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ledger {
+    /// Empty blocks.
     Off,
+    /// Workload records in every block.
     On,
-}
-
-#[derive(Debug)]
-struct Member {
-    consensus: Consensus,
-    /// Last decided header (`Ledger::Off`) — the next block links to it.
-    last: Option<BlockHeader>,
-    store: MemStore,
-    tip: Tip,
-    sign_state: Option<SignState>,
-    decided: u64,
 }
 
 /// How queued messages are handed to a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// One `Consensus::step` per message.
+    /// One message per `Replica::on_messages`.
     OneByOne,
-    /// Every message queued for the member, up to its next other input and at most
-    /// [`INBOX_MAX`], in one `Consensus::step_messages`, in queue order.
+    /// Every message queued for the member, at most [`INBOX_MAX`], in one `on_messages`.
     Inbox,
 }
 
-/// Most messages handed over at once with [`Delivery::Inbox`] (a driver's bound).
+/// Most messages handed over at once with [`Delivery::Inbox`] (the node driver's bound).
 pub const INBOX_MAX: usize = 64;
+/// Records per attester submitted for each height with [`Ledger::On`].
+pub const RECORDS_PER_HEIGHT: u64 = 2;
 
 /// n validators wired to each other with no latency.
 #[derive(Debug)]
 pub struct InstantCluster {
     chain: Arc<SimChain>,
     workload: Workload,
+    verifier: Verifier,
     ledger: Ledger,
     delivery: Delivery,
-    members: Vec<Member>,
-    queue: VecDeque<(usize, Input)>,
-    timers: BTreeMap<(u64, u64), (usize, Timeout)>,
+    members: Vec<Replica<MemStore>>,
+    queue: VecDeque<(usize, Message)>,
     now: u64,
-    seq: u64,
-    /// Every certified block any member decided, in order.
+    submitted_for: u64,
+    /// Every certified block, in height order (from the first member to store it).
     pub decided: Vec<CertifiedBlock>,
 }
 
 impl InstantCluster {
     pub fn new(seed: u64, n: usize, ledger: Ledger) -> InstantCluster {
-        let chain = Arc::new(SimChain::new(seed, n).unwrap_or_else(|e| panic!("{e}")));
+        let time = TimeParams { heartbeat_ms: 0, ..TimeParams::default() };
+        let chain = Arc::new(SimChain::with_time(seed, n, time).unwrap_or_else(|e| panic!("{e}")));
         let workload = Workload::new(seed, &chain);
+        let now = SIM_GENESIS_TIME_MS + 1_000;
+        let clock = Clock { wall_ms: now, mono_ms: now };
         let members = (0..n)
             .map(|i| {
-                let signer = Signer { index: i as u16, key: chain.validator_key(i) };
-                Member {
-                    consensus: Consensus::new(Arc::clone(&chain.consensus), Some(signer), 1, None),
-                    last: None,
-                    store: MemStore::new(chain.genesis()),
-                    tip: Tip::genesis(&chain.ledger),
-                    sign_state: None,
-                    decided: 0,
-                }
+                let identity = Identity { name: chain.consensus.validators[i].name.clone(), key: chain.validator_key(i) };
+                let pool = Arc::new(Mutex::new(Mempool::new(Arc::clone(&chain.ledger), MempoolLimits::default())));
+                let store = MemStore::new(chain.genesis());
+                Replica::new(Arc::clone(&chain.ledger), store, pool, Some(identity), None, clock)
+                    .unwrap_or_else(|e| panic!("{e}"))
             })
             .collect();
         let mut c = InstantCluster {
+            verifier: Verifier::new(Arc::clone(&chain.ledger)),
             chain,
             workload,
             ledger,
             delivery: Delivery::OneByOne,
             members,
             queue: VecDeque::new(),
-            timers: BTreeMap::new(),
-            now: SIM_GENESIS_TIME_MS + 1_000,
-            seq: 0,
+            now,
+            submitted_for: 0,
             decided: Vec::new(),
         };
+        c.submit();
         for i in 0..n {
-            let effects = c.members[i].consensus.start();
-            c.apply(i, effects);
+            let clock = c.clock();
+            let actions = c.members[i].start(clock).unwrap_or_else(|e| panic!("{e}"));
+            c.carry_out(i, actions);
         }
         c
     }
 
-    /// Hands messages over as `delivery` says from now on.
     pub fn with_delivery(mut self, delivery: Delivery) -> InstantCluster {
         self.delivery = delivery;
         self
@@ -116,163 +107,115 @@ impl InstantCluster {
         &self.chain
     }
 
-    /// Heights every member has decided.
+    /// The lowest height every member stored.
     pub fn min_decided(&self) -> u64 {
-        self.members.iter().map(|m| m.decided).min().unwrap_or(0)
+        self.members.iter().map(|m| m.tip().height).min().unwrap_or(0)
     }
 
-    /// Runs until every member decided `heights` more heights; panics after a bound of steps.
+    fn clock(&self) -> Clock {
+        Clock { wall_ms: self.now, mono_ms: self.now }
+    }
+
+    /// Runs until every member stored `heights` blocks.
     pub fn run_heights(&mut self, heights: u64) {
-        let target = self.min_decided() + heights;
         let mut steps = 0u64;
-        while self.min_decided() < target {
+        while self.min_decided() < heights {
             steps += 1;
-            assert!(steps < 1_000 * heights * self.members.len() as u64 + 10_000, "no progress");
-            if let Some((to, input)) = self.queue.pop_front() {
-                let inbox = self.delivery == Delivery::Inbox && matches!(input, Input::Proposal(_) | Input::Vote(_));
-                let result = if inbox {
-                    let msgs = self.drain_inbox(to, input);
-                    Ok(self.members[to].consensus.step_messages(msgs).0)
-                } else {
-                    self.members[to].consensus.step(input)
+            assert!(steps < 1_000_000 + 10_000 * heights, "no progress: {:?}", self.describe());
+            if let Some((to, first)) = self.queue.pop_front() {
+                let msgs = match self.delivery {
+                    Delivery::OneByOne => vec![first],
+                    Delivery::Inbox => self.drain_inbox(to, first),
                 };
-                if let Ok(effects) = result {
-                    self.apply(to, effects);
-                }
-            } else if let Some(((at, _), (to, t))) = self.timers.pop_first() {
-                self.now = self.now.max(at);
-                if let Ok(effects) = self.members[to].consensus.step(Input::Timeout(t)) {
-                    self.apply(to, effects);
-                }
-            } else {
-                panic!("idle: no message and no timer");
-            }
-        }
-    }
-
-    /// `first` and the messages queued for `to` after it, up to `to`'s next other input
-    /// (which must come after them) and at most [`INBOX_MAX`]; taken out of the queue.
-    fn drain_inbox(&mut self, to: usize, first: Input) -> Vec<Message> {
-        let mut msgs = vec![message_of(first).unwrap_or_else(|_| unreachable!("a message input"))];
-        let mut i = 0;
-        while i < self.queue.len() && msgs.len() < INBOX_MAX {
-            if self.queue[i].0 != to {
-                i += 1;
+                let clock = self.clock();
+                let (actions, _) = self.members[to].on_messages(clock, msgs).unwrap_or_else(|e| panic!("{e}"));
+                self.carry_out(to, actions);
                 continue;
             }
-            if !matches!(self.queue[i].1, Input::Proposal(_) | Input::Vote(_)) {
-                break;
+            // Nothing in flight: time moves to the earliest wake-up.
+            let wake = self.members.iter().map(Replica::next_wake_mono_ms).min().unwrap_or(u64::MAX);
+            self.now = wake.max(self.now + 1);
+            for i in 0..self.members.len() {
+                if self.members[i].next_wake_mono_ms() <= self.now {
+                    let clock = self.clock();
+                    let actions = self.members[i].on_tick(clock).unwrap_or_else(|e| panic!("{e}"));
+                    self.carry_out(i, actions);
+                }
             }
-            let (_, input) = self.queue.remove(i).unwrap_or_else(|| unreachable!("index {i} is in the queue"));
-            msgs.push(message_of(input).unwrap_or_else(|_| unreachable!("a message input")));
         }
-        assert!((1..=INBOX_MAX).contains(&msgs.len()));
+    }
+
+    fn describe(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| {
+                let c = m.consensus();
+                format!("h{} r{:?} {:?}", m.tip().height, c.map(|c| c.round()), c.map(|c| c.current_step()))
+            })
+            .collect()
+    }
+
+    /// `first` and every other message queued for `to`, in queue order, at most [`INBOX_MAX`].
+    fn drain_inbox(&mut self, to: usize, first: Message) -> Vec<Message> {
+        let mut msgs = vec![first];
+        let mut rest = VecDeque::with_capacity(self.queue.len());
+        while let Some((t, m)) = self.queue.pop_front() {
+            if t == to && msgs.len() < INBOX_MAX {
+                msgs.push(m);
+            } else {
+                rest.push_back((t, m));
+            }
+        }
+        self.queue = rest;
         msgs
     }
 
-    fn apply(&mut self, from: usize, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::PersistSignState(s) => self.members[from].sign_state = Some(s),
-                Effect::Broadcast(msg) => {
+    fn carry_out(&mut self, from: usize, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Broadcast(m) => {
                     for to in (0..self.members.len()).filter(|to| *to != from) {
-                        let input = match &msg {
-                            Message::Proposal(p) => Input::Proposal(p.clone()),
-                            Message::Vote(v) => Input::Vote(*v),
-                        };
-                        self.queue.push_back((to, input));
+                        self.queue.push_back((to, m.clone()));
                     }
                 }
-                Effect::ScheduleTimeout { timeout, after_ms } => {
-                    self.seq += 1;
-                    self.timers.insert((self.now + after_ms, self.seq), (from, timeout));
-                }
-                Effect::BuildBlock { height, round } => {
-                    let block = self.build(from, height);
-                    self.queue.push_back((from, Input::BlockBuilt { height, round, block }));
-                }
-                Effect::ValidateBlock { height, id, block } => {
-                    let m = &self.members[from];
-                    let valid = match self.ledger {
-                        Ledger::Off => true,
-                        Ledger::On => {
-                            verify::verify_proposal(&self.chain.ledger, &m.tip, &m.store, &block, &|_| false).is_ok()
-                        }
-                    };
-                    self.queue.push_front((from, Input::BlockValidated { height, id, valid }));
-                }
-                Effect::Commit(cb) => {
-                    let m = &mut self.members[from];
-                    m.decided += 1;
-                    m.last = Some(cb.block.header.clone());
-                    if self.ledger == Ledger::On {
-                        let vb = verify::verify_block(&self.chain.ledger, &m.tip, &m.store, (*cb).clone())
-                            .unwrap_or_else(|e| panic!("decided block fails verification: {e}"));
-                        m.store.commit(&vb).unwrap_or_else(|e| panic!("{e}"));
-                        m.tip.advance(&vb);
-                    }
-                    if self.decided.len() < m.decided as usize {
-                        self.decided.push(*cb);
+                Action::Committed { height, .. } => {
+                    if self.decided.len() as u64 + 1 == height
+                        && let Ok(Some(cb)) = self.members[from].store().block(height)
+                    {
+                        self.decided.push(cb);
+                        self.submit();
                     }
                 }
-                Effect::Evidence(_) => {}
+                // Nothing is lost, nobody crashes, nobody falls behind.
+                Action::PersistSignState(_) | Action::Resend(_) | Action::RequestSync(_) | Action::Notice(_) => {}
             }
         }
     }
 
-    fn build(&mut self, from: usize, height: u64) -> Block {
-        self.now += 1;
-        let name = self.chain.consensus.validators[from].name.clone();
-        let validator_set = self.chain.ledger.validator_set_hash();
-        let m = &self.members[from];
-        match self.ledger {
-            Ledger::Off => {
-                let prev = m.last.as_ref().map_or(HashOf::from_hash(self.chain.chain_id()), BlockHeader::hash);
-                let header = BlockHeader {
-                    height,
-                    prev,
-                    time_ms: self.now,
-                    proposer: name,
-                    tree_size: 0,
-                    tree_root: Hash(merkle::empty_root()),
-                    validator_set,
-                };
-                Block { header, leaves: Vec::new() }
-            }
-            Ledger::On => {
-                let mut leaves = Vec::new();
-                for (a, member, count) in self.workload.per_block(height) {
-                    let next = m.store.next_sequence(member).unwrap_or(1);
-                    for s in next..next + count {
-                        leaves.push(self.workload.leaf(a, s));
-                    }
-                }
-                let mut frontier = m.tip.frontier.clone();
-                let mut scratch = Vec::new();
-                for l in &leaves {
-                    frontier.push_leaf_hash(l.leaf_hash(), &mut scratch).unwrap_or_else(|e| panic!("{e}"));
-                }
-                let header = BlockHeader {
-                    height,
-                    prev: m.tip.hash,
-                    time_ms: self.now.max(m.tip.time_ms + 1),
-                    proposer: name,
-                    tree_size: frontier.size(),
-                    tree_root: Hash(frontier.root()),
-                    validator_set,
-                };
-                Block { header, leaves }
+    /// With [`Ledger::On`], the next records of each attester to every mempool.
+    fn submit(&mut self) {
+        if self.ledger == Ledger::Off {
+            return;
+        }
+        let height = self.decided.len() as u64;
+        if self.submitted_for > height {
+            return;
+        }
+        self.submitted_for = height + 1;
+        let mut items = Vec::new();
+        for (a, _) in self.workload.attesters() {
+            for s in 1 + height * RECORDS_PER_HEIGHT..=(height + 1) * RECORDS_PER_HEIGHT {
+                items.push(self.workload.leaf(a, s).bytes);
             }
         }
-    }
-}
-
-/// The message an input carries, or the input back if it is not a message.
-fn message_of(input: Input) -> Result<Message, Box<Input>> {
-    match input {
-        Input::Proposal(p) => Ok(Message::Proposal(p)),
-        Input::Vote(v) => Ok(Message::Vote(v)),
-        other => Err(Box::new(other)),
+        for i in 0..self.members.len() {
+            let m = &self.members[i];
+            let outcome = admit_batch(&self.verifier, m.store(), m.mempool(), items.clone(), self.now);
+            assert_eq!(outcome.invalid, 0, "workload records are valid");
+            let clock = self.clock();
+            let actions = self.members[i].on_pool_changed(clock).unwrap_or_else(|e| panic!("{e}"));
+            self.carry_out(i, actions);
+        }
     }
 }
 
@@ -288,13 +231,14 @@ mod tests {
     #[test]
     fn inbox_delivery_decides_what_one_by_one_decides() {
         for n in [1, 4, 7] {
-            let mut one = InstantCluster::new(3, n, Ledger::Off);
-            let mut inbox = InstantCluster::new(3, n, Ledger::Off).with_delivery(Delivery::Inbox);
+            let mut one = InstantCluster::new(3, n, Ledger::On);
+            let mut inbox = InstantCluster::new(3, n, Ledger::On).with_delivery(Delivery::Inbox);
             one.run_heights(12);
             inbox.run_heights(12);
-            assert_eq!(inbox.decided.len(), 12, "n = {n}");
-            let blocks = |c: &InstantCluster| c.decided.iter().map(|cb| cb.block.header.hash()).collect::<Vec<_>>();
+            assert!(inbox.decided.len() >= 12, "n = {n}");
+            let blocks = |c: &InstantCluster| c.decided.iter().take(12).map(|cb| cb.block.header.hash()).collect::<Vec<_>>();
             assert!(blocks(&inbox) == blocks(&one), "n = {n}: the same blocks");
+            assert!(inbox.decided.iter().all(|cb| !cb.block.leaves.is_empty()), "the workload is in every block");
             for cb in &inbox.decided {
                 let report = checkpoint::verify_quorum_strict(&cb.certificate, inbox.chain.ledger.verifier_keys());
                 assert!(report.is_ok_and(|r| r.signers.len() >= inbox.chain.consensus.quorum));
@@ -303,11 +247,9 @@ mod tests {
     }
 
     #[test]
-    fn inbox_takes_a_members_messages_up_to_its_next_other_input() {
+    fn inbox_takes_a_members_messages_in_order_and_leaves_the_others() {
         let mut c = InstantCluster::new(3, 4, Ledger::Off).with_delivery(Delivery::Inbox);
-        // After start: member 0 (the proposer) was asked to build; nothing else queued for it.
-        let m = |c: &InstantCluster, to: usize| c.queue.iter().filter(|(t, _)| *t == to).count();
-        assert_eq!(m(&c, 0), 1);
+        c.queue.clear();
         let vote = |c: &InstantCluster, by: usize| {
             let v = credence_ledger::vote::Vote {
                 height: 1,
@@ -318,18 +260,18 @@ mod tests {
             let name = c.chain.consensus.validators[by].name.as_str();
             let signature =
                 v.sign(&c.chain.consensus.origin, &c.chain.consensus.chain_id, name, &c.chain.validator_key(by));
-            Input::Vote(crate::SignedVote { vote: v, validator: by as u16, signature })
+            Message::Vote(crate::SignedVote { vote: v, validator: by as u16, signature })
         };
         let (v1, v2, v3) = (vote(&c, 1), vote(&c, 2), vote(&c, 3));
         c.queue.push_back((1, v1.clone()));
         c.queue.push_back((2, v2.clone()));
         c.queue.push_back((2, v3.clone()));
-        c.queue.push_back((2, Input::Synced { height: 0 }));
-        c.queue.push_back((2, v1.clone()));
-        let first = vote(&c, 1);
-        let msgs = c.drain_inbox(2, first);
-        assert_eq!(msgs.len(), 3, "the first, then v2 and v3, stopping at the Synced input");
-        assert_eq!(m(&c, 2), 2, "the Synced input and the vote after it stay queued");
-        assert_eq!(m(&c, 1), 1, "other members' messages stay queued");
+        let msgs = c.drain_inbox(2, v1.clone());
+        assert_eq!(msgs, vec![v1.clone(), v2, v3], "the first, then the member's queued ones in order");
+        assert_eq!(c.queue.len(), 1, "other members' messages stay queued");
+        for _ in 0..2 * INBOX_MAX {
+            c.queue.push_back((2, v1.clone()));
+        }
+        assert_eq!(c.drain_inbox(2, v1.clone()).len(), INBOX_MAX, "bounded");
     }
 }

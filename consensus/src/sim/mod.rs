@@ -25,9 +25,9 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use credence_ledger::hash::Hash;
-use credence_ledger::store::{MemStore, Store};
+use credence_ledger::store::MemStore;
 
-use crate::{Timeout, ValidatorIndex};
+use crate::ValidatorIndex;
 use chain::{ChainError, SIM_GENESIS_TIME_MS, SimChain, Workload};
 use check::Observer;
 pub use node::Behaviour;
@@ -39,8 +39,12 @@ pub const STALL_MS: u64 = 30_000;
 /// After the chaos ends, each missing height gets this much virtual time, plus [`DEADLINE_SLACK_MS`].
 pub const DEADLINE_PER_HEIGHT_MS: u64 = 5_000;
 pub const DEADLINE_SLACK_MS: u64 = 30_000;
-/// Re-send own messages and check for sync this often.
-pub const TICK_MS: u64 = 600;
+/// Clients submit the next records of each attester this often.
+pub const SUBMIT_MS: u64 = 150;
+/// Records per attester offered in one submission (from the lowest not yet committed).
+pub const SUBMIT_WINDOW: u64 = 4;
+/// A committed block's time is at most this far behind the honest clocks at its commit.
+pub const BLOCK_TIME_LAG_MAX_MS: u64 = 2 * STALL_MS;
 
 /// One simulation's parameters.
 #[derive(Clone, Debug)]
@@ -109,8 +113,8 @@ impl SimReport {
 pub struct Stats {
     pub messages_sent: u64,
     pub messages_dropped: u64,
-    pub rejected: u64,
-    pub validations: u64,
+    pub validations_failed: u64,
+    pub sync_refused: u64,
     pub crashes: u64,
     pub partitions: u64,
     pub sync_requests: u64,
@@ -165,9 +169,8 @@ impl NetParams {
 #[derive(Debug)]
 enum Event {
     Deliver { to: ValidatorIndex, from: ValidatorIndex, msg: NetMsg },
-    Timer { node: ValidatorIndex, incarnation: u64, timeout: Timeout },
-    Tick { node: ValidatorIndex, incarnation: u64 },
-    Build { node: ValidatorIndex, incarnation: u64, height: u64, round: u32 },
+    Wake { node: ValidatorIndex, incarnation: u64 },
+    Submit,
     Restart { node: ValidatorIndex },
     Fault,
     Heal,
@@ -213,7 +216,6 @@ pub struct Env {
     chaos: bool,
     /// Partition side of each node, while a partition lasts.
     partition: Option<Vec<bool>>,
-    crash_after_persist: Vec<bool>,
     /// Nodes that crashed since the run loop last looked.
     crashed: Vec<ValidatorIndex>,
 }
@@ -242,24 +244,25 @@ impl Env {
         }
     }
 
-    pub fn schedule_timer(&mut self, node: ValidatorIndex, incarnation: u64, timeout: Timeout, after_ms: u64) {
-        self.stats.max_round = self.stats.max_round.max(timeout.round);
-        self.push(self.now + after_ms, Event::Timer { node, incarnation, timeout });
+    /// Puts a message on the wire with the least latency (a relay racing the original).
+    pub fn send_now(&mut self, from: ValidatorIndex, to: ValidatorIndex, msg: NetMsg) {
+        self.stats.messages_sent += 1;
+        self.push(self.now + 1, Event::Deliver { to, from, msg });
     }
 
-    /// `getValue()` answers after a short, random delay.
-    pub fn schedule_build(&mut self, node: ValidatorIndex, incarnation: u64, height: u64, round: u32) {
-        let at = self.now + self.rng.range(1, 5);
-        self.push(at, Event::Build { node, incarnation, height, round });
+    /// The node's replica wants to be woken at `at` (virtual ms).
+    pub fn schedule_wake(&mut self, node: ValidatorIndex, incarnation: u64, at: u64) {
+        self.push(at, Event::Wake { node, incarnation });
     }
 
-    pub fn schedule_tick(&mut self, node: ValidatorIndex, incarnation: u64) {
-        self.push(self.now + TICK_MS, Event::Tick { node, incarnation });
-    }
-
-    /// Whether `node` must crash right after persisting its sign state (armed by the fault plan).
-    pub fn take_crash_after_persist(&mut self, node: ValidatorIndex) -> bool {
-        std::mem::take(&mut self.crash_after_persist[usize::from(node)])
+    /// Which peer a node asks for blocks: any other, at random (as the node rotates).
+    pub fn peer_for_sync(&mut self, node: ValidatorIndex) -> ValidatorIndex {
+        let n = self.chain.n() as u64;
+        if n == 1 {
+            return node;
+        }
+        let k = self.rng.below(n - 1) as ValidatorIndex;
+        if k >= node { k + 1 } else { k }
     }
 
     fn on_crash(&mut self, node: ValidatorIndex) {
@@ -279,24 +282,29 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     for i in (1..n).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
     }
-    const KINDS: [Behaviour; 3] = [Behaviour::Equivocator, Behaviour::InvalidProposer, Behaviour::Silent];
+    const KINDS: [Behaviour; 9] = Behaviour::BYZANTINE;
     for (k, &i) in order.iter().take(cfg.byzantine).enumerate() {
-        let drawn = KINDS[rng.below(3) as usize];
+        let drawn = KINDS[rng.below(KINDS.len() as u64) as usize];
         behaviours[i] = if cfg.kinds.is_empty() { drawn } else { cfg.kinds[k % cfg.kinds.len()] };
     }
     let honest: Vec<bool> = behaviours.iter().map(|b| *b == Behaviour::Honest).collect();
-    let mut nodes: Vec<SimNode> =
-        (0..n).map(|i| SimNode::new(i as ValidatorIndex, behaviours[i], MemStore::new(chain.genesis()))).collect();
+    // Honest clocks drift from the real time by less than half the PBTS precision.
+    let drift_max = chain.genesis().time.precision_ms / 2;
+    let mut nodes: Vec<SimNode> = (0..n)
+        .map(|i| {
+            let drift = rng.range(0, drift_max);
+            SimNode::new(i as ValidatorIndex, behaviours[i], drift, MemStore::new(chain.genesis()))
+        })
+        .collect();
     let mut env = Env {
         now: SIM_GENESIS_TIME_MS + 1_000,
         workload: Workload::new(cfg.seed, &chain),
-        observer: Observer::new(honest.clone(), &chain.consensus),
+        observer: Observer::new(honest.clone(), &chain.consensus, BLOCK_TIME_LAG_MAX_MS),
         stats: Stats::default(),
         queue: BinaryHeap::new(),
         seq: 0,
         chaos: true,
         partition: None,
-        crash_after_persist: vec![false; n],
         crashed: Vec::new(),
         rng: rng.fork(),
         chain: Arc::clone(&chain),
@@ -307,6 +315,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     env.push(chaos_end, Event::ChaosEnd);
     let first_fault = start + env.rng.range(0, env.net.fault_every_ms);
     env.push(first_fault, Event::Fault);
+    env.push(start + SUBMIT_MS, Event::Submit);
     for node in &mut nodes {
         node.start(&mut env);
     }
@@ -340,12 +349,10 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
                     nodes[usize::from(to)].on_deliver(&mut env, from, msg);
                 }
             }
-            Event::Timer { node, incarnation, timeout } => {
-                nodes[usize::from(node)].on_timer(&mut env, incarnation, timeout);
-            }
-            Event::Tick { node, incarnation } => nodes[usize::from(node)].on_tick(&mut env, incarnation),
-            Event::Build { node, incarnation, height, round } => {
-                nodes[usize::from(node)].on_build(&mut env, incarnation, height, round);
+            Event::Wake { node, incarnation } => nodes[usize::from(node)].on_wake(&mut env, incarnation),
+            Event::Submit => {
+                submit(&mut env, &nodes);
+                env.push(env.now + SUBMIT_MS, Event::Submit);
             }
             Event::Restart { node } => {
                 nodes[usize::from(node)].start(&mut env);
@@ -366,8 +373,8 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
             Event::ChaosEnd => {
                 env.chaos = false;
                 env.partition = None;
-                env.crash_after_persist.iter_mut().for_each(|c| *c = false);
                 for node in &mut nodes {
+                    node.crash_after_actions = None;
                     node.start(&mut env);
                 }
                 let missing = cfg.heights - min_honest(&nodes).unwrap_or(0).min(cfg.heights);
@@ -427,7 +434,8 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
         liveness.push(format!("honest nodes stopped at heights {:?}", heights(&nodes, &honest)));
     }
     env.stats.evidence_committed = env.observer.evidence_committed;
-    env.stats.refused_signatures = nodes.iter().map(SimNode::refused_total).sum();
+    env.stats.max_round = env.observer.max_round;
+    env.stats.refused_signatures += nodes.iter().map(SimNode::refused_live).sum::<u64>();
     let final_state_hash = state_hash(cfg, &nodes, &env, events);
     Ok(SimReport {
         seed: cfg.seed,
@@ -460,7 +468,8 @@ fn quorum_connected(env: &Env, nodes: &[SimNode], honest: &[bool], quorum: usize
 }
 
 /// One random fault: a partition (healed later), a crash (restarted later), or a
-/// crash armed to happen right after the node's next sign-state write.
+/// crash armed to happen between two of the node's next few actions (after a sign
+/// state is persisted and before the vote leaves, say).
 fn inject_fault(env: &mut Env, nodes: &mut [SimNode], honest: &[bool]) {
     let n = nodes.len();
     match env.rng.below(3) {
@@ -484,10 +493,29 @@ fn inject_fault(env: &mut Env, nodes: &mut [SimNode], honest: &[bool]) {
         _ => {
             let i = env.rng.below(n as u64) as usize;
             if honest[i] {
-                env.crash_after_persist[i] = true;
+                nodes[i].crash_after_actions = Some(env.rng.below(6) as u32);
             }
         }
     }
+}
+
+/// Clients offer each attester's next records (from the lowest not yet committed on
+/// the most advanced honest node) to one node that is up, which gossips them on.
+fn submit(env: &mut Env, nodes: &[SimNode]) {
+    let up: Vec<&SimNode> = nodes.iter().filter(|x| x.is_up()).collect();
+    if up.is_empty() {
+        return;
+    }
+    let to = up[env.rng.below(up.len() as u64) as usize].index;
+    let Some(best) = nodes.iter().filter(|x| x.honest()).max_by_key(|x| x.height()) else { return };
+    let mut items = Vec::new();
+    for (a, member) in env.workload.attesters() {
+        let Ok(next) = best.next_sequence(member) else { continue };
+        for s in next..next + SUBMIT_WINDOW {
+            items.push(env.workload.leaf(a, s).bytes);
+        }
+    }
+    env.send(to, to, NetMsg::Attestations(Arc::new(items)));
 }
 
 /// Every node's stored head and sign state, and the chain the observer saw, hashed.
@@ -497,7 +525,7 @@ fn state_hash(cfg: &SimConfig, nodes: &[SimNode], env: &Env, events: u64) -> Has
     for node in nodes {
         bytes.extend_from_slice(&node.index.to_le_bytes());
         bytes.extend_from_slice(node.behaviour.name().as_bytes());
-        if let Ok(Some(h)) = node.store.head() {
+        if let Some(h) = node.head() {
             bytes.extend_from_slice(&h.height.to_le_bytes());
             bytes.extend_from_slice(h.hash.bytes());
             bytes.extend_from_slice(&h.tree_root.0);

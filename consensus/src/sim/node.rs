@@ -1,38 +1,35 @@
-//! One simulated validator: a thin driver around the consensus machine, its store and sign state, with optional byzantine behaviour.
+//! One simulated node: the production replica core ([`Replica`]) on an in-memory store, with a clock that may be wrong and optional byzantine behaviour.
 //!
-//! The driver is what the real node (issue 4) will be minus the network: it carries
-//! out effects in order (persisting the sign state before the broadcast that
-//! follows), builds blocks from the workload and its evidence pool, validates
-//! proposals with the verification core, commits decided blocks through
-//! `verify_block`, re-sends its own messages on a timer, and fetches certified
-//! blocks from a peer that is ahead (block sync).
+//! This is a host, like the node's tokio driver: it hands the replica messages,
+//! sync answers, client records and the passing of time, and carries out the
+//! actions it returns, in order — and may crash between any two of them. Every
+//! decision (blocks, validity, timeliness, commits, sync, evidence) is the
+//! replica's. Byzantine behaviours only rewrite what leaves this host.
 
-use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use credence_ledger::attestation::{AttestationBody, Claim};
-use credence_ledger::block::{Block, BlockHeader, CertifiedBlock, Leaf};
+use credence_ledger::block::{self, Leaf};
 use credence_ledger::hash::{Hash, HashOf};
-use credence_ledger::merkle::Frontier;
-use credence_ledger::rules::StateView;
+use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{MemStore, Store};
-use credence_ledger::verify::{self, Tip};
 use credence_ledger::vote::{BlockId, Proposal, Vote};
 
 use super::Env;
-use crate::{
-    Consensus, Effect, Input, Message, SignState, SignedProposal, SignedVote, Signer, Step, Timeout, ValidatorIndex,
-};
-use crate::evidence::EvidencePool;
+use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
+use crate::replica::{Action, Clock, Identity, Notice, Replica, block_on};
+use crate::sync::{SyncRequest, SyncServer};
+use crate::{Message, SignState, SignedProposal, SignedVote, ValidatorIndex};
 
-/// Certified blocks per sync response.
-pub const SYNC_BATCH_MAX: u64 = 8;
-/// Evidence records per proposed block.
-pub const EVIDENCE_PER_BLOCK_MAX: usize = 4;
-/// How far a proposed block's time may run ahead of the validator's clock.
-pub const BLOCK_TIME_SKEW_MAX_MS: u64 = 10_000;
-/// How long to wait for a sync response before asking again.
-const SYNC_RETRY_MS: u64 = 1_000;
+/// How far ahead of the real time a validator's wall clock is set by [`Behaviour::ClockFarAhead`] (ten years).
+pub const FAR_AHEAD_MS: u64 = 10 * 365 * 24 * 3_600_000;
+/// [`Behaviour::ClockAhead`]: a few seconds, past any timeliness bound but not absurd.
+pub const AHEAD_MS: u64 = 8_000;
+/// [`Behaviour::ClockBehind`].
+pub const BEHIND_MS: u64 = 20_000;
+/// Sync requests a [`Behaviour::SyncFlooder`] sends each peer per tick.
+pub const FLOOD_REQUESTS: usize = 40;
+/// Most response bytes in the simulator's sync answers (as the node's codec bound).
+pub const SYNC_RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// What a validator does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,15 +41,61 @@ pub enum Behaviour {
     InvalidProposer,
     /// Never sends anything.
     Silent,
+    /// Honest logic, wall clock ten years ahead.
+    ClockFarAhead,
+    /// Honest logic, wall clock at `u64::MAX` ms.
+    ClockSaturated,
+    /// Honest logic, wall clock [`AHEAD_MS`] ahead.
+    ClockAhead,
+    /// Honest logic, wall clock [`BEHIND_MS`] behind.
+    ClockBehind,
+    /// Honest, but relays every proposal it receives with a leaf dropped (the signed
+    /// header unchanged) before anyone else can.
+    TamperingRelay,
+    /// Honest, but floods every peer with sync requests.
+    SyncFlooder,
 }
 
 impl Behaviour {
+    pub const BYZANTINE: [Behaviour; 9] = [
+        Behaviour::Equivocator,
+        Behaviour::InvalidProposer,
+        Behaviour::Silent,
+        Behaviour::ClockFarAhead,
+        Behaviour::ClockSaturated,
+        Behaviour::ClockAhead,
+        Behaviour::ClockBehind,
+        Behaviour::TamperingRelay,
+        Behaviour::SyncFlooder,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Behaviour::Honest => "honest",
             Behaviour::Equivocator => "equivocator",
             Behaviour::InvalidProposer => "invalid-proposer",
             Behaviour::Silent => "silent",
+            Behaviour::ClockFarAhead => "clock-far-ahead",
+            Behaviour::ClockSaturated => "clock-saturated",
+            Behaviour::ClockAhead => "clock-ahead",
+            Behaviour::ClockBehind => "clock-behind",
+            Behaviour::TamperingRelay => "tampering-relay",
+            Behaviour::SyncFlooder => "sync-flooder",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Behaviour> {
+        Behaviour::BYZANTINE.into_iter().find(|b| b.name() == s)
+    }
+
+    /// This validator's wall clock, given the real time and its honest drift.
+    fn wall_ms(self, real_ms: u64, drift_ms: u64) -> u64 {
+        match self {
+            Behaviour::ClockFarAhead => real_ms.saturating_add(FAR_AHEAD_MS),
+            Behaviour::ClockSaturated => u64::MAX,
+            Behaviour::ClockAhead => real_ms.saturating_add(AHEAD_MS),
+            Behaviour::ClockBehind => real_ms.saturating_sub(BEHIND_MS),
+            _ => real_ms.saturating_add(drift_ms),
         }
     }
 }
@@ -61,57 +104,103 @@ impl Behaviour {
 #[derive(Clone, Debug)]
 pub enum NetMsg {
     Consensus(Message),
-    SyncRequest { height: u64 },
-    SyncResponse(Arc<Vec<CertifiedBlock>>),
+    /// Client records, as the gossip batch carries them.
+    Attestations(Arc<Vec<Vec<u8>>>),
+    SyncRequest(SyncRequest),
+    /// Encoded certified blocks, as the node's sync codec carries them.
+    SyncResponse(Arc<Vec<Vec<u8>>>),
 }
 
 /// The volatile part of a node: lost on a crash.
 #[derive(Debug)]
 struct Live {
-    consensus: Consensus,
-    tip: Tip,
-    evidence: EvidencePool,
-    /// A peer seen at a higher height, and that height.
-    ahead: Option<(ValidatorIndex, u64)>,
-    /// No new sync request before this time.
-    sync_quiet_until: u64,
+    replica: Replica<MemStore>,
+    verifier: Verifier,
+    sync_server: SyncServer<ValidatorIndex>,
     /// The corrupted proposal already sent for (height, round), so re-sends repeat it.
     bad_proposal: Option<SignedProposal>,
-    /// (height, round, step) at the last tick: re-send only when stuck since then.
-    last_tick: (u64, u32, Step),
+    /// Monotonic time of the wake-up already scheduled.
+    wake_at: Option<u64>,
 }
 
 #[derive(Debug)]
 pub struct SimNode {
     pub index: ValidatorIndex,
     pub behaviour: Behaviour,
-    /// Durable: survives crashes.
-    pub store: MemStore,
+    /// Honest clock drift (within the PBTS precision).
+    pub drift_ms: u64,
+    /// Durable: survives crashes (in the replica while it runs).
+    store: Option<MemStore>,
     /// Durable: the double-sign guard record.
     pub sign_state: Option<SignState>,
     live: Option<Live>,
     /// Bumped on every crash: timers of an earlier life are ignored.
     pub incarnation: u64,
-    /// Signatures the guard refused, over all lives.
-    pub refused: u64,
+    /// Crash after this many more actions (armed by the fault plan).
+    pub crash_after_actions: Option<u32>,
 }
 
 impl SimNode {
-    pub fn new(index: ValidatorIndex, behaviour: Behaviour, store: MemStore) -> SimNode {
-        SimNode { index, behaviour, store, sign_state: None, live: None, incarnation: 0, refused: 0 }
+    pub fn new(index: ValidatorIndex, behaviour: Behaviour, drift_ms: u64, store: MemStore) -> SimNode {
+        SimNode {
+            index,
+            behaviour,
+            drift_ms,
+            store: Some(store),
+            sign_state: None,
+            live: None,
+            incarnation: 0,
+            crash_after_actions: None,
+        }
     }
 
     pub fn is_up(&self) -> bool {
         self.live.is_some()
     }
 
+    pub fn honest(&self) -> bool {
+        self.behaviour == Behaviour::Honest
+    }
+
+    fn store(&self) -> &MemStore {
+        match (&self.live, &self.store) {
+            (Some(l), _) => l.replica.store(),
+            (None, Some(s)) => s,
+            (None, None) => unreachable!("a node's store is in its replica or parked"),
+        }
+    }
+
+    pub fn head(&self) -> Option<credence_ledger::store::Head> {
+        self.store().head().ok().flatten()
+    }
+
     /// Height of the last stored block.
     pub fn height(&self) -> u64 {
-        self.store.head().ok().flatten().map_or(0, |h| h.height)
+        self.store().head().ok().flatten().map_or(0, |h| h.height)
+    }
+
+    /// The next sequence the stored chain expects of `member`.
+    pub fn next_sequence(&self, member: u16) -> Result<u64, credence_ledger::store::StoreError> {
+        use credence_ledger::rules::StateView;
+        self.store().next_sequence(member)
+    }
+
+    /// Signatures the guard refused in the current life.
+    pub fn refused_live(&self) -> u64 {
+        self.live.as_ref().and_then(|l| l.replica.consensus()).map_or(0, |c| c.refused_signatures())
+    }
+
+    /// The stored block at `height`, for the observer.
+    pub fn block(&self, height: u64) -> Option<credence_ledger::block::CertifiedBlock> {
+        self.store().block(height).ok().flatten()
     }
 
     pub fn round(&self) -> u32 {
-        self.live.as_ref().map_or(0, |l| l.consensus.round())
+        self.live.as_ref().and_then(|l| l.replica.consensus()).map_or(0, |c| c.round())
+    }
+
+    fn clock(&self, env: &Env) -> Clock {
+        Clock { wall_ms: self.behaviour.wall_ms(env.now, self.drift_ms), mono_ms: env.now }
     }
 
     /// Starts (or restarts) from the durable state: store and sign state.
@@ -119,305 +208,218 @@ impl SimNode {
         if self.live.is_some() || self.behaviour == Behaviour::Silent {
             return;
         }
+        let Some(store) = self.store.take() else { return };
         let chain = Arc::clone(&env.chain);
-        let tip = match self.store.head() {
-            Ok(Some(h)) => Tip {
-                height: h.height,
-                hash: h.hash,
-                time_ms: h.time_ms,
-                frontier: Frontier::from_reader(h.tree_size, &self.store)
-                    .unwrap_or_else(|e| panic!("in-memory store lost Merkle nodes: {e}")),
-            },
-            _ => Tip::genesis(&chain.ledger),
-        };
-        let signer = Signer { index: self.index, key: chain.validator_key(usize::from(self.index)) };
-        let consensus =
-            Consensus::new(Arc::clone(&chain.consensus), Some(signer), tip.height + 1, self.sign_state.clone());
+        let me = usize::from(self.index);
+        let identity = Identity { name: chain.consensus.validators[me].name.clone(), key: chain.validator_key(me) };
+        let mempool = Arc::new(Mutex::new(Mempool::new(Arc::clone(&chain.ledger), MempoolLimits::default())));
+        let clock = self.clock(env);
+        let replica =
+            match Replica::new(Arc::clone(&chain.ledger), store, mempool, Some(identity), self.sign_state.clone(), clock) {
+                Ok(r) => r,
+                Err(e) => panic!("in-memory store lost its Merkle nodes: {e}"),
+            };
         self.live = Some(Live {
-            consensus,
-            tip,
-            evidence: EvidencePool::default(),
-            ahead: None,
-            sync_quiet_until: 0,
+            replica,
+            verifier: Verifier::new(Arc::clone(&chain.ledger)),
+            sync_server: SyncServer::default(),
             bad_proposal: None,
-            last_tick: (0, 0, Step::Propose),
+            wake_at: None,
         });
-        env.schedule_tick(self.index, self.incarnation);
-        let effects = self.live.as_mut().map(|l| l.consensus.start()).unwrap_or_default();
-        self.run(env, effects);
+        let actions = self.with_replica(env, |r, now| r.start(now));
+        self.carry_out(env, actions);
     }
 
     /// Loses everything volatile; a restart is scheduled by the caller's fault plan.
     pub fn crash(&mut self, env: &mut Env) {
         if let Some(l) = self.live.take() {
-            self.refused += l.consensus.refused_signatures();
+            env.stats.refused_signatures += l.replica.consensus().map_or(0, |c| c.refused_signatures());
+            self.store = Some(l.replica.into_store());
             self.incarnation += 1;
+            self.crash_after_actions = None;
             env.stats.crashes += 1;
             env.on_crash(self.index);
         }
     }
 
-    /// Signatures refused in the current life plus earlier ones.
-    pub fn refused_total(&self) -> u64 {
-        self.refused + self.live.as_ref().map_or(0, |l| l.consensus.refused_signatures())
-    }
-
-    pub fn on_build(&mut self, env: &mut Env, incarnation: u64, height: u64, round: u32) {
-        if incarnation != self.incarnation || self.live.is_none() {
-            return;
-        }
-        if let Some(block) = self.build_block(env, height) {
-            self.feed(env, Input::BlockBuilt { height, round, block });
-        }
-    }
-
-    /// One line for failure reports: stored height, consensus height/round/step, lock, sign state.
+    /// One line for failure reports.
     pub fn describe(&self) -> String {
         match &self.live {
             None => format!("node {} ({}) down at height {}", self.index, self.behaviour.name(), self.height()),
-            Some(l) => format!(
-                "node {} ({}) stored {} at h{}/r{}/{:?} locked {:?} signed {:?}",
-                self.index,
-                self.behaviour.name(),
-                self.height(),
-                l.consensus.height(),
-                l.consensus.round(),
-                l.consensus.current_step(),
-                l.consensus.locked().map(|(r, id)| (r, id.hash)),
-                self.sign_state.as_ref().map(|s| (s.height, s.round, s.step, s.value.map(|v| v.hash))),
-            ),
+            Some(l) => {
+                let c = l.replica.consensus();
+                format!(
+                    "node {} ({}) stored {} at h{:?}/r{:?}/{:?} started {:?} locked {:?} signed {:?}",
+                    self.index,
+                    self.behaviour.name(),
+                    self.height(),
+                    c.map(|c| c.height()),
+                    c.map(|c| c.round()),
+                    c.map(|c| c.current_step()),
+                    c.map(|c| c.is_started()),
+                    c.and_then(|c| c.locked()).map(|(r, id)| (r, id.hash)),
+                    self.sign_state.as_ref().map(|s| (s.height, s.round, s.step, s.value.map(|v| v.hash))),
+                )
+            }
         }
     }
 
-    pub fn on_timer(&mut self, env: &mut Env, incarnation: u64, timeout: Timeout) {
-        if incarnation == self.incarnation && self.live.is_some() {
-            self.feed(env, Input::Timeout(timeout));
-        }
-    }
-
-    /// Periodic: when no step was taken since the last tick, re-send every message of the
-    /// current height (gossip: the network may have lost them, or an equivocator may have
-    /// shown them to some nodes only); ask a peer that is ahead for blocks.
-    pub fn on_tick(&mut self, env: &mut Env, incarnation: u64) {
+    /// A scheduled wake-up: time passed for the replica.
+    pub fn on_wake(&mut self, env: &mut Env, incarnation: u64) {
         if incarnation != self.incarnation {
             return;
         }
         let Some(l) = &mut self.live else { return };
-        let c = &l.consensus;
-        let position = (c.height(), c.round(), c.current_step());
-        let stuck = std::mem::replace(&mut l.last_tick, position) == position;
-        let known: Vec<(ValidatorIndex, Message)> =
-            if stuck { c.known_messages().into_iter().map(|m| (c.signer_of(&m), m)).collect() } else { Vec::new() };
-        let behind = l.ahead.filter(|(_, h)| *h > c.height());
-        for (signer, msg) in known {
-            if signer == self.index {
-                self.broadcast(env, msg, true);
-            } else {
-                self.relay(env, signer, msg);
+        if l.wake_at.is_some_and(|t| t > env.now) {
+            return; // superseded by an earlier wake-up that already ran
+        }
+        l.wake_at = None;
+        let actions = self.with_replica(env, |r, now| r.on_tick(now));
+        self.carry_out(env, actions);
+        if self.behaviour == Behaviour::SyncFlooder {
+            let height = self.height();
+            for peer in 0..env.chain.n() as ValidatorIndex {
+                for _ in 0..FLOOD_REQUESTS {
+                    if peer != self.index {
+                        let request = SyncRequest { from_height: height.saturating_sub(8).max(1), blocks_max: u32::MAX };
+                        env.send(self.index, peer, NetMsg::SyncRequest(request));
+                    }
+                }
             }
         }
-        if let Some((peer, _)) = behind {
-            self.request_sync(env, peer);
-        }
-        env.schedule_tick(self.index, self.incarnation);
     }
 
     pub fn on_deliver(&mut self, env: &mut Env, from: ValidatorIndex, msg: NetMsg) {
         let Some(l) = &mut self.live else { return };
         match msg {
             NetMsg::Consensus(m) => {
-                let current = l.consensus.height();
-                if m.height() > current {
-                    l.ahead = Some((from, m.height()));
-                    if m.height() > current + 1 {
-                        self.request_sync(env, from);
-                        return;
+                if self.behaviour == Behaviour::TamperingRelay
+                    && let Message::Proposal(sp) = &m
+                    && let Some(bad) = tampered(sp)
+                {
+                    for peer in 0..env.chain.n() as ValidatorIndex {
+                        if peer != self.index {
+                            env.send_now(self.index, peer, NetMsg::Consensus(Message::Proposal(bad.clone())));
+                        }
                     }
                 }
-                let input = match m {
-                    Message::Proposal(p) => Input::Proposal(p),
-                    Message::Vote(v) => Input::Vote(v),
-                };
-                self.feed(env, input);
+                let actions = self.with_replica(env, |r, now| r.on_messages(now, vec![m]).map(|(a, _)| a));
+                self.carry_out(env, actions);
             }
-            NetMsg::SyncRequest { height } => {
-                let blocks: Vec<CertifiedBlock> =
-                    (height..height + SYNC_BATCH_MAX).map_while(|h| self.store.block(h).ok().flatten()).collect();
-                if !blocks.is_empty() {
-                    env.send(self.index, from, NetMsg::SyncResponse(Arc::new(blocks)));
+            NetMsg::Attestations(items) => {
+                let store = l.replica.store();
+                let outcome = admit_batch(&l.verifier, store, l.replica.mempool(), items.to_vec(), env.now);
+                if outcome.admitted() == 0 {
+                    return;
+                }
+                // Gossip: forward what was new here (an honest relay forwards only what verified).
+                let fresh: Vec<Vec<u8>> = outcome.leaves.iter().map(|l| l.bytes.clone()).collect();
+                let fresh = Arc::new(fresh);
+                for peer in 0..env.chain.n() as ValidatorIndex {
+                    if peer != self.index && peer != from {
+                        env.send(self.index, peer, NetMsg::Attestations(Arc::clone(&fresh)));
+                    }
+                }
+                let actions = self.with_replica(env, |r, now| r.on_pool_changed(now));
+                self.carry_out(env, actions);
+            }
+            NetMsg::SyncRequest(request) => {
+                let served = l.sync_server.serve(l.replica.store(), &from, request, SYNC_RESPONSE_BYTES_MAX, env.now);
+                match served {
+                    Ok(blocks) if !blocks.is_empty() => {
+                        env.send(self.index, from, NetMsg::SyncResponse(Arc::new(blocks)));
+                    }
+                    Ok(_) => {}
+                    Err(_) => env.stats.sync_refused += 1,
                 }
             }
-            NetMsg::SyncResponse(blocks) => self.on_sync_response(env, from, &blocks),
-        }
-    }
-
-    fn request_sync(&mut self, env: &mut Env, peer: ValidatorIndex) {
-        let Some(l) = &mut self.live else { return };
-        if env.now < l.sync_quiet_until || peer == self.index {
-            return;
-        }
-        l.sync_quiet_until = env.now + SYNC_RETRY_MS;
-        env.stats.sync_requests += 1;
-        env.send(self.index, peer, NetMsg::SyncRequest { height: l.tip.height + 1 });
-    }
-
-    fn on_sync_response(&mut self, env: &mut Env, from: ValidatorIndex, blocks: &[CertifiedBlock]) {
-        let mut stored = false;
-        for cb in blocks {
-            let Some(l) = &self.live else { return };
-            if cb.block.header.height != l.tip.height + 1 {
-                continue;
+            NetMsg::SyncResponse(blocks) => {
+                let actions = self.with_replica(env, |r, now| r.on_sync_blocks(now, blocks.to_vec()).map(|(a, _)| a));
+                self.carry_out(env, actions);
             }
-            if !self.store_block(env, cb.clone()) {
+        }
+    }
+
+    /// Runs `f` on the live replica at this node's clock; a store failure is a bug here.
+    fn with_replica<T: Default>(
+        &mut self,
+        env: &mut Env,
+        f: impl FnOnce(&mut Replica<MemStore>, Clock) -> Result<T, crate::replica::ReplicaError>,
+    ) -> T {
+        let clock = self.clock(env);
+        let Some(l) = &mut self.live else { return T::default() };
+        match f(&mut l.replica, clock) {
+            Ok(t) => t,
+            Err(e) => panic!("in-memory store failed: {e}"),
+        }
+    }
+
+    /// Carries out actions in order, as the node's driver does; a crash armed by the
+    /// fault plan happens between two of them, losing the rest.
+    fn carry_out(&mut self, env: &mut Env, actions: Vec<Action>) {
+        for action in actions {
+            if self.live.is_none() {
                 return;
             }
-            env.stats.blocks_synced += 1;
-            stored = true;
+            if let Some(n) = self.crash_after_actions.as_mut() {
+                if *n == 0 {
+                    self.crash(env);
+                    return;
+                }
+                *n -= 1;
+            }
+            match action {
+                Action::PersistSignState(s) => self.sign_state = Some(s),
+                Action::Broadcast(m) => self.broadcast(env, m, false),
+                Action::Resend(msgs) => {
+                    for m in msgs {
+                        let signer = self.signer_of(env, &m);
+                        if signer == self.index {
+                            self.broadcast(env, m, true);
+                        } else {
+                            self.relay(env, signer, m);
+                        }
+                    }
+                }
+                Action::RequestSync(request) => {
+                    env.stats.sync_requests += 1;
+                    let peer = env.peer_for_sync(self.index);
+                    env.send(self.index, peer, NetMsg::SyncRequest(request));
+                }
+                Action::Committed { height, synced, .. } => {
+                    if synced {
+                        env.stats.blocks_synced += 1;
+                    }
+                    if self.honest()
+                        && let Some(cb) = self.block(height)
+                    {
+                        env.observer.on_commit(self.index, &cb, env.now);
+                    }
+                }
+                Action::Notice(Notice::DecidedBlockInvalid { height, error }) if self.honest() => {
+                    env.observer.invalid(self.index, height, error);
+                }
+                Action::Notice(Notice::ProposalInvalid { .. }) => env.stats.validations_failed += 1,
+                Action::Notice(_) => {}
+            }
         }
+        self.schedule_wake(env);
+    }
+
+    fn schedule_wake(&mut self, env: &mut Env) {
         let Some(l) = &mut self.live else { return };
-        if stored {
-            l.sync_quiet_until = 0;
-            let height = l.tip.height;
-            self.feed(env, Input::Synced { height });
-            if blocks.len() as u64 == SYNC_BATCH_MAX {
-                self.request_sync(env, from);
-            }
+        let at = l.replica.next_wake_mono_ms().max(env.now + 1);
+        if l.wake_at.is_none_or(|t| at < t || t <= env.now) {
+            l.wake_at = Some(at);
+            env.schedule_wake(self.index, self.incarnation, at);
         }
     }
 
-    /// Verifies `cb` against the tip with the verification core and stores it.
-    fn store_block(&mut self, env: &mut Env, cb: CertifiedBlock) -> bool {
-        let Some(l) = &mut self.live else { return false };
-        let height = cb.block.header.height;
-        let honest = self.behaviour == Behaviour::Honest;
-        let vb = match verify::verify_block(&env.chain.ledger, &l.tip, &self.store, cb) {
-            Ok(vb) => vb,
-            Err(e) => {
-                if honest {
-                    env.observer.invalid(self.index, height, e.to_string());
-                }
-                return false;
-            }
-        };
-        if let Err(e) = self.store.commit(&vb) {
-            env.observer.invalid(self.index, height, format!("store refused a verified block: {e}"));
-            return false;
+    fn signer_of(&self, env: &Env, m: &Message) -> ValidatorIndex {
+        match m {
+            Message::Proposal(p) => env.chain.consensus.proposer(p.proposal.height, p.proposal.round),
+            Message::Vote(v) => v.validator,
         }
-        l.tip.advance(&vb);
-        l.evidence.on_commit(&vb.certified().block);
-        if honest {
-            env.observer.on_commit(self.index, vb.certified(), env.now);
-        }
-        true
-    }
-
-    /// Feeds an input and everything the effects feed back (built and validated blocks).
-    fn feed(&mut self, env: &mut Env, input: Input) {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            let Some(l) = &mut self.live else { return };
-            match l.consensus.step(input) {
-                Ok(effects) => {
-                    for e in self.execute(env, effects) {
-                        inputs.push_back(e);
-                    }
-                }
-                Err(_) => env.stats.rejected += 1,
-            }
-        }
-    }
-
-    fn run(&mut self, env: &mut Env, effects: Vec<Effect>) {
-        let follow = self.execute(env, effects);
-        for input in follow {
-            self.feed(env, input);
-        }
-    }
-
-    /// Carries out effects in order; returns the inputs they produce.
-    fn execute(&mut self, env: &mut Env, effects: Vec<Effect>) -> Vec<Input> {
-        let mut follow = Vec::new();
-        for effect in effects {
-            if self.live.is_none() {
-                break; // crashed part-way: the rest is lost
-            }
-            match effect {
-                Effect::PersistSignState(s) => {
-                    self.sign_state = Some(s); // durable from here on
-                    if env.take_crash_after_persist(self.index) {
-                        self.crash(env); // the signed message never leaves
-                    }
-                }
-                Effect::Broadcast(msg) => self.broadcast(env, msg, false),
-                Effect::ScheduleTimeout { timeout, after_ms } => {
-                    env.schedule_timer(self.index, self.incarnation, timeout, after_ms);
-                }
-                // getValue() is asynchronous: the block is built a moment later (as a
-                // mempool would be read), so a lone validator does not decide every
-                // height at one instant.
-                Effect::BuildBlock { height, round } => env.schedule_build(self.index, self.incarnation, height, round),
-                Effect::ValidateBlock { height, id, block } => {
-                    let valid = self.validate(env, &block);
-                    follow.push(Input::BlockValidated { height, id, valid });
-                }
-                Effect::Commit(cb) => {
-                    let height = cb.block.header.height;
-                    let expected = self.live.as_ref().map_or(0, |l| l.tip.height + 1);
-                    if height != expected {
-                        env.observer.invalid(self.index, height, format!("decided out of order (expected {expected})"));
-                    } else {
-                        self.store_block(env, *cb);
-                    }
-                }
-                Effect::Evidence(e) => {
-                    env.stats.evidence_reported += 1;
-                    if let Some(l) = &mut self.live {
-                        l.evidence.add(*e);
-                    }
-                }
-            }
-        }
-        follow
-    }
-
-    /// `valid(v)`: the verification core without a certificate, plus a bound on the block time.
-    fn validate(&self, env: &mut Env, block: &Block) -> bool {
-        let Some(l) = &self.live else { return false };
-        env.stats.validations += 1;
-        block.header.time_ms <= env.now + BLOCK_TIME_SKEW_MAX_MS
-            && verify::verify_proposal(&env.chain.ledger, &l.tip, &self.store, block, &|_| false).is_ok()
-    }
-
-    /// `getValue()`: evidence from the pool, then the workload's next records, on the tip.
-    fn build_block(&mut self, env: &mut Env, height: u64) -> Option<Block> {
-        let l = self.live.as_ref()?;
-        if height != l.tip.height + 1 {
-            return None;
-        }
-        let chain = Arc::clone(&env.chain);
-        let me = usize::from(self.index);
-        let member = chain.validator_members[me];
-        let name = chain.consensus.validators[me].name.clone();
-        let time_ms = env.now.max(l.tip.time_ms + 1);
-        let mut leaves = Vec::new();
-        let first = self.store.next_sequence(member).ok()?;
-        let key = chain.validator_key(me);
-        for (sequence, e) in (first..).zip(l.evidence.pending().take(EVIDENCE_PER_BLOCK_MAX)) {
-            let body = AttestationBody {
-                attester: name.clone(),
-                sequence,
-                issued_at_ms: time_ms,
-                claim: Claim::Equivocation(Box::new(e.clone())),
-            };
-            leaves.push(Leaf::new(body.sign(&key, &chain.chain_id())));
-        }
-        for (a, member, count) in env.workload.per_block(height) {
-            let next = self.store.next_sequence(member).ok()?;
-            for s in next..next + count {
-                leaves.push(env.workload.leaf(a, s));
-            }
-        }
-        Some(assemble(&l.tip, &chain.ledger.validator_set_hash(), name, time_ms, leaves))
     }
 
     /// Forwards another validator's message to every validator but us and its signer.
@@ -475,12 +477,15 @@ impl SimNode {
         }
     }
 
+    fn key(&self, env: &Env) -> SecretKey {
+        env.chain.validator_key(usize::from(self.index))
+    }
+
     /// The equivocator's second statement for the same slot: the other vote (nil ↔ a
     /// block), or a second valid block proposed in the same round.
     fn conflicting(&mut self, env: &mut Env, msg: &Message) -> Option<Message> {
         let chain = Arc::clone(&env.chain);
-        let me = usize::from(self.index);
-        let key = chain.validator_key(me);
+        let key = self.key(env);
         match msg {
             Message::Vote(sv) => {
                 let v = sv.vote;
@@ -489,18 +494,19 @@ impl SimNode {
                     None => Some(fake_id(self.index, v.height, v.round)),
                 };
                 let vote = Vote { value, ..v };
-                let name = chain.consensus.validators[me].name.as_str();
+                let name = chain.consensus.validators[usize::from(self.index)].name.as_str();
                 let signature = vote.sign(&chain.consensus.origin, &chain.chain_id(), name, &key);
                 Some(Message::Vote(SignedVote { vote, validator: self.index, signature }))
             }
             Message::Proposal(sp) => {
                 let l = self.live.as_ref()?;
+                let tip = l.replica.tip();
                 let h = &sp.block.header;
-                if h.height != l.tip.height + 1 {
+                if h.height != tip.height + 1 {
                     return None;
                 }
-                let block =
-                    assemble(&l.tip, &h.validator_set, h.proposer.clone(), h.time_ms + 1, sp.block.leaves.clone());
+                let time = h.time_ms.checked_add(1)?;
+                let block = block_on(tip, h.validator_set, h.proposer.clone(), time, sp.block.leaves.clone());
                 Some(Message::Proposal(sign_proposal(&chain, &key, sp.proposal, block)))
             }
         }
@@ -510,14 +516,16 @@ impl SimNode {
     /// attestation signature, or a block time that does not increase.
     fn corrupt(&mut self, env: &mut Env, sp: &SignedProposal) -> Option<SignedProposal> {
         let chain = Arc::clone(&env.chain);
+        let key = self.key(env);
         let l = self.live.as_mut()?;
         if let Some(bad) = &l.bad_proposal
             && (bad.proposal.height, bad.proposal.round) == (sp.proposal.height, sp.proposal.round)
         {
             return Some(bad.clone());
         }
+        let tip = l.replica.tip().clone();
         let h = &sp.block.header;
-        if h.height != l.tip.height + 1 {
+        if h.height != tip.height + 1 {
             return None;
         }
         let mut leaves = sp.block.leaves.clone();
@@ -528,52 +536,36 @@ impl SimNode {
                 let end = bytes.len() - 1;
                 bytes[end - 40] ^= 0x01; // inside R: the signature no longer verifies
                 leaves[last] = Leaf::from_bytes(bytes).ok()?;
-                assemble(&l.tip, &h.validator_set, h.proposer.clone(), h.time_ms, leaves)
+                block_on(&tip, h.validator_set, h.proposer.clone(), h.time_ms, leaves)
             }
             1 => {
-                let mut b = assemble(&l.tip, &h.validator_set, h.proposer.clone(), h.time_ms, leaves);
+                let mut b = block_on(&tip, h.validator_set, h.proposer.clone(), h.time_ms, leaves);
                 b.header.tree_root = Hash::digest(&[b"not the root"]);
                 b
             }
-            _ => assemble(&l.tip, &h.validator_set, h.proposer.clone(), l.tip.time_ms, leaves),
+            _ => block_on(&tip, h.validator_set, h.proposer.clone(), tip.time_ms, leaves),
         };
-        let key = chain.validator_key(usize::from(self.index));
         let bad = sign_proposal(&chain, &key, Proposal { valid_round: None, ..sp.proposal }, block);
         l.bad_proposal = Some(bad.clone());
         Some(bad)
     }
 }
 
-/// A block of `leaves` on `tip`.
-fn assemble(
-    tip: &Tip,
-    validator_set: &Hash,
-    proposer: credence_ledger::ids::MemberName,
-    time_ms: u64,
-    leaves: Vec<Leaf>,
-) -> Block {
-    let mut frontier = tip.frontier.clone();
-    let mut scratch = Vec::new();
-    for leaf in &leaves {
-        frontier.push_leaf_hash(leaf.leaf_hash(), &mut scratch).unwrap_or_else(|e| panic!("tree full: {e}"));
+/// A hostile relay's copy of a signed proposal: the header and signature untouched,
+/// a leaf dropped (or, for an empty block, one added).
+fn tampered(sp: &SignedProposal) -> Option<SignedProposal> {
+    let mut block = (*sp.block).clone();
+    if block.leaves.pop().is_none() {
+        return None;
     }
-    let header = BlockHeader {
-        height: tip.height + 1,
-        prev: tip.hash,
-        time_ms,
-        proposer,
-        tree_size: frontier.size(),
-        tree_root: Hash(frontier.root()),
-        validator_set: *validator_set,
-    };
-    Block { header, leaves }
+    Some(SignedProposal { block: Arc::new(block), ..sp.clone() })
 }
 
 fn sign_proposal(
     chain: &super::chain::SimChain,
-    key: &credence_ledger::sig::SecretKey,
+    key: &SecretKey,
     like: Proposal,
-    block: Block,
+    block: credence_ledger::block::Block,
 ) -> SignedProposal {
     let proposal = Proposal { block: BlockId::of(&block.header), ..like };
     let signature = proposal.sign(&chain.chain_id(), key);
@@ -584,4 +576,11 @@ fn sign_proposal(
 fn fake_id(v: ValidatorIndex, height: u64, round: u32) -> BlockId {
     let h = Hash::digest(&[b"fake", &v.to_le_bytes(), &height.to_le_bytes(), &round.to_le_bytes()]);
     BlockId { hash: HashOf::from_hash(h), tree_size: height, root: h }
+}
+
+/// Encodes a certified block as the sync codec does (for tests).
+pub fn encode_block(cb: &credence_ledger::block::CertifiedBlock) -> Vec<u8> {
+    let mut buf = Vec::new();
+    block::encode_certified(cb, &mut buf);
+    buf
 }

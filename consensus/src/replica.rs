@@ -1,0 +1,818 @@
+//! The replica core: consensus, mempool, block building and validation, sync decisions and evidence, I/O-free, generic over [`Store`], with time as an input.
+//!
+//! The node's tokio driver and the simulator both host exactly this: they hand it
+//! messages, sync answers and the passing of time, and carry out the [`Action`]s it
+//! returns, in order. Everything else — which block to build, whether a proposal
+//! is valid and timely, when to commit, when a height may wait for work, when and
+//! from where to sync, what to do with an equivocation — is decided here.
+//!
+//! Time comes as a [`Clock`]: the wall clock (block times and PBTS timeliness; it
+//! may be wrong on a faulty validator) and a monotonic clock (timeouts, heartbeat,
+//! retries; a wrong wall clock does not speed up or stall them).
+//!
+//! Invariant: the effects of one input are carried out in the order the machine
+//! emitted them, and an input they produce (a built or validated block) is stepped
+//! only after the whole list, so a [`Action::PersistSignState`] is never followed
+//! by an older one: the persisted sign state only moves forward.
+//! Invariant: a proposal reaches the machine (to be cached, forwarded or validated)
+//! only after its leaves match its header on our tip ([`verify::check_leaves`]).
+//! Invariant: a block reaches the store only through the verification core: a
+//! [`ValidProposal`] certified at commit, or `verify_block` for anything else.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use credence_ledger::attestation::{AttestationBody, Claim};
+use credence_ledger::block::{Block, BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
+use credence_ledger::hash::Hash;
+use credence_ledger::ids::MemberName;
+use credence_ledger::merkle::Frontier;
+use credence_ledger::sig::SecretKey;
+use credence_ledger::store::{Store, StoreError};
+use credence_ledger::verify::{self, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError};
+use credence_ledger::vote::Equivocation;
+
+use crate::evidence::EvidencePool;
+use crate::mempool::{Mempool, Verifier};
+use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest};
+use crate::{Consensus, Context, Effect, Input, Message, MessageError, SignState, Signer, Step, Timeout};
+
+/// Valid proposals kept for their commit (each holds its block's state change).
+pub const VALID_PROPOSALS_MAX: usize = 8;
+/// Leaf checks kept between a proposal's arrival and its validation.
+pub const LEAF_CHECKS_MAX: usize = 8;
+/// Proposals for the height after the machine's, kept (unchecked) until our tip gets there.
+pub const EARLY_PROPOSALS_MAX: usize = 8;
+/// A proposer with nothing to propose waits at most this long (and at most half the
+/// propose timeout) for records before proposing an empty block.
+pub const EMPTY_BLOCK_WAIT_MS: u64 = 1_000;
+/// No new sync request while one is out, until this long has passed.
+pub const SYNC_RETRY_MS: u64 = 1_000;
+/// Timeouts pending at once (the machine asks for at most one per step and round).
+pub const TIMERS_MAX: usize = 256;
+/// Evidence attestations admitted per commit.
+pub const EVIDENCE_PER_BLOCK_MAX: usize = 4;
+
+/// The two clocks, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    /// Since the Unix epoch, as this validator's wall clock says (block times, PBTS).
+    pub wall_ms: u64,
+    /// Monotonic, from any origin (timeouts, heartbeat, retries).
+    pub mono_ms: u64,
+}
+
+/// This node's member identity, if it is a member: the key that signs its
+/// evidence records, and its validator index if it is a validator.
+#[derive(Debug)]
+pub struct Identity {
+    pub name: MemberName,
+    pub key: SecretKey,
+}
+
+/// What the host must do, in order. A [`Action::PersistSignState`] must be durable
+/// before any later action is carried out.
+#[derive(Clone, Debug)]
+pub enum Action {
+    PersistSignState(SignState),
+    /// Send to every validator.
+    Broadcast(Message),
+    /// Nothing happened for a while: send again every message known at this height
+    /// (ours and others'), as gossip would have.
+    Resend(Vec<Message>),
+    /// Ask a peer that may be ahead (the host picks which) for blocks.
+    RequestSync(SyncRequest),
+    /// A block was stored (decided here, or fetched by sync).
+    Committed { height: u64, hash: BlockHash, time_ms: u64, records: usize, synced: bool },
+    /// Something worth a log line or a metric; nothing to do.
+    Notice(Notice),
+}
+
+/// Events the host may log or count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    ProposalInvalid { height: u64, error: String },
+    DecidedBlockInvalid { height: u64, error: String },
+    SyncBlockInvalid { height: u64, error: String },
+    BuildRecordRefused { index: usize, error: String },
+    EvidenceNotAdmitted(String),
+    MempoolReset(String),
+}
+
+/// The gossip verdict on a received message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Counted: forward it.
+    Accept,
+    /// Invalid (a bad signature, a tampered block): do not forward; the sender misbehaved.
+    Reject(MessageError),
+    /// Not counted (a duplicate, out of window, not yet checkable): do not forward, no blame.
+    Ignore(MessageError),
+}
+
+/// What a sync answer did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncOutcome {
+    pub stored: u64,
+    /// The answer held a block that does not verify (or does not decode): the peer is faulty.
+    pub bad: bool,
+}
+
+/// A fatal error: the store failed. Nothing else is.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("store: the stored nodes give a Merkle frontier other than the head's: {0}")]
+    Frontier(String),
+}
+
+/// A proposer's block it could not build yet: it waits for records or for its clock.
+#[derive(Clone, Copy, Debug)]
+struct PendingBuild {
+    height: u64,
+    round: u32,
+    due_mono_ms: u64,
+}
+
+/// Counters for metrics and tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplicaStats {
+    pub proposals_validated: u64,
+    pub proposals_invalid: u64,
+    pub leaves_mismatched: u64,
+    pub commits_certified_only: u64,
+    pub sync_requests: u64,
+    pub blocks_synced: u64,
+}
+
+/// One validator's (or observer's) replica. See the module documentation.
+#[derive(Debug)]
+pub struct Replica<S> {
+    ctx: Arc<ChainContext>,
+    cctx: Arc<Context>,
+    store: S,
+    mempool: Arc<Mutex<Mempool>>,
+    verifier: Verifier,
+    me: Option<Identity>,
+    consensus: Option<Consensus>,
+    tip: Tip,
+    evidence: EvidencePool,
+    leaf_checks: VecDeque<LeavesMatch>,
+    valid: VecDeque<ValidProposal>,
+    early: VecDeque<Message>,
+    timers: BTreeMap<(u64, u64), Timeout>,
+    timer_seq: u64,
+    pending_build: Option<PendingBuild>,
+    now: Clock,
+    last_commit_mono_ms: u64,
+    last_progress_mono_ms: u64,
+    /// The highest height a message showed that someone is at.
+    seen_height: u64,
+    sync_out_until_mono_ms: Option<u64>,
+    /// The last sign state handed out for persisting: (height, round, step).
+    persisted: Option<(u64, u32, Step)>,
+    pub stats: ReplicaStats,
+}
+
+impl<S: Store> Replica<S> {
+    /// A replica on `store`'s chain. `me` is this node's member identity (if any); it
+    /// runs consensus if that member is a validator. `sign_state` is what it last
+    /// persisted. Call [`Replica::start`] next.
+    pub fn new(
+        ctx: Arc<ChainContext>,
+        store: S,
+        mempool: Arc<Mutex<Mempool>>,
+        me: Option<Identity>,
+        sign_state: Option<SignState>,
+        now: Clock,
+    ) -> Result<Replica<S>, ReplicaError> {
+        let tip = tip_of(&ctx, &store)?;
+        let cctx = Arc::new(Context::new(&ctx.genesis));
+        let consensus = me.as_ref().and_then(|m| {
+            let index = cctx.index_of(&m.name)?;
+            let signer = Signer { index, key: SecretKey::from_seed(m.key.seed()) };
+            Some(Consensus::new(Arc::clone(&cctx), Some(signer), tip.height + 1, sign_state.clone()))
+        });
+        let persisted = sign_state.map(|s| (s.height, s.round, s.step));
+        Ok(Replica {
+            verifier: Verifier::new(Arc::clone(&ctx)),
+            ctx,
+            cctx,
+            store,
+            mempool,
+            me,
+            consensus,
+            tip,
+            evidence: EvidencePool::default(),
+            leaf_checks: VecDeque::new(),
+            valid: VecDeque::new(),
+            early: VecDeque::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            pending_build: None,
+            now,
+            last_commit_mono_ms: now.mono_ms,
+            last_progress_mono_ms: now.mono_ms,
+            seen_height: 0,
+            sync_out_until_mono_ms: None,
+            persisted,
+            stats: ReplicaStats::default(),
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+    /// The store back, when the replica stops (or crashes, in the simulator).
+    pub fn into_store(self) -> S {
+        self.store
+    }
+    pub fn mempool(&self) -> &Arc<Mutex<Mempool>> {
+        &self.mempool
+    }
+    pub fn tip(&self) -> &Tip {
+        &self.tip
+    }
+    pub fn consensus(&self) -> Option<&Consensus> {
+        self.consensus.as_ref()
+    }
+    pub fn context(&self) -> &Arc<Context> {
+        &self.cctx
+    }
+    pub fn is_validator(&self) -> bool {
+        self.consensus.is_some()
+    }
+
+    /// Whether this replica looks behind its peers: a message showed a later height,
+    /// or nothing was committed for two full rounds while the height was under way.
+    pub fn is_behind(&self) -> bool {
+        if self.seen_height > self.tip.height + 1 {
+            return true;
+        }
+        let p = &self.ctx.genesis.consensus;
+        let round_ms = p.timeout_propose_ms + p.timeout_prevote_ms + p.timeout_precommit_ms;
+        let working = self.consensus.as_ref().is_none_or(Consensus::is_started);
+        let idle_ms = if working { 0 } else { self.ctx.genesis.time.heartbeat_ms };
+        self.now.mono_ms.saturating_sub(self.last_commit_mono_ms) > 2 * round_ms + idle_ms
+    }
+
+    /// The monotonic time at which [`Replica::on_tick`] has something to do.
+    pub fn next_wake_mono_ms(&self) -> u64 {
+        let timer = self.timers.keys().next().map(|(t, _)| *t);
+        let build = self.pending_build.map(|b| b.due_mono_ms);
+        let heartbeat = self.idle_heartbeat_due();
+        let resend = self.last_progress_mono_ms.saturating_add(self.ctx.genesis.consensus.timeout_propose_ms);
+        [timer, build, heartbeat, Some(resend)].into_iter().flatten().min().unwrap_or(u64::MAX)
+    }
+
+    /// Starts consensus (after [`Replica::new`]).
+    pub fn start(&mut self, now: Clock) -> Result<Vec<Action>, ReplicaError> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        if let Some(c) = self.consensus.as_mut() {
+            let effects = c.start();
+            self.apply(effects, &mut out)?;
+        }
+        self.maybe_start_height(&mut out)?;
+        Ok(out)
+    }
+
+    /// Consensus messages that arrived together: checked and stepped as one batch.
+    /// Returns the actions and one gossip verdict per message.
+    pub fn on_messages(
+        &mut self,
+        now: Clock,
+        msgs: Vec<Message>,
+    ) -> Result<(Vec<Action>, Vec<Verdict>), ReplicaError> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; msgs.len()];
+        let mut fed = Vec::with_capacity(msgs.len());
+        let mut fed_at = Vec::with_capacity(msgs.len());
+        for (i, msg) in msgs.into_iter().enumerate() {
+            match self.admit_message(msg) {
+                Ok(m) => {
+                    fed.push(m);
+                    fed_at.push(i);
+                }
+                Err(v) => verdicts[i] = Some(v),
+            }
+        }
+        if let Some(c) = self.consensus.as_mut() {
+            c.set_time(now.wall_ms);
+            let (effects, results) = c.step_messages(fed);
+            if results.iter().any(Result::is_ok) {
+                self.last_progress_mono_ms = now.mono_ms;
+            }
+            for (i, r) in fed_at.into_iter().zip(results) {
+                verdicts[i] = Some(self.verdict(r));
+            }
+            self.apply(effects, &mut out)?;
+        } else {
+            // An observer forwards what passed the checks it can make.
+            for i in fed_at {
+                verdicts[i] = Some(Verdict::Accept);
+            }
+        }
+        self.maybe_start_height(&mut out)?;
+        self.maybe_sync(&mut out);
+        let verdicts = verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Accept)).collect();
+        Ok((out, verdicts))
+    }
+
+    /// Time passed: due timeouts, a waiting build, the heartbeat, re-sends after a
+    /// quiet spell, sync when behind.
+    pub fn on_tick(&mut self, now: Clock) -> Result<Vec<Action>, ReplicaError> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        if let Some(b) = self.pending_build
+            && b.due_mono_ms <= now.mono_ms
+        {
+            self.pending_build = None;
+            self.build(b.height, b.round, true, &mut out)?;
+        }
+        // Only the timers due now, each once: a timeout may schedule another.
+        let due: Vec<(u64, u64)> = self.timers.range(..(now.mono_ms.saturating_add(1), 0)).map(|(k, _)| *k).collect();
+        for key in due {
+            if let Some(timeout) = self.timers.remove(&key) {
+                self.step(Input::Timeout(timeout), &mut out)?;
+            }
+        }
+        self.maybe_start_height(&mut out)?;
+        let quiet_ms = self.ctx.genesis.consensus.timeout_propose_ms;
+        if now.mono_ms.saturating_sub(self.last_progress_mono_ms) >= quiet_ms {
+            self.last_progress_mono_ms = now.mono_ms;
+            if let Some(c) = self.consensus.as_ref().filter(|c| c.is_started()) {
+                out.push(Action::Resend(c.known_messages()));
+            }
+        }
+        self.maybe_sync(&mut out);
+        Ok(out)
+    }
+
+    /// The mempool received records (API or gossip): an idle height may start, a
+    /// proposer waiting for records may build.
+    pub fn on_pool_changed(&mut self, now: Clock) -> Result<Vec<Action>, ReplicaError> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        if let Some(b) = self.pending_build
+            && !self.pool().is_empty()
+        {
+            self.pending_build = None;
+            self.build(b.height, b.round, false, &mut out)?;
+        }
+        self.maybe_start_height(&mut out)?;
+        Ok(out)
+    }
+
+    /// A sync answer: certified blocks (encoded), verified and stored in order.
+    pub fn on_sync_blocks(
+        &mut self,
+        now: Clock,
+        blocks: Vec<Vec<u8>>,
+    ) -> Result<(Vec<Action>, SyncOutcome), ReplicaError> {
+        self.set_now(now);
+        self.sync_out_until_mono_ms = None;
+        let mut out = Vec::new();
+        let mut outcome = SyncOutcome::default();
+        let full = blocks.len() as u32 >= SYNC_BLOCKS_MAX;
+        let records_max = self.ctx.genesis.consensus.block_records_max as usize;
+        for bytes in blocks {
+            let cb = match credence_ledger::block::decode_certified_exact(&bytes, records_max) {
+                Ok(cb) => cb,
+                Err(e) => {
+                    outcome.bad = true;
+                    out.push(Action::Notice(Notice::SyncBlockInvalid { height: self.tip.height + 1, error: e.to_string() }));
+                    break;
+                }
+            };
+            let height = cb.block.header.height;
+            if height <= self.tip.height {
+                continue;
+            }
+            match verify::verify_block(&self.ctx, &self.tip, &self.store, cb) {
+                Ok(vb) => {
+                    self.store_block(&vb, true, &mut out)?;
+                    outcome.stored += 1;
+                }
+                Err(e) => {
+                    outcome.bad = true;
+                    out.push(Action::Notice(Notice::SyncBlockInvalid { height, error: e.to_string() }));
+                    break;
+                }
+            }
+        }
+        self.stats.blocks_synced += outcome.stored;
+        if outcome.stored > 0 {
+            self.pending_build = None;
+            self.timers.clear();
+            self.step(Input::Synced { height: self.tip.height }, &mut out)?;
+            self.maybe_start_height(&mut out)?;
+            if full {
+                self.request_sync(&mut out);
+            }
+        }
+        Ok((out, outcome))
+    }
+
+    /// The sync request went unanswered: another peer may be asked at once.
+    pub fn on_sync_failed(&mut self) {
+        self.sync_out_until_mono_ms = None;
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    fn set_now(&mut self, now: Clock) {
+        // The monotonic clock never goes back, whatever the host hands in.
+        self.now = Clock { wall_ms: now.wall_ms, mono_ms: now.mono_ms.max(self.now.mono_ms) };
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Mempool> {
+        self.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The checks before the machine: the leaves of a proposal for our next height
+    /// against its header; a proposal one height further is kept until we get there.
+    fn admit_message(&mut self, msg: Message) -> Result<Message, Verdict> {
+        let height = msg.height();
+        self.seen_height = self.seen_height.max(height);
+        let next = self.tip.height + 1;
+        let Message::Proposal(sp) = &msg else { return Ok(msg) };
+        if height == next + 1 {
+            if self.early.len() >= EARLY_PROPOSALS_MAX {
+                self.early.pop_front();
+            }
+            self.early.push_back(msg);
+            return Err(Verdict::Ignore(MessageError::FutureHeight { got: height, current: next }));
+        }
+        if height != next {
+            return Ok(msg); // the machine says why not
+        }
+        match verify::check_leaves(&self.tip, &sp.block) {
+            Ok(m) => {
+                if !self.leaf_checks.iter().any(|c| c.block_hash() == m.block_hash()) {
+                    if self.leaf_checks.len() >= LEAF_CHECKS_MAX {
+                        self.leaf_checks.pop_front();
+                    }
+                    self.leaf_checks.push_back(m);
+                }
+                Ok(msg)
+            }
+            Err(e) => {
+                self.stats.leaves_mismatched += 1;
+                Err(Verdict::Reject(MessageError::LeavesMismatch(e.to_string())))
+            }
+        }
+    }
+
+    fn verdict(&mut self, r: Result<(), MessageError>) -> Verdict {
+        match r {
+            Ok(()) => Verdict::Accept,
+            Err(
+                e @ (MessageError::BadSignature(_)
+                | MessageError::NotValidator(_)
+                | MessageError::BlockMismatch
+                | MessageError::BadValidRound { .. }
+                | MessageError::WrongProposer { .. }
+                | MessageError::LeavesMismatch(_)),
+            ) => Verdict::Reject(e),
+            Err(e) => Verdict::Ignore(e),
+        }
+    }
+
+    fn step(&mut self, input: Input, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        let Some(c) = self.consensus.as_mut() else { return Ok(()) };
+        c.set_time(self.now.wall_ms);
+        if let Ok(effects) = c.step(input) {
+            self.last_progress_mono_ms = self.now.mono_ms;
+            self.apply(effects, out)?;
+        }
+        Ok(())
+    }
+
+    /// Carries out the machine's effects in order; the inputs they produce are stepped
+    /// after the whole list (see the module's first invariant).
+    fn apply(&mut self, effects: Vec<Effect>, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        let mut queue: VecDeque<Vec<Effect>> = VecDeque::from([effects]);
+        while let Some(effects) = queue.pop_front() {
+            let mut follow = Vec::new();
+            for effect in effects {
+                self.effect(effect, &mut follow, out)?;
+            }
+            for input in follow {
+                let Some(c) = self.consensus.as_mut() else { break };
+                c.set_time(self.now.wall_ms);
+                if let Ok(effects) = c.step(input) {
+                    queue.push_back(effects);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn effect(&mut self, effect: Effect, follow: &mut Vec<Input>, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        match effect {
+            Effect::PersistSignState(s) => {
+                let at = (s.height, s.round, s.step);
+                assert!(self.persisted.is_none_or(|p| p <= at), "the sign state only moves forward: {:?} then {at:?}", self.persisted);
+                self.persisted = Some(at);
+                out.push(Action::PersistSignState(s));
+            }
+            Effect::Broadcast(m) => out.push(Action::Broadcast(m)),
+            Effect::ScheduleTimeout { timeout, after_ms } => {
+                if self.timers.len() >= TIMERS_MAX {
+                    // Stale timeouts of past rounds are the oldest due; drop the first.
+                    self.timers.pop_first();
+                }
+                self.timer_seq += 1;
+                self.timers.insert((self.now.mono_ms.saturating_add(after_ms), self.timer_seq), timeout);
+            }
+            Effect::BuildBlock { height, round } => {
+                if let Some(input) = self.try_build(height, round, false, out)? {
+                    follow.push(input);
+                }
+            }
+            Effect::ValidateBlock { height, id, block } => {
+                let valid = height == self.tip.height + 1 && self.validate(&block, out);
+                follow.push(Input::BlockValidated { height, id, valid });
+            }
+            Effect::Commit(cb) => self.commit(*cb, out)?,
+            Effect::Evidence(e) => self.on_evidence(*e, out),
+        }
+        Ok(())
+    }
+
+    /// `valid(v)` on our tip: the verification core without a certificate. A valid
+    /// proposal is kept so its commit checks only the certificate.
+    fn validate(&mut self, block: &Block, out: &mut Vec<Action>) -> bool {
+        let hash = block.header.hash();
+        if self.valid.iter().any(|v| v.block_hash() == hash) {
+            return true;
+        }
+        let leaves = self.leaf_checks.iter().position(|c| c.block_hash() == hash).and_then(|i| self.leaf_checks.remove(i));
+        let result = {
+            let pool = self.pool();
+            // Leaves byte-identical to mempool entries were verified at admission.
+            let known = |leaf: &Leaf| pool.get(&leaf.id).is_some_and(|p| p.leaf.bytes == leaf.bytes);
+            verify::verify_proposal(&self.ctx, &self.tip, &self.store, block, leaves, &known)
+        };
+        match result {
+            Ok(vp) => {
+                self.stats.proposals_validated += 1;
+                self.keep_valid(vp);
+                true
+            }
+            Err(e) => {
+                self.stats.proposals_invalid += 1;
+                out.push(Action::Notice(Notice::ProposalInvalid { height: block.header.height, error: e.to_string() }));
+                false
+            }
+        }
+    }
+
+    fn keep_valid(&mut self, vp: ValidProposal) {
+        if self.valid.len() >= VALID_PROPOSALS_MAX {
+            self.valid.pop_front();
+        }
+        self.valid.push_back(vp);
+    }
+
+    /// `getValue()`: builds now, or waits (for records, or for our clock to pass the
+    /// tip's time) and answers later from [`Replica::on_tick`] or [`Replica::on_pool_changed`].
+    fn try_build(
+        &mut self,
+        height: u64,
+        round: u32,
+        deadline_passed: bool,
+        out: &mut Vec<Action>,
+    ) -> Result<Option<Input>, ReplicaError> {
+        if height != self.tip.height + 1 {
+            return Ok(None);
+        }
+        let half_propose = self.ctx.genesis.consensus.timeout_propose_ms / 2;
+        // PBTS: our block's time is our clock, which must be past the tip's.
+        if self.now.wall_ms <= self.tip.time_ms {
+            let behind = self.tip.time_ms - self.now.wall_ms;
+            if !deadline_passed && behind < half_propose {
+                let due_mono_ms = self.now.mono_ms.saturating_add(behind + 1);
+                self.pending_build = Some(PendingBuild { height, round, due_mono_ms });
+            }
+            return Ok(None); // the clock is too far behind: timeoutPropose will prevote nil
+        }
+        let empty = self.pool().is_empty() && self.evidence.is_empty();
+        let heartbeat = self.ctx.genesis.time.heartbeat_ms;
+        let heartbeat_due = heartbeat == 0 || self.idle_heartbeat_due().is_some_and(|t| t <= self.now.mono_ms);
+        if empty && !deadline_passed && !heartbeat_due {
+            let wait = EMPTY_BLOCK_WAIT_MS.min(half_propose);
+            self.pending_build = Some(PendingBuild { height, round, due_mono_ms: self.now.mono_ms.saturating_add(wait) });
+            return Ok(None);
+        }
+        let block = self.assemble(out)?;
+        Ok(block.map(|block| Input::BlockBuilt { height, round, block }))
+    }
+
+    fn build(&mut self, height: u64, round: u32, deadline_passed: bool, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        if let Some(input) = self.try_build(height, round, deadline_passed, out)? {
+            self.step(input, out)?;
+        }
+        Ok(())
+    }
+
+    /// The block on our tip from the mempool, at our clock's time, checked by the
+    /// verification core (so its commit checks only the certificate).
+    fn assemble(&mut self, out: &mut Vec<Action>) -> Result<Option<Block>, ReplicaError> {
+        let Some(me) = &self.me else { return Ok(None) };
+        let proposer = me.name.clone();
+        let params = &self.ctx.genesis.consensus;
+        let mut leaves = self.pool().take(params.block_records_max as usize, params.block_bytes_max as usize);
+        let time_ms = self.now.wall_ms;
+        debug_assert!(time_ms > self.tip.time_ms, "checked by try_build");
+        // The mempool orders records so the rules accept them; should one still be
+        // refused, propose the records before it. Twice at most: the second is a prefix
+        // that passed.
+        for _ in 0..2 {
+            let block = block_on(&self.tip, self.ctx.validator_set_hash(), proposer.clone(), time_ms, leaves.clone());
+            // Leaves from the mempool were verified at admission.
+            match verify::verify_proposal(&self.ctx, &self.tip, &self.store, &block, None, &|_| true) {
+                Ok(vp) => {
+                    self.keep_valid(vp);
+                    return Ok(Some(block));
+                }
+                Err(VerifyError { record: Some(index), reason, .. }) => {
+                    out.push(Action::Notice(Notice::BuildRecordRefused { index, error: reason.to_string() }));
+                    leaves.truncate(index);
+                }
+                Err(e) => {
+                    out.push(Action::Notice(Notice::ProposalInvalid { height: self.tip.height + 1, error: e.to_string() }));
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A decided block: certified from its valid proposal, or verified whole.
+    fn commit(&mut self, cb: CertifiedBlock, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        let height = cb.block.header.height;
+        if height != self.tip.height + 1 {
+            return Ok(()); // already stored by sync
+        }
+        let hash = cb.block.header.hash();
+        let result = match self.valid.iter().position(|v| v.block_hash() == hash).and_then(|i| self.valid.remove(i)) {
+            Some(vp) => {
+                self.stats.commits_certified_only += 1;
+                vp.certify(&self.ctx, &self.tip, cb)
+            }
+            None => {
+                let pool = self.pool();
+                let known = |leaf: &Leaf| pool.get(&leaf.id).is_some_and(|p| p.leaf.bytes == leaf.bytes);
+                verify::verify_block_with(&self.ctx, &self.tip, &self.store, cb, &known)
+            }
+        };
+        match result {
+            Ok(vb) => self.store_block(&vb, false, out),
+            Err(e) => {
+                // Sync will fetch it from a peer.
+                out.push(Action::Notice(Notice::DecidedBlockInvalid { height, error: e.to_string() }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores a verified block and brings the tip, mempool and evidence up to it.
+    fn store_block(&mut self, vb: &ValidBlock, synced: bool, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        self.store.commit(vb)?;
+        self.tip.advance(vb);
+        let block = &vb.certified().block;
+        {
+            let mut pool = self.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Err(e) = pool.on_commit(&self.store, &block.leaves) {
+                out.push(Action::Notice(Notice::MempoolReset(e.to_string())));
+            }
+        }
+        self.evidence.on_commit(block);
+        self.valid.retain(|v| v.block_hash() != block.header.hash());
+        self.leaf_checks.clear();
+        self.last_commit_mono_ms = self.now.mono_ms;
+        self.last_progress_mono_ms = self.now.mono_ms;
+        let h = &block.header;
+        out.push(Action::Committed {
+            height: h.height,
+            hash: h.hash(),
+            time_ms: h.time_ms,
+            records: block.leaves.len(),
+            synced,
+        });
+        Ok(())
+    }
+
+    /// An equivocation: kept, and recorded as an attestation of ours for a later block.
+    fn on_evidence(&mut self, e: Equivocation, out: &mut Vec<Action>) {
+        if !self.evidence.add(e.clone()) {
+            return;
+        }
+        let Some(me) = &self.me else { return };
+        let Some(index) = self.ctx.genesis.member_index(&me.name) else { return };
+        let mut pool = self.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sequence = match pool.next_sequence(&self.store, index) {
+            Ok(s) => s,
+            Err(err) => {
+                out.push(Action::Notice(Notice::EvidenceNotAdmitted(err.to_string())));
+                return;
+            }
+        };
+        let body = AttestationBody {
+            attester: me.name.clone(),
+            sequence,
+            issued_at_ms: self.now.wall_ms.max(self.tip.time_ms),
+            claim: Claim::Equivocation(Box::new(e)),
+        };
+        let leaf = Leaf::new(body.sign(&me.key, &self.ctx.chain_id));
+        let admitted = self.verifier.verify_leaf(leaf).and_then(|v| pool.admit(&self.store, v, self.now.wall_ms));
+        if let Err(err) = admitted {
+            out.push(Action::Notice(Notice::EvidenceNotAdmitted(err.to_string())));
+        }
+    }
+
+    /// When an idle height's wait for work ends by the heartbeat (monotonic).
+    fn idle_heartbeat_due(&self) -> Option<u64> {
+        let heartbeat = self.ctx.genesis.time.heartbeat_ms;
+        let waiting = self.consensus.as_ref().is_some_and(|c| !c.is_started());
+        (waiting && heartbeat != 0).then(|| self.last_commit_mono_ms.saturating_add(heartbeat))
+    }
+
+    /// An idle height starts when there is work: records or evidence to propose, or
+    /// the heartbeat is due. Then a proposal for the next height that came early is
+    /// handed over too.
+    fn maybe_start_height(&mut self, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        let early: Vec<Message> = {
+            let next = self.tip.height + 1;
+            let (now, later): (Vec<_>, Vec<_>) = self.early.drain(..).partition(|m| m.height() == next);
+            self.early = later.into_iter().filter(|m| m.height() > next).collect();
+            now
+        };
+        if !early.is_empty() {
+            let (actions, _) = self.on_messages(self.now, early)?;
+            out.extend(actions);
+        }
+        let Some(c) = self.consensus.as_ref() else { return Ok(()) };
+        if c.is_started() {
+            return Ok(());
+        }
+        let work = !self.pool().is_empty() || !self.evidence.is_empty();
+        let due = self.idle_heartbeat_due().is_some_and(|t| t <= self.now.mono_ms);
+        if work || due {
+            let effects = self.consensus.as_mut().map(Consensus::start_height).unwrap_or_default();
+            self.apply(effects, out)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_sync(&mut self, out: &mut Vec<Action>) {
+        if self.is_behind() {
+            self.request_sync(out);
+        }
+    }
+
+    fn request_sync(&mut self, out: &mut Vec<Action>) {
+        if self.sync_out_until_mono_ms.is_some_and(|t| self.now.mono_ms < t) {
+            return;
+        }
+        self.sync_out_until_mono_ms = Some(self.now.mono_ms.saturating_add(SYNC_RETRY_MS));
+        self.stats.sync_requests += 1;
+        out.push(Action::RequestSync(SyncRequest { from_height: self.tip.height + 1, blocks_max: SYNC_BLOCKS_MAX }));
+    }
+}
+
+/// A block of `leaves` on `tip`, with the header they give.
+pub fn block_on(tip: &Tip, validator_set: Hash, proposer: MemberName, time_ms: u64, leaves: Vec<Leaf>) -> Block {
+    let mut frontier = tip.frontier.clone();
+    let mut scratch = Vec::new();
+    for leaf in &leaves {
+        if frontier.push_leaf_hash(leaf.leaf_hash(), &mut scratch).is_err() {
+            break; // a full tree: the header's size will not match, and the block fails its checks
+        }
+    }
+    let header = BlockHeader {
+        height: tip.height + 1,
+        prev: tip.hash,
+        time_ms,
+        proposer,
+        tree_size: frontier.size(),
+        tree_root: Hash(frontier.root()),
+        validator_set,
+    };
+    Block { header, leaves }
+}
+
+/// The verified tip of a store: its head, with the Merkle frontier rebuilt from stored
+/// nodes and checked against the head's root.
+pub fn tip_of<S: Store>(ctx: &ChainContext, store: &S) -> Result<Tip, ReplicaError> {
+    let Some(head) = store.head()? else { return Ok(Tip::genesis(ctx)) };
+    let frontier = Frontier::from_reader(head.tree_size, store).map_err(|e| ReplicaError::Frontier(e.to_string()))?;
+    if frontier.root() != head.tree_root.0 {
+        return Err(ReplicaError::Frontier(format!("block {}'s root", head.height)));
+    }
+    Ok(Tip { height: head.height, hash: head.hash, time_ms: head.time_ms, frontier })
+}
