@@ -172,6 +172,8 @@ pub struct Replica<S> {
     sync_out_until_mono_ms: Option<u64>,
     /// The last sign state handed out for persisting: (height, round, step).
     persisted: Option<(u64, u32, Step)>,
+    /// [`Replica::start`] ran: consensus may start heights.
+    running: bool,
     pub stats: ReplicaStats,
 }
 
@@ -217,6 +219,7 @@ impl<S: Store> Replica<S> {
             seen_height: 0,
             sync_out_until_mono_ms: None,
             persisted,
+            running: false,
             stats: ReplicaStats::default(),
         })
     }
@@ -270,6 +273,9 @@ impl<S: Store> Replica<S> {
     pub fn start(&mut self, now: Clock) -> Result<Vec<Action>, ReplicaError> {
         self.set_now(now);
         let mut out = Vec::new();
+        if std::mem::replace(&mut self.running, true) {
+            return Ok(out);
+        }
         if let Some(c) = self.consensus.as_mut() {
             let effects = c.start();
             self.apply(effects, &mut out)?;
@@ -757,7 +763,7 @@ impl<S: Store> Replica<S> {
             out.extend(actions);
         }
         let Some(c) = self.consensus.as_ref() else { return Ok(()) };
-        if c.is_started() {
+        if !self.running || c.is_started() {
             return Ok(());
         }
         let work = !self.pool().is_empty() || !self.evidence.is_empty();

@@ -89,12 +89,12 @@ impl InstantCluster {
             submitted_for: 0,
             decided: Vec::new(),
         };
-        c.submit();
         for i in 0..n {
             let clock = c.clock();
             let actions = c.members[i].start(clock).unwrap_or_else(|e| panic!("{e}"));
             c.carry_out(i, actions);
         }
+        c.submit();
         c
     }
 

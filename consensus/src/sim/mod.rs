@@ -113,6 +113,8 @@ impl SimReport {
 pub struct Stats {
     pub messages_sent: u64,
     pub messages_dropped: u64,
+    /// Messages a replica judged invalid (not forwarded): bad signatures, tampered blocks.
+    pub messages_rejected: u64,
     pub validations_failed: u64,
     pub sync_refused: u64,
     pub crashes: u64,

@@ -16,7 +16,7 @@ use credence_ledger::vote::{BlockId, Proposal, Vote};
 
 use super::Env;
 use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
-use crate::replica::{Action, Clock, Identity, Notice, Replica, block_on};
+use crate::replica::{Action, Clock, Identity, Notice, Replica, Verdict, block_on};
 use crate::sync::{SyncRequest, SyncServer};
 use crate::{Message, SignState, SignedProposal, SignedVote, ValidatorIndex};
 
@@ -303,7 +303,8 @@ impl SimNode {
                         }
                     }
                 }
-                let actions = self.with_replica(env, |r, now| r.on_messages(now, vec![m]).map(|(a, _)| a));
+                let (actions, verdicts) = self.with_replica(env, |r, now| r.on_messages(now, vec![m]));
+                env.stats.messages_rejected += verdicts.iter().filter(|v| matches!(v, Verdict::Reject(_))).count() as u64;
                 self.carry_out(env, actions);
             }
             NetMsg::Attestations(items) => {
