@@ -117,6 +117,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         mempool: MempoolConfig::default(),
         connections_max: 64,
         byzantine: None,
+        clock_skew_ms: 0,
         key_passphrase: a.passphrase.source(),
         api: Default::default(),
     };
@@ -246,6 +247,7 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             mempool: MempoolConfig::default(),
             connections_max: 16,
             byzantine: None,
+            clock_skew_ms: 0,
             key_passphrase: None,
             api: LOCAL_API_LIMITS,
         };
@@ -353,6 +355,7 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
             mempool: MempoolConfig::default(),
             connections_max: 64,
             byzantine: None,
+            clock_skew_ms: 0,
             key_passphrase: None,
             api: LOCAL_API_LIMITS,
         };

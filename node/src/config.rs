@@ -28,6 +28,9 @@ pub struct NodeConfig {
     pub connections_max: u32,
     /// Test-only misbehaviour ([`crate::byzantine`]); refused at start on any chain but a testnet.
     pub byzantine: Option<crate::byzantine::Mode>,
+    /// Test-only: this node's wall clock runs this many ms off (refused at start on
+    /// any chain but a testnet). Exercises BFT time against a validator with a wrong clock.
+    pub clock_skew_ms: i64,
     /// Where the passphrase of an encrypted key file comes from (`key_passphrase_env` or
     /// `key_passphrase_file`); `None` for a plain key file.
     pub key_passphrase: Option<PassphraseSource>,
@@ -113,6 +116,8 @@ struct RawConfig {
     connections_max: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     byzantine: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    clock_skew_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key_passphrase_env: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +233,7 @@ impl NodeConfig {
             mempool,
             connections_max: raw.connections_max,
             byzantine,
+            clock_skew_ms: raw.clock_skew_ms,
         })
     }
 
@@ -244,6 +250,7 @@ impl NodeConfig {
             mempool: Some(self.mempool),
             connections_max: self.connections_max,
             byzantine: self.byzantine.map(|m| m.name().to_string()),
+            clock_skew_ms: self.clock_skew_ms,
             api: Some(self.api),
             key_passphrase_env: match &self.key_passphrase {
                 Some(PassphraseSource::Env(v)) => Some(v.clone()),
@@ -331,4 +338,8 @@ mod tests {
             "{e}"
         );
     }
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }

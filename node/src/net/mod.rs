@@ -68,8 +68,8 @@ pub const SYNC_PENDING_OUTBOUND_MAX: usize = 8;
 /// Inbound sync requests waiting for the application's answer; more are refused
 /// (their stream is closed) until answers or timeouts free a slot.
 pub const SYNC_PENDING_INBOUND_MAX: usize = 32;
-/// Most blocks one sync request may ask for; larger requests are capped.
-pub const SYNC_BLOCKS_MAX: u32 = 64;
+/// Most blocks one sync request may ask for; larger requests are capped (the replica core's bound).
+pub const SYNC_BLOCKS_MAX: u32 = credence_consensus::sync::SYNC_BLOCKS_MAX;
 /// Most bytes of one sync response, unless one maximal block of the chain is
 /// larger: then the bound is one such block (so sync always progresses).
 pub const SYNC_RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
@@ -417,19 +417,28 @@ pub fn peer_id_of(key: &PublicKey) -> Result<PeerId, NetError> {
 /// address), dials the bootstrap addresses, and returns the handle and the
 /// event stream. Must run inside a tokio runtime. `key` must be a genesis member's key.
 pub async fn spawn(config: NetConfig, key: &SecretKey) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), NetError> {
-    let (handle, events, _) = task::spawn(config, key, false).await?;
+    let (handle, events, _, _) = task::spawn(config, key, false).await?;
     Ok((handle, events))
 }
 
-/// Like [`spawn`], but attestation gossip arrives on the second receiver (bounded by
-/// [`ATTESTATION_EVENTS_MAX`]) and everything else on the first.
-pub async fn spawn_split(
-    config: NetConfig,
-    key: &SecretKey,
-) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, mpsc::Receiver<NetEvent>), NetError> {
-    let (handle, events, attestations) = task::spawn(config, key, true).await?;
+/// The receivers of [`spawn_split`].
+#[derive(Debug)]
+pub struct SplitEvents {
+    /// Consensus gossip, peers, and everything else.
+    pub events: mpsc::Receiver<NetEvent>,
+    /// Attestation gossip (bounded by [`ATTESTATION_EVENTS_MAX`]).
+    pub attestations: mpsc::Receiver<NetEvent>,
+    /// Peers' sync requests (bounded by [`SYNC_PENDING_INBOUND_MAX`]), served off the driver.
+    pub sync_requests: mpsc::Receiver<NetEvent>,
+}
+
+/// Like [`spawn`], but attestation gossip and sync requests arrive on receivers of
+/// their own, so neither waits in the queue of consensus messages.
+pub async fn spawn_split(config: NetConfig, key: &SecretKey) -> Result<(NetHandle, SplitEvents), NetError> {
+    let (handle, events, attestations, sync_requests) = task::spawn(config, key, true).await?;
     let attestations = attestations.ok_or(NetError::Closed)?;
-    Ok((handle, events, attestations))
+    let sync_requests = sync_requests.ok_or(NetError::Closed)?;
+    Ok((handle, SplitEvents { events, attestations, sync_requests }))
 }
 
 #[cfg(test)]

@@ -117,6 +117,8 @@ struct Task {
     events: mpsc::Sender<NetEvent>,
     /// Attestation gossip, when the application takes it on a channel of its own.
     attestations: Option<mpsc::Sender<NetEvent>>,
+    /// Peers' sync requests, when split: served off the consensus driver.
+    sync_requests: Option<mpsc::Sender<NetEvent>>,
     shared: Arc<Shared>,
     bounds: Bounds,
     members: HashMap<PeerId, MemberName>,
@@ -134,11 +136,12 @@ struct Task {
     next_token: u64,
 }
 
-pub(super) async fn spawn(
-    config: NetConfig,
-    key: &SecretKey,
-    split: bool,
-) -> Result<(NetHandle, mpsc::Receiver<NetEvent>, Option<mpsc::Receiver<NetEvent>>), NetError> {
+/// What [`spawn`] returns: the handle, the main event channel, and with `split` the
+/// attestation-gossip and sync-request channels.
+pub(super) type Spawned =
+    (NetHandle, mpsc::Receiver<NetEvent>, Option<mpsc::Receiver<NetEvent>>, Option<mpsc::Receiver<NetEvent>>);
+
+pub(super) async fn spawn(config: NetConfig, key: &SecretKey, split: bool) -> Result<Spawned, NetError> {
     let genesis = Arc::clone(&config.genesis);
     let public = key.public();
     let Some(me) = genesis.members.iter().find(|m| m.public_key == public).map(|m| m.name.clone()) else {
@@ -193,6 +196,12 @@ pub(super) async fn spawn(
     } else {
         (None, None)
     };
+    let (sync_requests, sync_requests_rx) = if split {
+        let (tx, rx) = mpsc::channel(SYNC_PENDING_INBOUND_MAX);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
     let _ = events.try_send(NetEvent::Listening(first));
 
     let members = genesis
@@ -218,6 +227,7 @@ pub(super) async fn spawn(
         commands,
         events,
         attestations,
+        sync_requests,
         shared: Arc::clone(&shared),
         bounds,
         members,
@@ -234,7 +244,7 @@ pub(super) async fn spawn(
     task.dial_bootstrap();
     let span = tracing::info_span!("net", member = %me);
     tokio::spawn(task.run().instrument(span));
-    Ok((NetHandle { commands: commands_tx, shared, bounds, local }, events_rx, attestations_rx))
+    Ok((NetHandle { commands: commands_tx, shared, bounds, local }, events_rx, attestations_rx, sync_requests_rx))
 }
 
 impl Task {
@@ -433,7 +443,13 @@ impl Task {
                 let request = SyncRequest { from_height: request.from_height, max_blocks };
                 let token = self.next_token;
                 self.next_token = self.next_token.wrapping_add(1);
-                if self.emit(NetEvent::SyncRequest { from, request, reply: SyncReplyToken(token) }) {
+                let event = NetEvent::SyncRequest { from, request, reply: SyncReplyToken(token) };
+                let sent = match &self.sync_requests {
+                    // Split: sync requests wait on a queue of their own, never beside votes.
+                    Some(tx) => tx.try_send(event).is_ok(),
+                    None => self.emit(event),
+                };
+                if sent {
                     self.inbound.insert(token, (channel, max_blocks));
                 }
             }

@@ -1,0 +1,360 @@
+//! The consensus driver: hosts the replica core with tokio timers, libp2p and the disk, and carries out its actions in order.
+//!
+//! Inputs are polled in a fixed order (`biased`): shutdown, consensus messages and
+//! other network events, our sync answers, a pool that got records, the replica's
+//! wake-up, then the status tick. Consensus messages waiting together (up to
+//! [`CONSENSUS_DRAIN_MAX`]) are handed over as one batch, so their signatures are
+//! checked with one batch equation. Peers' sync requests never come here (see
+//! [`super::sync_server`]).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use credence_ledger::ids::MemberName;
+use credence_ledger::verify::ChainContext;
+use tokio::sync::{Notify, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::api::NodeStatus;
+use crate::byzantine::Byzantine;
+use crate::consensus::replica::{Action, Clock, Notice, Replica, Verdict};
+use crate::consensus::sync::SyncRequest;
+use crate::consensus::Message;
+use crate::metrics::Metrics;
+use crate::net::{self, NetEvent, NetHandle, SyncResponse, Topic, Validation};
+use crate::wire;
+
+use super::locked_store::LockedStore;
+use super::{NodeError, now_ms, sign_state};
+
+/// Most consensus messages taken from the inbox at once and stepped together.
+pub const CONSENSUS_DRAIN_MAX: usize = 64;
+/// How often the node's status (peers, syncing) is published.
+pub const STATUS_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// The node's two clocks: the wall clock (with a test-only skew) and a monotonic one.
+#[derive(Clone, Copy, Debug)]
+pub struct Clocks {
+    origin: Instant,
+    skew_ms: i64,
+}
+
+impl Clocks {
+    pub fn new(skew_ms: i64) -> Clocks {
+        Clocks { origin: Instant::now(), skew_ms }
+    }
+
+    pub fn now(&self) -> Clock {
+        let wall = now_ms();
+        let wall_ms = if self.skew_ms >= 0 {
+            wall.saturating_add(self.skew_ms.unsigned_abs())
+        } else {
+            wall.saturating_sub(self.skew_ms.unsigned_abs())
+        };
+        Clock { wall_ms, mono_ms: u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX) }
+    }
+
+    fn instant_at(&self, mono_ms: u64) -> tokio::time::Instant {
+        let at = self.origin.checked_add(Duration::from_millis(mono_ms)).unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::time::Instant::from_std(at)
+    }
+}
+
+/// What the driver is built from.
+#[allow(missing_debug_implementations)] // holds the network handle and the replica; nothing to print
+pub struct Parts {
+    pub replica: Replica<LockedStore>,
+    pub ctx: Arc<ChainContext>,
+    pub net: NetHandle,
+    pub sign_state_path: PathBuf,
+    pub status_tx: watch::Sender<NodeStatus>,
+    pub metrics: Arc<Metrics>,
+    pub byzantine: Option<Byzantine>,
+    pub clock: Clocks,
+    pub pool_changed: Arc<Notify>,
+}
+
+/// What a sync request task reports back.
+type SyncResult = (MemberName, Result<SyncResponse, net::NetError>);
+
+#[allow(missing_debug_implementations)]
+pub struct Driver {
+    replica: Replica<LockedStore>,
+    ctx: Arc<ChainContext>,
+    net: NetHandle,
+    sign_state_path: PathBuf,
+    status_tx: watch::Sender<NodeStatus>,
+    metrics: Arc<Metrics>,
+    byzantine: Option<Byzantine>,
+    clock: Clocks,
+    pool_changed: Arc<Notify>,
+    /// Distinguishes re-sent consensus messages from the originals (gossip dedupes by content).
+    resend_counter: u64,
+    /// Rotates sync requests through the peers.
+    sync_turn: usize,
+    last_commit: Instant,
+}
+
+/// A consensus message from gossip.
+fn is_consensus(e: &NetEvent) -> bool {
+    matches!(e, NetEvent::Gossip { topic: Topic::Consensus, .. })
+}
+
+impl Driver {
+    pub fn new(p: Parts) -> Driver {
+        Driver {
+            replica: p.replica,
+            ctx: p.ctx,
+            net: p.net,
+            sign_state_path: p.sign_state_path,
+            status_tx: p.status_tx,
+            metrics: p.metrics,
+            byzantine: p.byzantine,
+            clock: p.clock,
+            pool_changed: p.pool_changed,
+            resend_counter: 0,
+            sync_turn: 0,
+            last_commit: Instant::now(),
+        }
+    }
+
+    pub async fn run(
+        &mut self,
+        mut events: mpsc::Receiver<NetEvent>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), NodeError> {
+        let (sync_tx, mut sync_rx) = mpsc::channel::<SyncResult>(net::SYNC_PENDING_OUTBOUND_MAX);
+        let actions = self.replica.start(self.clock.now())?;
+        self.carry_out(actions, &sync_tx).await?;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+        let pool_changed = Arc::clone(&self.pool_changed);
+        loop {
+            let wake = tokio::time::sleep_until(self.clock.instant_at(self.replica.next_wake_mono_ms()));
+            tokio::select! {
+                // Fixed order: consensus before anything periodic (see the module comment).
+                biased;
+                () = &mut shutdown => {
+                    info!("shutting down");
+                    return Ok(());
+                }
+                event = events.recv() => match event {
+                    Some(e) if is_consensus(&e) => {
+                        // Whatever else consensus has waiting is stepped with it, up to a bound;
+                        // the first other event is handled right after, in order.
+                        let mut batch = vec![e];
+                        let mut other = None;
+                        while batch.len() < CONSENSUS_DRAIN_MAX {
+                            match events.try_recv() {
+                                Ok(e) if is_consensus(&e) => batch.push(e),
+                                Ok(e) => {
+                                    other = Some(e);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.on_consensus_messages(batch, &sync_tx).await?;
+                        if let Some(e) = other {
+                            self.on_net_event(e);
+                        }
+                    }
+                    Some(e) => self.on_net_event(e),
+                    None => {
+                        warn!("network task stopped");
+                        return Ok(());
+                    }
+                },
+                Some((peer, result)) = sync_rx.recv() => self.on_sync_response(peer, result, &sync_tx).await?,
+                () = pool_changed.notified() => {
+                    let actions = self.replica.on_pool_changed(self.clock.now())?;
+                    self.carry_out(actions, &sync_tx).await?;
+                }
+                () = wake => {
+                    let actions = self.replica.on_tick(self.clock.now())?;
+                    self.carry_out(actions, &sync_tx).await?;
+                }
+                _ = status_tick.tick() => self.publish_status(),
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let peers = self.net.peers().len();
+        self.metrics.peers.set(peers as u64);
+        let syncing = self.replica.is_behind();
+        self.metrics.syncing.set(u64::from(syncing));
+        self.status_tx.send_modify(|s| {
+            s.peers = peers;
+            s.syncing = syncing;
+            s.round = self.replica.consensus().map(|c| c.round());
+        });
+    }
+
+    /// Consensus gossip that arrived together: decoded, handed to the replica as one
+    /// batch, each message's verdict reported to gossip validation.
+    async fn on_consensus_messages(
+        &mut self,
+        events: Vec<NetEvent>,
+        sync_tx: &mpsc::Sender<SyncResult>,
+    ) -> Result<(), NodeError> {
+        debug_assert!(events.len() <= CONSENSUS_DRAIN_MAX);
+        let mut ids = Vec::with_capacity(events.len());
+        let mut msgs = Vec::with_capacity(events.len());
+        for event in events {
+            let NetEvent::Gossip { topic: Topic::Consensus, id, data, from } = event else { continue };
+            match data.get(8..).map(|m| wire::decode(m, &self.ctx.genesis)) {
+                Some(Ok(m)) => {
+                    ids.push(id);
+                    msgs.push(m);
+                }
+                _ => {
+                    debug!(%from, "malformed consensus message");
+                    self.net.report(id, Validation::Reject);
+                }
+            }
+        }
+        let (actions, verdicts) = self.replica.on_messages(self.clock.now(), msgs)?;
+        self.carry_out(actions, sync_tx).await?;
+        debug_assert_eq!(verdicts.len(), ids.len());
+        for (id, verdict) in ids.into_iter().zip(verdicts) {
+            let v = match verdict {
+                Verdict::Accept => Validation::Accept,
+                Verdict::Reject(e) => {
+                    debug!(error = %e, "consensus message rejected");
+                    Validation::Reject
+                }
+                Verdict::Ignore(_) => Validation::Ignore,
+            };
+            self.net.report(id, v);
+        }
+        Ok(())
+    }
+
+    fn on_net_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Gossip { topic: Topic::Attestations, id, .. } => {
+                // Attestations arrive at the ingest task (`spawn_split`), never here.
+                warn!("attestation gossip on the driver's channel; ignored");
+                self.net.report(id, Validation::Ignore);
+            }
+            NetEvent::Gossip { topic: Topic::Consensus, id, .. } => self.net.report(id, Validation::Ignore),
+            NetEvent::SyncRequest { reply, .. } => {
+                // Sync requests arrive at the sync server (`spawn_split`), never here.
+                warn!("sync request on the driver's channel; answered empty");
+                self.net.respond(reply, SyncResponse { blocks: Vec::new() });
+            }
+            NetEvent::PeerConnected(peer) => {
+                info!(%peer, "peer connected");
+                self.publish_status();
+            }
+            NetEvent::PeerDisconnected(peer) => {
+                info!(%peer, "peer disconnected");
+                self.publish_status();
+            }
+            NetEvent::PeerRefused { peer, address } => {
+                warn!(%peer, %address, "refused a peer that is not a genesis member")
+            }
+            NetEvent::Listening(addr) => info!(%addr, "p2p listening"),
+        }
+    }
+
+    async fn on_sync_response(
+        &mut self,
+        peer: MemberName,
+        result: Result<SyncResponse, net::NetError>,
+        sync_tx: &mpsc::Sender<SyncResult>,
+    ) -> Result<(), NodeError> {
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(%peer, error = %e, "sync request failed");
+                self.replica.on_sync_failed();
+                return Ok(());
+            }
+        };
+        let before = self.replica.tip().height;
+        let (actions, outcome) = self.replica.on_sync_blocks(self.clock.now(), response.blocks)?;
+        if outcome.bad {
+            warn!(%peer, "peer sent a block that does not verify");
+        }
+        if outcome.stored > 0 {
+            info!(from = before + 1, to = self.replica.tip().height, %peer, "synced");
+        }
+        self.carry_out(actions, sync_tx).await
+    }
+
+    /// Carries out the replica's actions in order.
+    async fn carry_out(&mut self, actions: Vec<Action>, sync_tx: &mpsc::Sender<SyncResult>) -> Result<(), NodeError> {
+        for action in actions {
+            match action {
+                Action::PersistSignState(state) => sign_state::persist(&self.sign_state_path, &state)?,
+                Action::Broadcast(m) => self.broadcast(&m, 0).await,
+                Action::Resend(msgs) => {
+                    self.resend_counter += 1;
+                    for m in &msgs {
+                        self.broadcast(m, self.resend_counter).await;
+                    }
+                }
+                Action::RequestSync(request) => self.request_sync(request, sync_tx),
+                Action::Committed { height, records, .. } => {
+                    let tree_size = self.replica.tip().frontier.size();
+                    self.metrics.observe_commit(height, tree_size, records, self.last_commit.elapsed());
+                    self.last_commit = Instant::now();
+                    if let Ok(m) = self.replica.mempool().lock() {
+                        self.metrics.mempool_records.set(m.stats().records as u64);
+                    }
+                    debug!(height, records, "committed");
+                }
+                Action::Notice(n) => match n {
+                    Notice::ProposalInvalid { height, error } => warn!(height, %error, "proposed block is invalid"),
+                    Notice::DecidedBlockInvalid { height, error } => {
+                        warn!(height, %error, "decided block does not verify; it will be fetched by sync")
+                    }
+                    Notice::SyncBlockInvalid { height, error } => warn!(height, %error, "synced block does not verify"),
+                    Notice::BuildRecordRefused { index, error } => {
+                        warn!(index, %error, "mempool record refused while building; proposing the records before it")
+                    }
+                    Notice::EvidenceNotAdmitted(e) => warn!(error = %e, "equivocation evidence not admitted"),
+                    Notice::MempoolReset(e) => warn!(error = %e, "mempool emptied after a state read error"),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn broadcast(&mut self, m: &Message, resend: u64) {
+        let out = match self.byzantine.as_mut() {
+            Some(b) => b.outgoing(&self.ctx, m),
+            None => vec![m.clone()],
+        };
+        for m in &out {
+            // Gossip dedupes by content: an 8-byte resend counter in front makes a re-send new.
+            let mut data = resend.to_le_bytes().to_vec();
+            data.extend_from_slice(&wire::encode(m));
+            if let Err(e) = self.net.publish(Topic::Consensus, data).await {
+                debug!(error = %e, "consensus message not sent (no peers yet?)");
+            }
+        }
+    }
+
+    /// Asks the next peer in rotation (a silent one cannot stall us) for blocks.
+    fn request_sync(&mut self, request: SyncRequest, sync_tx: &mpsc::Sender<SyncResult>) {
+        let peers = self.net.peers();
+        if peers.is_empty() {
+            self.replica.on_sync_failed();
+            return;
+        }
+        self.sync_turn = self.sync_turn.wrapping_add(1);
+        let peer = peers[self.sync_turn % peers.len()].clone();
+        let request = net::SyncRequest { from_height: request.from_height, max_blocks: request.blocks_max };
+        let net = self.net.clone();
+        let tx = sync_tx.clone();
+        tokio::spawn(async move {
+            let result = net.request_blocks(peer.clone(), request).await;
+            let _ = tx.send((peer, result)).await;
+        });
+    }
+}
