@@ -141,7 +141,7 @@ pub fn run(a: &LoadArgs) -> Result<ExitCode> {
 
 fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
     ports_free(a.base_port, a.validators)?;
-    let layout = node::write_testnet(dir, a.validators, 0, a.base_port)?;
+    let layout = node::write_testnet(dir, a.validators, 0, a.base_port, None)?;
     let apis: Vec<String> = (0..a.validators)
         .map(|i| layout.manifest["nodes"][i]["api"].as_str().map(str::to_string))
         .collect::<Option<_>>()

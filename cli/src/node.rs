@@ -87,6 +87,10 @@ pub struct TestnetArgs {
     /// Also run the nodes as separate processes until SIGINT/SIGTERM.
     #[arg(long)]
     start: bool,
+    /// An idle chain's heartbeat: one empty block this often (0: a block as soon as the
+    /// last commits). Unset: the genesis default (no `[time]` table, 60 s).
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
 }
 
 fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
@@ -305,7 +309,13 @@ pub fn testnet_consensus() -> ConsensusParams {
 /// Writes keys, genesis, node configs and testnet.json for a local network of
 /// `validators` validators (every role) and `observers` observers into `dir`. Node i
 /// listens on `base_port + i` (p2p) and `base_port + 1000 + i` (API).
-pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port: u16) -> Result<TestnetLayout> {
+pub fn write_testnet(
+    dir: &Path,
+    validators: usize,
+    observers: usize,
+    base_port: u16,
+    heartbeat_ms: Option<u64>,
+) -> Result<TestnetLayout> {
     if validators == 0 || validators > 32 {
         bail!("--validators: must be between 1 and 32");
     }
@@ -336,7 +346,11 @@ pub fn write_testnet(dir: &Path, validators: usize, observers: usize, base_port:
         members.push(MemberSpec { name: name.clone(), public_key: key.public(), roles, validator });
     }
     let origin = "credence.example/testnet";
-    let genesis = Genesis::new("credence-testnet", origin, LOCAL_GENESIS_TIME_MS, testnet_consensus(), members)?;
+    let mut genesis = Genesis::new("credence-testnet", origin, LOCAL_GENESIS_TIME_MS, testnet_consensus(), members)?;
+    if let Some(heartbeat_ms) = heartbeat_ms {
+        let time = credence_ledger::genesis::TimeParams { heartbeat_ms, ..credence_ledger::genesis::TimeParams::default() };
+        genesis = genesis.with_time(time)?;
+    }
     fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
     let p2p = |i: usize| SocketAddr::from(([127, 0, 0, 1], base_port + i as u16));
     let mut nodes = Vec::new();
@@ -423,7 +437,7 @@ pub fn stop_nodes(children: &mut [std::process::Child]) {
 }
 
 pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
-    let layout = write_testnet(&a.dir, a.validators, a.observers, a.base_port)?;
+    let layout = write_testnet(&a.dir, a.validators, a.observers, a.base_port, a.heartbeat_ms)?;
     println!(
         "testnet of {} validators and {} observers in {} (see testnet.json)",
         a.validators,

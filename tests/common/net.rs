@@ -121,6 +121,9 @@ impl Testnet {
             dir.path().to_str().unwrap(),
             "--base-port",
             &base.to_string(),
+            // These tests watch heights grow on idle chains: a heartbeat block a second.
+            "--heartbeat-ms",
+            "1000",
         ]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let manifest: serde_json::Value =
