@@ -1,14 +1,15 @@
-//! End-to-end: a real `credence node` under hostile HTTP clients — oversized bodies, malformed JSON, wrong types, huge `limit`s, a slow-header client and a request flood — answers each with a clear 4xx/429 naming the rule, keeps its memory bounded, stays healthy and keeps committing blocks.
+//! End-to-end: a real `credence node` under hostile HTTP clients — oversized bodies, malformed JSON, wrong types, huge `limit`s, a slow-header client, slow batch bodies and a request flood — answers each with a clear 4xx/429 naming the rule, keeps its memory bounded, stays healthy and keeps committing blocks.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::net::{Testnet, wait_until};
+use common::{credence, json};
 
 /// Requests per second one client may make in this test's node config (`[api]`).
 const RATE: u32 = 20;
@@ -75,8 +76,16 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The tests of this file measure latencies and memory: they run one at a time, so one's
+/// flood does not slow the other's measured request on a 2-core machine.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
+    let _serial = serial();
     let net = Testnet::new(11, 1, 0);
     let config = net.config(0);
     // A low per-client rate, so the flood below crosses it quickly.
@@ -210,4 +219,152 @@ fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
     wait_until("new blocks after the flood", Duration::from_secs(30), || height(&addr) > height_before);
     let r = net.attest(0, 0, "2024");
     assert!(r["height"].as_u64().unwrap() > height_before, "attest after the flood: {r}");
+}
+
+/// How one slow-body client's request ended.
+#[derive(Debug)]
+enum SlowEnd {
+    /// An answer: its status and body.
+    Answered(u16, String),
+    /// The connection was closed without an answer.
+    Closed,
+    /// Still open when the client gave up.
+    Open,
+}
+
+/// A client that sends a batch request's head at once, then its body one byte every
+/// `every`, until the server answers or closes the connection, or `give_up` passes.
+/// Returns how it ended and when (from its first body byte).
+fn trickle_batch(addr: &str, every: Duration, give_up: Duration) -> (SlowEnd, Duration) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /v1/attestations/batch HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.set_read_timeout(Some(every)).unwrap();
+    let body = b"{\"attestations\": [\"";
+    let started = Instant::now();
+    let mut raw = Vec::new();
+    let mut sent = 0usize;
+    while started.elapsed() < give_up {
+        // The body never completes: after its opening, base64 letters.
+        let byte = body.get(sent).copied().unwrap_or(b'A');
+        if s.write_all(&[byte]).is_err() {
+            break;
+        }
+        sent += 1;
+        let mut buf = [0u8; 1024];
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                // The whole answer: read until the server closes (it ends the connection).
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let _ = s.read_to_end(&mut raw);
+                break;
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let took = started.elapsed();
+    if took >= give_up {
+        return (SlowEnd::Open, took);
+    }
+    let text = String::from_utf8_lossy(&raw).to_string();
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) => {
+            let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            (SlowEnd::Answered(status, body.to_string()), took)
+        }
+        None => (SlowEnd::Closed, took),
+    }
+}
+
+/// A signed R&D attestation by member `i` of `net` with `sequence`, as `POST
+/// /v1/attestations` takes it (standard base64), built by `credence attest --dry-run`.
+fn signed(net: &Testnet, i: usize, sequence: u64, period: &str) -> String {
+    let out = credence(&[
+        "attest",
+        "rd-spend",
+        "--enterprise",
+        "914403001922038216",
+        "--period",
+        period,
+        "--amount",
+        "1250000.00",
+        "--key",
+        &net.key(i),
+        "--genesis",
+        &net.genesis(),
+        "--sequence",
+        &sequence.to_string(),
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "attest --dry-run failed: {}", String::from_utf8_lossy(&out.stderr));
+    json(&out)["attestation"].as_str().expect("base64 attestation").to_string()
+}
+
+/// Slow batch bodies (slow-POST): more clients than there are batch slots trickle batch
+/// bodies a byte at a time. The node reads a batch body in full before it takes a slot, so
+/// a normal batch sent meanwhile is answered at once, and the slow clients get 408 naming
+/// the body's deadline (5 s by default) and lose their connection.
+#[test]
+fn slow_batch_bodies_do_not_delay_other_batches() {
+    let _serial = serial();
+    /// More than the node's batch slots (`BATCHES_MAX_DEFAULT`, 4).
+    const SLOW: usize = 6;
+    let net = Testnet::new(10, 1, 0);
+    let api_url = net.api(0);
+    let addr = api_url.strip_prefix("http://").unwrap().to_string();
+    let _node = net.start(0);
+    wait_until("the node to commit a block", Duration::from_secs(60), || height(&addr) >= 1);
+    // A normal batch: three valid attestations, the attester's first sequences.
+    let items: Vec<String> = (1..=3).map(|seq| signed(&net, 0, seq, &format!("{}", 2020 + seq))).collect();
+    let batch = serde_json::json!({ "attestations": items }).to_string();
+
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || trickle_batch(&addr, Duration::from_millis(100), Duration::from_secs(20)))
+        })
+        .collect();
+    // Every slow client is connected and trickling before the normal batch is sent.
+    std::thread::sleep(Duration::from_millis(700));
+    let started = Instant::now();
+    let r = send(&addr, "POST", "/v1/attestations/batch", Some("application/json"), batch.as_bytes()).expect("answer");
+    let took = started.elapsed();
+    eprintln!("a batch of 3 beside {SLOW} slow batch bodies: HTTP {} in {took:?}", r.status);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let results = r.json()["results"].as_array().cloned().expect("results");
+    assert_eq!(results.len(), 3, "{}", r.body);
+    assert!(results.iter().all(|i| i["status"] == "pending"), "{}", r.body);
+    // Well under a second on an idle machine; 2 s leaves room for a busy 2-core one.
+    assert!(took < Duration::from_secs(2), "the normal batch waited {took:?} behind slow bodies");
+
+    for t in slow {
+        let (end, after) = t.join().unwrap();
+        eprintln!("slow batch body: {end:?} after {after:?}");
+        match end {
+            SlowEnd::Answered(status, body) => {
+                assert_eq!(status, 408, "{body}");
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+                assert_eq!(
+                    (v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+                    (Some("timeout"), Some("body"))
+                );
+                assert!(v["error"]["rule"].as_str().unwrap_or_default().contains("5000 ms"), "{body}");
+            }
+            SlowEnd::Closed => {}
+            SlowEnd::Open => panic!("a slow batch body held its connection for {after:?}"),
+        }
+        // The deadline (5 s) and not the request timeout (10 s) ended it.
+        assert!(after < Duration::from_secs(9), "the slow client was answered after {after:?}");
+    }
+    // The batch's attestations were valid: they commit.
+    let last = results[2]["id"].as_str().unwrap().to_string();
+    wait_until("the batch to commit", Duration::from_secs(30), || {
+        get(&addr, &format!("/v1/attestations/{last}"))
+            .is_some_and(|r| r.status == 200 && r.json()["status"] == "committed")
+    });
 }

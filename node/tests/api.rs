@@ -2,8 +2,9 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -65,7 +66,7 @@ async fn start_with(config: ApiConfig) -> Node {
     let state = ApiState::new(ctx.clone(), store.clone(), mempool, status_rx, Arc::new(Metrics::new()))
         .with_gossip(gossip_tx)
         .with_config(config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = bind_loopback().await;
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, async move {
@@ -74,10 +75,28 @@ async fn start_with(config: ApiConfig) -> Node {
     Node { addr, ctx, keys, store, gossip, stop: Some(stop), server, _dir: dir }
 }
 
+/// A listener on 127.0.0.1 below the ephemeral range, in the port scheme of
+/// `tests/common/net.rs`: this process's region starts at 10,000 + (pid mod 13) × 1,600; the
+/// end-to-end tests' slots use its offsets 0..600 (p2p, proxies) and 1,000..1,600 (APIs), so
+/// these in-process servers take offsets 600..1,000, skipping ports in use.
+async fn bind_loopback() -> TcpListener {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let region = 10_000 + (std::process::id() % 13) as u16 * 1_600;
+    for _ in 0..400 {
+        let port = region + 600 + NEXT.fetch_add(1, Ordering::Relaxed) % 400;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+            return listener;
+        }
+    }
+    panic!("no free port in {}..{}", region + 600, region + 1000);
+}
+
 struct Reply {
     status: u16,
     content_type: String,
     retry_after: Option<String>,
+    /// The server announced it closes the connection (`Connection: close`).
+    close: bool,
     body: Vec<u8>,
 }
 
@@ -125,12 +144,14 @@ fn parse_reply(raw: &[u8]) -> Reply {
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
     let mut content_type = String::new();
     let mut retry_after = None;
+    let mut close = false;
     let mut chunked = false;
     for l in lines {
         let (k, v) = l.split_once(':').expect("header");
         match k.to_ascii_lowercase().as_str() {
             "content-type" => content_type = v.trim().to_string(),
             "retry-after" => retry_after = Some(v.trim().to_string()),
+            "connection" => close = v.trim().eq_ignore_ascii_case("close"),
             "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
             _ => {}
         }
@@ -151,7 +172,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
         }
         body = out;
     }
-    Reply { status, content_type, retry_after, body }
+    Reply { status, content_type, retry_after, close, body }
 }
 
 async fn get(n: &Node, path: &str) -> Reply {
@@ -597,6 +618,15 @@ async fn openapi_lists_every_path() {
     assert_eq!(paths, routes);
     assert!(doc["paths"]["/v1/attestations"]["post"]["responses"]["202"].is_object());
     assert!(doc["paths"]["/v1/attestations/batch"]["post"]["responses"]["200"].is_object());
+    // The bounds the server enforces on request bodies are described.
+    for (path, statuses) in
+        [("/v1/attestations", &["408", "413", "415"][..]), ("/v1/attestations/batch", &["408", "413", "415", "503"])]
+    {
+        for status in statuses {
+            let answer = &doc["paths"][path]["post"]["responses"][*status];
+            assert!(answer["description"].is_string(), "{path} lists {status}: {}", doc["paths"][path]);
+        }
+    }
     assert!(doc["paths"]["/v1/genesis"]["get"]["responses"]["200"].is_object());
     assert!(doc["components"]["schemas"]["BatchSubmitResponse"].is_object());
     assert!(doc["components"]["schemas"]["AttestationView"].is_object());
@@ -920,5 +950,140 @@ async fn connections_per_client_are_capped_with_a_429() {
     drop((_a, _b));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(get(&n, "/healthz").await.status, 200, "slots are given back");
+    n.stop().await;
+}
+
+/// A client that sends a POST's head (stating a body of 10,000 bytes) and then its body one
+/// byte every `every`, until the server answers or closes: the answer (if any) and when it came.
+async fn trickle(addr: SocketAddr, path: &str, every: Duration) -> (Option<Reply>, Duration) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let started = Instant::now();
+    let mut raw = Vec::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        if s.write_all(b"{").await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match tokio::time::timeout(every, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                raw.extend_from_slice(&buf[..n]);
+                let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut raw)).await;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let took = started.elapsed();
+    ((!raw.is_empty()).then(|| parse_reply(&raw)), took)
+}
+
+#[tokio::test]
+async fn slow_batch_bodies_do_not_hold_batch_slots() {
+    let config = ApiConfig {
+        body_read_timeout: Duration::from_millis(800),
+        request_timeout: Duration::from_secs(5),
+        ..ApiConfig::default()
+    };
+    let n = start_with(config).await;
+    // More slow bodies than batch slots, each sending a byte every 50 ms.
+    let slow: Vec<_> = (0..api::BATCHES_MAX_DEFAULT + 2)
+        .map(|_| tokio::spawn(trickle(n.addr, "/v1/attestations/batch", Duration::from_millis(50))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seq = n.next_sequence(CENTRE).await;
+    let items = vec![B64.encode(n.sign(CENTRE, seq, rd(1))), B64.encode(n.sign(CENTRE, seq + 1, rd(2)))];
+    let started = Instant::now();
+    let r = post_batch(&n, &items).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["results"].as_array().expect("results").iter().all(|i| i["status"] == "pending"), "{}", r.text());
+    assert!(took < Duration::from_millis(500), "a normal batch waited {took:?} behind slow bodies");
+    for t in slow {
+        let (reply, after) = t.await.expect("task");
+        let reply = reply.expect("the slow body is answered");
+        assert_eq!(reply.status, 408, "{}", reply.text());
+        assert_eq!(reply.error(), ("timeout".into(), "body".into()));
+        assert!(reply.json()["error"]["rule"].as_str().expect("rule").contains("800 ms"), "{}", reply.text());
+        assert!(reply.close, "a 408 ends the connection");
+        assert!(after >= Duration::from_millis(700) && after < Duration::from_secs(3), "answered after {after:?}");
+    }
+    // The single route's body has the same deadline.
+    let (reply, _) = trickle(n.addr, "/v1/attestations", Duration::from_millis(50)).await;
+    let reply = reply.expect("answered");
+    assert_eq!((reply.status, reply.error()), (408, ("timeout".into(), "body".into())));
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_before_it_is_read() {
+    let n = start().await;
+    for (path, limit) in [
+        ("/v1/attestations/batch", api::BATCH_BODY_BYTES_MAX_DEFAULT),
+        ("/v1/attestations", api::BODY_BYTES_MAX_DEFAULT),
+    ] {
+        // Only the head is sent: the answer cannot wait for the body.
+        let mut s = TcpStream::connect(n.addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            limit + 1
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut raw)).await;
+        assert!(read.is_ok(), "{path}: answered and closed without waiting for the body");
+        let r = parse_reply(&raw);
+        assert_eq!(r.status, 413, "{path}: {}", r.text());
+        assert_eq!(r.error(), ("payload_too_large".into(), "body".into()));
+        assert!(r.json()["error"]["rule"].as_str().expect("rule").contains(&limit.to_string()), "{}", r.text());
+        assert!(r.close, "{path}: a 413 ends the connection");
+    }
+    // A chunked body (no length stated) is cut off where it crosses the limit.
+    let mut s = TcpStream::connect(n.addr).await.expect("connect");
+    s.write_all(b"POST /v1/attestations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await
+        .expect("write");
+    let chunk = format!("{:x}\r\n{}\r\n", 40 * 1024, "A".repeat(40 * 1024));
+    let _ = s.write_all(chunk.as_bytes()).await;
+    let _ = s.write_all(chunk.as_bytes()).await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut raw)).await;
+    let r = parse_reply(&raw);
+    assert_eq!((r.status, r.error()), (413, ("payload_too_large".into(), "body".into())), "{}", r.text());
+    assert_eq!(get(&n, "/healthz").await.status, 200);
+    n.stop().await;
+}
+
+#[tokio::test]
+async fn batch_bodies_in_memory_are_bounded_with_503() {
+    let config = ApiConfig {
+        batch_bodies_max: 2,
+        body_read_timeout: Duration::from_millis(800),
+        request_timeout: Duration::from_secs(5),
+        ..ApiConfig::default()
+    };
+    let n = start_with(config).await;
+    let slow: Vec<_> =
+        (0..2).map(|_| tokio::spawn(trickle(n.addr, "/v1/attestations/batch", Duration::from_millis(50)))).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Both body permits are held: refused at once, without reading, with a time to retry.
+    let started = Instant::now();
+    let r = post_batch(&n, &[]).await;
+    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.error(), ("busy".into(), "batch".into()));
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    // The single route does not use batch permits.
+    assert_eq!(n.submit(&[1, 2, 3]).await.status, 400);
+    for t in slow {
+        assert_eq!(t.await.expect("task").0.map(|r| r.status), Some(408));
+    }
+    // The permits came back with the slow bodies' answers.
+    let r = post_batch(&n, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
     n.stop().await;
 }

@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -21,7 +21,7 @@ use credence_ledger::merkle::{self, NodeHash, NodeReader};
 use credence_ledger::rules::Rejection;
 use credence_ledger::store::{IndexKey, Store, StoreError};
 
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json, require_json};
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
     ConsistencyProofView, ErrorBody, HealthView, InclusionProofView, MempoolView, NextSequenceView, StatusView,
@@ -88,7 +88,7 @@ fn b64(h: &NodeHash) -> String {
 /// membership, the signature (bound to this chain's genesis hash) and the ledger rules
 /// against the committed state plus the pending attestations, then admits it to the
 /// mempool and gossips it. A sequence up to 256 past the attester's next one is held
-/// until the gap fills.
+/// until the gap fills. The body is read in full first: at most 64 KiB, within 5 s.
 #[utoipa::path(
     post,
     path = "/v1/attestations",
@@ -97,8 +97,9 @@ fn b64(h: &NodeHash) -> String {
     responses(
         (status = 202, description = "Admitted to the mempool (pending)", body = SubmitResponse),
         (status = 400, description = "Malformed body, base64 or attestation encoding", body = ErrorBody),
+        (status = 408, description = "Body not received in full within 5 s (code `timeout`, field `body`); the connection is closed", body = ErrorBody),
         (status = 409, description = "Already pending, or the sequence is taken by a held attestation", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB (code `payload_too_large`, field `body`; refused from `Content-Length` without reading it); the connection is closed", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
         (status = 422, description = "A ledger rule refuses it (code R001..R023: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
         (status = 503, description = "Mempool full; retry later", body = ErrorBody),
@@ -106,8 +107,9 @@ fn b64(h: &NodeHash) -> String {
 )]
 pub async fn submit_attestation(
     State(st): State<ApiState>,
-    ApiJson(req): ApiJson<SubmitRequest>,
+    req: Request,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
+    let req: SubmitRequest = read_json(req, st.config.body_bytes_max, st.config.body_read_timeout).await?;
     let bytes = decode_item(&st, &req.attestation)?;
     let outcome = submit(&st, vec![Ok(bytes)]).await?.pop();
     let admitted = outcome.unwrap_or_else(|| Err(ApiError::internal("submission gave no outcome")))?;
@@ -121,8 +123,11 @@ pub async fn submit_attestation(
 /// same verdicts as single checks), then the items are admitted in input order, so one
 /// attester's consecutive sequences may share a batch. The answer lists one result per
 /// item, in order: `{"id", "status": "pending", "waiting_for_sequence"}` or the
-/// `{"error": ...}` the single route would give. At most 4 batches are processed at once;
-/// further requests wait for a slot.
+/// `{"error": ...}` the single route would give.
+///
+/// The body is read in full first (at most 4 MiB, within 5 s; at most 64 batch bodies are
+/// read or held at once); only then does the batch wait for one of 4 slots in which batches
+/// are verified and admitted, so a slow client never delays another's batch.
 #[utoipa::path(
     post,
     path = "/v1/attestations/batch",
@@ -131,15 +136,43 @@ pub async fn submit_attestation(
     responses(
         (status = 200, description = "One result per item, in input order", body = BatchSubmitResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 413, description = "More than 1,000 items (field `attestations`), or body over 4 MiB", body = ErrorBody),
+        (status = 408, description = "Body not received in full within 5 s (code `timeout`, field `body`); the connection is closed", body = ErrorBody),
+        (status = 413, description = "More than 1,000 items (field `attestations`), or body over 4 MiB (field `body`; refused from `Content-Length` without reading it); the connection is closed", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
+        (status = 503, description = "64 batch bodies are already being read or processed (code `busy`, field `batch`); retry after `Retry-After` seconds", body = ErrorBody),
     )
 )]
-pub async fn submit_batch(State(st): State<ApiState>, req: Request) -> Result<Json<BatchSubmitResponse>, ApiError> {
-    // Taken before the body is read: at most `batches_max` batch bodies are in memory.
-    let _slot = st.batch_slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
-    let ApiJson(body) = ApiJson::<BatchSubmitRequest>::from_request(req, &st).await?;
-    let items = body.attestations;
+pub async fn submit_batch(State(st): State<ApiState>, req: Request) -> Response {
+    if let Err(e) = require_json(req.headers()) {
+        return e.into_response();
+    }
+    // A permit for the body's memory, from before the read until the answer: at most
+    // `batch_bodies_max` batch bodies are read or held at once. Refused at once when none is
+    // free, so a slow client's bodies never make others wait.
+    let Ok(_body) = st.batch_bodies.clone().try_acquire_owned() else {
+        let max = st.config.batch_bodies_max;
+        let mut response = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "batch",
+            format!("{max} batch bodies are already being read or processed; retry after 1 s"),
+        )
+        .into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    match batch(&st, req).await {
+        Ok(answer) => answer.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A batch whose body permit is held: read, parse and decode it, then verify and admit it
+/// in a batch slot.
+async fn batch(st: &ApiState, req: Request) -> Result<Json<BatchSubmitResponse>, ApiError> {
+    let body = read_body(req, st.config.batch_body_bytes_max, st.config.body_read_timeout).await?;
+    let items = parse_json::<BatchSubmitRequest>(&body)?.attestations;
+    drop(body);
     if items.total > BATCH_ITEMS_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -148,8 +181,11 @@ pub async fn submit_batch(State(st): State<ApiState>, req: Request) -> Result<Js
             format!("at most {BATCH_ITEMS_MAX} items per batch; got {}", items.total),
         ));
     }
-    let decoded = items.items.iter().map(|item| decode_item(&st, item)).collect();
-    let results = submit(&st, decoded)
+    let decoded = items.items.iter().map(|item| decode_item(st, item)).collect();
+    drop(items);
+    // Held only for verification and admission; the body is already here.
+    let _slot = st.batch_slots.clone().acquire_owned().await.map_err(ApiError::internal)?;
+    let results = submit(st, decoded)
         .await?
         .into_iter()
         .map(|outcome| match outcome {

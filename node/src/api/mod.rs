@@ -7,18 +7,30 @@
 //!
 //! # Bounds (in [`ApiConfig`] unless a constant is named)
 //! * request body ≤ 64 KiB (413 above); an attestation is ≤ 2,048 bytes anyway;
+//! * a request body is read in full, within its byte limit and within 5 s of the handler's
+//!   start ([`BODY_READ_TIMEOUT_DEFAULT`]), before any work is done on it: 413
+//!   `payload_too_large` above the limit (at once when `Content-Length` states more), 408
+//!   `timeout` (field `body`) when it is not complete by then; either answer ends the
+//!   connection. A body's buffer starts at ≤ [`BODY_PREALLOC_BYTES`] and grows only with the
+//!   bytes that arrive, so a slow body costs its connection and little memory;
 //! * `POST /v1/attestations/batch`: body ≤ 4 MiB (its own limit: 1,000 of the largest
 //!   attestations in base64 fit), ≤ [`BATCH_ITEMS_MAX`] (1,000) items (413 above; items past
-//!   the bound are counted, never stored), and ≤ 4 batch requests read and processed at
-//!   once (others wait for a slot within the request timeout), so batch bodies hold at most
-//!   16 MiB;
+//!   the bound are counted, never stored). ≤ 64 batch bodies are read or held at once
+//!   ([`BATCH_BODIES_MAX_DEFAULT`]; 503 `busy` with `Retry-After` above, without reading),
+//!   so batch bodies hold at most 256 MiB (a held batch keeps its decoded items, smaller
+//!   than its base64 body; parsing briefly holds both, on one runtime thread each); one
+//!   client holds at most 32 of them (its connection cap: a connection reads one body at a
+//!   time). Only a batch read in full takes one of 4 batch slots ([`BATCHES_MAX_DEFAULT`])
+//!   for its verification and admission; others wait for a slot within the request timeout.
+//!   A slow body never holds a slot;
 //! * each request is answered within 10 s, body read included (504 `timeout` otherwise);
 //! * a request's head (request line and headers) must arrive within 5 s of its first byte
 //!   and fit in 16 KiB ([`HEADER_READ_TIMEOUT_DEFAULT`], [`HEADER_BUF_BYTES`]; the connection is
 //!   closed, or 431 for an oversized head), so a slow-header client holds a slot for 5 s at most;
 //! * ≤ 256 connections at once (further connections wait in the kernel backlog), ≤ 32 of them
 //!   from one client (429 `too_many_connections` above), and a connection on which no byte
-//!   moves for 30 s is closed;
+//!   moves for 30 s is closed. A connection reads at most one body at a time, so bodies are
+//!   read on ≤ 256 connections at once, ≤ 32 per client;
 //! * each client (IPv4 address or IPv6 /64) may make 100 requests per second on average, in
 //!   bursts of up to 200 ([`RateLimit`]; `[api]` in node.toml); above that 429 `rate_limited`
 //!   with `Retry-After`, before the body is read. `/healthz` and `/metrics` are not limited, so
@@ -53,7 +65,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::header::RETRY_AFTER;
+use axum::http::header::{CONNECTION, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -142,6 +154,20 @@ pub const BATCH_ITEMS_MAX: usize = 1000;
 pub const BATCH_BODY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 /// Default [`ApiConfig::batches_max`].
 pub const BATCHES_MAX_DEFAULT: usize = 4;
+/// Default [`ApiConfig::batch_bodies_max`]: twice [`CONNECTIONS_PER_CLIENT_MAX_DEFAULT`], so
+/// one client's slow bodies can hold at most half of them; 64 × 4 MiB = 256 MiB at most.
+pub const BATCH_BODIES_MAX_DEFAULT: usize = 64;
+/// Default [`ApiConfig::body_read_timeout`]: 5 s. It must end well inside
+/// [`REQUEST_TIMEOUT_DEFAULT`] (10 s) so that a slow body is answered 408 and the other 5 s are
+/// left for waiting for a batch slot and for verification (tens of milliseconds for 1,000
+/// signatures). At 5 s a 4 MiB batch needs 0.8 MiB/s and a typical batch (1,000 R&D
+/// attestations, about 300 KB of base64) 60 KB/s, far below what members' systems on a
+/// datacenter or office network send; it is also the header deadline, so a client that is
+/// slow in both holds its connection 10 s at most.
+pub const BODY_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// Largest buffer reserved for a body before its bytes arrive (whatever `Content-Length`
+/// states); it then grows with what is received.
+pub const BODY_PREALLOC_BYTES: usize = 64 * 1024;
 /// Default [`ApiConfig::rate`]: per client, 100 requests per second in bursts of up to 200.
 pub const RATE_DEFAULT: RateLimit = RateLimit { per_second: 100, burst: 200 };
 /// Default [`ApiConfig::header_read_timeout`].
@@ -150,6 +176,11 @@ pub const HEADER_READ_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
 pub const CONNECTIONS_PER_CLIENT_MAX_DEFAULT: usize = 32;
 /// Read buffer of a connection, which bounds a request's head (hyper answers 431 above it).
 pub const HEADER_BUF_BYTES: usize = 16 * 1024;
+
+// A client cannot hold every batch body with its own connections, and a slow body is
+// answered 408 before the request timeout's 504.
+const _: () = assert!(BATCH_BODIES_MAX_DEFAULT > CONNECTIONS_PER_CLIENT_MAX_DEFAULT);
+const _: () = assert!(BODY_READ_TIMEOUT_DEFAULT.as_millis() < REQUEST_TIMEOUT_DEFAULT.as_millis());
 
 /// Every route the API serves (axum path syntax). Metrics label requests by these.
 pub const ROUTES: &[&str] = &[
@@ -180,8 +211,13 @@ pub struct ApiConfig {
     pub body_bytes_max: usize,
     /// Largest body of `POST /v1/attestations/batch` (its own limit); larger bodies get 413.
     pub batch_body_bytes_max: usize,
-    /// Most batch requests read and processed at once; further ones wait for a slot.
+    /// Most batches verified and admitted at once (batch slots); a batch takes one only once
+    /// its body is read in full, and further ones wait for a slot.
     pub batches_max: usize,
+    /// Most batch requests whose body is being read or held at once (503 `busy` above).
+    pub batch_bodies_max: usize,
+    /// Longest time to read a request body in full, from the handler's start; then 408.
+    pub body_read_timeout: Duration,
     /// Longest time to answer one request (body read included); then 504.
     pub request_timeout: Duration,
     /// Most connections served at once; further ones wait to be accepted.
@@ -207,6 +243,8 @@ impl Default for ApiConfig {
             body_bytes_max: BODY_BYTES_MAX_DEFAULT,
             batch_body_bytes_max: BATCH_BODY_BYTES_MAX_DEFAULT,
             batches_max: BATCHES_MAX_DEFAULT,
+            batch_bodies_max: BATCH_BODIES_MAX_DEFAULT,
+            body_read_timeout: BODY_READ_TIMEOUT_DEFAULT,
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
@@ -248,8 +286,10 @@ pub struct ApiState {
     pub on_admit: Option<mpsc::Sender<Leaf>>,
     pub config: ApiConfig,
     verifier: Arc<Verifier>,
-    /// Slots for batch requests ([`ApiConfig::batches_max`]).
+    /// Slots for verifying and admitting batches ([`ApiConfig::batches_max`]).
     batch_slots: Arc<Semaphore>,
+    /// Permits for batch bodies being read or held ([`ApiConfig::batch_bodies_max`]).
+    batch_bodies: Arc<Semaphore>,
     /// Per-client request rate ([`ApiConfig::rate`]).
     limiter: Arc<RateLimiter>,
     /// `GET /v1/genesis`, rendered once.
@@ -277,6 +317,7 @@ impl ApiState {
         let verifier = Arc::new(Verifier::new(ctx.clone()));
         let config = ApiConfig::default();
         let batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
+        let batch_bodies = Arc::new(Semaphore::new(config.batch_bodies_max.max(1)));
         let genesis_toml = Bytes::from(ctx.genesis.to_toml());
         let limiter = Arc::new(RateLimiter::new(config.rate));
         ApiState {
@@ -289,6 +330,7 @@ impl ApiState {
             config,
             verifier,
             batch_slots,
+            batch_bodies,
             limiter,
             genesis_toml,
         }
@@ -303,6 +345,7 @@ impl ApiState {
     pub fn with_config(mut self, config: ApiConfig) -> ApiState {
         self.config = config;
         self.batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
+        self.batch_bodies = Arc::new(Semaphore::new(config.batch_bodies_max.max(1)));
         self.limiter = Arc::new(RateLimiter::new(config.rate));
         self
     }
@@ -324,11 +367,12 @@ pub async fn bind(config: &ApiConfig) -> io::Result<TcpListener> {
 /// The API's routes with their bounds and middleware, ready to serve.
 pub fn router(state: ApiState) -> Router {
     let body_max = state.config.body_bytes_max;
-    let batch_body_max = state.config.batch_body_bytes_max;
     Router::new()
+        // The two POST routes read their bodies themselves, within their own limits and
+        // deadline (`error::read_body`); the router-wide limit below is for any other
+        // extractor that reads a body.
         .route("/v1/attestations", post(handlers::submit_attestation))
-        // The inner limit replaces the router-wide one for this route.
-        .route("/v1/attestations/batch", post(handlers::submit_batch).layer(DefaultBodyLimit::max(batch_body_max)))
+        .route("/v1/attestations/batch", post(handlers::submit_batch))
         .route("/v1/attestations/{id}", get(handlers::get_attestation))
         .route("/v1/enterprises/{uscc}/attestations", get(handlers::enterprise_attestations))
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
@@ -400,7 +444,9 @@ async fn rate_limit(State(state): State<ApiState>, req: Request, next: Next) -> 
     }
 }
 
-/// Per-request timeout and metrics (by route template, so label values stay bounded).
+/// Per-request timeout and metrics (by route template, so label values stay bounded). A
+/// request refused for its body (413 too large, 408 too slow) ends its connection: the rest
+/// of that body is not read, so the connection cannot carry another request.
 async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -409,7 +455,7 @@ async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Respo
         .get::<MatchedPath>()
         .and_then(|m| ROUTES.iter().copied().find(|r| *r == m.as_str()))
         .unwrap_or("unmatched");
-    let response = match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+    let mut response = match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -419,6 +465,9 @@ async fn track(State(state): State<ApiState>, req: Request, next: Next) -> Respo
         )
         .into_response(),
     };
+    if matches!(response.status(), StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE) {
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     state.metrics.http_request(method.as_str(), route, response.status().as_u16(), start.elapsed());
     response
 }
