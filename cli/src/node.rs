@@ -15,7 +15,7 @@ use credence_ledger::genesis::{ConsensusParams, Genesis, MemberSpec, Role};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::{Currency, Date, Money, Period};
 use credence_ledger::sig::SecretKey;
-use credence_node::config::{ApiLimitsConfig, MempoolConfig, NodeConfig};
+use credence_node::config::{ApiLimitsConfig, MempoolConfig, NodeConfig, PassphraseSource};
 use credence_node::keyfile;
 use credence_node::runtime::now_ms;
 use serde_json::json;
@@ -110,11 +110,18 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
     if config_path.exists() {
         bail!("--data-dir: {} already holds a node.toml", data_dir.display());
     }
-    fs::write(data_dir.join("genesis.toml"), genesis.to_toml())?;
+    // Paths given on the command line are relative to the current directory, but a
+    // config's relative paths are relative to the config's directory: resolve them here.
+    let key_passphrase = match a.passphrase.source() {
+        Some(PassphraseSource::File(p)) => Some(PassphraseSource::File(
+            fs::canonicalize(&p).with_context(|| format!("--passphrase-file: {}", p.display()))?,
+        )),
+        other => other,
+    };
     let config = NodeConfig {
         data_dir: data_dir.clone(),
         genesis: data_dir.join("genesis.toml"),
-        key: fs::canonicalize(&a.key)?,
+        key: fs::canonicalize(&a.key).with_context(|| format!("--key: {}", a.key.display()))?,
         p2p_listen: a.p2p,
         peers: a.peers.clone(),
         api_listen: a.api,
@@ -122,10 +129,22 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         connections_max: 64,
         byzantine: None,
         clock_skew_ms: 0,
-        key_passphrase: a.passphrase.source(),
+        key_passphrase,
         api: Default::default(),
     };
+    fs::write(data_dir.join("genesis.toml"), genesis.to_toml())?;
     write_config(&config_path, &config)?;
+    // What `credence node --config` will read must be what was meant: check it now rather
+    // than leave the operator a config the node refuses.
+    let problem = match NodeConfig::load(&config_path) {
+        Ok(read) if read == config => None,
+        Ok(read) => Some(format!("reads back differently ({read:?} instead of {config:?})")),
+        Err(e) => Some(format!("does not load ({e})")),
+    };
+    if let Some(problem) = problem {
+        let _ = fs::remove_file(&config_path);
+        bail!("internal: the node.toml init wrote {problem}; please report");
+    }
     println!(
         "initialised {} as {} ({}); run: credence node --config {}",
         data_dir.display(),

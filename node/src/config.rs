@@ -176,9 +176,10 @@ impl NodeConfig {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
         let path = |key: &str, s: &str| {
             if s.is_empty() {
-                return Err(invalid(key, "must not be empty"));
+                return Err(invalid(key, "must not be empty (\".\" is the config file's directory)"));
             }
-            Ok(base.join(s))
+            // Normalised, so `data_dir = "."` is the directory itself rather than `DIR/.`.
+            Ok(base.join(s).components().collect::<PathBuf>())
         };
         if raw.peers.len() > PEERS_MAX {
             return Err(invalid("peers", format!("at most {PEERS_MAX} peers")));
@@ -237,9 +238,15 @@ impl NodeConfig {
         })
     }
 
-    /// The file form, with paths written as given (relative paths stay relative to the file).
+    /// The file form for a file in directory `base`: paths inside `base` are written
+    /// relative to it (`base` itself as `"."`, never as an empty string, which
+    /// [`NodeConfig::from_toml`] refuses), other paths as given.
     pub fn to_toml(&self, base: &Path) -> String {
-        let rel = |p: &Path| p.strip_prefix(base).unwrap_or(p).display().to_string();
+        let rel = |p: &Path| match p.strip_prefix(base) {
+            Ok(inside) if inside.as_os_str().is_empty() => ".".to_string(),
+            Ok(inside) => inside.display().to_string(),
+            Err(_) => p.display().to_string(),
+        };
         let raw = RawConfig {
             data_dir: rel(&self.data_dir),
             genesis: rel(&self.genesis),
@@ -296,6 +303,23 @@ mod tests {
             assert_eq!(c.key_passphrase, Some(want));
             assert_eq!(NodeConfig::from_toml(&c.to_toml(base), base).unwrap(), c);
         }
+    }
+
+    #[test]
+    fn a_data_dir_that_is_the_config_directory_round_trips() {
+        // `credence init --data-dir DIR` writes DIR/node.toml whose data_dir is DIR itself.
+        let base = Path::new("/var/lib/credence");
+        let c = NodeConfig::from_toml(OK, base).unwrap();
+        let c = NodeConfig { data_dir: base.to_path_buf(), genesis: base.join("genesis.toml"), ..c };
+        let text = c.to_toml(base);
+        assert!(text.contains("data_dir = \".\"\n"), "{text}");
+        assert!(text.contains("genesis = \"genesis.toml\"\n"), "{text}");
+        assert_eq!(NodeConfig::from_toml(&text, base).unwrap(), c);
+        // Read from another directory (the directory was moved), it follows the file.
+        let moved = NodeConfig::from_toml(&text, Path::new("/srv/credence")).unwrap();
+        assert_eq!(moved.data_dir, Path::new("/srv/credence"));
+        assert_eq!(moved.genesis, Path::new("/srv/credence/genesis.toml"));
+        assert_eq!(moved.key, Path::new("/srv/credence/keys/a.key"));
     }
 
     #[test]
