@@ -367,7 +367,8 @@ pub fn write_testnet(
     let origin = "credence.example/testnet";
     let mut genesis = Genesis::new("credence-testnet", origin, LOCAL_GENESIS_TIME_MS, testnet_consensus(), members)?;
     if let Some(heartbeat_ms) = heartbeat_ms {
-        let time = credence_ledger::genesis::TimeParams { heartbeat_ms, ..credence_ledger::genesis::TimeParams::default() };
+        let time =
+            credence_ledger::genesis::TimeParams { heartbeat_ms, ..credence_ledger::genesis::TimeParams::default() };
         genesis = genesis.with_time(time)?;
     }
     fs::write(dir.join("genesis.toml"), genesis.to_toml())?;

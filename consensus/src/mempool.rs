@@ -886,7 +886,10 @@ pub fn admit_batch<V: StateView + ?Sized>(
                 pool.admit(view, v, now_ms)
             }
             Err(e) => {
-                if matches!(e, AdmitError::Malformed { .. } | AdmitError::Rule(Rejection::BadSignature(_) | Rejection::Field(_))) {
+                if matches!(
+                    e,
+                    AdmitError::Malformed { .. } | AdmitError::Rule(Rejection::BadSignature(_) | Rejection::Field(_))
+                ) {
                     out.invalid += 1;
                 }
                 Err(e)

@@ -83,7 +83,13 @@ pub enum Action {
     /// Ask a peer that may be ahead (the host picks which) for blocks.
     RequestSync(SyncRequest),
     /// A block was stored (decided here, or fetched by sync).
-    Committed { height: u64, hash: BlockHash, time_ms: u64, records: usize, synced: bool },
+    Committed {
+        height: u64,
+        hash: BlockHash,
+        time_ms: u64,
+        records: usize,
+        synced: bool,
+    },
     /// Something worth a log line or a metric; nothing to do.
     Notice(Notice),
 }
@@ -286,11 +292,7 @@ impl<S: Store> Replica<S> {
 
     /// Consensus messages that arrived together: checked and stepped as one batch.
     /// Returns the actions and one gossip verdict per message.
-    pub fn on_messages(
-        &mut self,
-        now: Clock,
-        msgs: Vec<Message>,
-    ) -> Result<(Vec<Action>, Vec<Verdict>), ReplicaError> {
+    pub fn on_messages(&mut self, now: Clock, msgs: Vec<Message>) -> Result<(Vec<Action>, Vec<Verdict>), ReplicaError> {
         self.set_now(now);
         let mut out = Vec::new();
         let mut verdicts: Vec<Option<Verdict>> = vec![None; msgs.len()];
@@ -389,7 +391,10 @@ impl<S: Store> Replica<S> {
                 Ok(cb) => cb,
                 Err(e) => {
                     outcome.bad = true;
-                    out.push(Action::Notice(Notice::SyncBlockInvalid { height: self.tip.height + 1, error: e.to_string() }));
+                    out.push(Action::Notice(Notice::SyncBlockInvalid {
+                        height: self.tip.height + 1,
+                        error: e.to_string(),
+                    }));
                     break;
                 }
             };
@@ -521,7 +526,11 @@ impl<S: Store> Replica<S> {
         match effect {
             Effect::PersistSignState(s) => {
                 let at = (s.height, s.round, s.step);
-                assert!(self.persisted.is_none_or(|p| p <= at), "the sign state only moves forward: {:?} then {at:?}", self.persisted);
+                assert!(
+                    self.persisted.is_none_or(|p| p <= at),
+                    "the sign state only moves forward: {:?} then {at:?}",
+                    self.persisted
+                );
                 self.persisted = Some(at);
                 out.push(Action::PersistSignState(s));
             }
@@ -556,7 +565,8 @@ impl<S: Store> Replica<S> {
         if self.valid.iter().any(|v| v.block_hash() == hash) {
             return true;
         }
-        let leaves = self.leaf_checks.iter().position(|c| c.block_hash() == hash).and_then(|i| self.leaf_checks.remove(i));
+        let leaves =
+            self.leaf_checks.iter().position(|c| c.block_hash() == hash).and_then(|i| self.leaf_checks.remove(i));
         let result = {
             let pool = self.pool();
             // Leaves byte-identical to mempool entries were verified at admission.
@@ -611,14 +621,21 @@ impl<S: Store> Replica<S> {
         let heartbeat_due = heartbeat == 0 || self.idle_heartbeat_due().is_some_and(|t| t <= self.now.mono_ms);
         if empty && !deadline_passed && !heartbeat_due {
             let wait = EMPTY_BLOCK_WAIT_MS.min(half_propose);
-            self.pending_build = Some(PendingBuild { height, round, due_mono_ms: self.now.mono_ms.saturating_add(wait) });
+            self.pending_build =
+                Some(PendingBuild { height, round, due_mono_ms: self.now.mono_ms.saturating_add(wait) });
             return Ok(None);
         }
         let block = self.assemble(out)?;
         Ok(block.map(|block| Input::BlockBuilt { height, round, block }))
     }
 
-    fn build(&mut self, height: u64, round: u32, deadline_passed: bool, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+    fn build(
+        &mut self,
+        height: u64,
+        round: u32,
+        deadline_passed: bool,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ReplicaError> {
         if let Some(input) = self.try_build(height, round, deadline_passed, out)? {
             self.step(input, out)?;
         }
@@ -650,7 +667,10 @@ impl<S: Store> Replica<S> {
                     leaves.truncate(index);
                 }
                 Err(e) => {
-                    out.push(Action::Notice(Notice::ProposalInvalid { height: self.tip.height + 1, error: e.to_string() }));
+                    out.push(Action::Notice(Notice::ProposalInvalid {
+                        height: self.tip.height + 1,
+                        error: e.to_string(),
+                    }));
                     return Ok(None);
                 }
             }

@@ -2,6 +2,11 @@
 
 use std::sync::Arc;
 
+use credence_consensus::sim::chain::SimChain;
+use credence_consensus::sim::instant::{InstantCluster, Ledger};
+use credence_consensus::{
+    Consensus, Effect, Input, Message, MessageError, SignState, SignedProposal, SignedVote, Signer, Step, Timeout,
+};
 use credence_ledger::attestation::{AttestationBody, Claim};
 use credence_ledger::block::{Block, BlockHeader};
 use credence_ledger::checkpoint;
@@ -9,11 +14,6 @@ use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::merkle;
 use credence_ledger::rules::{self, MemState};
 use credence_ledger::vote::{BlockId, Proposal, Statement, Vote, VoteKind};
-use credence_consensus::{
-    Consensus, Effect, Input, Message, MessageError, SignState, SignedProposal, SignedVote, Signer, Step, Timeout,
-};
-use credence_consensus::sim::chain::SimChain;
-use credence_consensus::sim::instant::{InstantCluster, Ledger};
 
 const SEED: u64 = 11;
 

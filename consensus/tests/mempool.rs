@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use credence_consensus::mempool::{AdmitError, Mempool, MempoolLimits, Verifier};
 use credence_ledger::attestation::{
     AttestationBody, AttestationId, Claim, PatentPledge, PledgeRelease, RdCategory, RdSpend,
 };
@@ -13,7 +14,6 @@ use credence_ledger::merkle::Frontier;
 use credence_ledger::rules::{self, StateView};
 use credence_ledger::store::{MemStore, Store};
 use credence_ledger::verify::{self, ChainContext, Tip};
-use credence_consensus::mempool::{AdmitError, Mempool, MempoolLimits, Verifier};
 
 const NOW: u64 = EXAMPLE_GENESIS_TIME_MS + 30 * 24 * 3600 * 1000;
 

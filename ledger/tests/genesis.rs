@@ -132,7 +132,8 @@ fn the_time_table_is_optional_bounded_and_hashed_only_when_stated() {
     assert_eq!(plain.time, credence_ledger::genesis::TimeParams::default());
     assert!(!plain.to_toml().contains("[time]"), "an unstated table is not written");
     let with = |t: &str| base(&format!("\n[time]\n{t}\n{members}"));
-    let stated = Genesis::from_toml(&with("precision_ms = 500\nmessage_delay_ms = 3000\nheartbeat_ms = 60000")).unwrap();
+    let stated =
+        Genesis::from_toml(&with("precision_ms = 500\nmessage_delay_ms = 3000\nheartbeat_ms = 60000")).unwrap();
     assert_eq!(stated.time, plain.time, "the defaults, stated");
     assert_ne!(stated.hash(), plain.hash(), "a stated table is part of the chain's identity");
     assert_eq!(Genesis::from_toml(&stated.to_toml()).unwrap(), stated);

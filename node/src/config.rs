@@ -275,6 +275,10 @@ impl NodeConfig {
     }
 }
 
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,8 +366,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-fn is_zero(v: &i64) -> bool {
-    *v == 0
 }

@@ -98,7 +98,7 @@ pub enum ChainError {
 
 impl SimChain {
     pub fn new(seed: u64, n: usize) -> Result<SimChain, ChainError> {
-        SimChain::with_genesis(seed, n, |seed, n| genesis(seed, n))
+        SimChain::with_genesis(seed, n, genesis)
     }
 
     /// A chain whose genesis has `time` as its time parameters.

@@ -18,9 +18,9 @@ use credence_ledger::genesis::TimeParams;
 use credence_ledger::store::{MemStore, Store};
 
 use super::chain::{SIM_GENESIS_TIME_MS, SimChain, Workload};
+use crate::Message;
 use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
 use crate::replica::{Action, Clock, Identity, Replica};
-use crate::Message;
 
 /// Whether blocks carry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +70,8 @@ impl InstantCluster {
         let clock = Clock { wall_ms: now, mono_ms: now };
         let members = (0..n)
             .map(|i| {
-                let identity = Identity { name: chain.consensus.validators[i].name.clone(), key: chain.validator_key(i) };
+                let identity =
+                    Identity { name: chain.consensus.validators[i].name.clone(), key: chain.validator_key(i) };
                 let pool = Arc::new(Mutex::new(Mempool::new(Arc::clone(&chain.ledger), MempoolLimits::default())));
                 let store = MemStore::new(chain.genesis());
                 Replica::new(Arc::clone(&chain.ledger), store, pool, Some(identity), None, clock)
@@ -236,7 +237,8 @@ mod tests {
             one.run_heights(12);
             inbox.run_heights(12);
             assert!(inbox.decided.len() >= 12, "n = {n}");
-            let blocks = |c: &InstantCluster| c.decided.iter().take(12).map(|cb| cb.block.header.hash()).collect::<Vec<_>>();
+            let blocks =
+                |c: &InstantCluster| c.decided.iter().take(12).map(|cb| cb.block.header.hash()).collect::<Vec<_>>();
             assert!(blocks(&inbox) == blocks(&one), "n = {n}: the same blocks");
             assert!(inbox.decided.iter().all(|cb| !cb.block.leaves.is_empty()), "the workload is in every block");
             for cb in &inbox.decided {

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use credence_ledger::block::{self, Leaf};
+use credence_ledger::block::Leaf;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{MemStore, Store};
@@ -214,11 +214,17 @@ impl SimNode {
         let identity = Identity { name: chain.consensus.validators[me].name.clone(), key: chain.validator_key(me) };
         let mempool = Arc::new(Mutex::new(Mempool::new(Arc::clone(&chain.ledger), MempoolLimits::default())));
         let clock = self.clock(env);
-        let replica =
-            match Replica::new(Arc::clone(&chain.ledger), store, mempool, Some(identity), self.sign_state.clone(), clock) {
-                Ok(r) => r,
-                Err(e) => panic!("in-memory store lost its Merkle nodes: {e}"),
-            };
+        let replica = match Replica::new(
+            Arc::clone(&chain.ledger),
+            store,
+            mempool,
+            Some(identity),
+            self.sign_state.clone(),
+            clock,
+        ) {
+            Ok(r) => r,
+            Err(e) => panic!("in-memory store lost its Merkle nodes: {e}"),
+        };
         self.live = Some(Live {
             replica,
             verifier: Verifier::new(Arc::clone(&chain.ledger)),
@@ -281,7 +287,8 @@ impl SimNode {
             for peer in 0..env.chain.n() as ValidatorIndex {
                 for _ in 0..FLOOD_REQUESTS {
                     if peer != self.index {
-                        let request = SyncRequest { from_height: height.saturating_sub(8).max(1), blocks_max: u32::MAX };
+                        let request =
+                            SyncRequest { from_height: height.saturating_sub(8).max(1), blocks_max: u32::MAX };
                         env.send(self.index, peer, NetMsg::SyncRequest(request));
                     }
                 }
@@ -304,7 +311,8 @@ impl SimNode {
                     }
                 }
                 let (actions, verdicts) = self.with_replica(env, |r, now| r.on_messages(now, vec![m]));
-                env.stats.messages_rejected += verdicts.iter().filter(|v| matches!(v, Verdict::Reject(_))).count() as u64;
+                env.stats.messages_rejected +=
+                    verdicts.iter().filter(|v| matches!(v, Verdict::Reject(_))).count() as u64;
                 self.carry_out(env, actions);
             }
             NetMsg::Attestations(items) => {
@@ -553,12 +561,10 @@ impl SimNode {
 }
 
 /// A hostile relay's copy of a signed proposal: the header and signature untouched,
-/// a leaf dropped (or, for an empty block, one added).
+/// a leaf dropped (none for an empty block).
 fn tampered(sp: &SignedProposal) -> Option<SignedProposal> {
     let mut block = (*sp.block).clone();
-    if block.leaves.pop().is_none() {
-        return None;
-    }
+    block.leaves.pop()?;
     Some(SignedProposal { block: Arc::new(block), ..sp.clone() })
 }
 
@@ -577,11 +583,4 @@ fn sign_proposal(
 fn fake_id(v: ValidatorIndex, height: u64, round: u32) -> BlockId {
     let h = Hash::digest(&[b"fake", &v.to_le_bytes(), &height.to_le_bytes(), &round.to_le_bytes()]);
     BlockId { hash: HashOf::from_hash(h), tree_size: height, root: h }
-}
-
-/// Encodes a certified block as the sync codec does (for tests).
-pub fn encode_block(cb: &credence_ledger::block::CertifiedBlock) -> Vec<u8> {
-    let mut buf = Vec::new();
-    block::encode_certified(cb, &mut buf);
-    buf
 }

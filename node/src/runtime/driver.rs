@@ -19,9 +19,9 @@ use tracing::{debug, info, warn};
 
 use crate::api::NodeStatus;
 use crate::byzantine::Byzantine;
+use crate::consensus::Message;
 use crate::consensus::replica::{Action, Clock, Notice, Replica, Verdict};
 use crate::consensus::sync::SyncRequest;
-use crate::consensus::Message;
 use crate::metrics::Metrics;
 use crate::net::{self, NetEvent, NetHandle, SyncResponse, Topic, Validation};
 use crate::wire;
@@ -57,7 +57,10 @@ impl Clocks {
     }
 
     fn instant_at(&self, mono_ms: u64) -> tokio::time::Instant {
-        let at = self.origin.checked_add(Duration::from_millis(mono_ms)).unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let at = self
+            .origin
+            .checked_add(Duration::from_millis(mono_ms))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::time::Instant::from_std(at)
     }
 }

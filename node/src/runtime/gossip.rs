@@ -64,11 +64,17 @@ pub struct Admission {
 
 /// Verifies and admits gossiped attestation batches, one at a time, each on the
 /// blocking pool, and reports every batch's verdict to the network.
-pub async fn ingest(mut events: mpsc::Receiver<NetEvent>, net: NetHandle, admission: Admission, pool_changed: Arc<Notify>) {
+pub async fn ingest(
+    mut events: mpsc::Receiver<NetEvent>,
+    net: NetHandle,
+    admission: Admission,
+    pool_changed: Arc<Notify>,
+) {
     while let Some(event) = events.recv().await {
         let NetEvent::Gossip { id, data, from, .. } = event else { continue };
         let a = admission.clone();
-        let verdict = tokio::task::spawn_blocking(move || admit_gossiped(&a, &data)).await.unwrap_or(Validation::Ignore);
+        let verdict =
+            tokio::task::spawn_blocking(move || admit_gossiped(&a, &data)).await.unwrap_or(Validation::Ignore);
         match verdict {
             Validation::Reject => warn!(%from, "peer passed on an invalid attestation batch"),
             Validation::Accept => pool_changed.notify_one(),
@@ -113,15 +119,15 @@ pub fn admit_gossiped(a: &Admission, data: &[u8]) -> Validation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::RwLock;
-    use credence_ledger::attestation::{AttestationBody, Claim};
-    use credence_ledger::verify::ChainContext;
     use crate::mempool::MempoolLimits;
+    use credence_ledger::attestation::{AttestationBody, Claim};
     use credence_ledger::attestation::{RdCategory, RdSpend};
     use credence_ledger::demo::{self, ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
     use credence_ledger::hash::Hash;
     use credence_ledger::ids::{Currency, Money, Period, Uscc};
     use credence_ledger::store::MemStore;
+    use credence_ledger::verify::ChainContext;
+    use std::sync::RwLock;
 
     struct Fixture {
         builder: ChainBuilder,

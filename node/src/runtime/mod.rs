@@ -36,10 +36,10 @@ use crate::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
 use crate::byzantine::{self, Byzantine};
 use crate::config::NodeConfig;
 use crate::consensus::replica::{Identity, Replica};
+use crate::keyfile;
 use crate::mempool::{Mempool, MempoolLimits, Verifier};
 use crate::metrics::Metrics;
 use crate::net::{self, NetConfig};
-use crate::keyfile;
 
 pub use sign_state::SIGN_STATE_FILE;
 
@@ -243,4 +243,3 @@ pub async fn run(
     sync_task.abort();
     result
 }
-
