@@ -249,10 +249,30 @@ impl Verifier {
     /// `sig::verify_batch` call on `ChainContext::threads` threads (the ZIP-215 batch,
     /// whose verdicts are those of single checks). One verdict per input, in order.
     pub fn verify_batch(&self, items: Vec<Vec<u8>>) -> Vec<Result<Verified, AdmitError>> {
-        let checked: Vec<Result<(Leaf, u16, &VerifyingKey), AdmitError>> = items
+        self.verify_batch_unless(items, |ids| vec![false; ids.len()])
+    }
+
+    /// [`Verifier::verify_batch`], except that items `known` marks (given every decoded
+    /// item's id, in order) are answered [`AdmitError::Duplicate`] without a signature
+    /// check: gossip brings the same records from several peers, and a client retrying
+    /// re-sends records already pending.
+    pub fn verify_batch_unless(
+        &self,
+        items: Vec<Vec<u8>>,
+        known: impl FnOnce(&[AttestationId]) -> Vec<bool>,
+    ) -> Vec<Result<Verified, AdmitError>> {
+        let decoded: Vec<Result<Leaf, AdmitError>> = items.into_iter().map(decode).collect();
+        let ids: Vec<AttestationId> = decoded.iter().flatten().map(|l| l.id).collect();
+        let marks = known(&ids);
+        assert_eq!(marks.len(), ids.len(), "one mark per decoded item");
+        let mut marks = marks.into_iter();
+        let checked: Vec<Result<(Leaf, u16, &VerifyingKey), AdmitError>> = decoded
             .into_iter()
-            .map(|bytes| {
-                let leaf = decode(bytes)?;
+            .map(|leaf| {
+                let leaf = leaf?;
+                if marks.next() == Some(true) {
+                    return Err(AdmitError::Duplicate(leaf.id));
+                }
                 let (attester, key) = self.signer(&leaf)?;
                 Ok((leaf, attester, key))
             })
@@ -876,9 +896,13 @@ pub fn admit_batch<V: StateView + ?Sized>(
     items: Vec<Vec<u8>>,
     now_ms: u64,
 ) -> BatchOutcome {
-    let verdicts = verifier.verify_batch(items);
+    let lock = || pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let verdicts = verifier.verify_batch_unless(items, |ids| {
+        let pool = lock();
+        ids.iter().map(|id| pool.contains(id)).collect()
+    });
     let mut out = BatchOutcome { results: Vec::with_capacity(verdicts.len()), ..BatchOutcome::default() };
-    let mut pool = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut pool = lock();
     for v in verdicts {
         let result = match v {
             Ok(v) => {

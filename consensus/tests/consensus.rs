@@ -10,6 +10,7 @@ use credence_consensus::{
 use credence_ledger::attestation::{AttestationBody, Claim};
 use credence_ledger::block::{Block, BlockHeader};
 use credence_ledger::checkpoint;
+use credence_ledger::genesis::TimeParams;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::merkle;
 use credence_ledger::rules::{self, MemState};
@@ -17,8 +18,10 @@ use credence_ledger::vote::{BlockId, Proposal, Statement, Vote, VoteKind};
 
 const SEED: u64 = 11;
 
+/// A chain whose heights start at once (no heartbeat wait), as the tests below assume.
 fn chain(n: usize) -> Arc<SimChain> {
-    Arc::new(SimChain::new(SEED, n).unwrap())
+    let time = TimeParams { heartbeat_ms: 0, ..TimeParams::default() };
+    Arc::new(SimChain::with_time(SEED, n, time).unwrap())
 }
 
 fn machine(c: &SimChain, index: u16, height: u64, state: Option<SignState>) -> Consensus {
@@ -40,8 +43,12 @@ fn block(c: &SimChain, time_ms: u64) -> Block {
     Block { header, leaves: Vec::new() }
 }
 
-fn proposal(c: &SimChain, round: u32, block: Block, valid_round: Option<u32>) -> SignedProposal {
+/// The round's proposer signs; a fresh block names it in its header.
+fn proposal(c: &SimChain, round: u32, mut block: Block, valid_round: Option<u32>) -> SignedProposal {
     let proposer = c.consensus.proposer(1, round);
+    if valid_round.is_none() {
+        block.header.proposer = c.consensus.validators[usize::from(proposer)].name.clone();
+    }
     let p = Proposal { height: 1, round, block: BlockId::of(&block.header), valid_round };
     let signature = p.sign(&c.chain_id(), &c.validator_key(usize::from(proposer)));
     SignedProposal { proposal: p, signature, block: Arc::new(block) }
@@ -310,4 +317,82 @@ fn a_restarted_validator_keeps_its_lock() {
     let prevotes: Vec<Vote> =
         broadcast_votes(&effects2).into_iter().filter(|v| v.round == 1 && v.kind == VoteKind::Prevote).collect();
     assert_eq!(prevotes, vec![Vote { height: 1, round: 1, kind: VoteKind::Prevote, value: None }]);
+}
+
+/// With a heartbeat, a height waits for work: `start` schedules nothing and builds
+/// nothing; `start_height` starts round 0; so does a counted message of another validator.
+#[test]
+fn an_idle_height_waits_for_work_or_a_peer() {
+    let c = Arc::new(SimChain::new(SEED, 4).unwrap());
+    assert!(c.consensus.time.heartbeat_ms > 0);
+    let mut proposer = machine(&c, 0, 1, None);
+    assert!(proposer.start().is_empty(), "no block, no timeout while idle");
+    assert!(!proposer.is_started());
+    let effects = proposer.start_height();
+    assert!(proposer.is_started());
+    assert!(effects.iter().any(|e| matches!(e, Effect::BuildBlock { height: 1, round: 0 })));
+    assert!(effects.iter().any(|e| matches!(e, Effect::ScheduleTimeout { .. })));
+    let mut other = machine(&c, 2, 1, None);
+    assert!(other.start().is_empty());
+    assert!(step(&mut other, Input::Vote(vote(&c, 1, 1, 0, VoteKind::Prevote, None))).is_ok());
+    assert!(other.is_started(), "another validator's counted vote starts the height");
+    let mut third = machine(&c, 3, 1, None);
+    third.start();
+    let mut forged = vote(&c, 1, 1, 0, VoteKind::Prevote, None);
+    forged.signature.0[40] ^= 1;
+    assert!(step(&mut third, Input::Vote(forged)).is_err());
+    assert!(!third.is_started(), "a message that is not counted starts nothing");
+}
+
+/// PBTS: a fresh proposal that was not timely by our clock gets a nil prevote; the
+/// same block re-proposed with a POL is not judged for time again.
+#[test]
+fn an_untimely_fresh_proposal_gets_a_nil_prevote() {
+    let c = chain(4);
+    let t = c.consensus.time;
+    let block_time = 1_000_000;
+    for (clock, timely) in [
+        (block_time, true),
+        (block_time - t.precision_ms - 1, false),
+        (block_time + t.message_delay_ms + t.precision_ms + 1, false),
+        (u64::MAX, false),
+    ] {
+        let mut m = machine(&c, 2, 1, None);
+        m.start();
+        m.set_time(clock);
+        let b = block(&c, block_time);
+        let mut effects = step(&mut m, Input::Proposal(proposal(&c, 0, b, None))).unwrap();
+        let validate: Vec<Input> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::ValidateBlock { height, id, .. } => {
+                    Some(Input::BlockValidated { height: *height, id: *id, valid: true })
+                }
+                _ => None,
+            })
+            .collect();
+        for input in validate {
+            effects.extend(step(&mut m, input).unwrap());
+        }
+        let prevotes: Vec<Vote> = broadcast_votes(&effects).into_iter().filter(|v| v.kind == VoteKind::Prevote).collect();
+        assert_eq!(prevotes.len(), 1, "clock {clock}");
+        assert_eq!(prevotes[0].value.is_some(), timely, "clock {clock}");
+    }
+}
+
+/// A fresh block must name the rotation's proposer in its header; a re-proposed one
+/// (with a POL round) keeps the name of the round it was first proposed in.
+#[test]
+fn a_fresh_block_names_the_rotations_proposer() {
+    let c = chain(4);
+    let mut m = machine(&c, 2, 1, None);
+    m.start();
+    let mut p = proposal(&c, 1, block(&c, 7), None);
+    let mut b = (*p.block).clone();
+    b.header.proposer = c.consensus.validators[0].name.clone();
+    p.proposal.block = BlockId::of(&b.header);
+    p.signature = p.proposal.sign(&c.chain_id(), &c.validator_key(usize::from(c.consensus.proposer(1, 1))));
+    p.block = Arc::new(b);
+    let err = step(&mut m, Input::Proposal(p)).unwrap_err();
+    assert_eq!(err, MessageError::WrongProposer { expected: "val-01".into(), got: "val-00".into() });
 }
