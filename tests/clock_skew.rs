@@ -34,7 +34,10 @@ fn a_validator_with_a_wrong_clock_cannot_move_block_time(slot: u16, skew_ms: i64
         let b = get(&net.api(0), &format!("/v1/blocks/{h}")).unwrap();
         let time = b["time_ms"].as_u64().unwrap();
         // Honest clocks are this machine's: within the PBTS precision (500 ms) of it.
-        assert!(time + 500 >= started && time <= checked_at + 500, "height {h}: time {time} outside [{started}, {checked_at}]");
+        assert!(
+            time + 500 >= started && time <= checked_at + 500,
+            "height {h}: time {time} outside [{started}, {checked_at}]"
+        );
         assert!(time > prev, "height {h}: block times increase");
         prev = time;
         assert_ne!(b["proposer"], "validator-3", "height {h}: the skewed validator's block was committed");

@@ -374,7 +374,8 @@ fn an_untimely_fresh_proposal_gets_a_nil_prevote() {
         for input in validate {
             effects.extend(step(&mut m, input).unwrap());
         }
-        let prevotes: Vec<Vote> = broadcast_votes(&effects).into_iter().filter(|v| v.kind == VoteKind::Prevote).collect();
+        let prevotes: Vec<Vote> =
+            broadcast_votes(&effects).into_iter().filter(|v| v.kind == VoteKind::Prevote).collect();
         assert_eq!(prevotes.len(), 1, "clock {clock}");
         assert_eq!(prevotes[0].value.is_some(), timely, "clock {clock}");
     }

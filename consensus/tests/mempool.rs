@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use credence_consensus::mempool::{AdmitError, Mempool, MempoolLimits, Verifier};
+use credence_consensus::mempool::{AdmitError, Mempool, MempoolLimits, Verifier, admit_batch};
 use credence_ledger::attestation::{
     AttestationBody, AttestationId, Claim, PatentPledge, PledgeRelease, RdCategory, RdSpend,
 };
@@ -526,4 +526,30 @@ fn a_full_pool_refuses_with_mempool_full_until_a_commit_makes_room() {
     pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
     assert_eq!(pool.len(), 7);
     f.admit(&mut pool, next).expect("room again");
+}
+
+/// The one admission path: a batch is checked with one signature batch and admitted
+/// in order; records already pending (gossip from another peer, a client retrying)
+/// are answered `duplicate` without a second signature check; a forged item is
+/// refused and counted as invalid, and the items around it are still admitted.
+#[test]
+fn admit_batch_checks_each_new_signature_once_and_keeps_input_order() {
+    let f = Fixture::new();
+    let pool = std::sync::Mutex::new(f.pool(MempoolLimits::default()));
+    let n = f.next(CENTRE);
+    let items: Vec<Vec<u8>> = (0..4).map(|i| f.sign(CENTRE, n + i, rd(i))).collect();
+    let first = admit_batch(&f.verifier, &f.store, &pool, items.clone(), NOW);
+    assert_eq!((first.admitted(), first.verified, first.invalid, first.leaves.len()), (4, 4, 0, 4));
+    let again = admit_batch(&f.verifier, &f.store, &pool, items.clone(), NOW);
+    assert_eq!((again.admitted(), again.verified), (0, 0), "nothing checked twice");
+    assert!(again.results.iter().all(|r| matches!(r, Err(AdmitError::Duplicate(_)))));
+    let mut forged = f.sign(CENTRE, n + 5, rd(5));
+    let last = forged.len() - 40;
+    forged[last] ^= 1;
+    let mixed = vec![f.sign(CENTRE, n + 4, rd(4)), forged, vec![0xff; 3], f.sign(CENTRE, n + 6, rd(6))];
+    let out = admit_batch(&f.verifier, &f.store, &pool, mixed, NOW);
+    assert_eq!(out.invalid, 2, "the forged and the malformed item");
+    assert!(out.results[0].is_ok() && out.results[1].is_err() && out.results[2].is_err());
+    assert_eq!(out.results[3].as_ref().map(|a| a.held_for), Ok(Some(n + 5)), "held behind the refused sequence");
+    assert_eq!(pool.lock().unwrap().len(), 6);
 }

@@ -28,7 +28,8 @@ use super::views::{
     SubmitRequest, SubmitResponse,
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
-use crate::mempool::{AdmitError, Admitted, Verified};
+use crate::mempool::{AdmitError, Admitted, admit_batch};
+use crate::runtime::locked_store::LockedStore;
 use crate::runtime::now_ms;
 
 impl From<StoreError> for ApiError {
@@ -229,8 +230,9 @@ async fn submit(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<
     Ok(outcomes)
 }
 
-/// Checks every decoded item's signature in one batch (no lock held), then admits the
-/// verified ones in order under one store read lock and one mempool lock. Returns the
+/// The one admission path ([`admit_batch`], shared with gossip and the simulator):
+/// every decoded item's signature in one batch (no lock held), then admission in order
+/// under the mempool lock (lock order: the mempool, then the store). Returns the
 /// outcomes and, when gossip is on, the admitted leaves.
 fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Vec<Outcome>, Vec<Leaf>), ApiError> {
     let refuse = |e: AdmitError| {
@@ -248,51 +250,30 @@ fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Ve
             Err(e) => Some(e),
         })
         .collect();
-    let mut verdicts = st.verifier.verify_batch(bytes).into_iter();
-    let checked: Vec<Result<Verified, ApiError>> = decode_errors
+    let view = LockedStore(st.store.clone());
+    let batch = admit_batch(&st.verifier, &view, &st.mempool, bytes, now_ms());
+    let bad_signatures =
+        batch.results.iter().filter(|r| matches!(r, Err(AdmitError::Rule(Rejection::BadSignature(_))))).count();
+    st.metrics.signatures_verified.add(batch.verified as u64);
+    st.metrics.signatures_invalid.add(bad_signatures as u64);
+    let mut results = batch.results.into_iter();
+    let outcomes: Vec<Outcome> = decode_errors
         .into_iter()
-        .map(|error| {
-            if let Some(e) = error {
-                return Err(e);
-            }
-            match verdicts.next() {
-                Some(Ok(v)) => {
-                    st.metrics.signatures_verified.inc();
-                    Ok(v)
-                }
-                Some(Err(e)) => {
-                    if matches!(e, AdmitError::Rule(Rejection::BadSignature(_))) {
-                        st.metrics.signatures_invalid.inc();
-                    }
-                    Err(refuse(e))
-                }
-                None => Err(ApiError::internal("verifier gave fewer verdicts than items")),
-            }
+        .map(|error| match error {
+            Some(e) => Err(e),
+            None => match results.next() {
+                Some(r) => r.map_err(refuse),
+                None => Err(ApiError::internal("admission gave fewer outcomes than items")),
+            },
         })
         .collect();
-    let now = now_ms();
-    let mut leaves = Vec::new();
-    let outcomes: Vec<Outcome> = {
-        let store = st.read_store()?;
-        let mut pool = st.lock_mempool()?;
-        let outcomes = checked
-            .into_iter()
-            .map(|v| {
-                let a = pool.admit(&*store, v?, now).map_err(refuse)?;
-                if st.on_admit.is_some()
-                    && let Some(p) = pool.get(&a.id)
-                {
-                    leaves.push(p.leaf.clone());
-                }
-                Ok(a)
-            })
-            .collect();
+    {
+        let pool = st.lock_mempool()?;
         let stats = pool.stats();
         st.metrics.mempool_records.set(stats.records as u64);
         st.metrics.mempool_bytes.set(stats.bytes as u64);
         st.metrics.mempool_held.set(stats.held as u64);
-        outcomes
-    };
+    }
     for a in outcomes.iter().flatten() {
         st.metrics.attestations_admitted.inc();
         st.metrics.mempool_evicted.add(a.evicted.len() as u64);
@@ -300,6 +281,7 @@ fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Ve
             tracing::info!(%id, reason = %why, "mempool: held attestation dropped at its turn");
         }
     }
+    let leaves = if st.on_admit.is_some() { batch.leaves } else { Vec::new() };
     Ok((outcomes, leaves))
 }
 
