@@ -1,13 +1,14 @@
-//! Consensus throughput: heights per second for n validators' state machines on one core, zero latency (criterion; results in docs/BENCHMARKS.md).
+//! Consensus throughput: heights per second for n validators' replica cores on one core, zero latency (criterion; results in docs/BENCHMARKS.md).
 //!
-//! `logic`: the machines alone — every proposal and vote signed and verified by each
-//! receiver, certificates assembled — with empty blocks the driver trusts. Each member
-//! takes the messages queued for it as a driver draining its inbox would
+//! Each validator is the production replica core (`Replica` on a `MemStore`), hosted
+//! as the node hosts it: blocks built from its mempool, every proposal's leaves
+//! checked and validated by the verification core, every proposal and vote signed
+//! and verified by each receiver, decisions committed through `ValidProposal::certify`.
+//! `logic`: empty blocks (no heartbeat wait: a height starts when the last commits).
+//! Each member takes the messages queued for it as the driver drains its inbox
 //! (`Delivery::Inbox`: their signatures checked as one batch).
-//! `logic-one-by-one`: the same with one `step` per message (every signature checked
-//! alone): the figure before inbox batching, kept for comparison.
-//! `with-ledger`: also real blocks of 2–3 signed attestations, each proposal checked by
-//! `verify_proposal` and each decision stored through `verify_block` into a MemStore.
+//! `logic-one-by-one`: the same with one message per call, kept for comparison.
+//! `with-ledger`: also signed attestations submitted to every mempool each height.
 //! `consensus-cpu-time`: the 4-validator logic lines timed by CPU time, not wall time.
 
 use credence_consensus::sim::instant::{Delivery, InstantCluster, Ledger};
