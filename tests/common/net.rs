@@ -107,24 +107,25 @@ pub struct Testnet {
 
 impl Testnet {
     /// `slot` separates the port ranges of tests running at once in this process.
+    /// These tests watch heights grow on idle chains: the genesis states a heartbeat
+    /// block a second.
     pub fn new(slot: u16, validators: usize, observers: usize) -> Testnet {
+        Testnet::with_heartbeat(slot, validators, observers, Some(1000))
+    }
+
+    /// [`Testnet::new`] with the genesis heartbeat given (`None`: the default, 60 s).
+    pub fn with_heartbeat(slot: u16, validators: usize, observers: usize, heartbeat_ms: Option<u64>) -> Testnet {
         let dir = tempfile::tempdir().unwrap();
         // Ports from the process id, so parallel test binaries do not collide.
         let base = port_base(slot);
-        let out = credence(&[
-            "testnet",
-            "--validators",
-            &validators.to_string(),
-            "--observers",
-            &observers.to_string(),
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--base-port",
-            &base.to_string(),
-            // These tests watch heights grow on idle chains: a heartbeat block a second.
-            "--heartbeat-ms",
-            "1000",
-        ]);
+        let (validators, observers, base) = (validators.to_string(), observers.to_string(), base.to_string());
+        let mut args = vec!["testnet", "--validators", &validators, "--observers", &observers];
+        args.extend(["--dir", dir.path().to_str().unwrap(), "--base-port", &base]);
+        let heartbeat = heartbeat_ms.map(|h| h.to_string());
+        if let Some(h) = &heartbeat {
+            args.extend(["--heartbeat-ms", h]);
+        }
+        let out = credence(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("testnet.json")).unwrap()).unwrap();
