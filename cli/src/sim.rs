@@ -28,7 +28,7 @@ pub struct SimArgs {
     /// Heights every honest node must commit.
     #[arg(long, default_value_t = 50)]
     heights: u64,
-    /// Byzantine validators (at most f = (n − 1) / 3), each equivocating, proposing invalid blocks or silent.
+    /// Byzantine validators (at most f = (n − 1) / 3), each of a kind drawn by the seed: equivocating, proposing invalid blocks, silent, a wrong clock (seconds or ten years ahead, saturated, behind), relaying tampered proposals, or flooding sync.
     #[arg(long, default_value_t = 0)]
     byzantine: usize,
     /// Worker threads (default: every core).

@@ -50,8 +50,11 @@ pub const EMPTY_BLOCK_WAIT_MS: u64 = 1_000;
 pub const SYNC_RETRY_MS: u64 = 1_000;
 /// Timeouts pending at once (the machine asks for at most one per step and round).
 pub const TIMERS_MAX: usize = 256;
-/// Evidence attestations admitted per commit.
-pub const EVIDENCE_PER_BLOCK_MAX: usize = 4;
+
+// Both proposals a round may hold (the second is evidence) keep their leaf check
+// until validated, and a valid proposal outlives a round change.
+const _: () = assert!(LEAF_CHECKS_MAX >= crate::PROPOSALS_PER_ROUND_MAX);
+const _: () = assert!(VALID_PROPOSALS_MAX >= crate::PROPOSALS_PER_ROUND_MAX);
 
 /// The two clocks, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
