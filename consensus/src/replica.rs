@@ -65,8 +65,8 @@ pub struct Clock {
     pub mono_ms: u64,
 }
 
-/// This node's member identity, if it is a member: the key that signs its
-/// evidence records, and its validator index if it is a validator.
+/// This node's member identity: its name and the key that signs its evidence
+/// records (and its votes, if the genesis makes it a validator).
 #[derive(Debug)]
 pub struct Identity {
     pub name: MemberName,
@@ -159,7 +159,6 @@ pub struct ReplicaStats {
 #[derive(Debug)]
 pub struct Replica<S> {
     ctx: Arc<ChainContext>,
-    cctx: Arc<Context>,
     store: S,
     mempool: Arc<Mutex<Mempool>>,
     verifier: Verifier,
@@ -209,7 +208,6 @@ impl<S: Store> Replica<S> {
         Ok(Replica {
             verifier: Verifier::new(Arc::clone(&ctx)),
             ctx,
-            cctx,
             store,
             mempool,
             me,
@@ -248,12 +246,6 @@ impl<S: Store> Replica<S> {
     }
     pub fn consensus(&self) -> Option<&Consensus> {
         self.consensus.as_ref()
-    }
-    pub fn context(&self) -> &Arc<Context> {
-        &self.cctx
-    }
-    pub fn is_validator(&self) -> bool {
-        self.consensus.is_some()
     }
 
     /// Whether this replica looks behind its peers: a message showed a later height,
@@ -418,9 +410,13 @@ impl<S: Store> Replica<S> {
             }
         }
         self.stats.blocks_synced += outcome.stored;
+        if outcome.stored == 0 && !outcome.bad {
+            // The peer has nothing past our tip: forget a height some message claimed
+            // (a forged far-future height then costs one sync request, not a sync loop).
+            self.seen_height = self.seen_height.min(self.tip.height + 1);
+        }
         if outcome.stored > 0 {
-            self.pending_build = None;
-            self.timers.clear();
+            // Timers of heights now behind us are ignored by the machine when they fire.
             self.step(Input::Synced { height: self.tip.height }, &mut out)?;
             self.maybe_start_height(&mut out)?;
             if full {

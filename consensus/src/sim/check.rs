@@ -159,6 +159,12 @@ impl Observer {
         self.violation(format!("validity: node {node}'s block at height {height} fails verification: {reason}"));
     }
 
+    /// A validator's durable sign state moved backwards (across a restart, say): it
+    /// could then sign a vote conflicting with one it already sent.
+    pub fn sign_state_regressed(&mut self, node: ValidatorIndex, what: String) {
+        self.violation(format!("sign state: node {node} persisted {what}"));
+    }
+
     /// Commits in height order, for the final state hash.
     pub fn chain(&self) -> impl Iterator<Item = (&u64, &BlockHash)> {
         self.committed.iter()

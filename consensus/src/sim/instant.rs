@@ -111,6 +111,11 @@ impl InstantCluster {
         &self.chain
     }
 
+    /// Each member's replica counters.
+    pub fn replica_stats(&self) -> Vec<crate::replica::ReplicaStats> {
+        self.members.iter().map(|m| m.stats).collect()
+    }
+
     /// The lowest height every member stored.
     pub fn min_decided(&self) -> u64 {
         self.members.iter().map(|m| m.tip().height).min().unwrap_or(0)

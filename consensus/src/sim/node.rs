@@ -378,7 +378,15 @@ impl SimNode {
                 *n -= 1;
             }
             match action {
-                Action::PersistSignState(s) => self.sign_state = Some(s),
+                Action::PersistSignState(s) => {
+                    let at = |s: &SignState| (s.height, s.round, s.step);
+                    if let Some(old) = &self.sign_state
+                        && at(&s) < at(old)
+                    {
+                        env.observer.sign_state_regressed(self.index, format!("{:?} after {:?}", at(&s), at(old)));
+                    }
+                    self.sign_state = Some(s);
+                }
                 Action::Broadcast(m) => self.broadcast(env, m, false),
                 Action::Resend(msgs) => {
                     for m in msgs {
