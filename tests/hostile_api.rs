@@ -284,23 +284,9 @@ fn trickle_batch(addr: &str, every: Duration, give_up: Duration) -> (SlowEnd, Du
 /// A signed R&D attestation by member `i` of `net` with `sequence`, as `POST
 /// /v1/attestations` takes it (standard base64), built by `credence attest --dry-run`.
 fn signed(net: &Testnet, i: usize, sequence: u64, period: &str) -> String {
-    let out = credence(&[
-        "attest",
-        "rd-spend",
-        "--enterprise",
-        "914403001922038216",
-        "--period",
-        period,
-        "--amount",
-        "1250000.00",
-        "--key",
-        &net.key(i),
-        "--genesis",
-        &net.genesis(),
-        "--sequence",
-        &sequence.to_string(),
-        "--dry-run",
-    ]);
+    let mut args = net.rd_spend_args(i, period);
+    args.extend(["--sequence".into(), sequence.to_string(), "--dry-run".into()]);
+    let out = credence(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "attest --dry-run failed: {}", String::from_utf8_lossy(&out.stderr));
     json(&out)["attestation"].as_str().expect("base64 attestation").to_string()
 }

@@ -309,7 +309,7 @@ impl<S: Store> Replica<S> {
                 self.last_progress_mono_ms = now.mono_ms;
             }
             for (i, r) in fed_at.into_iter().zip(results) {
-                verdicts[i] = Some(self.verdict(r));
+                verdicts[i] = Some(verdict(r));
             }
             self.apply(effects, &mut out)?;
         } else {
@@ -320,7 +320,9 @@ impl<S: Store> Replica<S> {
         }
         self.maybe_start_height(&mut out)?;
         self.maybe_sync(&mut out);
-        let verdicts = verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Accept)).collect();
+        debug_assert!(verdicts.iter().all(Option::is_some), "one verdict per message");
+        // Fail closed: a message without a verdict is not forwarded.
+        let verdicts = verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Ignore(MessageError::Duplicate))).collect();
         Ok((out, verdicts))
     }
 
@@ -473,21 +475,6 @@ impl<S: Store> Replica<S> {
                 self.stats.leaves_mismatched += 1;
                 Err(Verdict::Reject(MessageError::LeavesMismatch(e.to_string())))
             }
-        }
-    }
-
-    fn verdict(&mut self, r: Result<(), MessageError>) -> Verdict {
-        match r {
-            Ok(()) => Verdict::Accept,
-            Err(
-                e @ (MessageError::BadSignature(_)
-                | MessageError::NotValidator(_)
-                | MessageError::BlockMismatch
-                | MessageError::BadValidRound { .. }
-                | MessageError::WrongProposer { .. }
-                | MessageError::LeavesMismatch(_)),
-            ) => Verdict::Reject(e),
-            Err(e) => Verdict::Ignore(e),
         }
     }
 
@@ -807,6 +794,22 @@ impl<S: Store> Replica<S> {
         self.sync_out_until_mono_ms = Some(self.now.mono_ms.saturating_add(SYNC_RETRY_MS));
         self.stats.sync_requests += 1;
         out.push(Action::RequestSync(SyncRequest { from_height: self.tip.height + 1, blocks_max: SYNC_BLOCKS_MAX }));
+    }
+}
+
+/// The gossip verdict on a message the machine judged.
+fn verdict(r: Result<(), MessageError>) -> Verdict {
+    match r {
+        Ok(()) => Verdict::Accept,
+        Err(
+            e @ (MessageError::BadSignature(_)
+            | MessageError::NotValidator(_)
+            | MessageError::BlockMismatch
+            | MessageError::BadValidRound { .. }
+            | MessageError::WrongProposer { .. }
+            | MessageError::LeavesMismatch(_)),
+        ) => Verdict::Reject(e),
+        Err(e) => Verdict::Ignore(e),
     }
 }
 

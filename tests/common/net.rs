@@ -146,26 +146,19 @@ impl Testnet {
     pub fn genesis(&self) -> String {
         self.dir.path().join("genesis.toml").to_str().unwrap().to_string()
     }
+    /// `credence attest` arguments for an R&D attestation by member `i` for `period`.
+    pub fn rd_spend_args(&self, i: usize, period: &str) -> Vec<String> {
+        let args = ["attest", "rd-spend", "--enterprise", "914403001922038216", "--period", period];
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        args.extend(["--amount".into(), "1250000.00".into(), "--key".into(), self.key(i)]);
+        args.extend(["--genesis".into(), self.genesis()]);
+        args
+    }
     /// Submits an R&D attestation by member `i` through node `via`, waiting for its commit.
     pub fn attest(&self, i: usize, via: usize, period: &str) -> serde_json::Value {
-        let out = credence(&[
-            "attest",
-            "rd-spend",
-            "--enterprise",
-            "914403001922038216",
-            "--period",
-            period,
-            "--amount",
-            "1250000.00",
-            "--key",
-            &self.key(i),
-            "--genesis",
-            &self.genesis(),
-            "--node",
-            &self.api(via),
-            "--wait",
-            "--json",
-        ]);
+        let mut args = self.rd_spend_args(i, period);
+        args.extend(["--node".into(), self.api(via), "--wait".into(), "--json".into()]);
+        let out = credence(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "attest failed: {}", String::from_utf8_lossy(&out.stderr));
         json(&out)
     }
