@@ -29,7 +29,7 @@ use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::Frontier;
 use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{Store, StoreError};
-use credence_ledger::verify::{self, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError};
+use credence_ledger::verify::{self, CertificateSignatures, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError};
 use credence_ledger::vote::Equivocation;
 
 use crate::evidence::EvidencePool;
@@ -674,7 +674,9 @@ impl<S: Store> Replica<S> {
         let result = match self.valid.iter().position(|v| v.block_hash() == hash).and_then(|i| self.valid.remove(i)) {
             Some(vp) => {
                 self.stats.commits_certified_only += 1;
-                vp.certify(&self.ctx, &self.tip, cb)
+                // The machine built this certificate from precommits it verified as it
+                // counted them (`rule_decide`): their signatures are not checked again.
+                vp.certify(&self.ctx, &self.tip, cb, CertificateSignatures::VerifiedByConsensus)
             }
             None => {
                 let pool = self.pool();

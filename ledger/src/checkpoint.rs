@@ -377,7 +377,25 @@ pub fn verify_quorum_strict(cp: &Checkpoint, validators: &[VerifierKey]) -> Resu
     verify(cp, validators, true)
 }
 
+/// [`verify_quorum_strict`] without the Ed25519 checks: every line must name a distinct
+/// validator with its key ID, enough of them for a quorum, but the signatures are taken
+/// as valid. Only for a certificate its holder assembled from signatures it verified
+/// itself (a consensus decision built from counted precommits, each checked on
+/// arrival); anything received is checked with [`verify_quorum_strict`].
+pub fn quorum_of_verified_lines(cp: &Checkpoint, validators: &[VerifierKey]) -> Result<QuorumReport, CheckpointError> {
+    check(cp, validators, true, false)
+}
+
 fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<QuorumReport, CheckpointError> {
+    check(cp, validators, strict, true)
+}
+
+fn check(
+    cp: &Checkpoint,
+    validators: &[VerifierKey],
+    strict: bool,
+    verify_signatures: bool,
+) -> Result<QuorumReport, CheckpointError> {
     let set_err = |rule: String| CheckpointError::ValidatorSet { rule };
     let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(validators.len());
     let mut keys: HashSet<PublicKey> = HashSet::with_capacity(validators.len());
@@ -406,9 +424,16 @@ fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<Q
         let line = i + 1;
         match by_name.get(s.key_name.as_str()) {
             Some(&vi) if ids[vi] == s.key_id => {
-                verify_raw(&validators[vi].key, text.as_bytes(), &s.signature).map_err(|reason| {
-                    CheckpointError::InvalidSignature { line, name: s.key_name.clone(), key_id: hex(&s.key_id), reason }
-                })?;
+                if verify_signatures {
+                    verify_raw(&validators[vi].key, text.as_bytes(), &s.signature).map_err(|reason| {
+                        CheckpointError::InvalidSignature {
+                            line,
+                            name: s.key_name.clone(),
+                            key_id: hex(&s.key_id),
+                            reason,
+                        }
+                    })?;
+                }
                 signed[vi] = true;
             }
             // Same name, other key ID: an unknown key (signed-note §Signatures).
@@ -638,6 +663,30 @@ mod tests {
 
     fn sig_line_of(note: &str) -> &str {
         &note[note.find("\n\n").expect("blank line") + 2..]
+    }
+
+    /// Without signature checks, a certificate still needs distinct known validators with
+    /// their key IDs and a quorum; only the Ed25519 verdicts are taken on trust.
+    #[test]
+    fn quorum_of_verified_lines_checks_everything_but_the_signatures() {
+        let (sks, vks) = keys(4);
+        let good = cert(&body(), &sks, &[0, 1, 2]);
+        assert!(quorum_of_verified_lines(&good, &vks).is_ok());
+        let mut forged = good.clone();
+        forged.signatures[0].signature.0[40] ^= 1;
+        assert!(verify_quorum_strict(&forged, &vks).is_err(), "a received certificate is verified");
+        assert!(quorum_of_verified_lines(&forged, &vks).is_ok(), "its own decision's lines are trusted");
+        let short = cert(&body(), &sks, &[0, 1]);
+        assert!(matches!(quorum_of_verified_lines(&short, &vks), Err(CheckpointError::NoQuorum { .. })));
+        let mut twice = cert(&body(), &sks, &[0, 1]);
+        twice.signatures.push(twice.signatures[0].clone());
+        assert!(matches!(quorum_of_verified_lines(&twice, &vks), Err(CheckpointError::NoQuorum { .. })));
+        let mut stranger = good.clone();
+        stranger.signatures[2].key_name = "mallory".into();
+        assert!(matches!(quorum_of_verified_lines(&stranger, &vks), Err(CheckpointError::UnknownSigner { .. })));
+        let mut wrong_id = good;
+        wrong_id.signatures[2].key_id = [0; 4];
+        assert!(matches!(quorum_of_verified_lines(&wrong_id, &vks), Err(CheckpointError::KeyIdMismatch { .. })));
     }
 
     #[test]

@@ -235,8 +235,28 @@ fn check_without_signatures<V: StateView + ?Sized>(
     Ok(Checked { merkle_nodes: matched.merkle_nodes, delta, frontier: matched.frontier })
 }
 
+/// Whether a certificate's signatures are to be verified, or were verified by its holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateSignatures {
+    /// Verify every line (a certificate received from anyone).
+    Verify,
+    /// The certificate is this node's own consensus decision, assembled from
+    /// precommits whose signatures it verified as it counted them: check the body,
+    /// the signers and the quorum, not the signatures again.
+    VerifiedByConsensus,
+}
+
 /// The certificate must be a checkpoint of exactly this header, with a quorum.
 fn check_certificate(ctx: &ChainContext, h: &BlockHeader, certificate: &Checkpoint) -> Result<(), Failure> {
+    check_certificate_with(ctx, h, certificate, CertificateSignatures::Verify)
+}
+
+fn check_certificate_with(
+    ctx: &ChainContext,
+    h: &BlockHeader,
+    certificate: &Checkpoint,
+    signatures: CertificateSignatures,
+) -> Result<(), Failure> {
     let body = &certificate.body;
     let mismatch = |field| Err(Failure::CertificateMismatch { field });
     if body.origin != ctx.genesis.checkpoint_origin {
@@ -257,8 +277,13 @@ fn check_certificate(ctx: &ChainContext, h: &BlockHeader, certificate: &Checkpoi
     // Strict: a Credence certificate carries validators' signatures only. (Generic
     // C2SP verifiers ignore unknown lines; the ledger refuses them, so a stored
     // certificate has one form and nothing rides along unverified.)
-    checkpoint::verify_quorum_strict(certificate, &ctx.verifier_keys)
-        .map_err(|e| Failure::Certificate(e.to_string()))?;
+    match signatures {
+        CertificateSignatures::Verify => checkpoint::verify_quorum_strict(certificate, &ctx.verifier_keys),
+        CertificateSignatures::VerifiedByConsensus => {
+            checkpoint::quorum_of_verified_lines(certificate, &ctx.verifier_keys)
+        }
+    }
+    .map_err(|e| Failure::Certificate(e.to_string()))?;
     Ok(())
 }
 
@@ -344,7 +369,13 @@ impl ValidProposal {
     /// The decided block with its certificate: checks that `cb` is this block on
     /// `tip` and that its certificate names this header with a quorum, and nothing
     /// else (rules, root and signatures passed in [`verify_proposal`]).
-    pub fn certify(self, ctx: &ChainContext, tip: &Tip, cb: CertifiedBlock) -> Result<ValidBlock, VerifyError> {
+    pub fn certify(
+        self,
+        ctx: &ChainContext,
+        tip: &Tip,
+        cb: CertifiedBlock,
+        signatures: CertificateSignatures,
+    ) -> Result<ValidBlock, VerifyError> {
         let h = &cb.block.header;
         if h.height != tip.height + 1 || self.prev != tip.hash {
             return Err(VerifyError::at(h.height, Failure::PrevMismatch { height: tip.height }));
@@ -352,7 +383,7 @@ impl ValidProposal {
         if h.hash() != self.hash || self.checked.frontier.size() != h.tree_size {
             return Err(VerifyError::at(h.height, Failure::CertificateMismatch { field: "block hash" }));
         }
-        check_certificate(ctx, h, &cb.certificate).map_err(|r| VerifyError::at(h.height, r))?;
+        check_certificate_with(ctx, h, &cb.certificate, signatures).map_err(|r| VerifyError::at(h.height, r))?;
         let Checked { merkle_nodes, delta, frontier } = self.checked;
         Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
     }
