@@ -29,7 +29,9 @@ use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::Frontier;
 use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{Store, StoreError};
-use credence_ledger::verify::{self, CertificateSignatures, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError};
+use credence_ledger::verify::{
+    self, CertificateSignatures, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError,
+};
 use credence_ledger::vote::Equivocation;
 
 use crate::evidence::EvidencePool;
@@ -706,18 +708,13 @@ impl<S: Store> Replica<S> {
             }
         }
         self.evidence.on_commit(block);
-        self.valid.retain(|v| v.block_hash() != block.header.hash());
+        let hash = self.tip.hash;
+        self.valid.retain(|v| v.block_hash() != hash);
         self.leaf_checks.clear();
         self.last_commit_mono_ms = self.now.mono_ms;
         self.last_progress_mono_ms = self.now.mono_ms;
         let h = &block.header;
-        out.push(Action::Committed {
-            height: h.height,
-            hash: h.hash(),
-            time_ms: h.time_ms,
-            records: block.leaves.len(),
-            synced,
-        });
+        out.push(Action::Committed { height: h.height, hash, time_ms: h.time_ms, records: block.leaves.len(), synced });
         Ok(())
     }
 
@@ -760,13 +757,10 @@ impl<S: Store> Replica<S> {
     /// the heartbeat is due. Then a proposal for the next height that came early is
     /// handed over too.
     fn maybe_start_height(&mut self, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
-        let early: Vec<Message> = {
-            let next = self.tip.height + 1;
-            let (now, later): (Vec<_>, Vec<_>) = self.early.drain(..).partition(|m| m.height() == next);
+        let next = self.tip.height + 1;
+        if self.early.iter().any(|m| m.height() <= next) {
+            let (early, later): (Vec<_>, Vec<_>) = self.early.drain(..).partition(|m| m.height() == next);
             self.early = later.into_iter().filter(|m| m.height() > next).collect();
-            now
-        };
-        if !early.is_empty() {
             let (actions, _) = self.on_messages(self.now, early)?;
             out.extend(actions);
         }

@@ -381,21 +381,36 @@ pub fn verify_quorum_strict(cp: &Checkpoint, validators: &[VerifierKey]) -> Resu
 /// validator with its key ID, enough of them for a quorum, but the signatures are taken
 /// as valid. Only for a certificate its holder assembled from signatures it verified
 /// itself (a consensus decision built from counted precommits, each checked on
-/// arrival); anything received is checked with [`verify_quorum_strict`].
-pub fn quorum_of_verified_lines(cp: &Checkpoint, validators: &[VerifierKey]) -> Result<QuorumReport, CheckpointError> {
-    check(cp, validators, true, false)
+/// arrival); anything received is checked with [`verify_quorum_strict`]. `key_ids` are
+/// the validators' key IDs in order (precomputed: this runs on every commit).
+pub fn quorum_of_verified_lines(
+    cp: &Checkpoint,
+    validators: &[VerifierKey],
+    key_ids: &[[u8; 4]],
+) -> Result<QuorumReport, CheckpointError> {
+    assert_eq!(validators.len(), key_ids.len(), "one key ID per validator");
+    if cp.signatures.len() > SIGNATURES_MAX {
+        return Err(CheckpointError::TooManySignatures { count: cp.signatures.len(), max: SIGNATURES_MAX });
+    }
+    let mut signed = vec![false; validators.len()];
+    for (i, s) in cp.signatures.iter().enumerate() {
+        let line = i + 1;
+        match validators.iter().position(|v| v.name == s.key_name) {
+            Some(vi) if key_ids[vi] == s.key_id => signed[vi] = true,
+            Some(_) => return Err(CheckpointError::KeyIdMismatch { line, name: s.key_name.clone() }),
+            None => return Err(CheckpointError::UnknownSigner { line, name: s.key_name.clone() }),
+        }
+    }
+    let needed = quorum_threshold(validators.len());
+    let signers: Vec<String> =
+        validators.iter().zip(&signed).filter(|(_, s)| **s).map(|(v, _)| v.name.clone()).collect();
+    if signers.len() < needed {
+        return Err(CheckpointError::NoQuorum { signed: signers.len(), needed, validators: validators.len() });
+    }
+    Ok(QuorumReport { signers, needed, validators: validators.len() })
 }
 
 fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<QuorumReport, CheckpointError> {
-    check(cp, validators, strict, true)
-}
-
-fn check(
-    cp: &Checkpoint,
-    validators: &[VerifierKey],
-    strict: bool,
-    verify_signatures: bool,
-) -> Result<QuorumReport, CheckpointError> {
     let set_err = |rule: String| CheckpointError::ValidatorSet { rule };
     let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(validators.len());
     let mut keys: HashSet<PublicKey> = HashSet::with_capacity(validators.len());
@@ -424,16 +439,9 @@ fn check(
         let line = i + 1;
         match by_name.get(s.key_name.as_str()) {
             Some(&vi) if ids[vi] == s.key_id => {
-                if verify_signatures {
-                    verify_raw(&validators[vi].key, text.as_bytes(), &s.signature).map_err(|reason| {
-                        CheckpointError::InvalidSignature {
-                            line,
-                            name: s.key_name.clone(),
-                            key_id: hex(&s.key_id),
-                            reason,
-                        }
-                    })?;
-                }
+                verify_raw(&validators[vi].key, text.as_bytes(), &s.signature).map_err(|reason| {
+                    CheckpointError::InvalidSignature { line, name: s.key_name.clone(), key_id: hex(&s.key_id), reason }
+                })?;
                 signed[vi] = true;
             }
             // Same name, other key ID: an unknown key (signed-note §Signatures).
@@ -670,6 +678,8 @@ mod tests {
     #[test]
     fn quorum_of_verified_lines_checks_everything_but_the_signatures() {
         let (sks, vks) = keys(4);
+        let ids: Vec<[u8; 4]> = vks.iter().map(VerifierKey::key_id).collect();
+        let quorum_of_verified_lines = |cp: &Checkpoint, vks: &[VerifierKey]| quorum_of_verified_lines(cp, vks, &ids);
         let good = cert(&body(), &sks, &[0, 1, 2]);
         assert!(quorum_of_verified_lines(&good, &vks).is_ok());
         let mut forged = good.clone();

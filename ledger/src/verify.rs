@@ -34,6 +34,8 @@ pub struct ChainContext {
     pub chain_id: Hash,
     keys: Vec<VerifyingKey>,
     verifier_keys: Vec<VerifierKey>,
+    /// The validators' C2SP key IDs, in the order of `verifier_keys`.
+    verifier_key_ids: Vec<[u8; 4]>,
     validator_set: Hash,
     /// Threads for signature batches.
     pub threads: usize,
@@ -45,6 +47,7 @@ impl ChainContext {
             chain_id: genesis.hash(),
             keys: genesis.verifying_keys(),
             verifier_keys: genesis.verifier_keys(),
+            verifier_key_ids: genesis.verifier_keys().iter().map(VerifierKey::key_id).collect(),
             validator_set: genesis.validator_set_hash(),
             threads: sig::available_threads(),
             genesis,
@@ -140,6 +143,8 @@ impl VerifyError {
 /// What checking a block (signatures aside) derives from it.
 #[derive(Debug)]
 struct Checked {
+    /// The block's header hash, computed once.
+    hash: BlockHash,
     merkle_nodes: Vec<(u8, u64, NodeHash)>,
     delta: rules::StateDelta,
     frontier: Frontier,
@@ -210,8 +215,9 @@ fn check_without_signatures<V: StateView + ?Sized>(
 ) -> Result<Checked, VerifyError> {
     let h = &block.header;
     let fail = |reason| VerifyError::at(h.height, reason);
+    let hash = h.hash();
     let matched = match leaves {
-        Some(m) if m.prev == tip.hash && m.hash == h.hash() => m,
+        Some(m) if m.prev == tip.hash && m.hash == hash => m,
         _ => check_leaves(tip, block)?,
     };
     if h.validator_set != ctx.validator_set {
@@ -221,7 +227,7 @@ fn check_without_signatures<V: StateView + ?Sized>(
         return Err(fail(Failure::ProposerNotValidator(h.proposer.to_string())));
     }
     if let Some(certificate) = certificate {
-        check_certificate(ctx, h, certificate).map_err(fail)?;
+        check_certificate(ctx, h, &hash, certificate, CertificateSignatures::Verify).map_err(fail)?;
     }
     let records: Vec<_> = block.leaves.iter().map(|l| (l.id, &l.attestation)).collect();
     let delta = rules::apply_block(&ctx.genesis, view, tip.time_ms, h.time_ms, &records, block.records_bytes())
@@ -232,7 +238,7 @@ fn check_without_signatures<V: StateView + ?Sized>(
             RuleError::Block(rejection) => fail(Failure::Rule(rejection)),
             RuleError::State(e) => fail(Failure::State(e.to_string())),
         })?;
-    Ok(Checked { merkle_nodes: matched.merkle_nodes, delta, frontier: matched.frontier })
+    Ok(Checked { hash, merkle_nodes: matched.merkle_nodes, delta, frontier: matched.frontier })
 }
 
 /// Whether a certificate's signatures are to be verified, or were verified by its holder.
@@ -246,14 +252,12 @@ pub enum CertificateSignatures {
     VerifiedByConsensus,
 }
 
-/// The certificate must be a checkpoint of exactly this header, with a quorum.
-fn check_certificate(ctx: &ChainContext, h: &BlockHeader, certificate: &Checkpoint) -> Result<(), Failure> {
-    check_certificate_with(ctx, h, certificate, CertificateSignatures::Verify)
-}
-
-fn check_certificate_with(
+/// The certificate must be a checkpoint of exactly this header (whose hash is `hash`),
+/// with a quorum.
+fn check_certificate(
     ctx: &ChainContext,
     h: &BlockHeader,
+    hash: &BlockHash,
     certificate: &Checkpoint,
     signatures: CertificateSignatures,
 ) -> Result<(), Failure> {
@@ -271,7 +275,7 @@ fn check_certificate_with(
     if body.height != h.height {
         return mismatch("height");
     }
-    if body.block_hash != *h.hash().bytes() {
+    if body.block_hash != *hash.bytes() {
         return mismatch("block hash");
     }
     // Strict: a Credence certificate carries validators' signatures only. (Generic
@@ -280,7 +284,7 @@ fn check_certificate_with(
     match signatures {
         CertificateSignatures::Verify => checkpoint::verify_quorum_strict(certificate, &ctx.verifier_keys),
         CertificateSignatures::VerifiedByConsensus => {
-            checkpoint::quorum_of_verified_lines(certificate, &ctx.verifier_keys)
+            checkpoint::quorum_of_verified_lines(certificate, &ctx.verifier_keys, &ctx.verifier_key_ids)
         }
     }
     .map_err(|e| Failure::Certificate(e.to_string()))?;
@@ -344,7 +348,7 @@ pub fn verify_block_with<V: StateView + ?Sized>(
     cb: CertifiedBlock,
     known_valid: &dyn Fn(&Leaf) -> bool,
 ) -> Result<ValidBlock, VerifyError> {
-    let Checked { merkle_nodes, delta, frontier } =
+    let Checked { merkle_nodes, delta, frontier, .. } =
         check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate), None)?;
     check_signatures(ctx, &cb.block, known_valid)?;
     Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
@@ -380,11 +384,12 @@ impl ValidProposal {
         if h.height != tip.height + 1 || self.prev != tip.hash {
             return Err(VerifyError::at(h.height, Failure::PrevMismatch { height: tip.height }));
         }
-        if h.hash() != self.hash || self.checked.frontier.size() != h.tree_size {
+        let hash = h.hash();
+        if hash != self.hash || self.checked.frontier.size() != h.tree_size {
             return Err(VerifyError::at(h.height, Failure::CertificateMismatch { field: "block hash" }));
         }
-        check_certificate_with(ctx, h, &cb.certificate, signatures).map_err(|r| VerifyError::at(h.height, r))?;
-        let Checked { merkle_nodes, delta, frontier } = self.checked;
+        check_certificate(ctx, h, &hash, &cb.certificate, signatures).map_err(|r| VerifyError::at(h.height, r))?;
+        let Checked { merkle_nodes, delta, frontier, .. } = self.checked;
         Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
     }
 }
@@ -405,7 +410,7 @@ pub fn verify_proposal<V: StateView + ?Sized>(
 ) -> Result<ValidProposal, VerifyError> {
     let checked = check_without_signatures(ctx, tip, view, block, None, leaves)?;
     check_signatures(ctx, block, known_valid)?;
-    Ok(ValidProposal { hash: block.header.hash(), prev: tip.hash, checked })
+    Ok(ValidProposal { hash: checked.hash, prev: tip.hash, checked })
 }
 
 /// Progress and result figures of a streaming verification.
@@ -574,7 +579,7 @@ where
             let checked = item.and_then(|cb| {
                 check_without_signatures(ctx, &tip, &state, &cb.block, Some(&cb.certificate), None).map(|c| (cb, c))
             });
-            let (cb, Checked { merkle_nodes, delta, frontier }) = match checked {
+            let (cb, Checked { hash, merkle_nodes, delta, frontier }) = match checked {
                 Ok(x) => x,
                 Err(e) => {
                     rule_failure = Some(e);
@@ -585,7 +590,7 @@ where
             let h = &cb.block.header;
             debug_assert_eq!(frontier.size(), h.tree_size);
             debug_assert!(!merkle_nodes.is_empty() || cb.block.leaves.is_empty());
-            tip = Tip { height: h.height, hash: h.hash(), time_ms: h.time_ms, frontier };
+            tip = Tip { height: h.height, hash, time_ms: h.time_ms, frontier };
             let cb = Arc::new(cb);
             let n = cb.block.leaves.len();
             let jobs = n.div_ceil(SIGNATURE_JOB_ITEMS_MAX);
