@@ -141,7 +141,7 @@ pub fn run(a: &LoadArgs) -> Result<ExitCode> {
 
 fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
     ports_free(a.base_port, a.validators)?;
-    let layout = node::write_testnet(dir, a.validators, 0, a.base_port, None)?;
+    let layout = node::write_testnet(dir, a.validators, 0, a.base_port, Some(LOAD_HEARTBEAT_MS))?;
     let apis: Vec<String> = (0..a.validators)
         .map(|i| layout.manifest["nodes"][i]["api"].as_str().map(str::to_string))
         .collect::<Option<_>>()
@@ -339,6 +339,10 @@ fn usage(pid: u32) -> Usage {
 fn height(api: &str) -> Option<u64> {
     http::get(api, "/v1/status").ok().filter(|r| r.status == 200)?.json().ok()?["height"].as_u64()
 }
+
+/// The bench's genesis heartbeat: the warm-up (two blocks before the load starts)
+/// would otherwise wait for the default 60 s one; under load every block carries records.
+const LOAD_HEARTBEAT_MS: u64 = 1_000;
 
 /// Waits until every node has committed at least two blocks.
 fn wait_committing(nodes: &mut Nodes, apis: &[String]) -> Result<()> {
