@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::net::{Testnet, get, height, wait_until};
+use common::net::{Testnet, credence_http_get, get, height, wait_until};
 use common::{credence, json};
 
 /// Starts a 4-validator testnet whose validator 3 runs in `mode`; returns it with the nodes running.
@@ -66,6 +66,18 @@ fn a_validator_proposing_invalid_blocks_gets_none_committed() {
         let b = get(&net.api(0), &format!("/v1/blocks/{h}")).unwrap();
         assert_ne!(b["proposer"], "validator-3", "height {h} was committed from the byzantine proposer");
     }
+    // The honest nodes count what they refused: proposals whose leaves do not match
+    // their header (rejected, not forwarded) or that fail validation.
+    let counter = |i: usize, name: &str| -> u64 {
+        let text = credence_http_get(&net.api(i), "/metrics").unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} missing from node {i}'s metrics"))
+    };
+    let refused: u64 = (0..3)
+        .map(|i| counter(i, "credence_consensus_rejected_total ") + counter(i, "credence_proposals_invalid_total "))
+        .sum();
+    assert!(refused > 0, "the honest nodes refused the byzantine proposals and counted it");
 }
 
 #[test]

@@ -17,6 +17,9 @@
 //! | `credence_blocks_committed_total` | counter | blocks committed |
 //! | `credence_attestations_committed_total` | counter | attestations committed |
 //! | `credence_commit_latency_seconds` | histogram | time from the start of a height to its commit |
+//! | `credence_consensus_rejected_total` | counter | consensus messages refused as invalid and not forwarded (bad signature, a block whose leaves do not match its header, a header naming the wrong proposer, …) |
+//! | `credence_proposals_invalid_total` | counter | proposed blocks that failed validation |
+//! | `credence_sync_refused_total` | counter | peers' sync requests refused for their per-peer budget |
 //! | `credence_http_requests_total{method,route,status}` | counter | HTTP requests by route template and status |
 //! | `credence_http_request_duration_seconds` | histogram | HTTP request handling time |
 //!
@@ -47,6 +50,9 @@ pub const METRIC_NAMES: &[&str] = &[
     "credence_blocks_committed_total",
     "credence_attestations_committed_total",
     "credence_commit_latency_seconds",
+    "credence_consensus_rejected_total",
+    "credence_proposals_invalid_total",
+    "credence_sync_refused_total",
     "credence_http_requests_total",
     "credence_http_request_duration_seconds",
 ];
@@ -154,6 +160,9 @@ pub struct Metrics {
     pub mempool_evicted: Counter,
     pub blocks_committed: Counter,
     pub attestations_committed: Counter,
+    pub consensus_rejected: Counter,
+    pub proposals_invalid: Counter,
+    pub sync_refused: Counter,
     pub commit_latency: Histogram<12>,
     pub http_duration: Histogram<10>,
     /// Refusals by error code (a bounded set of codes).
@@ -199,6 +208,9 @@ impl Metrics {
             mempool_evicted: Counter::default(),
             blocks_committed: Counter::default(),
             attestations_committed: Counter::default(),
+            consensus_rejected: Counter::default(),
+            proposals_invalid: Counter::default(),
+            sync_refused: Counter::default(),
             commit_latency: Histogram::new(COMMIT_LATENCY_BUCKETS),
             http_duration: Histogram::new(HTTP_DURATION_BUCKETS),
             refused: Mutex::new(BTreeMap::new()),
@@ -290,6 +302,12 @@ impl Metrics {
         scalar(&mut out, "credence_attestations_committed_total", help, "counter", self.attestations_committed.get());
         let help = "Time from the start of a height to its commit.";
         self.commit_latency.render(&mut out, "credence_commit_latency_seconds", help);
+        let help = "Consensus messages refused as invalid and not forwarded.";
+        scalar(&mut out, "credence_consensus_rejected_total", help, "counter", self.consensus_rejected.get());
+        let help = "Proposed blocks that failed validation.";
+        scalar(&mut out, "credence_proposals_invalid_total", help, "counter", self.proposals_invalid.get());
+        let help = "Peers' sync requests refused for their per-peer budget.";
+        scalar(&mut out, "credence_sync_refused_total", help, "counter", self.sync_refused.get());
         header(&mut out, "credence_http_requests_total", "HTTP requests by method, route and status.", "counter");
         for ((method, route, status), n) in self.http.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(

@@ -227,6 +227,7 @@ impl Driver {
                 Verdict::Accept => Validation::Accept,
                 Verdict::Reject(e) => {
                     debug!(error = %e, "consensus message rejected");
+                    self.metrics.consensus_rejected.inc();
                     Validation::Reject
                 }
                 Verdict::Ignore(_) => Validation::Ignore,
@@ -312,7 +313,10 @@ impl Driver {
                     debug!(height, records, "committed");
                 }
                 Action::Notice(n) => match n {
-                    Notice::ProposalInvalid { height, error } => warn!(height, %error, "proposed block is invalid"),
+                    Notice::ProposalInvalid { height, error } => {
+                        self.metrics.proposals_invalid.inc();
+                        warn!(height, %error, "proposed block is invalid")
+                    }
                     Notice::DecidedBlockInvalid { height, error } => {
                         warn!(height, %error, "decided block does not verify; it will be fetched by sync")
                     }

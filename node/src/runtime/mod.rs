@@ -178,7 +178,7 @@ pub async fn run(
         },
         pool_changed.clone(),
     ));
-    let sync_task = tokio::spawn(sync_server::serve(split.sync_requests, net.clone(), store.clone()));
+    let sync_task = tokio::spawn(sync_server::serve(split.sync_requests, net.clone(), store.clone(), metrics.clone()));
     let (stop_api_tx, stop_api_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(api::serve(listener, api_state, async move {
         let _ = stop_api_rx.await;

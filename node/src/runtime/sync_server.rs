@@ -1,5 +1,6 @@
 //! Serves peers' sync requests off the consensus driver: on a queue of their own, from the store under a read lock on the blocking pool, within a per-peer budget (the replica core's [`SyncServer`]).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use credence_ledger::ids::MemberName;
@@ -7,15 +8,16 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::api::SharedStore;
-use crate::consensus::sync::{SyncRequest, SyncServer};
+use crate::consensus::sync::{SyncRefused, SyncRequest, SyncServer};
+use crate::metrics::Metrics;
 use crate::net::{NetEvent, NetHandle, SyncResponse};
 
 use super::locked_store::LockedStore;
 
 /// Answers sync requests one at a time until the network stops.
-pub async fn serve(mut requests: mpsc::Receiver<NetEvent>, net: NetHandle, store: SharedStore) {
+pub async fn serve(mut requests: mpsc::Receiver<NetEvent>, net: NetHandle, store: SharedStore, metrics: Arc<Metrics>) {
     let origin = Instant::now();
-    let server = std::sync::Arc::new(std::sync::Mutex::new(SyncServer::<MemberName>::default()));
+    let server = Arc::new(std::sync::Mutex::new(SyncServer::<MemberName>::default()));
     while let Some(event) = requests.recv().await {
         let NetEvent::SyncRequest { from, request, reply } = event else { continue };
         let bytes_max = net.bounds().sync.response_bytes_max;
@@ -32,6 +34,9 @@ pub async fn serve(mut requests: mpsc::Receiver<NetEvent>, net: NetHandle, store
             Ok(Ok(blocks)) => net.respond(reply, SyncResponse { blocks }),
             // Refused (over budget, or the store failed): an empty answer, at once.
             Ok(Err(e)) => {
+                if e == SyncRefused::OverBudget {
+                    metrics.sync_refused.inc();
+                }
                 debug!(peer = %from, error = %e, "sync request refused");
                 net.respond(reply, SyncResponse { blocks: Vec::new() });
             }
