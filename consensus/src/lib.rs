@@ -1,10 +1,13 @@
-//! Tendermint BFT consensus (arXiv 1807.04938, Algorithm 1) as a pure state machine: `step(input) -> effects`.
+//! Credence consensus: the Tendermint machine (arXiv 1807.04938, Algorithm 1, `step(input) -> effects`) and the replica core around it that the node and the simulator both host.
 //!
 //! Nothing here touches a socket, a clock, a disk or randomness (the crate's
 //! dependency graph has no runtime or network crate, and `clippy.toml` bans the
-//! clock and `std::fs`): time arrives as [`Input::Timeout`], the network as messages, and
-//! everything else leaves as an [`Effect`] the driver carries out in order.
+//! clock and `std::fs`): time arrives as an input, the network as messages, and
+//! everything else leaves as an effect the host carries out in order.
 //!
+//! * [`Consensus`] is the machine; [`replica::Replica`] hosts it with the mempool,
+//!   block building and validation, commit, sync decisions and evidence;
+//!   [`sim`] runs replicas on a seeded faulty network; [`sync`] serves blocks.
 //! * Votes are domain-separated signatures bound to the genesis hash; a non-nil
 //!   precommit is the validator's C2SP checkpoint signature, so 2f+1 precommits are
 //!   the block's certificate ([`credence_ledger::vote`]).
