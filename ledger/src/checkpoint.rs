@@ -401,9 +401,14 @@ pub fn quorum_of_verified_lines(
             None => return Err(CheckpointError::UnknownSigner { line, name: s.key_name.clone() }),
         }
     }
+    quorum_report(validators, &signed)
+}
+
+/// The signers `signed` marks, if they are more than 2/3 of `validators`.
+fn quorum_report(validators: &[VerifierKey], signed: &[bool]) -> Result<QuorumReport, CheckpointError> {
     let needed = quorum_threshold(validators.len());
     let signers: Vec<String> =
-        validators.iter().zip(&signed).filter(|(_, s)| **s).map(|(v, _)| v.name.clone()).collect();
+        validators.iter().zip(signed).filter(|(_, s)| **s).map(|(v, _)| v.name.clone()).collect();
     if signers.len() < needed {
         return Err(CheckpointError::NoQuorum { signed: signers.len(), needed, validators: validators.len() });
     }
@@ -455,13 +460,7 @@ fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<Q
         }
     }
 
-    let needed = quorum_threshold(validators.len());
-    let signers: Vec<String> =
-        validators.iter().zip(&signed).filter(|(_, s)| **s).map(|(v, _)| v.name.clone()).collect();
-    if signers.len() < needed {
-        return Err(CheckpointError::NoQuorum { signed: signers.len(), needed, validators: validators.len() });
-    }
-    Ok(QuorumReport { signers, needed, validators: validators.len() })
+    quorum_report(validators, &signed)
 }
 
 /// Splits and checks a signed note (signed-note §Format), then parses the checkpoint body.
