@@ -23,8 +23,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use credence_ledger::attestation::{AttestationBody, Claim};
-use credence_ledger::block::{Block, BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
-use credence_ledger::hash::Hash;
+use credence_ledger::block::{Block, BlockHash, CertifiedBlock, Leaf, ValidBlock};
 use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::Frontier;
 use credence_ledger::sig::SecretKey;
@@ -643,15 +642,27 @@ impl<S: Store> Replica<S> {
         // refused, propose the records before it. Twice at most: the second is a prefix
         // that passed.
         for _ in 0..2 {
-            let block = block_on(&self.tip, self.ctx.validator_set_hash(), proposer.clone(), time_ms, leaves.clone());
+            let assembled =
+                verify::assemble(&self.tip, self.ctx.validator_set_hash(), proposer.clone(), time_ms, leaves);
+            let (block, matched) = match assembled {
+                Ok(b) => b,
+                Err(e) => {
+                    out.push(Action::Notice(Notice::ProposalInvalid {
+                        height: self.tip.height + 1,
+                        error: e.to_string(),
+                    }));
+                    return Ok(None);
+                }
+            };
             // Leaves from the mempool were verified at admission.
-            match verify::verify_proposal(&self.ctx, &self.tip, &self.store, &block, None, &|_| true) {
+            match verify::verify_proposal(&self.ctx, &self.tip, &self.store, &block, Some(matched), &|_| true) {
                 Ok(vp) => {
                     self.keep_valid(vp);
                     return Ok(Some(block));
                 }
                 Err(VerifyError { record: Some(index), reason, .. }) => {
                     out.push(Action::Notice(Notice::BuildRecordRefused { index, error: reason.to_string() }));
+                    leaves = block.leaves;
                     leaves.truncate(index);
                 }
                 Err(e) => {
@@ -807,27 +818,6 @@ fn verdict(r: Result<(), MessageError>) -> Verdict {
         ) => Verdict::Reject(e),
         Err(e) => Verdict::Ignore(e),
     }
-}
-
-/// A block of `leaves` on `tip`, with the header they give.
-pub fn block_on(tip: &Tip, validator_set: Hash, proposer: MemberName, time_ms: u64, leaves: Vec<Leaf>) -> Block {
-    let mut frontier = tip.frontier.clone();
-    let mut scratch = Vec::new();
-    for leaf in &leaves {
-        if frontier.push_leaf_hash(leaf.leaf_hash(), &mut scratch).is_err() {
-            break; // a full tree: the header's size will not match, and the block fails its checks
-        }
-    }
-    let header = BlockHeader {
-        height: tip.height + 1,
-        prev: tip.hash,
-        time_ms,
-        proposer,
-        tree_size: frontier.size(),
-        tree_root: Hash(frontier.root()),
-        validator_set,
-    };
-    Block { header, leaves }
 }
 
 /// The verified tip of a store: its head, with the Merkle frontier rebuilt from stored

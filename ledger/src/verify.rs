@@ -16,6 +16,7 @@ use crate::block::{Block, BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlo
 use crate::checkpoint::{self, Checkpoint, VerifierKey};
 use crate::genesis::Genesis;
 use crate::hash::{Hash, HashOf};
+use crate::ids::MemberName;
 use crate::merkle::{Frontier, NodeHash};
 use crate::rules::{self, MemState, RuleError, StateView};
 use crate::sig::{self, BatchItem, Domain, SigError, VerifyingKey};
@@ -145,7 +146,7 @@ impl VerifyError {
 struct Checked {
     /// The block's header hash, computed once.
     hash: BlockHash,
-    merkle_nodes: Vec<(u8, u64, NodeHash)>,
+    merkle_nodes: MerkleNodes,
     delta: rules::StateDelta,
     frontier: Frontier,
 }
@@ -160,7 +161,7 @@ struct Checked {
 pub struct LeavesMatch {
     hash: BlockHash,
     prev: BlockHash,
-    merkle_nodes: Vec<(u8, u64, NodeHash)>,
+    merkle_nodes: MerkleNodes,
     frontier: Frontier,
 }
 
@@ -189,17 +190,52 @@ pub fn check_leaves(tip: &Tip, block: &Block) -> Result<LeavesMatch, VerifyError
     if expected_size != Some(h.tree_size) {
         return Err(fail(Failure::TreeSize { expected: expected_size.unwrap_or(u64::MAX), got: h.tree_size }));
     }
-    let mut frontier = tip.frontier.clone();
-    let mut merkle_nodes = Vec::with_capacity(leaves.len() * 2);
-    for leaf in leaves {
-        frontier
-            .push_leaf_hash(leaf.leaf_hash(), &mut merkle_nodes)
-            .map_err(|_| fail(Failure::TreeSize { expected: u64::MAX, got: h.tree_size }))?;
-    }
+    let (frontier, merkle_nodes) =
+        extend(tip, leaves).ok_or_else(|| fail(Failure::TreeSize { expected: u64::MAX, got: h.tree_size }))?;
     if frontier.root() != h.tree_root.0 {
         return Err(fail(Failure::TreeRoot));
     }
     Ok(LeavesMatch { hash: h.hash(), prev: tip.hash, merkle_nodes, frontier })
+}
+
+/// Newly completed Merkle subtrees (level, index, hash), stored with the block.
+type MerkleNodes = Vec<(u8, u64, NodeHash)>;
+
+/// The tip's Merkle frontier with `leaves` appended, and the nodes they complete;
+/// `None` if the tree is full.
+fn extend(tip: &Tip, leaves: &[Leaf]) -> Option<(Frontier, MerkleNodes)> {
+    let mut frontier = tip.frontier.clone();
+    let mut merkle_nodes = Vec::with_capacity(leaves.len() * 2);
+    for leaf in leaves {
+        frontier.push_leaf_hash(leaf.leaf_hash(), &mut merkle_nodes).ok()?;
+    }
+    Some((frontier, merkle_nodes))
+}
+
+/// A block of `leaves` on `tip`, with the header they give (size, root) and its
+/// [`LeavesMatch`] by construction: a proposer's Merkle work, done once and carried to
+/// [`verify_proposal`]. Fails only when the tree is full.
+pub fn assemble(
+    tip: &Tip,
+    validator_set: Hash,
+    proposer: MemberName,
+    time_ms: u64,
+    leaves: Vec<Leaf>,
+) -> Result<(Block, LeavesMatch), VerifyError> {
+    let height = tip.height + 1;
+    let full = || VerifyError::at(height, Failure::TreeSize { expected: u64::MAX, got: tip.frontier.size() });
+    let (frontier, merkle_nodes) = extend(tip, &leaves).ok_or_else(full)?;
+    let header = BlockHeader {
+        height,
+        prev: tip.hash,
+        time_ms,
+        proposer,
+        tree_size: frontier.size(),
+        tree_root: Hash(frontier.root()),
+        validator_set,
+    };
+    let matched = LeavesMatch { hash: header.hash(), prev: tip.hash, merkle_nodes, frontier };
+    Ok((Block { header, leaves }, matched))
 }
 
 /// Checks everything about `block` except the attestation signatures, against

@@ -16,7 +16,7 @@ use credence_ledger::vote::{BlockId, Proposal, Vote};
 
 use super::Env;
 use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
-use crate::replica::{Action, Clock, Identity, Notice, Replica, Verdict, block_on};
+use crate::replica::{Action, Clock, Identity, Notice, Replica, Verdict};
 use crate::sync::{SyncRequest, SyncServer};
 use crate::{Message, SignState, SignedProposal, SignedVote, ValidatorIndex};
 
@@ -523,7 +523,7 @@ impl SimNode {
                     return None;
                 }
                 let time = h.time_ms.checked_add(1)?;
-                let block = block_on(tip, h.validator_set, h.proposer.clone(), time, sp.block.leaves.clone());
+                let block = block_on(tip, h.validator_set, h.proposer.clone(), time, sp.block.leaves.clone())?;
                 Some(Message::Proposal(sign_proposal(&chain, &key, sp.proposal, block)))
             }
         }
@@ -553,19 +553,31 @@ impl SimNode {
                 let end = bytes.len() - 1;
                 bytes[end - 40] ^= 0x01; // inside R: the signature no longer verifies
                 leaves[last] = Leaf::from_bytes(bytes).ok()?;
-                block_on(&tip, h.validator_set, h.proposer.clone(), h.time_ms, leaves)
+                block_on(&tip, h.validator_set, h.proposer.clone(), h.time_ms, leaves)?
             }
             1 => {
-                let mut b = block_on(&tip, h.validator_set, h.proposer.clone(), h.time_ms, leaves);
+                let mut b = block_on(&tip, h.validator_set, h.proposer.clone(), h.time_ms, leaves)?;
                 b.header.tree_root = Hash::digest(&[b"not the root"]);
                 b
             }
-            _ => block_on(&tip, h.validator_set, h.proposer.clone(), tip.time_ms, leaves),
+            _ => block_on(&tip, h.validator_set, h.proposer.clone(), tip.time_ms, leaves)?,
         };
         let bad = sign_proposal(&chain, &key, Proposal { valid_round: None, ..sp.proposal }, block);
         l.bad_proposal = Some(bad.clone());
         Some(bad)
     }
+}
+
+/// A block of `leaves` on `tip` as the verification core assembles it (a byzantine
+/// validator's raw material); `None` if the tree is full.
+fn block_on(
+    tip: &credence_ledger::verify::Tip,
+    validator_set: Hash,
+    proposer: credence_ledger::ids::MemberName,
+    time_ms: u64,
+    leaves: Vec<Leaf>,
+) -> Option<credence_ledger::block::Block> {
+    credence_ledger::verify::assemble(tip, validator_set, proposer, time_ms, leaves).ok().map(|(b, _)| b)
 }
 
 /// A hostile relay's copy of a signed proposal: the header and signature untouched,
