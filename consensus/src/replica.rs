@@ -145,15 +145,12 @@ struct PendingBuild {
     due_mono_ms: u64,
 }
 
-/// Counters for metrics and tests.
+/// Counters a host or a test may read (the node's metrics count actions and verdicts).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReplicaStats {
-    pub proposals_validated: u64,
     pub proposals_invalid: u64,
-    pub leaves_mismatched: u64,
+    /// Decided blocks committed from their `ValidProposal` (only the certificate checked).
     pub commits_certified_only: u64,
-    pub sync_requests: u64,
-    pub blocks_synced: u64,
 }
 
 /// One validator's (or observer's) replica. See the module documentation.
@@ -412,7 +409,6 @@ impl<S: Store> Replica<S> {
                 }
             }
         }
-        self.stats.blocks_synced += outcome.stored;
         if outcome.stored == 0 && !outcome.bad {
             // The peer has nothing past our tip: forget a height some message claimed
             // (a forged far-future height then costs one sync request, not a sync loop).
@@ -472,10 +468,7 @@ impl<S: Store> Replica<S> {
                 }
                 Ok(msg)
             }
-            Err(e) => {
-                self.stats.leaves_mismatched += 1;
-                Err(Verdict::Reject(MessageError::LeavesMismatch(e.to_string())))
-            }
+            Err(e) => Err(Verdict::Reject(MessageError::LeavesMismatch(e.to_string()))),
         }
     }
 
@@ -562,7 +555,6 @@ impl<S: Store> Replica<S> {
         };
         match result {
             Ok(vp) => {
-                self.stats.proposals_validated += 1;
                 self.keep_valid(vp);
                 true
             }
@@ -799,7 +791,6 @@ impl<S: Store> Replica<S> {
             return;
         }
         self.sync_out_until_mono_ms = Some(self.now.mono_ms.saturating_add(SYNC_RETRY_MS));
-        self.stats.sync_requests += 1;
         out.push(Action::RequestSync(SyncRequest { from_height: self.tip.height + 1, blocks_max: SYNC_BLOCKS_MAX }));
     }
 }

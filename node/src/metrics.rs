@@ -33,6 +33,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use credence_ledger::rules::Rejection;
+
+use crate::mempool::{AdmitError, BatchOutcome, MempoolStats};
+
 /// Every metric name this module exports (without label sets or histogram suffixes).
 pub const METRIC_NAMES: &[&str] = &[
     "credence_height",
@@ -225,6 +229,24 @@ impl Metrics {
         self.blocks_committed.inc();
         self.attestations_committed.add(records as u64);
         self.commit_latency.observe(latency);
+    }
+
+    /// Sets the mempool gauges.
+    pub fn observe_mempool(&self, stats: &MempoolStats) {
+        self.mempool_records.set(stats.records as u64);
+        self.mempool_bytes.set(stats.bytes as u64);
+        self.mempool_held.set(stats.held as u64);
+    }
+
+    /// Counts what one [`admit_batch`](crate::mempool::admit_batch) did (API or gossip):
+    /// signatures checked, valid or not, records admitted and held records evicted.
+    pub fn observe_admission(&self, batch: &BatchOutcome) {
+        let bad = |r: &&Result<_, AdmitError>| matches!(r, Err(AdmitError::Rule(Rejection::BadSignature(_))));
+        self.signatures_verified.add(batch.verified as u64);
+        self.signatures_invalid.add(batch.results.iter().filter(bad).count() as u64);
+        self.attestations_admitted.add(batch.admitted() as u64);
+        let evicted: usize = batch.results.iter().flatten().map(|a| a.evicted.len()).sum();
+        self.mempool_evicted.add(evicted as u64);
     }
 
     /// Counts an attestation refused with admission error `code`.

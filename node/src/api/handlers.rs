@@ -18,7 +18,6 @@ use credence_ledger::block::{CertifiedBlock, Leaf};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
 use credence_ledger::merkle::{self, NodeHash, NodeReader};
-use credence_ledger::rules::Rejection;
 use credence_ledger::store::{IndexKey, Store, StoreError};
 
 use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json, require_json};
@@ -252,10 +251,7 @@ fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Ve
         .collect();
     let view = LockedStore(st.store.clone());
     let batch = admit_batch(&st.verifier, &view, &st.mempool, bytes, now_ms());
-    let bad_signatures =
-        batch.results.iter().filter(|r| matches!(r, Err(AdmitError::Rule(Rejection::BadSignature(_))))).count();
-    st.metrics.signatures_verified.add(batch.verified as u64);
-    st.metrics.signatures_invalid.add(bad_signatures as u64);
+    st.metrics.observe_admission(&batch);
     let mut results = batch.results.into_iter();
     let outcomes: Vec<Outcome> = decode_errors
         .into_iter()
@@ -267,16 +263,8 @@ fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Ve
             },
         })
         .collect();
-    {
-        let pool = st.lock_mempool()?;
-        let stats = pool.stats();
-        st.metrics.mempool_records.set(stats.records as u64);
-        st.metrics.mempool_bytes.set(stats.bytes as u64);
-        st.metrics.mempool_held.set(stats.held as u64);
-    }
+    st.metrics.observe_mempool(&st.lock_mempool()?.stats());
     for a in outcomes.iter().flatten() {
-        st.metrics.attestations_admitted.inc();
-        st.metrics.mempool_evicted.add(a.evicted.len() as u64);
         for (id, why) in &a.evicted {
             tracing::info!(%id, reason = %why, "mempool: held attestation dropped at its turn");
         }
@@ -904,10 +892,7 @@ pub async fn metrics(State(st): State<ApiState>) -> Result<Response, ApiError> {
             state.metrics.height.set(head.height);
             state.metrics.tree_size.set(head.tree_size);
         }
-        let stats = state.lock_mempool()?.stats();
-        state.metrics.mempool_records.set(stats.records as u64);
-        state.metrics.mempool_bytes.set(stats.bytes as u64);
-        state.metrics.mempool_held.set(stats.held as u64);
+        state.metrics.observe_mempool(&state.lock_mempool()?.stats());
         Ok(())
     })
     .await?;

@@ -308,7 +308,7 @@ impl Driver {
                     self.metrics.observe_commit(height, tree_size, records, self.last_commit.elapsed());
                     self.last_commit = Instant::now();
                     if let Ok(m) = self.replica.mempool().lock() {
-                        self.metrics.mempool_records.set(m.stats().records as u64);
+                        self.metrics.observe_mempool(&m.stats());
                     }
                     debug!(height, records, "committed");
                 }

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 use crate::api::SharedStore;
-use crate::mempool::{AdmitError, Mempool, Verifier, admit_batch};
+use crate::mempool::{Mempool, Verifier, admit_batch};
 use crate::metrics::Metrics;
 use crate::net::{NetEvent, NetHandle, Topic, Validation};
 use crate::wire;
@@ -91,24 +91,11 @@ pub async fn ingest(
 pub fn admit_gossiped(a: &Admission, data: &[u8]) -> Validation {
     let Ok(items) = wire::decode_attestations(data) else { return Validation::Reject };
     let outcome = admit_batch(&a.verifier, &LockedStore(a.store.clone()), &a.mempool, items, now_ms());
-    let bad_signatures = outcome
-        .results
-        .iter()
-        .filter(|r| matches!(r, Err(AdmitError::Rule(credence_ledger::rules::Rejection::BadSignature(_)))))
-        .count();
-    a.metrics.signatures_invalid.add(bad_signatures as u64);
-    a.metrics.signatures_verified.add(outcome.verified as u64);
-    let admitted = outcome.admitted() as u64;
-    a.metrics.attestations_admitted.add(admitted);
-    for r in outcome.results.iter().flatten() {
-        a.metrics.mempool_evicted.add(r.evicted.len() as u64);
-    }
+    a.metrics.observe_admission(&outcome);
     if let Ok(pool) = a.mempool.lock() {
-        let stats = pool.stats();
-        a.metrics.mempool_records.set(stats.records as u64);
-        a.metrics.mempool_bytes.set(stats.bytes as u64);
-        a.metrics.mempool_held.set(stats.held as u64);
+        a.metrics.observe_mempool(&pool.stats());
     }
+    let admitted = outcome.admitted();
     match (outcome.invalid > 0, admitted) {
         (true, _) => Validation::Reject,
         (false, 0) => Validation::Ignore,
