@@ -16,7 +16,7 @@
 //! | `credence_mempool_evicted_total` | counter | pending attestations a commit made invalid |
 //! | `credence_blocks_committed_total` | counter | blocks committed |
 //! | `credence_attestations_committed_total` | counter | attestations committed |
-//! | `credence_commit_latency_seconds` | histogram | time from the start of a height to its commit |
+//! | `credence_commit_latency_seconds` | histogram | time of the node's step that committed a block (the decision's or sync's handling, verification and storage included) |
 //! | `credence_consensus_rejected_total` | counter | consensus messages refused as invalid and not forwarded (bad signature, a block whose leaves do not match its header, a header naming the wrong proposer, …) |
 //! | `credence_proposals_invalid_total` | counter | proposed blocks that failed validation |
 //! | `credence_sync_refused_total` | counter | peers' sync requests refused for their per-peer budget |
@@ -222,7 +222,7 @@ impl Metrics {
         }
     }
 
-    /// Records a committed block: its height, tree size, records and the time the height took.
+    /// Records a committed block: its height, tree size, records and the time its step took.
     pub fn observe_commit(&self, height: u64, tree_size: u64, records: usize, latency: Duration) {
         self.height.set(height);
         self.tree_size.set(tree_size);
@@ -322,7 +322,7 @@ impl Metrics {
         );
         let help = "Attestations committed.";
         scalar(&mut out, "credence_attestations_committed_total", help, "counter", self.attestations_committed.get());
-        let help = "Time from the start of a height to its commit.";
+        let help = "Time of the node's step that committed a block, verification and storage included.";
         self.commit_latency.render(&mut out, "credence_commit_latency_seconds", help);
         let help = "Consensus messages refused as invalid and not forwarded.";
         scalar(&mut out, "credence_consensus_rejected_total", help, "counter", self.consensus_rejected.get());

@@ -1,10 +1,11 @@
-//! The deterministic simulator: n consensus machines on a seeded, faulty virtual network, with invariants checked on every run.
+//! The deterministic simulator: n production replica cores on a seeded, faulty virtual network, with invariants checked on every run.
 //!
 //! One seed fixes everything: the network's character (latency, drops, duplicates,
 //! slow links that reorder), the fault plan (partitions that heal, crashes and
-//! restarts, crashes right after a sign state is persisted), which validators are
-//! byzantine and how (equivocating, proposing invalid blocks, silent), and every
-//! random choice after that. Time is virtual; the run is a loop over a queue of
+//! restarts, crashes between any two of a node's actions), which validators are
+//! byzantine and how ([`Behaviour::BYZANTINE`]: equivocating, invalid blocks,
+//! silence, wrong clocks, tampering relays, sync floods), and every random choice
+//! after that. Time is virtual; the run is a loop over a queue of
 //! timed events ordered by (time, insertion number), so the same seed gives the
 //! same run, message for message, and the same [`SimReport::final_state_hash`].
 //!

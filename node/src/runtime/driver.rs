@@ -97,7 +97,8 @@ pub struct Driver {
     resend_counter: u64,
     /// Rotates sync requests through the peers.
     sync_turn: usize,
-    last_commit: Instant,
+    /// When the replica call whose actions are being carried out began (commit latency).
+    step_started: Instant,
 }
 
 /// A consensus message from gossip.
@@ -119,7 +120,7 @@ impl Driver {
             pool_changed: p.pool_changed,
             resend_counter: 0,
             sync_turn: 0,
-            last_commit: Instant::now(),
+            step_started: Instant::now(),
         }
     }
 
@@ -129,6 +130,7 @@ impl Driver {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), NodeError> {
         let (sync_tx, mut sync_rx) = mpsc::channel::<SyncResult>(net::SYNC_PENDING_OUTBOUND_MAX);
+        self.step_started = Instant::now();
         let actions = self.replica.start(self.clock.now())?;
         self.carry_out(actions, &sync_tx).await?;
         let mut shutdown = std::pin::pin!(shutdown);
@@ -137,50 +139,52 @@ impl Driver {
         loop {
             let wake = tokio::time::sleep_until(self.clock.instant_at(self.replica.next_wake_mono_ms()));
             tokio::select! {
-                // Fixed order: consensus before anything periodic (see the module comment).
-                biased;
-                () = &mut shutdown => {
-                    info!("shutting down");
-                    return Ok(());
-                }
-                event = events.recv() => match event {
-                    Some(e) if is_consensus(&e) => {
-                        // Whatever else consensus has waiting is stepped with it, up to a bound;
-                        // the first other event is handled right after, in order.
-                        let mut batch = vec![e];
-                        let mut other = None;
-                        while batch.len() < CONSENSUS_DRAIN_MAX {
-                            match events.try_recv() {
-                                Ok(e) if is_consensus(&e) => batch.push(e),
-                                Ok(e) => {
-                                    other = Some(e);
-                                    break;
-                                }
-                                Err(_) => break,
+                            // Fixed order: consensus before anything periodic (see the module comment).
+                            biased;
+                            () = &mut shutdown => {
+                                info!("shutting down");
+                                return Ok(());
                             }
+                            event = events.recv() => match event {
+                                Some(e) if is_consensus(&e) => {
+                                    // Whatever else consensus has waiting is stepped with it, up to a bound;
+                                    // the first other event is handled right after, in order.
+                                    let mut batch = vec![e];
+                                    let mut other = None;
+                                    while batch.len() < CONSENSUS_DRAIN_MAX {
+                                        match events.try_recv() {
+                                            Ok(e) if is_consensus(&e) => batch.push(e),
+                                            Ok(e) => {
+                                                other = Some(e);
+                                                break;
+                                            }
+                                            Err(_) => break,
+                                        }
+                                    }
+                                    self.on_consensus_messages(batch, &sync_tx).await?;
+                                    if let Some(e) = other {
+                                        self.on_net_event(e);
+                                    }
+                                }
+                                Some(e) => self.on_net_event(e),
+                                None => {
+                                    warn!("network task stopped");
+                                    return Ok(());
+                                }
+                            },
+                            Some((peer, result)) = sync_rx.recv() => self.on_sync_response(peer, result, &sync_tx).await?,
+                            () = pool_changed.notified() => {
+                                self.step_started = Instant::now();
+            let actions = self.replica.on_pool_changed(self.clock.now())?;
+                                self.carry_out(actions, &sync_tx).await?;
+                            }
+                            () = wake => {
+                                self.step_started = Instant::now();
+            let actions = self.replica.on_tick(self.clock.now())?;
+                                self.carry_out(actions, &sync_tx).await?;
+                            }
+                            _ = status_tick.tick() => self.publish_status(),
                         }
-                        self.on_consensus_messages(batch, &sync_tx).await?;
-                        if let Some(e) = other {
-                            self.on_net_event(e);
-                        }
-                    }
-                    Some(e) => self.on_net_event(e),
-                    None => {
-                        warn!("network task stopped");
-                        return Ok(());
-                    }
-                },
-                Some((peer, result)) = sync_rx.recv() => self.on_sync_response(peer, result, &sync_tx).await?,
-                () = pool_changed.notified() => {
-                    let actions = self.replica.on_pool_changed(self.clock.now())?;
-                    self.carry_out(actions, &sync_tx).await?;
-                }
-                () = wake => {
-                    let actions = self.replica.on_tick(self.clock.now())?;
-                    self.carry_out(actions, &sync_tx).await?;
-                }
-                _ = status_tick.tick() => self.publish_status(),
-            }
         }
     }
 
@@ -219,6 +223,7 @@ impl Driver {
                 }
             }
         }
+        self.step_started = Instant::now();
         let (actions, verdicts) = self.replica.on_messages(self.clock.now(), msgs)?;
         self.carry_out(actions, sync_tx).await?;
         debug_assert_eq!(verdicts.len(), ids.len());
@@ -280,6 +285,7 @@ impl Driver {
             }
         };
         let before = self.replica.tip().height;
+        self.step_started = Instant::now();
         let (actions, outcome) = self.replica.on_sync_blocks(self.clock.now(), response.blocks)?;
         if outcome.bad {
             warn!(%peer, "peer sent a block that does not verify");
@@ -305,8 +311,7 @@ impl Driver {
                 Action::RequestSync(request) => self.request_sync(request, sync_tx),
                 Action::Committed { height, records, .. } => {
                     let tree_size = self.replica.tip().frontier.size();
-                    self.metrics.observe_commit(height, tree_size, records, self.last_commit.elapsed());
-                    self.last_commit = Instant::now();
+                    self.metrics.observe_commit(height, tree_size, records, self.step_started.elapsed());
                     if let Ok(m) = self.replica.mempool().lock() {
                         self.metrics.observe_mempool(&m.stats());
                     }
