@@ -10,6 +10,7 @@ mod keys;
 mod load;
 mod local;
 mod node;
+mod parquet;
 mod profile;
 mod query;
 mod sim;
