@@ -6,6 +6,7 @@
 pub mod attestation;
 pub mod block;
 pub mod checkpoint;
+pub mod cn_ids;
 pub mod codec;
 pub mod demo;
 pub mod export;
