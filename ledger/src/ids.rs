@@ -894,7 +894,7 @@ fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Inverse of [`days_from_civil`] for `0 <= z <= MAX_EPOCH_DAY`.
+/// Inverse of [`days_from_civil`] for days from 1900-01-01 to `MAX_EPOCH_DAY`.
 fn civil_from_days(z: i64) -> (u32, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -971,6 +971,15 @@ impl Date {
         }
         let (y, m, d) = civil_from_days(days);
         Self::validate("timestamp", y, m, d)
+    }
+
+    /// The date `days` after 1970-01-01 (`None` outside 1900-01-01..=9999-12-31).
+    pub fn from_days(days: i64) -> Option<Self> {
+        if !(days_from_civil(1900, 1, 1)..=MAX_EPOCH_DAY).contains(&days) {
+            return None;
+        }
+        let (y, m, d) = civil_from_days(days);
+        Self::validate("date", y, m, d).ok()
     }
 
     /// Days since 1970-01-01 (negative before 1970).

@@ -13,6 +13,8 @@ pub mod export;
 pub mod genesis;
 pub mod hash;
 pub mod ids;
+pub mod loan_rules;
+pub mod loans;
 pub mod merkle;
 pub mod rules;
 pub mod sig;
