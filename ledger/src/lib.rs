@@ -16,6 +16,7 @@ pub mod ids;
 pub mod loan_rules;
 pub mod loans;
 pub mod merkle;
+pub mod portfolio;
 pub mod rules;
 pub mod sig;
 pub mod store;
