@@ -176,7 +176,7 @@ pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
+pub(crate) fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
     let genesis = Genesis::load(&dir.join(GENESIS_FILE))?;
     let path = dir.join(STORE_FILE);
     if !path.exists() {

@@ -68,6 +68,7 @@ use credence_ledger::attestation::{AttestationDecodeError, AttestationId, Claim}
 use credence_ledger::block::Leaf;
 use credence_ledger::hash::DigestMap;
 use credence_ledger::ids::PatentNumber;
+use credence_ledger::loan_rules::{Fact, FactKey};
 use credence_ledger::rules::{self, ISSUED_AT_SKEW_MS, RecordMeta, Rejection, RuleError, StateDelta, StateView};
 use credence_ledger::sig::{self, BatchItem, Domain, SigError, VerifyingKey};
 use credence_ledger::verify::ChainContext;
@@ -91,6 +92,15 @@ fn is_simple(claim: &Claim) -> bool {
     match claim {
         Claim::RdSpend(_) | Claim::PatentValuation(_) | Claim::Equivocation(_) => true,
         Claim::PatentPledge(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) => false,
+        // The IP-loan kinds read and write shared state (patents, loans, pools, numbers).
+        Claim::IpPledge(_)
+        | Claim::PatentStatus(_)
+        | Claim::Appraisal(_)
+        | Claim::Loan(_)
+        | Claim::LoanEvent(_)
+        | Claim::RiskPool(_)
+        | Claim::Disposal(_)
+        | Claim::Qualification(_) => false,
     }
 }
 
@@ -220,6 +230,34 @@ pub fn rejection_field(r: &Rejection) -> &'static str {
         Rejection::TooManyRecords { .. } | Rejection::TooManyBytes { .. } => "attestations",
         Rejection::BadSignature(_) => "signature",
         Rejection::Evidence(_) => "evidence",
+        Rejection::PatentNoStatus(_) | Rejection::PatentStatusForbids { .. } => "patent",
+        Rejection::PledgorNotOwner { .. } => "pledgor",
+        Rejection::PledgeOutlivesPatent { .. } => "end",
+        Rejection::NotPledgee { .. } | Rejection::NotLender(_) | Rejection::NotPoolAdministrator(_) => "attester",
+        Rejection::NotReservedPledge(_) | Rejection::AlreadyRegistered(_) | Rejection::PledgeNotRegistered(_) => {
+            "pledge"
+        }
+        Rejection::CancellationMismatch { .. } => "cancellation",
+        Rejection::NumberTaken { what, .. } => what,
+        Rejection::StatusOutOfOrder { .. } => "as_of",
+        Rejection::OwnerChangeWhilePledged { .. } => "owner",
+        Rejection::LenderNotAttester(_) => "lender",
+        Rejection::CollateralMismatch { .. } | Rejection::AppraisalMismatch { .. } | Rejection::AppraiserIsParty(_) => {
+            "collateral"
+        }
+        Rejection::NotALoan(_)
+        | Rejection::AlreadyDefaulted(_)
+        | Rejection::DefaultNotConfirmed { .. }
+        | Rejection::AlreadyEnrolled { .. }
+        | Rejection::NotEnrolled { .. }
+        | Rejection::AlreadyClaimed { .. }
+        | Rejection::NoClaim { .. } => "loan",
+        Rejection::EventBeforeLast { .. } | Rejection::OutsideWindow { .. } => "date",
+        Rejection::CurrencyMismatch { field, .. } => field,
+        Rejection::ExceedsOutstanding { .. }
+        | Rejection::ClaimTooLarge { .. }
+        | Rejection::PaymentExceedsClaim { .. } => "amount",
+        Rejection::NotAPool(_) => "pool",
     }
 }
 
@@ -432,6 +470,7 @@ struct Overlay {
     sequences: HashMap<u16, u64>,
     records: DigestMap<AttestationId, RecordMeta>,
     pledges: DigestMap<PatentNumber, Option<AttestationId>>,
+    facts: HashMap<FactKey, Option<Fact>>,
 }
 
 impl Overlay {
@@ -439,6 +478,7 @@ impl Overlay {
         self.sequences.extend(d.sequences.iter().copied());
         self.records.extend(d.records.iter().copied());
         self.pledges.extend(d.pledges.iter().copied());
+        self.facts.extend(d.facts.iter().cloned());
     }
 }
 
@@ -466,6 +506,12 @@ impl<V: StateView + ?Sized> StateView for PendingView<'_, V> {
         match self.overlay.pledges.get(patent) {
             Some(p) => Ok(*p),
             None => self.base.active_pledge(patent),
+        }
+    }
+    fn fact(&self, key: &FactKey) -> Result<Option<Fact>, V::Error> {
+        match self.overlay.facts.get(key) {
+            Some(f) => Ok(f.clone()),
+            None => self.base.fact(key),
         }
     }
 }

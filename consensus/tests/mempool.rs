@@ -424,6 +424,13 @@ impl StateView for Counting<'_> {
         self.reads.set(self.reads.get() + 1);
         self.inner.active_pledge(patent)
     }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, Self::Error> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.fact(key)
+    }
 }
 
 /// Admits `per` rd-spend records for each of `who`, interleaved, and returns them by attester.

@@ -1,10 +1,11 @@
-//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation).
+//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation, and the IP-loan kinds of [`crate::loans`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
 use crate::hash::{Hash, HashOf};
 use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
+use crate::loans::{Appraisal, Disposal, IpPledge, Loan, LoanEvent, PatentStatus, Qualification, RiskPool};
 use crate::sig::{Domain, SecretKey, Signature};
 use crate::vote::Equivocation;
 
@@ -43,6 +44,17 @@ pub enum Claim {
     /// statements (appended last: index 5).
     /// Boxed: it is by far the largest claim (two signed statements).
     Equivocation(Box<Equivocation>),
+    // ---- The IP-loan lifecycle (tags 6..=13, contiguous; docs/encoding.md §3.1). ----
+    /// A two-stage patent pledge securing a loan: reserve, CNIPA registration, release.
+    IpPledge(IpPledge),
+    PatentStatus(PatentStatus),
+    /// Valuation v2.
+    Appraisal(Appraisal),
+    Loan(Loan),
+    LoanEvent(LoanEvent),
+    RiskPool(RiskPool),
+    Disposal(Disposal),
+    Qualification(Qualification),
 }
 
 /// Audited research-and-development spend of an enterprise over a period.
@@ -130,16 +142,32 @@ pub enum ClaimKind {
     PledgeRelease = 3,
     Revocation = 4,
     Equivocation = 5,
+    IpPledge = 6,
+    PatentStatus = 7,
+    Appraisal = 8,
+    Loan = 9,
+    LoanEvent = 10,
+    RiskPool = 11,
+    Disposal = 12,
+    Qualification = 13,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 6] = [
+    pub const ALL: [ClaimKind; 14] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
         ClaimKind::PledgeRelease,
         ClaimKind::Revocation,
         ClaimKind::Equivocation,
+        ClaimKind::IpPledge,
+        ClaimKind::PatentStatus,
+        ClaimKind::Appraisal,
+        ClaimKind::Loan,
+        ClaimKind::LoanEvent,
+        ClaimKind::RiskPool,
+        ClaimKind::Disposal,
+        ClaimKind::Qualification,
     ];
 
     /// The name used on the command line, in JSON and in docs.
@@ -151,6 +179,14 @@ impl ClaimKind {
             ClaimKind::PledgeRelease => "release",
             ClaimKind::Revocation => "revoke",
             ClaimKind::Equivocation => "equivocation",
+            ClaimKind::IpPledge => "ip-pledge",
+            ClaimKind::PatentStatus => "patent-status",
+            ClaimKind::Appraisal => "appraisal",
+            ClaimKind::Loan => "loan",
+            ClaimKind::LoanEvent => "loan-event",
+            ClaimKind::RiskPool => "risk-pool",
+            ClaimKind::Disposal => "disposal",
+            ClaimKind::Qualification => "qualification",
         }
     }
 
@@ -176,6 +212,14 @@ impl Claim {
             Claim::PledgeRelease(_) => ClaimKind::PledgeRelease,
             Claim::Revocation(_) => ClaimKind::Revocation,
             Claim::Equivocation(_) => ClaimKind::Equivocation,
+            Claim::IpPledge(_) => ClaimKind::IpPledge,
+            Claim::PatentStatus(_) => ClaimKind::PatentStatus,
+            Claim::Appraisal(_) => ClaimKind::Appraisal,
+            Claim::Loan(_) => ClaimKind::Loan,
+            Claim::LoanEvent(_) => ClaimKind::LoanEvent,
+            Claim::RiskPool(_) => ClaimKind::RiskPool,
+            Claim::Disposal(_) => ClaimKind::Disposal,
+            Claim::Qualification(_) => ClaimKind::Qualification,
         }
     }
 
@@ -185,7 +229,18 @@ impl Claim {
             Claim::RdSpend(c) => Some(&c.enterprise),
             Claim::PatentValuation(c) => Some(&c.owner),
             Claim::PatentPledge(c) => Some(&c.pledgor),
-            Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
+            Claim::IpPledge(IpPledge::Reserve(c)) => Some(&c.pledgor),
+            Claim::PatentStatus(c) => Some(&c.owner),
+            Claim::Appraisal(c) => Some(&c.owner),
+            Claim::Loan(c) => Some(&c.borrower),
+            Claim::Qualification(c) => Some(&c.enterprise),
+            Claim::PledgeRelease(_)
+            | Claim::Revocation(_)
+            | Claim::Equivocation(_)
+            | Claim::IpPledge(_)
+            | Claim::LoanEvent(_)
+            | Claim::RiskPool(_)
+            | Claim::Disposal(_) => None,
         }
     }
 
@@ -194,7 +249,10 @@ impl Claim {
         match self {
             Claim::PatentValuation(c) => Some(&c.patent),
             Claim::PatentPledge(c) => Some(&c.patent),
-            Claim::RdSpend(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
+            Claim::IpPledge(IpPledge::Reserve(c)) => c.patent.modern(),
+            Claim::PatentStatus(c) => c.patent.modern(),
+            Claim::Appraisal(c) => c.patent.modern(),
+            _ => None,
         }
     }
 
@@ -214,6 +272,14 @@ impl Claim {
             Claim::Revocation(c) if c.superseded_by == Some(c.target) => {
                 err("superseded_by", "an attestation cannot supersede itself")
             }
+            Claim::IpPledge(c) => c.check_fields(),
+            Claim::PatentStatus(c) => c.check_fields(),
+            Claim::Appraisal(c) => c.check_fields(),
+            Claim::Loan(c) => c.check_fields(),
+            Claim::LoanEvent(c) => c.check_fields(),
+            Claim::RiskPool(c) => c.check_fields(),
+            Claim::Disposal(c) => c.check_fields(),
+            Claim::Qualification(c) => c.check_fields(),
             _ => Ok(()),
         }
     }

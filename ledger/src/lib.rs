@@ -6,13 +6,17 @@
 pub mod attestation;
 pub mod block;
 pub mod checkpoint;
+pub mod cn_ids;
 pub mod codec;
 pub mod demo;
 pub mod export;
 pub mod genesis;
 pub mod hash;
 pub mod ids;
+pub mod loan_rules;
+pub mod loans;
 pub mod merkle;
+pub mod portfolio;
 pub mod rules;
 pub mod sig;
 pub mod store;

@@ -8,6 +8,7 @@ use crate::block::{BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
 use crate::hash::Hash;
 use crate::ids::{PatentNumber, Uscc};
+use crate::loan_rules::{Fact, FactKey};
 use crate::merkle::{MerkleError, NodeHash, NodeReader};
 use crate::rules::{MemState, RecordMeta, StateView};
 
@@ -72,6 +73,9 @@ impl StateView for MemStore {
     }
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
         Ok(self.state.active_pledge(patent).unwrap_or_else(|e| match e {}))
+    }
+    fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
+        Ok(self.state.fact(key).unwrap_or_else(|e| match e {}))
     }
 }
 

@@ -120,6 +120,12 @@ impl StateView for StoreView<'_> {
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
         self.0.active_pledge(patent)
     }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
+        self.0.fact(key)
+    }
 }
 
 impl NodeReader for StoreView<'_> {

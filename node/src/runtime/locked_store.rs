@@ -42,6 +42,12 @@ impl StateView for LockedStore {
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
         self.read().active_pledge(patent)
     }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
+        self.read().fact(key)
+    }
 }
 
 impl NodeReader for LockedStore {
