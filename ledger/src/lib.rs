@@ -16,5 +16,6 @@ pub mod merkle;
 pub mod rules;
 pub mod sig;
 pub mod store;
+pub mod tiles;
 pub mod verify;
 pub mod vote;
