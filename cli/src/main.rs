@@ -13,6 +13,7 @@ mod node;
 mod profile;
 mod query;
 mod sim;
+mod tiles;
 
 use std::process::ExitCode;
 
@@ -66,6 +67,8 @@ enum Command {
     Prove(audit::ProveArgs),
     /// Verify a proof bundle offline against a genesis file.
     VerifyBundle(audit::VerifyBundleArgs),
+    /// Copy a log's C2SP tiles into a directory for offline audit, checking every tile as it comes (resumable).
+    Mirror(tiles::MirrorArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => audit::audit(&a),
         Command::Prove(a) => audit::prove(&a),
         Command::VerifyBundle(a) => audit::verify_bundle(&a),
+        Command::Mirror(a) => tiles::mirror(&a),
     };
     match result {
         Ok(code) => code,
