@@ -1158,3 +1158,108 @@ async fn tiles_after_each_block_equal_those_recomputed_from_the_leaves() {
     }
     n.stop().await;
 }
+
+/// Cloudflare's `tlog_tiles` (a port of Go's sumdb tlog) reads tiles from a map of the
+/// node's answers by C2SP path: its own sumdb path (`tile/8/L/N[.p/W]`) less the height.
+struct ThirdPartyReader<'a>(&'a std::collections::HashMap<String, Vec<u8>>);
+
+impl tlog_tiles::TileReader for ThirdPartyReader<'_> {
+    fn height(&self) -> u8 {
+        8
+    }
+    fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                let path = t.path().replacen("tile/8/", "tile/", 1);
+                self.0.get(&path).cloned().ok_or(tlog_tiles::Error::InvalidTile)
+            })
+            .collect()
+    }
+    fn save_tiles(&self, _: &[tlog_tiles::Tile], _: &[Vec<u8>]) {}
+}
+
+#[tokio::test]
+async fn third_party_code_reads_the_tiles_and_checkpoints_and_checks_proofs() {
+    use signed_note::{Note, StandardVerifier, Verifier as _, VerifierList};
+    let mut n = start().await;
+    // Cross the first full level-0 tile.
+    let vb = n.builder.next_block(200).expect("block");
+    n.store.write().expect("lock").commit(&vb).expect("commit");
+    let note = get(&n, "/checkpoint").await.body;
+
+    // The validators' signatures, by signed_note with the genesis verifier keys.
+    let vkeys: Vec<String> = n.ctx.verifier_keys().iter().map(|k| k.to_vkey_string()).collect();
+    let verifiers: Vec<Box<dyn signed_note::Verifier>> = vkeys
+        .iter()
+        .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
+        .collect();
+    let parsed = Note::from_bytes(&note).expect("a signed note");
+    let (verified, unverified) = parsed.verify(&VerifierList::new(verifiers)).expect("verifies");
+    assert!(3 * verified.len() > 2 * vkeys.len(), "a quorum verified: {} of {}", verified.len(), vkeys.len());
+    assert!(unverified.is_empty());
+    let mut forged = note.clone();
+    let i = forged.iter().position(|b| *b == b'\n').expect("line") + 1;
+    forged[i] = if forged[i] == b'9' { b'8' } else { b'9' };
+    let vs: Vec<Box<dyn signed_note::Verifier>> = vkeys
+        .iter()
+        .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
+        .collect();
+    assert!(Note::from_bytes(&forged).expect("parses").verify(&VerifierList::new(vs)).is_err());
+    let verifier = StandardVerifier::new(&vkeys[0]).expect("vkey");
+    assert_eq!(verifier.name(), n.ctx.verifier_keys()[0].name);
+
+    // The checkpoint, by tlog_tiles (with our extension line).
+    let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text()).expect("a C2SP checkpoint");
+    assert_eq!(cp.origin(), n.ctx.genesis.checkpoint_origin);
+    let (size, root) = (cp.size(), *cp.hash());
+    assert!(size > 256, "{size}");
+    assert!(cp.extension().starts_with("credence height="), "{}", cp.extension());
+
+    // Every tile, fetched over HTTP; tlog_tiles asks for them by its own coordinates.
+    let mut served = std::collections::HashMap::new();
+    for t in tiles::tiles_of(size, true) {
+        let r = get(&n, &format!("/{}", t.path())).await;
+        assert_eq!(r.status, 200, "{}", t.path());
+        served.insert(t.path(), r.body);
+    }
+    let reader = ThirdPartyReader(&served);
+    let hashes = tlog_tiles::TileHashReader::new(size, root, &reader);
+    assert_eq!(tlog_tiles::tree_hash(size, &hashes).expect("root from tiles"), root);
+    // Entry bundles: the third party hashes each entry (RFC 6962) and checks its inclusion.
+    let bundle = &served["tile/entries/000"];
+    let mut entries = Vec::new();
+    let mut rest = &bundle[..];
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        entries.push(&rest[2..2 + len]);
+        rest = &rest[2 + len..];
+    }
+    assert_eq!(entries.len(), 256);
+    for index in [0u64, 1, 100, 255] {
+        let proof = tlog_tiles::prove_record(size, index, &hashes).expect("inclusion proof from tiles");
+        let leaf = tlog_tiles::record_hash(entries[index as usize]);
+        tlog_tiles::check_record(&proof, size, root, index, leaf).expect("inclusion verifies");
+        // The same proof as the node's own proof code gives.
+        let ours =
+            merkle::inclusion_proof(index, size, &credence_node::api::StoreView(&*n.store.read().expect("lock")))
+                .expect("ours");
+        assert_eq!(proof.iter().map(|h| h.0).collect::<Vec<_>>(), ours);
+        assert!(tlog_tiles::check_record(&proof, size, root, index, tlog_tiles::record_hash(b"forged")).is_err());
+    }
+    // Consistency with an earlier checkpoint of the chain.
+    let old =
+        Checkpoint::parse_note(&n.store.read().expect("lock").certificate(2).expect("cert").expect("cert").to_note())
+            .expect("old");
+    let proof = tlog_tiles::prove_tree(size, old.body.tree_size, &hashes).expect("consistency proof from tiles");
+    tlog_tiles::check_tree(&proof, size, root, old.body.tree_size, tlog_tiles::Hash(old.body.root))
+        .expect("consistency verifies");
+    assert!(tlog_tiles::check_tree(&proof, size, root, old.body.tree_size, tlog_tiles::Hash([1; 32])).is_err());
+    // Paths: each of ours parses in tlog_tiles' syntax once its height is put back.
+    for path in served.keys() {
+        let sumdb = path.replacen("tile/", "tile/8/", 1).replacen("/entries/", "/data/", 1);
+        let t = tlog_tiles::Tile::from_path(&sumdb).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(t.path(), sumdb);
+    }
+    n.stop().await;
+}
