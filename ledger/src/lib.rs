@@ -19,3 +19,4 @@ pub mod store;
 pub mod tiles;
 pub mod verify;
 pub mod vote;
+pub mod witness;
