@@ -14,6 +14,7 @@ mod profile;
 mod query;
 mod sim;
 mod tiles;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -69,6 +70,8 @@ enum Command {
     VerifyBundle(audit::VerifyBundleArgs),
     /// Copy a log's C2SP tiles into a directory for offline audit, checking every tile as it comes (resumable).
     Mirror(tiles::MirrorArgs),
+    /// Run a C2SP tlog-witness: cosign checkpoints consistent with the last one cosigned per chain.
+    Witness(witness::WitnessArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Prove(a) => audit::prove(&a),
         Command::VerifyBundle(a) => audit::verify_bundle(&a),
         Command::Mirror(a) => tiles::mirror(&a),
+        Command::Witness(a) => witness::run(&a),
     };
     match result {
         Ok(code) => code,

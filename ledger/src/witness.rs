@@ -247,8 +247,8 @@ fn refuse(status: u16, rule: impl Into<String>) -> Refusal {
 /// state to persist (atomically with the check) before answering, or the refusal.
 pub fn decide(
     req: &AddCheckpoint,
-    log_keys: impl Fn(&str) -> Option<Vec<VerifierKey>>,
-    state: impl Fn(&str) -> Option<WitnessState>,
+    log_keys: impl FnOnce(&str) -> Option<Vec<VerifierKey>>,
+    state: impl FnOnce(&str) -> Option<WitnessState>,
 ) -> Result<(Checkpoint, WitnessState), Refusal> {
     let (cp, _) = parse_witnessed_note(&req.note).map_err(|e| refuse(400, e.to_string()))?;
     let Some(keys) = log_keys(&cp.body.origin) else {
