@@ -21,6 +21,7 @@ use serde_json::json;
 
 use crate::http::Conn;
 use crate::query::{self, get_json, node_error};
+use crate::tiles::Tiles;
 
 #[derive(Args, Debug)]
 pub struct CheckpointArgs {
@@ -56,6 +57,10 @@ pub struct AuditArgs {
     /// Use this data directory offline instead of a node (a stopped node's).
     #[arg(long, conflicts_with = "node")]
     data_dir: Option<PathBuf>,
+    /// Audit a log's C2SP tiles instead of a node's API: an http:// URL prefix or a directory
+    /// (e.g. made by `credence mirror`); the consistency proof is computed from the tiles.
+    #[arg(long, conflicts_with = "data_dir")]
+    tiles: Option<String>,
     /// After a successful audit, replace the --since file with the node's current checkpoint.
     #[arg(long)]
     update: bool,
@@ -77,9 +82,15 @@ pub struct ProveArgs {
     /// Use this data directory offline instead of a node (a stopped node's).
     #[arg(long, conflicts_with = "node")]
     data_dir: Option<PathBuf>,
-    /// Check the bundle against this genesis before writing it (default: the node's genesis).
+    /// Check the bundle against this genesis before writing it (default: the node's genesis;
+    /// required with --tiles).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Build the bundle from a log's C2SP tiles instead of a node's API: an http:// URL prefix
+    /// or a directory. The attestation is found by reading the entry bundles in order and the
+    /// inclusion proof is computed from the tiles.
+    #[arg(long, conflicts_with = "data_dir", requires = "genesis")]
+    tiles: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +100,11 @@ pub struct VerifyBundleArgs {
     /// The chain's genesis file, obtained out of band.
     #[arg(long)]
     genesis: PathBuf,
+    /// Also check that the bundle's checkpoint is a prefix of the log's current one, served as
+    /// C2SP tiles at this http:// URL prefix or directory (a consistency proof computed from
+    /// the tiles): the bundle's history is the one the log still serves.
+    #[arg(long)]
+    tiles: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -195,7 +211,7 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
 
 /// What an audit concluded.
 #[derive(Debug)]
-enum Verdict {
+pub(crate) enum Verdict {
     AppendOnly,
     /// A checkpoint (the saved one or the node's) is forged, under-signed or not this chain's.
     BadCheckpoint(String),
@@ -207,7 +223,7 @@ enum Verdict {
 /// not smaller, not lower, no other block at the same height, and a consistency proof
 /// (from `fetch_proof(m, n)`, asked only when needed) that verifies against the two
 /// signed roots.
-fn judge(
+pub(crate) fn judge(
     old: &Checkpoint,
     new: &Checkpoint,
     fetch_proof: impl FnOnce(u64, u64) -> Result<Vec<NodeHash>>,
@@ -238,11 +254,18 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
     let old_note = String::from_utf8(read_bounded(&a.since, CHECKPOINT_BYTES_MAX, "--since")?)
         .with_context(|| format!("--since: {} is not UTF-8 text", a.since.display()))?;
-    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
-    let new_note = fetch_note(&mut conn)?;
+    let tiles = a.tiles.as_deref().map(Tiles::open).transpose()?;
+    let (mut conn, _local, new_note, from) = match &tiles {
+        Some(t) => (None, None, t.checkpoint()?, t.describe()),
+        None => {
+            let (url, local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+            let mut conn = Conn::new(&url)?;
+            let note = fetch_note(&mut conn)?;
+            (Some(conn), local, note, source(&a.node, a.data_dir.as_deref()))
+        }
+    };
 
-    let mut report = json!({"since": a.since.display().to_string(), "node": source(&a.node, a.data_dir.as_deref())});
+    let mut report = json!({"since": a.since.display().to_string(), "node": from});
     let verdict = (|| -> Result<Verdict> {
         let (old, old_q) = match check_checkpoint(&old_note, &genesis) {
             Ok(v) => v,
@@ -258,8 +281,18 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
         report["to"] = checkpoint_json(&new, &new_q);
         let proof_hashes = std::cell::Cell::new(0usize);
         let verdict = judge(&old, &new, |m, n| {
-            let view: ConsistencyProofView = get_json(&mut conn, &format!("/v1/proofs/consistency?from={m}&to={n}"))?;
-            let proof = decode_hashes("proof", &view.proof)?;
+            let proof = match (&tiles, conn.as_mut()) {
+                (Some(t), _) => {
+                    let tree = crate::tiles::tree(t, n);
+                    merkle::consistency_proof(m, n, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?
+                }
+                (None, Some(conn)) => {
+                    let view: ConsistencyProofView =
+                        get_json(conn, &format!("/v1/proofs/consistency?from={m}&to={n}"))?;
+                    decode_hashes("proof", &view.proof)?
+                }
+                (None, None) => bail!("no node and no tiles to ask for a consistency proof"),
+            };
             proof_hashes.set(proof.len());
             Ok(proof)
         })?;
@@ -306,6 +339,9 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
 }
 
 pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
+    if let Some(t) = &a.tiles {
+        return prove_from_tiles(a, t);
+    }
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
     let mut conn = Conn::new(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
@@ -346,10 +382,80 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `prove --tiles`: the attestation found in the entry bundles, its inclusion proof computed
+/// from the hash tiles, under the log's current checkpoint.
+fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
+    let Some(g) = &a.genesis else { bail!("--tiles needs --genesis") };
+    let genesis = Genesis::load(g).with_context(|| format!("--genesis: {}", g.display()))?;
+    let id = credence_ledger::hash::Hash::from_hex("id", &a.id)
+        .map(credence_ledger::hash::HashOf::from_hash)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let src = Tiles::open(tiles_arg)?;
+    let note = src.checkpoint()?;
+    let (cp, _) = check_checkpoint(&note, &genesis).map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
+    let size = cp.body.tree_size;
+    let (leaf_index, bytes) = crate::tiles::find_entry(&src, size, &id)?;
+    let tree = crate::tiles::tree(&src, size);
+    let path = merkle::inclusion_proof(leaf_index, size, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp)?;
+    let report = bundle::verify(&b, &genesis).context("the log's tiles do not make a valid bundle")?;
+    write_atomic(&a.out, &b.to_json())?;
+    println!(
+        "wrote {}: attestation {} at leaf {} of {} (from the tiles of {}), checkpoint of height {} signed by {} of {} validators",
+        a.out.display(),
+        report.id,
+        report.leaf_index,
+        report.tree_size,
+        src.describe(),
+        report.checkpoint_height,
+        report.signers.len(),
+        report.validators
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// With `--tiles`: the bundle's checkpoint must be a prefix of the log's current one.
+fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result<Result<u64, String>> {
+    let src = Tiles::open(tiles_arg)?;
+    let note = src.checkpoint()?;
+    let (now, _) = match check_checkpoint(&note, genesis) {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(format!("the log's current checkpoint is not valid: {r}"))),
+    };
+    let then = Checkpoint::parse_note(&b.checkpoint).context("the bundle's checkpoint")?;
+    let tree = crate::tiles::tree(&src, now.body.tree_size);
+    let verdict = judge(&then, &now, |m, n| {
+        merkle::consistency_proof(m, n, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))
+    })?;
+    Ok(match verdict {
+        Verdict::AppendOnly => Ok(now.body.tree_size),
+        Verdict::Violation(r) | Verdict::BadCheckpoint(r) => Err(format!("the log no longer extends the bundle: {r}")),
+    })
+}
+
 pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
     let bytes = read_bounded(&a.file, BUNDLE_BYTES_MAX, "bundle")?;
-    let result = Bundle::parse(&bytes).and_then(|b| bundle::verify(&b, &genesis));
+    let parsed = Bundle::parse(&bytes);
+    let mut result = match &parsed {
+        Ok(b) => bundle::verify(b, &genesis),
+        Err(e) => Err(bundle::BundleError { field: e.field, rule: e.rule.clone() }),
+    };
+    let mut in_log = None;
+    if let (Ok(b), Ok(_), Some(t)) = (&parsed, &result, &a.tiles) {
+        match bundle_still_in_log(b, &genesis, t)? {
+            Ok(size) => in_log = Some(size),
+            Err(rule) => result = Err(bundle::BundleError { field: "checkpoint", rule }),
+        }
+    }
+    if let Some(size) = in_log
+        && !a.json
+    {
+        println!(
+            "The log at {} still extends the bundle's checkpoint (now {size} attestations).",
+            a.tiles.as_deref().unwrap_or_default()
+        );
+    }
     match result {
         Ok(r) => {
             if a.json {

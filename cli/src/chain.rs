@@ -74,6 +74,12 @@ pub struct VerifyArgs {
     /// The genesis file the chain must start from.
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Verify a log's C2SP tiles instead (needs --genesis): an http:// URL prefix or a
+    /// directory of tiles (e.g. made by `credence mirror`). Checks the checkpoint, every tile
+    /// against the signed root, and every entry's signature and sequence; block headers,
+    /// times and earlier certificates are not in tiles.
+    #[arg(long, requires = "genesis", conflicts_with_all = ["data_dir", "file"])]
+    tiles: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -325,6 +331,9 @@ fn run_verify_store(ctx: &ChainContext, store: &RedbStore) -> Result<(Summary, O
 }
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    if let (Some(t), Some(g)) = (&a.tiles, &a.genesis) {
+        return crate::tiles::verify(t, Genesis::load(g)?, a.json);
+    }
     if let Some(dir) = &a.data_dir {
         let (genesis, store) = load_data_dir(dir)?;
         if let Some(g) = &a.genesis {

@@ -15,6 +15,8 @@ mod portfolio;
 mod profile;
 mod query;
 mod sim;
+mod tiles;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -70,6 +72,10 @@ enum Command {
     Prove(audit::ProveArgs),
     /// Verify a proof bundle offline against a genesis file.
     VerifyBundle(audit::VerifyBundleArgs),
+    /// Copy a log's C2SP tiles into a directory for offline audit, checking every tile as it comes (resumable).
+    Mirror(tiles::MirrorArgs),
+    /// Run a C2SP tlog-witness: cosign checkpoints consistent with the last one cosigned per chain.
+    Witness(witness::WitnessArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +101,8 @@ fn main() -> ExitCode {
         Command::Audit(a) => audit::audit(&a),
         Command::Prove(a) => audit::prove(&a),
         Command::VerifyBundle(a) => audit::verify_bundle(&a),
+        Command::Mirror(a) => tiles::mirror(&a),
+        Command::Witness(a) => witness::run(&a),
     };
     match result {
         Ok(code) => code,

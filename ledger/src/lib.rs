@@ -20,5 +20,7 @@ pub mod portfolio;
 pub mod rules;
 pub mod sig;
 pub mod store;
+pub mod tiles;
 pub mod verify;
 pub mod vote;
+pub mod witness;

@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod net;
 pub mod runtime;
 pub mod wire;
+pub mod witness;
 
 pub use credence_consensus::{self as consensus, evidence, mempool, sim};

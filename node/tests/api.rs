@@ -22,6 +22,7 @@ use credence_ledger::ids::{Currency, MemberName, Money, Period, Uscc};
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{IndexKey, RedbStore, Store};
+use credence_ledger::tiles::{self, Tile, TileKind};
 use credence_ledger::verify::ChainContext;
 use credence_node::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
 use credence_node::mempool::{Mempool, MempoolLimits};
@@ -40,6 +41,8 @@ struct Node {
     gossip: mpsc::Receiver<Leaf>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The chain's builder, to commit further blocks.
+    builder: ChainBuilder,
     _dir: tempfile::TempDir,
 }
 
@@ -72,7 +75,7 @@ async fn start_with(config: ApiConfig) -> Node {
     let server = tokio::spawn(api::serve(listener, state, async move {
         let _ = stopped.await;
     }));
-    Node { addr, ctx, keys, store, gossip, stop: Some(stop), server, _dir: dir }
+    Node { addr, ctx, keys, store, gossip, stop: Some(stop), server, builder, _dir: dir }
 }
 
 /// A listener on 127.0.0.1 below the ephemeral range, in the port scheme of
@@ -95,6 +98,7 @@ struct Reply {
     status: u16,
     content_type: String,
     retry_after: Option<String>,
+    cache_control: String,
     /// The server announced it closes the connection (`Connection: close`).
     close: bool,
     body: Vec<u8>,
@@ -144,6 +148,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
     let mut content_type = String::new();
     let mut retry_after = None;
+    let mut cache_control = String::new();
     let mut close = false;
     let mut chunked = false;
     for l in lines {
@@ -151,6 +156,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
         match k.to_ascii_lowercase().as_str() {
             "content-type" => content_type = v.trim().to_string(),
             "retry-after" => retry_after = Some(v.trim().to_string()),
+            "cache-control" => cache_control = v.trim().to_string(),
             "connection" => close = v.trim().eq_ignore_ascii_case("close"),
             "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
             _ => {}
@@ -172,7 +178,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
         }
         body = out;
     }
-    Reply { status, content_type, retry_after, close, body }
+    Reply { status, content_type, retry_after, cache_control, close, body }
 }
 
 async fn get(n: &Node, path: &str) -> Reply {
@@ -614,8 +620,9 @@ async fn openapi_lists_every_path() {
     let doc = r.json();
     assert!(doc["openapi"].as_str().expect("version").starts_with("3."), "{}", doc["openapi"]);
     let paths: BTreeSet<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
-    let routes: BTreeSet<&str> = api::ROUTES.iter().copied().collect();
-    assert_eq!(paths, routes);
+    // OpenAPI writes axum's multi-segment `{*path}` as `{path}`.
+    let routes: BTreeSet<String> = api::ROUTES.iter().map(|r| r.replace("{*", "{")).collect();
+    assert_eq!(paths, routes.iter().map(String::as_str).collect());
     assert!(doc["paths"]["/v1/attestations"]["post"]["responses"]["202"].is_object());
     assert!(doc["paths"]["/v1/attestations/batch"]["post"]["responses"]["200"].is_object());
     // The bounds the server enforces on request bodies are described.
@@ -1085,5 +1092,174 @@ async fn batch_bodies_in_memory_are_bounded_with_503() {
     // The permits came back with the slow bodies' answers.
     let r = post_batch(&n, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
+    n.stop().await;
+}
+
+/// A tile recomputed from the leaves alone: hash `i` is the RFC 6962 MTH of its `256^L` leaves.
+fn tile_from_leaves(tile: &Tile, leaf_hashes: &[NodeHash]) -> Vec<u8> {
+    fn mth(l: &[NodeHash]) -> NodeHash {
+        if l.len() == 1 {
+            return l[0];
+        }
+        let k = 1usize << (usize::BITS - (l.len() - 1).leading_zeros() - 1);
+        merkle::node_hash(&mth(&l[..k]), &mth(&l[k..]))
+    }
+    let span = 1usize << tile.tree_level();
+    let first = usize::try_from(tile.first()).expect("small");
+    (0..usize::from(tile.width)).flat_map(|i| mth(&leaf_hashes[(first + i) * span..(first + i + 1) * span])).collect()
+}
+
+#[tokio::test]
+async fn tiles_after_each_block_equal_those_recomputed_from_the_leaves() {
+    let mut n = start().await;
+    for per_block in [0usize, 100, 1, 300] {
+        if per_block > 0 {
+            let vb = n.builder.next_block(per_block).expect("block");
+            n.store.write().expect("lock").commit(&vb).expect("commit");
+        }
+        let (size, note) = {
+            let s = n.store.read().expect("lock");
+            let head = s.head().expect("head").expect("a block");
+            (head.tree_size, s.certificate(head.height).expect("cert").expect("cert").to_note())
+        };
+        let cp = get(&n, "/checkpoint").await;
+        assert_eq!((cp.status, cp.content_type.as_str()), (200, "text/plain; charset=utf-8"));
+        assert_eq!(cp.text(), note);
+        assert_eq!(cp.cache_control, "public, max-age=2");
+        let leaves: Vec<Leaf> = (0..size).map(|i| n.leaf(i)).collect();
+        let hashes: Vec<NodeHash> = leaves.iter().map(Leaf::leaf_hash).collect();
+        for tile in tiles::tiles_of(size, true) {
+            let r = get(&n, &format!("/{}", tile.path())).await;
+            assert_eq!(r.status, 200, "{}: {}", tile.path(), String::from_utf8_lossy(&r.body));
+            assert_eq!(r.content_type, "application/octet-stream");
+            assert_eq!(r.cache_control, "public, max-age=31536000, immutable", "{}", tile.path());
+            match tile.kind {
+                TileKind::Hashes { .. } => assert_eq!(r.body, tile_from_leaves(&tile, &hashes), "{}", tile.path()),
+                TileKind::Entries => {
+                    let first = usize::try_from(tile.first()).expect("small");
+                    let entries = tiles::parse_entry_bundle(&tile, &r.body).expect("bundle");
+                    for (i, e) in entries.iter().enumerate() {
+                        assert_eq!(*e, leaves[first + i].bytes.as_slice());
+                    }
+                }
+            }
+        }
+        // The next partial width is not there yet; nor is a tile past the tree.
+        let next = Tile::in_tree(TileKind::Hashes { level: 0 }, size / 256, size + 1).expect("tile");
+        let r = get(&n, &format!("/{}", next.path())).await;
+        assert_eq!((r.status, r.error().1.as_str()), (404, "path"), "{}", next.path());
+        let r = get(&n, &format!("/{}", Tile { kind: TileKind::Entries, ..next }.path())).await;
+        assert_eq!(r.status, 404);
+    }
+    for bad in ["/tile/0/1", "/tile/0/x000/001", "/tile/64/000", "/tile/0/000.p/0", "/tile/0/000.p/256", "/tile/x/000"]
+    {
+        let r = get(&n, bad).await;
+        assert_eq!((r.status, r.error().1.as_str()), (404, "path"), "{bad}");
+    }
+    n.stop().await;
+}
+
+/// Cloudflare's `tlog_tiles` (a port of Go's sumdb tlog) reads tiles from a map of the
+/// node's answers by C2SP path: its own sumdb path (`tile/8/L/N[.p/W]`) less the height.
+struct ThirdPartyReader<'a>(&'a std::collections::HashMap<String, Vec<u8>>);
+
+impl tlog_tiles::TileReader for ThirdPartyReader<'_> {
+    fn height(&self) -> u8 {
+        8
+    }
+    fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                let path = t.path().replacen("tile/8/", "tile/", 1);
+                self.0.get(&path).cloned().ok_or(tlog_tiles::Error::InvalidTile)
+            })
+            .collect()
+    }
+    fn save_tiles(&self, _: &[tlog_tiles::Tile], _: &[Vec<u8>]) {}
+}
+
+#[tokio::test]
+async fn third_party_code_reads_the_tiles_and_checkpoints_and_checks_proofs() {
+    use signed_note::{Note, StandardVerifier, Verifier as _, VerifierList};
+    let mut n = start().await;
+    // Cross the first full level-0 tile.
+    let vb = n.builder.next_block(200).expect("block");
+    n.store.write().expect("lock").commit(&vb).expect("commit");
+    let note = get(&n, "/checkpoint").await.body;
+
+    // The validators' signatures, by signed_note with the genesis verifier keys.
+    let vkeys: Vec<String> = n.ctx.verifier_keys().iter().map(|k| k.to_vkey_string()).collect();
+    let verifiers: Vec<Box<dyn signed_note::Verifier>> = vkeys
+        .iter()
+        .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
+        .collect();
+    let parsed = Note::from_bytes(&note).expect("a signed note");
+    let (verified, unverified) = parsed.verify(&VerifierList::new(verifiers)).expect("verifies");
+    assert!(3 * verified.len() > 2 * vkeys.len(), "a quorum verified: {} of {}", verified.len(), vkeys.len());
+    assert!(unverified.is_empty());
+    let mut forged = note.clone();
+    let i = forged.iter().position(|b| *b == b'\n').expect("line") + 1;
+    forged[i] = if forged[i] == b'9' { b'8' } else { b'9' };
+    let vs: Vec<Box<dyn signed_note::Verifier>> = vkeys
+        .iter()
+        .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
+        .collect();
+    assert!(Note::from_bytes(&forged).expect("parses").verify(&VerifierList::new(vs)).is_err());
+    let verifier = StandardVerifier::new(&vkeys[0]).expect("vkey");
+    assert_eq!(verifier.name(), n.ctx.verifier_keys()[0].name);
+
+    // The checkpoint, by tlog_tiles (with our extension line).
+    let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text()).expect("a C2SP checkpoint");
+    assert_eq!(cp.origin(), n.ctx.genesis.checkpoint_origin);
+    let (size, root) = (cp.size(), *cp.hash());
+    assert!(size > 256, "{size}");
+    assert!(cp.extension().starts_with("credence height="), "{}", cp.extension());
+
+    // Every tile, fetched over HTTP; tlog_tiles asks for them by its own coordinates.
+    let mut served = std::collections::HashMap::new();
+    for t in tiles::tiles_of(size, true) {
+        let r = get(&n, &format!("/{}", t.path())).await;
+        assert_eq!(r.status, 200, "{}", t.path());
+        served.insert(t.path(), r.body);
+    }
+    let reader = ThirdPartyReader(&served);
+    let hashes = tlog_tiles::TileHashReader::new(size, root, &reader);
+    assert_eq!(tlog_tiles::tree_hash(size, &hashes).expect("root from tiles"), root);
+    // Entry bundles: the third party hashes each entry (RFC 6962) and checks its inclusion.
+    let bundle = &served["tile/entries/000"];
+    let mut entries = Vec::new();
+    let mut rest = &bundle[..];
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        entries.push(&rest[2..2 + len]);
+        rest = &rest[2 + len..];
+    }
+    assert_eq!(entries.len(), 256);
+    for index in [0u64, 1, 100, 255] {
+        let proof = tlog_tiles::prove_record(size, index, &hashes).expect("inclusion proof from tiles");
+        let leaf = tlog_tiles::record_hash(entries[index as usize]);
+        tlog_tiles::check_record(&proof, size, root, index, leaf).expect("inclusion verifies");
+        // The same proof as the node's own proof code gives.
+        let ours =
+            merkle::inclusion_proof(index, size, &credence_node::api::StoreView(&*n.store.read().expect("lock")))
+                .expect("ours");
+        assert_eq!(proof.iter().map(|h| h.0).collect::<Vec<_>>(), ours);
+        assert!(tlog_tiles::check_record(&proof, size, root, index, tlog_tiles::record_hash(b"forged")).is_err());
+    }
+    // Consistency with an earlier checkpoint of the chain.
+    let old =
+        Checkpoint::parse_note(&n.store.read().expect("lock").certificate(2).expect("cert").expect("cert").to_note())
+            .expect("old");
+    let proof = tlog_tiles::prove_tree(size, old.body.tree_size, &hashes).expect("consistency proof from tiles");
+    tlog_tiles::check_tree(&proof, size, root, old.body.tree_size, tlog_tiles::Hash(old.body.root))
+        .expect("consistency verifies");
+    assert!(tlog_tiles::check_tree(&proof, size, root, old.body.tree_size, tlog_tiles::Hash([1; 32])).is_err());
+    // Paths: each of ours parses in tlog_tiles' syntax once its height is put back.
+    for path in served.keys() {
+        let sumdb = path.replacen("tile/", "tile/8/", 1).replacen("/entries/", "/data/", 1);
+        let t = tlog_tiles::Tile::from_path(&sumdb).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(t.path(), sumdb);
+    }
     n.stop().await;
 }

@@ -1073,6 +1073,44 @@ impl NodeReader for RedbStore {
         })();
         found.ok().flatten().ok_or(missing)
     }
+
+    /// One range read: of the leaves (hashed) at level 0, of the `merkle` table above.
+    fn nodes(&self, level: u8, start: u64, count: usize, out: &mut Vec<NodeHash>) -> Result<(), MerkleError> {
+        let missing = |index: u64| MerkleError::MissingNode { level, index };
+        let end = start.checked_add(count as u64).ok_or(missing(u64::MAX))?;
+        let before = out.len();
+        // MerkleError has no variant for a failing store; an unreadable node is a missing one.
+        let read = (|| -> Result<(), StoreError> {
+            let r = self.snapshot()?;
+            if level == 0 {
+                let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+                for (expected, item) in (start..end).zip(leaves.range(start..end).map_err(backend)?) {
+                    let (k, v) = item.map_err(backend)?;
+                    if k.value() != expected {
+                        break;
+                    }
+                    out.push(crate::merkle::leaf_hash(v.value()));
+                }
+                return Ok(());
+            }
+            let merkle = r.open_table(MERKLE).map_err(open_err("merkle"))?;
+            let (from, to) = (merkle_key(level, start), merkle_key(level, end));
+            for (expected, item) in (start..end).zip(merkle.range::<&[u8; 9]>(&from..&to).map_err(backend)?) {
+                let (k, v) = item.map_err(backend)?;
+                if *k.value() != merkle_key(level, expected) {
+                    break;
+                }
+                out.push(*v.value());
+            }
+            Ok(())
+        })();
+        let got = (out.len() - before) as u64;
+        if read.is_err() || got != count as u64 {
+            out.truncate(before);
+            return Err(missing(start + got));
+        }
+        Ok(())
+    }
 }
 
 impl StateView for RedbStore {
@@ -1240,6 +1278,25 @@ impl Store for RedbStore {
             return Err(corrupt(place("leaves", first + leaves.len() as u64), "missing"));
         }
         Ok(Some(CertifiedBlock { block: Block { header, leaves }, certificate }))
+    }
+
+    fn leaf_bytes(&self, start: u64, count: usize, out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
+        let end = start.saturating_add(count as u64);
+        let r = self.snapshot()?;
+        let t = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        let before = out.len();
+        for (expected, item) in (start..end).zip(t.range(start..end).map_err(backend)?) {
+            let (k, v) = item.map_err(backend)?;
+            if k.value() != expected {
+                return Err(corrupt(place("leaves", expected), "missing"));
+            }
+            out.push(v.value().to_vec());
+        }
+        let got = (out.len() - before) as u64;
+        if got != count as u64 {
+            return Err(corrupt(place("leaves", start + got), "missing"));
+        }
+        Ok(())
     }
 
     fn leaf(&self, index: u64) -> Result<Option<Leaf>, StoreError> {

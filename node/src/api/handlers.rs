@@ -38,7 +38,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// Runs store reads and admission on the blocking pool; a panic there becomes a 500.
-async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
@@ -716,7 +716,14 @@ pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiE
     )
 )]
 pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let note = blocking(move || {
+    let note = head_note(&st).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// The head's certificate as a signed note (`/v1/checkpoint` and the tiles' `/checkpoint`).
+pub(crate) async fn head_note(st: &ApiState) -> Result<String, ApiError> {
+    let st = st.clone();
+    blocking(move || {
         let store = st.read_store()?;
         let Some(head) = store.head()? else {
             return Err(ApiError::not_found("checkpoint", "no block is committed yet"));
@@ -726,8 +733,7 @@ pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError
             None => Err(ApiError::internal(format!("store: certificate of head {} is missing", head.height))),
         }
     })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+    .await
 }
 
 /// The chain's genesis file (TOML), as `credence attest` fetches it when not given one.

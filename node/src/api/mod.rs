@@ -52,6 +52,7 @@ mod error;
 mod handlers;
 pub mod limits;
 mod openapi;
+pub mod tiles;
 pub mod views;
 
 use std::future::Future;
@@ -135,6 +136,9 @@ impl NodeReader for StoreView<'_> {
     fn stored_size(&self) -> Option<u64> {
         self.0.stored_size()
     }
+    fn nodes(&self, level: u8, start: u64, count: usize, out: &mut Vec<NodeHash>) -> Result<(), MerkleError> {
+        self.0.nodes(level, start, count, out)
+    }
 }
 
 /// Default [`ApiConfig::listen`]: loopback only; expose it deliberately.
@@ -207,6 +211,8 @@ pub const ROUTES: &[&str] = &[
     "/healthz",
     "/metrics",
     "/openapi.json",
+    "/checkpoint",
+    "/tile/{*path}",
 ];
 
 /// The API's listening address and bounds.
@@ -300,6 +306,8 @@ pub struct ApiState {
     limiter: Arc<RateLimiter>,
     /// `GET /v1/genesis`, rendered once.
     genesis_toml: Bytes,
+    /// Full tiles served recently (`tiles.rs`).
+    tiles: Arc<tiles::TileCache>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -339,6 +347,7 @@ impl ApiState {
             batch_bodies,
             limiter,
             genesis_toml,
+            tiles: Arc::default(),
         }
     }
 
@@ -394,6 +403,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
+        .route("/checkpoint", get(tiles::checkpoint))
+        .route("/tile/{*path}", get(tiles::tile))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))

@@ -36,6 +36,8 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::healthz,
         handlers::metrics,
         handlers::openapi,
+        super::tiles::checkpoint,
+        super::tiles::tile,
     ),
     components(schemas(
         SubmitRequest,
@@ -63,6 +65,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         (name = "chain", description = "Genesis, blocks and checkpoints"),
         (name = "proofs", description = "RFC 9162 inclusion and consistency proofs"),
         (name = "node", description = "Status, health, metrics"),
+        (name = "tiles", description = "The log as C2SP tlog-tiles: checkpoint, hash tiles, entry bundles (static, cacheable)"),
     )
 )]
 pub struct ApiDoc;
