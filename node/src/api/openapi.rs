@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use super::handlers;
+use super::{console, handlers};
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
     ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
@@ -36,6 +36,8 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::healthz,
         handlers::metrics,
         handlers::openapi,
+        console::index,
+        console::asset,
     ),
     components(schemas(
         SubmitRequest,
@@ -63,6 +65,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         (name = "chain", description = "Genesis, blocks and checkpoints"),
         (name = "proofs", description = "RFC 9162 inclusion and consistency proofs"),
         (name = "node", description = "Status, health, metrics"),
+        (name = "console", description = "The web console's embedded files (HTML, CSS, JavaScript), served with a self-only Content-Security-Policy"),
     )
 )]
 pub struct ApiDoc;
