@@ -53,7 +53,7 @@ export function search() {
     h('p', { class: 'lead' }, t('search.lead')),
     h('div', { class: 'grid3' },
       searchForm('uscc', t('search.uscc'), t('search.uscc.hint'), '914403001922038216', check.uscc, 'enterprise'),
-      searchForm('patent', t('search.patent'), t('search.patent.hint'), 'CN202310123456.7', check.patent, 'patent'),
+      searchForm('patent', t('search.patent'), t('search.patent.hint'), 'CN202310123456.6', check.patent, 'patent'),
       searchForm('record', t('search.record'), t('search.record.hint'), '64 hex', check.attestationId, 'record')));
 }
 

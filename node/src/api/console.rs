@@ -58,7 +58,8 @@ const ASSETS: &[Asset] = &[
 /// Each asset's strong ETag (the first 16 hex digits of its SHA-256), computed once.
 fn etags() -> &'static [String] {
     static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
-    ETAGS.get_or_init(|| ASSETS.iter().map(|a| format!("\"{}\"", &Hash::digest(&[a.bytes]).to_string()[..16])).collect())
+    ETAGS
+        .get_or_init(|| ASSETS.iter().map(|a| format!("\"{}\"", &Hash::digest(&[a.bytes]).to_string()[..16])).collect())
 }
 
 /// `GET /console`: the console's page.
@@ -101,8 +102,7 @@ fn serve(i: usize, headers: &HeaderMap) -> Response {
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let mut response =
-        if fresh { StatusCode::NOT_MODIFIED.into_response() } else { asset.bytes.into_response() };
+    let mut response = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { asset.bytes.into_response() };
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -135,6 +135,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn files_carry_their_type_the_policy_and_an_etag() {
+        for (i, asset) in ASSETS.iter().enumerate() {
+            let r = serve(i, &HeaderMap::new());
+            assert_eq!(r.status(), StatusCode::OK);
+            let h = r.headers();
+            assert_eq!(h[CONTENT_TYPE], asset.content_type);
+            assert_eq!(h[CONTENT_SECURITY_POLICY], CSP);
+            assert_eq!(h["x-content-type-options"], "nosniff");
+            let expected = match asset.name.rsplit_once('.').map(|(_, ext)| ext) {
+                Some("html") => HTML,
+                Some("css") => CSS,
+                Some("js") => JS,
+                Some("svg") => SVG,
+                other => panic!("{}: no content type for {other:?}", asset.name),
+            };
+            assert_eq!(asset.content_type, expected, "{}", asset.name);
+            let etag = h[ETAG].clone();
+            let mut again = HeaderMap::new();
+            again.insert(IF_NONE_MATCH, etag);
+            assert_eq!(serve(i, &again).status(), StatusCode::NOT_MODIFIED, "{}", asset.name);
+        }
+        assert!(!CSP.contains("unsafe") && CSP.contains("default-src 'none'"));
     }
 
     #[test]

@@ -2,12 +2,12 @@
 
 use utoipa::OpenApi;
 
-use super::{console, handlers};
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
     ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
     NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
 };
+use super::{console, handlers};
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
 #[derive(Debug, OpenApi)]
