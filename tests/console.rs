@@ -6,6 +6,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use credence_ledger::checkpoint::{Checkpoint, CheckpointBody, sign};
+use credence_ledger::merkle::{self, MemTree};
+use credence_ledger::sig::SecretKey;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -348,7 +353,85 @@ async fn scenario(c: &Client, url: &str, rd2022: &str, rd2023: &str, wrong: &str
     assert!(shown.parse::<u64>().unwrap() >= height, "height {shown} shown, {height} at least");
     assert!(text(c, "#metrics").await.contains("credence_blocks_committed_total"));
 
+    verify_js_agrees_with_the_ledger(c).await;
+
     // The portfolio API is not on this node yet: the page says so.
     c.goto(&format!("{url}/console#/portfolio")).await.unwrap();
     assert!(text(c, "#pf-absent").await.contains("/v1/portfolio"));
+}
+
+/// The console's verify.js, loaded in the page, against the ledger's Rust code: every inclusion
+/// proof of trees of 1..=9 leaves folds to the Rust root (and a wrong index does not), and a
+/// checkpoint of 4 validators passes with 3 signatures, not with 2 or with one bad line.
+async fn verify_js_agrees_with_the_ledger(c: &Client) {
+    let mut cases = Vec::new();
+    for size in 1..=9u64 {
+        let mut tree = MemTree::new();
+        let leaves: Vec<Vec<u8>> = (0..size).map(|i| format!("leaf {i}").into_bytes()).collect();
+        for l in &leaves {
+            tree.append_leaf_hash(merkle::leaf_hash(l));
+        }
+        let root = B64.encode(merkle::root_at(size, &tree).unwrap());
+        for i in 0..size {
+            let proof: Vec<String> =
+                merkle::inclusion_proof(i, size, &tree).unwrap().iter().map(|h| B64.encode(h)).collect();
+            cases.push(json!({ "index": i, "size": size, "leaf": B64.encode(&leaves[i as usize]), "proof": proof, "root": root }));
+        }
+    }
+    let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_seed([i; 32])).collect();
+    let names = ["val-a", "val-b", "val-c", "val-d"];
+    let body = CheckpointBody {
+        origin: "console.test/x".into(),
+        tree_size: 9,
+        root: [7; 32],
+        height: 5,
+        round: 1,
+        block_hash: [9; 32],
+    };
+    let note = |n: usize| {
+        Checkpoint { body: body.clone(), signatures: (0..n).map(|i| sign(&body, names[i], &keys[i])).collect() }
+            .to_note()
+    };
+    let mut bad =
+        Checkpoint { body: body.clone(), signatures: (0..4).map(|i| sign(&body, names[i], &keys[i])).collect() };
+    bad.signatures[3].signature.0[0] ^= 1;
+    let validators: Vec<Value> = (0..4).map(|i| json!([names[i], hex(&keys[i].public().0)])).collect();
+    let notes = json!([note(2), note(3), note(4), bad.to_note()]);
+    let v = c
+        .execute_async(
+            "const [cases, validators, notes, done] = arguments;
+             import('/console/verify.js').then(async (v) => {
+               const b = (s) => v.b64(s);
+               const roots = [];
+               for (const k of cases) {
+                 const lh = await v.leafHash(b(k.leaf));
+                 const r = await v.rootFromInclusionProof(k.index, k.size, lh, k.proof.map(b));
+                 roots.push(btoa(String.fromCharCode(...r)) === k.root);
+                 if (k.size > 1) {
+                   const wrong = await v.rootFromInclusionProof((k.index + 1) % k.size, k.size, lh, k.proof.map(b)).catch(() => null);
+                   roots.push(wrong === null || btoa(String.fromCharCode(...wrong)) !== k.root);
+                 }
+               }
+               const vals = validators.map(([name, key]) => ({ name, publicKey: v.unhex(key) }));
+               const quorum = [];
+               for (const n of notes) quorum.push((await v.verifyCheckpoint(v.parseCheckpoint(n), vals)).ok);
+               done({ roots, quorum, thresholds: [1, 2, 3, 4, 7].map(v.quorumThreshold) });
+             }).catch((e) => done({ error: String(e) }));",
+            vec![json!(cases), json!(validators), notes],
+        )
+        .await
+        .unwrap();
+    assert!(v["error"].is_null(), "{v}");
+    let roots = v["roots"].as_array().unwrap();
+    assert!(roots.len() > 45 && roots.iter().all(|r| r == true), "{v}");
+    assert_eq!(
+        v["quorum"],
+        json!([false, true, true, false]),
+        "2 of 4 refused, 3 and 4 accepted, one bad line refused"
+    );
+    assert_eq!(v["thresholds"], json!([1, 2, 3, 3, 5]));
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
