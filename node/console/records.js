@@ -50,6 +50,8 @@ export function value(name, v) {
   }
   const s = String(v);
   if (name === 'period') return document.createTextNode(fmt.period(s));
+  if (name === 'kind') return document.createTextNode(kindLabel(s));
+  if ((name === 'status' || name === 'record_status') && has(`status.${s}`)) return document.createTextNode(t(`status.${s}`));
   if (/^\d{4}-\d{2}-\d{2}$/.test(s)) return document.createTextNode(fmt.date(s));
   if (LINK_RECORD.has(name) && ID.test(s)) return h('a', { href: `#/record/${s}`, class: 'mono' }, short(s));
   if (LINK_ENTERPRISE.has(name) && USCC.test(s)) return h('a', { href: `#/enterprise/${s}`, class: 'mono' }, s);
