@@ -299,7 +299,7 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
         }
         let d = dir.display();
         println!(
-            "Credence dev node: one validator, API at {url}\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
+            "Credence dev node: one validator, API at {url}, web console at {url}/console\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
         );
         node.await??;
         anyhow::Ok(())

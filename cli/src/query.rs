@@ -30,7 +30,7 @@ pub enum QueryCommand {
     },
     /// Attestations about a patent: valuations and pledges.
     Patent {
-        /// CN application number, e.g. CN202310123456.7.
+        /// CN application number, e.g. CN202310123456.6.
         number: String,
         #[command(flatten)]
         list: ListArgs,

@@ -532,7 +532,7 @@ pub async fn enterprise_attestations(
     get,
     path = "/v1/patents/{number}/attestations",
     tag = "queries",
-    params(("number" = String, Path, description = "CN application number, e.g. CN202310123456.7"), PageQuery),
+    params(("number" = String, Path, description = "CN application number, e.g. CN202310123456.6"), PageQuery),
     responses(
         (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
         (status = 400, description = "Bad number or paging parameter", body = ErrorBody),

@@ -1,4 +1,4 @@
-//! The node's HTTP API (axum): submit attestations, query the ledger, fetch proofs and checkpoints, status, health, metrics and the OpenAPI document.
+//! The node's HTTP API (axum): submit attestations, query the ledger, fetch proofs and checkpoints, status, health, metrics, the OpenAPI document and the web console's files.
 //!
 //! The driver builds an [`ApiState`] from the shared chain context, store, mempool,
 //! status channel and metrics, binds a listener (127.0.0.1 by default, see
@@ -48,6 +48,7 @@
 //! Locks are `std` locks held only inside those synchronous sections, never across an
 //! `.await`; when both are needed, the store lock is taken before the mempool lock.
 
+pub mod console;
 mod error;
 mod handlers;
 pub mod limits;
@@ -213,6 +214,8 @@ pub const ROUTES: &[&str] = &[
     "/openapi.json",
     "/checkpoint",
     "/tile/{*path}",
+    "/console",
+    "/console/{asset}",
 ];
 
 /// The API's listening address and bounds.
@@ -405,6 +408,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(handlers::openapi))
         .route("/checkpoint", get(tiles::checkpoint))
         .route("/tile/{*path}", get(tiles::tile))
+        .route("/console", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))

@@ -2,12 +2,12 @@
 
 use utoipa::OpenApi;
 
-use super::handlers;
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
     ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
     NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
 };
+use super::{console, handlers};
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
 #[derive(Debug, OpenApi)]
@@ -38,6 +38,8 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::openapi,
         super::tiles::checkpoint,
         super::tiles::tile,
+        console::index,
+        console::asset,
     ),
     components(schemas(
         SubmitRequest,
@@ -66,6 +68,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         (name = "proofs", description = "RFC 9162 inclusion and consistency proofs"),
         (name = "node", description = "Status, health, metrics"),
         (name = "tiles", description = "The log as C2SP tlog-tiles: checkpoint, hash tiles, entry bundles (static, cacheable)"),
+        (name = "console", description = "The web console's embedded files (HTML, CSS, JavaScript), served with a self-only Content-Security-Policy"),
     )
 )]
 pub struct ApiDoc;

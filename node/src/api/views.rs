@@ -165,7 +165,7 @@ pub enum ClaimView {
     },
     /// An appraiser's valuation of a patent.
     PatentValuation {
-        /// CN application number, e.g. `CN202310123456.7`.
+        /// CN application number, e.g. `CN202310123456.6`.
         patent: String,
         owner: String,
         value: MoneyView,
