@@ -12,6 +12,7 @@ mod local;
 mod node;
 mod portfolio;
 mod profile;
+mod profile_loans;
 mod query;
 mod sim;
 

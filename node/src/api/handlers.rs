@@ -376,6 +376,7 @@ enum Key {
     Enterprise(Uscc),
     Patent(PatentNumber),
     Attester(u16),
+    Refers(AttestationId),
 }
 
 /// The block range a [`PageQuery`] selects, as given (before it is resolved against the store).
@@ -460,6 +461,7 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
             Key::Enterprise(u) => IndexKey::Enterprise(u),
             Key::Patent(p) => IndexKey::Patent(p),
             Key::Attester(m) => IndexKey::Attester(*m),
+            Key::Refers(id) => IndexKey::Refers(id),
         };
         let Some((lo, hi)) = range.leaves(&*store)? else {
             return Ok(AttestationPage { items: Vec::new(), next_after: None });
@@ -484,6 +486,7 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
                 IndexKey::Enterprise(u) => claim.enterprise() == Some(*u),
                 IndexKey::Patent(p) => claim.patent() == Some(*p),
                 IndexKey::Attester(m) => st.ctx.genesis.member_index(&leaf.attestation.body.attester) == Some(*m),
+                IndexKey::Refers(id) => claim.references().contains(id),
             };
             if !matches {
                 return Err(ApiError::internal(format!("store: corrupt index: leaf {index} is not about this key")));
@@ -566,6 +569,28 @@ pub async fn attester_attestations(
 ) -> Result<Json<AttestationPage>, ApiError> {
     let (_, index) = parse_member(&st, &member)?;
     page(st, Key::Attester(index), q).await
+}
+
+/// Committed attestations that name an earlier record: a loan's events, enrolments, pool
+/// claims and payments; a pledge's CNIPA registration, release, disposal and the loan it
+/// secures; a pool's enrolments, claims and payments (the IP-loan kinds only).
+#[utoipa::path(
+    get,
+    path = "/v1/attestations/{id}/references",
+    tag = "queries",
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits"), PageQuery),
+    responses(
+        (status = 200, description = "A page, ascending by leaf index (empty for a record nothing names)", body = AttestationPage),
+        (status = 400, description = "Bad id or paging parameter", body = ErrorBody),
+    )
+)]
+pub async fn attestation_references(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AttestationPage>, ApiError> {
+    let id = parse_id("id", &id)?;
+    page(st, Key::Refers(id), q).await
 }
 
 /// The sequence number a member must sign next (committed plus pending), for `credence attest`.

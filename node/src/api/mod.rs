@@ -193,6 +193,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/attestations",
     "/v1/attestations/batch",
     "/v1/attestations/{id}",
+    "/v1/attestations/{id}/references",
     "/v1/enterprises/{uscc}/attestations",
     "/v1/patents/{number}/attestations",
     "/v1/attesters/{member}/attestations",
@@ -380,6 +381,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/attestations", post(handlers::submit_attestation))
         .route("/v1/attestations/batch", post(handlers::submit_batch))
         .route("/v1/attestations/{id}", get(handlers::get_attestation))
+        .route("/v1/attestations/{id}/references", get(handlers::attestation_references))
         .route("/v1/enterprises/{uscc}/attestations", get(handlers::enterprise_attestations))
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
         .route("/v1/attesters/{member}/attestations", get(handlers::attester_attestations))
