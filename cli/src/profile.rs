@@ -153,7 +153,7 @@ pub(crate) fn decimal(fen: u64) -> String {
 }
 
 /// `1234567.89` → `1,234,567.89`.
-fn grouped(amount: &str) -> String {
+pub(crate) fn grouped(amount: &str) -> String {
     let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
     let mut out = String::new();
     for (i, ch) in int.chars().enumerate() {

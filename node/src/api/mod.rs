@@ -198,6 +198,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/patents/{number}/attestations",
     "/v1/attesters/{member}/attestations",
     "/v1/attesters/{member}/next-sequence",
+    "/v1/portfolio",
     "/v1/blocks/{height}",
     "/v1/blocks/{height}/certified",
     "/v1/status",
@@ -301,6 +302,16 @@ pub struct ApiState {
     limiter: Arc<RateLimiter>,
     /// `GET /v1/genesis`, rendered once.
     genesis_toml: Bytes,
+    /// `GET /v1/portfolio`'s computation, kept between requests (memory grows with the
+    /// ledger's loans, appraisals and enrolments, not with its records).
+    pub(crate) portfolio: Arc<Mutex<PortfolioCache>>,
+}
+
+/// The portfolio computed over the first `tree_size` leaves.
+#[derive(Debug, Default)]
+pub(crate) struct PortfolioCache {
+    pub(crate) tree_size: u64,
+    pub(crate) portfolio: credence_ledger::portfolio::Portfolio,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -340,6 +351,7 @@ impl ApiState {
             batch_bodies,
             limiter,
             genesis_toml,
+            portfolio: Arc::default(),
         }
     }
 
@@ -386,6 +398,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
         .route("/v1/attesters/{member}/attestations", get(handlers::attester_attestations))
         .route("/v1/attesters/{member}/next-sequence", get(handlers::next_sequence))
+        .route("/v1/portfolio", get(handlers::portfolio))
         .route("/v1/blocks/{height}", get(handlers::get_block))
         .route("/v1/blocks/{height}/certified", get(handlers::get_certified_block))
         .route("/v1/status", get(handlers::status))

@@ -8,6 +8,7 @@ use super::views::{
     ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
     NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
 };
+use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
 #[derive(Debug, OpenApi)]
@@ -27,6 +28,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::patent_attestations,
         handlers::attester_attestations,
         handlers::next_sequence,
+        handlers::portfolio,
         handlers::get_block,
         handlers::get_certified_block,
         handlers::status,
@@ -57,6 +59,11 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         ConsistencyProofView,
         NextSequenceView,
         HealthView,
+        PortfolioView,
+        FiguresView,
+        LenderFiguresView,
+        PoolFiguresView,
+        LoanLineView,
     )),
     tags(
         (name = "attestations", description = "Submit and look up attestations"),
