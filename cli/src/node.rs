@@ -69,6 +69,9 @@ pub struct DevArgs {
     /// HTTP API address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     api: SocketAddr,
+    /// p2p listen address (default: any free loopback port; the dev chain has no peers).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    p2p: SocketAddr,
     /// On a fresh dev chain: the demo loan world (about 3,700 records) and then this many
     /// R&D-spend, valuation and pledge records by `dev` are submitted at start (0: neither).
     #[arg(long, default_value_t = 300)]
@@ -329,12 +332,16 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
         }
         let genesis = dev_genesis(&key, &others)?;
         fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
+        // A copy beside the store, so `--data-dir DIR/data` commands (export, verify,
+        // portfolio, query) find the genesis there as in any node's data directory.
+        fs::create_dir_all(dir.join("data"))?;
+        fs::write(dir.join("data/genesis.toml"), genesis.to_toml())?;
         let abs = fs::canonicalize(dir)?;
         let config = NodeConfig {
             data_dir: abs.join("data"),
             genesis: abs.join("genesis.toml"),
             key: abs.join("keys/dev.key"),
-            p2p_listen: "127.0.0.1:0".parse()?,
+            p2p_listen: a.p2p,
             peers: Vec::new(),
             api_listen: a.api,
             mempool: MempoolConfig::default(),

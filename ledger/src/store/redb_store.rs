@@ -689,6 +689,7 @@ impl RedbStore {
         staged.enterprise.extend(entries.enterprise);
         staged.patent.extend(entries.patent);
         staged.attester.extend(entries.attester);
+        staged.refers.extend(entries.refers);
         drop((deltas, leaves, r));
         self.staged = staged;
         Ok(())
