@@ -27,7 +27,8 @@ const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Attestations to generate.
+    /// Attestations to generate: the demo loan world first (about 3,700; cut short if N is
+    /// smaller), then a bulk mix of R&D spend, valuations, pledges, releases and revocations.
     #[arg(long)]
     records: u64,
     /// Directory to write genesis.toml, keys/ and ledger.redb into (must not hold a ledger yet).
@@ -150,7 +151,8 @@ fn generate_into(
     // Blocks are about 1.25 s apart: start early enough that the last one is not in the future.
     let start =
         genesis_time_ms.unwrap_or_else(|| now_ms().saturating_sub(records / block_records as u64 * 2000 + 3_600_000));
-    let mut builder = ChainBuilder::new(seed, start)?;
+    // The loan world first (a fixed prefix of about 3,700 records), then the bulk mix.
+    let mut builder = ChainBuilder::with_loan_world(seed, start)?;
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {

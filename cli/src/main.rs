@@ -13,6 +13,7 @@ mod node;
 mod parquet;
 mod portfolio;
 mod profile;
+mod profile_loans;
 mod query;
 mod sim;
 mod tiles;

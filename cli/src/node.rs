@@ -7,13 +7,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 use credence_ledger::attestation::{
-    AttestationBody, Claim, PatentPledge, PatentValuation, RdCategory, RdSpend, ValuationMethod,
+    Attestation, AttestationBody, Claim, PatentPledge, PatentValuation, RdCategory, RdSpend, ValuationMethod,
 };
+use credence_ledger::demo;
+use credence_ledger::demo_world::LoanWorld;
 use credence_ledger::genesis::{ConsensusParams, Genesis, MemberSpec, Role};
 use credence_ledger::hash::Hash;
-use credence_ledger::ids::{Currency, Date, Money, Period};
+use credence_ledger::ids::{Currency, Date, MemberName, Money, Period};
 use credence_ledger::sig::SecretKey;
 use credence_node::config::{ApiLimitsConfig, MempoolConfig, NodeConfig, PassphraseSource};
 use credence_node::keyfile;
@@ -65,7 +69,11 @@ pub struct DevArgs {
     /// HTTP API address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     api: SocketAddr,
-    /// Demo attestations submitted at start (on a fresh dev chain).
+    /// p2p listen address (default: any free loopback port; the dev chain has no peers).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    p2p: SocketAddr,
+    /// On a fresh dev chain: the demo loan world (about 3,700 records) and then this many
+    /// R&D-spend, valuation and pledge records by `dev` are submitted at start (0: neither).
     #[arg(long, default_value_t = 300)]
     demo_records: u64,
 }
@@ -193,19 +201,29 @@ pub fn node(a: &NodeArgs) -> Result<ExitCode> {
 /// Genesis time of dev and testnet chains (2025-01-01T00:00:00Z).
 const LOCAL_GENESIS_TIME_MS: u64 = 1_735_689_600_000;
 
-/// A single-validator consortium whose one member holds every role.
-fn dev_genesis(key: &SecretKey) -> Result<Genesis> {
+/// A single-validator consortium: the `dev` member holds every role and validates; the
+/// demo institutions (banks, service centres, appraiser, risk pool; [`demo::MEMBERS`]) are
+/// non-validating members whose keys `dev` writes next to its own, so the demo loan world
+/// has distinct lenders, appraisers and a pool administrator.
+fn dev_genesis(key: &SecretKey, others: &[(String, SecretKey, Vec<Role>)]) -> Result<Genesis> {
     let dev = MemberSpec { name: "dev".into(), public_key: key.public(), roles: Role::ALL.to_vec(), validator: true };
+    let members = std::iter::once(dev).chain(others.iter().map(|(name, k, roles)| MemberSpec {
+        name: name.clone(),
+        public_key: k.public(),
+        roles: roles.clone(),
+        validator: false,
+    }));
     let origin = "credence.example/dev";
-    Ok(Genesis::new("credence-dev", origin, LOCAL_GENESIS_TIME_MS, ConsensusParams::default(), [dev])?)
+    Ok(Genesis::new("credence-dev", origin, LOCAL_GENESIS_TIME_MS, ConsensusParams::default(), members)?)
 }
 
-/// Demo attestations by the dev member: R&D spend, valuations and pledges of the real demo enterprises.
-fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence_ledger::attestation::Attestation> {
-    let mut rng = credence_ledger::demo::DemoRng::new(42);
-    let enterprises = credence_ledger::demo::enterprises(&mut rng, 20);
-    let patents = credence_ledger::demo::patents(&mut rng, (n as usize).max(1));
-    let me = genesis.members[0].name.clone();
+/// Demo attestations by the dev member: R&D spend, valuations and pledges of the first
+/// enterprises of the loan world (seed 1, so the real codes come first).
+fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestation> {
+    let mut rng = demo::DemoRng::new(42);
+    let enterprises = demo::enterprises(&mut demo::DemoRng::new(DEV_WORLD_SEED), 20);
+    let patents = demo::patents(&mut rng, (n as usize).max(1));
+    let me = MemberName::parse("member", "dev").unwrap_or_else(|_| genesis.members[0].name.clone());
     let now = now_ms();
     // Amounts in whole yuan, stored in fen.
     let cny = |yuan: u64| Money { fen: yuan * 100, currency: Currency::CNY };
@@ -246,6 +264,54 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
         .collect()
 }
 
+/// Seed of the dev chain's loan world (the seed `credence demo` and `generate` default to).
+const DEV_WORLD_SEED: u64 = 1;
+
+/// The demo loan world ([`credence_ledger::demo_world`]) signed by the demo members of a
+/// dev genesis, in order; `keys` are the members' keys in genesis order.
+fn world_attestations(genesis: &Genesis, keys: &[Option<SecretKey>]) -> Result<Vec<Attestation>> {
+    let mut world = LoanWorld::new(DEV_WORLD_SEED, genesis)?;
+    let mut sequences = vec![1u64; genesis.members.len()];
+    let chain_id = genesis.hash();
+    let now = now_ms();
+    let mut out = Vec::with_capacity(world.len());
+    while let Some((who, claim)) = world.next_claim() {
+        let Some(key) = keys.get(who).and_then(Option::as_ref) else {
+            bail!("internal: no key for demo member {}", genesis.members[who].name);
+        };
+        let body = AttestationBody {
+            attester: genesis.members[who].name.clone(),
+            sequence: sequences[who],
+            issued_at_ms: now,
+            claim,
+        };
+        sequences[who] += 1;
+        let a = body.sign(key, &chain_id);
+        world.bind(a.id());
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// Submits `records` in order through the batch route; returns how many were admitted.
+fn submit_all(url: &str, records: &[Attestation]) -> Result<usize> {
+    let mut admitted = 0;
+    for chunk in records.chunks(credence_node::api::BATCH_ITEMS_MAX) {
+        let items: Vec<String> = chunk.iter().map(|a| B64.encode(a.to_bytes())).collect();
+        let r = crate::http::post_json(url, "/v1/attestations/batch", &json!({ "attestations": items }))?;
+        if r.status != 200 {
+            bail!("the dev node refused a demo batch: {}", crate::query::node_error(r.status, &r.body));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+        let results = v["results"].as_array().map_or(&[][..], Vec::as_slice);
+        admitted += results.iter().filter(|r| r["status"] == "pending").count();
+        if let Some(refused) = results.iter().find(|r| r["status"] != "pending") {
+            eprintln!("dev: a demo attestation was refused: {refused}");
+        }
+    }
+    Ok(admitted)
+}
+
 pub fn dev(a: &DevArgs) -> Result<ExitCode> {
     init_logging();
     let dir = &a.dir;
@@ -257,14 +323,25 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             &dir.join("keys/dev.key"),
             &keyfile::text("Credence dev key (local dev chain only)", &key),
         )?;
-        let genesis = dev_genesis(&key)?;
+        let mut others = Vec::new();
+        for (name, roles, _) in demo::MEMBERS {
+            let k = SecretKey::generate();
+            let text = keyfile::text(&format!("Credence dev key of demo member {name} (local dev chain only)"), &k);
+            keyfile::write_private(&dir.join(format!("keys/{name}.key")), &text)?;
+            others.push(((*name).to_owned(), k, roles.to_vec()));
+        }
+        let genesis = dev_genesis(&key, &others)?;
         fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
+        // A copy beside the store, so `--data-dir DIR/data` commands (export, verify,
+        // portfolio, query) find the genesis there as in any node's data directory.
+        fs::create_dir_all(dir.join("data"))?;
+        fs::write(dir.join("data/genesis.toml"), genesis.to_toml())?;
         let abs = fs::canonicalize(dir)?;
         let config = NodeConfig {
             data_dir: abs.join("data"),
             genesis: abs.join("genesis.toml"),
             key: abs.join("keys/dev.key"),
-            p2p_listen: "127.0.0.1:0".parse()?,
+            p2p_listen: a.p2p,
             peers: Vec::new(),
             api_listen: a.api,
             mempool: MempoolConfig::default(),
@@ -286,20 +363,22 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
         let running = ready_rx.await.context("the node stopped before it was ready")?;
         let url = format!("http://{}", running.api);
         if fresh && a.demo_records > 0 {
-            let records = demo_attestations(&genesis, &key, a.demo_records);
+            // The demo members' keys, in genesis order (`dev` signs its own records).
+            let mut keys = Vec::with_capacity(genesis.members.len());
+            for m in &genesis.members {
+                let path = dir.join(format!("keys/{}.key", m.name));
+                keys.push(if m.name.as_str() == "dev" { None } else { Some(keyfile::read(&path)?) });
+            }
+            let mut records = world_attestations(&genesis, &keys)?;
+            let world = records.len();
+            records.extend(demo_attestations(&genesis, &key, a.demo_records));
             let url2 = url.clone();
-            let submitted = tokio::task::spawn_blocking(move || {
-                records
-                    .iter()
-                    .filter(|r| crate::http::post_json(&url2, "/v1/attestations", &crate::attest::wire_json(r)).is_ok_and(|r| r.status == 202))
-                    .count()
-            })
-            .await?;
-            eprintln!("submitted {submitted} demo attestations");
+            let submitted = tokio::task::spawn_blocking(move || submit_all(&url2, &records)).await??;
+            eprintln!("submitted {submitted} demo attestations ({world} of the loan world)");
         }
         let d = dir.display();
         println!(
-            "Credence dev node: one validator, API at {url}, web console at {url}/console\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
+            "Credence dev node: one validator, API at {url}, web console at {url}/console\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence profile 914403001922038216 --node {url}\n  credence portfolio --node {url}\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
         );
         node.await??;
         anyhow::Ok(())

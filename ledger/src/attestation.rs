@@ -244,6 +244,36 @@ impl Claim {
         }
     }
 
+    /// The earlier records an IP-loan claim builds on (tags 6..=13 only): a pledge's
+    /// registration, release or disposal names the pledge; a loan its pledges and
+    /// appraisals; a loan event its loan; a pool enrolment, claim or payment the pool and
+    /// the loan. The stores index them (`IndexKey::Refers`), so a loan's or a pledge's
+    /// whole history is one query.
+    pub fn references(&self) -> Vec<AttestationId> {
+        use crate::loans::RiskPool;
+        match self {
+            Claim::IpPledge(IpPledge::Registered(g)) => vec![g.pledge],
+            Claim::IpPledge(IpPledge::Release(c)) => vec![c.pledge],
+            Claim::Loan(l) => l.collateral.iter().flat_map(|c| [c.pledge, c.appraisal]).collect(),
+            Claim::LoanEvent(e) => vec![e.loan],
+            Claim::RiskPool(RiskPool::Enrol(e)) => vec![e.pool, e.loan],
+            Claim::RiskPool(RiskPool::Claim(c)) => vec![c.pool, c.loan],
+            Claim::RiskPool(RiskPool::Pay(x)) => vec![x.pool, x.loan],
+            Claim::Disposal(d) => vec![d.pledge],
+            Claim::RdSpend(_)
+            | Claim::PatentValuation(_)
+            | Claim::PatentPledge(_)
+            | Claim::PledgeRelease(_)
+            | Claim::Revocation(_)
+            | Claim::Equivocation(_)
+            | Claim::IpPledge(IpPledge::Reserve(_))
+            | Claim::PatentStatus(_)
+            | Claim::Appraisal(_)
+            | Claim::RiskPool(RiskPool::Open(_))
+            | Claim::Qualification(_) => Vec::new(),
+        }
+    }
+
     /// The patent a claim is about, if it names one directly.
     pub fn patent(&self) -> Option<&PatentNumber> {
         match self {

@@ -17,14 +17,16 @@ use crate::ids::{Currency, Date, Money, PatentNumber, Period, Uscc};
 use crate::sig::SecretKey;
 use crate::verify::{ChainContext, Tip};
 
-/// The demo consortium: (name, roles, validator).
-const MEMBERS: &[(&str, &[Role], bool)] = &[
+/// The demo consortium: (name, roles, validator). The loan world
+/// ([`crate::demo_world`]) needs the banks, the appraiser, the centres and the pool.
+pub const MEMBERS: &[(&str, &[Role], bool)] = &[
     ("bank-icbc-sz", &[Role::Bank], true),
     ("bank-ccb-hz", &[Role::Bank], true),
     ("sz-tech-finance-centre", &[Role::ServiceCentre], true),
     ("zhonghe-appraisal", &[Role::Appraiser], true),
     ("bank-cmb-sz", &[Role::Bank], false),
     ("hz-tech-finance-centre", &[Role::ServiceCentre], false),
+    ("sz-ip-risk-pool", &[Role::RiskPool], false),
 ];
 
 /// Genesis time of `configs/genesis.toml` (2025-01-01T00:00:00Z).
@@ -148,6 +150,8 @@ pub struct ChainBuilder {
     pledges: Vec<(AttestationId, usize, PatentNumber)>,
     pledged: std::collections::HashSet<PatentNumber>,
     time_ms: u64,
+    /// The loan world handed out before the bulk records, if asked for.
+    world: Option<crate::demo_world::LoanWorld>,
 }
 
 /// Why a demo chain could not be built (a bug in the generator, or a sink failure).
@@ -159,6 +163,8 @@ pub enum BuildError {
     Verify(#[from] crate::verify::VerifyError),
     #[error("sink: {0}")]
     Sink(String),
+    #[error(transparent)]
+    World(#[from] crate::demo_world::MissingMember),
 }
 
 impl ChainBuilder {
@@ -183,7 +189,24 @@ impl ChainBuilder {
             pledges: Vec::new(),
             pledged: Default::default(),
             time_ms: genesis_time_ms,
+            world: None,
         })
+    }
+
+    /// A builder whose first records are the loan world ([`crate::demo_world::LoanWorld`],
+    /// about 4,500 records), then the bulk mix of [`ChainBuilder::new`].
+    pub fn with_loan_world(seed: u64, genesis_time_ms: u64) -> Result<ChainBuilder, BuildError> {
+        let mut b = ChainBuilder::new(seed, genesis_time_ms)?;
+        let world = crate::demo_world::LoanWorld::new(seed, &b.ctx.genesis)?;
+        // The bulk's old-style pledges keep off the world's patents.
+        b.pledged.extend(world.patents().iter().filter_map(|p| p.modern().copied()));
+        b.world = Some(world);
+        Ok(b)
+    }
+
+    /// Records of the loan world not yet built into blocks.
+    pub fn world_remaining(&self) -> usize {
+        self.world.as_ref().map_or(0, |w| w.remaining())
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -301,7 +324,12 @@ impl ChainBuilder {
         let mut leaves = Vec::with_capacity(records);
         let mut pending_pledges = Vec::new();
         for _ in 0..records {
-            let (who, claim) = self.next_claim();
+            let from_world = self.world.as_mut().and_then(|w| w.next_claim());
+            let in_world = from_world.is_some();
+            let (who, claim) = match from_world {
+                Some(x) => x,
+                None => self.next_claim(),
+            };
             let body = AttestationBody {
                 attester: self.ctx.genesis.members[who].name.clone(),
                 sequence: self.sequences[who],
@@ -311,6 +339,9 @@ impl ChainBuilder {
             self.sequences[who] += 1;
             let a: Attestation = body.sign(&self.keys[who], &self.ctx.chain_id);
             let leaf = Leaf::new(a);
+            if in_world && let Some(w) = self.world.as_mut() {
+                w.bind(leaf.id);
+            }
             // Revocations target only rd-spend and valuations (see `own`).
             if let Claim::PatentPledge(p) = &leaf.attestation.body.claim {
                 self.pledged.insert(p.patent);

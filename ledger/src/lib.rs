@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cn_ids;
 pub mod codec;
 pub mod demo;
+pub mod demo_world;
 pub mod export;
 pub mod genesis;
 pub mod hash;

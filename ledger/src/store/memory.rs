@@ -23,6 +23,7 @@ pub struct MemStore {
     enterprise: BTreeSet<(Uscc, u64)>,
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
+    refers: BTreeSet<(AttestationId, u64)>,
     state: MemState,
     member_index: BTreeMap<String, u16>,
 }
@@ -39,6 +40,7 @@ impl MemStore {
             enterprise: BTreeSet::new(),
             patent: BTreeSet::new(),
             attester: BTreeSet::new(),
+            refers: BTreeSet::new(),
             state: MemState::default(),
             member_index: genesis
                 .members
@@ -120,6 +122,9 @@ impl Store for MemStore {
             if let Some(p) = claim.patent() {
                 self.patent.insert((*p, leaf_index));
             }
+            for r in claim.references() {
+                self.refers.insert((r, leaf_index));
+            }
             if let Some(m) = self.member_index.get(leaf.attestation.body.attester.as_str()) {
                 self.attester.insert((*m, leaf_index));
             }
@@ -167,6 +172,9 @@ impl Store for MemStore {
             }
             IndexKey::Patent(p) => self.patent.range((*p, start)..=(*p, u64::MAX)).take(limit).map(|k| k.1).collect(),
             IndexKey::Attester(m) => self.attester.range((m, start)..=(m, u64::MAX)).take(limit).map(|k| k.1).collect(),
+            IndexKey::Refers(id) => {
+                self.refers.range((*id, start)..=(*id, u64::MAX)).take(limit).map(|k| k.1).collect()
+            }
         })
     }
 }

@@ -45,6 +45,9 @@ pub enum IndexKey<'a> {
     Patent(&'a PatentNumber),
     /// Member index in genesis order.
     Attester(u16),
+    /// Records that name this record (`Claim::references`): a loan's events and pool
+    /// records, a pledge's registration, release, disposal and loan.
+    Refers(&'a AttestationId),
 }
 
 #[derive(Debug, thiserror::Error)]

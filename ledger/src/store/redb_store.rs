@@ -25,13 +25,14 @@
 //! | `index_attester`      | member index u16 BE ‖ leaf index u64 BE | ()                                      |
 //! | `pledges`             | patent (13)                          | id of its active pledge (32)               |
 //! | `facts`               | SHA-256 of the encoded `FactKey` (32) | the encoded `Fact` (IP-loan state)        |
+//! | `index_refs`          | referenced id (32) ‖ leaf index u64 BE | () (`Claim::references`)                |
 //!
 //! Level-0 Merkle nodes are not stored: `node(0, i)` hashes leaf `i`, which costs one
 //! leaf read and one SHA-256, and saves 41 bytes and a B-tree insert per attestation.
 //!
 //! # Staged indexes
 //!
-//! `ids`, the three secondary indexes, `pledges` and `facts` are keyed by hashes or by
+//! `ids`, the four secondary indexes, `pledges` and `facts` are keyed by hashes or by
 //! identifiers that arrive in random order. Inserting a block's 1,000 entries into a
 //! large B-tree touches about 1,000 leaf pages, each copied, written and fsynced; on
 //! the 2-core reference VM (fsync about 2 ms; 1,000 scattered 4 KiB writes and an
@@ -111,6 +112,9 @@ const PLEDGES: TableDefinition<&[u8; 13], &[u8; 32]> = TableDefinition::new("ple
 /// Added with the IP-loan kinds; a store written before has none until its first merge
 /// creates it, and reads treat a missing table as empty, so the format version is unchanged.
 const FACTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("facts");
+/// Added with the IP-loan kinds like `facts`: only their records reference others, so a
+/// store written before them has none to index, and a missing table reads as empty.
+const REFS: TableDefinition<&[u8; 40], ()> = TableDefinition::new("index_refs");
 /// Largest encoded fact.
 const FACT_BYTES_MAX: usize = 4096;
 
@@ -186,6 +190,7 @@ struct Staged {
     enterprise: BTreeSet<(Uscc, u64)>,
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
+    refers: BTreeSet<(AttestationId, u64)>,
 }
 
 /// The index entries of one block's leaves.
@@ -195,6 +200,7 @@ struct Entries {
     enterprise: Vec<(Uscc, u64)>,
     patent: Vec<(PatentNumber, u64)>,
     attester: Vec<(u16, u64)>,
+    refers: Vec<(AttestationId, u64)>,
 }
 
 impl Entries {
@@ -210,6 +216,7 @@ impl Entries {
         if let Some(m) = genesis.member_index(&body.attester) {
             self.attester.push((m, index));
         }
+        self.refers.extend(body.claim.references().into_iter().map(|r| (r, index)));
     }
 }
 
@@ -220,6 +227,7 @@ impl Staged {
         self.enterprise.extend(entries.enterprise);
         self.patent.extend(entries.patent);
         self.attester.extend(entries.attester);
+        self.refers.extend(entries.refers);
         self.apply(&delta.records, &delta.pledges, &delta.facts);
     }
 
@@ -492,6 +500,9 @@ fn patent_key(p: &PatentNumber, leaf: u64) -> [u8; 21] {
 fn attester_key(m: u16, leaf: u64) -> [u8; 10] {
     keyed(&m.to_be_bytes(), leaf)
 }
+fn refers_key(id: &AttestationId, leaf: u64) -> [u8; 40] {
+    keyed(id.bytes(), leaf)
+}
 
 fn decode_header(b: &[u8], height: u64) -> Result<BlockHeader, StoreError> {
     let h = BlockHeader::from_bytes(b).map_err(|e| corrupt(place("headers", height), e.to_string()))?;
@@ -678,6 +689,7 @@ impl RedbStore {
         staged.enterprise.extend(entries.enterprise);
         staged.patent.extend(entries.patent);
         staged.attester.extend(entries.attester);
+        staged.refers.extend(entries.refers);
         drop((deltas, leaves, r));
         self.staged = staged;
         Ok(())
@@ -770,6 +782,7 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(ATTESTER).map_err(backend)?;
         w.open_table(PLEDGES).map_err(backend)?;
         w.open_table(FACTS).map_err(backend)?;
+        w.open_table(REFS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
@@ -1038,6 +1051,13 @@ impl RedbStore {
             self.staged.attester.iter().chain(&entries.attester).map(|(m, l)| attester_key(*m, *l)).collect();
         keys.sort_unstable();
         let mut table = w.open_table(ATTESTER).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
+        let mut keys: Vec<[u8; 40]> =
+            self.staged.refers.iter().chain(&entries.refers).map(|(id, l)| refers_key(id, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(REFS).map_err(backend)?;
         for k in &keys {
             table.insert(k, ()).map_err(backend)?;
         }
@@ -1356,6 +1376,16 @@ impl Store for RedbStore {
                 index_range(&t, &m.to_be_bytes(), start, limit, &mut out)?;
                 let rest = limit - out.len();
                 out.extend(self.staged.attester.range((m, start)..=(m, u64::MAX)).take(rest).map(|k| k.1));
+            }
+            IndexKey::Refers(id) => {
+                match r.open_table(REFS) {
+                    Ok(t) => index_range(&t, id.bytes(), start, limit, &mut out)?,
+                    // A store written before the IP-loan kinds: nothing merged refers to anything.
+                    Err(redb::TableError::TableDoesNotExist(_)) => {}
+                    Err(e) => return Err(open_err("index_refs")(e)),
+                }
+                let rest = limit - out.len();
+                out.extend(self.staged.refers.range((*id, start)..=(*id, u64::MAX)).take(rest).map(|k| k.1));
             }
         }
         Ok(out)

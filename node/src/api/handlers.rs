@@ -23,8 +23,8 @@ use credence_ledger::store::{IndexKey, Store, StoreError};
 use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json, require_json};
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
-    ConsistencyProofView, ErrorBody, HealthView, InclusionProofView, MempoolView, NextSequenceView, StatusView,
-    SubmitRequest, SubmitResponse,
+    ConsistencyProofView, ErrorBody, HealthView, InclusionProofView, MempoolView, NextSequenceView, PortfolioView,
+    StatusView, SubmitRequest, SubmitResponse,
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
 use crate::mempool::{AdmitError, Admitted, admit_batch};
@@ -101,7 +101,7 @@ fn b64(h: &NodeHash) -> String {
         (status = 409, description = "Already pending, or the sequence is taken by a held attestation", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (code `payload_too_large`, field `body`; refused from `Content-Length` without reading it); the connection is closed", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
-        (status = 422, description = "A ledger rule refuses it (code R001..R023: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
+        (status = 422, description = "A ledger rule refuses it (code R001..R023: unknown attester, role, sequence, signature, pledge rules, ...; R101..R132: the IP-loan rules, docs/encoding.md §3.1)", body = ErrorBody),
         (status = 503, description = "Mempool full; retry later", body = ErrorBody),
     )
 )]
@@ -376,6 +376,7 @@ enum Key {
     Enterprise(Uscc),
     Patent(PatentNumber),
     Attester(u16),
+    Refers(AttestationId),
 }
 
 /// The block range a [`PageQuery`] selects, as given (before it is resolved against the store).
@@ -460,6 +461,7 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
             Key::Enterprise(u) => IndexKey::Enterprise(u),
             Key::Patent(p) => IndexKey::Patent(p),
             Key::Attester(m) => IndexKey::Attester(*m),
+            Key::Refers(id) => IndexKey::Refers(id),
         };
         let Some((lo, hi)) = range.leaves(&*store)? else {
             return Ok(AttestationPage { items: Vec::new(), next_after: None });
@@ -484,6 +486,7 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
                 IndexKey::Enterprise(u) => claim.enterprise() == Some(*u),
                 IndexKey::Patent(p) => claim.patent() == Some(*p),
                 IndexKey::Attester(m) => st.ctx.genesis.member_index(&leaf.attestation.body.attester) == Some(*m),
+                IndexKey::Refers(id) => claim.references().contains(id),
             };
             if !matches {
                 return Err(ApiError::internal(format!("store: corrupt index: leaf {index} is not about this key")));
@@ -566,6 +569,111 @@ pub async fn attester_attestations(
 ) -> Result<Json<AttestationPage>, ApiError> {
     let (_, index) = parse_member(&st, &member)?;
     page(st, Key::Attester(index), q).await
+}
+
+/// Committed attestations that name an earlier record: a loan's events, enrolments, pool
+/// claims and payments; a pledge's CNIPA registration, release, disposal and the loan it
+/// secures; a pool's enrolments, claims and payments (the IP-loan kinds only).
+#[utoipa::path(
+    get,
+    path = "/v1/attestations/{id}/references",
+    tag = "queries",
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits"), PageQuery),
+    responses(
+        (status = 200, description = "A page, ascending by leaf index (empty for a record nothing names)", body = AttestationPage),
+        (status = 400, description = "Bad id or paging parameter", body = ErrorBody),
+    )
+)]
+pub async fn attestation_references(
+    State(st): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AttestationPage>, ApiError> {
+    let id = parse_id("id", &id)?;
+    page(st, Key::Refers(id), q).await
+}
+
+/// Query parameters of `GET /v1/portfolio`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PortfolioQuery {
+    /// Only this lender's figures and loans (a member name); the overall figures stay.
+    pub lender: Option<String>,
+    /// Per-loan lines to include, 0 to 1000 (default 0: none), ascending by loan id.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
+    pub loans_limit: Option<String>,
+    /// Only loan lines with an id after this one (the previous page's `loans_next_after`).
+    pub loans_after: Option<String>,
+}
+
+/// Leaves the portfolio reads under one store read lock while catching up, so a long
+/// catch-up never holds the committing driver off for more than this many leaf reads.
+pub const PORTFOLIO_CHUNK_LEAVES: u64 = 10_000;
+
+/// The regulator's and pools' figures: IP-pledge loans outstanding, the bad-loan ratio
+/// (次级 + 可疑 + 损失 over outstanding) and LTV buckets, overall and per lender, and each
+/// risk pool's exposure, claims and payments, with the records behind them.
+///
+/// Computed by `credence_ledger::portfolio`, the streaming code `credence portfolio
+/// --data-dir` runs on a store, over the committed leaves up to the head when the request
+/// arrived. The node keeps the computation between requests and reads only the leaves
+/// committed since (the first request after a start reads them all, in chunks of 10,000
+/// leaves, one request at a time). Per-loan lines (`loans_limit`) name each loan's
+/// classification record and appraisals; pools list their claim and payment records.
+#[utoipa::path(
+    get,
+    path = "/v1/portfolio",
+    tag = "queries",
+    params(PortfolioQuery),
+    responses(
+        (status = 200, description = "The figures", body = PortfolioView),
+        (status = 400, description = "Bad lender name, id or limit", body = ErrorBody),
+        (status = 404, description = "`lender` is not a member", body = ErrorBody),
+    )
+)]
+pub async fn portfolio(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<PortfolioQuery>,
+) -> Result<Json<PortfolioView>, ApiError> {
+    let lender = match &q.lender {
+        Some(l) => Some(parse_member(&st, l)?.0.to_string()),
+        None => None,
+    };
+    let loans_limit = match parse_opt_u64("loans_limit", q.loans_limit.as_deref())? {
+        None => 0,
+        Some(n) if n <= PAGE_LIMIT_MAX as u64 => n as usize,
+        Some(_) => return Err(ApiError::bad_request("loans_limit", format!("must be between 0 and {PAGE_LIMIT_MAX}"))),
+    };
+    let after = q.loans_after.as_deref().map(|a| parse_id("loans_after", a)).transpose()?;
+    let view = blocking(move || {
+        // One portfolio request at a time (lock order: the portfolio, then the store).
+        let mut cache = st.portfolio.lock().map_err(|_| ApiError::internal("portfolio lock poisoned"))?;
+        let Some(head) = st.read_store()?.head()? else {
+            return Ok(PortfolioView::of(&cache.portfolio, 0, 0, lender.as_deref(), after.as_ref(), loans_limit));
+        };
+        while cache.tree_size < head.tree_size {
+            let store = st.read_store()?;
+            let end = head.tree_size.min(cache.tree_size + PORTFOLIO_CHUNK_LEAVES);
+            for i in cache.tree_size..end {
+                let Some(leaf) = store.leaf(i)? else {
+                    return Err(ApiError::internal(format!("store: leaf {i} is missing")));
+                };
+                cache.portfolio.add(leaf.id, &leaf.attestation.body.claim);
+            }
+            cache.tree_size = end;
+        }
+        Ok(PortfolioView::of(
+            &cache.portfolio,
+            head.height,
+            head.tree_size,
+            lender.as_deref(),
+            after.as_ref(),
+            loans_limit,
+        ))
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// The sequence number a member must sign next (committed plus pending), for `credence attest`.

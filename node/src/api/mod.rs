@@ -198,10 +198,12 @@ pub const ROUTES: &[&str] = &[
     "/v1/attestations",
     "/v1/attestations/batch",
     "/v1/attestations/{id}",
+    "/v1/attestations/{id}/references",
     "/v1/enterprises/{uscc}/attestations",
     "/v1/patents/{number}/attestations",
     "/v1/attesters/{member}/attestations",
     "/v1/attesters/{member}/next-sequence",
+    "/v1/portfolio",
     "/v1/blocks/{height}",
     "/v1/blocks/{height}/certified",
     "/v1/status",
@@ -311,6 +313,16 @@ pub struct ApiState {
     genesis_toml: Bytes,
     /// Full tiles served recently (`tiles.rs`).
     tiles: Arc<tiles::TileCache>,
+    /// `GET /v1/portfolio`'s computation, kept between requests (memory grows with the
+    /// ledger's loans, appraisals and enrolments, not with its records).
+    pub(crate) portfolio: Arc<Mutex<PortfolioCache>>,
+}
+
+/// The portfolio computed over the first `tree_size` leaves.
+#[derive(Debug, Default)]
+pub(crate) struct PortfolioCache {
+    pub(crate) tree_size: u64,
+    pub(crate) portfolio: credence_ledger::portfolio::Portfolio,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -351,6 +363,7 @@ impl ApiState {
             limiter,
             genesis_toml,
             tiles: Arc::default(),
+            portfolio: Arc::default(),
         }
     }
 
@@ -392,10 +405,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/attestations", post(handlers::submit_attestation))
         .route("/v1/attestations/batch", post(handlers::submit_batch))
         .route("/v1/attestations/{id}", get(handlers::get_attestation))
+        .route("/v1/attestations/{id}/references", get(handlers::attestation_references))
         .route("/v1/enterprises/{uscc}/attestations", get(handlers::enterprise_attestations))
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
         .route("/v1/attesters/{member}/attestations", get(handlers::attester_attestations))
         .route("/v1/attesters/{member}/next-sequence", get(handlers::next_sequence))
+        .route("/v1/portfolio", get(handlers::portfolio))
         .route("/v1/blocks/{height}", get(handlers::get_block))
         .route("/v1/blocks/{height}/certified", get(handlers::get_certified_block))
         .route("/v1/status", get(handlers::status))

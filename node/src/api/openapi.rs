@@ -8,6 +8,7 @@ use super::views::{
     NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::{console, handlers};
+use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
 #[derive(Debug, OpenApi)]
@@ -16,16 +17,18 @@ use super::{console, handlers};
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R023."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R023 and R101..R132."
     ),
     paths(
         handlers::submit_attestation,
         handlers::submit_batch,
         handlers::get_attestation,
+        handlers::attestation_references,
         handlers::enterprise_attestations,
         handlers::patent_attestations,
         handlers::attester_attestations,
         handlers::next_sequence,
+        handlers::portfolio,
         handlers::get_block,
         handlers::get_certified_block,
         handlers::status,
@@ -60,10 +63,15 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         ConsistencyProofView,
         NextSequenceView,
         HealthView,
+        PortfolioView,
+        FiguresView,
+        LenderFiguresView,
+        PoolFiguresView,
+        LoanLineView,
     )),
     tags(
         (name = "attestations", description = "Submit and look up attestations"),
-        (name = "queries", description = "Committed attestations by enterprise, patent or attester"),
+        (name = "queries", description = "Committed attestations by enterprise, patent, attester or the record they name"),
         (name = "chain", description = "Genesis, blocks and checkpoints"),
         (name = "proofs", description = "RFC 9162 inclusion and consistency proofs"),
         (name = "node", description = "Status, health, metrics"),
