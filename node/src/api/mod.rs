@@ -308,6 +308,8 @@ pub struct ApiState {
     genesis_toml: Bytes,
     /// Full tiles served recently (`tiles.rs`).
     tiles: Arc<tiles::TileCache>,
+    /// The genesis witnesses' cosignatures, served with the checkpoint they sign.
+    pub cosignatures: Arc<crate::witness_client::Cosignatures>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -348,10 +350,17 @@ impl ApiState {
             limiter,
             genesis_toml,
             tiles: Arc::default(),
+            cosignatures: Arc::default(),
         }
     }
 
     /// Offers every admitted attestation to `tx` (for gossip).
+    /// Serves the cosignatures the witness client collects (`witness_client.rs`).
+    pub fn with_cosignatures(mut self, c: Arc<crate::witness_client::Cosignatures>) -> ApiState {
+        self.cosignatures = c;
+        self
+    }
+
     pub fn with_gossip(mut self, tx: mpsc::Sender<Leaf>) -> ApiState {
         self.on_admit = Some(tx);
         self
