@@ -15,8 +15,8 @@ use clap::Args;
 use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
-use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView};
 use credence_ledger::witness::parse_witnessed_note;
+use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView};
 use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle, check_checkpoint, check_witnessed, decode_hashes};
 use serde_json::json;
 
