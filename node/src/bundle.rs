@@ -339,6 +339,46 @@ mod tests {
         assert_eq!(verify(&parsed, &g).unwrap(), report);
     }
 
+    /// Cosignature lines count only by genesis witnesses and only if they verify; k of them
+    /// can be required, a shortfall naming the missing ones.
+    #[test]
+    fn cosignatures_are_checked_against_the_genesis_witnesses() {
+        use credence_ledger::genesis::GenesisWitness;
+        use credence_ledger::sig::SecretKey;
+        let (b, g) = fixture();
+        let (sk1, sk2) = (SecretKey::from_seed([41; 32]), SecretKey::from_seed([42; 32]));
+        let named = |name: &str, sk: &SecretKey| GenesisWitness {
+            name: name.into(),
+            public_key: sk.public(),
+            url: "http://127.0.0.1:1".into(),
+        };
+        let gw = g.clone().with_witnesses(vec![named("w.example/2", &sk2), named("w.example/1", &sk1)]).unwrap();
+        let cp = check_checkpoint(&b.checkpoint, &g).unwrap().0;
+        let keys = gw.witness_keys();
+        let c1 = Cosignature::sign(&cp.body, &keys[0], &sk1, 1_700_000_000);
+        let note = witnessed_note(&cp, std::slice::from_ref(&c1));
+        let checked = check_witnessed(&note, &gw).unwrap();
+        assert_eq!(checked.witnesses, ["w.example/1"]);
+        assert!(require_witnesses(&gw, &checked.witnesses, 1).is_ok());
+        let short = require_witnesses(&gw, &checked.witnesses, 2).unwrap_err();
+        assert!(short.contains("no valid cosignature from: w.example/2"), "{short}");
+        assert!(require_witnesses(&gw, &checked.witnesses, 3).unwrap_err().contains("names only 2"));
+        let c2 = Cosignature::sign(&cp.body, &keys[1], &sk2, 1_700_000_001);
+        let both = check_witnessed(&witnessed_note(&cp, &[c1.clone(), c2]), &gw).unwrap();
+        assert_eq!(both.witnesses, ["w.example/1", "w.example/2"]);
+        // Not a genesis witness: refused, with or without witnesses in genesis.
+        let stranger = credence_ledger::witness::WitnessKey { name: "w.example/1".into(), key: sk2.public() };
+        let forged = Cosignature::sign(&cp.body, &stranger, &sk2, 1_700_000_000);
+        let e = check_witnessed(&witnessed_note(&cp, &[forged]), &gw).unwrap_err();
+        assert!(e.contains("not by a witness named in genesis"), "{e}");
+        assert!(check_witnessed(&note, &g).unwrap_err().contains("not by a witness named in genesis"));
+        // A genesis witness's line that does not verify.
+        let mut bad = c1;
+        bad.timestamp += 1;
+        let e = check_witnessed(&witnessed_note(&cp, &[bad]), &gw).unwrap_err();
+        assert!(e.contains("w.example/1"), "{e}");
+    }
+
     /// Each field changed to another plausible value is refused, naming that field.
     #[test]
     fn every_mutated_field_is_refused_by_name() {
