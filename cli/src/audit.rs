@@ -15,8 +15,9 @@ use clap::Args;
 use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
+use credence_ledger::witness::parse_witnessed_note;
 use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView};
-use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle, check_checkpoint, decode_hashes};
+use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle, check_checkpoint, check_witnessed, decode_hashes};
 use serde_json::json;
 
 use crate::http::Conn;
@@ -61,6 +62,11 @@ pub struct AuditArgs {
     /// (e.g. made by `credence mirror`); the consistency proof is computed from the tiles.
     #[arg(long, conflicts_with = "data_dir")]
     tiles: Option<String>,
+    /// Require the current checkpoint to carry valid `cosignature/v1` lines of at least this
+    /// many of the witnesses named in genesis (C2SP tlog-witness): outside parties that saw no
+    /// other history. 0: witnesses are not required.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
     /// After a successful audit, replace the --since file with the node's current checkpoint.
     #[arg(long)]
     update: bool,
@@ -105,6 +111,10 @@ pub struct VerifyBundleArgs {
     /// the tiles): the bundle's history is the one the log still serves.
     #[arg(long)]
     tiles: Option<String>,
+    /// Require the bundle's checkpoint to carry valid `cosignature/v1` lines of at least this
+    /// many of the witnesses named in genesis. 0: witnesses are not required.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -272,8 +282,14 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
             Err(r) => return Ok(Verdict::BadCheckpoint(format!("the saved checkpoint is not valid: {r}"))),
         };
         report["from"] = checkpoint_json(&old, &old_q);
-        let (new, new_q) = match check_checkpoint(&new_note, &genesis) {
-            Ok(v) => v,
+        let (new, new_q) = match check_witnessed(&new_note, &genesis) {
+            Ok(c) => {
+                report["witnesses"] = json!(c.witnesses);
+                if let Err(r) = bundle::require_witnesses(&genesis, &c.witnesses, a.witnesses) {
+                    return Ok(Verdict::BadCheckpoint(format!("the node's current checkpoint: {r}")));
+                }
+                (c.checkpoint, c.quorum)
+            }
             Err(r) => {
                 return Ok(Verdict::BadCheckpoint(format!("the node's current checkpoint is not valid: {r}")));
             }
@@ -327,6 +343,18 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
                     t["validators"],
                     report["proof_hashes"]
                 );
+                if a.witnesses > 0 {
+                    println!(
+                        "The current checkpoint is cosigned by {} of the genesis witnesses ({} required): {}.",
+                        report["witnesses"].as_array().map_or(0, Vec::len),
+                        a.witnesses,
+                        report["witnesses"].as_array().map_or(String::new(), |w| w
+                            .iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                    );
+                }
                 if a.update {
                     println!("{} now holds the current checkpoint.", a.since.display());
                 }
@@ -352,7 +380,7 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
         bail!("attestation {} is pending, not committed yet; try again after the next block", a.id);
     };
     let note = fetch_note(&mut conn)?;
-    let cp = Checkpoint::parse_note(&note).context("the node's checkpoint")?;
+    let (cp, cosigs) = parse_witnessed_note(&note).context("the node's checkpoint")?;
     let proof: InclusionProofView =
         get_json(&mut conn, &format!("/v1/proofs/inclusion/{id}?tree_size={}", cp.body.tree_size))?;
     if proof.leaf_index != leaf_index || proof.tree_size != cp.body.tree_size {
@@ -365,19 +393,21 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     }
     let bytes = B64.decode(&view.attestation).context("the node's attestation bytes")?;
     let path = decode_hashes("proof", &proof.proof)?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp)?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs)?;
     // Never hand out a bundle that would not verify.
     let report = bundle::verify(&b, &genesis).context("the node's data does not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
-        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators",
+        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, cosigned by {} of {} genesis witnesses",
         a.out.display(),
         report.id,
         report.leaf_index,
         report.tree_size,
         report.checkpoint_height,
         report.signers.len(),
-        report.validators
+        report.validators,
+        report.witnesses.len(),
+        genesis.witnesses.len()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -392,12 +422,13 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let src = Tiles::open(tiles_arg)?;
     let note = src.checkpoint()?;
-    let (cp, _) = check_checkpoint(&note, &genesis).map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
+    let checked = check_witnessed(&note, &genesis).map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
+    let cp = checked.checkpoint;
     let size = cp.body.tree_size;
     let (leaf_index, bytes) = crate::tiles::find_entry(&src, size, &id)?;
     let tree = crate::tiles::tree(&src, size);
     let path = merkle::inclusion_proof(leaf_index, size, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp)?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &checked.cosignatures)?;
     let report = bundle::verify(&b, &genesis).context("the log's tiles do not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
@@ -422,7 +453,7 @@ fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result
         Ok(v) => v,
         Err(r) => return Ok(Err(format!("the log's current checkpoint is not valid: {r}"))),
     };
-    let then = Checkpoint::parse_note(&b.checkpoint).context("the bundle's checkpoint")?;
+    let (then, _) = parse_witnessed_note(&b.checkpoint).context("the bundle's checkpoint")?;
     let tree = crate::tiles::tree(&src, now.body.tree_size);
     let verdict = judge(&then, &now, |m, n| {
         merkle::consistency_proof(m, n, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))
@@ -438,7 +469,11 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
     let bytes = read_bounded(&a.file, BUNDLE_BYTES_MAX, "bundle")?;
     let parsed = Bundle::parse(&bytes);
     let mut result = match &parsed {
-        Ok(b) => bundle::verify(b, &genesis),
+        Ok(b) => bundle::verify(b, &genesis).and_then(|r| {
+            bundle::require_witnesses(&genesis, &r.witnesses, a.witnesses)
+                .map(|()| r)
+                .map_err(|rule| bundle::BundleError { field: "checkpoint", rule })
+        }),
         Err(e) => Err(bundle::BundleError { field: e.field, rule: e.rule.clone() }),
     };
     let mut in_log = None;
@@ -463,12 +498,14 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                     "{}",
                     json!({"valid": true, "id": r.id, "attester": r.attester, "leaf_index": r.leaf_index,
                            "tree_size": r.tree_size, "checkpoint_height": r.checkpoint_height,
-                           "signers": r.signers, "needed": r.needed, "validators": r.validators})
+                           "signers": r.signers, "needed": r.needed, "validators": r.validators,
+                           "witnesses": r.witnesses})
                 );
             } else {
                 println!(
                     "VALID: attestation {} by {} is leaf {} of the ledger's first {} attestations, \
-                     under a checkpoint (height {}) signed by {} of {} validators ({} needed): {}",
+                     under a checkpoint (height {}) signed by {} of {} validators ({} needed): {}; \
+                     cosigned by {} of {} genesis witnesses{}",
                     r.id,
                     r.attester,
                     r.leaf_index,
@@ -477,7 +514,10 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                     r.signers.len(),
                     r.validators,
                     r.needed,
-                    r.signers.join(", ")
+                    r.signers.join(", "),
+                    r.witnesses.len(),
+                    genesis.witnesses.len(),
+                    if r.witnesses.is_empty() { String::new() } else { format!(": {}", r.witnesses.join(", ")) }
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -14,5 +14,6 @@ pub mod net;
 pub mod runtime;
 pub mod wire;
 pub mod witness;
+pub mod witness_client;
 
 pub use credence_consensus::{self as consensus, evidence, mempool, sim};

@@ -813,7 +813,8 @@ pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiE
     Ok(Json(view))
 }
 
-/// The latest commit certificate: a C2SP tlog-checkpoint signed note cosigned by the validators.
+/// The latest commit certificate: a C2SP tlog-checkpoint signed note cosigned by the validators,
+/// then the genesis witnesses' `cosignature/v1` lines this node holds for it.
 #[utoipa::path(
     get,
     path = "/v1/checkpoint",
@@ -828,7 +829,8 @@ pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
-/// The head's certificate as a signed note (`/v1/checkpoint` and the tiles' `/checkpoint`).
+/// The head's certificate as a signed note (`/v1/checkpoint` and the tiles' `/checkpoint`),
+/// followed by the `cosignature/v1` lines of the genesis witnesses that cosigned it so far.
 pub(crate) async fn head_note(st: &ApiState) -> Result<String, ApiError> {
     let st = st.clone();
     blocking(move || {
@@ -837,7 +839,7 @@ pub(crate) async fn head_note(st: &ApiState) -> Result<String, ApiError> {
             return Err(ApiError::not_found("checkpoint", "no block is committed yet"));
         };
         match store.certificate(head.height)? {
-            Some(c) => Ok(c.to_note()),
+            Some(c) => Ok(c.to_note() + &st.cosignatures.lines(head.height)),
             None => Err(ApiError::internal(format!("store: certificate of head {} is missing", head.height))),
         }
     })

@@ -313,6 +313,8 @@ pub struct ApiState {
     genesis_toml: Bytes,
     /// Full tiles served recently (`tiles.rs`).
     tiles: Arc<tiles::TileCache>,
+    /// The genesis witnesses' cosignatures, served with the checkpoint they sign.
+    pub cosignatures: Arc<crate::witness_client::Cosignatures>,
     /// `GET /v1/portfolio`'s computation, kept between requests (memory grows with the
     /// ledger's loans, appraisals and enrolments, not with its records).
     pub(crate) portfolio: Arc<Mutex<PortfolioCache>>,
@@ -364,10 +366,17 @@ impl ApiState {
             genesis_toml,
             tiles: Arc::default(),
             portfolio: Arc::default(),
+            cosignatures: Arc::default(),
         }
     }
 
     /// Offers every admitted attestation to `tx` (for gossip).
+    /// Serves the cosignatures the witness client collects (`witness_client.rs`).
+    pub fn with_cosignatures(mut self, c: Arc<crate::witness_client::Cosignatures>) -> ApiState {
+        self.cosignatures = c;
+        self
+    }
+
     pub fn with_gossip(mut self, tx: mpsc::Sender<Leaf>) -> ApiState {
         self.on_admit = Some(tx);
         self

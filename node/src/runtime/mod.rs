@@ -164,9 +164,12 @@ pub async fn run(
     let api_config = ApiConfig { listen: config.api_listen, rate: config.api.rate(), ..ApiConfig::default() };
     let listener = api::bind(&api_config).await.map_err(NodeError::Api)?;
     let api_addr = listener.local_addr().map_err(NodeError::Api)?;
+    let cosignatures = Arc::new(crate::witness_client::Cosignatures::default());
+    let witness_tasks = crate::witness_client::spawn(&genesis, store.clone(), cosignatures.clone(), metrics.clone());
     let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())
         .with_gossip(gossip_tx)
-        .with_config(api_config);
+        .with_config(api_config)
+        .with_cosignatures(cosignatures.clone());
     let gossip_task = tokio::spawn(gossip::publish(gossip_rx, net.clone(), pool_changed.clone()));
     let ingest_task = tokio::spawn(gossip::ingest(
         split.attestations,
@@ -242,5 +245,8 @@ pub async fn run(
     gossip_task.abort();
     ingest_task.abort();
     sync_task.abort();
+    for t in witness_tasks {
+        t.abort();
+    }
     result
 }
