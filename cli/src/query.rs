@@ -248,6 +248,11 @@ fn list_cmd(path: &str, args: &ListArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The static name of a record kind as the node reports it (`other` for a kind this CLI does not know).
+fn kind_name(of: &str) -> &'static str {
+    credence_ledger::attestation::ClaimKind::ALL.into_iter().map(|k| k.name()).find(|n| *n == of).unwrap_or("other")
+}
+
 /// One attestation as a flat CSV/table row. Field names and order are stable (docs/AUDITING.md).
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -355,6 +360,32 @@ impl Row {
                 r.kind = "equivocation";
                 r.counterparty = validator.clone();
                 r.detail = format!("height={height} round={round} step={step}");
+            }
+            ClaimView::AccessKey { holder, key, scopes, expires_at_ms } => {
+                r.kind = "access-key";
+                r.detail =
+                    format!("holder={holder} key={key} scopes={} expires_at_ms={expires_at_ms}", scopes.join(","));
+            }
+            ClaimView::Consent { enterprise, recipient, purpose, scope, expires_at_ms, .. } => {
+                r.kind = "consent";
+                r.enterprise = enterprise.clone();
+                r.counterparty = recipient.clone();
+                r.detail = format!("purpose={purpose} scope={} expires_at_ms={expires_at_ms}", scope.join(","));
+            }
+            ClaimView::Query { reader, access_key, enterprise, purpose, consent, read } => {
+                r.kind = "query";
+                r.enterprise = enterprise.clone();
+                r.counterparty = reader.clone();
+                r.detail = format!(
+                    "purpose={purpose} read={read} access_key={access_key} consent={}",
+                    consent.as_deref().unwrap_or("none (regulator)")
+                );
+            }
+            ClaimView::Withheld { of } => {
+                // The kind is known; the content (enterprise, amounts) is not shown to this reader.
+                r.kind = kind_name(of);
+                r.detail = "withheld: no live consent for this reader".into();
+                r.amount = "withheld".into();
             }
         }
         r

@@ -1,7 +1,8 @@
-//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation).
+//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation), evidence, and access records (grants, consents, query logs).
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{AccessKeyGrant, Consent, FactKind, QueryRecord};
 use crate::codec::{self, DecodeError};
 use crate::hash::{Hash, HashOf};
 use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
@@ -43,6 +44,13 @@ pub enum Claim {
     /// statements (appended last: index 5).
     /// Boxed: it is by far the largest claim (two signed statements).
     Equivocation(Box<Equivocation>),
+    // --- access (issue 12): indexes 6..=8, contiguous ---
+    /// A member delegates an access key (index 6).
+    AccessKey(AccessKeyGrant),
+    /// A member records an enterprise's consent for a recipient member (index 7).
+    Consent(Consent),
+    /// The log of one restricted read, by the node that served it (index 8).
+    Query(QueryRecord),
 }
 
 /// Audited research-and-development spend of an enterprise over a period.
@@ -130,16 +138,22 @@ pub enum ClaimKind {
     PledgeRelease = 3,
     Revocation = 4,
     Equivocation = 5,
+    AccessKey = 6,
+    Consent = 7,
+    Query = 8,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 6] = [
+    pub const ALL: [ClaimKind; 9] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
         ClaimKind::PledgeRelease,
         ClaimKind::Revocation,
         ClaimKind::Equivocation,
+        ClaimKind::AccessKey,
+        ClaimKind::Consent,
+        ClaimKind::Query,
     ];
 
     /// The name used on the command line, in JSON and in docs.
@@ -151,11 +165,24 @@ impl ClaimKind {
             ClaimKind::PledgeRelease => "release",
             ClaimKind::Revocation => "revoke",
             ClaimKind::Equivocation => "equivocation",
+            ClaimKind::AccessKey => "access-key",
+            ClaimKind::Consent => "consent",
+            ClaimKind::Query => "query",
         }
     }
 
     pub fn from_u8(v: u8) -> Option<ClaimKind> {
         ClaimKind::ALL.get(usize::from(v)).copied()
+    }
+
+    /// The fact kind a consent must cover to read a record of this kind; `None`: not a restricted fact.
+    pub const fn fact(self) -> Option<FactKind> {
+        match self {
+            ClaimKind::RdSpend => Some(FactKind::RdSpend),
+            ClaimKind::PatentValuation => Some(FactKind::PatentValuation),
+            ClaimKind::PatentPledge => Some(FactKind::PatentPledge),
+            _ => None,
+        }
     }
 }
 
@@ -176,6 +203,9 @@ impl Claim {
             Claim::PledgeRelease(_) => ClaimKind::PledgeRelease,
             Claim::Revocation(_) => ClaimKind::Revocation,
             Claim::Equivocation(_) => ClaimKind::Equivocation,
+            Claim::AccessKey(_) => ClaimKind::AccessKey,
+            Claim::Consent(_) => ClaimKind::Consent,
+            Claim::Query(_) => ClaimKind::Query,
         }
     }
 
@@ -185,7 +215,9 @@ impl Claim {
             Claim::RdSpend(c) => Some(&c.enterprise),
             Claim::PatentValuation(c) => Some(&c.owner),
             Claim::PatentPledge(c) => Some(&c.pledgor),
-            Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
+            Claim::Consent(c) => Some(&c.enterprise),
+            Claim::Query(c) => Some(&c.enterprise),
+            Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) | Claim::AccessKey(_) => None,
         }
     }
 
@@ -194,7 +226,13 @@ impl Claim {
         match self {
             Claim::PatentValuation(c) => Some(&c.patent),
             Claim::PatentPledge(c) => Some(&c.patent),
-            Claim::RdSpend(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
+            Claim::RdSpend(_)
+            | Claim::PledgeRelease(_)
+            | Claim::Revocation(_)
+            | Claim::Equivocation(_)
+            | Claim::AccessKey(_)
+            | Claim::Consent(_)
+            | Claim::Query(_) => None,
         }
     }
 
@@ -214,6 +252,8 @@ impl Claim {
             Claim::Revocation(c) if c.superseded_by == Some(c.target) => {
                 err("superseded_by", "an attestation cannot supersede itself")
             }
+            Claim::AccessKey(c) => c.check_fields(),
+            Claim::Consent(c) => c.check_fields(),
             _ => Ok(()),
         }
     }

@@ -321,7 +321,10 @@ impl ChainBuilder {
                 | Claim::RdSpend(_)
                 | Claim::PatentValuation(_)
                 | Claim::PledgeRelease(_)
-                | Claim::Equivocation(_) => {}
+                | Claim::Equivocation(_)
+                | Claim::AccessKey(_)
+                | Claim::Consent(_)
+                | Claim::Query(_) => {}
             }
             leaves.push(leaf);
         }

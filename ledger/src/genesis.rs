@@ -31,16 +31,20 @@ pub enum Role {
     ServiceCentre,
     /// Patent appraiser: attests patent valuations.
     Appraiser,
+    /// Financial regulator: may grant access keys with the regulator scope (look-through
+    /// supervision: every record, without consent). Appended: index 3.
+    Regulator,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Bank, Role::ServiceCentre, Role::Appraiser];
+    pub const ALL: [Role; 4] = [Role::Bank, Role::ServiceCentre, Role::Appraiser, Role::Regulator];
 
     pub const fn name(self) -> &'static str {
         match self {
             Role::Bank => "bank",
             Role::ServiceCentre => "service-centre",
             Role::Appraiser => "appraiser",
+            Role::Regulator => "regulator",
         }
     }
 
@@ -58,6 +62,8 @@ impl Role {
             ClaimKind::Revocation => true,
             // Reported by validators whatever their roles (see `Member::may_attest`).
             ClaimKind::Equivocation => false,
+            // Every member manages its own access (see `Member::may_attest`).
+            ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query => true,
         }
     }
 }
@@ -173,7 +179,9 @@ pub struct Member {
 impl Member {
     pub fn may_attest(&self, kind: ClaimKind) -> bool {
         // Validators see consensus messages, so they report equivocation evidence.
-        (kind == ClaimKind::Equivocation && self.validator) || self.roles.iter().any(|r| r.allows(kind))
+        // Every member, whatever its roles, delegates access keys, records consents and logs reads.
+        let access = matches!(kind, ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query);
+        access || (kind == ClaimKind::Equivocation && self.validator) || self.roles.iter().any(|r| r.allows(kind))
     }
 }
 

@@ -101,7 +101,7 @@ fn b64(h: &NodeHash) -> String {
         (status = 409, description = "Already pending, or the sequence is taken by a held attestation", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (code `payload_too_large`, field `body`; refused from `Content-Length` without reading it); the connection is closed", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
-        (status = 422, description = "A ledger rule refuses it (code R001..R023: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
+        (status = 422, description = "A ledger rule refuses it (code R001..R029: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
         (status = 503, description = "Mempool full; retry later", body = ErrorBody),
     )
 )]

@@ -118,7 +118,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// `R001`…`R023` for ledger rules (stable, see the ledger's rejection codes), else a word:
+    /// `R001`…`R029` for ledger rules (stable, see the ledger's rejection codes), else a word:
     /// `bad_request`, `malformed`, `duplicate`, `sequence_taken`, `mempool_full`, `not_found`,
     /// `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `timeout`, `internal`.
     pub code: String,
@@ -195,6 +195,45 @@ pub enum ClaimView {
     Revoke { target: String, superseded_by: Option<String> },
     /// Evidence that a validator signed two conflicting consensus statements.
     Equivocation { validator: String, height: u64, round: u32, step: String },
+    /// A member delegates an access key (its id is the key's RFC 9421 `keyid`).
+    AccessKey {
+        holder: String,
+        /// Ed25519 public key, hex.
+        key: String,
+        /// member, restricted, regulator.
+        scopes: Vec<String>,
+        expires_at_ms: u64,
+    },
+    /// An enterprise's written authorisation for a recipient member.
+    Consent {
+        enterprise: String,
+        recipient: String,
+        /// loan-application, post-loan-monitoring, guarantee-review, risk-pool-claim.
+        purpose: String,
+        /// rd-spend, patent-valuation, pledge.
+        scope: Vec<String>,
+        expires_at_ms: u64,
+        /// SHA-256 of the signed 授权书, hex.
+        evidence: String,
+    },
+    /// The log of one restricted read, by the node that served it.
+    Query {
+        reader: String,
+        /// Id of the access-key grant that signed the read.
+        access_key: String,
+        enterprise: String,
+        purpose: String,
+        /// Id of the consent read under; null for a regulator's read.
+        consent: Option<String>,
+        /// facts or openings.
+        read: String,
+    },
+    /// The reader may not see this record's content: its kind is `of`. Returned for
+    /// enterprise facts to readers without a live consent (docs/ACCESS.md); never a zero amount.
+    Withheld {
+        /// The record's kind (rd-spend, patent-valuation, pledge, consent, query).
+        of: String,
+    },
 }
 
 impl From<&Claim> for ClaimView {
@@ -239,6 +278,28 @@ impl From<&Claim> for ClaimView {
                 };
                 ClaimView::Equivocation { validator: e.validator.to_string(), height, round, step: step.to_string() }
             }
+            Claim::AccessKey(g) => ClaimView::AccessKey {
+                holder: g.holder.clone(),
+                key: hex::encode(g.key.0),
+                scopes: g.scopes.iter().map(|s| s.name().to_string()).collect(),
+                expires_at_ms: g.expires_at_ms,
+            },
+            Claim::Consent(c) => ClaimView::Consent {
+                enterprise: c.enterprise.to_string(),
+                recipient: c.recipient.to_string(),
+                purpose: c.purpose.name().to_string(),
+                scope: c.scope.iter().map(|s| s.name().to_string()).collect(),
+                expires_at_ms: c.expires_at_ms,
+                evidence: c.evidence.to_hex(),
+            },
+            Claim::Query(q) => ClaimView::Query {
+                reader: q.reader.to_string(),
+                access_key: q.access_key.to_string(),
+                enterprise: q.enterprise.to_string(),
+                purpose: q.purpose.name().to_string(),
+                consent: q.consent.map(|c| c.to_string()),
+                read: q.read.name().to_string(),
+            },
         }
     }
 }
