@@ -327,7 +327,12 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
             cp.body.tree_size
         );
     }
-    let bytes = B64.decode(&view.attestation).context("the node's attestation bytes")?;
+    let Some(encoded) = &view.attestation else {
+        bail!(
+            "the node withholds attestation {id} from this access key (docs/ACCESS.md): sign with a key that may read it"
+        );
+    };
+    let bytes = B64.decode(encoded).context("the node's attestation bytes")?;
     let path = decode_hashes("proof", &proof.proof)?;
     let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp)?;
     // Never hand out a bundle that would not verify.

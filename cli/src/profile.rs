@@ -535,8 +535,8 @@ mod tests {
             sequence: leaf + 1,
             issued_at_ms: 0,
             claim,
-            signature: String::new(),
-            attestation: String::new(),
+            signature: None,
+            attestation: None,
         }
     }
 

@@ -48,10 +48,12 @@
 //! Locks are `std` locks held only inside those synchronous sections, never across an
 //! `.await`; when both are needed, the store lock is taken before the mempool lock.
 
+pub mod access;
 mod error;
 mod handlers;
 pub mod limits;
 mod openapi;
+pub mod query_log;
 pub mod views;
 
 use std::future::Future;
@@ -294,6 +296,10 @@ pub struct ApiState {
     limiter: Arc<RateLimiter>,
     /// `GET /v1/genesis`, rendered once.
     genesis_toml: Bytes,
+    /// Signatures seen and not yet expired ([`access::REPLAY_ENTRIES_MAX`]).
+    replay: access::SharedReplay,
+    /// Where restricted reads are logged; `None` on a node without a member key.
+    query_log: Option<query_log::QueryLog>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -333,7 +339,17 @@ impl ApiState {
             batch_bodies,
             limiter,
             genesis_toml,
+            replay: Default::default(),
+            query_log: None,
         }
+    }
+
+    /// Logs restricted reads as query records signed by `signer` (the node's member); returns
+    /// the logging task. Call after [`ApiState::with_gossip`] and [`ApiState::with_config`].
+    pub fn with_query_log(mut self, signer: query_log::Signer) -> (ApiState, tokio::task::JoinHandle<()>) {
+        let (log, task) = query_log::spawn(self.clone(), signer);
+        self.query_log = Some(log);
+        (self, task)
     }
 
     /// Offers every admitted attestation to `tx` (for gossip).
@@ -390,6 +406,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/openapi.json", get(handlers::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(body_max))

@@ -345,10 +345,11 @@ pub struct AttestationView {
     /// Unix epoch milliseconds, UTC.
     pub issued_at_ms: u64,
     pub claim: ClaimView,
-    /// The 64-byte Ed25519 signature, base64.
-    pub signature: String,
-    /// The canonical attestation bytes (the Merkle leaf data), base64.
-    pub attestation: String,
+    /// The 64-byte Ed25519 signature, base64; null when the content is withheld.
+    pub signature: Option<String>,
+    /// The canonical attestation bytes (the Merkle leaf data), base64; null when the content
+    /// is withheld (the leaf hash is still public: `GET /v1/proofs/inclusion/{id}`).
+    pub attestation: Option<String>,
 }
 
 /// Where a committed attestation is and what became of it.
@@ -394,9 +395,17 @@ impl AttestationView {
             sequence: body.sequence,
             issued_at_ms: body.issued_at_ms,
             claim: (&body.claim).into(),
-            signature: B64.encode(leaf.attestation.signature.0),
-            attestation: B64.encode(&leaf.bytes),
+            signature: Some(B64.encode(leaf.attestation.signature.0)),
+            attestation: Some(B64.encode(&leaf.bytes)),
         }
+    }
+
+    /// This view without the record's content: its kind stays, claim, signature and bytes go.
+    pub fn withheld(mut self, kind: &str) -> AttestationView {
+        self.claim = ClaimView::Withheld { of: kind.to_string() };
+        self.signature = None;
+        self.attestation = None;
+        self
     }
 }
 

@@ -166,6 +166,15 @@ pub async fn run(
     let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())
         .with_gossip(gossip_tx)
         .with_config(api_config);
+    // A member's node logs the restricted reads it serves, signed with its member key.
+    let (api_state, query_log_task) = match &me {
+        Some(m) => {
+            let signer = api::query_log::Signer { name: m.name.clone(), key: SecretKey::from_seed(key.seed()) };
+            let (state, task) = api_state.with_query_log(signer);
+            (state, Some(task))
+        }
+        None => (api_state, None),
+    };
     let gossip_task = tokio::spawn(gossip::publish(gossip_rx, net.clone(), pool_changed.clone()));
     let ingest_task = tokio::spawn(gossip::ingest(
         split.attestations,
@@ -240,6 +249,9 @@ pub async fn run(
     // These hold network handles, which keep the network task alive: stop them.
     gossip_task.abort();
     ingest_task.abort();
+    if let Some(t) = query_log_task {
+        t.abort();
+    }
     sync_task.abort();
     result
 }
