@@ -80,6 +80,10 @@ pub struct ProveArgs {
     /// Check the bundle against this genesis before writing it (default: the node's genesis).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
+    #[command(flatten)]
+    read: crate::access::ReadArgs,
 }
 
 #[derive(Args, Debug)]
@@ -307,11 +311,12 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
 
 pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
+    let mut conn = a.access.connect(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
     let id = query::seg(&a.id);
     // The attestation first, then the checkpoint: the checkpoint then covers it.
-    let view: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{id}"))?;
+    let q = a.read.query()?.replacen('&', "?", 1);
+    let view: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{id}{q}"))?;
     let Some(leaf_index) = view.leaf_index.filter(|_| view.status == "committed") else {
         bail!("attestation {} is pending, not committed yet; try again after the next block", a.id);
     };
@@ -329,7 +334,7 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     }
     let Some(encoded) = &view.attestation else {
         bail!(
-            "the node withholds attestation {id} from this access key (docs/ACCESS.md): sign with a key that may read it"
+            "the node withholds attestation {id} from this reader (docs/ACCESS.md): give --access-key and --purpose under a live consent"
         );
     };
     let bytes = B64.decode(encoded).context("the node's attestation bytes")?;

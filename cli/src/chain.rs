@@ -58,6 +58,10 @@ pub struct ExportArgs {
     /// Write the attestations as CSV (one row each, columns in docs/AUDITING.md) instead of an export file.
     #[arg(long)]
     csv: bool,
+    /// With --node: whole blocks hold every fact in clear, so the node serves them only to
+    /// an access key with the regulator scope (docs/ACCESS.md).
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 #[derive(Args, Debug)]
@@ -198,7 +202,7 @@ impl BlockSource {
             let head = store.head()?.map_or(0, |h| h.height);
             return Ok((genesis, BlockSource::Store(Box::new(store)), head));
         }
-        let mut conn = crate::http::Conn::new(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
+        let mut conn = a.access.connect(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
         let genesis = crate::query::node_genesis(&mut conn)?;
         let status: credence_node::api::views::StatusView = crate::query::get_json(&mut conn, "/v1/status")?;
         Ok((genesis, BlockSource::Node(conn), status.height))

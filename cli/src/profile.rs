@@ -14,7 +14,7 @@ use credence_node::api::views::{AttestationView, ClaimView, StatusView};
 use credence_node::runtime::now_ms;
 use serde::Serialize;
 
-use crate::http::Conn;
+use crate::access::{AccessArgs, ReadArgs};
 use crate::query::{self, ListArgs, OutArgs, get_json, print_table};
 
 #[derive(Args, Debug)]
@@ -33,6 +33,10 @@ pub struct ProfileArgs {
     /// Print one JSON object (fields in docs/AUDITING.md).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 /// Amounts in one currency, summed in fen.
@@ -481,10 +485,10 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
         None => Date::from_unix_ms(now_ms())?,
     };
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
+    let mut conn = a.access.connect(&url)?;
     let status: StatusView = get_json(&mut conn, "/v1/status")?;
     let list = ListArgs {
-        out: OutArgs { node: url.clone(), data_dir: None, json: false, csv: false },
+        out: OutArgs { node: url.clone(), data_dir: None, json: false, csv: false, access: a.access.clone() },
         // Read only up to the head seen above, so the profile is of one ledger state.
         to_height: Some(status.height),
         from_height: None,
@@ -494,8 +498,8 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
         all: true,
         after: None,
     };
-    let (items, _) =
-        query::fetch_list(&mut conn, &format!("/v1/enterprises/{}/attestations", query::seg(&a.uscc)), &list)?;
+    let path = format!("/v1/enterprises/{}/attestations", query::seg(&a.uscc));
+    let (items, _) = query::fetch_list(&mut conn, &path, &list, &a.read.query()?)?;
     let mut p = Profile::build(&a.uscc, &items, as_of);
     p.height = Some(status.height);
     p.tree_size = Some(status.tree_size);

@@ -46,8 +46,7 @@ pub fn route_scope(route: &str) -> Option<Scope> {
         "/v1/attestations/{id}"
         | "/v1/enterprises/{uscc}/attestations"
         | "/v1/patents/{number}/attestations"
-        | "/v1/attesters/{member}/attestations"
-        | "/v1/blocks/{height}" => Some(Scope::Member),
+        | "/v1/attesters/{member}/attestations" => Some(Scope::Member),
         "/v1/blocks/{height}/certified" => Some(Scope::Regulator),
         _ => None,
     }
@@ -63,9 +62,24 @@ pub struct Reader {
     pub scopes: Vec<Scope>,
     /// The member has the regulator role and the key the regulator scope.
     pub regulator: bool,
+    /// The holder of a data directory reading it offline (`ApiState::offline`): sees
+    /// everything, and its reads are not logged (no node discloses anything).
+    pub offline: bool,
 }
 
 impl Reader {
+    /// The holder of a data directory (see [`Reader::offline`]).
+    fn offline() -> Reader {
+        Reader {
+            grant: HashOf::from_hash(Hash::ZERO),
+            holder: "data-directory holder".into(),
+            member: MemberName::parse("reader", "offline-reader").unwrap_or_else(|e| unreachable!("{e}")),
+            scopes: Scope::ALL.to_vec(),
+            regulator: true,
+            offline: true,
+        }
+    }
+
     pub fn allows(&self, scope: Scope) -> bool {
         match scope {
             Scope::Member => !self.scopes.is_empty(),
@@ -173,6 +187,11 @@ pub async fn authenticate(State(st): State<ApiState>, req: Request, next: Next) 
     let Some(scope) = route.as_deref().and_then(route_scope) else {
         return next.run(req).await;
     };
+    if st.offline {
+        let mut req = req;
+        req.extensions_mut().insert(Reader::offline());
+        return next.run(req).await;
+    }
     let has_body = req.headers().get("content-length").is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key("transfer-encoding");
     let parts = parts_of(&req);
@@ -241,8 +260,14 @@ pub async fn authenticate(State(st): State<ApiState>, req: Request, next: Next) 
             .genesis
             .member_index(&member)
             .is_some_and(|i| st.ctx.genesis.members[usize::from(i)].roles.contains(&Role::Regulator));
-    let reader =
-        Reader { grant: grant_id, holder: grant.holder.clone(), member, scopes: grant.scopes.clone(), regulator };
+    let reader = Reader {
+        grant: grant_id,
+        holder: grant.holder.clone(),
+        member,
+        scopes: grant.scopes.clone(),
+        regulator,
+        offline: false,
+    };
     if !reader.allows(scope) {
         let have: Vec<&str> = reader.scopes.iter().map(|s| s.name()).collect();
         return forbidden(
@@ -269,6 +294,13 @@ pub struct LiveConsent {
     pub scope: Vec<FactKind>,
 }
 
+impl LiveConsent {
+    /// What a regulator or a data directory's holder sees: every fact kind, no consent.
+    pub fn everything() -> LiveConsent {
+        LiveConsent { id: None, scope: FactKind::ALL.to_vec() }
+    }
+}
+
 /// Finds the consent a restricted read of `enterprise` for `purpose` by `reader` rests on:
 /// the one named (`consent`), or else the live one of that enterprise, recipient and purpose
 /// that lasts longest. A regulator needs none. `Err` is the 403 naming what is missing.
@@ -281,7 +313,7 @@ pub fn find_consent(
     now: u64,
 ) -> Result<LiveConsent, ApiError> {
     if reader.regulator {
-        return Ok(LiveConsent { id: consent, scope: FactKind::ALL.to_vec() });
+        return Ok(LiveConsent { id: consent, ..LiveConsent::everything() });
     }
     if !reader.allows(Scope::Restricted) {
         return Err(forbidden(

@@ -300,6 +300,9 @@ pub struct ApiState {
     replay: access::SharedReplay,
     /// Where restricted reads are logged; `None` on a node without a member key.
     query_log: Option<query_log::QueryLog>,
+    /// Serving a data directory to its holder (`credence ... --data-dir`): no signatures,
+    /// everything shown, nothing logged (whoever holds the store file holds every record).
+    offline: bool,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -341,7 +344,15 @@ impl ApiState {
             genesis_toml,
             replay: Default::default(),
             query_log: None,
+            offline: false,
         }
+    }
+
+    /// Serves a data directory to the one who holds it (see the `offline` field): for
+    /// `credence ... --data-dir` only, on a private loopback port; never for a node.
+    pub fn offline(mut self) -> ApiState {
+        self.offline = true;
+        self
     }
 
     /// Logs restricted reads as query records signed by `signer` (the node's member); returns

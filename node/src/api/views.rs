@@ -506,6 +506,8 @@ pub struct StatusView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InclusionProofView {
     pub id: String,
+    /// Height of the block that committed the attestation.
+    pub height: u64,
     pub leaf_index: u64,
     pub tree_size: u64,
     /// SHA-256(0x00 ‖ attestation bytes), base64.
