@@ -192,7 +192,7 @@ fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
 /// Where `export` reads blocks from.
 enum BlockSource {
     Store(Box<RedbStore>),
-    Node(crate::http::Conn),
+    Node(Box<crate::http::Conn>),
 }
 
 impl BlockSource {
@@ -205,7 +205,7 @@ impl BlockSource {
         let mut conn = a.access.connect(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
         let genesis = crate::query::node_genesis(&mut conn)?;
         let status: credence_node::api::views::StatusView = crate::query::get_json(&mut conn, "/v1/status")?;
-        Ok((genesis, BlockSource::Node(conn), status.height))
+        Ok((genesis, BlockSource::Node(Box::new(conn)), status.height))
     }
 
     fn block(&mut self, genesis: &Genesis, h: u64) -> Result<CertifiedBlock> {
