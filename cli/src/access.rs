@@ -141,3 +141,35 @@ pub fn grant(r: GrantRequest<'_>) -> Result<(AttestationId, serde_json::Value)> 
     keyfile::write_private(r.out, &text)?;
     Ok((keyid, receipt))
 }
+
+/// Records, without waiting, consents by the member of `key` for `recipient` to read all facts
+/// of each of `enterprises` for loan applications, for a year; `evidence` stands for the
+/// signed authorisation of each (local chains only: `credence dev`, `credence testnet`).
+pub fn record_consents(
+    node: &str,
+    genesis: &Genesis,
+    key: &SecretKey,
+    recipient: &credence_ledger::ids::MemberName,
+    enterprises: &[credence_ledger::ids::Uscc],
+) -> Result<usize> {
+    use credence_ledger::access::{CONSENT_LIFETIME_MS_MAX, Consent, FactKind};
+    let me = crate::attest::member_of(genesis, key)?;
+    let first = crate::attest::next_sequence(node, &me)?;
+    for (sequence, e) in (first..).zip(enterprises) {
+        let evidence =
+            credence_ledger::hash::Hash::digest(&[
+                format!("local demo authorisation (授权书) of {e} for {recipient}").as_bytes()
+            ]);
+        let claim = Claim::Consent(Consent {
+            enterprise: *e,
+            recipient: recipient.clone(),
+            purpose: Purpose::LoanApplication,
+            scope: FactKind::ALL.to_vec(),
+            expires_at_ms: crate::attest::expiry_ms("consent", 365, CONSENT_LIFETIME_MS_MAX)?,
+            evidence,
+        });
+        let body = AttestationBody { attester: me.clone(), sequence, issued_at_ms: now_ms(), claim };
+        crate::attest::submit(node, &body.sign(key, &genesis.hash()), false)?;
+    }
+    Ok(enterprises.len())
+}

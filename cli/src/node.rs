@@ -203,7 +203,7 @@ fn dev_genesis(key: &SecretKey) -> Result<Genesis> {
 /// Demo attestations by the dev member: R&D spend, valuations and pledges of the real demo enterprises.
 fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence_ledger::attestation::Attestation> {
     let mut rng = credence_ledger::demo::DemoRng::new(42);
-    let enterprises = credence_ledger::demo::enterprises(&mut rng, 20);
+    let enterprises = credence_ledger::demo::enterprises(&mut rng, DEV_ENTERPRISES);
     let patents = credence_ledger::demo::patents(&mut rng, (n as usize).max(1));
     let me = genesis.members[0].name.clone();
     let now = now_ms();
@@ -226,8 +226,9 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
                     owner: e,
                     value: cny(500_000 + rng.below(80_000_000)),
                     method: ValuationMethod::Income,
-                    valuation_date: Date::new("d", 2025, 1, 15).ok()?,
-                    valid_until: Date::new("d", 2026, 1, 14).ok()?,
+                    // Valued a month ago, valid for a year: current whenever the dev chain starts.
+                    valuation_date: Date::from_unix_ms(now.saturating_sub(30 * 86_400_000)).ok()?,
+                    valid_until: Date::from_unix_ms(now.saturating_add(335 * 86_400_000)).ok()?,
                     evidence: rng.hash(),
                 }),
                 _ => Claim::PatentPledge(PatentPledge {
@@ -297,14 +298,61 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             .await?;
             eprintln!("submitted {submitted} demo attestations");
         }
-        let d = dir.display();
+        // Who reads (docs/ACCESS.md): a loan officer's and a regulator's access key, and the
+        // demo enterprises' consents for the dev member; once per dev chain.
+        let (officer, regulator) = (dir.join(DEV_OFFICER_KEY), dir.join(DEV_REGULATOR_KEY));
+        if !officer.exists() {
+            let (url2, genesis2, key2) = (url.clone(), genesis.clone(), SecretKey::from_seed(key.seed()));
+            let (officer2, regulator2) = (officer.clone(), regulator.clone());
+            tokio::task::spawn_blocking(move || provision_dev(&url2, &genesis2, &key2, &officer2, &regulator2))
+                .await??;
+        }
+        let (d, o, r) = (dir.display(), officer.display(), regulator.display());
         println!(
-            "Credence dev node: one validator, API at {url}\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
+            "Credence dev node: one validator, API at {url}\n\nTry:\n  credence profile 914403001922038216 --node {url} --access-key {o} --purpose loan-application\n  credence query enterprise 914403001922038216 --node {url} --access-key {r} --purpose supervision\n  credence query attester dev --node {url} --access-key {o}\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nReads above /v1/status need a signed request (docs/ACCESS.md): {o} is a loan officer's access key\n(member and restricted scopes; the demo enterprises consented to loan-application reads by 'dev'),\n{r} a regulator's. Each restricted read is logged on the ledger as a query record.\n\nStop with Ctrl-C."
         );
         node.await??;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dev chain's loan-officer access key (member and restricted scopes), under `--dir`.
+pub const DEV_OFFICER_KEY: &str = "keys/dev-officer.access";
+/// The dev chain's regulator access key (regulator scope), under `--dir`.
+pub const DEV_REGULATOR_KEY: &str = "keys/dev-regulator.access";
+/// Enterprises of the dev demo data (see [`demo_attestations`]).
+const DEV_ENTERPRISES: usize = 20;
+
+/// Delegates the dev chain's two access keys and records the demo enterprises' consents.
+fn provision_dev(url: &str, genesis: &Genesis, key: &SecretKey, officer: &Path, regulator: &Path) -> Result<()> {
+    use credence_ledger::access::Scope;
+    let enterprises = credence_ledger::demo::enterprises(&mut credence_ledger::demo::DemoRng::new(42), DEV_ENTERPRISES);
+    let me = crate::attest::member_of(genesis, key)?;
+    crate::access::record_consents(url, genesis, key, &me, &enterprises)?;
+    for (holder, scopes, out) in [
+        ("dev-loan-officer", vec![Scope::Member, Scope::Restricted], officer),
+        ("dev-regulator", vec![Scope::Regulator], regulator),
+    ] {
+        let request = crate::access::GrantRequest {
+            node: url,
+            genesis,
+            member_key: key,
+            holder,
+            scopes,
+            days: 365,
+            out,
+            passphrase: None,
+        };
+        crate::access::grant(request)?;
+    }
+    eprintln!(
+        "delegated access keys {} and {}; recorded {} consents",
+        officer.display(),
+        regulator.display(),
+        enterprises.len()
+    );
+    Ok(())
 }
 
 /// A local network's files, written by [`write_testnet`].

@@ -136,6 +136,29 @@ pub struct Profile {
     /// Pledges released by their bank.
     pub released_pledges: usize,
     pub flagged: Vec<Flag>,
+    /// The query section: each logged read of the enterprise's facts, oldest first.
+    pub queries: Vec<QueryLine>,
+    /// Records the reader may not see, by kind (docs/ACCESS.md): read with `--purpose` under
+    /// a live consent. The sections above leave them out; they are never counted as zero.
+    pub withheld: BTreeMap<String, usize>,
+}
+
+/// One logged read of the enterprise's facts (a query record), as in a credit report's query section.
+#[derive(Debug, Serialize)]
+pub struct QueryLine {
+    /// When the serving node logged it (Unix ms).
+    pub issued_at_ms: u64,
+    /// The member whose access key read.
+    pub reader: String,
+    pub purpose: String,
+    /// The consent read under; `None` for a regulator.
+    pub consent: Option<String>,
+    /// The access-key grant that signed the read.
+    pub access_key: String,
+    /// The member whose node served the read and signed the record.
+    pub logged_by: String,
+    pub read: String,
+    pub id: String,
 }
 
 fn totals<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> Vec<Total> {
@@ -329,6 +352,26 @@ impl Profile {
         let portfolio_total =
             totals(patents.iter().filter_map(|p| p.valuation.as_ref()).map(|v| (v.currency.as_str(), v.fen)));
         let secured_total = totals(pledges.iter().map(|p| (p.currency.as_str(), p.fen)));
+        let mut withheld: BTreeMap<String, usize> = BTreeMap::new();
+        let mut queries = Vec::new();
+        for a in &items {
+            match &a.claim {
+                ClaimView::Withheld { of } => *withheld.entry(of.clone()).or_default() += 1,
+                ClaimView::Query { reader, access_key, enterprise: e, purpose, consent, read } if e == enterprise => {
+                    queries.push(QueryLine {
+                        issued_at_ms: a.issued_at_ms,
+                        reader: reader.clone(),
+                        purpose: purpose.clone(),
+                        consent: consent.clone(),
+                        access_key: access_key.clone(),
+                        logged_by: a.attester.clone(),
+                        read: read.clone(),
+                        id: a.id.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
         Profile {
             enterprise: enterprise.to_string(),
             as_of: as_of_s,
@@ -342,6 +385,18 @@ impl Profile {
             secured_total,
             released_pledges,
             flagged,
+            queries,
+            withheld,
+        }
+    }
+
+    /// What to print for an empty section of `kind`: `none_text`, or that records are withheld.
+    fn empty(&self, kind: &str, none_text: &str) -> String {
+        match self.withheld.get(kind) {
+            Some(n) => format!(
+                "  WITHHELD: {n} {kind} record(s) this reader may not see (read with --purpose under a consent)"
+            ),
+            None => format!("  {none_text}"),
         }
     }
 }
@@ -361,9 +416,17 @@ fn print_human(p: &Profile) {
     println!("Credit profile of enterprise {}", p.enterprise);
     println!("({at}as of {}; {} attestations about this enterprise)", p.as_of, p.attestations);
 
+    if !p.withheld.is_empty() {
+        let list: Vec<String> = p.withheld.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!(
+            "WITHHELD from this reader: {} (docs/ACCESS.md: read with --access-key and --purpose under the enterprise's consent)",
+            list.join(", ")
+        );
+    }
+
     println!("\nR&D spend, as attested by member institutions");
     if p.rd_spend.is_empty() {
-        println!("  none attested");
+        println!("{}", p.empty("rd-spend", "none attested"));
     } else {
         let rows: Vec<Vec<String>> = p
             .rd_spend
@@ -392,7 +455,7 @@ fn print_human(p: &Profile) {
 
     println!("\nPatent portfolio (latest unexpired valuation per patent)");
     if p.patents.is_empty() {
-        println!("  no valuations recorded");
+        println!("{}", p.empty("patent-valuation", "no valuations recorded"));
     } else {
         let rows: Vec<Vec<String>> = p
             .patents
@@ -429,7 +492,7 @@ fn print_human(p: &Profile) {
 
     println!("\nActive pledges");
     if p.pledges.is_empty() {
-        println!("  none");
+        println!("{}", p.empty("pledge", "none"));
     } else {
         let rows: Vec<Vec<String>> = p
             .pledges
@@ -462,6 +525,23 @@ fn print_human(p: &Profile) {
             .map(|f| vec![f.id[..16].to_string(), f.kind.clone(), f.attester.clone(), f.reason.clone()])
             .collect();
         indent_table(&["id", "kind", "attester", "reason"], &rows);
+    }
+
+    println!("\nQuery history (each read of this enterprise's facts, logged on the ledger)");
+    if p.queries.is_empty() {
+        println!("{}", p.empty("query", "none"));
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .queries
+            .iter()
+            .map(|q| {
+                let when = Date::from_unix_ms(q.issued_at_ms).map(|d| d.to_string()).unwrap_or_default();
+                let short = |s: &str| s.get(..16).unwrap_or(s).to_string();
+                let consent = q.consent.as_deref().map_or("none (regulator)".to_string(), short);
+                vec![when, q.reader.clone(), q.purpose.clone(), consent, short(&q.access_key), q.logged_by.clone()]
+            })
+            .collect();
+        indent_table(&["date", "reader", "purpose", "consent", "access key", "logged by"], &rows);
     }
 }
 

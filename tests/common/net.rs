@@ -97,6 +97,24 @@ pub fn get_as(url: &str, key_file: Option<&Path>, path: &str) -> Option<(u16, se
     Some((status, serde_json::from_str(body).ok()?))
 }
 
+/// A POST of JSON on a fresh connection; the status code.
+pub fn post(url: &str, path: &str, body: &serde_json::Value) -> u16 {
+    use std::io::{Read, Write};
+    let host = url.strip_prefix("http://").unwrap();
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
 pub fn status(url: &str) -> Option<serde_json::Value> {
     get(url, "/v1/status")
 }

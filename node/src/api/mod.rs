@@ -357,7 +357,10 @@ impl ApiState {
 
     /// Logs restricted reads as query records signed by `signer` (the node's member); returns
     /// the logging task. Call after [`ApiState::with_gossip`] and [`ApiState::with_config`].
-    pub fn with_query_log(mut self, signer: query_log::Signer) -> (ApiState, tokio::task::JoinHandle<()>) {
+    pub fn with_query_log(
+        mut self,
+        signer: query_log::Signer,
+    ) -> (ApiState, tokio::task::JoinHandle<Vec<credence_ledger::attestation::AttestationId>>) {
         let (log, task) = query_log::spawn(self.clone(), signer);
         self.query_log = Some(log);
         (self, task)

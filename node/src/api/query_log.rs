@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use credence_ledger::access::QueryRecord;
-use credence_ledger::attestation::{AttestationBody, Claim};
+use credence_ledger::attestation::{AttestationBody, AttestationId, Claim};
 use credence_ledger::ids::MemberName;
 use credence_ledger::sig::SecretKey;
 
@@ -27,6 +27,11 @@ pub const QUERY_LOG_QUEUE_MAX: usize = 10_000;
 pub const QUERY_LOG_BATCH_MAX: usize = 256;
 /// Longest wait for a batch to fill after its first record, in milliseconds.
 pub const QUERY_LOG_FLUSH_MS: u64 = 100;
+/// Most ids of admitted records the task remembers, so that a stopping node can wait for
+/// them to commit (the newest are kept).
+pub const QUERY_LOG_RECENT_MAX: usize = QUERY_LOG_QUEUE_MAX;
+/// Longest a stopping node waits for its last query records to be logged and committed, in milliseconds.
+pub const QUERY_LOG_SHUTDOWN_MS: u64 = 5_000;
 
 /// The sending side, held by the API's handlers.
 #[derive(Clone, Debug)]
@@ -56,13 +61,17 @@ pub struct Signer {
 }
 
 /// Starts the logging task; `state` must be the API's state (its admission path and gossip).
-pub fn spawn(state: ApiState, signer: Signer) -> (QueryLog, tokio::task::JoinHandle<()>) {
+/// The task ends once every [`QueryLog`] is dropped (the API has stopped) and its queue is
+/// drained and admitted: it returns the ids of the newest records it admitted (at most
+/// [`QUERY_LOG_RECENT_MAX`]), for the node to wait for their commit before it stops.
+pub fn spawn(state: ApiState, signer: Signer) -> (QueryLog, tokio::task::JoinHandle<Vec<AttestationId>>) {
     let (tx, rx) = mpsc::channel(QUERY_LOG_QUEUE_MAX);
     (QueryLog { tx }, tokio::spawn(run(rx, state, signer)))
 }
 
-async fn run(mut rx: mpsc::Receiver<QueryRecord>, state: ApiState, signer: Signer) {
+async fn run(mut rx: mpsc::Receiver<QueryRecord>, state: ApiState, signer: Signer) -> Vec<AttestationId> {
     let signer = std::sync::Arc::new(signer);
+    let mut recent = std::collections::VecDeque::new();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(QUERY_LOG_FLUSH_MS);
@@ -75,11 +84,20 @@ async fn run(mut rx: mpsc::Receiver<QueryRecord>, state: ApiState, signer: Signe
         let (st, sg) = (state.clone(), signer.clone());
         let count = batch.len();
         match tokio::task::spawn_blocking(move || admit(&st, &sg, batch)).await {
-            Ok(Ok(leaves)) => super::handlers::offer_for_gossip(&state, leaves),
+            Ok(Ok(leaves)) => {
+                for leaf in &leaves {
+                    if recent.len() == QUERY_LOG_RECENT_MAX {
+                        recent.pop_front();
+                    }
+                    recent.push_back(leaf.id);
+                }
+                super::handlers::offer_for_gossip(&state, leaves)
+            }
             Ok(Err(e)) => tracing::error!(count, error = %e.rule, "query log: records not admitted"),
             Err(e) => tracing::error!(count, error = %e, "query log: task failed"),
         }
     }
+    recent.into()
 }
 
 /// Signs and admits `batch`, retrying refused records once with fresh sequences.
