@@ -355,6 +355,79 @@ fn provision_dev(url: &str, genesis: &Genesis, key: &SecretKey, officer: &Path, 
     Ok(())
 }
 
+/// The enterprise of the README's examples, whose consent `credence testnet --start` records.
+const TESTNET_ENTERPRISE: &str = "914403001922038216";
+
+/// For a started testnet: once its first node commits, delegates an access key to each
+/// member (member and restricted scopes, `keys/<name>.access`) and a regulator key from
+/// validator-0 (`keys/regulator.access`), records the consent of [`TESTNET_ENTERPRISE`] for
+/// each member, and prints how to read.
+fn provision_testnet(layout: &TestnetLayout) -> Result<()> {
+    use credence_ledger::access::Scope;
+    let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
+    let api = |i: usize| layout.manifest["nodes"][i]["api"].as_str().unwrap_or_default().to_string();
+    let started = std::time::Instant::now();
+    while crate::http::get(&api(0), "/v1/status")
+        .ok()
+        .and_then(|r| r.json().ok())
+        .and_then(|v| v["height"].as_u64())
+        .unwrap_or(0)
+        < 1
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the first node did not commit a block within 60 s (see its node.log)");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let enterprise = credence_ledger::ids::Uscc::parse("enterprise", TESTNET_ENTERPRISE)?;
+    let v0 = keyfile::read(&layout.dir.join(format!("keys/{}.key", layout.names[0])))?;
+    let mut grants = Vec::new();
+    for (i, name) in layout.names.iter().enumerate() {
+        let key = keyfile::read(&layout.dir.join(format!("keys/{name}.key")))?;
+        let out = layout.dir.join(format!("keys/{name}.access"));
+        let scopes = vec![Scope::Member, Scope::Restricted];
+        let request = crate::access::GrantRequest {
+            node: &api(i),
+            genesis: &genesis,
+            member_key: &key,
+            holder: &format!("{name}-reader"),
+            scopes,
+            days: 90,
+            out: &out,
+            passphrase: None,
+        };
+        crate::access::grant(request)?;
+        let member = crate::attest::member_of(&genesis, &key)?;
+        crate::access::record_consents(&api(0), &genesis, &v0, &member, &[enterprise])?;
+        grants.push((name.clone(), out));
+    }
+    let regulator = layout.dir.join("keys/regulator.access");
+    crate::access::grant(crate::access::GrantRequest {
+        node: &api(0),
+        genesis: &genesis,
+        member_key: &v0,
+        holder: "testnet-regulator",
+        scopes: vec![Scope::Regulator],
+        days: 90,
+        out: &regulator,
+        passphrase: None,
+    })?;
+    println!(
+        "access keys (docs/ACCESS.md), each member's consented to read {TESTNET_ENTERPRISE} for loan-application:"
+    );
+    for (name, file) in &grants {
+        println!("  {name}: {}", file.display());
+    }
+    println!("  regulator (validator-0): {}", regulator.display());
+    let (g0, a0) = (grants[0].1.display(), api(0));
+    println!(
+        "try:\n  credence profile {TESTNET_ENTERPRISE} --node {a0} --access-key {g0} --purpose loan-application\n  credence query enterprise {TESTNET_ENTERPRISE} --node {a0} --access-key {} --purpose supervision\n  credence export --node {a0} --access-key {} --out chain.export",
+        regulator.display(),
+        regulator.display()
+    );
+    Ok(())
+}
+
 /// A local network's files, written by [`write_testnet`].
 #[derive(Debug)]
 pub struct TestnetLayout {
@@ -528,6 +601,10 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
         return Err(e);
     }
     println!("started {} nodes; stop with Ctrl-C (logs in <dir>/<name>/node.log)", children.len());
+    if let Err(e) = provision_testnet(&layout) {
+        stop_nodes(&mut children);
+        return Err(e.context("cannot provision the testnet's access keys"));
+    }
     let waited = runtime().map(|rt| rt.block_on(stop_signal()));
     stop_nodes(&mut children);
     waited?;
