@@ -97,6 +97,10 @@ pub struct ProveArgs {
     /// inclusion proof is computed from the tiles.
     #[arg(long, conflicts_with = "data_dir", requires = "genesis")]
     tiles: Option<String>,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
+    #[command(flatten)]
+    read: crate::access::ReadArgs,
 }
 
 #[derive(Args, Debug)]
@@ -371,11 +375,12 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
         return prove_from_tiles(a, t);
     }
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
+    let mut conn = a.access.connect(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
     let id = query::seg(&a.id);
     // The attestation first, then the checkpoint: the checkpoint then covers it.
-    let view: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{id}"))?;
+    let q = a.read.query()?.replacen('&', "?", 1);
+    let view: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{id}{q}"))?;
     let Some(leaf_index) = view.leaf_index.filter(|_| view.status == "committed") else {
         bail!("attestation {} is pending, not committed yet; try again after the next block", a.id);
     };
@@ -391,7 +396,12 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
             cp.body.tree_size
         );
     }
-    let bytes = B64.decode(&view.attestation).context("the node's attestation bytes")?;
+    let Some(encoded) = &view.attestation else {
+        bail!(
+            "the node withholds attestation {id} from this reader (docs/ACCESS.md): give --access-key and --purpose under a live consent"
+        );
+    };
+    let bytes = B64.decode(encoded).context("the node's attestation bytes")?;
     let path = decode_hashes("proof", &proof.proof)?;
     let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs)?;
     // Never hand out a bundle that would not verify.

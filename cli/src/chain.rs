@@ -62,6 +62,10 @@ pub struct ExportArgs {
     /// Write Parquet tables (blocks, attestations, one per kind; docs/AUDITING.md) into the directory --out.
     #[arg(long)]
     parquet: bool,
+    /// With --node: whole blocks hold every fact in clear, so the node serves them only to
+    /// an access key with the regulator scope (docs/ACCESS.md).
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 #[derive(Args, Debug)]
@@ -199,7 +203,7 @@ pub(crate) fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
 /// Where `export` reads blocks from.
 enum BlockSource {
     Store(Box<RedbStore>),
-    Node(crate::http::Conn),
+    Node(Box<crate::http::Conn>),
 }
 
 impl BlockSource {
@@ -209,10 +213,10 @@ impl BlockSource {
             let head = store.head()?.map_or(0, |h| h.height);
             return Ok((genesis, BlockSource::Store(Box::new(store)), head));
         }
-        let mut conn = crate::http::Conn::new(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
+        let mut conn = a.access.connect(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
         let genesis = crate::query::node_genesis(&mut conn)?;
         let status: credence_node::api::views::StatusView = crate::query::get_json(&mut conn, "/v1/status")?;
-        Ok((genesis, BlockSource::Node(conn), status.height))
+        Ok((genesis, BlockSource::Node(Box::new(conn)), status.height))
     }
 
     fn block(&mut self, genesis: &Genesis, h: u64) -> Result<CertifiedBlock> {

@@ -1,5 +1,6 @@
 //! The `credence` command line: run nodes, attest, query and audit the ledger, and verify chains, proofs and bundles offline.
 
+mod access;
 mod attest;
 mod audit;
 mod bench_audit;

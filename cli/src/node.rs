@@ -221,7 +221,7 @@ fn dev_genesis(key: &SecretKey, others: &[(String, SecretKey, Vec<Role>)]) -> Re
 /// enterprises of the loan world (seed 1, so the real codes come first).
 fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestation> {
     let mut rng = demo::DemoRng::new(42);
-    let enterprises = demo::enterprises(&mut demo::DemoRng::new(DEV_WORLD_SEED), 20);
+    let enterprises = demo::enterprises(&mut demo::DemoRng::new(DEV_WORLD_SEED), DEV_ENTERPRISES);
     let patents = demo::patents(&mut rng, (n as usize).max(1));
     let me = MemberName::parse("member", "dev").unwrap_or_else(|_| genesis.members[0].name.clone());
     let now = now_ms();
@@ -244,8 +244,9 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestat
                     owner: e,
                     value: cny(500_000 + rng.below(80_000_000)),
                     method: ValuationMethod::Income,
-                    valuation_date: Date::new("d", 2025, 1, 15).ok()?,
-                    valid_until: Date::new("d", 2026, 1, 14).ok()?,
+                    // Valued a month ago, valid for a year: current whenever the dev chain starts.
+                    valuation_date: Date::from_unix_ms(now.saturating_sub(30 * 86_400_000)).ok()?,
+                    valid_until: Date::from_unix_ms(now.saturating_add(335 * 86_400_000)).ok()?,
                     evidence: rng.hash(),
                 }),
                 _ => Claim::PatentPledge(PatentPledge {
@@ -376,14 +377,134 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             let submitted = tokio::task::spawn_blocking(move || submit_all(&url2, &records)).await??;
             eprintln!("submitted {submitted} demo attestations ({world} of the loan world)");
         }
-        let d = dir.display();
+        // Who reads (docs/ACCESS.md): a loan officer's and a regulator's access key, and the
+        // demo enterprises' consents for the dev member; once per dev chain.
+        let (officer, regulator) = (dir.join(DEV_OFFICER_KEY), dir.join(DEV_REGULATOR_KEY));
+        if !officer.exists() {
+            let (url2, genesis2, key2) = (url.clone(), genesis.clone(), SecretKey::from_seed(key.seed()));
+            let (officer2, regulator2) = (officer.clone(), regulator.clone());
+            tokio::task::spawn_blocking(move || provision_dev(&url2, &genesis2, &key2, &officer2, &regulator2))
+                .await??;
+        }
+        let (d, o, r) = (dir.display(), officer.display(), regulator.display());
         println!(
-            "Credence dev node: one validator, API at {url}, web console at {url}/console\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence profile 914403001922038216 --node {url}\n  credence portfolio --node {url}\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
+            "Credence dev node: one validator, API at {url}, web console at {url}/console\n\nTry:\n  credence profile 914403001922038216 --node {url} --access-key {o} --purpose loan-application\n  credence query enterprise 914403001922038216 --node {url} --access-key {r} --purpose supervision\n  credence portfolio --node {url} --access-key {r}\n  credence query attester dev --node {url} --access-key {o}\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nReads above /v1/status need a signed request (docs/ACCESS.md): {o} is a loan officer's access key\n(member and restricted scopes; the demo enterprises consented to loan-application reads by 'dev'),\n{r} a regulator's. Each restricted read is logged on the ledger as a query record.\n\nStop with Ctrl-C."
         );
         node.await??;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dev chain's loan-officer access key (member and restricted scopes), under `--dir`.
+pub const DEV_OFFICER_KEY: &str = "keys/dev-officer.access";
+/// The dev chain's regulator access key (regulator scope), under `--dir`.
+pub const DEV_REGULATOR_KEY: &str = "keys/dev-regulator.access";
+/// Enterprises of the dev demo data (see [`demo_attestations`]).
+const DEV_ENTERPRISES: usize = 20;
+
+/// Delegates the dev chain's two access keys and records the demo enterprises' consents.
+fn provision_dev(url: &str, genesis: &Genesis, key: &SecretKey, officer: &Path, regulator: &Path) -> Result<()> {
+    use credence_ledger::access::Scope;
+    let enterprises = demo::enterprises(&mut demo::DemoRng::new(DEV_WORLD_SEED), DEV_ENTERPRISES);
+    let me = crate::attest::member_of(genesis, key)?;
+    crate::access::record_consents(url, genesis, key, &me, &enterprises)?;
+    for (holder, scopes, out) in [
+        ("dev-loan-officer", vec![Scope::Member, Scope::Restricted], officer),
+        ("dev-regulator", vec![Scope::Regulator], regulator),
+    ] {
+        let request = crate::access::GrantRequest {
+            node: url,
+            genesis,
+            member_key: key,
+            holder,
+            scopes,
+            days: 365,
+            out,
+            passphrase: None,
+        };
+        crate::access::grant(request)?;
+    }
+    eprintln!(
+        "delegated access keys {} and {}; recorded {} consents",
+        officer.display(),
+        regulator.display(),
+        enterprises.len()
+    );
+    Ok(())
+}
+
+/// The enterprise of the README's examples, whose consent `credence testnet --start` records.
+const TESTNET_ENTERPRISE: &str = "914403001922038216";
+
+/// For a started testnet: once its first node commits, delegates an access key to each
+/// member (member and restricted scopes, `keys/<name>.access`) and a regulator key from
+/// validator-0 (`keys/regulator.access`), records the consent of [`TESTNET_ENTERPRISE`] for
+/// each member, and prints how to read.
+fn provision_testnet(layout: &TestnetLayout) -> Result<()> {
+    use credence_ledger::access::Scope;
+    let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
+    let api = |i: usize| layout.manifest["nodes"][i]["api"].as_str().unwrap_or_default().to_string();
+    let started = std::time::Instant::now();
+    while crate::http::get(&api(0), "/v1/status")
+        .ok()
+        .and_then(|r| r.json().ok())
+        .and_then(|v| v["height"].as_u64())
+        .unwrap_or(0)
+        < 1
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the first node did not commit a block within 60 s (see its node.log)");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let enterprise = credence_ledger::ids::Uscc::parse("enterprise", TESTNET_ENTERPRISE)?;
+    let v0 = keyfile::read(&layout.dir.join(format!("keys/{}.key", layout.names[0])))?;
+    let mut grants = Vec::new();
+    for (i, name) in layout.names.iter().enumerate() {
+        let key = keyfile::read(&layout.dir.join(format!("keys/{name}.key")))?;
+        let out = layout.dir.join(format!("keys/{name}.access"));
+        let scopes = vec![Scope::Member, Scope::Restricted];
+        let request = crate::access::GrantRequest {
+            node: &api(i),
+            genesis: &genesis,
+            member_key: &key,
+            holder: &format!("{name}-reader"),
+            scopes,
+            days: 90,
+            out: &out,
+            passphrase: None,
+        };
+        crate::access::grant(request)?;
+        let member = crate::attest::member_of(&genesis, &key)?;
+        crate::access::record_consents(&api(0), &genesis, &v0, &member, &[enterprise])?;
+        grants.push((name.clone(), out));
+    }
+    let regulator = layout.dir.join("keys/regulator.access");
+    crate::access::grant(crate::access::GrantRequest {
+        node: &api(0),
+        genesis: &genesis,
+        member_key: &v0,
+        holder: "testnet-regulator",
+        scopes: vec![Scope::Regulator],
+        days: 90,
+        out: &regulator,
+        passphrase: None,
+    })?;
+    println!(
+        "access keys (docs/ACCESS.md), each member's consented to read {TESTNET_ENTERPRISE} for loan-application:"
+    );
+    for (name, file) in &grants {
+        println!("  {name}: {}", file.display());
+    }
+    println!("  regulator (validator-0): {}", regulator.display());
+    let (g0, a0) = (grants[0].1.display(), api(0));
+    println!(
+        "try:\n  credence profile {TESTNET_ENTERPRISE} --node {a0} --access-key {g0} --purpose loan-application\n  credence query enterprise {TESTNET_ENTERPRISE} --node {a0} --access-key {} --purpose supervision\n  credence export --node {a0} --access-key {} --out chain.export",
+        regulator.display(),
+        regulator.display()
+    );
+    Ok(())
 }
 
 /// A local network's files, written by [`write_testnet`].
@@ -559,6 +680,10 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
         return Err(e);
     }
     println!("started {} nodes; stop with Ctrl-C (logs in <dir>/<name>/node.log)", children.len());
+    if let Err(e) = provision_testnet(&layout) {
+        stop_nodes(&mut children);
+        return Err(e.context("cannot provision the testnet's access keys"));
+    }
     let waited = runtime().map(|rt| rt.block_on(stop_signal()));
     stop_nodes(&mut children);
     waited?;

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::http::Conn;
 use crate::profile_loans::LoanSections;
+use crate::access::{AccessArgs, ReadArgs};
 use crate::query::{self, ListArgs, OutArgs, get_json, print_table};
 
 #[derive(Args, Debug)]
@@ -34,6 +35,10 @@ pub struct ProfileArgs {
     /// Print one JSON object (fields in docs/AUDITING.md).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 /// Amounts in one currency, summed in fen.
@@ -136,6 +141,29 @@ pub struct Profile {
     /// Loans, qualifications and patent status (the IP-loan kinds).
     #[serde(flatten)]
     pub ip_loans: LoanSections,
+    /// The query section: each logged read of the enterprise's facts, oldest first.
+    pub queries: Vec<QueryLine>,
+    /// Records the reader may not see, by kind (docs/ACCESS.md): read with `--purpose` under
+    /// a live consent. The sections above leave them out; they are never counted as zero.
+    pub withheld: BTreeMap<String, usize>,
+}
+
+/// One logged read of the enterprise's facts (a query record), as in a credit report's query section.
+#[derive(Debug, Serialize)]
+pub struct QueryLine {
+    /// When the serving node logged it (Unix ms).
+    pub issued_at_ms: u64,
+    /// The member whose access key read.
+    pub reader: String,
+    pub purpose: String,
+    /// The consent read under; `None` for a regulator.
+    pub consent: Option<String>,
+    /// The access-key grant that signed the read.
+    pub access_key: String,
+    /// The member whose node served the read and signed the record.
+    pub logged_by: String,
+    pub read: String,
+    pub id: String,
 }
 
 fn totals<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> Vec<Total> {
@@ -336,6 +364,26 @@ impl Profile {
         let portfolio_total =
             totals(patents.iter().filter_map(|p| p.valuation.as_ref()).map(|v| (v.currency.as_str(), v.fen)));
         let secured_total = totals(pledges.iter().map(|p| (p.currency.as_str(), p.fen)));
+        let mut withheld: BTreeMap<String, usize> = BTreeMap::new();
+        let mut queries = Vec::new();
+        for a in &items {
+            match &a.claim {
+                ClaimView::Withheld { of } => *withheld.entry(of.clone()).or_default() += 1,
+                ClaimView::Query { reader, access_key, enterprise: e, purpose, consent, read } if e == enterprise => {
+                    queries.push(QueryLine {
+                        issued_at_ms: a.issued_at_ms,
+                        reader: reader.clone(),
+                        purpose: purpose.clone(),
+                        consent: consent.clone(),
+                        access_key: access_key.clone(),
+                        logged_by: a.attester.clone(),
+                        read: read.clone(),
+                        id: a.id.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
         Profile {
             enterprise: enterprise.to_string(),
             as_of: as_of_s,
@@ -350,6 +398,18 @@ impl Profile {
             released_pledges,
             flagged,
             ip_loans,
+            queries,
+            withheld,
+        }
+    }
+
+    /// What to print for an empty section of `kind`: `none_text`, or that records are withheld.
+    fn empty(&self, kind: &str, none_text: &str) -> String {
+        match self.withheld.get(kind) {
+            Some(n) => format!(
+                "  WITHHELD: {n} {kind} record(s) this reader may not see (read with --purpose under a consent)"
+            ),
+            None => format!("  {none_text}"),
         }
     }
 }
@@ -369,9 +429,17 @@ fn print_human(p: &Profile) {
     println!("Credit profile of enterprise {}", p.enterprise);
     println!("({at}as of {}; {} attestations about this enterprise)", p.as_of, p.attestations);
 
+    if !p.withheld.is_empty() {
+        let list: Vec<String> = p.withheld.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!(
+            "WITHHELD from this reader: {} (docs/ACCESS.md: read with --access-key and --purpose under the enterprise's consent)",
+            list.join(", ")
+        );
+    }
+
     println!("\nR&D spend, as attested by member institutions");
     if p.rd_spend.is_empty() {
-        println!("  none attested");
+        println!("{}", p.empty("rd-spend", "none attested"));
     } else {
         let rows: Vec<Vec<String>> = p
             .rd_spend
@@ -400,7 +468,7 @@ fn print_human(p: &Profile) {
 
     println!("\nPatent portfolio (latest unexpired valuation per patent)");
     if p.patents.is_empty() {
-        println!("  no valuations recorded");
+        println!("{}", p.empty("patent-valuation", "no valuations recorded"));
     } else {
         let rows: Vec<Vec<String>> = p
             .patents
@@ -437,7 +505,7 @@ fn print_human(p: &Profile) {
 
     println!("\nActive pledges");
     if p.pledges.is_empty() {
-        println!("  none");
+        println!("{}", p.empty("pledge", "none"));
     } else {
         let rows: Vec<Vec<String>> = p
             .pledges
@@ -472,6 +540,23 @@ fn print_human(p: &Profile) {
             .map(|f| vec![f.id[..16].to_string(), f.kind.clone(), f.attester.clone(), f.reason.clone()])
             .collect();
         indent_table(&["id", "kind", "attester", "reason"], &rows);
+    }
+
+    println!("\nQuery history (each read of this enterprise's facts, logged on the ledger)");
+    if p.queries.is_empty() {
+        println!("{}", p.empty("query", "none"));
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .queries
+            .iter()
+            .map(|q| {
+                let when = Date::from_unix_ms(q.issued_at_ms).map(|d| d.to_string()).unwrap_or_default();
+                let short = |s: &str| s.get(..16).unwrap_or(s).to_string();
+                let consent = q.consent.as_deref().map_or("none (regulator)".to_string(), short);
+                vec![when, q.reader.clone(), q.purpose.clone(), consent, short(&q.access_key), q.logged_by.clone()]
+            })
+            .collect();
+        indent_table(&["date", "reader", "purpose", "consent", "access key", "logged by"], &rows);
     }
 }
 
@@ -647,10 +732,10 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
         None => Date::from_unix_ms(now_ms())?,
     };
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
+    let mut conn = a.access.connect(&url)?;
     let status: StatusView = get_json(&mut conn, "/v1/status")?;
     let list = ListArgs {
-        out: OutArgs { node: url.clone(), data_dir: None, json: false, csv: false },
+        out: OutArgs { node: url.clone(), data_dir: None, json: false, csv: false, access: a.access.clone() },
         // Read only up to the head seen above, so the profile is of one ledger state.
         to_height: Some(status.height),
         from_height: None,
@@ -660,14 +745,15 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
         all: true,
         after: None,
     };
-    let (items, _) =
-        query::fetch_list(&mut conn, &format!("/v1/enterprises/{}/attestations", query::seg(&a.uscc)), &list)?;
+    let read = a.read.query()?;
+    let path = format!("/v1/enterprises/{}/attestations", query::seg(&a.uscc));
+    let (items, _) = query::fetch_list(&mut conn, &path, &list, &read)?;
     // The histories of the enterprise's loans and two-stage pledges: the records naming them.
     let mut refs = BTreeMap::new();
     for i in &items {
         if i.status == "committed" && matches!(i.claim, ClaimView::Loan { .. } | ClaimView::IpPledge { .. }) {
             let path = format!("/v1/attestations/{}/references", query::seg(&i.id));
-            refs.insert(i.id.clone(), query::fetch_list(&mut conn, &path, &list)?.0);
+            refs.insert(i.id.clone(), query::fetch_list(&mut conn, &path, &list, &read)?.0);
         }
     }
     let mut p = Profile::build(&a.uscc, &items, &refs, as_of);
@@ -709,8 +795,8 @@ mod tests {
             sequence: leaf + 1,
             issued_at_ms: 0,
             claim,
-            signature: String::new(),
-            attestation: String::new(),
+            signature: None,
+            attestation: None,
         }
     }
 

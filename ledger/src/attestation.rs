@@ -1,7 +1,8 @@
-//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation, and the IP-loan kinds of [`crate::loans`]).
+//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation, the IP-loan kinds of [`crate::loans`]), evidence, and access records (grants, consents, query logs).
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{AccessKeyGrant, Consent, FactKind, QueryRecord};
 use crate::codec::{self, DecodeError};
 use crate::hash::{Hash, HashOf};
 use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
@@ -55,6 +56,13 @@ pub enum Claim {
     RiskPool(RiskPool),
     Disposal(Disposal),
     Qualification(Qualification),
+    // --- access (issue 12): indexes 14..=16, contiguous ---
+    /// A member delegates an access key (index 14).
+    AccessKey(AccessKeyGrant),
+    /// A member records an enterprise's consent for a recipient member (index 15).
+    Consent(Consent),
+    /// The log of one restricted read, by the node that served it (index 16).
+    Query(QueryRecord),
 }
 
 /// Audited research-and-development spend of an enterprise over a period.
@@ -150,10 +158,13 @@ pub enum ClaimKind {
     RiskPool = 11,
     Disposal = 12,
     Qualification = 13,
+    AccessKey = 14,
+    Consent = 15,
+    Query = 16,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 14] = [
+    pub const ALL: [ClaimKind; 17] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
@@ -168,6 +179,9 @@ impl ClaimKind {
         ClaimKind::RiskPool,
         ClaimKind::Disposal,
         ClaimKind::Qualification,
+        ClaimKind::AccessKey,
+        ClaimKind::Consent,
+        ClaimKind::Query,
     ];
 
     /// The name used on the command line, in JSON and in docs.
@@ -187,11 +201,24 @@ impl ClaimKind {
             ClaimKind::RiskPool => "risk-pool",
             ClaimKind::Disposal => "disposal",
             ClaimKind::Qualification => "qualification",
+            ClaimKind::AccessKey => "access-key",
+            ClaimKind::Consent => "consent",
+            ClaimKind::Query => "query",
         }
     }
 
     pub fn from_u8(v: u8) -> Option<ClaimKind> {
         ClaimKind::ALL.get(usize::from(v)).copied()
+    }
+
+    /// The fact kind a consent must cover to read a record of this kind; `None`: not a restricted fact.
+    pub const fn fact(self) -> Option<FactKind> {
+        match self {
+            ClaimKind::RdSpend => Some(FactKind::RdSpend),
+            ClaimKind::PatentValuation => Some(FactKind::PatentValuation),
+            ClaimKind::PatentPledge => Some(FactKind::PatentPledge),
+            _ => None,
+        }
     }
 }
 
@@ -220,6 +247,9 @@ impl Claim {
             Claim::RiskPool(_) => ClaimKind::RiskPool,
             Claim::Disposal(_) => ClaimKind::Disposal,
             Claim::Qualification(_) => ClaimKind::Qualification,
+            Claim::AccessKey(_) => ClaimKind::AccessKey,
+            Claim::Consent(_) => ClaimKind::Consent,
+            Claim::Query(_) => ClaimKind::Query,
         }
     }
 
@@ -271,6 +301,9 @@ impl Claim {
             | Claim::Appraisal(_)
             | Claim::RiskPool(RiskPool::Open(_))
             | Claim::Qualification(_) => Vec::new(),
+            Claim::Consent(c) => Some(&c.enterprise),
+            Claim::Query(c) => Some(&c.enterprise),
+            Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) | Claim::AccessKey(_) => None,
         }
     }
 
@@ -283,6 +316,13 @@ impl Claim {
             Claim::PatentStatus(c) => c.patent.modern(),
             Claim::Appraisal(c) => c.patent.modern(),
             _ => None,
+            Claim::RdSpend(_)
+            | Claim::PledgeRelease(_)
+            | Claim::Revocation(_)
+            | Claim::Equivocation(_)
+            | Claim::AccessKey(_)
+            | Claim::Consent(_)
+            | Claim::Query(_) => None,
         }
     }
 
@@ -310,6 +350,8 @@ impl Claim {
             Claim::RiskPool(c) => c.check_fields(),
             Claim::Disposal(c) => c.check_fields(),
             Claim::Qualification(c) => c.check_fields(),
+            Claim::AccessKey(c) => c.check_fields(),
+            Claim::Consent(c) => c.check_fields(),
             _ => Ok(()),
         }
     }

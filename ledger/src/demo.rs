@@ -76,9 +76,27 @@ pub fn member_key(seed: u64, name: &str) -> SecretKey {
     )
 }
 
+/// The regulator [`ChainBuilder::with_regulator`] adds to the demo consortium (not a validator).
+pub const REGULATOR: &str = "pbc-sz-regulator";
+
 /// A demo genesis with its members' secret keys (in member order).
 pub fn genesis(seed: u64, genesis_time_ms: u64) -> Result<(Genesis, Vec<SecretKey>), GenesisError> {
-    let members = MEMBERS.iter().map(|(name, roles, validator)| MemberSpec {
+    genesis_of(seed, genesis_time_ms, MEMBERS)
+}
+
+/// The demo genesis with [`REGULATOR`] appended as a seventh member (role `regulator`).
+pub fn genesis_with_regulator(seed: u64, genesis_time_ms: u64) -> Result<(Genesis, Vec<SecretKey>), GenesisError> {
+    let mut members = MEMBERS.to_vec();
+    members.push((REGULATOR, &[Role::Regulator], false));
+    genesis_of(seed, genesis_time_ms, &members)
+}
+
+fn genesis_of(
+    seed: u64,
+    genesis_time_ms: u64,
+    members: &[(&str, &[Role], bool)],
+) -> Result<(Genesis, Vec<SecretKey>), GenesisError> {
+    let members = members.iter().map(|(name, roles, validator)| MemberSpec {
         name: (*name).to_owned(),
         public_key: member_key(seed, name).public(),
         roles: roles.to_vec(),
@@ -169,7 +187,16 @@ pub enum BuildError {
 
 impl ChainBuilder {
     pub fn new(seed: u64, genesis_time_ms: u64) -> Result<ChainBuilder, BuildError> {
-        let (g, keys) = genesis(seed, genesis_time_ms)?;
+        ChainBuilder::from_genesis(seed, genesis(seed, genesis_time_ms)?)
+    }
+
+    /// A builder over [`genesis_with_regulator`]: the demo consortium and a regulator.
+    pub fn with_regulator(seed: u64, genesis_time_ms: u64) -> Result<ChainBuilder, BuildError> {
+        ChainBuilder::from_genesis(seed, genesis_with_regulator(seed, genesis_time_ms)?)
+    }
+
+    fn from_genesis(seed: u64, (g, keys): (Genesis, Vec<SecretKey>)) -> Result<ChainBuilder, BuildError> {
+        let genesis_time_ms = g.genesis_time_ms;
         let mut rng = DemoRng::new(seed);
         let enterprises = enterprises(&mut rng, 200);
         let patents = patents(&mut rng, 2000);
@@ -349,6 +376,40 @@ impl ChainBuilder {
             }
             leaves.push(leaf);
         }
+        self.seal(leaves, pending_pledges)
+    }
+
+    /// Builds, certifies and verifies the next block holding exactly `claims`, each signed by
+    /// the member at the given genesis index, for tests that need particular records (e.g.
+    /// access-key grants and consents, which are valid only for a while after their time).
+    /// Errors if a claim breaks a ledger rule.
+    pub fn next_block_of(&mut self, claims: Vec<(usize, Claim)>) -> Result<crate::block::ValidBlock, BuildError> {
+        self.time_ms += 1000 + self.rng.below(500);
+        let mut leaves = Vec::with_capacity(claims.len());
+        for (who, claim) in claims {
+            let body = AttestationBody {
+                attester: self.ctx.genesis.members[who].name.clone(),
+                sequence: self.sequences[who],
+                issued_at_ms: self.time_ms - 500,
+                claim,
+            };
+            self.sequences[who] += 1;
+            leaves.push(Leaf::new(body.sign(&self.keys[who], &self.ctx.chain_id)));
+        }
+        self.seal(leaves, Vec::new())
+    }
+
+    /// Time of the last block built (genesis time before the first).
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// Certifies and verifies a block of `leaves` at the current time, then tracks it.
+    fn seal(
+        &mut self,
+        leaves: Vec<Leaf>,
+        pending_pledges: Vec<(AttestationId, usize, PatentNumber)>,
+    ) -> Result<crate::block::ValidBlock, BuildError> {
         // Revocable records become candidates once committed (a block never revokes its own records).
         let revocable: Vec<(usize, AttestationId)> = leaves
             .iter()

@@ -37,10 +37,13 @@ pub enum Role {
     Appraiser,
     /// Administers a risk-compensation pool: opens it, enrols loans, pays claims (appended: index 3).
     RiskPool,
+    /// Financial regulator: may grant access keys with the regulator scope (look-through
+    /// supervision: every record, without consent). Appended: index 4.
+    Regulator,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Bank, Role::ServiceCentre, Role::Appraiser, Role::RiskPool];
+    pub const ALL: [Role; 5] = [Role::Bank, Role::ServiceCentre, Role::Appraiser, Role::RiskPool, Role::Regulator];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -48,6 +51,7 @@ impl Role {
             Role::ServiceCentre => "service-centre",
             Role::Appraiser => "appraiser",
             Role::RiskPool => "risk-pool",
+            Role::Regulator => "regulator",
         }
     }
 
@@ -71,6 +75,8 @@ impl Role {
             ClaimKind::Qualification => self == Role::ServiceCentre,
             // Reported by validators whatever their roles (see `Member::may_attest`).
             ClaimKind::Equivocation => false,
+            // Every member manages its own access (see `Member::may_attest`).
+            ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query => true,
         }
     }
 }
@@ -213,7 +219,9 @@ pub struct Member {
 impl Member {
     pub fn may_attest(&self, kind: ClaimKind) -> bool {
         // Validators see consensus messages, so they report equivocation evidence.
-        (kind == ClaimKind::Equivocation && self.validator) || self.roles.iter().any(|r| r.allows(kind))
+        // Every member, whatever its roles, delegates access keys, records consents and logs reads.
+        let access = matches!(kind, ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query);
+        access || (kind == ClaimKind::Equivocation && self.validator) || self.roles.iter().any(|r| r.allows(kind))
     }
 }
 

@@ -3,6 +3,7 @@
 //! This crate never depends on an async runtime or the network; its only I/O
 //! is the store (behind [`store::Store`]) and the export file reader.
 
+pub mod access;
 pub mod attestation;
 pub mod block;
 pub mod checkpoint;

@@ -8,6 +8,7 @@ pub mod api;
 pub mod bundle;
 pub mod byzantine;
 pub mod config;
+pub mod httpsig;
 pub mod keyfile;
 pub mod metrics;
 pub mod net;

@@ -3,23 +3,25 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use tokio::sync::mpsc::error::TrySendError;
 use utoipa::{IntoParams, OpenApi as _};
 
-use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId};
+use credence_ledger::access::{Purpose, QueryRecord, ReadKind};
+use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId, ClaimKind};
 use credence_ledger::block::{CertifiedBlock, Leaf};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
 use credence_ledger::merkle::{self, NodeHash, NodeReader};
 use credence_ledger::store::{IndexKey, Store, StoreError};
 
+use super::access::{LiveConsent, Reader, find_consent};
 use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json, require_json};
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
@@ -101,7 +103,7 @@ fn b64(h: &NodeHash) -> String {
         (status = 409, description = "Already pending, or the sequence is taken by a held attestation", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (code `payload_too_large`, field `body`; refused from `Content-Length` without reading it); the connection is closed", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
-        (status = 422, description = "A ledger rule refuses it (code R001..R023: unknown attester, role, sequence, signature, pledge rules, ...; R101..R132: the IP-loan rules, docs/encoding.md §3.1)", body = ErrorBody),
+        (status = 422, description = "A ledger rule refuses it (code R001..R029, R101..R132: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
         (status = 503, description = "Mempool full; retry later", body = ErrorBody),
     )
 )]
@@ -233,7 +235,10 @@ async fn submit(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<
 /// every decoded item's signature in one batch (no lock held), then admission in order
 /// under the mempool lock (lock order: the mempool, then the store). Returns the
 /// outcomes and, when gossip is on, the admitted leaves.
-fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Vec<Outcome>, Vec<Leaf>), ApiError> {
+pub(super) fn admit_all(
+    st: &ApiState,
+    items: Vec<Result<Vec<u8>, ApiError>>,
+) -> Result<(Vec<Outcome>, Vec<Leaf>), ApiError> {
     let refuse = |e: AdmitError| {
         st.metrics.refused(&e.code());
         ApiError::from(e)
@@ -275,7 +280,7 @@ fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Ve
 
 /// Offers admitted attestations to the gossip queue without waiting. When it is full the
 /// rest stay pending here only (this node still proposes them); warns at most once a second.
-fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
+pub(super) fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
     static LAST_WARNED_MS: AtomicU64 = AtomicU64::new(0);
     let Some(tx) = &st.on_admit else { return };
     let offered = leaves.len();
@@ -305,28 +310,46 @@ fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
     get,
     path = "/v1/attestations/{id}",
     tag = "attestations",
-    params(("id" = String, Path, description = "Attestation id: 64 hex digits")),
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits"), ReadQuery),
+    security(("rfc9421" = [])),
     responses(
-        (status = 200, description = "The attestation", body = AttestationView),
+        (status = 200, description = "The attestation; an enterprise's facts are withheld (`claim.kind` = `withheld`) unless read with a purpose under a live consent", body = AttestationView),
         (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the scope, or no live consent allows this restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 404, description = "Neither committed nor pending here", body = ErrorBody),
     )
 )]
 pub async fn get_attestation(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<AttestationView>, ApiError> {
+    let reader = reader_of(reader)?;
     let id = parse_id("id", &id)?;
+    let restricted = Restricted::parse(q.purpose.as_deref(), q.consent.as_deref())?;
     let view = blocking(move || {
         {
             let store = st.read_store()?;
-            if let Some(view) = committed_view(&*store, &id)? {
-                return Ok(view);
+            if let Some((view, leaf)) = committed_view(&*store, &id)? {
+                let claim = &leaf.attestation.body.claim;
+                let consent = match (restricted, claim.enterprise()) {
+                    _ if reader.offline => Some(LiveConsent::everything()),
+                    (Some(r), Some(e)) => {
+                        let c = find_consent(&*store, &reader, e, r.purpose, r.consent, now_ms())?;
+                        log_read(&st, &reader, *e, r, &c)?;
+                        Some(c)
+                    }
+                    _ => None,
+                };
+                return Ok(shape(view, claim.kind(), consent.as_ref()));
             }
         }
         let pool = st.lock_mempool()?;
         match pool.get(&id) {
-            Some(p) => Ok(AttestationView::pending(p.leaf, p.held)),
+            // Pending records are shown to their kind only: facts are read once committed, under consent.
+            Some(p) => Ok(shape(AttestationView::pending(p.leaf, p.held), p.leaf.attestation.body.claim.kind(), None)),
             None => Err(ApiError::not_found("id", format!("attestation {id} is neither committed nor pending here"))),
         }
     })
@@ -334,14 +357,17 @@ pub async fn get_attestation(
     Ok(Json(view))
 }
 
-fn committed_view(store: &(dyn Store + Send + Sync), id: &AttestationId) -> Result<Option<AttestationView>, ApiError> {
+fn committed_view(
+    store: &(dyn Store + Send + Sync),
+    id: &AttestationId,
+) -> Result<Option<(AttestationView, Leaf)>, ApiError> {
     let Some(loc) = store.locate(id)? else { return Ok(None) };
     let Some(leaf) = store.leaf(loc.leaf_index)? else {
         return Err(ApiError::internal(format!("store: leaf {} of {id} is missing", loc.leaf_index)));
     };
     let record_status = store.record(id)?.map(|m| m.status);
     let at = Committed { height: loc.height, leaf_index: loc.leaf_index, record_status };
-    Ok(Some(AttestationView::committed(&leaf, at)))
+    Ok(Some((AttestationView::committed(&leaf, at), leaf)))
 }
 
 /// Paging and range parameters of the attestation lists. Heights and times select whole
@@ -369,6 +395,101 @@ pub struct PageQuery {
     /// Only attestations in blocks whose time is at or before this (Unix epoch milliseconds).
     #[param(value_type = Option<u64>)]
     pub until_ms: Option<String>,
+    /// A restricted read (enterprise listing only): loan-application, post-loan-monitoring,
+    /// guarantee-review, risk-pool-claim, or supervision (regulators). Needs a live consent
+    /// (or the regulator scope); the read is logged as a query record. Without it, facts are withheld.
+    pub purpose: Option<String>,
+    /// The consent to read under (its id); by default the live one of this enterprise,
+    /// member and purpose that lasts longest.
+    pub consent: Option<String>,
+}
+
+/// The restricted-read parameters of `GET /v1/attestations/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// As in the enterprise listing: read the record's facts for this purpose (logged).
+    pub purpose: Option<String>,
+    /// The consent to read under.
+    pub consent: Option<String>,
+}
+
+/// A restricted read asked for: purpose and optional consent, parsed.
+#[derive(Clone, Copy, Debug)]
+struct Restricted {
+    purpose: Purpose,
+    consent: Option<AttestationId>,
+}
+
+impl Restricted {
+    fn parse(purpose: Option<&str>, consent: Option<&str>) -> Result<Option<Restricted>, ApiError> {
+        let consent = consent.map(|c| parse_id("consent", c)).transpose()?;
+        match purpose {
+            None if consent.is_some() => {
+                Err(ApiError::bad_request("purpose", "a consent is read under with a purpose"))
+            }
+            None => Ok(None),
+            Some(p) => match Purpose::parse(p) {
+                Some(purpose) => Ok(Some(Restricted { purpose, consent })),
+                None => Err(ApiError::bad_request(
+                    "purpose",
+                    "must be loan-application, post-loan-monitoring, guarantee-review, risk-pool-claim or supervision",
+                )),
+            },
+        }
+    }
+}
+
+/// What `reader` may see of `view` (docs/ACCESS.md): enterprise facts only under `consent`
+/// covering their kind; consents and query records of the enterprise under any consent of
+/// it; other records (grants, releases, revocations, evidence) to every member.
+fn shape(view: AttestationView, kind: ClaimKind, consent: Option<&LiveConsent>) -> AttestationView {
+    let visible = match (kind.fact(), kind) {
+        (Some(f), _) => consent.is_some_and(|c| c.scope.contains(&f)),
+        (None, ClaimKind::Consent | ClaimKind::Query) => consent.is_some(),
+        (None, _) => true,
+    };
+    if visible { view } else { view.withheld(kind.name()) }
+}
+
+/// The authenticated reader, or 401 if the route was served without the access layer.
+fn reader_of(reader: Option<Extension<Reader>>) -> Result<Reader, ApiError> {
+    match reader {
+        Some(Extension(r)) => Ok(r),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "signature",
+            "this route needs a signed request",
+        )),
+    }
+}
+
+/// Logs one restricted read (before its answer leaves): 503 if this node cannot log.
+fn log_read(
+    st: &ApiState,
+    reader: &Reader,
+    enterprise: Uscc,
+    r: Restricted,
+    consent: &LiveConsent,
+) -> Result<(), ApiError> {
+    let Some(log) = &st.query_log else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_query_log",
+            "purpose",
+            "this node has no member key to sign query records, so it serves no restricted reads; read at a member's node",
+        ));
+    };
+    log.record(QueryRecord {
+        reader: reader.member.clone(),
+        access_key: reader.grant,
+        enterprise,
+        purpose: r.purpose,
+        consent: consent.id,
+        read: ReadKind::Facts,
+    })
 }
 
 /// An index key that owns its value (moved to the blocking pool).
@@ -447,7 +568,14 @@ fn tree_size_at(store: &(dyn Store + Send + Sync), height: u64) -> Result<u64, A
     }
 }
 
-async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPage>, ApiError> {
+async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Json<AttestationPage>, ApiError> {
+    let restricted = Restricted::parse(q.purpose.as_deref(), q.consent.as_deref())?;
+    if restricted.is_some() && !matches!(key, Key::Enterprise(_)) {
+        return Err(ApiError::bad_request(
+            "purpose",
+            "restricted reads are of one enterprise: GET /v1/enterprises/{uscc}/attestations or /v1/attestations/{id}",
+        ));
+    }
     let limit = match parse_opt_u64("limit", q.limit.as_deref())? {
         None => PAGE_LIMIT_DEFAULT,
         Some(n) if n >= 1 && n <= PAGE_LIMIT_MAX as u64 => n as usize,
@@ -457,6 +585,15 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
     let range = BlockRange::parse(&q)?;
     let page = blocking(move || {
         let store = st.read_store()?;
+        // What the reader may see, and the read to log (offline holders are not logged).
+        let (seen, logged) = match (&key, restricted) {
+            _ if reader.offline => (Some(LiveConsent::everything()), None),
+            (Key::Enterprise(e), Some(r)) => {
+                let c = find_consent(&*store, &reader, e, r.purpose, r.consent, now_ms())?;
+                (Some(c.clone()), Some((c, *e, r)))
+            }
+            _ => (None, None),
+        };
         let key = match &key {
             Key::Enterprise(u) => IndexKey::Enterprise(u),
             Key::Patent(p) => IndexKey::Patent(p),
@@ -498,10 +635,12 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
                 return Err(ApiError::internal(format!("store: corrupt location of leaf {index}")));
             }
             let record_status = store.record(&leaf.id)?.map(|m| m.status);
-            items.push(AttestationView::committed(
-                &leaf,
-                Committed { height: loc.height, leaf_index: *index, record_status },
-            ));
+            let view =
+                AttestationView::committed(&leaf, Committed { height: loc.height, leaf_index: *index, record_status });
+            items.push(shape(view, claim.kind(), seen.as_ref()));
+        }
+        if let Some((c, enterprise, r)) = &logged {
+            log_read(&st, &reader, *enterprise, *r, c)?;
         }
         let next_after = if full && indexes.len() == limit { indexes.last().copied() } else { None };
         Ok(AttestationPage { items, next_after })
@@ -516,18 +655,22 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
     path = "/v1/enterprises/{uscc}/attestations",
     tag = "queries",
     params(("uscc" = String, Path, description = "Unified social credit code (18 characters, GB 32100-2015)"), PageQuery),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
         (status = 400, description = "Bad code or paging parameter", body = ErrorBody),
     )
 )]
 pub async fn enterprise_attestations(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(uscc): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
     let uscc = Uscc::parse("uscc", &uscc).map_err(|e| ApiError::from_id(e, "uscc"))?;
-    page(st, Key::Enterprise(uscc), q).await
+    page(st, reader_of(reader)?, Key::Enterprise(uscc), q).await
 }
 
 /// Committed attestations about a patent (valuations and pledges).
@@ -536,18 +679,22 @@ pub async fn enterprise_attestations(
     path = "/v1/patents/{number}/attestations",
     tag = "queries",
     params(("number" = String, Path, description = "CN application number, e.g. CN202310123456.6"), PageQuery),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
         (status = 400, description = "Bad number or paging parameter", body = ErrorBody),
     )
 )]
 pub async fn patent_attestations(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(number): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
     let patent = PatentNumber::parse("number", &number).map_err(|e| ApiError::from_id(e, "number"))?;
-    page(st, Key::Patent(patent), q).await
+    page(st, reader_of(reader)?, Key::Patent(patent), q).await
 }
 
 /// Committed attestations signed by a member.
@@ -556,7 +703,10 @@ pub async fn patent_attestations(
     path = "/v1/attesters/{member}/attestations",
     tag = "queries",
     params(("member" = String, Path, description = "Member name from genesis"), PageQuery),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
         (status = 400, description = "Bad name or paging parameter", body = ErrorBody),
         (status = 404, description = "Not a member", body = ErrorBody),
@@ -564,11 +714,12 @@ pub async fn patent_attestations(
 )]
 pub async fn attester_attestations(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(member): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
     let (_, index) = parse_member(&st, &member)?;
-    page(st, Key::Attester(index), q).await
+    page(st, reader_of(reader)?, Key::Attester(index), q).await
 }
 
 /// Committed attestations that name an earlier record: a loan's events, enrolments, pool
@@ -716,7 +867,7 @@ pub async fn next_sequence(
     tag = "chain",
     params(("height" = u64, Path, description = "Block height, from 1")),
     responses(
-        (status = 200, description = "The block", body = BlockView),
+        (status = 200, description = "The block (public: header, certificate and leaf ids are hashes; docs/ACCESS.md)", body = BlockView),
         (status = 400, description = "Not a height", body = ErrorBody),
         (status = 404, description = "No such block yet", body = ErrorBody),
     )
@@ -754,7 +905,10 @@ fn stored_block(store: &(dyn Store + Send + Sync), height: u64) -> Result<Certif
     path = "/v1/blocks/{height}/certified",
     tag = "chain",
     params(("height" = u64, Path, description = "Block height, from 1")),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "The certified block", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "Not a height", body = ErrorBody),
         (status = 404, description = "No such block yet", body = ErrorBody),
@@ -913,6 +1067,7 @@ pub async fn inclusion_proof(
         let leaf_hash = nodes.node(0, loc.leaf_index).map_err(ApiError::internal)?;
         Ok(InclusionProofView {
             id: id.to_string(),
+            height: loc.height,
             leaf_index: loc.leaf_index,
             tree_size: size,
             leaf_hash: b64(&leaf_hash),

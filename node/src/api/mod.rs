@@ -49,11 +49,13 @@
 //! `.await`; when both are needed, the store lock is taken before the mempool lock.
 
 pub mod console;
+pub mod access;
 mod error;
 mod handlers;
 pub mod limits;
 mod openapi;
 pub mod tiles;
+pub mod query_log;
 pub mod views;
 
 use std::future::Future;
@@ -311,6 +313,13 @@ pub struct ApiState {
     limiter: Arc<RateLimiter>,
     /// `GET /v1/genesis`, rendered once.
     genesis_toml: Bytes,
+    /// Signatures seen and not yet expired ([`access::REPLAY_ENTRIES_MAX`]).
+    replay: access::SharedReplay,
+    /// Where restricted reads are logged; `None` on a node without a member key.
+    query_log: Option<query_log::QueryLog>,
+    /// Serving a data directory to its holder (`credence ... --data-dir`): no signatures,
+    /// everything shown, nothing logged (whoever holds the store file holds every record).
+    offline: bool,
     /// Full tiles served recently (`tiles.rs`).
     tiles: Arc<tiles::TileCache>,
     /// The genesis witnesses' cosignatures, served with the checkpoint they sign.
@@ -367,7 +376,28 @@ impl ApiState {
             tiles: Arc::default(),
             portfolio: Arc::default(),
             cosignatures: Arc::default(),
+            replay: Default::default(),
+            query_log: None,
+            offline: false,
         }
+    }
+
+    /// Serves a data directory to the one who holds it (see the `offline` field): for
+    /// `credence ... --data-dir` only, on a private loopback port; never for a node.
+    pub fn offline(mut self) -> ApiState {
+        self.offline = true;
+        self
+    }
+
+    /// Logs restricted reads as query records signed by `signer` (the node's member); returns
+    /// the logging task. Call after [`ApiState::with_gossip`] and [`ApiState::with_config`].
+    pub fn with_query_log(
+        mut self,
+        signer: query_log::Signer,
+    ) -> (ApiState, tokio::task::JoinHandle<Vec<credence_ledger::attestation::AttestationId>>) {
+        let (log, task) = query_log::spawn(self.clone(), signer);
+        self.query_log = Some(log);
+        (self, task)
     }
 
     /// Offers every admitted attestation to `tx` (for gossip).
@@ -436,6 +466,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/console/{asset}", get(console::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(body_max))

@@ -1,6 +1,7 @@
 //! The OpenAPI 3 document of the API, generated from the handlers' annotations and served at `/openapi.json`.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
@@ -13,11 +14,12 @@ use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
 #[derive(Debug, OpenApi)]
 #[openapi(
+    modifiers(&Rfc9421),
     info(
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R023 and R101..R132."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 and R101..R132."
     ),
     paths(
         handlers::submit_attestation,
@@ -80,3 +82,24 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `rfc9421` security scheme: HTTP Message Signatures (RFC 9421) by an access key.
+#[derive(Debug)]
+struct Rfc9421;
+
+impl Modify for Rfc9421 {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "rfc9421",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Signature",
+                "RFC 9421 HTTP Message Signature (Ed25519, alg=\"ed25519\") in the Signature and Signature-Input \
+fields, covering @method, @path, @query (and content-digest, RFC 9530, with a body), with created, expires \
+(at most 60 s later; 30 s clock skew) and keyid = the id of the member's access-key grant on the ledger. \
+401 names what is wrong (unsigned, bad signature, replay, unknown, revoked or expired key); 403 names the \
+missing scope or consent. See docs/ACCESS.md.",
+            ))),
+        );
+    }
+}

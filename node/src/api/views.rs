@@ -119,7 +119,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// `R001`…`R023` for ledger rules (stable, see the ledger's rejection codes), else a word:
+    /// `R001`…`R029` for ledger rules (stable, see the ledger's rejection codes), else a word:
     /// `bad_request`, `malformed`, `duplicate`, `sequence_taken`, `mempool_full`, `not_found`,
     /// `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `timeout`, `internal`.
     pub code: String,
@@ -212,6 +212,45 @@ pub enum ClaimView {
     Disposal { pledge: String, description: String },
     /// A high-tech enterprise or tech-SME qualification.
     Qualification { enterprise: String, description: String },
+    /// A member delegates an access key (its id is the key's RFC 9421 `keyid`).
+    AccessKey {
+        holder: String,
+        /// Ed25519 public key, hex.
+        key: String,
+        /// member, restricted, regulator.
+        scopes: Vec<String>,
+        expires_at_ms: u64,
+    },
+    /// An enterprise's written authorisation for a recipient member.
+    Consent {
+        enterprise: String,
+        recipient: String,
+        /// loan-application, post-loan-monitoring, guarantee-review, risk-pool-claim.
+        purpose: String,
+        /// rd-spend, patent-valuation, pledge.
+        scope: Vec<String>,
+        expires_at_ms: u64,
+        /// SHA-256 of the signed 授权书, hex.
+        evidence: String,
+    },
+    /// The log of one restricted read, by the node that served it.
+    Query {
+        reader: String,
+        /// Id of the access-key grant that signed the read.
+        access_key: String,
+        enterprise: String,
+        purpose: String,
+        /// Id of the consent read under; null for a regulator's read.
+        consent: Option<String>,
+        /// facts or openings.
+        read: String,
+    },
+    /// The reader may not see this record's content: its kind is `of`. Returned for
+    /// enterprise facts to readers without a live consent (docs/ACCESS.md); never a zero amount.
+    Withheld {
+        /// The record's kind (rd-spend, patent-valuation, pledge, consent, query).
+        of: String,
+    },
 }
 
 impl From<&Claim> for ClaimView {
@@ -283,6 +322,28 @@ impl From<&Claim> for ClaimView {
             Claim::Qualification(c) => {
                 ClaimView::Qualification { enterprise: c.enterprise.to_string(), description: c.describe() }
             }
+            Claim::AccessKey(g) => ClaimView::AccessKey {
+                holder: g.holder.clone(),
+                key: hex::encode(g.key.0),
+                scopes: g.scopes.iter().map(|s| s.name().to_string()).collect(),
+                expires_at_ms: g.expires_at_ms,
+            },
+            Claim::Consent(c) => ClaimView::Consent {
+                enterprise: c.enterprise.to_string(),
+                recipient: c.recipient.to_string(),
+                purpose: c.purpose.name().to_string(),
+                scope: c.scope.iter().map(|s| s.name().to_string()).collect(),
+                expires_at_ms: c.expires_at_ms,
+                evidence: c.evidence.to_hex(),
+            },
+            Claim::Query(q) => ClaimView::Query {
+                reader: q.reader.to_string(),
+                access_key: q.access_key.to_string(),
+                enterprise: q.enterprise.to_string(),
+                purpose: q.purpose.name().to_string(),
+                consent: q.consent.map(|c| c.to_string()),
+                read: q.read.name().to_string(),
+            },
         }
     }
 }
@@ -328,10 +389,11 @@ pub struct AttestationView {
     /// Unix epoch milliseconds, UTC.
     pub issued_at_ms: u64,
     pub claim: ClaimView,
-    /// The 64-byte Ed25519 signature, base64.
-    pub signature: String,
-    /// The canonical attestation bytes (the Merkle leaf data), base64.
-    pub attestation: String,
+    /// The 64-byte Ed25519 signature, base64; null when the content is withheld.
+    pub signature: Option<String>,
+    /// The canonical attestation bytes (the Merkle leaf data), base64; null when the content
+    /// is withheld (the leaf hash is still public: `GET /v1/proofs/inclusion/{id}`).
+    pub attestation: Option<String>,
 }
 
 /// Where a committed attestation is and what became of it.
@@ -377,9 +439,17 @@ impl AttestationView {
             sequence: body.sequence,
             issued_at_ms: body.issued_at_ms,
             claim: (&body.claim).into(),
-            signature: B64.encode(leaf.attestation.signature.0),
-            attestation: B64.encode(&leaf.bytes),
+            signature: Some(B64.encode(leaf.attestation.signature.0)),
+            attestation: Some(B64.encode(&leaf.bytes)),
         }
+    }
+
+    /// This view without the record's content: its kind stays, claim, signature and bytes go.
+    pub fn withheld(mut self, kind: &str) -> AttestationView {
+        self.claim = ClaimView::Withheld { of: kind.to_string() };
+        self.signature = None;
+        self.attestation = None;
+        self
     }
 }
 
@@ -480,6 +550,8 @@ pub struct StatusView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InclusionProofView {
     pub id: String,
+    /// Height of the block that committed the attestation.
+    pub height: u64,
     pub leaf_index: u64,
     pub tree_size: u64,
     /// SHA-256(0x00 ‖ attestation bytes), base64.
