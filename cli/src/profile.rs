@@ -14,9 +14,8 @@ use credence_node::api::views::{AttestationView, ClaimView, StatusView};
 use credence_node::runtime::now_ms;
 use serde::Serialize;
 
-use crate::http::Conn;
-use crate::profile_loans::LoanSections;
 use crate::access::{AccessArgs, ReadArgs};
+use crate::profile_loans::LoanSections;
 use crate::query::{self, ListArgs, OutArgs, get_json, print_table};
 
 #[derive(Args, Debug)]

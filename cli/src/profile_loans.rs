@@ -167,7 +167,8 @@ struct Item<'a> {
 fn decode<'a>(items: impl Iterator<Item = &'a AttestationView>, bad: &mut Vec<String>) -> Vec<Item<'a>> {
     let mut out = Vec::new();
     for view in items.filter(|v| v.status == "committed") {
-        let a = B64.decode(&view.attestation).ok().and_then(|b| Attestation::from_bytes(&b).ok());
+        let a =
+            view.attestation.as_ref().and_then(|t| B64.decode(t).ok()).and_then(|b| Attestation::from_bytes(&b).ok());
         match a {
             Some(a) if a.id().to_string() == view.id => out.push(Item { view, a }),
             _ => bad.push(view.id.clone()),

@@ -420,6 +420,7 @@ impl Row {
                 r.kind = "qualification";
                 r.enterprise = enterprise.clone();
                 r.detail = description.clone();
+            }
             ClaimView::AccessKey { holder, key, scopes, expires_at_ms } => {
                 r.kind = "access-key";
                 r.detail =

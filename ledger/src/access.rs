@@ -91,18 +91,25 @@ impl Purpose {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FactKind {
     RdSpend,
+    /// Valuations and appraisals.
     PatentValuation,
+    /// Pledges, one-stage and two-stage.
     PatentPledge,
+    /// Loans and their life: performance events, pool enrolments, claims and payments,
+    /// disposals of pledged patents (appended: index 3).
+    Loan,
 }
 
 impl FactKind {
-    pub const ALL: [FactKind; 3] = [FactKind::RdSpend, FactKind::PatentValuation, FactKind::PatentPledge];
+    pub const ALL: [FactKind; 4] =
+        [FactKind::RdSpend, FactKind::PatentValuation, FactKind::PatentPledge, FactKind::Loan];
 
     pub const fn name(self) -> &'static str {
         match self {
             FactKind::RdSpend => "rd-spend",
             FactKind::PatentValuation => "patent-valuation",
             FactKind::PatentPledge => "pledge",
+            FactKind::Loan => "loan",
         }
     }
 

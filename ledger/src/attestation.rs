@@ -216,8 +216,18 @@ impl ClaimKind {
         match self {
             ClaimKind::RdSpend => Some(FactKind::RdSpend),
             ClaimKind::PatentValuation => Some(FactKind::PatentValuation),
-            ClaimKind::PatentPledge => Some(FactKind::PatentPledge),
-            _ => None,
+            ClaimKind::PatentPledge | ClaimKind::IpPledge => Some(FactKind::PatentPledge),
+            ClaimKind::Appraisal => Some(FactKind::PatentValuation),
+            ClaimKind::Loan | ClaimKind::LoanEvent | ClaimKind::RiskPool | ClaimKind::Disposal => Some(FactKind::Loan),
+            // Public registers (CNIPA's patent status, certificates) and the ledger's own records.
+            ClaimKind::PatentStatus
+            | ClaimKind::Qualification
+            | ClaimKind::PledgeRelease
+            | ClaimKind::Revocation
+            | ClaimKind::Equivocation
+            | ClaimKind::AccessKey
+            | ClaimKind::Consent
+            | ClaimKind::Query => None,
         }
     }
 }
@@ -264,13 +274,16 @@ impl Claim {
             Claim::Appraisal(c) => Some(&c.owner),
             Claim::Loan(c) => Some(&c.borrower),
             Claim::Qualification(c) => Some(&c.enterprise),
+            Claim::Consent(c) => Some(&c.enterprise),
+            Claim::Query(c) => Some(&c.enterprise),
             Claim::PledgeRelease(_)
             | Claim::Revocation(_)
             | Claim::Equivocation(_)
             | Claim::IpPledge(_)
             | Claim::LoanEvent(_)
             | Claim::RiskPool(_)
-            | Claim::Disposal(_) => None,
+            | Claim::Disposal(_)
+            | Claim::AccessKey(_) => None,
         }
     }
 
@@ -300,10 +313,10 @@ impl Claim {
             | Claim::PatentStatus(_)
             | Claim::Appraisal(_)
             | Claim::RiskPool(RiskPool::Open(_))
-            | Claim::Qualification(_) => Vec::new(),
-            Claim::Consent(c) => Some(&c.enterprise),
-            Claim::Query(c) => Some(&c.enterprise),
-            Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) | Claim::AccessKey(_) => None,
+            | Claim::Qualification(_)
+            | Claim::AccessKey(_)
+            | Claim::Consent(_)
+            | Claim::Query(_) => Vec::new(),
         }
     }
 
@@ -316,13 +329,6 @@ impl Claim {
             Claim::PatentStatus(c) => c.patent.modern(),
             Claim::Appraisal(c) => c.patent.modern(),
             _ => None,
-            Claim::RdSpend(_)
-            | Claim::PledgeRelease(_)
-            | Claim::Revocation(_)
-            | Claim::Equivocation(_)
-            | Claim::AccessKey(_)
-            | Claim::Consent(_)
-            | Claim::Query(_) => None,
         }
     }
 

@@ -260,7 +260,10 @@ pub(crate) fn apply<V: StateView + ?Sized>(
         | Claim::PatentPledge(_)
         | Claim::PledgeRelease(_)
         | Claim::Revocation(_)
-        | Claim::Equivocation(_) => Ok(Ok(())),
+        | Claim::Equivocation(_)
+        | Claim::AccessKey(_)
+        | Claim::Consent(_)
+        | Claim::Query(_) => Ok(Ok(())),
     }
 }
 
@@ -647,5 +650,7 @@ pub fn revocable(kind: ClaimKind) -> bool {
             | ClaimKind::PatentPledge
             | ClaimKind::Appraisal
             | ClaimKind::Qualification
+            | ClaimKind::AccessKey
+            | ClaimKind::Consent
     )
 }

@@ -555,10 +555,6 @@ fn apply_one<V: StateView + ?Sized>(
                 return Ok(Err(Rejection::RevokeByNonAttester(r.target)));
             }
             if !loan_rules::revocable(target.kind) {
-            if matches!(
-                target.kind,
-                ClaimKind::PledgeRelease | ClaimKind::Revocation | ClaimKind::Equivocation | ClaimKind::Query
-            ) {
                 return Ok(Err(Rejection::NotRevocable { id: r.target, kind: target.kind.name() }));
             }
             if target.status != RecordStatus::Active {

@@ -329,27 +329,6 @@ mod loan_lifecycle {
                         lapsed: false,
                         as_of: d("2018-01-02"),
                         evidence: Hash([0xee; 32]),
-// ---------------------------------------------------------------------------------------------
-// Access records (issue 12): Claim tags 6..=8. One block, so the integrator can renumber it.
-// ---------------------------------------------------------------------------------------------
-
-mod access {
-    use super::*;
-    use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, QueryRecord, ReadKind, Scope};
-
-    fn bodies() -> Vec<(&'static str, AttestationBody)> {
-        let uscc = Uscc::parse("enterprise", "914403001922038216").unwrap();
-        vec![
-            (
-                "access-key",
-                body(
-                    "bank-a",
-                    5,
-                    Claim::AccessKey(AccessKeyGrant {
-                        holder: "loan-officer-zhang".into(),
-                        key: key(9).public(),
-                        scopes: vec![Scope::Member, Scope::Restricted],
-                        expires_at_ms: 1_731_536_123_456,
                     }),
                 ),
             ),
@@ -463,32 +442,6 @@ mod access {
                             issued: d("2024-12-01"),
                         },
                         evidence: Hash([0x66; 32]),
-                "consent",
-                body(
-                    "bank-a",
-                    6,
-                    Claim::Consent(Consent {
-                        enterprise: uscc,
-                        recipient: name("bank-a"),
-                        purpose: Purpose::LoanApplication,
-                        scope: vec![FactKind::RdSpend, FactKind::PatentValuation, FactKind::PatentPledge],
-                        expires_at_ms: 1_731_536_123_456,
-                        evidence: Hash([0xaa; 32]),
-                    }),
-                ),
-            ),
-            (
-                "query",
-                body(
-                    "centre-b",
-                    4,
-                    Claim::Query(QueryRecord {
-                        reader: name("bank-a"),
-                        access_key: id(0x55),
-                        enterprise: uscc,
-                        purpose: Purpose::LoanApplication,
-                        consent: Some(id(0x66)),
-                        read: ReadKind::Facts,
                     }),
                 ),
             ),
@@ -546,31 +499,11 @@ mod access {
             "qualification",
             "080000000000000063656e7472652d620e00000000000000404ae7cf8b0100000d000000393134343033303031393232303338323136000000000e00000000000000475232303234343430303031323331db34016666666666666666666666666666666666666666666666666666666666666666",
             "84da9caa8335b3babfc01f436b0092d6aa94033e8b50ec6443cf8827a386ffd2",
-    /// (name, hex of body bytes, id, hex of signature) — from docs/encoding.md §11.
-    const EXPECTED: &[(&str, &str, &str, &str)] = &[
-        (
-            "access-key",
-            "060000000000000062616e6b2d610500000000000000404ae7cf8b0100000600000012000000000000006c6f616e2d6f6666696365722d7a68616e67fd1724385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f618020000000000000000000000010000004076982793010000",
-            "c8b51e3841af13434d0bcbccc98ffc59750b7de11bd52dcf3032621665ac2629",
-            "e9da9ae1c973b94af5fdb5ce87baedcd1126a1cf60a5899d10d3d1ba8417b95d299a4c158c7c9a8b777e073ff984296905a9f41ee29c4c779ad2bc588a15c408",
-        ),
-        (
-            "consent",
-            "060000000000000062616e6b2d610600000000000000404ae7cf8b01000007000000393134343033303031393232303338323136060000000000000062616e6b2d610000000003000000000000000000000001000000020000004076982793010000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            "99a7b7b455e0f2802bdc185da8e26b7909cb3f8ed0d8572f839feff3b6923484",
-            "af0c9b819970da2f6573eac7783580ec8e153e60d7af60210d8994b40f202a427a0380b823eb70c3ffc94533b50b45aa42e40d51056c207e1001b6bf41e3b808",
-        ),
-        (
-            "query",
-            "080000000000000063656e7472652d620400000000000000404ae7cf8b01000008000000060000000000000062616e6b2d6155555555555555555555555555555555555555555555555555555555555555553931343430333030313932323033383231360000000001666666666666666666666666666666666666666666666666666666666666666600000000",
-            "1f1e9ab93c9cc9e9d4d35187b1a168fac474e04b1a20cf94cf90465bc0b73b68",
-            "1fe6a195a4ebfe625024f062bb5b58d704fd384655bc9e6ac8bb10717da8690deebe47bb9eba9aa231e29631a099cac5ca013cd75ee395ab3be47f95faae9301",
         ),
     ];
 
     #[test]
     fn loan_lifecycle_golden_vectors() {
-    fn golden_vectors_access() {
         let chain = genesis().hash();
         let mut got = Vec::new();
         for (kind, b) in bodies() {
@@ -587,6 +520,93 @@ mod access {
     }
 }
 // ==== END loan-lifecycle golden vectors ====
+
+// ---------------------------------------------------------------------------------------------
+// Access records (issue 12): Claim tags 14..=16. One block, so the integrator can renumber it.
+// ---------------------------------------------------------------------------------------------
+
+mod access {
+    use super::*;
+    use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, QueryRecord, ReadKind, Scope};
+
+    fn bodies() -> Vec<(&'static str, AttestationBody)> {
+        let uscc = Uscc::parse("enterprise", "914403001922038216").unwrap();
+        vec![
+            (
+                "access-key",
+                body(
+                    "bank-a",
+                    5,
+                    Claim::AccessKey(AccessKeyGrant {
+                        holder: "loan-officer-zhang".into(),
+                        key: key(9).public(),
+                        scopes: vec![Scope::Member, Scope::Restricted],
+                        expires_at_ms: 1_731_536_123_456,
+                    }),
+                ),
+            ),
+            (
+                "consent",
+                body(
+                    "bank-a",
+                    6,
+                    Claim::Consent(Consent {
+                        enterprise: uscc,
+                        recipient: name("bank-a"),
+                        purpose: Purpose::LoanApplication,
+                        scope: vec![FactKind::RdSpend, FactKind::PatentValuation, FactKind::PatentPledge],
+                        expires_at_ms: 1_731_536_123_456,
+                        evidence: Hash([0xaa; 32]),
+                    }),
+                ),
+            ),
+            (
+                "query",
+                body(
+                    "centre-b",
+                    4,
+                    Claim::Query(QueryRecord {
+                        reader: name("bank-a"),
+                        access_key: id(0x55),
+                        enterprise: uscc,
+                        purpose: Purpose::LoanApplication,
+                        consent: Some(id(0x66)),
+                        read: ReadKind::Facts,
+                    }),
+                ),
+            ),
+        ]
+    }
+
+    /// (name, hex of body bytes, id, hex of signature) — from docs/encoding.md §11.
+    const EXPECTED: &[(&str, &str, &str, &str)] = &[
+        (
+            "access-key",
+            "060000000000000062616e6b2d610500000000000000404ae7cf8b0100000e00000012000000000000006c6f616e2d6f6666696365722d7a68616e67fd1724385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f618020000000000000000000000010000004076982793010000",
+            "15d710df5b0d884ff69081a290bbbc60331b5acd78474083885a658903edf293",
+            "bf92d6e66a81b22527cbacca64c5bd4075361c399b4d7f78c95b46ed08af34f903f4d30486655e2241c3cb6ba891c01ebdc5d6d98a3ea316fce1c37672dd1603",
+        ),
+        (
+            "consent",
+            "060000000000000062616e6b2d610600000000000000404ae7cf8b0100000f000000393134343033303031393232303338323136060000000000000062616e6b2d610000000003000000000000000000000001000000020000004076982793010000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "9897b7b84c399888f3f13aeb57b467192eb614188e9df7c5d8a45e9df603ec8b",
+            "0b3dda290214f973beed62c05acac934afcd3356dd336b902189829b2694c4ab06f538fcaf0ae7162875b3dcb361d79f32fd5ae3222140b818b4b6be14ed2b0b",
+        ),
+        (
+            "query",
+            "080000000000000063656e7472652d620400000000000000404ae7cf8b01000010000000060000000000000062616e6b2d6155555555555555555555555555555555555555555555555555555555555555553931343430333030313932323033383231360000000001666666666666666666666666666666666666666666666666666666666666666600000000",
+            "9df573a111ccd97667ee219e075702ed57c764724e7b928d8d5a53b50e453b3f",
+            "b5ce584f19c060f691b66b3faf4ca41d2b294eabd4bcf2fbfc020423f388b02ad21db8b0ef16bac40837f341af61ff850ceea8de7a81ef0cf8eaa955d4228e0e",
+        ),
+    ];
+
+    #[test]
+    fn golden_vectors_access() {
+        let chain = genesis().hash();
+        let mut got = Vec::new();
+        for (kind, b) in bodies() {
+            let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
+            let a: Attestation = b.clone().sign(&signer, &chain);
             got.push((kind, hex::encode(b.to_bytes()), a.id().to_string(), hex::encode(a.signature.0)));
             let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
             assert_eq!(leaf.attestation, a);

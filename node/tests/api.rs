@@ -1396,6 +1396,9 @@ async fn third_party_code_reads_the_tiles_and_checkpoints_and_checks_proofs() {
         let t = tlog_tiles::Tile::from_path(&sumdb).unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(t.path(), sumdb);
     }
+    n.stop().await;
+}
+
 /// The 401 of an access refusal: its field, and the rule contains `says`.
 fn refused_401(r: &Reply, field: &str, says: &str) {
     assert_eq!(r.status, 401, "{}", r.text());

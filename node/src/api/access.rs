@@ -46,8 +46,11 @@ pub fn route_scope(route: &str) -> Option<Scope> {
         "/v1/attestations/{id}"
         | "/v1/enterprises/{uscc}/attestations"
         | "/v1/patents/{number}/attestations"
-        | "/v1/attesters/{member}/attestations" => Some(Scope::Member),
-        "/v1/blocks/{height}/certified" => Some(Scope::Regulator),
+        | "/v1/attesters/{member}/attestations"
+        | "/v1/attestations/{id}/references" => Some(Scope::Member),
+        // Whole blocks and the portfolio's per-lender figures and loan lines hold facts of
+        // many enterprises at once: look-through supervision only.
+        "/v1/blocks/{height}/certified" | "/v1/portfolio" => Some(Scope::Regulator),
         _ => None,
     }
 }

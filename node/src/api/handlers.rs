@@ -737,11 +737,12 @@ pub async fn attester_attestations(
 )]
 pub async fn attestation_references(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
     let id = parse_id("id", &id)?;
-    page(st, Key::Refers(id), q).await
+    page(st, reader_of(reader)?, Key::Refers(id), q).await
 }
 
 /// Query parameters of `GET /v1/portfolio`.

@@ -48,14 +48,14 @@
 //! Locks are `std` locks held only inside those synchronous sections, never across an
 //! `.await`; when both are needed, the store lock is taken before the mempool lock.
 
-pub mod console;
 pub mod access;
+pub mod console;
 mod error;
 mod handlers;
 pub mod limits;
 mod openapi;
-pub mod tiles;
 pub mod query_log;
+pub mod tiles;
 pub mod views;
 
 use std::future::Future;

@@ -8,8 +8,8 @@ use super::views::{
     ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
     NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
 };
-use super::{console, handlers};
 use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
+use super::{console, handlers};
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
 #[derive(Debug, OpenApi)]
