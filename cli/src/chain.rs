@@ -381,7 +381,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     let code = report(&summary, failure.as_ref(), false);
     let d = a.dir.display();
     println!(
-        "\nDemo data is in {d}. Try:\n  credence verify --data-dir {d} --json\n  credence export --data-dir {d} --out {d}/chain.export\n  credence verify --file {d}/chain.export --genesis {d}/genesis.toml"
+        "\nDemo data is in {d}. Try:\n  credence verify --data-dir {d} --json\n  credence portfolio --data-dir {d}\n  credence profile 914403001922038216 --data-dir {d}\n  credence export --data-dir {d} --out {d}/chain.export\n  credence verify --file {d}/chain.export --genesis {d}/genesis.toml"
     );
     Ok(code)
 }

@@ -490,3 +490,316 @@ fn loan_line(
         pool,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::inconsistent_digit_grouping)] // amounts written yuan_fen
+
+    use super::*;
+    use credence_ledger::attestation::{AttestationBody, AttestationId, ValuationMethod};
+    use credence_ledger::block::Leaf;
+    use credence_ledger::cn_ids::{CourtCaseNumber, HnteCertificate, PatentRef, PledgeRegistration, PublicationNumber};
+    use credence_ledger::hash::Hash;
+    use credence_ledger::ids::{Currency, MemberName, Uscc};
+    use credence_ledger::loans::{
+        AppraisalPurpose, CnipaCancellation, Collateral, Disposal, DisposalMethod, Enrolment, Loan, LoanEvent,
+        PledgeCancel, PledgeRegistered, PoolClaim, PoolPayment, Qualification, RecoverySource, ValueType,
+    };
+    use credence_ledger::rules::RecordStatus;
+    use credence_ledger::sig::SecretKey;
+    use credence_node::api::views::Committed;
+
+    const E: &str = "91440300708461136T";
+
+    fn d(s: &str) -> Date {
+        Date::parse("d", s).unwrap()
+    }
+    fn cny(fen: u64) -> Money {
+        Money { fen, currency: Currency::CNY }
+    }
+    fn e() -> Uscc {
+        Uscc::parse("e", E).unwrap()
+    }
+    fn patent(s: &str) -> PatentRef {
+        PatentRef::parse("p", s).unwrap()
+    }
+
+    /// Signs claims in order as committed items (leaf i at height i + 1).
+    #[derive(Default)]
+    struct Ledger {
+        items: Vec<AttestationView>,
+    }
+
+    impl Ledger {
+        fn add(&mut self, who: &str, claim: Claim) -> AttestationId {
+            self.add_with(who, claim, None)
+        }
+        fn add_with(&mut self, who: &str, claim: Claim, status: Option<RecordStatus>) -> AttestationId {
+            let n = self.items.len() as u64;
+            let body = AttestationBody {
+                attester: MemberName::parse("m", who).unwrap(),
+                sequence: n + 1,
+                issued_at_ms: 0,
+                claim,
+            };
+            let leaf = Leaf::new(body.sign(&SecretKey::from_seed([7; 32]), &Hash::ZERO));
+            let at =
+                Committed { height: n + 1, leaf_index: n, record_status: Some(status.unwrap_or(RecordStatus::Active)) };
+            self.items.push(AttestationView::committed(&leaf, at));
+            leaf.id
+        }
+    }
+
+    fn dup(v: &AttestationView) -> AttestationView {
+        serde_json::from_value(serde_json::to_value(v).unwrap()).unwrap()
+    }
+
+    fn status(p: &str, as_of: &str, fees: Option<&str>, preservation: bool) -> Claim {
+        Claim::PatentStatus(PatentStatus {
+            patent: patent(p),
+            owner: e(),
+            co_owners: vec![],
+            grant: Some(PublicationNumber::parse("g", "CN105123456B").unwrap()),
+            filed: d("2015-03-10"),
+            expires: d("2035-03-09"),
+            fees_paid_until: fees.map(d),
+            invalidation_pending: false,
+            court_preservation: preservation,
+            lapsed: false,
+            as_of: d(as_of),
+            evidence: Hash::ZERO,
+        })
+    }
+
+    /// A defaulted loan with every kind of history, and a repaid one: each figure by hand.
+    #[test]
+    fn loans_pledges_pool_qualifications_and_warnings_by_hand() {
+        let mut l = Ledger::default();
+        let p1 = patent("CN201510123456.1").to_string();
+        // Another valid number filed in 2015 (the status records say so).
+        let p2 = credence_ledger::demo::patents(&mut credence_ledger::demo::DemoRng::new(3), 300)
+            .into_iter()
+            .find(|p| p.year() == 2015)
+            .unwrap()
+            .to_string();
+        l.add("appraiser", status(&p1, "2023-01-01", Some("2024-03-09"), false));
+        let appraisal = |value: u64, p: &str| {
+            Claim::Appraisal(Appraisal {
+                patent: patent(p),
+                owner: e(),
+                institution: Uscc::parse("i", "91330100716105852F").unwrap(),
+                purpose: AppraisalPurpose::Pledge,
+                value_type: ValueType::Market,
+                value: cny(value),
+                method: ValuationMethod::Income,
+                rationale: "r".into(),
+                base_date: d("2023-01-10"),
+                valid_until: d("2024-01-09"),
+                evidence: Hash::ZERO,
+            })
+        };
+        let a1 = l.add("appraiser", appraisal(8_000_000_00, &p1));
+        let reserve = |p: &str, secured: u64| {
+            Claim::IpPledge(IpPledge::Reserve(PledgeReserve {
+                patent: patent(p),
+                pledgor: e(),
+                pledgee: MemberName::parse("m", "bank").unwrap(),
+                loan_contract: Hash([1; 32]),
+                secured: cny(secured),
+                start: d("2023-02-01"),
+                end: d("2025-02-01"),
+                evidence: Hash::ZERO,
+            }))
+        };
+        let r1 = l.add("bank", reserve(&p1, 5_000_000_00));
+        l.add(
+            "bank",
+            Claim::IpPledge(IpPledge::Registered(PledgeRegistered {
+                pledge: r1,
+                registration: PledgeRegistration::parse("r", "Y2023980000123").unwrap(),
+                effective: d("2023-01-30"),
+                evidence: Hash::ZERO,
+            })),
+        );
+        let loan = |contract: u8, principal: u64, pledge: AttestationId, appraisal: AttestationId| {
+            Claim::Loan(Loan {
+                lender: MemberName::parse("m", "bank").unwrap(),
+                borrower: e(),
+                contract: Hash([contract; 32]),
+                principal: cny(principal),
+                start: d("2023-02-01"),
+                maturity: d("2025-02-01"),
+                rate_bp: 400,
+                collateral: vec![Collateral { pledge, appraisal, share_bp: 10_000 }],
+                guarantee: None,
+            })
+        };
+        let bad = l.add("bank", loan(1, 5_000_000_00, r1, a1));
+        let ev = |date: &str, event: LoanEventKind| Claim::LoanEvent(LoanEvent { loan: bad, date: d(date), event });
+        let pool = AttestationId::from_hash(Hash([9; 32]));
+        l.add("pool", Claim::RiskPool(RiskPool::Enrol(Enrolment { pool, loan: bad, date: d("2023-02-10") })));
+        l.add(
+            "bank",
+            ev("2023-08-01", LoanEventKind::Repayment { principal: cny(1_000_000_00), interest: cny(100_000_00) }),
+        );
+        l.add(
+            "bank",
+            ev("2024-03-01", LoanEventKind::Classification { class: LoanClass::SpecialMention, days_overdue: 30 }),
+        );
+        let default = l.add(
+            "bank",
+            ev("2024-05-01", LoanEventKind::Default { days_overdue: 91, overdue_principal: cny(4_000_000_00) }),
+        );
+        l.add(
+            "bank",
+            Claim::RiskPool(RiskPool::Claim(PoolClaim {
+                pool,
+                loan: bad,
+                date: d("2024-05-20"),
+                eligible_principal: cny(4_000_000_00),
+                amount: cny(2_000_000_00),
+                evidence: Hash::ZERO,
+            })),
+        );
+        l.add(
+            "pool",
+            Claim::RiskPool(RiskPool::Pay(PoolPayment {
+                pool,
+                loan: bad,
+                date: d("2024-06-01"),
+                amount: cny(2_000_000_00),
+            })),
+        );
+        l.add(
+            "bank",
+            ev("2024-06-05", LoanEventKind::Recovery { amount: cny(2_000_000_00), source: RecoverySource::Pool }),
+        );
+        l.add("appraiser", status(&p1, "2024-06-10", Some("2025-03-09"), true));
+        let buyer = Uscc::parse("b", "914403001922038216").unwrap();
+        l.add(
+            "bank",
+            Claim::Disposal(Disposal {
+                pledge: r1,
+                method: DisposalMethod::Auction,
+                court_case: Some(CourtCaseNumber::parse("c", "（2024）粤03执1234号").unwrap()),
+                price: cny(1_500_000_00),
+                date: d("2024-09-01"),
+                new_owner: Some(buyer),
+                evidence: Hash::ZERO,
+            }),
+        );
+        l.add(
+            "bank",
+            ev("2024-09-10", LoanEventKind::Recovery { amount: cny(1_500_000_00), source: RecoverySource::Disposal }),
+        );
+        // A second loan, repaid in full, its registered pledge released with CNIPA's cancellation.
+        l.add("appraiser", status(&p2, "2023-01-01", Some("2027-03-09"), false));
+        let a2 = l.add("appraiser", appraisal(4_000_000_00, &p2));
+        let r2 = l.add("bank", reserve(&p2, 1_000_000_00));
+        l.add(
+            "bank",
+            Claim::IpPledge(IpPledge::Registered(PledgeRegistered {
+                pledge: r2,
+                registration: PledgeRegistration::parse("r", "Y2023980000124").unwrap(),
+                effective: d("2023-01-30"),
+                evidence: Hash::ZERO,
+            })),
+        );
+        let good = l.add("bank", loan(2, 1_000_000_00, r2, a2));
+        l.add(
+            "bank",
+            Claim::LoanEvent(LoanEvent {
+                loan: good,
+                date: d("2025-02-01"),
+                event: LoanEventKind::Repayment { principal: cny(1_000_000_00), interest: cny(80_000_00) },
+            }),
+        );
+        l.add(
+            "bank",
+            Claim::IpPledge(IpPledge::Release(PledgeCancel {
+                pledge: r2,
+                cancellation: Some(CnipaCancellation { date: d("2025-02-10"), evidence: Hash::ZERO }),
+            })),
+        );
+        let cert = HnteCertificate::parse("c", "GR202344000123").unwrap();
+        l.add(
+            "centre",
+            Claim::Qualification(Qualification {
+                enterprise: e(),
+                qualification: QualificationKind::HighTech { certificate: cert, issued: d("2023-11-20") },
+                evidence: Hash::ZERO,
+            }),
+        );
+
+        // The enterprise index holds the records naming the enterprise; the references
+        // index the records naming each loan or pledge.
+        let mut enterprise = Vec::new();
+        let mut refs: BTreeMap<String, Vec<AttestationView>> = BTreeMap::new();
+        for v in &l.items {
+            let a = Attestation::from_bytes(&B64.decode(&v.attestation).unwrap()).unwrap();
+            if a.body.claim.enterprise().is_some() {
+                enterprise.push(dup(v));
+            }
+            for r in a.body.claim.references() {
+                refs.entry(r.to_string()).or_default().push(dup(v));
+            }
+        }
+        let s = LoanSections::build(E, &enterprise, &refs, d("2025-03-01"));
+        assert!(s.undecodable.is_empty());
+        assert_eq!(s.loans.len(), 2);
+        let b = &s.loans[0];
+        assert_eq!(b.id, bad.to_string());
+        // 5,000,000 − 1,000,000 repaid − 2,000,000 (pool) − 1,500,000 (auction) = 500,000.
+        assert_eq!(b.outstanding.fen, 500_000_00);
+        assert_eq!(
+            (b.repaid_principal.fen, b.interest_paid.fen, b.recovered.fen),
+            (1_000_000_00, 100_000_00, 3_500_000_00)
+        );
+        // The default (91 days) raised the class from 关注 to 次级; the default set it.
+        assert_eq!(b.class, LoanClass::Substandard.name());
+        assert_eq!(b.class_record, default.to_string());
+        assert_eq!(b.status, "defaulted");
+        assert_eq!(b.max_days_overdue, 91);
+        assert_eq!(b.overdue.len(), 2);
+        assert_eq!(b.classifications.len(), 1);
+        // LTV: 5,000,000 over 8,000,000 appraised = 62.50 %.
+        assert_eq!(b.ltv_bp, Some(6_250));
+        assert_eq!(b.appraised.fen, 8_000_000_00);
+        let events: Vec<&str> = b.pool.iter().map(|p| p.event.as_str()).collect();
+        assert_eq!(events, ["enrolled", "claimed", "paid"]);
+        let c = &b.collateral[0];
+        assert!(
+            c.pledge_status
+                .starts_with("registered Y2023980000123 effective 2023-01-30; disposed: auction on 2024-09-01"),
+            "{}",
+            c.pledge_status
+        );
+        assert_eq!(c.secured.as_ref().map(|t| t.fen), Some(5_000_000_00));
+        let g = &s.loans[1];
+        assert_eq!((g.status.as_str(), g.outstanding.fen, g.ltv_bp), ("repaid", 0, Some(2_500)));
+        assert!(
+            g.collateral[0].pledge_status.ends_with("released, CNIPA cancelled 2025-02-10"),
+            "{}",
+            g.collateral[0].pledge_status
+        );
+        assert_eq!(s.loans_outstanding.iter().map(|t| t.fen).sum::<u64>(), 500_000_00);
+
+        // The certificate runs 2023-11-20 .. 2026-11-19: current on 2025-03-01.
+        assert_eq!(s.qualifications.len(), 1);
+        assert!(s.qualifications[0].current);
+        assert_eq!(s.qualifications[0].valid_until, "2026-11-19");
+
+        // Patent 1's latest status: frozen by a court, disposed; its fees were paid at the time.
+        assert_eq!(s.patent_status.len(), 2);
+        let w1 = &s.patent_status.iter().find(|p| p.patent == p1).unwrap().warnings;
+        assert!(w1.iter().any(|w| w.starts_with("under court preservation")), "{w1:?}");
+        assert!(w1.iter().any(|w| w.starts_with("pledge disposed: auction")), "{w1:?}");
+        assert!(!w1.iter().any(|w| w.contains("fees")), "{w1:?}");
+        let w2 = &s.patent_status.iter().find(|p| p.patent == p2).unwrap().warnings;
+        assert!(w2.is_empty(), "{w2:?}");
+        // Months later patent 1's paid year has run out with no newer status.
+        let later = LoanSections::build(E, &enterprise, &refs, d("2025-06-01"));
+        let w = &later.patent_status.iter().find(|p| p.patent == p1).unwrap().warnings;
+        assert!(w.iter().any(|w| w.starts_with("stale: fees were paid until 2025-03-09")), "{w:?}");
+    }
+}
