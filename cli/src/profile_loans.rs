@@ -736,7 +736,7 @@ mod tests {
         let mut enterprise = Vec::new();
         let mut refs: BTreeMap<String, Vec<AttestationView>> = BTreeMap::new();
         for v in &l.items {
-            let a = Attestation::from_bytes(&B64.decode(&v.attestation).unwrap()).unwrap();
+            let a = Attestation::from_bytes(&B64.decode(v.attestation.as_deref().unwrap()).unwrap()).unwrap();
             if a.body.claim.enterprise().is_some() {
                 enterprise.push(dup(v));
             }
