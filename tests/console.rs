@@ -221,12 +221,31 @@ async fn the_console_in_a_real_browser() {
         }
     };
 
-    let result = scenario(&c, &url, &rd2022, &rd2023, &wrong).await;
+    // The enterprise's written authorisation for the dev member's loan officer (docs/ACCESS.md).
+    let evidence = tmp.path().join("authorisation.pdf");
+    std::fs::write(&evidence, "91330106MA2CKR7Q0N authorises dev").unwrap();
+    attest(
+        &dir,
+        &url,
+        &[
+            "consent",
+            "--enterprise",
+            USCC,
+            "--recipient",
+            "dev",
+            "--purpose",
+            "loan-application",
+            "--evidence-file",
+            evidence.to_str().unwrap(),
+        ],
+    );
+    let officer = std::fs::read_to_string(dir.join("keys/dev-officer.access")).unwrap();
+    let result = scenario(&c, &url, &officer, &rd2022, &rd2023, &wrong).await;
     let _ = c.close().await;
     result
 }
 
-async fn scenario(c: &Client, url: &str, rd2022: &str, rd2023: &str, wrong: &str) {
+async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &str, wrong: &str) {
     // Served by the node, in Chinese when the reader chose it.
     c.goto(&format!("{url}/console")).await.unwrap();
     c.execute("localStorage.setItem('credence.lang', 'zh'); return true;", vec![]).await.unwrap();
@@ -244,6 +263,20 @@ async fn scenario(c: &Client, url: &str, rd2022: &str, rd2023: &str, wrong: &str
     assert!(e.contains("校验位错误") && e.contains("“8”"), "{e}");
     submit(c, "record", "abc").await;
     assert!(text(c, "#record-error").await.contains("64 位"));
+
+    // Reads above public need a signed request: sign in with the loan officer's access key
+    // for loan-application reads (RFC 9421 signatures made by signin.js with WebCrypto).
+    c.goto(&format!("{url}/console#/signin")).await.unwrap();
+    assert_eq!(text(c, "h1").await, "用访问密钥登录");
+    let set = "document.querySelector('#key-file').value = arguments[0]; \
+               document.querySelector('#purpose').value = 'loan-application'; \
+               document.querySelector('#signin-form').requestSubmit(); return true;";
+    c.execute(set, vec![json!(officer)]).await.unwrap();
+    until(c, "the signed-in session", "return document.querySelector('#session').textContent;", |v| {
+        v.as_str().is_some_and(|s| s.contains("访问密钥"))
+    })
+    .await;
+    c.goto(&format!("{url}/console")).await.unwrap();
 
     // Search finds the enterprise; the profile shows the API's figures and the chart.
     submit(c, "uscc", &USCC.to_lowercase()).await;
@@ -355,9 +388,9 @@ async fn scenario(c: &Client, url: &str, rd2022: &str, rd2023: &str, wrong: &str
 
     verify_js_agrees_with_the_ledger(c).await;
 
-    // The portfolio API is not on this node yet: the page says so.
+    // The portfolio holds many enterprises' facts: a loan officer's key gets the API's 403.
     c.goto(&format!("{url}/console#/portfolio")).await.unwrap();
-    assert!(text(c, "#pf-absent").await.contains("/v1/portfolio"));
+    assert!(text(c, "#main .error").await.contains("regulator"));
 }
 
 /// The console's verify.js, loaded in the page, against the ledger's Rust code: every inclusion

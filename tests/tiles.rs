@@ -176,8 +176,12 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     // A bundle under a cosigned checkpoint needs both witnesses; audits can require them too.
     let id = net.attest(0, 0, "2022")["id"].as_str().unwrap().to_string();
     let bundle = dir.path().join("bundle.json");
+    // The record's bytes are an enterprise's fact: a regulator's key reads them (docs/ACCESS.md).
+    let regulator = net.access_key(0, 0, "inspector", "regulator");
+    let reader = ["--access-key", p(&regulator), "--purpose", "supervision"];
     wait_until("a bundle under a checkpoint cosigned by both", Duration::from_secs(30), || {
-        let out = credence(&["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis]);
+        let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
+        let out = credence(&[&args[..], &reader].concat());
         out.status.success() && stdout(&out).contains("cosigned by 2 of 2 genesis witnesses")
     });
     let v = json(&ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "2", "--json"])));
@@ -200,7 +204,8 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     });
     let id = net.attest(0, 0, "2020")["id"].as_str().unwrap().to_string();
     wait_until("a new bundle cosigned by witness a", Duration::from_secs(30), || {
-        let out = credence(&["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis]);
+        let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
+        let out = credence(&[&args[..], &reader].concat());
         out.status.success() && stdout(&out).contains("cosigned by 1 of 2 genesis witnesses")
     });
     ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "1"]));

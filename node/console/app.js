@@ -1,7 +1,7 @@
 // The console's shell: hash routes to pages, the language switch (remembered), the session
 // line from signin.js, and the periodic refresh of the node page.
 import { t, lang, setLang } from './i18n.js';
-import { session } from './signin.js';
+import { session, restore } from './signin.js';
 import * as pages from './pages.js';
 import { h } from './records.js';
 
@@ -13,6 +13,7 @@ const ROUTES = [
   [/^#\/chain$/, pages.chain, 'nav.chain'],
   [/^#\/ops$/, pages.ops, 'nav.ops'],
   [/^#\/portfolio$/, pages.portfolio, 'nav.portfolio'],
+  [/^#\/signin$/, pages.signin, 'signin.title'],
 ];
 
 let refresh = null;
@@ -30,6 +31,7 @@ function translateStatic() {
 }
 
 async function route() {
+  await restore();
   const mine = ++generation;
   clearTimeout(refresh);
   translateStatic();

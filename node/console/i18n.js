@@ -6,6 +6,9 @@ const STORE = 'credence.lang';
 const zh = {
   skip: '跳到正文', brand: 'Credence 科技金融信用账本', 'nav.search': '查询', 'nav.chain': '账本', 'nav.portfolio': '组合', 'nav.ops': '节点',
   'lang.switch': 'English', loading: '加载中…', footer: '所有数据均来自账本；证明在本浏览器中校验。',
+  'nav.signin': '登录', 'signin.title': '用访问密钥登录', 'signin.lead': '粘贴成员为您签发的访问密钥文件（credence keys access 生成）。请求将按 RFC 9421 签名；查询企业事实需企业授权，每次查询都记录在账本上。',
+  'signin.file': '访问密钥文件', 'signin.purpose': '查询目的', 'signin.go': '登录', 'signin.out': '退出',
+  'purpose.loan-application': '贷款申请', 'purpose.post-loan-monitoring': '贷后管理', 'purpose.guarantee-review': '担保审查', 'purpose.risk-pool-claim': '风险补偿申请', 'purpose.supervision': '监管',
   'session.public': '公开访问（请求未签名）', 'session.key': '访问密钥 {key}', notfound: '页面不存在', error: '错误',
   yes: '是', no: '否', 'unit.months': '{n} 个月',
   'search.title': '查询', 'search.lead': '按统一社会信用代码、专利申请号或记录编号查询账本上的信用事实。', 'search.go': '查询',
@@ -77,6 +80,9 @@ const zh = {
 const en = {
   skip: 'Skip to content', brand: 'Credence tech-finance ledger', 'nav.search': 'Search', 'nav.chain': 'Chain', 'nav.portfolio': 'Portfolio', 'nav.ops': 'Node',
   'lang.switch': '中文', loading: 'Loading…', footer: 'Every figure comes from the ledger; proofs are checked in this browser.',
+  'nav.signin': 'Sign in', 'signin.title': 'Sign in with an access key', 'signin.lead': 'Paste the access-key file your member issued you (written by credence keys access). Requests are signed per RFC 9421; an enterprise\'s facts are read under its consent, and every such read is logged on the ledger.',
+  'signin.file': 'Access-key file', 'signin.purpose': 'Purpose of the reads', 'signin.go': 'Sign in', 'signin.out': 'Sign out',
+  'purpose.loan-application': 'Loan application', 'purpose.post-loan-monitoring': 'Post-loan monitoring', 'purpose.guarantee-review': 'Guarantee review', 'purpose.risk-pool-claim': 'Risk-pool claim', 'purpose.supervision': 'Supervision',
   'session.public': 'Public access (unsigned requests)', 'session.key': 'Access key {key}', notfound: 'No such page', error: 'Error',
   yes: 'yes', no: 'no', 'unit.months': '{n} months',
   'search.title': 'Search', 'search.lead': 'Find credit facts on the ledger by unified social credit code, patent application number or record id.', 'search.go': 'Search',

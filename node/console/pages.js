@@ -1,6 +1,7 @@
 // The console's pages. Each takes the route's parameters and returns a DOM node to show;
 // figures come from the API, proofs are checked by verify.js in this browser.
 import * as api from './api.js';
+import * as signinState from './signin.js';
 import { t, lang } from './i18n.js';
 import * as fmt from './format.js';
 import * as check from './validate.js';
@@ -421,3 +422,26 @@ export async function portfolio() {
 }
 
 export { errorBox };
+
+/** Sign-in: paste an access-key file and pick the purpose of the reads (signin.js). */
+export async function signin() {
+  const s = signinState.session();
+  const area = h('textarea', { id: 'key-file', rows: 4, cols: 70, spellcheck: 'false', 'aria-label': t('signin.file') });
+  const select = h('select', { id: 'purpose', 'aria-label': t('signin.purpose') },
+    ...signinState.PURPOSES.map((p) => h('option', { value: p }, t(`purpose.${p}`))));
+  const message = h('p', { id: 'signin-message', role: 'alert' });
+  const form = h('form', { id: 'signin-form', novalidate: true },
+    h('label', { for: 'key-file' }, t('signin.file')), area,
+    h('label', { for: 'purpose' }, t('signin.purpose')), select,
+    h('button', { type: 'submit' }, t('signin.go')));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    signinState.signIn(area.value, select.value)
+      .then(() => { location.hash = '#/'; })
+      .catch((e) => { message.textContent = e.message; });
+  });
+  const out = h('button', { type: 'button', id: 'signout' }, t('signin.out'));
+  out.addEventListener('click', () => { signinState.signOut(); location.hash = '#/'; });
+  return h('div', {}, h('h1', {}, t('signin.title')), h('p', {}, t('signin.lead')),
+    s.signedIn ? h('p', {}, t('session.key', { key: s.keyId }), ' ', out) : form, message);
+}
