@@ -35,6 +35,10 @@ pub struct PortfolioArgs {
     /// Print the figures as one JSON object (the API's `PortfolioView`).
     #[arg(long)]
     pub json: bool,
+    /// With --node: the portfolio holds many enterprises' facts, so the node serves it only
+    /// to an access key with the regulator scope (docs/ACCESS.md).
+    #[command(flatten)]
+    pub access: crate::access::AccessArgs,
 }
 
 fn money(m: &MoneyView) -> String {
@@ -77,8 +81,13 @@ fn from_store(dir: &std::path::Path, lender: Option<&str>, loans: bool) -> Resul
 }
 
 /// The figures from a node's API, paging through the loan lines when `loans`.
-fn from_node(url: &str, lender: Option<&str>, loans: bool) -> Result<PortfolioView> {
-    let mut conn = crate::http::Conn::new(url)?;
+fn from_node(
+    url: &str,
+    access: &crate::access::AccessArgs,
+    lender: Option<&str>,
+    loans: bool,
+) -> Result<PortfolioView> {
+    let mut conn = access.connect(url)?;
     let base = match lender {
         Some(l) => format!("/v1/portfolio?lender={}", query::seg(l)),
         None => "/v1/portfolio".to_owned(),
@@ -107,7 +116,7 @@ pub fn run(a: &PortfolioArgs) -> Result<ExitCode> {
     let lender = a.lender.as_deref();
     let view = match &a.data_dir {
         Some(dir) => from_store(dir, lender, a.loans)?,
-        None => from_node(a.node.as_deref().unwrap_or(query::NODE_DEFAULT), lender, a.loans)?,
+        None => from_node(a.node.as_deref().unwrap_or(query::NODE_DEFAULT), &a.access, lender, a.loans)?,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&view)?);

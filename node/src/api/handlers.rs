@@ -14,7 +14,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use utoipa::{IntoParams, OpenApi as _};
 
 use credence_ledger::access::{Purpose, QueryRecord, ReadKind};
-use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId, ClaimKind};
+use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId, Claim, ClaimKind};
 use credence_ledger::block::{CertifiedBlock, Leaf};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
@@ -334,11 +334,11 @@ pub async fn get_attestation(
             let store = st.read_store()?;
             if let Some((view, leaf)) = committed_view(&*store, &id)? {
                 let claim = &leaf.attestation.body.claim;
-                let consent = match (restricted, claim.enterprise()) {
+                let consent = match (restricted, enterprise_of(&*store, claim)?) {
                     _ if reader.offline => Some(LiveConsent::everything()),
                     (Some(r), Some(e)) => {
-                        let c = find_consent(&*store, &reader, e, r.purpose, r.consent, now_ms())?;
-                        log_read(&st, &reader, *e, r, &c)?;
+                        let c = find_consent(&*store, &reader, &e, r.purpose, r.consent, now_ms())?;
+                        log_read(&st, &reader, e, r, &c)?;
                         Some(c)
                     }
                     _ => None,
@@ -568,12 +568,44 @@ fn tree_size_at(store: &(dyn Store + Send + Sync), height: u64) -> Result<u64, A
     }
 }
 
+/// The enterprise whose consent covers a record: the one it names, or else (a loan event, a
+/// pool record, a disposal) the one named by the first record it builds on that names one.
+fn enterprise_of(store: &(dyn Store + Send + Sync), claim: &Claim) -> Result<Option<Uscc>, ApiError> {
+    if let Some(e) = claim.enterprise() {
+        return Ok(Some(*e));
+    }
+    for id in claim.references() {
+        if let Some(loc) = store.locate(&id)?
+            && let Some(leaf) = store.leaf(loc.leaf_index)?
+            && let Some(e) = leaf.attestation.body.claim.enterprise()
+        {
+            return Ok(Some(*e));
+        }
+    }
+    Ok(None)
+}
+
+/// The enterprise a referenced record (a loan, a pledge) is about: whose consent covers
+/// the records naming it.
+fn referenced_enterprise(store: &(dyn Store + Send + Sync), id: &AttestationId) -> Result<Uscc, ApiError> {
+    let Some(loc) = store.locate(id)? else {
+        return Err(ApiError::not_found("id", format!("{id} is not a committed attestation")));
+    };
+    let Some(leaf) = store.leaf(loc.leaf_index)? else {
+        return Err(ApiError::internal(format!("store: leaf {} is missing", loc.leaf_index)));
+    };
+    leaf.attestation.body.claim.enterprise().copied().ok_or_else(|| {
+        ApiError::bad_request("purpose", format!("{id} names no enterprise, so no one enterprise's consent covers it"))
+    })
+}
+
 async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Json<AttestationPage>, ApiError> {
     let restricted = Restricted::parse(q.purpose.as_deref(), q.consent.as_deref())?;
-    if restricted.is_some() && !matches!(key, Key::Enterprise(_)) {
+    if restricted.is_some() && !matches!(key, Key::Enterprise(_) | Key::Refers(_)) {
         return Err(ApiError::bad_request(
             "purpose",
-            "restricted reads are of one enterprise: GET /v1/enterprises/{uscc}/attestations or /v1/attestations/{id}",
+            "restricted reads are of one enterprise: GET /v1/enterprises/{uscc}/attestations, \
+             /v1/attestations/{id}/references or /v1/attestations/{id}",
         ));
     }
     let limit = match parse_opt_u64("limit", q.limit.as_deref())? {
@@ -592,8 +624,16 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
                 let c = find_consent(&*store, &reader, e, r.purpose, r.consent, now_ms())?;
                 (Some(c.clone()), Some((c, *e, r)))
             }
+            // The records naming a loan or pledge are read under its enterprise's consent.
+            (Key::Refers(id), Some(r)) => {
+                let e = referenced_enterprise(&*store, id)?;
+                let c = find_consent(&*store, &reader, &e, r.purpose, r.consent, now_ms())?;
+                (Some(c.clone()), Some((c, e, r)))
+            }
             _ => (None, None),
         };
+        // A record about another enterprise is never shown under this one's consent.
+        let consented = logged.as_ref().map(|(_, e, _)| *e);
         let key = match &key {
             Key::Enterprise(u) => IndexKey::Enterprise(u),
             Key::Patent(p) => IndexKey::Patent(p),
@@ -637,7 +677,8 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
             let record_status = store.record(&leaf.id)?.map(|m| m.status);
             let view =
                 AttestationView::committed(&leaf, Committed { height: loc.height, leaf_index: *index, record_status });
-            items.push(shape(view, claim.kind(), seen.as_ref()));
+            let other = matches!((claim.enterprise(), consented), (Some(x), Some(e)) if *x != e);
+            items.push(shape(view, claim.kind(), if other { None } else { seen.as_ref() }));
         }
         if let Some((c, enterprise, r)) = &logged {
             log_read(&st, &reader, *enterprise, *r, c)?;
