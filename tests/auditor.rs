@@ -2,29 +2,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::net::{Testnet, height, wait_until};
-use common::{credence, json, stdout};
+use common::{credence, json, ok, p, refused, stdout};
 
 const ENTERPRISE: &str = "914403001922038216";
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "failed ({}): {}\n{}", o.status, stdout(&o), String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-/// Exit code 1 (the check ran and found a problem) and stdout containing `needle`.
-fn refused(o: &Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "expected a refusal: {}\n{}", stdout(o), String::from_utf8_lossy(&o.stderr));
-    assert!(stdout(o).contains(needle), "expected '{needle}' in: {}", stdout(o));
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 #[test]
 fn queries_profile_checkpoints_bundles_and_exports_on_one_node() {

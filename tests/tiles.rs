@@ -3,25 +3,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::net::{Testnet, height, wait_until};
-use common::{credence, json, stdout};
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "failed ({}): {}\n{}", o.status, stdout(&o), String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-fn refused(o: &Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "expected a refusal: {}\n{}", stdout(o), String::from_utf8_lossy(&o.stderr));
-    assert!(stdout(o).contains(needle), "expected '{needle}' in: {}", stdout(o));
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{credence, json, ok, p, refused, stdout};
 
 #[test]
 fn a_mirror_of_a_running_testnet_verifies_and_the_auditor_works_from_tiles() {
