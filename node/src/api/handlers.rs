@@ -771,9 +771,13 @@ pub async fn attester_attestations(
     path = "/v1/attestations/{id}/references",
     tag = "queries",
     params(("id" = String, Path, description = "Attestation id: 64 hex digits"), PageQuery),
+    security(("rfc9421" = [])),
     responses(
-        (status = 200, description = "A page, ascending by leaf index (empty for a record nothing names)", body = AttestationPage),
-        (status = 400, description = "Bad id or paging parameter", body = ErrorBody),
+        (status = 200, description = "A page, ascending by leaf index (empty for a record nothing names); with `purpose`, read under the consent of the enterprise the record builds on", body = AttestationPage),
+        (status = 400, description = "Bad id or paging parameter, or `purpose` on a record that names no enterprise", body = ErrorBody),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the member scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
+        (status = 404, description = "With `purpose`: the record is not committed", body = ErrorBody),
     )
 )]
 pub async fn attestation_references(
@@ -819,8 +823,11 @@ pub const PORTFOLIO_CHUNK_LEAVES: u64 = 10_000;
     path = "/v1/portfolio",
     tag = "queries",
     params(PortfolioQuery),
+    security(("rfc9421" = [])),
     responses(
         (status = 200, description = "The figures", body = PortfolioView),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the regulator scope: the figures hold many enterprises' facts", body = ErrorBody),
         (status = 400, description = "Bad lender name, id or limit", body = ErrorBody),
         (status = 404, description = "`lender` is not a member", body = ErrorBody),
     )
