@@ -88,6 +88,10 @@ pub struct VerifyArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// With --tiles at a node's URL: entry bundles are served only to a key with the
+    /// regulator scope (docs/ACCESS.md).
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 #[derive(Args, Debug)]
@@ -338,7 +342,7 @@ fn run_verify_store(ctx: &ChainContext, store: &RedbStore) -> Result<(Summary, O
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     if let (Some(t), Some(g)) = (&a.tiles, &a.genesis) {
-        return crate::tiles::verify(t, Genesis::load(g)?, a.json);
+        return crate::tiles::verify(t, a.access.load()?, Genesis::load(g)?, a.json);
     }
     if let Some(dir) = &a.data_dir {
         let (genesis, store) = load_data_dir(dir)?;
