@@ -42,7 +42,7 @@ pub struct AuditBenchArgs {
 }
 
 /// p50, p90, p99 and max of `samples_us` (microseconds), in milliseconds with two decimals.
-fn summary(mut samples_us: Vec<u64>) -> serde_json::Value {
+pub(crate) fn summary(mut samples_us: Vec<u64>) -> serde_json::Value {
     samples_us.sort_unstable();
     let ms = |p: f64| crate::load::percentile(&samples_us, p).map(|us| (us as f64 / 10.0).round() / 100.0);
     json!({ "n": samples_us.len(), "p50_ms": ms(50.0), "p90_ms": ms(90.0), "p99_ms": ms(99.0), "max_ms": ms(100.0) })

@@ -128,6 +128,8 @@ pub enum BenchCommand {
     Load(crate::load::LoadArgs),
     /// Latency of enterprise listings and inclusion proofs over HTTP, and of `verify-bundle`, on a stored ledger.
     Audit(crate::bench_audit::AuditBenchArgs),
+    /// C2SP tile serving (requests/s, latency) on a stored ledger, and `verify --tiles` of its mirror against `verify --data-dir`.
+    Tiles(crate::bench_tiles::TilesBenchArgs),
 }
 
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -394,6 +396,7 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
     match b {
         BenchCommand::Load(a) => crate::load::run(a),
         BenchCommand::Audit(a) => crate::bench_audit::run(a),
+        BenchCommand::Tiles(a) => crate::bench_tiles::run(a),
         BenchCommand::Verify { data_dir, ceiling_seconds } => {
             let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
             let (genesis, store) = load_data_dir(data_dir)?;
