@@ -76,6 +76,8 @@ pub fn run(a: &TilesBenchArgs) -> Result<ExitCode> {
     }
     let level0 = full.iter().filter(|p| p.starts_with("/tile/0/")).count();
     let local = crate::local::serve_store(genesis, store)?;
+    // For an outside load generator (docs/BENCHMARKS.md runs wrk against it too).
+    eprintln!("serving {} full hash tiles at {}/tile/...", full.len(), local.url);
 
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
     let started = Instant::now();
