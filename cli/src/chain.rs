@@ -43,6 +43,11 @@ pub struct GenerateArgs {
     /// Genesis time in Unix milliseconds (default: early enough that every block time is in the past).
     #[arg(long)]
     genesis_time_ms: Option<u64>,
+    /// Then record an access key of a loan officer of bank-icbc-sz (member and restricted
+    /// scopes, 30 days) and that bank's consent of every enterprise in the ledger, and write
+    /// the key to keys/officer.access: `bench audit` then also times signed, logged reads.
+    #[arg(long)]
+    access_keys: bool,
 }
 
 #[derive(Args, Debug)]
@@ -150,6 +155,7 @@ fn generate_into(
     seed: u64,
     block_records: usize,
     genesis_time_ms: Option<u64>,
+    access_keys: bool,
 ) -> Result<Genesis> {
     if out.join(STORE_FILE).exists() {
         bail!("--out: {} already holds a ledger; choose an empty directory", out.display());
@@ -173,12 +179,21 @@ fn generate_into(
     let mut store = RedbStore::open(&out.join(STORE_FILE), &genesis)?;
     let bar = progress_bar(records, "generate");
     let started = Instant::now();
+    let mut enterprises = std::collections::BTreeSet::new();
     builder.build(records, block_records, |vb| {
+        if access_keys {
+            enterprises.extend(
+                vb.certified().block.leaves.iter().filter_map(|l| l.attestation.body.claim.enterprise().cloned()),
+            );
+        }
         store.commit(&vb).map_err(|e| e.to_string())?;
         bar.inc(vb.certified().block.leaves.len() as u64);
         Ok(())
     })?;
     bar.finish_and_clear();
+    if access_keys {
+        crate::bench_audit::append_officer_access(&mut builder, &mut store, enterprises, block_records, out, seed)?;
+    }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "generated {records} attestations in {} blocks in {secs:.1} s ({:.0}/s) into {}",
@@ -190,7 +205,7 @@ fn generate_into(
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
-    generate_into(&a.out, a.records, a.seed, a.block_records, a.genesis_time_ms)?;
+    generate_into(&a.out, a.records, a.seed, a.block_records, a.genesis_time_ms, a.access_keys)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -380,7 +395,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     if a.dir.exists() {
         fs::remove_dir_all(&a.dir).with_context(|| format!("cannot clear {}", a.dir.display()))?;
     }
-    let genesis = generate_into(&a.dir, a.records, 1, 1000, None)?;
+    let genesis = generate_into(&a.dir, a.records, 1, 1000, None, false)?;
     let (_, store) = load_data_dir(&a.dir)?;
     let ctx = ChainContext::new(genesis);
     let (summary, failure) = run_verify_store(&ctx, &store)?;
