@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
-use crate::attestation::AttestationId;
+use crate::attestation::{AttestationId, Claim};
 use crate::block::{BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
 use crate::hash::Hash;
@@ -24,6 +24,7 @@ pub struct MemStore {
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
     refers: BTreeSet<(AttestationId, u64)>,
+    consents: BTreeSet<(Uscc, u64)>,
     state: MemState,
     member_index: BTreeMap<String, u16>,
 }
@@ -41,6 +42,7 @@ impl MemStore {
             patent: BTreeSet::new(),
             attester: BTreeSet::new(),
             refers: BTreeSet::new(),
+            consents: BTreeSet::new(),
             state: MemState::default(),
             member_index: genesis
                 .members
@@ -125,6 +127,9 @@ impl Store for MemStore {
             for r in claim.references() {
                 self.refers.insert((r, leaf_index));
             }
+            if let Claim::Consent(c) = claim {
+                self.consents.insert((c.enterprise, leaf_index));
+            }
             if let Some(m) = self.member_index.get(leaf.attestation.body.attester.as_str()) {
                 self.attester.insert((*m, leaf_index));
             }
@@ -174,6 +179,9 @@ impl Store for MemStore {
             IndexKey::Attester(m) => self.attester.range((m, start)..=(m, u64::MAX)).take(limit).map(|k| k.1).collect(),
             IndexKey::Refers(id) => {
                 self.refers.range((*id, start)..=(*id, u64::MAX)).take(limit).map(|k| k.1).collect()
+            }
+            IndexKey::Consents(e) => {
+                self.consents.range((*e, start)..=(*e, u64::MAX)).take(limit).map(|k| k.1).collect()
             }
         })
     }

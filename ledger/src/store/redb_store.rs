@@ -26,6 +26,7 @@
 //! | `pledges`             | patent (13)                          | id of its active pledge (32)               |
 //! | `facts`               | SHA-256 of the encoded `FactKey` (32) | the encoded `Fact` (IP-loan state)        |
 //! | `index_refs`          | referenced id (32) ‖ leaf index u64 BE | () (`Claim::references`)                |
+//! | `index_consents`      | USCC (18) ‖ leaf index u64 BE        | () (the enterprise's consent records)      |
 //!
 //! Level-0 Merkle nodes are not stored: `node(0, i)` hashes leaf `i`, which costs one
 //! leaf read and one SHA-256, and saves 41 bytes and a B-tree insert per attestation.
@@ -78,7 +79,7 @@ use redb::{
 };
 
 use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
-use crate::attestation::{AttestationId, ClaimKind};
+use crate::attestation::{AttestationId, Claim, ClaimKind};
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
 use crate::codec;
@@ -115,6 +116,8 @@ const FACTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("facts");
 /// Added with the IP-loan kinds like `facts`: only their records reference others, so a
 /// store written before them has none to index, and a missing table reads as empty.
 const REFS: TableDefinition<&[u8; 40], ()> = TableDefinition::new("index_refs");
+/// Added after format 1 shipped: a store without it gets it built on open ([`RedbStore::open_with`]).
+const CONSENTS: TableDefinition<&[u8; 26], ()> = TableDefinition::new("index_consents");
 /// Largest encoded fact.
 const FACT_BYTES_MAX: usize = 4096;
 
@@ -191,6 +194,7 @@ struct Staged {
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
     refers: BTreeSet<(AttestationId, u64)>,
+    consents: BTreeSet<(Uscc, u64)>,
 }
 
 /// The index entries of one block's leaves.
@@ -201,6 +205,7 @@ struct Entries {
     patent: Vec<(PatentNumber, u64)>,
     attester: Vec<(u16, u64)>,
     refers: Vec<(AttestationId, u64)>,
+    consents: Vec<(Uscc, u64)>,
 }
 
 impl Entries {
@@ -217,6 +222,9 @@ impl Entries {
             self.attester.push((m, index));
         }
         self.refers.extend(body.claim.references().into_iter().map(|r| (r, index)));
+        if let Claim::Consent(c) = &body.claim {
+            self.consents.push((c.enterprise, index));
+        }
     }
 }
 
@@ -228,6 +236,7 @@ impl Staged {
         self.patent.extend(entries.patent);
         self.attester.extend(entries.attester);
         self.refers.extend(entries.refers);
+        self.consents.extend(entries.consents);
         self.apply(&delta.records, &delta.pledges, &delta.facts);
     }
 
@@ -504,6 +513,37 @@ fn refers_key(id: &AttestationId, leaf: u64) -> [u8; 40] {
     keyed(id.bytes(), leaf)
 }
 
+/// Whether `table` exists in the file.
+fn table_exists<K: redb::Key + 'static, V: redb::Value + 'static>(
+    r: &ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<bool, StoreError> {
+    match r.open_table(table) {
+        Ok(_) => Ok(true),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// Builds `index_consents` for a store written before it existed: one pass over the merged
+/// leaves `0..tree_size`, in one transaction (the staged leaves' entries are rebuilt in
+/// memory on every open, like the other indexes').
+fn build_consents_index(db: &Database, tree_size: u64) -> Result<(), StoreError> {
+    let w = db.begin_write().map_err(backend)?;
+    {
+        let leaves = w.open_table(LEAVES).map_err(backend)?;
+        let mut table = w.open_table(CONSENTS).map_err(backend)?;
+        for entry in leaves.range(0..tree_size).map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let leaf = decode_leaf(v.value(), k.value())?;
+            if let Claim::Consent(c) = &leaf.attestation.body.claim {
+                table.insert(&enterprise_key(&c.enterprise, k.value()), ()).map_err(backend)?;
+            }
+        }
+    }
+    w.commit().map_err(backend)
+}
+
 fn decode_header(b: &[u8], height: u64) -> Result<BlockHeader, StoreError> {
     let h = BlockHeader::from_bytes(b).map_err(|e| corrupt(place("headers", height), e.to_string()))?;
     if h.height != height {
@@ -636,6 +676,13 @@ impl RedbStore {
         }
         let read = db.begin_read().map_err(backend)?;
         let (head, merged) = check_head(&read)?;
+        let read = if table_exists(&read, CONSENTS)? {
+            read
+        } else {
+            drop(read);
+            build_consents_index(&db, merged.tree_size)?;
+            db.begin_read().map_err(backend)?
+        };
         let mut store = RedbStore {
             db,
             genesis: genesis.clone(),
@@ -690,6 +737,7 @@ impl RedbStore {
         staged.patent.extend(entries.patent);
         staged.attester.extend(entries.attester);
         staged.refers.extend(entries.refers);
+        staged.consents.extend(entries.consents);
         drop((deltas, leaves, r));
         self.staged = staged;
         Ok(())
@@ -783,6 +831,7 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(PLEDGES).map_err(backend)?;
         w.open_table(FACTS).map_err(backend)?;
         w.open_table(REFS).map_err(backend)?;
+        w.open_table(CONSENTS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
@@ -1058,6 +1107,13 @@ impl RedbStore {
             self.staged.refers.iter().chain(&entries.refers).map(|(id, l)| refers_key(id, *l)).collect();
         keys.sort_unstable();
         let mut table = w.open_table(REFS).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
+        let mut keys: Vec<[u8; 26]> =
+            self.staged.consents.iter().chain(&entries.consents).map(|(u, l)| enterprise_key(u, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(CONSENTS).map_err(backend)?;
         for k in &keys {
             table.insert(k, ()).map_err(backend)?;
         }
@@ -1386,6 +1442,12 @@ impl Store for RedbStore {
                 }
                 let rest = limit - out.len();
                 out.extend(self.staged.refers.range((*id, start)..=(*id, u64::MAX)).take(rest).map(|k| k.1));
+            }
+            IndexKey::Consents(e) => {
+                let t = r.open_table(CONSENTS).map_err(open_err("index_consents"))?;
+                index_range(&t, e.as_bytes(), start, limit, &mut out)?;
+                let rest = limit - out.len();
+                out.extend(self.staged.consents.range((*e, start)..=(*e, u64::MAX)).take(rest).map(|k| k.1));
             }
         }
         Ok(out)

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, Scope};
-use credence_ledger::attestation::{AttestationId, Claim, ClaimKind};
+use credence_ledger::attestation::{AttestationId, Claim};
 use credence_ledger::genesis::Role;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, Uscc};
@@ -367,12 +367,9 @@ pub fn find_consent(
     let mut after = None;
     let mut scanned = 0;
     loop {
-        let page = store.query(IndexKey::Enterprise(enterprise), after, QUERY_LIMIT_MAX)?;
+        let page = store.query(IndexKey::Consents(enterprise), after, QUERY_LIMIT_MAX)?;
         for index in &page {
             let Some(leaf) = store.leaf(*index)? else { continue };
-            if leaf.attestation.body.claim.kind() != ClaimKind::Consent {
-                continue;
-            }
             scanned += 1;
             if let Claim::Consent(c) = &leaf.attestation.body.claim
                 && live(&leaf.id, c)?

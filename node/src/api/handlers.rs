@@ -664,6 +664,7 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
                 IndexKey::Patent(p) => claim.patent() == Some(*p),
                 IndexKey::Attester(m) => st.ctx.genesis.member_index(&leaf.attestation.body.attester) == Some(*m),
                 IndexKey::Refers(id) => claim.references().contains(id),
+                IndexKey::Consents(u) => matches!(claim, Claim::Consent(c) if c.enterprise == **u),
             };
             if !matches {
                 return Err(ApiError::internal(format!("store: corrupt index: leaf {index} is not about this key")));
