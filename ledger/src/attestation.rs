@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
+use crate::governance::{Change, MemberKey};
 use crate::hash::{Hash, HashOf};
 use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
 use crate::sig::{Domain, SecretKey, Signature};
@@ -43,6 +44,36 @@ pub enum Claim {
     /// statements (appended last: index 5).
     /// Boxed: it is by far the largest claim (two signed statements).
     Equivocation(Box<Equivocation>),
+    // ---- governance (indexes 6, 7, 8; docs/encoding.md §11) ----
+    /// A validator proposes a change of members, keys, roles, validators or parameters.
+    GovernanceProposal(Box<GovernanceProposal>),
+    /// A validator approves an open proposal.
+    GovernanceApproval(GovernanceApproval),
+    /// A member replaces its own key (signed by the old key).
+    KeyRotation(KeyRotation),
+}
+
+/// A proposed governance change; its attestation id names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceProposal {
+    pub change: Change,
+    /// Approvals in blocks later than this (block time) are refused; at most
+    /// [`crate::governance::PROPOSAL_TTL_MS_MAX`] after the proposal's block time.
+    pub expires_at_ms: u64,
+}
+
+/// A validator's approval of the proposal with this id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceApproval {
+    pub proposal: AttestationId,
+}
+
+/// The attester's new key and the new key's proof of possession: its signature over
+/// `credence/key-possession/v1\0 ‖ genesis hash ‖ (attester, old key, new key)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    pub new_key: MemberKey,
+    pub possession: Signature,
 }
 
 /// Audited research-and-development spend of an enterprise over a period.
@@ -130,16 +161,22 @@ pub enum ClaimKind {
     PledgeRelease = 3,
     Revocation = 4,
     Equivocation = 5,
+    GovernanceProposal = 6,
+    GovernanceApproval = 7,
+    KeyRotation = 8,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 6] = [
+    pub const ALL: [ClaimKind; 9] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
         ClaimKind::PledgeRelease,
         ClaimKind::Revocation,
         ClaimKind::Equivocation,
+        ClaimKind::GovernanceProposal,
+        ClaimKind::GovernanceApproval,
+        ClaimKind::KeyRotation,
     ];
 
     /// The name used on the command line, in JSON and in docs.
@@ -151,6 +188,9 @@ impl ClaimKind {
             ClaimKind::PledgeRelease => "release",
             ClaimKind::Revocation => "revoke",
             ClaimKind::Equivocation => "equivocation",
+            ClaimKind::GovernanceProposal => "gov-proposal",
+            ClaimKind::GovernanceApproval => "gov-approval",
+            ClaimKind::KeyRotation => "key-rotation",
         }
     }
 
@@ -176,6 +216,9 @@ impl Claim {
             Claim::PledgeRelease(_) => ClaimKind::PledgeRelease,
             Claim::Revocation(_) => ClaimKind::Revocation,
             Claim::Equivocation(_) => ClaimKind::Equivocation,
+            Claim::GovernanceProposal(_) => ClaimKind::GovernanceProposal,
+            Claim::GovernanceApproval(_) => ClaimKind::GovernanceApproval,
+            Claim::KeyRotation(_) => ClaimKind::KeyRotation,
         }
     }
 
@@ -185,7 +228,12 @@ impl Claim {
             Claim::RdSpend(c) => Some(&c.enterprise),
             Claim::PatentValuation(c) => Some(&c.owner),
             Claim::PatentPledge(c) => Some(&c.pledgor),
-            Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
+            Claim::PledgeRelease(_)
+            | Claim::Revocation(_)
+            | Claim::Equivocation(_)
+            | Claim::GovernanceProposal(_)
+            | Claim::GovernanceApproval(_)
+            | Claim::KeyRotation(_) => None,
         }
     }
 
@@ -194,7 +242,13 @@ impl Claim {
         match self {
             Claim::PatentValuation(c) => Some(&c.patent),
             Claim::PatentPledge(c) => Some(&c.patent),
-            Claim::RdSpend(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Equivocation(_) => None,
+            Claim::RdSpend(_)
+            | Claim::PledgeRelease(_)
+            | Claim::Revocation(_)
+            | Claim::Equivocation(_)
+            | Claim::GovernanceProposal(_)
+            | Claim::GovernanceApproval(_)
+            | Claim::KeyRotation(_) => None,
         }
     }
 
@@ -214,8 +268,22 @@ impl Claim {
             Claim::Revocation(c) if c.superseded_by == Some(c.target) => {
                 err("superseded_by", "an attestation cannot supersede itself")
             }
+            Claim::GovernanceProposal(p) => {
+                p.change.check_fields().map_err(|e| FieldError { field: e.field, rule: e.rule })
+            }
+            Claim::KeyRotation(r) => r.new_key_check(),
             _ => Ok(()),
         }
+    }
+}
+
+impl KeyRotation {
+    fn new_key_check(&self) -> Result<(), FieldError> {
+        let k = self.new_key.ed25519();
+        if !k.is_canonical() || k.is_weak() {
+            return Err(FieldError { field: "new_key", rule: "must be a canonical, non-weak Ed25519 key".into() });
+        }
+        Ok(())
     }
 }
 

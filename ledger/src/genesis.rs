@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::attestation::ClaimKind;
 use crate::checkpoint::VerifierKey;
 use crate::codec;
+use crate::governance::GovState;
 use crate::hash::Hash;
 use crate::ids::MemberName;
 use crate::sig::{PublicKey, VerifyingKey};
@@ -55,9 +56,10 @@ impl Role {
             ClaimKind::RdSpend => self == Role::ServiceCentre,
             ClaimKind::PatentValuation => self == Role::Appraiser,
             ClaimKind::PatentPledge | ClaimKind::PledgeRelease => self == Role::Bank,
-            ClaimKind::Revocation => true,
-            // Reported by validators whatever their roles (see `Member::may_attest`).
-            ClaimKind::Equivocation => false,
+            // Every member may revoke its records and rotate its own key.
+            ClaimKind::Revocation | ClaimKind::KeyRotation => true,
+            // Made by validators whatever their roles (see `Member::may_attest`).
+            ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval => false,
         }
     }
 }
@@ -75,6 +77,32 @@ pub struct ConsensusParams {
     pub timeout_prevote_ms: u64,
     pub timeout_precommit_ms: u64,
     pub timeout_delta_ms: u64,
+}
+
+impl ConsensusParams {
+    /// The bounds a genesis file (or a governance change of the parameters) must respect;
+    /// errors name the key, e.g. `consensus.block_records_max`.
+    pub fn check(&self) -> Result<(), GenesisError> {
+        let c = self;
+        if !(1..=BLOCK_RECORDS_MAX_LIMIT).contains(&c.block_records_max) {
+            return Err(invalid(
+                "consensus.block_records_max",
+                format!("must be between 1 and {BLOCK_RECORDS_MAX_LIMIT}"),
+            ));
+        }
+        let bytes_min = crate::attestation::ATTESTATION_BYTES_MAX as u32;
+        if !(bytes_min..=BLOCK_BYTES_MAX_LIMIT).contains(&c.block_bytes_max) {
+            return Err(invalid(
+                "consensus.block_bytes_max",
+                format!("must be between {bytes_min} (one largest attestation) and {BLOCK_BYTES_MAX_LIMIT}"),
+            ));
+        }
+        check_timeout("consensus.timeout_propose_ms", c.timeout_propose_ms)?;
+        check_timeout("consensus.timeout_prevote_ms", c.timeout_prevote_ms)?;
+        check_timeout("consensus.timeout_precommit_ms", c.timeout_precommit_ms)?;
+        check_timeout("consensus.timeout_delta_ms", c.timeout_delta_ms)?;
+        Ok(())
+    }
 }
 
 impl Default for ConsensusParams {
@@ -172,8 +200,10 @@ pub struct Member {
 
 impl Member {
     pub fn may_attest(&self, kind: ClaimKind) -> bool {
-        // Validators see consensus messages, so they report equivocation evidence.
-        (kind == ClaimKind::Equivocation && self.validator) || self.roles.iter().any(|r| r.allows(kind))
+        // Validators see consensus messages, so they report equivocation evidence; they govern.
+        let validator_kind =
+            matches!(kind, ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval);
+        (validator_kind && self.validator) || self.roles.iter().any(|r| r.allows(kind))
     }
 }
 
@@ -195,6 +225,31 @@ pub struct Genesis {
     pub time: TimeParams,
     #[serde(skip)]
     time_stated: bool,
+    /// The governance state at genesis, built once on first use.
+    #[serde(skip)]
+    governance: GenesisGovernance,
+}
+
+/// A lazily built [`GovState::genesis`]: derived from the other fields, so it takes no
+/// part in comparisons and is rebuilt, not copied, by a clone.
+#[derive(Default)]
+struct GenesisGovernance(std::sync::OnceLock<std::sync::Arc<GovState>>);
+
+impl Clone for GenesisGovernance {
+    fn clone(&self) -> Self {
+        GenesisGovernance::default()
+    }
+}
+impl PartialEq for GenesisGovernance {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for GenesisGovernance {}
+impl std::fmt::Debug for GenesisGovernance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GenesisGovernance")
+    }
 }
 
 /// The genesis file as written, before validation.
@@ -300,24 +355,7 @@ impl Genesis {
     fn validate(raw: RawGenesis) -> Result<Genesis, GenesisError> {
         check_text("chain_id", &raw.chain_id)?;
         check_text("checkpoint_origin", &raw.checkpoint_origin)?;
-        let c = &raw.consensus;
-        if !(1..=BLOCK_RECORDS_MAX_LIMIT).contains(&c.block_records_max) {
-            return Err(invalid(
-                "consensus.block_records_max",
-                format!("must be between 1 and {BLOCK_RECORDS_MAX_LIMIT}"),
-            ));
-        }
-        let bytes_min = crate::attestation::ATTESTATION_BYTES_MAX as u32;
-        if !(bytes_min..=BLOCK_BYTES_MAX_LIMIT).contains(&c.block_bytes_max) {
-            return Err(invalid(
-                "consensus.block_bytes_max",
-                format!("must be between {bytes_min} (one largest attestation) and {BLOCK_BYTES_MAX_LIMIT}"),
-            ));
-        }
-        check_timeout("consensus.timeout_propose_ms", c.timeout_propose_ms)?;
-        check_timeout("consensus.timeout_prevote_ms", c.timeout_prevote_ms)?;
-        check_timeout("consensus.timeout_precommit_ms", c.timeout_precommit_ms)?;
-        check_timeout("consensus.timeout_delta_ms", c.timeout_delta_ms)?;
+        raw.consensus.check()?;
         if raw.members.is_empty() {
             return Err(invalid("members", "at least one member is required"));
         }
@@ -384,6 +422,7 @@ impl Genesis {
             members,
             time: raw.time.unwrap_or_default(),
             time_stated: raw.time.is_some(),
+            governance: GenesisGovernance::default(),
         })
     }
 
@@ -454,6 +493,11 @@ impl Genesis {
         } else {
             Hash::digest(&[&codec::encode(self)])
         }
+    }
+
+    /// The governance state the chain starts with (built once, then shared).
+    pub fn governance(&self) -> std::sync::Arc<GovState> {
+        std::sync::Arc::clone(self.governance.0.get_or_init(|| std::sync::Arc::new(GovState::genesis(self))))
     }
 
     pub fn member(&self, name: &MemberName) -> Option<&Member> {

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod demo;
 pub mod export;
 pub mod genesis;
+pub mod governance;
 pub mod hash;
 pub mod ids;
 pub mod merkle;

@@ -5,6 +5,7 @@
 //! which the in-memory state and the durable store both implement.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::hash::{DigestKeyed, DigestMap};
 
@@ -12,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::attestation::{Attestation, AttestationId, Claim, ClaimKind, FieldError};
 use crate::genesis::{Genesis, Role};
+use crate::governance::{
+    self, ACTIVATION_DELAY_HEIGHTS, ChangeError, GovState, OpenProposal, PROPOSAL_TTL_MS_MAX, PROPOSALS_OPEN_MAX,
+    Pending, SCHEDULED_MAX, Scheduled,
+};
 use crate::ids::PatentNumber;
 
 /// How far an attestation's `issued_at_ms` may run ahead of its block's time
@@ -45,6 +50,20 @@ pub trait StateView {
     fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, Self::Error>;
     /// The id of the active pledge on `patent`, if any.
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error>;
+    /// The governance state after the last block, or `None` if no block changed it
+    /// (then it is the genesis state, [`Genesis::governance`]).
+    fn governance(&self) -> Result<Option<Arc<GovState>>, Self::Error>;
+}
+
+/// The governance state in force for the block at `height` on top of `view`: the
+/// state after the previous block with the changes due at `height` applied.
+pub fn governance_at<V: StateView + ?Sized>(
+    genesis: &Genesis,
+    view: &V,
+    height: u64,
+) -> Result<Arc<GovState>, V::Error> {
+    let base = view.governance()?.unwrap_or_else(|| genesis.governance());
+    Ok(base.advanced(height))
 }
 
 /// The change one block makes to the state. Applied atomically with the block.
@@ -56,6 +75,9 @@ pub struct StateDelta {
     pub records: Vec<(AttestationId, RecordMeta)>,
     /// Pledge slots set (`Some`) or cleared (`None`).
     pub pledges: Vec<(PatentNumber, Option<AttestationId>)>,
+    /// The governance state after the block, if the block changed it (a governance
+    /// record, or a change that took effect at its height).
+    pub governance: Option<Arc<GovState>>,
 }
 
 /// A numbered, stable reason to refuse an attestation or a block.
@@ -111,6 +133,36 @@ pub enum Rejection {
     BadSignature(String),
     #[error("R023 evidence: {0}")]
     Evidence(crate::vote::EvidenceError),
+    #[error("R024 attester: '{0}' is not a validator in force; only validators propose and approve governance changes")]
+    GovernanceNotValidator(String),
+    #[error("R025 proposal: {0} is not a governance proposal on the ledger")]
+    ProposalUnknown(AttestationId),
+    #[error("R026 proposal: {id} expired at {expires_at_ms} ms, before the block time {time_ms}")]
+    ProposalExpired { id: AttestationId, expires_at_ms: u64, time_ms: u64 },
+    #[error(
+        "R027 expires_at_ms: {expires_at_ms} must be after the block time {time_ms} and at most {PROPOSAL_TTL_MS_MAX} ms later"
+    )]
+    ExpiryOutOfRange { expires_at_ms: u64, time_ms: u64 },
+    #[error("R028 proposal: '{approver}' already approved {id}; approvals count once")]
+    DuplicateApproval { approver: String, id: AttestationId },
+    #[error("R029 proposal: {0} is closed (it took its quorum, or it expired)")]
+    ProposalClosed(AttestationId),
+    #[error("R030 change: it would leave no validator")]
+    NoValidatorLeft,
+    #[error("R031 {field}: {rule}")]
+    InvalidChange { field: &'static str, rule: String },
+    #[error("R032 attester: '{0}' was removed from the consortium")]
+    MemberRemoved(String),
+    #[error("R033 signature: made with a key of '{0}' that was rotated out; only its current key signs")]
+    KeyRotatedOut(String),
+    #[error("R034 signature: made with a key of '{member}' revoked from height {from_height}")]
+    KeyRevoked { member: String, from_height: u64 },
+    #[error("R035 possession: the new key's proof of possession does not verify ({0})")]
+    BadPossession(String),
+    #[error("R036 governance: {what} is full ({max}); wait for a change to take effect or expire")]
+    GovernanceFull { what: &'static str, max: usize },
+    #[error("R037 {field}: the key is or was a member's key; keys are never shared or reused")]
+    KeyInUse { field: &'static str },
 }
 
 impl Rejection {
@@ -140,6 +192,20 @@ impl Rejection {
             Rejection::TooManyBytes { .. } => 21,
             Rejection::BadSignature(_) => 22,
             Rejection::Evidence(_) => 23,
+            Rejection::GovernanceNotValidator(_) => 24,
+            Rejection::ProposalUnknown(_) => 25,
+            Rejection::ProposalExpired { .. } => 26,
+            Rejection::ExpiryOutOfRange { .. } => 27,
+            Rejection::DuplicateApproval { .. } => 28,
+            Rejection::ProposalClosed(_) => 29,
+            Rejection::NoValidatorLeft => 30,
+            Rejection::InvalidChange { .. } => 31,
+            Rejection::MemberRemoved(_) => 32,
+            Rejection::KeyRotatedOut(_) => 33,
+            Rejection::KeyRevoked { .. } => 34,
+            Rejection::BadPossession(_) => 35,
+            Rejection::GovernanceFull { .. } => 36,
+            Rejection::KeyInUse { .. } => 37,
         }
     }
 }
@@ -163,6 +229,9 @@ struct Overlay<'a, V: StateView + ?Sized> {
     sequences: HashMap<u16, u64>,
     records: DigestMap<AttestationId, RecordMeta>,
     pledges: DigestMap<PatentNumber, Option<AttestationId>>,
+    /// Governance in force for this block, then changed by its governance records.
+    gov: Arc<GovState>,
+    gov_changed: bool,
 }
 
 impl<V: StateView + ?Sized> Overlay<'_, V> {
@@ -192,21 +261,30 @@ impl<V: StateView + ?Sized> Overlay<'_, V> {
         self.pledges.insert(p, id);
         self.delta.pledges.push((p, id));
     }
+    /// The governance state to change (copied once per block).
+    fn gov_mut(&mut self) -> &mut GovState {
+        self.gov_changed = true;
+        Arc::make_mut(&mut self.gov)
+    }
     fn finish(mut self) -> StateDelta {
         let mut seqs: Vec<(u16, u64)> = self.sequences.into_iter().collect();
         seqs.sort_unstable();
         self.delta.sequences = seqs;
+        if self.gov_changed {
+            self.delta.governance = Some(self.gov);
+        }
         self.delta
     }
 }
 
 /// Applies the ledger rules to a block's attestations (in order), given the
-/// committed state and the block time. Signatures are checked by the caller
-/// (batched); this checks everything else. On success returns the block's
-/// state change; nothing is applied on failure.
+/// committed state, the block's height and time. Signatures are checked by the
+/// caller (batched, with the keys of [`governance_at`]); this checks everything else.
+/// On success returns the block's state change; nothing is applied on failure.
 pub fn apply_block<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
+    height: u64,
     prev_time_ms: u64,
     time_ms: u64,
     records: &[(AttestationId, &Attestation)],
@@ -215,7 +293,9 @@ pub fn apply_block<V: StateView + ?Sized>(
     if time_ms <= prev_time_ms {
         return Err(RuleError::Block(Rejection::BlockTimeNotIncreasing { time_ms, prev_ms: prev_time_ms }));
     }
-    let params = &genesis.consensus;
+    let base = view.governance().map_err(RuleError::State)?.unwrap_or_else(|| genesis.governance());
+    let gov = base.advanced(height);
+    let params = &gov.params;
     if records.len() > params.block_records_max as usize {
         return Err(RuleError::Block(Rejection::TooManyRecords {
             count: records.len(),
@@ -225,13 +305,18 @@ pub fn apply_block<V: StateView + ?Sized>(
     if records_bytes > params.block_bytes_max as usize {
         return Err(RuleError::Block(Rejection::TooManyBytes { bytes: records_bytes, max: params.block_bytes_max }));
     }
-    apply_records(genesis, view, time_ms, records)
+    let activated = !Arc::ptr_eq(&base, &gov);
+    apply_records(genesis, view, gov, activated, height, time_ms, records)
 }
 
-/// Applies `records` in order on top of `view` at `time_ms`; the first refusal wins.
+/// Applies `records` in order on top of `view` at `height` and `time_ms`, with `gov`
+/// in force; the first refusal wins.
 fn apply_records<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
+    gov: Arc<GovState>,
+    gov_changed: bool,
+    height: u64,
     time_ms: u64,
     records: &[(AttestationId, &Attestation)],
 ) -> Result<StateDelta, RuleError<V::Error>> {
@@ -241,9 +326,11 @@ fn apply_records<V: StateView + ?Sized>(
         sequences: HashMap::new(),
         records: DigestMap::with_capacity_and_hasher(records.len(), DigestKeyed::default()),
         pledges: DigestMap::default(),
+        gov,
+        gov_changed,
     };
     for (index, (id, a)) in records.iter().enumerate() {
-        match apply_one(genesis, &mut overlay, time_ms, id, a) {
+        match apply_one(genesis, &mut overlay, height, time_ms, id, a) {
             Ok(Ok(())) => {}
             Ok(Err(rejection)) => return Err(RuleError::Record { index, rejection }),
             Err(e) => return Err(RuleError::State(e)),
@@ -252,32 +339,49 @@ fn apply_records<V: StateView + ?Sized>(
     Ok(overlay.finish())
 }
 
-/// Checks one attestation against the state as if it were the next record
-/// (used by the mempool); returns the change it would make.
+/// Checks one attestation against the state as if it were the next record of the
+/// block at `height` (used by the mempool); returns the change it would make.
 pub fn check_attestation<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
+    height: u64,
     now_ms: u64,
     id: &AttestationId,
     a: &Attestation,
 ) -> Result<StateDelta, RuleError<V::Error>> {
-    apply_records(genesis, view, now_ms, &[(*id, a)])
+    let gov = governance_at(genesis, view, height).map_err(RuleError::State)?;
+    apply_records(genesis, view, gov, false, height, now_ms, &[(*id, a)])
+}
+
+fn change_rejection(e: ChangeError) -> Rejection {
+    match e {
+        ChangeError::NoValidator => Rejection::NoValidatorLeft,
+        ChangeError::Invalid { field, rule } => Rejection::InvalidChange { field, rule },
+    }
 }
 
 /// The rules for one record. Outer error: the state could not be read; inner: the record is refused.
 fn apply_one<V: StateView + ?Sized>(
     genesis: &Genesis,
     st: &mut Overlay<'_, V>,
+    height: u64,
     time_ms: u64,
     id: &AttestationId,
     a: &Attestation,
 ) -> Result<Result<(), Rejection>, V::Error> {
     let body = &a.body;
     let kind = body.claim.kind();
-    let Some(attester) = genesis.member_index(&body.attester) else {
+    let Some(attester) = st.gov.member_index(&body.attester) else {
         return Ok(Err(Rejection::UnknownAttester(body.attester.to_string())));
     };
-    let member = &genesis.members[usize::from(attester)];
+    let member = &st.gov.members[usize::from(attester)];
+    if !member.is_active() {
+        return Ok(Err(Rejection::MemberRemoved(body.attester.to_string())));
+    }
+    let governs = matches!(kind, ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval);
+    if governs && !member.validator {
+        return Ok(Err(Rejection::GovernanceNotValidator(body.attester.to_string())));
+    }
     if !member.may_attest(kind) {
         return Ok(Err(Rejection::RoleNotPermitted { attester: body.attester.to_string(), kind: kind.name() }));
     }
@@ -304,17 +408,80 @@ fn apply_one<V: StateView + ?Sized>(
         Claim::Equivocation(e) => {
             // Both signatures must be the accused validator's; checked here, not batched,
             // as evidence is rare. The chain id is derived only when evidence appears.
-            if let Err(err) = e.check(genesis, &genesis.hash()) {
+            if let Err(err) = e.check(&st.gov, &genesis.checkpoint_origin, &genesis.hash()) {
                 return Ok(Err(Rejection::Evidence(err)));
             }
+        }
+        Claim::GovernanceProposal(p) => {
+            if let Err(r) = propose(genesis, st, height, time_ms, id, attester, p) {
+                return Ok(Err(r));
+            }
+        }
+        Claim::GovernanceApproval(ap) => {
+            let target = ap.proposal;
+            let Some(open) = st.gov.proposal(&target).cloned() else {
+                let closed = st.record(&target)?.is_some_and(|m| m.kind == ClaimKind::GovernanceProposal);
+                return Ok(Err(if closed {
+                    Rejection::ProposalClosed(target)
+                } else {
+                    Rejection::ProposalUnknown(target)
+                }));
+            };
+            if time_ms > open.expires_at_ms {
+                return Ok(Err(Rejection::ProposalExpired { id: target, expires_at_ms: open.expires_at_ms, time_ms }));
+            }
+            if open.approvals.contains(&attester) {
+                return Ok(Err(Rejection::DuplicateApproval { approver: body.attester.to_string(), id: target }));
+            }
+            let mut open = open;
+            open.approvals.push(attester);
+            if let Err(r) = record_approvals(genesis, st, height, open) {
+                return Ok(Err(r));
+            }
+        }
+        Claim::KeyRotation(r) => {
+            let old = *member.key();
+            if let Err(e) =
+                governance::verify_possession(&genesis.hash(), &body.attester, &old, &r.new_key, &r.possession)
+            {
+                return Ok(Err(Rejection::BadPossession(e.to_string())));
+            }
+            let projected = st.gov.projection();
+            if projected.key_used(&r.new_key) {
+                return Ok(Err(Rejection::KeyInUse { field: "new_key" }));
+            }
+            let pending_rotation = st
+                .gov
+                .scheduled
+                .iter()
+                .any(|s| matches!(&s.pending, Pending::Rotation { member, .. } if *member == attester));
+            if pending_rotation || projected.members[usize::from(attester)].key() != &old {
+                return Ok(Err(Rejection::InvalidChange {
+                    field: "new_key",
+                    rule: "a change of this member's key is already waiting for its height".into(),
+                }));
+            }
+            if member.keys.len() >= governance::MEMBER_KEYS_MAX {
+                return Ok(Err(Rejection::InvalidChange {
+                    field: "new_key",
+                    rule: format!("a member holds at most {} keys", governance::MEMBER_KEYS_MAX),
+                }));
+            }
+            if st.gov.scheduled.len() >= SCHEDULED_MAX {
+                return Ok(Err(Rejection::GovernanceFull { what: "the schedule of changes", max: SCHEDULED_MAX }));
+            }
+            let pending = Pending::Rotation { record: *id, member: attester, key: r.new_key };
+            let at_height = height + ACTIVATION_DELAY_HEIGHTS;
+            st.gov_mut().scheduled.push(Scheduled { at_height, completed_at: height, pending });
         }
         Claim::PatentPledge(p) => {
             if let Some(active) = st.active_pledge(&p.patent)? {
                 return Ok(Err(Rejection::PatentAlreadyPledged { patent: p.patent.to_string(), active }));
             }
-            let pledgee = genesis
-                .member_index(&p.pledgee)
-                .filter(|i| genesis.members[usize::from(*i)].roles.contains(&Role::Bank));
+            let pledgee = st.gov.member_index(&p.pledgee).filter(|i| {
+                let m = &st.gov.members[usize::from(*i)];
+                m.is_active() && m.roles.contains(&Role::Bank)
+            });
             let Some(pledgee) = pledgee else {
                 return Ok(Err(Rejection::PledgeeNotBank(p.pledgee.to_string())));
             };
@@ -329,7 +496,7 @@ fn apply_one<V: StateView + ?Sized>(
                 return Ok(Err(Rejection::ReleaseTargetNotPledge(r.pledge)));
             };
             if pledgee != attester {
-                let pledgee = genesis.members[usize::from(pledgee)].name.to_string();
+                let pledgee = st.gov.members[usize::from(pledgee)].name.to_string();
                 return Ok(Err(Rejection::ReleaseByNonPledgee { pledgee, pledge: r.pledge }));
             }
             if target.status != RecordStatus::Active {
@@ -347,7 +514,7 @@ fn apply_one<V: StateView + ?Sized>(
             if target.attester != attester {
                 return Ok(Err(Rejection::RevokeByNonAttester(r.target)));
             }
-            if matches!(target.kind, ClaimKind::PledgeRelease | ClaimKind::Revocation | ClaimKind::Equivocation) {
+            if !matches!(target.kind, ClaimKind::RdSpend | ClaimKind::PatentValuation | ClaimKind::PatentPledge) {
                 return Ok(Err(Rejection::NotRevocable { id: r.target, kind: target.kind.name() }));
             }
             if target.status != RecordStatus::Active {
@@ -373,6 +540,91 @@ fn apply_one<V: StateView + ?Sized>(
     Ok(Ok(()))
 }
 
+/// A new proposal (its proposer's approval included).
+fn propose<V: StateView + ?Sized>(
+    genesis: &Genesis,
+    st: &mut Overlay<'_, V>,
+    height: u64,
+    time_ms: u64,
+    id: &AttestationId,
+    proposer: u16,
+    p: &crate::attestation::GovernanceProposal,
+) -> Result<(), Rejection> {
+    let latest = time_ms.saturating_add(PROPOSAL_TTL_MS_MAX);
+    if p.expires_at_ms <= time_ms || p.expires_at_ms > latest {
+        return Err(Rejection::ExpiryOutOfRange { expires_at_ms: p.expires_at_ms, time_ms });
+    }
+    st.gov.projection().check_change(&p.change, genesis).map_err(change_rejection)?;
+    if st.gov.proposals.len() >= PROPOSALS_OPEN_MAX {
+        // Expired proposals make room first.
+        if !st.gov.proposals.iter().any(|o| o.expires_at_ms < time_ms) {
+            return Err(Rejection::GovernanceFull { what: "the list of open proposals", max: PROPOSALS_OPEN_MAX });
+        }
+        st.gov_mut().prune_expired(time_ms);
+    }
+    let open = OpenProposal {
+        id: *id,
+        proposer,
+        change: p.change.clone(),
+        expires_at_ms: p.expires_at_ms,
+        approvals: vec![proposer],
+        height,
+    };
+    record_approvals(genesis, st, height, open)
+}
+
+/// Stores `open` with its approvals; if they reach the quorum of the validators in
+/// force, the change is checked against the state with every scheduled change applied
+/// and scheduled [`ACTIVATION_DELAY_HEIGHTS`] after this block.
+fn record_approvals<V: StateView + ?Sized>(
+    genesis: &Genesis,
+    st: &mut Overlay<'_, V>,
+    height: u64,
+    open: OpenProposal,
+) -> Result<(), Rejection> {
+    let complete = st.gov.counted_approvals(&open) >= st.gov.quorum();
+    if complete {
+        st.gov.projection().check_change(&open.change, genesis).map_err(change_rejection)?;
+        if st.gov.scheduled.len() >= SCHEDULED_MAX {
+            return Err(Rejection::GovernanceFull { what: "the schedule of changes", max: SCHEDULED_MAX });
+        }
+    }
+    let gov = st.gov_mut();
+    gov.proposals.retain(|o| o.id != open.id);
+    if complete {
+        let pending = Pending::Change { proposal: open.id, change: open.change };
+        gov.scheduled.push(Scheduled { at_height: height + ACTIVATION_DELAY_HEIGHTS, completed_at: height, pending });
+    } else {
+        gov.proposals.push(open);
+    }
+    Ok(())
+}
+
+/// Why a record's signature failed, when it was made with a key its attester no
+/// longer holds: R034 for a key governance revoked, R033 for one rotated out.
+/// `None` if it verifies under none of the attester's former keys (a plain R022).
+pub fn stale_key(
+    gov: &GovState,
+    a: &Attestation,
+    body_bytes: &[u8],
+    chain_id: &crate::hash::Hash,
+) -> Option<Rejection> {
+    let m = gov.member(&a.body.attester)?;
+    let current = m.key();
+    for (_, k) in m.keys.iter().filter(|(_, k)| k != current) {
+        let ok =
+            crate::sig::verify(k.ed25519(), crate::sig::Domain::Attestation, &chain_id.0, body_bytes, &a.signature)
+                .is_ok();
+        if ok {
+            if let Some((_, from)) = m.revoked.iter().find(|(r, _)| r == k) {
+                return Some(Rejection::KeyRevoked { member: m.name.to_string(), from_height: *from });
+            }
+            return Some(Rejection::KeyRotatedOut(m.name.to_string()));
+        }
+    }
+    None
+}
+
 /// The whole derived state in memory: used by the offline verifier, the
 /// in-memory store and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -380,6 +632,8 @@ pub struct MemState {
     pub sequences: HashMap<u16, u64>,
     pub records: DigestMap<AttestationId, RecordMeta>,
     pub pledges: DigestMap<PatentNumber, AttestationId>,
+    /// `None` until a block changes governance.
+    pub governance: Option<Arc<GovState>>,
 }
 
 impl MemState {
@@ -397,6 +651,9 @@ impl MemState {
                 None => self.pledges.remove(patent),
             };
         }
+        if let Some(g) = &delta.governance {
+            self.governance = Some(Arc::clone(g));
+        }
     }
 }
 
@@ -410,5 +667,8 @@ impl StateView for MemState {
     }
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error> {
         Ok(self.pledges.get(patent).copied())
+    }
+    fn governance(&self) -> Result<Option<Arc<GovState>>, Self::Error> {
+        Ok(self.governance.clone())
     }
 }

@@ -220,8 +220,8 @@ fn golden_vectors() {
         assert_eq!(leaf.body_bytes(), b.to_bytes());
     }
     // The evidence vectors prove real offences under the golden genesis.
-    assert_eq!(vote_equivocation().check(&g, &chain), Ok(()));
-    assert_eq!(proposal_equivocation().check(&g, &chain), Ok(()));
+    assert_eq!(vote_equivocation().check(&g.governance(), &g.checkpoint_origin, &chain), Ok(()));
+    assert_eq!(proposal_equivocation().check(&g.governance(), &g.checkpoint_origin, &chain), Ok(()));
     let rd = Leaf::new(bodies()[0].1.clone().sign(&key(2), &chain));
     let header = BlockHeader {
         height: 1,
