@@ -53,10 +53,11 @@
 //! (a [`StateView`]) and the time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use credence_ledger::attestation::{AttestationDecodeError, AttestationId, Claim};
+use credence_ledger::attestation::{AttestationDecodeError, AttestationId, Claim, ClaimKind};
 use credence_ledger::block::Leaf;
+use credence_ledger::governance::{GovState, Roster};
 use credence_ledger::hash::DigestMap;
 use credence_ledger::ids::PatentNumber;
 use credence_ledger::rules::{self, ISSUED_AT_SKEW_MS, RecordMeta, Rejection, RuleError, StateDelta, StateView};
@@ -79,7 +80,12 @@ pub const OVERLAY_SLACK: usize = 4096;
 fn is_simple(claim: &Claim) -> bool {
     match claim {
         Claim::RdSpend(_) | Claim::PatentValuation(_) | Claim::Equivocation(_) => true,
-        Claim::PatentPledge(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) => false,
+        Claim::PatentPledge(_)
+        | Claim::PledgeRelease(_)
+        | Claim::Revocation(_)
+        | Claim::GovernanceProposal(_)
+        | Claim::GovernanceApproval(_)
+        | Claim::KeyRotation(_) => false,
     }
 }
 
@@ -193,8 +199,18 @@ pub fn rejection_field(r: &Rejection) -> &'static str {
         Rejection::BadSupersession(_) => "superseded_by",
         Rejection::BlockTimeNotIncreasing { .. } => "time_ms",
         Rejection::TooManyRecords { .. } | Rejection::TooManyBytes { .. } => "attestations",
-        Rejection::BadSignature(_) => "signature",
+        Rejection::BadSignature(_) | Rejection::KeyRotatedOut(_) | Rejection::KeyRevoked { .. } => "signature",
         Rejection::Evidence(_) => "evidence",
+        Rejection::GovernanceNotValidator(_) | Rejection::MemberRemoved(_) => "attester",
+        Rejection::ProposalUnknown(_)
+        | Rejection::ProposalExpired { .. }
+        | Rejection::DuplicateApproval { .. }
+        | Rejection::ProposalClosed(_) => "proposal",
+        Rejection::ExpiryOutOfRange { .. } => "expires_at_ms",
+        Rejection::NoValidatorLeft => "change",
+        Rejection::InvalidChange { field, .. } | Rejection::KeyInUse { field } => field,
+        Rejection::BadPossession(_) => "possession",
+        Rejection::GovernanceFull { .. } => "governance",
     }
 }
 
@@ -218,18 +234,38 @@ impl Verified {
     }
 }
 
-/// The lock-free half of admission: everything that needs only the genesis.
+/// The members and keys in force at the next height, as the replica last committed:
+/// one per node, shared by its mempool and its verifiers (governance changes them).
+#[derive(Clone, Debug)]
+pub struct InForce(Arc<RwLock<(u64, Arc<Roster>)>>);
+
+impl InForce {
+    /// What is in force at block 1.
+    pub fn new(ctx: &ChainContext) -> InForce {
+        InForce(Arc::new(RwLock::new((1, Arc::clone(ctx.genesis_roster())))))
+    }
+    /// The next height and its roster.
+    pub fn get(&self) -> (u64, Arc<Roster>) {
+        let g = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (g.0, Arc::clone(&g.1))
+    }
+    pub fn set(&self, next_height: u64, roster: Arc<Roster>) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (next_height, roster);
+    }
+}
+
+/// The lock-free half of admission: decoding, field rules, membership and the
+/// signature under the key in force.
 #[derive(Debug)]
 pub struct Verifier {
     ctx: Arc<ChainContext>,
-    /// Decompressed keys of every member, in genesis order.
-    keys: Vec<VerifyingKey>,
+    in_force: InForce,
 }
 
 impl Verifier {
-    pub fn new(ctx: Arc<ChainContext>) -> Verifier {
-        let keys = ctx.genesis.verifying_keys();
-        Verifier { ctx, keys }
+    /// A verifier for the node whose members in force `in_force` tracks ([`Mempool::in_force`]).
+    pub fn new(ctx: Arc<ChainContext>, in_force: InForce) -> Verifier {
+        Verifier { ctx, in_force }
     }
 
     /// Decodes `bytes` and checks fields, membership and the signature.
@@ -239,7 +275,8 @@ impl Verifier {
 
     /// [`Verifier::verify`] for an already decoded leaf (e.g. from gossip).
     pub fn verify_leaf(&self, leaf: Leaf) -> Result<Verified, AdmitError> {
-        let (attester, key) = self.signer(&leaf)?;
+        let (_, roster) = self.in_force.get();
+        let (attester, key) = signer(&roster, &leaf)?;
         key.verify(Domain::Attestation, &self.ctx.chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
             .map_err(bad_signature)?;
         Ok(Verified { leaf, attester })
@@ -265,6 +302,7 @@ impl Verifier {
         let ids: Vec<AttestationId> = decoded.iter().flatten().map(|l| l.id).collect();
         let marks = known(&ids);
         assert_eq!(marks.len(), ids.len(), "one mark per decoded item");
+        let (_, roster) = self.in_force.get();
         let mut marks = marks.into_iter();
         let checked: Vec<Result<(Leaf, u16, &VerifyingKey), AdmitError>> = decoded
             .into_iter()
@@ -273,7 +311,7 @@ impl Verifier {
                 if marks.next() == Some(true) {
                     return Err(AdmitError::Duplicate(leaf.id));
                 }
-                let (attester, key) = self.signer(&leaf)?;
+                let (attester, key) = signer(&roster, &leaf)?;
                 Ok((leaf, attester, key))
             })
             .collect();
@@ -305,15 +343,18 @@ impl Verifier {
             })
             .collect()
     }
+}
 
-    /// The attester's genesis index and verifying key.
-    fn signer(&self, leaf: &Leaf) -> Result<(u16, &VerifyingKey), AdmitError> {
-        let body = &leaf.attestation.body;
-        let unknown = || AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string()));
-        let attester = self.ctx.genesis.member_index(&body.attester).ok_or_else(unknown)?;
-        let key = self.keys.get(usize::from(attester)).ok_or_else(unknown)?;
-        Ok((attester, key))
+/// The attester's member index and the verifying key it holds in `roster`.
+fn signer<'r>(roster: &'r Roster, leaf: &Leaf) -> Result<(u16, &'r VerifyingKey), AdmitError> {
+    let body = &leaf.attestation.body;
+    let unknown = || AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string()));
+    let attester = roster.member_index(&body.attester).ok_or_else(unknown)?;
+    let m = roster.members.get(usize::from(attester)).ok_or_else(unknown)?;
+    if !m.active {
+        return Err(AdmitError::Rule(Rejection::MemberRemoved(body.attester.to_string())));
     }
+    Ok((attester, &m.verifying))
 }
 
 /// Canonical decoding with the field rules.
@@ -393,6 +434,8 @@ struct Overlay {
     sequences: HashMap<u16, u64>,
     records: DigestMap<AttestationId, RecordMeta>,
     pledges: DigestMap<PatentNumber, Option<AttestationId>>,
+    /// Governance as the pending governance records leave it.
+    governance: Option<Arc<GovState>>,
 }
 
 impl Overlay {
@@ -400,6 +443,9 @@ impl Overlay {
         self.sequences.extend(d.sequences.iter().copied());
         self.records.extend(d.records.iter().copied());
         self.pledges.extend(d.pledges.iter().copied());
+        if let Some(g) = &d.governance {
+            self.governance = Some(Arc::clone(g));
+        }
     }
 }
 
@@ -429,6 +475,12 @@ impl<V: StateView + ?Sized> StateView for PendingView<'_, V> {
             None => self.base.active_pledge(patent),
         }
     }
+    fn governance(&self) -> Result<Option<Arc<GovState>>, V::Error> {
+        match &self.overlay.governance {
+            Some(g) => Ok(Some(Arc::clone(g))),
+            None => self.base.governance(),
+        }
+    }
 }
 
 fn state_err(e: impl std::fmt::Display) -> AdmitError {
@@ -447,6 +499,8 @@ fn rule_err<E: std::error::Error>(e: RuleError<E>) -> AdmitError {
 #[derive(Debug)]
 pub struct Mempool {
     ctx: Arc<ChainContext>,
+    /// The next height and what is in force there (set by the replica at each commit).
+    in_force: InForce,
     limits: MempoolLimits,
     entries: DigestMap<AttestationId, Entry>,
     /// Ready records in the order they became ready.
@@ -465,6 +519,7 @@ pub struct Mempool {
 impl Mempool {
     pub fn new(ctx: Arc<ChainContext>, limits: MempoolLimits) -> Mempool {
         Mempool {
+            in_force: InForce::new(&ctx),
             ctx,
             limits,
             entries: DigestMap::default(),
@@ -476,6 +531,11 @@ impl Mempool {
             next_order: 0,
             bytes: 0,
         }
+    }
+
+    /// The handle a node's verifiers share with this pool.
+    pub fn in_force(&self) -> InForce {
+        self.in_force.clone()
     }
 
     pub fn limits(&self) -> MempoolLimits {
@@ -540,8 +600,15 @@ impl Mempool {
             return Ok(Admitted { id, held_for: Some(expected), promoted: Vec::new(), evicted: Vec::new() });
         }
         let pending = PendingView { base: view, overlay: &self.overlay };
-        let delta =
-            rules::check_attestation(&self.ctx.genesis, &pending, now_ms, &id, &leaf.attestation).map_err(rule_err)?;
+        let delta = rules::check_attestation(
+            &self.ctx.genesis,
+            &pending,
+            self.in_force.get().0,
+            now_ms,
+            &id,
+            &leaf.attestation,
+        )
+        .map_err(rule_err)?;
         self.check_room(leaf.bytes.len())?;
         self.make_ready(Entry { leaf, attester, slot: Slot::Held }, &delta);
         let (promoted, evicted) = self.promote(view, attester, now_ms)?;
@@ -552,8 +619,14 @@ impl Mempool {
     fn precheck_held(&self, attester: u16, leaf: &Leaf, now_ms: u64) -> Result<(), AdmitError> {
         let body = &leaf.attestation.body;
         let kind = body.claim.kind();
-        let member = self.ctx.genesis.members.get(usize::from(attester));
-        if !member.is_some_and(|m| m.may_attest(kind)) {
+        let (_, roster) = self.in_force.get();
+        let member = roster.members.get(usize::from(attester));
+        let may = |m: &credence_ledger::governance::RosterMember| {
+            let validator_kind =
+                matches!(kind, ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval);
+            m.active && ((validator_kind && m.validator) || m.roles.iter().any(|r| r.allows(kind)))
+        };
+        if !member.is_some_and(may) {
             return Err(AdmitError::Rule(Rejection::RoleNotPermitted {
                 attester: body.attester.to_string(),
                 kind: kind.name(),
@@ -646,7 +719,8 @@ impl Mempool {
             let Some(id) = self.held.get(&(attester, next)).copied() else { break };
             let Some(e) = self.remove(&id) else { break };
             let pending = PendingView { base: view, overlay: &self.overlay };
-            match rules::check_attestation(&self.ctx.genesis, &pending, now_ms, &id, &e.leaf.attestation) {
+            let height = self.in_force.get().0;
+            match rules::check_attestation(&self.ctx.genesis, &pending, height, now_ms, &id, &e.leaf.attestation) {
                 Ok(delta) => {
                     self.make_ready(e, &delta);
                     promoted.push(id);
@@ -760,7 +834,8 @@ impl Mempool {
 
     /// Genesis indexes of the attesters of `leaves` (a committed block names members only).
     fn attesters_of(&self, leaves: &[Leaf]) -> BTreeSet<u16> {
-        leaves.iter().filter_map(|l| self.ctx.genesis.member_index(&l.attestation.body.attester)).collect()
+        let (_, roster) = self.in_force.get();
+        leaves.iter().filter_map(|l| roster.member_index(&l.attestation.body.attester)).collect()
     }
 
     /// The fast path after another proposer's block when the block and every ready
@@ -823,7 +898,8 @@ impl Mempool {
         for (pos, id) in order {
             let Some(e) = self.entries.get(&id) else { continue };
             let pending = PendingView { base: view, overlay: &self.overlay };
-            match rules::check_attestation(&self.ctx.genesis, &pending, no_clock, &id, &e.leaf.attestation) {
+            let height = self.in_force.get().0;
+            match rules::check_attestation(&self.ctx.genesis, &pending, height, no_clock, &id, &e.leaf.attestation) {
                 Ok(delta) => {
                     self.ready.insert(pos, id);
                     let body = &e.leaf.attestation.body;

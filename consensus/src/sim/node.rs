@@ -225,9 +225,10 @@ impl SimNode {
             Ok(r) => r,
             Err(e) => panic!("in-memory store lost its Merkle nodes: {e}"),
         };
+        let in_force = replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner).in_force();
         self.live = Some(Live {
             replica,
-            verifier: Verifier::new(Arc::clone(&chain.ledger)),
+            verifier: Verifier::new(Arc::clone(&chain.ledger), in_force),
             sync_server: SyncServer::default(),
             bad_proposal: None,
             wake_at: None,

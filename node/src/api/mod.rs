@@ -120,6 +120,9 @@ impl StateView for StoreView<'_> {
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
         self.0.active_pledge(patent)
     }
+    fn governance(&self) -> Result<Option<Arc<credence_ledger::governance::GovState>>, StoreError> {
+        self.0.governance()
+    }
 }
 
 impl NodeReader for StoreView<'_> {
@@ -314,7 +317,8 @@ impl ApiState {
         status: watch::Receiver<NodeStatus>,
         metrics: Arc<Metrics>,
     ) -> ApiState {
-        let verifier = Arc::new(Verifier::new(ctx.clone()));
+        let in_force = mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).in_force();
+        let verifier = Arc::new(Verifier::new(ctx.clone(), in_force));
         let config = ApiConfig::default();
         let batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
         let batch_bodies = Arc::new(Semaphore::new(config.batch_bodies_max.max(1)));

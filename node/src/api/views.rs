@@ -195,6 +195,13 @@ pub enum ClaimView {
     Revoke { target: String, superseded_by: Option<String> },
     /// Evidence that a validator signed two conflicting consensus statements.
     Equivocation { validator: String, height: u64, round: u32, step: String },
+    /// A validator proposes a governance change (`change`: add-member, remove-member,
+    /// set-roles, revoke-key or set-consensus; `member` names whom it is about).
+    GovProposal { change: String, member: Option<String>, expires_at_ms: u64 },
+    /// A validator approves the proposal with this id.
+    GovApproval { proposal: String },
+    /// The attester replaces its key with `new_key` (hex Ed25519), from two heights on.
+    KeyRotation { new_key: String },
 }
 
 impl From<&Claim> for ClaimView {
@@ -239,6 +246,13 @@ impl From<&Claim> for ClaimView {
                 };
                 ClaimView::Equivocation { validator: e.validator.to_string(), height, round, step: step.to_string() }
             }
+            Claim::GovernanceProposal(p) => ClaimView::GovProposal {
+                change: p.change.kind_name().to_string(),
+                member: p.change.member().map(ToString::to_string),
+                expires_at_ms: p.expires_at_ms,
+            },
+            Claim::GovernanceApproval(a) => ClaimView::GovApproval { proposal: a.proposal.to_string() },
+            Claim::KeyRotation(r) => ClaimView::KeyRotation { new_key: hex::encode(r.new_key.ed25519().0) },
         }
     }
 }

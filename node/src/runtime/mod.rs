@@ -171,7 +171,10 @@ pub async fn run(
         split.attestations,
         net.clone(),
         gossip::Admission {
-            verifier: Arc::new(Verifier::new(ctx.clone())),
+            verifier: Arc::new(Verifier::new(
+                ctx.clone(),
+                mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).in_force(),
+            )),
             store: store.clone(),
             mempool: mempool.clone(),
             metrics: metrics.clone(),
