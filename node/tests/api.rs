@@ -836,7 +836,7 @@ async fn batch_bounds_name_the_field_and_rule() {
 #[tokio::test]
 async fn batch_verdicts_equal_single_verdicts() {
     let n = start().await;
-    let verifier = credence_node::mempool::Verifier::new(n.ctx.clone());
+    let verifier = credence_node::mempool::Verifier::new(n.ctx.clone(), credence_node::mempool::InForce::new(&n.ctx));
     let mut tampered = n.sign(CENTRE, 50, rd(9));
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
