@@ -213,3 +213,81 @@ fn keys_can_be_encrypted_with_a_passphrase_from_env_or_file() {
     let config = std::fs::read_to_string(data.join("node.toml")).unwrap();
     assert!(config.contains("key_passphrase_env = \"CREDENCE_TEST_PASS\""), "{config}");
 }
+
+/// `export --parquet` writes tables that DuckDB (an independent Parquet reader, from
+/// tests/interop/requirements.txt, installed by .ci/run) reads with the ledger's counts
+/// and sums: rows per table, per kind and per attester, and the R&D amounts in fen,
+/// against the CSV export of the same chain.
+#[test]
+fn parquet_tables_read_back_in_duckdb_with_the_ledgers_counts_and_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    generate(&data, "1500");
+    let d = data.to_str().unwrap();
+    let tables = dir.path().join("tables");
+    let out = credence(&["export", "--data-dir", d, "--parquet", "--out", tables.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = credence(&["export", "--data-dir", d, "--parquet", "--out", tables.to_str().unwrap()]);
+    assert!(!again.status.success(), "an existing directory is not overwritten");
+
+    // The expected figures, from the CSV export (another code path over the same chain).
+    let csv = dir.path().join("rows.csv");
+    let out = credence(&["export", "--data-dir", d, "--csv", "--out", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (kind, fen, attester) = (col("kind"), col("amount_fen"), col("attester"));
+    let mut by_kind = std::collections::BTreeMap::<String, u64>::new();
+    let mut rd_fen: u64 = 0;
+    let mut attesters = std::collections::BTreeSet::new();
+    for line in lines {
+        // No field of these columns holds a comma or a quote.
+        let cells: Vec<&str> = line.split(',').collect();
+        *by_kind.entry(cells[kind].to_string()).or_default() += 1;
+        attesters.insert(cells[attester].to_string());
+        if cells[kind] == "rd-spend" {
+            rd_fen += cells[fen].parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(by_kind.values().sum::<u64>(), 1500);
+
+    let script = r#"
+import duckdb, json, sys
+d = sys.argv[1]
+q = lambda sql: duckdb.sql(sql.replace("T/", d + "/")).fetchall()
+out = {
+  "attestations": q("select count(*) from 'T/attestations.parquet'")[0][0],
+  "blocks": q("select count(*), sum(records), max(tree_size) from 'T/blocks.parquet'")[0],
+  "by_kind": dict(q("select kind, count(*) from 'T/attestations.parquet' group by kind")),
+  "attesters": q("select count(distinct attester) from 'T/attestations.parquet'")[0][0],
+  "rd_fen": q("select sum(amount_fen) from 'T/rd_spend.parquet'")[0][0],
+  "rd_rows": q("select count(*) from 'T/rd_spend.parquet'")[0][0],
+  "types": dict(q("select column_name, column_type from (describe select * from 'T/rd_spend.parquet')")),
+  "joined": q("select count(*) from 'T/rd_spend.parquet' r join 'T/attestations.parquet' a using (leaf_index) where a.kind = 'rd-spend'")[0][0],
+}
+print(json.dumps(out, default=str))
+"#;
+    let py = std::process::Command::new("python3")
+        .args(["-c", script, tables.to_str().unwrap()])
+        .output()
+        .expect("python3 runs (DuckDB comes from tests/interop/requirements.txt)");
+    assert!(py.status.success(), "duckdb: {}", String::from_utf8_lossy(&py.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!(v["attestations"], 1500);
+    assert_eq!(v["blocks"][0], 6, "1,500 records in blocks of 250");
+    assert_eq!(v["blocks"][1], 1500);
+    assert_eq!(v["blocks"][2], 1500);
+    for (k, n) in &by_kind {
+        assert_eq!(v["by_kind"][k], *n, "rows of kind {k}");
+    }
+    assert_eq!(v["attesters"], attesters.len());
+    assert_eq!(v["rd_rows"], by_kind["rd-spend"]);
+    assert_eq!(v["rd_fen"].as_f64().map(|f| f as u64), Some(rd_fen), "R&D spend in fen, to the fen");
+    assert_eq!(v["joined"], by_kind["rd-spend"]);
+    let types = &v["types"];
+    assert_eq!(types["amount_fen"], "BIGINT");
+    assert_eq!(types["issued_at"], "TIMESTAMP WITH TIME ZONE");
+    assert_eq!(types["enterprise"], "VARCHAR");
+}

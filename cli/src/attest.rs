@@ -22,6 +22,12 @@ use crate::http;
 
 /// How long `--wait` waits for a commit.
 const WAIT_MAX: Duration = Duration::from_secs(60);
+/// Most sendings of one attestation: a node that answers 429 or 503 (busy, mempool full,
+/// rate-limited) or not at all is asked again after a back-off.
+const SUBMIT_ATTEMPTS: u32 = 6;
+/// Back-off before the second sending; it doubles each time, up to [`SUBMIT_BACK_OFF_MAX`].
+const SUBMIT_BACK_OFF_FIRST: Duration = Duration::from_millis(250);
+const SUBMIT_BACK_OFF_MAX: Duration = Duration::from_secs(4);
 
 #[derive(Args, Debug)]
 pub struct AttestArgs {
@@ -266,6 +272,32 @@ pub fn wire_json(a: &Attestation) -> serde_json::Value {
     })
 }
 
+/// Sends `a` to the node; retries (at most [`SUBMIT_ATTEMPTS`] sendings, with back-off
+/// from `back_off`) while the node is busy or does not answer. A retry answered
+/// `duplicate` means an earlier sending got through: that is success.
+fn submit(node: &str, a: &Attestation, mut back_off: Duration) -> Result<()> {
+    let body = wire_json(a);
+    let mut attempt = 1;
+    loop {
+        let why = match http::post_json(node, "/v1/attestations", &body) {
+            Ok(r) if r.status == 202 => return Ok(()),
+            Ok(r) if r.status == 409 && attempt > 1 && r.json().is_ok_and(|v| v["error"]["code"] == "duplicate") => {
+                return Ok(());
+            }
+            Ok(r) if matches!(r.status, 429 | 503) => format!("the node is busy (HTTP {}): {}", r.status, r.text()),
+            Ok(r) => bail!("the node refused the attestation (HTTP {}): {}", r.status, r.text()),
+            Err(e) => format!("{e:#}"),
+        };
+        if attempt == SUBMIT_ATTEMPTS {
+            bail!("{why}; gave up after {SUBMIT_ATTEMPTS} sendings");
+        }
+        eprintln!("{why}; sending again in {} ms", back_off.as_millis());
+        std::thread::sleep(back_off);
+        back_off = (back_off * 2).min(SUBMIT_BACK_OFF_MAX);
+        attempt += 1;
+    }
+}
+
 pub fn run(args: &AttestArgs) -> Result<ExitCode> {
     let c = &args.common;
     let key_path = c.key.as_ref().context("--key: the attester's key file is required")?;
@@ -303,10 +335,7 @@ pub fn run(args: &AttestArgs) -> Result<ExitCode> {
         println!("{}", wire_json(&a));
         return Ok(ExitCode::SUCCESS);
     }
-    let r = http::post_json(&c.node, "/v1/attestations", &wire_json(&a))?;
-    if r.status != 202 {
-        bail!("the node refused the attestation (HTTP {}): {}", r.status, r.text());
-    }
+    submit(&c.node, &a, SUBMIT_BACK_OFF_FIRST)?;
     let mut out = json!({"id": id.to_string(), "sequence": sequence});
     if c.wait {
         let started = Instant::now();
@@ -335,4 +364,64 @@ pub fn run(args: &AttestArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::test_server::{port, serve};
+    use credence_ledger::sig::SecretKey;
+
+    fn attestation() -> Attestation {
+        let claim = Claim::RdSpend(RdSpend {
+            enterprise: Uscc::parse("enterprise", credence_ledger::demo::REAL_USCCS[0]).expect("a real USCC"),
+            period: Period::new("period", 2024, 0).expect("period"),
+            amount: Money { fen: 100, currency: Currency::CNY },
+            category: RdCategory::Total,
+            evidence: Hash::ZERO,
+        });
+        let body = AttestationBody {
+            attester: MemberName::parse("attester", "bank-a").expect("name"),
+            sequence: 1,
+            issued_at_ms: 1,
+            claim,
+        };
+        body.sign(&SecretKey::from_seed([1; 32]), &Hash::ZERO)
+    }
+
+    const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\n{}";
+    const ACCEPTED: &str = "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}";
+    const DUPLICATE: &str = "HTTP/1.1 409 Conflict\r\nContent-Length: 30\r\n\r\n{\"error\":{\"code\":\"duplicate\"}}";
+    const BAD: &str = "HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: 2\r\n\r\n{}";
+
+    fn node(offset: u16) -> String {
+        format!("http://127.0.0.1:{}", port(offset))
+    }
+
+    #[test]
+    fn a_busy_node_is_asked_again_until_it_accepts() {
+        let requests = serve(20, |i, _| Some((if i < 2 { BUSY } else { ACCEPTED }, true)));
+        submit(&node(20), &attestation(), Duration::from_millis(1)).expect("accepted on the third sending");
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_lost_answer_then_duplicate_means_the_first_sending_got_through() {
+        let requests = serve(21, |i, _| if i == 0 { None } else { Some((DUPLICATE, true)) });
+        submit(&node(21), &attestation(), Duration::from_millis(1)).expect("already pending");
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_refusal_is_not_retried_and_a_node_busy_for_good_is_given_up() {
+        let requests = serve(22, |_, _| Some((BAD, true)));
+        let e = submit(&node(22), &attestation(), Duration::from_millis(1)).expect_err("refused");
+        assert!(e.to_string().contains("HTTP 422"), "{e}");
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let requests = serve(23, |_, _| Some((BUSY, true)));
+        let e = submit(&node(23), &attestation(), Duration::from_millis(1)).expect_err("busy for good");
+        assert!(e.to_string().contains(&format!("gave up after {SUBMIT_ATTEMPTS} sendings")), "{e}");
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), SUBMIT_ATTEMPTS as usize);
+    }
 }

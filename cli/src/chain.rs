@@ -52,12 +52,15 @@ pub struct ExportArgs {
     /// Export from a running node's API (default http://127.0.0.1:8080 when no --data-dir is given).
     #[arg(long)]
     node: Option<String>,
-    /// The file to write.
+    /// The file to write (with --parquet: a new directory).
     #[arg(long)]
     out: PathBuf,
     /// Write the attestations as CSV (one row each, columns in docs/AUDITING.md) instead of an export file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "parquet")]
     csv: bool,
+    /// Write Parquet tables (blocks, attestations, one per kind; docs/AUDITING.md) into the directory --out.
+    #[arg(long)]
+    parquet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -173,7 +176,7 @@ pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
+pub(crate) fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
     let genesis = Genesis::load(&dir.join(GENESIS_FILE))?;
     let path = dir.join(STORE_FILE);
     if !path.exists() {
@@ -228,6 +231,19 @@ impl BlockSource {
 /// Either way the output goes to a temporary file renamed into place when complete.
 pub fn export(a: &ExportArgs) -> Result<ExitCode> {
     let (genesis, mut source, head) = BlockSource::open(a)?;
+    if a.parquet {
+        let bar = progress_bar(2 * head, "export");
+        let written = crate::parquet::export(&a.out, head, |h| {
+            bar.inc(1);
+            source.block(&genesis, h)
+        })?;
+        bar.finish_and_clear();
+        for (table, rows) in &written {
+            eprintln!("{table:<24} {rows:>10} rows");
+        }
+        eprintln!("exported {head} blocks as Parquet tables to {}", a.out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let tmp = a.out.with_extension("partial");
     let file = fs::File::create(&tmp).with_context(|| format!("--out: cannot create {}", tmp.display()))?;
     let bar = progress_bar(head, "export");

@@ -346,24 +346,23 @@ pub fn post_json(node: &str, path: &str, value: &serde_json::Value) -> Result<Re
     request(node, "POST", path, Some(value.to_string().as_bytes()))
 }
 
+/// A scripted HTTP/1.1 server on a port of the shared test scheme, for tests of clients.
 #[cfg(test)]
-mod tests {
-    use std::io::{BufRead, BufReader, Write};
+pub(crate) mod test_server {
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use super::*;
-
     /// A port of the shared test scheme (tests/common/net.rs `port_base`): this process's
     /// region below the ephemeral range, slot 11 (unit tests), plus `offset`.
-    fn port(offset: u16) -> u16 {
+    pub(crate) fn port(offset: u16) -> u16 {
         assert!(offset < 50);
         10_000 + (std::process::id() % 13) as u16 * 1_600 + 11 * 50 + offset
     }
 
-    /// Reads one request head (and no body: the tests send GETs).
-    fn read_head(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    /// Reads one request: its head, and the body its `Content-Length` announces.
+    pub(crate) fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
         let mut head = String::new();
         loop {
             let mut line = String::new();
@@ -372,16 +371,23 @@ mod tests {
             }
             head.push_str(&line);
             if line == "\r\n" {
-                return Some(head);
+                break;
             }
         }
+        let length = head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+        });
+        let mut body = vec![0; length.unwrap_or(0)];
+        reader.read_exact(&mut body).ok()?;
+        Some((head, body))
     }
 
     /// A server on `port(offset)`: it answers request n (from 0) of its connection i (from
     /// 0) with `answer(i, n)`: `None` closes the connection without answering, `Some((text,
     /// close))` sends `text` and then closes the connection if `close`. Returns the count of
     /// connections it accepted.
-    fn serve(offset: u16, answer: fn(usize, usize) -> Option<(&'static str, bool)>) -> Arc<AtomicUsize> {
+    pub(crate) fn serve(offset: u16, answer: fn(usize, usize) -> Option<(&'static str, bool)>) -> Arc<AtomicUsize> {
         let listener = TcpListener::bind(("127.0.0.1", port(offset))).unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
@@ -393,7 +399,7 @@ mod tests {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut w = stream;
                     let mut n = 0;
-                    while read_head(&mut reader).is_some() {
+                    while read_request(&mut reader).is_some() {
                         let Some((text, close)) = answer(i, n) else { return };
                         if w.write_all(text.as_bytes()).is_err() || close {
                             return;
@@ -405,6 +411,16 @@ mod tests {
         });
         accepted
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::Ordering;
+
+    use super::test_server::{port, read_request, serve};
+    use super::*;
 
     const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
@@ -465,9 +481,7 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let head = read_head(&mut reader).unwrap();
-            let mut body = vec![0; 7];
-            std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+            let (head, body) = read_request(&mut reader).unwrap();
             (&stream).write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").unwrap();
             (head.to_ascii_lowercase(), body)
         });

@@ -6,8 +6,9 @@
 //!   process of this executable. The nodes are stopped with SIGTERM at the end, and also
 //!   on any error (a guard's `Drop`); none is left behind.
 //! * Every validator is an attester. All records (rd-spend, sequences 1, 2, ... per
-//!   attester) are signed on all cores *before* the clock starts, and request bodies are
-//!   pre-encoded, so the generator does no signing while measuring.
+//!   attester) are signed and base64-encoded on all cores *before* the clock starts, so
+//!   the generator does no signing while measuring (a request body is the records'
+//!   strings joined).
 //! * Batch `j` holds attester `j mod n`'s next records and goes to node `j mod n`: the
 //!   batches go round-robin over the nodes, and each member submits through its own node,
 //!   which keeps its sequences in order.
@@ -15,6 +16,14 @@
 //!   `j · batch / rate` seconds; a worker takes the next batch, waits until it is due and
 //!   posts it to `POST /v1/attestations/batch`. At most `workers` batches are in flight, so
 //!   the offered rate never exceeds `--rate` (a worker behind schedule sends at once).
+//!   With `--burst-rate R --burst-seconds S` the first S seconds offer R/s instead: an
+//!   overload, after which the report tells when latency was back to normal.
+//! * Refusals a client should retry are retried, as a well-behaved client does: records
+//!   refused `mempool_full` or as too far ahead of their attester's sequence (`R004`,
+//!   behind an earlier refusal), and whole batches answered 429, 503 or not at all, go
+//!   back to the same node after a back-off doubling from [`RETRY_FIRST`] to
+//!   [`RETRY_LONGEST`], at most [`RETRY_ATTEMPTS`] times; due retries go before new
+//!   batches. A record's latency counts from its first sending.
 //! * A poller reads `GET /v1/status` on node 0 every 50 ms and fetches each new block
 //!   (`GET /v1/blocks/{h}` lists its attestation ids). An attestation's commit time is
 //!   when the poller first sees its block; its latency is from when its batch was sent.
@@ -32,10 +41,12 @@
 //! attester overtaking each other in flight are held, not refused. Waiting for the
 //! network to start: 60 s; drain: 20 s.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -50,6 +61,7 @@ use credence_ledger::demo::REAL_USCCS;
 use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::{DigestMap, Hash, HashOf};
 use credence_ledger::ids::{Currency, MemberName, Money, Period, Uscc};
+use credence_ledger::rules::Rejection;
 use credence_ledger::sig::SecretKey;
 use credence_node::config::MempoolConfig;
 use credence_node::keyfile;
@@ -74,6 +86,15 @@ const POLL_FAILING_MAX: Duration = Duration::from_secs(10);
 /// Progress lines on stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const BATCH_PATH: &str = "/v1/attestations/batch";
+/// First back-off before a refused record or batch is sent again; it doubles each time.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+/// Longest back-off between two sendings of one record.
+const RETRY_LONGEST: Duration = Duration::from_secs(2);
+/// Most sendings of one record after its first.
+const RETRY_ATTEMPTS: u32 = 8;
+/// Latency at or under which the network counts as drained after a burst: the issue's
+/// p99 target under load.
+const NORMAL_P99: Duration = Duration::from_secs(1);
 
 #[derive(Args, Debug)]
 pub struct LoadArgs {
@@ -86,6 +107,12 @@ pub struct LoadArgs {
     /// Most attestations offered per second.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
+    /// Attestations offered per second during the first `--burst-seconds` (an overload).
+    #[arg(long, requires = "burst_seconds")]
+    burst_rate: Option<u64>,
+    /// Length of the burst at the start of the window.
+    #[arg(long, default_value_t = 0)]
+    burst_seconds: u64,
     /// Attestations per `POST /v1/attestations/batch`.
     #[arg(long, default_value_t = 200)]
     batch: usize,
@@ -104,9 +131,12 @@ pub struct LoadArgs {
 }
 
 pub fn run(a: &LoadArgs) -> Result<ExitCode> {
-    let records = a.rate.saturating_mul(a.seconds);
+    if a.burst_seconds > a.seconds || (a.burst_seconds > 0 && a.burst_rate.unwrap_or(0) == 0) {
+        bail!("--burst-seconds: at most --seconds, with a --burst-rate of at least 1");
+    }
+    let records = a.shape().records();
     if a.seconds == 0 || a.rate == 0 || records > RECORDS_MAX {
-        bail!("--rate × --seconds: must be between 1 and {RECORDS_MAX} records (got {records})");
+        bail!("--rate × --seconds (and the burst): must be between 1 and {RECORDS_MAX} records (got {records})");
     }
     if a.batch == 0 || a.batch > BATCH_MAX {
         bail!("--batch: must be between 1 and {BATCH_MAX}");
@@ -139,6 +169,46 @@ pub fn run(a: &LoadArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The offered load over the window: `burst_rate`/s for `burst_seconds`, then `rate`/s.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    burst_rate: f64,
+    burst_seconds: f64,
+    rate: f64,
+    seconds: f64,
+}
+
+impl LoadArgs {
+    fn shape(&self) -> Shape {
+        let burst_seconds = if self.burst_rate.is_some() { self.burst_seconds } else { 0 };
+        Shape {
+            burst_rate: self.burst_rate.unwrap_or(self.rate) as f64,
+            burst_seconds: burst_seconds as f64,
+            rate: self.rate as f64,
+            seconds: self.seconds as f64,
+        }
+    }
+}
+
+impl Shape {
+    fn burst_records(&self) -> f64 {
+        self.burst_rate * self.burst_seconds
+    }
+
+    /// Records offered in the whole window.
+    fn records(&self) -> u64 {
+        (self.burst_records() + self.rate * (self.seconds - self.burst_seconds)) as u64
+    }
+
+    /// When the `x`-th record is due, from the window's start.
+    fn due(&self, x: usize) -> Duration {
+        let x = x as f64;
+        let burst = self.burst_records();
+        let secs = if x < burst { x / self.burst_rate } else { self.burst_seconds + (x - burst) / self.rate };
+        Duration::from_secs_f64(secs)
+    }
+}
+
 fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
     ports_free(a.base_port, a.validators)?;
     let layout = node::write_testnet(dir, a.validators, 0, a.base_port, Some(LOAD_HEARTBEAT_MS))?;
@@ -150,7 +220,7 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
     let work = sign_all(&layout, a, records)?;
     eprintln!(
         "signed {records} attestations in {} batches in {:.1} s; starting {} nodes",
-        work.bodies.len(),
+        work.batches(),
         started.elapsed().as_secs_f64(),
         a.validators
     );
@@ -181,9 +251,11 @@ fn ports_free(base: u16, n: usize) -> Result<()> {
 
 /// Everything submitted, signed and encoded before the clock starts.
 struct Work {
-    /// Request bodies, one per batch, in submission order. Batch `j` holds records
+    /// Every record's canonical bytes in base64, concatenated in record order: record `i`
+    /// is `encoded[ends[i-1]..ends[i]]`. Batch `j` holds records
     /// `j·batch .. min((j+1)·batch, total)`.
-    bodies: Vec<Vec<u8>>,
+    encoded: String,
+    ends: Vec<usize>,
     batch: usize,
     total: usize,
     /// Record index of each attestation id.
@@ -191,13 +263,38 @@ struct Work {
 }
 
 impl Work {
+    fn batches(&self) -> usize {
+        self.total.div_ceil(self.batch)
+    }
+
     fn records(&self, j: usize) -> std::ops::Range<usize> {
         j * self.batch..((j + 1) * self.batch).min(self.total)
     }
+
+    fn encoded(&self, record: usize) -> &str {
+        let start = record.checked_sub(1).map_or(0, |p| self.ends[p]);
+        &self.encoded[start..self.ends[record]]
+    }
+
+    /// The `POST /v1/attestations/batch` body for these records.
+    fn body(&self, records: &[u32]) -> Vec<u8> {
+        let mut body = String::with_capacity(records.len() * 300 + 32);
+        body.push_str("{\"attestations\":[");
+        for (k, &r) in records.iter().enumerate() {
+            if k > 0 {
+                body.push(',');
+            }
+            body.push('"');
+            body.push_str(self.encoded(r as usize));
+            body.push('"');
+        }
+        body.push_str("]}");
+        body.into_bytes()
+    }
 }
 
-/// A batch's request body and its records' ids.
-type SignedBatch = (Vec<u8>, Vec<AttestationId>);
+/// A batch's records, base64-encoded, and their ids.
+type SignedBatch = (Vec<String>, Vec<AttestationId>);
 
 /// Signs every record on all cores: batch `j` is attester `j mod n`'s records
 /// `k·batch + 1 ..` with `k = j div n` (only the last batch can be short, and it is its
@@ -219,9 +316,8 @@ fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> 
         let (attester, key) = &attesters[j % attesters.len()];
         let first_sequence = (j / attesters.len() * a.batch) as u64 + 1;
         let n = a.batch.min(total - j * a.batch);
-        let mut body = String::with_capacity(n * 300 + 32);
+        let mut encoded = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
-        body.push_str("{\"attestations\":[");
         for i in 0..n {
             let sequence = first_sequence + i as u64;
             let claim = Claim::RdSpend(RdSpend {
@@ -234,15 +330,9 @@ fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> 
             let statement = AttestationBody { attester: attester.clone(), sequence, issued_at_ms, claim };
             let signed = statement.sign(key, &chain_id);
             ids.push(signed.id());
-            if i > 0 {
-                body.push(',');
-            }
-            body.push('"');
-            B64.encode_string(signed.to_bytes(), &mut body);
-            body.push('"');
+            encoded.push(B64.encode(signed.to_bytes()));
         }
-        body.push_str("]}");
-        Ok((body.into_bytes(), ids))
+        Ok((encoded, ids))
     };
     let threads = credence_ledger::sig::available_threads().min(batches).max(1);
     let per_thread = batches.div_ceil(threads);
@@ -258,15 +348,22 @@ fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> 
             .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a signing thread panicked"))))
             .collect()
     });
-    let mut work = Work { bodies: Vec::with_capacity(batches), batch: a.batch, total, index: DigestMap::default() };
+    let mut work = Work {
+        encoded: String::with_capacity(total * 300),
+        ends: Vec::with_capacity(total),
+        batch: a.batch,
+        total,
+        index: DigestMap::default(),
+    };
     work.index.reserve(total);
     for part in parts {
-        for (body, ids) in part? {
-            for id in ids {
+        for (encoded, ids) in part? {
+            for (id, e) in ids.into_iter().zip(encoded) {
                 let i = u32::try_from(work.index.len()).context("too many records")?;
                 work.index.insert(id, i);
+                work.encoded.push_str(&e);
+                work.ends.push(work.encoded.len());
             }
-            work.bodies.push(body);
         }
     }
     if work.index.len() != total {
@@ -369,28 +466,80 @@ struct Schedule<'a> {
     apis: &'a [String],
     t0: Instant,
     window: Duration,
-    rate: f64,
+    shape: Shape,
     next: AtomicUsize,
     abort: AtomicBool,
+    /// Set when the submit window and the drain are over: retries stop.
+    stop: AtomicBool,
     submitted: AtomicU64,
     accepted: AtomicU64,
+    retries: Mutex<Retries>,
 }
 
 impl Schedule<'_> {
     /// When batch `j` may be sent, from `t0`.
     fn due(&self, j: usize) -> Duration {
-        Duration::from_secs_f64((j * self.work.batch) as f64 / self.rate)
+        self.shape.due(j * self.work.batch)
     }
+}
+
+/// Records waiting to be sent again, by when; at most every record once.
+#[derive(Default)]
+struct Retries {
+    queue: BinaryHeap<Reverse<Retry>>,
+    /// Retries queued or being sent: the drain waits for them.
+    open: usize,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Retry {
+    /// From t0.
+    due: Duration,
+    node: usize,
+    /// Sendings so far.
+    attempt: u32,
+    /// µs from t0 of the records' first sending.
+    first_sent_us: u64,
+    records: Vec<u32>,
+}
+
+impl Retries {
+    fn take_due(&mut self, now: Duration) -> Option<Retry> {
+        if self.queue.peek().is_some_and(|Reverse(r)| r.due <= now) {
+            self.queue.pop().map(|Reverse(r)| r)
+        } else {
+            None
+        }
+    }
+
+    fn next_due(&self) -> Option<Duration> {
+        self.queue.peek().map(|Reverse(r)| r.due)
+    }
+}
+
+/// Back-off before sending for the `attempt`-th time (1 = the first retry).
+fn back_off(attempt: u32) -> Duration {
+    RETRY_FIRST.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(RETRY_LONGEST)
+}
+
+/// True for a per-record refusal a client should retry: the pool is full, or an
+/// earlier record of the attester was refused and this one is now too far ahead.
+fn retryable(code: &str) -> bool {
+    let gap = Rejection::SequenceGap { expected: 0, got: 0 }.code();
+    code == "mempool_full" || code == format!("R{gap:03}")
 }
 
 /// One worker's record of what it sent.
 #[derive(Default)]
 struct WorkerLog {
     submitted: u64,
-    /// (record, µs from t0 when its batch was sent) of every accepted record.
+    /// (record, µs from t0 when it was first sent) of every accepted record.
     accepted: Vec<(u32, u64)>,
-    /// Refusals by error code (`transport` and `http_<status>` for whole batches).
+    /// Final refusals by error code (`transport` and `http_<status>` for whole batches).
     refused: BTreeMap<String, u64>,
+    /// Records sent again, and the requests that carried them.
+    retried_records: u64,
+    retry_requests: u64,
     /// µs from a batch's send to its answer.
     answer_us: Vec<u64>,
     last_sent_us: u64,
@@ -400,61 +549,129 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// What to send next.
+enum Job {
+    New(usize),
+    Again(Retry),
+}
+
+/// The next job: a due retry first, else the next new batch once due; `None` when the
+/// window is over and no retry is left (or the run stops).
+fn next_job(s: &Schedule<'_>, claimed: &mut Option<usize>) -> Option<Job> {
+    loop {
+        if s.abort.load(Ordering::Relaxed) || s.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let now = s.t0.elapsed();
+        let mut retries = s.retries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = retries.take_due(now) {
+            return Some(Job::Again(r));
+        }
+        if claimed.is_none() {
+            let j = s.next.fetch_add(1, Ordering::Relaxed);
+            if j < s.work.batches() && s.due(j) < s.window {
+                *claimed = Some(j);
+            }
+        }
+        let wake = match *claimed {
+            Some(j) if s.due(j) <= now => {
+                *claimed = None;
+                if now < s.window {
+                    return Some(Job::New(j));
+                }
+                continue;
+            }
+            Some(j) => retries.next_due().map_or(s.due(j), |d| d.min(s.due(j))),
+            None if retries.open == 0 => return None,
+            None => retries.next_due().unwrap_or(now + RETRY_FIRST),
+        };
+        drop(retries);
+        std::thread::sleep(wake.saturating_sub(now).min(RETRY_FIRST));
+    }
+}
+
 fn worker(s: &Schedule<'_>) -> WorkerLog {
     let mut log = WorkerLog::default();
     let mut conns: Vec<Option<Conn>> = s.apis.iter().map(|api| Conn::new(api).ok()).collect();
-    let batches = s.work.bodies.len();
-    loop {
-        let j = s.next.fetch_add(1, Ordering::Relaxed);
-        let due = s.due(j);
-        if j >= batches || due >= s.window || s.abort.load(Ordering::Relaxed) {
-            break;
-        }
-        let now = s.t0.elapsed();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
+    let mut claimed = None;
+    while let Some(job) = next_job(s, &mut claimed) {
         let sent = s.t0.elapsed();
-        if sent >= s.window {
-            break;
-        }
-        let records = s.work.records(j);
-        let n = records.len() as u64;
-        log.submitted += n;
+        let (node, records, attempt, first_sent_us) = match job {
+            Job::New(j) => {
+                let records: Vec<u32> = s.work.records(j).map(|r| r as u32).collect();
+                log.submitted += records.len() as u64;
+                s.submitted.fetch_add(records.len() as u64, Ordering::Relaxed);
+                (j % s.apis.len(), records, 0, micros(sent))
+            }
+            Job::Again(r) => {
+                log.retry_requests += 1;
+                log.retried_records += r.records.len() as u64;
+                (r.node, r.records, r.attempt, r.first_sent_us)
+            }
+        };
         log.last_sent_us = micros(sent);
-        s.submitted.fetch_add(n, Ordering::Relaxed);
-        let node = j % s.apis.len();
+        let body = s.work.body(&records);
         let answer = match conns.get_mut(node).and_then(Option::as_mut) {
-            Some(conn) => conn.request("POST", BATCH_PATH, Some(&s.work.bodies[j])),
+            Some(conn) => conn.request("POST", BATCH_PATH, Some(&body)),
             None => Err(anyhow::anyhow!("no address for node {node}")),
         };
         log.answer_us.push(micros(s.t0.elapsed().saturating_sub(sent)));
-        let mut refuse = |code: String, count: u64| *log.refused.entry(code).or_default() += count;
+        // Records to send again, or the code they are finally refused with.
+        let mut again = Vec::new();
+        let mut refuse = |code: String, record: u32, log: &mut WorkerLog| {
+            if retryable(&code) && attempt < RETRY_ATTEMPTS {
+                again.push(record);
+            } else {
+                *log.refused.entry(code).or_default() += 1;
+            }
+        };
         let results = match answer {
             Ok(r) if r.status == 200 => r.json().ok().and_then(|v| v["results"].as_array().cloned()),
             Ok(r) => {
-                refuse(format!("http_{}", r.status), n);
-                continue;
+                // A whole batch refused: busy or rate-limited (retry), or a client error.
+                let code = if matches!(r.status, 429 | 503) {
+                    "mempool_full".to_string()
+                } else {
+                    format!("http_{}", r.status)
+                };
+                for &record in &records {
+                    refuse(code.clone(), record, &mut log);
+                }
+                None
             }
             Err(_) => {
-                refuse("transport".into(), n);
-                continue;
+                for &record in &records {
+                    refuse("mempool_full".into(), record, &mut log);
+                }
+                None
             }
         };
-        let Some(results) = results.filter(|r| r.len() == records.len()) else {
-            refuse("bad_answer".into(), n);
-            continue;
-        };
-        let mut accepted = 0;
-        for (record, result) in records.zip(&results) {
-            if result["status"] == "pending" {
-                log.accepted.push((record as u32, micros(sent)));
-                accepted += 1;
+        if let Some(results) = results {
+            if results.len() != records.len() {
+                *log.refused.entry("bad_answer".into()).or_default() += records.len() as u64;
             } else {
-                refuse(result["error"]["code"].as_str().unwrap_or("unknown").to_string(), 1);
+                let mut accepted = 0;
+                for (&record, result) in records.iter().zip(&results) {
+                    if result["status"] == "pending" {
+                        log.accepted.push((record, first_sent_us));
+                        accepted += 1;
+                    } else {
+                        let code = result["error"]["code"].as_str().unwrap_or("unknown").to_string();
+                        refuse(code, record, &mut log);
+                    }
+                }
+                s.accepted.fetch_add(accepted, Ordering::Relaxed);
             }
         }
-        s.accepted.fetch_add(accepted, Ordering::Relaxed);
+        let mut retries = s.retries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if attempt > 0 {
+            retries.open -= 1;
+        }
+        if !again.is_empty() {
+            retries.open += 1;
+            let due = s.t0.elapsed() + back_off(attempt + 1);
+            retries.queue.push(Reverse(Retry { due, node, attempt: attempt + 1, first_sent_us, records: again }));
+        }
     }
     log
 }
@@ -570,9 +787,11 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
         apis,
         t0,
         window: Duration::from_secs(a.seconds),
-        rate: a.rate as f64,
+        shape: a.shape(),
         next: AtomicUsize::new(0),
         abort: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        retries: Mutex::new(Retries::default()),
         submitted: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
     };
@@ -606,17 +825,21 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
                     done
                 );
             }
-            if submitting {
+            if t0.elapsed() < schedule.window {
                 continue;
             }
             if drain_deadline.is_none() {
                 window_end = apis.iter().map(|api| node_state(api)).collect();
             }
-            let deadline = *drain_deadline.get_or_insert_with(|| t0.elapsed().max(schedule.window) + DRAIN_MAX);
-            if done >= accepted || t0.elapsed() >= deadline || poller.is_finished() {
+            let deadline = *drain_deadline.get_or_insert(schedule.window + DRAIN_MAX);
+            if t0.elapsed() >= deadline {
+                schedule.stop.store(true, Ordering::Relaxed);
+            }
+            if (!submitting && done >= accepted) || t0.elapsed() >= deadline || poller.is_finished() {
                 break;
             }
         }
+        schedule.stop.store(true, Ordering::Relaxed);
         stop_polling.store(true, Ordering::Relaxed);
         let ended = t0.elapsed();
         let logs: Vec<WorkerLog> = workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
@@ -660,18 +883,37 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
             *refused.entry(code.clone()).or_default() += n;
         }
     }
-    let mut latencies: Vec<u64> = run
-        .workers
-        .iter()
-        .flat_map(|w| &w.accepted)
-        .map(|&(record, sent)| {
-            // Never seen committed: infinitely late.
-            match run.poll.seen_us.get(record as usize) {
-                Some(&seen) if seen != u64::MAX => seen.saturating_sub(sent),
-                _ => u64::MAX,
+    let latency = |&(record, sent): &(u32, u64)| {
+        // Never seen committed: infinitely late.
+        match run.poll.seen_us.get(record as usize) {
+            Some(&seen) if seen != u64::MAX => seen.saturating_sub(sent),
+            _ => u64::MAX,
+        }
+    };
+    let mut latencies: Vec<u64> = run.workers.iter().flat_map(|w| &w.accepted).map(latency).collect();
+    // Latency by the second of the window a record was first sent in.
+    let mut by_second: Vec<Vec<u64>> = vec![Vec::new(); a.seconds as usize];
+    for w in &run.workers {
+        for r in &w.accepted {
+            if let Some(v) = by_second.get_mut((r.1 / 1_000_000) as usize) {
+                v.push(latency(r));
             }
+        }
+    }
+    let by_second: Vec<(Option<u64>, Option<u64>)> = by_second
+        .into_iter()
+        .map(|mut v| {
+            v.sort_unstable();
+            (percentile(&v, 50.0), percentile(&v, 99.0))
         })
         .collect();
+    // After a burst: the first second from which every second's p99 is normal again.
+    let burst_end = a.shape().burst_seconds as usize;
+    let normal = |p99: Option<u64>| p99.is_none_or(|p| p <= micros(NORMAL_P99));
+    let drained_after_burst_s = (a.burst_rate.is_some() && burst_end > 0)
+        .then(|| (burst_end..=by_second.len()).find(|&t| by_second[t..].iter().all(|&(_, p99)| normal(p99))))
+        .flatten()
+        .map(|t| t - burst_end);
     latencies.sort_unstable();
     let accepted = latencies.len() as u64;
     // Sorted, so the committed ones come first.
@@ -710,6 +952,12 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
         "last_batch_sent_s": last_sent_us as f64 / 1e6,
         "accepted": accepted,
         "refused": refused,
+        "retried_records": run.workers.iter().map(|w| w.retried_records).sum::<u64>(),
+        "retry_requests": run.workers.iter().map(|w| w.retry_requests).sum::<u64>(),
+        "burst_rate": a.burst_rate,
+        "burst_seconds": a.shape().burst_seconds,
+        "drained_after_burst_s": drained_after_burst_s,
+        "latency_by_second_ms": by_second.iter().map(|&(p50, p99)| json!([ms(p50), ms(p99)])).collect::<Vec<_>>(),
         "committed": committed,
         "not_committed": accepted.saturating_sub(committed),
         "run_and_drain_seconds": run.ended.as_secs_f64(),
@@ -744,6 +992,14 @@ fn print_table(r: &Value) {
     println!("submitted              {:>10}   ({:.0}/s)", r["submitted"], num("submitted_per_second"));
     println!("accepted               {:>10}", r["accepted"]);
     println!("refused                {:>10}", r["refused"]);
+    println!("retried                {:>10}   records, in {} requests", r["retried_records"], r["retry_requests"]);
+    if let Some(rate) = r["burst_rate"].as_u64() {
+        let drained = match r["drained_after_burst_s"].as_u64() {
+            Some(s) => format!("{s} s after it"),
+            None => "not within the window".to_string(),
+        };
+        println!("burst                  {rate}/s for {} s; p99 back under 1 s {drained}", r["burst_seconds"]);
+    }
     println!(
         "committed              {:>10}   ({} not committed after {:.1} s)",
         r["committed"],
@@ -777,5 +1033,35 @@ fn print_table(r: &Value) {
             end["mempool_records"],
             end["mempool_held"]
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_offers_its_rate_first_then_the_normal_rate() {
+        let shape = Shape { burst_rate: 20_000.0, burst_seconds: 5.0, rate: 10_000.0, seconds: 60.0 };
+        assert_eq!(shape.records(), 100_000 + 550_000);
+        assert_eq!(shape.due(0), Duration::ZERO);
+        assert_eq!(shape.due(20_000), Duration::from_secs(1));
+        assert_eq!(shape.due(100_000), Duration::from_secs(5));
+        assert_eq!(shape.due(110_000), Duration::from_secs(6));
+        let flat = Shape { burst_rate: 10_000.0, burst_seconds: 0.0, rate: 10_000.0, seconds: 60.0 };
+        assert_eq!(flat.records(), 600_000);
+        assert_eq!(flat.due(30_000), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn back_off_doubles_up_to_its_longest_and_only_retryable_refusals_retry() {
+        let waits: Vec<u64> = (1..=RETRY_ATTEMPTS).map(|a| back_off(a).as_millis() as u64).collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(back_off(u32::MAX), RETRY_LONGEST);
+        assert!(retryable("mempool_full"));
+        assert!(retryable("R004"), "a record behind a refused one is retried once the gap fills");
+        for code in ["R003", "R022", "duplicate", "malformed", "http_400", "R04"] {
+            assert!(!retryable(code), "{code}");
+        }
     }
 }

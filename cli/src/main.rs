@@ -10,6 +10,8 @@ mod keys;
 mod load;
 mod local;
 mod node;
+mod parquet;
+mod portfolio;
 mod profile;
 mod query;
 mod sim;
@@ -58,6 +60,8 @@ enum Command {
     Query(query::QueryCommand),
     /// What the ledger says about one enterprise: R&D spend, patents and their value, pledges, flagged records.
     Profile(profile::ProfileArgs),
+    /// A regulator's or a pool's figures: IP-pledge loans outstanding, bad-loan ratio, LTV, pool exposure and claims paid.
+    Portfolio(portfolio::PortfolioArgs),
     /// Fetch the latest cosigned checkpoint, check its signatures, and optionally keep it for a later audit.
     Checkpoint(audit::CheckpointArgs),
     /// Check that the ledger only grew since a saved checkpoint (a consistency proof, verified locally).
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Sim(a) => sim::run(&a),
         Command::Query(q) => query::run(&q),
         Command::Profile(a) => profile::run(&a),
+        Command::Portfolio(a) => portfolio::run(&a),
         Command::Checkpoint(a) => audit::checkpoint(&a),
         Command::Audit(a) => audit::audit(&a),
         Command::Prove(a) => audit::prove(&a),

@@ -369,6 +369,49 @@ impl Row {
                 r.kind = "key-rotation";
                 r.detail = format!("new_key={new_key}");
             }
+            ClaimView::IpPledge { description } => {
+                r.kind = "ip-pledge";
+                r.detail = description.clone();
+            }
+            ClaimView::PatentStatus { patent, owner, description } => {
+                r.kind = "patent-status";
+                r.enterprise = owner.clone();
+                r.patent = patent.clone();
+                r.detail = description.clone();
+            }
+            ClaimView::Appraisal { patent, owner, value, valid_until, description } => {
+                money(value);
+                r.kind = "appraisal";
+                r.enterprise = owner.clone();
+                r.patent = patent.clone();
+                r.period = format!("..{valid_until}");
+                r.detail = description.clone();
+            }
+            ClaimView::Loan { lender, borrower, principal, description } => {
+                money(principal);
+                r.kind = "loan";
+                r.enterprise = borrower.clone();
+                r.counterparty = lender.clone();
+                r.detail = description.clone();
+            }
+            ClaimView::LoanEvent { loan, date, description } => {
+                r.kind = "loan-event";
+                r.period = date.clone();
+                r.detail = format!("loan={loan} {description}");
+            }
+            ClaimView::RiskPool { description } => {
+                r.kind = "risk-pool";
+                r.detail = description.clone();
+            }
+            ClaimView::Disposal { pledge, description } => {
+                r.kind = "disposal";
+                r.detail = format!("pledge={pledge} {description}");
+            }
+            ClaimView::Qualification { enterprise, description } => {
+                r.kind = "qualification";
+                r.enterprise = enterprise.clone();
+                r.detail = description.clone();
+            }
         }
         r
     }

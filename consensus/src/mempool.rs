@@ -29,6 +29,15 @@
 //! `ATTESTATION_BYTES_MAX` (2,048) bytes. A full pool refuses with [`AdmitError::Full`]
 //! and never evicts an admitted record to make room.
 //!
+//! # Fair shares
+//! One member's burst must not fill the pool for everyone.
+//! [`MempoolLimits::reserved_percent`] of each bound is reserved in equal *shares* for the genesis members (members added by governance have none); the rest is first come,
+//! first served. A member may always fill its own share; beyond it, it may use only room
+//! that no other member has reserved, and is refused with [`AdmitError::ShareFull`]
+//! otherwise. Invariant: for records and for bytes, the pool's use plus the unused shares
+//! (Σ over members of max(share − use, 0)) never exceeds the bound, so every member can
+//! always get its share admitted, whatever the others send.
+//!
 //! # Commits
 //! [`Mempool::on_commit`] drops the committed records and costs work in proportion to the
 //! block, not to the pool, in the two common cases:
@@ -60,6 +69,7 @@ use credence_ledger::block::Leaf;
 use credence_ledger::governance::{GovState, Roster};
 use credence_ledger::hash::DigestMap;
 use credence_ledger::ids::PatentNumber;
+use credence_ledger::loan_rules::{Fact, FactKey};
 use credence_ledger::rules::{self, ISSUED_AT_SKEW_MS, RecordMeta, Rejection, RuleError, StateDelta, StateView};
 use credence_ledger::sig::{self, BatchItem, Domain, SigError, VerifyingKey};
 use credence_ledger::verify::ChainContext;
@@ -70,6 +80,8 @@ pub const RECORDS_MAX_DEFAULT: usize = 10_000;
 pub const BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 /// Default [`MempoolLimits::ahead_max`].
 pub const AHEAD_MAX_DEFAULT: u64 = 256;
+/// Default [`MempoolLimits::reserved_percent`].
+pub const RESERVED_PERCENT_DEFAULT: u8 = 50;
 /// The overlay of pending state changes may hold this many entries beyond twice the
 /// ready records before a commit rebuilds it (a full re-check, amortised over the
 /// commits that let it grow).
@@ -80,12 +92,18 @@ pub const OVERLAY_SLACK: usize = 4096;
 fn is_simple(claim: &Claim) -> bool {
     match claim {
         Claim::RdSpend(_) | Claim::PatentValuation(_) | Claim::Equivocation(_) => true,
-        Claim::PatentPledge(_)
-        | Claim::PledgeRelease(_)
-        | Claim::Revocation(_)
-        | Claim::GovernanceProposal(_)
-        | Claim::GovernanceApproval(_)
-        | Claim::KeyRotation(_) => false,
+        Claim::PatentPledge(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) => false,
+        // The IP-loan kinds read and write shared state (patents, loans, pools, numbers).
+        Claim::IpPledge(_)
+        | Claim::PatentStatus(_)
+        | Claim::Appraisal(_)
+        | Claim::Loan(_)
+        | Claim::LoanEvent(_)
+        | Claim::RiskPool(_)
+        | Claim::Disposal(_)
+        | Claim::Qualification(_) => false,
+        // Governance records read and write the governance state.
+        Claim::GovernanceProposal(_) | Claim::GovernanceApproval(_) | Claim::KeyRotation(_) => false,
     }
 }
 
@@ -98,11 +116,19 @@ pub struct MempoolLimits {
     pub bytes_max: usize,
     /// How far past an attester's next expected sequence a record may be held.
     pub ahead_max: u64,
+    /// Percentage (at most 100) of `records_max` and of `bytes_max` reserved in equal
+    /// shares for the members (see the module's "Fair shares").
+    pub reserved_percent: u8,
 }
 
 impl Default for MempoolLimits {
     fn default() -> Self {
-        MempoolLimits { records_max: RECORDS_MAX_DEFAULT, bytes_max: BYTES_MAX_DEFAULT, ahead_max: AHEAD_MAX_DEFAULT }
+        MempoolLimits {
+            records_max: RECORDS_MAX_DEFAULT,
+            bytes_max: BYTES_MAX_DEFAULT,
+            ahead_max: AHEAD_MAX_DEFAULT,
+            reserved_percent: RESERVED_PERCENT_DEFAULT,
+        }
     }
 }
 
@@ -131,6 +157,12 @@ pub enum AdmitError {
     /// The pool is at its bound; the record was valid and may be retried later.
     #[error("mempool full: the limit of {limit} {what} is reached; retry later")]
     Full { what: &'static str, limit: usize },
+    /// The attester is past its share of the pool and the rest is reserved for other
+    /// members (see the module's "Fair shares"); it may retry when its records commit.
+    #[error(
+        "mempool full for {attester}: it holds {used} pending {what}, past its reserved share of {share}, and the free room is reserved for other members; retry later"
+    )]
+    ShareFull { attester: String, what: &'static str, used: usize, share: usize },
     /// The committed state could not be read.
     #[error("state: {0}")]
     State(String),
@@ -145,7 +177,7 @@ impl AdmitError {
             AdmitError::Malformed { .. } => "malformed".into(),
             AdmitError::Duplicate(_) => "duplicate".into(),
             AdmitError::SequenceTaken { .. } => "sequence_taken".into(),
-            AdmitError::Full { .. } => "mempool_full".into(),
+            AdmitError::Full { .. } | AdmitError::ShareFull { .. } => "mempool_full".into(),
             AdmitError::State(_) => "state".into(),
         }
     }
@@ -155,7 +187,7 @@ impl AdmitError {
         match self {
             AdmitError::Malformed { field, .. } => field,
             AdmitError::Rule(r) => rejection_field(r),
-            AdmitError::Duplicate(_) | AdmitError::Full { .. } => "attestation",
+            AdmitError::Duplicate(_) | AdmitError::Full { .. } | AdmitError::ShareFull { .. } => "attestation",
             AdmitError::TooFarAhead { .. } | AdmitError::SequenceTaken { .. } => "sequence",
             AdmitError::State(_) => "state",
         }
@@ -211,6 +243,34 @@ pub fn rejection_field(r: &Rejection) -> &'static str {
         Rejection::InvalidChange { field, .. } | Rejection::KeyInUse { field } => field,
         Rejection::BadPossession(_) => "possession",
         Rejection::GovernanceFull { .. } => "governance",
+        Rejection::PatentNoStatus(_) | Rejection::PatentStatusForbids { .. } => "patent",
+        Rejection::PledgorNotOwner { .. } => "pledgor",
+        Rejection::PledgeOutlivesPatent { .. } => "end",
+        Rejection::NotPledgee { .. } | Rejection::NotLender(_) | Rejection::NotPoolAdministrator(_) => "attester",
+        Rejection::NotReservedPledge(_) | Rejection::AlreadyRegistered(_) | Rejection::PledgeNotRegistered(_) => {
+            "pledge"
+        }
+        Rejection::CancellationMismatch { .. } => "cancellation",
+        Rejection::NumberTaken { what, .. } => what,
+        Rejection::StatusOutOfOrder { .. } => "as_of",
+        Rejection::OwnerChangeWhilePledged { .. } => "owner",
+        Rejection::LenderNotAttester(_) => "lender",
+        Rejection::CollateralMismatch { .. } | Rejection::AppraisalMismatch { .. } | Rejection::AppraiserIsParty(_) => {
+            "collateral"
+        }
+        Rejection::NotALoan(_)
+        | Rejection::AlreadyDefaulted(_)
+        | Rejection::DefaultNotConfirmed { .. }
+        | Rejection::AlreadyEnrolled { .. }
+        | Rejection::NotEnrolled { .. }
+        | Rejection::AlreadyClaimed { .. }
+        | Rejection::NoClaim { .. } => "loan",
+        Rejection::EventBeforeLast { .. } | Rejection::OutsideWindow { .. } => "date",
+        Rejection::CurrencyMismatch { field, .. } => field,
+        Rejection::ExceedsOutstanding { .. }
+        | Rejection::ClaimTooLarge { .. }
+        | Rejection::PaymentExceedsClaim { .. } => "amount",
+        Rejection::NotAPool(_) => "pool",
     }
 }
 
@@ -428,6 +488,20 @@ struct Entry {
     slot: Slot,
 }
 
+/// Records and canonical bytes: one member's pending use, a share, or the unused shares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Usage {
+    records: usize,
+    bytes: usize,
+}
+
+impl Usage {
+    /// How much of `share` this use leaves unused.
+    fn unused_of(self, share: Usage) -> Usage {
+        Usage { records: share.records.saturating_sub(self.records), bytes: share.bytes.saturating_sub(self.bytes) }
+    }
+}
+
 /// The state changes of the ready records, on top of the committed state.
 #[derive(Debug, Default)]
 struct Overlay {
@@ -436,6 +510,7 @@ struct Overlay {
     pledges: DigestMap<PatentNumber, Option<AttestationId>>,
     /// Governance as the pending governance records leave it.
     governance: Option<Arc<GovState>>,
+    facts: HashMap<FactKey, Option<Fact>>,
 }
 
 impl Overlay {
@@ -446,6 +521,7 @@ impl Overlay {
         if let Some(g) = &d.governance {
             self.governance = Some(Arc::clone(g));
         }
+        self.facts.extend(d.facts.iter().cloned());
     }
 }
 
@@ -481,6 +557,12 @@ impl<V: StateView + ?Sized> StateView for PendingView<'_, V> {
             None => self.base.governance(),
         }
     }
+    fn fact(&self, key: &FactKey) -> Result<Option<Fact>, V::Error> {
+        match self.overlay.facts.get(key) {
+            Some(f) => Ok(f.clone()),
+            None => self.base.fact(key),
+        }
+    }
 }
 
 fn state_err(e: impl std::fmt::Display) -> AdmitError {
@@ -514,12 +596,32 @@ pub struct Mempool {
     overlay: Overlay,
     next_order: u64,
     bytes: usize,
+    /// Each member's reserved share of the bounds (see the module's "Fair shares").
+    share: Usage,
+    /// Pending records and bytes by attester (members with none are absent).
+    used: HashMap<u16, Usage>,
+    /// Σ over the genesis members of the part of their share they do not use.
+    unused_shares: Usage,
+    /// How many members hold a reserved share: the genesis members (indexes below
+    /// this). Members added by governance use the unreserved room only, so the
+    /// shares' sum never grows past the reserved part of the bounds.
+    reserved_members: usize,
 }
 
 impl Mempool {
     pub fn new(ctx: Arc<ChainContext>, limits: MempoolLimits) -> Mempool {
+        let members = ctx.genesis.members.len().max(1);
+        let percent = usize::from(limits.reserved_percent.min(100));
+        let share = Usage {
+            records: limits.records_max.saturating_mul(percent) / 100 / members,
+            bytes: limits.bytes_max.saturating_mul(percent) / 100 / members,
+        };
         Mempool {
             in_force: InForce::new(&ctx),
+            share,
+            used: HashMap::new(),
+            unused_shares: Usage { records: share.records * members, bytes: share.bytes * members },
+            reserved_members: members,
             ctx,
             limits,
             entries: DigestMap::default(),
@@ -594,7 +696,7 @@ impl Mempool {
                 return Err(AdmitError::SequenceTaken { sequence: body.sequence, held: *held });
             }
             self.precheck_held(attester, &leaf, now_ms)?;
-            self.check_room(leaf.bytes.len())?;
+            self.check_room(attester, leaf.bytes.len())?;
             self.held.insert((attester, body.sequence), id);
             self.insert(Entry { leaf, attester, slot: Slot::Held });
             return Ok(Admitted { id, held_for: Some(expected), promoted: Vec::new(), evicted: Vec::new() });
@@ -609,7 +711,7 @@ impl Mempool {
             &leaf.attestation,
         )
         .map_err(rule_err)?;
-        self.check_room(leaf.bytes.len())?;
+        self.check_room(attester, leaf.bytes.len())?;
         self.make_ready(Entry { leaf, attester, slot: Slot::Held }, &delta);
         let (promoted, evicted) = self.promote(view, attester, now_ms)?;
         Ok(Admitted { id, held_for: None, promoted, evicted })
@@ -641,18 +743,59 @@ impl Mempool {
         Ok(())
     }
 
-    fn check_room(&self, bytes: usize) -> Result<(), AdmitError> {
+    fn check_room(&self, attester: u16, bytes: usize) -> Result<(), AdmitError> {
         if self.entries.len() >= self.limits.records_max {
             return Err(AdmitError::Full { what: "records", limit: self.limits.records_max });
         }
         if self.bytes.saturating_add(bytes) > self.limits.bytes_max {
             return Err(AdmitError::Full { what: "bytes", limit: self.limits.bytes_max });
         }
+        // What the record takes beyond the attester's own unused share must come from
+        // room that no member has reserved.
+        let used = self.used.get(&attester).copied().unwrap_or_default();
+        let share = self.share_of(attester);
+        let own = used.unused_of(share);
+        let beyond = Usage { records: 1usize.saturating_sub(own.records), bytes: bytes.saturating_sub(own.bytes) };
+        let refuse = |what, used, share| {
+            let attester = self.in_force.get().1.members.get(usize::from(attester)).map(|m| m.name.to_string());
+            AdmitError::ShareFull { attester: attester.unwrap_or_default(), what, used, share }
+        };
+        if self.entries.len() + self.unused_shares.records + beyond.records > self.limits.records_max {
+            return Err(refuse("records", used.records, share.records));
+        }
+        if self.bytes + self.unused_shares.bytes + beyond.bytes > self.limits.bytes_max {
+            return Err(refuse("bytes", used.bytes, share.bytes));
+        }
         Ok(())
+    }
+
+    /// The reserved share of member `attester` (none for members added by governance).
+    fn share_of(&self, attester: u16) -> Usage {
+        if usize::from(attester) < self.reserved_members { self.share } else { Usage::default() }
+    }
+
+    /// Counts a record in or out of its attester's use and the unused shares.
+    fn account(&mut self, attester: u16, bytes: usize, add: bool) {
+        let before = self.used.get(&attester).copied().unwrap_or_default();
+        let after = if add {
+            Usage { records: before.records + 1, bytes: before.bytes + bytes }
+        } else {
+            Usage { records: before.records - 1, bytes: before.bytes - bytes }
+        };
+        let share = self.share_of(attester);
+        let (was, is) = (before.unused_of(share), after.unused_of(share));
+        self.unused_shares.records = self.unused_shares.records + is.records - was.records;
+        self.unused_shares.bytes = self.unused_shares.bytes + is.bytes - was.bytes;
+        if after == Usage::default() {
+            self.used.remove(&attester);
+        } else {
+            self.used.insert(attester, after);
+        }
     }
 
     fn insert(&mut self, e: Entry) {
         self.bytes += e.leaf.bytes.len();
+        self.account(e.attester, e.leaf.bytes.len(), true);
         self.entries.insert(e.leaf.id, e);
     }
 
@@ -680,6 +823,7 @@ impl Mempool {
     fn remove(&mut self, id: &AttestationId) -> Option<Entry> {
         let e = self.entries.remove(id)?;
         self.bytes -= e.leaf.bytes.len();
+        self.account(e.attester, e.leaf.bytes.len(), false);
         match e.slot {
             Slot::Ready(order) => {
                 self.ready.remove(&order);
@@ -782,6 +926,9 @@ impl Mempool {
                 self.complex_ready = 0;
                 self.overlay = Overlay::default();
                 self.bytes = 0;
+                self.used.clear();
+                let members = self.reserved_members;
+                self.unused_shares = Usage { records: self.share.records * members, bytes: self.share.bytes * members };
                 Err(e)
             }
         }
@@ -885,6 +1032,18 @@ impl Mempool {
         assert_eq!(self.ready.len() + self.held.len(), self.entries.len(), "every record is ready or held");
         assert_eq!(self.ready.len(), self.ready_seq.len(), "ready records are indexed by sequence");
         assert!(self.complex_ready <= self.ready.len(), "complex ready records are ready records");
+        let used = self
+            .used
+            .values()
+            .fold(Usage::default(), |a, u| Usage { records: a.records + u.records, bytes: a.bytes + u.bytes });
+        assert_eq!(used, Usage { records: self.entries.len(), bytes: self.bytes }, "use by attester adds up");
+        let unused = (0..self.reserved_members).fold(Usage::default(), |a, i| {
+            let u = self.used.get(&(i as u16)).copied().unwrap_or_default().unused_of(self.share);
+            Usage { records: a.records + u.records, bytes: a.bytes + u.bytes }
+        });
+        assert_eq!(unused, self.unused_shares, "the unused shares add up");
+        assert!(self.entries.len() + unused.records <= self.limits.records_max, "shares fit the record bound");
+        assert!(self.bytes + unused.bytes <= self.limits.bytes_max, "shares fit the byte bound");
     }
 
     fn revalidate<V: StateView + ?Sized>(&mut self, view: &V, out: &mut CommitOutcome) -> Result<(), AdmitError> {
@@ -924,6 +1083,7 @@ impl Mempool {
                     let err = rule_err(err);
                     if let Some(e) = self.entries.remove(&id) {
                         self.bytes -= e.leaf.bytes.len();
+                        self.account(e.attester, e.leaf.bytes.len(), false);
                     }
                     out.evicted.push((id, err));
                 }

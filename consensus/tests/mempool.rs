@@ -172,7 +172,9 @@ fn full_by_count_and_by_bytes() {
     let n = f.next(CENTRE);
     let records: Vec<Vec<u8>> = (0..4).map(|i| f.sign(CENTRE, n + i, rd(i))).collect();
 
-    let mut pool = f.pool(MempoolLimits { records_max: 3, ..MempoolLimits::default() });
+    // The global bounds alone: no shares reserved.
+    let no_shares = MempoolLimits { reserved_percent: 0, ..MempoolLimits::default() };
+    let mut pool = f.pool(MempoolLimits { records_max: 3, ..no_shares });
     for r in &records[..3] {
         f.admit(&mut pool, r.clone()).expect("room");
     }
@@ -182,7 +184,7 @@ fn full_by_count_and_by_bytes() {
     assert!(e.to_string().contains("mempool full"), "{e}");
 
     let two = records[0].len() + records[1].len();
-    let mut pool = f.pool(MempoolLimits { bytes_max: two + records[2].len() - 1, ..MempoolLimits::default() });
+    let mut pool = f.pool(MempoolLimits { bytes_max: two + records[2].len() - 1, ..no_shares });
     f.admit(&mut pool, records[0].clone()).expect("room");
     f.admit(&mut pool, records[1].clone()).expect("room");
     let e = f.admit(&mut pool, records[2].clone()).expect_err("full");
@@ -427,6 +429,13 @@ impl StateView for Counting<'_> {
     fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, Self::Error> {
         self.inner.governance()
     }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, Self::Error> {
+        self.reads.set(self.reads.get() + 1);
+        self.inner.fact(key)
+    }
 }
 
 /// Admits `per` rd-spend records for each of `who`, interleaved, and returns them by attester.
@@ -531,6 +540,49 @@ fn a_full_pool_refuses_with_mempool_full_until_a_commit_makes_room() {
     pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
     assert_eq!(pool.len(), 7);
     f.admit(&mut pool, next).expect("room again");
+}
+
+/// One member's burst cannot fill the pool for everyone: past its reserved share it
+/// may use only room no other member has reserved, so another member still gets its
+/// whole share admitted; a commit of the burst's records gives it room again.
+#[test]
+fn a_burst_by_one_member_leaves_every_other_member_its_share() {
+    let mut f = Fixture::new();
+    let records_max = 200;
+    let mut pool = f.pool(MempoolLimits { records_max, ..MempoolLimits::default() });
+    let members = f.ctx.genesis.members.len();
+    let share = records_max * usize::from(MempoolLimits::default().reserved_percent) / 100 / members;
+    assert!(share >= 2, "the fixture gives each of {members} members a share of {share}");
+
+    let n = f.next(CENTRE);
+    let mut burst = Vec::new();
+    let refusal = loop {
+        let r = f.sign(CENTRE, n + burst.len() as u64, rd(burst.len() as u64));
+        match f.admit(&mut pool, r.clone()) {
+            Ok(_) => burst.push(r),
+            Err(e) => break e,
+        }
+    };
+    // Its own share and all the room nobody reserved, not the others' shares.
+    assert_eq!(burst.len(), records_max - (members - 1) * share);
+    assert!(matches!(&refusal, AdmitError::ShareFull { what: "records", share: s, .. } if *s == share), "{refusal:?}");
+    assert_eq!((refusal.code().as_str(), refusal.field()), ("mempool_full", "attestation"));
+    assert!(refusal.to_string().contains(CENTRE), "{refusal}");
+
+    // Another member still gets its whole share, then no more.
+    let b = f.next(CENTRE2);
+    for i in 0..share as u64 {
+        f.admit(&mut pool, f.sign(CENTRE2, b + i, rd(500 + i))).expect("within its share");
+    }
+    let e = f.admit(&mut pool, f.sign(CENTRE2, b + share as u64, rd(999))).expect_err("past its share");
+    assert!(matches!(e, AdmitError::ShareFull { .. }), "{e:?}");
+    assert!(pool.len() <= records_max);
+
+    // Committing part of the burst makes room for the bursting member again.
+    let block: Vec<Leaf> = burst[..10].iter().map(|b| Leaf::from_bytes(b.clone()).expect("leaf")).collect();
+    let vb = f.commit(block);
+    pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    f.admit(&mut pool, f.sign(CENTRE, n + burst.len() as u64, rd(7777))).expect("room again");
 }
 
 /// The one admission path: a batch is checked with one signature batch and admitted

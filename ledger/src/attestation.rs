@@ -1,4 +1,4 @@
-//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation).
+//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation, and the IP-loan kinds of [`crate::loans`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +6,7 @@ use crate::codec::{self, DecodeError};
 use crate::governance::{Change, MemberKey};
 use crate::hash::{Hash, HashOf};
 use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
+use crate::loans::{Appraisal, Disposal, IpPledge, Loan, LoanEvent, PatentStatus, Qualification, RiskPool};
 use crate::sig::{Domain, SecretKey, Signature};
 use crate::vote::Equivocation;
 
@@ -44,7 +45,18 @@ pub enum Claim {
     /// statements (appended last: index 5).
     /// Boxed: it is by far the largest claim (two signed statements).
     Equivocation(Box<Equivocation>),
-    // ---- governance (indexes 6, 7, 8; docs/encoding.md §11) ----
+    // ---- The IP-loan lifecycle (tags 6..=13, contiguous; docs/encoding.md §3.1). ----
+    /// A two-stage patent pledge securing a loan: reserve, CNIPA registration, release.
+    IpPledge(IpPledge),
+    PatentStatus(PatentStatus),
+    /// Valuation v2.
+    Appraisal(Appraisal),
+    Loan(Loan),
+    LoanEvent(LoanEvent),
+    RiskPool(RiskPool),
+    Disposal(Disposal),
+    Qualification(Qualification),
+    // ---- governance (tags 14, 15, 16, contiguous; docs/encoding.md §11) ----
     /// A validator proposes a change of members, keys, roles, validators or parameters.
     GovernanceProposal(Box<GovernanceProposal>),
     /// A validator approves an open proposal.
@@ -161,19 +173,35 @@ pub enum ClaimKind {
     PledgeRelease = 3,
     Revocation = 4,
     Equivocation = 5,
-    GovernanceProposal = 6,
-    GovernanceApproval = 7,
-    KeyRotation = 8,
+    IpPledge = 6,
+    PatentStatus = 7,
+    Appraisal = 8,
+    Loan = 9,
+    LoanEvent = 10,
+    RiskPool = 11,
+    Disposal = 12,
+    Qualification = 13,
+    GovernanceProposal = 14,
+    GovernanceApproval = 15,
+    KeyRotation = 16,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 9] = [
+    pub const ALL: [ClaimKind; 17] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
         ClaimKind::PledgeRelease,
         ClaimKind::Revocation,
         ClaimKind::Equivocation,
+        ClaimKind::IpPledge,
+        ClaimKind::PatentStatus,
+        ClaimKind::Appraisal,
+        ClaimKind::Loan,
+        ClaimKind::LoanEvent,
+        ClaimKind::RiskPool,
+        ClaimKind::Disposal,
+        ClaimKind::Qualification,
         ClaimKind::GovernanceProposal,
         ClaimKind::GovernanceApproval,
         ClaimKind::KeyRotation,
@@ -188,6 +216,14 @@ impl ClaimKind {
             ClaimKind::PledgeRelease => "release",
             ClaimKind::Revocation => "revoke",
             ClaimKind::Equivocation => "equivocation",
+            ClaimKind::IpPledge => "ip-pledge",
+            ClaimKind::PatentStatus => "patent-status",
+            ClaimKind::Appraisal => "appraisal",
+            ClaimKind::Loan => "loan",
+            ClaimKind::LoanEvent => "loan-event",
+            ClaimKind::RiskPool => "risk-pool",
+            ClaimKind::Disposal => "disposal",
+            ClaimKind::Qualification => "qualification",
             ClaimKind::GovernanceProposal => "gov-proposal",
             ClaimKind::GovernanceApproval => "gov-approval",
             ClaimKind::KeyRotation => "key-rotation",
@@ -216,6 +252,14 @@ impl Claim {
             Claim::PledgeRelease(_) => ClaimKind::PledgeRelease,
             Claim::Revocation(_) => ClaimKind::Revocation,
             Claim::Equivocation(_) => ClaimKind::Equivocation,
+            Claim::IpPledge(_) => ClaimKind::IpPledge,
+            Claim::PatentStatus(_) => ClaimKind::PatentStatus,
+            Claim::Appraisal(_) => ClaimKind::Appraisal,
+            Claim::Loan(_) => ClaimKind::Loan,
+            Claim::LoanEvent(_) => ClaimKind::LoanEvent,
+            Claim::RiskPool(_) => ClaimKind::RiskPool,
+            Claim::Disposal(_) => ClaimKind::Disposal,
+            Claim::Qualification(_) => ClaimKind::Qualification,
             Claim::GovernanceProposal(_) => ClaimKind::GovernanceProposal,
             Claim::GovernanceApproval(_) => ClaimKind::GovernanceApproval,
             Claim::KeyRotation(_) => ClaimKind::KeyRotation,
@@ -228,9 +272,18 @@ impl Claim {
             Claim::RdSpend(c) => Some(&c.enterprise),
             Claim::PatentValuation(c) => Some(&c.owner),
             Claim::PatentPledge(c) => Some(&c.pledgor),
+            Claim::IpPledge(IpPledge::Reserve(c)) => Some(&c.pledgor),
+            Claim::PatentStatus(c) => Some(&c.owner),
+            Claim::Appraisal(c) => Some(&c.owner),
+            Claim::Loan(c) => Some(&c.borrower),
+            Claim::Qualification(c) => Some(&c.enterprise),
             Claim::PledgeRelease(_)
             | Claim::Revocation(_)
             | Claim::Equivocation(_)
+            | Claim::IpPledge(_)
+            | Claim::LoanEvent(_)
+            | Claim::RiskPool(_)
+            | Claim::Disposal(_)
             | Claim::GovernanceProposal(_)
             | Claim::GovernanceApproval(_)
             | Claim::KeyRotation(_) => None,
@@ -242,13 +295,10 @@ impl Claim {
         match self {
             Claim::PatentValuation(c) => Some(&c.patent),
             Claim::PatentPledge(c) => Some(&c.patent),
-            Claim::RdSpend(_)
-            | Claim::PledgeRelease(_)
-            | Claim::Revocation(_)
-            | Claim::Equivocation(_)
-            | Claim::GovernanceProposal(_)
-            | Claim::GovernanceApproval(_)
-            | Claim::KeyRotation(_) => None,
+            Claim::IpPledge(IpPledge::Reserve(c)) => c.patent.modern(),
+            Claim::PatentStatus(c) => c.patent.modern(),
+            Claim::Appraisal(c) => c.patent.modern(),
+            _ => None,
         }
     }
 
@@ -268,6 +318,14 @@ impl Claim {
             Claim::Revocation(c) if c.superseded_by == Some(c.target) => {
                 err("superseded_by", "an attestation cannot supersede itself")
             }
+            Claim::IpPledge(c) => c.check_fields(),
+            Claim::PatentStatus(c) => c.check_fields(),
+            Claim::Appraisal(c) => c.check_fields(),
+            Claim::Loan(c) => c.check_fields(),
+            Claim::LoanEvent(c) => c.check_fields(),
+            Claim::RiskPool(c) => c.check_fields(),
+            Claim::Disposal(c) => c.check_fields(),
+            Claim::Qualification(c) => c.check_fields(),
             Claim::GovernanceProposal(p) => {
                 p.change.check_fields().map_err(|e| FieldError { field: e.field, rule: e.rule })
             }

@@ -311,20 +311,10 @@ impl ChainBuilder {
             self.sequences[who] += 1;
             let a: Attestation = body.sign(&self.keys[who], &self.ctx.chain_id);
             let leaf = Leaf::new(a);
-            match &leaf.attestation.body.claim {
-                Claim::PatentPledge(p) => {
-                    self.pledged.insert(p.patent);
-                    pending_pledges.push((leaf.id, who, p.patent));
-                }
-                // Revocations target only rd-spend and valuations (see `own`).
-                Claim::Revocation(_)
-                | Claim::RdSpend(_)
-                | Claim::PatentValuation(_)
-                | Claim::PledgeRelease(_)
-                | Claim::Equivocation(_)
-                | Claim::GovernanceProposal(_)
-                | Claim::GovernanceApproval(_)
-                | Claim::KeyRotation(_) => {}
+            // Revocations target only rd-spend and valuations (see `own`).
+            if let Claim::PatentPledge(p) = &leaf.attestation.body.claim {
+                self.pledged.insert(p.patent);
+                pending_pledges.push((leaf.id, who, p.patent));
             }
             leaves.push(leaf);
         }

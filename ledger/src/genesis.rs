@@ -30,18 +30,21 @@ pub enum Role {
     Bank,
     /// Tech-finance service centre: attests audited R&D spend.
     ServiceCentre,
-    /// Patent appraiser: attests patent valuations.
+    /// Patent appraiser: attests patent valuations, appraisals and patent status.
     Appraiser,
+    /// Administers a risk-compensation pool: opens it, enrols loans, pays claims (appended: index 3).
+    RiskPool,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Bank, Role::ServiceCentre, Role::Appraiser];
+    pub const ALL: [Role; 4] = [Role::Bank, Role::ServiceCentre, Role::Appraiser, Role::RiskPool];
 
     pub const fn name(self) -> &'static str {
         match self {
             Role::Bank => "bank",
             Role::ServiceCentre => "service-centre",
             Role::Appraiser => "appraiser",
+            Role::RiskPool => "risk-pool",
         }
     }
 
@@ -58,6 +61,12 @@ impl Role {
             ClaimKind::PatentPledge | ClaimKind::PledgeRelease => self == Role::Bank,
             // Every member may revoke its records and rotate its own key.
             ClaimKind::Revocation | ClaimKind::KeyRotation => true,
+            ClaimKind::IpPledge | ClaimKind::Loan | ClaimKind::LoanEvent | ClaimKind::Disposal => self == Role::Bank,
+            ClaimKind::PatentStatus => matches!(self, Role::Appraiser | Role::ServiceCentre),
+            ClaimKind::Appraisal => self == Role::Appraiser,
+            // The administrator opens, enrols and pays; the lender claims (checked by the rules).
+            ClaimKind::RiskPool => matches!(self, Role::RiskPool | Role::Bank),
+            ClaimKind::Qualification => self == Role::ServiceCentre,
             // Made by validators whatever their roles (see `Member::may_attest`).
             ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval => false,
         }

@@ -172,6 +172,40 @@ pub enum IdError {
     /// Member name starting or ending with `-`.
     #[error("{field}: member name must not start or end with '-'")]
     MemberNameHyphen { field: &'static str },
+
+    /// A CN patent application number in none of its three historical forms.
+    #[error(
+        "{field}: a CN patent application number has 12 digits and a check digit (filed since 2003-10-01, e.g. CN200310102344.5), 8 digits and a check digit (1989 to 2003, e.g. CN99100001.3) or 8 digits without one (1985 to 1988, e.g. CN85100001); got {got} digits {check}"
+    )]
+    PatentForm { field: &'static str, got: usize, check: &'static str },
+    /// The two-digit year of a pre-2003 number does not belong to its form.
+    #[error("{field}: year digits {year:02} do not fit the {form} form ({rule})")]
+    PatentFormYear { field: &'static str, year: u8, form: &'static str, rule: &'static str },
+    /// A publication or grant number with the wrong number of digits.
+    #[error(
+        "{field}: a CN publication or grant number has 7 digits (until 2007) or 9 digits (since 2007) before its kind code, e.g. CN101234567A; got {got}"
+    )]
+    PublicationDigits { field: &'static str, got: usize },
+    /// Unknown kind code.
+    #[error(
+        "{field}: kind code {ch:?} is not valid (A invention application, B or C invention grant, U or Y utility model, S design)"
+    )]
+    PublicationKind { field: &'static str, ch: char },
+    /// The first digit (the patent type) disagrees with the kind code.
+    #[error("{field}: kind code {kind} needs a number starting with {expected} (the patent type), got {first}")]
+    PublicationType { field: &'static str, kind: char, first: char, expected: char },
+    /// A code not shaped as its scheme prescribes.
+    #[error("{field}: {what} must be {expected}")]
+    CodeShape { field: &'static str, what: &'static str, expected: &'static str },
+    /// A code's year outside its scheme's years.
+    #[error("{field}: year {year} of the {what} is out of range {range}")]
+    CodeYear { field: &'static str, what: &'static str, year: u16, range: &'static str },
+    /// Not a province-level administrative division code (GB/T 2260).
+    #[error("{field}: {code:?} in the {what} is not a province-level division code (GB/T 2260: 11..65)")]
+    Province { field: &'static str, what: &'static str, code: String },
+    /// A serial number of all zeros.
+    #[error("{field}: the serial number of the {what} must not be all zeros")]
+    SerialZero { field: &'static str, what: &'static str },
 }
 
 impl IdError {
@@ -214,13 +248,22 @@ impl IdError {
             | Self::PeriodQuarter { field, .. }
             | Self::MemberNameLength { field, .. }
             | Self::MemberNameChar { field, .. }
-            | Self::MemberNameHyphen { field } => field,
+            | Self::MemberNameHyphen { field }
+            | Self::PatentForm { field, .. }
+            | Self::PatentFormYear { field, .. }
+            | Self::PublicationDigits { field, .. }
+            | Self::PublicationKind { field, .. }
+            | Self::PublicationType { field, .. }
+            | Self::CodeShape { field, .. }
+            | Self::CodeYear { field, .. }
+            | Self::Province { field, .. }
+            | Self::SerialZero { field, .. } => field,
         }
     }
 }
 
 /// Rejects any whitespace in `s` (inputs are never trimmed).
-fn reject_whitespace(field: &'static str, what: &'static str, s: &str) -> Result<(), IdError> {
+pub(crate) fn reject_whitespace(field: &'static str, what: &'static str, s: &str) -> Result<(), IdError> {
     match s.chars().position(char::is_whitespace) {
         Some(i) => Err(IdError::Whitespace { field, what, position: i.saturating_add(1) }),
         None => Ok(()),
@@ -243,7 +286,7 @@ fn check_stored_upper(field: &'static str, what: &'static str, bytes: &[u8]) -> 
 }
 
 /// Value of an ASCII digit byte (0 for anything else; callers validate first).
-fn digit_value(b: u8) -> u32 {
+pub(crate) fn digit_value(b: u8) -> u32 {
     if b.is_ascii_digit() { u32::from(b.wrapping_sub(b'0')) } else { 0 }
 }
 
@@ -409,7 +452,7 @@ impl fmt::Debug for Uscc {
 const PATENT_WHAT: &str = "patent application number";
 const PATENT_FIELD: &str = "patent_number";
 /// CNIPA check-digit weights for the 12 digits.
-const PATENT_WEIGHTS: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5];
+pub(crate) const PATENT_WEIGHTS: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5];
 
 /// Check character for 12 ASCII digits: Σ d_i·w_i mod 11, 10 → `X`.
 fn patent_check_char(digits: &[u8; 12]) -> u8 {
@@ -437,7 +480,7 @@ pub enum PatentKind {
 }
 
 impl PatentKind {
-    fn from_digit(b: u8) -> Option<Self> {
+    pub(crate) fn from_digit(b: u8) -> Option<Self> {
         match b {
             b'1' => Some(Self::Invention),
             b'2' => Some(Self::UtilityModel),
@@ -851,7 +894,7 @@ fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Inverse of [`days_from_civil`] for `0 <= z <= MAX_EPOCH_DAY`.
+/// Inverse of [`days_from_civil`] for days from 1900-01-01 to `MAX_EPOCH_DAY`.
 fn civil_from_days(z: i64) -> (u32, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -928,6 +971,15 @@ impl Date {
         }
         let (y, m, d) = civil_from_days(days);
         Self::validate("timestamp", y, m, d)
+    }
+
+    /// The date `days` after 1970-01-01 (`None` outside 1900-01-01..=9999-12-31).
+    pub fn from_days(days: i64) -> Option<Self> {
+        if !(days_from_civil(1900, 1, 1)..=MAX_EPOCH_DAY).contains(&days) {
+            return None;
+        }
+        let (y, m, d) = civil_from_days(days);
+        Self::validate("date", y, m, d).ok()
     }
 
     /// Days since 1970-01-01 (negative before 1970).

@@ -6,6 +6,7 @@
 pub mod attestation;
 pub mod block;
 pub mod checkpoint;
+pub mod cn_ids;
 pub mod codec;
 pub mod demo;
 pub mod export;
@@ -13,7 +14,10 @@ pub mod genesis;
 pub mod governance;
 pub mod hash;
 pub mod ids;
+pub mod loan_rules;
+pub mod loans;
 pub mod merkle;
+pub mod portfolio;
 pub mod rules;
 pub mod sig;
 pub mod store;

@@ -17,7 +17,8 @@ use crate::governance::{
     self, ACTIVATION_DELAY_HEIGHTS, ChangeError, GovState, OpenProposal, PROPOSAL_TTL_MS_MAX, PROPOSALS_OPEN_MAX,
     Pending, SCHEDULED_MAX, Scheduled,
 };
-use crate::ids::PatentNumber;
+use crate::ids::{Currency, Date, Money, PatentNumber, Uscc};
+use crate::loan_rules::{self, Fact, FactKey};
 
 /// How far an attestation's `issued_at_ms` may run ahead of its block's time
 /// (clock skew between an attester and the proposer).
@@ -50,6 +51,8 @@ pub trait StateView {
     fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, Self::Error>;
     /// The id of the active pledge on `patent`, if any.
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error>;
+    /// A fact of the IP-loan state ([`crate::loan_rules`]).
+    fn fact(&self, key: &FactKey) -> Result<Option<Fact>, Self::Error>;
     /// The governance state after the last block, or `None` if no block changed it
     /// (then it is the genesis state, [`Genesis::governance`]).
     fn governance(&self) -> Result<Option<Arc<GovState>>, Self::Error>;
@@ -78,6 +81,8 @@ pub struct StateDelta {
     /// The governance state after the block, if the block changed it (a governance
     /// record, or a change that took effect at its height).
     pub governance: Option<Arc<GovState>>,
+    /// IP-loan facts set (`Some`) or cleared (`None`), in order (the last change of a key wins).
+    pub facts: Vec<(FactKey, Option<Fact>)>,
 }
 
 /// A numbered, stable reason to refuse an attestation or a block.
@@ -119,7 +124,9 @@ pub enum Rejection {
     RevokeByNonAttester(AttestationId),
     #[error("R016 target: {0} is already revoked or released")]
     AlreadyInactive(AttestationId),
-    #[error("R017 target: {id} is a {kind}; only rd-spend, patent-valuation and pledge can be revoked")]
+    #[error(
+        "R017 target: {id} is a {kind}; only rd-spend, patent-valuation, pledge, appraisal and qualification can be revoked"
+    )]
     NotRevocable { id: AttestationId, kind: &'static str },
     #[error("R018 superseded_by: {0} must be an active attestation of the same kind by the same attester")]
     BadSupersession(AttestationId),
@@ -163,6 +170,76 @@ pub enum Rejection {
     GovernanceFull { what: &'static str, max: usize },
     #[error("R037 {field}: the key is or was a member's key; keys are never shared or reused")]
     KeyInUse { field: &'static str },
+    // ---- The IP-loan lifecycle: R101.. (crate::loan_rules). ----
+    #[error("R101 patent: {0} has no patent-status record on the ledger; its status must be recorded before a pledge")]
+    PatentNoStatus(String),
+    #[error("R102 pledgor: {pledgor} is not the patent's owner on the ledger ({owner})")]
+    PledgorNotOwner { pledgor: Uscc, owner: Uscc },
+    #[error("R103 patent: {patent} cannot be pledged: {reason}")]
+    PatentStatusForbids { patent: String, reason: &'static str },
+    #[error("R104 end: the pledge's debt term ends {end}, not before the patent expires {expires}")]
+    PledgeOutlivesPatent { end: Date, expires: Date },
+    #[error("R105 attester: only the pledgee '{pledgee}' may reserve, register, release or dispose of pledge {pledge}")]
+    NotPledgee { pledgee: String, pledge: AttestationId },
+    #[error("R106 pledge: {0} is not an ip-pledge reservation on the ledger")]
+    NotReservedPledge(AttestationId),
+    #[error("R107 pledge: {0} is already registered")]
+    AlreadyRegistered(AttestationId),
+    #[error(
+        "R108 cancellation: pledge {pledge} {}",
+        if *registered { "is registered, so its release needs CNIPA's cancellation" } else { "was never registered, so its release has no CNIPA cancellation" }
+    )]
+    CancellationMismatch { pledge: AttestationId, registered: bool },
+    #[error("R109 {what}: {number} is already used by {by}")]
+    NumberTaken { what: &'static str, number: String, by: AttestationId },
+    #[error("R110 as_of: {as_of} is before the patent's latest status ({latest})")]
+    StatusOutOfOrder { as_of: Date, latest: Date },
+    #[error(
+        "R111 owner: patent {patent} is pledged ({pledge}); its owner changes only by the pledge's disposal or after its release"
+    )]
+    OwnerChangeWhilePledged { patent: String, pledge: AttestationId },
+    #[error("R112 lender: '{0}' must be the attester")]
+    LenderNotAttester(String),
+    #[error("R113 collateral: pledge {pledge} cannot secure this loan: {reason}")]
+    CollateralMismatch { pledge: AttestationId, reason: &'static str },
+    #[error("R114 collateral: appraisal {appraisal} cannot support this loan: {reason}")]
+    AppraisalMismatch { appraisal: AttestationId, reason: &'static str },
+    #[error("R115 collateral: appraisal {0} was made by a party to the loan (the lender or the borrower)")]
+    AppraiserIsParty(AttestationId),
+    #[error("R116 loan: {0} is not a loan on the ledger")]
+    NotALoan(AttestationId),
+    #[error("R117 attester: only the lender '{0}' may record this loan's events and claims")]
+    NotLender(String),
+    #[error("R118 date: {date} is before {last}, the loan's (or claim's) latest date")]
+    EventBeforeLast { date: Date, last: Date },
+    #[error("R119 {field}: currency {got} must be {expected}")]
+    CurrencyMismatch { field: &'static str, expected: Currency, got: Currency },
+    #[error("R120 amount: {amount} exceeds the outstanding principal {outstanding}")]
+    ExceedsOutstanding { amount: Money, outstanding: Money },
+    #[error("R121 loan: {0} has already defaulted")]
+    AlreadyDefaulted(AttestationId),
+    #[error("R122 loan: {loan} has no confirmed default of at least {min} days overdue (it has {days})")]
+    DefaultNotConfirmed { loan: AttestationId, days: u32, min: u16 },
+    #[error("R123 pool: {0} is not a risk pool on the ledger")]
+    NotAPool(AttestationId),
+    #[error("R124 attester: only the pool administrator '{0}' may do this")]
+    NotPoolAdministrator(String),
+    #[error("R125 date: {date} is outside the {what} window {from}..={until}")]
+    OutsideWindow { what: &'static str, date: Date, from: Date, until: Date },
+    #[error("R126 loan: {loan} is already enrolled in pool {pool}")]
+    AlreadyEnrolled { pool: AttestationId, loan: AttestationId },
+    #[error("R127 loan: {loan} is not enrolled in pool {pool}")]
+    NotEnrolled { pool: AttestationId, loan: AttestationId },
+    #[error("R128 loan: {loan} already has a claim on pool {pool}; one claim per loan per pool")]
+    AlreadyClaimed { pool: AttestationId, loan: AttestationId },
+    #[error("R129 amount: {amount} exceeds {max} ({reason})")]
+    ClaimTooLarge { amount: Money, max: Money, reason: &'static str },
+    #[error("R130 loan: {loan} has no claim on pool {pool} to pay")]
+    NoClaim { pool: AttestationId, loan: AttestationId },
+    #[error("R131 amount: payments would total {paid}, above the claim {claim}")]
+    PaymentExceedsClaim { paid: Money, claim: Money },
+    #[error("R132 pledge: {0} is not registered with CNIPA, so it cannot be disposed of")]
+    PledgeNotRegistered(AttestationId),
 }
 
 impl Rejection {
@@ -206,6 +283,38 @@ impl Rejection {
             Rejection::BadPossession(_) => 35,
             Rejection::GovernanceFull { .. } => 36,
             Rejection::KeyInUse { .. } => 37,
+            Rejection::PatentNoStatus(_) => 101,
+            Rejection::PledgorNotOwner { .. } => 102,
+            Rejection::PatentStatusForbids { .. } => 103,
+            Rejection::PledgeOutlivesPatent { .. } => 104,
+            Rejection::NotPledgee { .. } => 105,
+            Rejection::NotReservedPledge(_) => 106,
+            Rejection::AlreadyRegistered(_) => 107,
+            Rejection::CancellationMismatch { .. } => 108,
+            Rejection::NumberTaken { .. } => 109,
+            Rejection::StatusOutOfOrder { .. } => 110,
+            Rejection::OwnerChangeWhilePledged { .. } => 111,
+            Rejection::LenderNotAttester(_) => 112,
+            Rejection::CollateralMismatch { .. } => 113,
+            Rejection::AppraisalMismatch { .. } => 114,
+            Rejection::AppraiserIsParty(_) => 115,
+            Rejection::NotALoan(_) => 116,
+            Rejection::NotLender(_) => 117,
+            Rejection::EventBeforeLast { .. } => 118,
+            Rejection::CurrencyMismatch { .. } => 119,
+            Rejection::ExceedsOutstanding { .. } => 120,
+            Rejection::AlreadyDefaulted(_) => 121,
+            Rejection::DefaultNotConfirmed { .. } => 122,
+            Rejection::NotAPool(_) => 123,
+            Rejection::NotPoolAdministrator(_) => 124,
+            Rejection::OutsideWindow { .. } => 125,
+            Rejection::AlreadyEnrolled { .. } => 126,
+            Rejection::NotEnrolled { .. } => 127,
+            Rejection::AlreadyClaimed { .. } => 128,
+            Rejection::ClaimTooLarge { .. } => 129,
+            Rejection::NoClaim { .. } => 130,
+            Rejection::PaymentExceedsClaim { .. } => 131,
+            Rejection::PledgeNotRegistered(_) => 132,
         }
     }
 }
@@ -223,7 +332,7 @@ pub enum RuleError<E: std::error::Error + 'static> {
 
 /// The state as the block being applied sees it: the committed view plus the
 /// block's own earlier records.
-struct Overlay<'a, V: StateView + ?Sized> {
+pub(crate) struct Overlay<'a, V: StateView + ?Sized> {
     view: &'a V,
     delta: StateDelta,
     sequences: HashMap<u16, u64>,
@@ -232,6 +341,7 @@ struct Overlay<'a, V: StateView + ?Sized> {
     /// Governance in force for this block, then changed by its governance records.
     gov: Arc<GovState>,
     gov_changed: bool,
+    facts: HashMap<FactKey, Option<Fact>>,
 }
 
 impl<V: StateView + ?Sized> Overlay<'_, V> {
@@ -241,19 +351,29 @@ impl<V: StateView + ?Sized> Overlay<'_, V> {
             None => self.view.next_sequence(m),
         }
     }
-    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, V::Error> {
+    pub(crate) fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, V::Error> {
         match self.records.get(id) {
             Some(r) => Ok(Some(*r)),
             None => self.view.record(id),
         }
     }
-    fn active_pledge(&self, p: &PatentNumber) -> Result<Option<AttestationId>, V::Error> {
+    pub(crate) fn active_pledge(&self, p: &PatentNumber) -> Result<Option<AttestationId>, V::Error> {
         match self.pledges.get(p) {
             Some(r) => Ok(*r),
             None => self.view.active_pledge(p),
         }
     }
-    fn set_record(&mut self, id: AttestationId, meta: RecordMeta) {
+    pub(crate) fn fact(&self, k: &FactKey) -> Result<Option<Fact>, V::Error> {
+        match self.facts.get(k) {
+            Some(f) => Ok(f.clone()),
+            None => self.view.fact(k),
+        }
+    }
+    pub(crate) fn set_fact(&mut self, k: FactKey, f: Option<Fact>) {
+        self.facts.insert(k.clone(), f.clone());
+        self.delta.facts.push((k, f));
+    }
+    pub(crate) fn set_record(&mut self, id: AttestationId, meta: RecordMeta) {
         self.records.insert(id, meta);
         self.delta.records.push((id, meta));
     }
@@ -328,6 +448,7 @@ fn apply_records<V: StateView + ?Sized>(
         pledges: DigestMap::default(),
         gov,
         gov_changed,
+        facts: HashMap::new(),
     };
     for (index, (id, a)) in records.iter().enumerate() {
         match apply_one(genesis, &mut overlay, height, time_ms, id, a) {
@@ -474,8 +595,27 @@ fn apply_one<V: StateView + ?Sized>(
             let at_height = height + ACTIVATION_DELAY_HEIGHTS;
             st.gov_mut().scheduled.push(Scheduled { at_height, completed_at: height, pending });
         }
+        Claim::IpPledge(_)
+        | Claim::PatentStatus(_)
+        | Claim::Appraisal(_)
+        | Claim::Loan(_)
+        | Claim::LoanEvent(_)
+        | Claim::RiskPool(_)
+        | Claim::Disposal(_)
+        | Claim::Qualification(_) => {
+            let gov = Arc::clone(&st.gov);
+            if let Err(rejection) = loan_rules::apply(&gov, st, attester, id, &body.claim)? {
+                return Ok(Err(rejection));
+            }
+        }
         Claim::PatentPledge(p) => {
             if let Some(active) = st.active_pledge(&p.patent)? {
+                return Ok(Err(Rejection::PatentAlreadyPledged { patent: p.patent.to_string(), active }));
+            }
+            // A patent reserved by the two-stage pledge (tag 6) is taken too.
+            if let Some(Fact::Patent(f)) = st.fact(&FactKey::Patent(p.patent.into()))?
+                && let Some(active) = f.pledge
+            {
                 return Ok(Err(Rejection::PatentAlreadyPledged { patent: p.patent.to_string(), active }));
             }
             let pledgee = st.gov.member_index(&p.pledgee).filter(|i| {
@@ -514,7 +654,7 @@ fn apply_one<V: StateView + ?Sized>(
             if target.attester != attester {
                 return Ok(Err(Rejection::RevokeByNonAttester(r.target)));
             }
-            if !matches!(target.kind, ClaimKind::RdSpend | ClaimKind::PatentValuation | ClaimKind::PatentPledge) {
+            if !loan_rules::revocable(target.kind) {
                 return Ok(Err(Rejection::NotRevocable { id: r.target, kind: target.kind.name() }));
             }
             if target.status != RecordStatus::Active {
@@ -634,6 +774,7 @@ pub struct MemState {
     pub pledges: DigestMap<PatentNumber, AttestationId>,
     /// `None` until a block changes governance.
     pub governance: Option<Arc<GovState>>,
+    pub facts: HashMap<FactKey, Fact>,
 }
 
 impl MemState {
@@ -654,6 +795,12 @@ impl MemState {
         if let Some(g) = &delta.governance {
             self.governance = Some(Arc::clone(g));
         }
+        for (k, f) in &delta.facts {
+            match f {
+                Some(f) => self.facts.insert(k.clone(), f.clone()),
+                None => self.facts.remove(k),
+            };
+        }
     }
 }
 
@@ -670,5 +817,8 @@ impl StateView for MemState {
     }
     fn governance(&self) -> Result<Option<Arc<GovState>>, Self::Error> {
         Ok(self.governance.clone())
+    }
+    fn fact(&self, key: &FactKey) -> Result<Option<Fact>, Self::Error> {
+        Ok(self.facts.get(key).cloned())
     }
 }

@@ -259,3 +259,425 @@ fn golden_vectors() {
         "the encoding changed; if on purpose, update docs/encoding.md and these vectors:\n{actual}"
     );
 }
+
+// ==== BEGIN loan-lifecycle golden vectors (tags 6..=13; issue 13) ====
+// The integrator may renumber these tags when merging other appended kinds; then
+// regenerate this block (the assertion prints the new values).
+
+mod loan_lifecycle {
+    use super::*;
+    use credence_ledger::cn_ids::{HnteCertificate, PatentRef, PledgeRegistration, PublicationNumber};
+    use credence_ledger::loans::{
+        Appraisal, AppraisalPurpose, Collateral, Disposal, DisposalMethod, Enrolment, IpPledge, Loan, LoanClass,
+        LoanEvent, LoanEventKind, PatentStatus, PledgeRegistered, PledgeReserve, PoolTerms, Qualification,
+        QualificationKind, RiskPool, ValueType,
+    };
+
+    fn d(s: &str) -> Date {
+        Date::parse("d", s).unwrap()
+    }
+
+    pub(super) fn bodies() -> Vec<(&'static str, AttestationBody)> {
+        let uscc = Uscc::parse("enterprise", "914403001922038216").unwrap();
+        let patent = PatentRef::parse("patent", "CN99100001.3").unwrap();
+        vec![
+            (
+                "ip-pledge/reserve",
+                body(
+                    "bank-a",
+                    10,
+                    Claim::IpPledge(IpPledge::Reserve(PledgeReserve {
+                        patent,
+                        pledgor: uscc,
+                        pledgee: name("bank-a"),
+                        loan_contract: Hash([0xc1; 32]),
+                        secured: cny(500_000_000),
+                        start: d("2025-03-01"),
+                        end: d("2027-02-28"),
+                        evidence: Hash([0xcc; 32]),
+                    })),
+                ),
+            ),
+            (
+                "ip-pledge/registered",
+                body(
+                    "bank-a",
+                    11,
+                    Claim::IpPledge(IpPledge::Registered(PledgeRegistered {
+                        pledge: id(0x11),
+                        registration: PledgeRegistration::parse("r", "Y2025980000123").unwrap(),
+                        effective: d("2025-03-05"),
+                        evidence: Hash([0xab; 32]),
+                    })),
+                ),
+            ),
+            (
+                "patent-status",
+                body(
+                    "centre-b",
+                    10,
+                    Claim::PatentStatus(PatentStatus {
+                        patent,
+                        owner: uscc,
+                        co_owners: vec![],
+                        grant: Some(PublicationNumber::parse("g", "CN1234567C").unwrap()),
+                        filed: d("1999-05-04"),
+                        expires: d("2019-05-03"),
+                        fees_paid_until: Some(d("2018-05-03")),
+                        invalidation_pending: false,
+                        court_preservation: true,
+                        lapsed: false,
+                        as_of: d("2018-01-02"),
+                        evidence: Hash([0xee; 32]),
+                    }),
+                ),
+            ),
+            (
+                "appraisal",
+                body(
+                    "centre-b",
+                    11,
+                    Claim::Appraisal(Appraisal {
+                        patent,
+                        owner: uscc,
+                        institution: Uscc::parse("i", "91330100716105852F").unwrap(),
+                        purpose: AppraisalPurpose::Pledge,
+                        value_type: ValueType::Realisable,
+                        value: cny(880_000_000),
+                        method: ValuationMethod::Income,
+                        rationale: "royalties".into(),
+                        base_date: d("2025-01-01"),
+                        valid_until: d("2025-12-31"),
+                        evidence: Hash([0xdd; 32]),
+                    }),
+                ),
+            ),
+            (
+                "loan",
+                body(
+                    "bank-a",
+                    12,
+                    Claim::Loan(Loan {
+                        lender: name("bank-a"),
+                        borrower: uscc,
+                        contract: Hash([0xc1; 32]),
+                        principal: cny(500_000_000),
+                        start: d("2025-03-01"),
+                        maturity: d("2026-02-28"),
+                        rate_bp: 385,
+                        collateral: vec![Collateral { pledge: id(0x11), appraisal: id(0x22), share_bp: 10_000 }],
+                        guarantee: None,
+                    }),
+                ),
+            ),
+            (
+                "loan-event/classification",
+                body(
+                    "bank-a",
+                    13,
+                    Claim::LoanEvent(LoanEvent {
+                        loan: id(0x33),
+                        date: d("2025-09-30"),
+                        event: LoanEventKind::Classification { class: LoanClass::Substandard, days_overdue: 95 },
+                    }),
+                ),
+            ),
+            (
+                "risk-pool/open",
+                body(
+                    "centre-b",
+                    12,
+                    Claim::RiskPool(RiskPool::Open(PoolTerms {
+                        name: "SZ IP pool".into(),
+                        currency: Currency::CNY,
+                        pool_bp: 4_000,
+                        bank_bp: 3_000,
+                        guarantor_bp: 2_000,
+                        insurer_bp: 1_000,
+                        loan_cap: cny(150_000_000),
+                        enrol_from: d("2025-01-01"),
+                        enrol_until: d("2025-12-31"),
+                        claim_days: 180,
+                        default_days_min: 90,
+                    })),
+                ),
+            ),
+            (
+                "risk-pool/enrol",
+                body(
+                    "centre-b",
+                    13,
+                    Claim::RiskPool(RiskPool::Enrol(Enrolment {
+                        pool: id(0x44),
+                        loan: id(0x33),
+                        date: d("2025-03-10"),
+                    })),
+                ),
+            ),
+            (
+                "disposal",
+                body(
+                    "bank-a",
+                    14,
+                    Claim::Disposal(Disposal {
+                        pledge: id(0x11),
+                        method: DisposalMethod::Sale,
+                        court_case: None,
+                        price: cny(200_000_000),
+                        date: d("2026-06-01"),
+                        new_owner: Some(Uscc::parse("o", "91440300708461136T").unwrap()),
+                        evidence: Hash([0x55; 32]),
+                    }),
+                ),
+            ),
+            (
+                "qualification",
+                body(
+                    "centre-b",
+                    14,
+                    Claim::Qualification(Qualification {
+                        enterprise: uscc,
+                        qualification: QualificationKind::HighTech {
+                            certificate: HnteCertificate::parse("c", "GR202444000123").unwrap(),
+                            issued: d("2024-12-01"),
+                        },
+                        evidence: Hash([0x66; 32]),
+                    }),
+                ),
+            ),
+        ]
+    }
+
+    /// (name, hex of body bytes, id).
+    const EXPECTED: &[(&str, &str, &str)] = &[
+        (
+            "ip-pledge/reserve",
+            "060000000000000062616e6b2d610a00000000000000404ae7cf8b010000060000000000000001000000393931303030303133393134343033303031393232303338323136060000000000000062616e6b2d61c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c10065cd1d00000000434e59bdfe3401944c3501cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+            "5fb7261716261264727a29eb94de0fbd8834b62eeb52a9477cde2ee425df560c",
+        ),
+        (
+            "ip-pledge/registered",
+            "060000000000000062616e6b2d610b00000000000000404ae7cf8b010000060000000100000011111111111111111111111111111111111111111111111111111111111111110e000000000000005932303235393830303030313233c1fe3401abababababababababababababababababababababababababababababababab",
+            "50889c70c0a5be44e6c1c56a518bb7ccfdddbf907b8e3ac6dfa7c7c90d06a1e5",
+        ),
+        (
+            "patent-status",
+            "080000000000000063656e7472652d620a00000000000000404ae7cf8b010000070000000100000039393130303030313339313434303330303139323230333832313600000000000000000187d6120043e8073101271534010117ee330100010086ec3301eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+            "329f4ffa6e06a51c9ce583ccea25accaf21a84a9b699a397b5577d60cf57596e",
+        ),
+        (
+            "appraisal",
+            "080000000000000063656e7472652d620b00000000000000404ae7cf8b0100000800000001000000393931303030303133393134343033303031393232303338323136393133333031303037313631303538353246000000000100000000bc733400000000434e59000000000900000000000000726f79616c74696573f5fd34015f023501dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+            "1de283b5628a54b1c6c5cf575a79cd505e75c615436804ab841816f6c9427708",
+        ),
+        (
+            "loan",
+            "060000000000000062616e6b2d610c00000000000000404ae7cf8b01000009000000060000000000000062616e6b2d61393134343033303031393232303338323136c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c10065cd1d00000000434e59bdfe34018425350181010000010000000000000011111111111111111111111111111111111111111111111111111111111111112222222222222222222222222222222222222222222222222222222222222222102700",
+            "5fe2aeaf4d44e1271d4932292b5b3f70738c68a0ec1091828a1d98542944a305",
+        ),
+        (
+            "loan-event/classification",
+            "060000000000000062616e6b2d610d00000000000000404ae7cf8b0100000a00000033333333333333333333333333333333333333333333333333333333333333333201350101000000020000005f000000",
+            "69297f385734a63c60de64b15dd59d098597e359c9f3ec130a9b0f6bf0084996",
+        ),
+        (
+            "risk-pool/open",
+            "080000000000000063656e7472652d620c00000000000000404ae7cf8b0100000b000000000000000a00000000000000535a20495020706f6f6c434e59a00fb80bd007e80380d1f00800000000434e59f5fd34015f023501b4005a00",
+            "85811d761b0dda6b338e0a564ce111973e209a2e89aecfccb100310940d680d6",
+        ),
+        (
+            "risk-pool/enrol",
+            "080000000000000063656e7472652d620d00000000000000404ae7cf8b0100000b0000000100000044444444444444444444444444444444444444444444444444444444444444443333333333333333333333333333333333333333333333333333333333333333c6fe3401",
+            "65f850549df2fe5e80f9f16cceb91d13290b96e6e0d1bac321c92ac3445aaf85",
+        ),
+        (
+            "disposal",
+            "060000000000000062616e6b2d610e00000000000000404ae7cf8b0100000c0000001111111111111111111111111111111111111111111111111111111111111111020000000000c2eb0b00000000434e59f9263501013931343430333030373038343631313336545555555555555555555555555555555555555555555555555555555555555555",
+            "0e9c1e16538786e7c41af69cfe4655c19b9698ae8fbe08300d2165ec0d8f5664",
+        ),
+        (
+            "qualification",
+            "080000000000000063656e7472652d620e00000000000000404ae7cf8b0100000d000000393134343033303031393232303338323136000000000e00000000000000475232303234343430303031323331db34016666666666666666666666666666666666666666666666666666666666666666",
+            "84da9caa8335b3babfc01f436b0092d6aa94033e8b50ec6443cf8827a386ffd2",
+        ),
+    ];
+
+    #[test]
+    fn loan_lifecycle_golden_vectors() {
+        let chain = genesis().hash();
+        let mut got = Vec::new();
+        for (kind, b) in bodies() {
+            let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
+            let a: Attestation = b.clone().sign(&signer, &chain);
+            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
+            assert_eq!(leaf.attestation, a);
+            assert_eq!(leaf.body_bytes(), b.to_bytes());
+            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
+        }
+        let expected: Vec<(&str, String, String)> =
+            EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
+        assert!(expected == got, "the loan-lifecycle encoding changed; update docs/encoding.md and:\n{got:#?}");
+    }
+}
+// ==== END loan-lifecycle golden vectors ====
+
+// ==== BEGIN governance golden vectors (tags 14..=16; issue 11) ====
+// The integrator may renumber the tags when merging other appended kinds: then
+// regenerate this block (the assertion prints the new values) and docs/encoding.md §11.
+mod governance {
+    use super::*;
+    use credence_ledger::attestation::{GovernanceApproval, GovernanceProposal, KeyRotation};
+    use credence_ledger::genesis::{ConsensusParams, Role};
+    use credence_ledger::governance::{self, Change, MemberKey};
+
+    const EXPIRES_MS: u64 = 1_700_086_400_000;
+
+    fn mk(n: u8) -> MemberKey {
+        MemberKey::Ed25519(key(n).public())
+    }
+
+    pub(super) fn bodies() -> Vec<(&'static str, AttestationBody)> {
+        let proposal =
+            |change| Claim::GovernanceProposal(Box::new(GovernanceProposal { change, expires_at_ms: EXPIRES_MS }));
+        let chain = genesis().hash();
+        vec![
+            (
+                "gov-proposal/add-member",
+                body(
+                    "bank-a",
+                    20,
+                    proposal(Change::AddMember {
+                        name: name("bank-c"),
+                        key: mk(3),
+                        roles: vec![Role::Bank],
+                        validator: true,
+                    }),
+                ),
+            ),
+            (
+                "gov-proposal/remove-member",
+                body("bank-a", 21, proposal(Change::RemoveMember { name: name("centre-b") })),
+            ),
+            (
+                "gov-proposal/set-roles",
+                body(
+                    "bank-a",
+                    22,
+                    proposal(Change::SetRoles {
+                        name: name("centre-b"),
+                        roles: vec![Role::ServiceCentre, Role::RiskPool],
+                        validator: false,
+                    }),
+                ),
+            ),
+            (
+                "gov-proposal/revoke-key",
+                body(
+                    "bank-a",
+                    23,
+                    proposal(Change::RevokeKey { name: name("centre-b"), key: mk(2), replacement: mk(5) }),
+                ),
+            ),
+            (
+                "gov-proposal/set-consensus",
+                body(
+                    "bank-a",
+                    24,
+                    proposal(Change::SetConsensus(ConsensusParams {
+                        block_records_max: 500,
+                        block_bytes_max: 524_288,
+                        timeout_propose_ms: 2000,
+                        timeout_prevote_ms: 1000,
+                        timeout_precommit_ms: 1000,
+                        timeout_delta_ms: 500,
+                    })),
+                ),
+            ),
+            (
+                "gov-approval",
+                body("centre-b", 20, Claim::GovernanceApproval(GovernanceApproval { proposal: id(0x77) })),
+            ),
+            (
+                "key-rotation",
+                body(
+                    "bank-a",
+                    25,
+                    Claim::KeyRotation(KeyRotation {
+                        new_key: mk(4),
+                        possession: governance::sign_possession(&key(4), &chain, &name("bank-a"), &mk(1)),
+                    }),
+                ),
+            ),
+        ]
+    }
+
+    /// (name, hex of body bytes, id).
+    const EXPECTED: &[(&str, &str, &str)] = &[
+        (
+            "gov-proposal/add-member",
+            "060000000000000062616e6b2d611400000000000000404ae7cf8b0100000e00000000000000060000000000000062616e6b2d6300000000ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d10100000000000000000000000100c40bd58b010000",
+            "4426671232760f87b480e7c5e089fa96bdb700c13671380c54909677179160f4",
+        ),
+        (
+            "gov-proposal/remove-member",
+            "060000000000000062616e6b2d611500000000000000404ae7cf8b0100000e00000001000000080000000000000063656e7472652d6200c40bd58b010000",
+            "d227cca006282525f47652e9c769f056ac7303e8645c0fdf9c3d38cb47fdb11a",
+        ),
+        (
+            "gov-proposal/set-roles",
+            "060000000000000062616e6b2d611600000000000000404ae7cf8b0100000e00000002000000080000000000000063656e7472652d62020000000000000001000000030000000000c40bd58b010000",
+            "17e5278ad4bfbb906220806244637411cb79b4c882d82e0ebe040c847014e38d",
+        ),
+        (
+            "gov-proposal/revoke-key",
+            "060000000000000062616e6b2d611700000000000000404ae7cf8b0100000e00000003000000080000000000000063656e7472652d62000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394000000006e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf100c40bd58b010000",
+            "df5dd3ed92021c711392e03712755bce8b6dcc6b4835042983bbddfa0b8153a6",
+        ),
+        (
+            "gov-proposal/set-consensus",
+            "060000000000000062616e6b2d611800000000000000404ae7cf8b0100000e00000004000000f401000000000800d007000000000000e803000000000000e803000000000000f40100000000000000c40bd58b010000",
+            "c82b3ee5ce2ff9fc252394c6027245e75a7bfa423dc8d774d218b0d2aec9c007",
+        ),
+        (
+            "gov-approval",
+            "080000000000000063656e7472652d621400000000000000404ae7cf8b0100000f0000007777777777777777777777777777777777777777777777777777777777777777",
+            "49d2d6c09e82422f1cee6724e486c013aa8345862fa286f7ea382bb8afaf7dfb",
+        ),
+        (
+            "key-rotation",
+            "060000000000000062616e6b2d611900000000000000404ae7cf8b0100001000000000000000ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805",
+            "25cad2b3d22a0470784b572ac899016a91898106a30b43821eb30bea4f0fd61f",
+        ),
+    ];
+
+    #[test]
+    fn governance_golden_vectors() {
+        let g = genesis();
+        let chain = g.hash();
+        let mut got = Vec::new();
+        for (kind, b) in bodies() {
+            let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
+            let a: Attestation = b.clone().sign(&signer, &chain);
+            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
+            assert_eq!(leaf.attestation, a);
+            assert_eq!(leaf.body_bytes(), b.to_bytes());
+            assert_eq!(b.claim.check_fields(), Ok(()), "{kind}");
+            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
+        }
+        let expected: Vec<(&str, String, String)> =
+            EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
+        assert!(expected == got, "the governance encoding changed; update docs/encoding.md §11 and:\n{got:#?}");
+        // The proof of possession in the rotation vector verifies, and only for its own message.
+        let rotation = bodies().pop().unwrap().1;
+        let Claim::KeyRotation(r) = rotation.claim else { unreachable!() };
+        assert_eq!(governance::verify_possession(&chain, &name("bank-a"), &mk(1), &mk(4), &r.possession), Ok(()));
+        assert!(governance::verify_possession(&chain, &name("centre-b"), &mk(1), &mk(4), &r.possession).is_err());
+        assert_eq!(hex::encode(r.possession.0), POSSESSION_HEX);
+        // The possession message body (after the domain tag and the genesis hash).
+        assert_eq!(hex::encode(governance::possession_body(&name("bank-a"), &mk(1), &mk(4))), POSSESSION_BODY_HEX);
+    }
+
+    const POSSESSION_HEX: &str = "758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805";
+    const POSSESSION_BODY_HEX: &str = "060000000000000062616e6b2d61000000008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c00000000ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c";
+}
+// ==== END governance golden vectors ====

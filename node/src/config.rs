@@ -91,11 +91,24 @@ pub struct MempoolConfig {
     pub bytes_max: u64,
     /// How far ahead of the next expected sequence an attestation may be held.
     pub ahead_max: u32,
+    /// Percentage of both bounds reserved in equal shares for the genesis members, so that
+    /// one member's burst cannot fill the pool for everyone (0..=100; see `mempool`).
+    #[serde(default = "reserved_percent_default")]
+    pub reserved_percent: u8,
+}
+
+fn reserved_percent_default() -> u8 {
+    credence_consensus::mempool::RESERVED_PERCENT_DEFAULT
 }
 
 impl Default for MempoolConfig {
     fn default() -> Self {
-        MempoolConfig { records_max: RECORDS_MAX_DEFAULT, bytes_max: BYTES_MAX_DEFAULT, ahead_max: 4096 }
+        MempoolConfig {
+            records_max: RECORDS_MAX_DEFAULT,
+            bytes_max: BYTES_MAX_DEFAULT,
+            ahead_max: 4096,
+            reserved_percent: reserved_percent_default(),
+        }
     }
 }
 
@@ -189,6 +202,9 @@ impl NodeConfig {
         let mempool = raw.mempool.unwrap_or_default();
         if mempool.records_max == 0 || mempool.bytes_max < 64 * 1024 {
             return Err(invalid("mempool", "records_max must be at least 1 and bytes_max at least 65536"));
+        }
+        if mempool.reserved_percent > 100 {
+            return Err(invalid("mempool.reserved_percent", "must be a percentage, 0 to 100"));
         }
         if raw.connections_max == 0 || raw.connections_max > 1024 {
             return Err(invalid("connections_max", "must be between 1 and 1024"));
@@ -340,6 +356,10 @@ mod tests {
             (format!("{OK}[api]\nrate_per_second = 0\nrate_burst = 1\n"), "api.rate_per_second"),
             (format!("{OK}[api]\nrate_per_second = 5\nrate_burst = 0\n"), "api.rate_burst"),
             (format!("{OK}[mempool]\nrecords_max = 0\nbytes_max = 1\nahead_max = 1\n"), "mempool"),
+            (
+                format!("{OK}[mempool]\nrecords_max = 10\nbytes_max = 70000\nahead_max = 1\nreserved_percent = 101\n"),
+                "mempool.reserved_percent",
+            ),
         ];
         for (text, key) in cases {
             match NodeConfig::from_toml(&text, base) {

@@ -10,6 +10,7 @@ use crate::checkpoint::Checkpoint;
 use crate::governance::GovState;
 use crate::hash::Hash;
 use crate::ids::{PatentNumber, Uscc};
+use crate::loan_rules::{Fact, FactKey};
 use crate::merkle::{MerkleError, NodeHash, NodeReader};
 use crate::rules::{MemState, RecordMeta, StateView};
 
@@ -73,6 +74,9 @@ impl StateView for MemStore {
     }
     fn governance(&self) -> Result<Option<Arc<GovState>>, StoreError> {
         Ok(self.state.governance.clone())
+    }
+    fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
+        Ok(self.state.fact(key).unwrap_or_else(|e| match e {}))
     }
 }
 

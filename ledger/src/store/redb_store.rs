@@ -24,6 +24,7 @@
 //! | `index_patent`        | patent (13) ‖ leaf index u64 BE      | ()                                         |
 //! | `index_attester`      | member index u16 BE ‖ leaf index u64 BE | ()                                      |
 //! | `pledges`             | patent (13)                          | id of its active pledge (32)               |
+//! | `facts`               | SHA-256 of the encoded `FactKey` (32) | the encoded `Fact` (IP-loan state)        |
 //! | `governance`          | height u64 (blocks that changed it)  | the governance state after that block (bincode) |
 //!
 //! The `governance` table exists only once a block changed governance, so a store of a
@@ -35,7 +36,7 @@
 //!
 //! # Staged indexes
 //!
-//! `ids`, the three secondary indexes and `pledges` are keyed by hashes or by
+//! `ids`, the three secondary indexes, `pledges` and `facts` are keyed by hashes or by
 //! identifiers that arrive in random order. Inserting a block's 1,000 entries into a
 //! large B-tree touches about 1,000 leaf pages, each copied, written and fsynced; on
 //! the 2-core reference VM (fsync about 2 ms; 1,000 scattered 4 KiB writes and an
@@ -85,10 +86,12 @@ use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
 use crate::attestation::{AttestationId, ClaimKind};
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
+use crate::codec;
 use crate::genesis::Genesis;
 use crate::governance::GovState;
 use crate::hash::{Hash, HashOf};
 use crate::ids::{PatentNumber, Uscc};
+use crate::loan_rules::{Fact, FactKey};
 use crate::merkle::{MerkleError, NodeHash, NodeReader};
 use crate::rules::{RecordMeta, RecordStatus, StateDelta, StateView};
 
@@ -115,6 +118,11 @@ const PLEDGES: TableDefinition<&[u8; 13], &[u8; 32]> = TableDefinition::new("ple
 const GOVERNANCE: TableDefinition<u64, &[u8]> = TableDefinition::new("governance");
 /// Largest encoded governance state read back (members, keys, proposals and history).
 const GOVERNANCE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Added with the IP-loan kinds; a store written before has none until its first merge
+/// creates it, and reads treat a missing table as empty, so the format version is unchanged.
+const FACTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("facts");
+/// Largest encoded fact.
+const FACT_BYTES_MAX: usize = 4096;
 
 const KEY_GENESIS: &str = "genesis";
 const KEY_FORMAT: &str = "format";
@@ -186,6 +194,7 @@ struct Staged {
     ids: HashMap<AttestationId, u64>,
     records: HashMap<AttestationId, RecordMeta>,
     pledges: HashMap<PatentNumber, Option<AttestationId>>,
+    facts: HashMap<FactKey, Option<Fact>>,
     enterprise: BTreeSet<(Uscc, u64)>,
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
@@ -223,12 +232,18 @@ impl Staged {
         self.enterprise.extend(entries.enterprise);
         self.patent.extend(entries.patent);
         self.attester.extend(entries.attester);
-        self.apply(&delta.records, &delta.pledges);
+        self.apply(&delta.records, &delta.pledges, &delta.facts);
     }
 
-    fn apply(&mut self, records: &[(AttestationId, RecordMeta)], pledges: &[(PatentNumber, Option<AttestationId>)]) {
+    fn apply(
+        &mut self,
+        records: &[(AttestationId, RecordMeta)],
+        pledges: &[(PatentNumber, Option<AttestationId>)],
+        facts: &[(FactKey, Option<Fact>)],
+    ) {
         self.records.extend(records.iter().copied());
         self.pledges.extend(pledges.iter().copied());
+        self.facts.extend(facts.iter().cloned());
     }
 }
 
@@ -355,7 +370,9 @@ fn decode_meta(b: &[u8], at: &dyn Fn() -> String) -> Result<RecordMeta, StoreErr
     Ok(RecordMeta { attester: u16::from_be_bytes([b[0], b[1]]), kind, status, pledge })
 }
 
-/// A block's record and pledge changes: `n u32 BE, n × (id ‖ meta)`, `m u32 BE, m × (patent ‖ flag ‖ id)`.
+/// A block's record and pledge changes: `n u32 BE, n × (id ‖ meta)`, `m u32 BE, m × (patent ‖ flag ‖ id)`,
+/// then, only if the block changed any, `f u32 BE, f × (key length u32 BE ‖ key ‖ flag ‖ [value length u32 BE ‖ value])`
+/// with keys and values in the canonical encoding (a delta written before facts existed ends after the pledges).
 fn encode_delta(d: &StateDelta) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + d.records.len() * 52 + d.pledges.len() * 46);
     out.extend_from_slice(&(d.records.len() as u32).to_be_bytes());
@@ -374,19 +391,37 @@ fn encode_delta(d: &StateDelta) -> Vec<u8> {
             None => out.extend_from_slice(&[0; 33]),
         }
     }
+    if !d.facts.is_empty() {
+        out.extend_from_slice(&(d.facts.len() as u32).to_be_bytes());
+        for (k, f) in &d.facts {
+            let k = codec::encode(k);
+            out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+            out.extend_from_slice(&k);
+            match f {
+                Some(f) => {
+                    let v = codec::encode(f);
+                    out.push(1);
+                    out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&v);
+                }
+                None => out.push(0),
+            }
+        }
+    }
     out
 }
 
-type Changes = (Vec<(AttestationId, RecordMeta)>, Vec<(PatentNumber, Option<AttestationId>)>);
+type Changes =
+    (Vec<(AttestationId, RecordMeta)>, Vec<(PatentNumber, Option<AttestationId>)>, Vec<(FactKey, Option<Fact>)>);
 
 fn decode_delta(b: &[u8], height: u64) -> Result<Changes, StoreError> {
     let at = || place("staged_deltas", height);
-    let mut rest = b;
-    let mut take = |n: usize| -> Result<&[u8], StoreError> {
-        let Some((head, tail)) = rest.split_at_checked(n) else {
+    let rest = std::cell::Cell::new(b);
+    let take = |n: usize| -> Result<&[u8], StoreError> {
+        let Some((head, tail)) = rest.get().split_at_checked(n) else {
             return Err(corrupt(at(), "truncated"));
         };
-        rest = tail;
+        rest.set(tail);
         Ok(head)
     };
     let count = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
@@ -411,10 +446,31 @@ fn decode_delta(b: &[u8], height: u64) -> Result<Changes, StoreError> {
         };
         pledges.push((patent, id));
     }
-    if !rest.is_empty() {
-        return Err(corrupt(at(), format!("{} trailing bytes", rest.len())));
+    let mut facts = Vec::new();
+    if !rest.get().is_empty() {
+        let f = count(take(4)?);
+        for _ in 0..f {
+            let klen = count(take(4)?);
+            let key: FactKey =
+                codec::decode("fact key", take(klen)?, FACT_BYTES_MAX).map_err(|e| corrupt(at(), e.to_string()))?;
+            let value = match take(1)?[0] {
+                0 => None,
+                1 => {
+                    let vlen = count(take(4)?);
+                    Some(
+                        codec::decode::<Fact>("fact", take(vlen)?, FACT_BYTES_MAX)
+                            .map_err(|e| corrupt(at(), e.to_string()))?,
+                    )
+                }
+                _ => return Err(corrupt(at(), "malformed fact change")),
+            };
+            facts.push((key, value));
+        }
     }
-    Ok((records, pledges))
+    if !rest.get().is_empty() {
+        return Err(corrupt(at(), format!("{} trailing bytes", rest.get().len())));
+    }
+    Ok((records, pledges, facts))
 }
 
 fn id_key(id: &AttestationId, leaf: u64) -> IdKey {
@@ -641,8 +697,8 @@ impl RedbStore {
             let Some(b) = deltas.get(height).map_err(backend)? else {
                 return Err(corrupt(place("staged_deltas", height), "missing"));
             };
-            let (records, pledges) = decode_delta(b.value(), height)?;
-            staged.apply(&records, &pledges);
+            let (records, pledges, facts) = decode_delta(b.value(), height)?;
+            staged.apply(&records, &pledges, &facts);
         }
         let mut entries = Entries::default();
         let gov = self.latest_governance();
@@ -758,6 +814,7 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(PATENT).map_err(backend)?;
         w.open_table(ATTESTER).map_err(backend)?;
         w.open_table(PLEDGES).map_err(backend)?;
+        w.open_table(FACTS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
@@ -994,6 +1051,20 @@ impl RedbStore {
             .map_err(backend)?;
         }
 
+        let mut facts = self.staged.facts.clone();
+        facts.extend(delta.facts.iter().cloned());
+        let mut facts: Vec<([u8; 32], Option<Vec<u8>>)> =
+            facts.into_iter().map(|(k, f)| (fact_key(&k), f.map(|f| codec::encode(&f)))).collect();
+        facts.sort_unstable_by_key(|(k, _)| *k);
+        let mut table = w.open_table(FACTS).map_err(backend)?;
+        for (k, v) in facts {
+            match v {
+                Some(v) => table.insert(&k, v.as_slice()).map(drop),
+                None => table.remove(&k).map(drop),
+            }
+            .map_err(backend)?;
+        }
+
         let mut keys: Vec<[u8; 26]> =
             self.staged.enterprise.iter().chain(&entries.enterprise).map(|(u, l)| enterprise_key(u, *l)).collect();
         keys.sort_unstable();
@@ -1083,6 +1154,29 @@ impl StateView for RedbStore {
         }
         Ok(self.governance.clone())
     }
+
+    fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
+        if let Some(slot) = self.staged.facts.get(key) {
+            return Ok(slot.clone());
+        }
+        let r = self.snapshot()?;
+        let t = match r.open_table(FACTS) {
+            Ok(t) => t,
+            // A store written before the IP-loan kinds: no facts merged yet.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(open_err("facts")(e)),
+        };
+        let k = fact_key(key);
+        let Some(v) = t.get(&k).map_err(backend)? else { return Ok(None) };
+        codec::decode::<Fact>("fact", v.value(), FACT_BYTES_MAX)
+            .map(Some)
+            .map_err(|e| corrupt(format!("table facts key {}", hex::encode(k)), e.to_string()))
+    }
+}
+
+/// The `facts` table key of a fact key.
+fn fact_key(k: &FactKey) -> [u8; 32] {
+    Hash::digest(&[&codec::encode(k)]).0
 }
 
 impl Store for RedbStore {
@@ -1331,15 +1425,29 @@ mod tests {
             records: metas.iter().map(|m| (id, *m)).collect(),
             pledges: vec![(patent, Some(id)), (patent, None)],
             governance: None,
+            facts: vec![],
         };
         let bytes = encode_delta(&delta);
-        assert_eq!(decode_delta(&bytes, 9).unwrap(), (delta.records.clone(), delta.pledges.clone()));
+        assert_eq!(decode_delta(&bytes, 9).unwrap(), (delta.records.clone(), delta.pledges.clone(), vec![]));
+        // With facts: the section follows the pledges.
+        let facts = vec![
+            (FactKey::Record(id), Some(Fact::Taken(id))),
+            (FactKey::Enrolment(id, id), None),
+            (FactKey::Patent(patent.into()), Some(Fact::Taken(id))),
+        ];
+        let with = StateDelta { facts: facts.clone(), ..delta.clone() };
+        let wbytes = encode_delta(&with);
+        assert_eq!(decode_delta(&wbytes, 9).unwrap(), (delta.records.clone(), delta.pledges.clone(), facts));
+        for cut in [bytes.len() + 1, bytes.len() + 10, wbytes.len() - 1] {
+            let (place, _) = corrupt_at(decode_delta(&wbytes[..cut], 9));
+            assert_eq!(place, "table staged_deltas, key 9");
+        }
         for cut in [0, 3, 30, bytes.len() - 1] {
             let (place, _) = corrupt_at(decode_delta(&bytes[..cut], 9));
             assert_eq!(place, "table staged_deltas, key 9");
         }
         let mut long = bytes.clone();
-        long.push(0);
+        long.extend([0; 5]);
         assert!(corrupt_at(decode_delta(&long, 9)).1.contains("trailing"));
         let mut bad = encode_meta(&metas[0]);
         bad[3] = 9;

@@ -63,7 +63,7 @@ impl From<AdmitError> for ApiError {
             AdmitError::Malformed { .. } => StatusCode::BAD_REQUEST,
             AdmitError::Rule(_) | AdmitError::TooFarAhead { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AdmitError::Duplicate(_) | AdmitError::SequenceTaken { .. } => StatusCode::CONFLICT,
-            AdmitError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AdmitError::Full { .. } | AdmitError::ShareFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AdmitError::State(detail) => return ApiError::internal(detail),
         };
         ApiError { status, code: e.code(), field: e.field().to_string(), rule: e.rule() }

@@ -123,6 +123,12 @@ impl StateView for StoreView<'_> {
     fn governance(&self) -> Result<Option<Arc<credence_ledger::governance::GovState>>, StoreError> {
         self.0.governance()
     }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
+        self.0.fact(key)
+    }
 }
 
 impl NodeReader for StoreView<'_> {

@@ -202,6 +202,22 @@ pub enum ClaimView {
     GovApproval { proposal: String },
     /// The attester replaces its key with `new_key` (hex Ed25519), from two heights on.
     KeyRotation { new_key: String },
+    /// A two-stage patent pledge event (reserve, CNIPA registration, release); every field in `description`.
+    IpPledge { description: String },
+    /// A patent's legal status as of a date.
+    PatentStatus { patent: String, owner: String, description: String },
+    /// A patent appraisal (valuation v2).
+    Appraisal { patent: String, owner: String, value: MoneyView, valid_until: String, description: String },
+    /// A loan.
+    Loan { lender: String, borrower: String, principal: MoneyView, description: String },
+    /// A loan's repayment, classification, default or recovery.
+    LoanEvent { loan: String, date: String, description: String },
+    /// A risk pool's opening, an enrolment, a claim or a payment.
+    RiskPool { description: String },
+    /// A pledged patent's disposal.
+    Disposal { pledge: String, description: String },
+    /// A high-tech enterprise or tech-SME qualification.
+    Qualification { enterprise: String, description: String },
 }
 
 impl From<&Claim> for ClaimView {
@@ -253,6 +269,33 @@ impl From<&Claim> for ClaimView {
             },
             Claim::GovernanceApproval(a) => ClaimView::GovApproval { proposal: a.proposal.to_string() },
             Claim::KeyRotation(r) => ClaimView::KeyRotation { new_key: hex::encode(r.new_key.ed25519().0) },
+            Claim::IpPledge(c) => ClaimView::IpPledge { description: c.describe() },
+            Claim::PatentStatus(c) => ClaimView::PatentStatus {
+                patent: c.patent.to_string(),
+                owner: c.owner.to_string(),
+                description: c.describe(),
+            },
+            Claim::Appraisal(c) => ClaimView::Appraisal {
+                patent: c.patent.to_string(),
+                owner: c.owner.to_string(),
+                value: (&c.value).into(),
+                valid_until: c.valid_until.to_string(),
+                description: c.describe(),
+            },
+            Claim::Loan(c) => ClaimView::Loan {
+                lender: c.lender.to_string(),
+                borrower: c.borrower.to_string(),
+                principal: (&c.principal).into(),
+                description: c.describe(),
+            },
+            Claim::LoanEvent(c) => {
+                ClaimView::LoanEvent { loan: c.loan.to_string(), date: c.date.to_string(), description: c.describe() }
+            }
+            Claim::RiskPool(c) => ClaimView::RiskPool { description: c.describe() },
+            Claim::Disposal(c) => ClaimView::Disposal { pledge: c.pledge.to_string(), description: c.describe() },
+            Claim::Qualification(c) => {
+                ClaimView::Qualification { enterprise: c.enterprise.to_string(), description: c.describe() }
+            }
         }
     }
 }

@@ -45,6 +45,12 @@ impl StateView for LockedStore {
     fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, StoreError> {
         self.read().governance()
     }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
+        self.read().fact(key)
+    }
 }
 
 impl NodeReader for LockedStore {

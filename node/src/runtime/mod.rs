@@ -140,6 +140,7 @@ pub async fn run(
         records_max: config.mempool.records_max as usize,
         bytes_max: usize::try_from(config.mempool.bytes_max).unwrap_or(usize::MAX),
         ahead_max: u64::from(config.mempool.ahead_max),
+        reserved_percent: config.mempool.reserved_percent,
     };
     let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), limits)));
     let metrics = Arc::new(Metrics::new());
