@@ -283,6 +283,26 @@ impl<S: Store> Replica<S> {
     pub fn store(&self) -> &S {
         &self.store
     }
+
+    /// The member that signed `msg` (a proposal's proposer, a vote's validator), by
+    /// the validator set in force at its height; `None` if that height's set is not
+    /// known yet or the index is outside it.
+    pub fn signer_name(&mut self, msg: &Message) -> Option<MemberName> {
+        let (height, index) = match msg {
+            Message::Proposal(p) => (p.proposal.height, None),
+            Message::Vote(v) => (v.vote.height, Some(v.validator)),
+        };
+        if height > self.tip.height + 2 {
+            return None;
+        }
+        let c = self.context_at(height).ok()?;
+        let index = match (index, msg) {
+            (Some(i), _) => i,
+            (None, Message::Proposal(p)) => c.proposer(p.proposal.height, p.proposal.round),
+            (None, Message::Vote(_)) => return None,
+        };
+        c.validators.get(usize::from(index)).map(|v| v.name.clone())
+    }
     /// The store back, when the replica stops (or crashes, in the simulator).
     pub fn into_store(self) -> S {
         self.store
