@@ -5,6 +5,7 @@ mod audit;
 mod bench_audit;
 mod ceiling;
 mod chain;
+mod governance;
 mod http;
 mod keys;
 mod load;
@@ -47,6 +48,9 @@ enum Command {
     Testnet(node::TestnetArgs),
     /// Build, sign and submit (or print) an attestation.
     Attest(attest::AttestArgs),
+    /// Governance: propose and approve changes of members, keys, roles, validators and parameters; rotate your key; show the state.
+    #[command(subcommand)]
+    Governance(governance::GovernanceCommand),
     /// Generate and inspect member keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => chain::demo(&a),
         Command::Bench(b) => chain::bench(&b),
         Command::Keys(k) => keys::run(&k),
+        Command::Governance(g) => governance::run(&g),
         Command::Attest(a) => attest::run(&a),
         Command::Init(a) => node::init(&a),
         Command::Node(a) => node::node(&a),

@@ -197,7 +197,17 @@ mod tests {
     use super::*;
 
     fn args(seed: Option<u64>, seeds: u64, validators: usize, byzantine: usize) -> SimArgs {
-        SimArgs { seeds, first_seed: 0, seed, validators, heights: 5, byzantine, threads: Some(1), json: true }
+        SimArgs {
+            seeds,
+            first_seed: 0,
+            seed,
+            validators,
+            heights: 5,
+            byzantine,
+            threads: Some(1),
+            governance: false,
+            json: true,
+        }
     }
 
     #[test]

@@ -376,6 +376,25 @@ async fn every_get_endpoint_on_committed_data() {
     assert_eq!(cp.body.tree_size, (BLOCKS * PER_BLOCK) as u64);
     assert_eq!(cp.body.height, BLOCKS as u64);
 
+    // Governance: the genesis members and validators, in force at the next height; the
+    // set hash is the one the committed headers carry.
+    let g = get(&n, "/v1/governance").await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    let g = g.json();
+    assert_eq!(g["height"], BLOCKS);
+    assert_eq!(g["in_force_at"], BLOCKS + 1);
+    let genesis_validators: Vec<String> = n.ctx.genesis.validators().map(|m| m.name.to_string()).collect();
+    assert_eq!(g["validators"], json!(genesis_validators));
+    let header = n.store.read().expect("lock").block(2).expect("store").expect("block").block.header;
+    assert_eq!(g["validator_set_hash"], header.validator_set.to_hex());
+    assert_eq!(g["members"].as_array().expect("members").len(), n.ctx.genesis.members.len());
+    assert_eq!(g["members"][0]["key"], hex::encode(n.ctx.genesis.members[0].public_key.0));
+    assert_eq!(g["quorum"], credence_ledger::checkpoint::quorum_threshold(genesis_validators.len()));
+    assert_eq!(g["proposals"], json!([]));
+    assert_eq!(g["epochs"][0]["from_height"], 1);
+    assert_eq!(g["epochs"][0]["set_hash"], header.validator_set.to_hex());
+    assert_eq!(g["params"]["block_records_max"], n.ctx.genesis.consensus.block_records_max);
+
     let h = get(&n, "/healthz").await;
     assert_eq!((h.status, h.json()["status"].as_str()), (200, Some("ok")));
 

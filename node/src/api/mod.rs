@@ -205,6 +205,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/status",
     "/v1/checkpoint",
     "/v1/genesis",
+    "/v1/governance",
     "/v1/proofs/inclusion/{id}",
     "/v1/proofs/consistency",
     "/healthz",
@@ -393,6 +394,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/status", get(handlers::status))
         .route("/v1/checkpoint", get(handlers::checkpoint))
         .route("/v1/genesis", get(handlers::genesis))
+        .route("/v1/governance", get(handlers::governance))
         .route("/v1/proofs/inclusion/{id}", get(handlers::inclusion_proof))
         .route("/v1/proofs/consistency", get(handlers::consistency_proof))
         .route("/healthz", get(handlers::healthz))

@@ -5,8 +5,9 @@ use utoipa::OpenApi;
 use super::handlers;
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
-    ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
-    NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
+    ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView, GovProposalView,
+    GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView, NextSequenceView,
+    StatusView, SubmitRequest, SubmitResponse,
 };
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
@@ -16,7 +17,7 @@ use super::views::{
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R023."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R037 and R101..R132."
     ),
     paths(
         handlers::submit_attestation,
@@ -31,6 +32,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::status,
         handlers::checkpoint,
         handlers::genesis,
+        handlers::governance,
         handlers::inclusion_proof,
         handlers::consistency_proof,
         handlers::healthz,
@@ -56,6 +58,12 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         ConsistencyProofView,
         NextSequenceView,
         HealthView,
+        GovernanceView,
+        GovMemberView,
+        GovChangeView,
+        GovProposalView,
+        GovScheduledView,
+        GovEpochView,
     )),
     tags(
         (name = "attestations", description = "Submit and look up attestations"),
