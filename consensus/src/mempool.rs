@@ -1000,7 +1000,7 @@ impl Mempool {
     ) -> Result<bool, AdmitError> {
         debug_assert_eq!(self.complex_ready, 0);
         // Held records' issue times were checked at admission (see `revalidate`).
-        let no_clock = u64::MAX;
+        let no_clock = rules::NO_CLOCK_MS;
         for leaf in committed {
             self.overlay.records.remove(&leaf.id);
         }
@@ -1047,9 +1047,10 @@ impl Mempool {
     }
 
     fn revalidate<V: StateView + ?Sized>(&mut self, view: &V, out: &mut CommitOutcome) -> Result<(), AdmitError> {
-        // Issue times were checked at admission against the admitting node's clock; a
-        // re-check must not evict a record for a clock it no longer has.
-        let no_clock = u64::MAX;
+        // Issue times and proposal expiries were checked at admission against the
+        // admitting node's clock; a re-check must not evict a record for a clock it no
+        // longer has (the block that includes it checks them at its time).
+        let no_clock = rules::NO_CLOCK_MS;
         let order: Vec<(u64, AttestationId)> = std::mem::take(&mut self.ready).into_iter().collect();
         self.ready_seq.clear();
         self.complex_ready = 0;

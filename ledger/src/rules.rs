@@ -24,6 +24,13 @@ use crate::loan_rules::{self, Fact, FactKey};
 /// (clock skew between an attester and the proposer).
 pub const ISSUED_AT_SKEW_MS: u64 = 60_000;
 
+/// The time [`check_attestation`] is given to re-check records without a clock (a
+/// mempool after a commit): the rules that compare with the block time pass —
+/// R006 (issued in the future), R026 (approval after expiry) and R027 (expiry out of
+/// range) — and no expired proposal is pruned; the block that includes the record
+/// checks them at its own time.
+pub const NO_CLOCK_MS: u64 = u64::MAX;
+
 /// What the rules remember about each committed attestation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordMeta {
@@ -548,7 +555,7 @@ fn apply_one<V: StateView + ?Sized>(
                     Rejection::ProposalUnknown(target)
                 }));
             };
-            if time_ms > open.expires_at_ms {
+            if time_ms != NO_CLOCK_MS && time_ms > open.expires_at_ms {
                 return Ok(Err(Rejection::ProposalExpired { id: target, expires_at_ms: open.expires_at_ms, time_ms }));
             }
             if open.approvals.contains(&attester) {
@@ -691,13 +698,13 @@ fn propose<V: StateView + ?Sized>(
     p: &crate::attestation::GovernanceProposal,
 ) -> Result<(), Rejection> {
     let latest = time_ms.saturating_add(PROPOSAL_TTL_MS_MAX);
-    if p.expires_at_ms <= time_ms || p.expires_at_ms > latest {
+    if time_ms != NO_CLOCK_MS && (p.expires_at_ms <= time_ms || p.expires_at_ms > latest) {
         return Err(Rejection::ExpiryOutOfRange { expires_at_ms: p.expires_at_ms, time_ms });
     }
     st.gov.projection().check_change(&p.change, genesis).map_err(change_rejection)?;
     if st.gov.proposals.len() >= PROPOSALS_OPEN_MAX {
         // Expired proposals make room first.
-        if !st.gov.proposals.iter().any(|o| o.expires_at_ms < time_ms) {
+        if time_ms == NO_CLOCK_MS || !st.gov.proposals.iter().any(|o| o.expires_at_ms < time_ms) {
             return Err(Rejection::GovernanceFull { what: "the list of open proposals", max: PROPOSALS_OPEN_MAX });
         }
         st.gov_mut().prune_expired(time_ms);

@@ -187,6 +187,14 @@ fn hostile_governance_records_are_refused_with_their_codes() {
     let soon = GovernanceProposal { change: add("z", false), expires_at_ms: l.time_ms + 1500 };
     let short = l.submit("v1", Claim::GovernanceProposal(Box::new(soon))).unwrap();
     l.empty();
+    // A re-check without a clock (a mempool after a commit) keeps the approval and a
+    // proposal: their times are checked by the block that includes them.
+    let late = l.make("v2", Claim::GovernanceApproval(GovernanceApproval { proposal: short }));
+    let h = l.height + 1;
+    assert!(rules::check_attestation(&l.g, &l.state, h, rules::NO_CLOCK_MS, &late.id(), &late).is_ok());
+    let fresh = GovernanceProposal { change: add("zz", false), expires_at_ms: l.time_ms + 60_000 };
+    let fresh = l.make("v1", Claim::GovernanceProposal(Box::new(fresh)));
+    assert!(rules::check_attestation(&l.g, &l.state, h, rules::NO_CLOCK_MS, &fresh.id(), &fresh).is_ok());
     assert!(matches!(l.approve("v2", short), Err(Rejection::ProposalExpired { .. })));
     // R031: names are never reused; R037-like rules on keys name their field.
     assert!(matches!(l.propose("v1", add("v2", false)), Err(Rejection::InvalidChange { field: "name", .. })));
