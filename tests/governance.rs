@@ -184,7 +184,7 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     let rotated = ok("rotate-key", &o)["height"].as_u64().unwrap();
     wait_until("the rotation in force", Duration::from_secs(30), || height(&net.api(0)) >= rotated + 2);
     // A record signed with the rotated-out key is refused at the door: its signature
-    // does not verify under the member's key in force (R022; a block carrying one is R033).
+    // does not verify under the member's key in force (R022; a block carrying one is R049).
     let mut args = net.rd_spend_args(2, "2025");
     args.extend(["--node".into(), net.api(0)]);
     let o = credence_in(net.dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());

@@ -26,7 +26,7 @@ pub const ISSUED_AT_SKEW_MS: u64 = 60_000;
 
 /// The time [`check_attestation`] is given to re-check records without a clock (a
 /// mempool after a commit): the rules that compare with the block time pass —
-/// R006 (issued in the future), R026 (approval after expiry) and R027 (expiry out of
+/// R006 (issued in the future), R042 (approval after expiry) and R043 (expiry out of
 /// range) — and no expired proposal is pruned; the block that includes the record
 /// checks them at its own time.
 pub const NO_CLOCK_MS: u64 = u64::MAX;
@@ -147,35 +147,35 @@ pub enum Rejection {
     BadSignature(String),
     #[error("R023 evidence: {0}")]
     Evidence(crate::vote::EvidenceError),
-    #[error("R024 attester: '{0}' is not a validator in force; only validators propose and approve governance changes")]
+    #[error("R040 attester: '{0}' is not a validator in force; only validators propose and approve governance changes")]
     GovernanceNotValidator(String),
-    #[error("R025 proposal: {0} is not a governance proposal on the ledger")]
+    #[error("R041 proposal: {0} is not a governance proposal on the ledger")]
     ProposalUnknown(AttestationId),
-    #[error("R026 proposal: {id} expired at {expires_at_ms} ms, before the block time {time_ms}")]
+    #[error("R042 proposal: {id} expired at {expires_at_ms} ms, before the block time {time_ms}")]
     ProposalExpired { id: AttestationId, expires_at_ms: u64, time_ms: u64 },
     #[error(
-        "R027 expires_at_ms: {expires_at_ms} must be after the block time {time_ms} and at most {PROPOSAL_TTL_MS_MAX} ms later"
+        "R043 expires_at_ms: {expires_at_ms} must be after the block time {time_ms} and at most {PROPOSAL_TTL_MS_MAX} ms later"
     )]
     ExpiryOutOfRange { expires_at_ms: u64, time_ms: u64 },
-    #[error("R028 proposal: '{approver}' already approved {id}; approvals count once")]
+    #[error("R044 proposal: '{approver}' already approved {id}; approvals count once")]
     DuplicateApproval { approver: String, id: AttestationId },
-    #[error("R029 proposal: {0} is closed (it took its quorum, or it expired)")]
+    #[error("R045 proposal: {0} is closed (it took its quorum, or it expired)")]
     ProposalClosed(AttestationId),
-    #[error("R030 change: it would leave no validator")]
+    #[error("R046 change: it would leave no validator")]
     NoValidatorLeft,
-    #[error("R031 {field}: {rule}")]
+    #[error("R047 {field}: {rule}")]
     InvalidChange { field: &'static str, rule: String },
-    #[error("R032 attester: '{0}' was removed from the consortium")]
+    #[error("R048 attester: '{0}' was removed from the consortium")]
     MemberRemoved(String),
-    #[error("R033 signature: made with a key of '{0}' that was rotated out; only its current key signs")]
+    #[error("R049 signature: made with a key of '{0}' that was rotated out; only its current key signs")]
     KeyRotatedOut(String),
-    #[error("R034 signature: made with a key of '{member}' revoked from height {from_height}")]
+    #[error("R050 signature: made with a key of '{member}' revoked from height {from_height}")]
     KeyRevoked { member: String, from_height: u64 },
-    #[error("R035 possession: the new key's proof of possession does not verify ({0})")]
+    #[error("R051 possession: the new key's proof of possession does not verify ({0})")]
     BadPossession(String),
-    #[error("R036 governance: {what} is full ({max}); wait for a change to take effect or expire")]
+    #[error("R052 governance: {what} is full ({max}); wait for a change to take effect or expire")]
     GovernanceFull { what: &'static str, max: usize },
-    #[error("R037 {field}: the key is or was a member's key; keys are never shared or reused")]
+    #[error("R053 {field}: the key is or was a member's key; keys are never shared or reused")]
     KeyInUse { field: &'static str },
     // ---- The IP-loan lifecycle: R101.. (crate::loan_rules). ----
     #[error("R101 patent: {0} has no patent-status record on the ledger; its status must be recorded before a pledge")]
@@ -748,7 +748,7 @@ fn record_approvals<V: StateView + ?Sized>(
 }
 
 /// Why a record's signature failed, when it was made with a key its attester no
-/// longer holds: R034 for a key governance revoked, R033 for one rotated out.
+/// longer holds: R050 for a key governance revoked, R049 for one rotated out.
 /// `None` if it verifies under none of the attester's former keys (a plain R022).
 pub fn stale_key(
     gov: &GovState,

@@ -380,7 +380,7 @@ fn signature_items<'a>(
         .collect()
 }
 
-/// The failure of leaf `index`'s bad signature: R033/R034 if it was made with a key
+/// The failure of leaf `index`'s bad signature: R049/R050 if it was made with a key
 /// its attester no longer holds, else the signature error.
 fn signature_failure(ctx: &ChainContext, gov: &GovState, block: &Block, index: usize, e: SigError) -> Failure {
     block

@@ -165,25 +165,25 @@ fn a_fifth_validator_takes_effect_two_heights_after_the_quorum_block() {
 #[test]
 fn hostile_governance_records_are_refused_with_their_codes() {
     let mut l = Ledger::new();
-    // R024: a member that does not validate cannot propose or approve.
+    // R040: a member that does not validate cannot propose or approve.
     assert!(matches!(l.propose("bank", add("x", false)), Err(Rejection::GovernanceNotValidator(_))));
     let p = l.propose("v1", add("x", false)).unwrap();
     assert!(matches!(l.approve("bank", p), Err(Rejection::GovernanceNotValidator(_))));
-    // R028: the proposer's proposal is its approval; a replayed approval counts once.
+    // R044: the proposer's proposal is its approval; a replayed approval counts once.
     assert!(matches!(l.approve("v1", p), Err(Rejection::DuplicateApproval { .. })));
     l.approve("v2", p).unwrap();
     assert!(matches!(l.approve("v2", p), Err(Rejection::DuplicateApproval { .. })));
-    // R025: approving something that is not a proposal.
+    // R041: approving something that is not a proposal.
     let rd_id = l.submit("v2", rd()).unwrap();
     assert_eq!(l.approve("v3", rd_id), Err(Rejection::ProposalUnknown(rd_id)));
-    // R027: an expiry in the past or too far ahead.
+    // R043: an expiry in the past or too far ahead.
     let too_far = l.time_ms + 1000 + PROPOSAL_TTL_MS_MAX + 1;
     let bad = GovernanceProposal { change: add("y", false), expires_at_ms: too_far };
     assert!(matches!(
         l.submit("v1", Claim::GovernanceProposal(Box::new(bad))),
         Err(Rejection::ExpiryOutOfRange { .. })
     ));
-    // R026: an approval after expiry.
+    // R042: an approval after expiry.
     let soon = GovernanceProposal { change: add("z", false), expires_at_ms: l.time_ms + 1500 };
     let short = l.submit("v1", Claim::GovernanceProposal(Box::new(soon))).unwrap();
     l.empty();
@@ -196,7 +196,7 @@ fn hostile_governance_records_are_refused_with_their_codes() {
     let fresh = l.make("v1", Claim::GovernanceProposal(Box::new(fresh)));
     assert!(rules::check_attestation(&l.g, &l.state, h, rules::NO_CLOCK_MS, &fresh.id(), &fresh).is_ok());
     assert!(matches!(l.approve("v2", short), Err(Rejection::ProposalExpired { .. })));
-    // R031: names are never reused; R037-like rules on keys name their field.
+    // R047: names are never reused; R053-like rules on keys name their field.
     assert!(matches!(l.propose("v1", add("v2", false)), Err(Rejection::InvalidChange { field: "name", .. })));
     let dup_key = Change::AddMember {
         name: name("w"),
@@ -213,7 +213,7 @@ fn hostile_governance_records_are_refused_with_their_codes() {
 #[test]
 fn a_change_leaving_no_validator_is_refused_and_removed_members_cannot_attest() {
     let mut l = Ledger::new();
-    // Remove three of four validators one by one; the last removal is R030.
+    // Remove three of four validators one by one; the last removal is R046.
     for target in ["v4", "v3", "v2"] {
         let p = l.propose("v1", Change::RemoveMember { name: name(target) }).unwrap();
         for a in l.validators().into_iter().filter(|v| v != "v1") {
@@ -228,7 +228,7 @@ fn a_change_leaving_no_validator_is_refused_and_removed_members_cannot_attest() 
     }
     assert_eq!(l.validators(), ["v1"]);
     assert_eq!(l.propose("v1", Change::RemoveMember { name: name("v1") }), Err(Rejection::NoValidatorLeft));
-    // R032: a removed member's records are refused.
+    // R048: a removed member's records are refused.
     assert_eq!(l.submit("v2", rd()), Err(Rejection::MemberRemoved("v2".into())));
     // With one validator, its proposal alone is the quorum.
     l.propose("v1", add("v9", true)).unwrap();
@@ -244,14 +244,14 @@ fn key_rotation_needs_possession_and_takes_effect_two_heights_later() {
     let old = MemberKey::Ed25519(key("bank").public());
     let new_secret = key("bank-2");
     let new = MemberKey::Ed25519(new_secret.public());
-    // R035: a proof made by another key (or for another member) does not verify.
+    // R051: a proof made by another key (or for another member) does not verify.
     let forged = governance::sign_possession(&key("mallory"), &chain, &name("bank"), &old);
     let bad = Claim::KeyRotation(KeyRotation { new_key: new, possession: forged });
     assert!(matches!(l.submit("bank", bad), Err(Rejection::BadPossession(_))));
     let wrong_member = governance::sign_possession(&new_secret, &chain, &name("v1"), &old);
     let bad = Claim::KeyRotation(KeyRotation { new_key: new, possession: wrong_member });
     assert!(matches!(l.submit("bank", bad), Err(Rejection::BadPossession(_))));
-    // R037: a key another member holds.
+    // R053: a key another member holds.
     let taken = MemberKey::Ed25519(key("v1").public());
     let proof = governance::sign_possession(&key("v1"), &chain, &name("bank"), &old);
     let bad = Claim::KeyRotation(KeyRotation { new_key: taken, possession: proof });
@@ -267,7 +267,7 @@ fn key_rotation_needs_possession_and_takes_effect_two_heights_later() {
     let m = l.gov().member(&name("bank")).unwrap().clone();
     assert_eq!(m.key_at(at - 1), Some(&old));
     assert_eq!(m.key_at(at), Some(&new));
-    // A record signed with the rotated-out key is named R033 by the verification core's
+    // A record signed with the rotated-out key is named R049 by the verification core's
     // signature check (here called directly, as the rules do not check signatures).
     let stale = l.make("bank", rd());
     let body = stale.body.to_bytes();

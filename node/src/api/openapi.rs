@@ -17,7 +17,7 @@ use super::views::{
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R037 and R101..R132."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R053 and R101..R132."
     ),
     paths(
         handlers::submit_attestation,
