@@ -2,29 +2,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Output;
 use std::time::Duration;
 
 use common::net::{Testnet, height, wait_until};
-use common::{credence, json, stdout};
+use common::{credence, json, ok, p, refused, stdout};
 
 const ENTERPRISE: &str = "914403001922038216";
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "failed ({}): {}\n{}", o.status, stdout(&o), String::from_utf8_lossy(&o.stderr));
-    o
-}
-
-/// Exit code 1 (the check ran and found a problem) and stdout containing `needle`.
-fn refused(o: &Output, needle: &str) {
-    assert_eq!(o.status.code(), Some(1), "expected a refusal: {}\n{}", stdout(o), String::from_utf8_lossy(&o.stderr));
-    assert!(stdout(o).contains(needle), "expected '{needle}' in: {}", stdout(o));
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 #[test]
 fn queries_profile_checkpoints_bundles_and_exports_on_one_node() {
@@ -40,26 +23,48 @@ fn queries_profile_checkpoints_bundles_and_exports_on_one_node() {
     ok(credence(&["checkpoint", "--node", &api, "--genesis", &genesis, "--save", p(&cp)]));
     let second = net.attest(0, 0, "2022");
     net.attest(0, 0, "2022");
+    // Who reads (docs/ACCESS.md): a loan officer's key, the enterprise's consent for its
+    // member, and a regulator's key (validator-0 holds every role, regulator included).
+    let officer = net.access_key(0, 0, "loan-officer", "member,restricted");
+    let regulator = net.access_key(0, 0, "inspector", "regulator");
+    let consent = net.consent(0, 0, ENTERPRISE, "validator-0", "loan-application");
+    let key = p(&officer);
+    let reader = ["--node", &api, "--access-key", key];
+    let restricted = ["--node", &api, "--access-key", key, "--purpose", "loan-application"];
 
-    // Queries: JSON gives the API's objects, CSV the documented header.
-    let v = json(&ok(credence(&["query", "enterprise", ENTERPRISE, "--node", &api, "--json"])));
+    // Unsigned, the enterprise's records are refused; signed, its facts are withheld without a purpose.
+    let o = credence(&["query", "enterprise", ENTERPRISE, "--node", &api, "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("HTTP 401"), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&ok(credence(&[&["query", "enterprise", ENTERPRISE, "--json"][..], &reader].concat())));
     let items = v["items"].as_array().unwrap();
-    assert_eq!(items.len(), 3, "{v}");
+    assert_eq!(items.len(), 4, "three figures and the consent: {v}");
     assert_eq!(items[0]["id"], first["id"]);
-    let csv = stdout(&ok(credence(&["query", "attester", "validator-0", "--node", &api, "--csv"])));
+    assert!(items.iter().all(|i| i["claim"]["kind"] == "withheld"), "{v}");
+    // Queries: JSON gives the API's objects, CSV the documented header.
+    let v = json(&ok(credence(&[&["query", "enterprise", ENTERPRISE, "--json"][..], &restricted].concat())));
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items[0]["claim"]["amount"]["amount"], "1250000.00", "{v}");
+    assert_eq!(items[3]["id"].as_str(), Some(consent.as_str()));
+    let csv = stdout(&ok(credence(&[&["query", "attester", "validator-0", "--csv"][..], &reader].concat())));
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
         "height,leaf_index,id,status,record_status,attester,sequence,issued_at_ms,kind,enterprise,patent,period,\
          counterparty,amount_fen,currency,amount,detail"
     );
-    assert_eq!(lines.count(), 3);
+    // Three figures (withheld: "withheld", never a zero amount), two grants and the consent.
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.len() >= 6, "{csv}");
+    assert_eq!(rows.iter().filter(|r| r.contains(",rd-spend,") && r.contains(",withheld,")).count(), 3, "{csv}");
     // Paging and height filters.
-    let v = json(&ok(credence(&["query", "enterprise", ENTERPRISE, "--node", &api, "--json", "--limit", "1"])));
+    let v =
+        json(&ok(credence(&[&["query", "enterprise", ENTERPRISE, "--json", "--limit", "1"][..], &reader].concat())));
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     assert_eq!(v["next_after"], 0);
     let h2 = second["height"].as_u64().unwrap().to_string();
-    let v = json(&ok(credence(&["query", "enterprise", ENTERPRISE, "--node", &api, "--json", "--from-height", &h2])));
+    let from = ["query", "enterprise", ENTERPRISE, "--json", "--from-height", &h2];
+    let v = json(&ok(credence(&[&from[..], &reader].concat())));
     assert!(
         v["items"]
             .as_array()
@@ -69,21 +74,20 @@ fn queries_profile_checkpoints_bundles_and_exports_on_one_node() {
     );
     assert!(!v["items"].as_array().unwrap().iter().any(|i| i["id"] == first["id"]));
     let id = first["id"].as_str().unwrap();
-    let v = json(&ok(credence(&["query", "attestation", id, "--node", &api, "--json"])));
+    let v = json(&ok(credence(&[&["query", "attestation", id, "--json"][..], &reader].concat())));
     assert_eq!(v["leaf_index"], first["leaf_index"]);
-    let bad = credence(&["query", "enterprise", "not-a-code", "--node", &api]);
+    let bad = credence(&[&["query", "enterprise", "not-a-code"][..], &reader].concat());
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("uscc"), "{}", String::from_utf8_lossy(&bad.stderr));
 
     // The profile: 2021 from one source; 2022's first figure superseded by the second, and flagged.
-    let v = json(&ok(credence(&["profile", ENTERPRISE, "--node", &api, "--json"])));
-    assert_eq!(v["attestations"], 3);
+    let v = json(&ok(credence(&[&["profile", ENTERPRISE, "--json"][..], &restricted].concat())));
     let rd = v["rd_spend"].as_array().unwrap();
     assert_eq!(rd.len(), 2, "{v}");
     assert_eq!(rd[0]["period"], "2022");
     assert_eq!(rd[0]["institutions"], 1);
     assert_eq!(v["flagged"].as_array().unwrap().len(), 1, "{v}");
-    let human = stdout(&ok(credence(&["profile", ENTERPRISE, "--node", &api])));
+    let human = stdout(&ok(credence(&[&["profile", ENTERPRISE][..], &restricted].concat())));
     assert!(human.contains("1,250,000.00 CNY") && human.contains("superseded"), "{human}");
 
     // Append-only audit from the saved checkpoint.
@@ -100,7 +104,7 @@ fn queries_profile_checkpoints_bundles_and_exports_on_one_node() {
 
     // A proof bundle verifies offline; every field changed in turn is refused, naming it.
     let bundle = dir.path().join("bundle.json");
-    ok(credence(&["prove", id, "--out", p(&bundle), "--node", &api]));
+    ok(credence(&[&["prove", id, "--out", p(&bundle)][..], &restricted].concat()));
     let o = ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis]));
     assert!(stdout(&o).starts_with("VALID"), "{}", stdout(&o));
     let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
@@ -158,12 +162,45 @@ fn queries_profile_checkpoints_bundles_and_exports_on_one_node() {
 
     // Exports from the running node: the export file verifies, the CSV has one row per attestation.
     let export = dir.path().join("chain.export");
-    ok(credence(&["export", "--node", &api, "--out", p(&export)]));
+    // Whole blocks hold every fact: the officer's key is refused, the regulator's is served.
+    let o = credence(&["export", "--node", &api, "--out", p(&export), "--access-key", key]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("regulator scope"), "{}", String::from_utf8_lossy(&o.stderr));
+    // The query log: the four restricted reads above (a listing, two profiles, a proof's
+    // record), each by the officer's key under the consent, and nothing else.
+    let regulator_reads = ["--node", &api, "--access-key", p(&regulator), "--purpose", "supervision"];
+    let mut queries = Vec::new();
+    wait_until("the four reads to be logged", Duration::from_secs(30), || {
+        let v = json(&ok(credence(
+            &[&["query", "enterprise", ENTERPRISE, "--json", "--all"][..], &regulator_reads].concat(),
+        )));
+        queries = v["items"].as_array().unwrap().iter().filter(|i| i["claim"]["kind"] == "query").cloned().collect();
+        queries.iter().filter(|q| q["claim"]["purpose"] == "loan-application").count() >= 4
+    });
+    let officer_reads: Vec<_> = queries.iter().filter(|q| q["claim"]["purpose"] == "loan-application").collect();
+    assert_eq!(officer_reads.len(), 4, "{queries:?}");
+    for q in &officer_reads {
+        assert_eq!(
+            (q["claim"]["reader"].as_str(), q["claim"]["consent"].as_str()),
+            (Some("validator-0"), Some(consent.as_str()))
+        );
+    }
+    let regulator_key = regulator.to_str().unwrap();
+    let key_ids: Vec<String> = [key, regulator_key]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f).unwrap().lines().find_map(|l| l.strip_prefix("keyid ")).unwrap().to_string()
+        })
+        .collect();
+    assert!(officer_reads.iter().all(|q| q["claim"]["access_key"] == key_ids[0].as_str()));
+    // The regulator's own supervision reads are logged too, without a consent.
+    assert!(queries.iter().filter(|q| q["claim"]["purpose"] == "supervision").all(|q| q["claim"]["consent"].is_null()));
+    ok(credence(&["export", "--node", &api, "--out", p(&export), "--access-key", regulator_key]));
     let v = json(&ok(credence(&["verify", "--file", p(&export), "--genesis", &genesis, "--json"])));
-    assert_eq!(v["attestations"], 3, "{v}");
+    let exported = v["attestations"].as_u64().unwrap();
+    assert!(exported >= 3 + 3 + 4, "figures, grants and consent, query records: {v}");
     let csv_file = dir.path().join("chain.csv");
-    ok(credence(&["export", "--node", &api, "--csv", "--out", p(&csv_file)]));
-    assert_eq!(std::fs::read_to_string(&csv_file).unwrap().lines().count(), 4);
+    ok(credence(&["export", "--node", &api, "--csv", "--out", p(&csv_file), "--access-key", regulator_key]));
+    assert!(std::fs::read_to_string(&csv_file).unwrap().lines().count() as u64 > exported);
 }
 
 /// The validators rewrite history (here: the only validator starts over from genesis); an

@@ -18,7 +18,8 @@ fn with_byzantine(slot: u16, mode: &str) -> (Testnet, Vec<common::net::NodeProc>
 }
 
 /// The honest nodes commit attestations and agree on every block; the chain verifies.
-fn honest_keep_safety_and_liveness(net: &Testnet) -> u64 {
+/// Returns the height checked and a regulator's access key (exports read whole blocks).
+fn honest_keep_safety_and_liveness(net: &Testnet) -> (u64, std::path::PathBuf) {
     wait_until("the honest validators to commit", Duration::from_secs(60), || (0..3).all(|i| height(&net.api(i)) >= 2));
     for (i, period) in ["2021", "2022", "2023"].iter().enumerate() {
         let r = net.attest(i, i, period);
@@ -33,22 +34,34 @@ fn honest_keep_safety_and_liveness(net: &Testnet) -> u64 {
             (0..4).filter_map(|i| get(&net.api(i), &format!("/v1/blocks/{h}")).map(|b| b["hash"].clone())).collect();
         assert!(hashes.len() >= 3 && hashes.windows(2).all(|w| w[0] == w[1]), "height {h}: {hashes:?}");
     }
+    let regulator = net.access_key(0, 0, "inspector", "regulator");
     let export = net.dir.path().join("chain.export");
-    let o = credence(&["export", "--node", &net.api(0), "--out", export.to_str().unwrap()]);
+    let key = regulator.to_str().unwrap();
+    let o = credence(&["export", "--node", &net.api(0), "--out", export.to_str().unwrap(), "--access-key", key]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = json(&credence(&["verify", "--file", export.to_str().unwrap(), "--genesis", &net.genesis(), "--json"]));
     assert_eq!(v["ok"], true, "{v}");
-    top
+    (top, regulator)
 }
 
 #[test]
 fn an_equivocating_validator_is_caught_on_the_ledger() {
     let (net, _nodes) = with_byzantine(8, "equivocate");
-    honest_keep_safety_and_liveness(&net);
+    let (_, regulator) = honest_keep_safety_and_liveness(&net);
     // Some honest validator saw both of a pair and recorded the evidence in a block.
     let csv = net.dir.path().join("chain.csv");
     wait_until("equivocation evidence on the ledger", Duration::from_secs(60), || {
-        let o = credence(&["export", "--node", &net.api(0), "--csv", "--out", csv.to_str().unwrap()]);
+        let out = csv.to_str().unwrap();
+        let o = credence(&[
+            "export",
+            "--node",
+            &net.api(0),
+            "--csv",
+            "--out",
+            out,
+            "--access-key",
+            regulator.to_str().unwrap(),
+        ]);
         o.status.success()
             && std::fs::read_to_string(&csv)
                 .unwrap()
@@ -60,7 +73,7 @@ fn an_equivocating_validator_is_caught_on_the_ledger() {
 #[test]
 fn a_validator_proposing_invalid_blocks_gets_none_committed() {
     let (net, _nodes) = with_byzantine(9, "invalid-blocks");
-    let top = honest_keep_safety_and_liveness(&net);
+    let (top, _) = honest_keep_safety_and_liveness(&net);
     // Its proposals never pass validation, so no committed block is its.
     for h in 1..=top {
         let b = get(&net.api(0), &format!("/v1/blocks/{h}")).unwrap();

@@ -222,7 +222,8 @@ fn keys_can_be_encrypted_with_a_passphrase_from_env_or_file() {
 fn parquet_tables_read_back_in_duckdb_with_the_ledgers_counts_and_sums() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    generate(&data, "1500");
+    // The loan world (its first 3,732 records) and then the bulk mix, which has R&D spend.
+    generate(&data, "5000");
     let d = data.to_str().unwrap();
     let tables = dir.path().join("tables");
     let out = credence(&["export", "--data-dir", d, "--parquet", "--out", tables.to_str().unwrap()]);
@@ -251,7 +252,7 @@ fn parquet_tables_read_back_in_duckdb_with_the_ledgers_counts_and_sums() {
             rd_fen += cells[fen].parse::<u64>().unwrap();
         }
     }
-    assert_eq!(by_kind.values().sum::<u64>(), 1500);
+    assert_eq!(by_kind.values().sum::<u64>(), 5000);
 
     let script = r#"
 import duckdb, json, sys
@@ -275,10 +276,10 @@ print(json.dumps(out, default=str))
         .expect("python3 runs (DuckDB comes from tests/interop/requirements.txt)");
     assert!(py.status.success(), "duckdb: {}", String::from_utf8_lossy(&py.stderr));
     let v: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
-    assert_eq!(v["attestations"], 1500);
-    assert_eq!(v["blocks"][0], 6, "1,500 records in blocks of 250");
-    assert_eq!(v["blocks"][1], 1500);
-    assert_eq!(v["blocks"][2], 1500);
+    assert_eq!(v["attestations"], 5000);
+    assert_eq!(v["blocks"][0], 20, "5,000 records in blocks of 250");
+    assert_eq!(v["blocks"][1], 5000);
+    assert_eq!(v["blocks"][2], 5000);
     for (k, n) in &by_kind {
         assert_eq!(v["by_kind"][k], *n, "rows of kind {k}");
     }

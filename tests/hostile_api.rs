@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::net::{Testnet, wait_until};
+use common::net::{Testnet, get_as, wait_until};
 use common::{credence, json};
 
 /// Requests per second one client may make in this test's node config (`[api]`).
@@ -124,11 +124,17 @@ fn a_node_under_hostile_clients_refuses_clearly_and_keeps_committing() {
         assert!(field == "body" || field == "content-type" || field == "attestation", "{}", r.body);
         pace();
     }
-    // Huge and malformed `limit`s: refused, not clamped.
+    // Listings need a signed request (docs/ACCESS.md): unsigned, 401 naming the signature.
+    let listing = "/v1/enterprises/914403001922038216/attestations";
+    let r = get(&addr, listing).expect("answer");
+    assert_eq!((r.status, r.error().1.as_str()), (401, "signature"), "{}", r.body);
+    assert!(r.head.to_ascii_lowercase().contains("accept-signature:"), "{}", r.head);
+    pace();
+    // Huge and malformed `limit`s, signed: refused, not clamped.
+    let reader = net.access_key(0, 0, "hostile-reader", "member");
     for limit in ["100000000000", "1001", "-1", "1e9"] {
-        let r = get(&addr, &format!("/v1/enterprises/914403001922038216/attestations?limit={limit}")).expect("answer");
-        assert_eq!(r.status, 400, "{limit}: {}", r.body);
-        assert_eq!(r.error().1, "limit", "{}", r.body);
+        let (status, v) = get_as(&api_url, Some(&reader), &format!("{listing}?limit={limit}")).expect("answer");
+        assert_eq!((status, v["error"]["field"].as_str()), (400, Some("limit")), "{limit}: {v}");
         pace();
     }
 
@@ -350,7 +356,6 @@ fn slow_batch_bodies_do_not_delay_other_batches() {
     // The batch's attestations were valid: they commit.
     let last = results[2]["id"].as_str().unwrap().to_string();
     wait_until("the batch to commit", Duration::from_secs(30), || {
-        get(&addr, &format!("/v1/attestations/{last}"))
-            .is_some_and(|r| r.status == 200 && r.json()["status"] == "committed")
+        get(&addr, &format!("/v1/proofs/inclusion/{last}")).is_some_and(|r| r.status == 200)
     });
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Subcommand};
+use credence_ledger::access::{CONSENT_LIFETIME_MS_MAX, Consent, FactKind, Purpose};
 use credence_ledger::attestation::{
     Attestation, AttestationBody, AttestationId, Claim, PatentPledge, PatentValuation, PledgeRelease, RdCategory,
     RdSpend, Revocation, ValuationMethod,
@@ -15,6 +16,7 @@ use credence_ledger::attestation::{
 use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Period, Uscc};
+use credence_ledger::sig::SecretKey;
 use credence_node::runtime::now_ms;
 use serde_json::json;
 
@@ -160,13 +162,45 @@ enum Kind {
         #[arg(long)]
         pledge: String,
     },
-    /// Revoke one of your own attestations, optionally naming the one that supersedes it.
+    /// Record an enterprise's written authorisation (授权书) for a member to read its facts
+    /// (docs/ACCESS.md); withdraw it with `revoke --target <its id>`.
+    Consent {
+        /// The enterprise that signed the authorisation.
+        #[arg(long)]
+        enterprise: String,
+        /// The member whose access keys may read under it.
+        #[arg(long)]
+        recipient: String,
+        /// loan-application, post-loan-monitoring, guarantee-review or risk-pool-claim
+        #[arg(long)]
+        purpose: String,
+        /// The facts covered, comma-separated: rd-spend, patent-valuation, pledge.
+        #[arg(long, value_delimiter = ',', default_value = "rd-spend,patent-valuation,pledge")]
+        scope: Vec<String>,
+        /// Days until it lapses (at most 1,830).
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// The signed authorisation (required): `--evidence-file` or `--evidence`.
+        #[command(flatten)]
+        evidence: Evidence,
+    },
+    /// Revoke one of your own attestations (or access-key grants and consents), optionally
+    /// naming the one that supersedes it.
     Revoke {
         #[arg(long)]
         target: String,
         #[arg(long)]
         superseded_by: Option<String>,
     },
+}
+
+/// `days` from now in Unix ms, refused (naming `field`) beyond `lifetime_max_ms` (rule R025).
+pub fn expiry_ms(field: &str, days: u64, lifetime_max_ms: u64) -> Result<u64> {
+    let ms = days.checked_mul(86_400_000).filter(|ms| *ms >= 1 && *ms <= lifetime_max_ms);
+    let Some(ms) = ms else {
+        bail!("{field}: must be 1 to {} days", lifetime_max_ms / 86_400_000);
+    };
+    Ok(now_ms().saturating_add(ms))
 }
 
 fn id(field: &'static str, s: &str) -> Result<AttestationId> {
@@ -242,6 +276,36 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
             })
         }
         Kind::Release { pledge } => Claim::PledgeRelease(PledgeRelease { pledge: id("--pledge", pledge)? }),
+        Kind::Consent { enterprise, recipient, purpose, scope, days, evidence } => {
+            if evidence.evidence.is_none() && evidence.evidence_file.is_none() {
+                bail!(
+                    "--evidence-file or --evidence: a consent records the SHA-256 of the enterprise's signed authorisation"
+                );
+            }
+            let purpose = match Purpose::parse(purpose) {
+                Some(p) if p != Purpose::Supervision => p,
+                _ => bail!(
+                    "--purpose: '{purpose}' is not one of loan-application, post-loan-monitoring, guarantee-review, risk-pool-claim"
+                ),
+            };
+            let mut kinds = Vec::new();
+            for k in scope {
+                let Some(f) = FactKind::parse(k.trim()) else {
+                    bail!("--scope: '{k}' is not one of rd-spend, patent-valuation, pledge");
+                };
+                kinds.push(f);
+            }
+            kinds.sort();
+            kinds.dedup();
+            Claim::Consent(Consent {
+                enterprise: Uscc::parse("--enterprise", enterprise)?,
+                recipient: MemberName::parse("--recipient", recipient)?,
+                purpose,
+                scope: kinds,
+                expires_at_ms: expiry_ms("--days", *days, CONSENT_LIFETIME_MS_MAX)?,
+                evidence: evidence.hash()?,
+            })
+        }
         Kind::Revoke { target, superseded_by } => Claim::Revocation(Revocation {
             target: id("--target", target)?,
             superseded_by: superseded_by.as_deref().map(|s| id("--superseded-by", s)).transpose()?,
@@ -275,7 +339,7 @@ pub fn wire_json(a: &Attestation) -> serde_json::Value {
 /// Sends `a` to the node; retries (at most [`SUBMIT_ATTEMPTS`] sendings, with back-off
 /// from `back_off`) while the node is busy or does not answer. A retry answered
 /// `duplicate` means an earlier sending got through: that is success.
-pub(crate) fn submit(node: &str, a: &Attestation, mut back_off: Duration) -> Result<()> {
+fn send(node: &str, a: &Attestation, mut back_off: Duration) -> Result<()> {
     let body = wire_json(a);
     let mut attempt = 1;
     loop {
@@ -298,6 +362,48 @@ pub(crate) fn submit(node: &str, a: &Attestation, mut back_off: Duration) -> Res
     }
 }
 
+/// The member `key` belongs to in `genesis`.
+pub fn member_of(genesis: &Genesis, key: &SecretKey) -> Result<MemberName> {
+    genesis
+        .members
+        .iter()
+        .find(|m| m.public_key == key.public())
+        .map(|m| m.name.clone())
+        .context("--key: this key belongs to no member of the chain's genesis")
+}
+
+/// The sequence `me` signs next, as the node counts it (committed and pending).
+pub fn next_sequence(node: &str, me: &MemberName) -> Result<u64> {
+    let r = http::get(node, &format!("/v1/attesters/{me}/next-sequence"))?;
+    let v = r.json()?;
+    v["next_sequence"].as_u64().with_context(|| format!("the node did not give a next sequence: {}", r.text()))
+}
+
+/// Submits `a` to the node; with `wait`, waits for its commit (through the public inclusion
+/// proof, so no access key is needed). Returns `{id, sequence[, height, leaf_index]}`.
+pub fn submit(node: &str, a: &Attestation, wait: bool) -> Result<serde_json::Value> {
+    let id = a.id();
+    send(node, a, SUBMIT_BACK_OFF_FIRST)?;
+    let mut out = json!({"id": id.to_string(), "sequence": a.body.sequence});
+    if wait {
+        let started = Instant::now();
+        loop {
+            let r = http::get(node, &format!("/v1/proofs/inclusion/{id}"))?;
+            if r.status == 200 {
+                let v = r.json()?;
+                out["height"] = v["height"].clone();
+                out["leaf_index"] = v["leaf_index"].clone();
+                break;
+            }
+            if started.elapsed() > WAIT_MAX {
+                bail!("--wait: {id} was not committed within {} s", WAIT_MAX.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(out)
+}
+
 pub fn run(args: &AttestArgs) -> Result<ExitCode> {
     let c = &args.common;
     let key_path = c.key.as_ref().context("--key: the attester's key file is required")?;
@@ -307,18 +413,23 @@ pub fn run(args: &AttestArgs) -> Result<ExitCode> {
     };
     let key = crate::keys::read_key(key_path, &passphrase)?;
     let genesis = genesis(c)?;
-    let me = member_of(&genesis, &c.node, &key)?;
+    let me = member_in_force(&genesis, &c.node, &key)?;
     let claim = claim(&args.kind, &me)?;
     claim.check_fields()?;
     sign_and_submit(c, &genesis, &key, me, claim)
 }
 
-/// The member whose key `key` is: a genesis member's, or else (a key rotated in, a
-/// member added by governance) the key in force that the node's `/v1/governance` names.
-pub(crate) fn member_of(genesis: &Genesis, node: &str, key: &credence_ledger::sig::SecretKey) -> Result<MemberName> {
+/// The member whose key `key` is in force: the node's `/v1/governance` (public) names
+/// the members and keys in force (a key rotated in, a member added by governance); if the
+/// node cannot say, a genesis member's key ([`member_of`]).
+pub(crate) fn member_in_force(genesis: &Genesis, node: &str, key: &SecretKey) -> Result<MemberName> {
     let public = key.public();
     let governed = || -> Result<Option<MemberName>> {
-        let v = http::get(node, "/v1/governance")?.json()?;
+        let r = http::get(node, "/v1/governance")?;
+        if r.status != 200 {
+            return Ok(None);
+        }
+        let v = r.json()?;
         let hex = hex::encode(public.0);
         let found = v["members"].as_array().into_iter().flatten().find(|m| m["key"] == hex.as_str());
         Ok(match found.and_then(|m| m["name"].as_str()) {
@@ -329,12 +440,7 @@ pub(crate) fn member_of(genesis: &Genesis, node: &str, key: &credence_ledger::si
     if let Some(name) = governed().ok().flatten() {
         return Ok(name);
     }
-    genesis
-        .members
-        .iter()
-        .find(|m| m.public_key == public)
-        .map(|m| m.name.clone())
-        .context("--key: this key is no member's key in force (nor a genesis member's)")
+    member_of(genesis, key).context("--key: this key is no member's key in force (nor a genesis member's)")
 }
 
 /// Signs `claim` as `me` with the next sequence (or `--sequence`) and submits it (or
@@ -342,7 +448,7 @@ pub(crate) fn member_of(genesis: &Genesis, node: &str, key: &credence_ledger::si
 pub(crate) fn sign_and_submit(
     c: &Common,
     genesis: &Genesis,
-    key: &credence_ledger::sig::SecretKey,
+    key: &SecretKey,
     me: MemberName,
     claim: Claim,
 ) -> Result<ExitCode> {
@@ -351,13 +457,7 @@ pub(crate) fn sign_and_submit(
         None if c.dry_run && c.genesis.is_some() => {
             bail!("--sequence: required with --dry-run and --genesis (no node to ask)")
         }
-        None => {
-            let r = http::get(&c.node, &format!("/v1/attesters/{me}/next-sequence"))?;
-            let v = r.json()?;
-            v["next_sequence"]
-                .as_u64()
-                .with_context(|| format!("the node did not give a next sequence: {}", r.text()))?
-        }
+        None => next_sequence(&c.node, &me)?,
     };
     let body = AttestationBody { attester: me, sequence, issued_at_ms: now_ms(), claim };
     let a = body.sign(key, &genesis.hash());
@@ -366,26 +466,7 @@ pub(crate) fn sign_and_submit(
         println!("{}", wire_json(&a));
         return Ok(ExitCode::SUCCESS);
     }
-    submit(&c.node, &a, SUBMIT_BACK_OFF_FIRST)?;
-    let mut out = json!({"id": id.to_string(), "sequence": sequence});
-    if c.wait {
-        let started = Instant::now();
-        loop {
-            let r = http::get(&c.node, &format!("/v1/attestations/{id}"))?;
-            if r.status == 200 {
-                let v = r.json()?;
-                if v["status"] == "committed" {
-                    out["height"] = v["height"].clone();
-                    out["leaf_index"] = v["leaf_index"].clone();
-                    break;
-                }
-            }
-            if started.elapsed() > WAIT_MAX {
-                bail!("--wait: {id} was not committed within {} s", WAIT_MAX.as_secs());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+    let out = submit(&c.node, &a, c.wait)?;
     if c.json {
         println!("{out}");
     } else {
@@ -432,26 +513,26 @@ mod tests {
     #[test]
     fn a_busy_node_is_asked_again_until_it_accepts() {
         let requests = serve(20, |i, _| Some((if i < 2 { BUSY } else { ACCEPTED }, true)));
-        submit(&node(20), &attestation(), Duration::from_millis(1)).expect("accepted on the third sending");
+        send(&node(20), &attestation(), Duration::from_millis(1)).expect("accepted on the third sending");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]
     fn a_lost_answer_then_duplicate_means_the_first_sending_got_through() {
         let requests = serve(21, |i, _| if i == 0 { None } else { Some((DUPLICATE, true)) });
-        submit(&node(21), &attestation(), Duration::from_millis(1)).expect("already pending");
+        send(&node(21), &attestation(), Duration::from_millis(1)).expect("already pending");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]
     fn a_refusal_is_not_retried_and_a_node_busy_for_good_is_given_up() {
         let requests = serve(22, |_, _| Some((BAD, true)));
-        let e = submit(&node(22), &attestation(), Duration::from_millis(1)).expect_err("refused");
+        let e = send(&node(22), &attestation(), Duration::from_millis(1)).expect_err("refused");
         assert!(e.to_string().contains("HTTP 422"), "{e}");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 
         let requests = serve(23, |_, _| Some((BUSY, true)));
-        let e = submit(&node(23), &attestation(), Duration::from_millis(1)).expect_err("busy for good");
+        let e = send(&node(23), &attestation(), Duration::from_millis(1)).expect_err("busy for good");
         assert!(e.to_string().contains(&format!("gave up after {SUBMIT_ATTEMPTS} sendings")), "{e}");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), SUBMIT_ATTEMPTS as usize);
     }

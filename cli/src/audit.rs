@@ -15,12 +15,14 @@ use clap::Args;
 use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
+use credence_ledger::witness::parse_witnessed_note;
 use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView};
-use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle, check_checkpoint, decode_hashes};
+use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle, check_checkpoint, check_witnessed, decode_hashes};
 use serde_json::json;
 
 use crate::http::Conn;
 use crate::query::{self, get_json, node_error};
+use crate::tiles::Tiles;
 
 #[derive(Args, Debug)]
 pub struct CheckpointArgs {
@@ -56,6 +58,15 @@ pub struct AuditArgs {
     /// Use this data directory offline instead of a node (a stopped node's).
     #[arg(long, conflicts_with = "node")]
     data_dir: Option<PathBuf>,
+    /// Audit a log's C2SP tiles instead of a node's API: an http:// URL prefix or a directory
+    /// (e.g. made by `credence mirror`); the consistency proof is computed from the tiles.
+    #[arg(long, conflicts_with = "data_dir")]
+    tiles: Option<String>,
+    /// Require the current checkpoint to carry valid `cosignature/v1` lines of at least this
+    /// many of the witnesses named in genesis (C2SP tlog-witness): outside parties that saw no
+    /// other history. 0: witnesses are not required.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
     /// After a successful audit, replace the --since file with the node's current checkpoint.
     #[arg(long)]
     update: bool,
@@ -77,9 +88,19 @@ pub struct ProveArgs {
     /// Use this data directory offline instead of a node (a stopped node's).
     #[arg(long, conflicts_with = "node")]
     data_dir: Option<PathBuf>,
-    /// Check the bundle against this genesis before writing it (default: the node's genesis).
+    /// Check the bundle against this genesis before writing it (default: the node's genesis;
+    /// required with --tiles).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Build the bundle from a log's C2SP tiles instead of a node's API: an http:// URL prefix
+    /// or a directory. The attestation is found by reading the entry bundles in order and the
+    /// inclusion proof is computed from the tiles.
+    #[arg(long, conflicts_with = "data_dir", requires = "genesis")]
+    tiles: Option<String>,
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
+    #[command(flatten)]
+    read: crate::access::ReadArgs,
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +110,15 @@ pub struct VerifyBundleArgs {
     /// The chain's genesis file, obtained out of band.
     #[arg(long)]
     genesis: PathBuf,
+    /// Also check that the bundle's checkpoint is a prefix of the log's current one, served as
+    /// C2SP tiles at this http:// URL prefix or directory (a consistency proof computed from
+    /// the tiles): the bundle's history is the one the log still serves.
+    #[arg(long)]
+    tiles: Option<String>,
+    /// Require the bundle's checkpoint to carry valid `cosignature/v1` lines of at least this
+    /// many of the witnesses named in genesis. 0: witnesses are not required.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -195,7 +225,7 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
 
 /// What an audit concluded.
 #[derive(Debug)]
-enum Verdict {
+pub(crate) enum Verdict {
     AppendOnly,
     /// A checkpoint (the saved one or the node's) is forged, under-signed or not this chain's.
     BadCheckpoint(String),
@@ -207,7 +237,7 @@ enum Verdict {
 /// not smaller, not lower, no other block at the same height, and a consistency proof
 /// (from `fetch_proof(m, n)`, asked only when needed) that verifies against the two
 /// signed roots.
-fn judge(
+pub(crate) fn judge(
     old: &Checkpoint,
     new: &Checkpoint,
     fetch_proof: impl FnOnce(u64, u64) -> Result<Vec<NodeHash>>,
@@ -238,19 +268,32 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
     let old_note = String::from_utf8(read_bounded(&a.since, CHECKPOINT_BYTES_MAX, "--since")?)
         .with_context(|| format!("--since: {} is not UTF-8 text", a.since.display()))?;
-    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
-    let new_note = fetch_note(&mut conn)?;
+    let tiles = a.tiles.as_deref().map(Tiles::open).transpose()?;
+    let (mut conn, _local, new_note, from) = match &tiles {
+        Some(t) => (None, None, t.checkpoint()?, t.describe()),
+        None => {
+            let (url, local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+            let mut conn = Conn::new(&url)?;
+            let note = fetch_note(&mut conn)?;
+            (Some(conn), local, note, source(&a.node, a.data_dir.as_deref()))
+        }
+    };
 
-    let mut report = json!({"since": a.since.display().to_string(), "node": source(&a.node, a.data_dir.as_deref())});
+    let mut report = json!({"since": a.since.display().to_string(), "node": from});
     let verdict = (|| -> Result<Verdict> {
         let (old, old_q) = match check_checkpoint(&old_note, &genesis) {
             Ok(v) => v,
             Err(r) => return Ok(Verdict::BadCheckpoint(format!("the saved checkpoint is not valid: {r}"))),
         };
         report["from"] = checkpoint_json(&old, &old_q);
-        let (new, new_q) = match check_checkpoint(&new_note, &genesis) {
-            Ok(v) => v,
+        let (new, new_q) = match check_witnessed(&new_note, &genesis) {
+            Ok(c) => {
+                report["witnesses"] = json!(c.witnesses);
+                if let Err(r) = bundle::require_witnesses(&genesis, &c.witnesses, a.witnesses) {
+                    return Ok(Verdict::BadCheckpoint(format!("the node's current checkpoint: {r}")));
+                }
+                (c.checkpoint, c.quorum)
+            }
             Err(r) => {
                 return Ok(Verdict::BadCheckpoint(format!("the node's current checkpoint is not valid: {r}")));
             }
@@ -258,8 +301,18 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
         report["to"] = checkpoint_json(&new, &new_q);
         let proof_hashes = std::cell::Cell::new(0usize);
         let verdict = judge(&old, &new, |m, n| {
-            let view: ConsistencyProofView = get_json(&mut conn, &format!("/v1/proofs/consistency?from={m}&to={n}"))?;
-            let proof = decode_hashes("proof", &view.proof)?;
+            let proof = match (&tiles, conn.as_mut()) {
+                (Some(t), _) => {
+                    let tree = crate::tiles::tree(t, n);
+                    merkle::consistency_proof(m, n, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?
+                }
+                (None, Some(conn)) => {
+                    let view: ConsistencyProofView =
+                        get_json(conn, &format!("/v1/proofs/consistency?from={m}&to={n}"))?;
+                    decode_hashes("proof", &view.proof)?
+                }
+                (None, None) => bail!("no node and no tiles to ask for a consistency proof"),
+            };
             proof_hashes.set(proof.len());
             Ok(proof)
         })?;
@@ -294,6 +347,18 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
                     t["validators"],
                     report["proof_hashes"]
                 );
+                if a.witnesses > 0 {
+                    println!(
+                        "The current checkpoint is cosigned by {} of the genesis witnesses ({} required): {}.",
+                        report["witnesses"].as_array().map_or(0, Vec::len),
+                        a.witnesses,
+                        report["witnesses"].as_array().map_or(String::new(), |w| w
+                            .iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                    );
+                }
                 if a.update {
                     println!("{} now holds the current checkpoint.", a.since.display());
                 }
@@ -306,17 +371,21 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
 }
 
 pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
+    if let Some(t) = &a.tiles {
+        return prove_from_tiles(a, t);
+    }
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
+    let mut conn = a.access.connect(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
     let id = query::seg(&a.id);
     // The attestation first, then the checkpoint: the checkpoint then covers it.
-    let view: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{id}"))?;
+    let q = a.read.query()?.replacen('&', "?", 1);
+    let view: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{id}{q}"))?;
     let Some(leaf_index) = view.leaf_index.filter(|_| view.status == "committed") else {
         bail!("attestation {} is pending, not committed yet; try again after the next block", a.id);
     };
     let note = fetch_note(&mut conn)?;
-    let cp = Checkpoint::parse_note(&note).context("the node's checkpoint")?;
+    let (cp, cosigs) = parse_witnessed_note(&note).context("the node's checkpoint")?;
     let proof: InclusionProofView =
         get_json(&mut conn, &format!("/v1/proofs/inclusion/{id}?tree_size={}", cp.body.tree_size))?;
     if proof.leaf_index != leaf_index || proof.tree_size != cp.body.tree_size {
@@ -327,18 +396,58 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
             cp.body.tree_size
         );
     }
-    let bytes = B64.decode(&view.attestation).context("the node's attestation bytes")?;
+    let Some(encoded) = &view.attestation else {
+        bail!(
+            "the node withholds attestation {id} from this reader (docs/ACCESS.md): give --access-key and --purpose under a live consent"
+        );
+    };
+    let bytes = B64.decode(encoded).context("the node's attestation bytes")?;
     let path = decode_hashes("proof", &proof.proof)?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp)?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs)?;
     // Never hand out a bundle that would not verify.
     let report = bundle::verify(&b, &genesis).context("the node's data does not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
-        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators",
+        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, cosigned by {} of {} genesis witnesses",
         a.out.display(),
         report.id,
         report.leaf_index,
         report.tree_size,
+        report.checkpoint_height,
+        report.signers.len(),
+        report.validators,
+        report.witnesses.len(),
+        genesis.witnesses.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `prove --tiles`: the attestation found in the entry bundles, its inclusion proof computed
+/// from the hash tiles, under the log's current checkpoint.
+fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
+    let Some(g) = &a.genesis else { bail!("--tiles needs --genesis") };
+    let genesis = Genesis::load(g).with_context(|| format!("--genesis: {}", g.display()))?;
+    let id = credence_ledger::hash::Hash::from_hex("id", &a.id)
+        .map(credence_ledger::hash::HashOf::from_hash)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let src = Tiles::open(tiles_arg)?;
+    let note = src.checkpoint()?;
+    let checked = check_witnessed(&note, &genesis).map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
+    let cp = checked.checkpoint;
+    let size = cp.body.tree_size;
+    let (leaf_index, bytes) = crate::tiles::find_entry(&src, size, &id)?;
+    let tree = crate::tiles::tree(&src, size);
+    let path = merkle::inclusion_proof(leaf_index, size, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &checked.cosignatures)?;
+    let report = bundle::verify(&b, &genesis).context("the log's tiles do not make a valid bundle")?;
+    write_atomic(&a.out, &b.to_json())?;
+    println!(
+        "wrote {}: attestation {} at leaf {} of {} (from the tiles of {}), checkpoint of height {} signed by {} of {} validators",
+        a.out.display(),
+        report.id,
+        report.leaf_index,
+        report.tree_size,
+        src.describe(),
         report.checkpoint_height,
         report.signers.len(),
         report.validators
@@ -346,10 +455,52 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// With `--tiles`: the bundle's checkpoint must be a prefix of the log's current one.
+fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result<Result<u64, String>> {
+    let src = Tiles::open(tiles_arg)?;
+    let note = src.checkpoint()?;
+    let (now, _) = match check_checkpoint(&note, genesis) {
+        Ok(v) => v,
+        Err(r) => return Ok(Err(format!("the log's current checkpoint is not valid: {r}"))),
+    };
+    let (then, _) = parse_witnessed_note(&b.checkpoint).context("the bundle's checkpoint")?;
+    let tree = crate::tiles::tree(&src, now.body.tree_size);
+    let verdict = judge(&then, &now, |m, n| {
+        merkle::consistency_proof(m, n, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))
+    })?;
+    Ok(match verdict {
+        Verdict::AppendOnly => Ok(now.body.tree_size),
+        Verdict::Violation(r) | Verdict::BadCheckpoint(r) => Err(format!("the log no longer extends the bundle: {r}")),
+    })
+}
+
 pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
     let bytes = read_bounded(&a.file, BUNDLE_BYTES_MAX, "bundle")?;
-    let result = Bundle::parse(&bytes).and_then(|b| bundle::verify(&b, &genesis));
+    let parsed = Bundle::parse(&bytes);
+    let mut result = match &parsed {
+        Ok(b) => bundle::verify(b, &genesis).and_then(|r| {
+            bundle::require_witnesses(&genesis, &r.witnesses, a.witnesses)
+                .map(|()| r)
+                .map_err(|rule| bundle::BundleError { field: "checkpoint", rule })
+        }),
+        Err(e) => Err(bundle::BundleError { field: e.field, rule: e.rule.clone() }),
+    };
+    let mut in_log = None;
+    if let (Ok(b), Ok(_), Some(t)) = (&parsed, &result, &a.tiles) {
+        match bundle_still_in_log(b, &genesis, t)? {
+            Ok(size) => in_log = Some(size),
+            Err(rule) => result = Err(bundle::BundleError { field: "checkpoint", rule }),
+        }
+    }
+    if let Some(size) = in_log
+        && !a.json
+    {
+        println!(
+            "The log at {} still extends the bundle's checkpoint (now {size} attestations).",
+            a.tiles.as_deref().unwrap_or_default()
+        );
+    }
     match result {
         Ok(r) => {
             if a.json {
@@ -357,12 +508,14 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                     "{}",
                     json!({"valid": true, "id": r.id, "attester": r.attester, "leaf_index": r.leaf_index,
                            "tree_size": r.tree_size, "checkpoint_height": r.checkpoint_height,
-                           "signers": r.signers, "needed": r.needed, "validators": r.validators})
+                           "signers": r.signers, "needed": r.needed, "validators": r.validators,
+                           "witnesses": r.witnesses})
                 );
             } else {
                 println!(
                     "VALID: attestation {} by {} is leaf {} of the ledger's first {} attestations, \
-                     under a checkpoint (height {}) signed by {} of {} validators ({} needed): {}",
+                     under a checkpoint (height {}) signed by {} of {} validators ({} needed): {}; \
+                     cosigned by {} of {} genesis witnesses{}",
                     r.id,
                     r.attester,
                     r.leaf_index,
@@ -371,7 +524,10 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                     r.signers.len(),
                     r.validators,
                     r.needed,
-                    r.signers.join(", ")
+                    r.signers.join(", "),
+                    r.witnesses.len(),
+                    genesis.witnesses.len(),
+                    if r.witnesses.is_empty() { String::new() } else { format!(": {}", r.witnesses.join(", ")) }
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -27,7 +27,8 @@ const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
-    /// Attestations to generate.
+    /// Attestations to generate: the demo loan world first (about 3,700; cut short if N is
+    /// smaller), then a bulk mix of R&D spend, valuations, pledges, releases and revocations.
     #[arg(long)]
     records: u64,
     /// Directory to write genesis.toml, keys/ and ledger.redb into (must not hold a ledger yet).
@@ -61,6 +62,10 @@ pub struct ExportArgs {
     /// Write Parquet tables (blocks, attestations, one per kind; docs/AUDITING.md) into the directory --out.
     #[arg(long)]
     parquet: bool,
+    /// With --node: whole blocks hold every fact in clear, so the node serves them only to
+    /// an access key with the regulator scope (docs/ACCESS.md).
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +79,12 @@ pub struct VerifyArgs {
     /// The genesis file the chain must start from.
     #[arg(long)]
     genesis: Option<PathBuf>,
+    /// Verify a log's C2SP tiles instead (needs --genesis): an http:// URL prefix or a
+    /// directory of tiles (e.g. made by `credence mirror`). Checks the checkpoint, every tile
+    /// against the signed root, and every entry's signature and sequence; block headers,
+    /// times and earlier certificates are not in tiles.
+    #[arg(long, requires = "genesis", conflicts_with_all = ["data_dir", "file"])]
+    tiles: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -144,7 +155,8 @@ fn generate_into(
     // Blocks are about 1.25 s apart: start early enough that the last one is not in the future.
     let start =
         genesis_time_ms.unwrap_or_else(|| now_ms().saturating_sub(records / block_records as u64 * 2000 + 3_600_000));
-    let mut builder = ChainBuilder::new(seed, start)?;
+    // The loan world first (a fixed prefix of about 3,700 records), then the bulk mix.
+    let mut builder = ChainBuilder::with_loan_world(seed, start)?;
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {
@@ -191,7 +203,7 @@ pub(crate) fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
 /// Where `export` reads blocks from.
 enum BlockSource {
     Store(Box<RedbStore>),
-    Node(crate::http::Conn),
+    Node(Box<crate::http::Conn>),
 }
 
 impl BlockSource {
@@ -201,10 +213,10 @@ impl BlockSource {
             let head = store.head()?.map_or(0, |h| h.height);
             return Ok((genesis, BlockSource::Store(Box::new(store)), head));
         }
-        let mut conn = crate::http::Conn::new(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
+        let mut conn = a.access.connect(a.node.as_deref().unwrap_or(crate::query::NODE_DEFAULT))?;
         let genesis = crate::query::node_genesis(&mut conn)?;
         let status: credence_node::api::views::StatusView = crate::query::get_json(&mut conn, "/v1/status")?;
-        Ok((genesis, BlockSource::Node(conn), status.height))
+        Ok((genesis, BlockSource::Node(Box::new(conn)), status.height))
     }
 
     fn block(&mut self, genesis: &Genesis, h: u64) -> Result<CertifiedBlock> {
@@ -325,6 +337,9 @@ fn run_verify_store(ctx: &ChainContext, store: &RedbStore) -> Result<(Summary, O
 }
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    if let (Some(t), Some(g)) = (&a.tiles, &a.genesis) {
+        return crate::tiles::verify(t, Genesis::load(g)?, a.json);
+    }
     if let Some(dir) = &a.data_dir {
         let (genesis, store) = load_data_dir(dir)?;
         if let Some(g) = &a.genesis {
@@ -366,7 +381,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     let code = report(&summary, failure.as_ref(), false);
     let d = a.dir.display();
     println!(
-        "\nDemo data is in {d}. Try:\n  credence verify --data-dir {d} --json\n  credence export --data-dir {d} --out {d}/chain.export\n  credence verify --file {d}/chain.export --genesis {d}/genesis.toml"
+        "\nDemo data is in {d}. Try:\n  credence verify --data-dir {d} --json\n  credence portfolio --data-dir {d}\n  credence profile 914403001922038216 --data-dir {d}\n  credence export --data-dir {d} --out {d}/chain.export\n  credence verify --file {d}/chain.export --genesis {d}/genesis.toml"
     );
     Ok(code)
 }

@@ -216,7 +216,7 @@ fn propose(a: &ProposeArgs) -> Result<ExitCode> {
     let c = &a.common;
     let key = key(c)?;
     let genesis = attest::genesis(c)?;
-    let me = attest::member_of(&genesis, &c.node, &key)?;
+    let me = attest::member_in_force(&genesis, &c.node, &key)?;
     attest::sign_and_submit(c, &genesis, &key, me, claim)
 }
 
@@ -225,7 +225,7 @@ fn approve(a: &ApproveArgs) -> Result<ExitCode> {
     let c = &a.common;
     let key = key(c)?;
     let genesis = attest::genesis(c)?;
-    let me = attest::member_of(&genesis, &c.node, &key)?;
+    let me = attest::member_in_force(&genesis, &c.node, &key)?;
     attest::sign_and_submit(c, &genesis, &key, me, Claim::GovernanceApproval(GovernanceApproval { proposal }))
 }
 
@@ -238,7 +238,7 @@ fn rotate(a: &RotateArgs) -> Result<ExitCode> {
     };
     let new = crate::keys::read_key(&a.new_key, &passphrase)?;
     let genesis = attest::genesis(c)?;
-    let me = attest::member_of(&genesis, &c.node, &old)?;
+    let me = attest::member_in_force(&genesis, &c.node, &old)?;
     let possession = governance::sign_possession(&new, &genesis.hash(), &me, &MemberKey::Ed25519(old.public()));
     let claim = Claim::KeyRotation(KeyRotation { new_key: MemberKey::Ed25519(new.public()), possession });
     claim.check_fields()?;

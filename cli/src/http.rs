@@ -22,6 +22,10 @@ use hyper::header::{ACCEPT, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 
+use credence_node::httpsig;
+use credence_node::keyfile::AccessKeyFile;
+use credence_node::runtime::now_ms;
+
 /// Largest response body read.
 pub const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Largest response head (status line and headers), and hyper's read buffer.
@@ -88,6 +92,8 @@ struct Target {
     addr: SocketAddr,
     keep_alive: bool,
     timeout: Duration,
+    /// Signs every request (RFC 9421, docs/ACCESS.md) when set.
+    access: Option<AccessKeyFile>,
 }
 
 /// A connection to one node that carries requests one after another (HTTP/1.1
@@ -116,8 +122,15 @@ impl Conn {
             .enable_time()
             .build()
             .context("cannot start the HTTP client's runtime")?;
-        let target = Target { node: node.to_string(), host, addr, keep_alive: true, timeout };
+        let target = Target { node: node.to_string(), host, addr, keep_alive: true, timeout, access: None };
         Ok(Conn { target, rt, sender: None })
+    }
+
+    /// Signs every request of this connection with `access` (none: unsigned). Each attempt
+    /// is signed afresh, so a retried request is never refused as a replay.
+    pub fn with_access(mut self, access: Option<AccessKeyFile>) -> Conn {
+        self.target.access = access;
+        self
     }
 
     /// Sends one request and reads the whole response.
@@ -218,13 +231,23 @@ async fn exchange(
 ) -> Result<(Response, bool), Exchange> {
     let t = target.timeout;
     let node = &target.node;
-    let request = Request::builder()
+    let mut builder = Request::builder()
         .method(method.clone())
         .uri(path)
         .header(HOST, target.host.as_str())
         .header(CONNECTION, if target.keep_alive { "keep-alive" } else { "close" })
         .header(ACCEPT, "application/json")
-        .header(CONTENT_TYPE, "application/json")
+        .header(CONTENT_TYPE, "application/json");
+    if let Some(access) = &target.access {
+        let now_s = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        let keyid = access.keyid.to_string();
+        let signed = httpsig::signed_headers(method.as_str(), path, Some(body), &keyid, &access.key, now_s)
+            .map_err(|e| Exchange::Failed(anyhow!("cannot sign the request: {e}")))?;
+        for (name, value) in signed {
+            builder = builder.header(name, value);
+        }
+    }
+    let request = builder
         .body(Full::new(body.clone()))
         .with_context(|| format!("invalid request path {path:?}"))
         .map_err(Exchange::Failed)?;

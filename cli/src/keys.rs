@@ -25,6 +25,39 @@ pub enum KeysCommand {
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
+    /// Delegate a new access key to one of your member's people or systems: signs an
+    /// access-key grant with the member key, waits for its commit, writes the key file (docs/ACCESS.md).
+    Access {
+        /// Your member key file (signs the grant).
+        #[arg(long)]
+        key: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+        /// Who holds the new key, e.g. loan-officer-zhang (1 to 64 bytes).
+        #[arg(long)]
+        holder: String,
+        /// What it may read, comma-separated: member, restricted, regulator (regulators only).
+        #[arg(long, value_delimiter = ',', default_value = "member,restricted")]
+        scopes: Vec<String>,
+        /// Days until it expires (at most 400).
+        #[arg(long, default_value_t = 90)]
+        days: u64,
+        /// The new access-key file (mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Encrypt the new file with the passphrase in this environment variable.
+        #[arg(long, value_name = "VAR")]
+        out_passphrase_env: Option<String>,
+        /// The node's API (the grant is submitted there).
+        #[arg(long, default_value = crate::query::NODE_DEFAULT)]
+        node: String,
+        /// The chain's genesis file (default: fetched from the node).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a key file's public key and its C2SP verifier key.
     Show {
         file: PathBuf,
@@ -85,6 +118,37 @@ pub fn run(cmd: &KeysCommand) -> Result<ExitCode> {
             };
             write_private(out, &text)?;
             println!("{}", hex::encode(key.public().0));
+            Ok(ExitCode::SUCCESS)
+        }
+        KeysCommand::Access { key, passphrase, holder, scopes, days, out, out_passphrase_env, node, genesis, json } => {
+            let member_key = read_key(key, passphrase)?;
+            let genesis = match genesis {
+                Some(g) => credence_ledger::genesis::Genesis::load(g)?,
+                None => crate::query::node_genesis(&mut crate::http::Conn::new(node)?)?,
+            };
+            let out_passphrase =
+                out_passphrase_env.as_ref().map(|v| PassphraseSource::Env(v.clone()).read()).transpose()?;
+            let (keyid, receipt) = crate::access::grant(crate::access::GrantRequest {
+                node,
+                genesis: &genesis,
+                member_key: &member_key,
+                holder,
+                scopes: crate::access::parse_scopes(scopes)?,
+                days: *days,
+                out,
+                passphrase: out_passphrase,
+            })?;
+            if *json {
+                println!("{}", json!({"keyid": keyid.to_string(), "file": out, "height": receipt["height"]}));
+            } else {
+                println!("keyid   {keyid}\nfile    {}\nheight  {}", out.display(), receipt["height"]);
+                println!(
+                    "use it: --access-key {} (or {}={})",
+                    out.display(),
+                    crate::access::ACCESS_KEY_ENV,
+                    out.display()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Show { file, name, json, passphrase } => {

@@ -52,7 +52,8 @@ pub fn serve_store(genesis: Genesis, store: RedbStore) -> Result<LocalApi> {
     // The only client is this process: no per-client rate limit to speak of.
     let max = credence_node::config::API_RATE_PER_SECOND_MAX;
     let config = ApiConfig { rate: api::RateLimit { per_second: max, burst: max }, ..ApiConfig::default() };
-    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new())).with_config(config);
+    // The holder of the directory reads everything, unsigned and unlogged (docs/ACCESS.md).
+    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new())).with_config(config).offline();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let addr = rt.block_on(async {

@@ -1,5 +1,6 @@
 //! The `credence` command line: run nodes, attest, query and audit the ledger, and verify chains, proofs and bundles offline.
 
+mod access;
 mod attest;
 mod audit;
 mod bench_audit;
@@ -14,8 +15,11 @@ mod node;
 mod parquet;
 mod portfolio;
 mod profile;
+mod profile_loans;
 mod query;
 mod sim;
+mod tiles;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -74,6 +78,10 @@ enum Command {
     Prove(audit::ProveArgs),
     /// Verify a proof bundle offline against a genesis file.
     VerifyBundle(audit::VerifyBundleArgs),
+    /// Copy a log's C2SP tiles into a directory for offline audit, checking every tile as it comes (resumable).
+    Mirror(tiles::MirrorArgs),
+    /// Run a C2SP tlog-witness: cosign checkpoints consistent with the last one cosigned per chain.
+    Witness(witness::WitnessArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +108,8 @@ fn main() -> ExitCode {
         Command::Audit(a) => audit::audit(&a),
         Command::Prove(a) => audit::prove(&a),
         Command::VerifyBundle(a) => audit::verify_bundle(&a),
+        Command::Mirror(a) => tiles::mirror(&a),
+        Command::Witness(a) => witness::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -7,10 +7,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use clap::Args;
 use credence_ledger::attestation::{
-    AttestationBody, Claim, PatentPledge, PatentValuation, RdCategory, RdSpend, ValuationMethod,
+    Attestation, AttestationBody, Claim, PatentPledge, PatentValuation, RdCategory, RdSpend, ValuationMethod,
 };
+use credence_ledger::demo;
+use credence_ledger::demo_world::LoanWorld;
 use credence_ledger::genesis::{ConsensusParams, Genesis, MemberSpec, Role};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::{Currency, Date, MemberName, Money, Period};
@@ -69,7 +73,11 @@ pub struct DevArgs {
     /// HTTP API address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     api: SocketAddr,
-    /// Demo attestations submitted at start (on a fresh dev chain).
+    /// p2p listen address (default: any free loopback port; the dev chain has no peers).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    p2p: SocketAddr,
+    /// On a fresh dev chain: the demo loan world (about 3,700 records) and then this many
+    /// R&D-spend, valuation and pledge records by `dev` are submitted at start (0: neither).
     #[arg(long, default_value_t = 300)]
     demo_records: u64,
 }
@@ -205,19 +213,29 @@ pub fn node(a: &NodeArgs) -> Result<ExitCode> {
 /// Genesis time of dev and testnet chains (2025-01-01T00:00:00Z).
 const LOCAL_GENESIS_TIME_MS: u64 = 1_735_689_600_000;
 
-/// A single-validator consortium whose one member holds every role.
-fn dev_genesis(key: &SecretKey) -> Result<Genesis> {
+/// A single-validator consortium: the `dev` member holds every role and validates; the
+/// demo institutions (banks, service centres, appraiser, risk pool; [`demo::MEMBERS`]) are
+/// non-validating members whose keys `dev` writes next to its own, so the demo loan world
+/// has distinct lenders, appraisers and a pool administrator.
+fn dev_genesis(key: &SecretKey, others: &[(String, SecretKey, Vec<Role>)]) -> Result<Genesis> {
     let dev = MemberSpec { name: "dev".into(), public_key: key.public(), roles: Role::ALL.to_vec(), validator: true };
+    let members = std::iter::once(dev).chain(others.iter().map(|(name, k, roles)| MemberSpec {
+        name: name.clone(),
+        public_key: k.public(),
+        roles: roles.clone(),
+        validator: false,
+    }));
     let origin = "credence.example/dev";
-    Ok(Genesis::new("credence-dev", origin, LOCAL_GENESIS_TIME_MS, ConsensusParams::default(), [dev])?)
+    Ok(Genesis::new("credence-dev", origin, LOCAL_GENESIS_TIME_MS, ConsensusParams::default(), members)?)
 }
 
-/// Demo attestations by the dev member: R&D spend, valuations and pledges of the real demo enterprises.
-fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence_ledger::attestation::Attestation> {
-    let mut rng = credence_ledger::demo::DemoRng::new(42);
-    let enterprises = credence_ledger::demo::enterprises(&mut rng, 20);
-    let patents = credence_ledger::demo::patents(&mut rng, (n as usize).max(1));
-    let me = genesis.members[0].name.clone();
+/// Demo attestations by the dev member: R&D spend, valuations and pledges of the first
+/// enterprises of the loan world (seed 1, so the real codes come first).
+fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestation> {
+    let mut rng = demo::DemoRng::new(42);
+    let enterprises = demo::enterprises(&mut demo::DemoRng::new(DEV_WORLD_SEED), DEV_ENTERPRISES);
+    let patents = demo::patents(&mut rng, (n as usize).max(1));
+    let me = MemberName::parse("member", "dev").unwrap_or_else(|_| genesis.members[0].name.clone());
     let now = now_ms();
     // Amounts in whole yuan, stored in fen.
     let cny = |yuan: u64| Money { fen: yuan * 100, currency: Currency::CNY };
@@ -238,8 +256,9 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
                     owner: e,
                     value: cny(500_000 + rng.below(80_000_000)),
                     method: ValuationMethod::Income,
-                    valuation_date: Date::new("d", 2025, 1, 15).ok()?,
-                    valid_until: Date::new("d", 2026, 1, 14).ok()?,
+                    // Valued a month ago, valid for a year: current whenever the dev chain starts.
+                    valuation_date: Date::from_unix_ms(now.saturating_sub(30 * 86_400_000)).ok()?,
+                    valid_until: Date::from_unix_ms(now.saturating_add(335 * 86_400_000)).ok()?,
                     evidence: rng.hash(),
                 }),
                 _ => Claim::PatentPledge(PatentPledge {
@@ -258,6 +277,54 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<credence
         .collect()
 }
 
+/// Seed of the dev chain's loan world (the seed `credence demo` and `generate` default to).
+const DEV_WORLD_SEED: u64 = 1;
+
+/// The demo loan world ([`credence_ledger::demo_world`]) signed by the demo members of a
+/// dev genesis, in order; `keys` are the members' keys in genesis order.
+fn world_attestations(genesis: &Genesis, keys: &[Option<SecretKey>]) -> Result<Vec<Attestation>> {
+    let mut world = LoanWorld::new(DEV_WORLD_SEED, genesis)?;
+    let mut sequences = vec![1u64; genesis.members.len()];
+    let chain_id = genesis.hash();
+    let now = now_ms();
+    let mut out = Vec::with_capacity(world.len());
+    while let Some((who, claim)) = world.next_claim() {
+        let Some(key) = keys.get(who).and_then(Option::as_ref) else {
+            bail!("internal: no key for demo member {}", genesis.members[who].name);
+        };
+        let body = AttestationBody {
+            attester: genesis.members[who].name.clone(),
+            sequence: sequences[who],
+            issued_at_ms: now,
+            claim,
+        };
+        sequences[who] += 1;
+        let a = body.sign(key, &chain_id);
+        world.bind(a.id());
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// Submits `records` in order through the batch route; returns how many were admitted.
+fn submit_all(url: &str, records: &[Attestation]) -> Result<usize> {
+    let mut admitted = 0;
+    for chunk in records.chunks(credence_node::api::BATCH_ITEMS_MAX) {
+        let items: Vec<String> = chunk.iter().map(|a| B64.encode(a.to_bytes())).collect();
+        let r = crate::http::post_json(url, "/v1/attestations/batch", &json!({ "attestations": items }))?;
+        if r.status != 200 {
+            bail!("the dev node refused a demo batch: {}", crate::query::node_error(r.status, &r.body));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&r.body)?;
+        let results = v["results"].as_array().map_or(&[][..], Vec::as_slice);
+        admitted += results.iter().filter(|r| r["status"] == "pending").count();
+        if let Some(refused) = results.iter().find(|r| r["status"] != "pending") {
+            eprintln!("dev: a demo attestation was refused: {refused}");
+        }
+    }
+    Ok(admitted)
+}
+
 pub fn dev(a: &DevArgs) -> Result<ExitCode> {
     init_logging();
     let dir = &a.dir;
@@ -269,14 +336,25 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             &dir.join("keys/dev.key"),
             &keyfile::text("Credence dev key (local dev chain only)", &key),
         )?;
-        let genesis = dev_genesis(&key)?;
+        let mut others = Vec::new();
+        for (name, roles, _) in demo::MEMBERS {
+            let k = SecretKey::generate();
+            let text = keyfile::text(&format!("Credence dev key of demo member {name} (local dev chain only)"), &k);
+            keyfile::write_private(&dir.join(format!("keys/{name}.key")), &text)?;
+            others.push(((*name).to_owned(), k, roles.to_vec()));
+        }
+        let genesis = dev_genesis(&key, &others)?;
         fs::write(dir.join("genesis.toml"), genesis.to_toml())?;
+        // A copy beside the store, so `--data-dir DIR/data` commands (export, verify,
+        // portfolio, query) find the genesis there as in any node's data directory.
+        fs::create_dir_all(dir.join("data"))?;
+        fs::write(dir.join("data/genesis.toml"), genesis.to_toml())?;
         let abs = fs::canonicalize(dir)?;
         let config = NodeConfig {
             data_dir: abs.join("data"),
             genesis: abs.join("genesis.toml"),
             key: abs.join("keys/dev.key"),
-            p2p_listen: "127.0.0.1:0".parse()?,
+            p2p_listen: a.p2p,
             peers: Vec::new(),
             api_listen: a.api,
             mempool: MempoolConfig::default(),
@@ -299,25 +377,147 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
         let running = ready_rx.await.context("the node stopped before it was ready")?;
         let url = format!("http://{}", running.api);
         if fresh && a.demo_records > 0 {
-            let records = demo_attestations(&genesis, &key, a.demo_records);
+            // The demo members' keys, in genesis order (`dev` signs its own records).
+            let mut keys = Vec::with_capacity(genesis.members.len());
+            for m in &genesis.members {
+                let path = dir.join(format!("keys/{}.key", m.name));
+                keys.push(if m.name.as_str() == "dev" { None } else { Some(keyfile::read(&path)?) });
+            }
+            let mut records = world_attestations(&genesis, &keys)?;
+            let world = records.len();
+            records.extend(demo_attestations(&genesis, &key, a.demo_records));
             let url2 = url.clone();
-            let submitted = tokio::task::spawn_blocking(move || {
-                records
-                    .iter()
-                    .filter(|r| crate::http::post_json(&url2, "/v1/attestations", &crate::attest::wire_json(r)).is_ok_and(|r| r.status == 202))
-                    .count()
-            })
-            .await?;
-            eprintln!("submitted {submitted} demo attestations");
+            let submitted = tokio::task::spawn_blocking(move || submit_all(&url2, &records)).await??;
+            eprintln!("submitted {submitted} demo attestations ({world} of the loan world)");
         }
-        let d = dir.display();
+        // Who reads (docs/ACCESS.md): a loan officer's and a regulator's access key, and the
+        // demo enterprises' consents for the dev member; once per dev chain.
+        let (officer, regulator) = (dir.join(DEV_OFFICER_KEY), dir.join(DEV_REGULATOR_KEY));
+        if !officer.exists() {
+            let (url2, genesis2, key2) = (url.clone(), genesis.clone(), SecretKey::from_seed(key.seed()));
+            let (officer2, regulator2) = (officer.clone(), regulator.clone());
+            tokio::task::spawn_blocking(move || provision_dev(&url2, &genesis2, &key2, &officer2, &regulator2))
+                .await??;
+        }
+        let (d, o, r) = (dir.display(), officer.display(), regulator.display());
         println!(
-            "Credence dev node: one validator, API at {url}\n\nTry:\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  curl {url}/v1/enterprises/914403001922038216/attestations\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nStop with Ctrl-C."
+            "Credence dev node: one validator, API at {url}, web console at {url}/console\n\nTry:\n  credence profile 914403001922038216 --node {url} --access-key {o} --purpose loan-application\n  credence query enterprise 914403001922038216 --node {url} --access-key {r} --purpose supervision\n  credence portfolio --node {url} --access-key {r}\n  credence query attester dev --node {url} --access-key {o}\n  curl {url}/v1/status\n  curl {url}/v1/checkpoint\n  credence attest rd-spend --enterprise 914403001922038216 --period 2024 --amount 1250000.00 --key {d}/keys/dev.key --node {url} --wait\n  credence export --data-dir {d}/data --out chain.export   (after stopping the node)\n\nReads above /v1/status need a signed request (docs/ACCESS.md): {o} is a loan officer's access key\n(member and restricted scopes; the demo enterprises consented to loan-application reads by 'dev'),\n{r} a regulator's. Each restricted read is logged on the ledger as a query record.\n\nStop with Ctrl-C."
         );
         node.await??;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The dev chain's loan-officer access key (member and restricted scopes), under `--dir`.
+pub const DEV_OFFICER_KEY: &str = "keys/dev-officer.access";
+/// The dev chain's regulator access key (regulator scope), under `--dir`.
+pub const DEV_REGULATOR_KEY: &str = "keys/dev-regulator.access";
+/// Enterprises of the dev demo data (see [`demo_attestations`]).
+const DEV_ENTERPRISES: usize = 20;
+
+/// Delegates the dev chain's two access keys and records the demo enterprises' consents.
+fn provision_dev(url: &str, genesis: &Genesis, key: &SecretKey, officer: &Path, regulator: &Path) -> Result<()> {
+    use credence_ledger::access::Scope;
+    let enterprises = demo::enterprises(&mut demo::DemoRng::new(DEV_WORLD_SEED), DEV_ENTERPRISES);
+    let me = crate::attest::member_of(genesis, key)?;
+    crate::access::record_consents(url, genesis, key, &me, &enterprises)?;
+    for (holder, scopes, out) in [
+        ("dev-loan-officer", vec![Scope::Member, Scope::Restricted], officer),
+        ("dev-regulator", vec![Scope::Regulator], regulator),
+    ] {
+        let request = crate::access::GrantRequest {
+            node: url,
+            genesis,
+            member_key: key,
+            holder,
+            scopes,
+            days: 365,
+            out,
+            passphrase: None,
+        };
+        crate::access::grant(request)?;
+    }
+    eprintln!(
+        "delegated access keys {} and {}; recorded {} consents",
+        officer.display(),
+        regulator.display(),
+        enterprises.len()
+    );
+    Ok(())
+}
+
+/// The enterprise of the README's examples, whose consent `credence testnet --start` records.
+const TESTNET_ENTERPRISE: &str = "914403001922038216";
+
+/// For a started testnet: once its first node commits, delegates an access key to each
+/// member (member and restricted scopes, `keys/<name>.access`) and a regulator key from
+/// validator-0 (`keys/regulator.access`), records the consent of [`TESTNET_ENTERPRISE`] for
+/// each member, and prints how to read.
+fn provision_testnet(layout: &TestnetLayout) -> Result<()> {
+    use credence_ledger::access::Scope;
+    let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
+    let api = |i: usize| layout.manifest["nodes"][i]["api"].as_str().unwrap_or_default().to_string();
+    let started = std::time::Instant::now();
+    while crate::http::get(&api(0), "/v1/status")
+        .ok()
+        .and_then(|r| r.json().ok())
+        .and_then(|v| v["height"].as_u64())
+        .unwrap_or(0)
+        < 1
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the first node did not commit a block within 60 s (see its node.log)");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let enterprise = credence_ledger::ids::Uscc::parse("enterprise", TESTNET_ENTERPRISE)?;
+    let v0 = keyfile::read(&layout.dir.join(format!("keys/{}.key", layout.names[0])))?;
+    let mut grants = Vec::new();
+    for (i, name) in layout.names.iter().enumerate() {
+        let key = keyfile::read(&layout.dir.join(format!("keys/{name}.key")))?;
+        let out = layout.dir.join(format!("keys/{name}.access"));
+        let scopes = vec![Scope::Member, Scope::Restricted];
+        let request = crate::access::GrantRequest {
+            node: &api(i),
+            genesis: &genesis,
+            member_key: &key,
+            holder: &format!("{name}-reader"),
+            scopes,
+            days: 90,
+            out: &out,
+            passphrase: None,
+        };
+        crate::access::grant(request)?;
+        let member = crate::attest::member_of(&genesis, &key)?;
+        crate::access::record_consents(&api(0), &genesis, &v0, &member, &[enterprise])?;
+        grants.push((name.clone(), out));
+    }
+    let regulator = layout.dir.join("keys/regulator.access");
+    crate::access::grant(crate::access::GrantRequest {
+        node: &api(0),
+        genesis: &genesis,
+        member_key: &v0,
+        holder: "testnet-regulator",
+        scopes: vec![Scope::Regulator],
+        days: 90,
+        out: &regulator,
+        passphrase: None,
+    })?;
+    println!(
+        "access keys (docs/ACCESS.md), each member's consented to read {TESTNET_ENTERPRISE} for loan-application:"
+    );
+    for (name, file) in &grants {
+        println!("  {name}: {}", file.display());
+    }
+    println!("  regulator (validator-0): {}", regulator.display());
+    let (g0, a0) = (grants[0].1.display(), api(0));
+    println!(
+        "try:\n  credence profile {TESTNET_ENTERPRISE} --node {a0} --access-key {g0} --purpose loan-application\n  credence query enterprise {TESTNET_ENTERPRISE} --node {a0} --access-key {} --purpose supervision\n  credence export --node {a0} --access-key {} --out chain.export",
+        regulator.display(),
+        regulator.display()
+    );
+    Ok(())
 }
 
 /// A local network's files, written by [`write_testnet`].
@@ -494,6 +694,10 @@ pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
         return Err(e);
     }
     println!("started {} nodes; stop with Ctrl-C (logs in <dir>/<name>/node.log)", children.len());
+    if let Err(e) = provision_testnet(&layout) {
+        stop_nodes(&mut children);
+        return Err(e.context("cannot provision the testnet's access keys"));
+    }
     let waited = runtime().map(|rt| rt.block_on(stop_signal()));
     stop_nodes(&mut children);
     waited?;

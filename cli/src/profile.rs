@@ -1,4 +1,4 @@
-//! `credence profile <USCC>`: what the ledger says about one enterprise — R&D spend and who agrees, patent portfolio and its value, active pledges, flagged records.
+//! `credence profile <USCC>`: what the ledger says about one enterprise — R&D spend and who agrees, patent portfolio and its value, active pledges, IP-backed loans and their history, qualifications, patent-status warnings, flagged records.
 //!
 //! [`Profile::build`] is a pure function of the enterprise's committed attestations (as the
 //! API lists them) and an "as of" date; the rules it applies are written out in
@@ -14,7 +14,8 @@ use credence_node::api::views::{AttestationView, ClaimView, StatusView};
 use credence_node::runtime::now_ms;
 use serde::Serialize;
 
-use crate::http::Conn;
+use crate::access::{AccessArgs, ReadArgs};
+use crate::profile_loans::LoanSections;
 use crate::query::{self, ListArgs, OutArgs, get_json, print_table};
 
 #[derive(Args, Debug)]
@@ -33,10 +34,14 @@ pub struct ProfileArgs {
     /// Print one JSON object (fields in docs/AUDITING.md).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
+    read: ReadArgs,
 }
 
 /// Amounts in one currency, summed in fen.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Total {
     pub currency: String,
     pub fen: u64,
@@ -132,6 +137,32 @@ pub struct Profile {
     /// Pledges released by their bank.
     pub released_pledges: usize,
     pub flagged: Vec<Flag>,
+    /// Loans, qualifications and patent status (the IP-loan kinds).
+    #[serde(flatten)]
+    pub ip_loans: LoanSections,
+    /// The query section: each logged read of the enterprise's facts, oldest first.
+    pub queries: Vec<QueryLine>,
+    /// Records the reader may not see, by kind (docs/ACCESS.md): read with `--purpose` under
+    /// a live consent. The sections above leave them out; they are never counted as zero.
+    pub withheld: BTreeMap<String, usize>,
+}
+
+/// One logged read of the enterprise's facts (a query record), as in a credit report's query section.
+#[derive(Debug, Serialize)]
+pub struct QueryLine {
+    /// When the serving node logged it (Unix ms).
+    pub issued_at_ms: u64,
+    /// The member whose access key read.
+    pub reader: String,
+    pub purpose: String,
+    /// The consent read under; `None` for a regulator.
+    pub consent: Option<String>,
+    /// The access-key grant that signed the read.
+    pub access_key: String,
+    /// The member whose node served the read and signed the record.
+    pub logged_by: String,
+    pub read: String,
+    pub id: String,
 }
 
 fn totals<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> Vec<Total> {
@@ -144,12 +175,12 @@ fn totals<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> Vec<Total> {
 }
 
 /// `fen` as a decimal amount with two places.
-fn decimal(fen: u64) -> String {
+pub(crate) fn decimal(fen: u64) -> String {
     format!("{}.{:02}", fen / 100, fen % 100)
 }
 
 /// `1234567.89` → `1,234,567.89`.
-fn grouped(amount: &str) -> String {
+pub(crate) fn grouped(amount: &str) -> String {
     let (int, frac) = amount.split_once('.').unwrap_or((amount, ""));
     let mut out = String::new();
     for (i, ch) in int.chars().enumerate() {
@@ -179,8 +210,15 @@ fn active(a: &AttestationView) -> bool {
 }
 
 impl Profile {
-    /// Builds the profile of `enterprise` from its committed attestations (any order).
-    pub fn build(enterprise: &str, items: &[AttestationView], as_of: Date) -> Profile {
+    /// Builds the profile of `enterprise` from its committed attestations (any order) and
+    /// the records that name its loans and pledges (`refs`, by the named record's id).
+    pub fn build(
+        enterprise: &str,
+        items: &[AttestationView],
+        refs: &BTreeMap<String, Vec<AttestationView>>,
+        as_of: Date,
+    ) -> Profile {
+        let ip_loans = LoanSections::build(enterprise, items, refs, as_of);
         let mut items: Vec<&AttestationView> = items.iter().filter(|a| a.status == "committed").collect();
         items.sort_by_key(|a| a.leaf_index);
         let as_of_s = as_of.to_string();
@@ -325,6 +363,26 @@ impl Profile {
         let portfolio_total =
             totals(patents.iter().filter_map(|p| p.valuation.as_ref()).map(|v| (v.currency.as_str(), v.fen)));
         let secured_total = totals(pledges.iter().map(|p| (p.currency.as_str(), p.fen)));
+        let mut withheld: BTreeMap<String, usize> = BTreeMap::new();
+        let mut queries = Vec::new();
+        for a in &items {
+            match &a.claim {
+                ClaimView::Withheld { of } => *withheld.entry(of.clone()).or_default() += 1,
+                ClaimView::Query { reader, access_key, enterprise: e, purpose, consent, read } if e == enterprise => {
+                    queries.push(QueryLine {
+                        issued_at_ms: a.issued_at_ms,
+                        reader: reader.clone(),
+                        purpose: purpose.clone(),
+                        consent: consent.clone(),
+                        access_key: access_key.clone(),
+                        logged_by: a.attester.clone(),
+                        read: read.clone(),
+                        id: a.id.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
         Profile {
             enterprise: enterprise.to_string(),
             as_of: as_of_s,
@@ -338,6 +396,19 @@ impl Profile {
             secured_total,
             released_pledges,
             flagged,
+            ip_loans,
+            queries,
+            withheld,
+        }
+    }
+
+    /// What to print for an empty section of `kind`: `none_text`, or that records are withheld.
+    fn empty(&self, kind: &str, none_text: &str) -> String {
+        match self.withheld.get(kind) {
+            Some(n) => format!(
+                "  WITHHELD: {n} {kind} record(s) this reader may not see (read with --purpose under a consent)"
+            ),
+            None => format!("  {none_text}"),
         }
     }
 }
@@ -357,9 +428,17 @@ fn print_human(p: &Profile) {
     println!("Credit profile of enterprise {}", p.enterprise);
     println!("({at}as of {}; {} attestations about this enterprise)", p.as_of, p.attestations);
 
+    if !p.withheld.is_empty() {
+        let list: Vec<String> = p.withheld.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!(
+            "WITHHELD from this reader: {} (docs/ACCESS.md: read with --access-key and --purpose under the enterprise's consent)",
+            list.join(", ")
+        );
+    }
+
     println!("\nR&D spend, as attested by member institutions");
     if p.rd_spend.is_empty() {
-        println!("  none attested");
+        println!("{}", p.empty("rd-spend", "none attested"));
     } else {
         let rows: Vec<Vec<String>> = p
             .rd_spend
@@ -388,7 +467,7 @@ fn print_human(p: &Profile) {
 
     println!("\nPatent portfolio (latest unexpired valuation per patent)");
     if p.patents.is_empty() {
-        println!("  no valuations recorded");
+        println!("{}", p.empty("patent-valuation", "no valuations recorded"));
     } else {
         let rows: Vec<Vec<String>> = p
             .patents
@@ -425,7 +504,7 @@ fn print_human(p: &Profile) {
 
     println!("\nActive pledges");
     if p.pledges.is_empty() {
-        println!("  none");
+        println!("{}", p.empty("pledge", "none"));
     } else {
         let rows: Vec<Vec<String>> = p
             .pledges
@@ -448,6 +527,8 @@ fn print_human(p: &Profile) {
         println!("  ({} earlier pledge(s) released)", p.released_pledges);
     }
 
+    print_loans(&p.ip_loans);
+
     println!("\nFlagged records (revoked or superseded: do not rely on these)");
     if p.flagged.is_empty() {
         println!("  none");
@@ -458,6 +539,175 @@ fn print_human(p: &Profile) {
             .map(|f| vec![f.id[..16].to_string(), f.kind.clone(), f.attester.clone(), f.reason.clone()])
             .collect();
         indent_table(&["id", "kind", "attester", "reason"], &rows);
+    }
+
+    println!("\nQuery history (each read of this enterprise's facts, logged on the ledger)");
+    if p.queries.is_empty() {
+        println!("{}", p.empty("query", "none"));
+    } else {
+        let rows: Vec<Vec<String>> = p
+            .queries
+            .iter()
+            .map(|q| {
+                let when = Date::from_unix_ms(q.issued_at_ms).map(|d| d.to_string()).unwrap_or_default();
+                let short = |s: &str| s.get(..16).unwrap_or(s).to_string();
+                let consent = q.consent.as_deref().map_or("none (regulator)".to_string(), short);
+                vec![when, q.reader.clone(), q.purpose.clone(), consent, short(&q.access_key), q.logged_by.clone()]
+            })
+            .collect();
+        indent_table(&["date", "reader", "purpose", "consent", "access key", "logged by"], &rows);
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..16).unwrap_or(id)
+}
+
+fn percent(bp: u64) -> String {
+    format!("{}.{:02} %", bp / 100, bp % 100)
+}
+
+fn print_loans(s: &LoanSections) {
+    println!("\nIP-backed loans (two-stage pledges; class is the five-category classification)");
+    if s.loans.is_empty() {
+        println!("  none");
+    } else {
+        let rows: Vec<Vec<String>> = s
+            .loans
+            .iter()
+            .map(|l| {
+                vec![
+                    short(&l.id).to_string(),
+                    l.lender.clone(),
+                    money(&l.principal.amount, &l.principal.currency),
+                    money(&l.outstanding.amount, &l.outstanding.currency),
+                    format!("{} → {}", l.start, l.maturity),
+                    l.class.clone(),
+                    l.ltv_bp.map_or_else(|| "n/a".into(), percent),
+                    l.status.to_uppercase(),
+                ]
+            })
+            .collect();
+        indent_table(&["loan", "lender", "principal", "outstanding", "term", "class", "LTV", "status"], &rows);
+        println!("  total outstanding: {}", total_text(&s.loans_outstanding));
+        for l in &s.loans {
+            println!(
+                "\n  loan {} ({} % a year{}):",
+                short(&l.id),
+                percent(u64::from(l.rate_bp)).trim_end_matches(" %"),
+                l.guarantee.as_ref().map_or_else(String::new, |g| format!(", guaranteed: {g}"))
+            );
+            for c in &l.collateral {
+                println!(
+                    "    pledge {} of {}: secures {} ({} bp of the principal), {}; appraised {}{}",
+                    short(&c.pledge),
+                    c.patent.as_deref().unwrap_or("?"),
+                    c.secured.as_ref().map_or_else(|| "?".into(), |t| money(&t.amount, &t.currency)),
+                    c.share_bp,
+                    c.pledge_status,
+                    c.appraised
+                        .as_ref()
+                        .map_or_else(|| "(appraisal not found)".into(), |t| money(&t.amount, &t.currency)),
+                    c.appraisal_valid_until.as_ref().map_or_else(String::new, |d| format!(
+                        " ({}, valid until {d})",
+                        c.method.as_deref().unwrap_or("")
+                    ))
+                );
+            }
+            println!(
+                "    pledged vs appraised: {} of {} appraised → LTV {}",
+                money(&l.principal.amount, &l.principal.currency),
+                money(&l.appraised.amount, &l.appraised.currency),
+                l.ltv_bp.map_or_else(|| "n/a".into(), percent)
+            );
+            println!(
+                "    repaid {} principal and {} interest; recovered {}",
+                money(&l.repaid_principal.amount, &l.repaid_principal.currency),
+                money(&l.interest_paid.amount, &l.interest_paid.currency),
+                money(&l.recovered.amount, &l.recovered.currency)
+            );
+            let history: Vec<String> =
+                l.classifications.iter().map(|c| format!("{} {} ({} d)", c.date, c.class, c.days_overdue)).collect();
+            println!(
+                "    classification: {}",
+                if history.is_empty() { "none recorded (正常 normal)".into() } else { history.join("; ") }
+            );
+            let overdue: Vec<String> =
+                l.overdue.iter().map(|o| format!("{} {} d ({})", o.date, o.days_overdue, o.event)).collect();
+            println!(
+                "    overdue: {}",
+                if overdue.is_empty() {
+                    "never".into()
+                } else {
+                    format!("{} (worst {} days)", overdue.join("; "), l.max_days_overdue)
+                }
+            );
+            if let Some(d) = &l.default {
+                println!(
+                    "    DEFAULT on {}: {} principal {} days overdue",
+                    d.date,
+                    money(&d.overdue_principal.amount, &d.overdue_principal.currency),
+                    d.days_overdue
+                );
+            }
+            for p in &l.pool {
+                println!(
+                    "    risk pool {}: {} on {}{}",
+                    short(&p.pool),
+                    p.event,
+                    p.date,
+                    p.amount.as_ref().map_or_else(String::new, |t| format!(", {}", money(&t.amount, &t.currency)))
+                );
+            }
+        }
+    }
+
+    println!("\nQualifications");
+    if s.qualifications.is_empty() {
+        println!("  none recorded");
+    } else {
+        let rows: Vec<Vec<String>> = s
+            .qualifications
+            .iter()
+            .map(|q| {
+                vec![
+                    q.kind.clone(),
+                    q.number.clone(),
+                    format!("{} → {}", q.valid_from, q.valid_until),
+                    if q.current { "current".into() } else { "NOT CURRENT".into() },
+                    q.attester.clone(),
+                ]
+            })
+            .collect();
+        indent_table(&["kind", "number", "valid", "as of today", "attested by"], &rows);
+    }
+
+    println!("\nPatent status (latest record per patent)");
+    if s.patent_status.is_empty() {
+        println!("  none recorded");
+    } else {
+        let rows: Vec<Vec<String>> = s
+            .patent_status
+            .iter()
+            .map(|p| {
+                vec![
+                    p.patent.clone(),
+                    p.as_of.clone(),
+                    p.grant.clone().unwrap_or_else(|| "pending".into()),
+                    p.expires.clone(),
+                    p.fees_paid_until.clone().unwrap_or_else(|| "-".into()),
+                    if p.warnings.is_empty() { "ok".into() } else { format!("WARNING: {}", p.warnings.join("; ")) },
+                ]
+            })
+            .collect();
+        indent_table(&["patent", "as of", "grant", "expires", "fees paid to", "warnings"], &rows);
+    }
+    if !s.undecodable.is_empty() {
+        println!(
+            "\n  {} item(s) did not decode to their id and were ignored: {}",
+            s.undecodable.len(),
+            s.undecodable.join(", ")
+        );
     }
 }
 
@@ -481,10 +731,10 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
         None => Date::from_unix_ms(now_ms())?,
     };
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
-    let mut conn = Conn::new(&url)?;
+    let mut conn = a.access.connect(&url)?;
     let status: StatusView = get_json(&mut conn, "/v1/status")?;
     let list = ListArgs {
-        out: OutArgs { node: url.clone(), data_dir: None, json: false, csv: false },
+        out: OutArgs { node: url.clone(), data_dir: None, json: false, csv: false, access: a.access.clone() },
         // Read only up to the head seen above, so the profile is of one ledger state.
         to_height: Some(status.height),
         from_height: None,
@@ -494,9 +744,18 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
         all: true,
         after: None,
     };
-    let (items, _) =
-        query::fetch_list(&mut conn, &format!("/v1/enterprises/{}/attestations", query::seg(&a.uscc)), &list)?;
-    let mut p = Profile::build(&a.uscc, &items, as_of);
+    let read = a.read.query()?;
+    let path = format!("/v1/enterprises/{}/attestations", query::seg(&a.uscc));
+    let (items, _) = query::fetch_list(&mut conn, &path, &list, &read)?;
+    // The histories of the enterprise's loans and two-stage pledges: the records naming them.
+    let mut refs = BTreeMap::new();
+    for i in &items {
+        if i.status == "committed" && matches!(i.claim, ClaimView::Loan { .. } | ClaimView::IpPledge { .. }) {
+            let path = format!("/v1/attestations/{}/references", query::seg(&i.id));
+            refs.insert(i.id.clone(), query::fetch_list(&mut conn, &path, &list, &read)?.0);
+        }
+    }
+    let mut p = Profile::build(&a.uscc, &items, &refs, as_of);
     p.height = Some(status.height);
     p.tree_size = Some(status.tree_size);
     if a.json {
@@ -535,8 +794,8 @@ mod tests {
             sequence: leaf + 1,
             issued_at_ms: 0,
             claim,
-            signature: String::new(),
-            attestation: String::new(),
+            signature: None,
+            attestation: None,
         }
     }
 
@@ -591,7 +850,7 @@ mod tests {
             view(10, "bank-b", "released", pledge("CN2", 1, "2024-01-01", 12)),
         ];
         let as_of = Date::parse("as_of", "2026-03-01").unwrap();
-        let p = Profile::build(E, &items, as_of);
+        let p = Profile::build(E, &items, &BTreeMap::new(), as_of);
 
         assert_eq!(p.rd_spend.len(), 2);
         let y2024 = &p.rd_spend[0];
@@ -629,7 +888,7 @@ mod tests {
             view(0, "audit-a", "active", rd("2024", yuan(100))),
             view(1, "audit-b", "active", rd("2024", yuan(90))),
         ];
-        let p = Profile::build(E, &items, Date::parse("as_of", "2025-01-01").unwrap());
+        let p = Profile::build(E, &items, &BTreeMap::new(), Date::parse("as_of", "2025-01-01").unwrap());
         assert!(!p.rd_spend[0].agree);
         assert_eq!(p.rd_spend[0].institutions, 2);
     }

@@ -10,6 +10,7 @@ use credence_ledger::ids::Date;
 use credence_node::api::views::{AttestationPage, AttestationView, BlockView, ClaimView};
 use serde::Serialize;
 
+use crate::access::{AccessArgs, ReadArgs};
 use crate::http::Conn;
 
 /// The local node's API, as `credence dev` and `credence init` configure it.
@@ -27,10 +28,12 @@ pub enum QueryCommand {
         uscc: String,
         #[command(flatten)]
         list: ListArgs,
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Attestations about a patent: valuations and pledges.
     Patent {
-        /// CN application number, e.g. CN202310123456.7.
+        /// CN application number, e.g. CN202310123456.6.
         number: String,
         #[command(flatten)]
         list: ListArgs,
@@ -54,6 +57,8 @@ pub enum QueryCommand {
         id: String,
         #[command(flatten)]
         out: OutArgs,
+        #[command(flatten)]
+        read: ReadArgs,
     },
 }
 
@@ -71,6 +76,8 @@ pub struct OutArgs {
     /// Print CSV with a header row (columns in docs/AUDITING.md).
     #[arg(long)]
     pub csv: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -148,8 +155,14 @@ pub fn node_error(status: u16, body: &[u8]) -> String {
 }
 
 /// Fetches every page of a listing (`path` without query) within `args`' range, up to
-/// `limit` items (`None`: all). Returns the items and the `next_after` to continue from.
-pub fn fetch_list(conn: &mut Conn, path: &str, args: &ListArgs) -> Result<(Vec<AttestationView>, Option<u64>)> {
+/// `limit` items (`None`: all), with `extra` (`&purpose=…`, or empty) added to each page's
+/// query. Returns the items and the `next_after` to continue from.
+pub fn fetch_list(
+    conn: &mut Conn,
+    path: &str,
+    args: &ListArgs,
+    extra: &str,
+) -> Result<(Vec<AttestationView>, Option<u64>)> {
     let limit = if args.all { None } else { Some(args.limit) };
     let mut items = Vec::new();
     let mut after = args.after;
@@ -173,6 +186,7 @@ pub fn fetch_list(conn: &mut Conn, path: &str, args: &ListArgs) -> Result<(Vec<A
                 q.push_str(&format!("&{k}={v}"));
             }
         }
+        q.push_str(extra);
         let page: AttestationPage = get_json(conn, &q)?;
         items.extend(page.items);
         if items.len() > LIST_ITEMS_MAX {
@@ -191,17 +205,19 @@ pub fn fetch_list(conn: &mut Conn, path: &str, args: &ListArgs) -> Result<(Vec<A
 /// A connection to the API `out` names (keep the guard alive while using it).
 fn connect(out: &OutArgs) -> Result<(Conn, Option<crate::local::LocalApi>)> {
     let (url, local) = crate::local::endpoint(&out.node, out.data_dir.as_deref())?;
-    Ok((Conn::new(&url)?, local))
+    Ok((out.access.connect(&url)?, local))
 }
 
 pub fn run(cmd: &QueryCommand) -> Result<ExitCode> {
     match cmd {
-        QueryCommand::Enterprise { uscc, list } => {
-            list_cmd(&format!("/v1/enterprises/{}/attestations", seg(uscc)), list)
+        QueryCommand::Enterprise { uscc, list, read } => {
+            list_cmd(&format!("/v1/enterprises/{}/attestations", seg(uscc)), list, &read.query()?)
         }
-        QueryCommand::Patent { number, list } => list_cmd(&format!("/v1/patents/{}/attestations", seg(number)), list),
+        QueryCommand::Patent { number, list } => {
+            list_cmd(&format!("/v1/patents/{}/attestations", seg(number)), list, "")
+        }
         QueryCommand::Attester { member, list } => {
-            list_cmd(&format!("/v1/attesters/{}/attestations", seg(member)), list)
+            list_cmd(&format!("/v1/attesters/{}/attestations", seg(member)), list, "")
         }
         QueryCommand::Block { height, out } => {
             let (mut conn, _local) = connect(out)?;
@@ -209,9 +225,10 @@ pub fn run(cmd: &QueryCommand) -> Result<ExitCode> {
             print_block(&b, out)?;
             Ok(ExitCode::SUCCESS)
         }
-        QueryCommand::Attestation { id, out } => {
+        QueryCommand::Attestation { id, out, read } => {
             let (mut conn, _local) = connect(out)?;
-            let a: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{}", seg(id)))?;
+            let q = read.query()?.replacen('&', "?", 1);
+            let a: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{}{q}", seg(id)))?;
             if out.json {
                 println!("{}", serde_json::to_string_pretty(&a)?);
             } else {
@@ -236,9 +253,9 @@ pub fn seg(s: &str) -> String {
     out
 }
 
-fn list_cmd(path: &str, args: &ListArgs) -> Result<ExitCode> {
+fn list_cmd(path: &str, args: &ListArgs, extra: &str) -> Result<ExitCode> {
     let (mut conn, _local) = connect(&args.out)?;
-    let (items, next_after) = fetch_list(&mut conn, path, args)?;
+    let (items, next_after) = fetch_list(&mut conn, path, args, extra)?;
     if args.out.json {
         let page = AttestationPage { items, next_after };
         println!("{}", serde_json::to_string_pretty(&page)?);
@@ -246,6 +263,11 @@ fn list_cmd(path: &str, args: &ListArgs) -> Result<ExitCode> {
         print_rows(&items, &args.out, next_after)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The static name of a record kind as the node reports it (`other` for a kind this CLI does not know).
+fn kind_name(of: &str) -> &'static str {
+    credence_ledger::attestation::ClaimKind::ALL.into_iter().map(|k| k.name()).find(|n| *n == of).unwrap_or("other")
 }
 
 /// One attestation as a flat CSV/table row. Field names and order are stable (docs/AUDITING.md).
@@ -411,6 +433,32 @@ impl Row {
                 r.kind = "qualification";
                 r.enterprise = enterprise.clone();
                 r.detail = description.clone();
+            }
+            ClaimView::AccessKey { holder, key, scopes, expires_at_ms } => {
+                r.kind = "access-key";
+                r.detail =
+                    format!("holder={holder} key={key} scopes={} expires_at_ms={expires_at_ms}", scopes.join(","));
+            }
+            ClaimView::Consent { enterprise, recipient, purpose, scope, expires_at_ms, .. } => {
+                r.kind = "consent";
+                r.enterprise = enterprise.clone();
+                r.counterparty = recipient.clone();
+                r.detail = format!("purpose={purpose} scope={} expires_at_ms={expires_at_ms}", scope.join(","));
+            }
+            ClaimView::Query { reader, access_key, enterprise, purpose, consent, read } => {
+                r.kind = "query";
+                r.enterprise = enterprise.clone();
+                r.counterparty = reader.clone();
+                r.detail = format!(
+                    "purpose={purpose} read={read} access_key={access_key} consent={}",
+                    consent.as_deref().unwrap_or("none (regulator)")
+                );
+            }
+            ClaimView::Withheld { of } => {
+                // The kind is known; the content (enterprise, amounts) is not shown to this reader.
+                r.kind = kind_name(of);
+                r.detail = "withheld: no live consent for this reader".into();
+                r.amount = "withheld".into();
             }
         }
         r

@@ -91,8 +91,13 @@ pub const OVERLAY_SLACK: usize = 4096;
 /// record's own id (no patent slot, no other record): see the module's "Commits".
 fn is_simple(claim: &Claim) -> bool {
     match claim {
-        Claim::RdSpend(_) | Claim::PatentValuation(_) | Claim::Equivocation(_) => true,
-        Claim::PatentPledge(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) => false,
+        Claim::RdSpend(_)
+        | Claim::PatentValuation(_)
+        | Claim::Equivocation(_)
+        | Claim::AccessKey(_)
+        | Claim::Consent(_) => true,
+        // A query record reads its access-key grant and consent records.
+        Claim::PatentPledge(_) | Claim::PledgeRelease(_) | Claim::Revocation(_) | Claim::Query(_) => false,
         // The IP-loan kinds read and write shared state (patents, loans, pools, numbers).
         Claim::IpPledge(_)
         | Claim::PatentStatus(_)
@@ -271,6 +276,11 @@ pub fn rejection_field(r: &Rejection) -> &'static str {
         | Rejection::ClaimTooLarge { .. }
         | Rejection::PaymentExceedsClaim { .. } => "amount",
         Rejection::NotAPool(_) => "pool",
+        Rejection::RegulatorScopeNotPermitted(_) => "scopes",
+        Rejection::BadExpiry { .. } => "expires_at_ms",
+        Rejection::NotAMember { field, .. } => field,
+        Rejection::NotReadersKey(_) => "access_key",
+        Rejection::NotAConsent(_) | Rejection::ConsentRequired(_) => "consent",
     }
 }
 

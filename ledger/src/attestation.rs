@@ -1,7 +1,8 @@
-//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation, and the IP-loan kinds of [`crate::loans`]).
+//! Attestations: the signed credit facts the ledger orders (R&D spend, patent valuation, pledge, release, revocation, the IP-loan kinds of [`crate::loans`]), evidence, and access records (grants, consents, query logs).
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{AccessKeyGrant, Consent, FactKind, QueryRecord};
 use crate::codec::{self, DecodeError};
 use crate::governance::{Change, MemberKey};
 use crate::hash::{Hash, HashOf};
@@ -56,7 +57,14 @@ pub enum Claim {
     RiskPool(RiskPool),
     Disposal(Disposal),
     Qualification(Qualification),
-    // ---- governance (tags 14, 15, 16, contiguous; docs/encoding.md §11) ----
+    // --- access (issue 12): indexes 14..=16, contiguous ---
+    /// A member delegates an access key (index 14).
+    AccessKey(AccessKeyGrant),
+    /// A member records an enterprise's consent for a recipient member (index 15).
+    Consent(Consent),
+    /// The log of one restricted read, by the node that served it (index 16).
+    Query(QueryRecord),
+    // ---- governance (tags 17, 18, 19, contiguous; docs/encoding.md §12) ----
     /// A validator proposes a change of members, keys, roles, validators or parameters.
     GovernanceProposal(Box<GovernanceProposal>),
     /// A validator approves an open proposal.
@@ -181,13 +189,16 @@ pub enum ClaimKind {
     RiskPool = 11,
     Disposal = 12,
     Qualification = 13,
-    GovernanceProposal = 14,
-    GovernanceApproval = 15,
-    KeyRotation = 16,
+    AccessKey = 14,
+    Consent = 15,
+    Query = 16,
+    GovernanceProposal = 17,
+    GovernanceApproval = 18,
+    KeyRotation = 19,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 17] = [
+    pub const ALL: [ClaimKind; 20] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
@@ -202,6 +213,9 @@ impl ClaimKind {
         ClaimKind::RiskPool,
         ClaimKind::Disposal,
         ClaimKind::Qualification,
+        ClaimKind::AccessKey,
+        ClaimKind::Consent,
+        ClaimKind::Query,
         ClaimKind::GovernanceProposal,
         ClaimKind::GovernanceApproval,
         ClaimKind::KeyRotation,
@@ -224,6 +238,9 @@ impl ClaimKind {
             ClaimKind::RiskPool => "risk-pool",
             ClaimKind::Disposal => "disposal",
             ClaimKind::Qualification => "qualification",
+            ClaimKind::AccessKey => "access-key",
+            ClaimKind::Consent => "consent",
+            ClaimKind::Query => "query",
             ClaimKind::GovernanceProposal => "gov-proposal",
             ClaimKind::GovernanceApproval => "gov-approval",
             ClaimKind::KeyRotation => "key-rotation",
@@ -232,6 +249,29 @@ impl ClaimKind {
 
     pub fn from_u8(v: u8) -> Option<ClaimKind> {
         ClaimKind::ALL.get(usize::from(v)).copied()
+    }
+
+    /// The fact kind a consent must cover to read a record of this kind; `None`: not a restricted fact.
+    pub const fn fact(self) -> Option<FactKind> {
+        match self {
+            ClaimKind::RdSpend => Some(FactKind::RdSpend),
+            ClaimKind::PatentValuation => Some(FactKind::PatentValuation),
+            ClaimKind::PatentPledge | ClaimKind::IpPledge => Some(FactKind::PatentPledge),
+            ClaimKind::Appraisal => Some(FactKind::PatentValuation),
+            ClaimKind::Loan | ClaimKind::LoanEvent | ClaimKind::RiskPool | ClaimKind::Disposal => Some(FactKind::Loan),
+            // Public registers (CNIPA's patent status, certificates) and the ledger's own records.
+            ClaimKind::PatentStatus
+            | ClaimKind::Qualification
+            | ClaimKind::PledgeRelease
+            | ClaimKind::Revocation
+            | ClaimKind::Equivocation
+            | ClaimKind::AccessKey
+            | ClaimKind::Consent
+            | ClaimKind::Query
+            | ClaimKind::GovernanceProposal
+            | ClaimKind::GovernanceApproval
+            | ClaimKind::KeyRotation => None,
+        }
     }
 }
 
@@ -260,6 +300,9 @@ impl Claim {
             Claim::RiskPool(_) => ClaimKind::RiskPool,
             Claim::Disposal(_) => ClaimKind::Disposal,
             Claim::Qualification(_) => ClaimKind::Qualification,
+            Claim::AccessKey(_) => ClaimKind::AccessKey,
+            Claim::Consent(_) => ClaimKind::Consent,
+            Claim::Query(_) => ClaimKind::Query,
             Claim::GovernanceProposal(_) => ClaimKind::GovernanceProposal,
             Claim::GovernanceApproval(_) => ClaimKind::GovernanceApproval,
             Claim::KeyRotation(_) => ClaimKind::KeyRotation,
@@ -277,6 +320,8 @@ impl Claim {
             Claim::Appraisal(c) => Some(&c.owner),
             Claim::Loan(c) => Some(&c.borrower),
             Claim::Qualification(c) => Some(&c.enterprise),
+            Claim::Consent(c) => Some(&c.enterprise),
+            Claim::Query(c) => Some(&c.enterprise),
             Claim::PledgeRelease(_)
             | Claim::Revocation(_)
             | Claim::Equivocation(_)
@@ -284,9 +329,46 @@ impl Claim {
             | Claim::LoanEvent(_)
             | Claim::RiskPool(_)
             | Claim::Disposal(_)
+            | Claim::AccessKey(_)
             | Claim::GovernanceProposal(_)
             | Claim::GovernanceApproval(_)
             | Claim::KeyRotation(_) => None,
+        }
+    }
+
+    /// The earlier records an IP-loan claim builds on (tags 6..=13 only): a pledge's
+    /// registration, release or disposal names the pledge; a loan its pledges and
+    /// appraisals; a loan event its loan; a pool enrolment, claim or payment the pool and
+    /// the loan. The stores index them (`IndexKey::Refers`), so a loan's or a pledge's
+    /// whole history is one query.
+    pub fn references(&self) -> Vec<AttestationId> {
+        use crate::loans::RiskPool;
+        match self {
+            Claim::IpPledge(IpPledge::Registered(g)) => vec![g.pledge],
+            Claim::IpPledge(IpPledge::Release(c)) => vec![c.pledge],
+            Claim::Loan(l) => l.collateral.iter().flat_map(|c| [c.pledge, c.appraisal]).collect(),
+            Claim::LoanEvent(e) => vec![e.loan],
+            Claim::RiskPool(RiskPool::Enrol(e)) => vec![e.pool, e.loan],
+            Claim::RiskPool(RiskPool::Claim(c)) => vec![c.pool, c.loan],
+            Claim::RiskPool(RiskPool::Pay(x)) => vec![x.pool, x.loan],
+            Claim::Disposal(d) => vec![d.pledge],
+            Claim::RdSpend(_)
+            | Claim::PatentValuation(_)
+            | Claim::PatentPledge(_)
+            | Claim::PledgeRelease(_)
+            | Claim::Revocation(_)
+            | Claim::Equivocation(_)
+            | Claim::IpPledge(IpPledge::Reserve(_))
+            | Claim::PatentStatus(_)
+            | Claim::Appraisal(_)
+            | Claim::RiskPool(RiskPool::Open(_))
+            | Claim::Qualification(_)
+            | Claim::AccessKey(_)
+            | Claim::Consent(_)
+            | Claim::Query(_)
+            | Claim::GovernanceProposal(_)
+            | Claim::GovernanceApproval(_)
+            | Claim::KeyRotation(_) => Vec::new(),
         }
     }
 
@@ -326,6 +408,8 @@ impl Claim {
             Claim::RiskPool(c) => c.check_fields(),
             Claim::Disposal(c) => c.check_fields(),
             Claim::Qualification(c) => c.check_fields(),
+            Claim::AccessKey(c) => c.check_fields(),
+            Claim::Consent(c) => c.check_fields(),
             Claim::GovernanceProposal(p) => {
                 p.change.check_fields().map_err(|e| FieldError { field: e.field, rule: e.rule })
             }

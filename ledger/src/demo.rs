@@ -17,14 +17,16 @@ use crate::ids::{Currency, Date, Money, PatentNumber, Period, Uscc};
 use crate::sig::SecretKey;
 use crate::verify::{ChainContext, Tip};
 
-/// The demo consortium: (name, roles, validator).
-const MEMBERS: &[(&str, &[Role], bool)] = &[
+/// The demo consortium: (name, roles, validator). The loan world
+/// ([`crate::demo_world`]) needs the banks, the appraiser, the centres and the pool.
+pub const MEMBERS: &[(&str, &[Role], bool)] = &[
     ("bank-icbc-sz", &[Role::Bank], true),
     ("bank-ccb-hz", &[Role::Bank], true),
     ("sz-tech-finance-centre", &[Role::ServiceCentre], true),
     ("zhonghe-appraisal", &[Role::Appraiser], true),
     ("bank-cmb-sz", &[Role::Bank], false),
     ("hz-tech-finance-centre", &[Role::ServiceCentre], false),
+    ("sz-ip-risk-pool", &[Role::RiskPool], false),
 ];
 
 /// Genesis time of `configs/genesis.toml` (2025-01-01T00:00:00Z).
@@ -74,9 +76,27 @@ pub fn member_key(seed: u64, name: &str) -> SecretKey {
     )
 }
 
+/// The regulator [`ChainBuilder::with_regulator`] adds to the demo consortium (not a validator).
+pub const REGULATOR: &str = "pbc-sz-regulator";
+
 /// A demo genesis with its members' secret keys (in member order).
 pub fn genesis(seed: u64, genesis_time_ms: u64) -> Result<(Genesis, Vec<SecretKey>), GenesisError> {
-    let members = MEMBERS.iter().map(|(name, roles, validator)| MemberSpec {
+    genesis_of(seed, genesis_time_ms, MEMBERS)
+}
+
+/// The demo genesis with [`REGULATOR`] appended as a seventh member (role `regulator`).
+pub fn genesis_with_regulator(seed: u64, genesis_time_ms: u64) -> Result<(Genesis, Vec<SecretKey>), GenesisError> {
+    let mut members = MEMBERS.to_vec();
+    members.push((REGULATOR, &[Role::Regulator], false));
+    genesis_of(seed, genesis_time_ms, &members)
+}
+
+fn genesis_of(
+    seed: u64,
+    genesis_time_ms: u64,
+    members: &[(&str, &[Role], bool)],
+) -> Result<(Genesis, Vec<SecretKey>), GenesisError> {
+    let members = members.iter().map(|(name, roles, validator)| MemberSpec {
         name: (*name).to_owned(),
         public_key: member_key(seed, name).public(),
         roles: roles.to_vec(),
@@ -148,6 +168,8 @@ pub struct ChainBuilder {
     pledges: Vec<(AttestationId, usize, PatentNumber)>,
     pledged: std::collections::HashSet<PatentNumber>,
     time_ms: u64,
+    /// The loan world handed out before the bulk records, if asked for.
+    world: Option<crate::demo_world::LoanWorld>,
 }
 
 /// Why a demo chain could not be built (a bug in the generator, or a sink failure).
@@ -159,11 +181,22 @@ pub enum BuildError {
     Verify(#[from] crate::verify::VerifyError),
     #[error("sink: {0}")]
     Sink(String),
+    #[error(transparent)]
+    World(#[from] crate::demo_world::MissingMember),
 }
 
 impl ChainBuilder {
     pub fn new(seed: u64, genesis_time_ms: u64) -> Result<ChainBuilder, BuildError> {
-        let (g, keys) = genesis(seed, genesis_time_ms)?;
+        ChainBuilder::from_genesis(seed, genesis(seed, genesis_time_ms)?)
+    }
+
+    /// A builder over [`genesis_with_regulator`]: the demo consortium and a regulator.
+    pub fn with_regulator(seed: u64, genesis_time_ms: u64) -> Result<ChainBuilder, BuildError> {
+        ChainBuilder::from_genesis(seed, genesis_with_regulator(seed, genesis_time_ms)?)
+    }
+
+    fn from_genesis(seed: u64, (g, keys): (Genesis, Vec<SecretKey>)) -> Result<ChainBuilder, BuildError> {
+        let genesis_time_ms = g.genesis_time_ms;
         let mut rng = DemoRng::new(seed);
         let enterprises = enterprises(&mut rng, 200);
         let patents = patents(&mut rng, 2000);
@@ -183,7 +216,24 @@ impl ChainBuilder {
             pledges: Vec::new(),
             pledged: Default::default(),
             time_ms: genesis_time_ms,
+            world: None,
         })
+    }
+
+    /// A builder whose first records are the loan world ([`crate::demo_world::LoanWorld`],
+    /// about 4,500 records), then the bulk mix of [`ChainBuilder::new`].
+    pub fn with_loan_world(seed: u64, genesis_time_ms: u64) -> Result<ChainBuilder, BuildError> {
+        let mut b = ChainBuilder::new(seed, genesis_time_ms)?;
+        let world = crate::demo_world::LoanWorld::new(seed, &b.ctx.genesis)?;
+        // The bulk's old-style pledges keep off the world's patents.
+        b.pledged.extend(world.patents().iter().filter_map(|p| p.modern().copied()));
+        b.world = Some(world);
+        Ok(b)
+    }
+
+    /// Records of the loan world not yet built into blocks.
+    pub fn world_remaining(&self) -> usize {
+        self.world.as_ref().map_or(0, |w| w.remaining())
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -301,7 +351,12 @@ impl ChainBuilder {
         let mut leaves = Vec::with_capacity(records);
         let mut pending_pledges = Vec::new();
         for _ in 0..records {
-            let (who, claim) = self.next_claim();
+            let from_world = self.world.as_mut().and_then(|w| w.next_claim());
+            let in_world = from_world.is_some();
+            let (who, claim) = match from_world {
+                Some(x) => x,
+                None => self.next_claim(),
+            };
             let body = AttestationBody {
                 attester: self.ctx.genesis.members[who].name.clone(),
                 sequence: self.sequences[who],
@@ -311,6 +366,9 @@ impl ChainBuilder {
             self.sequences[who] += 1;
             let a: Attestation = body.sign(&self.keys[who], &self.ctx.chain_id);
             let leaf = Leaf::new(a);
+            if in_world && let Some(w) = self.world.as_mut() {
+                w.bind(leaf.id);
+            }
             // Revocations target only rd-spend and valuations (see `own`).
             if let Claim::PatentPledge(p) = &leaf.attestation.body.claim {
                 self.pledged.insert(p.patent);
@@ -318,6 +376,40 @@ impl ChainBuilder {
             }
             leaves.push(leaf);
         }
+        self.seal(leaves, pending_pledges)
+    }
+
+    /// Builds, certifies and verifies the next block holding exactly `claims`, each signed by
+    /// the member at the given genesis index, for tests that need particular records (e.g.
+    /// access-key grants and consents, which are valid only for a while after their time).
+    /// Errors if a claim breaks a ledger rule.
+    pub fn next_block_of(&mut self, claims: Vec<(usize, Claim)>) -> Result<crate::block::ValidBlock, BuildError> {
+        self.time_ms += 1000 + self.rng.below(500);
+        let mut leaves = Vec::with_capacity(claims.len());
+        for (who, claim) in claims {
+            let body = AttestationBody {
+                attester: self.ctx.genesis.members[who].name.clone(),
+                sequence: self.sequences[who],
+                issued_at_ms: self.time_ms - 500,
+                claim,
+            };
+            self.sequences[who] += 1;
+            leaves.push(Leaf::new(body.sign(&self.keys[who], &self.ctx.chain_id)));
+        }
+        self.seal(leaves, Vec::new())
+    }
+
+    /// Time of the last block built (genesis time before the first).
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// Certifies and verifies a block of `leaves` at the current time, then tracks it.
+    fn seal(
+        &mut self,
+        leaves: Vec<Leaf>,
+        pending_pledges: Vec<(AttestationId, usize, PatentNumber)>,
+    ) -> Result<crate::block::ValidBlock, BuildError> {
         // Revocable records become candidates once committed (a block never revokes its own records).
         let revocable: Vec<(usize, AttestationId)> = leaves
             .iter()

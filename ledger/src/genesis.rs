@@ -22,6 +22,10 @@ pub const BLOCK_BYTES_MAX_LIMIT: u32 = 16 * 1024 * 1024;
 pub const TIMEOUT_MS_MIN: u64 = 10;
 pub const TIMEOUT_MS_MAX: u64 = 600_000;
 pub const TEXT_BYTES_MAX: usize = 128;
+/// Most outside witnesses a genesis names (the `[[witnesses]]` tables).
+pub const WITNESSES_MAX: usize = 16;
+/// Longest witness URL, bytes.
+pub const WITNESS_URL_BYTES_MAX: usize = 256;
 
 /// What a member may attest. A member holds any subset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -34,10 +38,13 @@ pub enum Role {
     Appraiser,
     /// Administers a risk-compensation pool: opens it, enrols loans, pays claims (appended: index 3).
     RiskPool,
+    /// Financial regulator: may grant access keys with the regulator scope (look-through
+    /// supervision: every record, without consent). Appended: index 4.
+    Regulator,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Bank, Role::ServiceCentre, Role::Appraiser, Role::RiskPool];
+    pub const ALL: [Role; 5] = [Role::Bank, Role::ServiceCentre, Role::Appraiser, Role::RiskPool, Role::Regulator];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -45,6 +52,7 @@ impl Role {
             Role::ServiceCentre => "service-centre",
             Role::Appraiser => "appraiser",
             Role::RiskPool => "risk-pool",
+            Role::Regulator => "regulator",
         }
     }
 
@@ -70,6 +78,8 @@ impl Role {
             ClaimKind::Qualification => self == Role::ServiceCentre,
             // Made by validators whatever their roles (see `Member::may_attest`).
             ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval => false,
+            // Every member manages its own access (see `Member::may_attest`).
+            ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query => true,
         }
     }
 }
@@ -198,6 +208,33 @@ impl TimeParams {
     }
 }
 
+/// An outside witness named in genesis (a `[[witnesses]]` table): the C2SP tlog-witness the
+/// nodes submit checkpoints to, and whose `cosignature/v1` lines bundles and audits can require.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisWitness {
+    /// Its key name in cosignature lines (a schema-less URL, e.g. `witness.example/w1`).
+    pub name: String,
+    /// Its Ed25519 cosigning key.
+    pub public_key: PublicKey,
+    /// Where it serves `POST <url>/add-checkpoint` (`http://host:port[/prefix]`).
+    pub url: String,
+}
+
+impl GenesisWitness {
+    /// Its cosigner key, for checking `cosignature/v1` lines.
+    pub fn key(&self) -> crate::witness::WitnessKey {
+        crate::witness::WitnessKey { name: self.name.clone(), key: self.public_key }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawWitness {
+    name: String,
+    public_key: String,
+    url: String,
+}
+
 /// A consortium member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -211,9 +248,11 @@ pub struct Member {
 impl Member {
     pub fn may_attest(&self, kind: ClaimKind) -> bool {
         // Validators see consensus messages, so they report equivocation evidence; they govern.
+        // Every member, whatever its roles, delegates access keys, records consents and logs reads.
         let validator_kind =
             matches!(kind, ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval);
-        (validator_kind && self.validator) || self.roles.iter().any(|r| r.allows(kind))
+        let access = matches!(kind, ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query);
+        access || (validator_kind && self.validator) || self.roles.iter().any(|r| r.allows(kind))
     }
 }
 
@@ -235,6 +274,10 @@ pub struct Genesis {
     pub time: TimeParams,
     #[serde(skip)]
     time_stated: bool,
+    /// The outside witnesses (`[[witnesses]]`; empty unless stated), in name order. Hashed
+    /// after the time parameters, only when stated (see [`Genesis::hash`]).
+    #[serde(skip)]
+    pub witnesses: Vec<GenesisWitness>,
     /// The governance state at genesis, built once on first use.
     #[serde(skip)]
     governance: GenesisGovernance,
@@ -274,6 +317,8 @@ struct RawGenesis {
     time: Option<TimeParams>,
     #[serde(default)]
     members: Vec<RawMember>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    witnesses: Vec<RawWitness>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -332,6 +377,60 @@ fn check_text(key: &str, value: &str) -> Result<(), GenesisError> {
         return Err(invalid(key, "must be printable ASCII without spaces"));
     }
     Ok(())
+}
+
+fn validate_witnesses(raw: Vec<RawWitness>) -> Result<Vec<GenesisWitness>, GenesisError> {
+    if raw.len() > WITNESSES_MAX {
+        return Err(invalid("witnesses", format!("at most {WITNESSES_MAX} witnesses")));
+    }
+    let mut out: Vec<GenesisWitness> = Vec::with_capacity(raw.len());
+    for (i, w) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("witnesses[{i}].{field}");
+        check_text(&key("name"), &w.name)?;
+        if w.name.contains('+') {
+            return Err(invalid(key("name"), "must not contain '+' (a signed-note key name)"));
+        }
+        if out.iter().any(|o| o.name == w.name) {
+            return Err(invalid(key("name"), format!("duplicate witness name '{}'", w.name)));
+        }
+        let mut pk = [0u8; 32];
+        hex::decode_to_slice(&w.public_key, &mut pk)
+            .map_err(|_| invalid(key("public_key"), "must be 64 hexadecimal digits (an Ed25519 public key)"))?;
+        let public_key = PublicKey(pk);
+        if !public_key.is_canonical() {
+            return Err(invalid(key("public_key"), "is not a canonical Ed25519 point encoding"));
+        }
+        if public_key.is_weak() {
+            return Err(invalid(key("public_key"), "is a weak key (a point of small order) and can be forged against"));
+        }
+        if out.iter().any(|o| o.public_key == public_key) {
+            return Err(invalid(key("public_key"), "duplicate public key: another witness already uses it"));
+        }
+        let rest = w.url.strip_prefix("http://").ok_or_else(|| {
+            invalid(key("url"), "must start with http:// (the node's witness client speaks plain HTTP/1.1)")
+        })?;
+        if w.url.len() > WITNESS_URL_BYTES_MAX
+            || rest.is_empty()
+            || w.url.ends_with('/')
+            || !w.url.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(invalid(
+                key("url"),
+                format!(
+                    "must be http://host:port[/prefix], printable ASCII, no trailing '/', at most {WITNESS_URL_BYTES_MAX} bytes"
+                ),
+            ));
+        }
+        out.push(GenesisWitness { name: w.name, public_key, url: w.url });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+impl GenesisWitness {
+    fn into_raw(self) -> RawWitness {
+        RawWitness { name: self.name, public_key: hex::encode(self.public_key.0), url: self.url }
+    }
 }
 
 fn check_timeout(key: &str, ms: u64) -> Result<(), GenesisError> {
@@ -424,6 +523,7 @@ impl Genesis {
         if let Some(t) = &raw.time {
             t.check()?;
         }
+        let witnesses = validate_witnesses(raw.witnesses)?;
         Ok(Genesis {
             chain_id: raw.chain_id,
             checkpoint_origin: raw.checkpoint_origin,
@@ -433,6 +533,7 @@ impl Genesis {
             time: raw.time.unwrap_or_default(),
             time_stated: raw.time.is_some(),
             governance: GenesisGovernance::default(),
+            witnesses,
         })
     }
 
@@ -452,6 +553,7 @@ impl Genesis {
             consensus,
             time: None,
             members: members.into_iter().map(MemberSpec::into_raw).collect(),
+            witnesses: Vec::new(),
         })
     }
 
@@ -461,6 +563,17 @@ impl Genesis {
         self.time = time;
         self.time_stated = true;
         Ok(self)
+    }
+
+    /// This genesis naming `witnesses` (checked as a file's `[[witnesses]]` would be).
+    pub fn with_witnesses(mut self, witnesses: Vec<GenesisWitness>) -> Result<Genesis, GenesisError> {
+        self.witnesses = validate_witnesses(witnesses.into_iter().map(GenesisWitness::into_raw).collect())?;
+        Ok(self)
+    }
+
+    /// The named witnesses' cosigner keys.
+    pub fn witness_keys(&self) -> Vec<crate::witness::WitnessKey> {
+        self.witnesses.iter().map(GenesisWitness::key).collect()
     }
 
     /// The file form. `Genesis::from_toml(&g.to_toml()) == Ok(g)`.
@@ -484,6 +597,7 @@ impl Genesis {
                     .into_raw()
                 })
                 .collect(),
+            witnesses: self.witnesses.iter().cloned().map(GenesisWitness::into_raw).collect(),
         };
         match toml::to_string(&raw) {
             Ok(s) => s,
@@ -496,9 +610,15 @@ impl Genesis {
     ///
     /// A stated `[time]` table is encoded after the original fields (three u64,
     /// little-endian, as bincode's legacy config writes them); a genesis without
-    /// one hashes exactly as before the table existed (docs/encoding.md).
+    /// one hashes exactly as before the table existed (docs/encoding.md). Named witnesses
+    /// follow the time parameters (always encoded then, stated or default) as
+    /// `Vec<GenesisWitness>`; a genesis without witnesses hashes as before they existed.
+    /// The parts after the original encoding are 0, 24 or more than 24 bytes, so no two
+    /// forms share their bytes.
     pub fn hash(&self) -> Hash {
-        if self.time_stated {
+        if !self.witnesses.is_empty() {
+            Hash::digest(&[&codec::encode(self), &codec::encode(&self.time), &codec::encode(&self.witnesses)])
+        } else if self.time_stated {
             Hash::digest(&[&codec::encode(self), &codec::encode(&self.time)])
         } else {
             Hash::digest(&[&codec::encode(self)])

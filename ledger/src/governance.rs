@@ -156,7 +156,7 @@ pub struct GovFieldError {
 
 /// The message a new key signs to prove its holder consents to becoming `member`'s
 /// key in place of `old`: `credence/key-possession/v1\0 ‖ genesis hash ‖ member ‖ old ‖ new`
-/// (docs/encoding.md §11).
+/// (docs/encoding.md §12).
 pub fn possession_body(member: &MemberName, old: &MemberKey, new: &MemberKey) -> Vec<u8> {
     codec::encode(&(member, old, new))
 }

@@ -3,12 +3,14 @@
 //! This crate never depends on an async runtime or the network; its only I/O
 //! is the store (behind [`store::Store`]) and the export file reader.
 
+pub mod access;
 pub mod attestation;
 pub mod block;
 pub mod checkpoint;
 pub mod cn_ids;
 pub mod codec;
 pub mod demo;
+pub mod demo_world;
 pub mod export;
 pub mod genesis;
 pub mod governance;
@@ -21,5 +23,7 @@ pub mod portfolio;
 pub mod rules;
 pub mod sig;
 pub mod store;
+pub mod tiles;
 pub mod verify;
 pub mod vote;
+pub mod witness;

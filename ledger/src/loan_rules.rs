@@ -261,6 +261,9 @@ pub(crate) fn apply<V: StateView + ?Sized>(
         | Claim::PledgeRelease(_)
         | Claim::Revocation(_)
         | Claim::Equivocation(_)
+        | Claim::AccessKey(_)
+        | Claim::Consent(_)
+        | Claim::Query(_)
         | Claim::GovernanceProposal(_)
         | Claim::GovernanceApproval(_)
         | Claim::KeyRotation(_) => Ok(Ok(())),
@@ -650,5 +653,7 @@ pub fn revocable(kind: ClaimKind) -> bool {
             | ClaimKind::PatentPledge
             | ClaimKind::Appraisal
             | ClaimKind::Qualification
+            | ClaimKind::AccessKey
+            | ClaimKind::Consent
     )
 }

@@ -77,6 +77,17 @@ pub trait NodeReader {
     fn stored_size(&self) -> Option<u64> {
         None
     }
+
+    /// Appends the hashes of the `count` complete subtrees `(level, start ..start + count)` to
+    /// `out` (a C2SP tlog-tiles tile, `tiles.rs`). The default reads them one by one; a store
+    /// overrides it with one range read.
+    fn nodes(&self, level: u8, start: u64, count: usize, out: &mut Vec<NodeHash>) -> Result<(), MerkleError> {
+        for i in 0..count as u64 {
+            let index = start.checked_add(i).ok_or(MerkleError::MissingNode { level, index: u64::MAX })?;
+            out.push(self.node(level, index)?);
+        }
+        Ok(())
+    }
 }
 
 /// What appending leaves creates: every newly completed (level, index, hash), for the store to persist atomically with the block.

@@ -84,6 +84,8 @@ pub struct PoolFigures {
     pub exposure_fen: u64,
     pub claimed_fen: u64,
     pub paid_fen: u64,
+    /// The claim records.
+    pub claims: Vec<AttestationId>,
     /// The payment records.
     pub payments: Vec<AttestationId>,
 }
@@ -154,6 +156,7 @@ impl Portfolio {
             Claim::RiskPool(RiskPool::Claim(c)) => {
                 if let Some((p, _)) = self.pools.get_mut(&c.pool) {
                     p.claimed_fen += c.amount.fen;
+                    p.claims.push(id);
                 }
             }
             Claim::RiskPool(RiskPool::Pay(x)) => {

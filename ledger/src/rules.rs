@@ -11,6 +11,7 @@ use crate::hash::{DigestKeyed, DigestMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::{ACCESS_KEY_LIFETIME_MS_MAX, CONSENT_LIFETIME_MS_MAX, Scope};
 use crate::attestation::{Attestation, AttestationId, Claim, ClaimKind, FieldError};
 use crate::genesis::{Genesis, Role};
 use crate::governance::{
@@ -34,7 +35,7 @@ pub const NO_CLOCK_MS: u64 = u64::MAX;
 /// What the rules remember about each committed attestation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordMeta {
-    /// Index of the attester in the genesis member list.
+    /// Index of the attester among the members (genesis members in name order, then those governance added).
     pub attester: u16,
     pub kind: ClaimKind,
     pub status: RecordStatus,
@@ -132,7 +133,7 @@ pub enum Rejection {
     #[error("R016 target: {0} is already revoked or released")]
     AlreadyInactive(AttestationId),
     #[error(
-        "R017 target: {id} is a {kind}; only rd-spend, patent-valuation, pledge, appraisal and qualification can be revoked"
+        "R017 target: {id} is a {kind}; only rd-spend, patent-valuation, pledge, appraisal, qualification, access-key and consent can be revoked"
     )]
     NotRevocable { id: AttestationId, kind: &'static str },
     #[error("R018 superseded_by: {0} must be an active attestation of the same kind by the same attester")]
@@ -247,6 +248,21 @@ pub enum Rejection {
     PaymentExceedsClaim { paid: Money, claim: Money },
     #[error("R132 pledge: {0} is not registered with CNIPA, so it cannot be disposed of")]
     PledgeNotRegistered(AttestationId),
+    // --- access (issue 12): R024..=R029, contiguous ---
+    #[error("R024 scopes: '{0}' has no regulator role, so it cannot grant the regulator scope")]
+    RegulatorScopeNotPermitted(String),
+    #[error(
+        "R025 expires_at_ms: {expires_at_ms} must be after issued_at_ms {issued_at_ms} and at most {lifetime_max_ms} ms later"
+    )]
+    BadExpiry { expires_at_ms: u64, issued_at_ms: u64, lifetime_max_ms: u64 },
+    #[error("R026 {field}: '{name}' is not a member of this consortium")]
+    NotAMember { field: &'static str, name: String },
+    #[error("R027 access_key: {0} is not an access-key grant by the reader's member")]
+    NotReadersKey(AttestationId),
+    #[error("R028 consent: {0} is not a consent record")]
+    NotAConsent(AttestationId),
+    #[error("R029 consent: required, as the reader '{0}' is not a regulator")]
+    ConsentRequired(String),
 }
 
 impl Rejection {
@@ -276,20 +292,20 @@ impl Rejection {
             Rejection::TooManyBytes { .. } => 21,
             Rejection::BadSignature(_) => 22,
             Rejection::Evidence(_) => 23,
-            Rejection::GovernanceNotValidator(_) => 24,
-            Rejection::ProposalUnknown(_) => 25,
-            Rejection::ProposalExpired { .. } => 26,
-            Rejection::ExpiryOutOfRange { .. } => 27,
-            Rejection::DuplicateApproval { .. } => 28,
-            Rejection::ProposalClosed(_) => 29,
-            Rejection::NoValidatorLeft => 30,
-            Rejection::InvalidChange { .. } => 31,
-            Rejection::MemberRemoved(_) => 32,
-            Rejection::KeyRotatedOut(_) => 33,
-            Rejection::KeyRevoked { .. } => 34,
-            Rejection::BadPossession(_) => 35,
-            Rejection::GovernanceFull { .. } => 36,
-            Rejection::KeyInUse { .. } => 37,
+            Rejection::GovernanceNotValidator(_) => 40,
+            Rejection::ProposalUnknown(_) => 41,
+            Rejection::ProposalExpired { .. } => 42,
+            Rejection::ExpiryOutOfRange { .. } => 43,
+            Rejection::DuplicateApproval { .. } => 44,
+            Rejection::ProposalClosed(_) => 45,
+            Rejection::NoValidatorLeft => 46,
+            Rejection::InvalidChange { .. } => 47,
+            Rejection::MemberRemoved(_) => 48,
+            Rejection::KeyRotatedOut(_) => 49,
+            Rejection::KeyRevoked { .. } => 50,
+            Rejection::BadPossession(_) => 51,
+            Rejection::GovernanceFull { .. } => 52,
+            Rejection::KeyInUse { .. } => 53,
             Rejection::PatentNoStatus(_) => 101,
             Rejection::PledgorNotOwner { .. } => 102,
             Rejection::PatentStatusForbids { .. } => 103,
@@ -322,6 +338,12 @@ impl Rejection {
             Rejection::NoClaim { .. } => 130,
             Rejection::PaymentExceedsClaim { .. } => 131,
             Rejection::PledgeNotRegistered(_) => 132,
+            Rejection::RegulatorScopeNotPermitted(_) => 24,
+            Rejection::BadExpiry { .. } => 25,
+            Rejection::NotAMember { .. } => 26,
+            Rejection::NotReadersKey(_) => 27,
+            Rejection::NotAConsent(_) => 28,
+            Rejection::ConsentRequired(_) => 29,
         }
     }
 }
@@ -531,8 +553,57 @@ fn apply_one<V: StateView + ?Sized>(
     // collision. Checked only in debug builds, as it costs a random lookup.
     debug_assert!(st.record(id)?.is_none(), "duplicate attestation id {id} passed the sequence rule");
     let mut meta = RecordMeta { attester, kind, status: RecordStatus::Active, pledge: None };
+    let expiry = |expires_at_ms: u64, lifetime_max_ms: u64| {
+        let latest = body.issued_at_ms.saturating_add(lifetime_max_ms);
+        let ok = expires_at_ms > body.issued_at_ms && expires_at_ms <= latest;
+        if ok {
+            Ok(())
+        } else {
+            Err(Rejection::BadExpiry { expires_at_ms, issued_at_ms: body.issued_at_ms, lifetime_max_ms })
+        }
+    };
     match &body.claim {
         Claim::RdSpend(_) | Claim::PatentValuation(_) => {}
+        Claim::AccessKey(g) => {
+            if g.scopes.contains(&Scope::Regulator) && !member.roles.contains(&Role::Regulator) {
+                return Ok(Err(Rejection::RegulatorScopeNotPermitted(body.attester.to_string())));
+            }
+            if let Err(r) = expiry(g.expires_at_ms, ACCESS_KEY_LIFETIME_MS_MAX) {
+                return Ok(Err(r));
+            }
+        }
+        Claim::Consent(c) => {
+            // The recipient is a member in force (governance may have added or removed it).
+            if st.gov.member(&c.recipient).is_none_or(|m| !m.is_active()) {
+                return Ok(Err(Rejection::NotAMember { field: "recipient", name: c.recipient.to_string() }));
+            }
+            if let Err(r) = expiry(c.expires_at_ms, CONSENT_LIFETIME_MS_MAX) {
+                return Ok(Err(r));
+            }
+        }
+        Claim::Query(q) => {
+            // Liveness (revocation, expiry) of the key and the consent was the serving node's
+            // check at read time; the log must record a read even if the consent lapses before
+            // the record commits, so the rules check only what the references are.
+            // A reader removed by governance since the read still resolves (indexes are never
+            // reused), so the log keeps reads served before the removal took effect.
+            let Some(reader) = st.gov.member_index(&q.reader) else {
+                return Ok(Err(Rejection::NotAMember { field: "reader", name: q.reader.to_string() }));
+            };
+            let key = st.record(&q.access_key)?;
+            if key.is_none_or(|k| k.kind != ClaimKind::AccessKey || k.attester != reader) {
+                return Ok(Err(Rejection::NotReadersKey(q.access_key)));
+            }
+            match q.consent {
+                Some(c) => {
+                    if st.record(&c)?.is_none_or(|m| m.kind != ClaimKind::Consent) {
+                        return Ok(Err(Rejection::NotAConsent(c)));
+                    }
+                }
+                None if st.gov.members[usize::from(reader)].roles.contains(&Role::Regulator) => {}
+                None => return Ok(Err(Rejection::ConsentRequired(q.reader.to_string()))),
+            }
+        }
         Claim::Equivocation(e) => {
             // Both signatures must be the accused validator's; checked here, not batched,
             // as evidence is rare. The chain id is derived only when evidence appears.

@@ -169,3 +169,67 @@ fn timeliness_follows_precision_and_the_growing_message_delay() {
     assert!(!t.timely(block, u64::MAX, 0), "a saturated receiver clock");
     assert!(t.timely(0, 50, 0), "no underflow at time zero");
 }
+
+/// `[[witnesses]]`: optional, validated with errors naming the key, sorted by name, and hashed
+/// (after the time parameters) only when stated, so a genesis without them keeps its hash.
+#[test]
+fn witnesses_are_optional_validated_and_hashed_only_when_stated() {
+    let members = member("val", &pk(1), "\"bank\"", true);
+    let plain = Genesis::from_toml(&base(&members)).unwrap();
+    assert!(plain.witnesses.is_empty());
+    assert!(!plain.to_toml().contains("witnesses"), "no table is written when none is stated");
+    let witness = |name: &str, key: &str, url: &str| {
+        format!("\n[[witnesses]]\nname = \"{name}\"\npublic_key = \"{key}\"\nurl = \"{url}\"\n")
+    };
+    let two = witness("w.example/zeta", &pk(9), "http://127.0.0.1:9001")
+        + &witness("w.example/alpha", &pk(8), "http://127.0.0.1:9000/prefix");
+    let g = Genesis::from_toml(&base(&format!("{members}{two}"))).unwrap();
+    let names: Vec<&str> = g.witnesses.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["w.example/alpha", "w.example/zeta"], "sorted by name");
+    assert_eq!(g.witness_keys()[0].key.0.to_vec(), hex::decode(pk(8)).unwrap());
+    assert_ne!(g.hash(), plain.hash(), "named witnesses are part of the chain's identity");
+    let again = Genesis::from_toml(&g.to_toml()).unwrap();
+    assert_eq!(again, g);
+    assert_eq!(again.hash(), g.hash());
+    let swapped = Genesis::from_toml(&base(&format!(
+        "{members}{}{}",
+        witness("w.example/alpha", &pk(8), "http://127.0.0.1:9000/prefix"),
+        witness("w.example/zeta", &pk(9), "http://127.0.0.1:9001")
+    )))
+    .unwrap();
+    assert_eq!(swapped.hash(), g.hash(), "file order does not matter");
+    let other_url = Genesis::from_toml(&base(&format!(
+        "{members}{}{}",
+        witness("w.example/alpha", &pk(8), "http://127.0.0.1:9000"),
+        witness("w.example/zeta", &pk(9), "http://127.0.0.1:9001")
+    )))
+    .unwrap();
+    assert_ne!(other_url.hash(), g.hash(), "every field is hashed");
+    // The builder path gives the same genesis as the file.
+    assert_eq!(plain.clone().with_witnesses(g.witnesses.clone()).unwrap(), g);
+
+    let one = |name: &str, key: &str, url: &str| base(&format!("{members}{}", witness(name, key, url)));
+    for (text, key) in [
+        (one("w a", &pk(8), "http://h:1"), "witnesses[0].name"),
+        (one("w+a", &pk(8), "http://h:1"), "witnesses[0].name"),
+        (one("w", "00", "http://h:1"), "witnesses[0].public_key"),
+        (one("w", &"00".repeat(32), "http://h:1"), "witnesses[0].public_key"),
+        (one("w", &pk(8), "https://h:1"), "witnesses[0].url"),
+        (one("w", &pk(8), "http://h:1/"), "witnesses[0].url"),
+        (one("w", &pk(8), "http://"), "witnesses[0].url"),
+        (
+            base(&format!("{members}{}{}", witness("w", &pk(8), "http://h:1"), witness("w", &pk(7), "http://h:2"))),
+            "witnesses[1].name",
+        ),
+        (
+            base(&format!("{members}{}{}", witness("v", &pk(8), "http://h:1"), witness("w", &pk(8), "http://h:2"))),
+            "witnesses[1].public_key",
+        ),
+    ] {
+        assert_eq!(invalid(&text).0, key, "{text}");
+    }
+    let many: String = (0..=credence_ledger::genesis::WITNESSES_MAX)
+        .map(|i| witness(&format!("w{i}"), &pk(10 + i as u8), "http://h:1"))
+        .collect();
+    assert_eq!(invalid(&base(&format!("{members}{many}"))).0, "witnesses");
+}

@@ -521,9 +521,108 @@ mod loan_lifecycle {
 }
 // ==== END loan-lifecycle golden vectors ====
 
-// ==== BEGIN governance golden vectors (tags 14..=16; issue 11) ====
+// ---------------------------------------------------------------------------------------------
+// Access records (issue 12): Claim tags 14..=16. One block, so the integrator can renumber it.
+// ---------------------------------------------------------------------------------------------
+
+mod access {
+    use super::*;
+    use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, QueryRecord, ReadKind, Scope};
+
+    fn bodies() -> Vec<(&'static str, AttestationBody)> {
+        let uscc = Uscc::parse("enterprise", "914403001922038216").unwrap();
+        vec![
+            (
+                "access-key",
+                body(
+                    "bank-a",
+                    5,
+                    Claim::AccessKey(AccessKeyGrant {
+                        holder: "loan-officer-zhang".into(),
+                        key: key(9).public(),
+                        scopes: vec![Scope::Member, Scope::Restricted],
+                        expires_at_ms: 1_731_536_123_456,
+                    }),
+                ),
+            ),
+            (
+                "consent",
+                body(
+                    "bank-a",
+                    6,
+                    Claim::Consent(Consent {
+                        enterprise: uscc,
+                        recipient: name("bank-a"),
+                        purpose: Purpose::LoanApplication,
+                        scope: vec![FactKind::RdSpend, FactKind::PatentValuation, FactKind::PatentPledge],
+                        expires_at_ms: 1_731_536_123_456,
+                        evidence: Hash([0xaa; 32]),
+                    }),
+                ),
+            ),
+            (
+                "query",
+                body(
+                    "centre-b",
+                    4,
+                    Claim::Query(QueryRecord {
+                        reader: name("bank-a"),
+                        access_key: id(0x55),
+                        enterprise: uscc,
+                        purpose: Purpose::LoanApplication,
+                        consent: Some(id(0x66)),
+                        read: ReadKind::Facts,
+                    }),
+                ),
+            ),
+        ]
+    }
+
+    /// (name, hex of body bytes, id, hex of signature) — from docs/encoding.md §11.
+    const EXPECTED: &[(&str, &str, &str, &str)] = &[
+        (
+            "access-key",
+            "060000000000000062616e6b2d610500000000000000404ae7cf8b0100000e00000012000000000000006c6f616e2d6f6666696365722d7a68616e67fd1724385aa0c75b64fb78cd602fa1d991fdebf76b13c58ed702eac835e9f618020000000000000000000000010000004076982793010000",
+            "15d710df5b0d884ff69081a290bbbc60331b5acd78474083885a658903edf293",
+            "bf92d6e66a81b22527cbacca64c5bd4075361c399b4d7f78c95b46ed08af34f903f4d30486655e2241c3cb6ba891c01ebdc5d6d98a3ea316fce1c37672dd1603",
+        ),
+        (
+            "consent",
+            "060000000000000062616e6b2d610600000000000000404ae7cf8b0100000f000000393134343033303031393232303338323136060000000000000062616e6b2d610000000003000000000000000000000001000000020000004076982793010000aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "9897b7b84c399888f3f13aeb57b467192eb614188e9df7c5d8a45e9df603ec8b",
+            "0b3dda290214f973beed62c05acac934afcd3356dd336b902189829b2694c4ab06f538fcaf0ae7162875b3dcb361d79f32fd5ae3222140b818b4b6be14ed2b0b",
+        ),
+        (
+            "query",
+            "080000000000000063656e7472652d620400000000000000404ae7cf8b01000010000000060000000000000062616e6b2d6155555555555555555555555555555555555555555555555555555555555555553931343430333030313932323033383231360000000001666666666666666666666666666666666666666666666666666666666666666600000000",
+            "9df573a111ccd97667ee219e075702ed57c764724e7b928d8d5a53b50e453b3f",
+            "b5ce584f19c060f691b66b3faf4ca41d2b294eabd4bcf2fbfc020423f388b02ad21db8b0ef16bac40837f341af61ff850ceea8de7a81ef0cf8eaa955d4228e0e",
+        ),
+    ];
+
+    #[test]
+    fn golden_vectors_access() {
+        let chain = genesis().hash();
+        let mut got = Vec::new();
+        for (kind, b) in bodies() {
+            let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
+            let a: Attestation = b.clone().sign(&signer, &chain);
+            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string(), hex::encode(a.signature.0)));
+            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
+            assert_eq!(leaf.attestation, a);
+        }
+        let expected: Vec<(&str, String, String, String)> =
+            EXPECTED.iter().map(|(k, b, i, s)| (*k, b.to_string(), i.to_string(), s.to_string())).collect();
+        assert!(
+            expected == got,
+            "the access encoding changed; if on purpose, update docs/encoding.md §11 and:\n{got:#?}"
+        );
+    }
+}
+
+// ==== BEGIN governance golden vectors (tags 17..=19; issue 11) ====
 // The integrator may renumber the tags when merging other appended kinds: then
-// regenerate this block (the assertion prints the new values) and docs/encoding.md §11.
+// regenerate this block (the assertion prints the new values) and docs/encoding.md §12.
 mod governance {
     use super::*;
     use credence_ledger::attestation::{GovernanceApproval, GovernanceProposal, KeyRotation};
@@ -615,38 +714,38 @@ mod governance {
     const EXPECTED: &[(&str, &str, &str)] = &[
         (
             "gov-proposal/add-member",
-            "060000000000000062616e6b2d611400000000000000404ae7cf8b0100000e00000000000000060000000000000062616e6b2d6300000000ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d10100000000000000000000000100c40bd58b010000",
-            "4426671232760f87b480e7c5e089fa96bdb700c13671380c54909677179160f4",
+            "060000000000000062616e6b2d611400000000000000404ae7cf8b0100001100000000000000060000000000000062616e6b2d6300000000ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d10100000000000000000000000100c40bd58b010000",
+            "8c10d40b83a7fdb6cdabf8a5892d2f2e21459934e0dbd6380e04981a100d8b25",
         ),
         (
             "gov-proposal/remove-member",
-            "060000000000000062616e6b2d611500000000000000404ae7cf8b0100000e00000001000000080000000000000063656e7472652d6200c40bd58b010000",
-            "d227cca006282525f47652e9c769f056ac7303e8645c0fdf9c3d38cb47fdb11a",
+            "060000000000000062616e6b2d611500000000000000404ae7cf8b0100001100000001000000080000000000000063656e7472652d6200c40bd58b010000",
+            "1f6411e8d6bb7f9185c89fb29487c12df49825e26360326b707617605d5cdbd4",
         ),
         (
             "gov-proposal/set-roles",
-            "060000000000000062616e6b2d611600000000000000404ae7cf8b0100000e00000002000000080000000000000063656e7472652d62020000000000000001000000030000000000c40bd58b010000",
-            "17e5278ad4bfbb906220806244637411cb79b4c882d82e0ebe040c847014e38d",
+            "060000000000000062616e6b2d611600000000000000404ae7cf8b0100001100000002000000080000000000000063656e7472652d62020000000000000001000000030000000000c40bd58b010000",
+            "0bc599b67fd94eb26b1ff3bd6aa9c40725248d95f9162fd0de01e13a6666787c",
         ),
         (
             "gov-proposal/revoke-key",
-            "060000000000000062616e6b2d611700000000000000404ae7cf8b0100000e00000003000000080000000000000063656e7472652d62000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394000000006e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf100c40bd58b010000",
-            "df5dd3ed92021c711392e03712755bce8b6dcc6b4835042983bbddfa0b8153a6",
+            "060000000000000062616e6b2d611700000000000000404ae7cf8b0100001100000003000000080000000000000063656e7472652d62000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394000000006e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf100c40bd58b010000",
+            "6f909a1d682a08ad619f8c2ae2a2db6393f2c7e9bcccfbbaa0aecd5c8ae6af50",
         ),
         (
             "gov-proposal/set-consensus",
-            "060000000000000062616e6b2d611800000000000000404ae7cf8b0100000e00000004000000f401000000000800d007000000000000e803000000000000e803000000000000f40100000000000000c40bd58b010000",
-            "c82b3ee5ce2ff9fc252394c6027245e75a7bfa423dc8d774d218b0d2aec9c007",
+            "060000000000000062616e6b2d611800000000000000404ae7cf8b0100001100000004000000f401000000000800d007000000000000e803000000000000e803000000000000f40100000000000000c40bd58b010000",
+            "95709aabdc02d57a35aff92bd463fa1be38e02482cca8c718a9887bb2d31bfd0",
         ),
         (
             "gov-approval",
-            "080000000000000063656e7472652d621400000000000000404ae7cf8b0100000f0000007777777777777777777777777777777777777777777777777777777777777777",
-            "49d2d6c09e82422f1cee6724e486c013aa8345862fa286f7ea382bb8afaf7dfb",
+            "080000000000000063656e7472652d621400000000000000404ae7cf8b010000120000007777777777777777777777777777777777777777777777777777777777777777",
+            "0bf997017b2e61d1c89374fcef70361c122407fcd1019b92153fd8a5fed0e471",
         ),
         (
             "key-rotation",
-            "060000000000000062616e6b2d611900000000000000404ae7cf8b0100001000000000000000ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805",
-            "25cad2b3d22a0470784b572ac899016a91898106a30b43821eb30bea4f0fd61f",
+            "060000000000000062616e6b2d611900000000000000404ae7cf8b0100001300000000000000ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805",
+            "b5e54ed3ce001aa1bd46b2a7d11766ab9518c1a89f3a622472ae6cf228504158",
         ),
     ];
 
@@ -666,7 +765,7 @@ mod governance {
         }
         let expected: Vec<(&str, String, String)> =
             EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
-        assert!(expected == got, "the governance encoding changed; update docs/encoding.md §11 and:\n{got:#?}");
+        assert!(expected == got, "the governance encoding changed; update docs/encoding.md §12 and:\n{got:#?}");
         // The proof of possession in the rotation vector verifies, and only for its own message.
         let rotation = bodies().pop().unwrap().1;
         let Claim::KeyRotation(r) = rotation.claim else { unreachable!() };

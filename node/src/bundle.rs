@@ -19,6 +19,7 @@ use credence_ledger::checkpoint::{self, Checkpoint, QuorumReport, VerifierKey};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::sig::{self, Domain};
+use credence_ledger::witness::{self, Cosignature};
 
 use crate::api::views::ClaimView;
 
@@ -47,7 +48,8 @@ pub struct Bundle {
     pub tree_size: u64,
     /// The RFC 9162 §2.1.3.1 inclusion path, leaf level first, base64 each.
     pub inclusion_path: Vec<String>,
-    /// The C2SP signed note (tlog-checkpoint) for `tree_size`, as the validators cosigned it.
+    /// The C2SP signed note (tlog-checkpoint) for `tree_size`, as the validators signed it,
+    /// then any genesis witnesses' `cosignature/v1` lines (C2SP tlog-cosignature).
     pub checkpoint: String,
     /// C2SP verifier keys (`name+keyid+base64`) of the chain's validators, in genesis order.
     pub verifier_keys: Vec<String>,
@@ -107,6 +109,8 @@ pub struct Report {
     pub signers: Vec<String>,
     pub needed: usize,
     pub validators: usize,
+    /// Genesis witnesses whose cosignatures on the checkpoint verified, in name order.
+    pub witnesses: Vec<String>,
 }
 
 impl Bundle {
@@ -117,6 +121,7 @@ impl Bundle {
         leaf_index: u64,
         inclusion_path: &[NodeHash],
         checkpoint: &Checkpoint,
+        cosignatures: &[Cosignature],
     ) -> Result<Bundle, BundleError> {
         let a = Attestation::from_bytes(attestation_bytes).map_err(|e| err("attestation", e.to_string()))?;
         Ok(Bundle {
@@ -127,7 +132,7 @@ impl Bundle {
             leaf_index,
             tree_size: checkpoint.body.tree_size,
             inclusion_path: inclusion_path.iter().map(|h| B64.encode(h)).collect(),
-            checkpoint: checkpoint.to_note(),
+            checkpoint: witnessed_note(checkpoint, cosignatures),
             verifier_keys: genesis.verifier_keys().iter().map(VerifierKey::to_vkey_string).collect(),
             decoded: Decoded::of(&a),
         })
@@ -149,16 +154,63 @@ impl Bundle {
     }
 }
 
-/// Checks a C2SP checkpoint note against a genesis: this chain's origin, and valid
-/// signatures of more than 2/3 of its validators with no line from anyone else. The error
-/// is the rule it breaks.
-pub fn check_checkpoint(note: &str, genesis: &Genesis) -> Result<(Checkpoint, QuorumReport), String> {
-    let cp = Checkpoint::parse_note(note).map_err(|e| e.to_string())?;
+/// A checkpoint note as served: the validators' note, then the cosignature lines.
+pub fn witnessed_note(cp: &Checkpoint, cosignatures: &[Cosignature]) -> String {
+    cosignatures.iter().fold(cp.to_note(), |note, c| note + &c.to_line())
+}
+
+/// A checkpoint note checked against a genesis.
+#[derive(Clone, Debug)]
+pub struct CheckedNote {
+    pub checkpoint: Checkpoint,
+    pub quorum: QuorumReport,
+    /// The cosignature lines, as they were in the note.
+    pub cosignatures: Vec<Cosignature>,
+    /// The genesis witnesses whose cosignatures verified, in name order.
+    pub witnesses: Vec<String>,
+}
+
+/// Checks a C2SP checkpoint note against a genesis: this chain's origin, valid signatures
+/// of more than 2/3 of its validators with no other Ed25519 signature line, and
+/// `cosignature/v1` lines only by genesis witnesses, each valid. The error is the rule it
+/// breaks. Whether enough witnesses cosigned is [`require_witnesses`].
+pub fn check_witnessed(note: &str, genesis: &Genesis) -> Result<CheckedNote, String> {
+    let (cp, cosignatures) = witness::parse_witnessed_note(note).map_err(|e| e.to_string())?;
     if cp.body.origin != genesis.checkpoint_origin {
         return Err(format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin));
     }
     let quorum = checkpoint::verify_quorum_strict(&cp, &genesis.verifier_keys()).map_err(|e| e.to_string())?;
-    Ok((cp, quorum))
+    let keys = genesis.witness_keys();
+    if let Some(c) = cosignatures.iter().find(|c| !keys.iter().any(|k| k.name == c.name && k.key_id() == c.key_id)) {
+        return Err(format!("cosignature by '{}' is not by a witness named in genesis (name and key id)", c.name));
+    }
+    let mut witnesses = witness::verified_witnesses(&cp.body, &cosignatures, &keys).map_err(|e| e.to_string())?;
+    witnesses.sort();
+    Ok(CheckedNote { checkpoint: cp, quorum, cosignatures, witnesses })
+}
+
+/// [`check_witnessed`] without the cosignatures.
+pub fn check_checkpoint(note: &str, genesis: &Genesis) -> Result<(Checkpoint, QuorumReport), String> {
+    check_witnessed(note, genesis).map(|c| (c.checkpoint, c.quorum))
+}
+
+/// Whether at least `k` of the genesis witnesses are among `cosigned`; the error names the
+/// missing ones.
+pub fn require_witnesses(genesis: &Genesis, cosigned: &[String], k: usize) -> Result<(), String> {
+    let named = genesis.witnesses.len();
+    if k > named {
+        return Err(format!("{k} witnesses required but the genesis names only {named}"));
+    }
+    if cosigned.len() >= k {
+        return Ok(());
+    }
+    let missing: Vec<&str> =
+        genesis.witnesses.iter().map(|w| w.name.as_str()).filter(|n| !cosigned.iter().any(|c| c == n)).collect();
+    Err(format!(
+        "cosigned by {} of the {k} genesis witnesses required (of {named}); no valid cosignature from: {}",
+        cosigned.len(),
+        missing.join(", ")
+    ))
 }
 
 /// Standard padded base64 tree hashes (proofs as the API and bundles carry them), each 32 bytes.
@@ -177,7 +229,8 @@ pub fn decode_hashes(field: &'static str, items: &[String]) -> Result<Vec<NodeHa
 /// 1. `format` and `chain_id` (the genesis hash);
 /// 2. `verifier_keys` are exactly the genesis validators' keys, in order;
 /// 3. `checkpoint` is for this chain's origin and carries valid signatures of more than 2/3
-///    of the validators, and no other signature lines; `tree_size` is its size;
+///    of the validators, and no other signature lines than cosignatures of genesis witnesses,
+///    each valid (`Report::witnesses`), in canonical form; `tree_size` is its size;
 /// 4. `attestation` decodes canonically, `id` is its id, its attester is a member allowed to
 ///    make this kind of claim, and its signature verifies under that member's key for this chain;
 /// 5. `inclusion_path` proves leaf `leaf_index` (the RFC 9162 hash of the attestation bytes) in
@@ -197,7 +250,11 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
         return Err(err("verifier_keys", "must list exactly the genesis validators' verifier keys, in genesis order"));
     }
 
-    let (cp, quorum) = check_checkpoint(&b.checkpoint, genesis).map_err(|rule| err("checkpoint", rule))?;
+    let checked = check_witnessed(&b.checkpoint, genesis).map_err(|rule| err("checkpoint", rule))?;
+    let (cp, quorum) = (&checked.checkpoint, &checked.quorum);
+    if witnessed_note(cp, &checked.cosignatures) != b.checkpoint {
+        return Err(err("checkpoint", "is not in canonical form (signature lines sorted, cosignatures after them)"));
+    }
     if b.tree_size != cp.body.tree_size {
         return Err(err("tree_size", format!("is {} but the checkpoint is for {}", b.tree_size, cp.body.tree_size)));
     }
@@ -239,9 +296,10 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
         leaf_index: b.leaf_index,
         tree_size: b.tree_size,
         checkpoint_height: cp.body.height,
-        signers: quorum.signers,
+        signers: quorum.signers.clone(),
         needed: quorum.needed,
         validators: quorum.validators,
+        witnesses: checked.witnesses,
     })
 }
 
@@ -265,7 +323,7 @@ mod tests {
         let leaf = store.leaf(5).unwrap().unwrap();
         let view = StoreView(&store);
         let path = merkle::inclusion_proof(5, cp.body.tree_size, &view).unwrap();
-        let bundle = Bundle::new(chain.genesis(), &leaf.bytes, 5, &path, &cp).unwrap();
+        let bundle = Bundle::new(chain.genesis(), &leaf.bytes, 5, &path, &cp, &[]).unwrap();
         (bundle, chain.genesis().clone())
     }
 
@@ -279,6 +337,46 @@ mod tests {
         let parsed = Bundle::parse(b.to_json().as_bytes()).unwrap();
         assert_eq!(parsed, b);
         assert_eq!(verify(&parsed, &g).unwrap(), report);
+    }
+
+    /// Cosignature lines count only by genesis witnesses and only if they verify; k of them
+    /// can be required, a shortfall naming the missing ones.
+    #[test]
+    fn cosignatures_are_checked_against_the_genesis_witnesses() {
+        use credence_ledger::genesis::GenesisWitness;
+        use credence_ledger::sig::SecretKey;
+        let (b, g) = fixture();
+        let (sk1, sk2) = (SecretKey::from_seed([41; 32]), SecretKey::from_seed([42; 32]));
+        let named = |name: &str, sk: &SecretKey| GenesisWitness {
+            name: name.into(),
+            public_key: sk.public(),
+            url: "http://127.0.0.1:1".into(),
+        };
+        let gw = g.clone().with_witnesses(vec![named("w.example/2", &sk2), named("w.example/1", &sk1)]).unwrap();
+        let cp = check_checkpoint(&b.checkpoint, &g).unwrap().0;
+        let keys = gw.witness_keys();
+        let c1 = Cosignature::sign(&cp.body, &keys[0], &sk1, 1_700_000_000);
+        let note = witnessed_note(&cp, std::slice::from_ref(&c1));
+        let checked = check_witnessed(&note, &gw).unwrap();
+        assert_eq!(checked.witnesses, ["w.example/1"]);
+        assert!(require_witnesses(&gw, &checked.witnesses, 1).is_ok());
+        let short = require_witnesses(&gw, &checked.witnesses, 2).unwrap_err();
+        assert!(short.contains("no valid cosignature from: w.example/2"), "{short}");
+        assert!(require_witnesses(&gw, &checked.witnesses, 3).unwrap_err().contains("names only 2"));
+        let c2 = Cosignature::sign(&cp.body, &keys[1], &sk2, 1_700_000_001);
+        let both = check_witnessed(&witnessed_note(&cp, &[c1.clone(), c2]), &gw).unwrap();
+        assert_eq!(both.witnesses, ["w.example/1", "w.example/2"]);
+        // Not a genesis witness: refused, with or without witnesses in genesis.
+        let stranger = credence_ledger::witness::WitnessKey { name: "w.example/1".into(), key: sk2.public() };
+        let forged = Cosignature::sign(&cp.body, &stranger, &sk2, 1_700_000_000);
+        let e = check_witnessed(&witnessed_note(&cp, &[forged]), &gw).unwrap_err();
+        assert!(e.contains("not by a witness named in genesis"), "{e}");
+        assert!(check_witnessed(&note, &g).unwrap_err().contains("not by a witness named in genesis"));
+        // A genesis witness's line that does not verify.
+        let mut bad = c1;
+        bad.timestamp += 1;
+        let e = check_witnessed(&witnessed_note(&cp, &[bad]), &gw).unwrap_err();
+        assert!(e.contains("w.example/1"), "{e}");
     }
 
     /// Each field changed to another plausible value is refused, naming that field.

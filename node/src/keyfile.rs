@@ -13,6 +13,14 @@
 //! cannot make the node allocate without limit, and refused below the defaults' floor
 //! ([`KDF_MEMORY_KIB_MIN`]) so a weakened file is not silently accepted.
 //!
+//! # Access-key files
+//! An access key (docs/ACCESS.md) is the same key line preceded by one `keyid` line naming
+//! the access-key grant that delegated it (its attestation id, the RFC 9421 `keyid`):
+//! ```text
+//! access-key-file = *comment "keyid " 64HEXDIG LF *comment key-line LF *comment
+//! ```
+//! Written by `credence keys access` and read by every CLI command's `--access-key`.
+//!
 //! # Secrets
 //! Neither the seed nor the passphrase appears in an error, a log line or `Debug` output:
 //! [`SecretKey`] and [`Passphrase`] print as `<redacted>`, errors name only the file, the
@@ -25,6 +33,8 @@ use std::path::Path;
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use credence_ledger::attestation::AttestationId;
+use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::sig::SecretKey;
 use zeroize::Zeroizing;
 
@@ -282,6 +292,12 @@ pub fn read_with(path: &Path, passphrase: Option<&Passphrase>) -> Result<SecretK
                 .into(),
         });
     };
+    key_of_line(path, line, passphrase)
+}
+
+/// The secret key of one key line (plain or encrypted) of the file at `path`.
+fn key_of_line(path: &Path, line: &str, passphrase: Option<&Passphrase>) -> Result<SecretKey, KeyFileError> {
+    let p = || path.display().to_string();
     if line.starts_with(ENCRYPTED_TAG) {
         let Some(passphrase) = passphrase else {
             return Err(KeyFileError::PassphraseRequired { path: p() });
@@ -295,6 +311,61 @@ pub fn read_with(path: &Path, passphrase: Option<&Passphrase>) -> Result<SecretK
     hex::decode_to_slice(line, &mut *seed)
         .map_err(|_| KeyFileError::Format { path: p(), rule: "the key line is not 64 hexadecimal digits".into() })?;
     Ok(SecretKey::from_seed(*seed))
+}
+
+/// An access key read from its file: the grant's id and the holder's secret key.
+#[derive(Debug)]
+pub struct AccessKeyFile {
+    /// The id of the access-key grant that delegated this key (the RFC 9421 `keyid`).
+    pub keyid: AttestationId,
+    pub key: SecretKey,
+}
+
+/// First word of an access-key file's `keyid` line.
+pub const KEYID_WORD: &str = "keyid";
+
+/// Text of a plain access-key file: a comment, the `keyid` line and the key line.
+pub fn access_key_text(comment: &str, keyid: &AttestationId, key: &SecretKey) -> String {
+    let seed = Zeroizing::new(key.seed());
+    format!("# {comment}\n{KEYID_WORD} {keyid}\n{}\n", hex::encode(*seed))
+}
+
+/// Text of a passphrase-encrypted access-key file (the key line as [`encrypted_text`] writes it).
+pub fn access_key_encrypted_text(
+    comment: &str,
+    keyid: &AttestationId,
+    key: &SecretKey,
+    passphrase: &Passphrase,
+    params: KdfParams,
+) -> Result<String, KeyFileError> {
+    let text = encrypted_text(comment, key, passphrase, params)?;
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    Ok(format!("{first}\n{KEYID_WORD} {keyid}\n{rest}"))
+}
+
+/// Reads an access-key file (see the module doc), plain or encrypted, refusing one that
+/// others can read. Errors name the file and the rule, never the key.
+pub fn read_access_key(path: &Path, passphrase: Option<&Passphrase>) -> Result<AccessKeyFile, KeyFileError> {
+    let p = || path.display().to_string();
+    let bytes = read_private(path, "access-key file", KEY_FILE_BYTES_MAX)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| KeyFileError::Format { path: p(), rule: "not UTF-8".into() })?;
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let shape = || KeyFileError::Format {
+        path: p(),
+        rule: format!(
+            "an access-key file holds a '{KEYID_WORD} <64 hex digits>' line, then one key line, besides # comments \
+             (written by `credence keys access`)"
+        ),
+    };
+    let [id_line, key_line] = lines.as_slice() else { return Err(shape()) };
+    let Some(hex_id) = id_line.strip_prefix(KEYID_WORD).and_then(|r| r.strip_prefix(' ')) else {
+        return Err(shape());
+    };
+    let keyid = Hash::from_hex("keyid", hex_id.trim())
+        .map(HashOf::from_hash)
+        .map_err(|_| KeyFileError::Format { path: p(), rule: "the keyid is not 64 hexadecimal digits".into() })?;
+    let key = key_of_line(path, key_line, passphrase)?;
+    Ok(AccessKeyFile { keyid, key })
 }
 
 /// Whether the key file at `path` holds an encrypted key (permissions are checked as on read).
@@ -398,6 +469,30 @@ mod tests {
         }
         set_mode(&path, 0o400);
         assert!(read(&path).is_ok(), "owner-only read access is fine");
+    }
+
+    #[test]
+    fn access_key_files_round_trip_plain_and_encrypted_and_name_their_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::from_seed([9; 32]);
+        let keyid: AttestationId = HashOf::from_hash(Hash([3; 32]));
+        let plain = dir.path().join("a.access");
+        write_private(&plain, &access_key_text("test", &keyid, &key)).unwrap();
+        let read = read_access_key(&plain, None).unwrap();
+        assert_eq!((read.keyid, read.key.public()), (keyid, key.public()));
+        let enc = dir.path().join("b.access");
+        let weak = KdfParams { memory_kib: KDF_MEMORY_KIB_MIN, passes: 1, lanes: 1 };
+        write_private(&enc, &access_key_encrypted_text("test", &keyid, &key, &pass("pw"), weak).unwrap()).unwrap();
+        assert!(matches!(read_access_key(&enc, None), Err(KeyFileError::PassphraseRequired { .. })));
+        let read = read_access_key(&enc, Some(&pass("pw"))).unwrap();
+        assert_eq!((read.keyid, read.key.public()), (keyid, key.public()));
+        // A member key file is not an access-key file, and a bad keyid is named.
+        let member = dir.path().join("m.key");
+        write_private(&member, &text("member", &key)).unwrap();
+        assert!(read_access_key(&member, None).unwrap_err().to_string().contains("keyid"));
+        let bad = dir.path().join("c.access");
+        write_private(&bad, &format!("keyid 12\n{}\n", hex::encode([9u8; 32]))).unwrap();
+        assert!(read_access_key(&bad, None).unwrap_err().to_string().contains("keyid is not 64"));
     }
 
     #[test]

@@ -8,10 +8,13 @@ pub mod api;
 pub mod bundle;
 pub mod byzantine;
 pub mod config;
+pub mod httpsig;
 pub mod keyfile;
 pub mod metrics;
 pub mod net;
 pub mod runtime;
 pub mod wire;
+pub mod witness;
+pub mod witness_client;
 
 pub use credence_consensus::{self as consensus, evidence, mempool, sim};

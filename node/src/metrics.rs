@@ -22,10 +22,14 @@
 //! | `credence_sync_refused_total` | counter | peers' sync requests refused for their per-peer budget |
 //! | `credence_http_requests_total{method,route,status}` | counter | HTTP requests by route template and status |
 //! | `credence_http_request_duration_seconds` | histogram | HTTP request handling time |
+//! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a genesis witness cosigned for this node |
+//! | `credence_witness_refusals_total{witness,status}` | counter | checkpoints a genesis witness refused (4xx: a fork it saw, a bad proof, not the log's signers); a 409 the node resolves by adopting the witness's size is not counted |
+//! | `credence_witness_failures_total{witness}` | counter | submissions to a witness that got no answer in time, or a 5xx |
 //!
 //! Label sets are bounded: `route` is one of the API's route templates (or
 //! `unmatched`), `method` one of the standard methods (or `other`), `status` an HTTP
-//! status code, `code` one of the admission error codes.
+//! status code, `code` one of the admission error codes, `witness` one of the genesis
+//! witnesses' names (at most `WITNESSES_MAX`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -59,6 +63,9 @@ pub const METRIC_NAMES: &[&str] = &[
     "credence_sync_refused_total",
     "credence_http_requests_total",
     "credence_http_request_duration_seconds",
+    "credence_witness_cosignatures_total",
+    "credence_witness_refusals_total",
+    "credence_witness_failures_total",
 ];
 
 /// Bucket bounds (seconds) of the commit latency histogram: Tendermint heights take
@@ -173,6 +180,8 @@ pub struct Metrics {
     refused: Mutex<BTreeMap<String, u64>>,
     /// Requests by (method, route template, status).
     http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    /// Witness outcomes by (witness name, status; 200 cosigned, 0 no answer or 5xx).
+    witness: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
 impl Default for Metrics {
@@ -218,6 +227,7 @@ impl Metrics {
             commit_latency: Histogram::new(COMMIT_LATENCY_BUCKETS),
             http_duration: Histogram::new(HTTP_DURATION_BUCKETS),
             refused: Mutex::new(BTreeMap::new()),
+            witness: Mutex::new(BTreeMap::new()),
             http: Mutex::new(BTreeMap::new()),
         }
     }
@@ -247,6 +257,13 @@ impl Metrics {
         self.attestations_admitted.add(batch.admitted() as u64);
         let evicted: usize = batch.results.iter().flatten().map(|a| a.evicted.len()).sum();
         self.mempool_evicted.add(evicted as u64);
+    }
+
+    /// Counts a witness's answer to a checkpoint: 200 cosigned, a 4xx refusal, 0 a failure
+    /// (no answer in time, or a 5xx).
+    pub fn witness_outcome(&self, witness: &str, status: u16) {
+        let mut m = self.witness.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((witness.to_owned(), status)).or_insert(0) += 1;
     }
 
     /// Counts an attestation refused with admission error `code`.
@@ -340,6 +357,23 @@ impl Metrics {
         }
         let help = "HTTP request handling time.";
         self.http_duration.render(&mut out, "credence_http_request_duration_seconds", help);
+        let witness = self.witness.lock().unwrap_or_else(|p| p.into_inner());
+        let help = "Checkpoints a genesis witness cosigned for this node.";
+        header(&mut out, "credence_witness_cosignatures_total", help, "counter");
+        for ((w, _), n) in witness.iter().filter(|((_, s), _)| *s == 200) {
+            let _ = writeln!(out, "credence_witness_cosignatures_total{{witness=\"{}\"}} {n}", label(w));
+        }
+        let help = "Checkpoints a genesis witness refused, by HTTP status.";
+        header(&mut out, "credence_witness_refusals_total", help, "counter");
+        for ((w, s), n) in witness.iter().filter(|((_, s), _)| (400..500).contains(s)) {
+            let _ = writeln!(out, "credence_witness_refusals_total{{witness=\"{}\",status=\"{s}\"}} {n}", label(w));
+        }
+        let help = "Submissions to a witness with no answer in time, or a 5xx.";
+        header(&mut out, "credence_witness_failures_total", help, "counter");
+        for ((w, _), n) in witness.iter().filter(|((_, s), _)| *s == 0) {
+            let _ = writeln!(out, "credence_witness_failures_total{{witness=\"{}\"}} {n}", label(w));
+        }
+        drop(witness);
         out
     }
 }

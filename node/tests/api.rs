@@ -13,17 +13,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use credence_ledger::attestation::{AttestationBody, Claim, RdCategory, RdSpend};
+use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, Scope};
+use credence_ledger::attestation::{AttestationBody, AttestationId, Claim, RdCategory, RdSpend, Revocation};
 use credence_ledger::block::Leaf;
 use credence_ledger::checkpoint::Checkpoint;
-use credence_ledger::demo::{self, ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+use credence_ledger::demo::{self, ChainBuilder};
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::{Currency, MemberName, Money, Period, Uscc};
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{IndexKey, RedbStore, Store};
+use credence_ledger::tiles::{self, Tile, TileKind};
 use credence_ledger::verify::ChainContext;
 use credence_node::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
+use credence_node::httpsig;
 use credence_node::mempool::{Mempool, MempoolLimits};
 use credence_node::metrics::{METRIC_NAMES, Metrics};
 
@@ -31,15 +34,39 @@ const BLOCKS: usize = 4;
 const PER_BLOCK: usize = 30;
 const CENTRE: &str = "sz-tech-finance-centre";
 
+/// Records of the chain's last block (docs/ACCESS.md): who may read what.
+struct Access {
+    /// bank-icbc-sz's access key with the member and restricted scopes.
+    officer: (AttestationId, SecretKey),
+    /// The regulator's access key with the regulator scope.
+    regulator: (AttestationId, SecretKey),
+    /// The busiest enterprise, and its consent for bank-icbc-sz (loan-application, all facts).
+    enterprise: Uscc,
+    consent: AttestationId,
+    /// bank-icbc-sz's keys: one that expired a millisecond after its grant, one revoked.
+    expired: Key,
+    revoked: Key,
+}
+
+/// Height of the last access block (grants and consent, then a revocation), after the demo blocks.
+const HEIGHT: usize = BLOCKS + 2;
+/// Records of the access blocks: four grants and a consent, then a revocation.
+const ACCESS_RECORDS: usize = 6;
+/// Leaves on the chain.
+const TREE_SIZE: usize = BLOCKS * PER_BLOCK + ACCESS_RECORDS;
+
 /// A running API over a committed chain.
 struct Node {
     addr: SocketAddr,
+    access: Access,
     ctx: Arc<ChainContext>,
     keys: Vec<SecretKey>,
     store: SharedStore,
     gossip: mpsc::Receiver<Leaf>,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The chain's builder, to commit further blocks.
+    builder: ChainBuilder,
     _dir: tempfile::TempDir,
 }
 
@@ -48,13 +75,54 @@ async fn start() -> Node {
 }
 
 async fn start_with(config: ApiConfig) -> Node {
-    let mut builder = ChainBuilder::new(11, EXAMPLE_GENESIS_TIME_MS).expect("demo chain");
+    // A recent genesis: access keys and consents are valid only for a while after their time.
+    let mut builder = ChainBuilder::with_regulator(11, now_ms() - 3_600_000).expect("demo chain");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = RedbStore::open(&dir.path().join("ledger.redb"), builder.genesis()).expect("store");
     for _ in 0..BLOCKS {
         let vb = builder.next_block(PER_BLOCK).expect("block");
         store.commit(&vb).expect("commit");
     }
+    let enterprise = busiest_enterprise(&store);
+    let (officer, regulator) = (SecretKey::from_seed([21; 32]), SecretKey::from_seed([22; 32]));
+    let (expired, revoked) = (SecretKey::from_seed([23; 32]), SecretKey::from_seed([24; 32]));
+    // The access block's time (next_block_of steps 1 to 1.5 s; its records are issued 0.5 s before).
+    let days = |d: u64| builder.time_ms() + 2_000 + d * 86_400_000;
+    let grant_until = |holder: &str, key: &SecretKey, scopes: Vec<Scope>, expires_at_ms: u64| {
+        Claim::AccessKey(AccessKeyGrant { holder: holder.into(), key: key.public(), scopes, expires_at_ms })
+    };
+    let grant = |holder: &str, key: &SecretKey, scopes: Vec<Scope>| grant_until(holder, key, scopes, days(30));
+    let name = |n: &str| MemberName::parse("member", n).expect("name");
+    let member = |n: &str| usize::from(builder.genesis().member_index(&name(n)).expect("member"));
+    let (bank, reg) = (member("bank-icbc-sz"), member(demo::REGULATOR));
+    let consent = Claim::Consent(Consent {
+        enterprise,
+        recipient: name("bank-icbc-sz"),
+        purpose: Purpose::LoanApplication,
+        scope: FactKind::ALL.to_vec(),
+        expires_at_ms: days(365),
+        evidence: Hash([9; 32]),
+    });
+    let claims = vec![
+        (bank, grant("loan-officer-zhang", &officer, vec![Scope::Member, Scope::Restricted])),
+        (reg, grant("inspector-li", &regulator, vec![Scope::Regulator])),
+        (bank, consent),
+        (bank, grant_until("expired", &expired, vec![Scope::Member], builder.time_ms() + 1_000)),
+        (bank, grant("revoked", &revoked, vec![Scope::Member])),
+    ];
+    let vb = builder.next_block_of(claims).expect("access block");
+    let ids: Vec<AttestationId> = vb.certified().block.leaves.iter().map(|l| l.id).collect();
+    store.commit(&vb).expect("commit");
+    let revocation = Claim::Revocation(Revocation { target: ids[4], superseded_by: None });
+    store.commit(&builder.next_block_of(vec![(bank, revocation)]).expect("revocation block")).expect("commit");
+    let access = Access {
+        officer: (ids[0], officer),
+        regulator: (ids[1], regulator),
+        enterprise,
+        consent: ids[2],
+        expired: (ids[3], expired),
+        revoked: (ids[4], revoked),
+    };
     let ctx = Arc::new(ChainContext::new(builder.genesis().clone()));
     let keys = builder.genesis().members.iter().map(|m| demo::member_key(11, m.name.as_str())).collect();
     let store: SharedStore = Arc::new(RwLock::new(store));
@@ -66,13 +134,31 @@ async fn start_with(config: ApiConfig) -> Node {
     let state = ApiState::new(ctx.clone(), store.clone(), mempool, status_rx, Arc::new(Metrics::new()))
         .with_gossip(gossip_tx)
         .with_config(config);
+    // This node is bank-icbc-sz's: it logs the restricted reads it serves, signed with its key.
+    let signer = api::query_log::Signer { name: name("bank-icbc-sz"), key: demo::member_key(11, "bank-icbc-sz") };
+    let (state, _query_log) = state.with_query_log(signer);
     let listener = bind_loopback().await;
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(api::serve(listener, state, async move {
         let _ = stopped.await;
     }));
-    Node { addr, ctx, keys, store, gossip, stop: Some(stop), server, _dir: dir }
+    Node { addr, access, ctx, keys, store, gossip, stop: Some(stop), server, builder, _dir: dir }
+}
+
+/// The enterprise with the most records.
+fn busiest_enterprise(store: &RedbStore) -> Uscc {
+    let mut best = (0, None);
+    for i in 0..(BLOCKS * PER_BLOCK) as u64 {
+        let leaf = store.leaf(i).expect("store").expect("leaf");
+        if let Some(e) = leaf.attestation.body.claim.enterprise() {
+            let c = store.query(IndexKey::Enterprise(e), None, 1000).expect("query").len();
+            if c > best.0 {
+                best = (c, Some(*e));
+            }
+        }
+    }
+    best.1.expect("an enterprise")
 }
 
 /// A listener on 127.0.0.1 below the ephemeral range, in the port scheme of
@@ -95,6 +181,7 @@ struct Reply {
     status: u16,
     content_type: String,
     retry_after: Option<String>,
+    cache_control: String,
     /// The server announced it closes the connection (`Connection: close`).
     close: bool,
     body: Vec<u8>,
@@ -120,8 +207,49 @@ impl Reply {
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`).
 async fn request(addr: SocketAddr, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> Reply {
+    request_as(addr, None, method, path, content_type, body).await
+}
+
+/// An access key: its grant's id and its secret key.
+type Key = (AttestationId, SecretKey);
+
+/// The RFC 9421 fields that sign `method path` with `key` now (docs/ACCESS.md).
+fn signature_fields(key: &Key, method: &str, path: &str, body: &[u8]) -> Vec<(String, String)> {
+    let now_s = (now_ms() / 1000) as i64;
+    httpsig::signed_headers(method, path, Some(body), &key.0.to_string(), &key.1, now_s)
+        .expect("signed")
+        .into_iter()
+        .map(|(n, v)| (n.to_string(), v))
+        .collect()
+}
+
+/// [`request`], signed (RFC 9421, docs/ACCESS.md) with `key` if given.
+async fn request_as(
+    addr: SocketAddr,
+    key: Option<&Key>,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let fields = key.map(|k| signature_fields(k, method, path, body)).unwrap_or_default();
+    request_with(addr, &fields, method, path, content_type, body).await
+}
+
+/// [`request`] with these extra header fields.
+async fn request_with(
+    addr: SocketAddr,
+    fields: &[(String, String)],
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Reply {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in fields {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(ct) = content_type {
         head.push_str(&format!("Content-Type: {ct}\r\n"));
     }
@@ -144,6 +272,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
     let mut content_type = String::new();
     let mut retry_after = None;
+    let mut cache_control = String::new();
     let mut close = false;
     let mut chunked = false;
     for l in lines {
@@ -151,6 +280,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
         match k.to_ascii_lowercase().as_str() {
             "content-type" => content_type = v.trim().to_string(),
             "retry-after" => retry_after = Some(v.trim().to_string()),
+            "cache-control" => cache_control = v.trim().to_string(),
             "connection" => close = v.trim().eq_ignore_ascii_case("close"),
             "transfer-encoding" => chunked = v.trim().eq_ignore_ascii_case("chunked"),
             _ => {}
@@ -172,11 +302,17 @@ fn parse_reply(raw: &[u8]) -> Reply {
         }
         body = out;
     }
-    Reply { status, content_type, retry_after, close, body }
+    Reply { status, content_type, retry_after, cache_control, close, body }
 }
 
+/// A GET signed with the loan officer's key (member and restricted scopes).
 async fn get(n: &Node, path: &str) -> Reply {
-    request(n.addr, "GET", path, None, b"").await
+    request_as(n.addr, Some(&n.access.officer), "GET", path, None, b"").await
+}
+
+/// A GET signed with `key`, or unsigned.
+async fn get_as(n: &Node, key: Option<&Key>, path: &str) -> Reply {
+    request_as(n.addr, key, "GET", path, None, b"").await
 }
 
 async fn post_json(n: &Node, path: &str, v: &Value) -> Reply {
@@ -248,6 +384,7 @@ async fn submit_valid_is_pending_and_advances_next_sequence() {
     let id = r.json()["id"].as_str().expect("id").to_string();
     assert_eq!(id, Leaf::from_bytes(bytes.clone()).expect("leaf").id.to_string());
 
+    // A pending record shows its metadata; its facts are read once committed, under consent.
     let r = get(&n, &format!("/v1/attestations/{id}")).await;
     assert_eq!(r.status, 200);
     let v = r.json();
@@ -255,11 +392,10 @@ async fn submit_valid_is_pending_and_advances_next_sequence() {
     assert_eq!(v["held"], false);
     assert_eq!(v["attester"], CENTRE);
     assert_eq!(v["sequence"], seq);
-    assert_eq!(v["claim"]["kind"], "rd-spend");
-    assert_eq!(v["claim"]["enterprise"], demo::REAL_USCCS[2]);
-    assert_eq!(v["claim"]["amount"]["fen"], 1_000_001);
-    assert_eq!(v["claim"]["amount"]["amount"], "10000.01");
-    assert_eq!(B64.decode(v["attestation"].as_str().expect("b64")).expect("b64"), bytes);
+    assert_eq!(v["claim"], json!({"kind": "withheld", "of": "rd-spend"}));
+    assert_eq!((v["attestation"].is_null(), v["signature"].is_null()), (true, true));
+    let pending = Leaf::from_bytes(bytes.clone()).expect("leaf");
+    assert_eq!(pending.attestation.body.sequence, seq);
     assert_eq!(n.next_sequence(CENTRE).await, seq + 1);
 
     let gossiped = n.gossip.recv().await.expect("gossiped");
@@ -362,8 +498,8 @@ async fn every_get_endpoint_on_committed_data() {
     assert_eq!(unb64(&b["tree_root"]), cert.body.root);
 
     let s = get(&n, "/v1/status").await.json();
-    assert_eq!(s["height"], BLOCKS);
-    assert_eq!(s["tree_size"], BLOCKS * PER_BLOCK);
+    assert_eq!(s["height"], HEIGHT);
+    assert_eq!(s["tree_size"], TREE_SIZE);
     assert_eq!(s["peers"], 3);
     assert_eq!(s["syncing"], false);
     assert_eq!(s["validator"], true);
@@ -373,8 +509,8 @@ async fn every_get_endpoint_on_committed_data() {
     assert_eq!(c.status, 200);
     assert!(c.content_type.starts_with("text/plain"), "{}", c.content_type);
     let cp = Checkpoint::parse_note(&c.text()).expect("C2SP note");
-    assert_eq!(cp.body.tree_size, (BLOCKS * PER_BLOCK) as u64);
-    assert_eq!(cp.body.height, BLOCKS as u64);
+    assert_eq!(cp.body.tree_size, TREE_SIZE as u64);
+    assert_eq!(cp.body.height, HEIGHT as u64);
 
     // Governance: the genesis members and validators, in force at the next height; the
     // set hash is the one the committed headers carry.
@@ -409,6 +545,7 @@ async fn every_get_endpoint_on_committed_data() {
         ("/v1/attestations/xyz".to_string(), 400, "id"),
         (format!("/v1/attestations/{}", "a".repeat(5000)), 400, "id"),
         ("/v1/blocks/99".to_string(), 404, "height"),
+        ("/v1/blocks/99/certified".to_string(), 403, "scope"),
         ("/v1/blocks/0".to_string(), 404, "height"),
         ("/v1/blocks/-1".to_string(), 400, "height"),
         ("/v1/blocks/99999999999999999999999".to_string(), 400, "height"),
@@ -561,13 +698,17 @@ async fn height_and_time_ranges_select_whole_blocks() {
 #[tokio::test]
 async fn certified_blocks_are_served_in_canonical_encoding() {
     let n = start().await;
+    // Whole blocks hold every fact in clear: the regulator scope only.
     let r = get(&n, "/v1/blocks/2/certified").await;
+    assert_eq!((r.status, r.error().1.as_str()), (403, "scope"));
+    assert!(r.json()["error"]["rule"].as_str().expect("rule").contains("regulator"), "{}", r.text());
+    let r = get_as(&n, Some(&n.access.regulator), "/v1/blocks/2/certified").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.content_type, "application/octet-stream");
     let want = n.store.read().expect("lock").block(2).expect("store").expect("block");
     let got = credence_ledger::block::decode_certified_exact(&r.body, 10_000).expect("decodes");
     assert_eq!(got, want);
-    let r = get(&n, &format!("/v1/blocks/{}/certified", BLOCKS + 1)).await;
+    let r = get_as(&n, Some(&n.access.regulator), &format!("/v1/blocks/{}/certified", HEIGHT + 1)).await;
     assert_eq!((r.status, r.error().1.as_str()), (404, "height"));
     n.stop().await;
 }
@@ -633,8 +774,9 @@ async fn openapi_lists_every_path() {
     let doc = r.json();
     assert!(doc["openapi"].as_str().expect("version").starts_with("3."), "{}", doc["openapi"]);
     let paths: BTreeSet<&str> = doc["paths"].as_object().expect("paths").keys().map(String::as_str).collect();
-    let routes: BTreeSet<&str> = api::ROUTES.iter().copied().collect();
-    assert_eq!(paths, routes);
+    // OpenAPI writes axum's multi-segment `{*path}` as `{path}`.
+    let routes: BTreeSet<String> = api::ROUTES.iter().map(|r| r.replace("{*", "{")).collect();
+    assert_eq!(paths, routes.iter().map(String::as_str).collect());
     assert!(doc["paths"]["/v1/attestations"]["post"]["responses"]["202"].is_object());
     assert!(doc["paths"]["/v1/attestations/batch"]["post"]["responses"]["200"].is_object());
     // The bounds the server enforces on request bodies are described.
@@ -667,8 +809,8 @@ async fn metrics_text_contains_the_documented_names() {
         assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing:\n{text}");
     }
     for line in [
-        format!("credence_height {BLOCKS}"),
-        format!("credence_tree_size {}", BLOCKS * PER_BLOCK),
+        format!("credence_height {HEIGHT}"),
+        format!("credence_tree_size {TREE_SIZE}"),
         "credence_peers 3".to_string(),
         "credence_mempool_records 1".to_string(),
         "credence_signatures_verified_total 1".to_string(),
@@ -1104,5 +1246,295 @@ async fn batch_bodies_in_memory_are_bounded_with_503() {
     // The permits came back with the slow bodies' answers.
     let r = post_batch(&n, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
+    n.stop().await;
+}
+
+/// A tile recomputed from the leaves alone: hash `i` is the RFC 6962 MTH of its `256^L` leaves.
+fn tile_from_leaves(tile: &Tile, leaf_hashes: &[NodeHash]) -> Vec<u8> {
+    fn mth(l: &[NodeHash]) -> NodeHash {
+        if l.len() == 1 {
+            return l[0];
+        }
+        let k = 1usize << (usize::BITS - (l.len() - 1).leading_zeros() - 1);
+        merkle::node_hash(&mth(&l[..k]), &mth(&l[k..]))
+    }
+    let span = 1usize << tile.tree_level();
+    let first = usize::try_from(tile.first()).expect("small");
+    (0..usize::from(tile.width)).flat_map(|i| mth(&leaf_hashes[(first + i) * span..(first + i + 1) * span])).collect()
+}
+
+#[tokio::test]
+async fn tiles_after_each_block_equal_those_recomputed_from_the_leaves() {
+    let mut n = start().await;
+    for per_block in [0usize, 100, 1, 300] {
+        if per_block > 0 {
+            let vb = n.builder.next_block(per_block).expect("block");
+            n.store.write().expect("lock").commit(&vb).expect("commit");
+        }
+        let (size, note) = {
+            let s = n.store.read().expect("lock");
+            let head = s.head().expect("head").expect("a block");
+            (head.tree_size, s.certificate(head.height).expect("cert").expect("cert").to_note())
+        };
+        let cp = get(&n, "/checkpoint").await;
+        assert_eq!((cp.status, cp.content_type.as_str()), (200, "text/plain; charset=utf-8"));
+        assert_eq!(cp.text(), note);
+        assert_eq!(cp.cache_control, "public, max-age=2");
+        let leaves: Vec<Leaf> = (0..size).map(|i| n.leaf(i)).collect();
+        let hashes: Vec<NodeHash> = leaves.iter().map(Leaf::leaf_hash).collect();
+        for tile in tiles::tiles_of(size, true) {
+            let r = get(&n, &format!("/{}", tile.path())).await;
+            assert_eq!(r.status, 200, "{}: {}", tile.path(), String::from_utf8_lossy(&r.body));
+            assert_eq!(r.content_type, "application/octet-stream");
+            assert_eq!(r.cache_control, "public, max-age=31536000, immutable", "{}", tile.path());
+            match tile.kind {
+                TileKind::Hashes { .. } => assert_eq!(r.body, tile_from_leaves(&tile, &hashes), "{}", tile.path()),
+                TileKind::Entries => {
+                    let first = usize::try_from(tile.first()).expect("small");
+                    let entries = tiles::parse_entry_bundle(&tile, &r.body).expect("bundle");
+                    for (i, e) in entries.iter().enumerate() {
+                        assert_eq!(*e, leaves[first + i].bytes.as_slice());
+                    }
+                }
+            }
+        }
+        // The next partial width is not there yet; nor is a tile past the tree.
+        let next = Tile::in_tree(TileKind::Hashes { level: 0 }, size / 256, size + 1).expect("tile");
+        let r = get(&n, &format!("/{}", next.path())).await;
+        assert_eq!((r.status, r.error().1.as_str()), (404, "path"), "{}", next.path());
+        let r = get(&n, &format!("/{}", Tile { kind: TileKind::Entries, ..next }.path())).await;
+        assert_eq!(r.status, 404);
+    }
+    for bad in ["/tile/0/1", "/tile/0/x000/001", "/tile/64/000", "/tile/0/000.p/0", "/tile/0/000.p/256", "/tile/x/000"]
+    {
+        let r = get(&n, bad).await;
+        assert_eq!((r.status, r.error().1.as_str()), (404, "path"), "{bad}");
+    }
+    n.stop().await;
+}
+
+/// Cloudflare's `tlog_tiles` (a port of Go's sumdb tlog) reads tiles from a map of the
+/// node's answers by C2SP path: its own sumdb path (`tile/8/L/N[.p/W]`) less the height.
+struct ThirdPartyReader<'a>(&'a std::collections::HashMap<String, Vec<u8>>);
+
+impl tlog_tiles::TileReader for ThirdPartyReader<'_> {
+    fn height(&self) -> u8 {
+        8
+    }
+    fn read_tiles(&self, tiles: &[tlog_tiles::Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                let path = t.path().replacen("tile/8/", "tile/", 1);
+                self.0.get(&path).cloned().ok_or(tlog_tiles::Error::InvalidTile)
+            })
+            .collect()
+    }
+    fn save_tiles(&self, _: &[tlog_tiles::Tile], _: &[Vec<u8>]) {}
+}
+
+#[tokio::test]
+async fn third_party_code_reads_the_tiles_and_checkpoints_and_checks_proofs() {
+    use signed_note::{Note, StandardVerifier, Verifier as _, VerifierList};
+    let mut n = start().await;
+    // Cross the first full level-0 tile.
+    let vb = n.builder.next_block(200).expect("block");
+    n.store.write().expect("lock").commit(&vb).expect("commit");
+    let note = get(&n, "/checkpoint").await.body;
+
+    // The validators' signatures, by signed_note with the genesis verifier keys.
+    let vkeys: Vec<String> = n.ctx.genesis.verifier_keys().iter().map(|k| k.to_vkey_string()).collect();
+    let verifiers: Vec<Box<dyn signed_note::Verifier>> = vkeys
+        .iter()
+        .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
+        .collect();
+    let parsed = Note::from_bytes(&note).expect("a signed note");
+    let (verified, unverified) = parsed.verify(&VerifierList::new(verifiers)).expect("verifies");
+    assert!(3 * verified.len() > 2 * vkeys.len(), "a quorum verified: {} of {}", verified.len(), vkeys.len());
+    assert!(unverified.is_empty());
+    let mut forged = note.clone();
+    let i = forged.iter().position(|b| *b == b'\n').expect("line") + 1;
+    forged[i] = if forged[i] == b'9' { b'8' } else { b'9' };
+    let vs: Vec<Box<dyn signed_note::Verifier>> = vkeys
+        .iter()
+        .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
+        .collect();
+    assert!(Note::from_bytes(&forged).expect("parses").verify(&VerifierList::new(vs)).is_err());
+    let verifier = StandardVerifier::new(&vkeys[0]).expect("vkey");
+    assert_eq!(verifier.name(), n.ctx.genesis.verifier_keys()[0].name);
+
+    // The checkpoint, by tlog_tiles (with our extension line).
+    let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text()).expect("a C2SP checkpoint");
+    assert_eq!(cp.origin(), n.ctx.genesis.checkpoint_origin);
+    let (size, root) = (cp.size(), *cp.hash());
+    assert!(size > 256, "{size}");
+    assert!(cp.extension().starts_with("credence height="), "{}", cp.extension());
+
+    // Every tile, fetched over HTTP; tlog_tiles asks for them by its own coordinates.
+    let mut served = std::collections::HashMap::new();
+    for t in tiles::tiles_of(size, true) {
+        let r = get(&n, &format!("/{}", t.path())).await;
+        assert_eq!(r.status, 200, "{}", t.path());
+        served.insert(t.path(), r.body);
+    }
+    let reader = ThirdPartyReader(&served);
+    let hashes = tlog_tiles::TileHashReader::new(size, root, &reader);
+    assert_eq!(tlog_tiles::tree_hash(size, &hashes).expect("root from tiles"), root);
+    // Entry bundles: the third party hashes each entry (RFC 6962) and checks its inclusion.
+    let bundle = &served["tile/entries/000"];
+    let mut entries = Vec::new();
+    let mut rest = &bundle[..];
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        entries.push(&rest[2..2 + len]);
+        rest = &rest[2 + len..];
+    }
+    assert_eq!(entries.len(), 256);
+    for index in [0u64, 1, 100, 255] {
+        let proof = tlog_tiles::prove_record(size, index, &hashes).expect("inclusion proof from tiles");
+        let leaf = tlog_tiles::record_hash(entries[index as usize]);
+        tlog_tiles::check_record(&proof, size, root, index, leaf).expect("inclusion verifies");
+        // The same proof as the node's own proof code gives.
+        let ours =
+            merkle::inclusion_proof(index, size, &credence_node::api::StoreView(&*n.store.read().expect("lock")))
+                .expect("ours");
+        assert_eq!(proof.iter().map(|h| h.0).collect::<Vec<_>>(), ours);
+        assert!(tlog_tiles::check_record(&proof, size, root, index, tlog_tiles::record_hash(b"forged")).is_err());
+    }
+    // Consistency with an earlier checkpoint of the chain.
+    let old =
+        Checkpoint::parse_note(&n.store.read().expect("lock").certificate(2).expect("cert").expect("cert").to_note())
+            .expect("old");
+    let proof = tlog_tiles::prove_tree(size, old.body.tree_size, &hashes).expect("consistency proof from tiles");
+    tlog_tiles::check_tree(&proof, size, root, old.body.tree_size, tlog_tiles::Hash(old.body.root))
+        .expect("consistency verifies");
+    assert!(tlog_tiles::check_tree(&proof, size, root, old.body.tree_size, tlog_tiles::Hash([1; 32])).is_err());
+    // Paths: each of ours parses in tlog_tiles' syntax once its height is put back.
+    for path in served.keys() {
+        let sumdb = path.replacen("tile/", "tile/8/", 1).replacen("/entries/", "/data/", 1);
+        let t = tlog_tiles::Tile::from_path(&sumdb).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(t.path(), sumdb);
+    }
+    n.stop().await;
+}
+
+/// The 401 of an access refusal: its field, and the rule contains `says`.
+fn refused_401(r: &Reply, field: &str, says: &str) {
+    assert_eq!(r.status, 401, "{}", r.text());
+    let v = r.json();
+    assert_eq!((v["error"]["code"].as_str(), v["error"]["field"].as_str()), (Some("unauthorized"), Some(field)), "{v}");
+    let rule = v["error"]["rule"].as_str().expect("rule");
+    assert!(rule.contains(says), "'{says}' not in: {rule}");
+}
+
+#[tokio::test]
+async fn reads_above_public_are_refused_with_401_naming_the_reason() {
+    let n = start().await;
+    let path = format!("/v1/enterprises/{}/attestations", n.access.enterprise);
+    // Public routes need no signature.
+    assert_eq!(get_as(&n, None, "/v1/status").await.status, 200);
+    assert_eq!(get_as(&n, None, "/v1/blocks/1").await.status, 200);
+    // Unsigned.
+    refused_401(&get_as(&n, None, &path).await, "signature", "not signed");
+    // A signature over another request (another query) does not verify for this one.
+    let other = signature_fields(&n.access.officer, "GET", &format!("{path}?limit=1"), b"");
+    let r = request_with(n.addr, &other, "GET", &path, None, b"").await;
+    refused_401(&r, "signature", "does not verify");
+    // Replay: the same signed request twice.
+    let fields = signature_fields(&n.access.officer, "GET", &path, b"");
+    assert_eq!(request_with(n.addr, &fields, "GET", &path, None, b"").await.status, 200);
+    refused_401(&request_with(n.addr, &fields, "GET", &path, None, b"").await, "signature", "replay");
+    // Expired and revoked keys, and a keyid that is no grant.
+    refused_401(&get_as(&n, Some(&n.access.expired), &path).await, "keyid", "expired");
+    refused_401(&get_as(&n, Some(&n.access.revoked), &path).await, "keyid", "revoked");
+    let stranger = (n.access.consent, SecretKey::from_seed([30; 32]));
+    refused_401(&get_as(&n, Some(&stranger), &path).await, "keyid", "not an access-key grant");
+    let unknown = (AttestationId::from_hash(Hash([5; 32])), SecretKey::from_seed([30; 32]));
+    refused_401(&get_as(&n, Some(&unknown), &path).await, "keyid", "no access-key grant");
+    // The right key id with another key's signature.
+    let forged = (n.access.officer.0, SecretKey::from_seed([31; 32]));
+    refused_401(&get_as(&n, Some(&forged), &path).await, "signature", "does not verify");
+    // Every 401 says what to sign (RFC 9421 §5.1).
+    let raw = {
+        let mut s = TcpStream::connect(n.addr).await.expect("connect");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(head.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw).await;
+        String::from_utf8_lossy(&raw).to_ascii_lowercase()
+    };
+    assert!(raw.contains("accept-signature: sig1=(\"@method\" \"@path\" \"@query\")"), "{raw}");
+    n.stop().await;
+}
+
+/// Query records the node logged (offered to gossip), waiting up to 5 s for `count`.
+async fn logged_queries(n: &mut Node, count: usize) -> Vec<credence_ledger::access::QueryRecord> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        let leaf = tokio::time::timeout(Duration::from_secs(5), n.gossip.recv()).await.expect("logged").expect("leaf");
+        assert_eq!(leaf.attestation.body.attester.as_str(), "bank-icbc-sz", "signed by the serving node's member");
+        match leaf.attestation.body.claim {
+            Claim::Query(q) => out.push(q),
+            other => panic!("not a query record: {other:?}"),
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn restricted_reads_need_a_live_consent_and_each_is_logged() {
+    let mut n = start().await;
+    let e = n.access.enterprise;
+    let path = format!("/v1/enterprises/{e}/attestations");
+    // The member scope: metadata, with the enterprise's facts withheld (never a zero amount).
+    let v = get(&n, &path).await.json();
+    let items = v["items"].as_array().expect("items");
+    assert!(items.len() >= 2);
+    for i in items {
+        if i["claim"]["kind"] == "withheld" {
+            assert!(i["attestation"].is_null() && i["claim"].get("amount").is_none(), "{i}");
+        }
+    }
+    assert!(items.iter().any(|i| i["claim"]["kind"] == "withheld"), "{v}");
+    // Under the consent: every fact, whose bytes hash to the record's id.
+    let r = get(&n, &format!("{path}?purpose=loan-application")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let items = v["items"].as_array().expect("items");
+    assert!(items.iter().all(|i| i["claim"]["kind"] != "withheld"), "{v}");
+    for i in items {
+        let bytes = B64.decode(i["attestation"].as_str().expect("bytes")).expect("b64");
+        assert_eq!(Leaf::from_bytes(bytes).expect("leaf").id.to_string(), i["id"].as_str().expect("id"));
+    }
+    // One read, one query record: reader, key, enterprise, purpose and consent.
+    let q = logged_queries(&mut n, 1).await;
+    assert_eq!(q[0].reader.as_str(), "bank-icbc-sz");
+    assert_eq!((q[0].access_key, q[0].enterprise, q[0].consent), (n.access.officer.0, e, Some(n.access.consent)));
+    assert_eq!(q[0].purpose, Purpose::LoanApplication);
+    // Another purpose, or another enterprise: 403 naming what is missing, and nothing logged.
+    let r = get(&n, &format!("{path}?purpose=post-loan-monitoring")).await;
+    assert_eq!((r.status, r.error().1.as_str()), (403, "consent"), "{}", r.text());
+    let rule = r.json()["error"]["rule"].as_str().expect("rule").to_string();
+    assert!(rule.contains(&e.to_string()) && rule.contains("post-loan-monitoring") && rule.contains("bank-icbc-sz"));
+    let other = demo::REAL_USCCS.iter().find(|u| **u != e.to_string()).expect("another");
+    let r = get(&n, &format!("/v1/enterprises/{other}/attestations?purpose=loan-application")).await;
+    assert_eq!((r.status, r.error().1.as_str()), (403, "consent"), "{}", r.text());
+    // A key without the restricted scope; supervision is for regulators.
+    let r = get(&n, &format!("{path}?purpose=supervision")).await;
+    assert_eq!((r.status, r.error().1.as_str()), (403, "purpose"), "{}", r.text());
+    // One record by id under the consent, and the regulator without one (logged with no consent).
+    let id = items[0]["id"].as_str().expect("id");
+    let r = get(&n, &format!("/v1/attestations/{id}?purpose=loan-application")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["attestation"].is_string());
+    let r = get_as(&n, Some(&n.access.regulator), &format!("{path}?purpose=supervision")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["items"].as_array().expect("items").iter().all(|i| i["claim"]["kind"] != "withheld"));
+    let q = logged_queries(&mut n, 2).await;
+    assert_eq!((q[0].access_key, q[0].consent), (n.access.officer.0, Some(n.access.consent)));
+    assert_eq!((q[1].access_key, q[1].consent, q[1].reader.as_str()), (n.access.regulator.0, None, demo::REGULATOR));
+    assert_eq!(q[1].purpose, Purpose::Supervision);
+    // Nothing else was logged.
+    assert!(tokio::time::timeout(Duration::from_millis(300), n.gossip.recv()).await.is_err());
     n.stop().await;
 }

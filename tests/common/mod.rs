@@ -51,3 +51,20 @@ impl Rng {
         std::time::Duration::from_millis(lo + self.below(hi - lo))
     }
 }
+
+/// The command succeeded; its output, for chaining.
+pub fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "failed ({}): {}\n{}", o.status, stdout(&o), String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Exit code 1 (the check ran and found a problem) and stdout containing `needle`.
+pub fn refused(o: &Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(1), "expected a refusal: {}\n{}", stdout(o), String::from_utf8_lossy(&o.stderr));
+    assert!(stdout(o).contains(needle), "expected '{needle}' in: {}", stdout(o));
+}
+
+/// A path as a command-line argument.
+pub fn p(path: &std::path::Path) -> &str {
+    path.to_str().unwrap()
+}

@@ -72,6 +72,49 @@ pub fn credence_http_get(url: &str, path: &str) -> Option<String> {
     buf.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
 }
 
+/// A GET signed (RFC 9421) with the access key in `key_file`, or unsigned: status and JSON body.
+pub fn get_as(url: &str, key_file: Option<&Path>, path: &str) -> Option<(u16, serde_json::Value)> {
+    use std::io::{Read, Write};
+    let host = url.strip_prefix("http://")?;
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if let Some(file) = key_file {
+        let key = credence_node::keyfile::read_access_key(file, None).unwrap();
+        let now_s = (credence_node::runtime::now_ms() / 1000) as i64;
+        let fields =
+            credence_node::httpsig::signed_headers("GET", path, None, &key.keyid.to_string(), &key.key, now_s).unwrap();
+        for (name, value) in fields {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(head.as_bytes()).ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let (head, body) = buf.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+/// A POST of JSON on a fresh connection; the status code.
+pub fn post(url: &str, path: &str, body: &serde_json::Value) -> u16 {
+    use std::io::{Read, Write};
+    let host = url.strip_prefix("http://").unwrap();
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
 pub fn status(url: &str) -> Option<serde_json::Value> {
     get(url, "/v1/status")
 }
@@ -154,6 +197,29 @@ impl Testnet {
         args.extend(["--genesis".into(), self.genesis()]);
         args
     }
+    /// Member `i` delegates an access key to `holder` with `scopes` (comma-separated) through
+    /// node `via` (`credence keys access`, which waits for the grant's commit); returns the file.
+    pub fn access_key(&self, i: usize, via: usize, holder: &str, scopes: &str) -> PathBuf {
+        let out = self.dir.path().join(format!("{holder}.access"));
+        let o = out.to_str().unwrap();
+        let args = ["keys", "access", "--key", &self.key(i), "--holder", holder, "--scopes", scopes, "--out", o];
+        let out_ = credence(&[&args[..], &["--node", &self.api(via), "--genesis", &self.genesis()]].concat());
+        assert!(out_.status.success(), "keys access failed: {}", String::from_utf8_lossy(&out_.stderr));
+        out
+    }
+
+    /// Member `i` records, through node `via`, the consent of `enterprise` for `recipient` to
+    /// read all its facts for `purpose`, waiting for its commit; returns its id.
+    pub fn consent(&self, i: usize, via: usize, enterprise: &str, recipient: &str, purpose: &str) -> String {
+        let evidence = self.dir.path().join(format!("authorisation-{enterprise}-{recipient}.pdf"));
+        std::fs::write(&evidence, format!("{enterprise} authorises {recipient} for {purpose}")).unwrap();
+        let args = ["attest", "consent", "--enterprise", enterprise, "--recipient", recipient, "--purpose", purpose];
+        let rest = ["--evidence-file", evidence.to_str().unwrap(), "--key", &self.key(i), "--node", &self.api(via)];
+        let out = credence(&[&args[..], &rest, &["--genesis", &self.genesis(), "--wait", "--json"]].concat());
+        assert!(out.status.success(), "attest consent failed: {}", String::from_utf8_lossy(&out.stderr));
+        json(&out)["id"].as_str().unwrap().to_string()
+    }
+
     /// Submits an R&D attestation by member `i` through node `via`, waiting for its commit.
     pub fn attest(&self, i: usize, via: usize, period: &str) -> serde_json::Value {
         let mut args = self.rd_spend_args(i, period);

@@ -25,6 +25,7 @@ pub struct MemStore {
     enterprise: BTreeSet<(Uscc, u64)>,
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
+    refers: BTreeSet<(AttestationId, u64)>,
     state: MemState,
     /// Governance at genesis (the state's until a block changes it).
     genesis_governance: Arc<GovState>,
@@ -42,6 +43,7 @@ impl MemStore {
             enterprise: BTreeSet::new(),
             patent: BTreeSet::new(),
             attester: BTreeSet::new(),
+            refers: BTreeSet::new(),
             state: MemState::default(),
             genesis_governance: genesis.governance(),
         }
@@ -124,6 +126,9 @@ impl Store for MemStore {
             if let Some(p) = claim.patent() {
                 self.patent.insert((*p, leaf_index));
             }
+            for r in claim.references() {
+                self.refers.insert((r, leaf_index));
+            }
             if let Some(m) = gov.member_index(&leaf.attestation.body.attester) {
                 self.attester.insert((m, leaf_index));
             }
@@ -171,6 +176,9 @@ impl Store for MemStore {
             }
             IndexKey::Patent(p) => self.patent.range((*p, start)..=(*p, u64::MAX)).take(limit).map(|k| k.1).collect(),
             IndexKey::Attester(m) => self.attester.range((m, start)..=(m, u64::MAX)).take(limit).map(|k| k.1).collect(),
+            IndexKey::Refers(id) => {
+                self.refers.range((*id, start)..=(*id, u64::MAX)).take(limit).map(|k| k.1).collect()
+            }
         })
     }
 }

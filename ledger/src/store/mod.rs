@@ -45,6 +45,9 @@ pub enum IndexKey<'a> {
     Patent(&'a PatentNumber),
     /// Member index in genesis order.
     Attester(u16),
+    /// Records that name this record (`Claim::references`): a loan's events and pool
+    /// records, a pledge's registration, release, disposal and loan.
+    Refers(&'a AttestationId),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,21 @@ pub trait Store: StateView<Error = StoreError> + NodeReader {
     fn locate(&self, id: &AttestationId) -> Result<Option<Location>, StoreError>;
     /// Leaf indexes under `key`, ascending, strictly after `after`, at most `limit` (≤ [`QUERY_LIMIT_MAX`]).
     fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError>;
+    /// Appends the canonical bytes of leaves `start .. start + count` to `out`, in order (a
+    /// C2SP tlog-tiles entry bundle). Every one must be stored. The default reads them one by
+    /// one; a store overrides it with one range read that does not decode them.
+    fn leaf_bytes(&self, start: u64, count: usize, out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
+        for i in 0..count as u64 {
+            let index = start.saturating_add(i);
+            match self.leaf(index)? {
+                Some(l) => out.push(l.bytes),
+                None => {
+                    return Err(StoreError::Corrupt { place: format!("leaves[{index}]"), reason: "missing".into() });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The message of a caught panic.

@@ -25,6 +25,7 @@
 //! | `index_attester`      | member index u16 BE ‖ leaf index u64 BE | ()                                      |
 //! | `pledges`             | patent (13)                          | id of its active pledge (32)               |
 //! | `facts`               | SHA-256 of the encoded `FactKey` (32) | the encoded `Fact` (IP-loan state)        |
+//! | `index_refs`          | referenced id (32) ‖ leaf index u64 BE | () (`Claim::references`)                |
 //! | `governance`          | height u64 (blocks that changed it)  | the governance state after that block (bincode) |
 //!
 //! The `governance` table exists only once a block changed governance, so a store of a
@@ -36,7 +37,7 @@
 //!
 //! # Staged indexes
 //!
-//! `ids`, the three secondary indexes, `pledges` and `facts` are keyed by hashes or by
+//! `ids`, the four secondary indexes, `pledges` and `facts` are keyed by hashes or by
 //! identifiers that arrive in random order. Inserting a block's 1,000 entries into a
 //! large B-tree touches about 1,000 leaf pages, each copied, written and fsynced; on
 //! the 2-core reference VM (fsync about 2 ms; 1,000 scattered 4 KiB writes and an
@@ -121,6 +122,9 @@ const GOVERNANCE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Added with the IP-loan kinds; a store written before has none until its first merge
 /// creates it, and reads treat a missing table as empty, so the format version is unchanged.
 const FACTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("facts");
+/// Added with the IP-loan kinds like `facts`: only their records reference others, so a
+/// store written before them has none to index, and a missing table reads as empty.
+const REFS: TableDefinition<&[u8; 40], ()> = TableDefinition::new("index_refs");
 /// Largest encoded fact.
 const FACT_BYTES_MAX: usize = 4096;
 
@@ -198,6 +202,7 @@ struct Staged {
     enterprise: BTreeSet<(Uscc, u64)>,
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
+    refers: BTreeSet<(AttestationId, u64)>,
 }
 
 /// The index entries of one block's leaves.
@@ -207,6 +212,7 @@ struct Entries {
     enterprise: Vec<(Uscc, u64)>,
     patent: Vec<(PatentNumber, u64)>,
     attester: Vec<(u16, u64)>,
+    refers: Vec<(AttestationId, u64)>,
 }
 
 impl Entries {
@@ -222,6 +228,7 @@ impl Entries {
         if let Some(m) = gov.member_index(&body.attester) {
             self.attester.push((m, index));
         }
+        self.refers.extend(body.claim.references().into_iter().map(|r| (r, index)));
     }
 }
 
@@ -232,6 +239,7 @@ impl Staged {
         self.enterprise.extend(entries.enterprise);
         self.patent.extend(entries.patent);
         self.attester.extend(entries.attester);
+        self.refers.extend(entries.refers);
         self.apply(&delta.records, &delta.pledges, &delta.facts);
     }
 
@@ -504,6 +512,9 @@ fn patent_key(p: &PatentNumber, leaf: u64) -> [u8; 21] {
 fn attester_key(m: u16, leaf: u64) -> [u8; 10] {
     keyed(&m.to_be_bytes(), leaf)
 }
+fn refers_key(id: &AttestationId, leaf: u64) -> [u8; 40] {
+    keyed(id.bytes(), leaf)
+}
 
 fn decode_header(b: &[u8], height: u64) -> Result<BlockHeader, StoreError> {
     let h = BlockHeader::from_bytes(b).map_err(|e| corrupt(place("headers", height), e.to_string()))?;
@@ -723,6 +734,7 @@ impl RedbStore {
         staged.enterprise.extend(entries.enterprise);
         staged.patent.extend(entries.patent);
         staged.attester.extend(entries.attester);
+        staged.refers.extend(entries.refers);
         drop((deltas, leaves, r));
         self.staged = staged;
         Ok(())
@@ -815,6 +827,7 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(ATTESTER).map_err(backend)?;
         w.open_table(PLEDGES).map_err(backend)?;
         w.open_table(FACTS).map_err(backend)?;
+        w.open_table(REFS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
@@ -1086,6 +1099,13 @@ impl RedbStore {
         for k in &keys {
             table.insert(k, ()).map_err(backend)?;
         }
+        let mut keys: Vec<[u8; 40]> =
+            self.staged.refers.iter().chain(&entries.refers).map(|(id, l)| refers_key(id, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(REFS).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
 
         for height in self.merged.height + 1..header.height {
             t.staged.remove(height).map_err(backend)?;
@@ -1117,6 +1137,44 @@ impl NodeReader for RedbStore {
             Ok(v.map(|v| *v.value()))
         })();
         found.ok().flatten().ok_or(missing)
+    }
+
+    /// One range read: of the leaves (hashed) at level 0, of the `merkle` table above.
+    fn nodes(&self, level: u8, start: u64, count: usize, out: &mut Vec<NodeHash>) -> Result<(), MerkleError> {
+        let missing = |index: u64| MerkleError::MissingNode { level, index };
+        let end = start.checked_add(count as u64).ok_or(missing(u64::MAX))?;
+        let before = out.len();
+        // MerkleError has no variant for a failing store; an unreadable node is a missing one.
+        let read = (|| -> Result<(), StoreError> {
+            let r = self.snapshot()?;
+            if level == 0 {
+                let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+                for (expected, item) in (start..end).zip(leaves.range(start..end).map_err(backend)?) {
+                    let (k, v) = item.map_err(backend)?;
+                    if k.value() != expected {
+                        break;
+                    }
+                    out.push(crate::merkle::leaf_hash(v.value()));
+                }
+                return Ok(());
+            }
+            let merkle = r.open_table(MERKLE).map_err(open_err("merkle"))?;
+            let (from, to) = (merkle_key(level, start), merkle_key(level, end));
+            for (expected, item) in (start..end).zip(merkle.range::<&[u8; 9]>(&from..&to).map_err(backend)?) {
+                let (k, v) = item.map_err(backend)?;
+                if *k.value() != merkle_key(level, expected) {
+                    break;
+                }
+                out.push(*v.value());
+            }
+            Ok(())
+        })();
+        let got = (out.len() - before) as u64;
+        if read.is_err() || got != count as u64 {
+            out.truncate(before);
+            return Err(missing(start + got));
+        }
+        Ok(())
     }
 }
 
@@ -1302,6 +1360,25 @@ impl Store for RedbStore {
         Ok(Some(CertifiedBlock { block: Block { header, leaves }, certificate }))
     }
 
+    fn leaf_bytes(&self, start: u64, count: usize, out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
+        let end = start.saturating_add(count as u64);
+        let r = self.snapshot()?;
+        let t = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        let before = out.len();
+        for (expected, item) in (start..end).zip(t.range(start..end).map_err(backend)?) {
+            let (k, v) = item.map_err(backend)?;
+            if k.value() != expected {
+                return Err(corrupt(place("leaves", expected), "missing"));
+            }
+            out.push(v.value().to_vec());
+        }
+        let got = (out.len() - before) as u64;
+        if got != count as u64 {
+            return Err(corrupt(place("leaves", start + got), "missing"));
+        }
+        Ok(())
+    }
+
     fn leaf(&self, index: u64) -> Result<Option<Leaf>, StoreError> {
         let r = self.snapshot()?;
         let t = r.open_table(LEAVES).map_err(open_err("leaves"))?;
@@ -1359,6 +1436,16 @@ impl Store for RedbStore {
                 index_range(&t, &m.to_be_bytes(), start, limit, &mut out)?;
                 let rest = limit - out.len();
                 out.extend(self.staged.attester.range((m, start)..=(m, u64::MAX)).take(rest).map(|k| k.1));
+            }
+            IndexKey::Refers(id) => {
+                match r.open_table(REFS) {
+                    Ok(t) => index_range(&t, id.bytes(), start, limit, &mut out)?,
+                    // A store written before the IP-loan kinds: nothing merged refers to anything.
+                    Err(redb::TableError::TableDoesNotExist(_)) => {}
+                    Err(e) => return Err(open_err("index_refs")(e)),
+                }
+                let rest = limit - out.len();
+                out.extend(self.staged.refers.range((*id, start)..=(*id, u64::MAX)).take(rest).map(|k| k.1));
             }
         }
         Ok(out)

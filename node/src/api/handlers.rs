@@ -3,17 +3,18 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use tokio::sync::mpsc::error::TrySendError;
 use utoipa::{IntoParams, OpenApi as _};
 
-use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId};
+use credence_ledger::access::{Purpose, QueryRecord, ReadKind};
+use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId, Claim, ClaimKind};
 use credence_ledger::block::{CertifiedBlock, Leaf};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
@@ -21,11 +22,12 @@ use credence_ledger::merkle::{self, NodeHash, NodeReader};
 use credence_ledger::rules::StateView as _;
 use credence_ledger::store::{IndexKey, Store, StoreError};
 
+use super::access::{LiveConsent, Reader, find_consent};
 use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json, require_json};
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
     ConsistencyProofView, ErrorBody, GovernanceView, HealthView, InclusionProofView, MempoolView, NextSequenceView,
-    StatusView, SubmitRequest, SubmitResponse,
+    PortfolioView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
 use crate::mempool::{AdmitError, Admitted, admit_batch};
@@ -39,7 +41,7 @@ impl From<StoreError> for ApiError {
 }
 
 /// Runs store reads and admission on the blocking pool; a panic there becomes a 500.
-async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
@@ -111,7 +113,7 @@ fn b64(h: &NodeHash) -> String {
         (status = 409, description = "Already pending, or the sequence is taken by a held attestation", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (code `payload_too_large`, field `body`; refused from `Content-Length` without reading it); the connection is closed", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
-        (status = 422, description = "A ledger rule refuses it (code R001..R023: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
+        (status = 422, description = "A ledger rule refuses it (code R001..R029, R101..R132: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
         (status = 503, description = "Mempool full; retry later", body = ErrorBody),
     )
 )]
@@ -243,7 +245,10 @@ async fn submit(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<
 /// every decoded item's signature in one batch (no lock held), then admission in order
 /// under the mempool lock (lock order: the mempool, then the store). Returns the
 /// outcomes and, when gossip is on, the admitted leaves.
-fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Vec<Outcome>, Vec<Leaf>), ApiError> {
+pub(super) fn admit_all(
+    st: &ApiState,
+    items: Vec<Result<Vec<u8>, ApiError>>,
+) -> Result<(Vec<Outcome>, Vec<Leaf>), ApiError> {
     let refuse = |e: AdmitError| {
         st.metrics.refused(&e.code());
         ApiError::from(e)
@@ -285,7 +290,7 @@ fn admit_all(st: &ApiState, items: Vec<Result<Vec<u8>, ApiError>>) -> Result<(Ve
 
 /// Offers admitted attestations to the gossip queue without waiting. When it is full the
 /// rest stay pending here only (this node still proposes them); warns at most once a second.
-fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
+pub(super) fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
     static LAST_WARNED_MS: AtomicU64 = AtomicU64::new(0);
     let Some(tx) = &st.on_admit else { return };
     let offered = leaves.len();
@@ -315,28 +320,46 @@ fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
     get,
     path = "/v1/attestations/{id}",
     tag = "attestations",
-    params(("id" = String, Path, description = "Attestation id: 64 hex digits")),
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits"), ReadQuery),
+    security(("rfc9421" = [])),
     responses(
-        (status = 200, description = "The attestation", body = AttestationView),
+        (status = 200, description = "The attestation; an enterprise's facts are withheld (`claim.kind` = `withheld`) unless read with a purpose under a live consent", body = AttestationView),
         (status = 400, description = "Not an id", body = ErrorBody),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the scope, or no live consent allows this restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 404, description = "Neither committed nor pending here", body = ErrorBody),
     )
 )]
 pub async fn get_attestation(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<AttestationView>, ApiError> {
+    let reader = reader_of(reader)?;
     let id = parse_id("id", &id)?;
+    let restricted = Restricted::parse(q.purpose.as_deref(), q.consent.as_deref())?;
     let view = blocking(move || {
         {
             let store = st.read_store()?;
-            if let Some(view) = committed_view(&*store, &id)? {
-                return Ok(view);
+            if let Some((view, leaf)) = committed_view(&*store, &id)? {
+                let claim = &leaf.attestation.body.claim;
+                let consent = match (restricted, enterprise_of(&*store, claim)?) {
+                    _ if reader.offline => Some(LiveConsent::everything()),
+                    (Some(r), Some(e)) => {
+                        let c = find_consent(&*store, &reader, &e, r.purpose, r.consent, now_ms())?;
+                        log_read(&st, &reader, e, r, &c)?;
+                        Some(c)
+                    }
+                    _ => None,
+                };
+                return Ok(shape(view, claim.kind(), consent.as_ref()));
             }
         }
         let pool = st.lock_mempool()?;
         match pool.get(&id) {
-            Some(p) => Ok(AttestationView::pending(p.leaf, p.held)),
+            // Pending records are shown to their kind only: facts are read once committed, under consent.
+            Some(p) => Ok(shape(AttestationView::pending(p.leaf, p.held), p.leaf.attestation.body.claim.kind(), None)),
             None => Err(ApiError::not_found("id", format!("attestation {id} is neither committed nor pending here"))),
         }
     })
@@ -344,14 +367,17 @@ pub async fn get_attestation(
     Ok(Json(view))
 }
 
-fn committed_view(store: &(dyn Store + Send + Sync), id: &AttestationId) -> Result<Option<AttestationView>, ApiError> {
+fn committed_view(
+    store: &(dyn Store + Send + Sync),
+    id: &AttestationId,
+) -> Result<Option<(AttestationView, Leaf)>, ApiError> {
     let Some(loc) = store.locate(id)? else { return Ok(None) };
     let Some(leaf) = store.leaf(loc.leaf_index)? else {
         return Err(ApiError::internal(format!("store: leaf {} of {id} is missing", loc.leaf_index)));
     };
     let record_status = store.record(id)?.map(|m| m.status);
     let at = Committed { height: loc.height, leaf_index: loc.leaf_index, record_status };
-    Ok(Some(AttestationView::committed(&leaf, at)))
+    Ok(Some((AttestationView::committed(&leaf, at), leaf)))
 }
 
 /// Paging and range parameters of the attestation lists. Heights and times select whole
@@ -379,6 +405,101 @@ pub struct PageQuery {
     /// Only attestations in blocks whose time is at or before this (Unix epoch milliseconds).
     #[param(value_type = Option<u64>)]
     pub until_ms: Option<String>,
+    /// A restricted read (enterprise listing only): loan-application, post-loan-monitoring,
+    /// guarantee-review, risk-pool-claim, or supervision (regulators). Needs a live consent
+    /// (or the regulator scope); the read is logged as a query record. Without it, facts are withheld.
+    pub purpose: Option<String>,
+    /// The consent to read under (its id); by default the live one of this enterprise,
+    /// member and purpose that lasts longest.
+    pub consent: Option<String>,
+}
+
+/// The restricted-read parameters of `GET /v1/attestations/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReadQuery {
+    /// As in the enterprise listing: read the record's facts for this purpose (logged).
+    pub purpose: Option<String>,
+    /// The consent to read under.
+    pub consent: Option<String>,
+}
+
+/// A restricted read asked for: purpose and optional consent, parsed.
+#[derive(Clone, Copy, Debug)]
+struct Restricted {
+    purpose: Purpose,
+    consent: Option<AttestationId>,
+}
+
+impl Restricted {
+    fn parse(purpose: Option<&str>, consent: Option<&str>) -> Result<Option<Restricted>, ApiError> {
+        let consent = consent.map(|c| parse_id("consent", c)).transpose()?;
+        match purpose {
+            None if consent.is_some() => {
+                Err(ApiError::bad_request("purpose", "a consent is read under with a purpose"))
+            }
+            None => Ok(None),
+            Some(p) => match Purpose::parse(p) {
+                Some(purpose) => Ok(Some(Restricted { purpose, consent })),
+                None => Err(ApiError::bad_request(
+                    "purpose",
+                    "must be loan-application, post-loan-monitoring, guarantee-review, risk-pool-claim or supervision",
+                )),
+            },
+        }
+    }
+}
+
+/// What `reader` may see of `view` (docs/ACCESS.md): enterprise facts only under `consent`
+/// covering their kind; consents and query records of the enterprise under any consent of
+/// it; other records (grants, releases, revocations, evidence) to every member.
+fn shape(view: AttestationView, kind: ClaimKind, consent: Option<&LiveConsent>) -> AttestationView {
+    let visible = match (kind.fact(), kind) {
+        (Some(f), _) => consent.is_some_and(|c| c.scope.contains(&f)),
+        (None, ClaimKind::Consent | ClaimKind::Query) => consent.is_some(),
+        (None, _) => true,
+    };
+    if visible { view } else { view.withheld(kind.name()) }
+}
+
+/// The authenticated reader, or 401 if the route was served without the access layer.
+fn reader_of(reader: Option<Extension<Reader>>) -> Result<Reader, ApiError> {
+    match reader {
+        Some(Extension(r)) => Ok(r),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "signature",
+            "this route needs a signed request",
+        )),
+    }
+}
+
+/// Logs one restricted read (before its answer leaves): 503 if this node cannot log.
+fn log_read(
+    st: &ApiState,
+    reader: &Reader,
+    enterprise: Uscc,
+    r: Restricted,
+    consent: &LiveConsent,
+) -> Result<(), ApiError> {
+    let Some(log) = &st.query_log else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_query_log",
+            "purpose",
+            "this node has no member key to sign query records, so it serves no restricted reads; read at a member's node",
+        ));
+    };
+    log.record(QueryRecord {
+        reader: reader.member.clone(),
+        access_key: reader.grant,
+        enterprise,
+        purpose: r.purpose,
+        consent: consent.id,
+        read: ReadKind::Facts,
+    })
 }
 
 /// An index key that owns its value (moved to the blocking pool).
@@ -386,6 +507,7 @@ enum Key {
     Enterprise(Uscc),
     Patent(PatentNumber),
     Attester(u16),
+    Refers(AttestationId),
 }
 
 /// The block range a [`PageQuery`] selects, as given (before it is resolved against the store).
@@ -456,7 +578,46 @@ fn tree_size_at(store: &(dyn Store + Send + Sync), height: u64) -> Result<u64, A
     }
 }
 
-async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPage>, ApiError> {
+/// The enterprise whose consent covers a record: the one it names, or else (a loan event, a
+/// pool record, a disposal) the one named by the first record it builds on that names one.
+fn enterprise_of(store: &(dyn Store + Send + Sync), claim: &Claim) -> Result<Option<Uscc>, ApiError> {
+    if let Some(e) = claim.enterprise() {
+        return Ok(Some(*e));
+    }
+    for id in claim.references() {
+        if let Some(loc) = store.locate(&id)?
+            && let Some(leaf) = store.leaf(loc.leaf_index)?
+            && let Some(e) = leaf.attestation.body.claim.enterprise()
+        {
+            return Ok(Some(*e));
+        }
+    }
+    Ok(None)
+}
+
+/// The enterprise a referenced record (a loan, a pledge) is about: whose consent covers
+/// the records naming it.
+fn referenced_enterprise(store: &(dyn Store + Send + Sync), id: &AttestationId) -> Result<Uscc, ApiError> {
+    let Some(loc) = store.locate(id)? else {
+        return Err(ApiError::not_found("id", format!("{id} is not a committed attestation")));
+    };
+    let Some(leaf) = store.leaf(loc.leaf_index)? else {
+        return Err(ApiError::internal(format!("store: leaf {} is missing", loc.leaf_index)));
+    };
+    leaf.attestation.body.claim.enterprise().copied().ok_or_else(|| {
+        ApiError::bad_request("purpose", format!("{id} names no enterprise, so no one enterprise's consent covers it"))
+    })
+}
+
+async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Json<AttestationPage>, ApiError> {
+    let restricted = Restricted::parse(q.purpose.as_deref(), q.consent.as_deref())?;
+    if restricted.is_some() && !matches!(key, Key::Enterprise(_) | Key::Refers(_)) {
+        return Err(ApiError::bad_request(
+            "purpose",
+            "restricted reads are of one enterprise: GET /v1/enterprises/{uscc}/attestations, \
+             /v1/attestations/{id}/references or /v1/attestations/{id}",
+        ));
+    }
     let limit = match parse_opt_u64("limit", q.limit.as_deref())? {
         None => PAGE_LIMIT_DEFAULT,
         Some(n) if n >= 1 && n <= PAGE_LIMIT_MAX as u64 => n as usize,
@@ -466,10 +627,28 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
     let range = BlockRange::parse(&q)?;
     let page = blocking(move || {
         let store = st.read_store()?;
+        // What the reader may see, and the read to log (offline holders are not logged).
+        let (seen, logged) = match (&key, restricted) {
+            _ if reader.offline => (Some(LiveConsent::everything()), None),
+            (Key::Enterprise(e), Some(r)) => {
+                let c = find_consent(&*store, &reader, e, r.purpose, r.consent, now_ms())?;
+                (Some(c.clone()), Some((c, *e, r)))
+            }
+            // The records naming a loan or pledge are read under its enterprise's consent.
+            (Key::Refers(id), Some(r)) => {
+                let e = referenced_enterprise(&*store, id)?;
+                let c = find_consent(&*store, &reader, &e, r.purpose, r.consent, now_ms())?;
+                (Some(c.clone()), Some((c, e, r)))
+            }
+            _ => (None, None),
+        };
+        // A record about another enterprise is never shown under this one's consent.
+        let consented = logged.as_ref().map(|(_, e, _)| *e);
         let key = match &key {
             Key::Enterprise(u) => IndexKey::Enterprise(u),
             Key::Patent(p) => IndexKey::Patent(p),
             Key::Attester(m) => IndexKey::Attester(*m),
+            Key::Refers(id) => IndexKey::Refers(id),
         };
         let Some((lo, hi)) = range.leaves(&*store)? else {
             return Ok(AttestationPage { items: Vec::new(), next_after: None });
@@ -481,6 +660,8 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
         };
         let mut indexes = store.query(key, after, limit)?;
         let full = indexes.len() == limit;
+        // Member indexes are never reused, so the latest governance state resolves every attester.
+        let gov = StoreView(&*store).governance()?.unwrap_or_else(|| st.ctx.genesis.governance());
         indexes.retain(|&i| i < hi);
         let mut items = Vec::with_capacity(indexes.len());
         for index in &indexes {
@@ -493,7 +674,8 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
             let matches = match &key {
                 IndexKey::Enterprise(u) => claim.enterprise() == Some(*u),
                 IndexKey::Patent(p) => claim.patent() == Some(*p),
-                IndexKey::Attester(m) => st.ctx.genesis.member_index(&leaf.attestation.body.attester) == Some(*m),
+                IndexKey::Attester(m) => gov.member_index(&leaf.attestation.body.attester) == Some(*m),
+                IndexKey::Refers(id) => claim.references().contains(id),
             };
             if !matches {
                 return Err(ApiError::internal(format!("store: corrupt index: leaf {index} is not about this key")));
@@ -505,10 +687,13 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
                 return Err(ApiError::internal(format!("store: corrupt location of leaf {index}")));
             }
             let record_status = store.record(&leaf.id)?.map(|m| m.status);
-            items.push(AttestationView::committed(
-                &leaf,
-                Committed { height: loc.height, leaf_index: *index, record_status },
-            ));
+            let view =
+                AttestationView::committed(&leaf, Committed { height: loc.height, leaf_index: *index, record_status });
+            let other = matches!((claim.enterprise(), consented), (Some(x), Some(e)) if *x != e);
+            items.push(shape(view, claim.kind(), if other { None } else { seen.as_ref() }));
+        }
+        if let Some((c, enterprise, r)) = &logged {
+            log_read(&st, &reader, *enterprise, *r, c)?;
         }
         let next_after = if full && indexes.len() == limit { indexes.last().copied() } else { None };
         Ok(AttestationPage { items, next_after })
@@ -523,18 +708,22 @@ async fn page(st: ApiState, key: Key, q: PageQuery) -> Result<Json<AttestationPa
     path = "/v1/enterprises/{uscc}/attestations",
     tag = "queries",
     params(("uscc" = String, Path, description = "Unified social credit code (18 characters, GB 32100-2015)"), PageQuery),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
         (status = 400, description = "Bad code or paging parameter", body = ErrorBody),
     )
 )]
 pub async fn enterprise_attestations(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(uscc): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
     let uscc = Uscc::parse("uscc", &uscc).map_err(|e| ApiError::from_id(e, "uscc"))?;
-    page(st, Key::Enterprise(uscc), q).await
+    page(st, reader_of(reader)?, Key::Enterprise(uscc), q).await
 }
 
 /// Committed attestations about a patent (valuations and pledges).
@@ -542,19 +731,23 @@ pub async fn enterprise_attestations(
     get,
     path = "/v1/patents/{number}/attestations",
     tag = "queries",
-    params(("number" = String, Path, description = "CN application number, e.g. CN202310123456.7"), PageQuery),
+    params(("number" = String, Path, description = "CN application number, e.g. CN202310123456.6"), PageQuery),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
         (status = 400, description = "Bad number or paging parameter", body = ErrorBody),
     )
 )]
 pub async fn patent_attestations(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(number): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
     let patent = PatentNumber::parse("number", &number).map_err(|e| ApiError::from_id(e, "number"))?;
-    page(st, Key::Patent(patent), q).await
+    page(st, reader_of(reader)?, Key::Patent(patent), q).await
 }
 
 /// Committed attestations signed by a member.
@@ -563,7 +756,10 @@ pub async fn patent_attestations(
     path = "/v1/attesters/{member}/attestations",
     tag = "queries",
     params(("member" = String, Path, description = "Member name (from genesis or added by governance)"), PageQuery),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "A page, ascending by leaf index", body = AttestationPage),
         (status = 400, description = "Bad name or paging parameter", body = ErrorBody),
         (status = 404, description = "Not a member", body = ErrorBody),
@@ -571,11 +767,125 @@ pub async fn patent_attestations(
 )]
 pub async fn attester_attestations(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(member): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
     let (_, index) = parse_member(&st, &member)?;
-    page(st, Key::Attester(index), q).await
+    page(st, reader_of(reader)?, Key::Attester(index), q).await
+}
+
+/// Committed attestations that name an earlier record: a loan's events, enrolments, pool
+/// claims and payments; a pledge's CNIPA registration, release, disposal and the loan it
+/// secures; a pool's enrolments, claims and payments (the IP-loan kinds only).
+#[utoipa::path(
+    get,
+    path = "/v1/attestations/{id}/references",
+    tag = "queries",
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits"), PageQuery),
+    security(("rfc9421" = [])),
+    responses(
+        (status = 200, description = "A page, ascending by leaf index (empty for a record nothing names); with `purpose`, read under the consent of the enterprise the record builds on", body = AttestationPage),
+        (status = 400, description = "Bad id or paging parameter, or `purpose` on a record that names no enterprise", body = ErrorBody),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the member scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
+        (status = 404, description = "With `purpose`: the record is not committed", body = ErrorBody),
+    )
+)]
+pub async fn attestation_references(
+    State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AttestationPage>, ApiError> {
+    let id = parse_id("id", &id)?;
+    page(st, reader_of(reader)?, Key::Refers(id), q).await
+}
+
+/// Query parameters of `GET /v1/portfolio`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PortfolioQuery {
+    /// Only this lender's figures and loans (a member name); the overall figures stay.
+    pub lender: Option<String>,
+    /// Per-loan lines to include, 0 to 1000 (default 0: none), ascending by loan id.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
+    pub loans_limit: Option<String>,
+    /// Only loan lines with an id after this one (the previous page's `loans_next_after`).
+    pub loans_after: Option<String>,
+}
+
+/// Leaves the portfolio reads under one store read lock while catching up, so a long
+/// catch-up never holds the committing driver off for more than this many leaf reads.
+pub const PORTFOLIO_CHUNK_LEAVES: u64 = 10_000;
+
+/// The regulator's and pools' figures: IP-pledge loans outstanding, the bad-loan ratio
+/// (次级 + 可疑 + 损失 over outstanding) and LTV buckets, overall and per lender, and each
+/// risk pool's exposure, claims and payments, with the records behind them.
+///
+/// Computed by `credence_ledger::portfolio`, the streaming code `credence portfolio
+/// --data-dir` runs on a store, over the committed leaves up to the head when the request
+/// arrived. The node keeps the computation between requests and reads only the leaves
+/// committed since (the first request after a start reads them all, in chunks of 10,000
+/// leaves, one request at a time). Per-loan lines (`loans_limit`) name each loan's
+/// classification record and appraisals; pools list their claim and payment records.
+#[utoipa::path(
+    get,
+    path = "/v1/portfolio",
+    tag = "queries",
+    params(PortfolioQuery),
+    security(("rfc9421" = [])),
+    responses(
+        (status = 200, description = "The figures", body = PortfolioView),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the regulator scope: the figures hold many enterprises' facts", body = ErrorBody),
+        (status = 400, description = "Bad lender name, id or limit", body = ErrorBody),
+        (status = 404, description = "`lender` is not a member", body = ErrorBody),
+    )
+)]
+pub async fn portfolio(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<PortfolioQuery>,
+) -> Result<Json<PortfolioView>, ApiError> {
+    let lender = match &q.lender {
+        Some(l) => Some(parse_member(&st, l)?.0.to_string()),
+        None => None,
+    };
+    let loans_limit = match parse_opt_u64("loans_limit", q.loans_limit.as_deref())? {
+        None => 0,
+        Some(n) if n <= PAGE_LIMIT_MAX as u64 => n as usize,
+        Some(_) => return Err(ApiError::bad_request("loans_limit", format!("must be between 0 and {PAGE_LIMIT_MAX}"))),
+    };
+    let after = q.loans_after.as_deref().map(|a| parse_id("loans_after", a)).transpose()?;
+    let view = blocking(move || {
+        // One portfolio request at a time (lock order: the portfolio, then the store).
+        let mut cache = st.portfolio.lock().map_err(|_| ApiError::internal("portfolio lock poisoned"))?;
+        let Some(head) = st.read_store()?.head()? else {
+            return Ok(PortfolioView::of(&cache.portfolio, 0, 0, lender.as_deref(), after.as_ref(), loans_limit));
+        };
+        while cache.tree_size < head.tree_size {
+            let store = st.read_store()?;
+            let end = head.tree_size.min(cache.tree_size + PORTFOLIO_CHUNK_LEAVES);
+            for i in cache.tree_size..end {
+                let Some(leaf) = store.leaf(i)? else {
+                    return Err(ApiError::internal(format!("store: leaf {i} is missing")));
+                };
+                cache.portfolio.add(leaf.id, &leaf.attestation.body.claim);
+            }
+            cache.tree_size = end;
+        }
+        Ok(PortfolioView::of(
+            &cache.portfolio,
+            head.height,
+            head.tree_size,
+            lender.as_deref(),
+            after.as_ref(),
+            loans_limit,
+        ))
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// The sequence number a member must sign next (committed plus pending), for `credence attest`.
@@ -618,7 +928,7 @@ pub async fn next_sequence(
     tag = "chain",
     params(("height" = u64, Path, description = "Block height, from 1")),
     responses(
-        (status = 200, description = "The block", body = BlockView),
+        (status = 200, description = "The block (public: header, certificate and leaf ids are hashes; docs/ACCESS.md)", body = BlockView),
         (status = 400, description = "Not a height", body = ErrorBody),
         (status = 404, description = "No such block yet", body = ErrorBody),
     )
@@ -656,7 +966,10 @@ fn stored_block(store: &(dyn Store + Send + Sync), height: u64) -> Result<Certif
     path = "/v1/blocks/{height}/certified",
     tag = "chain",
     params(("height" = u64, Path, description = "Block height, from 1")),
+    security(("rfc9421" = [])),
     responses(
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "The certified block", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "Not a height", body = ErrorBody),
         (status = 404, description = "No such block yet", body = ErrorBody),
@@ -735,7 +1048,8 @@ pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiE
     Ok(Json(view))
 }
 
-/// The latest commit certificate: a C2SP tlog-checkpoint signed note cosigned by the validators.
+/// The latest commit certificate: a C2SP tlog-checkpoint signed note cosigned by the validators,
+/// then the genesis witnesses' `cosignature/v1` lines this node holds for it.
 #[utoipa::path(
     get,
     path = "/v1/checkpoint",
@@ -746,18 +1060,25 @@ pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiE
     )
 )]
 pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError> {
-    let note = blocking(move || {
+    let note = head_note(&st).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// The head's certificate as a signed note (`/v1/checkpoint` and the tiles' `/checkpoint`),
+/// followed by the `cosignature/v1` lines of the genesis witnesses that cosigned it so far.
+pub(crate) async fn head_note(st: &ApiState) -> Result<String, ApiError> {
+    let st = st.clone();
+    blocking(move || {
         let store = st.read_store()?;
         let Some(head) = store.head()? else {
             return Err(ApiError::not_found("checkpoint", "no block is committed yet"));
         };
         match store.certificate(head.height)? {
-            Some(c) => Ok(c.to_note()),
+            Some(c) => Ok(c.to_note() + &st.cosignatures.lines(head.height)),
             None => Err(ApiError::internal(format!("store: certificate of head {} is missing", head.height))),
         }
     })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+    .await
 }
 
 /// The chain's genesis file (TOML), as `credence attest` fetches it when not given one.
@@ -827,6 +1148,7 @@ pub async fn inclusion_proof(
         let leaf_hash = nodes.node(0, loc.leaf_index).map_err(ApiError::internal)?;
         Ok(InclusionProofView {
             id: id.to_string(),
+            height: loc.height,
             leaf_index: loc.leaf_index,
             tree_size: size,
             leaf_hash: b64(&leaf_hash),

@@ -1,4 +1,4 @@
-//! The node's HTTP API (axum): submit attestations, query the ledger, fetch proofs and checkpoints, status, health, metrics and the OpenAPI document.
+//! The node's HTTP API (axum): submit attestations, query the ledger, fetch proofs and checkpoints, status, health, metrics, the OpenAPI document and the web console's files.
 //!
 //! The driver builds an [`ApiState`] from the shared chain context, store, mempool,
 //! status channel and metrics, binds a listener (127.0.0.1 by default, see
@@ -48,10 +48,14 @@
 //! Locks are `std` locks held only inside those synchronous sections, never across an
 //! `.await`; when both are needed, the store lock is taken before the mempool lock.
 
+pub mod access;
+pub mod console;
 mod error;
 mod handlers;
 pub mod limits;
 mod openapi;
+pub mod query_log;
+pub mod tiles;
 pub mod views;
 
 use std::future::Future;
@@ -138,6 +142,9 @@ impl NodeReader for StoreView<'_> {
     fn stored_size(&self) -> Option<u64> {
         self.0.stored_size()
     }
+    fn nodes(&self, level: u8, start: u64, count: usize, out: &mut Vec<NodeHash>) -> Result<(), MerkleError> {
+        self.0.nodes(level, start, count, out)
+    }
 }
 
 /// Default [`ApiConfig::listen`]: loopback only; expose it deliberately.
@@ -196,10 +203,12 @@ pub const ROUTES: &[&str] = &[
     "/v1/attestations",
     "/v1/attestations/batch",
     "/v1/attestations/{id}",
+    "/v1/attestations/{id}/references",
     "/v1/enterprises/{uscc}/attestations",
     "/v1/patents/{number}/attestations",
     "/v1/attesters/{member}/attestations",
     "/v1/attesters/{member}/next-sequence",
+    "/v1/portfolio",
     "/v1/blocks/{height}",
     "/v1/blocks/{height}/certified",
     "/v1/status",
@@ -211,6 +220,10 @@ pub const ROUTES: &[&str] = &[
     "/healthz",
     "/metrics",
     "/openapi.json",
+    "/checkpoint",
+    "/tile/{*path}",
+    "/console",
+    "/console/{asset}",
 ];
 
 /// The API's listening address and bounds.
@@ -304,6 +317,27 @@ pub struct ApiState {
     limiter: Arc<RateLimiter>,
     /// `GET /v1/genesis`, rendered once.
     genesis_toml: Bytes,
+    /// Signatures seen and not yet expired ([`access::REPLAY_ENTRIES_MAX`]).
+    replay: access::SharedReplay,
+    /// Where restricted reads are logged; `None` on a node without a member key.
+    query_log: Option<query_log::QueryLog>,
+    /// Serving a data directory to its holder (`credence ... --data-dir`): no signatures,
+    /// everything shown, nothing logged (whoever holds the store file holds every record).
+    offline: bool,
+    /// Full tiles served recently (`tiles.rs`).
+    tiles: Arc<tiles::TileCache>,
+    /// The genesis witnesses' cosignatures, served with the checkpoint they sign.
+    pub cosignatures: Arc<crate::witness_client::Cosignatures>,
+    /// `GET /v1/portfolio`'s computation, kept between requests (memory grows with the
+    /// ledger's loans, appraisals and enrolments, not with its records).
+    pub(crate) portfolio: Arc<Mutex<PortfolioCache>>,
+}
+
+/// The portfolio computed over the first `tree_size` leaves.
+#[derive(Debug, Default)]
+pub(crate) struct PortfolioCache {
+    pub(crate) tree_size: u64,
+    pub(crate) portfolio: credence_ledger::portfolio::Portfolio,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -344,10 +378,40 @@ impl ApiState {
             batch_bodies,
             limiter,
             genesis_toml,
+            tiles: Arc::default(),
+            portfolio: Arc::default(),
+            cosignatures: Arc::default(),
+            replay: Default::default(),
+            query_log: None,
+            offline: false,
         }
     }
 
+    /// Serves a data directory to the one who holds it (see the `offline` field): for
+    /// `credence ... --data-dir` only, on a private loopback port; never for a node.
+    pub fn offline(mut self) -> ApiState {
+        self.offline = true;
+        self
+    }
+
+    /// Logs restricted reads as query records signed by `signer` (the node's member); returns
+    /// the logging task. Call after [`ApiState::with_gossip`] and [`ApiState::with_config`].
+    pub fn with_query_log(
+        mut self,
+        signer: query_log::Signer,
+    ) -> (ApiState, tokio::task::JoinHandle<Vec<credence_ledger::attestation::AttestationId>>) {
+        let (log, task) = query_log::spawn(self.clone(), signer);
+        self.query_log = Some(log);
+        (self, task)
+    }
+
     /// Offers every admitted attestation to `tx` (for gossip).
+    /// Serves the cosignatures the witness client collects (`witness_client.rs`).
+    pub fn with_cosignatures(mut self, c: Arc<crate::witness_client::Cosignatures>) -> ApiState {
+        self.cosignatures = c;
+        self
+    }
+
     pub fn with_gossip(mut self, tx: mpsc::Sender<Leaf>) -> ApiState {
         self.on_admit = Some(tx);
         self
@@ -385,10 +449,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/attestations", post(handlers::submit_attestation))
         .route("/v1/attestations/batch", post(handlers::submit_batch))
         .route("/v1/attestations/{id}", get(handlers::get_attestation))
+        .route("/v1/attestations/{id}/references", get(handlers::attestation_references))
         .route("/v1/enterprises/{uscc}/attestations", get(handlers::enterprise_attestations))
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
         .route("/v1/attesters/{member}/attestations", get(handlers::attester_attestations))
         .route("/v1/attesters/{member}/next-sequence", get(handlers::next_sequence))
+        .route("/v1/portfolio", get(handlers::portfolio))
         .route("/v1/blocks/{height}", get(handlers::get_block))
         .route("/v1/blocks/{height}/certified", get(handlers::get_certified_block))
         .route("/v1/status", get(handlers::status))
@@ -400,8 +466,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
+        .route("/checkpoint", get(tiles::checkpoint))
+        .route("/tile/{*path}", get(tiles::tile))
+        .route("/console", get(console::index))
+        .route("/console/{asset}", get(console::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), access::authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(body_max))

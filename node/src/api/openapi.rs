@@ -1,32 +1,37 @@
 //! The OpenAPI 3 document of the API, generated from the handlers' annotations and served at `/openapi.json`.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
-use super::handlers;
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
     ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView, GovProposalView,
     GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView, NextSequenceView,
     StatusView, SubmitRequest, SubmitResponse,
 };
+use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
+use super::{console, handlers};
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
 #[derive(Debug, OpenApi)]
 #[openapi(
+    modifiers(&Rfc9421),
     info(
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R053 and R101..R132."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 (R024..R029: access), R040..R053 (governance) and R101..R132 (IP loans)."
     ),
     paths(
         handlers::submit_attestation,
         handlers::submit_batch,
         handlers::get_attestation,
+        handlers::attestation_references,
         handlers::enterprise_attestations,
         handlers::patent_attestations,
         handlers::attester_attestations,
         handlers::next_sequence,
+        handlers::portfolio,
         handlers::get_block,
         handlers::get_certified_block,
         handlers::status,
@@ -38,6 +43,10 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::healthz,
         handlers::metrics,
         handlers::openapi,
+        super::tiles::checkpoint,
+        super::tiles::tile,
+        console::index,
+        console::asset,
     ),
     components(schemas(
         SubmitRequest,
@@ -64,13 +73,41 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         GovProposalView,
         GovScheduledView,
         GovEpochView,
+        PortfolioView,
+        FiguresView,
+        LenderFiguresView,
+        PoolFiguresView,
+        LoanLineView,
     )),
     tags(
         (name = "attestations", description = "Submit and look up attestations"),
-        (name = "queries", description = "Committed attestations by enterprise, patent or attester"),
+        (name = "queries", description = "Committed attestations by enterprise, patent, attester or the record they name"),
         (name = "chain", description = "Genesis, blocks and checkpoints"),
         (name = "proofs", description = "RFC 9162 inclusion and consistency proofs"),
         (name = "node", description = "Status, health, metrics"),
+        (name = "tiles", description = "The log as C2SP tlog-tiles: checkpoint, hash tiles, entry bundles (static, cacheable)"),
+        (name = "console", description = "The web console's embedded files (HTML, CSS, JavaScript), served with a self-only Content-Security-Policy"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the `rfc9421` security scheme: HTTP Message Signatures (RFC 9421) by an access key.
+#[derive(Debug)]
+struct Rfc9421;
+
+impl Modify for Rfc9421 {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "rfc9421",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Signature",
+                "RFC 9421 HTTP Message Signature (Ed25519, alg=\"ed25519\") in the Signature and Signature-Input \
+fields, covering @method, @path, @query (and content-digest, RFC 9530, with a body), with created, expires \
+(at most 60 s later; 30 s clock skew) and keyid = the id of the member's access-key grant on the ledger. \
+401 names what is wrong (unsigned, bad signature, replay, unknown, revoked or expired key); 403 names the \
+missing scope or consent. See docs/ACCESS.md.",
+            ))),
+        );
+    }
+}

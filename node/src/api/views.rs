@@ -12,9 +12,10 @@ use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use credence_ledger::attestation::{Claim, RdCategory, ValuationMethod};
+use credence_ledger::attestation::{AttestationId, Claim, RdCategory, ValuationMethod};
 use credence_ledger::block::{BlockHeader, Leaf};
-use credence_ledger::ids::Money;
+use credence_ledger::ids::{Currency, Money};
+use credence_ledger::portfolio::{Figures, LTV_BUCKETS_BP, LoanLine, Portfolio};
 use credence_ledger::rules::RecordStatus;
 use credence_ledger::vote::Slot;
 
@@ -118,7 +119,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// `R001`…`R023` for ledger rules (stable, see the ledger's rejection codes), else a word:
+    /// `R001`…`R029` for ledger rules (stable, see the ledger's rejection codes), else a word:
     /// `bad_request`, `malformed`, `duplicate`, `sequence_taken`, `mempool_full`, `not_found`,
     /// `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `timeout`, `internal`.
     pub code: String,
@@ -131,7 +132,7 @@ pub struct ErrorDetail {
 }
 
 /// An amount of money in integer minor units.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MoneyView {
     /// Minor units (1/100 of the major unit).
     pub fen: u64,
@@ -165,7 +166,7 @@ pub enum ClaimView {
     },
     /// An appraiser's valuation of a patent.
     PatentValuation {
-        /// CN application number, e.g. `CN202310123456.7`.
+        /// CN application number, e.g. `CN202310123456.6`.
         patent: String,
         owner: String,
         value: MoneyView,
@@ -218,6 +219,45 @@ pub enum ClaimView {
     Disposal { pledge: String, description: String },
     /// A high-tech enterprise or tech-SME qualification.
     Qualification { enterprise: String, description: String },
+    /// A member delegates an access key (its id is the key's RFC 9421 `keyid`).
+    AccessKey {
+        holder: String,
+        /// Ed25519 public key, hex.
+        key: String,
+        /// member, restricted, regulator.
+        scopes: Vec<String>,
+        expires_at_ms: u64,
+    },
+    /// An enterprise's written authorisation for a recipient member.
+    Consent {
+        enterprise: String,
+        recipient: String,
+        /// loan-application, post-loan-monitoring, guarantee-review, risk-pool-claim.
+        purpose: String,
+        /// rd-spend, patent-valuation, pledge.
+        scope: Vec<String>,
+        expires_at_ms: u64,
+        /// SHA-256 of the signed 授权书, hex.
+        evidence: String,
+    },
+    /// The log of one restricted read, by the node that served it.
+    Query {
+        reader: String,
+        /// Id of the access-key grant that signed the read.
+        access_key: String,
+        enterprise: String,
+        purpose: String,
+        /// Id of the consent read under; null for a regulator's read.
+        consent: Option<String>,
+        /// facts or openings.
+        read: String,
+    },
+    /// The reader may not see this record's content: its kind is `of`. Returned for
+    /// enterprise facts to readers without a live consent (docs/ACCESS.md); never a zero amount.
+    Withheld {
+        /// The record's kind (rd-spend, patent-valuation, pledge, consent, query).
+        of: String,
+    },
 }
 
 impl From<&Claim> for ClaimView {
@@ -296,6 +336,28 @@ impl From<&Claim> for ClaimView {
             Claim::Qualification(c) => {
                 ClaimView::Qualification { enterprise: c.enterprise.to_string(), description: c.describe() }
             }
+            Claim::AccessKey(g) => ClaimView::AccessKey {
+                holder: g.holder.clone(),
+                key: hex::encode(g.key.0),
+                scopes: g.scopes.iter().map(|s| s.name().to_string()).collect(),
+                expires_at_ms: g.expires_at_ms,
+            },
+            Claim::Consent(c) => ClaimView::Consent {
+                enterprise: c.enterprise.to_string(),
+                recipient: c.recipient.to_string(),
+                purpose: c.purpose.name().to_string(),
+                scope: c.scope.iter().map(|s| s.name().to_string()).collect(),
+                expires_at_ms: c.expires_at_ms,
+                evidence: c.evidence.to_hex(),
+            },
+            Claim::Query(q) => ClaimView::Query {
+                reader: q.reader.to_string(),
+                access_key: q.access_key.to_string(),
+                enterprise: q.enterprise.to_string(),
+                purpose: q.purpose.name().to_string(),
+                consent: q.consent.map(|c| c.to_string()),
+                read: q.read.name().to_string(),
+            },
         }
     }
 }
@@ -341,10 +403,11 @@ pub struct AttestationView {
     /// Unix epoch milliseconds, UTC.
     pub issued_at_ms: u64,
     pub claim: ClaimView,
-    /// The 64-byte Ed25519 signature, base64.
-    pub signature: String,
-    /// The canonical attestation bytes (the Merkle leaf data), base64.
-    pub attestation: String,
+    /// The 64-byte Ed25519 signature, base64; null when the content is withheld.
+    pub signature: Option<String>,
+    /// The canonical attestation bytes (the Merkle leaf data), base64; null when the content
+    /// is withheld (the leaf hash is still public: `GET /v1/proofs/inclusion/{id}`).
+    pub attestation: Option<String>,
 }
 
 /// Where a committed attestation is and what became of it.
@@ -390,9 +453,17 @@ impl AttestationView {
             sequence: body.sequence,
             issued_at_ms: body.issued_at_ms,
             claim: (&body.claim).into(),
-            signature: B64.encode(leaf.attestation.signature.0),
-            attestation: B64.encode(&leaf.bytes),
+            signature: Some(B64.encode(leaf.attestation.signature.0)),
+            attestation: Some(B64.encode(&leaf.bytes)),
         }
+    }
+
+    /// This view without the record's content: its kind stays, claim, signature and bytes go.
+    pub fn withheld(mut self, kind: &str) -> AttestationView {
+        self.claim = ClaimView::Withheld { of: kind.to_string() };
+        self.signature = None;
+        self.attestation = None;
+        self
     }
 }
 
@@ -493,6 +564,8 @@ pub struct StatusView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InclusionProofView {
     pub id: String,
+    /// Height of the block that committed the attestation.
+    pub height: u64,
     pub leaf_index: u64,
     pub tree_size: u64,
     /// SHA-256(0x00 ‖ attestation bytes), base64.
@@ -748,6 +821,184 @@ impl GovernanceView {
                     set_hash: e.hash().to_hex(),
                 })
                 .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portfolio
+// ---------------------------------------------------------------------------------------------
+
+/// Figures over IP-pledge loans (loans with collateral, in CNY) that are outstanding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FiguresView {
+    /// Loans with principal outstanding.
+    pub loans: u64,
+    /// Principal outstanding: principal less repayments and recoveries.
+    pub outstanding: MoneyView,
+    /// Outstanding of loans whose latest class is 次级, 可疑 or 损失.
+    pub bad: MoneyView,
+    /// `bad` over `outstanding`, in basis points (rounded down; 0 without outstanding).
+    pub bad_ratio_bp: u64,
+    /// Loans per loan-to-value bucket (principal over the collateral appraisals), bounds in
+    /// `PortfolioView::ltv_bounds_bp`; the last bucket is at or above the last bound.
+    pub ltv_buckets: Vec<u64>,
+}
+
+impl From<&Figures> for FiguresView {
+    fn from(f: &Figures) -> FiguresView {
+        FiguresView {
+            loans: f.loans,
+            outstanding: cny(f.outstanding_fen),
+            bad: cny(f.bad_fen),
+            bad_ratio_bp: f.bad_ratio_bp(),
+            ltv_buckets: f.ltv.to_vec(),
+        }
+    }
+}
+
+/// One lender's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LenderFiguresView {
+    pub lender: String,
+    pub figures: FiguresView,
+}
+
+/// A risk pool's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PoolFiguresView {
+    /// The pool's id (its opening record).
+    pub pool: String,
+    pub name: String,
+    /// The pool's share of a loss, basis points.
+    pub pool_bp: u16,
+    /// Loans enrolled.
+    pub enrolled: u64,
+    /// The pool's share of the outstanding principal of its enrolled loans, each capped at the per-loan cap.
+    pub exposure: MoneyView,
+    pub claimed: MoneyView,
+    pub paid: MoneyView,
+    /// The claim records (ids).
+    pub claims: Vec<String>,
+    /// The payment records (ids).
+    pub payments: Vec<String>,
+}
+
+/// One IP-pledge loan and the records its figures come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LoanLineView {
+    /// The loan record's id.
+    pub loan: String,
+    pub lender: String,
+    pub principal: MoneyView,
+    pub outstanding: MoneyView,
+    /// The latest class, e.g. `次级 substandard`.
+    pub class: String,
+    /// The record that set the class (the loan itself while none did).
+    pub class_record: String,
+    /// Sum of the collateral appraisals, and their ids.
+    pub appraised: MoneyView,
+    pub appraisals: Vec<String>,
+    /// Principal over `appraised`, basis points (`null` without appraisals).
+    pub ltv_bp: Option<u32>,
+}
+
+impl From<&LoanLine> for LoanLineView {
+    fn from(l: &LoanLine) -> LoanLineView {
+        LoanLineView {
+            loan: l.loan.to_string(),
+            lender: l.lender.to_string(),
+            principal: cny(l.principal_fen),
+            outstanding: cny(l.outstanding_fen),
+            class: l.class.name().to_owned(),
+            class_record: l.class_record.to_string(),
+            appraised: cny(l.appraised_fen),
+            appraisals: l.appraisals.iter().map(|a| a.to_string()).collect(),
+            ltv_bp: l.ltv_bp(),
+        }
+    }
+}
+
+/// A regulator's or a pool's figures, computed from the committed ledger by
+/// `credence_ledger::portfolio` (the same code `credence portfolio --data-dir` runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PortfolioView {
+    /// The ledger state the figures are of.
+    pub height: u64,
+    pub tree_size: u64,
+    /// Upper bounds (exclusive) of the LTV buckets, basis points.
+    pub ltv_bounds_bp: Vec<u32>,
+    pub overall: FiguresView,
+    /// Per lender (only the one asked for with `lender`), by name.
+    pub lenders: Vec<LenderFiguresView>,
+    pub pools: Vec<PoolFiguresView>,
+    /// IP-pledge loans in currencies other than CNY (counted, not summed).
+    pub other_currency_loans: u64,
+    /// Per-loan lines, by loan id, when asked for (`loans_limit`); `null` otherwise.
+    pub loans: Option<Vec<LoanLineView>>,
+    /// The last loan id of a full page of `loans` (pass it as `loans_after`).
+    pub loans_next_after: Option<String>,
+}
+
+fn cny(fen: u64) -> MoneyView {
+    MoneyView::from(&Money { fen, currency: Currency::CNY })
+}
+
+impl PortfolioView {
+    /// The view of `p` after `tree_size` leaves (block `height`): every lender, or only
+    /// `lender`; loan lines with an id after `loans_after`, at most `loans_limit` (0: none).
+    pub fn of(
+        p: &Portfolio,
+        height: u64,
+        tree_size: u64,
+        lender: Option<&str>,
+        loans_after: Option<&AttestationId>,
+        loans_limit: usize,
+    ) -> PortfolioView {
+        let (all, by) = p.figures();
+        let lenders = by
+            .iter()
+            .filter(|(name, _)| lender.is_none_or(|l| name.as_str() == l))
+            .map(|(name, f)| LenderFiguresView { lender: name.to_string(), figures: f.into() })
+            .collect();
+        let pools = p
+            .pools()
+            .into_iter()
+            .map(|(id, f)| PoolFiguresView {
+                pool: id.to_string(),
+                name: f.name,
+                pool_bp: f.pool_bp,
+                enrolled: f.enrolled,
+                exposure: cny(f.exposure_fen),
+                claimed: cny(f.claimed_fen),
+                paid: cny(f.paid_fen),
+                claims: f.claims.iter().map(|c| c.to_string()).collect(),
+                payments: f.payments.iter().map(|c| c.to_string()).collect(),
+            })
+            .collect();
+        let (loans, loans_next_after) = if loans_limit == 0 {
+            (None, None)
+        } else {
+            let lines: Vec<LoanLineView> = p
+                .loans()
+                .filter(|l| loans_after.is_none_or(|a| l.loan > *a))
+                .filter(|l| lender.is_none_or(|n| l.lender.as_str() == n))
+                .take(loans_limit)
+                .map(LoanLineView::from)
+                .collect();
+            let next = (lines.len() == loans_limit).then(|| lines.last().map(|l| l.loan.clone())).flatten();
+            (Some(lines), next)
+        };
+        PortfolioView {
+            height,
+            tree_size,
+            ltv_bounds_bp: LTV_BUCKETS_BP.to_vec(),
+            overall: (&all).into(),
+            lenders,
+            pools,
+            other_currency_loans: p.other_currency_loans,
+            loans,
+            loans_next_after,
         }
     }
 }

@@ -60,6 +60,9 @@ impl NodeReader for LockedStore {
     fn stored_size(&self) -> Option<u64> {
         self.read().stored_size()
     }
+    fn nodes(&self, level: u8, start: u64, count: usize, out: &mut Vec<NodeHash>) -> Result<(), MerkleError> {
+        self.read().nodes(level, start, count, out)
+    }
 }
 
 impl Store for LockedStore {
@@ -89,5 +92,8 @@ impl Store for LockedStore {
     }
     fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError> {
         self.read().query(key, after, limit)
+    }
+    fn leaf_bytes(&self, start: u64, count: usize, out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
+        self.read().leaf_bytes(start, count, out)
     }
 }

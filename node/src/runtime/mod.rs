@@ -184,9 +184,21 @@ pub async fn run(
     let api_config = ApiConfig { listen: config.api_listen, rate: config.api.rate(), ..ApiConfig::default() };
     let listener = api::bind(&api_config).await.map_err(NodeError::Api)?;
     let api_addr = listener.local_addr().map_err(NodeError::Api)?;
+    let cosignatures = Arc::new(crate::witness_client::Cosignatures::default());
+    let witness_tasks = crate::witness_client::spawn(&genesis, store.clone(), cosignatures.clone(), metrics.clone());
     let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())
         .with_gossip(gossip_tx)
-        .with_config(api_config);
+        .with_config(api_config)
+        .with_cosignatures(cosignatures.clone());
+    // A member's node logs the restricted reads it serves, signed with its member key.
+    let (api_state, query_log_task) = match &me {
+        Some(m) => {
+            let signer = api::query_log::Signer { name: m.name.clone(), key: SecretKey::from_seed(key.seed()) };
+            let (state, task) = api_state.with_query_log(signer);
+            (state, Some(task))
+        }
+        None => (api_state, None),
+    };
     let gossip_task = tokio::spawn(gossip::publish(gossip_rx, net.clone(), pool_changed.clone()));
     let ingest_task = tokio::spawn(gossip::ingest(
         split.attestations,
@@ -258,13 +270,32 @@ pub async fn run(
         clock,
         pool_changed,
     });
+    // Stopping: the API first (no more reads), then the query log's last records are signed,
+    // admitted and gossiped, and consensus keeps running until they commit (bounded by
+    // QUERY_LOG_SHUTDOWN_MS), so a read served just before the stop is still logged.
+    let api_abort = api_task.abort_handle();
+    let query_log_abort = query_log_task.as_ref().map(|t| t.abort_handle());
+    let flush_pool = mempool.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_api_tx.send(());
+        let _ = api_task.await;
+        if let Some(task) = query_log_task {
+            flush_query_log(task, &flush_pool).await;
+        }
+    };
     let result = driver.run(split.events, shutdown).await;
-    let _ = stop_api_tx.send(());
-    let _ = api_task.await;
+    api_abort.abort();
     // These hold network handles, which keep the network task alive: stop them.
     gossip_task.abort();
     ingest_task.abort();
+    if let Some(a) = query_log_abort {
+        a.abort();
+    }
     sync_task.abort();
+    for t in witness_tasks {
+        t.abort();
+    }
     result
 }
 
@@ -273,4 +304,32 @@ pub(crate) fn members_in_force(
     gov: &credence_ledger::governance::GovState,
 ) -> Vec<(credence_ledger::ids::MemberName, credence_ledger::sig::PublicKey)> {
     gov.members.iter().filter(|m| m.is_active()).map(|m| (m.name.clone(), *m.key().ed25519())).collect()
+}
+
+/// Waits (at most `QUERY_LOG_SHUTDOWN_MS` in all) for the query log to drain and for the
+/// records it admitted to leave the mempool (committed).
+async fn flush_query_log(
+    task: tokio::task::JoinHandle<Vec<credence_ledger::attestation::AttestationId>>,
+    mempool: &std::sync::Mutex<Mempool>,
+) {
+    use api::query_log::QUERY_LOG_SHUTDOWN_MS;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(QUERY_LOG_SHUTDOWN_MS);
+    let Ok(Ok(ids)) = tokio::time::timeout_at(deadline, task).await else {
+        warn!("query log: not drained within {QUERY_LOG_SHUTDOWN_MS} ms of the stop; its last records may be lost");
+        return;
+    };
+    loop {
+        let waiting = match mempool.lock() {
+            Ok(pool) => ids.iter().filter(|id| pool.contains(id)).count(),
+            Err(_) => return,
+        };
+        if waiting == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(waiting, "query log: records not committed before the stop; they stay with the peers they reached");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -1,0 +1,168 @@
+//! The log as C2SP tlog-tiles: `GET /checkpoint`, `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]`, read from the store without rebuilding the tree.
+//!
+//! * `/checkpoint`: the head's certificate (with the outside witnesses' cosignatures the node
+//!   holds for it), `text/plain; charset=utf-8`, cacheable for [`CHECKPOINT_MAX_AGE_S`] s only.
+//! * hash tiles: `W` stored complete subtrees (`ledger::tiles::hash_tile`: one range read; a
+//!   level-0 tile hashes its `W` stored leaves), `application/octet-stream`, immutable: the
+//!   bytes of a tile path never change, full or partial, so both are
+//!   `Cache-Control: public, max-age=31536000, immutable`.
+//! * entry bundles: each entry is a leaf's canonical attestation bytes (docs/encoding.md),
+//!   `u16` big-endian length first; public for now, but every bundle passes
+//!   [`entry_bundle_access`], the one place where restricted records' access rules go.
+//! * Full tiles, which never change, are kept in a bounded cache ([`TILE_CACHE_BYTES_MAX`]).
+//!
+//! Partial tiles are served for every width the current tree has (a request for a width the
+//! tree does not have yet, or a tile beyond it, is 404: tlog-tiles never serves empty tiles).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use credence_ledger::tiles::{self, Tile, TileError, TileKind};
+
+use super::error::ApiError;
+use super::handlers::blocking;
+use super::views::ErrorBody;
+use super::{ApiState, StoreView};
+
+/// `Cache-Control` max-age of `/checkpoint`, seconds (tlog-tiles: no caching beyond a few seconds).
+pub const CHECKPOINT_MAX_AGE_S: u32 = 2;
+/// `Cache-Control` of tiles and entry bundles: a year, immutable.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Most bytes of full tiles kept in memory (8 MiB: 1,024 hash tiles, or fewer entry bundles).
+pub const TILE_CACHE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Full tiles by path, oldest dropped first, at most [`TILE_CACHE_BYTES_MAX`] bytes.
+#[derive(Debug, Default)]
+pub struct TileCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    tiles: HashMap<String, Bytes>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl TileCache {
+    fn get(&self, path: &str) -> Option<Bytes> {
+        self.inner.lock().ok()?.tiles.get(path).cloned()
+    }
+
+    fn put(&self, path: String, bytes: Bytes) {
+        let Ok(mut c) = self.inner.lock() else { return };
+        if bytes.len() > TILE_CACHE_BYTES_MAX || c.tiles.contains_key(&path) {
+            return;
+        }
+        while c.bytes + bytes.len() > TILE_CACHE_BYTES_MAX {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(b) = c.tiles.remove(&old) {
+                c.bytes -= b.len();
+            }
+        }
+        c.bytes += bytes.len();
+        c.order.push_back(path.clone());
+        c.tiles.insert(path, bytes);
+    }
+}
+
+/// Who may read entry bundle `tile`. Today every entry bundle is public (like hash tiles);
+/// restricted records' access rules (consent, regulators, signed requests) will be enforced
+/// here, and only here, for `/tile/entries/...`.
+pub fn entry_bundle_access(_st: &ApiState, _headers: &HeaderMap, _tile: &Tile) -> Result<(), ApiError> {
+    Ok(())
+}
+
+/// The latest checkpoint, as C2SP tlog-tiles serves it.
+#[utoipa::path(
+    get,
+    path = "/checkpoint",
+    tag = "tiles",
+    responses(
+        (status = 200, description = "The head's C2SP checkpoint (signed note: the validators' Ed25519 signatures, then any witnesses' cosignature/v1 lines); `Cache-Control: public, max-age=2`", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "No block committed yet", body = ErrorBody),
+    )
+)]
+pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError> {
+    let note = super::handlers::head_note(&st).await?;
+    let mut r = ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response();
+    let cache = format!("public, max-age={CHECKPOINT_MAX_AGE_S}");
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        r.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+    Ok(r)
+}
+
+/// A hash tile or an entry bundle (C2SP tlog-tiles).
+///
+/// `path` is the rest of the URL after `/tile/`: `<L>/<N>[.p/<W>]` for the hashes at tree
+/// level 8·L (L = 0..63, no leading zeros), `entries/<N>[.p/<W>]` for an entry bundle;
+/// `<N>` in 3-digit path elements, all but the last prefixed with `x` (`x001/x234/067`); W =
+/// 1..255 for a partial tile. A full tile is 256 hashes (8,192 bytes). Entries are the leaves'
+/// canonical attestation bytes, each after its length as a big-endian u16.
+#[utoipa::path(
+    get,
+    path = "/tile/{path}",
+    tag = "tiles",
+    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]` (several path segments)")),
+    responses(
+        (status = 200, description = "The tile; `Cache-Control: public, max-age=31536000, immutable`", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 404, description = "Not a tile path, or a tile the tree does not hold (yet)", body = ErrorBody),
+    )
+)]
+pub async fn tile(
+    State(st): State<ApiState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let full_path = format!("tile/{path}");
+    let tile = Tile::parse_path(&full_path).map_err(|e| match e {
+        TileError::Path { rule, .. } => ApiError::not_found("path", rule),
+        other => ApiError::not_found("path", other.to_string()),
+    })?;
+    if tile.kind == TileKind::Entries {
+        entry_bundle_access(&st, &headers, &tile)?;
+    }
+    let bytes = match st.tiles.get(&full_path) {
+        Some(b) => b,
+        None => {
+            let state = st.clone();
+            let bytes = blocking(move || read_tile(&state, &tile)).await?;
+            if tile.is_full() {
+                st.tiles.put(full_path, bytes.clone());
+            }
+            bytes
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, IMMUTABLE)], bytes)
+        .into_response())
+}
+
+/// The tile's bytes from the store, if the committed tree holds all of it.
+fn read_tile(st: &ApiState, tile: &Tile) -> Result<Bytes, ApiError> {
+    let store = st.read_store()?;
+    let size = store.head()?.map_or(0, |h| h.tree_size);
+    let beyond = || ApiError::not_found("path", format!("{} is beyond the tree of size {size}", tile.path()));
+    if !tile.within(size) {
+        return Err(beyond());
+    }
+    match tile.kind {
+        TileKind::Hashes { .. } => match tiles::hash_tile(tile, size, &StoreView(&*store)) {
+            Ok(b) => Ok(Bytes::from(b)),
+            Err(TileError::BeyondTree { .. }) => Err(beyond()),
+            Err(e) => Err(ApiError::internal(e)),
+        },
+        TileKind::Entries => {
+            let first = u64::try_from(tile.first()).map_err(|_| beyond())?;
+            let mut leaves = Vec::with_capacity(usize::from(tile.width));
+            store.leaf_bytes(first, usize::from(tile.width), &mut leaves)?;
+            let bundle = tiles::entry_bundle(first, leaves.iter().map(Vec::as_slice)).map_err(ApiError::internal)?;
+            Ok(Bytes::from(bundle))
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The web console in a real browser: headless Debian Chromium driven over WebDriver (fantoccini, chromedriver) against a real `credence dev` node: search, profile figures and chart, proofs verified and tampered proofs refused, the language switch.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use credence_ledger::checkpoint::{Checkpoint, CheckpointBody, sign};
+use credence_ledger::merkle::{self, MemTree};
+use credence_ledger::sig::SecretKey;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use common::net::{port_base, status, wait_until};
+
+/// A fresh enterprise for this test (valid GB 32100-2015 code, not among the demo's).
+const USCC: &str = "91330106MA2CKR7Q0N";
+/// Its patent (valid CN application number, check digit 8).
+const PATENT: &str = "CN202410567890.8";
+/// Chromium's flags: headless, no network of its own, a fresh profile added per run.
+const CHROME_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1800",
+];
+/// Longest wait for anything the page does.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn program(name: &str) -> String {
+    for dir in ["/usr/bin", "/usr/lib/chromium"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p.display().to_string();
+        }
+    }
+    panic!("{name} is not installed: run `apt-get install -y chromium chromium-driver` (.ci/run does)");
+}
+
+/// `credence attest … --wait --json` as the dev member; returns the record id.
+fn attest(dir: &Path, url: &str, args: &[&str]) -> String {
+    let key = dir.join("keys/dev.key");
+    let mut all: Vec<&str> = vec!["attest"];
+    all.extend_from_slice(args);
+    let key = key.to_str().unwrap();
+    all.extend_from_slice(&["--key", key, "--node", url, "--wait", "--json"]);
+    let o = common::credence(&all);
+    assert!(o.status.success(), "attest {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    common::json(&o)["id"].as_str().expect("id").to_string()
+}
+
+/// Polls a script's value until `ok` holds.
+async fn until(c: &Client, what: &str, script: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = c.execute(script, vec![]).await.unwrap_or(Value::Null);
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; last value {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    let v =
+        until(c, css, &format!("const e = document.querySelector({css:?}); return e ? e.textContent : null;"), |v| {
+            v.is_string()
+        })
+        .await;
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// The verdict of the record page once it is no longer running.
+async fn verdict(c: &Client) -> (String, Vec<(String, bool)>) {
+    let v = until(
+        c,
+        "the verdict",
+        "const v = document.querySelector('#verdict'); if (!v || v.dataset.verdict === 'running') return null; \
+         return [v.dataset.verdict, [...document.querySelectorAll('#steps li')].map(li => [li.dataset.step, li.className === 'ok'])];",
+        |v| v.is_array(),
+    )
+    .await;
+    let steps = v[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_str().unwrap().to_string(), s[1].as_bool().unwrap()))
+        .collect();
+    (v[0].as_str().unwrap().to_string(), steps)
+}
+
+async fn submit(c: &Client, form: &str, input: &str) {
+    let field = c.find(Locator::Css(&format!("#{form}-input"))).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(input).await.unwrap();
+    c.find(Locator::Css(&format!("#{form}-form button"))).await.unwrap().click().await.unwrap();
+}
+
+/// Makes the page's `fetch` flip one byte of what `path_part` answers (`field`: a JSON proof
+/// hash, or the checkpoint's first signature), as a hostile server or network would.
+async fn tamper(c: &Client, path_part: &str, what: &str) {
+    c.execute(
+        "const [part, what] = arguments; const real = window.fetch;
+         window.fetch = async (req) => {
+           const res = await real(req);
+           const url = typeof req === 'string' ? req : req.url;
+           if (!url.includes(part)) return res;
+           const flip = (b64) => { const b = atob(b64); return btoa(String.fromCharCode(b.charCodeAt(0) ^ 1) + b.slice(1)); };
+           if (what === 'proof') {
+             const j = await res.json(); j.proof[0] = flip(j.proof[0]);
+             return new Response(JSON.stringify(j), { status: 200, headers: { 'content-type': 'application/json' } });
+           }
+           const note = await res.text(); const lines = note.split('\\n'); const i = lines.findIndex(l => l.startsWith('\\u2014 '));
+           const parts = lines[i].split(' '); const raw = atob(parts[2]);
+           parts[2] = btoa(raw.slice(0, 10) + String.fromCharCode(raw.charCodeAt(10) ^ 1) + raw.slice(11)); lines[i] = parts.join(' ');
+           return new Response(lines.join('\\n'), { status: 200, headers: { 'content-type': 'text/plain' } });
+         };
+         return true;",
+        vec![json!(path_part), json!(what)],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_real_browser() {
+    let chromium = program("chromium");
+    let chromedriver = program("chromedriver");
+    let base = port_base(0);
+    let (api_port, driver_port) = (base + 1000, base + 1001);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dev");
+    let url = format!("http://127.0.0.1:{api_port}");
+
+    // A real dev node with demo records, then this test's enterprise with known figures.
+    let _node = Proc(
+        Command::new(env!("CARGO_BIN_EXE_credence"))
+            .args(["dev", "--dir"])
+            .arg(&dir)
+            .args(["--api", &format!("127.0.0.1:{api_port}"), "--demo-records", "30"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(tmp.path().join("dev.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // dev seeds its loan world, demo records, access keys and consents with its own member
+    // key; this test signs with the same key, so it waits until dev is done: the officer's
+    // key file written and the ledger still for a second with nothing pending.
+    let mut last = (0u64, Instant::now());
+    wait_until("the dev node's seeding to finish", Duration::from_secs(240), || {
+        let Some(s) = status(&url) else { return false };
+        let size = s["tree_size"].as_u64().unwrap_or(0);
+        if size != last.0 {
+            last = (size, Instant::now());
+        }
+        dir.join("keys/dev-officer.access").exists()
+            && s["mempool"]["records"] == 0
+            && last.1.elapsed() > Duration::from_secs(1)
+    });
+    let rd2022 = attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2022", "--amount", "1234567.89"]);
+    let rd2023 = attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2023", "--amount", "2345678.90"]);
+    attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2024", "--amount", "3456789.01"]);
+    let wrong = attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2021", "--amount", "999.00"]);
+    attest(&dir, &url, &["revoke", "--target", &wrong]);
+    let valuation = [
+        "patent-valuation",
+        "--patent",
+        PATENT,
+        "--owner",
+        USCC,
+        "--value",
+        "8000000.00",
+        "--method",
+        "income",
+        "--valuation-date",
+        "2025-01-15",
+        "--valid-until",
+        "2099-01-14",
+    ];
+    attest(&dir, &url, &valuation);
+    attest(
+        &dir,
+        &url,
+        &["pledge", "--patent", PATENT, "--pledgor", USCC, "--amount", "2000000.00", "--term-months", "24"],
+    );
+
+    let _driver = Proc(
+        Command::new(&chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    let mut args: Vec<String> = CHROME_FLAGS.iter().map(|s| s.to_string()).collect();
+    args.push(format!("--user-data-dir={}", tmp.path().join("profile").display()));
+    let caps = json!({ "browserName": "chrome", "goog:chromeOptions": { "binary": chromium, "args": args } });
+    // chromedriver takes a moment to listen: retry the session until it does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let c = loop {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.as_object().unwrap().clone())
+            .connect(&driver_url)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("waiting for chromedriver: {e}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("no WebDriver session from chromedriver on {driver_url}: {e}"),
+        }
+    };
+
+    // The enterprise's written authorisation for the dev member's loan officer (docs/ACCESS.md).
+    let evidence = tmp.path().join("authorisation.pdf");
+    std::fs::write(&evidence, "91330106MA2CKR7Q0N authorises dev").unwrap();
+    attest(
+        &dir,
+        &url,
+        &[
+            "consent",
+            "--enterprise",
+            USCC,
+            "--recipient",
+            "dev",
+            "--purpose",
+            "loan-application",
+            "--evidence-file",
+            evidence.to_str().unwrap(),
+        ],
+    );
+    let officer = std::fs::read_to_string(dir.join("keys/dev-officer.access")).unwrap();
+    let result = scenario(&c, &url, &officer, &rd2022, &rd2023, &wrong).await;
+    let _ = c.close().await;
+    result
+}
+
+async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &str, wrong: &str) {
+    // Served by the node, in Chinese when the reader chose it.
+    c.goto(&format!("{url}/console")).await.unwrap();
+    c.execute("localStorage.setItem('credence.lang', 'zh'); return true;", vec![]).await.unwrap();
+    c.refresh().await.unwrap();
+    assert_eq!(text(c, "h1").await, "查询");
+    assert_eq!(text(c, "label[for=uscc-input]").await, "统一社会信用代码");
+
+    // The forms check input before any request, naming the rule.
+    let typo = format!("{}A", &USCC[..17]);
+    submit(c, "uscc", &typo).await;
+    let e = text(c, "#uscc-error").await;
+    assert!(e.contains("校验码错误") && e.contains("“N”"), "{e}");
+    submit(c, "patent", "CN202410567890.1").await;
+    let e = text(c, "#patent-error").await;
+    assert!(e.contains("校验位错误") && e.contains("“8”"), "{e}");
+    submit(c, "record", "abc").await;
+    assert!(text(c, "#record-error").await.contains("64 位"));
+
+    // Reads above public need a signed request: sign in with the loan officer's access key
+    // for loan-application reads (RFC 9421 signatures made by signin.js with WebCrypto).
+    c.goto(&format!("{url}/console#/signin")).await.unwrap();
+    assert_eq!(text(c, "h1").await, "用访问密钥登录");
+    let set = "document.querySelector('#key-file').value = arguments[0]; \
+               document.querySelector('#purpose').value = 'loan-application'; \
+               document.querySelector('#signin-form').requestSubmit(); return true;";
+    c.execute(set, vec![json!(officer)]).await.unwrap();
+    until(c, "the signed-in session", "return document.querySelector('#session').textContent;", |v| {
+        v.as_str().is_some_and(|s| s.contains("访问密钥"))
+    })
+    .await;
+    c.goto(&format!("{url}/console")).await.unwrap();
+
+    // Search finds the enterprise; the profile shows the API's figures and the chart.
+    submit(c, "uscc", &USCC.to_lowercase()).await;
+    until(
+        c,
+        "the profile",
+        "return document.querySelector('#profile') ? document.querySelector('#profile').dataset.uscc : null;",
+        |v| v == USCC,
+    )
+    .await;
+    let bars = until(
+        c,
+        "the chart",
+        "return [...document.querySelectorAll('#rd-chart svg g.bar')].map(g => g.dataset.label);",
+        |v| v.as_array().is_some_and(|a| !a.is_empty()),
+    )
+    .await;
+    assert_eq!(bars, json!(["2022年", "2023年", "2024年"]), "one bar per year, the revoked 2021 record left out");
+    let rd = text(c, "#rd-table").await;
+    for figure in ["1,234,567.89 元", "2,345,678.90 元", "3,456,789.01 元", "999.00 元"] {
+        assert!(rd.contains(figure), "{figure} in {rd}");
+    }
+    assert!(text(c, "#sum-rd").await.contains("2024年: 3,456,789.01 元"));
+    let patents = text(c, "#patent-table").await;
+    assert!(
+        patents.contains(PATENT)
+            && patents.contains("8,000,000.00 元")
+            && patents.contains("2,000,000.00 元")
+            && patents.contains("25.0%"),
+        "{patents}"
+    );
+    let flagged = until(c, "the revoked record", "return [...document.querySelectorAll('table.records tr[data-kind]:not([data-kind=consent])')].map(tr => [tr.querySelector('td:last-child a').getAttribute('href'), tr.querySelector('[data-status]').dataset.status]);", |v| v.is_array()).await;
+    assert_eq!(flagged, json!([[format!("#/record/{wrong}"), "revoked"]]));
+
+    // The language switch changes every label and amount format, and is remembered.
+    c.find(Locator::Css("#lang-switch")).await.unwrap().click().await.unwrap();
+    until(c, "English", "return document.documentElement.lang;", |v| v == "en").await;
+    assert!(text(c, "h1").await.starts_with("Enterprise credit profile"));
+    assert!(text(c, "#rd-table").await.contains("¥1,234,567.89"));
+    assert_eq!(text(c, "#lang-switch").await, "中文");
+    c.refresh().await.unwrap();
+    until(
+        c,
+        "English after a reload",
+        "const h = document.querySelector('h1'); return h ? h.textContent : null;",
+        |v| v.as_str().is_some_and(|s| s.starts_with("Enterprise credit profile")),
+    )
+    .await;
+
+    // A genuine proof verifies in the browser.
+    c.goto(&format!("{url}/console#/record/{rd2022}")).await.unwrap();
+    let (v, steps) = verdict(c).await;
+    assert_eq!(v, "verified", "{steps:?}");
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, ["v.genesis", "v.checkpoint", "v.signatures", "v.id", "v.root"]);
+    assert!(text(c, "#verdict").await.starts_with("Verified"));
+
+    // One byte of the audit path changed: refused at the root.
+    tamper(c, "/v1/proofs/inclusion/", "proof").await;
+    c.execute(&format!("location.hash = '#/record/{rd2023}'; return true;"), vec![]).await.unwrap();
+    until(
+        c,
+        "the second record",
+        "const r = document.querySelector('#record'); return r ? r.dataset.id : null;",
+        |v| v == rd2023,
+    )
+    .await;
+    let (v, steps) = verdict(c).await;
+    assert_eq!(v, "failed", "{steps:?}");
+    assert_eq!(steps.last().unwrap(), &("v.root".to_string(), false));
+    assert!(text(c, "#verdict").await.starts_with("Verification failed"));
+
+    // One byte of a validator's signature changed: refused at the signatures.
+    c.refresh().await.unwrap();
+    until(c, "a fresh page", "return window.fetch.toString().includes('native code');", |v| v == true).await;
+    tamper(c, "/v1/checkpoint", "signature").await;
+    c.execute(&format!("location.hash = '#/record/{rd2022}'; return true;"), vec![]).await.unwrap();
+    until(c, "the first record", "const r = document.querySelector('#record'); return r ? r.dataset.id : null;", |v| {
+        v == rd2022
+    })
+    .await;
+    let (v, steps) = verdict(c).await;
+    assert_eq!(v, "failed", "{steps:?}");
+    assert_eq!(steps.last().unwrap(), &("v.signatures".to_string(), false));
+
+    // The chain page checks the latest checkpoint itself; the node page shows the status.
+    // A fresh page: a goto that changes only the fragment would keep the tampered `fetch`.
+    c.goto(&format!("{url}/console#/chain")).await.unwrap();
+    c.refresh().await.unwrap();
+    let cp = until(
+        c,
+        "the checkpoint",
+        "const e = document.querySelector('#cp-verdict'); return e ? e.dataset.verdict : null;",
+        |v| v.is_string(),
+    )
+    .await;
+    assert_eq!(cp, "verified");
+    let cosigners = c
+        .execute("return [...document.querySelectorAll('#cosigners tbody tr')].map(tr => [...tr.cells].map(td => td.textContent));", vec![])
+        .await
+        .unwrap();
+    assert_eq!(cosigners[0][0], "dev", "{cosigners}");
+    assert!(cosigners[0][2].as_str().unwrap().starts_with('✓'), "{cosigners}");
+    c.goto(&format!("{url}/console#/ops")).await.unwrap();
+    let height = status(url).unwrap()["height"].as_u64().unwrap();
+    let shown = text(c, "#ops-height .stat-value").await.replace(',', "");
+    assert!(shown.parse::<u64>().unwrap() >= height, "height {shown} shown, {height} at least");
+    assert!(text(c, "#metrics").await.contains("credence_blocks_committed_total"));
+
+    verify_js_agrees_with_the_ledger(c).await;
+
+    // The portfolio holds many enterprises' facts: a loan officer's key gets the API's 403.
+    c.goto(&format!("{url}/console#/portfolio")).await.unwrap();
+    assert!(text(c, "#main .error").await.contains("regulator"));
+}
+
+/// The console's verify.js, loaded in the page, against the ledger's Rust code: every inclusion
+/// proof of trees of 1..=9 leaves folds to the Rust root (and a wrong index does not), and a
+/// checkpoint of 4 validators passes with 3 signatures, not with 2 or with one bad line.
+async fn verify_js_agrees_with_the_ledger(c: &Client) {
+    let mut cases = Vec::new();
+    for size in 1..=9u64 {
+        let mut tree = MemTree::new();
+        let leaves: Vec<Vec<u8>> = (0..size).map(|i| format!("leaf {i}").into_bytes()).collect();
+        for l in &leaves {
+            tree.append_leaf_hash(merkle::leaf_hash(l));
+        }
+        let root = B64.encode(merkle::root_at(size, &tree).unwrap());
+        for i in 0..size {
+            let proof: Vec<String> =
+                merkle::inclusion_proof(i, size, &tree).unwrap().iter().map(|h| B64.encode(h)).collect();
+            cases.push(json!({ "index": i, "size": size, "leaf": B64.encode(&leaves[i as usize]), "proof": proof, "root": root }));
+        }
+    }
+    let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_seed([i; 32])).collect();
+    let names = ["val-a", "val-b", "val-c", "val-d"];
+    let body = CheckpointBody {
+        origin: "console.test/x".into(),
+        tree_size: 9,
+        root: [7; 32],
+        height: 5,
+        round: 1,
+        block_hash: [9; 32],
+    };
+    let note = |n: usize| {
+        Checkpoint { body: body.clone(), signatures: (0..n).map(|i| sign(&body, names[i], &keys[i])).collect() }
+            .to_note()
+    };
+    let mut bad =
+        Checkpoint { body: body.clone(), signatures: (0..4).map(|i| sign(&body, names[i], &keys[i])).collect() };
+    bad.signatures[3].signature.0[0] ^= 1;
+    let validators: Vec<Value> = (0..4).map(|i| json!([names[i], hex(&keys[i].public().0)])).collect();
+    let notes = json!([note(2), note(3), note(4), bad.to_note()]);
+    let v = c
+        .execute_async(
+            "const [cases, validators, notes, done] = arguments;
+             import('/console/verify.js').then(async (v) => {
+               const b = (s) => v.b64(s);
+               const roots = [];
+               for (const k of cases) {
+                 const lh = await v.leafHash(b(k.leaf));
+                 const r = await v.rootFromInclusionProof(k.index, k.size, lh, k.proof.map(b));
+                 roots.push(btoa(String.fromCharCode(...r)) === k.root);
+                 if (k.size > 1) {
+                   const wrong = await v.rootFromInclusionProof((k.index + 1) % k.size, k.size, lh, k.proof.map(b)).catch(() => null);
+                   roots.push(wrong === null || btoa(String.fromCharCode(...wrong)) !== k.root);
+                 }
+               }
+               const vals = validators.map(([name, key]) => ({ name, publicKey: v.unhex(key) }));
+               const quorum = [];
+               for (const n of notes) quorum.push((await v.verifyCheckpoint(v.parseCheckpoint(n), vals)).ok);
+               done({ roots, quorum, thresholds: [1, 2, 3, 4, 7].map(v.quorumThreshold) });
+             }).catch((e) => done({ error: String(e) }));",
+            vec![json!(cases), json!(validators), notes],
+        )
+        .await
+        .unwrap();
+    assert!(v["error"].is_null(), "{v}");
+    let roots = v["roots"].as_array().unwrap();
+    assert!(roots.len() > 45 && roots.iter().all(|r| r == true), "{v}");
+    assert_eq!(
+        v["quorum"],
+        json!([false, true, true, false]),
+        "2 of 4 refused, 3 and 4 accepted, one bad line refused"
+    );
+    assert_eq!(v["thresholds"], json!([1, 2, 3, 3, 5]));
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

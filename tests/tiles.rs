@@ -1,0 +1,203 @@
+//! End-to-end: a running testnet's C2SP tiles mirrored, resumed and verified offline, and `audit`, `prove`, `verify-bundle` and `verify` working from tiles instead of the node API.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::net::{Testnet, height, wait_until};
+use common::{credence, json, ok, p, refused, stdout};
+
+#[test]
+fn a_mirror_of_a_running_testnet_verifies_and_the_auditor_works_from_tiles() {
+    let net = Testnet::new(8, 1, 0);
+    let _node = net.start(0);
+    let api = net.api(0);
+    wait_until("the validator to commit", Duration::from_secs(60), || height(&api) >= 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (mirror, cp) = (dir.path().join("mirror"), dir.path().join("cp.txt"));
+    let genesis = net.genesis();
+
+    let first = net.attest(0, 0, "2021");
+    ok(credence(&["checkpoint", "--node", &api, "--genesis", &genesis, "--save", p(&cp)]));
+    let v = json(&ok(credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis, "--json"])));
+    assert_eq!(v["valid"], true, "{v}");
+    let size1 = v["tree_size"].as_u64().unwrap();
+    assert!(size1 >= 1 && v["fetched"].as_u64().unwrap() >= 2, "{v}");
+    assert!(mirror.join("checkpoint").is_file() && mirror.join("tile/entries/000.p/1").exists() || size1 > 1);
+
+    // The log grows; the mirror is resumed and extended, its earlier checkpoint a prefix.
+    for period in ["2022", "2023", "2020"] {
+        net.attest(0, 0, period);
+    }
+    let v = json(&ok(credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis, "--json"])));
+    assert_eq!(v["extended_from"], size1, "{v}");
+    assert!(v["tree_size"].as_u64().unwrap() >= size1 + 3, "{v}");
+
+    // Verification from the copy and from the node's tiles.
+    let v = json(&ok(credence(&["verify", "--tiles", p(&mirror), "--genesis", &genesis, "--json"])));
+    assert_eq!((v["valid"].as_bool(), v["entries"].as_u64()), (Some(true), v["tree_size"].as_u64()), "{v}");
+    ok(credence(&["verify", "--tiles", &api, "--genesis", &genesis]));
+    // An audit against the copy: append-only since the saved checkpoint.
+    let out = ok(credence(&["audit", "--since", p(&cp), "--genesis", &genesis, "--tiles", p(&mirror)]));
+    assert!(stdout(&out).contains("APPEND-ONLY"), "{}", stdout(&out));
+
+    // A bundle built from the tiles verifies, and is still in the log.
+    let id = first["id"].as_str().unwrap();
+    let bundle = dir.path().join("b.json");
+    ok(credence(&["prove", id, "--tiles", &api, "--genesis", &genesis, "--out", p(&bundle)]));
+    let v = json(&ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--tiles", p(&mirror), "--json"])));
+    assert_eq!((v["valid"].as_bool(), v["leaf_index"].as_u64()), (Some(true), first["leaf_index"].as_u64()), "{v}");
+
+    // A changed byte in a copied tile is found.
+    let size = v["tree_size"].as_u64().unwrap();
+    assert!(size < 256, "one partial entry bundle");
+    let tampered = mirror.join(format!("tile/entries/000.p/{size}"));
+    let mut bytes = std::fs::read(&tampered).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&tampered, &bytes).unwrap();
+    refused(&credence(&["verify", "--tiles", p(&mirror), "--genesis", &genesis]), "INVALID");
+    // A forged checkpoint in the copy is refused by a later mirror run.
+    let note = std::fs::read_to_string(mirror.join("checkpoint")).unwrap();
+    let forged: String =
+        note.lines().enumerate().map(|(i, l)| if i == 1 { "999\n".to_string() } else { format!("{l}\n") }).collect();
+    std::fs::write(mirror.join("checkpoint"), forged).unwrap();
+    refused(&credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis]), "MIRROR REFUSED");
+    // With the genuine checkpoint back, a resumed mirror fetches the partial tiles anew and
+    // repairs the copy.
+    std::fs::write(mirror.join("checkpoint"), note).unwrap();
+    ok(credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis]));
+    ok(credence(&["verify", "--tiles", p(&mirror), "--genesis", &genesis]));
+}
+
+/// Scrapes one counter value from the node's Prometheus text (sum over matching lines).
+fn metric(api: &str, prefix: &str) -> u64 {
+    let text = common::net::credence_http_get(api, "/metrics").unwrap_or_default();
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
+}
+
+/// A `credence witness` process, killed when dropped.
+struct WitnessProc(std::process::Child);
+
+impl Drop for WitnessProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_witness(dir: &Path, name: &str, key: &Path, genesis: &str, port: u16) -> WitnessProc {
+    let listen = format!("127.0.0.1:{port}");
+    let state = dir.join(format!("state-{port}"));
+    let log = std::fs::File::create(dir.join(format!("witness-{port}.log"))).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_credence"))
+        .args(["witness", "--name", name, "--key", p(key), "--genesis", genesis, "--state", p(&state)])
+        .args(["--listen", &listen])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let guard = WitnessProc(child);
+    wait_until("the witness to listen", Duration::from_secs(30), || std::net::TcpStream::connect(&listen).is_ok());
+    guard
+}
+
+/// A testnet whose genesis names two `credence witness` processes: its checkpoints get cosigned
+/// by both (third-party `signed_note` still verifies the validators' signatures on the cosigned
+/// note), bundles need both with `--witnesses 2`; then one witness holds a forked history, refuses
+/// the node's checkpoints, the node counts the refusals, and bundles name the missing witness.
+#[test]
+fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refuses() {
+    let net = Testnet::new(9, 1, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let base = common::net::port_base(9);
+    let (port_a, port_b) = (base + 30, base + 31);
+    let (key_a, key_b) = (dir.path().join("wa.key"), dir.path().join("wb.key"));
+    let mut tables = String::new();
+    for (name, key, port) in [("w.example/a", &key_a, port_a), ("w.example/b", &key_b, port_b)] {
+        let out = ok(credence(&["keys", "generate", "--out", p(key)]));
+        let pk = stdout(&out).trim().to_string();
+        tables.push_str(&format!(
+            "\n[[witnesses]]\nname = \"{name}\"\npublic_key = \"{pk}\"\nurl = \"http://127.0.0.1:{port}\"\n"
+        ));
+    }
+    // Name the witnesses in the genesis before the chain starts (every copy of it).
+    let genesis = net.genesis();
+    let data_genesis = net.dir.path().join("validator-0/data/genesis.toml");
+    for g in [Path::new(&genesis), data_genesis.as_path()] {
+        let text = std::fs::read_to_string(g).unwrap() + &tables;
+        std::fs::write(g, text).unwrap();
+    }
+    let _wa = start_witness(dir.path(), "w.example/a", &key_a, &genesis, port_a);
+    let mut wb = Some(start_witness(dir.path(), "w.example/b", &key_b, &genesis, port_b));
+    let _node = net.start(0);
+    let api = net.api(0);
+    wait_until("the validator to commit", Duration::from_secs(60), || height(&api) >= 1);
+    net.attest(0, 0, "2021");
+
+    // Checkpoints get cosigned by both witnesses, and still verify with signed_note.
+    let mut note = String::new();
+    wait_until("a checkpoint cosigned by both witnesses", Duration::from_secs(30), || {
+        note = common::net::credence_http_get(&api, "/checkpoint").unwrap_or_default();
+        note.matches("\u{2014} w.example/").count() == 2
+    });
+    let vkeys: Vec<String> = credence_ledger::genesis::Genesis::load(Path::new(&genesis))
+        .unwrap()
+        .verifier_keys()
+        .iter()
+        .map(|k| k.to_vkey_string())
+        .collect();
+    let verifiers: Vec<Box<dyn signed_note::Verifier>> = vkeys
+        .iter()
+        .map(|k| Box::new(signed_note::StandardVerifier::new(k).unwrap()) as Box<dyn signed_note::Verifier>)
+        .collect();
+    let parsed = signed_note::Note::from_bytes(note.as_bytes()).expect("a signed note");
+    let (verified, unverified) = parsed.verify(&signed_note::VerifierList::new(verifiers)).expect("verifies");
+    assert_eq!(verified.len(), 1, "the validator's signature, verified by third-party code");
+    assert_eq!(unverified.len(), 2, "the two cosignatures are signatures of keys it was not given");
+    assert!(metric(&api, "credence_witness_cosignatures_total{witness=\"w.example/b\"}") >= 1);
+
+    // A bundle under a cosigned checkpoint needs both witnesses; audits can require them too.
+    let id = net.attest(0, 0, "2022")["id"].as_str().unwrap().to_string();
+    let bundle = dir.path().join("bundle.json");
+    // The record's bytes are an enterprise's fact: a regulator's key reads them (docs/ACCESS.md).
+    let regulator = net.access_key(0, 0, "inspector", "regulator");
+    let reader = ["--access-key", p(&regulator), "--purpose", "supervision"];
+    wait_until("a bundle under a checkpoint cosigned by both", Duration::from_secs(30), || {
+        let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
+        let out = credence(&[&args[..], &reader].concat());
+        out.status.success() && stdout(&out).contains("cosigned by 2 of 2 genesis witnesses")
+    });
+    let v = json(&ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "2", "--json"])));
+    assert_eq!(v["witnesses"], serde_json::json!(["w.example/a", "w.example/b"]), "{v}");
+    refused(
+        &credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "3"]),
+        "3 witnesses required but the genesis names only 2",
+    );
+
+    // Witness b now holds a forked history: another root at the size it last cosigned.
+    drop(wb.take());
+    let state = std::fs::read_dir(dir.path().join(format!("state-{port_b}"))).unwrap().next().unwrap().unwrap().path();
+    let size = std::fs::read_to_string(&state).unwrap().lines().next().unwrap().to_string();
+    std::fs::write(&state, format!("{size}\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n")).unwrap();
+    let refused_before = metric(&api, "credence_witness_refusals_total{witness=\"w.example/b\"");
+    let _wb = start_witness(dir.path(), "w.example/b", &key_b, &genesis, port_b);
+    net.attest(0, 0, "2023");
+    wait_until("the node to report witness b's refusal", Duration::from_secs(60), || {
+        metric(&api, "credence_witness_refusals_total{witness=\"w.example/b\"") > refused_before
+    });
+    let id = net.attest(0, 0, "2020")["id"].as_str().unwrap().to_string();
+    wait_until("a new bundle cosigned by witness a", Duration::from_secs(30), || {
+        let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
+        let out = credence(&[&args[..], &reader].concat());
+        out.status.success() && stdout(&out).contains("cosigned by 1 of 2 genesis witnesses")
+    });
+    ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "1"]));
+    refused(
+        &credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "2"]),
+        "no valid cosignature from: w.example/b",
+    );
+    let log = std::fs::read_to_string(net.dir.path().join("node0.log")).unwrap_or_default();
+    assert!(log.contains("WITNESS REFUSED"), "the node logs the refusal");
+}
