@@ -347,8 +347,11 @@ impl Verifier {
     pub fn verify_leaf(&self, leaf: Leaf) -> Result<Verified, AdmitError> {
         let (_, roster) = self.in_force.get();
         let (attester, key) = signer(&roster, &leaf)?;
-        key.verify(Domain::Attestation, &self.ctx.chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
-            .map_err(bad_signature)?;
+        if let Err(e) =
+            key.verify(Domain::Attestation, &self.ctx.chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
+        {
+            return Err(signature_failure(&roster, &leaf, &self.ctx.chain_id, e));
+        }
         Ok(Verified { leaf, attester })
     }
 
@@ -407,7 +410,7 @@ impl Verifier {
                 // One verdict per decoded item; a missing one fails closed.
                 match verdicts.next() {
                     Some(Ok(())) => Ok(Verified { leaf, attester }),
-                    Some(Err(e)) => Err(bad_signature(e)),
+                    Some(Err(e)) => Err(signature_failure(&roster, &leaf, &self.ctx.chain_id, e)),
                     None => Err(bad_signature(SigError::Mismatch)),
                 }
             })
@@ -437,6 +440,15 @@ fn decode(bytes: Vec<u8>) -> Result<Leaf, AdmitError> {
 
 fn bad_signature(e: SigError) -> AdmitError {
     AdmitError::Rule(Rejection::BadSignature(e.to_string()))
+}
+
+/// A signature that does not verify under the attester's key in force: R050 if it was made
+/// with a key governance revoked, R049 with one rotated out, else R022.
+fn signature_failure(roster: &Roster, leaf: &Leaf, chain_id: &credence_ledger::hash::Hash, e: SigError) -> AdmitError {
+    match credence_ledger::rules::stale_key_in(roster, &leaf.attestation, leaf.body_bytes(), chain_id) {
+        Some(r) => AdmitError::Rule(r),
+        None => bad_signature(e),
+    }
 }
 
 /// What [`Mempool::admit`] did with an attestation.

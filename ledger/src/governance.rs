@@ -580,6 +580,10 @@ pub struct RosterMember {
     pub roles: Vec<Role>,
     pub validator: bool,
     pub active: bool,
+    /// The keys it held before its key in force, oldest first, each with the height from
+    /// which governance revoked it (`None`: rotated out), so an admission can name why a
+    /// signature by one of them is refused ([`crate::rules::stale_key_in`]).
+    pub former: Vec<(PublicKey, Option<u64>)>,
 }
 
 /// What is in force at one height, with the keys decompressed: members (by member
@@ -612,6 +616,12 @@ impl Roster {
                 roles: m.roles.clone(),
                 validator: m.validator && m.is_active(),
                 active: m.is_active(),
+                former: m
+                    .keys
+                    .iter()
+                    .filter(|(_, k)| k != m.key())
+                    .map(|(_, k)| (*k.ed25519(), m.revoked.iter().find(|(r, _)| r == k).map(|(_, h)| *h)))
+                    .collect(),
             })
             .collect();
         let list = s.validator_list();

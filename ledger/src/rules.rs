@@ -843,6 +843,24 @@ pub fn stale_key(
     None
 }
 
+/// [`stale_key`] against a roster in force (what admission holds): R050 if `a` verifies
+/// under a key of its attester that governance revoked, R049 under one rotated out.
+pub fn stale_key_in(
+    roster: &crate::governance::Roster,
+    a: &Attestation,
+    body_bytes: &[u8],
+    chain_id: &crate::hash::Hash,
+) -> Option<Rejection> {
+    let m = roster.member(&a.body.attester)?;
+    m.former.iter().find_map(|(k, revoked_from)| {
+        crate::sig::verify(k, crate::sig::Domain::Attestation, &chain_id.0, body_bytes, &a.signature).ok()?;
+        Some(match revoked_from {
+            Some(from_height) => Rejection::KeyRevoked { member: m.name.to_string(), from_height: *from_height },
+            None => Rejection::KeyRotatedOut(m.name.to_string()),
+        })
+    })
+}
+
 /// The whole derived state in memory: used by the offline verifier, the
 /// in-memory store and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
