@@ -278,7 +278,7 @@ fn key_rotation_needs_possession_and_takes_effect_two_heights_later() {
 }
 
 #[test]
-fn a_revoked_key_is_replaced_and_named_r034() {
+fn a_revoked_key_is_replaced_and_named_r050() {
     let mut l = Ledger::new();
     let chain = l.g.hash();
     let leaked = MemberKey::Ed25519(key("v4").public());
@@ -302,6 +302,56 @@ fn a_revoked_key_is_replaced_and_named_r034() {
         rules::stale_key(&gov, &stale, &stale.body.to_bytes(), &chain),
         Some(Rejection::KeyRevoked { member: "v4".into(), from_height: l.height })
     );
+    // Admission names it too, from the roster in force (what a mempool holds).
+    let roster = governance::Roster::new(&gov.advanced(l.height + 1));
+    assert_eq!(
+        rules::stale_key_in(&roster, &stale, &stale.body.to_bytes(), &chain),
+        Some(Rejection::KeyRevoked { member: "v4".into(), from_height: l.height })
+    );
+}
+
+#[test]
+fn a_removed_member_delegates_no_access_and_receives_no_consent() {
+    use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, Scope};
+    let mut l = Ledger::new();
+    let until = l.time_ms + 86_400_000;
+    let grant = || {
+        Claim::AccessKey(AccessKeyGrant {
+            holder: "officer".into(),
+            key: SecretKey::from_seed([9; 32]).public(),
+            scopes: vec![Scope::Member],
+            expires_at_ms: until,
+        })
+    };
+    let consent = |recipient: &str| {
+        Claim::Consent(Consent {
+            enterprise: Uscc::parse("enterprise", "91440300708461136T").unwrap(),
+            recipient: name(recipient),
+            purpose: Purpose::LoanApplication,
+            scope: vec![FactKind::RdSpend],
+            expires_at_ms: until,
+            evidence: Hash([0xab; 32]),
+        })
+    };
+    l.submit("v4", grant()).unwrap();
+    l.submit("v1", consent("v4")).unwrap();
+    let p = l.propose("v1", Change::RemoveMember { name: name("v4") }).unwrap();
+    l.approve("v2", p).unwrap();
+    l.approve("v3", p).unwrap();
+    // Until the activation height v4 still delegates.
+    l.submit("v4", grant()).unwrap();
+    l.empty();
+    // From it: no grant (R048) and no consent naming it (R026).
+    assert_eq!(l.submit("v4", grant()), Err(Rejection::MemberRemoved("v4".into())));
+    let e = l.submit("v1", consent("v4")).unwrap_err();
+    assert_eq!((e.code(), e.clone()), (26, Rejection::NotAMember { field: "recipient", name: "v4".into() }));
+    // A member governance added receives consents.
+    let p = l.propose("v1", add("bank-new", false)).unwrap();
+    l.approve("v2", p).unwrap();
+    l.approve("v3", p).unwrap();
+    l.empty();
+    l.empty();
+    l.submit("v1", consent("bank-new")).unwrap();
 }
 
 #[test]

@@ -517,8 +517,8 @@ async fn every_get_endpoint_on_committed_data() {
     let g = get(&n, "/v1/governance").await;
     assert_eq!(g.status, 200, "{}", g.text());
     let g = g.json();
-    assert_eq!(g["height"], BLOCKS);
-    assert_eq!(g["in_force_at"], BLOCKS + 1);
+    assert_eq!(g["height"], HEIGHT);
+    assert_eq!(g["in_force_at"], HEIGHT + 1);
     let genesis_validators: Vec<String> = n.ctx.genesis.validators().map(|m| m.name.to_string()).collect();
     assert_eq!(g["validators"], json!(genesis_validators));
     let header = n.store.read().expect("lock").block(2).expect("store").expect("block").block.header;
