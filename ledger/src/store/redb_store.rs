@@ -27,6 +27,11 @@
 //! | `facts`               | SHA-256 of the encoded `FactKey` (32) | the encoded `Fact` (IP-loan state)        |
 //! | `index_refs`          | referenced id (32) ‖ leaf index u64 BE | () (`Claim::references`)                |
 //! | `index_consents`      | USCC (18) ‖ leaf index u64 BE        | () (the enterprise's consent records)      |
+//! | `governance`          | height u64 (blocks that changed it)  | the governance state after that block (bincode) |
+//!
+//! The `governance` table exists only once a block changed governance, so a store of a
+//! chain without governance records has exactly the tables it had before them. The
+//! newest entry is held in memory.
 //!
 //! Level-0 Merkle nodes are not stored: `node(0, i)` hashes leaf `i`, which costs one
 //! leaf read and one SHA-256, and saves 41 bytes and a B-tree insert per attestation.
@@ -72,6 +77,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
@@ -84,6 +90,7 @@ use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
 use crate::codec;
 use crate::genesis::Genesis;
+use crate::governance::GovState;
 use crate::hash::{Hash, HashOf};
 use crate::ids::{PatentNumber, Uscc};
 use crate::loan_rules::{Fact, FactKey};
@@ -110,6 +117,9 @@ const ENTERPRISE: TableDefinition<&[u8; 26], ()> = TableDefinition::new("index_e
 const PATENT: TableDefinition<&[u8; 21], ()> = TableDefinition::new("index_patent");
 const ATTESTER: TableDefinition<&[u8; 10], ()> = TableDefinition::new("index_attester");
 const PLEDGES: TableDefinition<&[u8; 13], &[u8; 32]> = TableDefinition::new("pledges");
+const GOVERNANCE: TableDefinition<u64, &[u8]> = TableDefinition::new("governance");
+/// Largest encoded governance state read back (members, keys, proposals and history).
+const GOVERNANCE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Added with the IP-loan kinds; a store written before has none until its first merge
 /// creates it, and reads treat a missing table as empty, so the format version is unchanged.
 const FACTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("facts");
@@ -161,6 +171,8 @@ pub struct RedbStore {
     read: Option<ReadTransaction>,
     /// Set when a commit failed inside redb: memory may then disagree with the file.
     poisoned: bool,
+    /// The newest `governance` entry; `None` while no block changed governance.
+    governance: Option<Arc<GovState>>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -209,7 +221,7 @@ struct Entries {
 }
 
 impl Entries {
-    fn push(&mut self, genesis: &Genesis, leaf: &Leaf, index: u64) {
+    fn push(&mut self, gov: &GovState, leaf: &Leaf, index: u64) {
         self.ids.push((leaf.id, index));
         let body = &leaf.attestation.body;
         if let Some(e) = body.claim.enterprise() {
@@ -218,7 +230,7 @@ impl Entries {
         if let Some(p) = body.claim.patent() {
             self.patent.push((*p, index));
         }
-        if let Some(m) = genesis.member_index(&body.attester) {
+        if let Some(m) = gov.member_index(&body.attester) {
             self.attester.push((m, index));
         }
         self.refers.extend(body.claim.references().into_iter().map(|r| (r, index)));
@@ -693,10 +705,42 @@ impl RedbStore {
             staged: Staged::default(),
             read: Some(read),
             poisoned: false,
+            governance: None,
         };
+        store.load_governance()?;
         store.check_tree()?;
         store.load_staged()?;
         Ok(store)
+    }
+
+    /// Reads the newest governance state at or below the head.
+    fn load_governance(&mut self) -> Result<(), StoreError> {
+        let head = self.head.map_or(0, |h| h.height);
+        let r = self.snapshot()?;
+        let table = match r.open_table(GOVERNANCE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(backend(e)),
+        };
+        let last = table.range(..=head).map_err(backend)?.next_back();
+        let gov = match last {
+            None => None,
+            Some(item) => {
+                let (k, v) = item.map_err(backend)?;
+                let g: GovState = crate::codec::decode("governance state", v.value(), GOVERNANCE_BYTES_MAX)
+                    .map_err(|e| corrupt(place("governance", k.value()), e.to_string()))?;
+                Some(Arc::new(g))
+            }
+        };
+        drop((table, r));
+        self.governance = gov;
+        Ok(())
+    }
+
+    /// The governance state the leaves up to the head were attested under (names
+    /// are never reused, so it knows every attester).
+    fn latest_governance(&self) -> Arc<GovState> {
+        self.governance.clone().unwrap_or_else(|| self.genesis.governance())
     }
 
     /// Rebuilds the in-memory staged part from `staged_deltas` and the staged leaves.
@@ -715,9 +759,10 @@ impl RedbStore {
             staged.apply(&records, &pledges, &facts);
         }
         let mut entries = Entries::default();
+        let gov = self.latest_governance();
         for item in leaves.range(self.merged.tree_size..tree_size).map_err(backend)? {
             let (k, v) = item.map_err(backend)?;
-            entries.push(&self.genesis, &decode_leaf(v.value(), k.value())?, k.value());
+            entries.push(&gov, &decode_leaf(v.value(), k.value())?, k.value());
         }
         let n = entries.ids.len() as u64;
         if n != tree_size - self.merged.tree_size {
@@ -1217,6 +1262,13 @@ impl StateView for RedbStore {
         Ok(t.get(&<[u8; 13]>::from(*patent)).map_err(backend)?.map(|v| HashOf::from_hash(Hash(*v.value()))))
     }
 
+    fn governance(&self) -> Result<Option<Arc<GovState>>, StoreError> {
+        if self.poisoned {
+            return Err(poisoned());
+        }
+        Ok(self.governance.clone())
+    }
+
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
         if let Some(slot) = self.staged.facts.get(key) {
             return Ok(slot.clone());
@@ -1270,8 +1322,9 @@ impl Store for RedbStore {
         debug_assert_eq!(first + n, header.tree_size, "the head's tree size plus the block's leaves is the new size");
         debug_assert_eq!(self.merged.tree_size + self.staged.leaves, first);
         let mut entries = Entries::default();
+        let gov = vb.delta().governance.clone().unwrap_or_else(|| self.latest_governance());
         for (offset, leaf) in leaves.iter().enumerate() {
-            entries.push(&self.genesis, leaf, first + offset as u64);
+            entries.push(&gov, leaf, first + offset as u64);
         }
         let merge = self.staged.leaves + n >= self.options.stage_leaves_max;
 
@@ -1279,6 +1332,10 @@ impl Store for RedbStore {
         {
             let mut t = Tables::open(&w)?;
             self.write_block(&mut t, vb, first)?;
+            if let Some(g) = &vb.delta().governance {
+                let mut table = w.open_table(GOVERNANCE).map_err(backend)?;
+                table.insert(header.height, crate::codec::encode(&**g).as_slice()).map_err(backend)?;
+            }
             if merge {
                 self.write_merge(&w, &mut t, vb, &entries)?;
             } else {
@@ -1294,6 +1351,9 @@ impl Store for RedbStore {
             return Err(backend(e));
         }
         self.head = Some(head_of(header));
+        if let Some(g) = &vb.delta().governance {
+            self.governance = Some(Arc::clone(g));
+        }
         if merge {
             self.staged = Staged::default();
             self.merged = Merged { height: header.height, tree_size: header.tree_size };
@@ -1513,6 +1573,7 @@ mod tests {
             sequences: vec![(1, 5)],
             records: metas.iter().map(|m| (id, *m)).collect(),
             pledges: vec![(patent, Some(id)), (patent, None)],
+            governance: None,
             facts: vec![],
         };
         let bytes = encode_delta(&delta);

@@ -5,8 +5,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
-    ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
-    NextSequenceView, StatusView, SubmitRequest, SubmitResponse,
+    ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView, GovProposalView,
+    GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView, NextSequenceView,
+    StatusView, SubmitRequest, SubmitResponse,
 };
 use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
 use super::{console, handlers};
@@ -19,7 +20,7 @@ use super::{console, handlers};
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 and R101..R132."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 (R024..R029: access), R040..R053 (governance) and R101..R132 (IP loans)."
     ),
     paths(
         handlers::submit_attestation,
@@ -36,6 +37,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::status,
         handlers::checkpoint,
         handlers::genesis,
+        handlers::governance,
         handlers::inclusion_proof,
         handlers::consistency_proof,
         handlers::healthz,
@@ -66,6 +68,12 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         ConsistencyProofView,
         NextSequenceView,
         HealthView,
+        GovernanceView,
+        GovMemberView,
+        GovChangeView,
+        GovProposalView,
+        GovScheduledView,
+        GovEpochView,
         PortfolioView,
         FiguresView,
         LenderFiguresView,
