@@ -16,8 +16,11 @@ use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::witness::parse_witnessed_note;
-use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView};
-use credence_node::bundle::{self, BUNDLE_BYTES_MAX, Bundle, check_checkpoint, check_witnessed, decode_hashes};
+use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView, SetChangesView};
+use credence_node::bundle::{
+    self, BUNDLE_BYTES_MAX, Bundle, CheckedNote, SetChange, SetInForce, check_checkpoint, check_witnessed,
+    check_witnessed_with, decode_hashes,
+};
 use serde_json::json;
 
 use crate::http::Conn;
@@ -146,6 +149,49 @@ fn fetch_note(conn: &mut Conn) -> Result<String> {
     Ok(r.text())
 }
 
+/// The node's certified chain of validator-set changes up to `height` (`GET /v1/set-changes`).
+fn fetch_set_changes(conn: &mut Conn, height: u64) -> Result<Vec<SetChange>> {
+    let view: SetChangesView = get_json(conn, &format!("/v1/set-changes?height={height}"))?;
+    if view.height != height {
+        bail!("the node's set changes lead to height {}, not {height}", view.height);
+    }
+    Ok(view.set_changes)
+}
+
+/// Checks a checkpoint note against the validators in force at its height: the node serves the
+/// set changes up to that height, and they are walked from `genesis` (nothing the node says is
+/// trusted). The error is the rule broken.
+fn check_note_via_node(
+    note: &str,
+    genesis: &Genesis,
+    conn: &mut Conn,
+) -> Result<Result<(CheckedNote, SetInForce), String>> {
+    let height = match parse_witnessed_note(note) {
+        Ok((cp, _)) => cp.body.height,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let changes = fetch_set_changes(conn, height)?;
+    Ok(check_note_with_changes(note, genesis, &changes))
+}
+
+/// [`check_note_via_node`] with the set changes at hand.
+fn check_note_with_changes(
+    note: &str,
+    genesis: &Genesis,
+    changes: &[SetChange],
+) -> Result<(CheckedNote, SetInForce), String> {
+    let set = bundle::walk_set_changes(genesis, changes).map_err(|e| e.to_string())?;
+    let checked = check_witnessed_with(note, genesis, &set.validators)
+        .map_err(|r| format!("{r} (checked against the validators in force since height {})", set.from_height))?;
+    if checked.checkpoint.body.height < set.from_height {
+        return Err(format!(
+            "set_changes: reach a set in force from height {} but the checkpoint is for height {}",
+            set.from_height, checked.checkpoint.body.height
+        ));
+    }
+    Ok((checked, set))
+}
+
 fn checkpoint_json(cp: &Checkpoint, q: &QuorumReport) -> serde_json::Value {
     json!({
         "origin": cp.body.origin,
@@ -183,8 +229,8 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
     let mut conn = Conn::new(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
     let note = fetch_note(&mut conn)?;
-    let (cp, q) = match check_checkpoint(&note, &genesis) {
-        Ok(v) => v,
+    let (cp, q, set) = match check_note_via_node(&note, &genesis, &mut conn)? {
+        Ok((c, set)) => (c.checkpoint, c.quorum, set),
         Err(reason) => {
             if a.json {
                 println!("{}", json!({"valid": false, "reason": reason}));
@@ -200,6 +246,7 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
     if a.json {
         let mut v = checkpoint_json(&cp, &q);
         v["valid"] = json!(true);
+        v["validators_since"] = json!(set.from_height);
         v["note"] = json!(note);
         println!("{v}");
     } else {
@@ -213,6 +260,12 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
             q.needed,
             q.signers.join(", ")
         );
+        if set.from_height > 1 {
+            println!(
+                "(the validators in force since height {}, reached from genesis through certified set changes)",
+                set.from_height
+            );
+        }
         if a.genesis.is_none() {
             println!("(checked against the node's own genesis; pass --genesis for an independent check)");
         }
@@ -281,12 +334,21 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
 
     let mut report = json!({"since": a.since.display().to_string(), "node": from});
     let verdict = (|| -> Result<Verdict> {
-        let (old, old_q) = match check_checkpoint(&old_note, &genesis) {
-            Ok(v) => v,
+        // Against a node, each checkpoint is checked against the set in force at its height,
+        // through the set changes the node serves (walked from genesis); tiles carry no
+        // headers, so with --tiles the genesis validators must still be in force.
+        let mut check = |note: &str| -> Result<Result<CheckedNote, String>> {
+            match conn.as_mut() {
+                Some(c) => Ok(check_note_via_node(note, &genesis, c)?.map(|(checked, _)| checked)),
+                None => Ok(check_witnessed(note, &genesis)),
+            }
+        };
+        let (old, old_q) = match check(&old_note)? {
+            Ok(c) => (c.checkpoint, c.quorum),
             Err(r) => return Ok(Verdict::BadCheckpoint(format!("the saved checkpoint is not valid: {r}"))),
         };
         report["from"] = checkpoint_json(&old, &old_q);
-        let (new, new_q) = match check_witnessed(&new_note, &genesis) {
+        let (new, new_q) = match check(&new_note)? {
             Ok(c) => {
                 report["witnesses"] = json!(c.witnesses);
                 if let Err(r) = bundle::require_witnesses(&genesis, &c.witnesses, a.witnesses) {
@@ -341,7 +403,7 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
                     t["tree_size"], t["height"], f["tree_size"], f["height"]
                 );
                 println!(
-                    "Both checkpoints carry valid signatures of more than 2/3 of the genesis validators ({} and {} of {}); the consistency proof ({} hashes) was checked locally.",
+                    "Both checkpoints carry valid signatures of more than 2/3 of the validators in force at their heights ({} and {} of {}); the consistency proof ({} hashes) was checked locally.",
                     f["signers"].as_array().map_or(0, Vec::len),
                     t["signers"].as_array().map_or(0, Vec::len),
                     t["validators"],
@@ -403,12 +465,13 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     };
     let bytes = B64.decode(encoded).context("the node's attestation bytes")?;
     let path = decode_hashes("proof", &proof.proof)?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs)?;
+    let changes = fetch_set_changes(&mut conn, cp.body.height)?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs, changes)?;
     // Never hand out a bundle that would not verify.
     let report = bundle::verify(&b, &genesis).context("the node's data does not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
-        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, cosigned by {} of {} genesis witnesses",
+        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, cosigned by {} of {} genesis witnesses, {} validator-set changes",
         a.out.display(),
         report.id,
         report.leaf_index,
@@ -417,7 +480,8 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
         report.signers.len(),
         report.validators,
         report.witnesses.len(),
-        genesis.witnesses.len()
+        genesis.witnesses.len(),
+        report.set_changes
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -438,7 +502,7 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
     let (leaf_index, bytes) = crate::tiles::find_entry(&src, size, &id)?;
     let tree = crate::tiles::tree(&src, size);
     let path = merkle::inclusion_proof(leaf_index, size, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &checked.cosignatures)?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &checked.cosignatures, Vec::new())?;
     let report = bundle::verify(&b, &genesis).context("the log's tiles do not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
@@ -509,13 +573,13 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                     json!({"valid": true, "id": r.id, "attester": r.attester, "leaf_index": r.leaf_index,
                            "tree_size": r.tree_size, "checkpoint_height": r.checkpoint_height,
                            "signers": r.signers, "needed": r.needed, "validators": r.validators,
-                           "witnesses": r.witnesses})
+                           "witnesses": r.witnesses, "set_changes": r.set_changes})
                 );
             } else {
                 println!(
                     "VALID: attestation {} by {} is leaf {} of the ledger's first {} attestations, \
                      under a checkpoint (height {}) signed by {} of {} validators ({} needed): {}; \
-                     cosigned by {} of {} genesis witnesses{}",
+                     cosigned by {} of {} genesis witnesses{}; validators reached from genesis through {} certified set changes",
                     r.id,
                     r.attester,
                     r.leaf_index,
@@ -527,7 +591,8 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                     r.signers.join(", "),
                     r.witnesses.len(),
                     genesis.witnesses.len(),
-                    if r.witnesses.is_empty() { String::new() } else { format!(": {}", r.witnesses.join(", ")) }
+                    if r.witnesses.is_empty() { String::new() } else { format!(": {}", r.witnesses.join(", ")) },
+                    r.set_changes
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -114,7 +114,7 @@ pub fn run(a: &AuditBenchArgs) -> Result<ExitCode> {
         let index = rng.below(head.tree_size);
         let leaf = store.leaf(index)?.with_context(|| format!("store: leaf {index} is missing"))?;
         let path = merkle::inclusion_proof(index, head.tree_size, &StoreView(&store))?;
-        let b = Bundle::new(&genesis, &leaf.bytes, index, &path, &cp, &[])?;
+        let b = Bundle::new(&genesis, &leaf.bytes, index, &path, &cp, &[], Vec::new())?;
         let f = dir.join(format!("bundle-{i}.json"));
         std::fs::write(&f, b.to_json())?;
         bundle_files.push(f);

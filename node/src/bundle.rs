@@ -15,18 +15,27 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use credence_ledger::attestation::Attestation;
+use credence_ledger::block::BlockHeader;
 use credence_ledger::checkpoint::{self, Checkpoint, QuorumReport, VerifierKey};
-use credence_ledger::genesis::Genesis;
+use credence_ledger::genesis::{Genesis, VALIDATORS_MAX};
+use credence_ledger::governance::{Epoch, set_hash};
+use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::sig::{self, Domain};
+use credence_ledger::store::{Store, StoreError};
 use credence_ledger::witness::{self, Cosignature};
 
 use crate::api::views::ClaimView;
 
 /// The `format` value of this version.
 pub const FORMAT: &str = "credence-proof-bundle/v1";
-/// Largest bundle file accepted: a 64-hash path, a 16 KiB checkpoint and 100 verifier keys fit many times over.
-pub const BUNDLE_BYTES_MAX: usize = 1024 * 1024;
+/// Largest bundle file accepted: a 64-hash path, a 16 KiB checkpoint, 100 verifier keys and
+/// [`SET_CHANGES_MAX`] set changes of 100 validators each (about 40 KiB each) fit.
+pub const BUNDLE_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most validator-set changes a bundle (or `GET /v1/set-changes`) carries: the chain's
+/// whole history of validator sets up to the checkpoint must fit, else bundles of later
+/// checkpoints are refused (verify such a chain with `credence verify`).
+pub const SET_CHANGES_MAX: usize = 64;
 /// Longest inclusion path (a tree of 2^64 leaves).
 pub const PATH_HASHES_MAX: usize = 64;
 
@@ -51,10 +60,38 @@ pub struct Bundle {
     /// The C2SP signed note (tlog-checkpoint) for `tree_size`, as the validators signed it,
     /// then any genesis witnesses' `cosignature/v1` lines (C2SP tlog-cosignature).
     pub checkpoint: String,
-    /// C2SP verifier keys (`name+keyid+base64`) of the chain's validators, in genesis order.
+    /// C2SP verifier keys (`name+keyid+base64`) of the validators in force at the checkpoint's
+    /// height: the genesis validators in genesis order, or after set changes the last
+    /// change's `validators`.
     pub verifier_keys: Vec<String>,
+    /// The certified chain of validator-set changes from genesis up to the checkpoint's height,
+    /// oldest first; absent (empty) while the genesis validators are in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_changes: Vec<SetChange>,
     /// A human-readable copy of the attestation; must equal the decoding of `attestation`.
     pub decoded: Decoded,
+}
+
+/// One change of the validator set, as a verifier holding the set in force before it checks it
+/// (docs/AUDITING.md §Set changes): the old set certifies the last header before the change,
+/// the next header links to it and commits to the new set's hash, and its certificate is signed
+/// by more than 2/3 of the new set and, vouching for it, by more than 1/3 of the old set with
+/// their keys unchanged (so at least one validator the verifier already trusts signed it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetChange {
+    /// The first height the new set certifies.
+    pub height: u64,
+    /// The new set's C2SP verifier keys (`name+keyid+base64`), in name order.
+    pub validators: Vec<String>,
+    /// Standard padded base64 of the canonical header at `height - 1` (certified by the old set).
+    pub last_header: String,
+    /// The C2SP checkpoint note certifying `last_header`, signature lines only (no cosignatures).
+    pub last_certificate: String,
+    /// Standard padded base64 of the canonical header at `height`.
+    pub header: String,
+    /// The C2SP checkpoint note certifying `header`.
+    pub certificate: String,
 }
 
 /// The decoded copy inside a bundle.
@@ -111,6 +148,8 @@ pub struct Report {
     pub validators: usize,
     /// Genesis witnesses whose cosignatures on the checkpoint verified, in name order.
     pub witnesses: Vec<String>,
+    /// Validator-set changes walked from genesis to the checkpoint's set.
+    pub set_changes: usize,
 }
 
 impl Bundle {
@@ -122,8 +161,13 @@ impl Bundle {
         inclusion_path: &[NodeHash],
         checkpoint: &Checkpoint,
         cosignatures: &[Cosignature],
+        set_changes: Vec<SetChange>,
     ) -> Result<Bundle, BundleError> {
         let a = Attestation::from_bytes(attestation_bytes).map_err(|e| err("attestation", e.to_string()))?;
+        let verifier_keys = match set_changes.last() {
+            Some(c) => c.validators.clone(),
+            None => genesis.verifier_keys().iter().map(VerifierKey::to_vkey_string).collect(),
+        };
         Ok(Bundle {
             format: FORMAT.to_string(),
             chain_id: genesis.hash().to_hex(),
@@ -133,7 +177,8 @@ impl Bundle {
             tree_size: checkpoint.body.tree_size,
             inclusion_path: inclusion_path.iter().map(|h| B64.encode(h)).collect(),
             checkpoint: witnessed_note(checkpoint, cosignatures),
-            verifier_keys: genesis.verifier_keys().iter().map(VerifierKey::to_vkey_string).collect(),
+            verifier_keys,
+            set_changes,
             decoded: Decoded::of(&a),
         })
     }
@@ -175,11 +220,17 @@ pub struct CheckedNote {
 /// `cosignature/v1` lines only by genesis witnesses, each valid. The error is the rule it
 /// breaks. Whether enough witnesses cosigned is [`require_witnesses`].
 pub fn check_witnessed(note: &str, genesis: &Genesis) -> Result<CheckedNote, String> {
+    check_witnessed_with(note, genesis, &genesis.verifier_keys())
+}
+
+/// [`check_witnessed`] against `validators`, the set in force at the checkpoint's height
+/// (the genesis validators, or the set a [`walk_set_changes`] reached).
+pub fn check_witnessed_with(note: &str, genesis: &Genesis, validators: &[VerifierKey]) -> Result<CheckedNote, String> {
     let (cp, cosignatures) = witness::parse_witnessed_note(note).map_err(|e| e.to_string())?;
     if cp.body.origin != genesis.checkpoint_origin {
         return Err(format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin));
     }
-    let quorum = checkpoint::verify_quorum_strict(&cp, &genesis.verifier_keys()).map_err(|e| e.to_string())?;
+    let quorum = checkpoint::verify_quorum_strict(&cp, validators).map_err(|e| e.to_string())?;
     let keys = genesis.witness_keys();
     if let Some(c) = cosignatures.iter().find(|c| !keys.iter().any(|k| k.name == c.name && k.key_id() == c.key_id)) {
         return Err(format!("cosignature by '{}' is not by a witness named in genesis (name and key id)", c.name));
@@ -192,6 +243,237 @@ pub fn check_witnessed(note: &str, genesis: &Genesis) -> Result<CheckedNote, Str
 /// [`check_witnessed`] without the cosignatures.
 pub fn check_checkpoint(note: &str, genesis: &Genesis) -> Result<(Checkpoint, QuorumReport), String> {
     check_witnessed(note, genesis).map(|c| (c.checkpoint, c.quorum))
+}
+
+/// The validator set a verifier reaches by walking set changes from genesis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetInForce {
+    /// The first height this set certifies (1: the genesis set).
+    pub from_height: u64,
+    pub validators: Vec<VerifierKey>,
+}
+
+impl SetInForce {
+    /// The genesis validators, from height 1.
+    pub fn genesis(genesis: &Genesis) -> SetInForce {
+        SetInForce { from_height: 1, validators: genesis.verifier_keys() }
+    }
+}
+
+/// The set changes up to `height` (the checkpoint's), from a store and the validator-set
+/// history its governance state keeps (`GovState::epochs`): one [`SetChange`] per epoch after
+/// the genesis one that starts at or before `height`. Refuses more than [`SET_CHANGES_MAX`].
+pub fn set_changes_from<S: Store + ?Sized>(
+    store: &S,
+    epochs: &[Epoch],
+    height: u64,
+) -> Result<Vec<SetChange>, SetChangesError> {
+    let wanted: Vec<&Epoch> = epochs.iter().skip(1).filter(|e| e.from_height <= height).collect();
+    if wanted.len() > SET_CHANGES_MAX {
+        return Err(SetChangesError::TooMany { count: wanted.len() });
+    }
+    let mut out = Vec::with_capacity(wanted.len());
+    for e in wanted {
+        let at = e.from_height;
+        let header = |h: u64| store.header(h)?.ok_or(SetChangesError::Missing { height: h });
+        let cert = |h: u64| store.certificate(h)?.ok_or(SetChangesError::Missing { height: h });
+        out.push(SetChange {
+            height: at,
+            validators: e.verifier_keys().iter().map(VerifierKey::to_vkey_string).collect(),
+            last_header: B64.encode(header(at - 1)?.to_bytes()),
+            last_certificate: cert(at - 1)?.to_note(),
+            header: B64.encode(header(at)?.to_bytes()),
+            certificate: cert(at)?.to_note(),
+        });
+    }
+    Ok(out)
+}
+
+/// Why a node cannot make the set changes up to a height.
+#[derive(Debug, thiserror::Error)]
+pub enum SetChangesError {
+    #[error("set_changes: {count} validator-set changes; a bundle carries at most {SET_CHANGES_MAX}")]
+    TooMany { count: usize },
+    #[error("set_changes: block {height} is not in the store")]
+    Missing { height: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// More than 1/3 of `n`: the fewest signers of which at least one is honest when fewer than
+/// 1/3 of the `n` are faulty.
+pub fn vouch_threshold(n: usize) -> usize {
+    n / 3 + 1
+}
+
+/// Walks `changes` from the genesis validators and returns the set in force after the last
+/// one. For change `k` (in force before it: the set `S`, from height `f`):
+/// 1. `height` is above `f` (and at least 2); there are at most [`SET_CHANGES_MAX`] changes;
+/// 2. `last_header` decodes canonically, is at `height - 1`, commits to `S`'s hash, and
+///    `last_certificate` certifies it (this chain's origin, its height, size, root and hash)
+///    with valid signatures of more than 2/3 of `S` and no other signature line: so `S` was
+///    still in force just before `height`, and no change between `f` and `height` is missing;
+/// 3. `validators` are 1..=100 C2SP verifier keys of distinct names in name order, other
+///    than `S`;
+/// 4. `header` decodes canonically, is at `height`, links to `last_header` (`prev`) and
+///    commits to the hash of `validators` (docs/encoding.md §6);
+/// 5. `certificate` certifies `header` with valid signatures of more than 2/3 of `validators`
+///    and no other line, and more than 1/3 of `S` are among its signers with the same name and
+///    key: at least one validator already trusted vouches that `header`, and so the new set,
+///    is the chain's.
+///
+/// Each error names the change (index and height), the part at fault and the rule.
+pub fn walk_set_changes(genesis: &Genesis, changes: &[SetChange]) -> Result<SetInForce, BundleError> {
+    if changes.len() > SET_CHANGES_MAX {
+        return Err(err(
+            "set_changes",
+            format!("has {} changes; at most {SET_CHANGES_MAX} (SET_CHANGES_MAX) allowed", changes.len()),
+        ));
+    }
+    let mut set = SetInForce::genesis(genesis);
+    for (k, c) in changes.iter().enumerate() {
+        let fail =
+            |part: &str, rule: String| err("set_changes", format!("change {k} (height {}): {part}: {rule}", c.height));
+        if c.height <= set.from_height.max(1) {
+            return Err(fail(
+                "height",
+                format!("must be above {}, the first height of the set in force before it", set.from_height.max(1)),
+            ));
+        }
+        let last = decode_header(&c.last_header).map_err(|r| fail("last_header", r))?;
+        if last.height != c.height - 1 {
+            return Err(fail("last_header", format!("is at height {}, not {}", last.height, c.height - 1)));
+        }
+        let old_hash = list_hash(&set.validators).map_err(|r| fail("validators", r))?;
+        if last.validator_set != old_hash {
+            return Err(fail(
+                "last_header",
+                format!(
+                    "commits to validator set {} but the set in force since height {} is {old_hash}: a set change before height {} is missing",
+                    last.validator_set, set.from_height, c.height
+                ),
+            ));
+        }
+        certifies(genesis, &c.last_certificate, &last, &set.validators).map_err(|r| {
+            fail("last_certificate", format!("{r} (checked against the set in force before the change)"))
+        })?;
+        let validators = parse_set(&c.validators).map_err(|r| fail("validators", r))?;
+        if validators == set.validators {
+            return Err(fail("validators", "are the set already in force: not a change".into()));
+        }
+        let header = decode_header(&c.header).map_err(|r| fail("header", r))?;
+        if header.height != c.height {
+            return Err(fail("header", format!("is at height {}, not {}", header.height, c.height)));
+        }
+        if header.prev != last.hash() {
+            return Err(fail("header", "does not link to last_header (prev)".into()));
+        }
+        let new_hash = list_hash(&validators).map_err(|r| fail("validators", r))?;
+        if header.validator_set != new_hash {
+            return Err(fail(
+                "header",
+                format!("commits to validator set {} but validators hash to {new_hash}", header.validator_set),
+            ));
+        }
+        let q = certifies(genesis, &c.certificate, &header, &validators)
+            .map_err(|r| fail("certificate", format!("{r} (checked against the new set)")))?;
+        let vouching: Vec<&String> = q
+            .signers
+            .iter()
+            .filter(|name| {
+                let new = validators.iter().find(|v| &v.name == *name);
+                new.is_some_and(|n| set.validators.iter().any(|o| o.name == n.name && o.key == n.key))
+            })
+            .collect();
+        let needed = vouch_threshold(set.validators.len());
+        if vouching.len() < needed {
+            return Err(fail(
+                "certificate",
+                format!(
+                    "signed by {} of the {} validators in force before the change with their keys unchanged; more than 1/3 ({needed}) must vouch for the new set",
+                    vouching.len(),
+                    set.validators.len()
+                ),
+            ));
+        }
+        set = SetInForce { from_height: c.height, validators };
+    }
+    Ok(set)
+}
+
+fn decode_header(b64: &str) -> Result<BlockHeader, String> {
+    let bytes = B64.decode(b64).map_err(|e| format!("not standard padded base64: {e}"))?;
+    let h = BlockHeader::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    if h.to_bytes() != bytes {
+        return Err("is not the canonical encoding".into());
+    }
+    Ok(h)
+}
+
+/// The validator-set hash of verifier keys (names must be member names).
+fn list_hash(keys: &[VerifierKey]) -> Result<credence_ledger::hash::Hash, String> {
+    let list = keys
+        .iter()
+        .map(|k| {
+            let name = MemberName::parse("validators", &k.name)
+                .map_err(|e| format!("'{}' is not a member name: {e}", k.name))?;
+            Ok((name, k.key))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(set_hash(&list))
+}
+
+/// Parses a new set: 1..=[`VALIDATORS_MAX`] verifier keys, names strictly ascending.
+fn parse_set(items: &[String]) -> Result<Vec<VerifierKey>, String> {
+    if items.is_empty() || items.len() > VALIDATORS_MAX {
+        return Err(format!("must list 1 to {VALIDATORS_MAX} validators, not {}", items.len()));
+    }
+    let keys = items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| VerifierKey::parse(s).map_err(|e| format!("key {i}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut names: Vec<MemberName> = Vec::with_capacity(keys.len());
+    for k in &keys {
+        names.push(
+            MemberName::parse("validators", &k.name).map_err(|e| format!("'{}' is not a member name: {e}", k.name))?,
+        );
+    }
+    if !names.windows(2).all(|w| w[0] < w[1]) {
+        return Err("must be in name order, each name once".into());
+    }
+    if keys.iter().enumerate().any(|(i, k)| keys[..i].iter().any(|o| o.key == k.key)) {
+        return Err("two validators share a key".into());
+    }
+    Ok(keys)
+}
+
+/// Checks that `note` is a checkpoint for exactly `header` of this chain, signed by more than
+/// 2/3 of `validators` with no other signature line and no cosignature.
+fn certifies(
+    genesis: &Genesis,
+    note: &str,
+    header: &BlockHeader,
+    validators: &[VerifierKey],
+) -> Result<QuorumReport, String> {
+    let cp = Checkpoint::parse_note(note).map_err(|e| e.to_string())?;
+    if cp.to_note() != note {
+        return Err("is not in canonical form".into());
+    }
+    if cp.body.origin != genesis.checkpoint_origin {
+        return Err(format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin));
+    }
+    if cp.body.height != header.height
+        || cp.body.tree_size != header.tree_size
+        || cp.body.root != header.tree_root.0
+        || cp.body.block_hash != *header.hash().bytes()
+    {
+        return Err(format!(
+            "does not certify the header at height {} (height, size, root and block hash)",
+            header.height
+        ));
+    }
+    checkpoint::verify_quorum_strict(&cp, validators).map_err(|e| e.to_string())
 }
 
 /// Whether at least `k` of the genesis witnesses are among `cosigned`; the error names the
@@ -227,9 +509,11 @@ pub fn decode_hashes(field: &'static str, items: &[String]) -> Result<Vec<NodeHa
 
 /// Checks a bundle against `genesis` alone, every field, with no network access:
 /// 1. `format` and `chain_id` (the genesis hash);
-/// 2. `verifier_keys` are exactly the genesis validators' keys, in order;
+/// 2. `set_changes` walk from the genesis validators to the set in force at the checkpoint
+///    ([`walk_set_changes`]), none after the checkpoint's height; `verifier_keys` are exactly
+///    that set's keys (the genesis validators' in genesis order when there is no change);
 /// 3. `checkpoint` is for this chain's origin and carries valid signatures of more than 2/3
-///    of the validators, and no other signature lines than cosignatures of genesis witnesses,
+///    of that set, and no other signature lines than cosignatures of genesis witnesses,
 ///    each valid (`Report::witnesses`), in canonical form; `tree_size` is its size;
 /// 4. `attestation` decodes canonically, `id` is its id, its attester is a member allowed to
 ///    make this kind of claim, and its signature verifies under that member's key for this chain;
@@ -245,13 +529,32 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
         return Err(err("chain_id", format!("is not this genesis's hash {chain_id}")));
     }
 
-    let expected: Vec<String> = genesis.verifier_keys().iter().map(VerifierKey::to_vkey_string).collect();
+    let set = walk_set_changes(genesis, &b.set_changes)?;
+    let expected: Vec<String> = set.validators.iter().map(VerifierKey::to_vkey_string).collect();
     if b.verifier_keys != expected {
-        return Err(err("verifier_keys", "must list exactly the genesis validators' verifier keys, in genesis order"));
+        return Err(err(
+            "verifier_keys",
+            if b.set_changes.is_empty() {
+                "must list exactly the genesis validators' verifier keys, in genesis order"
+            } else {
+                "must list exactly the last set change's validators, in name order"
+            },
+        ));
     }
 
-    let checked = check_witnessed(&b.checkpoint, genesis).map_err(|rule| err("checkpoint", rule))?;
+    let checked = check_witnessed_with(&b.checkpoint, genesis, &set.validators).map_err(|rule| {
+        err("checkpoint", format!("{rule} (checked against the validators in force since height {})", set.from_height))
+    })?;
     let (cp, quorum) = (&checked.checkpoint, &checked.quorum);
+    if cp.body.height < set.from_height {
+        return Err(err(
+            "set_changes",
+            format!(
+                "reach a set in force from height {} but the checkpoint is for height {}",
+                set.from_height, cp.body.height
+            ),
+        ));
+    }
     if witnessed_note(cp, &checked.cosignatures) != b.checkpoint {
         return Err(err("checkpoint", "is not in canonical form (signature lines sorted, cosignatures after them)"));
     }
@@ -300,6 +603,7 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
         needed: quorum.needed,
         validators: quorum.validators,
         witnesses: checked.witnesses,
+        set_changes: b.set_changes.len(),
     })
 }
 
@@ -323,7 +627,7 @@ mod tests {
         let leaf = store.leaf(5).unwrap().unwrap();
         let view = StoreView(&store);
         let path = merkle::inclusion_proof(5, cp.body.tree_size, &view).unwrap();
-        let bundle = Bundle::new(chain.genesis(), &leaf.bytes, 5, &path, &cp, &[]).unwrap();
+        let bundle = Bundle::new(chain.genesis(), &leaf.bytes, 5, &path, &cp, &[], Vec::new()).unwrap();
         (bundle, chain.genesis().clone())
     }
 

@@ -42,7 +42,8 @@ const ACCEPT_SIGNATURE: &str = "sig1=(\"@method\" \"@path\" \"@query\");created;
 
 /// The scope a route needs (`None`: public). Unknown routes are answered 404 by the router.
 /// `/v1/governance` is public: it states the membership, keys and validator sets in force,
-/// which genesis states for the founding members and which certificates are checked against.
+/// which genesis states for the founding members and which certificates are checked against;
+/// so is `/v1/set-changes` (headers and certificates only, what offline verifiers need).
 pub fn route_scope(route: &str) -> Option<Scope> {
     match route {
         "/v1/attestations/{id}"
@@ -412,7 +413,9 @@ mod tests {
 
     #[test]
     fn the_governance_state_is_public_and_records_need_a_key() {
-        for public in ["/v1/governance", "/v1/status", "/v1/genesis", "/v1/attesters/{member}/next-sequence"] {
+        for public in
+            ["/v1/governance", "/v1/set-changes", "/v1/status", "/v1/genesis", "/v1/attesters/{member}/next-sequence"]
+        {
             assert_eq!(route_scope(public), None, "{public}");
         }
         assert_eq!(route_scope("/v1/attesters/{member}/attestations"), Some(Scope::Member));

@@ -27,7 +27,7 @@ use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
     ConsistencyProofView, ErrorBody, GovernanceView, HealthView, InclusionProofView, MempoolView, NextSequenceView,
-    PortfolioView, StatusView, SubmitRequest, SubmitResponse,
+    PortfolioView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
 use crate::mempool::{AdmitError, Admitted, admit_batch};
@@ -1213,6 +1213,60 @@ pub async fn consistency_proof(
             root_to: b64(&root_to),
             proof: proof.iter().map(b64).collect(),
         })
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SetChangesQuery {
+    /// The height whose validator set the changes lead to, at least 1 (default: the head's).
+    #[param(value_type = Option<u64>, minimum = 1)]
+    pub height: Option<String>,
+}
+
+/// The certified chain of validator-set changes from genesis to the set in force at a height
+/// (docs/AUDITING.md §Set changes): what an offline verifier holding only genesis needs to
+/// check a checkpoint of that height. Public: it holds headers and certificates only.
+#[utoipa::path(
+    get,
+    path = "/v1/set-changes",
+    tag = "proofs",
+    params(SetChangesQuery),
+    responses(
+        (status = 200, description = "The set changes, oldest first", body = SetChangesView),
+        (status = 400, description = "Bad height", body = ErrorBody),
+        (status = 404, description = "No block at that height yet", body = ErrorBody),
+        (status = 422, description = "More changes than a bundle carries (SET_CHANGES_MAX)", body = ErrorBody),
+    )
+)]
+pub async fn set_changes(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<SetChangesQuery>,
+) -> Result<Json<SetChangesView>, ApiError> {
+    let height = parse_opt_u64("height", q.height.as_deref())?;
+    let view = blocking(move || {
+        let store = st.read_store()?;
+        let Some(head) = store.head()? else {
+            return Err(ApiError::not_found("height", "no block is committed yet"));
+        };
+        let height = height.unwrap_or(head.height);
+        if height == 0 {
+            return Err(ApiError::bad_request("height", "must be at least 1"));
+        }
+        if height > head.height {
+            return Err(ApiError::not_found("height", format!("must not exceed the head's height {}", head.height)));
+        }
+        let (gov, _) = st.ctx.in_force(&StoreView(&*store), head.height)?;
+        let set_changes = crate::bundle::set_changes_from(&*store, &gov.epochs, height).map_err(|e| match e {
+            crate::bundle::SetChangesError::TooMany { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "too_many_set_changes", "height", e.to_string())
+            }
+            other => ApiError::internal(other),
+        })?;
+        Ok(SetChangesView { height, set_changes })
     })
     .await?;
     Ok(Json(view))

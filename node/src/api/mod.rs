@@ -217,6 +217,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/governance",
     "/v1/proofs/inclusion/{id}",
     "/v1/proofs/consistency",
+    "/v1/set-changes",
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -464,6 +465,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/governance", get(handlers::governance))
         .route("/v1/proofs/inclusion/{id}", get(handlers::inclusion_proof))
         .route("/v1/proofs/consistency", get(handlers::consistency_proof))
+        .route("/v1/set-changes", get(handlers::set_changes))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))

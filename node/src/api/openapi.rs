@@ -7,7 +7,7 @@ use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
     ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView, GovProposalView,
     GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView, NextSequenceView,
-    StatusView, SubmitRequest, SubmitResponse,
+    SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
 use super::{console, handlers};
@@ -40,6 +40,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::governance,
         handlers::inclusion_proof,
         handlers::consistency_proof,
+        handlers::set_changes,
         handlers::healthz,
         handlers::metrics,
         handlers::openapi,
@@ -57,6 +58,8 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         BatchItemResult,
         ErrorBody,
         ErrorDetail,
+        SetChangesView,
+        crate::bundle::SetChange,
         AttestationView,
         ClaimView,
         MoneyView,

@@ -681,6 +681,17 @@ pub struct GovEpochView {
     pub set_hash: String,
 }
 
+/// `GET /v1/set-changes`: the certified chain of validator-set changes from genesis up to a
+/// height, as proof bundles carry it (docs/AUDITING.md §Set changes).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetChangesView {
+    /// The height the changes lead to (the set of the last change is in force there).
+    pub height: u64,
+    /// Oldest first; empty while the genesis validators are in force.
+    pub set_changes: Vec<crate::bundle::SetChange>,
+}
+
 /// `GET /v1/governance`: what is in force at the next height, open proposals, changes
 /// waiting for their height, and the history.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
