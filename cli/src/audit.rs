@@ -181,14 +181,15 @@ fn check_note_with_changes(
     changes: &[SetChange],
 ) -> Result<(CheckedNote, SetInForce), String> {
     let set = bundle::walk_set_changes(genesis, changes).map_err(|e| e.to_string())?;
-    let checked = check_witnessed_with(note, genesis, &set.validators)
-        .map_err(|r| format!("{r} (checked against the validators in force since height {})", set.from_height))?;
-    if checked.checkpoint.body.height < set.from_height {
+    let (unchecked, _) = parse_witnessed_note(note).map_err(|e| e.to_string())?;
+    if unchecked.body.height < set.from_height {
         return Err(format!(
             "set_changes: reach a set in force from height {} but the checkpoint is for height {}",
-            set.from_height, checked.checkpoint.body.height
+            set.from_height, unchecked.body.height
         ));
     }
+    let checked = check_witnessed_with(note, genesis, &set.validators)
+        .map_err(|r| format!("{r} (checked against the validators in force since height {})", set.from_height))?;
     Ok((checked, set))
 }
 

@@ -542,19 +542,20 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
         ));
     }
 
-    let checked = check_witnessed_with(&b.checkpoint, genesis, &set.validators).map_err(|rule| {
-        err("checkpoint", format!("{rule} (checked against the validators in force since height {})", set.from_height))
-    })?;
-    let (cp, quorum) = (&checked.checkpoint, &checked.quorum);
-    if cp.body.height < set.from_height {
+    let (unchecked, _) = witness::parse_witnessed_note(&b.checkpoint).map_err(|e| err("checkpoint", e.to_string()))?;
+    if unchecked.body.height < set.from_height {
         return Err(err(
             "set_changes",
             format!(
                 "reach a set in force from height {} but the checkpoint is for height {}",
-                set.from_height, cp.body.height
+                set.from_height, unchecked.body.height
             ),
         ));
     }
+    let checked = check_witnessed_with(&b.checkpoint, genesis, &set.validators).map_err(|rule| {
+        err("checkpoint", format!("{rule} (checked against the validators in force since height {})", set.from_height))
+    })?;
+    let (cp, quorum) = (&checked.checkpoint, &checked.quorum);
     if witnessed_note(cp, &checked.cosignatures) != b.checkpoint {
         return Err(err("checkpoint", "is not in canonical form (signature lines sorted, cosignatures after them)"));
     }
@@ -732,6 +733,245 @@ mod tests {
             // A changed leaf index or size is caught either by the field itself or by the path.
             let ok = e.field == field || (matches!(field, "leaf_index" | "tree_size") && e.field == "inclusion_path");
             assert!(ok, "{field} mutated but refused for {e}");
+        }
+    }
+
+    use credence_ledger::block::BlockHeader;
+    use credence_ledger::sig::SecretKey;
+
+    /// A chain whose validator set changes by hand-made certified headers after three demo
+    /// blocks: the same tree, new heights, each header signed by the set it names.
+    struct Changing {
+        genesis: Genesis,
+        store: MemStore,
+        /// Headers after the demo blocks, by height (the demo's first).
+        headers: Vec<BlockHeader>,
+        /// (name, key) of the set in force at each of `headers`.
+        sets: Vec<Vec<(String, [u8; 32])>>,
+        certs: Vec<Checkpoint>,
+    }
+
+    fn sign_by(body: &checkpoint::CheckpointBody, signers: &[(String, [u8; 32])]) -> Checkpoint {
+        Checkpoint { body: body.clone(), signatures: signers.iter().map(|(n, k)| checkpoint::sign(body, n, &SecretKey::from_seed(*k))).collect() }
+    }
+
+    fn hash_of(set: &[(String, [u8; 32])]) -> credence_ledger::hash::Hash {
+        let mut list: Vec<(MemberName, credence_ledger::sig::PublicKey)> =
+            set.iter().map(|(n, k)| (MemberName::parse("name", n).unwrap(), SecretKey::from_seed(*k).public())).collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        set_hash(&list)
+    }
+
+    impl Changing {
+        fn new() -> Changing {
+            let mut chain = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+            let mut store = MemStore::new(chain.genesis());
+            for _ in 0..3 {
+                store.commit(&chain.next_block(4).unwrap()).unwrap();
+            }
+            let genesis = chain.genesis().clone();
+            let set0: Vec<(String, [u8; 32])> = genesis
+                .members
+                .iter()
+                .zip(chain.keys())
+                .filter(|(m, _)| m.validator)
+                .map(|(m, k)| (m.name.to_string(), k.seed()))
+                .collect();
+            let h3 = store.header(3).unwrap().unwrap();
+            let c3 = store.certificate(3).unwrap().unwrap();
+            Changing { genesis, store, headers: vec![h3], sets: vec![set0], certs: vec![c3] }
+        }
+
+        /// Appends the next header, certified by all of `set` (its set in force).
+        fn push(&mut self, set: Vec<(String, [u8; 32])>) {
+            let prev = self.headers.last().unwrap().clone();
+            let mut sorted = set;
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let h = BlockHeader {
+                height: prev.height + 1,
+                prev: prev.hash(),
+                time_ms: prev.time_ms + 1,
+                proposer: prev.proposer.clone(),
+                tree_size: prev.tree_size,
+                tree_root: prev.tree_root,
+                validator_set: hash_of(&sorted),
+            };
+            let cert = sign_by(&h.checkpoint_body(&self.genesis, 0), &sorted);
+            self.headers.push(h);
+            self.sets.push(sorted);
+            self.certs.push(cert);
+        }
+
+        fn index(&self, height: u64) -> usize {
+            usize::try_from(height - self.headers[0].height).unwrap()
+        }
+
+        /// The set change at `height` as a node would serve it.
+        fn change(&self, height: u64) -> SetChange {
+            let (i, j) = (self.index(height - 1), self.index(height));
+            SetChange {
+                height,
+                validators: vkeys(&self.sets[j]),
+                last_header: B64.encode(self.headers[i].to_bytes()),
+                last_certificate: self.certs[i].to_note(),
+                header: B64.encode(self.headers[j].to_bytes()),
+                certificate: self.certs[j].to_note(),
+            }
+        }
+
+        /// A bundle for leaf 5 under the certificate at `height`, with `changes`.
+        fn bundle(&self, height: u64, changes: Vec<SetChange>) -> Bundle {
+            let cp = self.certs[self.index(height)].clone();
+            let leaf = self.store.leaf(5).unwrap().unwrap();
+            let path = merkle::inclusion_proof(5, cp.body.tree_size, &StoreView(&self.store)).unwrap();
+            Bundle::new(&self.genesis, &leaf.bytes, 5, &path, &cp, &[], changes).unwrap()
+        }
+    }
+
+    fn vkeys(set: &[(String, [u8; 32])]) -> Vec<String> {
+        set.iter().map(|(n, k)| VerifierKey { name: n.clone(), key: SecretKey::from_seed(*k).public() }.to_vkey_string()).collect()
+    }
+
+    fn set_changes_rule(b: &Bundle, g: &Genesis) -> String {
+        let e = verify(b, g).unwrap_err();
+        assert_eq!(e.field, "set_changes", "{e}");
+        e.rule
+    }
+
+    /// Genesis's four validators; a fifth joins at height 5; the first rotates its key at
+    /// height 7. Checkpoints of each set verify through the changes.
+    fn two_changes() -> (Changing, [u8; 32]) {
+        let mut c = Changing::new();
+        let set0 = c.sets[0].clone();
+        c.push(set0.clone()); // 4
+        let mut set1 = set0.clone();
+        set1.push(("bank-new".into(), [51; 32]));
+        c.push(set1.clone()); // 5: bank-new in force
+        c.push(set1.clone()); // 6
+        let mut set2 = set1;
+        let old = std::mem::replace(&mut set2[0].1, [52; 32]);
+        c.push(set2.clone()); // 7: the first validator's new key
+        c.push(set2); // 8
+        (c, old)
+    }
+
+    #[test]
+    fn a_bundle_walks_the_set_changes_from_genesis() {
+        let (c, _) = two_changes();
+        let b = c.bundle(8, vec![c.change(5), c.change(7)]);
+        let r = verify(&b, &c.genesis).unwrap();
+        assert_eq!((r.set_changes, r.validators, r.checkpoint_height), (2, 5, 8));
+        assert_eq!(Bundle::parse(b.to_json().as_bytes()).unwrap(), b);
+        // A checkpoint of the first new set needs only its change.
+        assert_eq!(verify(&c.bundle(6, vec![c.change(5)]), &c.genesis).unwrap().validators, 5);
+        // Without the changes, the new set's checkpoint is refused against the genesis validators.
+        let mut bare = c.bundle(8, Vec::new());
+        bare.verifier_keys = b.verifier_keys.clone();
+        assert_eq!(verify(&bare, &c.genesis).unwrap_err().field, "verifier_keys");
+        let bare = c.bundle(8, Vec::new());
+        let e = verify(&bare, &c.genesis).unwrap_err();
+        assert_eq!(e.field, "checkpoint", "{e}");
+        // A change after the checkpoint's height is refused.
+        let ahead = c.bundle(6, vec![c.change(5), c.change(7)]);
+        assert!(set_changes_rule(&ahead, &c.genesis).contains("checkpoint is for height 6"));
+    }
+
+    #[test]
+    fn a_forged_set_change_signed_by_keys_not_in_force_is_refused() {
+        let (mut c, _) = two_changes();
+        // Outsiders name themselves the validators at height 9 and sign it.
+        let evil: Vec<(String, [u8; 32])> =
+            (0..4u8).map(|i| (format!("evil-{i}"), [60 + i; 32])).collect();
+        c.push(evil.clone()); // 9
+        let b = c.bundle(9, vec![c.change(5), c.change(7), c.change(9)]);
+        let rule = set_changes_rule(&b, &c.genesis);
+        assert!(rule.starts_with("change 2 (height 9): certificate: signed by 0 of the 5 validators"), "{rule}");
+        // The same outsiders also forging the old set's certificate of the last header.
+        let mut forged = c.change(9);
+        let last = c.index(8);
+        forged.last_certificate = sign_by(&c.certs[last].body, &evil).to_note();
+        let b = c.bundle(9, vec![c.change(5), c.change(7), forged]);
+        let rule = set_changes_rule(&b, &c.genesis);
+        assert!(rule.starts_with("change 2 (height 9): last_certificate:"), "{rule}");
+    }
+
+    #[test]
+    fn a_set_change_certified_by_too_few_signers_is_refused() {
+        let (c, _) = two_changes();
+        let mut weak = c.change(5);
+        let j = c.index(5);
+        // Two of the five: not more than 2/3.
+        weak.certificate = sign_by(&c.certs[j].body, &c.sets[j][..2]).to_note();
+        let rule = set_changes_rule(&c.bundle(6, vec![weak]), &c.genesis);
+        assert!(rule.starts_with("change 0 (height 5): certificate:") && rule.contains("new set"), "{rule}");
+        // The old set's certificate of the last header by one validator.
+        let mut weak = c.change(5);
+        let i = c.index(4);
+        weak.last_certificate = sign_by(&c.certs[i].body, &c.sets[i][..1]).to_note();
+        let rule = set_changes_rule(&c.bundle(6, vec![weak]), &c.genesis);
+        assert!(rule.starts_with("change 0 (height 5): last_certificate:"), "{rule}");
+    }
+
+    #[test]
+    fn a_dropped_change_in_the_middle_is_refused() {
+        let (c, _) = two_changes();
+        let b = c.bundle(8, vec![c.change(7)]);
+        let rule = set_changes_rule(&b, &c.genesis);
+        assert!(rule.contains("a set change before height 7 is missing"), "{rule}");
+        // Out of order.
+        let b = c.bundle(8, vec![c.change(7), c.change(5)]);
+        assert!(set_changes_rule(&b, &c.genesis).starts_with("change 0 (height 7): last_header"));
+    }
+
+    #[test]
+    fn a_change_list_over_the_bound_is_refused() {
+        let (c, _) = two_changes();
+        let b = c.bundle(8, vec![c.change(5); SET_CHANGES_MAX + 1]);
+        let rule = set_changes_rule(&b, &c.genesis);
+        assert!(rule.contains("at most 64 (SET_CHANGES_MAX)"), "{rule}");
+        // Bounded before anything is checked, and the file bound still holds at parse.
+        assert!(BUNDLE_BYTES_MAX >= 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_a_rotated_out_key_is_refused() {
+        let (c, old) = two_changes();
+        let j = c.index(8);
+        let mut signers = c.sets[j].clone();
+        signers[0].1 = old;
+        let mut b = c.bundle(8, vec![c.change(5), c.change(7)]);
+        let cp = sign_by(&c.certs[j].body, &signers);
+        b.checkpoint = cp.to_note();
+        let e = verify(&b, &c.genesis).unwrap_err();
+        assert_eq!(e.field, "checkpoint", "{e}");
+        assert!(e.rule.contains("in force since height 7"), "{e}");
+        // A change whose new set keeps the rotated-out key but certifies with the new one.
+        let mut mixed = c.change(7);
+        mixed.validators = vkeys(&c.sets[c.index(6)]);
+        let rule = set_changes_rule(&c.bundle(8, vec![c.change(5), mixed]), &c.genesis);
+        assert!(rule.contains("are the set already in force"), "{rule}");
+    }
+
+    #[test]
+    fn each_part_of_a_set_change_is_checked() {
+        let (c, _) = two_changes();
+        type Mutation = (&'static str, Box<dyn Fn(&mut SetChange)>);
+        let cases: Vec<Mutation> = vec![
+            ("height", Box::new(|s| s.height = 1)),
+            ("last_header", Box::new(|s| s.last_header.push('A'))),
+            ("last_header", Box::new(|s| s.height += 1)),
+            ("validators", Box::new(|s| s.validators.reverse())),
+            ("validators", Box::new(|s| s.validators.clear())),
+            ("header", Box::new(|s| s.header = s.last_header.clone())),
+            // A validator left out: the header commits to another set.
+            ("header", Box::new(|s| drop(s.validators.pop()))),
+            ("certificate", Box::new(|s| s.certificate = s.last_certificate.clone())),
+        ];
+        for (part, mutate) in cases {
+            let mut m = c.change(5);
+            mutate(&mut m);
+            let rule = set_changes_rule(&c.bundle(6, vec![m]), &c.genesis);
+            assert!(rule.contains(&format!(": {part}:")), "{part} mutated, refused for {rule}");
         }
     }
 
