@@ -64,6 +64,13 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     let names: Vec<String> = net.nodes.iter().map(|n| n["name"].as_str().unwrap().to_string()).collect();
     let mut nodes: Vec<Option<NodeProc>> = (0..4).map(|i| Some(net.start(i))).collect();
     wait_until("the validators to commit", Duration::from_secs(90), || (0..4).all(|i| height(&net.api(i)) >= 2));
+    // An auditor keeps a checkpoint of the genesis validators, to audit across the changes.
+    let saved = net.dir.path().join("before-changes.cp");
+    let o = credence_in(
+        net.dir.path(),
+        &["checkpoint", "--node", &net.api(0), "--genesis", &net.genesis(), "--save", saved.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "checkpoint --save: {}", stdout(&o));
 
     // Load: member 3 (which proposes and approves nothing, so its sequences are its
     // own) attests through node 1, one record after another, until it is removed.
@@ -263,8 +270,99 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     let o = credence_in(net.dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "the replacement key signs: {}", String::from_utf8_lossy(&o.stderr));
 
+    offline_checks_walk_the_set_changes(&net, &id);
+
     node_e.stop();
     for mut n in nodes.into_iter().flatten() {
         n.stop();
     }
+}
+
+/// After four validator-set changes (bank-e added, validator 3 removed, validator 2's key
+/// rotated, validator 1's key revoked), the offline checks walk the certified set changes
+/// from genesis: `prove` puts them in the bundle, `verify-bundle` accepts it and refuses it
+/// with a change dropped or the changes cut; `checkpoint --genesis` and `audit` check the
+/// node's checkpoint against the set in force; a third-party C2SP verifier (signed_note) given
+/// the verifier keys in force accepts the checkpoint, and given the genesis keys does not.
+fn offline_checks_walk_the_set_changes(net: &Testnet, proposal: &str) {
+    use signed_note::{Note, StandardVerifier, VerifierList};
+    let dir = net.dir.path();
+    let genesis = net.genesis();
+    let api = net.api(0);
+    let now = height(&api);
+    wait_until("the revocation to be certified", Duration::from_secs(30), || height(&api) >= now + 2);
+
+    let bundle = dir.join("across-changes.json");
+    let b = bundle.to_str().unwrap();
+    let o = credence_in(dir, &["prove", proposal, "--node", &api, "--genesis", &genesis, "--out", b]);
+    assert!(o.status.success(), "prove: {}\n{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    let v = ok("verify-bundle", &credence_in(dir, &["verify-bundle", b, "--genesis", &genesis, "--json"]));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["set_changes"], 4, "add, remove, rotation, revocation: {v}");
+    assert_eq!(v["validators"], 4, "{v}");
+    let original: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+
+    let refused = |mutate: &dyn Fn(&mut serde_json::Value), expect: &str| {
+        let mut m = original.clone();
+        mutate(&mut m);
+        let path = dir.join("mutated.json");
+        std::fs::write(&path, m.to_string()).unwrap();
+        let o = credence_in(dir, &["verify-bundle", path.to_str().unwrap(), "--genesis", &genesis, "--json"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        let v = json(&o);
+        assert_eq!(v["valid"], false, "{v}");
+        assert!(v["reason"].as_str().unwrap().contains(expect), "expected '{expect}': {v}");
+        v
+    };
+    // The change in the middle (validator 3's removal) dropped.
+    let v = refused(&|m| drop(m["set_changes"].as_array_mut().unwrap().remove(1)), "a set change before height");
+    assert_eq!(v["field"], "set_changes", "{v}");
+    // No changes at all: the checkpoint of the set in force is refused against genesis.
+    let v = refused(
+        &|m| {
+            m.as_object_mut().unwrap().remove("set_changes");
+        },
+        "genesis validators",
+    );
+    assert_eq!(v["field"], "verifier_keys", "{v}");
+    // The revocation's change signed by too few: its certificate cut to one signature line.
+    refused(
+        &|m| {
+            let c = &mut m["set_changes"][3]["certificate"];
+            let note = c.as_str().unwrap().to_string();
+            let (text, sigs) = note.split_once("\n\n").unwrap();
+            *c = format!("{text}\n\n{}\n", sigs.lines().next().unwrap()).into();
+        },
+        "change 3",
+    );
+
+    // The node's current checkpoint, checked against the set in force, and an audit from
+    // the genesis validators' checkpoint to it.
+    let v =
+        ok("checkpoint --genesis", &credence_in(dir, &["checkpoint", "--node", &api, "--genesis", &genesis, "--json"]));
+    assert_eq!(v["valid"], true, "{v}");
+    assert!(v["validators_since"].as_u64().unwrap() > 1, "{v}");
+    let saved = dir.join("before-changes.cp");
+    let o = credence_in(dir, &["audit", "--since", saved.to_str().unwrap(), "--genesis", &genesis, "--node", &api]);
+    assert!(o.status.success() && stdout(&o).starts_with("APPEND-ONLY"), "audit: {}", stdout(&o));
+
+    // A third-party C2SP verifier with the verifier keys in force (the bundle's, which
+    // verify-bundle reached from genesis) accepts the checkpoint; with the genesis keys, no quorum.
+    let note = original["checkpoint"].as_str().unwrap().as_bytes().to_vec();
+    let verifiers = |keys: &[String]| {
+        VerifierList::new(
+            keys.iter()
+                .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
+                .collect(),
+        )
+    };
+    let in_force: Vec<String> =
+        original["verifier_keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    let (verified, _) = Note::from_bytes(&note).unwrap().verify(&verifiers(&in_force)).expect("verifies");
+    assert!(3 * verified.len() > 2 * in_force.len(), "{} of {}", verified.len(), in_force.len());
+    let g = credence_ledger::genesis::Genesis::load(Path::new(&genesis)).unwrap();
+    let genesis_keys: Vec<String> = g.verifier_keys().iter().map(|k| k.to_vkey_string()).collect();
+    let counted =
+        Note::from_bytes(&note).unwrap().verify(&verifiers(&genesis_keys)).map_or(0, |(verified, _)| verified.len());
+    assert!(3 * counted <= 2 * genesis_keys.len(), "the genesis keys alone reach no quorum: {counted}");
 }

@@ -752,12 +752,17 @@ mod tests {
     }
 
     fn sign_by(body: &checkpoint::CheckpointBody, signers: &[(String, [u8; 32])]) -> Checkpoint {
-        Checkpoint { body: body.clone(), signatures: signers.iter().map(|(n, k)| checkpoint::sign(body, n, &SecretKey::from_seed(*k))).collect() }
+        Checkpoint {
+            body: body.clone(),
+            signatures: signers.iter().map(|(n, k)| checkpoint::sign(body, n, &SecretKey::from_seed(*k))).collect(),
+        }
     }
 
     fn hash_of(set: &[(String, [u8; 32])]) -> credence_ledger::hash::Hash {
-        let mut list: Vec<(MemberName, credence_ledger::sig::PublicKey)> =
-            set.iter().map(|(n, k)| (MemberName::parse("name", n).unwrap(), SecretKey::from_seed(*k).public())).collect();
+        let mut list: Vec<(MemberName, credence_ledger::sig::PublicKey)> = set
+            .iter()
+            .map(|(n, k)| (MemberName::parse("name", n).unwrap(), SecretKey::from_seed(*k).public()))
+            .collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
         set_hash(&list)
     }
@@ -829,7 +834,9 @@ mod tests {
     }
 
     fn vkeys(set: &[(String, [u8; 32])]) -> Vec<String> {
-        set.iter().map(|(n, k)| VerifierKey { name: n.clone(), key: SecretKey::from_seed(*k).public() }.to_vkey_string()).collect()
+        set.iter()
+            .map(|(n, k)| VerifierKey { name: n.clone(), key: SecretKey::from_seed(*k).public() }.to_vkey_string())
+            .collect()
     }
 
     fn set_changes_rule(b: &Bundle, g: &Genesis) -> String {
@@ -880,8 +887,7 @@ mod tests {
     fn a_forged_set_change_signed_by_keys_not_in_force_is_refused() {
         let (mut c, _) = two_changes();
         // Outsiders name themselves the validators at height 9 and sign it.
-        let evil: Vec<(String, [u8; 32])> =
-            (0..4u8).map(|i| (format!("evil-{i}"), [60 + i; 32])).collect();
+        let evil: Vec<(String, [u8; 32])> = (0..4u8).map(|i| (format!("evil-{i}"), [60 + i; 32])).collect();
         c.push(evil.clone()); // 9
         let b = c.bundle(9, vec![c.change(5), c.change(7), c.change(9)]);
         let rule = set_changes_rule(&b, &c.genesis);
