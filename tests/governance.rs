@@ -294,7 +294,10 @@ fn offline_checks_walk_the_set_changes(net: &Testnet, proposal: &str) {
 
     let bundle = dir.join("across-changes.json");
     let b = bundle.to_str().unwrap();
-    let o = credence_in(dir, &["prove", proposal, "--node", &api, "--genesis", &genesis, "--out", b]);
+    let key = net.access_key(0, 0, "auditor", "member");
+    let k = key.to_str().unwrap();
+    let o =
+        credence_in(dir, &["prove", proposal, "--node", &api, "--genesis", &genesis, "--access-key", k, "--out", b]);
     assert!(o.status.success(), "prove: {}\n{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     let v = ok("verify-bundle", &credence_in(dir, &["verify-bundle", b, "--genesis", &genesis, "--json"]));
     assert_eq!(v["valid"], true, "{v}");
