@@ -758,10 +758,20 @@ async fn proofs_verify_against_cosigned_checkpoints() {
         ("/v1/proofs/consistency?from=0".to_string(), 400, "from"),
         (format!("/v1/proofs/consistency?from=5&to={}", size + 1), 400, "to"),
         ("/v1/proofs/consistency?from=9&to=8".to_string(), 400, "from"),
+        ("/v1/set-changes?height=0".to_string(), 400, "height"),
+        ("/v1/set-changes?height=x".to_string(), 400, "height"),
+        (format!("/v1/set-changes?height={}", head.body.height + 1), 404, "height"),
     ] {
         let r = get(&n, &path).await;
         assert_eq!(r.status, status, "{path}: {}", r.text());
         assert_eq!(r.error().1, field, "{path}");
+    }
+    // The genesis validators are in force: no set change, for any height, to anyone.
+    for path in ["/v1/set-changes".to_string(), format!("/v1/set-changes?height={}", head.body.height)] {
+        let r = get_as(&n, None, &path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(r.json()["set_changes"].as_array().map(Vec::len), Some(0), "{path}");
+        assert_eq!(r.json()["height"], head.body.height, "{path}");
     }
     n.stop().await;
 }
