@@ -36,6 +36,11 @@ pub const BUNDLE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// whole history of validator sets up to the checkpoint must fit, else bundles of later
 /// checkpoints are refused (verify such a chain with `credence verify`).
 pub const SET_CHANGES_MAX: usize = 64;
+/// Most bytes of one set change of [`VALIDATORS_MAX`] validators: two headers and the set
+/// (under 16 KiB in base64 and vkey form) and two certificates of 100 signature lines.
+pub const SET_CHANGE_BYTES_MAX: usize = 2 * checkpoint::CHECKPOINT_BYTES_MAX + 16 * 1024;
+// A bundle at the bounds (the changes, a 16 KiB checkpoint, the path and the keys) fits.
+const _: () = assert!(SET_CHANGES_MAX * SET_CHANGE_BYTES_MAX + 64 * 1024 <= BUNDLE_BYTES_MAX);
 /// Longest inclusion path (a tree of 2^64 leaves).
 pub const PATH_HASHES_MAX: usize = 64;
 
@@ -935,8 +940,6 @@ mod tests {
         let b = c.bundle(8, vec![c.change(5); SET_CHANGES_MAX + 1]);
         let rule = set_changes_rule(&b, &c.genesis);
         assert!(rule.contains("at most 64 (SET_CHANGES_MAX)"), "{rule}");
-        // Bounded before anything is checked, and the file bound still holds at parse.
-        assert!(BUNDLE_BYTES_MAX >= 2 * 1024 * 1024);
     }
 
     #[test]
