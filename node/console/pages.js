@@ -186,7 +186,25 @@ function patentSection(items, today) {
     h('tbody', {}, rows)));
 }
 
-const PROFILE_KINDS = new Set(['rd-spend', 'patent-valuation', 'pledge']);
+const PROFILE_KINDS = new Set(['rd-spend', 'patent-valuation', 'pledge', 'query']);
+
+/** The enterprise's query history, newest first, like the query section of a credit report. */
+function querySection(items) {
+  const qs = items.filter((r) => r.claim.kind === 'query').sort((a, b) => b.issued_at_ms - a.issued_at_ms);
+  if (qs.length === 0) return section(t('q.title'), h('p', { class: 'muted', id: 'no-queries' }, t('q.none')));
+  return section(t('q.title'), h('table', { id: 'query-table' },
+    h('caption', {}, t('q.caption', { n: fmt.count(qs.length) })),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, t('q.when')), h('th', { scope: 'col' }, t('q.reader')), h('th', { scope: 'col' }, t('q.purpose')),
+      h('th', { scope: 'col' }, t('q.consent')), h('th', { scope: 'col' }, t('q.node')), h('th', { scope: 'col' }, t('col.record')))),
+    h('tbody', {}, ...qs.map((r) => h('tr', { 'data-reader': r.claim.reader },
+      h('td', {}, fmt.datetime(r.issued_at_ms)),
+      h('td', {}, r.claim.reader),
+      h('td', {}, t(`purpose.${r.claim.purpose}`)),
+      h('td', { class: 'mono' }, r.claim.consent ? h('a', { href: `#/record/${r.claim.consent}` }, short(r.claim.consent)) : t('q.noconsent')),
+      h('td', {}, r.attester),
+      h('td', {}, h('a', { href: `#/record/${r.id}` }, short(r.id))))))));
+}
 
 export async function enterprise({ id }) {
   const uscc = decodeURIComponent(id);
@@ -215,7 +233,8 @@ export async function enterprise({ id }) {
     rdSection(items),
     patentSection(items, today),
     section(t('flag.title'), flagged.length ? recordTable(flagged, t('flag.table')) : h('p', { class: 'muted', id: 'no-flags' }, t('flag.none'))),
-    other.length ? section(t('other.title'), recordTable(other, t('other.table'))) : null);
+    other.length ? section(t('other.title'), recordTable(other, t('other.table'))) : null,
+    querySection(items));
 }
 
 function card(label, text, id) {
@@ -389,25 +408,6 @@ export async function ops() {
 // ---------------------------------------------------------------------------------------------
 // Portfolio (regulators and risk pools)
 
-/** Any JSON the portfolio API returns: arrays of objects as tables, objects as fields. */
-function generic(v, name = '') {
-  if (Array.isArray(v) && v.every((x) => x && typeof x === 'object' && !Array.isArray(x))) {
-    const cols = [...new Set(v.flatMap((x) => Object.keys(x)))];
-    return h('table', { class: 'generic' }, h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c === 'kind' ? t('col.kind') : fieldLabelOf(c))))),
-      h('tbody', {}, v.map((x) => h('tr', { 'data-kind': x.kind || null }, cols.map((c) => h('td', {}, c === 'kind' ? kindLabel(x[c]) : generic(x[c], c)))))));
-  }
-  if (v && typeof v === 'object' && !Array.isArray(v)) {
-    const dl = h('dl', { class: 'fields' });
-    for (const [k, x] of Object.entries(v)) dl.append(h('dt', {}, fieldLabelOf(k)), h('dd', {}, generic(x, k)));
-    return dl;
-  }
-  return value(name, v);
-}
-
-function fieldLabelOf(k) {
-  return h('span', {}, fields({ [k]: null }).querySelector('dt').textContent);
-}
-
 export async function portfolio() {
   let body;
   try {
@@ -418,7 +418,70 @@ export async function portfolio() {
     }
     throw e;
   }
-  return h('div', { id: 'portfolio' }, h('h1', {}, t('pf.title')), section(t('pf.title'), generic(body)));
+  return portfolioView(body);
+}
+
+/** Basis points as a percentage with two decimals ("1.42%"). */
+function bpPercent(bp) {
+  return `${(bp / 100).toFixed(2)}%`;
+}
+
+/** The LTV bucket labels from the API's bounds: "< 30%", "30–50%", …, "≥ 100%". */
+export function ltvLabels(bounds) {
+  const pc = (bp) => `${bp / 100}%`;
+  return bounds.map((b, i) => (i === 0 ? `< ${pc(b)}` : `${pc(bounds[i - 1])}–${pc(b)}`)).concat([`≥ ${pc(bounds[bounds.length - 1])}`]);
+}
+
+function lenderRow(name, f) {
+  return h('tr', { 'data-lender': name },
+    h('th', { scope: 'row' }, name),
+    h('td', { class: 'num' }, fmt.count(f.loans)),
+    h('td', { class: 'num money' }, fmt.money(f.outstanding)),
+    h('td', { class: 'num money' }, fmt.money(f.bad)),
+    h('td', { class: 'num', 'data-bp': f.bad_ratio_bp }, bpPercent(f.bad_ratio_bp)));
+}
+
+/** The regulator's and pools' figures (`/v1/portfolio`), as cards, tables and the LTV chart. */
+export function portfolioView(body) {
+  const o = body.overall;
+  const labels = ltvLabels(body.ltv_bounds_bp);
+  const chart = barChart(o.ltv_buckets.map((n, i) => ({ label: labels[i], value: n, valueLabel: t('pf.loans', { n: fmt.count(n) }), short: fmt.count(n) })), {
+    title: t('pf.ltv.chart'),
+    axisLabel: (v) => fmt.count(v),
+  });
+  const lenders = h('table', { id: 'pf-lenders' },
+    h('caption', {}, t('pf.lenders')),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, t('pf.lender')), h('th', { scope: 'col', class: 'num' }, t('pf.col.loans')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.outstanding')), h('th', { scope: 'col', class: 'num' }, t('pf.col.bad')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.ratio')))),
+    h('tbody', {}, ...body.lenders.map((l) => lenderRow(l.lender, l.figures))),
+    h('tfoot', {}, lenderRow(t('pf.all'), o)));
+  const pools = body.pools.length === 0 ? h('p', { class: 'muted' }, t('pf.nopools')) : h('table', { id: 'pf-pools' },
+    h('caption', {}, t('pf.pools')),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, t('col.name')), h('th', { scope: 'col', class: 'num' }, t('pf.col.share')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.enrolled')), h('th', { scope: 'col', class: 'num' }, t('pf.col.exposure')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.claimed')), h('th', { scope: 'col', class: 'num' }, t('pf.col.paid')))),
+    h('tbody', {}, ...body.pools.map((p) => h('tr', { 'data-pool': p.pool },
+      h('th', { scope: 'row' }, h('a', { href: `#/record/${p.pool}` }, p.name)),
+      h('td', { class: 'num' }, bpPercent(p.pool_bp)),
+      h('td', { class: 'num' }, fmt.count(p.enrolled)),
+      h('td', { class: 'num money' }, fmt.money(p.exposure)),
+      h('td', { class: 'num money' }, fmt.money(p.claimed), ' ', h('span', { class: 'muted' }, t('pf.claims', { n: fmt.count(p.claims.length) }))),
+      h('td', { class: 'num money' }, fmt.money(p.paid))))));
+  return h('div', { id: 'portfolio', 'data-height': body.height },
+    h('h1', {}, t('pf.title')),
+    h('p', { class: 'muted' }, t('pf.lead', { height: fmt.count(body.height), records: fmt.count(body.tree_size) })),
+    h('div', { class: 'cards' },
+      card(t('pf.col.loans'), fmt.count(o.loans), 'pf-loans'),
+      card(t('pf.col.outstanding'), fmt.money(o.outstanding), 'pf-outstanding'),
+      card(t('pf.col.bad'), fmt.money(o.bad), 'pf-bad'),
+      card(t('pf.col.ratio'), bpPercent(o.bad_ratio_bp), 'pf-ratio')),
+    section(t('pf.lenders'), lenders),
+    section(t('pf.ltv'), h('figure', { id: 'pf-ltv' }, chart, h('figcaption', { class: 'muted' }, t('pf.ltv.note')))),
+    section(t('pf.pools'), pools),
+    body.other_currency_loans ? h('p', { class: 'warn' }, t('pf.othercur', { n: fmt.count(body.other_currency_loans) })) : null);
 }
 
 export { errorBox };
