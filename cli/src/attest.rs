@@ -243,7 +243,7 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
         Kind::RdSpend { enterprise, period, amount, currency, category: c, evidence } => Claim::RdSpend(RdSpend {
             enterprise: Uscc::parse("--enterprise", enterprise)?,
             period: Period::parse("--period", period)?,
-            amount: money("--amount", amount, currency)?,
+            amount: money("--amount", amount, currency)?.into(),
             category: category(c)?,
             evidence: evidence.hash()?,
         }),
@@ -251,7 +251,7 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
             Claim::PatentValuation(PatentValuation {
                 patent: PatentNumber::parse("--patent", patent)?,
                 owner: Uscc::parse("--owner", owner)?,
-                value: money("--value", value, currency)?,
+                value: money("--value", value, currency)?.into(),
                 method: method(m)?,
                 valuation_date: Date::parse("--valuation-date", valuation_date)?,
                 valid_until: Date::parse("--valid-until", valid_until)?,
@@ -266,7 +266,7 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
                     Some(p) => MemberName::parse("--pledgee", p)?,
                     None => me.clone(),
                 },
-                secured: money("--amount", amount, currency)?,
+                secured: money("--amount", amount, currency)?.into(),
                 start: match start {
                     Some(s) => Date::parse("--start", s)?,
                     None => Date::from_unix_ms(now_ms())?,
@@ -452,7 +452,7 @@ mod tests {
         let claim = Claim::RdSpend(RdSpend {
             enterprise: Uscc::parse("enterprise", credence_ledger::demo::REAL_USCCS[0]).expect("a real USCC"),
             period: Period::new("period", 2024, 0).expect("period"),
-            amount: Money { fen: 100, currency: Currency::CNY },
+            amount: Money { fen: 100, currency: Currency::CNY }.into(),
             category: RdCategory::Total,
             evidence: Hash::ZERO,
         });

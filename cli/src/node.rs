@@ -235,14 +235,14 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestat
                 0 => Claim::RdSpend(RdSpend {
                     enterprise: e,
                     period: Period::new("period", 2021 + (i % 4) as u16, 0).ok()?,
-                    amount: cny(100_000 + rng.below(50_000_000)),
+                    amount: cny(100_000 + rng.below(50_000_000)).into(),
                     category: RdCategory::Total,
                     evidence: rng.hash(),
                 }),
                 1 => Claim::PatentValuation(PatentValuation {
                     patent: p,
                     owner: e,
-                    value: cny(500_000 + rng.below(80_000_000)),
+                    value: cny(500_000 + rng.below(80_000_000)).into(),
                     method: ValuationMethod::Income,
                     // Valued a month ago, valid for a year: current whenever the dev chain starts.
                     valuation_date: Date::from_unix_ms(now.saturating_sub(30 * 86_400_000)).ok()?,
@@ -253,7 +253,7 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestat
                     patent: p,
                     pledgor: e,
                     pledgee: me.clone(),
-                    secured: cny(1_000_000 + rng.below(20_000_000)),
+                    secured: cny(1_000_000 + rng.below(20_000_000)).into(),
                     start: Date::new("d", 2025, 3, 1).ok()?,
                     term_months: 24,
                     evidence: Hash::ZERO,

@@ -135,6 +135,34 @@ impl Opening {
     }
 }
 
+/// Checks a complete set of openings for `claim` as its attester's node stores them: one
+/// opening per sealed amount and none for anything else, each matching its commitment, and
+/// the rules of the amount in clear (greater than zero) that validators without the
+/// opening cannot check. At most [`OPENINGS_PER_ATTESTATION_MAX`].
+pub fn check_openings(claim: &crate::attestation::Claim, openings: &[Opening]) -> Result<(), OpeningError> {
+    let err = |field: &str, rule: String| Err(OpeningError { field: field.to_string(), rule });
+    if openings.len() > OPENINGS_PER_ATTESTATION_MAX {
+        return err("openings", format!("at most {OPENINGS_PER_ATTESTATION_MAX} per attestation"));
+    }
+    let sealed = claim.sealed_amounts();
+    for (i, o) in openings.iter().enumerate() {
+        if openings[..i].iter().any(|p| p.field == o.field) {
+            return err(&o.field, "opened twice".into());
+        }
+        let Some((_, amount)) = sealed.iter().find(|(f, _)| *f == o.field) else {
+            return err(&o.field, format!("the {} record has no sealed amount of this name", claim.kind().name()));
+        };
+        let money = o.open(amount)?;
+        if money.fen == 0 {
+            return err(&o.field, "must be greater than zero (checked by the attester's node, which knows the value)".into());
+        }
+    }
+    if let Some((field, _)) = sealed.iter().find(|(f, _)| !openings.iter().any(|o| o.field == *f)) {
+        return err(field, "sealed but not opened: the attester's node keeps every opening of its records".into());
+    }
+    Ok(())
+}
+
 // ---- Serde: a u8 form tag (not bincode's u32 enum tag), so the bytes are exactly as specified. ----
 
 impl Serialize for Amount {
@@ -231,6 +259,34 @@ mod tests {
         let mut bad = bytes.clone();
         bad[1] = b'c';
         assert!(codec::decode::<Amount>("amount", &bad, 64).is_err());
+    }
+
+    #[test]
+    fn a_node_checks_the_whole_set_of_openings_and_the_plain_rules() {
+        use crate::attestation::{Claim, RdCategory, RdSpend};
+        let mut claim = Claim::RdSpend(RdSpend {
+            enterprise: crate::ids::Uscc::parse("e", "914403001922038216").unwrap(),
+            period: crate::ids::Period::parse("p", "2024").unwrap(),
+            amount: cny(0).into(),
+            category: RdCategory::Total,
+            evidence: Hash::ZERO,
+        });
+        let openings = claim.seal_amounts().unwrap();
+        assert_eq!(openings.len(), 1);
+        assert!(claim.check_fields().is_ok(), "validators only see the form");
+        let e = check_openings(&claim, &openings).unwrap_err();
+        assert_eq!(e.field, "rd-spend.amount");
+        assert!(e.rule.contains("greater than zero"), "{e}");
+        let Claim::RdSpend(r) = &mut claim else { unreachable!() };
+        let (sealed, o) = Amount::seal("rd-spend.amount", cny(5), [3; 32]);
+        r.amount = sealed;
+        assert_eq!(check_openings(&claim, std::slice::from_ref(&o)), Ok(()));
+        assert_eq!(check_openings(&claim, &[]).unwrap_err().field, "rd-spend.amount");
+        let wrong = Opening { fen: 6, ..o.clone() };
+        assert!(check_openings(&claim, &[wrong]).unwrap_err().rule.contains("does not match"));
+        let other = Opening { field: "pledge.secured".into(), ..o.clone() };
+        assert_eq!(check_openings(&claim, &[o.clone(), other]).unwrap_err().field, "pledge.secured");
+        assert!(check_openings(&claim, &[o.clone(), o]).unwrap_err().rule.contains("twice"));
     }
 
     #[test]
