@@ -338,16 +338,24 @@ impl Row {
             r.currency = m.currency.clone();
             r.amount = m.amount.clone();
         };
+        // A sealed amount not opened: no fen (never 0) and the word, not a number.
+        let sealed = |m: &credence_node::api::views::AmountView| {
+            m.money().unwrap_or_else(|| credence_node::api::views::MoneyView {
+                fen: 0,
+                currency: m.currency.clone(),
+                amount: crate::profile::CONFIDENTIAL_TEXT.to_string(),
+            })
+        };
         match &a.claim {
             ClaimView::RdSpend { enterprise, period, amount, category, .. } => {
-                money(amount);
+                money(&sealed(amount));
                 r.kind = "rd-spend";
                 r.enterprise = enterprise.clone();
                 r.period = period.clone();
                 r.detail = format!("category={category}");
             }
             ClaimView::PatentValuation { patent, owner, value, method, valuation_date, valid_until, .. } => {
-                money(value);
+                money(&sealed(value));
                 r.kind = "patent-valuation";
                 r.enterprise = owner.clone();
                 r.patent = patent.clone();
@@ -355,7 +363,7 @@ impl Row {
                 r.detail = format!("method={method}");
             }
             ClaimView::Pledge { patent, pledgor, pledgee, secured, start, term_months, .. } => {
-                money(secured);
+                money(&sealed(secured));
                 r.kind = "pledge";
                 r.enterprise = pledgor.clone();
                 r.patent = patent.clone();
@@ -447,6 +455,9 @@ impl Row {
                 r.detail = "withheld: no live consent for this reader".into();
                 r.amount = "withheld".into();
             }
+        }
+        if r.amount == crate::profile::CONFIDENTIAL_TEXT {
+            r.amount_fen = None;
         }
         r
     }
