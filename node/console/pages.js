@@ -61,8 +61,14 @@ export function search() {
 // ---------------------------------------------------------------------------------------------
 // Money arithmetic in integer fen (exact), from the API's decimal strings.
 
+/** Fen of a money view; 0n for a confidential amount, which callers leave out of sums (sealedIn). */
 function fenOf(m) {
-  return BigInt(m.amount.replace('.', ''));
+  return typeof m.amount === 'string' ? BigInt(m.amount.replace('.', '')) : 0n;
+}
+
+/** How many of `views` are confidential and not disclosed (left out of a sum, never counted as 0). */
+function sealedIn(views) {
+  return views.filter((m) => m && m.sealed && typeof m.amount !== 'string').length;
 }
 
 function moneyOf(fen, currency) {
@@ -210,7 +216,8 @@ export async function enterprise({ id }) {
       card(t('sum.records'), fmt.count(items.length), 'sum-records'),
       card(t('sum.rdlast'), last ? `${fmt.period(last.year)}: ${fmt.money(moneyOf(last.fen, last.currency))}` : '—', 'sum-rd'),
       card(t('sum.patents'), fmt.count(patents.size), 'sum-patents'),
-      card(t('sum.secured'), fmt.money(moneyOf(securedFen, 'CNY')), 'sum-secured'),
+      card(t('sum.secured'), fmt.money(moneyOf(securedFen, 'CNY'))
+        + (sealedIn(pledged.map((r) => r.claim.secured)) ? ` + ${sealedIn(pledged.map((r) => r.claim.secured))} ${t('amt.confidential')}` : ''), 'sum-secured'),
       card(t('sum.attesters'), fmt.count(attesters.size), 'sum-attesters')),
     rdSection(items),
     patentSection(items, today),
