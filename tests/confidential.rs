@@ -52,7 +52,11 @@ fn profile(api: &str, key: &Path, purpose: &str) -> (bool, serde_json::Value, St
         purpose,
         "--json",
     ]);
-    (o.status.success(), serde_json::from_slice(&o.stdout).unwrap_or_default(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.success(),
+        serde_json::from_slice(&o.stdout).unwrap_or_default(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 /// A relay in front of a node that passes every answer through but adds 1 fen to every
@@ -165,7 +169,7 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
         salt: hex::decode(o["salt"].as_str().unwrap()).unwrap().try_into().unwrap(),
         fen: o["fen"].as_u64().unwrap(),
     };
-    assert_eq!(opening.open(&sealed).unwrap().fen, 1_250_000_00);
+    assert_eq!(opening.open(&sealed).unwrap().fen, 125_000_000);
     // Without a signature 401; without the purpose's consent 403; without the restricted scope 403.
     assert_eq!(get_signed(&api, None, &openings_path).0, 401);
     let monitoring = format!("/v1/attestations/{id}/openings?purpose=post-loan-monitoring");
@@ -180,7 +184,7 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
     let (ok, p, err) = profile(&api, &officer, "loan-application");
     assert!(ok, "{err}");
     let figure = &p["rd_spend"][0]["figures"][0];
-    assert_eq!((figure["fen"].as_u64(), figure["sealed"].as_bool()), (Some(1_250_000_00), Some(true)), "{p}");
+    assert_eq!((figure["fen"].as_u64(), figure["sealed"].as_bool()), (Some(125_000_000), Some(true)), "{p}");
     assert!(p["undisclosed"].as_object().unwrap().is_empty(), "{p}");
     // ...shown as confidential, never 0, where the openings are not disclosed.
     let (ok, p, err) = profile(&observer_api, &outsider, "loan-application");
@@ -247,5 +251,5 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
     wait_until("the restarted node's API", Duration::from_secs(60), || get(&api, "/v1/status").is_some());
     let (s, v) = get_signed(&api, Some(&officer), &openings_path);
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["openings"][0]["fen"].as_u64(), Some(1_250_000_00));
+    assert_eq!(v["openings"][0]["fen"].as_u64(), Some(125_000_000));
 }

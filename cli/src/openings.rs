@@ -183,17 +183,20 @@ mod tests {
 
     #[test]
     fn a_matching_opening_discloses_the_amount() {
-        let (leaf, openings) = sealed_leaf(1_250_000_00);
+        let (leaf, openings) = sealed_leaf(125_000_000);
         let got = check_answer("x", &leaf, &answer(&openings));
         assert_eq!(
             got,
-            vec![("rd-spend.amount".to_string(), Disclosure::Opened(Money { fen: 1_250_000_00, currency: Currency::CNY }))]
+            vec![(
+                "rd-spend.amount".to_string(),
+                Disclosure::Opened(Money { fen: 125_000_000, currency: Currency::CNY })
+            )]
         );
     }
 
     #[test]
     fn a_node_serving_a_wrong_value_is_caught() {
-        let (leaf, mut openings) = sealed_leaf(1_250_000_00);
+        let (leaf, mut openings) = sealed_leaf(125_000_000);
         openings[0].fen += 100;
         let got = check_answer("abc", &leaf, &answer(&openings));
         let Disclosure::Wrong(e) = &got[0].1 else { panic!("{got:?}") };

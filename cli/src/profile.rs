@@ -401,7 +401,12 @@ impl Profile {
             ("pledge.secured", pledges.iter().filter(|p| p.fen.is_none()).count()),
             (
                 "ip-pledge.secured",
-                ip_loans.loans.iter().flat_map(|l| &l.collateral).filter(|c| c.secured_sealed && c.secured.is_none()).count(),
+                ip_loans
+                    .loans
+                    .iter()
+                    .flat_map(|l| &l.collateral)
+                    .filter(|c| c.secured_sealed && c.secured.is_none())
+                    .count(),
             ),
         ] {
             if n > 0 {
@@ -523,9 +528,7 @@ fn print_human(p: &Profile) {
             .rd_spend
             .iter()
             .map(|l| {
-                let figures = if l.agree {
-                    money_or(l.figures[0].amount.as_deref(), &l.figures[0].currency)
-                } else if l.figures.len() == 1 {
+                let figures = if l.agree || l.figures.len() == 1 {
                     money_or(l.figures[0].amount.as_deref(), &l.figures[0].currency)
                 } else {
                     l.figures

@@ -382,7 +382,9 @@ impl Claim {
     pub fn check_fields(&self) -> Result<(), FieldError> {
         let err = |field, rule: &str| Err(FieldError { field, rule: rule.to_string() });
         match self {
-            Claim::RdSpend(c) if c.amount.plain().is_some_and(|m| m.fen == 0) => err("amount", "must be greater than zero"),
+            Claim::RdSpend(c) if c.amount.plain().is_some_and(|m| m.fen == 0) => {
+                err("amount", "must be greater than zero")
+            }
             Claim::PatentValuation(c) if c.value.plain().is_some_and(|m| m.fen == 0) => {
                 err("value", "must be greater than zero")
             }

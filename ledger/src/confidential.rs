@@ -28,7 +28,8 @@ pub const COMMITMENT_DOMAIN: &[u8] = b"credence:amount:v1\0";
 pub const SALT_BYTES: usize = 32;
 /// The sealable fields, by their qualified name (`<kind>.<field>`): the names committed to
 /// and the keys under which a node keeps openings.
-pub const SEALABLE_FIELDS: [&str; 4] = ["rd-spend.amount", "patent-valuation.value", "pledge.secured", "ip-pledge.secured"];
+pub const SEALABLE_FIELDS: [&str; 4] =
+    ["rd-spend.amount", "patent-valuation.value", "pledge.secured", "ip-pledge.secured"];
 /// Most openings one attestation has (one per sealable field of its kind: today one).
 pub const OPENINGS_PER_ATTESTATION_MAX: usize = 4;
 /// Longest field name in an opening, in bytes.
@@ -154,7 +155,10 @@ pub fn check_openings(claim: &crate::attestation::Claim, openings: &[Opening]) -
         };
         let money = o.open(amount)?;
         if money.fen == 0 {
-            return err(&o.field, "must be greater than zero (checked by the attester's node, which knows the value)".into());
+            return err(
+                &o.field,
+                "must be greater than zero (checked by the attester's node, which knows the value)".into(),
+            );
         }
     }
     if let Some((field, _)) = sealed.iter().find(|(f, _)| !openings.iter().any(|o| o.field == *f)) {
@@ -203,7 +207,8 @@ impl<'de> Deserialize<'de> for Amount {
                     1 => {
                         let currency: Currency =
                             seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
-                        let commitment: Hash = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(2, &self))?;
+                        let commitment: Hash =
+                            seq.next_element()?.ok_or_else(|| de::Error::invalid_length(2, &self))?;
                         Ok(Amount::Sealed { currency, commitment })
                     }
                     other => Err(de::Error::custom(format!("amount form {other} is neither 0 (plain) nor 1 (sealed)"))),

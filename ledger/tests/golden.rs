@@ -343,7 +343,7 @@ mod loan_lifecycle {
                         institution: Uscc::parse("i", "91330100716105852F").unwrap(),
                         purpose: AppraisalPurpose::Pledge,
                         value_type: ValueType::Realisable,
-                        value: cny(880_000_000).into(),
+                        value: cny(880_000_000),
                         method: ValuationMethod::Income,
                         rationale: "royalties".into(),
                         base_date: d("2025-01-01"),

@@ -15,12 +15,12 @@ use utoipa::{IntoParams, OpenApi as _};
 
 use credence_ledger::access::{Purpose, QueryRecord, ReadKind};
 use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, Attestation, AttestationId, Claim, ClaimKind};
-use credence_ledger::confidential::{OPENINGS_PER_ATTESTATION_MAX, check_openings};
-use credence_ledger::sig::{self, Domain};
 use credence_ledger::block::{CertifiedBlock, Leaf};
+use credence_ledger::confidential::{OPENINGS_PER_ATTESTATION_MAX, check_openings};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
 use credence_ledger::merkle::{self, NodeHash, NodeReader};
+use credence_ledger::sig::{self, Domain};
 use credence_ledger::store::{IndexKey, Store, StoreError};
 
 use super::access::{LiveConsent, Reader, find_consent};
@@ -431,7 +431,10 @@ pub async fn attestation_openings(
     let reader = reader_of(reader)?;
     let id = parse_id("id", &id)?;
     let Some(r) = Restricted::parse(q.purpose.as_deref(), q.consent.as_deref())? else {
-        return Err(ApiError::bad_request("purpose", "openings are a restricted read: give purpose (and optionally consent)"));
+        return Err(ApiError::bad_request(
+            "purpose",
+            "openings are a restricted read: give purpose (and optionally consent)",
+        ));
     };
     let view = blocking(move || {
         let store = st.read_store()?;
