@@ -292,3 +292,24 @@ print(json.dumps(out, default=str))
     assert_eq!(types["issued_at"], "TIMESTAMP WITH TIME ZONE");
     assert_eq!(types["enterprise"], "VARCHAR");
 }
+
+/// `generate --access-keys` appends a bank officer's key and the bank's consents, and the
+/// chain still verifies; `bench audit` then reads every listing again as the officer, signed
+/// and logged (a refusal there fails the bench, so this checks that the key and consents work).
+#[test]
+fn generated_access_keys_sign_restricted_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let out = credence(&["generate", "--records", "1500", "--block-records", "500", "--out", d, "--access-keys"]);
+    assert!(out.status.success(), "generate failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(data.join("keys/officer.access").is_file());
+    let v = json(&credence(&["verify", "--data-dir", d, "--json"]));
+    assert_eq!(v["ok"], true, "{v}");
+    // 1,500 records, one grant, and one consent per enterprise (fewer than 500: one block).
+    let consents = v["attestations"].as_u64().unwrap() - 1_501;
+    assert!((100..500).contains(&consents), "{v}");
+    let b = json(&credence(&["bench", "audit", "--data-dir", d, "--requests", "20", "--bundles", "1"]));
+    assert_eq!(b["enterprise_attestations_signed_restricted"]["latency"]["n"], 20, "{b}");
+    assert_eq!(b["enterprise_attestations"]["latency"]["n"], 20, "{b}");
+}

@@ -17,10 +17,21 @@ fn a_mirror_of_a_running_testnet_verifies_and_the_auditor_works_from_tiles() {
     let dir = tempfile::tempdir().unwrap();
     let (mirror, cp) = (dir.path().join("mirror"), dir.path().join("cp.txt"));
     let genesis = net.genesis();
+    // Entry bundles hold records of many enterprises in clear: a node serves them only to a
+    // key with the regulator scope (docs/ACCESS.md); hash tiles and the checkpoint are public.
+    let regulator = net.access_key(0, 0, "inspector", "regulator");
+    let clerk = net.access_key(0, 0, "clerk", "member");
+    let key = ["--access-key", p(&regulator)];
 
     let first = net.attest(0, 0, "2021");
     ok(credence(&["checkpoint", "--node", &api, "--genesis", &genesis, "--save", p(&cp)]));
-    let v = json(&ok(credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis, "--json"])));
+    let mirror_args = ["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis];
+    for (reader, status) in [(&[][..], "HTTP 401"), (&["--access-key", p(&clerk)][..], "HTTP 403")] {
+        let out = credence(&[&mirror_args[..], reader].concat());
+        let said = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success() && said.contains(status) && said.contains("regulator"), "{said}");
+    }
+    let v = json(&ok(credence(&[&mirror_args[..], &key, &["--json"]].concat())));
     assert_eq!(v["valid"], true, "{v}");
     let size1 = v["tree_size"].as_u64().unwrap();
     assert!(size1 >= 1 && v["fetched"].as_u64().unwrap() >= 2, "{v}");
@@ -30,14 +41,14 @@ fn a_mirror_of_a_running_testnet_verifies_and_the_auditor_works_from_tiles() {
     for period in ["2022", "2023", "2020"] {
         net.attest(0, 0, period);
     }
-    let v = json(&ok(credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis, "--json"])));
+    let v = json(&ok(credence(&[&mirror_args[..], &key, &["--json"]].concat())));
     assert_eq!(v["extended_from"], size1, "{v}");
     assert!(v["tree_size"].as_u64().unwrap() >= size1 + 3, "{v}");
 
     // Verification from the copy and from the node's tiles.
     let v = json(&ok(credence(&["verify", "--tiles", p(&mirror), "--genesis", &genesis, "--json"])));
     assert_eq!((v["valid"].as_bool(), v["entries"].as_u64()), (Some(true), v["tree_size"].as_u64()), "{v}");
-    ok(credence(&["verify", "--tiles", &api, "--genesis", &genesis]));
+    ok(credence(&["verify", "--tiles", &api, "--genesis", &genesis, "--access-key", p(&regulator)]));
     // An audit against the copy: append-only since the saved checkpoint.
     let out = ok(credence(&["audit", "--since", p(&cp), "--genesis", &genesis, "--tiles", p(&mirror)]));
     assert!(stdout(&out).contains("APPEND-ONLY"), "{}", stdout(&out));
@@ -45,7 +56,7 @@ fn a_mirror_of_a_running_testnet_verifies_and_the_auditor_works_from_tiles() {
     // A bundle built from the tiles verifies, and is still in the log.
     let id = first["id"].as_str().unwrap();
     let bundle = dir.path().join("b.json");
-    ok(credence(&["prove", id, "--tiles", &api, "--genesis", &genesis, "--out", p(&bundle)]));
+    ok(credence(&[&["prove", id, "--tiles", &api, "--genesis", &genesis, "--out", p(&bundle)][..], &key].concat()));
     let v = json(&ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--tiles", p(&mirror), "--json"])));
     assert_eq!((v["valid"].as_bool(), v["leaf_index"].as_u64()), (Some(true), first["leaf_index"].as_u64()), "{v}");
 
@@ -63,11 +74,11 @@ fn a_mirror_of_a_running_testnet_verifies_and_the_auditor_works_from_tiles() {
     let forged: String =
         note.lines().enumerate().map(|(i, l)| if i == 1 { "999\n".to_string() } else { format!("{l}\n") }).collect();
     std::fs::write(mirror.join("checkpoint"), forged).unwrap();
-    refused(&credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis]), "MIRROR REFUSED");
+    refused(&credence(&[&mirror_args[..], &key].concat()), "MIRROR REFUSED");
     // With the genuine checkpoint back, a resumed mirror fetches the partial tiles anew and
     // repairs the copy.
     std::fs::write(mirror.join("checkpoint"), note).unwrap();
-    ok(credence(&["mirror", "--tiles", &api, "--out", p(&mirror), "--genesis", &genesis]));
+    ok(credence(&[&mirror_args[..], &key].concat()));
     ok(credence(&["verify", "--tiles", p(&mirror), "--genesis", &genesis]));
 }
 

@@ -268,7 +268,7 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
     let old_note = String::from_utf8(read_bounded(&a.since, CHECKPOINT_BYTES_MAX, "--since")?)
         .with_context(|| format!("--since: {} is not UTF-8 text", a.since.display()))?;
-    let tiles = a.tiles.as_deref().map(Tiles::open).transpose()?;
+    let tiles = a.tiles.as_deref().map(|t| Tiles::open(t, None)).transpose()?;
     let (mut conn, _local, new_note, from) = match &tiles {
         Some(t) => (None, None, t.checkpoint()?, t.describe()),
         None => {
@@ -430,7 +430,7 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
     let id = credence_ledger::hash::Hash::from_hex("id", &a.id)
         .map(credence_ledger::hash::HashOf::from_hash)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let src = Tiles::open(tiles_arg)?;
+    let src = Tiles::open(tiles_arg, a.access.load()?)?;
     let note = src.checkpoint()?;
     let checked = check_witnessed(&note, &genesis).map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
     let cp = checked.checkpoint;
@@ -457,7 +457,7 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
 
 /// With `--tiles`: the bundle's checkpoint must be a prefix of the log's current one.
 fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result<Result<u64, String>> {
-    let src = Tiles::open(tiles_arg)?;
+    let src = Tiles::open(tiles_arg, None)?;
     let note = src.checkpoint()?;
     let (now, _) = match check_checkpoint(&note, genesis) {
         Ok(v) => v,

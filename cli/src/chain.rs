@@ -43,6 +43,11 @@ pub struct GenerateArgs {
     /// Genesis time in Unix milliseconds (default: early enough that every block time is in the past).
     #[arg(long)]
     genesis_time_ms: Option<u64>,
+    /// Then record an access key of a loan officer of bank-icbc-sz (member and restricted
+    /// scopes, 30 days) and that bank's consent of every enterprise in the ledger, and write
+    /// the key to keys/officer.access: `bench audit` then also times signed, logged reads.
+    #[arg(long)]
+    access_keys: bool,
 }
 
 #[derive(Args, Debug)]
@@ -88,6 +93,10 @@ pub struct VerifyArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// With --tiles at a node's URL: entry bundles are served only to a key with the
+    /// regulator scope (docs/ACCESS.md).
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 #[derive(Args, Debug)]
@@ -124,6 +133,8 @@ pub enum BenchCommand {
     Load(crate::load::LoadArgs),
     /// Latency of enterprise listings and inclusion proofs over HTTP, and of `verify-bundle`, on a stored ledger.
     Audit(crate::bench_audit::AuditBenchArgs),
+    /// C2SP tile serving (requests/s, latency) on a stored ledger, and `verify --tiles` of its mirror against `verify --data-dir`.
+    Tiles(crate::bench_tiles::TilesBenchArgs),
 }
 
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -144,6 +155,7 @@ fn generate_into(
     seed: u64,
     block_records: usize,
     genesis_time_ms: Option<u64>,
+    access_keys: bool,
 ) -> Result<Genesis> {
     if out.join(STORE_FILE).exists() {
         bail!("--out: {} already holds a ledger; choose an empty directory", out.display());
@@ -167,12 +179,21 @@ fn generate_into(
     let mut store = RedbStore::open(&out.join(STORE_FILE), &genesis)?;
     let bar = progress_bar(records, "generate");
     let started = Instant::now();
+    let mut enterprises = std::collections::BTreeSet::new();
     builder.build(records, block_records, |vb| {
+        if access_keys {
+            enterprises.extend(
+                vb.certified().block.leaves.iter().filter_map(|l| l.attestation.body.claim.enterprise().cloned()),
+            );
+        }
         store.commit(&vb).map_err(|e| e.to_string())?;
         bar.inc(vb.certified().block.leaves.len() as u64);
         Ok(())
     })?;
     bar.finish_and_clear();
+    if access_keys {
+        crate::bench_audit::append_officer_access(&mut builder, &mut store, enterprises, block_records, out, seed)?;
+    }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "generated {records} attestations in {} blocks in {secs:.1} s ({:.0}/s) into {}",
@@ -184,7 +205,7 @@ fn generate_into(
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
-    generate_into(&a.out, a.records, a.seed, a.block_records, a.genesis_time_ms)?;
+    generate_into(&a.out, a.records, a.seed, a.block_records, a.genesis_time_ms, a.access_keys)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -338,7 +359,7 @@ fn run_verify_store(ctx: &ChainContext, store: &RedbStore) -> Result<(Summary, O
 
 pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
     if let (Some(t), Some(g)) = (&a.tiles, &a.genesis) {
-        return crate::tiles::verify(t, Genesis::load(g)?, a.json);
+        return crate::tiles::verify(t, a.access.load()?, Genesis::load(g)?, a.json);
     }
     if let Some(dir) = &a.data_dir {
         let (genesis, store) = load_data_dir(dir)?;
@@ -374,7 +395,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     if a.dir.exists() {
         fs::remove_dir_all(&a.dir).with_context(|| format!("cannot clear {}", a.dir.display()))?;
     }
-    let genesis = generate_into(&a.dir, a.records, 1, 1000, None)?;
+    let genesis = generate_into(&a.dir, a.records, 1, 1000, None, false)?;
     let (_, store) = load_data_dir(&a.dir)?;
     let ctx = ChainContext::new(genesis);
     let (summary, failure) = run_verify_store(&ctx, &store)?;
@@ -390,6 +411,7 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
     match b {
         BenchCommand::Load(a) => crate::load::run(a),
         BenchCommand::Audit(a) => crate::bench_audit::run(a),
+        BenchCommand::Tiles(a) => crate::bench_tiles::run(a),
         BenchCommand::Verify { data_dir, ceiling_seconds } => {
             let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
             let (genesis, store) = load_data_dir(data_dir)?;

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::store::{RedbOptions, RedbStore};
 use credence_ledger::verify::ChainContext;
+use credence_node::api::query_log::Signer;
 use credence_node::api::{self, ApiConfig, ApiState, NodeStatus, SharedStore};
 use credence_node::mempool::{Mempool, MempoolLimits};
 use credence_node::metrics::Metrics;
@@ -45,18 +46,28 @@ pub fn serve(dir: &Path) -> Result<LocalApi> {
 
 /// Serves an opened store (see [`serve`]).
 pub fn serve_store(genesis: Genesis, store: RedbStore) -> Result<LocalApi> {
+    serve_shared(genesis, Arc::new(RwLock::new(store)), None)
+}
+
+/// Serves an opened store; with `signer`, as a member's node does: reads above public need
+/// signed requests and restricted reads are logged as query records signed by `signer`
+/// (admitted to the mempool, which nothing commits here). Without, as [`serve`].
+pub fn serve_shared(genesis: Genesis, store: SharedStore, signer: Option<Signer>) -> Result<LocalApi> {
     let ctx = Arc::new(ChainContext::new(genesis));
-    let store: SharedStore = Arc::new(RwLock::new(store));
     let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), MempoolLimits::default())));
     let (_status_tx, status_rx) = tokio::sync::watch::channel(NodeStatus::default());
     // The only client is this process: no per-client rate limit to speak of.
     let max = credence_node::config::API_RATE_PER_SECOND_MAX;
     let config = ApiConfig { rate: api::RateLimit { per_second: max, burst: max }, ..ApiConfig::default() };
-    // The holder of the directory reads everything, unsigned and unlogged (docs/ACCESS.md).
-    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new())).with_config(config).offline();
+    let state = ApiState::new(ctx, store, mempool, status_rx, Arc::new(Metrics::new())).with_config(config);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let addr = rt.block_on(async {
+        let state = match signer {
+            Some(signer) => state.with_query_log(signer).0,
+            // The holder of the directory reads everything, unsigned and unlogged (docs/ACCESS.md).
+            None => state.offline(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(api::serve(listener, state, async move {

@@ -23,6 +23,7 @@ use credence_ledger::tiles::{
 };
 use credence_ledger::verify::ChainContext;
 use credence_node::bundle::check_checkpoint;
+use credence_node::keyfile::AccessKeyFile;
 use credence_node::mempool::Verifier;
 
 use crate::http::Conn;
@@ -43,13 +44,16 @@ impl std::fmt::Debug for Tiles {
 }
 
 impl Tiles {
-    /// `arg` as given to `--tiles`: a URL starting with `http://`, else a directory.
-    pub fn open(arg: &str) -> Result<Tiles> {
+    /// `arg` as given to `--tiles`: a URL starting with `http://`, else a directory. Requests
+    /// to a URL are signed with `access` if given: a node serves entry bundles only to an
+    /// access key with the regulator scope (hash tiles and the checkpoint are public).
+    pub fn open(arg: &str, access: Option<AccessKeyFile>) -> Result<Tiles> {
         if let Some(rest) = arg.strip_prefix("http://") {
             let (host, prefix) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
             let prefix = prefix.trim_end_matches('/');
             let prefix = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
-            let conn = Conn::new(&format!("http://{host}")).with_context(|| format!("--tiles {arg}"))?;
+            let conn =
+                Conn::new(&format!("http://{host}")).with_context(|| format!("--tiles {arg}"))?.with_access(access);
             return Ok(Tiles::Http { conn: Box::new(RefCell::new(conn)), prefix, url: arg.to_string() });
         }
         let dir = PathBuf::from(arg);
@@ -75,6 +79,11 @@ impl Tiles {
                     200 if r.body.len() <= max => Ok(Some(r.body)),
                     200 => Err(format!("{} bytes; at most {max} expected", r.body.len())),
                     404 => Ok(None),
+                    s @ (401 | 403) if path.starts_with("tile/entries/") => Err(format!(
+                        "HTTP {s}: {} (a node serves entry bundles only to a request signed with \
+                         --access-key FILE whose key has the regulator scope)",
+                        String::from_utf8_lossy(&r.body).chars().take(200).collect::<String>()
+                    )),
                     s => Err(format!(
                         "HTTP {s}: {}",
                         String::from_utf8_lossy(&r.body).chars().take(200).collect::<String>()
@@ -158,6 +167,9 @@ pub struct MirrorArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// A node serves entry bundles only to a key with the regulator scope (docs/ACCESS.md).
+    #[command(flatten)]
+    access: crate::access::AccessArgs,
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.
@@ -178,7 +190,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// computed from the copied tiles).
 pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
-    let src = Tiles::open(&a.tiles)?;
+    let src = Tiles::open(&a.tiles, a.access.load()?)?;
     fs::create_dir_all(&a.out).with_context(|| format!("--out: cannot create {}", a.out.display()))?;
     let refuse = |reason: String| -> Result<ExitCode> {
         if a.json {
@@ -269,8 +281,8 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
 /// (batched), and each member's sequence numbers contiguous from 1. What tiles do not carry
 /// (block headers, earlier certificates, block times, so the rules that need them) is checked
 /// only by `verify --data-dir` or `--file`.
-pub fn verify(tiles_arg: &str, genesis: Genesis, json_out: bool) -> Result<ExitCode> {
-    let src = Tiles::open(tiles_arg)?;
+pub fn verify(tiles_arg: &str, access: Option<AccessKeyFile>, genesis: Genesis, json_out: bool) -> Result<ExitCode> {
+    let src = Tiles::open(tiles_arg, access)?;
     let ctx = Arc::new(ChainContext::new(genesis));
     let verifier = Verifier::new(ctx.clone());
     let fail = |reason: String| -> Result<ExitCode> {

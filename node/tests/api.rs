@@ -1264,10 +1264,23 @@ async fn tiles_after_each_block_equal_those_recomputed_from_the_leaves() {
         let leaves: Vec<Leaf> = (0..size).map(|i| n.leaf(i)).collect();
         let hashes: Vec<NodeHash> = leaves.iter().map(Leaf::leaf_hash).collect();
         for tile in tiles::tiles_of(size, true) {
-            let r = get(&n, &format!("/{}", tile.path())).await;
+            // Hash tiles are public; entry bundles hold facts in clear, so only a key with
+            // the regulator scope reads them (unsigned: 401; the officer's key: 403).
+            let reader = match tile.kind {
+                TileKind::Hashes { .. } => None,
+                TileKind::Entries => {
+                    let path = format!("/{}", tile.path());
+                    assert_eq!(get_as(&n, None, &path).await.status, 401, "{path}");
+                    let r = get(&n, &path).await;
+                    assert_eq!((r.status, r.error().1.as_str()), (403, "scope"), "{path}");
+                    Some(&n.access.regulator)
+                }
+            };
+            let r = get_as(&n, reader, &format!("/{}", tile.path())).await;
             assert_eq!(r.status, 200, "{}: {}", tile.path(), String::from_utf8_lossy(&r.body));
             assert_eq!(r.content_type, "application/octet-stream");
-            assert_eq!(r.cache_control, "public, max-age=31536000, immutable", "{}", tile.path());
+            let cache = if reader.is_some() { "private" } else { "public" };
+            assert_eq!(r.cache_control, format!("{cache}, max-age=31536000, immutable"), "{}", tile.path());
             match tile.kind {
                 TileKind::Hashes { .. } => assert_eq!(r.body, tile_from_leaves(&tile, &hashes), "{}", tile.path()),
                 TileKind::Entries => {
@@ -1283,7 +1296,8 @@ async fn tiles_after_each_block_equal_those_recomputed_from_the_leaves() {
         let next = Tile::in_tree(TileKind::Hashes { level: 0 }, size / 256, size + 1).expect("tile");
         let r = get(&n, &format!("/{}", next.path())).await;
         assert_eq!((r.status, r.error().1.as_str()), (404, "path"), "{}", next.path());
-        let r = get(&n, &format!("/{}", Tile { kind: TileKind::Entries, ..next }.path())).await;
+        let r = get_as(&n, Some(&n.access.regulator), &format!("/{}", Tile { kind: TileKind::Entries, ..next }.path()))
+            .await;
         assert_eq!(r.status, 404);
     }
     for bad in ["/tile/0/1", "/tile/0/x000/001", "/tile/64/000", "/tile/0/000.p/0", "/tile/0/000.p/256", "/tile/x/000"]
@@ -1351,10 +1365,11 @@ async fn third_party_code_reads_the_tiles_and_checkpoints_and_checks_proofs() {
     assert!(size > 256, "{size}");
     assert!(cp.extension().starts_with("credence height="), "{}", cp.extension());
 
-    // Every tile, fetched over HTTP; tlog_tiles asks for them by its own coordinates.
+    // Every tile, fetched over HTTP (entry bundles by the regulator); tlog_tiles asks for
+    // them by its own coordinates.
     let mut served = std::collections::HashMap::new();
     for t in tiles::tiles_of(size, true) {
-        let r = get(&n, &format!("/{}", t.path())).await;
+        let r = get_as(&n, Some(&n.access.regulator), &format!("/{}", t.path())).await;
         assert_eq!(r.status, 200, "{}", t.path());
         served.insert(t.path(), r.body);
     }

@@ -218,6 +218,7 @@ pub const ROUTES: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/checkpoint",
+    "/tile/entries/{*path}",
     "/tile/{*path}",
     "/console",
     "/console/{asset}",
@@ -477,6 +478,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
         .route("/checkpoint", get(tiles::checkpoint))
+        .route("/tile/entries/{*path}", get(tiles::entry_bundle))
         .route("/tile/{*path}", get(tiles::tile))
         .route("/console", get(console::index))
         .route("/console/{asset}", get(console::asset))

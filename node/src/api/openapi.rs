@@ -44,6 +44,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::openapi,
         super::tiles::checkpoint,
         super::tiles::tile,
+        super::tiles::entry_bundle,
         console::index,
         console::asset,
     ),

@@ -7,8 +7,10 @@
 //!   bytes of a tile path never change, full or partial, so both are
 //!   `Cache-Control: public, max-age=31536000, immutable`.
 //! * entry bundles: each entry is a leaf's canonical attestation bytes (docs/encoding.md),
-//!   `u16` big-endian length first; public for now, but every bundle passes
-//!   [`entry_bundle_access`], the one place where restricted records' access rules go.
+//!   `u16` big-endian length first. A bundle holds the facts of many enterprises in clear,
+//!   so `/tile/entries/...` is its own route in the regulator scope (`access::route_scope`),
+//!   like whole blocks, and marked `private` for caches; hash tiles and the checkpoint are
+//!   public (docs/ACCESS.md).
 //! * Full tiles, which never change, are kept in a bounded cache ([`TILE_CACHE_BYTES_MAX`]).
 //!
 //! Partial tiles are served for every width the current tree has (a request for a width the
@@ -19,7 +21,7 @@ use std::sync::Mutex;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use credence_ledger::tiles::{self, Tile, TileError, TileKind};
@@ -33,6 +35,9 @@ use super::{ApiState, StoreView};
 pub const CHECKPOINT_MAX_AGE_S: u32 = 2;
 /// `Cache-Control` of tiles and entry bundles: a year, immutable.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Entry bundles never change either, but only their reader may keep them: a shared cache
+/// must not serve a regulator's answer to anyone else.
+const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
 /// Most bytes of full tiles kept in memory (8 MiB: 1,024 hash tiles, or fewer entry bundles).
 pub const TILE_CACHE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
@@ -71,13 +76,6 @@ impl TileCache {
     }
 }
 
-/// Who may read entry bundle `tile`. Today every entry bundle is public (like hash tiles);
-/// restricted records' access rules (consent, regulators, signed requests) will be enforced
-/// here, and only here, for `/tile/entries/...`.
-pub fn entry_bundle_access(_st: &ApiState, _headers: &HeaderMap, _tile: &Tile) -> Result<(), ApiError> {
-    Ok(())
-}
-
 /// The latest checkpoint, as C2SP tlog-tiles serves it.
 #[utoipa::path(
     get,
@@ -98,35 +96,57 @@ pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError
     Ok(r)
 }
 
-/// A hash tile or an entry bundle (C2SP tlog-tiles).
+/// A hash tile (C2SP tlog-tiles); public.
 ///
 /// `path` is the rest of the URL after `/tile/`: `<L>/<N>[.p/<W>]` for the hashes at tree
-/// level 8·L (L = 0..63, no leading zeros), `entries/<N>[.p/<W>]` for an entry bundle;
-/// `<N>` in 3-digit path elements, all but the last prefixed with `x` (`x001/x234/067`); W =
-/// 1..255 for a partial tile. A full tile is 256 hashes (8,192 bytes). Entries are the leaves'
-/// canonical attestation bytes, each after its length as a big-endian u16.
+/// level 8·L (L = 0..63, no leading zeros); `<N>` in 3-digit path elements, all but the last
+/// prefixed with `x` (`x001/x234/067`); W = 1..255 for a partial tile. A full tile is 256
+/// hashes (8,192 bytes).
 #[utoipa::path(
     get,
     path = "/tile/{path}",
     tag = "tiles",
-    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]` (several path segments)")),
+    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]` (several path segments)")),
     responses(
         (status = 200, description = "The tile; `Cache-Control: public, max-age=31536000, immutable`", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 404, description = "Not a tile path, or a tile the tree does not hold (yet)", body = ErrorBody),
     )
 )]
-pub async fn tile(
-    State(st): State<ApiState>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let full_path = format!("tile/{path}");
+pub async fn tile(State(st): State<ApiState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    serve(st, format!("tile/{path}"), false).await
+}
+
+/// An entry bundle (C2SP tlog-tiles): the leaves' canonical attestation bytes, each after its
+/// length as a big-endian u16. It holds many enterprises' facts in clear, so it is served only
+/// to a signed request whose access key has the regulator scope (docs/ACCESS.md).
+///
+/// `path` is the rest of the URL after `/tile/entries/`: `<N>[.p/<W>]` as for hash tiles.
+#[utoipa::path(
+    get,
+    path = "/tile/entries/{path}",
+    tag = "tiles",
+    params(("path" = String, Path, description = "`<N>[.p/<W>]` (several path segments)")),
+    security(("rfc9421" = [])),
+    responses(
+        (status = 200, description = "The entry bundle; `Cache-Control: private, max-age=31536000, immutable` (a shared cache must not keep it)", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the regulator scope: a bundle holds many enterprises' facts", body = ErrorBody),
+        (status = 404, description = "Not an entry-bundle path, or a bundle the tree does not hold (yet)", body = ErrorBody),
+    )
+)]
+pub async fn entry_bundle(State(st): State<ApiState>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    serve(st, format!("tile/entries/{path}"), true).await
+}
+
+/// The tile at `full_path` (`tile/...`), from the cache or the store, if it is an entry
+/// bundle exactly when `entries` (the route that authenticated the request) says so.
+async fn serve(st: ApiState, full_path: String, entries: bool) -> Result<Response, ApiError> {
     let tile = Tile::parse_path(&full_path).map_err(|e| match e {
         TileError::Path { rule, .. } => ApiError::not_found("path", rule),
         other => ApiError::not_found("path", other.to_string()),
     })?;
-    if tile.kind == TileKind::Entries {
-        entry_bundle_access(&st, &headers, &tile)?;
+    if (tile.kind == TileKind::Entries) != entries {
+        return Err(ApiError::not_found("path", format!("{full_path} is not served by this route")));
     }
     let bytes = match st.tiles.get(&full_path) {
         Some(b) => b,
@@ -139,8 +159,8 @@ pub async fn tile(
             bytes
         }
     };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, IMMUTABLE)], bytes)
-        .into_response())
+    let cache = if entries { IMMUTABLE_PRIVATE } else { IMMUTABLE };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
 }
 
 /// The tile's bytes from the store, if the committed tree holds all of it.
