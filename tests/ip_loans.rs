@@ -66,8 +66,10 @@ fn dev_world_profile_and_portfolio_from_api_equal_the_store() {
     let expected = LoanWorld::new(1, &g).unwrap().len() as u64 + 300;
     let mut node = Dev::start(&dev_dir, &api_addr, &format!("127.0.0.1:{base}"), &dir.path().join("dev.log"));
     wait_until("the dev node to commit the demo world", Duration::from_secs(180), || {
-        // Beyond the world, dev records its access-key grants and the demo enterprises' consents.
-        status(&url).is_some_and(|s| s["tree_size"].as_u64() >= Some(expected) && s["mempool"]["records"] == 0)
+        // Beyond the world, dev records its access-key grants (their files are written once
+        // committed) and the demo enterprises' consents.
+        dev_dir.join("keys/dev-regulator.access").exists()
+            && status(&url).is_some_and(|s| s["tree_size"].as_u64() >= Some(expected) && s["mempool"]["records"] == 0)
     });
     // Reads of facts need a signed request: the loan officer's key under the enterprises'
     // consents, and the regulator's for the portfolio (docs/ACCESS.md).
