@@ -216,6 +216,31 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
     assert!(p["rd_spend"][0]["figures"][0]["fen"].is_null(), "a wrong value is never shown: {p}");
     assert!(err.contains("do not match"), "{err}");
 
+    // `credence query attestation` checks the same way: the amount from the node, a failure from the relay.
+    let query = |node: &str| {
+        let k = officer.to_str().unwrap();
+        credence(&[
+            "query",
+            "attestation",
+            &id,
+            "--node",
+            node,
+            "--access-key",
+            k,
+            "--purpose",
+            "loan-application",
+            "--json",
+        ])
+    };
+    let o = query(&api);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&o)["claim"]["amount"]["fen"].as_u64(), Some(125_000_000));
+    assert_eq!(json(&o)["claim"]["amount"]["disclosed"], true);
+    let o = query(&relay);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&wrong), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(json(&o)["claim"]["amount"]["fen"].is_null());
+
     // The query log: every disclosure of openings, and only those, is logged as reading openings.
     let key_of = |f: &Path| keyfile::read_access_key(f, None).unwrap().keyid.to_string();
     let sup = format!("/v1/enterprises/{ENTERPRISE}/attestations?purpose=supervision&limit=1000");
@@ -230,11 +255,12 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
             .cloned()
             .collect()
     };
-    // Served: the raw read, the profile and the relayed profile (the node disclosed; the relay lied).
-    wait_until("the disclosures to be logged", Duration::from_secs(30), || openings_reads().len() >= 3);
+    // Served: the raw read, the profile, the relayed profile, and the two queries (the node
+    // disclosed each time; the relay lied).
+    wait_until("the disclosures to be logged", Duration::from_secs(30), || openings_reads().len() >= 5);
     std::thread::sleep(Duration::from_millis(1_500));
     let logged = openings_reads();
-    assert_eq!(logged.len(), 3, "{logged:?}");
+    assert_eq!(logged.len(), 5, "{logged:?}");
     for q in &logged {
         let c = &q["claim"];
         assert_eq!(c["access_key"].as_str(), Some(key_of(&officer).as_str()));
