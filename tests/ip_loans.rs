@@ -65,16 +65,17 @@ fn dev_world_profile_and_portfolio_from_api_equal_the_store() {
     let (g, _) = demo::genesis(1, demo::EXAMPLE_GENESIS_TIME_MS).unwrap();
     let expected = LoanWorld::new(1, &g).unwrap().len() as u64 + 300;
     let mut node = Dev::start(&dev_dir, &api_addr, &format!("127.0.0.1:{base}"), &dir.path().join("dev.log"));
-    wait_until("the dev node to commit the demo world", Duration::from_secs(180), || {
-        // Beyond the world, dev records its access-key grants (their files are written once
-        // committed) and the demo enterprises' consents.
-        dev_dir.join("keys/dev-regulator.access").exists()
-            && status(&url).is_some_and(|s| s["tree_size"].as_u64() >= Some(expected) && s["mempool"]["records"] == 0)
-    });
     // Reads of facts need a signed request: the loan officer's key under the enterprises'
     // consents, and the regulator's for the portfolio (docs/ACCESS.md).
     let officer = dev_dir.join("keys/dev-officer.access");
     let regulator = dev_dir.join("keys/dev-regulator.access");
+    wait_until("the dev node to commit the demo world", Duration::from_secs(180), || {
+        // Beyond the world, dev records its access-key grants and the demo enterprises' consents;
+        // it writes each key file once its grant committed, so the files come last.
+        status(&url).is_some_and(|s| s["tree_size"].as_u64() >= Some(expected) && s["mempool"]["records"] == 0)
+            && officer.exists()
+            && regulator.exists()
+    });
     let (officer_s, regulator_s) = (officer.to_str().unwrap(), regulator.to_str().unwrap());
     let as_officer = ["--access-key", officer_s, "--purpose", "loan-application"];
     let as_regulator = ["--access-key", regulator_s];

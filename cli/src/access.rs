@@ -116,7 +116,7 @@ pub fn grant(r: GrantRequest<'_>) -> Result<(AttestationId, serde_json::Value)> 
     if r.out.exists() {
         bail!("--out: {} already exists", r.out.display());
     }
-    let me = crate::attest::member_of(r.genesis, r.member_key)?;
+    let me = crate::attest::member_in_force(r.genesis, r.node, r.member_key)?;
     let key = SecretKey::generate();
     let claim = Claim::AccessKey(AccessKeyGrant {
         holder: r.holder.to_string(),

@@ -41,39 +41,39 @@ pub struct AttestArgs {
 }
 
 #[derive(Args, Debug)]
-struct Common {
+pub(crate) struct Common {
     /// The attester's key file.
     #[arg(long, global = true)]
-    key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// For an encrypted key file: read its passphrase from this environment variable.
     #[arg(long, global = true, value_name = "VAR", conflicts_with = "passphrase_file")]
-    passphrase_env: Option<String>,
+    pub(crate) passphrase_env: Option<String>,
     /// For an encrypted key file: read its passphrase from this file (mode 0600).
     #[arg(long, global = true, value_name = "PATH")]
-    passphrase_file: Option<PathBuf>,
+    pub(crate) passphrase_file: Option<PathBuf>,
     /// The node's API.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
-    node: String,
+    pub(crate) node: String,
     /// The chain's genesis file (default: fetched from the node).
     #[arg(long, global = true)]
-    genesis: Option<PathBuf>,
+    pub(crate) genesis: Option<PathBuf>,
     /// Sequence number (default: the node's next for this attester, counting pending ones).
     #[arg(long, global = true)]
-    sequence: Option<u64>,
+    pub(crate) sequence: Option<u64>,
     /// Print the signed attestation instead of submitting it.
     #[arg(long, global = true)]
-    dry_run: bool,
+    pub(crate) dry_run: bool,
     /// Wait until the attestation is committed, and print its height and leaf index.
     #[arg(long, global = true)]
-    wait: bool,
+    pub(crate) wait: bool,
     /// Print one JSON object.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
     /// Seal the amount (rd-spend, patent-valuation, pledge): the ledger gets a salted
     /// commitment, and the opening goes to this member's own node (`--node`), which discloses
     /// it to consented readers (docs/ACCESS.md "Confidential amounts").
     #[arg(long, global = true)]
-    confidential: bool,
+    pub(crate) confidential: bool,
 }
 
 /// Evidence: the SHA-256 of a document kept off-ledger.
@@ -319,7 +319,7 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
     })
 }
 
-fn genesis(common: &Common) -> Result<Genesis> {
+pub(crate) fn genesis(common: &Common) -> Result<Genesis> {
     if let Some(path) = &common.genesis {
         return Ok(Genesis::load(path)?);
     }
@@ -434,7 +434,7 @@ pub fn run(args: &AttestArgs) -> Result<ExitCode> {
     };
     let key = crate::keys::read_key(key_path, &passphrase)?;
     let genesis = genesis(c)?;
-    let me = member_of(&genesis, &key)?;
+    let me = member_in_force(&genesis, &c.node, &key)?;
     let mut claim = claim(&args.kind, &me)?;
     claim.check_fields()?;
     // The amount's own rules were checked in clear just above; now only its commitment goes on the ledger.
@@ -447,6 +447,44 @@ pub fn run(args: &AttestArgs) -> Result<ExitCode> {
     } else {
         Vec::new()
     };
+    sign_and_submit(c, &genesis, &key, me, claim, &openings)
+}
+
+/// The member whose key `key` is in force: the node's `/v1/governance` (public) names
+/// the members and keys in force (a key rotated in, a member added by governance); if the
+/// node cannot say, a genesis member's key ([`member_of`]).
+pub(crate) fn member_in_force(genesis: &Genesis, node: &str, key: &SecretKey) -> Result<MemberName> {
+    let public = key.public();
+    let governed = || -> Result<Option<MemberName>> {
+        let r = http::get(node, "/v1/governance")?;
+        if r.status != 200 {
+            return Ok(None);
+        }
+        let v = r.json()?;
+        let hex = hex::encode(public.0);
+        let found = v["members"].as_array().into_iter().flatten().find(|m| m["key"] == hex.as_str());
+        Ok(match found.and_then(|m| m["name"].as_str()) {
+            Some(n) => Some(MemberName::parse("member", n)?),
+            None => None,
+        })
+    };
+    if let Some(name) = governed().ok().flatten() {
+        return Ok(name);
+    }
+    member_of(genesis, key).context("--key: this key is no member's key in force (nor a genesis member's)")
+}
+
+/// Signs `claim` as `me` with the next sequence (or `--sequence`) and submits it (or
+/// prints it with `--dry-run`), waiting for its commit with `--wait`; `openings` (of its
+/// sealed amounts) go with it to the attester's own node.
+pub(crate) fn sign_and_submit(
+    c: &Common,
+    genesis: &Genesis,
+    key: &SecretKey,
+    me: MemberName,
+    claim: Claim,
+    openings: &[Opening],
+) -> Result<ExitCode> {
     let sequence = match c.sequence {
         Some(s) => s,
         None if c.dry_run && c.genesis.is_some() => {
@@ -455,14 +493,14 @@ pub fn run(args: &AttestArgs) -> Result<ExitCode> {
         None => next_sequence(&c.node, &me)?,
     };
     let body = AttestationBody { attester: me, sequence, issued_at_ms: now_ms(), claim };
-    let a = body.sign(&key, &genesis.hash());
+    let a = body.sign(key, &genesis.hash());
     let id = a.id();
     if c.dry_run {
         // With --confidential this prints the openings too: keep the output as secret as the amount.
-        println!("{}", wire_json_with(&a, &openings));
+        println!("{}", wire_json_with(&a, openings));
         return Ok(ExitCode::SUCCESS);
     }
-    let out = submit_with(&c.node, &a, &openings, c.wait)?;
+    let out = submit_with(&c.node, &a, openings, c.wait)?;
     if c.json {
         println!("{out}");
     } else {

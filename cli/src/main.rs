@@ -7,6 +7,7 @@ mod bench_audit;
 mod bench_tiles;
 mod ceiling;
 mod chain;
+mod governance;
 mod http;
 mod keys;
 mod load;
@@ -53,6 +54,9 @@ enum Command {
     Testnet(node::TestnetArgs),
     /// Build, sign and submit (or print) an attestation.
     Attest(attest::AttestArgs),
+    /// Governance: propose and approve changes of members, keys, roles, validators and parameters; rotate your key; show the state.
+    #[command(subcommand)]
+    Governance(governance::GovernanceCommand),
     /// Generate and inspect member keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => chain::demo(&a),
         Command::Bench(b) => chain::bench(&b),
         Command::Keys(k) => keys::run(&k),
+        Command::Governance(g) => governance::run(&g),
         Command::Attest(a) => attest::run(&a),
         Command::Init(a) => node::init(&a),
         Command::Node(a) => node::node(&a),

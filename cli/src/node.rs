@@ -53,6 +53,10 @@ pub struct InitArgs {
     /// Other members' p2p addresses (repeatable).
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
+    /// A joining member's name: its key is not in the genesis because governance adds
+    /// it (the node syncs from genesis and takes part once the addition is in force).
+    #[arg(long)]
+    member: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -110,8 +114,15 @@ fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
 pub fn init(a: &InitArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis)?;
     let key = crate::keys::read_key(&a.key, &a.passphrase)?;
-    let Some(me) = genesis.members.iter().find(|m| m.public_key == key.public()) else {
-        bail!("--key: this key belongs to no member of {}", a.genesis.display());
+    let genesis_member = genesis.members.iter().find(|m| m.public_key == key.public());
+    let (me, joining) = match (genesis_member, &a.member) {
+        (Some(m), None) => ((m.name.to_string(), if m.validator { "validator" } else { "observer" }), None),
+        (Some(m), Some(_)) => bail!("--member: this key is genesis member '{}' already", m.name),
+        (None, Some(name)) => ((name.clone(), "joining member"), Some(MemberName::parse("--member", name)?)),
+        (None, None) => bail!(
+            "--key: this key belongs to no member of {}; for a member that governance adds, give --member NAME",
+            a.genesis.display()
+        ),
     };
     fs::create_dir_all(&a.data_dir)?;
     let data_dir = fs::canonicalize(&a.data_dir)?;
@@ -138,6 +149,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         connections_max: 64,
         byzantine: None,
         clock_skew_ms: 0,
+        member: joining,
         key_passphrase,
         api: Default::default(),
     };
@@ -157,8 +169,8 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
     println!(
         "initialised {} as {} ({}); run: credence node --config {}",
         data_dir.display(),
-        me.name,
-        if me.validator { "validator" } else { "observer" },
+        me.0,
+        me.1,
         config_path.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -377,6 +389,7 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
             connections_max: 16,
             byzantine: None,
             clock_skew_ms: 0,
+            member: None,
             key_passphrase: None,
             api: LOCAL_API_LIMITS,
         };
@@ -619,6 +632,7 @@ pub fn write_testnet(
             connections_max: 64,
             byzantine: None,
             clock_skew_ms: 0,
+            member: None,
             key_passphrase: None,
             api: LOCAL_API_LIMITS,
         };

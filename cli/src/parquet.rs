@@ -10,7 +10,7 @@
 //!   `issued_at`, then the claim's fields as the API shows them (`ClaimView`) in name
 //!   order, nested objects flattened with `_` (`amount_currency`, `amount_fen`). Amounts are integer
 //!   fen (`INT64`) with their currency beside them; the API's decimal string is left
-//!   out. The amounts that may be confidential (docs/encoding.md §12) add `<name>_sealed`
+//!   out. The amounts that may be confidential (docs/encoding.md §13) add `<name>_sealed`
 //!   (`BOOLEAN`) and `<name>_commitment` (hex); a sealed amount's fen is NULL, never 0, so
 //!   `sum(amount_fen)` adds only amounts in clear and `count(*) filter (where amount_sealed)`
 //!   counts the others. Every kind, today's and those added later (the query log, loans, governance),

@@ -64,8 +64,10 @@ fn line(who: &str, f: &FiguresView) {
 /// The figures of a data directory's store, with every loan line when `loans`.
 fn from_store(dir: &std::path::Path, lender: Option<&str>, loans: bool) -> Result<PortfolioView> {
     let (genesis, store) = crate::chain::load_data_dir(dir)?;
+    // Lenders are genesis members or members governance added (removed ones keep their loans).
+    let gov = credence_ledger::rules::StateView::governance(&store)?.unwrap_or_else(|| genesis.governance());
     if let Some(l) = lender
-        && !genesis.members.iter().any(|m| m.name.as_str() == l)
+        && !gov.members.iter().any(|m| m.name.as_str() == l)
     {
         bail!("--lender: '{l}' is not a member of this consortium");
     }

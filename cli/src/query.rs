@@ -410,6 +410,19 @@ impl Row {
                 r.counterparty = validator.clone();
                 r.detail = format!("height={height} round={round} step={step}");
             }
+            ClaimView::GovProposal { change, member, expires_at_ms } => {
+                r.kind = "gov-proposal";
+                r.counterparty = member.clone().unwrap_or_default();
+                r.detail = format!("change={change} expires_at_ms={expires_at_ms}");
+            }
+            ClaimView::GovApproval { proposal } => {
+                r.kind = "gov-approval";
+                r.detail = format!("proposal={proposal}");
+            }
+            ClaimView::KeyRotation { new_key } => {
+                r.kind = "key-rotation";
+                r.detail = format!("new_key={new_key}");
+            }
             ClaimView::IpPledge { description } => {
                 r.kind = "ip-pledge";
                 r.detail = description.clone();

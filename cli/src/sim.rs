@@ -34,6 +34,9 @@ pub struct SimArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Change the validator set by governance during each run (4 → 5 → 7 → 4 by real governance records; needs --validators 4).
+    #[arg(long)]
+    governance: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -47,7 +50,10 @@ pub fn run(args: &SimArgs) -> Result<ExitCode> {
     if count == 0 {
         bail!("--seeds must be at least 1");
     }
-    let config = |seed| SimConfig::new(seed, args.validators, args.heights, args.byzantine);
+    let config = |seed| SimConfig {
+        governance: args.governance,
+        ..SimConfig::new(seed, args.validators, args.heights, args.byzantine)
+    };
     config(first).check()?;
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let progress = if args.json || count == 1 {
@@ -191,7 +197,17 @@ mod tests {
     use super::*;
 
     fn args(seed: Option<u64>, seeds: u64, validators: usize, byzantine: usize) -> SimArgs {
-        SimArgs { seeds, first_seed: 0, seed, validators, heights: 5, byzantine, threads: Some(1), json: true }
+        SimArgs {
+            seeds,
+            first_seed: 0,
+            seed,
+            validators,
+            heights: 5,
+            byzantine,
+            threads: Some(1),
+            governance: false,
+            json: true,
+        }
     }
 
     #[test]

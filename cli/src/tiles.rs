@@ -284,7 +284,7 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
 pub fn verify(tiles_arg: &str, access: Option<AccessKeyFile>, genesis: Genesis, json_out: bool) -> Result<ExitCode> {
     let src = Tiles::open(tiles_arg, access)?;
     let ctx = Arc::new(ChainContext::new(genesis));
-    let verifier = Verifier::new(ctx.clone());
+    let verifier = Verifier::new(ctx.clone(), credence_node::mempool::InForce::new(&ctx));
     let fail = |reason: String| -> Result<ExitCode> {
         if json_out {
             println!("{}", json!({"valid": false, "reason": reason}));

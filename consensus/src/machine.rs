@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use credence_ledger::block::{Block, CertifiedBlock};
 use credence_ledger::checkpoint::{Checkpoint, NoteSignature};
-use credence_ledger::sig::SigError;
+use credence_ledger::sig::{SecretKey, SigError};
 use credence_ledger::vote::{BlockId, Equivocation, Proposal, SignedStatement, Slot, Statement, Vote, VoteKind};
 
 use super::check;
@@ -37,6 +37,8 @@ use super::votes::{Added, VoteBook, VoteRecord};
 pub const FUTURE_MESSAGES_PER_VALIDATOR: usize = 4;
 /// Proposals kept per round: the first, and one conflicting (an equivocation).
 pub const PROPOSALS_PER_ROUND_MAX: usize = 2;
+/// Contexts of later heights a machine keeps (the next two heights').
+pub const CONTEXTS_AHEAD_MAX: usize = 2;
 
 /// Whether a message's signature was already checked when it is handled.
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +59,18 @@ struct BlockEntry {
 /// One validator's (or observer's) consensus state. Pure: inputs in, effects out.
 #[derive(Debug)]
 pub struct Consensus {
+    /// The validator set and parameters in force at `height`.
     ctx: Arc<Context>,
+    /// Contexts of later heights the replica already knows (at most
+    /// [`CONTEXTS_AHEAD_MAX`], heights above `height`): governance changes take effect
+    /// two heights after the block that completes them, so the next height's is
+    /// always known once the current height started.
+    ahead: BTreeMap<u64, Arc<Context>>,
+    /// Whether a host provides the contexts of later heights ([`Consensus::provide_context`]);
+    /// if it never does, every height has the first context (a fixed set).
+    governed: bool,
+    /// This validator's key, whatever the set; `signer` is `Some` at heights where it validates.
+    key: Option<SecretKey>,
     signer: Option<Signer>,
     /// L2–L9.
     height: u64,
@@ -105,12 +118,16 @@ impl Consensus {
             assert_eq!(
                 ctx.validators[usize::from(s.index)].key.public(),
                 s.key.public(),
-                "signer key is its genesis key"
+                "signer key is its key in the set in force"
             );
         }
         let n = ctx.n();
+        let key = signer.as_ref().map(|s| SecretKey::from_seed(s.key.seed()));
         Consensus {
             ctx,
+            ahead: BTreeMap::new(),
+            governed: false,
+            key,
             signer,
             height,
             round: 0,
@@ -132,6 +149,42 @@ impl Consensus {
             reported: BTreeSet::new(),
             refused: 0,
         }
+    }
+
+    /// An observer (no signer yet) that validates with `key` from the heights whose set
+    /// holds it: a member that governance makes a validator later.
+    pub fn with_key(mut self, key: SecretKey) -> Consensus {
+        self.signer = signer_in(&self.ctx, &key);
+        self.key = Some(key);
+        self
+    }
+
+    /// The validator set and parameters in force at `height` (a later height than the
+    /// machine's). Heights already entered keep the context they started with.
+    pub fn provide_context(&mut self, height: u64, ctx: Arc<Context>) {
+        self.governed = true;
+        if height <= self.height {
+            return;
+        }
+        self.ahead.insert(height, ctx);
+        // Hosts provide heights in increasing order: the lowest are the stale ones.
+        while self.ahead.len() > CONTEXTS_AHEAD_MAX {
+            self.ahead.pop_first();
+        }
+    }
+
+    /// The context of the height after this one, if known.
+    fn next_ctx(&self) -> Option<&Arc<Context>> {
+        match self.ahead.get(&(self.height + 1)) {
+            Some(c) => Some(c),
+            None if !self.governed => Some(&self.ctx),
+            None => None,
+        }
+    }
+
+    /// The context in force at the current height.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
     }
 
     /// The validator's wall clock, in ms since the Unix epoch: the receive time of
@@ -282,7 +335,9 @@ impl Consensus {
     fn reaches_signature_check(&self, msg: &Message) -> Option<ValidatorIndex> {
         let (got, current) = (msg.height(), self.height);
         if got == current + 1 {
-            return self.buffer_gate(msg).ok();
+            // Batched with this height's keys only if the next height has the same set.
+            let same = self.next_ctx().is_some_and(|n| Arc::ptr_eq(n, &self.ctx));
+            return if same { self.buffer_gate(msg).ok() } else { None };
         }
         if got != current {
             return None;
@@ -332,9 +387,13 @@ impl Consensus {
         if self.future.iter().any(|(_, m, _)| m == msg) {
             return Err(MessageError::Duplicate);
         }
+        let Some(next) = self.next_ctx() else {
+            // The set of the next height is not known yet: not checkable, no blame.
+            return Err(MessageError::FutureHeight { got: msg.height(), current: self.height });
+        };
         match msg {
-            Message::Proposal(p) => self.check_proposal_shape(p),
-            Message::Vote(v) if usize::from(v.validator) < self.ctx.n() => Ok(v.validator),
+            Message::Proposal(p) => check_proposal_shape(next, p),
+            Message::Vote(v) if usize::from(v.validator) < next.n() => Ok(v.validator),
             Message::Vote(v) => Err(MessageError::NotValidator(v.validator)),
         }
     }
@@ -342,9 +401,13 @@ impl Consensus {
     /// Keeps a verified next-height message, at most [`FUTURE_MESSAGES_PER_VALIDATOR`] per sender.
     fn buffer(&mut self, msg: Message, checked: Checked) -> Result<(), MessageError> {
         let sender = self.buffer_gate(&msg)?;
+        let next = self
+            .next_ctx()
+            .map(Arc::clone)
+            .ok_or(MessageError::FutureHeight { got: msg.height(), current: self.height })?;
         self.signature_ok(checked, || match &msg {
-            Message::Proposal(p) => check::verify_proposal(&self.ctx, sender, p),
-            Message::Vote(v) => check::verify_vote(&self.ctx, v),
+            Message::Proposal(p) => check::verify_proposal(&next, sender, p),
+            Message::Vote(v) => check::verify_vote(&next, v),
         })?;
         if self.future.iter().filter(|(s, _, _)| *s == sender).count() >= FUTURE_MESSAGES_PER_VALIDATOR {
             return Err(MessageError::BufferFull(sender));
@@ -670,6 +733,16 @@ impl Consensus {
     /// L52–L54 (and start-up): a new height, reset, replay its buffered messages.
     fn enter_height(&mut self, height: u64, out: &mut Vec<Effect>) {
         assert!(height >= self.height, "heights only increase");
+        if let Some(ctx) = self.ahead.get(&height) {
+            if !Arc::ptr_eq(ctx, &self.ctx) {
+                self.ctx = Arc::clone(ctx);
+                self.signer = self.key.as_ref().and_then(|k| signer_in(&self.ctx, k));
+            }
+        } else if self.governed && height > self.height {
+            // Buffered messages were checked against a set we do not have for this height.
+            self.future.clear();
+        }
+        self.ahead = self.ahead.split_off(&(height + 1));
         self.height = height;
         self.locked = None;
         self.valid = None;
@@ -830,26 +903,7 @@ impl Consensus {
     /// The block matches the signed id and height, the valid round is below the round;
     /// returns the proposer the rotation names for (height, round).
     fn check_proposal_shape(&self, sp: &SignedProposal) -> Result<ValidatorIndex, MessageError> {
-        let p = &sp.proposal;
-        if sp.block.header.height != p.height || BlockId::of(&sp.block.header) != p.block {
-            return Err(MessageError::BlockMismatch);
-        }
-        if let Some(vr) = p.valid_round
-            && vr >= p.round
-        {
-            return Err(MessageError::BadValidRound { valid_round: vr, round: p.round });
-        }
-        let proposer = self.ctx.proposer(p.height, p.round);
-        // A fresh block names the proposer of its round; a re-proposed one (a POL) keeps
-        // the name of the round it was first proposed in, which 2f+1 prevotes vouch for.
-        let expected = &self.ctx.validators[usize::from(proposer)].name;
-        if p.valid_round.is_none() && sp.block.header.proposer != *expected {
-            return Err(MessageError::WrongProposer {
-                expected: expected.to_string(),
-                got: sp.block.header.proposer.to_string(),
-            });
-        }
-        Ok(proposer)
+        check_proposal_shape(&self.ctx, sp)
     }
 
     fn check_invariants(&self) {
@@ -867,6 +921,39 @@ impl Consensus {
         let proposals: usize = self.proposals.values().map(Vec::len).sum();
         assert!(self.blocks.len() <= proposals + 2, "one block per proposal, plus our own and a restored lock");
     }
+}
+
+/// The block matches the signed id and height, the valid round is below the round;
+/// returns the proposer the rotation of `ctx` (the set in force at the proposal's
+/// height) names for (height, round).
+fn check_proposal_shape(ctx: &Context, sp: &SignedProposal) -> Result<ValidatorIndex, MessageError> {
+    let p = &sp.proposal;
+    if sp.block.header.height != p.height || BlockId::of(&sp.block.header) != p.block {
+        return Err(MessageError::BlockMismatch);
+    }
+    if let Some(vr) = p.valid_round
+        && vr >= p.round
+    {
+        return Err(MessageError::BadValidRound { valid_round: vr, round: p.round });
+    }
+    let proposer = ctx.proposer(p.height, p.round);
+    // A fresh block names the proposer of its round; a re-proposed one (a POL) keeps
+    // the name of the round it was first proposed in, which 2f+1 prevotes vouch for.
+    let expected = &ctx.validators[usize::from(proposer)].name;
+    if p.valid_round.is_none() && sp.block.header.proposer != *expected {
+        return Err(MessageError::WrongProposer {
+            expected: expected.to_string(),
+            got: sp.block.header.proposer.to_string(),
+        });
+    }
+    Ok(proposer)
+}
+
+/// This validator's place in `ctx`'s set, if its key is there.
+fn signer_in(ctx: &Context, key: &SecretKey) -> Option<Signer> {
+    let public = key.public();
+    let i = ctx.validators.iter().position(|v| v.key.public() == public)?;
+    Some(Signer { index: ValidatorIndex::try_from(i).ok()?, key: SecretKey::from_seed(key.seed()) })
 }
 
 #[cfg(test)]

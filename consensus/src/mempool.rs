@@ -31,7 +31,7 @@
 //!
 //! # Fair shares
 //! One member's burst must not fill the pool for everyone.
-//! [`MempoolLimits::reserved_percent`] of each bound is reserved in equal *shares* for the genesis members; the rest is first come,
+//! [`MempoolLimits::reserved_percent`] of each bound is reserved in equal *shares* for the genesis members (members added by governance have none); the rest is first come,
 //! first served. A member may always fill its own share; beyond it, it may use only room
 //! that no other member has reserved, and is refused with [`AdmitError::ShareFull`]
 //! otherwise. Invariant: for records and for bytes, the pool's use plus the unused shares
@@ -62,10 +62,11 @@
 //! (a [`StateView`]) and the time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use credence_ledger::attestation::{AttestationDecodeError, AttestationId, Claim};
+use credence_ledger::attestation::{AttestationDecodeError, AttestationId, Claim, ClaimKind};
 use credence_ledger::block::Leaf;
+use credence_ledger::governance::{GovState, Roster};
 use credence_ledger::hash::DigestMap;
 use credence_ledger::ids::PatentNumber;
 use credence_ledger::loan_rules::{Fact, FactKey};
@@ -106,6 +107,8 @@ fn is_simple(claim: &Claim) -> bool {
         | Claim::RiskPool(_)
         | Claim::Disposal(_)
         | Claim::Qualification(_) => false,
+        // Governance records read and write the governance state.
+        Claim::GovernanceProposal(_) | Claim::GovernanceApproval(_) | Claim::KeyRotation(_) => false,
     }
 }
 
@@ -233,8 +236,18 @@ pub fn rejection_field(r: &Rejection) -> &'static str {
         Rejection::BadSupersession(_) => "superseded_by",
         Rejection::BlockTimeNotIncreasing { .. } => "time_ms",
         Rejection::TooManyRecords { .. } | Rejection::TooManyBytes { .. } => "attestations",
-        Rejection::BadSignature(_) => "signature",
+        Rejection::BadSignature(_) | Rejection::KeyRotatedOut(_) | Rejection::KeyRevoked { .. } => "signature",
         Rejection::Evidence(_) => "evidence",
+        Rejection::GovernanceNotValidator(_) | Rejection::MemberRemoved(_) => "attester",
+        Rejection::ProposalUnknown(_)
+        | Rejection::ProposalExpired { .. }
+        | Rejection::DuplicateApproval { .. }
+        | Rejection::ProposalClosed(_) => "proposal",
+        Rejection::ExpiryOutOfRange { .. } => "expires_at_ms",
+        Rejection::NoValidatorLeft => "change",
+        Rejection::InvalidChange { field, .. } | Rejection::KeyInUse { field } => field,
+        Rejection::BadPossession(_) => "possession",
+        Rejection::GovernanceFull { .. } => "governance",
         Rejection::PatentNoStatus(_) | Rejection::PatentStatusForbids { .. } => "patent",
         Rejection::PledgorNotOwner { .. } => "pledgor",
         Rejection::PledgeOutlivesPatent { .. } => "end",
@@ -291,18 +304,38 @@ impl Verified {
     }
 }
 
-/// The lock-free half of admission: everything that needs only the genesis.
+/// The members and keys in force at the next height, as the replica last committed:
+/// one per node, shared by its mempool and its verifiers (governance changes them).
+#[derive(Clone, Debug)]
+pub struct InForce(Arc<RwLock<(u64, Arc<Roster>)>>);
+
+impl InForce {
+    /// What is in force at block 1.
+    pub fn new(ctx: &ChainContext) -> InForce {
+        InForce(Arc::new(RwLock::new((1, Arc::clone(ctx.genesis_roster())))))
+    }
+    /// The next height and its roster.
+    pub fn get(&self) -> (u64, Arc<Roster>) {
+        let g = self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (g.0, Arc::clone(&g.1))
+    }
+    pub fn set(&self, next_height: u64, roster: Arc<Roster>) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = (next_height, roster);
+    }
+}
+
+/// The lock-free half of admission: decoding, field rules, membership and the
+/// signature under the key in force.
 #[derive(Debug)]
 pub struct Verifier {
     ctx: Arc<ChainContext>,
-    /// Decompressed keys of every member, in genesis order.
-    keys: Vec<VerifyingKey>,
+    in_force: InForce,
 }
 
 impl Verifier {
-    pub fn new(ctx: Arc<ChainContext>) -> Verifier {
-        let keys = ctx.genesis.verifying_keys();
-        Verifier { ctx, keys }
+    /// A verifier for the node whose members in force `in_force` tracks ([`Mempool::in_force`]).
+    pub fn new(ctx: Arc<ChainContext>, in_force: InForce) -> Verifier {
+        Verifier { ctx, in_force }
     }
 
     /// Decodes `bytes` and checks fields, membership and the signature.
@@ -312,9 +345,13 @@ impl Verifier {
 
     /// [`Verifier::verify`] for an already decoded leaf (e.g. from gossip).
     pub fn verify_leaf(&self, leaf: Leaf) -> Result<Verified, AdmitError> {
-        let (attester, key) = self.signer(&leaf)?;
-        key.verify(Domain::Attestation, &self.ctx.chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
-            .map_err(bad_signature)?;
+        let (_, roster) = self.in_force.get();
+        let (attester, key) = signer(&roster, &leaf)?;
+        if let Err(e) =
+            key.verify(Domain::Attestation, &self.ctx.chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
+        {
+            return Err(signature_failure(&roster, &leaf, &self.ctx.chain_id, e));
+        }
         Ok(Verified { leaf, attester })
     }
 
@@ -338,6 +375,7 @@ impl Verifier {
         let ids: Vec<AttestationId> = decoded.iter().flatten().map(|l| l.id).collect();
         let marks = known(&ids);
         assert_eq!(marks.len(), ids.len(), "one mark per decoded item");
+        let (_, roster) = self.in_force.get();
         let mut marks = marks.into_iter();
         let checked: Vec<Result<(Leaf, u16, &VerifyingKey), AdmitError>> = decoded
             .into_iter()
@@ -346,7 +384,7 @@ impl Verifier {
                 if marks.next() == Some(true) {
                     return Err(AdmitError::Duplicate(leaf.id));
                 }
-                let (attester, key) = self.signer(&leaf)?;
+                let (attester, key) = signer(&roster, &leaf)?;
                 Ok((leaf, attester, key))
             })
             .collect();
@@ -372,21 +410,24 @@ impl Verifier {
                 // One verdict per decoded item; a missing one fails closed.
                 match verdicts.next() {
                     Some(Ok(())) => Ok(Verified { leaf, attester }),
-                    Some(Err(e)) => Err(bad_signature(e)),
+                    Some(Err(e)) => Err(signature_failure(&roster, &leaf, &self.ctx.chain_id, e)),
                     None => Err(bad_signature(SigError::Mismatch)),
                 }
             })
             .collect()
     }
+}
 
-    /// The attester's genesis index and verifying key.
-    fn signer(&self, leaf: &Leaf) -> Result<(u16, &VerifyingKey), AdmitError> {
-        let body = &leaf.attestation.body;
-        let unknown = || AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string()));
-        let attester = self.ctx.genesis.member_index(&body.attester).ok_or_else(unknown)?;
-        let key = self.keys.get(usize::from(attester)).ok_or_else(unknown)?;
-        Ok((attester, key))
+/// The attester's member index and the verifying key it holds in `roster`.
+fn signer<'r>(roster: &'r Roster, leaf: &Leaf) -> Result<(u16, &'r VerifyingKey), AdmitError> {
+    let body = &leaf.attestation.body;
+    let unknown = || AdmitError::Rule(Rejection::UnknownAttester(body.attester.to_string()));
+    let attester = roster.member_index(&body.attester).ok_or_else(unknown)?;
+    let m = roster.members.get(usize::from(attester)).ok_or_else(unknown)?;
+    if !m.active {
+        return Err(AdmitError::Rule(Rejection::MemberRemoved(body.attester.to_string())));
     }
+    Ok((attester, &m.verifying))
 }
 
 /// Canonical decoding with the field rules.
@@ -399,6 +440,15 @@ fn decode(bytes: Vec<u8>) -> Result<Leaf, AdmitError> {
 
 fn bad_signature(e: SigError) -> AdmitError {
     AdmitError::Rule(Rejection::BadSignature(e.to_string()))
+}
+
+/// A signature that does not verify under the attester's key in force: R050 if it was made
+/// with a key governance revoked, R049 with one rotated out, else R022.
+fn signature_failure(roster: &Roster, leaf: &Leaf, chain_id: &credence_ledger::hash::Hash, e: SigError) -> AdmitError {
+    match credence_ledger::rules::stale_key_in(roster, &leaf.attestation, leaf.body_bytes(), chain_id) {
+        Some(r) => AdmitError::Rule(r),
+        None => bad_signature(e),
+    }
 }
 
 /// What [`Mempool::admit`] did with an attestation.
@@ -480,6 +530,8 @@ struct Overlay {
     sequences: HashMap<u16, u64>,
     records: DigestMap<AttestationId, RecordMeta>,
     pledges: DigestMap<PatentNumber, Option<AttestationId>>,
+    /// Governance as the pending governance records leave it.
+    governance: Option<Arc<GovState>>,
     facts: HashMap<FactKey, Option<Fact>>,
 }
 
@@ -488,6 +540,9 @@ impl Overlay {
         self.sequences.extend(d.sequences.iter().copied());
         self.records.extend(d.records.iter().copied());
         self.pledges.extend(d.pledges.iter().copied());
+        if let Some(g) = &d.governance {
+            self.governance = Some(Arc::clone(g));
+        }
         self.facts.extend(d.facts.iter().cloned());
     }
 }
@@ -518,6 +573,12 @@ impl<V: StateView + ?Sized> StateView for PendingView<'_, V> {
             None => self.base.active_pledge(patent),
         }
     }
+    fn governance(&self) -> Result<Option<Arc<GovState>>, V::Error> {
+        match &self.overlay.governance {
+            Some(g) => Ok(Some(Arc::clone(g))),
+            None => self.base.governance(),
+        }
+    }
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, V::Error> {
         match self.overlay.facts.get(key) {
             Some(f) => Ok(f.clone()),
@@ -542,6 +603,8 @@ fn rule_err<E: std::error::Error>(e: RuleError<E>) -> AdmitError {
 #[derive(Debug)]
 pub struct Mempool {
     ctx: Arc<ChainContext>,
+    /// The next height and what is in force there (set by the replica at each commit).
+    in_force: InForce,
     limits: MempoolLimits,
     entries: DigestMap<AttestationId, Entry>,
     /// Ready records in the order they became ready.
@@ -561,6 +624,10 @@ pub struct Mempool {
     used: HashMap<u16, Usage>,
     /// Σ over the genesis members of the part of their share they do not use.
     unused_shares: Usage,
+    /// How many members hold a reserved share: the genesis members (indexes below
+    /// this). Members added by governance use the unreserved room only, so the
+    /// shares' sum never grows past the reserved part of the bounds.
+    reserved_members: usize,
 }
 
 impl Mempool {
@@ -572,9 +639,11 @@ impl Mempool {
             bytes: limits.bytes_max.saturating_mul(percent) / 100 / members,
         };
         Mempool {
+            in_force: InForce::new(&ctx),
             share,
             used: HashMap::new(),
             unused_shares: Usage { records: share.records * members, bytes: share.bytes * members },
+            reserved_members: members,
             ctx,
             limits,
             entries: DigestMap::default(),
@@ -586,6 +655,11 @@ impl Mempool {
             next_order: 0,
             bytes: 0,
         }
+    }
+
+    /// The handle a node's verifiers share with this pool.
+    pub fn in_force(&self) -> InForce {
+        self.in_force.clone()
     }
 
     pub fn limits(&self) -> MempoolLimits {
@@ -650,8 +724,15 @@ impl Mempool {
             return Ok(Admitted { id, held_for: Some(expected), promoted: Vec::new(), evicted: Vec::new() });
         }
         let pending = PendingView { base: view, overlay: &self.overlay };
-        let delta =
-            rules::check_attestation(&self.ctx.genesis, &pending, now_ms, &id, &leaf.attestation).map_err(rule_err)?;
+        let delta = rules::check_attestation(
+            &self.ctx.genesis,
+            &pending,
+            self.in_force.get().0,
+            now_ms,
+            &id,
+            &leaf.attestation,
+        )
+        .map_err(rule_err)?;
         self.check_room(attester, leaf.bytes.len())?;
         self.make_ready(Entry { leaf, attester, slot: Slot::Held }, &delta);
         let (promoted, evicted) = self.promote(view, attester, now_ms)?;
@@ -662,8 +743,14 @@ impl Mempool {
     fn precheck_held(&self, attester: u16, leaf: &Leaf, now_ms: u64) -> Result<(), AdmitError> {
         let body = &leaf.attestation.body;
         let kind = body.claim.kind();
-        let member = self.ctx.genesis.members.get(usize::from(attester));
-        if !member.is_some_and(|m| m.may_attest(kind)) {
+        let (_, roster) = self.in_force.get();
+        let member = roster.members.get(usize::from(attester));
+        let may = |m: &credence_ledger::governance::RosterMember| {
+            let validator_kind =
+                matches!(kind, ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval);
+            m.active && ((validator_kind && m.validator) || m.roles.iter().any(|r| r.allows(kind)))
+        };
+        if !member.is_some_and(may) {
             return Err(AdmitError::Rule(Rejection::RoleNotPermitted {
                 attester: body.attester.to_string(),
                 kind: kind.name(),
@@ -688,19 +775,25 @@ impl Mempool {
         // What the record takes beyond the attester's own unused share must come from
         // room that no member has reserved.
         let used = self.used.get(&attester).copied().unwrap_or_default();
-        let own = used.unused_of(self.share);
+        let share = self.share_of(attester);
+        let own = used.unused_of(share);
         let beyond = Usage { records: 1usize.saturating_sub(own.records), bytes: bytes.saturating_sub(own.bytes) };
         let refuse = |what, used, share| {
-            let attester = self.ctx.genesis.members.get(usize::from(attester)).map(|m| m.name.to_string());
+            let attester = self.in_force.get().1.members.get(usize::from(attester)).map(|m| m.name.to_string());
             AdmitError::ShareFull { attester: attester.unwrap_or_default(), what, used, share }
         };
         if self.entries.len() + self.unused_shares.records + beyond.records > self.limits.records_max {
-            return Err(refuse("records", used.records, self.share.records));
+            return Err(refuse("records", used.records, share.records));
         }
         if self.bytes + self.unused_shares.bytes + beyond.bytes > self.limits.bytes_max {
-            return Err(refuse("bytes", used.bytes, self.share.bytes));
+            return Err(refuse("bytes", used.bytes, share.bytes));
         }
         Ok(())
+    }
+
+    /// The reserved share of member `attester` (none for members added by governance).
+    fn share_of(&self, attester: u16) -> Usage {
+        if usize::from(attester) < self.reserved_members { self.share } else { Usage::default() }
     }
 
     /// Counts a record in or out of its attester's use and the unused shares.
@@ -711,7 +804,8 @@ impl Mempool {
         } else {
             Usage { records: before.records - 1, bytes: before.bytes - bytes }
         };
-        let (was, is) = (before.unused_of(self.share), after.unused_of(self.share));
+        let share = self.share_of(attester);
+        let (was, is) = (before.unused_of(share), after.unused_of(share));
         self.unused_shares.records = self.unused_shares.records + is.records - was.records;
         self.unused_shares.bytes = self.unused_shares.bytes + is.bytes - was.bytes;
         if after == Usage::default() {
@@ -791,7 +885,8 @@ impl Mempool {
             let Some(id) = self.held.get(&(attester, next)).copied() else { break };
             let Some(e) = self.remove(&id) else { break };
             let pending = PendingView { base: view, overlay: &self.overlay };
-            match rules::check_attestation(&self.ctx.genesis, &pending, now_ms, &id, &e.leaf.attestation) {
+            let height = self.in_force.get().0;
+            match rules::check_attestation(&self.ctx.genesis, &pending, height, now_ms, &id, &e.leaf.attestation) {
                 Ok(delta) => {
                     self.make_ready(e, &delta);
                     promoted.push(id);
@@ -854,7 +949,7 @@ impl Mempool {
                 self.overlay = Overlay::default();
                 self.bytes = 0;
                 self.used.clear();
-                let members = self.ctx.genesis.members.len().max(1);
+                let members = self.reserved_members;
                 self.unused_shares = Usage { records: self.share.records * members, bytes: self.share.bytes * members };
                 Err(e)
             }
@@ -908,7 +1003,8 @@ impl Mempool {
 
     /// Genesis indexes of the attesters of `leaves` (a committed block names members only).
     fn attesters_of(&self, leaves: &[Leaf]) -> BTreeSet<u16> {
-        leaves.iter().filter_map(|l| self.ctx.genesis.member_index(&l.attestation.body.attester)).collect()
+        let (_, roster) = self.in_force.get();
+        leaves.iter().filter_map(|l| roster.member_index(&l.attestation.body.attester)).collect()
     }
 
     /// The fast path after another proposer's block when the block and every ready
@@ -926,7 +1022,7 @@ impl Mempool {
     ) -> Result<bool, AdmitError> {
         debug_assert_eq!(self.complex_ready, 0);
         // Held records' issue times were checked at admission (see `revalidate`).
-        let no_clock = u64::MAX;
+        let no_clock = rules::NO_CLOCK_MS;
         for leaf in committed {
             self.overlay.records.remove(&leaf.id);
         }
@@ -963,7 +1059,7 @@ impl Mempool {
             .values()
             .fold(Usage::default(), |a, u| Usage { records: a.records + u.records, bytes: a.bytes + u.bytes });
         assert_eq!(used, Usage { records: self.entries.len(), bytes: self.bytes }, "use by attester adds up");
-        let unused = self.ctx.genesis.members.iter().enumerate().fold(Usage::default(), |a, (i, _)| {
+        let unused = (0..self.reserved_members).fold(Usage::default(), |a, i| {
             let u = self.used.get(&(i as u16)).copied().unwrap_or_default().unused_of(self.share);
             Usage { records: a.records + u.records, bytes: a.bytes + u.bytes }
         });
@@ -973,9 +1069,10 @@ impl Mempool {
     }
 
     fn revalidate<V: StateView + ?Sized>(&mut self, view: &V, out: &mut CommitOutcome) -> Result<(), AdmitError> {
-        // Issue times were checked at admission against the admitting node's clock; a
-        // re-check must not evict a record for a clock it no longer has.
-        let no_clock = u64::MAX;
+        // Issue times and proposal expiries were checked at admission against the
+        // admitting node's clock; a re-check must not evict a record for a clock it no
+        // longer has (the block that includes it checks them at its time).
+        let no_clock = rules::NO_CLOCK_MS;
         let order: Vec<(u64, AttestationId)> = std::mem::take(&mut self.ready).into_iter().collect();
         self.ready_seq.clear();
         self.complex_ready = 0;
@@ -983,7 +1080,8 @@ impl Mempool {
         for (pos, id) in order {
             let Some(e) = self.entries.get(&id) else { continue };
             let pending = PendingView { base: view, overlay: &self.overlay };
-            match rules::check_attestation(&self.ctx.genesis, &pending, no_clock, &id, &e.leaf.attestation) {
+            let height = self.in_force.get().0;
+            match rules::check_attestation(&self.ctx.genesis, &pending, height, no_clock, &id, &e.leaf.attestation) {
                 Ok(delta) => {
                     self.ready.insert(pos, id);
                     let body = &e.leaf.attestation.body;

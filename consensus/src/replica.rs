@@ -20,7 +20,7 @@
 //! [`ValidProposal`] certified at commit, or `verify_block` for anything else.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use credence_ledger::attestation::{AttestationBody, Claim};
 use credence_ledger::block::{Block, BlockHash, CertifiedBlock, Leaf, ValidBlock};
@@ -36,7 +36,7 @@ use credence_ledger::vote::Equivocation;
 use crate::evidence::EvidencePool;
 use crate::mempool::{Mempool, Verifier};
 use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest};
-use crate::{Consensus, Context, Effect, Input, Message, MessageError, SignState, Signer, Step, Timeout};
+use crate::{Consensus, Context, Effect, Input, Message, MessageError, SignState, Step, Timeout};
 
 /// Valid proposals kept for their commit (each holds its block's state change).
 pub const VALID_PROPOSALS_MAX: usize = 8;
@@ -51,6 +51,8 @@ pub const EMPTY_BLOCK_WAIT_MS: u64 = 1_000;
 pub const SYNC_RETRY_MS: u64 = 1_000;
 /// Timeouts pending at once (the machine asks for at most one per step and round).
 pub const TIMERS_MAX: usize = 256;
+/// Consensus contexts (one per validator set and parameters met) kept for reuse.
+pub const CONTEXTS_CACHED_MAX: usize = 4;
 
 // Both proposals a round may hold (the second is evidence) keep their leaf check
 // until validated, and a valid proposal outlives a round change.
@@ -157,6 +159,8 @@ pub struct ReplicaStats {
 #[derive(Debug)]
 pub struct Replica<S> {
     ctx: Arc<ChainContext>,
+    /// Consensus contexts of the rosters met lately, at most [`CONTEXTS_CACHED_MAX`].
+    contexts: VecDeque<Arc<Context>>,
     store: S,
     mempool: Arc<Mutex<Mempool>>,
     verifier: Verifier,
@@ -196,20 +200,17 @@ impl<S: Store> Replica<S> {
         now: Clock,
     ) -> Result<Replica<S>, ReplicaError> {
         let tip = tip_of(&ctx, &store)?;
-        let cctx = Arc::new(Context::new(&ctx.genesis));
-        let consensus = me.as_ref().and_then(|m| {
-            let index = cctx.index_of(&m.name)?;
-            let signer = Signer { index, key: SecretKey::from_seed(m.key.seed()) };
-            Some(Consensus::new(Arc::clone(&cctx), Some(signer), tip.height + 1, sign_state.clone()))
-        });
-        let persisted = sign_state.map(|s| (s.height, s.round, s.step));
-        Ok(Replica {
-            verifier: Verifier::new(Arc::clone(&ctx)),
+        let persisted = sign_state.as_ref().map(|s| (s.height, s.round, s.step));
+        let verifier =
+            Verifier::new(Arc::clone(&ctx), mempool.lock().unwrap_or_else(PoisonError::into_inner).in_force());
+        let mut replica = Replica {
+            verifier,
             ctx,
+            contexts: VecDeque::new(),
             store,
             mempool,
             me,
-            consensus,
+            consensus: None,
             tip,
             evidence: EvidencePool::default(),
             leaf_checks: VecDeque::new(),
@@ -226,11 +227,81 @@ impl<S: Store> Replica<S> {
             persisted,
             running: false,
             stats: ReplicaStats::default(),
-        })
+        };
+        replica.follow_governance(sign_state)?;
+        Ok(replica)
+    }
+
+    /// The consensus context of the set in force at `height` (at most two heights past
+    /// the tip: later changes are not known yet).
+    fn context_at(&mut self, height: u64) -> Result<Arc<Context>, ReplicaError> {
+        let (_, roster) = self.ctx.in_force(&self.store, height)?;
+        if let Some(c) = self.contexts.iter().find(|c| c.digest == roster.digest) {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(Context::in_force(&self.ctx.genesis, &roster));
+        if self.contexts.len() >= CONTEXTS_CACHED_MAX {
+            self.contexts.pop_front();
+        }
+        self.contexts.push_back(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// After the tip moved (or at start): what is in force at the next height goes to
+    /// the mempool and verifiers, the next two heights' validator sets to consensus; a
+    /// member that governance makes a validator starts its consensus machine.
+    fn follow_governance(&mut self, sign_state: Option<SignState>) -> Result<(), ReplicaError> {
+        let next = self.tip.height + 1;
+        let (_, roster) = self.ctx.in_force(&self.store, next)?;
+        self.pool().in_force().set(next, roster);
+        let current = self.context_at(next)?;
+        let after = self.context_at(next + 1)?;
+        if self.consensus.is_none()
+            && let Some(me) = &self.me
+        {
+            let key = me.key.public();
+            let validates = |c: &Context| c.validators.iter().any(|v| v.key.public() == key);
+            if validates(&current) || validates(&after) {
+                let seed = me.key.seed();
+                let machine = Consensus::new(Arc::clone(&current), None, next, sign_state);
+                self.consensus = Some(machine.with_key(SecretKey::from_seed(seed)));
+                if self.running {
+                    let effects = self.consensus.as_mut().map(Consensus::start).unwrap_or_default();
+                    let mut out = Vec::new();
+                    self.apply(effects, &mut out)?;
+                    debug_assert!(out.iter().all(|a| !matches!(a, Action::Broadcast(_))), "a new machine waits");
+                }
+            }
+        }
+        if let Some(c) = self.consensus.as_mut() {
+            c.provide_context(next, current);
+            c.provide_context(next + 1, after);
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The member that signed `msg` (a proposal's proposer, a vote's validator), by
+    /// the validator set in force at its height; `None` if that height's set is not
+    /// known yet or the index is outside it.
+    pub fn signer_name(&mut self, msg: &Message) -> Option<MemberName> {
+        let (height, index) = match msg {
+            Message::Proposal(p) => (p.proposal.height, None),
+            Message::Vote(v) => (v.vote.height, Some(v.validator)),
+        };
+        if height > self.tip.height + 2 {
+            return None;
+        }
+        let c = self.context_at(height).ok()?;
+        let index = match (index, msg) {
+            (Some(i), _) => i,
+            (None, Message::Proposal(p)) => c.proposer(p.proposal.height, p.proposal.round),
+            (None, Message::Vote(_)) => return None,
+        };
+        c.validators.get(usize::from(index)).map(|v| v.name.clone())
     }
     /// The store back, when the replica stops (or crashes, in the simulator).
     pub fn into_store(self) -> S {
@@ -626,7 +697,8 @@ impl<S: Store> Replica<S> {
     fn assemble(&mut self, out: &mut Vec<Action>) -> Result<Option<Block>, ReplicaError> {
         let Some(me) = &self.me else { return Ok(None) };
         let proposer = me.name.clone();
-        let params = &self.ctx.genesis.consensus;
+        let (_, roster) = self.ctx.in_force(&self.store, self.tip.height + 1)?;
+        let params = &roster.params;
         let mut leaves = self.pool().take(params.block_records_max as usize, params.block_bytes_max as usize);
         let time_ms = self.now.wall_ms;
         debug_assert!(time_ms > self.tip.time_ms, "checked by try_build");
@@ -634,8 +706,7 @@ impl<S: Store> Replica<S> {
         // refused, propose the records before it. Twice at most: the second is a prefix
         // that passed.
         for _ in 0..2 {
-            let assembled =
-                verify::assemble(&self.tip, self.ctx.validator_set_hash(), proposer.clone(), time_ms, leaves);
+            let assembled = verify::assemble(&self.tip, roster.validator_set_hash, proposer.clone(), time_ms, leaves);
             let (block, matched) = match assembled {
                 Ok(b) => b,
                 Err(e) => {
@@ -703,6 +774,7 @@ impl<S: Store> Replica<S> {
     fn store_block(&mut self, vb: &ValidBlock, synced: bool, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
         self.store.commit(vb)?;
         self.tip.advance(vb);
+        self.follow_governance(None)?;
         let block = &vb.certified().block;
         {
             let mut pool = self.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -727,7 +799,7 @@ impl<S: Store> Replica<S> {
             return;
         }
         let Some(me) = &self.me else { return };
-        let Some(index) = self.ctx.genesis.member_index(&me.name) else { return };
+        let Some(index) = self.pool().in_force().get().1.member_index(&me.name) else { return };
         let mut pool = self.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let sequence = match pool.next_sequence(&self.store, index) {
             Ok(s) => s,

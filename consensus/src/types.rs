@@ -5,6 +5,7 @@ use std::sync::Arc;
 use credence_ledger::block::{Block, CertifiedBlock};
 use credence_ledger::checkpoint::{self, key_id};
 use credence_ledger::genesis::{ConsensusParams, Genesis, TimeParams};
+use credence_ledger::governance::Roster;
 use credence_ledger::hash::Hash;
 use credence_ledger::ids::MemberName;
 use credence_ledger::sig::{KeySet, SecretKey, Signature, VerifyingKey};
@@ -12,7 +13,7 @@ use credence_ledger::vote::{BlockId, Equivocation, Proposal, Vote};
 
 use super::guard::SignState;
 
-/// Index of a validator in genesis validator order (members sorted by name).
+/// Index of a validator in the order of the set in force at a height (by name).
 pub type ValidatorIndex = u16;
 
 /// A proposal as it travels: the signed statement and the block it names.
@@ -155,7 +156,8 @@ pub struct ValidatorInfo {
     pub key_id: [u8; 4],
 }
 
-/// What every node knows about the chain's consensus: fixed at genesis.
+/// What every node knows about the chain's consensus at a height: the validator set
+/// and parameters in force there (governance changes them at activation heights).
 #[derive(Debug)]
 pub struct Context {
     /// The genesis hash, bound into every binary signature.
@@ -171,33 +173,41 @@ pub struct Context {
     pub quorum: usize,
     /// Validators needed to skip to a higher round: at least one is honest (`f + 1`).
     pub skip: usize,
+    /// The digest of the governance roster this context was made from.
+    pub digest: Hash,
 }
 
 impl Context {
+    /// The context of the genesis validator set.
     pub fn new(genesis: &Genesis) -> Context {
-        let validators: Vec<ValidatorInfo> = genesis
-            .validators()
-            .map(|m| ValidatorInfo {
-                name: m.name.clone(),
-                key: VerifyingKey::new(&m.public_key)
-                    .unwrap_or_else(|e| unreachable!("genesis admits only valid keys: {e}")),
-                key_id: key_id(m.name.as_str(), &m.public_key),
+        Context::in_force(genesis, &Roster::new(&genesis.governance()))
+    }
+
+    /// The context of the validator set and parameters in force in `roster`.
+    pub fn in_force(genesis: &Genesis, roster: &Roster) -> Context {
+        let validators: Vec<ValidatorInfo> = roster
+            .validators
+            .iter()
+            .map(|i| {
+                let m = &roster.members[usize::from(*i)];
+                ValidatorInfo { name: m.name.clone(), key: m.verifying, key_id: key_id(m.name.as_str(), &m.key) }
             })
             .collect();
         let n = validators.len();
-        assert!((1..=usize::from(u16::MAX)).contains(&n), "genesis has 1..=100 validators");
+        assert!((1..=usize::from(u16::MAX)).contains(&n), "a validator set has 1..=100 validators");
         let quorum = checkpoint::quorum_threshold(n);
         let keys = KeySet::new(&validators.iter().map(|v| v.key).collect::<Vec<_>>());
         assert_eq!(keys.len(), n, "one key per validator");
         Context {
             chain_id: genesis.hash(),
             origin: genesis.checkpoint_origin.clone(),
-            params: genesis.consensus.clone(),
+            params: roster.params.clone(),
             time: genesis.time,
             validators,
             keys,
             quorum,
             skip: n - quorum + 1,
+            digest: roster.digest,
         }
     }
 
@@ -206,7 +216,8 @@ impl Context {
     }
 
     /// Round-robin proposer rotation, identical on every node: validator
-    /// `(height − 1 + round) mod n` in genesis order (block 1, round 0: the first).
+    /// `(height − 1 + round) mod n` in the order of the set in force at `height`
+    /// (block 1, round 0: the first).
     pub fn proposer(&self, height: u64, round: u32) -> ValidatorIndex {
         let n = self.n() as u64;
         let i = (height.wrapping_sub(1) % n + u64::from(round) % n) % n;

@@ -38,7 +38,7 @@ fn block(c: &SimChain, time_ms: u64) -> Block {
         proposer: c.consensus.validators[0].name.clone(),
         tree_size: 0,
         tree_root: Hash(merkle::empty_root()),
-        validator_set: c.ledger.validator_set_hash(),
+        validator_set: c.ledger.genesis_roster().validator_set_hash,
     };
     Block { header, leaves: Vec::new() }
 }
@@ -99,7 +99,8 @@ fn decisions_pass_the_verification_core_and_are_their_own_certificates() {
         cluster.run_heights(6);
         let c = cluster.chain();
         for cb in &cluster.decided {
-            let report = checkpoint::verify_quorum_strict(&cb.certificate, c.ledger.verifier_keys()).unwrap();
+            let report =
+                checkpoint::verify_quorum_strict(&cb.certificate, &c.ledger.genesis_roster().verifier_keys).unwrap();
             assert!(report.signers.len() >= c.consensus.quorum);
             // Each signature line is exactly that validator's precommit.
             let body = cb.block.header.checkpoint_body(c.genesis(), cb.certificate.body.round);
@@ -219,7 +220,7 @@ fn equivocation_yields_evidence_once_and_the_ledger_accepts_it() {
         claim: Claim::Equivocation(Box::new(e.clone())),
     }
     .sign(&c.validator_key(0), &c.chain_id());
-    assert!(rules::check_attestation(g, &MemState::default(), 2, &record.id(), &record).is_ok());
+    assert!(rules::check_attestation(g, &MemState::default(), 1, 2, &record.id(), &record).is_ok());
 }
 
 #[test]

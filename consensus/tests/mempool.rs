@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use credence_consensus::mempool::{AdmitError, Mempool, MempoolLimits, Verifier, admit_batch};
+use credence_consensus::mempool::{AdmitError, InForce, Mempool, MempoolLimits, Verifier, admit_batch};
 use credence_ledger::attestation::{
     AttestationBody, AttestationId, Claim, PatentPledge, PledgeRelease, RdCategory, RdSpend,
 };
@@ -36,7 +36,7 @@ impl Fixture {
         }
         let ctx = Arc::new(ChainContext::new(builder.genesis().clone()));
         let tip = builder.tip().clone();
-        let verifier = Verifier::new(ctx.clone());
+        let verifier = Verifier::new(ctx.clone(), InForce::new(&ctx));
         Fixture { builder, ctx, store, tip, verifier }
     }
 
@@ -80,7 +80,7 @@ impl Fixture {
             proposer,
             tree_size: frontier.size(),
             tree_root: Hash(frontier.root()),
-            validator_set: self.ctx.validator_set_hash(),
+            validator_set: self.ctx.genesis_roster().validator_set_hash,
         };
         let certificate = self.builder.certify(&header);
         let cb = CertifiedBlock { block: Block { header, leaves }, certificate };
@@ -321,7 +321,7 @@ fn take_passes_apply_block_and_commit_empties_the_pool() {
         let prefix = &all[..n];
         let records: Vec<_> = prefix.iter().map(|l| (l.id, &l.attestation)).collect();
         let bytes = prefix.iter().map(|l| l.bytes.len()).sum();
-        rules::apply_block(genesis, &f.store, f.tip.time_ms, NOW, &records, bytes)
+        rules::apply_block(genesis, &f.store, f.tip.height + 1, f.tip.time_ms, NOW, &records, bytes)
             .unwrap_or_else(|e| panic!("prefix {n} refused: {e}"));
     }
     assert_eq!(pool.take(3, 1 << 20).len(), 3);
@@ -370,7 +370,8 @@ fn on_commit_evicts_what_the_block_made_invalid() {
     assert_eq!(taken.len(), 3);
     let records: Vec<_> = taken.iter().map(|l| (l.id, &l.attestation)).collect();
     let bytes = taken.iter().map(|l| l.bytes.len()).sum();
-    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes).expect("valid");
+    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.height + 1, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes)
+        .expect("valid");
 }
 
 #[test]
@@ -401,7 +402,8 @@ fn commits_of_a_prefix_or_of_another_order_keep_the_rest() {
     let taken = pool.take(100, 1 << 20);
     let records: Vec<_> = taken.iter().map(|l| (l.id, &l.attestation)).collect();
     let bytes = taken.iter().map(|l| l.bytes.len()).sum();
-    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes).expect("valid");
+    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.height + 1, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes)
+        .expect("valid");
 }
 
 /// A state view that counts its reads (each one a store lookup on a real node).
@@ -423,6 +425,9 @@ impl StateView for Counting<'_> {
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error> {
         self.reads.set(self.reads.get() + 1);
         self.inner.active_pledge(patent)
+    }
+    fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, Self::Error> {
+        self.inner.governance()
     }
     fn fact(
         &self,
@@ -451,7 +456,7 @@ fn assert_take_applies(f: &Fixture, pool: &Mempool) {
     let taken = pool.take(100_000, 1 << 30);
     let records: Vec<_> = taken.iter().map(|l| (l.id, &l.attestation)).collect();
     let bytes = taken.iter().map(|l| l.bytes.len()).sum();
-    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes)
+    rules::apply_block(&f.ctx.genesis, &f.store, f.tip.height + 1, f.tip.time_ms, f.tip.time_ms + 1, &records, bytes)
         .expect("the rest of the pool is a valid block");
 }
 

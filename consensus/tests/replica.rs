@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use credence_consensus::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
+use credence_consensus::mempool::{InForce, Mempool, MempoolLimits, Verifier, admit_batch};
 use credence_consensus::replica::{Action, Clock, Identity, Replica, Verdict};
 use credence_consensus::sim::chain::{SIM_GENESIS_TIME_MS, SimChain, Workload};
 use credence_consensus::sim::instant::{Delivery, InstantCluster, Ledger};
@@ -53,7 +53,7 @@ fn a_tampered_relay_copy_is_refused_and_the_genuine_proposal_still_counts() {
     let mut proposer = replica(&chain, 0);
     let mut workload = Workload::new(5, &chain);
     let items: Vec<Vec<u8>> = (1..=3).map(|s| workload.leaf(0, s).bytes).collect();
-    let verifier = Verifier::new(Arc::clone(&chain.ledger));
+    let verifier = Verifier::new(Arc::clone(&chain.ledger), InForce::new(&chain.ledger));
     let out = admit_batch(&verifier, proposer.store(), proposer.mempool(), items, NOW);
     assert_eq!(out.admitted(), 3);
     let genuine = proposals(&proposer.start(clock()).unwrap()).pop().expect("the proposer of height 1 proposes");

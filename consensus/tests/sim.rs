@@ -8,8 +8,9 @@ use credence_consensus::sim::{self, Behaviour, SimConfig, SimReport};
 
 /// How to reproduce a failing run exactly.
 fn repro(r: &SimReport) -> String {
+    let governance = if r.governance.is_some() { " --governance" } else { "" };
     format!(
-        "seed {} failed: {:?} {:?}\n  reproduce: credence sim --seed {} --validators {} --heights {} --byzantine {}",
+        "seed {} failed: {:?} {:?}\n  reproduce: credence sim --seed {} --validators {} --heights {} --byzantine {}{governance}",
         r.seed,
         r.safety_violations,
         r.liveness_failures,
@@ -91,12 +92,14 @@ fn configuration_errors_are_reported() {
 }
 
 /// The CI campaign: 1,000 seeds × 50 heights over n ∈ {1, 4, 7}, with f byzantine
-/// validators in half the runs of n = 4 and n = 7, on every core. Any failure names
-/// its seed and the command that reproduces it.
+/// validators in half the runs of n = 4 and n = 7, plus `GOVERNANCE_SEEDS`
+/// governance runs (4 → 5 → 7 → 4), on every core. Any failure names its seed and
+/// the command that reproduces it.
 #[test]
 fn campaign_1000_seeds_50_heights() {
     const SEEDS: u64 = 1_000;
     const HEIGHTS: u64 = 50;
+    const GOVERNANCE_SEEDS: u64 = 8;
     let started = Instant::now();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) as u64;
     let results: Vec<(Vec<SimReport>, Duration)> = std::thread::scope(|s| {
@@ -104,14 +107,18 @@ fn campaign_1000_seeds_50_heights() {
             .map(|t| {
                 s.spawn(move || {
                     let t0 = Instant::now();
-                    let reports = (0..SEEDS)
-                        .filter(|seed| seed % threads == t)
-                        .map(|seed| {
-                            let n = [1, 4, 7][(seed % 3) as usize];
-                            let byzantine = if (seed / 3) % 2 == 0 { (n - 1) / 3 } else { 0 };
-                            sim::run(&SimConfig::new(seed, n, HEIGHTS, byzantine)).unwrap()
-                        })
-                        .collect();
+                    let reports =
+                        (0..SEEDS)
+                            .filter(|seed| seed % threads == t)
+                            .map(|seed| {
+                                let n = [1, 4, 7][(seed % 3) as usize];
+                                let byzantine = if (seed / 3) % 2 == 0 { (n - 1) / 3 } else { 0 };
+                                sim::run(&SimConfig::new(seed, n, HEIGHTS, byzantine)).unwrap()
+                            })
+                            .chain((SEEDS..SEEDS + GOVERNANCE_SEEDS).filter(|seed| seed % threads == t).map(|seed| {
+                                sim::run(&SimConfig::governance(seed, HEIGHTS, (seed % 2) as usize)).unwrap()
+                            }))
+                            .collect();
                     (reports, t0.elapsed())
                 })
             })
@@ -128,6 +135,44 @@ fn campaign_1000_seeds_50_heights() {
         reports.len(),
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(reports.len() as u64, SEEDS);
-    assert!(failures.is_empty(), "{} of {SEEDS} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(reports.len() as u64, SEEDS + GOVERNANCE_SEEDS);
+    let governed = reports.iter().filter_map(|r| r.governance.as_ref());
+    assert!(governed.clone().all(|p| p.sizes == sim::governance::SIZES && p.removed_signatures == 0));
+    assert_eq!(governed.count() as u64, GOVERNANCE_SEEDS);
+    assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), reports.len(), failures.join("\n"));
+}
+
+/// Governance under faults: clients move the validator set 4 → 5 → 7 → 4 with real
+/// governance records (two joiners added at once, three validators removed at once,
+/// the first the proposer of the next height), under drops, partitions and crashes,
+/// with and without a byzantine validator. Agreement, validity and the certificates
+/// are checked against the set in force at each height; the plan must complete and
+/// every honest node reach the target.
+#[test]
+fn governance_changes_the_validator_set_under_faults() {
+    let mut crashes = 0;
+    for seed in 0..4 {
+        let byzantine = (seed % 2) as usize;
+        let r = run(&SimConfig::governance(7_000 + seed, 30, byzantine));
+        let plan = r.governance.as_ref().unwrap();
+        assert!(plan.done(), "seed {seed}: {:?}", plan.sizes);
+        assert_eq!(plan.sizes, sim::governance::SIZES, "seed {seed}");
+        assert!(plan.removed_proposer.is_some());
+        assert!(plan.joiner_blocks > 0 && plan.joiner_signatures > 0, "seed {seed}: the joiners took part");
+        assert_eq!(plan.removed_signatures, 0, "seed {seed}: no removed validator certifies after its removal");
+        println!(
+            "seed {seed}: sizes {:?}, removed proposer {:?}, {} governance records, joiners proposed {} blocks and signed {} certificates, {} heights, {} crashes, {} partitions, byzantine {:?}",
+            plan.sizes,
+            plan.removed_proposer,
+            plan.records_submitted,
+            plan.joiner_blocks,
+            plan.joiner_signatures,
+            r.heights_committed,
+            r.stats.crashes,
+            r.stats.partitions,
+            r.byzantine
+        );
+        crashes += r.stats.crashes;
+    }
+    assert!(crashes > 0, "the runs crashed nodes");
 }

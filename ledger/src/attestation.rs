@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::{AccessKeyGrant, Consent, FactKind, QueryRecord};
 use crate::codec::{self, DecodeError};
 use crate::confidential::Amount;
+use crate::governance::{Change, MemberKey};
 use crate::hash::{Hash, HashOf};
 use crate::ids::{Date, MemberName, PatentNumber, Period, Uscc};
 use crate::loans::{Appraisal, Disposal, IpPledge, Loan, LoanEvent, PatentStatus, Qualification, RiskPool};
@@ -64,6 +65,36 @@ pub enum Claim {
     Consent(Consent),
     /// The log of one restricted read, by the node that served it (index 16).
     Query(QueryRecord),
+    // ---- governance (tags 17, 18, 19, contiguous; docs/encoding.md §12) ----
+    /// A validator proposes a change of members, keys, roles, validators or parameters.
+    GovernanceProposal(Box<GovernanceProposal>),
+    /// A validator approves an open proposal.
+    GovernanceApproval(GovernanceApproval),
+    /// A member replaces its own key (signed by the old key).
+    KeyRotation(KeyRotation),
+}
+
+/// A proposed governance change; its attestation id names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceProposal {
+    pub change: Change,
+    /// Approvals in blocks later than this (block time) are refused; at most
+    /// [`crate::governance::PROPOSAL_TTL_MS_MAX`] after the proposal's block time.
+    pub expires_at_ms: u64,
+}
+
+/// A validator's approval of the proposal with this id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GovernanceApproval {
+    pub proposal: AttestationId,
+}
+
+/// The attester's new key and the new key's proof of possession: its signature over
+/// `credence/key-possession/v1\0 ‖ genesis hash ‖ (attester, old key, new key)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    pub new_key: MemberKey,
+    pub possession: Signature,
 }
 
 /// Audited research-and-development spend of an enterprise over a period.
@@ -71,7 +102,7 @@ pub enum Claim {
 pub struct RdSpend {
     pub enterprise: Uscc,
     pub period: Period,
-    /// Plain or sealed (docs/encoding.md §12).
+    /// Plain or sealed (docs/encoding.md §13).
     pub amount: Amount,
     pub category: RdCategory,
     /// SHA-256 of the evidence document (e.g. the audit report), kept off-ledger.
@@ -98,7 +129,7 @@ pub struct PatentValuation {
     pub patent: PatentNumber,
     /// The enterprise owning the patent.
     pub owner: Uscc,
-    /// Plain or sealed (docs/encoding.md §12).
+    /// Plain or sealed (docs/encoding.md §13).
     pub value: Amount,
     pub method: ValuationMethod,
     pub valuation_date: Date,
@@ -123,7 +154,7 @@ pub struct PatentPledge {
     pub pledgor: Uscc,
     /// The member bank the patent is pledged to; only it may release the pledge.
     pub pledgee: MemberName,
-    /// Plain or sealed (docs/encoding.md §12).
+    /// Plain or sealed (docs/encoding.md §13).
     pub secured: Amount,
     pub start: Date,
     pub term_months: u16,
@@ -165,10 +196,13 @@ pub enum ClaimKind {
     AccessKey = 14,
     Consent = 15,
     Query = 16,
+    GovernanceProposal = 17,
+    GovernanceApproval = 18,
+    KeyRotation = 19,
 }
 
 impl ClaimKind {
-    pub const ALL: [ClaimKind; 17] = [
+    pub const ALL: [ClaimKind; 20] = [
         ClaimKind::RdSpend,
         ClaimKind::PatentValuation,
         ClaimKind::PatentPledge,
@@ -186,6 +220,9 @@ impl ClaimKind {
         ClaimKind::AccessKey,
         ClaimKind::Consent,
         ClaimKind::Query,
+        ClaimKind::GovernanceProposal,
+        ClaimKind::GovernanceApproval,
+        ClaimKind::KeyRotation,
     ];
 
     /// The name used on the command line, in JSON and in docs.
@@ -208,6 +245,9 @@ impl ClaimKind {
             ClaimKind::AccessKey => "access-key",
             ClaimKind::Consent => "consent",
             ClaimKind::Query => "query",
+            ClaimKind::GovernanceProposal => "gov-proposal",
+            ClaimKind::GovernanceApproval => "gov-approval",
+            ClaimKind::KeyRotation => "key-rotation",
         }
     }
 
@@ -231,7 +271,10 @@ impl ClaimKind {
             | ClaimKind::Equivocation
             | ClaimKind::AccessKey
             | ClaimKind::Consent
-            | ClaimKind::Query => None,
+            | ClaimKind::Query
+            | ClaimKind::GovernanceProposal
+            | ClaimKind::GovernanceApproval
+            | ClaimKind::KeyRotation => None,
         }
     }
 }
@@ -264,6 +307,9 @@ impl Claim {
             Claim::AccessKey(_) => ClaimKind::AccessKey,
             Claim::Consent(_) => ClaimKind::Consent,
             Claim::Query(_) => ClaimKind::Query,
+            Claim::GovernanceProposal(_) => ClaimKind::GovernanceProposal,
+            Claim::GovernanceApproval(_) => ClaimKind::GovernanceApproval,
+            Claim::KeyRotation(_) => ClaimKind::KeyRotation,
         }
     }
 
@@ -287,7 +333,10 @@ impl Claim {
             | Claim::LoanEvent(_)
             | Claim::RiskPool(_)
             | Claim::Disposal(_)
-            | Claim::AccessKey(_) => None,
+            | Claim::AccessKey(_)
+            | Claim::GovernanceProposal(_)
+            | Claim::GovernanceApproval(_)
+            | Claim::KeyRotation(_) => None,
         }
     }
 
@@ -320,7 +369,10 @@ impl Claim {
             | Claim::Qualification(_)
             | Claim::AccessKey(_)
             | Claim::Consent(_)
-            | Claim::Query(_) => Vec::new(),
+            | Claim::Query(_)
+            | Claim::GovernanceProposal(_)
+            | Claim::GovernanceApproval(_)
+            | Claim::KeyRotation(_) => Vec::new(),
         }
     }
 
@@ -410,8 +462,22 @@ impl Claim {
             Claim::Qualification(c) => c.check_fields(),
             Claim::AccessKey(c) => c.check_fields(),
             Claim::Consent(c) => c.check_fields(),
+            Claim::GovernanceProposal(p) => {
+                p.change.check_fields().map_err(|e| FieldError { field: e.field, rule: e.rule })
+            }
+            Claim::KeyRotation(r) => r.new_key_check(),
             _ => Ok(()),
         }
+    }
+}
+
+impl KeyRotation {
+    fn new_key_check(&self) -> Result<(), FieldError> {
+        let k = self.new_key.ed25519();
+        if !k.is_canonical() || k.is_weak() {
+            return Err(FieldError { field: "new_key", rule: "must be a canonical, non-weak Ed25519 key".into() });
+        }
+        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Confidential amounts: an amount field may hold a salted SHA-256 commitment instead of the money (docs/encoding.md §12, docs/ACCESS.md).
+//! Confidential amounts: an amount field may hold a salted SHA-256 commitment instead of the money (docs/encoding.md §13, docs/ACCESS.md).
 //!
 //! An attester seals an amount by putting `Amount::Sealed { currency, commitment }` in the
 //! claim; the *opening* (field name, salt, value in fen) stays with the attester's node,
@@ -35,7 +35,7 @@ pub const OPENINGS_PER_ATTESTATION_MAX: usize = 4;
 /// Longest field name in an opening, in bytes.
 pub const FIELD_NAME_BYTES_MAX: usize = 64;
 
-/// A money field that may be sealed. Binary form (docs/encoding.md §12): `u8` form 0 then the
+/// A money field that may be sealed. Binary form (docs/encoding.md §13): `u8` form 0 then the
 /// 11-byte `Money`; or form 1 then the 3-byte currency and the 32-byte commitment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Amount {
@@ -229,7 +229,7 @@ mod tests {
         Money { fen, currency: Currency::CNY }
     }
 
-    /// docs/encoding.md §12's worked vector.
+    /// docs/encoding.md §13's worked vector.
     #[test]
     fn the_commitment_matches_the_documented_vector() {
         let salt = [0x5a; 32];

@@ -431,7 +431,7 @@ impl ChainBuilder {
             proposer: proposer.unwrap_or_else(|| self.ctx.genesis.members[0].name.clone()),
             tree_size: frontier.size(),
             tree_root: Hash(frontier.root()),
-            validator_set: self.ctx.validator_set_hash(),
+            validator_set: self.ctx.genesis_roster().validator_set_hash,
         };
         let certificate = self.certify(&header);
         let cb = CertifiedBlock { block: Block { header, leaves }, certificate };

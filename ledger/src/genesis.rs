@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::attestation::ClaimKind;
 use crate::checkpoint::VerifierKey;
 use crate::codec;
+use crate::governance::GovState;
 use crate::hash::Hash;
 use crate::ids::MemberName;
 use crate::sig::{PublicKey, VerifyingKey};
@@ -55,7 +56,8 @@ impl Role {
         }
     }
 
-    fn parse(s: &str) -> Option<Role> {
+    /// The role named `s` (as in genesis files and on the command line).
+    pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.name() == s)
     }
 
@@ -66,15 +68,16 @@ impl Role {
             ClaimKind::RdSpend => self == Role::ServiceCentre,
             ClaimKind::PatentValuation => self == Role::Appraiser,
             ClaimKind::PatentPledge | ClaimKind::PledgeRelease => self == Role::Bank,
-            ClaimKind::Revocation => true,
+            // Every member may revoke its records and rotate its own key.
+            ClaimKind::Revocation | ClaimKind::KeyRotation => true,
             ClaimKind::IpPledge | ClaimKind::Loan | ClaimKind::LoanEvent | ClaimKind::Disposal => self == Role::Bank,
             ClaimKind::PatentStatus => matches!(self, Role::Appraiser | Role::ServiceCentre),
             ClaimKind::Appraisal => self == Role::Appraiser,
             // The administrator opens, enrols and pays; the lender claims (checked by the rules).
             ClaimKind::RiskPool => matches!(self, Role::RiskPool | Role::Bank),
             ClaimKind::Qualification => self == Role::ServiceCentre,
-            // Reported by validators whatever their roles (see `Member::may_attest`).
-            ClaimKind::Equivocation => false,
+            // Made by validators whatever their roles (see `Member::may_attest`).
+            ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval => false,
             // Every member manages its own access (see `Member::may_attest`).
             ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query => true,
         }
@@ -94,6 +97,32 @@ pub struct ConsensusParams {
     pub timeout_prevote_ms: u64,
     pub timeout_precommit_ms: u64,
     pub timeout_delta_ms: u64,
+}
+
+impl ConsensusParams {
+    /// The bounds a genesis file (or a governance change of the parameters) must respect;
+    /// errors name the key, e.g. `consensus.block_records_max`.
+    pub fn check(&self) -> Result<(), GenesisError> {
+        let c = self;
+        if !(1..=BLOCK_RECORDS_MAX_LIMIT).contains(&c.block_records_max) {
+            return Err(invalid(
+                "consensus.block_records_max",
+                format!("must be between 1 and {BLOCK_RECORDS_MAX_LIMIT}"),
+            ));
+        }
+        let bytes_min = crate::attestation::ATTESTATION_BYTES_MAX as u32;
+        if !(bytes_min..=BLOCK_BYTES_MAX_LIMIT).contains(&c.block_bytes_max) {
+            return Err(invalid(
+                "consensus.block_bytes_max",
+                format!("must be between {bytes_min} (one largest attestation) and {BLOCK_BYTES_MAX_LIMIT}"),
+            ));
+        }
+        check_timeout("consensus.timeout_propose_ms", c.timeout_propose_ms)?;
+        check_timeout("consensus.timeout_prevote_ms", c.timeout_prevote_ms)?;
+        check_timeout("consensus.timeout_precommit_ms", c.timeout_precommit_ms)?;
+        check_timeout("consensus.timeout_delta_ms", c.timeout_delta_ms)?;
+        Ok(())
+    }
 }
 
 impl Default for ConsensusParams {
@@ -218,10 +247,12 @@ pub struct Member {
 
 impl Member {
     pub fn may_attest(&self, kind: ClaimKind) -> bool {
-        // Validators see consensus messages, so they report equivocation evidence.
+        // Validators see consensus messages, so they report equivocation evidence; they govern.
         // Every member, whatever its roles, delegates access keys, records consents and logs reads.
+        let validator_kind =
+            matches!(kind, ClaimKind::Equivocation | ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval);
         let access = matches!(kind, ClaimKind::AccessKey | ClaimKind::Consent | ClaimKind::Query);
-        access || (kind == ClaimKind::Equivocation && self.validator) || self.roles.iter().any(|r| r.allows(kind))
+        access || (validator_kind && self.validator) || self.roles.iter().any(|r| r.allows(kind))
     }
 }
 
@@ -247,6 +278,31 @@ pub struct Genesis {
     /// after the time parameters, only when stated (see [`Genesis::hash`]).
     #[serde(skip)]
     pub witnesses: Vec<GenesisWitness>,
+    /// The governance state at genesis, built once on first use.
+    #[serde(skip)]
+    governance: GenesisGovernance,
+}
+
+/// A lazily built [`GovState::genesis`]: derived from the other fields, so it takes no
+/// part in comparisons and is rebuilt, not copied, by a clone.
+#[derive(Default)]
+struct GenesisGovernance(std::sync::OnceLock<std::sync::Arc<GovState>>);
+
+impl Clone for GenesisGovernance {
+    fn clone(&self) -> Self {
+        GenesisGovernance::default()
+    }
+}
+impl PartialEq for GenesisGovernance {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for GenesisGovernance {}
+impl std::fmt::Debug for GenesisGovernance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GenesisGovernance")
+    }
 }
 
 /// The genesis file as written, before validation.
@@ -408,24 +464,7 @@ impl Genesis {
     fn validate(raw: RawGenesis) -> Result<Genesis, GenesisError> {
         check_text("chain_id", &raw.chain_id)?;
         check_text("checkpoint_origin", &raw.checkpoint_origin)?;
-        let c = &raw.consensus;
-        if !(1..=BLOCK_RECORDS_MAX_LIMIT).contains(&c.block_records_max) {
-            return Err(invalid(
-                "consensus.block_records_max",
-                format!("must be between 1 and {BLOCK_RECORDS_MAX_LIMIT}"),
-            ));
-        }
-        let bytes_min = crate::attestation::ATTESTATION_BYTES_MAX as u32;
-        if !(bytes_min..=BLOCK_BYTES_MAX_LIMIT).contains(&c.block_bytes_max) {
-            return Err(invalid(
-                "consensus.block_bytes_max",
-                format!("must be between {bytes_min} (one largest attestation) and {BLOCK_BYTES_MAX_LIMIT}"),
-            ));
-        }
-        check_timeout("consensus.timeout_propose_ms", c.timeout_propose_ms)?;
-        check_timeout("consensus.timeout_prevote_ms", c.timeout_prevote_ms)?;
-        check_timeout("consensus.timeout_precommit_ms", c.timeout_precommit_ms)?;
-        check_timeout("consensus.timeout_delta_ms", c.timeout_delta_ms)?;
+        raw.consensus.check()?;
         if raw.members.is_empty() {
             return Err(invalid("members", "at least one member is required"));
         }
@@ -493,6 +532,7 @@ impl Genesis {
             members,
             time: raw.time.unwrap_or_default(),
             time_stated: raw.time.is_some(),
+            governance: GenesisGovernance::default(),
             witnesses,
         })
     }
@@ -583,6 +623,11 @@ impl Genesis {
         } else {
             Hash::digest(&[&codec::encode(self)])
         }
+    }
+
+    /// The governance state the chain starts with (built once, then shared).
+    pub fn governance(&self) -> std::sync::Arc<GovState> {
+        std::sync::Arc::clone(self.governance.0.get_or_init(|| std::sync::Arc::new(GovState::genesis(self))))
     }
 
     pub fn member(&self, name: &MemberName) -> Option<&Member> {

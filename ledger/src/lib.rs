@@ -14,6 +14,7 @@ pub mod demo;
 pub mod demo_world;
 pub mod export;
 pub mod genesis;
+pub mod governance;
 pub mod hash;
 pub mod ids;
 pub mod loan_rules;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::attestation::{AttestationId, Claim, ClaimKind};
 use crate::cn_ids::PatentRef;
-use crate::genesis::Genesis;
+use crate::governance::GovState;
 use crate::hash::Hash;
 use crate::ids::{Date, Money, Uscc};
 use crate::loans::{
@@ -125,8 +125,8 @@ macro_rules! refuse {
     };
 }
 
-fn member(genesis: &Genesis, index: u16) -> String {
-    genesis.members.get(usize::from(index)).map_or_else(|| format!("#{index}"), |m| m.name.to_string())
+fn member(gov: &GovState, index: u16) -> String {
+    gov.members.get(usize::from(index)).map_or_else(|| format!("#{index}"), |m| m.name.to_string())
 }
 
 impl<V: StateView + ?Sized> Overlay<'_, V> {
@@ -168,14 +168,14 @@ impl<V: StateView + ?Sized> Overlay<'_, V> {
 /// The rules of the IP-loan kinds, after the common ones (membership, role,
 /// sequence, time, field rules) passed. `meta` is the new record's.
 pub(crate) fn apply<V: StateView + ?Sized>(
-    genesis: &Genesis,
+    gov: &GovState,
     st: &mut Overlay<'_, V>,
     attester: u16,
     id: &AttestationId,
     claim: &Claim,
 ) -> Outcome<V::Error> {
     match claim {
-        Claim::IpPledge(p) => pledge(genesis, st, attester, id, p),
+        Claim::IpPledge(p) => pledge(gov, st, attester, id, p),
         Claim::PatentStatus(s) => {
             let key = FactKey::Patent(s.patent);
             let old = st.patent_fact(&s.patent)?;
@@ -216,15 +216,15 @@ pub(crate) fn apply<V: StateView + ?Sized>(
             st.set_fact(FactKey::Record(*id), Some(Fact::Appraisal(fact)));
             Ok(Ok(()))
         }
-        Claim::Loan(l) => loan(genesis, st, attester, id, l),
-        Claim::LoanEvent(e) => loan_event(genesis, st, attester, e),
-        Claim::RiskPool(p) => pool(genesis, st, attester, id, p),
+        Claim::Loan(l) => loan(gov, st, attester, id, l),
+        Claim::LoanEvent(e) => loan_event(gov, st, attester, e),
+        Claim::RiskPool(p) => pool(gov, st, attester, id, p),
         Claim::Disposal(d) => {
             let Some((mut meta, f)) = st.pledge_fact(&d.pledge)? else {
                 refuse!(Rejection::NotReservedPledge(d.pledge));
             };
             if f.pledgee != attester {
-                refuse!(Rejection::NotPledgee { pledgee: member(genesis, f.pledgee), pledge: d.pledge });
+                refuse!(Rejection::NotPledgee { pledgee: member(gov, f.pledgee), pledge: d.pledge });
             }
             if meta.status != RecordStatus::Active {
                 refuse!(Rejection::PledgeNotActive(d.pledge));
@@ -263,12 +263,15 @@ pub(crate) fn apply<V: StateView + ?Sized>(
         | Claim::Equivocation(_)
         | Claim::AccessKey(_)
         | Claim::Consent(_)
-        | Claim::Query(_) => Ok(Ok(())),
+        | Claim::Query(_)
+        | Claim::GovernanceProposal(_)
+        | Claim::GovernanceApproval(_)
+        | Claim::KeyRotation(_) => Ok(Ok(())),
     }
 }
 
 fn pledge<V: StateView + ?Sized>(
-    genesis: &Genesis,
+    gov: &GovState,
     st: &mut Overlay<'_, V>,
     attester: u16,
     id: &AttestationId,
@@ -276,7 +279,7 @@ fn pledge<V: StateView + ?Sized>(
 ) -> Outcome<V::Error> {
     match p {
         IpPledge::Reserve(r) => {
-            if genesis.member_index(&r.pledgee) != Some(attester) {
+            if gov.member_index(&r.pledgee) != Some(attester) {
                 refuse!(Rejection::NotPledgee { pledgee: r.pledgee.to_string(), pledge: *id });
             }
             if let Some(active) = r.patent.modern().map(|m| st.active_pledge(m)).transpose()?.flatten() {
@@ -329,7 +332,7 @@ fn pledge<V: StateView + ?Sized>(
                 refuse!(Rejection::NotReservedPledge(g.pledge));
             };
             if f.pledgee != attester {
-                refuse!(Rejection::NotPledgee { pledgee: member(genesis, f.pledgee), pledge: g.pledge });
+                refuse!(Rejection::NotPledgee { pledgee: member(gov, f.pledgee), pledge: g.pledge });
             }
             if meta.status != RecordStatus::Active {
                 refuse!(Rejection::PledgeNotActive(g.pledge));
@@ -349,7 +352,7 @@ fn pledge<V: StateView + ?Sized>(
                 refuse!(Rejection::NotReservedPledge(c.pledge));
             };
             if f.pledgee != attester {
-                refuse!(Rejection::NotPledgee { pledgee: member(genesis, f.pledgee), pledge: c.pledge });
+                refuse!(Rejection::NotPledgee { pledgee: member(gov, f.pledgee), pledge: c.pledge });
             }
             if meta.status != RecordStatus::Active {
                 refuse!(Rejection::PledgeNotActive(c.pledge));
@@ -369,13 +372,13 @@ fn pledge<V: StateView + ?Sized>(
 }
 
 fn loan<V: StateView + ?Sized>(
-    genesis: &Genesis,
+    gov: &GovState,
     st: &mut Overlay<'_, V>,
     attester: u16,
     id: &AttestationId,
     l: &crate::loans::Loan,
 ) -> Outcome<V::Error> {
-    if genesis.member_index(&l.lender) != Some(attester) {
+    if gov.member_index(&l.lender) != Some(attester) {
         refuse!(Rejection::LenderNotAttester(l.lender.to_string()));
     }
     let contract = l.contract.to_string();
@@ -452,7 +455,7 @@ fn loan<V: StateView + ?Sized>(
 }
 
 fn loan_event<V: StateView + ?Sized>(
-    genesis: &Genesis,
+    gov: &GovState,
     st: &mut Overlay<'_, V>,
     attester: u16,
     e: &crate::loans::LoanEvent,
@@ -461,7 +464,7 @@ fn loan_event<V: StateView + ?Sized>(
         refuse!(Rejection::NotALoan(e.loan));
     };
     if f.lender != attester {
-        refuse!(Rejection::NotLender(member(genesis, f.lender)));
+        refuse!(Rejection::NotLender(member(gov, f.lender)));
     }
     if e.date < f.last_date {
         refuse!(Rejection::EventBeforeLast { date: e.date, last: f.last_date });
@@ -510,16 +513,16 @@ fn window(what: &'static str, date: Date, from: Date, until: Date) -> Result<(),
 }
 
 fn pool<V: StateView + ?Sized>(
-    genesis: &Genesis,
+    gov: &GovState,
     st: &mut Overlay<'_, V>,
     attester: u16,
     id: &AttestationId,
     p: &RiskPool,
 ) -> Outcome<V::Error> {
-    let is_admin = genesis.members[usize::from(attester)].roles.contains(&crate::genesis::Role::RiskPool);
+    let is_admin = gov.members[usize::from(attester)].roles.contains(&crate::genesis::Role::RiskPool);
     if let RiskPool::Open(terms) = p {
         if !is_admin {
-            refuse!(Rejection::NotPoolAdministrator(member(genesis, attester)));
+            refuse!(Rejection::NotPoolAdministrator(member(gov, attester)));
         }
         let fact = PoolFact { administrator: attester, terms: terms.clone() };
         st.set_fact(FactKey::Record(*id), Some(Fact::Pool(fact)));
@@ -553,7 +556,7 @@ fn pool<V: StateView + ?Sized>(
     match p {
         RiskPool::Enrol(_) => {
             if pool.administrator != attester {
-                refuse!(Rejection::NotPoolAdministrator(member(genesis, pool.administrator)));
+                refuse!(Rejection::NotPoolAdministrator(member(gov, pool.administrator)));
             }
             if let Err(r) = currency_of(&loan.principal) {
                 refuse!(r);
@@ -571,7 +574,7 @@ fn pool<V: StateView + ?Sized>(
         }
         RiskPool::Claim(c) => {
             if loan.lender != attester {
-                refuse!(Rejection::NotLender(member(genesis, loan.lender)));
+                refuse!(Rejection::NotLender(member(gov, loan.lender)));
             }
             let Some(mut en) = enrolment else {
                 refuse!(Rejection::NotEnrolled { pool: pool_id, loan: loan_id });
@@ -612,7 +615,7 @@ fn pool<V: StateView + ?Sized>(
         }
         RiskPool::Pay(x) => {
             if pool.administrator != attester {
-                refuse!(Rejection::NotPoolAdministrator(member(genesis, pool.administrator)));
+                refuse!(Rejection::NotPoolAdministrator(member(gov, pool.administrator)));
             }
             let Some(mut en) = enrolment.filter(|e| e.claim.is_some()) else {
                 refuse!(Rejection::NoClaim { pool: pool_id, loan: loan_id });

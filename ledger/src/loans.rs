@@ -54,7 +54,7 @@ pub struct PledgeReserve {
     pub pledgee: MemberName,
     /// SHA-256 of the loan contract this pledge secures (the loan record carries the same hash).
     pub loan_contract: Hash,
-    /// Plain or sealed (docs/encoding.md §12).
+    /// Plain or sealed (docs/encoding.md §13).
     pub secured: crate::confidential::Amount,
     pub start: Date,
     /// Last day of the secured debt's term; must be before the patent expires.

@@ -5,6 +5,7 @@
 //! which the in-memory state and the durable store both implement.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::hash::{DigestKeyed, DigestMap};
 
@@ -13,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::access::{ACCESS_KEY_LIFETIME_MS_MAX, CONSENT_LIFETIME_MS_MAX, Scope};
 use crate::attestation::{Attestation, AttestationId, Claim, ClaimKind, FieldError};
 use crate::genesis::{Genesis, Role};
+use crate::governance::{
+    self, ACTIVATION_DELAY_HEIGHTS, ChangeError, GovState, OpenProposal, PROPOSAL_TTL_MS_MAX, PROPOSALS_OPEN_MAX,
+    Pending, SCHEDULED_MAX, Scheduled,
+};
 use crate::ids::{Currency, Date, Money, PatentNumber, Uscc};
 use crate::loan_rules::{self, Fact, FactKey};
 
@@ -20,10 +25,17 @@ use crate::loan_rules::{self, Fact, FactKey};
 /// (clock skew between an attester and the proposer).
 pub const ISSUED_AT_SKEW_MS: u64 = 60_000;
 
+/// The time [`check_attestation`] is given to re-check records without a clock (a
+/// mempool after a commit): the rules that compare with the block time pass —
+/// R006 (issued in the future), R042 (approval after expiry) and R043 (expiry out of
+/// range) — and no expired proposal is pruned; the block that includes the record
+/// checks them at its own time.
+pub const NO_CLOCK_MS: u64 = u64::MAX;
+
 /// What the rules remember about each committed attestation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordMeta {
-    /// Index of the attester in the genesis member list.
+    /// Index of the attester among the members (genesis members in name order, then those governance added).
     pub attester: u16,
     pub kind: ClaimKind,
     pub status: RecordStatus,
@@ -49,6 +61,20 @@ pub trait StateView {
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error>;
     /// A fact of the IP-loan state ([`crate::loan_rules`]).
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, Self::Error>;
+    /// The governance state after the last block, or `None` if no block changed it
+    /// (then it is the genesis state, [`Genesis::governance`]).
+    fn governance(&self) -> Result<Option<Arc<GovState>>, Self::Error>;
+}
+
+/// The governance state in force for the block at `height` on top of `view`: the
+/// state after the previous block with the changes due at `height` applied.
+pub fn governance_at<V: StateView + ?Sized>(
+    genesis: &Genesis,
+    view: &V,
+    height: u64,
+) -> Result<Arc<GovState>, V::Error> {
+    let base = view.governance()?.unwrap_or_else(|| genesis.governance());
+    Ok(base.advanced(height))
 }
 
 /// The change one block makes to the state. Applied atomically with the block.
@@ -60,6 +86,9 @@ pub struct StateDelta {
     pub records: Vec<(AttestationId, RecordMeta)>,
     /// Pledge slots set (`Some`) or cleared (`None`).
     pub pledges: Vec<(PatentNumber, Option<AttestationId>)>,
+    /// The governance state after the block, if the block changed it (a governance
+    /// record, or a change that took effect at its height).
+    pub governance: Option<Arc<GovState>>,
     /// IP-loan facts set (`Some`) or cleared (`None`), in order (the last change of a key wins).
     pub facts: Vec<(FactKey, Option<Fact>)>,
 }
@@ -119,6 +148,36 @@ pub enum Rejection {
     BadSignature(String),
     #[error("R023 evidence: {0}")]
     Evidence(crate::vote::EvidenceError),
+    #[error("R040 attester: '{0}' is not a validator in force; only validators propose and approve governance changes")]
+    GovernanceNotValidator(String),
+    #[error("R041 proposal: {0} is not a governance proposal on the ledger")]
+    ProposalUnknown(AttestationId),
+    #[error("R042 proposal: {id} expired at {expires_at_ms} ms, before the block time {time_ms}")]
+    ProposalExpired { id: AttestationId, expires_at_ms: u64, time_ms: u64 },
+    #[error(
+        "R043 expires_at_ms: {expires_at_ms} must be after the block time {time_ms} and at most {PROPOSAL_TTL_MS_MAX} ms later"
+    )]
+    ExpiryOutOfRange { expires_at_ms: u64, time_ms: u64 },
+    #[error("R044 proposal: '{approver}' already approved {id}; approvals count once")]
+    DuplicateApproval { approver: String, id: AttestationId },
+    #[error("R045 proposal: {0} is closed (it took its quorum, or it expired)")]
+    ProposalClosed(AttestationId),
+    #[error("R046 change: it would leave no validator")]
+    NoValidatorLeft,
+    #[error("R047 {field}: {rule}")]
+    InvalidChange { field: &'static str, rule: String },
+    #[error("R048 attester: '{0}' was removed from the consortium")]
+    MemberRemoved(String),
+    #[error("R049 signature: made with a key of '{0}' that was rotated out; only its current key signs")]
+    KeyRotatedOut(String),
+    #[error("R050 signature: made with a key of '{member}' revoked from height {from_height}")]
+    KeyRevoked { member: String, from_height: u64 },
+    #[error("R051 possession: the new key's proof of possession does not verify ({0})")]
+    BadPossession(String),
+    #[error("R052 governance: {what} is full ({max}); wait for a change to take effect or expire")]
+    GovernanceFull { what: &'static str, max: usize },
+    #[error("R053 {field}: the key is or was a member's key; keys are never shared or reused")]
+    KeyInUse { field: &'static str },
     // ---- The IP-loan lifecycle: R101.. (crate::loan_rules). ----
     #[error("R101 patent: {0} has no patent-status record on the ledger; its status must be recorded before a pledge")]
     PatentNoStatus(String),
@@ -233,6 +292,20 @@ impl Rejection {
             Rejection::TooManyBytes { .. } => 21,
             Rejection::BadSignature(_) => 22,
             Rejection::Evidence(_) => 23,
+            Rejection::GovernanceNotValidator(_) => 40,
+            Rejection::ProposalUnknown(_) => 41,
+            Rejection::ProposalExpired { .. } => 42,
+            Rejection::ExpiryOutOfRange { .. } => 43,
+            Rejection::DuplicateApproval { .. } => 44,
+            Rejection::ProposalClosed(_) => 45,
+            Rejection::NoValidatorLeft => 46,
+            Rejection::InvalidChange { .. } => 47,
+            Rejection::MemberRemoved(_) => 48,
+            Rejection::KeyRotatedOut(_) => 49,
+            Rejection::KeyRevoked { .. } => 50,
+            Rejection::BadPossession(_) => 51,
+            Rejection::GovernanceFull { .. } => 52,
+            Rejection::KeyInUse { .. } => 53,
             Rejection::PatentNoStatus(_) => 101,
             Rejection::PledgorNotOwner { .. } => 102,
             Rejection::PatentStatusForbids { .. } => 103,
@@ -294,6 +367,9 @@ pub(crate) struct Overlay<'a, V: StateView + ?Sized> {
     sequences: HashMap<u16, u64>,
     records: DigestMap<AttestationId, RecordMeta>,
     pledges: DigestMap<PatentNumber, Option<AttestationId>>,
+    /// Governance in force for this block, then changed by its governance records.
+    gov: Arc<GovState>,
+    gov_changed: bool,
     facts: HashMap<FactKey, Option<Fact>>,
 }
 
@@ -334,21 +410,30 @@ impl<V: StateView + ?Sized> Overlay<'_, V> {
         self.pledges.insert(p, id);
         self.delta.pledges.push((p, id));
     }
+    /// The governance state to change (copied once per block).
+    fn gov_mut(&mut self) -> &mut GovState {
+        self.gov_changed = true;
+        Arc::make_mut(&mut self.gov)
+    }
     fn finish(mut self) -> StateDelta {
         let mut seqs: Vec<(u16, u64)> = self.sequences.into_iter().collect();
         seqs.sort_unstable();
         self.delta.sequences = seqs;
+        if self.gov_changed {
+            self.delta.governance = Some(self.gov);
+        }
         self.delta
     }
 }
 
 /// Applies the ledger rules to a block's attestations (in order), given the
-/// committed state and the block time. Signatures are checked by the caller
-/// (batched); this checks everything else. On success returns the block's
-/// state change; nothing is applied on failure.
+/// committed state, the block's height and time. Signatures are checked by the
+/// caller (batched, with the keys of [`governance_at`]); this checks everything else.
+/// On success returns the block's state change; nothing is applied on failure.
 pub fn apply_block<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
+    height: u64,
     prev_time_ms: u64,
     time_ms: u64,
     records: &[(AttestationId, &Attestation)],
@@ -357,7 +442,9 @@ pub fn apply_block<V: StateView + ?Sized>(
     if time_ms <= prev_time_ms {
         return Err(RuleError::Block(Rejection::BlockTimeNotIncreasing { time_ms, prev_ms: prev_time_ms }));
     }
-    let params = &genesis.consensus;
+    let base = view.governance().map_err(RuleError::State)?.unwrap_or_else(|| genesis.governance());
+    let gov = base.advanced(height);
+    let params = &gov.params;
     if records.len() > params.block_records_max as usize {
         return Err(RuleError::Block(Rejection::TooManyRecords {
             count: records.len(),
@@ -367,13 +454,18 @@ pub fn apply_block<V: StateView + ?Sized>(
     if records_bytes > params.block_bytes_max as usize {
         return Err(RuleError::Block(Rejection::TooManyBytes { bytes: records_bytes, max: params.block_bytes_max }));
     }
-    apply_records(genesis, view, time_ms, records)
+    let activated = !Arc::ptr_eq(&base, &gov);
+    apply_records(genesis, view, gov, activated, height, time_ms, records)
 }
 
-/// Applies `records` in order on top of `view` at `time_ms`; the first refusal wins.
+/// Applies `records` in order on top of `view` at `height` and `time_ms`, with `gov`
+/// in force; the first refusal wins.
 fn apply_records<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
+    gov: Arc<GovState>,
+    gov_changed: bool,
+    height: u64,
     time_ms: u64,
     records: &[(AttestationId, &Attestation)],
 ) -> Result<StateDelta, RuleError<V::Error>> {
@@ -383,10 +475,12 @@ fn apply_records<V: StateView + ?Sized>(
         sequences: HashMap::new(),
         records: DigestMap::with_capacity_and_hasher(records.len(), DigestKeyed::default()),
         pledges: DigestMap::default(),
+        gov,
+        gov_changed,
         facts: HashMap::new(),
     };
     for (index, (id, a)) in records.iter().enumerate() {
-        match apply_one(genesis, &mut overlay, time_ms, id, a) {
+        match apply_one(genesis, &mut overlay, height, time_ms, id, a) {
             Ok(Ok(())) => {}
             Ok(Err(rejection)) => return Err(RuleError::Record { index, rejection }),
             Err(e) => return Err(RuleError::State(e)),
@@ -395,32 +489,49 @@ fn apply_records<V: StateView + ?Sized>(
     Ok(overlay.finish())
 }
 
-/// Checks one attestation against the state as if it were the next record
-/// (used by the mempool); returns the change it would make.
+/// Checks one attestation against the state as if it were the next record of the
+/// block at `height` (used by the mempool); returns the change it would make.
 pub fn check_attestation<V: StateView + ?Sized>(
     genesis: &Genesis,
     view: &V,
+    height: u64,
     now_ms: u64,
     id: &AttestationId,
     a: &Attestation,
 ) -> Result<StateDelta, RuleError<V::Error>> {
-    apply_records(genesis, view, now_ms, &[(*id, a)])
+    let gov = governance_at(genesis, view, height).map_err(RuleError::State)?;
+    apply_records(genesis, view, gov, false, height, now_ms, &[(*id, a)])
+}
+
+fn change_rejection(e: ChangeError) -> Rejection {
+    match e {
+        ChangeError::NoValidator => Rejection::NoValidatorLeft,
+        ChangeError::Invalid { field, rule } => Rejection::InvalidChange { field, rule },
+    }
 }
 
 /// The rules for one record. Outer error: the state could not be read; inner: the record is refused.
 fn apply_one<V: StateView + ?Sized>(
     genesis: &Genesis,
     st: &mut Overlay<'_, V>,
+    height: u64,
     time_ms: u64,
     id: &AttestationId,
     a: &Attestation,
 ) -> Result<Result<(), Rejection>, V::Error> {
     let body = &a.body;
     let kind = body.claim.kind();
-    let Some(attester) = genesis.member_index(&body.attester) else {
+    let Some(attester) = st.gov.member_index(&body.attester) else {
         return Ok(Err(Rejection::UnknownAttester(body.attester.to_string())));
     };
-    let member = &genesis.members[usize::from(attester)];
+    let member = &st.gov.members[usize::from(attester)];
+    if !member.is_active() {
+        return Ok(Err(Rejection::MemberRemoved(body.attester.to_string())));
+    }
+    let governs = matches!(kind, ClaimKind::GovernanceProposal | ClaimKind::GovernanceApproval);
+    if governs && !member.validator {
+        return Ok(Err(Rejection::GovernanceNotValidator(body.attester.to_string())));
+    }
     if !member.may_attest(kind) {
         return Ok(Err(Rejection::RoleNotPermitted { attester: body.attester.to_string(), kind: kind.name() }));
     }
@@ -462,7 +573,8 @@ fn apply_one<V: StateView + ?Sized>(
             }
         }
         Claim::Consent(c) => {
-            if genesis.member_index(&c.recipient).is_none() {
+            // The recipient is a member in force (governance may have added or removed it).
+            if st.gov.member(&c.recipient).is_none_or(|m| !m.is_active()) {
                 return Ok(Err(Rejection::NotAMember { field: "recipient", name: c.recipient.to_string() }));
             }
             if let Err(r) = expiry(c.expires_at_ms, CONSENT_LIFETIME_MS_MAX) {
@@ -473,7 +585,9 @@ fn apply_one<V: StateView + ?Sized>(
             // Liveness (revocation, expiry) of the key and the consent was the serving node's
             // check at read time; the log must record a read even if the consent lapses before
             // the record commits, so the rules check only what the references are.
-            let Some(reader) = genesis.member_index(&q.reader) else {
+            // A reader removed by governance since the read still resolves (indexes are never
+            // reused), so the log keeps reads served before the removal took effect.
+            let Some(reader) = st.gov.member_index(&q.reader) else {
                 return Ok(Err(Rejection::NotAMember { field: "reader", name: q.reader.to_string() }));
             };
             let key = st.record(&q.access_key)?;
@@ -486,16 +600,78 @@ fn apply_one<V: StateView + ?Sized>(
                         return Ok(Err(Rejection::NotAConsent(c)));
                     }
                 }
-                None if genesis.members[usize::from(reader)].roles.contains(&Role::Regulator) => {}
+                None if st.gov.members[usize::from(reader)].roles.contains(&Role::Regulator) => {}
                 None => return Ok(Err(Rejection::ConsentRequired(q.reader.to_string()))),
             }
         }
         Claim::Equivocation(e) => {
             // Both signatures must be the accused validator's; checked here, not batched,
             // as evidence is rare. The chain id is derived only when evidence appears.
-            if let Err(err) = e.check(genesis, &genesis.hash()) {
+            if let Err(err) = e.check(&st.gov, &genesis.checkpoint_origin, &genesis.hash()) {
                 return Ok(Err(Rejection::Evidence(err)));
             }
+        }
+        Claim::GovernanceProposal(p) => {
+            if let Err(r) = propose(genesis, st, height, time_ms, id, attester, p) {
+                return Ok(Err(r));
+            }
+        }
+        Claim::GovernanceApproval(ap) => {
+            let target = ap.proposal;
+            let Some(open) = st.gov.proposal(&target).cloned() else {
+                let closed = st.record(&target)?.is_some_and(|m| m.kind == ClaimKind::GovernanceProposal);
+                return Ok(Err(if closed {
+                    Rejection::ProposalClosed(target)
+                } else {
+                    Rejection::ProposalUnknown(target)
+                }));
+            };
+            if time_ms != NO_CLOCK_MS && time_ms > open.expires_at_ms {
+                return Ok(Err(Rejection::ProposalExpired { id: target, expires_at_ms: open.expires_at_ms, time_ms }));
+            }
+            if open.approvals.contains(&attester) {
+                return Ok(Err(Rejection::DuplicateApproval { approver: body.attester.to_string(), id: target }));
+            }
+            let mut open = open;
+            open.approvals.push(attester);
+            if let Err(r) = record_approvals(genesis, st, height, open) {
+                return Ok(Err(r));
+            }
+        }
+        Claim::KeyRotation(r) => {
+            let old = *member.key();
+            if let Err(e) =
+                governance::verify_possession(&genesis.hash(), &body.attester, &old, &r.new_key, &r.possession)
+            {
+                return Ok(Err(Rejection::BadPossession(e.to_string())));
+            }
+            let projected = st.gov.projection();
+            if projected.key_used(&r.new_key) {
+                return Ok(Err(Rejection::KeyInUse { field: "new_key" }));
+            }
+            let pending_rotation = st
+                .gov
+                .scheduled
+                .iter()
+                .any(|s| matches!(&s.pending, Pending::Rotation { member, .. } if *member == attester));
+            if pending_rotation || projected.members[usize::from(attester)].key() != &old {
+                return Ok(Err(Rejection::InvalidChange {
+                    field: "new_key",
+                    rule: "a change of this member's key is already waiting for its height".into(),
+                }));
+            }
+            if member.keys.len() >= governance::MEMBER_KEYS_MAX {
+                return Ok(Err(Rejection::InvalidChange {
+                    field: "new_key",
+                    rule: format!("a member holds at most {} keys", governance::MEMBER_KEYS_MAX),
+                }));
+            }
+            if st.gov.scheduled.len() >= SCHEDULED_MAX {
+                return Ok(Err(Rejection::GovernanceFull { what: "the schedule of changes", max: SCHEDULED_MAX }));
+            }
+            let pending = Pending::Rotation { record: *id, member: attester, key: r.new_key };
+            let at_height = height + ACTIVATION_DELAY_HEIGHTS;
+            st.gov_mut().scheduled.push(Scheduled { at_height, completed_at: height, pending });
         }
         Claim::IpPledge(_)
         | Claim::PatentStatus(_)
@@ -505,7 +681,8 @@ fn apply_one<V: StateView + ?Sized>(
         | Claim::RiskPool(_)
         | Claim::Disposal(_)
         | Claim::Qualification(_) => {
-            if let Err(rejection) = loan_rules::apply(genesis, st, attester, id, &body.claim)? {
+            let gov = Arc::clone(&st.gov);
+            if let Err(rejection) = loan_rules::apply(&gov, st, attester, id, &body.claim)? {
                 return Ok(Err(rejection));
             }
         }
@@ -519,9 +696,10 @@ fn apply_one<V: StateView + ?Sized>(
             {
                 return Ok(Err(Rejection::PatentAlreadyPledged { patent: p.patent.to_string(), active }));
             }
-            let pledgee = genesis
-                .member_index(&p.pledgee)
-                .filter(|i| genesis.members[usize::from(*i)].roles.contains(&Role::Bank));
+            let pledgee = st.gov.member_index(&p.pledgee).filter(|i| {
+                let m = &st.gov.members[usize::from(*i)];
+                m.is_active() && m.roles.contains(&Role::Bank)
+            });
             let Some(pledgee) = pledgee else {
                 return Ok(Err(Rejection::PledgeeNotBank(p.pledgee.to_string())));
             };
@@ -536,7 +714,7 @@ fn apply_one<V: StateView + ?Sized>(
                 return Ok(Err(Rejection::ReleaseTargetNotPledge(r.pledge)));
             };
             if pledgee != attester {
-                let pledgee = genesis.members[usize::from(pledgee)].name.to_string();
+                let pledgee = st.gov.members[usize::from(pledgee)].name.to_string();
                 return Ok(Err(Rejection::ReleaseByNonPledgee { pledgee, pledge: r.pledge }));
             }
             if target.status != RecordStatus::Active {
@@ -580,6 +758,109 @@ fn apply_one<V: StateView + ?Sized>(
     Ok(Ok(()))
 }
 
+/// A new proposal (its proposer's approval included).
+fn propose<V: StateView + ?Sized>(
+    genesis: &Genesis,
+    st: &mut Overlay<'_, V>,
+    height: u64,
+    time_ms: u64,
+    id: &AttestationId,
+    proposer: u16,
+    p: &crate::attestation::GovernanceProposal,
+) -> Result<(), Rejection> {
+    let latest = time_ms.saturating_add(PROPOSAL_TTL_MS_MAX);
+    if time_ms != NO_CLOCK_MS && (p.expires_at_ms <= time_ms || p.expires_at_ms > latest) {
+        return Err(Rejection::ExpiryOutOfRange { expires_at_ms: p.expires_at_ms, time_ms });
+    }
+    st.gov.projection().check_change(&p.change, genesis).map_err(change_rejection)?;
+    if st.gov.proposals.len() >= PROPOSALS_OPEN_MAX {
+        // Expired proposals make room first.
+        if time_ms == NO_CLOCK_MS || !st.gov.proposals.iter().any(|o| o.expires_at_ms < time_ms) {
+            return Err(Rejection::GovernanceFull { what: "the list of open proposals", max: PROPOSALS_OPEN_MAX });
+        }
+        st.gov_mut().prune_expired(time_ms);
+    }
+    let open = OpenProposal {
+        id: *id,
+        proposer,
+        change: p.change.clone(),
+        expires_at_ms: p.expires_at_ms,
+        approvals: vec![proposer],
+        height,
+    };
+    record_approvals(genesis, st, height, open)
+}
+
+/// Stores `open` with its approvals; if they reach the quorum of the validators in
+/// force, the change is checked against the state with every scheduled change applied
+/// and scheduled [`ACTIVATION_DELAY_HEIGHTS`] after this block.
+fn record_approvals<V: StateView + ?Sized>(
+    genesis: &Genesis,
+    st: &mut Overlay<'_, V>,
+    height: u64,
+    open: OpenProposal,
+) -> Result<(), Rejection> {
+    let complete = st.gov.counted_approvals(&open) >= st.gov.quorum();
+    if complete {
+        st.gov.projection().check_change(&open.change, genesis).map_err(change_rejection)?;
+        if st.gov.scheduled.len() >= SCHEDULED_MAX {
+            return Err(Rejection::GovernanceFull { what: "the schedule of changes", max: SCHEDULED_MAX });
+        }
+    }
+    let gov = st.gov_mut();
+    gov.proposals.retain(|o| o.id != open.id);
+    if complete {
+        let pending = Pending::Change { proposal: open.id, change: open.change };
+        gov.scheduled.push(Scheduled { at_height: height + ACTIVATION_DELAY_HEIGHTS, completed_at: height, pending });
+    } else {
+        gov.proposals.push(open);
+    }
+    Ok(())
+}
+
+/// Why a record's signature failed, when it was made with a key its attester no
+/// longer holds: R050 for a key governance revoked, R049 for one rotated out.
+/// `None` if it verifies under none of the attester's former keys (a plain R022).
+pub fn stale_key(
+    gov: &GovState,
+    a: &Attestation,
+    body_bytes: &[u8],
+    chain_id: &crate::hash::Hash,
+) -> Option<Rejection> {
+    let m = gov.member(&a.body.attester)?;
+    let current = m.key();
+    for (_, k) in m.keys.iter().filter(|(_, k)| k != current) {
+        let ok =
+            crate::sig::verify(k.ed25519(), crate::sig::Domain::Attestation, &chain_id.0, body_bytes, &a.signature)
+                .is_ok();
+        if ok {
+            if let Some((_, from)) = m.revoked.iter().find(|(r, _)| r == k) {
+                return Some(Rejection::KeyRevoked { member: m.name.to_string(), from_height: *from });
+            }
+            return Some(Rejection::KeyRotatedOut(m.name.to_string()));
+        }
+    }
+    None
+}
+
+/// [`stale_key`] against a roster in force (what admission holds): R050 if `a` verifies
+/// under a key of its attester that governance revoked, R049 under one rotated out.
+pub fn stale_key_in(
+    roster: &crate::governance::Roster,
+    a: &Attestation,
+    body_bytes: &[u8],
+    chain_id: &crate::hash::Hash,
+) -> Option<Rejection> {
+    let m = roster.member(&a.body.attester)?;
+    m.former.iter().find_map(|(k, revoked_from)| {
+        crate::sig::verify(k, crate::sig::Domain::Attestation, &chain_id.0, body_bytes, &a.signature).ok()?;
+        Some(match revoked_from {
+            Some(from_height) => Rejection::KeyRevoked { member: m.name.to_string(), from_height: *from_height },
+            None => Rejection::KeyRotatedOut(m.name.to_string()),
+        })
+    })
+}
+
 /// The whole derived state in memory: used by the offline verifier, the
 /// in-memory store and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -587,6 +868,8 @@ pub struct MemState {
     pub sequences: HashMap<u16, u64>,
     pub records: DigestMap<AttestationId, RecordMeta>,
     pub pledges: DigestMap<PatentNumber, AttestationId>,
+    /// `None` until a block changes governance.
+    pub governance: Option<Arc<GovState>>,
     pub facts: HashMap<FactKey, Fact>,
 }
 
@@ -604,6 +887,9 @@ impl MemState {
                 Some(id) => self.pledges.insert(*patent, *id),
                 None => self.pledges.remove(patent),
             };
+        }
+        if let Some(g) = &delta.governance {
+            self.governance = Some(Arc::clone(g));
         }
         for (k, f) in &delta.facts {
             match f {
@@ -624,6 +910,9 @@ impl StateView for MemState {
     }
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, Self::Error> {
         Ok(self.pledges.get(patent).copied())
+    }
+    fn governance(&self) -> Result<Option<Arc<GovState>>, Self::Error> {
+        Ok(self.governance.clone())
     }
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, Self::Error> {
         Ok(self.facts.get(key).cloned())

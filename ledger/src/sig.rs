@@ -209,6 +209,8 @@ pub enum Domain {
     Attestation,
     Vote,
     Proposal,
+    /// A new member key's consent to replace an old one (governance key rotation).
+    KeyPossession,
 }
 
 impl Domain {
@@ -218,6 +220,7 @@ impl Domain {
             Domain::Attestation => b"credence/attestation/v1\0",
             Domain::Vote => b"credence/vote/v1\0",
             Domain::Proposal => b"credence/proposal/v1\0",
+            Domain::KeyPossession => b"credence/key-possession/v1\0",
         }
     }
 }

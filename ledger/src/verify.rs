@@ -13,13 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::block::{Block, BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
-use crate::checkpoint::{self, Checkpoint, VerifierKey};
+use crate::checkpoint::{self, Checkpoint};
 use crate::genesis::Genesis;
+use crate::governance::{GovState, Roster};
 use crate::hash::{Hash, HashOf};
 use crate::ids::MemberName;
 use crate::merkle::{Frontier, NodeHash};
 use crate::rules::{self, MemState, RuleError, StateView};
-use crate::sig::{self, BatchItem, Domain, SigError, VerifyingKey};
+use crate::sig::{self, BatchItem, Domain, SigError};
 
 /// Most signatures one worker checks as one batch (batches level off in
 /// throughput from about 512 items; a whole 1,000-record block fits in one).
@@ -27,17 +28,19 @@ pub const SIGNATURE_JOB_ITEMS_MAX: usize = 1024;
 /// Most blocks whose signatures may be in flight behind the rule checks.
 pub const BLOCKS_IN_FLIGHT_MAX: usize = 8;
 
-/// Everything about a chain that does not change from block to block.
+/// Rosters (decompressed keys of a governance state) kept for reuse.
+pub const ROSTERS_CACHED_MAX: usize = 4;
+
+/// Everything about a chain that does not change from block to block, and the
+/// rosters (members, keys, validators in force) its governance states give.
 #[derive(Debug)]
 pub struct ChainContext {
     pub genesis: Genesis,
     /// The genesis hash: what every signature is bound to.
     pub chain_id: Hash,
-    keys: Vec<VerifyingKey>,
-    verifier_keys: Vec<VerifierKey>,
-    /// The validators' C2SP key IDs, in the order of `verifier_keys`.
-    verifier_key_ids: Vec<[u8; 4]>,
-    validator_set: Hash,
+    genesis_roster: Arc<Roster>,
+    /// The last rosters built, newest last, at most [`ROSTERS_CACHED_MAX`].
+    rosters: Mutex<VecDeque<Arc<Roster>>>,
     /// Threads for signature batches.
     pub threads: usize,
 }
@@ -46,21 +49,44 @@ impl ChainContext {
     pub fn new(genesis: Genesis) -> ChainContext {
         ChainContext {
             chain_id: genesis.hash(),
-            keys: genesis.verifying_keys(),
-            verifier_keys: genesis.verifier_keys(),
-            verifier_key_ids: genesis.verifier_keys().iter().map(VerifierKey::key_id).collect(),
-            validator_set: genesis.validator_set_hash(),
+            genesis_roster: Arc::new(Roster::new(&genesis.governance())),
+            rosters: Mutex::new(VecDeque::new()),
             threads: sig::available_threads(),
             genesis,
         }
     }
 
-    pub fn verifier_keys(&self) -> &[VerifierKey] {
-        &self.verifier_keys
+    /// What is in force at genesis (block 1's validators and every member's first key).
+    pub fn genesis_roster(&self) -> &Arc<Roster> {
+        &self.genesis_roster
     }
 
-    pub fn validator_set_hash(&self) -> Hash {
-        self.validator_set
+    /// The roster of a governance state, built once per distinct state and cached.
+    pub fn roster(&self, gov: &GovState) -> Arc<Roster> {
+        if gov.roster_digest == self.genesis_roster.digest {
+            return Arc::clone(&self.genesis_roster);
+        }
+        let mut cache = self.rosters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = cache.iter().find(|r| r.digest == gov.roster_digest) {
+            return Arc::clone(r);
+        }
+        let r = Arc::new(Roster::new(gov));
+        if cache.len() >= ROSTERS_CACHED_MAX {
+            cache.pop_front();
+        }
+        cache.push_back(Arc::clone(&r));
+        r
+    }
+
+    /// The governance state and roster in force for the block at `height` on `view`.
+    pub fn in_force<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        height: u64,
+    ) -> Result<(Arc<GovState>, Arc<Roster>), V::Error> {
+        let gov = rules::governance_at(&self.genesis, view, height)?;
+        let roster = self.roster(&gov);
+        Ok((gov, roster))
     }
 }
 
@@ -105,7 +131,7 @@ pub enum Failure {
     Height { expected: u64, got: u64 },
     #[error("prev: does not match the hash of block {height} (the chain is not linked)")]
     PrevMismatch { height: u64 },
-    #[error("validator_set: does not match the genesis validator set")]
+    #[error("validator_set: does not match the hash of the validator set in force at this height")]
     ValidatorSet,
     #[error("proposer: '{0}' is not a validator")]
     ProposerNotValidator(String),
@@ -146,6 +172,9 @@ impl VerifyError {
 struct Checked {
     /// The block's header hash, computed once.
     hash: BlockHash,
+    /// Governance in force at the block's height (before its own records), and its roster.
+    gov: Arc<GovState>,
+    roster: Arc<Roster>,
     merkle_nodes: MerkleNodes,
     delta: rules::StateDelta,
     frontier: Frontier,
@@ -256,25 +285,27 @@ fn check_without_signatures<V: StateView + ?Sized>(
         Some(m) if m.prev == tip.hash && m.hash == hash => m,
         _ => check_leaves(tip, block)?,
     };
-    if h.validator_set != ctx.validator_set {
+    let (gov, roster) = ctx.in_force(view, h.height).map_err(|e| fail(Failure::State(e.to_string())))?;
+    if h.validator_set != roster.validator_set_hash {
         return Err(fail(Failure::ValidatorSet));
     }
-    if !ctx.genesis.member(&h.proposer).is_some_and(|m| m.validator) {
+    if !roster.is_validator(&h.proposer) {
         return Err(fail(Failure::ProposerNotValidator(h.proposer.to_string())));
     }
     if let Some(certificate) = certificate {
-        check_certificate(ctx, h, &hash, certificate, CertificateSignatures::Verify).map_err(fail)?;
+        check_certificate(ctx, &roster, h, &hash, certificate, CertificateSignatures::Verify).map_err(fail)?;
     }
     let records: Vec<_> = block.leaves.iter().map(|l| (l.id, &l.attestation)).collect();
-    let delta = rules::apply_block(&ctx.genesis, view, tip.time_ms, h.time_ms, &records, block.records_bytes())
-        .map_err(|e| match e {
-            RuleError::Record { index, rejection } => {
-                VerifyError { height: h.height, record: Some(index), reason: Failure::Rule(rejection) }
-            }
-            RuleError::Block(rejection) => fail(Failure::Rule(rejection)),
-            RuleError::State(e) => fail(Failure::State(e.to_string())),
-        })?;
-    Ok(Checked { hash, merkle_nodes: matched.merkle_nodes, delta, frontier: matched.frontier })
+    let delta =
+        rules::apply_block(&ctx.genesis, view, h.height, tip.time_ms, h.time_ms, &records, block.records_bytes())
+            .map_err(|e| match e {
+                RuleError::Record { index, rejection } => {
+                    VerifyError { height: h.height, record: Some(index), reason: Failure::Rule(rejection) }
+                }
+                RuleError::Block(rejection) => fail(Failure::Rule(rejection)),
+                RuleError::State(e) => fail(Failure::State(e.to_string())),
+            })?;
+    Ok(Checked { hash, gov, roster, merkle_nodes: matched.merkle_nodes, delta, frontier: matched.frontier })
 }
 
 /// Whether a certificate's signatures are to be verified, or were verified by its holder.
@@ -292,6 +323,7 @@ pub enum CertificateSignatures {
 /// with a quorum.
 fn check_certificate(
     ctx: &ChainContext,
+    roster: &Roster,
     h: &BlockHeader,
     hash: &BlockHash,
     certificate: &Checkpoint,
@@ -318,9 +350,9 @@ fn check_certificate(
     // C2SP verifiers ignore unknown lines; the ledger refuses them, so a stored
     // certificate has one form and nothing rides along unverified.)
     match signatures {
-        CertificateSignatures::Verify => checkpoint::verify_quorum_strict(certificate, &ctx.verifier_keys),
+        CertificateSignatures::Verify => checkpoint::verify_quorum_strict(certificate, &roster.verifier_keys),
         CertificateSignatures::VerifiedByConsensus => {
-            checkpoint::quorum_of_verified_lines(certificate, &ctx.verifier_keys, &ctx.verifier_key_ids)
+            checkpoint::quorum_of_verified_lines(certificate, &roster.verifier_keys, &roster.verifier_key_ids)
         }
     }
     .map_err(|e| Failure::Certificate(e.to_string()))?;
@@ -328,15 +360,19 @@ fn check_certificate(
 }
 
 /// Signature batch items for `leaves` of a block whose rules already passed
-/// (so every attester is a member).
-fn signature_items<'a>(ctx: &'a ChainContext, leaves: impl Iterator<Item = &'a Leaf>) -> Vec<BatchItem<'a>> {
+/// (so every attester is a member), with the keys of `roster` (in force at the block).
+fn signature_items<'a>(
+    roster: &'a Roster,
+    chain_id: &'a Hash,
+    leaves: impl Iterator<Item = &'a Leaf>,
+) -> Vec<BatchItem<'a>> {
     leaves
         .filter_map(|leaf| {
-            let i = ctx.genesis.member_index(&leaf.attestation.body.attester)?;
+            let m = roster.member(&leaf.attestation.body.attester)?;
             Some(BatchItem {
-                key: ctx.keys.get(usize::from(i))?,
+                key: &m.verifying,
                 domain: Domain::Attestation,
-                chain_id: &ctx.chain_id.0,
+                chain_id: &chain_id.0,
                 body: leaf.body_bytes(),
                 sig: &leaf.attestation.signature,
             })
@@ -344,22 +380,41 @@ fn signature_items<'a>(ctx: &'a ChainContext, leaves: impl Iterator<Item = &'a L
         .collect()
 }
 
+/// The failure of leaf `index`'s bad signature: R049/R050 if it was made with a key
+/// its attester no longer holds, else the signature error.
+fn signature_failure(ctx: &ChainContext, gov: &GovState, block: &Block, index: usize, e: SigError) -> Failure {
+    block
+        .leaves
+        .get(index)
+        .and_then(|l| rules::stale_key(gov, &l.attestation, l.body_bytes(), &ctx.chain_id))
+        .map_or(Failure::Signature(e), Failure::Rule)
+}
+
 /// The first bad signature in `verdicts`, as (index from `offset`, error).
 fn first_bad(verdicts: &[Result<(), SigError>], offset: usize) -> Option<(usize, SigError)> {
     verdicts.iter().enumerate().find_map(|(i, v)| v.err().map(|e| (offset + i, e)))
 }
 
-/// Checks the signatures of `block`'s leaves, batched over `ctx.threads`,
-/// except those `known_valid` vouches for (exact leaf bytes this node already
-/// verified, e.g. in its mempool).
-fn check_signatures(ctx: &ChainContext, block: &Block, known_valid: &dyn Fn(&Leaf) -> bool) -> Result<(), VerifyError> {
+/// Checks the signatures of `block`'s leaves, batched over `ctx.threads`, with the
+/// keys in force at its height, except those `known_valid` vouches for (exact leaf
+/// bytes this node already verified, e.g. in its mempool).
+fn check_signatures(
+    ctx: &ChainContext,
+    checked: &Checked,
+    block: &Block,
+    known_valid: &dyn Fn(&Leaf) -> bool,
+) -> Result<(), VerifyError> {
     let unknown: Vec<usize> = (0..block.leaves.len()).filter(|i| !known_valid(&block.leaves[*i])).collect();
-    let items = signature_items(ctx, unknown.iter().map(|i| &block.leaves[*i]));
+    let items = signature_items(&checked.roster, &ctx.chain_id, unknown.iter().map(|i| &block.leaves[*i]));
     debug_assert_eq!(items.len(), unknown.len(), "rules admitted only members");
     let verdicts = sig::verify_batch(&items, ctx.threads);
     if let Some((k, e)) = first_bad(&verdicts, 0) {
         let index = unknown.get(k).copied();
-        return Err(VerifyError { height: block.header.height, record: index, reason: Failure::Signature(e) });
+        let reason = match index {
+            Some(i) => signature_failure(ctx, &checked.gov, block, i, e),
+            None => Failure::Signature(e),
+        };
+        return Err(VerifyError { height: block.header.height, record: index, reason });
     }
     Ok(())
 }
@@ -384,9 +439,9 @@ pub fn verify_block_with<V: StateView + ?Sized>(
     cb: CertifiedBlock,
     known_valid: &dyn Fn(&Leaf) -> bool,
 ) -> Result<ValidBlock, VerifyError> {
-    let Checked { merkle_nodes, delta, frontier, .. } =
-        check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate), None)?;
-    check_signatures(ctx, &cb.block, known_valid)?;
+    let checked = check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate), None)?;
+    check_signatures(ctx, &checked, &cb.block, known_valid)?;
+    let Checked { merkle_nodes, delta, frontier, .. } = checked;
     Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
 }
 
@@ -424,7 +479,8 @@ impl ValidProposal {
         if hash != self.hash || self.checked.frontier.size() != h.tree_size {
             return Err(VerifyError::at(h.height, Failure::CertificateMismatch { field: "block hash" }));
         }
-        check_certificate(ctx, h, &hash, &cb.certificate, signatures).map_err(|r| VerifyError::at(h.height, r))?;
+        check_certificate(ctx, &self.checked.roster, h, &hash, &cb.certificate, signatures)
+            .map_err(|r| VerifyError::at(h.height, r))?;
         let Checked { merkle_nodes, delta, frontier, .. } = self.checked;
         Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
     }
@@ -445,7 +501,7 @@ pub fn verify_proposal<V: StateView + ?Sized>(
     known_valid: &dyn Fn(&Leaf) -> bool,
 ) -> Result<ValidProposal, VerifyError> {
     let checked = check_without_signatures(ctx, tip, view, block, None, leaves)?;
-    check_signatures(ctx, block, known_valid)?;
+    check_signatures(ctx, &checked, block, known_valid)?;
     Ok(ValidProposal { hash: checked.hash, prev: tip.hash, checked })
 }
 
@@ -467,16 +523,20 @@ impl Summary {
     }
 }
 
-/// A signature job: leaves `range` of the block numbered `seq` in the stream.
+/// A signature job: leaves `range` of the block numbered `seq` in the stream, with
+/// the roster in force at that block.
 struct Job {
     seq: u64,
     block: Arc<CertifiedBlock>,
+    roster: Arc<Roster>,
     range: std::ops::Range<usize>,
 }
 
 /// A block whose rules passed, waiting for its signature verdicts.
 struct Pending {
     block: Arc<CertifiedBlock>,
+    /// Governance in force at the block (to name a stale key).
+    gov: Arc<GovState>,
     jobs_left: usize,
     first_bad: Option<(usize, SigError)>,
 }
@@ -504,6 +564,7 @@ impl Window {
     /// Retires finished blocks from the front, in order; the first bad one is an error.
     fn retire(
         &mut self,
+        ctx: &ChainContext,
         summary: &mut Summary,
         started: Instant,
         progress: &mut impl FnMut(&Summary),
@@ -513,7 +574,8 @@ impl Window {
             self.front_seq += 1;
             let h = &p.block.block.header;
             if let Some((index, e)) = p.first_bad {
-                return Err(VerifyError { height: h.height, record: Some(index), reason: Failure::Signature(e) });
+                let reason = signature_failure(ctx, &p.gov, &p.block.block, index, e);
+                return Err(VerifyError { height: h.height, record: Some(index), reason });
             }
             summary.blocks += 1;
             summary.attestations += p.block.block.leaves.len() as u64;
@@ -582,7 +644,8 @@ where
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let items = signature_items(ctx, job.block.block.leaves[job.range.clone()].iter());
+                    let leaves = job.block.block.leaves[job.range.clone()].iter();
+                    let items = signature_items(&job.roster, &ctx.chain_id, leaves);
                     let verdicts = sig::verify_batch(&items, 1);
                     if result_tx.send((job.seq, first_bad(&verdicts, job.range.start))).is_err() {
                         return;
@@ -602,20 +665,20 @@ where
             while window.pending.len() >= BLOCKS_IN_FLIGHT_MAX {
                 let Ok((s, bad)) = result_rx.recv() else { break 'blocks };
                 window.record(s, bad);
-                if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+                if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
                     return Some(e);
                 }
             }
             while let Ok((s, bad)) = result_rx.try_recv() {
                 window.record(s, bad);
             }
-            if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+            if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
                 return Some(e);
             }
             let checked = item.and_then(|cb| {
                 check_without_signatures(ctx, &tip, &state, &cb.block, Some(&cb.certificate), None).map(|c| (cb, c))
             });
-            let (cb, Checked { hash, merkle_nodes, delta, frontier }) = match checked {
+            let (cb, Checked { hash, gov, roster, merkle_nodes, delta, frontier }) = match checked {
                 Ok(x) => x,
                 Err(e) => {
                     rule_failure = Some(e);
@@ -630,17 +693,18 @@ where
             let cb = Arc::new(cb);
             let n = cb.block.leaves.len();
             let jobs = n.div_ceil(SIGNATURE_JOB_ITEMS_MAX);
-            window.pending.push_back(Pending { block: Arc::clone(&cb), jobs_left: jobs, first_bad: None });
+            window.pending.push_back(Pending { block: Arc::clone(&cb), gov, jobs_left: jobs, first_bad: None });
             for j in 0..jobs {
                 let range = j * SIGNATURE_JOB_ITEMS_MAX..((j + 1) * SIGNATURE_JOB_ITEMS_MAX).min(n);
-                if job_tx.send(Job { seq, block: Arc::clone(&cb), range }).is_err() {
+                let roster = Arc::clone(&roster);
+                if job_tx.send(Job { seq, block: Arc::clone(&cb), roster, range }).is_err() {
                     break 'blocks;
                 }
             }
         }
         drop(job_tx);
         while !window.pending.is_empty() {
-            if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+            if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
                 return Some(e);
             }
             match result_rx.recv() {
@@ -648,7 +712,7 @@ where
                 Err(_) => break,
             }
         }
-        if let Err(e) = window.retire(&mut summary, started, &mut progress) {
+        if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
             return Some(e);
         }
         rule_failure

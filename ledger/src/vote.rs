@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::block::{BlockHash, BlockHeader};
 use crate::checkpoint::{self, CheckpointBody};
 use crate::codec;
-use crate::genesis::Genesis;
+use crate::governance::GovState;
 use crate::hash::Hash;
 use crate::ids::MemberName;
 use crate::sig::{Domain, SecretKey, SigError, Signature, VerifyingKey};
@@ -196,13 +196,17 @@ impl Equivocation {
         }
     }
 
-    /// Checks that this proves an offence on the chain of `genesis` (whose hash is `chain_id`):
-    /// `validator` is a genesis validator, the statements fill one slot, differ, are in
-    /// canonical order, and both signatures are valid under the validator's key.
-    pub fn check(&self, genesis: &Genesis, chain_id: &Hash) -> Result<(), EvidenceError> {
-        let member = genesis
-            .member(&self.validator)
-            .filter(|m| m.validator)
+    /// Checks that this proves an offence on the chain whose genesis hash is `chain_id`
+    /// and checkpoint origin `origin`: `validator` was in the validator set certifying
+    /// the statements' height (the history in `gov`), the statements fill one slot,
+    /// differ, are in canonical order, and both signatures are valid under the key the
+    /// validator held in that set.
+    pub fn check(&self, gov: &GovState, origin: &str, chain_id: &Hash) -> Result<(), EvidenceError> {
+        let (height, _, _) = self.first.statement.slot();
+        let public = gov
+            .epoch_at(height)
+            .and_then(|e| e.validators.iter().find(|(n, _)| *n == self.validator))
+            .map(|(_, k)| *k)
             .ok_or_else(|| EvidenceError::NotValidator(self.validator.to_string()))?;
         if self.first.statement.slot() != self.second.statement.slot() {
             return Err(EvidenceError::DifferentSlots);
@@ -210,11 +214,10 @@ impl Equivocation {
         if codec::encode(&self.first.statement) >= codec::encode(&self.second.statement) {
             return Err(EvidenceError::NotCanonical);
         }
-        let key = VerifyingKey::new(&member.public_key)
-            .map_err(|reason| EvidenceError::Signature { which: "first", reason })?;
+        let key = VerifyingKey::new(&public).map_err(|reason| EvidenceError::Signature { which: "first", reason })?;
         for (which, s) in [("first", &self.first), ("second", &self.second)] {
             s.statement
-                .verify(&genesis.checkpoint_origin, chain_id, &key, &s.signature)
+                .verify(origin, chain_id, &key, &s.signature)
                 .map_err(|reason| EvidenceError::Signature { which, reason })?;
         }
         Ok(())
@@ -226,6 +229,7 @@ mod tests {
     use super::*;
     use crate::attestation::{Attestation, AttestationBody, Claim};
     use crate::demo;
+    use crate::genesis::Genesis;
     use crate::hash::HashOf;
     use crate::rules::{self, MemState, Rejection, RuleError};
 
@@ -265,7 +269,7 @@ mod tests {
             Equivocation::new(name, self.signed_vote(who, a), self.signed_vote(who, b)).unwrap()
         }
         fn check(&self, e: &Equivocation) -> Result<(), EvidenceError> {
-            e.check(&self.genesis, &self.genesis.hash())
+            e.check(&self.genesis.governance(), &self.genesis.checkpoint_origin, &self.genesis.hash())
         }
     }
 
@@ -365,18 +369,18 @@ mod tests {
         let v = f.validator();
         let reporter = f.genesis.members.iter().rposition(|m| m.validator).unwrap();
         let ok = record(reporter, f.evidence(v, VoteKind::Precommit));
-        assert!(rules::check_attestation(&f.genesis, &state, 10, &ok.id(), &ok).is_ok());
+        assert!(rules::check_attestation(&f.genesis, &state, 1, 10, &ok.id(), &ok).is_ok());
         // Only validators report evidence.
         let by_outsider = record(f.non_validator(), f.evidence(v, VoteKind::Precommit));
         assert!(matches!(
-            rules::check_attestation(&f.genesis, &state, 10, &by_outsider.id(), &by_outsider),
+            rules::check_attestation(&f.genesis, &state, 1, 10, &by_outsider.id(), &by_outsider),
             Err(RuleError::Record { rejection: Rejection::RoleNotPermitted { .. }, .. })
         ));
         // Evidence that proves nothing is R023.
         let mut bad = f.evidence(v, VoteKind::Precommit);
         bad.first.signature.0[5] ^= 1;
         let bad = record(reporter, bad);
-        let err = rules::check_attestation(&f.genesis, &state, 10, &bad.id(), &bad).unwrap_err();
+        let err = rules::check_attestation(&f.genesis, &state, 1, 10, &bad.id(), &bad).unwrap_err();
         assert!(matches!(&err, RuleError::Record { rejection: Rejection::Evidence(_), .. }));
         assert!(err.to_string().contains("R023"), "{err}");
         // Round trip through the attestation encoding.

@@ -41,12 +41,14 @@ fn uscc() -> Uscc {
 struct Ledger {
     g: Genesis,
     state: MemState,
+    /// Height of the last block applied.
+    height: u64,
     time_ms: u64,
 }
 
 impl Ledger {
     fn new() -> Ledger {
-        Ledger { g: genesis(), state: MemState::default(), time_ms: T0 }
+        Ledger { g: genesis(), state: MemState::default(), height: 0, time_ms: T0 }
     }
     fn submit(&mut self, who: &str, claim: Claim) -> Result<AttestationId, Rejection> {
         let i = self.g.member_index(&name(who)).unwrap();
@@ -60,9 +62,10 @@ impl Ledger {
         let id = a.id();
         let time = self.time_ms + 1000;
         let bytes = a.to_bytes().len();
-        match rules::apply_block(&self.g, &self.state, self.time_ms, time, &[(id, &a)], bytes) {
+        match rules::apply_block(&self.g, &self.state, self.height + 1, self.time_ms, time, &[(id, &a)], bytes) {
             Ok(delta) => {
                 self.state.apply(&delta);
+                self.height += 1;
                 self.time_ms = time;
                 Ok(id)
             }

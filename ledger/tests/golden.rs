@@ -220,8 +220,8 @@ fn golden_vectors() {
         assert_eq!(leaf.body_bytes(), b.to_bytes());
     }
     // The evidence vectors prove real offences under the golden genesis.
-    assert_eq!(vote_equivocation().check(&g, &chain), Ok(()));
-    assert_eq!(proposal_equivocation().check(&g, &chain), Ok(()));
+    assert_eq!(vote_equivocation().check(&g.governance(), &g.checkpoint_origin, &chain), Ok(()));
+    assert_eq!(proposal_equivocation().check(&g.governance(), &g.checkpoint_origin, &chain), Ok(()));
     let rd = Leaf::new(bodies()[0].1.clone().sign(&key(2), &chain));
     let header = BlockHeader {
         height: 1,
@@ -621,14 +621,14 @@ mod access {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Confidential amounts (docs/encoding.md §12): the rd-spend of `bodies()` with its amount sealed.
+// Confidential amounts (docs/encoding.md §13): the rd-spend of `bodies()` with its amount sealed.
 // ---------------------------------------------------------------------------------------------
 
 mod sealed {
     use super::*;
     use credence_ledger::confidential::{Amount, Opening};
 
-    /// Body hex and id of the sealed rd-spend (salt `5a`×32), from docs/encoding.md §12.
+    /// Body hex and id of the sealed rd-spend (salt `5a`×32), from docs/encoding.md §13.
     const SEALED_BODY: &str = "080000000000000063656e7472652d620100000000000000404ae7cf8b01000000000000393134343033303031393232303338323136e8070301434e5927b418f59945905db445ebbef52c1d2a9b74a530cf028a4e6691d146d7ba04c401000000eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
     const SEALED_ID: &str = "47d9e28871f91967e87328c49d0529bdafafc3e998d6046dfd65ad051c222a48";
 
@@ -651,3 +651,164 @@ mod sealed {
         assert_eq!(Attestation::from_bytes(&a.to_bytes()).unwrap(), a);
     }
 }
+
+// ==== BEGIN governance golden vectors (tags 17..=19; issue 11) ====
+// The integrator may renumber the tags when merging other appended kinds: then
+// regenerate this block (the assertion prints the new values) and docs/encoding.md §12.
+mod governance {
+    use super::*;
+    use credence_ledger::attestation::{GovernanceApproval, GovernanceProposal, KeyRotation};
+    use credence_ledger::genesis::{ConsensusParams, Role};
+    use credence_ledger::governance::{self, Change, MemberKey};
+
+    const EXPIRES_MS: u64 = 1_700_086_400_000;
+
+    fn mk(n: u8) -> MemberKey {
+        MemberKey::Ed25519(key(n).public())
+    }
+
+    pub(super) fn bodies() -> Vec<(&'static str, AttestationBody)> {
+        let proposal =
+            |change| Claim::GovernanceProposal(Box::new(GovernanceProposal { change, expires_at_ms: EXPIRES_MS }));
+        let chain = genesis().hash();
+        vec![
+            (
+                "gov-proposal/add-member",
+                body(
+                    "bank-a",
+                    20,
+                    proposal(Change::AddMember {
+                        name: name("bank-c"),
+                        key: mk(3),
+                        roles: vec![Role::Bank],
+                        validator: true,
+                    }),
+                ),
+            ),
+            (
+                "gov-proposal/remove-member",
+                body("bank-a", 21, proposal(Change::RemoveMember { name: name("centre-b") })),
+            ),
+            (
+                "gov-proposal/set-roles",
+                body(
+                    "bank-a",
+                    22,
+                    proposal(Change::SetRoles {
+                        name: name("centre-b"),
+                        roles: vec![Role::ServiceCentre, Role::RiskPool],
+                        validator: false,
+                    }),
+                ),
+            ),
+            (
+                "gov-proposal/revoke-key",
+                body(
+                    "bank-a",
+                    23,
+                    proposal(Change::RevokeKey { name: name("centre-b"), key: mk(2), replacement: mk(5) }),
+                ),
+            ),
+            (
+                "gov-proposal/set-consensus",
+                body(
+                    "bank-a",
+                    24,
+                    proposal(Change::SetConsensus(ConsensusParams {
+                        block_records_max: 500,
+                        block_bytes_max: 524_288,
+                        timeout_propose_ms: 2000,
+                        timeout_prevote_ms: 1000,
+                        timeout_precommit_ms: 1000,
+                        timeout_delta_ms: 500,
+                    })),
+                ),
+            ),
+            (
+                "gov-approval",
+                body("centre-b", 20, Claim::GovernanceApproval(GovernanceApproval { proposal: id(0x77) })),
+            ),
+            (
+                "key-rotation",
+                body(
+                    "bank-a",
+                    25,
+                    Claim::KeyRotation(KeyRotation {
+                        new_key: mk(4),
+                        possession: governance::sign_possession(&key(4), &chain, &name("bank-a"), &mk(1)),
+                    }),
+                ),
+            ),
+        ]
+    }
+
+    /// (name, hex of body bytes, id).
+    const EXPECTED: &[(&str, &str, &str)] = &[
+        (
+            "gov-proposal/add-member",
+            "060000000000000062616e6b2d611400000000000000404ae7cf8b0100001100000000000000060000000000000062616e6b2d6300000000ed4928c628d1c2c6eae90338905995612959273a5c63f93636c14614ac8737d10100000000000000000000000100c40bd58b010000",
+            "8c10d40b83a7fdb6cdabf8a5892d2f2e21459934e0dbd6380e04981a100d8b25",
+        ),
+        (
+            "gov-proposal/remove-member",
+            "060000000000000062616e6b2d611500000000000000404ae7cf8b0100001100000001000000080000000000000063656e7472652d6200c40bd58b010000",
+            "1f6411e8d6bb7f9185c89fb29487c12df49825e26360326b707617605d5cdbd4",
+        ),
+        (
+            "gov-proposal/set-roles",
+            "060000000000000062616e6b2d611600000000000000404ae7cf8b0100001100000002000000080000000000000063656e7472652d62020000000000000001000000030000000000c40bd58b010000",
+            "0bc599b67fd94eb26b1ff3bd6aa9c40725248d95f9162fd0de01e13a6666787c",
+        ),
+        (
+            "gov-proposal/revoke-key",
+            "060000000000000062616e6b2d611700000000000000404ae7cf8b0100001100000003000000080000000000000063656e7472652d62000000008139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394000000006e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf100c40bd58b010000",
+            "6f909a1d682a08ad619f8c2ae2a2db6393f2c7e9bcccfbbaa0aecd5c8ae6af50",
+        ),
+        (
+            "gov-proposal/set-consensus",
+            "060000000000000062616e6b2d611800000000000000404ae7cf8b0100001100000004000000f401000000000800d007000000000000e803000000000000e803000000000000f40100000000000000c40bd58b010000",
+            "95709aabdc02d57a35aff92bd463fa1be38e02482cca8c718a9887bb2d31bfd0",
+        ),
+        (
+            "gov-approval",
+            "080000000000000063656e7472652d621400000000000000404ae7cf8b010000120000007777777777777777777777777777777777777777777777777777777777777777",
+            "0bf997017b2e61d1c89374fcef70361c122407fcd1019b92153fd8a5fed0e471",
+        ),
+        (
+            "key-rotation",
+            "060000000000000062616e6b2d611900000000000000404ae7cf8b0100001300000000000000ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805",
+            "b5e54ed3ce001aa1bd46b2a7d11766ab9518c1a89f3a622472ae6cf228504158",
+        ),
+    ];
+
+    #[test]
+    fn governance_golden_vectors() {
+        let g = genesis();
+        let chain = g.hash();
+        let mut got = Vec::new();
+        for (kind, b) in bodies() {
+            let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
+            let a: Attestation = b.clone().sign(&signer, &chain);
+            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
+            assert_eq!(leaf.attestation, a);
+            assert_eq!(leaf.body_bytes(), b.to_bytes());
+            assert_eq!(b.claim.check_fields(), Ok(()), "{kind}");
+            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
+        }
+        let expected: Vec<(&str, String, String)> =
+            EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
+        assert!(expected == got, "the governance encoding changed; update docs/encoding.md §12 and:\n{got:#?}");
+        // The proof of possession in the rotation vector verifies, and only for its own message.
+        let rotation = bodies().pop().unwrap().1;
+        let Claim::KeyRotation(r) = rotation.claim else { unreachable!() };
+        assert_eq!(governance::verify_possession(&chain, &name("bank-a"), &mk(1), &mk(4), &r.possession), Ok(()));
+        assert!(governance::verify_possession(&chain, &name("centre-b"), &mk(1), &mk(4), &r.possession).is_err());
+        assert_eq!(hex::encode(r.possession.0), POSSESSION_HEX);
+        // The possession message body (after the domain tag and the genesis hash).
+        assert_eq!(hex::encode(governance::possession_body(&name("bank-a"), &mk(1), &mk(4))), POSSESSION_BODY_HEX);
+    }
+
+    const POSSESSION_HEX: &str = "758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805";
+    const POSSESSION_BODY_HEX: &str = "060000000000000062616e6b2d61000000008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c00000000ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c";
+}
+// ==== END governance golden vectors ====

@@ -71,12 +71,14 @@ struct L {
     g: Genesis,
     state: MemState,
     time_ms: u64,
+    /// The height of the next block.
+    height: u64,
     seq: std::collections::HashMap<String, u64>,
 }
 
 impl L {
     fn new() -> L {
-        L { g: genesis(), state: MemState::default(), time_ms: 1000, seq: Default::default() }
+        L { g: genesis(), state: MemState::default(), time_ms: 1000, height: 1, seq: Default::default() }
     }
 
     fn sign(&self, who: &str, claim: Claim) -> Attestation {
@@ -90,10 +92,11 @@ impl L {
         let a = self.sign(who, claim);
         let bytes = a.to_bytes().len();
         let time = self.time_ms + 1000;
-        match rules::apply_block(&self.g, &self.state, self.time_ms, time, &[(a.id(), &a)], bytes) {
+        match rules::apply_block(&self.g, &self.state, self.height, self.time_ms, time, &[(a.id(), &a)], bytes) {
             Ok(delta) => {
                 self.state.apply(&delta);
                 self.time_ms = time;
+                self.height += 1;
                 *self.seq.entry(who.to_owned()).or_insert(1) += 1;
                 Ok(a.id())
             }

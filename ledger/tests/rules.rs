@@ -35,6 +35,7 @@ struct Ledger {
     g: Genesis,
     state: MemState,
     time_ms: u64,
+    height: u64,
 }
 
 fn uscc() -> Uscc {
@@ -90,7 +91,7 @@ fn revoke(target: AttestationId, superseded_by: Option<AttestationId>) -> Claim 
 
 impl Ledger {
     fn new() -> Ledger {
-        Ledger { g: genesis(), state: MemState::default(), time_ms: 1000 }
+        Ledger { g: genesis(), state: MemState::default(), time_ms: 1000, height: 0 }
     }
 
     fn make(&self, who: &str, sequence: u64, claim: Claim) -> Attestation {
@@ -108,9 +109,11 @@ impl Ledger {
         let with_ids: Vec<_> = records.iter().map(|a| (a.id(), a)).collect();
         let bytes = records.iter().map(|a| a.to_bytes().len()).sum();
         let time = self.time_ms + 1000;
-        let delta = rules::apply_block(&self.g, &self.state, self.time_ms, time, &with_ids, bytes)?;
+        let height = self.height + 1;
+        let delta = rules::apply_block(&self.g, &self.state, height, self.time_ms, time, &with_ids, bytes)?;
         self.state.apply(&delta);
         self.time_ms = time;
+        self.height = height;
         Ok(())
     }
 
@@ -263,7 +266,7 @@ fn field_rules_and_time() {
     assert!(matches!(e, RuleError::Record { rejection: Rejection::IssuedInFuture { .. }, .. }), "{e}");
     // Block time must increase.
     let a = l.make("centre", 1, rd());
-    let e = rules::apply_block(&l.g, &l.state, 5000, 5000, &[(a.id(), &a)], 100).unwrap_err();
+    let e = rules::apply_block(&l.g, &l.state, 1, 5000, 5000, &[(a.id(), &a)], 100).unwrap_err();
     assert!(matches!(e, RuleError::Block(Rejection::BlockTimeNotIncreasing { .. })), "{e}");
 }
 
@@ -272,9 +275,9 @@ fn block_limits() {
     let l = Ledger::new();
     let recs: Vec<_> = (1..=4).map(|s| l.make("centre", s, rd())).collect();
     let ids: Vec<_> = recs.iter().map(|a| (a.id(), a)).collect();
-    let e = rules::apply_block(&l.g, &l.state, 0, 2000, &ids, 100).unwrap_err();
+    let e = rules::apply_block(&l.g, &l.state, 1, 0, 2000, &ids, 100).unwrap_err();
     assert!(matches!(e, RuleError::Block(Rejection::TooManyRecords { count: 4, max: 3 })), "{e}");
-    let e = rules::apply_block(&l.g, &l.state, 0, 2000, &ids[..1], 5000).unwrap_err();
+    let e = rules::apply_block(&l.g, &l.state, 1, 0, 2000, &ids[..1], 5000).unwrap_err();
     assert!(matches!(e, RuleError::Block(Rejection::TooManyBytes { bytes: 5000, max: 4096 })), "{e}");
 }
 

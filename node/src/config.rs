@@ -36,6 +36,10 @@ pub struct NodeConfig {
     pub key_passphrase: Option<PassphraseSource>,
     /// HTTP API limits (`[api]`).
     pub api: ApiLimitsConfig,
+    /// The member name this node's key has once governance adds it: a joining
+    /// member's node, whose key is no member's in the chain it has stored yet
+    /// (docs/OPERATIONS.md, "Adding a bank"). Unused once the key is a member in force.
+    pub member: Option<credence_ledger::ids::MemberName>,
 }
 
 /// Most requests per second a client may be allowed (`[api] rate_per_second`).
@@ -137,6 +141,8 @@ struct RawConfig {
     key_passphrase_file: Option<String>,
     #[serde(default)]
     api: Option<ApiLimitsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
 }
 
 fn default_api() -> String {
@@ -251,6 +257,13 @@ impl NodeConfig {
             connections_max: raw.connections_max,
             byzantine,
             clock_skew_ms: raw.clock_skew_ms,
+            member: match &raw.member {
+                Some(m) => Some(
+                    credence_ledger::ids::MemberName::parse("member", m)
+                        .map_err(|e| invalid("member", e.to_string()))?,
+                ),
+                None => None,
+            },
         })
     }
 
@@ -275,6 +288,7 @@ impl NodeConfig {
             byzantine: self.byzantine.map(|m| m.name().to_string()),
             clock_skew_ms: self.clock_skew_ms,
             api: Some(self.api),
+            member: self.member.as_ref().map(ToString::to_string),
             key_passphrase_env: match &self.key_passphrase {
                 Some(PassphraseSource::Env(v)) => Some(v.clone()),
                 _ => None,

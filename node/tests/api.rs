@@ -512,6 +512,25 @@ async fn every_get_endpoint_on_committed_data() {
     assert_eq!(cp.body.tree_size, TREE_SIZE as u64);
     assert_eq!(cp.body.height, HEIGHT as u64);
 
+    // Governance: the genesis members and validators, in force at the next height; the
+    // set hash is the one the committed headers carry.
+    let g = get(&n, "/v1/governance").await;
+    assert_eq!(g.status, 200, "{}", g.text());
+    let g = g.json();
+    assert_eq!(g["height"], HEIGHT);
+    assert_eq!(g["in_force_at"], HEIGHT + 1);
+    let genesis_validators: Vec<String> = n.ctx.genesis.validators().map(|m| m.name.to_string()).collect();
+    assert_eq!(g["validators"], json!(genesis_validators));
+    let header = n.store.read().expect("lock").block(2).expect("store").expect("block").block.header;
+    assert_eq!(g["validator_set_hash"], header.validator_set.to_hex());
+    assert_eq!(g["members"].as_array().expect("members").len(), n.ctx.genesis.members.len());
+    assert_eq!(g["members"][0]["key"], hex::encode(n.ctx.genesis.members[0].public_key.0));
+    assert_eq!(g["quorum"], credence_ledger::checkpoint::quorum_threshold(genesis_validators.len()));
+    assert_eq!(g["proposals"], json!([]));
+    assert_eq!(g["epochs"][0]["from_height"], 1);
+    assert_eq!(g["epochs"][0]["set_hash"], header.validator_set.to_hex());
+    assert_eq!(g["params"]["block_records_max"], n.ctx.genesis.consensus.block_records_max);
+
     let h = get(&n, "/healthz").await;
     assert_eq!((h.status, h.json()["status"].as_str()), (200, Some("ok")));
 
@@ -978,7 +997,7 @@ async fn batch_bounds_name_the_field_and_rule() {
 #[tokio::test]
 async fn batch_verdicts_equal_single_verdicts() {
     let n = start().await;
-    let verifier = credence_node::mempool::Verifier::new(n.ctx.clone());
+    let verifier = credence_node::mempool::Verifier::new(n.ctx.clone(), credence_node::mempool::InForce::new(&n.ctx));
     let mut tampered = n.sign(CENTRE, 50, rd(9));
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
@@ -1338,7 +1357,7 @@ async fn third_party_code_reads_the_tiles_and_checkpoints_and_checks_proofs() {
     let note = get(&n, "/checkpoint").await.body;
 
     // The validators' signatures, by signed_note with the genesis verifier keys.
-    let vkeys: Vec<String> = n.ctx.verifier_keys().iter().map(|k| k.to_vkey_string()).collect();
+    let vkeys: Vec<String> = n.ctx.genesis.verifier_keys().iter().map(|k| k.to_vkey_string()).collect();
     let verifiers: Vec<Box<dyn signed_note::Verifier>> = vkeys
         .iter()
         .map(|k| Box::new(StandardVerifier::new(k).expect("vkey")) as Box<dyn signed_note::Verifier>)
@@ -1356,7 +1375,7 @@ async fn third_party_code_reads_the_tiles_and_checkpoints_and_checks_proofs() {
         .collect();
     assert!(Note::from_bytes(&forged).expect("parses").verify(&VerifierList::new(vs)).is_err());
     let verifier = StandardVerifier::new(&vkeys[0]).expect("vkey");
-    assert_eq!(verifier.name(), n.ctx.verifier_keys()[0].name);
+    assert_eq!(verifier.name(), n.ctx.genesis.verifier_keys()[0].name);
 
     // The checkpoint, by tlog_tiles (with our extension line).
     let cp = tlog_tiles::Checkpoint::from_bytes(parsed.text()).expect("a C2SP checkpoint");

@@ -32,8 +32,22 @@ fn name(g: &Genesis, i: usize) -> MemberName {
 }
 
 async fn node(g: &Arc<Genesis>, key: &SecretKey, bootstrap: Vec<Multiaddr>) -> (NetHandle, Receiver<NetEvent>) {
-    let config =
-        NetConfig { listen: LOOPBACK.parse().expect("addr"), bootstrap, genesis: Arc::clone(g), connections_max: 16 };
+    node_with(g, NetConfig::genesis_members(g), key, bootstrap).await
+}
+
+async fn node_with(
+    g: &Arc<Genesis>,
+    members: Vec<(MemberName, credence_ledger::sig::PublicKey)>,
+    key: &SecretKey,
+    bootstrap: Vec<Multiaddr>,
+) -> (NetHandle, Receiver<NetEvent>) {
+    let config = NetConfig {
+        listen: LOOPBACK.parse().expect("addr"),
+        bootstrap,
+        genesis: Arc::clone(g),
+        members,
+        connections_max: 16,
+    };
     net::spawn(config, key).await.expect("spawn")
 }
 
@@ -438,7 +452,39 @@ async fn oversized_gossip_and_malformed_sync_answers_are_refused() {
 #[tokio::test]
 async fn spawn_refuses_a_key_outside_genesis() {
     let (g, _) = genesis();
-    let config =
-        NetConfig { listen: LOOPBACK.parse().expect("addr"), bootstrap: vec![], genesis: g, connections_max: 4 };
+    let config = NetConfig {
+        listen: LOOPBACK.parse().expect("addr"),
+        bootstrap: vec![],
+        members: NetConfig::genesis_members(&g),
+        genesis: g,
+        connections_max: 4,
+    };
     assert!(matches!(net::spawn(config, &SecretKey::from_seed([99; 32])).await, Err(NetError::NotAMember)));
+}
+
+/// The allow-list follows governance: a member added after genesis is refused until
+/// `set_members` admits it (its node knows the genesis members and itself), then
+/// connects; once it leaves the set in force its connection is closed and refused.
+#[tokio::test]
+async fn the_allow_list_follows_the_members_in_force() {
+    let (g, keys) = genesis();
+    let joiner = SecretKey::from_seed([42; 32]);
+    let jname = MemberName::parse("name", "bank-joining").expect("name");
+    let mut with_joiner = NetConfig::genesis_members(&g);
+    with_joiner.push((jname.clone(), joiner.public()));
+    let (a, _a_rx) = node(&g, &keys[0], vec![]).await;
+    let (j, _j_rx) = node_with(&g, with_joiner.clone(), &joiner, vec![addr(&a)]).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!a.peers().contains(&jname), "a stranger to the set in force is refused");
+    assert!(!j.peers().contains(&name(&g, 0)));
+    a.set_members(with_joiner).await.expect("set");
+    connected(&a, std::slice::from_ref(&jname)).await;
+    connected(&j, &[name(&g, 0)]).await;
+    a.set_members(NetConfig::genesis_members(&g)).await.expect("set");
+    let gone = async {
+        while a.peers().contains(&jname) || j.peers().contains(&name(&g, 0)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone).await.expect("a removed member is disconnected");
 }

@@ -80,10 +80,12 @@ const ATTESTERS: [&str; 2] = ["centre-sim", "appraiser-sim"];
 #[derive(Debug)]
 pub struct SimChain {
     pub ledger: Arc<ChainContext>,
+    /// The genesis validator set's consensus context.
     pub consensus: Arc<Context>,
-    /// Validator secret keys, by validator index.
+    /// Secret keys of every node, by node index: the genesis validators (node `i` is
+    /// genesis validator `i`), then the joiners governance may add.
     validator_seeds: Vec<[u8; 32]>,
-    /// Genesis member index of each validator.
+    /// Genesis member index of each genesis validator.
     pub validator_members: Vec<u16>,
 }
 
@@ -99,6 +101,17 @@ pub enum ChainError {
 impl SimChain {
     pub fn new(seed: u64, n: usize) -> Result<SimChain, ChainError> {
         SimChain::with_genesis(seed, n, genesis)
+    }
+
+    /// A chain of `n` genesis validators whose simulation also runs `joiners` nodes
+    /// named `val-{n}`.. that are not members at genesis (governance adds them).
+    pub fn with_joiners(seed: u64, n: usize, joiners: usize) -> Result<SimChain, ChainError> {
+        if n + joiners > VALIDATORS_MAX {
+            return Err(ChainError::Validators(n + joiners));
+        }
+        let mut chain = SimChain::new(seed, n)?;
+        chain.validator_seeds.extend((n..n + joiners).map(|i| demo::member_key(seed, &validator_name(i)).seed()));
+        Ok(chain)
     }
 
     /// A chain whose genesis has `time` as its time parameters.
@@ -135,8 +148,15 @@ impl SimChain {
         self.ledger.chain_id
     }
 
+    /// Nodes in the simulation: the genesis validators and the joiners.
     pub fn n(&self) -> usize {
         self.validator_seeds.len()
+    }
+
+    /// The node whose member name is `name` (`val-XX`), if it is one of this simulation's.
+    pub fn node_of(&self, name: &str) -> Option<crate::ValidatorIndex> {
+        let i: usize = name.strip_prefix("val-")?.parse().ok()?;
+        (i < self.n() && validator_name(i) == name).then_some(i as crate::ValidatorIndex)
     }
 
     pub fn validator_key(&self, i: usize) -> SecretKey {

@@ -2,7 +2,8 @@
 //!
 //! * Agreement: no two honest nodes commit different blocks at one height.
 //! * No conflicting certificates: no two values get a quorum of precommits at one
-//!   height, across all rounds and all validators (byzantine ones included).
+//!   height, across all rounds and all validators (byzantine ones included), counting
+//!   only the validators in force at that height (governance changes the set).
 //! * Validity: every block an honest node decides or syncs passes
 //!   `verify::verify_block` (reported by the driver through [`Observer::invalid`]).
 //! * No double signing by honest validators, across crashes and restarts; no
@@ -22,16 +23,23 @@ use crate::{Context, Message, ValidatorIndex};
 /// Most violations of each kind kept in a report (the first is what matters).
 const VIOLATIONS_KEPT: usize = 16;
 
+/// Which nodes are validators at a height (by node index), and the quorum there.
+pub type InForce = (Vec<bool>, usize);
+
 #[derive(Debug)]
 pub struct Observer {
+    /// By node index (genesis validators, then joiners).
     honest: Vec<bool>,
     names: Vec<String>,
-    quorum: usize,
+    /// Height → the set in force there, for heights an honest node committed.
+    sets: BTreeMap<u64, InForce>,
+    /// The set in force at the height after the highest commit: who must make progress.
+    pub next_set: InForce,
     /// Height → block committed by the first honest node that got there.
     committed: BTreeMap<u64, BlockHash>,
     /// Statement digest per (validator, height, round, slot), honest validators only.
     signed: BTreeMap<(ValidatorIndex, u64, u32, Slot), Hash>,
-    /// Precommit signers per (height, round, value).
+    /// Precommit signers (by node) per (height, round, value).
     precommits: BTreeMap<(u64, u32, BlockId), Vec<bool>>,
     /// Height → the value that got a precommit quorum there.
     certified: BTreeMap<u64, BlockId>,
@@ -50,14 +58,18 @@ pub struct Observer {
 }
 
 impl Observer {
-    pub fn new(honest: Vec<bool>, ctx: &Context, time_lag_max_ms: u64) -> Observer {
+    /// An observer of nodes named `names` (by node index) on a chain whose genesis
+    /// validator set is `ctx`'s.
+    pub fn new(honest: Vec<bool>, names: Vec<String>, ctx: &Context, time_lag_max_ms: u64) -> Observer {
+        let genesis_set = names.iter().map(|n| ctx.validators.iter().any(|v| v.name.as_str() == n)).collect();
         Observer {
+            sets: BTreeMap::new(),
+            next_set: (genesis_set, ctx.quorum),
             max_round: 0,
             time_ahead_max_ms: ctx.time.precision_ms / 2 + ctx.time.precision_ms,
             time_lag_max_ms,
             honest,
-            names: ctx.validators.iter().map(|v| v.name.to_string()).collect(),
-            quorum: ctx.quorum,
+            names,
             committed: BTreeMap::new(),
             signed: BTreeMap::new(),
             precommits: BTreeMap::new(),
@@ -75,11 +87,12 @@ impl Observer {
         }
     }
 
-    /// A message leaves validator `from` (its own statement, or a byzantine variant).
+    /// A message leaves node `from`, signed by it (its own statement, or a byzantine variant).
     pub fn on_send(&mut self, from: ValidatorIndex, msg: &Message) {
-        let (statement, signer) = match msg {
-            Message::Proposal(p) => (Statement::Proposal(p.proposal), from),
-            Message::Vote(v) => (Statement::Vote(v.vote), v.validator),
+        let signer = from;
+        let statement = match msg {
+            Message::Proposal(p) => Statement::Proposal(p.proposal),
+            Message::Vote(v) => Statement::Vote(v.vote),
         };
         let (height, round, slot) = statement.slot();
         self.max_round = self.max_round.max(round);
@@ -99,25 +112,55 @@ impl Observer {
             let n = self.honest.len();
             let signers = self.precommits.entry((height, round, id)).or_insert_with(|| vec![false; n]);
             signers[usize::from(signer)] = true;
-            if signers.iter().filter(|s| **s).count() >= self.quorum {
-                match self.certified.get(&height) {
-                    Some(other) if *other != id => self.violation(format!(
-                        "conflicting certificates at height {height}: quorums of precommits for blocks {} and {}",
-                        other.hash, id.hash
-                    )),
-                    Some(_) => {}
-                    None => {
-                        self.certified.insert(height, id);
-                    }
-                }
+            self.check_certificate(height, round, id);
+        }
+    }
+
+    /// Whether the precommits for `id` at (height, round) from validators in force
+    /// there reach its quorum (once that height's set is known), and whether another
+    /// value already did.
+    fn check_certificate(&mut self, height: u64, round: u32, id: BlockId) {
+        let (Some((members, quorum)), Some(signers)) =
+            (self.sets.get(&height), self.precommits.get(&(height, round, id)))
+        else {
+            return;
+        };
+        let count = signers.iter().zip(members).filter(|(s, m)| **s && **m).count();
+        if count < *quorum {
+            return;
+        }
+        match self.certified.get(&height) {
+            Some(other) if *other != id => self.violation(format!(
+                "conflicting certificates at height {height}: quorums of precommits for blocks {} and {}",
+                other.hash, id.hash
+            )),
+            Some(_) => {}
+            None => {
+                self.certified.insert(height, id);
             }
         }
     }
 
-    /// An honest node stored `cb` (decided or synced) at virtual time `now_ms`.
-    pub fn on_commit(&mut self, node: ValidatorIndex, cb: &CertifiedBlock, now_ms: u64) {
+    /// An honest node stored `cb` (decided or synced) at virtual time `now_ms`; by its
+    /// governance state, `at` is the set in force at that height and `next` at the next.
+    pub fn on_commit(&mut self, node: ValidatorIndex, cb: &CertifiedBlock, now_ms: u64, at: InForce, next: InForce) {
         let h = &cb.block.header;
         let hash = h.hash();
+        if let std::collections::btree_map::Entry::Vacant(e) = self.sets.entry(h.height) {
+            e.insert(at);
+            let keys: Vec<(u64, u32, BlockId)> = self
+                .precommits
+                .range((h.height, 0, BlockId::MIN)..)
+                .take_while(|(k, _)| k.0 == h.height)
+                .map(|(k, _)| *k)
+                .collect();
+            for (height, round, id) in keys {
+                self.check_certificate(height, round, id);
+            }
+        }
+        if h.height > self.best_height {
+            self.next_set = next;
+        }
         match self.committed.get(&h.height) {
             Some(other) if *other != hash => self.violation(format!(
                 "agreement: node {node} committed block {hash} at height {}, another honest node committed {other}",
@@ -175,6 +218,7 @@ impl Observer {
         self.signed.retain(|(_, h, _, _), _| *h >= height);
         self.precommits = self.precommits.split_off(&(height, 0, BlockId::MIN));
         self.certified = self.certified.split_off(&height);
+        self.sets = self.sets.split_off(&height);
     }
 }
 

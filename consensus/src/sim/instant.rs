@@ -19,7 +19,7 @@ use credence_ledger::store::{MemStore, Store};
 
 use super::chain::{SIM_GENESIS_TIME_MS, SimChain, Workload};
 use crate::Message;
-use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
+use crate::mempool::{InForce, Mempool, MempoolLimits, Verifier, admit_batch};
 use crate::replica::{Action, Clock, Identity, Replica};
 
 /// Whether blocks carry records.
@@ -81,7 +81,8 @@ impl InstantCluster {
             })
             .collect();
         let mut c = InstantCluster {
-            verifier: Verifier::new(Arc::clone(&chain.ledger)),
+            // The instant cluster's chain never changes governance: genesis keys stay in force.
+            verifier: Verifier::new(Arc::clone(&chain.ledger), InForce::new(&chain.ledger)),
             chain,
             workload,
             ledger,
@@ -253,7 +254,10 @@ mod tests {
             let with_records = inbox.decided.iter().filter(|cb| !cb.block.leaves.is_empty()).count();
             assert!(with_records >= 4, "n = {n}: the workload reaches the chain ({with_records} blocks with records)");
             for cb in &inbox.decided {
-                let report = checkpoint::verify_quorum_strict(&cb.certificate, inbox.chain.ledger.verifier_keys());
+                let report = checkpoint::verify_quorum_strict(
+                    &cb.certificate,
+                    &inbox.chain.ledger.genesis_roster().verifier_keys,
+                );
                 assert!(report.is_ok_and(|r| r.signers.len() >= inbox.chain.consensus.quorum));
             }
         }

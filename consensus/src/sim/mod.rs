@@ -14,9 +14,15 @@
 //! [`check`]: progress whenever a quorum of honest nodes is up and connected
 //! (no stall longer than [`STALL_MS`]), and that every honest node reaches the
 //! target height within a deadline after the chaos ends.
+//!
+//! A governance run ([`SimConfig::governance`]) also runs three nodes outside the
+//! consortium, and its clients change the validator set 4 → 5 → 7 → 4 with real
+//! governance records under the same faults ([`governance`]); the invariants are
+//! checked against the set in force at each height, and the plan must complete.
 
 pub mod chain;
 pub mod check;
+pub mod governance;
 pub mod instant;
 pub mod node;
 pub mod rng;
@@ -31,6 +37,7 @@ use credence_ledger::store::MemStore;
 use crate::ValidatorIndex;
 use chain::{ChainError, SIM_GENESIS_TIME_MS, SimChain, Workload};
 use check::Observer;
+use governance::GovPlan;
 pub use node::Behaviour;
 use node::{NetMsg, SimNode};
 use rng::Rng;
@@ -58,11 +65,19 @@ pub struct SimConfig {
     pub byzantine: usize,
     /// Their behaviours, cycled; empty: drawn from the seed.
     pub kinds: Vec<Behaviour>,
+    /// Change the validator set by governance during the run (see the module docs).
+    pub governance: bool,
 }
 
 impl SimConfig {
     pub fn new(seed: u64, validators: usize, heights: u64, byzantine: usize) -> SimConfig {
-        SimConfig { seed, validators, heights, byzantine, kinds: Vec::new() }
+        SimConfig { seed, validators, heights, byzantine, kinds: Vec::new(), governance: false }
+    }
+
+    /// A governance run: [`governance::GENESIS_VALIDATORS`] validators at genesis,
+    /// joiners, and the plan 4 → 5 → 7 → 4.
+    pub fn governance(seed: u64, heights: u64, byzantine: usize) -> SimConfig {
+        SimConfig { governance: true, ..SimConfig::new(seed, governance::GENESIS_VALIDATORS, heights, byzantine) }
     }
 
     /// The errors [`run`] would report, without running.
@@ -80,6 +95,9 @@ impl SimConfig {
         }
         if self.kinds.contains(&Behaviour::Honest) {
             return Err(SimError::HonestKind);
+        }
+        if self.governance && n != governance::GENESIS_VALIDATORS {
+            return Err(SimError::GovernanceValidators { got: n, expected: governance::GENESIS_VALIDATORS });
         }
         Ok(())
     }
@@ -101,6 +119,8 @@ pub struct SimReport {
     pub virtual_ms: u64,
     pub events: u64,
     pub stats: Stats,
+    /// A governance run's plan: the validator-set sizes reached, genesis first.
+    pub governance: Option<GovPlan>,
 }
 
 impl SimReport {
@@ -139,6 +159,8 @@ pub enum SimError {
     NoHeights,
     #[error("byzantine kinds must be byzantine, not honest")]
     HonestKind,
+    #[error("a governance run starts with {expected} validators, got {got}")]
+    GovernanceValidators { got: usize, expected: usize },
 }
 
 /// The network's character for one seed (per mille probabilities, milliseconds).
@@ -277,10 +299,18 @@ impl Env {
 pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     cfg.check()?;
     let n = cfg.validators;
-    let chain = Arc::new(SimChain::new(cfg.seed, n)?);
+    let chain = if cfg.governance {
+        SimChain::with_joiners(cfg.seed, n, governance::JOINERS)?
+    } else {
+        SimChain::new(cfg.seed, n)?
+    };
+    let chain = Arc::new(chain);
+    // Nodes: the genesis validators, then any joiners (honest, outside the consortium).
+    let total = chain.n();
+    let mut plan = cfg.governance.then(GovPlan::new);
     let mut rng = Rng::new(cfg.seed);
     let net = NetParams::draw(&mut rng);
-    let mut behaviours = vec![Behaviour::Honest; n];
+    let mut behaviours = vec![Behaviour::Honest; total];
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         order.swap(i, rng.below(i as u64 + 1) as usize);
@@ -293,7 +323,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     let honest: Vec<bool> = behaviours.iter().map(|b| *b == Behaviour::Honest).collect();
     // Honest clocks drift from the real time by less than half the PBTS precision.
     let drift_max = chain.genesis().time.precision_ms / 2;
-    let mut nodes: Vec<SimNode> = (0..n)
+    let mut nodes: Vec<SimNode> = (0..total)
         .map(|i| {
             let drift = rng.range(0, drift_max);
             SimNode::new(i as ValidatorIndex, behaviours[i], drift, MemStore::new(chain.genesis()))
@@ -302,7 +332,12 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     let mut env = Env {
         now: SIM_GENESIS_TIME_MS + 1_000,
         workload: Workload::new(cfg.seed, &chain),
-        observer: Observer::new(honest.clone(), &chain.consensus, BLOCK_TIME_LAG_MAX_MS),
+        observer: Observer::new(
+            honest.clone(),
+            (0..total).map(chain::validator_name).collect(),
+            &chain.consensus,
+            BLOCK_TIME_LAG_MAX_MS,
+        ),
         stats: Stats::default(),
         queue: BinaryHeap::new(),
         seq: 0,
@@ -323,8 +358,8 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
         node.start(&mut env);
     }
 
-    let quorum = chain.consensus.quorum;
-    let event_budget = 100_000 + 20_000 * cfg.heights * n as u64;
+    let plan_heights = if cfg.governance { governance::PLAN_HEIGHTS_MAX } else { 0 };
+    let event_budget = 100_000 + 20_000 * (cfg.heights + plan_heights) * total as u64;
     let mut events = 0u64;
     let mut deadline = u64::MAX;
     let mut connected_since: Option<u64> = None;
@@ -333,7 +368,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     let min_honest =
         |nodes: &[SimNode]| nodes.iter().filter(|x| honest[usize::from(x.index)]).map(SimNode::height).min();
     loop {
-        if min_honest(&nodes).is_none_or(|h| h >= cfg.heights) {
+        if min_honest(&nodes).is_none_or(|h| h >= cfg.heights) && plan.as_ref().is_none_or(GovPlan::done) {
             break;
         }
         let Some(Reverse(Scheduled { at, event, .. })) = env.queue.pop() else {
@@ -355,6 +390,9 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
             Event::Wake { node, incarnation } => nodes[usize::from(node)].on_wake(&mut env, incarnation),
             Event::Submit => {
                 submit(&mut env, &nodes);
+                if let Some(plan) = plan.as_mut() {
+                    submit_governance(&mut env, &nodes, plan);
+                }
                 env.push(env.now + SUBMIT_MS, Event::Submit);
             }
             Event::Restart { node } => {
@@ -380,7 +418,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
                     node.crash_after_actions = None;
                     node.start(&mut env);
                 }
-                let missing = cfg.heights - min_honest(&nodes).unwrap_or(0).min(cfg.heights);
+                let missing = cfg.heights - min_honest(&nodes).unwrap_or(0).min(cfg.heights) + plan_heights;
                 deadline = env.now + missing * DEADLINE_PER_HEIGHT_MS + DEADLINE_SLACK_MS;
                 topology_changed = true;
             }
@@ -391,8 +429,9 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
             env.push(env.now + down, Event::Restart { node });
             topology_changed = true;
         }
-        if topology_changed {
-            let up = quorum_connected(&env, &nodes, &honest, quorum);
+        // The set in force changes with commits in a governance run.
+        if topology_changed || cfg.governance {
+            let up = quorum_connected(&env, &nodes, &honest);
             connected_since = match (up, connected_since) {
                 (true, None) => Some(env.now),
                 (true, since) => since,
@@ -436,6 +475,17 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     if heights_committed < cfg.heights && liveness.is_empty() {
         liveness.push(format!("honest nodes stopped at heights {:?}", heights(&nodes, &honest)));
     }
+    if let Some(p) = plan.as_mut()
+        && let Some(best) = nodes.iter().filter(|x| x.honest()).max_by_key(|x| x.height())
+    {
+        governance::tally(p, &best.governance(&chain), |h| best.block(h), best.height());
+    }
+    if let Some(p) = &plan
+        && !p.done()
+        && liveness.is_empty()
+    {
+        liveness.push(format!("the governance plan stopped after the set sizes {:?}", p.sizes));
+    }
     env.stats.evidence_committed = env.observer.evidence_committed;
     env.stats.max_round = env.observer.max_round;
     env.stats.refused_signatures += nodes.iter().map(SimNode::refused_live).sum::<u64>();
@@ -452,6 +502,7 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
         virtual_ms: env.now - start,
         events,
         stats: env.stats,
+        governance: plan,
     })
 }
 
@@ -463,11 +514,31 @@ fn heights(nodes: &[SimNode], honest: &[bool]) -> Vec<u64> {
     nodes.iter().filter(|x| honest[usize::from(x.index)]).map(SimNode::height).collect()
 }
 
-/// Whether some partition side holds a quorum of honest nodes that are up.
-fn quorum_connected(env: &Env, nodes: &[SimNode], honest: &[bool], quorum: usize) -> bool {
+/// Whether some partition side holds a quorum of honest validators in force that are up.
+fn quorum_connected(env: &Env, nodes: &[SimNode], honest: &[bool]) -> bool {
+    let (members, quorum) = &env.observer.next_set;
     let side = |i: usize| env.partition.as_ref().is_some_and(|s| s[i]);
-    let count = |s: bool| nodes.iter().enumerate().filter(|(i, x)| honest[*i] && x.is_up() && side(*i) == s).count();
-    count(false) >= quorum || count(true) >= quorum
+    let count = |s: bool| {
+        nodes.iter().enumerate().filter(|(i, x)| honest[*i] && members[*i] && x.is_up() && side(*i) == s).count()
+    };
+    count(false) >= *quorum || count(true) >= *quorum
+}
+
+/// Governance clients: the plan's next records, signed on the most advanced honest
+/// node's view, to one node that is up (which gossips them on).
+fn submit_governance(env: &mut Env, nodes: &[SimNode], plan: &mut GovPlan) {
+    let up: Vec<&SimNode> = nodes.iter().filter(|x| x.is_up()).collect();
+    if up.is_empty() {
+        return;
+    }
+    let to = up[env.rng.below(up.len() as u64) as usize].index;
+    let Some(best) = nodes.iter().filter(|x| x.honest()).max_by_key(|x| x.height()) else { return };
+    let gov = best.governance(&env.chain);
+    let time_ms = best.head().map_or(SIM_GENESIS_TIME_MS, |h| h.time_ms);
+    let items = plan.tick(&env.chain, &gov, best.height() + 1, time_ms, |m| best.next_sequence(m).ok());
+    if !items.is_empty() {
+        env.send(to, to, NetMsg::Attestations(Arc::new(items)));
+    }
 }
 
 /// One random fault: a partition (healed later), a crash (restarted later), or a

@@ -15,6 +15,8 @@ use credence_ledger::store::{MemStore, Store};
 use credence_ledger::vote::{BlockId, Proposal, Vote};
 
 use super::Env;
+use super::chain::validator_name;
+use super::check::InForce;
 use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
 use crate::replica::{Action, Clock, Identity, Notice, Replica, Verdict};
 use crate::sync::{SyncRequest, SyncServer};
@@ -195,6 +197,30 @@ impl SimNode {
         self.store().block(height).ok().flatten()
     }
 
+    /// The governance state in force at the height after the stored head.
+    pub fn governance(&self, chain: &super::chain::SimChain) -> Arc<credence_ledger::governance::GovState> {
+        match chain.ledger.in_force(self.store(), self.height() + 1) {
+            Ok((gov, _)) => gov,
+            Err(e) => panic!("in-memory store failed: {e}"),
+        }
+    }
+
+    /// The validators in force at `height` (by node) and their quorum, from the stored
+    /// chain (known up to two heights past the head).
+    fn set_at(&self, chain: &super::chain::SimChain, height: u64) -> InForce {
+        let roster = match chain.ledger.in_force(self.store(), height) {
+            Ok((_, roster)) => roster,
+            Err(e) => panic!("in-memory store failed: {e}"),
+        };
+        let mut members = vec![false; chain.n()];
+        for i in &roster.validators {
+            if let Some(node) = chain.node_of(roster.members[usize::from(*i)].name.as_str()) {
+                members[usize::from(node)] = true;
+            }
+        }
+        (members, credence_ledger::checkpoint::quorum_threshold(roster.validators.len()))
+    }
+
     pub fn round(&self) -> u32 {
         self.live.as_ref().and_then(|l| l.replica.consensus()).map_or(0, |c| c.round())
     }
@@ -211,7 +237,9 @@ impl SimNode {
         let Some(store) = self.store.take() else { return };
         let chain = Arc::clone(&env.chain);
         let me = usize::from(self.index);
-        let identity = Identity { name: chain.consensus.validators[me].name.clone(), key: chain.validator_key(me) };
+        let name = credence_ledger::ids::MemberName::parse("name", &validator_name(me))
+            .unwrap_or_else(|e| unreachable!("simulated names are valid: {e}"));
+        let identity = Identity { name, key: chain.validator_key(me) };
         let mempool = Arc::new(Mutex::new(Mempool::new(Arc::clone(&chain.ledger), MempoolLimits::default())));
         let clock = self.clock(env);
         let replica = match Replica::new(
@@ -225,9 +253,10 @@ impl SimNode {
             Ok(r) => r,
             Err(e) => panic!("in-memory store lost its Merkle nodes: {e}"),
         };
+        let in_force = replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner).in_force();
         self.live = Some(Live {
             replica,
-            verifier: Verifier::new(Arc::clone(&chain.ledger)),
+            verifier: Verifier::new(Arc::clone(&chain.ledger), in_force),
             sync_server: SyncServer::default(),
             bad_proposal: None,
             wake_at: None,
@@ -391,7 +420,7 @@ impl SimNode {
                 Action::Resend(msgs) => {
                     for m in msgs {
                         let signer = self.signer_of(env, &m);
-                        if signer == self.index {
+                        if signer == Some(self.index) {
                             self.broadcast(env, m, true);
                         } else {
                             self.relay(env, signer, m);
@@ -410,7 +439,9 @@ impl SimNode {
                     if self.honest()
                         && let Some(cb) = self.block(height)
                     {
-                        env.observer.on_commit(self.index, &cb, env.now);
+                        let chain = Arc::clone(&env.chain);
+                        let (at, next) = (self.set_at(&chain, height), self.set_at(&chain, height + 1));
+                        env.observer.on_commit(self.index, &cb, env.now, at, next);
                     }
                 }
                 Action::Notice(Notice::DecidedBlockInvalid { height, error }) if self.honest() => {
@@ -432,17 +463,16 @@ impl SimNode {
         }
     }
 
-    fn signer_of(&self, env: &Env, m: &Message) -> ValidatorIndex {
-        match m {
-            Message::Proposal(p) => env.chain.consensus.proposer(p.proposal.height, p.proposal.round),
-            Message::Vote(v) => v.validator,
-        }
+    /// The node that signed `m`, by the validator set in force at its height.
+    fn signer_of(&mut self, env: &Env, m: &Message) -> Option<ValidatorIndex> {
+        let name = self.live.as_mut()?.replica.signer_name(m)?;
+        env.chain.node_of(name.as_str())
     }
 
-    /// Forwards another validator's message to every validator but us and its signer.
-    fn relay(&mut self, env: &mut Env, signer: ValidatorIndex, msg: Message) {
+    /// Forwards another validator's message to every node but us and its signer.
+    fn relay(&mut self, env: &mut Env, signer: Option<ValidatorIndex>, msg: Message) {
         for peer in 0..env.chain.n() as ValidatorIndex {
-            if peer != self.index && peer != signer {
+            if peer != self.index && Some(peer) != signer {
                 env.send(self.index, peer, NetMsg::Consensus(msg.clone()));
             }
         }
@@ -511,9 +541,9 @@ impl SimNode {
                     None => Some(fake_id(self.index, v.height, v.round)),
                 };
                 let vote = Vote { value, ..v };
-                let name = chain.consensus.validators[usize::from(self.index)].name.as_str();
-                let signature = vote.sign(&chain.consensus.origin, &chain.chain_id(), name, &key);
-                Some(Message::Vote(SignedVote { vote, validator: self.index, signature }))
+                let name = validator_name(usize::from(self.index));
+                let signature = vote.sign(&chain.consensus.origin, &chain.chain_id(), &name, &key);
+                Some(Message::Vote(SignedVote { vote, validator: sv.validator, signature }))
             }
             Message::Proposal(sp) => {
                 let l = self.live.as_ref()?;

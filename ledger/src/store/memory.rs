@@ -1,11 +1,13 @@
 //! In-memory store: the reference the durable store is tested against, and the store of simulations.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
-use crate::attestation::AttestationId;
+use crate::attestation::{AttestationId, Claim};
 use crate::block::{BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
+use crate::governance::GovState;
 use crate::hash::Hash;
 use crate::ids::{PatentNumber, Uscc};
 use crate::loan_rules::{Fact, FactKey};
@@ -24,8 +26,10 @@ pub struct MemStore {
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
     refers: BTreeSet<(AttestationId, u64)>,
+    consents: BTreeSet<(Uscc, u64)>,
     state: MemState,
-    member_index: BTreeMap<String, u16>,
+    /// Governance at genesis (the state's until a block changes it).
+    genesis_governance: Arc<GovState>,
 }
 
 impl MemStore {
@@ -41,13 +45,9 @@ impl MemStore {
             patent: BTreeSet::new(),
             attester: BTreeSet::new(),
             refers: BTreeSet::new(),
+            consents: BTreeSet::new(),
             state: MemState::default(),
-            member_index: genesis
-                .members
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| Some((m.name.to_string(), u16::try_from(i).ok()?)))
-                .collect(),
+            genesis_governance: genesis.governance(),
         }
     }
 
@@ -75,6 +75,9 @@ impl StateView for MemStore {
     }
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
         Ok(self.state.active_pledge(patent).unwrap_or_else(|e| match e {}))
+    }
+    fn governance(&self) -> Result<Option<Arc<GovState>>, StoreError> {
+        Ok(self.state.governance.clone())
     }
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
         Ok(self.state.fact(key).unwrap_or_else(|e| match e {}))
@@ -112,6 +115,9 @@ impl Store for MemStore {
         }
         let first = head.map_or(0, |h| h.tree_size);
         let height = header.height;
+        // Names are never reused, so the state after the block knows every attester.
+        let gov = vb.delta().governance.clone().or_else(|| self.state.governance.clone());
+        let gov = gov.unwrap_or_else(|| Arc::clone(&self.genesis_governance));
         for (offset, leaf) in vb.certified().block.leaves.iter().enumerate() {
             let leaf_index = first + offset as u64;
             self.ids.insert(leaf.id, Location { height, leaf_index });
@@ -125,8 +131,11 @@ impl Store for MemStore {
             for r in claim.references() {
                 self.refers.insert((r, leaf_index));
             }
-            if let Some(m) = self.member_index.get(leaf.attestation.body.attester.as_str()) {
-                self.attester.insert((*m, leaf_index));
+            if let Claim::Consent(c) = claim {
+                self.consents.insert((c.enterprise, leaf_index));
+            }
+            if let Some(m) = gov.member_index(&leaf.attestation.body.attester) {
+                self.attester.insert((m, leaf_index));
             }
         }
         for (level, index, hash) in vb.merkle_nodes() {
@@ -174,6 +183,9 @@ impl Store for MemStore {
             IndexKey::Attester(m) => self.attester.range((m, start)..=(m, u64::MAX)).take(limit).map(|k| k.1).collect(),
             IndexKey::Refers(id) => {
                 self.refers.range((*id, start)..=(*id, u64::MAX)).take(limit).map(|k| k.1).collect()
+            }
+            IndexKey::Consents(e) => {
+                self.consents.range((*e, start)..=(*e, u64::MAX)).take(limit).map(|k| k.1).collect()
             }
         })
     }

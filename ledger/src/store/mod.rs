@@ -48,6 +48,9 @@ pub enum IndexKey<'a> {
     /// Records that name this record (`Claim::references`): a loan's events and pool
     /// records, a pledge's registration, release, disposal and loan.
     Refers(&'a AttestationId),
+    /// The consent records of an enterprise (`Claim::Consent`), so that a restricted read
+    /// finds its consent without reading the enterprise's other records.
+    Consents(&'a Uscc),
 }
 
 #[derive(Debug, thiserror::Error)]

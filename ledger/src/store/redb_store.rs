@@ -26,6 +26,12 @@
 //! | `pledges`             | patent (13)                          | id of its active pledge (32)               |
 //! | `facts`               | SHA-256 of the encoded `FactKey` (32) | the encoded `Fact` (IP-loan state)        |
 //! | `index_refs`          | referenced id (32) ‖ leaf index u64 BE | () (`Claim::references`)                |
+//! | `index_consents`      | USCC (18) ‖ leaf index u64 BE        | () (the enterprise's consent records)      |
+//! | `governance`          | height u64 (blocks that changed it)  | the governance state after that block (bincode) |
+//!
+//! The `governance` table exists only once a block changed governance, so a store of a
+//! chain without governance records has exactly the tables it had before them. The
+//! newest entry is held in memory.
 //!
 //! Level-0 Merkle nodes are not stored: `node(0, i)` hashes leaf `i`, which costs one
 //! leaf read and one SHA-256, and saves 41 bytes and a B-tree insert per attestation.
@@ -71,6 +77,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
@@ -78,11 +85,12 @@ use redb::{
 };
 
 use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
-use crate::attestation::{AttestationId, ClaimKind};
+use crate::attestation::{AttestationId, Claim, ClaimKind};
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
 use crate::codec;
 use crate::genesis::Genesis;
+use crate::governance::GovState;
 use crate::hash::{Hash, HashOf};
 use crate::ids::{PatentNumber, Uscc};
 use crate::loan_rules::{Fact, FactKey};
@@ -109,12 +117,17 @@ const ENTERPRISE: TableDefinition<&[u8; 26], ()> = TableDefinition::new("index_e
 const PATENT: TableDefinition<&[u8; 21], ()> = TableDefinition::new("index_patent");
 const ATTESTER: TableDefinition<&[u8; 10], ()> = TableDefinition::new("index_attester");
 const PLEDGES: TableDefinition<&[u8; 13], &[u8; 32]> = TableDefinition::new("pledges");
+const GOVERNANCE: TableDefinition<u64, &[u8]> = TableDefinition::new("governance");
+/// Largest encoded governance state read back (members, keys, proposals and history).
+const GOVERNANCE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Added with the IP-loan kinds; a store written before has none until its first merge
 /// creates it, and reads treat a missing table as empty, so the format version is unchanged.
 const FACTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("facts");
 /// Added with the IP-loan kinds like `facts`: only their records reference others, so a
 /// store written before them has none to index, and a missing table reads as empty.
 const REFS: TableDefinition<&[u8; 40], ()> = TableDefinition::new("index_refs");
+/// Added after format 1 shipped: a store without it gets it built on open ([`RedbStore::open_with`]).
+const CONSENTS: TableDefinition<&[u8; 26], ()> = TableDefinition::new("index_consents");
 /// Largest encoded fact.
 const FACT_BYTES_MAX: usize = 4096;
 
@@ -158,6 +171,8 @@ pub struct RedbStore {
     read: Option<ReadTransaction>,
     /// Set when a commit failed inside redb: memory may then disagree with the file.
     poisoned: bool,
+    /// The newest `governance` entry; `None` while no block changed governance.
+    governance: Option<Arc<GovState>>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -191,6 +206,7 @@ struct Staged {
     patent: BTreeSet<(PatentNumber, u64)>,
     attester: BTreeSet<(u16, u64)>,
     refers: BTreeSet<(AttestationId, u64)>,
+    consents: BTreeSet<(Uscc, u64)>,
 }
 
 /// The index entries of one block's leaves.
@@ -201,10 +217,11 @@ struct Entries {
     patent: Vec<(PatentNumber, u64)>,
     attester: Vec<(u16, u64)>,
     refers: Vec<(AttestationId, u64)>,
+    consents: Vec<(Uscc, u64)>,
 }
 
 impl Entries {
-    fn push(&mut self, genesis: &Genesis, leaf: &Leaf, index: u64) {
+    fn push(&mut self, gov: &GovState, leaf: &Leaf, index: u64) {
         self.ids.push((leaf.id, index));
         let body = &leaf.attestation.body;
         if let Some(e) = body.claim.enterprise() {
@@ -213,10 +230,13 @@ impl Entries {
         if let Some(p) = body.claim.patent() {
             self.patent.push((*p, index));
         }
-        if let Some(m) = genesis.member_index(&body.attester) {
+        if let Some(m) = gov.member_index(&body.attester) {
             self.attester.push((m, index));
         }
         self.refers.extend(body.claim.references().into_iter().map(|r| (r, index)));
+        if let Claim::Consent(c) = &body.claim {
+            self.consents.push((c.enterprise, index));
+        }
     }
 }
 
@@ -228,6 +248,7 @@ impl Staged {
         self.patent.extend(entries.patent);
         self.attester.extend(entries.attester);
         self.refers.extend(entries.refers);
+        self.consents.extend(entries.consents);
         self.apply(&delta.records, &delta.pledges, &delta.facts);
     }
 
@@ -504,6 +525,37 @@ fn refers_key(id: &AttestationId, leaf: u64) -> [u8; 40] {
     keyed(id.bytes(), leaf)
 }
 
+/// Whether `table` exists in the file.
+fn table_exists<K: redb::Key + 'static, V: redb::Value + 'static>(
+    r: &ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<bool, StoreError> {
+    match r.open_table(table) {
+        Ok(_) => Ok(true),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+/// Builds `index_consents` for a store written before it existed: one pass over the merged
+/// leaves `0..tree_size`, in one transaction (the staged leaves' entries are rebuilt in
+/// memory on every open, like the other indexes').
+fn build_consents_index(db: &Database, tree_size: u64) -> Result<(), StoreError> {
+    let w = db.begin_write().map_err(backend)?;
+    {
+        let leaves = w.open_table(LEAVES).map_err(backend)?;
+        let mut table = w.open_table(CONSENTS).map_err(backend)?;
+        for entry in leaves.range(0..tree_size).map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let leaf = decode_leaf(v.value(), k.value())?;
+            if let Claim::Consent(c) = &leaf.attestation.body.claim {
+                table.insert(&enterprise_key(&c.enterprise, k.value()), ()).map_err(backend)?;
+            }
+        }
+    }
+    w.commit().map_err(backend)
+}
+
 fn decode_header(b: &[u8], height: u64) -> Result<BlockHeader, StoreError> {
     let h = BlockHeader::from_bytes(b).map_err(|e| corrupt(place("headers", height), e.to_string()))?;
     if h.height != height {
@@ -636,6 +688,13 @@ impl RedbStore {
         }
         let read = db.begin_read().map_err(backend)?;
         let (head, merged) = check_head(&read)?;
+        let read = if table_exists(&read, CONSENTS)? {
+            read
+        } else {
+            drop(read);
+            build_consents_index(&db, merged.tree_size)?;
+            db.begin_read().map_err(backend)?
+        };
         let mut store = RedbStore {
             db,
             genesis: genesis.clone(),
@@ -646,10 +705,42 @@ impl RedbStore {
             staged: Staged::default(),
             read: Some(read),
             poisoned: false,
+            governance: None,
         };
+        store.load_governance()?;
         store.check_tree()?;
         store.load_staged()?;
         Ok(store)
+    }
+
+    /// Reads the newest governance state at or below the head.
+    fn load_governance(&mut self) -> Result<(), StoreError> {
+        let head = self.head.map_or(0, |h| h.height);
+        let r = self.snapshot()?;
+        let table = match r.open_table(GOVERNANCE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(backend(e)),
+        };
+        let last = table.range(..=head).map_err(backend)?.next_back();
+        let gov = match last {
+            None => None,
+            Some(item) => {
+                let (k, v) = item.map_err(backend)?;
+                let g: GovState = crate::codec::decode("governance state", v.value(), GOVERNANCE_BYTES_MAX)
+                    .map_err(|e| corrupt(place("governance", k.value()), e.to_string()))?;
+                Some(Arc::new(g))
+            }
+        };
+        drop((table, r));
+        self.governance = gov;
+        Ok(())
+    }
+
+    /// The governance state the leaves up to the head were attested under (names
+    /// are never reused, so it knows every attester).
+    fn latest_governance(&self) -> Arc<GovState> {
+        self.governance.clone().unwrap_or_else(|| self.genesis.governance())
     }
 
     /// Rebuilds the in-memory staged part from `staged_deltas` and the staged leaves.
@@ -668,9 +759,10 @@ impl RedbStore {
             staged.apply(&records, &pledges, &facts);
         }
         let mut entries = Entries::default();
+        let gov = self.latest_governance();
         for item in leaves.range(self.merged.tree_size..tree_size).map_err(backend)? {
             let (k, v) = item.map_err(backend)?;
-            entries.push(&self.genesis, &decode_leaf(v.value(), k.value())?, k.value());
+            entries.push(&gov, &decode_leaf(v.value(), k.value())?, k.value());
         }
         let n = entries.ids.len() as u64;
         if n != tree_size - self.merged.tree_size {
@@ -690,6 +782,7 @@ impl RedbStore {
         staged.patent.extend(entries.patent);
         staged.attester.extend(entries.attester);
         staged.refers.extend(entries.refers);
+        staged.consents.extend(entries.consents);
         drop((deltas, leaves, r));
         self.staged = staged;
         Ok(())
@@ -783,6 +876,7 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(PLEDGES).map_err(backend)?;
         w.open_table(FACTS).map_err(backend)?;
         w.open_table(REFS).map_err(backend)?;
+        w.open_table(CONSENTS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
@@ -1061,6 +1155,13 @@ impl RedbStore {
         for k in &keys {
             table.insert(k, ()).map_err(backend)?;
         }
+        let mut keys: Vec<[u8; 26]> =
+            self.staged.consents.iter().chain(&entries.consents).map(|(u, l)| enterprise_key(u, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(CONSENTS).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
 
         for height in self.merged.height + 1..header.height {
             t.staged.remove(height).map_err(backend)?;
@@ -1161,6 +1262,13 @@ impl StateView for RedbStore {
         Ok(t.get(&<[u8; 13]>::from(*patent)).map_err(backend)?.map(|v| HashOf::from_hash(Hash(*v.value()))))
     }
 
+    fn governance(&self) -> Result<Option<Arc<GovState>>, StoreError> {
+        if self.poisoned {
+            return Err(poisoned());
+        }
+        Ok(self.governance.clone())
+    }
+
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
         if let Some(slot) = self.staged.facts.get(key) {
             return Ok(slot.clone());
@@ -1214,8 +1322,9 @@ impl Store for RedbStore {
         debug_assert_eq!(first + n, header.tree_size, "the head's tree size plus the block's leaves is the new size");
         debug_assert_eq!(self.merged.tree_size + self.staged.leaves, first);
         let mut entries = Entries::default();
+        let gov = vb.delta().governance.clone().unwrap_or_else(|| self.latest_governance());
         for (offset, leaf) in leaves.iter().enumerate() {
-            entries.push(&self.genesis, leaf, first + offset as u64);
+            entries.push(&gov, leaf, first + offset as u64);
         }
         let merge = self.staged.leaves + n >= self.options.stage_leaves_max;
 
@@ -1223,6 +1332,10 @@ impl Store for RedbStore {
         {
             let mut t = Tables::open(&w)?;
             self.write_block(&mut t, vb, first)?;
+            if let Some(g) = &vb.delta().governance {
+                let mut table = w.open_table(GOVERNANCE).map_err(backend)?;
+                table.insert(header.height, crate::codec::encode(&**g).as_slice()).map_err(backend)?;
+            }
             if merge {
                 self.write_merge(&w, &mut t, vb, &entries)?;
             } else {
@@ -1238,6 +1351,9 @@ impl Store for RedbStore {
             return Err(backend(e));
         }
         self.head = Some(head_of(header));
+        if let Some(g) = &vb.delta().governance {
+            self.governance = Some(Arc::clone(g));
+        }
         if merge {
             self.staged = Staged::default();
             self.merged = Merged { height: header.height, tree_size: header.tree_size };
@@ -1387,6 +1503,12 @@ impl Store for RedbStore {
                 let rest = limit - out.len();
                 out.extend(self.staged.refers.range((*id, start)..=(*id, u64::MAX)).take(rest).map(|k| k.1));
             }
+            IndexKey::Consents(e) => {
+                let t = r.open_table(CONSENTS).map_err(open_err("index_consents"))?;
+                index_range(&t, e.as_bytes(), start, limit, &mut out)?;
+                let rest = limit - out.len();
+                out.extend(self.staged.consents.range((*e, start)..=(*e, u64::MAX)).take(rest).map(|k| k.1));
+            }
         }
         Ok(out)
     }
@@ -1451,6 +1573,7 @@ mod tests {
             sequences: vec![(1, 5)],
             records: metas.iter().map(|m| (id, *m)).collect(),
             pledges: vec![(patent, Some(id)), (patent, None)],
+            governance: None,
             facts: vec![],
         };
         let bytes = encode_delta(&delta);

@@ -15,14 +15,14 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, Scope};
-use credence_ledger::attestation::{AttestationId, Claim, ClaimKind};
-use credence_ledger::genesis::Role;
+use credence_ledger::attestation::{AttestationId, Claim};
+use credence_ledger::genesis::{Genesis, Role};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, Uscc};
 use credence_ledger::rules::RecordStatus;
 use credence_ledger::store::{IndexKey, QUERY_LIMIT_MAX, Store};
 
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiState, StoreView};
 use crate::httpsig::{self, CLOCK_SKEW_S, RequestParts, SIGNATURE_LIFETIME_S_MAX};
 use crate::runtime::now_ms;
 
@@ -41,6 +41,8 @@ const _: () = assert!(SIGNATURE_LIFETIME_S_MAX + 2 * CLOCK_SKEW_S <= 120);
 const ACCEPT_SIGNATURE: &str = "sig1=(\"@method\" \"@path\" \"@query\");created;expires;keyid;alg=\"ed25519\"";
 
 /// The scope a route needs (`None`: public). Unknown routes are answered 404 by the router.
+/// `/v1/governance` is public: it states the membership, keys and validator sets in force,
+/// which genesis states for the founding members and which certificates are checked against.
 pub fn route_scope(route: &str) -> Option<Scope> {
     match route {
         "/v1/attestations/{id}"
@@ -158,12 +160,19 @@ fn parts_of(req: &Request) -> RequestParts {
     }
 }
 
-/// The grant named by `keyid`, checked: committed, an access key, not revoked, not expired.
+/// A checked grant: its id, its member, the grant, and whether the member holds the
+/// regulator role in force.
+type Grant = (AttestationId, MemberName, AccessKeyGrant, bool);
+
+/// The grant named by `keyid`, checked: committed, an access key, not revoked, not expired,
+/// and delegated by a member still in force at the next height (a member governance removed
+/// no longer delegates: its keys stop working from the removal's height).
 fn grant_of(
     store: &(dyn Store + Send + Sync),
+    genesis: &Genesis,
     keyid: &str,
     now: u64,
-) -> Result<Result<(AttestationId, MemberName, AccessKeyGrant), String>, ApiError> {
+) -> Result<Result<Grant, String>, ApiError> {
     let Ok(hash) = Hash::from_hex("keyid", keyid) else {
         return Ok(Err(format!("'{keyid}' is not an access-key id (64 hex digits: the grant's attestation id)")));
     };
@@ -183,7 +192,16 @@ fn grant_of(
     if now >= grant.expires_at_ms {
         return Ok(Err(format!("access key {id} expired at {} (Unix ms)", grant.expires_at_ms)));
     }
-    Ok(Ok((id, leaf.attestation.body.attester.clone(), grant.clone())))
+    let member = leaf.attestation.body.attester.clone();
+    let next_height = store.head()?.map_or(1, |h| h.height + 1);
+    let gov = credence_ledger::rules::governance_at(genesis, &StoreView(store), next_height)?;
+    let Some(m) = gov.member(&member).filter(|m| m.is_active()) else {
+        return Ok(Err(format!(
+            "access key {id} was delegated by '{member}', which governance removed from the consortium (R048); its keys no longer work"
+        )));
+    };
+    let regulator_role = m.roles.contains(&Role::Regulator);
+    Ok(Ok((id, member, grant.clone(), regulator_role)))
 }
 
 /// Checks the signature of every request to a route above `public` (see the module doc).
@@ -225,12 +243,13 @@ pub async fn authenticate(State(st): State<ApiState>, req: Request, next: Next) 
     };
     let keyid = parsed.params.keyid.clone().unwrap_or_default();
     let store = st.store.clone();
+    let ctx = st.ctx.clone();
     let looked_up = tokio::task::spawn_blocking(move || {
         let guard = store.read().map_err(|_| ApiError::internal("store lock poisoned"))?;
-        grant_of(&*guard, &keyid, now)
+        grant_of(&*guard, &ctx.genesis, &keyid, now)
     })
     .await;
-    let (grant_id, member, grant) = match looked_up {
+    let (grant_id, member, grant, regulator_role) = match looked_up {
         Ok(Ok(Ok(g))) => g,
         Ok(Ok(Err(reason))) => return unauthorized("keyid", reason),
         Ok(Err(e)) => return e.into_response(),
@@ -259,12 +278,7 @@ pub async fn authenticate(State(st): State<ApiState>, req: Request, next: Next) 
             .into_response();
         }
     }
-    let regulator = grant.scopes.contains(&Scope::Regulator)
-        && st
-            .ctx
-            .genesis
-            .member_index(&member)
-            .is_some_and(|i| st.ctx.genesis.members[usize::from(i)].roles.contains(&Role::Regulator));
+    let regulator = grant.scopes.contains(&Scope::Regulator) && regulator_role;
     let reader = Reader {
         grant: grant_id,
         holder: grant.holder.clone(),
@@ -369,12 +383,9 @@ pub fn find_consent(
     let mut after = None;
     let mut scanned = 0;
     loop {
-        let page = store.query(IndexKey::Enterprise(enterprise), after, QUERY_LIMIT_MAX)?;
+        let page = store.query(IndexKey::Consents(enterprise), after, QUERY_LIMIT_MAX)?;
         for index in &page {
             let Some(leaf) = store.leaf(*index)? else { continue };
-            if leaf.attestation.body.claim.kind() != ClaimKind::Consent {
-                continue;
-            }
             scanned += 1;
             if let Claim::Consent(c) = &leaf.attestation.body.claim
                 && live(&leaf.id, c)?
@@ -400,6 +411,15 @@ pub type SharedReplay = std::sync::Arc<Mutex<ReplayWindow>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_governance_state_is_public_and_records_need_a_key() {
+        for public in ["/v1/governance", "/v1/status", "/v1/genesis", "/v1/attesters/{member}/next-sequence"] {
+            assert_eq!(route_scope(public), None, "{public}");
+        }
+        assert_eq!(route_scope("/v1/attesters/{member}/attestations"), Some(Scope::Member));
+        assert_eq!(route_scope("/v1/portfolio"), Some(Scope::Regulator));
+    }
 
     #[test]
     fn the_replay_window_refuses_a_second_use_and_forgets_expired_ones() {

@@ -20,6 +20,7 @@ use credence_ledger::confidential::{OPENINGS_PER_ATTESTATION_MAX, check_openings
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
 use credence_ledger::merkle::{self, NodeHash, NodeReader};
+use credence_ledger::rules::StateView as _;
 use credence_ledger::sig::{self, Domain};
 use credence_ledger::store::{IndexKey, Store, StoreError};
 
@@ -27,8 +28,8 @@ use super::access::{LiveConsent, Reader, find_consent};
 use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json, require_json};
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
-    ConsistencyProofView, ErrorBody, HealthView, InclusionProofView, MempoolView, NextSequenceView, OpeningView,
-    OpeningsView, PortfolioView, StatusView, SubmitRequest, SubmitResponse,
+    ConsistencyProofView, ErrorBody, GovernanceView, HealthView, InclusionProofView, MempoolView, NextSequenceView,
+    OpeningView, OpeningsView, PortfolioView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
 use crate::mempool::{AdmitError, Admitted, admit_batch};
@@ -68,10 +69,19 @@ fn parse_opt_u64(field: &'static str, s: Option<&str>) -> Result<Option<u64>, Ap
     s.map(|s| parse_u64(field, s)).transpose()
 }
 
-/// A member name in a path, resolved to its genesis index.
+/// A member name in a path, resolved to its member index: a genesis member's, or one
+/// governance added (indexes are never reused, so a removed member still resolves).
 fn parse_member(st: &ApiState, s: &str) -> Result<(MemberName, u16), ApiError> {
     let name = MemberName::parse("member", s).map_err(|e| ApiError::from_id(e, "member"))?;
-    match st.ctx.genesis.member_index(&name) {
+    let index = match st.ctx.genesis.member_index(&name) {
+        Some(i) => Some(i),
+        None => {
+            let guard = st.read_store()?;
+            let gov = StoreView(&*guard).governance()?;
+            gov.and_then(|g| g.member_index(&name))
+        }
+    };
+    match index {
         Some(i) => Ok((name, i)),
         None => Err(ApiError::not_found("member", format!("'{name}' is not a member of this consortium"))),
     }
@@ -414,7 +424,7 @@ pub async fn get_attestation(
     params(("id" = String, Path, description = "Attestation id: 64 hex digits"), ReadQuery),
     security(("rfc9421" = [])),
     responses(
-        (status = 200, description = "The openings; check each against the commitment in the leaf (docs/encoding.md §12)", body = OpeningsView),
+        (status = 200, description = "The openings; check each against the commitment in the leaf (docs/encoding.md §13)", body = OpeningsView),
         (status = 400, description = "Not an id, or no `purpose` (openings are a restricted read)", body = ErrorBody),
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
         (status = 403, description = "The access key lacks the restricted scope, or no live consent covering the record's kind allows the read (`rule` names what is missing)", body = ErrorBody),
@@ -790,6 +800,8 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
         };
         let mut indexes = store.query(key, after, limit)?;
         let full = indexes.len() == limit;
+        // Member indexes are never reused, so the latest governance state resolves every attester.
+        let gov = StoreView(&*store).governance()?.unwrap_or_else(|| st.ctx.genesis.governance());
         indexes.retain(|&i| i < hi);
         let mut items = Vec::with_capacity(indexes.len());
         for index in &indexes {
@@ -802,8 +814,9 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
             let matches = match &key {
                 IndexKey::Enterprise(u) => claim.enterprise() == Some(*u),
                 IndexKey::Patent(p) => claim.patent() == Some(*p),
-                IndexKey::Attester(m) => st.ctx.genesis.member_index(&leaf.attestation.body.attester) == Some(*m),
+                IndexKey::Attester(m) => gov.member_index(&leaf.attestation.body.attester) == Some(*m),
                 IndexKey::Refers(id) => claim.references().contains(id),
+                IndexKey::Consents(u) => matches!(claim, Claim::Consent(c) if c.enterprise == **u),
             };
             if !matches {
                 return Err(ApiError::internal(format!("store: corrupt index: leaf {index} is not about this key")));
@@ -883,7 +896,7 @@ pub async fn patent_attestations(
     get,
     path = "/v1/attesters/{member}/attestations",
     tag = "queries",
-    params(("member" = String, Path, description = "Member name from genesis"), PageQuery),
+    params(("member" = String, Path, description = "Member name (from genesis or added by governance)"), PageQuery),
     security(("rfc9421" = [])),
     responses(
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
@@ -1021,7 +1034,7 @@ pub async fn portfolio(
     get,
     path = "/v1/attesters/{member}/next-sequence",
     tag = "attestations",
-    params(("member" = String, Path, description = "Member name from genesis")),
+    params(("member" = String, Path, description = "Member name (from genesis or added by governance)")),
     responses(
         (status = 200, description = "Next sequence", body = NextSequenceView),
         (status = 400, description = "Bad name", body = ErrorBody),
@@ -1116,6 +1129,26 @@ pub async fn get_certified_block(
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// Governance: the members, keys, roles, validators and parameters in force at the
+/// next height, open proposals with their approvals, completed changes waiting for
+/// their activation height, the changes applied and the validator-set history.
+#[utoipa::path(
+    get,
+    path = "/v1/governance",
+    tag = "chain",
+    responses((status = 200, description = "The governance state", body = GovernanceView))
+)]
+pub async fn governance(State(st): State<ApiState>) -> Result<Json<GovernanceView>, ApiError> {
+    let view = blocking(move || {
+        let guard = st.read_store()?;
+        let height = guard.head()?.map_or(0, |h| h.height);
+        let (gov, _) = st.ctx.in_force(&StoreView(&*guard), height + 1)?;
+        Ok(GovernanceView::new(&gov, height))
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 /// The node's view of the chain and itself.

@@ -124,6 +124,9 @@ impl StateView for StoreView<'_> {
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
         self.0.active_pledge(patent)
     }
+    fn governance(&self) -> Result<Option<Arc<credence_ledger::governance::GovState>>, StoreError> {
+        self.0.governance()
+    }
     fn fact(
         &self,
         key: &credence_ledger::loan_rules::FactKey,
@@ -212,6 +215,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/status",
     "/v1/checkpoint",
     "/v1/genesis",
+    "/v1/governance",
     "/v1/proofs/inclusion/{id}",
     "/v1/proofs/consistency",
     "/healthz",
@@ -359,7 +363,8 @@ impl ApiState {
         status: watch::Receiver<NodeStatus>,
         metrics: Arc<Metrics>,
     ) -> ApiState {
-        let verifier = Arc::new(Verifier::new(ctx.clone()));
+        let in_force = mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).in_force();
+        let verifier = Arc::new(Verifier::new(ctx.clone(), in_force));
         let config = ApiConfig::default();
         let batch_slots = Arc::new(Semaphore::new(config.batches_max.max(1)));
         let batch_bodies = Arc::new(Semaphore::new(config.batch_bodies_max.max(1)));
@@ -472,6 +477,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/status", get(handlers::status))
         .route("/v1/checkpoint", get(handlers::checkpoint))
         .route("/v1/genesis", get(handlers::genesis))
+        .route("/v1/governance", get(handlers::governance))
         .route("/v1/proofs/inclusion/{id}", get(handlers::inclusion_proof))
         .route("/v1/proofs/consistency", get(handlers::consistency_proof))
         .route("/healthz", get(handlers::healthz))

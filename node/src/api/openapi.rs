@@ -5,7 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::views::{
     AmountView, AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView,
-    ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, HealthView, InclusionProofView, MempoolView, MoneyView,
+    ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView,
+    GovProposalView, GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView,
     NextSequenceView, OpeningView, OpeningsView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
@@ -19,7 +20,7 @@ use super::{console, handlers};
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 and R101..R132; R060 refuses openings that do not open their record's sealed amounts."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 (R024..R029: access), R040..R053 (governance) and R101..R132 (IP loans); R060 (node-side) refuses openings that do not open their record's sealed amounts."
     ),
     paths(
         handlers::submit_attestation,
@@ -37,6 +38,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::status,
         handlers::checkpoint,
         handlers::genesis,
+        handlers::governance,
         handlers::inclusion_proof,
         handlers::consistency_proof,
         handlers::healthz,
@@ -70,6 +72,12 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         ConsistencyProofView,
         NextSequenceView,
         HealthView,
+        GovernanceView,
+        GovMemberView,
+        GovChangeView,
+        GovProposalView,
+        GovScheduledView,
+        GovEpochView,
         PortfolioView,
         FiguresView,
         LenderFiguresView,

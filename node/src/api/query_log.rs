@@ -106,8 +106,17 @@ fn admit(
     signer: &Signer,
     batch: Vec<QueryRecord>,
 ) -> Result<Vec<credence_ledger::block::Leaf>, ApiError> {
-    let Some(me) = st.ctx.genesis.member_index(&signer.name) else {
-        return Err(ApiError::internal("query log: the node's member is not in genesis"));
+    // The node's member: a genesis member or one governance added (indexes are never reused).
+    let me = match st.ctx.genesis.member_index(&signer.name) {
+        Some(i) => Some(i),
+        None => {
+            let guard = st.read_store()?;
+            credence_ledger::rules::StateView::governance(&super::StoreView(&*guard))?
+                .and_then(|g| g.member_index(&signer.name))
+        }
+    };
+    let Some(me) = me else {
+        return Err(ApiError::internal("query log: the node's member is not a member of this consortium"));
     };
     let mut pending = batch;
     let mut admitted = Vec::new();

@@ -208,7 +208,7 @@ impl From<&Money> for MoneyView {
     }
 }
 
-/// A money field that may be sealed (docs/encoding.md §12): in clear, or only a currency and
+/// A money field that may be sealed (docs/encoding.md §13): in clear, or only a currency and
 /// a salted commitment on the ledger. A sealed amount is never shown as zero: `fen` and
 /// `amount` are null until a reader opens it (`GET /v1/attestations/{id}/openings`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -311,6 +311,13 @@ pub enum ClaimView {
     Revoke { target: String, superseded_by: Option<String> },
     /// Evidence that a validator signed two conflicting consensus statements.
     Equivocation { validator: String, height: u64, round: u32, step: String },
+    /// A validator proposes a governance change (`change`: add-member, remove-member,
+    /// set-roles, revoke-key or set-consensus; `member` names whom it is about).
+    GovProposal { change: String, member: Option<String>, expires_at_ms: u64 },
+    /// A validator approves the proposal with this id.
+    GovApproval { proposal: String },
+    /// The attester replaces its key with `new_key` (hex Ed25519), from two heights on.
+    KeyRotation { new_key: String },
     /// A two-stage patent pledge event (reserve, CNIPA registration, release); every field in `description`.
     IpPledge { description: String },
     /// A patent's legal status as of a date.
@@ -410,6 +417,13 @@ impl From<&Claim> for ClaimView {
                 };
                 ClaimView::Equivocation { validator: e.validator.to_string(), height, round, step: step.to_string() }
             }
+            Claim::GovernanceProposal(p) => ClaimView::GovProposal {
+                change: p.change.kind_name().to_string(),
+                member: p.change.member().map(ToString::to_string),
+                expires_at_ms: p.expires_at_ms,
+            },
+            Claim::GovernanceApproval(a) => ClaimView::GovApproval { proposal: a.proposal.to_string() },
+            Claim::KeyRotation(r) => ClaimView::KeyRotation { new_key: hex::encode(r.new_key.ed25519().0) },
             Claim::IpPledge(c) => ClaimView::IpPledge { description: c.describe() },
             Claim::PatentStatus(c) => ClaimView::PatentStatus {
                 patent: c.patent.to_string(),
@@ -707,6 +721,223 @@ pub struct NextSequenceView {
 pub struct HealthView {
     /// Always `ok` when the node answers.
     pub status: String,
+}
+
+/// One member as governance knows it (`GET /v1/governance`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GovMemberView {
+    /// Member index (genesis members in name order, then added members; never reused).
+    pub index: u16,
+    pub name: String,
+    /// The key in force, hex Ed25519.
+    pub key: String,
+    /// Every key held: (first height in force, hex key), oldest first.
+    pub keys: Vec<(u64, String)>,
+    /// Keys revoked by governance: (hex key, height from which they are refused).
+    pub revoked: Vec<(String, u64)>,
+    pub roles: Vec<String>,
+    pub validator: bool,
+    /// The height from which the member may no longer attest, if removed.
+    pub removed_from: Option<u64>,
+}
+
+/// A governance change in JSON: `kind` is add-member, remove-member, set-roles,
+/// revoke-key, set-consensus or key-rotation; the other fields as they apply.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GovChangeView {
+    pub kind: String,
+    pub member: Option<String>,
+    /// add-member: its key; revoke-key: the revoked key; key-rotation: the new key (hex).
+    pub key: Option<String>,
+    /// revoke-key: the key that replaces it (hex).
+    pub replacement: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub validator: Option<bool>,
+    /// set-consensus: the new parameters.
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Value>,
+}
+
+/// An open proposal.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GovProposalView {
+    /// The proposal's attestation id (approvals name it).
+    pub id: String,
+    pub proposer: String,
+    pub change: GovChangeView,
+    pub expires_at_ms: u64,
+    /// Validators that approved, the proposer first.
+    pub approvals: Vec<String>,
+    /// Approvals of validators in force counted now, and how many complete it.
+    pub approvals_counted: usize,
+    pub approvals_needed: usize,
+    /// Height of the block that recorded it.
+    pub height: u64,
+}
+
+/// A change completed (or applied) and its heights.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GovScheduledView {
+    /// First height at which it is in force.
+    pub at_height: u64,
+    /// Height of the block that completed it (or held the key rotation).
+    pub completed_at: u64,
+    /// The proposal's id, or the key rotation record's.
+    pub record: String,
+    pub change: GovChangeView,
+}
+
+/// A validator set and the first height it certifies.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GovEpochView {
+    pub from_height: u64,
+    pub validators: Vec<String>,
+    /// The hash headers at these heights carry (`validator_set`), hex.
+    pub set_hash: String,
+}
+
+/// `GET /v1/governance`: what is in force at the next height, open proposals, changes
+/// waiting for their height, and the history.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GovernanceView {
+    /// Height of the last committed block.
+    pub height: u64,
+    /// The height this state is in force at (`height + 1`).
+    pub in_force_at: u64,
+    pub validators: Vec<String>,
+    pub validator_set_hash: String,
+    /// Approvals a proposal needs: more than 2/3 of the validators in force.
+    pub quorum: usize,
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    pub members: Vec<GovMemberView>,
+    pub proposals: Vec<GovProposalView>,
+    pub scheduled: Vec<GovScheduledView>,
+    pub applied: Vec<GovScheduledView>,
+    pub epochs: Vec<GovEpochView>,
+}
+
+impl GovChangeView {
+    fn of(gov: &credence_ledger::governance::GovState, p: &credence_ledger::governance::Pending) -> GovChangeView {
+        use credence_ledger::governance::{Change, Pending};
+        let hex_key = |k: &credence_ledger::governance::MemberKey| hex::encode(k.ed25519().0);
+        let roles = |r: &[credence_ledger::genesis::Role]| Some(r.iter().map(|r| r.name().to_owned()).collect());
+        let mut v = GovChangeView {
+            kind: String::new(),
+            member: None,
+            key: None,
+            replacement: None,
+            roles: None,
+            validator: None,
+            params: None,
+        };
+        match p {
+            Pending::Rotation { member, key, .. } => {
+                v.kind = "key-rotation".into();
+                v.member = gov.members.get(usize::from(*member)).map(|m| m.name.to_string());
+                v.key = Some(hex_key(key));
+            }
+            Pending::Change { change, .. } => {
+                v.kind = change.kind_name().into();
+                v.member = change.member().map(ToString::to_string);
+                match change {
+                    Change::AddMember { key, roles: r, validator, .. } => {
+                        v.key = Some(hex_key(key));
+                        v.roles = roles(r);
+                        v.validator = Some(*validator);
+                    }
+                    Change::SetRoles { roles: r, validator, .. } => {
+                        v.roles = roles(r);
+                        v.validator = Some(*validator);
+                    }
+                    Change::RevokeKey { key, replacement, .. } => {
+                        v.key = Some(hex_key(key));
+                        v.replacement = Some(hex_key(replacement));
+                    }
+                    Change::SetConsensus(params) => v.params = serde_json::to_value(params).ok(),
+                    Change::RemoveMember { .. } => {}
+                }
+            }
+        }
+        v
+    }
+}
+
+impl GovernanceView {
+    /// The view of `gov`, in force at `height + 1`.
+    pub fn new(gov: &credence_ledger::governance::GovState, height: u64) -> GovernanceView {
+        use credence_ledger::governance::{Pending, Scheduled};
+        let name = |i: u16| gov.members.get(usize::from(i)).map_or_else(|| format!("#{i}"), |m| m.name.to_string());
+        let record = |p: &Pending| match p {
+            Pending::Change { proposal, .. } => proposal.to_string(),
+            Pending::Rotation { record, .. } => record.to_string(),
+        };
+        let scheduled = |s: &Scheduled| GovScheduledView {
+            at_height: s.at_height,
+            completed_at: s.completed_at,
+            record: record(&s.pending),
+            change: GovChangeView::of(gov, &s.pending),
+        };
+        let validators = gov.validator_list();
+        GovernanceView {
+            height,
+            in_force_at: height + 1,
+            validators: validators.iter().map(|(n, _)| n.to_string()).collect(),
+            validator_set_hash: credence_ledger::governance::set_hash(&validators).to_hex(),
+            quorum: gov.quorum(),
+            params: serde_json::to_value(&gov.params).unwrap_or_default(),
+            members: gov
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| GovMemberView {
+                    index: u16::try_from(i).unwrap_or(u16::MAX),
+                    name: m.name.to_string(),
+                    key: hex::encode(m.key().ed25519().0),
+                    keys: m.keys.iter().map(|(h, k)| (*h, hex::encode(k.ed25519().0))).collect(),
+                    revoked: m.revoked.iter().map(|(k, h)| (hex::encode(k.ed25519().0), *h)).collect(),
+                    roles: m.roles.iter().map(|r| r.name().to_owned()).collect(),
+                    validator: m.validator && m.is_active(),
+                    removed_from: m.removed_from,
+                })
+                .collect(),
+            proposals: gov
+                .proposals
+                .iter()
+                .map(|p| GovProposalView {
+                    id: p.id.to_string(),
+                    proposer: name(p.proposer),
+                    change: GovChangeView::of(gov, &Pending::Change { proposal: p.id, change: p.change.clone() }),
+                    expires_at_ms: p.expires_at_ms,
+                    approvals: p.approvals.iter().map(|a| name(*a)).collect(),
+                    approvals_counted: gov.counted_approvals(p),
+                    approvals_needed: gov.quorum(),
+                    height: p.height,
+                })
+                .collect(),
+            scheduled: gov.scheduled.iter().map(scheduled).collect(),
+            applied: gov
+                .applied
+                .iter()
+                .map(|a| {
+                    scheduled(&Scheduled {
+                        at_height: a.at_height,
+                        completed_at: a.completed_at,
+                        pending: a.pending.clone(),
+                    })
+                })
+                .collect(),
+            epochs: gov
+                .epochs
+                .iter()
+                .map(|e| GovEpochView {
+                    from_height: e.from_height,
+                    validators: e.validators.iter().map(|(n, _)| n.to_string()).collect(),
+                    set_hash: e.hash().to_hex(),
+                })
+                .collect(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -146,8 +146,11 @@ pub struct NetConfig {
     pub listen: Multiaddr,
     /// Addresses dialled at start and redialled (with backoff) while not connected.
     pub bootstrap: Vec<Multiaddr>,
-    /// The allow-list, the topic names and the size bounds.
+    /// The topic names and the size bounds.
     pub genesis: Arc<Genesis>,
+    /// The members in force (name, key in force): the allow-list. This node's key must
+    /// be among them. [`NetHandle::set_members`] replaces it as governance changes it.
+    pub members: Vec<(MemberName, PublicKey)>,
     /// Most established connections in total; also bounds pending (handshaking) ones per direction.
     pub connections_max: u32,
 }
@@ -283,7 +286,7 @@ pub struct NetStats {
     pub commands_dropped: u64,
     /// Inbound sync requests refused because [`SYNC_PENDING_INBOUND_MAX`] were waiting.
     pub sync_refused: u64,
-    /// Connections refused because the peer is not a genesis member.
+    /// Connections refused because the peer is not a member in force (the allow-list).
     pub peers_refused: u64,
 }
 
@@ -316,6 +319,15 @@ enum Command {
     Report { id: GossipId, result: Validation },
     Request { peer: MemberName, request: SyncRequest, reply: oneshot::Sender<Result<SyncResponse, NetError>> },
     Respond { token: SyncReplyToken, response: SyncResponse },
+    SetMembers(Vec<(MemberName, PublicKey)>),
+}
+
+impl NetConfig {
+    /// The genesis members with their genesis keys (the allow-list of a chain without
+    /// governance changes).
+    pub fn genesis_members(genesis: &Genesis) -> Vec<(MemberName, PublicKey)> {
+        genesis.members.iter().map(|m| (m.name.clone(), m.public_key)).collect()
+    }
 }
 
 /// The application's side of the network task. Cheap to clone; when every
@@ -346,6 +358,13 @@ impl NetHandle {
     /// counted, and the message is then neither forwarded nor penalised.
     pub fn report(&self, id: GossipId, result: Validation) {
         self.try_command(Command::Report { id, result });
+    }
+
+    /// Replaces the allow-list with the members in force (name, key in force), as
+    /// governance changed them: peers no longer in it are disconnected, new ones
+    /// admitted. Waits for room in the command channel.
+    pub async fn set_members(&self, members: Vec<(MemberName, PublicKey)>) -> Result<(), NetError> {
+        self.commands.send(Command::SetMembers(members)).await.map_err(|_| NetError::Closed)
     }
 
     /// Asks member `peer` for blocks; fails after [`SYNC_TIMEOUT`]. A request

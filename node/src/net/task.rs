@@ -73,8 +73,8 @@ fn gossip_config(bounds: &Bounds) -> Result<gossipsub::Config, NetError> {
 impl Behaviour {
     fn new(key: &identity::Keypair, config: &NetConfig, bounds: &Bounds) -> Result<Behaviour, NetError> {
         let mut allow = allow_block_list::Behaviour::<AllowedPeers>::default();
-        for m in &config.genesis.members {
-            allow.allow_peer(peer_id_of(&m.public_key)?);
+        for (_, key) in &config.members {
+            allow.allow_peer(peer_id_of(key)?);
         }
         let limits = connection_limits::Behaviour::new(
             ConnectionLimits::default()
@@ -144,7 +144,7 @@ pub(super) type Spawned =
 pub(super) async fn spawn(config: NetConfig, key: &SecretKey, split: bool) -> Result<Spawned, NetError> {
     let genesis = Arc::clone(&config.genesis);
     let public = key.public();
-    let Some(me) = genesis.members.iter().find(|m| m.public_key == public).map(|m| m.name.clone()) else {
+    let Some(me) = config.members.iter().find(|(_, k)| *k == public).map(|(n, _)| n.clone()) else {
         return Err(NetError::NotAMember);
     };
     let mut seed = key.seed();
@@ -204,10 +204,10 @@ pub(super) async fn spawn(config: NetConfig, key: &SecretKey, split: bool) -> Re
     };
     let _ = events.try_send(NetEvent::Listening(first));
 
-    let members = genesis
+    let members = config
         .members
         .iter()
-        .map(|m| Ok((peer_id_of(&m.public_key)?, m.name.clone())))
+        .map(|(name, key)| Ok((peer_id_of(key)?, name.clone())))
         .collect::<Result<HashMap<_, _>, NetError>>()?;
     let by_name = members.iter().map(|(p, n)| (n.clone(), *p)).collect();
     let now = Instant::now();
@@ -317,7 +317,7 @@ impl Task {
     fn refused(&self, peer: Option<PeerId>, address: String) {
         let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
         bump(&self.shared.peers_refused);
-        tracing::warn!(%peer, %address, "net: refused a peer whose key is not in the genesis");
+        tracing::warn!(%peer, %address, "net: refused a peer whose key is no member's key in force");
         self.emit(NetEvent::PeerRefused { peer, address });
     }
 
@@ -477,6 +477,43 @@ impl Task {
         }
     }
 
+    /// The allow-list follows governance: peers of members no longer in force (or of
+    /// a key rotated out or revoked) are refused and disconnected, new ones admitted.
+    fn set_members(&mut self, list: &[(MemberName, credence_ledger::sig::PublicKey)]) {
+        let mut members = HashMap::with_capacity(list.len());
+        for (name, key) in list {
+            match peer_id_of(key) {
+                Ok(p) => {
+                    members.insert(p, name.clone());
+                }
+                Err(e) => tracing::warn!(%name, error = %e, "net: a member key in force has no peer id"),
+            }
+        }
+        let local = *self.swarm.local_peer_id();
+        for gone in
+            self.members.keys().filter(|p| !members.contains_key(p) && **p != local).copied().collect::<Vec<_>>()
+        {
+            self.swarm.behaviour_mut().allow.disallow_peer(gone);
+            let _ = self.swarm.disconnect_peer_id(gone);
+            if let Some(name) = self.members.get(&gone).cloned()
+                && lock(&self.shared.peers).remove(&name)
+            {
+                self.emit(NetEvent::PeerDisconnected(name));
+            }
+            tracing::info!(peer = %gone, "net: a member left the set in force; its peer is refused");
+        }
+        for new in members.keys().filter(|p| !self.members.contains_key(p)).copied().collect::<Vec<_>>() {
+            self.swarm.behaviour_mut().allow.allow_peer(new);
+            tracing::info!(peer = %new, "net: a member joined the set in force; its peer is admitted");
+        }
+        // This node stays addressable by its own name while it runs.
+        if let Some(me) = self.members.get(&local).cloned() {
+            members.entry(local).or_insert(me);
+        }
+        self.by_name = members.iter().map(|(p, n)| (n.clone(), *p)).collect();
+        self.members = members;
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Publish { topic, data, reply } => {
@@ -491,6 +528,7 @@ impl Task {
                     });
                 let _ = reply.send(result);
             }
+            Command::SetMembers(list) => self.set_members(&list),
             Command::Report { id, result } => {
                 let acceptance = match result {
                     Validation::Accept => MessageAcceptance::Accept,

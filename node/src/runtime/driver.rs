@@ -99,6 +99,8 @@ pub struct Driver {
     sync_turn: usize,
     /// When the replica call whose actions are being carried out began (commit latency).
     step_started: Instant,
+    /// The digest of the governance roster whose members the network's allow-list holds.
+    allow_digest: Option<credence_ledger::hash::Hash>,
 }
 
 /// A consensus message from gossip.
@@ -113,6 +115,7 @@ impl Driver {
             ctx: p.ctx,
             net: p.net,
             sign_state_path: p.sign_state_path,
+            allow_digest: None,
             status_tx: p.status_tx,
             metrics: p.metrics,
             byzantine: p.byzantine,
@@ -264,7 +267,7 @@ impl Driver {
                 self.publish_status();
             }
             NetEvent::PeerRefused { peer, address } => {
-                warn!(%peer, %address, "refused a peer that is not a genesis member")
+                warn!(%peer, %address, "refused a peer that is not a member in force")
             }
             NetEvent::Listening(addr) => info!(%addr, "p2p listening"),
         }
@@ -296,6 +299,25 @@ impl Driver {
         self.carry_out(actions, sync_tx).await
     }
 
+    /// After a commit: if the members in force at the next height changed (an
+    /// addition, a removal, a rotated or revoked key), the allow-list follows.
+    async fn follow_members(&mut self, height: u64) {
+        let (gov, roster) = match self.ctx.in_force(self.replica.store(), height + 1) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot read the governance state; the allow-list is unchanged");
+                return;
+            }
+        };
+        if self.allow_digest == Some(roster.digest) {
+            return;
+        }
+        self.allow_digest = Some(roster.digest);
+        if let Err(e) = self.net.set_members(super::members_in_force(&gov)).await {
+            warn!(error = %e, "the network did not take the members in force");
+        }
+    }
+
     /// Carries out the replica's actions in order.
     async fn carry_out(&mut self, actions: Vec<Action>, sync_tx: &mpsc::Sender<SyncResult>) -> Result<(), NodeError> {
         for action in actions {
@@ -316,6 +338,7 @@ impl Driver {
                         self.metrics.observe_mempool(&m.stats());
                     }
                     debug!(height, records, "committed");
+                    self.follow_members(height).await;
                 }
                 Action::Notice(n) => match n {
                     Notice::ProposalInvalid { height, error } => {

@@ -130,7 +130,7 @@ mod tests {
         let store: SharedStore = Arc::new(RwLock::new(MemStore::new(builder.genesis())));
         let mempool = Arc::new(Mutex::new(Mempool::new(ctx.clone(), MempoolLimits::default())));
         let admission = Admission {
-            verifier: Arc::new(Verifier::new(ctx.clone())),
+            verifier: Arc::new(Verifier::new(ctx.clone(), mempool.lock().unwrap().in_force())),
             store: store.clone(),
             mempool: mempool.clone(),
             metrics: Arc::new(Metrics::new()),

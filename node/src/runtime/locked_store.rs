@@ -42,6 +42,9 @@ impl StateView for LockedStore {
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
         self.read().active_pledge(patent)
     }
+    fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, StoreError> {
+        self.read().governance()
+    }
     fn fact(
         &self,
         key: &credence_ledger::loan_rules::FactKey,

@@ -24,9 +24,9 @@ pub mod sync_server;
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
-use credence_ledger::genesis::Genesis;
+use credence_ledger::genesis::{Genesis, Member};
 use credence_ledger::sig::SecretKey;
-use credence_ledger::store::{RedbOptions, RedbStore, StoreError};
+use credence_ledger::store::{RedbOptions, RedbStore, Store as _, StoreError};
 use credence_ledger::verify::{self, ChainContext};
 use libp2p::Multiaddr;
 use tokio::sync::{Notify, mpsc, watch};
@@ -114,7 +114,6 @@ pub async fn run(
     let key = keyfile::read_node_key(&config)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| NodeError::DataDir { path: config.data_dir.display().to_string(), reason: e.to_string() })?;
-    let me = genesis.members.iter().find(|m| m.public_key == key.public()).cloned();
     let ctx = Arc::new(ChainContext::new(genesis.clone()));
     let store_path = config.data_dir.join(STORE_FILE);
     let damaged = |reason: String| NodeError::Damaged { store: store_path.display().to_string(), reason };
@@ -134,6 +133,26 @@ pub async fn run(
         seconds = checked.seconds,
         "stored chain verified"
     );
+    // Who this node is, by its key in force in the stored chain (a member added by
+    // governance, a rotated key), else the joining member the config names.
+    let head = store.head()?.map_or(0, |h| h.height);
+    let (gov, _) = ctx.in_force(&store, head + 1)?;
+    let public = key.public();
+    let me = gov
+        .members
+        .iter()
+        .find(|m| m.is_active() && *m.key().ed25519() == public)
+        .map(|m| Member { name: m.name.clone(), public_key: public, roles: m.roles.clone(), validator: m.validator })
+        .or_else(|| {
+            config.member.clone().map(|name| Member { name, public_key: public, roles: Vec::new(), validator: false })
+        });
+    let mut net_members = members_in_force(&gov);
+    if let Some(m) = &me
+        && !net_members.iter().any(|(_, k)| *k == public)
+    {
+        info!(member = %m.name, "joining: this key is not a member in force in the stored chain yet");
+        net_members.push((m.name.clone(), public));
+    }
     let store: SharedStore = Arc::new(RwLock::new(store));
 
     let limits = MempoolLimits {
@@ -155,6 +174,7 @@ pub async fn run(
         listen: multiaddr(config.p2p_listen),
         bootstrap: config.peers.iter().copied().map(multiaddr).collect(),
         genesis: Arc::new(genesis.clone()),
+        members: net_members,
         connections_max: config.connections_max,
     };
     let (net, split) = net::spawn_split(net_config, &key).await?;
@@ -194,7 +214,10 @@ pub async fn run(
         split.attestations,
         net.clone(),
         gossip::Admission {
-            verifier: Arc::new(Verifier::new(ctx.clone())),
+            verifier: Arc::new(Verifier::new(
+                ctx.clone(),
+                mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).in_force(),
+            )),
             store: store.clone(),
             mempool: mempool.clone(),
             metrics: metrics.clone(),
@@ -284,6 +307,13 @@ pub async fn run(
         t.abort();
     }
     result
+}
+
+/// The members in force in `gov` with their keys in force: the network's allow-list.
+pub(crate) fn members_in_force(
+    gov: &credence_ledger::governance::GovState,
+) -> Vec<(credence_ledger::ids::MemberName, credence_ledger::sig::PublicKey)> {
+    gov.members.iter().filter(|m| m.is_active()).map(|m| (m.name.clone(), *m.key().ed25519())).collect()
 }
 
 /// Waits (at most `QUERY_LOG_SHUTDOWN_MS` in all) for the query log to drain and for the
