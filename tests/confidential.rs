@@ -120,10 +120,11 @@ fn relay_one(mut client: TcpStream, target: &str) {
 
 #[test]
 fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
-    let net = Testnet::new(0, 1, 1);
+    // Two validators (every role): validator-1's node holds none of validator-0's openings.
+    let net = Testnet::new(0, 2, 0);
     let mut node = net.start(0);
-    let _observer = net.start(1);
-    let (api, observer_api) = (net.api(0), net.api(1));
+    let _other = net.start(1);
+    let (api, other_api) = (net.api(0), net.api(1));
     wait_until("the validator to commit", Duration::from_secs(60), || height(&api) >= 1);
 
     // A sealed R&D figure, by validator-0 through its own node.
@@ -134,19 +135,19 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
     let id = json(&o)["id"].as_str().unwrap().to_string();
     // Sealing at another member's node is refused (R060): it keeps no openings of validator-0's records.
     let mut elsewhere = net.rd_spend_args(0, "2023");
-    elsewhere.extend(["--node".into(), observer_api.clone(), "--confidential".into()]);
+    elsewhere.extend(["--node".into(), other_api.clone(), "--confidential".into()]);
     let o = credence(&elsewhere.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("R060"), "{}", String::from_utf8_lossy(&o.stderr));
 
     let officer = net.access_key(0, 0, "loan-officer", "member,restricted");
     let regulator = net.access_key(0, 0, "inspector", "regulator");
-    let outsider = net.access_key(1, 0, "observer-officer", "member,restricted");
+    let outsider = net.access_key(1, 0, "other-bank-officer", "member,restricted");
     let consent = net.consent(0, 0, ENTERPRISE, "validator-0", "loan-application");
-    net.consent(1, 0, ENTERPRISE, "observer-0", "loan-application");
+    net.consent(1, 0, ENTERPRISE, "validator-1", "loan-application");
 
     let head = height(&api);
-    wait_until("the observer to sync", Duration::from_secs(60), || height(&observer_api) >= head);
+    wait_until("validator-1's node to sync", Duration::from_secs(60), || height(&other_api) >= head);
 
     // The leaf holds only a commitment: the public bytes of the record show no amount.
     let openings_path = format!("/v1/attestations/{id}/openings?purpose=loan-application");
@@ -176,7 +177,7 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
     let (s, v) = get_signed(&api, Some(&officer), &monitoring);
     assert_eq!((s, v["error"]["field"].as_str()), (403, Some("consent")), "{v}");
     // At a node that does not hold them: 404 naming the attester member whose node does.
-    let (s, v) = get_signed(&observer_api, Some(&outsider), &openings_path);
+    let (s, v) = get_signed(&other_api, Some(&outsider), &openings_path);
     assert_eq!(s, 404, "{v}");
     assert!(v["error"]["rule"].as_str().unwrap().contains("'validator-0'"), "{v}");
 
@@ -187,7 +188,7 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
     assert_eq!((figure["fen"].as_u64(), figure["sealed"].as_bool()), (Some(125_000_000), Some(true)), "{p}");
     assert!(p["undisclosed"].as_object().unwrap().is_empty(), "{p}");
     // ...shown as confidential, never 0, where the openings are not disclosed.
-    let (ok, p, err) = profile(&observer_api, &outsider, "loan-application");
+    let (ok, p, err) = profile(&other_api, &outsider, "loan-application");
     assert!(ok, "{err}");
     let figure = &p["rd_spend"][0]["figures"][0];
     assert!(figure["fen"].is_null(), "{p}");
@@ -196,7 +197,7 @@ fn sealed_amounts_are_disclosed_only_under_consent_checked_logged_and_kept() {
         "profile",
         ENTERPRISE,
         "--node",
-        &observer_api,
+        &other_api,
         "--access-key",
         outsider.to_str().unwrap(),
         "--purpose",
