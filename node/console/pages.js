@@ -61,8 +61,14 @@ export function search() {
 // ---------------------------------------------------------------------------------------------
 // Money arithmetic in integer fen (exact), from the API's decimal strings.
 
+/** Fen of a money view; 0n for a confidential amount, which callers leave out of sums (sealedIn). */
 function fenOf(m) {
-  return BigInt(m.amount.replace('.', ''));
+  return typeof m.amount === 'string' ? BigInt(m.amount.replace('.', '')) : 0n;
+}
+
+/** How many of `views` are confidential and not disclosed (left out of a sum, never counted as 0). */
+function sealedIn(views) {
+  return views.filter((m) => m && m.sealed && typeof m.amount !== 'string').length;
 }
 
 function moneyOf(fen, currency) {
@@ -109,7 +115,7 @@ export function rdByYear(items) {
     rs.sort((a, b) => a.leaf_index - b.leaf_index);
     const latest = rs[rs.length - 1];
     const amounts = new Set(rs.map((r) => r.claim.amount.amount));
-    const entry = { period: p, record: latest, attesters: new Set(rs.map((r) => r.attester)).size, disagree: amounts.size > 1, fen: fenOf(latest.claim.amount), currency: latest.claim.amount.currency };
+    const entry = { period: p, record: latest, attesters: new Set(rs.map((r) => r.attester)).size, disagree: amounts.size > 1, fen: fenOf(latest.claim.amount), currency: latest.claim.amount.currency, sealed: sealedIn([latest.claim.amount]) > 0 };
     const y = p.slice(0, 4);
     if (!years.has(y)) years.set(y, { year: y, annual: null, quarters: [] });
     if (p.length === 4) years.get(y).annual = entry; else years.get(y).quarters.push(entry);
@@ -120,17 +126,26 @@ export function rdByYear(items) {
     return {
       year: y.year, fen, currency: parts[0].currency, fromQuarters: !y.annual,
       attesters: Math.max(...parts.map((e) => e.attesters)), disagree: parts.some((e) => e.disagree), parts,
+      sealed: parts.filter((e) => e.sealed).length,
     };
   });
+}
+
+/** A year's R&D total for people: confidential parts are named, never summed as 0. */
+function yearLabel(y) {
+  if (y.sealed === y.parts.length) return t('amt.confidential');
+  const sum = fmt.money(moneyOf(y.fen, y.currency));
+  return y.sealed ? `${sum} + ${y.sealed} ${t('amt.confidential')}` : sum;
 }
 
 function rdSection(items) {
   const years = rdByYear(items);
   const all = items.filter((r) => r.claim.kind === 'rd-spend');
   if (all.length === 0) return section(t('rd.title'), h('p', { class: 'muted' }, t('rd.none')));
-  const chart = years.length
-    ? barChart(years.map((y) => ({
-      label: fmt.period(y.year), value: yuan(y.fen), valueLabel: fmt.money(moneyOf(y.fen, y.currency)),
+  const shown = years.filter((y) => y.sealed < y.parts.length);
+  const chart = shown.length
+    ? barChart(shown.map((y) => ({
+      label: fmt.period(y.year), value: yuan(y.fen), valueLabel: yearLabel(y),
       short: compactYuan(yuan(y.fen)), note: y.disagree ? t('rd.disagree') : y.fromQuarters ? t('rd.fromq') : '',
     })), { title: t('rd.chart'), axisLabel: compactYuan })
     : h('p', { class: 'muted' }, t('rd.nototal'));
@@ -146,7 +161,7 @@ function rdSection(items) {
         h('td', { class: 'num money' }, fmt.money(r.claim.amount)), h('td', {}, r.attester),
         h('td', {}, statusBadge(r.record_status)), h('td', {}, h('a', { href: `#/record/${r.id}`, class: 'mono' }, short(r.id)))))));
   const corro = h('ul', { class: 'corroboration' }, years.map((y) => h('li', {},
-    `${fmt.period(y.year)}: `, fmt.money(moneyOf(y.fen, y.currency)), ' — ',
+    `${fmt.period(y.year)}: `, yearLabel(y), ' — ',
     t('rd.attesters', { n: y.attesters }), y.fromQuarters ? ` (${t('rd.fromq')})` : '',
     y.disagree ? h('span', { class: 'badge badge-flag' }, t('rd.disagree')) : null)));
   return section(t('rd.title'), h('div', { class: 'chart-box', id: 'rd-chart' }, chart), corro, table);
@@ -226,9 +241,10 @@ export async function enterprise({ id }) {
     items.length === 0 ? h('p', { class: 'muted', id: 'no-records' }, t('ent.none')) : null,
     h('div', { class: 'cards' },
       card(t('sum.records'), fmt.count(items.length), 'sum-records'),
-      card(t('sum.rdlast'), last ? `${fmt.period(last.year)}: ${fmt.money(moneyOf(last.fen, last.currency))}` : '—', 'sum-rd'),
+      card(t('sum.rdlast'), last ? `${fmt.period(last.year)}: ${yearLabel(last)}` : '—', 'sum-rd'),
       card(t('sum.patents'), fmt.count(patents.size), 'sum-patents'),
-      card(t('sum.secured'), fmt.money(moneyOf(securedFen, 'CNY')), 'sum-secured'),
+      card(t('sum.secured'), fmt.money(moneyOf(securedFen, 'CNY'))
+        + (sealedIn(pledged.map((r) => r.claim.secured)) ? ` + ${sealedIn(pledged.map((r) => r.claim.secured))} ${t('amt.confidential')}` : ''), 'sum-secured'),
       card(t('sum.attesters'), fmt.count(attesters.size), 'sum-attesters')),
     rdSection(items),
     patentSection(items, today),
