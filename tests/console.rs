@@ -251,12 +251,53 @@ async fn the_console_in_a_real_browser() {
         ],
     );
     let officer = std::fs::read_to_string(dir.join("keys/dev-officer.access")).unwrap();
-    let result = scenario(&c, &url, &officer, &rd2022, &rd2023, &wrong).await;
+    let regulator = std::fs::read_to_string(dir.join("keys/dev-regulator.access")).unwrap();
+    let regulator_file = dir.join("keys/dev-regulator.access");
+    let keys = Keys { officer: &officer, regulator: &regulator, regulator_file: &regulator_file };
+    let result = scenario(&c, &url, keys, &rd2022, &rd2023, &wrong).await;
     let _ = c.close().await;
     result
 }
 
-async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &str, wrong: &str) {
+/// With `CREDENCE_CONSOLE_SHOTS=DIR`, the page as the browser shows it, saved as `DIR/NAME.png`
+/// (docs/CONSOLE.md's screenshots are made this way).
+async fn shot(c: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("CREDENCE_CONSOLE_SHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// The access-key files dev wrote for its loan officer and its regulator.
+struct Keys<'a> {
+    officer: &'a str,
+    regulator: &'a str,
+    regulator_file: &'a Path,
+}
+
+/// Signs in with the access-key file `key` for `purpose`, as a person would on `#/signin`.
+async fn sign_in(c: &Client, url: &str, key: &str, purpose: &str) {
+    // Signed in already: sign out first (the page then shows the form).
+    c.goto(&format!("{url}/console#/signin")).await.unwrap();
+    let page =
+        "return document.querySelector('#key-file') ? 'form' : document.querySelector('#signout') ? 'out' : null;";
+    if until(c, "the sign-in page", page, |v| v.is_string()).await == "out" {
+        c.find(Locator::Css("#signout")).await.unwrap().click().await.unwrap();
+        c.goto(&format!("{url}/console#/signin")).await.unwrap();
+        until(c, "the sign-in form", page, |v| v == "form").await;
+    }
+    let set = "document.querySelector('#key-file').value = arguments[0]; \
+               document.querySelector('#purpose').value = arguments[1]; \
+               document.querySelector('#signin-form').requestSubmit(); return true;";
+    c.execute(set, vec![json!(key), json!(purpose)]).await.unwrap();
+    until(c, "the signed-in session", "return document.querySelector('#session').dataset.key || null;", |v| {
+        v.as_str().is_some_and(|k| key.contains(k))
+    })
+    .await;
+}
+
+async fn scenario(c: &Client, url: &str, keys: Keys<'_>, rd2022: &str, rd2023: &str, wrong: &str) {
+    let officer = keys.officer;
     // Served by the node, in Chinese when the reader chose it.
     c.goto(&format!("{url}/console")).await.unwrap();
     c.execute("localStorage.setItem('credence.lang', 'zh'); return true;", vec![]).await.unwrap();
@@ -274,6 +315,7 @@ async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &s
     assert!(e.contains("校验位错误") && e.contains("“8”"), "{e}");
     submit(c, "record", "abc").await;
     assert!(text(c, "#record-error").await.contains("64 位"));
+    shot(c, "search-zh").await;
 
     // Reads above public need a signed request: sign in with the loan officer's access key
     // for loan-application reads (RFC 9421 signatures made by signin.js with WebCrypto).
@@ -321,6 +363,7 @@ async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &s
     );
     let flagged = until(c, "the revoked record", "return [...document.querySelectorAll('table.records tr[data-kind]:not([data-kind=consent])')].map(tr => [tr.querySelector('td:last-child a').getAttribute('href'), tr.querySelector('[data-status]').dataset.status]);", |v| v.is_array()).await;
     assert_eq!(flagged, json!([[format!("#/record/{wrong}"), "revoked"]]));
+    shot(c, "profile-zh").await;
 
     // The language switch changes every label and amount format, and is remembered.
     c.find(Locator::Css("#lang-switch")).await.unwrap().click().await.unwrap();
@@ -344,6 +387,7 @@ async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &s
     let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(names, ["v.genesis", "v.checkpoint", "v.signatures", "v.id", "v.root"]);
     assert!(text(c, "#verdict").await.starts_with("Verified"));
+    shot(c, "record-verified-en").await;
 
     // One byte of the audit path changed: refused at the root.
     tamper(c, "/v1/proofs/inclusion/", "proof").await;
@@ -359,6 +403,7 @@ async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &s
     assert_eq!(v, "failed", "{steps:?}");
     assert_eq!(steps.last().unwrap(), &("v.root".to_string(), false));
     assert!(text(c, "#verdict").await.starts_with("Verification failed"));
+    shot(c, "record-tampered-en").await;
 
     // One byte of a validator's signature changed: refused at the signatures.
     c.refresh().await.unwrap();
@@ -391,17 +436,75 @@ async fn scenario(c: &Client, url: &str, officer: &str, rd2022: &str, rd2023: &s
         .unwrap();
     assert_eq!(cosigners[0][0], "dev", "{cosigners}");
     assert!(cosigners[0][2].as_str().unwrap().starts_with('✓'), "{cosigners}");
+    shot(c, "chain-en").await;
     c.goto(&format!("{url}/console#/ops")).await.unwrap();
     let height = status(url).unwrap()["height"].as_u64().unwrap();
     let shown = text(c, "#ops-height .stat-value").await.replace(',', "");
     assert!(shown.parse::<u64>().unwrap() >= height, "height {shown} shown, {height} at least");
     assert!(text(c, "#metrics").await.contains("credence_blocks_committed_total"));
+    shot(c, "ops-en").await;
 
     verify_js_agrees_with_the_ledger(c).await;
 
     // The portfolio holds many enterprises' facts: a loan officer's key gets the API's 403.
     c.goto(&format!("{url}/console#/portfolio")).await.unwrap();
     assert!(text(c, "#main .error").await.contains("regulator"));
+
+    // The regulator sees the figures the API gives, the LTV chart and the pool.
+    sign_in(c, url, keys.regulator, "supervision").await;
+    c.goto(&format!("{url}/console#/portfolio")).await.unwrap();
+    c.refresh().await.unwrap();
+    until(c, "the portfolio", "return document.querySelector('#pf-ltv svg') ? true : null;", |v| v == true).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_credence"))
+        .args(["portfolio", "--node", url, "--access-key", keys.regulator_file.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let api: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let o = &api["overall"];
+    // Amounts in English: "¥1,234.56" from the API's decimal string.
+    let yuan = |m: &Value| {
+        let (int, frac) = m["amount"].as_str().unwrap().split_once('.').unwrap();
+        let digits: Vec<char> = int.chars().collect();
+        let grouped: Vec<String> = digits.rchunks(3).rev().map(|c| c.iter().collect()).collect();
+        format!("¥{}.{frac}", grouped.join(","))
+    };
+    assert_eq!(text(c, "#pf-loans .stat-value").await, o["loans"].to_string());
+    assert_eq!(text(c, "#pf-outstanding .stat-value").await, yuan(&o["outstanding"]));
+    assert_eq!(text(c, "#pf-bad .stat-value").await, yuan(&o["bad"]));
+    let bp = o["bad_ratio_bp"].as_u64().unwrap();
+    assert_eq!(text(c, "#pf-ratio .stat-value").await, format!("{}.{:02}%", bp / 100, bp % 100));
+    let lenders = c
+        .execute("return [...document.querySelectorAll('#pf-lenders tbody tr')].map(tr => tr.dataset.lender);", vec![])
+        .await
+        .unwrap();
+    let want: Vec<&str> = api["lenders"].as_array().unwrap().iter().map(|l| l["lender"].as_str().unwrap()).collect();
+    assert_eq!(lenders, json!(want));
+    let bars = c
+        .execute("return [...document.querySelectorAll('#pf-ltv svg g.bar')].map(g => g.dataset.label);", vec![])
+        .await
+        .unwrap();
+    assert_eq!(bars, json!(["< 30%", "30%–50%", "50%–70%", "70%–100%", "≥ 100%"]));
+    let pools = c.execute("return document.querySelectorAll('#pf-pools tbody tr').length;", vec![]).await.unwrap();
+    assert_eq!(pools, json!(api["pools"].as_array().unwrap().len()));
+    shot(c, "portfolio-en").await;
+
+    // The enterprise's query history lists the officer's logged reads (committed by now or
+    // soon: the page is reloaded until they are), as the regulator sees it.
+    c.goto(&format!("{url}/console#/enterprise/{USCC}")).await.unwrap();
+    let script = "if (!document.querySelector('#profile') || window.reloading) return null; \
+                  const rows = [...document.querySelectorAll('#query-table tbody tr')] \
+                      .map(tr => [tr.dataset.reader, tr.cells[2].textContent]); \
+                  if (!rows.some(r => r[1] === 'Loan application')) { window.reloading = true; setTimeout(() => location.reload(), 300); return null; } \
+                  return rows;";
+    let reads = until(c, "the officer's reads in the query history", script, |v| v.is_array()).await;
+    let officer_reads: Vec<&Value> = reads.as_array().unwrap().iter().filter(|r| r[1] == "Loan application").collect();
+    assert!(officer_reads.iter().all(|r| r[0] == "dev"), "{reads}");
+    // A list field reads as a list (the consent's scope), never as "[object Text]".
+    let scope = text(c, "table.records tr[data-kind=consent] dd[data-field=scope]").await;
+    assert!(scope.contains(", ") && !scope.contains("object"), "{scope}");
+    c.execute("document.querySelector('#query-table').scrollIntoView(); return true;", vec![]).await.unwrap();
+    shot(c, "profile-queries-en").await;
 }
 
 /// The console's verify.js, loaded in the page, against the ledger's Rust code: every inclusion

@@ -13,6 +13,7 @@ use credence_ledger::attestation::{
     Attestation, AttestationBody, AttestationId, Claim, PatentPledge, PatentValuation, PledgeRelease, RdCategory,
     RdSpend, Revocation, ValuationMethod,
 };
+use credence_ledger::confidential::Opening;
 use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{Currency, Date, MemberName, Money, PatentNumber, Period, Uscc};
@@ -68,6 +69,11 @@ pub(crate) struct Common {
     /// Print one JSON object.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// Seal the amount (rd-spend, patent-valuation, pledge): the ledger gets a salted
+    /// commitment, and the opening goes to this member's own node (`--node`), which discloses
+    /// it to consented readers (docs/ACCESS.md "Confidential amounts").
+    #[arg(long, global = true)]
+    pub(crate) confidential: bool,
 }
 
 /// Evidence: the SHA-256 of a document kept off-ledger.
@@ -243,7 +249,7 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
         Kind::RdSpend { enterprise, period, amount, currency, category: c, evidence } => Claim::RdSpend(RdSpend {
             enterprise: Uscc::parse("--enterprise", enterprise)?,
             period: Period::parse("--period", period)?,
-            amount: money("--amount", amount, currency)?,
+            amount: money("--amount", amount, currency)?.into(),
             category: category(c)?,
             evidence: evidence.hash()?,
         }),
@@ -251,7 +257,7 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
             Claim::PatentValuation(PatentValuation {
                 patent: PatentNumber::parse("--patent", patent)?,
                 owner: Uscc::parse("--owner", owner)?,
-                value: money("--value", value, currency)?,
+                value: money("--value", value, currency)?.into(),
                 method: method(m)?,
                 valuation_date: Date::parse("--valuation-date", valuation_date)?,
                 valid_until: Date::parse("--valid-until", valid_until)?,
@@ -266,7 +272,7 @@ fn claim(kind: &Kind, me: &MemberName) -> Result<Claim> {
                     Some(p) => MemberName::parse("--pledgee", p)?,
                     None => me.clone(),
                 },
-                secured: money("--amount", amount, currency)?,
+                secured: money("--amount", amount, currency)?.into(),
                 start: match start {
                     Some(s) => Date::parse("--start", s)?,
                     None => Date::from_unix_ms(now_ms())?,
@@ -322,9 +328,10 @@ pub(crate) fn genesis(common: &Common) -> Result<Genesis> {
 
 /// The signed attestation as `--dry-run` prints it and `POST /v1/attestations` takes it:
 /// the canonical bytes are authoritative; `decoded` is for humans and ignored by the node.
-pub fn wire_json(a: &Attestation) -> serde_json::Value {
+/// With the openings of the attestation's sealed amounts when it has any (for its own node only).
+pub fn wire_json_with(a: &Attestation, openings: &[Opening]) -> serde_json::Value {
     let b = &a.body;
-    json!({
+    let mut v = json!({
         "attestation": B64.encode(a.to_bytes()),
         "decoded": {
             "id": a.id().to_string(),
@@ -333,14 +340,22 @@ pub fn wire_json(a: &Attestation) -> serde_json::Value {
             "issued_at_ms": b.issued_at_ms,
             "kind": b.claim.kind().name(),
         },
-    })
+    });
+    if !openings.is_empty() {
+        v["openings"] = openings
+            .iter()
+            .map(|o| json!({"field": o.field, "salt": hex::encode(o.salt), "fen": o.fen}))
+            .collect::<Vec<_>>()
+            .into();
+    }
+    v
 }
 
 /// Sends `a` to the node; retries (at most [`SUBMIT_ATTEMPTS`] sendings, with back-off
 /// from `back_off`) while the node is busy or does not answer. A retry answered
 /// `duplicate` means an earlier sending got through: that is success.
-fn send(node: &str, a: &Attestation, mut back_off: Duration) -> Result<()> {
-    let body = wire_json(a);
+fn send(node: &str, a: &Attestation, openings: &[Opening], mut back_off: Duration) -> Result<()> {
+    let body = wire_json_with(a, openings);
     let mut attempt = 1;
     loop {
         let why = match http::post_json(node, "/v1/attestations", &body) {
@@ -382,8 +397,14 @@ pub fn next_sequence(node: &str, me: &MemberName) -> Result<u64> {
 /// Submits `a` to the node; with `wait`, waits for its commit (through the public inclusion
 /// proof, so no access key is needed). Returns `{id, sequence[, height, leaf_index]}`.
 pub fn submit(node: &str, a: &Attestation, wait: bool) -> Result<serde_json::Value> {
+    submit_with(node, a, &[], wait)
+}
+
+/// [`submit`] with the openings of `a`'s sealed amounts: the node stores them durably before it
+/// answers (and refuses them unless it is the attester's own node).
+pub fn submit_with(node: &str, a: &Attestation, openings: &[Opening], wait: bool) -> Result<serde_json::Value> {
     let id = a.id();
-    send(node, a, SUBMIT_BACK_OFF_FIRST)?;
+    send(node, a, openings, SUBMIT_BACK_OFF_FIRST)?;
     let mut out = json!({"id": id.to_string(), "sequence": a.body.sequence});
     if wait {
         let started = Instant::now();
@@ -414,9 +435,19 @@ pub fn run(args: &AttestArgs) -> Result<ExitCode> {
     let key = crate::keys::read_key(key_path, &passphrase)?;
     let genesis = genesis(c)?;
     let me = member_in_force(&genesis, &c.node, &key)?;
-    let claim = claim(&args.kind, &me)?;
+    let mut claim = claim(&args.kind, &me)?;
     claim.check_fields()?;
-    sign_and_submit(c, &genesis, &key, me, claim)
+    // The amount's own rules were checked in clear just above; now only its commitment goes on the ledger.
+    let openings = if c.confidential {
+        let o = claim.seal_amounts().map_err(anyhow::Error::msg)?;
+        if o.is_empty() {
+            bail!("--confidential: a {} record has no amount that may be sealed", claim.kind().name());
+        }
+        o
+    } else {
+        Vec::new()
+    };
+    sign_and_submit(c, &genesis, &key, me, claim, &openings)
 }
 
 /// The member whose key `key` is in force: the node's `/v1/governance` (public) names
@@ -444,13 +475,15 @@ pub(crate) fn member_in_force(genesis: &Genesis, node: &str, key: &SecretKey) ->
 }
 
 /// Signs `claim` as `me` with the next sequence (or `--sequence`) and submits it (or
-/// prints it with `--dry-run`), waiting for its commit with `--wait`.
+/// prints it with `--dry-run`), waiting for its commit with `--wait`; `openings` (of its
+/// sealed amounts) go with it to the attester's own node.
 pub(crate) fn sign_and_submit(
     c: &Common,
     genesis: &Genesis,
     key: &SecretKey,
     me: MemberName,
     claim: Claim,
+    openings: &[Opening],
 ) -> Result<ExitCode> {
     let sequence = match c.sequence {
         Some(s) => s,
@@ -463,10 +496,11 @@ pub(crate) fn sign_and_submit(
     let a = body.sign(key, &genesis.hash());
     let id = a.id();
     if c.dry_run {
-        println!("{}", wire_json(&a));
+        // With --confidential this prints the openings too: keep the output as secret as the amount.
+        println!("{}", wire_json_with(&a, openings));
         return Ok(ExitCode::SUCCESS);
     }
-    let out = submit(&c.node, &a, c.wait)?;
+    let out = submit_with(&c.node, &a, openings, c.wait)?;
     if c.json {
         println!("{out}");
     } else {
@@ -488,7 +522,7 @@ mod tests {
         let claim = Claim::RdSpend(RdSpend {
             enterprise: Uscc::parse("enterprise", credence_ledger::demo::REAL_USCCS[0]).expect("a real USCC"),
             period: Period::new("period", 2024, 0).expect("period"),
-            amount: Money { fen: 100, currency: Currency::CNY },
+            amount: Money { fen: 100, currency: Currency::CNY }.into(),
             category: RdCategory::Total,
             evidence: Hash::ZERO,
         });
@@ -513,26 +547,26 @@ mod tests {
     #[test]
     fn a_busy_node_is_asked_again_until_it_accepts() {
         let requests = serve(20, |i, _| Some((if i < 2 { BUSY } else { ACCEPTED }, true)));
-        send(&node(20), &attestation(), Duration::from_millis(1)).expect("accepted on the third sending");
+        send(&node(20), &attestation(), &[], Duration::from_millis(1)).expect("accepted on the third sending");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]
     fn a_lost_answer_then_duplicate_means_the_first_sending_got_through() {
         let requests = serve(21, |i, _| if i == 0 { None } else { Some((DUPLICATE, true)) });
-        send(&node(21), &attestation(), Duration::from_millis(1)).expect("already pending");
+        send(&node(21), &attestation(), &[], Duration::from_millis(1)).expect("already pending");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[test]
     fn a_refusal_is_not_retried_and_a_node_busy_for_good_is_given_up() {
         let requests = serve(22, |_, _| Some((BAD, true)));
-        let e = send(&node(22), &attestation(), Duration::from_millis(1)).expect_err("refused");
+        let e = send(&node(22), &attestation(), &[], Duration::from_millis(1)).expect_err("refused");
         assert!(e.to_string().contains("HTTP 422"), "{e}");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
 
         let requests = serve(23, |_, _| Some((BUSY, true)));
-        let e = send(&node(23), &attestation(), Duration::from_millis(1)).expect_err("busy for good");
+        let e = send(&node(23), &attestation(), &[], Duration::from_millis(1)).expect_err("busy for good");
         assert!(e.to_string().contains(&format!("gave up after {SUBMIT_ATTEMPTS} sendings")), "{e}");
         assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), SUBMIT_ATTEMPTS as usize);
     }

@@ -217,7 +217,7 @@ fn propose(a: &ProposeArgs) -> Result<ExitCode> {
     let key = key(c)?;
     let genesis = attest::genesis(c)?;
     let me = attest::member_in_force(&genesis, &c.node, &key)?;
-    attest::sign_and_submit(c, &genesis, &key, me, claim)
+    attest::sign_and_submit(c, &genesis, &key, me, claim, &[])
 }
 
 fn approve(a: &ApproveArgs) -> Result<ExitCode> {
@@ -226,7 +226,7 @@ fn approve(a: &ApproveArgs) -> Result<ExitCode> {
     let key = key(c)?;
     let genesis = attest::genesis(c)?;
     let me = attest::member_in_force(&genesis, &c.node, &key)?;
-    attest::sign_and_submit(c, &genesis, &key, me, Claim::GovernanceApproval(GovernanceApproval { proposal }))
+    attest::sign_and_submit(c, &genesis, &key, me, Claim::GovernanceApproval(GovernanceApproval { proposal }), &[])
 }
 
 fn rotate(a: &RotateArgs) -> Result<ExitCode> {
@@ -242,7 +242,7 @@ fn rotate(a: &RotateArgs) -> Result<ExitCode> {
     let possession = governance::sign_possession(&new, &genesis.hash(), &me, &MemberKey::Ed25519(old.public()));
     let claim = Claim::KeyRotation(KeyRotation { new_key: MemberKey::Ed25519(new.public()), possession });
     claim.check_fields()?;
-    attest::sign_and_submit(c, &genesis, &old, me, claim)
+    attest::sign_and_submit(c, &genesis, &old, me, claim, &[])
 }
 
 fn fetch(node: &str) -> Result<Value> {

@@ -323,7 +323,7 @@ fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> 
             let claim = Claim::RdSpend(RdSpend {
                 enterprise: usccs[(sequence % 3) as usize],
                 period: Period::new("period", 2000 + (sequence % 25) as u16, (sequence % 5) as u8)?,
-                amount: Money { fen: 10_000_000 + sequence, currency: Currency::CNY },
+                amount: Money { fen: 10_000_000 + sequence, currency: Currency::CNY }.into(),
                 category: RdCategory::Total,
                 evidence: Hash::ZERO,
             });

@@ -13,6 +13,7 @@ mod keys;
 mod load;
 mod local;
 mod node;
+mod openings;
 mod parquet;
 mod portfolio;
 mod profile;

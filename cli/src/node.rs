@@ -13,6 +13,7 @@ use clap::Args;
 use credence_ledger::attestation::{
     Attestation, AttestationBody, Claim, PatentPledge, PatentValuation, RdCategory, RdSpend, ValuationMethod,
 };
+use credence_ledger::confidential::Opening;
 use credence_ledger::demo;
 use credence_ledger::demo_world::LoanWorld;
 use credence_ledger::genesis::{ConsensusParams, Genesis, MemberSpec, Role};
@@ -230,8 +231,10 @@ fn dev_genesis(key: &SecretKey, others: &[(String, SecretKey, Vec<Role>)]) -> Re
 }
 
 /// Demo attestations by the dev member: R&D spend, valuations and pledges of the first
-/// enterprises of the loan world (seed 1, so the real codes come first).
-fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestation> {
+/// enterprises of the loan world (seed 1, so the real codes come first). Every other R&D
+/// figure is confidential (docs/ACCESS.md): it comes with its openings, which the dev node
+/// keeps and discloses to the dev loan officer under the demo consents.
+fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<(Attestation, Vec<Opening>)> {
     let mut rng = demo::DemoRng::new(42);
     let enterprises = demo::enterprises(&mut demo::DemoRng::new(DEV_WORLD_SEED), DEV_ENTERPRISES);
     let patents = demo::patents(&mut rng, (n as usize).max(1));
@@ -247,14 +250,14 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestat
                 0 => Claim::RdSpend(RdSpend {
                     enterprise: e,
                     period: Period::new("period", 2021 + (i % 4) as u16, 0).ok()?,
-                    amount: cny(100_000 + rng.below(50_000_000)),
+                    amount: cny(100_000 + rng.below(50_000_000)).into(),
                     category: RdCategory::Total,
                     evidence: rng.hash(),
                 }),
                 1 => Claim::PatentValuation(PatentValuation {
                     patent: p,
                     owner: e,
-                    value: cny(500_000 + rng.below(80_000_000)),
+                    value: cny(500_000 + rng.below(80_000_000)).into(),
                     method: ValuationMethod::Income,
                     // Valued a month ago, valid for a year: current whenever the dev chain starts.
                     valuation_date: Date::from_unix_ms(now.saturating_sub(30 * 86_400_000)).ok()?,
@@ -265,14 +268,16 @@ fn demo_attestations(genesis: &Genesis, key: &SecretKey, n: u64) -> Vec<Attestat
                     patent: p,
                     pledgor: e,
                     pledgee: me.clone(),
-                    secured: cny(1_000_000 + rng.below(20_000_000)),
+                    secured: cny(1_000_000 + rng.below(20_000_000)).into(),
                     start: Date::new("d", 2025, 3, 1).ok()?,
                     term_months: 24,
                     evidence: Hash::ZERO,
                 }),
             };
+            let mut claim = claim;
+            let openings = if i % 6 == 0 { claim.seal_amounts().ok()? } else { Vec::new() };
             let body = AttestationBody { attester: me.clone(), sequence: i + 1, issued_at_ms: now, claim };
-            Some(body.sign(key, &genesis.hash()))
+            Some((body.sign(key, &genesis.hash()), openings))
         })
         .collect()
 }
@@ -306,11 +311,34 @@ fn world_attestations(genesis: &Genesis, keys: &[Option<SecretKey>]) -> Result<V
     Ok(out)
 }
 
-/// Submits `records` in order through the batch route; returns how many were admitted.
-fn submit_all(url: &str, records: &[Attestation]) -> Result<usize> {
+/// Submits `records` in order, through the batch route, but each record with openings alone
+/// with them (the batch route takes none); returns how many were admitted.
+fn submit_all(url: &str, records: &[(Attestation, Vec<Opening>)]) -> Result<usize> {
+    let mut admitted = 0;
+    let mut start = 0;
+    while start < records.len() {
+        if !records[start].1.is_empty() {
+            let (a, openings) = &records[start];
+            let r = crate::http::post_json(url, "/v1/attestations", &crate::attest::wire_json_with(a, openings))?;
+            if r.status != 202 {
+                bail!("the dev node refused a sealed demo record: {}", crate::query::node_error(r.status, &r.body));
+            }
+            admitted += 1;
+            start += 1;
+            continue;
+        }
+        let end = records[start..].iter().position(|(_, o)| !o.is_empty()).map_or(records.len(), |p| start + p);
+        admitted += submit_batch(url, &records[start..end])?;
+        start = end;
+    }
+    Ok(admitted)
+}
+
+/// Submits plain `records` in order through the batch route; returns how many were admitted.
+fn submit_batch(url: &str, records: &[(Attestation, Vec<Opening>)]) -> Result<usize> {
     let mut admitted = 0;
     for chunk in records.chunks(credence_node::api::BATCH_ITEMS_MAX) {
-        let items: Vec<String> = chunk.iter().map(|a| B64.encode(a.to_bytes())).collect();
+        let items: Vec<String> = chunk.iter().map(|(a, _)| B64.encode(a.to_bytes())).collect();
         let r = crate::http::post_json(url, "/v1/attestations/batch", &json!({ "attestations": items }))?;
         if r.status != 200 {
             bail!("the dev node refused a demo batch: {}", crate::query::node_error(r.status, &r.body));
@@ -383,7 +411,8 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
                 let path = dir.join(format!("keys/{}.key", m.name));
                 keys.push(if m.name.as_str() == "dev" { None } else { Some(keyfile::read(&path)?) });
             }
-            let mut records = world_attestations(&genesis, &keys)?;
+            let mut records: Vec<(Attestation, Vec<Opening>)> =
+                world_attestations(&genesis, &keys)?.into_iter().map(|a| (a, Vec::new())).collect();
             let world = records.len();
             records.extend(demo_attestations(&genesis, &key, a.demo_records));
             let url2 = url.clone();

@@ -10,7 +10,10 @@
 //!   `issued_at`, then the claim's fields as the API shows them (`ClaimView`) in name
 //!   order, nested objects flattened with `_` (`amount_currency`, `amount_fen`). Amounts are integer
 //!   fen (`INT64`) with their currency beside them; the API's decimal string is left
-//!   out. Every kind, today's and those added later (the query log, loans, governance),
+//!   out. The amounts that may be confidential (docs/encoding.md §13) add `<name>_sealed`
+//!   (`BOOLEAN`) and `<name>_commitment` (hex); a sealed amount's fen is NULL, never 0, so
+//!   `sum(amount_fen)` adds only amounts in clear and `count(*) filter (where amount_sealed)`
+//!   counts the others. Every kind, today's and those added later (the query log, loans, governance),
 //!   gets its table from the same rule, so the export never lags the encoding.
 //!
 //! # Types
@@ -182,10 +185,12 @@ fn claim_row(view: &ClaimView) -> Result<Vec<(String, Value)>> {
 
 fn flatten(name: &str, v: Value, out: &mut Vec<(String, Value)>) {
     match v {
-        // A money view: integer fen and currency; its decimal string repeats the fen.
+        // A money view: integer fen and currency; its decimal string repeats the fen. An amount
+        // that may be sealed adds `sealed` and `commitment`; a sealed one has a NULL fen, never 0
+        // (`disclosed` is a reader's flag, always false in an export).
         Value::Object(o) if o.contains_key("fen") => {
             for (k, v) in o {
-                if k != "amount" {
+                if k != "amount" && k != "disclosed" {
                     flatten(&format!("{name}_{k}"), v, out);
                 }
             }
@@ -429,12 +434,18 @@ mod tests {
         let money = serde_json::json!({"fen": 125, "currency": "CNY", "amount": "1.25"});
         flatten("secured", serde_json::json!({"v": money}), &mut out);
         flatten("tags", serde_json::json!(["a", "b"]), &mut out);
+        let sealed = serde_json::json!({"fen": null, "currency": "CNY", "amount": null, "sealed": true, "commitment": "ab", "disclosed": false});
+        flatten("amount", sealed, &mut out);
         assert_eq!(
             out,
             vec![
                 ("secured_v_currency".to_string(), Value::from("CNY")),
                 ("secured_v_fen".to_string(), Value::from(125)),
                 ("tags".to_string(), Value::from("[\"a\",\"b\"]")),
+                ("amount_commitment".to_string(), Value::from("ab")),
+                ("amount_currency".to_string(), Value::from("CNY")),
+                ("amount_fen".to_string(), Value::Null),
+                ("amount_sealed".to_string(), Value::from(true)),
             ]
         );
     }

@@ -52,9 +52,12 @@ pub struct Total {
 #[derive(Debug, Serialize)]
 pub struct Figure {
     pub attester: String,
-    pub fen: u64,
+    /// Null when the amount is sealed and was not disclosed to this reader (never zero).
+    pub fen: Option<u64>,
     pub currency: String,
-    pub amount: String,
+    pub amount: Option<String>,
+    /// The ledger holds only a commitment (disclosed when `fen` is set).
+    pub sealed: bool,
     pub id: String,
     pub height: Option<u64>,
 }
@@ -66,8 +69,10 @@ pub struct RdLine {
     pub category: String,
     /// Distinct institutions with a current figure.
     pub institutions: usize,
-    /// True when every current figure is the same amount in the same currency.
+    /// True when every current figure is the same amount in the same currency (false while
+    /// any of them is confidential and not disclosed: `undisclosed` says how many).
     pub agree: bool,
+    pub undisclosed: usize,
     pub figures: Vec<Figure>,
 }
 
@@ -83,9 +88,11 @@ pub struct PatentLine {
 
 #[derive(Debug, Serialize)]
 pub struct Valuation {
-    pub fen: u64,
+    /// Null when sealed and not disclosed to this reader.
+    pub fen: Option<u64>,
     pub currency: String,
-    pub amount: String,
+    pub amount: Option<String>,
+    pub sealed: bool,
     pub method: String,
     pub valuation_date: String,
     pub valid_until: String,
@@ -98,9 +105,11 @@ pub struct Valuation {
 pub struct PledgeLine {
     pub patent: String,
     pub pledgee: String,
-    pub fen: u64,
+    /// Null when sealed and not disclosed to this reader.
+    pub fen: Option<u64>,
     pub currency: String,
-    pub amount: String,
+    pub amount: Option<String>,
+    pub sealed: bool,
     pub start: String,
     pub term_months: u16,
     /// The day the term ends (start plus the term).
@@ -145,6 +154,12 @@ pub struct Profile {
     /// Records the reader may not see, by kind (docs/ACCESS.md): read with `--purpose` under
     /// a live consent. The sections above leave them out; they are never counted as zero.
     pub withheld: BTreeMap<String, usize>,
+    /// Confidential amounts not disclosed to this reader, by field (`rd-spend.amount`, …):
+    /// shown as confidential and left out of the totals, never counted as zero.
+    pub undisclosed: BTreeMap<String, usize>,
+    /// Openings the node served that do not match the ledger's commitments (the command then
+    /// exits non-zero).
+    pub opening_errors: Vec<String>,
 }
 
 /// One logged read of the enterprise's facts (a query record), as in a credit report's query section.
@@ -195,6 +210,13 @@ pub(crate) fn grouped(amount: &str) -> String {
 /// A decimal amount for people: `1,250,000.00 CNY`.
 fn money(amount: &str, currency: &str) -> String {
     format!("{} {currency}", grouped(amount))
+}
+
+/// What a reader sees of an amount that may be sealed: the money, or that it is confidential.
+pub(crate) const CONFIDENTIAL_TEXT: &str = "confidential (not disclosed)";
+
+fn money_or(amount: Option<&str>, currency: &str) -> String {
+    amount.map_or_else(|| format!("{CONFIDENTIAL_TEXT} {currency}"), |a| money(a, currency))
 }
 
 /// `start` plus `months` (day clamped to the end of the month), as YYYY-MM-DD.
@@ -257,6 +279,7 @@ impl Profile {
                     fen: amount.fen,
                     currency: amount.currency.clone(),
                     amount: amount.amount.clone(),
+                    sealed: amount.sealed,
                     id: a.id.clone(),
                     height: a.height,
                 });
@@ -267,9 +290,11 @@ impl Profile {
             .into_iter()
             .rev()
             .map(|((period, category), figures)| {
-                let agree = figures.windows(2).all(|w| w[0].fen == w[1].fen && w[0].currency == w[1].currency);
+                let undisclosed = figures.iter().filter(|f| f.fen.is_none()).count();
+                let agree = undisclosed == 0
+                    && figures.windows(2).all(|w| w[0].fen == w[1].fen && w[0].currency == w[1].currency);
                 let institutions = figures.iter().map(|f| &f.attester).collect::<BTreeSet<_>>().len();
-                RdLine { period, category, institutions, agree, figures }
+                RdLine { period, category, institutions, agree, undisclosed, figures }
             })
             .collect();
 
@@ -294,6 +319,7 @@ impl Profile {
                             fen: secured.fen,
                             currency: secured.currency.clone(),
                             amount: secured.amount.clone(),
+                            sealed: secured.sealed,
                             start: start.clone(),
                             term_months: *term_months,
                             ends: ends.map(|d| d.to_string()).unwrap_or_default(),
@@ -349,6 +375,7 @@ impl Profile {
                         fen: value.fen,
                         currency: value.currency.clone(),
                         amount: value.amount.clone(),
+                        sealed: value.sealed,
                         method: method.clone(),
                         valuation_date: valuation_date.clone(),
                         valid_until: valid_until.clone(),
@@ -360,9 +387,32 @@ impl Profile {
                 patent,
             })
             .collect();
-        let portfolio_total =
-            totals(patents.iter().filter_map(|p| p.valuation.as_ref()).map(|v| (v.currency.as_str(), v.fen)));
-        let secured_total = totals(pledges.iter().map(|p| (p.currency.as_str(), p.fen)));
+        let portfolio_total = totals(
+            patents.iter().filter_map(|p| p.valuation.as_ref()).filter_map(|v| Some((v.currency.as_str(), v.fen?))),
+        );
+        let secured_total = totals(pledges.iter().filter_map(|p| Some((p.currency.as_str(), p.fen?))));
+        let mut undisclosed: BTreeMap<String, usize> = BTreeMap::new();
+        for (field, n) in [
+            ("rd-spend.amount", rd_spend.iter().map(|l| l.undisclosed).sum::<usize>()),
+            (
+                "patent-valuation.value",
+                patents.iter().filter(|p| p.valuation.as_ref().is_some_and(|v| v.fen.is_none())).count(),
+            ),
+            ("pledge.secured", pledges.iter().filter(|p| p.fen.is_none()).count()),
+            (
+                "ip-pledge.secured",
+                ip_loans
+                    .loans
+                    .iter()
+                    .flat_map(|l| &l.collateral)
+                    .filter(|c| c.secured_sealed && c.secured.is_none())
+                    .count(),
+            ),
+        ] {
+            if n > 0 {
+                undisclosed.insert(field.to_string(), n);
+            }
+        }
         let mut withheld: BTreeMap<String, usize> = BTreeMap::new();
         let mut queries = Vec::new();
         for a in &items {
@@ -399,6 +449,24 @@ impl Profile {
             ip_loans,
             queries,
             withheld,
+            undisclosed,
+            opening_errors: Vec::new(),
+        }
+    }
+
+    /// Recounts the undisclosed secured amounts of loan collateral after openings were applied.
+    fn recount_collateral(&mut self) {
+        let n = self
+            .ip_loans
+            .loans
+            .iter()
+            .flat_map(|l| &l.collateral)
+            .filter(|c| c.secured_sealed && c.secured.is_none())
+            .count();
+        if n > 0 {
+            self.undisclosed.insert("ip-pledge.secured".into(), n);
+        } else {
+            self.undisclosed.remove("ip-pledge.secured");
         }
     }
 
@@ -420,6 +488,11 @@ fn total_text(t: &[Total]) -> String {
     t.iter().map(|t| money(&t.amount, &t.currency)).collect::<Vec<_>>().join(" + ")
 }
 
+/// ` + N confidential (not disclosed)` after a total that leaves them out.
+fn undisclosed_text(n: Option<&usize>) -> String {
+    n.map_or_else(String::new, |n| format!(" + {n} amount(s) {CONFIDENTIAL_TEXT}"))
+}
+
 fn print_human(p: &Profile) {
     let at = match (p.height, p.tree_size) {
         (Some(h), Some(n)) => format!("ledger height {h}, {n} attestations in all; "),
@@ -436,6 +509,17 @@ fn print_human(p: &Profile) {
         );
     }
 
+    if !p.undisclosed.is_empty() {
+        let list: Vec<String> = p.undisclosed.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!(
+            "CONFIDENTIAL amounts not disclosed to this reader: {} (the attester's node discloses them under a consent; docs/ACCESS.md)",
+            list.join(", ")
+        );
+    }
+    for e in &p.opening_errors {
+        println!("ERROR: {e}");
+    }
+
     println!("\nR&D spend, as attested by member institutions");
     if p.rd_spend.is_empty() {
         println!("{}", p.empty("rd-spend", "none attested"));
@@ -444,19 +528,20 @@ fn print_human(p: &Profile) {
             .rd_spend
             .iter()
             .map(|l| {
-                let figures = if l.agree {
-                    money(&l.figures[0].amount, &l.figures[0].currency)
+                let figures = if l.agree || l.figures.len() == 1 {
+                    money_or(l.figures[0].amount.as_deref(), &l.figures[0].currency)
                 } else {
                     l.figures
                         .iter()
-                        .map(|f| format!("{}: {}", f.attester, money(&f.amount, &f.currency)))
+                        .map(|f| format!("{}: {}", f.attester, money_or(f.amount.as_deref(), &f.currency)))
                         .collect::<Vec<_>>()
                         .join("; ")
                 };
-                let verdict = match (l.institutions, l.agree) {
-                    (1, _) => "single source".to_string(),
-                    (n, true) => format!("{n} agree"),
-                    (n, false) => format!("{n} DISAGREE"),
+                let verdict = match (l.institutions, l.agree, l.undisclosed) {
+                    (1, _, _) => "single source".to_string(),
+                    (n, _, k) if k > 0 => format!("{n} ({k} confidential, agreement unknown)"),
+                    (n, true, _) => format!("{n} agree"),
+                    (n, false, _) => format!("{n} DISAGREE"),
                 };
                 let who = l.figures.iter().map(|f| f.attester.as_str()).collect::<Vec<_>>().join(", ");
                 vec![l.period.clone(), l.category.clone(), figures, verdict, who]
@@ -475,7 +560,7 @@ fn print_human(p: &Profile) {
             .map(|l| match &l.valuation {
                 Some(v) => vec![
                     l.patent.clone(),
-                    money(&v.amount, &v.currency),
+                    money_or(v.amount.as_deref(), &v.currency),
                     v.method.clone(),
                     v.valuation_date.clone(),
                     v.valid_until.clone(),
@@ -496,8 +581,9 @@ fn print_human(p: &Profile) {
         indent_table(&["patent", "value", "method", "valued on", "valid until", "appraiser", "pledge"], &rows);
         let valued = p.patents.iter().filter(|l| l.valuation.is_some()).count();
         println!(
-            "  total: {} ({valued} of {} patents with a current valuation)",
+            "  total: {}{} ({valued} of {} patents with a current valuation)",
             total_text(&p.portfolio_total),
+            undisclosed_text(p.undisclosed.get("patent-valuation.value")),
             p.patents.len()
         );
     }
@@ -513,7 +599,7 @@ fn print_human(p: &Profile) {
                 vec![
                     l.patent.clone(),
                     l.pledgee.clone(),
-                    money(&l.amount, &l.currency),
+                    money_or(l.amount.as_deref(), &l.currency),
                     l.start.clone(),
                     format!("{} months", l.term_months),
                     if l.past_term { format!("{} (PAST TERM, not released)", l.ends) } else { l.ends.clone() },
@@ -521,7 +607,11 @@ fn print_human(p: &Profile) {
             })
             .collect();
         indent_table(&["patent", "bank", "secured", "start", "term", "ends"], &rows);
-        println!("  total secured: {}", total_text(&p.secured_total));
+        println!(
+            "  total secured: {}{}",
+            total_text(&p.secured_total),
+            undisclosed_text(p.undisclosed.get("pledge.secured"))
+        );
     }
     if p.released_pledges > 0 {
         println!("  ({} earlier pledge(s) released)", p.released_pledges);
@@ -602,7 +692,11 @@ fn print_loans(s: &LoanSections) {
                     "    pledge {} of {}: secures {} ({} bp of the principal), {}; appraised {}{}",
                     short(&c.pledge),
                     c.patent.as_deref().unwrap_or("?"),
-                    c.secured.as_ref().map_or_else(|| "?".into(), |t| money(&t.amount, &t.currency)),
+                    match (&c.secured, c.secured_sealed) {
+                        (Some(t), _) => money(&t.amount, &t.currency),
+                        (None, true) => CONFIDENTIAL_TEXT.into(),
+                        (None, false) => "?".into(),
+                    },
                     c.share_bp,
                     c.pledge_status,
                     c.appraised
@@ -755,7 +849,14 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
             refs.insert(i.id.clone(), query::fetch_list(&mut conn, &path, &list, &read)?.0);
         }
     }
+    // Confidential amounts: fetch their openings and check each against its leaf.
+    let disclosures = crate::openings::fetch(&mut conn, items.iter().chain(refs.values().flatten()), &read)?;
+    let mut items = items;
+    disclosures.apply(&mut items);
     let mut p = Profile::build(&a.uscc, &items, &refs, as_of);
+    p.ip_loans.open_collateral(&disclosures);
+    p.recount_collateral();
+    p.opening_errors = disclosures.wrong();
     p.height = Some(status.height);
     p.tree_size = Some(status.tree_size);
     if a.json {
@@ -763,13 +864,20 @@ pub fn run(a: &ProfileArgs) -> Result<ExitCode> {
     } else {
         print_human(&p);
     }
+    if !p.opening_errors.is_empty() {
+        eprintln!(
+            "credence profile: {} opening(s) do not match the ledger's commitments; do not rely on this node",
+            p.opening_errors.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use credence_node::api::views::MoneyView;
+    use credence_node::api::views::AmountView;
 
     const E: &str = "914403001922038216";
 
@@ -778,8 +886,27 @@ mod tests {
         n * 100
     }
 
-    fn money(fen: u64) -> MoneyView {
-        MoneyView { fen, currency: "CNY".into(), amount: decimal(fen) }
+    fn money(fen: u64) -> AmountView {
+        AmountView {
+            fen: Some(fen),
+            currency: "CNY".into(),
+            amount: Some(decimal(fen)),
+            sealed: false,
+            commitment: None,
+            disclosed: false,
+        }
+    }
+
+    /// A sealed amount not disclosed to the reader.
+    fn sealed() -> AmountView {
+        AmountView {
+            fen: None,
+            currency: "CNY".into(),
+            amount: None,
+            sealed: true,
+            commitment: Some("ab".repeat(32)),
+            disclosed: false,
+        }
     }
 
     fn view(leaf: u64, attester: &str, status: &str, claim: ClaimView) -> AttestationView {
@@ -857,11 +984,11 @@ mod tests {
         assert_eq!((y2024.period.as_str(), y2024.institutions, y2024.agree), ("2024", 2, true));
         let y2023 = &p.rd_spend[1];
         assert_eq!((y2023.period.as_str(), y2023.institutions, y2023.agree), ("2023", 2, true));
-        assert!(y2023.figures.iter().all(|f| f.fen == yuan(60)));
+        assert!(y2023.figures.iter().all(|f| f.fen == Some(yuan(60))));
 
         // CN1: the newer valuation counts; CN2: expired, so no current valuation.
         assert_eq!(p.patents.len(), 2);
-        assert_eq!(p.patents[0].valuation.as_ref().map(|v| v.fen), Some(yuan(2_000)));
+        assert_eq!(p.patents[0].valuation.as_ref().and_then(|v| v.fen), Some(yuan(2_000)));
         assert!(p.patents[0].pledged);
         assert!(p.patents[1].valuation.is_none());
         assert_eq!(
@@ -891,6 +1018,36 @@ mod tests {
         let p = Profile::build(E, &items, &BTreeMap::new(), Date::parse("as_of", "2025-01-01").unwrap());
         assert!(!p.rd_spend[0].agree);
         assert_eq!(p.rd_spend[0].institutions, 2);
+    }
+
+    #[test]
+    fn confidential_amounts_are_never_counted_as_zero() {
+        let mut secret_rd = rd("2024", 0);
+        if let ClaimView::RdSpend { amount, .. } = &mut secret_rd {
+            *amount = sealed();
+        }
+        let mut secret_pledge = pledge("CN1", 0, "2025-01-01", 24);
+        if let ClaimView::Pledge { secured, .. } = &mut secret_pledge {
+            *secured = sealed();
+        }
+        let items = vec![
+            view(0, "audit-a", "active", rd("2024", yuan(100))),
+            view(1, "audit-b", "active", secret_rd),
+            view(2, "bank-b", "active", pledge("CN2", yuan(300), "2025-01-01", 24)),
+            view(3, "bank-b", "active", secret_pledge),
+        ];
+        let p = Profile::build(E, &items, &BTreeMap::new(), Date::parse("as_of", "2025-06-01").unwrap());
+        let line = &p.rd_spend[0];
+        assert_eq!((line.institutions, line.agree, line.undisclosed), (2, false, 1));
+        assert_eq!(line.figures.iter().filter(|f| f.fen.is_none() && f.sealed).count(), 1);
+        // The total holds only the disclosed pledge; the sealed one is counted apart.
+        assert_eq!(p.secured_total, vec![Total { currency: "CNY".into(), fen: yuan(300), amount: "300.00".into() }]);
+        assert_eq!(p.undisclosed.get("pledge.secured"), Some(&1));
+        assert_eq!(p.undisclosed.get("rd-spend.amount"), Some(&1));
+        assert_eq!(money_or(None, "CNY"), "confidential (not disclosed) CNY");
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["pledges"][1]["fen"], serde_json::Value::Null);
+        assert_eq!(json["pledges"][1]["sealed"], true);
     }
 
     #[test]

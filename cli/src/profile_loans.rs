@@ -63,8 +63,11 @@ pub struct CollateralLine {
     pub pledge: String,
     pub patent: Option<String>,
     pub share_bp: u16,
-    /// The amount the pledge secures (from the reservation).
+    /// The amount the pledge secures (from the reservation); null when not found, or when
+    /// sealed and not disclosed to this reader (`secured_sealed`).
     pub secured: Option<Total>,
+    /// The reservation's secured amount is confidential on the ledger.
+    pub secured_sealed: bool,
     /// `reserved`, `registered`, `released`, `disposed` or `revoked`, with the numbers and dates behind it.
     pub pledge_status: String,
     pub appraisal: String,
@@ -144,6 +147,17 @@ pub struct PatentStatusLine {
     pub warnings: Vec<String>,
     pub attester: String,
     pub id: String,
+}
+
+impl LoanSections {
+    /// Fills the sealed secured amounts of collateral pledges whose openings matched.
+    pub fn open_collateral(&mut self, d: &crate::openings::Disclosures) {
+        for c in self.loans.iter_mut().flat_map(|l| &mut l.collateral) {
+            if let Some(crate::openings::Disclosure::Opened(m)) = d.get(&c.pledge, "ip-pledge.secured") {
+                c.secured = Some(amount(m));
+            }
+        }
+    }
 }
 
 /// The IP-loan part of a profile.
@@ -444,7 +458,8 @@ fn loan_line(
             }
             CollateralLine {
                 patent: reserve.map(|(r, _)| r.patent.to_string()),
-                secured: reserve.map(|(r, _)| amount(&r.secured)),
+                secured: reserve.and_then(|(r, _)| r.secured.plain()).map(|m| amount(&m)),
+                secured_sealed: reserve.is_some_and(|(r, _)| r.secured.is_sealed()),
                 pledge_status: pledge_status.get(&pledge).cloned().unwrap_or_else(|| "not found".into()),
                 pledge,
                 share_bp: c.share_bp,
@@ -605,7 +620,7 @@ mod tests {
                 pledgor: e(),
                 pledgee: MemberName::parse("m", "bank").unwrap(),
                 loan_contract: Hash([1; 32]),
-                secured: cny(secured),
+                secured: cny(secured).into(),
                 start: d("2023-02-01"),
                 end: d("2025-02-01"),
                 evidence: Hash::ZERO,

@@ -229,12 +229,14 @@ pub fn run(cmd: &QueryCommand) -> Result<ExitCode> {
             let (mut conn, _local) = connect(out)?;
             let q = read.query()?.replacen('&', "?", 1);
             let a: AttestationView = get_json(&mut conn, &format!("/v1/attestations/{}{q}", seg(id)))?;
+            let mut items = [a];
+            let wrong = open_sealed(&mut conn, &mut items, &read.query()?)?;
             if out.json {
-                println!("{}", serde_json::to_string_pretty(&a)?);
+                println!("{}", serde_json::to_string_pretty(&items[0])?);
             } else {
-                print_rows(std::slice::from_ref(&a), out, None)?;
+                print_rows(&items, out, None)?;
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(opened_exit(&wrong))
         }
     }
 }
@@ -255,14 +257,36 @@ pub fn seg(s: &str) -> String {
 
 fn list_cmd(path: &str, args: &ListArgs, extra: &str) -> Result<ExitCode> {
     let (mut conn, _local) = connect(&args.out)?;
-    let (items, next_after) = fetch_list(&mut conn, path, args, extra)?;
+    let (mut items, next_after) = fetch_list(&mut conn, path, args, extra)?;
+    let wrong = open_sealed(&mut conn, &mut items, extra)?;
     if args.out.json {
         let page = AttestationPage { items, next_after };
         println!("{}", serde_json::to_string_pretty(&page)?);
     } else {
         print_rows(&items, &args.out, next_after)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(opened_exit(&wrong))
+}
+
+/// Under a restricted read (`read` non-empty), fetches the openings of the sealed amounts of
+/// `items`, checks each against its leaf and fills in those that open (docs/ACCESS.md);
+/// returns the openings that do not match. Without a purpose nothing is fetched: sealed
+/// amounts stay confidential.
+fn open_sealed(conn: &mut Conn, items: &mut [AttestationView], read: &str) -> Result<Vec<String>> {
+    if read.is_empty() {
+        return Ok(Vec::new());
+    }
+    let d = crate::openings::fetch(conn, items.iter(), read)?;
+    d.apply(items);
+    Ok(d.wrong())
+}
+
+/// Success, or failure after naming each opening that does not match its commitment.
+fn opened_exit(wrong: &[String]) -> ExitCode {
+    for e in wrong {
+        eprintln!("ERROR: {e}");
+    }
+    if wrong.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// The static name of a record kind as the node reports it (`other` for a kind this CLI does not know).
@@ -338,16 +362,24 @@ impl Row {
             r.currency = m.currency.clone();
             r.amount = m.amount.clone();
         };
+        // A sealed amount not opened: no fen (never 0) and the word, not a number.
+        let sealed = |m: &credence_node::api::views::AmountView| {
+            m.money().unwrap_or_else(|| credence_node::api::views::MoneyView {
+                fen: 0,
+                currency: m.currency.clone(),
+                amount: crate::profile::CONFIDENTIAL_TEXT.to_string(),
+            })
+        };
         match &a.claim {
             ClaimView::RdSpend { enterprise, period, amount, category, .. } => {
-                money(amount);
+                money(&sealed(amount));
                 r.kind = "rd-spend";
                 r.enterprise = enterprise.clone();
                 r.period = period.clone();
                 r.detail = format!("category={category}");
             }
             ClaimView::PatentValuation { patent, owner, value, method, valuation_date, valid_until, .. } => {
-                money(value);
+                money(&sealed(value));
                 r.kind = "patent-valuation";
                 r.enterprise = owner.clone();
                 r.patent = patent.clone();
@@ -355,7 +387,7 @@ impl Row {
                 r.detail = format!("method={method}");
             }
             ClaimView::Pledge { patent, pledgor, pledgee, secured, start, term_months, .. } => {
-                money(secured);
+                money(&sealed(secured));
                 r.kind = "pledge";
                 r.enterprise = pledgor.clone();
                 r.patent = patent.clone();
@@ -460,6 +492,9 @@ impl Row {
                 r.detail = "withheld: no live consent for this reader".into();
                 r.amount = "withheld".into();
             }
+        }
+        if r.amount == crate::profile::CONFIDENTIAL_TEXT {
+            r.amount_fen = None;
         }
         r
     }

@@ -110,7 +110,7 @@ fn rd(n: u64) -> Claim {
     Claim::RdSpend(RdSpend {
         enterprise: Uscc::parse("enterprise", demo::REAL_USCCS[0]).expect("uscc"),
         period: Period::new("period", 2024, 3).expect("period"),
-        amount: Money { fen: 100_000 + n, currency: Currency::CNY },
+        amount: Money { fen: 100_000 + n, currency: Currency::CNY }.into(),
         category: RdCategory::Personnel,
         evidence: Hash([n as u8; 32]),
     })
@@ -130,7 +130,7 @@ fn pledge(patent: PatentNumber, pledgee: &str) -> Claim {
         patent,
         pledgor: Uscc::parse("pledgor", demo::REAL_USCCS[1]).expect("uscc"),
         pledgee: pledgee.parse_member(),
-        secured: Money { fen: 500_000_000, currency: Currency::CNY },
+        secured: Money { fen: 500_000_000, currency: Currency::CNY }.into(),
         start: Date::new("start", 2025, 2, 1).expect("date"),
         term_months: 24,
         evidence: Hash([9; 32]),

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{AccessKeyGrant, Consent, FactKind, QueryRecord};
 use crate::codec::{self, DecodeError};
+use crate::confidential::Amount;
 use crate::governance::{Change, MemberKey};
 use crate::hash::{Hash, HashOf};
-use crate::ids::{Date, MemberName, Money, PatentNumber, Period, Uscc};
+use crate::ids::{Date, MemberName, PatentNumber, Period, Uscc};
 use crate::loans::{Appraisal, Disposal, IpPledge, Loan, LoanEvent, PatentStatus, Qualification, RiskPool};
 use crate::sig::{Domain, SecretKey, Signature};
 use crate::vote::Equivocation;
@@ -101,7 +102,8 @@ pub struct KeyRotation {
 pub struct RdSpend {
     pub enterprise: Uscc,
     pub period: Period,
-    pub amount: Money,
+    /// Plain or sealed (docs/encoding.md §13).
+    pub amount: Amount,
     pub category: RdCategory,
     /// SHA-256 of the evidence document (e.g. the audit report), kept off-ledger.
     pub evidence: Hash,
@@ -127,7 +129,8 @@ pub struct PatentValuation {
     pub patent: PatentNumber,
     /// The enterprise owning the patent.
     pub owner: Uscc,
-    pub value: Money,
+    /// Plain or sealed (docs/encoding.md §13).
+    pub value: Amount,
     pub method: ValuationMethod,
     pub valuation_date: Date,
     /// Last day on which the valuation may be relied upon (inclusive).
@@ -151,7 +154,8 @@ pub struct PatentPledge {
     pub pledgor: Uscc,
     /// The member bank the patent is pledged to; only it may release the pledge.
     pub pledgee: MemberName,
-    pub secured: Money,
+    /// Plain or sealed (docs/encoding.md §13).
+    pub secured: Amount,
     pub start: Date,
     pub term_months: u16,
     pub evidence: Hash,
@@ -384,16 +388,64 @@ impl Claim {
         }
     }
 
+    /// The amounts of this claim that may be sealed, by qualified field name
+    /// (`confidential::SEALABLE_FIELDS`), plain or sealed.
+    pub fn sealable_amounts(&self) -> Vec<(&'static str, &Amount)> {
+        match self {
+            Claim::RdSpend(c) => vec![("rd-spend.amount", &c.amount)],
+            Claim::PatentValuation(c) => vec![("patent-valuation.value", &c.value)],
+            Claim::PatentPledge(c) => vec![("pledge.secured", &c.secured)],
+            Claim::IpPledge(IpPledge::Reserve(r)) => vec![("ip-pledge.secured", &r.secured)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The sealed amounts of this claim, by qualified field name.
+    pub fn sealed_amounts(&self) -> Vec<(&'static str, &Amount)> {
+        self.sealable_amounts().into_iter().filter(|(_, a)| a.is_sealed()).collect()
+    }
+
+    /// Mutable access to the sealable amounts (for sealing them before signing).
+    pub fn sealable_amounts_mut(&mut self) -> Vec<(&'static str, &mut Amount)> {
+        match self {
+            Claim::RdSpend(c) => vec![("rd-spend.amount", &mut c.amount)],
+            Claim::PatentValuation(c) => vec![("patent-valuation.value", &mut c.value)],
+            Claim::PatentPledge(c) => vec![("pledge.secured", &mut c.secured)],
+            Claim::IpPledge(IpPledge::Reserve(r)) => vec![("ip-pledge.secured", &mut r.secured)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Seals every plain sealable amount with a fresh salt; returns the openings (none if
+    /// the kind has no sealable amount). Sign the claim after sealing it.
+    pub fn seal_amounts(&mut self) -> Result<Vec<crate::confidential::Opening>, String> {
+        let mut openings = Vec::new();
+        for (field, amount) in self.sealable_amounts_mut() {
+            if let Amount::Plain(m) = *amount {
+                let (sealed, opening) = Amount::seal(field, m, crate::confidential::fresh_salt()?);
+                *amount = sealed;
+                openings.push(opening);
+            }
+        }
+        Ok(openings)
+    }
+
     /// Checks the rules between fields that the identifier types cannot check alone.
     pub fn check_fields(&self) -> Result<(), FieldError> {
         let err = |field, rule: &str| Err(FieldError { field, rule: rule.to_string() });
         match self {
-            Claim::RdSpend(c) if c.amount.fen == 0 => err("amount", "must be greater than zero"),
-            Claim::PatentValuation(c) if c.value.fen == 0 => err("value", "must be greater than zero"),
+            Claim::RdSpend(c) if c.amount.plain().is_some_and(|m| m.fen == 0) => {
+                err("amount", "must be greater than zero")
+            }
+            Claim::PatentValuation(c) if c.value.plain().is_some_and(|m| m.fen == 0) => {
+                err("value", "must be greater than zero")
+            }
             Claim::PatentValuation(c) if c.valid_until < c.valuation_date => {
                 err("valid_until", "must not be before valuation_date")
             }
-            Claim::PatentPledge(c) if c.secured.fen == 0 => err("secured", "must be greater than zero"),
+            Claim::PatentPledge(c) if c.secured.plain().is_some_and(|m| m.fen == 0) => {
+                err("secured", "must be greater than zero")
+            }
             Claim::PatentPledge(c) if c.term_months == 0 || c.term_months > PLEDGE_TERM_MONTHS_MAX => {
                 err("term_months", "must be between 1 and 600")
             }

@@ -278,7 +278,7 @@ impl ChainBuilder {
                 let claim = Claim::RdSpend(RdSpend {
                     enterprise,
                     period: Period::new("period", year, quarter).unwrap_or_else(|e| unreachable!("{e}")),
-                    amount: self.money(100_000, 50_000_000),
+                    amount: self.money(100_000, 50_000_000).into(),
                     category,
                     evidence: self.rng.hash(),
                 });
@@ -297,7 +297,7 @@ impl ChainBuilder {
                 let claim = Claim::PatentValuation(PatentValuation {
                     patent,
                     owner: enterprise,
-                    value: self.money(200_000, 80_000_000),
+                    value: self.money(200_000, 80_000_000).into(),
                     method,
                     valuation_date,
                     valid_until,
@@ -322,7 +322,7 @@ impl ChainBuilder {
                     patent,
                     pledgor: enterprise,
                     pledgee: self.ctx.genesis.members[who].name.clone(),
-                    secured: self.money(1_000_000, 30_000_000),
+                    secured: self.money(1_000_000, 30_000_000).into(),
                     start: self.date(2023),
                     term_months: [12, 24, 36, 60][self.rng.below(4) as usize],
                     evidence: self.rng.hash(),

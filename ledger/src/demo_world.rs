@@ -832,7 +832,7 @@ impl Planner {
                 pledgor: borrower,
                 pledgee: bank_name.clone(),
                 loan_contract: contract,
-                secured: cny(share(l.principal, u64::from(share_bp))),
+                secured: cny(share(l.principal, u64::from(share_bp))).into(),
                 start: l.start,
                 end: l.maturity,
                 evidence: self.rng.hash(),

@@ -9,6 +9,7 @@ pub mod block;
 pub mod checkpoint;
 pub mod cn_ids;
 pub mod codec;
+pub mod confidential;
 pub mod demo;
 pub mod demo_world;
 pub mod export;

@@ -54,7 +54,8 @@ pub struct PledgeReserve {
     pub pledgee: MemberName,
     /// SHA-256 of the loan contract this pledge secures (the loan record carries the same hash).
     pub loan_contract: Hash,
-    pub secured: Money,
+    /// Plain or sealed (docs/encoding.md §13).
+    pub secured: crate::confidential::Amount,
     pub start: Date,
     /// Last day of the secured debt's term; must be before the patent expires.
     pub end: Date,
@@ -423,7 +424,9 @@ impl IpPledge {
     pub(crate) fn check_fields(&self) -> Result<(), FieldError> {
         match self {
             IpPledge::Reserve(r) => {
-                positive("secured", &r.secured)?;
+                if let Some(m) = r.secured.plain() {
+                    positive("secured", &m)?;
+                }
                 span("start", r.start, "end", r.end)
             }
             IpPledge::Registered(_) | IpPledge::Release(_) => Ok(()),

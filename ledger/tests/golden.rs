@@ -78,7 +78,7 @@ fn bodies() -> Vec<(&'static str, AttestationBody)> {
                 Claim::RdSpend(RdSpend {
                     enterprise: uscc,
                     period: Period::parse("period", "2024Q3").unwrap(),
-                    amount: cny(125_000_000),
+                    amount: cny(125_000_000).into(),
                     category: RdCategory::Personnel,
                     evidence: Hash([0xee; 32]),
                 }),
@@ -92,7 +92,7 @@ fn bodies() -> Vec<(&'static str, AttestationBody)> {
                 Claim::PatentValuation(PatentValuation {
                     patent,
                     owner: uscc,
-                    value: cny(880_000_000),
+                    value: cny(880_000_000).into(),
                     method: ValuationMethod::Income,
                     valuation_date: Date::parse("d", "2024-02-29").unwrap(),
                     valid_until: Date::parse("d", "2025-02-28").unwrap(),
@@ -109,7 +109,7 @@ fn bodies() -> Vec<(&'static str, AttestationBody)> {
                     patent,
                     pledgor: uscc,
                     pledgee: name("bank-a"),
-                    secured: cny(500_000_000),
+                    secured: cny(500_000_000).into(),
                     start: Date::parse("d", "2024-03-01").unwrap(),
                     term_months: 24,
                     evidence: Hash([0xcc; 32]),
@@ -156,21 +156,21 @@ fn proposal_equivocation() -> Equivocation {
 const EXPECTED: &[(&str, &str, &str, &str)] = &[
     (
         "rd-spend",
-        "080000000000000063656e7472652d620100000000000000404ae7cf8b01000000000000393134343033303031393232303338323136e807034059730700000000434e5901000000eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
-        "d2a3269b9f9880b29cdc2913b4b0c876f16c73a2d8a0f807d0209148a4563ffc",
-        "bb5c713d6f497b08d3e257fb368be6f8e015b1e281b796d2ae55f3519e2eaac1089039a2bd80a56e6f566ebed21566b6a0a1c022e6e6bcf48da8ba9bd1a8a60e",
+        "080000000000000063656e7472652d620100000000000000404ae7cf8b01000000000000393134343033303031393232303338323136e80703004059730700000000434e5901000000eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
+        "47f4972cfdf62f827601552536794036dbc3b7e6bd7e8fdb927c4b1aaeb79470",
+        "de8d80b341b22994cb5ad4fedb981119e93a6507c15314b0508b53d4f6eb79268c79278afc77d8ee2000b6c8dbc8a0b9d342550a2a92623fbc5fbba0556d240b",
     ),
     (
         "patent-valuation",
-        "080000000000000063656e7472652d620200000000000000404ae7cf8b010000010000003230303331303130323334343539313434303330303139323230333832313600bc733400000000434e590000000065d7340174fe3401dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
-        "e641d524bb9200bea07071f7a8b8e7631f90f6f2643d85eeff25f38fdbd5f344",
-        "772a3c40d629a8edf586f5da50cf8b0cfdc261eb2cec5d24399601025fb78c5cfa947e5a7040bebe1760d71d368787b91ce8beb681ef3e61c6daeec6cda67f05",
+        "080000000000000063656e7472652d620200000000000000404ae7cf8b01000001000000323030333130313032333434353931343430333030313932323033383231360000bc733400000000434e590000000065d7340174fe3401dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd",
+        "b8aebb6b5f43b7d5fef2e89e417e3a6c59652458444400e22eac5ac2190f8cff",
+        "166918012cff70b0ff846a5c58a4e4ddae5c690fe36ebc1dc721bd048510b672da94236f533fb9d1cfc8fd0283fec4e463819dfc99723cace5121d1fc366d906",
     ),
     (
         "pledge",
-        "060000000000000062616e6b2d610100000000000000404ae7cf8b0100000200000032303033313031303233343435393134343033303031393232303338323136060000000000000062616e6b2d610065cd1d00000000434e59add734011800cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
-        "67912774f8d2a2049b21180ec9ad17ec5fb8cb7211eac0d401ceabbefbb7932c",
-        "ccb7a1c825b8ab1563c5fa55e17ab1655abb0b84f21bceaac06b9d5e2aa9981d117f55f17a58d2a562ba7f502b438f5e5cbf161e9613e9203b691b2977192609",
+        "060000000000000062616e6b2d610100000000000000404ae7cf8b0100000200000032303033313031303233343435393134343033303031393232303338323136060000000000000062616e6b2d61000065cd1d00000000434e59add734011800cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+        "7c73e1ce5a572a933fac3f3c966ad842edd9e567be7bc3cceb73d89d616005c3",
+        "c4fee27cffc8d82b71582829799d0701087a1687dce2abbd65957323735bb1e0534cb6ba34b6ce6509e266cc2608cb3861d606df0015675893c9ad64aa834b08",
     ),
     (
         "release",
@@ -199,10 +199,10 @@ const EXPECTED: &[(&str, &str, &str, &str)] = &[
 ];
 const GENESIS_HASH: &str = "866e96d5868ab8ba4ae0efb11a728a0b32be66dbcd7a2ec93bc0dff74c3dad40";
 const VALIDATOR_SET_HASH: &str = "ada49822d04a961ee4eb020298866bd31f2fd14724c7737df9ae01df311d6dbe";
-const HEADER_HEX: &str = "0100000000000000866e96d5868ab8ba4ae0efb11a728a0b32be66dbcd7a2ec93bc0dff74c3dad404075e8cf8b010000060000000000000062616e6b2d610100000000000000a472aceb84ff888f501c90c6598a5b5f450627f8606031c78437120c43315b0eada49822d04a961ee4eb020298866bd31f2fd14724c7737df9ae01df311d6dbe";
-const HEADER_HASH: &str = "620e2987afa6f97057fad0097572014f8f005f8363899ba63f636eb6120329df";
-const LEAF_HASH_RD: &str = "a472aceb84ff888f501c90c6598a5b5f450627f8606031c78437120c43315b0e";
-const CHECKPOINT_NOTE: &str = "credence.example/golden\n1\npHKs64T/iI9QHJDGWYpbX0UGJ/hgYDHHhDcSDEMxWw4=\ncredence height=1 round=0 block=620e2987afa6f97057fad0097572014f8f005f8363899ba63f636eb6120329df\n\n— bank-a x7rkz7bQeQZnPGcYCEU54Ag5L+DLvKbioFJ/vVhu+izFsRrbOrIyX7pArW6Wh8NHb4JEyaKI99rQg0z5938Tn1/hyA8=\n— centre-b icRQilSjcpkKGifuGpn5T2pbh2cdCtZgBCK7+zCseVbKxeev8bl+ZkXLFjHg8pgnWQ0ashc6+6ndWIoG5I5813rKrg8=\n";
+const HEADER_HEX: &str = "0100000000000000866e96d5868ab8ba4ae0efb11a728a0b32be66dbcd7a2ec93bc0dff74c3dad404075e8cf8b010000060000000000000062616e6b2d6101000000000000004a8e8c24698723e907230944141a102f384a5bb95328e5f7db256c510a120802ada49822d04a961ee4eb020298866bd31f2fd14724c7737df9ae01df311d6dbe";
+const HEADER_HASH: &str = "9b0d89d30a6d8f9d43bd16b599445c255440ccc68d5c7fa4084be4e31cba9c16";
+const LEAF_HASH_RD: &str = "4a8e8c24698723e907230944141a102f384a5bb95328e5f7db256c510a120802";
+const CHECKPOINT_NOTE: &str = "credence.example/golden\n1\nSo6MJGmHI+kHIwlEFBoQLzhKW7lTKOX32yVsUQoSCAI=\ncredence height=1 round=0 block=9b0d89d30a6d8f9d43bd16b599445c255440ccc68d5c7fa4084be4e31cba9c16\n\n— bank-a x7rkz1Y0xK7PDWwOR+x/YRiVMAGpHWCP8aziptBTOzkNDFjZWsUWnNJpA2xYhb7sBv6axuCMmXE1RQzydjY0eDRJyQM=\n— centre-b icRQiqCzYAE6qRL7YoyuacABw8uXvOO38KA1i516zfqsjE9KmorwRDXNCupwaNM6/JIsSslJ57mvvUMvbPTwClz4eA8=\n";
 
 #[test]
 fn golden_vectors() {
@@ -291,7 +291,7 @@ mod loan_lifecycle {
                         pledgor: uscc,
                         pledgee: name("bank-a"),
                         loan_contract: Hash([0xc1; 32]),
-                        secured: cny(500_000_000),
+                        secured: cny(500_000_000).into(),
                         start: d("2025-03-01"),
                         end: d("2027-02-28"),
                         evidence: Hash([0xcc; 32]),
@@ -452,8 +452,8 @@ mod loan_lifecycle {
     const EXPECTED: &[(&str, &str, &str)] = &[
         (
             "ip-pledge/reserve",
-            "060000000000000062616e6b2d610a00000000000000404ae7cf8b010000060000000000000001000000393931303030303133393134343033303031393232303338323136060000000000000062616e6b2d61c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c10065cd1d00000000434e59bdfe3401944c3501cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
-            "5fb7261716261264727a29eb94de0fbd8834b62eeb52a9477cde2ee425df560c",
+            "060000000000000062616e6b2d610a00000000000000404ae7cf8b010000060000000000000001000000393931303030303133393134343033303031393232303338323136060000000000000062616e6b2d61c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1000065cd1d00000000434e59bdfe3401944c3501cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+            "be7bb094251f2dfbfac6825ecca6f45ad20e2feb5bb42a479490c976c55aebb6",
         ),
         (
             "ip-pledge/registered",
@@ -617,6 +617,38 @@ mod access {
             expected == got,
             "the access encoding changed; if on purpose, update docs/encoding.md §11 and:\n{got:#?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confidential amounts (docs/encoding.md §13): the rd-spend of `bodies()` with its amount sealed.
+// ---------------------------------------------------------------------------------------------
+
+mod sealed {
+    use super::*;
+    use credence_ledger::confidential::{Amount, Opening};
+
+    /// Body hex and id of the sealed rd-spend (salt `5a`×32), from docs/encoding.md §13.
+    const SEALED_BODY: &str = "080000000000000063656e7472652d620100000000000000404ae7cf8b01000000000000393134343033303031393232303338323136e8070301434e5927b418f59945905db445ebbef52c1d2a9b74a530cf028a4e6691d146d7ba04c401000000eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    const SEALED_ID: &str = "47d9e28871f91967e87328c49d0529bdafafc3e998d6046dfd65ad051c222a48";
+
+    #[test]
+    fn sealed_rd_spend_golden_vector() {
+        let (_, mut b) = bodies().into_iter().next().unwrap();
+        let Claim::RdSpend(r) = &mut b.claim else { unreachable!() };
+        let (sealed, opening) = Amount::seal("rd-spend.amount", cny(125_000_000), [0x5a; 32]);
+        r.amount = sealed;
+        let got = (hex::encode(b.to_bytes()), b.id().to_string());
+        assert_eq!((SEALED_BODY.to_string(), SEALED_ID.to_string()), got, "the sealed encoding changed");
+        // The plain body and the sealed one differ only in the amount: form 00 + money → form 01 + currency + commitment.
+        let plain = hex::encode(bodies()[0].1.to_bytes());
+        let (pre, post) = plain.split_once("004059730700000000434e59").unwrap();
+        let commitment = "27b418f59945905db445ebbef52c1d2a9b74a530cf028a4e6691d146d7ba04c4";
+        assert_eq!(got.0, format!("{pre}01434e59{commitment}{post}"));
+        assert_eq!(opening, Opening { field: "rd-spend.amount".into(), salt: [0x5a; 32], fen: 125_000_000 });
+        // Decodes, passes the field rules, and is signed like any other body.
+        let a = b.sign(&key(2), &genesis().hash());
+        assert_eq!(Attestation::from_bytes(&a.to_bytes()).unwrap(), a);
     }
 }
 

@@ -117,7 +117,7 @@ fn rd() -> Claim {
     Claim::RdSpend(RdSpend {
         enterprise: Uscc::parse("enterprise", "91440300708461136T").unwrap(),
         period: Period::parse("period", "2024").unwrap(),
-        amount: Money { fen: 100, currency: Currency::CNY },
+        amount: Money { fen: 100, currency: Currency::CNY }.into(),
         category: RdCategory::Total,
         evidence: Hash::ZERO,
     })

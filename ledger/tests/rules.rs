@@ -55,7 +55,7 @@ fn rd() -> Claim {
     Claim::RdSpend(RdSpend {
         enterprise: uscc(),
         period: Period::parse("period", "2024").unwrap(),
-        amount: cny(100),
+        amount: cny(100).into(),
         category: RdCategory::Total,
         evidence: Hash::ZERO,
     })
@@ -64,7 +64,7 @@ fn valuation() -> Claim {
     Claim::PatentValuation(PatentValuation {
         patent: patent(),
         owner: uscc(),
-        value: cny(1000),
+        value: cny(1000).into(),
         method: ValuationMethod::Market,
         valuation_date: date("2024-01-01"),
         valid_until: date("2024-12-31"),
@@ -76,7 +76,7 @@ fn pledge(pledgee: &str) -> Claim {
         patent: patent(),
         pledgor: uscc(),
         pledgee: MemberName::parse("pledgee", pledgee).unwrap(),
-        secured: cny(500),
+        secured: cny(500).into(),
         start: date("2024-02-01"),
         term_months: 12,
         evidence: Hash::ZERO,

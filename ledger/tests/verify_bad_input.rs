@@ -52,8 +52,10 @@ fn an_altered_record_is_named_by_height_and_record() {
         .map(|(i, l)| (i, l.clone()))
         .unwrap();
     let mut a = leaf.attestation.clone();
-    if let Claim::RdSpend(r) = &mut a.body.claim {
-        r.amount.fen += 1;
+    if let Claim::RdSpend(r) = &mut a.body.claim
+        && let credence_ledger::confidential::Amount::Plain(m) = &mut r.amount
+    {
+        m.fen += 1;
     }
     blocks[2].block.leaves[i] = Leaf::new(a);
     let ctx = ctx_of(&b);

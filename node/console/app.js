@@ -23,7 +23,9 @@ function translateStatic() {
   document.documentElement.lang = lang() === 'zh' ? 'zh-CN' : 'en';
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
   const s = session();
-  document.getElementById('session').textContent = s.signedIn ? t('session.key', { key: s.keyId }) : t('session.public');
+  const el = document.getElementById('session');
+  el.textContent = s.signedIn ? t('session.key', { key: s.keyId }) : t('session.public');
+  el.dataset.key = s.signedIn ? s.keyId : '';
   for (const a of document.querySelectorAll('#nav a')) {
     const here = a.getAttribute('href') === (location.hash || '#/') || (a.getAttribute('href') === '#/' && location.hash === '');
     if (here) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');

@@ -14,6 +14,8 @@ export function groupDecimal(s) {
 
 /** A MoneyView ({fen, currency, amount}): ¥1,234,567.89 in English, 1,234,567.89 元 in Chinese. */
 export function money(m) {
+  // A confidential amount (docs/ACCESS.md): only a commitment is on the ledger. Never shown as 0.
+  if (m && m.sealed && typeof m.amount !== 'string') return t('amt.confidential');
   if (!m || typeof m.amount !== 'string') return '—';
   const n = groupDecimal(m.amount);
   if (m.currency === 'CNY') return lang() === 'zh' ? `${n} 元` : `¥${n}`;

@@ -61,8 +61,14 @@ export function search() {
 // ---------------------------------------------------------------------------------------------
 // Money arithmetic in integer fen (exact), from the API's decimal strings.
 
+/** Fen of a money view; 0n for a confidential amount, which callers leave out of sums (sealedIn). */
 function fenOf(m) {
-  return BigInt(m.amount.replace('.', ''));
+  return typeof m.amount === 'string' ? BigInt(m.amount.replace('.', '')) : 0n;
+}
+
+/** How many of `views` are confidential and not disclosed (left out of a sum, never counted as 0). */
+function sealedIn(views) {
+  return views.filter((m) => m && m.sealed && typeof m.amount !== 'string').length;
 }
 
 function moneyOf(fen, currency) {
@@ -109,7 +115,7 @@ export function rdByYear(items) {
     rs.sort((a, b) => a.leaf_index - b.leaf_index);
     const latest = rs[rs.length - 1];
     const amounts = new Set(rs.map((r) => r.claim.amount.amount));
-    const entry = { period: p, record: latest, attesters: new Set(rs.map((r) => r.attester)).size, disagree: amounts.size > 1, fen: fenOf(latest.claim.amount), currency: latest.claim.amount.currency };
+    const entry = { period: p, record: latest, attesters: new Set(rs.map((r) => r.attester)).size, disagree: amounts.size > 1, fen: fenOf(latest.claim.amount), currency: latest.claim.amount.currency, sealed: sealedIn([latest.claim.amount]) > 0 };
     const y = p.slice(0, 4);
     if (!years.has(y)) years.set(y, { year: y, annual: null, quarters: [] });
     if (p.length === 4) years.get(y).annual = entry; else years.get(y).quarters.push(entry);
@@ -120,17 +126,26 @@ export function rdByYear(items) {
     return {
       year: y.year, fen, currency: parts[0].currency, fromQuarters: !y.annual,
       attesters: Math.max(...parts.map((e) => e.attesters)), disagree: parts.some((e) => e.disagree), parts,
+      sealed: parts.filter((e) => e.sealed).length,
     };
   });
+}
+
+/** A year's R&D total for people: confidential parts are named, never summed as 0. */
+function yearLabel(y) {
+  if (y.sealed === y.parts.length) return t('amt.confidential');
+  const sum = fmt.money(moneyOf(y.fen, y.currency));
+  return y.sealed ? `${sum} + ${y.sealed} ${t('amt.confidential')}` : sum;
 }
 
 function rdSection(items) {
   const years = rdByYear(items);
   const all = items.filter((r) => r.claim.kind === 'rd-spend');
   if (all.length === 0) return section(t('rd.title'), h('p', { class: 'muted' }, t('rd.none')));
-  const chart = years.length
-    ? barChart(years.map((y) => ({
-      label: fmt.period(y.year), value: yuan(y.fen), valueLabel: fmt.money(moneyOf(y.fen, y.currency)),
+  const shown = years.filter((y) => y.sealed < y.parts.length);
+  const chart = shown.length
+    ? barChart(shown.map((y) => ({
+      label: fmt.period(y.year), value: yuan(y.fen), valueLabel: yearLabel(y),
       short: compactYuan(yuan(y.fen)), note: y.disagree ? t('rd.disagree') : y.fromQuarters ? t('rd.fromq') : '',
     })), { title: t('rd.chart'), axisLabel: compactYuan })
     : h('p', { class: 'muted' }, t('rd.nototal'));
@@ -146,7 +161,7 @@ function rdSection(items) {
         h('td', { class: 'num money' }, fmt.money(r.claim.amount)), h('td', {}, r.attester),
         h('td', {}, statusBadge(r.record_status)), h('td', {}, h('a', { href: `#/record/${r.id}`, class: 'mono' }, short(r.id)))))));
   const corro = h('ul', { class: 'corroboration' }, years.map((y) => h('li', {},
-    `${fmt.period(y.year)}: `, fmt.money(moneyOf(y.fen, y.currency)), ' — ',
+    `${fmt.period(y.year)}: `, yearLabel(y), ' — ',
     t('rd.attesters', { n: y.attesters }), y.fromQuarters ? ` (${t('rd.fromq')})` : '',
     y.disagree ? h('span', { class: 'badge badge-flag' }, t('rd.disagree')) : null)));
   return section(t('rd.title'), h('div', { class: 'chart-box', id: 'rd-chart' }, chart), corro, table);
@@ -186,7 +201,25 @@ function patentSection(items, today) {
     h('tbody', {}, rows)));
 }
 
-const PROFILE_KINDS = new Set(['rd-spend', 'patent-valuation', 'pledge']);
+const PROFILE_KINDS = new Set(['rd-spend', 'patent-valuation', 'pledge', 'query']);
+
+/** The enterprise's query history, newest first, like the query section of a credit report. */
+function querySection(items) {
+  const qs = items.filter((r) => r.claim.kind === 'query').sort((a, b) => b.issued_at_ms - a.issued_at_ms);
+  if (qs.length === 0) return section(t('q.title'), h('p', { class: 'muted', id: 'no-queries' }, t('q.none')));
+  return section(t('q.title'), h('table', { id: 'query-table' },
+    h('caption', {}, t('q.caption', { n: fmt.count(qs.length) })),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, t('q.when')), h('th', { scope: 'col' }, t('q.reader')), h('th', { scope: 'col' }, t('q.purpose')),
+      h('th', { scope: 'col' }, t('q.consent')), h('th', { scope: 'col' }, t('q.node')), h('th', { scope: 'col' }, t('col.record')))),
+    h('tbody', {}, ...qs.map((r) => h('tr', { 'data-reader': r.claim.reader },
+      h('td', {}, fmt.datetime(r.issued_at_ms)),
+      h('td', {}, r.claim.reader),
+      h('td', {}, t(`purpose.${r.claim.purpose}`)),
+      h('td', { class: 'mono' }, r.claim.consent ? h('a', { href: `#/record/${r.claim.consent}` }, short(r.claim.consent)) : t('q.noconsent')),
+      h('td', {}, r.attester),
+      h('td', {}, h('a', { href: `#/record/${r.id}` }, short(r.id))))))));
+}
 
 export async function enterprise({ id }) {
   const uscc = decodeURIComponent(id);
@@ -208,14 +241,16 @@ export async function enterprise({ id }) {
     items.length === 0 ? h('p', { class: 'muted', id: 'no-records' }, t('ent.none')) : null,
     h('div', { class: 'cards' },
       card(t('sum.records'), fmt.count(items.length), 'sum-records'),
-      card(t('sum.rdlast'), last ? `${fmt.period(last.year)}: ${fmt.money(moneyOf(last.fen, last.currency))}` : '—', 'sum-rd'),
+      card(t('sum.rdlast'), last ? `${fmt.period(last.year)}: ${yearLabel(last)}` : '—', 'sum-rd'),
       card(t('sum.patents'), fmt.count(patents.size), 'sum-patents'),
-      card(t('sum.secured'), fmt.money(moneyOf(securedFen, 'CNY')), 'sum-secured'),
+      card(t('sum.secured'), fmt.money(moneyOf(securedFen, 'CNY'))
+        + (sealedIn(pledged.map((r) => r.claim.secured)) ? ` + ${sealedIn(pledged.map((r) => r.claim.secured))} ${t('amt.confidential')}` : ''), 'sum-secured'),
       card(t('sum.attesters'), fmt.count(attesters.size), 'sum-attesters')),
     rdSection(items),
     patentSection(items, today),
     section(t('flag.title'), flagged.length ? recordTable(flagged, t('flag.table')) : h('p', { class: 'muted', id: 'no-flags' }, t('flag.none'))),
-    other.length ? section(t('other.title'), recordTable(other, t('other.table'))) : null);
+    other.length ? section(t('other.title'), recordTable(other, t('other.table'))) : null,
+    querySection(items));
 }
 
 function card(label, text, id) {
@@ -389,25 +424,6 @@ export async function ops() {
 // ---------------------------------------------------------------------------------------------
 // Portfolio (regulators and risk pools)
 
-/** Any JSON the portfolio API returns: arrays of objects as tables, objects as fields. */
-function generic(v, name = '') {
-  if (Array.isArray(v) && v.every((x) => x && typeof x === 'object' && !Array.isArray(x))) {
-    const cols = [...new Set(v.flatMap((x) => Object.keys(x)))];
-    return h('table', { class: 'generic' }, h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c === 'kind' ? t('col.kind') : fieldLabelOf(c))))),
-      h('tbody', {}, v.map((x) => h('tr', { 'data-kind': x.kind || null }, cols.map((c) => h('td', {}, c === 'kind' ? kindLabel(x[c]) : generic(x[c], c)))))));
-  }
-  if (v && typeof v === 'object' && !Array.isArray(v)) {
-    const dl = h('dl', { class: 'fields' });
-    for (const [k, x] of Object.entries(v)) dl.append(h('dt', {}, fieldLabelOf(k)), h('dd', {}, generic(x, k)));
-    return dl;
-  }
-  return value(name, v);
-}
-
-function fieldLabelOf(k) {
-  return h('span', {}, fields({ [k]: null }).querySelector('dt').textContent);
-}
-
 export async function portfolio() {
   let body;
   try {
@@ -418,7 +434,70 @@ export async function portfolio() {
     }
     throw e;
   }
-  return h('div', { id: 'portfolio' }, h('h1', {}, t('pf.title')), section(t('pf.title'), generic(body)));
+  return portfolioView(body);
+}
+
+/** Basis points as a percentage with two decimals ("1.42%"). */
+function bpPercent(bp) {
+  return `${(bp / 100).toFixed(2)}%`;
+}
+
+/** The LTV bucket labels from the API's bounds: "< 30%", "30–50%", …, "≥ 100%". */
+export function ltvLabels(bounds) {
+  const pc = (bp) => `${bp / 100}%`;
+  return bounds.map((b, i) => (i === 0 ? `< ${pc(b)}` : `${pc(bounds[i - 1])}–${pc(b)}`)).concat([`≥ ${pc(bounds[bounds.length - 1])}`]);
+}
+
+function lenderRow(name, f) {
+  return h('tr', { 'data-lender': name },
+    h('th', { scope: 'row' }, name),
+    h('td', { class: 'num' }, fmt.count(f.loans)),
+    h('td', { class: 'num money' }, fmt.money(f.outstanding)),
+    h('td', { class: 'num money' }, fmt.money(f.bad)),
+    h('td', { class: 'num', 'data-bp': f.bad_ratio_bp }, bpPercent(f.bad_ratio_bp)));
+}
+
+/** The regulator's and pools' figures (`/v1/portfolio`), as cards, tables and the LTV chart. */
+export function portfolioView(body) {
+  const o = body.overall;
+  const labels = ltvLabels(body.ltv_bounds_bp);
+  const chart = barChart(o.ltv_buckets.map((n, i) => ({ label: labels[i], value: n, valueLabel: t('pf.loans', { n: fmt.count(n) }), short: fmt.count(n) })), {
+    title: t('pf.ltv.chart'),
+    axisLabel: (v) => fmt.count(v),
+  });
+  const lenders = h('table', { id: 'pf-lenders' },
+    h('caption', {}, t('pf.lenders')),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, t('pf.lender')), h('th', { scope: 'col', class: 'num' }, t('pf.col.loans')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.outstanding')), h('th', { scope: 'col', class: 'num' }, t('pf.col.bad')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.ratio')))),
+    h('tbody', {}, ...body.lenders.map((l) => lenderRow(l.lender, l.figures))),
+    h('tfoot', {}, lenderRow(t('pf.all'), o)));
+  const pools = body.pools.length === 0 ? h('p', { class: 'muted' }, t('pf.nopools')) : h('table', { id: 'pf-pools' },
+    h('caption', {}, t('pf.pools')),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, t('col.name')), h('th', { scope: 'col', class: 'num' }, t('pf.col.share')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.enrolled')), h('th', { scope: 'col', class: 'num' }, t('pf.col.exposure')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.claimed')), h('th', { scope: 'col', class: 'num' }, t('pf.col.paid')))),
+    h('tbody', {}, ...body.pools.map((p) => h('tr', { 'data-pool': p.pool },
+      h('th', { scope: 'row' }, h('a', { href: `#/record/${p.pool}` }, p.name)),
+      h('td', { class: 'num' }, bpPercent(p.pool_bp)),
+      h('td', { class: 'num' }, fmt.count(p.enrolled)),
+      h('td', { class: 'num money' }, fmt.money(p.exposure)),
+      h('td', { class: 'num money' }, fmt.money(p.claimed), ' ', h('span', { class: 'muted' }, t('pf.claims', { n: fmt.count(p.claims.length) }))),
+      h('td', { class: 'num money' }, fmt.money(p.paid))))));
+  return h('div', { id: 'portfolio', 'data-height': body.height },
+    h('h1', {}, t('pf.title')),
+    h('p', { class: 'muted' }, t('pf.lead', { height: fmt.count(body.height), records: fmt.count(body.tree_size) })),
+    h('div', { class: 'cards' },
+      card(t('pf.col.loans'), fmt.count(o.loans), 'pf-loans'),
+      card(t('pf.col.outstanding'), fmt.money(o.outstanding), 'pf-outstanding'),
+      card(t('pf.col.bad'), fmt.money(o.bad), 'pf-bad'),
+      card(t('pf.col.ratio'), bpPercent(o.bad_ratio_bp), 'pf-ratio')),
+    section(t('pf.lenders'), lenders),
+    section(t('pf.ltv'), h('figure', { id: 'pf-ltv' }, chart, h('figcaption', { class: 'muted' }, t('pf.ltv.note')))),
+    section(t('pf.pools'), pools),
+    body.other_currency_loans ? h('p', { class: 'warn' }, t('pf.othercur', { n: fmt.count(body.other_currency_loans) })) : null);
 }
 
 export { errorBox };

@@ -40,7 +40,7 @@ export function value(name, v) {
   if (typeof v === 'object' && !Array.isArray(v) && typeof v.amount === 'string' && typeof v.currency === 'string') {
     return h('span', { class: 'money' }, fmt.money(v));
   }
-  if (Array.isArray(v)) return h('span', {}, v.map((x, i) => [i ? ', ' : '', value(name, x)]));
+  if (Array.isArray(v)) return h('span', {}, v.flatMap((x, i) => (i ? [', ', value(name, x)] : [value(name, x)])));
   if (typeof v === 'object') return fields(v);
   if (typeof v === 'boolean') return document.createTextNode(fmt.yesNo(v));
   if (typeof v === 'number') {

@@ -12,6 +12,7 @@ pub mod httpsig;
 pub mod keyfile;
 pub mod metrics;
 pub mod net;
+pub mod openings;
 pub mod runtime;
 pub mod wire;
 pub mod witness;

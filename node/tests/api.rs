@@ -327,7 +327,7 @@ fn rd(n: u64) -> Claim {
     Claim::RdSpend(RdSpend {
         enterprise: Uscc::parse("enterprise", demo::REAL_USCCS[2]).expect("uscc"),
         period: Period::new("period", 2024, 0).expect("period"),
-        amount: Money { fen: 1_000_000 + n, currency: Currency::CNY },
+        amount: Money { fen: 1_000_000 + n, currency: Currency::CNY }.into(),
         category: RdCategory::Total,
         evidence: Hash([7; 32]),
     })

@@ -225,7 +225,7 @@ impl Workload {
             Claim::RdSpend(RdSpend {
                 enterprise,
                 period,
-                amount: Money { fen, currency: Currency::CNY },
+                amount: Money { fen, currency: Currency::CNY }.into(),
                 category: RdCategory::Total,
                 evidence,
             })
@@ -234,7 +234,7 @@ impl Workload {
             Claim::PatentValuation(PatentValuation {
                 patent: self.patents[(seq as usize) % self.patents.len()],
                 owner: enterprise,
-                value: Money { fen, currency: Currency::CNY },
+                value: Money { fen, currency: Currency::CNY }.into(),
                 method: ValuationMethod::Income,
                 valuation_date: Date::new("date", 2024, 1, day).unwrap_or_else(|e| unreachable!("{e}")),
                 valid_until: Date::new("date", 2025, 1, day).unwrap_or_else(|e| unreachable!("{e}")),

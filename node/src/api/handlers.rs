@@ -14,12 +14,14 @@ use tokio::sync::mpsc::error::TrySendError;
 use utoipa::{IntoParams, OpenApi as _};
 
 use credence_ledger::access::{Purpose, QueryRecord, ReadKind};
-use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId, Claim, ClaimKind};
+use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, Attestation, AttestationId, Claim, ClaimKind};
 use credence_ledger::block::{CertifiedBlock, Leaf};
+use credence_ledger::confidential::{OPENINGS_PER_ATTESTATION_MAX, check_openings};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::{MemberName, PatentNumber, Uscc};
 use credence_ledger::merkle::{self, NodeHash, NodeReader};
 use credence_ledger::rules::StateView as _;
+use credence_ledger::sig::{self, Domain};
 use credence_ledger::store::{IndexKey, Store, StoreError};
 
 use super::access::{LiveConsent, Reader, find_consent};
@@ -27,7 +29,7 @@ use super::error::{ApiError, ApiPath, ApiQuery, parse_json, read_body, read_json
 use super::views::{
     AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, Committed,
     ConsistencyProofView, ErrorBody, GovernanceView, HealthView, InclusionProofView, MempoolView, NextSequenceView,
-    PortfolioView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
+    OpeningView, OpeningsView, PortfolioView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
 use crate::mempool::{AdmitError, Admitted, admit_batch};
@@ -113,7 +115,7 @@ fn b64(h: &NodeHash) -> String {
         (status = 409, description = "Already pending, or the sequence is taken by a held attestation", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB (code `payload_too_large`, field `body`; refused from `Content-Length` without reading it); the connection is closed", body = ErrorBody),
         (status = 415, description = "Content type is not application/json", body = ErrorBody),
-        (status = 422, description = "A ledger rule refuses it (code R001..R029, R101..R132: unknown attester, role, sequence, signature, pledge rules, ...)", body = ErrorBody),
+        (status = 422, description = "A ledger rule refuses it (code R001..R029, R101..R132: unknown attester, role, sequence, signature, pledge rules, ...), or R060: `openings` sent to another member's node, or an opening that does not open its sealed amount or breaks the amount's rule (`field` names it)", body = ErrorBody),
         (status = 503, description = "Mempool full; retry later", body = ErrorBody),
     )
 )]
@@ -123,9 +125,54 @@ pub async fn submit_attestation(
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
     let req: SubmitRequest = read_json(req, st.config.body_bytes_max, st.config.body_read_timeout).await?;
     let bytes = decode_item(&st, &req.attestation)?;
+    if let Some(openings) = &req.openings {
+        let state = st.clone();
+        let (bytes, openings) = (bytes.clone(), openings.clone());
+        blocking(move || keep_openings(&state, &bytes, &openings)).await?;
+    }
     let outcome = submit(&st, vec![Ok(bytes)]).await?.pop();
     let admitted = outcome.unwrap_or_else(|| Err(ApiError::internal("submission gave no outcome")))?;
     Ok((StatusCode::ACCEPTED, Json(pending(&admitted))))
+}
+
+/// Checks the openings sent with an attestation and stores them durably (before admission):
+/// only at the attester's own node, only for a record whose signature verifies, and only a
+/// complete set that opens its sealed amounts (R060 otherwise, naming the field).
+fn keep_openings(st: &ApiState, bytes: &[u8], openings: &[OpeningView]) -> Result<(), ApiError> {
+    let refuse = |field: &str, rule: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "R060", field, rule);
+    let Some((member, store)) = &st.openings else {
+        return Err(refuse(
+            "openings",
+            "this node has no member key and keeps no openings; send them to the attester's own node".into(),
+        ));
+    };
+    if openings.len() > OPENINGS_PER_ATTESTATION_MAX {
+        return Err(refuse("openings", format!("at most {OPENINGS_PER_ATTESTATION_MAX} per attestation")));
+    }
+    let a = Attestation::from_bytes(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed", "attestation", e.to_string()))?;
+    if a.body.attester != *member {
+        return Err(refuse(
+            "openings",
+            format!(
+                "this is member '{member}''s node; the openings of '{}''s records are kept by its own node",
+                a.body.attester
+            ),
+        ));
+    }
+    let key = st.ctx.genesis.member(member).map(|m| m.public_key);
+    let signed = key.is_some_and(|k| {
+        sig::verify(&k, Domain::Attestation, &st.ctx.chain_id.0, &a.body.to_bytes(), &a.signature).is_ok()
+    });
+    if !signed {
+        return Err(refuse("openings", format!("openings are kept only for a record signed by '{member}'")));
+    }
+    let parsed = openings
+        .iter()
+        .map(|o| o.to_opening().map_err(|rule| refuse(&o.field, rule)))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_openings(&a.body.claim, &parsed).map_err(|e| refuse(&e.field, e.rule))?;
+    store.put(&a.id(), &parsed).map_err(ApiError::internal)
 }
 
 /// Submit up to 1,000 signed attestations at once.
@@ -348,7 +395,7 @@ pub async fn get_attestation(
                     _ if reader.offline => Some(LiveConsent::everything()),
                     (Some(r), Some(e)) => {
                         let c = find_consent(&*store, &reader, &e, r.purpose, r.consent, now_ms())?;
-                        log_read(&st, &reader, e, r, &c)?;
+                        log_read(&st, &reader, e, r, &c, ReadKind::Facts)?;
                         Some(c)
                     }
                     _ => None,
@@ -362,6 +409,98 @@ pub async fn get_attestation(
             Some(p) => Ok(shape(AttestationView::pending(p.leaf, p.held), p.leaf.attestation.body.claim.kind(), None)),
             None => Err(ApiError::not_found("id", format!("attestation {id} is neither committed nor pending here"))),
         }
+    })
+    .await?;
+    Ok(Json(view))
+}
+
+/// The openings of a record's confidential amounts, disclosed by the attester's node under a
+/// live consent covering the record's kind (regulators: always); each disclosure is logged as
+/// a query record that read `openings`. The reader checks each against the leaf's commitment.
+#[utoipa::path(
+    get,
+    path = "/v1/attestations/{id}/openings",
+    tag = "attestations",
+    params(("id" = String, Path, description = "Attestation id: 64 hex digits"), ReadQuery),
+    security(("rfc9421" = [])),
+    responses(
+        (status = 200, description = "The openings; check each against the commitment in the leaf (docs/encoding.md §13)", body = OpeningsView),
+        (status = 400, description = "Not an id, or no `purpose` (openings are a restricted read)", body = ErrorBody),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the restricted scope, or no live consent covering the record's kind allows the read (`rule` names what is missing)", body = ErrorBody),
+        (status = 404, description = "Not committed here, no sealed amount in it, or this node does not hold its openings (`rule` names the attester member whose node does)", body = ErrorBody),
+        (status = 503, description = "This node cannot log the read (no member key, or the query log is full)", body = ErrorBody),
+    )
+)]
+pub async fn attestation_openings(
+    State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Json<OpeningsView>, ApiError> {
+    let reader = reader_of(reader)?;
+    let id = parse_id("id", &id)?;
+    let Some(r) = Restricted::parse(q.purpose.as_deref(), q.consent.as_deref())? else {
+        return Err(ApiError::bad_request(
+            "purpose",
+            "openings are a restricted read: give purpose (and optionally consent)",
+        ));
+    };
+    let view = blocking(move || {
+        let store = st.read_store()?;
+        let Some((_, leaf)) = committed_view(&*store, &id)? else {
+            return Err(ApiError::not_found("id", format!("attestation {id} is not committed here")));
+        };
+        let body = &leaf.attestation.body;
+        let sealed = body.claim.sealed_amounts();
+        if sealed.is_empty() {
+            return Err(ApiError::not_found("id", format!("attestation {id} has no confidential amount")));
+        }
+        let Some(enterprise) = enterprise_of(&*store, &body.claim)? else {
+            return Err(ApiError::internal(format!("attestation {id} names no enterprise")));
+        };
+        let consent = if reader.offline {
+            LiveConsent::everything()
+        } else {
+            find_consent(&*store, &reader, &enterprise, r.purpose, r.consent, now_ms())?
+        };
+        let kind = body.claim.kind();
+        if let Some(f) = kind.fact()
+            && !consent.scope.contains(&f)
+        {
+            return Err(super::access::forbidden(
+                "consent",
+                format!(
+                    "consent {} does not cover {} records of enterprise {enterprise}",
+                    consent.id.map_or_else(|| "(none)".to_string(), |c| c.to_string()),
+                    f.name()
+                ),
+            ));
+        }
+        let not_held = || {
+            ApiError::not_found(
+                "id",
+                format!(
+                    "this node does not hold the openings of {id}; they are kept by the node of member '{}', its attester",
+                    body.attester
+                ),
+            )
+        };
+        let openings = match &st.openings {
+            Some((member, keep)) if *member == body.attester => keep.get(&id).map_err(ApiError::internal)?,
+            _ => return Err(not_held()),
+        };
+        if openings.is_empty() {
+            return Err(not_held());
+        }
+        if !reader.offline {
+            log_read(&st, &reader, enterprise, r, &consent, ReadKind::Openings)?;
+        }
+        let views = openings
+            .iter()
+            .filter_map(|o| sealed.iter().find(|(f, _)| *f == o.field).map(|(_, a)| OpeningView::of(o, &a.currency())))
+            .collect();
+        Ok(OpeningsView { id: id.to_string(), attester: body.attester.to_string(), openings: views })
     })
     .await?;
     Ok(Json(view))
@@ -483,6 +622,7 @@ fn log_read(
     enterprise: Uscc,
     r: Restricted,
     consent: &LiveConsent,
+    read: ReadKind,
 ) -> Result<(), ApiError> {
     let Some(log) = &st.query_log else {
         return Err(ApiError::new(
@@ -498,7 +638,7 @@ fn log_read(
         enterprise,
         purpose: r.purpose,
         consent: consent.id,
-        read: ReadKind::Facts,
+        read,
     })
 }
 
@@ -694,7 +834,7 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
             items.push(shape(view, claim.kind(), if other { None } else { seen.as_ref() }));
         }
         if let Some((c, enterprise, r)) = &logged {
-            log_read(&st, &reader, *enterprise, *r, c)?;
+            log_read(&st, &reader, *enterprise, *r, c, ReadKind::Facts)?;
         }
         let next_after = if full && indexes.len() == limit { indexes.last().copied() } else { None };
         Ok(AttestationPage { items, next_after })

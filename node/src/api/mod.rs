@@ -204,6 +204,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/attestations/batch",
     "/v1/attestations/{id}",
     "/v1/attestations/{id}/references",
+    "/v1/attestations/{id}/openings",
     "/v1/enterprises/{uscc}/attestations",
     "/v1/patents/{number}/attestations",
     "/v1/attesters/{member}/attestations",
@@ -323,6 +324,9 @@ pub struct ApiState {
     replay: access::SharedReplay,
     /// Where restricted reads are logged; `None` on a node without a member key.
     query_log: Option<query_log::QueryLog>,
+    /// This node's member and the openings of its confidential amounts; `None` on a node
+    /// without a member key (it keeps no openings).
+    openings: Option<(credence_ledger::ids::MemberName, Arc<crate::openings::OpeningStore>)>,
     /// Serving a data directory to its holder (`credence ... --data-dir`): no signatures,
     /// everything shown, nothing logged (whoever holds the store file holds every record).
     offline: bool,
@@ -385,6 +389,7 @@ impl ApiState {
             cosignatures: Arc::default(),
             replay: Default::default(),
             query_log: None,
+            openings: None,
             offline: false,
         }
     }
@@ -405,6 +410,16 @@ impl ApiState {
         let (log, task) = query_log::spawn(self.clone(), signer);
         self.query_log = Some(log);
         (self, task)
+    }
+
+    /// Keeps and discloses the openings of `member`'s confidential amounts (this node's member).
+    pub fn with_openings(
+        mut self,
+        member: credence_ledger::ids::MemberName,
+        store: Arc<crate::openings::OpeningStore>,
+    ) -> ApiState {
+        self.openings = Some((member, store));
+        self
     }
 
     /// Offers every admitted attestation to `tx` (for gossip).
@@ -452,6 +467,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/attestations/batch", post(handlers::submit_batch))
         .route("/v1/attestations/{id}", get(handlers::get_attestation))
         .route("/v1/attestations/{id}/references", get(handlers::attestation_references))
+        .route("/v1/attestations/{id}/openings", get(handlers::attestation_openings))
         .route("/v1/enterprises/{uscc}/attestations", get(handlers::enterprise_attestations))
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
         .route("/v1/attesters/{member}/attestations", get(handlers::attester_attestations))

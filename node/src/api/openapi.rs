@@ -4,10 +4,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::views::{
-    AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView, ClaimView,
-    ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView, GovProposalView,
-    GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView, NextSequenceView,
-    SetChangesView, StatusView, SubmitRequest, SubmitResponse,
+    AmountView, AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView,
+    ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView,
+    GovProposalView, GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView,
+    NextSequenceView, OpeningView, OpeningsView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
 use super::{console, handlers};
@@ -20,13 +20,14 @@ use super::{console, handlers};
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 (R024..R029: access), R040..R053 (governance) and R101..R132 (IP loans)."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 (R024..R029: access), R040..R053 (governance) and R101..R132 (IP loans); R060 (node-side) refuses openings that do not open their record's sealed amounts."
     ),
     paths(
         handlers::submit_attestation,
         handlers::submit_batch,
         handlers::get_attestation,
         handlers::attestation_references,
+        handlers::attestation_openings,
         handlers::enterprise_attestations,
         handlers::patent_attestations,
         handlers::attester_attestations,
@@ -63,6 +64,9 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         AttestationView,
         ClaimView,
         MoneyView,
+        AmountView,
+        OpeningView,
+        OpeningsView,
         AttestationPage,
         BlockView,
         StatusView,

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use credence_ledger::attestation::{AttestationId, Claim, RdCategory, ValuationMethod};
 use credence_ledger::block::{BlockHeader, Leaf};
+use credence_ledger::confidential::Amount;
 use credence_ledger::ids::{Currency, Money};
 use credence_ledger::portfolio::{Figures, LTV_BUCKETS_BP, LoanLine, Portfolio};
 use credence_ledger::rules::RecordStatus;
@@ -35,6 +36,65 @@ pub struct SubmitRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub decoded: Option<serde_json::Value>,
+    /// The openings of the attestation's sealed amounts (docs/ACCESS.md "Confidential amounts"),
+    /// accepted only by the attester's own node, which checks each against its commitment and
+    /// stores them durably before it answers. At most 4.
+    #[serde(default)]
+    pub openings: Option<Vec<OpeningView>>,
+}
+
+/// The opening of one sealed amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpeningView {
+    /// Qualified field name: `rd-spend.amount`, `patent-valuation.value`, `pledge.secured` or `ip-pledge.secured`.
+    pub field: String,
+    /// The 32-byte salt, 64 hex digits.
+    pub salt: String,
+    /// The amount in minor units.
+    pub fen: u64,
+    /// Currency (from the leaf); ignored on submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The amount in major units with two decimals; ignored on submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
+}
+
+impl OpeningView {
+    /// The opening as the ledger defines it; `Err` names what is malformed.
+    pub fn to_opening(&self) -> Result<credence_ledger::confidential::Opening, String> {
+        use credence_ledger::confidential::{FIELD_NAME_BYTES_MAX, SALT_BYTES};
+        if self.field.is_empty() || self.field.len() > FIELD_NAME_BYTES_MAX {
+            return Err(format!("field name must be 1 to {FIELD_NAME_BYTES_MAX} bytes"));
+        }
+        let mut salt = [0u8; SALT_BYTES];
+        hex::decode_to_slice(&self.salt, &mut salt)
+            .map_err(|_| format!("salt of {} must be {} hex digits", self.field, SALT_BYTES * 2))?;
+        Ok(credence_ledger::confidential::Opening { field: self.field.clone(), salt, fen: self.fen })
+    }
+
+    /// The view of `o` for an amount in `currency`.
+    pub fn of(o: &credence_ledger::confidential::Opening, currency: &Currency) -> OpeningView {
+        let m = Money { fen: o.fen, currency: *currency };
+        OpeningView {
+            field: o.field.clone(),
+            salt: hex::encode(o.salt),
+            fen: o.fen,
+            currency: Some(currency.as_str().to_string()),
+            amount: Some(m.to_decimal_string()),
+        }
+    }
+}
+
+/// `GET /v1/attestations/{id}/openings`: the openings of a record's sealed amounts, to be
+/// checked by the reader against the commitments in the leaf.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OpeningsView {
+    pub id: String,
+    /// The member whose node keeps and discloses them (the record's attester).
+    pub attester: String,
+    pub openings: Vec<OpeningView>,
 }
 
 /// `202 Accepted` answer to a submission.
@@ -148,6 +208,61 @@ impl From<&Money> for MoneyView {
     }
 }
 
+/// A money field that may be sealed (docs/encoding.md §13): in clear, or only a currency and
+/// a salted commitment on the ledger. A sealed amount is never shown as zero: `fen` and
+/// `amount` are null until a reader opens it (`GET /v1/attestations/{id}/openings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AmountView {
+    /// Minor units; null when sealed and not opened.
+    pub fen: Option<u64>,
+    /// ISO 4217 alphabetic code (on the ledger in both forms).
+    pub currency: String,
+    /// Major units with two decimals; null when sealed and not opened.
+    pub amount: Option<String>,
+    /// The ledger holds only a commitment to the amount.
+    pub sealed: bool,
+    /// The commitment (hex) when sealed.
+    pub commitment: Option<String>,
+    /// Set by a reader that checked an opening against `commitment` (the CLI); always false from a node.
+    #[serde(default)]
+    pub disclosed: bool,
+}
+
+impl From<&Amount> for AmountView {
+    fn from(a: &Amount) -> Self {
+        match a {
+            Amount::Plain(m) => AmountView {
+                fen: Some(m.fen),
+                currency: m.currency.as_str().to_string(),
+                amount: Some(m.to_decimal_string()),
+                sealed: false,
+                commitment: None,
+                disclosed: false,
+            },
+            Amount::Sealed { currency, commitment } => AmountView {
+                fen: None,
+                currency: currency.as_str().to_string(),
+                amount: None,
+                sealed: true,
+                commitment: Some(commitment.to_hex()),
+                disclosed: false,
+            },
+        }
+    }
+}
+
+impl AmountView {
+    /// The amount as a reader sees it: `1,250,000.00 CNY`, or that it is confidential.
+    pub fn money(&self) -> Option<MoneyView> {
+        match (self.fen, &self.amount) {
+            (Some(fen), Some(amount)) => {
+                Some(MoneyView { fen, currency: self.currency.clone(), amount: amount.clone() })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The statement of an attestation; `kind` selects the fields.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -158,7 +273,7 @@ pub enum ClaimView {
         enterprise: String,
         /// `YYYY` (whole year) or `YYYYQn`.
         period: String,
-        amount: MoneyView,
+        amount: AmountView,
         /// total, personnel, direct-inputs, depreciation, amortization, new-product-design, commissioned, other.
         category: String,
         /// SHA-256 of the evidence document, hex.
@@ -169,7 +284,7 @@ pub enum ClaimView {
         /// CN application number, e.g. `CN202310123456.6`.
         patent: String,
         owner: String,
-        value: MoneyView,
+        value: AmountView,
         /// income, market or cost.
         method: String,
         /// `YYYY-MM-DD`.
@@ -182,7 +297,7 @@ pub enum ClaimView {
         patent: String,
         pledgor: String,
         pledgee: String,
-        secured: MoneyView,
+        secured: AmountView,
         start: String,
         term_months: u16,
         evidence: String,

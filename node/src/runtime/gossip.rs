@@ -153,7 +153,7 @@ mod tests {
                     let claim = Claim::RdSpend(RdSpend {
                         enterprise: Uscc::parse("enterprise", demo::REAL_USCCS[0]).expect("uscc"),
                         period: Period::new("period", 2024, 3).expect("period"),
-                        amount: Money { fen: 100_000 + i, currency: Currency::CNY },
+                        amount: Money { fen: 100_000 + i, currency: Currency::CNY }.into(),
                         category: RdCategory::Personnel,
                         evidence: Hash([salt; 32]),
                     });

@@ -190,6 +190,16 @@ pub async fn run(
         .with_gossip(gossip_tx)
         .with_config(api_config)
         .with_cosignatures(cosignatures.clone());
+    // A member's node keeps the openings of its member's confidential amounts (openings.rs).
+    let api_state = match &me {
+        Some(m) => {
+            let path = config.data_dir.join(crate::openings::OPENINGS_FILE);
+            let keep = crate::openings::OpeningStore::open(&path)
+                .map_err(|e| NodeError::DataDir { path: path.display().to_string(), reason: e.to_string() })?;
+            api_state.with_openings(m.name.clone(), Arc::new(keep))
+        }
+        None => api_state,
+    };
     // A member's node logs the restricted reads it serves, signed with its member key.
     let (api_state, query_log_task) = match &me {
         Some(m) => {
