@@ -18,8 +18,8 @@ use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::witness::parse_witnessed_note;
 use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView, SetChangesView};
 use credence_node::bundle::{
-    self, BUNDLE_BYTES_MAX, Bundle, CheckedNote, SetChange, SetInForce, check_checkpoint, check_witnessed,
-    check_witnessed_with, decode_hashes,
+    self, BUNDLE_BYTES_MAX, Bundle, CheckedNote, SetChange, SetInForce, check_witnessed, check_witnessed_with,
+    decode_hashes,
 };
 use serde_json::json;
 
@@ -524,7 +524,10 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
 fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result<Result<u64, String>> {
     let src = Tiles::open(tiles_arg, None)?;
     let note = src.checkpoint()?;
-    let (now, _) = match check_checkpoint(&note, genesis) {
+    // Tiles carry no headers: the log's checkpoint is checked against the set the bundle's own
+    // set changes reach (already walked by `bundle::verify`).
+    let set = bundle::walk_set_changes(genesis, &b.set_changes)?;
+    let (now, _) = match check_witnessed_with(&note, genesis, &set.validators).map(|c| (c.checkpoint, c.quorum)) {
         Ok(v) => v,
         Err(r) => return Ok(Err(format!("the log's current checkpoint is not valid: {r}"))),
     };
