@@ -954,6 +954,14 @@ mod tests {
         let e = verify(&b, &c.genesis).unwrap_err();
         assert_eq!(e.field, "checkpoint", "{e}");
         assert!(e.rule.contains("in force since height 7"), "{e}");
+        // A quorum of the keys in force plus a line by the revoked (rotated-out) key: the
+        // line is not ignored, the checkpoint is refused.
+        let mut with_old = c.sets[j].clone();
+        with_old.push((c.sets[j][0].0.clone(), old));
+        b.checkpoint = sign_by(&c.certs[j].body, &with_old).to_note();
+        let e = verify(&b, &c.genesis).unwrap_err();
+        assert_eq!(e.field, "checkpoint", "{e}");
+        assert!(e.rule.contains(&c.sets[j][0].0), "names the validator: {e}");
         // A change whose new set keeps the rotated-out key but certifies with the new one.
         let mut mixed = c.change(7);
         mixed.validators = vkeys(&c.sets[c.index(6)]);
