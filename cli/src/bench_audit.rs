@@ -194,7 +194,7 @@ fn tempfile_dir() -> Result<PathBuf> {
 }
 
 /// The access-key file `credence generate --access-keys` writes into `keys/`.
-pub const OFFICER_KEY_FILE: &str = "officer.access";
+const OFFICER_KEY_FILE: &str = "officer.access";
 /// The member whose loan officer holds that key, and who holds the consents.
 const OFFICER_MEMBER: &str = "bank-icbc-sz";
 /// The officer key's lifetime from its block, in days.

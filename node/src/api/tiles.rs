@@ -33,7 +33,7 @@ use super::{ApiState, StoreView};
 
 /// `Cache-Control` max-age of `/checkpoint`, seconds (tlog-tiles: no caching beyond a few seconds).
 pub const CHECKPOINT_MAX_AGE_S: u32 = 2;
-/// `Cache-Control` of tiles and entry bundles: a year, immutable.
+/// `Cache-Control` of hash tiles: a year, immutable, for any cache.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Entry bundles never change either, but only their reader may keep them: a shared cache
 /// must not serve a regulator's answer to anyone else.
