@@ -20,5 +20,6 @@ fuzz_target!(|data: &[u8]| {
     if let Some(m) = g.member(&a.body.attester) {
         let _ = sig::verify(&m.public_key, Domain::Attestation, &f.ctx.chain_id.0, leaf.body_bytes(), &a.signature);
     }
-    let _ = rules::check_attestation(g, &MemState::default(), g.genesis_time_ms + 1, &leaf.id, &a);
+    // As the first record of height 1.
+    let _ = rules::check_attestation(g, &MemState::default(), 1, g.genesis_time_ms + 1, &leaf.id, &a);
 });
