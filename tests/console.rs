@@ -321,14 +321,8 @@ async fn scenario(c: &Client, url: &str, keys: Keys<'_>, rd2022: &str, rd2023: &
     // for loan-application reads (RFC 9421 signatures made by signin.js with WebCrypto).
     c.goto(&format!("{url}/console#/signin")).await.unwrap();
     assert_eq!(text(c, "h1").await, "用访问密钥登录");
-    let set = "document.querySelector('#key-file').value = arguments[0]; \
-               document.querySelector('#purpose').value = 'loan-application'; \
-               document.querySelector('#signin-form').requestSubmit(); return true;";
-    c.execute(set, vec![json!(officer)]).await.unwrap();
-    until(c, "the signed-in session", "return document.querySelector('#session').textContent;", |v| {
-        v.as_str().is_some_and(|s| s.contains("访问密钥"))
-    })
-    .await;
+    sign_in(c, url, officer, "loan-application").await;
+    assert!(text(c, "#session").await.contains("访问密钥"));
     c.goto(&format!("{url}/console")).await.unwrap();
 
     // Search finds the enterprise; the profile shows the API's figures and the chart.

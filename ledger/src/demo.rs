@@ -6,8 +6,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::attestation::{
-    Attestation, AttestationBody, AttestationId, Claim, PatentPledge, PatentValuation, PledgeRelease, RdCategory,
-    RdSpend, Revocation, ValuationMethod,
+    AttestationBody, AttestationId, Claim, PatentPledge, PatentValuation, PledgeRelease, RdCategory, RdSpend,
+    Revocation, ValuationMethod,
 };
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf};
 use crate::checkpoint::{self, Checkpoint};
@@ -357,15 +357,7 @@ impl ChainBuilder {
                 Some(x) => x,
                 None => self.next_claim(),
             };
-            let body = AttestationBody {
-                attester: self.ctx.genesis.members[who].name.clone(),
-                sequence: self.sequences[who],
-                issued_at_ms: self.time_ms - 500,
-                claim,
-            };
-            self.sequences[who] += 1;
-            let a: Attestation = body.sign(&self.keys[who], &self.ctx.chain_id);
-            let leaf = Leaf::new(a);
+            let leaf = self.signed_leaf(who, claim);
             if in_world && let Some(w) = self.world.as_mut() {
                 w.bind(leaf.id);
             }
@@ -379,6 +371,19 @@ impl ChainBuilder {
         self.seal(leaves, pending_pledges)
     }
 
+    /// `claim` signed by the member at genesis index `who` with its next sequence, issued
+    /// half a second before the block being built.
+    fn signed_leaf(&mut self, who: usize, claim: Claim) -> Leaf {
+        let body = AttestationBody {
+            attester: self.ctx.genesis.members[who].name.clone(),
+            sequence: self.sequences[who],
+            issued_at_ms: self.time_ms - 500,
+            claim,
+        };
+        self.sequences[who] += 1;
+        Leaf::new(body.sign(&self.keys[who], &self.ctx.chain_id))
+    }
+
     /// Builds, certifies and verifies the next block holding exactly `claims`, each signed by
     /// the member at the given genesis index, for tests that need particular records (e.g.
     /// access-key grants and consents, which are valid only for a while after their time).
@@ -387,14 +392,7 @@ impl ChainBuilder {
         self.time_ms += 1000 + self.rng.below(500);
         let mut leaves = Vec::with_capacity(claims.len());
         for (who, claim) in claims {
-            let body = AttestationBody {
-                attester: self.ctx.genesis.members[who].name.clone(),
-                sequence: self.sequences[who],
-                issued_at_ms: self.time_ms - 500,
-                claim,
-            };
-            self.sequences[who] += 1;
-            leaves.push(Leaf::new(body.sign(&self.keys[who], &self.ctx.chain_id)));
+            leaves.push(self.signed_leaf(who, claim));
         }
         self.seal(leaves, Vec::new())
     }
