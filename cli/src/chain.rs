@@ -28,9 +28,15 @@ const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// Attestations to generate: the demo loan world first (about 3,700; cut short if N is
-    /// smaller), then a bulk mix of R&D spend, valuations, pledges, releases and revocations.
+    /// smaller), then the mix that --mix names.
     #[arg(long)]
     records: u64,
+    /// What follows the first loan world: `bulk`, R&D spend, valuations, pledges, releases
+    /// and revocations (the kinds a chain holds most of); or `loans`, more loan worlds (new
+    /// enterprises, patent status, appraisals, two-stage pledges, loans and their
+    /// performance, pools, disposals, qualifications), up to 800 worlds (about 3 million records).
+    #[arg(long, value_enum, default_value_t = Mix::Bulk)]
+    mix: Mix,
     /// Directory to write genesis.toml, keys/ and ledger.redb into (must not hold a ledger yet).
     #[arg(long)]
     out: PathBuf,
@@ -48,6 +54,13 @@ pub struct GenerateArgs {
     /// the key to keys/officer.access: `bench audit` then also times signed, logged reads.
     #[arg(long)]
     access_keys: bool,
+}
+
+/// The records `generate` writes after the first loan world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mix {
+    Bulk,
+    Loans,
 }
 
 #[derive(Args, Debug)]
@@ -152,6 +165,7 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
 fn generate_into(
     out: &Path,
     records: u64,
+    mix: Mix,
     seed: u64,
     block_records: usize,
     genesis_time_ms: Option<u64>,
@@ -167,8 +181,11 @@ fn generate_into(
     // Blocks are about 1.25 s apart: start early enough that the last one is not in the future.
     let start =
         genesis_time_ms.unwrap_or_else(|| now_ms().saturating_sub(records / block_records as u64 * 2000 + 3_600_000));
-    // The loan world first (a fixed prefix of about 3,700 records), then the bulk mix.
-    let mut builder = ChainBuilder::with_loan_world(seed, start)?;
+    // The loan world first (about 3,700 records), then the bulk mix or more loan worlds.
+    let mut builder = match mix {
+        Mix::Bulk => ChainBuilder::with_loan_world(seed, start)?,
+        Mix::Loans => ChainBuilder::loans_only(seed, start)?,
+    };
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {
@@ -205,7 +222,7 @@ fn generate_into(
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
-    generate_into(&a.out, a.records, a.seed, a.block_records, a.genesis_time_ms, a.access_keys)?;
+    generate_into(&a.out, a.records, a.mix, a.seed, a.block_records, a.genesis_time_ms, a.access_keys)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -395,7 +412,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     if a.dir.exists() {
         fs::remove_dir_all(&a.dir).with_context(|| format!("cannot clear {}", a.dir.display()))?;
     }
-    let genesis = generate_into(&a.dir, a.records, 1, 1000, None, false)?;
+    let genesis = generate_into(&a.dir, a.records, Mix::Bulk, 1, 1000, None, false)?;
     let (_, store) = load_data_dir(&a.dir)?;
     let ctx = ChainContext::new(genesis);
     let (summary, failure) = run_verify_store(&ctx, &store)?;

@@ -170,6 +170,16 @@ pub struct ChainBuilder {
     time_ms: u64,
     /// The loan world handed out before the bulk records, if asked for.
     world: Option<crate::demo_world::LoanWorld>,
+    /// For a loans-only chain: the next world to plan once `world` runs out.
+    worlds: Option<WorldChain>,
+}
+
+/// The worlds of a loans-only chain still to come ([`ChainBuilder::loans_only`]).
+#[derive(Debug)]
+struct WorldChain {
+    seed: u64,
+    next: u32,
+    taken: std::collections::HashSet<crate::cn_ids::PatentRef>,
 }
 
 /// Why a demo chain could not be built (a bug in the generator, or a sink failure).
@@ -217,6 +227,7 @@ impl ChainBuilder {
             pledged: Default::default(),
             time_ms: genesis_time_ms,
             world: None,
+            worlds: None,
         })
     }
 
@@ -229,6 +240,35 @@ impl ChainBuilder {
         b.pledged.extend(world.patents().iter().filter_map(|p| p.modern().copied()));
         b.world = Some(world);
         Ok(b)
+    }
+
+    /// A builder whose records are all loan worlds, one after another
+    /// ([`crate::demo_world::LoanWorld::nth`]): patent status, appraisals, two-stage pledges,
+    /// loans and their performance, pools, disposals and qualifications, for measuring a
+    /// ledger of the loan kinds. After [`crate::demo_world::LOAN_WORLDS_MAX`] worlds (about
+    /// 3 million records) it goes on with the bulk mix.
+    pub fn loans_only(seed: u64, genesis_time_ms: u64) -> Result<ChainBuilder, BuildError> {
+        let mut b = ChainBuilder::new(seed, genesis_time_ms)?;
+        let mut taken = std::collections::HashSet::new();
+        b.world = Some(crate::demo_world::LoanWorld::nth(seed, 0, &b.ctx.genesis, &mut taken)?);
+        b.worlds = Some(WorldChain { seed, next: 1, taken });
+        Ok(b)
+    }
+
+    /// The next claim of the loan worlds, planning the next world when one runs out.
+    fn next_world_claim(&mut self) -> Result<Option<(usize, Claim)>, BuildError> {
+        let Some(world) = self.world.as_mut() else { return Ok(None) };
+        if let Some(x) = world.next_claim() {
+            return Ok(Some(x));
+        }
+        let Some(chain) = self.worlds.as_mut().filter(|c| c.next < crate::demo_world::LOAN_WORLDS_MAX) else {
+            return Ok(None);
+        };
+        let mut next = crate::demo_world::LoanWorld::nth(chain.seed, chain.next, &self.ctx.genesis, &mut chain.taken)?;
+        chain.next += 1;
+        let claim = next.next_claim();
+        self.world = Some(next);
+        Ok(claim)
     }
 
     /// Records of the loan world not yet built into blocks.
@@ -351,7 +391,7 @@ impl ChainBuilder {
         let mut leaves = Vec::with_capacity(records);
         let mut pending_pledges = Vec::new();
         for _ in 0..records {
-            let from_world = self.world.as_mut().and_then(|w| w.next_claim());
+            let from_world = self.next_world_claim()?;
             let in_world = from_world.is_some();
             let (who, claim) = match from_world {
                 Some(x) => x,

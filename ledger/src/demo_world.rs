@@ -13,7 +13,7 @@
 //! risk-compensation pool with enrolments, claims and payments; patents auctioned
 //! by court order. All of it is invented: keys, names and numbers are test fixtures.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::attestation::{AttestationId, Claim, ValuationMethod};
 use crate::cn_ids::{
@@ -29,6 +29,25 @@ use crate::loans::{
     PoolClaim, PoolPayment, PoolTerms, Qualification, QualificationKind, RecoverySource, RiskPool, ValueType,
     add_years_minus_day,
 };
+
+/// Worlds one loans-only ledger can chain ([`LoanWorld::nth`]): world `k ≥ 1` numbers its
+/// certificates and pledge registrations from `SERIAL_WORLD_BASE + (k - 1) × SERIAL_WORLD_SPAN`,
+/// so that no two worlds use one once-only number, and the six-digit serial of an HNTE
+/// certificate must not overflow.
+pub const LOAN_WORLDS_MAX: u32 = 800;
+/// First serial of world 1; world 0 draws its serials below it (at most one step of
+/// [`SERIAL_STEP_WORLD0_MAX`] per certificate or registration).
+const SERIAL_WORLD_BASE: u32 = 100_000;
+/// Serials of one world `k ≥ 1`: more than it has certificates and registrations.
+const SERIAL_WORLD_SPAN: u32 = 1_000;
+/// World 0's serials grow by 1..=this per number (kept as it was so the demo data stays the same).
+const SERIAL_STEP_WORLD0_MAX: u32 = 40;
+const _: () = assert!(SERIAL_WORLD_BASE + LOAN_WORLDS_MAX * SERIAL_WORLD_SPAN <= 1_000_000);
+/// Once-only numbers of one world at most: a qualification per enterprise and a pledge
+/// registration per collateral patent (a loan takes one or two).
+const WORLD_NUMBERS_MAX: u32 = (WORLD_ENTERPRISES + 2 * WORLD_LOANS) as u32;
+const _: () = assert!(WORLD_NUMBERS_MAX * SERIAL_STEP_WORLD0_MAX < SERIAL_WORLD_BASE);
+const _: () = assert!(WORLD_NUMBERS_MAX < SERIAL_WORLD_SPAN);
 
 /// Enterprises in the world (the first 200 are those of the bulk generator for the same seed).
 pub const WORLD_ENTERPRISES: usize = 240;
@@ -123,9 +142,24 @@ impl LoanWorld {
     /// Plans the world for `seed` with the demo members of `genesis` (names in [`BANKS`],
     /// [`APPRAISER`], [`CENTRES`], [`POOL_ADMIN`]).
     pub fn new(seed: u64, genesis: &Genesis) -> Result<LoanWorld, MissingMember> {
+        LoanWorld::nth(seed, 0, genesis, &mut HashSet::new())
+    }
+
+    /// World `k` of a chain of worlds for one seed (world 0 is [`LoanWorld::new`]'s).
+    /// Worlds `k ≥ 1` have their own enterprises (not the real codes), patents not in
+    /// `taken` (which gains this world's), and their own range of once-only numbers,
+    /// so any number of worlds up to [`LOAN_WORLDS_MAX`] pass the rules one after another.
+    pub fn nth(
+        seed: u64,
+        k: u32,
+        genesis: &Genesis,
+        taken: &mut HashSet<PatentRef>,
+    ) -> Result<LoanWorld, MissingMember> {
+        assert!(k < LOAN_WORLDS_MAX, "world {k}: at most {LOAN_WORLDS_MAX} worlds");
         let members = Members::of(genesis)?;
-        let mut p = Planner::new(seed, members);
+        let mut p = Planner::new(seed, k, members, std::mem::take(taken));
         p.plan();
+        *taken = std::mem::take(&mut p.taken);
         let patents = p.patents.iter().map(|x| x.number).collect();
         let mut steps = p.steps;
         // Stable: records of one date keep the order they were planned in (dependencies first).
@@ -342,18 +376,30 @@ struct Planner {
     appraisals: u32,
     pledges: u32,
     serial: u32,
+    /// Index of this world in a chain of worlds ([`LoanWorld::nth`]).
+    world: u32,
+    /// Patents planned by this world and the worlds before it.
+    taken: HashSet<PatentRef>,
 }
 
 impl Planner {
-    fn new(seed: u64, m: Members) -> Planner {
-        // The bulk generator draws its enterprises first from `DemoRng::new(seed)`: the
-        // same draw gives the same first 200, so profiles mix R&D spend and loans.
-        let enterprises = crate::demo::enterprises(&mut DemoRng::new(seed), WORLD_ENTERPRISES);
-        let mut rng = DemoRng::new(seed ^ 0x6c6f_616e_2077_6f72);
+    fn new(seed: u64, world: u32, m: Members, taken: HashSet<PatentRef>) -> Planner {
+        let reals = crate::demo::REAL_USCCS.len();
+        let (enterprises, mut rng) = if world == 0 {
+            // The bulk generator draws its enterprises first from `DemoRng::new(seed)`: the
+            // same draw gives the same first 200, so profiles mix R&D spend and loans.
+            let enterprises = crate::demo::enterprises(&mut DemoRng::new(seed), WORLD_ENTERPRISES);
+            (enterprises, DemoRng::new(seed ^ 0x6c6f_616e_2077_6f72))
+        } else {
+            let mut rng =
+                DemoRng::new(seed ^ 0x6c6f_616e_2077_6f72 ^ u64::from(world).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let enterprises = crate::demo::enterprises(&mut rng, reals + WORLD_ENTERPRISES).split_off(reals);
+            (enterprises, rng)
+        };
         // Skip the real codes the generator always starts with; keep codes no borrower has.
         let others: Vec<Uscc> = crate::demo::enterprises(&mut rng, crate::demo::REAL_USCCS.len() + 8)
             .into_iter()
-            .skip(crate::demo::REAL_USCCS.len())
+            .skip(reals)
             .filter(|u| !enterprises.contains(u))
             .collect();
         let (institutions, guarantors) = others.split_at(others.len().min(4));
@@ -368,7 +414,9 @@ impl Planner {
             steps: Vec::new(),
             appraisals: 0,
             pledges: 0,
-            serial: 0,
+            serial: if world == 0 { 0 } else { SERIAL_WORLD_BASE + (world - 1) * SERIAL_WORLD_SPAN },
+            world,
+            taken,
         }
     }
 
@@ -386,7 +434,16 @@ impl Planner {
     }
 
     fn next_serial(&mut self) -> u32 {
-        self.serial += 1 + self.below(40) as u32;
+        if self.world == 0 {
+            self.serial += 1 + self.below(u64::from(SERIAL_STEP_WORLD0_MAX)) as u32;
+        } else {
+            self.serial += 1;
+            assert!(
+                self.serial < SERIAL_WORLD_BASE + self.world * SERIAL_WORLD_SPAN,
+                "world {}: more than {SERIAL_WORLD_SPAN} once-only numbers",
+                self.world
+            );
+        }
         self.serial
     }
 
@@ -477,6 +534,10 @@ impl Planner {
                 self.modern_patent(e, invention, pending)
             };
             let Some(mut patent) = patent else { continue };
+            // Worlds after the first keep off every patent an earlier world planned.
+            if !self.taken.insert(patent.number) && self.world > 0 {
+                continue;
+            }
             let as_of = self.date_in(day(2021, 1, 10), day(2021, 10, 31));
             // Some patents carry a problem a loan officer must see.
             let problem = if clean || patent.grant.is_none() || as_of > patent.expires { 0 } else { self.below(100) };

@@ -150,3 +150,49 @@ fn facts_and_references_survive_merges_and_reopening() {
     let store = RedbStore::open(&path, &genesis).unwrap();
     check(&store, "reopened with the default options");
 }
+
+/// A loans-only chain: world after world, every record passes the rules (the builder
+/// verifies each block), no record is of the bulk kinds, the later worlds' borrowers are
+/// their own, and each world adds a pool and about its share of loans.
+#[test]
+fn loan_worlds_chain_without_sharing_numbers_or_patents() {
+    use credence_ledger::demo_world::LoanWorld;
+
+    let mut b = ChainBuilder::loans_only(3, 1_600_000_000_000).unwrap();
+    // The worlds' sizes, planned apart as the builder plans them.
+    let mut taken = std::collections::HashSet::new();
+    let sizes: Vec<u64> = (0..3).map(|k| LoanWorld::nth(3, k, b.genesis(), &mut taken).unwrap().len() as u64).collect();
+    let records = sizes.iter().sum::<u64>();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut borrowers = vec![BTreeSet::new(); 3];
+    let mut portfolio = Portfolio::default();
+    let mut seen = 0u64;
+    b.build(records, 1000, |vb| {
+        for l in &vb.certified().block.leaves {
+            let claim = &l.attestation.body.claim;
+            *kinds.entry(claim.kind().name()).or_default() += 1;
+            portfolio.add(l.id, claim);
+            let world = (0..3).find(|&k| seen < sizes[..=k].iter().sum::<u64>()).unwrap();
+            if let Claim::Loan(loan) = claim {
+                borrowers[world].insert(loan.borrower);
+            }
+            seen += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    println!("{sizes:?} {kinds:?}");
+    for bulk in ["rd-spend", "patent-valuation", "pledge", "release", "revoke"] {
+        assert!(!kinds.contains_key(bulk), "a loans-only chain holds {bulk}: {kinds:?}");
+    }
+    for (k, w) in borrowers.iter().enumerate() {
+        assert!(w.len() > 100, "world {k} has {} borrowers", w.len());
+    }
+    assert!(borrowers[1].is_disjoint(&borrowers[0]) && borrowers[2].is_disjoint(&borrowers[0]));
+    assert!(borrowers[1].is_disjoint(&borrowers[2]));
+    assert!(kinds["loan"] >= 3 * WORLD_LOANS * 9 / 10, "{kinds:?}");
+    let (all, by) = portfolio.figures();
+    assert_eq!(by.len(), 3);
+    assert!(all.bad_ratio_bp() > 0 && all.bad_ratio_bp() < 400, "bad-loan ratio {} bp", all.bad_ratio_bp());
+    assert_eq!(portfolio.pools().len(), 3, "a pool per world");
+}
