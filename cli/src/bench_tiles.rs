@@ -5,7 +5,7 @@
 //! tile cache) on a loopback port inside this process. `--clients` threads, each on its own
 //! keep-alive connection, request full hash tiles one after another for `--seconds`; each
 //! request is a random full tile of the tree (seeded), drawn uniformly over all levels'
-//! full tiles, so most are level-0 tiles and many miss the node's tile cache. The rate is
+//! full tiles, so most are level-0 tiles; each misses the node's tile cache once. The rate is
 //! the answers counted over the wall time; each latency is one request's round trip.
 //! Then `credence mirror` copies the log's tiles into a temporary directory, and
 //! `credence verify --tiles DIR` and `credence verify --data-dir` run as separate processes

@@ -74,10 +74,7 @@ fn from_store(dir: &std::path::Path, lender: Option<&str>, loans: bool) -> Resul
     let head = store.head()?;
     let size = head.map_or(0, |h| h.tree_size);
     let mut p = Portfolio::default();
-    for i in 0..size {
-        let leaf = store.leaf(i)?.with_context(|| format!("leaf {i} is missing from the store"))?;
-        p.add(leaf.id, &leaf.attestation.body.claim);
-    }
+    credence_ledger::store::for_each_leaf(&store, 0, size, |_, leaf| p.add(leaf.id, &leaf.attestation.body.claim))?;
     let limit = if loans { usize::MAX } else { 0 };
     Ok(PortfolioView::of(&p, head.map_or(0, |h| h.height), size, lender, None, limit))
 }

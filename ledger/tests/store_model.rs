@@ -153,6 +153,14 @@ fn sweep(ctx: &str, k: &Known, redb: &RedbStore, mem: &MemStore) {
     for i in 0..=k.tree_size {
         same(&format!("{ctx} leaf({i})"), redb.leaf(i), mem.leaf(i));
     }
+    // Range reads give the leaves one by one reads give, in order, across read boundaries.
+    let mut ranged = Vec::new();
+    credence_ledger::store::for_each_leaf(redb, 0, k.tree_size, |i, l| ranged.push((i, l))).unwrap();
+    assert_eq!(ranged.len() as u64, k.tree_size, "{ctx} for_each_leaf");
+    for (i, l) in ranged {
+        assert_eq!(Some(l), mem.leaf(i).unwrap(), "{ctx} for_each_leaf: leaf {i}");
+    }
+    assert!(credence_ledger::store::for_each_leaf(redb, 0, k.tree_size + 1, |_, _| ()).is_err(), "{ctx} beyond");
     for id in &k.ids {
         same(&format!("{ctx} locate({id})"), redb.locate(id), mem.locate(id));
         same(&format!("{ctx} record({id})"), redb.record(id), mem.record(id));

@@ -21,6 +21,35 @@ use crate::rules::StateView;
 /// Most leaf indexes one index query returns.
 pub const QUERY_LIMIT_MAX: usize = 1000;
 
+/// Most leaves [`for_each_leaf`] reads in one range read.
+pub const LEAVES_PER_READ_MAX: usize = 1000;
+
+/// Calls `f` with the index and the decoded leaf of every leaf `from .. to` of `store`, in
+/// order, reading them in ranges of at most [`LEAVES_PER_READ_MAX`] ([`Store::leaf_bytes`]:
+/// one read each, where [`Store::leaf`] opens a read per leaf). For passes over the whole
+/// ledger, such as the portfolio's.
+pub fn for_each_leaf(
+    store: &(impl Store + ?Sized),
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(u64, Leaf),
+) -> Result<(), StoreError> {
+    let mut bytes = Vec::with_capacity(LEAVES_PER_READ_MAX);
+    let mut start = from;
+    while start < to {
+        let count = (to - start).min(LEAVES_PER_READ_MAX as u64) as usize;
+        bytes.clear();
+        store.leaf_bytes(start, count, &mut bytes)?;
+        for (i, b) in (start..).zip(bytes.drain(..)) {
+            let leaf = Leaf::from_bytes(b)
+                .map_err(|e| StoreError::Corrupt { place: format!("table leaves, key {i}"), reason: e.to_string() })?;
+            f(i, leaf);
+        }
+        start += count as u64;
+    }
+    Ok(())
+}
+
 /// The last committed block, as a store knows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Head {

@@ -1008,12 +1008,10 @@ pub async fn portfolio(
         while cache.tree_size < head.tree_size {
             let store = st.read_store()?;
             let end = head.tree_size.min(cache.tree_size + PORTFOLIO_CHUNK_LEAVES);
-            for i in cache.tree_size..end {
-                let Some(leaf) = store.leaf(i)? else {
-                    return Err(ApiError::internal(format!("store: leaf {i} is missing")));
-                };
-                cache.portfolio.add(leaf.id, &leaf.attestation.body.claim);
-            }
+            let (from, portfolio) = (cache.tree_size, &mut cache.portfolio);
+            credence_ledger::store::for_each_leaf(&*store, from, end, |_, leaf| {
+                portfolio.add(leaf.id, &leaf.attestation.body.claim)
+            })?;
             cache.tree_size = end;
         }
         Ok(PortfolioView::of(

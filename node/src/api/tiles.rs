@@ -11,7 +11,8 @@
 //!   so `/tile/entries/...` is its own route in the regulator scope (`access::route_scope`),
 //!   like whole blocks, and marked `private` for caches; hash tiles and the checkpoint are
 //!   public (docs/ACCESS.md).
-//! * Full tiles, which never change, are kept in a bounded cache ([`TILE_CACHE_BYTES_MAX`]).
+//! * Full tiles, which never change, are kept in bounded caches ([`HASH_TILE_CACHE_BYTES_MAX`],
+//!   [`ENTRY_TILE_CACHE_BYTES_MAX`]).
 //!
 //! Partial tiles are served for every width the current tree has (a request for a width the
 //! tree does not have yet, or a tile beyond it, is 404: tlog-tiles never serves empty tiles).
@@ -38,33 +39,61 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Entry bundles never change either, but only their reader may keep them: a shared cache
 /// must not serve a regulator's answer to anyone else.
 const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
-/// Most bytes of full tiles kept in memory (8 MiB: 1,024 hash tiles, or fewer entry bundles).
-pub const TILE_CACHE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Most bytes of full hash tiles kept in memory: 64 MiB holds every full hash tile of a
+/// log of about 2 million records (a full level-0 tile is 8 KiB for 256 records), so a
+/// node serving a log of that size hashes each level-0 tile once. A level-0 tile that
+/// misses costs 256 leaf reads and hashes; the levels above are one range read.
+pub const HASH_TILE_CACHE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Most bytes of full entry bundles kept in memory (8 MiB: about 64 bundles of 256 records).
+pub const ENTRY_TILE_CACHE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-/// Full tiles by path, oldest dropped first, at most [`TILE_CACHE_BYTES_MAX`] bytes.
-#[derive(Debug, Default)]
+/// Full tiles by path, oldest dropped first: hash tiles and entry bundles apart, so that
+/// large entry bundles never push out the hash tiles every client walks.
+#[derive(Debug)]
 pub struct TileCache {
-    inner: Mutex<CacheInner>,
+    hashes: Mutex<CacheInner>,
+    entries: Mutex<CacheInner>,
 }
 
-#[derive(Debug, Default)]
+impl Default for TileCache {
+    fn default() -> TileCache {
+        TileCache {
+            hashes: Mutex::new(CacheInner::new(HASH_TILE_CACHE_BYTES_MAX)),
+            entries: Mutex::new(CacheInner::new(ENTRY_TILE_CACHE_BYTES_MAX)),
+        }
+    }
+}
+
+/// One part of the cache, at most `bytes_max` bytes of tiles.
+#[derive(Debug)]
 struct CacheInner {
     tiles: HashMap<String, Bytes>,
     order: VecDeque<String>,
     bytes: usize,
+    bytes_max: usize,
+}
+
+impl CacheInner {
+    fn new(bytes_max: usize) -> CacheInner {
+        CacheInner { tiles: HashMap::new(), order: VecDeque::new(), bytes: 0, bytes_max }
+    }
 }
 
 impl TileCache {
-    fn get(&self, path: &str) -> Option<Bytes> {
-        self.inner.lock().ok()?.tiles.get(path).cloned()
+    fn part(&self, entries: bool) -> &Mutex<CacheInner> {
+        if entries { &self.entries } else { &self.hashes }
     }
 
-    fn put(&self, path: String, bytes: Bytes) {
-        let Ok(mut c) = self.inner.lock() else { return };
-        if bytes.len() > TILE_CACHE_BYTES_MAX || c.tiles.contains_key(&path) {
+    fn get(&self, path: &str, entries: bool) -> Option<Bytes> {
+        self.part(entries).lock().ok()?.tiles.get(path).cloned()
+    }
+
+    fn put(&self, path: String, bytes: Bytes, entries: bool) {
+        let Ok(mut c) = self.part(entries).lock() else { return };
+        if bytes.len() > c.bytes_max || c.tiles.contains_key(&path) {
             return;
         }
-        while c.bytes + bytes.len() > TILE_CACHE_BYTES_MAX {
+        while c.bytes + bytes.len() > c.bytes_max {
             let Some(old) = c.order.pop_front() else { break };
             if let Some(b) = c.tiles.remove(&old) {
                 c.bytes -= b.len();
@@ -148,13 +177,13 @@ async fn serve(st: ApiState, full_path: String, entries: bool) -> Result<Respons
     if (tile.kind == TileKind::Entries) != entries {
         return Err(ApiError::not_found("path", format!("{full_path} is not served by this route")));
     }
-    let bytes = match st.tiles.get(&full_path) {
+    let bytes = match st.tiles.get(&full_path, entries) {
         Some(b) => b,
         None => {
             let state = st.clone();
             let bytes = blocking(move || read_tile(&state, &tile)).await?;
             if tile.is_full() {
-                st.tiles.put(full_path, bytes.clone());
+                st.tiles.put(full_path, bytes.clone(), entries);
             }
             bytes
         }
@@ -184,5 +213,41 @@ fn read_tile(st: &ApiState, tile: &Tile) -> Result<Bytes, ApiError> {
             let bundle = tiles::entry_bundle(first, leaves.iter().map(Vec::as_slice)).map_err(ApiError::internal)?;
             Ok(Bytes::from(bundle))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_part_keeps_its_newest_tiles_within_its_bound() {
+        let cache = TileCache::default();
+        let tile = |n: usize| Bytes::from(vec![n as u8; 8192]);
+        let fit = HASH_TILE_CACHE_BYTES_MAX / 8192;
+        for n in 0..fit + 3 {
+            cache.put(format!("tile/0/{n:03}"), tile(n), false);
+        }
+        // The three oldest went; the rest are there, byte for byte.
+        for n in 0..3 {
+            assert!(cache.get(&format!("tile/0/{n:03}"), false).is_none(), "tile {n} kept past the bound");
+        }
+        assert_eq!(cache.get("tile/0/003", false), Some(tile(3)));
+        assert_eq!(cache.get(&format!("tile/0/{:03}", fit + 2), false), Some(tile(fit + 2)));
+        let hashes = cache.hashes.lock().unwrap();
+        assert!(hashes.bytes <= HASH_TILE_CACHE_BYTES_MAX && hashes.bytes == hashes.tiles.len() * 8192);
+        drop(hashes);
+
+        // Entry bundles fill their own part and push out no hash tile.
+        let bundle = Bytes::from(vec![7u8; ENTRY_TILE_CACHE_BYTES_MAX / 4]);
+        for n in 0..6 {
+            cache.put(format!("tile/entries/{n:03}"), bundle.clone(), true);
+        }
+        assert!(cache.get("tile/entries/001", true).is_none() && cache.get("tile/entries/005", true).is_some());
+        assert!(cache.get("tile/entries/005", false).is_none(), "parts are apart");
+        assert_eq!(cache.get("tile/0/003", false), Some(tile(3)));
+        // A tile larger than its part is not kept.
+        cache.put("tile/entries/999".into(), Bytes::from(vec![0u8; ENTRY_TILE_CACHE_BYTES_MAX + 1]), true);
+        assert!(cache.get("tile/entries/999", true).is_none());
     }
 }
