@@ -17,10 +17,17 @@
 //! * no answer within [`TIMEOUT_MS`], or a 5xx: a failure, counted; back-off.
 //!
 //! Back-off doubles from [`BACKOFF_MS_MIN`] to [`BACKOFF_MS_MAX`] and resets on a cosignature.
+//!
+//! The kept cosignatures are written to [`COSIGNATURES_FILE`] in the data directory after
+//! each new one (temp file, fsync, rename), so a restarted node still serves them with its
+//! checkpoints and bundles. On start each line is checked again against its witness's
+//! genesis key and the stored certificate of its height; a line that does not verify (a
+//! damaged or edited file) is dropped with a warning, never served.
 //! Only plain HTTP/1.1 (genesis URLs are `http://`); answers are read up to
 //! [`RESPONSE_BYTES_MAX`] bytes.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,14 +60,97 @@ pub const ADOPTIONS_MAX: usize = 2;
 pub const RESPONSE_BYTES_MAX: usize = 4 * 1024;
 /// Heights whose cosignatures are kept (the oldest dropped first).
 pub const COSIGNED_HEIGHTS_MAX: usize = 256;
+/// File (in the data directory) the kept cosignatures are written to: one line per
+/// cosignature, `<height> <cosignature/v1 line>`. At most [`COSIGNED_HEIGHTS_MAX`] heights
+/// of [`credence_ledger::genesis::WITNESSES_MAX`] lines, so a few hundred KiB at most.
+pub const COSIGNATURES_FILE: &str = "cosignatures.txt";
+/// Largest [`COSIGNATURES_FILE`] read on start (far above what a node writes).
+pub const COSIGNATURES_FILE_BYTES_MAX: u64 = 4 * 1024 * 1024;
 
 /// The witnesses' cosignature lines per height, for the latest [`COSIGNED_HEIGHTS_MAX`] heights.
 #[derive(Debug, Default)]
 pub struct Cosignatures {
     inner: Mutex<VecDeque<(u64, BTreeMap<String, String>)>>,
+    /// Where [`Cosignatures::save`] writes them (none: kept in memory only). The lock
+    /// orders writers, so the file always ends with the newest set.
+    file: Option<Mutex<PathBuf>>,
+}
+
+/// What [`Cosignatures::load`] found in the file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub kept: usize,
+    /// Lines that did not verify, or named no genesis witness or no stored height.
+    pub dropped: usize,
 }
 
 impl Cosignatures {
+    /// Cosignatures kept in `path`, each checked again against its witness's key in
+    /// `genesis` and the certificate of its height in `store`; later ones are written there.
+    /// A missing file is an empty set; an unreadable or oversized one is an error naming it.
+    pub fn load(path: &Path, genesis: &Genesis, store: &SharedStore) -> Result<(Cosignatures, Loaded), String> {
+        let c = Cosignatures { inner: Mutex::default(), file: Some(Mutex::new(path.to_owned())) };
+        let text = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((c, Loaded::default())),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Ok(m) if m.len() > COSIGNATURES_FILE_BYTES_MAX => {
+                return Err(format!("{}: {} bytes, more than {COSIGNATURES_FILE_BYTES_MAX}", path.display(), m.len()));
+            }
+            Ok(_) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        };
+        let mut found = Loaded::default();
+        for line in String::from_utf8_lossy(&text).lines() {
+            match Self::check_saved(line, genesis, store) {
+                Ok((height, witness, line)) => {
+                    c.add(height, &witness, line);
+                    found.kept += 1;
+                }
+                Err(e) => {
+                    warn!(file = %path.display(), error = %e, "a kept cosignature does not verify: dropped");
+                    found.dropped += 1;
+                }
+            }
+        }
+        Ok((c, found))
+    }
+
+    /// One saved line as (height, witness, cosignature line), if it verifies.
+    fn check_saved(line: &str, genesis: &Genesis, store: &SharedStore) -> Result<(u64, String, String), String> {
+        let (height, cosig) = line.split_once(' ').ok_or("not `<height> <line>`")?;
+        let height: u64 = height.parse().map_err(|_| format!("height '{height}' is not a number"))?;
+        let name = cosig.strip_prefix("\u{2014} ").and_then(|r| r.split(' ').next()).ok_or("not a signature line")?;
+        let w = genesis.witnesses.iter().find(|w| w.name == name).ok_or(format!("'{name}' is no genesis witness"))?;
+        let s = store.read().map_err(|_| "store lock poisoned".to_owned())?;
+        let cert = s.certificate(height).map_err(|e| e.to_string())?.ok_or(format!("no certificate at {height}"))?;
+        drop(s);
+        let head = Head { height, size: cert.body.tree_size, note: cert.to_note() };
+        let line = check_cosignature(w, &head, &format!("{cosig}\n"))?;
+        Ok((height, w.name.clone(), line))
+    }
+
+    /// Writes the kept cosignatures to the file durably (temp file, fsync, rename, fsync
+    /// the directory); nothing to do for an in-memory set.
+    pub fn save(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        let Some(file) = &self.file else { return Ok(()) };
+        let path = file.lock().unwrap_or_else(|p| p.into_inner());
+        let text: String = {
+            let q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            q.iter().flat_map(|(h, lines)| lines.values().map(move |l| format!("{h} {l}"))).collect()
+        };
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &*path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// Keeps `witness`'s line for the checkpoint at `height` (replacing an older line of it).
     pub fn add(&self, height: u64, witness: &str, line: String) {
         let mut q = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,7 +270,7 @@ async fn run(w: GenesisWitness, store: SharedStore, cosigs: Arc<Cosignatures>, m
 async fn submit(
     w: &GenesisWitness,
     store: &SharedStore,
-    cosigs: &Cosignatures,
+    cosigs: &Arc<Cosignatures>,
     metrics: &Metrics,
     head: &Head,
     old_size: u64,
@@ -214,6 +304,12 @@ async fn submit(
         200 => match check_cosignature(w, head, &text) {
             Ok(line) => {
                 cosigs.add(head.height, &w.name, line);
+                let keep = cosigs.clone();
+                match tokio::task::spawn_blocking(move || keep.save()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!(error = %e, "cannot write {COSIGNATURES_FILE}: kept in memory only"),
+                    Err(e) => warn!(error = %e, "cannot write {COSIGNATURES_FILE}: kept in memory only"),
+                }
                 metrics.witness_outcome(&w.name, 200);
                 debug!(witness = %w.name, height = head.height, size, "checkpoint cosigned");
                 Outcome::Cosigned
@@ -312,5 +408,64 @@ mod tests {
         assert_eq!(c.lines(1), "", "the oldest heights are dropped first");
         assert_eq!(c.lines(2), "");
         assert_eq!(c.lines(3), "— a 3\n");
+    }
+
+    /// Saved cosignatures come back after a restart; a line moved to another height, one
+    /// of a height the store lacks, one by no genesis witness, and garbage are dropped.
+    #[test]
+    fn kept_cosignatures_survive_a_restart_and_edited_lines_are_dropped() {
+        use credence_ledger::demo::ChainBuilder;
+        use credence_ledger::sig::SecretKey;
+        use credence_ledger::store::{MemStore, Store};
+        use credence_ledger::witness::Cosignature;
+
+        let mut b = ChainBuilder::new(1, 1_600_000_000_000).unwrap();
+        let g = b.genesis().clone();
+        let mut mem = MemStore::new(&g);
+        for _ in 0..3 {
+            mem.commit(&b.next_block(2).unwrap()).unwrap();
+        }
+        let store: SharedStore = Arc::new(std::sync::RwLock::new(mem));
+        let sk = SecretKey::from_seed([41; 32]);
+        let witness =
+            GenesisWitness { name: "w.example/1".into(), public_key: sk.public(), url: "http://127.0.0.1:1".into() };
+        let gw = g.clone().with_witnesses(vec![witness]).unwrap();
+        let line_at = |h: u64| {
+            let cert = store.read().unwrap().certificate(h).unwrap().unwrap();
+            Cosignature::sign(&cert.body, &gw.witness_keys()[0], &sk, 1_700_000_000 + h).to_line()
+        };
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(COSIGNATURES_FILE);
+        let (c, found) = Cosignatures::load(&path, &gw, &store).unwrap();
+        assert_eq!(found, Loaded::default(), "no file: an empty set");
+        for h in 1..=3 {
+            c.add(h, "w.example/1", line_at(h));
+        }
+        c.save().unwrap();
+        let (again, found) = Cosignatures::load(&path, &gw, &store).unwrap();
+        assert_eq!(found, Loaded { kept: 3, dropped: 0 });
+        for h in 1..=3 {
+            assert!(!again.lines(h).is_empty());
+            assert_eq!(again.lines(h), c.lines(h), "height {h}");
+        }
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let moved = lines[0].replacen("1 ", "2 ", 1);
+        let absent = lines[0].replacen("1 ", "9 ", 1);
+        let edited = format!("{moved}\n{}\n{}\n{absent}\ngarbage\n", lines[1], lines[2]);
+        std::fs::write(&path, edited).unwrap();
+        let (after, found) = Cosignatures::load(&path, &gw, &store).unwrap();
+        assert_eq!(found, Loaded { kept: 2, dropped: 3 });
+        assert_eq!(after.lines(1), "", "the moved line is not served at its new height nor its old");
+        assert_eq!(after.lines(2), c.lines(2));
+        assert_eq!(after.lines(9), "");
+        // Under a genesis that names no witness, none of it is served.
+        assert_eq!(Cosignatures::load(&path, &g, &store).unwrap().1, Loaded { kept: 0, dropped: 5 });
+        // An oversized file is refused, naming it.
+        std::fs::write(&path, vec![b'x'; COSIGNATURES_FILE_BYTES_MAX as usize + 1]).unwrap();
+        let e = Cosignatures::load(&path, &gw, &store).unwrap_err();
+        assert!(e.contains(COSIGNATURES_FILE) && e.contains("more than"), "{e}");
     }
 }

@@ -184,7 +184,13 @@ pub async fn run(
     let api_config = ApiConfig { listen: config.api_listen, rate: config.api.rate(), ..ApiConfig::default() };
     let listener = api::bind(&api_config).await.map_err(NodeError::Api)?;
     let api_addr = listener.local_addr().map_err(NodeError::Api)?;
-    let cosignatures = Arc::new(crate::witness_client::Cosignatures::default());
+    let cosignatures_path = config.data_dir.join(crate::witness_client::COSIGNATURES_FILE);
+    let (cosignatures, loaded) = crate::witness_client::Cosignatures::load(&cosignatures_path, &genesis, &store)
+        .map_err(|reason| NodeError::DataDir { path: cosignatures_path.display().to_string(), reason })?;
+    if loaded.kept + loaded.dropped > 0 {
+        info!(kept = loaded.kept, dropped = loaded.dropped, "witness cosignatures read back");
+    }
+    let cosignatures = Arc::new(cosignatures);
     let witness_tasks = crate::witness_client::spawn(&genesis, store.clone(), cosignatures.clone(), metrics.clone());
     let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())
         .with_gossip(gossip_tx)
