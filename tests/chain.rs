@@ -323,7 +323,17 @@ fn generate_refuses_more_focus_records_than_the_bulk_holds() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--focus-records") && err.contains("bulk records"), "{err}");
     assert!(!out.join("ledger.redb").exists(), "nothing written");
-    let o = credence(&["generate", "--records", "100", "--focus-records", "1", "--focus-enterprise", "91310115MA1K4TLJ0X", "--out", out.to_str().unwrap()]);
+    let o = credence(&[
+        "generate",
+        "--records",
+        "100",
+        "--focus-records",
+        "1",
+        "--focus-enterprise",
+        "91310115MA1K4TLJ0X",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("focus_enterprise"), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -180,8 +180,11 @@ async fn the_console_in_a_real_browser() {
     let rd2023 = attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2023", "--amount", "2345678.90"]);
     attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2024", "--amount", "3456789.01"]);
     // A confidential figure: the leaf holds only its commitment; dev's node keeps the opening.
-    let sealed =
-        attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2020", "--amount", "1250000.00", "--confidential"]);
+    let sealed = attest(
+        &dir,
+        &url,
+        &["rd-spend", "--enterprise", USCC, "--period", "2020", "--amount", "1250000.00", "--confidential"],
+    );
     let wrong = attest(&dir, &url, &["rd-spend", "--enterprise", USCC, "--period", "2021", "--amount", "999.00"]);
     attest(&dir, &url, &["revoke", "--target", &wrong]);
     let valuation = [
@@ -644,7 +647,10 @@ async fn openings_in_the_browser(c: &Client, url: &str, sealed: &str) {
     let v = opening_state(c, sealed).await;
     assert_eq!(v[0], "refused", "{v}");
     let shown = v[1].as_str().unwrap();
-    assert!(shown.starts_with("confidential (not disclosed) not disclosed to you: id: this node does not hold"), "{shown}");
+    assert!(
+        shown.starts_with("confidential (not disclosed) not disclosed to you: id: this node does not hold"),
+        "{shown}"
+    );
     c.refresh().await.unwrap();
     until(c, "a fresh page", "return window.fetch.toString().includes('native code');", |v| v == true).await;
 }
@@ -803,6 +809,8 @@ async fn console_first_paint_of_a_large_profile() {
                records: document.querySelector('#sum-records .stat-value').textContent, \
                partial: !!document.querySelector('#profile .warn'), \
                api_requests: api.length, \
+               api_start_ms: api.length ? api[0].startTime : null, \
+               api_end_ms: api.length ? Math.max(...api.map(r => r.responseEnd)) : null, \
                api_server_ms: sum(api, r => r.responseStart - r.requestStart), \
                api_total_ms: sum(api, r => r.responseEnd - r.requestStart), \
                api_bytes: sum(api, r => r.transferSize), api_decoded_bytes: sum(api, r => r.decodedBodySize), \
@@ -836,6 +844,8 @@ async fn console_first_paint_of_a_large_profile() {
             "fcp_ms": stat("fcp_ms"),
             "api_server_ms": stat("api_server_ms"),
             "api_total_ms": stat("api_total_ms"),
+            "api_start_ms": stat("api_start_ms"),
+            "api_end_ms": stat("api_end_ms"),
             "bytes": stat("bytes"),
             "body_bytes": stat("body_bytes"),
         },

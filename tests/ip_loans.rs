@@ -178,7 +178,8 @@ fn dev_world_profile_and_portfolio_from_api_equal_the_store() {
     assert_eq!(one["series"]["overall"], series["overall"]);
     let theirs = &one["series"]["lenders"][0];
     assert_eq!(theirs["lender"], "bank-ccb-hz");
-    let their_months: Vec<&serde_json::Value> = theirs["months"].as_array().unwrap().iter().map(|m| &m["month"]).collect();
+    let their_months: Vec<&serde_json::Value> =
+        theirs["months"].as_array().unwrap().iter().map(|m| &m["month"]).collect();
     assert_eq!(their_months, months.iter().map(|m| &m["month"]).collect::<Vec<_>>());
     for f in ["loans", "outstanding", "bad", "bad_ratio_bp"] {
         assert_eq!(theirs["months"].as_array().unwrap().last().unwrap()[f], one["lenders"][0]["figures"][f], "{f}");

@@ -85,10 +85,13 @@ fn series_table(s: &SeriesView) {
     let first = &s.overall[s.overall.len() - shown].month;
     let last = &s.overall[s.overall.len() - 1].month;
     let mut note = format!("{shown} month ends {first}..{last}, by the records' business dates");
-    if before > 0 || s.months_omitted > 0 {
+    if before > 0 {
+        note.push_str(&format!("; {before} earlier in --json"));
+    }
+    if s.months_omitted > 0 {
         note.push_str(&format!(
-            "; {} earlier months in --json, {} before those left out (at most {} months are kept)",
-            before, s.months_omitted, s.months_max
+            "; {} earlier still left out (a series keeps at most {} months)",
+            s.months_omitted, s.months_max
         ));
     }
     println!("bad-loan ratio by month end, all lenders ({note}):");

@@ -278,7 +278,7 @@ impl ChainBuilder {
     /// known size on a ledger of any size (the console's first-paint figure, docs/BENCHMARKS.md).
     /// With `records` > `bulk`, every bulk record is about it until `bulk` run out.
     pub fn focus(&mut self, enterprise: Uscc, records: u64, bulk: u64) {
-        let every = if records == 0 { u64::MAX } else { (bulk / records).max(1) };
+        let every = bulk.checked_div(records).map_or(u64::MAX, |e| e.max(1));
         self.focus = Some(Focus { enterprise, left: records, every, seen: 0 });
     }
 
@@ -562,7 +562,13 @@ mod tests {
         let mut named = 0;
         plain
             .build(500, 250, |vb| {
-                named += vb.certified().block.leaves.iter().filter(|l| l.attestation.body.claim.enterprise() == Some(&uscc)).count();
+                named += vb
+                    .certified()
+                    .block
+                    .leaves
+                    .iter()
+                    .filter(|l| l.attestation.body.claim.enterprise() == Some(&uscc))
+                    .count();
                 Ok(())
             })
             .unwrap();

@@ -494,7 +494,10 @@ mod tests {
         let a = p.series(Some(&name("bank-a")));
         assert_eq!(table(&a), want_a);
         let a_head = &by[&name("bank-a")];
-        assert_eq!(a.months.last().map(|m| (m.outstanding_fen, m.bad_fen)), Some((a_head.outstanding_fen, a_head.bad_fen)));
+        assert_eq!(
+            a.months.last().map(|m| (m.outstanding_fen, m.bad_fen)),
+            Some((a_head.outstanding_fen, a_head.bad_fen))
+        );
         // bank-b: nothing in January, L3 from February.
         let b = p.series(Some(&name("bank-b")));
         assert_eq!(

@@ -89,8 +89,10 @@ export function lineChart(points, opts) {
     dot.append(el('title', {}, `${p.label}: ${p.valueLabel}`));
     g.append(dot);
     const last = points.length - 1;
-    if ((i % every === 0 && last - i >= every / 2) || i === last) {
-      g.append(el('text', { x: x(i), y: m.top + h + 18, 'text-anchor': 'middle', class: 'xlabel' }, p.label));
+    // The last point is always labelled, ending at its point so it stays inside the chart.
+    if ((i % every === 0 && last - i >= every) || i === last) {
+      const anchor = i === last && last > 0 ? 'end' : 'middle';
+      g.append(el('text', { x: x(i), y: m.top + h + 18, 'text-anchor': anchor, class: 'xlabel' }, p.label));
     }
     svg.append(g);
   });

@@ -809,7 +809,11 @@ async fn openapi_lists_every_path() {
         assert!(schemas["SeriesView"]["properties"][field].is_object(), "{field}: {}", schemas["SeriesView"]);
     }
     for field in ["month", "as_of", "loans", "outstanding", "bad", "bad_ratio_bp"] {
-        assert!(schemas["MonthFiguresView"]["properties"][field].is_object(), "{field}: {}", schemas["MonthFiguresView"]);
+        assert!(
+            schemas["MonthFiguresView"]["properties"][field].is_object(),
+            "{field}: {}",
+            schemas["MonthFiguresView"]
+        );
     }
     n.stop().await;
 }

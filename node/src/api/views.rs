@@ -16,7 +16,9 @@ use credence_ledger::attestation::{AttestationId, Claim, RdCategory, ValuationMe
 use credence_ledger::block::{BlockHeader, Leaf};
 use credence_ledger::confidential::Amount;
 use credence_ledger::ids::{Currency, MemberName, Money};
-use credence_ledger::portfolio::{Figures, LTV_BUCKETS_BP, LoanLine, MonthFigures, Portfolio, SERIES_MONTHS_MAX, Series};
+use credence_ledger::portfolio::{
+    Figures, LTV_BUCKETS_BP, LoanLine, MonthFigures, Portfolio, SERIES_MONTHS_MAX, Series,
+};
 use credence_ledger::rules::RecordStatus;
 use credence_ledger::vote::Slot;
 
@@ -1106,7 +1108,10 @@ impl SeriesView {
             overall: overall.months.iter().map(MonthFiguresView::from).collect(),
             lenders: lenders
                 .into_iter()
-                .map(|(lender, s)| LenderSeriesView { lender, months: s.months.iter().map(MonthFiguresView::from).collect() })
+                .map(|(lender, s)| LenderSeriesView {
+                    lender,
+                    months: s.months.iter().map(MonthFiguresView::from).collect(),
+                })
                 .collect(),
         }
     }
