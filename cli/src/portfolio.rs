@@ -28,7 +28,7 @@ pub struct PortfolioArgs {
     /// A node's API (default http://127.0.0.1:8080 when no --data-dir is given).
     #[arg(long)]
     pub node: Option<String>,
-    /// Only this lender's figures and loans (a member name); the overall line stays.
+    /// Only this lender's figures, loans and month-end series (a member name); the overall line stays.
     #[arg(long)]
     pub lender: Option<String>,
     /// Also list every IP-pledge loan with the records its figures come from.
