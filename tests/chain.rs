@@ -313,3 +313,27 @@ fn generated_access_keys_sign_restricted_reads() {
     assert_eq!(b["enterprise_attestations_signed_restricted"]["latency"]["n"], 20, "{b}");
     assert_eq!(b["enterprise_attestations"]["latency"]["n"], 20, "{b}");
 }
+
+#[test]
+fn generate_refuses_more_focus_records_than_the_bulk_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data");
+    let o = credence(&["generate", "--records", "100", "--focus-records", "50", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--focus-records") && err.contains("bulk records"), "{err}");
+    assert!(!out.join("ledger.redb").exists(), "nothing written");
+    let o = credence(&[
+        "generate",
+        "--records",
+        "100",
+        "--focus-records",
+        "1",
+        "--focus-enterprise",
+        "91310115MA1K4TLJ0X",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("focus_enterprise"), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -166,6 +166,25 @@ fn dev_world_profile_and_portfolio_from_api_equal_the_store() {
     )));
     assert_eq!(one["lenders"].as_array().unwrap().len(), 1);
     assert_eq!(one["overall"], from_api["overall"]);
+    // Over time: the last month end of the series is the head's figures (the rules keep a
+    // loan's events in date order), overall and for the one lender asked for, month by month.
+    let series = &from_api["series"];
+    let months = series["overall"].as_array().unwrap();
+    assert!(!months.is_empty() && months.len() as u64 <= series["months_max"].as_u64().unwrap(), "{series}");
+    let last = months.last().unwrap();
+    for f in ["loans", "outstanding", "bad", "bad_ratio_bp"] {
+        assert_eq!(last[f], from_api["overall"][f], "{f}: {last}");
+    }
+    assert_eq!(one["series"]["overall"], series["overall"]);
+    let theirs = &one["series"]["lenders"][0];
+    assert_eq!(theirs["lender"], "bank-ccb-hz");
+    let their_months: Vec<&serde_json::Value> =
+        theirs["months"].as_array().unwrap().iter().map(|m| &m["month"]).collect();
+    assert_eq!(their_months, months.iter().map(|m| &m["month"]).collect::<Vec<_>>());
+    for f in ["loans", "outstanding", "bad", "bad_ratio_bp"] {
+        assert_eq!(theirs["months"].as_array().unwrap().last().unwrap()[f], one["lenders"][0]["figures"][f], "{f}");
+    }
+    assert_eq!(series["lenders"], serde_json::json!([]), "per-lender series only for the lender asked for");
     let page = get_as(&url, Some(&regulator), "/v1/portfolio?loans_limit=5").unwrap().1;
     assert_eq!(page["loans"].as_array().unwrap().len(), 5);
     assert_eq!(page["loans_next_after"], page["loans"][4]["loan"]);

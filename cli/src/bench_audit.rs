@@ -194,9 +194,9 @@ fn tempfile_dir() -> Result<PathBuf> {
 }
 
 /// The access-key file `credence generate --access-keys` writes into `keys/`.
-const OFFICER_KEY_FILE: &str = "officer.access";
+pub(crate) const OFFICER_KEY_FILE: &str = "officer.access";
 /// The member whose loan officer holds that key, and who holds the consents.
-const OFFICER_MEMBER: &str = "bank-icbc-sz";
+pub(crate) const OFFICER_MEMBER: &str = "bank-icbc-sz";
 /// The officer key's lifetime from its block, in days.
 const OFFICER_KEY_DAYS: u64 = 30;
 /// The consents' lifetime from their block, in days.

@@ -12,6 +12,7 @@ use credence_ledger::block::CertifiedBlock;
 use credence_ledger::demo::ChainBuilder;
 use credence_ledger::export::{ExportReader, ExportWriter};
 use credence_ledger::genesis::Genesis;
+use credence_ledger::ids::Uscc;
 use credence_ledger::store::{RedbOptions, RedbStore, Store};
 use credence_ledger::verify::{self, ChainContext, Summary, VerifyError};
 use credence_node::runtime::now_ms;
@@ -54,6 +55,14 @@ pub struct GenerateArgs {
     /// the key to keys/officer.access: `bench audit` then also times signed, logged reads.
     #[arg(long)]
     access_keys: bool,
+    /// Make this many of the bulk records (R&D spend and patent valuations, spread evenly
+    /// over the bulk) about one enterprise, `--focus-enterprise`: a credit profile of a known
+    /// size on a ledger of any size (the console's first-paint figure, docs/BENCHMARKS.md).
+    #[arg(long, default_value_t = 0)]
+    focus_records: u64,
+    /// The enterprise `--focus-records` are about (a valid USCC; default one not among the demo's).
+    #[arg(long, default_value = FOCUS_ENTERPRISE)]
+    focus_enterprise: String,
 }
 
 /// The records `generate` writes after the first loan world.
@@ -62,6 +71,9 @@ pub enum Mix {
     Bulk,
     Loans,
 }
+
+/// The default `--focus-enterprise`: a valid GB 32100-2015 code no demo record names.
+pub const FOCUS_ENTERPRISE: &str = "91310115MA1K4TLJ02";
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
@@ -148,6 +160,8 @@ pub enum BenchCommand {
     Audit(crate::bench_audit::AuditBenchArgs),
     /// C2SP tile serving (requests/s, latency) on a stored ledger, and `verify --tiles` of its mirror against `verify --data-dir`.
     Tiles(crate::bench_tiles::TilesBenchArgs),
+    /// Serve a stored ledger as a member's node, console included, for the console's first-paint figure (prints the URL).
+    Console(crate::bench_console::ConsoleBenchArgs),
 }
 
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -161,16 +175,36 @@ fn progress_bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Builds a demo chain into `out`; returns (genesis, records per second of the whole build).
-fn generate_into(
-    out: &Path,
+/// What [`generate_into`] builds (the `generate` options, checked).
+struct Plan {
     records: u64,
     mix: Mix,
     seed: u64,
     block_records: usize,
     genesis_time_ms: Option<u64>,
     access_keys: bool,
-) -> Result<Genesis> {
+    /// `--focus-records` about this enterprise.
+    focus: Option<(Uscc, u64)>,
+}
+
+impl Plan {
+    /// `records` of the demo chain of seed 1 as `demo` builds it.
+    fn demo(records: u64) -> Plan {
+        Plan {
+            records,
+            mix: Mix::Bulk,
+            seed: 1,
+            block_records: 1000,
+            genesis_time_ms: None,
+            access_keys: false,
+            focus: None,
+        }
+    }
+}
+
+/// Builds a demo chain into `out`; returns its genesis.
+fn generate_into(out: &Path, plan: Plan) -> Result<Genesis> {
+    let Plan { records, mix, seed, block_records, genesis_time_ms, access_keys, focus } = plan;
     if out.join(STORE_FILE).exists() {
         bail!("--out: {} already holds a ledger; choose an empty directory", out.display());
     }
@@ -186,6 +220,16 @@ fn generate_into(
         Mix::Bulk => ChainBuilder::with_loan_world(seed, start)?,
         Mix::Loans => ChainBuilder::loans_only(seed, start)?,
     };
+    if let Some((enterprise, n)) = focus {
+        if mix != Mix::Bulk {
+            bail!("--focus-records: the focus records are bulk records; use them with --mix bulk");
+        }
+        let bulk = records.saturating_sub(builder.world_remaining() as u64);
+        if n > bulk {
+            bail!("--focus-records: {n} is more than the {bulk} bulk records after the loan world; raise --records");
+        }
+        builder.focus(enterprise, n, bulk);
+    }
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {
@@ -222,7 +266,22 @@ fn generate_into(
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
-    generate_into(&a.out, a.records, a.mix, a.seed, a.block_records, a.genesis_time_ms, a.access_keys)?;
+    let focus = if a.focus_records == 0 {
+        None
+    } else {
+        let uscc = Uscc::parse("focus_enterprise", &a.focus_enterprise).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Some((uscc, a.focus_records))
+    };
+    let plan = Plan {
+        records: a.records,
+        mix: a.mix,
+        seed: a.seed,
+        block_records: a.block_records,
+        genesis_time_ms: a.genesis_time_ms,
+        access_keys: a.access_keys,
+        focus,
+    };
+    generate_into(&a.out, plan)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -412,7 +471,7 @@ pub fn demo(a: &DemoArgs) -> Result<ExitCode> {
     if a.dir.exists() {
         fs::remove_dir_all(&a.dir).with_context(|| format!("cannot clear {}", a.dir.display()))?;
     }
-    let genesis = generate_into(&a.dir, a.records, Mix::Bulk, 1, 1000, None, false)?;
+    let genesis = generate_into(&a.dir, Plan::demo(a.records))?;
     let (_, store) = load_data_dir(&a.dir)?;
     let ctx = ChainContext::new(genesis);
     let (summary, failure) = run_verify_store(&ctx, &store)?;
@@ -429,6 +488,7 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Load(a) => crate::load::run(a),
         BenchCommand::Audit(a) => crate::bench_audit::run(a),
         BenchCommand::Tiles(a) => crate::bench_tiles::run(a),
+        BenchCommand::Console(a) => crate::bench_console::run(a),
         BenchCommand::Verify { data_dir, ceiling_seconds } => {
             let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
             let (genesis, store) = load_data_dir(data_dir)?;

@@ -4,6 +4,7 @@ mod access;
 mod attest;
 mod audit;
 mod bench_audit;
+mod bench_console;
 mod bench_tiles;
 mod ceiling;
 mod chain;

@@ -11,12 +11,14 @@ use anyhow::{Result, bail};
 use clap::Args;
 use credence_ledger::portfolio::Portfolio;
 use credence_ledger::store::Store;
-use credence_node::api::views::{FiguresView, MoneyView, PortfolioView};
+use credence_node::api::views::{FiguresView, MoneyView, MonthFiguresView, PortfolioView, SeriesView};
 
 use crate::query;
 
 /// Loan lines asked for per request when listing them from a node.
 const LOANS_PAGE: usize = 1000;
+/// Month ends the human table shows (the latest; `--json` has the whole series).
+const TABLE_MONTHS: usize = 24;
 
 #[derive(Debug, Args)]
 pub struct PortfolioArgs {
@@ -26,7 +28,7 @@ pub struct PortfolioArgs {
     /// A node's API (default http://127.0.0.1:8080 when no --data-dir is given).
     #[arg(long)]
     pub node: Option<String>,
-    /// Only this lender's figures and loans (a member name); the overall line stays.
+    /// Only this lender's figures, loans and month-end series (a member name); the overall line stays.
     #[arg(long)]
     pub lender: Option<String>,
     /// Also list every IP-pledge loan with the records its figures come from.
@@ -59,6 +61,49 @@ fn line(who: &str, f: &FiguresView) {
         percent(f.bad_ratio_bp),
         buckets.join("/")
     );
+}
+
+fn month_line(m: &MonthFiguresView) {
+    println!(
+        "  {}  {:>6} loans  outstanding {:>22}  bad {:>20}  bad ratio {:>7}",
+        m.as_of,
+        m.loans,
+        money(&m.outstanding),
+        money(&m.bad),
+        percent(m.bad_ratio_bp)
+    );
+}
+
+/// The latest [`TABLE_MONTHS`] month ends of the series (and of the lender asked for), saying what is left out.
+fn series_table(s: &SeriesView) {
+    if s.overall.is_empty() {
+        println!("bad-loan ratio by month end: no IP-pledge loan yet");
+        return;
+    }
+    let shown = s.overall.len().min(TABLE_MONTHS);
+    let before = (s.overall.len() - shown) as u64;
+    let first = &s.overall[s.overall.len() - shown].month;
+    let last = &s.overall[s.overall.len() - 1].month;
+    let mut note = format!("{shown} month ends {first}..{last}, by the records' business dates");
+    if before > 0 {
+        note.push_str(&format!("; {before} earlier in --json"));
+    }
+    if s.months_omitted > 0 {
+        note.push_str(&format!(
+            "; {} earlier still left out (a series keeps at most {} months)",
+            s.months_omitted, s.months_max
+        ));
+    }
+    println!("bad-loan ratio by month end, all lenders ({note}):");
+    for m in &s.overall[s.overall.len() - shown..] {
+        month_line(m);
+    }
+    for l in &s.lenders {
+        println!("bad-loan ratio by month end, {}:", l.lender);
+        for m in &l.months[l.months.len().saturating_sub(shown)..] {
+            month_line(m);
+        }
+    }
 }
 
 /// The figures of a data directory's store, with every loan line when `loans`.
@@ -142,6 +187,7 @@ pub fn run(a: &PortfolioArgs) -> Result<ExitCode> {
             p.payments.len()
         );
     }
+    series_table(&view.series);
     if view.other_currency_loans > 0 {
         println!("{} loans in other currencies are not summed", view.other_currency_loans);
     }

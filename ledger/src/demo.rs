@@ -172,6 +172,8 @@ pub struct ChainBuilder {
     world: Option<crate::demo_world::LoanWorld>,
     /// For a loans-only chain: the next world to plan once `world` runs out.
     worlds: Option<WorldChain>,
+    /// One enterprise given a fixed number of the bulk records ([`ChainBuilder::focus`]).
+    focus: Option<Focus>,
 }
 
 /// The worlds of a loans-only chain still to come ([`ChainBuilder::loans_only`]).
@@ -180,6 +182,15 @@ struct WorldChain {
     seed: u64,
     next: u32,
     taken: std::collections::HashSet<crate::cn_ids::PatentRef>,
+}
+
+/// Every `every`-th bulk record is about `enterprise`, until `left` is 0.
+#[derive(Debug, Clone, Copy)]
+struct Focus {
+    enterprise: Uscc,
+    left: u64,
+    every: u64,
+    seen: u64,
 }
 
 /// Why a demo chain could not be built (a bug in the generator, or a sink failure).
@@ -228,6 +239,7 @@ impl ChainBuilder {
             time_ms: genesis_time_ms,
             world: None,
             worlds: None,
+            focus: None,
         })
     }
 
@@ -301,11 +313,45 @@ impl ChainBuilder {
         Date::new("date", y, m, d).unwrap_or_else(|e| unreachable!("{e}"))
     }
 
+    /// Makes `records` of the next `bulk` bulk records (spread evenly over them) about
+    /// `enterprise`: R&D spend and patent valuations, two to one, so its credit profile has a
+    /// known size on a ledger of any size (the console's first-paint figure, docs/BENCHMARKS.md).
+    /// With `records` > `bulk`, every bulk record is about it until `bulk` run out.
+    pub fn focus(&mut self, enterprise: Uscc, records: u64, bulk: u64) {
+        let every = bulk.checked_div(records).map_or(u64::MAX, |e| e.max(1));
+        self.focus = Some(Focus { enterprise, left: records, every, seen: 0 });
+    }
+
+    /// The focus enterprise's next claim, when it is its turn.
+    fn focus_claim(&mut self) -> Option<(usize, Claim)> {
+        let f = self.focus.as_mut()?;
+        f.seen += 1;
+        if f.left == 0 || !(f.seen - 1).is_multiple_of(f.every) {
+            return None;
+        }
+        f.left -= 1;
+        let (enterprise, n) = (f.enterprise, f.left);
+        Some(self.claim_about(enterprise, if n % 3 == 2 { 40 } else { 0 }))
+    }
+
+    /// The next bulk record's claim: the focus enterprise's when it is its turn.
+    fn next_bulk_claim(&mut self) -> (usize, Claim) {
+        match self.focus_claim() {
+            Some(c) => c,
+            None => self.next_claim(),
+        }
+    }
+
     /// One new claim with its attester, consistent with the chain so far.
     fn next_claim(&mut self) -> (usize, Claim) {
-        use crate::genesis::Role;
         let pick = self.rng.below(100);
         let enterprise = self.enterprises[self.rng.below(self.enterprises.len() as u64) as usize];
+        self.claim_about(enterprise, pick)
+    }
+
+    /// A claim of the kind `pick` (0..100, the bulk mix's shares) about `enterprise`.
+    fn claim_about(&mut self, enterprise: Uscc, pick: u64) -> (usize, Claim) {
+        use crate::genesis::Role;
         match pick {
             0..=39 => {
                 let centres = self.members_with(Role::ServiceCentre);
@@ -395,7 +441,7 @@ impl ChainBuilder {
             let in_world = from_world.is_some();
             let (who, claim) = match from_world {
                 Some(x) => x,
-                None => self.next_claim(),
+                None => self.next_bulk_claim(),
             };
             let leaf = self.signed_leaf(who, claim);
             if in_world && let Some(w) = self.world.as_mut() {
@@ -519,5 +565,53 @@ impl ChainBuilder {
             sink(vb).map_err(BuildError::Sink)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_focus_enterprise_gets_exactly_its_records_spread_over_the_bulk() {
+        let uscc = Uscc::parse("u", "91310115MA1K4TLJ02").unwrap();
+        let mut b = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        b.focus(uscc, 60, 1_500);
+        let mut positions = Vec::new();
+        let mut kinds = std::collections::BTreeMap::<&str, u64>::new();
+        let mut at = 0u64;
+        b.build(1_500, 250, |vb| {
+            for l in &vb.certified().block.leaves {
+                let c = &l.attestation.body.claim;
+                if c.enterprise() == Some(&uscc) {
+                    positions.push(at);
+                    *kinds.entry(c.kind().name()).or_default() += 1;
+                }
+                at += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(positions.len(), 60);
+        // Spread over the whole bulk (one in 25), not bunched at its start.
+        assert!(positions[0] < 25 && positions[59] >= 1_400, "{positions:?}");
+        assert_eq!(kinds.values().sum::<u64>(), 60);
+        assert_eq!((kinds["rd-spend"], kinds["patent-valuation"]), (40, 20), "{kinds:?}");
+        // Without a focus, no bulk record names it.
+        let mut plain = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        let mut named = 0;
+        plain
+            .build(500, 250, |vb| {
+                named += vb
+                    .certified()
+                    .block
+                    .leaves
+                    .iter()
+                    .filter(|l| l.attestation.body.claim.enterprise() == Some(&uscc))
+                    .count();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(named, 0);
     }
 }

@@ -4,15 +4,123 @@
 //! number of records; each figure can be traced to the records it sums (the
 //! per-loan lines name the loan, its appraisals and its latest classification).
 //! Only CNY amounts are summed; loans in other currencies are counted apart.
+//!
+//! The same pass keeps the figures over time ([`Portfolio::series`]): each loan record and
+//! loan event changes its lender's figures from the month of its business date on (the
+//! loan's `start`, the event's `date`), and the change is kept per lender and month, so the
+//! figures at any month end are the sum of the changes up to that month. Rule R118 keeps a
+//! loan's events in date order on the ledger, not before the loan's start, so a loan's state
+//! at a month end is its state after its records dated up to then, and the last month of a
+//! series equals the head's figures. Memory grows with lenders × months that have loan
+//! records, never with the number of records.
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::attestation::{AttestationId, Claim};
-use crate::ids::{Currency, MemberName};
+use crate::ids::{Currency, Date, MemberName};
 use crate::loans::{BP_WHOLE, LoanClass, LoanEventKind, RiskPool};
 
 /// Upper bounds (exclusive, basis points) of the loan-to-value buckets; the last bucket is open.
 pub const LTV_BUCKETS_BP: [u32; 4] = [3_000, 5_000, 7_000, 10_000];
+
+/// Most months a series holds. When the loans span more, the latest months are kept and
+/// [`Series::months_omitted`] counts the earlier ones left out (their changes still count).
+pub const SERIES_MONTHS_MAX: usize = 120;
+
+/// A calendar month (`year * 12 + month - 1`, so the derived order is chronological).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month(u32);
+
+impl Month {
+    /// The month `date` falls in.
+    pub fn of(date: Date) -> Month {
+        Month(u32::from(date.year()) * 12 + u32::from(date.month()) - 1)
+    }
+
+    /// Year, as in the dates it holds.
+    pub fn year(self) -> u16 {
+        u16::try_from(self.0 / 12).unwrap_or(u16::MAX)
+    }
+
+    /// Month of the year, 1..=12.
+    pub fn month(self) -> u8 {
+        (self.0 % 12) as u8 + 1
+    }
+
+    /// The month's last day (`None` only past 9999-12).
+    pub fn last_day(self) -> Option<Date> {
+        let next = Date::new("month", Month(self.0 + 1).year(), Month(self.0 + 1).month(), 1).ok()?;
+        Date::from_days(next.days_since_epoch() - 1)
+    }
+
+    fn next(self) -> Month {
+        Month(self.0 + 1)
+    }
+}
+
+impl std::fmt::Display for Month {
+    /// `YYYY-MM`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year(), self.month())
+    }
+}
+
+/// What the records of one month changed in one lender's figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Step {
+    loans: i64,
+    outstanding_fen: i128,
+    bad_fen: i128,
+}
+
+impl Step {
+    /// A loan's part in the figures (the rule of [`Figures::add`]: only while outstanding).
+    fn of(l: &LoanLine) -> Step {
+        if l.outstanding_fen == 0 {
+            return Step::default();
+        }
+        let o = i128::from(l.outstanding_fen);
+        Step { loans: 1, outstanding_fen: o, bad_fen: if l.class.is_bad() { o } else { 0 } }
+    }
+
+    fn add(&mut self, after: Step, before: Step) {
+        self.loans += after.loans - before.loans;
+        self.outstanding_fen += after.outstanding_fen - before.outstanding_fen;
+        self.bad_fen += after.bad_fen - before.bad_fen;
+    }
+}
+
+/// The figures at one month end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonthFigures {
+    pub month: Month,
+    /// Loans with principal outstanding at the month end.
+    pub loans: u64,
+    pub outstanding_fen: u64,
+    /// Outstanding of loans classified 次级, 可疑 or 损失 at the month end.
+    pub bad_fen: u64,
+}
+
+impl MonthFigures {
+    /// Bad-loan ratio in basis points of the outstanding (0 without outstanding), as [`Figures::bad_ratio_bp`].
+    pub fn bad_ratio_bp(&self) -> u64 {
+        if self.outstanding_fen == 0 {
+            0
+        } else {
+            (u128::from(self.bad_fen) * 10_000 / u128::from(self.outstanding_fen)) as u64
+        }
+    }
+}
+
+/// The figures at each month end, from the month of the earliest loan start to the month of
+/// the latest loan record or event (of any lender), at most [`SERIES_MONTHS_MAX`] months.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Series {
+    /// Chronological, one per calendar month (months without records repeat the figures).
+    pub months: Vec<MonthFigures>,
+    /// Earlier months left out to keep within [`SERIES_MONTHS_MAX`].
+    pub months_omitted: u64,
+}
 
 /// One loan as the portfolio sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +205,8 @@ pub struct Portfolio {
     loans: BTreeMap<AttestationId, LoanLine>,
     pools: BTreeMap<AttestationId, (PoolFigures, u64)>,
     enrolments: Vec<(AttestationId, AttestationId)>,
+    /// Changes of each lender's figures by month of the records' business dates.
+    steps: BTreeMap<MemberName, BTreeMap<Month, Step>>,
     /// Loans in a currency other than CNY (not summed).
     pub other_currency_loans: u64,
 }
@@ -115,22 +225,23 @@ impl Portfolio {
                 }
                 let appraisals: Vec<AttestationId> = l.collateral.iter().map(|c| c.appraisal).collect();
                 let appraised_fen = appraisals.iter().filter_map(|a| self.appraisals.get(a)).sum();
-                self.loans.insert(
-                    id,
-                    LoanLine {
-                        loan: id,
-                        lender: l.lender.clone(),
-                        principal_fen: l.principal.fen,
-                        outstanding_fen: l.principal.fen,
-                        class: LoanClass::Normal,
-                        class_record: id,
-                        appraised_fen,
-                        appraisals,
-                    },
-                );
+                let line = LoanLine {
+                    loan: id,
+                    lender: l.lender.clone(),
+                    principal_fen: l.principal.fen,
+                    outstanding_fen: l.principal.fen,
+                    class: LoanClass::Normal,
+                    class_record: id,
+                    appraised_fen,
+                    appraisals,
+                };
+                let step = self.steps.entry(l.lender.clone()).or_default().entry(Month::of(l.start)).or_default();
+                step.add(Step::of(&line), Step::default());
+                self.loans.insert(id, line);
             }
             Claim::LoanEvent(e) => {
                 let Some(l) = self.loans.get_mut(&e.loan) else { return };
+                let before = Step::of(l);
                 match &e.event {
                     LoanEventKind::Repayment { principal: m, .. } | LoanEventKind::Recovery { amount: m, .. } => {
                         l.outstanding_fen = l.outstanding_fen.saturating_sub(m.fen);
@@ -147,6 +258,8 @@ impl Portfolio {
                         }
                     }
                 }
+                let step = self.steps.entry(l.lender.clone()).or_default().entry(Month::of(e.date)).or_default();
+                step.add(Step::of(l), before);
             }
             Claim::RiskPool(RiskPool::Open(t)) => {
                 let f = PoolFigures { name: t.name.clone(), pool_bp: t.pool_bp, ..PoolFigures::default() };
@@ -185,6 +298,42 @@ impl Portfolio {
         (all, by)
     }
 
+    /// The figures at each month end, overall (`lender` `None`) or of one lender, over the
+    /// months of every lender's loans (so one lender's series lines up with the overall one).
+    pub fn series(&self, lender: Option<&MemberName>) -> Series {
+        let all_months = self.steps.values().flat_map(|m| m.keys());
+        let (Some(&first), Some(&last)) = (all_months.clone().min(), all_months.max()) else {
+            return Series::default();
+        };
+        let mut changes = BTreeMap::<Month, Step>::new();
+        for (_, by_month) in self.steps.iter().filter(|(name, _)| lender.is_none_or(|l| *name == l)) {
+            for (m, s) in by_month {
+                changes.entry(*m).or_default().add(*s, Step::default());
+            }
+        }
+        let span = u64::from(last.0 - first.0) + 1;
+        let months_omitted = span.saturating_sub(SERIES_MONTHS_MAX as u64);
+        let mut at = Step::default();
+        let mut months = Vec::with_capacity(span.min(SERIES_MONTHS_MAX as u64) as usize);
+        let mut m = first;
+        while m <= last {
+            if let Some(s) = changes.get(&m) {
+                at.add(*s, Step::default());
+            }
+            if u64::from(m.0 - first.0) >= months_omitted {
+                // Sums of a loan's own parts: never negative, never above the sum of principals.
+                months.push(MonthFigures {
+                    month: m,
+                    loans: u64::try_from(at.loans).unwrap_or(0),
+                    outstanding_fen: u64::try_from(at.outstanding_fen).unwrap_or(0),
+                    bad_fen: u64::try_from(at.bad_fen).unwrap_or(0),
+                });
+            }
+            m = m.next();
+        }
+        Series { months, months_omitted }
+    }
+
     /// Figures per pool, with exposure computed from the loans' current outstanding.
     pub fn pools(&self) -> BTreeMap<AttestationId, PoolFigures> {
         let mut out: BTreeMap<AttestationId, PoolFigures> = BTreeMap::new();
@@ -201,5 +350,196 @@ impl Portfolio {
             f.exposure_fen += share.min(*cap);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The series against a hand-computed fixture (amounts in yuan, `y(n)` fen).
+    use super::*;
+    use crate::hash::{Hash, HashOf};
+    use crate::ids::{Money, Uscc};
+    use crate::loans::{Collateral, Loan, LoanEvent, RecoverySource};
+
+    fn id(n: u8) -> AttestationId {
+        HashOf::from_hash(Hash([n; 32]))
+    }
+    fn y(yuan: u64) -> u64 {
+        yuan * 100
+    }
+    fn cny(fen: u64) -> Money {
+        Money { fen, currency: Currency::CNY }
+    }
+    fn d(s: &str) -> Date {
+        Date::parse("d", s).unwrap()
+    }
+    fn name(s: &str) -> MemberName {
+        MemberName::parse("m", s).unwrap()
+    }
+    fn loan(lender: &str, principal_yuan: u64, start: &str, pledged: bool) -> Claim {
+        Claim::Loan(Loan {
+            lender: name(lender),
+            borrower: Uscc::parse("u", "91440300708461136T").unwrap(),
+            contract: Hash::ZERO,
+            principal: cny(y(principal_yuan)),
+            start: d(start),
+            maturity: d("2030-01-01"),
+            rate_bp: 385,
+            collateral: pledged
+                .then(|| Collateral { pledge: id(0xee), appraisal: id(0xef), share_bp: 10_000 })
+                .into_iter()
+                .collect(),
+            guarantee: None,
+        })
+    }
+    fn ev(loan: AttestationId, date: &str, event: LoanEventKind) -> Claim {
+        Claim::LoanEvent(LoanEvent { loan, date: d(date), event })
+    }
+    fn repay(yuan: u64) -> LoanEventKind {
+        LoanEventKind::Repayment { principal: cny(y(yuan)), interest: cny(100) }
+    }
+    fn class(class: LoanClass, days_overdue: u32) -> LoanEventKind {
+        LoanEventKind::Classification { class, days_overdue }
+    }
+    /// (month, loans, outstanding yuan, bad yuan, ratio bp) of each month of `s`.
+    fn table(s: &Series) -> Vec<(String, u64, u64, u64, u64)> {
+        s.months
+            .iter()
+            .map(|m| (m.month.to_string(), m.loans, m.outstanding_fen / 100, m.bad_fen / 100, m.bad_ratio_bp()))
+            .collect()
+    }
+
+    #[test]
+    fn months_and_their_last_days() {
+        let m = Month::of(d("2024-02-10"));
+        assert_eq!((m.to_string(), m.last_day()), ("2024-02".to_string(), Some(d("2024-02-29"))));
+        assert_eq!(Month::of(d("2025-12-31")).last_day(), Some(d("2025-12-31")));
+        assert_eq!(Month::of(d("2025-12-31")).next(), Month::of(d("2026-01-01")));
+        assert_eq!(Month::of(d("9999-12-01")).last_day(), None);
+    }
+
+    #[test]
+    fn the_series_matches_the_hand_computation_overall_and_per_lender() {
+        let (l1, l2, l3, l4) = (id(1), id(2), id(3), id(4));
+        // Ledger order is not date order across loans (the rules order only a loan's own events).
+        let records = vec![
+            (id(0x40), loan("bank-b", 9_000_000, "2024-06-01", false)), // not an IP-pledge loan: no month
+            (l1, loan("bank-a", 5_000_000, "2025-01-10", true)),
+            (l2, loan("bank-a", 1_000_000, "2025-02-20", true)),
+            (id(0x11), ev(l1, "2025-03-15", repay(1_000_000))),
+            (l3, loan("bank-b", 2_000_000, "2025-02-05", true)),
+            (id(0x21), ev(l2, "2025-03-31", class(LoanClass::Substandard, 95))),
+            (id(0x41), ev(l4, "2025-09-01", repay(1_000_000))), // not an IP-pledge loan's event: no month
+            (
+                id(0x31),
+                ev(l3, "2025-04-01", LoanEventKind::Default { days_overdue: 100, overdue_principal: cny(y(500_000)) }),
+            ),
+            (
+                id(0x32),
+                ev(l3, "2025-06-10", LoanEventKind::Recovery { amount: cny(y(500_000)), source: RecoverySource::Pool }),
+            ),
+            (id(0x22), ev(l2, "2025-06-30", repay(1_000_000))), // repaid in full: no longer counted
+            (id(0x12), ev(l1, "2025-07-02", class(LoanClass::Doubtful, 280))),
+            (id(0x13), ev(l1, "2025-08-05", repay(0))), // interest only: the last event month
+        ];
+        let mut p = Portfolio::default();
+        for (i, c) in &records {
+            p.add(*i, c);
+        }
+        let all = p.series(None);
+        assert_eq!(all.months_omitted, 0);
+        #[rustfmt::skip]
+        let want = vec![
+            // January: L1 5,000,000.
+            ("2025-01", 1, 5_000_000, 0, 0),
+            // February: + L2 1,000,000 (bank-a) and L3 2,000,000 (bank-b).
+            ("2025-02", 3, 8_000_000, 0, 0),
+            // March: L1 repaid 1,000,000; L2 次级 on the 31st (a month end counts its own day):
+            // 1,000,000 / 7,000,000 = 14.2857 %.
+            ("2025-03", 3, 7_000_000, 1_000_000, 1428),
+            // April: L3 100 days overdue, so at least 次级: 3,000,000 / 7,000,000 = 42.857 %.
+            ("2025-04", 3, 7_000_000, 3_000_000, 4285),
+            // May: no record; the figures carry over.
+            ("2025-05", 3, 7_000_000, 3_000_000, 4285),
+            // June: L3 recovered 500,000 (1,500,000 left); L2 repaid in full and gone:
+            // 1,500,000 / 5,500,000 = 27.27 %.
+            ("2025-06", 2, 5_500_000, 1_500_000, 2727),
+            // July: L1 可疑: everything outstanding is bad.
+            ("2025-07", 2, 5_500_000, 5_500_000, 10_000),
+            // August: interest only, nothing changes, but it is the latest event's month.
+            ("2025-08", 2, 5_500_000, 5_500_000, 10_000),
+        ];
+        let want: Vec<(String, u64, u64, u64, u64)> =
+            want.into_iter().map(|(m, a, b, c, e)| (m.to_string(), a, b, c, e)).collect();
+        assert_eq!(table(&all), want);
+        // The last month end is the head's figures.
+        let (head, by) = p.figures();
+        let last = all.months.last().unwrap();
+        assert_eq!((last.loans, last.outstanding_fen, last.bad_fen), (head.loans, head.outstanding_fen, head.bad_fen));
+
+        // bank-a over the same months: L1 and L2 only.
+        #[rustfmt::skip]
+        let want_a = vec![
+            ("2025-01", 1, 5_000_000, 0, 0),
+            ("2025-02", 2, 6_000_000, 0, 0),
+            ("2025-03", 2, 5_000_000, 1_000_000, 2000),
+            ("2025-04", 2, 5_000_000, 1_000_000, 2000),
+            ("2025-05", 2, 5_000_000, 1_000_000, 2000),
+            ("2025-06", 1, 4_000_000, 0, 0),
+            ("2025-07", 1, 4_000_000, 4_000_000, 10_000),
+            ("2025-08", 1, 4_000_000, 4_000_000, 10_000),
+        ];
+        let want_a: Vec<(String, u64, u64, u64, u64)> =
+            want_a.into_iter().map(|(m, a, b, c, e)| (m.to_string(), a, b, c, e)).collect();
+        let a = p.series(Some(&name("bank-a")));
+        assert_eq!(table(&a), want_a);
+        let a_head = &by[&name("bank-a")];
+        assert_eq!(
+            a.months.last().map(|m| (m.outstanding_fen, m.bad_fen)),
+            Some((a_head.outstanding_fen, a_head.bad_fen))
+        );
+        // bank-b: nothing in January, L3 from February.
+        let b = p.series(Some(&name("bank-b")));
+        assert_eq!(
+            table(&b).iter().map(|r| (r.1, r.2, r.3, r.4)).collect::<Vec<_>>(),
+            vec![
+                (0, 0, 0, 0),
+                (1, 2_000_000, 0, 0),
+                (1, 2_000_000, 0, 0),
+                (1, 2_000_000, 2_000_000, 10_000),
+                (1, 2_000_000, 2_000_000, 10_000),
+                (1, 1_500_000, 1_500_000, 10_000),
+                (1, 1_500_000, 1_500_000, 10_000),
+                (1, 1_500_000, 1_500_000, 10_000),
+            ]
+        );
+        // A lender without loans: zeros over the same months; an empty portfolio: no months.
+        assert_eq!(p.series(Some(&name("bank-c"))).months.iter().map(|m| m.outstanding_fen).sum::<u64>(), 0);
+        assert_eq!(p.series(Some(&name("bank-c"))).months.len(), 8);
+        assert_eq!(Portfolio::default().series(None), Series::default());
+    }
+
+    #[test]
+    fn a_long_series_keeps_the_latest_months_and_says_how_many_it_left_out() {
+        let (l1, l2) = (id(1), id(2));
+        let mut p = Portfolio::default();
+        p.add(l1, &loan("bank-a", 1_000_000, "2010-01-31", true));
+        p.add(l2, &loan("bank-a", 3_000_000, "2015-09-01", true));
+        p.add(id(0x11), &ev(l1, "2012-05-05", class(LoanClass::Loss, 400)));
+        p.add(id(0x21), &ev(l2, "2025-08-31", repay(3_000_000)));
+        let s = p.series(None);
+        // 2010-01 ..= 2025-08 is 15 × 12 + 8 = 188 months: the first 68 are left out.
+        assert_eq!((s.months.len(), s.months_omitted), (SERIES_MONTHS_MAX, 188 - SERIES_MONTHS_MAX as u64));
+        let first = s.months[0];
+        // 2015-09: the months left out still count (L1 lost since 2012), and L2 starts this month.
+        assert_eq!(
+            (first.month.to_string(), first.loans, first.outstanding_fen, first.bad_fen, first.bad_ratio_bp()),
+            ("2015-09".to_string(), 2, y(4_000_000), y(1_000_000), 2500)
+        );
+        let last = s.months[SERIES_MONTHS_MAX - 1];
+        assert_eq!(
+            (last.month.to_string(), last.loans, last.outstanding_fen, last.bad_fen),
+            ("2025-08".to_string(), 1, y(1_000_000), y(1_000_000))
+        );
     }
 }

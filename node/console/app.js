@@ -57,6 +57,10 @@ async function route() {
   }
   if (mine !== generation) return;
   main.replaceChildren(node);
+  // For the first-paint figure (docs/BENCHMARKS.md §Console): the page is in the document, then
+  // (after the next animation frame) painted.
+  performance.mark('credence:shown', { detail: hash });
+  requestAnimationFrame(() => setTimeout(() => performance.mark('credence:painted', { detail: hash }), 0));
   const every = node.dataset && node.dataset.refresh;
   if (every) refresh = setTimeout(() => { if (mine === generation) route(); }, Number(every));
 }

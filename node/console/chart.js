@@ -1,5 +1,6 @@
 // Small SVG charts drawn from ledger figures (no library): a vertical bar chart with a labelled
-// value axis. Values are numbers used for scale only; every bar carries its exact label.
+// value axis, and a line chart over time. Values are numbers used for scale only; every bar and
+// every point carries its exact label.
 
 const NS = 'http://www.w3.org/2000/svg';
 
@@ -46,6 +47,53 @@ export function barChart(bars, opts) {
     g.append(rect);
     g.append(el('text', { x: x + bw / 2, y: m.top + h + 18, 'text-anchor': 'middle', class: 'xlabel' }, b.label));
     g.append(el('text', { x: x + bw / 2, y: y(b.value) - 6, 'text-anchor': 'middle', class: 'vlabel' }, b.short || ''));
+    svg.append(g);
+  });
+  svg.append(el('line', { x1: m.left, x2: m.left + w, y1: m.top + h, y2: m.top + h, class: 'axis' }));
+  return svg;
+}
+
+/** Labels on the time axis: about this many, evenly spaced. */
+const X_LABELS_MAX = 6;
+
+/**
+ * A line chart over time. points: [{ key, label, value, valueLabel, attrs }] in order (key: a
+ * stable id such as "2025-03", label: what the axis shows, attrs: more attributes of the
+ * point's <g>); opts: { title, desc, axisLabel(value), max }.
+ * Returns an <svg> with role="img", a <title> and a <desc>, the line, and one <g class="point">
+ * per point (data-key, data-value) holding a marker whose <title> is the exact value.
+ */
+export function lineChart(points, opts) {
+  const width = 640, height = 280;
+  const m = { top: 24, right: 20, bottom: 48, left: 64 };
+  const w = width - m.left - m.right, h = height - m.top - m.bottom;
+  const svg = el('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'chart line-chart', 'aria-label': opts.title });
+  svg.append(el('title', {}, opts.title));
+  if (opts.desc) svg.append(el('desc', {}, opts.desc));
+  const max = Math.max(opts.max || 0, 1e-9, ...points.map((p) => p.value));
+  const step = niceStep(max, 4);
+  const top = Math.ceil(max / step) * step;
+  const y = (v) => m.top + h - (v / top) * h;
+  for (let v = 0; v <= top + step / 2; v += step) {
+    svg.append(el('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v), class: 'grid' }));
+    svg.append(el('text', { x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, opts.axisLabel(v)));
+  }
+  const x = (i) => m.left + (points.length > 1 ? (w * i) / (points.length - 1) : w / 2);
+  if (points.length > 1) {
+    svg.append(el('polyline', { class: 'series-line', fill: 'none', points: points.map((p, i) => `${x(i).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ') }));
+  }
+  const every = Math.max(1, Math.ceil(points.length / X_LABELS_MAX));
+  points.forEach((p, i) => {
+    const g = el('g', { class: 'point', 'data-key': p.key, 'data-value': p.value, ...(p.attrs || {}) });
+    const dot = el('circle', { cx: x(i), cy: y(p.value), r: points.length > 48 ? 2 : 3.5, class: 'series-dot' });
+    dot.append(el('title', {}, `${p.label}: ${p.valueLabel}`));
+    g.append(dot);
+    const last = points.length - 1;
+    // The last point is always labelled, ending at its point so it stays inside the chart.
+    if ((i % every === 0 && last - i >= every) || i === last) {
+      const anchor = i === last && last > 0 ? 'end' : 'middle';
+      g.append(el('text', { x: x(i), y: m.top + h + 18, 'text-anchor': anchor, class: 'xlabel' }, p.label));
+    }
     svg.append(g);
   });
   svg.append(el('line', { x1: m.left, x2: m.left + w, y1: m.top + h, y2: m.top + h, class: 'axis' }));

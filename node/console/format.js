@@ -41,6 +41,15 @@ export function datetime(ms) {
   return new Intl.DateTimeFormat(LOCALE[lang()], { dateStyle: 'medium', timeStyle: 'medium' }).format(new Date(ms));
 }
 
+/** A month "YYYY-MM": 2025年3月, or Mar 2025. */
+export function month(s) {
+  const m = /^(\d{4})-(\d{2})$/.exec(s || '');
+  if (!m) return s || '—';
+  if (lang() === 'zh') return `${m[1]}年${Number(m[2])}月`;
+  const d = new Date(Date.UTC(+m[1], +m[2] - 1, 1));
+  return new Intl.DateTimeFormat(LOCALE.en, { month: 'short', year: 'numeric', timeZone: 'UTC' }).format(d);
+}
+
 /** A period "YYYY" or "YYYYQn". */
 export function period(s) {
   const m = /^(\d{4})(?:Q([1-4]))?$/.exec(s || '');

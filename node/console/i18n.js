@@ -54,6 +54,8 @@ const zh = {
   'col.pledges': '质押', 'col.ltv': '质押率', 'col.name': '名称', 'col.keyid': '密钥 ID', 'col.sig': '签名', 'col.roles': '角色',
   'col.pubkey': '公钥', 'col.metric': '指标', 'col.value': '值',
   'amt.confidential': '保密（未披露）',
+  'op.verified': '已在本浏览器中按账本上的承诺值核对', 'op.failed': '披露值与账本上的承诺值不符，不予显示（{reason}）',
+  'op.refused': '未向您披露：{reason}', 'op.signin': '登录并取得企业授权后可查看', 'op.missing': '节点未提供该金额的披露值',
   'rd.title': '研发投入', 'rd.none': '账本上没有该企业的研发投入记录。', 'rd.chart': '按年度研发投入（合计）', 'rd.disagree': '各方金额不一致',
   'rd.fromq': '由季度合计', 'rd.nototal': '没有“合计”类别的记录，无法按年汇总。', 'rd.table': '全部研发投入记录', 'rd.attesters': '{n} 家机构证明',
   'pat.title': '专利、评估与质押', 'pat.none': '账本上没有该企业的专利记录。', 'pat.expired': '评估已过期', 'pat.unpledged': '未质押', 'pat.table': '按专利汇总',
@@ -90,6 +92,11 @@ const zh = {
   'pf.ltv.note': '每笔贷款按其质押物评估值计算一次。', 'pf.loans': '{n} 笔', 'pf.pools': '风险补偿资金池', 'pf.nopools': '账本上没有风险补偿资金池。',
   'pf.col.share': '资金池分担比例', 'pf.col.enrolled': '入池贷款', 'pf.col.exposure': '风险敞口', 'pf.col.claimed': '已申请补偿',
   'pf.col.paid': '已支付', 'pf.claims': '（{n} 笔）', 'pf.othercur': '另有 {n} 笔非人民币贷款未计入。',
+  'pf.series': '不良率走势', 'pf.series.chart': '各月末不良贷款率（不良余额 / 贷款余额）',
+  'pf.series.desc': '{from}至{to}共 {n} 个月末：期初 {first}，期末 {last}，最高 {peak}（{peakAt}）。',
+  'pf.series.note': '按记录中的业务日期（放款日、还款、分类调整、违约、回收）计算各月末的数据。',
+  'pf.series.omitted': '更早的 {n} 个月未显示（最多显示 {max} 个月，其记录仍计入）。', 'pf.series.none': '账本上还没有知识产权质押贷款。',
+  'pf.series.show': '以表格显示', 'pf.series.table': '各月末的贷款余额、不良余额与不良率', 'pf.col.month': '月末',
 };
 
 const en = {
@@ -143,6 +150,8 @@ const en = {
   'col.pledges': 'Pledges', 'col.ltv': 'Loan to value', 'col.name': 'Name', 'col.keyid': 'Key ID', 'col.sig': 'Signature', 'col.roles': 'Roles',
   'col.pubkey': 'Public key', 'col.metric': 'Metric', 'col.value': 'Value',
   'amt.confidential': 'confidential (not disclosed)',
+  'op.verified': 'checked in this browser against the commitment on the ledger', 'op.failed': 'the opening does not match the commitment on the ledger, so it is not shown ({reason})',
+  'op.refused': 'not disclosed to you: {reason}', 'op.signin': 'sign in, with the enterprise\'s consent, to see it', 'op.missing': 'the node gave no opening for this amount',
   'rd.title': 'R&D spend', 'rd.none': 'No R&D spend of this enterprise is on the ledger.', 'rd.chart': 'R&D spend by year (total)', 'rd.disagree': 'members disagree',
   'rd.fromq': 'sum of quarters', 'rd.nototal': 'No records of category "total", so no yearly figure.', 'rd.table': 'Every R&D spend record', 'rd.attesters': 'attested by {n}',
   'pat.title': 'Patents, valuations and pledges', 'pat.none': 'No patent records of this enterprise are on the ledger.', 'pat.expired': 'valuation expired', 'pat.unpledged': 'not pledged', 'pat.table': 'By patent',
@@ -179,6 +188,11 @@ const en = {
   'pf.ltv.note': 'Each loan counts once, against the appraised value of its collateral.', 'pf.loans': '{n} loans', 'pf.pools': 'Risk-compensation pools', 'pf.nopools': 'No risk-compensation pool on the ledger.',
   'pf.col.share': 'Pool share', 'pf.col.enrolled': 'Loans enrolled', 'pf.col.exposure': 'Exposure', 'pf.col.claimed': 'Claimed',
   'pf.col.paid': 'Paid', 'pf.claims': '({n} claims)', 'pf.othercur': '{n} loans in other currencies are not counted.',
+  'pf.series': 'Bad-loan ratio over time', 'pf.series.chart': 'Bad-loan ratio at each month end (bad / outstanding)',
+  'pf.series.desc': '{n} month ends from {from} to {to}: {first} at the start, {last} at the end, highest {peak} ({peakAt}).',
+  'pf.series.note': 'Each month end counts the records by their business dates (loan start, repayments, classifications, defaults, recoveries).',
+  'pf.series.omitted': '{n} earlier months are not shown (at most {max} months; their records still count).', 'pf.series.none': 'No IP-pledge loan is on the ledger yet.',
+  'pf.series.show': 'Show as a table', 'pf.series.table': 'Outstanding, bad loans and bad-loan ratio at each month end', 'pf.col.month': 'Month end',
 };
 
 const DICT = { zh, en };

@@ -5,8 +5,8 @@ import * as signinState from './signin.js';
 import { t, lang } from './i18n.js';
 import * as fmt from './format.js';
 import * as check from './validate.js';
-import { barChart, gauge } from './chart.js';
-import { verifyRecord, verifyCheckpoint, parseCheckpoint, parseGenesis, keyId, hex, sha256 } from './verify.js';
+import { barChart, lineChart, gauge } from './chart.js';
+import { verifyRecord, verifyCheckpoint, parseCheckpoint, parseGenesis, keyId, hex, sha256, b64, checkOpening } from './verify.js';
 import { h, fields, value, kindLabel, recordTable, statusBadge, short } from './records.js';
 
 const GENESIS_PIN = 'credence.genesis';
@@ -311,6 +311,53 @@ function verdictPanel(id) {
   return section(t('v.title'), h('p', { class: 'hint' }, t('v.lead')), source, verdict, steps, again);
 }
 
+/** The claim's sealed amounts: [[field, AmountView]] (docs/encoding.md §13). */
+function sealedFields(claim) {
+  return Object.entries(claim).filter(([, v]) => v && typeof v === 'object' && v.sealed === true && typeof v.amount !== 'string');
+}
+
+/**
+ * Opens the record's sealed amounts for a signed-in reader: asks the node for the openings
+ * (`GET /v1/attestations/{id}/openings`, a restricted read under the enterprise's consent,
+ * logged on the ledger), checks each against the record's own bytes with WebCrypto
+ * (verify.checkOpening), and shows the amount with a verified mark, or why it is not shown.
+ * Each sealed field's <dd> gets data-opening: verified, failed, refused or signed-out.
+ */
+async function openSealed(r, dl) {
+  const sealed = sealedFields(r.claim);
+  if (sealed.length === 0) return;
+  const dds = new Map(sealed.map(([name]) => [name, dl.querySelector(`dd[data-field="${name}"]`)]));
+  const note = (dd, state, cls, ...text) => {
+    dd.dataset.opening = state;
+    dd.append(' ', h('span', { class: `opening ${cls}`, role: state === 'failed' ? 'alert' : null }, ...text));
+  };
+  if (!signinState.session().signedIn) {
+    for (const dd of dds.values()) note(dd, 'signed-out', 'muted', t('op.signin'));
+    return;
+  }
+  let body;
+  try {
+    body = await api.json(`/v1/attestations/${r.id}/openings`);
+  } catch (e) {
+    const d = e && e.detail;
+    for (const dd of dds.values()) note(dd, 'refused', 'muted', t('op.refused', { reason: d ? `${d.field}: ${d.rule}` : e.message }));
+    return;
+  }
+  let leaf;
+  try { leaf = b64(r.attestation); } catch { leaf = new Uint8Array(0); }
+  for (const [name, view] of sealed) {
+    const dd = dds.get(name);
+    const o = (body.openings || []).find((x) => x.field === `${r.claim.kind}.${name}`);
+    const result = o ? await checkOpening(leaf, r.id, o, view.currency) : { ok: false, reason: t('op.missing') };
+    if (result.ok) {
+      dd.replaceChildren(h('span', { class: 'money', 'data-fen': result.fen.toString() }, fmt.money(moneyOf(result.fen, view.currency))));
+      note(dd, 'verified', 'ok', '✓ ', t('op.verified'));
+    } else {
+      note(dd, 'failed', 'bad', '✗ ', t('op.failed', { reason: result.reason }));
+    }
+  }
+}
+
 export async function record({ id }) {
   const ok = check.attestationId(decodeURIComponent(id));
   if (ok.error) return h('div', {}, h('h1', {}, t('rec.title')), h('p', { class: 'error', role: 'alert' }, t(ok.error.key, ok.error.params)));
@@ -319,10 +366,21 @@ export async function record({ id }) {
     kind: r.claim.kind, attester: r.attester, sequence: r.sequence, issued_at_ms: r.issued_at_ms,
     status: r.status, record_status: r.record_status, height: r.height, leaf_index: r.leaf_index,
   };
+  const claim = fields(r.claim, ['kind']);
+  if (r.status === 'committed') {
+    queueMicrotask(() => openSealed(r, claim).catch((e) => {
+      for (const dd of claim.querySelectorAll('dd[data-field]')) {
+        if (dd.dataset.opening === undefined && sealedFields(r.claim).some(([n]) => n === dd.dataset.field)) {
+          dd.dataset.opening = 'failed';
+          dd.append(' ', h('span', { class: 'opening bad', role: 'alert' }, '✗ ', t('op.failed', { reason: e.message || String(e) })));
+        }
+      }
+    }));
+  }
   return h('div', { id: 'record', 'data-id': r.id },
     h('h1', {}, t('rec.title'), ': ', kindLabel(r.claim.kind)),
     h('p', { class: 'mono wrap' }, r.id),
-    section(t('rec.claim'), fields(r.claim, ['kind'])),
+    section(t('rec.claim'), claim),
     section(t('rec.meta'), fields(meta)),
     r.status === 'committed' ? verdictPanel(r.id) : section(t('v.title'), h('p', { class: 'muted' }, t('v.pending'))));
 }
@@ -457,6 +515,46 @@ function lenderRow(name, f) {
     h('td', { class: 'num', 'data-bp': f.bad_ratio_bp }, bpPercent(f.bad_ratio_bp)));
 }
 
+/**
+ * The bad-loan ratio at each month end (`series.overall` of `/v1/portfolio`): a line chart whose
+ * points carry the exact ratio, and the same figures as a table for reading and for screen readers.
+ */
+function seriesSection(series) {
+  const months = (series && series.overall) || [];
+  if (months.length === 0) return section(t('pf.series'), h('p', { class: 'muted', id: 'pf-series-none' }, t('pf.series.none')));
+  const first = months[0], last = months[months.length - 1];
+  const peak = months.reduce((a, b) => (b.bad_ratio_bp > a.bad_ratio_bp ? b : a));
+  const chart = lineChart(months.map((mf) => ({
+    key: mf.month, label: fmt.month(mf.month), value: mf.bad_ratio_bp / 100, attrs: { 'data-bp': mf.bad_ratio_bp },
+    valueLabel: `${bpPercent(mf.bad_ratio_bp)} (${fmt.money(mf.bad)} / ${fmt.money(mf.outstanding)})`,
+  })), {
+    title: t('pf.series.chart'),
+    desc: t('pf.series.desc', {
+      from: fmt.month(first.month), to: fmt.month(last.month), n: months.length,
+      first: bpPercent(first.bad_ratio_bp), last: bpPercent(last.bad_ratio_bp),
+      peak: bpPercent(peak.bad_ratio_bp), peakAt: fmt.month(peak.month),
+    }),
+    axisLabel: (v) => `${Number(v.toFixed(2))}%`,
+  });
+  const table = h('table', { id: 'pf-series-table' },
+    h('caption', {}, t('pf.series.table')),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, t('pf.col.month')), h('th', { scope: 'col', class: 'num' }, t('pf.col.loans')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.outstanding')), h('th', { scope: 'col', class: 'num' }, t('pf.col.bad')),
+      h('th', { scope: 'col', class: 'num' }, t('pf.col.ratio')))),
+    h('tbody', {}, ...months.map((mf) => h('tr', { 'data-month': mf.month },
+      h('th', { scope: 'row' }, h('time', { datetime: mf.as_of }, fmt.month(mf.month))),
+      h('td', { class: 'num' }, fmt.count(mf.loans)),
+      h('td', { class: 'num money' }, fmt.money(mf.outstanding)),
+      h('td', { class: 'num money' }, fmt.money(mf.bad)),
+      h('td', { class: 'num', 'data-bp': mf.bad_ratio_bp }, bpPercent(mf.bad_ratio_bp))))));
+  return section(t('pf.series'),
+    h('figure', { id: 'pf-series' }, h('div', { class: 'chart-box' }, chart),
+      h('figcaption', { class: 'muted' }, t('pf.series.note'),
+        series.months_omitted ? ` ${t('pf.series.omitted', { n: fmt.count(series.months_omitted), max: series.months_max })}` : '')),
+    h('details', { class: 'series-table' }, h('summary', {}, t('pf.series.show')), table));
+}
+
 /** The regulator's and pools' figures (`/v1/portfolio`), as cards, tables and the LTV chart. */
 export function portfolioView(body) {
   const o = body.overall;
@@ -494,6 +592,7 @@ export function portfolioView(body) {
       card(t('pf.col.outstanding'), fmt.money(o.outstanding), 'pf-outstanding'),
       card(t('pf.col.bad'), fmt.money(o.bad), 'pf-bad'),
       card(t('pf.col.ratio'), bpPercent(o.bad_ratio_bp), 'pf-ratio')),
+    seriesSection(body.series),
     section(t('pf.lenders'), lenders),
     section(t('pf.ltv'), h('figure', { id: 'pf-ltv' }, chart, h('figcaption', { class: 'muted' }, t('pf.ltv.note')))),
     section(t('pf.pools'), pools),

@@ -40,6 +40,10 @@ export function value(name, v) {
   if (typeof v === 'object' && !Array.isArray(v) && typeof v.amount === 'string' && typeof v.currency === 'string') {
     return h('span', { class: 'money' }, fmt.money(v));
   }
+  // A confidential amount: only its commitment is on the ledger (never shown as 0).
+  if (typeof v === 'object' && !Array.isArray(v) && v.sealed === true) {
+    return h('span', { class: 'sealed', title: v.commitment ? `${v.currency} · ${v.commitment}` : '' }, fmt.money(v));
+  }
   if (Array.isArray(v)) return h('span', {}, v.flatMap((x, i) => (i ? [', ', value(name, x)] : [value(name, x)])));
   if (typeof v === 'object') return fields(v);
   if (typeof v === 'boolean') return document.createTextNode(fmt.yesNo(v));

@@ -71,7 +71,9 @@ export function session() {
 }
 
 /** Routes whose reads are of one enterprise's facts: they are made for the session's purpose. */
-const RESTRICTED = [/^\/v1\/enterprises\/[^/]+\/attestations$/, /^\/v1\/attestations\/[0-9a-f]{64}$/];
+const RESTRICTED = [
+  /^\/v1\/enterprises\/[^/]+\/attestations$/, /^\/v1\/attestations\/[0-9a-f]{64}$/, /^\/v1\/attestations\/[0-9a-f]{64}\/openings$/,
+];
 
 function b64(bytes) {
   return btoa(String.fromCharCode(...new Uint8Array(bytes)));

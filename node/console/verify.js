@@ -259,3 +259,64 @@ export async function verifyRecord(id, fetchers) {
   step('v.root', true, { size: cp.body.treeSize.toString() });
   return { ok: true, steps, quorum, checkpoint: cp, genesis };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Openings of confidential amounts (docs/encoding.md §13)
+
+/** Domain-separation prefix of every amount commitment: "credence:amount:v1" and a zero byte. */
+const COMMITMENT_DOMAIN = enc.encode('credence:amount:v1\0');
+
+/**
+ * The commitment to an amount: SHA-256("credence:amount:v1" 00 ‖ len(field) u8 ‖ field ‖
+ * salt (32) ‖ currency (3) ‖ fen u64 big-endian), docs/encoding.md §13. `fen` is a BigInt.
+ */
+export async function amountCommitment(field, salt, currency, fen) {
+  const name = enc.encode(field);
+  const cur = enc.encode(currency);
+  if (name.length < 1 || name.length > 64) throw new Error('field: 1 to 64 bytes');
+  if (salt.length !== 32) throw new Error('salt: not 32 bytes');
+  if (cur.length !== 3) throw new Error('currency: not 3 bytes');
+  if (typeof fen !== 'bigint' || fen < 0n || fen >= 1n << 64n) throw new Error('fen: not a u64');
+  const be = new Uint8Array(8);
+  new DataView(be.buffer).setBigUint64(0, fen);
+  return sha256(concat(COMMITMENT_DOMAIN, Uint8Array.of(name.length), name, salt, cur, be));
+}
+
+function indexOf(haystack, needle) {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * Checks one opening ({ field, salt (hex), fen, amount }) of record `id` against the record's
+ * own bytes `leaf` (the signed attestation, base64-decoded), trusting nothing the node says
+ * beside them: the body must hash to `id`, and the body must hold the sealed form of the
+ * amount, `01 ‖ currency ‖ commitment` (§13), for the commitment recomputed from the opening.
+ * The value checked is the opening's decimal `amount` when given (exact, no floating point).
+ * Returns { ok, fen (BigInt), commitment (hex), reason }.
+ */
+export async function checkOpening(leaf, id, opening, currency) {
+  const fail = (reason) => ({ ok: false, reason });
+  if (leaf.length <= 64) return fail('the record is shorter than its signature');
+  const body = leaf.slice(0, leaf.length - 64);
+  if (hex(await sha256(body)) !== id) return fail('the record bytes do not hash to its id');
+  let fen, salt;
+  try {
+    if (typeof opening.amount === 'string') {
+      if (!/^(0|[1-9][0-9]*)\.[0-9]{2}$/.test(opening.amount)) throw new Error('amount: not a decimal with two places');
+      fen = BigInt(opening.amount.replace('.', ''));
+    } else {
+      if (!Number.isSafeInteger(opening.fen)) throw new Error('fen: not an exact integer');
+      fen = BigInt(opening.fen);
+    }
+    salt = unhex(String(opening.salt));
+  } catch (e) { return fail(e.message); }
+  let c;
+  try { c = await amountCommitment(String(opening.field), salt, currency, fen); } catch (e) { return fail(e.message); }
+  const sealedForm = concat(Uint8Array.of(1), enc.encode(currency), c);
+  if (indexOf(body, sealedForm) < 0) return { ok: false, fen, commitment: hex(c), reason: 'the commitment of this opening is not in the record' };
+  return { ok: true, fen, commitment: hex(c) };
+}

@@ -801,6 +801,20 @@ async fn openapi_lists_every_path() {
     assert!(doc["paths"]["/v1/genesis"]["get"]["responses"]["200"].is_object());
     assert!(doc["components"]["schemas"]["BatchSubmitResponse"].is_object());
     assert!(doc["components"]["schemas"]["AttestationView"].is_object());
+    // The portfolio's series over time is described, down to a month's figures.
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["PortfolioView"]["properties"]["series"].is_object(), "{}", schemas["PortfolioView"]);
+    assert!(schemas["PortfolioView"]["required"].as_array().unwrap().contains(&serde_json::json!("series")));
+    for field in ["months_max", "months_omitted", "overall", "lenders"] {
+        assert!(schemas["SeriesView"]["properties"][field].is_object(), "{field}: {}", schemas["SeriesView"]);
+    }
+    for field in ["month", "as_of", "loans", "outstanding", "bad", "bad_ratio_bp"] {
+        assert!(
+            schemas["MonthFiguresView"]["properties"][field].is_object(),
+            "{field}: {}",
+            schemas["MonthFiguresView"]
+        );
+    }
     n.stop().await;
 }
 

@@ -948,7 +948,8 @@ pub async fn attestation_references(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PortfolioQuery {
-    /// Only this lender's figures and loans (a member name); the overall figures stay.
+    /// Only this lender's figures and loans, and its figures by month end in
+    /// `series.lenders` (a member name); the overall figures and series stay.
     pub lender: Option<String>,
     /// Per-loan lines to include, 0 to 1000 (default 0: none), ascending by loan id.
     #[param(value_type = Option<u64>, minimum = 0, maximum = 1000)]
@@ -963,7 +964,9 @@ pub const PORTFOLIO_CHUNK_LEAVES: u64 = 10_000;
 
 /// The regulator's and pools' figures: IP-pledge loans outstanding, the bad-loan ratio
 /// (次级 + 可疑 + 损失 over outstanding) and LTV buckets, overall and per lender, and each
-/// risk pool's exposure, claims and payments, with the records behind them.
+/// risk pool's exposure, claims and payments, with the records behind them; and `series`,
+/// the figures as of each month end by the records' business dates (loan start, event
+/// dates), at most `SERIES_MONTHS_MAX` months (the latest), overall and for `lender`.
 ///
 /// Computed by `credence_ledger::portfolio`, the streaming code `credence portfolio
 /// --data-dir` runs on a store, over the committed leaves up to the head when the request

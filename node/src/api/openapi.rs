@@ -9,7 +9,10 @@ use super::views::{
     GovProposalView, GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView,
     NextSequenceView, OpeningView, OpeningsView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
-use super::views::{FiguresView, LenderFiguresView, LoanLineView, PoolFiguresView, PortfolioView};
+use super::views::{
+    FiguresView, LenderFiguresView, LenderSeriesView, LoanLineView, MonthFiguresView, PoolFiguresView, PortfolioView,
+    SeriesView,
+};
 use super::{console, handlers};
 
 /// The API description. `ApiDoc::openapi()` builds it; every route of [`super::ROUTES`] is in it.
@@ -86,6 +89,9 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         LenderFiguresView,
         PoolFiguresView,
         LoanLineView,
+        SeriesView,
+        MonthFiguresView,
+        LenderSeriesView,
     )),
     tags(
         (name = "attestations", description = "Submit and look up attestations"),

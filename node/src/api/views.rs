@@ -15,8 +15,10 @@ use utoipa::ToSchema;
 use credence_ledger::attestation::{AttestationId, Claim, RdCategory, ValuationMethod};
 use credence_ledger::block::{BlockHeader, Leaf};
 use credence_ledger::confidential::Amount;
-use credence_ledger::ids::{Currency, Money};
-use credence_ledger::portfolio::{Figures, LTV_BUCKETS_BP, LoanLine, Portfolio};
+use credence_ledger::ids::{Currency, MemberName, Money};
+use credence_ledger::portfolio::{
+    Figures, LTV_BUCKETS_BP, LoanLine, MonthFigures, Portfolio, SERIES_MONTHS_MAX, Series,
+};
 use credence_ledger::rules::RecordStatus;
 use credence_ledger::vote::Slot;
 
@@ -1045,6 +1047,76 @@ impl From<&LoanLine> for LoanLineView {
     }
 }
 
+/// The figures at one month end (IP-pledge loans in CNY, as `FiguresView`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MonthFiguresView {
+    /// The month, `YYYY-MM`.
+    pub month: String,
+    /// Its last day, `YYYY-MM-DD`: the figures are as of the end of that day.
+    pub as_of: String,
+    /// Loans with principal outstanding.
+    pub loans: u64,
+    pub outstanding: MoneyView,
+    /// Outstanding of loans classified 次级, 可疑 or 损失.
+    pub bad: MoneyView,
+    /// `bad` over `outstanding`, in basis points (rounded down; 0 without outstanding).
+    pub bad_ratio_bp: u64,
+}
+
+impl From<&MonthFigures> for MonthFiguresView {
+    fn from(m: &MonthFigures) -> MonthFiguresView {
+        MonthFiguresView {
+            month: m.month.to_string(),
+            as_of: m.month.last_day().map_or_else(String::new, |d| d.to_string()),
+            loans: m.loans,
+            outstanding: cny(m.outstanding_fen),
+            bad: cny(m.bad_fen),
+            bad_ratio_bp: m.bad_ratio_bp(),
+        }
+    }
+}
+
+/// One lender's figures by month end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LenderSeriesView {
+    pub lender: String,
+    /// The same months as `SeriesView::overall`.
+    pub months: Vec<MonthFiguresView>,
+}
+
+/// The figures as of each month end, by the business dates the records carry (a loan's
+/// start, each event's date): from the month of the earliest loan start to the month of the
+/// latest loan record or event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SeriesView {
+    /// Most months given (`credence_ledger::portfolio::SERIES_MONTHS_MAX`); over it, the
+    /// latest months are given.
+    pub months_max: u64,
+    /// Earlier months left out to keep within `months_max` (their records still count).
+    pub months_omitted: u64,
+    /// All lenders, chronological, one entry per calendar month.
+    pub overall: Vec<MonthFiguresView>,
+    /// The lender asked for with `lender`, over the same months; empty otherwise.
+    pub lenders: Vec<LenderSeriesView>,
+}
+
+impl SeriesView {
+    fn of(overall: &Series, lenders: Vec<(String, Series)>) -> SeriesView {
+        SeriesView {
+            months_max: SERIES_MONTHS_MAX as u64,
+            months_omitted: overall.months_omitted,
+            overall: overall.months.iter().map(MonthFiguresView::from).collect(),
+            lenders: lenders
+                .into_iter()
+                .map(|(lender, s)| LenderSeriesView {
+                    lender,
+                    months: s.months.iter().map(MonthFiguresView::from).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A regulator's or a pool's figures, computed from the committed ledger by
 /// `credence_ledger::portfolio` (the same code `credence portfolio --data-dir` runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -1064,6 +1136,8 @@ pub struct PortfolioView {
     pub loans: Option<Vec<LoanLineView>>,
     /// The last loan id of a full page of `loans` (pass it as `loans_after`).
     pub loans_next_after: Option<String>,
+    /// The bad-loan ratio and its parts over time, by month end.
+    pub series: SeriesView,
 }
 
 fn cny(fen: u64) -> MoneyView {
@@ -1087,6 +1161,11 @@ impl PortfolioView {
             .filter(|(name, _)| lender.is_none_or(|l| name.as_str() == l))
             .map(|(name, f)| LenderFiguresView { lender: name.to_string(), figures: f.into() })
             .collect();
+        let lender_series = match lender.and_then(|l| MemberName::parse("lender", l).ok()) {
+            Some(name) => vec![(name.to_string(), p.series(Some(&name)))],
+            None => Vec::new(),
+        };
+        let series = SeriesView::of(&p.series(None), lender_series);
         let pools = p
             .pools()
             .into_iter()
@@ -1125,6 +1204,7 @@ impl PortfolioView {
             other_currency_loans: p.other_currency_loans,
             loans,
             loans_next_after,
+            series,
         }
     }
 }
