@@ -33,6 +33,19 @@
 //!   header time lies in the submit window, divided by its length.
 //! * Peak RSS is each node's `VmHWM` (`/proc/<pid>/status`) at the end; CPU time from
 //!   `/proc/<pid>/stat`.
+//! * With `--reads-per-second R` (issue 12's query-log figure) the testnet's access keys are
+//!   provisioned first as `credence testnet --start` does (each member's key with the
+//!   restricted scope, each member's consent for [`node::TESTNET_ENTERPRISE`]; their records
+//!   commit before the window). During the window read `k` is due at `k / R` s and goes to
+//!   node `k mod n`, signed (RFC 9421) with that node's member's key: `GET
+//!   /v1/enterprises/{uscc}/attestations?limit=L&purpose=loan-application`, a restricted read
+//!   that the node checks (signature, grant, replay window, live consent) and logs as a query
+//!   record before answering. `--read-workers` threads each send one read at a time (a
+//!   keep-alive connection per node); read latency is from the send to the whole answer.
+//!   After the drain the regulator key counts the query records committed, per reader member,
+//!   through `GET /v1/members/{member}/queries`, waiting up to [`DRAIN_MAX`] for one per
+//!   served read. The enterprise is one of the three the load's records are about, so its
+//!   listing grows during the run; a read returns its first `L` records.
 //!
 //! # Bounds
 //! At most 5,000,000 records per run (about 300 bytes of request body each, held in
@@ -128,7 +141,22 @@ pub struct LoadArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Signed, consent-checked restricted reads offered per second during the window, each
+    /// logged by its node as a query record (0: none).
+    #[arg(long, default_value_t = 0)]
+    reads_per_second: u64,
+    /// Threads making those reads (each one read at a time).
+    #[arg(long, default_value_t = 32)]
+    read_workers: usize,
+    /// Records per read (the listing's `limit`).
+    #[arg(long, default_value_t = 10)]
+    read_limit: u64,
 }
+
+/// Most reading threads.
+const READ_WORKERS_MAX: usize = 256;
+/// Most reads one run offers.
+const READS_MAX: u64 = 1_000_000;
 
 pub fn run(a: &LoadArgs) -> Result<ExitCode> {
     if a.burst_seconds > a.seconds || (a.burst_seconds > 0 && a.burst_rate.unwrap_or(0) == 0) {
@@ -143,6 +171,15 @@ pub fn run(a: &LoadArgs) -> Result<ExitCode> {
     }
     if a.workers == 0 || a.workers > WORKERS_MAX {
         bail!("--workers: must be between 1 and {WORKERS_MAX}");
+    }
+    if a.reads_per_second.saturating_mul(a.seconds) > READS_MAX {
+        bail!("--reads-per-second × --seconds: at most {READS_MAX} reads");
+    }
+    if a.read_workers == 0 || a.read_workers > READ_WORKERS_MAX {
+        bail!("--read-workers: must be between 1 and {READ_WORKERS_MAX}");
+    }
+    if a.read_limit == 0 || a.read_limit > crate::query::PAGE_ITEMS_MAX {
+        bail!("--read-limit: must be between 1 and {}", crate::query::PAGE_ITEMS_MAX);
     }
     let ahead_max = u64::from(MempoolConfig::default().ahead_max);
     if (a.workers * a.batch) as u64 > ahead_max {
@@ -224,13 +261,114 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
         started.elapsed().as_secs_f64(),
         a.validators
     );
-    let mut nodes = Nodes { children: node::start_nodes(&layout)?, names: layout.names.clone(), dir: layout.dir };
+    let mut nodes =
+        Nodes { children: node::start_nodes(&layout)?, names: layout.names.clone(), dir: layout.dir.clone() };
+    let access = if a.reads_per_second > 0 {
+        let started = Instant::now();
+        let access = node::provision_access(&layout)?;
+        eprintln!("provisioned access keys and consents in {:.1} s", started.elapsed().as_secs_f64());
+        Some(access)
+    } else {
+        None
+    };
     wait_committing(&mut nodes, &apis)?;
-    let run = drive(a, &apis, &work, &mut nodes)?;
+    let mut run = drive(a, &apis, &work, &mut nodes, access.as_ref())?;
+    if let (Some(access), Some(reads)) = (&access, &mut run.reads) {
+        let served = reads.statuses.get(&200).copied().unwrap_or(0);
+        reads.logged = Some(count_logged(&apis[0], access, &layout.names[..a.validators], served)?);
+    }
     nodes.alive()?;
     let usage = nodes.usage();
     drop(nodes);
     Ok(report(a, &work, &run, &usage))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restricted reads (issue 12's query-log figure)
+// ---------------------------------------------------------------------------------------------
+
+/// What the readers share.
+struct ReadSchedule<'a> {
+    /// Per node: its member's access-key file.
+    keys: Vec<PathBuf>,
+    apis: &'a [String],
+    path: String,
+    t0: Instant,
+    window: Duration,
+    rate: f64,
+    next: AtomicU64,
+    abort: &'a AtomicBool,
+}
+
+/// What the readers saw.
+#[derive(Debug, Default)]
+struct ReadLog {
+    offered: u64,
+    /// Answers by HTTP status (0: no answer).
+    statuses: BTreeMap<u16, u64>,
+    /// µs from each read's send to its whole answer, of the reads answered 200.
+    latency_us: Vec<u64>,
+    /// Per reader member: query records committed (after the drain).
+    logged: Option<BTreeMap<String, u64>>,
+}
+
+fn reader(s: &ReadSchedule<'_>) -> Result<ReadLog> {
+    let mut conns = Vec::with_capacity(s.apis.len());
+    for (api, key) in s.apis.iter().zip(&s.keys) {
+        let file = keyfile::read_access_key(key, None).with_context(|| key.display().to_string())?;
+        conns.push(Conn::new(api)?.with_access(Some(file)));
+    }
+    let mut log = ReadLog::default();
+    loop {
+        let k = s.next.fetch_add(1, Ordering::Relaxed);
+        let due = Duration::from_secs_f64(k as f64 / s.rate);
+        if due >= s.window || s.abort.load(Ordering::Relaxed) {
+            return Ok(log);
+        }
+        if let Some(wait) = due.checked_sub(s.t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let node = (k % s.apis.len() as u64) as usize;
+        let sent = Instant::now();
+        let status = conns[node].get(&s.path).map_or(0, |r| r.status);
+        log.offered += 1;
+        *log.statuses.entry(status).or_default() += 1;
+        if status == 200 {
+            log.latency_us.push(micros(sent.elapsed()));
+        }
+    }
+}
+
+/// The query records committed per reader member (the regulator's listing), waiting up to
+/// [`DRAIN_MAX`] for `served` of them in all.
+fn count_logged(api: &str, access: &node::TestnetAccess, members: &[String], served: u64) -> Result<BTreeMap<String, u64>> {
+    let file = keyfile::read_access_key(&access.regulator, None).context("the regulator's access key")?;
+    let mut conn = Conn::new(api)?.with_access(Some(file));
+    let deadline = Instant::now() + DRAIN_MAX;
+    loop {
+        let mut counts = BTreeMap::new();
+        for m in members {
+            let mut after: Option<u64> = None;
+            let mut n = 0u64;
+            loop {
+                let mut path = format!("/v1/members/{m}/queries?limit={}", crate::query::PAGE_ITEMS_MAX);
+                if let Some(a) = after {
+                    path.push_str(&format!("&after={a}"));
+                }
+                let page: credence_node::api::views::AttestationPage = crate::query::get_json(&mut conn, &path)?;
+                n += page.items.len() as u64;
+                match page.next_after {
+                    Some(a) => after = Some(a),
+                    None => break,
+                }
+            }
+            counts.insert(m.clone(), n);
+        }
+        if counts.values().sum::<u64>() >= served || Instant::now() > deadline {
+            return Ok(counts);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Refuses to start when a port the testnet needs is taken.
@@ -763,6 +901,8 @@ struct Run {
     start_height: u64,
     /// Each node's height, round and mempool when the submit window ended.
     window_end: Vec<Value>,
+    /// The restricted reads, with `--reads-per-second`.
+    reads: Option<ReadLog>,
 }
 
 /// A node's height, consensus round and mempool occupancy (`null` if it does not answer).
@@ -778,7 +918,13 @@ fn node_state(api: &str) -> Value {
     })
 }
 
-fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Result<Run> {
+fn drive(
+    a: &LoadArgs,
+    apis: &[String],
+    work: &Work,
+    nodes: &mut Nodes,
+    access: Option<&node::TestnetAccess>,
+) -> Result<Run> {
     let start_height = height(&apis[0]).context("node 0 does not answer")?;
     let t0 = Instant::now();
     let t0_unix_ms = now_ms();
@@ -797,9 +943,27 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
     };
     let stop_polling = AtomicBool::new(false);
     let committed = AtomicU64::new(0);
+    let read_schedule = access.map(|access| ReadSchedule {
+        keys: access.members.iter().take(apis.len()).map(|(_, f)| f.clone()).collect(),
+        apis,
+        path: format!(
+            "/v1/enterprises/{}/attestations?limit={}&purpose=loan-application",
+            node::TESTNET_ENTERPRISE,
+            a.read_limit
+        ),
+        t0,
+        window: Duration::from_secs(a.seconds),
+        rate: a.reads_per_second as f64,
+        next: AtomicU64::new(0),
+        abort: &schedule.abort,
+    });
     std::thread::scope(|scope| {
         let poller = scope.spawn(|| poll(&apis[0], work, t0, start_height, &stop_polling, &committed));
         let workers: Vec<_> = (0..a.workers).map(|_| scope.spawn(|| worker(&schedule))).collect();
+        let readers: Vec<_> = match &read_schedule {
+            Some(rs) => (0..a.read_workers).map(|_| scope.spawn(|| reader(rs))).collect(),
+            None => Vec::new(),
+        };
         // Watch the nodes and report progress while the workers submit, then drain.
         let mut last_progress = Instant::now();
         let mut failure = None;
@@ -843,6 +1007,20 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
         stop_polling.store(true, Ordering::Relaxed);
         let ended = t0.elapsed();
         let logs: Vec<WorkerLog> = workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
+        let mut reads = read_schedule.as_ref().map(|_| ReadLog::default());
+        for r in readers {
+            let log = match r.join() {
+                Ok(log) => log?,
+                Err(_) => bail!("a reader panicked"),
+            };
+            if let Some(all) = &mut reads {
+                all.offered += log.offered;
+                for (s, n) in log.statuses {
+                    *all.statuses.entry(s).or_default() += n;
+                }
+                all.latency_us.extend(log.latency_us);
+            }
+        }
         let poll = match poller.join() {
             Ok(r) => r?,
             Err(_) => bail!("the poller panicked"),
@@ -850,7 +1028,7 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
         if let Some(e) = failure {
             return Err(e);
         }
-        Ok(Run { workers: logs, poll, t0_unix_ms, ended, start_height, window_end })
+        Ok(Run { workers: logs, poll, t0_unix_ms, ended, start_height, window_end, reads })
     })
 }
 
@@ -940,6 +1118,27 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
             })
         })
         .collect();
+    let reads = run.reads.as_ref().map(|r| {
+        let mut l = r.latency_us.clone();
+        l.sort_unstable();
+        let served = r.statuses.get(&200).copied().unwrap_or(0);
+        let logged: u64 = r.logged.iter().flat_map(|m| m.values()).sum();
+        json!({
+            "per_second_offered": a.reads_per_second,
+            "read_limit": a.read_limit,
+            "read_workers": a.read_workers,
+            "offered": r.offered,
+            "served": served,
+            "served_per_second": served as f64 / seconds,
+            "by_status": r.statuses.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "latency_p50_ms": ms(percentile(&l, 50.0)),
+            "latency_p99_ms": ms(percentile(&l, 99.0)),
+            "latency_max_ms": ms(l.last().copied()),
+            "query_records_committed": logged,
+            "query_records_by_reader": r.logged,
+            "query_records_missing": served.saturating_sub(logged),
+        })
+    });
     json!({
         "validators": a.validators,
         "seconds": a.seconds,
@@ -976,6 +1175,7 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
         "batch_answer_p50_ms": ms(percentile(&answers, 50.0)),
         "batch_answer_p99_ms": ms(percentile(&answers, 99.0)),
         "nodes": nodes,
+        "reads": reads,
     })
 }
 
@@ -1020,6 +1220,28 @@ fn print_table(r: &Value) {
         lat("committed_latency_p99_ms")
     );
     println!("batch answer p50/p99   {:>10} / {}", lat("batch_answer_p50_ms"), lat("batch_answer_p99_ms"));
+    let reads = &r["reads"];
+    if !reads.is_null() {
+        let rl = |k: &str| match reads[k].as_f64() {
+            Some(v) => format!("{v:.1} ms"),
+            None => "-".to_string(),
+        };
+        println!(
+            "reads                  {:>10}   offered at {}/s, {} served ({:.0}/s); by status {}",
+            reads["offered"],
+            reads["per_second_offered"],
+            reads["served"],
+            reads["served_per_second"].as_f64().unwrap_or(0.0),
+            reads["by_status"]
+        );
+        println!("read latency p50/p99   {:>10} / {} (max {})", rl("latency_p50_ms"), rl("latency_p99_ms"), rl("latency_max_ms"));
+        println!(
+            "query records          {:>10}   committed ({} missing); by reader {}",
+            reads["query_records_committed"],
+            reads["query_records_missing"],
+            reads["query_records_by_reader"]
+        );
+    }
     for n in r["nodes"].as_array().into_iter().flatten() {
         let end = &n["at_window_end"];
         println!(
