@@ -212,49 +212,49 @@ fn member_reads(api: &str, regulator: &Path, member: &str) -> Vec<serde_json::Va
 
 #[test]
 fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
-    // Two members (validator-0 and observer-0); only validator-0's node runs and serves every read.
-    let net = Testnet::new(7, 1, 1);
-    let _node = net.start(0);
+    // Two members (validator-0 and validator-1); validator-0's node serves every read.
+    let net = Testnet::new(7, 2, 0);
+    let _nodes = [net.start(0), net.start(1)];
     let api = net.api(0);
     wait_until("the validator to commit", Duration::from_secs(60), || height(&api) >= 1);
     let figure = net.attest(0, 0, "2023");
     let figure_height = figure["height"].as_u64().unwrap();
     let v0 = net.access_key(0, 0, "v0-officer", "member,restricted");
-    let o0 = net.access_key(1, 0, "o0-officer", "member,restricted");
+    let v1 = net.access_key(1, 0, "v1-officer", "member,restricted");
     let regulator = net.access_key(0, 0, "inspector", "regulator");
     let v0_consent = net.consent(0, 0, ENTERPRISE, "validator-0", "loan-application");
-    let o0_consent = net.consent(0, 0, ENTERPRISE, "observer-0", "loan-application");
+    let v1_consent = net.consent(0, 0, ENTERPRISE, "validator-1", "loan-application");
     let key_of = |f: &Path| keyfile::read_access_key(f, None).unwrap().keyid.to_string();
 
-    // validator-0's officer reads twice; observer-0's three times, at validator-0's node.
+    // validator-0's officer reads twice; validator-1's three times, at validator-0's node.
     let restricted = format!("/v1/enterprises/{ENTERPRISE}/attestations?purpose=loan-application");
-    for (file, times) in [(&v0, 2), (&o0, 3)] {
+    for (file, times) in [(&v0, 2), (&v1, 3)] {
         for _ in 0..times {
             let (s, v) = get_with(&api, &restricted, &signed(file, &restricted));
             assert_eq!(s, 200, "{v}");
         }
     }
-    // Refused reads are not logged: observer-0 reads another enterprise without consent.
+    // Refused reads are not logged: validator-1 reads another enterprise without consent.
     let other = format!("/v1/enterprises/{OTHER}/attestations?purpose=loan-application");
-    refused(get_with(&api, &other, &signed(&o0, &other)), 403, "consent", OTHER);
+    refused(get_with(&api, &other, &signed(&v1, &other)), 403, "consent", OTHER);
 
     // The listing: unsigned 401; a member's key 403; an unknown member 404; a bad limit 400.
-    let path = "/v1/members/observer-0/queries";
+    let path = "/v1/members/validator-1/queries";
     refused(get_with(&api, path, &[]), 401, "signature", "not signed");
-    refused(get_with(&api, path, &signed(&o0, path)), 403, "scope", "regulator");
+    refused(get_with(&api, path, &signed(&v1, path)), 403, "scope", "regulator");
     let nobody = "/v1/members/bank-nobody/queries";
     let (s, v) = get_with(&api, nobody, &signed(&regulator, nobody));
     assert_eq!((s, v["error"]["field"].as_str()), (404, Some("member")), "{v}");
-    let bad = "/v1/members/observer-0/queries?limit=0";
+    let bad = "/v1/members/validator-1/queries?limit=0";
     let (s, v) = get_with(&api, bad, &signed(&regulator, bad));
     assert_eq!((s, v["error"]["field"].as_str()), (400, Some("limit")), "{v}");
 
     // Each member's listing holds exactly its own reads, under its own key and consent.
     wait_until("the reads to be logged", Duration::from_secs(30), || {
-        member_reads(&api, &regulator, "validator-0").len() >= 2 && member_reads(&api, &regulator, "observer-0").len() >= 3
+        member_reads(&api, &regulator, "validator-0").len() >= 2 && member_reads(&api, &regulator, "validator-1").len() >= 3
     });
     std::thread::sleep(Duration::from_millis(1_500));
-    for (member, file, consent, count) in [("validator-0", &v0, &v0_consent, 2), ("observer-0", &o0, &o0_consent, 3)] {
+    for (member, file, consent, count) in [("validator-0", &v0, &v0_consent, 2), ("validator-1", &v1, &v1_consent, 3)] {
         let reads = member_reads(&api, &regulator, member);
         assert_eq!(reads.len(), count, "{member}: {reads:?}");
         for q in &reads {
@@ -267,18 +267,18 @@ fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
     }
     // The CLI: a table, and --json.
     let reg = regulator.to_str().unwrap();
-    let o = credence(&["queries", "--member", "observer-0", "--node", &api, "--access-key", reg, "--json"]);
+    let o = credence(&["queries", "--member", "validator-1", "--node", &api, "--access-key", reg, "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v = json(&o);
     let lines = v["queries"].as_array().unwrap();
     assert_eq!(lines.len(), 3, "{v}");
-    assert!(lines.iter().all(|l| l["reader"] == "observer-0" && l["purpose"] == "loan-application"), "{v}");
-    let o = credence(&["queries", "--member", "observer-0", "--node", &api, "--access-key", reg]);
+    assert!(lines.iter().all(|l| l["reader"] == "validator-1" && l["purpose"] == "loan-application"), "{v}");
+    let o = credence(&["queries", "--member", "validator-1", "--node", &api, "--access-key", reg]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("Query log of member observer-0") && table.contains("logged by"), "{table}");
+    assert!(table.contains("Query log of member validator-1") && table.contains("logged by"), "{table}");
     assert_eq!(table.matches("loan-application").count(), 3, "{table}");
-    let o = credence(&["queries", "--member", "observer-0", "--node", &api, "--access-key", o0.to_str().unwrap()]);
+    let o = credence(&["queries", "--member", "validator-1", "--node", &api, "--access-key", v1.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("403"), "{}", String::from_utf8_lossy(&o.stderr));
 
@@ -306,6 +306,6 @@ fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
     assert_eq!((c["block_height"].as_u64(), c["enterprise"].as_str()), (Some(figure_height), Some(ENTERPRISE)));
     assert_eq!((c["purpose"].as_str(), c["access_key"].as_str()), (Some("supervision"), Some(key_of(&regulator).as_str())));
     assert!(c["consent"].is_null());
-    // observer-0's listing is unchanged: its reads only.
-    assert_eq!(member_reads(&api, &regulator, "observer-0").len(), 3);
+    // validator-1's listing is unchanged: its reads only.
+    assert_eq!(member_reads(&api, &regulator, "validator-1").len(), 3);
 }
