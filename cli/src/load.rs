@@ -5,10 +5,10 @@
 //!   temporary directory (or `--dir`); every node runs as a separate `credence node`
 //!   process of this executable. The nodes are stopped with SIGTERM at the end, and also
 //!   on any error (a guard's `Drop`); none is left behind.
-//! * Every validator is an attester. All records (rd-spend, sequences 1, 2, ... per
-//!   attester) are signed and base64-encoded on all cores *before* the clock starts, so
-//!   the generator does no signing while measuring (a request body is the records'
-//!   strings joined).
+//! * Every validator is an attester (but the reading ones, below). All records (rd-spend,
+//!   consecutive sequences per attester from its next one) are signed and base64-encoded on
+//!   all cores once the nodes run and *before* the clock starts, so the generator does no
+//!   signing while measuring (a request body is the records' strings joined).
 //! * Batch `j` holds attester `j mod n`'s next records and goes to node `j mod n`: the
 //!   batches go round-robin over the nodes, and each member submits through its own node,
 //!   which keeps its sequences in order.
@@ -36,12 +36,19 @@
 //! * With `--reads-per-second R` (issue 12's query-log figure) the testnet's access keys are
 //!   provisioned first as `credence testnet --start` does (each member's key with the
 //!   restricted scope, each member's consent for [`node::TESTNET_ENTERPRISE`]; their records
-//!   commit before the window). During the window read `k` is due at `k / R` s and goes to
-//!   node `k mod n`, signed (RFC 9421) with that node's member's key: `GET
+//!   commit before the window, and the load's records are signed after them, from each
+//!   attester's next sequence). A node signs the query records of the reads it serves with its
+//!   member's key, taking that member's next sequences, so the last `--read-nodes` validators
+//!   serve the reads and the others attest the load (each through its own node, as above):
+//!   pre-signed sequences and a node's query log never compete for one member's sequences.
+//!   During the window read `k` is due at `k / R` s and goes to reading node `k mod r`, signed
+//!   (RFC 9421) with that node's member's key: `GET
 //!   /v1/enterprises/{uscc}/attestations?limit=L&purpose=loan-application`, a restricted read
 //!   that the node checks (signature, grant, replay window, live consent) and logs as a query
 //!   record before answering. `--read-workers` threads each send one read at a time (a
-//!   keep-alive connection per node); read latency is from the send to the whole answer.
+//!   keep-alive connection per reading node, so at most [`READ_WORKERS_MAX`]: a node admits 32
+//!   connections per client); read latency is from the send to the whole answer, and how late
+//!   each read was sent after it was due is reported too.
 //!   After the drain the regulator key counts the query records committed, per reader member,
 //!   through `GET /v1/members/{member}/queries`, waiting up to [`DRAIN_MAX`] for one per
 //!   served read. The enterprise is one of the three the load's records are about, so its
@@ -146,15 +153,19 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 0)]
     reads_per_second: u64,
     /// Threads making those reads (each one read at a time).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 24)]
     read_workers: usize,
+    /// With reads: how many validators (the last ones) serve them instead of attesting the load.
+    #[arg(long, default_value_t = 2)]
+    read_nodes: usize,
     /// Records per read (the listing's `limit`).
     #[arg(long, default_value_t = 10)]
     read_limit: u64,
 }
 
-/// Most reading threads.
-const READ_WORKERS_MAX: usize = 256;
+/// Most reading threads: each holds a connection to every reading node, which admits
+/// `CONNECTIONS_PER_CLIENT_MAX_DEFAULT` (32) per client address; two are left spare.
+const READ_WORKERS_MAX: usize = credence_node::api::CONNECTIONS_PER_CLIENT_MAX_DEFAULT - 2;
 /// Most reads one run offers.
 const READS_MAX: u64 = 1_000_000;
 
@@ -177,6 +188,9 @@ pub fn run(a: &LoadArgs) -> Result<ExitCode> {
     }
     if a.read_workers == 0 || a.read_workers > READ_WORKERS_MAX {
         bail!("--read-workers: must be between 1 and {READ_WORKERS_MAX}");
+    }
+    if a.reads_per_second > 0 && (a.read_nodes == 0 || a.read_nodes >= a.validators) {
+        bail!("--read-nodes: at least 1 and fewer than --validators ({}), so that some attest", a.validators);
     }
     if a.read_limit == 0 || a.read_limit > crate::query::PAGE_ITEMS_MAX {
         bail!("--read-limit: must be between 1 and {}", crate::query::PAGE_ITEMS_MAX);
@@ -216,6 +230,11 @@ struct Shape {
 }
 
 impl LoadArgs {
+    /// The validators that attest the load: all, or all but the reading ones.
+    fn attesters(&self) -> usize {
+        if self.reads_per_second > 0 { self.validators - self.read_nodes } else { self.validators }
+    }
+
     fn shape(&self) -> Shape {
         let burst_seconds = if self.burst_rate.is_some() { self.burst_seconds } else { 0 };
         Shape {
@@ -253,14 +272,7 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
         .map(|i| layout.manifest["nodes"][i]["api"].as_str().map(str::to_string))
         .collect::<Option<_>>()
         .context("testnet.json lacks the nodes' API addresses")?;
-    let started = Instant::now();
-    let work = sign_all(&layout, a, records)?;
-    eprintln!(
-        "signed {records} attestations in {} batches in {:.1} s; starting {} nodes",
-        work.batches(),
-        started.elapsed().as_secs_f64(),
-        a.validators
-    );
+    eprintln!("starting {} nodes", a.validators);
     let mut nodes =
         Nodes { children: node::start_nodes(&layout)?, names: layout.names.clone(), dir: layout.dir.clone() };
     let access = if a.reads_per_second > 0 {
@@ -272,10 +284,25 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
         None
     };
     wait_committing(&mut nodes, &apis)?;
+    let attesters = a.attesters();
+    // Each attester's records follow what it has signed so far (its grant, consents).
+    let mut firsts = Vec::with_capacity(attesters);
+    for (api, name) in apis.iter().zip(&layout.names[..attesters]) {
+        let r = http::get(api, &format!("/v1/attesters/{name}/next-sequence"))?;
+        let next = r.json()?["next_sequence"].as_u64().with_context(|| format!("{name}'s next sequence"))?;
+        firsts.push(next);
+    }
+    let started = Instant::now();
+    let work = sign_all(&layout, a, records, &firsts)?;
+    eprintln!(
+        "signed {records} attestations in {} batches in {:.1} s",
+        work.batches(),
+        started.elapsed().as_secs_f64()
+    );
     let mut run = drive(a, &apis, &work, &mut nodes, access.as_ref())?;
     if let (Some(access), Some(reads)) = (&access, &mut run.reads) {
         let served = reads.statuses.get(&200).copied().unwrap_or(0);
-        reads.logged = Some(count_logged(&apis[0], access, &layout.names[..a.validators], served)?);
+        reads.logged = Some(count_logged(&apis[0], access, &layout.names[attesters..a.validators], served)?);
     }
     nodes.alive()?;
     let usage = nodes.usage();
@@ -308,6 +335,8 @@ struct ReadLog {
     statuses: BTreeMap<u16, u64>,
     /// µs from each read's send to its whole answer, of the reads answered 200.
     latency_us: Vec<u64>,
+    /// µs each read was sent after it was due (the readers falling behind the schedule).
+    late_us: Vec<u64>,
     /// Per reader member: query records committed (after the drain).
     logged: Option<BTreeMap<String, u64>>,
 }
@@ -330,6 +359,7 @@ fn reader(s: &ReadSchedule<'_>) -> Result<ReadLog> {
         }
         let node = (k % s.apis.len() as u64) as usize;
         let sent = Instant::now();
+        log.late_us.push(micros(s.t0.elapsed().saturating_sub(due)));
         let status = conns[node].get(&s.path).map_or(0, |r| r.status);
         log.offered += 1;
         *log.statuses.entry(status).or_default() += 1;
@@ -435,12 +465,12 @@ impl Work {
 type SignedBatch = (Vec<String>, Vec<AttestationId>);
 
 /// Signs every record on all cores: batch `j` is attester `j mod n`'s records
-/// `k·batch + 1 ..` with `k = j div n` (only the last batch can be short, and it is its
-/// attester's last, so sequences have no gaps).
-fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> {
+/// `first + k·batch ..` with `k = j div n` and `first` its next sequence (only the last batch
+/// can be short, and it is its attester's last, so sequences have no gaps).
+fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize, firsts: &[u64]) -> Result<Work> {
     let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
     let chain_id = genesis.hash();
-    let attesters: Vec<(MemberName, SecretKey)> = layout.names[..a.validators]
+    let attesters: Vec<(MemberName, SecretKey)> = layout.names[..a.attesters()]
         .iter()
         .map(|name| {
             let key = keyfile::read(&layout.dir.join(format!("keys/{name}.key")))?;
@@ -452,7 +482,7 @@ fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> 
     let batches = total.div_ceil(a.batch);
     let sign_batch = |j: usize| -> Result<SignedBatch> {
         let (attester, key) = &attesters[j % attesters.len()];
-        let first_sequence = (j / attesters.len() * a.batch) as u64 + 1;
+        let first_sequence = (j / attesters.len() * a.batch) as u64 + firsts[j % attesters.len()];
         let n = a.batch.min(total - j * a.batch);
         let mut encoded = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
@@ -930,7 +960,7 @@ fn drive(
     let t0_unix_ms = now_ms();
     let schedule = Schedule {
         work,
-        apis,
+        apis: &apis[..a.attesters()],
         t0,
         window: Duration::from_secs(a.seconds),
         shape: a.shape(),
@@ -944,8 +974,8 @@ fn drive(
     let stop_polling = AtomicBool::new(false);
     let committed = AtomicU64::new(0);
     let read_schedule = access.map(|access| ReadSchedule {
-        keys: access.members.iter().take(apis.len()).map(|(_, f)| f.clone()).collect(),
-        apis,
+        keys: access.members[a.attesters()..apis.len()].iter().map(|(_, f)| f.clone()).collect(),
+        apis: &apis[a.attesters()..],
         path: format!(
             "/v1/enterprises/{}/attestations?limit={}&purpose=loan-application",
             node::TESTNET_ENTERPRISE,
@@ -1019,6 +1049,7 @@ fn drive(
                     *all.statuses.entry(s).or_default() += n;
                 }
                 all.latency_us.extend(log.latency_us);
+                all.late_us.extend(log.late_us);
             }
         }
         let poll = match poller.join() {
@@ -1121,6 +1152,8 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
     let reads = run.reads.as_ref().map(|r| {
         let mut l = r.latency_us.clone();
         l.sort_unstable();
+        let mut late = r.late_us.clone();
+        late.sort_unstable();
         let served = r.statuses.get(&200).copied().unwrap_or(0);
         let logged: u64 = r.logged.iter().flat_map(|m| m.values()).sum();
         json!({
@@ -1134,6 +1167,7 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
             "latency_p50_ms": ms(percentile(&l, 50.0)),
             "latency_p99_ms": ms(percentile(&l, 99.0)),
             "latency_max_ms": ms(l.last().copied()),
+            "sent_late_p99_ms": ms(percentile(&late, 99.0)),
             "query_records_committed": logged,
             "query_records_by_reader": r.logged,
             "query_records_missing": served.saturating_sub(logged),
@@ -1141,6 +1175,7 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
     });
     json!({
         "validators": a.validators,
+        "attesters": a.attesters(),
         "seconds": a.seconds,
         "rate": a.rate,
         "batch": a.batch,
@@ -1234,7 +1269,13 @@ fn print_table(r: &Value) {
             reads["served_per_second"].as_f64().unwrap_or(0.0),
             reads["by_status"]
         );
-        println!("read latency p50/p99   {:>10} / {} (max {})", rl("latency_p50_ms"), rl("latency_p99_ms"), rl("latency_max_ms"));
+        println!(
+            "read latency p50/p99   {:>10} / {} (max {}; sent late p99 {})",
+            rl("latency_p50_ms"),
+            rl("latency_p99_ms"),
+            rl("latency_max_ms"),
+            rl("sent_late_p99_ms")
+        );
         println!(
             "query records          {:>10}   committed ({} missing); by reader {}",
             reads["query_records_committed"],
