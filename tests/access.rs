@@ -251,7 +251,8 @@ fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
 
     // Each member's listing holds exactly its own reads, under its own key and consent.
     wait_until("the reads to be logged", Duration::from_secs(30), || {
-        member_reads(&api, &regulator, "validator-0").len() >= 2 && member_reads(&api, &regulator, "validator-1").len() >= 3
+        member_reads(&api, &regulator, "validator-0").len() >= 2
+            && member_reads(&api, &regulator, "validator-1").len() >= 3
     });
     std::thread::sleep(Duration::from_millis(1_500));
     for (member, file, consent, count) in [("validator-0", &v0, &v0_consent, 2), ("validator-1", &v1, &v1_consent, 3)] {
@@ -304,7 +305,10 @@ fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
     assert_eq!(reads.len(), 1, "{reads:?}");
     let c = &reads[0]["claim"];
     assert_eq!((c["block_height"].as_u64(), c["enterprise"].as_str()), (Some(figure_height), Some(ENTERPRISE)));
-    assert_eq!((c["purpose"].as_str(), c["access_key"].as_str()), (Some("supervision"), Some(key_of(&regulator).as_str())));
+    assert_eq!(
+        (c["purpose"].as_str(), c["access_key"].as_str()),
+        (Some("supervision"), Some(key_of(&regulator).as_str()))
+    );
     assert!(c["consent"].is_null());
     // validator-1's listing is unchanged: its reads only.
     assert_eq!(member_reads(&api, &regulator, "validator-1").len(), 3);

@@ -371,7 +371,12 @@ fn reader(s: &ReadSchedule<'_>) -> Result<ReadLog> {
 
 /// The query records committed per reader member (the regulator's listing), waiting up to
 /// [`DRAIN_MAX`] for `served` of them in all.
-fn count_logged(api: &str, access: &node::TestnetAccess, members: &[String], served: u64) -> Result<BTreeMap<String, u64>> {
+fn count_logged(
+    api: &str,
+    access: &node::TestnetAccess,
+    members: &[String],
+    served: u64,
+) -> Result<BTreeMap<String, u64>> {
     let file = keyfile::read_access_key(&access.regulator, None).context("the regulator's access key")?;
     let mut conn = Conn::new(api)?.with_access(Some(file));
     let deadline = Instant::now() + DRAIN_MAX;
@@ -1278,9 +1283,7 @@ fn print_table(r: &Value) {
         );
         println!(
             "query records          {:>10}   committed ({} missing); by reader {}",
-            reads["query_records_committed"],
-            reads["query_records_missing"],
-            reads["query_records_by_reader"]
+            reads["query_records_committed"], reads["query_records_missing"], reads["query_records_by_reader"]
         );
     }
     for n in r["nodes"].as_array().into_iter().flatten() {

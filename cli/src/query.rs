@@ -323,7 +323,8 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
     let rows: Vec<Vec<String>> = lines
         .iter()
         .map(|q| {
-            let when = credence_ledger::ids::Date::from_unix_ms(q.issued_at_ms).map(|d| d.to_string()).unwrap_or_default();
+            let when =
+                credence_ledger::ids::Date::from_unix_ms(q.issued_at_ms).map(|d| d.to_string()).unwrap_or_default();
             vec![
                 q.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
                 when,

@@ -712,22 +712,24 @@ async fn certified_blocks_are_served_in_canonical_encoding() {
     assert_eq!(got, want);
     // The enterprises of its facts (a release or a loan's record counts for its pledge's or
     // loan's enterprise; revocations and grants disclose nothing withheld).
-    let store = n.store.read().expect("lock");
-    let mut expected = BTreeSet::new();
-    for leaf in &want.block.leaves {
-        let claim = &leaf.attestation.body.claim;
-        if claim.kind().fact().is_none() {
-            continue;
+    let expected = {
+        let store = n.store.read().expect("lock");
+        let mut expected = BTreeSet::new();
+        for leaf in &want.block.leaves {
+            let claim = &leaf.attestation.body.claim;
+            if claim.kind().fact().is_none() {
+                continue;
+            }
+            let e = claim.enterprise().copied().or_else(|| {
+                claim.references().iter().find_map(|id| {
+                    let at = store.locate(id).expect("store")?;
+                    store.leaf(at.leaf_index).expect("store")?.attestation.body.claim.enterprise().copied()
+                })
+            });
+            expected.extend(e);
         }
-        let e = claim.enterprise().copied().or_else(|| {
-            claim.references().iter().find_map(|id| {
-                let at = store.locate(id).expect("store")?;
-                store.leaf(at.leaf_index).expect("store")?.attestation.body.claim.enterprise().copied()
-            })
-        });
-        expected.extend(e);
-    }
-    drop(store);
+        expected
+    };
     assert!(expected.len() >= 3, "block 2 holds several enterprises' facts: {expected:?}");
     let q = logged_queries(&mut n, expected.len()).await;
     assert_eq!(q.iter().map(|q| q.enterprise).collect::<BTreeSet<_>>(), expected);
@@ -759,7 +761,8 @@ async fn certified_blocks_are_served_in_canonical_encoding() {
 async fn a_regulator_lists_one_members_query_records() {
     let mut n = start().await;
     let e = n.access.enterprise;
-    let member = |s: &str| usize::from(n.ctx.genesis.member_index(&MemberName::parse("m", s).expect("name")).expect("member"));
+    let member =
+        |s: &str| usize::from(n.ctx.genesis.member_index(&MemberName::parse("m", s).expect("name")).expect("member"));
     let (bank, centre) = (member("bank-icbc-sz"), member(CENTRE));
     let read = |reader: &str, access_key: AttestationId, consent: Option<AttestationId>| {
         let purpose = if consent.is_some() { Purpose::LoanApplication } else { Purpose::Supervision };
@@ -794,7 +797,8 @@ async fn a_regulator_lists_one_members_query_records() {
     }
     assert_eq!(all_pages_as(&n, &n.access.regulator, path, 1).await, leaves);
     let v = get_as(&n, Some(&n.access.regulator), &format!("/v1/members/{}/queries", demo::REGULATOR)).await.json();
-    let regs: Vec<u64> = v["items"].as_array().expect("items").iter().map(|i| i["leaf_index"].as_u64().expect("l")).collect();
+    let regs: Vec<u64> =
+        v["items"].as_array().expect("items").iter().map(|i| i["leaf_index"].as_u64().expect("l")).collect();
     assert_eq!(regs, [first + 1, first + 3]);
     // A member that read nothing: an empty page.
     let v = get_as(&n, Some(&n.access.regulator), &format!("/v1/members/{CENTRE}/queries")).await.json();
