@@ -190,3 +190,126 @@ fn every_refusal_on_a_real_node_and_the_log_lists_exactly_the_reads() {
     let section = p["queries"].as_array().unwrap();
     assert!(section.iter().filter(|q| q["purpose"] == "loan-application").count() >= 2, "{p}");
 }
+
+/// The query records a regulator lists for `member` (`GET /v1/members/{member}/queries`), all pages.
+fn member_reads(api: &str, regulator: &Path, member: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let path = match after {
+            Some(a) => format!("/v1/members/{member}/queries?limit=2&after={a}"),
+            None => format!("/v1/members/{member}/queries?limit=2"),
+        };
+        let (s, v) = get_with(api, &path, &signed(regulator, &path));
+        assert_eq!(s, 200, "{v}");
+        out.extend(v["items"].as_array().unwrap().iter().cloned());
+        match v["next_after"].as_u64() {
+            Some(a) => after = Some(a),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
+    // Two members (validator-0 and validator-1); validator-0's node serves every read.
+    let net = Testnet::new(7, 2, 0);
+    let _nodes = [net.start(0), net.start(1)];
+    let api = net.api(0);
+    wait_until("the validator to commit", Duration::from_secs(60), || height(&api) >= 1);
+    let figure = net.attest(0, 0, "2023");
+    let figure_height = figure["height"].as_u64().unwrap();
+    let v0 = net.access_key(0, 0, "v0-officer", "member,restricted");
+    let v1 = net.access_key(1, 0, "v1-officer", "member,restricted");
+    let regulator = net.access_key(0, 0, "inspector", "regulator");
+    let v0_consent = net.consent(0, 0, ENTERPRISE, "validator-0", "loan-application");
+    let v1_consent = net.consent(0, 0, ENTERPRISE, "validator-1", "loan-application");
+    let key_of = |f: &Path| keyfile::read_access_key(f, None).unwrap().keyid.to_string();
+
+    // validator-0's officer reads twice; validator-1's three times, at validator-0's node.
+    let restricted = format!("/v1/enterprises/{ENTERPRISE}/attestations?purpose=loan-application");
+    for (file, times) in [(&v0, 2), (&v1, 3)] {
+        for _ in 0..times {
+            let (s, v) = get_with(&api, &restricted, &signed(file, &restricted));
+            assert_eq!(s, 200, "{v}");
+        }
+    }
+    // Refused reads are not logged: validator-1 reads another enterprise without consent.
+    let other = format!("/v1/enterprises/{OTHER}/attestations?purpose=loan-application");
+    refused(get_with(&api, &other, &signed(&v1, &other)), 403, "consent", OTHER);
+
+    // The listing: unsigned 401; a member's key 403; an unknown member 404; a bad limit 400.
+    let path = "/v1/members/validator-1/queries";
+    refused(get_with(&api, path, &[]), 401, "signature", "not signed");
+    refused(get_with(&api, path, &signed(&v1, path)), 403, "scope", "regulator");
+    let nobody = "/v1/members/bank-nobody/queries";
+    let (s, v) = get_with(&api, nobody, &signed(&regulator, nobody));
+    assert_eq!((s, v["error"]["field"].as_str()), (404, Some("member")), "{v}");
+    let bad = "/v1/members/validator-1/queries?limit=0";
+    let (s, v) = get_with(&api, bad, &signed(&regulator, bad));
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("limit")), "{v}");
+
+    // Each member's listing holds exactly its own reads, under its own key and consent.
+    wait_until("the reads to be logged", Duration::from_secs(30), || {
+        member_reads(&api, &regulator, "validator-0").len() >= 2
+            && member_reads(&api, &regulator, "validator-1").len() >= 3
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    for (member, file, consent, count) in [("validator-0", &v0, &v0_consent, 2), ("validator-1", &v1, &v1_consent, 3)] {
+        let reads = member_reads(&api, &regulator, member);
+        assert_eq!(reads.len(), count, "{member}: {reads:?}");
+        for q in &reads {
+            let c = &q["claim"];
+            assert_eq!((c["kind"].as_str(), c["reader"].as_str()), (Some("query"), Some(member)), "{q}");
+            assert_eq!(c["access_key"], key_of(file).as_str());
+            assert_eq!((c["consent"].as_str(), c["enterprise"].as_str()), (Some(consent.as_str()), Some(ENTERPRISE)));
+            assert_eq!((c["read"].as_str(), q["attester"].as_str()), (Some("facts"), Some("validator-0")));
+        }
+    }
+    // The CLI: a table, and --json.
+    let reg = regulator.to_str().unwrap();
+    let o = credence(&["queries", "--member", "validator-1", "--node", &api, "--access-key", reg, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json(&o);
+    let lines = v["queries"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "{v}");
+    assert!(lines.iter().all(|l| l["reader"] == "validator-1" && l["purpose"] == "loan-application"), "{v}");
+    let o = credence(&["queries", "--member", "validator-1", "--node", &api, "--access-key", reg]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("Query log of member validator-1") && table.contains("logged by"), "{table}");
+    assert_eq!(table.matches("loan-application").count(), 3, "{table}");
+    let o = credence(&["queries", "--member", "validator-1", "--node", &api, "--access-key", v1.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("403"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A whole-block read by the regulator is logged: one record for the block's one enterprise.
+    let block = format!("/v1/blocks/{figure_height}/certified");
+    let fields = signed(&regulator, &block);
+    let host = api.strip_prefix("http://").unwrap();
+    let mut head = format!("GET {block} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (n, v) in &fields {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw[..raw.len().min(300)]));
+    let block_reads = || -> Vec<serde_json::Value> {
+        member_reads(&api, &regulator, "validator-0").into_iter().filter(|q| q["claim"]["read"] == "block").collect()
+    };
+    wait_until("the block read to be logged", Duration::from_secs(30), || !block_reads().is_empty());
+    std::thread::sleep(Duration::from_millis(1_500));
+    let reads = block_reads();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    let c = &reads[0]["claim"];
+    assert_eq!((c["block_height"].as_u64(), c["enterprise"].as_str()), (Some(figure_height), Some(ENTERPRISE)));
+    assert_eq!(
+        (c["purpose"].as_str(), c["access_key"].as_str()),
+        (Some("supervision"), Some(key_of(&regulator).as_str()))
+    );
+    assert!(c["consent"].is_null());
+    // validator-1's listing is unchanged: its reads only.
+    assert_eq!(member_reads(&api, &regulator, "validator-1").len(), 3);
+}

@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{BufReader, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -298,6 +298,13 @@ pub(crate) fn load_data_dir(dir: &Path) -> Result<(Genesis, RedbStore)> {
 }
 
 /// Where `export` reads blocks from.
+/// First pause before asking again for a block the node answered 503 (its query log busy).
+const BUSY_PAUSE_FIRST: Duration = Duration::from_millis(100);
+/// Longest pause between two such requests.
+const BUSY_PAUSE_MAX: Duration = Duration::from_secs(2);
+/// Longest total wait for one block while the node stays busy.
+const BUSY_WAIT_MAX: Duration = Duration::from_secs(60);
+
 enum BlockSource {
     Store(Box<RedbStore>),
     Node(Box<crate::http::Conn>),
@@ -320,7 +327,16 @@ impl BlockSource {
         match self {
             BlockSource::Store(store) => store.block(h)?.with_context(|| format!("store: block {h} is missing")),
             BlockSource::Node(conn) => {
-                let r = conn.get(&format!("/v1/blocks/{h}/certified"))?;
+                // Each whole-block read is logged (docs/ACCESS.md): while the node's query log
+                // is full it answers 503 `busy`; wait for it, a little longer each time.
+                let mut r = conn.get(&format!("/v1/blocks/{h}/certified"))?;
+                let mut waited = Duration::ZERO;
+                while r.status == 503 && waited < BUSY_WAIT_MAX {
+                    let pause = BUSY_PAUSE_FIRST.saturating_mul(1 << (waited.as_secs().min(4))).min(BUSY_PAUSE_MAX);
+                    std::thread::sleep(pause);
+                    waited += pause;
+                    r = conn.get(&format!("/v1/blocks/{h}/certified"))?;
+                }
                 if r.status != 200 {
                     bail!("block {h}: {}", crate::query::node_error(r.status, &r.body));
                 }

@@ -5,10 +5,10 @@
 //!   temporary directory (or `--dir`); every node runs as a separate `credence node`
 //!   process of this executable. The nodes are stopped with SIGTERM at the end, and also
 //!   on any error (a guard's `Drop`); none is left behind.
-//! * Every validator is an attester. All records (rd-spend, sequences 1, 2, ... per
-//!   attester) are signed and base64-encoded on all cores *before* the clock starts, so
-//!   the generator does no signing while measuring (a request body is the records'
-//!   strings joined).
+//! * Every validator is an attester (but the reading ones, below). All records (rd-spend,
+//!   consecutive sequences per attester from its next one) are signed and base64-encoded on
+//!   all cores once the nodes run and *before* the clock starts, so the generator does no
+//!   signing while measuring (a request body is the records' strings joined).
 //! * Batch `j` holds attester `j mod n`'s next records and goes to node `j mod n`: the
 //!   batches go round-robin over the nodes, and each member submits through its own node,
 //!   which keeps its sequences in order.
@@ -33,6 +33,26 @@
 //!   header time lies in the submit window, divided by its length.
 //! * Peak RSS is each node's `VmHWM` (`/proc/<pid>/status`) at the end; CPU time from
 //!   `/proc/<pid>/stat`.
+//! * With `--reads-per-second R` (issue 12's query-log figure) the testnet's access keys are
+//!   provisioned first as `credence testnet --start` does (each member's key with the
+//!   restricted scope, each member's consent for [`node::TESTNET_ENTERPRISE`]; their records
+//!   commit before the window, and the load's records are signed after them, from each
+//!   attester's next sequence). A node signs the query records of the reads it serves with its
+//!   member's key, taking that member's next sequences, so the last `--read-nodes` validators
+//!   serve the reads and the others attest the load (each through its own node, as above):
+//!   pre-signed sequences and a node's query log never compete for one member's sequences.
+//!   During the window read `k` is due at `k / R` s and goes to reading node `k mod r`, signed
+//!   (RFC 9421) with that node's member's key: `GET
+//!   /v1/enterprises/{uscc}/attestations?limit=L&purpose=loan-application`, a restricted read
+//!   that the node checks (signature, grant, replay window, live consent) and logs as a query
+//!   record before answering. `--read-workers` threads each send one read at a time (a
+//!   keep-alive connection per reading node, so at most [`READ_WORKERS_MAX`]: a node admits 32
+//!   connections per client); read latency is from the send to the whole answer, and how late
+//!   each read was sent after it was due is reported too.
+//!   After the drain the regulator key counts the query records committed, per reader member,
+//!   through `GET /v1/members/{member}/queries`, waiting up to [`DRAIN_MAX`] for one per
+//!   served read. The enterprise is one of the three the load's records are about, so its
+//!   listing grows during the run; a read returns its first `L` records.
 //!
 //! # Bounds
 //! At most 5,000,000 records per run (about 300 bytes of request body each, held in
@@ -128,7 +148,26 @@ pub struct LoadArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Signed, consent-checked restricted reads offered per second during the window, each
+    /// logged by its node as a query record (0: none).
+    #[arg(long, default_value_t = 0)]
+    reads_per_second: u64,
+    /// Threads making those reads (each one read at a time).
+    #[arg(long, default_value_t = 24)]
+    read_workers: usize,
+    /// With reads: how many validators (the last ones) serve them instead of attesting the load.
+    #[arg(long, default_value_t = 2)]
+    read_nodes: usize,
+    /// Records per read (the listing's `limit`).
+    #[arg(long, default_value_t = 10)]
+    read_limit: u64,
 }
+
+/// Most reading threads: each holds a connection to every reading node, which admits
+/// `CONNECTIONS_PER_CLIENT_MAX_DEFAULT` (32) per client address; two are left spare.
+const READ_WORKERS_MAX: usize = credence_node::api::CONNECTIONS_PER_CLIENT_MAX_DEFAULT - 2;
+/// Most reads one run offers.
+const READS_MAX: u64 = 1_000_000;
 
 pub fn run(a: &LoadArgs) -> Result<ExitCode> {
     if a.burst_seconds > a.seconds || (a.burst_seconds > 0 && a.burst_rate.unwrap_or(0) == 0) {
@@ -143,6 +182,18 @@ pub fn run(a: &LoadArgs) -> Result<ExitCode> {
     }
     if a.workers == 0 || a.workers > WORKERS_MAX {
         bail!("--workers: must be between 1 and {WORKERS_MAX}");
+    }
+    if a.reads_per_second.saturating_mul(a.seconds) > READS_MAX {
+        bail!("--reads-per-second × --seconds: at most {READS_MAX} reads");
+    }
+    if a.read_workers == 0 || a.read_workers > READ_WORKERS_MAX {
+        bail!("--read-workers: must be between 1 and {READ_WORKERS_MAX}");
+    }
+    if a.reads_per_second > 0 && (a.read_nodes == 0 || a.read_nodes >= a.validators) {
+        bail!("--read-nodes: at least 1 and fewer than --validators ({}), so that some attest", a.validators);
+    }
+    if a.read_limit == 0 || a.read_limit > crate::query::PAGE_ITEMS_MAX {
+        bail!("--read-limit: must be between 1 and {}", crate::query::PAGE_ITEMS_MAX);
     }
     let ahead_max = u64::from(MempoolConfig::default().ahead_max);
     if (a.workers * a.batch) as u64 > ahead_max {
@@ -179,6 +230,11 @@ struct Shape {
 }
 
 impl LoadArgs {
+    /// The validators that attest the load: all, or all but the reading ones.
+    fn attesters(&self) -> usize {
+        if self.reads_per_second > 0 { self.validators - self.read_nodes } else { self.validators }
+    }
+
     fn shape(&self) -> Shape {
         let burst_seconds = if self.burst_rate.is_some() { self.burst_seconds } else { 0 };
         Shape {
@@ -216,21 +272,138 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
         .map(|i| layout.manifest["nodes"][i]["api"].as_str().map(str::to_string))
         .collect::<Option<_>>()
         .context("testnet.json lacks the nodes' API addresses")?;
-    let started = Instant::now();
-    let work = sign_all(&layout, a, records)?;
-    eprintln!(
-        "signed {records} attestations in {} batches in {:.1} s; starting {} nodes",
-        work.batches(),
-        started.elapsed().as_secs_f64(),
-        a.validators
-    );
-    let mut nodes = Nodes { children: node::start_nodes(&layout)?, names: layout.names.clone(), dir: layout.dir };
+    eprintln!("starting {} nodes", a.validators);
+    let mut nodes =
+        Nodes { children: node::start_nodes(&layout)?, names: layout.names.clone(), dir: layout.dir.clone() };
+    let access = if a.reads_per_second > 0 {
+        let started = Instant::now();
+        let access = node::provision_access(&layout)?;
+        eprintln!("provisioned access keys and consents in {:.1} s", started.elapsed().as_secs_f64());
+        Some(access)
+    } else {
+        None
+    };
     wait_committing(&mut nodes, &apis)?;
-    let run = drive(a, &apis, &work, &mut nodes)?;
+    let attesters = a.attesters();
+    // Each attester's records follow what it has signed so far (its grant, consents).
+    let mut firsts = Vec::with_capacity(attesters);
+    for (api, name) in apis.iter().zip(&layout.names[..attesters]) {
+        let r = http::get(api, &format!("/v1/attesters/{name}/next-sequence"))?;
+        let next = r.json()?["next_sequence"].as_u64().with_context(|| format!("{name}'s next sequence"))?;
+        firsts.push(next);
+    }
+    let started = Instant::now();
+    let work = sign_all(&layout, a, records, &firsts)?;
+    eprintln!(
+        "signed {records} attestations in {} batches in {:.1} s",
+        work.batches(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut run = drive(a, &apis, &work, &mut nodes, access.as_ref())?;
+    if let (Some(access), Some(reads)) = (&access, &mut run.reads) {
+        let served = reads.statuses.get(&200).copied().unwrap_or(0);
+        reads.logged = Some(count_logged(&apis[0], access, &layout.names[attesters..a.validators], served)?);
+    }
     nodes.alive()?;
     let usage = nodes.usage();
     drop(nodes);
     Ok(report(a, &work, &run, &usage))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restricted reads (issue 12's query-log figure)
+// ---------------------------------------------------------------------------------------------
+
+/// What the readers share.
+struct ReadSchedule<'a> {
+    /// Per node: its member's access-key file.
+    keys: Vec<PathBuf>,
+    apis: &'a [String],
+    path: String,
+    t0: Instant,
+    window: Duration,
+    rate: f64,
+    next: AtomicU64,
+    abort: &'a AtomicBool,
+}
+
+/// What the readers saw.
+#[derive(Debug, Default)]
+struct ReadLog {
+    offered: u64,
+    /// Answers by HTTP status (0: no answer).
+    statuses: BTreeMap<u16, u64>,
+    /// µs from each read's send to its whole answer, of the reads answered 200.
+    latency_us: Vec<u64>,
+    /// µs each read was sent after it was due (the readers falling behind the schedule).
+    late_us: Vec<u64>,
+    /// Per reader member: query records committed (after the drain).
+    logged: Option<BTreeMap<String, u64>>,
+}
+
+fn reader(s: &ReadSchedule<'_>) -> Result<ReadLog> {
+    let mut conns = Vec::with_capacity(s.apis.len());
+    for (api, key) in s.apis.iter().zip(&s.keys) {
+        let file = keyfile::read_access_key(key, None).with_context(|| key.display().to_string())?;
+        conns.push(Conn::new(api)?.with_access(Some(file)));
+    }
+    let mut log = ReadLog::default();
+    loop {
+        let k = s.next.fetch_add(1, Ordering::Relaxed);
+        let due = Duration::from_secs_f64(k as f64 / s.rate);
+        if due >= s.window || s.abort.load(Ordering::Relaxed) {
+            return Ok(log);
+        }
+        if let Some(wait) = due.checked_sub(s.t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let node = (k % s.apis.len() as u64) as usize;
+        let sent = Instant::now();
+        log.late_us.push(micros(s.t0.elapsed().saturating_sub(due)));
+        let status = conns[node].get(&s.path).map_or(0, |r| r.status);
+        log.offered += 1;
+        *log.statuses.entry(status).or_default() += 1;
+        if status == 200 {
+            log.latency_us.push(micros(sent.elapsed()));
+        }
+    }
+}
+
+/// The query records committed per reader member (the regulator's listing), waiting up to
+/// [`DRAIN_MAX`] for `served` of them in all.
+fn count_logged(
+    api: &str,
+    access: &node::TestnetAccess,
+    members: &[String],
+    served: u64,
+) -> Result<BTreeMap<String, u64>> {
+    let file = keyfile::read_access_key(&access.regulator, None).context("the regulator's access key")?;
+    let mut conn = Conn::new(api)?.with_access(Some(file));
+    let deadline = Instant::now() + DRAIN_MAX;
+    loop {
+        let mut counts = BTreeMap::new();
+        for m in members {
+            let mut after: Option<u64> = None;
+            let mut n = 0u64;
+            loop {
+                let mut path = format!("/v1/members/{m}/queries?limit={}", crate::query::PAGE_ITEMS_MAX);
+                if let Some(a) = after {
+                    path.push_str(&format!("&after={a}"));
+                }
+                let page: credence_node::api::views::AttestationPage = crate::query::get_json(&mut conn, &path)?;
+                n += page.items.len() as u64;
+                match page.next_after {
+                    Some(a) => after = Some(a),
+                    None => break,
+                }
+            }
+            counts.insert(m.clone(), n);
+        }
+        if counts.values().sum::<u64>() >= served || Instant::now() > deadline {
+            return Ok(counts);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Refuses to start when a port the testnet needs is taken.
@@ -297,12 +470,12 @@ impl Work {
 type SignedBatch = (Vec<String>, Vec<AttestationId>);
 
 /// Signs every record on all cores: batch `j` is attester `j mod n`'s records
-/// `k·batch + 1 ..` with `k = j div n` (only the last batch can be short, and it is its
-/// attester's last, so sequences have no gaps).
-fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> {
+/// `first + k·batch ..` with `k = j div n` and `first` its next sequence (only the last batch
+/// can be short, and it is its attester's last, so sequences have no gaps).
+fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize, firsts: &[u64]) -> Result<Work> {
     let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
     let chain_id = genesis.hash();
-    let attesters: Vec<(MemberName, SecretKey)> = layout.names[..a.validators]
+    let attesters: Vec<(MemberName, SecretKey)> = layout.names[..a.attesters()]
         .iter()
         .map(|name| {
             let key = keyfile::read(&layout.dir.join(format!("keys/{name}.key")))?;
@@ -314,7 +487,7 @@ fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize) -> Result<Work> 
     let batches = total.div_ceil(a.batch);
     let sign_batch = |j: usize| -> Result<SignedBatch> {
         let (attester, key) = &attesters[j % attesters.len()];
-        let first_sequence = (j / attesters.len() * a.batch) as u64 + 1;
+        let first_sequence = (j / attesters.len() * a.batch) as u64 + firsts[j % attesters.len()];
         let n = a.batch.min(total - j * a.batch);
         let mut encoded = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
@@ -763,6 +936,8 @@ struct Run {
     start_height: u64,
     /// Each node's height, round and mempool when the submit window ended.
     window_end: Vec<Value>,
+    /// The restricted reads, with `--reads-per-second`.
+    reads: Option<ReadLog>,
 }
 
 /// A node's height, consensus round and mempool occupancy (`null` if it does not answer).
@@ -778,13 +953,19 @@ fn node_state(api: &str) -> Value {
     })
 }
 
-fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Result<Run> {
+fn drive(
+    a: &LoadArgs,
+    apis: &[String],
+    work: &Work,
+    nodes: &mut Nodes,
+    access: Option<&node::TestnetAccess>,
+) -> Result<Run> {
     let start_height = height(&apis[0]).context("node 0 does not answer")?;
     let t0 = Instant::now();
     let t0_unix_ms = now_ms();
     let schedule = Schedule {
         work,
-        apis,
+        apis: &apis[..a.attesters()],
         t0,
         window: Duration::from_secs(a.seconds),
         shape: a.shape(),
@@ -797,9 +978,27 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
     };
     let stop_polling = AtomicBool::new(false);
     let committed = AtomicU64::new(0);
+    let read_schedule = access.map(|access| ReadSchedule {
+        keys: access.members[a.attesters()..apis.len()].iter().map(|(_, f)| f.clone()).collect(),
+        apis: &apis[a.attesters()..],
+        path: format!(
+            "/v1/enterprises/{}/attestations?limit={}&purpose=loan-application",
+            node::TESTNET_ENTERPRISE,
+            a.read_limit
+        ),
+        t0,
+        window: Duration::from_secs(a.seconds),
+        rate: a.reads_per_second as f64,
+        next: AtomicU64::new(0),
+        abort: &schedule.abort,
+    });
     std::thread::scope(|scope| {
         let poller = scope.spawn(|| poll(&apis[0], work, t0, start_height, &stop_polling, &committed));
         let workers: Vec<_> = (0..a.workers).map(|_| scope.spawn(|| worker(&schedule))).collect();
+        let readers: Vec<_> = match &read_schedule {
+            Some(rs) => (0..a.read_workers).map(|_| scope.spawn(|| reader(rs))).collect(),
+            None => Vec::new(),
+        };
         // Watch the nodes and report progress while the workers submit, then drain.
         let mut last_progress = Instant::now();
         let mut failure = None;
@@ -843,6 +1042,21 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
         stop_polling.store(true, Ordering::Relaxed);
         let ended = t0.elapsed();
         let logs: Vec<WorkerLog> = workers.into_iter().map(|w| w.join().unwrap_or_default()).collect();
+        let mut reads = read_schedule.as_ref().map(|_| ReadLog::default());
+        for r in readers {
+            let log = match r.join() {
+                Ok(log) => log?,
+                Err(_) => bail!("a reader panicked"),
+            };
+            if let Some(all) = &mut reads {
+                all.offered += log.offered;
+                for (s, n) in log.statuses {
+                    *all.statuses.entry(s).or_default() += n;
+                }
+                all.latency_us.extend(log.latency_us);
+                all.late_us.extend(log.late_us);
+            }
+        }
         let poll = match poller.join() {
             Ok(r) => r?,
             Err(_) => bail!("the poller panicked"),
@@ -850,7 +1064,7 @@ fn drive(a: &LoadArgs, apis: &[String], work: &Work, nodes: &mut Nodes) -> Resul
         if let Some(e) = failure {
             return Err(e);
         }
-        Ok(Run { workers: logs, poll, t0_unix_ms, ended, start_height, window_end })
+        Ok(Run { workers: logs, poll, t0_unix_ms, ended, start_height, window_end, reads })
     })
 }
 
@@ -940,8 +1154,33 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
             })
         })
         .collect();
+    let reads = run.reads.as_ref().map(|r| {
+        let mut l = r.latency_us.clone();
+        l.sort_unstable();
+        let mut late = r.late_us.clone();
+        late.sort_unstable();
+        let served = r.statuses.get(&200).copied().unwrap_or(0);
+        let logged: u64 = r.logged.iter().flat_map(|m| m.values()).sum();
+        json!({
+            "per_second_offered": a.reads_per_second,
+            "read_limit": a.read_limit,
+            "read_workers": a.read_workers,
+            "offered": r.offered,
+            "served": served,
+            "served_per_second": served as f64 / seconds,
+            "by_status": r.statuses.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "latency_p50_ms": ms(percentile(&l, 50.0)),
+            "latency_p99_ms": ms(percentile(&l, 99.0)),
+            "latency_max_ms": ms(l.last().copied()),
+            "sent_late_p99_ms": ms(percentile(&late, 99.0)),
+            "query_records_committed": logged,
+            "query_records_by_reader": r.logged,
+            "query_records_missing": served.saturating_sub(logged),
+        })
+    });
     json!({
         "validators": a.validators,
+        "attesters": a.attesters(),
         "seconds": a.seconds,
         "rate": a.rate,
         "batch": a.batch,
@@ -976,6 +1215,7 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
         "batch_answer_p50_ms": ms(percentile(&answers, 50.0)),
         "batch_answer_p99_ms": ms(percentile(&answers, 99.0)),
         "nodes": nodes,
+        "reads": reads,
     })
 }
 
@@ -1020,6 +1260,32 @@ fn print_table(r: &Value) {
         lat("committed_latency_p99_ms")
     );
     println!("batch answer p50/p99   {:>10} / {}", lat("batch_answer_p50_ms"), lat("batch_answer_p99_ms"));
+    let reads = &r["reads"];
+    if !reads.is_null() {
+        let rl = |k: &str| match reads[k].as_f64() {
+            Some(v) => format!("{v:.1} ms"),
+            None => "-".to_string(),
+        };
+        println!(
+            "reads                  {:>10}   offered at {}/s, {} served ({:.0}/s); by status {}",
+            reads["offered"],
+            reads["per_second_offered"],
+            reads["served"],
+            reads["served_per_second"].as_f64().unwrap_or(0.0),
+            reads["by_status"]
+        );
+        println!(
+            "read latency p50/p99   {:>10} / {} (max {}; sent late p99 {})",
+            rl("latency_p50_ms"),
+            rl("latency_p99_ms"),
+            rl("latency_max_ms"),
+            rl("sent_late_p99_ms")
+        );
+        println!(
+            "query records          {:>10}   committed ({} missing); by reader {}",
+            reads["query_records_committed"], reads["query_records_missing"], reads["query_records_by_reader"]
+        );
+    }
     for n in r["nodes"].as_array().into_iter().flatten() {
         let end = &n["at_window_end"];
         println!(

@@ -69,6 +69,8 @@ enum Command {
     /// Query the ledger through a node: attestations by enterprise, patent or attester; a block; an attestation.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// A regulator's listing of one member's reads: the query records its access keys caused, at any node.
+    Queries(query::QueriesArgs),
     /// What the ledger says about one enterprise: R&D spend, patents and their value, pledges, flagged records.
     Profile(profile::ProfileArgs),
     /// A regulator's or a pool's figures: IP-pledge loans outstanding, bad-loan ratio, LTV, pool exposure and claims paid.
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Testnet(a) => node::testnet(&a),
         Command::Sim(a) => sim::run(&a),
         Command::Query(q) => query::run(&q),
+        Command::Queries(a) => query::queries(&a),
         Command::Profile(a) => profile::run(&a),
         Command::Portfolio(a) => portfolio::run(&a),
         Command::Checkpoint(a) => audit::checkpoint(&a),

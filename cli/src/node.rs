@@ -477,13 +477,43 @@ fn provision_dev(url: &str, genesis: &Genesis, key: &SecretKey, officer: &Path, 
 }
 
 /// The enterprise of the README's examples, whose consent `credence testnet --start` records.
-const TESTNET_ENTERPRISE: &str = "914403001922038216";
+pub const TESTNET_ENTERPRISE: &str = "914403001922038216";
+
+/// For a started testnet: provisions its access keys ([`provision_access`]) and prints how to read.
+fn provision_testnet(layout: &TestnetLayout) -> Result<()> {
+    let keys = provision_access(layout)?;
+    let api = |i: usize| layout.manifest["nodes"][i]["api"].as_str().unwrap_or_default().to_string();
+    let (grants, regulator) = (keys.members, keys.regulator);
+    println!(
+        "access keys (docs/ACCESS.md), each member's consented to read {TESTNET_ENTERPRISE} for loan-application:"
+    );
+    for (name, file) in &grants {
+        println!("  {name}: {}", file.display());
+    }
+    println!("  regulator (validator-0): {}", regulator.display());
+    let (g0, a0) = (grants[0].1.display(), api(0));
+    println!(
+        "try:\n  credence profile {TESTNET_ENTERPRISE} --node {a0} --access-key {g0} --purpose loan-application\n  credence query enterprise {TESTNET_ENTERPRISE} --node {a0} --access-key {} --purpose supervision\n  credence export --node {a0} --access-key {} --out chain.export",
+        regulator.display(),
+        regulator.display()
+    );
+    Ok(())
+}
+
+/// The access-key files [`provision_access`] wrote.
+#[derive(Debug)]
+pub struct TestnetAccess {
+    /// Per node, in layout order: its name and its member's key (member and restricted scopes).
+    pub members: Vec<(String, PathBuf)>,
+    /// validator-0's key with the regulator scope.
+    pub regulator: PathBuf,
+}
 
 /// For a started testnet: once its first node commits, delegates an access key to each
 /// member (member and restricted scopes, `keys/<name>.access`) and a regulator key from
-/// validator-0 (`keys/regulator.access`), records the consent of [`TESTNET_ENTERPRISE`] for
-/// each member, and prints how to read.
-fn provision_testnet(layout: &TestnetLayout) -> Result<()> {
+/// validator-0 (`keys/regulator.access`), and records the consent of [`TESTNET_ENTERPRISE`]
+/// for each member (loan-application, every fact), each waiting for its commit.
+pub fn provision_access(layout: &TestnetLayout) -> Result<TestnetAccess> {
     use credence_ledger::access::Scope;
     let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
     let api = |i: usize| layout.manifest["nodes"][i]["api"].as_str().unwrap_or_default().to_string();
@@ -533,20 +563,7 @@ fn provision_testnet(layout: &TestnetLayout) -> Result<()> {
         out: &regulator,
         passphrase: None,
     })?;
-    println!(
-        "access keys (docs/ACCESS.md), each member's consented to read {TESTNET_ENTERPRISE} for loan-application:"
-    );
-    for (name, file) in &grants {
-        println!("  {name}: {}", file.display());
-    }
-    println!("  regulator (validator-0): {}", regulator.display());
-    let (g0, a0) = (grants[0].1.display(), api(0));
-    println!(
-        "try:\n  credence profile {TESTNET_ENTERPRISE} --node {a0} --access-key {g0} --purpose loan-application\n  credence query enterprise {TESTNET_ENTERPRISE} --node {a0} --access-key {} --purpose supervision\n  credence export --node {a0} --access-key {} --out chain.export",
-        regulator.display(),
-        regulator.display()
-    );
-    Ok(())
+    Ok(TestnetAccess { members: grants, regulator })
 }
 
 /// A local network's files, written by [`write_testnet`].

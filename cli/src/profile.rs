@@ -418,7 +418,9 @@ impl Profile {
         for a in &items {
             match &a.claim {
                 ClaimView::Withheld { of } => *withheld.entry(of.clone()).or_default() += 1,
-                ClaimView::Query { reader, access_key, enterprise: e, purpose, consent, read } if e == enterprise => {
+                ClaimView::Query { reader, access_key, enterprise: e, purpose, consent, read, .. }
+                    if e == enterprise =>
+                {
                     queries.push(QueryLine {
                         issued_at_ms: a.issued_at_ms,
                         reader: reader.clone(),

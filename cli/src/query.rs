@@ -16,7 +16,7 @@ use crate::http::Conn;
 /// The local node's API, as `credence dev` and `credence init` configure it.
 pub const NODE_DEFAULT: &str = "http://127.0.0.1:8080";
 /// Items per request when paging (the API's largest page).
-const PAGE_ITEMS_MAX: u64 = 1000;
+pub const PAGE_ITEMS_MAX: u64 = 1000;
 /// Most attestations one listing (or a profile) holds in memory: about 200 MB of views.
 pub const LIST_ITEMS_MAX: usize = 200_000;
 
@@ -239,6 +239,119 @@ pub fn run(cmd: &QueryCommand) -> Result<ExitCode> {
             Ok(opened_exit(&wrong))
         }
     }
+}
+
+/// `credence queries --member NAME`: the query log of one reader member, as a regulator reads it.
+#[derive(Args, Debug)]
+pub struct QueriesArgs {
+    /// The reader member whose reads to list (the member whose access keys read, at any node).
+    #[arg(long)]
+    pub member: String,
+    #[command(flatten)]
+    pub list: ListArgs,
+}
+
+/// One logged read of a member (a query record), as `credence queries` prints it.
+#[derive(Debug, Serialize)]
+pub struct ReadLine {
+    /// Height of the block that committed the record.
+    pub height: Option<u64>,
+    pub leaf_index: Option<u64>,
+    /// When the serving node logged it (Unix ms).
+    pub issued_at_ms: u64,
+    pub reader: String,
+    pub enterprise: String,
+    pub purpose: String,
+    /// facts, openings or block.
+    pub read: String,
+    /// The height of the block read, when `read` is block.
+    pub block_height: Option<u64>,
+    /// The consent read under; `None` for a regulator.
+    pub consent: Option<String>,
+    /// The access-key grant that signed the read (names the holder).
+    pub access_key: String,
+    /// The member whose node served the read and signed the record.
+    pub logged_by: String,
+    pub id: String,
+}
+
+/// `facts`, `openings`, or `block 12`.
+fn read_text(read: &str, block_height: Option<u64>) -> String {
+    match block_height {
+        Some(h) => format!("{read} {h}"),
+        None => read.to_string(),
+    }
+}
+
+/// Lists a member's query records (`GET /v1/members/{member}/queries`, regulator scope).
+pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
+    if a.list.out.csv {
+        bail!("--csv: `credence queries` prints a table or --json");
+    }
+    let (mut conn, _local) = connect(&a.list.out)?;
+    let path = format!("/v1/members/{}/queries", seg(&a.member));
+    let (items, next_after) = fetch_list(&mut conn, &path, &a.list, "")?;
+    let mut lines = Vec::with_capacity(items.len());
+    for i in &items {
+        let ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height } = &i.claim else {
+            bail!("the node listed {} ({:?}) among {}'s query records", i.id, i.claim, a.member);
+        };
+        if *reader != a.member {
+            bail!("the node listed {}, a read by '{reader}', among {}'s query records", i.id, a.member);
+        }
+        lines.push(ReadLine {
+            height: i.height,
+            leaf_index: i.leaf_index,
+            issued_at_ms: i.issued_at_ms,
+            reader: reader.clone(),
+            enterprise: enterprise.clone(),
+            purpose: purpose.clone(),
+            read: read.clone(),
+            block_height: *block_height,
+            consent: consent.clone(),
+            access_key: access_key.clone(),
+            logged_by: i.attester.clone(),
+            id: i.id.clone(),
+        });
+    }
+    if a.list.out.json {
+        let v = serde_json::json!({ "member": a.member, "queries": lines, "next_after": next_after });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let short = |s: &str| s.get(..16).unwrap_or(s).to_string();
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|q| {
+            let when =
+                credence_ledger::ids::Date::from_unix_ms(q.issued_at_ms).map(|d| d.to_string()).unwrap_or_default();
+            vec![
+                q.height.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                when,
+                q.enterprise.clone(),
+                q.purpose.clone(),
+                read_text(&q.read, q.block_height),
+                q.consent.as_deref().map_or("none (regulator)".to_string(), short),
+                short(&q.access_key),
+                q.logged_by.clone(),
+                short(&q.id),
+            ]
+        })
+        .collect();
+    println!("Query log of member {} (each read its access keys made, logged on the ledger)", a.member);
+    print_table(
+        &["height", "date", "enterprise", "purpose", "read", "consent", "access key", "logged by", "id"],
+        &rows,
+    );
+    eprintln!(
+        "{} read(s){}",
+        lines.len(),
+        match next_after {
+            Some(n) => format!("; more with --after {n}"),
+            None => String::new(),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A path segment as given, with characters outside the unreserved set percent-encoded
@@ -477,12 +590,13 @@ impl Row {
                 r.counterparty = recipient.clone();
                 r.detail = format!("purpose={purpose} scope={} expires_at_ms={expires_at_ms}", scope.join(","));
             }
-            ClaimView::Query { reader, access_key, enterprise, purpose, consent, read } => {
+            ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height } => {
                 r.kind = "query";
                 r.enterprise = enterprise.clone();
                 r.counterparty = reader.clone();
                 r.detail = format!(
-                    "purpose={purpose} read={read} access_key={access_key} consent={}",
+                    "purpose={purpose} read={} access_key={access_key} consent={}",
+                    read_text(read, *block_height),
                     consent.as_deref().unwrap_or("none (regulator)")
                 );
             }

@@ -157,6 +157,12 @@ pub enum ReadKind {
     Facts,
     /// Openings of confidential amounts disclosed by their attester's node.
     Openings,
+    /// A whole block (`GET /v1/blocks/{height}/certified`) holding this enterprise's records,
+    /// read by a regulator: one record per enterprise the block names (appended: tag 2).
+    Block {
+        /// The height of the block read.
+        height: u64,
+    },
 }
 
 impl ReadKind {
@@ -164,6 +170,15 @@ impl ReadKind {
         match self {
             ReadKind::Facts => "facts",
             ReadKind::Openings => "openings",
+            ReadKind::Block { .. } => "block",
+        }
+    }
+
+    /// The height of the block read, for a whole-block read.
+    pub const fn block_height(self) -> Option<u64> {
+        match self {
+            ReadKind::Block { height } => Some(height),
+            ReadKind::Facts | ReadKind::Openings => None,
         }
     }
 }

@@ -618,6 +618,20 @@ mod access {
             "the access encoding changed; if on purpose, update docs/encoding.md §11 and:\n{got:#?}"
         );
     }
+
+    /// `ReadKind::Block` (appended tag 2) carries the height after its tag; the other read
+    /// kinds keep their bytes, so the query vector above is unchanged.
+    #[test]
+    fn a_whole_block_read_encodes_its_tag_then_its_height() {
+        let (_, mut b) = bodies().into_iter().nth(2).unwrap();
+        let facts = hex::encode(b.to_bytes());
+        let Claim::Query(q) = &mut b.claim else { unreachable!() };
+        q.read = ReadKind::Block { height: 300 };
+        let block = hex::encode(b.to_bytes());
+        assert_eq!(block, format!("{}020000002c01000000000000", facts.strip_suffix("00000000").unwrap()));
+        let leaf = Leaf::from_bytes(b.sign(&key(2), &genesis().hash()).to_bytes()).unwrap();
+        assert!(matches!(&leaf.attestation.body.claim, Claim::Query(q) if q.read == ReadKind::Block { height: 300 }));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, Scope};
+use credence_ledger::access::{AccessKeyGrant, Consent, FactKind, Purpose, QueryRecord, ReadKind, Scope};
 use credence_ledger::attestation::{AttestationBody, AttestationId, Claim, RdCategory, RdSpend, Revocation};
 use credence_ledger::block::Leaf;
 use credence_ledger::checkpoint::Checkpoint;
@@ -130,7 +130,7 @@ async fn start_with(config: ApiConfig) -> Node {
     let status =
         NodeStatus { peers: 3, syncing: false, member: Some("bank-icbc-sz".into()), validator: true, round: Some(0) };
     let (_status_tx, status_rx) = watch::channel(status);
-    let (gossip_tx, gossip) = mpsc::channel(16);
+    let (gossip_tx, gossip) = mpsc::channel(256);
     let state = ApiState::new(ctx.clone(), store.clone(), mempool, status_rx, Arc::new(Metrics::new()))
         .with_gossip(gossip_tx)
         .with_config(config);
@@ -546,6 +546,7 @@ async fn every_get_endpoint_on_committed_data() {
         (format!("/v1/attestations/{}", "a".repeat(5000)), 400, "id"),
         ("/v1/blocks/99".to_string(), 404, "height"),
         ("/v1/blocks/99/certified".to_string(), 403, "scope"),
+        ("/v1/members/bank-icbc-sz/queries".to_string(), 403, "scope"),
         ("/v1/blocks/0".to_string(), 404, "height"),
         ("/v1/blocks/-1".to_string(), 400, "height"),
         ("/v1/blocks/99999999999999999999999".to_string(), 400, "height"),
@@ -694,10 +695,11 @@ async fn height_and_time_ranges_select_whole_blocks() {
     n.stop().await;
 }
 
-/// `GET /v1/blocks/{h}/certified` is the block's canonical encoding.
+/// `GET /v1/blocks/{h}/certified` is the block's canonical encoding, and each read of it is
+/// logged: one query record per enterprise whose withheld records the block holds.
 #[tokio::test]
 async fn certified_blocks_are_served_in_canonical_encoding() {
-    let n = start().await;
+    let mut n = start().await;
     // Whole blocks hold every fact in clear: the regulator scope only.
     let r = get(&n, "/v1/blocks/2/certified").await;
     assert_eq!((r.status, r.error().1.as_str()), (403, "scope"));
@@ -708,9 +710,135 @@ async fn certified_blocks_are_served_in_canonical_encoding() {
     let want = n.store.read().expect("lock").block(2).expect("store").expect("block");
     let got = credence_ledger::block::decode_certified_exact(&r.body, 10_000).expect("decodes");
     assert_eq!(got, want);
+    // The enterprises of its facts (a release or a loan's record counts for its pledge's or
+    // loan's enterprise; revocations and grants disclose nothing withheld).
+    let expected = {
+        let store = n.store.read().expect("lock");
+        let mut expected = BTreeSet::new();
+        for leaf in &want.block.leaves {
+            let claim = &leaf.attestation.body.claim;
+            if claim.kind().fact().is_none() {
+                continue;
+            }
+            let e = claim.enterprise().copied().or_else(|| {
+                claim.references().iter().find_map(|id| {
+                    let at = store.locate(id).expect("store")?;
+                    store.leaf(at.leaf_index).expect("store")?.attestation.body.claim.enterprise().copied()
+                })
+            });
+            expected.extend(e);
+        }
+        expected
+    };
+    assert!(expected.len() >= 3, "block 2 holds several enterprises' facts: {expected:?}");
+    let q = logged_queries(&mut n, expected.len()).await;
+    assert_eq!(q.iter().map(|q| q.enterprise).collect::<BTreeSet<_>>(), expected);
+    for q in &q {
+        assert_eq!((q.reader.as_str(), q.access_key), (demo::REGULATOR, n.access.regulator.0));
+        assert_eq!((q.purpose, q.consent, q.read), (Purpose::Supervision, None, ReadKind::Block { height: 2 }));
+    }
+    // The access block holds grants and a consent: one record, for the consent's enterprise;
+    // the revocation block discloses nothing withheld and logs nothing.
+    let r = get_as(&n, Some(&n.access.regulator), &format!("/v1/blocks/{}/certified", HEIGHT - 1)).await;
+    assert_eq!(r.status, 200);
+    let q = logged_queries(&mut n, 1).await;
+    assert_eq!(q[0].enterprise, n.access.enterprise);
+    assert_eq!(q[0].read, ReadKind::Block { height: HEIGHT as u64 - 1 });
+    let r = get_as(&n, Some(&n.access.regulator), &format!("/v1/blocks/{HEIGHT}/certified")).await;
+    assert_eq!(r.status, 200);
+    assert!(tokio::time::timeout(Duration::from_millis(300), n.gossip.recv()).await.is_err(), "nothing logged");
     let r = get_as(&n, Some(&n.access.regulator), &format!("/v1/blocks/{}/certified", HEIGHT + 1)).await;
     assert_eq!((r.status, r.error().1.as_str()), (404, "height"));
+    let r = get_as(&n, None, "/v1/blocks/2/certified").await;
+    assert_eq!((r.status, r.error().1.as_str()), (401, "signature"));
+    assert!(tokio::time::timeout(Duration::from_millis(300), n.gossip.recv()).await.is_err(), "refusals log nothing");
     n.stop().await;
+}
+
+/// `GET /v1/members/{member}/queries`: a regulator lists the query records of one reader
+/// member, whichever node logged them; paged; 400, 401, 403 and 404 as declared.
+#[tokio::test]
+async fn a_regulator_lists_one_members_query_records() {
+    let mut n = start().await;
+    let e = n.access.enterprise;
+    let member =
+        |s: &str| usize::from(n.ctx.genesis.member_index(&MemberName::parse("m", s).expect("name")).expect("member"));
+    let (bank, centre) = (member("bank-icbc-sz"), member(CENTRE));
+    let read = |reader: &str, access_key: AttestationId, consent: Option<AttestationId>| {
+        let purpose = if consent.is_some() { Purpose::LoanApplication } else { Purpose::Supervision };
+        let reader = MemberName::parse("reader", reader).expect("name");
+        Claim::Query(QueryRecord { reader, access_key, enterprise: e, purpose, consent, read: ReadKind::Facts })
+    };
+    // Query records logged by two nodes (the bank's and the centre's): three reads by the
+    // bank's officer, two by the regulator.
+    let (officer, regulator, consent) = (n.access.officer.0, n.access.regulator.0, n.access.consent);
+    let claims = vec![
+        (bank, read("bank-icbc-sz", officer, Some(consent))),
+        (centre, read(demo::REGULATOR, regulator, None)),
+        (centre, read("bank-icbc-sz", officer, Some(consent))),
+        (bank, read(demo::REGULATOR, regulator, None)),
+        (bank, read("bank-icbc-sz", officer, Some(consent))),
+    ];
+    let vb = n.builder.next_block_of(claims).expect("query block");
+    let first = vb.header().tree_size - 5;
+    n.store.write().expect("lock").commit(&vb).expect("commit");
+    let path = "/v1/members/bank-icbc-sz/queries";
+    let r = get_as(&n, Some(&n.access.regulator), path).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let items = v["items"].as_array().expect("items");
+    let leaves: Vec<u64> = items.iter().map(|i| i["leaf_index"].as_u64().expect("leaf")).collect();
+    assert_eq!(leaves, [first, first + 2, first + 4]);
+    for i in items {
+        let c = &i["claim"];
+        assert_eq!((c["kind"].as_str(), c["reader"].as_str()), (Some("query"), Some("bank-icbc-sz")), "{i}");
+        assert_eq!((c["read"].as_str(), c["block_height"].as_u64()), (Some("facts"), None));
+        assert_eq!(c["access_key"], officer.to_string());
+    }
+    assert_eq!(all_pages_as(&n, &n.access.regulator, path, 1).await, leaves);
+    let v = get_as(&n, Some(&n.access.regulator), &format!("/v1/members/{}/queries", demo::REGULATOR)).await.json();
+    let regs: Vec<u64> =
+        v["items"].as_array().expect("items").iter().map(|i| i["leaf_index"].as_u64().expect("l")).collect();
+    assert_eq!(regs, [first + 1, first + 3]);
+    // A member that read nothing: an empty page.
+    let v = get_as(&n, Some(&n.access.regulator), &format!("/v1/members/{CENTRE}/queries")).await.json();
+    assert_eq!((v["items"].as_array().map(Vec::len), &v["next_after"]), (Some(0), &Value::Null));
+    // The listing is the regulator's supervision of the log: it is not itself logged.
+    assert!(tokio::time::timeout(Duration::from_millis(300), n.gossip.recv()).await.is_err());
+    for (key, path, status, field) in [
+        (None, path.to_string(), 401, "signature"),
+        (Some(&n.access.officer), path.to_string(), 403, "scope"),
+        (Some(&n.access.regulator), "/v1/members/bank-nobody/queries".to_string(), 404, "member"),
+        (Some(&n.access.regulator), "/v1/members/Not_A_Name/queries".to_string(), 400, "member"),
+        (Some(&n.access.regulator), format!("{path}?limit=0"), 400, "limit"),
+        (Some(&n.access.regulator), format!("{path}?limit=1001"), 400, "limit"),
+        (Some(&n.access.regulator), format!("{path}?after=x"), 400, "after"),
+        (Some(&n.access.regulator), format!("{path}?purpose=supervision"), 400, "purpose"),
+    ] {
+        let r = get_as(&n, key, &path).await;
+        assert_eq!((r.status, r.error().1.as_str()), (status, field), "{path}: {}", r.text());
+    }
+    n.stop().await;
+}
+
+/// Pages through `path` signed with `key`, `limit` at a time, returning the leaf indexes seen.
+async fn all_pages_as(n: &Node, key: &Key, path: &str, limit: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut after: Option<u64> = None;
+    loop {
+        let q = match after {
+            Some(a) => format!("{path}?limit={limit}&after={a}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let r = get_as(n, Some(key), &q).await;
+        assert_eq!(r.status, 200, "{q}: {}", r.text());
+        let v = r.json();
+        out.extend(v["items"].as_array().expect("items").iter().map(|i| i["leaf_index"].as_u64().expect("leaf")));
+        match v["next_after"].as_u64() {
+            Some(a) => after = Some(a),
+            None => return out,
+        }
+    }
 }
 
 #[tokio::test]
@@ -799,6 +927,14 @@ async fn openapi_lists_every_path() {
         }
     }
     assert!(doc["paths"]["/v1/genesis"]["get"]["responses"]["200"].is_object());
+    // The regulator's listing of a member's reads declares every answer it gives, and the
+    // security scheme; a whole-block read declares the 503 of a full query log.
+    let queries = &doc["paths"]["/v1/members/{member}/queries"]["get"];
+    for status in ["200", "400", "401", "403", "404"] {
+        assert!(queries["responses"][status]["description"].is_string(), "{status}: {queries}");
+    }
+    assert!(queries["security"][0]["rfc9421"].is_array(), "{queries}");
+    assert!(doc["paths"]["/v1/blocks/{height}/certified"]["get"]["responses"]["503"].is_object());
     assert!(doc["components"]["schemas"]["BatchSubmitResponse"].is_object());
     assert!(doc["components"]["schemas"]["AttestationView"].is_object());
     // The portfolio's series over time is described, down to a month's figures.

@@ -27,6 +27,7 @@ pub struct MemStore {
     attester: BTreeSet<(u16, u64)>,
     refers: BTreeSet<(AttestationId, u64)>,
     consents: BTreeSet<(Uscc, u64)>,
+    readers: BTreeSet<(u16, u64)>,
     state: MemState,
     /// Governance at genesis (the state's until a block changes it).
     genesis_governance: Arc<GovState>,
@@ -46,6 +47,7 @@ impl MemStore {
             attester: BTreeSet::new(),
             refers: BTreeSet::new(),
             consents: BTreeSet::new(),
+            readers: BTreeSet::new(),
             state: MemState::default(),
             genesis_governance: genesis.governance(),
         }
@@ -134,6 +136,12 @@ impl Store for MemStore {
             if let Claim::Consent(c) = claim {
                 self.consents.insert((c.enterprise, leaf_index));
             }
+            // R026: a query record's reader is a member (indexes are never reused).
+            if let Claim::Query(q) = claim
+                && let Some(m) = gov.member_index(&q.reader)
+            {
+                self.readers.insert((m, leaf_index));
+            }
             if let Some(m) = gov.member_index(&leaf.attestation.body.attester) {
                 self.attester.insert((m, leaf_index));
             }
@@ -187,6 +195,7 @@ impl Store for MemStore {
             IndexKey::Consents(e) => {
                 self.consents.range((*e, start)..=(*e, u64::MAX)).take(limit).map(|k| k.1).collect()
             }
+            IndexKey::Reader(m) => self.readers.range((m, start)..=(m, u64::MAX)).take(limit).map(|k| k.1).collect(),
         })
     }
 }

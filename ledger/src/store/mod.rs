@@ -80,6 +80,9 @@ pub enum IndexKey<'a> {
     /// The consent records of an enterprise (`Claim::Consent`), so that a restricted read
     /// finds its consent without reading the enterprise's other records.
     Consents(&'a Uscc),
+    /// The query records (`Claim::Query`) whose reader is this member (member index, as
+    /// [`IndexKey::Attester`]), so that a regulator lists one member's reads.
+    Reader(u16),
 }
 
 #[derive(Debug, thiserror::Error)]

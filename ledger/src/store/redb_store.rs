@@ -27,6 +27,7 @@
 //! | `facts`               | SHA-256 of the encoded `FactKey` (32) | the encoded `Fact` (IP-loan state)        |
 //! | `index_refs`          | referenced id (32) ‖ leaf index u64 BE | () (`Claim::references`)                |
 //! | `index_consents`      | USCC (18) ‖ leaf index u64 BE        | () (the enterprise's consent records)      |
+//! | `index_queries_by_reader` | reader's member index u16 BE ‖ leaf index u64 BE | () (query records by reader) |
 //! | `governance`          | height u64 (blocks that changed it)  | the governance state after that block (bincode) |
 //!
 //! The `governance` table exists only once a block changed governance, so a store of a
@@ -38,7 +39,7 @@
 //!
 //! # Staged indexes
 //!
-//! `ids`, the four secondary indexes, `pledges` and `facts` are keyed by hashes or by
+//! `ids`, the secondary indexes, `pledges` and `facts` are keyed by hashes or by
 //! identifiers that arrive in random order. Inserting a block's 1,000 entries into a
 //! large B-tree touches about 1,000 leaf pages, each copied, written and fsynced; on
 //! the 2-core reference VM (fsync about 2 ms; 1,000 scattered 4 KiB writes and an
@@ -128,6 +129,9 @@ const FACTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("facts");
 const REFS: TableDefinition<&[u8; 40], ()> = TableDefinition::new("index_refs");
 /// Added after format 1 shipped: a store without it gets it built on open ([`RedbStore::open_with`]).
 const CONSENTS: TableDefinition<&[u8; 26], ()> = TableDefinition::new("index_consents");
+/// Query records by their reader's member index; added after format 1 shipped like
+/// `index_consents`, and built on open for a store without it.
+const READERS: TableDefinition<&[u8; 10], ()> = TableDefinition::new("index_queries_by_reader");
 /// Largest encoded fact.
 const FACT_BYTES_MAX: usize = 4096;
 
@@ -207,6 +211,7 @@ struct Staged {
     attester: BTreeSet<(u16, u64)>,
     refers: BTreeSet<(AttestationId, u64)>,
     consents: BTreeSet<(Uscc, u64)>,
+    readers: BTreeSet<(u16, u64)>,
 }
 
 /// The index entries of one block's leaves.
@@ -218,6 +223,7 @@ struct Entries {
     attester: Vec<(u16, u64)>,
     refers: Vec<(AttestationId, u64)>,
     consents: Vec<(Uscc, u64)>,
+    readers: Vec<(u16, u64)>,
 }
 
 impl Entries {
@@ -237,6 +243,12 @@ impl Entries {
         if let Claim::Consent(c) = &body.claim {
             self.consents.push((c.enterprise, index));
         }
+        // R026: a query record's reader is a member (indexes are never reused).
+        if let Claim::Query(q) = &body.claim
+            && let Some(m) = gov.member_index(&q.reader)
+        {
+            self.readers.push((m, index));
+        }
     }
 }
 
@@ -249,6 +261,7 @@ impl Staged {
         self.attester.extend(entries.attester);
         self.refers.extend(entries.refers);
         self.consents.extend(entries.consents);
+        self.readers.extend(entries.readers);
         self.apply(&delta.records, &delta.pledges, &delta.facts);
     }
 
@@ -518,6 +531,7 @@ fn enterprise_key(u: &Uscc, leaf: u64) -> [u8; 26] {
 fn patent_key(p: &PatentNumber, leaf: u64) -> [u8; 21] {
     keyed(&<[u8; 13]>::from(*p), leaf)
 }
+/// Also the key of `index_queries_by_reader` (the reader's member index).
 fn attester_key(m: u16, leaf: u64) -> [u8; 10] {
     keyed(&m.to_be_bytes(), leaf)
 }
@@ -550,6 +564,27 @@ fn build_consents_index(db: &Database, tree_size: u64) -> Result<(), StoreError>
             let leaf = decode_leaf(v.value(), k.value())?;
             if let Claim::Consent(c) = &leaf.attestation.body.claim {
                 table.insert(&enterprise_key(&c.enterprise, k.value()), ()).map_err(backend)?;
+            }
+        }
+    }
+    w.commit().map_err(backend)
+}
+
+/// Builds `index_queries_by_reader` for a store written before it existed, as
+/// [`build_consents_index`] does: one pass over the merged leaves, in one transaction,
+/// resolving readers by the newest governance state (member indexes are never reused).
+fn build_readers_index(db: &Database, tree_size: u64, gov: &GovState) -> Result<(), StoreError> {
+    let w = db.begin_write().map_err(backend)?;
+    {
+        let leaves = w.open_table(LEAVES).map_err(backend)?;
+        let mut table = w.open_table(READERS).map_err(backend)?;
+        for entry in leaves.range(0..tree_size).map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let leaf = decode_leaf(v.value(), k.value())?;
+            if let Claim::Query(q) = &leaf.attestation.body.claim
+                && let Some(m) = gov.member_index(&q.reader)
+            {
+                table.insert(&attester_key(m, k.value()), ()).map_err(backend)?;
             }
         }
     }
@@ -708,6 +743,12 @@ impl RedbStore {
             governance: None,
         };
         store.load_governance()?;
+        if !table_exists(&*store.snapshot()?, READERS)? {
+            // Readers resolve by the governance state, so this index is built once it is loaded.
+            store.read = None;
+            build_readers_index(&store.db, store.merged.tree_size, &store.latest_governance())?;
+            store.read = Some(store.db.begin_read().map_err(backend)?);
+        }
         store.check_tree()?;
         store.load_staged()?;
         Ok(store)
@@ -783,6 +824,7 @@ impl RedbStore {
         staged.attester.extend(entries.attester);
         staged.refers.extend(entries.refers);
         staged.consents.extend(entries.consents);
+        staged.readers.extend(entries.readers);
         drop((deltas, leaves, r));
         self.staged = staged;
         Ok(())
@@ -877,6 +919,7 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(FACTS).map_err(backend)?;
         w.open_table(REFS).map_err(backend)?;
         w.open_table(CONSENTS).map_err(backend)?;
+        w.open_table(READERS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
@@ -1159,6 +1202,13 @@ impl RedbStore {
             self.staged.consents.iter().chain(&entries.consents).map(|(u, l)| enterprise_key(u, *l)).collect();
         keys.sort_unstable();
         let mut table = w.open_table(CONSENTS).map_err(backend)?;
+        for k in &keys {
+            table.insert(k, ()).map_err(backend)?;
+        }
+        let mut keys: Vec<[u8; 10]> =
+            self.staged.readers.iter().chain(&entries.readers).map(|(m, l)| attester_key(*m, *l)).collect();
+        keys.sort_unstable();
+        let mut table = w.open_table(READERS).map_err(backend)?;
         for k in &keys {
             table.insert(k, ()).map_err(backend)?;
         }
@@ -1508,6 +1558,12 @@ impl Store for RedbStore {
                 index_range(&t, e.as_bytes(), start, limit, &mut out)?;
                 let rest = limit - out.len();
                 out.extend(self.staged.consents.range((*e, start)..=(*e, u64::MAX)).take(rest).map(|k| k.1));
+            }
+            IndexKey::Reader(m) => {
+                let t = r.open_table(READERS).map_err(open_err("index_queries_by_reader"))?;
+                index_range(&t, &m.to_be_bytes(), start, limit, &mut out)?;
+                let rest = limit - out.len();
+                out.extend(self.staged.readers.range((m, start)..=(m, u64::MAX)).take(rest).map(|k| k.1));
             }
         }
         Ok(out)

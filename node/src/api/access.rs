@@ -54,6 +54,8 @@ pub fn route_scope(route: &str) -> Option<Scope> {
         // Whole blocks, entry bundles and the portfolio's per-lender figures and loan lines
         // hold facts of many enterprises at once: look-through supervision only.
         "/v1/blocks/{height}/certified" | "/tile/entries/{*path}" | "/v1/portfolio" => Some(Scope::Regulator),
+        // One member's query records across every enterprise: supervision of the query log.
+        "/v1/members/{member}/queries" => Some(Scope::Regulator),
         // The openings of confidential amounts: an enterprise's facts, under a live consent.
         "/v1/attestations/{id}/openings" => Some(Scope::Restricted),
         _ => None,
@@ -422,6 +424,8 @@ mod tests {
         }
         assert_eq!(route_scope("/v1/attesters/{member}/attestations"), Some(Scope::Member));
         assert_eq!(route_scope("/v1/portfolio"), Some(Scope::Regulator));
+        assert_eq!(route_scope("/v1/members/{member}/queries"), Some(Scope::Regulator));
+        assert_eq!(route_scope("/v1/blocks/{height}/certified"), Some(Scope::Regulator));
     }
 
     #[test]

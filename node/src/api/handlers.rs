@@ -642,12 +642,60 @@ fn log_read(
     })
 }
 
+/// Logs a regulator's read of the whole block `cb` (before it leaves): one query record per
+/// enterprise whose withheld content the block holds, i.e. its records that the member scope
+/// withholds ([`shape`]: facts, consents, query records), each attributed as a consent would
+/// cover it (a loan event by its loan's enterprise). All are queued or none. A block without
+/// such records (grants, releases, revocations, governance, an empty block) logs nothing.
+fn log_block_read(
+    st: &ApiState,
+    store: &(dyn Store + Send + Sync),
+    reader: &Reader,
+    cb: &CertifiedBlock,
+) -> Result<(), ApiError> {
+    let mut enterprises = std::collections::BTreeSet::new();
+    for leaf in &cb.block.leaves {
+        let claim = &leaf.attestation.body.claim;
+        let withheld = claim.kind().fact().is_some() || matches!(claim.kind(), ClaimKind::Consent | ClaimKind::Query);
+        if withheld && let Some(e) = enterprise_of(store, claim)? {
+            enterprises.insert(e);
+        }
+    }
+    if enterprises.is_empty() {
+        return Ok(());
+    }
+    let Some(log) = &st.query_log else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_query_log",
+            "height",
+            "this node has no member key to sign query records, so it serves no whole blocks; read at a member's node",
+        ));
+    };
+    let height = cb.block.header.height;
+    log.record_all(
+        enterprises
+            .into_iter()
+            .map(|enterprise| QueryRecord {
+                reader: reader.member.clone(),
+                access_key: reader.grant,
+                enterprise,
+                purpose: Purpose::Supervision,
+                consent: None,
+                read: ReadKind::Block { height },
+            })
+            .collect(),
+    )
+}
+
 /// An index key that owns its value (moved to the blocking pool).
 enum Key {
     Enterprise(Uscc),
     Patent(PatentNumber),
     Attester(u16),
     Refers(AttestationId),
+    /// The query records of one reader (member index): regulator scope, everything shown.
+    Reader(u16),
 }
 
 /// The block range a [`PageQuery`] selects, as given (before it is resolved against the store).
@@ -780,6 +828,10 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
                 let c = find_consent(&*store, &reader, &e, r.purpose, r.consent, now_ms())?;
                 (Some(c.clone()), Some((c, e, r)))
             }
+            // The route is in the regulator scope: the query log is what it supervises. The
+            // listing shows who read which enterprise, not the enterprise's facts, so it is not
+            // itself logged (docs/ACCESS.md §Reading the query log).
+            (Key::Reader(_), _) if reader.regulator => (Some(LiveConsent::everything()), None),
             _ => (None, None),
         };
         // A record about another enterprise is never shown under this one's consent.
@@ -789,6 +841,7 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
             Key::Patent(p) => IndexKey::Patent(p),
             Key::Attester(m) => IndexKey::Attester(*m),
             Key::Refers(id) => IndexKey::Refers(id),
+            Key::Reader(m) => IndexKey::Reader(*m),
         };
         let Some((lo, hi)) = range.leaves(&*store)? else {
             return Ok(AttestationPage { items: Vec::new(), next_after: None });
@@ -817,6 +870,9 @@ async fn page(st: ApiState, reader: Reader, key: Key, q: PageQuery) -> Result<Js
                 IndexKey::Attester(m) => gov.member_index(&leaf.attestation.body.attester) == Some(*m),
                 IndexKey::Refers(id) => claim.references().contains(id),
                 IndexKey::Consents(u) => matches!(claim, Claim::Consent(c) if c.enterprise == **u),
+                IndexKey::Reader(m) => {
+                    matches!(claim, Claim::Query(q) if gov.member_index(&q.reader) == Some(*m))
+                }
             };
             if !matches {
                 return Err(ApiError::internal(format!("store: corrupt index: leaf {index} is not about this key")));
@@ -914,6 +970,33 @@ pub async fn attester_attestations(
 ) -> Result<Json<AttestationPage>, ApiError> {
     let (_, index) = parse_member(&st, &member)?;
     page(st, reader_of(reader)?, Key::Attester(index), q).await
+}
+
+/// The query records of one reader member: every restricted read its access keys made at any
+/// node, as the ledger logged them (look-through supervision of the query log, docs/ACCESS.md).
+#[utoipa::path(
+    get,
+    path = "/v1/members/{member}/queries",
+    tag = "queries",
+    params(("member" = String, Path, description = "The reader's member name (from genesis or added by governance)"), PageQuery),
+    security(("rfc9421" = [])),
+    responses(
+        (status = 200, description = "A page of query records (`claim.kind` = `query`, `claim.reader` = the member), ascending by leaf index", body = AttestationPage),
+        (status = 400, description = "Bad name or paging parameter, or a `purpose` (this listing is not a read of one enterprise)", body = ErrorBody),
+        (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 403, description = "The access key lacks the regulator scope (field `scope`)", body = ErrorBody),
+        (status = 404, description = "Not a member", body = ErrorBody),
+    )
+)]
+pub async fn member_queries(
+    State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
+    ApiPath(member): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<AttestationPage>, ApiError> {
+    let reader = reader_of(reader)?;
+    let (_, index) = parse_member(&st, &member)?;
+    page(st, reader, Key::Reader(index), q).await
 }
 
 /// Committed attestations that name an earlier record: a loan's events, enrolments, pool
@@ -1103,6 +1186,11 @@ fn stored_block(store: &(dyn Store + Send + Sync), height: u64) -> Result<Certif
 /// A committed block in its canonical binary encoding (docs/encoding.md: header, leaves and
 /// certificate, as `block::encode_certified` writes them and as export files frame them), for
 /// offline tools that check it themselves (`credence export --node`).
+///
+/// A whole block holds many enterprises' facts in clear: it is served in the regulator scope
+/// only, and logged before it leaves as one query record per enterprise the block's records
+/// are about (`read: block`, with the height; purpose supervision, no consent), all queued or
+/// none (docs/ACCESS.md §Whole blocks).
 #[utoipa::path(
     get,
     path = "/v1/blocks/{height}/certified",
@@ -1115,15 +1203,23 @@ fn stored_block(store: &(dyn Store + Send + Sync), height: u64) -> Result<Certif
         (status = 200, description = "The certified block", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "Not a height", body = ErrorBody),
         (status = 404, description = "No such block yet", body = ErrorBody),
+        (status = 503, description = "The query log cannot take this read's records now (code `busy`), or this node has no member key to log it (`no_query_log`): retry, or read at a member's node", body = ErrorBody),
     )
 )]
 pub async fn get_certified_block(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiPath(height): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    let reader = reader_of(reader)?;
     let height = parse_u64("height", &height)?;
     let bytes = blocking(move || {
-        let cb = stored_block(&*st.read_store()?, height)?;
+        let store = st.read_store()?;
+        let cb = stored_block(&*store, height)?;
+        if !reader.offline {
+            log_block_read(&st, &*store, &reader, &cb)?;
+        }
+        drop(store);
         let mut out = Vec::new();
         credence_ledger::block::encode_certified(&cb, &mut out);
         Ok(out)

@@ -209,6 +209,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/patents/{number}/attestations",
     "/v1/attesters/{member}/attestations",
     "/v1/attesters/{member}/next-sequence",
+    "/v1/members/{member}/queries",
     "/v1/portfolio",
     "/v1/blocks/{height}",
     "/v1/blocks/{height}/certified",
@@ -472,6 +473,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/patents/{number}/attestations", get(handlers::patent_attestations))
         .route("/v1/attesters/{member}/attestations", get(handlers::attester_attestations))
         .route("/v1/attesters/{member}/next-sequence", get(handlers::next_sequence))
+        .route("/v1/members/{member}/queries", get(handlers::member_queries))
         .route("/v1/portfolio", get(handlers::portfolio))
         .route("/v1/blocks/{height}", get(handlers::get_block))
         .route("/v1/blocks/{height}/certified", get(handlers::get_certified_block))

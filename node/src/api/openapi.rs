@@ -34,6 +34,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         handlers::enterprise_attestations,
         handlers::patent_attestations,
         handlers::attester_attestations,
+        handlers::member_queries,
         handlers::next_sequence,
         handlers::portfolio,
         handlers::get_block,

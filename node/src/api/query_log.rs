@@ -53,6 +53,29 @@ impl QueryLog {
     }
 }
 
+impl QueryLog {
+    /// Queues the records of one read that discloses several enterprises' facts at once (a
+    /// whole block): all of them or none, so a refused read leaves no record and a served one
+    /// leaves every record; 503 if the queue has not room for all of them.
+    pub fn record_all(&self, qs: Vec<QueryRecord>) -> Result<(), ApiError> {
+        let Some(n) = std::num::NonZeroUsize::new(qs.len()) else { return Ok(()) };
+        let permits = self.tx.try_reserve_many(n.get()).map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "query_log",
+                format!(
+                    "this read needs {n} query records and the log's queue ({QUERY_LOG_QUEUE_MAX}) has not room for them; retry shortly"
+                ),
+            )
+        })?;
+        for (permit, q) in permits.zip(qs) {
+            permit.send(q);
+        }
+        Ok(())
+    }
+}
+
 /// The node's member, which signs the query records.
 #[derive(Debug)]
 pub struct Signer {

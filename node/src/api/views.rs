@@ -366,8 +366,10 @@ pub enum ClaimView {
         purpose: String,
         /// Id of the consent read under; null for a regulator's read.
         consent: Option<String>,
-        /// facts or openings.
+        /// facts, openings, or block (a regulator's whole-block read).
         read: String,
+        /// The height of the block read when `read` is block; null otherwise.
+        block_height: Option<u64>,
     },
     /// The reader may not see this record's content: its kind is `of`. Returned for
     /// enterprise facts to readers without a live consent (docs/ACCESS.md); never a zero amount.
@@ -474,6 +476,7 @@ impl From<&Claim> for ClaimView {
                 purpose: q.purpose.name().to_string(),
                 consent: q.consent.map(|c| c.to_string()),
                 read: q.read.name().to_string(),
+                block_height: q.read.block_height(),
             },
         }
     }
