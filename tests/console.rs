@@ -407,8 +407,7 @@ async fn scenario(c: &Client, url: &str, keys: Keys<'_>, [rd2022, rd2023, wrong,
     shot(c, "record-tampered-en").await;
 
     // One byte of a validator's signature changed: refused at the signatures.
-    c.refresh().await.unwrap();
-    until(c, "a fresh page", "return window.fetch.toString().includes('native code');", |v| v == true).await;
+    restore_fetch(c).await;
     tamper(c, "/v1/checkpoint", "signature").await;
     c.execute(&format!("location.hash = '#/record/{rd2022}'; return true;"), vec![]).await.unwrap();
     until(c, "the first record", "const r = document.querySelector('#record'); return r ? r.dataset.id : null;", |v| {
@@ -559,6 +558,21 @@ async fn scenario(c: &Client, url: &str, keys: Keys<'_>, [rd2022, rd2023, wrong,
     shot(c, "profile-queries-en").await;
 }
 
+/// Opens the record page of `sealed` after `script` has replaced the page's `fetch` (the
+/// script ends by going to the search page), and returns the opening's state there.
+async fn record_under_fetch(c: &Client, sealed: &str, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap();
+    until(c, "the search page", "return document.querySelector('#uscc-form') ? true : null;", |v| v == true).await;
+    c.execute(&format!("location.hash = '#/record/{sealed}'; return true;"), vec![]).await.unwrap();
+    opening_state(c, sealed).await
+}
+
+/// Reloads the page, which puts the browser's own `fetch` back.
+async fn restore_fetch(c: &Client) {
+    c.refresh().await.unwrap();
+    until(c, "a fresh page", "return window.fetch.toString().includes('native code');", |v| v == true).await;
+}
+
 /// The value of the sealed amount's field on the record page once its opening is settled:
 /// [state, text, fen shown] (state: verified, failed, refused or signed-out).
 async fn opening_state(c: &Client, sealed: &str) -> Value {
@@ -601,8 +615,7 @@ async fn openings_in_the_browser(c: &Client, url: &str, sealed: &str) {
     shot(c, "record-opened-en").await;
 
     // A node (or network) that changes the disclosed value by one fen: caught, nothing shown.
-    c.execute(
-        "const real = window.fetch;
+    let v = record_under_fetch(c, sealed, "const real = window.fetch;
          window.fetch = async (req) => {
            const res = await real(req);
            const url = typeof req === 'string' ? req : req.url;
@@ -612,24 +625,15 @@ async fn openings_in_the_browser(c: &Client, url: &str, sealed: &str) {
            return new Response(JSON.stringify(j), { status: 200, headers: { 'content-type': 'application/json' } });
          };
          location.hash = '#/';
-         return true;",
-        vec![],
-    )
-    .await
-    .unwrap();
-    until(c, "the search page", "return document.querySelector('#uscc-form') ? true : null;", |v| v == true).await;
-    c.execute(&format!("location.hash = '#/record/{sealed}'; return true;"), vec![]).await.unwrap();
-    let v = opening_state(c, sealed).await;
+         return true;").await;
     assert_eq!(v[0], "failed", "{v}");
     let shown = v[1].as_str().unwrap();
     assert!(shown.contains("does not match the commitment") && !shown.contains("1,250,000"), "{shown}");
-    c.refresh().await.unwrap();
-    until(c, "a fresh page", "return window.fetch.toString().includes('native code');", |v| v == true).await;
+    restore_fetch(c).await;
 
     // A node that does not disclose (here the page's fetch answers as a node that does not hold
     // the openings would, 404 naming the attester): the amount stays confidential, the reason shown.
-    c.execute(
-        "const real = window.fetch;
+    let v = record_under_fetch(c, sealed, "const real = window.fetch;
          window.fetch = async (req) => {
            const url = typeof req === 'string' ? req : req.url;
            if (!url.includes('/openings')) return real(req);
@@ -637,22 +641,14 @@ async fn openings_in_the_browser(c: &Client, url: &str, sealed: &str) {
            return new Response(JSON.stringify({ error }), { status: 404, headers: { 'content-type': 'application/json' } });
          };
          location.hash = '#/';
-         return true;",
-        vec![],
-    )
-    .await
-    .unwrap();
-    until(c, "the search page", "return document.querySelector('#uscc-form') ? true : null;", |v| v == true).await;
-    c.execute(&format!("location.hash = '#/record/{sealed}'; return true;"), vec![]).await.unwrap();
-    let v = opening_state(c, sealed).await;
+         return true;").await;
     assert_eq!(v[0], "refused", "{v}");
     let shown = v[1].as_str().unwrap();
     assert!(
         shown.starts_with("confidential (not disclosed) not disclosed to you: id: this node does not hold"),
         "{shown}"
     );
-    c.refresh().await.unwrap();
-    until(c, "a fresh page", "return window.fetch.toString().includes('native code');", |v| v == true).await;
+    restore_fetch(c).await;
 }
 
 /// The console's verify.js, loaded in the page, against the ledger's Rust code: every inclusion

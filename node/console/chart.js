@@ -20,6 +20,21 @@ function niceStep(max, ticks) {
 }
 
 /**
+ * Draws the value axis of a chart of inner size w × h inside margins m (grid lines and tick
+ * labels at nice steps up to at least `max`) and returns the value → y mapping.
+ */
+function valueAxis(svg, m, w, h, max, axisLabel) {
+  const step = niceStep(max, 4);
+  const top = Math.ceil(max / step) * step;
+  const y = (v) => m.top + h - (v / top) * h;
+  for (let v = 0; v <= top + step / 2; v += step) {
+    svg.append(el('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v), class: 'grid' }));
+    svg.append(el('text', { x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, axisLabel(v)));
+  }
+  return y;
+}
+
+/**
  * bars: [{ label, value, valueLabel, note }]; opts: { title, axisLabel(value) }.
  * Returns an <svg> with role="img", a <title> and one <g class="bar"> per bar.
  */
@@ -29,14 +44,7 @@ export function barChart(bars, opts) {
   const w = width - m.left - m.right, h = height - m.top - m.bottom;
   const svg = el('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'chart', 'aria-label': opts.title });
   svg.append(el('title', {}, opts.title));
-  const max = Math.max(1, ...bars.map((b) => b.value));
-  const step = niceStep(max, 4);
-  const top = Math.ceil(max / step) * step;
-  const y = (v) => m.top + h - (v / top) * h;
-  for (let v = 0; v <= top + step / 2; v += step) {
-    svg.append(el('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v), class: 'grid' }));
-    svg.append(el('text', { x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, opts.axisLabel(v)));
-  }
+  const y = valueAxis(svg, m, w, h, Math.max(1, ...bars.map((b) => b.value)), opts.axisLabel);
   const slot = w / Math.max(1, bars.length);
   const bw = Math.min(64, slot * 0.6);
   bars.forEach((b, i) => {
@@ -70,14 +78,7 @@ export function lineChart(points, opts) {
   const svg = el('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', class: 'chart line-chart', 'aria-label': opts.title });
   svg.append(el('title', {}, opts.title));
   if (opts.desc) svg.append(el('desc', {}, opts.desc));
-  const max = Math.max(opts.max || 0, 1e-9, ...points.map((p) => p.value));
-  const step = niceStep(max, 4);
-  const top = Math.ceil(max / step) * step;
-  const y = (v) => m.top + h - (v / top) * h;
-  for (let v = 0; v <= top + step / 2; v += step) {
-    svg.append(el('line', { x1: m.left, x2: m.left + w, y1: y(v), y2: y(v), class: 'grid' }));
-    svg.append(el('text', { x: m.left - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, opts.axisLabel(v)));
-  }
+  const y = valueAxis(svg, m, w, h, Math.max(opts.max || 0, 1e-9, ...points.map((p) => p.value)), opts.axisLabel);
   const x = (i) => m.left + (points.length > 1 ? (w * i) / (points.length - 1) : w / 2);
   if (points.length > 1) {
     svg.append(el('polyline', { class: 'series-line', fill: 'none', points: points.map((p, i) => `${x(i).toFixed(1)},${y(p.value).toFixed(1)}`).join(' ') }));
