@@ -709,6 +709,15 @@ impl Mempool {
         }
         let body = &leaf.attestation.body;
         let expected = self.next_sequence(view, attester).map_err(state_err)?;
+        // Between the store's commit of a block and `on_commit`, the overlay can lag behind
+        // the store (another proposer's block committed this attester's records): a record at
+        // a sequence the store has used is a replay, whatever the overlay says.
+        if self.overlay.sequences.contains_key(&attester) {
+            let committed = view.next_sequence(attester).map_err(state_err)?;
+            if body.sequence < committed {
+                return Err(AdmitError::Rule(Rejection::SequenceReplay { expected: committed, got: body.sequence }));
+            }
+        }
         if body.sequence > expected {
             let ahead_max = self.limits.ahead_max;
             if body.sequence - expected > ahead_max {

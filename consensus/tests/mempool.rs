@@ -610,3 +610,25 @@ fn admit_batch_checks_each_new_signature_once_and_keeps_input_order() {
     assert_eq!(out.results[3].as_ref().map(|a| a.held_for), Ok(Some(n + 5)), "held behind the refused sequence");
     assert_eq!(pool.lock().unwrap().len(), 6);
 }
+
+/// Between the store's commit of another proposer's block and `on_commit`, the pool's pending
+/// sequences lag behind the store: a record of that block that arrives then (gossiped late)
+/// is refused as a replay, not admitted a second time.
+#[test]
+fn a_record_committed_before_on_commit_is_refused_as_a_replay() {
+    let mut f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let n = f.next(CENTRE);
+    let by = fill_rd(&f, &mut pool, &[CENTRE], 3);
+    let late = f.sign(CENTRE, n + 3, rd(99));
+    let mut block: Vec<Leaf> = by[0].iter().map(|b| Leaf::from_bytes(b.clone()).expect("leaf")).collect();
+    block.push(Leaf::from_bytes(late.clone()).expect("leaf"));
+    let vb = f.commit(block);
+    let e = f.admit(&mut pool, late).expect_err("already committed");
+    assert!(
+        matches!(e, AdmitError::Rule(credence_ledger::rules::Rejection::SequenceReplay { expected, got }) if expected == n + 4 && got == n + 3),
+        "{e:?}"
+    );
+    pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    assert_eq!(pool.len(), 0);
+}

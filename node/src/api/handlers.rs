@@ -33,7 +33,7 @@ use super::views::{
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
 use crate::mempool::{AdmitError, Admitted, admit_batch};
-use crate::runtime::locked_store::LockedStore;
+use crate::runtime::locked_store::PinnedStore;
 use crate::runtime::now_ms;
 
 impl From<StoreError> for ApiError {
@@ -311,8 +311,7 @@ pub(super) fn admit_all(
             Err(e) => Some(e),
         })
         .collect();
-    let view = LockedStore(st.store.clone());
-    let batch = admit_batch(&st.verifier, &view, &st.mempool, bytes, now_ms());
+    let batch = admit_batch(&st.verifier, &PinnedStore::new(&st.store), &st.mempool, bytes, now_ms());
     st.metrics.observe_admission(&batch);
     let mut results = batch.results.into_iter();
     let outcomes: Vec<Outcome> = decode_errors
@@ -1131,9 +1130,10 @@ pub async fn next_sequence(
 ) -> Result<Json<NextSequenceView>, ApiError> {
     let (name, index) = parse_member(&st, &member)?;
     let view = blocking(move || {
+        // Lock order: the mempool, then the store (ARCHITECTURE.md, "Locks").
+        let pool = st.lock_mempool()?;
         let store = st.read_store()?;
         let committed_next = store.next_sequence(index)?;
-        let pool = st.lock_mempool()?;
         let next_sequence = pool.next_sequence(&*store, index)?;
         let held = pool.held_sequences(index);
         Ok(NextSequenceView { attester: name.to_string(), next_sequence, committed_next, held })

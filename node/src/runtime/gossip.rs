@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::net::{NetEvent, NetHandle, Topic, Validation};
 use crate::wire;
 
-use super::locked_store::LockedStore;
+use super::locked_store::PinnedStore;
 use super::now_ms;
 
 /// Attestations admitted through the API waiting to be gossiped (about 1.6 s at
@@ -90,7 +90,7 @@ pub async fn ingest(
 /// or refused by the pool's state or bounds). Valid items of a rejected batch are still admitted.
 pub fn admit_gossiped(a: &Admission, data: &[u8]) -> Validation {
     let Ok(items) = wire::decode_attestations(data) else { return Validation::Reject };
-    let outcome = admit_batch(&a.verifier, &LockedStore(a.store.clone()), &a.mempool, items, now_ms());
+    let outcome = admit_batch(&a.verifier, &PinnedStore::new(&a.store), &a.mempool, items, now_ms());
     a.metrics.observe_admission(&outcome);
     if let Ok(pool) = a.mempool.lock() {
         a.metrics.observe_mempool(&pool.stats());

@@ -1,4 +1,4 @@
-//! The node's store as the replica core sees it: the shared store behind its lock, one short read lock per call.
+//! The node's store as the replica core sees it: the shared store behind its lock, one short read lock per call ([`LockedStore`]), or one read lock for a whole admission ([`PinnedStore`]).
 //!
 //! The API reads the same store concurrently. Lock order (ARCHITECTURE.md, "Locks"):
 //! the mempool, then the store; only the driver's replica writes the store, and it
@@ -53,6 +53,55 @@ impl StateView for LockedStore {
     }
 }
 
+/// The shared store pinned at its first read, for one admission (`admit_batch` under the
+/// mempool lock): every rule of every record reads the same committed state. With one lock
+/// per read, a block committing between two reads of one record's checks (its sequence
+/// still free, then its id already recorded) would show the rules a state that never
+/// existed. The read lock is taken at the first read, which comes after the mempool lock
+/// (the lock order), and held until the value is dropped: a commit waits for the admission.
+pub struct PinnedStore<'a> {
+    store: &'a SharedStore,
+    guard: std::cell::OnceCell<std::sync::RwLockReadGuard<'a, dyn Store + Send + Sync>>,
+}
+
+impl<'a> PinnedStore<'a> {
+    pub fn new(store: &'a SharedStore) -> PinnedStore<'a> {
+        PinnedStore { store, guard: std::cell::OnceCell::new() }
+    }
+
+    fn get(&self) -> &(dyn Store + Send + Sync) {
+        &**self.guard.get_or_init(|| self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+impl std::fmt::Debug for PinnedStore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.guard.get().is_some() { "PinnedStore(pinned)" } else { "PinnedStore" })
+    }
+}
+
+impl StateView for PinnedStore<'_> {
+    type Error = StoreError;
+    fn next_sequence(&self, attester: u16) -> Result<u64, StoreError> {
+        self.get().next_sequence(attester)
+    }
+    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, StoreError> {
+        self.get().record(id)
+    }
+    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
+        self.get().active_pledge(patent)
+    }
+    fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, StoreError> {
+        self.get().governance()
+    }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
+        self.get().fact(key)
+    }
+}
+
 impl NodeReader for LockedStore {
     fn node(&self, level: u8, index: u64) -> Result<NodeHash, MerkleError> {
         self.read().node(level, index)
@@ -95,5 +144,39 @@ impl Store for LockedStore {
     }
     fn leaf_bytes(&self, start: u64, count: usize, out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
         self.read().leaf_bytes(start, count, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credence_ledger::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use credence_ledger::store::MemStore;
+    use std::sync::{Arc, RwLock};
+    use std::time::Duration;
+
+    /// Once an admission has read the store, a commit waits until the admission is done:
+    /// every read of the admission sees the state of its first read.
+    #[test]
+    fn a_pinned_store_holds_one_state_until_dropped() {
+        let mut chain = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        let mut mem = MemStore::new(chain.genesis());
+        mem.commit(&chain.next_block(4).unwrap()).unwrap();
+        let block = chain.next_block(4).unwrap();
+        let id = block.certified().block.leaves[0].id;
+        let store: SharedStore = Arc::new(RwLock::new(mem));
+        let pinned = PinnedStore::new(&store);
+        let before = pinned.next_sequence(0).unwrap();
+        let writer = {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || store.write().unwrap().commit(&block).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!writer.is_finished(), "the commit waits for the pinned admission");
+        assert_eq!(pinned.next_sequence(0).unwrap(), before);
+        assert_eq!(pinned.record(&id).unwrap(), None, "the record of the waiting block is not seen");
+        drop(pinned);
+        writer.join().unwrap();
+        assert!(PinnedStore::new(&store).record(&id).unwrap().is_some(), "a new admission sees the commit");
     }
 }
