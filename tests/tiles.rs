@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::net::{Testnet, height, wait_until};
+use common::net::{Testnet, height, start_witness, wait_until};
 use common::{credence, json, ok, p, refused, stdout};
 
 #[test]
@@ -88,32 +88,6 @@ fn metric(api: &str, prefix: &str) -> u64 {
     text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
 }
 
-/// A `credence witness` process, killed when dropped.
-struct WitnessProc(std::process::Child);
-
-impl Drop for WitnessProc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_witness(dir: &Path, name: &str, key: &Path, genesis: &str, port: u16) -> WitnessProc {
-    let listen = format!("127.0.0.1:{port}");
-    let state = dir.join(format!("state-{port}"));
-    let log = std::fs::File::create(dir.join(format!("witness-{port}.log"))).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_credence"))
-        .args(["witness", "--name", name, "--key", p(key), "--genesis", genesis, "--state", p(&state)])
-        .args(["--listen", &listen])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let guard = WitnessProc(child);
-    wait_until("the witness to listen", Duration::from_secs(30), || std::net::TcpStream::connect(&listen).is_ok());
-    guard
-}
-
 /// A testnet whose genesis names two `credence witness` processes: its checkpoints get cosigned
 /// by both (third-party `signed_note` still verifies the validators' signatures on the cosigned
 /// note), bundles need both with `--witnesses 2`; then one witness holds a forked history, refuses
@@ -124,22 +98,10 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     let dir = tempfile::tempdir().unwrap();
     let base = common::net::port_base(9);
     let (port_a, port_b) = (base + 30, base + 31);
-    let (key_a, key_b) = (dir.path().join("wa.key"), dir.path().join("wb.key"));
-    let mut tables = String::new();
-    for (name, key, port) in [("w.example/a", &key_a, port_a), ("w.example/b", &key_b, port_b)] {
-        let out = ok(credence(&["keys", "generate", "--out", p(key)]));
-        let pk = stdout(&out).trim().to_string();
-        tables.push_str(&format!(
-            "\n[[witnesses]]\nname = \"{name}\"\npublic_key = \"{pk}\"\nurl = \"http://127.0.0.1:{port}\"\n"
-        ));
-    }
-    // Name the witnesses in the genesis before the chain starts (every copy of it).
+    // Name the witnesses in the genesis before the chain starts.
+    let key_a = net.name_witness("w.example/a", port_a);
+    let key_b = net.name_witness("w.example/b", port_b);
     let genesis = net.genesis();
-    let data_genesis = net.dir.path().join("validator-0/data/genesis.toml");
-    for g in [Path::new(&genesis), data_genesis.as_path()] {
-        let text = std::fs::read_to_string(g).unwrap() + &tables;
-        std::fs::write(g, text).unwrap();
-    }
     let _wa = start_witness(dir.path(), "w.example/a", &key_a, &genesis, port_a);
     let mut wb = Some(start_witness(dir.path(), "w.example/b", &key_b, &genesis, port_b));
     let _node = net.start(0);

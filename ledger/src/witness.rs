@@ -242,16 +242,16 @@ fn refuse(status: u16, rule: impl Into<String>) -> Refusal {
     Refusal { status, rule: rule.into(), size: None }
 }
 
-/// A witness's decision on `req` for the log whose validators in force are `log_keys` (None:
-/// unknown origin) given its state `state` for that origin: the checkpoint to cosign and the
+/// A witness's decision on `req` for the log whose validators in force at a height are
+/// `log_keys(origin, height)` (None: unknown origin) given its state `state` for that origin: the checkpoint to cosign and the
 /// state to persist (atomically with the check) before answering, or the refusal.
 pub fn decide(
     req: &AddCheckpoint,
-    log_keys: impl FnOnce(&str) -> Option<Vec<VerifierKey>>,
+    log_keys: impl FnOnce(&str, u64) -> Option<Vec<VerifierKey>>,
     state: impl FnOnce(&str) -> Option<WitnessState>,
 ) -> Result<(Checkpoint, WitnessState), Refusal> {
     let (cp, _) = parse_witnessed_note(&req.note).map_err(|e| refuse(400, e.to_string()))?;
-    let Some(keys) = log_keys(&cp.body.origin) else {
+    let Some(keys) = log_keys(&cp.body.origin, cp.body.height) else {
         return Err(refuse(404, format!("unknown log origin '{}'", cp.body.origin)));
     };
     verify_quorum(&cp, &keys).map_err(|e| refuse(403, e.to_string()))?;
@@ -345,7 +345,7 @@ mod tests {
             let current = *self.state.borrow();
             let (cp, new) = decide(
                 &AddCheckpoint::parse(req.to_body().as_bytes()).unwrap(),
-                |o| (o == origin).then(|| keys.clone()),
+                |o, _| (o == origin).then(|| keys.clone()),
                 |_| current,
             )?;
             *self.state.borrow_mut() = Some(new);

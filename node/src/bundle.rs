@@ -329,6 +329,13 @@ pub fn vouch_threshold(n: usize) -> usize {
 ///
 /// Each error names the change (index and height), the part at fault and the rule.
 pub fn walk_set_changes(genesis: &Genesis, changes: &[SetChange]) -> Result<SetInForce, BundleError> {
+    let mut sets = walk_set_history(genesis, changes)?;
+    Ok(sets.pop().unwrap_or_else(|| SetInForce::genesis(genesis)))
+}
+
+/// [`walk_set_changes`] keeping every set it passes: the genesis set first, then the set each
+/// change brings, so `sets[k + 1]` is in force from `changes[k].height`.
+pub fn walk_set_history(genesis: &Genesis, changes: &[SetChange]) -> Result<Vec<SetInForce>, BundleError> {
     if changes.len() > SET_CHANGES_MAX {
         return Err(err(
             "set_changes",
@@ -336,6 +343,7 @@ pub fn walk_set_changes(genesis: &Genesis, changes: &[SetChange]) -> Result<SetI
         ));
     }
     let mut set = SetInForce::genesis(genesis);
+    let mut sets = Vec::with_capacity(changes.len() + 1);
     for (k, c) in changes.iter().enumerate() {
         let fail =
             |part: &str, rule: String| err("set_changes", format!("change {k} (height {}): {part}: {rule}", c.height));
@@ -401,9 +409,10 @@ pub fn walk_set_changes(genesis: &Genesis, changes: &[SetChange]) -> Result<SetI
                 ),
             ));
         }
-        set = SetInForce { from_height: c.height, validators };
+        sets.push(std::mem::replace(&mut set, SetInForce { from_height: c.height, validators }));
     }
-    Ok(set)
+    sets.push(set);
+    Ok(sets)
 }
 
 fn decode_header(b64: &str) -> Result<BlockHeader, String> {
@@ -613,6 +622,133 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
     })
 }
 
+/// A chain whose validator set changes, for the tests of bundles and of the witness.
+#[cfg(test)]
+pub(crate) mod set_fixture {
+    use super::*;
+    use crate::api::StoreView;
+    use credence_ledger::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use credence_ledger::sig::SecretKey;
+    use credence_ledger::store::MemStore;
+
+    /// A chain whose validator set changes by hand-made certified headers after three demo
+    /// blocks: the same tree, new heights, each header signed by the set it names.
+    pub(crate) struct Changing {
+        pub(crate) genesis: Genesis,
+        pub(crate) store: MemStore,
+        /// Headers after the demo blocks, by height (the demo's first).
+        pub(crate) headers: Vec<BlockHeader>,
+        /// (name, key) of the set in force at each of `headers`.
+        pub(crate) sets: Vec<Vec<(String, [u8; 32])>>,
+        pub(crate) certs: Vec<Checkpoint>,
+    }
+
+    pub(crate) fn sign_by(body: &checkpoint::CheckpointBody, signers: &[(String, [u8; 32])]) -> Checkpoint {
+        Checkpoint {
+            body: body.clone(),
+            signatures: signers.iter().map(|(n, k)| checkpoint::sign(body, n, &SecretKey::from_seed(*k))).collect(),
+        }
+    }
+
+    pub(crate) fn hash_of(set: &[(String, [u8; 32])]) -> credence_ledger::hash::Hash {
+        let mut list: Vec<(MemberName, credence_ledger::sig::PublicKey)> = set
+            .iter()
+            .map(|(n, k)| (MemberName::parse("name", n).unwrap(), SecretKey::from_seed(*k).public()))
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        set_hash(&list)
+    }
+
+    impl Changing {
+        pub(crate) fn new() -> Changing {
+            let mut chain = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
+            let mut store = MemStore::new(chain.genesis());
+            for _ in 0..3 {
+                store.commit(&chain.next_block(4).unwrap()).unwrap();
+            }
+            let genesis = chain.genesis().clone();
+            let set0: Vec<(String, [u8; 32])> = genesis
+                .members
+                .iter()
+                .zip(chain.keys())
+                .filter(|(m, _)| m.validator)
+                .map(|(m, k)| (m.name.to_string(), k.seed()))
+                .collect();
+            let h3 = store.header(3).unwrap().unwrap();
+            let c3 = store.certificate(3).unwrap().unwrap();
+            Changing { genesis, store, headers: vec![h3], sets: vec![set0], certs: vec![c3] }
+        }
+
+        /// Appends the next header, certified by all of `set` (its set in force).
+        pub(crate) fn push(&mut self, set: Vec<(String, [u8; 32])>) {
+            let prev = self.headers.last().unwrap().clone();
+            let mut sorted = set;
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let h = BlockHeader {
+                height: prev.height + 1,
+                prev: prev.hash(),
+                time_ms: prev.time_ms + 1,
+                proposer: prev.proposer.clone(),
+                tree_size: prev.tree_size,
+                tree_root: prev.tree_root,
+                validator_set: hash_of(&sorted),
+            };
+            let cert = sign_by(&h.checkpoint_body(&self.genesis, 0), &sorted);
+            self.headers.push(h);
+            self.sets.push(sorted);
+            self.certs.push(cert);
+        }
+
+        pub(crate) fn index(&self, height: u64) -> usize {
+            usize::try_from(height - self.headers[0].height).unwrap()
+        }
+
+        /// The set change at `height` as a node would serve it.
+        pub(crate) fn change(&self, height: u64) -> SetChange {
+            let (i, j) = (self.index(height - 1), self.index(height));
+            SetChange {
+                height,
+                validators: vkeys(&self.sets[j]),
+                last_header: B64.encode(self.headers[i].to_bytes()),
+                last_certificate: self.certs[i].to_note(),
+                header: B64.encode(self.headers[j].to_bytes()),
+                certificate: self.certs[j].to_note(),
+            }
+        }
+
+        /// A bundle for leaf 5 under the certificate at `height`, with `changes`.
+        pub(crate) fn bundle(&self, height: u64, changes: Vec<SetChange>) -> Bundle {
+            let cp = self.certs[self.index(height)].clone();
+            let leaf = self.store.leaf(5).unwrap().unwrap();
+            let path = merkle::inclusion_proof(5, cp.body.tree_size, &StoreView(&self.store)).unwrap();
+            Bundle::new(&self.genesis, &leaf.bytes, 5, &path, &cp, &[], changes).unwrap()
+        }
+    }
+
+    pub(crate) fn vkeys(set: &[(String, [u8; 32])]) -> Vec<String> {
+        set.iter()
+            .map(|(n, k)| VerifierKey { name: n.clone(), key: SecretKey::from_seed(*k).public() }.to_vkey_string())
+            .collect()
+    }
+
+    /// Genesis's four validators; a fifth joins at height 5; the first rotates its key at
+    /// height 7. Checkpoints of each set verify through the changes.
+    pub(crate) fn two_changes() -> (Changing, [u8; 32]) {
+        let mut c = Changing::new();
+        let set0 = c.sets[0].clone();
+        c.push(set0.clone()); // 4
+        let mut set1 = set0.clone();
+        set1.push(("bank-new".into(), [51; 32]));
+        c.push(set1.clone()); // 5: bank-new in force
+        c.push(set1.clone()); // 6
+        let mut set2 = set1;
+        let old = std::mem::replace(&mut set2[0].1, [52; 32]);
+        c.push(set2.clone()); // 7: the first validator's new key
+        c.push(set2); // 8
+        (c, old)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,130 +877,12 @@ mod tests {
         }
     }
 
-    use credence_ledger::block::BlockHeader;
-    use credence_ledger::sig::SecretKey;
-
-    /// A chain whose validator set changes by hand-made certified headers after three demo
-    /// blocks: the same tree, new heights, each header signed by the set it names.
-    struct Changing {
-        genesis: Genesis,
-        store: MemStore,
-        /// Headers after the demo blocks, by height (the demo's first).
-        headers: Vec<BlockHeader>,
-        /// (name, key) of the set in force at each of `headers`.
-        sets: Vec<Vec<(String, [u8; 32])>>,
-        certs: Vec<Checkpoint>,
-    }
-
-    fn sign_by(body: &checkpoint::CheckpointBody, signers: &[(String, [u8; 32])]) -> Checkpoint {
-        Checkpoint {
-            body: body.clone(),
-            signatures: signers.iter().map(|(n, k)| checkpoint::sign(body, n, &SecretKey::from_seed(*k))).collect(),
-        }
-    }
-
-    fn hash_of(set: &[(String, [u8; 32])]) -> credence_ledger::hash::Hash {
-        let mut list: Vec<(MemberName, credence_ledger::sig::PublicKey)> = set
-            .iter()
-            .map(|(n, k)| (MemberName::parse("name", n).unwrap(), SecretKey::from_seed(*k).public()))
-            .collect();
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        set_hash(&list)
-    }
-
-    impl Changing {
-        fn new() -> Changing {
-            let mut chain = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap();
-            let mut store = MemStore::new(chain.genesis());
-            for _ in 0..3 {
-                store.commit(&chain.next_block(4).unwrap()).unwrap();
-            }
-            let genesis = chain.genesis().clone();
-            let set0: Vec<(String, [u8; 32])> = genesis
-                .members
-                .iter()
-                .zip(chain.keys())
-                .filter(|(m, _)| m.validator)
-                .map(|(m, k)| (m.name.to_string(), k.seed()))
-                .collect();
-            let h3 = store.header(3).unwrap().unwrap();
-            let c3 = store.certificate(3).unwrap().unwrap();
-            Changing { genesis, store, headers: vec![h3], sets: vec![set0], certs: vec![c3] }
-        }
-
-        /// Appends the next header, certified by all of `set` (its set in force).
-        fn push(&mut self, set: Vec<(String, [u8; 32])>) {
-            let prev = self.headers.last().unwrap().clone();
-            let mut sorted = set;
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
-            let h = BlockHeader {
-                height: prev.height + 1,
-                prev: prev.hash(),
-                time_ms: prev.time_ms + 1,
-                proposer: prev.proposer.clone(),
-                tree_size: prev.tree_size,
-                tree_root: prev.tree_root,
-                validator_set: hash_of(&sorted),
-            };
-            let cert = sign_by(&h.checkpoint_body(&self.genesis, 0), &sorted);
-            self.headers.push(h);
-            self.sets.push(sorted);
-            self.certs.push(cert);
-        }
-
-        fn index(&self, height: u64) -> usize {
-            usize::try_from(height - self.headers[0].height).unwrap()
-        }
-
-        /// The set change at `height` as a node would serve it.
-        fn change(&self, height: u64) -> SetChange {
-            let (i, j) = (self.index(height - 1), self.index(height));
-            SetChange {
-                height,
-                validators: vkeys(&self.sets[j]),
-                last_header: B64.encode(self.headers[i].to_bytes()),
-                last_certificate: self.certs[i].to_note(),
-                header: B64.encode(self.headers[j].to_bytes()),
-                certificate: self.certs[j].to_note(),
-            }
-        }
-
-        /// A bundle for leaf 5 under the certificate at `height`, with `changes`.
-        fn bundle(&self, height: u64, changes: Vec<SetChange>) -> Bundle {
-            let cp = self.certs[self.index(height)].clone();
-            let leaf = self.store.leaf(5).unwrap().unwrap();
-            let path = merkle::inclusion_proof(5, cp.body.tree_size, &StoreView(&self.store)).unwrap();
-            Bundle::new(&self.genesis, &leaf.bytes, 5, &path, &cp, &[], changes).unwrap()
-        }
-    }
-
-    fn vkeys(set: &[(String, [u8; 32])]) -> Vec<String> {
-        set.iter()
-            .map(|(n, k)| VerifierKey { name: n.clone(), key: SecretKey::from_seed(*k).public() }.to_vkey_string())
-            .collect()
-    }
+    use super::set_fixture::*;
 
     fn set_changes_rule(b: &Bundle, g: &Genesis) -> String {
         let e = verify(b, g).unwrap_err();
         assert_eq!(e.field, "set_changes", "{e}");
         e.rule
-    }
-
-    /// Genesis's four validators; a fifth joins at height 5; the first rotates its key at
-    /// height 7. Checkpoints of each set verify through the changes.
-    fn two_changes() -> (Changing, [u8; 32]) {
-        let mut c = Changing::new();
-        let set0 = c.sets[0].clone();
-        c.push(set0.clone()); // 4
-        let mut set1 = set0.clone();
-        set1.push(("bank-new".into(), [51; 32]));
-        c.push(set1.clone()); // 5: bank-new in force
-        c.push(set1.clone()); // 6
-        let mut set2 = set1;
-        let old = std::mem::replace(&mut set2[0].1, [52; 32]);
-        c.push(set2.clone()); // 7: the first validator's new key
-        c.push(set2); // 8
-        (c, old)
     }
 
     #[test]

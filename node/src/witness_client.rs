@@ -11,6 +11,10 @@
 //!   another size (a restart, another node of the chain): the node adopts it and resubmits at
 //!   once with the right proof (at most [`ADOPTIONS_MAX`] times per checkpoint), or waits for
 //!   a head that reaches it.
+//! * 403 (not signed by the validators the witness knows in force): if the chain's validator
+//!   set has changed, the node shows the witness the certified set changes up to the head
+//!   (`POST <url>/credence/set-changes`, `crate::witness` §Validator sets), once per head, and
+//!   submits again; otherwise, or if that is refused, a refusal as below.
 //! * 409 naming the old size sent (same size, another root: a fork), 422 (bad proof: the
 //!   witness holds a history this node's does not extend), 400/403/404: a refusal, logged and
 //!   counted in `credence_witness_refusals_total{witness,status}`; then back-off.
@@ -43,7 +47,9 @@ use credence_ledger::merkle;
 use credence_ledger::witness::{AddCheckpoint, parse_witnessed_note};
 
 use crate::api::{SharedStore, StoreView};
+use crate::bundle::{SetChange, set_changes_from};
 use crate::metrics::Metrics;
+use crate::witness::{SET_CHANGES_PATH, SetChangesPush};
 
 /// How often a witness task looks for a new head, ms.
 pub const POLL_MS: u64 = 200;
@@ -206,7 +212,10 @@ pub fn spawn(
     genesis
         .witnesses
         .iter()
-        .map(|w| tokio::spawn(run(w.clone(), store.clone(), cosigs.clone(), metrics.clone())))
+        .map(|w| {
+            let origin = genesis.checkpoint_origin.clone();
+            tokio::spawn(run(w.clone(), origin, store.clone(), cosigs.clone(), metrics.clone()))
+        })
         .collect()
 }
 
@@ -215,14 +224,17 @@ enum Outcome {
     Cosigned,
     /// The witness cosigned another size: adopt it.
     Adopt(u64),
-    Refused,
+    /// A refusal with this status.
+    Refused(u16),
     Failed,
 }
 
-async fn run(w: GenesisWitness, store: SharedStore, cosigs: Arc<Cosignatures>, metrics: Arc<Metrics>) {
+async fn run(w: GenesisWitness, origin: String, store: SharedStore, cosigs: Arc<Cosignatures>, metrics: Arc<Metrics>) {
     let mut old_size = 0u64;
     let mut done_height = 0u64;
     let mut backoff_ms = BACKOFF_MS_MIN;
+    // The head height up to which this witness was last shown the set changes.
+    let mut taught_height = 0u64;
     info!(witness = %w.name, url = %w.url, "submitting checkpoints to witness");
     loop {
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
@@ -254,7 +266,16 @@ async fn run(w: GenesisWitness, store: SharedStore, cosigs: Arc<Cosignatures>, m
                     break;
                 }
                 Outcome::Adopt(size) => old_size = size,
-                Outcome::Refused | Outcome::Failed => {
+                // Perhaps signed by a set the witness does not know: show it the set changes
+                // (once per head) and submit again.
+                Outcome::Refused(403) if taught_height < head.height => {
+                    taught_height = head.height;
+                    if !teach(&w, &origin, &store, head.height).await {
+                        failed = true;
+                        break;
+                    }
+                }
+                Outcome::Refused(_) | Outcome::Failed => {
                     failed = true;
                     break;
                 }
@@ -286,7 +307,8 @@ async fn submit(
         Err(_) => return Outcome::Failed,
     };
     let body = AddCheckpoint { old_size, proof, note: head.note.clone() }.to_body();
-    let answer = tokio::time::timeout(Duration::from_millis(TIMEOUT_MS), post(&w.url, body)).await;
+    let answer =
+        tokio::time::timeout(Duration::from_millis(TIMEOUT_MS), post(&w.url, "/add-checkpoint", TEXT, body)).await;
     let (status, text) = match answer {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
@@ -331,7 +353,7 @@ async fn submit(
                     "WITNESS REFUSED the checkpoint: it cosigned another root at this size (a forked history)"
                 );
                 metrics.witness_outcome(&w.name, 409);
-                Outcome::Refused
+                Outcome::Refused(409)
             }
         },
         400..=499 => {
@@ -340,13 +362,54 @@ async fn submit(
                 "WITNESS REFUSED the checkpoint"
             );
             metrics.witness_outcome(&w.name, status);
-            Outcome::Refused
+            Outcome::Refused(status)
         }
         _ => {
             warn!(witness = %w.name, status, answer = %text.trim_end(), "witness failed");
             metrics.witness_outcome(&w.name, 0);
             Outcome::Failed
         }
+    }
+}
+
+/// The chain's validator-set changes up to `height` (none if its set never changed).
+fn set_changes(store: &SharedStore, height: u64) -> Result<Vec<SetChange>, String> {
+    let s = store.read().map_err(|_| "store lock poisoned".to_owned())?;
+    let Some(gov) = s.governance().map_err(|e| e.to_string())? else { return Ok(Vec::new()) };
+    set_changes_from(&*s, &gov.epochs, height).map_err(|e| e.to_string())
+}
+
+/// Shows `w` the set changes up to `height` ([`crate::witness::SET_CHANGES_PATH`]): true if
+/// there were some and it took them.
+async fn teach(w: &GenesisWitness, origin: &str, store: &SharedStore, height: u64) -> bool {
+    let st = store.clone();
+    let changes = match tokio::task::spawn_blocking(move || set_changes(&st, height)).await {
+        Ok(Ok(c)) if c.is_empty() => return false,
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            warn!(witness = %w.name, error = %e, "witness client: cannot make the set changes");
+            return false;
+        }
+        Err(_) => return false,
+    };
+    let n = changes.len();
+    let push = SetChangesPush { origin: origin.to_owned(), set_changes: changes };
+    let Ok(body) = serde_json::to_string(&push) else { return false };
+    let sent = post(&w.url, SET_CHANGES_PATH, "application/json", body);
+    match tokio::time::timeout(Duration::from_millis(TIMEOUT_MS), sent).await {
+        Ok(Ok((200, text))) => {
+            info!(witness = %w.name, changes = n, answer = %text.trim_end(), "witness shown the validator-set changes");
+            true
+        }
+        Ok(Ok((status, text))) => {
+            warn!(witness = %w.name, status, answer = %text.trim_end(), "WITNESS REFUSED the validator-set changes");
+            false
+        }
+        Ok(Err(e)) => {
+            warn!(witness = %w.name, error = %e, "witness: no answer to the set changes");
+            false
+        }
+        Err(_) => false,
     }
 }
 
@@ -361,9 +424,11 @@ fn check_cosignature(w: &GenesisWitness, head: &Head, text: &str) -> Result<Stri
     Ok(c.to_line())
 }
 
-/// `POST <url>/add-checkpoint` over plain HTTP/1.1: status and body (at most
-/// [`RESPONSE_BYTES_MAX`] bytes). The caller bounds the time.
-async fn post(url: &str, body: String) -> Result<(u16, String), String> {
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// `POST <url><path>` over plain HTTP/1.1: status and body (at most [`RESPONSE_BYTES_MAX`]
+/// bytes). The caller bounds the time.
+async fn post(url: &str, path: &str, content_type: &str, body: String) -> Result<(u16, String), String> {
     let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
     let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let stream = tokio::net::TcpStream::connect(authority).await.map_err(|e| format!("connect {authority}: {e}"))?;
@@ -371,9 +436,9 @@ async fn post(url: &str, body: String) -> Result<(u16, String), String> {
     let driver = tokio::spawn(conn);
     let req = Request::builder()
         .method(Method::POST)
-        .uri(format!("{prefix}/add-checkpoint"))
+        .uri(format!("{prefix}{path}"))
         .header(HOST, authority)
-        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(CONTENT_TYPE, content_type)
         .header(CONTENT_LENGTH, body.len())
         .body(Body::from(body))
         .map_err(|e| e.to_string())?;

@@ -186,6 +186,28 @@ impl Testnet {
     pub fn start(&self, i: usize) -> NodeProc {
         NodeProc::start(&self.config(i), &self.dir.path().join(format!("node{i}.log")))
     }
+    /// Names a witness in the genesis before the chain starts (every copy of the file under
+    /// the testnet's directory) and makes its key (`<dir>/<port>.witness.key`); returns the key.
+    pub fn name_witness(&self, name: &str, port: u16) -> PathBuf {
+        let key = self.dir.path().join(format!("{port}.witness.key"));
+        let out = credence(&["keys", "generate", "--out", key.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let pk = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let table =
+            format!("\n[[witnesses]]\nname = \"{name}\"\npublic_key = \"{pk}\"\nurl = \"http://127.0.0.1:{port}\"\n");
+        let mut copies = vec![PathBuf::from(self.genesis())];
+        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let copy = entry.path().join("data/genesis.toml");
+            if copy.is_file() {
+                copies.push(copy);
+            }
+        }
+        for g in copies {
+            let text = std::fs::read_to_string(&g).unwrap() + &table;
+            std::fs::write(&g, text).unwrap();
+        }
+        key
+    }
     pub fn genesis(&self) -> String {
         self.dir.path().join("genesis.toml").to_str().unwrap().to_string()
     }
@@ -228,4 +250,32 @@ impl Testnet {
         assert!(out.status.success(), "attest failed: {}", String::from_utf8_lossy(&out.stderr));
         json(&out)
     }
+}
+
+/// A `credence witness` process, killed when dropped.
+pub struct WitnessProc(std::process::Child);
+
+impl Drop for WitnessProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `credence witness` named `name` with `key` for the chain of `genesis` on `port`,
+/// its state and log under `dir`; returns once it listens.
+pub fn start_witness(dir: &Path, name: &str, key: &Path, genesis: &str, port: u16) -> WitnessProc {
+    let listen = format!("127.0.0.1:{port}");
+    let state = dir.join(format!("state-{port}"));
+    let log = std::fs::File::create(dir.join(format!("witness-{port}.log"))).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_credence"))
+        .args(["witness", "--name", name, "--key", key.to_str().unwrap(), "--genesis", genesis])
+        .args(["--state", state.to_str().unwrap(), "--listen", &listen])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let guard = WitnessProc(child);
+    wait_until("the witness to listen", Duration::from_secs(30), || std::net::TcpStream::connect(&listen).is_ok());
+    guard
 }
