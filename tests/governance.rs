@@ -13,8 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::net::{NodeProc, Testnet, get, height, port_base, wait_until};
+use common::net::{NodeProc, Testnet, get, height, port_base, start_witness, wait_until};
 use common::{json, stdout};
+
+/// The witness genesis names.
+const WITNESS: &str = "w.example/g";
 
 fn credence_in(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_credence")).current_dir(cwd).args(args).output().unwrap()
@@ -62,6 +65,10 @@ fn signed_by(api: &str, h: u64, name: &str) -> bool {
 fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     let net = Testnet::new(0, 4, 0);
     let names: Vec<String> = net.nodes.iter().map(|n| n["name"].as_str().unwrap().to_string()).collect();
+    // An outside witness named in genesis: it must follow the validator-set changes below.
+    let witness_port = port_base(0) + 46;
+    let witness_key = net.name_witness(WITNESS, witness_port);
+    let _witness = start_witness(net.dir.path(), WITNESS, &witness_key, &net.genesis(), witness_port);
     let mut nodes: Vec<Option<NodeProc>> = (0..4).map(|i| Some(net.start(i))).collect();
     wait_until("the validators to commit", Duration::from_secs(90), || (0..4).all(|i| height(&net.api(i)) >= 2));
     // An auditor keeps a checkpoint of the genesis validators, to audit across the changes.
@@ -271,6 +278,7 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     assert!(o.status.success(), "the replacement key signs: {}", String::from_utf8_lossy(&o.stderr));
 
     offline_checks_walk_the_set_changes(&net, &id);
+    tiles_and_the_witness_follow_the_set_changes(&net, &id, witness_port);
 
     node_e.stop();
     for mut n in nodes.into_iter().flatten() {
@@ -368,4 +376,65 @@ fn offline_checks_walk_the_set_changes(net: &Testnet, proposal: &str) {
     let counted =
         Note::from_bytes(&note).unwrap().verify(&verifiers(&genesis_keys)).map_or(0, |(verified, _)| verified.len());
     assert!(3 * counted <= 2 * genesis_keys.len(), "the genesis keys alone reach no quorum: {counted}");
+}
+
+/// After the same four changes: the witness, shown the certified set changes by the node when
+/// it refused the new set's checkpoints, cosigns a checkpoint of the set now in force; a mirror
+/// of the tiles carries the set changes, and `verify --tiles`, `audit --tiles` and
+/// `prove --tiles` check checkpoints against the set in force at their height (entries of
+/// bank-e and the rotated and replacement keys verify under the keys governance named).
+fn tiles_and_the_witness_follow_the_set_changes(net: &Testnet, proposal: &str, witness_port: u16) {
+    let dir = net.dir.path();
+    let genesis = net.genesis();
+    let api = net.api(0);
+    let changes = get(&api, "/v1/set-changes").expect("set changes");
+    let last_change = changes["set_changes"].as_array().and_then(|c| c.last()).expect("four changes")["height"].clone();
+    wait_until("a checkpoint of the set in force cosigned by the witness", Duration::from_secs(60), || {
+        let o = credence_in(dir, &["checkpoint", "--node", &api, "--genesis", &genesis, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        // The set in force since the last change (the revocation) has no quorum of genesis keys.
+        v["note"].as_str().is_some_and(|n| n.contains(&format!("\u{2014} {WITNESS} ")))
+            && v["validators_since"] == last_change
+    });
+    let state = dir.join(format!("state-{witness_port}"));
+    let held =
+        std::fs::read_dir(&state).unwrap().flatten().any(|e| e.file_name().to_string_lossy().ends_with(".sets.json"));
+    assert!(held, "the witness keeps the set changes it was shown");
+
+    let mirror = dir.join("mirror");
+    let key = net.access_key(0, 0, "tiles-reader", "regulator");
+    let m = mirror.to_str().unwrap();
+    let v = ok(
+        "mirror",
+        &credence_in(
+            dir,
+            &[
+                "mirror",
+                "--tiles",
+                &api,
+                "--out",
+                m,
+                "--genesis",
+                &genesis,
+                "--access-key",
+                key.to_str().unwrap(),
+                "--json",
+            ],
+        ),
+    );
+    assert_eq!(v["valid"], true, "{v}");
+    assert!(mirror.join("v1/set-changes").is_file(), "the mirror keeps the set changes beside the tiles");
+    let v = ok("verify --tiles", &credence_in(dir, &["verify", "--tiles", m, "--genesis", &genesis, "--json"]));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["set_changes"], 4, "{v}");
+    assert!(v["by_named_key"].as_u64().unwrap() >= 2, "bank-e's approvals and the replacement key's record: {v}");
+    let saved = dir.join("before-changes.cp");
+    let o = credence_in(dir, &["audit", "--since", saved.to_str().unwrap(), "--genesis", &genesis, "--tiles", m]);
+    assert!(o.status.success() && stdout(&o).starts_with("APPEND-ONLY"), "audit --tiles: {}", stdout(&o));
+    let bundle = dir.join("from-tiles.json");
+    let b = bundle.to_str().unwrap();
+    let o = credence_in(dir, &["prove", proposal, "--tiles", m, "--genesis", &genesis, "--out", b]);
+    assert!(o.status.success(), "prove --tiles: {}\n{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    let v = ok("verify-bundle", &credence_in(dir, &["verify-bundle", b, "--genesis", &genesis, "--json"]));
+    assert_eq!((v["valid"].clone(), v["set_changes"].clone()), (true.into(), 4.into()), "{v}");
 }

@@ -175,7 +175,7 @@ fn check_note_via_node(
 }
 
 /// [`check_note_via_node`] with the set changes at hand.
-fn check_note_with_changes(
+pub(crate) fn check_note_with_changes(
     note: &str,
     genesis: &Genesis,
     changes: &[SetChange],
@@ -335,13 +335,13 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
 
     let mut report = json!({"since": a.since.display().to_string(), "node": from});
     let verdict = (|| -> Result<Verdict> {
-        // Against a node, each checkpoint is checked against the set in force at its height,
-        // through the set changes the node serves (walked from genesis); tiles carry no
-        // headers, so with --tiles the genesis validators must still be in force.
+        // Each checkpoint is checked against the set in force at its height, through the set
+        // changes the node serves or the tiles publish (walked from genesis).
         let mut check = |note: &str| -> Result<Result<CheckedNote, String>> {
-            match conn.as_mut() {
-                Some(c) => Ok(check_note_via_node(note, &genesis, c)?.map(|(checked, _)| checked)),
-                None => Ok(check_witnessed(note, &genesis)),
+            match (conn.as_mut(), &tiles) {
+                (Some(c), _) => Ok(check_note_via_node(note, &genesis, c)?.map(|(checked, _)| checked)),
+                (None, Some(t)) => Ok(crate::tiles::check_note(t, note, &genesis)?.0),
+                (None, None) => Ok(check_witnessed(note, &genesis)),
             }
         };
         let (old, old_q) = match check(&old_note)? {
@@ -496,18 +496,18 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
         .map(credence_ledger::hash::HashOf::from_hash)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let src = Tiles::open(tiles_arg, a.access.load()?)?;
-    let note = src.checkpoint()?;
-    let checked = check_witnessed(&note, &genesis).map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
+    let (_, checked, changes) = crate::tiles::checked_checkpoint(&src, &genesis)?;
+    let checked = checked.map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
     let cp = checked.checkpoint;
     let size = cp.body.tree_size;
     let (leaf_index, bytes) = crate::tiles::find_entry(&src, size, &id)?;
     let tree = crate::tiles::tree(&src, size);
     let path = merkle::inclusion_proof(leaf_index, size, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &checked.cosignatures, Vec::new())?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &checked.cosignatures, changes)?;
     let report = bundle::verify(&b, &genesis).context("the log's tiles do not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
-        "wrote {}: attestation {} at leaf {} of {} (from the tiles of {}), checkpoint of height {} signed by {} of {} validators",
+        "wrote {}: attestation {} at leaf {} of {} (from the tiles of {}), checkpoint of height {} signed by {} of {} validators, {} validator-set changes",
         a.out.display(),
         report.id,
         report.leaf_index,
@@ -515,7 +515,8 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
         src.describe(),
         report.checkpoint_height,
         report.signers.len(),
-        report.validators
+        report.validators,
+        report.set_changes
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -524,11 +525,14 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
 fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result<Result<u64, String>> {
     let src = Tiles::open(tiles_arg, None)?;
     let note = src.checkpoint()?;
-    // Tiles carry no headers: the log's checkpoint is checked against the set the bundle's own
-    // set changes reach (already walked by `bundle::verify`).
+    // The log's checkpoint is checked against the set its published set changes reach or,
+    // for a log that publishes none, the set the bundle's own changes reach (already walked
+    // by `bundle::verify`).
     let set = bundle::walk_set_changes(genesis, &b.set_changes)?;
-    let (now, _) = match check_witnessed_with(&note, genesis, &set.validators).map(|c| (c.checkpoint, c.quorum)) {
-        Ok(v) => v,
+    let checked = crate::tiles::check_note(&src, &note, genesis)?.0;
+    let checked = checked.or_else(|r| check_witnessed_with(&note, genesis, &set.validators).map_err(|_| r));
+    let now = match checked {
+        Ok(c) => c.checkpoint,
         Err(r) => return Ok(Err(format!("the log's current checkpoint is not valid: {r}"))),
     };
     let (then, _) = parse_witnessed_note(&b.checkpoint).context("the bundle's checkpoint")?;

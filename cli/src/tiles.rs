@@ -1,9 +1,11 @@
 //! The CLI's C2SP tlog-tiles client: tiles from an `http://` prefix or a directory, `credence mirror` (copy a log's tiles, checking each), and `credence verify --tiles` (every tile, entry and signature from the tiles alone).
 //!
-//! Nothing fetched is trusted: a checkpoint counts only with a quorum of the genesis
-//! validators' signatures, proofs computed from tiles are verified against its signed root,
-//! and a whole tree is checked tile by tile against the tile above and the root
-//! (`ledger::tiles::TileWalk`) with bounded memory.
+//! Nothing fetched is trusted: a checkpoint counts only with a quorum of the validators in
+//! force at its height, reached from the genesis validators through the certified set changes
+//! published beside the tiles ([`SET_CHANGES_RESOURCE`], walked by `bundle::walk_set_changes`);
+//! proofs computed from tiles are verified against its signed root, and a whole tree is
+//! checked tile by tile against the tile above and the root (`ledger::tiles::TileWalk`) with
+//! bounded memory.
 
 use std::cell::RefCell;
 use std::fs;
@@ -16,17 +18,30 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
 
+use credence_ledger::attestation::Claim;
+use credence_ledger::block::Leaf;
 use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
 use credence_ledger::genesis::Genesis;
+use credence_ledger::governance::{Change, MEMBER_KEYS_MAX, MemberKey, verify_possession};
+use credence_ledger::hash::Hash;
+use credence_ledger::ids::MemberName;
+use credence_ledger::sig::{Domain, PublicKey, VerifyingKey};
 use credence_ledger::tiles::{
     self, ENTRY_BUNDLE_BYTES_MAX, HASH_TILE_BYTES_MAX, Tile, TileKind, TileSource, TileTree, TileWalk,
 };
 use credence_ledger::verify::ChainContext;
-use credence_node::bundle::check_checkpoint;
+use credence_node::api::views::SetChangesView;
+use credence_node::bundle::{BUNDLE_BYTES_MAX, CheckedNote, SetChange};
 use credence_node::keyfile::AccessKeyFile;
 use credence_node::mempool::Verifier;
 
 use crate::http::Conn;
+
+/// Where a log publishes its certified validator-set changes beside its tiles: a node serves
+/// them at `GET /v1/set-changes` (up to its head; public), and `credence mirror` writes the
+/// same JSON at this path of its copy, so a copy served by any web server has them too. A log
+/// that publishes none is read as one whose genesis validators are still in force.
+pub const SET_CHANGES_RESOURCE: &str = "v1/set-changes";
 
 /// Entries verified in one signature batch by `verify --tiles` (a few entry bundles).
 const VERIFY_BATCH_ENTRIES_MAX: usize = 4 * 256;
@@ -94,6 +109,20 @@ impl Tiles {
         }
     }
 
+    /// The set changes published beside the tiles ([`SET_CHANGES_RESOURCE`]) that take effect
+    /// at or before `height`, oldest first; none if nothing is published. Not trusted: the
+    /// caller walks them from genesis.
+    pub fn set_changes(&self, height: u64) -> Result<Vec<SetChange>> {
+        let what = || format!("{}: {SET_CHANGES_RESOURCE}", self.describe());
+        let Some(bytes) =
+            self.get(SET_CHANGES_RESOURCE, BUNDLE_BYTES_MAX).map_err(anyhow::Error::msg).with_context(what)?
+        else {
+            return Ok(Vec::new());
+        };
+        let view: SetChangesView = serde_json::from_slice(&bytes).with_context(what)?;
+        Ok(view.set_changes.into_iter().filter(|c| c.height <= height).collect())
+    }
+
     /// The log's checkpoint note, as served.
     pub fn checkpoint(&self) -> Result<String> {
         let bytes = self
@@ -130,14 +159,31 @@ fn read_file_bounded(path: &Path, max: usize) -> Result<Option<Vec<u8>>, String>
     Ok(Some(out))
 }
 
-/// A checkpoint with its quorum, or why it is not valid.
-type Checked = std::result::Result<(Checkpoint, QuorumReport), String>;
+/// A checked checkpoint, or why it is not valid.
+type Checked = std::result::Result<CheckedNote, String>;
 
-/// The log's checkpoint checked against `genesis`: `Ok(Err(reason))` if it is not valid.
-pub fn checked_checkpoint(tiles: &Tiles, genesis: &Genesis) -> Result<(String, Checked)> {
+/// `note` checked against the validators in force at its height, through the set changes
+/// `tiles` publish up to that height: `Ok(Err(reason))` if it is not valid; with the changes.
+pub fn check_note(tiles: &Tiles, note: &str, genesis: &Genesis) -> Result<(Checked, Vec<SetChange>)> {
+    let height = match credence_ledger::witness::parse_witnessed_note(note) {
+        Ok((cp, _)) => cp.body.height,
+        Err(e) => return Ok((Err(e.to_string()), Vec::new())),
+    };
+    let changes = tiles.set_changes(height)?;
+    let checked = crate::audit::check_note_with_changes(note, genesis, &changes).map(|(c, _)| c);
+    Ok((checked, changes))
+}
+
+/// The log's checkpoint, checked as [`check_note`] does.
+pub fn checked_checkpoint(tiles: &Tiles, genesis: &Genesis) -> Result<(String, Checked, Vec<SetChange>)> {
     let note = tiles.checkpoint()?;
-    let checked = check_checkpoint(&note, genesis);
-    Ok((note, checked))
+    let (checked, changes) = check_note(tiles, &note, genesis)?;
+    Ok((note, checked, changes))
+}
+
+/// The quorum part of a checked note.
+fn quorum(c: Checked) -> std::result::Result<(Checkpoint, QuorumReport), String> {
+    c.map(|c| (c.checkpoint, c.quorum))
 }
 
 /// A tree of `size` leaves over these tiles, for proofs (to be verified against a signed root).
@@ -200,13 +246,14 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::from(1))
     };
-    let (note, checked) = checked_checkpoint(&src, &genesis)?;
-    let (cp, q) = match checked {
+    let (note, checked, changes) = checked_checkpoint(&src, &genesis)?;
+    let (cp, q) = match quorum(checked) {
         Ok(v) => v,
         Err(r) => return refuse(format!("the log's checkpoint is not valid: {r}")),
     };
+    let copy = Tiles::Dir(a.out.clone());
     let old = match read_file_bounded(&a.out.join("checkpoint"), CHECKPOINT_BYTES_MAX).map_err(anyhow::Error::msg)? {
-        Some(b) => match check_checkpoint(&String::from_utf8_lossy(&b), &genesis) {
+        Some(b) => match quorum(check_note(&copy, &String::from_utf8_lossy(&b), &genesis)?.0) {
             Ok((old, _)) => Some(old),
             Err(r) => return refuse(format!("the copy's checkpoint is not valid: {r}")),
         },
@@ -242,7 +289,6 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
         return refuse(e.to_string());
     }
     if let Some(old) = &old {
-        let copy = Tiles::Dir(a.out.clone());
         let t = tree(&copy, size);
         let verdict = crate::audit::judge(old, &cp, |m, n| {
             credence_ledger::merkle::consistency_proof(m, n, &t).map_err(|e| tree_error(&t, e))
@@ -251,6 +297,9 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
             return refuse(reason);
         }
     }
+    // The set changes the checkpoint was checked with, before the checkpoint that needs them.
+    let view = SetChangesView { height: cp.body.height, set_changes: changes };
+    write_atomic(&a.out.join(SET_CHANGES_RESOURCE), &serde_json::to_vec(&view)?)?;
     write_atomic(&a.out.join("checkpoint"), note.as_bytes())?;
     if a.json {
         println!(
@@ -276,11 +325,74 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `credence verify --tiles`: the log's checkpoint, every tile against the tile above it and
-/// the signed root, and every entry: canonical decoding, a genesis member's valid signature
-/// (batched), and each member's sequence numbers contiguous from 1. What tiles do not carry
-/// (block headers, earlier certificates, block times, so the rules that need them) is checked
-/// only by `verify --data-dir` or `--file`.
+/// The keys each member may sign with as far as entries alone tell: its genesis key, then every
+/// key the log's governance records named for it (a proposal adding the member or replacing a
+/// revoked key, a rotation with a valid proof of possession), in log order.
+///
+/// Entries carry no block heights, so whether a proposal won its approvals, from which height a
+/// change took effect and whether a member was removed or a key revoked since cannot be told:
+/// a record signed by a named key is counted apart ([`EntriesSeen::by_named_key`]), and
+/// `verify --data-dir` or `--file` replay governance in full.
+#[derive(Debug, Default)]
+struct NamedKeys(std::collections::HashMap<MemberName, Vec<PublicKey>>);
+
+impl NamedKeys {
+    fn from_genesis(g: &Genesis) -> NamedKeys {
+        NamedKeys(g.members.iter().map(|m| (m.name.clone(), vec![m.public_key])).collect())
+    }
+
+    /// Names `key` for `member`, at most [`MEMBER_KEYS_MAX`] keys each (as governance allows).
+    fn name(&mut self, member: &MemberName, key: &MemberKey) {
+        let keys = self.0.entry(member.clone()).or_default();
+        if keys.len() < MEMBER_KEYS_MAX && !keys.contains(key.ed25519()) {
+            keys.push(*key.ed25519());
+        }
+    }
+
+    /// The named key of the entry's attester that its signature verifies under, if any.
+    fn signer(&self, leaf: &Leaf, chain_id: &[u8; 32]) -> Option<PublicKey> {
+        let a = &leaf.attestation;
+        self.0.get(&a.body.attester)?.iter().rev().copied().find(|k| {
+            VerifyingKey::new(k)
+                .and_then(|v| v.verify(Domain::Attestation, chain_id, leaf.body_bytes(), &a.signature))
+                .is_ok()
+        })
+    }
+
+    /// Takes the keys a verified entry signed by `signed_with` names.
+    fn learn(&mut self, leaf: &Leaf, signed_with: PublicKey, chain_id: &Hash) {
+        let body = &leaf.attestation.body;
+        match &body.claim {
+            Claim::GovernanceProposal(p) => match &p.change {
+                Change::AddMember { name, key, .. } => self.name(name, key),
+                Change::RevokeKey { name, replacement, .. } => self.name(name, replacement),
+                _ => {}
+            },
+            Claim::KeyRotation(r) => {
+                let old = MemberKey::Ed25519(signed_with);
+                if verify_possession(chain_id, &body.attester, &old, &r.new_key, &r.possession).is_ok() {
+                    self.name(&body.attester, &r.new_key);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What `verify --tiles` found in the entries.
+#[derive(Debug, Default)]
+struct EntriesSeen {
+    entries: u64,
+    /// Entries whose signature verified under a key governance named, not the genesis key.
+    by_named_key: u64,
+}
+
+/// `credence verify --tiles`: the log's checkpoint (against the validators in force at its
+/// height), every tile against the tile above it and the signed root, and every entry:
+/// canonical decoding, a valid signature by a genesis member's key (batched) or by a key the
+/// log's governance records named for the member ([`NamedKeys`]), and each member's sequence
+/// numbers contiguous from 1. What tiles do not carry (block headers, earlier certificates,
+/// block times, so the rules that need them) is checked only by `verify --data-dir` or `--file`.
 pub fn verify(tiles_arg: &str, access: Option<AccessKeyFile>, genesis: Genesis, json_out: bool) -> Result<ExitCode> {
     let src = Tiles::open(tiles_arg, access)?;
     let ctx = Arc::new(ChainContext::new(genesis));
@@ -293,33 +405,56 @@ pub fn verify(tiles_arg: &str, access: Option<AccessKeyFile>, genesis: Genesis, 
         }
         Ok(ExitCode::from(1))
     };
-    let (_, checked) = checked_checkpoint(&src, &ctx.genesis)?;
-    let (cp, q) = match checked {
+    let (_, checked, changes) = checked_checkpoint(&src, &ctx.genesis)?;
+    let (cp, q) = match quorum(checked) {
         Ok(v) => v,
         Err(r) => return fail(format!("the log's checkpoint is not valid: {r}")),
     };
     let size = cp.body.tree_size;
     let started = std::time::Instant::now();
     let mut walk = TileWalk::new(size, cp.body.root);
-    let mut next_sequence = vec![1u64; ctx.genesis.members.len()];
+    let mut next_sequence: std::collections::HashMap<MemberName, u64> = std::collections::HashMap::new();
+    let mut named = NamedKeys::from_genesis(&ctx.genesis);
     let mut batch: Vec<Vec<u8>> = Vec::new();
-    let mut checked_entries = 0u64;
-    let mut check_batch = |batch: Vec<Vec<u8>>, first: u64| -> std::result::Result<(), String> {
-        for (i, v) in verifier.verify_batch(batch).into_iter().enumerate() {
+    let mut seen = EntriesSeen::default();
+    let chain_id = ctx.chain_id;
+    let mut check_batch = |batch: Vec<Vec<u8>>, seen: &mut EntriesSeen| -> std::result::Result<(), String> {
+        let first = seen.entries;
+        let verdicts = verifier.verify_batch(batch.clone());
+        for (i, (v, bytes)) in verdicts.into_iter().zip(batch).enumerate() {
             let index = first + i as u64;
-            let v = v.map_err(|e| format!("entry {index}: {}: {}", e.field(), e.rule()))?;
-            let body = &v.leaf().attestation.body;
-            let m = ctx.genesis.member_index(&body.attester).map(usize::from).unwrap_or(usize::MAX);
-            let expected = next_sequence.get(m).copied().unwrap_or(0);
-            if body.sequence != expected {
+            // Not under the genesis key: perhaps under one governance named.
+            let (leaf, key) = match v {
+                Ok(v) => {
+                    let leaf = v.into_leaf();
+                    let roster = ctx.genesis_roster();
+                    let m = roster.member_index(&leaf.attestation.body.attester).map(usize::from);
+                    let Some(key) = m.and_then(|m| roster.members.get(m)).map(|m| m.key) else {
+                        return Err(format!("entry {index}: attester: not a genesis member"));
+                    };
+                    (leaf, key)
+                }
+                Err(e) => {
+                    let named_signer =
+                        Leaf::from_bytes(bytes).ok().and_then(|l| named.signer(&l, &chain_id.0).map(|k| (l, k)));
+                    let Some(found) = named_signer else {
+                        return Err(format!("entry {index}: {}: {}", e.field(), e.rule()));
+                    };
+                    seen.by_named_key += 1;
+                    found
+                }
+            };
+            let body = &leaf.attestation.body;
+            let next = next_sequence.entry(body.attester.clone()).or_insert(1);
+            if body.sequence != *next {
                 return Err(format!(
-                    "entry {index}: {} sequence {} where {expected} is next (R-sequence rule)",
+                    "entry {index}: {} sequence {} where {next} is next (R-sequence rule)",
                     body.attester, body.sequence
                 ));
             }
-            if let Some(s) = next_sequence.get_mut(m) {
-                *s += 1;
-            }
+            *next += 1;
+            named.learn(&leaf, key, &chain_id);
+            seen.entries += 1;
         }
         Ok(())
     };
@@ -330,44 +465,51 @@ pub fn verify(tiles_arg: &str, access: Option<AccessKeyFile>, genesis: Genesis, 
             Err(e) => return fail(e.to_string()),
         };
         batch.extend(entries.iter().map(|e| e.to_vec()));
-        if batch.len() >= VERIFY_BATCH_ENTRIES_MAX {
-            let n = batch.len() as u64;
-            if let Err(r) = check_batch(std::mem::take(&mut batch), checked_entries) {
-                return fail(r);
-            }
-            checked_entries += n;
+        if batch.len() >= VERIFY_BATCH_ENTRIES_MAX
+            && let Err(r) = check_batch(std::mem::take(&mut batch), &mut seen)
+        {
+            return fail(r);
         }
     }
-    let n = batch.len() as u64;
-    if let Err(r) = check_batch(std::mem::take(&mut batch), checked_entries) {
+    if let Err(r) = check_batch(std::mem::take(&mut batch), &mut seen) {
         return fail(r);
     }
-    checked_entries += n;
     let tiles_checked = walk.tiles;
     if let Err(e) = walk.finish() {
         return fail(e.to_string());
     }
     let secs = started.elapsed().as_secs_f64();
-    let rate = if secs > 0.0 { checked_entries as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 { seen.entries as f64 / secs } else { 0.0 };
     if json_out {
         println!(
             "{}",
             json!({"valid": true, "tree_size": size, "height": cp.body.height, "tiles": tiles_checked,
-                   "entries": checked_entries, "signers": q.signers, "seconds": secs, "attestations_per_second": rate})
+                   "entries": seen.entries, "by_named_key": seen.by_named_key, "set_changes": changes.len(),
+                   "signers": q.signers, "seconds": secs, "attestations_per_second": rate})
         );
     } else {
         println!(
-            "VALID: {} attestations from the tiles of {} ({} tiles), under the checkpoint of height {} signed by {} of {} validators; \
-             every tile matches the signed root, every entry is a member's validly signed attestation in sequence. \
-             {:.0} attestations/s. (Block headers, times and earlier certificates are not in tiles: verify --data-dir checks those.)",
-            checked_entries,
+            "VALID: {} attestations from the tiles of {} ({} tiles), under the checkpoint of height {} signed by {} of {} validators \
+             in force ({} validator-set changes from genesis); every tile matches the signed root, every entry is a member's \
+             validly signed attestation in sequence. {:.0} attestations/s. (Block headers, times and earlier certificates are \
+             not in tiles: verify --data-dir checks those.)",
+            seen.entries,
             src.describe(),
             tiles_checked,
             cp.body.height,
             q.signers.len(),
             q.validators,
+            changes.len(),
             rate
         );
+        if seen.by_named_key > 0 {
+            println!(
+                "{} of them are signed by keys the log's governance records named (new members, rotated or replacement \
+                 keys); whether each change won its approvals and was in force at the record's height needs block \
+                 heights: verify --data-dir checks that.",
+                seen.by_named_key
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
