@@ -31,12 +31,18 @@
 //!
 //! # Fair shares
 //! One member's burst must not fill the pool for everyone.
-//! [`MempoolLimits::reserved_percent`] of each bound is reserved in equal *shares* for the genesis members (members added by governance have none); the rest is first come,
-//! first served. A member may always fill its own share; beyond it, it may use only room
-//! that no other member has reserved, and is refused with [`AdmitError::ShareFull`]
-//! otherwise. Invariant: for records and for bytes, the pool's use plus the unused shares
-//! (Σ over members of max(share − use, 0)) never exceeds the bound, so every member can
-//! always get its share admitted, whatever the others send.
+//! [`MempoolLimits::reserved_percent`] of each bound is reserved in equal *shares* for the
+//! members in force (not removed); the rest is first come, first served. A member may always
+//! fill its own share; beyond it, it may use only room that no other member has reserved, and
+//! is refused with [`AdmitError::ShareFull`] otherwise. Invariant: for records and for bytes,
+//! the pool's use plus the unused shares (Σ over members of max(share − use, 0)) never exceeds
+//! the bound, so every member can always get its share admitted, whatever the others send.
+//!
+//! When governance changes the members ([`Mempool::follow_roster`]), the shares are divided
+//! anew. A removal only frees reserved room, so it applies at once; an addition shrinks the
+//! others' shares but reserves a whole share for the newcomer, which can break the invariant
+//! while the pool is full: then the old shares stay until enough records commit for the new
+//! ones to fit (checked at each commit), and the newcomer uses the unreserved room meanwhile.
 //!
 //! # Commits
 //! [`Mempool::on_commit`] drops the committed records and costs work in proportion to the
@@ -587,6 +593,24 @@ impl<V: StateView + ?Sized> StateView for PendingView<'_, V> {
     }
 }
 
+/// Each of `members` members' share of the reserved part of the bounds.
+fn share_for(limits: MempoolLimits, members: usize) -> Usage {
+    let percent = usize::from(limits.reserved_percent.min(100));
+    let members = members.max(1);
+    Usage {
+        records: limits.records_max.saturating_mul(percent) / 100 / members,
+        bytes: limits.bytes_max.saturating_mul(percent) / 100 / members,
+    }
+}
+
+/// Σ over the members `reserved` marks of the part of `share` their use leaves unused.
+fn unused_of_shares(used: &HashMap<u16, Usage>, reserved: &[bool], share: Usage) -> Usage {
+    reserved.iter().enumerate().filter(|(_, r)| **r).fold(Usage::default(), |a, (i, _)| {
+        let u = used.get(&(i as u16)).copied().unwrap_or_default().unused_of(share);
+        Usage { records: a.records + u.records, bytes: a.bytes + u.bytes }
+    })
+}
+
 fn state_err(e: impl std::fmt::Display) -> AdmitError {
     AdmitError::State(e.to_string())
 }
@@ -622,28 +646,26 @@ pub struct Mempool {
     share: Usage,
     /// Pending records and bytes by attester (members with none are absent).
     used: HashMap<u16, Usage>,
-    /// Σ over the genesis members of the part of their share they do not use.
+    /// Σ over the members with a share of the part of their share they do not use.
     unused_shares: Usage,
-    /// How many members hold a reserved share: the genesis members (indexes below
-    /// this). Members added by governance use the unreserved room only, so the
-    /// shares' sum never grows past the reserved part of the bounds.
-    reserved_members: usize,
+    /// Which member indexes hold a share (`true`): the members in force when the shares
+    /// were last divided.
+    reserved: Vec<bool>,
+    /// A roster whose shares did not fit yet (see the module's "Fair shares").
+    roster_waiting: Option<Arc<Roster>>,
 }
 
 impl Mempool {
     pub fn new(ctx: Arc<ChainContext>, limits: MempoolLimits) -> Mempool {
-        let members = ctx.genesis.members.len().max(1);
-        let percent = usize::from(limits.reserved_percent.min(100));
-        let share = Usage {
-            records: limits.records_max.saturating_mul(percent) / 100 / members,
-            bytes: limits.bytes_max.saturating_mul(percent) / 100 / members,
-        };
+        let members = ctx.genesis.members.len();
+        let share = share_for(limits, members);
         Mempool {
             in_force: InForce::new(&ctx),
             share,
             used: HashMap::new(),
             unused_shares: Usage { records: share.records * members, bytes: share.bytes * members },
-            reserved_members: members,
+            reserved: vec![true; members],
+            roster_waiting: None,
             ctx,
             limits,
             entries: DigestMap::default(),
@@ -660,6 +682,31 @@ impl Mempool {
     /// The handle a node's verifiers share with this pool.
     pub fn in_force(&self) -> InForce {
         self.in_force.clone()
+    }
+
+    /// What is in force at `next_height` (the replica calls this after each commit): the
+    /// verifiers' handle is updated, and the shares follow the members in force as soon as
+    /// they fit (see the module's "Fair shares").
+    pub fn follow_roster(&mut self, next_height: u64, roster: Arc<Roster>) {
+        self.in_force.set(next_height, Arc::clone(&roster));
+        let same = roster.members.len() == self.reserved.len()
+            && roster.members.iter().zip(&self.reserved).all(|(m, r)| m.active == *r);
+        self.roster_waiting = (!same).then_some(roster);
+        self.reshare_if_it_fits();
+    }
+
+    /// Divides the shares among the waiting roster's members if the invariant then holds.
+    fn reshare_if_it_fits(&mut self) {
+        let Some(roster) = &self.roster_waiting else { return };
+        let reserved: Vec<bool> = roster.members.iter().map(|m| m.active).collect();
+        let share = share_for(self.limits, reserved.iter().filter(|r| **r).count());
+        let unused = unused_of_shares(&self.used, &reserved, share);
+        if self.entries.len() + unused.records > self.limits.records_max
+            || self.bytes + unused.bytes > self.limits.bytes_max
+        {
+            return;
+        }
+        (self.share, self.reserved, self.unused_shares, self.roster_waiting) = (share, reserved, unused, None);
     }
 
     pub fn limits(&self) -> MempoolLimits {
@@ -800,9 +847,9 @@ impl Mempool {
         Ok(())
     }
 
-    /// The reserved share of member `attester` (none for members added by governance).
+    /// The reserved share of member `attester` (none for members without one).
     fn share_of(&self, attester: u16) -> Usage {
-        if usize::from(attester) < self.reserved_members { self.share } else { Usage::default() }
+        if self.reserved.get(usize::from(attester)).copied().unwrap_or(false) { self.share } else { Usage::default() }
     }
 
     /// Counts a record in or out of its attester's use and the unused shares.
@@ -946,6 +993,7 @@ impl Mempool {
     ) -> Result<CommitOutcome, AdmitError> {
         let mut out = CommitOutcome::default();
         let result = self.settle(view, committed, &mut out);
+        self.reshare_if_it_fits();
         self.check_invariants();
         match result {
             Ok(()) => Ok(out),
@@ -958,8 +1006,8 @@ impl Mempool {
                 self.overlay = Overlay::default();
                 self.bytes = 0;
                 self.used.clear();
-                let members = self.reserved_members;
-                self.unused_shares = Usage { records: self.share.records * members, bytes: self.share.bytes * members };
+                self.unused_shares = unused_of_shares(&self.used, &self.reserved, self.share);
+                self.reshare_if_it_fits();
                 Err(e)
             }
         }
@@ -1068,10 +1116,7 @@ impl Mempool {
             .values()
             .fold(Usage::default(), |a, u| Usage { records: a.records + u.records, bytes: a.bytes + u.bytes });
         assert_eq!(used, Usage { records: self.entries.len(), bytes: self.bytes }, "use by attester adds up");
-        let unused = (0..self.reserved_members).fold(Usage::default(), |a, i| {
-            let u = self.used.get(&(i as u16)).copied().unwrap_or_default().unused_of(self.share);
-            Usage { records: a.records + u.records, bytes: a.bytes + u.bytes }
-        });
+        let unused = unused_of_shares(&self.used, &self.reserved, self.share);
         assert_eq!(unused, self.unused_shares, "the unused shares add up");
         assert!(self.entries.len() + unused.records <= self.limits.records_max, "shares fit the record bound");
         assert!(self.bytes + unused.bytes <= self.limits.bytes_max, "shares fit the byte bound");

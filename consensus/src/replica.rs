@@ -253,7 +253,7 @@ impl<S: Store> Replica<S> {
     fn follow_governance(&mut self, sign_state: Option<SignState>) -> Result<(), ReplicaError> {
         let next = self.tip.height + 1;
         let (_, roster) = self.ctx.in_force(&self.store, next)?;
-        self.pool().in_force().set(next, roster);
+        self.pool().follow_roster(next, roster);
         let current = self.context_at(next)?;
         let after = self.context_at(next + 1)?;
         if self.consensus.is_none()

@@ -632,3 +632,73 @@ fn a_record_committed_before_on_commit_is_refused_as_a_replay() {
     pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
     assert_eq!(pool.len(), 0);
 }
+
+/// Admits CENTRE's rd-spend records from sequence `from` until the pool refuses one; returns
+/// how many it took and the share the refusal names.
+fn burst(f: &Fixture, pool: &mut Mempool, from: u64) -> (Vec<Vec<u8>>, usize) {
+    let mut taken = Vec::new();
+    loop {
+        let r = f.sign(CENTRE, from + taken.len() as u64, rd(7000 + taken.len() as u64));
+        match f.admit(pool, r.clone()) {
+            Ok(_) => taken.push(r),
+            Err(AdmitError::ShareFull { share, .. }) => return (taken, share),
+            Err(e) => panic!("unexpected refusal {e:?}"),
+        }
+    }
+}
+
+/// Governance changes who holds a share: a member added gets one and the others' shrink
+/// (at once in an empty pool; in a full one only once enough records commit, so the
+/// invariant always holds); a removed member's share goes to the others at once.
+#[test]
+fn shares_follow_the_members_in_force() {
+    use credence_ledger::governance::{MemberKey, MemberState, Roster};
+    let mut f = Fixture::new();
+    // All of the bound reserved, so rounding cannot hide the second newcomer's share.
+    let limits = MempoolLimits { records_max: 1000, reserved_percent: 100, ..MempoolLimits::default() };
+    let share = |members: usize| 1000 / members;
+    let mut pool = f.pool(limits);
+    let mut gov = (*f.ctx.genesis.governance()).clone();
+    let m = gov.members.len();
+    let add = |gov: &mut credence_ledger::governance::GovState, name: &str, seed: u8| {
+        let key = MemberKey::Ed25519(credence_ledger::sig::SecretKey::from_seed([seed; 32]).public());
+        gov.by_name.insert(name.parse_member(), gov.members.len() as u16);
+        gov.members.push(MemberState {
+            name: name.parse_member(),
+            keys: vec![(5, key)],
+            revoked: Vec::new(),
+            roles: vec![credence_ledger::genesis::Role::Bank],
+            validator: false,
+            removed_from: None,
+        });
+    };
+
+    // An empty pool: the newcomer's share is reserved at once.
+    add(&mut gov, "bank-new", 61);
+    pool.follow_roster(5, Arc::new(Roster::new(&gov)));
+    let start = f.next(CENTRE);
+    let (taken, named) = burst(&f, &mut pool, start);
+    assert_eq!(named, share(m + 1));
+    assert_eq!(taken.len(), 1000 - m * share(m + 1), "its own share and the unreserved room");
+
+    // A full pool: a second newcomer's share would not fit, so the shares wait.
+    add(&mut gov, "bank-newer", 62);
+    pool.follow_roster(6, Arc::new(Roster::new(&gov)));
+    assert!((m + 1) * share(m + 2) > m * share(m + 1), "the new shares would not fit");
+    let (more, named) = burst(&f, &mut pool, start + taken.len() as u64);
+    assert_eq!((more.len(), named), (0, share(m + 1)), "the old shares still hold");
+    // Once CENTRE's records commit, the new shares apply.
+    let vb = f.commit(taken.iter().map(|b| Leaf::from_bytes(b.clone()).expect("leaf")).collect());
+    pool.on_commit(&f.store, &vb.certified().block.leaves).expect("state");
+    let (taken, named) = burst(&f, &mut pool, f.next(CENTRE));
+    assert_eq!(named, share(m + 2));
+    assert_eq!(taken.len(), 1000 - (m + 1) * share(m + 2));
+
+    // A removal frees its share for the others at once, even in a full pool.
+    let gone = f.index(CENTRE2);
+    gov.members[usize::from(gone)].removed_from = Some(7);
+    pool.follow_roster(7, Arc::new(Roster::new(&gov)));
+    let (more, named) = burst(&f, &mut pool, f.next(CENTRE) + taken.len() as u64);
+    assert_eq!(named, share(m + 1));
+    assert_eq!(taken.len() + more.len(), 1000 - m * share(m + 1));
+}
