@@ -63,6 +63,12 @@ pub struct GenerateArgs {
     /// The enterprise `--focus-records` are about (a valid USCC; default one not among the demo's).
     #[arg(long, default_value = FOCUS_ENTERPRISE)]
     focus_enterprise: String,
+    /// Change the validator set this many times, evenly over the chain (at most 64, what a
+    /// proof bundle can carry): each time a validator, in turn, rotates its key with a
+    /// key-rotation record. keys/ holds the genesis keys, so a rotated validator's file is
+    /// then out of date.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=credence_node::bundle::SET_CHANGES_MAX as i64))]
+    set_changes: u32,
 }
 
 /// The records `generate` writes after the first loan world.
@@ -185,6 +191,8 @@ struct Plan {
     access_keys: bool,
     /// `--focus-records` about this enterprise.
     focus: Option<(Uscc, u64)>,
+    /// `--set-changes`.
+    set_changes: u32,
 }
 
 impl Plan {
@@ -198,13 +206,14 @@ impl Plan {
             genesis_time_ms: None,
             access_keys: false,
             focus: None,
+            set_changes: 0,
         }
     }
 }
 
 /// Builds a demo chain into `out`; returns its genesis.
 fn generate_into(out: &Path, plan: Plan) -> Result<Genesis> {
-    let Plan { records, mix, seed, block_records, genesis_time_ms, access_keys, focus } = plan;
+    let Plan { records, mix, seed, block_records, genesis_time_ms, access_keys, focus, set_changes } = plan;
     if out.join(STORE_FILE).exists() {
         bail!("--out: {} already holds a ledger; choose an empty directory", out.display());
     }
@@ -230,6 +239,8 @@ fn generate_into(out: &Path, plan: Plan) -> Result<Genesis> {
         }
         builder.focus(enterprise, n, bulk);
     }
+    let blocks = records.div_ceil(block_records as u64);
+    builder.rotate_validator_keys(set_changes, (blocks / (u64::from(set_changes) + 1)).max(1));
     let genesis = builder.genesis().clone();
     fs::write(out.join(GENESIS_FILE), genesis.to_toml())?;
     for (m, k) in genesis.members.iter().zip(builder.keys()) {
@@ -280,6 +291,7 @@ pub fn generate(a: &GenerateArgs) -> Result<ExitCode> {
         genesis_time_ms: a.genesis_time_ms,
         access_keys: a.access_keys,
         focus,
+        set_changes: a.set_changes,
     };
     generate_into(&a.out, plan)?;
     Ok(ExitCode::SUCCESS)

@@ -155,7 +155,14 @@ pub fn patents(rng: &mut DemoRng, n: usize) -> Vec<PatentNumber> {
 #[derive(Debug)]
 pub struct ChainBuilder {
     pub ctx: ChainContext,
+    /// The genesis keys, by member index.
     keys: Vec<SecretKey>,
+    /// Keys rotated in by [`ChainBuilder::rotate_validator_keys`], oldest first.
+    rotated: Vec<SecretKey>,
+    /// What is in force at the height being built (members' keys, validators).
+    in_force: std::sync::Arc<crate::governance::Roster>,
+    /// Validator key rotations still to make: (every how many blocks, how many left).
+    rotations: Option<(u64, u32)>,
     tip: Tip,
     state: crate::rules::MemState,
     rng: DemoRng,
@@ -226,8 +233,11 @@ impl ChainBuilder {
         let tip = Tip::genesis(&ctx);
         Ok(ChainBuilder {
             tip,
+            in_force: std::sync::Arc::clone(ctx.genesis_roster()),
             ctx,
             keys,
+            rotated: Vec::new(),
+            rotations: None,
             state: Default::default(),
             rng,
             enterprises,
@@ -434,7 +444,13 @@ impl ChainBuilder {
     /// Builds, certifies and verifies the next block of up to `records` attestations.
     pub fn next_block(&mut self, records: usize) -> Result<crate::block::ValidBlock, BuildError> {
         self.time_ms += 1000 + self.rng.below(500);
+        self.follow_governance();
         let mut leaves = Vec::with_capacity(records);
+        let mut records = records;
+        if let Some(leaf) = self.next_rotation() {
+            leaves.push(leaf);
+            records = records.saturating_sub(1);
+        }
         let mut pending_pledges = Vec::new();
         for _ in 0..records {
             let from_world = self.next_world_claim()?;
@@ -457,8 +473,8 @@ impl ChainBuilder {
         self.seal(leaves, pending_pledges)
     }
 
-    /// `claim` signed by the member at genesis index `who` with its next sequence, issued
-    /// half a second before the block being built.
+    /// `claim` signed by the member at genesis index `who` with its key in force and its next
+    /// sequence, issued half a second before the block being built.
     fn signed_leaf(&mut self, who: usize, claim: Claim) -> Leaf {
         let body = AttestationBody {
             attester: self.ctx.genesis.members[who].name.clone(),
@@ -467,7 +483,55 @@ impl ChainBuilder {
             claim,
         };
         self.sequences[who] += 1;
-        Leaf::new(body.sign(&self.keys[who], &self.ctx.chain_id))
+        Leaf::new(body.sign(self.secret(who), &self.ctx.chain_id))
+    }
+
+    /// The secret key of the member at `who`'s key in force.
+    fn secret(&self, who: usize) -> &SecretKey {
+        let key = self.in_force.members.get(who).map(|m| m.key);
+        let found = std::iter::once(&self.keys[who]).chain(self.rotated.iter().rev()).find(|k| Some(k.public()) == key);
+        found.unwrap_or(&self.keys[who])
+    }
+
+    /// Follows governance to the height about to be built.
+    fn follow_governance(&mut self) {
+        let height = self.tip.height + 1;
+        let Ok((_, roster)) = self.ctx.in_force(&self.state, height);
+        self.in_force = roster;
+    }
+
+    /// Makes the chain change its validator set `changes` times, once every `every_blocks`
+    /// blocks from the next one: each time a validator (in turn) rotates its key with a
+    /// key-rotation record (docs/encoding.md §12), which takes effect two heights later; the
+    /// builder then signs that validator's records and certificates with the new key. Keys
+    /// derive from the seed and the rotation's number, like every demo key.
+    pub fn rotate_validator_keys(&mut self, changes: u32, every_blocks: u64) {
+        self.rotations = (changes > 0).then_some((every_blocks.max(1), changes));
+    }
+
+    /// The next key rotation's record, if one is due in the block being built (not while
+    /// an earlier one is still waiting for its height).
+    fn next_rotation(&mut self) -> Option<Leaf> {
+        let (every, left) = self.rotations?;
+        let height = self.tip.height + 1;
+        let waiting = self.rotated.last().is_some_and(|k| !self.in_force.members.iter().any(|m| m.key == k.public()));
+        if left == 0 || height % every != 0 || waiting {
+            return None;
+        }
+        let validators = &self.in_force.validators;
+        let number = self.rotated.len() as u64;
+        let who = usize::from(*validators.get((number % validators.len().max(1) as u64) as usize)?);
+        let name = self.ctx.genesis.members[who].name.clone();
+        let new = member_key(self.rng.next_u64() ^ number, &format!("{name}/rotation/{number}"));
+        let old = crate::governance::MemberKey::Ed25519(self.secret(who).public());
+        let claim = Claim::KeyRotation(crate::attestation::KeyRotation {
+            new_key: crate::governance::MemberKey::Ed25519(new.public()),
+            possession: crate::governance::sign_possession(&new, &self.ctx.chain_id, &name, &old),
+        });
+        let leaf = self.signed_leaf(who, claim);
+        self.rotated.push(new);
+        self.rotations = Some((every, left - 1));
+        Some(leaf)
     }
 
     /// Builds, certifies and verifies the next block holding exactly `claims`, each signed by
@@ -476,6 +540,7 @@ impl ChainBuilder {
     /// Errors if a claim breaks a ledger rule.
     pub fn next_block_of(&mut self, claims: Vec<(usize, Claim)>) -> Result<crate::block::ValidBlock, BuildError> {
         self.time_ms += 1000 + self.rng.below(500);
+        self.follow_governance();
         let mut leaves = Vec::with_capacity(claims.len());
         for (who, claim) in claims {
             leaves.push(self.signed_leaf(who, claim));
@@ -506,8 +571,9 @@ impl ChainBuilder {
             // A demo chain never nears 2^64 leaves; verify_block below re-checks the root anyway.
             let _ = frontier.push_leaf_hash(l.leaf_hash(), &mut scratch);
         }
-        let proposer_i = (self.tip.height as usize) % self.ctx.genesis.validators().count();
-        let proposer = self.ctx.genesis.validators().nth(proposer_i).map(|m| m.name.clone());
+        let validators = &self.in_force.validators;
+        let proposer_i = (self.tip.height as usize) % validators.len().max(1);
+        let proposer = validators.get(proposer_i).map(|i| self.in_force.members[usize::from(*i)].name.clone());
         let header = BlockHeader {
             height: self.tip.height + 1,
             prev: self.tip.hash,
@@ -515,7 +581,7 @@ impl ChainBuilder {
             proposer: proposer.unwrap_or_else(|| self.ctx.genesis.members[0].name.clone()),
             tree_size: frontier.size(),
             tree_root: Hash(frontier.root()),
-            validator_set: self.ctx.genesis_roster().validator_set_hash,
+            validator_set: self.in_force.validator_set_hash,
         };
         let certificate = self.certify(&header);
         let cb = CertifiedBlock { block: Block { header, leaves }, certificate };
@@ -531,17 +597,16 @@ impl ChainBuilder {
         Ok(vb)
     }
 
-    /// Every validator signs the checkpoint of `header` in round 0.
+    /// Every validator in force at the height being built signs the checkpoint of `header`
+    /// in round 0, with its key in force.
     pub fn certify(&self, header: &BlockHeader) -> Checkpoint {
         let body = header.checkpoint_body(&self.ctx.genesis, 0);
         let signatures = self
-            .ctx
-            .genesis
-            .members
+            .in_force
+            .validators
             .iter()
-            .zip(&self.keys)
-            .filter(|(m, _)| m.validator)
-            .map(|(m, k)| checkpoint::sign(&body, m.name.as_str(), k))
+            .map(|i| usize::from(*i))
+            .map(|i| checkpoint::sign(&body, self.in_force.members[i].name.as_str(), self.secret(i)))
             .collect();
         Checkpoint { body, signatures }
     }
@@ -571,6 +636,39 @@ impl ChainBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Validator key rotations change the validator set at the heights governance gives; the
+    /// chain verifies from genesis, each header commits to the set in force and each
+    /// certificate is signed by it, and the rotated members' records use their new keys.
+    #[test]
+    fn validator_key_rotations_change_the_set_and_the_chain_verifies_from_genesis() {
+        use crate::rules::StateView;
+        use crate::store::{MemStore, Store};
+        let mut b = ChainBuilder::new(5, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        b.rotate_validator_keys(5, 3);
+        let mut store = MemStore::new(b.genesis());
+        for _ in 0..30 {
+            store.commit(&b.next_block(10).unwrap()).unwrap();
+        }
+        let gov = store.governance().unwrap().expect("governance changed");
+        assert_eq!(gov.epochs.len(), 6, "the genesis set and five changes");
+        let heights: Vec<u64> = gov.epochs.iter().map(|e| e.from_height).collect();
+        assert!(heights.windows(2).all(|w| w[0] < w[1]) && heights[0] == 1, "{heights:?}");
+        for e in &gov.epochs[1..] {
+            let h = store.header(e.from_height).unwrap().unwrap();
+            assert_eq!(h.validator_set, e.hash(), "height {} commits to its set", e.from_height);
+            let before = store.header(e.from_height - 1).unwrap().unwrap();
+            assert_ne!(before.validator_set, h.validator_set, "the set changes at {}", e.from_height);
+        }
+        let ctx = ChainContext::new(b.genesis().clone());
+        let (summary, failure) = crate::verify::verify_store(&ctx, &store, |_| {});
+        assert!(failure.is_none(), "{failure:?}");
+        assert_eq!(summary.blocks, 30);
+        // Records after the last change verify under the new keys (verify_store checked
+        // them); the first rotated validator no longer signs with its genesis key.
+        let first = gov.epochs[1].validators.iter().zip(&gov.epochs[0].validators).find(|(a, b)| a != b).unwrap();
+        assert_ne!(first.0.1, first.1.1);
+    }
 
     #[test]
     fn a_focus_enterprise_gets_exactly_its_records_spread_over_the_bulk() {
