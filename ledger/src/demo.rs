@@ -515,7 +515,7 @@ impl ChainBuilder {
         let (every, left) = self.rotations?;
         let height = self.tip.height + 1;
         let waiting = self.rotated.last().is_some_and(|k| !self.in_force.members.iter().any(|m| m.key == k.public()));
-        if left == 0 || height % every != 0 || waiting {
+        if left == 0 || !height.is_multiple_of(every) || waiting {
             return None;
         }
         let validators = &self.in_force.validators;
