@@ -285,17 +285,7 @@ fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
 
     // A whole-block read by the regulator is logged: one record for the block's one enterprise.
     let block = format!("/v1/blocks/{figure_height}/certified");
-    let fields = signed(&regulator, &block);
-    let host = api.strip_prefix("http://").unwrap();
-    let mut head = format!("GET {block} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (n, v) in &fields {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw[..raw.len().min(300)]));
+    signed_get_binary(&api, &regulator, &block);
     let block_reads = || -> Vec<serde_json::Value> {
         member_reads(&api, &regulator, "validator-0").into_iter().filter(|q| q["claim"]["read"] == "block").collect()
     };
@@ -310,6 +300,41 @@ fn a_regulator_lists_each_members_reads_and_whole_block_reads_are_logged() {
         (Some("supervision"), Some(key_of(&regulator).as_str()))
     );
     assert!(c["consent"].is_null());
+
+    // So is a regulator's read of an entry bundle (C2SP tiles): one record per enterprise
+    // whose withheld records the bundle holds, naming the bundle.
+    let size = get(&api, "/v1/status").unwrap()["tree_size"].as_u64().unwrap();
+    let bundle = if size >= 256 { "/tile/entries/000".to_string() } else { format!("/tile/entries/000.p/{size}") };
+    signed_get_binary(&api, &regulator, &bundle);
+    let entry_reads = || -> Vec<serde_json::Value> {
+        member_reads(&api, &regulator, "validator-0").into_iter().filter(|q| q["claim"]["read"] == "entries").collect()
+    };
+    wait_until("the entry-bundle read to be logged", Duration::from_secs(30), || !entry_reads().is_empty());
+    std::thread::sleep(Duration::from_millis(1_500));
+    let reads = entry_reads();
+    let enterprises: std::collections::BTreeSet<&str> =
+        reads.iter().map(|q| q["claim"]["enterprise"].as_str().unwrap()).collect();
+    assert_eq!(enterprises.len(), reads.len(), "one record per enterprise: {reads:?}");
+    assert!(enterprises.contains(ENTERPRISE), "{reads:?}");
+    for q in &reads {
+        let c = &q["claim"];
+        assert_eq!((c["entry_bundle"].as_u64(), c["purpose"].as_str()), (Some(0), Some("supervision")), "{c}");
+        assert!(c["block_height"].is_null() && c["consent"].is_null(), "{c}");
+    }
     // validator-1's listing is unchanged: its reads only.
     assert_eq!(member_reads(&api, &regulator, "validator-1").len(), 3);
+}
+
+/// A signed GET of a binary resource (a certified block, an entry bundle): asserts 200.
+fn signed_get_binary(api: &str, key: &Path, path: &str) {
+    let host = api.strip_prefix("http://").unwrap();
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (n, v) in &signed(key, path) {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{path}: {}", String::from_utf8_lossy(&raw[..raw.len().min(300)]));
 }

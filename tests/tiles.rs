@@ -137,7 +137,7 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     // The record's bytes are an enterprise's fact: a regulator's key reads them (docs/ACCESS.md).
     let regulator = net.access_key(0, 0, "inspector", "regulator");
     let reader = ["--access-key", p(&regulator), "--purpose", "supervision"];
-    wait_until("a bundle under a checkpoint cosigned by both", Duration::from_secs(30), || {
+    wait_until("a bundle under a checkpoint cosigned by both", Duration::from_secs(60), || {
         let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
         let out = credence(&[&args[..], &reader].concat());
         out.status.success() && stdout(&out).contains("cosigned by 2 of 2 genesis witnesses")

@@ -262,10 +262,13 @@ pub struct ReadLine {
     pub reader: String,
     pub enterprise: String,
     pub purpose: String,
-    /// facts, openings or block.
+    /// facts, openings, block or entries.
     pub read: String,
     /// The height of the block read, when `read` is block.
     pub block_height: Option<u64>,
+    /// The index of the entry bundle read, when `read` is entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_bundle: Option<u64>,
     /// The consent read under; `None` for a regulator.
     pub consent: Option<String>,
     /// The access-key grant that signed the read (names the holder).
@@ -275,9 +278,9 @@ pub struct ReadLine {
     pub id: String,
 }
 
-/// `facts`, `openings`, or `block 12`.
-fn read_text(read: &str, block_height: Option<u64>) -> String {
-    match block_height {
+/// `facts`, `openings`, `block 12` or `entries 3` (the block's height or the bundle's index).
+fn read_text(read: &str, which: Option<u64>) -> String {
+    match which {
         Some(h) => format!("{read} {h}"),
         None => read.to_string(),
     }
@@ -293,7 +296,9 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
     let (items, next_after) = fetch_list(&mut conn, &path, &a.list, "")?;
     let mut lines = Vec::with_capacity(items.len());
     for i in &items {
-        let ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height } = &i.claim else {
+        let ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height, entry_bundle } =
+            &i.claim
+        else {
             bail!("the node listed {} ({:?}) among {}'s query records", i.id, i.claim, a.member);
         };
         if *reader != a.member {
@@ -308,6 +313,7 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
             purpose: purpose.clone(),
             read: read.clone(),
             block_height: *block_height,
+            entry_bundle: *entry_bundle,
             consent: consent.clone(),
             access_key: access_key.clone(),
             logged_by: i.attester.clone(),
@@ -330,7 +336,7 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
                 when,
                 q.enterprise.clone(),
                 q.purpose.clone(),
-                read_text(&q.read, q.block_height),
+                read_text(&q.read, q.block_height.or(q.entry_bundle)),
                 q.consent.as_deref().map_or("none (regulator)".to_string(), short),
                 short(&q.access_key),
                 q.logged_by.clone(),
@@ -590,13 +596,13 @@ impl Row {
                 r.counterparty = recipient.clone();
                 r.detail = format!("purpose={purpose} scope={} expires_at_ms={expires_at_ms}", scope.join(","));
             }
-            ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height } => {
+            ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height, entry_bundle } => {
                 r.kind = "query";
                 r.enterprise = enterprise.clone();
                 r.counterparty = reader.clone();
                 r.detail = format!(
                     "purpose={purpose} read={} access_key={access_key} consent={}",
-                    read_text(read, *block_height),
+                    read_text(read, block_height.or(*entry_bundle)),
                     consent.as_deref().unwrap_or("none (regulator)")
                 );
             }

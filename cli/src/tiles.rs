@@ -43,6 +43,12 @@ use crate::http::Conn;
 /// that publishes none is read as one whose genesis validators are still in force.
 pub const SET_CHANGES_RESOURCE: &str = "v1/set-changes";
 
+/// First pause before asking again for a resource answered 503; it doubles up to the next.
+const BUSY_PAUSE_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const BUSY_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest wait for one resource answered 503.
+const BUSY_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Entries verified in one signature batch by `verify --tiles` (a few entry bundles).
 const VERIFY_BATCH_ENTRIES_MAX: usize = 4 * 256;
 
@@ -86,10 +92,23 @@ impl Tiles {
     }
 
     /// The resource at `path` (relative to the prefix), `None` if absent, at most `max` bytes.
+    /// A 503 (a node's query log is busy logging a regulator's earlier entry bundles) is asked
+    /// again after [`BUSY_PAUSE_FIRST`], doubling to [`BUSY_PAUSE_MAX`], for at most
+    /// [`BUSY_WAIT_MAX`].
     fn get(&self, path: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
         match self {
             Tiles::Http { conn, prefix, .. } => {
-                let r = conn.borrow_mut().get(&format!("{prefix}/{path}")).map_err(|e| format!("{e:#}"))?;
+                let url = format!("{prefix}/{path}");
+                let started = std::time::Instant::now();
+                let mut pause = BUSY_PAUSE_FIRST;
+                let r = loop {
+                    let r = conn.borrow_mut().get(&url).map_err(|e| format!("{e:#}"))?;
+                    if r.status != 503 || started.elapsed() + pause > BUSY_WAIT_MAX {
+                        break r;
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(BUSY_PAUSE_MAX);
+                };
                 match r.status {
                     200 if r.body.len() <= max => Ok(Some(r.body)),
                     200 => Err(format!("{} bytes; at most {max} expected", r.body.len())),

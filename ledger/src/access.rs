@@ -163,6 +163,13 @@ pub enum ReadKind {
         /// The height of the block read.
         height: u64,
     },
+    /// A C2SP entry bundle (`GET /tile/entries/<N>[.p/<W>]`) holding this enterprise's
+    /// records, read by a regulator: one record per enterprise the bundle names (appended:
+    /// tag 3).
+    EntryBundle {
+        /// The bundle's index `N` (its entries are leaves `256·N` onwards).
+        index: u64,
+    },
 }
 
 impl ReadKind {
@@ -171,6 +178,7 @@ impl ReadKind {
             ReadKind::Facts => "facts",
             ReadKind::Openings => "openings",
             ReadKind::Block { .. } => "block",
+            ReadKind::EntryBundle { .. } => "entries",
         }
     }
 
@@ -178,7 +186,15 @@ impl ReadKind {
     pub const fn block_height(self) -> Option<u64> {
         match self {
             ReadKind::Block { height } => Some(height),
-            ReadKind::Facts | ReadKind::Openings => None,
+            ReadKind::Facts | ReadKind::Openings | ReadKind::EntryBundle { .. } => None,
+        }
+    }
+
+    /// The index of the entry bundle read, for an entry-bundle read.
+    pub const fn entry_bundle(self) -> Option<u64> {
+        match self {
+            ReadKind::EntryBundle { index } => Some(index),
+            ReadKind::Facts | ReadKind::Openings | ReadKind::Block { .. } => None,
         }
     }
 }

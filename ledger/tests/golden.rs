@@ -632,6 +632,21 @@ mod access {
         let leaf = Leaf::from_bytes(b.sign(&key(2), &genesis().hash()).to_bytes()).unwrap();
         assert!(matches!(&leaf.attestation.body.claim, Claim::Query(q) if q.read == ReadKind::Block { height: 300 }));
     }
+
+    /// `ReadKind::EntryBundle` (appended tag 3) carries the bundle's index after its tag.
+    #[test]
+    fn an_entry_bundle_read_encodes_its_tag_then_its_index() {
+        let (_, mut b) = bodies().into_iter().nth(2).unwrap();
+        let facts = hex::encode(b.to_bytes());
+        let Claim::Query(q) = &mut b.claim else { unreachable!() };
+        q.read = ReadKind::EntryBundle { index: 7 };
+        let bundle = hex::encode(b.to_bytes());
+        assert_eq!(bundle, format!("{}030000000700000000000000", facts.strip_suffix("00000000").unwrap()));
+        let leaf = Leaf::from_bytes(b.sign(&key(2), &genesis().hash()).to_bytes()).unwrap();
+        assert!(
+            matches!(&leaf.attestation.body.claim, Claim::Query(q) if q.read == ReadKind::EntryBundle { index: 7 })
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -602,7 +602,7 @@ fn shape(view: AttestationView, kind: ClaimKind, consent: Option<&LiveConsent>) 
 }
 
 /// The authenticated reader, or 401 if the route was served without the access layer.
-fn reader_of(reader: Option<Extension<Reader>>) -> Result<Reader, ApiError> {
+pub(super) fn reader_of(reader: Option<Extension<Reader>>) -> Result<Reader, ApiError> {
     match reader {
         Some(Extension(r)) => Ok(r),
         None => Err(ApiError::new(
@@ -641,19 +641,23 @@ fn log_read(
     })
 }
 
-/// Logs a regulator's read of the whole block `cb` (before it leaves): one query record per
-/// enterprise whose withheld content the block holds, i.e. its records that the member scope
-/// withholds ([`shape`]: facts, consents, query records), each attributed as a consent would
-/// cover it (a loan event by its loan's enterprise). All are queued or none. A block without
-/// such records (grants, releases, revocations, governance, an empty block) logs nothing.
-fn log_block_read(
+/// Logs a regulator's read of many leaves at once, before they leave (the whole block at
+/// `height`, or entry bundle `N`: `read` says which): one query record per enterprise whose
+/// withheld content the leaves hold, i.e. records that the member scope withholds ([`shape`]:
+/// facts, consents, query records), each attributed as a consent would cover it (a loan event
+/// by its loan's enterprise). All are queued or none. Leaves without such records (grants,
+/// releases, revocations, governance, an empty block) log nothing. `field` names the request's
+/// part in a refusal.
+pub(super) fn log_bulk_read(
     st: &ApiState,
     store: &(dyn Store + Send + Sync),
     reader: &Reader,
-    cb: &CertifiedBlock,
+    leaves: &[Leaf],
+    read: ReadKind,
+    field: &'static str,
 ) -> Result<(), ApiError> {
     let mut enterprises = std::collections::BTreeSet::new();
-    for leaf in &cb.block.leaves {
+    for leaf in leaves {
         let claim = &leaf.attestation.body.claim;
         let withheld = claim.kind().fact().is_some() || matches!(claim.kind(), ClaimKind::Consent | ClaimKind::Query);
         if withheld && let Some(e) = enterprise_of(store, claim)? {
@@ -667,11 +671,10 @@ fn log_block_read(
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_query_log",
-            "height",
-            "this node has no member key to sign query records, so it serves no whole blocks; read at a member's node",
+            field,
+            "this node has no member key to sign query records, so it serves no bulk reads; read at a member's node",
         ));
     };
-    let height = cb.block.header.height;
     log.record_all(
         enterprises
             .into_iter()
@@ -681,7 +684,7 @@ fn log_block_read(
                 enterprise,
                 purpose: Purpose::Supervision,
                 consent: None,
-                read: ReadKind::Block { height },
+                read,
             })
             .collect(),
     )
@@ -1217,7 +1220,7 @@ pub async fn get_certified_block(
         let store = st.read_store()?;
         let cb = stored_block(&*store, height)?;
         if !reader.offline {
-            log_block_read(&st, &*store, &reader, &cb)?;
+            log_bulk_read(&st, &*store, &reader, &cb.block.leaves, ReadKind::Block { height }, "height")?;
         }
         drop(store);
         let mut out = Vec::new();

@@ -9,8 +9,8 @@
 //! * entry bundles: each entry is a leaf's canonical attestation bytes (docs/encoding.md),
 //!   `u16` big-endian length first. A bundle holds the facts of many enterprises in clear,
 //!   so `/tile/entries/...` is its own route in the regulator scope (`access::route_scope`),
-//!   like whole blocks, and marked `private` for caches; hash tiles and the checkpoint are
-//!   public (docs/ACCESS.md).
+//!   like whole blocks, logged like them (a query record per enterprise, `ReadKind::EntryBundle`)
+//!   and marked `private` for caches; hash tiles and the checkpoint are public (docs/ACCESS.md).
 //! * Full tiles, which never change, are kept in bounded caches ([`HASH_TILE_CACHE_BYTES_MAX`],
 //!   [`ENTRY_TILE_CACHE_BYTES_MAX`]).
 //!
@@ -21,14 +21,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use credence_ledger::access::ReadKind;
+use credence_ledger::block::Leaf;
 use credence_ledger::tiles::{self, Tile, TileError, TileKind};
 
+use super::access::Reader;
 use super::error::ApiError;
-use super::handlers::blocking;
+use super::handlers::{blocking, log_bulk_read, reader_of};
 use super::views::ErrorBody;
 use super::{ApiState, StoreView};
 
@@ -142,12 +145,13 @@ pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError
     )
 )]
 pub async fn tile(State(st): State<ApiState>, Path(path): Path<String>) -> Result<Response, ApiError> {
-    serve(st, format!("tile/{path}"), false).await
+    serve(st, format!("tile/{path}"), None).await
 }
 
 /// An entry bundle (C2SP tlog-tiles): the leaves' canonical attestation bytes, each after its
 /// length as a big-endian u16. It holds many enterprises' facts in clear, so it is served only
-/// to a signed request whose access key has the regulator scope (docs/ACCESS.md).
+/// to a signed request whose access key has the regulator scope (docs/ACCESS.md), and the read
+/// is logged first: one query record per enterprise, as for a whole block.
 ///
 /// `path` is the rest of the URL after `/tile/entries/`: `<N>[.p/<W>]` as for hash tiles.
 #[utoipa::path(
@@ -161,15 +165,24 @@ pub async fn tile(State(st): State<ApiState>, Path(path): Path<String>) -> Resul
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
         (status = 403, description = "The access key lacks the regulator scope: a bundle holds many enterprises' facts", body = ErrorBody),
         (status = 404, description = "Not an entry-bundle path, or a bundle the tree does not hold (yet)", body = ErrorBody),
+        (status = 503, description = "The query log cannot take this read's records now (code `busy`), or this node has no member key to log it (`no_query_log`): retry, or read at a member's node", body = ErrorBody),
     )
 )]
-pub async fn entry_bundle(State(st): State<ApiState>, Path(path): Path<String>) -> Result<Response, ApiError> {
-    serve(st, format!("tile/entries/{path}"), true).await
+pub async fn entry_bundle(
+    State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let reader = reader_of(reader)?;
+    serve(st, format!("tile/entries/{path}"), Some(reader)).await
 }
 
 /// The tile at `full_path` (`tile/...`), from the cache or the store, if it is an entry
-/// bundle exactly when `entries` (the route that authenticated the request) says so.
-async fn serve(st: ApiState, full_path: String, entries: bool) -> Result<Response, ApiError> {
+/// bundle exactly when the route that authenticated the request gave its `reader`. An entry
+/// bundle's read is logged (`log_bulk_read`: one query record per enterprise) before the
+/// bundle leaves, also when it comes from the cache.
+async fn serve(st: ApiState, full_path: String, reader: Option<Reader>) -> Result<Response, ApiError> {
+    let entries = reader.is_some();
     let tile = Tile::parse_path(&full_path).map_err(|e| match e {
         TileError::Path { rule, .. } => ApiError::not_found("path", rule),
         other => ApiError::not_found("path", other.to_string()),
@@ -188,6 +201,19 @@ async fn serve(st: ApiState, full_path: String, entries: bool) -> Result<Respons
             bytes
         }
     };
+    if let Some(reader) = reader.filter(|r| !r.offline) {
+        let (state, logged) = (st.clone(), bytes.clone());
+        blocking(move || {
+            let leaves = tiles::parse_entry_bundle(&tile, &logged)
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .map(|e| Leaf::from_bytes(e.to_vec()).map_err(ApiError::internal))
+                .collect::<Result<Vec<Leaf>, ApiError>>()?;
+            let store = state.read_store()?;
+            log_bulk_read(&state, &*store, &reader, &leaves, ReadKind::EntryBundle { index: tile.index }, "path")
+        })
+        .await?;
+    }
     let cache = if entries { IMMUTABLE_PRIVATE } else { IMMUTABLE };
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, cache)], bytes).into_response())
 }

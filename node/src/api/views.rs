@@ -366,10 +366,15 @@ pub enum ClaimView {
         purpose: String,
         /// Id of the consent read under; null for a regulator's read.
         consent: Option<String>,
-        /// facts, openings, or block (a regulator's whole-block read).
+        /// facts, openings, block (a regulator's whole-block read) or entries (a regulator's
+        /// read of a C2SP entry bundle).
         read: String,
         /// The height of the block read when `read` is block; null otherwise.
         block_height: Option<u64>,
+        /// The entry bundle's index when `read` is entries; absent otherwise (so the JSON of
+        /// earlier query records, which proof bundles carry, is unchanged).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry_bundle: Option<u64>,
     },
     /// The reader may not see this record's content: its kind is `of`. Returned for
     /// enterprise facts to readers without a live consent (docs/ACCESS.md); never a zero amount.
@@ -477,6 +482,7 @@ impl From<&Claim> for ClaimView {
                 consent: q.consent.map(|c| c.to_string()),
                 read: q.read.name().to_string(),
                 block_height: q.read.block_height(),
+                entry_bundle: q.read.entry_bundle(),
             },
         }
     }
