@@ -228,7 +228,7 @@ pub(crate) fn append_officer_access(
         scopes: vec![Scope::Member, Scope::Restricted],
         expires_at_ms: builder.time_ms() + OFFICER_KEY_DAYS * DAY_MS,
     });
-    let vb = builder.next_block_of(vec![(bank, grant)])?;
+    let vb = builder.next_block_of_over(&*store, vec![(bank, grant)])?;
     let keyid = vb.certified().block.leaves[0].id;
     store.commit(&vb)?;
     let expires_at_ms = builder.time_ms() + CONSENT_DAYS * DAY_MS;
@@ -249,7 +249,8 @@ pub(crate) fn append_officer_access(
         })
         .collect();
     for chunk in consents.chunks(block_records) {
-        store.commit(&builder.next_block_of(chunk.to_vec())?)?;
+        let vb = builder.next_block_of_over(&*store, chunk.to_vec())?;
+        store.commit(&vb)?;
     }
     let comment =
         format!("Credence access key of {OFFICER_MEMBER}'s bench loan officer (TEST FIXTURE derived from seed {seed})");

@@ -14,6 +14,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::genesis::{ConsensusParams, Genesis, GenesisError, MemberSpec, Role};
 use crate::hash::Hash;
 use crate::ids::{Currency, Date, Money, PatentNumber, Period, Uscc};
+use crate::rules::StateView;
 use crate::sig::SecretKey;
 use crate::verify::{ChainContext, Tip};
 
@@ -209,6 +210,8 @@ pub enum BuildError {
     Verify(#[from] crate::verify::VerifyError),
     #[error("sink: {0}")]
     Sink(String),
+    #[error("reading the chain's state: {0}")]
+    State(String),
     #[error(transparent)]
     World(#[from] crate::demo_world::MissingMember),
 }
@@ -441,10 +444,37 @@ impl ChainBuilder {
         }
     }
 
-    /// Builds, certifies and verifies the next block of up to `records` attestations.
+    /// Builds, certifies and verifies the next block of up to `records` attestations, against
+    /// the builder's own copy of the chain's state (which grows with the chain).
     pub fn next_block(&mut self, records: usize) -> Result<crate::block::ValidBlock, BuildError> {
+        self.with_own_state(|b, state| b.next_block_over(state, records))
+    }
+
+    /// Runs `f` against the builder's own state and applies the block it makes.
+    fn with_own_state(
+        &mut self,
+        f: impl FnOnce(&mut Self, &crate::rules::MemState) -> Result<crate::block::ValidBlock, BuildError>,
+    ) -> Result<crate::block::ValidBlock, BuildError> {
+        let state = std::mem::take(&mut self.state);
+        let made = f(self, &state);
+        self.state = state;
+        if let Ok(vb) = &made {
+            self.state.apply(vb.delta());
+        }
+        made
+    }
+
+    /// [`ChainBuilder::next_block`] against `view`, the state of the chain so far as a store
+    /// holds it: the caller commits each block to that store before asking for the next. The
+    /// builder then keeps no state that grows with the chain (`credence generate` of ten
+    /// million records). Do not mix with [`ChainBuilder::next_block`] on one builder.
+    pub fn next_block_over<V: StateView + ?Sized>(
+        &mut self,
+        view: &V,
+        records: usize,
+    ) -> Result<crate::block::ValidBlock, BuildError> {
         self.time_ms += 1000 + self.rng.below(500);
-        self.follow_governance();
+        self.follow_governance(view)?;
         let mut leaves = Vec::with_capacity(records);
         let mut records = records;
         if let Some(leaf) = self.next_rotation() {
@@ -470,7 +500,7 @@ impl ChainBuilder {
             }
             leaves.push(leaf);
         }
-        self.seal(leaves, pending_pledges)
+        self.seal(view, leaves, pending_pledges)
     }
 
     /// `claim` signed by the member at genesis index `who` with its key in force and its next
@@ -494,10 +524,11 @@ impl ChainBuilder {
     }
 
     /// Follows governance to the height about to be built.
-    fn follow_governance(&mut self) {
+    fn follow_governance<V: StateView + ?Sized>(&mut self, view: &V) -> Result<(), BuildError> {
         let height = self.tip.height + 1;
-        let Ok((_, roster)) = self.ctx.in_force(&self.state, height);
+        let (_, roster) = self.ctx.in_force(view, height).map_err(|e| BuildError::State(e.to_string()))?;
         self.in_force = roster;
+        Ok(())
     }
 
     /// Makes the chain change its validator set `changes` times, once every `every_blocks`
@@ -539,13 +570,22 @@ impl ChainBuilder {
     /// access-key grants and consents, which are valid only for a while after their time).
     /// Errors if a claim breaks a ledger rule.
     pub fn next_block_of(&mut self, claims: Vec<(usize, Claim)>) -> Result<crate::block::ValidBlock, BuildError> {
+        self.with_own_state(|b, state| b.next_block_of_over(state, claims))
+    }
+
+    /// [`ChainBuilder::next_block_of`] against `view`, as [`ChainBuilder::next_block_over`].
+    pub fn next_block_of_over<V: StateView + ?Sized>(
+        &mut self,
+        view: &V,
+        claims: Vec<(usize, Claim)>,
+    ) -> Result<crate::block::ValidBlock, BuildError> {
         self.time_ms += 1000 + self.rng.below(500);
-        self.follow_governance();
+        self.follow_governance(view)?;
         let mut leaves = Vec::with_capacity(claims.len());
         for (who, claim) in claims {
             leaves.push(self.signed_leaf(who, claim));
         }
-        self.seal(leaves, Vec::new())
+        self.seal(view, leaves, Vec::new())
     }
 
     /// Time of the last block built (genesis time before the first).
@@ -554,8 +594,9 @@ impl ChainBuilder {
     }
 
     /// Certifies and verifies a block of `leaves` at the current time, then tracks it.
-    fn seal(
+    fn seal<V: StateView + ?Sized>(
         &mut self,
+        view: &V,
         leaves: Vec<Leaf>,
         pending_pledges: Vec<(AttestationId, usize, PatentNumber)>,
     ) -> Result<crate::block::ValidBlock, BuildError> {
@@ -585,8 +626,7 @@ impl ChainBuilder {
         };
         let certificate = self.certify(&header);
         let cb = CertifiedBlock { block: Block { header, leaves }, certificate };
-        let vb = crate::verify::verify_block(&self.ctx, &self.tip, &self.state, cb)?;
-        self.state.apply(vb.delta());
+        let vb = crate::verify::verify_block(&self.ctx, &self.tip, view, cb)?;
         self.tip.advance(&vb);
         self.pledges.extend(pending_pledges);
         for (who, id) in revocable {
