@@ -619,33 +619,24 @@ mod access {
         );
     }
 
-    /// `ReadKind::Block` (appended tag 2) carries the height after its tag; the other read
-    /// kinds keep their bytes, so the query vector above is unchanged.
+    /// The appended read kinds carry their number after their tag: `ReadKind::Block` (tag 2)
+    /// its height, `ReadKind::EntryBundle` (tag 3) its index; the other read kinds keep their
+    /// bytes, so the query vector above is unchanged.
     #[test]
-    fn a_whole_block_read_encodes_its_tag_then_its_height() {
-        let (_, mut b) = bodies().into_iter().nth(2).unwrap();
-        let facts = hex::encode(b.to_bytes());
-        let Claim::Query(q) = &mut b.claim else { unreachable!() };
-        q.read = ReadKind::Block { height: 300 };
-        let block = hex::encode(b.to_bytes());
-        assert_eq!(block, format!("{}020000002c01000000000000", facts.strip_suffix("00000000").unwrap()));
-        let leaf = Leaf::from_bytes(b.sign(&key(2), &genesis().hash()).to_bytes()).unwrap();
-        assert!(matches!(&leaf.attestation.body.claim, Claim::Query(q) if q.read == ReadKind::Block { height: 300 }));
-    }
-
-    /// `ReadKind::EntryBundle` (appended tag 3) carries the bundle's index after its tag.
-    #[test]
-    fn an_entry_bundle_read_encodes_its_tag_then_its_index() {
-        let (_, mut b) = bodies().into_iter().nth(2).unwrap();
-        let facts = hex::encode(b.to_bytes());
-        let Claim::Query(q) = &mut b.claim else { unreachable!() };
-        q.read = ReadKind::EntryBundle { index: 7 };
-        let bundle = hex::encode(b.to_bytes());
-        assert_eq!(bundle, format!("{}030000000700000000000000", facts.strip_suffix("00000000").unwrap()));
-        let leaf = Leaf::from_bytes(b.sign(&key(2), &genesis().hash()).to_bytes()).unwrap();
-        assert!(
-            matches!(&leaf.attestation.body.claim, Claim::Query(q) if q.read == ReadKind::EntryBundle { index: 7 })
-        );
+    fn appended_read_kinds_encode_their_tag_then_their_number() {
+        let cases = [
+            (ReadKind::Block { height: 300 }, "020000002c01000000000000"),
+            (ReadKind::EntryBundle { index: 7 }, "030000000700000000000000"),
+        ];
+        for (read, tail) in cases {
+            let (_, mut b) = bodies().into_iter().nth(2).unwrap();
+            let facts = hex::encode(b.to_bytes());
+            let Claim::Query(q) = &mut b.claim else { unreachable!() };
+            q.read = read;
+            assert_eq!(hex::encode(b.to_bytes()), format!("{}{tail}", facts.strip_suffix("00000000").unwrap()));
+            let leaf = Leaf::from_bytes(b.sign(&key(2), &genesis().hash()).to_bytes()).unwrap();
+            assert!(matches!(&leaf.attestation.body.claim, Claim::Query(q) if q.read == read), "{read:?}");
+        }
     }
 }
 

@@ -31,27 +31,40 @@ impl LockedStore {
     }
 }
 
-impl StateView for LockedStore {
-    type Error = StoreError;
-    fn next_sequence(&self, attester: u16) -> Result<u64, StoreError> {
-        self.read().next_sequence(attester)
-    }
-    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, StoreError> {
-        self.read().record(id)
-    }
-    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
-        self.read().active_pledge(patent)
-    }
-    fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, StoreError> {
-        self.read().governance()
-    }
-    fn fact(
-        &self,
-        key: &credence_ledger::loan_rules::FactKey,
-    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
-        self.read().fact(key)
-    }
+/// Implements [`StateView`] for a wrapper by asking the store that `$get` gives (with the
+/// wrapper as `$this`) for each read.
+macro_rules! state_view_via {
+    ($ty:ty, $this:ident => $get:expr) => {
+        impl StateView for $ty {
+            type Error = StoreError;
+            fn next_sequence(&self, attester: u16) -> Result<u64, StoreError> {
+                let $this = self;
+                $get.next_sequence(attester)
+            }
+            fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, StoreError> {
+                let $this = self;
+                $get.record(id)
+            }
+            fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
+                let $this = self;
+                $get.active_pledge(patent)
+            }
+            fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, StoreError> {
+                let $this = self;
+                $get.governance()
+            }
+            fn fact(
+                &self,
+                key: &credence_ledger::loan_rules::FactKey,
+            ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
+                let $this = self;
+                $get.fact(key)
+            }
+        }
+    };
 }
+
+state_view_via!(LockedStore, store => store.read());
 
 /// The shared store pinned at its first read, for one admission (`admit_batch` under the
 /// mempool lock): every rule of every record reads the same committed state. With one lock
@@ -80,27 +93,7 @@ impl std::fmt::Debug for PinnedStore<'_> {
     }
 }
 
-impl StateView for PinnedStore<'_> {
-    type Error = StoreError;
-    fn next_sequence(&self, attester: u16) -> Result<u64, StoreError> {
-        self.get().next_sequence(attester)
-    }
-    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, StoreError> {
-        self.get().record(id)
-    }
-    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
-        self.get().active_pledge(patent)
-    }
-    fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, StoreError> {
-        self.get().governance()
-    }
-    fn fact(
-        &self,
-        key: &credence_ledger::loan_rules::FactKey,
-    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
-        self.get().fact(key)
-    }
-}
+state_view_via!(PinnedStore<'_>, store => store.get());
 
 impl NodeReader for LockedStore {
     fn node(&self, level: u8, index: u64) -> Result<NodeHash, MerkleError> {
