@@ -67,7 +67,7 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     let names: Vec<String> = net.nodes.iter().map(|n| n["name"].as_str().unwrap().to_string()).collect();
     // An outside witness named in genesis: it must follow the validator-set changes below.
     let witness_port = port_base(0) + 46;
-    let witness_key = net.name_witness(WITNESS, witness_port);
+    let (witness_key, _) = net.name_witness(WITNESS, witness_port);
     let _witness = start_witness(net.dir.path(), WITNESS, &witness_key, &net.genesis(), witness_port);
     let mut nodes: Vec<Option<NodeProc>> = (0..4).map(|i| Some(net.start(i))).collect();
     wait_until("the validators to commit", Duration::from_secs(90), || (0..4).all(|i| height(&net.api(i)) >= 2));

@@ -88,6 +88,34 @@ fn metric(api: &str, prefix: &str) -> u64 {
     text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
 }
 
+/// Runs tests/interop/cosignature.py on `note` for witness `name` with public key `pk` (hex):
+/// its JSON answer, exit 0 meaning every such line verified; `None` (a skip) where python3 or
+/// the `cryptography` package is missing outside CI.
+fn cosignature_check(name: &str, pk: &str, note: &str) -> Option<serde_json::Value> {
+    use std::io::Write as _;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/cosignature.py");
+    let ready =
+        std::process::Command::new("python3").args(["-c", "import cryptography"]).status().is_ok_and(|s| s.success());
+    if !ready {
+        assert!(std::env::var_os("CI").is_none(), "CI must install cryptography (see .ci/run)");
+        eprintln!(
+            "skipped: python3 with cryptography is not installed (pip install -r tests/interop/requirements.txt)"
+        );
+        return None;
+    }
+    let mut child = std::process::Command::new("python3")
+        .args([script, name, pk])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(note.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.success(), v["error"].is_null() && !v["verified"].as_array().unwrap().is_empty(), "{v}");
+    Some(v)
+}
+
 /// A testnet whose genesis names two `credence witness` processes: its checkpoints get cosigned
 /// by both (third-party `signed_note` still verifies the validators' signatures on the cosigned
 /// note), bundles need both with `--witnesses 2`; then one witness holds a forked history, refuses
@@ -99,8 +127,8 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     let base = common::net::port_base(9);
     let (port_a, port_b) = (base + 30, base + 31);
     // Name the witnesses in the genesis before the chain starts.
-    let key_a = net.name_witness("w.example/a", port_a);
-    let key_b = net.name_witness("w.example/b", port_b);
+    let (key_a, pk_a) = net.name_witness("w.example/a", port_a);
+    let (key_b, pk_b) = net.name_witness("w.example/b", port_b);
     let genesis = net.genesis();
     let _wa = start_witness(dir.path(), "w.example/a", &key_a, &genesis, port_a);
     let mut wb = Some(start_witness(dir.path(), "w.example/b", &key_b, &genesis, port_b));
@@ -129,6 +157,17 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     let (verified, unverified) = parsed.verify(&signed_note::VerifierList::new(verifiers)).expect("verifies");
     assert_eq!(verified.len(), 1, "the validator's signature, verified by third-party code");
     assert_eq!(unverified.len(), 2, "the two cosignatures are signatures of keys it was not given");
+    // The cosignatures, checked by a verifier written from the C2SP text with another Ed25519
+    // library (tests/interop/cosignature.py); an altered note fails it.
+    for (name, pk) in [("w.example/a", &pk_a), ("w.example/b", &pk_b)] {
+        if let Some(v) = cosignature_check(name, pk, &note) {
+            assert_eq!(v["verified"].as_array().map(Vec::len), Some(1), "{name}: {v}");
+        }
+        let altered = note.replacen('\n', "\nx", 1);
+        if let Some(v) = cosignature_check(name, pk, &altered) {
+            assert!(v["verified"].as_array().is_some_and(Vec::is_empty), "{name} on an altered note: {v}");
+        }
+    }
     assert!(metric(&api, "credence_witness_cosignatures_total{witness=\"w.example/b\"}") >= 1);
 
     // A bundle under a cosigned checkpoint needs both witnesses; audits can require them too.

@@ -187,8 +187,9 @@ impl Testnet {
         NodeProc::start(&self.config(i), &self.dir.path().join(format!("node{i}.log")))
     }
     /// Names a witness in the genesis before the chain starts (every copy of the file under
-    /// the testnet's directory) and makes its key (`<dir>/<port>.witness.key`); returns the key.
-    pub fn name_witness(&self, name: &str, port: u16) -> PathBuf {
+    /// the testnet's directory) and makes its key (`<dir>/<port>.witness.key`); returns the
+    /// key file and the public key (hex).
+    pub fn name_witness(&self, name: &str, port: u16) -> (PathBuf, String) {
         let key = self.dir.path().join(format!("{port}.witness.key"));
         let out = credence(&["keys", "generate", "--out", key.to_str().unwrap()]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -206,7 +207,7 @@ impl Testnet {
             let text = std::fs::read_to_string(&g).unwrap() + &table;
             std::fs::write(&g, text).unwrap();
         }
-        key
+        (key, pk)
     }
     pub fn genesis(&self) -> String {
         self.dir.path().join("genesis.toml").to_str().unwrap().to_string()
