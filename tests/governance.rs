@@ -260,7 +260,7 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
             .chain(["--proposal", &id])
             .collect::<Vec<_>>(),
     );
-    ok("approve the revocation by bank-e", &o);
+    let by_bank_e = ok("approve the revocation by bank-e", &o)["id"].as_str().unwrap().to_string();
     wait_until("the revocation in force", Duration::from_secs(30), || {
         member_key(&names[1]).is_some_and(|k| k == new_hex)
     });
@@ -277,7 +277,7 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     let o = credence_in(net.dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "the replacement key signs: {}", String::from_utf8_lossy(&o.stderr));
 
-    offline_checks_walk_the_set_changes(&net, &id);
+    offline_checks_walk_the_set_changes(&net, &id, &by_bank_e);
     tiles_and_the_witness_follow_the_set_changes(&net, &id, witness_port);
 
     node_e.stop();
@@ -292,7 +292,7 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
 /// with a change dropped or the changes cut; `checkpoint --genesis` and `audit` check the
 /// node's checkpoint against the set in force; a third-party C2SP verifier (signed_note) given
 /// the verifier keys in force accepts the checkpoint, and given the genesis keys does not.
-fn offline_checks_walk_the_set_changes(net: &Testnet, proposal: &str) {
+fn offline_checks_walk_the_set_changes(net: &Testnet, proposal: &str, by_bank_e: &str) {
     use signed_note::{Note, StandardVerifier, VerifierList};
     let dir = net.dir.path();
     let genesis = net.genesis();
@@ -345,6 +345,42 @@ fn offline_checks_walk_the_set_changes(net: &Testnet, proposal: &str) {
             *c = format!("{text}\n\n{}\n", sigs.lines().next().unwrap()).into();
         },
         "change 3",
+    );
+
+    // A record by bank-e, a member governance added: its bundle carries the add-member
+    // proposal that named its key (attester_keys) and verifies from genesis; without it, the
+    // attester is refused as no genesis member.
+    let by_new = dir.join("by-bank-e.json");
+    let o = credence_in(
+        dir,
+        &[
+            "prove",
+            by_bank_e,
+            "--node",
+            &api,
+            "--genesis",
+            &genesis,
+            "--access-key",
+            k,
+            "--out",
+            by_new.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "prove: {}\n{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+    let v = ok(
+        "verify-bundle",
+        &credence_in(dir, &["verify-bundle", by_new.to_str().unwrap(), "--genesis", &genesis, "--json"]),
+    );
+    assert_eq!((v["valid"].clone(), v["attester"].clone()), (true.into(), "bank-e".into()), "{v}");
+    let mut bare: serde_json::Value = serde_json::from_slice(&std::fs::read(&by_new).unwrap()).unwrap();
+    assert_eq!(bare["attester_keys"].as_array().map(Vec::len), Some(1), "the add-member proposal");
+    bare.as_object_mut().unwrap().remove("attester_keys");
+    std::fs::write(&by_new, bare.to_string()).unwrap();
+    let o = credence_in(dir, &["verify-bundle", by_new.to_str().unwrap(), "--genesis", &genesis, "--json"]);
+    let v = json(&o);
+    assert!(
+        v["valid"] == false && v["reason"].as_str().unwrap().contains("not a member of this chain's genesis"),
+        "{v}"
     );
 
     // The node's current checkpoint, checked against the set in force, and an audit from

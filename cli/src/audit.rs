@@ -16,10 +16,12 @@ use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::witness::parse_witnessed_note;
-use credence_node::api::views::{AttestationView, ConsistencyProofView, InclusionProofView, SetChangesView};
+use credence_node::api::views::{
+    AttestationView, ConsistencyProofView, GovernanceView, InclusionProofView, SetChangesView,
+};
 use credence_node::bundle::{
-    self, BUNDLE_BYTES_MAX, Bundle, CheckedNote, SetChange, SetInForce, check_witnessed, check_witnessed_with,
-    decode_hashes,
+    self, BUNDLE_BYTES_MAX, Bundle, CheckedNote, KeyIntroduction, SetChange, SetInForce, check_witnessed,
+    check_witnessed_with, decode_hashes,
 };
 use serde_json::json;
 
@@ -467,7 +469,9 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     let bytes = B64.decode(encoded).context("the node's attestation bytes")?;
     let path = decode_hashes("proof", &proof.proof)?;
     let changes = fetch_set_changes(&mut conn, cp.body.height)?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs, changes)?;
+    let height = view.height.unwrap_or(cp.body.height);
+    let keys = key_records(&mut conn, &view.attester, height, cp.body.tree_size)?;
+    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs, changes)?.with_attester_keys(keys);
     // Never hand out a bundle that would not verify.
     let report = bundle::verify(&b, &genesis).context("the node's data does not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
@@ -485,6 +489,29 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
         report.set_changes
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The records that named `attester`'s keys up to `height` (added by governance, a replacement
+/// for a revoked key, its own rotations), oldest first, each with its inclusion proof in the
+/// tree of `tree_size`: none while its genesis key is in force.
+fn key_records(conn: &mut Conn, attester: &str, height: u64, tree_size: u64) -> Result<Vec<KeyIntroduction>> {
+    let gov: GovernanceView = get_json(conn, "/v1/governance")?;
+    let ids: Vec<String> = gov
+        .applied
+        .iter()
+        .filter(|a| a.at_height <= height && a.change.member.as_deref() == Some(attester))
+        .filter(|a| matches!(a.change.kind.as_str(), "add-member" | "revoke-key" | "key-rotation"))
+        .map(|a| a.record.clone())
+        .collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = query::seg(&id);
+        let v: AttestationView = get_json(conn, &format!("/v1/attestations/{id}"))?;
+        let Some(record) = v.attestation else { bail!("the node withholds governance record {id}") };
+        let proof: InclusionProofView = get_json(conn, &format!("/v1/proofs/inclusion/{id}?tree_size={tree_size}"))?;
+        out.push(KeyIntroduction { record, leaf_index: proof.leaf_index, inclusion_path: proof.proof });
+    }
+    Ok(out)
 }
 
 /// `prove --tiles`: the attestation found in the entry bundles, its inclusion proof computed

@@ -14,10 +14,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use credence_ledger::attestation::Attestation;
+use credence_ledger::attestation::{Attestation, Claim};
 use credence_ledger::block::BlockHeader;
 use credence_ledger::checkpoint::{self, Checkpoint, QuorumReport, VerifierKey};
 use credence_ledger::genesis::{Genesis, VALIDATORS_MAX};
+use credence_ledger::governance::{Change, MEMBER_KEYS_MAX, MemberKey, verify_possession};
 use credence_ledger::governance::{Epoch, set_hash};
 use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::{self, NodeHash};
@@ -73,8 +74,30 @@ pub struct Bundle {
     /// oldest first; absent (empty) while the genesis validators are in force.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set_changes: Vec<SetChange>,
+    /// Only when the attestation is signed with a key its attester did not hold in genesis
+    /// (a member governance added, a rotated or replacement key): the records that named its
+    /// keys, oldest first, each included under the same checkpoint, at most
+    /// [`MEMBER_KEYS_MAX`] (docs/AUDITING.md §Keys named by governance).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attester_keys: Vec<KeyIntroduction>,
     /// A human-readable copy of the attestation; must equal the decoding of `attestation`.
     pub decoded: Decoded,
+}
+
+/// A governance record that named a key for an attester: a proposal adding the member
+/// (`add-member`) or replacing a revoked key (`revoke-key`), or the member's own key rotation
+/// (signed by the key it retires, with the new key's proof of possession). The validators
+/// accepted the attestation only under a key in force (the rules); the bundle shows which
+/// records, earlier in the same log, made its key the attester's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyIntroduction {
+    /// Standard padded base64 of the record's canonical attestation bytes.
+    pub record: String,
+    /// Its index in the ledger's Merkle tree (before the attestation's).
+    pub leaf_index: u64,
+    /// Its RFC 9162 inclusion path in the checkpoint's tree, base64 each.
+    pub inclusion_path: Vec<String>,
 }
 
 /// One change of the validator set, as a verifier holding the set in force before it checks it
@@ -184,8 +207,16 @@ impl Bundle {
             checkpoint: witnessed_note(checkpoint, cosignatures),
             verifier_keys,
             set_changes,
+            attester_keys: Vec::new(),
             decoded: Decoded::of(&a),
         })
+    }
+
+    /// The records that named the attester's key, when it is not its genesis key
+    /// ([`Bundle::attester_keys`]).
+    pub fn with_attester_keys(mut self, records: Vec<KeyIntroduction>) -> Bundle {
+        self.attester_keys = records;
+        self
     }
 
     /// Pretty JSON with a final newline.
@@ -530,7 +561,8 @@ pub fn decode_hashes(field: &'static str, items: &[String]) -> Result<Vec<NodeHa
 ///    of that set, and no other signature lines than cosignatures of genesis witnesses,
 ///    each valid (`Report::witnesses`), in canonical form; `tree_size` is its size;
 /// 4. `attestation` decodes canonically, `id` is its id, its attester is a member allowed to
-///    make this kind of claim, and its signature verifies under that member's key for this chain;
+///    make this kind of claim, and its signature verifies under that member's genesis key for
+///    this chain, or under the last key `attester_keys` names ([`named_key`]);
 /// 5. `inclusion_path` proves leaf `leaf_index` (the RFC 9162 hash of the attestation bytes) in
 ///    the checkpoint's root;
 /// 6. `decoded` equals the decoding of `attestation`.
@@ -583,15 +615,29 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
     if a.to_bytes() != bytes {
         return Err(err("attestation", "is not the canonical encoding"));
     }
-    let member = genesis
-        .member(&a.body.attester)
-        .ok_or_else(|| err("attestation", format!("attester '{}' is not a member of this chain", a.body.attester)))?;
     let kind = a.body.claim.kind();
-    if !member.may_attest(kind) {
-        return Err(err("attestation", format!("member '{}' may not attest {kind:?} claims", member.name)));
-    }
-    sig::verify(&member.public_key, Domain::Attestation, &chain_id.0, &a.body.to_bytes(), &a.signature)
-        .map_err(|e| err("attestation", format!("signature of '{}' does not verify: {e}", member.name)))?;
+    // The attester's key: its genesis key, or the last one its key records name.
+    let key = if b.attester_keys.is_empty() {
+        let member = genesis.member(&a.body.attester).ok_or_else(|| {
+            err(
+                "attestation",
+                format!(
+                    "attester '{}' is not a member of this chain's genesis (a member governance added needs attester_keys)",
+                    a.body.attester
+                ),
+            )
+        })?;
+        if !member.may_attest(kind) {
+            return Err(err("attestation", format!("member '{}' may not attest {kind:?} claims", member.name)));
+        }
+        member.public_key
+    } else {
+        named_key(&b.attester_keys, &a, b.leaf_index, cp, &chain_id, genesis)?
+    };
+    sig::verify(&key, Domain::Attestation, &chain_id.0, &a.body.to_bytes(), &a.signature).map_err(|e| {
+        let whose = if b.attester_keys.is_empty() { "its genesis key" } else { "the last key attester_keys names" };
+        err("attestation", format!("signature of '{}' does not verify under {whose}: {e}", a.body.attester))
+    })?;
     let id = a.id();
     if b.id != id.to_string() {
         return Err(err("id", format!("is not the attestation's id {id}")));
@@ -620,6 +666,76 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
         witnesses: checked.witnesses,
         set_changes: b.set_changes.len(),
     })
+}
+
+/// Walks `records` (oldest first) for attestation `a` at `leaf_index` under checkpoint `cp`
+/// and returns the attester's key they lead to. Each record decodes canonically, sits before
+/// the attestation in the tree (its inclusion path against the same root) and after the one
+/// before it, and names a key for `a`'s attester: an `add-member` proposal (first only, for a
+/// member not in genesis), a `revoke-key` proposal's replacement, or the attester's own key
+/// rotation, which must be signed by the key in hand (genesis's or the last named) and carry
+/// a proof of possession of the new key. Roles are not checked on this path: the validators
+/// checked the roles in force, which governance may have changed since genesis.
+fn named_key(
+    records: &[KeyIntroduction],
+    a: &Attestation,
+    leaf_index: u64,
+    cp: &Checkpoint,
+    chain_id: &credence_ledger::hash::Hash,
+    genesis: &Genesis,
+) -> Result<credence_ledger::sig::PublicKey, BundleError> {
+    if records.len() > MEMBER_KEYS_MAX {
+        return Err(err("attester_keys", format!("has {} records; at most {MEMBER_KEYS_MAX}", records.len())));
+    }
+    let attester = &a.body.attester;
+    let mut key = genesis.member(attester).map(|m| m.public_key);
+    let mut last_index = None;
+    for (i, k) in records.iter().enumerate() {
+        let fail = |rule: String| err("attester_keys", format!("record {i} (leaf {}): {rule}", k.leaf_index));
+        let bytes = B64.decode(&k.record).map_err(|e| fail(format!("not standard padded base64: {e}")))?;
+        let r = Attestation::from_bytes(&bytes).map_err(|e| fail(e.to_string()))?;
+        if r.to_bytes() != bytes {
+            return Err(fail("is not the canonical encoding".into()));
+        }
+        if k.leaf_index >= leaf_index || last_index.is_some_and(|l| k.leaf_index <= l) {
+            return Err(fail(format!(
+                "must lie after the record before it and before the attestation (leaf {leaf_index})"
+            )));
+        }
+        last_index = Some(k.leaf_index);
+        if k.inclusion_path.len() > PATH_HASHES_MAX {
+            return Err(fail(format!(
+                "inclusion_path has {} hashes; at most {PATH_HASHES_MAX}",
+                k.inclusion_path.len()
+            )));
+        }
+        let path = decode_hashes("attester_keys", &k.inclusion_path)?;
+        merkle::verify_inclusion(&merkle::leaf_hash(&bytes), k.leaf_index, cp.body.tree_size, &path, &cp.body.root)
+            .map_err(|e| fail(format!("inclusion_path does not prove it in the checkpoint's root: {e}")))?;
+        key = Some(match (&r.body.claim, key) {
+            (Claim::GovernanceProposal(p), None) => match &p.change {
+                Change::AddMember { name, key, .. } if name == attester => *key.ed25519(),
+                _ => return Err(fail(format!("'{attester}' is not a genesis member: the first record must add it"))),
+            },
+            (Claim::GovernanceProposal(p), Some(_)) => match &p.change {
+                Change::RevokeKey { name, replacement, .. } if name == attester => *replacement.ed25519(),
+                _ => return Err(fail(format!("names no key for '{attester}' (a revoke-key proposal for it)"))),
+            },
+            (Claim::KeyRotation(rot), Some(old)) if &r.body.attester == attester => {
+                sig::verify(&old, Domain::Attestation, &chain_id.0, &r.body.to_bytes(), &r.signature)
+                    .map_err(|e| fail(format!("the rotation is not signed by the key before it: {e}")))?;
+                verify_possession(chain_id, attester, &MemberKey::Ed25519(old), &rot.new_key, &rot.possession)
+                    .map_err(|e| fail(format!("the rotation's proof of possession does not verify: {e}")))?;
+                *rot.new_key.ed25519()
+            }
+            _ => {
+                return Err(fail(format!(
+                    "names no key for '{attester}' (add-member, revoke-key or its own key rotation)"
+                )));
+            }
+        });
+    }
+    key.ok_or_else(|| err("attester_keys", "names no key"))
 }
 
 /// A chain whose validator set changes, for the tests of bundles and of the witness.
@@ -1008,6 +1124,58 @@ mod tests {
             let rule = set_changes_rule(&c.bundle(6, vec![m]), &c.genesis);
             assert!(rule.contains(&format!(": {part}:")), "{part} mutated, refused for {rule}");
         }
+    }
+
+    /// A record signed with a key its attester rotated to verifies through the rotation
+    /// record (included under the same checkpoint); without it, or with a record that names
+    /// no key for the attester, the bundle is refused.
+    #[test]
+    fn a_record_under_a_rotated_key_verifies_through_the_rotation_record() {
+        use credence_ledger::governance::Pending;
+        use credence_ledger::rules::StateView;
+        let mut chain = ChainBuilder::new(5, EXAMPLE_GENESIS_TIME_MS).unwrap();
+        chain.rotate_validator_keys(1, 2);
+        let mut store = MemStore::new(chain.genesis());
+        for _ in 0..6 {
+            store.commit(&chain.next_block(10).unwrap()).unwrap();
+        }
+        let g = chain.genesis().clone();
+        let gov = store.governance().unwrap().expect("the rotation took effect");
+        let applied = &gov.applied[0];
+        let Pending::Rotation { record, member, .. } = &applied.pending else { panic!("{applied:?}") };
+        let who = gov.members[usize::from(*member)].name.clone();
+        let head = store.head().unwrap().unwrap();
+        let cp = store.certificate(head.height).unwrap().unwrap();
+        let view = StoreView(&store);
+        let proof_of = |i: u64| merkle::inclusion_proof(i, cp.body.tree_size, &view).unwrap();
+        // A record of `who` in a block after the rotation took effect.
+        let first = store.header(applied.at_height - 1).unwrap().unwrap().tree_size;
+        let (index, leaf) = (first..head.tree_size)
+            .map(|i| (i, store.leaf(i).unwrap().unwrap()))
+            .find(|(_, l)| l.attestation.body.attester == who)
+            .expect("a record under the new key");
+        let changes = set_changes_from(&store, &gov.epochs, head.height).unwrap();
+        let bare = Bundle::new(&g, &leaf.bytes, index, &proof_of(index), &cp, &[], changes).unwrap();
+        let e = verify(&bare, &g).unwrap_err();
+        assert!(e.field == "attestation" && e.rule.contains("genesis key"), "{e}");
+        let at = store.locate(record).unwrap().expect("the rotation record").leaf_index;
+        let intro = |i: u64| KeyIntroduction {
+            record: B64.encode(store.leaf(i).unwrap().unwrap().bytes),
+            leaf_index: i,
+            inclusion_path: proof_of(i).iter().map(|h| B64.encode(h)).collect(),
+        };
+        let b = bare.clone().with_attester_keys(vec![intro(at)]);
+        let r = verify(&b, &g).unwrap();
+        assert_eq!((r.attester, r.set_changes), (who.to_string(), 1));
+        assert_eq!(Bundle::parse(b.to_json().as_bytes()).unwrap(), b);
+        // Another record in its place names no key for the attester.
+        let e = verify(&bare.clone().with_attester_keys(vec![intro(at - 1)]), &g).unwrap_err();
+        assert_eq!(e.field, "attester_keys", "{e}");
+        // The rotation record with a path to another leaf does not prove it.
+        let mut moved = intro(at);
+        moved.leaf_index = at - 1;
+        let e = verify(&bare.with_attester_keys(vec![moved]), &g).unwrap_err();
+        assert!(e.field == "attester_keys" && e.rule.contains("inclusion_path"), "{e}");
     }
 
     #[test]
