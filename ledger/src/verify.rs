@@ -20,7 +20,7 @@ use crate::hash::{Hash, HashOf};
 use crate::ids::MemberName;
 use crate::merkle::{Frontier, NodeHash};
 use crate::rules::{self, MemState, RuleError, StateView};
-use crate::sig::{self, BatchItem, Domain, SigError};
+use crate::sig::{self, BatchItem, Domain, KeySetItem, SigError, SignedBytes};
 
 /// Most signatures one worker checks as one batch (batches level off in
 /// throughput from about 512 items; a whole 1,000-record block fits in one).
@@ -359,25 +359,53 @@ fn check_certificate(
     Ok(())
 }
 
-/// Signature batch items for `leaves` of a block whose rules already passed
-/// (so every attester is a member), with the keys of `roster` (in force at the block).
-fn signature_items<'a>(
-    roster: &'a Roster,
-    chain_id: &'a Hash,
+/// One verdict per leaf on the attestation signatures of `leaves` (of a block whose
+/// rules already passed, so every attester is a member), with the keys of `roster` (in
+/// force at the block), over `threads`: through the roster's [`sig::KeyTable`] (key terms
+/// from precomputed tables, grouped by member) when it has one, else [`sig::verify_batch`]
+/// (the same equation, keys grouped per batch). An attester that is not a member (the
+/// rules admit none) fails closed as a bad key.
+fn leaf_verdicts<'a>(
+    roster: &Roster,
+    chain_id: &Hash,
     leaves: impl Iterator<Item = &'a Leaf>,
-) -> Vec<BatchItem<'a>> {
-    leaves
-        .filter_map(|leaf| {
-            let m = roster.member(&leaf.attestation.body.attester)?;
-            Some(BatchItem {
-                key: &m.verifying,
+    threads: usize,
+) -> Vec<Result<(), SigError>> {
+    let leaves: Vec<&Leaf> = leaves.collect();
+    let mut out = vec![Err(SigError::BadPublicKey); leaves.len()];
+    let signers: Vec<(usize, u16)> = leaves
+        .iter()
+        .enumerate()
+        .filter_map(|(i, leaf)| Some((i, roster.member_index(&leaf.attestation.body.attester)?)))
+        .collect();
+    debug_assert_eq!(signers.len(), leaves.len(), "rules admitted only members");
+    let verdicts = if let Some(table) = roster.key_table() {
+        let items: Vec<KeySetItem> = signers
+            .iter()
+            .map(|&(i, member)| KeySetItem {
+                signer: usize::from(member),
+                msg: SignedBytes::Binary { domain: Domain::Attestation, chain_id: &chain_id.0, body: leaves[i].body_bytes() },
+                sig: &leaves[i].attestation.signature,
+            })
+            .collect();
+        table.verify_many(&items, threads)
+    } else {
+        let items: Vec<BatchItem> = signers
+            .iter()
+            .map(|&(i, member)| BatchItem {
+                key: &roster.members[usize::from(member)].verifying,
                 domain: Domain::Attestation,
                 chain_id: &chain_id.0,
-                body: leaf.body_bytes(),
-                sig: &leaf.attestation.signature,
+                body: leaves[i].body_bytes(),
+                sig: &leaves[i].attestation.signature,
             })
-        })
-        .collect()
+            .collect();
+        sig::verify_batch(&items, threads)
+    };
+    for (&(i, _), v) in signers.iter().zip(verdicts) {
+        out[i] = v;
+    }
+    out
 }
 
 /// The failure of leaf `index`'s bad signature: R049/R050 if it was made with a key
@@ -405,9 +433,8 @@ fn check_signatures(
     known_valid: &dyn Fn(&Leaf) -> bool,
 ) -> Result<(), VerifyError> {
     let unknown: Vec<usize> = (0..block.leaves.len()).filter(|i| !known_valid(&block.leaves[*i])).collect();
-    let items = signature_items(&checked.roster, &ctx.chain_id, unknown.iter().map(|i| &block.leaves[*i]));
-    debug_assert_eq!(items.len(), unknown.len(), "rules admitted only members");
-    let verdicts = sig::verify_batch(&items, ctx.threads);
+    let verdicts =
+        leaf_verdicts(&checked.roster, &ctx.chain_id, unknown.iter().map(|i| &block.leaves[*i]), ctx.threads);
     if let Some((k, e)) = first_bad(&verdicts, 0) {
         let index = unknown.get(k).copied();
         let reason = match index {
@@ -645,8 +672,7 @@ where
                     };
                     let Ok(job) = job else { return };
                     let leaves = job.block.block.leaves[job.range.clone()].iter();
-                    let items = signature_items(&job.roster, &ctx.chain_id, leaves);
-                    let verdicts = sig::verify_batch(&items, 1);
+                    let verdicts = leaf_verdicts(&job.roster, &ctx.chain_id, leaves, 1);
                     if result_tx.send((job.seq, first_bad(&verdicts, job.range.start))).is_err() {
                         return;
                     }
