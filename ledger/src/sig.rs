@@ -406,9 +406,8 @@ impl KeySet {
         let signed = self.table.resolve(items);
         let mut out = vec![Err(SigError::Mismatch); items.len()];
         for (items, out) in signed.chunks(BATCH_ITEMS_MAX).zip(out.chunks_mut(BATCH_ITEMS_MAX)) {
-            self.table.verify_chunk(items, out, Coefficients::Transcript, |it, p| {
-                self.keys[it.signer].equation_holds(p)
-            });
+            self.table
+                .verify_chunk(items, out, Coefficients::Transcript, |it, p| self.keys[it.signer].equation_holds(p));
         }
         out
     }
