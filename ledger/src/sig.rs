@@ -744,7 +744,7 @@ fn run_chunks<T: Sync>(
             for _ in 1..workers {
                 // If a thread cannot be spawned the others, this one included, drain
                 // the queue anyway: only speed is lost.
-                let _ = std::thread::Builder::new().spawn_scoped(scope, &drain);
+                let _ = std::thread::Builder::new().spawn_scoped(scope, drain);
             }
             drain();
         });

@@ -40,6 +40,7 @@ pub const ROSTERS_CACHED_MAX: usize = 4;
 /// [`sig::KeyTable`] of at most [`sig::KEY_TABLE_KEYS_MAX`] keys and B (3.3 MiB).
 pub const ROSTER_TABLES_BYTES_MAX: usize =
     (ROSTERS_CACHED_MAX + 1) * (sig::KEY_TABLE_KEYS_MAX + 1) * sig::KEY_TABLE_BYTES_PER_KEY;
+const _: () = assert!(ROSTER_TABLES_BYTES_MAX <= 4 * 1024 * 1024);
 
 /// Everything about a chain that does not change from block to block, and the
 /// rosters (members, keys, validators in force) its governance states give.
@@ -936,8 +937,8 @@ mod tests {
                 single
             })
             .collect();
-        assert!(expected.iter().any(Result::is_ok) && expected.iter().any(|v| *v == Err(SigError::NonCanonicalS)));
-        assert!(expected.iter().any(|v| *v == Err(SigError::Mismatch)));
+        assert!(expected.iter().any(Result::is_ok) && expected.contains(&Err(SigError::NonCanonicalS)));
+        assert!(expected.contains(&Err(SigError::Mismatch)));
         for n in [1, 2, 40, 260] {
             for threads in [1, 2] {
                 let (table, signers) =
@@ -967,7 +968,6 @@ mod tests {
         }
         assert!(table.table_bytes() <= (KEY_TABLE_KEYS_MAX + 1) * KEY_TABLE_BYTES_PER_KEY);
         // At most the genesis roster and ROSTERS_CACHED_MAX others, each one table.
-        assert!(ROSTER_TABLES_BYTES_MAX <= 4 * 1024 * 1024);
         assert_eq!(
             ROSTER_TABLES_BYTES_MAX,
             (ROSTERS_CACHED_MAX + 1) * (KEY_TABLE_KEYS_MAX + 1) * KEY_TABLE_BYTES_PER_KEY
