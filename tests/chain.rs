@@ -23,6 +23,22 @@ fn generated_chain_verifies_from_store_and_from_export() {
     assert!(v["attestations_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(v["head"]["tree_size"], 2000);
 
+    // `bench verify` reports the rate against both ceilings, with the chain's signer count.
+    let b = json(&credence(&["bench", "verify", "--data-dir", d, "--ceiling-seconds", "0.1"]));
+    assert_eq!(b["verify_attestations"], 2000, "{b}");
+    let signers = b["signers"].as_u64().unwrap();
+    assert!((2..=16).contains(&signers), "{b}");
+    let rate = b["verify_attestations_per_second"].as_f64().unwrap();
+    let distinct = b["ceiling_signatures_per_second"].as_f64().unwrap();
+    let same = b["same_signers_ceiling_signatures_per_second"].as_f64().unwrap();
+    let same_dalek = b["same_signers_dalek_signatures_per_second"].as_f64().unwrap();
+    let same_table = b["same_signers_key_table_signatures_per_second"].as_f64().unwrap();
+    assert!(rate > 0.0 && distinct > 0.0 && same_dalek > 0.0 && same_table > 0.0, "{b}");
+    assert_eq!(same, same_dalek.max(same_table), "{b}");
+    assert!((b["ratio_distinct_keys"].as_f64().unwrap() - rate / distinct).abs() < 1e-9, "{b}");
+    assert_eq!(b["ratio"], b["ratio_distinct_keys"]);
+    assert!((b["ratio_same_signers"].as_f64().unwrap() - rate / same).abs() < 1e-9, "{b}");
+
     let file = dir.path().join("chain.export");
     let f = file.to_str().unwrap();
     let out = credence(&["export", "--data-dir", d, "--out", f]);

@@ -20,7 +20,7 @@
 //! verification core and consensus.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,7 @@ use crate::codec;
 use crate::genesis::{ConsensusParams, Genesis, MEMBERS_MAX, Role, VALIDATORS_MAX};
 use crate::hash::Hash;
 use crate::ids::MemberName;
-use crate::sig::{Domain, PublicKey, SecretKey, SigError, Signature, VerifyingKey};
+use crate::sig::{Domain, KeyTable, PublicKey, SecretKey, SigError, Signature, VerifyingKey};
 
 /// Heights between the block that completes a change (or holds a key rotation) and
 /// the first height at which it is in force. See the module documentation.
@@ -601,6 +601,9 @@ pub struct Roster {
     pub verifier_key_ids: Vec<[u8; 4]>,
     pub digest: Hash,
     by_name: BTreeMap<MemberName, u16>,
+    /// The members' keys in force with batch tables (member `i` is signer `i`), built on
+    /// first use; `None` inside if there are more than [`crate::sig::KEY_TABLE_KEYS_MAX`].
+    key_table: OnceLock<Option<KeyTable>>,
 }
 
 impl Roster {
@@ -637,7 +640,18 @@ impl Roster {
             verifier_keys,
             digest: s.roster_digest,
             by_name: s.by_name.clone(),
+            key_table: OnceLock::new(),
         }
+    }
+
+    /// The members' keys in force with batch tables, signer `i` being member `i`
+    /// ([`KeyTable`]): built once per roster on first use and kept with it, about
+    /// [`crate::sig::KEY_TABLE_BYTES_PER_KEY`] per member. `None` for a roster of more than
+    /// [`crate::sig::KEY_TABLE_KEYS_MAX`] members: their signatures take [`crate::sig::verify_batch`].
+    pub fn key_table(&self) -> Option<&KeyTable> {
+        self.key_table
+            .get_or_init(|| KeyTable::new(&self.members.iter().map(|m| m.verifying).collect::<Vec<_>>()))
+            .as_ref()
     }
 
     pub fn member_index(&self, name: &MemberName) -> Option<u16> {

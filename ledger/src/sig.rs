@@ -364,28 +364,24 @@ pub struct KeySetItem<'a> {
 ///
 /// * One signature: [`PrecomputedKey`]'s path.
 /// * Several: the batch equation of [`verify_batch`] with the key terms taken from one
-///   precomputed table of `[B, A₀, …, Aₙ₋₁]`, falling back to single checks if it fails.
-///   Its coefficients are derived from the batch alone (no OS randomness), so the check
-///   is a pure function — usable inside the consensus state machine, and every node
-///   gets the same answer for the same batch. They still bind every S, key, R and
-///   message (through k): whoever signs the items cannot choose them after seeing the
-///   coefficients, and a batch with an invalid item passes with probability about 2⁻¹²⁸
-///   per attempt, infeasible to grind for.
+///   precomputed table of `[B, A₀, …, Aₙ₋₁]` (a [`KeyTable`]), falling back to single
+///   checks if it fails. Its coefficients are derived from the batch alone (no OS
+///   randomness), so the check is a pure function — usable inside the consensus state
+///   machine, and every node gets the same answer for the same batch. They still bind
+///   every S, key, R and message (through k): whoever signs the items cannot choose them
+///   after seeing the coefficients, and a batch with an invalid item passes with
+///   probability about 2⁻¹²⁸ per attempt, infeasible to grind for.
 ///
 /// Every verdict equals [`VerifyingKey::verify`]'s on the same signature (the tests
-/// assert it on every edge-case vector and on random mixes). About 20 KiB per key.
+/// assert it on every edge-case vector and on random mixes). About 30 KiB per key.
 pub struct KeySet {
     keys: Vec<PrecomputedKey>,
-    /// Tables of `[B, A₀, …, Aₙ₋₁]`, in that order.
-    tables: VartimeEdwardsPrecomputation,
+    table: KeyTable,
 }
 
 impl KeySet {
     pub fn new(keys: &[VerifyingKey]) -> Self {
-        let points = std::iter::once(ED25519_BASEPOINT_POINT).chain(keys.iter().map(|k| k.point));
-        let tables = VartimeEdwardsPrecomputation::new(points);
-        assert_eq!(tables.len(), keys.len() + 1, "tables of B and every key");
-        Self { keys: keys.iter().map(PrecomputedKey::new).collect(), tables }
+        Self { keys: keys.iter().map(PrecomputedKey::new).collect(), table: KeyTable::build(keys) }
     }
 
     pub fn len(&self) -> usize {
@@ -407,65 +403,19 @@ impl KeySet {
     /// # Panics
     /// If an item names a signer outside the set (the caller maps senders to members).
     pub fn verify_many(&self, items: &[KeySetItem<'_>]) -> Vec<Result<(), SigError>> {
-        let signed: Vec<SetSigned<'_>> = items
-            .iter()
-            .map(|it| {
-                let key = self
-                    .keys
-                    .get(it.signer)
-                    .unwrap_or_else(|| panic!("signer {} is not in the key set of {}", it.signer, self.keys.len()));
-                SetSigned { signer: it.signer, key, msg: it.msg.parts(), sig: it.sig }
-            })
-            .collect();
+        let signed = self.table.resolve(items);
         let mut out = vec![Err(SigError::Mismatch); items.len()];
         for (items, out) in signed.chunks(BATCH_ITEMS_MAX).zip(out.chunks_mut(BATCH_ITEMS_MAX)) {
-            self.verify_set_chunk(items, out);
+            self.table
+                .verify_chunk(items, out, Coefficients::Transcript, |it, p| self.keys[it.signer].equation_holds(p));
         }
         out
     }
 
-    fn verify_set_chunk(&self, items: &[SetSigned<'_>], out: &mut [Result<(), SigError>]) {
-        debug_assert_eq!(items.len(), out.len());
-        let mut prepared = Vec::with_capacity(items.len());
-        for (i, (item, slot)) in items.iter().zip(out.iter_mut()).enumerate() {
-            match prepare(&item.key.key, item.msg, item.sig) {
-                Ok(p) => prepared.push((i, p)),
-                Err(e) => *slot = Err(e),
-            }
-        }
-        if prepared.len() > 1 && self.set_equation_holds(items, &prepared) {
-            for (i, _) in &prepared {
-                out[*i] = Ok(());
-            }
-            return;
-        }
-        for (i, p) in &prepared {
-            out[*i] = if items[*i].key.equation_holds(p) { Ok(()) } else { Err(SigError::Mismatch) };
-        }
-    }
-
-    /// The batch equation of [`batch_equation_holds`], `[8](−(Σ zᵢSᵢ)B + Σ_j (Σ_{i: signer j}
-    /// zᵢkᵢ)A_j + Σ zᵢRᵢ) = identity`, with B and the keys from the precomputed table and
-    /// transcript-only coefficients. Members after the last signer of the batch get no
-    /// term (the table is used up to that member).
+    /// The batch equation with transcript-only coefficients (see [`KeyTable`]).
+    #[cfg(test)]
     fn set_equation_holds(&self, items: &[SetSigned<'_>], prepared: &[(usize, Prepared)]) -> bool {
-        let z = coefficients_from([0u8; 32], items, prepared);
-        let last = prepared.iter().map(|(i, _)| items[*i].signer).max().unwrap_or(0);
-        // Index 0 is B; member j is at j + 1.
-        let mut static_scalars = vec![Scalar::ZERO; last + 2];
-        let mut r_scalars = Vec::with_capacity(prepared.len());
-        let mut r_points = Vec::with_capacity(prepared.len());
-        for ((i, p), z) in prepared.iter().zip(z) {
-            static_scalars[0] -= z * p.s;
-            static_scalars[items[*i].signer + 1] += z * p.k;
-            r_scalars.push(z);
-            r_points.push(p.r);
-        }
-        debug_assert!(static_scalars.len() <= self.tables.len());
-        self.tables
-            .vartime_mixed_multiscalar_mul(&static_scalars, &r_scalars, &r_points)
-            .mul_by_cofactor()
-            .is_identity()
+        self.table.equation_holds(items, prepared, coefficients_from([0u8; 32], items, prepared))
     }
 }
 
@@ -475,17 +425,191 @@ impl fmt::Debug for KeySet {
     }
 }
 
+/// Most keys a [`KeyTable::new`] takes: above it the caller uses [`verify_batch`] (the
+/// same equation with the keys grouped per batch, no tables). Bounds a table's memory
+/// to `KEY_TABLE_KEYS_MAX × KEY_TABLE_BYTES_PER_KEY` (640 KiB).
+pub const KEY_TABLE_KEYS_MAX: usize = 64;
+
+/// Fewest points for which curve25519-dalek's `vartime_multiscalar_mul` switches from
+/// Straus to Pippenger. Below it a [`KeyTable`]'s batch equation takes B and the keys
+/// from its precomputed tables (Straus with width-8 tables); from it on, one Pippenger
+/// multiplication over B, the grouped keys and the R terms is faster, since the tables'
+/// Straus walks every R term over all 256 bits. Measured on the 2-core reference
+/// machine (CPU time per signature, 6 signers): with tables 7.7–7.9 µs against 8.1–9.0
+/// µs without at 64–128 items; 9.6 µs with tables against 7.2 with Pippenger at 1,000.
+const PIPPENGER_POINTS_MIN: usize = 190;
+
+/// Bytes a [`KeyTable`] holds per key: one width-8 NAF table, 64 points in the backend's
+/// cached form (160 bytes with the AVX2 and AVX-512 backends, 120 with the serial one).
+pub const KEY_TABLE_BYTES_PER_KEY: usize = 64 * 160;
+
+/// The keys of a fixed set of signers (a governance roster's members, a validator set)
+/// with one precomputed table of `[B, A₀, …, Aₙ₋₁]`, for the batch equation
+/// `[8](−(Σ zᵢSᵢ)B + Σ_j (Σ_{i: signer j} zᵢkᵢ)A_j + Σ zᵢRᵢ) = identity`: the key
+/// terms are grouped by signer index (no lookups) and taken from the tables, so per
+/// signature only R is decompressed and S, k computed. A failed batch falls back to
+/// single checks, so every verdict equals [`VerifyingKey::verify`]'s (the tests assert
+/// it on every edge-case vector and on random mixes).
+///
+/// [`KeyTable::verify_many`] draws its coefficients as [`verify_batch`] does (OS
+/// randomness and the batch transcript): a verifier of data from elsewhere (a chain,
+/// a sync peer) should not let the data's author predict them. [`KeySet`] uses the
+/// same table with transcript-only coefficients, where the check must be a pure
+/// function. About [`KEY_TABLE_BYTES_PER_KEY`] per key, plus one table for B.
+pub struct KeyTable {
+    keys: Vec<VerifyingKey>,
+    /// Tables of `[B, A₀, …, Aₙ₋₁]`, in that order.
+    tables: VartimeEdwardsPrecomputation,
+}
+
+/// How a batch draws its coefficients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Coefficients {
+    /// From OS randomness and the batch transcript ([`batch_coefficients`]).
+    Random,
+    /// From the batch transcript alone: a pure function of the batch.
+    Transcript,
+}
+
+impl KeyTable {
+    /// The table of `keys` (member `i` is `keys[i]`), or `None` if there are more than
+    /// [`KEY_TABLE_KEYS_MAX`].
+    pub fn new(keys: &[VerifyingKey]) -> Option<Self> {
+        (keys.len() <= KEY_TABLE_KEYS_MAX).then(|| Self::build(keys))
+    }
+
+    fn build(keys: &[VerifyingKey]) -> Self {
+        let points = std::iter::once(ED25519_BASEPOINT_POINT).chain(keys.iter().map(|k| k.point));
+        let tables = VartimeEdwardsPrecomputation::new(points);
+        assert_eq!(tables.len(), keys.len() + 1, "tables of B and every key");
+        Self { keys: keys.to_vec(), tables }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Bytes of the tables, about (see [`KEY_TABLE_BYTES_PER_KEY`]).
+    pub fn table_bytes(&self) -> usize {
+        self.tables.len() * KEY_TABLE_BYTES_PER_KEY
+    }
+
+    /// Member `i`'s key.
+    pub fn key(&self, i: usize) -> Option<&VerifyingKey> {
+        self.keys.get(i)
+    }
+
+    /// One verdict per item, each equal to [`VerifyingKey::verify`]'s, split over
+    /// `threads` OS threads in chunks of at most [`BATCH_ITEMS_MAX`] items, each one
+    /// batch equation with random coefficients (as [`verify_batch`]).
+    ///
+    /// # Panics
+    /// If an item names a signer outside the table (the caller maps signers to members).
+    pub fn verify_many(&self, items: &[KeySetItem<'_>], threads: usize) -> Vec<Result<(), SigError>> {
+        let signed = self.resolve(items);
+        run_chunks(&signed, threads, |items, out| {
+            self.verify_chunk(items, out, Coefficients::Random, |it, p| equation_holds(it.key, p))
+        })
+    }
+
+    fn resolve<'a>(&'a self, items: &[KeySetItem<'a>]) -> Vec<SetSigned<'a>> {
+        items
+            .iter()
+            .map(|it| {
+                let key = self
+                    .keys
+                    .get(it.signer)
+                    .unwrap_or_else(|| panic!("signer {} is not in the key set of {}", it.signer, self.keys.len()));
+                SetSigned { signer: it.signer, key, msg: it.msg.parts(), sig: it.sig }
+            })
+            .collect()
+    }
+
+    /// Verifies one chunk as one batch equation, falling back to `single` per item.
+    fn verify_chunk(
+        &self,
+        items: &[SetSigned<'_>],
+        out: &mut [Result<(), SigError>],
+        coefficients: Coefficients,
+        single: impl Fn(&SetSigned<'_>, &Prepared) -> bool,
+    ) {
+        debug_assert_eq!(items.len(), out.len());
+        let mut prepared = Vec::with_capacity(items.len());
+        for (i, (item, slot)) in items.iter().zip(out.iter_mut()).enumerate() {
+            match prepare(item.key, item.msg, item.sig) {
+                Ok(p) => prepared.push((i, p)),
+                Err(e) => *slot = Err(e),
+            }
+        }
+        if prepared.len() > 1 {
+            let z = match coefficients {
+                Coefficients::Random => random_coefficients(items, &prepared),
+                Coefficients::Transcript => coefficients_from([0u8; 32], items, &prepared),
+            };
+            if self.equation_holds(items, &prepared, z) {
+                for (i, _) in &prepared {
+                    out[*i] = Ok(());
+                }
+                return;
+            }
+        }
+        for (i, p) in &prepared {
+            out[*i] = if single(&items[*i], p) { Ok(()) } else { Err(SigError::Mismatch) };
+        }
+    }
+
+    /// `[8](−(Σ zᵢSᵢ)B + Σ_j (Σ_{i: signer j} zᵢkᵢ)A_j + Σ zᵢRᵢ) = identity`, the key
+    /// terms grouped by signer index. Members after the last signer of the batch get no
+    /// term. Below [`PIPPENGER_POINTS_MIN`] points in all, B and the keys come from the
+    /// precomputed tables (Straus); from it on, one Pippenger multiplication over B, the
+    /// grouped keys and the R terms is faster, with the keys' points the table's.
+    fn equation_holds(&self, items: &[SetSigned<'_>], prepared: &[(usize, Prepared)], z: Vec<Scalar>) -> bool {
+        let last = prepared.iter().map(|(i, _)| items[*i].signer).max().unwrap_or(0);
+        // Index 0 is B; member j is at j + 1; then the R terms.
+        let mut scalars = vec![Scalar::ZERO; last + 2];
+        scalars.reserve(prepared.len());
+        let mut r_points = Vec::with_capacity(prepared.len());
+        for ((i, p), z) in prepared.iter().zip(z) {
+            scalars[0] -= z * p.s;
+            scalars[items[*i].signer + 1] += z * p.k;
+            scalars.push(z);
+            r_points.push(p.r);
+        }
+        debug_assert!(last + 2 <= self.tables.len());
+        let sum = if scalars.len() < PIPPENGER_POINTS_MIN {
+            let (static_scalars, r_scalars) = scalars.split_at(last + 2);
+            self.tables.vartime_mixed_multiscalar_mul(static_scalars, r_scalars, &r_points)
+        } else {
+            let points = std::iter::once(&ED25519_BASEPOINT_POINT)
+                .chain(self.keys[..=last].iter().map(|k| &k.point))
+                .chain(r_points.iter());
+            EdwardsPoint::vartime_multiscalar_mul(&scalars, points)
+        };
+        sum.mul_by_cofactor().is_identity()
+    }
+}
+
+impl fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyTable").field("keys", &self.keys).finish()
+    }
+}
+
 /// A [`KeySetItem`] with its key resolved.
 struct SetSigned<'a> {
     signer: usize,
-    key: &'a PrecomputedKey,
+    key: &'a VerifyingKey,
     msg: [&'a [u8]; 3],
     sig: &'a Signature,
 }
 
 impl Signed for SetSigned<'_> {
     fn key(&self) -> &VerifyingKey {
-        &self.key.key
+        self.key
     }
     fn msg(&self) -> [&[u8]; 3] {
         self.msg
@@ -585,6 +709,16 @@ fn verify_single(key: &VerifyingKey, msg: [&[u8]; 3], sig: &Signature) -> Result
 }
 
 fn verify_items<T: Signed + Sync>(items: &[T], threads: usize) -> Vec<Result<(), SigError>> {
+    run_chunks(items, threads, verify_chunk)
+}
+
+/// Runs `verify` over chunks of `items` (at most [`BATCH_ITEMS_MAX`] each) on up to
+/// `threads` OS threads, this one included; one verdict per item.
+fn run_chunks<T: Sync>(
+    items: &[T],
+    threads: usize,
+    verify: impl Fn(&[T], &mut [Result<(), SigError>]) + Sync,
+) -> Vec<Result<(), SigError>> {
     // Fail closed: every slot is overwritten below, but never default to valid.
     let mut out = vec![Err(SigError::Mismatch); items.len()];
     if items.is_empty() {
@@ -600,7 +734,7 @@ fn verify_items<T: Signed + Sync>(items: &[T], threads: usize) -> Vec<Result<(),
         loop {
             let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
             let Some((items, out)) = next else { break };
-            verify_chunk(items, out);
+            verify(items, out);
         }
     };
     if workers <= 1 {
@@ -686,6 +820,22 @@ fn batch_coefficients<T: Signed>(items: &[T], prepared: &[(usize, Prepared)]) ->
     coefficients_from(seed, items, prepared)
 }
 
+/// Nonzero 128-bit coefficients zᵢ, one per prepared item, from OS randomness alone:
+/// `zᵢ = SHA-512(tag || seed || block)`, four per block, with a fresh 256-bit seed per
+/// batch drawn after the items are fixed and never revealed. That is the randomised
+/// batch test itself (independent uniform coefficients, soundness error about 2⁻¹²⁸
+/// per batch); hashing the transcript in as well ([`batch_coefficients`]) adds nothing
+/// while the OS source works and costs one SHA-512 block per item (4 % of verifying the
+/// 1M chain, docs/BENCHMARKS.md). Should the OS source fail, the transcript binds the
+/// coefficients as in [`batch_coefficients`].
+fn random_coefficients<T: Signed>(items: &[T], prepared: &[(usize, Prepared)]) -> Vec<Scalar> {
+    let mut seed = [0u8; 32];
+    if getrandom::fill(&mut seed).is_err() {
+        return coefficients_from([0u8; 32], items, prepared);
+    }
+    coefficient_stream(Sha512::new().chain_update(BATCH_Z_TAG).chain_update(seed).finalize().into(), prepared.len())
+}
+
 /// The coefficients for `seed` and the batch transcript (see [`batch_coefficients`]).
 fn coefficients_from<T: Signed>(seed: [u8; 32], items: &[T], prepared: &[(usize, Prepared)]) -> Vec<Scalar> {
     let mut transcript = Sha512::new();
@@ -696,14 +846,17 @@ fn coefficients_from<T: Signed>(seed: [u8; 32], items: &[T], prepared: &[(usize,
         transcript.update(items[*i].key().bytes);
         transcript.update(p.k.as_bytes());
     }
-    let root = transcript.finalize();
-    // Each SHA-512 output gives four 128-bit coefficients.
+    coefficient_stream(transcript.finalize().into(), prepared.len())
+}
+
+/// `count` nonzero 128-bit coefficients expanded from `root`: four per SHA-512 block.
+fn coefficient_stream(root: [u8; 64], count: usize) -> Vec<Scalar> {
     (0u64..)
         .flat_map(|block| {
             let out: [u8; 64] = Sha512::new().chain_update(root).chain_update(block.to_le_bytes()).finalize().into();
             std::array::from_fn::<u128, 4, _>(|j| u128::from_le_bytes(std::array::from_fn(|b| out[16 * j + b])))
         })
-        .take(prepared.len())
+        .take(count)
         // z = 0 would drop an item from the equation; max(1) costs nothing.
         .map(|z| Scalar::from(z.max(1)))
         .collect()
@@ -844,6 +997,28 @@ mod tests {
         }
         assert_eq!(set.verify_many(&items[3..4]), vec![all[3]], "alone");
         assert_eq!(set.verify_many(&items[2..4]), vec![Ok(()), all[3]], "in a pair");
+        // The same set as a key table (random coefficients, as the chain verifier uses it).
+        let table = KeyTable::new(&[hk[0], *vk, hk[1], hk[2]]).unwrap();
+        for threads in [1, 2] {
+            assert_eq!(table.verify_many(&items, threads), all, "key table, threads={threads}");
+        }
+        assert_eq!(table.verify_many(&items[3..4], 1), vec![all[3]], "key table, alone");
+        assert_eq!(table.verify_many(&items[2..4], 1), vec![Ok(()), all[3]], "key table, in a pair");
+        // Beside enough honest items that the equation takes Pippenger, not the tables.
+        let many = honest(PIPPENGER_POINTS_MIN);
+        let mut big: Vec<KeySetItem> = many
+            .iter()
+            .enumerate()
+            .map(|(i, (_, body, sig))| KeySetItem {
+                signer: member[i % 3],
+                msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body },
+                sig,
+            })
+            .collect();
+        big.insert(100, KeySetItem { signer: 1, msg, sig });
+        let verdicts = table.verify_many(&big, 1);
+        assert_eq!(verdicts[100], all[3], "key table, Pippenger");
+        assert!(verdicts.iter().enumerate().all(|(i, v)| i == 100 || v.is_ok()), "honest item rejected");
         all[3]
     }
 
@@ -983,15 +1158,19 @@ mod tests {
         assert!(set.verify_many(&set_items).iter().all(Result::is_ok));
         let (signed, prepared) = set_prepared(&set, &set_items);
         assert!(set.set_equation_holds(&signed, &prepared));
+        // And a key table's, with random coefficients, over and over.
+        let table = KeyTable::new(&keys).unwrap();
+        for _ in 0..4 {
+            let z = random_coefficients(&signed, &prepared);
+            assert!(table.equation_holds(&signed, &prepared, z));
+        }
+        assert!(table.verify_many(&set_items, 2).iter().all(Result::is_ok));
     }
 
     /// A key set's items resolved and prepared, as its batch equation takes them.
     fn set_prepared<'a>(set: &'a KeySet, items: &[KeySetItem<'a>]) -> (Vec<SetSigned<'a>>, Vec<(usize, Prepared)>) {
-        let signed: Vec<SetSigned> = items
-            .iter()
-            .map(|it| SetSigned { signer: it.signer, key: &set.keys[it.signer], msg: it.msg.parts(), sig: it.sig })
-            .collect();
-        let prepared = signed.iter().enumerate().map(|(i, s)| (i, prepare(s.key(), s.msg, s.sig).unwrap())).collect();
+        let signed = set.table.resolve(items);
+        let prepared = signed.iter().enumerate().map(|(i, s)| (i, prepare(s.key, s.msg, s.sig).unwrap())).collect();
         (signed, prepared)
     }
 
@@ -1259,13 +1438,24 @@ mod tests {
                 sig: &sigs[i],
             })
             .collect();
+        let table = KeyTable::new(&vks).unwrap();
+        let table_items: Vec<KeySetItem> = (0..n)
+            .map(|i| KeySetItem {
+                signer: i % 16,
+                msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body: &bodies[i] },
+                sig: &sigs[i],
+            })
+            .collect();
         for threads in [1, 2, 3] {
             let verdicts = verify_batch(&items, threads);
-            for (i, v) in verdicts.iter().enumerate() {
+            let from_table = table.verify_many(&table_items, threads);
+            for (i, (v, t)) in verdicts.iter().zip(&from_table).enumerate() {
                 let expected = if bad.contains(&i) { Err(SigError::Mismatch) } else { Ok(()) };
                 assert_eq!(*v, expected, "item {i}, threads {threads}");
+                assert_eq!(*t, expected, "key table: item {i}, threads {threads}");
             }
         }
+        assert!(table.verify_many(&[], 2).is_empty());
         assert!(verify_batch(&[], 2).is_empty());
     }
 
@@ -1331,7 +1521,7 @@ mod tests {
         let set = KeySet::new(&[VerifyingKey::new(&sk.public()).unwrap(), torsion_key]);
         let bodies: Vec<Vec<u8>> = (0..16u8).map(|i| vec![i]).collect();
         let r_bytes = (r * ED25519_BASEPOINT_POINT + point(T8)).compress().0;
-        let mut sigs: Vec<Signature> = bodies
+        let sigs: Vec<Signature> = bodies
             .iter()
             .enumerate()
             .map(|(i, b)| {
@@ -1365,8 +1555,37 @@ mod tests {
             let s = Scalar::from_canonical_bytes(sig.s_bytes()).unwrap() + d;
             sig.0[32..].copy_from_slice(s.as_bytes());
         };
-        shift(&mut sigs[2], Scalar::ONE);
-        shift(&mut sigs[8], -Scalar::ONE);
+        // A key table's equation with random coefficients, on both multiplication paths
+        // (16 items: the tables; 16 + 200 items: Pippenger).
+        let table = KeyTable::new(&[VerifyingKey::new(&sk.public()).unwrap(), torsion_key]).unwrap();
+        let table_holds = |owned: &[(usize, Vec<u8>, Signature)], pad: usize| {
+            let pad_bodies: Vec<Vec<u8>> = (0..pad).map(|i| format!("pad {i}").into_bytes()).collect();
+            let pad_sigs: Vec<Signature> = pad_bodies.iter().map(|b| sk.sign(Domain::Vote, &CHAIN, b)).collect();
+            let items: Vec<KeySetItem> = owned
+                .iter()
+                .map(|(signer, body, sig)| (*signer, body.as_slice(), sig))
+                .chain(pad_bodies.iter().zip(&pad_sigs).map(|(b, s)| (0, b.as_slice(), s)))
+                .map(|(signer, body, sig)| KeySetItem {
+                    signer,
+                    msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body },
+                    sig,
+                })
+                .collect();
+            let signed = table.resolve(&items);
+            let prepared: Vec<(usize, Prepared)> =
+                signed.iter().enumerate().map(|(i, s)| (i, prepare(s.key, s.msg, s.sig).unwrap())).collect();
+            table.equation_holds(&signed, &prepared, random_coefficients(&signed, &prepared))
+        };
+        for pad in [0, 200] {
+            assert!(table_holds(&items_of(&sigs), pad), "valid items with torsion components, pad {pad}");
+        }
+        let mut shifted = sigs.clone();
+        shift(&mut shifted[2], Scalar::ONE);
+        shift(&mut shifted[8], -Scalar::ONE);
+        for pad in [0, 200] {
+            assert!(!table_holds(&items_of(&shifted), pad), "cancelling errors, pad {pad}");
+        }
+        let sigs = shifted;
         for _ in 0..2 {
             let (verdicts, holds) = check(&items_of(&sigs));
             assert!(!holds, "cancelling errors fail the equation");
@@ -1378,6 +1597,34 @@ mod tests {
         assert!(signed.is_empty() && prepared.is_empty());
         assert!(set.verify_many(&[]).is_empty());
         assert_eq!(format!("{set:?}").matches("PrecomputedKey(").count(), 2);
+    }
+
+    /// A key table is bounded: at most `KEY_TABLE_KEYS_MAX` keys, about
+    /// `KEY_TABLE_BYTES_PER_KEY` each; one more key and there is no table.
+    #[test]
+    fn key_table_is_bounded() {
+        let keys: Vec<VerifyingKey> = (0..=KEY_TABLE_KEYS_MAX)
+            .map(|i| VerifyingKey::new(&SecretKey::from_seed([i as u8; 32]).public()).unwrap())
+            .collect();
+        let most = KeyTable::new(&keys[..KEY_TABLE_KEYS_MAX]).unwrap();
+        assert_eq!(most.len(), KEY_TABLE_KEYS_MAX);
+        assert_eq!(most.table_bytes(), (KEY_TABLE_KEYS_MAX + 1) * KEY_TABLE_BYTES_PER_KEY);
+        assert!(most.table_bytes() <= 700 * 1024);
+        assert!(KeyTable::new(&keys).is_none());
+        let empty = KeyTable::new(&[]).unwrap();
+        assert!(empty.is_empty() && empty.key(0).is_none());
+        assert_eq!(most.key(3).map(VerifyingKey::public), Some(keys[3].public()));
+        assert!(format!("{most:?}").starts_with("KeyTable { keys: [VerifyingKey("));
+    }
+
+    #[test]
+    #[should_panic(expected = "not in the key set")]
+    fn key_table_refuses_unknown_signer() {
+        let sk = SecretKey::from_seed([1; 32]);
+        let table = KeyTable::new(&[VerifyingKey::new(&sk.public()).unwrap()]).unwrap();
+        let sig = sk.sign(Domain::Vote, &CHAIN, b"x");
+        let msg = SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body: b"x" };
+        let _ = table.verify_many(&[KeySetItem { signer: 1, msg, sig: &sig }], 1);
     }
 
     #[test]
@@ -1460,6 +1707,9 @@ mod tests {
                 })
                 .collect();
             prop_assert_eq!(&set.verify_many(&set_items), &single);
+            let table = KeyTable::new(&vks).unwrap();
+            prop_assert_eq!(&table.verify_many(&set_items, 1), &single);
+            prop_assert_eq!(&table.verify_many(&set_items, 2), &single);
             for (i, v) in single.iter().enumerate() {
                 let pre = set.get(i % signers).unwrap();
                 prop_assert_eq!(&pre.verify(domains[i % 3], &CHAIN, &bodies[i], &sigs[i]), v);

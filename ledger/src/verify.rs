@@ -14,13 +14,13 @@ use std::time::Instant;
 
 use crate::block::{Block, BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::{self, Checkpoint};
-use crate::genesis::Genesis;
+use crate::genesis::{Genesis, MEMBERS_MAX};
 use crate::governance::{GovState, Roster};
 use crate::hash::{Hash, HashOf};
 use crate::ids::MemberName;
 use crate::merkle::{Frontier, NodeHash};
 use crate::rules::{self, MemState, RuleError, StateView};
-use crate::sig::{self, BatchItem, Domain, SigError};
+use crate::sig::{self, BatchItem, Domain, KeySetItem, SigError, SignedBytes};
 
 /// Most signatures one worker checks as one batch (batches level off in
 /// throughput from about 512 items; a whole 1,000-record block fits in one).
@@ -28,8 +28,19 @@ pub const SIGNATURE_JOB_ITEMS_MAX: usize = 1024;
 /// Most blocks whose signatures may be in flight behind the rule checks.
 pub const BLOCKS_IN_FLIGHT_MAX: usize = 8;
 
+/// Most records [`verify_store`] sizes the rules' record map for before it starts (the
+/// store's head says how many there are; a damaged head must not make it allocate more).
+pub const RECORDS_RESERVED_MAX: u64 = 1 << 22;
+
 /// Rosters (decompressed keys of a governance state) kept for reuse.
 pub const ROSTERS_CACHED_MAX: usize = 4;
+
+/// Most bytes of key tables the rosters a [`ChainContext`] holds can have built: the
+/// genesis roster and [`ROSTERS_CACHED_MAX`] others, each with at most one
+/// [`sig::KeyTable`] of at most [`sig::KEY_TABLE_KEYS_MAX`] keys and B (3.3 MiB).
+pub const ROSTER_TABLES_BYTES_MAX: usize =
+    (ROSTERS_CACHED_MAX + 1) * (sig::KEY_TABLE_KEYS_MAX + 1) * sig::KEY_TABLE_BYTES_PER_KEY;
+const _: () = assert!(ROSTER_TABLES_BYTES_MAX <= 4 * 1024 * 1024);
 
 /// Everything about a chain that does not change from block to block, and the
 /// rosters (members, keys, validators in force) its governance states give.
@@ -359,25 +370,82 @@ fn check_certificate(
     Ok(())
 }
 
-/// Signature batch items for `leaves` of a block whose rules already passed
-/// (so every attester is a member), with the keys of `roster` (in force at the block).
-fn signature_items<'a>(
-    roster: &'a Roster,
-    chain_id: &'a Hash,
+/// One verdict per leaf on the attestation signatures of `leaves` (of a block whose
+/// rules already passed, so every attester is a member), with the keys of `roster` (in
+/// force at the block), over `threads`: through `table`, the roster's [`Roster::key_table`] (key terms
+/// from precomputed tables, grouped by member) when it has one, else [`sig::verify_batch`]
+/// (the same equation, keys grouped per batch). An attester that is not a member (the
+/// rules admit none) fails closed as a bad key.
+fn leaf_verdicts<'a>(
+    roster: &Roster,
+    table: Option<&sig::KeyTable>,
+    chain_id: &Hash,
     leaves: impl Iterator<Item = &'a Leaf>,
-) -> Vec<BatchItem<'a>> {
-    leaves
-        .filter_map(|leaf| {
-            let m = roster.member(&leaf.attestation.body.attester)?;
-            Some(BatchItem {
-                key: &m.verifying,
+    threads: usize,
+) -> (Vec<Result<(), SigError>>, SignerSet) {
+    let leaves: Vec<&Leaf> = leaves.collect();
+    let mut out = vec![Err(SigError::BadPublicKey); leaves.len()];
+    let signers: Vec<(usize, u16)> = leaves
+        .iter()
+        .enumerate()
+        .filter_map(|(i, leaf)| Some((i, roster.member_index(&leaf.attestation.body.attester)?)))
+        .collect();
+    debug_assert_eq!(signers.len(), leaves.len(), "rules admitted only members");
+    let verdicts = if let Some(table) = table {
+        let items: Vec<KeySetItem> = signers
+            .iter()
+            .map(|&(i, member)| KeySetItem {
+                signer: usize::from(member),
+                msg: SignedBytes::Binary {
+                    domain: Domain::Attestation,
+                    chain_id: &chain_id.0,
+                    body: leaves[i].body_bytes(),
+                },
+                sig: &leaves[i].attestation.signature,
+            })
+            .collect();
+        table.verify_many(&items, threads)
+    } else {
+        let items: Vec<BatchItem> = signers
+            .iter()
+            .map(|&(i, member)| BatchItem {
+                key: &roster.members[usize::from(member)].verifying,
                 domain: Domain::Attestation,
                 chain_id: &chain_id.0,
-                body: leaf.body_bytes(),
-                sig: &leaf.attestation.signature,
+                body: leaves[i].body_bytes(),
+                sig: &leaves[i].attestation.signature,
             })
-        })
-        .collect()
+            .collect();
+        sig::verify_batch(&items, threads)
+    };
+    let mut set = SignerSet::default();
+    for (&(i, member), v) in signers.iter().zip(verdicts) {
+        out[i] = v;
+        set.insert(member);
+    }
+    (out, set)
+}
+
+/// Member indexes, as a bit set (a chain has at most [`MEMBERS_MAX`] members).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SignerSet([u64; MEMBERS_MAX / 64]);
+const _: () = assert!(MEMBERS_MAX.is_multiple_of(64) && MEMBERS_MAX <= u16::MAX as usize + 1);
+
+impl SignerSet {
+    fn insert(&mut self, member: u16) {
+        let m = usize::from(member);
+        if let Some(word) = self.0.get_mut(m / 64) {
+            *word |= 1 << (m % 64);
+        }
+    }
+
+    fn union(&mut self, other: &SignerSet) {
+        self.0.iter_mut().zip(other.0).for_each(|(a, b)| *a |= b);
+    }
+
+    fn len(&self) -> u64 {
+        self.0.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
 }
 
 /// The failure of leaf `index`'s bad signature: R049/R050 if it was made with a key
@@ -405,9 +473,14 @@ fn check_signatures(
     known_valid: &dyn Fn(&Leaf) -> bool,
 ) -> Result<(), VerifyError> {
     let unknown: Vec<usize> = (0..block.leaves.len()).filter(|i| !known_valid(&block.leaves[*i])).collect();
-    let items = signature_items(&checked.roster, &ctx.chain_id, unknown.iter().map(|i| &block.leaves[*i]));
-    debug_assert_eq!(items.len(), unknown.len(), "rules admitted only members");
-    let verdicts = sig::verify_batch(&items, ctx.threads);
+    let roster = &checked.roster;
+    let (verdicts, _) = leaf_verdicts(
+        roster,
+        roster.key_table(),
+        &ctx.chain_id,
+        unknown.iter().map(|i| &block.leaves[*i]),
+        ctx.threads,
+    );
     if let Some((k, e)) = first_bad(&verdicts, 0) {
         let index = unknown.get(k).copied();
         let reason = match index {
@@ -512,6 +585,8 @@ pub struct Summary {
     pub blocks: u64,
     /// Attestations in those blocks.
     pub attestations: u64,
+    /// Distinct members who signed those attestations (by member index).
+    pub signers: u64,
     pub seconds: f64,
     /// Head of the verified prefix: (height, block hash, tree size, root).
     pub head: Option<(u64, Hash, u64, Hash)>,
@@ -539,6 +614,8 @@ struct Pending {
     gov: Arc<GovState>,
     jobs_left: usize,
     first_bad: Option<(usize, SigError)>,
+    /// Members whose attestations in the block were checked so far.
+    signers: SignerSet,
 }
 
 /// Blocks in stream order whose signatures are still being checked.
@@ -546,14 +623,17 @@ struct Window {
     pending: VecDeque<Pending>,
     /// Stream number of `pending[0]`.
     front_seq: u64,
+    /// Members who signed an attestation of a retired block.
+    signers: SignerSet,
 }
 
 impl Window {
-    fn record(&mut self, seq: u64, bad: Option<(usize, SigError)>) {
+    fn record(&mut self, seq: u64, bad: Option<(usize, SigError)>, signers: &SignerSet) {
         let i = usize::try_from(seq - self.front_seq).unwrap_or(usize::MAX);
         let Some(p) = self.pending.get_mut(i) else { return };
         debug_assert!(p.jobs_left > 0);
         p.jobs_left -= 1;
+        p.signers.union(signers);
         if let Some((index, e)) = bad
             && p.first_bad.is_none_or(|(old, _)| index < old)
         {
@@ -579,6 +659,8 @@ impl Window {
             }
             summary.blocks += 1;
             summary.attestations += p.block.block.leaves.len() as u64;
+            self.signers.union(&p.signers);
+            summary.signers = self.signers.len();
             summary.head = Some((h.height, *h.hash().hash(), h.tree_size, h.tree_root));
             summary.seconds = started.elapsed().as_secs_f64();
             progress(summary);
@@ -594,8 +676,8 @@ pub fn verify_store<S: crate::store::Store + ?Sized>(
     store: &S,
     progress: impl FnMut(&Summary),
 ) -> (Summary, Option<VerifyError>) {
-    let head = match store.head() {
-        Ok(h) => h.map_or(0, |h| h.height),
+    let (head, head_records) = match store.head() {
+        Ok(h) => h.map_or((0, 0), |h| (h.height, h.tree_size)),
         Err(e) => return (Summary::default(), Some(VerifyError::at(1, Failure::Source(e.to_string())))),
     };
     // A damaged file can make the storage engine panic instead of erring: that is a failure here.
@@ -609,7 +691,7 @@ pub fn verify_store<S: crate::store::Store + ?Sized>(
             Failure::Source(format!("the storage engine failed reading it: {}", crate::store::panic_message(&*panic))),
         )),
     });
-    verify_chain(ctx, blocks, progress)
+    verify_chain_sized(ctx, blocks, head_records, progress)
 }
 
 /// Verifies a whole chain from genesis, streaming: blocks are checked in
@@ -618,9 +700,20 @@ pub fn verify_store<S: crate::store::Store + ?Sized>(
 /// the derived state plus that window. Returns the verified prefix's summary,
 /// and the first failure if there is one. `progress` is called after each block
 /// that passed every check, signatures included.
-pub fn verify_chain<I>(
+pub fn verify_chain<I>(ctx: &ChainContext, blocks: I, progress: impl FnMut(&Summary)) -> (Summary, Option<VerifyError>)
+where
+    I: IntoIterator<Item = Result<CertifiedBlock, VerifyError>>,
+{
+    verify_chain_sized(ctx, blocks, 0, progress)
+}
+
+/// [`verify_chain`] of a chain expected to hold about `records` attestations: the
+/// rules' record map is sized for them up front (at most [`RECORDS_RESERVED_MAX`]), so
+/// it is not rehashed as it grows (1.4 % of verifying the 1M chain).
+fn verify_chain_sized<I>(
     ctx: &ChainContext,
     blocks: I,
+    records: u64,
     mut progress: impl FnMut(&Summary),
 ) -> (Summary, Option<VerifyError>)
 where
@@ -631,7 +724,7 @@ where
     let threads = ctx.threads.max(1);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
     let job_rx = Mutex::new(job_rx);
-    let (result_tx, result_rx) = mpsc::channel::<(u64, Option<(usize, SigError)>)>();
+    let (result_tx, result_rx) = mpsc::channel::<(u64, Option<(usize, SigError)>, SignerSet)>();
 
     let failure = std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -645,9 +738,9 @@ where
                     };
                     let Ok(job) = job else { return };
                     let leaves = job.block.block.leaves[job.range.clone()].iter();
-                    let items = signature_items(&job.roster, &ctx.chain_id, leaves);
-                    let verdicts = sig::verify_batch(&items, 1);
-                    if result_tx.send((job.seq, first_bad(&verdicts, job.range.start))).is_err() {
+                    let (verdicts, signers) =
+                        leaf_verdicts(&job.roster, job.roster.key_table(), &ctx.chain_id, leaves, 1);
+                    if result_tx.send((job.seq, first_bad(&verdicts, job.range.start), signers)).is_err() {
                         return;
                     }
                 }
@@ -655,22 +748,23 @@ where
         }
         drop(result_tx);
 
-        let mut window = Window { pending: VecDeque::new(), front_seq: 0 };
+        let mut window = Window { pending: VecDeque::new(), front_seq: 0, signers: SignerSet::default() };
         let mut tip = Tip::genesis(ctx);
         let mut state = MemState::default();
+        state.records.reserve(usize::try_from(records.min(RECORDS_RESERVED_MAX)).unwrap_or(0));
         // The first failure of the in-order checks; a signature failure in an
         // earlier block still outranks it, so the window is drained first.
         let mut rule_failure: Option<VerifyError> = None;
         'blocks: for (seq, item) in (0u64..).zip(blocks) {
             while window.pending.len() >= BLOCKS_IN_FLIGHT_MAX {
-                let Ok((s, bad)) = result_rx.recv() else { break 'blocks };
-                window.record(s, bad);
+                let Ok((s, bad, signers)) = result_rx.recv() else { break 'blocks };
+                window.record(s, bad, &signers);
                 if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
                     return Some(e);
                 }
             }
-            while let Ok((s, bad)) = result_rx.try_recv() {
-                window.record(s, bad);
+            while let Ok((s, bad, signers)) = result_rx.try_recv() {
+                window.record(s, bad, &signers);
             }
             if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
                 return Some(e);
@@ -693,7 +787,13 @@ where
             let cb = Arc::new(cb);
             let n = cb.block.leaves.len();
             let jobs = n.div_ceil(SIGNATURE_JOB_ITEMS_MAX);
-            window.pending.push_back(Pending { block: Arc::clone(&cb), gov, jobs_left: jobs, first_bad: None });
+            window.pending.push_back(Pending {
+                block: Arc::clone(&cb),
+                gov,
+                jobs_left: jobs,
+                first_bad: None,
+                signers: SignerSet::default(),
+            });
             for j in 0..jobs {
                 let range = j * SIGNATURE_JOB_ITEMS_MAX..((j + 1) * SIGNATURE_JOB_ITEMS_MAX).min(n);
                 let roster = Arc::clone(&roster);
@@ -708,7 +808,7 @@ where
                 return Some(e);
             }
             match result_rx.recv() {
-                Ok((s, bad)) => window.record(s, bad),
+                Ok((s, bad, signers)) => window.record(s, bad, &signers),
                 Err(_) => break,
             }
         }
@@ -719,4 +819,176 @@ where
     });
     summary.seconds = started.elapsed().as_secs_f64();
     (summary, failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{Block, CertifiedBlock};
+    use crate::demo::ChainBuilder;
+    use crate::sig::{KEY_TABLE_BYTES_PER_KEY, KEY_TABLE_KEYS_MAX};
+
+    /// A valid chain of `blocks` blocks of `per_block` records, with its context.
+    fn chain(blocks: usize, per_block: usize) -> (ChainBuilder, Vec<CertifiedBlock>) {
+        let mut b = ChainBuilder::new(5, 1_700_000_000_000).unwrap();
+        let mut out = Vec::new();
+        b.build((blocks * per_block) as u64, per_block, |vb| {
+            out.push(vb.into_certified());
+            Ok(())
+        })
+        .unwrap();
+        (b, out)
+    }
+
+    /// `block` with leaf `i`'s signature damaged (S changed), re-rooted and re-certified so
+    /// that only the signature is wrong.
+    fn with_bad_signature(b: &ChainBuilder, tip: &Tip, block: &Block, i: usize) -> CertifiedBlock {
+        let mut block = block.clone();
+        let mut a = block.leaves[i].attestation.clone();
+        a.signature.0[33] ^= 1;
+        block.leaves[i] = Leaf::new(a);
+        let mut frontier = tip.frontier.clone();
+        let mut scratch = Vec::new();
+        for l in &block.leaves {
+            frontier.push_leaf_hash(l.leaf_hash(), &mut scratch).unwrap();
+        }
+        block.header.tree_root = Hash(frontier.root());
+        let certificate = b.certify(&block.header);
+        CertifiedBlock { block, certificate }
+    }
+
+    /// The tip after `blocks`.
+    fn tip_after(ctx: &ChainContext, blocks: &[CertifiedBlock]) -> Tip {
+        let mut tip = Tip::genesis(ctx);
+        for cb in blocks {
+            let h = &cb.block.header;
+            let mut scratch = Vec::new();
+            for l in &cb.block.leaves {
+                tip.frontier.push_leaf_hash(l.leaf_hash(), &mut scratch).unwrap();
+            }
+            tip = Tip { height: h.height, hash: h.hash(), time_ms: h.time_ms, frontier: tip.frontier };
+        }
+        tip
+    }
+
+    /// A bad signature is reported at its height and record index, whether its block's
+    /// batch takes the tables (40 records) or Pippenger (300), by the streaming verifier
+    /// and by `verify_block`.
+    #[test]
+    fn a_bad_signature_is_named_by_height_and_record() {
+        for (per_block, bad) in [(40, 17), (300, 211)] {
+            let (b, blocks) = chain(3, per_block);
+            let ctx = ChainContext::new(b.genesis().clone());
+            assert!(ctx.genesis_roster().key_table().is_some(), "the demo roster has a table");
+            let (summary, failure) = verify_chain(&ctx, blocks.iter().cloned().map(Ok), |_| {});
+            assert_eq!((failure, summary.blocks), (None, 3));
+            assert!(summary.signers >= 2 && summary.signers <= ctx.genesis_roster().members.len() as u64);
+
+            let tip = tip_after(&ctx, &blocks[..1]);
+            let damaged = with_bad_signature(&b, &tip, &blocks[1].block, bad);
+            let (summary, failure) = verify_chain(&ctx, [Ok(blocks[0].clone()), Ok(damaged.clone())], |_| {});
+            let failure = failure.expect("the damaged block fails");
+            assert_eq!((failure.height, failure.record, summary.blocks), (2, Some(bad), 1), "{failure}");
+            assert_eq!(failure.reason, Failure::Signature(SigError::Mismatch));
+
+            let mut state = MemState::default();
+            let first = verify_block(&ctx, &Tip::genesis(&ctx), &state, blocks[0].clone()).unwrap();
+            state.apply(first.delta());
+            let failure = verify_block(&ctx, &tip, &state, damaged).unwrap_err();
+            assert_eq!((failure.height, failure.record), (2, Some(bad)));
+            assert_eq!(failure.reason, Failure::Signature(SigError::Mismatch));
+        }
+    }
+
+    /// The roster's table and the plain batch give every leaf the single check's verdict,
+    /// on valid, changed-S, changed-R, non-canonical-S and wrong-key signatures mixed.
+    #[test]
+    fn table_and_plain_paths_give_single_verdicts() {
+        let (b, blocks) = chain(1, 260);
+        let ctx = ChainContext::new(b.genesis().clone());
+        let roster = ctx.genesis_roster();
+        let mut leaves = blocks[0].block.leaves.clone();
+        let other_key = |l: &Leaf| {
+            let own = roster.member_index(&l.attestation.body.attester).unwrap();
+            roster.members.iter().enumerate().find(|(i, _)| *i != usize::from(own)).map(|(_, m)| m.key).unwrap()
+        };
+        for (i, leaf) in leaves.iter_mut().enumerate() {
+            let mut a = leaf.attestation.clone();
+            match i % 7 {
+                1 => a.signature.0[40] ^= 1,
+                2 => a.signature.0[3] ^= 2,
+                3 => a.signature.0[63] |= 0x80,
+                _ => continue,
+            }
+            *leaf = Leaf::new(a);
+        }
+        let expected: Vec<Result<(), SigError>> = leaves
+            .iter()
+            .map(|l| {
+                let key = roster.member(&l.attestation.body.attester).unwrap().key;
+                let single =
+                    sig::verify(&key, Domain::Attestation, &ctx.chain_id.0, l.body_bytes(), &l.attestation.signature);
+                // Another member's key never verifies it.
+                let wrong = other_key(l);
+                assert!(
+                    sig::verify(&wrong, Domain::Attestation, &ctx.chain_id.0, l.body_bytes(), &l.attestation.signature)
+                        .is_err()
+                );
+                single
+            })
+            .collect();
+        assert!(expected.iter().any(Result::is_ok) && expected.contains(&Err(SigError::NonCanonicalS)));
+        assert!(expected.contains(&Err(SigError::Mismatch)));
+        for n in [1, 2, 40, 260] {
+            for threads in [1, 2] {
+                let (table, signers) =
+                    leaf_verdicts(roster, roster.key_table(), &ctx.chain_id, leaves[..n].iter(), threads);
+                let (plain, plain_signers) = leaf_verdicts(roster, None, &ctx.chain_id, leaves[..n].iter(), threads);
+                assert_eq!(table, expected[..n], "table, {n} leaves, threads {threads}");
+                assert_eq!(plain, expected[..n], "plain, {n} leaves, threads {threads}");
+                assert_eq!(signers, plain_signers);
+                assert!(signers.len() >= 1);
+            }
+        }
+    }
+
+    /// One table per roster, built once and kept with it; its size bounded by the member
+    /// limit, and the context keeps a bounded number of rosters.
+    #[test]
+    fn roster_tables_are_built_once_and_bounded() {
+        let (b, _) = chain(1, 5);
+        let ctx = ChainContext::new(b.genesis().clone());
+        let roster = ctx.genesis_roster();
+        let table = roster.key_table().unwrap();
+        assert!(std::ptr::eq(table, roster.key_table().unwrap()), "built once");
+        assert_eq!(table.len(), roster.members.len());
+        assert!(table.len() <= KEY_TABLE_KEYS_MAX);
+        for (i, m) in roster.members.iter().enumerate() {
+            assert_eq!(table.key(i).map(|k| k.public()), Some(m.key));
+        }
+        assert!(table.table_bytes() <= (KEY_TABLE_KEYS_MAX + 1) * KEY_TABLE_BYTES_PER_KEY);
+        // At most the genesis roster and ROSTERS_CACHED_MAX others, each one table.
+        assert_eq!(
+            ROSTER_TABLES_BYTES_MAX,
+            (ROSTERS_CACHED_MAX + 1) * (KEY_TABLE_KEYS_MAX + 1) * KEY_TABLE_BYTES_PER_KEY
+        );
+        let gov = ctx.genesis.governance();
+        assert!(Arc::ptr_eq(&ctx.roster(&gov), roster), "the genesis state's roster is the genesis roster");
+    }
+
+    #[test]
+    fn signer_sets() {
+        let mut a = SignerSet::default();
+        a.insert(0);
+        a.insert(63);
+        a.insert(64);
+        a.insert(255);
+        a.insert(63);
+        let mut b = SignerSet::default();
+        b.insert(1);
+        b.insert(255);
+        a.union(&b);
+        assert_eq!(a.len(), 5);
+        assert_eq!(SignerSet::default().len(), 0);
+    }
 }
