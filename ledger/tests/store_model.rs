@@ -374,3 +374,58 @@ fn redb_store_matches_the_in_memory_model() {
     assert!(cases.forced > 5, "the active generation filled before the frozen one was merged: {cases:?}");
     assert!(cases.reopened_mid_merge > 5, "stores were reopened mid-merge: {cases:?}");
 }
+
+/// A store dropped in the middle of a merge (as a crash between two commits leaves it)
+/// reopens at the same cursor with the same reads, and the next commits finish the merge.
+#[test]
+fn a_store_closed_mid_merge_reopens_to_the_same_reads_and_finishes_the_merge() {
+    let mut builder = ChainBuilder::new(77, GENESIS_TIME_MS).expect("builder");
+    let genesis = builder.genesis().clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ledger.redb");
+    let limits = (200, 200);
+    let mut redb = open(&path, &genesis, limits);
+    let mut mem = MemStore::new(&genesis);
+    let mut known = Known { members: genesis.members.len() as u16, ..Known::default() };
+    let mut commit = |redb: &mut RedbStore, mem: &mut MemStore, known: &mut Known| {
+        let vb = builder.next_block(30).expect("block");
+        redb.commit(&vb).expect("commit");
+        mem.commit(&vb).expect("model commit");
+        known.add(&vb);
+    };
+    // Into the merge of the first generation, past its `ids` ops into the index tables'.
+    for _ in 0..100 {
+        if redb.merge_progress().is_some_and(|(applied, _)| applied >= 300) {
+            break;
+        }
+        commit(&mut redb, &mut mem, &mut known);
+    }
+    let (applied, total) = redb.merge_progress().expect("a merge under way");
+    assert!(applied < total, "the merge is unfinished");
+    sweep("before closing mid-merge", &known, &redb, &mem);
+    drop(redb);
+
+    let mut redb = open(&path, &genesis, limits);
+    assert_eq!(redb.merge_progress(), Some((applied, total)), "the cursor survives");
+    sweep("reopened mid-merge", &known, &redb, &mem);
+    // The next commits apply the rest, slice by slice, and finish it.
+    let mut last = applied;
+    for _ in 0..100 {
+        commit(&mut redb, &mut mem, &mut known);
+        assert!(redb.last_commit_merge_ops() <= limits.1, "a slice, not the rest at once");
+        match redb.merge_progress() {
+            Some((now, all)) if all == total => {
+                assert!(now > last, "each commit moves the merge on");
+                last = now;
+            }
+            _ => break,
+        }
+    }
+    let after = redb.merge_progress();
+    assert!(after.is_none_or(|(_, t)| t != total), "the merge finished: {after:?}");
+    assert!(redb.staged_leaves() < known.tree_size - 200, "the frozen leaves left the staged part");
+    sweep("after the merge finished", &known, &redb, &mem);
+    drop(redb);
+    let redb = open(&path, &genesis, limits);
+    sweep("reopened after the merge", &known, &redb, &mem);
+}

@@ -390,11 +390,7 @@ impl MergeOps {
     /// entry: what those tables hold beyond the merged leaves.
     fn inserted(&self, applied: usize) -> (u64, u64) {
         let ids = self.ids[segment(0, applied, 0, self.ids.len())].iter().filter(|(_, leaf, _)| leaf.is_some());
-        let at = self.ids.len()
-            + self.pledges.len()
-            + self.facts.len()
-            + self.enterprise.len()
-            + self.patent.len();
+        let at = self.ids.len() + self.pledges.len() + self.facts.len() + self.enterprise.len() + self.patent.len();
         (ids.count() as u64, segment(0, applied, at, self.attester.len()).len() as u64)
     }
 
@@ -480,7 +476,7 @@ fn slice_ops(total: usize, leaves: u64, stage_leaves_max: u64, max: usize) -> us
     if stage_leaves_max == 0 {
         return usize::MAX;
     }
-    let want = (total as u128 * u128::from(leaves) * 2).div_ceil(u128::from(stage_leaves_max));
+    let want = (total as u128).saturating_mul(u128::from(leaves) * 2).div_ceil(u128::from(stage_leaves_max));
     let max = max.max(1);
     usize::try_from(want).unwrap_or(usize::MAX).clamp(MERGE_OPS_PER_COMMIT_MIN.min(max), max)
 }
@@ -1322,7 +1318,10 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Curso
         if c.to.height <= merged.height || c.to.height > height {
             return Err(corrupt(
                 place("meta", KEY_FROZEN),
-                format!("frozen blocks end at {}, not after the merge point {} and at most the head {height}", c.to.height, merged.height),
+                format!(
+                    "frozen blocks end at {}, not after the merge point {} and at most the head {height}",
+                    c.to.height, merged.height
+                ),
             ));
         }
         let size = match headers.get(c.to.height).map_err(backend)? {
@@ -2019,6 +2018,139 @@ mod tests {
             let (place, reason) = corrupt_at(opened);
             assert_eq!(place, want, "{reason}");
         }
+    }
+
+    /// A closed store in the middle of a merge: blocks of 20 attestations, a staging limit
+    /// of 50 leaves and at most 10 merge ops per commit. Returns the cursor.
+    fn store_mid_merge() -> (tempfile::TempDir, std::path::PathBuf, ChainBuilder, Cursor) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let mut builder = ChainBuilder::new(3, 1_600_000_000_000).unwrap();
+        let options = RedbOptions { stage_leaves_max: 50, merge_ops_per_commit_max: 10, ..RedbOptions::default() };
+        let mut store = RedbStore::open_with(&path, builder.genesis(), options).unwrap();
+        while store.merge_progress().is_none_or(|(applied, _)| applied < 20) {
+            store.commit(&builder.next_block(20).unwrap()).unwrap();
+        }
+        let f = store.frozen.as_ref().unwrap();
+        let cursor = Cursor { to: f.to, applied: f.applied as u64 };
+        (dir, path, builder, cursor)
+    }
+
+    #[test]
+    fn a_corrupt_merge_cursor_is_refused_at_open() {
+        type Tamper = fn(&WriteTransaction, Cursor);
+        let set = |w: &WriteTransaction, c: Cursor| {
+            w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(c).as_slice()).unwrap();
+        };
+        let cases: [(&str, &str, Tamper); 6] = [
+            ("table meta, key frozen", "bytes", |w, _| {
+                w.open_table(META).unwrap().insert(KEY_FROZEN, [0u8; 5].as_slice()).unwrap();
+            }),
+            ("table meta, key frozen", "ops applied", |w, c| {
+                w.open_table(META)
+                    .unwrap()
+                    .insert(KEY_FROZEN, encode_cursor(Cursor { applied: 1 << 40, ..c }).as_slice())
+                    .unwrap();
+            }),
+            ("table meta, key frozen", "at most the head", |w, c| {
+                let to = Merged { height: c.to.height + 100, ..c.to };
+                w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(Cursor { to, ..c }).as_slice()).unwrap();
+            }),
+            ("table meta, key frozen", "tree size", |w, c| {
+                let to = Merged { tree_size: c.to.tree_size + 1, ..c.to };
+                w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(Cursor { to, ..c }).as_slice()).unwrap();
+            }),
+            // The applied ops inserted `ids` entries that a cursor at 0 does not account for.
+            ("table ids", "merge ops", |w, c| {
+                w.open_table(META)
+                    .unwrap()
+                    .insert(KEY_FROZEN, encode_cursor(Cursor { applied: 0, ..c }).as_slice())
+                    .unwrap();
+            }),
+            // Without its cursor, the partly merged generation is unaccounted for.
+            ("table ids", "merged leaves", |w, _| {
+                w.open_table(META).unwrap().remove(KEY_FROZEN).unwrap();
+            }),
+        ];
+        for (want, why, f) in cases {
+            let (_dir, path, builder, cursor) = store_mid_merge();
+            // The untouched store opens at the same cursor.
+            let store = RedbStore::open(&path, builder.genesis()).unwrap();
+            assert_eq!(store.merge_progress().map(|(a, _)| a as u64), Some(cursor.applied));
+            drop(store);
+            tamper(&path, |w| f(w, cursor));
+            let (place, reason) = corrupt_at(RedbStore::open(&path, builder.genesis()));
+            assert_eq!(place, want, "{reason}");
+            assert!(reason.contains(why), "{want}: {reason}");
+        }
+        // The well-formed cursor, rewritten, opens.
+        let (_dir, path, builder, cursor) = store_mid_merge();
+        tamper(&path, |w| set(w, cursor));
+        assert!(RedbStore::open(&path, builder.genesis()).is_ok());
+    }
+
+    #[test]
+    fn slices_never_exceed_the_most_merge_ops_per_commit() {
+        // The sizing alone, for any generation, block and limit.
+        for total in [0, 1, 255, 256, 10_000, 327_680, 10_000_000, usize::MAX] {
+            for leaves in [0, 1, 1000, 100_000, u64::MAX] {
+                for limit in [1, 37, STAGE_LEAVES_DEFAULT, u64::MAX] {
+                    let n = slice_ops(total, leaves, limit, MERGE_OPS_PER_COMMIT_MAX);
+                    assert!(
+                        (MERGE_OPS_PER_COMMIT_MIN..=MERGE_OPS_PER_COMMIT_MAX).contains(&n),
+                        "{total} {leaves} {limit}: {n}"
+                    );
+                }
+            }
+        }
+        // A generation of 65,536 leaves and 5 ops each, blocks of 1,000: a slice of 10,000
+        // finishes it in 33 blocks, when the next generation is half full.
+        assert_eq!(slice_ops(327_680, 1000, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX), 10_000);
+        assert_eq!(
+            slice_ops(327_680, 10_000, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX),
+            MERGE_OPS_PER_COMMIT_MAX
+        );
+        assert_eq!(slice_ops(327_680, 0, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX), MERGE_OPS_PER_COMMIT_MIN);
+        assert_eq!(slice_ops(5, 0, STAGE_LEAVES_DEFAULT, 0), 1, "a limit of 0 still moves the merge on");
+
+        // Commits: blocks up to 4 times a slice's ops, the active generation filling before
+        // the frozen one is done; each commit writes at most the limit, but for that case.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let mut builder = ChainBuilder::new(5, 1_600_000_000_000).unwrap();
+        let max = 40;
+        let options = RedbOptions { stage_leaves_max: 150, merge_ops_per_commit_max: max, ..RedbOptions::default() };
+        let mut store = RedbStore::open_with(&path, builder.genesis(), options).unwrap();
+        let (mut sliced, mut forced, mut most) = (0, 0, 0);
+        for h in 0..120u64 {
+            let n = [0, 3, 40, 160][(h % 4) as usize];
+            let vb = builder.next_block(n).unwrap();
+            let fills = store
+                .frozen
+                .as_ref()
+                .map(|f| f.ops.len() - f.applied)
+                .filter(|_| store.active.leaves + n as u64 >= 150);
+            store.commit(&vb).unwrap();
+            let written = store.last_commit_merge_ops();
+            match fills {
+                Some(rest) => {
+                    // The frozen generation's rest, then at most the slice's remainder of the next.
+                    assert!(
+                        written >= rest && written <= rest.max(max),
+                        "height {}: {written} ops, {rest} left",
+                        h + 1
+                    );
+                    forced += 1;
+                }
+                None => {
+                    assert!(written <= max, "height {}: {written} ops, more than {max}", h + 1);
+                    most = most.max(written);
+                }
+            }
+            sliced += u32::from(store.frozen.as_ref().is_some_and(|f| f.applied > 0));
+        }
+        assert_eq!(most, max, "the limit was reached");
+        assert!(sliced > 20 && forced > 2, "{sliced} sliced commits, {forced} finishing a frozen generation early");
     }
 
     #[test]
