@@ -12,6 +12,7 @@
 //! |                       | `"format"`                           | format version, u32 BE                     |
 //! |                       | `"head"`                             | [`Head`]: height, hash, time, size, root (88) |
 //! |                       | `"merged"`                           | height, tree size the index tables cover (16) |
+//! |                       | `"frozen"` (only during a merge)     | frozen blocks' last height, tree size, ops applied (24) |
 //! | `headers`             | height u64                           | canonical header bytes                     |
 //! | `certs`               | height u64                           | the certificate's signed note              |
 //! | `block_by_first_leaf` | first leaf index u64 (non-empty blocks) | height u64                              |
@@ -45,14 +46,64 @@
 //! the 2-core reference VM (fsync about 2 ms; 1,000 scattered 4 KiB writes and an
 //! fsync about 50 ms) writing them at every commit gave 60,000 attestations/s at
 //! 200,000 records and 36,000/s at 1,000,000. So these tables hold the chain only up
-//! to the `merged` point. For later blocks (at most [`RedbOptions::stage_leaves_max`]
-//! leaves), the index entries are derived from the `leaves` table and the record and
+//! to the `merged` point. For later blocks (up to twice [`RedbOptions::stage_leaves_max`]
+//! leaves: see "Incremental merges"), the index entries are derived from the `leaves` table and the record and
 //! pledge changes are logged per block in `staged_deltas` (a sequential append);
-//! both are held in memory and consulted first by every read. When the staged leaves
-//! reach the limit, the committing transaction merges everything, sorted, into the
-//! index tables, so the random writes of tens of blocks share pages (about 100,000
-//! attestations/s at 1,000,000 records). Opening a store rebuilds the staged part by
-//! decoding at most that many leaves.
+//! both are held in memory and consulted first by every read. Merging them sorted into
+//! the index tables makes the random writes of tens of blocks share pages (about
+//! 100,000 attestations/s at 1,000,000 records). Opening a store rebuilds the staged
+//! part by decoding at most twice the limit of leaves.
+//!
+//! # Incremental merges
+//!
+//! Merging 65,536 staged leaves in one transaction took 0.5 to 1.5 s at 1,000,000
+//! records, and the consensus driver stalled for that long. So the staged blocks form
+//! two generations:
+//!
+//! - **active**: the newest blocks, staged as above;
+//! - **frozen**: the blocks after `merged` being merged, at most one generation.
+//!
+//! When a commit brings the active generation to the limit and nothing is frozen, it
+//! becomes the frozen one, and its merge operations are computed once: the `ids`
+//! inserts and changes, the `pledges` and `facts` changes and each index table's
+//! inserts, every table's sorted by key and the tables in a fixed order. The list is a
+//! pure function of the generation's `staged_deltas` and leaves, so it is never
+//! stored. From then on every commit applies the next slice of the list in its own
+//! transaction and records the cursor in `meta` (`"frozen"`: the generation's last
+//! height and tree size and the ops applied) in that transaction, so a crash leaves a
+//! cursor that matches the tables. The commit that applies the last op deletes the
+//! generation's `staged_deltas` rows, moves `merged` and removes the cursor. Each op
+//! is an insert or removal with a final value, so a slice is never half-applied in a
+//! way a later read could see: the frozen generation answers for all of its keys
+//! until the merge is done.
+//!
+//! A slice is sized to finish the merge when the active generation is half full: a
+//! block of `n` leaves applies `2 × n / stage_leaves_max` of the list, at least
+//! 256 ops (so blocks of few leaves move it on) and at most
+//! [`RedbOptions::merge_ops_per_commit_max`] ([`MERGE_OPS_PER_COMMIT_MAX`] by
+//! default). The slices of a sorted list are contiguous key ranges, so they touch about
+//! the pages the one big merge touched, spread over many commits. If the active
+//! generation nevertheless fills while the frozen one is unfinished (blocks larger
+//! than the pace assumes, or a small `merge_ops_per_commit_max`), that commit finishes
+//! the frozen generation whatever is left of it, then freezes the active one: bounded
+//! by one generation's ops, and rare with the defaults (blocks of at most 1,000 leaves
+//! need slices of about 10,000 ops, below the maximum). A limit of 0 freezes and merges
+//! every block in its own commit.
+//!
+//! Reads: a point lookup (record metadata, active pledge, fact, an id's leaf) asks the
+//! active generation, then the frozen one (its values are at least as new as the
+//! tables'), then the tables. An index query reads the tables only below the merge
+//! point, then the frozen generation, then the active one: leaves are ordered that way,
+//! and the frozen generation holds all of its entries, including those a slice has
+//! already written to the tables, so no leaf is listed twice.
+//!
+//! `open` rebuilds the frozen generation from the cursor's range and the active one
+//! from the blocks after it, recomputes the frozen list and resumes at the cursor; it
+//! checks that the cursor lies inside the list and that `ids` and `index_attester` hold
+//! exactly the merged leaves plus what the applied ops inserted. A store written before
+//! incremental merges has no cursor and opens unchanged; the format version stays 1.
+//! Going back to an older binary is supported only between merges: it does not know the
+//! cursor, and usually refuses a store left mid-merge (its `ids` count check fails).
 //!
 //! Record ids are keyed by their first 8 bytes and the leaf index, which keeps entries
 //! small (36 bytes instead of 60); ids sharing a prefix (which a member can produce on
