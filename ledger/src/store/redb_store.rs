@@ -77,18 +77,20 @@
 //! way a later read could see: the frozen generation answers for all of its keys
 //! until the merge is done.
 //!
-//! A slice is sized to finish the merge when the active generation is half full: a
-//! block of `n` leaves applies `2 × n / stage_leaves_max` of the list, at least
-//! 256 ops (so blocks of few leaves move it on) and at most
-//! [`RedbOptions::merge_ops_per_commit_max`] ([`MERGE_OPS_PER_COMMIT_MAX`] by
-//! default). The slices of a sorted list are contiguous key ranges, so they touch about
-//! the pages the one big merge touched, spread over many commits. If the active
+//! The commit that freezes a generation only builds its list (a few sorts of at most
+//! a generation's entries); the following commits apply slices. A slice is sized to
+//! finish the merge when the active generation is two-thirds full: a block of `n`
+//! leaves applies `1.5 × n / stage_leaves_max` of the list, at least 256 ops (so blocks
+//! of few leaves move it on) and at most [`RedbOptions::merge_ops_per_commit_max`]
+//! ([`MERGE_OPS_PER_COMMIT_MAX`] by default). The slices of a sorted list are
+//! contiguous key ranges, so they touch about the pages the one big merge touched,
+//! spread over many commits. If the active
 //! generation nevertheless fills while the frozen one is unfinished (blocks larger
 //! than the pace assumes, or a small `merge_ops_per_commit_max`), that commit finishes
 //! the frozen generation whatever is left of it, then freezes the active one: bounded
-//! by one generation's ops, and rare with the defaults (blocks of at most 1,000 leaves
-//! need slices of about 10,000 ops, below the maximum). A limit of 0 freezes and merges
-//! every block in its own commit.
+//! by one generation's ops, and rare with the defaults (a generation has about 3.3 ops
+//! per leaf, so blocks of 1,000 leaves need slices of about 5,000 ops, below the
+//! maximum). A limit of 0 freezes and merges every block in its own commit.
 //!
 //! Reads: a point lookup (record metadata, active pledge, fact, an id's leaf) asks the
 //! active generation, then the frozen one (its values are at least as new as the
@@ -158,7 +160,7 @@ pub const CACHE_BYTES_DEFAULT: usize = 512 * 1024 * 1024;
 /// Default for [`RedbOptions::merge_ops_per_commit_max`]: most merge operations (index
 /// entries, record, pledge and fact changes) one commit writes, so that no commit carries
 /// a whole merge (see "Incremental merges" above).
-pub const MERGE_OPS_PER_COMMIT_MAX: usize = 16_384;
+pub const MERGE_OPS_PER_COMMIT_MAX: usize = 8_192;
 /// Fewest merge operations a commit writes while a generation is frozen (unless the
 /// limit is lower), so blocks of few leaves still move the merge on.
 const MERGE_OPS_PER_COMMIT_MIN: usize = 256;
@@ -520,14 +522,14 @@ impl MergeOps {
 }
 
 /// Ops a commit applies of a frozen generation: enough to finish it by the time the
-/// active one is half full (twice the pace at which this block's leaves fill it),
+/// active one is two-thirds full (1.5 times the pace at which this block's leaves fill it),
 /// at least [`MERGE_OPS_PER_COMMIT_MIN`] (so blocks of few leaves still move it on)
 /// and at most `max`. A limit of 0 merges everything at once.
 fn slice_ops(total: usize, leaves: u64, stage_leaves_max: u64, max: usize) -> usize {
     if stage_leaves_max == 0 {
         return usize::MAX;
     }
-    let want = (total as u128).saturating_mul(u128::from(leaves) * 2).div_ceil(u128::from(stage_leaves_max));
+    let want = (total as u128).saturating_mul(u128::from(leaves) * 3).div_ceil(u128::from(stage_leaves_max) * 2);
     let max = max.max(1);
     usize::try_from(want).unwrap_or(usize::MAX).clamp(MERGE_OPS_PER_COMMIT_MIN.min(max), max)
 }
@@ -1479,7 +1481,8 @@ impl RedbStore {
     ///    frozen and its merge ops computed (in memory only: they are a pure function of
     ///    the generation);
     /// 3. the frozen generation's next ops are applied, at most the slice's size
-    ///    ([`slice_ops`]) less what step 1 wrote.
+    ///    ([`slice_ops`]) less what step 1 wrote; none if step 2 froze it (unless the
+    ///    limit is 0: then everything, at once).
     fn write_commit(
         &mut self,
         w: &WriteTransaction,
@@ -1504,15 +1507,21 @@ impl RedbStore {
         if full && self.frozen.is_some() {
             written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, usize::MAX)?;
         }
+        let mut froze = false;
         if full && self.frozen.is_none() {
             let staged = std::mem::take(&mut self.active);
             let ops = MergeOps::build(&staged)?;
             let to = Merged { height: header.height, tree_size: header.tree_size };
             self.frozen = Some(Frozen { to, staged, ops, applied: 0 });
+            froze = true;
         }
         if let Some(f) = &self.frozen {
-            let slice = slice_ops(f.ops.len(), n, limit, self.options.merge_ops_per_commit_max);
-            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, slice.saturating_sub(written))?;
+            let slice = match slice_ops(f.ops.len(), n, limit, self.options.merge_ops_per_commit_max) {
+                // Freezing (building the list) is this commit's merge work; slices start with the next.
+                _ if froze && limit > 0 => 0,
+                s => s.saturating_sub(written),
+            };
+            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, slice)?;
         }
         self.last_commit_ops = written;
         debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size));
@@ -2154,9 +2163,9 @@ mod tests {
                 }
             }
         }
-        // A generation of 65,536 leaves and 5 ops each, blocks of 1,000: a slice of 10,000
-        // finishes it in 33 blocks, when the next generation is half full.
-        assert_eq!(slice_ops(327_680, 1000, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX), 10_000);
+        // A generation of 65,536 leaves and 5 ops each, blocks of 1,000: a slice of 7,500
+        // finishes it in 44 blocks, when the next generation is two-thirds full.
+        assert_eq!(slice_ops(327_680, 1000, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX), 7_500);
         assert_eq!(
             slice_ops(327_680, 10_000, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX),
             MERGE_OPS_PER_COMMIT_MAX
