@@ -112,9 +112,9 @@
 //! purpose with about 2^32 work) are told apart by hashing the candidate leaves.
 //!
 //! Beyond about 5 million attestations the `ids` table has more pages than a merge
-//! has entries, and merges approach one page write per entry again (in one large
-//! sorted transaction rather than per block); a second staging level would then be
-//! the next step.
+//! has entries, and merges approach one page write per entry again (in sorted slices
+//! rather than per block), so a slice's time grows with the store; a second staging
+//! level would then be the next step.
 //!
 //! # Durability and recovery
 //!
