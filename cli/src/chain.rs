@@ -161,6 +161,12 @@ pub enum BenchCommand {
         /// Directory for the store (a temporary one by default).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The store's staging limit in leaves (`RedbOptions::stage_leaves_max`; the node's by default).
+        #[arg(long)]
+        stage_leaves: Option<u64>,
+        /// Most index-merge operations per commit (`RedbOptions::merge_ops_per_commit_max`; the node's by default).
+        #[arg(long)]
+        merge_ops_max: Option<usize>,
     },
     /// Run a local network of validator processes and measure committed attestations/s, latency and memory under load.
     Load(crate::load::LoadArgs),
@@ -554,7 +560,7 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        BenchCommand::Store { records, block_records, dir } => {
+        BenchCommand::Store { records, block_records, dir, stage_leaves, merge_ops_max } => {
             let tmp;
             let dir = match dir {
                 Some(d) => d.clone(),
@@ -574,12 +580,39 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
                 blocks.push(vb);
                 Ok(())
             })?;
-            let mut store = RedbStore::open(&path, builder.genesis())?;
+            let defaults = RedbOptions::default();
+            let options = RedbOptions {
+                stage_leaves_max: stage_leaves.unwrap_or(defaults.stage_leaves_max),
+                merge_ops_per_commit_max: merge_ops_max.unwrap_or(defaults.merge_ops_per_commit_max),
+                ..defaults
+            };
+            let mut store = RedbStore::open_with(&path, builder.genesis(), options)?;
+            let (mut merge_ops, mut merge_commits, mut merge_ops_max_seen) = (0u64, 0u64, 0usize);
+            // The longest commit of each kind: no merge work, freezing a generation (and its
+            // first slice), a slice, finishing a merge (its last slice and clean-up).
+            let mut longest = [0f64; 4];
             let started = Instant::now();
             let mut last = Instant::now();
             let mut done = 0u64;
+            // Each commit's own time: the rate hides stalls, which are what a consensus driver feels.
+            let mut commit_ms = Vec::with_capacity(blocks.len());
             for vb in &blocks {
+                let was = store.merge_progress();
+                let one = Instant::now();
                 store.commit(vb)?;
+                let ms = one.elapsed().as_secs_f64() * 1000.0;
+                commit_ms.push(ms);
+                let ops = store.last_commit_merge_ops();
+                let kind = match (was, store.merge_progress()) {
+                    _ if ops == 0 => 0,
+                    (None, Some(_)) => 1,
+                    (Some(_), Some(_)) => 2,
+                    _ => 3,
+                };
+                longest[kind] = longest[kind].max(ms);
+                merge_ops += ops as u64;
+                merge_commits += u64::from(ops > 0);
+                merge_ops_max_seen = merge_ops_max_seen.max(ops);
                 done += vb.certified().block.leaves.len() as u64;
                 if last.elapsed().as_secs() >= 5 {
                     eprintln!("{done} committed, {:.0}/s overall", done as f64 / started.elapsed().as_secs_f64());
@@ -589,9 +622,19 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
             let secs = started.elapsed().as_secs_f64();
             drop(store);
             let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            commit_ms.sort_unstable_by(f64::total_cmp);
+            let at =
+                |q: f64| commit_ms.get(((commit_ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
             println!(
                 "{}",
-                json!({"records": done, "blocks": blocks.len(), "seconds": secs, "records_per_second": done as f64 / secs, "store_bytes": bytes})
+                json!({
+                    "records": done, "blocks": blocks.len(), "seconds": secs, "records_per_second": done as f64 / secs,
+                    "store_bytes": bytes, "commit_ms_p50": at(0.5), "commit_ms_p99": at(0.99), "commit_ms_max": at(1.0),
+                    "stage_leaves_max": options.stage_leaves_max, "merge_ops_per_commit_max": options.merge_ops_per_commit_max,
+                    "merge_ops": merge_ops, "merge_commits": merge_commits, "merge_ops_most_in_a_commit": merge_ops_max_seen,
+                    "commit_ms_max_plain": longest[0], "commit_ms_max_freezing": longest[1],
+                    "commit_ms_max_slice": longest[2], "commit_ms_max_finishing": longest[3],
+                })
             );
             if is_bench_temp_dir(&dir) {
                 let _ = fs::remove_dir_all(&dir);

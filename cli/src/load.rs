@@ -30,7 +30,9 @@
 //!   Accepted attestations not seen committed count as infinitely late in the percentiles.
 //! * After the submit window the run drains until every accepted attestation is seen
 //!   committed, or for at most 20 s. committed/s counts the attestations of blocks whose
-//!   header time lies in the submit window, divided by its length.
+//!   header time lies in the submit window, divided by its length. The gaps between
+//!   consecutive blocks' header times in the window (p99 and longest) show the stalls a
+//!   rate hides: a commit that holds the driver delays the next proposal.
 //! * Peak RSS is each node's `VmHWM` (`/proc/<pid>/status`) at the end; CPU time from
 //!   `/proc/<pid>/stat`.
 //! * With `--reads-per-second R` (issue 12's query-log figure) the testnet's access keys are
@@ -1139,6 +1141,8 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
     let in_window = |b: &&BlockSeen| b.time_ms >= run.t0_unix_ms && b.time_ms < run.t0_unix_ms + window_ms;
     let window_blocks: Vec<&BlockSeen> = run.poll.blocks.iter().filter(in_window).collect();
     let committed_in_window: u64 = window_blocks.iter().map(|b| b.ours).sum();
+    let mut gaps: Vec<u64> = window_blocks.windows(2).map(|w| w[1].time_ms.saturating_sub(w[0].time_ms)).collect();
+    gaps.sort_unstable();
     let last_sent_us = run.workers.iter().map(|w| w.last_sent_us).max().unwrap_or(0);
     let seconds = a.seconds as f64;
     let nodes: Vec<Value> = usage
@@ -1207,6 +1211,8 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
             window_blocks.iter().map(|b| b.records).sum::<u64>() as f64 / window_blocks.len() as f64
         },
         "start_height": run.start_height,
+        "block_gap_p99_ms": percentile(&gaps, 99.0),
+        "block_gap_max_ms": gaps.last().copied(),
         "latency_p50_ms": ms(percentile(&latencies, 50.0)),
         "latency_p99_ms": ms(percentile(&latencies, 99.0)),
         "latency_max_ms": ms(latencies.last().copied()),
@@ -1252,6 +1258,7 @@ fn print_table(r: &Value) {
         r["blocks_in_window"],
         num("mean_block_records")
     );
+    println!("block gap p99 / max    {:>10} / {}", lat("block_gap_p99_ms"), lat("block_gap_max_ms"));
     println!("latency p50            {:>10}", lat("latency_p50_ms"));
     println!("latency p99            {:>10}", lat("latency_p99_ms"));
     println!(

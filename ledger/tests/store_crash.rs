@@ -26,6 +26,7 @@ use credence_ledger::verify::{self, ChainContext, Failure, Tip, VerifyError};
 const CHILD_ENV: &str = "CREDENCE_CRASH_CHILD";
 const BLOCKS_ENV: &str = "CREDENCE_CRASH_BLOCKS";
 const STAGE_ENV: &str = "CREDENCE_CRASH_STAGE";
+const SLICE_ENV: &str = "CREDENCE_CRASH_SLICE";
 const CHAIN_SEED: u64 = 21;
 const GENESIS_TIME_MS: u64 = 1_600_000_000_000;
 const BLOCKS: u64 = 320;
@@ -52,7 +53,8 @@ fn crash_child() {
     let genesis = genesis();
     let records_max = genesis.consensus.block_records_max as usize;
     let ctx = ChainContext::new(genesis.clone());
-    let options = RedbOptions { stage_leaves_max: stage, ..RedbOptions::default() };
+    let slice = std::env::var(SLICE_ENV).ok().and_then(|s| s.parse().ok()).expect("merge ops per commit");
+    let options = RedbOptions { stage_leaves_max: stage, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
     let mut store = RedbStore::open_with(Path::new(&store_path), &genesis, options).expect("child: open");
     let mut tip = match store.head().expect("child: head") {
         None => Tip::genesis(&ctx),
@@ -189,16 +191,19 @@ fn killed_writers_leave_a_complete_consistent_store() {
     let started = Instant::now();
     let mut mem = MemStore::new(&genesis);
     let mut head = 0u64;
-    let (mut kills, mut lives, mut completed, mut in_flight) = (0u32, 0u32, 0u32, 0u32);
+    let (mut kills, mut lives, mut completed, mut in_flight, mut mid_merge) = (0u32, 0u32, 0u32, 0u32, 0u32);
     while kills < KILLS {
         assert!(started.elapsed() < TIME_LIMIT, "only {kills} kills in {TIME_LIMIT:?}");
         lives += 1;
         let stage = [0, 7, 200, RedbOptions::default().stage_leaves_max][rng.below(4) as usize];
+        // Small slices keep a merge under way across many commits, so kills land mid-merge.
+        let slice = [5, 60, RedbOptions::default().merge_ops_per_commit_max][rng.below(3) as usize];
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1", "-q"])
             .env(CHILD_ENV, &store_path)
             .env(BLOCKS_ENV, &blocks_path)
             .env(STAGE_ENV, stage.to_string())
+            .env(SLICE_ENV, slice.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -222,13 +227,13 @@ fn killed_writers_leave_a_complete_consistent_store() {
         let at = match child.try_wait().expect("child status") {
             Some(status) => {
                 assert!(status.success(), "life {lives}: the child failed on its own: {status}");
-                format!("life {lives} (finished, stage limit {stage})")
+                format!("life {lives} (finished, stage limit {stage}, slice {slice})")
             }
             None => {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reap child");
                 kills += 1;
-                format!("life {lives} (kill {kills}, stage limit {stage})")
+                format!("life {lives} (kill {kills}, stage limit {stage}, slice {slice})")
             }
         };
         reader.join().expect("stdout reader");
@@ -247,6 +252,7 @@ fn killed_writers_leave_a_complete_consistent_store() {
             reported.max(head)
         );
         in_flight += u32::from(now > reported.max(head));
+        mid_merge += u32::from(store.merge_progress().is_some());
         for vb in &blocks[head as usize..now as usize] {
             mem.commit(vb).expect("model commit");
         }
@@ -262,7 +268,7 @@ fn killed_writers_leave_a_complete_consistent_store() {
         }
     }
     eprintln!(
-        "crash test: {kills} kills in {lives} lives, {in_flight} with a commit durable but unreported, {completed} complete chains, {:.1?}",
+        "crash test: {kills} kills in {lives} lives, {in_flight} with a commit durable but unreported, {mid_merge} stopped mid-merge, {completed} complete chains, {:.1?}",
         started.elapsed()
     );
 }

@@ -1,7 +1,10 @@
 //! Model-based test of the redb store: random commits, reads of every kind, refused commits and reopenings, each checked against `MemStore` as the model.
 //!
 //! Every seed picks a staging limit (0 merges at every commit; small limits merge
-//! often; the default rarely), so reads cross the merged/staged boundary in every way.
+//! often; the default rarely) and a most merge ops per commit (1 to the default), so
+//! reads cross the merged/frozen/active boundaries in every way: generations frozen and
+//! merged over many commits, blocks bigger than a slice, the active generation filling
+//! before the frozen one is merged, and reopenings in the middle of a merge.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -12,6 +15,7 @@ use credence_ledger::demo::{self, ChainBuilder, DemoRng};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::HashOf;
 use credence_ledger::ids::{PatentNumber, Uscc};
+use credence_ledger::loan_rules::FactKey;
 use credence_ledger::merkle::NodeReader;
 use credence_ledger::rules::StateView;
 use credence_ledger::store::{IndexKey, MemStore, QUERY_LIMIT_MAX, RedbOptions, RedbStore, Store, StoreError};
@@ -23,6 +27,24 @@ const GENESIS_TIME_MS: u64 = 1_600_000_000_000;
 /// A staging limit: merging at every commit, often, or rarely (the default).
 fn stage_limit(rng: &mut DemoRng) -> u64 {
     [0, 1, 5, 37, 120, 600, RedbOptions::default().stage_leaves_max][rng.below(7) as usize]
+}
+
+/// Most merge ops per commit: from one (a merge takes hundreds of commits, and the
+/// active generation often fills first) to the default.
+fn slice_limit(rng: &mut DemoRng) -> usize {
+    [1, 3, 20, 150, RedbOptions::default().merge_ops_per_commit_max][rng.below(5) as usize]
+}
+
+/// How often the seeds met each case of incremental merging.
+#[derive(Default, Debug)]
+struct Cases {
+    /// Commits that applied a slice and left the merge unfinished.
+    slices: u32,
+    /// Commits that wrote more ops than the limit: the active generation filled while
+    /// another was frozen, which is then finished at once.
+    forced: u32,
+    /// Reopenings while a merge was under way.
+    reopened_mid_merge: u32,
 }
 
 /// What the chain so far holds, to aim reads at (plus a few things it does not hold).
@@ -64,16 +86,36 @@ fn same<T: PartialEq + Debug>(ctx: &str, redb: Result<T, StoreError>, mem: Resul
     }
 }
 
-fn open(path: &Path, genesis: &Genesis, stage: u64) -> RedbStore {
-    RedbStore::open_with(path, genesis, RedbOptions { stage_leaves_max: stage, ..RedbOptions::default() })
-        .unwrap_or_else(|e| panic!("open with stage limit {stage}: {e}"))
+fn open(path: &Path, genesis: &Genesis, (stage, slice): (u64, usize)) -> RedbStore {
+    let options = RedbOptions { stage_leaves_max: stage, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
+    RedbStore::open_with(path, genesis, options)
+        .unwrap_or_else(|e| panic!("open with stage limit {stage}, slice {slice}: {e}"))
 }
 
 /// One random read of each kind, compared.
 fn read(ctx: &str, rng: &mut DemoRng, k: &Known, redb: &RedbStore, mem: &MemStore) {
     let around = |rng: &mut DemoRng, n: u64| rng.below(n + 3);
-    match rng.below(11) {
+    match rng.below(13) {
         0 => same(ctx, redb.head(), mem.head()),
+        11 => {
+            let id = pick(rng, &k.ids).filter(|_| rng.below(5) != 0).unwrap_or_else(|| HashOf::from_hash(rng.hash()));
+            let after = rng.below(2).checked_sub(1).map(|_| around(rng, k.tree_size));
+            let limit = 1 + rng.below(5) as usize;
+            let key = IndexKey::Refers(&id);
+            same(
+                &format!("{ctx} query({key:?}, {after:?}, {limit})"),
+                redb.query(key, after, limit),
+                mem.query(key, after, limit),
+            );
+        }
+        12 => {
+            let key = match (rng.below(2), pick(rng, &k.ids), pick(rng, &k.patents)) {
+                (0, Some(id), _) => FactKey::Record(id),
+                (_, _, Some(p)) => FactKey::Patent(p.into()),
+                _ => FactKey::Record(HashOf::from_hash(rng.hash())),
+            };
+            same(&format!("{ctx} fact({key:?})"), redb.fact(&key), mem.fact(&key));
+        }
         1 => {
             let h = around(rng, k.height);
             same(&format!("{ctx} header({h})"), redb.header(h), mem.header(h));
@@ -167,6 +209,18 @@ fn sweep(ctx: &str, k: &Known, redb: &RedbStore, mem: &MemStore) {
     }
     for p in &k.patents {
         same(&format!("{ctx} active_pledge({p})"), redb.active_pledge(p), mem.active_pledge(p));
+        let key = FactKey::Patent((*p).into());
+        same(&format!("{ctx} fact({key:?})"), redb.fact(&key), mem.fact(&key));
+    }
+    for id in &k.ids {
+        let key = FactKey::Record(*id);
+        same(&format!("{ctx} fact({key:?})"), redb.fact(&key), mem.fact(&key));
+        let key = IndexKey::Refers(id);
+        same(
+            &format!("{ctx} query({key:?})"),
+            redb.query(key, None, QUERY_LIMIT_MAX),
+            mem.query(key, None, QUERY_LIMIT_MAX),
+        );
     }
     for m in 0..k.members + 1 {
         same(&format!("{ctx} next_sequence({m})"), redb.next_sequence(m), mem.next_sequence(m));
@@ -199,17 +253,17 @@ fn sweep(ctx: &str, k: &Known, redb: &RedbStore, mem: &MemStore) {
     }
 }
 
-fn run(seed: u64) {
+fn run(seed: u64, cases: &mut Cases) {
     let mut builder = ChainBuilder::new(seed, GENESIS_TIME_MS).expect("builder");
     // Another chain, kept one block ahead, for blocks that do not link to ours.
     let mut other = ChainBuilder::new(seed + 10_000, GENESIS_TIME_MS).expect("other builder");
     let mut other_next = other.next_block(0).expect("other block");
     let genesis = builder.genesis().clone();
     let mut rng = DemoRng::new(seed ^ 0x5eed_5eed);
-    let mut stage = stage_limit(&mut rng);
+    let mut limits = (stage_limit(&mut rng), slice_limit(&mut rng));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger.redb");
-    let mut redb = open(&path, &genesis, stage);
+    let mut redb = open(&path, &genesis, limits);
     let mut mem = MemStore::new(&genesis);
     let mut known = Known { members: genesis.members.len() as u16, ..Known::default() };
     let mut last: Option<ValidBlock> = None;
@@ -219,7 +273,13 @@ fn run(seed: u64) {
         if op == OPS / 2 {
             sweep(&format!("seed {seed} op {op}, midway"), &known, &redb, &mem);
         }
-        let ctx = format!("seed {seed} op {op} (stage limit {stage}, head {})", known.height);
+        let ctx = format!(
+            "seed {seed} op {op} (stage limit {}, slice {}, head {}, merge {:?})",
+            limits.0,
+            limits.1,
+            known.height,
+            redb.merge_progress()
+        );
         match rng.below(100) {
             0..=13 => {
                 let n = match rng.below(10) {
@@ -231,18 +291,34 @@ fn run(seed: u64) {
                 let staged = redb.staged_leaves();
                 same(&format!("{ctx} commit"), redb.commit(&vb), mem.commit(&vb));
                 merges += u32::from(redb.staged_leaves() < staged + n as u64);
+                let written = redb.last_commit_merge_ops();
+                cases.forced += u32::from(written > limits.1 && limits.0 > 0);
+                cases.slices += u32::from(written > 0 && redb.merge_progress().is_some());
                 known.add(&vb);
                 other_next = other.next_block(0).expect("other block");
                 last = Some(vb);
+                // Every commit is followed by reads, so each state of a merge is read.
+                for _ in 0..2 {
+                    read(&format!("{ctx} after the commit"), &mut rng, &known, &redb, &mem);
+                }
             }
             14..=16 => {
+                let progress = redb.merge_progress();
                 drop(redb);
                 if rng.below(2) == 0 {
-                    stage = stage_limit(&mut rng);
+                    limits = (stage_limit(&mut rng), slice_limit(&mut rng));
                 }
-                redb = open(&path, &genesis, stage);
+                redb = open(&path, &genesis, limits);
                 reopens += 1;
                 same(&format!("{ctx} head after reopening"), redb.head(), mem.head());
+                // The cursor is the file's, whatever the options: the merge resumes where it was.
+                assert_eq!(redb.merge_progress(), progress, "{ctx}: merge progress after reopening");
+                if progress.is_some() {
+                    cases.reopened_mid_merge += 1;
+                    if rng.below(3) == 0 {
+                        sweep(&format!("{ctx} reopened mid-merge"), &known, &redb, &mem);
+                    }
+                }
             }
             17 => {
                 if let Some(vb) = &last {
@@ -268,7 +344,7 @@ fn run(seed: u64) {
                     "{ctx}: {wrong:?}"
                 );
                 drop(wrong);
-                redb = open(&path, &genesis, stage);
+                redb = open(&path, &genesis, limits);
             }
             _ => {
                 read(&ctx, &mut rng, &known, &redb, &mem);
@@ -282,14 +358,74 @@ fn run(seed: u64) {
     );
     sweep(&format!("seed {seed} final"), &known, &redb, &mem);
     drop(redb);
-    let redb = open(&path, &genesis, stage);
+    let redb = open(&path, &genesis, limits);
     sweep(&format!("seed {seed} final, reopened"), &known, &redb, &mem);
 }
 
 #[test]
 fn redb_store_matches_the_in_memory_model() {
     let base = std::env::var("CREDENCE_MODEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let mut cases = Cases::default();
     for seed in base..base + SEEDS {
-        run(seed);
+        run(seed, &mut cases);
     }
+    eprintln!("{cases:?}");
+    assert!(cases.slices > 100, "merges were sliced over commits: {cases:?}");
+    assert!(cases.forced > 5, "the active generation filled before the frozen one was merged: {cases:?}");
+    assert!(cases.reopened_mid_merge > 5, "stores were reopened mid-merge: {cases:?}");
+}
+
+/// A store dropped in the middle of a merge (as a crash between two commits leaves it)
+/// reopens at the same cursor with the same reads, and the next commits finish the merge.
+#[test]
+fn a_store_closed_mid_merge_reopens_to_the_same_reads_and_finishes_the_merge() {
+    let mut builder = ChainBuilder::new(77, GENESIS_TIME_MS).expect("builder");
+    let genesis = builder.genesis().clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ledger.redb");
+    let limits = (200, 200);
+    let mut redb = open(&path, &genesis, limits);
+    let mut mem = MemStore::new(&genesis);
+    let mut known = Known { members: genesis.members.len() as u16, ..Known::default() };
+    let mut commit = |redb: &mut RedbStore, mem: &mut MemStore, known: &mut Known| {
+        let vb = builder.next_block(30).expect("block");
+        redb.commit(&vb).expect("commit");
+        mem.commit(&vb).expect("model commit");
+        known.add(&vb);
+    };
+    // Into the merge of the first generation, past its `ids` ops into the index tables'.
+    for _ in 0..100 {
+        if redb.merge_progress().is_some_and(|(applied, _)| applied >= 300) {
+            break;
+        }
+        commit(&mut redb, &mut mem, &mut known);
+    }
+    let (applied, total) = redb.merge_progress().expect("a merge under way");
+    assert!(applied < total, "the merge is unfinished");
+    sweep("before closing mid-merge", &known, &redb, &mem);
+    drop(redb);
+
+    let mut redb = open(&path, &genesis, limits);
+    assert_eq!(redb.merge_progress(), Some((applied, total)), "the cursor survives");
+    sweep("reopened mid-merge", &known, &redb, &mem);
+    // The next commits apply the rest, slice by slice, and finish it.
+    let mut last = applied;
+    for _ in 0..100 {
+        commit(&mut redb, &mut mem, &mut known);
+        assert!(redb.last_commit_merge_ops() <= limits.1, "a slice, not the rest at once");
+        match redb.merge_progress() {
+            Some((now, all)) if all == total => {
+                assert!(now > last, "each commit moves the merge on");
+                last = now;
+            }
+            _ => break,
+        }
+    }
+    let after = redb.merge_progress();
+    assert!(after.is_none_or(|(_, t)| t != total), "the merge finished: {after:?}");
+    assert!(redb.staged_leaves() < known.tree_size - 200, "the frozen leaves left the staged part");
+    sweep("after the merge finished", &known, &redb, &mem);
+    drop(redb);
+    let redb = open(&path, &genesis, limits);
+    sweep("reopened after the merge", &known, &redb, &mem);
 }

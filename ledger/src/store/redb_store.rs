@@ -12,6 +12,7 @@
 //! |                       | `"format"`                           | format version, u32 BE                     |
 //! |                       | `"head"`                             | [`Head`]: height, hash, time, size, root (88) |
 //! |                       | `"merged"`                           | height, tree size the index tables cover (16) |
+//! |                       | `"frozen"` (only during a merge)     | frozen blocks' last height, tree size, ops applied (24) |
 //! | `headers`             | height u64                           | canonical header bytes                     |
 //! | `certs`               | height u64                           | the certificate's signed note              |
 //! | `block_by_first_leaf` | first leaf index u64 (non-empty blocks) | height u64                              |
@@ -45,23 +46,75 @@
 //! the 2-core reference VM (fsync about 2 ms; 1,000 scattered 4 KiB writes and an
 //! fsync about 50 ms) writing them at every commit gave 60,000 attestations/s at
 //! 200,000 records and 36,000/s at 1,000,000. So these tables hold the chain only up
-//! to the `merged` point. For later blocks (at most [`RedbOptions::stage_leaves_max`]
-//! leaves), the index entries are derived from the `leaves` table and the record and
+//! to the `merged` point. For later blocks (up to twice [`RedbOptions::stage_leaves_max`]
+//! leaves: see "Incremental merges"), the index entries are derived from the `leaves` table and the record and
 //! pledge changes are logged per block in `staged_deltas` (a sequential append);
-//! both are held in memory and consulted first by every read. When the staged leaves
-//! reach the limit, the committing transaction merges everything, sorted, into the
-//! index tables, so the random writes of tens of blocks share pages (about 100,000
-//! attestations/s at 1,000,000 records). Opening a store rebuilds the staged part by
-//! decoding at most that many leaves.
+//! both are held in memory and consulted first by every read. Merging them sorted into
+//! the index tables makes the random writes of tens of blocks share pages (about
+//! 100,000 attestations/s at 1,000,000 records). Opening a store rebuilds the staged
+//! part by decoding at most twice the limit of leaves.
+//!
+//! # Incremental merges
+//!
+//! Merging 65,536 staged leaves in one transaction took 0.5 to 1.5 s at 1,000,000
+//! records, and the consensus driver stalled for that long. So the staged blocks form
+//! two generations:
+//!
+//! - **active**: the newest blocks, staged as above;
+//! - **frozen**: the blocks after `merged` being merged, at most one generation.
+//!
+//! When a commit brings the active generation to the limit and nothing is frozen, it
+//! becomes the frozen one, and its merge operations are computed once: the `ids`
+//! inserts and changes, the `pledges` and `facts` changes and each index table's
+//! inserts, every table's sorted by key and the tables in a fixed order. The list is a
+//! pure function of the generation's `staged_deltas` and leaves, so it is never
+//! stored. From then on every commit applies the next slice of the list in its own
+//! transaction and records the cursor in `meta` (`"frozen"`: the generation's last
+//! height and tree size and the ops applied) in that transaction, so a crash leaves a
+//! cursor that matches the tables. The commit that applies the last op deletes the
+//! generation's `staged_deltas` rows, moves `merged` and removes the cursor. Each op
+//! is an insert or removal with a final value, so a slice is never half-applied in a
+//! way a later read could see: the frozen generation answers for all of its keys
+//! until the merge is done.
+//!
+//! The commit that freezes a generation only builds its list (a few sorts of at most
+//! a generation's entries); the following commits apply slices. A slice is sized to
+//! finish the merge when the active generation is two-thirds full: a block of `n`
+//! leaves applies `1.5 × n / stage_leaves_max` of the list, at least 256 ops (so blocks
+//! of few leaves move it on) and at most [`RedbOptions::merge_ops_per_commit_max`]
+//! ([`MERGE_OPS_PER_COMMIT_MAX`] by default). The slices of a sorted list are
+//! contiguous key ranges, so they touch about the pages the one big merge touched,
+//! spread over many commits. If the active
+//! generation nevertheless fills while the frozen one is unfinished (blocks larger
+//! than the pace assumes, or a small `merge_ops_per_commit_max`), that commit finishes
+//! the frozen generation whatever is left of it, then freezes the active one: bounded
+//! by one generation's ops, and rare with the defaults (a generation has about 3.3 ops
+//! per leaf, so blocks of 1,000 leaves need slices of about 5,000 ops, below the
+//! maximum). A limit of 0 freezes and merges every block in its own commit.
+//!
+//! Reads: a point lookup (record metadata, active pledge, fact, an id's leaf) asks the
+//! active generation, then the frozen one (its values are at least as new as the
+//! tables'), then the tables. An index query reads the tables only below the merge
+//! point, then the frozen generation, then the active one: leaves are ordered that way,
+//! and the frozen generation holds all of its entries, including those a slice has
+//! already written to the tables, so no leaf is listed twice.
+//!
+//! `open` rebuilds the frozen generation from the cursor's range and the active one
+//! from the blocks after it, recomputes the frozen list and resumes at the cursor; it
+//! checks that the cursor lies inside the list and that `ids` and `index_attester` hold
+//! exactly the merged leaves plus what the applied ops inserted. A store written before
+//! incremental merges has no cursor and opens unchanged; the format version stays 1.
+//! Going back to an older binary is supported only between merges: it does not know the
+//! cursor, and usually refuses a store left mid-merge (its `ids` count check fails).
 //!
 //! Record ids are keyed by their first 8 bytes and the leaf index, which keeps entries
 //! small (36 bytes instead of 60); ids sharing a prefix (which a member can produce on
 //! purpose with about 2^32 work) are told apart by hashing the candidate leaves.
 //!
 //! Beyond about 5 million attestations the `ids` table has more pages than a merge
-//! has entries, and merges approach one page write per entry again (in one large
-//! sorted transaction rather than per block); a second staging level would then be
-//! the next step.
+//! has entries, and merges approach one page write per entry again (in sorted slices
+//! rather than per block), so a slice's time grows with the store; a second staging
+//! level would then be the next step.
 //!
 //! # Durability and recovery
 //!
@@ -104,6 +157,13 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const STAGE_LEAVES_DEFAULT: u64 = 65_536;
 /// Default for [`RedbOptions::cache_bytes`].
 pub const CACHE_BYTES_DEFAULT: usize = 512 * 1024 * 1024;
+/// Default for [`RedbOptions::merge_ops_per_commit_max`]: most merge operations (index
+/// entries, record, pledge and fact changes) one commit writes, so that no commit carries
+/// a whole merge (see "Incremental merges" above).
+pub const MERGE_OPS_PER_COMMIT_MAX: usize = 8_192;
+/// Fewest merge operations a commit writes while a generation is frozen (unless the
+/// limit is lower), so blocks of few leaves still move the merge on.
+const MERGE_OPS_PER_COMMIT_MIN: usize = 256;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
@@ -139,8 +199,10 @@ const KEY_GENESIS: &str = "genesis";
 const KEY_FORMAT: &str = "format";
 const KEY_HEAD: &str = "head";
 const KEY_MERGED: &str = "merged";
+const KEY_FROZEN: &str = "frozen";
 
 const HEAD_BYTES: usize = 88;
+const CURSOR_BYTES: usize = 24;
 const META_BYTES: usize = 20;
 
 type IdKey = [u8; 16];
@@ -154,11 +216,18 @@ pub struct RedbOptions {
     pub stage_leaves_max: u64,
     /// Bytes of redb's page cache.
     pub cache_bytes: usize,
+    /// Most merge operations one commit writes while a generation is frozen (at least 1),
+    /// except when the active generation fills before the frozen one is merged.
+    pub merge_ops_per_commit_max: usize,
 }
 
 impl Default for RedbOptions {
     fn default() -> Self {
-        RedbOptions { stage_leaves_max: STAGE_LEAVES_DEFAULT, cache_bytes: CACHE_BYTES_DEFAULT }
+        RedbOptions {
+            stage_leaves_max: STAGE_LEAVES_DEFAULT,
+            cache_bytes: CACHE_BYTES_DEFAULT,
+            merge_ops_per_commit_max: MERGE_OPS_PER_COMMIT_MAX,
+        }
     }
 }
 
@@ -170,7 +239,12 @@ pub struct RedbStore {
     options: RedbOptions,
     head: Option<Head>,
     merged: Merged,
-    staged: Staged,
+    /// The blocks being merged, slice by slice, if any (right after `merged`).
+    frozen: Option<Frozen>,
+    /// The blocks after those (after `merged` if nothing is frozen), staged.
+    active: Staged,
+    /// Merge operations the last commit wrote.
+    last_commit_ops: usize,
     /// Snapshot of the last commit, shared by reads; `None` if it could not be renewed.
     read: Option<ReadTransaction>,
     /// Set when a commit failed inside redb: memory may then disagree with the file.
@@ -185,7 +259,8 @@ impl fmt::Debug for RedbStore {
             .field("genesis_hash", &self.genesis_hash)
             .field("head", &self.head)
             .field("merged", &self.merged)
-            .field("staged_leaves", &self.staged.leaves)
+            .field("frozen", &self.frozen.as_ref().map(|f| (f.to, f.applied, f.ops.len())))
+            .field("active_leaves", &self.active.leaves)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -277,6 +352,188 @@ impl Staged {
     }
 }
 
+/// The generation being merged: blocks `from.height + 1 ..= to.height` (leaves
+/// `from.tree_size .. to.tree_size`), where `from` is the store's [`Merged`] point.
+#[derive(Debug)]
+struct Frozen {
+    to: Merged,
+    /// Its entries and changes, for reads (newer than anything the tables hold).
+    staged: Staged,
+    /// What merging it writes, in a fixed order.
+    ops: MergeOps,
+    /// How many of `ops` the tables already hold (the cursor in `meta`).
+    applied: usize,
+}
+
+/// The table writes that merge a generation, each table's sorted by key and the tables in
+/// the order of the fields, so that the list is a pure function of the generation: `open`
+/// rebuilds it from `staged_deltas` and the leaves, and the cursor stored in `meta` names
+/// the same operations it named when it was written. Each op is idempotent.
+#[derive(Debug, Default)]
+struct MergeOps {
+    /// `(id, leaf, meta)`: `leaf` is `Some` for a record of the generation (a new `ids`
+    /// entry) and `None` for a change to a record merged earlier (its entry is found by
+    /// [`find_id`] when the op is applied, so freezing does no random reads). By id bytes,
+    /// whose first 8 are the key's.
+    ids: Vec<(AttestationId, Option<u64>, MetaBytes)>,
+    /// Patent → its active pledge, or `None` to remove the entry.
+    pledges: Vec<([u8; 13], Option<[u8; 32]>)>,
+    /// `facts` key → encoded fact, or `None` to remove the entry.
+    facts: Vec<([u8; 32], Option<Vec<u8>>)>,
+    enterprise: Vec<[u8; 26]>,
+    patent: Vec<[u8; 21]>,
+    attester: Vec<[u8; 10]>,
+    refers: Vec<[u8; 40]>,
+    consents: Vec<[u8; 26]>,
+    readers: Vec<[u8; 10]>,
+}
+
+/// The part of `lo..hi` (positions in the whole op list) that falls in a table's
+/// segment `at..at + len`, as positions in that segment.
+fn segment(lo: usize, hi: usize, at: usize, len: usize) -> std::ops::Range<usize> {
+    let start = lo.clamp(at, at + len) - at;
+    let end = hi.clamp(at, at + len) - at;
+    start..end
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort_unstable();
+    v
+}
+
+impl MergeOps {
+    fn build(g: &Staged) -> Result<MergeOps, StoreError> {
+        for id in g.ids.keys() {
+            if !g.records.contains_key(id) {
+                return Err(corrupt("table staged_deltas", format!("no record for staged attestation {id}")));
+            }
+        }
+        let mut ids: Vec<_> = g.records.iter().map(|(id, m)| (*id, g.ids.get(id).copied(), encode_meta(m))).collect();
+        ids.sort_unstable_by(|a, b| a.0.bytes().cmp(b.0.bytes()));
+        let pledges =
+            g.pledges.iter().map(|(p, id)| (<[u8; 13]>::from(*p), id.map(|id| *id.bytes()))).collect::<Vec<_>>();
+        let mut facts: Vec<_> = g.facts.iter().map(|(k, f)| (fact_key(k), f.as_ref().map(codec::encode))).collect();
+        facts.sort_unstable_by_key(|(k, _)| *k);
+        Ok(MergeOps {
+            ids,
+            pledges: sorted(pledges),
+            facts,
+            enterprise: sorted(g.enterprise.iter().map(|(u, l)| enterprise_key(u, *l)).collect()),
+            patent: sorted(g.patent.iter().map(|(p, l)| patent_key(p, *l)).collect()),
+            attester: sorted(g.attester.iter().map(|(m, l)| attester_key(*m, *l)).collect()),
+            refers: sorted(g.refers.iter().map(|(id, l)| refers_key(id, *l)).collect()),
+            consents: sorted(g.consents.iter().map(|(u, l)| enterprise_key(u, *l)).collect()),
+            readers: sorted(g.readers.iter().map(|(m, l)| attester_key(*m, *l)).collect()),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+            + self.pledges.len()
+            + self.facts.len()
+            + self.enterprise.len()
+            + self.patent.len()
+            + self.attester.len()
+            + self.refers.len()
+            + self.consents.len()
+            + self.readers.len()
+    }
+
+    /// How many of the first `applied` ops insert an `ids` entry and an `index_attester`
+    /// entry: what those tables hold beyond the merged leaves.
+    fn inserted(&self, applied: usize) -> (u64, u64) {
+        let ids = self.ids[segment(0, applied, 0, self.ids.len())].iter().filter(|(_, leaf, _)| leaf.is_some());
+        let at = self.ids.len() + self.pledges.len() + self.facts.len() + self.enterprise.len() + self.patent.len();
+        (ids.count() as u64, segment(0, applied, at, self.attester.len()).len() as u64)
+    }
+
+    /// Writes ops `lo..hi` of the list.
+    fn apply(&self, w: &WriteTransaction, t: &Tables<'_>, lo: usize, hi: usize) -> Result<(), StoreError> {
+        let mut at = 0;
+        let r = segment(lo, hi, at, self.ids.len());
+        if !r.is_empty() {
+            let mut table = w.open_table(IDS).map_err(backend)?;
+            for (id, leaf, meta) in &self.ids[r] {
+                let leaf = match leaf {
+                    Some(leaf) => *leaf,
+                    None => match find_id(&table, &t.leaves, id)? {
+                        Some((leaf, _)) => leaf,
+                        None => {
+                            return Err(corrupt(
+                                "table ids",
+                                format!("a change for attestation {id}, which is not on the ledger"),
+                            ));
+                        }
+                    },
+                };
+                table.insert(&id_key(id, leaf), meta).map_err(backend)?;
+            }
+        }
+        at += self.ids.len();
+        let r = segment(lo, hi, at, self.pledges.len());
+        if !r.is_empty() {
+            let mut table = w.open_table(PLEDGES).map_err(backend)?;
+            for (k, id) in &self.pledges[r] {
+                match id {
+                    Some(id) => table.insert(k, id).map(drop),
+                    None => table.remove(k).map(drop),
+                }
+                .map_err(backend)?;
+            }
+        }
+        at += self.pledges.len();
+        let r = segment(lo, hi, at, self.facts.len());
+        if !r.is_empty() {
+            let mut table = w.open_table(FACTS).map_err(backend)?;
+            for (k, v) in &self.facts[r] {
+                match v {
+                    Some(v) => table.insert(k, v.as_slice()).map(drop),
+                    None => table.remove(k).map(drop),
+                }
+                .map_err(backend)?;
+            }
+        }
+        at += self.facts.len();
+        fn keys<const N: usize>(
+            w: &WriteTransaction,
+            def: TableDefinition<&'static [u8; N], ()>,
+            keys: &[[u8; N]],
+            (lo, hi, at): (usize, usize, &mut usize),
+        ) -> Result<(), StoreError> {
+            let r = segment(lo, hi, *at, keys.len());
+            *at += keys.len();
+            if !r.is_empty() {
+                let mut table = w.open_table(def).map_err(backend)?;
+                for k in &keys[r] {
+                    table.insert(k, ()).map_err(backend)?;
+                }
+            }
+            Ok(())
+        }
+        keys(w, ENTERPRISE, &self.enterprise, (lo, hi, &mut at))?;
+        keys(w, PATENT, &self.patent, (lo, hi, &mut at))?;
+        keys(w, ATTESTER, &self.attester, (lo, hi, &mut at))?;
+        keys(w, REFS, &self.refers, (lo, hi, &mut at))?;
+        keys(w, CONSENTS, &self.consents, (lo, hi, &mut at))?;
+        keys(w, READERS, &self.readers, (lo, hi, &mut at))?;
+        debug_assert_eq!(at, self.len());
+        Ok(())
+    }
+}
+
+/// Ops a commit applies of a frozen generation: enough to finish it by the time the
+/// active one is two-thirds full (1.5 times the pace at which this block's leaves fill it),
+/// at least [`MERGE_OPS_PER_COMMIT_MIN`] (so blocks of few leaves still move it on)
+/// and at most `max`. A limit of 0 merges everything at once.
+fn slice_ops(total: usize, leaves: u64, stage_leaves_max: u64, max: usize) -> usize {
+    if stage_leaves_max == 0 {
+        return usize::MAX;
+    }
+    let want = (total as u128).saturating_mul(u128::from(leaves) * 3).div_ceil(u128::from(stage_leaves_max) * 2);
+    let max = max.max(1);
+    usize::try_from(want).unwrap_or(usize::MAX).clamp(MERGE_OPS_PER_COMMIT_MIN.min(max), max)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors and encodings
 // ---------------------------------------------------------------------------------------------
@@ -351,6 +608,21 @@ fn encode_merged(m: Merged) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..8].copy_from_slice(&m.height.to_be_bytes());
     out[8..].copy_from_slice(&m.tree_size.to_be_bytes());
+    out
+}
+
+/// The merge cursor: the frozen generation's end, and how many of its ops are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cursor {
+    to: Merged,
+    applied: u64,
+}
+
+/// `to.height u64 BE ‖ to.tree_size u64 BE ‖ applied u64 BE`.
+fn encode_cursor(c: Cursor) -> [u8; CURSOR_BYTES] {
+    let mut out = [0u8; CURSOR_BYTES];
+    out[..16].copy_from_slice(&encode_merged(c.to));
+    out[16..].copy_from_slice(&c.applied.to_be_bytes());
     out
 }
 
@@ -639,17 +911,20 @@ fn find_id(
     Ok(None)
 }
 
-/// Leaf indexes of `prefix` in a composite-key index, strictly after `start - 1`, at most `limit`.
+/// Leaf indexes `start .. end` of `prefix` in a composite-key index, at most `limit`.
 fn index_range<const N: usize, const P: usize>(
     t: &impl ReadableTable<&'static [u8; N], ()>,
     prefix: &[u8; P],
-    start: u64,
+    (start, end): (u64, u64),
     limit: usize,
     out: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
+    if start >= end {
+        return Ok(());
+    }
     let lo: [u8; N] = keyed(prefix, start);
-    let hi: [u8; N] = keyed(prefix, u64::MAX);
-    for entry in t.range::<&[u8; N]>(&lo..=&hi).map_err(backend)?.take(limit) {
+    let hi: [u8; N] = keyed(prefix, end);
+    for entry in t.range::<&[u8; N]>(&lo..&hi).map_err(backend)?.take(limit) {
         let (k, _) = entry.map_err(backend)?;
         out.push(u64_at(k.value(), P));
     }
@@ -722,7 +997,7 @@ impl RedbStore {
             }
         }
         let read = db.begin_read().map_err(backend)?;
-        let (head, merged) = check_head(&read)?;
+        let (head, merged, cursor) = check_head(&read)?;
         let read = if table_exists(&read, CONSENTS)? {
             read
         } else {
@@ -737,7 +1012,9 @@ impl RedbStore {
             options,
             head,
             merged,
-            staged: Staged::default(),
+            frozen: None,
+            active: Staged::default(),
+            last_commit_ops: 0,
             read: Some(read),
             poisoned: false,
             governance: None,
@@ -750,7 +1027,7 @@ impl RedbStore {
             store.read = Some(store.db.begin_read().map_err(backend)?);
         }
         store.check_tree()?;
-        store.load_staged()?;
+        store.load_staged(cursor)?;
         Ok(store)
     }
 
@@ -784,49 +1061,50 @@ impl RedbStore {
         self.governance.clone().unwrap_or_else(|| self.genesis.governance())
     }
 
-    /// Rebuilds the in-memory staged part from `staged_deltas` and the staged leaves.
-    fn load_staged(&mut self) -> Result<(), StoreError> {
+    /// Rebuilds the frozen generation (if `cursor` names one) and the active one from
+    /// `staged_deltas` and their leaves, and checks the cursor against the rebuilt list of
+    /// merge ops: it must lie inside it, and `ids` and `index_attester` must hold exactly
+    /// the entries the applied ops inserted.
+    fn load_staged(&mut self, cursor: Option<Cursor>) -> Result<(), StoreError> {
         let r = self.snapshot()?;
         let deltas = r.open_table(STAGED).map_err(open_err("staged_deltas"))?;
         let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
-        let head = self.head.map_or(0, |h| h.height);
-        let tree_size = self.head.map_or(0, |h| h.tree_size);
-        let mut staged = Staged::default();
-        for height in self.merged.height + 1..=head {
-            let Some(b) = deltas.get(height).map_err(backend)? else {
-                return Err(corrupt(place("staged_deltas", height), "missing"));
-            };
-            let (records, pledges, facts) = decode_delta(b.value(), height)?;
-            staged.apply(&records, &pledges, &facts);
-        }
-        let mut entries = Entries::default();
+        let head = self.head.map_or(Merged::default(), |h| Merged { height: h.height, tree_size: h.tree_size });
         let gov = self.latest_governance();
-        for item in leaves.range(self.merged.tree_size..tree_size).map_err(backend)? {
-            let (k, v) = item.map_err(backend)?;
-            entries.push(&gov, &decode_leaf(v.value(), k.value())?, k.value());
-        }
-        let n = entries.ids.len() as u64;
-        if n != tree_size - self.merged.tree_size {
-            return Err(corrupt(
-                "table leaves",
-                format!("{n} staged leaves, expected {}", tree_size - self.merged.tree_size),
-            ));
-        }
-        for (id, _) in &entries.ids {
-            if !staged.records.contains_key(id) {
-                return Err(corrupt("table staged_deltas", format!("no record for staged attestation {id}")));
+        let frozen = match cursor {
+            None => None,
+            Some(c) => {
+                let staged = load_generation(&deltas, &leaves, &gov, self.merged, c.to)?;
+                let ops = MergeOps::build(&staged)?;
+                let applied = usize::try_from(c.applied).unwrap_or(usize::MAX);
+                if applied >= ops.len() {
+                    return Err(corrupt(
+                        place("meta", KEY_FROZEN),
+                        format!("{applied} ops applied of a merge of {} (a finished merge has no cursor)", ops.len()),
+                    ));
+                }
+                let (new_ids, new_attester) = ops.inserted(applied);
+                let ids = r.open_table(IDS).map_err(open_err("ids"))?.len().map_err(backend)?;
+                let attester = r.open_table(ATTESTER).map_err(open_err("index_attester"))?.len().map_err(backend)?;
+                for (table, len, new) in [("ids", ids, new_ids), ("index_attester", attester, new_attester)] {
+                    if len != self.merged.tree_size + new {
+                        return Err(corrupt(
+                            format!("table {table}"),
+                            format!(
+                                "{len} entries for {} merged leaves and {new} from the {applied} merge ops in table meta, key {KEY_FROZEN}",
+                                self.merged.tree_size
+                            ),
+                        ));
+                    }
+                }
+                Some(Frozen { to: c.to, staged, ops, applied })
             }
-        }
-        staged.leaves = n;
-        staged.ids.extend(entries.ids);
-        staged.enterprise.extend(entries.enterprise);
-        staged.patent.extend(entries.patent);
-        staged.attester.extend(entries.attester);
-        staged.refers.extend(entries.refers);
-        staged.consents.extend(entries.consents);
-        staged.readers.extend(entries.readers);
+        };
+        let from = frozen.as_ref().map_or(self.merged, |f| f.to);
+        let active = load_generation(&deltas, &leaves, &gov, from, head)?;
         drop((deltas, leaves, r));
-        self.staged = staged;
+        self.frozen = frozen;
+        self.active = active;
         Ok(())
     }
 
@@ -870,10 +1148,65 @@ impl RedbStore {
         self.options
     }
 
-    /// Leaves whose index entries are held in memory, not yet merged into the index tables.
+    /// Leaves whose index entries are held in memory (frozen or active), not yet wholly
+    /// merged into the index tables.
     pub fn staged_leaves(&self) -> u64 {
-        self.staged.leaves
+        self.active.leaves + self.frozen.as_ref().map_or(0, |f| f.staged.leaves)
     }
+
+    /// The merge under way, if any: merge operations applied and in all.
+    pub fn merge_progress(&self) -> Option<(usize, usize)> {
+        self.frozen.as_ref().map(|f| (f.applied, f.ops.len()))
+    }
+
+    /// Merge operations the last commit wrote (at most
+    /// [`RedbOptions::merge_ops_per_commit_max`] unless the active generation filled
+    /// while another was frozen, or `stage_leaves_max` is 0).
+    pub fn last_commit_merge_ops(&self) -> usize {
+        self.last_commit_ops
+    }
+}
+
+/// The staged generation of blocks `from.height + 1 ..= to.height`: their changes from
+/// `staged_deltas` (applied in order, newest wins) and their leaves' index entries.
+fn load_generation(
+    deltas: &impl ReadableTable<u64, &'static [u8]>,
+    leaves: &impl ReadableTable<u64, &'static [u8]>,
+    gov: &GovState,
+    from: Merged,
+    to: Merged,
+) -> Result<Staged, StoreError> {
+    let mut staged = Staged::default();
+    for height in from.height + 1..=to.height {
+        let Some(b) = deltas.get(height).map_err(backend)? else {
+            return Err(corrupt(place("staged_deltas", height), "missing"));
+        };
+        let (records, pledges, facts) = decode_delta(b.value(), height)?;
+        staged.apply(&records, &pledges, &facts);
+    }
+    let mut entries = Entries::default();
+    for item in leaves.range(from.tree_size..to.tree_size).map_err(backend)? {
+        let (k, v) = item.map_err(backend)?;
+        entries.push(gov, &decode_leaf(v.value(), k.value())?, k.value());
+    }
+    let n = entries.ids.len() as u64;
+    if n != to.tree_size - from.tree_size {
+        return Err(corrupt("table leaves", format!("{n} staged leaves, expected {}", to.tree_size - from.tree_size)));
+    }
+    for (id, _) in &entries.ids {
+        if !staged.records.contains_key(id) {
+            return Err(corrupt("table staged_deltas", format!("no record for staged attestation {id}")));
+        }
+    }
+    staged.leaves = n;
+    staged.ids.extend(entries.ids);
+    staged.enterprise.extend(entries.enterprise);
+    staged.patent.extend(entries.patent);
+    staged.attester.extend(entries.attester);
+    staged.refers.extend(entries.refers);
+    staged.consents.extend(entries.consents);
+    staged.readers.extend(entries.readers);
+    Ok(staged)
 }
 
 /// Creates a store at `path`: initialised under a temporary name, then renamed, so a
@@ -927,11 +1260,14 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
     w.commit().map_err(backend)
 }
 
-/// Reads the head and merge point and checks that the tables agree with them:
-/// the head's header and certificate are present and match, nothing lies beyond the
-/// head, the leaves are exactly `0..tree_size`, and the staged log covers exactly the
-/// blocks after the merge point.
-fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged), StoreError> {
+/// Reads the head, merge point and merge cursor and checks that the tables agree with
+/// them: the head's header and certificate are present and match, nothing lies beyond
+/// the head, the leaves are exactly `0..tree_size`, the staged log covers exactly the
+/// blocks after the merge point, the cursor's frozen range ends at a block between the
+/// merge point and the head, and `ids` and `index_attester` hold the merged leaves (plus,
+/// during a merge, at most the frozen ones; [`RedbStore::load_staged`] checks the exact
+/// count against the cursor).
+fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Cursor>), StoreError> {
     let meta = r.open_table(META).map_err(open_err("meta"))?;
     let format = meta.get(KEY_FORMAT).map_err(backend)?.map(|v| v.value().to_vec());
     if format.as_deref() != Some(FORMAT_VERSION.to_be_bytes().as_slice()) {
@@ -945,6 +1281,20 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged), StoreError>
         Some(v) if v.value().len() == 16 => Merged { height: u64_at(v.value(), 0), tree_size: u64_at(v.value(), 8) },
         Some(v) => return Err(corrupt(place("meta", KEY_MERGED), format!("{} bytes, expected 16", v.value().len()))),
         None => return Err(corrupt(place("meta", KEY_MERGED), "missing")),
+    };
+    // Stores written before incremental merges have no cursor: nothing is frozen.
+    let cursor = match meta.get(KEY_FROZEN).map_err(backend)? {
+        None => None,
+        Some(v) if v.value().len() == CURSOR_BYTES => {
+            let b = v.value();
+            Some(Cursor { to: Merged { height: u64_at(b, 0), tree_size: u64_at(b, 8) }, applied: u64_at(b, 16) })
+        }
+        Some(v) => {
+            return Err(corrupt(
+                place("meta", KEY_FROZEN),
+                format!("{} bytes, expected {CURSOR_BYTES}", v.value().len()),
+            ));
+        }
     };
     let headers = r.open_table(HEADERS).map_err(open_err("headers"))?;
     let certs = r.open_table(CERTS).map_err(open_err("certs"))?;
@@ -1017,16 +1367,38 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged), StoreError>
             format!("does not hold exactly blocks {} to {height}", merged.height + 1),
         ));
     }
+    if let Some(c) = cursor {
+        if c.to.height <= merged.height || c.to.height > height {
+            return Err(corrupt(
+                place("meta", KEY_FROZEN),
+                format!(
+                    "frozen blocks end at {}, not after the merge point {} and at most the head {height}",
+                    c.to.height, merged.height
+                ),
+            ));
+        }
+        let size = match headers.get(c.to.height).map_err(backend)? {
+            Some(b) => decode_header(b.value(), c.to.height)?.tree_size,
+            None => return Err(corrupt(place("headers", c.to.height), "the frozen blocks' last header is missing")),
+        };
+        if size != c.to.tree_size {
+            return Err(corrupt(
+                place("meta", KEY_FROZEN),
+                format!("tree size {} is not block {}'s", c.to.tree_size, c.to.height),
+            ));
+        }
+    }
+    let most = cursor.map_or(merged.tree_size, |c| c.to.tree_size);
     for (table, len) in [("ids", ids.len()), ("index_attester", attester.len())] {
         let len = len.map_err(backend)?;
-        if len != merged.tree_size {
+        if len < merged.tree_size || len > most {
             return Err(corrupt(
                 format!("table {table}"),
                 format!("{len} entries for {} merged leaves", merged.tree_size),
             ));
         }
     }
-    Ok((head, merged))
+    Ok((head, merged, cursor))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1099,133 +1471,126 @@ impl RedbStore {
         Ok(())
     }
 
-    /// Merges the staged part and this block's entries and changes into the index tables.
-    fn write_merge(
-        &self,
+    /// Writes the block, stages it in the active generation and does this commit's slice
+    /// of merge work (see "Incremental merges" in the module documentation):
+    ///
+    /// 1. if the active generation has reached the limit while one is still frozen, the
+    ///    frozen one is finished now, whatever its size (the rare, bounded case: the slices
+    ///    are sized to finish it when the active one is half full);
+    /// 2. if nothing is frozen and the active generation has reached the limit, it is
+    ///    frozen and its merge ops computed (in memory only: they are a pure function of
+    ///    the generation);
+    /// 3. the frozen generation's next ops are applied, at most the slice's size
+    ///    ([`slice_ops`]) less what step 1 wrote; none if step 2 froze it (unless the
+    ///    limit is 0: then everything, at once).
+    fn write_commit(
+        &mut self,
         w: &WriteTransaction,
-        t: &mut Tables<'_>,
         vb: &ValidBlock,
-        entries: &Entries,
+        entries: Entries,
+        first: u64,
     ) -> Result<(), StoreError> {
         let header = vb.header();
-        let delta = vb.delta();
-        // Newest change wins: staged blocks first, then this block in order.
-        let mut records = self.staged.records.clone();
-        records.extend(delta.records.iter().copied());
-        let mut pledges = self.staged.pledges.clone();
-        pledges.extend(delta.pledges.iter().copied());
-
-        let mut ids = w.open_table(IDS).map_err(backend)?;
-        let mut inserts: Vec<(IdKey, MetaBytes)> = Vec::with_capacity(records.len());
-        let new_ids = self
-            .staged
-            .ids
-            .iter()
-            .map(|(id, leaf)| (id, *leaf))
-            .chain(entries.ids.iter().map(|(id, leaf)| (id, *leaf)));
-        let mut new_count = 0usize;
-        for (id, leaf) in new_ids {
-            let Some(meta) = records.remove(id) else {
-                return Err(corrupt("table staged_deltas", format!("no record for new attestation {id}")));
+        let n = header.tree_size - first;
+        let mut t = Tables::open(w)?;
+        self.write_block(&mut t, vb, first)?;
+        if let Some(g) = &vb.delta().governance {
+            let mut table = w.open_table(GOVERNANCE).map_err(backend)?;
+            table.insert(header.height, crate::codec::encode(&**g).as_slice()).map_err(backend)?;
+        }
+        // Logged even if merged in this very commit (then deleted again with the generation).
+        t.staged.insert(header.height, encode_delta(vb.delta()).as_slice()).map_err(backend)?;
+        self.active.absorb(entries, n, vb.delta());
+        let limit = self.options.stage_leaves_max;
+        let full = self.active.leaves >= limit;
+        let mut written = 0;
+        if full && self.frozen.is_some() {
+            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, usize::MAX)?;
+        }
+        let mut froze = false;
+        if full && self.frozen.is_none() {
+            let staged = std::mem::take(&mut self.active);
+            let ops = MergeOps::build(&staged)?;
+            let to = Merged { height: header.height, tree_size: header.tree_size };
+            self.frozen = Some(Frozen { to, staged, ops, applied: 0 });
+            froze = true;
+        }
+        if let Some(f) = &self.frozen {
+            let slice = match slice_ops(f.ops.len(), n, limit, self.options.merge_ops_per_commit_max) {
+                // Freezing (building the list) is this commit's merge work; slices start with the next.
+                _ if froze && limit > 0 => 0,
+                s => s.saturating_sub(written),
             };
-            inserts.push((id_key(id, leaf), encode_meta(&meta)));
-            new_count += 1;
+            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, slice)?;
         }
-        // What remains changes records merged earlier.
-        for (id, meta) in &records {
-            let Some((leaf, _)) = find_id(&ids, &t.leaves, id)? else {
-                return Err(corrupt("table ids", format!("a change for attestation {id}, which is not on the ledger")));
-            };
-            inserts.push((id_key(id, leaf), encode_meta(meta)));
-        }
-        inserts.sort_unstable_by_key(|(k, _)| *k);
-        for (k, v) in &inserts {
-            ids.insert(k, v).map_err(backend)?;
-        }
-        debug_assert_eq!(ids.len().ok(), Some(header.tree_size), "one ids entry per leaf after {new_count} new");
-
-        let mut table = w.open_table(PLEDGES).map_err(backend)?;
-        let mut pledges: Vec<_> = pledges.into_iter().collect();
-        pledges.sort_unstable_by_key(|(p, _)| *p);
-        for (patent, id) in pledges {
-            let k = <[u8; 13]>::from(patent);
-            match id {
-                Some(id) => table.insert(&k, id.bytes()).map(drop),
-                None => table.remove(&k).map(drop),
-            }
-            .map_err(backend)?;
-        }
-
-        let mut facts = self.staged.facts.clone();
-        facts.extend(delta.facts.iter().cloned());
-        let mut facts: Vec<([u8; 32], Option<Vec<u8>>)> =
-            facts.into_iter().map(|(k, f)| (fact_key(&k), f.map(|f| codec::encode(&f)))).collect();
-        facts.sort_unstable_by_key(|(k, _)| *k);
-        let mut table = w.open_table(FACTS).map_err(backend)?;
-        for (k, v) in facts {
-            match v {
-                Some(v) => table.insert(&k, v.as_slice()).map(drop),
-                None => table.remove(&k).map(drop),
-            }
-            .map_err(backend)?;
-        }
-
-        let mut keys: Vec<[u8; 26]> =
-            self.staged.enterprise.iter().chain(&entries.enterprise).map(|(u, l)| enterprise_key(u, *l)).collect();
-        keys.sort_unstable();
-        let mut table = w.open_table(ENTERPRISE).map_err(backend)?;
-        for k in &keys {
-            table.insert(k, ()).map_err(backend)?;
-        }
-        let mut keys: Vec<[u8; 21]> =
-            self.staged.patent.iter().chain(&entries.patent).map(|(p, l)| patent_key(p, *l)).collect();
-        keys.sort_unstable();
-        let mut table = w.open_table(PATENT).map_err(backend)?;
-        for k in &keys {
-            table.insert(k, ()).map_err(backend)?;
-        }
-        let mut keys: Vec<[u8; 10]> =
-            self.staged.attester.iter().chain(&entries.attester).map(|(m, l)| attester_key(*m, *l)).collect();
-        keys.sort_unstable();
-        let mut table = w.open_table(ATTESTER).map_err(backend)?;
-        for k in &keys {
-            table.insert(k, ()).map_err(backend)?;
-        }
-        let mut keys: Vec<[u8; 40]> =
-            self.staged.refers.iter().chain(&entries.refers).map(|(id, l)| refers_key(id, *l)).collect();
-        keys.sort_unstable();
-        let mut table = w.open_table(REFS).map_err(backend)?;
-        for k in &keys {
-            table.insert(k, ()).map_err(backend)?;
-        }
-        let mut keys: Vec<[u8; 26]> =
-            self.staged.consents.iter().chain(&entries.consents).map(|(u, l)| enterprise_key(u, *l)).collect();
-        keys.sort_unstable();
-        let mut table = w.open_table(CONSENTS).map_err(backend)?;
-        for k in &keys {
-            table.insert(k, ()).map_err(backend)?;
-        }
-        let mut keys: Vec<[u8; 10]> =
-            self.staged.readers.iter().chain(&entries.readers).map(|(m, l)| attester_key(*m, *l)).collect();
-        keys.sort_unstable();
-        let mut table = w.open_table(READERS).map_err(backend)?;
-        for k in &keys {
-            table.insert(k, ()).map_err(backend)?;
-        }
-
-        for height in self.merged.height + 1..header.height {
-            t.staged.remove(height).map_err(backend)?;
-        }
-        debug_assert_eq!(t.staged.len().ok(), Some(0));
-        let merged = Merged { height: header.height, tree_size: header.tree_size };
-        t.meta.insert(KEY_MERGED, encode_merged(merged).as_slice()).map_err(backend)?;
+        self.last_commit_ops = written;
+        debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size));
+        debug_assert_eq!(t.headers.len().ok(), Some(header.height));
+        debug_assert_eq!(t.staged.len().ok(), Some(header.height - self.merged.height));
         Ok(())
     }
+}
+
+/// Applies at most `max` more ops of the frozen generation and records the cursor; when
+/// the last one is applied, deletes the generation's `staged_deltas` rows, moves the
+/// merge point past it and drops the cursor instead. Returns the ops applied.
+fn apply_frozen(
+    w: &WriteTransaction,
+    t: &mut Tables<'_>,
+    frozen: &mut Option<Frozen>,
+    merged: &mut Merged,
+    max: usize,
+) -> Result<usize, StoreError> {
+    let Some(f) = frozen else { return Ok(0) };
+    let from = f.applied;
+    let to = from.saturating_add(max).min(f.ops.len());
+    f.ops.apply(w, t, from, to)?;
+    f.applied = to;
+    if to < f.ops.len() {
+        let cursor = Cursor { to: f.to, applied: to as u64 };
+        t.meta.insert(KEY_FROZEN, encode_cursor(cursor).as_slice()).map_err(backend)?;
+        return Ok(to - from);
+    }
+    for height in merged.height + 1..=f.to.height {
+        t.staged.remove(height).map_err(backend)?;
+    }
+    *merged = f.to;
+    t.meta.insert(KEY_MERGED, encode_merged(*merged).as_slice()).map_err(backend)?;
+    t.meta.remove(KEY_FROZEN).map_err(backend)?;
+    debug_assert_eq!(w.open_table(IDS).ok().and_then(|t| t.len().ok()), Some(merged.tree_size));
+    *frozen = None;
+    Ok(to - from)
 }
 
 // ---------------------------------------------------------------------------------------------
 // The Store
 // ---------------------------------------------------------------------------------------------
+
+/// Appends the leaves `start..` of `key` in `sets` (each after the one before), up to `limit` in all.
+fn staged_range<'a, K: Ord + Copy + 'a>(
+    out: &mut Vec<u64>,
+    limit: usize,
+    key: K,
+    start: u64,
+    sets: impl Iterator<Item = &'a BTreeSet<(K, u64)>>,
+) {
+    for set in sets {
+        let rest = limit.saturating_sub(out.len());
+        out.extend(set.range((key, start)..=(key, u64::MAX)).take(rest).map(|k| k.1));
+    }
+}
+
+impl RedbStore {
+    /// The staged generations, newest first: for point reads, whose newest value wins.
+    fn newest_first(&self) -> impl Iterator<Item = &Staged> {
+        std::iter::once(&self.active).chain(self.frozen.as_ref().map(|f| &f.staged))
+    }
+
+    /// The staged generations in leaf order: for index reads.
+    fn oldest_first(&self) -> impl Iterator<Item = &Staged> {
+        self.frozen.as_ref().map(|f| &f.staged).into_iter().chain(std::iter::once(&self.active))
+    }
+}
 
 impl NodeReader for RedbStore {
     fn node(&self, level: u8, index: u64) -> Result<NodeHash, MerkleError> {
@@ -1294,7 +1659,7 @@ impl StateView for RedbStore {
     }
 
     fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, StoreError> {
-        if let Some(meta) = self.staged.records.get(id) {
+        if let Some(meta) = self.newest_first().find_map(|g| g.records.get(id)) {
             return Ok(Some(*meta));
         }
         let r = self.snapshot()?;
@@ -1304,7 +1669,7 @@ impl StateView for RedbStore {
     }
 
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
-        if let Some(slot) = self.staged.pledges.get(patent) {
+        if let Some(slot) = self.newest_first().find_map(|g| g.pledges.get(patent)) {
             return Ok(*slot);
         }
         let r = self.snapshot()?;
@@ -1320,7 +1685,7 @@ impl StateView for RedbStore {
     }
 
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
-        if let Some(slot) = self.staged.facts.get(key) {
+        if let Some(slot) = self.newest_first().find_map(|g| g.facts.get(key)) {
             return Ok(slot.clone());
         }
         let r = self.snapshot()?;
@@ -1370,29 +1735,19 @@ impl Store for RedbStore {
         let first = self.head.map_or(0, |h| h.tree_size);
         let n = leaves.len() as u64;
         debug_assert_eq!(first + n, header.tree_size, "the head's tree size plus the block's leaves is the new size");
-        debug_assert_eq!(self.merged.tree_size + self.staged.leaves, first);
+        debug_assert_eq!(self.merged.tree_size + self.staged_leaves(), first);
         let mut entries = Entries::default();
         let gov = vb.delta().governance.clone().unwrap_or_else(|| self.latest_governance());
         for (offset, leaf) in leaves.iter().enumerate() {
             entries.push(&gov, leaf, first + offset as u64);
         }
-        let merge = self.staged.leaves + n >= self.options.stage_leaves_max;
 
         let w = self.db.begin_write().map_err(backend)?;
-        {
-            let mut t = Tables::open(&w)?;
-            self.write_block(&mut t, vb, first)?;
-            if let Some(g) = &vb.delta().governance {
-                let mut table = w.open_table(GOVERNANCE).map_err(backend)?;
-                table.insert(header.height, crate::codec::encode(&**g).as_slice()).map_err(backend)?;
-            }
-            if merge {
-                self.write_merge(&w, &mut t, vb, &entries)?;
-            } else {
-                t.staged.insert(header.height, encode_delta(vb.delta()).as_slice()).map_err(backend)?;
-            }
-            debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size));
-            debug_assert_eq!(t.headers.len().ok(), Some(header.height));
+        // From here memory changes along with the transaction: if it fails, the store is
+        // poisoned (memory may disagree with the file) and must be reopened.
+        if let Err(e) = self.write_commit(&w, vb, entries, first) {
+            self.poisoned = true;
+            return Err(e);
         }
         // The snapshot pins the old state's pages; release it before they are freed.
         self.read = None;
@@ -1403,12 +1758,6 @@ impl Store for RedbStore {
         self.head = Some(head_of(header));
         if let Some(g) = &vb.delta().governance {
             self.governance = Some(Arc::clone(g));
-        }
-        if merge {
-            self.staged = Staged::default();
-            self.merged = Merged { height: header.height, tree_size: header.tree_size };
-        } else {
-            self.staged.absorb(entries, n, vb.delta());
         }
         self.read = Some(self.db.begin_read().map_err(backend)?);
         Ok(())
@@ -1496,7 +1845,7 @@ impl Store for RedbStore {
 
     fn locate(&self, id: &AttestationId) -> Result<Option<Location>, StoreError> {
         let r = self.snapshot()?;
-        let leaf_index = match self.staged.ids.get(id) {
+        let leaf_index = match self.newest_first().find_map(|g| g.ids.get(id)) {
             Some(leaf) => *leaf,
             None => {
                 let ids = r.open_table(IDS).map_err(open_err("ids"))?;
@@ -1523,47 +1872,46 @@ impl Store for RedbStore {
         let start = after.map_or(0, |a| a + 1);
         let r = self.snapshot()?;
         let mut out = Vec::new();
-        // Merged leaves all precede staged ones: the index table first, then memory.
+        // Merged leaves precede frozen ones, which precede active ones. The tables may
+        // also hold some of the frozen leaves' entries (a merge under way), but the frozen
+        // generation holds all of them: the tables are read only below the merge point, so
+        // each leaf comes from one place, in order.
+        let table_leaves = (start, self.merged.tree_size);
+        let generations = || self.oldest_first();
         match key {
             IndexKey::Enterprise(e) => {
                 let t = r.open_table(ENTERPRISE).map_err(open_err("index_enterprise"))?;
-                index_range(&t, e.as_bytes(), start, limit, &mut out)?;
-                let rest = limit - out.len();
-                out.extend(self.staged.enterprise.range((*e, start)..=(*e, u64::MAX)).take(rest).map(|k| k.1));
+                index_range(&t, e.as_bytes(), table_leaves, limit, &mut out)?;
+                staged_range(&mut out, limit, *e, start, generations().map(|g| &g.enterprise));
             }
             IndexKey::Patent(p) => {
                 let t = r.open_table(PATENT).map_err(open_err("index_patent"))?;
-                index_range(&t, &<[u8; 13]>::from(*p), start, limit, &mut out)?;
-                let rest = limit - out.len();
-                out.extend(self.staged.patent.range((*p, start)..=(*p, u64::MAX)).take(rest).map(|k| k.1));
+                index_range(&t, &<[u8; 13]>::from(*p), table_leaves, limit, &mut out)?;
+                staged_range(&mut out, limit, *p, start, generations().map(|g| &g.patent));
             }
             IndexKey::Attester(m) => {
                 let t = r.open_table(ATTESTER).map_err(open_err("index_attester"))?;
-                index_range(&t, &m.to_be_bytes(), start, limit, &mut out)?;
-                let rest = limit - out.len();
-                out.extend(self.staged.attester.range((m, start)..=(m, u64::MAX)).take(rest).map(|k| k.1));
+                index_range(&t, &m.to_be_bytes(), table_leaves, limit, &mut out)?;
+                staged_range(&mut out, limit, m, start, generations().map(|g| &g.attester));
             }
             IndexKey::Refers(id) => {
                 match r.open_table(REFS) {
-                    Ok(t) => index_range(&t, id.bytes(), start, limit, &mut out)?,
+                    Ok(t) => index_range(&t, id.bytes(), table_leaves, limit, &mut out)?,
                     // A store written before the IP-loan kinds: nothing merged refers to anything.
                     Err(redb::TableError::TableDoesNotExist(_)) => {}
                     Err(e) => return Err(open_err("index_refs")(e)),
                 }
-                let rest = limit - out.len();
-                out.extend(self.staged.refers.range((*id, start)..=(*id, u64::MAX)).take(rest).map(|k| k.1));
+                staged_range(&mut out, limit, *id, start, generations().map(|g| &g.refers));
             }
             IndexKey::Consents(e) => {
                 let t = r.open_table(CONSENTS).map_err(open_err("index_consents"))?;
-                index_range(&t, e.as_bytes(), start, limit, &mut out)?;
-                let rest = limit - out.len();
-                out.extend(self.staged.consents.range((*e, start)..=(*e, u64::MAX)).take(rest).map(|k| k.1));
+                index_range(&t, e.as_bytes(), table_leaves, limit, &mut out)?;
+                staged_range(&mut out, limit, *e, start, generations().map(|g| &g.consents));
             }
             IndexKey::Reader(m) => {
                 let t = r.open_table(READERS).map_err(open_err("index_queries_by_reader"))?;
-                index_range(&t, &m.to_be_bytes(), start, limit, &mut out)?;
-                let rest = limit - out.len();
-                out.extend(self.staged.readers.range((m, start)..=(m, u64::MAX)).take(rest).map(|k| k.1));
+                index_range(&t, &m.to_be_bytes(), table_leaves, limit, &mut out)?;
+                staged_range(&mut out, limit, m, start, generations().map(|g| &g.readers));
             }
         }
         Ok(out)
@@ -1730,6 +2078,139 @@ mod tests {
             let (place, reason) = corrupt_at(opened);
             assert_eq!(place, want, "{reason}");
         }
+    }
+
+    /// A closed store in the middle of a merge: blocks of 20 attestations, a staging limit
+    /// of 50 leaves and at most 10 merge ops per commit. Returns the cursor.
+    fn store_mid_merge() -> (tempfile::TempDir, std::path::PathBuf, ChainBuilder, Cursor) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let mut builder = ChainBuilder::new(3, 1_600_000_000_000).unwrap();
+        let options = RedbOptions { stage_leaves_max: 50, merge_ops_per_commit_max: 10, ..RedbOptions::default() };
+        let mut store = RedbStore::open_with(&path, builder.genesis(), options).unwrap();
+        while store.merge_progress().is_none_or(|(applied, _)| applied < 20) {
+            store.commit(&builder.next_block(20).unwrap()).unwrap();
+        }
+        let f = store.frozen.as_ref().unwrap();
+        let cursor = Cursor { to: f.to, applied: f.applied as u64 };
+        (dir, path, builder, cursor)
+    }
+
+    #[test]
+    fn a_corrupt_merge_cursor_is_refused_at_open() {
+        type Tamper = fn(&WriteTransaction, Cursor);
+        let set = |w: &WriteTransaction, c: Cursor| {
+            w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(c).as_slice()).unwrap();
+        };
+        let cases: [(&str, &str, Tamper); 6] = [
+            ("table meta, key frozen", "bytes", |w, _| {
+                w.open_table(META).unwrap().insert(KEY_FROZEN, [0u8; 5].as_slice()).unwrap();
+            }),
+            ("table meta, key frozen", "ops applied", |w, c| {
+                w.open_table(META)
+                    .unwrap()
+                    .insert(KEY_FROZEN, encode_cursor(Cursor { applied: 1 << 40, ..c }).as_slice())
+                    .unwrap();
+            }),
+            ("table meta, key frozen", "at most the head", |w, c| {
+                let to = Merged { height: c.to.height + 100, ..c.to };
+                w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(Cursor { to, ..c }).as_slice()).unwrap();
+            }),
+            ("table meta, key frozen", "tree size", |w, c| {
+                let to = Merged { tree_size: c.to.tree_size + 1, ..c.to };
+                w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(Cursor { to, ..c }).as_slice()).unwrap();
+            }),
+            // The applied ops inserted `ids` entries that a cursor at 0 does not account for.
+            ("table ids", "merge ops", |w, c| {
+                w.open_table(META)
+                    .unwrap()
+                    .insert(KEY_FROZEN, encode_cursor(Cursor { applied: 0, ..c }).as_slice())
+                    .unwrap();
+            }),
+            // Without its cursor, the partly merged generation is unaccounted for.
+            ("table ids", "merged leaves", |w, _| {
+                w.open_table(META).unwrap().remove(KEY_FROZEN).unwrap();
+            }),
+        ];
+        for (want, why, f) in cases {
+            let (_dir, path, builder, cursor) = store_mid_merge();
+            // The untouched store opens at the same cursor.
+            let store = RedbStore::open(&path, builder.genesis()).unwrap();
+            assert_eq!(store.merge_progress().map(|(a, _)| a as u64), Some(cursor.applied));
+            drop(store);
+            tamper(&path, |w| f(w, cursor));
+            let (place, reason) = corrupt_at(RedbStore::open(&path, builder.genesis()));
+            assert_eq!(place, want, "{reason}");
+            assert!(reason.contains(why), "{want}: {reason}");
+        }
+        // The well-formed cursor, rewritten, opens.
+        let (_dir, path, builder, cursor) = store_mid_merge();
+        tamper(&path, |w| set(w, cursor));
+        assert!(RedbStore::open(&path, builder.genesis()).is_ok());
+    }
+
+    #[test]
+    fn slices_never_exceed_the_most_merge_ops_per_commit() {
+        // The sizing alone, for any generation, block and limit.
+        for total in [0, 1, 255, 256, 10_000, 327_680, 10_000_000, usize::MAX] {
+            for leaves in [0, 1, 1000, 100_000, u64::MAX] {
+                for limit in [1, 37, STAGE_LEAVES_DEFAULT, u64::MAX] {
+                    let n = slice_ops(total, leaves, limit, MERGE_OPS_PER_COMMIT_MAX);
+                    assert!(
+                        (MERGE_OPS_PER_COMMIT_MIN..=MERGE_OPS_PER_COMMIT_MAX).contains(&n),
+                        "{total} {leaves} {limit}: {n}"
+                    );
+                }
+            }
+        }
+        // A generation of 65,536 leaves and 5 ops each, blocks of 1,000: a slice of 7,500
+        // finishes it in 44 blocks, when the next generation is two-thirds full.
+        assert_eq!(slice_ops(327_680, 1000, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX), 7_500);
+        assert_eq!(
+            slice_ops(327_680, 10_000, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX),
+            MERGE_OPS_PER_COMMIT_MAX
+        );
+        assert_eq!(slice_ops(327_680, 0, STAGE_LEAVES_DEFAULT, MERGE_OPS_PER_COMMIT_MAX), MERGE_OPS_PER_COMMIT_MIN);
+        assert_eq!(slice_ops(5, 0, STAGE_LEAVES_DEFAULT, 0), 1, "a limit of 0 still moves the merge on");
+
+        // Commits: blocks up to 4 times a slice's ops, the active generation filling before
+        // the frozen one is done; each commit writes at most the limit, but for that case.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let mut builder = ChainBuilder::new(5, 1_600_000_000_000).unwrap();
+        let max = 40;
+        let options = RedbOptions { stage_leaves_max: 150, merge_ops_per_commit_max: max, ..RedbOptions::default() };
+        let mut store = RedbStore::open_with(&path, builder.genesis(), options).unwrap();
+        let (mut sliced, mut forced, mut most) = (0, 0, 0);
+        for h in 0..120u64 {
+            let n = [0, 3, 40, 160][(h % 4) as usize];
+            let vb = builder.next_block(n).unwrap();
+            let fills = store
+                .frozen
+                .as_ref()
+                .map(|f| f.ops.len() - f.applied)
+                .filter(|_| store.active.leaves + n as u64 >= 150);
+            store.commit(&vb).unwrap();
+            let written = store.last_commit_merge_ops();
+            match fills {
+                Some(rest) => {
+                    // The frozen generation's rest, then at most the slice's remainder of the next.
+                    assert!(
+                        written >= rest && written <= rest.max(max),
+                        "height {}: {written} ops, {rest} left",
+                        h + 1
+                    );
+                    forced += 1;
+                }
+                None => {
+                    assert!(written <= max, "height {}: {written} ops, more than {max}", h + 1);
+                    most = most.max(written);
+                }
+            }
+            sliced += u32::from(store.frozen.as_ref().is_some_and(|f| f.applied > 0));
+        }
+        assert_eq!(most, max, "the limit was reached");
+        assert!(sliced > 20 && forced > 2, "{sliced} sliced commits, {forced} finishing a frozen generation early");
     }
 
     #[test]
