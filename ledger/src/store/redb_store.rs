@@ -329,6 +329,12 @@ impl Entries {
 
 impl Staged {
     fn absorb(&mut self, entries: Entries, leaves: u64, delta: &StateDelta) {
+        self.add_entries(entries, leaves);
+        self.apply(&delta.records, &delta.pledges, &delta.facts);
+    }
+
+    /// Takes `leaves` leaves' index entries.
+    fn add_entries(&mut self, entries: Entries, leaves: u64) {
         self.leaves += leaves;
         self.ids.extend(entries.ids);
         self.enterprise.extend(entries.enterprise);
@@ -337,7 +343,6 @@ impl Staged {
         self.refers.extend(entries.refers);
         self.consents.extend(entries.consents);
         self.readers.extend(entries.readers);
-        self.apply(&delta.records, &delta.pledges, &delta.facts);
     }
 
     fn apply(
@@ -1198,14 +1203,7 @@ fn load_generation(
             return Err(corrupt("table staged_deltas", format!("no record for staged attestation {id}")));
         }
     }
-    staged.leaves = n;
-    staged.ids.extend(entries.ids);
-    staged.enterprise.extend(entries.enterprise);
-    staged.patent.extend(entries.patent);
-    staged.attester.extend(entries.attester);
-    staged.refers.extend(entries.refers);
-    staged.consents.extend(entries.consents);
-    staged.readers.extend(entries.readers);
+    staged.add_entries(entries, n);
     Ok(staged)
 }
 
