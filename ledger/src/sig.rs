@@ -972,6 +972,20 @@ mod tests {
         (1..=3u8).map(|s| VerifyingKey::new(&SecretKey::from_seed([s; 32]).public()).unwrap()).collect()
     }
 
+    /// `honest` items as signed by members 0, 2 and 3 in turn (the keys of [`honest_keys`]
+    /// around member 1 in [`key_set_verdict`]'s set).
+    fn honest_items(h: &[(VerifyingKey, Vec<u8>, Signature)]) -> Vec<KeySetItem<'_>> {
+        const MEMBER: [usize; 3] = [0, 2, 3];
+        h.iter()
+            .enumerate()
+            .map(|(i, (_, body, sig))| KeySetItem {
+                signer: MEMBER[i % 3],
+                msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body },
+                sig,
+            })
+            .collect()
+    }
+
     /// The verdict of a [`KeySet`] on one signature under `vk` (member 1 of 4): alone, in
     /// a pair and at index 3 of 12 beside honest items, asserting the three agree and
     /// every honest item passes.
@@ -979,17 +993,8 @@ mod tests {
         let hk = honest_keys();
         let set = KeySet::new(&[hk[0], *vk, hk[1], hk[2]]);
         assert_eq!(set.len(), 4);
-        let member = [0, 2, 3];
         let h = honest(11);
-        let mut items: Vec<KeySetItem> = h
-            .iter()
-            .enumerate()
-            .map(|(i, (_, body, sig))| KeySetItem {
-                signer: member[i % 3],
-                msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body },
-                sig,
-            })
-            .collect();
+        let mut items = honest_items(&h);
         items.insert(3, KeySetItem { signer: 1, msg, sig });
         let all = set.verify_many(&items);
         for (i, v) in all.iter().enumerate() {
@@ -1006,15 +1011,7 @@ mod tests {
         assert_eq!(table.verify_many(&items[2..4], 1), vec![Ok(()), all[3]], "key table, in a pair");
         // Beside enough honest items that the equation takes Pippenger, not the tables.
         let many = honest(PIPPENGER_POINTS_MIN);
-        let mut big: Vec<KeySetItem> = many
-            .iter()
-            .enumerate()
-            .map(|(i, (_, body, sig))| KeySetItem {
-                signer: member[i % 3],
-                msg: SignedBytes::Binary { domain: Domain::Vote, chain_id: &CHAIN, body },
-                sig,
-            })
-            .collect();
+        let mut big = honest_items(&many);
         big.insert(100, KeySetItem { signer: 1, msg, sig });
         let verdicts = table.verify_many(&big, 1);
         assert_eq!(verdicts[100], all[3], "key table, Pippenger");
