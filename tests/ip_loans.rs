@@ -190,6 +190,34 @@ fn dev_world_profile_and_portfolio_from_api_equal_the_store() {
     assert_eq!(page["loans_next_after"], page["loans"][4]["loan"]);
     let refused = get_as(&url, Some(&regulator), "/v1/portfolio?loans_limit=1001").unwrap().1;
     assert_eq!(refused["error"]["field"], "loans_limit", "{refused}");
+    // Loan lines are facts of their borrowers: each read of them is logged once per borrower,
+    // naming the state's height; the figures alone (the lender's above) log nothing.
+    let mut expected_reads = std::collections::BTreeMap::<(u64, String), usize>::new();
+    for read in [&from_api, &page] {
+        let borrowers: std::collections::BTreeSet<&str> =
+            read["loans"].as_array().unwrap().iter().map(|l| l["borrower"].as_str().unwrap()).collect();
+        for b in borrowers {
+            *expected_reads.entry((read["height"].as_u64().unwrap(), b.to_string())).or_default() += 1;
+        }
+    }
+    let logged = || {
+        let v = json(&ok(credence(
+            &[&["queries", "--member", "dev", "--node", &url, "--limit", "1000", "--json"][..], &as_regulator].concat(),
+        )));
+        let mut logged = std::collections::BTreeMap::<(u64, String), usize>::new();
+        for q in v["queries"].as_array().unwrap().iter().filter(|q| q["read"] == "portfolio") {
+            assert!(q["purpose"] == "supervision" && q["consent"].is_null(), "{q}");
+            let key = (q["portfolio_height"].as_u64().unwrap(), q["enterprise"].as_str().unwrap().to_string());
+            *logged.entry(key).or_default() += 1;
+        }
+        logged
+    };
+    let want: usize = expected_reads.values().sum();
+    wait_until("the loan lines' reads to be logged", Duration::from_secs(30), || {
+        logged().values().sum::<usize>() >= want
+    });
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(logged(), expected_reads);
 
     // The same store, offline: the same figures, line for line.
     node.stop();

@@ -145,9 +145,17 @@ fn from_node(
     while let Some(after) = view.loans_next_after.take() {
         let path = format!("{base}{sep}loans_limit={LOANS_PAGE}&loans_after={after}");
         let page: PortfolioView = query::get_json(&mut conn, &path)?;
-        // Later pages must describe the same ledger state, or the listing would mix two.
-        if (page.height, page.tree_size) != (view.height, view.tree_size) {
-            bail!("the node's ledger grew while listing loans (height {} → {}); run again", view.height, page.height);
+        // Later pages must describe the same figures, or the listing would mix two states. The
+        // ledger itself grows between pages (the node logs each page's read as query records),
+        // so the pages compare the records behind the figures, not the height.
+        if page.records != view.records {
+            bail!(
+                "the node's loan records changed while listing loans ({} → {} records at height {} → {}); run again",
+                view.records,
+                page.records,
+                view.height,
+                page.height
+            );
         }
         lines.extend(page.loans.unwrap_or_default());
         view.loans_next_after = page.loans_next_after;

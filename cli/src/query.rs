@@ -262,13 +262,16 @@ pub struct ReadLine {
     pub reader: String,
     pub enterprise: String,
     pub purpose: String,
-    /// facts, openings, block or entries.
+    /// facts, openings, block, entries or portfolio.
     pub read: String,
     /// The height of the block read, when `read` is block.
     pub block_height: Option<u64>,
     /// The index of the entry bundle read, when `read` is entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry_bundle: Option<u64>,
+    /// The height of the state whose portfolio loan lines were read, when `read` is portfolio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portfolio_height: Option<u64>,
     /// The consent read under; `None` for a regulator.
     pub consent: Option<String>,
     /// The access-key grant that signed the read (names the holder).
@@ -278,9 +281,10 @@ pub struct ReadLine {
     pub id: String,
 }
 
-/// `facts`, `openings`, `block 12` or `entries 3` (the block's height or the bundle's index).
-fn read_text(read: &str, which: Option<u64>) -> String {
-    match which {
+/// `facts`, `openings`, `block 12`, `entries 3` or `portfolio 12` (the block's height, the
+/// bundle's index or the height of the portfolio's state).
+fn read_text(read: &str, numbers: [Option<u64>; 3]) -> String {
+    match numbers.into_iter().flatten().next() {
         Some(h) => format!("{read} {h}"),
         None => read.to_string(),
     }
@@ -296,8 +300,17 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
     let (items, next_after) = fetch_list(&mut conn, &path, &a.list, "")?;
     let mut lines = Vec::with_capacity(items.len());
     for i in &items {
-        let ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height, entry_bundle } =
-            &i.claim
+        let ClaimView::Query {
+            reader,
+            access_key,
+            enterprise,
+            purpose,
+            consent,
+            read,
+            block_height,
+            entry_bundle,
+            portfolio_height,
+        } = &i.claim
         else {
             bail!("the node listed {} ({:?}) among {}'s query records", i.id, i.claim, a.member);
         };
@@ -314,6 +327,7 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
             read: read.clone(),
             block_height: *block_height,
             entry_bundle: *entry_bundle,
+            portfolio_height: *portfolio_height,
             consent: consent.clone(),
             access_key: access_key.clone(),
             logged_by: i.attester.clone(),
@@ -336,7 +350,7 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
                 when,
                 q.enterprise.clone(),
                 q.purpose.clone(),
-                read_text(&q.read, q.block_height.or(q.entry_bundle)),
+                read_text(&q.read, [q.block_height, q.entry_bundle, q.portfolio_height]),
                 q.consent.as_deref().map_or("none (regulator)".to_string(), short),
                 short(&q.access_key),
                 q.logged_by.clone(),
@@ -596,13 +610,23 @@ impl Row {
                 r.counterparty = recipient.clone();
                 r.detail = format!("purpose={purpose} scope={} expires_at_ms={expires_at_ms}", scope.join(","));
             }
-            ClaimView::Query { reader, access_key, enterprise, purpose, consent, read, block_height, entry_bundle } => {
+            ClaimView::Query {
+                reader,
+                access_key,
+                enterprise,
+                purpose,
+                consent,
+                read,
+                block_height,
+                entry_bundle,
+                portfolio_height,
+            } => {
                 r.kind = "query";
                 r.enterprise = enterprise.clone();
                 r.counterparty = reader.clone();
                 r.detail = format!(
                     "purpose={purpose} read={} access_key={access_key} consent={}",
-                    read_text(read, block_height.or(*entry_bundle)),
+                    read_text(read, [*block_height, *entry_bundle, *portfolio_height]),
                     consent.as_deref().unwrap_or("none (regulator)")
                 );
             }

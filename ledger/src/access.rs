@@ -170,6 +170,12 @@ pub enum ReadKind {
         /// The bundle's index `N` (its entries are leaves `256·N` onwards).
         index: u64,
     },
+    /// Per-loan lines of `GET /v1/portfolio` naming a loan to this enterprise, read by a
+    /// regulator: one record per enterprise whose loans the page lists (appended: tag 4).
+    Portfolio {
+        /// The height of the ledger state the figures are of.
+        height: u64,
+    },
 }
 
 impl ReadKind {
@@ -179,6 +185,7 @@ impl ReadKind {
             ReadKind::Openings => "openings",
             ReadKind::Block { .. } => "block",
             ReadKind::EntryBundle { .. } => "entries",
+            ReadKind::Portfolio { .. } => "portfolio",
         }
     }
 
@@ -186,7 +193,7 @@ impl ReadKind {
     pub const fn block_height(self) -> Option<u64> {
         match self {
             ReadKind::Block { height } => Some(height),
-            ReadKind::Facts | ReadKind::Openings | ReadKind::EntryBundle { .. } => None,
+            ReadKind::Facts | ReadKind::Openings | ReadKind::EntryBundle { .. } | ReadKind::Portfolio { .. } => None,
         }
     }
 
@@ -194,7 +201,15 @@ impl ReadKind {
     pub const fn entry_bundle(self) -> Option<u64> {
         match self {
             ReadKind::EntryBundle { index } => Some(index),
-            ReadKind::Facts | ReadKind::Openings | ReadKind::Block { .. } => None,
+            ReadKind::Facts | ReadKind::Openings | ReadKind::Block { .. } | ReadKind::Portfolio { .. } => None,
+        }
+    }
+
+    /// The height of the state whose portfolio was read, for a portfolio read.
+    pub const fn portfolio_height(self) -> Option<u64> {
+        match self {
+            ReadKind::Portfolio { height } => Some(height),
+            ReadKind::Facts | ReadKind::Openings | ReadKind::Block { .. } | ReadKind::EntryBundle { .. } => None,
         }
     }
 }

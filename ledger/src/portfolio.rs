@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::attestation::{AttestationId, Claim};
-use crate::ids::{Currency, Date, MemberName};
+use crate::ids::{Currency, Date, MemberName, Uscc};
 use crate::loans::{BP_WHOLE, LoanClass, LoanEventKind, RiskPool};
 
 /// Upper bounds (exclusive, basis points) of the loan-to-value buckets; the last bucket is open.
@@ -127,6 +127,7 @@ pub struct Series {
 pub struct LoanLine {
     pub loan: AttestationId,
     pub lender: MemberName,
+    pub borrower: Uscc,
     pub principal_fen: u64,
     pub outstanding_fen: u64,
     pub class: LoanClass,
@@ -209,11 +210,26 @@ pub struct Portfolio {
     steps: BTreeMap<MemberName, BTreeMap<Month, Step>>,
     /// Loans in a currency other than CNY (not summed).
     pub other_currency_loans: u64,
+    /// See [`Portfolio::records`].
+    records: u64,
 }
 
 impl Portfolio {
-    /// Adds one committed attestation (`attester` is its attester; the rules already held).
+    /// Adds one committed attestation (the rules already held).
     pub fn add(&mut self, id: AttestationId, claim: &Claim) {
+        if self.apply(id, claim) {
+            self.records += 1;
+        }
+    }
+
+    /// The records behind the figures: those [`Portfolio::add`] took into account. Two
+    /// computations with the same count over one ledger's prefixes hold the same figures.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Takes one attestation into account; whether it changed anything.
+    fn apply(&mut self, id: AttestationId, claim: &Claim) -> bool {
         match claim {
             Claim::Appraisal(a) if a.value.currency == Currency::CNY => {
                 self.appraisals.insert(id, a.value.fen);
@@ -221,13 +237,14 @@ impl Portfolio {
             Claim::Loan(l) if !l.collateral.is_empty() => {
                 if l.principal.currency != Currency::CNY {
                     self.other_currency_loans += 1;
-                    return;
+                    return true;
                 }
                 let appraisals: Vec<AttestationId> = l.collateral.iter().map(|c| c.appraisal).collect();
                 let appraised_fen = appraisals.iter().filter_map(|a| self.appraisals.get(a)).sum();
                 let line = LoanLine {
                     loan: id,
                     lender: l.lender.clone(),
+                    borrower: l.borrower,
                     principal_fen: l.principal.fen,
                     outstanding_fen: l.principal.fen,
                     class: LoanClass::Normal,
@@ -240,7 +257,7 @@ impl Portfolio {
                 self.loans.insert(id, line);
             }
             Claim::LoanEvent(e) => {
-                let Some(l) = self.loans.get_mut(&e.loan) else { return };
+                let Some(l) = self.loans.get_mut(&e.loan) else { return false };
                 let before = Step::of(l);
                 match &e.event {
                     LoanEventKind::Repayment { principal: m, .. } | LoanEventKind::Recovery { amount: m, .. } => {
@@ -267,24 +284,39 @@ impl Portfolio {
             }
             Claim::RiskPool(RiskPool::Enrol(e)) => self.enrolments.push((e.pool, e.loan)),
             Claim::RiskPool(RiskPool::Claim(c)) => {
-                if let Some((p, _)) = self.pools.get_mut(&c.pool) {
-                    p.claimed_fen += c.amount.fen;
-                    p.claims.push(id);
-                }
+                let Some((p, _)) = self.pools.get_mut(&c.pool) else { return false };
+                p.claimed_fen += c.amount.fen;
+                p.claims.push(id);
             }
             Claim::RiskPool(RiskPool::Pay(x)) => {
-                if let Some((p, _)) = self.pools.get_mut(&x.pool) {
-                    p.paid_fen += x.amount.fen;
-                    p.payments.push(id);
-                }
+                let Some((p, _)) = self.pools.get_mut(&x.pool) else { return false };
+                p.paid_fen += x.amount.fen;
+                p.payments.push(id);
             }
-            _ => {}
+            _ => return false,
         }
+        true
     }
 
     /// The loans, by id.
     pub fn loans(&self) -> impl Iterator<Item = &LoanLine> {
         self.loans.values()
+    }
+
+    /// A page of loans by id: those after `after` (all without), of `lender` (all without),
+    /// at most `limit`.
+    pub fn loan_page<'a>(
+        &'a self,
+        lender: Option<&'a str>,
+        after: Option<&'a AttestationId>,
+        limit: usize,
+    ) -> impl Iterator<Item = &'a LoanLine> {
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        self.loans
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, l)| l)
+            .filter(move |l| lender.is_none_or(|n| l.lender.as_str() == n))
+            .take(limit)
     }
 
     /// Figures overall and per lender.
@@ -358,7 +390,7 @@ mod tests {
     //! The series against a hand-computed fixture (amounts in yuan, `y(n)` fen).
     use super::*;
     use crate::hash::{Hash, HashOf};
-    use crate::ids::{Money, Uscc};
+    use crate::ids::Money;
     use crate::loans::{Collateral, Loan, LoanEvent, RecoverySource};
 
     fn id(n: u8) -> AttestationId {
@@ -446,6 +478,7 @@ mod tests {
         for (i, c) in &records {
             p.add(*i, c);
         }
+        assert_eq!(p.records(), records.len() as u64 - 2, "the loan without a pledge and its event change nothing");
         let all = p.series(None);
         assert_eq!(all.months_omitted, 0);
         #[rustfmt::skip]

@@ -620,13 +620,14 @@ mod access {
     }
 
     /// The appended read kinds carry their number after their tag: `ReadKind::Block` (tag 2)
-    /// its height, `ReadKind::EntryBundle` (tag 3) its index; the other read kinds keep their
-    /// bytes, so the query vector above is unchanged.
+    /// its height, `ReadKind::EntryBundle` (tag 3) its index, `ReadKind::Portfolio` (tag 4) its
+    /// height; the other read kinds keep their bytes, so the query vector above is unchanged.
     #[test]
     fn appended_read_kinds_encode_their_tag_then_their_number() {
         let cases = [
             (ReadKind::Block { height: 300 }, "020000002c01000000000000"),
             (ReadKind::EntryBundle { index: 7 }, "030000000700000000000000"),
+            (ReadKind::Portfolio { height: 0x0102 }, "040000000201000000000000"),
         ];
         for (read, tail) in cases {
             let (_, mut b) = bodies().into_iter().nth(2).unwrap();

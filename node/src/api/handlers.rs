@@ -664,6 +664,18 @@ pub(super) fn log_bulk_read(
             enterprises.insert(e);
         }
     }
+    log_supervision(st, reader, enterprises, read, field)
+}
+
+/// Logs a regulator's read of `enterprises`' facts (purpose supervision, no consent): one
+/// query record each, all queued or none; nothing when there are none.
+fn log_supervision(
+    st: &ApiState,
+    reader: &Reader,
+    enterprises: std::collections::BTreeSet<Uscc>,
+    read: ReadKind,
+    field: &'static str,
+) -> Result<(), ApiError> {
     if enterprises.is_empty() {
         return Ok(());
     }
@@ -1058,7 +1070,11 @@ pub const PORTFOLIO_CHUNK_LEAVES: u64 = 10_000;
 /// arrived. The node keeps the computation between requests and reads only the leaves
 /// committed since (the first request after a start reads them all, in chunks of 10,000
 /// leaves, one request at a time). Per-loan lines (`loans_limit`) name each loan's
-/// classification record and appraisals; pools list their claim and payment records.
+/// borrower, classification record and appraisals; pools list their claim and payment
+/// records. A page of loan lines is logged before it leaves, one query record per borrower
+/// on it (`read: portfolio` with the height; docs/ACCESS.md §Portfolio); the totals alone are
+/// not. `records` counts the records behind the figures: pages with the same count describe
+/// the same loans.
 #[utoipa::path(
     get,
     path = "/v1/portfolio",
@@ -1071,12 +1087,15 @@ pub const PORTFOLIO_CHUNK_LEAVES: u64 = 10_000;
         (status = 403, description = "The access key lacks the regulator scope: the figures hold many enterprises' facts", body = ErrorBody),
         (status = 400, description = "Bad lender name, id or limit", body = ErrorBody),
         (status = 404, description = "`lender` is not a member", body = ErrorBody),
+        (status = 503, description = "The query log cannot take the loan lines' records now (code `busy`), or this node has no member key to log them (`no_query_log`): retry, or read at a member's node", body = ErrorBody),
     )
 )]
 pub async fn portfolio(
     State(st): State<ApiState>,
+    reader: Option<Extension<Reader>>,
     ApiQuery(q): ApiQuery<PortfolioQuery>,
 ) -> Result<Json<PortfolioView>, ApiError> {
+    let reader = reader_of(reader)?;
     let lender = match &q.lender {
         Some(l) => Some(parse_member(&st, l)?.0.to_string()),
         None => None,
@@ -1101,6 +1120,15 @@ pub async fn portfolio(
                 portfolio.add(leaf.id, &leaf.attestation.body.claim)
             })?;
             cache.tree_size = end;
+        }
+        if !reader.offline {
+            // Loan lines are each loan's facts (principal, outstanding, class, appraisals): their
+            // borrowers are logged before the page leaves. The figures alone are totals over
+            // many enterprises and log nothing (docs/ACCESS.md §Portfolio).
+            let borrowers =
+                cache.portfolio.loan_page(lender.as_deref(), after.as_ref(), loans_limit).map(|l| l.borrower);
+            let read = ReadKind::Portfolio { height: head.height };
+            log_supervision(&st, &reader, borrowers.collect(), read, "loans_limit")?;
         }
         Ok(PortfolioView::of(
             &cache.portfolio,

@@ -366,8 +366,8 @@ pub enum ClaimView {
         purpose: String,
         /// Id of the consent read under; null for a regulator's read.
         consent: Option<String>,
-        /// facts, openings, block (a regulator's whole-block read) or entries (a regulator's
-        /// read of a C2SP entry bundle).
+        /// facts, openings, block (a regulator's whole-block read), entries (a regulator's
+        /// read of a C2SP entry bundle) or portfolio (a regulator's read of loan lines).
         read: String,
         /// The height of the block read when `read` is block; null otherwise.
         block_height: Option<u64>,
@@ -375,6 +375,10 @@ pub enum ClaimView {
         /// earlier query records, which proof bundles carry, is unchanged).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         entry_bundle: Option<u64>,
+        /// The height of the state whose portfolio loan lines were read when `read` is
+        /// portfolio; absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        portfolio_height: Option<u64>,
     },
     /// The reader may not see this record's content: its kind is `of`. Returned for
     /// enterprise facts to readers without a live consent (docs/ACCESS.md); never a zero amount.
@@ -483,6 +487,7 @@ impl From<&Claim> for ClaimView {
                 read: q.read.name().to_string(),
                 block_height: q.read.block_height(),
                 entry_bundle: q.read.entry_bundle(),
+                portfolio_height: q.read.portfolio_height(),
             },
         }
     }
@@ -1027,6 +1032,8 @@ pub struct LoanLineView {
     /// The loan record's id.
     pub loan: String,
     pub lender: String,
+    /// The enterprise borrowing (its USCC).
+    pub borrower: String,
     pub principal: MoneyView,
     pub outstanding: MoneyView,
     /// The latest class, e.g. `次级 substandard`.
@@ -1045,6 +1052,7 @@ impl From<&LoanLine> for LoanLineView {
         LoanLineView {
             loan: l.loan.to_string(),
             lender: l.lender.to_string(),
+            borrower: l.borrower.to_string(),
             principal: cny(l.principal_fen),
             outstanding: cny(l.outstanding_fen),
             class: l.class.name().to_owned(),
@@ -1133,6 +1141,9 @@ pub struct PortfolioView {
     /// The ledger state the figures are of.
     pub height: u64,
     pub tree_size: u64,
+    /// The records behind the figures (appraisals, loans, loan events, pool records): pages
+    /// with the same count describe the same figures and loans, though the ledger grew.
+    pub records: u64,
     /// Upper bounds (exclusive) of the LTV buckets, basis points.
     pub ltv_bounds_bp: Vec<u32>,
     pub overall: FiguresView,
@@ -1193,19 +1204,15 @@ impl PortfolioView {
         let (loans, loans_next_after) = if loans_limit == 0 {
             (None, None)
         } else {
-            let lines: Vec<LoanLineView> = p
-                .loans()
-                .filter(|l| loans_after.is_none_or(|a| l.loan > *a))
-                .filter(|l| lender.is_none_or(|n| l.lender.as_str() == n))
-                .take(loans_limit)
-                .map(LoanLineView::from)
-                .collect();
+            let lines: Vec<LoanLineView> =
+                p.loan_page(lender, loans_after, loans_limit).map(LoanLineView::from).collect();
             let next = (lines.len() == loans_limit).then(|| lines.last().map(|l| l.loan.clone())).flatten();
             (Some(lines), next)
         };
         PortfolioView {
             height,
             tree_size,
+            records: p.records(),
             ltv_bounds_bp: LTV_BUCKETS_BP.to_vec(),
             overall: (&all).into(),
             lenders,
