@@ -252,7 +252,9 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
         &["propose", "revoke-key", "--name", &names[1], "--revoked-key", &old_hex, "--replacement", &new_hex],
     );
     let id = p["id"].as_str().unwrap().to_string();
-    governance(&net, &net.key(2), &net.api(2), &["approve", "--proposal", &id]);
+    // Signed with validator 2's rotated key.
+    let by_v2 =
+        governance(&net, &net.key(2), &net.api(2), &["approve", "--proposal", &id])["id"].as_str().unwrap().to_string();
     let o = credence_in(
         &home,
         &["governance", "approve", "--key", e_key.to_str().unwrap(), "--node", &api_e, "--wait", "--json"]
@@ -278,7 +280,7 @@ fn validators_join_leave_and_rotate_keys_by_governance_under_load() {
     assert!(o.status.success(), "the replacement key signs: {}", String::from_utf8_lossy(&o.stderr));
 
     offline_checks_walk_the_set_changes(&net, &id, &by_bank_e);
-    tiles_and_the_witness_follow_the_set_changes(&net, &id, witness_port);
+    tiles_and_the_witness_follow_the_set_changes(&net, &id, &[&by_bank_e, &by_v2], witness_port);
 
     node_e.stop();
     for mut n in nodes.into_iter().flatten() {
@@ -419,7 +421,7 @@ fn offline_checks_walk_the_set_changes(net: &Testnet, proposal: &str, by_bank_e:
 /// of the tiles carries the set changes, and `verify --tiles`, `audit --tiles` and
 /// `prove --tiles` check checkpoints against the set in force at their height (entries of
 /// bank-e and the rotated and replacement keys verify under the keys governance named).
-fn tiles_and_the_witness_follow_the_set_changes(net: &Testnet, proposal: &str, witness_port: u16) {
+fn tiles_and_the_witness_follow_the_set_changes(net: &Testnet, proposal: &str, named: &[&str], witness_port: u16) {
     let dir = net.dir.path();
     let genesis = net.genesis();
     let api = net.api(0);
@@ -473,4 +475,14 @@ fn tiles_and_the_witness_follow_the_set_changes(net: &Testnet, proposal: &str, w
     assert!(o.status.success(), "prove --tiles: {}\n{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     let v = ok("verify-bundle", &credence_in(dir, &["verify-bundle", b, "--genesis", &genesis, "--json"]));
     assert_eq!((v["valid"].clone(), v["set_changes"].clone()), (true.into(), 4.into()), "{v}");
+    // Records under keys governance named (bank-e's, added; validator 2's, rotated): the
+    // bundle from the tiles carries the one record that named each key.
+    for id in named {
+        let o = credence_in(dir, &["prove", id, "--tiles", m, "--genesis", &genesis, "--out", b]);
+        assert!(o.status.success(), "prove --tiles {id}: {}\n{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
+        let v = ok("verify-bundle", &credence_in(dir, &["verify-bundle", b, "--genesis", &genesis, "--json"]));
+        assert_eq!(v["valid"], true, "{v}");
+        let made: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+        assert_eq!(made["attester_keys"].as_array().map(Vec::len), Some(1), "{id}: {made}");
+    }
 }

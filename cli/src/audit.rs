@@ -527,10 +527,16 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
     let checked = checked.map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
     let cp = checked.checkpoint;
     let size = cp.body.tree_size;
-    let (leaf_index, bytes) = crate::tiles::find_entry(&src, size, &id)?;
+    let (leaf_index, leaf) = crate::tiles::find_entry(&src, size, &id)?;
     let tree = crate::tiles::tree(&src, size);
-    let path = merkle::inclusion_proof(leaf_index, size, &tree).map_err(|e| crate::tiles::tree_error(&tree, e))?;
-    let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &checked.cosignatures, changes)?;
+    let prove = |index| merkle::inclusion_proof(index, size, &tree).map_err(|e| crate::tiles::tree_error(&tree, e));
+    let mut keys = Vec::new();
+    for (index, record) in crate::tiles::key_path(&src, size, leaf_index, &leaf, &genesis)? {
+        keys.push(KeyIntroduction::new(&record.bytes, index, &prove(index)?));
+    }
+    let path = prove(leaf_index)?;
+    let b = Bundle::new(&genesis, &leaf.bytes, leaf_index, &path, &cp, &checked.cosignatures, changes)?
+        .with_attester_keys(keys);
     let report = bundle::verify(&b, &genesis).context("the log's tiles do not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::fs;
 use std::io::Read as _;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -533,18 +534,117 @@ pub fn verify(tiles_arg: &str, access: Option<AccessKeyFile>, genesis: Genesis, 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The leaf index of attestation `id` found by reading the entry bundles in order (a linear
-/// scan: tiles carry no index by id), with its bytes.
-pub fn find_entry(src: &Tiles, size: u64, id: &credence_ledger::attestation::AttestationId) -> Result<(u64, Vec<u8>)> {
-    for n in 0..size.div_ceil(tiles::TILE_WIDTH) {
+/// Reads the first `end` entries of the log of `size` in order, bundle by bundle, and hands
+/// each one that decodes to `f` with its index, until `f` says to stop.
+fn scan_entries(src: &Tiles, size: u64, end: u64, mut f: impl FnMut(u64, Leaf) -> ControlFlow<()>) -> Result<()> {
+    let end = end.min(size);
+    for n in 0..end.div_ceil(tiles::TILE_WIDTH) {
         let Some(tile) = Tile::in_tree(TileKind::Entries, n, size) else { break };
         let bytes = tiles::fetch_tile(src, &tile)?;
         for (i, e) in tiles::parse_entry_bundle(&tile, &bytes)?.into_iter().enumerate() {
-            let Ok(leaf) = credence_ledger::block::Leaf::from_bytes(e.to_vec()) else { continue };
-            if leaf.id == *id {
-                return Ok((n * tiles::TILE_WIDTH + i as u64, leaf.bytes));
+            let index = n * tiles::TILE_WIDTH + i as u64;
+            if index >= end {
+                return Ok(());
+            }
+            let Ok(leaf) = Leaf::from_bytes(e.to_vec()) else { continue };
+            if f(index, leaf).is_break() {
+                return Ok(());
             }
         }
     }
-    bail!("attestation {id} is not among the log's first {size} entries")
+    Ok(())
+}
+
+/// The leaf index of attestation `id` found by reading the entry bundles in order (a linear
+/// scan: tiles carry no index by id), with its leaf.
+pub fn find_entry(src: &Tiles, size: u64, id: &credence_ledger::attestation::AttestationId) -> Result<(u64, Leaf)> {
+    let mut found = None;
+    scan_entries(src, size, size, |index, leaf| {
+        if leaf.id == *id {
+            found = Some((index, leaf));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
+    found.ok_or_else(|| anyhow::anyhow!("attestation {id} is not among the log's first {size} entries"))
+}
+
+/// `prove --tiles`'s `attester_keys`: records among the log's entries before leaf `index`
+/// (the attestation `target`'s) that lead from its attester's genesis key, or from the
+/// proposal that added it, to a key its signature verifies under, oldest first, with their
+/// leaf indexes (the path `credence_node::bundle::verify` walks). Empty when the genesis key
+/// verifies it. Entries do not tell which proposals won their approvals ([`NamedKeys`]), so
+/// every key named for the attester is followed, at most [`MEMBER_KEYS_MAX`] of them, and the
+/// first that verifies the target is taken.
+pub fn key_path(src: &Tiles, size: u64, index: u64, target: &Leaf, genesis: &Genesis) -> Result<Vec<(u64, Leaf)>> {
+    let chain_id = genesis.hash();
+    let a = &target.attestation;
+    let attester = &a.body.attester;
+    let signs = |key: &PublicKey| {
+        VerifyingKey::new(key)
+            .and_then(|v| v.verify(Domain::Attestation, &chain_id.0, target.body_bytes(), &a.signature))
+            .is_ok()
+    };
+    // Each key named for the attester so far, with the records that lead to it.
+    let mut paths: Vec<(PublicKey, Vec<(u64, Leaf)>)> = Vec::new();
+    if let Some(m) = genesis.member(attester) {
+        if signs(&m.public_key) {
+            return Ok(Vec::new());
+        }
+        paths.push((m.public_key, Vec::new()));
+    }
+    let mut found = None;
+    scan_entries(src, size, index, |i, leaf| {
+        let body = &leaf.attestation.body;
+        let named: Vec<(PublicKey, Vec<(u64, Leaf)>)> = match &body.claim {
+            Claim::GovernanceProposal(p) => match &p.change {
+                // Only the first record of a path, for a member genesis does not hold.
+                Change::AddMember { name, key, .. } if name == attester && genesis.member(attester).is_none() => {
+                    vec![(*key.ed25519(), Vec::new())]
+                }
+                // After any key of the attester's.
+                Change::RevokeKey { name, replacement, .. } if name == attester => paths
+                    .iter()
+                    .min_by_key(|(_, p)| p.len())
+                    .map(|(_, p)| (*replacement.ed25519(), p.clone()))
+                    .into_iter()
+                    .collect(),
+                _ => Vec::new(),
+            },
+            // Signed by the key before it, with the new key's proof of possession.
+            Claim::KeyRotation(r) if &body.attester == attester => paths
+                .iter()
+                .filter(|(old, _)| {
+                    VerifyingKey::new(old)
+                        .and_then(|v| {
+                            v.verify(Domain::Attestation, &chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
+                        })
+                        .is_ok()
+                        && verify_possession(&chain_id, attester, &MemberKey::Ed25519(*old), &r.new_key, &r.possession)
+                            .is_ok()
+                })
+                .map(|(_, p)| (*r.new_key.ed25519(), p.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (key, mut path) in named {
+            if paths.len() >= MEMBER_KEYS_MAX || path.len() >= MEMBER_KEYS_MAX || paths.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            path.push((i, leaf.clone()));
+            if signs(&key) {
+                found = Some(path);
+                return ControlFlow::Break(());
+            }
+            paths.push((key, path));
+        }
+        ControlFlow::Continue(())
+    })?;
+    found.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no key of '{attester}' named in the log's first {index} entries (its genesis key, a proposal adding it or \
+             replacing a revoked key, a rotation) verifies attestation {}'s signature",
+            target.id
+        )
+    })
 }

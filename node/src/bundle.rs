@@ -100,6 +100,17 @@ pub struct KeyIntroduction {
     pub inclusion_path: Vec<String>,
 }
 
+impl KeyIntroduction {
+    /// The record of `bytes` (canonical) at `leaf_index` with its inclusion path.
+    pub fn new(bytes: &[u8], leaf_index: u64, inclusion_path: &[NodeHash]) -> KeyIntroduction {
+        KeyIntroduction {
+            record: B64.encode(bytes),
+            leaf_index,
+            inclusion_path: inclusion_path.iter().map(|h| B64.encode(h)).collect(),
+        }
+    }
+}
+
 /// One change of the validator set, as a verifier holding the set in force before it checks it
 /// (docs/AUDITING.md §Set changes): the old set certifies the last header before the change,
 /// the next header links to it and commits to the new set's hash, and its certificate is signed
