@@ -189,6 +189,10 @@ pub struct LoadArgs {
     /// added validator has not yet signed a certificate, for at most 60 s).
     #[arg(long, default_value_t = 30)]
     remove_at_s: u64,
+    /// With --set-changes: add the new member without the validator flag first, and make it a
+    /// validator once its node has caught up (two changes instead of one).
+    #[arg(long, requires = "set_changes")]
+    join_first: bool,
 }
 
 /// Most reading threads: each holds a connection to every reading node, which admits
@@ -324,7 +328,7 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
         .context("testnet.json lacks the nodes' API addresses")?;
     let plan = if a.set_changes {
         let at = |s: u64| Duration::from_secs(s);
-        Some(set_changes::Plan::new(&layout, at(a.add_at_s), at(a.remove_at_s), a.base_port)?)
+        Some(set_changes::Plan::new(&layout, at(a.add_at_s), at(a.remove_at_s), a.base_port, a.join_first)?)
     } else {
         None
     };

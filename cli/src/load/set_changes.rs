@@ -24,6 +24,12 @@
 //! 3. Once node 0 has committed the removal's activation height, the removed node is stopped
 //!    (SIGTERM), as its operator would.
 //!
+//! With `--join-first` the newcomer enters in two changes, as an operator can choose to: first
+//! as a member that does not validate (its node may then connect and sync), and, once its node
+//! is within [`CAUGHT_UP_HEIGHTS`] of node 0, a set-roles change makes it a validator. A direct
+//! addition puts a node that has not synced yet into the proposer rotation: each of its turns
+//! until it has caught up waits out a round-0 propose timeout (docs/BENCHMARKS.md, Governance).
+//!
 //! # Why the load comes from members that approve nothing
 //! The load's records are signed before the clock starts with consecutive sequences per
 //! attester, and a member's sequence can be used once, without gaps (R003, R004). Proposals
@@ -72,6 +78,10 @@ const FIRST_SIGNATURE_WAIT_MAX: Duration = Duration::from_secs(60);
 /// Longest wait for a height that aims the removal at the leaver's turn to propose; after it
 /// the last approval is sent anyway.
 const AIM_WAIT_MAX: Duration = Duration::from_secs(15);
+/// With `--join-first`: the newcomer's node counts as caught up this close to node 0's height.
+const CAUGHT_UP_HEIGHTS: u64 = 2;
+/// With `--join-first`: longest wait for the newcomer's node to catch up.
+const CATCH_UP_WAIT_MAX: Duration = Duration::from_secs(120);
 /// How often the scenario polls node 0.
 const POLL_EVERY: Duration = Duration::from_millis(50);
 /// Longest wait after the run for every running node to reach node 0's height.
@@ -98,12 +108,20 @@ pub(super) struct Plan {
     added: (String, SocketAddr, SocketAddr),
     /// Index in `validators` of the one removed: the last, which serves no load.
     removed: usize,
+    /// Add the newcomer as a member first, and make it a validator once its node caught up.
+    join_first: bool,
 }
 
 impl Plan {
     /// The plan for `layout`'s validators: the added node listens on `base_port + N` (p2p)
     /// and `base_port + 1000 + N` (API), as the testnet's next node would.
-    pub(super) fn new(layout: &TestnetLayout, add_at: Duration, remove_at: Duration, base_port: u16) -> Result<Plan> {
+    pub(super) fn new(
+        layout: &TestnetLayout,
+        add_at: Duration,
+        remove_at: Duration,
+        base_port: u16,
+        join_first: bool,
+    ) -> Result<Plan> {
         let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
         let mut validators = Vec::new();
         for (i, entry) in layout.manifest["nodes"].as_array().into_iter().flatten().enumerate() {
@@ -128,7 +146,7 @@ impl Plan {
             Ok(SocketAddr::from(([127, 0, 0, 1], p)))
         };
         let added = (format!("validator-{n}"), port(n)?, port(1000 + n)?);
-        Ok(Plan { add_at, remove_at, dir: layout.dir.clone(), genesis, validators, added, removed: n - 1 })
+        Ok(Plan { add_at, remove_at, dir: layout.dir.clone(), genesis, validators, added, removed: n - 1, join_first })
     }
 
     fn api0(&self) -> &str {
@@ -382,14 +400,27 @@ pub(super) fn conduct(p: &Plan, ctx: &Ctx<'_>) -> Result<Value> {
     // Everyone but the proposer and the validator to be removed approves, the newcomer last.
     let mut approvers: Vec<Signer<'_>> =
         p.validators.iter().enumerate().filter(|&(i, _)| i != 0 && i != p.removed).map(|(_, v)| signer(v)).collect();
+    let name = MemberName::parse("member", added)?;
     let change = Change::AddMember {
-        name: MemberName::parse("member", added)?,
+        name: name.clone(),
         key: MemberKey::Ed25519(key.public()),
         roles: vec![Role::Bank],
-        validator: true,
+        validator: !p.join_first,
     };
-    let add = enact(p, ctx, &format!("adding {added}"), &proposer, &approvers, change, None)?;
-    let add_in_force = add["in_force_height"].as_u64().unwrap_or(0);
+    let what = if p.join_first { format!("adding {added} as a member") } else { format!("adding {added}") };
+    let mut changes = vec![enact(p, ctx, &what, &proposer, &approvers, change, None)?];
+    let mut caught_up = None;
+    if p.join_first {
+        let (h, s) = ctx.wait(&format!("for {added}'s node to catch up"), CATCH_UP_WAIT_MAX, || {
+            let (h0, h) = (height(&api0)?, height(&added_api)?);
+            (h + CAUGHT_UP_HEIGHTS >= h0).then(|| (h, ctx.at_s()))
+        })?;
+        eprintln!("{s:5.1} s  {added}'s node caught up (height {h})");
+        caught_up = Some((h, s));
+        let change = Change::SetRoles { name, roles: vec![Role::Bank], validator: true };
+        changes.push(enact(p, ctx, &format!("making {added} a validator"), &proposer, &approvers, change, None)?);
+    }
+    let add_in_force = changes.last().and_then(|c| c["in_force_height"].as_u64()).unwrap_or(0);
 
     // The newcomer's node must sync and then vote: wait for its first signature.
     let mut next = add_in_force;
@@ -420,7 +451,7 @@ pub(super) fn conduct(p: &Plan, ctx: &Ctx<'_>) -> Result<Value> {
     approvers.push(Signer { name: added, key: &key, api: &api0 });
     let change = Change::RemoveMember { name: MemberName::parse("member", &removed.name)? };
     let what = format!("removing {}", removed.name);
-    let remove = enact(p, ctx, &what, &proposer, &approvers, change, Some(&removed.name))?;
+    changes.push(enact(p, ctx, &what, &proposer, &approvers, change, Some(&removed.name))?);
     let child = lock_nodes(ctx.nodes).take(&removed.name);
     if let Some(mut child) = child {
         node::stop_nodes(std::slice::from_mut(&mut child));
@@ -434,7 +465,10 @@ pub(super) fn conduct(p: &Plan, ctx: &Ctx<'_>) -> Result<Value> {
         "added_first_signed_height": first_signed.map(|(h, _)| h),
         "added_first_signed_s": first_signed.map(|(_, s)| s),
         "removed_node_stopped_s": stopped_s,
-        "changes": [add, remove],
+        "join_first": p.join_first,
+        "added_caught_up_height": caught_up.map(|(h, _)| h),
+        "added_caught_up_s": caught_up.map(|(_, s)| s),
+        "changes": changes,
     }))
 }
 
