@@ -2,7 +2,8 @@
 //! attesters without a node, governance adds a fifth validator (its own node process, joining
 //! from genesis) and then removes an original one, whose node is stopped; the report gives
 //! the heights at which each change took effect, every record commits, the nodes agree, and
-//! the kept chain verifies offline across both changes.
+//! the kept chain verifies offline across both changes. With `--join-first` the newcomer is
+//! added as a member, and made a validator by a second change once its node has caught up.
 
 mod common;
 
@@ -18,6 +19,34 @@ const RATE: u64 = 150;
 
 #[test]
 fn bench_load_adds_and_removes_a_validator_under_load() {
+    let (r, _dir) = bench(0, false);
+    let c = &r["set_changes"];
+    let changes = c["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{c}");
+    assert_eq!(changes[0]["change"], "adding validator-4", "{c}");
+    assert!(c["added_caught_up_height"].is_null(), "{c}");
+}
+
+#[test]
+fn bench_load_joins_first_then_makes_the_member_a_validator() {
+    let (r, _dir) = bench(1, true);
+    let c = &r["set_changes"];
+    let changes = c["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 3, "{c}");
+    assert_eq!(changes[0]["change"], "adding validator-4 as a member", "{c}");
+    assert_eq!(changes[1]["change"], "making validator-4 a validator", "{c}");
+    // Not yet a validator after the first change; one after the second, once its node caught up.
+    let before: Vec<&str> =
+        changes[1]["validators_before"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(before, ["validator-0", "validator-1", "validator-2", "validator-3"], "{c}");
+    let caught_up = c["added_caught_up_height"].as_u64().expect("caught up");
+    assert!(caught_up >= changes[0]["in_force_height"].as_u64().unwrap(), "{c}");
+    assert!(caught_up < changes[1]["proposal_height"].as_u64().unwrap(), "{c}");
+}
+
+/// Runs the short bench in test slot `slot`; checks what holds for both ways of joining and
+/// returns the report (and the directory holding the kept testnet).
+fn bench(slot: u16, join_first: bool) -> (serde_json::Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let testnet = dir.path().join("testnet");
     let (seconds, rate, add, remove, base) = (
@@ -25,9 +54,9 @@ fn bench_load_adds_and_removes_a_validator_under_load() {
         RATE.to_string(),
         ADD_AT_S.to_string(),
         REMOVE_AT_S.to_string(),
-        port_base(0).to_string(),
+        port_base(slot).to_string(),
     );
-    let args = [
+    let mut args = vec![
         "bench",
         "load",
         "--set-changes",
@@ -51,6 +80,9 @@ fn bench_load_adds_and_removes_a_validator_under_load() {
         p(&testnet),
         "--json",
     ];
+    if join_first {
+        args.push("--join-first");
+    }
     let o = credence(&args);
     assert!(o.status.success(), "bench load failed: {}", String::from_utf8_lossy(&o.stderr));
     let r = json(&o);
@@ -68,30 +100,33 @@ fn bench_load_adds_and_removes_a_validator_under_load() {
     let gap_height = r["block_gap_max_height"].as_u64().expect("a longest gap");
     assert!(gap_height > r["start_height"].as_u64().unwrap(), "{r}");
 
-    // The two changes, in order, each in force two heights after the block completing it.
+    // The changes, in order, each in force two heights after the block completing it.
     let c = &r["set_changes"];
     assert_eq!((c["added"].as_str(), c["removed"].as_str()), (Some("validator-4"), Some("validator-3")), "{c}");
     let changes = c["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), 2, "{c}");
+    let last = changes.len() - 1;
+    assert_eq!(changes[last]["change"], "removing validator-3", "{c}");
     let h = |i: usize, k: &str| changes[i][k].as_u64().unwrap_or_else(|| panic!("{k} of change {i}: {c}"));
     for (i, change) in changes.iter().enumerate() {
         assert!(h(i, "proposal_height") < h(i, "quorum_height"), "approvals follow the proposal: {c}");
         assert_eq!(h(i, "in_force_height"), h(i, "quorum_height") + 2, "{c}");
         assert!(change["longest_gap_near_ms"].is_u64(), "{c}");
     }
-    assert!(h(0, "in_force_height") < h(1, "proposal_height"), "{c}");
-    assert!(changes[1]["proposed_s"].as_f64().unwrap() >= REMOVE_AT_S as f64, "{c}");
+    for i in 1..=last {
+        assert!(h(i - 1, "in_force_height") < h(i, "proposal_height"), "{c}");
+    }
+    assert!(changes[last]["proposed_s"].as_f64().unwrap() >= REMOVE_AT_S as f64, "{c}");
     let before: Vec<&str> =
-        changes[1]["validators_before"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        changes[last]["validators_before"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert_eq!(before, ["validator-0", "validator-1", "validator-2", "validator-3", "validator-4"], "{c}");
     // The newcomer synced and signed, after its addition and before the removal was proposed.
     let first = c["added_first_signed_height"].as_u64().expect("the added validator signed a certificate");
-    assert!(first >= h(0, "in_force_height") && first < h(1, "proposal_height"), "{c}");
+    assert!(first >= h(last - 1, "in_force_height") && first < h(last, "proposal_height"), "{c}");
     // The removed node was stopped once its removal was in force; the others agree.
-    assert!(c["removed_node_stopped_s"].as_f64().unwrap() >= changes[1]["in_force_committed_s"].as_f64().unwrap());
+    assert!(c["removed_node_stopped_s"].as_f64().unwrap() >= changes[last]["in_force_committed_s"].as_f64().unwrap());
     assert_eq!(c["agreement"]["agree"], true, "{c}");
     let compared = c["agreement"]["compared"].as_array().unwrap();
-    assert_eq!(compared.len(), 3, "the final height and both activation heights: {c}");
+    assert_eq!(compared.len(), 1 + changes.len(), "the final height and every activation height: {c}");
     let nodes: Vec<&str> = r["nodes"].as_array().unwrap().iter().filter_map(|n| n["node"].as_str()).collect();
     assert_eq!(nodes, ["validator-0", "validator-1", "validator-2", "validator-4", "validator-3"], "{r}");
     assert!(r["nodes"][4]["at_window_end"].is_null(), "validator-3 was stopped before the window's end: {r}");
@@ -102,4 +137,5 @@ fn bench_load_adds_and_removes_a_validator_under_load() {
     let v = json(&credence(&["verify", "--data-dir", p(&data), "--json"]));
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["blocks"].as_u64().unwrap() >= c["agreement"]["final_height"].as_u64().unwrap(), "{v}");
+    (r, dir)
 }

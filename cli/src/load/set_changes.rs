@@ -282,7 +282,8 @@ fn enact(
     let id = proposal.id().to_string();
     let proposal_height =
         ctx.wait(&format!("for the proposal {what} to commit"), COMMIT_WAIT_MAX, || committed_height(api0, &id))?;
-    // Heights from sending to commit, as measured on this change's own records.
+    // Heights from sending to commit, as measured on this change's own records: the least seen,
+    // as the last approval goes alone (the first ones are sent one after another).
     let mut lag = proposal_height.saturating_sub(sent_at).max(1);
     let gov = governance(api0).context("set changes: the set in force")?;
     let set_before: Vec<String> =
@@ -304,7 +305,7 @@ fn enact(
     for a in &first {
         let h =
             ctx.wait(&format!("for an approval of {what} to commit"), COMMIT_WAIT_MAX, || committed_height(api0, a))?;
-        lag = h.saturating_sub(sent_at).max(1);
+        lag = lag.min(h.saturating_sub(sent_at).max(1));
     }
     let mut aimed_at = None;
     if let Some(target) = aim {
