@@ -5,7 +5,8 @@
 //!   temporary directory (or `--dir`); every node runs as a separate `credence node`
 //!   process of this executable. The nodes are stopped with SIGTERM at the end, and also
 //!   on any error (a guard's `Drop`); none is left behind.
-//! * Every validator is an attester (but the reading ones, below). All records (rd-spend,
+//! * Every validator is an attester (but the reading ones, below; with `--set-changes` none:
+//!   members without a node attest instead, below). All records (rd-spend,
 //!   consecutive sequences per attester from its next one) are signed and base64-encoded on
 //!   all cores once the nodes run and *before* the clock starts, so the generator does no
 //!   signing while measuring (a request body is the records' strings joined).
@@ -68,7 +69,9 @@
 //! memory), batches of at most 1,000 (the API's limit), at most 64 workers, and
 //! `workers × batch` at most the nodes' `ahead_max` (4,096) so that records of one
 //! attester overtaking each other in flight are held, not refused. Waiting for the
-//! network to start: 60 s; drain: 20 s.
+//! network to start: 60 s; drain: 20 s. With `--set-changes`, the scenario's own waits are
+//! bounded in [`set_changes`] (each record or change 60 s, the newcomer's first signature 60 s,
+//! the nodes' agreement after the run 30 s).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -1177,18 +1180,20 @@ fn drive(
                 all.late_us.extend(log.late_us);
             }
         }
-        let changes = match conductor.map(|c| c.join()) {
-            None => None,
-            Some(Ok(r)) => Some(r?),
-            Some(Err(_)) => bail!("the set-changes scenario panicked"),
-        };
+        let changes = conductor.map(|c| c.join());
         let poll = match poller.join() {
             Ok(r) => r?,
             Err(_) => bail!("the poller panicked"),
         };
+        // A node that exited first: the scenario's error would only say the run ended.
         if let Some(e) = failure {
             return Err(e);
         }
+        let changes = match changes {
+            None => None,
+            Some(Ok(r)) => Some(r?),
+            Some(Err(_)) => bail!("the set-changes scenario panicked"),
+        };
         Ok(Run { workers: logs, poll, t0_unix_ms, ended, start_height, window_end, reads, changes })
     })
 }
