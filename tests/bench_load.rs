@@ -99,6 +99,11 @@ fn bench(slot: u16, join_first: bool) -> (serde_json::Value, tempfile::TempDir) 
     assert_eq!(per_second.iter().sum::<u64>(), r["committed_in_window"].as_u64().unwrap(), "{r}");
     let gap_height = r["block_gap_max_height"].as_u64().expect("a longest gap");
     assert!(gap_height > r["start_height"].as_u64().unwrap(), "{r}");
+    // Each gap of 1 s or more names who was to propose its height at round 0.
+    for g in r["long_gaps"].as_array().unwrap() {
+        let proposer = g["round0_proposer"].as_str().unwrap_or_default();
+        assert!(proposer.starts_with("validator-"), "{g}");
+    }
 
     // The changes, in order, each in force two heights after the block completing it.
     let c = &r["set_changes"];

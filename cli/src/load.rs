@@ -379,6 +379,7 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
         let running = lock_nodes(&nodes).apis();
         changes["agreement"] = set_changes::agreement(&running, changes)?;
         set_changes::gaps_near_changes(changes, &run.poll.blocks);
+        changes["epochs"] = set_changes::epochs(&apis[0])?;
     }
     let usage = lock_nodes(&nodes).usage();
     drop(nodes);
@@ -1387,7 +1388,16 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[(String, Usage)]) -> Va
     // Apart, for the macro's recursion limit.
     report["block_gap_max_height"] = json!(longest.map(|(_, h, _)| h));
     report["block_gap_max_at_s"] = json!(longest.map(|(_, _, t)| t));
-    report["long_gaps"] = long.iter().map(|&(gap, h, t)| json!({"gap_ms": gap, "height": h, "at_s": t})).collect();
+    // With set changes, who was to propose each long gap's height at round 0 (a proposer
+    // that was not ready makes the round wait out its propose timeout).
+    let epochs = run.changes.as_ref().map(|c| &c["epochs"]);
+    report["long_gaps"] = long
+        .iter()
+        .map(|&(gap, h, t)| {
+            let proposer = epochs.and_then(|e| set_changes::round0_proposer(e, h));
+            json!({"gap_ms": gap, "height": h, "at_s": t, "round0_proposer": proposer})
+        })
+        .collect();
     report["committed_by_second"] = json!(committed_by_second(&window_blocks, run.t0_unix_ms, a.seconds));
     report["set_changes"] = run.changes.clone().unwrap_or(Value::Null);
     report
@@ -1437,7 +1447,10 @@ fn print_table(r: &Value) {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|g| format!("{} ms into block {} at {} s", g["gap_ms"], g["height"], g["at_s"]))
+        .map(|g| match g["round0_proposer"].as_str() {
+            Some(p) => format!("{} ms into block {} at {} s (round 0: {p})", g["gap_ms"], g["height"], g["at_s"]),
+            None => format!("{} ms into block {} at {} s", g["gap_ms"], g["height"], g["at_s"]),
+        })
         .collect();
     if !long.is_empty() {
         println!("gaps of 1 s or more    {}", long.join("; "));

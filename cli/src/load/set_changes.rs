@@ -510,6 +510,27 @@ pub(super) fn agreement(nodes: &[(String, String)], changes: &Value) -> Result<V
     Ok(json!({"agree": agree, "final_height": target, "behind": behind, "compared": compared}))
 }
 
+/// The validator sets in force and their first heights, from node 0's `/v1/governance`
+/// (`[{"from_height", "validators"}]`, oldest first).
+pub(super) fn epochs(api0: &str) -> Result<Value> {
+    let g = governance(api0).context("set changes: the validator-set history")?;
+    let epochs: Vec<Value> = g["epochs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| json!({"from_height": e["from_height"], "validators": e["validators"]}))
+        .collect();
+    Ok(Value::Array(epochs))
+}
+
+/// The validator that proposes `height` at round 0 by `epochs` (the set in force there, in
+/// its order), if known.
+pub(super) fn round0_proposer(epochs: &Value, height: u64) -> Option<String> {
+    let epoch = epochs.as_array()?.iter().rev().find(|e| e["from_height"].as_u64().is_some_and(|f| f <= height))?;
+    let set = epoch["validators"].as_array()?;
+    set.get(proposer_index(height, set.len()))?.as_str().map(str::to_string)
+}
+
 /// The longest gap between consecutive blocks' header times within [`NEAR_HEIGHTS`] of each
 /// change's activation height, added to each change.
 pub(super) fn gaps_near_changes(changes: &mut Value, blocks: &[BlockSeen]) {
@@ -540,6 +561,20 @@ mod tests {
         }
         // A record that commits in the next block: aim one height later (in force at 4, 9, 14).
         assert_eq!((1..=12).filter(|&h| aimed(h, 1, target, n)).collect::<Vec<_>>(), [1, 6, 11]);
+    }
+
+    #[test]
+    fn the_round0_proposer_follows_the_set_in_force_at_each_height() {
+        let epochs = json!([
+            {"from_height": 1, "validators": ["v0", "v1", "v2", "v3"]},
+            {"from_height": 9, "validators": ["v0", "v1", "v2", "v3", "v4"]},
+            {"from_height": 20, "validators": ["v0", "v1", "v2", "v4"]},
+        ]);
+        let at = |h| round0_proposer(&epochs, h);
+        assert_eq!(at(8).as_deref(), Some("v3"), "(8 - 1) mod 4 of the genesis set");
+        assert_eq!(at(10).as_deref(), Some("v4"), "(10 - 1) mod 5 once the addition is in force");
+        assert_eq!(at(20).as_deref(), Some("v4"), "(20 - 1) mod 4 once v3 left: v4 is third");
+        assert_eq!(at(0), None);
     }
 
     #[test]
