@@ -16,8 +16,8 @@
 //!    then, if later) validator 0 proposes removing the last original validator,
 //!    `validator-(N−1)`; the others and the new validator approve (4 of 5 with 4 validators).
 //!    The last approval is aimed: it is sent when node 0's height `h` makes the expected
-//!    activation height (`h + lag +` [`ACTIVATION_DELAY_HEIGHTS`], the lag being the heights
-//!    from sending to commit of the change's proposal and first approvals) one
+//!    activation height (`h + lag +` [`ACTIVATION_DELAY_HEIGHTS`], the lag being the fewest
+//!    heights from sending to commit seen on the change's proposal and first approvals) one
 //!    that the set before the removal gives to the removed validator to propose (round 0), so
 //!    that every node must switch to the new rotation exactly where the old one would wait for
 //!    the leaver. Whether it hit is reported (`proposer_in_old_rotation`).
