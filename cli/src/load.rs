@@ -5,7 +5,8 @@
 //!   temporary directory (or `--dir`); every node runs as a separate `credence node`
 //!   process of this executable. The nodes are stopped with SIGTERM at the end, and also
 //!   on any error (a guard's `Drop`); none is left behind.
-//! * Every validator is an attester (but the reading ones, below). All records (rd-spend,
+//! * Every validator is an attester (but the reading ones, below; with `--set-changes` none:
+//!   members without a node attest instead, below). All records (rd-spend,
 //!   consecutive sequences per attester from its next one) are signed and base64-encoded on
 //!   all cores once the nodes run and *before* the clock starts, so the generator does no
 //!   signing while measuring (a request body is the records' strings joined).
@@ -55,13 +56,22 @@
 //!   through `GET /v1/members/{member}/queries`, waiting up to [`DRAIN_MAX`] for one per
 //!   served read. The enterprise is one of the three the load's records are about, so its
 //!   listing grows during the run; a read returns its first `L` records.
+//! * With `--set-changes` (issue 11's figure) governance adds a validator (its own node process
+//!   joining from genesis) at `--add-at-s` and removes one of the original validators at
+//!   `--remove-at-s`, while the load comes from members without a node that approve nothing
+//!   ([`set_changes`] has the scenario and why). The report adds the heights at which each
+//!   change took effect, the gaps near them, and whether every node agrees on the block hashes.
+//! * Every report gives committed records per second of the window (by header time, so a dip
+//!   shows) and the height and time of the longest gap.
 //!
 //! # Bounds
 //! At most 5,000,000 records per run (about 300 bytes of request body each, held in
 //! memory), batches of at most 1,000 (the API's limit), at most 64 workers, and
 //! `workers × batch` at most the nodes' `ahead_max` (4,096) so that records of one
 //! attester overtaking each other in flight are held, not refused. Waiting for the
-//! network to start: 60 s; drain: 20 s.
+//! network to start: 60 s; drain: 20 s. With `--set-changes`, the scenario's own waits are
+//! bounded in [`set_changes`] (each record or change 60 s, the newcomer's first signature 60 s,
+//! the nodes' agreement after the run 30 s).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -92,6 +102,8 @@ use serde_json::{Value, json};
 use crate::http::{self, Conn};
 use crate::node::{self, TestnetLayout};
 
+mod set_changes;
+
 /// Most records one run signs and holds.
 const RECORDS_MAX: u64 = 5_000_000;
 /// Most items per batch (the API's `BATCH_ITEMS_MAX`).
@@ -117,6 +129,11 @@ const RETRY_ATTEMPTS: u32 = 8;
 /// Latency at or under which the network counts as drained after a burst: the issue's
 /// p99 target under load.
 const NORMAL_P99: Duration = Duration::from_secs(1);
+/// Gaps between blocks at least this long are listed one by one in the report (a round that
+/// timed out waits `timeout_propose_ms`, 1 s by default, before the next proposer's turn).
+const LONG_GAP_MS: u64 = 1_000;
+/// Most long gaps listed.
+const LONG_GAPS_LISTED_MAX: usize = 32;
 
 #[derive(Args, Debug)]
 pub struct LoadArgs {
@@ -163,6 +180,22 @@ pub struct LoadArgs {
     /// Records per read (the listing's `limit`).
     #[arg(long, default_value_t = 10)]
     read_limit: u64,
+    /// Issue 11's scenario: governance adds a validator (a new key, its own node joining from
+    /// genesis) and later removes one of the original validators during the window; the load
+    /// then comes from members without a node that approve nothing.
+    #[arg(long)]
+    set_changes: bool,
+    /// With --set-changes: seconds into the window when the addition is proposed.
+    #[arg(long, default_value_t = 10)]
+    add_at_s: u64,
+    /// With --set-changes: seconds into the window when the removal is proposed (later if the
+    /// added validator has not yet signed a certificate, for at most 60 s).
+    #[arg(long, default_value_t = 30)]
+    remove_at_s: u64,
+    /// With --set-changes: add the new member without the validator flag first, and make it a
+    /// validator once its node has caught up (two changes instead of one).
+    #[arg(long, requires = "set_changes")]
+    join_first: bool,
 }
 
 /// Most reading threads: each holds a connection to every reading node, which admits
@@ -193,6 +226,19 @@ pub fn run(a: &LoadArgs) -> Result<ExitCode> {
     }
     if a.reads_per_second > 0 && (a.read_nodes == 0 || a.read_nodes >= a.validators) {
         bail!("--read-nodes: at least 1 and fewer than --validators ({}), so that some attest", a.validators);
+    }
+    if a.set_changes {
+        if a.validators < set_changes::VALIDATORS_MIN {
+            bail!("--validators: --set-changes needs at least {}", set_changes::VALIDATORS_MIN);
+        }
+        if a.reads_per_second > 0 {
+            bail!(
+                "--set-changes: not with --reads-per-second (the reading validators' query records would be approvers' sequences)"
+            );
+        }
+        if a.add_at_s >= a.remove_at_s || a.remove_at_s >= a.seconds {
+            bail!("--add-at-s, --remove-at-s: must be in that order and within --seconds ({})", a.seconds);
+        }
     }
     if a.read_limit == 0 || a.read_limit > crate::query::PAGE_ITEMS_MAX {
         bail!("--read-limit: must be between 1 and {}", crate::query::PAGE_ITEMS_MAX);
@@ -232,9 +278,16 @@ struct Shape {
 }
 
 impl LoadArgs {
-    /// The validators that attest the load: all, or all but the reading ones.
+    /// How many members attest the load: every validator, or all but the reading ones; with
+    /// `--set-changes`, one attester without a node per validator but the removed one.
     fn attesters(&self) -> usize {
-        if self.reads_per_second > 0 { self.validators - self.read_nodes } else { self.validators }
+        if self.set_changes {
+            self.validators - 1
+        } else if self.reads_per_second > 0 {
+            self.validators - self.read_nodes
+        } else {
+            self.validators
+        }
     }
 
     fn shape(&self) -> Shape {
@@ -268,15 +321,29 @@ impl Shape {
 }
 
 fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
-    ports_free(a.base_port, a.validators)?;
-    let layout = node::write_testnet(dir, a.validators, 0, a.base_port, Some(LOAD_HEARTBEAT_MS))?;
+    // With set changes, the added validator takes the next node's ports.
+    ports_free(a.base_port, a.validators + usize::from(a.set_changes))?;
+    let extra_attesters = if a.set_changes { a.attesters() } else { 0 };
+    let layout = node::write_testnet(dir, a.validators, 0, extra_attesters, a.base_port, Some(LOAD_HEARTBEAT_MS))?;
     let apis: Vec<String> = (0..a.validators)
         .map(|i| layout.manifest["nodes"][i]["api"].as_str().map(str::to_string))
         .collect::<Option<_>>()
         .context("testnet.json lacks the nodes' API addresses")?;
+    let plan = if a.set_changes {
+        let at = |s: u64| Duration::from_secs(s);
+        Some(set_changes::Plan::new(&layout, at(a.add_at_s), at(a.remove_at_s), a.base_port, a.join_first)?)
+    } else {
+        None
+    };
+    // Who signs the load: attester i submits through node i.
+    let attester_names: Vec<String> =
+        if a.set_changes { layout.attesters.clone() } else { layout.names[..a.attesters()].to_vec() };
     eprintln!("starting {} nodes", a.validators);
-    let mut nodes =
-        Nodes { children: node::start_nodes(&layout)?, names: layout.names.clone(), dir: layout.dir.clone() };
+    let children = node::start_nodes(&layout)?;
+    let mut nodes = Nodes { running: Vec::new(), stopped: Vec::new(), dir: layout.dir.clone() };
+    for ((child, name), api) in children.into_iter().zip(&layout.names).zip(&apis) {
+        nodes.add(name.clone(), api.clone(), child);
+    }
     let access = if a.reads_per_second > 0 {
         let started = Instant::now();
         let access = node::provision_access(&layout)?;
@@ -289,25 +356,32 @@ fn bench(a: &LoadArgs, dir: &Path, records: usize) -> Result<Value> {
     let attesters = a.attesters();
     // Each attester's records follow what it has signed so far (its grant, consents).
     let mut firsts = Vec::with_capacity(attesters);
-    for (api, name) in apis.iter().zip(&layout.names[..attesters]) {
+    for (api, name) in apis.iter().zip(&attester_names) {
         let r = http::get(api, &format!("/v1/attesters/{name}/next-sequence"))?;
         let next = r.json()?["next_sequence"].as_u64().with_context(|| format!("{name}'s next sequence"))?;
         firsts.push(next);
     }
     let started = Instant::now();
-    let work = sign_all(&layout, a, records, &firsts)?;
+    let work = sign_all(&layout, a, &attester_names, records, &firsts)?;
     eprintln!(
         "signed {records} attestations in {} batches in {:.1} s",
         work.batches(),
         started.elapsed().as_secs_f64()
     );
-    let mut run = drive(a, &apis, &work, &mut nodes, access.as_ref())?;
+    let nodes = Mutex::new(nodes);
+    let mut run = drive(a, &apis, &work, &nodes, access.as_ref(), plan.as_ref())?;
     if let (Some(access), Some(reads)) = (&access, &mut run.reads) {
         let served = reads.statuses.get(&200).copied().unwrap_or(0);
         reads.logged = Some(count_logged(&apis[0], access, &layout.names[attesters..a.validators], served)?);
     }
-    nodes.alive()?;
-    let usage = nodes.usage();
+    lock_nodes(&nodes).alive()?;
+    if let Some(changes) = &mut run.changes {
+        let running = lock_nodes(&nodes).apis();
+        changes["agreement"] = set_changes::agreement(&running, changes)?;
+        set_changes::gaps_near_changes(changes, &run.poll.blocks);
+        changes["epochs"] = set_changes::epochs(&apis[0])?;
+    }
+    let usage = lock_nodes(&nodes).usage();
     drop(nodes);
     Ok(report(a, &work, &run, &usage))
 }
@@ -471,13 +545,13 @@ impl Work {
 /// A batch's records, base64-encoded, and their ids.
 type SignedBatch = (Vec<String>, Vec<AttestationId>);
 
-/// Signs every record on all cores: batch `j` is attester `j mod n`'s records
+/// Signs every record on all cores: batch `j` is attester `j mod n`'s (`names[j mod n]`) records
 /// `first + k·batch ..` with `k = j div n` and `first` its next sequence (only the last batch
 /// can be short, and it is its attester's last, so sequences have no gaps).
-fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize, firsts: &[u64]) -> Result<Work> {
+fn sign_all(layout: &TestnetLayout, a: &LoadArgs, names: &[String], total: usize, firsts: &[u64]) -> Result<Work> {
     let genesis = Genesis::load(&layout.dir.join("genesis.toml"))?;
     let chain_id = genesis.hash();
-    let attesters: Vec<(MemberName, SecretKey)> = layout.names[..a.attesters()]
+    let attesters: Vec<(MemberName, SecretKey)> = names
         .iter()
         .map(|name| {
             let key = keyfile::read(&layout.dir.join(format!("keys/{name}.key")))?;
@@ -553,19 +627,27 @@ fn sign_all(layout: &TestnetLayout, a: &LoadArgs, total: usize, firsts: &[u64]) 
 
 /// The running node processes; stopped (SIGTERM, then SIGKILL after 10 s) when dropped.
 struct Nodes {
-    children: Vec<Child>,
-    names: Vec<String>,
+    /// Name, API and process of each running node, node 0 first.
+    running: Vec<(String, String, Child)>,
+    /// Nodes stopped during the run, with their use just before.
+    stopped: Vec<(String, Usage)>,
     dir: PathBuf,
 }
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        node::stop_nodes(&mut self.children);
+        let mut children: Vec<Child> = self.running.drain(..).map(|(_, _, c)| c).collect();
+        node::stop_nodes(&mut children);
     }
 }
 
+/// The nodes, also when a thread panicked holding them (the processes must still be stopped).
+fn lock_nodes(nodes: &Mutex<Nodes>) -> std::sync::MutexGuard<'_, Nodes> {
+    nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A node's resource use as the kernel reports it.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Usage {
     peak_rss_kib: Option<u64>,
     rss_kib: Option<u64>,
@@ -575,16 +657,35 @@ struct Usage {
 impl Nodes {
     /// An error naming the first node that has exited.
     fn alive(&mut self) -> Result<()> {
-        for (child, name) in self.children.iter_mut().zip(&self.names) {
+        for (name, _, child) in &mut self.running {
             if let Ok(Some(status)) = child.try_wait() {
-                bail!("{name} exited ({status}); see {}", self.dir.join(name).join("node.log").display());
+                bail!("{name} exited ({status}); see {}", self.dir.join(name.as_str()).join("node.log").display());
             }
         }
         Ok(())
     }
 
-    fn usage(&self) -> Vec<Usage> {
-        self.children.iter().map(|c| usage(c.id())).collect()
+    fn add(&mut self, name: String, api: String, child: Child) {
+        self.running.push((name, api, child));
+    }
+
+    /// Takes node `name` out of the running ones (the caller stops it), keeping its use.
+    fn take(&mut self, name: &str) -> Option<Child> {
+        let i = self.running.iter().position(|(n, _, _)| n == name)?;
+        let (name, _, child) = self.running.remove(i);
+        self.stopped.push((name, usage(child.id())));
+        Some(child)
+    }
+
+    /// Name and API of each running node.
+    fn apis(&self) -> Vec<(String, String)> {
+        self.running.iter().map(|(n, a, _)| (n.clone(), a.clone())).collect()
+    }
+
+    /// Each node's use: the running ones now, the stopped ones before their stop.
+    fn usage(&self) -> Vec<(String, Usage)> {
+        let running = self.running.iter().map(|(n, _, c)| (n.clone(), usage(c.id())));
+        running.chain(self.stopped.iter().map(|(n, u)| (n.clone(), u.clone()))).collect()
     }
 }
 
@@ -853,6 +954,7 @@ fn worker(s: &Schedule<'_>) -> WorkerLog {
 
 /// A block as the poller saw it.
 struct BlockSeen {
+    height: u64,
     time_ms: u64,
     /// Records of this run in it.
     ours: u64,
@@ -921,7 +1023,8 @@ fn poll_once(conn: &mut Conn, next: &mut u64, work: &Work, t0: Instant, log: &mu
                 ours += 1;
             }
         }
-        log.blocks.push(BlockSeen { time_ms: block["time_ms"].as_u64().unwrap_or(0), ours, records: ids.len() as u64 });
+        let time_ms = block["time_ms"].as_u64().unwrap_or(0);
+        log.blocks.push(BlockSeen { height: *next, time_ms, ours, records: ids.len() as u64 });
         ours_total += ours;
         *next += 1;
     }
@@ -936,10 +1039,12 @@ struct Run {
     /// From t0 to when the drain ended.
     ended: Duration,
     start_height: u64,
-    /// Each node's height, round and mempool when the submit window ended.
-    window_end: Vec<Value>,
+    /// Each running node's name, and its height, round and mempool when the submit window ended.
+    window_end: Vec<(String, Value)>,
     /// The restricted reads, with `--reads-per-second`.
     reads: Option<ReadLog>,
+    /// With `--set-changes`: the scenario's part of the report.
+    changes: Option<Value>,
 }
 
 /// A node's height, consensus round and mempool occupancy (`null` if it does not answer).
@@ -959,8 +1064,9 @@ fn drive(
     a: &LoadArgs,
     apis: &[String],
     work: &Work,
-    nodes: &mut Nodes,
+    nodes: &Mutex<Nodes>,
     access: Option<&node::TestnetAccess>,
+    plan: Option<&set_changes::Plan>,
 ) -> Result<Run> {
     let start_height = height(&apis[0]).context("node 0 does not answer")?;
     let t0 = Instant::now();
@@ -1001,6 +1107,17 @@ fn drive(
             Some(rs) => (0..a.read_workers).map(|_| scope.spawn(|| reader(rs))).collect(),
             None => Vec::new(),
         };
+        let conductor = plan.map(|plan| {
+            let ctx = set_changes::Ctx { t0, abort: &schedule.abort, stop: &schedule.stop, nodes };
+            let abort = &schedule.abort;
+            scope.spawn(move || {
+                let r = set_changes::conduct(plan, &ctx);
+                if r.is_err() {
+                    abort.store(true, Ordering::Relaxed);
+                }
+                r
+            })
+        });
         // Watch the nodes and report progress while the workers submit, then drain.
         let mut last_progress = Instant::now();
         let mut failure = None;
@@ -1008,9 +1125,12 @@ fn drive(
         let mut window_end = Vec::new();
         loop {
             std::thread::sleep(Duration::from_millis(100));
-            if let Err(e) = nodes.alive() {
+            if let Err(e) = lock_nodes(nodes).alive() {
                 schedule.abort.store(true, Ordering::Relaxed);
                 failure = Some(e);
+                break;
+            }
+            if schedule.abort.load(Ordering::Relaxed) {
                 break;
             }
             let submitting = workers.iter().any(|w| !w.is_finished());
@@ -1030,13 +1150,15 @@ fn drive(
                 continue;
             }
             if drain_deadline.is_none() {
-                window_end = apis.iter().map(|api| node_state(api)).collect();
+                let running = lock_nodes(nodes).apis();
+                window_end = running.into_iter().map(|(name, api)| (name, node_state(&api))).collect();
             }
             let deadline = *drain_deadline.get_or_insert(schedule.window + DRAIN_MAX);
             if t0.elapsed() >= deadline {
                 schedule.stop.store(true, Ordering::Relaxed);
             }
-            if (!submitting && done >= accepted) || t0.elapsed() >= deadline || poller.is_finished() {
+            let conducting = conductor.as_ref().is_some_and(|c| !c.is_finished());
+            if (!submitting && done >= accepted && !conducting) || t0.elapsed() >= deadline || poller.is_finished() {
                 break;
             }
         }
@@ -1059,14 +1181,21 @@ fn drive(
                 all.late_us.extend(log.late_us);
             }
         }
+        let changes = conductor.map(|c| c.join());
         let poll = match poller.join() {
             Ok(r) => r?,
             Err(_) => bail!("the poller panicked"),
         };
+        // A node that exited first: the scenario's error would only say the run ended.
         if let Some(e) = failure {
             return Err(e);
         }
-        Ok(Run { workers: logs, poll, t0_unix_ms, ended, start_height, window_end, reads })
+        let changes = match changes {
+            None => None,
+            Some(Ok(r)) => Some(r?),
+            Some(Err(_)) => bail!("the set-changes scenario panicked"),
+        };
+        Ok(Run { workers: logs, poll, t0_unix_ms, ended, start_height, window_end, reads, changes })
     })
 }
 
@@ -1091,7 +1220,39 @@ fn ms(us: Option<u64>) -> Value {
     }
 }
 
-fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
+/// Records of this run committed in each second of the window, by block header time.
+fn committed_by_second(blocks: &[&BlockSeen], t0_unix_ms: u64, seconds: u64) -> Vec<u64> {
+    let mut per = vec![0u64; seconds as usize];
+    for b in blocks {
+        if let Some(slot) = per.get_mut((b.time_ms.saturating_sub(t0_unix_ms) / 1000) as usize) {
+            *slot += b.ours;
+        }
+    }
+    per
+}
+
+/// A gap between consecutive blocks' header times: (ms, the later block's height, its time in s
+/// from the window's start).
+type Gap = (u64, u64, f64);
+
+/// Each gap between consecutive blocks' header times.
+fn gaps_with_heights(blocks: &[&BlockSeen], t0_unix_ms: u64) -> Vec<Gap> {
+    blocks
+        .windows(2)
+        .map(|w| (w[1].time_ms.saturating_sub(w[0].time_ms), w[1].height, w[1].time_ms))
+        .map(|(gap, h, t)| (gap, h, t.saturating_sub(t0_unix_ms) as f64 / 1000.0))
+        .collect()
+}
+
+/// The longest gap (the first of equals) and the gaps of at least [`LONG_GAP_MS`], in height
+/// order, at most [`LONG_GAPS_LISTED_MAX`].
+fn long_gaps(gaps: &[Gap]) -> (Option<Gap>, Vec<Gap>) {
+    let longest = gaps.iter().copied().max_by_key(|&(gap, h, _)| (gap, Reverse(h)));
+    let listed = gaps.iter().copied().filter(|&(gap, _, _)| gap >= LONG_GAP_MS).take(LONG_GAPS_LISTED_MAX).collect();
+    (longest, listed)
+}
+
+fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[(String, Usage)]) -> Value {
     let submitted: u64 = run.workers.iter().map(|w| w.submitted).sum();
     let mut refused: BTreeMap<String, u64> = BTreeMap::new();
     for w in &run.workers {
@@ -1143,18 +1304,19 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
     let committed_in_window: u64 = window_blocks.iter().map(|b| b.ours).sum();
     let mut gaps: Vec<u64> = window_blocks.windows(2).map(|w| w[1].time_ms.saturating_sub(w[0].time_ms)).collect();
     gaps.sort_unstable();
+    let (longest, long) = long_gaps(&gaps_with_heights(&window_blocks, run.t0_unix_ms));
     let last_sent_us = run.workers.iter().map(|w| w.last_sent_us).max().unwrap_or(0);
     let seconds = a.seconds as f64;
     let nodes: Vec<Value> = usage
         .iter()
-        .enumerate()
-        .map(|(i, u)| {
+        .map(|(name, u)| {
+            let end = run.window_end.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
             json!({
-                "node": format!("validator-{i}"),
+                "node": name,
                 "peak_rss_mib": u.peak_rss_kib.map(|k| k / 1024),
                 "rss_mib": u.rss_kib.map(|k| k / 1024),
                 "cpu_seconds": u.cpu_seconds,
-                "at_window_end": run.window_end.get(i).cloned().unwrap_or(Value::Null),
+                "at_window_end": end.unwrap_or(Value::Null),
             })
         })
         .collect();
@@ -1182,7 +1344,7 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
             "query_records_missing": served.saturating_sub(logged),
         })
     });
-    json!({
+    let mut report = json!({
         "validators": a.validators,
         "attesters": a.attesters(),
         "seconds": a.seconds,
@@ -1222,7 +1384,23 @@ fn report(a: &LoadArgs, work: &Work, run: &Run, usage: &[Usage]) -> Value {
         "batch_answer_p99_ms": ms(percentile(&answers, 99.0)),
         "nodes": nodes,
         "reads": reads,
-    })
+    });
+    // Apart, for the macro's recursion limit.
+    report["block_gap_max_height"] = json!(longest.map(|(_, h, _)| h));
+    report["block_gap_max_at_s"] = json!(longest.map(|(_, _, t)| t));
+    // With set changes, who was to propose each long gap's height at round 0 (a proposer
+    // that was not ready makes the round wait out its propose timeout).
+    let epochs = run.changes.as_ref().map(|c| &c["epochs"]);
+    report["long_gaps"] = long
+        .iter()
+        .map(|&(gap, h, t)| {
+            let proposer = epochs.and_then(|e| set_changes::round0_proposer(e, h));
+            json!({"gap_ms": gap, "height": h, "at_s": t, "round0_proposer": proposer})
+        })
+        .collect();
+    report["committed_by_second"] = json!(committed_by_second(&window_blocks, run.t0_unix_ms, a.seconds));
+    report["set_changes"] = run.changes.clone().unwrap_or(Value::Null);
+    report
 }
 
 fn print_table(r: &Value) {
@@ -1258,7 +1436,28 @@ fn print_table(r: &Value) {
         r["blocks_in_window"],
         num("mean_block_records")
     );
-    println!("block gap p99 / max    {:>10} / {}", lat("block_gap_p99_ms"), lat("block_gap_max_ms"));
+    println!(
+        "block gap p99 / max    {:>10} / {} (into block {}, at {} s)",
+        lat("block_gap_p99_ms"),
+        lat("block_gap_max_ms"),
+        r["block_gap_max_height"],
+        r["block_gap_max_at_s"]
+    );
+    let long: Vec<String> = r["long_gaps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| match g["round0_proposer"].as_str() {
+            Some(p) => format!("{} ms into block {} at {} s (round 0: {p})", g["gap_ms"], g["height"], g["at_s"]),
+            None => format!("{} ms into block {} at {} s", g["gap_ms"], g["height"], g["at_s"]),
+        })
+        .collect();
+    if !long.is_empty() {
+        println!("gaps of 1 s or more    {}", long.join("; "));
+    }
+    let per_second: Vec<String> =
+        r["committed_by_second"].as_array().into_iter().flatten().map(|v| v.to_string()).collect();
+    println!("committed each second  {}", per_second.join(" "));
     println!("latency p50            {:>10}", lat("latency_p50_ms"));
     println!("latency p99            {:>10}", lat("latency_p99_ms"));
     println!(
@@ -1293,6 +1492,36 @@ fn print_table(r: &Value) {
             reads["query_records_committed"], reads["query_records_missing"], reads["query_records_by_reader"]
         );
     }
+    let changes = &r["set_changes"];
+    if !changes.is_null() {
+        println!(
+            "set changes            {} added (node started at {} s, first signature in block {}), {} removed (node stopped at {} s)",
+            changes["added"],
+            changes["added_node_started_s"],
+            changes["added_first_signed_height"],
+            changes["removed"],
+            changes["removed_node_stopped_s"]
+        );
+        for c in changes["changes"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<20} proposed at {} s (block {}), quorum in block {}, in force at height {} (committed at {} s; aimed at {}); old rotation's proposer there: {}; longest gap near it {} ms",
+                c["change"].as_str().unwrap_or("?"),
+                c["proposed_s"],
+                c["proposal_height"],
+                c["quorum_height"],
+                c["in_force_height"],
+                c["in_force_committed_s"],
+                c["aimed_in_force_height"],
+                c["proposer_in_old_rotation"],
+                c["longest_gap_near_ms"]
+            );
+        }
+        let ag = &changes["agreement"];
+        println!(
+            "  every node agrees     {} (up to height {}; behind: {})",
+            ag["agree"], ag["final_height"], ag["behind"]
+        );
+    }
     for n in r["nodes"].as_array().into_iter().flatten() {
         let end = &n["at_window_end"];
         println!(
@@ -1324,6 +1553,25 @@ mod tests {
         let flat = Shape { burst_rate: 10_000.0, burst_seconds: 0.0, rate: 10_000.0, seconds: 60.0 };
         assert_eq!(flat.records(), 600_000);
         assert_eq!(flat.due(30_000), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn per_second_counts_and_gaps_follow_header_times() {
+        let b = |height, time_ms, ours| BlockSeen { height, time_ms, ours, records: ours };
+        let t0 = 1_000_000;
+        let blocks =
+            [b(5, t0 + 100, 10), b(6, t0 + 900, 20), b(7, t0 + 2_400, 30), b(8, t0 + 2_500, 5), b(9, t0 + 4_100, 7)];
+        let refs: Vec<&BlockSeen> = blocks.iter().collect();
+        // Second 1 has no block: the dip shows as a zero.
+        assert_eq!(committed_by_second(&refs, t0, 5), [30, 0, 35, 0, 7]);
+        let gaps = gaps_with_heights(&refs, t0);
+        assert_eq!(gaps.iter().map(|g| g.0).collect::<Vec<_>>(), [800, 1_500, 100, 1_600]);
+        let (longest, listed) = long_gaps(&gaps);
+        assert_eq!(longest, Some((1_600, 9, 4.1)));
+        assert_eq!(listed, [(1_500, 7, 2.4), (1_600, 9, 4.1)]);
+        // Of equal gaps the first is the longest.
+        let (longest, _) = long_gaps(&[(700, 3, 0.1), (700, 4, 0.8)]);
+        assert_eq!(longest, Some((700, 3, 0.1)));
     }
 
     #[test]

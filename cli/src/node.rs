@@ -106,7 +106,7 @@ pub struct TestnetArgs {
     heartbeat_ms: Option<u64>,
 }
 
-fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
+pub(crate) fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
     let base = path.parent().unwrap_or(Path::new("."));
     fs::write(path, config.to_toml(base)).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -573,7 +573,11 @@ pub struct TestnetLayout {
     pub dir: PathBuf,
     /// Node names, validators first (`validator-i`, then `observer-i`); node `name` lives in `dir/name`.
     pub names: Vec<String>,
-    /// What testnet.json holds: the genesis path and, per node, name, validator, api, p2p, config, key, data_dir.
+    /// Members without a node (`attester-i`, service-centre role, not validating): they attest
+    /// through the validators' nodes (`bench load --set-changes`); keys in `dir/keys/<name>.key`.
+    pub attesters: Vec<String>,
+    /// What testnet.json holds: the genesis path; per node, name, validator, api, p2p, config, key,
+    /// data_dir; per attester without a node, name and key.
     pub manifest: serde_json::Value,
 }
 
@@ -584,13 +588,18 @@ pub fn testnet_consensus() -> ConsensusParams {
     ConsensusParams { block_records_max: 5_000, block_bytes_max: 4 * 1024 * 1024, ..ConsensusParams::default() }
 }
 
+/// Most attesters without a node in a testnet.
+pub const TESTNET_ATTESTERS_MAX: usize = 32;
+
 /// Writes keys, genesis, node configs and testnet.json for a local network of
-/// `validators` validators (every role) and `observers` observers into `dir`. Node i
-/// listens on `base_port + i` (p2p) and `base_port + 1000 + i` (API).
+/// `validators` validators (every role) and `observers` observers into `dir`, and
+/// `attesters` members without a node that attest R&D spend (the service-centre role) through
+/// the validators' nodes. Node i listens on `base_port + i` (p2p) and `base_port + 1000 + i` (API).
 pub fn write_testnet(
     dir: &Path,
     validators: usize,
     observers: usize,
+    attesters: usize,
     base_port: u16,
     heartbeat_ms: Option<u64>,
 ) -> Result<TestnetLayout> {
@@ -599,6 +608,9 @@ pub fn write_testnet(
     }
     if observers > 32 {
         bail!("--observers: at most 32");
+    }
+    if attesters > TESTNET_ATTESTERS_MAX {
+        bail!("attesters: at most {TESTNET_ATTESTERS_MAX}");
     }
     let total = validators + observers;
     if usize::from(base_port) + 1000 + total > usize::from(u16::MAX) {
@@ -622,6 +634,16 @@ pub fn write_testnet(
         let validator = i < validators;
         let roles = if validator { Role::ALL.to_vec() } else { Vec::new() };
         members.push(MemberSpec { name: name.clone(), public_key: key.public(), roles, validator });
+    }
+    let attester_names: Vec<String> = (0..attesters).map(|i| format!("attester-{i}")).collect();
+    let mut attester_entries = Vec::with_capacity(attesters);
+    for name in &attester_names {
+        let key = SecretKey::generate();
+        let path = dir.join(format!("keys/{name}.key"));
+        keyfile::write_private(&path, &keyfile::text(&format!("Credence testnet key of {name}"), &key))?;
+        let roles = vec![Role::ServiceCentre];
+        members.push(MemberSpec { name: name.clone(), public_key: key.public(), roles, validator: false });
+        attester_entries.push(json!({"name": name, "key": path}));
     }
     let origin = "credence.example/testnet";
     let mut genesis = Genesis::new("credence-testnet", origin, LOCAL_GENESIS_TIME_MS, testnet_consensus(), members)?;
@@ -665,26 +687,17 @@ pub fn write_testnet(
             "data_dir": config.data_dir,
         }));
     }
-    let manifest = json!({"genesis": dir.join("genesis.toml"), "nodes": nodes});
+    let manifest = json!({"genesis": dir.join("genesis.toml"), "nodes": nodes, "attesters": attester_entries});
     fs::write(dir.join("testnet.json"), serde_json::to_string_pretty(&manifest)?)?;
-    Ok(TestnetLayout { dir, names, manifest })
+    Ok(TestnetLayout { dir, names, attesters: attester_names, manifest })
 }
 
 /// Starts every node of `layout` as a separate `credence node` process (logs in
 /// `<dir>/<name>/node.log`). If one cannot be started, those already started are stopped.
 pub fn start_nodes(layout: &TestnetLayout) -> Result<Vec<std::process::Child>> {
-    let exe = std::env::current_exe()?;
     let mut children = Vec::new();
     for name in &layout.names {
-        let started = fs::File::create(layout.dir.join(name).join("node.log")).and_then(|log| {
-            std::process::Command::new(&exe)
-                .args(["node", "--config"])
-                .arg(layout.dir.join(name).join("node.toml"))
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-        });
-        match started {
+        match start_node(&layout.dir.join(name)) {
             Ok(child) => children.push(child),
             Err(e) => {
                 stop_nodes(&mut children);
@@ -693,6 +706,19 @@ pub fn start_nodes(layout: &TestnetLayout) -> Result<Vec<std::process::Child>> {
         }
     }
     Ok(children)
+}
+
+/// Starts `credence node --config <node_dir>/node.toml` as a process of this executable, its
+/// log in `<node_dir>/node.log`.
+pub fn start_node(node_dir: &Path) -> Result<std::process::Child> {
+    let exe = std::env::current_exe()?;
+    let log = fs::File::create(node_dir.join("node.log"))?;
+    Ok(std::process::Command::new(&exe)
+        .args(["node", "--config"])
+        .arg(node_dir.join("node.toml"))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?)
 }
 
 /// Stops node processes: SIGTERM (each stops gracefully), then SIGKILL for any still
@@ -717,7 +743,7 @@ pub fn stop_nodes(children: &mut [std::process::Child]) {
 }
 
 pub fn testnet(a: &TestnetArgs) -> Result<ExitCode> {
-    let layout = write_testnet(&a.dir, a.validators, a.observers, a.base_port, a.heartbeat_ms)?;
+    let layout = write_testnet(&a.dir, a.validators, a.observers, 0, a.base_port, a.heartbeat_ms)?;
     println!(
         "testnet of {} validators and {} observers in {} (see testnet.json)",
         a.validators,
