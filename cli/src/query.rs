@@ -281,13 +281,15 @@ pub struct ReadLine {
     pub id: String,
 }
 
-/// `facts`, `openings`, `block 12`, `entries 3` or `portfolio 12` (the block's height, the
-/// bundle's index or the height of the portfolio's state).
-fn read_text(read: &str, numbers: [Option<u64>; 3]) -> String {
-    match numbers.into_iter().flatten().next() {
-        Some(h) => format!("{read} {h}"),
-        None => read.to_string(),
-    }
+/// What a query record's claim says was read: `facts`, `openings`, `block 12`, `entries 3` or
+/// `portfolio 12` (the block's height, the bundle's index or the height of the portfolio's
+/// state); `None` for another claim.
+fn query_read(claim: &ClaimView) -> Option<String> {
+    let ClaimView::Query { read, block_height, entry_bundle, portfolio_height, .. } = claim else { return None };
+    Some(match block_height.or(*entry_bundle).or(*portfolio_height) {
+        Some(n) => format!("{read} {n}"),
+        None => read.clone(),
+    })
 }
 
 /// Lists a member's query records (`GET /v1/members/{member}/queries`, regulator scope).
@@ -342,7 +344,8 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
     let short = |s: &str| s.get(..16).unwrap_or(s).to_string();
     let rows: Vec<Vec<String>> = lines
         .iter()
-        .map(|q| {
+        .zip(&items)
+        .map(|(q, i)| {
             let when =
                 credence_ledger::ids::Date::from_unix_ms(q.issued_at_ms).map(|d| d.to_string()).unwrap_or_default();
             vec![
@@ -350,7 +353,7 @@ pub fn queries(a: &QueriesArgs) -> Result<ExitCode> {
                 when,
                 q.enterprise.clone(),
                 q.purpose.clone(),
-                read_text(&q.read, [q.block_height, q.entry_bundle, q.portfolio_height]),
+                query_read(&i.claim).unwrap_or_default(),
                 q.consent.as_deref().map_or("none (regulator)".to_string(), short),
                 short(&q.access_key),
                 q.logged_by.clone(),
@@ -610,23 +613,13 @@ impl Row {
                 r.counterparty = recipient.clone();
                 r.detail = format!("purpose={purpose} scope={} expires_at_ms={expires_at_ms}", scope.join(","));
             }
-            ClaimView::Query {
-                reader,
-                access_key,
-                enterprise,
-                purpose,
-                consent,
-                read,
-                block_height,
-                entry_bundle,
-                portfolio_height,
-            } => {
+            ClaimView::Query { reader, access_key, enterprise, purpose, consent, .. } => {
                 r.kind = "query";
                 r.enterprise = enterprise.clone();
                 r.counterparty = reader.clone();
                 r.detail = format!(
                     "purpose={purpose} read={} access_key={access_key} consent={}",
-                    read_text(read, [*block_height, *entry_bundle, *portfolio_height]),
+                    query_read(&a.claim).unwrap_or_default(),
                     consent.as_deref().unwrap_or("none (regulator)")
                 );
             }
