@@ -20,6 +20,7 @@
 //! | `credence_consensus_rejected_total` | counter | consensus messages refused as invalid and not forwarded (bad signature, a block whose leaves do not match its header, a header naming the wrong proposer, …) |
 //! | `credence_proposals_invalid_total` | counter | proposed blocks that failed validation |
 //! | `credence_sync_refused_total` | counter | peers' sync requests refused for their per-peer budget |
+//! | `credence_synced_blocks_total` | counter | blocks this node fetched by sync, verified and stored |
 //! | `credence_http_requests_total{method,route,status}` | counter | HTTP requests by route template and status |
 //! | `credence_http_request_duration_seconds` | histogram | HTTP request handling time |
 //! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a genesis witness cosigned for this node |
@@ -61,6 +62,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "credence_consensus_rejected_total",
     "credence_proposals_invalid_total",
     "credence_sync_refused_total",
+    "credence_synced_blocks_total",
     "credence_http_requests_total",
     "credence_http_request_duration_seconds",
     "credence_witness_cosignatures_total",
@@ -174,6 +176,7 @@ pub struct Metrics {
     pub consensus_rejected: Counter,
     pub proposals_invalid: Counter,
     pub sync_refused: Counter,
+    pub synced_blocks: Counter,
     pub commit_latency: Histogram<12>,
     pub http_duration: Histogram<10>,
     /// Refusals by error code (a bounded set of codes).
@@ -224,6 +227,7 @@ impl Metrics {
             consensus_rejected: Counter::default(),
             proposals_invalid: Counter::default(),
             sync_refused: Counter::default(),
+            synced_blocks: Counter::default(),
             commit_latency: Histogram::new(COMMIT_LATENCY_BUCKETS),
             http_duration: Histogram::new(HTTP_DURATION_BUCKETS),
             refused: Mutex::new(BTreeMap::new()),
@@ -347,6 +351,8 @@ impl Metrics {
         scalar(&mut out, "credence_proposals_invalid_total", help, "counter", self.proposals_invalid.get());
         let help = "Peers' sync requests refused for their per-peer budget.";
         scalar(&mut out, "credence_sync_refused_total", help, "counter", self.sync_refused.get());
+        let help = "Blocks fetched by sync, verified and stored.";
+        scalar(&mut out, "credence_synced_blocks_total", help, "counter", self.synced_blocks.get());
         header(&mut out, "credence_http_requests_total", "HTTP requests by method, route and status.", "counter");
         for ((method, route, status), n) in self.http.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(
