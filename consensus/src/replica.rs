@@ -48,9 +48,13 @@ pub const EARLY_PROPOSALS_MAX: usize = 8;
 /// A proposer with nothing to propose waits at most this long (and at most half the
 /// propose timeout) for records before proposing an empty block.
 pub const EMPTY_BLOCK_WAIT_MS: u64 = 1_000;
-/// A sync request unanswered this long is forgotten (its heights may be asked again), and
-/// after a failed one no request is sent for this long.
+/// After a failed sync request, or an answer with nothing past the tip, no request is sent
+/// for this long.
 pub const SYNC_RETRY_MS: u64 = 1_000;
+/// A sync request unanswered this long is forgotten: its heights may be asked again (of
+/// the next peer). Longer than [`SYNC_RETRY_MS`]: an answer of 8 MiB is fetched and its
+/// signatures checked before it gets here, several at once on a busy machine.
+pub const SYNC_ANSWER_WAIT_MS: u64 = 2_000;
 /// Sync requests out at once, for consecutive height ranges (the host sends each to the
 /// next peer in turn), plus answers held until the blocks below them arrive: at most this
 /// many answers of at most the host's response bound each (the node's: 8 MiB, or one
@@ -150,19 +154,24 @@ pub struct SyncChecker {
     /// of later blocks are checked against it, and checked again on the tip if governance
     /// changed it by then.
     roster: Arc<Roster>,
+    /// The tip's height when the checker was made: blocks up to it are skipped unread.
+    tip_height: u64,
 }
 
 impl SyncChecker {
     /// Decodes an answer to `request` and checks its blocks' signatures
     /// ([`verify::check_signatures_ahead`], over all of the context's threads). Blocks after
     /// one that does not decode or does not follow the one before it are dropped, and the
-    /// answer is marked bad.
+    /// answer is marked bad. Blocks at or below the tip the checker was made at are skipped.
     pub fn check(&self, request: SyncRequest, blocks: Vec<Vec<u8>>) -> SyncAnswer {
         let records_max = self.ctx.genesis.consensus.block_records_max as usize;
         let mut checked = Vec::with_capacity(blocks.len().min(SYNC_BLOCKS_MAX as usize));
         let mut bad = None;
         for (i, bytes) in blocks.iter().take(SYNC_BLOCKS_MAX as usize).enumerate() {
             let expected = request.from_height.saturating_add(i as u64);
+            if expected <= self.tip_height {
+                continue;
+            }
             let cb = match credence_ledger::block::decode_certified_exact(bytes, records_max) {
                 Ok(cb) if cb.block.header.height == expected => cb,
                 Ok(cb) => {
@@ -188,7 +197,7 @@ impl SyncChecker {
 #[derive(Debug)]
 pub struct SyncAnswer {
     request: SyncRequest,
-    /// Consecutive blocks from the request's height.
+    /// Consecutive blocks from the request's height, or from the first past the checker's tip.
     blocks: Vec<Ahead>,
     /// The first block that did not decode or did not follow: (height, why).
     bad: Option<(u64, String)>,
@@ -214,7 +223,7 @@ impl SyncAnswer {
 struct SyncWindow {
     /// Requests out: first height → (blocks asked, monotonic time it was sent).
     out: BTreeMap<u64, (u32, u64)>,
-    /// Answers waiting for the blocks below them: first height → (request, blocks).
+    /// Answers waiting for the blocks below them: first block's height → (request, blocks).
     ready: BTreeMap<u64, (SyncRequest, Vec<Ahead>)>,
     /// No request before this monotonic time (a request failed).
     retry_at_mono_ms: u64,
@@ -474,8 +483,9 @@ impl<S: Store> Replica<S> {
         let heartbeat = self.idle_heartbeat_due();
         let resend = self.last_progress_mono_ms.saturating_add(self.ctx.genesis.consensus.timeout_propose_ms);
         // A request to forget, or a fresh node's first request to retry.
-        let sync_forget = self.sync.out.values().map(|(_, sent)| sent.saturating_add(SYNC_RETRY_MS)).min();
-        let sync_retry = (self.sync.active && self.sync.out.is_empty()).then_some(self.sync.retry_at_mono_ms);
+        let sync_forget = self.sync.out.values().map(|(_, sent)| sent.saturating_add(SYNC_ANSWER_WAIT_MS)).min();
+        let sync_retry = (self.sync.active && self.sync.out.is_empty() && self.sync.retry_at_mono_ms > self.now.mono_ms)
+            .then_some(self.sync.retry_at_mono_ms);
         [timer, build, heartbeat, Some(resend), sync_forget, sync_retry].into_iter().flatten().min().unwrap_or(u64::MAX)
     }
 
@@ -584,7 +594,7 @@ impl<S: Store> Replica<S> {
 
     /// What a host needs to check sync answers' signatures on threads of its own.
     pub fn sync_checker(&self) -> SyncChecker {
-        SyncChecker { ctx: Arc::clone(&self.ctx), roster: Arc::clone(&self.sync_roster) }
+        SyncChecker { ctx: Arc::clone(&self.ctx), roster: Arc::clone(&self.sync_roster), tip_height: self.tip.height }
     }
 
     /// A sync answer to `request` (encoded certified blocks): checked here, on this thread,
@@ -628,12 +638,13 @@ impl<S: Store> Replica<S> {
                     self.sync.retry_at_mono_ms = self.now.mono_ms.saturating_add(SYNC_RETRY_MS);
                 }
             }
-        } else if beyond
-            && !self.sync.ready.contains_key(&from)
-            && (asked || self.sync.ready.len() < SYNC_REQUESTS_IN_FLIGHT_MAX)
+        } else if let Some(first) = blocks.first().map(Ahead::height)
+            && beyond
+            && !self.sync.ready.contains_key(&first)
+            && (asked || !self.sync.is_full())
         {
             // A late answer to a forgotten request is kept only if there is room.
-            self.sync.ready.insert(from, (request, blocks));
+            self.sync.ready.insert(first, (request, blocks));
         }
         self.apply_ready(&mut out, &mut outcome)?;
         if self.sync.end.is_some_and(|e| e <= self.tip.height + 1) {
@@ -645,7 +656,7 @@ impl<S: Store> Replica<S> {
             self.maybe_start_height(&mut out)?;
         }
         self.maybe_sync(&mut out);
-        debug_assert!(self.sync.ready.len() <= SYNC_REQUESTS_IN_FLIGHT_MAX);
+        debug_assert!(self.sync.out.len() + self.sync.ready.len() <= SYNC_REQUESTS_IN_FLIGHT_MAX);
         Ok((out, outcome))
     }
 
@@ -1058,7 +1069,7 @@ impl<S: Store> Replica<S> {
     fn request_sync(&mut self, out: &mut Vec<Action>) {
         let now = self.now.mono_ms;
         // Forget requests unanswered for too long, and answers the tip has passed.
-        self.sync.out.retain(|_, (_, sent)| now < sent.saturating_add(SYNC_RETRY_MS));
+        self.sync.out.retain(|_, (_, sent)| now < sent.saturating_add(SYNC_ANSWER_WAIT_MS));
         let tip = self.tip.height;
         self.sync.ready.retain(|from, (_, b)| from.saturating_add(b.len() as u64) > tip + 1);
         if now < self.sync.retry_at_mono_ms {

@@ -105,6 +105,10 @@ pub struct Driver {
     /// Who was asked for the blocks from each height (to blame a bad answer held back),
     /// at most `4 × SYNC_PENDING_OUTBOUND_MAX` entries.
     sync_asked: std::collections::HashMap<u64, MemberName>,
+    /// Sync answers whose signatures are being checked at once: each check uses every
+    /// core, so more would only contend with each other and with the driver applying
+    /// earlier answers. Half the cores, at least one.
+    sync_checks: Arc<tokio::sync::Semaphore>,
     /// Peers that sent a bad block, and until when they are not asked.
     sync_paused: std::collections::HashMap<MemberName, Instant>,
     /// When the replica call whose actions are being carried out began (commit latency).
@@ -120,6 +124,7 @@ fn is_consensus(e: &NetEvent) -> bool {
 
 impl Driver {
     pub fn new(p: Parts) -> Driver {
+        let checks = (p.ctx.threads / 2).max(1);
         Driver {
             replica: p.replica,
             ctx: p.ctx,
@@ -134,6 +139,7 @@ impl Driver {
             resend_counter: 0,
             sync_turn: 0,
             sync_paused: std::collections::HashMap::new(),
+            sync_checks: Arc::new(tokio::sync::Semaphore::new(checks)),
             sync_asked: std::collections::HashMap::new(),
             step_started: Instant::now(),
         }
@@ -303,6 +309,7 @@ impl Driver {
         let before = self.replica.tip().height;
         self.step_started = Instant::now();
         let (actions, outcome) = self.replica.on_sync_answer(self.clock.now(), answer)?;
+        self.metrics.sync_apply_us.add(micros(self.step_started.elapsed()));
         for bad in &outcome.bad {
             // The answer may be an earlier one, held until the blocks below it arrived.
             let who = self.sync_asked.remove(&bad.from_height).unwrap_or_else(|| peer.clone());
@@ -418,16 +425,35 @@ impl Driver {
         let net = self.net.clone();
         let tx = sync_tx.clone();
         let checker = self.replica.sync_checker();
+        let metrics = Arc::clone(&self.metrics);
+        let checks = Arc::clone(&self.sync_checks);
         tokio::spawn(async move {
-            let result = match net.request_blocks(peer.clone(), asked).await {
+            let sent = Instant::now();
+            let fetched = net.request_blocks(peer.clone(), asked).await;
+            metrics.sync_fetch_us.add(micros(sent.elapsed()));
+            let result = match fetched {
                 Ok(response) => {
-                    tokio::task::spawn_blocking(move || checker.check(request, response.blocks))
-                        .await
-                        .map_err(|e| net::NetError::Sync(format!("checking the answer: {e}")))
+                    let metrics = Arc::clone(&metrics);
+                    // Closed never: the driver owns the semaphore for as long as it runs.
+                    let permit = checks.acquire_owned().await.ok();
+                    tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        let t = Instant::now();
+                        let answer = checker.check(request, response.blocks);
+                        metrics.sync_check_us.add(micros(t.elapsed()));
+                        answer
+                    })
+                    .await
+                    .map_err(|e| net::NetError::Sync(format!("checking the answer: {e}")))
                 }
                 Err(e) => Err(e),
             };
             let _ = tx.send((peer, request, result)).await;
         });
     }
+}
+
+/// Whole microseconds of `d` (saturating).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
