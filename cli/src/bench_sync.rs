@@ -69,6 +69,10 @@ pub struct SyncBenchArgs {
     /// Directory for the nodes (kept); default: a temporary one, removed at the end.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Run the nodes with this `credence` binary instead of this one (e.g. an older build,
+    /// for a before/after figure on the same machine and chain).
+    #[arg(long)]
+    node_exe: Option<PathBuf>,
 }
 
 pub fn run(a: &SyncBenchArgs) -> Result<ExitCode> {
@@ -137,6 +141,7 @@ pub fn run(a: &SyncBenchArgs) -> Result<ExitCode> {
             "records": records,
             "blocks": head_height,
             "peers": a.peers,
+            "node_exe": a.node_exe.as_ref().map(|p| p.display().to_string()),
             "threads": credence_ledger::sig::available_threads(),
             "load_average_before": load_before,
             "load_average_after": load_average(),
@@ -216,7 +221,11 @@ fn catch_up(
     let start = |i: usize| -> Result<Child> {
         let (dir, config) = &configs[i];
         let log = fs::File::create(dir.join("node.log"))?;
-        Command::new(std::env::current_exe()?)
+        let exe = match &a.node_exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?,
+        };
+        Command::new(exe)
             .args(["node", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
