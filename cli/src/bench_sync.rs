@@ -275,9 +275,8 @@ fn catch_up(
     let seconds = t0.elapsed().as_secs_f64();
     peak_rss_kib = peak_rss_kib.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
     let metrics = crate::http::get(&url, "/metrics").map(|r| r.text()).unwrap_or_default();
-    let metric = |name: &str| {
-        metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(f64::NAN)
-    };
+    let metric =
+        |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
     let sync_seconds = json!({
         "fetch": metric("credence_sync_fetch_seconds_total "),
         "check_signatures": metric("credence_sync_check_seconds_total "),

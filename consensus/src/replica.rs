@@ -484,8 +484,9 @@ impl<S: Store> Replica<S> {
         let resend = self.last_progress_mono_ms.saturating_add(self.ctx.genesis.consensus.timeout_propose_ms);
         // A request to forget, or a fresh node's first request to retry.
         let sync_forget = self.sync.out.values().map(|(_, sent)| sent.saturating_add(SYNC_ANSWER_WAIT_MS)).min();
-        let sync_retry = (self.sync.active && self.sync.out.is_empty() && self.sync.retry_at_mono_ms > self.now.mono_ms)
-            .then_some(self.sync.retry_at_mono_ms);
+        let sync_retry =
+            (self.sync.active && self.sync.out.is_empty() && self.sync.retry_at_mono_ms > self.now.mono_ms)
+                .then_some(self.sync.retry_at_mono_ms);
         [timer, build, heartbeat, Some(resend), sync_forget, sync_retry].into_iter().flatten().min().unwrap_or(u64::MAX)
     }
 
@@ -614,7 +615,11 @@ impl<S: Store> Replica<S> {
     /// rules, links, roots and the certificate's quorum; signatures again only if the
     /// roster in force is not the one they were checked against) and committed, the run
     /// made durable by one flush before anything else happens. The window is then refilled.
-    pub fn on_sync_answer(&mut self, now: Clock, answer: SyncAnswer) -> Result<(Vec<Action>, SyncOutcome), ReplicaError> {
+    pub fn on_sync_answer(
+        &mut self,
+        now: Clock,
+        answer: SyncAnswer,
+    ) -> Result<(Vec<Action>, SyncOutcome), ReplicaError> {
         self.set_now(now);
         let mut out = Vec::new();
         let mut outcome = SyncOutcome::default();

@@ -77,7 +77,10 @@ fn a_fresh_replica_catches_up_through_a_bounded_window_refusing_garbage_and_forg
     // Past the peers' tip: nothing there. The freed slot asks for what the third answer lacked.
     let (actions, _) = r.on_sync_blocks(clock(30), fourth, serve(&chain, fourth)).unwrap();
     let tail = third.from_height + (HEIGHTS - 2 * max);
-    assert_eq!(requests(&actions), vec![SyncRequest { from_height: tail, blocks_max: (fourth.from_height - tail) as u32 }]);
+    assert_eq!(
+        requests(&actions),
+        vec![SyncRequest { from_height: tail, blocks_max: (fourth.from_height - tail) as u32 }]
+    );
 
     // A peer serving garbage: block 10 of its answer does not decode. The nine before it are
     // stored; the answer is refused and its remaining heights asked again.

@@ -619,7 +619,8 @@ pub fn verify_signatures_checked<V: StateView + ?Sized>(
         Ahead::Unchecked(cb) => return verify_block(ctx, tip, view, cb),
     };
     let h = &cb.block.header;
-    let (_, roster) = ctx.in_force(view, h.height).map_err(|e| VerifyError::at(h.height, Failure::State(e.to_string())))?;
+    let (_, roster) =
+        ctx.in_force(view, h.height).map_err(|e| VerifyError::at(h.height, Failure::State(e.to_string())))?;
     if roster.digest != digest {
         return verify_block(ctx, tip, view, cb);
     }

@@ -297,11 +297,7 @@ fn run(seed: u64, cases: &mut Cases) {
                 // Half the commits are deferred (as sync commits a run), flushed now and
                 // then or by a reopening; reads see them at once either way. Their own
                 // generator keeps the other choices of each seed as they were.
-                let committed = if defer_rng.below(2) == 0 {
-                    redb.commit_deferred(&vb)
-                } else {
-                    redb.commit(&vb)
-                };
+                let committed = if defer_rng.below(2) == 0 { redb.commit_deferred(&vb) } else { redb.commit(&vb) };
                 same(&format!("{ctx} commit"), committed, mem.commit(&vb));
                 if defer_rng.below(4) == 0 {
                     redb.flush().expect("flush");

@@ -367,9 +367,21 @@ impl Metrics {
         let help = "Blocks fetched by sync, verified and stored.";
         scalar(&mut out, "credence_synced_blocks_total", help, "counter", self.synced_blocks.get());
         for (name, help, us) in [
-            ("credence_sync_fetch_seconds_total", "Time waiting for sync answers, summed over requests.", &self.sync_fetch_us),
-            ("credence_sync_check_seconds_total", "Time checking sync answers' signatures ahead, summed over answers.", &self.sync_check_us),
-            ("credence_sync_apply_seconds_total", "Time the driver spent applying and committing sync answers.", &self.sync_apply_us),
+            (
+                "credence_sync_fetch_seconds_total",
+                "Time waiting for sync answers, summed over requests.",
+                &self.sync_fetch_us,
+            ),
+            (
+                "credence_sync_check_seconds_total",
+                "Time checking sync answers' signatures ahead, summed over answers.",
+                &self.sync_check_us,
+            ),
+            (
+                "credence_sync_apply_seconds_total",
+                "Time the driver spent applying and committing sync answers.",
+                &self.sync_apply_us,
+            ),
         ] {
             header(&mut out, name, help, "counter");
             let _ = writeln!(out, "{name} {:.6}", us.get() as f64 / 1e6);
