@@ -241,11 +241,11 @@ fn catch_up(
     }
     eprintln!("waiting for {} serving nodes (each re-verifies its ledger)", servers.len());
     let started = Instant::now();
-    for i in 1..names.len() {
+    for (i, name) in names.iter().enumerate().skip(1) {
         let url = format!("http://{}", api(i));
         while status_height(&url) != Some(head_height) {
             if started.elapsed() > SERVERS_START_TIMEOUT {
-                bail!("{} did not serve height {head_height} within {SERVERS_START_TIMEOUT:?}", names[i]);
+                bail!("{name} did not serve height {head_height} within {SERVERS_START_TIMEOUT:?}");
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -84,7 +84,7 @@ fn crash_child() {
         if defer {
             // Durable only at the flush: report the run then.
             store.commit_deferred(&vb).expect("child: deferred commit");
-            if height % DEFER_RUN == 0 {
+            if height.is_multiple_of(DEFER_RUN) {
                 store.flush().expect("child: flush");
                 writeln!(out, "committed {height}").and_then(|()| out.flush()).expect("child: stdout");
             }
@@ -271,7 +271,7 @@ fn killed_writers_leave_a_complete_consistent_store() {
         );
         // A crash loses the deferred commits since the last flush: the store is at a flush.
         assert!(
-            !defer || now == head || now % DEFER_RUN == 0 || now == BLOCKS,
+            !defer || now == head || now.is_multiple_of(DEFER_RUN) || now == BLOCKS,
             "{at}: head {now} is not at a flush of the deferred commits"
         );
         in_flight += u32::from(now > reported.max(head));
