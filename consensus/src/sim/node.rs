@@ -52,7 +52,8 @@ pub enum Behaviour {
     /// Honest logic, wall clock [`BEHIND_MS`] behind.
     ClockBehind,
     /// Honest, but relays every proposal it receives with a leaf dropped (the signed
-    /// header unchanged) before anyone else can.
+    /// header unchanged) before anyone else can, and serves sync answers whose last block
+    /// has a byte changed.
     TamperingRelay,
     /// Honest, but floods every peer with sync requests.
     SyncFlooder,
