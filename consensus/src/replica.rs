@@ -18,6 +18,9 @@
 //! only after its leaves match its header on our tip ([`verify::check_leaves`]).
 //! Invariant: a block reaches the store only through the verification core: a
 //! [`ValidProposal`] certified at commit, or `verify_block` for anything else.
+//! Invariant: sync holds at most [`SYNC_REQUESTS_IN_FLIGHT_MAX`] requests out and answers
+//! waiting together; a synced run is committed with deferred durability and flushed before
+//! any action of the same input is handed out, so nothing acts on a block a crash could lose.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
