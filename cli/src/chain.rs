@@ -176,6 +176,9 @@ pub enum BenchCommand {
     Tiles(crate::bench_tiles::TilesBenchArgs),
     /// Serve a stored ledger as a member's node, console included, for the console's first-paint figure (prints the URL).
     Console(crate::bench_console::ConsoleBenchArgs),
+    /// Catch-up of a fresh node from 1..=3 serving node processes on a stored ledger, against
+    /// the signature ceiling measured in the same run; with a per-phase profile.
+    Sync(crate::bench_sync::SyncBenchArgs),
 }
 
 fn progress_bar(len: u64, what: &str) -> ProgressBar {
@@ -530,6 +533,7 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
         BenchCommand::Audit(a) => crate::bench_audit::run(a),
         BenchCommand::Tiles(a) => crate::bench_tiles::run(a),
         BenchCommand::Console(a) => crate::bench_console::run(a),
+        BenchCommand::Sync(a) => crate::bench_sync::run(a),
         BenchCommand::Verify { data_dir, ceiling_seconds } => {
             let ceiling = crate::ceiling::dalek_batch_ceiling(*ceiling_seconds);
             let (genesis, store) = load_data_dir(data_dir)?;

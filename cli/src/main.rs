@@ -5,6 +5,7 @@ mod attest;
 mod audit;
 mod bench_audit;
 mod bench_console;
+mod bench_sync;
 mod bench_tiles;
 mod ceiling;
 mod chain;

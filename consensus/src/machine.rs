@@ -916,7 +916,10 @@ impl Consensus {
         if let Some((vr, _)) = self.valid {
             assert!(vr <= self.round, "valid round ≤ round");
         }
-        assert!(self.future.len() <= FUTURE_MESSAGES_PER_VALIDATOR * self.ctx.n());
+        // Buffered messages are next-height ones, at most so many per validator of the next
+        // height's set, which governance may make larger than this height's.
+        let next_n = self.next_ctx().map_or(0, |c| c.n());
+        assert!(self.future.len() <= FUTURE_MESSAGES_PER_VALIDATOR * self.ctx.n().max(next_n));
         assert!(self.proposals.values().all(|p| p.len() <= PROPOSALS_PER_ROUND_MAX));
         let proposals: usize = self.proposals.values().map(Vec::len).sum();
         assert!(self.blocks.len() <= proposals + 2, "one block per proposal, plus our own and a restored lock");

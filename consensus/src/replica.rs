@@ -18,18 +18,22 @@
 //! only after its leaves match its header on our tip ([`verify::check_leaves`]).
 //! Invariant: a block reaches the store only through the verification core: a
 //! [`ValidProposal`] certified at commit, or `verify_block` for anything else.
+//! Invariant: sync holds at most [`SYNC_REQUESTS_IN_FLIGHT_MAX`] requests out and answers
+//! waiting together; a synced run is committed with deferred durability and flushed before
+//! any action of the same input is handed out, so nothing acts on a block a crash could lose.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use credence_ledger::attestation::{AttestationBody, Claim};
 use credence_ledger::block::{Block, BlockHash, CertifiedBlock, Leaf, ValidBlock};
+use credence_ledger::governance::Roster;
 use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::Frontier;
 use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{Store, StoreError};
 use credence_ledger::verify::{
-    self, CertificateSignatures, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError,
+    self, Ahead, CertificateSignatures, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError,
 };
 use credence_ledger::vote::Equivocation;
 
@@ -47,8 +51,18 @@ pub const EARLY_PROPOSALS_MAX: usize = 8;
 /// A proposer with nothing to propose waits at most this long (and at most half the
 /// propose timeout) for records before proposing an empty block.
 pub const EMPTY_BLOCK_WAIT_MS: u64 = 1_000;
-/// No new sync request while one is out, until this long has passed.
+/// After a failed sync request, or an answer with nothing past the tip, no request is sent
+/// for this long.
 pub const SYNC_RETRY_MS: u64 = 1_000;
+/// A sync request unanswered this long is forgotten: its heights may be asked again (of
+/// the next peer). Longer than [`SYNC_RETRY_MS`]: an answer of 8 MiB is fetched and its
+/// signatures checked before it gets here, several at once on a busy machine.
+pub const SYNC_ANSWER_WAIT_MS: u64 = 2_000;
+/// Sync requests out at once, for consecutive height ranges (the host sends each to the
+/// next peer in turn), plus answers held until the blocks below them arrive: at most this
+/// many answers of at most the host's response bound each (the node's: 8 MiB, or one
+/// maximal block) are held by the replica.
+pub const SYNC_REQUESTS_IN_FLIGHT_MAX: usize = 4;
 /// Timeouts pending at once (the machine asks for at most one per step and round).
 pub const TIMERS_MAX: usize = 256;
 /// Consensus contexts (one per validator set and parameters met) kept for reuse.
@@ -123,11 +137,141 @@ pub enum Verdict {
 }
 
 /// What a sync answer did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncOutcome {
     pub stored: u64,
-    /// The answer held a block that does not verify (or does not decode): the peer is faulty.
-    pub bad: bool,
+    /// The requests whose answers held a block that does not decode, does not follow the
+    /// one before it or does not verify: the peers that answered them are faulty. (An
+    /// answer held back for the blocks below it is judged when it is applied, so this may
+    /// name an earlier answer than the one just handed in.)
+    pub bad: Vec<SyncRequest>,
+}
+
+/// What a host needs to check the signatures of sync answers ahead of the tip, on
+/// threads of its own ([`SyncChecker::check`]); the replica then applies the rules and
+/// commits ([`Replica::on_sync_answer`]). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SyncChecker {
+    ctx: Arc<ChainContext>,
+    /// The roster in force at the tip's next-but-one height (the latest known): signatures
+    /// of later blocks are checked against it, and checked again on the tip if governance
+    /// changed it by then.
+    roster: Arc<Roster>,
+    /// The tip's height when the checker was made: blocks up to it are skipped unread.
+    tip_height: u64,
+}
+
+impl SyncChecker {
+    /// Decodes an answer to `request` and checks its blocks' signatures
+    /// ([`verify::check_signatures_ahead`], over all of the context's threads). Blocks after
+    /// one that does not decode or does not follow the one before it are dropped, and the
+    /// answer is marked bad. Blocks at or below the tip the checker was made at are skipped.
+    pub fn check(&self, request: SyncRequest, blocks: Vec<Vec<u8>>) -> SyncAnswer {
+        let records_max = self.ctx.genesis.consensus.block_records_max as usize;
+        let mut checked = Vec::with_capacity(blocks.len().min(SYNC_BLOCKS_MAX as usize));
+        let mut bad = None;
+        for (i, bytes) in blocks.iter().take(SYNC_BLOCKS_MAX as usize).enumerate() {
+            let expected = request.from_height.saturating_add(i as u64);
+            if expected <= self.tip_height {
+                continue;
+            }
+            let cb = match credence_ledger::block::decode_certified_exact(bytes, records_max) {
+                Ok(cb) if cb.block.header.height == expected => cb,
+                Ok(cb) => {
+                    let got = cb.block.header.height;
+                    bad = Some((expected, format!("height: expected {expected} in the answer, got {got}")));
+                    break;
+                }
+                Err(e) => {
+                    bad = Some((expected, e.to_string()));
+                    break;
+                }
+            };
+            checked.push(verify::check_signatures_ahead(&self.ctx, &self.roster, cb, self.ctx.threads));
+        }
+        if bad.is_none() && blocks.len() > SYNC_BLOCKS_MAX as usize {
+            bad = Some((request.from_height, format!("more than {SYNC_BLOCKS_MAX} blocks in one answer")));
+        }
+        SyncAnswer { request, blocks: checked, bad }
+    }
+}
+
+/// A sync answer decoded and its signatures checked ahead, for [`Replica::on_sync_answer`].
+#[derive(Debug)]
+pub struct SyncAnswer {
+    request: SyncRequest,
+    /// Consecutive blocks from the request's height, or from the first past the checker's tip.
+    blocks: Vec<Ahead>,
+    /// The first block that did not decode or did not follow: (height, why).
+    bad: Option<(u64, String)>,
+}
+
+impl SyncAnswer {
+    pub fn request(&self) -> SyncRequest {
+        self.request
+    }
+
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+}
+
+/// The sync window: requests out for consecutive height ranges, and answers held until
+/// the blocks below them are stored. `out.len() + ready.len()` ≤ [`SYNC_REQUESTS_IN_FLIGHT_MAX`].
+#[derive(Debug, Default)]
+struct SyncWindow {
+    /// Requests out: first height → (blocks asked, monotonic time it was sent).
+    out: BTreeMap<u64, (u32, u64)>,
+    /// Answers waiting for the blocks below them: first block's height → (request, blocks).
+    ready: BTreeMap<u64, (SyncRequest, Vec<Ahead>)>,
+    /// No request before this monotonic time (a request failed).
+    retry_at_mono_ms: u64,
+    /// A peer had no block at this height: ask for none from here on, until behind again.
+    end: Option<u64>,
+    /// Blocks are wanted: at start (a fresh node asks at once), when behind, and while
+    /// answers bring blocks.
+    active: bool,
+}
+
+impl SyncWindow {
+    /// The first range from `from` on that no request out or answer held covers: (first
+    /// height, blocks), below `end`.
+    fn next_gap(&self, from: u64) -> Option<(u64, u32)> {
+        let mut covered: Vec<(u64, u64)> = self
+            .out
+            .iter()
+            .map(|(f, (n, _))| (*f, f.saturating_add(u64::from(*n))))
+            .chain(self.ready.iter().map(|(f, (_, b))| (*f, f.saturating_add(b.len() as u64))))
+            .collect();
+        covered.sort_unstable();
+        let mut h = from;
+        let mut room = u64::from(SYNC_BLOCKS_MAX);
+        for (start, end) in covered {
+            if end <= h {
+                continue;
+            }
+            if start > h {
+                room = room.min(start - h);
+                break;
+            }
+            h = end;
+        }
+        if let Some(end) = self.end {
+            if h >= end {
+                return None;
+            }
+            room = room.min(end - h);
+        }
+        Some((h, u32::try_from(room).unwrap_or(SYNC_BLOCKS_MAX)))
+    }
+
+    fn is_full(&self) -> bool {
+        self.out.len() + self.ready.len() >= SYNC_REQUESTS_IN_FLIGHT_MAX
+    }
 }
 
 /// A fatal error: the store failed. Nothing else is.
@@ -179,7 +323,9 @@ pub struct Replica<S> {
     last_progress_mono_ms: u64,
     /// The highest height a message showed that someone is at.
     seen_height: u64,
-    sync_out_until_mono_ms: Option<u64>,
+    sync: SyncWindow,
+    /// The roster in force at the tip's next-but-one height (for [`SyncChecker`]).
+    sync_roster: Arc<Roster>,
     /// The last sign state handed out for persisting: (height, round, step).
     persisted: Option<(u64, u32, Step)>,
     /// [`Replica::start`] ran: consensus may start heights.
@@ -203,6 +349,7 @@ impl<S: Store> Replica<S> {
         let persisted = sign_state.as_ref().map(|s| (s.height, s.round, s.step));
         let verifier =
             Verifier::new(Arc::clone(&ctx), mempool.lock().unwrap_or_else(PoisonError::into_inner).in_force());
+        let sync_roster = Arc::clone(ctx.genesis_roster());
         let mut replica = Replica {
             verifier,
             ctx,
@@ -223,7 +370,8 @@ impl<S: Store> Replica<S> {
             last_commit_mono_ms: now.mono_ms,
             last_progress_mono_ms: now.mono_ms,
             seen_height: 0,
-            sync_out_until_mono_ms: None,
+            sync: SyncWindow { active: true, ..SyncWindow::default() },
+            sync_roster,
             persisted,
             running: false,
             stats: ReplicaStats::default(),
@@ -254,6 +402,7 @@ impl<S: Store> Replica<S> {
         let next = self.tip.height + 1;
         let (_, roster) = self.ctx.in_force(&self.store, next)?;
         self.pool().follow_roster(next, roster);
+        self.sync_roster = self.ctx.in_force(&self.store, next + 1)?.1;
         let current = self.context_at(next)?;
         let after = self.context_at(next + 1)?;
         if self.consensus.is_none()
@@ -336,7 +485,12 @@ impl<S: Store> Replica<S> {
         let build = self.pending_build.map(|b| b.due_mono_ms);
         let heartbeat = self.idle_heartbeat_due();
         let resend = self.last_progress_mono_ms.saturating_add(self.ctx.genesis.consensus.timeout_propose_ms);
-        [timer, build, heartbeat, Some(resend)].into_iter().flatten().min().unwrap_or(u64::MAX)
+        // A request to forget, or a fresh node's first request to retry.
+        let sync_forget = self.sync.out.values().map(|(_, sent)| sent.saturating_add(SYNC_ANSWER_WAIT_MS)).min();
+        let sync_retry =
+            (self.sync.active && self.sync.out.is_empty() && self.sync.retry_at_mono_ms > self.now.mono_ms)
+                .then_some(self.sync.retry_at_mono_ms);
+        [timer, build, heartbeat, Some(resend), sync_forget, sync_retry].into_iter().flatten().min().unwrap_or(u64::MAX)
     }
 
     /// Starts consensus (after [`Replica::new`]).
@@ -351,6 +505,8 @@ impl<S: Store> Replica<S> {
             self.apply(effects, &mut out)?;
         }
         self.maybe_start_height(&mut out)?;
+        // A fresh (or restarted) node asks its peers for blocks at once.
+        self.maybe_sync(&mut out);
         Ok(out)
     }
 
@@ -440,65 +596,119 @@ impl<S: Store> Replica<S> {
         Ok(out)
     }
 
-    /// A sync answer: certified blocks (encoded), verified and stored in order.
+    /// What a host needs to check sync answers' signatures on threads of its own.
+    pub fn sync_checker(&self) -> SyncChecker {
+        SyncChecker { ctx: Arc::clone(&self.ctx), roster: Arc::clone(&self.sync_roster), tip_height: self.tip.height }
+    }
+
+    /// A sync answer to `request` (encoded certified blocks): checked here, on this thread,
+    /// as [`Replica::on_sync_answer`] would take it from [`SyncChecker::check`].
     pub fn on_sync_blocks(
         &mut self,
         now: Clock,
+        request: SyncRequest,
         blocks: Vec<Vec<u8>>,
     ) -> Result<(Vec<Action>, SyncOutcome), ReplicaError> {
+        let answer = self.sync_checker().check(request, blocks);
+        self.on_sync_answer(now, answer)
+    }
+
+    /// A sync answer whose signatures were checked ahead: held until the blocks below it
+    /// are stored, then each block is verified on the tip by the verification core (the
+    /// rules, links, roots and the certificate's quorum; signatures again only if the
+    /// roster in force is not the one they were checked against) and committed, the run
+    /// made durable by one flush before anything else happens. The window is then refilled.
+    pub fn on_sync_answer(
+        &mut self,
+        now: Clock,
+        answer: SyncAnswer,
+    ) -> Result<(Vec<Action>, SyncOutcome), ReplicaError> {
         self.set_now(now);
-        self.sync_out_until_mono_ms = None;
         let mut out = Vec::new();
         let mut outcome = SyncOutcome::default();
-        let full = blocks.len() as u32 >= SYNC_BLOCKS_MAX;
-        let records_max = self.ctx.genesis.consensus.block_records_max as usize;
-        for bytes in blocks {
-            let cb = match credence_ledger::block::decode_certified_exact(&bytes, records_max) {
-                Ok(cb) => cb,
-                Err(e) => {
-                    outcome.bad = true;
-                    out.push(Action::Notice(Notice::SyncBlockInvalid {
-                        height: self.tip.height + 1,
-                        error: e.to_string(),
-                    }));
-                    break;
-                }
-            };
-            let height = cb.block.header.height;
-            if height <= self.tip.height {
-                continue;
-            }
-            match verify::verify_block(&self.ctx, &self.tip, &self.store, cb) {
-                Ok(vb) => {
-                    self.store_block(&vb, true, &mut out)?;
-                    outcome.stored += 1;
-                }
-                Err(e) => {
-                    outcome.bad = true;
-                    out.push(Action::Notice(Notice::SyncBlockInvalid { height, error: e.to_string() }));
-                    break;
-                }
-            }
+        let SyncAnswer { request, blocks, bad } = answer;
+        let from = request.from_height;
+        let asked = self.sync.out.remove(&from).is_some();
+        if let Some((height, error)) = bad {
+            outcome.bad.push(request);
+            out.push(Action::Notice(Notice::SyncBlockInvalid { height, error }));
         }
-        if outcome.stored == 0 && !outcome.bad {
-            // The peer has nothing past our tip: forget a height some message claimed
-            // (a forged far-future height then costs one sync request, not a sync loop).
-            self.seen_height = self.seen_height.min(self.tip.height + 1);
+        let beyond = blocks.last().is_some_and(|b| b.height() > self.tip.height);
+        if blocks.is_empty() {
+            if outcome.bad.is_empty() {
+                // The peer has nothing from `from` on: ask for nothing past it until behind
+                // again; at our tip, forget a height some message claimed (a forged
+                // far-future height then costs one sync request, not a sync loop).
+                self.sync.end = Some(self.sync.end.map_or(from, |e| e.min(from)));
+                if from <= self.tip.height + 1 {
+                    self.seen_height = self.seen_height.min(self.tip.height + 1);
+                    // Nothing to fetch: while behind, ask again only after a pause.
+                    self.sync.retry_at_mono_ms = self.now.mono_ms.saturating_add(SYNC_RETRY_MS);
+                }
+            }
+        } else if let Some(first) = blocks.first().map(Ahead::height)
+            && beyond
+            && !self.sync.ready.contains_key(&first)
+            && (asked || !self.sync.is_full())
+        {
+            // A late answer to a forgotten request is kept only if there is room.
+            self.sync.ready.insert(first, (request, blocks));
+        }
+        self.apply_ready(&mut out, &mut outcome)?;
+        if self.sync.end.is_some_and(|e| e <= self.tip.height + 1) {
+            self.sync.active = false;
         }
         if outcome.stored > 0 {
             // Timers of heights now behind us are ignored by the machine when they fire.
             self.step(Input::Synced { height: self.tip.height }, &mut out)?;
             self.maybe_start_height(&mut out)?;
-            if full {
-                self.request_sync(&mut out);
-            }
         }
+        self.maybe_sync(&mut out);
+        debug_assert!(self.sync.out.len() + self.sync.ready.len() <= SYNC_REQUESTS_IN_FLIGHT_MAX);
         Ok((out, outcome))
     }
 
-    /// The sync request went unanswered: another peer may be asked at once.
-    pub fn on_sync_failed(&mut self) {
-        self.sync_out_until_mono_ms = None;
+    /// Stores the answers held that reach the tip, in order, deferring durability to one
+    /// flush at the end.
+    fn apply_ready(&mut self, out: &mut Vec<Action>, outcome: &mut SyncOutcome) -> Result<(), ReplicaError> {
+        let mut stored = 0u64;
+        while let Some(entry) = self.sync.ready.first_entry() {
+            if *entry.key() > self.tip.height + 1 {
+                break;
+            }
+            let (request, blocks) = entry.remove();
+            for ahead in blocks {
+                let height = ahead.height();
+                if height <= self.tip.height {
+                    continue;
+                }
+                match verify::verify_signatures_checked(&self.ctx, &self.tip, &self.store, ahead) {
+                    Ok(vb) => {
+                        self.store_block(&vb, true, out)?;
+                        stored += 1;
+                    }
+                    Err(e) => {
+                        outcome.bad.push(request);
+                        out.push(Action::Notice(Notice::SyncBlockInvalid { height, error: e.to_string() }));
+                        break;
+                    }
+                }
+            }
+        }
+        if stored > 0 {
+            self.store.flush()?;
+            self.sync.end = None;
+            self.sync.active = true;
+        }
+        outcome.stored += stored;
+        Ok(())
+    }
+
+    /// The sync request went unanswered (no peer, a network error): its heights may be
+    /// asked of another peer after [`SYNC_RETRY_MS`].
+    pub fn on_sync_failed(&mut self, request: SyncRequest) {
+        self.sync.out.remove(&request.from_height);
+        self.sync.retry_at_mono_ms = self.now.mono_ms.saturating_add(SYNC_RETRY_MS);
     }
 
     // ---- internals -------------------------------------------------------------------
@@ -853,17 +1063,34 @@ impl<S: Store> Replica<S> {
     }
 
     fn maybe_sync(&mut self, out: &mut Vec<Action>) {
-        if self.is_behind() {
+        if self.is_behind() && !self.sync.active {
+            self.sync.active = true;
+            self.sync.end = None;
+        }
+        if self.sync.active {
             self.request_sync(out);
         }
     }
 
+    /// Fills the window: requests for the first heights past the tip that no request out
+    /// or answer held covers, up to [`SYNC_REQUESTS_IN_FLIGHT_MAX`].
     fn request_sync(&mut self, out: &mut Vec<Action>) {
-        if self.sync_out_until_mono_ms.is_some_and(|t| self.now.mono_ms < t) {
+        let now = self.now.mono_ms;
+        // Forget requests unanswered for too long, and answers the tip has passed.
+        self.sync.out.retain(|_, (_, sent)| now < sent.saturating_add(SYNC_ANSWER_WAIT_MS));
+        let tip = self.tip.height;
+        self.sync.ready.retain(|from, (_, b)| from.saturating_add(b.len() as u64) > tip + 1);
+        if now < self.sync.retry_at_mono_ms {
             return;
         }
-        self.sync_out_until_mono_ms = Some(self.now.mono_ms.saturating_add(SYNC_RETRY_MS));
-        out.push(Action::RequestSync(SyncRequest { from_height: self.tip.height + 1, blocks_max: SYNC_BLOCKS_MAX }));
+        while !self.sync.is_full() {
+            let Some((from_height, blocks_max)) = self.sync.next_gap(tip + 1) else { break };
+            if blocks_max == 0 {
+                break;
+            }
+            self.sync.out.insert(from_height, (blocks_max, now));
+            out.push(Action::RequestSync(SyncRequest { from_height, blocks_max }));
+        }
     }
 }
 

@@ -289,6 +289,26 @@ fn check_without_signatures<V: StateView + ?Sized>(
     certificate: Option<&Checkpoint>,
     leaves: Option<LeavesMatch>,
 ) -> Result<Checked, VerifyError> {
+    check_without_signatures_with(
+        ctx,
+        tip,
+        view,
+        block,
+        certificate.map(|c| (c, CertificateSignatures::Verify)),
+        leaves,
+    )
+}
+
+/// [`check_without_signatures`], with the certificate's signatures verified or not as
+/// `certificate` says.
+fn check_without_signatures_with<V: StateView + ?Sized>(
+    ctx: &ChainContext,
+    tip: &Tip,
+    view: &V,
+    block: &Block,
+    certificate: Option<(&Checkpoint, CertificateSignatures)>,
+    leaves: Option<LeavesMatch>,
+) -> Result<Checked, VerifyError> {
     let h = &block.header;
     let fail = |reason| VerifyError::at(h.height, reason);
     let hash = h.hash();
@@ -303,8 +323,8 @@ fn check_without_signatures<V: StateView + ?Sized>(
     if !roster.is_validator(&h.proposer) {
         return Err(fail(Failure::ProposerNotValidator(h.proposer.to_string())));
     }
-    if let Some(certificate) = certificate {
-        check_certificate(ctx, &roster, h, &hash, certificate, CertificateSignatures::Verify).map_err(fail)?;
+    if let Some((certificate, signatures)) = certificate {
+        check_certificate(ctx, &roster, h, &hash, certificate, signatures).map_err(fail)?;
     }
     let records: Vec<_> = block.leaves.iter().map(|l| (l.id, &l.attestation)).collect();
     let delta =
@@ -328,6 +348,9 @@ pub enum CertificateSignatures {
     /// precommits whose signatures it verified as it counted them: check the body,
     /// the signers and the quorum, not the signatures again.
     VerifiedByConsensus,
+    /// Every line verified against the roster in force before the block reached the
+    /// tip ([`check_signatures_ahead`]): check the body, the signers and the quorum.
+    VerifiedAhead,
 }
 
 /// The certificate must be a checkpoint of exactly this header (whose hash is `hash`),
@@ -362,7 +385,7 @@ fn check_certificate(
     // certificate has one form and nothing rides along unverified.)
     match signatures {
         CertificateSignatures::Verify => checkpoint::verify_quorum_strict(certificate, &roster.verifier_keys),
-        CertificateSignatures::VerifiedByConsensus => {
+        CertificateSignatures::VerifiedByConsensus | CertificateSignatures::VerifiedAhead => {
             checkpoint::quorum_of_verified_lines(certificate, &roster.verifier_keys, &roster.verifier_key_ids)
         }
     }
@@ -514,6 +537,101 @@ pub fn verify_block_with<V: StateView + ?Sized>(
 ) -> Result<ValidBlock, VerifyError> {
     let checked = check_without_signatures(ctx, tip, view, &cb.block, Some(&cb.certificate), None)?;
     check_signatures(ctx, &checked, &cb.block, known_valid)?;
+    let Checked { merkle_nodes, delta, frontier, .. } = checked;
+    Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
+}
+
+/// A certified block whose attestation signatures and certificate signatures all
+/// verified against one roster (its [`Roster::digest`]). Built only by
+/// [`check_signatures_ahead`]; [`verify_signatures_checked`] then checks everything
+/// else, and skips the signatures only if the roster in force at the block's height is
+/// that roster. Sync checks the signatures of fetched blocks ahead, off the thread that
+/// applies the rules and commits.
+#[derive(Debug)]
+pub struct SignaturesChecked {
+    certified: CertifiedBlock,
+    roster_digest: Hash,
+}
+
+impl SignaturesChecked {
+    pub fn height(&self) -> u64 {
+        self.certified.block.header.height
+    }
+
+    pub fn certified(&self) -> &CertifiedBlock {
+        &self.certified
+    }
+}
+
+/// A fetched block after [`check_signatures_ahead`]: its signatures verified against the
+/// roster given, or not decided there (a signature failed, or an attester is not a member
+/// of that roster, which may be an older guess than the one in force). Only the
+/// verification core on the tip decides that a block is invalid.
+#[derive(Debug)]
+pub enum Ahead {
+    Checked(SignaturesChecked),
+    Unchecked(CertifiedBlock),
+}
+
+impl Ahead {
+    pub fn height(&self) -> u64 {
+        match self {
+            Ahead::Checked(s) => s.height(),
+            Ahead::Unchecked(cb) => cb.block.header.height,
+        }
+    }
+}
+
+/// Verifies `cb`'s certificate signatures and its attestation signatures (batched over
+/// `threads`) against `roster`, the roster the caller expects in force at its height,
+/// without any state: the work of verifying a fetched block that can run ahead of the
+/// tip, in parallel. Never rejects: what does not verify here is left
+/// [`Ahead::Unchecked`], for [`verify_block`] on the tip to name precisely.
+pub fn check_signatures_ahead(ctx: &ChainContext, roster: &Roster, cb: CertifiedBlock, threads: usize) -> Ahead {
+    let block = &cb.block;
+    let h = &block.header;
+    let hash = h.hash();
+    if check_certificate(ctx, roster, h, &hash, &cb.certificate, CertificateSignatures::Verify).is_err()
+        || block.leaves.iter().any(|l| roster.member_index(&l.attestation.body.attester).is_none())
+    {
+        return Ahead::Unchecked(cb);
+    }
+    let (verdicts, _) = leaf_verdicts(roster, roster.key_table(), &ctx.chain_id, block.leaves.iter(), threads);
+    if verdicts.iter().any(Result::is_err) {
+        return Ahead::Unchecked(cb);
+    }
+    Ahead::Checked(SignaturesChecked { certified: cb, roster_digest: roster.digest })
+}
+
+/// [`verify_block`] of a block whose signatures [`check_signatures_ahead`] verified: every
+/// other check (height, link, validator set, proposer, tree size and root, the
+/// certificate's body, signers and quorum, the rules) is made here; the signatures are
+/// verified again only if the roster in force at its height is not the one they were
+/// checked against.
+pub fn verify_signatures_checked<V: StateView + ?Sized>(
+    ctx: &ChainContext,
+    tip: &Tip,
+    view: &V,
+    ahead: Ahead,
+) -> Result<ValidBlock, VerifyError> {
+    let (cb, digest) = match ahead {
+        Ahead::Checked(SignaturesChecked { certified, roster_digest }) => (certified, roster_digest),
+        Ahead::Unchecked(cb) => return verify_block(ctx, tip, view, cb),
+    };
+    let h = &cb.block.header;
+    let (_, roster) =
+        ctx.in_force(view, h.height).map_err(|e| VerifyError::at(h.height, Failure::State(e.to_string())))?;
+    if roster.digest != digest {
+        return verify_block(ctx, tip, view, cb);
+    }
+    let checked = check_without_signatures_with(
+        ctx,
+        tip,
+        view,
+        &cb.block,
+        Some((&cb.certificate, CertificateSignatures::VerifiedAhead)),
+        None,
+    )?;
     let Checked { merkle_nodes, delta, frontier, .. } = checked;
     Ok(ValidBlock { certified: cb, merkle_nodes, delta, frontier })
 }

@@ -27,6 +27,9 @@ const CHILD_ENV: &str = "CREDENCE_CRASH_CHILD";
 const BLOCKS_ENV: &str = "CREDENCE_CRASH_BLOCKS";
 const STAGE_ENV: &str = "CREDENCE_CRASH_STAGE";
 const SLICE_ENV: &str = "CREDENCE_CRASH_SLICE";
+const DEFER_ENV: &str = "CREDENCE_CRASH_DEFER";
+/// With deferred commits, the child flushes after every this many blocks (as sync flushes a run).
+const DEFER_RUN: u64 = 4;
 const CHAIN_SEED: u64 = 21;
 const GENESIS_TIME_MS: u64 = 1_600_000_000_000;
 const BLOCKS: u64 = 320;
@@ -65,6 +68,7 @@ fn crash_child() {
             frontier: Frontier::from_reader(h.tree_size, &store).expect("child: frontier"),
         },
     };
+    let defer = std::env::var(DEFER_ENV).is_ok_and(|v| v == "1");
     let bytes = std::fs::read(&blocks_path).expect("child: blocks file");
     let mut input = bytes.as_slice();
     let mut out = std::io::stdout();
@@ -77,10 +81,20 @@ fn crash_child() {
         }
         let cb = block::decode_certified_exact(chunk, records_max).expect("child: decode");
         let vb = verify::verify_block(&ctx, &tip, &store, cb).expect("child: verify");
-        store.commit(&vb).expect("child: commit");
-        writeln!(out, "committed {height}").and_then(|()| out.flush()).expect("child: stdout");
+        if defer {
+            // Durable only at the flush: report the run then.
+            store.commit_deferred(&vb).expect("child: deferred commit");
+            if height.is_multiple_of(DEFER_RUN) {
+                store.flush().expect("child: flush");
+                writeln!(out, "committed {height}").and_then(|()| out.flush()).expect("child: stdout");
+            }
+        } else {
+            store.commit(&vb).expect("child: commit");
+            writeln!(out, "committed {height}").and_then(|()| out.flush()).expect("child: stdout");
+        }
         tip.advance(&vb);
     }
+    store.flush().expect("child: flush");
     writeln!(out, "done").and_then(|()| out.flush()).expect("child: stdout");
 }
 
@@ -198,12 +212,15 @@ fn killed_writers_leave_a_complete_consistent_store() {
         let stage = [0, 7, 200, RedbOptions::default().stage_leaves_max][rng.below(4) as usize];
         // Small slices keep a merge under way across many commits, so kills land mid-merge.
         let slice = [5, 60, RedbOptions::default().merge_ops_per_commit_max][rng.below(3) as usize];
+        // Every other life defers its commits in runs, as sync does.
+        let defer = lives % 2 == 0;
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1", "-q"])
             .env(CHILD_ENV, &store_path)
             .env(BLOCKS_ENV, &blocks_path)
             .env(STAGE_ENV, stage.to_string())
             .env(SLICE_ENV, slice.to_string())
+            .env(DEFER_ENV, if defer { "1" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -227,13 +244,13 @@ fn killed_writers_leave_a_complete_consistent_store() {
         let at = match child.try_wait().expect("child status") {
             Some(status) => {
                 assert!(status.success(), "life {lives}: the child failed on its own: {status}");
-                format!("life {lives} (finished, stage limit {stage}, slice {slice})")
+                format!("life {lives} (finished, stage limit {stage}, slice {slice}, defer {defer})")
             }
             None => {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reap child");
                 kills += 1;
-                format!("life {lives} (kill {kills}, stage limit {stage}, slice {slice})")
+                format!("life {lives} (kill {kills}, stage limit {stage}, slice {slice}, defer {defer})")
             }
         };
         reader.join().expect("stdout reader");
@@ -246,10 +263,16 @@ fn killed_writers_leave_a_complete_consistent_store() {
             "{at}: durability: the child reported block {reported} committed, the store's head is {now}"
         );
         assert!(now >= head, "{at}: the head went back from {head} to {now}");
+        let run = if defer { DEFER_RUN } else { 1 };
         assert!(
-            now <= reported.max(head) + 1,
-            "{at}: head {now}, but only one commit can be in flight after {}",
+            now <= reported.max(head) + run,
+            "{at}: head {now}, but only {run} commits can be in flight after {}",
             reported.max(head)
+        );
+        // A crash loses the deferred commits since the last flush: the store is at a flush.
+        assert!(
+            !defer || now == head || now.is_multiple_of(DEFER_RUN) || now == BLOCKS,
+            "{at}: head {now} is not at a flush of the deferred commits"
         );
         in_flight += u32::from(now > reported.max(head));
         mid_merge += u32::from(store.merge_progress().is_some());

@@ -45,6 +45,10 @@ struct Cases {
     forced: u32,
     /// Reopenings while a merge was under way.
     reopened_mid_merge: u32,
+    /// Flushes of deferred commits.
+    flushes: u32,
+    /// Reopenings (graceful closes) with deferred commits not yet flushed.
+    reopened_deferred: u32,
 }
 
 /// What the chain so far holds, to aim reads at (plus a few things it does not hold).
@@ -260,6 +264,7 @@ fn run(seed: u64, cases: &mut Cases) {
     let mut other_next = other.next_block(0).expect("other block");
     let genesis = builder.genesis().clone();
     let mut rng = DemoRng::new(seed ^ 0x5eed_5eed);
+    let mut defer_rng = DemoRng::new(seed ^ 0xdefe_4ed0);
     let mut limits = (stage_limit(&mut rng), slice_limit(&mut rng));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger.redb");
@@ -289,7 +294,15 @@ fn run(seed: u64, cases: &mut Cases) {
                 };
                 let vb = builder.next_block(n).expect("next block");
                 let staged = redb.staged_leaves();
-                same(&format!("{ctx} commit"), redb.commit(&vb), mem.commit(&vb));
+                // Half the commits are deferred (as sync commits a run), flushed now and
+                // then or by a reopening; reads see them at once either way. Their own
+                // generator keeps the other choices of each seed as they were.
+                let committed = if defer_rng.below(2) == 0 { redb.commit_deferred(&vb) } else { redb.commit(&vb) };
+                same(&format!("{ctx} commit"), committed, mem.commit(&vb));
+                if defer_rng.below(4) == 0 {
+                    redb.flush().expect("flush");
+                    cases.flushes += 1;
+                }
                 merges += u32::from(redb.staged_leaves() < staged + n as u64);
                 let written = redb.last_commit_merge_ops();
                 cases.forced += u32::from(written > limits.1 && limits.0 > 0);
@@ -304,6 +317,7 @@ fn run(seed: u64, cases: &mut Cases) {
             }
             14..=16 => {
                 let progress = redb.merge_progress();
+                cases.reopened_deferred += u32::from(redb.has_deferred());
                 drop(redb);
                 if rng.below(2) == 0 {
                     limits = (stage_limit(&mut rng), slice_limit(&mut rng));
@@ -373,6 +387,7 @@ fn redb_store_matches_the_in_memory_model() {
     assert!(cases.slices > 100, "merges were sliced over commits: {cases:?}");
     assert!(cases.forced > 5, "the active generation filled before the frozen one was merged: {cases:?}");
     assert!(cases.reopened_mid_merge > 5, "stores were reopened mid-merge: {cases:?}");
+    assert!(cases.flushes > 10 && cases.reopened_deferred > 2, "deferred commits flushed and closed: {cases:?}");
 }
 
 /// A store dropped in the middle of a merge (as a crash between two commits leaves it)

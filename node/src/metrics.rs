@@ -20,6 +20,10 @@
 //! | `credence_consensus_rejected_total` | counter | consensus messages refused as invalid and not forwarded (bad signature, a block whose leaves do not match its header, a header naming the wrong proposer, …) |
 //! | `credence_proposals_invalid_total` | counter | proposed blocks that failed validation |
 //! | `credence_sync_refused_total` | counter | peers' sync requests refused for their per-peer budget |
+//! | `credence_synced_blocks_total` | counter | blocks this node fetched by sync, verified and stored |
+//! | `credence_sync_fetch_seconds_total` | counter | time from sending sync requests to their answers (summed over requests in flight at once) |
+//! | `credence_sync_check_seconds_total` | counter | time decoding sync answers and checking their signatures ahead, off the driver (summed over answers checked at once) |
+//! | `credence_sync_apply_seconds_total` | counter | time the driver spent applying sync answers: rules, Merkle roots, certificate quorums, commits and their flush |
 //! | `credence_http_requests_total{method,route,status}` | counter | HTTP requests by route template and status |
 //! | `credence_http_request_duration_seconds` | histogram | HTTP request handling time |
 //! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a genesis witness cosigned for this node |
@@ -61,6 +65,10 @@ pub const METRIC_NAMES: &[&str] = &[
     "credence_consensus_rejected_total",
     "credence_proposals_invalid_total",
     "credence_sync_refused_total",
+    "credence_synced_blocks_total",
+    "credence_sync_fetch_seconds_total",
+    "credence_sync_check_seconds_total",
+    "credence_sync_apply_seconds_total",
     "credence_http_requests_total",
     "credence_http_request_duration_seconds",
     "credence_witness_cosignatures_total",
@@ -174,6 +182,11 @@ pub struct Metrics {
     pub consensus_rejected: Counter,
     pub proposals_invalid: Counter,
     pub sync_refused: Counter,
+    pub synced_blocks: Counter,
+    /// Microseconds; rendered in seconds.
+    pub sync_fetch_us: Counter,
+    pub sync_check_us: Counter,
+    pub sync_apply_us: Counter,
     pub commit_latency: Histogram<12>,
     pub http_duration: Histogram<10>,
     /// Refusals by error code (a bounded set of codes).
@@ -224,6 +237,10 @@ impl Metrics {
             consensus_rejected: Counter::default(),
             proposals_invalid: Counter::default(),
             sync_refused: Counter::default(),
+            synced_blocks: Counter::default(),
+            sync_fetch_us: Counter::default(),
+            sync_check_us: Counter::default(),
+            sync_apply_us: Counter::default(),
             commit_latency: Histogram::new(COMMIT_LATENCY_BUCKETS),
             http_duration: Histogram::new(HTTP_DURATION_BUCKETS),
             refused: Mutex::new(BTreeMap::new()),
@@ -347,6 +364,28 @@ impl Metrics {
         scalar(&mut out, "credence_proposals_invalid_total", help, "counter", self.proposals_invalid.get());
         let help = "Peers' sync requests refused for their per-peer budget.";
         scalar(&mut out, "credence_sync_refused_total", help, "counter", self.sync_refused.get());
+        let help = "Blocks fetched by sync, verified and stored.";
+        scalar(&mut out, "credence_synced_blocks_total", help, "counter", self.synced_blocks.get());
+        for (name, help, us) in [
+            (
+                "credence_sync_fetch_seconds_total",
+                "Time waiting for sync answers, summed over requests.",
+                &self.sync_fetch_us,
+            ),
+            (
+                "credence_sync_check_seconds_total",
+                "Time checking sync answers' signatures ahead, summed over answers.",
+                &self.sync_check_us,
+            ),
+            (
+                "credence_sync_apply_seconds_total",
+                "Time the driver spent applying and committing sync answers.",
+                &self.sync_apply_us,
+            ),
+        ] {
+            header(&mut out, name, help, "counter");
+            let _ = writeln!(out, "{name} {:.6}", us.get() as f64 / 1e6);
+        }
         header(&mut out, "credence_http_requests_total", "HTTP requests by method, route and status.", "counter");
         for ((method, route, status), n) in self.http.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(

@@ -142,6 +142,8 @@ pub struct Stats {
     pub partitions: u64,
     pub sync_requests: u64,
     pub blocks_synced: u64,
+    /// Sync answers refused for a block that did not decode or verify (tampering relays').
+    pub sync_answers_bad: u64,
     pub evidence_reported: u64,
     pub evidence_committed: u64,
     pub refused_signatures: u64,

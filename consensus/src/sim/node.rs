@@ -52,7 +52,8 @@ pub enum Behaviour {
     /// Honest logic, wall clock [`BEHIND_MS`] behind.
     ClockBehind,
     /// Honest, but relays every proposal it receives with a leaf dropped (the signed
-    /// header unchanged) before anyone else can.
+    /// header unchanged) before anyone else can, and serves sync answers whose last block
+    /// has a byte changed.
     TamperingRelay,
     /// Honest, but floods every peer with sync requests.
     SyncFlooder,
@@ -110,7 +111,7 @@ pub enum NetMsg {
     Attestations(Arc<Vec<Vec<u8>>>),
     SyncRequest(SyncRequest),
     /// Encoded certified blocks, as the node's sync codec carries them.
-    SyncResponse(Arc<Vec<Vec<u8>>>),
+    SyncResponse(SyncRequest, Arc<Vec<Vec<u8>>>),
 }
 
 /// The volatile part of a node: lost on a crash.
@@ -364,15 +365,28 @@ impl SimNode {
             NetMsg::SyncRequest(request) => {
                 let served = l.sync_server.serve(l.replica.store(), &from, request, SYNC_RESPONSE_BYTES_MAX, env.now);
                 match served {
-                    Ok(blocks) if !blocks.is_empty() => {
-                        env.send(self.index, from, NetMsg::SyncResponse(Arc::new(blocks)));
+                    Ok(mut blocks) => {
+                        // A tampering relay also serves forged blocks (a byte of the last
+                        // one changed): the asker refuses it and fetches it from another peer.
+                        if self.behaviour == Behaviour::TamperingRelay
+                            && let Some(last) = blocks.last_mut()
+                            && !last.is_empty()
+                        {
+                            let i = last.len() / 2;
+                            last[i] ^= 0x20;
+                        }
+                        // Empty too, as the node answers: the asker learns that we have nothing.
+                        env.send(self.index, from, NetMsg::SyncResponse(request, Arc::new(blocks)));
                     }
-                    Ok(_) => {}
                     Err(_) => env.stats.sync_refused += 1,
                 }
             }
-            NetMsg::SyncResponse(blocks) => {
-                let actions = self.with_replica(env, |r, now| r.on_sync_blocks(now, blocks.to_vec()).map(|(a, _)| a));
+            NetMsg::SyncResponse(request, blocks) => {
+                let (actions, bad) = self.with_replica(env, |r, now| {
+                    let (actions, outcome) = r.on_sync_blocks(now, request, blocks.to_vec())?;
+                    Ok((actions, outcome.bad.len() as u64))
+                });
+                env.stats.sync_answers_bad += bad;
                 self.carry_out(env, actions);
             }
         }

@@ -134,8 +134,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
-    WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, WriteTransaction,
 };
 
 use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
@@ -249,6 +249,8 @@ pub struct RedbStore {
     read: Option<ReadTransaction>,
     /// Set when a commit failed inside redb: memory may then disagree with the file.
     poisoned: bool,
+    /// A commit since the last durable one was made with `Durability::None`.
+    deferred: bool,
     /// The newest `governance` entry; `None` while no block changed governance.
     governance: Option<Arc<GovState>>,
 }
@@ -1022,6 +1024,7 @@ impl RedbStore {
             last_commit_ops: 0,
             read: Some(read),
             poisoned: false,
+            deferred: false,
             governance: None,
         };
         store.load_governance()?;
@@ -1706,19 +1709,25 @@ fn fact_key(k: &FactKey) -> [u8; 32] {
     Hash::digest(&[&codec::encode(k)]).0
 }
 
-impl Store for RedbStore {
-    fn genesis_hash(&self) -> Hash {
-        self.genesis_hash
-    }
-
-    fn head(&self) -> Result<Option<Head>, StoreError> {
-        if self.poisoned {
-            return Err(poisoned());
+/// A graceful close makes deferred commits durable (a crash loses them: see [`Store::commit_deferred`]).
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        if self.deferred && !self.poisoned {
+            let _ = Store::flush(self);
         }
-        Ok(self.head)
+    }
+}
+
+impl RedbStore {
+    /// Whether a commit since the last durable one was deferred ([`Store::commit_deferred`]).
+    pub fn has_deferred(&self) -> bool {
+        self.deferred
     }
 
-    fn commit(&mut self, vb: &ValidBlock) -> Result<(), StoreError> {
+    /// [`Store::commit`] with the transaction's durability: `None` defers it to the next
+    /// durable transaction ([`Store::flush`]); redb reopens after a crash at the last
+    /// durable one.
+    fn commit_with(&mut self, vb: &ValidBlock, durability: Durability) -> Result<(), StoreError> {
         let header = vb.header();
         let head_height = self.head.map_or(0, |h| h.height);
         if header.height != head_height + 1 {
@@ -1740,7 +1749,8 @@ impl Store for RedbStore {
             entries.push(&gov, leaf, first + offset as u64);
         }
 
-        let w = self.db.begin_write().map_err(backend)?;
+        let mut w = self.db.begin_write().map_err(backend)?;
+        w.set_durability(durability).map_err(backend)?;
         // From here memory changes along with the transaction: if it fails, the store is
         // poisoned (memory may disagree with the file) and must be reopened.
         if let Err(e) = self.write_commit(&w, vb, entries, first) {
@@ -1753,10 +1763,51 @@ impl Store for RedbStore {
             self.poisoned = true;
             return Err(backend(e));
         }
+        self.deferred = matches!(durability, Durability::None);
         self.head = Some(head_of(header));
         if let Some(g) = &vb.delta().governance {
             self.governance = Some(Arc::clone(g));
         }
+        self.read = Some(self.db.begin_read().map_err(backend)?);
+        Ok(())
+    }
+}
+
+impl Store for RedbStore {
+    fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    fn head(&self) -> Result<Option<Head>, StoreError> {
+        if self.poisoned {
+            return Err(poisoned());
+        }
+        Ok(self.head)
+    }
+
+    fn commit(&mut self, vb: &ValidBlock) -> Result<(), StoreError> {
+        self.commit_with(vb, Durability::Immediate)
+    }
+
+    fn commit_deferred(&mut self, vb: &ValidBlock) -> Result<(), StoreError> {
+        self.commit_with(vb, Durability::None)
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.deferred {
+            return Ok(());
+        }
+        if self.poisoned {
+            return Err(poisoned());
+        }
+        // An empty durable transaction makes the non-durable ones before it durable.
+        self.read = None;
+        let w = self.db.begin_write().map_err(backend)?;
+        if let Err(e) = w.commit() {
+            self.poisoned = true;
+            return Err(backend(e));
+        }
+        self.deferred = false;
         self.read = Some(self.db.begin_read().map_err(backend)?);
         Ok(())
     }

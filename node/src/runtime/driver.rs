@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use crate::api::NodeStatus;
 use crate::byzantine::Byzantine;
 use crate::consensus::Message;
-use crate::consensus::replica::{Action, Clock, Notice, Replica, Verdict};
+use crate::consensus::replica::{Action, Clock, Notice, Replica, SyncAnswer, Verdict};
 use crate::consensus::sync::SyncRequest;
 use crate::metrics::Metrics;
 use crate::net::{self, NetEvent, NetHandle, SyncResponse, Topic, Validation};
@@ -79,8 +79,13 @@ pub struct Parts {
     pub pool_changed: Arc<Notify>,
 }
 
-/// What a sync request task reports back.
-type SyncResult = (MemberName, Result<SyncResponse, net::NetError>);
+/// What a sync request task reports back: the peer, the request, and its answer with the
+/// signatures checked ahead (on the blocking pool), or why there is none.
+type SyncResult = (MemberName, SyncRequest, Result<SyncAnswer, net::NetError>);
+
+/// A peer that sent a block that does not decode or verify is not asked for blocks for
+/// this long (unless no other peer is connected).
+pub const SYNC_BAD_PEER_PAUSE: Duration = Duration::from_secs(30);
 
 #[allow(missing_debug_implementations)]
 pub struct Driver {
@@ -97,6 +102,15 @@ pub struct Driver {
     resend_counter: u64,
     /// Rotates sync requests through the peers.
     sync_turn: usize,
+    /// Who was asked for the blocks from each height (to blame a bad answer held back),
+    /// at most `4 × SYNC_PENDING_OUTBOUND_MAX` entries.
+    sync_asked: std::collections::HashMap<u64, MemberName>,
+    /// Sync answers whose signatures are being checked at once: each check uses every
+    /// core, so more would only contend with each other and with the driver applying
+    /// earlier answers. Half the cores, at least one.
+    sync_checks: Arc<tokio::sync::Semaphore>,
+    /// Peers that sent a bad block, and until when they are not asked.
+    sync_paused: std::collections::HashMap<MemberName, Instant>,
     /// When the replica call whose actions are being carried out began (commit latency).
     step_started: Instant,
     /// The digest of the governance roster whose members the network's allow-list holds.
@@ -110,6 +124,7 @@ fn is_consensus(e: &NetEvent) -> bool {
 
 impl Driver {
     pub fn new(p: Parts) -> Driver {
+        let checks = (p.ctx.threads / 2).max(1);
         Driver {
             replica: p.replica,
             ctx: p.ctx,
@@ -123,6 +138,9 @@ impl Driver {
             pool_changed: p.pool_changed,
             resend_counter: 0,
             sync_turn: 0,
+            sync_paused: std::collections::HashMap::new(),
+            sync_checks: Arc::new(tokio::sync::Semaphore::new(checks)),
+            sync_asked: std::collections::HashMap::new(),
             step_started: Instant::now(),
         }
     }
@@ -175,7 +193,7 @@ impl Driver {
                                     return Ok(());
                                 }
                             },
-                            Some((peer, result)) = sync_rx.recv() => self.on_sync_response(peer, result, &sync_tx).await?,
+                            Some((peer, request, result)) = sync_rx.recv() => self.on_sync_response(peer, request, result, &sync_tx).await?,
                             () = pool_changed.notified() => {
                                 self.step_started = Instant::now();
             let actions = self.replica.on_pool_changed(self.clock.now())?;
@@ -276,26 +294,34 @@ impl Driver {
     async fn on_sync_response(
         &mut self,
         peer: MemberName,
-        result: Result<SyncResponse, net::NetError>,
+        request: SyncRequest,
+        result: Result<SyncAnswer, net::NetError>,
         sync_tx: &mpsc::Sender<SyncResult>,
     ) -> Result<(), NodeError> {
-        let response = match result {
-            Ok(r) => r,
+        let answer = match result {
+            Ok(a) => a,
             Err(e) => {
                 debug!(%peer, error = %e, "sync request failed");
-                self.replica.on_sync_failed();
+                self.replica.on_sync_failed(request);
                 return Ok(());
             }
         };
         let before = self.replica.tip().height;
         self.step_started = Instant::now();
-        let (actions, outcome) = self.replica.on_sync_blocks(self.clock.now(), response.blocks)?;
-        if outcome.bad {
-            warn!(%peer, "peer sent a block that does not verify");
+        let (actions, outcome) = self.replica.on_sync_answer(self.clock.now(), answer)?;
+        self.metrics.sync_apply_us.add(micros(self.step_started.elapsed()));
+        for bad in &outcome.bad {
+            // The answer may be an earlier one, held until the blocks below it arrived.
+            let who = self.sync_asked.remove(&bad.from_height).unwrap_or_else(|| peer.clone());
+            warn!(peer = %who, from = bad.from_height, "peer sent a block that does not verify; not asked for a while");
+            self.sync_paused.insert(who, Instant::now() + SYNC_BAD_PEER_PAUSE);
         }
         if outcome.stored > 0 {
-            info!(from = before + 1, to = self.replica.tip().height, %peer, "synced");
+            debug!(from = before + 1, to = self.replica.tip().height, %peer, "synced");
+            self.metrics.synced_blocks.add(outcome.stored);
         }
+        let tip = self.replica.tip().height;
+        self.sync_asked.retain(|from, _| *from > tip);
         self.carry_out(actions, sync_tx).await
     }
 
@@ -375,21 +401,59 @@ impl Driver {
         }
     }
 
-    /// Asks the next peer in rotation (a silent one cannot stall us) for blocks.
+    /// Asks the next peer in rotation (a silent one cannot stall us; one that sent a bad
+    /// block lately is skipped while others are connected) for blocks. The answer's
+    /// signatures are checked on the blocking pool ([`SyncChecker`](crate::consensus::replica::SyncChecker)),
+    /// in parallel with the driver applying earlier answers.
     fn request_sync(&mut self, request: SyncRequest, sync_tx: &mpsc::Sender<SyncResult>) {
-        let peers = self.net.peers();
+        let now = Instant::now();
+        self.sync_paused.retain(|_, until| *until > now);
+        let all = self.net.peers();
+        let good: Vec<MemberName> = all.iter().filter(|p| !self.sync_paused.contains_key(*p)).cloned().collect();
+        let peers = if good.is_empty() { all } else { good };
         if peers.is_empty() {
-            self.replica.on_sync_failed();
+            self.replica.on_sync_failed(request);
             return;
         }
         self.sync_turn = self.sync_turn.wrapping_add(1);
         let peer = peers[self.sync_turn % peers.len()].clone();
-        let request = net::SyncRequest { from_height: request.from_height, max_blocks: request.blocks_max };
+        if self.sync_asked.len() >= net::SYNC_PENDING_OUTBOUND_MAX * 4 {
+            self.sync_asked.clear();
+        }
+        self.sync_asked.insert(request.from_height, peer.clone());
+        let asked = net::SyncRequest { from_height: request.from_height, max_blocks: request.blocks_max };
         let net = self.net.clone();
         let tx = sync_tx.clone();
+        let checker = self.replica.sync_checker();
+        let metrics = Arc::clone(&self.metrics);
+        let checks = Arc::clone(&self.sync_checks);
         tokio::spawn(async move {
-            let result = net.request_blocks(peer.clone(), request).await;
-            let _ = tx.send((peer, result)).await;
+            let sent = Instant::now();
+            let fetched = net.request_blocks(peer.clone(), asked).await;
+            metrics.sync_fetch_us.add(micros(sent.elapsed()));
+            let result = match fetched {
+                Ok(response) => {
+                    let metrics = Arc::clone(&metrics);
+                    // Closed never: the driver owns the semaphore for as long as it runs.
+                    let permit = checks.acquire_owned().await.ok();
+                    tokio::task::spawn_blocking(move || {
+                        let _permit = permit;
+                        let t = Instant::now();
+                        let answer = checker.check(request, response.blocks);
+                        metrics.sync_check_us.add(micros(t.elapsed()));
+                        answer
+                    })
+                    .await
+                    .map_err(|e| net::NetError::Sync(format!("checking the answer: {e}")))
+                }
+                Err(e) => Err(e),
+            };
+            let _ = tx.send((peer, request, result)).await;
         });
     }
+}
+
+/// Whole microseconds of `d` (saturating).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -117,6 +117,12 @@ impl Store for LockedStore {
     fn commit(&mut self, block: &ValidBlock) -> Result<(), StoreError> {
         self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit(block)
     }
+    fn commit_deferred(&mut self, block: &ValidBlock) -> Result<(), StoreError> {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).commit_deferred(block)
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).flush()
+    }
     fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
         self.read().header(height)
     }
