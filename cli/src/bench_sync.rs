@@ -33,7 +33,6 @@ use credence_ledger::block::{self, CertifiedBlock};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::store::{RedbOptions, RedbStore, Store};
 use credence_ledger::verify::{self, Ahead, ChainContext, Tip};
-use credence_node::config::{ApiLimitsConfig, MempoolConfig, NodeConfig};
 use serde_json::json;
 
 /// Most serving nodes: the demo genesis has three non-validating members.
@@ -199,21 +198,14 @@ fn catch_up(
             fs::copy(a.data_dir.join("ledger.redb"), dir.join("data/ledger.redb"))
                 .with_context(|| format!("cannot copy the ledger into {}", dir.display()))?;
         }
-        let config = NodeConfig {
-            data_dir: dir.join("data"),
-            genesis: genesis_path.to_path_buf(),
-            key: keys.join(format!("{name}.key")),
-            p2p_listen: p2p(i),
-            peers: (0..names.len()).filter(|j| *j != i).map(p2p).collect(),
-            api_listen: api(i),
-            mempool: MempoolConfig::default(),
-            connections_max: 64,
-            byzantine: None,
-            clock_skew_ms: 0,
-            member: None,
-            key_passphrase: None,
-            api: ApiLimitsConfig { rate_per_second: 10_000, rate_burst: 20_000 },
-        };
+        let config = crate::node::local_node_config(
+            dir.join("data"),
+            genesis_path.to_path_buf(),
+            keys.join(format!("{name}.key")),
+            p2p(i),
+            (0..names.len()).filter(|j| *j != i).map(p2p).collect(),
+            api(i),
+        );
         let path = dir.join("node.toml");
         fs::write(&path, config.to_toml(&dir))?;
         configs.push((dir, path));

@@ -106,6 +106,33 @@ pub struct TestnetArgs {
     heartbeat_ms: Option<u64>,
 }
 
+/// The config of a node of a network on this machine (dev, testnet, the benches): the
+/// default mempool, 64 connections, no faults, the local API limits.
+pub(crate) fn local_node_config(
+    data_dir: PathBuf,
+    genesis: PathBuf,
+    key: PathBuf,
+    p2p_listen: SocketAddr,
+    peers: Vec<SocketAddr>,
+    api_listen: SocketAddr,
+) -> NodeConfig {
+    NodeConfig {
+        data_dir,
+        genesis,
+        key,
+        p2p_listen,
+        peers,
+        api_listen,
+        mempool: MempoolConfig::default(),
+        connections_max: 64,
+        byzantine: None,
+        clock_skew_ms: 0,
+        member: None,
+        key_passphrase: None,
+        api: LOCAL_API_LIMITS,
+    }
+}
+
 pub(crate) fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
     let base = path.parent().unwrap_or(Path::new("."));
     fs::write(path, config.to_toml(base)).with_context(|| format!("cannot write {}", path.display()))
@@ -379,19 +406,15 @@ pub fn dev(a: &DevArgs) -> Result<ExitCode> {
         fs::write(dir.join("data/genesis.toml"), genesis.to_toml())?;
         let abs = fs::canonicalize(dir)?;
         let config = NodeConfig {
-            data_dir: abs.join("data"),
-            genesis: abs.join("genesis.toml"),
-            key: abs.join("keys/dev.key"),
-            p2p_listen: a.p2p,
-            peers: Vec::new(),
-            api_listen: a.api,
-            mempool: MempoolConfig::default(),
             connections_max: 16,
-            byzantine: None,
-            clock_skew_ms: 0,
-            member: None,
-            key_passphrase: None,
-            api: LOCAL_API_LIMITS,
+            ..local_node_config(
+                abs.join("data"),
+                abs.join("genesis.toml"),
+                abs.join("keys/dev.key"),
+                a.p2p,
+                Vec::new(),
+                a.api,
+            )
         };
         write_config(&dir.join("node.toml"), &config)?;
     }
@@ -660,21 +683,14 @@ pub fn write_testnet(
         fs::create_dir_all(node_dir.join("data"))?;
         // A copy of the genesis in each data directory, so `credence verify --data-dir` works on it.
         fs::write(node_dir.join("data/genesis.toml"), genesis.to_toml())?;
-        let config = NodeConfig {
-            data_dir: node_dir.join("data"),
-            genesis: node_dir.join("data/genesis.toml"),
-            key: dir.join(format!("keys/{name}.key")),
-            p2p_listen: p2p(i),
-            peers: (0..total).filter(|j| *j != i).map(p2p).collect(),
-            api_listen: SocketAddr::from(([127, 0, 0, 1], base_port + 1000 + i as u16)),
-            mempool: MempoolConfig::default(),
-            connections_max: 64,
-            byzantine: None,
-            clock_skew_ms: 0,
-            member: None,
-            key_passphrase: None,
-            api: LOCAL_API_LIMITS,
-        };
+        let config = local_node_config(
+            node_dir.join("data"),
+            node_dir.join("data/genesis.toml"),
+            dir.join(format!("keys/{name}.key")),
+            p2p(i),
+            (0..total).filter(|j| *j != i).map(p2p).collect(),
+            SocketAddr::from(([127, 0, 0, 1], base_port + 1000 + i as u16)),
+        );
         let config_path = node_dir.join("node.toml");
         write_config(&config_path, &config)?;
         nodes.push(json!({

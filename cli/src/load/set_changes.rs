@@ -55,7 +55,7 @@ use credence_ledger::genesis::{Genesis, Role};
 use credence_ledger::governance::{ACTIVATION_DELAY_HEIGHTS, Change, MemberKey};
 use credence_ledger::ids::MemberName;
 use credence_ledger::sig::SecretKey;
-use credence_node::config::{MempoolConfig, NodeConfig};
+use credence_node::config::NodeConfig;
 use credence_node::keyfile;
 use credence_node::runtime::now_ms;
 use serde_json::{Value, json};
@@ -357,19 +357,15 @@ fn write_added_node(p: &Plan, key: &SecretKey) -> Result<PathBuf> {
     std::fs::create_dir_all(node_dir.join("data"))?;
     std::fs::write(node_dir.join("data/genesis.toml"), p.genesis.to_toml())?;
     let config = NodeConfig {
-        data_dir: node_dir.join("data"),
-        genesis: node_dir.join("data/genesis.toml"),
-        key: key_path,
-        p2p_listen: *p2p,
-        peers: p.validators.iter().map(|v| v.p2p).collect(),
-        api_listen: *api,
-        mempool: MempoolConfig::default(),
-        connections_max: 64,
-        byzantine: None,
-        clock_skew_ms: 0,
         member: Some(MemberName::parse("member", name)?),
-        key_passphrase: None,
-        api: node::LOCAL_API_LIMITS,
+        ..node::local_node_config(
+            node_dir.join("data"),
+            node_dir.join("data/genesis.toml"),
+            key_path,
+            *p2p,
+            p.validators.iter().map(|v| v.p2p).collect(),
+            *api,
+        )
     };
     node::write_config(&node_dir.join("node.toml"), &config)?;
     Ok(node_dir)
