@@ -671,6 +671,21 @@ impl ChainBuilder {
         }
         Ok(())
     }
+
+    /// Builds `blocks` blocks of `block_records` attestations each and returns them certified
+    /// (for tests of the verifiers that need a valid chain to damage).
+    pub fn certified_blocks(
+        &mut self,
+        blocks: usize,
+        block_records: usize,
+    ) -> Result<Vec<crate::block::CertifiedBlock>, BuildError> {
+        let mut out = Vec::with_capacity(blocks);
+        self.build((blocks * block_records) as u64, block_records, |vb| {
+            out.push(vb.into_certified());
+            Ok(())
+        })?;
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -949,12 +949,7 @@ mod tests {
     /// A valid chain of `blocks` blocks of `per_block` records, with its context.
     fn chain(blocks: usize, per_block: usize) -> (ChainBuilder, Vec<CertifiedBlock>) {
         let mut b = ChainBuilder::new(5, 1_700_000_000_000).unwrap();
-        let mut out = Vec::new();
-        b.build((blocks * per_block) as u64, per_block, |vb| {
-            out.push(vb.into_certified());
-            Ok(())
-        })
-        .unwrap();
+        let out = b.certified_blocks(blocks, per_block).unwrap();
         (b, out)
     }
 

@@ -10,12 +10,7 @@ use credence_ledger::verify::{self, ChainContext, Failure, VerifyError};
 /// A valid chain of `blocks` blocks of `per_block` records.
 fn chain(blocks: usize, per_block: usize) -> (ChainBuilder, Vec<CertifiedBlock>) {
     let mut b = ChainBuilder::new(11, 1_700_000_000_000).unwrap();
-    let mut out = Vec::new();
-    b.build((blocks * per_block) as u64, per_block, |vb| {
-        out.push(vb.into_certified());
-        Ok(())
-    })
-    .unwrap();
+    let out = b.certified_blocks(blocks, per_block).unwrap();
     (b, out)
 }
 
