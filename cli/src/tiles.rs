@@ -345,6 +345,13 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `leaf`'s attestation signature verifies under `key` on the chain `chain_id`.
+fn signed_by(key: &PublicKey, leaf: &Leaf, chain_id: &[u8; 32]) -> bool {
+    VerifyingKey::new(key)
+        .and_then(|v| v.verify(Domain::Attestation, chain_id, leaf.body_bytes(), &leaf.attestation.signature))
+        .is_ok()
+}
+
 /// The keys each member may sign with as far as entries alone tell: its genesis key, then every
 /// key the log's governance records named for it (a proposal adding the member or replacing a
 /// revoked key, a rotation with a valid proof of possession), in log order.
@@ -372,11 +379,7 @@ impl NamedKeys {
     /// The named key of the entry's attester that its signature verifies under, if any.
     fn signer(&self, leaf: &Leaf, chain_id: &[u8; 32]) -> Option<PublicKey> {
         let a = &leaf.attestation;
-        self.0.get(&a.body.attester)?.iter().rev().copied().find(|k| {
-            VerifyingKey::new(k)
-                .and_then(|v| v.verify(Domain::Attestation, chain_id, leaf.body_bytes(), &a.signature))
-                .is_ok()
-        })
+        self.0.get(&a.body.attester)?.iter().rev().copied().find(|k| signed_by(k, leaf, chain_id))
     }
 
     /// Takes the keys a verified entry signed by `signed_with` names.
@@ -580,11 +583,7 @@ pub fn key_path(src: &Tiles, size: u64, index: u64, target: &Leaf, genesis: &Gen
     let chain_id = genesis.hash();
     let a = &target.attestation;
     let attester = &a.body.attester;
-    let signs = |key: &PublicKey| {
-        VerifyingKey::new(key)
-            .and_then(|v| v.verify(Domain::Attestation, &chain_id.0, target.body_bytes(), &a.signature))
-            .is_ok()
-    };
+    let signs = |key: &PublicKey| signed_by(key, target, &chain_id.0);
     // Each key named for the attester so far, with the records that lead to it.
     let mut paths: Vec<(PublicKey, Vec<(u64, Leaf)>)> = Vec::new();
     if let Some(m) = genesis.member(attester) {
@@ -615,11 +614,7 @@ pub fn key_path(src: &Tiles, size: u64, index: u64, target: &Leaf, genesis: &Gen
             Claim::KeyRotation(r) if &body.attester == attester => paths
                 .iter()
                 .filter(|(old, _)| {
-                    VerifyingKey::new(old)
-                        .and_then(|v| {
-                            v.verify(Domain::Attestation, &chain_id.0, leaf.body_bytes(), &leaf.attestation.signature)
-                        })
-                        .is_ok()
+                    signed_by(old, &leaf, &chain_id.0)
                         && verify_possession(&chain_id, attester, &MemberKey::Ed25519(*old), &r.new_key, &r.possession)
                             .is_ok()
                 })
