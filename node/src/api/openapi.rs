@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::views::{
     AmountView, AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView,
-    ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView,
+    ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView, GovWitnessView,
     GovProposalView, GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView,
     NextSequenceView, OpeningView, OpeningsView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
@@ -85,6 +85,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         GovProposalView,
         GovScheduledView,
         GovEpochView,
+        GovWitnessView,
         PortfolioView,
         FiguresView,
         LenderFiguresView,
