@@ -856,3 +856,75 @@ impl Roster {
         self.member(name).is_some_and(|m| m.validator)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use crate::genesis::GenesisWitness;
+
+    fn witness(n: u8) -> GenesisWitness {
+        GenesisWitness {
+            name: format!("w.example/{n}"),
+            public_key: SecretKey::from_seed([n; 32]).public(),
+            url: format!("http://127.0.0.1:{}", 29_000 + u16::from(n)),
+        }
+    }
+
+    /// A store's state from before witnesses were governed (no `witnesses` at the end)
+    /// decodes with genesis's witnesses; the current layout round-trips; neither decodes as
+    /// the other, and damaged bytes are still refused.
+    #[test]
+    fn stored_states_of_both_layouts_decode() {
+        let g = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap().genesis().clone();
+        let g = g.with_witnesses(vec![witness(7)]).unwrap();
+        let mut s = GovState::genesis(&g);
+        assert_eq!(s.witnesses.len(), 1);
+        s.apply_pending(
+            &Pending::Change {
+                proposal: AttestationId::from_hash(Hash::ZERO),
+                change: Change::AddWitness { name: "w.example/8".into(), key: witness(8).public_key, url: witness(8).url },
+            },
+            5,
+        );
+        let bytes = codec::encode(&s);
+        assert_eq!(GovState::decode_stored(&bytes, 1 << 20, &g).unwrap(), s);
+        // The layout before: the same fields without `witnesses` (an empty Vec encodes as 8 bytes).
+        let mut old = s.clone();
+        old.witnesses.clear();
+        let old_bytes = codec::encode(&old);
+        let old_bytes = &old_bytes[..old_bytes.len() - 8];
+        let decoded = GovState::decode_stored(old_bytes, 1 << 20, &g).unwrap();
+        assert_eq!(decoded.witnesses, GovState::genesis(&g).witnesses, "genesis's witnesses");
+        assert_eq!(decoded.members, s.members);
+        assert!(GovState::decode_stored(&bytes[..bytes.len() - 1], 1 << 20, &g).is_err());
+        assert!(GovState::decode_stored(&[bytes.as_slice(), &[0]].concat(), 1 << 20, &g).is_err());
+        assert!(GovState::decode_stored(&bytes, 16, &g).is_err(), "bounded");
+    }
+
+    /// The history of terms is bounded over the chain's life (R056), not only the set in force.
+    #[test]
+    fn witness_terms_are_bounded_over_the_chains_life() {
+        let g = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap().genesis().clone();
+        let mut s = GovState::genesis(&g);
+        let w = witness(9);
+        for h in 0..WITNESS_TERMS_MAX as u64 {
+            s.witnesses.push(WitnessTerm {
+                name: w.name.clone(),
+                key: w.public_key,
+                url: w.url.clone(),
+                from_height: 2 * h + 1,
+                until_height: Some(2 * h + 2),
+            });
+        }
+        assert!(s.witnesses_in_force().is_empty());
+        let add = Change::AddWitness { name: w.name, key: w.public_key, url: w.url };
+        let e = s.check_change(&add, &g).unwrap_err();
+        assert_eq!(e, ChangeError::WitnessesFull(format!("at most {WITNESS_TERMS_MAX} witnesses added over the chain's life")));
+        s.witnesses.pop();
+        assert_eq!(s.check_change(&add, &g), Ok(()));
+        // Each term answers only inside its heights.
+        assert_eq!(s.witnesses_at(1).len(), 1);
+        assert_eq!(s.witnesses_at(2).len(), 0);
+    }
+}

@@ -354,6 +354,35 @@ mod tests {
         Log { genesis: b.genesis().clone(), store }
     }
 
+    /// A witness's verifier key round-trips, and every malformed one is refused naming the rule.
+    #[test]
+    fn witness_vkeys_round_trip_and_malformed_ones_are_refused() {
+        let sk = SecretKey::from_seed([41; 32]);
+        let w = WitnessKey { name: "witness.example/w1".into(), key: sk.public() };
+        let v = w.to_vkey_string();
+        assert!(v.starts_with("witness.example/w1+"), "{v}");
+        assert_eq!(WitnessKey::parse_vkey(&v).unwrap(), w);
+        // The key ID is the cosignature/v1 one (type 0x04), not a note signer's (0x01).
+        let validator = crate::checkpoint::VerifierKey { name: w.name.clone(), key: w.key }.to_vkey_string();
+        assert_ne!(validator, v);
+        let e = WitnessKey::parse_vkey(&validator).unwrap_err().to_string();
+        assert!(e.contains("0x01") && e.contains("not a cosignature/v1 key"), "{e}");
+        let (name, rest) = v.split_once('+').unwrap();
+        let (id, key) = rest.split_once('+').unwrap();
+        for (bad, rule) in [
+            ("no-plus".to_owned(), "expected"),
+            (format!("+{id}+{key}"), "key name is empty"),
+            (format!("{name}+ABCDEF12+{key}"), "lowercase hex"),
+            (format!("{name}+00000000+{key}"), "does not match"),
+            (format!("other+{id}+{key}"), "does not match"),
+            (format!("{name}+{id}+!!!"), "base64"),
+            (format!("{name}+{id}+BA=="), "exactly 32"),
+        ] {
+            let e = WitnessKey::parse_vkey(&bad).unwrap_err().to_string();
+            assert!(e.contains(rule), "{bad}: {e}");
+        }
+    }
+
     impl Log {
         fn note(&self, height: u64) -> String {
             self.store.certificate(height).unwrap().unwrap().to_note()

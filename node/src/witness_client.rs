@@ -236,7 +236,7 @@ fn targets_at(gov: &GovState, height: u64) -> BTreeSet<Target> {
 fn targets_at_head(genesis: &Genesis, store: &SharedStore) -> Result<BTreeSet<Target>, String> {
     let s = store.read().map_err(|_| "store lock poisoned".to_owned())?;
     let height = s.head().map_err(|e| e.to_string())?.map_or(1, |h| h.height);
-    Ok(targets_at(&governance(genesis, &*s)?, height))
+    Ok(targets_at(&governance(genesis, &*s)?.advanced(height), height))
 }
 
 /// The head's checkpoint, if `target` is in force at its height (`None` otherwise, or before
@@ -244,7 +244,7 @@ fn targets_at_head(genesis: &Genesis, store: &SharedStore) -> Result<BTreeSet<Ta
 fn read_head(genesis: &Genesis, store: &SharedStore, target: &Target) -> Result<Option<Head>, String> {
     let s = store.read().map_err(|_| "store lock poisoned".to_owned())?;
     let Some(head) = s.head().map_err(|e| e.to_string())? else { return Ok(None) };
-    if !targets_at(&governance(genesis, &*s)?, head.height).contains(target) {
+    if !targets_at(&governance(genesis, &*s)?.advanced(head.height), head.height).contains(target) {
         return Ok(None);
     }
     let cert = s.certificate(head.height).map_err(|e| e.to_string())?;
@@ -580,6 +580,7 @@ mod tests {
     #[test]
     fn kept_cosignatures_survive_a_restart_and_edited_lines_are_dropped() {
         use credence_ledger::demo::ChainBuilder;
+        use credence_ledger::genesis::GenesisWitness;
         use credence_ledger::sig::SecretKey;
         use credence_ledger::store::{MemStore, Store};
         use credence_ledger::witness::Cosignature;
