@@ -262,9 +262,8 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
     let policy = a.policy.policy(&genesis)?;
     let note = fetch_note(&mut conn)?;
-    let checked = check_note_via_node(&note, &genesis, &policy, &mut conn)?.and_then(|(c, set)| {
-        bundle::require_witnesses(&policy, &c.witnesses, a.policy.witnesses).map(|()| (c, set))
-    });
+    let checked = check_note_via_node(&note, &genesis, &policy, &mut conn)?
+        .and_then(|(c, set)| bundle::require_witnesses(&policy, &c.witnesses, a.policy.witnesses).map(|()| (c, set)));
     let (cp, q, witnesses, set) = match checked {
         Ok((c, set)) => (c.checkpoint, c.quorum, c.witnesses, set),
         Err(reason) => {
@@ -387,9 +386,7 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
             match (conn.as_mut(), &tiles) {
                 (Some(c), _) => Ok(check_note_via_node(note, &genesis, &policy, c)?.map(|(checked, _)| checked)),
                 (None, Some(t)) => Ok(crate::tiles::check_note(t, note, &genesis, &policy)?.0),
-                (None, None) => {
-                    Ok(check_witnessed_with(note, &genesis, &genesis.verifier_keys(), &policy))
-                }
+                (None, None) => Ok(check_witnessed_with(note, &genesis, &genesis.verifier_keys(), &policy)),
             }
         };
         let (old, old_q) = match check(&old_note)? {

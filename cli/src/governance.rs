@@ -336,12 +336,7 @@ fn status_text(v: &Value) -> String {
     let witnesses = array(&v["witnesses"]);
     out.push_str(&format!("\nwitnesses in force {}\n", witnesses.len()));
     for w in witnesses {
-        out.push_str(&format!(
-            "  {}  {}  since {}\n",
-            s(&w["vkey"]),
-            s(&w["url"]),
-            s(&w["from_height"])
-        ));
+        out.push_str(&format!("  {}  {}  since {}\n", s(&w["vkey"]), s(&w["url"]), s(&w["from_height"])));
     }
     out.push_str(&format!(
         "\nopen proposals {}, changes waiting for their height {}\n",
@@ -393,8 +388,18 @@ fn list_text(v: &Value) -> String {
     }
     out.push_str("\nwitnesses (every term)\n");
     for w in array(&v["witness_history"]) {
-        let until = if w["until_height"].is_null() { "in force".to_owned() } else { format!("until {}", s(&w["until_height"])) };
-        out.push_str(&format!("  from height {:<8} {:<10} {}  {}\n", s(&w["from_height"]), until, s(&w["vkey"]), s(&w["url"])));
+        let until = if w["until_height"].is_null() {
+            "in force".to_owned()
+        } else {
+            format!("until {}", s(&w["until_height"]))
+        };
+        out.push_str(&format!(
+            "  from height {:<8} {:<10} {}  {}\n",
+            s(&w["from_height"]),
+            until,
+            s(&w["vkey"]),
+            s(&w["url"])
+        ));
     }
     out.push_str("\nvalidator sets\n");
     for e in array(&v["epochs"]) {
@@ -440,10 +445,15 @@ mod tests {
         let e = change(&ChangeArg::RemoveMember { name: "Bad Name".into() }).unwrap_err();
         assert!(e.to_string().contains("--name"), "{e}");
         // A witness in the vkey form `credence witness` prints.
-        let w = WitnessKey { name: "witness.example/w1".into(), key: credence_ledger::sig::SecretKey::from_seed([9; 32]).public() };
-        let c = change(&ChangeArg::AddWitness { witness: w.to_vkey_string(), url: "http://127.0.0.1:9".into() }).unwrap();
+        let w = WitnessKey {
+            name: "witness.example/w1".into(),
+            key: credence_ledger::sig::SecretKey::from_seed([9; 32]).public(),
+        };
+        let c =
+            change(&ChangeArg::AddWitness { witness: w.to_vkey_string(), url: "http://127.0.0.1:9".into() }).unwrap();
         assert_eq!(c, Change::AddWitness { name: w.name.clone(), key: w.key, url: "http://127.0.0.1:9".into() });
-        let e = change(&ChangeArg::AddWitness { witness: "w+00000000+AAAA".into(), url: "http://x".into() }).unwrap_err();
+        let e =
+            change(&ChangeArg::AddWitness { witness: "w+00000000+AAAA".into(), url: "http://x".into() }).unwrap_err();
         assert!(e.to_string().starts_with("--witness:"), "{e}");
         let c = change(&ChangeArg::RemoveWitness { name: w.name.clone() }).unwrap();
         assert_eq!(c, Change::RemoveWitness { name: w.name });

@@ -386,7 +386,10 @@ pub fn check_witness_url(url: &str) -> Result<(), String> {
     let Some(rest) = url.strip_prefix("http://") else {
         return Err("must start with http:// (the node's witness client speaks plain HTTP/1.1)".into());
     };
-    if url.len() > WITNESS_URL_BYTES_MAX || rest.is_empty() || url.ends_with('/') || !url.chars().all(|c| c.is_ascii_graphic())
+    if url.len() > WITNESS_URL_BYTES_MAX
+        || rest.is_empty()
+        || url.ends_with('/')
+        || !url.chars().all(|c| c.is_ascii_graphic())
     {
         return Err(format!(
             "must be http://host:port[/prefix], printable ASCII, no trailing '/', at most {WITNESS_URL_BYTES_MAX} bytes"

@@ -883,7 +883,11 @@ mod tests {
         s.apply_pending(
             &Pending::Change {
                 proposal: AttestationId::from_hash(Hash::ZERO),
-                change: Change::AddWitness { name: "w.example/8".into(), key: witness(8).public_key, url: witness(8).url },
+                change: Change::AddWitness {
+                    name: "w.example/8".into(),
+                    key: witness(8).public_key,
+                    url: witness(8).url,
+                },
             },
             5,
         );
@@ -920,7 +924,10 @@ mod tests {
         assert!(s.witnesses_in_force().is_empty());
         let add = Change::AddWitness { name: w.name, key: w.public_key, url: w.url };
         let e = s.check_change(&add, &g).unwrap_err();
-        assert_eq!(e, ChangeError::WitnessesFull(format!("at most {WITNESS_TERMS_MAX} witnesses added over the chain's life")));
+        assert_eq!(
+            e,
+            ChangeError::WitnessesFull(format!("at most {WITNESS_TERMS_MAX} witnesses added over the chain's life"))
+        );
         s.witnesses.pop();
         assert_eq!(s.check_change(&add, &g), Ok(()));
         // Each term answers only inside its heights.

@@ -307,7 +307,11 @@ impl WitnessPolicy {
     /// For messages: "genesis: a, b; --witness: c" (or "none").
     pub fn describe(&self) -> String {
         let list = |ks: &[WitnessKey]| {
-            if ks.is_empty() { "none".to_owned() } else { ks.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ") }
+            if ks.is_empty() {
+                "none".to_owned()
+            } else {
+                ks.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+            }
         };
         let (g, extra) = self.keys.split_at(self.from_genesis);
         format!("genesis: {}; --witness: {}", list(g), list(extra))

@@ -5,9 +5,9 @@ use utoipa::{Modify, OpenApi};
 
 use super::views::{
     AmountView, AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView,
-    ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView, GovWitnessView,
-    GovProposalView, GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView,
-    NextSequenceView, OpeningView, OpeningsView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
+    ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView,
+    GovProposalView, GovScheduledView, GovWitnessView, GovernanceView, HealthView, InclusionProofView, MempoolView,
+    MoneyView, NextSequenceView, OpeningView, OpeningsView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::views::{
     FiguresView, LenderFiguresView, LenderSeriesView, LoanLineView, MonthFiguresView, PoolFiguresView, PortfolioView,
