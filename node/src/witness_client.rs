@@ -634,4 +634,62 @@ mod tests {
         let e = Cosignatures::load(&path, &gw, &store).unwrap_err();
         assert!(e.contains(COSIGNATURES_FILE) && e.contains("more than"), "{e}");
     }
+
+    /// A witness governance added: its kept cosignatures come back after a restart only for
+    /// heights where it is in force (from its activation height), as the node serves them.
+    #[test]
+    fn kept_cosignatures_of_a_governance_witness_count_only_from_its_activation() {
+        use credence_ledger::attestation::{Claim, GovernanceApproval, GovernanceProposal};
+        use credence_ledger::demo::ChainBuilder;
+        use credence_ledger::governance::{ACTIVATION_DELAY_HEIGHTS, Change};
+        use credence_ledger::rules::StateView;
+        use credence_ledger::sig::SecretKey;
+        use credence_ledger::store::{MemStore, Store};
+        use credence_ledger::witness::Cosignature;
+
+        let mut b = ChainBuilder::new(1, 1_600_000_000_000).unwrap();
+        let g = b.genesis().clone();
+        let validators: Vec<usize> = (0..g.members.len()).filter(|i| g.members[*i].validator).collect();
+        let sk = SecretKey::from_seed([43; 32]);
+        let w = WitnessKey { name: "w.example/gov".into(), key: sk.public() };
+        let mut mem = MemStore::new(&g);
+        let change = Change::AddWitness { name: w.name.clone(), key: w.key, url: "http://127.0.0.1:1".into() };
+        let expires_at_ms = b.time_ms() + 86_400_000;
+        let proposal = Claim::GovernanceProposal(Box::new(GovernanceProposal { change, expires_at_ms }));
+        mem.commit(&b.next_block_of(vec![(validators[0], proposal)]).unwrap()).unwrap();
+        let id = mem.governance().unwrap().unwrap().proposals[0].id;
+        let approvals = validators[1..3]
+            .iter()
+            .map(|v| (*v, Claim::GovernanceApproval(GovernanceApproval { proposal: id })))
+            .collect();
+        mem.commit(&b.next_block_of(approvals).unwrap()).unwrap();
+        let from = 2 + ACTIVATION_DELAY_HEIGHTS;
+        for _ in 3..=from + 1 {
+            mem.commit(&b.next_block(1).unwrap()).unwrap();
+        }
+        let store: SharedStore = Arc::new(std::sync::RwLock::new(mem));
+        let gov = store.read().unwrap().governance().unwrap().unwrap();
+        assert_eq!(gov.witness_keys_at(from), [w.clone()]);
+        assert!(gov.witness_keys_at(from - 1).is_empty());
+        assert_eq!(targets_at_head(&g, &store).unwrap().len(), 1, "the supervisor starts a task for it");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(COSIGNATURES_FILE);
+        let c = Cosignatures { inner: Mutex::default(), file: Some(Mutex::new(path.clone())) };
+        for h in from - 1..=from + 1 {
+            let cert = store.read().unwrap().certificate(h).unwrap().unwrap();
+            c.add(h, &w.name, Cosignature::sign(&cert.body, &w, &sk, 1_700_000_000 + h).to_line());
+        }
+        c.save().unwrap();
+        let (again, found) = Cosignatures::load(&path, &g, &store).unwrap();
+        assert_eq!(found, Loaded { kept: 2, dropped: 1 });
+        assert_eq!(again.lines(from - 1), "", "not in force there: never served");
+        assert_eq!(again.lines(from), c.lines(from));
+        assert_eq!(again.lines(from + 1), c.lines(from + 1));
+        // A head before the activation: the submitting task does not read it as its own.
+        let target = Target { name: w.name.clone(), key: w.key, url: "http://127.0.0.1:1".into() };
+        assert!(read_head(&g, &store, &target).unwrap().is_some());
+        let other = Target { url: "http://127.0.0.1:2".into(), ..target };
+        assert!(read_head(&g, &store, &other).unwrap().is_none(), "a witness not in force gets nothing");
+    }
 }
