@@ -64,7 +64,7 @@ pub struct Bundle {
     /// The RFC 9162 §2.1.3.1 inclusion path, leaf level first, base64 each.
     pub inclusion_path: Vec<String>,
     /// The C2SP signed note (tlog-checkpoint) for `tree_size`, as the validators signed it,
-    /// then any genesis witnesses' `cosignature/v1` lines (C2SP tlog-cosignature).
+    /// then any witnesses' `cosignature/v1` lines (C2SP tlog-cosignature; counted under the verifier's policy).
     pub checkpoint: String,
     /// C2SP verifier keys (`name+keyid+base64`) of the validators in force at the checkpoint's
     /// height: the genesis validators in genesis order, or after set changes the last

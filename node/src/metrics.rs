@@ -26,14 +26,15 @@
 //! | `credence_sync_apply_seconds_total` | counter | time the driver spent applying sync answers: rules, Merkle roots, certificate quorums, commits and their flush |
 //! | `credence_http_requests_total{method,route,status}` | counter | HTTP requests by route template and status |
 //! | `credence_http_request_duration_seconds` | histogram | HTTP request handling time |
-//! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a genesis witness cosigned for this node |
-//! | `credence_witness_refusals_total{witness,status}` | counter | checkpoints a genesis witness refused (4xx: a fork it saw, a bad proof, not the log's signers); a 409 the node resolves by adopting the witness's size is not counted |
+//! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a witness in force (genesis's or governance's) cosigned for this node |
+//! | `credence_witness_refusals_total{witness,status}` | counter | checkpoints a witness in force refused (4xx: a fork it saw, a bad proof, not the log's signers); a 409 the node resolves by adopting the witness's size is not counted |
 //! | `credence_witness_failures_total{witness}` | counter | submissions to a witness that got no answer in time, or a 5xx |
 //!
 //! Label sets are bounded: `route` is one of the API's route templates (or
 //! `unmatched`), `method` one of the standard methods (or `other`), `status` an HTTP
-//! status code, `code` one of the admission error codes, `witness` one of the genesis
-//! witnesses' names (at most `WITNESSES_MAX`).
+//! status code, `code` one of the admission error codes, `witness` the name of a witness
+//! in force during the node's run (genesis's or governance's: at most `WITNESSES_MAX` at once,
+//! `WITNESS_TERMS_MAX` over the chain's life).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -397,12 +398,12 @@ impl Metrics {
         let help = "HTTP request handling time.";
         self.http_duration.render(&mut out, "credence_http_request_duration_seconds", help);
         let witness = self.witness.lock().unwrap_or_else(|p| p.into_inner());
-        let help = "Checkpoints a genesis witness cosigned for this node.";
+        let help = "Checkpoints a witness in force cosigned for this node.";
         header(&mut out, "credence_witness_cosignatures_total", help, "counter");
         for ((w, _), n) in witness.iter().filter(|((_, s), _)| *s == 200) {
             let _ = writeln!(out, "credence_witness_cosignatures_total{{witness=\"{}\"}} {n}", label(w));
         }
-        let help = "Checkpoints a genesis witness refused, by HTTP status.";
+        let help = "Checkpoints a witness in force refused, by HTTP status.";
         header(&mut out, "credence_witness_refusals_total", help, "counter");
         for ((w, s), n) in witness.iter().filter(|((_, s), _)| (400..500).contains(s)) {
             let _ = writeln!(out, "credence_witness_refusals_total{{witness=\"{}\",status=\"{s}\"}} {n}", label(w));

@@ -576,7 +576,7 @@ mod tests {
     }
 
     /// Saved cosignatures come back after a restart; a line moved to another height, one
-    /// of a height the store lacks, one by no genesis witness, and garbage are dropped.
+    /// of a height the store lacks, one by no witness in force at its height, and garbage are dropped.
     #[test]
     fn kept_cosignatures_survive_a_restart_and_edited_lines_are_dropped() {
         use credence_ledger::demo::ChainBuilder;
