@@ -281,6 +281,7 @@ fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_r
         cosigners(&common::net::credence_http_get(&api, "/checkpoint").unwrap_or_default()) == ["w.example/a"]
     });
     assert_eq!(metric(&api, "credence_witness_cosignatures_total{witness=\"w.example/b\"}"), 0, "not in force yet");
+    assert_eq!(metric(&api, "credence_witnesses_in_force "), 1);
 
     // Governance adds witness b (one validator: its proposal is the quorum).
     let url_b = format!("http://127.0.0.1:{port_b}");
@@ -291,6 +292,9 @@ fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_r
         let (names, history) = governance_witnesses(&api);
         from = history.iter().find(|w| w["name"] == "w.example/b").and_then(|w| w["from_height"].as_u64()).unwrap_or(0);
         names == ["w.example/a", "w.example/b"]
+    });
+    wait_until("the node to report two witnesses in force", Duration::from_secs(10), || {
+        metric(&api, "credence_witnesses_in_force ") == 2
     });
     let (_, history) = governance_witnesses(&api);
     let b = history.iter().find(|w| w["name"] == "w.example/b").unwrap();

@@ -29,6 +29,7 @@
 //! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a witness in force (genesis's or governance's) cosigned for this node |
 //! | `credence_witness_refusals_total{witness,status}` | counter | checkpoints a witness in force refused (4xx: a fork it saw, a bad proof, not the log's signers); a 409 the node resolves by adopting the witness's size is not counted |
 //! | `credence_witness_failures_total{witness}` | counter | submissions to a witness that got no answer in time, or a 5xx |
+//! | `credence_witnesses_in_force` | gauge | witnesses in force at the head (genesis's and governance's): the ones the node submits checkpoints to |
 //!
 //! Label sets are bounded: `route` is one of the API's route templates (or
 //! `unmatched`), `method` one of the standard methods (or `other`), `status` an HTTP
@@ -75,6 +76,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "credence_witness_cosignatures_total",
     "credence_witness_refusals_total",
     "credence_witness_failures_total",
+    "credence_witnesses_in_force",
 ];
 
 /// Bucket bounds (seconds) of the commit latency histogram: Tendermint heights take
@@ -196,6 +198,8 @@ pub struct Metrics {
     http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     /// Witness outcomes by (witness name, status; 200 cosigned, 0 no answer or 5xx).
     witness: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Witnesses in force at the head, set by the witness client's supervisor.
+    pub witnesses_in_force: Gauge,
 }
 
 impl Default for Metrics {
@@ -246,6 +250,7 @@ impl Metrics {
             http_duration: Histogram::new(HTTP_DURATION_BUCKETS),
             refused: Mutex::new(BTreeMap::new()),
             witness: Mutex::new(BTreeMap::new()),
+            witnesses_in_force: Gauge::default(),
             http: Mutex::new(BTreeMap::new()),
         }
     }
@@ -414,6 +419,9 @@ impl Metrics {
             let _ = writeln!(out, "credence_witness_failures_total{{witness=\"{}\"}} {n}", label(w));
         }
         drop(witness);
+        let help =
+            "Witnesses in force at the head (genesis's and governance's), which the node submits checkpoints to.";
+        scalar(&mut out, "credence_witnesses_in_force", help, "gauge", self.witnesses_in_force.get());
         out
     }
 }

@@ -282,6 +282,7 @@ async fn supervise(genesis: Arc<Genesis>, store: SharedStore, cosigs: Arc<Cosign
         let (g, st) = (genesis.clone(), store.clone());
         match tokio::task::spawn_blocking(move || targets_at_head(&g, &st)).await {
             Ok(Ok(want)) => {
+                metrics.witnesses_in_force.set(want.len() as u64);
                 running.retain(|t, task| {
                     let keep = want.contains(t);
                     if !keep {
