@@ -292,17 +292,16 @@ async fn supervise(genesis: Arc<Genesis>, store: SharedStore, cosigs: Arc<Cosign
                     keep
                 });
                 for t in want {
-                    if !running.contains_key(&t) {
-                        let origin = genesis.checkpoint_origin.clone();
+                    if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(t) {
                         let task = tasks.spawn(run(
-                            t.clone(),
+                            slot.key().clone(),
                             genesis.clone(),
-                            origin,
+                            genesis.checkpoint_origin.clone(),
                             store.clone(),
                             cosigs.clone(),
                             metrics.clone(),
                         ));
-                        running.insert(t, task);
+                        slot.insert(task);
                     }
                 }
             }
@@ -670,7 +669,7 @@ mod tests {
         }
         let store: SharedStore = Arc::new(std::sync::RwLock::new(mem));
         let gov = store.read().unwrap().governance().unwrap().unwrap();
-        assert_eq!(gov.witness_keys_at(from), [w.clone()]);
+        assert_eq!(gov.witness_keys_at(from), std::slice::from_ref(&w));
         assert!(gov.witness_keys_at(from - 1).is_empty());
         assert_eq!(targets_at_head(&g, &store).unwrap().len(), 1, "the supervisor starts a task for it");
 
