@@ -142,6 +142,10 @@ pub struct ShowArgs {
     /// The node's API.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     node: String,
+    /// Read this data directory offline instead of a node (a stopped node's, or a copy an
+    /// auditor verified with `credence verify --data-dir`).
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<PathBuf>,
     /// Print the node's JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -276,7 +280,8 @@ fn fetch(node: &str) -> Result<Value> {
 }
 
 fn show(a: &ShowArgs, list: bool) -> Result<ExitCode> {
-    let v = fetch(&a.node)?;
+    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+    let v = fetch(&url)?;
     if a.json {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);

@@ -573,6 +573,8 @@ impl Genesis {
     /// This genesis naming `witnesses` (checked as a file's `[[witnesses]]` would be).
     pub fn with_witnesses(mut self, witnesses: Vec<GenesisWitness>) -> Result<Genesis, GenesisError> {
         self.witnesses = validate_witnesses(witnesses.into_iter().map(GenesisWitness::into_raw).collect())?;
+        // The genesis governance state holds the witnesses: build it anew.
+        self.governance = GenesisGovernance::default();
         Ok(self)
     }
 
