@@ -272,7 +272,7 @@ fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_r
     });
     assert!(vkey_b.starts_with("w.example/b+"), "{vkey_b}");
 
-    let _node = net.start(0);
+    let mut node = net.start(0);
     let api = net.api(0);
     wait_until("the validator to commit", Duration::from_secs(60), || height(&api) >= 1);
     let saved = dir.path().join("cp.txt");
@@ -327,6 +327,10 @@ fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_r
         &credence(&audit),
         "2 witnesses required but the policy names only 1 (genesis: w.example/a; --witness: none)",
     );
+    // The same from the log's tiles.
+    let tiles_audit = ["audit", "--since", p(&saved), "--genesis", &genesis, "--tiles", &api, "--witnesses", "2"];
+    ok(credence(&[&tiles_audit[..], &b_flag].concat()));
+    refused(&credence(&tiles_audit), "2 witnesses required but the policy names only 1");
     let audit1 = ["audit", "--since", p(&saved), "--genesis", &genesis, "--node", &api, "--witnesses", "1"];
     ok(credence(&audit1));
     let v = json(&ok(credence(&[
@@ -401,4 +405,21 @@ fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_r
     }
     let log = std::fs::read_to_string(net.dir.path().join("node0.log")).unwrap_or_default();
     assert!(log.contains("stopped submitting"), "the node logs that it stopped submitting to b");
+
+    // From the chain itself: a stopped node's data directory verifies (every governance record
+    // replayed under the rules) and lists b's term offline.
+    node.stop();
+    let data = net.config(0).parent().unwrap().join("data");
+    ok(credence(&["verify", "--data-dir", p(&data)]));
+    let v = json(&ok(credence(&["governance", "list", "--data-dir", p(&data), "--json"])));
+    let terms = v["witness_history"].as_array().unwrap();
+    let b = terms.iter().find(|w| w["name"] == "w.example/b").unwrap();
+    assert_eq!((b["from_height"].as_u64(), b["until_height"].as_u64()), (Some(from), Some(until)), "{v}");
+    assert_eq!(b["vkey"], vkey_b.as_str());
+    let out = ok(credence(&["governance", "status", "--data-dir", p(&data)]));
+    assert!(
+        stdout(&out).contains("witnesses in force 1") && !stdout(&out).contains("w.example/b+"),
+        "{}",
+        stdout(&out)
+    );
 }
