@@ -1,4 +1,11 @@
-//! Governance: the member set, member keys, roles, the validator set and the consensus parameters as a deterministic state that only governance records change.
+//! Governance: the member set, member keys, roles, the validator set, the consensus parameters and the outside witnesses in force as a deterministic state that only governance records change.
+//!
+//! Witnesses: genesis's `[[witnesses]]` are in force from height 1; `Change::AddWitness` and
+//! `Change::RemoveWitness` (rules R054..R058) add and retire others at the activation height
+//! like every change. [`GovState::witnesses`] keeps every term, so the witnesses in force at
+//! any height are known ([`GovState::witnesses_at`]): the nodes submit a checkpoint to those in
+//! force at its height and keep only their cosignatures. Offline verifiers do not take this
+//! list as their trust policy (docs/AUDITING.md §Outside witnesses).
 //!
 //! A validator proposes a [`Change`] (`Claim::GovernanceProposal`); validators
 //! approve it (`Claim::GovernanceApproval`; the proposal counts as its proposer's
