@@ -187,7 +187,7 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     assert_eq!(v["witnesses"], serde_json::json!(["w.example/a", "w.example/b"]), "{v}");
     refused(
         &credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "3"]),
-        "3 witnesses required but the genesis names only 2",
+        "3 witnesses required but the policy names only 2",
     );
 
     // Witness b now holds a forked history: another root at the size it last cosigned.
@@ -214,4 +214,212 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     );
     let log = std::fs::read_to_string(net.dir.path().join("node0.log")).unwrap_or_default();
     assert!(log.contains("WITNESS REFUSED"), "the node logs the refusal");
+}
+
+/// The witnesses on a checkpoint note's cosignature lines, in note order.
+fn cosigners(note: &str) -> Vec<String> {
+    note.lines()
+        .filter_map(|l| l.strip_prefix("\u{2014} w.example/"))
+        .filter_map(|l| l.split(' ').next())
+        .map(|n| format!("w.example/{n}"))
+        .collect()
+}
+
+/// The height on a checkpoint note's extension line (`credence height=H round=R block=B`).
+fn note_height(note: &str) -> u64 {
+    note.lines().nth(3).and_then(|l| l.split(' ').nth(1)?.strip_prefix("height=")?.parse().ok()).unwrap_or(0)
+}
+
+/// `credence governance propose <change...>` by the single validator, waiting for its commit.
+fn propose(net: &Testnet, change: &[&str]) -> serde_json::Value {
+    let (key, api, genesis) = (net.key(0), net.api(0), net.genesis());
+    let args = ["governance", "propose", "--key", &key, "--node", &api, "--genesis", &genesis, "--wait", "--json"];
+    json(&ok(credence(&[&args[..], change].concat())))
+}
+
+/// The node's witnesses in force and every witness term (`GET /v1/governance`).
+fn governance_witnesses(api: &str) -> (Vec<String>, Vec<serde_json::Value>) {
+    let g = common::net::get(api, "/v1/governance").unwrap_or_default();
+    let names = g["witnesses"]
+        .as_array()
+        .map_or(vec![], |w| w.iter().map(|w| w["name"].as_str().unwrap().to_string()).collect());
+    (names, g["witness_history"].as_array().cloned().unwrap_or_default())
+}
+
+/// Governance names a second running `credence witness` (not in genesis): from the activation
+/// height the node submits its checkpoints to it and serves its cosignatures; an auditor that
+/// trusts it (`--witness <its vkey>`) counts two witnesses, one that does not ignores its line
+/// and is refused k = 2 with a message naming the witness counted; after `remove-witness` the
+/// node stops submitting to it.
+#[test]
+fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_removal() {
+    let net = Testnet::new(10, 1, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let base = common::net::port_base(10);
+    let (port_a, port_b) = (base + 30, base + 31);
+    let (key_a, _) = net.name_witness("w.example/a", port_a);
+    let genesis = net.genesis();
+    let _wa = start_witness(dir.path(), "w.example/a", &key_a, &genesis, port_a);
+    // Witness b is not in genesis: its key made now, its vkey read from what it prints.
+    let key_b = dir.path().join("b.witness.key");
+    ok(credence(&["keys", "generate", "--out", p(&key_b)]));
+    let _wb = start_witness(dir.path(), "w.example/b", &key_b, &genesis, port_b);
+    let mut vkey_b = String::new();
+    wait_until("witness b to print its vkey", Duration::from_secs(10), || {
+        let log = std::fs::read_to_string(dir.path().join(format!("witness-{port_b}.log"))).unwrap_or_default();
+        vkey_b = log.lines().find_map(|l| l.strip_prefix("vkey ")).unwrap_or_default().to_string();
+        !vkey_b.is_empty()
+    });
+    assert!(vkey_b.starts_with("w.example/b+"), "{vkey_b}");
+
+    let mut node = net.start(0);
+    let api = net.api(0);
+    wait_until("the validator to commit", Duration::from_secs(60), || height(&api) >= 1);
+    let saved = dir.path().join("cp.txt");
+    ok(credence(&["checkpoint", "--node", &api, "--genesis", &genesis, "--save", p(&saved)]));
+    wait_until("a checkpoint cosigned by witness a", Duration::from_secs(30), || {
+        cosigners(&common::net::credence_http_get(&api, "/checkpoint").unwrap_or_default()) == ["w.example/a"]
+    });
+    assert_eq!(metric(&api, "credence_witness_cosignatures_total{witness=\"w.example/b\"}"), 0, "not in force yet");
+    assert_eq!(metric(&api, "credence_witnesses_in_force "), 1);
+
+    // Governance adds witness b (one validator: its proposal is the quorum).
+    let url_b = format!("http://127.0.0.1:{port_b}");
+    let added = propose(&net, &["add-witness", "--witness", &vkey_b, "--url", &url_b]);
+    assert!(added["id"].is_string(), "{added}");
+    let mut from = 0;
+    wait_until("witness b in force", Duration::from_secs(30), || {
+        let (names, history) = governance_witnesses(&api);
+        from = history.iter().find(|w| w["name"] == "w.example/b").and_then(|w| w["from_height"].as_u64()).unwrap_or(0);
+        names == ["w.example/a", "w.example/b"]
+    });
+    wait_until("the node to report two witnesses in force", Duration::from_secs(10), || {
+        metric(&api, "credence_witnesses_in_force ") == 2
+    });
+    let (_, history) = governance_witnesses(&api);
+    let b = history.iter().find(|w| w["name"] == "w.example/b").unwrap();
+    assert_eq!((b["vkey"].as_str(), b["url"].as_str()), (Some(vkey_b.as_str()), Some(url_b.as_str())), "{b}");
+    // Its cosignatures only on checkpoints from its activation height on.
+    let mut note = String::new();
+    wait_until("a checkpoint cosigned by both witnesses", Duration::from_secs(30), || {
+        note = common::net::credence_http_get(&api, "/checkpoint").unwrap_or_default();
+        cosigners(&note) == ["w.example/a", "w.example/b"]
+    });
+    let cosigned_height: u64 = note_height(&note);
+    assert!(cosigned_height >= from, "cosigned at {cosigned_height}, in force from {from}: {note}");
+    let cosigs =
+        std::fs::read_to_string(net.config(0).parent().unwrap().join("data/cosignatures.txt")).unwrap_or_default();
+    for line in cosigs.lines().filter(|l| l.contains("\u{2014} w.example/b ")) {
+        let h: u64 = line.split(' ').next().unwrap().parse().unwrap();
+        assert!(h >= from, "a kept cosignature of b at height {h}, before its activation at {from}");
+    }
+
+    // The auditor's policy: with b's vkey, two witnesses count; without it, b's line is ignored.
+    let b_flag = ["--witness", vkey_b.as_str()];
+    let audit = ["audit", "--since", p(&saved), "--genesis", &genesis, "--node", &api, "--witnesses", "2"];
+    let out = ok(credence(&[&audit[..], &b_flag].concat()));
+    assert!(
+        stdout(&out).contains("cosigned by 2 of the trusted witnesses (2 required): w.example/a, w.example/b"),
+        "{}",
+        stdout(&out)
+    );
+    refused(
+        &credence(&audit),
+        "2 witnesses required but the policy names only 1 (genesis: w.example/a; --witness: none)",
+    );
+    // The same from the log's tiles.
+    let tiles_audit = ["audit", "--since", p(&saved), "--genesis", &genesis, "--tiles", &api, "--witnesses", "2"];
+    ok(credence(&[&tiles_audit[..], &b_flag].concat()));
+    refused(&credence(&tiles_audit), "2 witnesses required but the policy names only 1");
+    let audit1 = ["audit", "--since", p(&saved), "--genesis", &genesis, "--node", &api, "--witnesses", "1"];
+    ok(credence(&audit1));
+    let v = json(&ok(credence(&[
+        "checkpoint",
+        "--node",
+        &api,
+        "--genesis",
+        &genesis,
+        "--witnesses",
+        "2",
+        "--witness",
+        &vkey_b,
+        "--json",
+    ])));
+    assert_eq!(v["witnesses"], serde_json::json!(["w.example/a", "w.example/b"]), "{v}");
+
+    // A bundle under a checkpoint cosigned by both.
+    let regulator = net.access_key(0, 0, "inspector", "regulator");
+    let reader = ["--access-key", p(&regulator), "--purpose", "supervision"];
+    let id = net.attest(0, 0, "2022")["id"].as_str().unwrap().to_string();
+    let bundle = dir.path().join("bundle.json");
+    wait_until("a bundle under a checkpoint cosigned by both", Duration::from_secs(60), || {
+        let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
+        ok(credence(&[&args[..], &reader].concat()));
+        let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+        cosigners(b["checkpoint"].as_str().unwrap()) == ["w.example/a", "w.example/b"]
+    });
+    let verify = ["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "2"];
+    let v = json(&ok(credence(&[&verify[..], &b_flag, &["--json"]].concat())));
+    assert_eq!(v["witnesses"], serde_json::json!(["w.example/a", "w.example/b"]), "{v}");
+    refused(&credence(&verify), "2 witnesses required but the policy names only 1");
+    // Trusting b with a's key under b's name is not b: its line is then ignored, k = 2 unmet.
+    let pk_a = credence_ledger::genesis::Genesis::load(Path::new(&genesis)).unwrap().witnesses[0].public_key;
+    let wrong = credence_ledger::witness::WitnessKey { name: "w.example/b".into(), key: pk_a }.to_vkey_string();
+    refused(
+        &credence(&[&verify[..], &["--witness", &wrong]].concat()),
+        "2 witnesses required, 1 counted (w.example/a); no valid cosignature from: w.example/b",
+    );
+
+    // Governance removes b: from the removal's height the node stops submitting to it.
+    propose(&net, &["remove-witness", "--name", "w.example/b"]);
+    let mut until = 0;
+    wait_until("witness b out of force", Duration::from_secs(30), || {
+        let (names, history) = governance_witnesses(&api);
+        until =
+            history.iter().find(|w| w["name"] == "w.example/b").and_then(|w| w["until_height"].as_u64()).unwrap_or(0);
+        names == ["w.example/a"] && until > 0
+    });
+    wait_until("a checkpoint past the removal cosigned by a", Duration::from_secs(30), || {
+        let note = common::net::credence_http_get(&api, "/checkpoint").unwrap_or_default();
+        let h: u64 = note_height(&note);
+        h > until + 1 && cosigners(&note) == ["w.example/a"]
+    });
+    let b_before = metric(&api, "credence_witness_cosignatures_total{witness=\"w.example/b\"}");
+    let head = height(&api);
+    net.attest(0, 0, "2023");
+    wait_until("three more cosigned heights", Duration::from_secs(30), || {
+        let note = common::net::credence_http_get(&api, "/checkpoint").unwrap_or_default();
+        let h: u64 = note_height(&note);
+        h >= head + 3 && cosigners(&note) == ["w.example/a"]
+    });
+    assert_eq!(
+        metric(&api, "credence_witness_cosignatures_total{witness=\"w.example/b\"}"),
+        b_before,
+        "no submission to b after its removal"
+    );
+    let cosigs =
+        std::fs::read_to_string(net.config(0).parent().unwrap().join("data/cosignatures.txt")).unwrap_or_default();
+    for line in cosigs.lines().filter(|l| l.contains("\u{2014} w.example/b ")) {
+        let h: u64 = line.split(' ').next().unwrap().parse().unwrap();
+        assert!((from..until).contains(&h), "a kept cosignature of b at height {h}, outside its term {from}..{until}");
+    }
+    let log = std::fs::read_to_string(net.dir.path().join("node0.log")).unwrap_or_default();
+    assert!(log.contains("stopped submitting"), "the node logs that it stopped submitting to b");
+
+    // From the chain itself: a stopped node's data directory verifies (every governance record
+    // replayed under the rules) and lists b's term offline.
+    node.stop();
+    let data = net.config(0).parent().unwrap().join("data");
+    ok(credence(&["verify", "--data-dir", p(&data)]));
+    let v = json(&ok(credence(&["governance", "list", "--data-dir", p(&data), "--json"])));
+    let terms = v["witness_history"].as_array().unwrap();
+    let b = terms.iter().find(|w| w["name"] == "w.example/b").unwrap();
+    assert_eq!((b["from_height"].as_u64(), b["until_height"].as_u64()), (Some(from), Some(until)), "{v}");
+    assert_eq!(b["vkey"], vkey_b.as_str());
+    let out = ok(credence(&["governance", "status", "--data-dir", p(&data)]));
+    assert!(
+        stdout(&out).contains("witnesses in force 1") && !stdout(&out).contains("w.example/b+"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -15,12 +15,12 @@ use clap::Args;
 use credence_ledger::checkpoint::{CHECKPOINT_BYTES_MAX, Checkpoint, QuorumReport};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::merkle::{self, NodeHash};
-use credence_ledger::witness::parse_witnessed_note;
+use credence_ledger::witness::{WitnessKey, parse_witnessed_note};
 use credence_node::api::views::{
     AttestationView, ConsistencyProofView, GovernanceView, InclusionProofView, SetChangesView,
 };
 use credence_node::bundle::{
-    self, BUNDLE_BYTES_MAX, Bundle, CheckedNote, KeyIntroduction, SetChange, SetInForce, check_witnessed,
+    self, BUNDLE_BYTES_MAX, Bundle, CheckedNote, KeyIntroduction, SetChange, SetInForce, WitnessPolicy,
     check_witnessed_with, decode_hashes,
 };
 use serde_json::json;
@@ -44,9 +44,39 @@ pub struct CheckpointArgs {
     /// shows the node is self-consistent).
     #[arg(long)]
     genesis: Option<PathBuf>,
+    #[command(flatten)]
+    policy: WitnessPolicyArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// The auditor's witness policy: which outside witnesses it trusts, and how many must cosign.
+#[derive(Args, Debug, Default)]
+pub struct WitnessPolicyArgs {
+    /// Also trust this witness: its C2SP verifier key `name+keyid+base64` (as `credence
+    /// witness` prints it and `credence governance status` lists the witnesses governance
+    /// named); repeat for several. Genesis's witnesses are always trusted; a cosignature line
+    /// by a key not trusted is ignored, one by a trusted key that does not verify is refused.
+    #[arg(long = "witness", value_name = "VKEY")]
+    witness: Vec<String>,
+    /// Require the checkpoint to carry valid `cosignature/v1` lines of at least this many of the
+    /// trusted witnesses (genesis's and --witness's; C2SP tlog-witness): outside parties that saw
+    /// no other history. 0: witnesses are not required.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
+}
+
+impl WitnessPolicyArgs {
+    /// The policy: genesis's witnesses and the --witness keys.
+    pub fn policy(&self, genesis: &Genesis) -> Result<WitnessPolicy> {
+        let extra = self
+            .witness
+            .iter()
+            .map(|v| WitnessKey::parse_vkey(v).map_err(|e| anyhow::anyhow!("--witness '{v}': {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        WitnessPolicy::with_extra(genesis, &extra).map_err(|e| anyhow::anyhow!("--witness: {e}"))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -67,11 +97,9 @@ pub struct AuditArgs {
     /// (e.g. made by `credence mirror`); the consistency proof is computed from the tiles.
     #[arg(long, conflicts_with = "data_dir")]
     tiles: Option<String>,
-    /// Require the current checkpoint to carry valid `cosignature/v1` lines of at least this
-    /// many of the witnesses named in genesis (C2SP tlog-witness): outside parties that saw no
-    /// other history. 0: witnesses are not required.
-    #[arg(long, default_value_t = 0)]
-    witnesses: usize,
+    /// The witnesses trusted and required for the current checkpoint.
+    #[command(flatten)]
+    policy: WitnessPolicyArgs,
     /// After a successful audit, replace the --since file with the node's current checkpoint.
     #[arg(long)]
     update: bool,
@@ -120,10 +148,9 @@ pub struct VerifyBundleArgs {
     /// the tiles): the bundle's history is the one the log still serves.
     #[arg(long)]
     tiles: Option<String>,
-    /// Require the bundle's checkpoint to carry valid `cosignature/v1` lines of at least this
-    /// many of the witnesses named in genesis. 0: witnesses are not required.
-    #[arg(long, default_value_t = 0)]
-    witnesses: usize,
+    /// The witnesses trusted and required for the bundle's checkpoint.
+    #[command(flatten)]
+    policy: WitnessPolicyArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -166,6 +193,7 @@ fn fetch_set_changes(conn: &mut Conn, height: u64) -> Result<Vec<SetChange>> {
 fn check_note_via_node(
     note: &str,
     genesis: &Genesis,
+    policy: &WitnessPolicy,
     conn: &mut Conn,
 ) -> Result<Result<(CheckedNote, SetInForce), String>> {
     let height = match parse_witnessed_note(note) {
@@ -173,13 +201,14 @@ fn check_note_via_node(
         Err(e) => return Ok(Err(e.to_string())),
     };
     let changes = fetch_set_changes(conn, height)?;
-    Ok(check_note_with_changes(note, genesis, &changes))
+    Ok(check_note_with_changes(note, genesis, policy, &changes))
 }
 
 /// [`check_note_via_node`] with the set changes at hand.
 pub(crate) fn check_note_with_changes(
     note: &str,
     genesis: &Genesis,
+    policy: &WitnessPolicy,
     changes: &[SetChange],
 ) -> Result<(CheckedNote, SetInForce), String> {
     let set = bundle::walk_set_changes(genesis, changes).map_err(|e| e.to_string())?;
@@ -190,7 +219,7 @@ pub(crate) fn check_note_with_changes(
             set.from_height, unchecked.body.height
         ));
     }
-    let checked = check_witnessed_with(note, genesis, &set.validators)
+    let checked = check_witnessed_with(note, genesis, &set.validators, policy)
         .map_err(|r| format!("{r} (checked against the validators in force since height {})", set.from_height))?;
     Ok((checked, set))
 }
@@ -231,9 +260,12 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
     let mut conn = Conn::new(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
+    let policy = a.policy.policy(&genesis)?;
     let note = fetch_note(&mut conn)?;
-    let (cp, q, set) = match check_note_via_node(&note, &genesis, &mut conn)? {
-        Ok((c, set)) => (c.checkpoint, c.quorum, set),
+    let checked = check_note_via_node(&note, &genesis, &policy, &mut conn)?
+        .and_then(|(c, set)| bundle::require_witnesses(&policy, &c.witnesses, a.policy.witnesses).map(|()| (c, set)));
+    let (cp, q, witnesses, set) = match checked {
+        Ok((c, set)) => (c.checkpoint, c.quorum, c.witnesses, set),
         Err(reason) => {
             if a.json {
                 println!("{}", json!({"valid": false, "reason": reason}));
@@ -250,6 +282,7 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
         let mut v = checkpoint_json(&cp, &q);
         v["valid"] = json!(true);
         v["validators_since"] = json!(set.from_height);
+        v["witnesses"] = json!(witnesses);
         v["note"] = json!(note);
         println!("{v}");
     } else {
@@ -267,6 +300,15 @@ pub fn checkpoint(a: &CheckpointArgs) -> Result<ExitCode> {
             println!(
                 "(the validators in force since height {}, reached from genesis through certified set changes)",
                 set.from_height
+            );
+        }
+        if !policy.keys().is_empty() {
+            println!(
+                "cosigned by {} of the {} trusted witnesses ({} required){}",
+                witnesses.len(),
+                policy.names().len(),
+                a.policy.witnesses,
+                if witnesses.is_empty() { String::new() } else { format!(": {}", witnesses.join(", ")) }
             );
         }
         if a.genesis.is_none() {
@@ -322,6 +364,7 @@ pub(crate) fn judge(
 
 pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
+    let policy = a.policy.policy(&genesis)?;
     let old_note = String::from_utf8(read_bounded(&a.since, CHECKPOINT_BYTES_MAX, "--since")?)
         .with_context(|| format!("--since: {} is not UTF-8 text", a.since.display()))?;
     let tiles = a.tiles.as_deref().map(|t| Tiles::open(t, None)).transpose()?;
@@ -341,9 +384,9 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
         // changes the node serves or the tiles publish (walked from genesis).
         let mut check = |note: &str| -> Result<Result<CheckedNote, String>> {
             match (conn.as_mut(), &tiles) {
-                (Some(c), _) => Ok(check_note_via_node(note, &genesis, c)?.map(|(checked, _)| checked)),
-                (None, Some(t)) => Ok(crate::tiles::check_note(t, note, &genesis)?.0),
-                (None, None) => Ok(check_witnessed(note, &genesis)),
+                (Some(c), _) => Ok(check_note_via_node(note, &genesis, &policy, c)?.map(|(checked, _)| checked)),
+                (None, Some(t)) => Ok(crate::tiles::check_note(t, note, &genesis, &policy)?.0),
+                (None, None) => Ok(check_witnessed_with(note, &genesis, &genesis.verifier_keys(), &policy)),
             }
         };
         let (old, old_q) = match check(&old_note)? {
@@ -354,7 +397,7 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
         let (new, new_q) = match check(&new_note)? {
             Ok(c) => {
                 report["witnesses"] = json!(c.witnesses);
-                if let Err(r) = bundle::require_witnesses(&genesis, &c.witnesses, a.witnesses) {
+                if let Err(r) = bundle::require_witnesses(&policy, &c.witnesses, a.policy.witnesses) {
                     return Ok(Verdict::BadCheckpoint(format!("the node's current checkpoint: {r}")));
                 }
                 (c.checkpoint, c.quorum)
@@ -412,11 +455,11 @@ pub fn audit(a: &AuditArgs) -> Result<ExitCode> {
                     t["validators"],
                     report["proof_hashes"]
                 );
-                if a.witnesses > 0 {
+                if a.policy.witnesses > 0 {
                     println!(
-                        "The current checkpoint is cosigned by {} of the genesis witnesses ({} required): {}.",
+                        "The current checkpoint is cosigned by {} of the trusted witnesses ({} required): {}.",
                         report["witnesses"].as_array().map_or(0, Vec::len),
-                        a.witnesses,
+                        a.policy.witnesses,
                         report["witnesses"].as_array().map_or(String::new(), |w| w
                             .iter()
                             .filter_map(|v| v.as_str())
@@ -476,7 +519,7 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     let report = bundle::verify(&b, &genesis).context("the node's data does not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
-        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, cosigned by {} of {} genesis witnesses, {} validator-set changes",
+        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, cosigned by {} of {} genesis witnesses (lines of other witnesses kept, not counted), {} validator-set changes",
         a.out.display(),
         report.id,
         report.leaf_index,
@@ -523,7 +566,7 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
         .map(credence_ledger::hash::HashOf::from_hash)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let src = Tiles::open(tiles_arg, a.access.load()?)?;
-    let (_, checked, changes) = crate::tiles::checked_checkpoint(&src, &genesis)?;
+    let (_, checked, changes) = crate::tiles::checked_checkpoint(&src, &genesis, &WitnessPolicy::genesis(&genesis))?;
     let checked = checked.map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
     let cp = checked.checkpoint;
     let size = cp.body.tree_size;
@@ -555,15 +598,20 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
 }
 
 /// With `--tiles`: the bundle's checkpoint must be a prefix of the log's current one.
-fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result<Result<u64, String>> {
+fn bundle_still_in_log(
+    b: &Bundle,
+    genesis: &Genesis,
+    policy: &WitnessPolicy,
+    tiles_arg: &str,
+) -> Result<Result<u64, String>> {
     let src = Tiles::open(tiles_arg, None)?;
     let note = src.checkpoint()?;
     // The log's checkpoint is checked against the set its published set changes reach or,
     // for a log that publishes none, the set the bundle's own changes reach (already walked
     // by `bundle::verify`).
     let set = bundle::walk_set_changes(genesis, &b.set_changes)?;
-    let checked = crate::tiles::check_note(&src, &note, genesis)?.0;
-    let checked = checked.or_else(|r| check_witnessed_with(&note, genesis, &set.validators).map_err(|_| r));
+    let checked = crate::tiles::check_note(&src, &note, genesis, policy)?.0;
+    let checked = checked.or_else(|r| check_witnessed_with(&note, genesis, &set.validators, policy).map_err(|_| r));
     let now = match checked {
         Ok(c) => c.checkpoint,
         Err(r) => return Ok(Err(format!("the log's current checkpoint is not valid: {r}"))),
@@ -581,11 +629,12 @@ fn bundle_still_in_log(b: &Bundle, genesis: &Genesis, tiles_arg: &str) -> Result
 
 pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
     let genesis = Genesis::load(&a.genesis).with_context(|| format!("--genesis: {}", a.genesis.display()))?;
+    let policy = a.policy.policy(&genesis)?;
     let bytes = read_bounded(&a.file, BUNDLE_BYTES_MAX, "bundle")?;
     let parsed = Bundle::parse(&bytes);
     let mut result = match &parsed {
-        Ok(b) => bundle::verify(b, &genesis).and_then(|r| {
-            bundle::require_witnesses(&genesis, &r.witnesses, a.witnesses)
+        Ok(b) => bundle::verify_with(b, &genesis, &policy).and_then(|r| {
+            bundle::require_witnesses(&policy, &r.witnesses, a.policy.witnesses)
                 .map(|()| r)
                 .map_err(|rule| bundle::BundleError { field: "checkpoint", rule })
         }),
@@ -593,7 +642,7 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
     };
     let mut in_log = None;
     if let (Ok(b), Ok(_), Some(t)) = (&parsed, &result, &a.tiles) {
-        match bundle_still_in_log(b, &genesis, t)? {
+        match bundle_still_in_log(b, &genesis, &policy, t)? {
             Ok(size) => in_log = Some(size),
             Err(rule) => result = Err(bundle::BundleError { field: "checkpoint", rule }),
         }
@@ -620,7 +669,7 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                 println!(
                     "VALID: attestation {} by {} is leaf {} of the ledger's first {} attestations, \
                      under a checkpoint (height {}) signed by {} of {} validators ({} needed): {}; \
-                     cosigned by {} of {} genesis witnesses{}; validators reached from genesis through {} certified set changes",
+                     cosigned by {} of {} trusted witnesses{}; validators reached from genesis through {} certified set changes",
                     r.id,
                     r.attester,
                     r.leaf_index,
@@ -631,7 +680,7 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
                     r.needed,
                     r.signers.join(", "),
                     r.witnesses.len(),
-                    genesis.witnesses.len(),
+                    policy.names().len(),
                     if r.witnesses.is_empty() { String::new() } else { format!(": {}", r.witnesses.join(", ")) },
                     r.set_changes
                 );

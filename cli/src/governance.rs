@@ -11,6 +11,7 @@ use credence_ledger::governance::{self, Change, MemberKey, PROPOSAL_TTL_MS_MAX};
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::ids::MemberName;
 use credence_ledger::sig::PublicKey;
+use credence_ledger::witness::WitnessKey;
 use credence_node::runtime::now_ms;
 use serde_json::Value;
 
@@ -100,6 +101,22 @@ enum ChangeArg {
         #[arg(long)]
         timeout_delta_ms: u64,
     },
+    /// Name an outside witness (C2SP tlog-witness): from the activation height every node submits
+    /// each new checkpoint to it and keeps and serves its cosignatures.
+    AddWitness {
+        /// Its C2SP verifier key `name+keyid+base64`, as `credence witness` prints it.
+        #[arg(long)]
+        witness: String,
+        /// Where it serves `POST <url>/add-checkpoint`: `http://host:port[/prefix]`.
+        #[arg(long)]
+        url: String,
+    },
+    /// Stop submitting checkpoints to a witness in force (genesis's or governance's), from the activation height.
+    RemoveWitness {
+        /// Its key name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -125,6 +142,10 @@ pub struct ShowArgs {
     /// The node's API.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     node: String,
+    /// Read this data directory offline instead of a node (a stopped node's, or a copy an
+    /// auditor verified with `credence verify --data-dir`).
+    #[arg(long, conflicts_with = "node")]
+    data_dir: Option<PathBuf>,
     /// Print the node's JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -202,6 +223,11 @@ fn change(c: &ChangeArg) -> Result<Change> {
             timeout_precommit_ms: *timeout_precommit_ms,
             timeout_delta_ms: *timeout_delta_ms,
         }),
+        ChangeArg::AddWitness { witness, url } => {
+            let w = WitnessKey::parse_vkey(witness).map_err(|e| anyhow::anyhow!("--witness: {e}"))?;
+            Change::AddWitness { name: w.name, key: w.key, url: url.clone() }
+        }
+        ChangeArg::RemoveWitness { name } => Change::RemoveWitness { name: name.clone() },
     })
 }
 
@@ -254,7 +280,8 @@ fn fetch(node: &str) -> Result<Value> {
 }
 
 fn show(a: &ShowArgs, list: bool) -> Result<ExitCode> {
-    let v = fetch(&a.node)?;
+    let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
+    let v = fetch(&url)?;
     if a.json {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
@@ -311,6 +338,11 @@ fn status_text(v: &Value) -> String {
             roles
         ));
     }
+    let witnesses = array(&v["witnesses"]);
+    out.push_str(&format!("\nwitnesses in force {}\n", witnesses.len()));
+    for w in witnesses {
+        out.push_str(&format!("  {}  {}  since {}\n", s(&w["vkey"]), s(&w["url"]), s(&w["from_height"])));
+    }
     out.push_str(&format!(
         "\nopen proposals {}, changes waiting for their height {}\n",
         array(&v["proposals"]).len(),
@@ -321,7 +353,7 @@ fn status_text(v: &Value) -> String {
 
 fn change_text(c: &Value) -> String {
     let mut parts = vec![s(&c["kind"])];
-    for field in ["member", "key", "replacement", "roles", "validator", "params"] {
+    for field in ["member", "witness", "key", "replacement", "roles", "validator", "params", "url"] {
         if !c[field].is_null() {
             let value = if field == "key" || field == "replacement" { short(&c[field]) } else { s(&c[field]) };
             parts.push(format!("{field}={value}"));
@@ -358,6 +390,21 @@ fn list_text(v: &Value) -> String {
                 change_text(&c["change"])
             ));
         }
+    }
+    out.push_str("\nwitnesses (every term)\n");
+    for w in array(&v["witness_history"]) {
+        let until = if w["until_height"].is_null() {
+            "in force".to_owned()
+        } else {
+            format!("until {}", s(&w["until_height"]))
+        };
+        out.push_str(&format!(
+            "  from height {:<8} {:<10} {}  {}\n",
+            s(&w["from_height"]),
+            until,
+            s(&w["vkey"]),
+            s(&w["url"])
+        ));
     }
     out.push_str("\nvalidator sets\n");
     for e in array(&v["epochs"]) {
@@ -402,6 +449,19 @@ mod tests {
         assert!(e.to_string().starts_with("--roles:"), "{e}");
         let e = change(&ChangeArg::RemoveMember { name: "Bad Name".into() }).unwrap_err();
         assert!(e.to_string().contains("--name"), "{e}");
+        // A witness in the vkey form `credence witness` prints.
+        let w = WitnessKey {
+            name: "witness.example/w1".into(),
+            key: credence_ledger::sig::SecretKey::from_seed([9; 32]).public(),
+        };
+        let c =
+            change(&ChangeArg::AddWitness { witness: w.to_vkey_string(), url: "http://127.0.0.1:9".into() }).unwrap();
+        assert_eq!(c, Change::AddWitness { name: w.name.clone(), key: w.key, url: "http://127.0.0.1:9".into() });
+        let e =
+            change(&ChangeArg::AddWitness { witness: "w+00000000+AAAA".into(), url: "http://x".into() }).unwrap_err();
+        assert!(e.to_string().starts_with("--witness:"), "{e}");
+        let c = change(&ChangeArg::RemoveWitness { name: w.name.clone() }).unwrap();
+        assert_eq!(c, Change::RemoveWitness { name: w.name });
     }
 
     #[test]

@@ -32,7 +32,7 @@ use credence_ledger::tiles::{
 };
 use credence_ledger::verify::ChainContext;
 use credence_node::api::views::SetChangesView;
-use credence_node::bundle::{BUNDLE_BYTES_MAX, CheckedNote, SetChange};
+use credence_node::bundle::{BUNDLE_BYTES_MAX, CheckedNote, SetChange, WitnessPolicy};
 use credence_node::keyfile::AccessKeyFile;
 use credence_node::mempool::Verifier;
 
@@ -184,20 +184,29 @@ type Checked = std::result::Result<CheckedNote, String>;
 
 /// `note` checked against the validators in force at its height, through the set changes
 /// `tiles` publish up to that height: `Ok(Err(reason))` if it is not valid; with the changes.
-pub fn check_note(tiles: &Tiles, note: &str, genesis: &Genesis) -> Result<(Checked, Vec<SetChange>)> {
+pub fn check_note(
+    tiles: &Tiles,
+    note: &str,
+    genesis: &Genesis,
+    policy: &WitnessPolicy,
+) -> Result<(Checked, Vec<SetChange>)> {
     let height = match credence_ledger::witness::parse_witnessed_note(note) {
         Ok((cp, _)) => cp.body.height,
         Err(e) => return Ok((Err(e.to_string()), Vec::new())),
     };
     let changes = tiles.set_changes(height)?;
-    let checked = crate::audit::check_note_with_changes(note, genesis, &changes).map(|(c, _)| c);
+    let checked = crate::audit::check_note_with_changes(note, genesis, policy, &changes).map(|(c, _)| c);
     Ok((checked, changes))
 }
 
 /// The log's checkpoint, checked as [`check_note`] does.
-pub fn checked_checkpoint(tiles: &Tiles, genesis: &Genesis) -> Result<(String, Checked, Vec<SetChange>)> {
+pub fn checked_checkpoint(
+    tiles: &Tiles,
+    genesis: &Genesis,
+    policy: &WitnessPolicy,
+) -> Result<(String, Checked, Vec<SetChange>)> {
     let note = tiles.checkpoint()?;
-    let (checked, changes) = check_note(tiles, &note, genesis)?;
+    let (checked, changes) = check_note(tiles, &note, genesis, policy)?;
     Ok((note, checked, changes))
 }
 
@@ -266,14 +275,15 @@ pub fn mirror(a: &MirrorArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::from(1))
     };
-    let (note, checked, changes) = checked_checkpoint(&src, &genesis)?;
+    let policy = WitnessPolicy::genesis(&genesis);
+    let (note, checked, changes) = checked_checkpoint(&src, &genesis, &policy)?;
     let (cp, q) = match quorum(checked) {
         Ok(v) => v,
         Err(r) => return refuse(format!("the log's checkpoint is not valid: {r}")),
     };
     let copy = Tiles::Dir(a.out.clone());
     let old = match read_file_bounded(&a.out.join("checkpoint"), CHECKPOINT_BYTES_MAX).map_err(anyhow::Error::msg)? {
-        Some(b) => match quorum(check_note(&copy, &String::from_utf8_lossy(&b), &genesis)?.0) {
+        Some(b) => match quorum(check_note(&copy, &String::from_utf8_lossy(&b), &genesis, &policy)?.0) {
             Ok((old, _)) => Some(old),
             Err(r) => return refuse(format!("the copy's checkpoint is not valid: {r}")),
         },
@@ -428,7 +438,7 @@ pub fn verify(tiles_arg: &str, access: Option<AccessKeyFile>, genesis: Genesis, 
         }
         Ok(ExitCode::from(1))
     };
-    let (_, checked, changes) = checked_checkpoint(&src, &ctx.genesis)?;
+    let (_, checked, changes) = checked_checkpoint(&src, &ctx.genesis, &WitnessPolicy::genesis(&ctx.genesis))?;
     let (cp, q) = match quorum(checked) {
         Ok(v) => v,
         Err(r) => return fail(format!("the log's checkpoint is not valid: {r}")),

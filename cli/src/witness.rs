@@ -40,6 +40,9 @@ pub fn run(a: &WitnessArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let w = Arc::new(Witness::new(&a.name, sk, &logs, &a.state)?);
     println!("witness {} key {} on {}", a.name, hex::encode(w.key().key.0), a.listen);
+    // The C2SP verifier key, as `credence governance propose add-witness --witness` and the
+    // auditors' `--witness` take it.
+    println!("vkey {}", w.key().to_vkey_string());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let listener =

@@ -524,7 +524,8 @@ fn parse_signature_line(line: &str, n: usize) -> Result<NoteSignature, Checkpoin
 }
 
 /// signed-note §Format: key names are non-empty with no Unicode spaces and no '+'.
-fn check_key_name(name: &str) -> Result<(), &'static str> {
+/// A C2SP signed-note key name: non-empty, no whitespace, no '+', no control character.
+pub fn check_key_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         Err("key name is empty")
     } else if name.chars().any(char::is_whitespace) {
@@ -585,7 +586,7 @@ fn field(line: usize, field: &'static str, rule: impl Into<String>) -> Checkpoin
     CheckpointError::Field { line, field, rule: rule.into() }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
@@ -596,7 +597,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Lowercase hex only, exactly `2 * N` digits.
-fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+pub(crate) fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),

@@ -379,6 +379,25 @@ fn check_text(key: &str, value: &str) -> Result<(), GenesisError> {
     Ok(())
 }
 
+/// A witness's URL (genesis's `[[witnesses]]` and governance's `add-witness`): `http://`
+/// (the node's witness client speaks plain HTTP/1.1), a host, printable ASCII, no trailing
+/// '/', at most [`WITNESS_URL_BYTES_MAX`] bytes. The error is the rule broken.
+pub fn check_witness_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err("must start with http:// (the node's witness client speaks plain HTTP/1.1)".into());
+    };
+    if url.len() > WITNESS_URL_BYTES_MAX
+        || rest.is_empty()
+        || url.ends_with('/')
+        || !url.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(format!(
+            "must be http://host:port[/prefix], printable ASCII, no trailing '/', at most {WITNESS_URL_BYTES_MAX} bytes"
+        ));
+    }
+    Ok(())
+}
+
 fn validate_witnesses(raw: Vec<RawWitness>) -> Result<Vec<GenesisWitness>, GenesisError> {
     if raw.len() > WITNESSES_MAX {
         return Err(invalid("witnesses", format!("at most {WITNESSES_MAX} witnesses")));
@@ -406,21 +425,7 @@ fn validate_witnesses(raw: Vec<RawWitness>) -> Result<Vec<GenesisWitness>, Genes
         if out.iter().any(|o| o.public_key == public_key) {
             return Err(invalid(key("public_key"), "duplicate public key: another witness already uses it"));
         }
-        let rest = w.url.strip_prefix("http://").ok_or_else(|| {
-            invalid(key("url"), "must start with http:// (the node's witness client speaks plain HTTP/1.1)")
-        })?;
-        if w.url.len() > WITNESS_URL_BYTES_MAX
-            || rest.is_empty()
-            || w.url.ends_with('/')
-            || !w.url.chars().all(|c| c.is_ascii_graphic())
-        {
-            return Err(invalid(
-                key("url"),
-                format!(
-                    "must be http://host:port[/prefix], printable ASCII, no trailing '/', at most {WITNESS_URL_BYTES_MAX} bytes"
-                ),
-            ));
-        }
+        check_witness_url(&w.url).map_err(|rule| invalid(key("url"), rule))?;
         out.push(GenesisWitness { name: w.name, public_key, url: w.url });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -568,6 +573,8 @@ impl Genesis {
     /// This genesis naming `witnesses` (checked as a file's `[[witnesses]]` would be).
     pub fn with_witnesses(mut self, witnesses: Vec<GenesisWitness>) -> Result<Genesis, GenesisError> {
         self.witnesses = validate_witnesses(witnesses.into_iter().map(GenesisWitness::into_raw).collect())?;
+        // The genesis governance state holds the witnesses: build it anew.
+        self.governance = GenesisGovernance::default();
         Ok(self)
     }
 

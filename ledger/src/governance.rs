@@ -1,4 +1,11 @@
-//! Governance: the member set, member keys, roles, the validator set and the consensus parameters as a deterministic state that only governance records change.
+//! Governance: the member set, member keys, roles, the validator set, the consensus parameters and the outside witnesses in force as a deterministic state that only governance records change.
+//!
+//! Witnesses: genesis's `[[witnesses]]` are in force from height 1; `Change::AddWitness` and
+//! `Change::RemoveWitness` (rules R054..R058) add and retire others at the activation height
+//! like every change. [`GovState::witnesses`] keeps every term, so the witnesses in force at
+//! any height are known ([`GovState::witnesses_at`]): the nodes submit a checkpoint to those in
+//! force at its height and keep only their cosignatures. Offline verifiers do not take this
+//! list as their trust policy (docs/AUDITING.md §Outside witnesses).
 //!
 //! A validator proposes a [`Change`] (`Claim::GovernanceProposal`); validators
 //! approve it (`Claim::GovernanceApproval`; the proposal counts as its proposer's
@@ -27,10 +34,11 @@ use serde::{Deserialize, Serialize};
 use crate::attestation::{AttestationId, ClaimKind};
 use crate::checkpoint::{self, VerifierKey};
 use crate::codec;
-use crate::genesis::{ConsensusParams, Genesis, MEMBERS_MAX, Role, VALIDATORS_MAX};
+use crate::genesis::{ConsensusParams, Genesis, MEMBERS_MAX, Role, VALIDATORS_MAX, WITNESSES_MAX};
 use crate::hash::Hash;
 use crate::ids::MemberName;
 use crate::sig::{Domain, KeyTable, PublicKey, SecretKey, SigError, Signature, VerifyingKey};
+use crate::witness::WitnessKey;
 
 /// Heights between the block that completes a change (or holds a key rotation) and
 /// the first height at which it is in force. See the module documentation.
@@ -45,6 +53,9 @@ pub const SCHEDULED_MAX: usize = 64;
 /// Most keys a member holds over the chain's life (its first key and its rotations
 /// and replacements).
 pub const MEMBER_KEYS_MAX: usize = 64;
+/// Most terms of outside witnesses over the chain's life (genesis's and every
+/// `AddWitness` that took effect), so the history a [`GovState`] keeps stays bounded.
+pub const WITNESS_TERMS_MAX: usize = 256;
 
 /// A member's public key with its algorithm: the tag lets a 国密 SM2 suite be added
 /// later as a new variant, without a format break. Encoded as `u32` tag ‖ key bytes.
@@ -89,6 +100,13 @@ pub enum Change {
     RevokeKey { name: MemberName, key: MemberKey, replacement: MemberKey },
     /// Tag 4: new consensus parameters (block limits no larger than the genesis ones).
     SetConsensus(ConsensusParams),
+    /// Tag 5: an outside witness (C2SP tlog-witness) the nodes submit each checkpoint to
+    /// from the activation height: its key name in `cosignature/v1` lines, its Ed25519
+    /// cosigning key, and where it serves `POST <url>/add-checkpoint` (as a genesis
+    /// `[[witnesses]]` table names one).
+    AddWitness { name: String, key: PublicKey, url: String },
+    /// Tag 6: the nodes stop submitting to a witness in force from the activation height.
+    RemoveWitness { name: String },
 }
 
 impl Change {
@@ -100,6 +118,8 @@ impl Change {
             Change::SetRoles { .. } => "set-roles",
             Change::RevokeKey { .. } => "revoke-key",
             Change::SetConsensus(_) => "set-consensus",
+            Change::AddWitness { .. } => "add-witness",
+            Change::RemoveWitness { .. } => "remove-witness",
         }
     }
 
@@ -110,7 +130,7 @@ impl Change {
             | Change::RemoveMember { name }
             | Change::SetRoles { name, .. }
             | Change::RevokeKey { name, .. } => Some(name),
-            Change::SetConsensus(_) => None,
+            Change::SetConsensus(_) | Change::AddWitness { .. } | Change::RemoveWitness { .. } => None,
         }
     }
 
@@ -140,7 +160,12 @@ impl Change {
             Change::SetConsensus(p) => {
                 p.check().map_err(|e| GovFieldError { field: "params", rule: e.to_string() })?;
             }
-            Change::RemoveMember { .. } | Change::SetRoles { .. } => {}
+            // A witness's fields are checked with the state, under their own codes
+            // (R054..R058, [`GovState::check_change`]).
+            Change::RemoveMember { .. }
+            | Change::SetRoles { .. }
+            | Change::AddWitness { .. }
+            | Change::RemoveWitness { .. } => {}
         }
         Ok(())
     }
@@ -278,6 +303,32 @@ pub struct Applied {
     pub pending: Pending,
 }
 
+/// One term of an outside witness in force: from the genesis (height 1) or an `AddWitness`'s
+/// activation height, until a `RemoveWitness`'s activation height (exclusive), if any.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessTerm {
+    /// Its key name in `cosignature/v1` lines.
+    pub name: String,
+    pub key: PublicKey,
+    /// Where it serves `POST <url>/add-checkpoint`.
+    pub url: String,
+    /// The first height it is in force at.
+    pub from_height: u64,
+    /// The first height it is no longer in force at (`None`: still in force).
+    pub until_height: Option<u64>,
+}
+
+impl WitnessTerm {
+    /// Whether it is in force at `height`.
+    pub fn in_force_at(&self, height: u64) -> bool {
+        self.from_height <= height && self.until_height.is_none_or(|u| height < u)
+    }
+    /// Its cosigner key, for checking `cosignature/v1` lines.
+    pub fn key(&self) -> WitnessKey {
+        WitnessKey { name: self.name.clone(), key: self.key }
+    }
+}
+
 /// The governance state after a block: pure function of the chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GovState {
@@ -293,6 +344,25 @@ pub struct GovState {
     pub applied: Vec<Applied>,
     /// SHA-256 of the in-force members and parameters: the key of [`Roster`] caches.
     pub roster_digest: Hash,
+    /// Every term of an outside witness, oldest first: genesis's (from height 1, in name
+    /// order), then those governance added, in activation order (at most
+    /// [`WITNESS_TERMS_MAX`]). Last in the layout: a store's states from before witnesses were
+    /// governed decode through [`GovState::decode_stored`].
+    pub witnesses: Vec<WitnessTerm>,
+}
+
+/// The layout of [`GovState`] before witnesses were governed (`witnesses` absent): what stores
+/// written by earlier versions hold.
+#[derive(Deserialize)]
+struct GovStateBeforeWitnesses {
+    members: Vec<MemberState>,
+    by_name: BTreeMap<MemberName, u16>,
+    params: ConsensusParams,
+    proposals: Vec<OpenProposal>,
+    scheduled: Vec<Scheduled>,
+    epochs: Vec<Epoch>,
+    applied: Vec<Applied>,
+    roster_digest: Hash,
 }
 
 /// Why a change cannot be made (becomes a rule rejection with the field named).
@@ -302,6 +372,21 @@ pub enum ChangeError {
     NoValidator,
     #[error("{field}: {rule}")]
     Invalid { field: &'static str, rule: String },
+    /// R054: the witness's name is not a C2SP key name, or a witness of that name is in force.
+    #[error("name: {0}")]
+    WitnessName(String),
+    /// R055: the witness's key is not a valid Ed25519 key, or a witness in force uses it.
+    #[error("key: {0}")]
+    WitnessKey(String),
+    /// R056: [`WITNESSES_MAX`] witnesses in force, or [`WITNESS_TERMS_MAX`] terms over the chain's life.
+    #[error("witnesses: {0}")]
+    WitnessesFull(String),
+    /// R057: no witness of that name is in force.
+    #[error("name: '{0}' is not a witness in force")]
+    WitnessNotInForce(String),
+    /// R058: the witness's URL breaks [`crate::genesis::check_witness_url`].
+    #[error("url: {0}")]
+    WitnessUrl(String),
 }
 
 fn invalid(field: &'static str, rule: impl Into<String>) -> ChangeError {
@@ -333,10 +418,38 @@ impl GovState {
             epochs: Vec::new(),
             applied: Vec::new(),
             roster_digest: Hash::ZERO,
+            witnesses: genesis_witness_terms(g),
         };
         s.epochs.push(Epoch { from_height: 1, validators: s.validator_list() });
         s.roster_digest = s.digest();
         s
+    }
+
+    /// Decodes a governance state as a store keeps it (at most `bytes_max` bytes): this layout,
+    /// or the one stores wrote before witnesses were governed, whose witnesses are then
+    /// genesis's (no change of that layout could name one). The two layouts cannot be
+    /// confused: the older one ends where this one's `witnesses` begin, and decoding refuses
+    /// trailing bytes and short input.
+    pub fn decode_stored(bytes: &[u8], bytes_max: usize, genesis: &Genesis) -> Result<GovState, codec::DecodeError> {
+        match codec::decode::<GovState>("governance state", bytes, bytes_max) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let Ok(old) = codec::decode::<GovStateBeforeWitnesses>("governance state", bytes, bytes_max) else {
+                    return Err(e);
+                };
+                Ok(GovState {
+                    members: old.members,
+                    by_name: old.by_name,
+                    params: old.params,
+                    proposals: old.proposals,
+                    scheduled: old.scheduled,
+                    epochs: old.epochs,
+                    applied: old.applied,
+                    roster_digest: old.roster_digest,
+                    witnesses: genesis_witness_terms(genesis),
+                })
+            }
+        }
     }
 
     pub fn member_index(&self, name: &MemberName) -> Option<u16> {
@@ -344,6 +457,26 @@ impl GovState {
     }
     pub fn member(&self, name: &MemberName) -> Option<&MemberState> {
         self.member_index(name).and_then(|i| self.members.get(usize::from(i)))
+    }
+
+    /// The witnesses in force at `height`, in name order: the ones the nodes submit that
+    /// height's checkpoint to and whose cosignatures on it they keep and serve.
+    pub fn witnesses_at(&self, height: u64) -> Vec<&WitnessTerm> {
+        let mut v: Vec<&WitnessTerm> = self.witnesses.iter().filter(|w| w.in_force_at(height)).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// The cosigner keys of [`GovState::witnesses_at`].
+    pub fn witness_keys_at(&self, height: u64) -> Vec<WitnessKey> {
+        self.witnesses_at(height).into_iter().map(WitnessTerm::key).collect()
+    }
+
+    /// The witnesses in force now and until a scheduled removal (no removal applied yet), in name order.
+    pub fn witnesses_in_force(&self) -> Vec<&WitnessTerm> {
+        let mut v: Vec<&WitnessTerm> = self.witnesses.iter().filter(|w| w.until_height.is_none()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     /// The in-force validators' (name, key) in name order.
@@ -458,6 +591,18 @@ impl GovState {
                     }
                 }
                 Change::SetConsensus(p) => self.params = p.clone(),
+                Change::AddWitness { name, key, url } => self.witnesses.push(WitnessTerm {
+                    name: name.clone(),
+                    key: *key,
+                    url: url.clone(),
+                    from_height: height,
+                    until_height: None,
+                }),
+                Change::RemoveWitness { name } => {
+                    if let Some(w) = self.witnesses.iter_mut().find(|w| w.until_height.is_none() && w.name == *name) {
+                        w.until_height = Some(height);
+                    }
+                }
             },
         }
     }
@@ -517,6 +662,13 @@ impl GovState {
                     return Err(invalid("replacement", format!("a member holds at most {MEMBER_KEYS_MAX} keys")));
                 }
             }
+            Change::AddWitness { name, key, url } => return self.check_add_witness(name, key, url),
+            Change::RemoveWitness { name } => {
+                if !self.witnesses_in_force().iter().any(|w| w.name == *name) {
+                    return Err(ChangeError::WitnessNotInForce(name.clone()));
+                }
+                return Ok(());
+            }
             Change::SetConsensus(p) => {
                 let g = &genesis.consensus;
                 if p.block_records_max > g.block_records_max || p.block_bytes_max > g.block_bytes_max {
@@ -538,6 +690,39 @@ impl GovState {
         }
         if n > VALIDATORS_MAX {
             return Err(invalid("validator", format!("at most {VALIDATORS_MAX} validators")));
+        }
+        Ok(())
+    }
+
+    /// The rules of an `AddWitness` on this state (normally a projection, so witnesses
+    /// scheduled to be added or removed count as such): R054 name, R055 key, R056 bounds, R058 url.
+    fn check_add_witness(&self, name: &str, key: &PublicKey, url: &str) -> Result<(), ChangeError> {
+        let in_force = self.witnesses_in_force();
+        crate::checkpoint::check_key_name(name)
+            .map_err(|rule| ChangeError::WitnessName(format!("is not a C2SP key name ({rule})")))?;
+        if name.len() > crate::genesis::TEXT_BYTES_MAX {
+            return Err(ChangeError::WitnessName(format!("is longer than {} bytes", crate::genesis::TEXT_BYTES_MAX)));
+        }
+        if in_force.iter().any(|w| w.name == name) {
+            return Err(ChangeError::WitnessName(format!("'{name}' is already a witness in force")));
+        }
+        if !key.is_canonical() {
+            return Err(ChangeError::WitnessKey("is not a canonical Ed25519 point encoding".into()));
+        }
+        if key.is_weak() {
+            return Err(ChangeError::WitnessKey("is a weak key (a point of small order)".into()));
+        }
+        if let Some(w) = in_force.iter().find(|w| w.key == *key) {
+            return Err(ChangeError::WitnessKey(format!("is already the key of witness '{}' in force", w.name)));
+        }
+        crate::genesis::check_witness_url(url).map_err(ChangeError::WitnessUrl)?;
+        if in_force.len() >= WITNESSES_MAX {
+            return Err(ChangeError::WitnessesFull(format!("at most {WITNESSES_MAX} witnesses in force")));
+        }
+        if self.witnesses.len() >= WITNESS_TERMS_MAX {
+            return Err(ChangeError::WitnessesFull(format!(
+                "at most {WITNESS_TERMS_MAX} witnesses added over the chain's life"
+            )));
         }
         Ok(())
     }
@@ -565,6 +750,20 @@ impl GovState {
     pub fn quorum(&self) -> usize {
         checkpoint::quorum_threshold(self.validator_indexes().len())
     }
+}
+
+/// Genesis's witnesses as terms from height 1, in name order.
+fn genesis_witness_terms(g: &Genesis) -> Vec<WitnessTerm> {
+    g.witnesses
+        .iter()
+        .map(|w| WitnessTerm {
+            name: w.name.clone(),
+            key: w.public_key,
+            url: w.url.clone(),
+            from_height: 1,
+            until_height: None,
+        })
+        .collect()
 }
 
 fn index_by_name(members: &[MemberState]) -> BTreeMap<MemberName, u16> {
@@ -662,5 +861,84 @@ impl Roster {
     }
     pub fn is_validator(&self, name: &MemberName) -> bool {
         self.member(name).is_some_and(|m| m.validator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use crate::genesis::GenesisWitness;
+
+    fn witness(n: u8) -> GenesisWitness {
+        GenesisWitness {
+            name: format!("w.example/{n}"),
+            public_key: SecretKey::from_seed([n; 32]).public(),
+            url: format!("http://127.0.0.1:{}", 29_000 + u16::from(n)),
+        }
+    }
+
+    /// A store's state from before witnesses were governed (no `witnesses` at the end)
+    /// decodes with genesis's witnesses; the current layout round-trips; neither decodes as
+    /// the other, and damaged bytes are still refused.
+    #[test]
+    fn stored_states_of_both_layouts_decode() {
+        let g = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap().genesis().clone();
+        let g = g.with_witnesses(vec![witness(7)]).unwrap();
+        let mut s = GovState::genesis(&g);
+        assert_eq!(s.witnesses.len(), 1);
+        s.apply_pending(
+            &Pending::Change {
+                proposal: AttestationId::from_hash(Hash::ZERO),
+                change: Change::AddWitness {
+                    name: "w.example/8".into(),
+                    key: witness(8).public_key,
+                    url: witness(8).url,
+                },
+            },
+            5,
+        );
+        let bytes = codec::encode(&s);
+        assert_eq!(GovState::decode_stored(&bytes, 1 << 20, &g).unwrap(), s);
+        // The layout before: the same fields without `witnesses` (an empty Vec encodes as 8 bytes).
+        let mut old = s.clone();
+        old.witnesses.clear();
+        let old_bytes = codec::encode(&old);
+        let old_bytes = &old_bytes[..old_bytes.len() - 8];
+        let decoded = GovState::decode_stored(old_bytes, 1 << 20, &g).unwrap();
+        assert_eq!(decoded.witnesses, GovState::genesis(&g).witnesses, "genesis's witnesses");
+        assert_eq!(decoded.members, s.members);
+        assert!(GovState::decode_stored(&bytes[..bytes.len() - 1], 1 << 20, &g).is_err());
+        assert!(GovState::decode_stored(&[bytes.as_slice(), &[0]].concat(), 1 << 20, &g).is_err());
+        assert!(GovState::decode_stored(&bytes, 16, &g).is_err(), "bounded");
+    }
+
+    /// The history of terms is bounded over the chain's life (R056), not only the set in force.
+    #[test]
+    fn witness_terms_are_bounded_over_the_chains_life() {
+        let g = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap().genesis().clone();
+        let mut s = GovState::genesis(&g);
+        let w = witness(9);
+        for h in 0..WITNESS_TERMS_MAX as u64 {
+            s.witnesses.push(WitnessTerm {
+                name: w.name.clone(),
+                key: w.public_key,
+                url: w.url.clone(),
+                from_height: 2 * h + 1,
+                until_height: Some(2 * h + 2),
+            });
+        }
+        assert!(s.witnesses_in_force().is_empty());
+        let add = Change::AddWitness { name: w.name, key: w.public_key, url: w.url };
+        let e = s.check_change(&add, &g).unwrap_err();
+        assert_eq!(
+            e,
+            ChangeError::WitnessesFull(format!("at most {WITNESS_TERMS_MAX} witnesses added over the chain's life"))
+        );
+        s.witnesses.pop();
+        assert_eq!(s.check_change(&add, &g), Ok(()));
+        // Each term answers only inside its heights.
+        assert_eq!(s.witnesses_at(1).len(), 1);
+        assert_eq!(s.witnesses_at(2).len(), 0);
     }
 }

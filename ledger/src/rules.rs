@@ -178,6 +178,17 @@ pub enum Rejection {
     GovernanceFull { what: &'static str, max: usize },
     #[error("R053 {field}: the key is or was a member's key; keys are never shared or reused")]
     KeyInUse { field: &'static str },
+    // ---- Witnesses named by governance: R054..=R058, contiguous. ----
+    #[error("R054 name: {0}")]
+    WitnessName(String),
+    #[error("R055 key: {0}")]
+    WitnessKey(String),
+    #[error("R056 witnesses: {0}")]
+    WitnessesFull(String),
+    #[error("R057 name: '{0}' is not a witness in force (named in genesis or added by governance, and not removed)")]
+    WitnessNotInForce(String),
+    #[error("R058 url: {0}")]
+    WitnessUrl(String),
     // ---- The IP-loan lifecycle: R101.. (crate::loan_rules). ----
     #[error("R101 patent: {0} has no patent-status record on the ledger; its status must be recorded before a pledge")]
     PatentNoStatus(String),
@@ -306,6 +317,11 @@ impl Rejection {
             Rejection::BadPossession(_) => 51,
             Rejection::GovernanceFull { .. } => 52,
             Rejection::KeyInUse { .. } => 53,
+            Rejection::WitnessName(_) => 54,
+            Rejection::WitnessKey(_) => 55,
+            Rejection::WitnessesFull(_) => 56,
+            Rejection::WitnessNotInForce(_) => 57,
+            Rejection::WitnessUrl(_) => 58,
             Rejection::PatentNoStatus(_) => 101,
             Rejection::PledgorNotOwner { .. } => 102,
             Rejection::PatentStatusForbids { .. } => 103,
@@ -507,6 +523,11 @@ fn change_rejection(e: ChangeError) -> Rejection {
     match e {
         ChangeError::NoValidator => Rejection::NoValidatorLeft,
         ChangeError::Invalid { field, rule } => Rejection::InvalidChange { field, rule },
+        ChangeError::WitnessName(rule) => Rejection::WitnessName(rule),
+        ChangeError::WitnessKey(rule) => Rejection::WitnessKey(rule),
+        ChangeError::WitnessesFull(rule) => Rejection::WitnessesFull(rule),
+        ChangeError::WitnessNotInForce(name) => Rejection::WitnessNotInForce(name),
+        ChangeError::WitnessUrl(rule) => Rejection::WitnessUrl(rule),
     }
 }
 

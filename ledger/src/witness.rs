@@ -49,6 +49,51 @@ impl WitnessKey {
         let d = h.finalize();
         [d[0], d[1], d[2], d[3]]
     }
+
+    /// The C2SP verifier key string of a `cosignature/v1` key:
+    /// `<name>+<8 lowercase hex key ID>+<base64(0x04 || public key)>` (what `credence witness`
+    /// prints, and what `--witness` and governance's `add-witness` take).
+    pub fn to_vkey_string(&self) -> String {
+        let mut raw = [0u8; 33];
+        raw[0] = ALG_COSIGNATURE_V1;
+        raw[1..].copy_from_slice(&self.key.0);
+        format!("{}+{}+{}", self.name, crate::checkpoint::hex(&self.key_id()), B64.encode(raw))
+    }
+
+    /// Parses a `cosignature/v1` verifier key string: a valid C2SP key name, a lowercase hex key
+    /// ID equal to the one computed from name and key, and a 33-byte key of type 0x04.
+    pub fn parse_vkey(s: &str) -> Result<WitnessKey, WitnessError> {
+        let bad = |rule: String| WitnessError::VerifierKey { rule };
+        let mut parts = s.splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad("expected '<name>+<8 hex key id>+<base64 key>'".to_owned()));
+        };
+        crate::checkpoint::check_key_name(name).map_err(|rule| bad(rule.to_owned()))?;
+        let id = crate::checkpoint::decode_hex::<4>(id_hex)
+            .ok_or_else(|| bad(format!("key id '{id_hex}' is not 8 lowercase hex digits")))?;
+        let raw = B64.decode(key_b64).map_err(|_| bad("key is not valid padded standard base64".to_owned()))?;
+        match raw.split_first() {
+            None => return Err(bad("key is empty".to_owned())),
+            Some((&ALG_COSIGNATURE_V1, _)) => {}
+            Some((alg, _)) => {
+                return Err(bad(format!(
+                    "signature type 0x{alg:02x} is not a cosignature/v1 key (0x04); a witness key is needed"
+                )));
+            }
+        }
+        let pk: [u8; 32] = raw[1..]
+            .try_into()
+            .map_err(|_| bad(format!("Ed25519 key is {} bytes; exactly 32 required", raw.len() - 1)))?;
+        let w = WitnessKey { name: name.to_owned(), key: PublicKey(pk) };
+        let expected = w.key_id();
+        if expected != id {
+            return Err(bad(format!(
+                "key id {id_hex} does not match name and key (expected {})",
+                crate::checkpoint::hex(&expected)
+            )));
+        }
+        Ok(w)
+    }
 }
 
 /// One `cosignature/v1` line.
@@ -69,6 +114,8 @@ pub enum WitnessError {
     Invalid { name: String, rule: String },
     #[error("add-checkpoint body: {rule}")]
     Request { rule: String },
+    #[error("witness verifier key: {rule}")]
+    VerifierKey { rule: String },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
 }
@@ -305,6 +352,35 @@ mod tests {
             store.commit(&b.next_block(5).unwrap()).unwrap();
         }
         Log { genesis: b.genesis().clone(), store }
+    }
+
+    /// A witness's verifier key round-trips, and every malformed one is refused naming the rule.
+    #[test]
+    fn witness_vkeys_round_trip_and_malformed_ones_are_refused() {
+        let sk = SecretKey::from_seed([41; 32]);
+        let w = WitnessKey { name: "witness.example/w1".into(), key: sk.public() };
+        let v = w.to_vkey_string();
+        assert!(v.starts_with("witness.example/w1+"), "{v}");
+        assert_eq!(WitnessKey::parse_vkey(&v).unwrap(), w);
+        // The key ID is the cosignature/v1 one (type 0x04), not a note signer's (0x01).
+        let validator = crate::checkpoint::VerifierKey { name: w.name.clone(), key: w.key }.to_vkey_string();
+        assert_ne!(validator, v);
+        let e = WitnessKey::parse_vkey(&validator).unwrap_err().to_string();
+        assert!(e.contains("0x01") && e.contains("not a cosignature/v1 key"), "{e}");
+        let (name, rest) = v.split_once('+').unwrap();
+        let (id, key) = rest.split_once('+').unwrap();
+        for (bad, rule) in [
+            ("no-plus".to_owned(), "expected"),
+            (format!("+{id}+{key}"), "key name is empty"),
+            (format!("{name}+ABCDEF12+{key}"), "lowercase hex"),
+            (format!("{name}+00000000+{key}"), "does not match"),
+            (format!("other+{id}+{key}"), "does not match"),
+            (format!("{name}+{id}+!!!"), "base64"),
+            (format!("{name}+{id}+BA=="), "exactly 32"),
+        ] {
+            let e = WitnessKey::parse_vkey(&bad).unwrap_err().to_string();
+            assert!(e.contains(rule), "{bad}: {e}");
+        }
     }
 
     impl Log {

@@ -829,6 +829,61 @@ mod governance {
         assert_eq!(hex::encode(governance::possession_body(&name("bank-a"), &mk(1), &mk(4))), POSSESSION_BODY_HEX);
     }
 
+    /// The appended witness changes (tags 5 and 6 of `Change`): their own list, so the
+    /// vectors above stay exactly as they were.
+    fn witness_bodies() -> Vec<(&'static str, AttestationBody)> {
+        let proposal =
+            |change| Claim::GovernanceProposal(Box::new(GovernanceProposal { change, expires_at_ms: EXPIRES_MS }));
+        vec![
+            (
+                "gov-proposal/add-witness",
+                body(
+                    "bank-a",
+                    26,
+                    proposal(Change::AddWitness {
+                        name: "w.example/w2".into(),
+                        key: key(6).public(),
+                        url: "http://127.0.0.1:29002".into(),
+                    }),
+                ),
+            ),
+            (
+                "gov-proposal/remove-witness",
+                body("bank-a", 27, proposal(Change::RemoveWitness { name: "w.example/w2".into() })),
+            ),
+        ]
+    }
+
+    const WITNESS_EXPECTED: &[(&str, &str, &str)] = &[
+        (
+            "gov-proposal/add-witness",
+            "060000000000000062616e6b2d611a00000000000000404ae7cf8b01000011000000050000000c00000000000000772e6578616d706c652f77328a875fff1eb38451577acd5afee405456568dd7c89e090863a0557bc7af49f171600000000000000687474703a2f2f3132372e302e302e313a323930303200c40bd58b010000",
+            "42755ba943795997c5f0608f0e45070e43bfb78f4c3c0dbcc5459623dc08511c",
+        ),
+        (
+            "gov-proposal/remove-witness",
+            "060000000000000062616e6b2d611b00000000000000404ae7cf8b01000011000000060000000c00000000000000772e6578616d706c652f773200c40bd58b010000",
+            "8fdf55f6adac4cc17460036ac3343f43449add5e2c034ee0051f351b1761a10e",
+        ),
+    ];
+
+    #[test]
+    fn governance_witness_golden_vectors() {
+        let chain = genesis().hash();
+        let mut got = Vec::new();
+        for (kind, b) in witness_bodies() {
+            let a: Attestation = b.clone().sign(&key(1), &chain);
+            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
+            assert_eq!(leaf.attestation, a);
+            assert_eq!(leaf.body_bytes(), b.to_bytes());
+            assert_eq!(b.claim.check_fields(), Ok(()), "{kind}");
+            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
+        }
+        let expected: Vec<(&str, String, String)> =
+            WITNESS_EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
+        assert!(expected == got, "the witness change encoding changed; update docs/encoding.md §12 and:\n{got:#?}");
+    }
+
     const POSSESSION_HEX: &str = "758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805";
     const POSSESSION_BODY_HEX: &str = "060000000000000062616e6b2d61000000008a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c00000000ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c";
 }

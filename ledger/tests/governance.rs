@@ -364,3 +364,171 @@ fn a_legacy_chain_keeps_the_genesis_state_and_set_hash() {
     l.submit("v2", rd()).unwrap();
     assert!(l.state.governance.is_none(), "records that are not governance leave no governance state");
 }
+
+// ---- Witnesses named by governance (R054..R058) ----
+
+fn witness(n: &str) -> credence_ledger::genesis::GenesisWitness {
+    credence_ledger::genesis::GenesisWitness {
+        name: format!("witness.example/{n}"),
+        public_key: key(&format!("witness {n}")).public(),
+        url: format!("http://127.0.0.1:{}", 29_000 + n.len()),
+    }
+}
+
+fn add_witness(n: &str) -> Change {
+    let w = witness(n);
+    Change::AddWitness { name: w.name, key: w.public_key, url: w.url }
+}
+
+fn remove_witness(n: &str) -> Change {
+    Change::RemoveWitness { name: witness(n).name }
+}
+
+/// A ledger whose genesis names `witnesses`.
+fn with_witnesses(witnesses: &[&str]) -> Ledger {
+    let mut l = Ledger::new();
+    l.g = l.g.clone().with_witnesses(witnesses.iter().map(|n| witness(n)).collect()).unwrap();
+    l
+}
+
+/// Proposes `change` and approves it until it completes; the height of the completing block.
+fn complete(l: &mut Ledger, change: Change) -> u64 {
+    let p = l.propose("v1", change).unwrap();
+    l.approve("v2", p).unwrap();
+    l.approve("v3", p).unwrap();
+    assert!(l.gov().proposal(&p).is_none(), "completed");
+    l.height
+}
+
+fn names_at(l: &Ledger, height: u64) -> Vec<String> {
+    l.gov().advanced(height).witnesses_at(height).iter().map(|w| w.name.clone()).collect()
+}
+
+#[test]
+fn a_witness_comes_into_force_and_leaves_two_heights_after_the_quorum() {
+    let mut l = with_witnesses(&["g1"]);
+    let (g1, w2) = (witness("g1").name, witness("w2").name);
+    assert_eq!(names_at(&l, 1), std::slice::from_ref(&g1), "genesis's witnesses are in force from height 1");
+    let added = complete(&mut l, add_witness("w2"));
+    // Not at the next height, from the one after.
+    assert_eq!(names_at(&l, added + 1), std::slice::from_ref(&g1));
+    let from = added + ACTIVATION_DELAY_HEIGHTS;
+    assert_eq!(names_at(&l, from), [g1.clone(), w2.clone()]);
+    l.empty();
+    l.empty();
+    assert_eq!(l.height, from, "activated by the block at its height, an empty one");
+    let removed = complete(&mut l, remove_witness("w2"));
+    let until = removed + ACTIVATION_DELAY_HEIGHTS;
+    assert_eq!(names_at(&l, until - 1), [g1.clone(), w2.clone()], "still in force until the removal's height");
+    l.empty();
+    l.empty();
+    // The state after the chain answers for every height: before, during and after the term.
+    let gov = l.gov();
+    let at = |h: u64| gov.witnesses_at(h).iter().map(|w| w.name.clone()).collect::<Vec<_>>();
+    assert_eq!(at(1), std::slice::from_ref(&g1));
+    assert_eq!(at(from - 1), std::slice::from_ref(&g1));
+    assert_eq!(at(from), [g1.clone(), w2.clone()]);
+    assert_eq!(at(until - 1), [g1.clone(), w2.clone()]);
+    assert_eq!(at(until), std::slice::from_ref(&g1));
+    assert_eq!(at(until + 100), std::slice::from_ref(&g1));
+    assert_eq!(gov.witness_keys_at(from)[1].key, witness("w2").public_key);
+    let term = gov.witnesses.iter().find(|w| w.name == w2).unwrap();
+    assert_eq!((term.from_height, term.until_height), (from, Some(until)));
+    assert_eq!(gov.applied.iter().filter(|a| a.at_height == from || a.at_height == until).count(), 2);
+    // The member set and the validator set are untouched by witness changes.
+    assert_eq!(gov.epochs.len(), 1);
+    assert_eq!(gov.roster_digest, l.g.governance().roster_digest);
+    // A removed witness may be named again (a new term), under its old name and key.
+    let again = complete(&mut l, add_witness("w2")) + ACTIVATION_DELAY_HEIGHTS;
+    l.empty();
+    l.empty();
+    let gov = l.gov();
+    assert_eq!(gov.witnesses.iter().filter(|w| w.name == w2).count(), 2);
+    assert_eq!(gov.witnesses_at(until).len(), 1);
+    assert_eq!(gov.witnesses_at(again).len(), 2);
+    // A genesis witness can be removed like any other.
+    let gone = complete(&mut l, remove_witness("g1")) + ACTIVATION_DELAY_HEIGHTS;
+    l.empty();
+    l.empty();
+    assert_eq!(names_at(&l, gone), std::slice::from_ref(&w2));
+    assert_eq!(l.gov().witnesses_at(gone - 1).len(), 2);
+}
+
+#[test]
+fn hostile_witness_changes_are_refused_with_their_codes() {
+    let mut l = with_witnesses(&["g1"]);
+    let code = |r: Result<AttestationId, Rejection>| r.unwrap_err().code();
+    let w = witness("w2");
+    let with = |name: &str, key: credence_ledger::sig::PublicKey, url: &str| Change::AddWitness {
+        name: name.into(),
+        key,
+        url: url.into(),
+    };
+    // R054: not a C2SP key name, or the name of a witness in force.
+    for bad in ["", "has space", "a+b", "tab\there", &"x".repeat(129)] {
+        let r = l.propose("v1", with(bad, w.public_key, &w.url));
+        assert!(matches!(r, Err(Rejection::WitnessName(_))), "{bad:?}: {r:?}");
+    }
+    let r = l.propose("v1", with(&witness("g1").name, w.public_key, &w.url));
+    assert!(r.as_ref().unwrap_err().to_string().starts_with("R054 name: 'witness.example/g1' is already"), "{r:?}");
+    // R055: not a valid Ed25519 key, or the key of a witness in force.
+    let weak = credence_ledger::sig::PublicKey({
+        let mut k = [0u8; 32];
+        k[0] = 1;
+        k
+    });
+    let r = l.propose("v1", with(&w.name, weak, &w.url));
+    assert!(r.as_ref().unwrap_err().to_string().starts_with("R055 key: is a weak key"), "{r:?}");
+    let non_canonical = credence_ledger::sig::PublicKey([0xff; 32]);
+    assert_eq!(code(l.propose("v1", with(&w.name, non_canonical, &w.url))), 55);
+    let r = l.propose("v1", with(&w.name, witness("g1").public_key, &w.url));
+    assert!(r.as_ref().unwrap_err().to_string().contains("key of witness 'witness.example/g1'"), "{r:?}");
+    // R058: a URL the witness client cannot use.
+    for bad in ["https://w.example", "http://", "http://w.example/", "http://w example"] {
+        let r = l.propose("v1", with(&w.name, w.public_key, bad));
+        assert!(matches!(r, Err(Rejection::WitnessUrl(_))), "{bad}: {r:?}");
+    }
+    // R057: removing a witness that is not in force.
+    let r = l.propose("v1", remove_witness("w2"));
+    assert_eq!(r, Err(Rejection::WitnessNotInForce(w.name.clone())));
+    assert!(r.unwrap_err().to_string().starts_with("R057 name: 'witness.example/w2' is not a witness in force"));
+    // A witness scheduled to be added counts as in force for a second proposal (checked on the
+    // projection), and one scheduled to be removed as gone.
+    let completed = complete(&mut l, add_witness("w2"));
+    assert!(l.height < completed + ACTIVATION_DELAY_HEIGHTS);
+    assert!(matches!(l.propose("v1", add_witness("w2")), Err(Rejection::WitnessName(_))));
+    complete(&mut l, remove_witness("g1"));
+    assert_eq!(l.propose("v1", remove_witness("g1")), Err(Rejection::WitnessNotInForce(witness("g1").name)));
+    // A proposal valid when made is checked again when it completes: the second removal of
+    // w2 is refused at its quorum (R057), the first having completed meanwhile.
+    let p1 = l.propose("v1", remove_witness("w2")).unwrap();
+    let p2 = l.propose("v2", remove_witness("w2")).unwrap();
+    l.approve("v2", p1).unwrap();
+    l.approve("v3", p1).unwrap();
+    l.approve("v1", p2).unwrap();
+    assert_eq!(l.approve("v3", p2), Err(Rejection::WitnessNotInForce(w.name.clone())));
+    // The codes and the fields the API names.
+    for (r, c) in [
+        (Rejection::WitnessName(String::new()), 54),
+        (Rejection::WitnessKey(String::new()), 55),
+        (Rejection::WitnessesFull(String::new()), 56),
+        (Rejection::WitnessNotInForce(String::new()), 57),
+        (Rejection::WitnessUrl(String::new()), 58),
+    ] {
+        assert_eq!(r.code(), c);
+    }
+}
+
+#[test]
+fn at_most_witnesses_max_are_in_force() {
+    use credence_ledger::genesis::WITNESSES_MAX;
+    let names: Vec<String> = (0..WITNESSES_MAX).map(|i| format!("g{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut l = with_witnesses(&refs);
+    let r = l.propose("v1", add_witness("one-more"));
+    assert_eq!(r, Err(Rejection::WitnessesFull(format!("at most {WITNESSES_MAX} witnesses in force"))));
+    assert!(r.unwrap_err().to_string().starts_with("R056 witnesses: at most 16"));
+    // A removal scheduled makes room for the next proposal (the projection counts it gone).
+    complete(&mut l, remove_witness("g0"));
+    l.propose("v1", add_witness("one-more")).unwrap();
+}

@@ -24,7 +24,7 @@ use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::{self, NodeHash};
 use credence_ledger::sig::{self, Domain};
 use credence_ledger::store::{Store, StoreError};
-use credence_ledger::witness::{self, Cosignature};
+use credence_ledger::witness::{self, Cosignature, WitnessKey};
 
 use crate::api::views::ClaimView;
 
@@ -64,7 +64,7 @@ pub struct Bundle {
     /// The RFC 9162 §2.1.3.1 inclusion path, leaf level first, base64 each.
     pub inclusion_path: Vec<String>,
     /// The C2SP signed note (tlog-checkpoint) for `tree_size`, as the validators signed it,
-    /// then any genesis witnesses' `cosignature/v1` lines (C2SP tlog-cosignature).
+    /// then any witnesses' `cosignature/v1` lines (C2SP tlog-cosignature; counted under the verifier's policy).
     pub checkpoint: String,
     /// C2SP verifier keys (`name+keyid+base64`) of the validators in force at the checkpoint's
     /// height: the genesis validators in genesis order, or after set changes the last
@@ -185,7 +185,7 @@ pub struct Report {
     pub signers: Vec<String>,
     pub needed: usize,
     pub validators: usize,
-    /// Genesis witnesses whose cosignatures on the checkpoint verified, in name order.
+    /// The policy's witnesses whose cosignatures on the checkpoint verified, in name order.
     pub witnesses: Vec<String>,
     /// Validator-set changes walked from genesis to the checkpoint's set.
     pub set_changes: usize,
@@ -251,6 +251,73 @@ pub fn witnessed_note(cp: &Checkpoint, cosignatures: &[Cosignature]) -> String {
     cosignatures.iter().fold(cp.to_note(), |note, c| note + &c.to_line())
 }
 
+/// Most witnesses in a verifier's policy (genesis's and the auditor's `--witness` keys).
+pub const POLICY_WITNESSES_MAX: usize = 64;
+
+/// The outside witnesses an offline verifier trusts: as in Go's sumdb and Sigstore, the
+/// auditor's choice. Genesis's witnesses always belong to it; the auditor adds others
+/// (`--witness VKEY`), such as the ones the chain's governance named. A cosignature line
+/// counts only if its (name, key ID) is in the policy and it verifies; a line of a policy key
+/// that does not verify makes the note invalid; a line by a key the policy does not hold is
+/// ignored (C2SP signed-note: verifiers ignore signatures by unknown keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessPolicy {
+    keys: Vec<WitnessKey>,
+    /// How many of `keys` (the first ones) are genesis's.
+    from_genesis: usize,
+}
+
+impl WitnessPolicy {
+    /// Genesis's witnesses only.
+    pub fn genesis(genesis: &Genesis) -> WitnessPolicy {
+        let keys = genesis.witness_keys();
+        WitnessPolicy { from_genesis: keys.len(), keys }
+    }
+
+    /// Genesis's witnesses and `extra` (the auditor's `--witness` keys; one already in the
+    /// policy counts once), at most [`POLICY_WITNESSES_MAX`] in all.
+    pub fn with_extra(genesis: &Genesis, extra: &[WitnessKey]) -> Result<WitnessPolicy, String> {
+        let mut p = WitnessPolicy::genesis(genesis);
+        for w in extra {
+            if !p.keys.contains(w) {
+                p.keys.push(w.clone());
+            }
+        }
+        if p.keys.len() > POLICY_WITNESSES_MAX {
+            return Err(format!("at most {POLICY_WITNESSES_MAX} witnesses in a policy (genesis's and --witness)"));
+        }
+        Ok(p)
+    }
+
+    pub fn keys(&self) -> &[WitnessKey] {
+        &self.keys
+    }
+
+    /// The distinct witness names of the policy, in order (genesis's first).
+    pub fn names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(self.keys.len());
+        for k in &self.keys {
+            if !out.contains(&k.name.as_str()) {
+                out.push(&k.name);
+            }
+        }
+        out
+    }
+
+    /// For messages: "genesis: a, b; --witness: c" (or "none").
+    pub fn describe(&self) -> String {
+        let list = |ks: &[WitnessKey]| {
+            if ks.is_empty() {
+                "none".to_owned()
+            } else {
+                ks.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        let (g, extra) = self.keys.split_at(self.from_genesis);
+        format!("genesis: {}; --witness: {}", list(g), list(extra))
+    }
+}
+
 /// A checkpoint note checked against a genesis.
 #[derive(Clone, Debug)]
 pub struct CheckedNote {
@@ -258,33 +325,46 @@ pub struct CheckedNote {
     pub quorum: QuorumReport,
     /// The cosignature lines, as they were in the note.
     pub cosignatures: Vec<Cosignature>,
-    /// The genesis witnesses whose cosignatures verified, in name order.
+    /// The policy's witnesses whose cosignatures verified, in name order.
     pub witnesses: Vec<String>,
+    /// Names on cosignature lines by keys the policy does not hold (ignored), in note order.
+    pub ignored: Vec<String>,
 }
 
 /// Checks a C2SP checkpoint note against a genesis: this chain's origin, valid signatures
-/// of more than 2/3 of its validators with no other Ed25519 signature line, and
-/// `cosignature/v1` lines only by genesis witnesses, each valid. The error is the rule it
-/// breaks. Whether enough witnesses cosigned is [`require_witnesses`].
+/// of more than 2/3 of its validators with no other Ed25519 signature line, and every
+/// `cosignature/v1` line of a genesis witness valid (lines by other keys are ignored). The
+/// error is the rule it breaks. Whether enough witnesses cosigned is [`require_witnesses`].
 pub fn check_witnessed(note: &str, genesis: &Genesis) -> Result<CheckedNote, String> {
-    check_witnessed_with(note, genesis, &genesis.verifier_keys())
+    check_witnessed_with(note, genesis, &genesis.verifier_keys(), &WitnessPolicy::genesis(genesis))
 }
 
 /// [`check_witnessed`] against `validators`, the set in force at the checkpoint's height
-/// (the genesis validators, or the set a [`walk_set_changes`] reached).
-pub fn check_witnessed_with(note: &str, genesis: &Genesis, validators: &[VerifierKey]) -> Result<CheckedNote, String> {
+/// (the genesis validators, or the set a [`walk_set_changes`] reached), and the auditor's
+/// witness `policy`: a cosignature line counts only by a policy key and only if it verifies;
+/// one by a policy key that does not verify is an error naming the witness; one by a key the
+/// policy does not hold is ignored (listed in [`CheckedNote::ignored`]).
+pub fn check_witnessed_with(
+    note: &str,
+    genesis: &Genesis,
+    validators: &[VerifierKey],
+    policy: &WitnessPolicy,
+) -> Result<CheckedNote, String> {
     let (cp, cosignatures) = witness::parse_witnessed_note(note).map_err(|e| e.to_string())?;
     if cp.body.origin != genesis.checkpoint_origin {
         return Err(format!("origin '{}' is not this chain's '{}'", cp.body.origin, genesis.checkpoint_origin));
     }
     let quorum = checkpoint::verify_quorum_strict(&cp, validators).map_err(|e| e.to_string())?;
-    let keys = genesis.witness_keys();
-    if let Some(c) = cosignatures.iter().find(|c| !keys.iter().any(|k| k.name == c.name && k.key_id() == c.key_id)) {
-        return Err(format!("cosignature by '{}' is not by a witness named in genesis (name and key id)", c.name));
-    }
-    let mut witnesses = witness::verified_witnesses(&cp.body, &cosignatures, &keys).map_err(|e| e.to_string())?;
+    let keys = policy.keys();
+    let ignored: Vec<String> = cosignatures
+        .iter()
+        .filter(|c| !keys.iter().any(|k| k.name == c.name && k.key_id() == c.key_id))
+        .map(|c| c.name.clone())
+        .collect();
+    let mut witnesses = witness::verified_witnesses(&cp.body, &cosignatures, keys)
+        .map_err(|e| format!("{e} (a witness of the policy: the note is invalid)"))?;
     witnesses.sort();
-    Ok(CheckedNote { checkpoint: cp, quorum, cosignatures, witnesses })
+    Ok(CheckedNote { checkpoint: cp, quorum, cosignatures, witnesses, ignored })
 }
 
 /// [`check_witnessed`] without the cosignatures.
@@ -532,22 +612,29 @@ fn certifies(
     checkpoint::verify_quorum_strict(&cp, validators).map_err(|e| e.to_string())
 }
 
-/// Whether at least `k` of the genesis witnesses are among `cosigned`; the error names the
-/// missing ones.
-pub fn require_witnesses(genesis: &Genesis, cosigned: &[String], k: usize) -> Result<(), String> {
-    let named = genesis.witnesses.len();
+/// Whether at least `k` of the policy's witnesses are among `cosigned` (the ones
+/// [`check_witnessed_with`] counted under that policy); the error says which counted and
+/// which did not.
+pub fn require_witnesses(policy: &WitnessPolicy, cosigned: &[String], k: usize) -> Result<(), String> {
+    let names = policy.names();
+    let named = names.len();
     if k > named {
-        return Err(format!("{k} witnesses required but the genesis names only {named}"));
+        return Err(format!(
+            "{k} witnesses required but the policy names only {named} ({}); name more with --witness VKEY",
+            policy.describe()
+        ));
     }
-    if cosigned.len() >= k {
+    let counted: Vec<&str> = names.iter().copied().filter(|n| cosigned.iter().any(|c| c == n)).collect();
+    if counted.len() >= k {
         return Ok(());
     }
-    let missing: Vec<&str> =
-        genesis.witnesses.iter().map(|w| w.name.as_str()).filter(|n| !cosigned.iter().any(|c| c == n)).collect();
+    let missing: Vec<&str> = names.iter().copied().filter(|n| !counted.contains(n)).collect();
     Err(format!(
-        "cosigned by {} of the {k} genesis witnesses required (of {named}); no valid cosignature from: {}",
-        cosigned.len(),
-        missing.join(", ")
+        "{k} witnesses required, {} counted ({}); no valid cosignature from: {} (policy: {})",
+        counted.len(),
+        if counted.is_empty() { "none".to_owned() } else { counted.join(", ") },
+        missing.join(", "),
+        policy.describe()
     ))
 }
 
@@ -569,8 +656,10 @@ pub fn decode_hashes(field: &'static str, items: &[String]) -> Result<Vec<NodeHa
 ///    ([`walk_set_changes`]), none after the checkpoint's height; `verifier_keys` are exactly
 ///    that set's keys (the genesis validators' in genesis order when there is no change);
 /// 3. `checkpoint` is for this chain's origin and carries valid signatures of more than 2/3
-///    of that set, and no other signature lines than cosignatures of genesis witnesses,
-///    each valid (`Report::witnesses`), in canonical form; `tree_size` is its size;
+///    of that set, no other Ed25519 signature line, and `cosignature/v1` lines of which
+///    those by the policy's witnesses (genesis's for [`verify`]) are each valid and counted
+///    (`Report::witnesses`; lines by other keys are ignored), in canonical form; `tree_size`
+///    is its size;
 /// 4. `attestation` decodes canonically, `id` is its id, its attester is a member allowed to
 ///    make this kind of claim, and its signature verifies under that member's genesis key for
 ///    this chain, or under the last key `attester_keys` names ([`named_key`]);
@@ -578,6 +667,11 @@ pub fn decode_hashes(field: &'static str, items: &[String]) -> Result<Vec<NodeHa
 ///    the checkpoint's root;
 /// 6. `decoded` equals the decoding of `attestation`.
 pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
+    verify_with(b, genesis, &WitnessPolicy::genesis(genesis))
+}
+
+/// [`verify`] with the auditor's witness `policy` (step 3 counts cosignatures under it).
+pub fn verify_with(b: &Bundle, genesis: &Genesis, policy: &WitnessPolicy) -> Result<Report, BundleError> {
     if b.format != FORMAT {
         return Err(err("format", format!("must be '{FORMAT}', not '{}'", b.format)));
     }
@@ -609,7 +703,7 @@ pub fn verify(b: &Bundle, genesis: &Genesis) -> Result<Report, BundleError> {
             ),
         ));
     }
-    let checked = check_witnessed_with(&b.checkpoint, genesis, &set.validators).map_err(|rule| {
+    let checked = check_witnessed_with(&b.checkpoint, genesis, &set.validators, policy).map_err(|rule| {
         err("checkpoint", format!("{rule} (checked against the validators in force since height {})", set.from_height))
     })?;
     let (cp, quorum) = (&checked.checkpoint, &checked.quorum);
@@ -912,14 +1006,16 @@ mod tests {
         assert_eq!(verify(&parsed, &g).unwrap(), report);
     }
 
-    /// Cosignature lines count only by genesis witnesses and only if they verify; k of them
-    /// can be required, a shortfall naming the missing ones.
+    /// Cosignature lines count only by the policy's witnesses (genesis's, then the auditor's)
+    /// and only if they verify; lines by other keys are ignored; k of them can be required, a
+    /// shortfall naming the ones counted and the missing ones.
     #[test]
-    fn cosignatures_are_checked_against_the_genesis_witnesses() {
+    fn cosignatures_count_under_the_auditors_witness_policy() {
         use credence_ledger::genesis::GenesisWitness;
         use credence_ledger::sig::SecretKey;
         let (b, g) = fixture();
-        let (sk1, sk2) = (SecretKey::from_seed([41; 32]), SecretKey::from_seed([42; 32]));
+        let (sk1, sk2, sk3) =
+            (SecretKey::from_seed([41; 32]), SecretKey::from_seed([42; 32]), SecretKey::from_seed([43; 32]));
         let named = |name: &str, sk: &SecretKey| GenesisWitness {
             name: name.into(),
             public_key: sk.public(),
@@ -928,28 +1024,65 @@ mod tests {
         let gw = g.clone().with_witnesses(vec![named("w.example/2", &sk2), named("w.example/1", &sk1)]).unwrap();
         let cp = check_checkpoint(&b.checkpoint, &g).unwrap().0;
         let keys = gw.witness_keys();
+        let genesis_policy = WitnessPolicy::genesis(&gw);
         let c1 = Cosignature::sign(&cp.body, &keys[0], &sk1, 1_700_000_000);
         let note = witnessed_note(&cp, std::slice::from_ref(&c1));
         let checked = check_witnessed(&note, &gw).unwrap();
         assert_eq!(checked.witnesses, ["w.example/1"]);
-        assert!(require_witnesses(&gw, &checked.witnesses, 1).is_ok());
-        let short = require_witnesses(&gw, &checked.witnesses, 2).unwrap_err();
+        assert!(require_witnesses(&genesis_policy, &checked.witnesses, 1).is_ok());
+        let short = require_witnesses(&genesis_policy, &checked.witnesses, 2).unwrap_err();
+        assert!(short.contains("2 witnesses required, 1 counted (w.example/1)"), "{short}");
         assert!(short.contains("no valid cosignature from: w.example/2"), "{short}");
-        assert!(require_witnesses(&gw, &checked.witnesses, 3).unwrap_err().contains("names only 2"));
+        let e = require_witnesses(&genesis_policy, &checked.witnesses, 3).unwrap_err();
+        assert!(e.contains("names only 2") && e.contains("--witness"), "{e}");
         let c2 = Cosignature::sign(&cp.body, &keys[1], &sk2, 1_700_000_001);
         let both = check_witnessed(&witnessed_note(&cp, &[c1.clone(), c2]), &gw).unwrap();
         assert_eq!(both.witnesses, ["w.example/1", "w.example/2"]);
-        // Not a genesis witness: refused, with or without witnesses in genesis.
+
+        // A witness governance added (not in genesis): ignored by a verifier that does not
+        // know it, counted by one whose policy names it.
+        let gov = credence_ledger::witness::WitnessKey { name: "w.example/3".into(), key: sk3.public() };
+        let c3 = Cosignature::sign(&cp.body, &gov, &sk3, 1_700_000_002);
+        let note13 = witnessed_note(&cp, &[c1.clone(), c3.clone()]);
+        let plain = check_witnessed(&note13, &gw).unwrap();
+        assert_eq!(plain.witnesses, ["w.example/1"]);
+        assert_eq!(plain.ignored, ["w.example/3"]);
+        let e = require_witnesses(&genesis_policy, &plain.witnesses, 2).unwrap_err();
+        assert!(e.contains("1 counted (w.example/1)") && e.contains("--witness: none"), "{e}");
+        let policy = WitnessPolicy::with_extra(&gw, std::slice::from_ref(&gov)).unwrap();
+        assert_eq!(policy.names(), ["w.example/1", "w.example/2", "w.example/3"]);
+        let validators = gw.verifier_keys();
+        let counted = check_witnessed_with(&note13, &gw, &validators, &policy).unwrap();
+        assert_eq!(counted.witnesses, ["w.example/1", "w.example/3"]);
+        assert!(counted.ignored.is_empty());
+        assert!(require_witnesses(&policy, &counted.witnesses, 2).is_ok());
+        // A genesis that names no witness ignores every line; the policy still counts.
+        assert_eq!(check_witnessed(&note13, &g).unwrap().ignored, ["w.example/1", "w.example/3"]);
+        let only3 = WitnessPolicy::with_extra(&g, std::slice::from_ref(&gov)).unwrap();
+        assert_eq!(check_witnessed_with(&note13, &g, &validators, &only3).unwrap().witnesses, ["w.example/3"]);
+
+        // A line with a policy witness's name under another key is not that witness's: ignored.
         let stranger = credence_ledger::witness::WitnessKey { name: "w.example/1".into(), key: sk2.public() };
         let forged = Cosignature::sign(&cp.body, &stranger, &sk2, 1_700_000_000);
-        let e = check_witnessed(&witnessed_note(&cp, &[forged]), &gw).unwrap_err();
-        assert!(e.contains("not by a witness named in genesis"), "{e}");
-        assert!(check_witnessed(&note, &g).unwrap_err().contains("not by a witness named in genesis"));
-        // A genesis witness's line that does not verify.
+        let f = check_witnessed(&witnessed_note(&cp, &[forged]), &gw).unwrap();
+        assert!(f.witnesses.is_empty());
+        assert_eq!(f.ignored, ["w.example/1"]);
+        // A policy witness's line that does not verify voids the note, naming the witness.
         let mut bad = c1;
         bad.timestamp += 1;
-        let e = check_witnessed(&witnessed_note(&cp, &[bad]), &gw).unwrap_err();
+        let e = check_witnessed(&witnessed_note(&cp, std::slice::from_ref(&bad)), &gw).unwrap_err();
         assert!(e.contains("w.example/1"), "{e}");
+        let mut bad3 = c3;
+        bad3.timestamp += 1;
+        let note_bad3 = witnessed_note(&cp, &[bad3]);
+        assert!(check_witnessed(&note_bad3, &gw).is_ok(), "unknown to the genesis policy: ignored");
+        let e = check_witnessed_with(&note_bad3, &gw, &validators, &policy).unwrap_err();
+        assert!(e.contains("w.example/3"), "{e}");
+        // Policies are bounded.
+        let many: Vec<_> = (0..=POLICY_WITNESSES_MAX)
+            .map(|i| credence_ledger::witness::WitnessKey { name: format!("w{i}"), key: sk3.public() })
+            .collect();
+        assert!(WitnessPolicy::with_extra(&g, &many).unwrap_err().contains("at most"));
     }
 
     /// Each field changed to another plausible value is refused, naming that field.

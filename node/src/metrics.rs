@@ -26,14 +26,16 @@
 //! | `credence_sync_apply_seconds_total` | counter | time the driver spent applying sync answers: rules, Merkle roots, certificate quorums, commits and their flush |
 //! | `credence_http_requests_total{method,route,status}` | counter | HTTP requests by route template and status |
 //! | `credence_http_request_duration_seconds` | histogram | HTTP request handling time |
-//! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a genesis witness cosigned for this node |
-//! | `credence_witness_refusals_total{witness,status}` | counter | checkpoints a genesis witness refused (4xx: a fork it saw, a bad proof, not the log's signers); a 409 the node resolves by adopting the witness's size is not counted |
+//! | `credence_witness_cosignatures_total{witness}` | counter | checkpoints a witness in force (genesis's or governance's) cosigned for this node |
+//! | `credence_witness_refusals_total{witness,status}` | counter | checkpoints a witness in force refused (4xx: a fork it saw, a bad proof, not the log's signers); a 409 the node resolves by adopting the witness's size is not counted |
 //! | `credence_witness_failures_total{witness}` | counter | submissions to a witness that got no answer in time, or a 5xx |
+//! | `credence_witnesses_in_force` | gauge | witnesses in force at the head (genesis's and governance's): the ones the node submits checkpoints to |
 //!
 //! Label sets are bounded: `route` is one of the API's route templates (or
 //! `unmatched`), `method` one of the standard methods (or `other`), `status` an HTTP
-//! status code, `code` one of the admission error codes, `witness` one of the genesis
-//! witnesses' names (at most `WITNESSES_MAX`).
+//! status code, `code` one of the admission error codes, `witness` the name of a witness
+//! in force during the node's run (genesis's or governance's: at most `WITNESSES_MAX` at once,
+//! `WITNESS_TERMS_MAX` over the chain's life).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -74,6 +76,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "credence_witness_cosignatures_total",
     "credence_witness_refusals_total",
     "credence_witness_failures_total",
+    "credence_witnesses_in_force",
 ];
 
 /// Bucket bounds (seconds) of the commit latency histogram: Tendermint heights take
@@ -195,6 +198,8 @@ pub struct Metrics {
     http: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     /// Witness outcomes by (witness name, status; 200 cosigned, 0 no answer or 5xx).
     witness: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Witnesses in force at the head, set by the witness client's supervisor.
+    pub witnesses_in_force: Gauge,
 }
 
 impl Default for Metrics {
@@ -245,6 +250,7 @@ impl Metrics {
             http_duration: Histogram::new(HTTP_DURATION_BUCKETS),
             refused: Mutex::new(BTreeMap::new()),
             witness: Mutex::new(BTreeMap::new()),
+            witnesses_in_force: Gauge::default(),
             http: Mutex::new(BTreeMap::new()),
         }
     }
@@ -397,12 +403,12 @@ impl Metrics {
         let help = "HTTP request handling time.";
         self.http_duration.render(&mut out, "credence_http_request_duration_seconds", help);
         let witness = self.witness.lock().unwrap_or_else(|p| p.into_inner());
-        let help = "Checkpoints a genesis witness cosigned for this node.";
+        let help = "Checkpoints a witness in force cosigned for this node.";
         header(&mut out, "credence_witness_cosignatures_total", help, "counter");
         for ((w, _), n) in witness.iter().filter(|((_, s), _)| *s == 200) {
             let _ = writeln!(out, "credence_witness_cosignatures_total{{witness=\"{}\"}} {n}", label(w));
         }
-        let help = "Checkpoints a genesis witness refused, by HTTP status.";
+        let help = "Checkpoints a witness in force refused, by HTTP status.";
         header(&mut out, "credence_witness_refusals_total", help, "counter");
         for ((w, s), n) in witness.iter().filter(|((_, s), _)| (400..500).contains(s)) {
             let _ = writeln!(out, "credence_witness_refusals_total{{witness=\"{}\",status=\"{s}\"}} {n}", label(w));
@@ -413,6 +419,9 @@ impl Metrics {
             let _ = writeln!(out, "credence_witness_failures_total{{witness=\"{}\"}} {n}", label(w));
         }
         drop(witness);
+        let help =
+            "Witnesses in force at the head (genesis's and governance's), which the node submits checkpoints to.";
+        scalar(&mut out, "credence_witnesses_in_force", help, "gauge", self.witnesses_in_force.get());
         out
     }
 }

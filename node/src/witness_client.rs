@@ -1,10 +1,18 @@
-//! The node's side of C2SP tlog-witness: each new checkpoint goes to every witness named in genesis with `POST <url>/add-checkpoint`, and the `cosignature/v1` lines they return are kept and served with the checkpoint.
+//! The node's side of C2SP tlog-witness: each new checkpoint goes to every witness in force at its height (named in genesis or by governance) with `POST <url>/add-checkpoint`, and the `cosignature/v1` lines they return are kept and served with the checkpoint.
+//!
+//! The witnesses in force come from the governance state (`GovState::witnesses_at`): genesis's
+//! `[[witnesses]]`, then those `add-witness` changes added and `remove-witness` changes removed,
+//! each from its activation height. A supervising task reads the set in force at the head
+//! every [`POLL_MS`]: it starts a task for a witness that came into force and stops the task
+//! of one that left (at most `WITNESSES_MAX` run at once). A task submits a checkpoint only if
+//! its witness is in force at the checkpoint's height (read with the head, under one store
+//! lock), so no checkpoint from a removal's height on goes to the removed witness.
 //!
 //! One task per witness. Its queue is the latest committed checkpoint only ([`QUEUE_NOTES_MAX`]
 //! = 1: a newer head replaces one not yet sent, since a witness only needs the latest): it
 //! reads the head every [`POLL_MS`], and submits it with the old size this witness last
 //! cosigned for this node (0 at start) and the consistency proof from the store. Answers:
-//! * 200: the cosignature line is checked against the witness's genesis key, kept for that
+//! * 200: the cosignature line is checked against the witness's key in force, kept for that
 //!   height ([`Cosignatures`], at most [`COSIGNED_HEIGHTS_MAX`] heights), and its size becomes
 //!   the old size.
 //! * 409 `text/x.tlog.size` with a size other than the old size sent: the witness cosigned
@@ -24,13 +32,14 @@
 //!
 //! The kept cosignatures are written to [`COSIGNATURES_FILE`] in the data directory after
 //! each new one (temp file, fsync, rename), so a restarted node still serves them with its
-//! checkpoints and bundles. On start each line is checked again against its witness's
-//! genesis key and the stored certificate of its height; a line that does not verify (a
-//! damaged or edited file) is dropped with a warning, never served.
-//! Only plain HTTP/1.1 (genesis URLs are `http://`); answers are read up to
+//! checkpoints and bundles. On start each line is checked again against the key of the witness
+//! of its name in force at its height (genesis's or governance's) and the stored certificate
+//! of that height; a line that does not verify (a damaged or edited file, a witness not in
+//! force then) is dropped with a warning, never served.
+//! Only plain HTTP/1.1 (witness URLs are `http://`); answers are read up to
 //! [`RESPONSE_BYTES_MAX`] bytes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,9 +51,12 @@ use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tracing::{debug, info, warn};
 
-use credence_ledger::genesis::{Genesis, GenesisWitness};
+use credence_ledger::genesis::Genesis;
+use credence_ledger::governance::GovState;
 use credence_ledger::merkle;
-use credence_ledger::witness::{AddCheckpoint, parse_witnessed_note};
+use credence_ledger::sig::PublicKey;
+use credence_ledger::store::Store;
+use credence_ledger::witness::{AddCheckpoint, WitnessKey, parse_witnessed_note};
 
 use crate::api::{SharedStore, StoreView};
 use crate::bundle::{SetChange, set_changes_from};
@@ -86,13 +98,15 @@ pub struct Cosignatures {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Loaded {
     pub kept: usize,
-    /// Lines that did not verify, or named no genesis witness or no stored height.
+    /// Lines that did not verify, or named no witness in force at their height, or no stored height.
     pub dropped: usize,
 }
 
 impl Cosignatures {
-    /// Cosignatures kept in `path`, each checked again against its witness's key in
-    /// `genesis` and the certificate of its height in `store`; later ones are written there.
+    /// Cosignatures kept in `path`, each checked again against the key of the witness of its
+    /// name in force at its height (the store's governance state, or `genesis`'s for a chain
+    /// governance never changed) and the certificate of that height in `store`; later ones
+    /// are written there.
     /// A missing file is an empty set; an unreadable or oversized one is an error naming it.
     pub fn load(path: &Path, genesis: &Genesis, store: &SharedStore) -> Result<(Cosignatures, Loaded), String> {
         let c = Cosignatures { inner: Mutex::default(), file: Some(Mutex::new(path.to_owned())) };
@@ -125,13 +139,18 @@ impl Cosignatures {
         let (height, cosig) = line.split_once(' ').ok_or("not `<height> <line>`")?;
         let height: u64 = height.parse().map_err(|_| format!("height '{height}' is not a number"))?;
         let name = cosig.strip_prefix("\u{2014} ").and_then(|r| r.split(' ').next()).ok_or("not a signature line")?;
-        let w = genesis.witnesses.iter().find(|w| w.name == name).ok_or(format!("'{name}' is no genesis witness"))?;
         let s = store.read().map_err(|_| "store lock poisoned".to_owned())?;
+        let gov = governance(genesis, &*s)?;
+        let w = gov
+            .witness_keys_at(height)
+            .into_iter()
+            .find(|w| w.name == name)
+            .ok_or(format!("'{name}' is no witness in force at height {height}"))?;
         let cert = s.certificate(height).map_err(|e| e.to_string())?.ok_or(format!("no certificate at {height}"))?;
         drop(s);
         let head = Head { height, size: cert.body.tree_size, note: cert.to_note() };
-        let line = check_cosignature(w, &head, &format!("{cosig}\n"))?;
-        Ok((height, w.name.clone(), line))
+        let line = check_cosignature(&w, &head, &format!("{cosig}\n"))?;
+        Ok((height, w.name, line))
     }
 
     /// Writes the kept cosignatures to the file durably (temp file, fsync, rename, fsync
@@ -186,9 +205,48 @@ struct Head {
     note: String,
 }
 
-fn read_head(store: &SharedStore) -> Result<Option<Head>, String> {
+/// A witness the client submits to: its cosigner key and where it serves `add-checkpoint`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    pub name: String,
+    pub key: PublicKey,
+    pub url: String,
+}
+
+impl Target {
+    fn key(&self) -> WitnessKey {
+        WitnessKey { name: self.name.clone(), key: self.key }
+    }
+}
+
+/// The governance state after the store's last block (genesis's if governance never changed it).
+fn governance(genesis: &Genesis, s: &(dyn Store + Send + Sync)) -> Result<Arc<GovState>, String> {
+    Ok(s.governance().map_err(|e| e.to_string())?.unwrap_or_else(|| genesis.governance()))
+}
+
+/// The witnesses in force at `height` (at most the head's: the state after the head knows them).
+fn targets_at(gov: &GovState, height: u64) -> BTreeSet<Target> {
+    gov.witnesses_at(height)
+        .into_iter()
+        .map(|w| Target { name: w.name.clone(), key: w.key, url: w.url.clone() })
+        .collect()
+}
+
+/// The witnesses in force at the head's height (at height 1 before the first block).
+fn targets_at_head(genesis: &Genesis, store: &SharedStore) -> Result<BTreeSet<Target>, String> {
+    let s = store.read().map_err(|_| "store lock poisoned".to_owned())?;
+    let height = s.head().map_err(|e| e.to_string())?.map_or(1, |h| h.height);
+    Ok(targets_at(&governance(genesis, &*s)?.advanced(height), height))
+}
+
+/// The head's checkpoint, if `target` is in force at its height (`None` otherwise, or before
+/// the first block).
+fn read_head(genesis: &Genesis, store: &SharedStore, target: &Target) -> Result<Option<Head>, String> {
     let s = store.read().map_err(|_| "store lock poisoned".to_owned())?;
     let Some(head) = s.head().map_err(|e| e.to_string())? else { return Ok(None) };
+    if !targets_at(&governance(genesis, &*s)?.advanced(head.height), head.height).contains(target) {
+        return Ok(None);
+    }
     let cert = s.certificate(head.height).map_err(|e| e.to_string())?;
     let cert = cert.ok_or_else(|| format!("certificate of head {} is missing", head.height))?;
     Ok(Some(Head { height: head.height, size: cert.body.tree_size, note: cert.to_note() }))
@@ -202,21 +260,56 @@ fn proof(store: &SharedStore, old: u64, new: u64) -> Result<Vec<merkle::NodeHash
     merkle::consistency_proof(old, new, &StoreView(&*s)).map_err(|e| e.to_string())
 }
 
-/// Starts one submitting task per witness in `genesis`; they run until aborted.
+/// Starts the supervising task, which keeps one submitting task per witness in force at the
+/// head; they run until it is aborted (its tasks with it).
 pub fn spawn(
     genesis: &Genesis,
     store: SharedStore,
     cosigs: Arc<Cosignatures>,
     metrics: Arc<Metrics>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    genesis
-        .witnesses
-        .iter()
-        .map(|w| {
-            let origin = genesis.checkpoint_origin.clone();
-            tokio::spawn(run(w.clone(), origin, store.clone(), cosigs.clone(), metrics.clone()))
-        })
-        .collect()
+    vec![tokio::spawn(supervise(Arc::new(genesis.clone()), store, cosigs, metrics))]
+}
+
+/// Every [`POLL_MS`]: starts a task for each witness in force at the head that has none,
+/// stops the task of each witness no longer in force. The tasks live in a `JoinSet`, so
+/// aborting this task aborts them.
+async fn supervise(genesis: Arc<Genesis>, store: SharedStore, cosigs: Arc<Cosignatures>, metrics: Arc<Metrics>) {
+    let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
+    let mut running: BTreeMap<Target, tokio::task::AbortHandle> = BTreeMap::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let (g, st) = (genesis.clone(), store.clone());
+        match tokio::task::spawn_blocking(move || targets_at_head(&g, &st)).await {
+            Ok(Ok(want)) => {
+                metrics.witnesses_in_force.set(want.len() as u64);
+                running.retain(|t, task| {
+                    let keep = want.contains(t);
+                    if !keep {
+                        task.abort();
+                        info!(witness = %t.name, url = %t.url, "witness no longer in force: stopped submitting to it");
+                    }
+                    keep
+                });
+                for t in want {
+                    if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(t) {
+                        let task = tasks.spawn(run(
+                            slot.key().clone(),
+                            genesis.clone(),
+                            genesis.checkpoint_origin.clone(),
+                            store.clone(),
+                            cosigs.clone(),
+                            metrics.clone(),
+                        ));
+                        slot.insert(task);
+                    }
+                }
+            }
+            Ok(Err(e)) => warn!(error = %e, "witness client: cannot read the witnesses in force"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
 }
 
 /// What one submission came to.
@@ -229,7 +322,14 @@ enum Outcome {
     Failed,
 }
 
-async fn run(w: GenesisWitness, origin: String, store: SharedStore, cosigs: Arc<Cosignatures>, metrics: Arc<Metrics>) {
+async fn run(
+    w: Target,
+    genesis: Arc<Genesis>,
+    origin: String,
+    store: SharedStore,
+    cosigs: Arc<Cosignatures>,
+    metrics: Arc<Metrics>,
+) {
     let mut old_size = 0u64;
     let mut done_height = 0u64;
     let mut backoff_ms = BACKOFF_MS_MIN;
@@ -238,8 +338,8 @@ async fn run(w: GenesisWitness, origin: String, store: SharedStore, cosigs: Arc<
     info!(witness = %w.name, url = %w.url, "submitting checkpoints to witness");
     loop {
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-        let st = store.clone();
-        let head = match tokio::task::spawn_blocking(move || read_head(&st)).await {
+        let (g, st, target) = (genesis.clone(), store.clone(), w.clone());
+        let head = match tokio::task::spawn_blocking(move || read_head(&g, &st, &target)).await {
             Ok(Ok(Some(h))) => h,
             Ok(Ok(None)) => continue,
             Ok(Err(e)) => {
@@ -289,7 +389,7 @@ async fn run(w: GenesisWitness, origin: String, store: SharedStore, cosigs: Arc<
 }
 
 async fn submit(
-    w: &GenesisWitness,
+    w: &Target,
     store: &SharedStore,
     cosigs: &Arc<Cosignatures>,
     metrics: &Metrics,
@@ -323,7 +423,7 @@ async fn submit(
         }
     };
     match status {
-        200 => match check_cosignature(w, head, &text) {
+        200 => match check_cosignature(&w.key(), head, &text) {
             Ok(line) => {
                 cosigs.add(head.height, &w.name, line);
                 let keep = cosigs.clone();
@@ -381,7 +481,7 @@ fn set_changes(store: &SharedStore, height: u64) -> Result<Vec<SetChange>, Strin
 
 /// Shows `w` the set changes up to `height` ([`crate::witness::SET_CHANGES_PATH`]): true if
 /// there were some and it took them.
-async fn teach(w: &GenesisWitness, origin: &str, store: &SharedStore, height: u64) -> bool {
+async fn teach(w: &Target, origin: &str, store: &SharedStore, height: u64) -> bool {
     let st = store.clone();
     let changes = match tokio::task::spawn_blocking(move || set_changes(&st, height)).await {
         Ok(Ok(c)) if c.is_empty() => return false,
@@ -414,13 +514,13 @@ async fn teach(w: &GenesisWitness, origin: &str, store: &SharedStore, height: u6
 }
 
 /// The one cosignature line of `text` if it is `w`'s valid cosignature on `head`.
-fn check_cosignature(w: &GenesisWitness, head: &Head, text: &str) -> Result<String, String> {
+fn check_cosignature(w: &WitnessKey, head: &Head, text: &str) -> Result<String, String> {
     let note = format!("{}{text}", head.note);
     let (cp, cosigs) = parse_witnessed_note(&note).map_err(|e| e.to_string())?;
     let [c] = cosigs.as_slice() else {
         return Err(format!("expected one cosignature/v1 line, got {}", cosigs.len()));
     };
-    c.verify(&cp.body, &w.key()).map_err(|e| e.to_string())?;
+    c.verify(&cp.body, w).map_err(|e| e.to_string())?;
     Ok(c.to_line())
 }
 
@@ -476,10 +576,11 @@ mod tests {
     }
 
     /// Saved cosignatures come back after a restart; a line moved to another height, one
-    /// of a height the store lacks, one by no genesis witness, and garbage are dropped.
+    /// of a height the store lacks, one by no witness in force at its height, and garbage are dropped.
     #[test]
     fn kept_cosignatures_survive_a_restart_and_edited_lines_are_dropped() {
         use credence_ledger::demo::ChainBuilder;
+        use credence_ledger::genesis::GenesisWitness;
         use credence_ledger::sig::SecretKey;
         use credence_ledger::store::{MemStore, Store};
         use credence_ledger::witness::Cosignature;
@@ -532,5 +633,63 @@ mod tests {
         std::fs::write(&path, vec![b'x'; COSIGNATURES_FILE_BYTES_MAX as usize + 1]).unwrap();
         let e = Cosignatures::load(&path, &gw, &store).unwrap_err();
         assert!(e.contains(COSIGNATURES_FILE) && e.contains("more than"), "{e}");
+    }
+
+    /// A witness governance added: its kept cosignatures come back after a restart only for
+    /// heights where it is in force (from its activation height), as the node serves them.
+    #[test]
+    fn kept_cosignatures_of_a_governance_witness_count_only_from_its_activation() {
+        use credence_ledger::attestation::{Claim, GovernanceApproval, GovernanceProposal};
+        use credence_ledger::demo::ChainBuilder;
+        use credence_ledger::governance::{ACTIVATION_DELAY_HEIGHTS, Change};
+        use credence_ledger::rules::StateView;
+        use credence_ledger::sig::SecretKey;
+        use credence_ledger::store::{MemStore, Store};
+        use credence_ledger::witness::Cosignature;
+
+        let mut b = ChainBuilder::new(1, 1_600_000_000_000).unwrap();
+        let g = b.genesis().clone();
+        let validators: Vec<usize> = (0..g.members.len()).filter(|i| g.members[*i].validator).collect();
+        let sk = SecretKey::from_seed([43; 32]);
+        let w = WitnessKey { name: "w.example/gov".into(), key: sk.public() };
+        let mut mem = MemStore::new(&g);
+        let change = Change::AddWitness { name: w.name.clone(), key: w.key, url: "http://127.0.0.1:1".into() };
+        let expires_at_ms = b.time_ms() + 86_400_000;
+        let proposal = Claim::GovernanceProposal(Box::new(GovernanceProposal { change, expires_at_ms }));
+        mem.commit(&b.next_block_of(vec![(validators[0], proposal)]).unwrap()).unwrap();
+        let id = mem.governance().unwrap().unwrap().proposals[0].id;
+        let approvals = validators[1..3]
+            .iter()
+            .map(|v| (*v, Claim::GovernanceApproval(GovernanceApproval { proposal: id })))
+            .collect();
+        mem.commit(&b.next_block_of(approvals).unwrap()).unwrap();
+        let from = 2 + ACTIVATION_DELAY_HEIGHTS;
+        for _ in 3..=from + 1 {
+            mem.commit(&b.next_block(1).unwrap()).unwrap();
+        }
+        let store: SharedStore = Arc::new(std::sync::RwLock::new(mem));
+        let gov = store.read().unwrap().governance().unwrap().unwrap();
+        assert_eq!(gov.witness_keys_at(from), std::slice::from_ref(&w));
+        assert!(gov.witness_keys_at(from - 1).is_empty());
+        assert_eq!(targets_at_head(&g, &store).unwrap().len(), 1, "the supervisor starts a task for it");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(COSIGNATURES_FILE);
+        let c = Cosignatures { inner: Mutex::default(), file: Some(Mutex::new(path.clone())) };
+        for h in from - 1..=from + 1 {
+            let cert = store.read().unwrap().certificate(h).unwrap().unwrap();
+            c.add(h, &w.name, Cosignature::sign(&cert.body, &w, &sk, 1_700_000_000 + h).to_line());
+        }
+        c.save().unwrap();
+        let (again, found) = Cosignatures::load(&path, &g, &store).unwrap();
+        assert_eq!(found, Loaded { kept: 2, dropped: 1 });
+        assert_eq!(again.lines(from - 1), "", "not in force there: never served");
+        assert_eq!(again.lines(from), c.lines(from));
+        assert_eq!(again.lines(from + 1), c.lines(from + 1));
+        // A head before the activation: the submitting task does not read it as its own.
+        let target = Target { name: w.name.clone(), key: w.key, url: "http://127.0.0.1:1".into() };
+        assert!(read_head(&g, &store, &target).unwrap().is_some());
+        let other = Target { url: "http://127.0.0.1:2".into(), ..target };
+        assert!(read_head(&g, &store, &other).unwrap().is_none(), "a witness not in force gets nothing");
     }
 }

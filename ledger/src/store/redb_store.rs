@@ -1053,7 +1053,7 @@ impl RedbStore {
             None => None,
             Some(item) => {
                 let (k, v) = item.map_err(backend)?;
-                let g: GovState = crate::codec::decode("governance state", v.value(), GOVERNANCE_BYTES_MAX)
+                let g = GovState::decode_stored(v.value(), GOVERNANCE_BYTES_MAX, &self.genesis)
                     .map_err(|e| corrupt(place("governance", k.value()), e.to_string()))?;
                 Some(Arc::new(g))
             }

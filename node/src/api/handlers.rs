@@ -1318,7 +1318,7 @@ pub async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiE
 }
 
 /// The latest commit certificate: a C2SP tlog-checkpoint signed note cosigned by the validators,
-/// then the genesis witnesses' `cosignature/v1` lines this node holds for it.
+/// then the `cosignature/v1` lines of the witnesses in force at its height this node holds for it.
 #[utoipa::path(
     get,
     path = "/v1/checkpoint",
@@ -1334,7 +1334,7 @@ pub async fn checkpoint(State(st): State<ApiState>) -> Result<Response, ApiError
 }
 
 /// The head's certificate as a signed note (`/v1/checkpoint` and the tiles' `/checkpoint`),
-/// followed by the `cosignature/v1` lines of the genesis witnesses that cosigned it so far.
+/// followed by the `cosignature/v1` lines of the witnesses in force at its height that cosigned it so far.
 pub(crate) async fn head_note(st: &ApiState) -> Result<String, ApiError> {
     let st = st.clone();
     blocking(move || {

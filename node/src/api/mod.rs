@@ -333,7 +333,7 @@ pub struct ApiState {
     offline: bool,
     /// Full tiles served recently (`tiles.rs`).
     tiles: Arc<tiles::TileCache>,
-    /// The genesis witnesses' cosignatures, served with the checkpoint they sign.
+    /// The cosignatures of the witnesses in force (genesis's or governance's), served with the checkpoint they sign.
     pub cosignatures: Arc<crate::witness_client::Cosignatures>,
     /// `GET /v1/portfolio`'s computation, kept between requests (memory grows with the
     /// ledger's loans, appraisals and enrolments, not with its records).

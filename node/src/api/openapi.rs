@@ -6,8 +6,8 @@ use utoipa::{Modify, OpenApi};
 use super::views::{
     AmountView, AttestationPage, AttestationView, BatchItemResult, BatchSubmitRequest, BatchSubmitResponse, BlockView,
     ClaimView, ConsistencyProofView, ErrorBody, ErrorDetail, GovChangeView, GovEpochView, GovMemberView,
-    GovProposalView, GovScheduledView, GovernanceView, HealthView, InclusionProofView, MempoolView, MoneyView,
-    NextSequenceView, OpeningView, OpeningsView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
+    GovProposalView, GovScheduledView, GovWitnessView, GovernanceView, HealthView, InclusionProofView, MempoolView,
+    MoneyView, NextSequenceView, OpeningView, OpeningsView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::views::{
     FiguresView, LenderFiguresView, LenderSeriesView, LoanLineView, MonthFiguresView, PoolFiguresView, PortfolioView,
@@ -23,7 +23,7 @@ use super::{console, handlers};
         title = "Credence node API",
         description = "Submit signed attestations, query the ledger, and fetch RFC 9162 proofs and C2SP checkpoints. \
 Ids and block hashes are hex; Merkle roots and proof hashes are standard base64; money is integer fen. \
-Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 (R024..R029: access), R040..R053 (governance) and R101..R132 (IP loans); R060 (node-side) refuses openings that do not open their record's sealed amounts."
+Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger rule codes are R001..R029 (R024..R029: access), R040..R058 (governance; R054..R058: witnesses) and R101..R132 (IP loans); R060 (node-side) refuses openings that do not open their record's sealed amounts."
     ),
     paths(
         handlers::submit_attestation,
@@ -85,6 +85,7 @@ Errors are `{\"error\": {\"code\", \"field\", \"rule\", \"message\"}}`; ledger r
         GovProposalView,
         GovScheduledView,
         GovEpochView,
+        GovWitnessView,
         PortfolioView,
         FiguresView,
         LenderFiguresView,

@@ -758,13 +758,24 @@ pub struct GovMemberView {
 }
 
 /// A governance change in JSON: `kind` is add-member, remove-member, set-roles,
-/// revoke-key, set-consensus or key-rotation; the other fields as they apply.
+/// revoke-key, set-consensus, add-witness, remove-witness or key-rotation; the other fields
+/// as they apply.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GovChangeView {
     pub kind: String,
     pub member: Option<String>,
-    /// add-member: its key; revoke-key: the revoked key; key-rotation: the new key (hex).
+    /// add-member: its key; revoke-key: the revoked key; key-rotation: the new key;
+    /// add-witness: the witness's cosigning key (hex).
     pub key: Option<String>,
+    /// add-witness, remove-witness: the witness's key name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<String>,
+    /// add-witness: the witness's C2SP verifier key (`name+keyid+base64`, as `--witness` takes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vkey: Option<String>,
+    /// add-witness: where it serves `POST <url>/add-checkpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// revoke-key: the key that replaces it (hex).
     pub replacement: Option<String>,
     pub roles: Option<Vec<String>>,
@@ -801,6 +812,32 @@ pub struct GovScheduledView {
     /// The proposal's id, or the key rotation record's.
     pub record: String,
     pub change: GovChangeView,
+}
+
+/// One term of an outside witness: genesis's (from height 1) or one governance added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GovWitnessView {
+    /// Its key name in `cosignature/v1` lines.
+    pub name: String,
+    /// Its C2SP verifier key (`name+keyid+base64`), what `--witness` takes.
+    pub vkey: String,
+    pub url: String,
+    /// The first height it is in force at.
+    pub from_height: u64,
+    /// The first height it is no longer in force at, if governance removed it.
+    pub until_height: Option<u64>,
+}
+
+impl GovWitnessView {
+    pub fn of(w: &credence_ledger::governance::WitnessTerm) -> GovWitnessView {
+        GovWitnessView {
+            name: w.name.clone(),
+            vkey: w.key().to_vkey_string(),
+            url: w.url.clone(),
+            from_height: w.from_height,
+            until_height: w.until_height,
+        }
+    }
 }
 
 /// A validator set and the first height it certifies.
@@ -842,6 +879,13 @@ pub struct GovernanceView {
     pub scheduled: Vec<GovScheduledView>,
     pub applied: Vec<GovScheduledView>,
     pub epochs: Vec<GovEpochView>,
+    /// The outside witnesses in force at `in_force_at` (genesis's and governance's), in name
+    /// order: the node submits each checkpoint to these.
+    #[serde(default)]
+    pub witnesses: Vec<GovWitnessView>,
+    /// Every witness term, oldest first (genesis's from height 1, then governance's).
+    #[serde(default)]
+    pub witness_history: Vec<GovWitnessView>,
 }
 
 impl GovChangeView {
@@ -857,6 +901,9 @@ impl GovChangeView {
             roles: None,
             validator: None,
             params: None,
+            witness: None,
+            vkey: None,
+            url: None,
         };
         match p {
             Pending::Rotation { member, key, .. } => {
@@ -882,6 +929,14 @@ impl GovChangeView {
                         v.replacement = Some(hex_key(replacement));
                     }
                     Change::SetConsensus(params) => v.params = serde_json::to_value(params).ok(),
+                    Change::AddWitness { name, key, url } => {
+                        let w = credence_ledger::witness::WitnessKey { name: name.clone(), key: *key };
+                        v.key = Some(hex::encode(key.0));
+                        v.vkey = Some(w.to_vkey_string());
+                        v.witness = Some(name.clone());
+                        v.url = Some(url.clone());
+                    }
+                    Change::RemoveWitness { name } => v.witness = Some(name.clone()),
                     Change::RemoveMember { .. } => {}
                 }
             }
@@ -963,6 +1018,8 @@ impl GovernanceView {
                     set_hash: e.hash().to_hex(),
                 })
                 .collect(),
+            witnesses: gov.witnesses_at(height + 1).into_iter().map(GovWitnessView::of).collect(),
+            witness_history: gov.witnesses.iter().map(GovWitnessView::of).collect(),
         }
     }
 }
