@@ -785,4 +785,25 @@ mod tests {
         let reason = violation(judge(&cp(&store, 2), &cp(&store, 1), proof_from(&store)).unwrap());
         assert!(reason.contains("height went back"), "{reason}");
     }
+
+    /// `prove`'s message counts the policy's witnesses that cosigned against the policy's names
+    /// (genesis's and --witness's, each name once), and names the counted ones.
+    #[test]
+    fn prove_counts_the_witnesses_of_the_policy() {
+        use credence_ledger::sig::SecretKey;
+        let genesis = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap().genesis().clone();
+        let w = |n: &str, seed: u8| WitnessKey { name: n.into(), key: SecretKey::from_seed([seed; 32]).public() };
+        let policy = WitnessPolicy::with_extra(&genesis, &[w("w.example/a", 1), w("w.example/b", 2)]).unwrap();
+        assert_eq!(
+            cosigned_text(&policy, &["w.example/a".into(), "w.example/b".into()]),
+            "cosigned by 2 of 2 trusted witnesses (w.example/a, w.example/b; lines of other witnesses kept, not counted)"
+        );
+        assert_eq!(
+            cosigned_text(&WitnessPolicy::genesis(&genesis), &[]),
+            "cosigned by 0 of 0 trusted witnesses (lines of other witnesses kept, not counted)"
+        );
+        // Two keys under one name (a rotated witness) are one witness of the policy.
+        let rotated = WitnessPolicy::with_extra(&genesis, &[w("w.example/a", 1), w("w.example/a", 3)]).unwrap();
+        assert!(cosigned_text(&rotated, &["w.example/a".into()]).starts_with("cosigned by 1 of 1 trusted"));
+    }
 }

@@ -686,3 +686,32 @@ fn is_bench_temp_dir(dir: &Path) -> bool {
     dir.starts_with(std::env::temp_dir())
         && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("credence-bench-store-"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `verify`'s witness lines: every term with its heights and verifier key, ended or not.
+    #[test]
+    fn verify_lists_every_witness_term() {
+        assert_eq!(witnesses_text(&[]), "Outside witnesses: none named by the genesis or the governance records.\n");
+        let key = credence_ledger::sig::SecretKey::from_seed([5; 32]).public();
+        let term = |name: &str, from_height, until_height| WitnessTerm {
+            name: name.into(),
+            key,
+            url: format!("http://{}", name.replace('/', "-")),
+            from_height,
+            until_height,
+        };
+        let text = witnesses_text(&[term("w.example/a", 1, None), term("w.example/b", 7, Some(12))]);
+        let vkey = |name: &str| credence_ledger::witness::WitnessKey { name: name.into(), key }.to_vkey_string();
+        assert_eq!(
+            text,
+            format!(
+                "Outside witnesses named by the genesis and the governance records verified (2 terms, 1 in force after the head):\n  w.example/a  from height 1 in force  {}  http://w.example-a\n  w.example/b  from height 7 until height 12  {}  http://w.example-b\n",
+                vkey("w.example/a"),
+                vkey("w.example/b")
+            )
+        );
+    }
+}
