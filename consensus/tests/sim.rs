@@ -38,6 +38,14 @@ fn the_same_seed_gives_the_same_final_state() {
         let other = run(&SimConfig::new(43, n, 20, b));
         assert_ne!(a.final_state_hash, other.final_state_hash);
     }
+    // A governance run too: the same records (witness changes and probes included), terms and state.
+    let a = run(&SimConfig::governance(44, 20, 1));
+    let again = run(&SimConfig::governance(44, 20, 1));
+    assert_eq!((a.final_state_hash, a.events), (again.final_state_hash, again.events));
+    let (p, q) = (a.governance.unwrap(), again.governance.unwrap());
+    assert_eq!((p.records_submitted, p.probes_submitted), (q.records_submitted, q.probes_submitted));
+    assert_eq!((&p.witness_terms, p.probes_refused), (&q.witness_terms, q.probes_refused));
+    assert_eq!(a.stats.rule_refusals, again.stats.rule_refusals);
 }
 
 /// Every byzantine behaviour, f of them, at n = 4 and 7: the run's invariants hold
