@@ -22,6 +22,7 @@ fn generated_chain_verifies_from_store_and_from_export() {
     assert_eq!(v["attestations"], 2000);
     assert!(v["attestations_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(v["head"]["tree_size"], 2000);
+    assert_eq!(v["witnesses"], serde_json::json!([]), "the demo genesis names no witness, nor does governance: {v}");
 
     // `bench verify` reports the rate against both ceilings, with the chain's signer count.
     let b = json(&credence(&["bench", "verify", "--data-dir", d, "--ceiling-seconds", "0.1"]));

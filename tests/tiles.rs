@@ -181,7 +181,8 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     wait_until("a bundle under a checkpoint cosigned by both", Duration::from_secs(60), || {
         let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
         let out = credence(&[&args[..], &reader].concat());
-        out.status.success() && stdout(&out).contains("cosigned by 2 of 2 genesis witnesses")
+        out.status.success()
+            && stdout(&out).contains("cosigned by 2 of 2 trusted witnesses (w.example/a, w.example/b; lines of other")
     });
     let v = json(&ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "2", "--json"])));
     assert_eq!(v["witnesses"], serde_json::json!(["w.example/a", "w.example/b"]), "{v}");
@@ -205,7 +206,7 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     wait_until("a new bundle cosigned by witness a", Duration::from_secs(30), || {
         let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
         let out = credence(&[&args[..], &reader].concat());
-        out.status.success() && stdout(&out).contains("cosigned by 1 of 2 genesis witnesses")
+        out.status.success() && stdout(&out).contains("cosigned by 1 of 2 trusted witnesses (w.example/a; lines of")
     });
     ok(credence(&["verify-bundle", p(&bundle), "--genesis", &genesis, "--witnesses", "1"]));
     refused(
@@ -347,14 +348,42 @@ fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_r
     ])));
     assert_eq!(v["witnesses"], serde_json::json!(["w.example/a", "w.example/b"]), "{v}");
 
-    // A bundle under a checkpoint cosigned by both.
+    // A bundle under a checkpoint cosigned by both: `prove` under the same policy counts b
+    // with its vkey (and with --witnesses 2 writes no bundle until both cosigned), never without.
     let regulator = net.access_key(0, 0, "inspector", "regulator");
     let reader = ["--access-key", p(&regulator), "--purpose", "supervision"];
     let id = net.attest(0, 0, "2022")["id"].as_str().unwrap().to_string();
     let bundle = dir.path().join("bundle.json");
+    let prove = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
+    let mut proved = String::new();
     wait_until("a bundle under a checkpoint cosigned by both", Duration::from_secs(60), || {
-        let args = ["prove", &id, "--out", p(&bundle), "--node", &api, "--genesis", &genesis];
-        ok(credence(&[&args[..], &reader].concat()));
+        let out = credence(&[&prove[..], &reader, &b_flag, &["--witnesses", "2"]].concat());
+        proved = stdout(&out);
+        out.status.success()
+    });
+    assert!(
+        proved.contains("cosigned by 2 of 2 trusted witnesses (w.example/a, w.example/b; lines of other witnesses kept, not counted)"),
+        "{proved}"
+    );
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert_eq!(cosigners(b["checkpoint"].as_str().unwrap()), ["w.example/a", "w.example/b"]);
+    // Without b's vkey, k = 2 is out of the policy's reach: no bundle, the error says why.
+    let short = credence(&[&prove[..], &reader, &["--witnesses", "2"]].concat());
+    let err = String::from_utf8_lossy(&short.stderr).into_owned();
+    assert!(
+        !short.status.success()
+            && err.contains("2 witnesses required but the policy names only 1 (genesis: w.example/a; --witness: none)"),
+        "{err}"
+    );
+    let without = ok(credence(&[&prove[..], &reader].concat()));
+    assert!(
+        stdout(&without).contains(" of 1 trusted witnesses (") && !stdout(&without).contains("w.example/b;"),
+        "b's line is kept, not counted, without its vkey: {}",
+        stdout(&without)
+    );
+    // The last bundle written (without b's vkey) still carries b's line for auditors that trust it.
+    wait_until("a bundle carrying b's line", Duration::from_secs(30), || {
+        ok(credence(&[&prove[..], &reader].concat()));
         let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
         cosigners(b["checkpoint"].as_str().unwrap()) == ["w.example/a", "w.example/b"]
     });
@@ -410,7 +439,33 @@ fn a_witness_named_by_governance_cosigns_from_its_activation_and_is_dropped_by_r
     // replayed under the rules) and lists b's term offline.
     node.stop();
     let data = net.config(0).parent().unwrap().join("data");
-    ok(credence(&["verify", "--data-dir", p(&data)]));
+    // `verify` lists the witness terms of the governance it replayed, as it verified them.
+    let out = stdout(&ok(credence(&["verify", "--data-dir", p(&data)])));
+    let vkey_a = credence_ledger::witness::WitnessKey {
+        name: "w.example/a".into(),
+        key: credence_ledger::genesis::Genesis::load(Path::new(&genesis)).unwrap().witnesses[0].public_key,
+    }
+    .to_vkey_string();
+    assert!(out.contains("(2 terms, 1 in force after the head)"), "{out}");
+    assert!(
+        out.contains(&format!("  w.example/a  from height 1 in force  {vkey_a}  http://127.0.0.1:{port_a}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  w.example/b  from height {from} until height {until}  {vkey_b}  {url_b}\n")),
+        "{out}"
+    );
+    let expected = serde_json::json!([
+        {"name": "w.example/a", "vkey": vkey_a, "url": format!("http://127.0.0.1:{port_a}"), "from_height": 1, "until_height": null},
+        {"name": "w.example/b", "vkey": vkey_b, "url": url_b, "from_height": from, "until_height": until},
+    ]);
+    let v = json(&ok(credence(&["verify", "--data-dir", p(&data), "--json"])));
+    assert_eq!((&v["ok"], &v["witnesses"]), (&serde_json::json!(true), &expected), "{v}");
+    // The same from an export file, verified against the genesis alone.
+    let export = dir.path().join("chain.export");
+    ok(credence(&["export", "--data-dir", p(&data), "--out", p(&export)]));
+    let v = json(&ok(credence(&["verify", "--file", p(&export), "--genesis", &genesis, "--json"])));
+    assert_eq!(v["witnesses"], expected, "{v}");
     let v = json(&ok(credence(&["governance", "list", "--data-dir", p(&data), "--json"])));
     let terms = v["witness_history"].as_array().unwrap();
     let b = terms.iter().find(|w| w["name"] == "w.example/b").unwrap();

@@ -130,6 +130,11 @@ pub struct ProveArgs {
     /// inclusion proof is computed from the tiles.
     #[arg(long, conflicts_with = "data_dir", requires = "genesis")]
     tiles: Option<String>,
+    /// The witnesses trusted (counted in the message) and required for the bundle's checkpoint,
+    /// as `verify-bundle` takes them: with `--witnesses K`, no bundle is written unless K of them
+    /// cosigned its checkpoint. Other witnesses' lines are kept in the bundle, not counted.
+    #[command(flatten)]
+    policy: WitnessPolicyArgs,
     #[command(flatten)]
     access: crate::access::AccessArgs,
     #[command(flatten)]
@@ -485,6 +490,7 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     let (url, _local) = crate::local::endpoint(&a.node, a.data_dir.as_deref())?;
     let mut conn = a.access.connect(&url)?;
     let genesis = genesis_from(a.genesis.as_deref(), &mut conn)?;
+    let policy = a.policy.policy(&genesis)?;
     let id = query::seg(&a.id);
     // The attestation first, then the checkpoint: the checkpoint then covers it.
     let q = a.read.query()?.replacen('&', "?", 1);
@@ -515,11 +521,12 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
     let height = view.height.unwrap_or(cp.body.height);
     let keys = key_records(&mut conn, &view.attester, height, cp.body.tree_size)?;
     let b = Bundle::new(&genesis, &bytes, leaf_index, &path, &cp, &cosigs, changes)?.with_attester_keys(keys);
-    // Never hand out a bundle that would not verify.
-    let report = bundle::verify(&b, &genesis).context("the node's data does not make a valid bundle")?;
+    // Never hand out a bundle that would not verify under the policy given.
+    let report = checked_bundle(&b, &genesis, &policy, a.policy.witnesses)
+        .context("the node's data does not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
-        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, cosigned by {} of {} genesis witnesses (lines of other witnesses kept, not counted), {} validator-set changes",
+        "wrote {}: attestation {} at leaf {} of {}, checkpoint of height {} signed by {} of {} validators, {}, {} validator-set changes",
         a.out.display(),
         report.id,
         report.leaf_index,
@@ -527,11 +534,35 @@ pub fn prove(a: &ProveArgs) -> Result<ExitCode> {
         report.checkpoint_height,
         report.signers.len(),
         report.validators,
-        report.witnesses.len(),
-        genesis.witnesses.len(),
+        cosigned_text(&policy, &report.witnesses),
         report.set_changes
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bundle::verify_with` under `policy`, then at least `k` of its witnesses cosigned.
+fn checked_bundle(
+    b: &Bundle,
+    genesis: &Genesis,
+    policy: &WitnessPolicy,
+    k: usize,
+) -> Result<bundle::Report, bundle::BundleError> {
+    let r = bundle::verify_with(b, genesis, policy)?;
+    bundle::require_witnesses(policy, &r.witnesses, k)
+        .map_err(|rule| bundle::BundleError { field: "checkpoint", rule })?;
+    Ok(r)
+}
+
+/// For `prove`'s message: "cosigned by 2 of 2 trusted witnesses (w.example/a, w.example/b; lines
+/// of other witnesses kept, not counted)", counting `witnesses` (those of `policy` whose lines
+/// verified) against the policy's names (genesis's and `--witness`'s).
+fn cosigned_text(policy: &WitnessPolicy, witnesses: &[String]) -> String {
+    let counted = if witnesses.is_empty() { String::new() } else { format!("{}; ", witnesses.join(", ")) };
+    format!(
+        "cosigned by {} of {} trusted witnesses ({counted}lines of other witnesses kept, not counted)",
+        witnesses.len(),
+        policy.names().len()
+    )
 }
 
 /// The records that named `attester`'s keys up to `height` (added by governance, a replacement
@@ -565,8 +596,9 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
     let id = credence_ledger::hash::Hash::from_hex("id", &a.id)
         .map(credence_ledger::hash::HashOf::from_hash)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = a.policy.policy(&genesis)?;
     let src = Tiles::open(tiles_arg, a.access.load()?)?;
-    let (_, checked, changes) = crate::tiles::checked_checkpoint(&src, &genesis, &WitnessPolicy::genesis(&genesis))?;
+    let (_, checked, changes) = crate::tiles::checked_checkpoint(&src, &genesis, &policy)?;
     let checked = checked.map_err(|r| anyhow::anyhow!("the log's checkpoint: {r}"))?;
     let cp = checked.checkpoint;
     let size = cp.body.tree_size;
@@ -580,10 +612,11 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
     let path = prove(leaf_index)?;
     let b = Bundle::new(&genesis, &leaf.bytes, leaf_index, &path, &cp, &checked.cosignatures, changes)?
         .with_attester_keys(keys);
-    let report = bundle::verify(&b, &genesis).context("the log's tiles do not make a valid bundle")?;
+    let report = checked_bundle(&b, &genesis, &policy, a.policy.witnesses)
+        .context("the log's tiles do not make a valid bundle")?;
     write_atomic(&a.out, &b.to_json())?;
     println!(
-        "wrote {}: attestation {} at leaf {} of {} (from the tiles of {}), checkpoint of height {} signed by {} of {} validators, {} validator-set changes",
+        "wrote {}: attestation {} at leaf {} of {} (from the tiles of {}), checkpoint of height {} signed by {} of {} validators, {}, {} validator-set changes",
         a.out.display(),
         report.id,
         report.leaf_index,
@@ -592,6 +625,7 @@ fn prove_from_tiles(a: &ProveArgs, tiles_arg: &str) -> Result<ExitCode> {
         report.checkpoint_height,
         report.signers.len(),
         report.validators,
+        cosigned_text(&policy, &report.witnesses),
         report.set_changes
     );
     Ok(ExitCode::SUCCESS)
@@ -633,11 +667,7 @@ pub fn verify_bundle(a: &VerifyBundleArgs) -> Result<ExitCode> {
     let bytes = read_bounded(&a.file, BUNDLE_BYTES_MAX, "bundle")?;
     let parsed = Bundle::parse(&bytes);
     let mut result = match &parsed {
-        Ok(b) => bundle::verify_with(b, &genesis, &policy).and_then(|r| {
-            bundle::require_witnesses(&policy, &r.witnesses, a.policy.witnesses)
-                .map(|()| r)
-                .map_err(|rule| bundle::BundleError { field: "checkpoint", rule })
-        }),
+        Ok(b) => checked_bundle(b, &genesis, &policy, a.policy.witnesses),
         Err(e) => Err(bundle::BundleError { field: e.field, rule: e.rule.clone() }),
     };
     let mut in_log = None;
@@ -754,5 +784,26 @@ mod tests {
         store.commit(&b.next_block(0).unwrap()).unwrap();
         let reason = violation(judge(&cp(&store, 2), &cp(&store, 1), proof_from(&store)).unwrap());
         assert!(reason.contains("height went back"), "{reason}");
+    }
+
+    /// `prove`'s message counts the policy's witnesses that cosigned against the policy's names
+    /// (genesis's and --witness's, each name once), and names the counted ones.
+    #[test]
+    fn prove_counts_the_witnesses_of_the_policy() {
+        use credence_ledger::sig::SecretKey;
+        let genesis = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).unwrap().genesis().clone();
+        let w = |n: &str, seed: u8| WitnessKey { name: n.into(), key: SecretKey::from_seed([seed; 32]).public() };
+        let policy = WitnessPolicy::with_extra(&genesis, &[w("w.example/a", 1), w("w.example/b", 2)]).unwrap();
+        assert_eq!(
+            cosigned_text(&policy, &["w.example/a".into(), "w.example/b".into()]),
+            "cosigned by 2 of 2 trusted witnesses (w.example/a, w.example/b; lines of other witnesses kept, not counted)"
+        );
+        assert_eq!(
+            cosigned_text(&WitnessPolicy::genesis(&genesis), &[]),
+            "cosigned by 0 of 0 trusted witnesses (lines of other witnesses kept, not counted)"
+        );
+        // Two keys under one name (a rotated witness) are one witness of the policy.
+        let rotated = WitnessPolicy::with_extra(&genesis, &[w("w.example/a", 1), w("w.example/a", 3)]).unwrap();
+        assert!(cosigned_text(&rotated, &["w.example/a".into()]).starts_with("cosigned by 1 of 1 trusted"));
     }
 }

@@ -12,9 +12,11 @@ use credence_ledger::block::CertifiedBlock;
 use credence_ledger::demo::ChainBuilder;
 use credence_ledger::export::{ExportReader, ExportWriter};
 use credence_ledger::genesis::Genesis;
+use credence_ledger::governance::WitnessTerm;
 use credence_ledger::ids::Uscc;
 use credence_ledger::store::{RedbOptions, RedbStore, Store};
 use credence_ledger::verify::{self, ChainContext, Summary, VerifyError};
+use credence_node::api::views::GovWitnessView;
 use credence_node::runtime::now_ms;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -448,25 +450,56 @@ fn report(summary: &Summary, failure: Option<&VerifyError>, json: bool) -> ExitC
             v["head"] =
                 json!({"height": height, "block_hash": hash.to_hex(), "tree_size": size, "root": root.to_hex()});
         }
-        if let Some(f) = failure {
-            v["height"] = json!(f.height);
-            v["record"] = json!(f.record);
-            v["reason"] = json!(f.reason.to_string());
+        match failure {
+            Some(f) => {
+                v["height"] = json!(f.height);
+                v["record"] = json!(f.record);
+                v["reason"] = json!(f.reason.to_string());
+            }
+            None => v["witnesses"] = json!(summary.witnesses.iter().map(GovWitnessView::of).collect::<Vec<_>>()),
         }
         println!("{v}");
     } else {
         match failure {
-            None => println!(
-                "OK: {} blocks, {} attestations verified in {:.2} s ({:.0} attestations/s)",
-                summary.blocks,
-                summary.attestations,
-                summary.seconds,
-                summary.attestations_per_second()
-            ),
+            None => {
+                println!(
+                    "OK: {} blocks, {} attestations verified in {:.2} s ({:.0} attestations/s)",
+                    summary.blocks,
+                    summary.attestations,
+                    summary.seconds,
+                    summary.attestations_per_second()
+                );
+                print!("{}", witnesses_text(&summary.witnesses));
+            }
             Some(f) => println!("FAILED at {f}\n({} blocks before it verified)", summary.blocks),
         }
     }
     if failure.is_none() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// The outside-witness terms a verified chain's governance holds, for `verify`'s text: every
+/// term (genesis's, then governance's), so an auditor can pass the ones it chooses to trust as
+/// `--witness VKEY` (docs/AUDITING.md §Outside witnesses).
+fn witnesses_text(terms: &[WitnessTerm]) -> String {
+    if terms.is_empty() {
+        return "Outside witnesses: none named by the genesis or the governance records.\n".to_owned();
+    }
+    let mut out = format!(
+        "Outside witnesses named by the genesis and the governance records verified ({} terms, {} in force after the head):\n",
+        terms.len(),
+        terms.iter().filter(|w| w.until_height.is_none()).count()
+    );
+    for w in terms {
+        let until = w.until_height.map_or_else(|| "in force".to_owned(), |u| format!("until height {u}"));
+        out.push_str(&format!(
+            "  {}  from height {} {until}  {}  {}\n",
+            w.name,
+            w.from_height,
+            w.key().to_vkey_string(),
+            w.url
+        ));
+    }
+    out
 }
 
 /// Verifies blocks 1..=head of `store` with a progress bar.
@@ -652,4 +685,33 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
 fn is_bench_temp_dir(dir: &Path) -> bool {
     dir.starts_with(std::env::temp_dir())
         && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("credence-bench-store-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `verify`'s witness lines: every term with its heights and verifier key, ended or not.
+    #[test]
+    fn verify_lists_every_witness_term() {
+        assert_eq!(witnesses_text(&[]), "Outside witnesses: none named by the genesis or the governance records.\n");
+        let key = credence_ledger::sig::SecretKey::from_seed([5; 32]).public();
+        let term = |name: &str, from_height, until_height| WitnessTerm {
+            name: name.into(),
+            key,
+            url: format!("http://{}", name.replace('/', "-")),
+            from_height,
+            until_height,
+        };
+        let text = witnesses_text(&[term("w.example/a", 1, None), term("w.example/b", 7, Some(12))]);
+        let vkey = |name: &str| credence_ledger::witness::WitnessKey { name: name.into(), key }.to_vkey_string();
+        assert_eq!(
+            text,
+            format!(
+                "Outside witnesses named by the genesis and the governance records verified (2 terms, 1 in force after the head):\n  w.example/a  from height 1 in force  {}  http://w.example-a\n  w.example/b  from height 7 until height 12  {}  http://w.example-b\n",
+                vkey("w.example/a"),
+                vkey("w.example/b")
+            )
+        );
+    }
 }

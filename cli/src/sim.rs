@@ -34,7 +34,7 @@ pub struct SimArgs {
     /// Worker threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Change the validator set by governance during each run (4 → 5 → 7 → 4 by real governance records; needs --validators 4).
+    /// Change the validator set by governance during each run (4 → 5 → 7 → 4 by real governance records, naming two outside witnesses and retiring one; needs --validators 4).
     #[arg(long)]
     governance: bool,
     /// Print one JSON object instead of text.

@@ -38,6 +38,14 @@ fn the_same_seed_gives_the_same_final_state() {
         let other = run(&SimConfig::new(43, n, 20, b));
         assert_ne!(a.final_state_hash, other.final_state_hash);
     }
+    // A governance run too: the same records (witness changes and probes included), terms and state.
+    let a = run(&SimConfig::governance(44, 20, 1));
+    let again = run(&SimConfig::governance(44, 20, 1));
+    assert_eq!((a.final_state_hash, a.events), (again.final_state_hash, again.events));
+    let (p, q) = (a.governance.unwrap(), again.governance.unwrap());
+    assert_eq!((p.records_submitted, p.probes_submitted), (q.records_submitted, q.probes_submitted));
+    assert_eq!((&p.witness_terms, p.probes_refused), (&q.witness_terms, q.probes_refused));
+    assert_eq!(a.stats.rule_refusals, again.stats.rule_refusals);
 }
 
 /// Every byzantine behaviour, f of them, at n = 4 and 7: the run's invariants hold
@@ -140,6 +148,11 @@ fn campaign_1000_seeds_50_heights() {
     assert!(governed.clone().all(|p| p.sizes == sim::governance::SIZES && p.removed_signatures == 0));
     assert_eq!(governed.count() as u64, GOVERNANCE_SEEDS);
     assert!(failures.is_empty(), "{} of {} seeds failed:\n{}", failures.len(), reports.len(), failures.join("\n"));
+    for r in &reports {
+        if let Some(p) = &r.governance {
+            check_witness_plan(r.seed, p);
+        }
+    }
 }
 
 /// Governance under faults: clients move the validator set 4 → 5 → 7 → 4 with real
@@ -160,13 +173,24 @@ fn governance_changes_the_validator_set_under_faults() {
         assert!(plan.removed_proposer.is_some());
         assert!(plan.joiner_blocks > 0 && plan.joiner_signatures > 0, "seed {seed}: the joiners took part");
         assert_eq!(plan.removed_signatures, 0, "seed {seed}: no removed validator certifies after its removal");
+        check_witness_plan(seed, plan);
+        for rule in sim::governance::PROBE_RULES {
+            assert!(r.stats.rule_refusals.get(&rule).is_some_and(|n| *n > 0), "seed {seed}: R{rule:03} refused");
+        }
+        let terms: Vec<String> = plan
+            .witness_terms
+            .iter()
+            .map(|w| format!("{} [{}, {:?})", w.name, w.from_height, w.until_height))
+            .collect();
         println!(
-            "seed {seed}: sizes {:?}, removed proposer {:?}, {} governance records, joiners proposed {} blocks and signed {} certificates, {} heights, {} crashes, {} partitions, byzantine {:?}",
+            "seed {seed}: sizes {:?}, removed proposer {:?}, {} governance records, joiners proposed {} blocks and signed {} certificates, witness terms {terms:?}, probes refused {:?} of {} submitted, {} heights, {} crashes, {} partitions, byzantine {:?}",
             plan.sizes,
             plan.removed_proposer,
             plan.records_submitted,
             plan.joiner_blocks,
             plan.joiner_signatures,
+            plan.probes_refused,
+            plan.probes_submitted,
             r.heights_committed,
             r.stats.crashes,
             r.stats.partitions,
@@ -175,4 +199,58 @@ fn governance_changes_the_validator_set_under_faults() {
         crashes += r.stats.crashes;
     }
     assert!(crashes > 0, "the runs crashed nodes");
+}
+
+/// A finished plan's witness changes: both witnesses named in stage 0, the retired one's term
+/// ended by stage 2 (after it began), the kept one still in force; both refused changes
+/// refused by admission and never on the agreed chain. (That every honest node held these
+/// same terms after every height is the observer's check, part of `ok()`.)
+fn check_witness_plan(seed: u64, plan: &sim::governance::GovPlan) {
+    use sim::governance::{WITNESS_KEPT, WITNESS_RETIRED, witness_url};
+    assert!(plan.done(), "seed {seed}: {:?}, probes refused {:?}", plan.sizes, plan.probes_refused);
+    assert!(plan.probes_refused.iter().all(|n| *n > 0), "seed {seed}: {:?}", plan.probes_refused);
+    assert_eq!(plan.probes_committed, 0, "seed {seed}: a change the rules refuse reached the chain");
+    let terms = &plan.witness_terms;
+    assert_eq!(terms.len(), 2, "seed {seed}: {terms:?}");
+    let (retired, kept) = (&terms[0], &terms[1]);
+    assert_eq!((retired.name.as_str(), kept.name.as_str()), (WITNESS_RETIRED, WITNESS_KEPT), "seed {seed}");
+    assert_eq!(retired.url, witness_url(WITNESS_RETIRED));
+    assert_ne!(retired.key, kept.key, "seed {seed}: the probe's key never replaced the kept witness's");
+    // Named together by one stage: activated at the same height, after genesis.
+    assert!(retired.from_height > 1 && retired.from_height == kept.from_height, "seed {seed}: {terms:?}");
+    assert!(retired.until_height.is_some_and(|u| u > retired.from_height), "seed {seed}: {terms:?}");
+    assert_eq!(kept.until_height, None, "seed {seed}: {terms:?}");
+}
+
+/// The observer's witness-terms check fails on a disagreement: two honest nodes that hold
+/// different terms after one height (a from or until height apart) are a safety violation
+/// naming the height and both nodes; the same terms, or terms at another height, are not.
+#[test]
+fn the_observer_refuses_replicas_that_disagree_on_witness_terms() {
+    use credence_ledger::governance::WitnessTerm;
+    let chain = sim::chain::SimChain::new(9, 4).unwrap();
+    let mut observer = sim::check::Observer::new(
+        vec![true; 4],
+        (0..4).map(sim::chain::validator_name).collect(),
+        &chain.consensus,
+        60_000,
+    );
+    let term = |until: Option<u64>| WitnessTerm {
+        name: "witness.sim/a".into(),
+        key: chain.witness_key("witness.sim/a").public(),
+        url: sim::governance::witness_url("witness.sim/a"),
+        from_height: 5,
+        until_height: until,
+    };
+    observer.on_witness_terms(0, 9, &[term(Some(9))]);
+    observer.on_witness_terms(1, 9, &[term(Some(9))]);
+    observer.on_witness_terms(2, 8, &[term(None)]);
+    assert!(observer.safety.is_empty(), "{:?}", observer.safety);
+    observer.on_witness_terms(3, 9, &[term(None)]);
+    assert_eq!(observer.safety.len(), 1, "{:?}", observer.safety);
+    let v = &observer.safety[0];
+    assert!(v.starts_with("witness terms: after height 9 node 3 holds [witness.sim/a"), "{v}");
+    assert!(v.contains("[5, …)") && v.contains("[5, 9)") && v.contains("node 0 held"), "{v}");
+    observer.on_witness_terms(1, 8, &[]);
+    assert_eq!(observer.safety.len(), 2, "a node that lost a term disagrees too: {:?}", observer.safety);
 }

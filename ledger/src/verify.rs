@@ -15,7 +15,7 @@ use std::time::Instant;
 use crate::block::{Block, BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::{self, Checkpoint};
 use crate::genesis::{Genesis, MEMBERS_MAX};
-use crate::governance::{GovState, Roster};
+use crate::governance::{GovState, Roster, WitnessTerm};
 use crate::hash::{Hash, HashOf};
 use crate::ids::MemberName;
 use crate::merkle::{Frontier, NodeHash};
@@ -697,7 +697,7 @@ pub fn verify_proposal<V: StateView + ?Sized>(
 }
 
 /// Progress and result figures of a streaming verification.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     /// Blocks that passed every check.
     pub blocks: u64,
@@ -708,6 +708,10 @@ pub struct Summary {
     pub seconds: f64,
     /// Head of the verified prefix: (height, block hash, tree size, root).
     pub head: Option<(u64, Hash, u64, Hash)>,
+    /// Every outside-witness term of the governance the chain replayed, as in force at the
+    /// height after its head (genesis's, then those governance records added, each with its
+    /// from and until heights): set once the whole chain verified, empty otherwise.
+    pub witnesses: Vec<WitnessTerm>,
 }
 
 impl Summary {
@@ -933,6 +937,13 @@ where
         if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
             return Some(e);
         }
+        if rule_failure.is_none() {
+            // The governance every block's records replayed, in force after the head.
+            match rules::governance_at(&ctx.genesis, &state, tip.height + 1) {
+                Ok(gov) => summary.witnesses.clone_from(&gov.witnesses),
+                Err(e) => return Some(VerifyError::at(tip.height + 1, Failure::State(e.to_string()))),
+            }
+        }
         rule_failure
     });
     summary.seconds = started.elapsed().as_secs_f64();
@@ -982,6 +993,59 @@ mod tests {
             tip = Tip { height: h.height, hash: h.hash(), time_ms: h.time_ms, frontier: tip.frontier };
         }
         tip
+    }
+
+    /// A whole chain's summary carries the witness terms of the governance it replayed: an
+    /// `AddWitness` and a `RemoveWitness` approved by a quorum, each from its activation height;
+    /// a chain that fails verification reports none.
+    #[test]
+    fn the_summary_lists_the_witness_terms_the_chain_replayed() {
+        use crate::attestation::{Claim, GovernanceApproval, GovernanceProposal};
+        use crate::governance::{ACTIVATION_DELAY_HEIGHTS, Change};
+        use crate::sig::SecretKey;
+
+        let mut b = ChainBuilder::new(1, 1_600_000_000_000).unwrap();
+        let g = b.genesis().clone();
+        let validators: Vec<usize> = (0..g.members.len()).filter(|i| g.members[*i].validator).collect();
+        let key = SecretKey::from_seed([44; 32]).public();
+        let mut blocks = Vec::new();
+        let decide = |b: &mut ChainBuilder, change: Change, blocks: &mut Vec<CertifiedBlock>| {
+            let expires_at_ms = b.time_ms() + 86_400_000;
+            let proposal = Claim::GovernanceProposal(Box::new(GovernanceProposal { change, expires_at_ms }));
+            let proposed = b.next_block_of(vec![(validators[0], proposal)]).unwrap().into_certified();
+            let id = proposed.block.leaves[0].id;
+            blocks.push(proposed);
+            let approvals = validators[1..3]
+                .iter()
+                .map(|v| (*v, Claim::GovernanceApproval(GovernanceApproval { proposal: id })))
+                .collect();
+            blocks.push(b.next_block_of(approvals).unwrap().into_certified());
+            let completed = blocks.len() as u64;
+            for _ in 0..ACTIVATION_DELAY_HEIGHTS {
+                blocks.push(b.next_block(1).unwrap().into_certified());
+            }
+            completed + ACTIVATION_DELAY_HEIGHTS
+        };
+        let name = "w.example/gov".to_owned();
+        let url = "http://127.0.0.1:1".to_owned();
+        let from = decide(&mut b, Change::AddWitness { name: name.clone(), key, url: url.clone() }, &mut blocks);
+        let until = decide(&mut b, Change::RemoveWitness { name: name.clone() }, &mut blocks);
+        assert_eq!(blocks.len() as u64, until, "the removal takes effect at the head");
+
+        let ctx = ChainContext::new(g);
+        let (summary, failure) = verify_chain(&ctx, blocks.iter().cloned().map(Ok), |_| {});
+        assert_eq!((failure, summary.blocks), (None, until));
+        let term = WitnessTerm { name, key, url, from_height: from, until_height: Some(until) };
+        assert_eq!(summary.witnesses, vec![term]);
+        // Two heights before the removal's activation (the summary's state is the next
+        // height's): in force, no end yet.
+        let (summary, _) = verify_chain(&ctx, blocks[..until as usize - 2].iter().cloned().map(Ok), |_| {});
+        assert_eq!(summary.witnesses[0].until_height, None);
+        // A chain that breaks off with a failure names no terms.
+        let mut cut: Vec<_> = blocks.iter().cloned().map(Ok).collect();
+        cut[3] = Err(VerifyError::at(4, Failure::Source("gone".into())));
+        let (summary, failure) = verify_chain(&ctx, cut, |_| {});
+        assert!(failure.is_some() && summary.witnesses.is_empty() && summary.blocks == 3);
     }
 
     /// A bad signature is reported at its height and record index, whether its block's

@@ -162,6 +162,11 @@ impl SimChain {
     pub fn validator_key(&self, i: usize) -> SecretKey {
         SecretKey::from_seed(self.validator_seeds[i])
     }
+
+    /// The key of the outside witness `name` governance may name (a function of the chain).
+    pub fn witness_key(&self, name: &str) -> SecretKey {
+        SecretKey::from_seed(Hash::digest(&[b"credence sim witness", &self.chain_id().0, name.as_bytes()]).0)
+    }
 }
 
 /// Real signed attestations, the same on every node: attestation `seq` of each

@@ -8,6 +8,9 @@
 //!   `verify::verify_block` (reported by the driver through [`Observer::invalid`]).
 //! * No double signing by honest validators, across crashes and restarts; no
 //!   committed evidence accuses an honest validator.
+//! * Governance agreement on witnesses: after each height, every honest node's governance
+//!   holds the same outside-witness terms (names, keys, URLs, from and until heights), so
+//!   every node submits each checkpoint to the same witnesses.
 //! * Progress: checked by the run loop (stall and final deadline).
 
 use std::collections::BTreeMap;
@@ -15,6 +18,7 @@ use std::collections::BTreeMap;
 use credence_ledger::attestation::Claim;
 use credence_ledger::block::{BlockHash, CertifiedBlock};
 use credence_ledger::codec;
+use credence_ledger::governance::WitnessTerm;
 use credence_ledger::hash::Hash;
 use credence_ledger::vote::{BlockId, Slot, Statement, Vote, VoteKind};
 
@@ -43,6 +47,9 @@ pub struct Observer {
     precommits: BTreeMap<(u64, u32, BlockId), Vec<bool>>,
     /// Height → the value that got a precommit quorum there.
     certified: BTreeMap<u64, BlockId>,
+    /// Height → the witness terms in force at the next height by the first honest node
+    /// that committed it, and that node.
+    witness_terms: BTreeMap<u64, (Vec<WitnessTerm>, ValidatorIndex)>,
     pub safety: Vec<String>,
     pub evidence_committed: u64,
     /// Highest height any honest node committed, and when it first did.
@@ -74,6 +81,7 @@ impl Observer {
             signed: BTreeMap::new(),
             precommits: BTreeMap::new(),
             certified: BTreeMap::new(),
+            witness_terms: BTreeMap::new(),
             safety: Vec::new(),
             evidence_committed: 0,
             best_height: 0,
@@ -197,6 +205,28 @@ impl Observer {
         }
     }
 
+    /// After committing `height`, honest node `node`'s governance holds `terms` (every
+    /// outside-witness term, possibly of a later head: a synced run is reported block by block
+    /// once stored). As of the next height (terms begun by then, ends reached by then), they
+    /// must be the ones every other honest node holds after that height.
+    pub fn on_witness_terms(&mut self, node: ValidatorIndex, height: u64, terms: &[WitnessTerm]) {
+        let terms = &terms_as_of(terms, height + 1);
+        match self.witness_terms.get(&height) {
+            Some((first, other)) if first.as_slice() != terms => {
+                let what = format!(
+                    "witness terms: after height {height} node {node} holds {}, node {other} held {}",
+                    describe_terms(terms),
+                    describe_terms(first)
+                );
+                self.violation(what);
+            }
+            Some(_) => {}
+            None => {
+                self.witness_terms.insert(height, (terms.to_vec(), node));
+            }
+        }
+    }
+
     /// An honest node decided or received a block that fails the verification core.
     pub fn invalid(&mut self, node: ValidatorIndex, height: u64, reason: String) {
         self.violation(format!("validity: node {node}'s block at height {height} fails verification: {reason}"));
@@ -219,7 +249,27 @@ impl Observer {
         self.precommits = self.precommits.split_off(&(height, 0, BlockId::MIN));
         self.certified = self.certified.split_off(&height);
         self.sets = self.sets.split_off(&height);
+        self.witness_terms = self.witness_terms.split_off(&height);
     }
+}
+
+/// The witness terms a governance state held at `height`, from the terms of the same chain at
+/// that height or later: the terms begun by `height`, each ended only if it ended by then.
+pub fn terms_as_of(terms: &[WitnessTerm], height: u64) -> Vec<WitnessTerm> {
+    terms
+        .iter()
+        .filter(|w| w.from_height <= height)
+        .map(|w| WitnessTerm { until_height: w.until_height.filter(|u| *u <= height), ..w.clone() })
+        .collect()
+}
+
+/// Witness terms for messages: `name key-prefix [from, until)`.
+fn describe_terms(terms: &[WitnessTerm]) -> String {
+    let one = |w: &WitnessTerm| {
+        let until = w.until_height.map_or_else(|| "…".to_owned(), |u| u.to_string());
+        format!("{} {} [{}, {until}) {}", w.name, &Hash(w.key.0).to_hex()[..8], w.from_height, w.url)
+    };
+    format!("[{}]", terms.iter().map(one).collect::<Vec<_>>().join("; "))
 }
 
 /// The smallest block id, for range bounds.

@@ -16,9 +16,11 @@
 //! target height within a deadline after the chaos ends.
 //!
 //! A governance run ([`SimConfig::governance`]) also runs three nodes outside the
-//! consortium, and its clients change the validator set 4 → 5 → 7 → 4 with real
-//! governance records under the same faults ([`governance`]); the invariants are
-//! checked against the set in force at each height, and the plan must complete.
+//! consortium, and its clients change the validator set 4 → 5 → 7 → 4, name two
+//! outside witnesses and retire one with real governance records under the same faults,
+//! and submit witness changes the rules must refuse ([`governance`]); the invariants are
+//! checked against the set in force at each height, every honest node must hold the same
+//! witness terms after each height, and the plan must complete.
 
 pub mod chain;
 pub mod check;
@@ -28,7 +30,7 @@ pub mod node;
 pub mod rng;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use credence_ledger::hash::Hash;
@@ -148,6 +150,8 @@ pub struct Stats {
     pub evidence_committed: u64,
     pub refused_signatures: u64,
     pub max_round: u32,
+    /// Records the nodes' admission refused under a ledger rule, by rule code (R054 → 54).
+    pub rule_refusals: BTreeMap<u16, u64>,
 }
 
 /// Why a run could not start.
@@ -537,7 +541,14 @@ fn submit_governance(env: &mut Env, nodes: &[SimNode], plan: &mut GovPlan) {
     let Some(best) = nodes.iter().filter(|x| x.honest()).max_by_key(|x| x.height()) else { return };
     let gov = best.governance(&env.chain);
     let time_ms = best.head().map_or(SIM_GENESIS_TIME_MS, |h| h.time_ms);
-    let items = plan.tick(&env.chain, &gov, best.height() + 1, time_ms, |m| best.next_sequence(m).ok());
+    let items = plan.tick(
+        &env.chain,
+        &gov,
+        best.height() + 1,
+        time_ms,
+        |m| best.next_sequence(m).ok(),
+        &env.stats.rule_refusals,
+    );
     if !items.is_empty() {
         env.send(to, to, NetMsg::Attestations(Arc::new(items)));
     }

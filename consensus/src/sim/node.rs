@@ -17,7 +17,7 @@ use credence_ledger::vote::{BlockId, Proposal, Vote};
 use super::Env;
 use super::chain::validator_name;
 use super::check::InForce;
-use crate::mempool::{Mempool, MempoolLimits, Verifier, admit_batch};
+use crate::mempool::{AdmitError, Mempool, MempoolLimits, Verifier, admit_batch};
 use crate::replica::{Action, Clock, Identity, Notice, Replica, Verdict};
 use crate::sync::{SyncRequest, SyncServer};
 use crate::{Message, SignState, SignedProposal, SignedVote, ValidatorIndex};
@@ -207,10 +207,14 @@ impl SimNode {
     }
 
     /// The validators in force at `height` (by node) and their quorum, from the stored
-    /// chain (known up to two heights past the head).
-    fn set_at(&self, chain: &super::chain::SimChain, height: u64) -> InForce {
-        let roster = match chain.ledger.in_force(self.store(), height) {
-            Ok((_, roster)) => roster,
+    /// chain (known up to two heights past the head), and the governance state there.
+    fn set_at(
+        &self,
+        chain: &super::chain::SimChain,
+        height: u64,
+    ) -> (InForce, Arc<credence_ledger::governance::GovState>) {
+        let (gov, roster) = match chain.ledger.in_force(self.store(), height) {
+            Ok(x) => x,
             Err(e) => panic!("in-memory store failed: {e}"),
         };
         let mut members = vec![false; chain.n()];
@@ -219,7 +223,7 @@ impl SimNode {
                 members[usize::from(node)] = true;
             }
         }
-        (members, credence_ledger::checkpoint::quorum_threshold(roster.validators.len()))
+        ((members, credence_ledger::checkpoint::quorum_threshold(roster.validators.len())), gov)
     }
 
     pub fn round(&self) -> u32 {
@@ -348,6 +352,11 @@ impl SimNode {
             NetMsg::Attestations(items) => {
                 let store = l.replica.store();
                 let outcome = admit_batch(&l.verifier, store, l.replica.mempool(), items.to_vec(), env.now);
+                for refused in &outcome.results {
+                    if let Err(AdmitError::Rule(rejection)) = refused {
+                        *env.stats.rule_refusals.entry(rejection.code()).or_default() += 1;
+                    }
+                }
                 if outcome.admitted() == 0 {
                     return;
                 }
@@ -454,8 +463,9 @@ impl SimNode {
                         && let Some(cb) = self.block(height)
                     {
                         let chain = Arc::clone(&env.chain);
-                        let (at, next) = (self.set_at(&chain, height), self.set_at(&chain, height + 1));
-                        env.observer.on_commit(self.index, &cb, env.now, at, next);
+                        let (at, next) = (self.set_at(&chain, height).0, self.set_at(&chain, height + 1));
+                        env.observer.on_commit(self.index, &cb, env.now, at, next.0);
+                        env.observer.on_witness_terms(self.index, height, &next.1.witnesses);
                     }
                 }
                 Action::Notice(Notice::DecidedBlockInvalid { height, error }) if self.honest() => {
