@@ -722,6 +722,11 @@ impl Mempool {
         self.entries.is_empty()
     }
 
+    /// Ready records: what [`Mempool::take`] can hand out now.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     pub fn stats(&self) -> MempoolStats {
         MempoolStats { records: self.entries.len(), bytes: self.bytes, held: self.held.len(), limits: self.limits }
     }
