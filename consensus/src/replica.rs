@@ -864,10 +864,19 @@ impl<S: Store> Replica<S> {
         let leaves =
             self.leaf_checks.iter().position(|c| c.block_hash() == hash).and_then(|i| self.leaf_checks.remove(i));
         let result = {
-            let pool = self.pool();
+            let mut pool = self.pool();
             // Leaves byte-identical to mempool entries were verified at admission.
             let known = |leaf: &Leaf| pool.get(&leaf.id).is_some_and(|p| p.leaf.bytes == leaf.bytes);
-            verify::verify_proposal(&self.ctx, &self.tip, &self.store, block, leaves, &known)
+            let result = verify::verify_proposal(&self.ctx, &self.tip, &self.store, block, leaves, &known);
+            if let Ok(vp) = &result {
+                // The others' signatures were verified just now: their gossip copies, if
+                // they come later, are not checked again (each signature once per node).
+                let unknown: Vec<&Leaf> = block.leaves.iter().filter(|l| !known(l)).collect();
+                if !unknown.is_empty() {
+                    pool.note_checked(unknown, vp.roster_digest());
+                }
+            }
+            result
         };
         match result {
             Ok(vp) => {
