@@ -6,7 +6,9 @@
 //!    (size bound, canonical encoding, field rules), the attester is a member, and
 //!    the ed25519 signature over the body, bound to the genesis hash
 //!    (`Domain::Attestation`, the ledger's one ZIP-215 rule); [`Verifier::verify_batch`]
-//!    does the same for many at once with one batched signature check. Its output,
+//!    does the same for many at once with one batched signature check, except for a
+//!    record whose very bytes this node verified in a proposal under the roster in force
+//!    ([`Mempool::note_checked`]): each signature is checked once per node. Its output,
 //!    [`Verified`], can be made no other way.
 //! 2. [`Mempool::admit`] (under the caller's lock): dedupe by id, then the ledger rules
 //!    through [`rules::check_attestation`] against a view that overlays the pending
@@ -291,7 +293,9 @@ pub fn rejection_field(r: &Rejection) -> &'static str {
 }
 
 /// An attestation that decoded canonically, passed the field rules, names a member and
-/// carries that member's valid signature. Only [`Verifier::verify`] makes one.
+/// carries that member's valid signature. Only the [`Verifier`] makes one: after checking the
+/// signature, or, for the very bytes its node verified in a proposal under the roster in
+/// force, after that check ([`Known::CheckedUnder`]).
 #[derive(Clone, Debug)]
 pub struct Verified {
     leaf: Leaf,
@@ -309,14 +313,14 @@ pub enum Known {
     /// The same id is pending: [`AdmitError::Duplicate`], no check.
     Pending,
     /// The same bytes were verified by this node in a proposal against the roster with this
-    /// digest ([`Mempool::signature_checked`]): if that roster is the one in force, the
+    /// digest ([`Mempool::note_checked`]): if that roster is the one in force, the
     /// signature is not checked again.
     CheckedUnder(Hash),
 }
 
 /// Most records remembered as signature-checked in a proposal ([`Mempool::note_checked`]):
 /// a record a proposal brings before its gossip copy arrives, its copy arrives within a
-/// height or two. 16,384 × about 140 bytes.
+/// height or two. 16,384 × about 170 bytes (under 3 MiB).
 pub const CHECKED_IN_PROPOSALS_MAX: usize = 16_384;
 
 impl Verified {
