@@ -413,8 +413,7 @@ impl Verifier {
         assert_eq!(marks.len(), decoded.iter().flatten().count(), "one mark per decoded item");
         let (_, roster) = self.in_force.get();
         let mut marks = marks.into_iter();
-        // (leaf, attester, key, whether its signature is to be checked here)
-        let checked: Vec<Result<(Leaf, u16, &VerifyingKey, bool), AdmitError>> = decoded
+        let checked: Vec<Result<Signer<'_>, AdmitError>> = decoded
             .into_iter()
             .map(|leaf| {
                 let leaf = leaf?;
@@ -460,6 +459,10 @@ impl Verifier {
             .collect()
     }
 }
+
+/// A decoded item with its attester's member index and key in force, and whether its
+/// signature is to be checked at this admission.
+type Signer<'r> = (Leaf, u16, &'r VerifyingKey, bool);
 
 /// The attester's member index and the verifying key it holds in `roster`.
 fn signer<'r>(roster: &'r Roster, leaf: &Leaf) -> Result<(u16, &'r VerifyingKey), AdmitError> {

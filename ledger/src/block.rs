@@ -242,6 +242,9 @@ pub fn decode_leaves(input: &mut &[u8], records_max: usize) -> Result<Vec<Leaf>,
     Ok(leaves)
 }
 
+/// A look-up of a decoded leaf by its id (a node's mempool), for [`decode_leaves_reusing`].
+pub type KnownLeaf<'a> = dyn FnMut(&AttestationId) -> Option<Leaf> + 'a;
+
 /// [`decode_leaves`], except that a record whose id (the hash of its body) `known` answers
 /// with a leaf of the very same bytes is taken from there instead of being decoded again: a
 /// validator holds most records of a proposal in its mempool, decoded and checked at
@@ -250,7 +253,7 @@ pub fn decode_leaves(input: &mut &[u8], records_max: usize) -> Result<Vec<Leaf>,
 pub fn decode_leaves_reusing(
     input: &mut &[u8],
     records_max: usize,
-    known: &mut dyn FnMut(&AttestationId) -> Option<Leaf>,
+    known: &mut KnownLeaf<'_>,
 ) -> Result<Vec<Leaf>, BlockDecodeError> {
     let count = take_u32(input, "record count")? as usize;
     if count > records_max {

@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use credence_ledger::attestation::{ATTESTATION_BYTES_MAX, AttestationId};
-use credence_ledger::block::{self, Block, BlockDecodeError, BlockHeader, HEADER_BYTES_MAX, Leaf};
+use credence_ledger::attestation::ATTESTATION_BYTES_MAX;
+use credence_ledger::block::{self, Block, BlockDecodeError, BlockHeader, HEADER_BYTES_MAX, KnownLeaf};
 use credence_ledger::codec::{self, DecodeError};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::sig::Signature;
@@ -137,19 +137,11 @@ pub fn decode(bytes: &[u8], genesis: &Genesis) -> Result<Message, WireError> {
 /// [`decode`], taking a proposal's records that `known` holds with the same bytes (a
 /// node's mempool: decoded and checked at admission) instead of decoding them again
 /// ([`block::decode_leaves_reusing`]). The message is the one [`decode`] gives.
-pub fn decode_reusing(
-    bytes: &[u8],
-    genesis: &Genesis,
-    known: &mut dyn FnMut(&AttestationId) -> Option<Leaf>,
-) -> Result<Message, WireError> {
+pub fn decode_reusing(bytes: &[u8], genesis: &Genesis, known: &mut KnownLeaf<'_>) -> Result<Message, WireError> {
     decode_inner(bytes, genesis, Some(known))
 }
 
-fn decode_inner(
-    bytes: &[u8],
-    genesis: &Genesis,
-    known: Option<&mut dyn FnMut(&AttestationId) -> Option<Leaf>>,
-) -> Result<Message, WireError> {
+fn decode_inner(bytes: &[u8], genesis: &Genesis, known: Option<&mut KnownLeaf<'_>>) -> Result<Message, WireError> {
     let max = message_bytes_max(genesis);
     if bytes.len() > max {
         return Err(WireError::TooLarge { len: bytes.len(), max });
