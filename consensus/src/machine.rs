@@ -583,8 +583,13 @@ impl Consensus {
             .collect();
         assert!(signatures.len() >= q, "a decision carries a quorum of precommits");
         let certificate = Checkpoint { body, signatures };
-        out.push(Effect::Commit(Box::new(CertifiedBlock { block: (*block).clone(), certificate }))); // L51
-        self.enter_height(self.height + 1, out); // L52–L54
+        let mut next = Vec::new();
+        self.enter_height(self.height + 1, &mut next); // L52–L54
+        // The height's blocks and lock are gone from the machine: the decided block is
+        // usually held by nothing else now, and leaves without a copy of its records.
+        let block = Arc::try_unwrap(block).unwrap_or_else(|shared| (*shared).clone());
+        out.push(Effect::Commit(Box::new(CertifiedBlock { block, certificate }))); // L51
+        out.append(&mut next);
         true
     }
 
@@ -743,6 +748,13 @@ impl Consensus {
             self.future.clear();
         }
         self.ahead = self.ahead.split_off(&(height + 1));
+        // A lock binds only at its height: past it, the sign state's block is not needed in
+        // memory (the file keeps what was persisted, for a restart at that height).
+        if let Some(s) = &mut self.sign_state
+            && s.height < height
+        {
+            s.locked_block = None;
+        }
         self.height = height;
         self.locked = None;
         self.valid = None;

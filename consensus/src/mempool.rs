@@ -6,7 +6,9 @@
 //!    (size bound, canonical encoding, field rules), the attester is a member, and
 //!    the ed25519 signature over the body, bound to the genesis hash
 //!    (`Domain::Attestation`, the ledger's one ZIP-215 rule); [`Verifier::verify_batch`]
-//!    does the same for many at once with one batched signature check. Its output,
+//!    does the same for many at once with one batched signature check, except for a
+//!    record whose very bytes this node verified in a proposal under the roster in force
+//!    ([`Mempool::note_checked`]): each signature is checked once per node. Its output,
 //!    [`Verified`], can be made no other way.
 //! 2. [`Mempool::admit`] (under the caller's lock): dedupe by id, then the ledger rules
 //!    through [`rules::check_attestation`] against a view that overlays the pending
@@ -67,17 +69,17 @@
 //! Nothing here reads a clock, a socket or a disk: the caller passes the committed state
 //! (a [`StateView`]) and the time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use credence_ledger::attestation::{AttestationDecodeError, AttestationId, Claim, ClaimKind};
 use credence_ledger::block::Leaf;
 use credence_ledger::governance::{GovState, Roster};
-use credence_ledger::hash::DigestMap;
+use credence_ledger::hash::{DigestMap, Hash};
 use credence_ledger::ids::PatentNumber;
 use credence_ledger::loan_rules::{Fact, FactKey};
 use credence_ledger::rules::{self, ISSUED_AT_SKEW_MS, RecordMeta, Rejection, RuleError, StateDelta, StateView};
-use credence_ledger::sig::{self, BatchItem, Domain, SigError, VerifyingKey};
+use credence_ledger::sig::{self, BatchItem, Domain, SigError, Signature, VerifyingKey};
 use credence_ledger::verify::ChainContext;
 
 /// Default [`MempoolLimits::records_max`]: ten blocks of the default 1,000 records.
@@ -295,12 +297,35 @@ pub fn rejection_field(r: &Rejection) -> &'static str {
 }
 
 /// An attestation that decoded canonically, passed the field rules, names a member and
-/// carries that member's valid signature. Only [`Verifier::verify`] makes one.
+/// carries that member's valid signature. Only the [`Verifier`] makes one: after checking the
+/// signature, or, for the very bytes its node verified in a proposal under the roster in
+/// force, after that check ([`Known::CheckedUnder`]).
 #[derive(Clone, Debug)]
 pub struct Verified {
     leaf: Leaf,
     attester: u16,
+    /// Its signature was checked by this node in a proposal (same bytes, same roster),
+    /// not again here ([`Known::CheckedUnder`]).
+    checked_in_proposal: bool,
 }
+
+/// What admission knows of a decoded item before its signature would be checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Known {
+    /// Nothing: check its signature.
+    No,
+    /// The same id is pending: [`AdmitError::Duplicate`], no check.
+    Pending,
+    /// The same bytes were verified by this node in a proposal against the roster with this
+    /// digest ([`Mempool::note_checked`]): if that roster is the one in force, the
+    /// signature is not checked again.
+    CheckedUnder(Hash),
+}
+
+/// Most records remembered as signature-checked in a proposal ([`Mempool::note_checked`]):
+/// a record a proposal brings before its gossip copy arrives, its copy arrives within a
+/// height or two. 16,384 × about 170 bytes (under 3 MiB).
+pub const CHECKED_IN_PROPOSALS_MAX: usize = 16_384;
 
 impl Verified {
     pub fn leaf(&self) -> &Leaf {
@@ -311,6 +336,10 @@ impl Verified {
     }
     pub fn into_leaf(self) -> Leaf {
         self.leaf
+    }
+    /// Its signature was verified by this node in a proposal, not at this admission.
+    pub fn checked_in_proposal(&self) -> bool {
+        self.checked_in_proposal
     }
 }
 
@@ -362,47 +391,51 @@ impl Verifier {
         {
             return Err(signature_failure(&roster, &leaf, &self.ctx.chain_id, e));
         }
-        Ok(Verified { leaf, attester })
+        Ok(Verified { leaf, attester, checked_in_proposal: false })
     }
 
     /// [`Verifier::verify`] for many attestations: every signature is checked in one
     /// `sig::verify_batch` call on `ChainContext::threads` threads (the ZIP-215 batch,
     /// whose verdicts are those of single checks). One verdict per input, in order.
     pub fn verify_batch(&self, items: Vec<Vec<u8>>) -> Vec<Result<Verified, AdmitError>> {
-        self.verify_batch_unless(items, |ids| vec![false; ids.len()])
+        self.verify_batch_unless(items, |leaves| vec![Known::No; leaves.len()])
     }
 
-    /// [`Verifier::verify_batch`], except that items `known` marks (given every decoded
-    /// item's id, in order) are answered [`AdmitError::Duplicate`] without a signature
-    /// check: gossip brings the same records from several peers, and a client retrying
-    /// re-sends records already pending.
+    /// [`Verifier::verify_batch`], except for what `known` (given every decoded item, in
+    /// order) says of an item: [`Known::Pending`] is answered [`AdmitError::Duplicate`]
+    /// without a signature check (gossip brings the same records from several peers, and a
+    /// client retrying re-sends records already pending); [`Known::CheckedUnder`] the roster
+    /// in force is not checked again (this node verified the same bytes in a proposal that
+    /// brought the record before its gossip copy). Each signature is checked once per node.
     pub fn verify_batch_unless(
         &self,
         items: Vec<Vec<u8>>,
-        known: impl FnOnce(&[AttestationId]) -> Vec<bool>,
+        known: impl FnOnce(&[&Leaf]) -> Vec<Known>,
     ) -> Vec<Result<Verified, AdmitError>> {
         let decoded: Vec<Result<Leaf, AdmitError>> = items.into_iter().map(decode).collect();
-        let ids: Vec<AttestationId> = decoded.iter().flatten().map(|l| l.id).collect();
-        let marks = known(&ids);
-        assert_eq!(marks.len(), ids.len(), "one mark per decoded item");
+        let marks = known(&decoded.iter().flatten().collect::<Vec<_>>());
+        assert_eq!(marks.len(), decoded.iter().flatten().count(), "one mark per decoded item");
         let (_, roster) = self.in_force.get();
         let mut marks = marks.into_iter();
-        let checked: Vec<Result<(Leaf, u16, &VerifyingKey), AdmitError>> = decoded
+        let checked: Vec<Result<Signer<'_>, AdmitError>> = decoded
             .into_iter()
             .map(|leaf| {
                 let leaf = leaf?;
-                if marks.next() == Some(true) {
+                let mark = marks.next();
+                if mark == Some(Known::Pending) {
                     return Err(AdmitError::Duplicate(leaf.id));
                 }
                 let (attester, key) = signer(&roster, &leaf)?;
-                Ok((leaf, attester, key))
+                let check = mark != Some(Known::CheckedUnder(roster.digest));
+                Ok((leaf, attester, key, check))
             })
             .collect();
         let chain_id = &self.ctx.chain_id.0;
         let batch: Vec<BatchItem<'_>> = checked
             .iter()
             .flatten()
-            .map(|(leaf, _, key)| BatchItem {
+            .filter(|(_, _, _, check)| *check)
+            .map(|(leaf, _, key, _)| BatchItem {
                 key,
                 domain: Domain::Attestation,
                 chain_id,
@@ -416,10 +449,13 @@ impl Verifier {
         checked
             .into_iter()
             .map(|c| {
-                let (leaf, attester, _) = c?;
-                // One verdict per decoded item; a missing one fails closed.
+                let (leaf, attester, _, check) = c?;
+                if !check {
+                    return Ok(Verified { leaf, attester, checked_in_proposal: true });
+                }
+                // One verdict per item checked; a missing one fails closed.
                 match verdicts.next() {
-                    Some(Ok(())) => Ok(Verified { leaf, attester }),
+                    Some(Ok(())) => Ok(Verified { leaf, attester, checked_in_proposal: false }),
                     Some(Err(e)) => Err(signature_failure(&roster, &leaf, &self.ctx.chain_id, e)),
                     None => Err(bad_signature(SigError::Mismatch)),
                 }
@@ -427,6 +463,10 @@ impl Verifier {
             .collect()
     }
 }
+
+/// A decoded item with its attester's member index and key in force, and whether its
+/// signature is to be checked at this admission.
+type Signer<'r> = (Leaf, u16, &'r VerifyingKey, bool);
 
 /// The attester's member index and the verifying key it holds in `roster`.
 fn signer<'r>(roster: &'r Roster, leaf: &Leaf) -> Result<(u16, &'r VerifyingKey), AdmitError> {
@@ -657,6 +697,11 @@ pub struct Mempool {
     reserved: Vec<bool>,
     /// A roster whose shares did not fit yet (see the module's "Fair shares").
     roster_waiting: Option<Arc<Roster>>,
+    /// Records not pending here whose signatures this node verified in a proposal: id →
+    /// (signature, digest of the roster checked against), oldest first in `checked_order`;
+    /// at most [`CHECKED_IN_PROPOSALS_MAX`].
+    checked: DigestMap<AttestationId, (Signature, Hash)>,
+    checked_order: VecDeque<AttestationId>,
 }
 
 impl Mempool {
@@ -670,6 +715,8 @@ impl Mempool {
             unused_shares: Usage { records: share.records * members, bytes: share.bytes * members },
             reserved: vec![true; members],
             roster_waiting: None,
+            checked: DigestMap::default(),
+            checked_order: VecDeque::new(),
             ctx,
             limits,
             entries: DigestMap::default(),
@@ -726,6 +773,40 @@ impl Mempool {
         self.entries.is_empty()
     }
 
+    /// Remembers that this node verified the signatures of `leaves` (of a proposal, records
+    /// it did not hold) against the roster with digest `roster`, so that their gossip copies,
+    /// if they come later, are not checked again ([`Known::CheckedUnder`]). Bounded by
+    /// [`CHECKED_IN_PROPOSALS_MAX`], oldest forgotten first.
+    pub fn note_checked<'a>(&mut self, leaves: impl IntoIterator<Item = &'a Leaf>, roster: Hash) {
+        for leaf in leaves {
+            if self.checked.insert(leaf.id, (leaf.attestation.signature, roster)).is_none() {
+                self.checked_order.push_back(leaf.id);
+            }
+            while self.checked_order.len() > CHECKED_IN_PROPOSALS_MAX {
+                if let Some(old) = self.checked_order.pop_front() {
+                    self.checked.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// What admission knows of `leaf`: pending here, verified in a proposal (the same
+    /// bytes: the same id, so the same body, and the same signature), or nothing.
+    pub fn known(&self, leaf: &Leaf) -> Known {
+        if self.entries.contains_key(&leaf.id) {
+            return Known::Pending;
+        }
+        match self.checked.get(&leaf.id) {
+            Some((signature, roster)) if *signature == leaf.attestation.signature => Known::CheckedUnder(*roster),
+            _ => Known::No,
+        }
+    }
+
+    /// Ready records: what [`Mempool::take`] can hand out now.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     pub fn stats(&self) -> MempoolStats {
         MempoolStats { records: self.entries.len(), bytes: self.bytes, held: self.held.len(), limits: self.limits }
     }
@@ -753,7 +834,7 @@ impl Mempool {
     /// Admits a verified attestation, checked against `view` (the committed state) plus
     /// the pending records, at the caller's time `now_ms` (for the issue-time rule).
     pub fn admit<V: StateView + ?Sized>(&mut self, view: &V, v: Verified, now_ms: u64) -> Result<Admitted, AdmitError> {
-        let Verified { leaf, attester } = v;
+        let Verified { leaf, attester, .. } = v;
         let id = leaf.id;
         if self.entries.contains_key(&id) {
             return Err(AdmitError::Duplicate(id));
@@ -1214,16 +1295,18 @@ pub fn admit_batch<V: StateView + ?Sized>(
     now_ms: u64,
 ) -> BatchOutcome {
     let lock = || pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let verdicts = verifier.verify_batch_unless(items, |ids| {
+    let verdicts = verifier.verify_batch_unless(items, |leaves| {
         let pool = lock();
-        ids.iter().map(|id| pool.contains(id)).collect()
+        leaves.iter().map(|leaf| pool.known(leaf)).collect()
     });
     let mut out = BatchOutcome { results: Vec::with_capacity(verdicts.len()), ..BatchOutcome::default() };
     let mut pool = lock();
     for v in verdicts {
         let result = match v {
             Ok(v) => {
-                out.verified += 1;
+                if !v.checked_in_proposal() {
+                    out.verified += 1;
+                }
                 pool.admit(view, v, now_ms)
             }
             Err(e) => {

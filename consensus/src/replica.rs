@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use credence_ledger::attestation::{AttestationBody, Claim};
 use credence_ledger::block::{Block, BlockHash, CertifiedBlock, Leaf, ValidBlock};
+use credence_ledger::genesis::ConsensusParams;
 use credence_ledger::governance::Roster;
 use credence_ledger::ids::MemberName;
 use credence_ledger::merkle::Frontier;
@@ -51,6 +52,16 @@ pub const EARLY_PROPOSALS_MAX: usize = 8;
 /// A proposer with nothing to propose waits at most this long (and at most half the
 /// propose timeout) for records before proposing an empty block.
 pub const EMPTY_BLOCK_WAIT_MS: u64 = 1_000;
+/// Under load, a proposer in round 0 whose mempool holds less than half a block waits up
+/// to this long after its last commit (and at most half the propose timeout) for more
+/// records. A height costs every validator about the same work whatever its size (votes
+/// signed and checked, sign-state fsyncs, a store transaction, a dozen gossip messages:
+/// about 3.4 ms of CPU per node on the reference machine, docs/BENCHMARKS.md §Throughput),
+/// so heights of 300 records at 10,000/s spent a third of the nodes' CPU on it.
+pub const BLOCK_FILL_WAIT_MS: u64 = 100;
+/// The chain is under load, and a proposer waits to fill its block ([`BLOCK_FILL_WAIT_MS`]),
+/// only when the last block carried at least this many records: a light load keeps its latency.
+pub const BLOCK_FILL_LOAD_RECORDS: usize = 100;
 /// After a failed sync request, or an answer with nothing past the tip, no request is sent
 /// for this long.
 pub const SYNC_RETRY_MS: u64 = 1_000;
@@ -299,6 +310,27 @@ pub struct ReplicaStats {
     pub commits_certified_only: u64,
 }
 
+/// Whether a proposer in round 0 waits for its block to fill ([`BLOCK_FILL_WAIT_MS`]).
+#[derive(Clone, Copy, Debug)]
+struct Fill {
+    last_block_records: usize,
+    last_commit_mono_ms: u64,
+    /// Half the propose timeout: the others must not give up on the proposal.
+    wait_max_ms: u64,
+}
+
+impl Fill {
+    /// The monotonic time to build at, if the proposer should wait: the chain is under load
+    /// ([`BLOCK_FILL_LOAD_RECORDS`]), the mempool holds (`records` ready, `bytes` in all)
+    /// less than half of either block bound, and the wait after the last commit has not passed.
+    fn wait_until(&self, now_mono_ms: u64, (records, bytes): (usize, usize), params: &ConsensusParams) -> Option<u64> {
+        let until = self.last_commit_mono_ms.saturating_add(BLOCK_FILL_WAIT_MS.min(self.wait_max_ms));
+        let under_load = self.last_block_records >= BLOCK_FILL_LOAD_RECORDS;
+        let small = records < params.block_records_max as usize / 2 && bytes < params.block_bytes_max as usize / 2;
+        (under_load && small && now_mono_ms < until).then_some(until)
+    }
+}
+
 /// One validator's (or observer's) replica. See the module documentation.
 #[derive(Debug)]
 pub struct Replica<S> {
@@ -320,6 +352,8 @@ pub struct Replica<S> {
     pending_build: Option<PendingBuild>,
     now: Clock,
     last_commit_mono_ms: u64,
+    /// Records in the last block stored (see [`BLOCK_FILL_LOAD_RECORDS`]).
+    last_block_records: usize,
     last_progress_mono_ms: u64,
     /// The highest height a message showed that someone is at.
     seen_height: u64,
@@ -368,6 +402,7 @@ impl<S: Store> Replica<S> {
             pending_build: None,
             now,
             last_commit_mono_ms: now.mono_ms,
+            last_block_records: 0,
             last_progress_mono_ms: now.mono_ms,
             seen_height: 0,
             sync: SyncWindow { active: true, ..SyncWindow::default() },
@@ -829,10 +864,19 @@ impl<S: Store> Replica<S> {
         let leaves =
             self.leaf_checks.iter().position(|c| c.block_hash() == hash).and_then(|i| self.leaf_checks.remove(i));
         let result = {
-            let pool = self.pool();
+            let mut pool = self.pool();
             // Leaves byte-identical to mempool entries were verified at admission.
             let known = |leaf: &Leaf| pool.get(&leaf.id).is_some_and(|p| p.leaf.bytes == leaf.bytes);
-            verify::verify_proposal(&self.ctx, &self.tip, &self.store, block, leaves, &known)
+            let result = verify::verify_proposal(&self.ctx, &self.tip, &self.store, block, leaves, &known);
+            if let Ok(vp) = &result {
+                // The others' signatures were verified just now: their gossip copies, if
+                // they come later, are not checked again (each signature once per node).
+                let unknown: Vec<&Leaf> = block.leaves.iter().filter(|l| !known(l)).collect();
+                if !unknown.is_empty() {
+                    pool.note_checked(unknown, vp.roster_digest());
+                }
+            }
+            result
         };
         match result {
             Ok(vp) => {
@@ -884,6 +928,22 @@ impl<S: Store> Replica<S> {
             self.pending_build =
                 Some(PendingBuild { height, round, due_mono_ms: self.now.mono_ms.saturating_add(wait) });
             return Ok(None);
+        }
+        if !empty && !deadline_passed && round == 0 {
+            let (_, roster) = self.ctx.in_force(&self.store, height)?;
+            let pending = {
+                let pool = self.pool();
+                (pool.ready_len(), pool.stats().bytes)
+            };
+            let fill = Fill {
+                last_block_records: self.last_block_records,
+                last_commit_mono_ms: self.last_commit_mono_ms,
+                wait_max_ms: half_propose,
+            };
+            if let Some(due_mono_ms) = fill.wait_until(self.now.mono_ms, pending, &roster.params) {
+                self.pending_build = Some(PendingBuild { height, round, due_mono_ms });
+                return Ok(None);
+            }
         }
         let block = self.assemble(out)?;
         Ok(block.map(|block| Input::BlockBuilt { height, round, block }))
@@ -997,6 +1057,7 @@ impl<S: Store> Replica<S> {
         self.valid.retain(|v| v.block_hash() != hash);
         self.leaf_checks.clear();
         self.last_commit_mono_ms = self.now.mono_ms;
+        self.last_block_records = block.leaves.len();
         self.last_progress_mono_ms = self.now.mono_ms;
         let h = &block.header;
         out.push(Action::Committed { height: h.height, hash, time_ms: h.time_ms, records: block.leaves.len(), synced });
@@ -1119,4 +1180,27 @@ pub fn tip_of<S: Store>(ctx: &ChainContext, store: &S) -> Result<Tip, ReplicaErr
         return Err(ReplicaError::Frontier(format!("block {}'s root", head.height)));
     }
     Ok(Tip { height: head.height, hash: head.hash, time_ms: head.time_ms, frontier })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proposer_waits_to_fill_its_block_only_under_load_and_not_past_the_wait() {
+        let params =
+            ConsensusParams { block_records_max: 1_000, block_bytes_max: 1 << 20, ..ConsensusParams::default() };
+        let fill = Fill { last_block_records: 300, last_commit_mono_ms: 5_000, wait_max_ms: 500 };
+        let due = 5_000 + BLOCK_FILL_WAIT_MS;
+        assert_eq!(fill.wait_until(5_010, (40, 12_000), &params), Some(due), "under load, a small pool waits");
+        assert_eq!(fill.wait_until(due - 1, (499, 12_000), &params), Some(due));
+        assert_eq!(fill.wait_until(due, (40, 12_000), &params), None, "not past the wait");
+        assert_eq!(fill.wait_until(5_010, (500, 12_000), &params), None, "half a block of records builds now");
+        assert_eq!(fill.wait_until(5_010, (40, 1 << 19), &params), None, "half a block of bytes builds now");
+        let light = Fill { last_block_records: BLOCK_FILL_LOAD_RECORDS - 1, ..fill };
+        assert_eq!(light.wait_until(5_010, (40, 12_000), &params), None, "a light load keeps its latency");
+        let short = Fill { wait_max_ms: 30, ..fill };
+        assert_eq!(short.wait_until(5_010, (40, 12_000), &params), Some(5_030), "at most half the propose timeout");
+        assert_eq!(short.wait_until(5_030, (40, 12_000), &params), None);
+    }
 }

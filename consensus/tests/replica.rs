@@ -86,3 +86,34 @@ fn every_commit_of_a_validated_proposal_checks_only_its_certificate() {
         assert_eq!(stats.proposals_invalid, 0, "member {i}");
     }
 }
+
+/// A proposal brings records before their gossip copies: the receiver verifies their
+/// signatures in the proposal, and does not verify them again when the copies arrive;
+/// a copy with other signature bytes is verified (and refused).
+#[test]
+fn a_record_verified_in_a_proposal_is_not_verified_again_when_gossip_brings_it() {
+    let chain = SimChain::with_time(6, 4, TimeParams { heartbeat_ms: 0, ..TimeParams::default() }).unwrap();
+    let mut proposer = replica(&chain, 0);
+    let mut workload = Workload::new(6, &chain);
+    let items: Vec<Vec<u8>> = (1..=3).map(|s| workload.leaf(0, s).bytes).collect();
+    let verifier = Verifier::new(Arc::clone(&chain.ledger), InForce::new(&chain.ledger));
+    assert_eq!(admit_batch(&verifier, proposer.store(), proposer.mempool(), items.clone(), NOW).verified, 3);
+    let proposal = proposals(&proposer.start(clock()).unwrap()).pop().expect("the proposer of height 1 proposes");
+    let Message::Proposal(sp) = &proposal else { unreachable!() };
+    let id = sp.proposal.block;
+
+    let mut receiver = replica(&chain, 1);
+    receiver.start(clock()).unwrap();
+    let (actions, _) = receiver.on_messages(clock(), vec![proposal]).unwrap();
+    assert_eq!(prevotes(&actions), vec![Some(id)], "validated: the three signatures checked there");
+
+    let mut forged = items[0].clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let out = admit_batch(&verifier, receiver.store(), receiver.mempool(), vec![forged], NOW);
+    assert_eq!((out.verified, out.invalid, out.admitted()), (0, 1, 0), "other signature bytes are checked");
+
+    let out = admit_batch(&verifier, receiver.store(), receiver.mempool(), items, NOW);
+    assert_eq!(out.admitted(), 3);
+    assert_eq!(out.verified, 0, "no signature checked a second time");
+}

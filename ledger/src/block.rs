@@ -242,6 +242,36 @@ pub fn decode_leaves(input: &mut &[u8], records_max: usize) -> Result<Vec<Leaf>,
     Ok(leaves)
 }
 
+/// A look-up of a decoded leaf by its id (a node's mempool), for [`decode_leaves_reusing`].
+pub type KnownLeaf<'a> = dyn FnMut(&AttestationId) -> Option<Leaf> + 'a;
+
+/// [`decode_leaves`], except that a record whose id (the hash of its body) `known` answers
+/// with a leaf of the very same bytes is taken from there instead of being decoded again: a
+/// validator holds most records of a proposal in its mempool, decoded and checked at
+/// admission. Decoding is a pure function of the bytes, so the result is the one
+/// [`decode_leaves`] gives for every input; a leaf `known` gives with other bytes is not used.
+pub fn decode_leaves_reusing(
+    input: &mut &[u8],
+    records_max: usize,
+    known: &mut KnownLeaf<'_>,
+) -> Result<Vec<Leaf>, BlockDecodeError> {
+    let count = take_u32(input, "record count")? as usize;
+    if count > records_max {
+        return Err(BlockDecodeError::TooManyRecords { count, max: records_max });
+    }
+    let mut leaves = Vec::with_capacity(count);
+    for index in 0..count {
+        let bytes = take_chunk(input, "record", ATTESTATION_BYTES_MAX)?;
+        let id = HashOf::from_hash(Hash::digest(&[signed_part(bytes)]));
+        let leaf = match known(&id) {
+            Some(leaf) if leaf.bytes == bytes => leaf,
+            _ => Leaf::from_bytes(bytes.to_vec()).map_err(|source| BlockDecodeError::Record { index, source })?,
+        };
+        leaves.push(leaf);
+    }
+    Ok(leaves)
+}
+
 /// Decodes exactly one certified block.
 pub fn decode_certified_exact(mut input: &[u8], records_max: usize) -> Result<CertifiedBlock, BlockDecodeError> {
     let cb = decode_certified(&mut input, records_max)?;
@@ -249,4 +279,48 @@ pub fn decode_certified_exact(mut input: &[u8], records_max: usize) -> Result<Ce
         return Err(BlockDecodeError::TrailingBytes(input.len()));
     }
     Ok(cb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+
+    #[test]
+    fn leaves_taken_from_known_ones_equal_decoded_ones_and_other_bytes_are_decoded() {
+        let mut b = ChainBuilder::new(3, EXAMPLE_GENESIS_TIME_MS).expect("demo chain");
+        let leaves = b.next_block(6).expect("block").into_certified().block.leaves;
+        let mut bytes = Vec::new();
+        encode_leaves(&leaves, &mut bytes);
+        let decoded = decode_leaves(&mut bytes.as_slice(), 10).expect("decodes");
+
+        // Known: every other leaf; leaf 4 is known under its id with other bytes (a forged
+        // signature), which must not be used.
+        let mut forged = leaves[4].clone();
+        let last = forged.bytes.len() - 1;
+        forged.bytes[last] ^= 1;
+        let mut asked = 0;
+        let mut known = |id: &AttestationId| {
+            asked += 1;
+            let i = leaves.iter().position(|l| l.id == *id)?;
+            match i {
+                4 => Some(forged.clone()),
+                i if i % 2 == 0 => Some(leaves[i].clone()),
+                _ => None,
+            }
+        };
+        let reused = decode_leaves_reusing(&mut bytes.as_slice(), 10, &mut known).expect("decodes");
+        assert_eq!(reused, decoded);
+        assert_eq!(asked, leaves.len(), "one look-up per record");
+
+        // The bounds and errors are decode_leaves's.
+        let mut none = |_: &AttestationId| None;
+        assert_eq!(
+            decode_leaves_reusing(&mut bytes.as_slice(), 5, &mut none),
+            Err(BlockDecodeError::TooManyRecords { count: 6, max: 5 })
+        );
+        let mut bad = bytes.clone();
+        bad.truncate(bytes.len() - 1);
+        assert_eq!(decode_leaves_reusing(&mut bad.as_slice(), 10, &mut none), decode_leaves(&mut bad.as_slice(), 10));
+    }
 }

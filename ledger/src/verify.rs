@@ -652,6 +652,11 @@ impl ValidProposal {
         self.hash
     }
 
+    /// The digest of the roster in force at the block, whose keys its signatures were checked against.
+    pub fn roster_digest(&self) -> Hash {
+        self.checked.roster.digest
+    }
+
     /// The decided block with its certificate: checks that `cb` is this block on
     /// `tip` and that its certificate names this header with a quorum, and nothing
     /// else (rules, root and signatures passed in [`verify_proposal`]).

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use credence_ledger::attestation::ATTESTATION_BYTES_MAX;
-use credence_ledger::block::{self, Block, BlockDecodeError, BlockHeader, HEADER_BYTES_MAX};
+use credence_ledger::block::{self, Block, BlockDecodeError, BlockHeader, HEADER_BYTES_MAX, KnownLeaf};
 use credence_ledger::codec::{self, DecodeError};
 use credence_ledger::genesis::Genesis;
 use credence_ledger::sig::Signature;
@@ -131,6 +131,17 @@ fn take<const N: usize>(input: &mut &[u8], what: &'static str) -> Result<[u8; N]
 
 /// Decodes one consensus message. Signatures are not checked here (the consensus machine does).
 pub fn decode(bytes: &[u8], genesis: &Genesis) -> Result<Message, WireError> {
+    decode_inner(bytes, genesis, None)
+}
+
+/// [`decode`], taking a proposal's records that `known` holds with the same bytes (a
+/// node's mempool: decoded and checked at admission) instead of decoding them again
+/// ([`block::decode_leaves_reusing`]). The message is the one [`decode`] gives.
+pub fn decode_reusing(bytes: &[u8], genesis: &Genesis, known: &mut KnownLeaf<'_>) -> Result<Message, WireError> {
+    decode_inner(bytes, genesis, Some(known))
+}
+
+fn decode_inner(bytes: &[u8], genesis: &Genesis, known: Option<&mut KnownLeaf<'_>>) -> Result<Message, WireError> {
     let max = message_bytes_max(genesis);
     if bytes.len() > max {
         return Err(WireError::TooLarge { len: bytes.len(), max });
@@ -147,8 +158,12 @@ pub fn decode(bytes: &[u8], genesis: &Genesis) -> Result<Message, WireError> {
             let signature = Signature(take::<64>(&mut input, "signature")?);
             let header = block::take_chunk(&mut input, "header", HEADER_BYTES_MAX).map_err(WireError::Block)?;
             let header = BlockHeader::from_bytes(header).map_err(WireError::Statement)?;
-            let leaves = block::decode_leaves(&mut input, genesis.consensus.block_records_max as usize)
-                .map_err(WireError::Block)?;
+            let records_max = genesis.consensus.block_records_max as usize;
+            let leaves = match known {
+                Some(known) => block::decode_leaves_reusing(&mut input, records_max, known),
+                None => block::decode_leaves(&mut input, records_max),
+            }
+            .map_err(WireError::Block)?;
             Message::Proposal(SignedProposal { proposal, signature, block: Arc::new(Block { header, leaves }) })
         }
         TAG_VOTE => {
@@ -169,6 +184,38 @@ pub fn decode(bytes: &[u8], genesis: &Genesis) -> Result<Message, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use credence_ledger::demo::{ChainBuilder, EXAMPLE_GENESIS_TIME_MS};
+    use credence_ledger::sig::Signature;
+    use credence_ledger::vote::BlockId;
+
+    #[test]
+    fn a_proposal_decoded_with_known_records_is_the_one_decoded_from_bytes() {
+        let mut b = ChainBuilder::new(4, EXAMPLE_GENESIS_TIME_MS).expect("demo chain");
+        let block = b.next_block(5).expect("block").into_certified().block;
+        let proposal =
+            Proposal { height: block.header.height, round: 0, block: BlockId::of(&block.header), valid_round: None };
+        let leaves = block.leaves.clone();
+        let m = Message::Proposal(SignedProposal { proposal, signature: Signature([7; 64]), block: Arc::new(block) });
+        let bytes = encode(&m);
+        let plain = decode(&bytes, b.genesis()).expect("decodes");
+        let mut asked = 0;
+        let reused = decode_reusing(&bytes, b.genesis(), &mut |id| {
+            asked += 1;
+            leaves.iter().take(3).find(|l| l.id == *id).cloned()
+        })
+        .expect("decodes");
+        assert_eq!(reused, plain);
+        assert_eq!(reused, m);
+        assert_eq!(asked, 5, "one look-up per record");
+        // A vote has no records to look up.
+        let vote = Message::Vote(SignedVote {
+            vote: Vote { height: 1, round: 0, kind: credence_ledger::vote::VoteKind::Prevote, value: None },
+            validator: 2,
+            signature: Signature([1; 64]),
+        });
+        let v = decode_reusing(&encode(&vote), b.genesis(), &mut |_| panic!("no records in a vote")).expect("decodes");
+        assert_eq!(v, vote);
+    }
 
     #[test]
     fn attestation_batches_round_trip_and_bounds_hold() {

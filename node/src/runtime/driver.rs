@@ -233,7 +233,13 @@ impl Driver {
         let mut msgs = Vec::with_capacity(events.len());
         for event in events {
             let NetEvent::Gossip { topic: Topic::Consensus, id, data, from } = event else { continue };
-            match data.get(8..).map(|m| wire::decode(m, &self.ctx.genesis)) {
+            // A proposal's records this node holds in its mempool are taken from there, not
+            // decoded a second time (the mempool lock, then nothing else: see ARCHITECTURE.md §Locks).
+            let decoded = data.get(8..).map(|m| {
+                let pool = self.replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                wire::decode_reusing(m, &self.ctx.genesis, &mut |id| pool.get(id).map(|e| e.leaf.clone()))
+            });
+            match decoded {
                 Some(Ok(m)) => {
                     ids.push(id);
                     msgs.push(m);

@@ -72,14 +72,20 @@ state_view_via!(LockedStore, store => store.read());
 /// still free, then its id already recorded) would show the rules a state that never
 /// existed. The read lock is taken at the first read, which comes after the mempool lock
 /// (the lock order), and held until the value is dropped: a commit waits for the admission.
+///
+/// Each attester's committed next sequence is read from the store once per admission and
+/// then remembered (the state is pinned, so it cannot change): the mempool asks for it at
+/// least once per record, and a batch holds hundreds of records of a few attesters.
 pub struct PinnedStore<'a> {
     store: &'a SharedStore,
     guard: std::cell::OnceCell<std::sync::RwLockReadGuard<'a, dyn Store + Send + Sync>>,
+    /// Next sequences read so far, by member index (at most the members, ≤ 256).
+    sequences: std::cell::RefCell<std::collections::HashMap<u16, u64>>,
 }
 
 impl<'a> PinnedStore<'a> {
     pub fn new(store: &'a SharedStore) -> PinnedStore<'a> {
-        PinnedStore { store, guard: std::cell::OnceCell::new() }
+        PinnedStore { store, guard: std::cell::OnceCell::new(), sequences: Default::default() }
     }
 
     fn get(&self) -> &(dyn Store + Send + Sync) {
@@ -93,7 +99,32 @@ impl std::fmt::Debug for PinnedStore<'_> {
     }
 }
 
-state_view_via!(PinnedStore<'_>, store => store.get());
+impl StateView for PinnedStore<'_> {
+    type Error = StoreError;
+    fn next_sequence(&self, attester: u16) -> Result<u64, StoreError> {
+        if let Some(next) = self.sequences.borrow().get(&attester) {
+            return Ok(*next);
+        }
+        let next = self.get().next_sequence(attester)?;
+        self.sequences.borrow_mut().insert(attester, next);
+        Ok(next)
+    }
+    fn record(&self, id: &AttestationId) -> Result<Option<RecordMeta>, StoreError> {
+        self.get().record(id)
+    }
+    fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
+        self.get().active_pledge(patent)
+    }
+    fn governance(&self) -> Result<Option<std::sync::Arc<credence_ledger::governance::GovState>>, StoreError> {
+        self.get().governance()
+    }
+    fn fact(
+        &self,
+        key: &credence_ledger::loan_rules::FactKey,
+    ) -> Result<Option<credence_ledger::loan_rules::Fact>, StoreError> {
+        self.get().fact(key)
+    }
+}
 
 impl NodeReader for LockedStore {
     fn node(&self, level: u8, index: u64) -> Result<NodeHash, MerkleError> {
@@ -163,6 +194,8 @@ mod tests {
         mem.commit(&chain.next_block(4).unwrap()).unwrap();
         let block = chain.next_block(4).unwrap();
         let id = block.certified().block.leaves[0].id;
+        let block_attester =
+            chain.genesis().member_index(&block.certified().block.leaves[0].attestation.body.attester).unwrap();
         let store: SharedStore = Arc::new(RwLock::new(mem));
         let pinned = PinnedStore::new(&store);
         let before = pinned.next_sequence(0).unwrap();
@@ -176,6 +209,11 @@ mod tests {
         assert_eq!(pinned.record(&id).unwrap(), None, "the record of the waiting block is not seen");
         drop(pinned);
         writer.join().unwrap();
-        assert!(PinnedStore::new(&store).record(&id).unwrap().is_some(), "a new admission sees the commit");
+        let fresh = PinnedStore::new(&store);
+        assert!(fresh.record(&id).unwrap().is_some(), "a new admission sees the commit");
+        let attester = block_attester;
+        let committed = store.read().unwrap().next_sequence(attester).unwrap();
+        assert_eq!(fresh.next_sequence(attester).unwrap(), committed, "and the sequences it moved");
+        assert_eq!(fresh.next_sequence(attester).unwrap(), committed, "remembered, the same");
     }
 }
