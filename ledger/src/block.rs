@@ -229,17 +229,7 @@ pub fn decode_certified(input: &mut &[u8], records_max: usize) -> Result<Certifi
 
 /// Reads what [`encode_leaves`] wrote, at most `records_max` leaves, each decoded and checked.
 pub fn decode_leaves(input: &mut &[u8], records_max: usize) -> Result<Vec<Leaf>, BlockDecodeError> {
-    let count = take_u32(input, "record count")? as usize;
-    if count > records_max {
-        return Err(BlockDecodeError::TooManyRecords { count, max: records_max });
-    }
-    let mut leaves = Vec::with_capacity(count);
-    for index in 0..count {
-        let bytes = take_chunk(input, "record", ATTESTATION_BYTES_MAX)?;
-        let leaf = Leaf::from_bytes(bytes.to_vec()).map_err(|source| BlockDecodeError::Record { index, source })?;
-        leaves.push(leaf);
-    }
-    Ok(leaves)
+    decode_leaves_with(input, records_max, None)
 }
 
 /// A look-up of a decoded leaf by its id (a node's mempool), for [`decode_leaves_reusing`].
@@ -255,6 +245,15 @@ pub fn decode_leaves_reusing(
     records_max: usize,
     known: &mut KnownLeaf<'_>,
 ) -> Result<Vec<Leaf>, BlockDecodeError> {
+    decode_leaves_with(input, records_max, Some(known))
+}
+
+/// The one reader of encoded leaves; with `known`, a leaf it holds with the same bytes is reused.
+fn decode_leaves_with(
+    input: &mut &[u8],
+    records_max: usize,
+    mut known: Option<&mut KnownLeaf<'_>>,
+) -> Result<Vec<Leaf>, BlockDecodeError> {
     let count = take_u32(input, "record count")? as usize;
     if count > records_max {
         return Err(BlockDecodeError::TooManyRecords { count, max: records_max });
@@ -262,10 +261,13 @@ pub fn decode_leaves_reusing(
     let mut leaves = Vec::with_capacity(count);
     for index in 0..count {
         let bytes = take_chunk(input, "record", ATTESTATION_BYTES_MAX)?;
-        let id = HashOf::from_hash(Hash::digest(&[signed_part(bytes)]));
-        let leaf = match known(&id) {
-            Some(leaf) if leaf.bytes == bytes => leaf,
-            _ => Leaf::from_bytes(bytes.to_vec()).map_err(|source| BlockDecodeError::Record { index, source })?,
+        let reused = known.as_mut().and_then(|known| {
+            let id = HashOf::from_hash(Hash::digest(&[signed_part(bytes)]));
+            known(&id).filter(|leaf| leaf.bytes == bytes)
+        });
+        let leaf = match reused {
+            Some(leaf) => leaf,
+            None => Leaf::from_bytes(bytes.to_vec()).map_err(|source| BlockDecodeError::Record { index, source })?,
         };
         leaves.push(leaf);
     }
