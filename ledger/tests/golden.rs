@@ -65,6 +65,29 @@ fn id(n: u8) -> AttestationId {
     HashOf::from_hash(Hash([n; 32]))
 }
 
+/// Signs each body (bank-a with key 1, others with key 2) under the golden genesis, checks that
+/// its leaf decodes back to it with its body bytes and that its fields pass their rules, and
+/// gives one (kind, body hex, id) row per body, to compare with a table of expected rows.
+fn signed_rows(bodies: Vec<(&'static str, AttestationBody)>) -> Vec<(&'static str, String, String)> {
+    let chain = genesis().hash();
+    let mut got = Vec::new();
+    for (kind, b) in bodies {
+        let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
+        let a: Attestation = b.clone().sign(&signer, &chain);
+        let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
+        assert_eq!(leaf.attestation, a);
+        assert_eq!(leaf.body_bytes(), b.to_bytes());
+        assert_eq!(b.claim.check_fields(), Ok(()), "{kind}");
+        got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
+    }
+    got
+}
+
+/// A table of expected (kind, body hex, id) rows in the form [`signed_rows`] gives.
+fn expected_rows(table: &[(&'static str, &str, &str)]) -> Vec<(&'static str, String, String)> {
+    table.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect()
+}
+
 /// (name, body) for one record of every kind.
 fn bodies() -> Vec<(&'static str, AttestationBody)> {
     let uscc = Uscc::parse("enterprise", "914403001922038216").unwrap();
@@ -504,19 +527,11 @@ mod loan_lifecycle {
 
     #[test]
     fn loan_lifecycle_golden_vectors() {
-        let chain = genesis().hash();
-        let mut got = Vec::new();
-        for (kind, b) in bodies() {
-            let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
-            let a: Attestation = b.clone().sign(&signer, &chain);
-            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
-            assert_eq!(leaf.attestation, a);
-            assert_eq!(leaf.body_bytes(), b.to_bytes());
-            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
-        }
-        let expected: Vec<(&str, String, String)> =
-            EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
-        assert!(expected == got, "the loan-lifecycle encoding changed; update docs/encoding.md and:\n{got:#?}");
+        let got = signed_rows(bodies());
+        assert!(
+            expected_rows(EXPECTED) == got,
+            "the loan-lifecycle encoding changed; update docs/encoding.md and:\n{got:#?}"
+        );
     }
 }
 // ==== END loan-lifecycle golden vectors ====
@@ -804,21 +819,12 @@ mod governance {
 
     #[test]
     fn governance_golden_vectors() {
-        let g = genesis();
-        let chain = g.hash();
-        let mut got = Vec::new();
-        for (kind, b) in bodies() {
-            let signer = if b.attester.as_str() == "bank-a" { key(1) } else { key(2) };
-            let a: Attestation = b.clone().sign(&signer, &chain);
-            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
-            assert_eq!(leaf.attestation, a);
-            assert_eq!(leaf.body_bytes(), b.to_bytes());
-            assert_eq!(b.claim.check_fields(), Ok(()), "{kind}");
-            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
-        }
-        let expected: Vec<(&str, String, String)> =
-            EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
-        assert!(expected == got, "the governance encoding changed; update docs/encoding.md §12 and:\n{got:#?}");
+        let chain = genesis().hash();
+        let got = signed_rows(bodies());
+        assert!(
+            expected_rows(EXPECTED) == got,
+            "the governance encoding changed; update docs/encoding.md §12 and:\n{got:#?}"
+        );
         // The proof of possession in the rotation vector verifies, and only for its own message.
         let rotation = bodies().pop().unwrap().1;
         let Claim::KeyRotation(r) = rotation.claim else { unreachable!() };
@@ -869,19 +875,11 @@ mod governance {
 
     #[test]
     fn governance_witness_golden_vectors() {
-        let chain = genesis().hash();
-        let mut got = Vec::new();
-        for (kind, b) in witness_bodies() {
-            let a: Attestation = b.clone().sign(&key(1), &chain);
-            let leaf = Leaf::from_bytes(a.to_bytes()).unwrap();
-            assert_eq!(leaf.attestation, a);
-            assert_eq!(leaf.body_bytes(), b.to_bytes());
-            assert_eq!(b.claim.check_fields(), Ok(()), "{kind}");
-            got.push((kind, hex::encode(b.to_bytes()), a.id().to_string()));
-        }
-        let expected: Vec<(&str, String, String)> =
-            WITNESS_EXPECTED.iter().map(|(k, b, i)| (*k, b.to_string(), i.to_string())).collect();
-        assert!(expected == got, "the witness change encoding changed; update docs/encoding.md §12 and:\n{got:#?}");
+        let got = signed_rows(witness_bodies());
+        assert!(
+            expected_rows(WITNESS_EXPECTED) == got,
+            "the witness change encoding changed; update docs/encoding.md §12 and:\n{got:#?}"
+        );
     }
 
     const POSSESSION_HEX: &str = "758158d24737757061644e2804b5304cb7153bfdb0a460af266e3fc2fd560f90965cd23d38da8ba8f256a7db11e46c8de9d41bae1b5dad9be6e912c85cf02805";
