@@ -300,31 +300,43 @@ impl VerifierKey {
     /// [`VerifierKey::to_vkey_string`] and Go) and must equal the ID computed from name and key.
     pub fn parse(s: &str) -> Result<Self, CheckpointError> {
         let bad = |rule: String| CheckpointError::VerifierKey { rule };
-        let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected '<name>+<8 hex key id>+<base64 key>'".to_owned()));
-        };
-        check_key_name(name).map_err(|rule| bad(rule.to_owned()))?;
-        let id =
-            decode_hex::<4>(id_hex).ok_or_else(|| bad(format!("key id '{id_hex}' is not 8 lowercase hex digits")))?;
-        let raw = B64.decode(key_b64).map_err(|_| bad("key is not valid padded standard base64".to_owned()))?;
-        match raw.split_first() {
-            None => return Err(bad("key is empty".to_owned())),
-            Some((&ALG_ED25519, _)) => {}
-            Some((alg, _)) => {
-                return Err(bad(format!("unsupported signature type 0x{alg:02x}; only Ed25519 (0x01) is accepted")));
-            }
-        }
-        let pk: [u8; 32] = raw[1..]
-            .try_into()
-            .map_err(|_| bad(format!("Ed25519 key is {} bytes; exactly 32 required", raw.len() - 1)))?;
-        let vk = VerifierKey { name: name.to_owned(), key: PublicKey(pk) };
+        let (name, id, key) = split_vkey(s, ALG_ED25519, |alg| {
+            format!("unsupported signature type 0x{alg:02x}; only Ed25519 (0x01) is accepted")
+        })
+        .map_err(bad)?;
+        let vk = VerifierKey { name: name.to_owned(), key };
         let expected = vk.key_id();
         if expected != id {
-            return Err(bad(format!("key id {id_hex} does not match name and key (expected {})", hex(&expected))));
+            return Err(bad(format!("key id {} does not match name and key (expected {})", hex(&id), hex(&expected))));
         }
         Ok(vk)
     }
+}
+
+/// Splits a C2SP verifier key string `<name>+<8 lowercase hex key ID>+<base64(alg || key)>`
+/// and checks its parts: a valid key name, the ID's form, a 32-byte Ed25519 key of type `alg`
+/// (`other_alg` words the refusal of another type). The caller checks the ID against its own
+/// key-ID rule (a validator's and a witness's differ).
+pub(crate) fn split_vkey(
+    s: &str,
+    alg: u8,
+    other_alg: impl FnOnce(u8) -> String,
+) -> Result<(&str, [u8; 4], PublicKey), String> {
+    let mut parts = s.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected '<name>+<8 hex key id>+<base64 key>'".to_owned());
+    };
+    check_key_name(name).map_err(str::to_owned)?;
+    let id = decode_hex::<4>(id_hex).ok_or_else(|| format!("key id '{id_hex}' is not 8 lowercase hex digits"))?;
+    let raw = B64.decode(key_b64).map_err(|_| "key is not valid padded standard base64".to_owned())?;
+    match raw.split_first() {
+        None => return Err("key is empty".to_owned()),
+        Some((&a, _)) if a == alg => {}
+        Some((&a, _)) => return Err(other_alg(a)),
+    }
+    let pk: [u8; 32] =
+        raw[1..].try_into().map_err(|_| format!("Ed25519 key is {} bytes; exactly 32 required", raw.len() - 1))?;
+    Ok((name, id, PublicKey(pk)))
 }
 
 /// A validator's signature line for `body` (signs [`CheckpointBody::to_text`]).

@@ -64,31 +64,16 @@ impl WitnessKey {
     /// ID equal to the one computed from name and key, and a 33-byte key of type 0x04.
     pub fn parse_vkey(s: &str) -> Result<WitnessKey, WitnessError> {
         let bad = |rule: String| WitnessError::VerifierKey { rule };
-        let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected '<name>+<8 hex key id>+<base64 key>'".to_owned()));
-        };
-        crate::checkpoint::check_key_name(name).map_err(|rule| bad(rule.to_owned()))?;
-        let id = crate::checkpoint::decode_hex::<4>(id_hex)
-            .ok_or_else(|| bad(format!("key id '{id_hex}' is not 8 lowercase hex digits")))?;
-        let raw = B64.decode(key_b64).map_err(|_| bad("key is not valid padded standard base64".to_owned()))?;
-        match raw.split_first() {
-            None => return Err(bad("key is empty".to_owned())),
-            Some((&ALG_COSIGNATURE_V1, _)) => {}
-            Some((alg, _)) => {
-                return Err(bad(format!(
-                    "signature type 0x{alg:02x} is not a cosignature/v1 key (0x04); a witness key is needed"
-                )));
-            }
-        }
-        let pk: [u8; 32] = raw[1..]
-            .try_into()
-            .map_err(|_| bad(format!("Ed25519 key is {} bytes; exactly 32 required", raw.len() - 1)))?;
-        let w = WitnessKey { name: name.to_owned(), key: PublicKey(pk) };
+        let (name, id, key) = crate::checkpoint::split_vkey(s, ALG_COSIGNATURE_V1, |alg| {
+            format!("signature type 0x{alg:02x} is not a cosignature/v1 key (0x04); a witness key is needed")
+        })
+        .map_err(bad)?;
+        let w = WitnessKey { name: name.to_owned(), key };
         let expected = w.key_id();
         if expected != id {
             return Err(bad(format!(
-                "key id {id_hex} does not match name and key (expected {})",
+                "key id {} does not match name and key (expected {})",
+                crate::checkpoint::hex(&id),
                 crate::checkpoint::hex(&expected)
             )));
         }
