@@ -17,6 +17,17 @@ fn clock() -> Clock {
     Clock { wall_ms: NOW, mono_ms: 0 }
 }
 
+/// A 4-validator chain without heartbeat (seeded by `seed`), the replica of height 1's proposer,
+/// an admission verifier, and three records signed by member 0 (sequences 1..=3), not yet admitted.
+fn proposer_with_three_records(seed: u64) -> (SimChain, Replica<MemStore>, Verifier, Vec<Vec<u8>>) {
+    let chain = SimChain::with_time(seed, 4, TimeParams { heartbeat_ms: 0, ..TimeParams::default() }).unwrap();
+    let proposer = replica(&chain, 0);
+    let mut workload = Workload::new(seed, &chain);
+    let items = (1..=3).map(|s| workload.leaf(0, s).bytes).collect();
+    let verifier = Verifier::new(Arc::clone(&chain.ledger), InForce::new(&chain.ledger));
+    (chain, proposer, verifier, items)
+}
+
 fn replica(chain: &SimChain, i: usize) -> Replica<MemStore> {
     let identity = Identity { name: chain.consensus.validators[i].name.clone(), key: chain.validator_key(i) };
     let pool = Arc::new(Mutex::new(Mempool::new(Arc::clone(&chain.ledger), MempoolLimits::default())));
@@ -49,11 +60,7 @@ fn prevotes(actions: &[Action]) -> Vec<Option<BlockId>> {
 /// validating anything, then counts the genuine copy and prevotes the block.
 #[test]
 fn a_tampered_relay_copy_is_refused_and_the_genuine_proposal_still_counts() {
-    let chain = SimChain::with_time(5, 4, TimeParams { heartbeat_ms: 0, ..TimeParams::default() }).unwrap();
-    let mut proposer = replica(&chain, 0);
-    let mut workload = Workload::new(5, &chain);
-    let items: Vec<Vec<u8>> = (1..=3).map(|s| workload.leaf(0, s).bytes).collect();
-    let verifier = Verifier::new(Arc::clone(&chain.ledger), InForce::new(&chain.ledger));
+    let (chain, mut proposer, verifier, items) = proposer_with_three_records(5);
     let out = admit_batch(&verifier, proposer.store(), proposer.mempool(), items, NOW);
     assert_eq!(out.admitted(), 3);
     let genuine = proposals(&proposer.start(clock()).unwrap()).pop().expect("the proposer of height 1 proposes");
@@ -92,11 +99,7 @@ fn every_commit_of_a_validated_proposal_checks_only_its_certificate() {
 /// a copy with other signature bytes is verified (and refused).
 #[test]
 fn a_record_verified_in_a_proposal_is_not_verified_again_when_gossip_brings_it() {
-    let chain = SimChain::with_time(6, 4, TimeParams { heartbeat_ms: 0, ..TimeParams::default() }).unwrap();
-    let mut proposer = replica(&chain, 0);
-    let mut workload = Workload::new(6, &chain);
-    let items: Vec<Vec<u8>> = (1..=3).map(|s| workload.leaf(0, s).bytes).collect();
-    let verifier = Verifier::new(Arc::clone(&chain.ledger), InForce::new(&chain.ledger));
+    let (chain, mut proposer, verifier, items) = proposer_with_three_records(6);
     assert_eq!(admit_batch(&verifier, proposer.store(), proposer.mempool(), items.clone(), NOW).verified, 3);
     let proposal = proposals(&proposer.start(clock()).unwrap()).pop().expect("the proposer of height 1 proposes");
     let Message::Proposal(sp) = &proposal else { unreachable!() };
