@@ -92,6 +92,12 @@ impl Leaf {
     }
 }
 
+/// The id of the attestation whose canonical bytes are `bytes` (the hash of its body),
+/// without decoding it.
+pub fn leaf_id(bytes: &[u8]) -> AttestationId {
+    HashOf::from_hash(Hash::digest(&[signed_part(bytes)]))
+}
+
 /// The body is everything but the trailing 64-byte signature.
 fn signed_part(bytes: &[u8]) -> &[u8] {
     &bytes[..bytes.len().saturating_sub(64)]

@@ -23,6 +23,7 @@ pub mod merkle;
 pub mod portfolio;
 pub mod rules;
 pub mod sig;
+pub mod snapshot;
 pub mod store;
 pub mod tiles;
 pub mod verify;

@@ -211,6 +211,9 @@ pub enum Domain {
     Proposal,
     /// A new member key's consent to replace an old one (governance key rotation).
     KeyPossession,
+    /// A validator's statement that the ledger state after a height has a given digest
+    /// (`snapshot::Statement`): what certifies a snapshot.
+    SnapshotStatement,
 }
 
 impl Domain {
@@ -221,6 +224,7 @@ impl Domain {
             Domain::Vote => b"credence/vote/v1\0",
             Domain::Proposal => b"credence/proposal/v1\0",
             Domain::KeyPossession => b"credence/key-possession/v1\0",
+            Domain::SnapshotStatement => b"credence/snapshot-statement/v1\0",
         }
     }
 }

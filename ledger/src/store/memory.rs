@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
+use super::{BaseAt, Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError, fact_key_hash};
 use crate::attestation::{AttestationId, Claim};
 use crate::block::{BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
@@ -13,6 +13,7 @@ use crate::ids::{PatentNumber, Uscc};
 use crate::loan_rules::{Fact, FactKey};
 use crate::merkle::{MerkleError, NodeHash, NodeReader};
 use crate::rules::{MemState, RecordMeta, StateView};
+use crate::snapshot::{Base, Item, SnapshotError};
 
 #[derive(Debug)]
 pub struct MemStore {
@@ -31,6 +32,15 @@ pub struct MemStore {
     state: MemState,
     /// Governance at genesis (the state's until a block changes it).
     genesis_governance: Arc<GovState>,
+    /// The snapshot this store started from, if any: its header and certificate.
+    base: Option<(BaseAt, BlockHeader, Checkpoint)>,
+    /// The ids of the leaves below the base, in leaf order.
+    base_ids: Vec<AttestationId>,
+    /// The leaf index of each imported record (not located: its block is not held).
+    base_index: HashMap<AttestationId, u64>,
+    /// Imported facts by their key's hash (a snapshot carries no fact keys), until a block
+    /// changes them; `state.facts` holds the facts blocks set since.
+    base_facts: HashMap<[u8; 32], Fact>,
 }
 
 impl MemStore {
@@ -50,6 +60,24 @@ impl MemStore {
             readers: BTreeSet::new(),
             state: MemState::default(),
             genesis_governance: genesis.governance(),
+            base: None,
+            base_ids: Vec::new(),
+            base_index: HashMap::new(),
+            base_facts: HashMap::new(),
+        }
+    }
+
+    fn base_at(&self) -> Option<BaseAt> {
+        self.base.as_ref().map(|b| b.0)
+    }
+
+    /// `Err(NotHeld)` if `height` is below the base (or, with `block`, at it).
+    fn check_height(&self, height: u64, what: &str, block: bool) -> Result<(), StoreError> {
+        match self.base_at() {
+            Some(b) if height > 0 && (height < b.height || (block && height == b.height)) => {
+                Err(b.not_held(format!("{what} {height}")))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -82,7 +110,10 @@ impl StateView for MemStore {
         Ok(self.state.governance.clone())
     }
     fn fact(&self, key: &FactKey) -> Result<Option<Fact>, StoreError> {
-        Ok(self.state.fact(key).unwrap_or_else(|e| match e {}))
+        if let Some(f) = self.state.fact(key).unwrap_or_else(|e| match e {}) {
+            return Ok(Some(f));
+        }
+        Ok(if self.base_facts.is_empty() { None } else { self.base_facts.get(&fact_key_hash(key)).cloned() })
     }
 }
 
@@ -92,15 +123,13 @@ impl Store for MemStore {
     }
 
     fn head(&self) -> Result<Option<Head>, StoreError> {
-        Ok(self.blocks.last().map(|cb| {
-            let h = &cb.block.header;
-            Head {
-                height: h.height,
-                hash: h.hash(),
-                time_ms: h.time_ms,
-                tree_size: h.tree_size,
-                tree_root: h.tree_root,
-            }
+        let last = self.blocks.last().map(|cb| &cb.block.header).or(self.base.as_ref().map(|b| &b.1));
+        Ok(last.map(|h| Head {
+            height: h.height,
+            hash: h.hash(),
+            time_ms: h.time_ms,
+            tree_size: h.tree_size,
+            tree_root: h.tree_root,
         }))
     }
 
@@ -149,6 +178,11 @@ impl Store for MemStore {
         for (level, index, hash) in vb.merkle_nodes() {
             self.nodes.insert((*level, *index), *hash);
         }
+        if !self.base_facts.is_empty() {
+            for (k, _) in &vb.delta().facts {
+                self.base_facts.remove(&fact_key_hash(k));
+            }
+        }
         self.state.apply(vb.delta());
         self.first_leaf.push(first);
         self.blocks.push(vb.certified().clone());
@@ -157,24 +191,129 @@ impl Store for MemStore {
     }
 
     fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        self.check_height(height, "header", false)?;
+        if let Some((b, h, _)) = &self.base
+            && b.height == height
+        {
+            return Ok(Some(h.clone()));
+        }
         Ok(self.block(height)?.map(|b| b.block.header))
     }
 
     fn certificate(&self, height: u64) -> Result<Option<Checkpoint>, StoreError> {
+        self.check_height(height, "certificate", false)?;
+        if let Some((b, _, c)) = &self.base
+            && b.height == height
+        {
+            return Ok(Some(c.clone()));
+        }
         Ok(self.block(height)?.map(|b| b.certificate))
     }
 
     fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, StoreError> {
-        let i = height.checked_sub(1).and_then(|i| usize::try_from(i).ok());
+        self.check_height(height, "block", true)?;
+        let below = self.base_at().map_or(0, |b| b.height);
+        let i = height.checked_sub(1 + below).and_then(|i| usize::try_from(i).ok());
         Ok(i.and_then(|i| self.blocks.get(i)).cloned())
     }
 
     fn leaf(&self, index: u64) -> Result<Option<Leaf>, StoreError> {
+        if let Some(b) = self.base_at()
+            && index < b.tree_size
+        {
+            return Err(b.not_held(format!("leaf {index}")));
+        }
         Ok(self.leaf_location(index).map(|(b, o)| self.blocks[b].block.leaves[o].clone()))
     }
 
     fn locate(&self, id: &AttestationId) -> Result<Option<Location>, StoreError> {
+        if let (Some(b), Some(i)) = (self.base_at(), self.base_index.get(id)) {
+            return Err(b.not_held(format!("the block of record {id} (leaf {i})")));
+        }
         Ok(self.ids.get(id).copied())
+    }
+
+    fn leaf_ids(&self, start: u64, count: usize, out: &mut Vec<AttestationId>) -> Result<(), StoreError> {
+        let end = start.saturating_add(count as u64);
+        let below = self.base_at().map_or(0, |b| b.tree_size);
+        for i in start..end.min(below) {
+            out.push(self.base_ids[i as usize]);
+        }
+        for i in start.max(below)..end {
+            match self.leaf(i)? {
+                Some(l) => out.push(l.id),
+                None => return Err(StoreError::Corrupt { place: format!("leaves[{i}]"), reason: "missing".into() }),
+            }
+        }
+        Ok(())
+    }
+
+    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut all: Vec<([u8; 32], Vec<u8>)> =
+            self.state.facts.iter().map(|(k, v)| (fact_key_hash(k), crate::codec::encode(v))).collect();
+        all.extend(self.base_facts.iter().map(|(k, v)| (*k, crate::codec::encode(v))));
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in &all {
+            f(k, v)?;
+        }
+        Ok(())
+    }
+
+    fn base(&self) -> Option<BaseAt> {
+        self.base_at()
+    }
+
+    fn import_snapshot(
+        &mut self,
+        base: &Base,
+        items: &mut dyn Iterator<Item = Result<Item, SnapshotError>>,
+    ) -> Result<(), StoreError> {
+        if self.head()?.is_some() {
+            return Err(StoreError::Import(
+                "the store is not empty: a snapshot is imported only into a new store".into(),
+            ));
+        }
+        let import = |e: SnapshotError| StoreError::Import(e.to_string());
+        let mut state = MemState::default();
+        let mut base_ids = Vec::new();
+        let mut base_index = HashMap::new();
+        let mut base_facts = HashMap::new();
+        for item in items {
+            match item.map_err(import)? {
+                Item::Sequence(m, next) => {
+                    state.sequences.insert(m, next);
+                }
+                Item::Record(i, id, meta) => {
+                    base_ids.push(id);
+                    base_index.insert(id, i);
+                    state.records.insert(id, meta);
+                }
+                Item::Pledge(p, id) => {
+                    state.pledges.insert(p, id);
+                }
+                Item::Governance(g) => state.governance = Some(g),
+                Item::Fact(k, f) => {
+                    base_facts.insert(k, f);
+                }
+            }
+        }
+        let at = BaseAt { height: base.header.height, tree_size: base.header.tree_size };
+        if base_ids.len() as u64 != at.tree_size {
+            return Err(StoreError::Import(format!(
+                "{} records for a tree of {} leaves",
+                base_ids.len(),
+                at.tree_size
+            )));
+        }
+        for (level, index, hash) in &base.frontier {
+            self.nodes.insert((*level, *index), *hash);
+        }
+        self.state = state;
+        self.base_ids = base_ids;
+        self.base_index = base_index;
+        self.base_facts = base_facts;
+        self.base = Some((at, base.header.clone(), base.certificate.clone()));
+        Ok(())
     }
 
     fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError> {

@@ -8,6 +8,7 @@ mod memory;
 mod redb_store;
 
 pub use memory::MemStore;
+pub(crate) use redb_store::{META_BYTES, decode_meta, encode_meta};
 pub use redb_store::{RedbOptions, RedbStore};
 
 use crate::attestation::AttestationId;
@@ -15,8 +16,10 @@ use crate::block::{BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
 use crate::hash::Hash;
 use crate::ids::{PatentNumber, Uscc};
+use crate::loan_rules::FactKey;
 use crate::merkle::NodeReader;
 use crate::rules::StateView;
+use crate::snapshot::{Base, Item, SnapshotError};
 
 /// Most leaf indexes one index query returns.
 pub const QUERY_LIMIT_MAX: usize = 1000;
@@ -97,6 +100,34 @@ pub enum StoreError {
     NotNext { head: u64, got: u64 },
     #[error("store: block {height}'s prev does not match the stored head")]
     BrokenLink { height: u64 },
+    /// A read below the height a store was started at from a snapshot ([`Store::import_snapshot`]).
+    #[error("{what}: not held: this node started from a snapshot at height {base}")]
+    NotHeld { what: String, base: u64 },
+    /// A snapshot could not be imported (nothing was written).
+    #[error("store: snapshot import: {0}")]
+    Import(String),
+}
+
+/// Where a store that started from a snapshot starts: the snapshot's height and tree size.
+/// It holds the header and certificate of `height`, the Merkle frontier of `tree_size`
+/// leaves and the whole state, but no block, leaf or Merkle node below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BaseAt {
+    pub height: u64,
+    pub tree_size: u64,
+}
+
+impl BaseAt {
+    /// The error for a read of `what` below the base.
+    pub fn not_held(&self, what: impl Into<String>) -> StoreError {
+        StoreError::NotHeld { what: what.into(), base: self.height }
+    }
+}
+
+/// The key of an IP-loan fact in a store's `facts` table and in a snapshot: the SHA-256
+/// of its canonical encoding.
+pub fn fact_key_hash(key: &FactKey) -> [u8; 32] {
+    Hash::digest(&[&crate::codec::encode(key)]).0
 }
 
 /// The ledger's storage. Reads see only committed blocks.
@@ -124,6 +155,30 @@ pub trait Store: StateView<Error = StoreError> + NodeReader {
     fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, StoreError>;
     fn leaf(&self, index: u64) -> Result<Option<Leaf>, StoreError>;
     fn locate(&self, id: &AttestationId) -> Result<Option<Location>, StoreError>;
+    /// Appends the ids of leaves `start .. start + count` to `out`, in order. Every one must
+    /// be stored (or, below a snapshot base, imported). The default hashes the leaves' bodies.
+    fn leaf_ids(&self, start: u64, count: usize, out: &mut Vec<AttestationId>) -> Result<(), StoreError> {
+        let mut bytes = Vec::with_capacity(count);
+        self.leaf_bytes(start, count, &mut bytes)?;
+        out.extend(bytes.iter().map(|b| crate::block::leaf_id(b)));
+        Ok(())
+    }
+    /// Calls `f` with every IP-loan fact as ([`fact_key_hash`] of its key, its canonical
+    /// encoding), ascending by the key hash; stops at the first error.
+    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    /// The snapshot this store started from, if it did.
+    fn base(&self) -> Option<BaseAt> {
+        None
+    }
+    /// Imports the state of a verified snapshot into this store, which must be empty: one
+    /// atomic write; an error from `items` (or any other) leaves the store empty. Afterwards
+    /// the head is the snapshot's block, the rules read the imported state, commits continue
+    /// at the next height, and reads below the base answer [`StoreError::NotHeld`].
+    fn import_snapshot(
+        &mut self,
+        base: &Base,
+        items: &mut dyn Iterator<Item = Result<Item, SnapshotError>>,
+    ) -> Result<(), StoreError>;
     /// Leaf indexes under `key`, ascending, strictly after `after`, at most `limit` (≤ [`QUERY_LIMIT_MAX`]).
     fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError>;
     /// Appends the canonical bytes of leaves `start .. start + count` to `out`, in order (a

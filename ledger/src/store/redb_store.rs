@@ -13,11 +13,13 @@
 //! |                       | `"head"`                             | [`Head`]: height, hash, time, size, root (88) |
 //! |                       | `"merged"`                           | height, tree size the index tables cover (16) |
 //! |                       | `"frozen"` (only during a merge)     | frozen blocks' last height, tree size, ops applied (24) |
+//! |                       | `"base"` (only if started from a snapshot) | the snapshot's height, tree size (16)  |
 //! | `headers`             | height u64                           | canonical header bytes                     |
 //! | `certs`               | height u64                           | the certificate's signed note              |
 //! | `block_by_first_leaf` | first leaf index u64 (non-empty blocks) | height u64                              |
 //! | `leaves`              | leaf index u64                       | canonical attestation bytes                |
-//! | `merkle`              | level u8 ‖ index u64 BE (levels ≥ 1) | node hash (32)                             |
+//! | `merkle`              | level u8 ‖ index u64 BE (levels ≥ 1; level 0 only for a snapshot's frontier) | node hash (32) |
+//! | `base_ids`            | leaf index u64 (below a snapshot base) | the record's id (32)                     |
 //! | `sequences`           | member index u16                     | next sequence u64                          |
 //! | `staged_deltas`       | height u64 (blocks after `merged`)   | the block's record and pledge changes      |
 //! | `ids`                 | id\[..8\] ‖ leaf index u64 BE (16)   | [`RecordMeta`] (20)                        |
@@ -116,6 +118,19 @@
 //! rather than per block), so a slice's time grows with the store; a second staging
 //! level would then be the next step.
 //!
+//! # A store started from a snapshot
+//!
+//! [`Store::import_snapshot`] writes a verified snapshot's state into a new store in one
+//! transaction: the header and certificate of the base height, the Merkle frontier of its
+//! tree in `merkle` (with its level-0 node, if any, since the leaf is not held), every
+//! record's id in `base_ids` and its metadata in `ids`, the sequences, pledges, facts and
+//! governance state, and `meta` `"base"`, `"head"` and `"merged"` at the base. Blocks,
+//! leaves, Merkle nodes and secondary index entries below the base are not held: reads of
+//! them answer [`StoreError::NotHeld`]; the secondary indexes list only leaves from the
+//! base on. Commits continue at the next height with the same roots as a full store's
+//! (proofs of later leaves read only the frontier below the base). `open` checks the tables
+//! against the base as it checks them against genesis otherwise.
+//!
 //! # Durability and recovery
 //!
 //! Every commit is one redb write transaction with `Durability::Immediate`: it is on
@@ -138,7 +153,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
-use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
+use super::{BaseAt, Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError, fact_key_hash};
 use crate::attestation::{AttestationId, Claim, ClaimKind};
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
@@ -150,6 +165,7 @@ use crate::ids::{PatentNumber, Uscc};
 use crate::loan_rules::{Fact, FactKey};
 use crate::merkle::{MerkleError, NodeHash, NodeReader};
 use crate::rules::{RecordMeta, RecordStatus, StateDelta, StateView};
+use crate::snapshot::{Base, Item, SnapshotError};
 
 /// Version of the table layout above. A store of another version is refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -194,16 +210,21 @@ const CONSENTS: TableDefinition<&[u8; 26], ()> = TableDefinition::new("index_con
 const READERS: TableDefinition<&[u8; 10], ()> = TableDefinition::new("index_queries_by_reader");
 /// Largest encoded fact.
 const FACT_BYTES_MAX: usize = 4096;
+/// The ids of the leaves below a snapshot base, by leaf index (only in a store that started
+/// from a snapshot: [`Store::import_snapshot`]); `ids` entries of those records are confirmed
+/// against it instead of the leaves, which the store does not hold.
+const BASE_IDS: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("base_ids");
 
 const KEY_GENESIS: &str = "genesis";
 const KEY_FORMAT: &str = "format";
 const KEY_HEAD: &str = "head";
 const KEY_MERGED: &str = "merged";
 const KEY_FROZEN: &str = "frozen";
+const KEY_BASE: &str = "base";
 
 const HEAD_BYTES: usize = 88;
 const CURSOR_BYTES: usize = 24;
-const META_BYTES: usize = 20;
+pub(crate) const META_BYTES: usize = 20;
 
 type IdKey = [u8; 16];
 type MetaBytes = [u8; META_BYTES];
@@ -253,6 +274,8 @@ pub struct RedbStore {
     deferred: bool,
     /// The newest `governance` entry; `None` while no block changed governance.
     governance: Option<Arc<GovState>>,
+    /// The snapshot this store started from, if any.
+    base: Option<BaseAt>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -455,15 +478,16 @@ impl MergeOps {
     }
 
     /// Writes ops `lo..hi` of the list.
-    fn apply(&self, w: &WriteTransaction, t: &Tables<'_>, lo: usize, hi: usize) -> Result<(), StoreError> {
+    fn apply(&self, w: &WriteTransaction, t: &Tables<'_>, based: bool, lo: usize, hi: usize) -> Result<(), StoreError> {
         let mut at = 0;
         let r = segment(lo, hi, at, self.ids.len());
         if !r.is_empty() {
             let mut table = w.open_table(IDS).map_err(backend)?;
+            let base = if based { Some(w.open_table(BASE_IDS).map_err(backend)?) } else { None };
             for (id, leaf, meta) in &self.ids[r] {
                 let leaf = match leaf {
                     Some(leaf) => *leaf,
-                    None => match find_id(&table, &t.leaves, id)? {
+                    None => match find_id(&table, &t.leaves, base.as_ref(), id)? {
                         Some((leaf, _)) => leaf,
                         None => {
                             return Err(corrupt(
@@ -642,7 +666,7 @@ fn status_byte(s: RecordStatus) -> u8 {
 }
 
 /// `attester u16 BE ‖ kind ‖ status ‖ has pledge ‖ patent (13) ‖ pledgee u16 BE`.
-fn encode_meta(m: &RecordMeta) -> MetaBytes {
+pub(crate) fn encode_meta(m: &RecordMeta) -> MetaBytes {
     let mut out = [0u8; META_BYTES];
     out[0..2].copy_from_slice(&m.attester.to_be_bytes());
     out[2] = m.kind as u8;
@@ -655,7 +679,7 @@ fn encode_meta(m: &RecordMeta) -> MetaBytes {
     out
 }
 
-fn decode_meta(b: &[u8], at: &dyn Fn() -> String) -> Result<RecordMeta, StoreError> {
+pub(crate) fn decode_meta(b: &[u8], at: &dyn Fn() -> String) -> Result<RecordMeta, StoreError> {
     let Ok(b) = <&MetaBytes>::try_from(b) else {
         return Err(corrupt(at(), format!("record metadata of {} bytes, expected {META_BYTES}", b.len())));
     };
@@ -895,10 +919,11 @@ fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
 // ---------------------------------------------------------------------------------------------
 
 /// The leaf index and metadata of `id` in the `ids` table, confirming prefix matches
-/// against the leaves.
-fn find_id(
+/// against the leaves (below a snapshot base, against `base_ids`).
+fn find_id<B: ReadableTable<u64, &'static [u8; 32]>>(
     ids: &impl ReadableTable<&'static IdKey, &'static MetaBytes>,
     leaves: &impl ReadableTable<u64, &'static [u8]>,
+    base: Option<&B>,
     id: &AttestationId,
 ) -> Result<Option<(u64, RecordMeta)>, StoreError> {
     let lo = id_key(id, 0);
@@ -906,16 +931,30 @@ fn find_id(
     for entry in ids.range::<&IdKey>(&lo..=&hi).map_err(backend)? {
         let (k, v) = entry.map_err(backend)?;
         let leaf = u64_at(k.value(), 8);
-        let bytes = leaves.get(leaf).map_err(backend)?;
-        let Some(bytes) = bytes else {
-            return Err(corrupt(place("ids", hex::encode(k.value())), format!("leaf {leaf} is missing")));
+        let found = match leaves.get(leaf).map_err(backend)? {
+            Some(bytes) => decode_leaf(bytes.value(), leaf)?.id == *id,
+            None => match base.map(|b| b.get(leaf)).transpose().map_err(backend)?.flatten() {
+                Some(b) => b.value() == id.bytes(),
+                None => {
+                    return Err(corrupt(place("ids", hex::encode(k.value())), format!("leaf {leaf} is missing")));
+                }
+            },
         };
-        if decode_leaf(bytes.value(), leaf)?.id == *id {
+        if found {
             let at = || place("ids", hex::encode(k.value()));
             return Ok(Some((leaf, decode_meta(v.value(), &at)?)));
         }
     }
     Ok(None)
+}
+
+/// The `base_ids` table for reading, if the store started from a snapshot.
+fn base_ids_table(r: &ReadTransaction) -> Result<Option<redb::ReadOnlyTable<u64, &'static [u8; 32]>>, StoreError> {
+    match r.open_table(BASE_IDS) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(backend(e)),
+    }
 }
 
 /// Leaf indexes `start .. end` of `prefix` in a composite-key index, at most `limit`.
@@ -1004,7 +1043,7 @@ impl RedbStore {
             }
         }
         let read = db.begin_read().map_err(backend)?;
-        let (head, merged, cursor) = check_head(&read)?;
+        let (head, merged, cursor, base) = check_head(&read)?;
         let read = if table_exists(&read, CONSENTS)? {
             read
         } else {
@@ -1026,6 +1065,7 @@ impl RedbStore {
             poisoned: false,
             deferred: false,
             governance: None,
+            base,
         };
         store.load_governance()?;
         if !table_exists(&*store.snapshot()?, READERS)? {
@@ -1094,8 +1134,11 @@ impl RedbStore {
                 let (new_ids, new_attester) = ops.inserted(applied);
                 let ids = r.open_table(IDS).map_err(open_err("ids"))?.len().map_err(backend)?;
                 let attester = r.open_table(ATTESTER).map_err(open_err("index_attester"))?.len().map_err(backend)?;
-                for (table, len, new) in [("ids", ids, new_ids), ("index_attester", attester, new_attester)] {
-                    if len != self.merged.tree_size + new {
+                let below = self.base.map_or(0, |b| b.tree_size);
+                for (table, len, new, from) in
+                    [("ids", ids, new_ids, 0), ("index_attester", attester, new_attester, below)]
+                {
+                    if len != self.merged.tree_size - from + new {
                         return Err(corrupt(
                             format!("table {table}"),
                             format!(
@@ -1122,7 +1165,12 @@ impl RedbStore {
         let r = self.snapshot()?;
         let merkle = r.open_table(MERKLE).map_err(open_err("merkle"))?;
         let n = head.tree_size;
-        let expected = n - u64::from(n.count_ones());
+        let above = |n: u64| n - u64::from(n.count_ones());
+        // Below a snapshot base only its frontier is held (with its level-0 node, if any).
+        let expected = match self.base {
+            None => above(n),
+            Some(b) => above(n) - above(b.tree_size) + u64::from(b.tree_size.count_ones()),
+        };
         let got = merkle.len().map_err(backend)?;
         if got != expected {
             return Err(corrupt(
@@ -1148,6 +1196,17 @@ impl RedbStore {
         match &self.read {
             Some(r) => Ok(Snapshot::Shared(r)),
             None => Ok(Snapshot::Own(self.db.begin_read().map_err(backend)?)),
+        }
+    }
+
+    /// `Err(NotHeld)` if `height` is below the snapshot base (or, with `block`, at it: its
+    /// leaves are not held).
+    fn check_height(&self, height: u64, what: &str, block: bool) -> Result<(), StoreError> {
+        match self.base {
+            Some(b) if height > 0 && (height < b.height || (block && height == b.height)) => {
+                Err(b.not_held(format!("{what} {height}")))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -1268,7 +1327,7 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
 /// merge point and the head, and `ids` and `index_attester` hold the merged leaves (plus,
 /// during a merge, at most the frozen ones; [`RedbStore::load_staged`] checks the exact
 /// count against the cursor).
-fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Cursor>), StoreError> {
+fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Cursor>, Option<BaseAt>), StoreError> {
     let meta = r.open_table(META).map_err(open_err("meta"))?;
     let format = meta.get(KEY_FORMAT).map_err(backend)?.map(|v| v.value().to_vec());
     if format.as_deref() != Some(FORMAT_VERSION.to_be_bytes().as_slice()) {
@@ -1297,6 +1356,21 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Curso
             ));
         }
     };
+    let base = match meta.get(KEY_BASE).map_err(backend)? {
+        None => None,
+        Some(v) if v.value().len() == 16 => {
+            Some(BaseAt { height: u64_at(v.value(), 0), tree_size: u64_at(v.value(), 8) })
+        }
+        Some(v) => return Err(corrupt(place("meta", KEY_BASE), format!("{} bytes, expected 16", v.value().len()))),
+    };
+    let below = base.map_or(0, |b| b.tree_size);
+    if let Some(b) = base
+        && (head.is_none_or(|h| h.height < b.height || h.tree_size < b.tree_size)
+            || merged.height < b.height
+            || merged.tree_size < b.tree_size)
+    {
+        return Err(corrupt(place("meta", KEY_BASE), format!("{b:?} is beyond the head or the merge point")));
+    }
     let headers = r.open_table(HEADERS).map_err(open_err("headers"))?;
     let certs = r.open_table(CERTS).map_err(open_err("certs"))?;
     let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
@@ -1336,8 +1410,11 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Curso
         return Err(corrupt(place("certs", k), format!("the last certificate is not the head's (height {height})")));
     }
     let n = leaves.len().map_err(backend)?;
-    if n != tree_size {
-        return Err(corrupt("table leaves", format!("{n} leaves, the head's tree size is {tree_size}")));
+    if n != tree_size - below {
+        return Err(corrupt(
+            "table leaves",
+            format!("{n} leaves, the head's tree size is {tree_size} (from leaf {below})"),
+        ));
     }
     if let Some(k) = last(&leaves)?.filter(|k| k.checked_add(1) != Some(tree_size)) {
         return Err(corrupt(place("leaves", k), format!("beyond the head's tree size {tree_size}")));
@@ -1390,16 +1467,17 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Curso
         }
     }
     let most = cursor.map_or(merged.tree_size, |c| c.to.tree_size);
-    for (table, len) in [("ids", ids.len()), ("index_attester", attester.len())] {
+    // Records below a snapshot base have `ids` entries but no index entries.
+    for (table, len, from) in [("ids", ids.len(), 0), ("index_attester", attester.len(), below)] {
         let len = len.map_err(backend)?;
-        if len < merged.tree_size || len > most {
+        if len < merged.tree_size - from || len > most - from {
             return Err(corrupt(
                 format!("table {table}"),
                 format!("{len} entries for {} merged leaves", merged.tree_size),
             ));
         }
     }
-    Ok((head, merged, cursor))
+    Ok((head, merged, cursor, base))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1504,9 +1582,10 @@ impl RedbStore {
         self.active.absorb(entries, n, vb.delta());
         let limit = self.options.stage_leaves_max;
         let full = self.active.leaves >= limit;
+        let based = self.base.is_some();
         let mut written = 0;
         if full && self.frozen.is_some() {
-            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, usize::MAX)?;
+            written += apply_frozen(w, &mut t, based, &mut self.frozen, &mut self.merged, usize::MAX)?;
         }
         let mut froze = false;
         if full && self.frozen.is_none() {
@@ -1522,11 +1601,12 @@ impl RedbStore {
                 _ if froze && limit > 0 => 0,
                 s => s.saturating_sub(written),
             };
-            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, slice)?;
+            written += apply_frozen(w, &mut t, based, &mut self.frozen, &mut self.merged, slice)?;
         }
         self.last_commit_ops = written;
-        debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size));
-        debug_assert_eq!(t.headers.len().ok(), Some(header.height));
+        let below = self.base.map_or((0, 0), |b| (b.tree_size, b.height - 1));
+        debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size - below.0));
+        debug_assert_eq!(t.headers.len().ok(), Some(header.height - below.1));
         debug_assert_eq!(t.staged.len().ok(), Some(header.height - self.merged.height));
         Ok(())
     }
@@ -1538,6 +1618,7 @@ impl RedbStore {
 fn apply_frozen(
     w: &WriteTransaction,
     t: &mut Tables<'_>,
+    based: bool,
     frozen: &mut Option<Frozen>,
     merged: &mut Merged,
     max: usize,
@@ -1545,7 +1626,7 @@ fn apply_frozen(
     let Some(f) = frozen else { return Ok(0) };
     let from = f.applied;
     let to = from.saturating_add(max).min(f.ops.len());
-    f.ops.apply(w, t, from, to)?;
+    f.ops.apply(w, t, based, from, to)?;
     f.applied = to;
     if to < f.ops.len() {
         let cursor = Cursor { to: f.to, applied: to as u64 };
@@ -1599,7 +1680,7 @@ impl NodeReader for RedbStore {
         // MerkleError has no variant for a failing store; an unreadable node is a missing one.
         let found = (|| -> Result<Option<NodeHash>, StoreError> {
             let r = self.snapshot()?;
-            if level == 0 {
+            if level == 0 && self.base.is_none_or(|b| index >= b.tree_size) {
                 let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
                 let v = leaves.get(index).map_err(backend)?;
                 return Ok(v.map(|v| crate::merkle::leaf_hash(v.value())));
@@ -1619,6 +1700,16 @@ impl NodeReader for RedbStore {
         // MerkleError has no variant for a failing store; an unreadable node is a missing one.
         let read = (|| -> Result<(), StoreError> {
             let r = self.snapshot()?;
+            if level == 0 && self.base.is_some_and(|b| start < b.tree_size) {
+                // Below a snapshot base only a frontier node is held: read node by node.
+                for i in start..end {
+                    match self.node(0, i) {
+                        Ok(h) => out.push(h),
+                        Err(_) => break,
+                    }
+                }
+                return Ok(());
+            }
             if level == 0 {
                 let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
                 for (expected, item) in (start..end).zip(leaves.range(start..end).map_err(backend)?) {
@@ -1666,7 +1757,8 @@ impl StateView for RedbStore {
         let r = self.snapshot()?;
         let ids = r.open_table(IDS).map_err(open_err("ids"))?;
         let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
-        Ok(find_id(&ids, &leaves, id)?.map(|(_, meta)| meta))
+        let base = base_ids_table(&r)?;
+        Ok(find_id(&ids, &leaves, base.as_ref(), id)?.map(|(_, meta)| meta))
     }
 
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
@@ -1813,6 +1905,7 @@ impl Store for RedbStore {
     }
 
     fn header(&self, height: u64) -> Result<Option<BlockHeader>, StoreError> {
+        self.check_height(height, "header", false)?;
         let r = self.snapshot()?;
         let t = r.open_table(HEADERS).map_err(open_err("headers"))?;
         match t.get(height).map_err(backend)? {
@@ -1822,6 +1915,7 @@ impl Store for RedbStore {
     }
 
     fn certificate(&self, height: u64) -> Result<Option<Checkpoint>, StoreError> {
+        self.check_height(height, "certificate", false)?;
         let r = self.snapshot()?;
         let t = r.open_table(CERTS).map_err(open_err("certs"))?;
         match t.get(height).map_err(backend)? {
@@ -1831,6 +1925,7 @@ impl Store for RedbStore {
     }
 
     fn block(&self, height: u64) -> Result<Option<CertifiedBlock>, StoreError> {
+        self.check_height(height, "block", true)?;
         let Some(header) = self.header(height)? else { return Ok(None) };
         let Some(certificate) = self.certificate(height)? else {
             return Err(corrupt(place("certs", height), "missing for a stored header"));
@@ -1865,6 +1960,12 @@ impl Store for RedbStore {
     }
 
     fn leaf_bytes(&self, start: u64, count: usize, out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
+        if let Some(b) = self.base
+            && start < b.tree_size
+            && count > 0
+        {
+            return Err(b.not_held(format!("leaf {start}")));
+        }
         let end = start.saturating_add(count as u64);
         let r = self.snapshot()?;
         let t = r.open_table(LEAVES).map_err(open_err("leaves"))?;
@@ -1884,6 +1985,11 @@ impl Store for RedbStore {
     }
 
     fn leaf(&self, index: u64) -> Result<Option<Leaf>, StoreError> {
+        if let Some(b) = self.base
+            && index < b.tree_size
+        {
+            return Err(b.not_held(format!("leaf {index}")));
+        }
         let r = self.snapshot()?;
         let t = r.open_table(LEAVES).map_err(open_err("leaves"))?;
         match t.get(index).map_err(backend)? {
@@ -1899,18 +2005,170 @@ impl Store for RedbStore {
             None => {
                 let ids = r.open_table(IDS).map_err(open_err("ids"))?;
                 let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
-                match find_id(&ids, &leaves, id)? {
+                let base = base_ids_table(&r)?;
+                match find_id(&ids, &leaves, base.as_ref(), id)? {
                     Some((leaf, _)) => leaf,
                     None => return Ok(None),
                 }
             }
         };
+        if let Some(b) = self.base
+            && leaf_index < b.tree_size
+        {
+            return Err(b.not_held(format!("the block of record {id} (leaf {leaf_index})")));
+        }
         let t = r.open_table(FIRST_LEAF).map_err(open_err("block_by_first_leaf"))?;
         let found = t.range(..=leaf_index).map_err(backend)?.next_back().transpose().map_err(backend)?;
         let Some((_, height)) = found else {
             return Err(corrupt("table block_by_first_leaf", format!("no block holds leaf {leaf_index}")));
         };
         Ok(Some(Location { height: height.value(), leaf_index }))
+    }
+
+    fn leaf_ids(&self, start: u64, count: usize, out: &mut Vec<AttestationId>) -> Result<(), StoreError> {
+        let end = start.saturating_add(count as u64);
+        let below = self.base.map_or(0, |b| b.tree_size);
+        if start < below {
+            let r = self.snapshot()?;
+            let t = r.open_table(BASE_IDS).map_err(open_err("base_ids"))?;
+            let to = end.min(below);
+            for (expected, item) in (start..to).zip(t.range(start..to).map_err(backend)?) {
+                let (k, v) = item.map_err(backend)?;
+                if k.value() != expected {
+                    return Err(corrupt(place("base_ids", expected), "missing"));
+                }
+                out.push(HashOf::from_hash(Hash(*v.value())));
+            }
+        }
+        if end > below {
+            let from = start.max(below);
+            let mut bytes = Vec::with_capacity((end - from) as usize);
+            self.leaf_bytes(from, (end - from) as usize, &mut bytes)?;
+            out.extend(bytes.iter().map(|b| crate::block::leaf_id(b)));
+        }
+        Ok(())
+    }
+
+    /// The `facts` table merged with the staged generations (newest first: a staged value,
+    /// or removal, wins over the table's), ascending by key.
+    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut staged: std::collections::BTreeMap<[u8; 32], Option<Vec<u8>>> = std::collections::BTreeMap::new();
+        for g in self.newest_first() {
+            for (k, v) in &g.facts {
+                staged.entry(fact_key_hash(k)).or_insert_with(|| v.as_ref().map(codec::encode));
+            }
+        }
+        let mut staged = staged.into_iter().peekable();
+        let r = self.snapshot()?;
+        match r.open_table(FACTS) {
+            Ok(t) => {
+                for item in t.iter().map_err(backend)? {
+                    let (k, v) = item.map_err(backend)?;
+                    let key = *k.value();
+                    while let Some((sk, sv)) = staged.next_if(|(sk, _)| *sk < key) {
+                        if let Some(sv) = sv {
+                            f(&sk, &sv)?;
+                        }
+                    }
+                    // A staged value (or removal) replaces the table's.
+                    if let Some((_, sv)) = staged.next_if(|(sk, _)| *sk == key) {
+                        if let Some(sv) = sv {
+                            f(&key, &sv)?;
+                        }
+                        continue;
+                    }
+                    f(&key, v.value())?;
+                }
+            }
+            // A store written before the IP-loan kinds: no facts merged yet.
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(open_err("facts")(e)),
+        }
+        for (sk, sv) in staged {
+            if let Some(sv) = sv {
+                f(&sk, &sv)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn base(&self) -> Option<BaseAt> {
+        self.base
+    }
+
+    fn import_snapshot(
+        &mut self,
+        base: &Base,
+        items: &mut dyn Iterator<Item = Result<Item, SnapshotError>>,
+    ) -> Result<(), StoreError> {
+        if self.head()?.is_some() {
+            return Err(StoreError::Import(
+                "the store is not empty: a snapshot is imported only into a new store".into(),
+            ));
+        }
+        let at = BaseAt { height: base.header.height, tree_size: base.header.tree_size };
+        let head = head_of(&base.header);
+        let import = |e: SnapshotError| StoreError::Import(e.to_string());
+        self.read = None;
+        let w = self.db.begin_write().map_err(backend)?;
+        let mut governance = None;
+        {
+            let mut meta = w.open_table(META).map_err(backend)?;
+            let mut headers = w.open_table(HEADERS).map_err(backend)?;
+            let mut certs = w.open_table(CERTS).map_err(backend)?;
+            let mut merkle = w.open_table(MERKLE).map_err(backend)?;
+            let mut sequences = w.open_table(SEQUENCES).map_err(backend)?;
+            let mut ids = w.open_table(IDS).map_err(backend)?;
+            let mut base_ids = w.open_table(BASE_IDS).map_err(backend)?;
+            let mut pledges = w.open_table(PLEDGES).map_err(backend)?;
+            let mut facts = w.open_table(FACTS).map_err(backend)?;
+            let mut gov = w.open_table(GOVERNANCE).map_err(backend)?;
+            headers.insert(at.height, base.header.to_bytes().as_slice()).map_err(backend)?;
+            certs.insert(at.height, base.certificate.to_note().as_bytes()).map_err(backend)?;
+            for (level, index, hash) in &base.frontier {
+                merkle.insert(&merkle_key(*level, *index), hash).map_err(backend)?;
+            }
+            let mut records = 0u64;
+            for item in items {
+                match item.map_err(import)? {
+                    Item::Sequence(m, next) => {
+                        sequences.insert(m, next).map_err(backend)?;
+                    }
+                    Item::Record(i, id, m) => {
+                        ids.insert(&id_key(&id, i), &encode_meta(&m)).map_err(backend)?;
+                        base_ids.insert(i, id.bytes()).map_err(backend)?;
+                        records += 1;
+                    }
+                    Item::Pledge(p, id) => {
+                        pledges.insert(&<[u8; 13]>::from(p), id.bytes()).map_err(backend)?;
+                    }
+                    Item::Governance(g) => {
+                        gov.insert(at.height, codec::encode(&*g).as_slice()).map_err(backend)?;
+                        governance = Some(g);
+                    }
+                    Item::Fact(k, f) => {
+                        facts.insert(&k, codec::encode(&f).as_slice()).map_err(backend)?;
+                    }
+                }
+            }
+            if records != at.tree_size {
+                return Err(StoreError::Import(format!("{records} records for a tree of {} leaves", at.tree_size)));
+            }
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&at.height.to_be_bytes());
+            b[8..].copy_from_slice(&at.tree_size.to_be_bytes());
+            meta.insert(KEY_BASE, b.as_slice()).map_err(backend)?;
+            meta.insert(KEY_HEAD, encode_head(&head).as_slice()).map_err(backend)?;
+            let merged = Merged { height: at.height, tree_size: at.tree_size };
+            meta.insert(KEY_MERGED, encode_merged(merged).as_slice()).map_err(backend)?;
+        }
+        w.commit().map_err(backend)?;
+        self.head = Some(head);
+        self.merged = Merged { height: at.height, tree_size: at.tree_size };
+        self.base = Some(at);
+        self.governance = governance;
+        self.read = Some(self.db.begin_read().map_err(backend)?);
+        Ok(())
     }
 
     fn query(&self, key: IndexKey<'_>, after: Option<u64>, limit: usize) -> Result<Vec<u64>, StoreError> {

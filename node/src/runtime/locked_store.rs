@@ -175,6 +175,24 @@ impl Store for LockedStore {
     fn leaf_bytes(&self, start: u64, count: usize, out: &mut Vec<Vec<u8>>) -> Result<(), StoreError> {
         self.read().leaf_bytes(start, count, out)
     }
+    fn leaf_ids(&self, start: u64, count: usize, out: &mut Vec<AttestationId>) -> Result<(), StoreError> {
+        self.read().leaf_ids(start, count, out)
+    }
+    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.read().for_each_fact(f)
+    }
+    fn base(&self) -> Option<credence_ledger::store::BaseAt> {
+        self.read().base()
+    }
+    fn import_snapshot(
+        &mut self,
+        base: &credence_ledger::snapshot::Base,
+        items: &mut dyn Iterator<
+            Item = Result<credence_ledger::snapshot::Item, credence_ledger::snapshot::SnapshotError>,
+        >,
+    ) -> Result<(), StoreError> {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).import_snapshot(base, items)
+    }
 }
 
 #[cfg(test)]
