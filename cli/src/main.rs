@@ -22,6 +22,7 @@ mod profile;
 mod profile_loans;
 mod query;
 mod sim;
+mod snapshot;
 mod tiles;
 mod witness;
 
@@ -88,6 +89,9 @@ enum Command {
     Mirror(tiles::MirrorArgs),
     /// Run a C2SP tlog-witness: cosign checkpoints consistent with the last one cosigned per chain.
     Witness(witness::WitnessArgs),
+    /// Snapshots of the ledger state at a certified height: create, sign, verify, restore (a node then syncs forward).
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
 }
 
 fn main() -> ExitCode {
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
         Command::VerifyBundle(a) => audit::verify_bundle(&a),
         Command::Mirror(a) => tiles::mirror(&a),
         Command::Witness(a) => witness::run(&a),
+        Command::Snapshot(s) => snapshot::run(&s),
     };
     match result {
         Ok(code) => code,

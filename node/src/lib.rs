@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod net;
 pub mod openings;
 pub mod runtime;
+pub mod snapshot;
 pub mod wire;
 pub mod witness;
 pub mod witness_client;

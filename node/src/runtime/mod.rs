@@ -122,17 +122,28 @@ pub async fn run(
         Err(e @ StoreError::Corrupt { .. }) => return Err(damaged(e.to_string())),
         r => r?,
     };
-    // Never serve or extend a damaged chain: re-verify what is stored (docs/OPERATIONS.md).
-    let (checked, failure) = verify::verify_store(&ctx, &store, |_| {});
-    if let Some(f) = failure {
-        return Err(damaged(f.to_string()));
+    // Never serve or extend a damaged chain: re-verify what is stored (docs/OPERATIONS.md);
+    // a store that started from a snapshot, from the kept snapshot on.
+    if store.base().is_some() {
+        let checked = crate::snapshot::verify_from_base(&ctx, &store, &config.data_dir).map_err(damaged)?;
+        info!(
+            base = checked.base,
+            blocks = checked.blocks,
+            attestations = checked.attestations,
+            "stored chain verified from its snapshot"
+        );
+    } else {
+        let (checked, failure) = verify::verify_store(&ctx, &store, |_| {});
+        if let Some(f) = failure {
+            return Err(damaged(f.to_string()));
+        }
+        info!(
+            blocks = checked.blocks,
+            attestations = checked.attestations,
+            seconds = checked.seconds,
+            "stored chain verified"
+        );
     }
-    info!(
-        blocks = checked.blocks,
-        attestations = checked.attestations,
-        seconds = checked.seconds,
-        "stored chain verified"
-    );
     // Who this node is, by its key in force in the stored chain (a member added by
     // governance, a rotated key), else the joining member the config names.
     let head = store.head()?.map_or(0, |h| h.height);
