@@ -77,6 +77,10 @@ impl<K: Ord + Clone> SyncServer<K> {
             let cb = match store.block(h) {
                 Ok(Some(cb)) => cb,
                 Ok(None) => break,
+                // A node that started from a snapshot holds no block at or below its base:
+                // it answers nothing for those heights, as for heights above its head, so the
+                // peer asks another.
+                Err(credence_ledger::store::StoreError::NotHeld { .. }) => break,
                 Err(e) => return Err(SyncRefused::Store(e.to_string())),
             };
             let mut buf = Vec::new();

@@ -38,7 +38,24 @@ use crate::runtime::now_ms;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        ApiError::internal(e)
+        match &e {
+            // A node that started from a snapshot holds nothing below it: 410 Gone, naming the
+            // parameter (a block's height, a leaf's index, a record's id) and the base.
+            StoreError::NotHeld { what, .. } => {
+                let field = match what.split(' ').next() {
+                    Some("leaf") => "leaf_index",
+                    Some("the") => "id",
+                    _ => "height",
+                };
+                ApiError {
+                    status: axum::http::StatusCode::GONE,
+                    code: "not_held".into(),
+                    field: field.into(),
+                    rule: e.to_string(),
+                }
+            }
+            _ => ApiError::internal(e),
+        }
     }
 }
 
