@@ -19,6 +19,13 @@ fn data_dir(net: &Testnet, i: usize) -> PathBuf {
 fn a_node_restored_from_a_signed_snapshot_syncs_forward_to_the_same_root() {
     // No heartbeat blocks (60 s): the chain moves only with records, so stopped stores agree.
     let net = Testnet::with_heartbeat(0, 4, 0, None);
+    // Validators state (and write) the snapshot of every second height.
+    for i in 0..4 {
+        let text = std::fs::read_to_string(net.config(i)).unwrap();
+        let text = text.replace("snapshot_interval_heights = 10000", "snapshot_interval_heights = 2");
+        assert!(text.contains("snapshot_interval_heights = 2"), "{text}");
+        std::fs::write(net.config(i), text).unwrap();
+    }
     let mut nodes: Vec<_> = (0..4).map(|i| net.start(i)).collect();
     let apis: Vec<String> = (0..4).map(|i| net.api(i)).collect();
     wait_until("every node's API", Duration::from_secs(60), || apis.iter().all(|a| status(a).is_some()));
@@ -27,10 +34,33 @@ fn a_node_restored_from_a_signed_snapshot_syncs_forward_to_the_same_root() {
     }
     let h = height(&apis[0]);
     wait_until("every validator at the same height", Duration::from_secs(60), || apis.iter().all(|a| height(a) == h));
+    assert!(h >= 2, "three records make at least two blocks");
+
+    // While the nodes run: the snapshot node 0 wrote at height 2, with the statements the
+    // validators serve (a node that is no node is skipped with a warning).
+    let dir = tempfile::tempdir().unwrap();
+    let served = |a: &String| get_as(a, None, "/v1/snapshots/2/statement").is_some_and(|(c, _)| c == 200);
+    wait_until("three validators' statements of height 2", Duration::from_secs(60), || {
+        apis.iter().filter(|a| served(a)).count() >= 3
+    });
+    let (code, body) = get_as(&apis[0], None, "/v1/snapshots/1/statement").unwrap();
+    assert_eq!((code, body["error"]["field"].as_str()), (404, Some("height")), "{body}");
+    let at2 = dir.path().join("at2.credsnap");
+    let d0 = data_dir(&net, 0);
+    let mut args = vec!["snapshot", "create", "--data-dir", p(&d0), "--height", "2", "--out", p(&at2)];
+    for a in &apis {
+        args.extend(["--statements-from", a.as_str()]);
+    }
+    args.extend(["--statements-from", "http://127.0.0.1:9"]);
+    let out = ok(credence(&args));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://127.0.0.1:9"), "the dead node is named");
+    let v = json(&ok(credence(&["snapshot", "verify", p(&at2), "--genesis", &net.genesis(), "--json"])));
+    assert_eq!((v["valid"].as_bool(), v["height"].as_u64()), (Some(true), Some(2)), "{v}");
+    assert!(v["signers"].as_array().unwrap().len() >= 3, "{v}");
+
     for n in &mut nodes {
         n.stop();
     }
-    let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("ledger.credsnap");
     let genesis = net.genesis();
     let out = ok(credence(&["snapshot", "create", "--data-dir", p(&data_dir(&net, 0)), "--out", p(&snap)]));

@@ -130,6 +130,7 @@ pub(crate) fn local_node_config(
         member: None,
         key_passphrase: None,
         api: LOCAL_API_LIMITS,
+        snapshot_interval_heights: credence_node::config::SNAPSHOT_INTERVAL_HEIGHTS_DEFAULT,
     }
 }
 
@@ -178,6 +179,7 @@ pub fn init(a: &InitArgs) -> Result<ExitCode> {
         clock_skew_ms: 0,
         member: joining,
         key_passphrase,
+        snapshot_interval_heights: credence_node::config::SNAPSHOT_INTERVAL_HEIGHTS_DEFAULT,
         api: Default::default(),
     };
     fs::write(data_dir.join("genesis.toml"), genesis.to_toml())?;

@@ -14,7 +14,7 @@ use credence_ledger::genesis::Genesis;
 use credence_ledger::rules::StateView;
 use credence_ledger::snapshot::{self, SignedStatement, Verified};
 use credence_ledger::store::{RedbStore, Store};
-use credence_node::snapshot::{SNAPSHOT_FILE, restore, set_changes, verify_file};
+use credence_node::snapshot::{SNAPSHOT_FILE, SNAPSHOTS_DIR, restore, set_changes, snapshot_path, verify_file};
 use serde_json::json;
 
 use crate::chain::load_data_dir;
@@ -24,7 +24,7 @@ const GENESIS_FILE: &str = "genesis.toml";
 
 #[derive(Subcommand, Debug)]
 pub enum SnapshotCommand {
-    /// Write a snapshot of a stopped node's store at its head (its statements are added by `snapshot sign`).
+    /// Write a snapshot: one a validator node wrote at an interval height, or a stopped store's head; statements are collected with --statements-from or added by `snapshot sign`.
     Create(CreateArgs),
     /// Add a validator's statement to a snapshot: the digest is computed from the validator's own stopped store, and signed only if it matches.
     Sign(SignArgs),
@@ -36,15 +36,23 @@ pub enum SnapshotCommand {
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
-    /// The data directory of a stopped node (genesis.toml and ledger.redb).
+    /// A node's data directory (genesis.toml, and ledger.redb of a stopped node or snapshots/).
     #[arg(long)]
     data_dir: PathBuf,
-    /// The height to snapshot; must be the store's head (the default), whose state the store holds.
+    /// The height to snapshot: one the node wrote a snapshot of (`DATA/snapshots/`, at the
+    /// multiples of its `snapshot_interval_heights`; the node may be running), else the
+    /// stopped store's head (the default).
     #[arg(long)]
     height: Option<u64>,
     /// The snapshot file to write.
     #[arg(long)]
     out: PathBuf,
+    /// A validator node's API whose statement of this height to add
+    /// (`GET /v1/snapshots/{height}/statement`); repeatable. Each is checked (same height,
+    /// block and digest; a validator in force; a valid signature) and skipped with a warning
+    /// otherwise.
+    #[arg(long = "statements-from")]
+    statements_from: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -94,29 +102,71 @@ pub fn run(cmd: &SnapshotCommand) -> Result<ExitCode> {
 
 fn create(a: &CreateArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let (genesis, store) = load_data_dir(&a.data_dir)?;
-    let head = store.head()?.context("--data-dir: the store holds no block")?;
-    if let Some(h) = a.height
-        && h != head.height
-    {
-        bail!(
-            "--height: the store's head is {}; a store holds the state at its head only, so snapshot \
-             at {h} from a node stopped there",
-            head.height
-        );
-    }
-    let changes = set_changes(&store, &genesis)?;
     let tmp = a.out.with_extension("partial");
-    let file = fs::File::create(&tmp).with_context(|| format!("--out: cannot create {}", tmp.display()))?;
-    let mut w = BufWriter::new(file);
-    let (st, counts) = snapshot::write_file(&store, &genesis, &changes, &[], &mut w)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    // A snapshot the node wrote at that height (it may be running), else the stopped store's head.
+    let written = a.height.map(|h| snapshot_path(&a.data_dir.join(SNAPSHOTS_DIR), h)).filter(|p| p.is_file());
+    let (genesis, st, counts, changes) = match written {
+        Some(src) => {
+            let genesis = Genesis::load(&a.data_dir.join(GENESIS_FILE))?;
+            fs::copy(&src, &tmp).with_context(|| format!("--out: cannot write {}", tmp.display()))?;
+            let (prefix, mut reader) = snapshot::open(BufReader::new(fs::File::open(&tmp)?), &genesis)?;
+            for item in reader.by_ref() {
+                item?;
+            }
+            let counts = reader.counts();
+            let header = reader.header.clone();
+            let (digest, held) = reader.finish()?;
+            if !held.is_empty() {
+                bail!("{}: already holds statements", src.display());
+            }
+            let st = snapshot::Statement {
+                genesis: genesis.hash(),
+                height: header.height,
+                block_hash: header.hash(),
+                digest,
+            };
+            (genesis, st, counts, prefix.set_changes)
+        }
+        None => {
+            let (genesis, store) = load_data_dir(&a.data_dir).with_context(|| match a.height {
+                Some(h) => format!(
+                    "no snapshot of height {h} in {} (a validator writes one at the multiples of its \
+                     snapshot_interval_heights), and the store cannot be read (is the node running?)",
+                    a.data_dir.join(SNAPSHOTS_DIR).display()
+                ),
+                None => "--data-dir".to_string(),
+            })?;
+            let head = store.head()?.context("--data-dir: the store holds no block")?;
+            if let Some(h) = a.height
+                && h != head.height
+            {
+                bail!(
+                    "--height: the store's head is {}, and {} holds no snapshot of height {h}; a store holds \
+                     the state at its head only",
+                    head.height,
+                    a.data_dir.join(SNAPSHOTS_DIR).display()
+                );
+            }
+            let changes = set_changes(&store, &genesis)?;
+            let file = fs::File::create(&tmp).with_context(|| format!("--out: cannot create {}", tmp.display()))?;
+            let mut w = BufWriter::new(file);
+            let (st, counts) = snapshot::write_file(&store, &genesis, &changes, &[], &mut w)?;
+            let file = w.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            (genesis, st, counts, changes)
+        }
+    };
+    let statements = collect_statements(&a.statements_from, &genesis, &changes, &st);
+    if !statements.is_empty() {
+        // The empty statements section is the file's last byte.
+        let len = fs::metadata(&tmp)?.len();
+        write_statements_at(&tmp, len - 1, &statements)?;
+    }
     fs::rename(&tmp, &a.out).with_context(|| format!("--out: cannot write {}", a.out.display()))?;
     let bytes = fs::metadata(&a.out)?.len();
     println!(
         "snapshot of height {} (block {}): {} records, {} pledges, {} facts, {} sequences; digest {}; \
-         {bytes} bytes in {:.1} s; no statements yet: each validator adds one with `credence snapshot sign`",
+         {bytes} bytes in {:.1} s; {} statements (more are added with `credence snapshot sign`)",
         st.height,
         st.block_hash,
         counts.records,
@@ -124,9 +174,66 @@ fn create(a: &CreateArgs) -> Result<ExitCode> {
         counts.facts,
         counts.sequences,
         st.digest,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        statements.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The statements of `st` the nodes at `urls` serve, each checked against the validator set
+/// in force at its height; anything else is reported on stderr and skipped.
+fn collect_statements(
+    urls: &[String],
+    genesis: &Genesis,
+    changes: &[Vec<u8>],
+    st: &snapshot::Statement,
+) -> Vec<SignedStatement> {
+    let mut out: Vec<SignedStatement> = Vec::new();
+    if urls.is_empty() {
+        return out;
+    }
+    let validators = match credence_node::snapshot::set_in_force(genesis, changes, st.height) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("warning: no statements collected: the validator set in force: {e}");
+            return out;
+        }
+    };
+    for url in urls {
+        let path = format!("/v1/snapshots/{}/statement", st.height);
+        let got = (|| -> Result<SignedStatement, String> {
+            let r = crate::http::get(url, &path).map_err(|e| format!("{e:#}"))?;
+            if r.status != 200 {
+                return Err(format!("HTTP {}: {}", r.status, r.text().chars().take(300).collect::<String>()));
+            }
+            let view: credence_node::snapshot::StatementView =
+                serde_json::from_slice(&r.body).map_err(|e| format!("not a statement: {e}"))?;
+            let (theirs, signed) = view.signed(genesis).map_err(|e| e.to_string())?;
+            if theirs != *st {
+                return Err(format!(
+                    "states digest {} of height {} (block {}), not this snapshot's {}",
+                    theirs.digest, theirs.height, theirs.block_hash, st.digest
+                ));
+            }
+            let v = validators
+                .iter()
+                .find(|v| v.name == signed.signer)
+                .ok_or(format!("'{}' is not a validator in force at height {}", signed.signer, st.height))?;
+            st.check(&v.key, &signed.signature).map_err(|e| format!("the signature does not verify: {e}"))?;
+            Ok(signed)
+        })();
+        match got {
+            Ok(s) if out.iter().any(|o| o.signer == s.signer) => {
+                eprintln!("warning: {url}: a second statement by {}: skipped", s.signer)
+            }
+            Ok(s) => {
+                eprintln!("statement of {} from {url}", s.signer);
+                out.push(s);
+            }
+            Err(e) => eprintln!("warning: {url}: {e}: skipped"),
+        }
+    }
+    out
 }
 
 fn sign(a: &SignArgs) -> Result<ExitCode> {

@@ -40,7 +40,16 @@ pub struct NodeConfig {
     /// member's node, whose key is no member's in the chain it has stored yet
     /// (docs/OPERATIONS.md, "Adding a bank"). Unused once the key is a member in force.
     pub member: Option<credence_ledger::ids::MemberName>,
+    /// A validator computes and signs a snapshot statement (docs/OPERATIONS.md §Starting from
+    /// a snapshot) at every height that is a multiple of this; 0 never.
+    pub snapshot_interval_heights: u64,
 }
+
+/// Default of `snapshot_interval_heights`: about three hours of blocks at one a second on a busy
+/// chain; an idle chain makes a heartbeat block a minute, so about a week.
+pub const SNAPSHOT_INTERVAL_HEIGHTS_DEFAULT: u64 = 10_000;
+/// Largest `snapshot_interval_heights`.
+pub const SNAPSHOT_INTERVAL_HEIGHTS_MAX: u64 = 100_000_000;
 
 /// Most requests per second a client may be allowed (`[api] rate_per_second`).
 pub const API_RATE_PER_SECOND_MAX: u32 = 1_000_000;
@@ -143,6 +152,8 @@ struct RawConfig {
     api: Option<ApiLimitsConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     member: Option<String>,
+    #[serde(default = "default_snapshot_interval")]
+    snapshot_interval_heights: u64,
 }
 
 fn default_api() -> String {
@@ -150,6 +161,9 @@ fn default_api() -> String {
 }
 fn default_connections() -> u32 {
     64
+}
+fn default_snapshot_interval() -> u64 {
+    SNAPSHOT_INTERVAL_HEIGHTS_DEFAULT
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -244,7 +258,14 @@ impl NodeConfig {
         if api.rate_burst < 1 || api.rate_burst > API_RATE_PER_SECOND_MAX {
             return Err(invalid("api.rate_burst", format!("must be between 1 and {API_RATE_PER_SECOND_MAX}")));
         }
+        if raw.snapshot_interval_heights > SNAPSHOT_INTERVAL_HEIGHTS_MAX {
+            return Err(invalid(
+                "snapshot_interval_heights",
+                format!("must be between 0 (never) and {SNAPSHOT_INTERVAL_HEIGHTS_MAX}"),
+            ));
+        }
         Ok(NodeConfig {
+            snapshot_interval_heights: raw.snapshot_interval_heights,
             api,
             key_passphrase,
             data_dir: path("data_dir", &raw.data_dir)?,
@@ -289,6 +310,7 @@ impl NodeConfig {
             clock_skew_ms: self.clock_skew_ms,
             api: Some(self.api),
             member: self.member.as_ref().map(ToString::to_string),
+            snapshot_interval_heights: self.snapshot_interval_heights,
             key_passphrase_env: match &self.key_passphrase {
                 Some(PassphraseSource::Env(v)) => Some(v.clone()),
                 _ => None,
@@ -364,6 +386,7 @@ mod tests {
             (OK.replace("127.0.0.1:7002", "x"), "peers[0]"),
             (OK.replace("\"data\"", "\"\""), "data_dir"),
             (format!("{OK}connections_max = 0\n"), "connections_max"),
+            (format!("{OK}snapshot_interval_heights = 100000001\n"), "snapshot_interval_heights"),
             (format!("{OK}key_passphrase_env = \"\"\n"), "key_passphrase_env"),
             (format!("{OK}key_passphrase_env = \"A\"\nkey_passphrase_file = \"p\"\n"), "key_passphrase_env"),
             (format!("{OK}key_passphrase_file = \"\"\n"), "key_passphrase_file"),

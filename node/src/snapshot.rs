@@ -15,6 +15,8 @@ use credence_ledger::snapshot::{self, SnapshotError, Verified};
 use credence_ledger::store::{MemStore, Store};
 use credence_ledger::verify::{self, ChainContext, Tip};
 
+use tracing::debug;
+
 use crate::bundle::{self, SetChange};
 
 /// The copy of the snapshot a store started from, kept in the data directory: startup
@@ -120,4 +122,192 @@ pub fn verify_from_base<S: Store + ?Sized>(ctx: &ChainContext, store: &S, data_d
         return Err("the re-verified chain does not end at the store's head".into());
     }
     Ok(FromBase { base: base.height, blocks: head - base.height, attestations })
+}
+
+// ---------------------------------------------------------------------------------------------
+// A validator's statements, computed beside the running node
+// ---------------------------------------------------------------------------------------------
+
+/// Most statements a node keeps and serves: those of the newest heights.
+pub const STATEMENTS_KEPT_MAX: usize = 16;
+/// Most snapshot files a node keeps in `DATA/snapshots/` (the newest).
+pub const SNAPSHOT_FILES_KEPT_MAX: usize = 2;
+/// The directory under the data directory where a validator writes its snapshots.
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+
+/// The file a node writes the snapshot of `height` to, in `dir` (`DATA/snapshots`).
+pub fn snapshot_path(dir: &Path, height: u64) -> std::path::PathBuf {
+    dir.join(format!("{height}.credsnap"))
+}
+
+/// A validator's signed snapshot statement as `GET /v1/snapshots/{height}/statement` serves it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatementView {
+    /// The height whose state the digest is of.
+    pub height: u64,
+    /// The hash of block `height` (hex).
+    pub block_hash: String,
+    /// The state digest (hex; docs/encoding.md §14.1).
+    pub digest: String,
+    /// The validator's member name.
+    pub signer: String,
+    /// Its Ed25519 signature on the statement (standard padded base64; docs/encoding.md §14.2).
+    pub signature: String,
+}
+
+impl StatementView {
+    /// The signed statement this view carries, for the chain of `genesis`; an error names
+    /// the field that does not parse (the view may come from any node).
+    pub fn signed(&self, genesis: &Genesis) -> Result<(snapshot::Statement, snapshot::SignedStatement), SnapshotError> {
+        use base64::Engine as _;
+        let hash = |field: &'static str, s: &str| {
+            credence_ledger::hash::Hash::from_hex(field, s).map_err(|e| err(field, e.to_string()))
+        };
+        let block_hash = credence_ledger::hash::HashOf::from_hash(hash("block_hash", &self.block_hash)?);
+        let digest = hash("digest", &self.digest)?;
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .ok_or_else(|| err("signature", "not 64 bytes of standard padded base64"))?;
+        credence_ledger::checkpoint::check_key_name(&self.signer).map_err(|r| err("signer", r))?;
+        let st = snapshot::Statement { genesis: genesis.hash(), height: self.height, block_hash, digest };
+        let signed =
+            snapshot::SignedStatement { signer: self.signer.clone(), signature: credence_ledger::sig::Signature(sig) };
+        Ok((st, signed))
+    }
+}
+
+/// The statements a validator node computes at every `interval` heights: each from a read
+/// view of the store taken at the commit (`Store::read_view`: the driver only copies the
+/// staged index entries), in a blocking task, one at a time (a height that comes while
+/// one is being computed is skipped), signed with the node's key if it is a validator's in
+/// force at the height. The newest [`STATEMENTS_KEPT_MAX`] are kept, in memory. The state is
+/// written as an unsigned snapshot file to `dir` on the way (the newest
+/// [`SNAPSHOT_FILES_KEPT_MAX`] kept), so `credence snapshot create --height` can take it while
+/// the node runs and add the validators' statements.
+pub struct Statements {
+    interval: u64,
+    dir: std::path::PathBuf,
+    genesis: Genesis,
+    key: credence_ledger::sig::SecretKey,
+    busy: std::sync::atomic::AtomicBool,
+    kept: std::sync::Mutex<std::collections::BTreeMap<u64, StatementView>>,
+}
+
+impl std::fmt::Debug for Statements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Statements").field("interval", &self.interval).finish_non_exhaustive()
+    }
+}
+
+impl Statements {
+    pub fn new(
+        interval: u64,
+        dir: std::path::PathBuf,
+        genesis: Genesis,
+        key: credence_ledger::sig::SecretKey,
+    ) -> Statements {
+        Statements {
+            interval,
+            dir,
+            genesis,
+            key,
+            busy: std::sync::atomic::AtomicBool::new(false),
+            kept: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// Every how many heights a statement is made (0: never).
+    pub fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    /// Whether the commit of `height` calls for a statement (and none is being computed).
+    pub fn due(&self, height: u64) -> bool {
+        self.interval > 0
+            && height.is_multiple_of(self.interval)
+            && !self.busy.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The statement of `height`, if this node made it and still keeps it.
+    pub fn get(&self, height: u64) -> Option<StatementView> {
+        self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&height).cloned()
+    }
+
+    /// Computes, signs and keeps the statement of `view`'s head (to be run on a blocking
+    /// thread). Returns it, or why there is none.
+    pub fn compute(&self, view: &dyn Store) -> Result<StatementView, String> {
+        use std::sync::atomic::Ordering;
+        if self.busy.swap(true, Ordering::AcqRel) {
+            return Err("a statement is being computed".into());
+        }
+        let made = self.compute_inner(view);
+        self.busy.store(false, Ordering::Release);
+        let v = made?;
+        let mut kept = self.kept.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.insert(v.height, v.clone());
+        while kept.len() > STATEMENTS_KEPT_MAX {
+            kept.pop_first();
+        }
+        Ok(v)
+    }
+
+    fn compute_inner(&self, view: &dyn Store) -> Result<StatementView, String> {
+        use base64::Engine as _;
+        let gov = view.governance().map_err(|e| e.to_string())?.unwrap_or_else(|| self.genesis.governance());
+        let height = view.head().map_err(|e| e.to_string())?.map_or(0, |h| h.height);
+        let public = self.key.public();
+        let name = gov
+            .epoch_at(height)
+            .and_then(|e| e.validators.iter().find(|(_, k)| *k == public))
+            .map(|(n, _)| n.to_string())
+            .ok_or_else(|| format!("this node's key is no validator's in force at height {height}"))?;
+        let st = match set_changes(view, &self.genesis) {
+            Ok(changes) => self.write(view, &changes, height)?,
+            // A store that started from a snapshot may not hold the blocks of earlier set
+            // changes: then only the statement.
+            Err(e) => {
+                debug!(height, error = %e, "snapshot file not written");
+                snapshot::state_statement(view, &self.genesis).map_err(|e| e.to_string())?.0
+            }
+        };
+        let signed = st.sign(&name, &self.key);
+        Ok(StatementView {
+            height: st.height,
+            block_hash: st.block_hash.to_string(),
+            digest: st.digest.to_string(),
+            signer: name,
+            signature: base64::engine::general_purpose::STANDARD.encode(signed.signature.0),
+        })
+    }
+
+    /// Writes the unsigned snapshot of `view` to `dir/<height>.credsnap` (a temporary name,
+    /// fsync, rename), drops all but the newest [`SNAPSHOT_FILES_KEPT_MAX`], and returns its
+    /// statement.
+    fn write(&self, view: &dyn Store, changes: &[Vec<u8>], height: u64) -> Result<snapshot::Statement, String> {
+        use std::io::Write as _;
+        std::fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        let path = snapshot_path(&self.dir, height);
+        let tmp = path.with_extension("partial");
+        let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
+        let f = File::create(&tmp).map_err(io)?;
+        let mut w = std::io::BufWriter::new(f);
+        let (st, _) = snapshot::write_file(view, &self.genesis, changes, &[], &mut w).map_err(|e| e.to_string())?;
+        w.flush().map_err(io)?;
+        w.into_inner().map_err(|e| e.to_string())?.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        let mut heights: Vec<u64> = std::fs::read_dir(&self.dir)
+            .map_err(|e| format!("{}: {e}", self.dir.display()))?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".credsnap")?.parse().ok())
+            .collect();
+        heights.sort_unstable();
+        let old = heights.len().saturating_sub(SNAPSHOT_FILES_KEPT_MAX);
+        for h in &heights[..old] {
+            let _ = std::fs::remove_file(snapshot_path(&self.dir, *h));
+        }
+        Ok(st)
+    }
 }

@@ -170,6 +170,12 @@ pub trait Store: StateView<Error = StoreError> + NodeReader {
     fn base(&self) -> Option<BaseAt> {
         None
     }
+    /// A read-only store that keeps the state of now while this one goes on committing (so a
+    /// long read, such as a snapshot digest, holds no lock a commit waits for), if the
+    /// backend can make one cheaply; `None` otherwise.
+    fn read_view(&self) -> Result<Option<Box<dyn Store + Send + Sync>>, StoreError> {
+        Ok(None)
+    }
     /// Imports the state of a verified snapshot into this store, which must be empty: one
     /// atomic write; an error from `items` (or any other) leaves the store empty. Afterwards
     /// the head is the snapshot's block, the rules read the imported state, commits continue

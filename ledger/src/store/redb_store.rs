@@ -254,7 +254,8 @@ impl Default for RedbOptions {
 
 /// The durable [`Store`] on redb. See the module documentation for the layout.
 pub struct RedbStore {
-    db: Database,
+    /// Shared with read views ([`RedbStore::read_view`]).
+    db: Arc<Database>,
     genesis: Genesis,
     genesis_hash: Hash,
     options: RedbOptions,
@@ -276,6 +277,8 @@ pub struct RedbStore {
     governance: Option<Arc<GovState>>,
     /// The snapshot this store started from, if any.
     base: Option<BaseAt>,
+    /// A read view ([`RedbStore::read_view`]): commits, flushes and imports are refused.
+    read_only: bool,
 }
 
 impl fmt::Debug for RedbStore {
@@ -299,7 +302,7 @@ struct Merged {
 }
 
 /// Index entries and state changes of the blocks after [`Merged`], in memory.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Staged {
     leaves: u64,
     ids: HashMap<AttestationId, u64>,
@@ -1052,7 +1055,7 @@ impl RedbStore {
             db.begin_read().map_err(backend)?
         };
         let mut store = RedbStore {
-            db,
+            db: Arc::new(db),
             genesis: genesis.clone(),
             genesis_hash: given,
             options,
@@ -1066,6 +1069,7 @@ impl RedbStore {
             deferred: false,
             governance: None,
             base,
+            read_only: false,
         };
         store.load_governance()?;
         if !table_exists(&*store.snapshot()?, READERS)? {
@@ -1208,6 +1212,48 @@ impl RedbStore {
             }
             _ => Ok(()),
         }
+    }
+
+    /// A read-only store that keeps seeing the state of the last commit, whatever is
+    /// committed after: one redb read transaction (a consistent snapshot of the file) and a
+    /// copy of the staged generations' entries (at most twice `stage_leaves_max` leaves'
+    /// worth). For long reads that must not hold the store's lock, such as computing a
+    /// snapshot digest beside a running node. Its commits, flushes and imports are refused.
+    pub fn read_view(&self) -> Result<RedbStore, StoreError> {
+        if self.poisoned {
+            return Err(poisoned());
+        }
+        let frozen = self.frozen.as_ref().map(|f| Frozen {
+            to: f.to,
+            staged: f.staged.clone(),
+            // A view reads; it never merges.
+            ops: MergeOps::default(),
+            applied: f.applied,
+        });
+        Ok(RedbStore {
+            db: Arc::clone(&self.db),
+            genesis: self.genesis.clone(),
+            genesis_hash: self.genesis_hash,
+            options: self.options,
+            head: self.head,
+            merged: self.merged,
+            frozen,
+            active: self.active.clone(),
+            last_commit_ops: 0,
+            read: Some(self.db.begin_read().map_err(backend)?),
+            poisoned: false,
+            deferred: false,
+            governance: self.governance.clone(),
+            base: self.base,
+            read_only: true,
+        })
+    }
+
+    fn refuse_read_only(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::Backend("a read view of the store is never written".into()));
+        }
+        Ok(())
     }
 
     /// The options this store was opened with.
@@ -1820,6 +1866,7 @@ impl RedbStore {
     /// durable transaction ([`Store::flush`]); redb reopens after a crash at the last
     /// durable one.
     fn commit_with(&mut self, vb: &ValidBlock, durability: Durability) -> Result<(), StoreError> {
+        self.refuse_read_only()?;
         let header = vb.header();
         let head_height = self.head.map_or(0, |h| h.height);
         if header.height != head_height + 1 {
@@ -1886,6 +1933,7 @@ impl Store for RedbStore {
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.refuse_read_only()?;
         if !self.deferred {
             return Ok(());
         }
@@ -2096,11 +2144,16 @@ impl Store for RedbStore {
         self.base
     }
 
+    fn read_view(&self) -> Result<Option<Box<dyn Store + Send + Sync>>, StoreError> {
+        Ok(Some(Box::new(RedbStore::read_view(self)?)))
+    }
+
     fn import_snapshot(
         &mut self,
         base: &Base,
         items: &mut dyn Iterator<Item = Result<Item, SnapshotError>>,
     ) -> Result<(), StoreError> {
+        self.refuse_read_only()?;
         if self.head()?.is_some() {
             return Err(StoreError::Import(
                 "the store is not empty: a snapshot is imported only into a new store".into(),

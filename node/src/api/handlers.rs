@@ -1610,3 +1610,44 @@ pub async fn openapi() -> Response {
     });
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }
+
+/// This validator's signed statement of the digest of the ledger state after `height`
+/// (docs/encoding.md §14; docs/OPERATIONS.md §Starting from a snapshot): what
+/// `credence snapshot create --statements-from` collects. A validator makes one at every
+/// height that is a multiple of its `snapshot_interval_heights` as it commits it, computed in
+/// the background, and keeps the newest 16 (`STATEMENTS_KEPT_MAX`). Public: a statement is a
+/// signature over hashes.
+#[utoipa::path(
+    get,
+    path = "/v1/snapshots/{height}/statement",
+    tag = "chain",
+    params(("height" = u64, Path, description = "The height of the state, a multiple of the node's snapshot_interval_heights")),
+    responses(
+        (status = 200, description = "The signed statement", body = crate::snapshot::StatementView),
+        (status = 400, description = "Bad height", body = ErrorBody),
+        (status = 404, description = "No statement of that height here: not a multiple of the interval, not reached, computed elsewhere (a node that was syncing), older than the 16 kept, or this node is not a validator", body = ErrorBody),
+    )
+)]
+pub async fn snapshot_statement(
+    State(st): State<ApiState>,
+    ApiPath(height): ApiPath<String>,
+) -> Result<Json<crate::snapshot::StatementView>, ApiError> {
+    let height = parse_u64("height", &height)?;
+    let Some(s) = &st.statements else {
+        return Err(ApiError::not_found(
+            "height",
+            "this node makes no snapshot statements (snapshot_interval_heights = 0)",
+        ));
+    };
+    s.get(height).map(Json).ok_or_else(|| {
+        ApiError::not_found(
+            "height",
+            format!(
+                "no statement of height {height}: a validator states the heights that are multiples of {} as it \
+                 commits them and keeps the newest {}",
+                s.interval(),
+                crate::snapshot::STATEMENTS_KEPT_MAX
+            ),
+        )
+    })
+}

@@ -220,6 +220,7 @@ pub const ROUTES: &[&str] = &[
     "/v1/proofs/inclusion/{id}",
     "/v1/proofs/consistency",
     "/v1/set-changes",
+    "/v1/snapshots/{height}/statement",
     "/healthz",
     "/metrics",
     "/openapi.json",
@@ -338,6 +339,8 @@ pub struct ApiState {
     /// `GET /v1/portfolio`'s computation, kept between requests (memory grows with the
     /// ledger's loans, appraisals and enrolments, not with its records).
     pub(crate) portfolio: Arc<Mutex<PortfolioCache>>,
+    /// This node's snapshot statements (`GET /v1/snapshots/{height}/statement`), if it makes any.
+    pub statements: Option<Arc<crate::snapshot::Statements>>,
 }
 
 /// The portfolio computed over the first `tree_size` leaves.
@@ -392,7 +395,14 @@ impl ApiState {
             query_log: None,
             openings: None,
             offline: false,
+            statements: None,
         }
+    }
+
+    /// Serves the snapshot statements this node makes.
+    pub fn with_statements(mut self, s: Option<Arc<crate::snapshot::Statements>>) -> ApiState {
+        self.statements = s;
+        self
     }
 
     /// Serves a data directory to the one who holds it (see the `offline` field): for
@@ -484,6 +494,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/proofs/inclusion/{id}", get(handlers::inclusion_proof))
         .route("/v1/proofs/consistency", get(handlers::consistency_proof))
         .route("/v1/set-changes", get(handlers::set_changes))
+        .route("/v1/snapshots/{height}/statement", get(handlers::snapshot_statement))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))

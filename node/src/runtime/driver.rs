@@ -77,6 +77,8 @@ pub struct Parts {
     pub byzantine: Option<Byzantine>,
     pub clock: Clocks,
     pub pool_changed: Arc<Notify>,
+    /// Snapshot statements to compute at their heights (a node with `snapshot_interval_heights` > 0).
+    pub statements: Option<Arc<crate::snapshot::Statements>>,
 }
 
 /// What a sync request task reports back: the peer, the request, and its answer with the
@@ -115,6 +117,7 @@ pub struct Driver {
     step_started: Instant,
     /// The digest of the governance roster whose members the network's allow-list holds.
     allow_digest: Option<credence_ledger::hash::Hash>,
+    statements: Option<Arc<crate::snapshot::Statements>>,
 }
 
 /// A consensus message from gossip.
@@ -142,7 +145,36 @@ impl Driver {
             sync_checks: Arc::new(tokio::sync::Semaphore::new(checks)),
             sync_asked: std::collections::HashMap::new(),
             step_started: Instant::now(),
+            statements: p.statements,
         }
+    }
+
+    /// After the commit of `height`: if a snapshot statement is due, takes a read view of the
+    /// store (a read transaction and a copy of the staged index entries; the only work done
+    /// here) and computes, signs and keeps the statement on the blocking pool, never holding
+    /// the store's lock. During a synced run the head may be past `height`: then none.
+    fn statement_after_commit(&self, height: u64) {
+        let Some(s) = &self.statements else { return };
+        if !s.due(height) {
+            return;
+        }
+        let view = match credence_ledger::store::Store::read_view(self.replica.store()) {
+            Ok(Some(v)) => v,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(height, error = %e, "no read view for the snapshot statement");
+                return;
+            }
+        };
+        if view.head().ok().flatten().map(|h| h.height) != Some(height) {
+            debug!(height, "snapshot statement skipped: the store is past the height");
+            return;
+        }
+        let s = Arc::clone(s);
+        tokio::task::spawn_blocking(move || match s.compute(&*view) {
+            Ok(v) => info!(height = v.height, digest = %v.digest, "snapshot statement signed"),
+            Err(e) => debug!(height, error = %e, "no snapshot statement"),
+        });
     }
 
     pub async fn run(
@@ -370,6 +402,7 @@ impl Driver {
                         self.metrics.observe_mempool(&m.stats());
                     }
                     debug!(height, records, "committed");
+                    self.statement_after_commit(height);
                     self.follow_members(height).await;
                 }
                 Action::Notice(n) => match n {

@@ -184,6 +184,9 @@ impl Store for LockedStore {
     fn base(&self) -> Option<credence_ledger::store::BaseAt> {
         self.read().base()
     }
+    fn read_view(&self) -> Result<Option<Box<dyn Store + Send + Sync>>, StoreError> {
+        self.read().read_view()
+    }
     fn import_snapshot(
         &mut self,
         base: &credence_ledger::snapshot::Base,

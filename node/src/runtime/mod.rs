@@ -203,7 +203,17 @@ pub async fn run(
     }
     let cosignatures = Arc::new(cosignatures);
     let witness_tasks = crate::witness_client::spawn(&genesis, store.clone(), cosignatures.clone(), metrics.clone());
+    // Validators state the digest of the state every `snapshot_interval_heights` heights.
+    let statements = (config.snapshot_interval_heights > 0).then(|| {
+        Arc::new(crate::snapshot::Statements::new(
+            config.snapshot_interval_heights,
+            config.data_dir.join(crate::snapshot::SNAPSHOTS_DIR),
+            genesis.clone(),
+            SecretKey::from_seed(key.seed()),
+        ))
+    });
     let api_state = ApiState::new(ctx.clone(), store.clone(), mempool.clone(), status_rx, metrics.clone())
+        .with_statements(statements.clone())
         .with_gossip(gossip_tx)
         .with_config(api_config)
         .with_cosignatures(cosignatures.clone());
@@ -296,6 +306,7 @@ pub async fn run(
         byzantine,
         clock,
         pool_changed,
+        statements,
     });
     // Stopping: the API first (no more reads), then the query log's last records are signed,
     // admitted and gossiped, and consensus keeps running until they commit (bounded by
