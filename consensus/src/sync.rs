@@ -134,4 +134,41 @@ mod tests {
         assert_eq!(server.serve(&store, &1, req, 1 << 20, 100 + SYNC_BUDGET_WINDOW_MS), Ok(Vec::new()));
         assert_eq!(server.refused, 1);
     }
+
+    /// A store that started from a snapshot answers nothing at or below its base (the peer
+    /// asks another), and the blocks after it as any store does.
+    #[test]
+    fn below_a_snapshot_base_the_answer_is_empty() {
+        use credence_ledger::demo::ChainBuilder;
+        use credence_ledger::snapshot;
+        let mut b = ChainBuilder::new(5, 1_700_000_000_000).expect("builder");
+        let mut full = MemStore::new(b.genesis());
+        for _ in 0..3 {
+            full.commit(&b.next_block(4).expect("block")).expect("commit");
+        }
+        let g = b.genesis().clone();
+        let (st, _) = snapshot::state_statement(&full, &g).expect("statement");
+        let signed: Vec<_> = g
+            .verifier_keys()
+            .iter()
+            .map(|v| st.sign(&v.name, &credence_ledger::demo::member_key(5, &v.name)))
+            .collect();
+        let mut file = Vec::new();
+        snapshot::write_file(&full, &g, &[], &signed, &mut file).expect("file");
+        let (prefix, mut reader) = snapshot::open(file.as_slice(), &g).expect("open");
+        let base = reader.base(prefix.certificate);
+        let mut based = MemStore::new(&g);
+        based.import_snapshot(&base, &mut reader).expect("import");
+        let vb = b.next_block(4).expect("block");
+        full.commit(&vb).expect("commit");
+        based.commit(&vb).expect("commit");
+        let mut server = SyncServer::<u16>::default();
+        for from in [1, 3] {
+            let req = SyncRequest { from_height: from, blocks_max: 8 };
+            assert_eq!(server.serve(&based, &1, req, 1 << 20, 100), Ok(Vec::new()), "from {from}");
+        }
+        let req = SyncRequest { from_height: 4, blocks_max: 8 };
+        assert_eq!(server.serve(&based, &1, req, 1 << 20, 100), server.serve(&full, &2, req, 1 << 20, 100));
+        assert_eq!(server.serve(&based, &1, req, 1 << 20, 100).expect("served").len(), 1);
+    }
 }

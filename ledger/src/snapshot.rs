@@ -1274,6 +1274,24 @@ mod tests {
         drop(redb);
     }
 
+    /// A read view keeps the state of its moment while the store commits on, and is never written.
+    #[test]
+    fn a_read_view_keeps_its_state_while_the_store_commits() {
+        let (mut b, _mem, mut redb, _dir) = chain(6);
+        let g = b.genesis().clone();
+        let mut view = redb.read_view().unwrap();
+        let before = state_bytes(&redb, &g);
+        for _ in 0..8 {
+            redb.commit(&b.next_block(20).unwrap()).unwrap();
+        }
+        assert_eq!(state_bytes(&view, &g).0, before.0);
+        assert_eq!(view.head().unwrap().unwrap().height, 6);
+        assert_ne!(state_bytes(&redb, &g).0, before.0);
+        let vb = b.next_block(1).unwrap();
+        assert!(matches!(view.commit(&vb), Err(StoreError::Backend(_))));
+        redb.commit(&vb).unwrap();
+    }
+
     /// A [`NodeReader`] over a `dyn Store`.
     struct StoreNodes<'a>(&'a dyn Store);
     impl NodeReader for StoreNodes<'_> {
