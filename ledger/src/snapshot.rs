@@ -1195,7 +1195,7 @@ mod tests {
     // Import
     // -----------------------------------------------------------------------------------------
 
-    fn tip_of(store: &(impl Store + NodeReader)) -> Tip {
+    fn tip_of(store: &impl Store) -> Tip {
         let h = store.head().unwrap().unwrap();
         Tip {
             height: h.height,

@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::{BaseAt, Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError, fact_key_hash};
+use super::{BaseAt, FactVisitor, Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError, fact_key_hash};
 use crate::attestation::{AttestationId, Claim};
 use crate::block::{BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
@@ -248,11 +248,11 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn for_each_fact(&self, f: &mut FactVisitor<'_>) -> Result<(), StoreError> {
         let mut all: Vec<([u8; 32], Vec<u8>)> =
             self.state.facts.iter().map(|(k, v)| (fact_key_hash(k), crate::codec::encode(v))).collect();
         all.extend(self.base_facts.iter().map(|(k, v)| (*k, crate::codec::encode(v))));
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all.sort_unstable_by_key(|a| a.0);
         for (k, v) in &all {
             f(k, v)?;
         }

@@ -108,6 +108,9 @@ pub enum StoreError {
     Import(String),
 }
 
+/// What [`Store::for_each_fact`] calls with each fact: its key's hash and its encoding.
+pub type FactVisitor<'a> = dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError> + 'a;
+
 /// Where a store that started from a snapshot starts: the snapshot's height and tree size.
 /// It holds the header and certificate of `height`, the Merkle frontier of `tree_size`
 /// leaves and the whole state, but no block, leaf or Merkle node below.
@@ -165,7 +168,7 @@ pub trait Store: StateView<Error = StoreError> + NodeReader {
     }
     /// Calls `f` with every IP-loan fact as ([`fact_key_hash`] of its key, its canonical
     /// encoding), ascending by the key hash; stops at the first error.
-    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn for_each_fact(&self, f: &mut FactVisitor<'_>) -> Result<(), StoreError>;
     /// The snapshot this store started from, if it did.
     fn base(&self) -> Option<BaseAt> {
         None

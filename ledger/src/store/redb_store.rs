@@ -153,7 +153,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
-use super::{BaseAt, Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError, fact_key_hash};
+use super::{BaseAt, FactVisitor, Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError, fact_key_hash};
 use crate::attestation::{AttestationId, Claim, ClaimKind};
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
 use crate::checkpoint::Checkpoint;
@@ -1373,7 +1373,10 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
 /// merge point and the head, and `ids` and `index_attester` hold the merged leaves (plus,
 /// during a merge, at most the frozen ones; [`RedbStore::load_staged`] checks the exact
 /// count against the cursor).
-fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Cursor>, Option<BaseAt>), StoreError> {
+/// What [`check_head`] reads: the head, merge point, merge cursor and snapshot base.
+type HeadCheck = (Option<Head>, Merged, Option<Cursor>, Option<BaseAt>);
+
+fn check_head(r: &ReadTransaction) -> Result<HeadCheck, StoreError> {
     let meta = r.open_table(META).map_err(open_err("meta"))?;
     let format = meta.get(KEY_FORMAT).map_err(backend)?.map(|v| v.value().to_vec());
     if format.as_deref() != Some(FORMAT_VERSION.to_be_bytes().as_slice()) {
@@ -2099,7 +2102,7 @@ impl Store for RedbStore {
 
     /// The `facts` table merged with the staged generations (newest first: a staged value,
     /// or removal, wins over the table's), ascending by key.
-    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn for_each_fact(&self, f: &mut FactVisitor<'_>) -> Result<(), StoreError> {
         let mut staged: std::collections::BTreeMap<[u8; 32], Option<Vec<u8>>> = std::collections::BTreeMap::new();
         for g in self.newest_first() {
             for (k, v) in &g.facts {

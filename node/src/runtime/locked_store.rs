@@ -178,7 +178,7 @@ impl Store for LockedStore {
     fn leaf_ids(&self, start: u64, count: usize, out: &mut Vec<AttestationId>) -> Result<(), StoreError> {
         self.read().leaf_ids(start, count, out)
     }
-    fn for_each_fact(&self, f: &mut dyn FnMut(&[u8; 32], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn for_each_fact(&self, f: &mut credence_ledger::store::FactVisitor<'_>) -> Result<(), StoreError> {
         self.read().for_each_fact(f)
     }
     fn base(&self) -> Option<credence_ledger::store::BaseAt> {
