@@ -74,6 +74,24 @@ fn main() -> std::io::Result<()> {
     write("export", "chain-3", &w.finish()?)?;
     write("export", "chain-0", &ExportWriter::new(Vec::new(), &f.ctx.chain_id)?.finish()?)?;
 
+    // A snapshot of the fixture chain at its head, signed by every validator.
+    let mut store = credence_ledger::store::MemStore::new(g);
+    let mut tip = f.genesis_tip();
+    for cb in &f.blocks {
+        let vb = credence_ledger::verify::verify_block(&f.ctx, &tip, &store, cb.clone()).map_err(std::io::Error::other)?;
+        credence_ledger::store::Store::commit(&mut store, &vb).map_err(std::io::Error::other)?;
+        tip.advance(&vb);
+    }
+    let (st, _) = credence_ledger::snapshot::state_statement(&store, g).map_err(std::io::Error::other)?;
+    let signed: Vec<_> = g
+        .verifier_keys()
+        .iter()
+        .map(|v| st.sign(&v.name, &credence_ledger::demo::member_key(credence_fuzz::CHAIN_SEED, &v.name)))
+        .collect();
+    let mut file = Vec::new();
+    credence_ledger::snapshot::write_file(&store, g, &[], &signed, &mut file).map_err(std::io::Error::other)?;
+    write("snapshot", "chain-3", &file)?;
+
     // Genesis: the fixture's and the repository's local-network genesis.
     write("genesis", "demo", g.to_toml().as_bytes())?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -311,3 +311,49 @@ impl Statements {
         Ok(st)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use credence_ledger::demo::{self, ChainBuilder};
+
+    /// A snapshot after a validator's key rotation: the verifier reaches the set in force
+    /// through the file's set change, the statements of the validators whose keys did not
+    /// change are a quorum of it; without the set change the header's set is not reached.
+    #[test]
+    fn a_snapshot_after_a_set_change_verifies_through_the_walk() {
+        const SEED: u64 = 3;
+        let mut b = ChainBuilder::new(SEED, 1_700_000_000_000).unwrap();
+        b.rotate_validator_keys(1, 2);
+        let mut store = MemStore::new(b.genesis());
+        for _ in 0..8 {
+            store.commit(&b.next_block(5).unwrap()).unwrap();
+        }
+        let g = b.genesis().clone();
+        let changes = set_changes(&store, &g).unwrap();
+        assert_eq!(changes.len(), 1);
+        let (st, _) = snapshot::state_statement(&store, &g).unwrap();
+        let validators = set_in_force(&g, &changes, st.height).unwrap();
+        assert_ne!(validators, g.verifier_keys(), "the set changed");
+        let signed: Vec<_> = validators
+            .iter()
+            .filter(|v| v.key == demo::member_key(SEED, &v.name).public())
+            .map(|v| st.sign(&v.name, &demo::member_key(SEED, &v.name)))
+            .collect();
+        assert_eq!(signed.len(), validators.len() - 1);
+        let check = |file: &[u8]| snapshot::verify(file, &g, |c, h| set_in_force(&g, c, h), |_| Ok(()));
+        let mut file = Vec::new();
+        snapshot::write_file(&store, &g, &changes, &signed, &mut file).unwrap();
+        assert_eq!(check(&file).unwrap().signers.len(), signed.len());
+        let mut bare = Vec::new();
+        snapshot::write_file(&store, &g, &[], &signed, &mut bare).unwrap();
+        assert_eq!(check(&bare).unwrap_err().field, "header.validator_set");
+        // A rotated-out key's statement is not a validator's in force.
+        let rotated = g.verifier_keys().into_iter().find(|k| !validators.contains(k)).unwrap();
+        let mut stale = signed.clone();
+        stale.push(st.sign(&rotated.name, &demo::member_key(SEED, &rotated.name)));
+        let mut file = Vec::new();
+        snapshot::write_file(&store, &g, &changes, &stale, &mut file).unwrap();
+        assert_eq!(check(&file).unwrap_err().field, format!("statements[{}].signature", signed.len()));
+    }
+}
