@@ -516,8 +516,12 @@ impl Attestation {
     }
 
     /// Decodes one attestation (bounded by [`ATTESTATION_BYTES_MAX`]) and checks its fields.
+    ///
+    /// Decoding is the hand-written [`crate::decoder`], which accepts exactly what
+    /// `codec::decode::<Attestation>` (bincode) accepts, with the same value
+    /// (`ledger/tests/decoder.rs`, `fuzz/fuzz_targets/decoder.rs`), in about a third of the time.
     pub fn from_bytes(bytes: &[u8]) -> Result<Attestation, AttestationDecodeError> {
-        let a: Attestation = codec::decode("attestation", bytes, ATTESTATION_BYTES_MAX)?;
+        let a: Attestation = crate::decoder::decode("attestation", bytes, ATTESTATION_BYTES_MAX)?;
         a.body.claim.check_fields()?;
         Ok(a)
     }

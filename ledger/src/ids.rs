@@ -1200,6 +1200,11 @@ impl MemberName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Validates a name read from an encoding (serde's and the hand-written decoder's one rule).
+    pub(crate) fn from_stored(s: &str) -> Result<Self, IdError> {
+        Self::parse(MEMBER_NAME_FIELD, s)
+    }
 }
 
 impl TryFrom<String> for MemberName {
@@ -1224,7 +1229,7 @@ impl<'de> Deserialize<'de> for MemberName {
             }
 
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MemberName, E> {
-                MemberName::parse(MEMBER_NAME_FIELD, s).map_err(E::custom)
+                MemberName::from_stored(s).map_err(E::custom)
             }
         }
 
