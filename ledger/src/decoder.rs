@@ -279,6 +279,7 @@ impl<T: Decode> Decode for Vec<T> {
 }
 
 impl<T: Decode> Decode for Box<T> {
+    #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, Box<Fail>> {
         T::decode(r).map(Box::new)
     }
@@ -402,6 +403,7 @@ impl Decode for Amount {
 macro_rules! decode_struct {
     ($($t:ident { $($f:ident),* $(,)? })*) => {$(
         impl Decode for $t {
+            #[inline]
             fn decode(r: &mut Reader<'_>) -> Result<Self, Box<Fail>> {
                 Ok($t { $($f: r.field(stringify!($f))?,)* })
             }
@@ -491,6 +493,7 @@ decode_unit_enum! {
 // ---- Enums with data: the `u32` index, then the variant's fields ----
 
 impl Decode for Claim {
+    #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, Box<Fail>> {
         Ok(match r.tag("Claim", 20)? {
             0 => Claim::RdSpend(r.field("RdSpend")?),
