@@ -1,21 +1,22 @@
 //! The hand-written decoder of the canonical encoding (docs/encoding.md) for attestations and everything in them: the same bytes accepted and the same values produced as `codec::decode`'s bincode legacy path, without serde.
 //!
-//! Why: decoding was 0.7 µs of the 1.0 µs spent per attestation reading a block
-//! (docs/BENCHMARKS.md §Verification core at the ceiling); serde's visitors, bincode's
-//! per-byte limit accounting and the generic sequence machinery were most of it. The byte
-//! format is unchanged: this module reads exactly what `codec::encode` writes.
+//! Why: bincode's decode was 0.66 µs of the about 9.2 µs of CPU per attestation that
+//! verifying the 1M chain costs (serde's visitors, bincode's per-byte limit accounting, the
+//! generic sequence machinery); this one takes 0.30 µs (docs/BENCHMARKS.md §Verification core
+//! at the ceiling, 2026-12-05). The byte format is unchanged: this module reads exactly what
+//! `codec::encode` writes.
 //!
-//! Equivalence with [`codec::decode`] is the rule, not an aim: every identifier goes
+//! Equivalence with [`crate::codec::decode`] is the rule, not an aim: every identifier goes
 //! through the same validating constructor the serde path uses (`TryFrom` of its stored
 //! form, `from_stored` for the string codes), enum tags, bool and option bytes are refused
 //! alike, strings must be UTF-8, trailing bytes and oversized inputs give the same
-//! [`DecodeError`] as before. `tests` below and `fuzz/fuzz_targets/decoder.rs` compare the
+//! [`DecodeError`] as before. `ledger/tests/decoder.rs` and `fuzz/fuzz_targets/decoder.rs` compare the
 //! two decoders on random values, on mutated encodings and on arbitrary bytes.
 //!
 //! One shortcut, equivalent by construction: a sequence or string whose length prefix
 //! exceeds the bytes left is refused at once (every element of every sequence here encodes
 //! to at least one byte, so bincode would run out of input too); bincode's 64 MiB budget
-//! ([`codec::DECODE_BYTES_MAX`]) can never be reached first, since both decoders bound the
+//! ([`DECODE_BYTES_MAX`]) can never be reached first, since both decoders bound the
 //! input to at most that before reading.
 //!
 //! Errors name where decoding stopped, from the outermost field in: e.g.
@@ -64,6 +65,10 @@ pub fn decode<T: Decode>(what: &'static str, bytes: &[u8], bytes_max: usize) -> 
 }
 
 /// A value the hand-written decoder reads, in the canonical layout of docs/encoding.md §1.
+///
+/// Every implementation reads at least one byte: `Reader::len`'s early refusal of a
+/// sequence longer than the bytes left relies on it (a zero-byte element type would let
+/// bincode accept what that refuses).
 pub trait Decode: Sized {
     fn decode(r: &mut Reader<'_>) -> Result<Self, Box<Fail>>;
 }
