@@ -37,7 +37,9 @@ fn main() -> std::io::Result<()> {
         write("checkpoint", &format!("text-{}", h + 1), cb.certificate.body.to_text().as_bytes())?;
         for (i, leaf) in cb.block.leaves.iter().enumerate() {
             write("attestation", &format!("block{}-{i}", h + 1), &leaf.bytes)?;
+            write("decoder", &format!("block{}-{i}", h + 1), &leaf.bytes)?;
         }
+        write("decoder", &format!("header-{}", h + 1), &cb.block.header.to_bytes())?;
         encoded.push(bytes);
     }
     for (i, v) in g.verifier_keys().iter().enumerate() {

@@ -516,8 +516,13 @@ impl Attestation {
     }
 
     /// Decodes one attestation (bounded by [`ATTESTATION_BYTES_MAX`]) and checks its fields.
+    ///
+    /// Decoding is the hand-written [`crate::decoder`], which accepts exactly what
+    /// `codec::decode::<Attestation>` (bincode) accepts, with the same value
+    /// (`ledger/tests/decoder.rs`, `fuzz/fuzz_targets/decoder.rs`), in about half the time
+    /// (0.30 against 0.66 µs per record on the 1M chain: docs/BENCHMARKS.md).
     pub fn from_bytes(bytes: &[u8]) -> Result<Attestation, AttestationDecodeError> {
-        let a: Attestation = codec::decode("attestation", bytes, ATTESTATION_BYTES_MAX)?;
+        let a: Attestation = crate::decoder::decode("attestation", bytes, ATTESTATION_BYTES_MAX)?;
         a.body.claim.check_fields()?;
         Ok(a)
     }

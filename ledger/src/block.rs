@@ -39,8 +39,9 @@ impl BlockHeader {
     pub fn to_bytes(&self) -> Vec<u8> {
         codec::encode(self)
     }
+    /// Decodes a header with the hand-written [`crate::decoder`] (bincode's verdicts and values).
     pub fn from_bytes(bytes: &[u8]) -> Result<BlockHeader, DecodeError> {
-        codec::decode("block header", bytes, HEADER_BYTES_MAX)
+        crate::decoder::decode("block header", bytes, HEADER_BYTES_MAX)
     }
     pub fn hash(&self) -> BlockHash {
         HashOf::from_hash(Hash::digest(&[&self.to_bytes()]))

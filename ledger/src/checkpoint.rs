@@ -427,7 +427,41 @@ fn quorum_report(validators: &[VerifierKey], signed: &[bool]) -> Result<QuorumRe
     Ok(QuorumReport { signers, needed, validators: validators.len() })
 }
 
-fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<QuorumReport, CheckpointError> {
+/// Everything [`verify_quorum_strict`] checks but the Ed25519 equations: the validator
+/// set's names and keys, the signed text's round trip, every line naming a validator with
+/// its key ID, and a quorum of them. Returns the signed text and each line's validator
+/// (index into `validators`), in line order, for the caller to verify the signatures in a
+/// batch. If this errs, or a line's signature is bad, [`verify_quorum_strict`] itself gives
+/// the error (the same checks in its order), so callers report that.
+pub fn strict_lines_unverified(
+    cp: &Checkpoint,
+    validators: &[VerifierKey],
+) -> Result<(String, Vec<usize>), CheckpointError> {
+    let (by_name, ids) = index_validators(validators)?;
+    let text = signed_text(cp)?;
+    if cp.signatures.len() > SIGNATURES_MAX {
+        return Err(CheckpointError::TooManySignatures { count: cp.signatures.len(), max: SIGNATURES_MAX });
+    }
+    let mut signed = vec![false; validators.len()];
+    let mut lines = Vec::with_capacity(cp.signatures.len());
+    for (i, s) in cp.signatures.iter().enumerate() {
+        let line = i + 1;
+        match by_name.get(s.key_name.as_str()) {
+            Some(&vi) if ids[vi] == s.key_id => {
+                signed[vi] = true;
+                lines.push(vi);
+            }
+            Some(_) => return Err(CheckpointError::KeyIdMismatch { line, name: s.key_name.clone() }),
+            None => return Err(CheckpointError::UnknownSigner { line, name: s.key_name.clone() }),
+        }
+    }
+    quorum_report(validators, &signed)?;
+    Ok((text, lines))
+}
+
+/// The validators by name, and their key IDs, after checking the set: valid key names,
+/// no name or key twice.
+fn index_validators(validators: &[VerifierKey]) -> Result<ValidatorIndex<'_>, CheckpointError> {
     let set_err = |rule: String| CheckpointError::ValidatorSet { rule };
     let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(validators.len());
     let mut keys: HashSet<PublicKey> = HashSet::with_capacity(validators.len());
@@ -440,13 +474,24 @@ fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<Q
             return Err(set_err(format!("validator '{}' reuses another validator's public key", v.name)));
         }
     }
-    let ids: Vec<[u8; 4]> = validators.iter().map(VerifierKey::key_id).collect();
+    Ok((by_name, validators.iter().map(VerifierKey::key_id).collect()))
+}
 
-    // The signed text must itself be a valid checkpoint text for this very body.
+/// Validator index by name, and each validator's key ID.
+type ValidatorIndex<'a> = (HashMap<&'a str, usize>, Vec<[u8; 4]>);
+
+/// The signed text, which must itself be a valid checkpoint text for this very body.
+fn signed_text(cp: &Checkpoint) -> Result<String, CheckpointError> {
     let text = cp.body.to_text();
     if CheckpointBody::parse(&text)? != cp.body {
         return Err(field(1, "text", "body does not round-trip"));
     }
+    Ok(text)
+}
+
+fn verify(cp: &Checkpoint, validators: &[VerifierKey], strict: bool) -> Result<QuorumReport, CheckpointError> {
+    let (by_name, ids) = index_validators(validators)?;
+    let text = signed_text(cp)?;
     if cp.signatures.len() > SIGNATURES_MAX {
         return Err(CheckpointError::TooManySignatures { count: cp.signatures.len(), max: SIGNATURES_MAX });
     }

@@ -404,15 +404,7 @@ macro_rules! string_code {
                         f.write_str($what)
                     }
                     fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$t, E> {
-                        let v = $t::parse($field, s).map_err(E::custom)?;
-                        if v.0 != s {
-                            return Err(E::custom(IdError::CodeShape {
-                                field: $field,
-                                what: $what,
-                                expected: "stored in its canonical spelling",
-                            }));
-                        }
-                        Ok(v)
+                        $t::from_stored(s).map_err(E::custom)
                     }
                 }
                 d.deserialize_str(V)
@@ -429,6 +421,20 @@ macro_rules! string_code {
             /// The canonical text.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// Parses text read from an encoding and refuses any spelling but the canonical
+            /// one (serde's and the hand-written decoder's one rule).
+            pub(crate) fn from_stored(s: &str) -> Result<Self, IdError> {
+                let v = $t::parse($field, s)?;
+                if v.0 != s {
+                    return Err(IdError::CodeShape {
+                        field: $field,
+                        what: $what,
+                        expected: "stored in its canonical spelling",
+                    });
+                }
+                Ok(v)
             }
         }
     };

@@ -301,8 +301,21 @@ const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// GB 32100-2015 weights for positions 1..=17: 3^(i-1) mod 31.
 const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
+/// `USCC_VALUES[b]` is byte `b`'s index in [`USCC_CHARSET`] plus one, or 0 if it is not
+/// in the set: one load per character instead of a search (every leaf decode checks up to
+/// three codes, 18 characters each, three times over).
+const USCC_VALUES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < USCC_CHARSET.len() {
+        t[USCC_CHARSET[i] as usize] = i as u8 + 1;
+        i += 1;
+    }
+    t
+};
+
 fn uscc_value(b: u8) -> Option<u32> {
-    USCC_CHARSET.iter().position(|&c| c == b).and_then(|p| u32::try_from(p).ok())
+    USCC_VALUES[usize::from(b)].checked_sub(1).map(u32::from)
 }
 
 /// Computes the GB 32100-2015 check character for the first 17 characters.
@@ -1200,6 +1213,20 @@ impl MemberName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Validates a name read from an encoding (serde's and the hand-written decoder's one rule).
+    ///
+    /// The bytes are checked first against exactly the set [`MemberName::parse`] accepts (1
+    /// to 32 of `a-z0-9-`, ASCII, so bytes are characters; no hyphen at either end): a name
+    /// that passes is that set's; anything else goes through `parse` for its precise error.
+    pub(crate) fn from_stored(s: &str) -> Result<Self, IdError> {
+        let b = s.as_bytes();
+        let allowed = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+        if (1..=32).contains(&b.len()) && b.iter().all(allowed) && b[0] != b'-' && b[b.len() - 1] != b'-' {
+            return Ok(Self(s.to_owned()));
+        }
+        Self::parse(MEMBER_NAME_FIELD, s)
+    }
 }
 
 impl TryFrom<String> for MemberName {
@@ -1224,7 +1251,7 @@ impl<'de> Deserialize<'de> for MemberName {
             }
 
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<MemberName, E> {
-                MemberName::parse(MEMBER_NAME_FIELD, s).map_err(E::custom)
+                MemberName::from_stored(s).map_err(E::custom)
             }
         }
 
@@ -1926,6 +1953,23 @@ mod tests {
         // A forged huge length prefix is an error, not a huge allocation.
         let forged = [&[0xFF; 8][..], b"ab"].concat();
         assert!(decode::<MemberName>(&forged).is_err());
+    }
+
+    #[test]
+    fn uscc_value_table_is_the_charset_index() {
+        for b in 0..=255u8 {
+            let searched = USCC_CHARSET.iter().position(|&c| c == b).map(|p| u32::try_from(p).unwrap());
+            assert_eq!(uscc_value(b), searched, "byte {b}");
+        }
+    }
+
+    #[test]
+    fn stored_member_names_accept_exactly_what_parse_accepts() {
+        let cases =
+            ["a", "bank-a", "-a", "a-", "-", "", "A", "bank_a", "bänk", "a b", " a", &"a".repeat(32), &"a".repeat(33)];
+        for s in cases {
+            assert_eq!(MemberName::from_stored(s), MemberName::parse(MEMBER_NAME_FIELD, s), "{s:?}");
+        }
     }
 
     #[test]

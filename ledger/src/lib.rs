@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod cn_ids;
 pub mod codec;
 pub mod confidential;
+pub mod decoder;
 pub mod demo;
 pub mod demo_world;
 pub mod export;

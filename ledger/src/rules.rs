@@ -91,6 +91,10 @@ pub struct StateDelta {
     pub governance: Option<Arc<GovState>>,
     /// IP-loan facts set (`Some`) or cleared (`None`), in order (the last change of a key wins).
     pub facts: Vec<(FactKey, Option<Fact>)>,
+    /// Each record's attester as a member index, in block order: the verification core
+    /// hands it to the signature checks, which take the key from the roster by index
+    /// instead of looking the name up again. Not stored.
+    pub attesters: Vec<u16>,
 }
 
 /// A numbered, stable reason to refuse an attestation or a block.
@@ -487,7 +491,7 @@ fn apply_records<V: StateView + ?Sized>(
 ) -> Result<StateDelta, RuleError<V::Error>> {
     let mut overlay = Overlay {
         view,
-        delta: StateDelta::default(),
+        delta: StateDelta { attesters: Vec::with_capacity(records.len()), ..StateDelta::default() },
         sequences: HashMap::new(),
         records: DigestMap::with_capacity_and_hasher(records.len(), DigestKeyed::default()),
         pledges: DigestMap::default(),
@@ -545,6 +549,8 @@ fn apply_one<V: StateView + ?Sized>(
     let Some(attester) = st.gov.member_index(&body.attester) else {
         return Ok(Err(Rejection::UnknownAttester(body.attester.to_string())));
     };
+    // A refused record discards the whole delta, so this is one entry per accepted record.
+    st.delta.attesters.push(attester);
     let member = &st.gov.members[usize::from(attester)];
     if !member.is_active() {
         return Ok(Err(Rejection::MemberRemoved(body.attester.to_string())));

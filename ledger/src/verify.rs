@@ -189,6 +189,9 @@ struct Checked {
     merkle_nodes: MerkleNodes,
     delta: rules::StateDelta,
     frontier: Frontier,
+    /// The certificate's signature lines, if they were left for a batch
+    /// ([`CertificateMode::Batched`]).
+    certificate_lines: Option<CertificateLines>,
 }
 
 /// A block whose leaves were checked against its header on a tip: the size and the
@@ -294,9 +297,19 @@ fn check_without_signatures<V: StateView + ?Sized>(
         tip,
         view,
         block,
-        certificate.map(|c| (c, CertificateSignatures::Verify)),
+        certificate.map(|c| (c, CertificateMode::Now(CertificateSignatures::Verify))),
         leaves,
     )
+}
+
+/// How [`check_without_signatures_with`] treats a certificate's signature lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CertificateMode {
+    /// Check them now, as this says.
+    Now(CertificateSignatures),
+    /// Check every other rule of the certificate now and leave the lines for the block's
+    /// signature batch ([`CertificateLines`]), if the roster's key table allows it.
+    Batched,
 }
 
 /// [`check_without_signatures`], with the certificate's signatures verified or not as
@@ -306,7 +319,7 @@ fn check_without_signatures_with<V: StateView + ?Sized>(
     tip: &Tip,
     view: &V,
     block: &Block,
-    certificate: Option<(&Checkpoint, CertificateSignatures)>,
+    certificate: Option<(&Checkpoint, CertificateMode)>,
     leaves: Option<LeavesMatch>,
 ) -> Result<Checked, VerifyError> {
     let h = &block.header;
@@ -323,8 +336,15 @@ fn check_without_signatures_with<V: StateView + ?Sized>(
     if !roster.is_validator(&h.proposer) {
         return Err(fail(Failure::ProposerNotValidator(h.proposer.to_string())));
     }
-    if let Some((certificate, signatures)) = certificate {
-        check_certificate(ctx, &roster, h, &hash, certificate, signatures).map_err(fail)?;
+    let mut certificate_lines = None;
+    match certificate {
+        Some((certificate, CertificateMode::Now(signatures))) => {
+            check_certificate(ctx, &roster, h, &hash, certificate, signatures).map_err(fail)?;
+        }
+        Some((certificate, CertificateMode::Batched)) => {
+            certificate_lines = check_certificate_batched(ctx, &roster, h, &hash, certificate).map_err(fail)?;
+        }
+        None => {}
     }
     let records: Vec<_> = block.leaves.iter().map(|l| (l.id, &l.attestation)).collect();
     let delta =
@@ -336,7 +356,15 @@ fn check_without_signatures_with<V: StateView + ?Sized>(
                 RuleError::Block(rejection) => fail(Failure::Rule(rejection)),
                 RuleError::State(e) => fail(Failure::State(e.to_string())),
             })?;
-    Ok(Checked { hash, gov, roster, merkle_nodes: matched.merkle_nodes, delta, frontier: matched.frontier })
+    Ok(Checked {
+        hash,
+        gov,
+        roster,
+        merkle_nodes: matched.merkle_nodes,
+        delta,
+        frontier: matched.frontier,
+        certificate_lines,
+    })
 }
 
 /// Whether a certificate's signatures are to be verified, or were verified by its holder.
@@ -363,6 +391,43 @@ fn check_certificate(
     certificate: &Checkpoint,
     signatures: CertificateSignatures,
 ) -> Result<(), Failure> {
+    certificate_names_header(ctx, h, hash, certificate)?;
+    // Strict: a Credence certificate carries validators' signatures only. (Generic
+    // C2SP verifiers ignore unknown lines; the ledger refuses them, so a stored
+    // certificate has one form and nothing rides along unverified.)
+    match signatures {
+        CertificateSignatures::Verify => checkpoint::verify_quorum_strict(certificate, &roster.verifier_keys),
+        CertificateSignatures::VerifiedByConsensus | CertificateSignatures::VerifiedAhead => {
+            checkpoint::quorum_of_verified_lines(certificate, &roster.verifier_keys, &roster.verifier_key_ids)
+        }
+    }
+    .map_err(|e| Failure::Certificate(e.to_string()))?;
+    Ok(())
+}
+
+/// [`check_certificate`] with `Verify`, but with the signature lines left for a batch when
+/// [`defer_certificate`] can: then every other rule was checked and the lines are returned.
+fn check_certificate_batched(
+    ctx: &ChainContext,
+    roster: &Roster,
+    h: &BlockHeader,
+    hash: &BlockHash,
+    certificate: &Checkpoint,
+) -> Result<Option<CertificateLines>, Failure> {
+    certificate_names_header(ctx, h, hash, certificate)?;
+    match defer_certificate(roster, certificate) {
+        Some(lines) => Ok(Some(lines)),
+        None => check_certificate(ctx, roster, h, hash, certificate, CertificateSignatures::Verify).map(|()| None),
+    }
+}
+
+/// The certificate's body names exactly this header (whose hash is `hash`) of this chain.
+fn certificate_names_header(
+    ctx: &ChainContext,
+    h: &BlockHeader,
+    hash: &BlockHash,
+    certificate: &Checkpoint,
+) -> Result<(), Failure> {
     let body = &certificate.body;
     let mismatch = |field| Err(Failure::CertificateMismatch { field });
     if body.origin != ctx.genesis.checkpoint_origin {
@@ -380,16 +445,6 @@ fn check_certificate(
     if body.block_hash != *hash.bytes() {
         return mismatch("block hash");
     }
-    // Strict: a Credence certificate carries validators' signatures only. (Generic
-    // C2SP verifiers ignore unknown lines; the ledger refuses them, so a stored
-    // certificate has one form and nothing rides along unverified.)
-    match signatures {
-        CertificateSignatures::Verify => checkpoint::verify_quorum_strict(certificate, &roster.verifier_keys),
-        CertificateSignatures::VerifiedByConsensus | CertificateSignatures::VerifiedAhead => {
-            checkpoint::quorum_of_verified_lines(certificate, &roster.verifier_keys, &roster.verifier_key_ids)
-        }
-    }
-    .map_err(|e| Failure::Certificate(e.to_string()))?;
     Ok(())
 }
 
@@ -397,46 +452,68 @@ fn check_certificate(
 /// rules already passed, so every attester is a member), with the keys of `roster` (in
 /// force at the block), over `threads`: through `table`, the roster's [`Roster::key_table`] (key terms
 /// from precomputed tables, grouped by member) when it has one, else [`sig::verify_batch`]
-/// (the same equation, keys grouped per batch). An attester that is not a member (the
-/// rules admit none) fails closed as a bad key.
+/// (the same equation, keys grouped per batch). Each leaf comes with its attester's member
+/// index if the rules gave it (`StateDelta::attesters`), else the name is looked up; an
+/// attester that is not a member (the rules admit none) fails closed as a bad key.
+///
+/// `certificate`: a certificate's signature lines to check in the same batch (only with a
+/// table; see [`CertificateLines`]); the last value says whether all of them verified.
 fn leaf_verdicts<'a>(
     roster: &Roster,
     table: Option<&sig::KeyTable>,
     chain_id: &Hash,
-    leaves: impl Iterator<Item = &'a Leaf>,
+    leaves: impl Iterator<Item = (&'a Leaf, Option<u16>)>,
+    certificate: Option<(&CertificateLines, &Checkpoint)>,
     threads: usize,
-) -> (Vec<Result<(), SigError>>, SignerSet) {
-    let leaves: Vec<&Leaf> = leaves.collect();
+) -> (Vec<Result<(), SigError>>, SignerSet, bool) {
+    let leaves: Vec<(&Leaf, Option<u16>)> = leaves.collect();
     let mut out = vec![Err(SigError::BadPublicKey); leaves.len()];
     let signers: Vec<(usize, u16)> = leaves
         .iter()
         .enumerate()
-        .filter_map(|(i, leaf)| Some((i, roster.member_index(&leaf.attestation.body.attester)?)))
+        .filter_map(|(i, (leaf, member))| {
+            debug_assert!(
+                member.is_none() || *member == roster.member_index(&leaf.attestation.body.attester),
+                "the rules' member index is the roster's"
+            );
+            Some((i, member.or_else(|| roster.member_index(&leaf.attestation.body.attester))?))
+        })
         .collect();
     debug_assert_eq!(signers.len(), leaves.len(), "rules admitted only members");
+    let mut certificate_ok = true;
     let verdicts = if let Some(table) = table {
-        let items: Vec<KeySetItem> = signers
+        let mut items: Vec<KeySetItem> = signers
             .iter()
             .map(|&(i, member)| KeySetItem {
                 signer: usize::from(member),
                 msg: SignedBytes::Binary {
                     domain: Domain::Attestation,
                     chain_id: &chain_id.0,
-                    body: leaves[i].body_bytes(),
+                    body: leaves[i].0.body_bytes(),
                 },
-                sig: &leaves[i].attestation.signature,
+                sig: &leaves[i].0.attestation.signature,
             })
             .collect();
-        table.verify_many(&items, threads)
+        if let Some((lines, cert)) = certificate {
+            items.extend(lines.signers.iter().zip(&cert.signatures).map(|(&member, line)| KeySetItem {
+                signer: usize::from(member),
+                msg: SignedBytes::Raw(lines.text.as_bytes()),
+                sig: &line.signature,
+            }));
+        }
+        let mut verdicts = table.verify_many(&items, threads);
+        certificate_ok = verdicts.drain(signers.len()..).all(|v| v.is_ok());
+        verdicts
     } else {
+        debug_assert!(certificate.is_none(), "certificate lines are deferred only to a key table");
         let items: Vec<BatchItem> = signers
             .iter()
             .map(|&(i, member)| BatchItem {
                 key: &roster.members[usize::from(member)].verifying,
                 domain: Domain::Attestation,
                 chain_id: &chain_id.0,
-                body: leaves[i].body_bytes(),
-                sig: &leaves[i].attestation.signature,
+                body: leaves[i].0.body_bytes(),
+                sig: &leaves[i].0.attestation.signature,
             })
             .collect();
         sig::verify_batch(&items, threads)
@@ -446,7 +523,38 @@ fn leaf_verdicts<'a>(
         out[i] = v;
         set.insert(member);
     }
-    (out, set)
+    (out, set, certificate_ok)
+}
+
+/// A certificate whose every rule but its signatures passed
+/// ([`checkpoint::strict_lines_unverified`]): the signed text and each line's validator as
+/// a member index (its key in the roster's key table is the validator's verifier key), so
+/// the lines are checked in the block's first signature batch instead of one by one on the
+/// in-order thread. If any fails, [`check_certificate`] with `Verify` names the failure.
+#[derive(Debug)]
+struct CertificateLines {
+    text: String,
+    signers: Vec<u16>,
+}
+
+/// The certificate lines of `cert` to check in a batch through `roster`'s key table, if
+/// every other rule of the certificate holds and every validator's verifier key is its
+/// member key in the table; `None`: check it the usual way (which then also names any error).
+fn defer_certificate(roster: &Roster, cert: &Checkpoint) -> Option<CertificateLines> {
+    let table = roster.key_table()?;
+    if roster.validators.len() != roster.verifier_keys.len() {
+        return None;
+    }
+    let (text, lines) = checkpoint::strict_lines_unverified(cert, &roster.verifier_keys).ok()?;
+    let signers = lines
+        .into_iter()
+        .map(|vi| {
+            let member = *roster.validators.get(vi)?;
+            let same = roster.members.get(usize::from(member)).is_some_and(|m| m.key == roster.verifier_keys[vi].key);
+            (same && usize::from(member) < table.len()).then_some(member)
+        })
+        .collect::<Option<Vec<u16>>>()?;
+    Some(CertificateLines { text, signers })
 }
 
 /// Member indexes, as a bit set (a chain has at most [`MEMBERS_MAX`] members).
@@ -497,11 +605,14 @@ fn check_signatures(
 ) -> Result<(), VerifyError> {
     let unknown: Vec<usize> = (0..block.leaves.len()).filter(|i| !known_valid(&block.leaves[*i])).collect();
     let roster = &checked.roster;
-    let (verdicts, _) = leaf_verdicts(
+    let attesters = &checked.delta.attesters;
+    let by_rules = attesters.len() == block.leaves.len();
+    let (verdicts, _, _) = leaf_verdicts(
         roster,
         roster.key_table(),
         &ctx.chain_id,
-        unknown.iter().map(|i| &block.leaves[*i]),
+        unknown.iter().map(|&i| (&block.leaves[i], by_rules.then(|| attesters[i]))),
+        None,
         ctx.threads,
     );
     if let Some((k, e)) = first_bad(&verdicts, 0) {
@@ -591,13 +702,24 @@ pub fn check_signatures_ahead(ctx: &ChainContext, roster: &Roster, cb: Certified
     let block = &cb.block;
     let h = &block.header;
     let hash = h.hash();
-    if check_certificate(ctx, roster, h, &hash, &cb.certificate, CertificateSignatures::Verify).is_err()
-        || block.leaves.iter().any(|l| roster.member_index(&l.attestation.body.attester).is_none())
-    {
+    // The certificate's lines go into the attestations' batch when the key table allows.
+    let Ok(lines) = check_certificate_batched(ctx, roster, h, &hash, &cb.certificate) else {
         return Ahead::Unchecked(cb);
-    }
-    let (verdicts, _) = leaf_verdicts(roster, roster.key_table(), &ctx.chain_id, block.leaves.iter(), threads);
-    if verdicts.iter().any(Result::is_err) {
+    };
+    let members: Option<Vec<u16>> =
+        block.leaves.iter().map(|l| roster.member_index(&l.attestation.body.attester)).collect();
+    let Some(members) = members else {
+        return Ahead::Unchecked(cb);
+    };
+    let (verdicts, _, certificate_ok) = leaf_verdicts(
+        roster,
+        roster.key_table(),
+        &ctx.chain_id,
+        block.leaves.iter().zip(&members).map(|(l, &m)| (l, Some(m))),
+        lines.as_ref().map(|l| (l, &cb.certificate)),
+        threads,
+    );
+    if !certificate_ok || verdicts.iter().any(Result::is_err) {
         return Ahead::Unchecked(cb);
     }
     Ahead::Checked(SignaturesChecked { certified: cb, roster_digest: roster.digest })
@@ -629,7 +751,7 @@ pub fn verify_signatures_checked<V: StateView + ?Sized>(
         tip,
         view,
         &cb.block,
-        Some((&cb.certificate, CertificateSignatures::VerifiedAhead)),
+        Some((&cb.certificate, CertificateMode::Now(CertificateSignatures::VerifiedAhead))),
         None,
     )?;
     let Checked { merkle_nodes, delta, frontier, .. } = checked;
@@ -732,13 +854,30 @@ struct Job {
     block: Arc<CertifiedBlock>,
     roster: Arc<Roster>,
     range: std::ops::Range<usize>,
+    /// The rules' member index of every leaf's attester (`StateDelta::attesters`).
+    attesters: Arc<Vec<u16>>,
+    /// The block's certificate lines, in its first job only, if they were left for it.
+    certificate: Option<CertificateLines>,
+}
+
+/// What a signature job found: its first bad leaf, the members who signed its leaves, and
+/// whether the certificate lines it carried (if any) all verified.
+#[derive(Debug)]
+struct JobVerdict {
+    bad: Option<(usize, SigError)>,
+    signers: SignerSet,
+    certificate_ok: bool,
 }
 
 /// A block whose rules passed, waiting for its signature verdicts.
 struct Pending {
     block: Arc<CertifiedBlock>,
-    /// Governance in force at the block (to name a stale key).
+    /// Governance in force at the block (to name a stale key), and its roster (to name a
+    /// bad certificate line).
     gov: Arc<GovState>,
+    roster: Arc<Roster>,
+    /// A certificate line failed its batch check.
+    certificate_bad: bool,
     jobs_left: usize,
     first_bad: Option<(usize, SigError)>,
     /// Members whose attestations in the block were checked so far.
@@ -755,12 +894,14 @@ struct Window {
 }
 
 impl Window {
-    fn record(&mut self, seq: u64, bad: Option<(usize, SigError)>, signers: &SignerSet) {
+    fn record(&mut self, seq: u64, verdict: JobVerdict) {
+        let JobVerdict { bad, signers, certificate_ok } = verdict;
         let i = usize::try_from(seq - self.front_seq).unwrap_or(usize::MAX);
         let Some(p) = self.pending.get_mut(i) else { return };
         debug_assert!(p.jobs_left > 0);
         p.jobs_left -= 1;
-        p.signers.union(signers);
+        p.signers.union(&signers);
+        p.certificate_bad |= !certificate_ok;
         if let Some((index, e)) = bad
             && p.first_bad.is_none_or(|(old, _)| index < old)
         {
@@ -780,6 +921,15 @@ impl Window {
             let Some(p) = self.pending.pop_front() else { break };
             self.front_seq += 1;
             let h = &p.block.block.header;
+            if p.certificate_bad {
+                // Named as the one-by-one check names it (the batch's verdicts are the
+                // single checks'); it outranks the block's attestation signatures, as before.
+                let cert = &p.block.certificate;
+                let reason = check_certificate(ctx, &p.roster, h, &h.hash(), cert, CertificateSignatures::Verify)
+                    .err()
+                    .unwrap_or_else(|| Failure::Certificate("a signature line failed its batch check".into()));
+                return Err(VerifyError::at(h.height, reason));
+            }
             if let Some((index, e)) = p.first_bad {
                 let reason = signature_failure(ctx, &p.gov, &p.block.block, index, e);
                 return Err(VerifyError { height: h.height, record: Some(index), reason });
@@ -851,7 +1001,7 @@ where
     let threads = ctx.threads.max(1);
     let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
     let job_rx = Mutex::new(job_rx);
-    let (result_tx, result_rx) = mpsc::channel::<(u64, Option<(usize, SigError)>, SignerSet)>();
+    let (result_tx, result_rx) = mpsc::channel::<(u64, JobVerdict)>();
 
     let failure = std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -864,10 +1014,14 @@ where
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let leaves = job.block.block.leaves[job.range.clone()].iter();
-                    let (verdicts, signers) =
-                        leaf_verdicts(&job.roster, job.roster.key_table(), &ctx.chain_id, leaves, 1);
-                    if result_tx.send((job.seq, first_bad(&verdicts, job.range.start), signers)).is_err() {
+                    let all = &job.block.block.leaves;
+                    let by_rules = job.attesters.len() == all.len();
+                    let leaves = job.range.clone().map(|i| (&all[i], by_rules.then(|| job.attesters[i])));
+                    let certificate = job.certificate.as_ref().map(|c| (c, &job.block.certificate));
+                    let (verdicts, signers, certificate_ok) =
+                        leaf_verdicts(&job.roster, job.roster.key_table(), &ctx.chain_id, leaves, certificate, 1);
+                    let bad = first_bad(&verdicts, job.range.start);
+                    if result_tx.send((job.seq, JobVerdict { bad, signers, certificate_ok })).is_err() {
                         return;
                     }
                 }
@@ -884,28 +1038,38 @@ where
         let mut rule_failure: Option<VerifyError> = None;
         'blocks: for (seq, item) in (0u64..).zip(blocks) {
             while window.pending.len() >= BLOCKS_IN_FLIGHT_MAX {
-                let Ok((s, bad, signers)) = result_rx.recv() else { break 'blocks };
-                window.record(s, bad, &signers);
+                let Ok((s, verdict)) = result_rx.recv() else { break 'blocks };
+                window.record(s, verdict);
                 if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
                     return Some(e);
                 }
             }
-            while let Ok((s, bad, signers)) = result_rx.try_recv() {
-                window.record(s, bad, &signers);
+            while let Ok((s, verdict)) = result_rx.try_recv() {
+                window.record(s, verdict);
             }
             if let Err(e) = window.retire(ctx, &mut summary, started, &mut progress) {
                 return Some(e);
             }
             let checked = item.and_then(|cb| {
-                check_without_signatures(ctx, &tip, &state, &cb.block, Some(&cb.certificate), None).map(|c| (cb, c))
-            });
-            let (cb, Checked { hash, gov, roster, merkle_nodes, delta, frontier }) = match checked {
-                Ok(x) => x,
-                Err(e) => {
-                    rule_failure = Some(e);
-                    break;
+                let batched = Some((&cb.certificate, CertificateMode::Batched));
+                match check_without_signatures_with(ctx, &tip, &state, &cb.block, batched, None) {
+                    Ok(c) => Ok((cb, c)),
+                    // Named as the one-by-one check names it: a bad certificate line
+                    // outranks the block's other failures.
+                    Err(e) => Err(check_without_signatures(ctx, &tip, &state, &cb.block, Some(&cb.certificate), None)
+                        .err()
+                        .unwrap_or(e)),
                 }
-            };
+            });
+            let (cb, Checked { hash, gov, roster, merkle_nodes, mut delta, frontier, mut certificate_lines }) =
+                match checked {
+                    Ok(x) => x,
+                    Err(e) => {
+                        rule_failure = Some(e);
+                        break;
+                    }
+                };
+            let attesters = Arc::new(std::mem::take(&mut delta.attesters));
             state.apply(&delta);
             let h = &cb.block.header;
             debug_assert_eq!(frontier.size(), h.tree_size);
@@ -913,10 +1077,13 @@ where
             tip = Tip { height: h.height, hash, time_ms: h.time_ms, frontier };
             let cb = Arc::new(cb);
             let n = cb.block.leaves.len();
-            let jobs = n.div_ceil(SIGNATURE_JOB_ITEMS_MAX);
+            // An empty block still needs a job for its certificate lines.
+            let jobs = n.div_ceil(SIGNATURE_JOB_ITEMS_MAX).max(usize::from(certificate_lines.is_some()));
             window.pending.push_back(Pending {
                 block: Arc::clone(&cb),
                 gov,
+                roster: Arc::clone(&roster),
+                certificate_bad: false,
                 jobs_left: jobs,
                 first_bad: None,
                 signers: SignerSet::default(),
@@ -924,7 +1091,8 @@ where
             for j in 0..jobs {
                 let range = j * SIGNATURE_JOB_ITEMS_MAX..((j + 1) * SIGNATURE_JOB_ITEMS_MAX).min(n);
                 let roster = Arc::clone(&roster);
-                if job_tx.send(Job { seq, block: Arc::clone(&cb), roster, range }).is_err() {
+                let (attesters, certificate) = (Arc::clone(&attesters), certificate_lines.take());
+                if job_tx.send(Job { seq, block: Arc::clone(&cb), roster, range, attesters, certificate }).is_err() {
                     break 'blocks;
                 }
             }
@@ -935,7 +1103,7 @@ where
                 return Some(e);
             }
             match result_rx.recv() {
-                Ok((s, bad, signers)) => window.record(s, bad, &signers),
+                Ok((s, verdict)) => window.record(s, verdict),
                 Err(_) => break,
             }
         }
@@ -1123,9 +1291,16 @@ mod tests {
         assert!(expected.contains(&Err(SigError::Mismatch)));
         for n in [1, 2, 40, 260] {
             for threads in [1, 2] {
-                let (table, signers) =
-                    leaf_verdicts(roster, roster.key_table(), &ctx.chain_id, leaves[..n].iter(), threads);
-                let (plain, plain_signers) = leaf_verdicts(roster, None, &ctx.chain_id, leaves[..n].iter(), threads);
+                let (table, signers, _) = leaf_verdicts(
+                    roster,
+                    roster.key_table(),
+                    &ctx.chain_id,
+                    leaves[..n].iter().map(|l| (l, None)),
+                    None,
+                    threads,
+                );
+                let (plain, plain_signers, _) =
+                    leaf_verdicts(roster, None, &ctx.chain_id, leaves[..n].iter().map(|l| (l, None)), None, threads);
                 assert_eq!(table, expected[..n], "table, {n} leaves, threads {threads}");
                 assert_eq!(plain, expected[..n], "plain, {n} leaves, threads {threads}");
                 assert_eq!(signers, plain_signers);
@@ -1156,6 +1331,38 @@ mod tests {
         );
         let gov = ctx.genesis.governance();
         assert!(Arc::ptr_eq(&ctx.roster(&gov), roster), "the genesis state's roster is the genesis roster");
+    }
+
+    #[test]
+    fn certificate_lines_are_left_for_the_batch_only_when_every_other_rule_holds() {
+        let (b, blocks) = chain(2, 5);
+        let ctx = ChainContext::new(b.genesis().clone());
+        let roster = ctx.genesis_roster();
+        let cert = &blocks[0].certificate;
+        let lines = defer_certificate(roster, cert).expect("a valid certificate's lines are deferred");
+        assert_eq!(lines.signers.len(), cert.signatures.len());
+        assert_eq!(lines.text, cert.body.to_text());
+        for (&m, line) in lines.signers.iter().zip(&cert.signatures) {
+            assert_eq!(roster.members[usize::from(m)].name.as_str(), line.key_name);
+        }
+        // Too few lines for a quorum, or an unknown signer: checked the usual way.
+        let mut few = cert.clone();
+        few.signatures.truncate(1);
+        assert!(defer_certificate(roster, &few).is_none());
+        let mut stranger = cert.clone();
+        stranger.signatures[0].key_name = "stranger".into();
+        assert!(defer_certificate(roster, &stranger).is_none());
+        // The lines verify in a batch with the block's leaves, and a bad one is seen.
+        let leaves = blocks[0].block.leaves.iter().map(|l| (l, None));
+        let (_, _, ok) = leaf_verdicts(roster, roster.key_table(), &ctx.chain_id, leaves, Some((&lines, cert)), 1);
+        assert!(ok);
+        let mut bad = cert.clone();
+        bad.signatures[1].signature.0[9] ^= 1;
+        let leaves = blocks[0].block.leaves.iter().map(|l| (l, None));
+        let (verdicts, _, ok) =
+            leaf_verdicts(roster, roster.key_table(), &ctx.chain_id, leaves, Some((&lines, &bad)), 1);
+        assert!(!ok);
+        assert!(verdicts.iter().all(Result::is_ok), "the leaves' verdicts are their own");
     }
 
     #[test]

@@ -249,3 +249,103 @@ fn decoders_never_panic_on_mutated_blocks() {
     }
     assert!(rejected > 1000, "most mutations break the encoding ({rejected} of 3000)");
 }
+
+/// `blocks[i]` with its certificate's `line`-th signature damaged (still parseable).
+fn with_bad_certificate_line(blocks: &mut [CertifiedBlock], i: usize, line: usize) {
+    blocks[i].certificate.signatures[line].signature.0[5] ^= 1;
+}
+
+/// The error the one-by-one certificate check gives for `blocks[i]`'s certificate.
+fn one_by_one(ctx: &ChainContext, blocks: &[CertifiedBlock], i: usize) -> Failure {
+    let roster = ctx.genesis_roster();
+    let e = credence_ledger::checkpoint::verify_quorum_strict(&blocks[i].certificate, &roster.verifier_keys)
+        .expect_err("a damaged line");
+    Failure::Certificate(e.to_string())
+}
+
+#[test]
+fn a_bad_certificate_line_checked_in_the_batch_is_named_as_the_single_check_names_it() {
+    let (b, blocks) = chain(4, 30);
+    let ctx = ctx_of(&b);
+    for line in [0, 2] {
+        let mut bad = blocks.clone();
+        with_bad_certificate_line(&mut bad, 2, line);
+        let (ok, f) = run(&ctx, bad.clone());
+        let f = f.unwrap();
+        assert_eq!((ok, f.height, f.record), (2, 3, None));
+        assert_eq!(f.reason, one_by_one(&ctx, &bad, 2), "{f}");
+        assert!(f.to_string().contains(&format!("line {}", line + 1)), "{f}");
+    }
+}
+
+/// `blocks[i]` with leaf `leaf`'s signature damaged, re-rooted and re-certified (so only
+/// the signature check can find it); the blocks after it are dropped (they link to the old header).
+fn with_bad_leaf_signature(b: &ChainBuilder, blocks: &mut Vec<CertifiedBlock>, i: usize, leaf: usize) {
+    let mut a = blocks[i].block.leaves[leaf].attestation.clone();
+    a.signature.0[40] ^= 1;
+    blocks[i].block.leaves[leaf] = Leaf::new(a);
+    let mut h = blocks[i].block.header.clone();
+    let mut f = verify_tip_frontier(&ctx_of(b), &blocks[..i]);
+    let mut scratch = Vec::new();
+    for l in &blocks[i].block.leaves {
+        f.push_leaf_hash(l.leaf_hash(), &mut scratch).unwrap();
+    }
+    h.tree_root = credence_ledger::hash::Hash(f.root());
+    blocks[i].certificate = b.certify(&h);
+    blocks[i].block.header = h;
+    blocks.truncate(i + 1);
+}
+
+#[test]
+fn a_bad_certificate_line_outranks_its_blocks_other_failures_but_not_an_earlier_blocks() {
+    let (b, blocks) = chain(4, 30);
+    let ctx = ctx_of(&b);
+
+    // Block 3: a bad attestation signature and a bad certificate line: the certificate wins.
+    let mut both = blocks.clone();
+    with_bad_leaf_signature(&b, &mut both, 2, 4);
+    let sig_only = run(&ctx, both.clone()).1.unwrap();
+    assert_eq!((sig_only.height, sig_only.record), (3, Some(4)), "{sig_only}");
+    with_bad_certificate_line(&mut both, 2, 1);
+    let f = run(&ctx, both.clone()).1.unwrap();
+    assert_eq!((f.height, f.record, f.reason), (3, None, one_by_one(&ctx, &both, 2)));
+
+    // Block 3: a rule failure (a block time that does not increase) and a bad certificate
+    // line: the certificate wins, as when it was checked before the rules.
+    let mut rule = blocks.clone();
+    let mut h = rule[2].block.header.clone();
+    h.time_ms = rule[1].block.header.time_ms;
+    rule[2].certificate = b.certify(&h);
+    rule[2].block.header = h;
+    rule.truncate(3);
+    let rule_only = run(&ctx, rule.clone()).1.unwrap();
+    assert!(matches!(rule_only.reason, Failure::Rule(Rejection::BlockTimeNotIncreasing { .. })), "{rule_only}");
+    with_bad_certificate_line(&mut rule, 2, 0);
+    let f = run(&ctx, rule.clone()).1.unwrap();
+    assert_eq!((f.height, f.reason), (3, one_by_one(&ctx, &rule, 2)));
+
+    // A bad attestation signature in block 2 outranks a bad certificate line in block 3.
+    let mut earlier = blocks.clone();
+    with_bad_leaf_signature(&b, &mut earlier, 1, 7);
+    let mut third = blocks[2].clone();
+    third.block.header.prev = earlier[1].block.header.hash();
+    third.certificate = b.certify(&third.block.header);
+    earlier.push(third);
+    with_bad_certificate_line(&mut earlier, 2, 0);
+    let f = run(&ctx, earlier).1.unwrap();
+    assert_eq!((f.height, f.record), (2, Some(7)), "{f}");
+    assert!(matches!(f.reason, Failure::Signature(_)), "{f}");
+}
+
+#[test]
+fn check_ahead_leaves_a_block_with_a_bad_certificate_line_unchecked() {
+    let (b, blocks) = chain(2, 20);
+    let ctx = ctx_of(&b);
+    let roster = ctx.genesis_roster().clone();
+    let good = verify::check_signatures_ahead(&ctx, &roster, blocks[0].clone(), 2);
+    assert!(matches!(good, verify::Ahead::Checked(_)));
+    let mut bad = blocks.clone();
+    with_bad_certificate_line(&mut bad, 0, 1);
+    let ahead = verify::check_signatures_ahead(&ctx, &roster, bad[0].clone(), 2);
+    assert!(matches!(ahead, verify::Ahead::Unchecked(_)));
+}

@@ -2342,6 +2342,7 @@ mod tests {
             pledges: vec![(patent, Some(id)), (patent, None)],
             governance: None,
             facts: vec![],
+            attesters: vec![],
         };
         let bytes = encode_delta(&delta);
         assert_eq!(decode_delta(&bytes, 9).unwrap(), (delta.records.clone(), delta.pledges.clone(), vec![]));
