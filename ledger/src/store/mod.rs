@@ -4,10 +4,12 @@
 //! a [`ValidBlock`] for the next height, and writes the block, its certificate,
 //! its Merkle nodes, every index and the state change in one atomic transaction.
 
+mod id_runs;
 mod memory;
 mod redb_store;
 
 pub use memory::MemStore;
+pub use id_runs::{COMPACT_OPS_PER_COMMIT_MAX, FILTER_BITS_PER_ENTRY, RUNS_FANIN};
 pub use redb_store::{RedbOptions, RedbStore};
 
 use crate::attestation::AttestationId;

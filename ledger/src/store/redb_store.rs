@@ -138,6 +138,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
+use super::id_runs::{COMPACT_OPS_PER_COMMIT_MAX, Catalog, ID_RUNS, IdRuns, KEY_RUNS, run_key};
 use super::{Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError};
 use crate::attestation::{AttestationId, Claim, ClaimKind};
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
@@ -151,8 +152,12 @@ use crate::loan_rules::{Fact, FactKey};
 use crate::merkle::{MerkleError, NodeHash, NodeReader};
 use crate::rules::{RecordMeta, RecordStatus, StateDelta, StateView};
 
-/// Version of the table layout above. A store of another version is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the table layout above. A store of another version is refused, except
+/// [`FORMAT_LEGACY_IDS`], which is migrated on open.
+pub const FORMAT_VERSION: u32 = 2;
+/// The format before the id runs (every id in the table `ids`): opened by making that table
+/// the oldest, read-only run ([`RedbStore::migrated_from_format`]).
+pub const FORMAT_LEGACY_IDS: u32 = 1;
 /// Default for [`RedbOptions::stage_leaves_max`].
 pub const STAGE_LEAVES_DEFAULT: u64 = 65_536;
 /// Default for [`RedbOptions::cache_bytes`].
@@ -205,8 +210,8 @@ const HEAD_BYTES: usize = 88;
 const CURSOR_BYTES: usize = 24;
 const META_BYTES: usize = 20;
 
-type IdKey = [u8; 16];
-type MetaBytes = [u8; META_BYTES];
+pub(super) type IdKey = [u8; 16];
+pub(super) type MetaBytes = [u8; META_BYTES];
 
 /// Tuning of a [`RedbStore`]; the defaults suit a node.
 #[derive(Clone, Copy, Debug)]
@@ -219,6 +224,8 @@ pub struct RedbOptions {
     /// Most merge operations one commit writes while a generation is frozen (at least 1),
     /// except when the active generation fills before the frozen one is merged.
     pub merge_ops_per_commit_max: usize,
+    /// Most `id_runs` entries one commit reads, writes or deletes to merge id runs (at least 1).
+    pub compact_ops_per_commit_max: usize,
 }
 
 impl Default for RedbOptions {
@@ -227,6 +234,7 @@ impl Default for RedbOptions {
             stage_leaves_max: STAGE_LEAVES_DEFAULT,
             cache_bytes: CACHE_BYTES_DEFAULT,
             merge_ops_per_commit_max: MERGE_OPS_PER_COMMIT_MAX,
+            compact_ops_per_commit_max: COMPACT_OPS_PER_COMMIT_MAX,
         }
     }
 }
@@ -245,6 +253,12 @@ pub struct RedbStore {
     active: Staged,
     /// Merge operations the last commit wrote.
     last_commit_ops: usize,
+    /// Id-run merge entries the last commit handled.
+    last_commit_compact_ops: usize,
+    /// The record-id runs: their catalog and filters.
+    id_runs: IdRuns,
+    /// The format this store was migrated from when it was opened, if it was.
+    migrated_from: Option<u32>,
     /// Snapshot of the last commit, shared by reads; `None` if it could not be renewed.
     read: Option<ReadTransaction>,
     /// Set when a commit failed inside redb: memory may then disagree with the file.
@@ -368,6 +382,9 @@ struct Frozen {
     staged: Staged,
     /// What merging it writes, in a fixed order.
     ops: MergeOps,
+    /// The id run its `ids` ops write (`None`: the legacy `ids` table, only while a format-1
+    /// store is migrated).
+    run: Option<u32>,
     /// How many of `ops` the tables already hold (the cursor in `meta`).
     applied: usize,
 }
@@ -454,11 +471,38 @@ impl MergeOps {
         (ids.count() as u64, segment(0, applied, at, self.attester.len()).len() as u64)
     }
 
-    /// Writes ops `lo..hi` of the list.
-    fn apply(&self, w: &WriteTransaction, t: &Tables<'_>, lo: usize, hi: usize) -> Result<(), StoreError> {
+    /// Writes ops `lo..hi` of the list; the `ids` ops into id run `run` (into the legacy `ids`
+    /// table if `None`).
+    fn apply(
+        &self,
+        w: &WriteTransaction,
+        t: &Tables<'_>,
+        (lo, hi): (usize, usize),
+        run: Option<u32>,
+        runs: &IdRuns,
+    ) -> Result<(), StoreError> {
         let mut at = 0;
         let r = segment(lo, hi, at, self.ids.len());
-        if !r.is_empty() {
+        if let (false, Some(run)) = (r.is_empty(), run) {
+            let mut table = w.open_table(ID_RUNS).map_err(backend)?;
+            let legacy = w.open_table(IDS).map_err(backend)?;
+            for (id, leaf, meta) in &self.ids[r.clone()] {
+                let leaf = match leaf {
+                    Some(leaf) => *leaf,
+                    // A change to an older record: a newer entry under the same key, which wins.
+                    None => match runs.find(&table, &legacy, &t.leaves, id)? {
+                        Some((leaf, _)) => leaf,
+                        None => {
+                            return Err(corrupt(
+                                "table id_runs",
+                                format!("a change for attestation {id}, which is not on the ledger"),
+                            ));
+                        }
+                    },
+                };
+                table.insert(&run_key(run, &id_key(id, leaf)), meta).map_err(backend)?;
+            }
+        } else if !r.is_empty() {
             let mut table = w.open_table(IDS).map_err(backend)?;
             for (id, leaf, meta) in &self.ids[r] {
                 let leaf = match leaf {
@@ -545,14 +589,14 @@ fn slice_ops(total: usize, leaves: u64, stage_leaves_max: u64, max: usize) -> us
 // Errors and encodings
 // ---------------------------------------------------------------------------------------------
 
-fn backend(e: impl Into<redb::Error>) -> StoreError {
+pub(super) fn backend(e: impl Into<redb::Error>) -> StoreError {
     match e.into() {
         redb::Error::Corrupted(reason) => StoreError::Corrupt { place: "redb file".into(), reason },
         e => StoreError::Backend(e.to_string()),
     }
 }
 
-fn corrupt(place: impl Into<String>, reason: impl Into<String>) -> StoreError {
+pub(super) fn corrupt(place: impl Into<String>, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt { place: place.into(), reason: reason.into() }
 }
 
@@ -560,7 +604,7 @@ fn poisoned() -> StoreError {
     StoreError::Backend("a commit failed inside the database; reopen the store".into())
 }
 
-fn place(table: &str, key: impl fmt::Display) -> String {
+pub(super) fn place(table: &str, key: impl fmt::Display) -> String {
     format!("table {table}, key {key}")
 }
 
@@ -572,7 +616,7 @@ fn open_err(table: &'static str) -> impl Fn(redb::TableError) -> StoreError {
     }
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
+pub(super) fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_be_bytes(a)
@@ -655,7 +699,7 @@ fn encode_meta(m: &RecordMeta) -> MetaBytes {
     out
 }
 
-fn decode_meta(b: &[u8], at: &dyn Fn() -> String) -> Result<RecordMeta, StoreError> {
+pub(super) fn decode_meta(b: &[u8], at: &dyn Fn() -> String) -> Result<RecordMeta, StoreError> {
     let Ok(b) = <&MetaBytes>::try_from(b) else {
         return Err(corrupt(at(), format!("record metadata of {} bytes, expected {META_BYTES}", b.len())));
     };
@@ -782,7 +826,7 @@ fn decode_delta(b: &[u8], height: u64) -> Result<Changes, StoreError> {
     Ok((records, pledges, facts))
 }
 
-fn id_key(id: &AttestationId, leaf: u64) -> IdKey {
+pub(super) fn id_key(id: &AttestationId, leaf: u64) -> IdKey {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&id.bytes()[..8]);
     k[8..].copy_from_slice(&leaf.to_be_bytes());
@@ -886,7 +930,7 @@ fn decode_cert(b: &[u8], height: u64) -> Result<Checkpoint, StoreError> {
     Ok(c)
 }
 
-fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
+pub(super) fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
     Leaf::from_bytes(b.to_vec()).map_err(|e| corrupt(place("leaves", index), e.to_string()))
 }
 
@@ -896,7 +940,7 @@ fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
 
 /// The leaf index and metadata of `id` in the `ids` table, confirming prefix matches
 /// against the leaves.
-fn find_id(
+pub(super) fn find_id(
     ids: &impl ReadableTable<&'static IdKey, &'static MetaBytes>,
     leaves: &impl ReadableTable<u64, &'static [u8]>,
     id: &AttestationId,
@@ -1004,7 +1048,7 @@ impl RedbStore {
             }
         }
         let read = db.begin_read().map_err(backend)?;
-        let (head, merged, cursor) = check_head(&read)?;
+        let (head, merged, cursor, format) = check_head(&read)?;
         let read = if table_exists(&read, CONSENTS)? {
             read
         } else {
@@ -1022,6 +1066,9 @@ impl RedbStore {
             frozen: None,
             active: Staged::default(),
             last_commit_ops: 0,
+            last_commit_compact_ops: 0,
+            id_runs: IdRuns::empty(),
+            migrated_from: None,
             read: Some(read),
             poisoned: false,
             deferred: false,
@@ -1035,8 +1082,78 @@ impl RedbStore {
             store.read = Some(store.db.begin_read().map_err(backend)?);
         }
         store.check_tree()?;
-        store.load_staged(cursor)?;
+        if format == FORMAT_LEGACY_IDS {
+            store.load_staged(cursor, None)?;
+            store.migrate_legacy_ids()?;
+        } else {
+            let building = store.read_catalog()?.building;
+            store.load_staged(cursor, Some(building))?;
+        }
+        let catalog = store.read_catalog()?;
+        let building = store.frozen.as_ref().map_or(0, |f| segment(0, f.applied, 0, f.ops.ids.len()).len() as u64);
+        let r = store.snapshot()?;
+        let runs = r.open_table(ID_RUNS).map_err(open_err("id_runs"))?;
+        let legacy = r.open_table(IDS).map_err(open_err("ids"))?;
+        let id_runs = IdRuns::load(catalog, &runs, &legacy, building)?;
+        drop((runs, legacy, r));
+        store.id_runs = id_runs;
         Ok(store)
+    }
+
+    fn read_catalog(&self) -> Result<Catalog, StoreError> {
+        let r = self.snapshot()?;
+        let meta = r.open_table(META).map_err(open_err("meta"))?;
+        match meta.get(KEY_RUNS).map_err(backend)? {
+            Some(v) => Catalog::decode(v.value()),
+            None => Err(corrupt(place("meta", KEY_RUNS), "missing")),
+        }
+    }
+
+    /// Opens a format-1 store as format 2: finishes the merge under way, if any, into the
+    /// legacy `ids` table (at most one generation's ops, in this one transaction), which then
+    /// becomes the oldest, read-only id run; creates `id_runs` and its catalog.
+    fn migrate_legacy_ids(&mut self) -> Result<(), StoreError> {
+        self.read = None;
+        let w = self.db.begin_write().map_err(backend)?;
+        let done = (|| -> Result<(), StoreError> {
+            let mut t = Tables::open(&w)?;
+            apply_frozen(&w, &mut t, &mut self.frozen, &mut self.merged, usize::MAX, &mut self.id_runs)?;
+            let legacy = w.open_table(IDS).map_err(backend)?.len().map_err(backend)?;
+            w.open_table(ID_RUNS).map_err(backend)?;
+            t.meta.insert(KEY_RUNS, Catalog::new(legacy).encode().as_slice()).map_err(backend)?;
+            t.meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
+            Ok(())
+        })();
+        if let Err(e) = done {
+            self.poisoned = true;
+            return Err(e);
+        }
+        w.commit().map_err(|e| {
+            self.poisoned = true;
+            backend(e)
+        })?;
+        self.migrated_from = Some(FORMAT_LEGACY_IDS);
+        self.read = Some(self.db.begin_read().map_err(backend)?);
+        Ok(())
+    }
+
+    /// The format this store was written in, if opening it migrated it to [`FORMAT_VERSION`]
+    /// (a format-1 store's `ids` table became the oldest id run). The node reports it.
+    pub fn migrated_from_format(&self) -> Option<u32> {
+        self.migrated_from
+    }
+
+    /// Id runs readable now, the merge of runs under way (entries written, inputs), and the
+    /// bytes of their in-memory filters.
+    pub fn id_runs_state(&self) -> (usize, Option<(u64, usize)>, usize) {
+        let c = &self.id_runs.catalog;
+        (c.runs.len(), c.compaction.as_ref().map(|m| (m.written, m.inputs.len())), self.id_runs.filter_bytes())
+    }
+
+    /// Id-run merge entries (read, written or deleted) the last commit handled (at most
+    /// [`RedbOptions::compact_ops_per_commit_max`] plus the inputs' read slack).
+    pub fn last_commit_compact_ops(&self) -> usize {
+        self.last_commit_compact_ops
     }
 
     /// Reads the newest governance state at or below the head.
@@ -1073,7 +1190,9 @@ impl RedbStore {
     /// `staged_deltas` and their leaves, and checks the cursor against the rebuilt list of
     /// merge ops: it must lie inside it, and `ids` and `index_attester` must hold exactly
     /// the entries the applied ops inserted.
-    fn load_staged(&mut self, cursor: Option<Cursor>) -> Result<(), StoreError> {
+    /// `runs` is `None` for a format-1 store (its `ids` table is checked instead), else the
+    /// catalog's run being built, which must be named exactly when a generation is frozen.
+    fn load_staged(&mut self, cursor: Option<Cursor>, runs: Option<Option<u32>>) -> Result<(), StoreError> {
         let r = self.snapshot()?;
         let deltas = r.open_table(STAGED).map_err(open_err("staged_deltas"))?;
         let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
@@ -1092,9 +1211,14 @@ impl RedbStore {
                     ));
                 }
                 let (new_ids, new_attester) = ops.inserted(applied);
-                let ids = r.open_table(IDS).map_err(open_err("ids"))?.len().map_err(backend)?;
+                let ids = match runs {
+                    None => Some(r.open_table(IDS).map_err(open_err("ids"))?.len().map_err(backend)?),
+                    Some(_) => None,
+                };
                 let attester = r.open_table(ATTESTER).map_err(open_err("index_attester"))?.len().map_err(backend)?;
-                for (table, len, new) in [("ids", ids, new_ids), ("index_attester", attester, new_attester)] {
+                let counts = [("ids", ids, new_ids), ("index_attester", Some(attester), new_attester)];
+                for (table, len, new) in counts {
+                    let Some(len) = len else { continue };
                     if len != self.merged.tree_size + new {
                         return Err(corrupt(
                             format!("table {table}"),
@@ -1105,9 +1229,19 @@ impl RedbStore {
                         ));
                     }
                 }
-                Some(Frozen { to: c.to, staged, ops, applied })
+                let run = match runs {
+                    None => None,
+                    Some(Some(run)) => Some(run),
+                    Some(None) => {
+                        return Err(corrupt(place("meta", KEY_RUNS), "names no run for the frozen generation"));
+                    }
+                };
+                Some(Frozen { to: c.to, staged, ops, applied, run })
             }
         };
+        if let (None, Some(Some(run))) = (&frozen, runs) {
+            return Err(corrupt(place("meta", KEY_RUNS), format!("run {run} is being built, but nothing is frozen")));
+        }
         let from = frozen.as_ref().map_or(self.merged, |f| f.to);
         let active = load_generation(&deltas, &leaves, &gov, from, head)?;
         drop((deltas, leaves, r));
@@ -1254,8 +1388,10 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(REFS).map_err(backend)?;
         w.open_table(CONSENTS).map_err(backend)?;
         w.open_table(READERS).map_err(backend)?;
+        w.open_table(ID_RUNS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
+        meta.insert(KEY_RUNS, Catalog::new(0).encode().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
     }
     w.commit().map_err(backend)
@@ -1268,12 +1404,19 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
 /// merge point and the head, and `ids` and `index_attester` hold the merged leaves (plus,
 /// during a merge, at most the frozen ones; [`RedbStore::load_staged`] checks the exact
 /// count against the cursor).
-fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Cursor>), StoreError> {
+fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Cursor>, u32), StoreError> {
     let meta = r.open_table(META).map_err(open_err("meta"))?;
     let format = meta.get(KEY_FORMAT).map_err(backend)?.map(|v| v.value().to_vec());
-    if format.as_deref() != Some(FORMAT_VERSION.to_be_bytes().as_slice()) {
-        return Err(corrupt(place("meta", KEY_FORMAT), format!("{format:?} is not format version {FORMAT_VERSION}")));
-    }
+    let format = match format.as_deref() {
+        Some(b) if b == FORMAT_VERSION.to_be_bytes() => FORMAT_VERSION,
+        Some(b) if b == FORMAT_LEGACY_IDS.to_be_bytes() => FORMAT_LEGACY_IDS,
+        _ => {
+            return Err(corrupt(
+                place("meta", KEY_FORMAT),
+                format!("{format:?} is not format version {FORMAT_VERSION} (nor {FORMAT_LEGACY_IDS}, which is migrated)"),
+            ));
+        }
+    };
     let head = match meta.get(KEY_HEAD).map_err(backend)? {
         Some(v) => Some(decode_head(v.value())?),
         None => None,
@@ -1390,7 +1533,13 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Curso
         }
     }
     let most = cursor.map_or(merged.tree_size, |c| c.to.tree_size);
-    for (table, len) in [("ids", ids.len()), ("index_attester", attester.len())] {
+    // In format 2 the ids are in `id_runs`, whose counts the catalog accounts for (checked on load).
+    let ids_len = match format {
+        FORMAT_LEGACY_IDS => Some(ids.len()),
+        _ => None,
+    };
+    for (table, len) in [("ids", ids_len), ("index_attester", Some(attester.len()))] {
+        let Some(len) = len else { continue };
         let len = len.map_err(backend)?;
         if len < merged.tree_size || len > most {
             return Err(corrupt(
@@ -1399,7 +1548,7 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Curso
             ));
         }
     }
-    Ok((head, merged, cursor))
+    Ok((head, merged, cursor, format))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1506,14 +1655,15 @@ impl RedbStore {
         let full = self.active.leaves >= limit;
         let mut written = 0;
         if full && self.frozen.is_some() {
-            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, usize::MAX)?;
+            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, usize::MAX, &mut self.id_runs)?;
         }
         let mut froze = false;
         if full && self.frozen.is_none() {
             let staged = std::mem::take(&mut self.active);
             let ops = MergeOps::build(&staged)?;
             let to = Merged { height: header.height, tree_size: header.tree_size };
-            self.frozen = Some(Frozen { to, staged, ops, applied: 0 });
+            let run = Some(self.id_runs.start_building()?);
+            self.frozen = Some(Frozen { to, staged, ops, applied: 0, run });
             froze = true;
         }
         if let Some(f) = &self.frozen {
@@ -1522,9 +1672,18 @@ impl RedbStore {
                 _ if froze && limit > 0 => 0,
                 s => s.saturating_sub(written),
             };
-            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, slice)?;
+            written += apply_frozen(w, &mut t, &mut self.frozen, &mut self.merged, slice, &mut self.id_runs)?;
         }
         self.last_commit_ops = written;
+        // Merging id runs: sequential reads, appends and deletes, bounded per commit.
+        self.last_commit_compact_ops = match self.id_runs.has_work() {
+            true => self.id_runs.work(w, IdRuns::budget(n, self.options.compact_ops_per_commit_max.max(1)))?,
+            false => 0,
+        };
+        if self.id_runs.dirty {
+            t.meta.insert(KEY_RUNS, self.id_runs.catalog.encode().as_slice()).map_err(backend)?;
+            self.id_runs.dirty = false;
+        }
         debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size));
         debug_assert_eq!(t.headers.len().ok(), Some(header.height));
         debug_assert_eq!(t.staged.len().ok(), Some(header.height - self.merged.height));
@@ -1541,11 +1700,12 @@ fn apply_frozen(
     frozen: &mut Option<Frozen>,
     merged: &mut Merged,
     max: usize,
+    runs: &mut IdRuns,
 ) -> Result<usize, StoreError> {
     let Some(f) = frozen else { return Ok(0) };
     let from = f.applied;
     let to = from.saturating_add(max).min(f.ops.len());
-    f.ops.apply(w, t, from, to)?;
+    f.ops.apply(w, t, (from, to), f.run, runs)?;
     f.applied = to;
     if to < f.ops.len() {
         let cursor = Cursor { to: f.to, applied: to as u64 };
@@ -1558,7 +1718,12 @@ fn apply_frozen(
     *merged = f.to;
     t.meta.insert(KEY_MERGED, encode_merged(*merged).as_slice()).map_err(backend)?;
     t.meta.remove(KEY_FROZEN).map_err(backend)?;
-    debug_assert_eq!(w.open_table(IDS).ok().and_then(|t| t.len().ok()), Some(merged.tree_size));
+    if f.run.is_some() {
+        let keys: Vec<IdKey> = f.ops.ids.iter().map(|(id, _, _)| id_key(id, 0)).collect();
+        runs.finish_building(f.ops.ids.len() as u64, keys.iter());
+    } else {
+        debug_assert_eq!(w.open_table(IDS).ok().and_then(|t| t.len().ok()), Some(merged.tree_size));
+    }
     *frozen = None;
     Ok(to - from)
 }
@@ -1650,6 +1815,16 @@ impl NodeReader for RedbStore {
     }
 }
 
+impl RedbStore {
+    /// The leaf and metadata of a record merged into the id runs (or the legacy `ids` table).
+    fn find_recorded(&self, r: &ReadTransaction, id: &AttestationId) -> Result<Option<(u64, RecordMeta)>, StoreError> {
+        let runs = r.open_table(ID_RUNS).map_err(open_err("id_runs"))?;
+        let legacy = r.open_table(IDS).map_err(open_err("ids"))?;
+        let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        self.id_runs.find(&runs, &legacy, &leaves, id)
+    }
+}
+
 impl StateView for RedbStore {
     type Error = StoreError;
 
@@ -1664,9 +1839,7 @@ impl StateView for RedbStore {
             return Ok(Some(*meta));
         }
         let r = self.snapshot()?;
-        let ids = r.open_table(IDS).map_err(open_err("ids"))?;
-        let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
-        Ok(find_id(&ids, &leaves, id)?.map(|(_, meta)| meta))
+        Ok(self.find_recorded(&r, id)?.map(|(_, meta)| meta))
     }
 
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
@@ -1896,14 +2069,10 @@ impl Store for RedbStore {
         let r = self.snapshot()?;
         let leaf_index = match self.newest_first().find_map(|g| g.ids.get(id)) {
             Some(leaf) => *leaf,
-            None => {
-                let ids = r.open_table(IDS).map_err(open_err("ids"))?;
-                let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
-                match find_id(&ids, &leaves, id)? {
-                    Some((leaf, _)) => leaf,
-                    None => return Ok(None),
-                }
-            }
+            None => match self.find_recorded(&r, id)? {
+                Some((leaf, _)) => leaf,
+                None => return Ok(None),
+            },
         };
         let t = r.open_table(FIRST_LEAF).map_err(open_err("block_by_first_leaf"))?;
         let found = t.range(..=leaf_index).map_err(backend)?.next_back().transpose().map_err(backend)?;
@@ -2169,15 +2338,15 @@ mod tests {
                 let to = Merged { tree_size: c.to.tree_size + 1, ..c.to };
                 w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(Cursor { to, ..c }).as_slice()).unwrap();
             }),
-            // The applied ops inserted `ids` entries that a cursor at 0 does not account for.
-            ("table ids", "merge ops", |w, c| {
+            // The applied ops inserted id-run entries that a cursor at 0 does not account for.
+            ("table id_runs", "accounts for 0", |w, c| {
                 w.open_table(META)
                     .unwrap()
                     .insert(KEY_FROZEN, encode_cursor(Cursor { applied: 0, ..c }).as_slice())
                     .unwrap();
             }),
             // Without its cursor, the partly merged generation is unaccounted for.
-            ("table ids", "merged leaves", |w, _| {
+            ("table meta, key id_runs", "nothing is frozen", |w, _| {
                 w.open_table(META).unwrap().remove(KEY_FROZEN).unwrap();
             }),
         ];
@@ -2267,11 +2436,22 @@ mod tests {
         let (_dir, path, builder, vbs) = store_with(2);
         let leaves: Vec<&Leaf> = vbs.iter().flat_map(|vb| &vb.certified().block.leaves).collect();
         let (a, b) = (leaves[30].id, leaves[4].id);
-        // Re-key leaf 4's entry under leaf 30's prefix: a lookup of `a` now meets leaf 4 first.
+        let store = RedbStore::open(&path, builder.genesis()).unwrap();
+        let (old, new) = (store.id_runs.catalog.runs[0], store.id_runs.catalog.runs[1]);
+        assert_eq!(old.count, 20, "one run per block");
+        assert!(new.count >= 20, "block 2's records and its changes to block 1's");
+        drop(store);
+        // Move leaf 4's entry to the newest run under leaf 30's prefix: a lookup of `a` now
+        // meets leaf 4 first; the catalog's counts follow, so the store opens.
         tamper(&path, |w| {
-            let mut ids = w.open_table(IDS).unwrap();
-            let meta = *ids.remove(&id_key(&b, 4)).unwrap().unwrap().value();
-            ids.insert(&id_key(&a, 4), &meta).unwrap();
+            let mut runs = w.open_table(super::super::id_runs::ID_RUNS).unwrap();
+            let meta = *runs.remove(&run_key(old.run, &id_key(&b, 4))).unwrap().unwrap().value();
+            runs.insert(&run_key(new.run, &id_key(&a, 4)), &meta).unwrap();
+            let mut meta_t = w.open_table(META).unwrap();
+            let mut c = Catalog::decode(meta_t.get(KEY_RUNS).unwrap().unwrap().value()).unwrap();
+            c.runs[0].count -= 1;
+            c.runs[1].count += 1;
+            meta_t.insert(KEY_RUNS, c.encode().as_slice()).unwrap();
         });
         let store = RedbStore::open(&path, builder.genesis()).unwrap();
         assert_eq!(store.locate(&a).unwrap(), Some(Location { height: 2, leaf_index: 30 }));
