@@ -10,7 +10,7 @@ mod redb_store;
 
 pub use memory::MemStore;
 pub use id_runs::{COMPACT_OPS_PER_COMMIT_MAX, FILTER_BITS_PER_ENTRY, RUNS_FANIN};
-pub use redb_store::{RedbOptions, RedbStore};
+pub use redb_store::{FORMAT_LEGACY_IDS, FORMAT_VERSION, RedbOptions, RedbStore};
 
 use crate::attestation::AttestationId;
 use crate::block::{BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};

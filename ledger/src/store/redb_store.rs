@@ -2431,6 +2431,88 @@ mod tests {
         assert!(sliced > 20 && forced > 2, "{sliced} sliced commits, {forced} finishing a frozen generation early");
     }
 
+    /// Rewrites a format-2 store as format 1 wrote it: every id in the table `ids` (the runs'
+    /// newest values, and what the frozen generation's applied ops wrote), no `id_runs`.
+    fn to_format_1(path: &Path) {
+        tamper(path, |w| {
+            let mut meta = w.open_table(META).unwrap();
+            let c = Catalog::decode(meta.get(KEY_RUNS).unwrap().unwrap().value()).unwrap();
+            {
+                let runs = w.open_table(ID_RUNS).unwrap();
+                let mut ids = w.open_table(IDS).unwrap();
+                for run in c.runs.iter().map(|r| r.run).chain(c.building) {
+                    let (lo, hi) = (run_key(run, &[0; 16]), run_key(run, &[0xff; 16]));
+                    for item in runs.range::<&[u8; 20]>(&lo..=&hi).unwrap() {
+                        let (k, v) = item.unwrap();
+                        let mut id = [0u8; 16];
+                        id.copy_from_slice(&k.value()[4..]);
+                        ids.insert(&id, v.value()).unwrap();
+                    }
+                }
+            }
+            w.delete_table(ID_RUNS).unwrap();
+            meta.remove(KEY_RUNS).unwrap();
+            meta.insert(KEY_FORMAT, FORMAT_LEGACY_IDS.to_be_bytes().as_slice()).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_format_1_store_is_migrated_on_open_and_reads_the_same() {
+        for mid_merge in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger.redb");
+            let mut builder = ChainBuilder::new(3, 1_600_000_000_000).unwrap();
+            // Slices of 10 ops keep a merge under way at every commit; larger ones finish it.
+            let slice = if mid_merge { 10 } else { MERGE_OPS_PER_COMMIT_MAX };
+            let options = RedbOptions { stage_leaves_max: 50, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
+            let mut store = RedbStore::open_with(&path, builder.genesis(), options).unwrap();
+            let mut mem = super::super::MemStore::new(builder.genesis());
+            let mut ids = Vec::new();
+            let genesis = builder.genesis().clone();
+            let mut commit = |store: &mut RedbStore, mem: &mut super::super::MemStore, ids: &mut Vec<AttestationId>| {
+                let vb = builder.next_block(20).unwrap();
+                store.commit(&vb).unwrap();
+                mem.commit(&vb).unwrap();
+                ids.extend(vb.certified().block.leaves.iter().map(|l| l.id));
+            };
+            for _ in 0..12 {
+                commit(&mut store, &mut mem, &mut ids);
+            }
+            while store.merge_progress().is_some() != mid_merge
+                || store.merge_progress().is_some_and(|(a, _)| a < 20)
+            {
+                commit(&mut store, &mut mem, &mut ids);
+            }
+            assert_eq!(store.migrated_from_format(), None);
+            drop(store);
+            to_format_1(&path);
+            let mut store = RedbStore::open_with(&path, &genesis, options).unwrap();
+            assert_eq!(store.migrated_from_format(), Some(FORMAT_LEGACY_IDS), "mid-merge {mid_merge}");
+            assert_eq!(store.merge_progress(), None, "the migration finished the merge under way");
+            let legacy = store.id_runs.catalog.legacy;
+            assert!(legacy >= 200 && store.id_runs.catalog.runs.is_empty(), "{legacy}");
+            let absent = HashOf::from_hash(Hash([9; 32]));
+            let check = |store: &RedbStore, mem: &super::super::MemStore, ids: &[AttestationId], at: &str| {
+                for id in ids.iter().chain([&absent]) {
+                    assert_eq!(store.locate(id).unwrap(), mem.locate(id).unwrap(), "{at}: locate {id}");
+                    assert_eq!(store.record(id).unwrap(), mem.record(id).unwrap(), "{at}: record {id}");
+                }
+            };
+            check(&store, &mem, &ids, "migrated");
+            // New generations go to id runs on top of the legacy table; changes to its records win.
+            for _ in 0..40 {
+                commit(&mut store, &mut mem, &mut ids);
+            }
+            assert!(!store.id_runs.catalog.runs.is_empty());
+            assert_eq!(store.id_runs.catalog.legacy, legacy, "the legacy table is never written again");
+            check(&store, &mem, &ids, "after more commits");
+            drop(store);
+            let store = RedbStore::open_with(&path, &genesis, options).unwrap();
+            assert_eq!(store.migrated_from_format(), None, "migrated once");
+            check(&store, &mem, &ids, "reopened");
+        }
+    }
+
     #[test]
     fn ids_sharing_a_prefix_are_told_apart_by_their_leaves() {
         let (_dir, path, builder, vbs) = store_with(2);
