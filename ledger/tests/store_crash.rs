@@ -255,13 +255,17 @@ fn killed_writers_leave_a_complete_consistent_store() {
         let at = match child.try_wait().expect("child status") {
             Some(status) => {
                 assert!(status.success(), "life {lives}: the child failed on its own: {status}");
-                format!("life {lives} (finished, stage limit {stage}, slice {slice}, run merges {compact}, defer {defer})")
+                format!(
+                    "life {lives} (finished, stage limit {stage}, slice {slice}, run merges {compact}, defer {defer})"
+                )
             }
             None => {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reap child");
                 kills += 1;
-                format!("life {lives} (kill {kills}, stage limit {stage}, slice {slice}, run merges {compact}, defer {defer})")
+                format!(
+                    "life {lives} (kill {kills}, stage limit {stage}, slice {slice}, run merges {compact}, defer {defer})"
+                )
             }
         };
         reader.join().expect("stdout reader");

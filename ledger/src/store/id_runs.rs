@@ -41,8 +41,8 @@ use std::collections::HashMap;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
-use super::redb_store::{IdKey, MetaBytes, backend, corrupt, decode_leaf, decode_meta, id_key, place};
 use super::StoreError;
+use super::redb_store::{IdKey, MetaBytes, backend, corrupt, decode_leaf, decode_meta, id_key, place};
 use crate::attestation::AttestationId;
 use crate::rules::RecordMeta;
 
@@ -413,7 +413,10 @@ impl IdRuns {
         }
         for (run, n) in &counts {
             if !expected.contains_key(run) {
-                return Err(corrupt("table id_runs", format!("{n} entries of run {run}, which the catalog does not name")));
+                return Err(corrupt(
+                    "table id_runs",
+                    format!("{n} entries of run {run}, which the catalog does not name"),
+                ));
             }
         }
         for (run, want) in &expected {
@@ -578,11 +581,8 @@ impl IdRuns {
         budget: usize,
     ) -> Result<usize, StoreError> {
         let Some(c) = self.catalog.compaction.clone() else { return Ok(0) };
-        let counts: Vec<u64> = c
-            .inputs
-            .iter()
-            .map(|i| self.catalog.runs.iter().find(|r| r.run == *i).map_or(0, |r| r.count))
-            .collect();
+        let counts: Vec<u64> =
+            c.inputs.iter().map(|i| self.catalog.runs.iter().find(|r| r.run == *i).map_or(0, |r| r.count)).collect();
         let total: u64 = counts.iter().sum::<u64>().max(1);
         let mut fetched: Vec<(IdKey, usize, MetaBytes)> = Vec::new();
         let mut frontier: Option<IdKey> = None;
@@ -623,11 +623,11 @@ impl IdRuns {
         if frontier.is_none() {
             // Every input was read to its end: the output replaces them.
             let start = self.catalog.runs.iter().position(|r| r.run == c.inputs[0]).unwrap_or(0);
-            let merged: Vec<Run> = self.catalog.runs.splice(
-                start..start + c.inputs.len(),
-                [Run { run: c.output, level: c.level, count: comp.written }],
-            )
-            .collect();
+            let merged: Vec<Run> = self
+                .catalog
+                .runs
+                .splice(start..start + c.inputs.len(), [Run { run: c.output, level: c.level, count: comp.written }])
+                .collect();
             for r in merged {
                 self.filters.remove(&r.run);
                 self.catalog.garbage.push(Garbage { run: r.run, left: r.count });
@@ -703,9 +703,19 @@ mod tests {
         let bad = [
             Catalog { next: 20, ..c.clone() },
             Catalog { building: Some(3), ..c.clone() },
-            Catalog { compaction: Some(Compaction { inputs: vec![20, 3], output: 27, level: 2, written: 0 }), ..c.clone() },
-            Catalog { compaction: Some(Compaction { inputs: vec![3, 29], output: 27, level: 2, written: 0 }), ..c.clone() },
-            Catalog { runs: vec![Run { run: 3, level: 0, count: 1 }, Run { run: 4, level: 1, count: 1 }], compaction: None, ..c.clone() },
+            Catalog {
+                compaction: Some(Compaction { inputs: vec![20, 3], output: 27, level: 2, written: 0 }),
+                ..c.clone()
+            },
+            Catalog {
+                compaction: Some(Compaction { inputs: vec![3, 29], output: 27, level: 2, written: 0 }),
+                ..c.clone()
+            },
+            Catalog {
+                runs: vec![Run { run: 3, level: 0, count: 1 }, Run { run: 4, level: 1, count: 1 }],
+                compaction: None,
+                ..c.clone()
+            },
         ];
         for b in bad {
             let err = Catalog::decode(&b.encode()).unwrap_err();
@@ -726,6 +736,6 @@ mod tests {
         assert_eq!(IdRuns::budget(1000, COMPACT_OPS_PER_COMMIT_MAX), 8000);
         assert_eq!(IdRuns::budget(0, COMPACT_OPS_PER_COMMIT_MAX), COMPACT_OPS_PER_COMMIT_MIN);
         assert_eq!(IdRuns::budget(1 << 40, COMPACT_OPS_PER_COMMIT_MAX), COMPACT_OPS_PER_COMMIT_MAX);
-        assert_eq!(IdRuns::budget(5, 10), 40.min(10));
+        assert_eq!(IdRuns::budget(5, 10), 10, "the limit caps 8 entries per leaf");
     }
 }

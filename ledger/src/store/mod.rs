@@ -8,8 +8,8 @@ mod id_runs;
 mod memory;
 mod redb_store;
 
-pub use memory::MemStore;
 pub use id_runs::{COMPACT_OPS_PER_COMMIT_MAX, FILTER_BITS_PER_ENTRY, RUNS_FANIN};
+pub use memory::MemStore;
 pub use redb_store::{FORMAT_LEGACY_IDS, FORMAT_VERSION, RedbOptions, RedbStore};
 
 use crate::attestation::AttestationId;

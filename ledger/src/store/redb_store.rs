@@ -13,6 +13,7 @@
 //! |                       | `"head"`                             | [`Head`]: height, hash, time, size, root (88) |
 //! |                       | `"merged"`                           | height, tree size the index tables cover (16) |
 //! |                       | `"frozen"` (only during a merge)     | frozen blocks' last height, tree size, ops applied (24) |
+//! |                       | `"id_runs"` (format 2)               | the id runs' catalog (`id_runs.rs`)        |
 //! | `headers`             | height u64                           | canonical header bytes                     |
 //! | `certs`               | height u64                           | the certificate's signed note              |
 //! | `block_by_first_leaf` | first leaf index u64 (non-empty blocks) | height u64                              |
@@ -20,7 +21,8 @@
 //! | `merkle`              | level u8 ‖ index u64 BE (levels ≥ 1) | node hash (32)                             |
 //! | `sequences`           | member index u16                     | next sequence u64                          |
 //! | `staged_deltas`       | height u64 (blocks after `merged`)   | the block's record and pledge changes      |
-//! | `ids`                 | id\[..8\] ‖ leaf index u64 BE (16)   | [`RecordMeta`] (20)                        |
+//! | `id_runs` (format 2)  | run u32 BE ‖ id\[..8\] ‖ leaf index u64 BE (20) | [`RecordMeta`] (20): see `id_runs.rs` |
+//! | `ids`                 | id\[..8\] ‖ leaf index u64 BE (16)   | [`RecordMeta`] (20): format 1's ids, read-only since |
 //! | `index_enterprise`    | USCC (18) ‖ leaf index u64 BE        | ()                                         |
 //! | `index_patent`        | patent (13) ‖ leaf index u64 BE      | ()                                         |
 //! | `index_attester`      | member index u16 BE ‖ leaf index u64 BE | ()                                      |
@@ -102,19 +104,26 @@
 //! `open` rebuilds the frozen generation from the cursor's range and the active one
 //! from the blocks after it, recomputes the frozen list and resumes at the cursor; it
 //! checks that the cursor lies inside the list and that `ids` and `index_attester` hold
-//! exactly the merged leaves plus what the applied ops inserted. A store written before
-//! incremental merges has no cursor and opens unchanged; the format version stays 1.
+//! exactly the merged leaves plus what the applied ops inserted (since format 2: `id_runs`
+//! holds for the run being built exactly the entries the applied `ids` ops wrote). A store
+//! written before incremental merges has no cursor and opens unchanged.
 //! Going back to an older binary is supported only between merges: it does not know the
-//! cursor, and usually refuses a store left mid-merge (its `ids` count check fails).
+//! cursor, and usually refuses a store left mid-merge (its `ids` count check fails). A binary
+//! of format 1 refuses a format-2 store (its format check names the version).
 //!
 //! Record ids are keyed by their first 8 bytes and the leaf index, which keeps entries
 //! small (36 bytes instead of 60); ids sharing a prefix (which a member can produce on
 //! purpose with about 2^32 work) are told apart by hashing the candidate leaves.
 //!
-//! Beyond about 5 million attestations the `ids` table has more pages than a merge
-//! has entries, and merges approach one page write per entry again (in sorted slices
-//! rather than per block), so a slice's time grows with the store; a second staging
-//! level would then be the next step.
+//! Beyond about 5 million attestations a single `ids` table had more pages than a merge
+//! had entries, and merges approached one random page write per entry again, so a slice's
+//! time grew with the store (docs/BENCHMARKS.md §Ten million records). Since format 2 the
+//! `ids` ops write a new **id run** instead (`id_runs.rs`): the generation's sorted entries
+//! under a new run number, appended at the right edge of the `id_runs` tree; runs are merged
+//! in bounded slices of sequential reads and appends ([`RedbOptions::compact_ops_per_commit_max`]),
+//! and each run has an in-memory filter so that a lookup of an absent id rarely reads a page.
+//! A format-1 store is migrated on open (its `ids` table becomes the oldest, read-only run;
+//! a merge left under way is finished first, in the same transaction).
 //!
 //! # Durability and recovery
 //!
@@ -1413,7 +1422,9 @@ fn check_head(r: &ReadTransaction) -> Result<(Option<Head>, Merged, Option<Curso
         _ => {
             return Err(corrupt(
                 place("meta", KEY_FORMAT),
-                format!("{format:?} is not format version {FORMAT_VERSION} (nor {FORMAT_LEGACY_IDS}, which is migrated)"),
+                format!(
+                    "{format:?} is not format version {FORMAT_VERSION} (nor {FORMAT_LEGACY_IDS}, which is migrated)"
+                ),
             ));
         }
     };
@@ -2464,7 +2475,8 @@ mod tests {
             let mut builder = ChainBuilder::new(3, 1_600_000_000_000).unwrap();
             // Slices of 10 ops keep a merge under way at every commit; larger ones finish it.
             let slice = if mid_merge { 10 } else { MERGE_OPS_PER_COMMIT_MAX };
-            let options = RedbOptions { stage_leaves_max: 50, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
+            let options =
+                RedbOptions { stage_leaves_max: 50, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
             let mut store = RedbStore::open_with(&path, builder.genesis(), options).unwrap();
             let mut mem = super::super::MemStore::new(builder.genesis());
             let mut ids = Vec::new();
@@ -2478,9 +2490,7 @@ mod tests {
             for _ in 0..12 {
                 commit(&mut store, &mut mem, &mut ids);
             }
-            while store.merge_progress().is_some() != mid_merge
-                || store.merge_progress().is_some_and(|(a, _)| a < 20)
-            {
+            while store.merge_progress().is_some() != mid_merge || store.merge_progress().is_some_and(|(a, _)| a < 20) {
                 commit(&mut store, &mut mem, &mut ids);
             }
             assert_eq!(store.migrated_from_format(), None);
