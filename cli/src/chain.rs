@@ -625,9 +625,16 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
             };
             let mut store = RedbStore::open_with(&path, builder.genesis(), options)?;
             let (mut merge_ops, mut merge_commits, mut merge_ops_max_seen) = (0u64, 0u64, 0usize);
+            let (mut compact_ops, mut compact_commits, mut compact_ops_max_seen) = (0u64, 0u64, 0usize);
             // The longest commit of each kind: no merge work, freezing a generation (and its
-            // first slice), a slice, finishing a merge (its last slice and clean-up).
+            // first slice), a slice, finishing a merge (its last slice and clean-up); and of the
+            // commits that did id-run merge work.
             let mut longest = [0f64; 4];
+            let mut longest_compacting = 0f64;
+            // Records per second over each million records (the last part may be shorter).
+            let mut per_million = Vec::new();
+            let mut million_started = Instant::now();
+            let mut million_done = 0u64;
             let started = Instant::now();
             let mut last = Instant::now();
             let mut done = 0u64;
@@ -647,16 +654,29 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
                     _ => 3,
                 };
                 longest[kind] = longest[kind].max(ms);
+                let compacted = store.last_commit_compact_ops();
+                if compacted > 0 {
+                    longest_compacting = longest_compacting.max(ms);
+                    compact_ops += compacted as u64;
+                    compact_commits += 1;
+                    compact_ops_max_seen = compact_ops_max_seen.max(compacted);
+                }
                 merge_ops += ops as u64;
                 merge_commits += u64::from(ops > 0);
                 merge_ops_max_seen = merge_ops_max_seen.max(ops);
                 done += vb.certified().block.leaves.len() as u64;
+                if done - million_done >= 1_000_000 || done == *records {
+                    per_million.push(((done - million_done) as f64 / million_started.elapsed().as_secs_f64()).round());
+                    million_done = done;
+                    million_started = Instant::now();
+                }
                 if last.elapsed().as_secs() >= 5 {
                     eprintln!("{done} committed, {:.0}/s overall", done as f64 / started.elapsed().as_secs_f64());
                     last = Instant::now();
                 }
             }
             let secs = started.elapsed().as_secs_f64();
+            let (id_runs, _, filter_bytes) = store.id_runs_state();
             drop(store);
             let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             commit_ms.sort_unstable_by(f64::total_cmp);
@@ -671,6 +691,12 @@ pub fn bench(b: &BenchCommand) -> Result<ExitCode> {
                     "merge_ops": merge_ops, "merge_commits": merge_commits, "merge_ops_most_in_a_commit": merge_ops_max_seen,
                     "commit_ms_max_plain": longest[0], "commit_ms_max_freezing": longest[1],
                     "commit_ms_max_slice": longest[2], "commit_ms_max_finishing": longest[3],
+                    "records_per_second_per_million": per_million,
+                    "id_run_merge_ops": compact_ops, "id_run_merge_commits": compact_commits,
+                    "id_run_merge_ops_most_in_a_commit": compact_ops_max_seen,
+                    "commit_ms_max_id_run_merge": longest_compacting,
+                    "id_runs": id_runs, "id_filter_bytes": filter_bytes,
+                    "bytes_per_record": bytes as f64 / done.max(1) as f64,
                 })
             );
             if is_bench_temp_dir(&dir) {

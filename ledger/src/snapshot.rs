@@ -1226,7 +1226,14 @@ mod tests {
         let mut mem_i = MemStore::new(&g);
         import_into(&mut mem_i, &bytes, &g);
         let path = dir.path().join("imported.redb");
-        let options = RedbOptions { stage_leaves_max: 64, merge_ops_per_commit_max: 50, ..RedbOptions::default() };
+        // Small generations and merge slices, so that the blocks after the base build id runs
+        // over the imported records and merge them across commits.
+        let options = RedbOptions {
+            stage_leaves_max: 64,
+            merge_ops_per_commit_max: 50,
+            compact_ops_per_commit_max: 100,
+            ..RedbOptions::default()
+        };
         let mut redb_i = RedbStore::open_with(&path, &g, options).unwrap();
         import_into(&mut redb_i, &bytes, &g);
         for s in [&mem_i as &dyn Store, &redb_i] {
@@ -1238,7 +1245,8 @@ mod tests {
         assert_eq!(state_bytes(&redb_i, &g).0, state_bytes(&mem, &g).0);
         assert_eq!(state_statement(&redb_i, &g).unwrap().0, st);
         let ctx = ChainContext::new(g.clone());
-        for _ in 0..12 {
+        let mut merges_seen = 0;
+        for _ in 0..40 {
             let vb = b.next_block(20).unwrap();
             mem.commit(&vb).unwrap();
             redb.commit(&vb).unwrap();
@@ -1246,7 +1254,11 @@ mod tests {
             mem_i.commit(&a).unwrap();
             let a = crate::verify::verify_block(&ctx, &tip_of(&redb_i), &redb_i, vb.certified().clone()).unwrap();
             redb_i.commit(&a).unwrap();
+            merges_seen += usize::from(redb_i.id_runs_state().1.is_some());
+            let old = mem.leaf(10).unwrap().unwrap().id;
+            assert_eq!(redb_i.record(&old).unwrap(), mem.record(&old).unwrap(), "a record below the base");
         }
+        assert!(merges_seen > 0, "the id runs after the base were merged");
         let full = state_bytes(&mem, &g);
         for s in [&mem_i as &dyn Store, &redb_i] {
             assert_eq!(s.head().unwrap(), mem.head().unwrap(), "same head, size and root");

@@ -28,6 +28,7 @@ const BLOCKS_ENV: &str = "CREDENCE_CRASH_BLOCKS";
 const STAGE_ENV: &str = "CREDENCE_CRASH_STAGE";
 const SLICE_ENV: &str = "CREDENCE_CRASH_SLICE";
 const DEFER_ENV: &str = "CREDENCE_CRASH_DEFER";
+const COMPACT_ENV: &str = "CREDENCE_CRASH_COMPACT";
 /// With deferred commits, the child flushes after every this many blocks (as sync flushes a run).
 const DEFER_RUN: u64 = 4;
 const CHAIN_SEED: u64 = 21;
@@ -57,7 +58,13 @@ fn crash_child() {
     let records_max = genesis.consensus.block_records_max as usize;
     let ctx = ChainContext::new(genesis.clone());
     let slice = std::env::var(SLICE_ENV).ok().and_then(|s| s.parse().ok()).expect("merge ops per commit");
-    let options = RedbOptions { stage_leaves_max: stage, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
+    let compact = std::env::var(COMPACT_ENV).ok().and_then(|s| s.parse().ok()).expect("run-merge entries per commit");
+    let options = RedbOptions {
+        stage_leaves_max: stage,
+        merge_ops_per_commit_max: slice,
+        compact_ops_per_commit_max: compact,
+        ..RedbOptions::default()
+    };
     let mut store = RedbStore::open_with(Path::new(&store_path), &genesis, options).expect("child: open");
     let mut tip = match store.head().expect("child: head") {
         None => Tip::genesis(&ctx),
@@ -206,12 +213,15 @@ fn killed_writers_leave_a_complete_consistent_store() {
     let mut mem = MemStore::new(&genesis);
     let mut head = 0u64;
     let (mut kills, mut lives, mut completed, mut in_flight, mut mid_merge) = (0u32, 0u32, 0u32, 0u32, 0u32);
+    let mut mid_run_merge = 0u32;
     while kills < KILLS {
         assert!(started.elapsed() < TIME_LIMIT, "only {kills} kills in {TIME_LIMIT:?}");
         lives += 1;
         let stage = [0, 7, 200, RedbOptions::default().stage_leaves_max][rng.below(4) as usize];
         // Small slices keep a merge under way across many commits, so kills land mid-merge.
         let slice = [5, 60, RedbOptions::default().merge_ops_per_commit_max][rng.below(3) as usize];
+        // Small run-merge slices keep a merge of id runs under way across many commits too.
+        let compact = [3, 40, RedbOptions::default().compact_ops_per_commit_max][rng.below(3) as usize];
         // Every other life defers its commits in runs, as sync does.
         let defer = lives % 2 == 0;
         let mut child = Command::new(&exe)
@@ -220,6 +230,7 @@ fn killed_writers_leave_a_complete_consistent_store() {
             .env(BLOCKS_ENV, &blocks_path)
             .env(STAGE_ENV, stage.to_string())
             .env(SLICE_ENV, slice.to_string())
+            .env(COMPACT_ENV, compact.to_string())
             .env(DEFER_ENV, if defer { "1" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -244,13 +255,17 @@ fn killed_writers_leave_a_complete_consistent_store() {
         let at = match child.try_wait().expect("child status") {
             Some(status) => {
                 assert!(status.success(), "life {lives}: the child failed on its own: {status}");
-                format!("life {lives} (finished, stage limit {stage}, slice {slice}, defer {defer})")
+                format!(
+                    "life {lives} (finished, stage limit {stage}, slice {slice}, run merges {compact}, defer {defer})"
+                )
             }
             None => {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reap child");
                 kills += 1;
-                format!("life {lives} (kill {kills}, stage limit {stage}, slice {slice}, defer {defer})")
+                format!(
+                    "life {lives} (kill {kills}, stage limit {stage}, slice {slice}, run merges {compact}, defer {defer})"
+                )
             }
         };
         reader.join().expect("stdout reader");
@@ -276,6 +291,7 @@ fn killed_writers_leave_a_complete_consistent_store() {
         );
         in_flight += u32::from(now > reported.max(head));
         mid_merge += u32::from(store.merge_progress().is_some());
+        mid_run_merge += u32::from(store.id_runs_state().1.is_some());
         for vb in &blocks[head as usize..now as usize] {
             mem.commit(vb).expect("model commit");
         }
@@ -291,7 +307,7 @@ fn killed_writers_leave_a_complete_consistent_store() {
         }
     }
     eprintln!(
-        "crash test: {kills} kills in {lives} lives, {in_flight} with a commit durable but unreported, {mid_merge} stopped mid-merge, {completed} complete chains, {:.1?}",
+        "crash test: {kills} kills in {lives} lives, {in_flight} with a commit durable but unreported, {mid_merge} stopped mid-merge, {mid_run_merge} mid-merge of id runs, {completed} complete chains, {:.1?}",
         started.elapsed()
     );
 }

@@ -4,7 +4,9 @@
 //! often; the default rarely) and a most merge ops per commit (1 to the default), so
 //! reads cross the merged/frozen/active boundaries in every way: generations frozen and
 //! merged over many commits, blocks bigger than a slice, the active generation filling
-//! before the frozen one is merged, and reopenings in the middle of a merge.
+//! before the frozen one is merged, and reopenings in the middle of a merge. It also picks a
+//! most id-run merge entries per commit, so the id runs (one per merged generation) are merged
+//! in slices of every size, and reads and reopenings meet every state of those merges.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -35,6 +37,11 @@ fn slice_limit(rng: &mut DemoRng) -> usize {
     [1, 3, 20, 150, RedbOptions::default().merge_ops_per_commit_max][rng.below(5) as usize]
 }
 
+/// Most id-run merge entries per commit: from one (a merge of runs takes many commits) to the default.
+fn compact_limit(rng: &mut DemoRng) -> usize {
+    [1, 7, 64, RedbOptions::default().compact_ops_per_commit_max][rng.below(4) as usize]
+}
+
 /// How often the seeds met each case of incremental merging.
 #[derive(Default, Debug)]
 struct Cases {
@@ -49,6 +56,12 @@ struct Cases {
     flushes: u32,
     /// Reopenings (graceful closes) with deferred commits not yet flushed.
     reopened_deferred: u32,
+    /// Commits that did id-run merge work and left a merge of runs under way.
+    run_merge_slices: u32,
+    /// Commits that finished a merge of id runs.
+    run_merges: u32,
+    /// Reopenings while a merge of id runs was under way.
+    reopened_mid_run_merge: u32,
 }
 
 /// What the chain so far holds, to aim reads at (plus a few things it does not hold).
@@ -90,10 +103,15 @@ fn same<T: PartialEq + Debug>(ctx: &str, redb: Result<T, StoreError>, mem: Resul
     }
 }
 
-fn open(path: &Path, genesis: &Genesis, (stage, slice): (u64, usize)) -> RedbStore {
-    let options = RedbOptions { stage_leaves_max: stage, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
+fn open(path: &Path, genesis: &Genesis, (stage, slice, compact): (u64, usize, usize)) -> RedbStore {
+    let options = RedbOptions {
+        stage_leaves_max: stage,
+        merge_ops_per_commit_max: slice,
+        compact_ops_per_commit_max: compact,
+        ..RedbOptions::default()
+    };
     RedbStore::open_with(path, genesis, options)
-        .unwrap_or_else(|e| panic!("open with stage limit {stage}, slice {slice}: {e}"))
+        .unwrap_or_else(|e| panic!("open with stage limit {stage}, slice {slice}, run merges {compact}: {e}"))
 }
 
 /// One random read of each kind, compared.
@@ -265,7 +283,7 @@ fn run(seed: u64, cases: &mut Cases) {
     let genesis = builder.genesis().clone();
     let mut rng = DemoRng::new(seed ^ 0x5eed_5eed);
     let mut defer_rng = DemoRng::new(seed ^ 0xdefe_4ed0);
-    let mut limits = (stage_limit(&mut rng), slice_limit(&mut rng));
+    let mut limits = (stage_limit(&mut rng), slice_limit(&mut rng), compact_limit(&mut rng));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger.redb");
     let mut redb = open(&path, &genesis, limits);
@@ -279,11 +297,13 @@ fn run(seed: u64, cases: &mut Cases) {
             sweep(&format!("seed {seed} op {op}, midway"), &known, &redb, &mem);
         }
         let ctx = format!(
-            "seed {seed} op {op} (stage limit {}, slice {}, head {}, merge {:?})",
+            "seed {seed} op {op} (stage limit {}, slice {}, run merges {}, head {}, merge {:?}, id runs {:?})",
             limits.0,
             limits.1,
+            limits.2,
             known.height,
-            redb.merge_progress()
+            redb.merge_progress(),
+            redb.id_runs_state(),
         );
         match rng.below(100) {
             0..=13 => {
@@ -294,6 +314,7 @@ fn run(seed: u64, cases: &mut Cases) {
                 };
                 let vb = builder.next_block(n).expect("next block");
                 let staged = redb.staged_leaves();
+                let run_merge_before = redb.id_runs_state().1;
                 // Half the commits are deferred (as sync commits a run), flushed now and
                 // then or by a reopening; reads see them at once either way. Their own
                 // generator keeps the other choices of each seed as they were.
@@ -307,6 +328,9 @@ fn run(seed: u64, cases: &mut Cases) {
                 let written = redb.last_commit_merge_ops();
                 cases.forced += u32::from(written > limits.1 && limits.0 > 0);
                 cases.slices += u32::from(written > 0 && redb.merge_progress().is_some());
+                let run_merge = redb.id_runs_state().1;
+                cases.run_merge_slices += u32::from(redb.last_commit_compact_ops() > 0 && run_merge.is_some());
+                cases.run_merges += u32::from(run_merge_before.is_some() && run_merge.is_none());
                 known.add(&vb);
                 other_next = other.next_block(0).expect("other block");
                 last = Some(vb);
@@ -317,16 +341,28 @@ fn run(seed: u64, cases: &mut Cases) {
             }
             14..=16 => {
                 let progress = redb.merge_progress();
+                let runs = redb.id_runs_state();
                 cases.reopened_deferred += u32::from(redb.has_deferred());
                 drop(redb);
                 if rng.below(2) == 0 {
-                    limits = (stage_limit(&mut rng), slice_limit(&mut rng));
+                    limits = (stage_limit(&mut rng), slice_limit(&mut rng), compact_limit(&mut rng));
                 }
                 redb = open(&path, &genesis, limits);
                 reopens += 1;
                 same(&format!("{ctx} head after reopening"), redb.head(), mem.head());
                 // The cursor is the file's, whatever the options: the merge resumes where it was.
                 assert_eq!(redb.merge_progress(), progress, "{ctx}: merge progress after reopening");
+                // So are the id runs and the merge of runs under way (a merged run's filter is
+                // rebuilt for its own entries, smaller than the one sized for its inputs).
+                let now = redb.id_runs_state();
+                assert_eq!((now.0, now.1), (runs.0, runs.1), "{ctx}: id runs after reopening");
+                assert!(now.2 <= runs.2, "{ctx}: filter bytes after reopening");
+                if runs.1.is_some() {
+                    cases.reopened_mid_run_merge += 1;
+                    if rng.below(2) == 0 {
+                        sweep(&format!("{ctx} reopened mid-merge of id runs"), &known, &redb, &mem);
+                    }
+                }
                 if progress.is_some() {
                     cases.reopened_mid_merge += 1;
                     if rng.below(3) == 0 {
@@ -388,6 +424,9 @@ fn redb_store_matches_the_in_memory_model() {
     assert!(cases.forced > 5, "the active generation filled before the frozen one was merged: {cases:?}");
     assert!(cases.reopened_mid_merge > 5, "stores were reopened mid-merge: {cases:?}");
     assert!(cases.flushes > 10 && cases.reopened_deferred > 2, "deferred commits flushed and closed: {cases:?}");
+    assert!(cases.run_merge_slices > 20, "merges of id runs were sliced over commits: {cases:?}");
+    assert!(cases.run_merges > 5, "merges of id runs finished: {cases:?}");
+    assert!(cases.reopened_mid_run_merge > 2, "stores were reopened mid-merge of id runs: {cases:?}");
 }
 
 /// A store dropped in the middle of a merge (as a crash between two commits leaves it)
@@ -398,7 +437,7 @@ fn a_store_closed_mid_merge_reopens_to_the_same_reads_and_finishes_the_merge() {
     let genesis = builder.genesis().clone();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ledger.redb");
-    let limits = (200, 200);
+    let limits = (200, 200, RedbOptions::default().compact_ops_per_commit_max);
     let mut redb = open(&path, &genesis, limits);
     let mut mem = MemStore::new(&genesis);
     let mut known = Known { members: genesis.members.len() as u16, ..Known::default() };

@@ -4,12 +4,14 @@
 //! a [`ValidBlock`] for the next height, and writes the block, its certificate,
 //! its Merkle nodes, every index and the state change in one atomic transaction.
 
+mod id_runs;
 mod memory;
 mod redb_store;
 
+pub use id_runs::{COMPACT_OPS_PER_COMMIT_MAX, FILTER_BITS_PER_ENTRY, RUNS_FANIN};
 pub use memory::MemStore;
+pub use redb_store::{FORMAT_LEGACY_IDS, FORMAT_VERSION, RedbOptions, RedbStore};
 pub(crate) use redb_store::{META_BYTES, decode_meta, encode_meta};
-pub use redb_store::{RedbOptions, RedbStore};
 
 use crate::attestation::AttestationId;
 use crate::block::{BlockHash, BlockHeader, CertifiedBlock, Leaf, ValidBlock};

@@ -14,6 +14,7 @@
 //! |                       | `"merged"`                           | height, tree size the index tables cover (16) |
 //! |                       | `"frozen"` (only during a merge)     | frozen blocks' last height, tree size, ops applied (24) |
 //! |                       | `"base"` (only if started from a snapshot) | the snapshot's height, tree size (16)  |
+//! |                       | `"id_runs"` (format 2)               | the id runs' catalog (`id_runs.rs`)        |
 //! | `headers`             | height u64                           | canonical header bytes                     |
 //! | `certs`               | height u64                           | the certificate's signed note              |
 //! | `block_by_first_leaf` | first leaf index u64 (non-empty blocks) | height u64                              |
@@ -22,7 +23,8 @@
 //! | `base_ids`            | leaf index u64 (below a snapshot base) | the record's id (32)                     |
 //! | `sequences`           | member index u16                     | next sequence u64                          |
 //! | `staged_deltas`       | height u64 (blocks after `merged`)   | the block's record and pledge changes      |
-//! | `ids`                 | id\[..8\] ‖ leaf index u64 BE (16)   | [`RecordMeta`] (20)                        |
+//! | `id_runs` (format 2)  | run u32 BE ‖ id\[..8\] ‖ leaf index u64 BE (20) | [`RecordMeta`] (20): see `id_runs.rs` |
+//! | `ids`                 | id\[..8\] ‖ leaf index u64 BE (16)   | [`RecordMeta`] (20): format 1's ids, read-only since |
 //! | `index_enterprise`    | USCC (18) ‖ leaf index u64 BE        | ()                                         |
 //! | `index_patent`        | patent (13) ‖ leaf index u64 BE      | ()                                         |
 //! | `index_attester`      | member index u16 BE ‖ leaf index u64 BE | ()                                      |
@@ -104,26 +106,34 @@
 //! `open` rebuilds the frozen generation from the cursor's range and the active one
 //! from the blocks after it, recomputes the frozen list and resumes at the cursor; it
 //! checks that the cursor lies inside the list and that `ids` and `index_attester` hold
-//! exactly the merged leaves plus what the applied ops inserted. A store written before
-//! incremental merges has no cursor and opens unchanged; the format version stays 1.
+//! exactly the merged leaves plus what the applied ops inserted (since format 2: `id_runs`
+//! holds for the run being built exactly the entries the applied `ids` ops wrote). A store
+//! written before incremental merges has no cursor and opens unchanged.
 //! Going back to an older binary is supported only between merges: it does not know the
-//! cursor, and usually refuses a store left mid-merge (its `ids` count check fails).
+//! cursor, and usually refuses a store left mid-merge (its `ids` count check fails). A binary
+//! of format 1 refuses a format-2 store (its format check names the version).
 //!
 //! Record ids are keyed by their first 8 bytes and the leaf index, which keeps entries
 //! small (36 bytes instead of 60); ids sharing a prefix (which a member can produce on
 //! purpose with about 2^32 work) are told apart by hashing the candidate leaves.
 //!
-//! Beyond about 5 million attestations the `ids` table has more pages than a merge
-//! has entries, and merges approach one page write per entry again (in sorted slices
-//! rather than per block), so a slice's time grows with the store; a second staging
-//! level would then be the next step.
+//! Beyond about 5 million attestations a single `ids` table had more pages than a merge
+//! had entries, and merges approached one random page write per entry again, so a slice's
+//! time grew with the store (docs/BENCHMARKS.md §Ten million records). Since format 2 the
+//! `ids` ops write a new **id run** instead (`id_runs.rs`): the generation's sorted entries
+//! under a new run number, appended at the right edge of the `id_runs` tree; runs are merged
+//! in bounded slices of sequential reads and appends ([`RedbOptions::compact_ops_per_commit_max`]),
+//! and each run has an in-memory filter so that a lookup of an absent id rarely reads a page.
+//! A format-1 store is migrated on open (its `ids` table becomes the oldest, read-only run;
+//! a merge left under way is finished first, in the same transaction).
 //!
 //! # A store started from a snapshot
 //!
 //! [`Store::import_snapshot`] writes a verified snapshot's state into a new store in one
 //! transaction: the header and certificate of the base height, the Merkle frontier of its
 //! tree in `merkle` (with its level-0 node, if any, since the leaf is not held), every
-//! record's id in `base_ids` and its metadata in `ids`, the sequences, pledges, facts and
+//! record's id in `base_ids` and its metadata in `ids` (as the oldest id run, the legacy one,
+//! never written again: `id_runs.rs`), the sequences, pledges, facts and
 //! governance state, and `meta` `"base"`, `"head"` and `"merged"` at the base. Blocks,
 //! leaves, Merkle nodes and secondary index entries below the base are not held: reads of
 //! them answer [`StoreError::NotHeld`]; the secondary indexes list only leaves from the
@@ -153,6 +163,7 @@ use redb::{
     TableDefinition, WriteTransaction,
 };
 
+use super::id_runs::{COMPACT_OPS_PER_COMMIT_MAX, Catalog, ID_RUNS, IdRuns, KEY_RUNS, run_key};
 use super::{BaseAt, FactVisitor, Head, IndexKey, Location, QUERY_LIMIT_MAX, Store, StoreError, fact_key_hash};
 use crate::attestation::{AttestationId, Claim, ClaimKind};
 use crate::block::{Block, BlockHeader, CertifiedBlock, Leaf, ValidBlock};
@@ -167,8 +178,12 @@ use crate::merkle::{MerkleError, NodeHash, NodeReader};
 use crate::rules::{RecordMeta, RecordStatus, StateDelta, StateView};
 use crate::snapshot::{Base, Item, SnapshotError};
 
-/// Version of the table layout above. A store of another version is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the table layout above. A store of another version is refused, except
+/// [`FORMAT_LEGACY_IDS`], which is migrated on open.
+pub const FORMAT_VERSION: u32 = 2;
+/// The format before the id runs (every id in the table `ids`): opened by making that table
+/// the oldest, read-only run ([`RedbStore::migrated_from_format`]).
+pub const FORMAT_LEGACY_IDS: u32 = 1;
 /// Default for [`RedbOptions::stage_leaves_max`].
 pub const STAGE_LEAVES_DEFAULT: u64 = 65_536;
 /// Default for [`RedbOptions::cache_bytes`].
@@ -226,8 +241,8 @@ const HEAD_BYTES: usize = 88;
 const CURSOR_BYTES: usize = 24;
 pub(crate) const META_BYTES: usize = 20;
 
-type IdKey = [u8; 16];
-type MetaBytes = [u8; META_BYTES];
+pub(super) type IdKey = [u8; 16];
+pub(super) type MetaBytes = [u8; META_BYTES];
 
 /// Tuning of a [`RedbStore`]; the defaults suit a node.
 #[derive(Clone, Copy, Debug)]
@@ -240,6 +255,8 @@ pub struct RedbOptions {
     /// Most merge operations one commit writes while a generation is frozen (at least 1),
     /// except when the active generation fills before the frozen one is merged.
     pub merge_ops_per_commit_max: usize,
+    /// Most `id_runs` entries one commit reads, writes or deletes to merge id runs (at least 1).
+    pub compact_ops_per_commit_max: usize,
 }
 
 impl Default for RedbOptions {
@@ -248,6 +265,7 @@ impl Default for RedbOptions {
             stage_leaves_max: STAGE_LEAVES_DEFAULT,
             cache_bytes: CACHE_BYTES_DEFAULT,
             merge_ops_per_commit_max: MERGE_OPS_PER_COMMIT_MAX,
+            compact_ops_per_commit_max: COMPACT_OPS_PER_COMMIT_MAX,
         }
     }
 }
@@ -267,6 +285,12 @@ pub struct RedbStore {
     active: Staged,
     /// Merge operations the last commit wrote.
     last_commit_ops: usize,
+    /// Id-run merge entries the last commit handled.
+    last_commit_compact_ops: usize,
+    /// The record-id runs: their catalog and filters.
+    id_runs: IdRuns,
+    /// The format this store was migrated from when it was opened, if it was.
+    migrated_from: Option<u32>,
     /// Snapshot of the last commit, shared by reads; `None` if it could not be renewed.
     read: Option<ReadTransaction>,
     /// Set when a commit failed inside redb: memory may then disagree with the file.
@@ -394,6 +418,9 @@ struct Frozen {
     staged: Staged,
     /// What merging it writes, in a fixed order.
     ops: MergeOps,
+    /// The id run its `ids` ops write (`None`: the legacy `ids` table, only while a format-1
+    /// store is migrated).
+    run: Option<u32>,
     /// How many of `ops` the tables already hold (the cursor in `meta`).
     applied: usize,
 }
@@ -480,11 +507,40 @@ impl MergeOps {
         (ids.count() as u64, segment(0, applied, at, self.attester.len()).len() as u64)
     }
 
-    /// Writes ops `lo..hi` of the list.
-    fn apply(&self, w: &WriteTransaction, t: &Tables<'_>, based: bool, lo: usize, hi: usize) -> Result<(), StoreError> {
+    /// Writes ops `lo..hi` of the list; the `ids` ops into id run `run` (into the legacy `ids`
+    /// table if `None`). `based`: the store started from a snapshot (`base_ids` confirms ids
+    /// below it).
+    fn apply(
+        &self,
+        w: &WriteTransaction,
+        t: &Tables<'_>,
+        (lo, hi): (usize, usize),
+        (run, based): (Option<u32>, bool),
+        runs: &IdRuns,
+    ) -> Result<(), StoreError> {
         let mut at = 0;
         let r = segment(lo, hi, at, self.ids.len());
-        if !r.is_empty() {
+        if let (false, Some(run)) = (r.is_empty(), run) {
+            let mut table = w.open_table(ID_RUNS).map_err(backend)?;
+            let legacy = w.open_table(IDS).map_err(backend)?;
+            let base = if based { Some(w.open_table(BASE_IDS).map_err(backend)?) } else { None };
+            for (id, leaf, meta) in &self.ids[r.clone()] {
+                let leaf = match leaf {
+                    Some(leaf) => *leaf,
+                    // A change to an older record: a newer entry under the same key, which wins.
+                    None => match runs.find(&table, &legacy, &t.leaves, base.as_ref(), id)? {
+                        Some((leaf, _)) => leaf,
+                        None => {
+                            return Err(corrupt(
+                                "table id_runs",
+                                format!("a change for attestation {id}, which is not on the ledger"),
+                            ));
+                        }
+                    },
+                };
+                table.insert(&run_key(run, &id_key(id, leaf)), meta).map_err(backend)?;
+            }
+        } else if !r.is_empty() {
             let mut table = w.open_table(IDS).map_err(backend)?;
             let base = if based { Some(w.open_table(BASE_IDS).map_err(backend)?) } else { None };
             for (id, leaf, meta) in &self.ids[r] {
@@ -572,14 +628,14 @@ fn slice_ops(total: usize, leaves: u64, stage_leaves_max: u64, max: usize) -> us
 // Errors and encodings
 // ---------------------------------------------------------------------------------------------
 
-fn backend(e: impl Into<redb::Error>) -> StoreError {
+pub(super) fn backend(e: impl Into<redb::Error>) -> StoreError {
     match e.into() {
         redb::Error::Corrupted(reason) => StoreError::Corrupt { place: "redb file".into(), reason },
         e => StoreError::Backend(e.to_string()),
     }
 }
 
-fn corrupt(place: impl Into<String>, reason: impl Into<String>) -> StoreError {
+pub(super) fn corrupt(place: impl Into<String>, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt { place: place.into(), reason: reason.into() }
 }
 
@@ -587,7 +643,7 @@ fn poisoned() -> StoreError {
     StoreError::Backend("a commit failed inside the database; reopen the store".into())
 }
 
-fn place(table: &str, key: impl fmt::Display) -> String {
+pub(super) fn place(table: &str, key: impl fmt::Display) -> String {
     format!("table {table}, key {key}")
 }
 
@@ -599,7 +655,7 @@ fn open_err(table: &'static str) -> impl Fn(redb::TableError) -> StoreError {
     }
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
+pub(super) fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[at..at + 8]);
     u64::from_be_bytes(a)
@@ -809,7 +865,7 @@ fn decode_delta(b: &[u8], height: u64) -> Result<Changes, StoreError> {
     Ok((records, pledges, facts))
 }
 
-fn id_key(id: &AttestationId, leaf: u64) -> IdKey {
+pub(super) fn id_key(id: &AttestationId, leaf: u64) -> IdKey {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&id.bytes()[..8]);
     k[8..].copy_from_slice(&leaf.to_be_bytes());
@@ -913,7 +969,7 @@ fn decode_cert(b: &[u8], height: u64) -> Result<Checkpoint, StoreError> {
     Ok(c)
 }
 
-fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
+pub(super) fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
     Leaf::from_bytes(b.to_vec()).map_err(|e| corrupt(place("leaves", index), e.to_string()))
 }
 
@@ -923,7 +979,7 @@ fn decode_leaf(b: &[u8], index: u64) -> Result<Leaf, StoreError> {
 
 /// The leaf index and metadata of `id` in the `ids` table, confirming prefix matches
 /// against the leaves (below a snapshot base, against `base_ids`).
-fn find_id<B: ReadableTable<u64, &'static [u8; 32]>>(
+pub(super) fn find_id<B: ReadableTable<u64, &'static [u8; 32]>>(
     ids: &impl ReadableTable<&'static IdKey, &'static MetaBytes>,
     leaves: &impl ReadableTable<u64, &'static [u8]>,
     base: Option<&B>,
@@ -934,17 +990,8 @@ fn find_id<B: ReadableTable<u64, &'static [u8; 32]>>(
     for entry in ids.range::<&IdKey>(&lo..=&hi).map_err(backend)? {
         let (k, v) = entry.map_err(backend)?;
         let leaf = u64_at(k.value(), 8);
-        let found = match leaves.get(leaf).map_err(backend)? {
-            Some(bytes) => decode_leaf(bytes.value(), leaf)?.id == *id,
-            None => match base.map(|b| b.get(leaf)).transpose().map_err(backend)?.flatten() {
-                Some(b) => b.value() == id.bytes(),
-                None => {
-                    return Err(corrupt(place("ids", hex::encode(k.value())), format!("leaf {leaf} is missing")));
-                }
-            },
-        };
-        if found {
-            let at = || place("ids", hex::encode(k.value()));
+        let at = || place("ids", hex::encode(k.value()));
+        if super::id_runs::confirm(leaves, base, leaf, id, &at)? {
             return Ok(Some((leaf, decode_meta(v.value(), &at)?)));
         }
     }
@@ -1046,7 +1093,7 @@ impl RedbStore {
             }
         }
         let read = db.begin_read().map_err(backend)?;
-        let (head, merged, cursor, base) = check_head(&read)?;
+        let (head, merged, cursor, format, base) = check_head(&read)?;
         let read = if table_exists(&read, CONSENTS)? {
             read
         } else {
@@ -1064,6 +1111,9 @@ impl RedbStore {
             frozen: None,
             active: Staged::default(),
             last_commit_ops: 0,
+            last_commit_compact_ops: 0,
+            id_runs: IdRuns::empty(),
+            migrated_from: None,
             read: Some(read),
             poisoned: false,
             deferred: false,
@@ -1079,8 +1129,79 @@ impl RedbStore {
             store.read = Some(store.db.begin_read().map_err(backend)?);
         }
         store.check_tree()?;
-        store.load_staged(cursor)?;
+        if format == FORMAT_LEGACY_IDS {
+            store.load_staged(cursor, None)?;
+            store.migrate_legacy_ids()?;
+        } else {
+            let building = store.read_catalog()?.building;
+            store.load_staged(cursor, Some(building))?;
+        }
+        let catalog = store.read_catalog()?;
+        let building = store.frozen.as_ref().map_or(0, |f| segment(0, f.applied, 0, f.ops.ids.len()).len() as u64);
+        let r = store.snapshot()?;
+        let runs = r.open_table(ID_RUNS).map_err(open_err("id_runs"))?;
+        let legacy = r.open_table(IDS).map_err(open_err("ids"))?;
+        let id_runs = IdRuns::load(catalog, &runs, &legacy, building)?;
+        drop((runs, legacy, r));
+        store.id_runs = id_runs;
         Ok(store)
+    }
+
+    fn read_catalog(&self) -> Result<Catalog, StoreError> {
+        let r = self.snapshot()?;
+        let meta = r.open_table(META).map_err(open_err("meta"))?;
+        match meta.get(KEY_RUNS).map_err(backend)? {
+            Some(v) => Catalog::decode(v.value()),
+            None => Err(corrupt(place("meta", KEY_RUNS), "missing")),
+        }
+    }
+
+    /// Opens a format-1 store as format 2: finishes the merge under way, if any, into the
+    /// legacy `ids` table (at most one generation's ops, in this one transaction), which then
+    /// becomes the oldest, read-only id run; creates `id_runs` and its catalog.
+    fn migrate_legacy_ids(&mut self) -> Result<(), StoreError> {
+        self.read = None;
+        let w = self.db.begin_write().map_err(backend)?;
+        let done = (|| -> Result<(), StoreError> {
+            let mut t = Tables::open(&w)?;
+            let based = self.base.is_some();
+            apply_frozen(&w, &mut t, based, &mut self.frozen, &mut self.merged, usize::MAX, &mut self.id_runs)?;
+            let legacy = w.open_table(IDS).map_err(backend)?.len().map_err(backend)?;
+            w.open_table(ID_RUNS).map_err(backend)?;
+            t.meta.insert(KEY_RUNS, Catalog::new(legacy).encode().as_slice()).map_err(backend)?;
+            t.meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
+            Ok(())
+        })();
+        if let Err(e) = done {
+            self.poisoned = true;
+            return Err(e);
+        }
+        w.commit().map_err(|e| {
+            self.poisoned = true;
+            backend(e)
+        })?;
+        self.migrated_from = Some(FORMAT_LEGACY_IDS);
+        self.read = Some(self.db.begin_read().map_err(backend)?);
+        Ok(())
+    }
+
+    /// The format this store was written in, if opening it migrated it to [`FORMAT_VERSION`]
+    /// (a format-1 store's `ids` table became the oldest id run). The node reports it.
+    pub fn migrated_from_format(&self) -> Option<u32> {
+        self.migrated_from
+    }
+
+    /// Id runs readable now, the merge of runs under way (entries written, inputs), and the
+    /// bytes of their in-memory filters.
+    pub fn id_runs_state(&self) -> (usize, Option<(u64, usize)>, usize) {
+        let c = &self.id_runs.catalog;
+        (c.runs.len(), c.compaction.as_ref().map(|m| (m.written, m.inputs.len())), self.id_runs.filter_bytes())
+    }
+
+    /// Id-run merge entries (read, written or deleted) the last commit handled (at most
+    /// [`RedbOptions::compact_ops_per_commit_max`] plus the inputs' read slack).
+    pub fn last_commit_compact_ops(&self) -> usize {
+        self.last_commit_compact_ops
     }
 
     /// Reads the newest governance state at or below the head.
@@ -1117,7 +1238,9 @@ impl RedbStore {
     /// `staged_deltas` and their leaves, and checks the cursor against the rebuilt list of
     /// merge ops: it must lie inside it, and `ids` and `index_attester` must hold exactly
     /// the entries the applied ops inserted.
-    fn load_staged(&mut self, cursor: Option<Cursor>) -> Result<(), StoreError> {
+    /// `runs` is `None` for a format-1 store (its `ids` table is checked instead), else the
+    /// catalog's run being built, which must be named exactly when a generation is frozen.
+    fn load_staged(&mut self, cursor: Option<Cursor>, runs: Option<Option<u32>>) -> Result<(), StoreError> {
         let r = self.snapshot()?;
         let deltas = r.open_table(STAGED).map_err(open_err("staged_deltas"))?;
         let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
@@ -1136,12 +1259,16 @@ impl RedbStore {
                     ));
                 }
                 let (new_ids, new_attester) = ops.inserted(applied);
-                let ids = r.open_table(IDS).map_err(open_err("ids"))?.len().map_err(backend)?;
+                let ids = match runs {
+                    None => Some(r.open_table(IDS).map_err(open_err("ids"))?.len().map_err(backend)?),
+                    Some(_) => None,
+                };
                 let attester = r.open_table(ATTESTER).map_err(open_err("index_attester"))?.len().map_err(backend)?;
+                // Records below a snapshot base have ids but no index entries.
                 let below = self.base.map_or(0, |b| b.tree_size);
-                for (table, len, new, from) in
-                    [("ids", ids, new_ids, 0), ("index_attester", attester, new_attester, below)]
-                {
+                let counts = [("ids", ids, new_ids, 0), ("index_attester", Some(attester), new_attester, below)];
+                for (table, len, new, from) in counts {
+                    let Some(len) = len else { continue };
                     if len != self.merged.tree_size - from + new {
                         return Err(corrupt(
                             format!("table {table}"),
@@ -1152,9 +1279,19 @@ impl RedbStore {
                         ));
                     }
                 }
-                Some(Frozen { to: c.to, staged, ops, applied })
+                let run = match runs {
+                    None => None,
+                    Some(Some(run)) => Some(run),
+                    Some(None) => {
+                        return Err(corrupt(place("meta", KEY_RUNS), "names no run for the frozen generation"));
+                    }
+                };
+                Some(Frozen { to: c.to, staged, ops, applied, run })
             }
         };
+        if let (None, Some(Some(run))) = (&frozen, runs) {
+            return Err(corrupt(place("meta", KEY_RUNS), format!("run {run} is being built, but nothing is frozen")));
+        }
         let from = frozen.as_ref().map_or(self.merged, |f| f.to);
         let active = load_generation(&deltas, &leaves, &gov, from, head)?;
         drop((deltas, leaves, r));
@@ -1228,6 +1365,7 @@ impl RedbStore {
             staged: f.staged.clone(),
             // A view reads; it never merges.
             ops: MergeOps::default(),
+            run: f.run,
             applied: f.applied,
         });
         Ok(RedbStore {
@@ -1240,10 +1378,14 @@ impl RedbStore {
             frozen,
             active: self.active.clone(),
             last_commit_ops: 0,
+            last_commit_compact_ops: 0,
             read: Some(self.db.begin_read().map_err(backend)?),
             poisoned: false,
             deferred: false,
             governance: self.governance.clone(),
+            // The catalog and filters of the runs this read transaction sees.
+            id_runs: self.id_runs.clone(),
+            migrated_from: None,
             base: self.base,
             read_only: true,
         })
@@ -1359,8 +1501,10 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
         w.open_table(REFS).map_err(backend)?;
         w.open_table(CONSENTS).map_err(backend)?;
         w.open_table(READERS).map_err(backend)?;
+        w.open_table(ID_RUNS).map_err(backend)?;
         meta.insert(KEY_GENESIS, genesis.0.as_slice()).map_err(backend)?;
         meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
+        meta.insert(KEY_RUNS, Catalog::new(0).encode().as_slice()).map_err(backend)?;
         meta.insert(KEY_MERGED, encode_merged(Merged::default()).as_slice()).map_err(backend)?;
     }
     w.commit().map_err(backend)
@@ -1373,15 +1517,24 @@ fn initialise(db: &Database, genesis: &Hash) -> Result<(), StoreError> {
 /// merge point and the head, and `ids` and `index_attester` hold the merged leaves (plus,
 /// during a merge, at most the frozen ones; [`RedbStore::load_staged`] checks the exact
 /// count against the cursor).
-/// What [`check_head`] reads: the head, merge point, merge cursor and snapshot base.
-type HeadCheck = (Option<Head>, Merged, Option<Cursor>, Option<BaseAt>);
+/// What [`check_head`] reads: the head, merge point, merge cursor, format and snapshot base.
+type HeadCheck = (Option<Head>, Merged, Option<Cursor>, u32, Option<BaseAt>);
 
 fn check_head(r: &ReadTransaction) -> Result<HeadCheck, StoreError> {
     let meta = r.open_table(META).map_err(open_err("meta"))?;
     let format = meta.get(KEY_FORMAT).map_err(backend)?.map(|v| v.value().to_vec());
-    if format.as_deref() != Some(FORMAT_VERSION.to_be_bytes().as_slice()) {
-        return Err(corrupt(place("meta", KEY_FORMAT), format!("{format:?} is not format version {FORMAT_VERSION}")));
-    }
+    let format = match format.as_deref() {
+        Some(b) if b == FORMAT_VERSION.to_be_bytes() => FORMAT_VERSION,
+        Some(b) if b == FORMAT_LEGACY_IDS.to_be_bytes() => FORMAT_LEGACY_IDS,
+        _ => {
+            return Err(corrupt(
+                place("meta", KEY_FORMAT),
+                format!(
+                    "{format:?} is not format version {FORMAT_VERSION} (nor {FORMAT_LEGACY_IDS}, which is migrated)"
+                ),
+            ));
+        }
+    };
     let head = match meta.get(KEY_HEAD).map_err(backend)? {
         Some(v) => Some(decode_head(v.value())?),
         None => None,
@@ -1516,8 +1669,14 @@ fn check_head(r: &ReadTransaction) -> Result<HeadCheck, StoreError> {
         }
     }
     let most = cursor.map_or(merged.tree_size, |c| c.to.tree_size);
-    // Records below a snapshot base have `ids` entries but no index entries.
-    for (table, len, from) in [("ids", ids.len(), 0), ("index_attester", attester.len(), below)] {
+    // In format 2 the ids are in `id_runs`, whose counts the catalog accounts for (checked on
+    // load). Records below a snapshot base have ids but no index entries.
+    let ids_len = match format {
+        FORMAT_LEGACY_IDS => Some(ids.len()),
+        _ => None,
+    };
+    for (table, len, from) in [("ids", ids_len, 0), ("index_attester", Some(attester.len()), below)] {
+        let Some(len) = len else { continue };
         let len = len.map_err(backend)?;
         if len < merged.tree_size - from || len > most - from {
             return Err(corrupt(
@@ -1526,7 +1685,7 @@ fn check_head(r: &ReadTransaction) -> Result<HeadCheck, StoreError> {
             ));
         }
     }
-    Ok((head, merged, cursor, base))
+    Ok((head, merged, cursor, format, base))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1634,14 +1793,16 @@ impl RedbStore {
         let based = self.base.is_some();
         let mut written = 0;
         if full && self.frozen.is_some() {
-            written += apply_frozen(w, &mut t, based, &mut self.frozen, &mut self.merged, usize::MAX)?;
+            written +=
+                apply_frozen(w, &mut t, based, &mut self.frozen, &mut self.merged, usize::MAX, &mut self.id_runs)?;
         }
         let mut froze = false;
         if full && self.frozen.is_none() {
             let staged = std::mem::take(&mut self.active);
             let ops = MergeOps::build(&staged)?;
             let to = Merged { height: header.height, tree_size: header.tree_size };
-            self.frozen = Some(Frozen { to, staged, ops, applied: 0 });
+            let run = Some(self.id_runs.start_building()?);
+            self.frozen = Some(Frozen { to, staged, ops, applied: 0, run });
             froze = true;
         }
         if let Some(f) = &self.frozen {
@@ -1650,9 +1811,18 @@ impl RedbStore {
                 _ if froze && limit > 0 => 0,
                 s => s.saturating_sub(written),
             };
-            written += apply_frozen(w, &mut t, based, &mut self.frozen, &mut self.merged, slice)?;
+            written += apply_frozen(w, &mut t, based, &mut self.frozen, &mut self.merged, slice, &mut self.id_runs)?;
         }
         self.last_commit_ops = written;
+        // Merging id runs: sequential reads, appends and deletes, bounded per commit.
+        self.last_commit_compact_ops = match self.id_runs.has_work() {
+            true => self.id_runs.work(w, IdRuns::budget(n, self.options.compact_ops_per_commit_max.max(1)))?,
+            false => 0,
+        };
+        if self.id_runs.dirty {
+            t.meta.insert(KEY_RUNS, self.id_runs.catalog.encode().as_slice()).map_err(backend)?;
+            self.id_runs.dirty = false;
+        }
         let below = self.base.map_or((0, 0), |b| (b.tree_size, b.height - 1));
         debug_assert_eq!(t.leaves.len().ok(), Some(header.tree_size - below.0));
         debug_assert_eq!(t.headers.len().ok(), Some(header.height - below.1));
@@ -1671,11 +1841,12 @@ fn apply_frozen(
     frozen: &mut Option<Frozen>,
     merged: &mut Merged,
     max: usize,
+    runs: &mut IdRuns,
 ) -> Result<usize, StoreError> {
     let Some(f) = frozen else { return Ok(0) };
     let from = f.applied;
     let to = from.saturating_add(max).min(f.ops.len());
-    f.ops.apply(w, t, based, from, to)?;
+    f.ops.apply(w, t, (from, to), (f.run, based), runs)?;
     f.applied = to;
     if to < f.ops.len() {
         let cursor = Cursor { to: f.to, applied: to as u64 };
@@ -1688,7 +1859,12 @@ fn apply_frozen(
     *merged = f.to;
     t.meta.insert(KEY_MERGED, encode_merged(*merged).as_slice()).map_err(backend)?;
     t.meta.remove(KEY_FROZEN).map_err(backend)?;
-    debug_assert_eq!(w.open_table(IDS).ok().and_then(|t| t.len().ok()), Some(merged.tree_size));
+    if f.run.is_some() {
+        let keys: Vec<IdKey> = f.ops.ids.iter().map(|(id, _, _)| id_key(id, 0)).collect();
+        runs.finish_building(f.ops.ids.len() as u64, keys.iter());
+    } else {
+        debug_assert_eq!(w.open_table(IDS).ok().and_then(|t| t.len().ok()), Some(merged.tree_size));
+    }
     *frozen = None;
     Ok(to - from)
 }
@@ -1790,6 +1966,17 @@ impl NodeReader for RedbStore {
     }
 }
 
+impl RedbStore {
+    /// The leaf and metadata of a record merged into the id runs (or the legacy `ids` table).
+    fn find_recorded(&self, r: &ReadTransaction, id: &AttestationId) -> Result<Option<(u64, RecordMeta)>, StoreError> {
+        let runs = r.open_table(ID_RUNS).map_err(open_err("id_runs"))?;
+        let legacy = r.open_table(IDS).map_err(open_err("ids"))?;
+        let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
+        let base = base_ids_table(r)?;
+        self.id_runs.find(&runs, &legacy, &leaves, base.as_ref(), id)
+    }
+}
+
 impl StateView for RedbStore {
     type Error = StoreError;
 
@@ -1804,10 +1991,7 @@ impl StateView for RedbStore {
             return Ok(Some(*meta));
         }
         let r = self.snapshot()?;
-        let ids = r.open_table(IDS).map_err(open_err("ids"))?;
-        let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
-        let base = base_ids_table(&r)?;
-        Ok(find_id(&ids, &leaves, base.as_ref(), id)?.map(|(_, meta)| meta))
+        Ok(self.find_recorded(&r, id)?.map(|(_, meta)| meta))
     }
 
     fn active_pledge(&self, patent: &PatentNumber) -> Result<Option<AttestationId>, StoreError> {
@@ -2053,15 +2237,10 @@ impl Store for RedbStore {
         let r = self.snapshot()?;
         let leaf_index = match self.newest_first().find_map(|g| g.ids.get(id)) {
             Some(leaf) => *leaf,
-            None => {
-                let ids = r.open_table(IDS).map_err(open_err("ids"))?;
-                let leaves = r.open_table(LEAVES).map_err(open_err("leaves"))?;
-                let base = base_ids_table(&r)?;
-                match find_id(&ids, &leaves, base.as_ref(), id)? {
-                    Some((leaf, _)) => leaf,
-                    None => return Ok(None),
-                }
-            }
+            None => match self.find_recorded(&r, id)? {
+                Some((leaf, _)) => leaf,
+                None => return Ok(None),
+            },
         };
         if let Some(b) = self.base
             && leaf_index < b.tree_size
@@ -2214,6 +2393,8 @@ impl Store for RedbStore {
             b[..8].copy_from_slice(&at.height.to_be_bytes());
             b[8..].copy_from_slice(&at.tree_size.to_be_bytes());
             meta.insert(KEY_BASE, b.as_slice()).map_err(backend)?;
+            // The imported records are the oldest id run: the `ids` table, never written again.
+            meta.insert(KEY_RUNS, Catalog::new(records).encode().as_slice()).map_err(backend)?;
             meta.insert(KEY_HEAD, encode_head(&head).as_slice()).map_err(backend)?;
             let merged = Merged { height: at.height, tree_size: at.tree_size };
             meta.insert(KEY_MERGED, encode_merged(merged).as_slice()).map_err(backend)?;
@@ -2224,6 +2405,13 @@ impl Store for RedbStore {
         self.base = Some(at);
         self.governance = governance;
         self.read = Some(self.db.begin_read().map_err(backend)?);
+        let catalog = self.read_catalog()?;
+        let r = self.snapshot()?;
+        let runs = r.open_table(ID_RUNS).map_err(open_err("id_runs"))?;
+        let legacy = r.open_table(IDS).map_err(open_err("ids"))?;
+        let id_runs = IdRuns::load(catalog, &runs, &legacy, 0)?;
+        drop((runs, legacy, r));
+        self.id_runs = id_runs;
         Ok(())
     }
 
@@ -2484,15 +2672,15 @@ mod tests {
                 let to = Merged { tree_size: c.to.tree_size + 1, ..c.to };
                 w.open_table(META).unwrap().insert(KEY_FROZEN, encode_cursor(Cursor { to, ..c }).as_slice()).unwrap();
             }),
-            // The applied ops inserted `ids` entries that a cursor at 0 does not account for.
-            ("table ids", "merge ops", |w, c| {
+            // The applied ops inserted id-run entries that a cursor at 0 does not account for.
+            ("table id_runs", "accounts for 0", |w, c| {
                 w.open_table(META)
                     .unwrap()
                     .insert(KEY_FROZEN, encode_cursor(Cursor { applied: 0, ..c }).as_slice())
                     .unwrap();
             }),
             // Without its cursor, the partly merged generation is unaccounted for.
-            ("table ids", "merged leaves", |w, _| {
+            ("table meta, key id_runs", "nothing is frozen", |w, _| {
                 w.open_table(META).unwrap().remove(KEY_FROZEN).unwrap();
             }),
         ];
@@ -2577,16 +2765,108 @@ mod tests {
         assert!(sliced > 20 && forced > 2, "{sliced} sliced commits, {forced} finishing a frozen generation early");
     }
 
+    /// Rewrites a format-2 store as format 1 wrote it: every id in the table `ids` (the runs'
+    /// newest values, and what the frozen generation's applied ops wrote), no `id_runs`.
+    fn to_format_1(path: &Path) {
+        tamper(path, |w| {
+            let mut meta = w.open_table(META).unwrap();
+            let c = Catalog::decode(meta.get(KEY_RUNS).unwrap().unwrap().value()).unwrap();
+            {
+                let runs = w.open_table(ID_RUNS).unwrap();
+                let mut ids = w.open_table(IDS).unwrap();
+                for run in c.runs.iter().map(|r| r.run).chain(c.building) {
+                    let (lo, hi) = (run_key(run, &[0; 16]), run_key(run, &[0xff; 16]));
+                    for item in runs.range::<&[u8; 20]>(&lo..=&hi).unwrap() {
+                        let (k, v) = item.unwrap();
+                        let mut id = [0u8; 16];
+                        id.copy_from_slice(&k.value()[4..]);
+                        ids.insert(&id, v.value()).unwrap();
+                    }
+                }
+            }
+            w.delete_table(ID_RUNS).unwrap();
+            meta.remove(KEY_RUNS).unwrap();
+            meta.insert(KEY_FORMAT, FORMAT_LEGACY_IDS.to_be_bytes().as_slice()).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_format_1_store_is_migrated_on_open_and_reads_the_same() {
+        for mid_merge in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ledger.redb");
+            let mut builder = ChainBuilder::new(3, 1_600_000_000_000).unwrap();
+            // Slices of 10 ops keep a merge under way at every commit; larger ones finish it.
+            let slice = if mid_merge { 10 } else { MERGE_OPS_PER_COMMIT_MAX };
+            let options =
+                RedbOptions { stage_leaves_max: 50, merge_ops_per_commit_max: slice, ..RedbOptions::default() };
+            let mut store = RedbStore::open_with(&path, builder.genesis(), options).unwrap();
+            let mut mem = super::super::MemStore::new(builder.genesis());
+            let mut ids = Vec::new();
+            let genesis = builder.genesis().clone();
+            let mut commit = |store: &mut RedbStore, mem: &mut super::super::MemStore, ids: &mut Vec<AttestationId>| {
+                let vb = builder.next_block(20).unwrap();
+                store.commit(&vb).unwrap();
+                mem.commit(&vb).unwrap();
+                ids.extend(vb.certified().block.leaves.iter().map(|l| l.id));
+            };
+            for _ in 0..12 {
+                commit(&mut store, &mut mem, &mut ids);
+            }
+            while store.merge_progress().is_some() != mid_merge || store.merge_progress().is_some_and(|(a, _)| a < 20) {
+                commit(&mut store, &mut mem, &mut ids);
+            }
+            assert_eq!(store.migrated_from_format(), None);
+            drop(store);
+            to_format_1(&path);
+            let mut store = RedbStore::open_with(&path, &genesis, options).unwrap();
+            assert_eq!(store.migrated_from_format(), Some(FORMAT_LEGACY_IDS), "mid-merge {mid_merge}");
+            assert_eq!(store.merge_progress(), None, "the migration finished the merge under way");
+            let legacy = store.id_runs.catalog.legacy;
+            assert!(legacy >= 200 && store.id_runs.catalog.runs.is_empty(), "{legacy}");
+            let absent = HashOf::from_hash(Hash([9; 32]));
+            let check = |store: &RedbStore, mem: &super::super::MemStore, ids: &[AttestationId], at: &str| {
+                for id in ids.iter().chain([&absent]) {
+                    assert_eq!(store.locate(id).unwrap(), mem.locate(id).unwrap(), "{at}: locate {id}");
+                    assert_eq!(store.record(id).unwrap(), mem.record(id).unwrap(), "{at}: record {id}");
+                }
+            };
+            check(&store, &mem, &ids, "migrated");
+            // New generations go to id runs on top of the legacy table; changes to its records win.
+            for _ in 0..40 {
+                commit(&mut store, &mut mem, &mut ids);
+            }
+            assert!(!store.id_runs.catalog.runs.is_empty());
+            assert_eq!(store.id_runs.catalog.legacy, legacy, "the legacy table is never written again");
+            check(&store, &mem, &ids, "after more commits");
+            drop(store);
+            let store = RedbStore::open_with(&path, &genesis, options).unwrap();
+            assert_eq!(store.migrated_from_format(), None, "migrated once");
+            check(&store, &mem, &ids, "reopened");
+        }
+    }
+
     #[test]
     fn ids_sharing_a_prefix_are_told_apart_by_their_leaves() {
         let (_dir, path, builder, vbs) = store_with(2);
         let leaves: Vec<&Leaf> = vbs.iter().flat_map(|vb| &vb.certified().block.leaves).collect();
         let (a, b) = (leaves[30].id, leaves[4].id);
-        // Re-key leaf 4's entry under leaf 30's prefix: a lookup of `a` now meets leaf 4 first.
+        let store = RedbStore::open(&path, builder.genesis()).unwrap();
+        let (old, new) = (store.id_runs.catalog.runs[0], store.id_runs.catalog.runs[1]);
+        assert_eq!(old.count, 20, "one run per block");
+        assert!(new.count >= 20, "block 2's records and its changes to block 1's");
+        drop(store);
+        // Move leaf 4's entry to the newest run under leaf 30's prefix: a lookup of `a` now
+        // meets leaf 4 first; the catalog's counts follow, so the store opens.
         tamper(&path, |w| {
-            let mut ids = w.open_table(IDS).unwrap();
-            let meta = *ids.remove(&id_key(&b, 4)).unwrap().unwrap().value();
-            ids.insert(&id_key(&a, 4), &meta).unwrap();
+            let mut runs = w.open_table(super::super::id_runs::ID_RUNS).unwrap();
+            let meta = *runs.remove(&run_key(old.run, &id_key(&b, 4))).unwrap().unwrap().value();
+            runs.insert(&run_key(new.run, &id_key(&a, 4)), &meta).unwrap();
+            let mut meta_t = w.open_table(META).unwrap();
+            let mut c = Catalog::decode(meta_t.get(KEY_RUNS).unwrap().unwrap().value()).unwrap();
+            c.runs[0].count -= 1;
+            c.runs[1].count += 1;
+            meta_t.insert(KEY_RUNS, c.encode().as_slice()).unwrap();
         });
         let store = RedbStore::open(&path, builder.genesis()).unwrap();
         assert_eq!(store.locate(&a).unwrap(), Some(Location { height: 2, leaf_index: 30 }));

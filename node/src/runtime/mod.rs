@@ -122,6 +122,14 @@ pub async fn run(
         Err(e @ StoreError::Corrupt { .. }) => return Err(damaged(e.to_string())),
         r => r?,
     };
+    if let Some(from) = store.migrated_from_format() {
+        info!(
+            store = %store_path.display(),
+            from_format = from,
+            to_format = credence_ledger::store::FORMAT_VERSION,
+            "store migrated: its record-id index is now kept in sorted runs (the old table is read as the oldest run)"
+        );
+    }
     // Never serve or extend a damaged chain: re-verify what is stored (docs/OPERATIONS.md);
     // a store that started from a snapshot, from the kept snapshot on.
     if store.base().is_some() {
