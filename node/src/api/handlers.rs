@@ -387,6 +387,7 @@ pub(super) fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
     security(("rfc9421" = [])),
     responses(
         (status = 200, description = "The attestation; an enterprise's facts are withheld (`claim.kind` = `withheld`) unless read with a purpose under a live consent", body = AttestationView),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 400, description = "Not an id", body = ErrorBody),
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
         (status = 403, description = "The access key lacks the scope, or no live consent allows this restricted read (`rule` names what is missing)", body = ErrorBody),
@@ -441,6 +442,7 @@ pub async fn get_attestation(
     security(("rfc9421" = [])),
     responses(
         (status = 200, description = "The openings; check each against the commitment in the leaf (docs/encoding.md §13)", body = OpeningsView),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 400, description = "Not an id, or no `purpose` (openings are a restricted read)", body = ErrorBody),
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
         (status = 403, description = "The access key lacks the restricted scope, or no live consent covering the record's kind allows the read (`rule` names what is missing)", body = ErrorBody),
@@ -1041,6 +1043,7 @@ pub async fn member_queries(
     security(("rfc9421" = [])),
     responses(
         (status = 200, description = "A page, ascending by leaf index (empty for a record nothing names); with `purpose`, read under the consent of the enterprise the record builds on", body = AttestationPage),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 400, description = "Bad id or paging parameter, or `purpose` on a record that names no enterprise", body = ErrorBody),
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
         (status = 403, description = "The access key lacks the member scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
@@ -1100,6 +1103,7 @@ pub const PORTFOLIO_CHUNK_LEAVES: u64 = 10_000;
     security(("rfc9421" = [])),
     responses(
         (status = 200, description = "The figures", body = PortfolioView),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
         (status = 403, description = "The access key lacks the regulator scope: the figures hold many enterprises' facts", body = ErrorBody),
         (status = 400, description = "Bad lender name, id or limit", body = ErrorBody),
@@ -1202,6 +1206,7 @@ pub async fn next_sequence(
     params(("height" = u64, Path, description = "Block height, from 1")),
     responses(
         (status = 200, description = "The block (public: header, certificate and leaf ids are hashes; docs/ACCESS.md)", body = BlockView),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 400, description = "Not a height", body = ErrorBody),
         (status = 404, description = "No such block yet", body = ErrorBody),
     )
@@ -1247,6 +1252,7 @@ fn stored_block(store: &(dyn Store + Send + Sync), height: u64) -> Result<Certif
     security(("rfc9421" = [])),
     responses(
         (status = 401, description = "Unsigned, badly signed, replayed, or signed by an unknown, revoked or expired access key (`field` and `rule` say which)", body = ErrorBody),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 403, description = "The access key lacks the route's scope, or no live consent allows the restricted read (`rule` names what is missing)", body = ErrorBody),
         (status = 200, description = "The certified block", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "Not a height", body = ErrorBody),
@@ -1401,6 +1407,7 @@ pub struct InclusionQuery {
     params(("id" = String, Path, description = "Attestation id: 64 hex digits"), InclusionQuery),
     responses(
         (status = 200, description = "The proof", body = InclusionProofView),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 400, description = "Bad id or tree size", body = ErrorBody),
         (status = 404, description = "Not committed", body = ErrorBody),
     )
@@ -1522,6 +1529,7 @@ pub struct SetChangesQuery {
     params(SetChangesQuery),
     responses(
         (status = 200, description = "The set changes, oldest first", body = SetChangesView),
+        (status = 410, description = "Below the snapshot this node started from: it holds no block, leaf or record location there (`code` not_held, `field` the parameter, `rule` the base height); ask a full node", body = ErrorBody),
         (status = 400, description = "Bad height", body = ErrorBody),
         (status = 404, description = "No block at that height yet", body = ErrorBody),
         (status = 422, description = "More changes than a bundle carries (SET_CHANGES_MAX)", body = ErrorBody),
