@@ -538,21 +538,22 @@ impl IdRuns {
             if let Some(g) = self.catalog.garbage.first_mut() {
                 let want = (budget - done).min(usize::try_from(g.left).unwrap_or(usize::MAX));
                 let (a, b) = (run_key(g.run, &[0; 16]), run_key(g.run, &[0xff; 16]));
-                let keys: Vec<RunKey> = table
-                    .range::<&RunKey>(&a..=&b)
-                    .map_err(backend)?
-                    .take(want)
-                    .map(|e| e.map(|(k, _)| *k.value()))
-                    .collect::<Result<_, _>>()
-                    .map_err(backend)?;
-                for k in &keys {
-                    table.remove(k).map_err(backend)?;
+                // The slice's last key, then one scan that deletes up to it: a removal per key
+                // would descend the tree once per entry.
+                let mut found = 0;
+                let mut last = None;
+                for e in table.range::<&RunKey>(&a..=&b).map_err(backend)?.take(want) {
+                    last = Some(*e.map_err(backend)?.0.value());
+                    found += 1;
                 }
-                g.left -= keys.len() as u64;
-                done += keys.len().max(1);
+                if let Some(last) = last {
+                    table.retain_in::<&RunKey, _>(&a..=&last, |_, _| false).map_err(backend)?;
+                }
+                g.left -= found as u64;
+                done += found.max(1);
                 if g.left == 0 {
                     self.catalog.garbage.remove(0);
-                } else if keys.len() < want {
+                } else if found < want {
                     return Err(corrupt("table id_runs", format!("run {} ended {} entries early", g.run, g.left)));
                 }
                 self.dirty = true;
