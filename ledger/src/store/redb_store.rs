@@ -914,7 +914,7 @@ fn merkle_key(level: u8, index: u64) -> [u8; 9] {
 
 /// Whether `merkle` keeps the nodes of `level` (besides a snapshot base's frontier).
 fn kept_level(level: u8) -> bool {
-    level > 0 && level % KEPT_LEVEL_STEP == 0
+    level > 0 && level.is_multiple_of(KEPT_LEVEL_STEP)
 }
 
 /// How many nodes of the kept levels a tree of `size` leaves has: `⌊size / 2^l⌋` for each.
@@ -2123,7 +2123,7 @@ impl RedbStore {
         if start >= end {
             return Ok(());
         }
-        if level % KEPT_LEVEL_STEP == 0 {
+        if level.is_multiple_of(KEPT_LEVEL_STEP) {
             return self.for_each_kept(r, level, start, end, &mut |h| out.push(h));
         }
         // From the nodes of the kept level (or the leaves) below: 2^rise of them per node.
@@ -2153,7 +2153,7 @@ impl RedbStore {
         to: u64,
         f: &mut dyn FnMut(NodeHash),
     ) -> Result<(), StoreError> {
-        debug_assert!(level % KEPT_LEVEL_STEP == 0);
+        debug_assert!(level.is_multiple_of(KEPT_LEVEL_STEP));
         if from >= to {
             return Ok(());
         }
