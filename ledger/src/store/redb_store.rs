@@ -52,8 +52,13 @@
 //! a commit wrote (`credence bench store`, 1,000,000 records). Reads pay instead: a node of
 //! level 7 hashes 128 leaves, and an inclusion proof hashes up to the other 255 leaves of its
 //! leaf's level-8 subtree (its siblings of levels 0 to 7 cover them) and up to 255 nodes at
-//! each kept level above, where it read about 20 stored nodes before.
-//! [`NodeReader::nodes`] stays one range read (plus the hashing) for any level.
+//! each kept level above, where it read about 20 stored nodes before. Measured on the 2-core
+//! reference VM at 1,000,000 records (shared, so the rates are noisy): the store takes 541
+//! bytes per record instead of 570; `credence bench audit`'s inclusion proof over HTTP (with
+//! the root it is checked against) takes p50 0.45 ms, p99 0.6 to 0.8 ms, instead of 0.13 and
+//! 0.25 ms. [`NodeReader::nodes`] stays one range read (plus the hashing) for any level.
+//! `open`'s root check now hashes the leaves after the last level-8 node (fewer than 256),
+//! so a damaged leaf there is refused at open.
 //!
 //! Below a snapshot base the leaves are not held, so the base's frontier (the complete
 //! subtrees that tile its leaves, one per set bit of its size) is kept at whatever level it
@@ -63,8 +68,10 @@
 //!
 //! A format-2 store (every level above 0) is migrated on open: the table is rewritten with
 //! the nodes format 3 keeps (the kept levels and the base's frontier), and the format set to
-//! 3, in one transaction (a format-1 store gets this in its own migration's transaction). A
-//! binary of format 2 refuses a format-3 store (its format check names the version).
+//! 3, in one transaction (a format-1 store gets this in its own migration's transaction;
+//! 0.5 s for 1,000,000 records). A binary of format 2 refuses a format-3 store (its format
+//! check names the version). redb keeps the freed pages for later commits: the file does not
+//! shrink.
 //!
 //! # Staged indexes
 //!
