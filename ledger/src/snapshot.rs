@@ -1286,6 +1286,60 @@ mod tests {
         drop(redb);
     }
 
+    /// A store started from a snapshot at an odd tree size (313 leaves: its frontier has nodes
+    /// of level 8, of levels not kept, and of level 0), grown by blocks of odd sizes: nodes at
+    /// every level, range reads and proofs equal the imported model's (which stores every node
+    /// it completes), and the proofs of the leaves after the base equal the full store's. A
+    /// rewrite of it as format 2 wrote it migrates on open and keeps the frontier.
+    #[test]
+    fn a_store_imported_at_an_odd_size_gives_the_nodes_and_proofs_of_the_model() {
+        use crate::merkle::{consistency_proof, inclusion_proof};
+        use crate::store::redb_testing::{merkle_rows, rewrite_as_format_2, same_tree};
+        let (mut b, mut mem, _redb, dir) = chain_of(&[(3, 37), (2, 101)]);
+        let g = b.genesis().clone();
+        let (bytes, _) = file_of(&mem, &g);
+        let mut mem_i = MemStore::new(&g);
+        import_into(&mut mem_i, &bytes, &g);
+        let path = dir.path().join("imported.redb");
+        let mut redb_i = RedbStore::open(&path, &g).unwrap();
+        import_into(&mut redb_i, &bytes, &g);
+        assert_eq!(redb_i.base(), Some(crate::store::BaseAt { height: 5, tree_size: 313 }));
+        let frontier: [(u8, u64); 5] = [(0, 312), (3, 38), (4, 18), (5, 8), (8, 0)];
+        assert_eq!(merkle_rows(&redb_i), frontier);
+        same_tree("at the base", &redb_i, &mem_i, 313);
+        let ctx = ChainContext::new(g.clone());
+        for n in [1, 200, 255, 3, 513, 77, 1000] {
+            let vb = b.next_block(n).unwrap();
+            mem.commit(&vb).unwrap();
+            let a = crate::verify::verify_block(&ctx, &tip_of(&mem_i), &mem_i, vb.certified().clone()).unwrap();
+            mem_i.commit(&a).unwrap();
+            let a = crate::verify::verify_block(&ctx, &tip_of(&redb_i), &redb_i, vb.certified().clone()).unwrap();
+            redb_i.commit(&a).unwrap();
+        }
+        let size = redb_i.head().unwrap().unwrap().tree_size;
+        assert_eq!(size, 313 + 2049);
+        same_tree("grown", &redb_i, &mem_i, size);
+        for i in (313..size).step_by(37).chain([313, 511, 512, size - 1]) {
+            assert_eq!(inclusion_proof(i, size, &redb_i), inclusion_proof(i, size, &mem), "inclusion({i}, {size})");
+        }
+        for k in [313, 314, 512, 1024, 2000, size - 1] {
+            assert_eq!(consistency_proof(k, size, &redb_i), consistency_proof(k, size, &mem), "consistency({k})");
+        }
+        let rows = merkle_rows(&redb_i);
+        assert!(frontier.iter().all(|f| rows.contains(f)), "the frontier is kept: {rows:?}");
+        assert!(rows.iter().all(|r| frontier.contains(r) || r.0 == 8), "{rows:?}");
+        assert_eq!(rows.len(), frontier.len() + (size >> 8) as usize - 1);
+        drop(redb_i);
+        let redb_i = RedbStore::open(&path, &g).unwrap();
+        same_tree("reopened", &redb_i, &mem_i, size);
+        drop(redb_i);
+        assert!(rewrite_as_format_2(&path, &mem_i) > 2000);
+        let redb_i = RedbStore::open(&path, &g).unwrap();
+        assert_eq!(redb_i.migrated_from_format(), Some(crate::store::FORMAT_ALL_MERKLE_LEVELS));
+        assert_eq!(merkle_rows(&redb_i), rows, "the frontier and the kept levels stay");
+        same_tree("migrated", &redb_i, &mem_i, size);
+    }
+
     /// A read view keeps the state of its moment while the store commits on, and is never written.
     #[test]
     fn a_read_view_keeps_its_state_while_the_store_commits() {

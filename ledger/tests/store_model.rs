@@ -18,7 +18,7 @@ use credence_ledger::genesis::Genesis;
 use credence_ledger::hash::HashOf;
 use credence_ledger::ids::{PatentNumber, Uscc};
 use credence_ledger::loan_rules::FactKey;
-use credence_ledger::merkle::NodeReader;
+use credence_ledger::merkle::{MerkleError, NodeReader};
 use credence_ledger::rules::StateView;
 use credence_ledger::store::{IndexKey, MemStore, QUERY_LIMIT_MAX, RedbOptions, RedbStore, Store, StoreError};
 
@@ -272,6 +272,14 @@ fn sweep(ctx: &str, k: &Known, redb: &RedbStore, mem: &MemStore) {
         for index in 0..=k.tree_size >> level {
             assert_eq!(redb.node(level, index), mem.node(level, index), "{ctx} node({level}, {index})");
         }
+        // A level in one range read, and one node beyond it.
+        let n = k.tree_size >> level;
+        let mut got = Vec::new();
+        let read = redb.nodes(level, 0, n as usize, &mut got).map(|()| got);
+        let want: Result<Vec<_>, _> = (0..n).map(|i| mem.node(level, i)).collect();
+        assert_eq!(read, want, "{ctx} nodes({level}, 0, {n})");
+        let beyond = redb.nodes(level, 0, n as usize + 1, &mut Vec::new());
+        assert_eq!(beyond, Err(MerkleError::MissingNode { level, index: n }), "{ctx} nodes({level}, 0, {n} + 1)");
     }
 }
 

@@ -10,7 +10,9 @@ mod redb_store;
 
 pub use id_runs::{COMPACT_OPS_PER_COMMIT_MAX, FILTER_BITS_PER_ENTRY, RUNS_FANIN};
 pub use memory::MemStore;
-pub use redb_store::{FORMAT_LEGACY_IDS, FORMAT_VERSION, RedbOptions, RedbStore};
+#[cfg(test)]
+pub(crate) use redb_store::testing as redb_testing;
+pub use redb_store::{FORMAT_ALL_MERKLE_LEVELS, FORMAT_LEGACY_IDS, FORMAT_VERSION, RedbOptions, RedbStore};
 pub(crate) use redb_store::{META_BYTES, decode_meta, encode_meta};
 
 use crate::attestation::AttestationId;

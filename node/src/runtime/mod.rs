@@ -123,12 +123,12 @@ pub async fn run(
         r => r?,
     };
     if let Some(from) = store.migrated_from_format() {
-        info!(
-            store = %store_path.display(),
-            from_format = from,
-            to_format = credence_ledger::store::FORMAT_VERSION,
-            "store migrated: its record-id index is now kept in sorted runs (the old table is read as the oldest run)"
-        );
+        let what = if from == credence_ledger::store::FORMAT_LEGACY_IDS {
+            "store migrated: its record-id index is now kept in sorted runs (the old table is read as the oldest run), and Merkle nodes only at tile levels (8, 16, ...)"
+        } else {
+            "store migrated: Merkle nodes are now kept only at tile levels (8, 16, ...), the others computed when read"
+        };
+        info!(store = %store_path.display(), from_format = from, to_format = credence_ledger::store::FORMAT_VERSION, "{what}");
     }
     // Never serve or extend a damaged chain: re-verify what is stored (docs/OPERATIONS.md);
     // a store that started from a snapshot, from the kept snapshot on.
