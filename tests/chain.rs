@@ -232,7 +232,7 @@ fn keys_can_be_encrypted_with_a_passphrase_from_env_or_file() {
 }
 
 /// `export --parquet` writes tables that DuckDB (an independent Parquet reader, from
-/// tests/interop/requirements.txt, installed by .ci/run) reads with the ledger's counts
+/// tests/interop/requirements.txt, installed on first use by tests/common/tools.rs) reads with the ledger's counts
 /// and sums: rows per table, per kind and per attester, and the R&D amounts in fen,
 /// against the CSV export of the same chain.
 #[test]
@@ -287,10 +287,11 @@ out = {
 }
 print(json.dumps(out, default=str))
 "#;
+    common::tools::python_packages();
     let py = std::process::Command::new("python3")
         .args(["-c", script, tables.to_str().unwrap()])
         .output()
-        .expect("python3 runs (DuckDB comes from tests/interop/requirements.txt)");
+        .expect("python3 runs");
     assert!(py.status.success(), "duckdb: {}", String::from_utf8_lossy(&py.stderr));
     let v: serde_json::Value = serde_json::from_slice(&py.stdout).unwrap();
     assert_eq!(v["attestations"], 5000);

@@ -45,16 +45,6 @@ impl Drop for Proc {
     }
 }
 
-fn program(name: &str) -> String {
-    for dir in ["/usr/bin", "/usr/lib/chromium"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p.display().to_string();
-        }
-    }
-    panic!("{name} is not installed: run `apt-get install -y chromium chromium-driver` (.ci/run does)");
-}
-
 /// `credence attest … --wait --json` as the dev member; returns the record id.
 fn attest(dir: &Path, url: &str, args: &[&str]) -> String {
     let key = dir.join("keys/dev.key");
@@ -143,8 +133,7 @@ async fn tamper(c: &Client, path_part: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
-    let chromium = program("chromium");
-    let chromedriver = program("chromedriver");
+    let (chromium, chromedriver) = common::tools::chromium();
     let base = port_base(0);
     let (api_port, driver_port) = (base + 1000, base + 1001);
     let tmp = tempfile::tempdir().unwrap();
@@ -755,10 +744,10 @@ async fn console_first_paint_of_a_large_profile() {
     let url = line.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "bench console printed {line:?}");
 
-    let chromium = program("chromium");
+    let (chromium, chromedriver) = common::tools::chromium();
     let driver_port = port_base(0) + 1002;
     let _driver = Proc(
-        Command::new(program("chromedriver"))
+        Command::new(&chromedriver)
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -91,20 +91,11 @@ fn metric(api: &str, prefix: &str) -> u64 {
 }
 
 /// Runs tests/interop/cosignature.py on `note` for witness `name` with public key `pk` (hex):
-/// its JSON answer, exit 0 meaning every such line verified; `None` (a skip) where python3 or
-/// the `cryptography` package is missing outside CI.
-fn cosignature_check(name: &str, pk: &str, note: &str) -> Option<serde_json::Value> {
+/// its JSON answer, exit 0 meaning every such line verified.
+fn cosignature_check(name: &str, pk: &str, note: &str) -> serde_json::Value {
     use std::io::Write as _;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/cosignature.py");
-    let ready =
-        std::process::Command::new("python3").args(["-c", "import cryptography"]).status().is_ok_and(|s| s.success());
-    if !ready {
-        assert!(std::env::var_os("CI").is_none(), "CI must install cryptography (see .ci/run)");
-        eprintln!(
-            "skipped: python3 with cryptography is not installed (pip install -r tests/interop/requirements.txt)"
-        );
-        return None;
-    }
+    common::tools::python_packages();
     let mut child = std::process::Command::new("python3")
         .args([script, name, pk])
         .stdin(std::process::Stdio::piped())
@@ -115,7 +106,7 @@ fn cosignature_check(name: &str, pk: &str, note: &str) -> Option<serde_json::Val
     let out = child.wait_with_output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.success(), v["error"].is_null() && !v["verified"].as_array().unwrap().is_empty(), "{v}");
-    Some(v)
+    v
 }
 
 /// A testnet whose genesis names two `credence witness` processes: its checkpoints get cosigned
@@ -162,13 +153,11 @@ fn genesis_witnesses_cosign_checkpoints_and_a_witness_with_a_forked_history_refu
     // The cosignatures, checked by a verifier written from the C2SP text with another Ed25519
     // library (tests/interop/cosignature.py); an altered note fails it.
     for (name, pk) in [("w.example/a", &pk_a), ("w.example/b", &pk_b)] {
-        if let Some(v) = cosignature_check(name, pk, &note) {
-            assert_eq!(v["verified"].as_array().map(Vec::len), Some(1), "{name}: {v}");
-        }
+        let v = cosignature_check(name, pk, &note);
+        assert_eq!(v["verified"].as_array().map(Vec::len), Some(1), "{name}: {v}");
         let altered = note.replacen('\n', "\nx", 1);
-        if let Some(v) = cosignature_check(name, pk, &altered) {
-            assert!(v["verified"].as_array().is_some_and(Vec::is_empty), "{name} on an altered note: {v}");
-        }
+        let v = cosignature_check(name, pk, &altered);
+        assert!(v["verified"].as_array().is_some_and(Vec::is_empty), "{name} on an altered note: {v}");
     }
     assert!(metric(&api, "credence_witness_cosignatures_total{witness=\"w.example/b\"}") >= 1);
 

@@ -1,28 +1,17 @@
 //! RFC 9421 interoperability: requests signed by the independent PyPI library `http-message-signatures` verify with the node's code, and the node's signatures verify with it.
 //!
-//! Needs `python3` with `http-message-signatures` (installed by `.ci/run`). Outside CI a
-//! machine without it skips with a message; in CI (`CI=true`) its absence fails.
+//! Needs `python3` with `http-message-signatures`, which `tools::python_packages` installs
+//! (tests/interop/requirements.txt) if it is missing.
 
 use std::process::Command;
 
 use credence_ledger::sig::SecretKey;
 use credence_node::httpsig::{self, RequestParts, SignWith};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/rfc9421.py");
+#[path = "../../tests/common/tools.rs"]
+mod tools;
 
-fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import http_message_signatures, cryptography"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "CI must install http-message-signatures (see .ci/run)");
-        eprintln!(
-            "skipped: python3 with http-message-signatures is not installed (pip install -r tests/interop/requirements.txt)"
-        );
-    }
-    ok
-}
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/interop/rfc9421.py");
 
 fn python(args: &[&str]) -> std::process::Output {
     Command::new("python3").arg(SCRIPT).args(args).output().unwrap()
@@ -34,9 +23,7 @@ fn now_s() -> i64 {
 
 #[test]
 fn python_signatures_verify_here() {
-    if !python_ready() {
-        return;
-    }
+    tools::python_packages();
     let key = SecretKey::from_seed([0x42; 32]);
     for body in [None, Some("{\"purpose\":\"loan-application\"}")] {
         let method = if body.is_some() { "POST" } else { "GET" };
@@ -82,9 +69,7 @@ fn python_signatures_verify_here() {
 
 #[test]
 fn signatures_made_here_verify_in_python() {
-    if !python_ready() {
-        return;
-    }
+    tools::python_packages();
     let key = SecretKey::from_seed([0x43; 32]);
     let req = RequestParts {
         method: "GET".into(),

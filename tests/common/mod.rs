@@ -4,6 +4,7 @@
 
 pub mod net;
 pub mod proxy;
+pub mod tools;
 
 use std::process::{Command, Output};
 
