@@ -2876,6 +2876,37 @@ mod tests {
     use super::*;
     use crate::demo::ChainBuilder;
 
+    /// `Postings` against the ordered set of `(key, leaf)` pairs it replaced: the same leaves
+    /// from any start, a leaf naming a key twice kept once, and the merge list's keys sorted.
+    #[test]
+    fn postings_answer_as_an_ordered_set_of_pairs_does() {
+        let mut postings = Postings::<u16>::default();
+        let mut model = std::collections::BTreeSet::new();
+        let mut leaf = 0u64;
+        for block in 0..40u64 {
+            let mut entries = Vec::new();
+            for i in 0..(block % 7) * 3 {
+                leaf += 1 + (block * i) % 3;
+                // Keys repeat within and across blocks; some leaves name their key twice.
+                let key = ((leaf * 2_654_435_761) % 11) as u16;
+                entries.push((key, leaf));
+                if leaf.is_multiple_of(5) {
+                    entries.push((key, leaf));
+                }
+                model.insert((key, leaf));
+            }
+            postings.extend(entries);
+        }
+        for key in 0..12u16 {
+            for start in [0, 1, leaf / 3, leaf / 2, leaf, leaf + 1] {
+                let want: Vec<u64> = model.range((key, start)..=(key, u64::MAX)).map(|(_, l)| *l).collect();
+                assert_eq!(postings.from(&key, start), want.as_slice(), "key {key} from {start}");
+            }
+        }
+        let want: Vec<[u8; 10]> = model.iter().map(|(k, l)| attester_key(*k, *l)).collect();
+        assert_eq!(postings.table_keys(|k, l| attester_key(*k, l)), want);
+    }
+
     /// A closed store of `blocks` blocks of 20 attestations, all merged into the index tables.
     fn store_with(blocks: u64) -> (tempfile::TempDir, std::path::PathBuf, ChainBuilder, Vec<ValidBlock>) {
         let dir = tempfile::tempdir().unwrap();
