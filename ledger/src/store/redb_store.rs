@@ -1286,45 +1286,41 @@ impl RedbStore {
     /// becomes the oldest, read-only id run; creates `id_runs` and its catalog; and keeps in
     /// `merkle` only the nodes format 3 keeps ([`prune_merkle`]).
     fn migrate_legacy_ids(&mut self) -> Result<(), StoreError> {
-        self.read = None;
-        let w = self.db.begin_write().map_err(backend)?;
-        let done = (|| -> Result<(), StoreError> {
+        self.migrate(FORMAT_LEGACY_IDS, |s, w| {
             // Before `Tables` opens `merkle`: a table is deleted only while closed.
-            prune_merkle(&w, self.base)?;
-            let mut t = Tables::open(&w)?;
-            let based = self.base.is_some();
-            apply_frozen(&w, &mut t, based, &mut self.frozen, &mut self.merged, usize::MAX, &mut self.id_runs)?;
+            prune_merkle(w, s.base)?;
+            let mut t = Tables::open(w)?;
+            let based = s.base.is_some();
+            apply_frozen(w, &mut t, based, &mut s.frozen, &mut s.merged, usize::MAX, &mut s.id_runs)?;
             let legacy = w.open_table(IDS).map_err(backend)?.len().map_err(backend)?;
             w.open_table(ID_RUNS).map_err(backend)?;
             t.meta.insert(KEY_RUNS, Catalog::new(legacy).encode().as_slice()).map_err(backend)?;
             t.meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
             Ok(())
-        })();
-        if let Err(e) = done {
-            self.poisoned = true;
-            return Err(e);
-        }
-        w.commit().map_err(|e| {
-            self.poisoned = true;
-            backend(e)
-        })?;
-        self.migrated_from = Some(FORMAT_LEGACY_IDS);
-        self.read = Some(self.db.begin_read().map_err(backend)?);
-        Ok(())
+        })
     }
 
     /// Opens a format-2 store as format 3, in one transaction: keeps in `merkle` only the
     /// nodes format 3 keeps ([`prune_merkle`]).
     fn migrate_merkle_levels(&mut self) -> Result<(), StoreError> {
-        self.read = None;
-        let w = self.db.begin_write().map_err(backend)?;
-        let done = (|| -> Result<(), StoreError> {
-            prune_merkle(&w, self.base)?;
+        self.migrate(FORMAT_ALL_MERKLE_LEVELS, |s, w| {
+            prune_merkle(w, s.base)?;
             let mut meta = w.open_table(META).map_err(backend)?;
             meta.insert(KEY_FORMAT, FORMAT_VERSION.to_be_bytes().as_slice()).map_err(backend)?;
             Ok(())
-        })();
-        if let Err(e) = done {
+        })
+    }
+
+    /// Makes `change` from format `from` in one write transaction; if it fails, the store is
+    /// poisoned (memory may disagree with the file). Renews the read snapshot after.
+    fn migrate(
+        &mut self,
+        from: u32,
+        change: impl FnOnce(&mut Self, &WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.read = None;
+        let w = self.db.begin_write().map_err(backend)?;
+        if let Err(e) = change(self, &w) {
             self.poisoned = true;
             return Err(e);
         }
@@ -1332,7 +1328,7 @@ impl RedbStore {
             self.poisoned = true;
             backend(e)
         })?;
-        self.migrated_from = Some(FORMAT_ALL_MERKLE_LEVELS);
+        self.migrated_from = Some(from);
         self.read = Some(self.db.begin_read().map_err(backend)?);
         Ok(())
     }
