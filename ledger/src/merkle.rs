@@ -127,6 +127,21 @@ pub fn empty_root() -> NodeHash {
     Sha256::digest(b"").into()
 }
 
+/// MTH of a complete subtree from its nodes at one level: `hashes`, consecutive, a power of
+/// two of them (the empty tree's root for none).
+pub fn perfect_root(hashes: &[NodeHash]) -> NodeHash {
+    debug_assert!(hashes.is_empty() || hashes.len().is_power_of_two());
+    let mut level = hashes.to_vec();
+    let mut n = level.len();
+    while n > 1 {
+        for j in 0..n / 2 {
+            level[j] = node_hash(&level[2 * j], &level[2 * j + 1]);
+        }
+        n /= 2;
+    }
+    level.first().copied().unwrap_or_else(empty_root)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tree arithmetic
 // ---------------------------------------------------------------------------------------------

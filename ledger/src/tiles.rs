@@ -306,16 +306,6 @@ pub fn split_hashes(tile: &Tile, bytes: &[u8]) -> Result<Vec<NodeHash>, TileErro
     Ok(bytes.chunks_exact(32).map(|c| c.try_into().unwrap_or([0u8; 32])).collect())
 }
 
-/// MTH of a run of hashes whose length is a power of two (a complete subtree).
-fn perfect_root(hashes: &[NodeHash]) -> NodeHash {
-    debug_assert!(hashes.len().is_power_of_two());
-    let mut level: Vec<NodeHash> = hashes.to_vec();
-    while level.len() > 1 {
-        level = level.chunks_exact(2).map(|p| merkle::node_hash(&p[0], &p[1])).collect();
-    }
-    level.first().copied().unwrap_or_else(merkle::empty_root)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Client
 // ---------------------------------------------------------------------------------------------
@@ -422,7 +412,7 @@ impl<S: TileSource> TileTree<S> {
             path: Tile { kind: TileKind::Hashes { level: tile_level }, index: tile_index, width: 1 }.path(),
             rule: format!("node ({level}, {index}) is not complete in the tree of size {}", self.size),
         })?;
-        Ok(perfect_root(run))
+        Ok(merkle::perfect_root(run))
     }
 }
 
@@ -557,7 +547,7 @@ impl TileWalk {
         }
         if tile.is_full() {
             if let Some(p) = self.pending.get_mut(usize::from(level)) {
-                p.push(perfect_root(&hashes));
+                p.push(merkle::perfect_root(&hashes));
             }
         } else {
             self.edge.insert(level, hashes);
@@ -605,7 +595,7 @@ impl NodeReader for RightEdge<'_> {
         let hashes = self.edge.get(&tile_level).ok_or(missing.clone())?;
         let at = usize::try_from((u128::from(index) << r) % u128::from(TILE_WIDTH)).map_err(|_| missing.clone())?;
         let run = hashes.get(at..at + (1usize << r)).ok_or(missing)?;
-        Ok(perfect_root(run))
+        Ok(merkle::perfect_root(run))
     }
 }
 

@@ -987,19 +987,6 @@ fn on_frontier(level: u8, index: u64, size: u64) -> bool {
     above & 1 == 1 && index == above - 1
 }
 
-/// The root of the perfect subtree over `hashes`, consecutive nodes of one level (a power of
-/// two of them), folded in place.
-fn perfect_root(hashes: &mut [NodeHash]) -> NodeHash {
-    let mut n = hashes.len();
-    while n > 1 {
-        for j in 0..n / 2 {
-            hashes[j] = crate::merkle::node_hash(&hashes[2 * j], &hashes[2 * j + 1]);
-        }
-        n /= 2;
-    }
-    hashes.first().copied().unwrap_or_else(crate::merkle::empty_root)
-}
-
 fn keyed<const N: usize, const P: usize>(prefix: &[u8; P], leaf: u64) -> [u8; N] {
     debug_assert_eq!(N, P + 8);
     let mut k = [0u8; N];
@@ -2184,7 +2171,7 @@ impl RedbStore {
         self.for_each_kept(r, level - rise, from, to, &mut |h| {
             group.push(h);
             if group.len() == width {
-                out.push(perfect_root(&mut group));
+                out.push(crate::merkle::perfect_root(&group));
                 group.clear();
             }
         })
