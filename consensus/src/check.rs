@@ -71,7 +71,17 @@ fn signature(msg: &Message) -> &Signature {
 
 /// Checks a proposal's signature as `proposer`'s (the one the rotation names for its round).
 pub(crate) fn verify_proposal(ctx: &Context, proposer: ValidatorIndex, sp: &SignedProposal) -> Result<(), SigError> {
-    Bytes::proposal(&sp.proposal).verify(ctx, proposer, &sp.signature)
+    verify_proposal_statement(ctx, proposer, &sp.proposal, &sp.signature)
+}
+
+/// [`verify_proposal`] of the signed statement alone (a compact proposal's).
+pub(crate) fn verify_proposal_statement(
+    ctx: &Context,
+    proposer: ValidatorIndex,
+    proposal: &Proposal,
+    signature: &Signature,
+) -> Result<(), SigError> {
+    Bytes::proposal(proposal).verify(ctx, proposer, signature)
 }
 
 /// Checks a vote's signature as its sender's.

@@ -17,6 +17,7 @@
 //!   different one is an equivocation and becomes [`Effect::Evidence`].
 
 mod check;
+pub mod compact;
 pub mod evidence;
 mod guard;
 mod machine;

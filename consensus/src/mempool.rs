@@ -558,6 +558,32 @@ struct Entry {
     leaf: Leaf,
     attester: u16,
     slot: Slot,
+    /// From this wall-clock time on, the peers are taken to hold the record too: a
+    /// proposal may name it by id ([`crate::compact`]).
+    shared_at_ms: u64,
+}
+
+/// Where an admitted record came from: it decides when this node's proposals may name
+/// it by id ([`crate::compact`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A client of this node (the API): the peers get it from this node's gossip, once
+    /// [`crate::compact::CLIENT_RECORD_SHARED_AFTER_MS`] have passed.
+    Client,
+    /// A peer's gossip: its sender sent it to the other peers too.
+    Peer,
+    /// Made by this node and not gossiped (its evidence records): always carried whole.
+    Own,
+}
+
+impl Origin {
+    fn shared_at_ms(self, admitted_ms: u64) -> u64 {
+        match self {
+            Origin::Client => admitted_ms.saturating_add(crate::compact::CLIENT_RECORD_SHARED_AFTER_MS),
+            Origin::Peer => admitted_ms,
+            Origin::Own => u64::MAX,
+        }
+    }
 }
 
 /// Records and canonical bytes: one member's pending use, a share, or the unused shares.
@@ -816,6 +842,12 @@ impl Mempool {
         self.entries.get(id).map(|e| Pending { leaf: &e.leaf, held: e.slot == Slot::Held })
     }
 
+    /// The canonical bytes of pending record `id`, if the peers are taken to hold it too
+    /// by wall-clock time `now_ms` (see [`Origin`]).
+    pub fn shared_by(&self, id: &AttestationId, now_ms: u64) -> Option<&[u8]> {
+        self.entries.get(id).filter(|e| e.shared_at_ms <= now_ms).map(|e| e.leaf.bytes.as_slice())
+    }
+
     pub fn contains(&self, id: &AttestationId) -> bool {
         self.entries.contains_key(id)
     }
@@ -831,10 +863,17 @@ impl Mempool {
         self.held.range((attester, 0)..=(attester, u64::MAX)).map(|((_, s), _)| *s).collect()
     }
 
-    /// Admits a verified attestation, checked against `view` (the committed state) plus
-    /// the pending records, at the caller's time `now_ms` (for the issue-time rule).
-    pub fn admit<V: StateView + ?Sized>(&mut self, view: &V, v: Verified, now_ms: u64) -> Result<Admitted, AdmitError> {
+    /// Admits a verified attestation from `origin`, checked against `view` (the committed
+    /// state) plus the pending records, at the caller's time `now_ms` (for the issue-time rule).
+    pub fn admit<V: StateView + ?Sized>(
+        &mut self,
+        view: &V,
+        v: Verified,
+        origin: Origin,
+        now_ms: u64,
+    ) -> Result<Admitted, AdmitError> {
         let Verified { leaf, attester, .. } = v;
+        let shared_at_ms = origin.shared_at_ms(now_ms);
         let id = leaf.id;
         if self.entries.contains_key(&id) {
             return Err(AdmitError::Duplicate(id));
@@ -861,7 +900,7 @@ impl Mempool {
             self.precheck_held(attester, &leaf, now_ms)?;
             self.check_room(attester, leaf.bytes.len())?;
             self.held.insert((attester, body.sequence), id);
-            self.insert(Entry { leaf, attester, slot: Slot::Held });
+            self.insert(Entry { leaf, attester, slot: Slot::Held, shared_at_ms });
             return Ok(Admitted { id, held_for: Some(expected), promoted: Vec::new(), evicted: Vec::new() });
         }
         let pending = PendingView { base: view, overlay: &self.overlay };
@@ -875,7 +914,7 @@ impl Mempool {
         )
         .map_err(rule_err)?;
         self.check_room(attester, leaf.bytes.len())?;
-        self.make_ready(Entry { leaf, attester, slot: Slot::Held }, &delta);
+        self.make_ready(Entry { leaf, attester, slot: Slot::Held, shared_at_ms }, &delta);
         let (promoted, evicted) = self.promote(view, attester, now_ms)?;
         Ok(Admitted { id, held_for: None, promoted, evicted })
     }
@@ -1284,7 +1323,7 @@ impl BatchOutcome {
 }
 
 /// The one admission path, for API batches, gossiped batches and the simulator's
-/// clients: every item's signature in one batch check (no lock held), then admission
+/// clients and peers (`origin` says which): every item's signature in one batch check (no lock held), then admission
 /// in input order under one mempool lock, reading the committed state through `view`.
 /// Lock order: the mempool, then the store (see ARCHITECTURE.md, "Locks").
 pub fn admit_batch<V: StateView + ?Sized>(
@@ -1292,6 +1331,7 @@ pub fn admit_batch<V: StateView + ?Sized>(
     view: &V,
     pool: &std::sync::Mutex<Mempool>,
     items: Vec<Vec<u8>>,
+    origin: Origin,
     now_ms: u64,
 ) -> BatchOutcome {
     let lock = || pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -1307,7 +1347,7 @@ pub fn admit_batch<V: StateView + ?Sized>(
                 if !v.checked_in_proposal() {
                     out.verified += 1;
                 }
-                pool.admit(view, v, now_ms)
+                pool.admit(view, v, origin, now_ms)
             }
             Err(e) => {
                 if matches!(

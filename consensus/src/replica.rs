@@ -36,12 +36,14 @@ use credence_ledger::store::{Store, StoreError};
 use credence_ledger::verify::{
     self, Ahead, CertificateSignatures, ChainContext, LeavesMatch, Tip, ValidProposal, VerifyError,
 };
-use credence_ledger::vote::Equivocation;
+use credence_ledger::vote::{BlockId, Equivocation};
 
+use crate::check;
+use crate::compact::{CompactProposal, Filling};
 use crate::evidence::EvidencePool;
-use crate::mempool::{Mempool, Verifier};
+use crate::mempool::{Mempool, Origin, Verifier};
 use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest};
-use crate::{Consensus, Context, Effect, Input, Message, MessageError, SignState, Step, Timeout};
+use crate::{Consensus, Context, Effect, Input, Message, MessageError, SignState, SignedProposal, Step, Timeout};
 
 /// Valid proposals kept for their commit (each holds its block's state change).
 pub const VALID_PROPOSALS_MAX: usize = 8;
@@ -49,6 +51,14 @@ pub const VALID_PROPOSALS_MAX: usize = 8;
 pub const LEAF_CHECKS_MAX: usize = 8;
 /// Proposals for the height after the machine's, kept (unchecked) until our tip gets there.
 pub const EARLY_PROPOSALS_MAX: usize = 8;
+/// Compact proposals for the next height kept while their records are missing from the
+/// mempool ([`crate::compact`]): only round 0's, signed by its proposer, so at most the
+/// statements one proposer may sign for one round.
+pub const COMPACT_FILLING_MAX: usize = crate::PROPOSALS_PER_ROUND_MAX;
+/// A proposer still short of a polka this long after sending its compact proposal (and at
+/// most half the propose timeout) sends it whole: a receiver whose full mempool refused
+/// one of its records could never fill it, and should not need a round change to vote.
+pub const COMPACT_WHOLE_AFTER_MS: u64 = 300;
 /// A proposer with nothing to propose waits at most this long (and at most half the
 /// propose timeout) for records before proposing an empty block.
 pub const EMPTY_BLOCK_WAIT_MS: u64 = 1_000;
@@ -108,6 +118,8 @@ pub enum Action {
     PersistSignState(SignState),
     /// Send to every validator.
     Broadcast(Message),
+    /// Send our round-0 proposal to every validator as a compact proposal ([`crate::compact`]).
+    BroadcastCompact(Arc<CompactProposal>),
     /// Nothing happened for a while: send again every message known at this height
     /// (ours and others'), as gossip would have.
     Resend(Vec<Message>),
@@ -306,8 +318,32 @@ struct PendingBuild {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReplicaStats {
     pub proposals_invalid: u64,
+    /// Compact proposals received complete from the mempool on arrival.
+    pub compact_filled: u64,
+    /// Compact proposals completed later, as the mempool received their missing records.
+    pub compact_filled_later: u64,
+    /// Compact proposals dropped incomplete (the tip moved on, or no room).
+    pub compact_dropped: u64,
+    /// Our compact proposals sent again whole for want of a polka ([`COMPACT_WHOLE_AFTER_MS`]).
+    pub compact_sent_whole: u64,
     /// Decided blocks committed from their `ValidProposal` (only the certificate checked).
     pub commits_certified_only: u64,
+}
+
+/// A message for the height after the next, kept until the tip gets there.
+#[derive(Debug)]
+enum Early {
+    Message(Message),
+    Compact(Arc<CompactProposal>),
+}
+
+impl Early {
+    fn height(&self) -> u64 {
+        match self {
+            Early::Message(m) => m.height(),
+            Early::Compact(c) => c.proposal.height,
+        }
+    }
 }
 
 /// Whether a proposer in round 0 waits for its block to fill ([`BLOCK_FILL_WAIT_MS`]).
@@ -346,7 +382,12 @@ pub struct Replica<S> {
     evidence: EvidencePool,
     leaf_checks: VecDeque<LeavesMatch>,
     valid: VecDeque<ValidProposal>,
-    early: VecDeque<Message>,
+    early: VecDeque<Early>,
+    /// Compact proposals for the next height waiting for records, at most [`COMPACT_FILLING_MAX`].
+    filling: Vec<Filling>,
+    /// Our compact proposal, and when to send it whole if it has not got a polka
+    /// ([`COMPACT_WHOLE_AFTER_MS`]).
+    compact_sent: Option<(SignedProposal, u64)>,
     timers: BTreeMap<(u64, u64), Timeout>,
     timer_seq: u64,
     pending_build: Option<PendingBuild>,
@@ -397,6 +438,8 @@ impl<S: Store> Replica<S> {
             leaf_checks: VecDeque::new(),
             valid: VecDeque::new(),
             early: VecDeque::new(),
+            filling: Vec::new(),
+            compact_sent: None,
             timers: BTreeMap::new(),
             timer_seq: 0,
             pending_build: None,
@@ -520,12 +563,17 @@ impl<S: Store> Replica<S> {
         let build = self.pending_build.map(|b| b.due_mono_ms);
         let heartbeat = self.idle_heartbeat_due();
         let resend = self.last_progress_mono_ms.saturating_add(self.ctx.genesis.consensus.timeout_propose_ms);
+        let whole = self.compact_sent.as_ref().map(|(_, due)| *due);
         // A request to forget, or a fresh node's first request to retry.
         let sync_forget = self.sync.out.values().map(|(_, sent)| sent.saturating_add(SYNC_ANSWER_WAIT_MS)).min();
         let sync_retry =
             (self.sync.active && self.sync.out.is_empty() && self.sync.retry_at_mono_ms > self.now.mono_ms)
                 .then_some(self.sync.retry_at_mono_ms);
-        [timer, build, heartbeat, Some(resend), sync_forget, sync_retry].into_iter().flatten().min().unwrap_or(u64::MAX)
+        [timer, build, heartbeat, Some(resend), whole, sync_forget, sync_retry]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// Starts consensus (after [`Replica::new`]).
@@ -550,6 +598,31 @@ impl<S: Store> Replica<S> {
     pub fn on_messages(&mut self, now: Clock, msgs: Vec<Message>) -> Result<(Vec<Action>, Vec<Verdict>), ReplicaError> {
         self.set_now(now);
         let mut out = Vec::new();
+        let verdicts = self.feed(msgs, &mut out)?;
+        self.maybe_start_height(&mut out)?;
+        self.maybe_sync(&mut out);
+        Ok((out, verdicts))
+    }
+
+    /// A compact proposal ([`crate::compact`]): filled from the mempool and handed on as
+    /// a whole proposal, or, with records missing, kept (if signed by round 0's proposer)
+    /// until [`Replica::on_pool_changed`] completes it. Returns the actions and its verdict.
+    pub fn on_compact(
+        &mut self,
+        now: Clock,
+        compact: Arc<CompactProposal>,
+    ) -> Result<(Vec<Action>, Verdict), ReplicaError> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        let verdict = self.admit_compact(compact, &mut out)?;
+        self.maybe_start_height(&mut out)?;
+        self.maybe_sync(&mut out);
+        Ok((out, verdict))
+    }
+
+    /// Checks `msgs` and steps the machine with them as one batch: one verdict per message.
+    fn feed(&mut self, msgs: Vec<Message>, out: &mut Vec<Action>) -> Result<Vec<Verdict>, ReplicaError> {
+        let now = self.now;
         let mut verdicts: Vec<Option<Verdict>> = vec![None; msgs.len()];
         let mut fed = Vec::with_capacity(msgs.len());
         let mut fed_at = Vec::with_capacity(msgs.len());
@@ -571,19 +644,16 @@ impl<S: Store> Replica<S> {
             for (i, r) in fed_at.into_iter().zip(results) {
                 verdicts[i] = Some(verdict(r));
             }
-            self.apply(effects, &mut out)?;
+            self.apply(effects, out)?;
         } else {
             // An observer forwards what passed the checks it can make.
             for i in fed_at {
                 verdicts[i] = Some(Verdict::Accept);
             }
         }
-        self.maybe_start_height(&mut out)?;
-        self.maybe_sync(&mut out);
         debug_assert!(verdicts.iter().all(Option::is_some), "one verdict per message");
         // Fail closed: a message without a verdict is not forwarded.
-        let verdicts = verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Ignore(MessageError::Duplicate))).collect();
-        Ok((out, verdicts))
+        Ok(verdicts.into_iter().map(|v| v.unwrap_or(Verdict::Ignore(MessageError::Duplicate))).collect())
     }
 
     /// Time passed: due timeouts, a waiting build, the heartbeat, re-sends after a
@@ -596,6 +666,15 @@ impl<S: Store> Replica<S> {
         {
             self.pending_build = None;
             self.build(b.height, b.round, true, &mut out)?;
+        }
+        if let Some((sp, _)) = self.compact_sent.take_if(|(_, due)| *due <= now.mono_ms) {
+            let short = self.consensus.as_ref().is_some_and(|c| {
+                (c.height(), c.round()) == (sp.proposal.height, 0) && c.current_step() < Step::Precommit
+            });
+            if short {
+                self.stats.compact_sent_whole += 1;
+                out.push(Action::Broadcast(Message::Proposal(sp)));
+            }
         }
         // Only the timers due now, each once: a timeout may schedule another.
         let due: Vec<(u64, u64)> = self.timers.range(..(now.mono_ms.saturating_add(1), 0)).map(|(k, _)| *k).collect();
@@ -616,11 +695,13 @@ impl<S: Store> Replica<S> {
         Ok(out)
     }
 
-    /// The mempool received records (API or gossip): an idle height may start, a
-    /// proposer waiting for records may build.
+    /// The mempool received records (API or gossip): a compact proposal waiting for
+    /// records may be complete, an idle height may start, a proposer waiting for records
+    /// may build.
     pub fn on_pool_changed(&mut self, now: Clock) -> Result<Vec<Action>, ReplicaError> {
         self.set_now(now);
         let mut out = Vec::new();
+        self.refill_compact(&mut out)?;
         if let Some(b) = self.pending_build
             && !self.pool().is_empty()
         {
@@ -765,10 +846,7 @@ impl<S: Store> Replica<S> {
         let next = self.tip.height + 1;
         let Message::Proposal(sp) = &msg else { return Ok(msg) };
         if height == next + 1 {
-            if self.early.len() >= EARLY_PROPOSALS_MAX {
-                self.early.pop_front();
-            }
-            self.early.push_back(msg);
+            self.keep_early(Early::Message(msg));
             return Err(Verdict::Ignore(MessageError::FutureHeight { got: height, current: next }));
         }
         if height != next {
@@ -786,6 +864,100 @@ impl<S: Store> Replica<S> {
             }
             Err(e) => Err(Verdict::Reject(MessageError::LeavesMismatch(e.to_string()))),
         }
+    }
+
+    fn keep_early(&mut self, early: Early) {
+        if self.early.len() >= EARLY_PROPOSALS_MAX {
+            self.early.pop_front();
+        }
+        self.early.push_back(early);
+    }
+
+    /// The checks of a compact proposal before it is filled: the next height (one
+    /// further is kept for later), a fresh round-0 proposal, the signed block id is the
+    /// header's. Then as much as the mempool holds; a complete block goes to [`Self::feed`].
+    fn admit_compact(&mut self, compact: Arc<CompactProposal>, out: &mut Vec<Action>) -> Result<Verdict, ReplicaError> {
+        let p = compact.proposal;
+        self.seen_height = self.seen_height.max(p.height);
+        let next = self.tip.height + 1;
+        if p.height == next + 1 {
+            self.keep_early(Early::Compact(compact));
+            return Ok(Verdict::Ignore(MessageError::FutureHeight { got: p.height, current: next }));
+        }
+        if p.height < next {
+            return Ok(Verdict::Ignore(MessageError::PastHeight { got: p.height, current: next }));
+        }
+        if p.height > next {
+            return Ok(Verdict::Ignore(MessageError::FutureHeight { got: p.height, current: next }));
+        }
+        if p.round != 0 || p.valid_round.is_some() {
+            return Ok(Verdict::Reject(MessageError::CompactNotFresh { round: p.round }));
+        }
+        if BlockId::of(&compact.header) != p.block || compact.header.height != p.height {
+            return Ok(Verdict::Reject(MessageError::BlockMismatch));
+        }
+        let same = |f: &Filling| f.compact.proposal == p && f.compact.signature == compact.signature;
+        if self.filling.iter().any(same) {
+            return Ok(Verdict::Ignore(MessageError::Duplicate));
+        }
+        let filling = Filling::new(compact, &self.pool());
+        if filling.missing() == 0 {
+            self.stats.compact_filled += 1;
+            return self.feed_filled(&filling, out);
+        }
+        // Kept aside only if its proposer signed it: no one else can take the slots.
+        let c = self.context_at(p.height)?;
+        if let Err(e) = check::verify_proposal_statement(&c, c.proposer(p.height, 0), &p, &filling.compact.signature) {
+            return Ok(Verdict::Reject(MessageError::BadSignature(e)));
+        }
+        let missing = filling.missing();
+        if self.filling.len() >= COMPACT_FILLING_MAX {
+            self.stats.compact_dropped += 1;
+            return Ok(Verdict::Ignore(MessageError::SlotFull));
+        }
+        self.filling.push(filling);
+        Ok(Verdict::Ignore(MessageError::RecordsMissing(missing)))
+    }
+
+    /// A complete compact proposal, as a whole proposal, through the checks of any other.
+    /// Leaves that do not match the header are no proof against the sender: this node's
+    /// mempool may hold another signature of a record's body under the same id.
+    fn feed_filled(&mut self, filling: &Filling, out: &mut Vec<Action>) -> Result<Verdict, ReplicaError> {
+        let Some(sp) = filling.complete() else {
+            return Ok(Verdict::Ignore(MessageError::RecordsMissing(filling.missing())));
+        };
+        let verdict =
+            self.feed(vec![Message::Proposal(sp)], out)?.pop().unwrap_or(Verdict::Ignore(MessageError::Duplicate));
+        Ok(match verdict {
+            Verdict::Reject(e @ MessageError::LeavesMismatch(_)) => Verdict::Ignore(e),
+            v => v,
+        })
+    }
+
+    /// Compact proposals waiting for records: those of a past height dropped, the rest
+    /// filled from the mempool, and each now complete handed on.
+    fn refill_compact(&mut self, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
+        if self.filling.is_empty() {
+            return Ok(());
+        }
+        let next = self.tip.height + 1;
+        let before = self.filling.len();
+        self.filling.retain(|f| f.compact.proposal.height == next);
+        self.stats.compact_dropped += (before - self.filling.len()) as u64;
+        let mut filling = std::mem::take(&mut self.filling);
+        {
+            let pool = self.pool();
+            for f in &mut filling {
+                f.refill(&pool);
+            }
+        }
+        let (complete, waiting): (Vec<Filling>, Vec<Filling>) = filling.into_iter().partition(|f| f.missing() == 0);
+        self.filling = waiting;
+        for f in complete {
+            self.stats.compact_filled_later += 1;
+            self.feed_filled(&f, out)?;
+        }
+        Ok(())
     }
 
     fn step(&mut self, input: Input, out: &mut Vec<Action>) -> Result<(), ReplicaError> {
@@ -829,6 +1001,12 @@ impl<S: Store> Replica<S> {
                 );
                 self.persisted = Some(at);
                 out.push(Action::PersistSignState(s));
+            }
+            Effect::Broadcast(Message::Proposal(sp)) if sp.proposal.round == 0 && sp.proposal.valid_round.is_none() => {
+                let compact = CompactProposal::of(&sp, &self.pool(), self.now.wall_ms);
+                out.push(Action::BroadcastCompact(Arc::new(compact)));
+                let wait = COMPACT_WHOLE_AFTER_MS.min(self.ctx.genesis.consensus.timeout_propose_ms / 2);
+                self.compact_sent = Some((sp, self.now.mono_ms.saturating_add(wait)));
             }
             Effect::Broadcast(m) => out.push(Action::Broadcast(m)),
             Effect::ScheduleTimeout { timeout, after_ms } => {
@@ -1056,6 +1234,9 @@ impl<S: Store> Replica<S> {
         let hash = self.tip.hash;
         self.valid.retain(|v| v.block_hash() != hash);
         self.leaf_checks.clear();
+        self.stats.compact_dropped += self.filling.len() as u64;
+        self.filling.clear();
+        self.compact_sent = None;
         self.last_commit_mono_ms = self.now.mono_ms;
         self.last_block_records = block.leaves.len();
         self.last_progress_mono_ms = self.now.mono_ms;
@@ -1086,7 +1267,8 @@ impl<S: Store> Replica<S> {
             claim: Claim::Equivocation(Box::new(e)),
         };
         let leaf = Leaf::new(body.sign(&me.key, &self.ctx.chain_id));
-        let admitted = self.verifier.verify_leaf(leaf).and_then(|v| pool.admit(&self.store, v, self.now.wall_ms));
+        let admitted =
+            self.verifier.verify_leaf(leaf).and_then(|v| pool.admit(&self.store, v, Origin::Own, self.now.wall_ms));
         if let Err(err) = admitted {
             out.push(Action::Notice(Notice::EvidenceNotAdmitted(err.to_string())));
         }
@@ -1107,8 +1289,18 @@ impl<S: Store> Replica<S> {
         if self.early.iter().any(|m| m.height() <= next) {
             let (early, later): (Vec<_>, Vec<_>) = self.early.drain(..).partition(|m| m.height() == next);
             self.early = later.into_iter().filter(|m| m.height() > next).collect();
-            let (actions, _) = self.on_messages(self.now, early)?;
-            out.extend(actions);
+            let mut msgs = Vec::new();
+            for e in early {
+                match e {
+                    Early::Message(m) => msgs.push(m),
+                    Early::Compact(c) => {
+                        self.admit_compact(c, out)?;
+                    }
+                }
+            }
+            if !msgs.is_empty() {
+                self.feed(msgs, out)?;
+            }
         }
         let Some(c) = self.consensus.as_ref() else { return Ok(()) };
         if !self.running || c.is_started() {
@@ -1165,7 +1357,8 @@ fn verdict(r: Result<(), MessageError>) -> Verdict {
             | MessageError::BlockMismatch
             | MessageError::BadValidRound { .. }
             | MessageError::WrongProposer { .. }
-            | MessageError::LeavesMismatch(_)),
+            | MessageError::LeavesMismatch(_)
+            | MessageError::CompactNotFresh { .. }),
         ) => Verdict::Reject(e),
         Err(e) => Verdict::Ignore(e),
     }

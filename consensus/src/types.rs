@@ -145,6 +145,10 @@ pub enum MessageError {
     WrongProposer { expected: String, got: String },
     #[error("proposal: the block's leaves do not match its header ({0})")]
     LeavesMismatch(String),
+    #[error("compact proposal: only a fresh proposal in round 0 may name records by id (round {round})")]
+    CompactNotFresh { round: u32 },
+    #[error("compact proposal: {0} of its records are not in the mempool yet")]
+    RecordsMissing(usize),
 }
 
 /// One validator as consensus sees it.

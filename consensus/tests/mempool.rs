@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use credence_consensus::mempool::{AdmitError, InForce, Mempool, MempoolLimits, Verifier, admit_batch};
+use credence_consensus::mempool::{AdmitError, InForce, Mempool, MempoolLimits, Origin, Verifier, admit_batch};
 use credence_ledger::attestation::{
     AttestationBody, AttestationId, Claim, PatentPledge, PledgeRelease, RdCategory, RdSpend,
 };
@@ -62,7 +62,7 @@ impl Fixture {
 
     fn admit(&self, pool: &mut Mempool, bytes: Vec<u8>) -> Result<credence_consensus::mempool::Admitted, AdmitError> {
         let v = self.verifier.verify(bytes)?;
-        pool.admit(&self.store, v, NOW)
+        pool.admit(&self.store, v, Origin::Client, NOW)
     }
 
     /// Certifies, verifies and commits a block of `leaves` on top of the store.
@@ -595,16 +595,16 @@ fn admit_batch_checks_each_new_signature_once_and_keeps_input_order() {
     let pool = std::sync::Mutex::new(f.pool(MempoolLimits::default()));
     let n = f.next(CENTRE);
     let items: Vec<Vec<u8>> = (0..4).map(|i| f.sign(CENTRE, n + i, rd(i))).collect();
-    let first = admit_batch(&f.verifier, &f.store, &pool, items.clone(), NOW);
+    let first = admit_batch(&f.verifier, &f.store, &pool, items.clone(), Origin::Client, NOW);
     assert_eq!((first.admitted(), first.verified, first.invalid, first.leaves.len()), (4, 4, 0, 4));
-    let again = admit_batch(&f.verifier, &f.store, &pool, items.clone(), NOW);
+    let again = admit_batch(&f.verifier, &f.store, &pool, items.clone(), Origin::Client, NOW);
     assert_eq!((again.admitted(), again.verified), (0, 0), "nothing checked twice");
     assert!(again.results.iter().all(|r| matches!(r, Err(AdmitError::Duplicate(_)))));
     let mut forged = f.sign(CENTRE, n + 5, rd(5));
     let last = forged.len() - 40;
     forged[last] ^= 1;
     let mixed = vec![f.sign(CENTRE, n + 4, rd(4)), forged, vec![0xff; 3], f.sign(CENTRE, n + 6, rd(6))];
-    let out = admit_batch(&f.verifier, &f.store, &pool, mixed, NOW);
+    let out = admit_batch(&f.verifier, &f.store, &pool, mixed, Origin::Client, NOW);
     assert_eq!(out.invalid, 2, "the forged and the malformed item");
     assert!(out.results[0].is_ok() && out.results[1].is_err() && out.results[2].is_err());
     assert_eq!(out.results[3].as_ref().map(|a| a.held_for), Ok(Some(n + 5)), "held behind the refused sequence");

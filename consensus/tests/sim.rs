@@ -138,11 +138,17 @@ fn campaign_1000_seeds_50_heights() {
     let heights: u64 = reports.iter().map(|r| r.heights_committed).sum();
     let evidence: u64 = reports.iter().map(|r| r.stats.evidence_committed).sum();
     let crashes: u64 = reports.iter().map(|r| r.stats.crashes).sum();
+    let filled: u64 = reports.iter().map(|r| r.stats.compact_filled).sum();
+    let later: u64 = reports.iter().map(|r| r.stats.compact_filled_later).sum();
+    let dropped: u64 = reports.iter().map(|r| r.stats.compact_dropped).sum();
+    let whole: u64 = reports.iter().map(|r| r.stats.compact_sent_whole).sum();
     println!(
-        "campaign: {} seeds, {heights} heights, {evidence} evidence records, {crashes} crashes, {:.1} s on {threads} threads",
+        "campaign: {} seeds, {heights} heights, {evidence} evidence records, {crashes} crashes, compact proposals \
+         {filled} filled on arrival, {later} filled later, {dropped} dropped unfilled, {whole} sent again whole, {:.1} s on {threads} threads",
         reports.len(),
         started.elapsed().as_secs_f64()
     );
+    assert!(filled > 0 && later > 0 && dropped > 0 && whole > 0, "every compact-proposal path was taken");
     assert_eq!(reports.len() as u64, SEEDS + GOVERNANCE_SEEDS);
     let governed = reports.iter().filter_map(|r| r.governance.as_ref());
     assert!(governed.clone().all(|p| p.sizes == sim::governance::SIZES && p.removed_signatures == 0));

@@ -10,6 +10,7 @@ use credence_fuzz::fixture;
 use credence_ledger::block;
 use credence_ledger::export::ExportWriter;
 use credence_ledger::vote::{BlockId, Proposal, Vote, VoteKind};
+use credence_node::consensus::compact::{CompactItem, CompactProposal};
 use credence_node::consensus::{Message, SignedProposal, SignedVote};
 use credence_node::net::SyncResponse;
 use credence_node::net::sync;
@@ -55,6 +56,12 @@ fn main() -> std::io::Result<()> {
     let signature = proposal.sign(&f.ctx.chain_id, proposer_key);
     let msg = Message::Proposal(SignedProposal { proposal, signature, block: Arc::new(first.block.clone()) });
     write("wire", "proposal", &wire::encode(&msg))?;
+    // The same block as a compact proposal: the first record whole, the others by id.
+    let items = (first.block.leaves.iter().enumerate())
+        .map(|(i, l)| if i == 0 { CompactItem::Full(Box::new(l.clone())) } else { CompactItem::Id(l.id) })
+        .collect();
+    let compact = CompactProposal { proposal, signature, header: first.block.header.clone(), items };
+    write("wire", "compact-proposal", &wire::encode_compact(&compact))?;
     for (name, kind, value) in [("prevote", VoteKind::Prevote, Some(id)), ("precommit-nil", VoteKind::Precommit, None)]
     {
         let vote = Vote { height: 1, round: 0, kind, value };

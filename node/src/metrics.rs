@@ -19,6 +19,7 @@
 //! | `credence_commit_latency_seconds` | histogram | time of the node's step that committed a block (the decision's or sync's handling, verification and storage included) |
 //! | `credence_consensus_rejected_total` | counter | consensus messages refused as invalid and not forwarded (bad signature, a block whose leaves do not match its header, a header naming the wrong proposer, …) |
 //! | `credence_proposals_invalid_total` | counter | proposed blocks that failed validation |
+//! | `credence_compact_proposals_total{outcome}` | counter | compact proposals received and `filled` from the mempool on arrival, `filled_later` as gossip brought missing records, or `dropped` unfilled; this node's own `sent_whole` again for want of a polka (ARCHITECTURE.md, `compact.rs`) |
 //! | `credence_sync_refused_total` | counter | peers' sync requests refused for their per-peer budget |
 //! | `credence_synced_blocks_total` | counter | blocks this node fetched by sync, verified and stored |
 //! | `credence_sync_fetch_seconds_total` | counter | time from sending sync requests to their answers (summed over requests in flight at once) |
@@ -66,6 +67,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "credence_commit_latency_seconds",
     "credence_consensus_rejected_total",
     "credence_proposals_invalid_total",
+    "credence_compact_proposals_total",
     "credence_sync_refused_total",
     "credence_synced_blocks_total",
     "credence_sync_fetch_seconds_total",
@@ -184,6 +186,9 @@ pub struct Metrics {
     pub attestations_committed: Counter,
     pub consensus_rejected: Counter,
     pub proposals_invalid: Counter,
+    /// The replica's compact-proposal counters (filled, filled later, dropped, sent
+    /// whole), copied from its stats by the driver.
+    pub compact_proposals: [Gauge; 4],
     pub sync_refused: Counter,
     pub synced_blocks: Counter,
     /// Microseconds; rendered in seconds.
@@ -241,6 +246,7 @@ impl Metrics {
             attestations_committed: Counter::default(),
             consensus_rejected: Counter::default(),
             proposals_invalid: Counter::default(),
+            compact_proposals: Default::default(),
             sync_refused: Counter::default(),
             synced_blocks: Counter::default(),
             sync_fetch_us: Counter::default(),
@@ -368,6 +374,11 @@ impl Metrics {
         scalar(&mut out, "credence_consensus_rejected_total", help, "counter", self.consensus_rejected.get());
         let help = "Proposed blocks that failed validation.";
         scalar(&mut out, "credence_proposals_invalid_total", help, "counter", self.proposals_invalid.get());
+        let name = "credence_compact_proposals_total";
+        header(&mut out, name, "Compact proposals received by outcome, and this node's sent again whole.", "counter");
+        for (outcome, g) in ["filled", "filled_later", "dropped", "sent_whole"].iter().zip(&self.compact_proposals) {
+            let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {}", g.get());
+        }
         let help = "Peers' sync requests refused for their per-peer budget.";
         scalar(&mut out, "credence_sync_refused_total", help, "counter", self.sync_refused.get());
         let help = "Blocks fetched by sync, verified and stored.";

@@ -97,11 +97,16 @@ impl Observer {
 
     /// A message leaves node `from`, signed by it (its own statement, or a byzantine variant).
     pub fn on_send(&mut self, from: ValidatorIndex, msg: &Message) {
-        let signer = from;
         let statement = match msg {
             Message::Proposal(p) => Statement::Proposal(p.proposal),
             Message::Vote(v) => Statement::Vote(v.vote),
         };
+        self.on_send_statement(from, statement);
+    }
+
+    /// A statement leaves node `from`, signed by it.
+    pub fn on_send_statement(&mut self, from: ValidatorIndex, statement: Statement) {
+        let signer = from;
         let (height, round, slot) = statement.slot();
         self.max_round = self.max_round.max(round);
         if self.honest[usize::from(signer)] {

@@ -19,7 +19,8 @@ use credence_ledger::store::{MemStore, Store};
 
 use super::chain::{SIM_GENESIS_TIME_MS, SimChain, Workload};
 use crate::Message;
-use crate::mempool::{InForce, Mempool, MempoolLimits, Verifier, admit_batch};
+use crate::compact::CompactProposal;
+use crate::mempool::{InForce, Mempool, MempoolLimits, Origin, Verifier, admit_batch};
 use crate::replica::{Action, Clock, Identity, Replica};
 
 /// Whether blocks carry records.
@@ -45,6 +46,13 @@ pub const INBOX_MAX: usize = 64;
 /// Records per attester submitted for each height with [`Ledger::On`].
 pub const RECORDS_PER_HEIGHT: u64 = 2;
 
+/// What the cluster carries between members.
+#[derive(Clone, Debug)]
+enum Packet {
+    Message(Message),
+    Compact(Arc<CompactProposal>),
+}
+
 /// n validators wired to each other with no latency.
 #[derive(Debug)]
 pub struct InstantCluster {
@@ -54,7 +62,7 @@ pub struct InstantCluster {
     ledger: Ledger,
     delivery: Delivery,
     members: Vec<Replica<MemStore>>,
-    queue: VecDeque<(usize, Message)>,
+    queue: VecDeque<(usize, Packet)>,
     now: u64,
     /// Heights a submission was made for; the next one's records follow on.
     submitted_for: u64,
@@ -133,11 +141,19 @@ impl InstantCluster {
             steps += 1;
             assert!(steps < 1_000_000 + 10_000 * heights, "no progress: {:?}", self.describe());
             if let Some((to, first)) = self.queue.pop_front() {
+                let clock = self.clock();
+                let first = match first {
+                    Packet::Message(m) => m,
+                    Packet::Compact(c) => {
+                        let (actions, _) = self.members[to].on_compact(clock, c).unwrap_or_else(|e| panic!("{e}"));
+                        self.carry_out(to, actions);
+                        continue;
+                    }
+                };
                 let msgs = match self.delivery {
                     Delivery::OneByOne => vec![first],
                     Delivery::Inbox => self.drain_inbox(to, first),
                 };
-                let clock = self.clock();
                 let (actions, _) = self.members[to].on_messages(clock, msgs).unwrap_or_else(|e| panic!("{e}"));
                 self.carry_out(to, actions);
                 continue;
@@ -165,15 +181,19 @@ impl InstantCluster {
             .collect()
     }
 
-    /// `first` and every other message queued for `to`, in queue order, at most [`INBOX_MAX`].
+    /// `first` and every other message queued for `to`, in queue order, at most
+    /// [`INBOX_MAX`] and none past a compact proposal for `to`.
     fn drain_inbox(&mut self, to: usize, first: Message) -> Vec<Message> {
         let mut msgs = vec![first];
         let mut rest = VecDeque::with_capacity(self.queue.len());
-        while let Some((t, m)) = self.queue.pop_front() {
-            if t == to && msgs.len() < INBOX_MAX {
-                msgs.push(m);
-            } else {
-                rest.push_back((t, m));
+        let mut open = true;
+        while let Some((t, p)) = self.queue.pop_front() {
+            match p {
+                Packet::Message(m) if t == to && open && msgs.len() < INBOX_MAX => msgs.push(m),
+                p => {
+                    open &= !(t == to && matches!(p, Packet::Compact(_)));
+                    rest.push_back((t, p));
+                }
             }
         }
         self.queue = rest;
@@ -185,7 +205,12 @@ impl InstantCluster {
             match action {
                 Action::Broadcast(m) => {
                     for to in (0..self.members.len()).filter(|to| *to != from) {
-                        self.queue.push_back((to, m.clone()));
+                        self.queue.push_back((to, Packet::Message(m.clone())));
+                    }
+                }
+                Action::BroadcastCompact(c) => {
+                    for to in (0..self.members.len()).filter(|to| *to != from) {
+                        self.queue.push_back((to, Packet::Compact(Arc::clone(&c))));
                     }
                 }
                 Action::Committed { height, .. } => {
@@ -222,7 +247,7 @@ impl InstantCluster {
         }
         for i in 0..self.members.len() {
             let m = &self.members[i];
-            let outcome = admit_batch(&self.verifier, m.store(), m.mempool(), items.clone(), self.now);
+            let outcome = admit_batch(&self.verifier, m.store(), m.mempool(), items.clone(), Origin::Client, self.now);
             assert_eq!(outcome.invalid, 0, "workload records are valid");
             let clock = self.clock();
             let actions = self.members[i].on_pool_changed(clock).unwrap_or_else(|e| panic!("{e}"));
@@ -280,14 +305,14 @@ mod tests {
             Message::Vote(crate::SignedVote { vote: v, validator: by as u16, signature })
         };
         let (v1, v2, v3) = (vote(&c, 1), vote(&c, 2), vote(&c, 3));
-        c.queue.push_back((1, v1.clone()));
-        c.queue.push_back((2, v2.clone()));
-        c.queue.push_back((2, v3.clone()));
+        c.queue.push_back((1, Packet::Message(v1.clone())));
+        c.queue.push_back((2, Packet::Message(v2.clone())));
+        c.queue.push_back((2, Packet::Message(v3.clone())));
         let msgs = c.drain_inbox(2, v1.clone());
         assert_eq!(msgs, vec![v1.clone(), v2, v3], "the first, then the member's queued ones in order");
         assert_eq!(c.queue.len(), 1, "other members' messages stay queued");
         for _ in 0..2 * INBOX_MAX {
-            c.queue.push_back((2, v1.clone()));
+            c.queue.push_back((2, Packet::Message(v1.clone())));
         }
         assert_eq!(c.drain_inbox(2, v1.clone()).len(), INBOX_MAX, "bounded");
     }

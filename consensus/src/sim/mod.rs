@@ -149,6 +149,13 @@ pub struct Stats {
     pub evidence_reported: u64,
     pub evidence_committed: u64,
     pub refused_signatures: u64,
+    /// Compact proposals the nodes filled from their mempools on arrival, filled later as
+    /// gossip brought the missing records, and dropped unfilled ([`crate::compact`]).
+    pub compact_filled: u64,
+    pub compact_filled_later: u64,
+    pub compact_dropped: u64,
+    /// Compact proposals their proposers sent again whole for want of a polka.
+    pub compact_sent_whole: u64,
     pub max_round: u32,
     /// Records the nodes' admission refused under a ledger rule, by rule code (R054 → 54).
     pub rule_refusals: BTreeMap<u16, u64>,
@@ -495,6 +502,9 @@ pub fn run(cfg: &SimConfig) -> Result<SimReport, SimError> {
     env.stats.evidence_committed = env.observer.evidence_committed;
     env.stats.max_round = env.observer.max_round;
     env.stats.refused_signatures += nodes.iter().map(SimNode::refused_live).sum::<u64>();
+    for node in &nodes {
+        node.count_compact(&mut env.stats);
+    }
     let final_state_hash = state_hash(cfg, &nodes, &env, events);
     Ok(SimReport {
         seed: cfg.seed,

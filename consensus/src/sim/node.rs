@@ -12,12 +12,13 @@ use credence_ledger::block::Leaf;
 use credence_ledger::hash::{Hash, HashOf};
 use credence_ledger::sig::SecretKey;
 use credence_ledger::store::{MemStore, Store};
-use credence_ledger::vote::{BlockId, Proposal, Vote};
+use credence_ledger::vote::{BlockId, Proposal, Statement, Vote};
 
 use super::Env;
 use super::chain::validator_name;
 use super::check::InForce;
-use crate::mempool::{AdmitError, Mempool, MempoolLimits, Verifier, admit_batch};
+use crate::compact::{CompactProposal, Filling};
+use crate::mempool::{AdmitError, Mempool, MempoolLimits, Origin, Verifier, admit_batch};
 use crate::replica::{Action, Clock, Identity, Notice, Replica, Verdict};
 use crate::sync::{SyncRequest, SyncServer};
 use crate::{Message, SignState, SignedProposal, SignedVote, ValidatorIndex};
@@ -107,6 +108,8 @@ impl Behaviour {
 #[derive(Clone, Debug)]
 pub enum NetMsg {
     Consensus(Message),
+    /// A round-0 proposal naming records by id.
+    Compact(Arc<CompactProposal>),
     /// Client records, as the gossip batch carries them.
     Attestations(Arc<Vec<Vec<u8>>>),
     SyncRequest(SyncRequest),
@@ -186,6 +189,17 @@ impl SimNode {
     pub fn next_sequence(&self, member: u16) -> Result<u64, credence_ledger::store::StoreError> {
         use credence_ledger::rules::StateView;
         self.store().next_sequence(member)
+    }
+
+    /// Adds the current life's compact-proposal counters to `stats`.
+    pub fn count_compact(&self, stats: &mut super::Stats) {
+        if let Some(l) = &self.live {
+            let s = &l.replica.stats;
+            stats.compact_filled += s.compact_filled;
+            stats.compact_filled_later += s.compact_filled_later;
+            stats.compact_dropped += s.compact_dropped;
+            stats.compact_sent_whole += s.compact_sent_whole;
+        }
     }
 
     /// Signatures the guard refused in the current life.
@@ -274,6 +288,11 @@ impl SimNode {
     pub fn crash(&mut self, env: &mut Env) {
         if let Some(l) = self.live.take() {
             env.stats.refused_signatures += l.replica.consensus().map_or(0, |c| c.refused_signatures());
+            let s = &l.replica.stats;
+            env.stats.compact_filled += s.compact_filled;
+            env.stats.compact_filled_later += s.compact_filled_later;
+            env.stats.compact_dropped += s.compact_dropped;
+            env.stats.compact_sent_whole += s.compact_sent_whole;
             self.store = Some(l.replica.into_store());
             self.incarnation += 1;
             self.crash_after_actions = None;
@@ -349,9 +368,31 @@ impl SimNode {
                     verdicts.iter().filter(|v| matches!(v, Verdict::Reject(_))).count() as u64;
                 self.carry_out(env, actions);
             }
+            NetMsg::Compact(c) => {
+                if self.behaviour == Behaviour::TamperingRelay
+                    && let Some(bad) = tampered_compact(&c)
+                {
+                    let bad = Arc::new(bad);
+                    for peer in 0..env.chain.n() as ValidatorIndex {
+                        if peer != self.index {
+                            env.send_now(self.index, peer, NetMsg::Compact(Arc::clone(&bad)));
+                        }
+                    }
+                }
+                let (actions, verdict) = self.with_replica(env, |r, now| {
+                    let (actions, verdict) = r.on_compact(now, c)?;
+                    Ok((actions, Some(verdict)))
+                });
+                if matches!(verdict, Some(Verdict::Reject(_))) {
+                    env.stats.messages_rejected += 1;
+                }
+                self.carry_out(env, actions);
+            }
             NetMsg::Attestations(items) => {
                 let store = l.replica.store();
-                let outcome = admit_batch(&l.verifier, store, l.replica.mempool(), items.to_vec(), env.now);
+                // A client's submission arrives as a message to itself.
+                let origin = if from == self.index { Origin::Client } else { Origin::Peer };
+                let outcome = admit_batch(&l.verifier, store, l.replica.mempool(), items.to_vec(), origin, env.now);
                 for refused in &outcome.results {
                     if let Err(AdmitError::Rule(rejection)) = refused {
                         *env.stats.rule_refusals.entry(rejection.code()).or_default() += 1;
@@ -440,6 +481,7 @@ impl SimNode {
                     self.sign_state = Some(s);
                 }
                 Action::Broadcast(m) => self.broadcast(env, m, false),
+                Action::BroadcastCompact(c) => self.broadcast_compact(env, c),
                 Action::Resend(msgs) => {
                     for m in msgs {
                         let signer = self.signer_of(env, &m);
@@ -498,6 +540,26 @@ impl SimNode {
         for peer in 0..env.chain.n() as ValidatorIndex {
             if peer != self.index && Some(peer) != signer {
                 env.send(self.index, peer, NetMsg::Consensus(msg.clone()));
+            }
+        }
+    }
+
+    /// Sends our round-0 proposal compact; a byzantine proposer's behaviour applies to
+    /// the whole proposal, sent whole.
+    fn broadcast_compact(&mut self, env: &mut Env, c: Arc<CompactProposal>) {
+        if matches!(self.behaviour, Behaviour::Equivocator | Behaviour::InvalidProposer) {
+            let whole = self.live.as_ref().and_then(|l| {
+                let pool = l.replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Filling::new(Arc::clone(&c), &pool).complete()
+            });
+            let Some(sp) = whole else { panic!("a proposer holds the records it proposed") };
+            self.broadcast(env, Message::Proposal(sp), false);
+            return;
+        }
+        env.observer.on_send_statement(self.index, Statement::Proposal(c.proposal));
+        for peer in 0..env.chain.n() as ValidatorIndex {
+            if peer != self.index {
+                env.send(self.index, peer, NetMsg::Compact(Arc::clone(&c)));
             }
         }
     }
@@ -632,6 +694,18 @@ fn block_on(
     leaves: Vec<Leaf>,
 ) -> Option<credence_ledger::block::Block> {
     credence_ledger::verify::assemble(tip, validator_set, proposer, time_ms, leaves).ok().map(|(b, _)| b)
+}
+
+/// A hostile relay's copy of a compact proposal: the header and signature untouched,
+/// the first two records swapped, or the last dropped if they are the same.
+fn tampered_compact(c: &CompactProposal) -> Option<CompactProposal> {
+    let mut items = c.items.clone();
+    if items.len() >= 2 && items[0] != items[1] {
+        items.swap(0, 1);
+    } else {
+        items.pop()?;
+    }
+    Some(CompactProposal { items, ..c.clone() })
 }
 
 /// A hostile relay's copy of a signed proposal: the header and signature untouched,

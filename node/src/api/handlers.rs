@@ -32,7 +32,7 @@ use super::views::{
     OpeningView, OpeningsView, PortfolioView, SetChangesView, StatusView, SubmitRequest, SubmitResponse,
 };
 use super::{ApiDoc, ApiState, BATCH_ITEMS_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, StoreView};
-use crate::mempool::{AdmitError, Admitted, admit_batch};
+use crate::mempool::{AdmitError, Admitted, Origin, admit_batch};
 use crate::runtime::locked_store::PinnedStore;
 use crate::runtime::now_ms;
 
@@ -328,7 +328,7 @@ pub(super) fn admit_all(
             Err(e) => Some(e),
         })
         .collect();
-    let batch = admit_batch(&st.verifier, &PinnedStore::new(&st.store), &st.mempool, bytes, now_ms());
+    let batch = admit_batch(&st.verifier, &PinnedStore::new(&st.store), &st.mempool, bytes, Origin::Client, now_ms());
     st.metrics.observe_admission(&batch);
     let mut results = batch.results.into_iter();
     let outcomes: Vec<Outcome> = decode_errors

@@ -124,9 +124,11 @@ impl Bounds {
             + 4
             + 4 * c.block_records_max as usize
             + c.block_bytes_max as usize;
-        // A consensus proposal carries a whole block; an attestation batch has its own bound.
-        let gossip_data_max =
-            (certified_block_bytes_max + GOSSIP_MESSAGE_OVERHEAD).max(crate::wire::ATTESTATION_BATCH_BYTES_MAX);
+        // A consensus proposal carries a whole block (a compact one at most a tag byte more
+        // a record: an id's 33 bytes are fewer than any record's); an attestation batch has
+        // its own bound.
+        let gossip_data_max = (certified_block_bytes_max + c.block_records_max as usize + GOSSIP_MESSAGE_OVERHEAD)
+            .max(crate::wire::ATTESTATION_BATCH_BYTES_MAX);
         Bounds {
             certified_block_bytes_max,
             gossip_data_max,

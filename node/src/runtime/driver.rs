@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::api::NodeStatus;
 use crate::byzantine::Byzantine;
 use crate::consensus::Message;
+use crate::consensus::compact::{CompactProposal, Filling};
 use crate::consensus::replica::{Action, Clock, Notice, Replica, SyncAnswer, Verdict};
 use crate::consensus::sync::SyncRequest;
 use crate::metrics::Metrics;
@@ -242,6 +243,15 @@ impl Driver {
     }
 
     fn publish_status(&self) {
+        let s = &self.replica.stats;
+        for (g, v) in self.metrics.compact_proposals.iter().zip([
+            s.compact_filled,
+            s.compact_filled_later,
+            s.compact_dropped,
+            s.compact_sent_whole,
+        ]) {
+            g.set(v);
+        }
         let peers = self.net.peers().len();
         self.metrics.peers.set(peers as u64);
         let syncing = self.replica.is_behind();
@@ -263,19 +273,22 @@ impl Driver {
         debug_assert!(events.len() <= CONSENSUS_DRAIN_MAX);
         let mut ids = Vec::with_capacity(events.len());
         let mut msgs = Vec::with_capacity(events.len());
+        let mut compact = Vec::new();
         for event in events {
             let NetEvent::Gossip { topic: Topic::Consensus, id, data, from } = event else { continue };
-            // A proposal's records this node holds in its mempool are taken from there, not
-            // decoded a second time (the mempool lock, then nothing else: see ARCHITECTURE.md §Locks).
+            // A whole proposal's records this node holds in its mempool are taken from there,
+            // not decoded a second time (the mempool lock, then nothing else: see
+            // ARCHITECTURE.md §Locks).
             let decoded = data.get(8..).map(|m| {
                 let pool = self.replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 wire::decode_reusing(m, &self.ctx.genesis, &mut |id| pool.get(id).map(|e| e.leaf.clone()))
             });
             match decoded {
-                Some(Ok(m)) => {
+                Some(Ok(wire::Gossip::Message(m))) => {
                     ids.push(id);
                     msgs.push(m);
                 }
+                Some(Ok(wire::Gossip::Compact(c))) => compact.push((id, c)),
                 _ => {
                     debug!(%from, "malformed consensus message");
                     self.net.report(id, Validation::Reject);
@@ -283,22 +296,36 @@ impl Driver {
             }
         }
         self.step_started = Instant::now();
+        // A compact proposal first: the votes that came with it are for its block.
+        for (id, c) in compact {
+            let (actions, verdict) = self.replica.on_compact(self.clock.now(), Arc::new(c))?;
+            self.carry_out(actions, sync_tx).await?;
+            self.report(id, verdict);
+        }
+        if msgs.is_empty() {
+            return Ok(());
+        }
         let (actions, verdicts) = self.replica.on_messages(self.clock.now(), msgs)?;
         self.carry_out(actions, sync_tx).await?;
         debug_assert_eq!(verdicts.len(), ids.len());
         for (id, verdict) in ids.into_iter().zip(verdicts) {
-            let v = match verdict {
-                Verdict::Accept => Validation::Accept,
-                Verdict::Reject(e) => {
-                    debug!(error = %e, "consensus message rejected");
-                    self.metrics.consensus_rejected.inc();
-                    Validation::Reject
-                }
-                Verdict::Ignore(_) => Validation::Ignore,
-            };
-            self.net.report(id, v);
+            self.report(id, verdict);
         }
         Ok(())
+    }
+
+    /// The replica's verdict on a consensus message, to gossip validation.
+    fn report(&self, id: net::GossipId, verdict: Verdict) {
+        let v = match verdict {
+            Verdict::Accept => Validation::Accept,
+            Verdict::Reject(e) => {
+                debug!(error = %e, "consensus message rejected");
+                self.metrics.consensus_rejected.inc();
+                Validation::Reject
+            }
+            Verdict::Ignore(_) => Validation::Ignore,
+        };
+        self.net.report(id, v);
     }
 
     fn on_net_event(&mut self, event: NetEvent) {
@@ -388,6 +415,7 @@ impl Driver {
             match action {
                 Action::PersistSignState(state) => sign_state::persist(&self.sign_state_path, &state)?,
                 Action::Broadcast(m) => self.broadcast(&m, 0).await,
+                Action::BroadcastCompact(c) => self.broadcast_compact(&c).await,
                 Action::Resend(msgs) => {
                     self.resend_counter += 1;
                     for m in &msgs {
@@ -425,18 +453,37 @@ impl Driver {
         Ok(())
     }
 
+    /// Our round-0 proposal, compact; a byzantine test mode rewrites the whole proposal.
+    async fn broadcast_compact(&mut self, c: &Arc<CompactProposal>) {
+        if self.byzantine.is_some() {
+            let whole = {
+                let pool = self.replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Filling::new(Arc::clone(c), &pool).complete()
+            };
+            if let Some(sp) = whole {
+                self.broadcast(&Message::Proposal(sp), 0).await;
+            }
+            return;
+        }
+        self.publish(wire::encode_compact(c), 0).await;
+    }
+
+    async fn publish(&self, encoded: Vec<u8>, resend: u64) {
+        // Gossip dedupes by content: an 8-byte resend counter in front makes a re-send new.
+        let mut data = resend.to_le_bytes().to_vec();
+        data.extend_from_slice(&encoded);
+        if let Err(e) = self.net.publish(Topic::Consensus, data).await {
+            debug!(error = %e, "consensus message not sent (no peers yet?)");
+        }
+    }
+
     async fn broadcast(&mut self, m: &Message, resend: u64) {
         let out = match self.byzantine.as_mut() {
             Some(b) => b.outgoing(&self.ctx, m),
             None => vec![m.clone()],
         };
         for m in &out {
-            // Gossip dedupes by content: an 8-byte resend counter in front makes a re-send new.
-            let mut data = resend.to_le_bytes().to_vec();
-            data.extend_from_slice(&wire::encode(m));
-            if let Err(e) = self.net.publish(Topic::Consensus, data).await {
-                debug!(error = %e, "consensus message not sent (no peers yet?)");
-            }
+            self.publish(wire::encode(m), resend).await;
         }
     }
 

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
 use crate::api::SharedStore;
-use crate::mempool::{Mempool, Verifier, admit_batch};
+use crate::mempool::{Mempool, Origin, Verifier, admit_batch};
 use crate::metrics::Metrics;
 use crate::net::{NetEvent, NetHandle, Topic, Validation};
 use crate::wire;
@@ -90,7 +90,7 @@ pub async fn ingest(
 /// or refused by the pool's state or bounds). Valid items of a rejected batch are still admitted.
 pub fn admit_gossiped(a: &Admission, data: &[u8]) -> Validation {
     let Ok(items) = wire::decode_attestations(data) else { return Validation::Reject };
-    let outcome = admit_batch(&a.verifier, &PinnedStore::new(&a.store), &a.mempool, items, now_ms());
+    let outcome = admit_batch(&a.verifier, &PinnedStore::new(&a.store), &a.mempool, items, Origin::Peer, now_ms());
     a.metrics.observe_admission(&outcome);
     if let Ok(pool) = a.mempool.lock() {
         a.metrics.observe_mempool(&pool.stats());
