@@ -135,6 +135,15 @@ fn bench(slot: u16, join_first: bool) -> (serde_json::Value, tempfile::TempDir) 
     let nodes: Vec<&str> = r["nodes"].as_array().unwrap().iter().filter_map(|n| n["node"].as_str()).collect();
     assert_eq!(nodes, ["validator-0", "validator-1", "validator-2", "validator-4", "validator-3"], "{r}");
     assert!(r["nodes"][4]["at_window_end"].is_null(), "validator-3 was stopped before the window's end: {r}");
+    // Round-0 proposals travelled compact between the node processes and were filled from
+    // their mempools (`/metrics`).
+    let filled: u64 = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["at_window_end"]["compact_proposals"]["filled"].as_u64())
+        .sum();
+    assert!(filled > 0, "no compact proposal was filled: {r}");
 
     // The kept chain verifies offline: every certificate against the set in force at its
     // height (a signature line of validator-3 after its removal would void it).

@@ -1058,7 +1058,22 @@ fn node_state(api: &str) -> Value {
         "round": s["round"],
         "mempool_records": s["mempool"]["records"],
         "mempool_held": s["mempool"]["held"],
+        "compact_proposals": compact_proposals(api),
     })
+}
+
+/// The node's compact-proposal counters by outcome, from `/metrics` (`null` if it does not answer).
+fn compact_proposals(api: &str) -> Value {
+    let Some(text) = http::get(api, "/metrics").ok().filter(|r| r.status == 200).map(|r| r.text()) else {
+        return Value::Null;
+    };
+    let prefix = "credence_compact_proposals_total{outcome=\"";
+    let counts: serde_json::Map<String, Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix)?.split_once("\"} "))
+        .filter_map(|(outcome, n)| Some((outcome.to_string(), json!(n.trim().parse::<u64>().ok()?))))
+        .collect();
+    Value::Object(counts)
 }
 
 fn drive(
@@ -1526,7 +1541,7 @@ fn print_table(r: &Value) {
     for n in r["nodes"].as_array().into_iter().flatten() {
         let end = &n["at_window_end"];
         println!(
-            "{:<22} peak RSS {} MiB, RSS {} MiB, CPU {:.1} s; at the window's end: height {}, round {}, mempool {} ({} held)",
+            "{:<22} peak RSS {} MiB, RSS {} MiB, CPU {:.1} s; at the window's end: height {}, round {}, mempool {} ({} held), compact proposals {}",
             n["node"].as_str().unwrap_or("?"),
             n["peak_rss_mib"],
             n["rss_mib"],
@@ -1534,7 +1549,8 @@ fn print_table(r: &Value) {
             end["height"],
             end["round"],
             end["mempool_records"],
-            end["mempool_held"]
+            end["mempool_held"],
+            end["compact_proposals"]
         );
     }
 }
