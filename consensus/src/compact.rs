@@ -110,8 +110,8 @@ impl Filling {
         Filling { compact, leaves, missing }
     }
 
-    /// Takes from `pool` the ids still missing; true when none is.
-    pub fn refill(&mut self, pool: &Mempool) -> bool {
+    /// Takes from `pool` the ids still missing.
+    pub fn refill(&mut self, pool: &Mempool) {
         let Filling { compact, leaves, missing } = self;
         missing.retain(|&i| {
             let found = pool.get(&compact.items[i].id()).map(|p| p.leaf.clone());
@@ -119,21 +119,22 @@ impl Filling {
             leaves[i] = found;
             still
         });
-        missing.is_empty()
     }
 
     pub fn missing(&self) -> usize {
         self.missing.len()
     }
 
-    /// The whole proposal, once nothing is missing (its leaves not yet matched to the header).
-    pub fn complete(&self) -> Option<SignedProposal> {
+    /// The whole proposal, once nothing is missing (its leaves not yet matched to the
+    /// header); the filling back otherwise.
+    pub fn into_whole(self) -> Result<SignedProposal, Filling> {
         if !self.missing.is_empty() {
-            return None;
+            return Err(self);
         }
-        let leaves: Option<Vec<Leaf>> = self.leaves.iter().cloned().collect();
-        let c = &self.compact;
-        let block = Arc::new(Block { header: c.header.clone(), leaves: leaves? });
-        Some(SignedProposal { proposal: c.proposal, signature: c.signature, block })
+        let Filling { compact, leaves, .. } = self;
+        let leaves: Vec<Leaf> = leaves.into_iter().flatten().collect();
+        debug_assert_eq!(leaves.len(), compact.items.len(), "nothing missing");
+        let block = Arc::new(Block { header: compact.header.clone(), leaves });
+        Ok(SignedProposal { proposal: compact.proposal, signature: compact.signature, block })
     }
 }

@@ -901,10 +901,13 @@ impl<S: Store> Replica<S> {
             return Ok(Verdict::Ignore(MessageError::Duplicate));
         }
         let filling = Filling::new(compact, &self.pool());
-        if filling.missing() == 0 {
-            self.stats.compact_filled += 1;
-            return self.feed_filled(&filling, out);
-        }
+        let filling = match filling.into_whole() {
+            Ok(sp) => {
+                self.stats.compact_filled += 1;
+                return self.feed_filled(sp, out);
+            }
+            Err(f) => f,
+        };
         // Kept aside only if its proposer signed it: no one else can take the slots.
         let c = self.context_at(p.height)?;
         if let Err(e) = check::verify_proposal_statement(&c, c.proposer(p.height, 0), &p, &filling.compact.signature) {
@@ -922,10 +925,7 @@ impl<S: Store> Replica<S> {
     /// A complete compact proposal, as a whole proposal, through the checks of any other.
     /// Leaves that do not match the header are no proof against the sender: this node's
     /// mempool may hold another signature of a record's body under the same id.
-    fn feed_filled(&mut self, filling: &Filling, out: &mut Vec<Action>) -> Result<Verdict, ReplicaError> {
-        let Some(sp) = filling.complete() else {
-            return Ok(Verdict::Ignore(MessageError::RecordsMissing(filling.missing())));
-        };
+    fn feed_filled(&mut self, sp: SignedProposal, out: &mut Vec<Action>) -> Result<Verdict, ReplicaError> {
         let verdict =
             self.feed(vec![Message::Proposal(sp)], out)?.pop().unwrap_or(Verdict::Ignore(MessageError::Duplicate));
         Ok(match verdict {
@@ -951,11 +951,16 @@ impl<S: Store> Replica<S> {
                 f.refill(&pool);
             }
         }
-        let (complete, waiting): (Vec<Filling>, Vec<Filling>) = filling.into_iter().partition(|f| f.missing() == 0);
-        self.filling = waiting;
-        for f in complete {
+        let mut complete = Vec::new();
+        for f in filling {
+            match f.into_whole() {
+                Ok(sp) => complete.push(sp),
+                Err(f) => self.filling.push(f),
+            }
+        }
+        for sp in complete {
             self.stats.compact_filled_later += 1;
-            self.feed_filled(&f, out)?;
+            self.feed_filled(sp, out)?;
         }
         Ok(())
     }

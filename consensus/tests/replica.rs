@@ -44,7 +44,9 @@ fn proposals_of(by: &Replica<MemStore>, actions: &[Action]) -> Vec<Message> {
             Action::Broadcast(m @ Message::Proposal(_)) => Some(m.clone()),
             Action::BroadcastCompact(c) => {
                 let pool = by.mempool().lock().unwrap();
-                Some(Message::Proposal(Filling::new(Arc::clone(c), &pool).complete().expect("the proposer holds them")))
+                Some(Message::Proposal(
+                    Filling::new(Arc::clone(c), &pool).into_whole().expect("the proposer holds them"),
+                ))
             }
             _ => None,
         })

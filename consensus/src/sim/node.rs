@@ -550,7 +550,7 @@ impl SimNode {
         if matches!(self.behaviour, Behaviour::Equivocator | Behaviour::InvalidProposer) {
             let whole = self.live.as_ref().and_then(|l| {
                 let pool = l.replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                Filling::new(Arc::clone(&c), &pool).complete()
+                Filling::new(Arc::clone(&c), &pool).into_whole().ok()
             });
             let Some(sp) = whole else { panic!("a proposer holds the records it proposed") };
             self.broadcast(env, Message::Proposal(sp), false);

@@ -458,7 +458,7 @@ impl Driver {
         if self.byzantine.is_some() {
             let whole = {
                 let pool = self.replica.mempool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                Filling::new(Arc::clone(c), &pool).complete()
+                Filling::new(Arc::clone(c), &pool).into_whole().ok()
             };
             if let Some(sp) = whole {
                 self.broadcast(&Message::Proposal(sp), 0).await;
