@@ -27,8 +27,8 @@ use crate::SignedProposal;
 use crate::mempool::Mempool;
 
 /// A record a client sent this node is named by id in its proposals only once this many
-/// milliseconds have passed since its admission: its gossip batch has gone out (the
-/// node's batch wait is 20 ms) and the peers have had time to admit it.
+/// milliseconds have passed since its admission: its gossip batch has gone out (the node
+/// asserts that its `GOSSIP_BATCH_WAIT` is shorter) and the peers have had time to admit it.
 pub const CLIENT_RECORD_SHARED_AFTER_MS: u64 = 50;
 
 /// One record of a compact proposal.

@@ -23,6 +23,9 @@ pub const GOSSIP_QUEUE_MAX: usize = 16_384;
 /// The gossip task waits at most this long after an attestation for more to fill its batch.
 pub const GOSSIP_BATCH_WAIT: Duration = Duration::from_millis(20);
 
+// A client's record is gossiped before this node's proposals name it by id.
+const _: () = assert!(GOSSIP_BATCH_WAIT.as_millis() < crate::consensus::compact::CLIENT_RECORD_SHARED_AFTER_MS as u128);
+
 /// Publishes the API's admitted attestations in batches: one gossip message per
 /// [`GOSSIP_BATCH_WAIT`] after the first waiting record, or sooner when the batch
 /// reaches `wire::ATTESTATION_BATCH_MAX` records or its byte bound. Each record
