@@ -126,9 +126,7 @@ pub fn decode_attestations(bytes: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
 /// Encodes a compact proposal (tag 04).
 pub fn encode_compact(c: &CompactProposal) -> Vec<u8> {
     let mut out = vec![TAG_COMPACT];
-    block::put_chunk(&mut out, &codec::encode(&c.proposal));
-    out.extend_from_slice(&c.signature.0);
-    block::put_chunk(&mut out, &c.header.to_bytes());
+    put_proposal_head(&mut out, &c.proposal, &c.signature, &c.header);
     let count = u32::try_from(c.items.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&count.to_le_bytes());
     for item in &c.items {
@@ -160,9 +158,7 @@ pub fn encode(m: &Message) -> Vec<u8> {
     match m {
         Message::Proposal(p) => {
             out.push(TAG_PROPOSAL);
-            block::put_chunk(&mut out, &codec::encode(&p.proposal));
-            out.extend_from_slice(&p.signature.0);
-            block::put_chunk(&mut out, &p.block.header.to_bytes());
+            put_proposal_head(&mut out, &p.proposal, &p.signature, &p.block.header);
             block::encode_leaves(&p.block.leaves, &mut out);
         }
         Message::Vote(v) => {
@@ -173,6 +169,22 @@ pub fn encode(m: &Message) -> Vec<u8> {
         }
     }
     out
+}
+
+/// What a whole and a compact proposal start with: `chunk(Proposal) ‖ signature ‖ chunk(header)`.
+fn take_proposal_head(input: &mut &[u8]) -> Result<(Proposal, Signature, BlockHeader), WireError> {
+    let p = block::take_chunk(input, "proposal", STATEMENT_BYTES_MAX).map_err(WireError::Block)?;
+    let proposal: Proposal = codec::decode("proposal", p, STATEMENT_BYTES_MAX).map_err(WireError::Statement)?;
+    let signature = Signature(take::<64>(input, "signature")?);
+    let header = block::take_chunk(input, "header", HEADER_BYTES_MAX).map_err(WireError::Block)?;
+    let header = BlockHeader::from_bytes(header).map_err(WireError::Statement)?;
+    Ok((proposal, signature, header))
+}
+
+fn put_proposal_head(out: &mut Vec<u8>, proposal: &Proposal, signature: &Signature, header: &BlockHeader) {
+    block::put_chunk(out, &codec::encode(proposal));
+    out.extend_from_slice(&signature.0);
+    block::put_chunk(out, &header.to_bytes());
 }
 
 /// A compact proposal's items: at most `records_max`, each an id or a whole record
@@ -223,17 +235,9 @@ fn decode_inner(bytes: &[u8], genesis: &Genesis, known: Option<&mut KnownLeaf<'_
         return Err(WireError::TooLarge { len: bytes.len(), max });
     }
     let (&tag, mut input) = bytes.split_first().ok_or(WireError::Empty)?;
-    let statement = |input: &mut &[u8], what| {
-        block::take_chunk(input, what, STATEMENT_BYTES_MAX).map_err(WireError::Block).map(<[u8]>::to_vec)
-    };
     let m = match tag {
         TAG_PROPOSAL => {
-            let p = statement(&mut input, "proposal")?;
-            let proposal: Proposal =
-                codec::decode("proposal", &p, STATEMENT_BYTES_MAX).map_err(WireError::Statement)?;
-            let signature = Signature(take::<64>(&mut input, "signature")?);
-            let header = block::take_chunk(&mut input, "header", HEADER_BYTES_MAX).map_err(WireError::Block)?;
-            let header = BlockHeader::from_bytes(header).map_err(WireError::Statement)?;
+            let (proposal, signature, header) = take_proposal_head(&mut input)?;
             let records_max = genesis.consensus.block_records_max as usize;
             let leaves = match known {
                 Some(known) => block::decode_leaves_reusing(&mut input, records_max, known),
@@ -247,18 +251,13 @@ fn decode_inner(bytes: &[u8], genesis: &Genesis, known: Option<&mut KnownLeaf<'_
             }))
         }
         TAG_COMPACT => {
-            let p = statement(&mut input, "proposal")?;
-            let proposal: Proposal =
-                codec::decode("proposal", &p, STATEMENT_BYTES_MAX).map_err(WireError::Statement)?;
-            let signature = Signature(take::<64>(&mut input, "signature")?);
-            let header = block::take_chunk(&mut input, "header", HEADER_BYTES_MAX).map_err(WireError::Block)?;
-            let header = BlockHeader::from_bytes(header).map_err(WireError::Statement)?;
+            let (proposal, signature, header) = take_proposal_head(&mut input)?;
             let items = decode_items(&mut input, genesis.consensus.block_records_max as usize)?;
             Gossip::Compact(CompactProposal { proposal, signature, header, items })
         }
         TAG_VOTE => {
-            let v = statement(&mut input, "vote")?;
-            let vote: Vote = codec::decode("vote", &v, STATEMENT_BYTES_MAX).map_err(WireError::Statement)?;
+            let v = block::take_chunk(&mut input, "vote", STATEMENT_BYTES_MAX).map_err(WireError::Block)?;
+            let vote: Vote = codec::decode("vote", v, STATEMENT_BYTES_MAX).map_err(WireError::Statement)?;
             let validator = u16::from_le_bytes(take::<2>(&mut input, "validator")?);
             let signature = Signature(take::<64>(&mut input, "signature")?);
             Gossip::Message(Message::Vote(SignedVote { vote, validator, signature }))
