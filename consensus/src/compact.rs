@@ -7,14 +7,16 @@
 //! it once [`CLIENT_RECORD_SHARED_AFTER_MS`] have passed (its gossip batch has gone
 //! out); younger client records go whole. A receiver fills the ids from its mempool
 //! ([`Filling`]); while some are missing (their gossip still on its way) it keeps the
-//! proposal aside and tries again whenever its mempool changes. Only a complete block
+//! proposal aside, if the proposer itself sent it, and tries again whenever its mempool
+//! changes. Only a complete block
 //! goes on, to the same leaf check against the header as a whole proposal.
 //!
 //! Liveness never depends on the ids: only fresh round-0 proposals are compact; the
-//! machine's re-sends after a quiet spell and every later round carry whole blocks. A
-//! receiver that cannot fill a compact proposal (a record it never received, or held
-//! under another signature of the same body) prevotes nil when its propose timeout
-//! ends, as for a proposal that never came.
+//! machine's re-sends after a quiet spell and every later round carry whole blocks, and
+//! a proposer without a polka `COMPACT_WHOLE_AFTER_MS` after proposing sends its proposal
+//! whole (`crate::replica`). A receiver that cannot fill a compact proposal (a record its
+//! full mempool refused, or holds under another signature of the same body) waits for
+//! that, or prevotes nil when its propose timeout ends, as for a proposal that never came.
 
 use std::sync::Arc;
 

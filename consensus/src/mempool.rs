@@ -1323,8 +1323,9 @@ impl BatchOutcome {
 }
 
 /// The one admission path, for API batches, gossiped batches and the simulator's
-/// clients and peers (`origin` says which): every item's signature in one batch check (no lock held), then admission
-/// in input order under one mempool lock, reading the committed state through `view`.
+/// clients and peers (`origin` says which): every item's signature in one batch check
+/// (no lock held), then admission in input order under one mempool lock, reading the
+/// committed state through `view`.
 /// Lock order: the mempool, then the store (see ARCHITECTURE.md, "Locks").
 pub fn admit_batch<V: StateView + ?Sized>(
     verifier: &Verifier,

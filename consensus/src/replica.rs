@@ -334,14 +334,15 @@ pub struct ReplicaStats {
 #[derive(Debug)]
 enum Early {
     Message(Message),
-    Compact(Arc<CompactProposal>),
+    /// With the peer that sent it.
+    Compact(Arc<CompactProposal>, MemberName),
 }
 
 impl Early {
     fn height(&self) -> u64 {
         match self {
             Early::Message(m) => m.height(),
-            Early::Compact(c) => c.proposal.height,
+            Early::Compact(c, _) => c.proposal.height,
         }
     }
 }
@@ -604,17 +605,19 @@ impl<S: Store> Replica<S> {
         Ok((out, verdicts))
     }
 
-    /// A compact proposal ([`crate::compact`]): filled from the mempool and handed on as
-    /// a whole proposal, or, with records missing, kept (if signed by round 0's proposer)
-    /// until [`Replica::on_pool_changed`] completes it. Returns the actions and its verdict.
+    /// A compact proposal ([`crate::compact`]) that peer `from` sent: filled from the
+    /// mempool and handed on as a whole proposal, or, with records missing, kept (if round
+    /// 0's proposer sent and signed it) until [`Replica::on_pool_changed`] completes it.
+    /// Returns the actions and its verdict.
     pub fn on_compact(
         &mut self,
         now: Clock,
         compact: Arc<CompactProposal>,
+        from: &MemberName,
     ) -> Result<(Vec<Action>, Verdict), ReplicaError> {
         self.set_now(now);
         let mut out = Vec::new();
-        let verdict = self.admit_compact(compact, &mut out)?;
+        let verdict = self.admit_compact(compact, from, &mut out)?;
         self.maybe_start_height(&mut out)?;
         self.maybe_sync(&mut out);
         Ok((out, verdict))
@@ -876,12 +879,17 @@ impl<S: Store> Replica<S> {
     /// The checks of a compact proposal before it is filled: the next height (one
     /// further is kept for later), a fresh round-0 proposal, the signed block id is the
     /// header's. Then as much as the mempool holds; a complete block goes to [`Self::feed`].
-    fn admit_compact(&mut self, compact: Arc<CompactProposal>, out: &mut Vec<Action>) -> Result<Verdict, ReplicaError> {
+    fn admit_compact(
+        &mut self,
+        compact: Arc<CompactProposal>,
+        from: &MemberName,
+        out: &mut Vec<Action>,
+    ) -> Result<Verdict, ReplicaError> {
         let p = compact.proposal;
         self.seen_height = self.seen_height.max(p.height);
         let next = self.tip.height + 1;
         if p.height == next + 1 {
-            self.keep_early(Early::Compact(compact));
+            self.keep_early(Early::Compact(compact, from.clone()));
             return Ok(Verdict::Ignore(MessageError::FutureHeight { got: p.height, current: next }));
         }
         if p.height < next {
@@ -908,12 +916,19 @@ impl<S: Store> Replica<S> {
             }
             Err(f) => f,
         };
-        // Kept aside only if its proposer signed it: no one else can take the slots.
+        // Kept aside only if its proposer sent and signed it, so no one else can take the
+        // slots: a relay passes a compact proposal on only once it filled it (gossip
+        // validation), so an incomplete copy from another member is one it made up (the
+        // items are not signed) or one we cannot use anyway.
+        let missing = filling.missing();
         let c = self.context_at(p.height)?;
-        if let Err(e) = check::verify_proposal_statement(&c, c.proposer(p.height, 0), &p, &filling.compact.signature) {
+        let proposer = c.proposer(p.height, 0);
+        if c.validators.get(usize::from(proposer)).is_none_or(|v| v.name != *from) {
+            return Ok(Verdict::Ignore(MessageError::RecordsMissing(missing)));
+        }
+        if let Err(e) = check::verify_proposal_statement(&c, proposer, &p, &filling.compact.signature) {
             return Ok(Verdict::Reject(MessageError::BadSignature(e)));
         }
-        let missing = filling.missing();
         if self.filling.len() >= COMPACT_FILLING_MAX {
             self.stats.compact_dropped += 1;
             return Ok(Verdict::Ignore(MessageError::SlotFull));
@@ -1298,8 +1313,8 @@ impl<S: Store> Replica<S> {
             for e in early {
                 match e {
                     Early::Message(m) => msgs.push(m),
-                    Early::Compact(c) => {
-                        self.admit_compact(c, out)?;
+                    Early::Compact(c, from) => {
+                        self.admit_compact(c, &from, out)?;
                     }
                 }
             }

@@ -53,6 +53,11 @@ fn proposals_of(by: &Replica<MemStore>, actions: &[Action]) -> Vec<Message> {
         .collect()
 }
 
+/// The name of the proposer of height 1, round 0: validator 0.
+fn proposer_name(chain: &SimChain) -> credence_ledger::ids::MemberName {
+    chain.consensus.validators[0].name.clone()
+}
+
 fn compacts(actions: &[Action]) -> Vec<Arc<CompactProposal>> {
     actions
         .iter()
@@ -190,7 +195,7 @@ fn a_compact_proposal_is_filled_from_the_mempool_or_waits_for_its_records() {
     let mut full = replica(&chain, 1);
     full.start(now).unwrap();
     admit_batch(&verifier, full.store(), full.mempool(), items.clone(), Origin::Peer, NOW);
-    let (actions, verdict) = full.on_compact(now, Arc::clone(&c)).unwrap();
+    let (actions, verdict) = full.on_compact(now, Arc::clone(&c), &proposer_name(&chain)).unwrap();
     assert_eq!(verdict, Verdict::Accept);
     assert_eq!(prevotes(&actions), vec![Some(id)]);
     assert_eq!(full.stats.compact_filled, 1);
@@ -198,10 +203,10 @@ fn a_compact_proposal_is_filled_from_the_mempool_or_waits_for_its_records() {
     let mut short = replica(&chain, 2);
     short.start(now).unwrap();
     admit_batch(&verifier, short.store(), short.mempool(), items[..4].to_vec(), Origin::Peer, NOW);
-    let (actions, verdict) = short.on_compact(now, Arc::clone(&c)).unwrap();
+    let (actions, verdict) = short.on_compact(now, Arc::clone(&c), &proposer_name(&chain)).unwrap();
     assert_eq!(verdict, Verdict::Ignore(MessageError::RecordsMissing(1)));
     assert!(prevotes(&actions).is_empty(), "nothing voted while a record is missing");
-    let (_, again) = short.on_compact(now, Arc::clone(&c)).unwrap();
+    let (_, again) = short.on_compact(now, Arc::clone(&c), &proposer_name(&chain)).unwrap();
     assert_eq!(again, Verdict::Ignore(MessageError::Duplicate), "kept once");
     let out = admit_batch(&verifier, short.store(), short.mempool(), items[4..].to_vec(), Origin::Peer, NOW);
     assert_eq!(out.admitted(), 1);
@@ -213,8 +218,8 @@ fn a_compact_proposal_is_filled_from_the_mempool_or_waits_for_its_records() {
 
 /// What a hostile member or relay can send: a compact proposal for a later round, one
 /// whose block id is not its header's, one not signed by the proposer, a relay's copy
-/// with records reordered, more unfilled proposals than the bound. The genuine proposal
-/// still counts.
+/// with a record it made up (the items are not signed) or with records reordered, more
+/// unfilled proposals than the bound. The genuine proposal still counts.
 #[test]
 fn hostile_compact_proposals_are_refused_or_dropped_and_the_genuine_one_counts() {
     let at = NOW + CLIENT_RECORD_SHARED_AFTER_MS;
@@ -223,7 +228,18 @@ fn hostile_compact_proposals_are_refused_or_dropped_and_the_genuine_one_counts()
     let verifier = Verifier::new(Arc::clone(&chain.ledger), InForce::new(&chain.ledger));
     let mut r = replica(&chain, 3);
     r.start(now).unwrap();
-    let on = |r: &mut Replica<MemStore>, c: CompactProposal| r.on_compact(now, Arc::new(c)).unwrap();
+    let from = proposer_name(&chain);
+    let on = |r: &mut Replica<MemStore>, c: CompactProposal| r.on_compact(now, Arc::new(c), &from).unwrap();
+
+    // A relay's copy naming a record no one has, under the proposer's signed statement: not
+    // kept (only the proposer's own copy waits for records), so it cannot shadow the genuine one.
+    let mut made_up = (*c).clone();
+    made_up.items[0] = CompactItem::Id(credence_ledger::hash::HashOf::from_hash(credence_ledger::hash::Hash([7; 32])));
+    let relay = chain.consensus.validators[2].name.clone();
+    let (_, v) = r.on_compact(now, Arc::new(made_up.clone()), &relay).unwrap();
+    assert_eq!(v, Verdict::Ignore(MessageError::RecordsMissing(5)));
+    let (_, v) = r.on_compact(now, Arc::clone(&c), &from).unwrap();
+    assert_eq!(v, Verdict::Ignore(MessageError::RecordsMissing(5)), "the genuine one is kept, not a duplicate");
 
     let later = CompactProposal { proposal: Proposal { round: 1, ..c.proposal }, ..(*c).clone() };
     assert!(matches!(on(&mut r, later).1, Verdict::Reject(MessageError::CompactNotFresh { round: 1 })));
@@ -243,7 +259,7 @@ fn hostile_compact_proposals_are_refused_or_dropped_and_the_genuine_one_counts()
     assert!(matches!(on(&mut r, unsigned).1, Verdict::Reject(MessageError::BadSignature(_))));
     // The proposer's own conflicting proposals with records missing: at most the bound kept.
     let proposer_key = chain.validator_key(0);
-    for (k, expected) in [(1, true), (2, true), (3, false)] {
+    for (k, expected) in [(1, true), (2, false), (3, false)] {
         let mut h = c.header.clone();
         h.time_ms += k;
         let p = Proposal { block: BlockId::of(&h), ..c.proposal };
@@ -257,14 +273,28 @@ fn hostile_compact_proposals_are_refused_or_dropped_and_the_genuine_one_counts()
         assert_eq!(matches!(v, Verdict::Ignore(MessageError::RecordsMissing(5))), expected, "{k}: {v:?}");
     }
 
-    admit_batch(&verifier, r.store(), r.mempool(), items, Origin::Peer, NOW);
+    // A relay's copy with two records swapped: while the genuine one waits, a duplicate of it.
     let mut swapped = (*c).clone();
     swapped.items.swap(0, 1);
-    let (actions, verdict) = on(&mut r, swapped);
-    assert!(matches!(verdict, Verdict::Ignore(MessageError::LeavesMismatch(_))), "no blame: {verdict:?}");
+    let (_, v) = r.on_compact(now, Arc::new(swapped.clone()), &relay).unwrap();
+    assert_eq!(v, Verdict::Ignore(MessageError::Duplicate));
+    // The genuine one, kept since it came, is complete once the records are here.
+    admit_batch(&verifier, r.store(), r.mempool(), items.clone(), Origin::Peer, NOW);
+    let actions = r.on_pool_changed(now).unwrap();
+    assert_eq!(prevotes(&actions), vec![Some(c.proposal.block)]);
+    assert_eq!(r.stats.compact_filled_later, 2, "and the proposer's conflicting one kept beside it");
+
+    // At a receiver holding every record, the swapped copy is complete and does not match
+    // the header: ignored, not blamed (the pool might hold other bytes under an id); the
+    // genuine one after it counts.
+    let mut holder = replica(&chain, 2);
+    holder.start(now).unwrap();
+    admit_batch(&verifier, holder.store(), holder.mempool(), items, Origin::Peer, NOW);
+    let (actions, v) = holder.on_compact(now, Arc::new(swapped), &relay).unwrap();
+    assert!(matches!(v, Verdict::Ignore(MessageError::LeavesMismatch(_))), "no blame: {v:?}");
     assert!(prevotes(&actions).is_empty());
-    let (actions, verdict) = on(&mut r, (*c).clone());
-    assert_eq!(verdict, Verdict::Accept);
+    let (actions, v) = holder.on_compact(now, Arc::clone(&c), &from).unwrap();
+    assert_eq!(v, Verdict::Accept);
     assert_eq!(prevotes(&actions), vec![Some(c.proposal.block)]);
 }
 
@@ -281,7 +311,7 @@ fn a_compact_proposal_without_a_polka_goes_out_whole() {
                 let mut r = replica(&chain, i);
                 r.start(clock()).unwrap();
                 admit_batch(&verifier, r.store(), r.mempool(), items.clone(), Origin::Peer, NOW);
-                let (actions, _) = r.on_compact(clock(), Arc::clone(&c)).unwrap();
+                let (actions, _) = r.on_compact(clock(), Arc::clone(&c), &proposer_name(&chain)).unwrap();
                 let votes: Vec<Message> = actions
                     .into_iter()
                     .filter_map(|a| match a {

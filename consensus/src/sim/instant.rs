@@ -62,7 +62,8 @@ pub struct InstantCluster {
     ledger: Ledger,
     delivery: Delivery,
     members: Vec<Replica<MemStore>>,
-    queue: VecDeque<(usize, Packet)>,
+    /// (to, from, what).
+    queue: VecDeque<(usize, usize, Packet)>,
     now: u64,
     /// Heights a submission was made for; the next one's records follow on.
     submitted_for: u64,
@@ -140,12 +141,14 @@ impl InstantCluster {
         while self.min_decided() < heights {
             steps += 1;
             assert!(steps < 1_000_000 + 10_000 * heights, "no progress: {:?}", self.describe());
-            if let Some((to, first)) = self.queue.pop_front() {
+            if let Some((to, from, first)) = self.queue.pop_front() {
                 let clock = self.clock();
                 let first = match first {
                     Packet::Message(m) => m,
                     Packet::Compact(c) => {
-                        let (actions, _) = self.members[to].on_compact(clock, c).unwrap_or_else(|e| panic!("{e}"));
+                        let sender = &self.chain.consensus.validators[from].name;
+                        let (actions, _) =
+                            self.members[to].on_compact(clock, c, sender).unwrap_or_else(|e| panic!("{e}"));
                         self.carry_out(to, actions);
                         continue;
                     }
@@ -187,12 +190,12 @@ impl InstantCluster {
         let mut msgs = vec![first];
         let mut rest = VecDeque::with_capacity(self.queue.len());
         let mut open = true;
-        while let Some((t, p)) = self.queue.pop_front() {
+        while let Some((t, f, p)) = self.queue.pop_front() {
             match p {
                 Packet::Message(m) if t == to && open && msgs.len() < INBOX_MAX => msgs.push(m),
                 p => {
                     open &= !(t == to && matches!(p, Packet::Compact(_)));
-                    rest.push_back((t, p));
+                    rest.push_back((t, f, p));
                 }
             }
         }
@@ -205,12 +208,12 @@ impl InstantCluster {
             match action {
                 Action::Broadcast(m) => {
                     for to in (0..self.members.len()).filter(|to| *to != from) {
-                        self.queue.push_back((to, Packet::Message(m.clone())));
+                        self.queue.push_back((to, from, Packet::Message(m.clone())));
                     }
                 }
                 Action::BroadcastCompact(c) => {
                     for to in (0..self.members.len()).filter(|to| *to != from) {
-                        self.queue.push_back((to, Packet::Compact(Arc::clone(&c))));
+                        self.queue.push_back((to, from, Packet::Compact(Arc::clone(&c))));
                     }
                 }
                 Action::Committed { height, .. } => {
@@ -305,14 +308,14 @@ mod tests {
             Message::Vote(crate::SignedVote { vote: v, validator: by as u16, signature })
         };
         let (v1, v2, v3) = (vote(&c, 1), vote(&c, 2), vote(&c, 3));
-        c.queue.push_back((1, Packet::Message(v1.clone())));
-        c.queue.push_back((2, Packet::Message(v2.clone())));
-        c.queue.push_back((2, Packet::Message(v3.clone())));
+        c.queue.push_back((1, 0, Packet::Message(v1.clone())));
+        c.queue.push_back((2, 0, Packet::Message(v2.clone())));
+        c.queue.push_back((2, 0, Packet::Message(v3.clone())));
         let msgs = c.drain_inbox(2, v1.clone());
         assert_eq!(msgs, vec![v1.clone(), v2, v3], "the first, then the member's queued ones in order");
         assert_eq!(c.queue.len(), 1, "other members' messages stay queued");
         for _ in 0..2 * INBOX_MAX {
-            c.queue.push_back((2, Packet::Message(v1.clone())));
+            c.queue.push_back((2, 0, Packet::Message(v1.clone())));
         }
         assert_eq!(c.drain_inbox(2, v1.clone()).len(), INBOX_MAX, "bounded");
     }

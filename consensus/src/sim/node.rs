@@ -286,13 +286,9 @@ impl SimNode {
 
     /// Loses everything volatile; a restart is scheduled by the caller's fault plan.
     pub fn crash(&mut self, env: &mut Env) {
+        self.count_compact(&mut env.stats);
         if let Some(l) = self.live.take() {
             env.stats.refused_signatures += l.replica.consensus().map_or(0, |c| c.refused_signatures());
-            let s = &l.replica.stats;
-            env.stats.compact_filled += s.compact_filled;
-            env.stats.compact_filled_later += s.compact_filled_later;
-            env.stats.compact_dropped += s.compact_dropped;
-            env.stats.compact_sent_whole += s.compact_sent_whole;
             self.store = Some(l.replica.into_store());
             self.incarnation += 1;
             self.crash_after_actions = None;
@@ -379,8 +375,10 @@ impl SimNode {
                         }
                     }
                 }
+                let sender = credence_ledger::ids::MemberName::parse("name", &validator_name(usize::from(from)))
+                    .unwrap_or_else(|e| unreachable!("simulated names are valid: {e}"));
                 let (actions, verdict) = self.with_replica(env, |r, now| {
-                    let (actions, verdict) = r.on_compact(now, c)?;
+                    let (actions, verdict) = r.on_compact(now, c, &sender)?;
                     Ok((actions, Some(verdict)))
                 });
                 if matches!(verdict, Some(Verdict::Reject(_))) {

@@ -288,7 +288,7 @@ impl Driver {
                     ids.push(id);
                     msgs.push(m);
                 }
-                Some(Ok(wire::Gossip::Compact(c))) => compact.push((id, c)),
+                Some(Ok(wire::Gossip::Compact(c))) => compact.push((id, c, from)),
                 _ => {
                     debug!(%from, "malformed consensus message");
                     self.net.report(id, Validation::Reject);
@@ -297,8 +297,8 @@ impl Driver {
         }
         self.step_started = Instant::now();
         // A compact proposal first: the votes that came with it are for its block.
-        for (id, c) in compact {
-            let (actions, verdict) = self.replica.on_compact(self.clock.now(), Arc::new(c))?;
+        for (id, c, from) in compact {
+            let (actions, verdict) = self.replica.on_compact(self.clock.now(), Arc::new(c), &from)?;
             self.carry_out(actions, sync_tx).await?;
             self.report(id, verdict);
         }
