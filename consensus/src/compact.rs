@@ -100,16 +100,15 @@ impl Filling {
         for (i, item) in compact.items.iter().enumerate() {
             match item {
                 CompactItem::Full(leaf) => leaves.push(Some((**leaf).clone())),
-                CompactItem::Id(id) => {
-                    let leaf = pool.get(id).map(|p| p.leaf.clone());
-                    if leaf.is_none() {
-                        missing.push(i);
-                    }
-                    leaves.push(leaf);
+                CompactItem::Id(_) => {
+                    leaves.push(None);
+                    missing.push(i);
                 }
             }
         }
-        Filling { compact, leaves, missing }
+        let mut filling = Filling { compact, leaves, missing };
+        filling.refill(pool);
+        filling
     }
 
     /// Takes from `pool` the ids still missing.
