@@ -154,6 +154,7 @@ pub fn run(a: &SyncBenchArgs) -> Result<ExitCode> {
             "after_first_block_attestations_per_second": records as f64 / (run.seconds - run.first_block_seconds).max(1e-9),
             "fresh_node_peak_rss_mib": run.peak_rss_kib as f64 / 1024.0,
             "fresh_node_sync_seconds": run.sync_seconds,
+            "catch_up_cpu_seconds": run.cpu_seconds,
             "profile": profile,
         }))?
     );
@@ -166,6 +167,9 @@ struct CatchUp {
     first_block_seconds: f64,
     peak_rss_kib: u64,
     sync_seconds: serde_json::Value,
+    /// CPU seconds of the fresh node and of the serving nodes over the catch-up, and their
+    /// share of the machine's cores over that time.
+    cpu_seconds: serde_json::Value,
 }
 
 /// Node processes, stopped (SIGTERM, then SIGKILL) when dropped.
@@ -244,6 +248,8 @@ fn catch_up(
     }
     eprintln!("servers up after {:.1} s; starting the fresh node", started.elapsed().as_secs_f64());
     let url = format!("http://{}", api(0));
+    let cpu_of = |children: &[Child]| children.iter().filter_map(|c| crate::load::cpu_seconds(c.id())).sum::<f64>();
+    let servers_cpu_before = cpu_of(&nodes.0);
     let t0 = Instant::now();
     let child = start(0)?;
     let pid = child.id();
@@ -265,6 +271,9 @@ fn catch_up(
         std::thread::sleep(POLL_INTERVAL);
     }
     let seconds = t0.elapsed().as_secs_f64();
+    let fresh_cpu = crate::load::cpu_seconds(pid).unwrap_or(f64::NAN);
+    // `nodes` now holds the fresh node too: take its part out of the sum.
+    let servers_cpu = cpu_of(&nodes.0) - fresh_cpu - servers_cpu_before;
     peak_rss_kib = peak_rss_kib.max(proc_status_kib(pid, "VmHWM:").unwrap_or(0));
     let metrics = crate::http::get(&url, "/metrics").map(|r| r.text()).unwrap_or_default();
     let metric =
@@ -275,8 +284,20 @@ fn catch_up(
         "apply_and_commit": metric("credence_sync_apply_seconds_total "),
         "blocks": metric("credence_synced_blocks_total "),
     });
+    let cores = credence_ledger::sig::available_threads() as f64;
+    let cpu_seconds = json!({
+        "fresh_node": fresh_cpu,
+        "servers": servers_cpu,
+        "share_of_machine": (fresh_cpu + servers_cpu) / (seconds * cores),
+    });
     drop(nodes);
-    Ok(CatchUp { seconds, first_block_seconds: first_block.unwrap_or(seconds), peak_rss_kib, sync_seconds })
+    Ok(CatchUp {
+        seconds,
+        first_block_seconds: first_block.unwrap_or(seconds),
+        peak_rss_kib,
+        sync_seconds,
+        cpu_seconds,
+    })
 }
 
 /// The height a node's `/v1/status` reports, if it answers.

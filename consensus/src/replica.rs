@@ -42,7 +42,7 @@ use crate::check;
 use crate::compact::{CompactProposal, Filling};
 use crate::evidence::EvidencePool;
 use crate::mempool::{Mempool, Origin, Verifier};
-use crate::sync::{SYNC_BLOCKS_MAX, SyncRequest};
+use crate::sync::{SYNC_ANSWER_BYTES_MAX, SYNC_BLOCKS_MAX, SyncRequest};
 use crate::{Consensus, Context, Effect, Input, Message, MessageError, SignState, SignedProposal, Step, Timeout};
 
 /// Valid proposals kept for their commit (each holds its block's state change).
@@ -186,7 +186,8 @@ pub struct SyncChecker {
 
 impl SyncChecker {
     /// Decodes an answer to `request` and checks its blocks' signatures
-    /// ([`verify::check_signatures_ahead`], over all of the context's threads). Blocks after
+    /// ([`verify::check_signatures_ahead`]) on this thread only: a host checks several
+    /// answers at once, which needs no barrier per block between threads. Blocks after
     /// one that does not decode or does not follow the one before it are dropped, and the
     /// answer is marked bad. Blocks at or below the tip the checker was made at are skipped.
     pub fn check(&self, request: SyncRequest, blocks: Vec<Vec<u8>>) -> SyncAnswer {
@@ -210,12 +211,14 @@ impl SyncChecker {
                     break;
                 }
             };
-            checked.push(verify::check_signatures_ahead(&self.ctx, &self.roster, cb, self.ctx.threads));
+            checked.push(verify::check_signatures_ahead(&self.ctx, &self.roster, cb, 1));
         }
         if bad.is_none() && blocks.len() > SYNC_BLOCKS_MAX as usize {
             bad = Some((request.from_height, format!("more than {SYNC_BLOCKS_MAX} blocks in one answer")));
         }
-        SyncAnswer { request, blocks: checked, bad }
+        let received = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
+        let largest_block_bytes = blocks.iter().map(Vec::len).max().unwrap_or(0);
+        SyncAnswer { request, blocks: checked, bad, received, largest_block_bytes }
     }
 }
 
@@ -227,6 +230,10 @@ pub struct SyncAnswer {
     blocks: Vec<Ahead>,
     /// The first block that did not decode or did not follow: (height, why).
     bad: Option<(u64, String)>,
+    /// Blocks the peer sent (those at or below the checker's tip included).
+    received: u32,
+    /// The largest of them, encoded.
+    largest_block_bytes: usize,
 }
 
 impl SyncAnswer {
@@ -245,7 +252,7 @@ impl SyncAnswer {
 
 /// The sync window: requests out for consecutive height ranges, and answers held until
 /// the blocks below them are stored. `out.len() + ready.len()` ≤ [`SYNC_REQUESTS_IN_FLIGHT_MAX`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SyncWindow {
     /// Requests out: first height → (blocks asked, monotonic time it was sent).
     out: BTreeMap<u64, (u32, u64)>,
@@ -258,9 +265,27 @@ struct SyncWindow {
     /// Blocks are wanted: at start (a fresh node asks at once), when behind, and while
     /// answers bring blocks.
     active: bool,
+    /// Blocks a request asks for, 1 to [`SYNC_BLOCKS_MAX`] ([`blocks_per_answer`]): as many
+    /// blocks as the largest of the last answer fit [`SYNC_ANSWER_FILL`] of an answer's
+    /// bytes, at first the genesis's largest block. A request for more than its answer holds
+    /// leaves a gap after it that the requests after it do not cover: their answers wait
+    /// for another round trip, and the driver with them.
+    blocks_per_request: u32,
 }
 
 impl SyncWindow {
+    /// An active window (a fresh replica asks at once) for blocks of at most `block_bytes_max`.
+    fn new(block_bytes_max: usize) -> Self {
+        SyncWindow {
+            out: BTreeMap::new(),
+            ready: BTreeMap::new(),
+            retry_at_mono_ms: 0,
+            end: None,
+            active: true,
+            blocks_per_request: blocks_per_answer(block_bytes_max),
+        }
+    }
+
     /// The first range from `from` on that no request out or answer held covers: (first
     /// height, blocks), below `end`.
     fn next_gap(&self, from: u64) -> Option<(u64, u32)> {
@@ -272,7 +297,7 @@ impl SyncWindow {
             .collect();
         covered.sort_unstable();
         let mut h = from;
-        let mut room = u64::from(SYNC_BLOCKS_MAX);
+        let mut room = u64::from(self.blocks_per_request);
         for (start, end) in covered {
             if end <= h {
                 continue;
@@ -295,6 +320,18 @@ impl SyncWindow {
     fn is_full(&self) -> bool {
         self.out.len() + self.ready.len() >= SYNC_REQUESTS_IN_FLIGHT_MAX
     }
+}
+
+/// Of an answer's [`SYNC_ANSWER_BYTES_MAX`], the share requests are sized to fill: the blocks
+/// after the largest seen may be a quarter larger and their answer is still not cut.
+const SYNC_ANSWER_FILL: (usize, usize) = (3, 4);
+
+/// Blocks to ask for in one request when the largest block is `block_bytes` encoded: as
+/// many as fill [`SYNC_ANSWER_FILL`] of an answer, 1 to [`SYNC_BLOCKS_MAX`].
+fn blocks_per_answer(block_bytes: usize) -> u32 {
+    let fill = SYNC_ANSWER_BYTES_MAX / SYNC_ANSWER_FILL.1 * SYNC_ANSWER_FILL.0;
+    let blocks = fill / block_bytes.saturating_add(4).max(1);
+    u32::try_from(blocks).unwrap_or(u32::MAX).clamp(1, SYNC_BLOCKS_MAX)
 }
 
 /// A fatal error: the store failed. Nothing else is.
@@ -426,6 +463,7 @@ impl<S: Store> Replica<S> {
         let verifier =
             Verifier::new(Arc::clone(&ctx), mempool.lock().unwrap_or_else(PoisonError::into_inner).in_force());
         let sync_roster = Arc::clone(ctx.genesis_roster());
+        let block_bytes_max = ctx.genesis.consensus.block_bytes_max as usize;
         let mut replica = Replica {
             verifier,
             ctx,
@@ -449,7 +487,7 @@ impl<S: Store> Replica<S> {
             last_block_records: 0,
             last_progress_mono_ms: now.mono_ms,
             seen_height: 0,
-            sync: SyncWindow { active: true, ..SyncWindow::default() },
+            sync: SyncWindow::new(block_bytes_max),
             sync_roster,
             persisted,
             running: false,
@@ -745,9 +783,13 @@ impl<S: Store> Replica<S> {
         self.set_now(now);
         let mut out = Vec::new();
         let mut outcome = SyncOutcome::default();
-        let SyncAnswer { request, blocks, bad } = answer;
+        let SyncAnswer { request, blocks, bad, received, largest_block_bytes } = answer;
         let from = request.from_height;
-        let asked = self.sync.out.remove(&from).is_some();
+        let asked = self.sync.out.remove(&from);
+        if asked.is_some() && received > 0 && bad.is_none() {
+            self.sync.blocks_per_request = blocks_per_answer(largest_block_bytes);
+        }
+        let asked = asked.is_some();
         if let Some((height, error)) = bad {
             outcome.bad.push(request);
             out.push(Action::Notice(Notice::SyncBlockInvalid { height, error }));
@@ -1398,6 +1440,32 @@ pub fn tip_of<S: Store>(ctx: &ChainContext, store: &S) -> Result<Tip, ReplicaErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_requests_are_sized_so_that_their_answers_are_not_cut() {
+        for block_bytes in [0, 1, 300, 4_000, 131_072, 450_000, 1 << 20, 3 << 20, SYNC_ANSWER_BYTES_MAX, usize::MAX] {
+            let n = blocks_per_answer(block_bytes);
+            assert!((1..=SYNC_BLOCKS_MAX).contains(&n), "{block_bytes}: {n}");
+            // A server frames a 4-byte count, then each block after its 4-byte length.
+            let larger = block_bytes.saturating_add(block_bytes / 4);
+            if n > 1 {
+                assert!(4 + n as usize * (larger + 4) <= SYNC_ANSWER_BYTES_MAX, "{block_bytes}: {n}");
+            }
+            if n < SYNC_BLOCKS_MAX {
+                let one_more = (n as usize + 1).saturating_mul(block_bytes.saturating_add(4));
+                assert!(one_more > SYNC_ANSWER_BYTES_MAX / 4 * 3, "as many as fit: {block_bytes}: {n}");
+            }
+        }
+        assert_eq!(blocks_per_answer(300), SYNC_BLOCKS_MAX, "small blocks: as many as a request may ask");
+        assert_eq!(blocks_per_answer(usize::MAX), 1, "one block, however large: sync always moves on");
+        let mut window = SyncWindow::new(450_000);
+        assert_eq!(window.next_gap(1), Some((1, 13)), "sized by the genesis's largest block at first");
+        window.blocks_per_request = blocks_per_answer(4_000);
+        assert_eq!(window.next_gap(1), Some((1, SYNC_BLOCKS_MAX)));
+        window.out.insert(1, (SYNC_BLOCKS_MAX, 0));
+        window.blocks_per_request = 7;
+        assert_eq!(window.next_gap(1), Some((65, 7)), "after the requests out");
+    }
 
     #[test]
     fn a_proposer_waits_to_fill_its_block_only_under_load_and_not_past_the_wait() {

@@ -11,6 +11,10 @@ use credence_ledger::store::Store;
 
 /// Most certified blocks in one sync response (and asked for in one request).
 pub const SYNC_BLOCKS_MAX: u32 = 64;
+/// Most bytes of one sync answer as a server frames it (a count and each block with its
+/// length), unless one block is larger: then that block alone. Askers size their requests
+/// by it.
+pub const SYNC_ANSWER_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A peer may ask this many sync requests per [`SYNC_BUDGET_WINDOW_MS`]; more are refused.
 pub const SYNC_REQUESTS_PER_WINDOW: u32 = 20;
 /// The budget's window.

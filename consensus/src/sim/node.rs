@@ -31,8 +31,6 @@ pub const AHEAD_MS: u64 = 8_000;
 pub const BEHIND_MS: u64 = 20_000;
 /// Sync requests a [`Behaviour::SyncFlooder`] sends each peer per tick.
 pub const FLOOD_REQUESTS: usize = 40;
-/// Most response bytes in the simulator's sync answers (as the node's codec bound).
-pub const SYNC_RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// What a validator does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -411,7 +409,8 @@ impl SimNode {
                 self.carry_out(env, actions);
             }
             NetMsg::SyncRequest(request) => {
-                let served = l.sync_server.serve(l.replica.store(), &from, request, SYNC_RESPONSE_BYTES_MAX, env.now);
+                let served =
+                    l.sync_server.serve(l.replica.store(), &from, request, crate::sync::SYNC_ANSWER_BYTES_MAX, env.now);
                 match served {
                     Ok(mut blocks) => {
                         // A tampering relay also serves forged blocks (a byte of the last

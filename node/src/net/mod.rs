@@ -71,8 +71,9 @@ pub const SYNC_PENDING_INBOUND_MAX: usize = 32;
 /// Most blocks one sync request may ask for; larger requests are capped (the replica core's bound).
 pub const SYNC_BLOCKS_MAX: u32 = credence_consensus::sync::SYNC_BLOCKS_MAX;
 /// Most bytes of one sync response, unless one maximal block of the chain is
-/// larger: then the bound is one such block (so sync always progresses).
-pub const SYNC_RESPONSE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// larger: then the bound is one such block (so sync always progresses). The replica
+/// core's bound, by which it sizes its requests.
+pub const SYNC_RESPONSE_BYTES_MAX: usize = credence_consensus::sync::SYNC_ANSWER_BYTES_MAX;
 /// How long a sync request may take, end to end.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent sync streams on one connection (inbound and outbound).

@@ -83,7 +83,7 @@ pub struct Parts {
 }
 
 /// What a sync request task reports back: the peer, the request, and its answer with the
-/// signatures checked ahead (on the blocking pool), or why there is none.
+/// signatures checked ahead (on a `sync-check` thread), or why there is none.
 type SyncResult = (MemberName, SyncRequest, Result<SyncAnswer, net::NetError>);
 
 /// A peer that sent a block that does not decode or verify is not asked for blocks for
@@ -108,9 +108,8 @@ pub struct Driver {
     /// Who was asked for the blocks from each height (to blame a bad answer held back),
     /// at most `4 × SYNC_PENDING_OUTBOUND_MAX` entries.
     sync_asked: std::collections::HashMap<u64, MemberName>,
-    /// Sync answers whose signatures are being checked at once: each check uses every
-    /// core, so more would only contend with each other and with the driver applying
-    /// earlier answers. Half the cores, at least one.
+    /// Sync answers whose signatures are being checked at once, each on a thread of its
+    /// own below the driver's priority ([`SYNC_CHECK_NICE`]): one per core.
     sync_checks: Arc<tokio::sync::Semaphore>,
     /// Peers that sent a bad block, and until when they are not asked.
     sync_paused: std::collections::HashMap<MemberName, Instant>,
@@ -128,7 +127,7 @@ fn is_consensus(e: &NetEvent) -> bool {
 
 impl Driver {
     pub fn new(p: Parts) -> Driver {
-        let checks = (p.ctx.threads / 2).max(1);
+        let checks = p.ctx.threads.max(1);
         Driver {
             replica: p.replica,
             ctx: p.ctx,
@@ -489,8 +488,9 @@ impl Driver {
 
     /// Asks the next peer in rotation (a silent one cannot stall us; one that sent a bad
     /// block lately is skipped while others are connected) for blocks. The answer's
-    /// signatures are checked on the blocking pool ([`SyncChecker`](crate::consensus::replica::SyncChecker)),
-    /// in parallel with the driver applying earlier answers.
+    /// signatures are checked on a thread of its own ([`SyncChecker`](crate::consensus::replica::SyncChecker),
+    /// at most one per core, [`SYNC_CHECK_NICE`] below the driver), in parallel with the
+    /// driver applying earlier answers.
     fn request_sync(&mut self, request: SyncRequest, sync_tx: &mpsc::Sender<SyncResult>) {
         let now = Instant::now();
         self.sync_paused.retain(|_, until| *until > now);
@@ -522,21 +522,40 @@ impl Driver {
                     let metrics = Arc::clone(&metrics);
                     // Closed never: the driver owns the semaphore for as long as it runs.
                     let permit = checks.acquire_owned().await.ok();
-                    tokio::task::spawn_blocking(move || {
+                    let (done, answer) = tokio::sync::oneshot::channel();
+                    let spawned = std::thread::Builder::new().name("sync-check".into()).spawn(move || {
                         let _permit = permit;
+                        lower_this_thread_priority();
                         let t = Instant::now();
                         let answer = checker.check(request, response.blocks);
                         metrics.sync_check_us.add(micros(t.elapsed()));
-                        answer
-                    })
-                    .await
-                    .map_err(|e| net::NetError::Sync(format!("checking the answer: {e}")))
+                        let _ = done.send(answer);
+                    });
+                    match spawned {
+                        Ok(_) => answer
+                            .await
+                            .map_err(|_| net::NetError::Sync("checking the answer: its thread ended".into())),
+                        Err(e) => Err(net::NetError::Sync(format!("cannot start a thread to check the answer: {e}"))),
+                    }
                 }
                 Err(e) => Err(e),
             };
             let _ = tx.send((peer, request, result)).await;
         });
     }
+}
+
+/// How far below the driver's priority sync answers are checked (a nice value, Linux).
+/// A check uses every core while the driver applies the answers before it: ahead of the
+/// driver it would stall the commits it feeds, and consensus and the API with them.
+pub const SYNC_CHECK_NICE: i32 = 10;
+
+/// Lowers the calling thread's priority by [`SYNC_CHECK_NICE`] (threads it starts inherit
+/// it). Best effort: where it cannot, the check runs at the driver's priority.
+fn lower_this_thread_priority() {
+    // On Linux, the calling process's priority is the calling thread's: each thread has its own.
+    #[cfg(target_os = "linux")]
+    let _ = rustix::process::setpriority_process(None, SYNC_CHECK_NICE);
 }
 
 /// Whole microseconds of `d` (saturating).
