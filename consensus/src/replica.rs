@@ -816,9 +816,6 @@ impl<S: Store> Replica<S> {
             self.sync.ready.insert(first, (request, blocks));
         }
         self.apply_ready(&mut out, &mut outcome)?;
-        if self.sync.end.is_some_and(|e| e <= self.tip.height + 1) {
-            self.sync.active = false;
-        }
         if outcome.stored > 0 {
             // Timers of heights now behind us are ignored by the machine when they fire.
             self.step(Input::Synced { height: self.tip.height }, &mut out)?;
@@ -1378,6 +1375,12 @@ impl<S: Store> Replica<S> {
     }
 
     fn maybe_sync(&mut self, out: &mut Vec<Action>) {
+        // The tip reached the height a peer had no block at, by sync or by consensus: what
+        // was asked for is stored. (Left active, the window would ask for nothing at or past
+        // that height, and never wake up again.)
+        if self.sync.end.is_some_and(|e| e <= self.tip.height + 1) {
+            self.sync.active = false;
+        }
         if self.is_behind() && !self.sync.active {
             self.sync.active = true;
             self.sync.end = None;
