@@ -79,7 +79,7 @@ use credence_ledger::hash::{DigestMap, Hash};
 use credence_ledger::ids::PatentNumber;
 use credence_ledger::loan_rules::{Fact, FactKey};
 use credence_ledger::rules::{self, ISSUED_AT_SKEW_MS, RecordMeta, Rejection, RuleError, StateDelta, StateView};
-use credence_ledger::sig::{self, BatchItem, Domain, SigError, Signature, VerifyingKey};
+use credence_ledger::sig::{self, BatchItem, Domain, KeySetItem, SigError, Signature, SignedBytes, VerifyingKey};
 use credence_ledger::verify::ChainContext;
 
 /// Default [`MempoolLimits::records_max`]: ten blocks of the default 1,000 records.
@@ -394,9 +394,15 @@ impl Verifier {
         Ok(Verified { leaf, attester, checked_in_proposal: false })
     }
 
-    /// [`Verifier::verify`] for many attestations: every signature is checked in one
-    /// `sig::verify_batch` call on `ChainContext::threads` threads (the ZIP-215 batch,
-    /// whose verdicts are those of single checks). One verdict per input, in order.
+    /// [`Verifier::verify`] for many attestations: every signature is checked in one batch
+    /// on this thread (the ZIP-215 batch, whose verdicts are those of single checks):
+    /// through the roster's [`Roster::key_table`] where it has one, else `sig::verify_batch`.
+    /// One verdict per input, in order.
+    ///
+    /// One thread, since a node admits many batches at once (API requests and gossiped
+    /// batches on the blocking pool): splitting each over the cores added a thread start
+    /// and a join per batch and halved each batch equation, for no more parallelism under
+    /// load (docs/BENCHMARKS.md §Throughput: one thread per batch).
     pub fn verify_batch(&self, items: Vec<Vec<u8>>) -> Vec<Result<Verified, AdmitError>> {
         self.verify_batch_unless(items, |leaves| vec![Known::No; leaves.len()])
     }
@@ -431,20 +437,34 @@ impl Verifier {
             })
             .collect();
         let chain_id = &self.ctx.chain_id.0;
-        let batch: Vec<BatchItem<'_>> = checked
-            .iter()
-            .flatten()
-            .filter(|(_, _, _, check)| *check)
-            .map(|(leaf, _, key, _)| BatchItem {
-                key,
-                domain: Domain::Attestation,
-                chain_id,
-                body: leaf.body_bytes(),
-                sig: &leaf.attestation.signature,
-            })
-            .collect();
-        let verdicts = sig::verify_batch(&batch, self.ctx.threads);
-        drop(batch);
+        let to_check = checked.iter().flatten().filter(|(_, _, _, check)| *check);
+        // The roster's key table, where it has one, takes the key terms from precomputed
+        // tables grouped by member; the verdicts are the same (`sig`'s tests). Both on this
+        // thread (see above).
+        let verdicts = match roster.key_table() {
+            Some(table) => {
+                let batch: Vec<KeySetItem<'_>> = to_check
+                    .map(|(leaf, attester, _, _)| KeySetItem {
+                        signer: usize::from(*attester),
+                        msg: SignedBytes::Binary { domain: Domain::Attestation, chain_id, body: leaf.body_bytes() },
+                        sig: &leaf.attestation.signature,
+                    })
+                    .collect();
+                table.verify_many(&batch, 1)
+            }
+            None => {
+                let batch: Vec<BatchItem<'_>> = to_check
+                    .map(|(leaf, _, key, _)| BatchItem {
+                        key,
+                        domain: Domain::Attestation,
+                        chain_id,
+                        body: leaf.body_bytes(),
+                        sig: &leaf.attestation.signature,
+                    })
+                    .collect();
+                sig::verify_batch(&batch, 1)
+            }
+        };
         let mut verdicts = verdicts.into_iter();
         checked
             .into_iter()
