@@ -216,9 +216,8 @@ impl SyncChecker {
         if bad.is_none() && blocks.len() > SYNC_BLOCKS_MAX as usize {
             bad = Some((request.from_height, format!("more than {SYNC_BLOCKS_MAX} blocks in one answer")));
         }
-        let received = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
-        let largest_block_bytes = blocks.iter().map(Vec::len).max().unwrap_or(0);
-        SyncAnswer { request, blocks: checked, bad, received, largest_block_bytes }
+        let largest_block_bytes = blocks.iter().map(Vec::len).max();
+        SyncAnswer { request, blocks: checked, bad, largest_block_bytes }
     }
 }
 
@@ -230,10 +229,9 @@ pub struct SyncAnswer {
     blocks: Vec<Ahead>,
     /// The first block that did not decode or did not follow: (height, why).
     bad: Option<(u64, String)>,
-    /// Blocks the peer sent (those at or below the checker's tip included).
-    received: u32,
-    /// The largest of them, encoded.
-    largest_block_bytes: usize,
+    /// The largest block the peer sent, encoded (those at or below the checker's tip
+    /// included); `None` if it sent none.
+    largest_block_bytes: Option<usize>,
 }
 
 impl SyncAnswer {
@@ -783,13 +781,15 @@ impl<S: Store> Replica<S> {
         self.set_now(now);
         let mut out = Vec::new();
         let mut outcome = SyncOutcome::default();
-        let SyncAnswer { request, blocks, bad, received, largest_block_bytes } = answer;
+        let SyncAnswer { request, blocks, bad, largest_block_bytes } = answer;
         let from = request.from_height;
-        let asked = self.sync.out.remove(&from);
-        if asked.is_some() && received > 0 && bad.is_none() {
-            self.sync.blocks_per_request = blocks_per_answer(largest_block_bytes);
+        let asked = self.sync.out.remove(&from).is_some();
+        if let Some(bytes) = largest_block_bytes
+            && asked
+            && bad.is_none()
+        {
+            self.sync.blocks_per_request = blocks_per_answer(bytes);
         }
-        let asked = asked.is_some();
         if let Some((height, error)) = bad {
             outcome.bad.push(request);
             out.push(Action::Notice(Notice::SyncBlockInvalid { height, error }));
