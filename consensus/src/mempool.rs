@@ -583,6 +583,9 @@ struct Entry {
     shared_at_ms: u64,
 }
 
+/// `Entry::shared_at_ms` of a record the peers are not taken to hold at any time.
+const NEVER_SHARED: u64 = u64::MAX;
+
 /// Where an admitted record came from: it decides when this node's proposals may name
 /// it by id ([`crate::compact`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -601,7 +604,7 @@ impl Origin {
         match self {
             Origin::Client => admitted_ms.saturating_add(crate::compact::CLIENT_RECORD_SHARED_AFTER_MS),
             Origin::Peer => admitted_ms,
-            Origin::Own => u64::MAX,
+            Origin::Own => NEVER_SHARED,
         }
     }
 }
@@ -865,7 +868,21 @@ impl Mempool {
     /// The canonical bytes of pending record `id`, if the peers are taken to hold it too
     /// by wall-clock time `now_ms` (see [`Origin`]).
     pub fn shared_by(&self, id: &AttestationId, now_ms: u64) -> Option<&[u8]> {
-        self.entries.get(id).filter(|e| e.shared_at_ms <= now_ms).map(|e| e.leaf.bytes.as_slice())
+        self.entries
+            .get(id)
+            .filter(|e| e.shared_at_ms <= now_ms && e.shared_at_ms != NEVER_SHARED)
+            .map(|e| e.leaf.bytes.as_slice())
+    }
+
+    /// Records whose gossip never went out (the node's gossip queue was full, or the
+    /// network refused the batch): the peers do not hold them, so this node's proposals
+    /// carry them whole from now on. Unknown ids are skipped.
+    pub fn unshare<'a>(&mut self, ids: impl IntoIterator<Item = &'a AttestationId>) {
+        for id in ids {
+            if let Some(e) = self.entries.get_mut(id) {
+                e.shared_at_ms = NEVER_SHARED;
+            }
+        }
     }
 
     pub fn contains(&self, id: &AttestationId) -> bool {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use credence_consensus::compact::CLIENT_RECORD_SHARED_AFTER_MS;
 use credence_consensus::mempool::{AdmitError, InForce, Mempool, MempoolLimits, Origin, Verifier, admit_batch};
 use credence_ledger::attestation::{
     AttestationBody, AttestationId, Claim, PatentPledge, PledgeRelease, RdCategory, RdSpend,
@@ -701,4 +702,22 @@ fn shares_follow_the_members_in_force() {
     let (more, named) = burst(&f, &mut pool, f.next(CENTRE) + taken.len() as u64);
     assert_eq!(named, share(m + 1));
     assert_eq!(taken.len() + more.len(), 1000 - m * share(m + 1));
+}
+
+#[test]
+fn a_client_record_goes_by_id_once_gossiped_and_never_once_unshared() {
+    let f = Fixture::new();
+    let mut pool = f.pool(MempoolLimits::default());
+    let bytes = f.sign(CENTRE, f.next(CENTRE), rd(1));
+    let id = id_of(&bytes);
+    f.admit(&mut pool, bytes.clone()).expect("admitted");
+    assert_eq!(pool.shared_by(&id, NOW), None, "not before its gossip batch went out");
+    let shared = NOW + CLIENT_RECORD_SHARED_AFTER_MS;
+    assert_eq!(pool.shared_by(&id, shared), Some(bytes.as_slice()));
+    // Its gossip never went out (a full queue, a refused publish): proposals carry it whole.
+    let unknown = id_of(&f.sign(BANK_A, f.next(BANK_A), rd(2)));
+    pool.unshare([&id, &unknown]);
+    assert_eq!(pool.shared_by(&id, shared), None);
+    assert_eq!(pool.shared_by(&id, u64::MAX), None, "for good");
+    assert!(pool.contains(&id), "still pending");
 }

@@ -352,21 +352,28 @@ pub(super) fn admit_all(
 }
 
 /// Offers admitted attestations to the gossip queue without waiting. When it is full the
-/// rest stay pending here only (this node still proposes them); warns at most once a second.
+/// rest stay pending here only (this node still proposes them, whole: they are unshared,
+/// [`crate::mempool::Mempool::unshare`]); warns at most once a second.
 pub(super) fn offer_for_gossip(st: &ApiState, leaves: Vec<Leaf>) {
     static LAST_WARNED_MS: AtomicU64 = AtomicU64::new(0);
     let Some(tx) = &st.on_admit else { return };
     let offered = leaves.len();
-    let mut dropped = 0usize;
-    for leaf in leaves {
+    let mut unsent = Vec::new();
+    let mut leaves = leaves.into_iter();
+    for leaf in leaves.by_ref() {
         match tx.try_send(leaf) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => dropped += 1,
-            Err(TrySendError::Closed(_)) => {
-                dropped = offered;
+            Err(TrySendError::Full(leaf)) => unsent.push(leaf.id),
+            Err(TrySendError::Closed(leaf)) => {
+                unsent.push(leaf.id);
                 break;
             }
         }
+    }
+    unsent.extend(leaves.map(|l| l.id));
+    let dropped = unsent.len();
+    if dropped > 0 {
+        st.mempool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).unshare(&unsent);
     }
     let now = now_ms();
     if dropped > 0 && now.saturating_sub(LAST_WARNED_MS.swap(now, Ordering::Relaxed)) >= 1000 {

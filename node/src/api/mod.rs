@@ -433,13 +433,13 @@ impl ApiState {
         self
     }
 
-    /// Offers every admitted attestation to `tx` (for gossip).
     /// Serves the cosignatures the witness client collects (`witness_client.rs`).
     pub fn with_cosignatures(mut self, c: Arc<crate::witness_client::Cosignatures>) -> ApiState {
         self.cosignatures = c;
         self
     }
 
+    /// Offers every admitted attestation to `tx` (for gossip).
     pub fn with_gossip(mut self, tx: mpsc::Sender<Leaf>) -> ApiState {
         self.on_admit = Some(tx);
         self

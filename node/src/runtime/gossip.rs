@@ -1,6 +1,6 @@
 //! Attestation gossip, off the consensus path: one task publishes the API's admitted attestations in batches, one checks and admits gossiped batches through the one admission path ([`admit_batch`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use credence_ledger::attestation::ATTESTATION_BYTES_MAX;
@@ -29,8 +29,15 @@ const _: () = assert!(GOSSIP_BATCH_WAIT.as_millis() < crate::consensus::compact:
 /// Publishes the API's admitted attestations in batches: one gossip message per
 /// [`GOSSIP_BATCH_WAIT`] after the first waiting record, or sooner when the batch
 /// reaches `wire::ATTESTATION_BATCH_MAX` records or its byte bound. Each record
-/// received also tells the driver that the pool has work ([`Notify`]).
-pub async fn publish(mut rx: mpsc::Receiver<Leaf>, net: NetHandle, pool_changed: Arc<Notify>) {
+/// received also tells the driver that the pool has work ([`Notify`]). The records of a
+/// batch the network refuses are unshared in `mempool` ([`Mempool::unshare`]): this node's
+/// proposals then carry them whole, since its peers cannot fill them by id.
+pub async fn publish(
+    mut rx: mpsc::Receiver<Leaf>,
+    net: NetHandle,
+    pool_changed: Arc<Notify>,
+    mempool: Arc<Mutex<Mempool>>,
+) {
     // The tag and the count come first; each record adds its length and bytes.
     let budget = wire::ATTESTATION_BATCH_BYTES_MAX - 5;
     while let Some(first) = rx.recv().await {
@@ -51,6 +58,7 @@ pub async fn publish(mut rx: mpsc::Receiver<Leaf>, net: NetHandle, pool_changed:
         assert!(data.len() <= wire::ATTESTATION_BATCH_BYTES_MAX, "a gossip batch stays within its byte bound");
         if let Err(e) = net.publish(Topic::Attestations, data).await {
             debug!(error = %e, records = batch.len(), "attestation gossip not sent");
+            mempool.lock().unwrap_or_else(PoisonError::into_inner).unshare(batch.iter().map(|l| &l.id));
         }
     }
 }

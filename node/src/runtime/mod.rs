@@ -244,7 +244,7 @@ pub async fn run(
         }
         None => (api_state, None),
     };
-    let gossip_task = tokio::spawn(gossip::publish(gossip_rx, net.clone(), pool_changed.clone()));
+    let gossip_task = tokio::spawn(gossip::publish(gossip_rx, net.clone(), pool_changed.clone(), mempool.clone()));
     let ingest_task = tokio::spawn(gossip::ingest(
         split.attestations,
         net.clone(),
